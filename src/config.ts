@@ -1,0 +1,189 @@
+/**
+ * Options: every option is optional in the public type and required in the resolved one; one
+ * frozen DEFAULTS; fill defaults, then validate from a rule table (one rule per option path, so no
+ * check can test the wrong field); unknown keys are rejected; messages name the full path.
+ * Validation happens once, at the public edge; workers trust resolved options.
+ */
+import os from 'node:os';
+import { InvalidOptionError } from './errors.js';
+
+export interface ClusterOptions {
+  host?: string;
+  port?: number;
+  seeds?: string[];
+  secret?: string;
+  backups?: number;
+  lite?: boolean;
+}
+
+export interface GridOptions {
+  /** Virtual nodes (worker threads) of this process. Default os.availableParallelism(). */
+  workers?: number;
+  /** Partition count; must be equal on every member. Default 271. */
+  partitions?: number;
+  /** Hard memory budget for all shard stores of this process: bytes, or '64MB' / '1GB' (binary units). Default '256MB'. */
+  memory?: number | string;
+  /** Longest key in UTF-8 bytes. Default 4096. */
+  maxKeyBytes?: number;
+  /** Longest encoded value in bytes. Default 1 MiB, at most memory / 8. */
+  maxValueBytes?: number;
+  /** How long a write waits for a partition lock before failing with GRID_ERR_LOCK_TIMEOUT, ms. Default 5000. */
+  lockTimeout?: number;
+  /** How often virtual nodes run active expiry and background eviction, ms. Default 100. */
+  expiryInterval?: number;
+  /** Named maps per grid. Default 256. */
+  maxMaps?: number;
+  cluster?: ClusterOptions;
+}
+
+export interface MapOptions {
+  /** Default time to live of the map's entries, ms; 0 or absent: no expiry. */
+  ttl?: number;
+}
+
+export interface ResolvedClusterOptions {
+  host: string;
+  port: number;
+  seeds: string[];
+  secret: string | undefined;
+  backups: number;
+  lite: boolean;
+}
+
+export interface ResolvedOptions {
+  workers: number;
+  partitions: number;
+  memory: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  lockTimeout: number;
+  expiryInterval: number;
+  maxMaps: number;
+  cluster: ResolvedClusterOptions | undefined;
+}
+
+export const DEFAULTS = Object.freeze({
+  partitions: 271,
+  memory: '256MB',
+  maxKeyBytes: 4096,
+  maxValueBytes: 1024 * 1024,
+  lockTimeout: 5000,
+  expiryInterval: 100,
+  maxMaps: 256,
+  cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
+});
+
+const MIN_MEMORY = 4 * 1024 * 1024;
+const MAX_MEMORY = 32 * 1024 * 1024 * 1024;
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+const fail = (path: string, message: string): never => {
+  throw new InvalidOptionError(`${path} ${message}`, { option: path });
+};
+
+/** Parses a byte count or a size string ('64MB', '1.5GB', '512KiB'; binary units, case-insensitive). */
+export function parseBytes(v: number | string, optionPath: string): number {
+  const bad = (): never => fail(optionPath, `must be a byte count or a size string such as '64MB' (got ${typeof v === 'string' ? `'${v}'` : String(v)})`);
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : bad();
+  if (typeof v !== 'string') return bad();
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
+  if (m === null) return bad();
+  const unit = UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return bad();
+  return Math.floor(Number(m[1]) * unit);
+}
+
+const isPlainObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x) && (Object.getPrototypeOf(x) === Object.prototype || Object.getPrototypeOf(x) === null);
+
+const intRule = (min: number, max: number) => ({
+  check: (v: unknown) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
+  message: `must be an integer from ${min} to ${max}`,
+});
+
+interface Rule {
+  check: (v: unknown, all: ResolvedOptions) => boolean;
+  message: string | ((v: unknown, all: ResolvedOptions) => string);
+}
+
+const RULES: Record<string, Rule> = {
+  'options.workers': intRule(1, 256),
+  'options.partitions': intRule(1, 65535),
+  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from 4MB to 32GB` },
+  'options.maxKeyBytes': intRule(1, 65535),
+  'options.maxValueBytes': {
+    check: (v, all) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= Math.floor(all.memory / 8),
+    message: (_v, all) => `must be an integer from 1 to memory / 8 (${Math.floor(all.memory / 8)})`,
+  },
+  'options.lockTimeout': intRule(1, 600_000),
+  'options.expiryInterval': intRule(10, 60_000),
+  'options.maxMaps': intRule(1, 4096),
+  'options.cluster.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.cluster.port': intRule(0, 65535),
+  'options.cluster.seeds': {
+    check: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s)),
+    message: "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'",
+  },
+  'options.cluster.secret': { check: (v) => v === undefined || (typeof v === 'string' && v.length > 0), message: 'must be a non-empty string' },
+  'options.cluster.backups': intRule(0, 6),
+  'options.cluster.lite': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
+};
+
+function rejectUnknown(obj: Record<string, unknown>, known: readonly string[], path: string): void {
+  for (const k of Object.keys(obj)) if (!known.includes(k)) fail(`${path}.${k}`, 'is not a known option');
+}
+
+function get(o: ResolvedOptions, path: string): unknown {
+  let cur: unknown = o;
+  for (const part of path.split('.').slice(1)) cur = (cur as Record<string, unknown> | undefined)?.[part];
+  return cur;
+}
+
+export function resolveOptions(input?: GridOptions): ResolvedOptions {
+  if (input === undefined) input = {};
+  if (!isPlainObject(input)) fail('options', 'must be an object');
+  const i = input as Record<string, unknown>;
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'cluster'], 'options');
+  let cluster: ResolvedClusterOptions | undefined;
+  if (i.cluster !== undefined) {
+    if (!isPlainObject(i.cluster)) fail('options.cluster', 'must be an object');
+    const c = i.cluster as Record<string, unknown>;
+    rejectUnknown(c, ['host', 'port', 'seeds', 'secret', 'backups', 'lite'], 'options.cluster');
+    const d = DEFAULTS.cluster;
+    cluster = {
+      host: (c.host ?? d.host) as string,
+      port: (c.port ?? d.port) as number,
+      seeds: ((c.seeds as string[] | undefined) ?? [...d.seeds]).slice(),
+      secret: (c.secret ?? process.env.SHARDGRID_SECRET) as string | undefined,
+      backups: (c.backups ?? d.backups) as number,
+      lite: (c.lite ?? d.lite) as boolean,
+    };
+  }
+  const resolved: ResolvedOptions = {
+    workers: (i.workers ?? os.availableParallelism()) as number,
+    partitions: (i.partitions ?? DEFAULTS.partitions) as number,
+    memory: parseBytes((i.memory ?? DEFAULTS.memory) as number | string, 'options.memory'),
+    maxKeyBytes: (i.maxKeyBytes ?? DEFAULTS.maxKeyBytes) as number,
+    maxValueBytes: (i.maxValueBytes ?? DEFAULTS.maxValueBytes) as number,
+    lockTimeout: (i.lockTimeout ?? DEFAULTS.lockTimeout) as number,
+    expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
+    maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
+    cluster,
+  };
+  for (const [path, rule] of Object.entries(RULES)) {
+    if (path.startsWith('options.cluster.') && cluster === undefined) continue;
+    const v = get(resolved, path);
+    if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
+  }
+  if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
+  return Object.freeze(resolved);
+}
+
+export function resolveMapOptions(input?: MapOptions): { ttl: number } {
+  if (input === undefined) return { ttl: 0 };
+  if (!isPlainObject(input)) fail('options', 'must be an object');
+  rejectUnknown(input as Record<string, unknown>, ['ttl'], 'options');
+  const ttl = input.ttl ?? 0;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) fail('options.ttl', `must be a finite number of ms >= 0 (got ${String(ttl)})`);
+  return Object.freeze({ ttl: ttl as number });
+}

@@ -1,0 +1,95 @@
+/**
+ * GridError tree. Every failure a caller can see is a GridError subclass with a stable
+ * `GRID_ERR_*` code. Errors crossing a thread or the wire travel as `{ code, message, data }`
+ * (structured clone drops custom fields and class identity) and are rebuilt from the registry.
+ * `instanceof` works across two copies of this module: classes are branded by code through
+ * `Symbol.for`, not by identity.
+ */
+const BRAND = Symbol.for('shardgrid.GridError.codes');
+
+type ErrorData = Record<string, unknown>;
+export interface WireError {
+  code: string;
+  message: string;
+  data?: ErrorData;
+}
+
+export class GridError extends Error {
+  static readonly code: string = 'GRID_ERR';
+  readonly code: string;
+  readonly data: ErrorData | undefined;
+
+  constructor(message: string, data?: ErrorData) {
+    super(message);
+    const ctor = new.target as typeof GridError;
+    this.name = ctor.name;
+    this.code = ctor.code;
+    this.data = data;
+    // the codes of this class and every parent: what instanceof checks across module copies
+    const codes: string[] = [];
+    for (let c: unknown = ctor; typeof c === 'function' && (c as typeof GridError).code !== undefined; c = Object.getPrototypeOf(c)) {
+      codes.push((c as typeof GridError).code);
+      if (c === GridError) break;
+    }
+    Object.defineProperty(this, BRAND, { value: codes, enumerable: false });
+  }
+
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (typeof x !== 'object' || x === null) return false;
+    const codes = (x as Record<symbol, unknown>)[BRAND];
+    return Array.isArray(codes) && codes.includes(this.code);
+  }
+}
+
+type GridErrorClass = (new (message: string, data?: ErrorData) => GridError) & { code: string };
+const registry = new Map<string, GridErrorClass>();
+
+/** Registers an error class for rebuilding from the wire; a second class with the same code is refused. */
+export function registerError(cls: GridErrorClass): void {
+  const known = registry.get(cls.code);
+  if (known !== undefined && known !== cls) throw new Error(`shardgrid: two error classes claim the code ${cls.code}`);
+  registry.set(cls.code, cls);
+}
+
+export class InvalidOptionError extends GridError { static override readonly code: string = 'GRID_ERR_INVALID_OPTION'; }
+export class InvalidArgumentError extends GridError { static override readonly code: string = 'GRID_ERR_INVALID_ARGUMENT'; }
+export class KeyTooLargeError extends GridError { static override readonly code: string = 'GRID_ERR_KEY_TOO_LARGE'; }
+export class ValueTooLargeError extends GridError { static override readonly code: string = 'GRID_ERR_VALUE_TOO_LARGE'; }
+export class UnencodableValueError extends GridError { static override readonly code: string = 'GRID_ERR_UNENCODABLE_VALUE'; }
+export class MemoryFullError extends GridError { static override readonly code: string = 'GRID_ERR_MEMORY_FULL'; }
+export class LockTimeoutError extends GridError { static override readonly code: string = 'GRID_ERR_LOCK_TIMEOUT'; }
+export class GridClosedError extends GridError { static override readonly code: string = 'GRID_ERR_CLOSED'; }
+export class WrongTypeError extends GridError { static override readonly code: string = 'GRID_ERR_WRONG_TYPE'; }
+export class TooManyMapsError extends GridError { static override readonly code: string = 'GRID_ERR_TOO_MANY_MAPS'; }
+export class AttachError extends GridError { static override readonly code: string = 'GRID_ERR_ATTACH'; }
+export class WorkerError extends GridError { static override readonly code: string = 'GRID_ERR_WORKER'; }
+export class UnsupportedError extends GridError { static override readonly code: string = 'GRID_ERR_UNSUPPORTED'; }
+export class MemberUnreachableError extends GridError { static override readonly code: string = 'GRID_ERR_MEMBER_UNREACHABLE'; }
+export class InternalError extends GridError { static override readonly code: string = 'GRID_ERR_INTERNAL'; }
+/** Parent of the conditions the library retries itself (by class, never by message). */
+export class RetryableGridError extends GridError { static override readonly code: string = 'GRID_ERR_RETRYABLE'; }
+export class PartitionMovedError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_PARTITION_MOVED'; }
+export class MemberLeftError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_MEMBER_LEFT'; }
+
+const ALL: GridErrorClass[] = [
+  GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
+  MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
+  UnsupportedError, MemberUnreachableError, InternalError, RetryableGridError, PartitionMovedError, MemberLeftError,
+];
+for (const cls of ALL) registerError(cls);
+
+export const ErrorCodes: Readonly<Record<string, string>> = Object.freeze(Object.fromEntries(ALL.map((c) => [c.name, c.code])));
+
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof GridError) {
+    const e = err as GridError;
+    return e.data === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, data: { ...e.data } };
+  }
+  return { code: InternalError.code, message: err instanceof Error ? err.message : String(err) };
+}
+
+export function errorFromWire(w: WireError): GridError {
+  const cls = registry.get(w?.code);
+  if (cls === undefined) return new InternalError(String(w?.message ?? 'unknown error'), { ...(w?.data ?? {}), code: w?.code });
+  return new cls(String(w.message), w.data);
+}

@@ -1,0 +1,248 @@
+/**
+ * Grid: lifecycle of a member (its shared buffers and virtual nodes) and the maps over it.
+ * `createGrid` makes the member; `attachGrid(handle)` gives any other thread of the process the
+ * same grid over the same memory.
+ */
+import { Worker } from 'node:worker_threads';
+import { resolveOptions, type GridOptions, type MapOptions, type ResolvedOptions } from './config.js';
+import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, UnsupportedError, WorkerError } from './errors.js';
+import { GridMap, type MapHost } from './map.js';
+import { assignPartitions } from './ring/ring.js';
+import { ValueEncoder } from './storage/codec.js';
+import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
+import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
+
+export type { GridHandle } from './runtime/messages.js';
+
+export interface WorkerStats {
+  index: number;
+  threadId: number;
+  partitions: number;
+  restarts: number;
+}
+
+export interface GridStats {
+  entries: number;
+  bytesUsed: number;
+  bytesLimit: number;
+  liveBytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+  pageSize: number;
+  partitions: PartitionStats[];
+  workers: WorkerStats[];
+  /** Locks taken over from threads that died holding them, and the partitions repaired. */
+  recoveries: number;
+}
+
+interface Vnode {
+  index: number;
+  worker: Worker;
+  threadId: number;
+  partitions: number[];
+  restarts: number;
+}
+
+const WORKER_URL = new URL('./runtime/worker.js', import.meta.url);
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 3_000;
+
+export class Grid implements MapHost {
+  readonly store: ShardStore;
+  readonly encoder: ValueEncoder;
+  readonly lockTimeout: number;
+  /** Structured-clone-able: pass it to another thread and call attachGrid(handle) there. */
+  readonly handle: GridHandle;
+  private readonly maps = new Map<string, GridMap<any>>();
+  private readonly vnodes: Vnode[] = [];
+  private readonly options: ResolvedOptions | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private recoveries = 0;
+  private readonly onWorker = (w: Worker): void => this.watchThread(w);
+
+  /** @internal use createGrid / attachGrid */
+  constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
+    this.handle = handle;
+    this.store = store;
+    this.lockTimeout = handle.lockTimeout;
+    this.encoder = new ValueEncoder(store.maxValueBytes);
+    this.options = options;
+  }
+
+  /** True for the grid made by createGrid (it owns the virtual nodes); false for attached ones. */
+  get isMember(): boolean {
+    return this.options !== undefined;
+  }
+
+  assertOpen(): void {
+    if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
+  }
+
+  /** A named map. Maps are namespaces over the same partitions; the same name gives the same data in every thread. */
+  map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
+    this.assertOpen();
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
+    const cacheKey = options?.ttl !== undefined ? `${name}\u0000${options.ttl}` : name;
+    const known = this.maps.get(cacheKey);
+    if (known !== undefined) return known as GridMap<V>;
+    const id = this.store.mapId(name);
+    if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
+    if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
+    const m = new GridMap<V>(this, name, id, options);
+    this.maps.set(cacheKey, m);
+    return m;
+  }
+
+  stats(): GridStats {
+    const s = this.store.stats();
+    return {
+      entries: s.entries,
+      bytesUsed: s.bytesUsed,
+      bytesLimit: this.options?.memory ?? s.overheadBytes + s.pagesMax * s.pageSize,
+      liveBytes: s.liveBytes,
+      hits: s.hits,
+      misses: s.misses,
+      evictions: s.evictions,
+      expirations: s.expirations,
+      pageSize: s.pageSize,
+      partitions: s.partitions,
+      workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts })),
+      recoveries: this.recoveries,
+    };
+  }
+
+  // ── member lifecycle ──────────────────────────────────────────────────────────────────────────
+
+  /** @internal */
+  async start(): Promise<void> {
+    const o = this.options!;
+    const owners = Array.from({ length: o.workers }, (_, i) => i);
+    const table = assignPartitions(o.partitions, owners);
+    const parts: number[][] = owners.map(() => []);
+    for (let p = 0; p < o.partitions; p++) {
+      parts[table[p]].push(p);
+      this.store.setOwner(p, table[p]);
+    }
+    process.on('worker', this.onWorker);
+    try {
+      await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0)));
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private spawn(index: number, partitions: number[], restarts: number): Promise<void> {
+    const o = this.options!;
+    const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `shardgrid-vnode-${index}` });
+    const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts };
+    this.vnodes[index] = v;
+    worker.on('exit', () => {
+      if (this.closed || this.vnodes[index] !== v) return;
+      // Crash: its partitions' data is in shared memory and stays; recovery of any lock it held
+      // runs from the process-wide 'worker' watcher. Start a replacement with the same partitions.
+      void this.spawn(index, v.partitions, v.restarts + 1).catch(() => undefined);
+    });
+    worker.on('error', () => undefined); // the exit handler restarts it
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new WorkerError(`virtual node ${index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      const onMsg = (m: FromVnode): void => {
+        if (m.type !== 'ready') return;
+        clearTimeout(timer);
+        worker.off('message', onMsg);
+        resolve();
+      };
+      worker.on('message', onMsg);
+      worker.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new WorkerError(`virtual node ${index} exited with code ${code} during start`));
+      });
+    });
+  }
+
+  /**
+   * Every worker created by this thread (our virtual nodes, the user's own workers, piscina's) is
+   * watched: its `exit` is a perfect failure detector, and any grid lock it still held is taken
+   * over, the state it protected repaired, and the lock released.
+   */
+  private watchThread(w: Worker): void {
+    const tid = w.threadId;
+    w.once('exit', () => {
+      if (this.closed) return;
+      const repaired = this.store.recoverDeadThread(tid);
+      this.recoveries += repaired.length;
+    });
+  }
+
+  /** Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with GRID_ERR_CLOSED. */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closed = true;
+    this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (!this.isMember) return;
+    process.off('worker', this.onWorker);
+    this.store.markClosed();
+    await Promise.all(
+      this.vnodes.filter(Boolean).map(
+        (v) =>
+          new Promise<void>((resolve) => {
+            const w = v.worker;
+            if (w.threadId === -1) return resolve();
+            const t = setTimeout(() => void w.terminate(), STOP_TIMEOUT_MS);
+            w.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            w.postMessage({ type: 'stop' } satisfies ToVnode);
+          }),
+      ),
+    );
+  }
+}
+
+/** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */
+export async function createGrid(options?: GridOptions): Promise<Grid> {
+  const o = resolveOptions(options);
+  if (o.cluster !== undefined) {
+    throw new UnsupportedError('options.cluster: joining processes into a cluster is not available in this version; omit it for a single-process grid');
+  }
+  const reservePages = Math.max(4, o.workers * 2);
+  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages };
+  const plan = planMemory(init);
+  const minPages = o.partitions * 2 + reservePages;
+  if (plan.maxPages < minPages) {
+    const need = Math.ceil((o.memory * minPages) / Math.max(1, plan.maxPages));
+    throw new InvalidOptionError(`options.memory is too small for ${o.partitions} partitions: it leaves ${plan.maxPages} pages of ${2 ** plan.pageShift} bytes, at least ${minPages} are needed (about ${Math.ceil(need / 1048576)}MB)`, { option: 'options.memory' });
+  }
+  const buffers = createStoreBuffers(init);
+  const store = new ShardStore(buffers, o.lockTimeout);
+  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps });
+  const grid = new Grid(handle, store, o);
+  await grid.start();
+  return grid;
+}
+
+/** In another thread of the same process: the same grid over the same shared memory. */
+export async function attachGrid(handle: GridHandle): Promise<Grid> {
+  const h = handle as Partial<GridHandle> | undefined;
+  const b = h?.buffers;
+  if (h?.kind !== 'shardgrid.handle' || h.version !== 1 || b === undefined || !(b.control instanceof SharedArrayBuffer) || !(b.heap instanceof SharedArrayBuffer) || !(b.access instanceof SharedArrayBuffer)) {
+    throw new AttachError('not a shardgrid handle: pass grid.handle from the thread that created the grid');
+  }
+  let store: ShardStore;
+  try {
+    store = new ShardStore(b, h.lockTimeout ?? 5000);
+  } catch (e) {
+    throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);
+  }
+  if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
+  return new Grid(handle, store);
+}

@@ -1,0 +1,28 @@
+/** Message shapes between a member's main thread and its virtual nodes (one worker entry: worker.ts). */
+import type { StoreBuffers } from '../storage/store.js';
+
+/** Handed to a virtual node once, at start-up, as workerData. */
+export interface VnodeInit {
+  index: number;
+  buffers: StoreBuffers;
+  partitions: number[];
+  lockTimeout: number;
+  expiryInterval: number;
+}
+
+export type ToVnode =
+  | { type: 'assign'; partitions: number[] }
+  | { type: 'stop' };
+
+export type FromVnode =
+  | { type: 'ready'; index: number }
+  | { type: 'stopped'; index: number };
+
+/** The structured-clone-able value behind grid.handle. */
+export interface GridHandle {
+  readonly kind: 'shardgrid.handle';
+  readonly version: 1;
+  readonly buffers: StoreBuffers;
+  readonly lockTimeout: number;
+  readonly maxMaps: number;
+}

@@ -1,0 +1,158 @@
+/**
+ * Shared-memory layout of one member's shard stores. Two SharedArrayBuffers:
+ *
+ *  control (fixed size, Int32 slots unless noted)
+ *  ┌──────────────────────────┐ 0
+ *  │ global header  (G_*)     │ G_HEADER_INTS slots
+ *  ├──────────────────────────┤ PART_BASE
+ *  │ partition headers (P_*)  │ partitions × P_STRIDE slots (128 bytes each: lock, seqlock, table, page list…)
+ *  ├──────────────────────────┤ pageBase
+ *  │ page table (PG_*)        │ maxPages × PG_STRIDE slots
+ *  ├──────────────────────────┤ mapBase
+ *  │ map registry (M_*)       │ maxMaps × M_STRIDE slots (name length, name hash, UTF-8 name)
+ *  ├──────────────────────────┤ countBase
+ *  │ entries per (partition,  │ partitions × maxMaps slots
+ *  │ map)                     │
+ *  ├──────────────────────────┤ threadBase (Float64, 8-aligned)
+ *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses)
+ *  └──────────────────────────┘
+ *
+ *  heap (growable SharedArrayBuffer, maxByteLength = page budget): pages of 2^pageShift bytes.
+ *  A partition owns pages; small records are bump-allocated in its open page; a record larger
+ *  than SMALL_MAX takes a run of contiguous pages of its own. Records are 8-byte aligned:
+ *
+ *   0        4          8                 16      20                 24       28     29     30   32
+ *   │ HASH   │ VERSION  │ EXPIRES (f64 ms) │ resvd │ KEYLEN | MAP<<16 │ VALLEN │ TYPE │ FLAGS│ -- │ KEY bytes │ VALUE bytes │ pad to 8
+ *
+ *  A record is referenced from its partition's hash table by ref = byteOffset / 8 + 1 (0 = empty
+ *  slot, TOMB = deleted). The hash table is itself a record (FLAGS has F_TABLE) whose value is
+ *  cap × [slotHash u32, ref u32].
+ */
+export const MAGIC = 0x53475244; // 'SGRD'
+export const LAYOUT_VERSION = 1;
+
+// ── global header ─────────────────────────────────────────────────────────────────────────────
+export const G_MAGIC = 0;
+export const G_LAYOUT = G_MAGIC + 1;
+export const G_PARTITIONS = G_LAYOUT + 1;
+export const G_PAGE_SHIFT = G_PARTITIONS + 1;
+export const G_PAGES_MAX = G_PAGE_SHIFT + 1; // pages the budget allows
+export const G_PAGES_GROWN = G_PAGES_MAX + 1; // pages backed by the heap buffer today
+export const G_PAGES_FREE = G_PAGES_GROWN + 1; // free pages among the grown ones
+export const G_RESERVE = G_PAGES_FREE + 1; // pages only compaction may take
+export const G_HEAP_LOCK = G_RESERVE + 1; // mutex: page allocation and heap growth
+export const G_MAP_LOCK = G_HEAP_LOCK + 1; // mutex: map registry
+export const G_MAP_COUNT = G_MAP_LOCK + 1;
+export const G_MAX_MAPS = G_MAP_COUNT + 1;
+export const G_CLOCK = G_MAX_MAPS + 1; // LRU clock, in 100 ms ticks, advanced by the virtual nodes
+export const G_CLOSED = G_CLOCK + 1; // 1 once the grid is closed
+export const G_THREAD_NEXT = G_CLOSED + 1; // next per-thread stats slot
+export const G_FREE_HINT = G_THREAD_NEXT + 1; // where the next free-page scan starts
+export const G_MAX_KEY = G_FREE_HINT + 1;
+export const G_MAX_VALUE = G_MAX_KEY + 1;
+export const G_GROW_STEP = G_MAX_VALUE + 1; // pages added per heap growth
+export const G_HEADER_INTS = 32;
+
+// ── partition header ──────────────────────────────────────────────────────────────────────────
+export const PART_BASE = G_HEADER_INTS;
+export const P_LOCK = 0; // futex mutex word (src/sync/mutex.ts)
+export const P_SEQ = P_LOCK + 1; // seqlock counter: odd while a writer changes the partition
+export const P_TABLE = P_SEQ + 1; // ref of the hash-table record, 0 = none yet
+export const P_TABLE_CAP = P_TABLE + 1; // slots in the table (power of two)
+export const P_COUNT = P_TABLE_CAP + 1; // live entries
+export const P_TOMBS = P_COUNT + 1; // tombstone slots
+export const P_OPEN_PAGE = P_TOMBS + 1; // page receiving small records, -1 = none
+export const P_PAGES = P_OPEN_PAGE + 1; // pages owned (runs count every page)
+export const P_HEAD_PAGE = P_PAGES + 1; // first owned page (doubly linked through PG_NEXT/PG_PREV)
+export const P_LIVE_BYTES = P_HEAD_PAGE + 1; // bytes of live records (entries and table)
+export const P_WRITE_SEQ = P_LIVE_BYTES + 1; // source of entry versions
+export const P_TTL_COUNT = P_WRITE_SEQ + 1; // entries with an expiry
+export const P_EVICTIONS = P_TTL_COUNT + 1;
+export const P_EXPIRATIONS = P_EVICTIONS + 1;
+export const P_OWNER = P_EXPIRATIONS + 1; // virtual node that runs expiry/eviction for it
+export const P_REPAIRS = P_OWNER + 1; // times the partition was repaired after a dead holder
+export const P_STRIDE = 32; // 128 bytes: two cache lines per partition
+
+// ── page table ────────────────────────────────────────────────────────────────────────────────
+export const PG_OWNER = 0; // owning partition, -1 = free
+export const PG_USED = PG_OWNER + 1; // bump offset inside the page
+export const PG_LIVE = PG_USED + 1; // bytes of live records in the page
+export const PG_NEXT = PG_LIVE + 1;
+export const PG_PREV = PG_NEXT + 1;
+export const PG_KIND = PG_PREV + 1; // KIND_SMALL, KIND_RUN_HEAD, KIND_RUN_TAIL
+export const PG_RUN = PG_KIND + 1; // pages in the run (head page only)
+export const PG_STRIDE = 8;
+export const KIND_SMALL = 0;
+export const KIND_RUN_HEAD = 1;
+export const KIND_RUN_TAIL = 2;
+export const FREE = -1;
+
+// ── map registry ──────────────────────────────────────────────────────────────────────────────
+export const M_NAME_LEN = 0;
+export const M_NAME_HASH = M_NAME_LEN + 1;
+export const M_NAME = M_NAME_HASH + 1; // UTF-8 bytes, MAX_MAP_NAME_BYTES
+export const MAX_MAP_NAME_BYTES = 256;
+export const M_STRIDE = M_NAME + MAX_MAP_NAME_BYTES / 4;
+
+// ── per-thread stats (Float64 slots; each thread writes only its own) ─────────────────────────
+export const T_HITS = 0;
+export const T_MISSES = T_HITS + 1;
+export const T_STRIDE = 4;
+export const MAX_THREAD_SLOTS = 256;
+
+// ── records in the heap (byte offsets) ────────────────────────────────────────────────────────
+export const E_HASH = 0; // u32 slot hash (key hash mixed with the map id)
+export const E_VERSION = E_HASH + 4; // u32 partition write sequence at the write
+export const E_EXPIRES = E_VERSION + 4; // f64 absolute expiry, ms since epoch, 0 = none
+export const E_RESERVED = E_EXPIRES + 8; // u32 reserved (access times live in the access map, see below)
+export const E_KEYMAP = E_RESERVED + 4; // u32 key length | map id << 16
+export const E_VALLEN = E_KEYMAP + 4; // u32 value length
+export const E_TYPE = E_VALLEN + 4; // u8 value type tag
+export const E_FLAGS = E_TYPE + 1; // u8 F_*
+export const E_HEADER = 32;
+export const F_LIVE = 1;
+export const F_TABLE = 2;
+
+export const EMPTY = 0;
+export const TOMB = 0xffffffff;
+
+// value type tags
+export const T_MSGPACK = 0;
+export const T_STRING = 1;
+export const T_BYTES = 2;
+export const T_NUMBER = 3;
+
+export interface Geometry {
+  partitions: number;
+  pageShift: number;
+  maxPages: number;
+  maxMaps: number;
+  pageBase: number;
+  mapBase: number;
+  countBase: number;
+  threadBase: number; // index into a Float64Array over the control buffer
+  controlBytes: number;
+}
+
+export function geometry(partitions: number, pageShift: number, maxPages: number, maxMaps: number): Geometry {
+  const pageBase = PART_BASE + partitions * P_STRIDE;
+  const mapBase = pageBase + maxPages * PG_STRIDE;
+  const countBase = mapBase + maxMaps * M_STRIDE;
+  const threadByte = Math.ceil(((countBase + partitions * maxMaps) * 4) / 64) * 64;
+  const controlBytes = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
+  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, threadBase: threadByte / 8, controlBytes };
+}
+
+export const align8 = (n: number): number => (n + 7) & ~7;
+
+/**
+ * Access map: a third SharedArrayBuffer with one byte per ACCESS_UNIT heap bytes holding the LRU
+ * clock (low 8 bits, 1 s ticks) of the record that starts in that unit. Records are at least
+ * E_HEADER (= ACCESS_UNIT) bytes long, so no two records share a unit. It is separate from the
+ * records on purpose: readers write access times without holding the lock, and a reader that
+ * raced with a writer may write to a unit whose record has since been freed and reused. In the
+ * access map such a stray write only makes some record look recently used; inside a record it
+ * would corrupt data.
+ */
+export const ACCESS_SHIFT = 5;
+export const ACCESS_UNIT = 1 << ACCESS_SHIFT;

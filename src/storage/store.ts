@@ -1,0 +1,1181 @@
+/**
+ * ShardStore: one thread's view of a member's shard stores (layout in ./layout.ts).
+ *
+ * Every thread of the process (main thread, virtual nodes, attached workers, piscina tasks) builds
+ * its own ShardStore over the same three SharedArrayBuffers. Reads are lock-free and optimistic
+ * (partition seqlock); writes run between `beginWrite`/`endWrite` while the caller holds the
+ * partition mutex (src/sync/mutex.ts). Nothing here posts a message.
+ *
+ * The hot paths are written against typed-array views created once and refreshed only when the
+ * growable heap has grown (fixed-length views over a growable SharedArrayBuffer are as fast as
+ * over a plain one; length-tracking views measured ~10x slower on Node 20, see native-notes.md).
+ */
+import {
+  ACCESS_SHIFT, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
+  F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LAYOUT, G_MAGIC,
+  G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
+  G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
+  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_STRIDE, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
+  P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES,
+  P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
+  PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
+  T_STRIDE, TOMB, align8, geometry, type Geometry,
+} from './layout.js';
+import { HASH_SEED, fmix32, murmur3 } from '../ring/hash.js';
+import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
+
+export interface StoreBuffers {
+  control: SharedArrayBuffer;
+  heap: SharedArrayBuffer;
+  access: SharedArrayBuffer;
+}
+
+export interface StoreInit {
+  partitions: number;
+  memory: number;
+  maxMaps: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  reservePages: number;
+}
+
+/** Spins of an optimistic read before it falls back to taking the lock. */
+export const READ_SPIN_LIMIT = 2000;
+/** Returned by reads that could not get a stable snapshot; the caller retries under the lock. */
+export const NEED_LOCK = -2;
+const MIN_TABLE = 16;
+const EVICT_SAMPLES = 5;
+
+/** Chooses page size and page budget for a memory budget; control and access maps count against it. */
+export function planMemory(init: StoreInit): { pageShift: number; maxPages: number; geo: Geometry; total: number } {
+  const per = init.memory / (init.partitions * 16);
+  let pageShift = 12;
+  while (pageShift < 16 && 2 ** (pageShift + 1) <= per) pageShift++;
+  const page = 2 ** pageShift;
+  let maxPages = Math.floor(init.memory / page);
+  for (;;) {
+    const geo = geometry(init.partitions, pageShift, maxPages, init.maxMaps);
+    const accessBytes = (maxPages * page) >>> ACCESS_SHIFT;
+    const total = geo.controlBytes + accessBytes + maxPages * page;
+    if (total <= init.memory || maxPages === 0) return { pageShift, maxPages, geo, total };
+    maxPages = Math.max(0, maxPages - Math.ceil((total - init.memory) / page));
+  }
+}
+
+export function createStoreBuffers(init: StoreInit): StoreBuffers {
+  const { pageShift, maxPages, geo } = planMemory(init);
+  const page = 2 ** pageShift;
+  const control = new SharedArrayBuffer(geo.controlBytes);
+  const growStep = Math.max(1, Math.min(maxPages, Math.ceil((4 * 1024 * 1024) / page), Math.ceil(maxPages / 16)));
+  const initial = Math.min(maxPages, Math.max(growStep, init.partitions + init.reservePages));
+  const heap = new SharedArrayBuffer(initial * page, { maxByteLength: maxPages * page });
+  const access = new SharedArrayBuffer((maxPages * page) >>> ACCESS_SHIFT);
+  const ci = new Int32Array(control);
+  ci[G_MAGIC] = MAGIC;
+  ci[G_LAYOUT] = LAYOUT_VERSION;
+  ci[G_PARTITIONS] = init.partitions;
+  ci[G_PAGE_SHIFT] = pageShift;
+  ci[G_PAGES_MAX] = maxPages;
+  ci[G_PAGES_GROWN] = initial;
+  ci[G_PAGES_FREE] = initial;
+  ci[G_RESERVE] = init.reservePages;
+  ci[G_MAX_MAPS] = init.maxMaps;
+  ci[G_MAX_KEY] = init.maxKeyBytes;
+  ci[G_MAX_VALUE] = init.maxValueBytes;
+  ci[G_GROW_STEP] = growStep;
+  ci[G_CLOCK] = nowClock();
+  for (let p = 0; p < init.partitions; p++) {
+    const b = PART_BASE + p * P_STRIDE;
+    ci[b + P_OPEN_PAGE] = -1;
+    ci[b + P_HEAD_PAGE] = -1;
+  }
+  for (let g = 0; g < maxPages; g++) ci[geo.pageBase + g * PG_STRIDE + PG_OWNER] = FREE;
+  return { control, heap, access };
+}
+
+export const nowClock = (): number => Math.floor(Date.now() / 1000) & 0xff;
+
+export class ShardStore {
+  readonly ci: Int32Array;
+  readonly cu: Uint32Array;
+  readonly tf: Float64Array;
+  u8!: Uint8Array;
+  u32!: Uint32Array;
+  f64!: Float64Array;
+  buf!: Buffer;
+  readonly acc: Uint8Array;
+  readonly geo: Geometry;
+  readonly partitions: number;
+  readonly pageShift: number;
+  readonly pageSize: number;
+  readonly smallMax: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly lockTimeout: number;
+  private readonly statBase: number;
+  private pageBase: number;
+
+  // The current key (set by setKey): UTF-8 bytes, partition, and slot hash.
+  readonly kbuf: Uint8Array;
+  private readonly kview: Buffer;
+  klen = 0;
+  kpart = 0;
+  ksh = 0;
+  /** Table slot index of the last successful probe. */
+  private slotIdx = -1;
+  private firstFree = -1;
+
+  constructor(readonly buffers: StoreBuffers, lockTimeout = 5000) {
+    this.ci = new Int32Array(buffers.control);
+    this.cu = new Uint32Array(buffers.control);
+    if (this.ci[G_MAGIC] !== MAGIC || this.ci[G_LAYOUT] !== LAYOUT_VERSION) throw new Error('not a shardgrid control buffer');
+    this.partitions = this.ci[G_PARTITIONS];
+    this.pageShift = this.ci[G_PAGE_SHIFT];
+    this.pageSize = 2 ** this.pageShift;
+    this.smallMax = this.pageSize >>> 1;
+    this.geo = geometry(this.partitions, this.pageShift, this.ci[G_PAGES_MAX], this.ci[G_MAX_MAPS]);
+    this.pageBase = this.geo.pageBase;
+    this.tf = new Float64Array(buffers.control);
+    this.acc = new Uint8Array(buffers.access);
+    this.maxKeyBytes = this.ci[G_MAX_KEY];
+    this.maxValueBytes = this.ci[G_MAX_VALUE];
+    this.lockTimeout = lockTimeout;
+    this.statBase = this.geo.threadBase + (Atomics.add(this.ci, G_THREAD_NEXT, 1) % MAX_THREAD_SLOTS) * T_STRIDE;
+    this.kbuf = new Uint8Array(this.maxKeyBytes + 8);
+    this.kview = Buffer.from(this.kbuf.buffer, 0, this.kbuf.length);
+    this.refresh();
+  }
+
+  /** Re-creates the heap views after the growable heap grew (any thread may have grown it). */
+  refresh(): void {
+    const h = this.buffers.heap;
+    const len = h.byteLength;
+    this.u8 = new Uint8Array(h, 0, len);
+    this.u32 = new Uint32Array(h, 0, len >>> 2);
+    this.f64 = new Float64Array(h, 0, len >>> 3);
+    this.buf = Buffer.from(h, 0, len);
+  }
+
+  inBounds(end: number): boolean {
+    if (end <= this.u8.length) return true;
+    this.refresh();
+    return end <= this.u8.length;
+  }
+
+  // ── keys ──────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Encodes `key` into the key buffer and computes its partition and slot hash for `mapId`.
+   * Returns the key's UTF-8 length, or -1 when it exceeds maxKeyBytes.
+   */
+  setKey(key: string, mapId: number): number {
+    const n = key.length;
+    const kb = this.kbuf;
+    let len = -1;
+    if (n <= this.maxKeyBytes) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = key.charCodeAt(i);
+        if (c >= 0x80) break;
+        kb[i] = c;
+      }
+      if (i === n) len = n;
+    }
+    if (len < 0) {
+      const bytes = Buffer.byteLength(key, 'utf8');
+      if (bytes > this.maxKeyBytes) return -1;
+      len = this.kview.write(key, 0, 'utf8');
+    }
+    this.klen = len;
+    const h = murmur3(kb, len, HASH_SEED);
+    this.kpart = h % this.partitions;
+    this.ksh = fmix32(h ^ Math.imul(mapId + 1, 0x9e3779b1));
+    return len;
+  }
+
+  private keyEquals(at: number): boolean {
+    const u8 = this.u8;
+    const kb = this.kbuf;
+    for (let i = 0; i < this.klen; i++) if (u8[at + i] !== kb[i]) return false;
+    return true;
+  }
+
+  // ── lookup ────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Finds the current key of `mapId` in partition `p`. Returns its record offset or -1; sets
+   * slotIdx (found) or firstFree (first reusable slot on the probe path, for inserts). Safe to call
+   * without the lock: every offset is bounds-checked and the probe length is bounded, so a torn
+   * view can only produce a wrong answer, which the seqlock check then discards.
+   */
+  probe(p: number, mapId: number): number {
+    const pb = PART_BASE + p * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    const cap = this.cu[pb + P_TABLE_CAP];
+    this.firstFree = -1;
+    if (tref === 0 || cap === 0) return -1;
+    const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+    if (!this.inBounds((tword + cap * 2) * 4)) return -1;
+    const u32 = this.u32;
+    const sh = this.ksh;
+    const km = (this.klen | (mapId << 16)) >>> 0;
+    const mask = cap - 1;
+    let i = sh & mask;
+    for (let n = 0; n < cap; n++) {
+      const ref = u32[tword + 2 * i + 1];
+      if (ref === EMPTY) {
+        if (this.firstFree < 0) this.firstFree = i;
+        return -1;
+      }
+      if (ref === TOMB) {
+        if (this.firstFree < 0) this.firstFree = i;
+      } else if (u32[tword + 2 * i] === sh) {
+        const off = (ref - 1) * 8;
+        if (this.inBounds(off + E_HEADER + this.klen) && u32[(off + E_KEYMAP) >>> 2] === km && this.keyEquals(off + E_HEADER)) {
+          this.slotIdx = i;
+          return off;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+    return -1;
+  }
+
+  valueOffset(off: number): number {
+    return off + E_HEADER + align8(this.u32[(off + E_KEYMAP) >>> 2] & 0xffff);
+  }
+
+  // ── optimistic reads ──────────────────────────────────────────────────────────────────────────
+
+  /** Partition seqlock value to start an optimistic read with, or -1 while a writer is active. */
+  readBegin(p: number): number {
+    const s = Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_SEQ);
+    return (s & 1) === 0 ? s : -1;
+  }
+
+  /** True when no writer touched the partition since readBegin returned `s`. */
+  readValid(p: number, s: number): boolean {
+    return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_SEQ) === s;
+  }
+
+  isExpired(off: number, now: number): boolean {
+    const e = this.f64[(off + E_EXPIRES) >>> 3];
+    return e !== 0 && e <= now;
+  }
+
+  expiresAt(off: number): number {
+    return this.f64[(off + E_EXPIRES) >>> 3];
+  }
+
+  typeOf(off: number): number {
+    return this.u8[off + E_TYPE];
+  }
+
+  versionOf(off: number): number {
+    return this.u32[(off + E_VERSION) >>> 2];
+  }
+
+  valueLength(off: number): number {
+    return this.u32[(off + E_VALLEN) >>> 2];
+  }
+
+  /** Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe). */
+  touch(off: number): void {
+    const c = this.ci[G_CLOCK] & 0xff;
+    const u = off >>> ACCESS_SHIFT;
+    if (this.acc[u] !== c) this.acc[u] = c;
+  }
+
+  hit(): void {
+    this.tf[this.statBase + T_HITS]++;
+  }
+
+  miss(): void {
+    this.tf[this.statBase + T_MISSES]++;
+  }
+
+  // ── locking ───────────────────────────────────────────────────────────────────────────────────
+
+  lockIndex(p: number): number {
+    return PART_BASE + p * P_STRIDE + P_LOCK;
+  }
+
+  beginWrite(p: number): void {
+    Atomics.add(this.ci, PART_BASE + p * P_STRIDE + P_SEQ, 1);
+    // Another thread may have grown the heap and put this partition's records beyond our views.
+    if (this.u8.length !== this.buffers.heap.byteLength) this.refresh();
+  }
+
+  endWrite(p: number): void {
+    Atomics.add(this.ci, PART_BASE + p * P_STRIDE + P_SEQ, 1);
+  }
+
+  // ── writes (caller holds the partition lock and called beginWrite) ───────────────────────────
+
+  /**
+   * Stores the current key of `mapId` with a value: `src[0..vlen)` (or the number `num` when
+   * type is T_NUMBER). Returns the new record's offset, or -1 when memory is exhausted and nothing
+   * could be evicted. The previous record of the key, if any, is freed.
+   */
+  put(p: number, mapId: number, type: number, src: Uint8Array | null, vlen: number, num: number, expiresAt: number): number {
+    if (!this.ensureTableRoom(p)) return -1;
+    const size = E_HEADER + align8(this.klen) + align8(vlen);
+    const off = this.alloc(p, size);
+    if (off < 0) return -1;
+    this.writeRecord(p, off, mapId, type, src, vlen, num, expiresAt);
+    // alloc may have evicted or relocated records and the table: probe afresh.
+    const old = this.probe(p, mapId);
+    if (old >= 0) {
+      this.setSlot(p, this.slotIdx, this.ksh, off);
+      if (this.f64[(old + E_EXPIRES) >>> 3] !== 0) this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT]--;
+      this.freeRecord(p, old);
+    } else {
+      this.insertSlot(p, mapId, off);
+    }
+    if (expiresAt !== 0) this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT]++;
+    return off;
+  }
+
+  private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | null, vlen: number, num: number, expiresAt: number): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const u32 = this.u32;
+    const w = off >>> 2;
+    u32[w + (E_HASH >>> 2)] = this.ksh;
+    u32[w + (E_VERSION >>> 2)] = ++this.cu[pb + P_WRITE_SEQ];
+    this.f64[(off + E_EXPIRES) >>> 3] = expiresAt;
+    u32[w + (E_KEYMAP >>> 2)] = (this.klen | (mapId << 16)) >>> 0;
+    u32[w + (E_VALLEN >>> 2)] = vlen;
+    this.u8[off + E_TYPE] = type;
+    this.u8[off + E_FLAGS] = F_LIVE;
+    this.u8.set(this.klen === this.kbuf.length ? this.kbuf : this.kbuf.subarray(0, this.klen), off + E_HEADER);
+    const vo = off + E_HEADER + align8(this.klen);
+    if (type === T_NUMBER) this.f64[vo >>> 3] = num;
+    else if (vlen > 0 && src !== null) this.u8.set(vlen === src.length ? src : src.subarray(0, vlen), vo);
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK] & 0xff;
+  }
+
+  /** In-place update of a number record (one aligned 8-byte store; readers are fenced by the seqlock). */
+  setNumberInPlace(p: number, off: number, n: number): void {
+    this.u32[(off + E_VERSION) >>> 2] = ++this.cu[PART_BASE + p * P_STRIDE + P_WRITE_SEQ];
+    this.f64[this.valueOffset(off) >>> 3] = n;
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK] & 0xff;
+  }
+
+  /** Removes the current key of `mapId` if present; returns whether it was (and was not expired). */
+  remove(p: number, mapId: number, now: number): boolean {
+    const off = this.probe(p, mapId);
+    if (off < 0) return false;
+    const expired = this.isExpired(off, now);
+    this.unlinkAt(p, this.slotIdx, off, mapId);
+    if (expired) this.ci[PART_BASE + p * P_STRIDE + P_EXPIRATIONS]++;
+    return !expired;
+  }
+
+  /** Drops an expired record found under the lock (lazy expiry). */
+  expireAt(p: number, mapId: number, off: number): void {
+    this.unlinkAt(p, this.slotIdx, off, mapId);
+    this.ci[PART_BASE + p * P_STRIDE + P_EXPIRATIONS]++;
+  }
+
+  private unlinkAt(p: number, slot: number, off: number, mapId: number): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
+    this.u32[tword + 2 * slot + 1] = TOMB;
+    this.ci[pb + P_TOMBS]++;
+    this.ci[pb + P_COUNT]--;
+    this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId]--;
+    if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) this.ci[pb + P_TTL_COUNT]--;
+    this.freeRecord(p, off);
+  }
+
+  private setSlot(p: number, slot: number, sh: number, off: number): void {
+    const tword = (((this.cu[PART_BASE + p * P_STRIDE + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
+    this.u32[tword + 2 * slot] = sh;
+    this.u32[tword + 2 * slot + 1] = off / 8 + 1; // the ref store commits the slot
+  }
+
+  private insertSlot(p: number, mapId: number, off: number): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const slot = this.firstFree;
+    const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
+    if (this.u32[tword + 2 * slot + 1] === TOMB) this.ci[pb + P_TOMBS]--;
+    this.setSlot(p, slot, this.ksh, off);
+    this.ci[pb + P_COUNT]++;
+    this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId]++;
+  }
+
+  /** Grows (or rebuilds, when tombstones dominate) the table so one more insert keeps load ≤ 3/4. */
+  private ensureTableRoom(p: number): boolean {
+    const pb = PART_BASE + p * P_STRIDE;
+    const cap = this.ci[pb + P_TABLE_CAP];
+    const used = this.ci[pb + P_COUNT] + this.ci[pb + P_TOMBS] + 1;
+    if (cap !== 0 && used * 4 <= cap * 3) return true;
+    let ncap = MIN_TABLE;
+    while (ncap * 3 < (this.ci[pb + P_COUNT] + 1) * 4 * 2) ncap *= 2;
+    const toff = this.alloc(p, E_HEADER + ncap * 8);
+    if (toff < 0) return false;
+    const u32 = this.u32;
+    const w = toff >>> 2;
+    u32.fill(0, w, w + (E_HEADER + ncap * 8) / 4);
+    u32[w + (E_VALLEN >>> 2)] = ncap * 8;
+    this.u8[toff + E_FLAGS] = F_LIVE | F_TABLE;
+    // The old table is read after alloc: alloc may have relocated it.
+    const oref = this.cu[pb + P_TABLE];
+    const ocap = this.ci[pb + P_TABLE_CAP];
+    const nword = w + (E_HEADER >>> 2);
+    if (oref !== 0) {
+      const oword = (((oref - 1) * 8 + E_HEADER) >>> 2);
+      const mask = ncap - 1;
+      for (let i = 0; i < ocap; i++) {
+        const ref = u32[oword + 2 * i + 1];
+        if (ref === EMPTY || ref === TOMB) continue;
+        const sh = u32[oword + 2 * i];
+        let j = sh & mask;
+        while (u32[nword + 2 * j + 1] !== EMPTY) j = (j + 1) & mask;
+        u32[nword + 2 * j] = sh;
+        u32[nword + 2 * j + 1] = ref;
+      }
+    }
+    // Publish: ref then cap. A reader that sees one without the other fails its seqlock check.
+    this.cu[pb + P_TABLE] = toff / 8 + 1;
+    this.ci[pb + P_TABLE_CAP] = ncap;
+    this.ci[pb + P_TOMBS] = 0;
+    if (oref !== 0) this.freeRecord(p, (oref - 1) * 8);
+    return true;
+  }
+
+  // ── memory: pages, allocation, reclamation ────────────────────────────────────────────────────
+
+  private pg(page: number, field: number): number {
+    return this.pageBase + page * PG_STRIDE + field;
+  }
+
+  /** Allocates `size` bytes for partition `p`; evicts and compacts as needed. -1 when impossible. */
+  alloc(p: number, size: number): number {
+    if (size > this.smallMax) return this.allocRun(p, size);
+    const pb = PART_BASE + p * P_STRIDE;
+    const ci = this.ci;
+    for (let attempt = 0; attempt < 4096; attempt++) {
+      const op = ci[pb + P_OPEN_PAGE];
+      if (op >= 0) {
+        const used = ci[this.pg(op, PG_USED)];
+        if (used + size <= this.pageSize) {
+          ci[this.pg(op, PG_USED)] = used + size;
+          ci[this.pg(op, PG_LIVE)] += size;
+          ci[pb + P_LIVE_BYTES] += size;
+          return (op << this.pageShift) + used;
+        }
+      }
+      const np = this.takePages(p, 1, false);
+      if (np >= 0) {
+        ci[pb + P_OPEN_PAGE] = np;
+        continue;
+      }
+      if (this.reclaim(p, size)) continue;
+      if (this.stealPage(p)) continue;
+      return -1;
+    }
+    return -1;
+  }
+
+  private allocRun(p: number, size: number): number {
+    const n = Math.ceil(size / this.pageSize);
+    const pb = PART_BASE + p * P_STRIDE;
+    for (let attempt = 0; attempt < 4096; attempt++) {
+      const first = this.takePages(p, n, false);
+      if (first >= 0) {
+        this.ci[this.pg(first, PG_USED)] = size;
+        this.ci[this.pg(first, PG_LIVE)] = size;
+        this.ci[pb + P_LIVE_BYTES] += size;
+        return first << this.pageShift;
+      }
+      // Free whole pages somewhere; a run needs them contiguous, so keep going until one appears.
+      if (this.evictSampled(p, 8) > 0) continue;
+      if (this.stealPage(p)) continue;
+      return -1;
+    }
+    return -1;
+  }
+
+  private heapLock(): void {
+    if (!lockSync(this.ci, G_HEAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: heap lock timeout');
+  }
+
+  /**
+   * Takes `n` contiguous free pages for partition `p` (growing the heap within its budget when
+   * needed). Ordinary allocation leaves G_RESERVE pages for compaction. Returns the first page or -1.
+   */
+  private takePages(p: number, n: number, useReserve: boolean): number {
+    const ci = this.ci;
+    this.heapLock();
+    try {
+      const max = ci[G_PAGES_MAX];
+      let grown = ci[G_PAGES_GROWN];
+      const avail = ci[G_PAGES_FREE] + (max - grown) - (useReserve ? 0 : ci[G_RESERVE]);
+      if (avail < n) return -1;
+      let first = ci[G_PAGES_FREE] >= n ? this.findFree(n, grown) : -1;
+      while (first < 0 && grown < max) {
+        const target = Math.min(max, grown + Math.max(ci[G_GROW_STEP], n));
+        this.buffers.heap.grow(target * this.pageSize);
+        ci[G_PAGES_FREE] += target - grown;
+        ci[G_PAGES_GROWN] = target;
+        grown = target;
+        this.refresh();
+        first = this.findFree(n, grown);
+      }
+      if (first < 0) return -1;
+      for (let g = first; g < first + n; g++) {
+        ci[this.pg(g, PG_USED)] = 0;
+        ci[this.pg(g, PG_LIVE)] = 0;
+        ci[this.pg(g, PG_KIND)] = n === 1 ? KIND_SMALL : g === first ? KIND_RUN_HEAD : KIND_RUN_TAIL;
+        ci[this.pg(g, PG_RUN)] = g === first ? n : 0;
+        ci[this.pg(g, PG_OWNER)] = p;
+      }
+      ci[G_PAGES_FREE] -= n;
+      ci[G_FREE_HINT] = first + n;
+      // link the head page into the partition's list
+      const pb = PART_BASE + p * P_STRIDE;
+      const head = ci[pb + P_HEAD_PAGE];
+      ci[this.pg(first, PG_PREV)] = -1;
+      ci[this.pg(first, PG_NEXT)] = head;
+      if (head >= 0) ci[this.pg(head, PG_PREV)] = first;
+      ci[pb + P_HEAD_PAGE] = first;
+      ci[pb + P_PAGES] += n;
+      return first;
+    } finally {
+      unlock(ci, G_HEAP_LOCK);
+    }
+  }
+
+  private findFree(n: number, grown: number): number {
+    const ci = this.ci;
+    const start = ci[G_FREE_HINT] % Math.max(1, grown);
+    let run = 0;
+    for (let k = 0; k < grown * 2; k++) {
+      const g = (start + k) % grown;
+      if (g === 0) run = 0;
+      if (ci[this.pg(g, PG_OWNER)] === FREE) {
+        run++;
+        if (run === n) return g - n + 1;
+      } else run = 0;
+    }
+    return -1;
+  }
+
+  /** Returns a page (or a run) of partition `p` to the free pool. */
+  private releasePage(p: number, page: number): void {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    const n = ci[this.pg(page, PG_KIND)] === KIND_RUN_HEAD ? ci[this.pg(page, PG_RUN)] : 1;
+    const prev = ci[this.pg(page, PG_PREV)];
+    const next = ci[this.pg(page, PG_NEXT)];
+    if (prev >= 0) ci[this.pg(prev, PG_NEXT)] = next;
+    else ci[pb + P_HEAD_PAGE] = next;
+    if (next >= 0) ci[this.pg(next, PG_PREV)] = prev;
+    if (ci[pb + P_OPEN_PAGE] === page) ci[pb + P_OPEN_PAGE] = -1;
+    ci[pb + P_PAGES] -= n;
+    this.heapLock();
+    for (let g = page; g < page + n; g++) ci[this.pg(g, PG_OWNER)] = FREE;
+    ci[G_PAGES_FREE] += n;
+    unlock(ci, G_HEAP_LOCK);
+  }
+
+  private recordSize(off: number): number {
+    const kl = this.u32[(off + E_KEYMAP) >>> 2] & 0xffff;
+    return E_HEADER + align8(kl) + align8(this.u32[(off + E_VALLEN) >>> 2]);
+  }
+
+  private freeRecord(p: number, off: number): void {
+    const ci = this.ci;
+    const size = this.recordSize(off);
+    this.u8[off + E_FLAGS] = 0;
+    const page = off >>> this.pageShift;
+    ci[PART_BASE + p * P_STRIDE + P_LIVE_BYTES] -= size;
+    if (ci[this.pg(page, PG_KIND)] === KIND_RUN_HEAD) {
+      this.releasePage(p, page);
+      return;
+    }
+    const live = (ci[this.pg(page, PG_LIVE)] -= size);
+    if (live <= 0 && ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE] !== page) this.releasePage(p, page);
+  }
+
+  /**
+   * Makes room in partition `p` for a record of `need` bytes when no free page is available:
+   * compacts its sparsest pages into one reserve page (which becomes the open page), evicting
+   * approximately-least-recently-used entries first when no page is sparse enough. Returns false
+   * when the partition has nothing left to evict or compact.
+   */
+  private reclaim(p: number, need: number): boolean {
+    for (let round = 0; round < 1 << 16; round++) {
+      if (this.compact(p, need)) return true;
+      if (this.evictSampled(p, 4) === 0) return false;
+      // eviction may have emptied a page entirely (it is freed at once)
+      if (this.availablePages() > 0) return true;
+    }
+    return false;
+  }
+
+  private availablePages(): number {
+    const ci = this.ci;
+    return ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN] - ci[G_RESERVE];
+  }
+
+  /**
+   * Copies the live records of the sparsest small pages of `p` into a fresh page, frees them, and
+   * makes the fresh page the open page. Only done when it leaves at least `need` bytes free in the
+   * fresh page; with two or more victims it also returns at least one page to the pool.
+   */
+  private compact(p: number, need: number): boolean {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    const budget = this.pageSize - need;
+    const cands: number[] = [];
+    for (let g = ci[pb + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
+      if (ci[this.pg(g, PG_KIND)] === KIND_SMALL && ci[this.pg(g, PG_LIVE)] <= budget) cands.push(g);
+    }
+    if (cands.length === 0) return false;
+    cands.sort((a, b) => ci[this.pg(a, PG_LIVE)] - ci[this.pg(b, PG_LIVE)]);
+    const victims = new Set<number>();
+    let total = 0;
+    for (const g of cands) {
+      const live = ci[this.pg(g, PG_LIVE)];
+      if (total + live > budget) break;
+      victims.add(g);
+      total += live;
+    }
+    // A single victim frees no page, only room in the new one: worth the copy when that room is
+    // at least half a page, otherwise evict more first (avoids compacting the same data again).
+    if (victims.size === 1 && total > this.pageSize / 2) return false;
+    const dest = this.takePages(p, 1, true);
+    if (dest < 0) return false;
+    let used = 0;
+    const base = dest << this.pageShift;
+    const moveRecord = (off: number): number => {
+      const size = this.recordSize(off);
+      this.u8.copyWithin(base + used, off, off + size);
+      this.acc[(base + used) >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
+      const noff = base + used;
+      used += size;
+      const page = off >>> this.pageShift;
+      ci[this.pg(page, PG_LIVE)] -= size;
+      return noff;
+    };
+    // entries referenced from the table
+    const tref = this.cu[pb + P_TABLE];
+    if (tref !== 0) {
+      const toff = (tref - 1) * 8;
+      const tword = ((toff + E_HEADER) >>> 2);
+      const cap = ci[pb + P_TABLE_CAP];
+      for (let i = 0; i < cap; i++) {
+        const ref = this.u32[tword + 2 * i + 1];
+        if (ref === EMPTY || ref === TOMB) continue;
+        const off = (ref - 1) * 8;
+        if (!victims.has(off >>> this.pageShift)) continue;
+        this.u32[tword + 2 * i + 1] = moveRecord(off) / 8 + 1;
+      }
+      if (victims.has(toff >>> this.pageShift)) this.cu[pb + P_TABLE] = moveRecord(toff) / 8 + 1;
+    }
+    ci[this.pg(dest, PG_USED)] = used;
+    ci[this.pg(dest, PG_LIVE)] = used;
+    ci[pb + P_OPEN_PAGE] = dest;
+    for (const g of victims) this.releasePage(p, g);
+    return true;
+  }
+
+  /**
+   * Sampled LRU eviction (Redis's maxmemory-samples idea): `rounds` times, look at EVICT_SAMPLES
+   * live entries at random table positions and evict the one with the oldest access clock.
+   * Returns the number evicted.
+   */
+  evictSampled(p: number, rounds: number): number {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    let evicted = 0;
+    const clock = ci[G_CLOCK] & 0xff;
+    for (let r = 0; r < rounds; r++) {
+      if (ci[pb + P_COUNT] === 0) break;
+      const cap = ci[pb + P_TABLE_CAP];
+      const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
+      let best = -1;
+      let bestAge = -1;
+      let seen = 0;
+      let i = (Math.random() * cap) | 0;
+      for (let n = 0; n < cap && seen < EVICT_SAMPLES; n++, i = (i + 1) & (cap - 1)) {
+        const ref = this.u32[tword + 2 * i + 1];
+        if (ref === EMPTY || ref === TOMB) continue;
+        seen++;
+        const age = (clock - this.acc[((ref - 1) * 8) >>> ACCESS_SHIFT]) & 0xff;
+        if (age > bestAge) {
+          bestAge = age;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      const off = (this.u32[tword + 2 * best + 1] - 1) * 8;
+      const mapId = this.u32[(off + E_KEYMAP) >>> 2] >>> 16;
+      this.unlinkAt(p, best, off, mapId);
+      ci[pb + P_EVICTIONS]++;
+      evicted++;
+    }
+    return evicted;
+  }
+
+  /**
+   * When `p` has nothing to give, evict from the partition holding the most pages. Uses tryLock
+   * only (we already hold p's lock; a blocking acquire could deadlock). Returns true when at least
+   * one page went back to the pool.
+   */
+  private stealPage(p: number): boolean {
+    const order: number[] = [];
+    for (let q = 0; q < this.partitions; q++) if (q !== p && this.ci[PART_BASE + q * P_STRIDE + P_PAGES] > 1) order.push(q);
+    order.sort((a, b) => this.ci[PART_BASE + b * P_STRIDE + P_PAGES] - this.ci[PART_BASE + a * P_STRIDE + P_PAGES]);
+    for (const q of order.slice(0, 8)) {
+      if (!tryLock(this.ci, this.lockIndex(q))) continue;
+      try {
+        this.beginWrite(q);
+        try {
+          if (this.releaseOnePage(q)) return true;
+        } finally {
+          this.endWrite(q);
+        }
+      } finally {
+        unlock(this.ci, this.lockIndex(q));
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Returns at least one page of `q` to the pool (q locked, inside beginWrite): evicts until a page
+   * empties or until two or more pages can be compacted into one.
+   */
+  releaseOnePage(q: number): boolean {
+    const ci = this.ci;
+    const pb = PART_BASE + q * P_STRIDE;
+    const before = ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN];
+    const gained = (): boolean => ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN] > before;
+    for (let round = 0; round < 1 << 16 && ci[pb + P_PAGES] > 0; round++) {
+      if (this.sparsePagesFit(q)) this.compact(q, 0);
+      if (gained()) return true;
+      // nothing left to evict: what remains is the table
+      if (this.evictSampled(q, 4) === 0) return gained();
+    }
+    return gained();
+  }
+
+  /** True when the two sparsest small pages of `q` fit together in one page. */
+  private sparsePagesFit(q: number): boolean {
+    const ci = this.ci;
+    let a = Infinity;
+    let b = Infinity;
+    for (let g = ci[PART_BASE + q * P_STRIDE + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
+      if (ci[this.pg(g, PG_KIND)] !== KIND_SMALL) continue;
+      const live = ci[this.pg(g, PG_LIVE)];
+      if (live < a) {
+        b = a;
+        a = live;
+      } else if (live < b) b = live;
+    }
+    return a + b <= this.pageSize;
+  }
+
+  // ── expiry (run by the owning virtual node) ───────────────────────────────────────────────────
+
+  /**
+   * Redis-style active expiry on one partition (caller holds the lock, inside beginWrite):
+   * sample up to 20 entries with an expiry, drop the expired ones, and go again while more than a
+   * quarter of the sample had expired. Returns how many were removed.
+   */
+  expireSample(p: number, now: number, maxRounds = 16): number {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    let removed = 0;
+    for (let round = 0; round < maxRounds; round++) {
+      if (ci[pb + P_TTL_COUNT] <= 0 || ci[pb + P_COUNT] === 0) break;
+      const cap = ci[pb + P_TABLE_CAP];
+      const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
+      let sampled = 0;
+      let expired = 0;
+      let i = (Math.random() * cap) | 0;
+      for (let n = 0; n < cap && sampled < 20; n++, i = (i + 1) & (cap - 1)) {
+        const ref = this.u32[tword + 2 * i + 1];
+        if (ref === EMPTY || ref === TOMB) continue;
+        const off = (ref - 1) * 8;
+        const e = this.f64[(off + E_EXPIRES) >>> 3];
+        if (e === 0) continue;
+        sampled++;
+        if (e <= now) {
+          this.unlinkAt(p, i, off, this.u32[(off + E_KEYMAP) >>> 2] >>> 16);
+          ci[pb + P_EXPIRATIONS]++;
+          expired++;
+        }
+      }
+      removed += expired;
+      if (expired * 4 <= sampled) break;
+    }
+    return removed;
+  }
+
+  // ── whole-partition walks (caller holds the lock) ─────────────────────────────────────────────
+
+  /** Calls fn(offset, slot) for every live record of `mapId` (all maps when mapId < 0). */
+  forEachRecord(p: number, mapId: number, fn: (off: number, slot: number) => void): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0) return;
+    const cap = this.ci[pb + P_TABLE_CAP];
+    const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+    for (let i = 0; i < cap; i++) {
+      const ref = this.u32[tword + 2 * i + 1];
+      if (ref === EMPTY || ref === TOMB) continue;
+      const off = (ref - 1) * 8;
+      if (mapId >= 0 && this.u32[(off + E_KEYMAP) >>> 2] >>> 16 !== mapId) continue;
+      fn(off, i);
+    }
+  }
+
+  /** Removes every entry of `mapId` from partition `p`; returns how many. */
+  clearMap(p: number, mapId: number): number {
+    let n = 0;
+    this.forEachRecord(p, mapId, (off, slot) => {
+      this.unlinkAt(p, slot, off, mapId);
+      n++;
+    });
+    return n;
+  }
+
+  keyOf(off: number): string {
+    const kl = this.u32[(off + E_KEYMAP) >>> 2] & 0xffff;
+    return this.buf.toString('utf8', off + E_HEADER, off + E_HEADER + kl);
+  }
+
+  // ── maps ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** Id of the named map, registering it on first use. -1: registry full; -2: name too long. */
+  mapId(name: string): number {
+    const bytes = Buffer.from(name, 'utf8');
+    if (bytes.length > MAX_MAP_NAME_BYTES) return -2;
+    const h = murmur3(bytes, bytes.length, HASH_SEED);
+    const ci = this.ci;
+    const find = (count: number): number => {
+      for (let m = 0; m < count; m++) {
+        const b = this.geo.mapBase + m * M_STRIDE;
+        if (ci[b + M_NAME_HASH] !== (h | 0) || ci[b + M_NAME_LEN] !== bytes.length) continue;
+        const nb = new Uint8Array(this.buffers.control, (b + M_NAME) * 4, bytes.length);
+        if (Buffer.compare(nb, bytes) === 0) return m;
+      }
+      return -1;
+    };
+    const known = find(Atomics.load(ci, G_MAP_COUNT));
+    if (known >= 0) return known;
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    try {
+      const count = ci[G_MAP_COUNT];
+      const again = find(count);
+      if (again >= 0) return again;
+      if (count >= this.geo.maxMaps) return -1;
+      const b = this.geo.mapBase + count * M_STRIDE;
+      new Uint8Array(this.buffers.control, (b + M_NAME) * 4, bytes.length).set(bytes);
+      ci[b + M_NAME_LEN] = bytes.length;
+      ci[b + M_NAME_HASH] = h;
+      Atomics.store(ci, G_MAP_COUNT, count + 1); // publish after the name is written
+      return count;
+    } finally {
+      unlock(ci, G_MAP_LOCK);
+    }
+  }
+
+  mapSize(mapId: number): number {
+    let n = 0;
+    const base = this.geo.countBase + mapId;
+    for (let p = 0; p < this.partitions; p++) n += this.ci[base + p * this.geo.maxMaps];
+    return n;
+  }
+
+  // ── lifecycle, stats, recovery ────────────────────────────────────────────────────────────────
+
+  get closed(): boolean {
+    return Atomics.load(this.ci, G_CLOSED) !== 0;
+  }
+
+  markClosed(): void {
+    Atomics.store(this.ci, G_CLOSED, 1);
+    // wake anything sleeping on a lock so it can see the grid is closed
+    for (let p = 0; p < this.partitions; p++) Atomics.notify(this.ci, this.lockIndex(p));
+  }
+
+  tickClock(): void {
+    Atomics.store(this.ci, G_CLOCK, nowClock());
+  }
+
+  freePages(): number {
+    return this.availablePages();
+  }
+
+  setOwner(p: number, vnode: number): void {
+    Atomics.store(this.ci, PART_BASE + p * P_STRIDE + P_OWNER, vnode);
+  }
+
+  ownerOf(p: number): number {
+    return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_OWNER);
+  }
+
+  ttlCount(p: number): number {
+    return this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT];
+  }
+
+  pagesOf(p: number): number {
+    return this.ci[PART_BASE + p * P_STRIDE + P_PAGES];
+  }
+
+  stats(): StoreStats {
+    const ci = this.ci;
+    let hits = 0;
+    let misses = 0;
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) {
+      hits += this.tf[this.geo.threadBase + t * T_STRIDE + T_HITS];
+      misses += this.tf[this.geo.threadBase + t * T_STRIDE + T_MISSES];
+    }
+    const partitions: PartitionStats[] = [];
+    let entries = 0;
+    let evictions = 0;
+    let expirations = 0;
+    let liveBytes = 0;
+    for (let p = 0; p < this.partitions; p++) {
+      const b = PART_BASE + p * P_STRIDE;
+      const ps = {
+        partition: p,
+        owner: ci[b + P_OWNER],
+        entries: ci[b + P_COUNT],
+        pages: ci[b + P_PAGES],
+        bytesUsed: ci[b + P_PAGES] * this.pageSize,
+        liveBytes: ci[b + P_LIVE_BYTES],
+        evictions: ci[b + P_EVICTIONS],
+        expirations: ci[b + P_EXPIRATIONS],
+        repairs: ci[b + P_REPAIRS],
+      };
+      entries += ps.entries;
+      evictions += ps.evictions;
+      expirations += ps.expirations;
+      liveBytes += ps.liveBytes;
+      partitions.push(ps);
+    }
+    const overhead = this.buffers.control.byteLength + this.buffers.access.byteLength;
+    const pagesUsed = ci[G_PAGES_GROWN] - ci[G_PAGES_FREE];
+    return {
+      entries, hits, misses, evictions, expirations, liveBytes,
+      bytesUsed: overhead + pagesUsed * this.pageSize,
+      heapBytes: this.buffers.heap.byteLength,
+      overheadBytes: overhead,
+      pageSize: this.pageSize,
+      pagesUsed,
+      pagesMax: ci[G_PAGES_MAX],
+      partitions,
+    };
+  }
+
+  /**
+   * Recovery after thread `deadThreadId` died. For every lock it held (partition locks, heap lock,
+   * map-registry lock), take the lock over, repair what it protects, and release it. Returns the
+   * partitions repaired. Runs on the member's main thread from the worker's `exit` event.
+   */
+  recoverDeadThread(deadThreadId: number): number[] {
+    const ci = this.ci;
+    const repaired: number[] = [];
+    const heapWasHeld = forceTake(ci, G_HEAP_LOCK, deadThreadId);
+    if (forceTake(ci, G_MAP_LOCK, deadThreadId)) unlock(ci, G_MAP_LOCK); // registry writes publish last
+    const held: number[] = [];
+    for (let p = 0; p < this.partitions; p++) if (holderOf(ci, this.lockIndex(p)) === deadThreadId && forceTake(ci, this.lockIndex(p), deadThreadId)) held.push(p);
+    if (heapWasHeld) {
+      // Page claims are made under a partition lock too, so the partition repair below finds any
+      // page claimed halfway. Recount the free pages; claimed pages are those with an owner.
+      let free = 0;
+      for (let g = 0; g < ci[G_PAGES_GROWN]; g++) if (ci[this.pg(g, PG_OWNER)] === FREE) free++;
+      ci[G_PAGES_FREE] = free;
+      const grownBytes = this.buffers.heap.byteLength;
+      if (grownBytes / this.pageSize > ci[G_PAGES_GROWN]) {
+        // grew the buffer but died before recording it
+        const g0 = ci[G_PAGES_GROWN];
+        const g1 = grownBytes / this.pageSize;
+        for (let g = g0; g < g1; g++) ci[this.pg(g, PG_OWNER)] = FREE;
+        ci[G_PAGES_FREE] += g1 - g0;
+        ci[G_PAGES_GROWN] = g1;
+        this.refresh();
+      }
+    }
+    for (const p of held) {
+      this.repair(p);
+      repaired.push(p);
+    }
+    if (heapWasHeld) unlock(ci, G_HEAP_LOCK);
+    for (const p of held) unlock(ci, this.lockIndex(p));
+    return repaired;
+  }
+
+  /**
+   * Rebuilds partition `p`'s bookkeeping from its hash table, the single source of truth: a slot
+   * only ever points at a record written in full (the ref store is the commit). Invalid slots are
+   * dropped, page live-bytes and counters recounted, unreachable pages freed, and the seqlock made
+   * even again. Caller holds the lock.
+   */
+  repair(p: number): void {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    if ((ci[pb + P_SEQ] & 1) === 0) this.beginWrite(p);
+    this.refresh();
+    const heapLen = this.u8.length;
+    const owned = (off: number, size: number): boolean => off + size <= heapLen && ci[this.pg(off >>> this.pageShift, PG_OWNER)] === p;
+    // pages this partition owns, whether or not they are linked
+    const pages: number[] = [];
+    for (let g = 0; g < ci[G_PAGES_GROWN]; g++) if (ci[this.pg(g, PG_OWNER)] === p && ci[this.pg(g, PG_KIND)] !== KIND_RUN_TAIL) pages.push(g);
+    const live = new Map<number, number>(pages.map((g) => [g, 0]));
+    let tref = this.cu[pb + P_TABLE];
+    let cap = ci[pb + P_TABLE_CAP];
+    const toff = (tref - 1) * 8;
+    const tableOk = tref !== 0 && owned(toff, E_HEADER) && (this.u8[toff + E_FLAGS] & F_TABLE) !== 0 && this.u32[(toff + E_VALLEN) >>> 2] === cap * 8 && cap > 0 && (cap & (cap - 1)) === 0 && owned(toff, E_HEADER + cap * 8);
+    let count = 0;
+    let tombs = 0;
+    let ttl = 0;
+    let liveBytes = 0;
+    const mapCounts = new Map<number, number>();
+    if (!tableOk) {
+      tref = 0;
+      cap = 0;
+    } else {
+      const tword = ((toff + E_HEADER) >>> 2);
+      const tsize = E_HEADER + cap * 8;
+      live.set(toff >>> this.pageShift, (live.get(toff >>> this.pageShift) ?? 0) + tsize);
+      liveBytes += tsize;
+      for (let i = 0; i < cap; i++) {
+        const ref = this.u32[tword + 2 * i + 1];
+        if (ref === EMPTY) continue;
+        if (ref === TOMB) {
+          tombs++;
+          continue;
+        }
+        const off = (ref - 1) * 8;
+        let ok = owned(off, E_HEADER) && (this.u8[off + E_FLAGS] & F_LIVE) !== 0 && (this.u8[off + E_FLAGS] & F_TABLE) === 0;
+        const size = ok ? this.recordSize(off) : 0;
+        ok = ok && owned(off, size) && this.u32[(off + E_HASH) >>> 2] === this.u32[tword + 2 * i];
+        if (!ok) {
+          this.u32[tword + 2 * i + 1] = TOMB;
+          tombs++;
+          continue;
+        }
+        const g = off >>> this.pageShift;
+        live.set(g, (live.get(g) ?? 0) + size);
+        liveBytes += size;
+        count++;
+        if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) ttl++;
+        const m = this.u32[(off + E_KEYMAP) >>> 2] >>> 16;
+        mapCounts.set(m, (mapCounts.get(m) ?? 0) + 1);
+      }
+    }
+    this.cu[pb + P_TABLE] = tref;
+    ci[pb + P_TABLE_CAP] = cap;
+    ci[pb + P_COUNT] = count;
+    ci[pb + P_TOMBS] = tombs;
+    ci[pb + P_TTL_COUNT] = ttl;
+    ci[pb + P_LIVE_BYTES] = liveBytes;
+    for (let m = 0; m < this.geo.maxMaps; m++) ci[this.geo.countBase + p * this.geo.maxMaps + m] = mapCounts.get(m) ?? 0;
+    // relink the page list and free pages nothing references
+    ci[pb + P_HEAD_PAGE] = -1;
+    ci[pb + P_PAGES] = 0;
+    const open = ci[pb + P_OPEN_PAGE];
+    let keptOpen = false;
+    for (const g of pages) {
+      const l = live.get(g) ?? 0;
+      const isOpen = g === open && ci[this.pg(g, PG_KIND)] === KIND_SMALL;
+      const n = ci[this.pg(g, PG_KIND)] === KIND_RUN_HEAD ? ci[this.pg(g, PG_RUN)] : 1;
+      if (l === 0 && !isOpen) {
+        for (let k = g; k < g + n; k++) ci[this.pg(k, PG_OWNER)] = FREE;
+        ci[G_PAGES_FREE] += n;
+        continue;
+      }
+      ci[this.pg(g, PG_LIVE)] = l;
+      if (ci[this.pg(g, PG_USED)] > this.pageSize || ci[this.pg(g, PG_USED)] < 0) ci[this.pg(g, PG_USED)] = this.pageSize;
+      const head = ci[pb + P_HEAD_PAGE];
+      ci[this.pg(g, PG_PREV)] = -1;
+      ci[this.pg(g, PG_NEXT)] = head;
+      if (head >= 0) ci[this.pg(head, PG_PREV)] = g;
+      ci[pb + P_HEAD_PAGE] = g;
+      ci[pb + P_PAGES] += n;
+      if (isOpen) keptOpen = true;
+    }
+    if (!keptOpen) ci[pb + P_OPEN_PAGE] = -1;
+    ci[pb + P_REPAIRS]++;
+    this.endWrite(p);
+  }
+
+  /**
+   * Consistency check used by tests and after recovery: recounts everything from the table and the
+   * page table and returns a list of violations (empty when consistent). Caller holds the lock.
+   */
+  check(p: number): string[] {
+    const errs: string[] = [];
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    if ((ci[pb + P_SEQ] & 1) !== 0) errs.push(`p${p}: seqlock odd`);
+    let count = 0;
+    const live = new Map<number, number>();
+    const tref = this.cu[pb + P_TABLE];
+    if (tref !== 0) {
+      const toff = (tref - 1) * 8;
+      const cap = ci[pb + P_TABLE_CAP];
+      const g = toff >>> this.pageShift;
+      live.set(g, (live.get(g) ?? 0) + E_HEADER + cap * 8);
+      this.forEachRecord(p, -1, (off) => {
+        count++;
+        const pg = off >>> this.pageShift;
+        if (ci[this.pg(pg, PG_OWNER)] !== p) errs.push(`p${p}: record ${off} on page ${pg} owned by ${ci[this.pg(pg, PG_OWNER)]}`);
+        if ((this.u8[off + E_FLAGS] & F_LIVE) === 0) errs.push(`p${p}: record ${off} not live`);
+        live.set(pg, (live.get(pg) ?? 0) + this.recordSize(off));
+      });
+    }
+    if (count !== ci[pb + P_COUNT]) errs.push(`p${p}: count ${ci[pb + P_COUNT]} but table holds ${count}`);
+    for (const [g, l] of live) if (ci[this.pg(g, PG_LIVE)] !== l) errs.push(`p${p}: page ${g} live ${ci[this.pg(g, PG_LIVE)]} but records sum to ${l}`);
+    let pages = 0;
+    for (let g = ci[pb + P_HEAD_PAGE], guard = 0; g >= 0 && guard <= this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
+      if (ci[this.pg(g, PG_OWNER)] !== p) errs.push(`p${p}: linked page ${g} owned by ${ci[this.pg(g, PG_OWNER)]}`);
+      pages += ci[this.pg(g, PG_KIND)] === KIND_RUN_HEAD ? ci[this.pg(g, PG_RUN)] : 1;
+    }
+    if (pages !== ci[pb + P_PAGES]) errs.push(`p${p}: ${ci[pb + P_PAGES]} pages recorded, ${pages} linked`);
+    return errs;
+  }
+
+  /** Free-page count agrees with the page table (call with no writer active). */
+  checkHeap(): string[] {
+    const ci = this.ci;
+    let free = 0;
+    for (let g = 0; g < ci[G_PAGES_GROWN]; g++) if (ci[this.pg(g, PG_OWNER)] === FREE) free++;
+    return free === ci[G_PAGES_FREE] ? [] : [`heap: ${ci[G_PAGES_FREE]} free pages recorded, ${free} in the page table`];
+  }
+}
+
+export interface PartitionStats {
+  partition: number;
+  owner: number;
+  entries: number;
+  pages: number;
+  bytesUsed: number;
+  liveBytes: number;
+  evictions: number;
+  expirations: number;
+  repairs: number;
+}
+
+export interface StoreStats {
+  entries: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+  liveBytes: number;
+  bytesUsed: number;
+  heapBytes: number;
+  overheadBytes: number;
+  pageSize: number;
+  pagesUsed: number;
+  pagesMax: number;
+  partitions: PartitionStats[];
+}

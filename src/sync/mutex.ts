@@ -1,0 +1,110 @@
+/**
+ * Futex-style mutex over one Int32 slot of a SharedArrayBuffer.
+ *
+ * Lock word:  bits 31..1 = holder id (threadId + 1, so 0 means "free"), bit 0 = waiters flag.
+ *
+ *   0                      unlocked
+ *   (id << 1)              locked by thread `id - 1`, nobody waiting
+ *   (id << 1) | 1          locked, and at least one thread may be sleeping on the word
+ *
+ * Recording the holder lets the member recover a lock whose holder died (worker `exit`, or the
+ * close of the liveness port an attached thread hands to the member): see `forceTake`.
+ *
+ * Acquire: a CAS from 0 (the uncontended path is one compareExchange). Under contention the
+ * caller spins a little (critical sections are a few hundred ns), then sets the waiters bit and
+ * sleeps on the word: `Atomics.wait` in workers, `Atomics.waitAsync` on the main thread, whose
+ * event loop must never be blocked for long. Release is one exchange; only when the waiters bit
+ * was set does it pay for `Atomics.notify`. A woken thread re-acquires *with* the waiters bit
+ * set, because it cannot know whether others still sleep (Drepper, "Futexes are tricky", mutex 2).
+ */
+import { isMainThread, threadId } from 'node:worker_threads';
+
+export const SELF_ID = threadId + 1;
+const SPINS = 64;
+
+/** Returns true when the lock was free and is now held by this thread. */
+export function tryLock(a: Int32Array, i: number): boolean {
+  return Atomics.compareExchange(a, i, 0, SELF_ID << 1) === 0;
+}
+
+function spinAcquire(a: Int32Array, i: number): boolean {
+  for (let s = 0; s < SPINS; s++) {
+    if (Atomics.load(a, i) === 0 && Atomics.compareExchange(a, i, 0, SELF_ID << 1) === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * One step of the contended path: try to take the lock with the waiters bit, else make sure the
+ * bit is set. Returns -1 when acquired, otherwise the word value to sleep on.
+ */
+function contendedStep(a: Int32Array, i: number): number {
+  const c = Atomics.load(a, i);
+  if (c === 0) {
+    return Atomics.compareExchange(a, i, 0, (SELF_ID << 1) | 1) === 0 ? -1 : Atomics.load(a, i) | 1;
+  }
+  if ((c & 1) === 0) {
+    const prev = Atomics.compareExchange(a, i, c, c | 1);
+    if (prev !== c) return prev === 0 ? contendedStep(a, i) : prev | 1;
+  }
+  return c | 1;
+}
+
+/**
+ * Blocking acquire for worker threads (and for the main thread where a block is known to be
+ * short, e.g. the member's own recovery). Returns false on timeout.
+ */
+export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
+  if (tryLock(a, i) || spinAcquire(a, i)) return true;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = contendedStep(a, i);
+    if (v === -1) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    if (isMainThread) {
+      // The main thread may not sleep for long; callers on the main thread use lockAsync. This
+      // branch only serves short internal waits, so it sleeps in 1 ms slices.
+      Atomics.wait(a, i, v, Math.min(left, 1));
+    } else {
+      Atomics.wait(a, i, v, left);
+    }
+  }
+}
+
+/** Non-blocking acquire for the main thread: waits with Atomics.waitAsync. Resolves false on timeout. */
+export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Promise<boolean> {
+  if (tryLock(a, i) || spinAcquire(a, i)) return true;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = contendedStep(a, i);
+    if (v === -1) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    const r = Atomics.waitAsync(a, i, v, left);
+    if (r.async) await r.value;
+  }
+}
+
+export function unlock(a: Int32Array, i: number): void {
+  const prev = Atomics.exchange(a, i, 0);
+  if ((prev & 1) !== 0) Atomics.notify(a, i, 1);
+}
+
+/** Holder thread id (worker_threads.threadId) of a held lock, or -1 when free. */
+export function holderOf(a: Int32Array, i: number): number {
+  const w = Atomics.load(a, i);
+  return w === 0 ? -1 : (w >>> 1) - 1;
+}
+
+/**
+ * Recovery: if the lock is held by `deadThreadId`, take it over for this thread and return true.
+ * The caller repairs the protected state and then calls `unlock`, which wakes any sleepers.
+ */
+export function forceTake(a: Int32Array, i: number, deadThreadId: number): boolean {
+  for (;;) {
+    const w = Atomics.load(a, i);
+    if (w === 0 || (w >>> 1) !== deadThreadId + 1) return false;
+    if (Atomics.compareExchange(a, i, w, (SELF_ID << 1) | (w & 1)) === w) return true;
+  }
+}

@@ -1,0 +1,157 @@
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, attachGrid, AttachError, GridClosedError } from '../dist/index.js';
+import type { Grid } from '../dist/index.js';
+
+const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
+const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
+
+function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
+  const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
+  const done = new Promise<T>((resolve, reject) => {
+    worker.on('message', (m) => {
+      if ('result' in m) resolve(m.result as T);
+    });
+    worker.once('error', reject);
+  });
+  return { worker, done };
+}
+
+/** Checks every partition's bookkeeping and the page pool from the main thread. */
+async function consistency(grid: Grid): Promise<string[]> {
+  const { lockAsync, unlock } = await import('../dist/sync/mutex.js');
+  const st = grid.store;
+  const errs: string[] = [];
+  for (let p = 0; p < st.partitions; p++) {
+    if (!(await lockAsync(st.ci, st.lockIndex(p), 5000))) {
+      errs.push(`p${p}: lock not released`);
+      continue;
+    }
+    try {
+      errs.push(...st.check(p));
+    } finally {
+      unlock(st.ci, st.lockIndex(p));
+    }
+  }
+  return errs;
+}
+
+describe('threads sharing one grid', () => {
+  let grid: Grid;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 2, memory: '64MB' });
+  });
+  afterAll(async () => {
+    await grid.close();
+  });
+
+  it('a worker thread attached by handle sees the same data and its writes are seen by main', async () => {
+    const m = grid.map<unknown>('shared');
+    await m.set('a', 'from main');
+    await m.set('b', { n: 1 });
+    const { done } = run<unknown[]>(grid, 'readAndWrite', { keys: ['a', 'b', 'zzz'], tag: 7 });
+    expect(await done).toEqual(['from main', { n: 1 }, undefined]);
+    expect(await m.get('from-worker')).toEqual({ tid: 7, ok: true });
+  });
+
+  it('attachGrid on the same thread gives the same data, and bad handles are refused', async () => {
+    const same = await attachGrid(grid.handle);
+    await grid.map<string>('shared').set('same-thread', 'yes');
+    expect(await same.map<string>('shared').get('same-thread')).toBe('yes');
+    await expect(attachGrid({} as never)).rejects.toBeInstanceOf(AttachError);
+    await expect(attachGrid({ ...grid.handle, buffers: { control: new SharedArrayBuffer(64), heap: new SharedArrayBuffer(64), access: new SharedArrayBuffer(64) } })).rejects.toBeInstanceOf(AttachError);
+    await same.close();
+    expect(await grid.map<string>('shared').get('same-thread')).toBe('yes'); // detaching does not close the grid
+  });
+
+  it('counters incremented concurrently from four threads add up exactly', async () => {
+    const keys = ['c0', 'c1', 'c2', 'c3', 'c4'];
+    const times = 4000;
+    const jobs = [0, 1, 2].map(() => run<number>(grid, 'increment', { keys, times }).done);
+    const m = grid.map<number>('counters');
+    for (let i = 0; i < times; i++) for (const k of keys) await m.increment(k, 1);
+    await Promise.all(jobs);
+    for (const k of keys) expect(await m.get(k)).toBe(times * 4);
+  });
+
+  it('readers never see a torn value while another thread rewrites it', async () => {
+    const stop = new SharedArrayBuffer(4);
+    const writer = run<number>(grid, 'rewrite', { key: 'hot', until: stop });
+    const readers = [0, 1].map(() => run<{ reads: number; torn: number }>(grid, 'readTorn', { key: 'hot', until: stop }));
+    // the main thread reads too
+    const m = grid.map<string>('torn');
+    let mainReads = 0;
+    let mainTorn = 0;
+    const t = Date.now();
+    while (Date.now() - t < 2500) {
+      const v = await m.get('hot');
+      if (v !== undefined) {
+        const bar = v.lastIndexOf('|');
+        const len = Number(v.slice(bar + 1));
+        if (bar !== len || v.slice(0, bar) !== v[0].repeat(len)) mainTorn++;
+      }
+      mainReads++;
+      if (mainReads % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    Atomics.store(new Int32Array(stop), 0, 1);
+    const writes = await writer.done;
+    const results = await Promise.all(readers.map((r) => r.done));
+    expect(writes).toBeGreaterThan(1000);
+    for (const r of results) {
+      expect(r.reads).toBeGreaterThan(1000);
+      expect(r.torn).toBe(0);
+    }
+    expect(mainTorn).toBe(0);
+  });
+
+  it('a thread that dies holding a partition lock leaves the grid usable and consistent', async () => {
+    const m = grid.map<string>('victim');
+    await m.set('before', 'kept');
+    const w = new Worker(DIE, { workerData: { handle: grid.handle, key: 'victim-key', mapId: m.id } });
+    const code = await new Promise<number>((r) => w.once('exit', r));
+    expect(code).toBe(3);
+    // The lock was taken over and the partition repaired from the worker's exit event.
+    await m.set('victim-key', 'after');
+    expect(await m.get('victim-key')).toBe('after');
+    expect(await m.get('before')).toBe('kept');
+    expect(grid.stats().recoveries).toBeGreaterThanOrEqual(1);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
+  it('workers terminated in the middle of writes leave the grid usable and consistent', async () => {
+    const m = grid.map<string>('churn');
+    for (let round = 0; round < 12; round++) {
+      const { worker } = run(grid, 'writeForever', { prefix: `r${round}` });
+      await new Promise<void>((r) => worker.once('message', () => r()));
+      await new Promise((r) => setTimeout(r, 5 + ((round * 37) % 40)));
+      await worker.terminate();
+    }
+    for (let i = 0; i < 2000; i++) await m.set(`after:${i}`, `v${i}`);
+    for (let i = 0; i < 2000; i++) expect(await m.get(`after:${i}`)).toBe(`v${i}`);
+    expect(await consistency(grid)).toEqual([]);
+    expect(grid.store.checkHeap()).toEqual([]);
+  });
+
+  it('a crashed virtual node is restarted and the data stays', async () => {
+    const m = grid.map<string>('vnode-crash');
+    for (let i = 0; i < 500; i++) await m.set(`k${i}`, `v${i}`);
+    const before = grid.stats().workers[0];
+    // Reach the virtual node the way a crash would: terminate its thread.
+    const vnodes = (grid as unknown as { vnodes: Array<{ worker: Worker }> }).vnodes;
+    await vnodes[0].worker.terminate();
+    const deadline = Date.now() + 10_000;
+    while (grid.stats().workers[0].restarts === before.restarts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(grid.stats().workers[0].restarts).toBe(before.restarts + 1);
+    for (let i = 0; i < 500; i++) expect(await m.get(`k${i}`)).toBe(`v${i}`);
+    expect(await consistency(grid)).toEqual([]);
+  });
+});
+
+describe('after close', () => {
+  it('attaching to a closed grid fails with GRID_ERR_CLOSED', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB' });
+    const h = g.handle;
+    await g.close();
+    await expect(attachGrid(h)).rejects.toBeInstanceOf(GridClosedError);
+  });
+});
