@@ -164,12 +164,13 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     partitions: (i.partitions ?? DEFAULTS.partitions) as number,
     memory: parseBytes((i.memory ?? DEFAULTS.memory) as number | string, 'options.memory'),
     maxKeyBytes: (i.maxKeyBytes ?? DEFAULTS.maxKeyBytes) as number,
-    maxValueBytes: (i.maxValueBytes ?? DEFAULTS.maxValueBytes) as number,
+    maxValueBytes: 0, // filled below: the default depends on memory
     lockTimeout: (i.lockTimeout ?? DEFAULTS.lockTimeout) as number,
     expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
     cluster,
   };
+  resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
   for (const [path, rule] of Object.entries(RULES)) {
     if (path.startsWith('options.cluster.') && cluster === undefined) continue;
     const v = get(resolved, path);

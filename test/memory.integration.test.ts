@@ -23,8 +23,18 @@ describe('memory budget', () => {
       expect(Math.max(maxUsed, s.bytesUsed)).toBeLessThanOrEqual(limit);
       expect(s.evictions).toBeGreaterThan(0);
       expect(s.entries).toBe(i - s.evictions);
-      // approximately LRU: the newest entries survive
-      for (let k = i - 200; k < i; k++) expect(await m.get(`k${k}`)).toBe(String(k % 10).repeat(100 + ((k * 131) % 1900)));
+      // approximately LRU: the newest entries survive (sampled eviction may take a rare one)
+      let missing = 0;
+      for (let k = i - 1000; k < i; k++) {
+        const v = await m.get(`k${k}`);
+        if (v === undefined) missing++;
+        else expect(v).toBe(String(k % 10).repeat(100 + ((k * 131) % 1900)));
+      }
+      expect(missing).toBeLessThanOrEqual(10);
+      // while most of the oldest are gone
+      let oldKept = 0;
+      for (let k = 0; k < 1000; k++) if ((await m.get(`k${k}`)) !== undefined) oldKept++;
+      expect(oldKept).toBeLessThan(100);
       // and large values still fit after the heap filled up
       await m.set('large', 'L'.repeat(200_000));
       expect((await m.get('large'))?.length).toBe(200_000);

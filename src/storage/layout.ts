@@ -44,7 +44,7 @@ export const G_HEAP_LOCK = G_RESERVE + 1; // mutex: page allocation and heap gro
 export const G_MAP_LOCK = G_HEAP_LOCK + 1; // mutex: map registry
 export const G_MAP_COUNT = G_MAP_LOCK + 1;
 export const G_MAX_MAPS = G_MAP_COUNT + 1;
-export const G_CLOCK = G_MAX_MAPS + 1; // LRU clock, in 100 ms ticks, advanced by the virtual nodes
+export const G_CLOCK = G_MAX_MAPS + 1; // LRU clock, CLOCK_TICK_MS ticks, advanced by the virtual nodes
 export const G_CLOSED = G_CLOCK + 1; // 1 once the grid is closed
 export const G_THREAD_NEXT = G_CLOSED + 1; // next per-thread stats slot
 export const G_FREE_HINT = G_THREAD_NEXT + 1; // where the next free-page scan starts
@@ -146,13 +146,18 @@ export function geometry(partitions: number, pageShift: number, maxPages: number
 export const align8 = (n: number): number => (n + 7) & ~7;
 
 /**
- * Access map: a third SharedArrayBuffer with one byte per ACCESS_UNIT heap bytes holding the LRU
- * clock (low 8 bits, 1 s ticks) of the record that starts in that unit. Records are at least
- * E_HEADER (= ACCESS_UNIT) bytes long, so no two records share a unit. It is separate from the
- * records on purpose: readers write access times without holding the lock, and a reader that
- * raced with a writer may write to a unit whose record has since been freed and reused. In the
- * access map such a stray write only makes some record look recently used; inside a record it
- * would corrupt data.
+ * Access map: a third SharedArrayBuffer with one Uint16 per ACCESS_UNIT heap bytes holding the
+ * LRU clock (100 ms ticks, 16 bits: a window of ~109 minutes) of the record that starts in that
+ * unit. Records are at least 32 bytes, so two small records can share a unit; a touch of one then
+ * also freshens the other (an approximation we accept; it costs 2 bytes per 64 heap bytes, 3%).
+ * It is separate from the records on purpose: readers write access times without holding the
+ * lock, and a reader that raced with a writer may write to a unit whose record has since been
+ * freed and reused. In the access map such a stray write only makes some record look recently
+ * used; inside a record it would corrupt data.
  */
-export const ACCESS_SHIFT = 5;
+export const ACCESS_SHIFT = 6;
 export const ACCESS_UNIT = 1 << ACCESS_SHIFT;
+/** Bytes of access map per heap byte, as a shift: 2 bytes per 64. */
+export const ACCESS_BYTES_SHIFT = ACCESS_SHIFT - 1;
+export const CLOCK_TICK_MS = 100;
+export const CLOCK_MASK = 0xffff;

@@ -11,7 +11,7 @@
  * over a plain one; length-tracking views measured ~10x slower on Node 20, see native-notes.md).
  */
 import {
-  ACCESS_SHIFT, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
+  ACCESS_BYTES_SHIFT, ACCESS_SHIFT, CLOCK_MASK, CLOCK_TICK_MS, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
   F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
@@ -55,7 +55,7 @@ export function planMemory(init: StoreInit): { pageShift: number; maxPages: numb
   let maxPages = Math.floor(init.memory / page);
   for (;;) {
     const geo = geometry(init.partitions, pageShift, maxPages, init.maxMaps);
-    const accessBytes = (maxPages * page) >>> ACCESS_SHIFT;
+    const accessBytes = (maxPages * page) >>> ACCESS_BYTES_SHIFT;
     const total = geo.controlBytes + accessBytes + maxPages * page;
     if (total <= init.memory || maxPages === 0) return { pageShift, maxPages, geo, total };
     maxPages = Math.max(0, maxPages - Math.ceil((total - init.memory) / page));
@@ -69,7 +69,7 @@ export function createStoreBuffers(init: StoreInit): StoreBuffers {
   const growStep = Math.max(1, Math.min(maxPages, Math.ceil((4 * 1024 * 1024) / page), Math.ceil(maxPages / 16)));
   const initial = Math.min(maxPages, Math.max(growStep, init.partitions + init.reservePages));
   const heap = new SharedArrayBuffer(initial * page, { maxByteLength: maxPages * page });
-  const access = new SharedArrayBuffer((maxPages * page) >>> ACCESS_SHIFT);
+  const access = new SharedArrayBuffer((maxPages * page) >>> ACCESS_BYTES_SHIFT);
   const ci = new Int32Array(control);
   ci[G_MAGIC] = MAGIC;
   ci[G_LAYOUT] = LAYOUT_VERSION;
@@ -93,7 +93,7 @@ export function createStoreBuffers(init: StoreInit): StoreBuffers {
   return { control, heap, access };
 }
 
-export const nowClock = (): number => Math.floor(Date.now() / 1000) & 0xff;
+export const nowClock = (): number => Math.floor(Date.now() / CLOCK_TICK_MS) & CLOCK_MASK;
 
 export class ShardStore {
   readonly ci: Int32Array;
@@ -103,7 +103,7 @@ export class ShardStore {
   u32!: Uint32Array;
   f64!: Float64Array;
   buf!: Buffer;
-  readonly acc: Uint8Array;
+  readonly acc: Uint16Array;
   readonly geo: Geometry;
   readonly partitions: number;
   readonly pageShift: number;
@@ -136,7 +136,7 @@ export class ShardStore {
     this.geo = geometry(this.partitions, this.pageShift, this.ci[G_PAGES_MAX], this.ci[G_MAX_MAPS]);
     this.pageBase = this.geo.pageBase;
     this.tf = new Float64Array(buffers.control);
-    this.acc = new Uint8Array(buffers.access);
+    this.acc = new Uint16Array(buffers.access);
     this.maxKeyBytes = this.ci[G_MAX_KEY];
     this.maxValueBytes = this.ci[G_MAX_VALUE];
     this.lockTimeout = lockTimeout;
@@ -281,7 +281,7 @@ export class ShardStore {
 
   /** Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe). */
   touch(off: number): void {
-    const c = this.ci[G_CLOCK] & 0xff;
+    const c = this.ci[G_CLOCK];
     const u = off >>> ACCESS_SHIFT;
     if (this.acc[u] !== c) this.acc[u] = c;
   }
@@ -351,14 +351,14 @@ export class ShardStore {
     const vo = off + E_HEADER + align8(this.klen);
     if (type === T_NUMBER) this.f64[vo >>> 3] = num;
     else if (vlen > 0 && src !== null) this.u8.set(vlen === src.length ? src : src.subarray(0, vlen), vo);
-    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK] & 0xff;
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
   }
 
   /** In-place update of a number record (one aligned 8-byte store; readers are fenced by the seqlock). */
   setNumberInPlace(p: number, off: number, n: number): void {
     this.u32[(off + E_VERSION) >>> 2] = ++this.cu[PART_BASE + p * P_STRIDE + P_WRITE_SEQ];
     this.f64[this.valueOffset(off) >>> 3] = n;
-    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK] & 0xff;
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
   }
 
   /** Removes the current key of `mapId` if present; returns whether it was (and was not expired). */
@@ -471,8 +471,11 @@ export class ShardStore {
         ci[pb + P_OPEN_PAGE] = np;
         continue;
       }
+      // Memory is full. Keys hash evenly, so pages spread evenly over partitions approximate one
+      // global LRU: take from a partition holding more pages than p first, else evict within p.
+      if (this.stealPage(p, ci[pb + P_PAGES] + 2)) continue;
       if (this.reclaim(p, size)) continue;
-      if (this.stealPage(p)) continue;
+      if (this.stealPage(p, 2)) continue;
       return -1;
     }
     return -1;
@@ -490,8 +493,9 @@ export class ShardStore {
         return first << this.pageShift;
       }
       // Free whole pages somewhere; a run needs them contiguous, so keep going until one appears.
+      if (this.stealPage(p, this.ci[pb + P_PAGES] + 2)) continue;
       if (this.evictSampled(p, 8) > 0) continue;
-      if (this.stealPage(p)) continue;
+      if (this.stealPage(p, 2)) continue;
       return -1;
     }
     return -1;
@@ -691,23 +695,28 @@ export class ShardStore {
     const ci = this.ci;
     const pb = PART_BASE + p * P_STRIDE;
     let evicted = 0;
-    const clock = ci[G_CLOCK] & 0xff;
+    const clock = ci[G_CLOCK];
     for (let r = 0; r < rounds; r++) {
       if (ci[pb + P_COUNT] === 0) break;
       const cap = ci[pb + P_TABLE_CAP];
       const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
       let best = -1;
       let bestAge = -1;
+      let bestVersion = 0;
       let seen = 0;
       let i = (Math.random() * cap) | 0;
       for (let n = 0; n < cap && seen < EVICT_SAMPLES; n++, i = (i + 1) & (cap - 1)) {
         const ref = this.u32[tword + 2 * i + 1];
         if (ref === EMPTY || ref === TOMB) continue;
         seen++;
-        const age = (clock - this.acc[((ref - 1) * 8) >>> ACCESS_SHIFT]) & 0xff;
-        if (age > bestAge) {
+        const off = (ref - 1) * 8;
+        const age = (clock - this.acc[off >>> ACCESS_SHIFT]) & CLOCK_MASK;
+        // Within one clock tick, the older write goes first (versions grow with every write).
+        const version = this.u32[(off + E_VERSION) >>> 2];
+        if (age > bestAge || (age === bestAge && version < bestVersion)) {
           bestAge = age;
           best = i;
+          bestVersion = version;
         }
       }
       if (best < 0) break;
@@ -721,16 +730,19 @@ export class ShardStore {
   }
 
   /**
-   * When `p` has nothing to give, evict from the partition holding the most pages. Uses tryLock
-   * only (we already hold p's lock; a blocking acquire could deadlock). Returns true when at least
-   * one page went back to the pool.
+   * Frees a page by evicting from the partitions holding the most pages (at least `minPages`).
+   * Uses tryLock only: we already hold p's lock, and a blocking acquire could deadlock.
+   * Returns true when at least one page went back to the pool.
    */
-  private stealPage(p: number): boolean {
+  private stealPage(p: number, minPages: number): boolean {
+    const ci = this.ci;
     const order: number[] = [];
-    for (let q = 0; q < this.partitions; q++) if (q !== p && this.ci[PART_BASE + q * P_STRIDE + P_PAGES] > 1) order.push(q);
-    order.sort((a, b) => this.ci[PART_BASE + b * P_STRIDE + P_PAGES] - this.ci[PART_BASE + a * P_STRIDE + P_PAGES]);
-    for (const q of order.slice(0, 8)) {
-      if (!tryLock(this.ci, this.lockIndex(q))) continue;
+    for (let q = 0; q < this.partitions; q++) if (q !== p && ci[PART_BASE + q * P_STRIDE + P_PAGES] >= minPages) order.push(q);
+    if (order.length === 0) return false;
+    order.sort((a, b) => ci[PART_BASE + b * P_STRIDE + P_PAGES] - ci[PART_BASE + a * P_STRIDE + P_PAGES]);
+    for (let k = 0; k < order.length && k < 8; k++) {
+      const q = order[k];
+      if (!tryLock(ci, this.lockIndex(q))) continue;
       try {
         this.beginWrite(q);
         try {
@@ -739,7 +751,7 @@ export class ShardStore {
           this.endWrite(q);
         }
       } finally {
-        unlock(this.ci, this.lockIndex(q));
+        unlock(ci, this.lockIndex(q));
       }
     }
     return false;
