@@ -907,7 +907,7 @@ export class ShardStore {
   // ── lifecycle, stats, recovery ────────────────────────────────────────────────────────────────
 
   get closed(): boolean {
-    return Atomics.load(this.ci, G_CLOSED) !== 0;
+    return this.ci[G_CLOSED] !== 0; // plain read: checked on every operation, set once
   }
 
   markClosed(): void {

@@ -1,0 +1,13 @@
+import { createGrid } from '../dist/index.js';
+const KEYS = 10_000; const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`); const value = 'v'.repeat(100);
+const grid = await createGrid({ workers: 1, memory: '256MB' }); const gm = grid.map('bench');
+for (const k of keys) await gm.set(k, value);
+let sink = 0;
+const mode = process.argv[2] ?? 'get';
+const t = performance.now();
+const N = 5_000_000;
+if (mode === 'get') for (let i = 0; i < N; i++) sink += gm.getLocal(keys[i % KEYS]).length;
+else for (let i = 0; i < N / 5; i++) await gm.set(keys[i % KEYS], value);
+const ms = performance.now() - t;
+console.log(mode, ((mode === 'get' ? N : N / 5) / ms * 1000 / 1e6).toFixed(2), 'M ops/s', sink > 0);
+await grid.close();
