@@ -11,6 +11,7 @@ import { assignPartitions } from './ring/ring.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
+import { workerExecArgv } from './runtime/exec-argv.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -138,7 +139,7 @@ export class Grid implements MapHost {
   private spawn(index: number, partitions: number[], restarts: number): Promise<void> {
     const o = this.options!;
     const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `shardgrid-vnode-${index}` });
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
     const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts };
     this.vnodes[index] = v;
     worker.on('exit', () => {

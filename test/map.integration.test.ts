@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, GridClosedError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError, InvalidArgumentError, WrongTypeError, InvalidOptionError, UnsupportedError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
@@ -254,5 +255,25 @@ describe('closing', () => {
     expect(e.code).toBe('GRID_ERR_CLOSED');
     await expect(m.set('k', 'v')).rejects.toBeInstanceOf(GridClosedError);
     expect(() => g.map('other')).toThrow(GridClosedError);
+  });
+
+  it('the process exits on its own after close(), with no handle left open', async () => {
+    const script = `
+      const { createGrid } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const g = await createGrid({ workers: 2, memory: '16MB' });
+      const m = g.map('x');
+      await m.set('a', 'b', { ttl: 60000 });
+      if (await m.get('a') !== 'b') process.exit(2);
+      await g.close();
+      console.log('closed');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.once('exit', (c, sig) => r([c, sig])));
+    clearTimeout(killer);
+    expect(signal).toBeNull(); // not killed: it exited by itself
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('closed');
   });
 });
