@@ -33,12 +33,22 @@ export interface GridOptions {
   expiryInterval?: number;
   /** Named maps per grid. Default 256. */
   maxMaps?: number;
+  /** Threads of the compute pool that runs aggregations (created on first use). Default: workers. */
+  computeWorkers?: number;
   cluster?: ClusterOptions;
 }
 
 export interface MapOptions {
   /** Default time to live of the map's entries, ms; 0 or absent: no expiry. */
   ttl?: number;
+  /**
+   * Keep decoded object values in a per-thread read memo (default true). A memo entry is used only
+   * while the entry's version in shared memory is unchanged, so it is never stale, but repeated
+   * gets on one thread return the SAME object: callers must not mutate what get() returns. Set
+   * false to decode a fresh object on every get. Strings and numbers are immutable and always
+   * memoized; byte arrays are always copied.
+   */
+  cacheValues?: boolean;
 }
 
 export interface ResolvedClusterOptions {
@@ -59,6 +69,8 @@ export interface ResolvedOptions {
   lockTimeout: number;
   expiryInterval: number;
   maxMaps: number;
+  /** undefined: as many as workers. */
+  computeWorkers: number | undefined;
   cluster: ResolvedClusterOptions | undefined;
 }
 
@@ -118,6 +130,7 @@ const RULES: Record<string, Rule> = {
   'options.lockTimeout': intRule(1, 600_000),
   'options.expiryInterval': intRule(10, 60_000),
   'options.maxMaps': intRule(1, 4096),
+  'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
   'options.cluster.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.cluster.port': intRule(0, 65535),
   'options.cluster.seeds': {
@@ -143,7 +156,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'cluster'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'cluster'], 'options');
   let cluster: ResolvedClusterOptions | undefined;
   if (i.cluster !== undefined) {
     if (!isPlainObject(i.cluster)) fail('options.cluster', 'must be an object');
@@ -168,6 +181,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     lockTimeout: (i.lockTimeout ?? DEFAULTS.lockTimeout) as number,
     expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
+    computeWorkers: i.computeWorkers as number | undefined,
     cluster,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
@@ -180,11 +194,14 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   return Object.freeze(resolved);
 }
 
-export function resolveMapOptions(input?: MapOptions): { ttl: number } {
-  if (input === undefined) return { ttl: 0 };
+export function resolveMapOptions(input?: MapOptions): { ttl: number; cacheValues: boolean } {
+  if (input === undefined) return MAP_DEFAULTS;
   if (!isPlainObject(input)) fail('options', 'must be an object');
-  rejectUnknown(input as Record<string, unknown>, ['ttl'], 'options');
+  rejectUnknown(input as Record<string, unknown>, ['ttl', 'cacheValues'], 'options');
   const ttl = input.ttl ?? 0;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) fail('options.ttl', `must be a finite number of ms >= 0 (got ${String(ttl)})`);
-  return Object.freeze({ ttl: ttl as number });
+  const cacheValues = input.cacheValues ?? true;
+  if (typeof cacheValues !== 'boolean') fail('options.cacheValues', `must be a boolean (got ${typeof cacheValues})`);
+  return Object.freeze({ ttl: ttl as number, cacheValues: cacheValues as boolean });
 }
+const MAP_DEFAULTS = Object.freeze({ ttl: 0, cacheValues: true });

@@ -66,6 +66,16 @@ export class WorkerError extends GridError { static override readonly code: stri
 export class UnsupportedError extends GridError { static override readonly code: string = 'GRID_ERR_UNSUPPORTED'; }
 export class MemberUnreachableError extends GridError { static override readonly code: string = 'GRID_ERR_MEMBER_UNREACHABLE'; }
 export class InternalError extends GridError { static override readonly code: string = 'GRID_ERR_INTERNAL'; }
+/** A peer sent a malformed, truncated, oversized or unknown frame; that connection is closed. */
+export class ProtocolError extends GridError { static override readonly code: string = 'GRID_ERR_PROTOCOL'; }
+/** A peer failed (or refused) the shared-secret handshake. */
+export class AuthenticationError extends GridError { static override readonly code: string = 'GRID_ERR_AUTH'; }
+/** A remote request or a retried operation ran past its deadline. */
+export class TimeoutError extends GridError { static override readonly code: string = 'GRID_ERR_TIMEOUT'; }
+/** A user module (entry processor, aggregator) could not be loaded or lacks the named export. */
+export class ModuleLoadError extends GridError { static override readonly code: string = 'GRID_ERR_MODULE'; }
+/** User compute code threw, or returned/stored a value that cannot be encoded. */
+export class ComputeError extends GridError { static override readonly code: string = 'GRID_ERR_COMPUTE'; }
 /** Parent of the conditions the library retries itself (by class, never by message). */
 export class RetryableGridError extends GridError { static override readonly code: string = 'GRID_ERR_RETRYABLE'; }
 export class PartitionMovedError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_PARTITION_MOVED'; }
@@ -74,7 +84,8 @@ export class MemberLeftError extends RetryableGridError { static override readon
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
-  UnsupportedError, MemberUnreachableError, InternalError, RetryableGridError, PartitionMovedError, MemberLeftError,
+  UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, AuthenticationError, TimeoutError,
+  ModuleLoadError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
 ];
 for (const cls of ALL) registerError(cls);
 

@@ -9,10 +9,16 @@ import {
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
   UnencodableValueError, ValueTooLargeError, WrongTypeError,
 } from './errors.js';
-import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgpack, type EncodedValue } from './storage/codec.js';
+import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, bytesOf, decodeMsgpack, type EncodedValue } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
 import { NEED_LOCK, READ_SPIN_LIMIT, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
+import { aggregateMap } from './compute/aggregate.js';
+import type { ComputePool } from './compute/pool.js';
+import { callProcessor, loadProcessor, newEntry, type LoadedProcessor } from './compute/processor.js';
+import type { AggregatorRef, ComputeRef } from './compute/types.js';
+import { decodeCopied } from './compute/decode.js';
+import { ENCODE_UNENCODABLE } from './storage/codec.js';
 
 /** What a map needs from the grid (or attached grid) it belongs to. */
 export interface MapHost {
@@ -20,6 +26,8 @@ export interface MapHost {
   readonly encoder: ValueEncoder;
   readonly lockTimeout: number;
   assertOpen(): void;
+  /** The compute pool for aggregations (created on first use). */
+  computePool(): ComputePool;
 }
 
 const MISS = 0;
@@ -30,6 +38,32 @@ const EXPIRED = 2;
 // reads never await between filling and consuming these).
 let outValue: unknown;
 let outVersion = 0;
+let outOff = -1;
+let outExp = 0;
+let outType = 0;
+let outSlot = -1;
+let outTref = 0;
+
+/**
+ * Per-thread memo of a key's location and decoded value (see native-notes.md, "Read memo").
+ * Valid only while the key's table slot still points at `off` and the record's version is `ver`:
+ * every read checks both in shared memory inside a seqlock window, so a memo can never serve a
+ * value that is not the current one.
+ */
+interface Memo {
+  p: number;
+  tref: number;
+  slot: number;
+  off: number;
+  ver: number;
+  exp: number;
+  size: number;
+  value: unknown;
+}
+/** Memo bounds, per map and thread: entries, and bytes of cached values. */
+const MEMO_MAX_ENTRIES = 16_384;
+const MEMO_MAX_BYTES = 16 * 1024 * 1024;
+const MEMO_MAX_VALUE = 64 * 1024;
 let copyBuf = new Uint8Array(4096);
 
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice;
@@ -50,7 +84,10 @@ function decodeRecord(store: ShardStore, off: number, now: number): number {
   const vo = store.valueOffset(off);
   if (!store.inBounds(vo + vlen)) return MISS;
   outVersion = store.versionOf(off);
-  switch (store.typeOf(off)) {
+  outOff = off;
+  outExp = exp;
+  const type = (outType = store.typeOf(off));
+  switch (type) {
     case T_STRING:
       outValue = readString(store, vo, vlen);
       return FOUND;
@@ -85,6 +122,9 @@ export class GridMap<V = unknown> {
   private readonly host: MapHost;
   private readonly store: ShardStore;
   private readonly enc: ValueEncoder;
+  private readonly cacheObjects: boolean;
+  private readonly memos = new Map<string, Memo>();
+  private memoBytes = 0;
 
   /** @internal use grid.map(name) */
   constructor(host: MapHost, name: string, id: number, options?: MapOptions) {
@@ -93,7 +133,9 @@ export class GridMap<V = unknown> {
     this.enc = host.encoder;
     this.name = name;
     this.id = id;
-    this.defaultTtl = resolveMapOptions(options).ttl;
+    const o = resolveMapOptions(options);
+    this.defaultTtl = o.ttl;
+    this.cacheObjects = o.cacheValues;
   }
 
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
@@ -155,6 +197,8 @@ export class GridMap<V = unknown> {
       if (s < 0) continue;
       const off = st.probe(p, this.id);
       const r = off >= 0 ? decodeRecord(st, off, 0) : MISS;
+      outSlot = st.lastSlot;
+      outTref = st.tableRef(p);
       if (!st.readValid(p, s)) continue;
       if (r === FOUND) {
         finishDecode(st, off);
@@ -196,13 +240,62 @@ export class GridMap<V = unknown> {
     }
   }
 
-  /** @internal synchronous local get; undefined on miss. */
+  /** A memoized value of `key` when its memo is still current; NEED otherwise. */
+  private fromMemo(key: string): unknown {
+    const m = this.memos.get(key);
+    if (m === undefined) return NEED;
+    const st = this.store;
+    const p = m.p;
+    const s = st.readBegin(p);
+    if (s < 0 || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
+    if (m.exp !== 0 && m.exp <= Date.now()) return NEED;
+    st.touch(m.off);
+    return st.readValid(p, s) ? m.value : NEED;
+  }
+
+  /** Records the location and value of the read that just validated (strings, numbers, objects). */
+  private remember(key: string, p: number, value: unknown): void {
+    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects)) return;
+    const size = outType === T_NUMBER ? 8 : this.store.valueLength(outOff);
+    if (size > MEMO_MAX_VALUE) return;
+    const memos = this.memos;
+    let m = memos.get(key);
+    if (m === undefined) {
+      while (memos.size >= MEMO_MAX_ENTRIES || this.memoBytes + size > MEMO_MAX_BYTES) {
+        const first = memos.keys().next();
+        if (first.done === true) break;
+        this.memoBytes -= memos.get(first.value)!.size;
+        memos.delete(first.value);
+      }
+      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, value };
+      memos.set(key, m);
+    } else {
+      this.memoBytes -= m.size;
+      m.p = p;
+      m.tref = outTref;
+      m.slot = outSlot;
+      m.off = outOff;
+      m.ver = outVersion;
+      m.exp = outExp;
+      m.size = size;
+      m.value = value;
+    }
+    this.memoBytes += size;
+  }
+
+  /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
   getLocal(key: string): V | undefined | typeof NEED {
     this.host.assertOpen();
+    const hit = this.fromMemo(key);
+    if (hit !== NEED) {
+      this.store.hit();
+      return hit as V;
+    }
     const p = this.key(key);
     const r = this.readOptimistic(p);
     if (r === FOUND) {
       this.store.hit();
+      this.remember(key, p, outValue);
       return outValue as V;
     }
     if (r === NEED_LOCK) return NEED;
@@ -211,9 +304,30 @@ export class GridMap<V = unknown> {
     return undefined;
   }
 
-  async get(key: string): Promise<V | undefined> {
+  /**
+   * Synchronous get of a key held in this process (every key of a single-process grid). The
+   * returned object may be shared with other gets of this thread: do not mutate it (see
+   * MapOptions.cacheValues). Throws a GridError when the partition stayed locked by a writer for
+   * longer than an optimistic read allows; use get() there.
+   */
+  getSync(key: string): V | undefined {
     const v = this.getLocal(key);
     if (v !== NEED) return v;
+    throw new LockTimeoutError(`partition of key '${key}' stayed busy; use get()`, { partition: this.store.kpart, timeoutMs: 0 });
+  }
+
+  get(key: string): Promise<V | undefined> {
+    // Not an async function: a hit costs one resolved promise and no async frame.
+    let v: V | undefined | typeof NEED;
+    try {
+      v = this.getLocal(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return v !== NEED ? Promise.resolve(v) : this.getLocked(key);
+  }
+
+  private async getLocked(key: string): Promise<V | undefined> {
     const r = await this.readLocked(key);
     if (r === FOUND) {
       this.store.hit();
@@ -272,15 +386,35 @@ export class GridMap<V = unknown> {
 
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
-  async set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
-    this.host.assertOpen();
-    const expiresAt = this.expiry(options?.ttl);
+  set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+    // Not an async function: when the partition lock is free (nearly always) the write happens
+    // right here and the caller gets one shared, already-resolved promise.
+    try {
+      this.host.assertOpen();
+      const expiresAt = this.expiry(options?.ttl);
+      const p = this.key(key);
+      this.value(value);
+      const st = this.store;
+      if (!tryLock(st.ci, st.lockIndex(p))) return this.setContended(key, value, expiresAt);
+      this.putLocked(p, expiresAt);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async setContended(key: string, value: V, expiresAt: number): Promise<void> {
     let p = this.key(key);
     this.value(value);
     if (await this.acquire(p)) {
       p = this.key(key);
       this.value(value);
     }
+    this.putLocked(p, expiresAt);
+  }
+
+  /** Stores the encoder's value under the current key; the caller holds p's lock, released here. */
+  private putLocked(p: number, expiresAt: number): void {
     const st = this.store;
     const e = this.enc;
     st.beginWrite(p);
@@ -371,7 +505,7 @@ export class GridMap<V = unknown> {
     if (st.typeOf(off) !== exp.type || st.valueLength(off) !== exp.len) return false;
     const vo = st.valueOffset(off);
     if (exp.type === T_NUMBER) return Object.is(st.f64[vo >>> 3], exp.num);
-    const b = exp.bytes as Uint8Array;
+    const b = bytesOf(exp);
     for (let i = 0; i < exp.len; i++) if (st.u8[vo + i] !== b[i]) return false;
     return true;
   }
@@ -473,10 +607,159 @@ export class GridMap<V = unknown> {
     }
   }
 
+  // ── compute next to the data (src/compute/; native-notes.md, "Compute") ───────────────────────
+
+  /**
+   * Runs an entry processor on `key`'s entry atomically (no other write to the key interleaves)
+   * and returns its result. `processor` is `{ module, name }`: an ES module (absolute file URL or
+   * path) and one of its exports, called as `fn(entry, arg)` with `entry = { key, value }`. What it
+   * assigns to `entry.value` is stored (undefined deletes the key); not assigning leaves the entry
+   * untouched. Processors are synchronous and must not write to the grid themselves.
+   */
+  compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    return this.computeLocal<R>(key, processor, arg);
+  }
+
+  /**
+   * @internal compute on this thread, for a key whose partition is held in this process. The
+   * module is loaded before the lock is taken; the processor runs under the partition lock.
+   */
+  async computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    this.host.assertOpen();
+    this.key(key);
+    let proc = loadProcessor(processor);
+    if (proc instanceof Promise) proc = await proc;
+    this.host.assertOpen();
+    const p = this.key(key);
+    const wait = this.lockNow(p);
+    if (wait !== undefined) await wait;
+    return this.computeLocked(p, key, proc, arg) as R;
+  }
+
+  /**
+   * Takes p's lock for a section that follows without any await. A worker thread must not hold a
+   * lock across an await: another call of the same thread would then block on it synchronously
+   * (Atomics.wait) and never let the holder resume. So a worker takes it with no await at all; the
+   * main thread may await (its contenders wait with waitAsync and never block the holder).
+   */
+  private lockNow(p: number): Promise<unknown> | undefined {
+    const st = this.store;
+    const li = st.lockIndex(p);
+    if (tryLock(st.ci, li)) return undefined;
+    if (isMainThread) return this.acquire(p);
+    if (!lockSync(st.ci, li, this.host.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.host.lockTimeout} ms waiting for the lock of partition ${p}`, { partition: p, timeoutMs: this.host.lockTimeout });
+    if (st.closed) {
+      unlock(st.ci, li);
+      throw new GridClosedError('the grid is closed');
+    }
+    return undefined;
+  }
+
+  /** The locked part of computeLocal. The caller holds p's lock; released here. */
+  private computeLocked(p: number, key: string, proc: LoadedProcessor, arg: unknown): unknown {
+    const st = this.store;
+    let writing = false;
+    try {
+      // other calls of this thread may have used the key scratch while this one awaited
+      this.key(key);
+      let off = st.probe(p, this.id);
+      let current: unknown;
+      let expired = false;
+      if (off >= 0) {
+        const r = decodeRecord(st, off, Date.now());
+        if (r === FOUND) {
+          finishDecode(st, off);
+          current = outValue;
+        } else {
+          expired = r === EXPIRED;
+        }
+      }
+      // The processor runs with the lock held but the seqlock even: writers wait, readers don't.
+      const box = newEntry(key, current);
+      const result = callProcessor(proc, box, arg);
+      if (result !== undefined && this.enc.encode(result) === ENCODE_UNENCODABLE) {
+        throw new UnencodableValueError(`the result of entry processor '${proc.ref.name}' cannot be encoded: ${this.enc.error}`, { module: proc.ref.url, export: proc.ref.name });
+      }
+      if (!box.assigned && !expired) return result;
+      const next = box.assigned ? box.value : undefined;
+      if (next !== undefined) this.value(next); // typed errors before anything is written
+      this.key(key); // the processor may have used this thread's key scratch
+      writing = true;
+      st.beginWrite(p);
+      const now = Date.now();
+      off = st.probe(p, this.id);
+      if (off >= 0 && st.isExpired(off, now)) {
+        st.expireAt(p, this.id, off);
+        off = -1;
+      }
+      if (box.assigned) {
+        if (next === undefined) {
+          if (off >= 0) st.remove(p, this.id, now);
+        } else {
+          const e = this.enc;
+          const expiresAt = off >= 0 ? st.expiresAt(off) : this.expiry(undefined);
+          if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) this.memoryFull();
+        }
+      }
+      return result;
+    } finally {
+      if (writing) this.release(p);
+      else unlock(st.ci, st.lockIndex(p));
+    }
+  }
+
+  /**
+   * Aggregates this map's entries in the grid's compute pool: one task per pool thread over a
+   * share of the partitions, partial results combined here. `aggregator` is a built-in
+   * ('count', 'sum', 'min', 'max', 'distinct'; `arg` `{ field: 'a.b' }` or none) or `{ module,
+   * name }` naming an `{ init, accumulate, combine, finish? }` export.
+   */
+  async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
+    this.host.assertOpen();
+    return (await aggregateMap(this.host, this.name, aggregator, arg)) as R;
+  }
+
+  /**
+   * @internal Visits this map's live entries in partition `p` under the partition's lock, decoding
+   * keys and values only when asked. Nothing is written, so the seqlock stays even and readers are
+   * not held up. `visit` must not use the grid.
+   */
+  async scanPartition(p: number, keys: boolean, values: boolean, visit: (key: string | undefined, value: unknown) => void): Promise<void> {
+    this.host.assertOpen();
+    const st = this.store;
+    // no entry of this map here: skip the lock and the walk of the partition's table (the count is
+    // read without the lock; an entry added concurrently is not missed by more than any scan would)
+    if (Atomics.load(st.ci, st.geo.countBase + p * st.geo.maxMaps + this.id) === 0) return;
+    const wait = this.lockNow(p);
+    if (wait !== undefined) await wait;
+    try {
+      // another thread may have grown the heap beyond this thread's views (beginWrite does this for writers)
+      if (st.u8.length !== st.buffers.heap.byteLength) st.refresh();
+      const now = Date.now();
+      st.forEachRecord(p, this.id, (off) => {
+        if (st.isExpired(off, now)) return;
+        let v: unknown;
+        if (values) {
+          if (decodeRecord(st, off, now) !== FOUND) return;
+          if (st.typeOf(off) === T_MSGPACK) v = decodeCopied(copyBuf, outValue as number);
+          else {
+            finishDecode(st, off);
+            v = outValue;
+          }
+        }
+        visit(keys ? st.keyOf(off) : undefined, v);
+      });
+    } finally {
+      unlock(st.ci, st.lockIndex(p));
+    }
+  }
+
   [Symbol.asyncIterator](): AsyncGenerator<[string, V]> {
     return this.entries();
   }
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Marker for "the optimistic read gave up; read under the lock". */
 export const NEED: unique symbol = Symbol('shardgrid.needLock');

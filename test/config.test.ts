@@ -78,9 +78,14 @@ describe('parseBytes', () => {
 });
 
 describe('map options', () => {
-  it('accepts a ttl and defaults to none', () => {
-    expect(resolveMapOptions()).toEqual({ ttl: 0 });
-    expect(resolveMapOptions({ ttl: 500 })).toEqual({ ttl: 500 });
+  it('accepts a ttl and defaults to none, with the decoded-value cache on', () => {
+    expect(resolveMapOptions()).toEqual({ ttl: 0, cacheValues: true });
+    expect(resolveMapOptions({ ttl: 500 })).toEqual({ ttl: 500, cacheValues: true });
+    expect(resolveMapOptions({ cacheValues: false })).toEqual({ ttl: 0, cacheValues: false });
+  });
+
+  it('rejects a cacheValues that is not a boolean', () => {
+    expect(() => resolveMapOptions({ cacheValues: 'yes' } as never)).toThrow(/options\.cacheValues/);
   });
 
   it.each([[{ ttl: -1 }], [{ ttl: Infinity }], [{ ttl: '5' }], [{ ttl: Number.NaN }]])('rejects %o', (o) => {

@@ -6,10 +6,6 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './layout.js';
 
-interface Utf8Writer {
-  utf8Write(s: string, offset: number): number;
-}
-
 export const ENCODE_OK = 0;
 export const ENCODE_TOO_LARGE = 1;
 export const ENCODE_UNENCODABLE = 2;
@@ -23,9 +19,9 @@ export class ValueEncoder {
   type = 0;
   len = 0;
   num = 0;
-  bytes: Uint8Array = new Uint8Array(0);
+  /** The encoded bytes, or for a string value the string itself: the store writes its UTF-8 straight into the record. */
+  bytes: Uint8Array | string = '';
   error = '';
-  private scratch = Buffer.allocUnsafe(64 * 1024);
 
   constructor(private readonly maxValueBytes: number) {}
 
@@ -33,16 +29,10 @@ export class ValueEncoder {
   encode(v: unknown): number {
     switch (typeof v) {
       case 'string': {
+        // No copy here: put() encodes the string into its record with one native utf8Write.
         this.type = T_STRING;
-        const n = v.length;
-        if (n * 3 <= this.scratch.length) {
-          this.len = (this.scratch as unknown as Utf8Writer).utf8Write(v, 0);
-          this.bytes = this.scratch;
-        } else {
-          const b = Buffer.from(v, 'utf8');
-          this.len = b.length;
-          this.bytes = b;
-        }
+        this.len = Buffer.byteLength(v, 'utf8');
+        this.bytes = v;
         break;
       }
       case 'number':
@@ -83,7 +73,8 @@ export class ValueEncoder {
 
   /** A private copy of the current encoding (for values that must survive another encode). */
   snapshot(): EncodedValue {
-    return { type: this.type, len: this.len, num: this.num, bytes: this.type === T_NUMBER ? null : Uint8Array.prototype.slice.call(this.bytes, 0, this.len) };
+    const b = this.bytes;
+    return { type: this.type, len: this.len, num: this.num, bytes: this.type === T_NUMBER ? null : typeof b === 'string' ? b : Uint8Array.prototype.slice.call(b, 0, this.len) };
   }
 }
 
@@ -91,7 +82,14 @@ export interface EncodedValue {
   type: number;
   len: number;
   num: number;
-  bytes: Uint8Array | null;
+  /** Encoded bytes; a string value stays a string (immutable, encoded when stored). */
+  bytes: Uint8Array | string | null;
+}
+
+/** The encoded bytes of an EncodedValue (strings encoded to UTF-8). */
+export function bytesOf(v: EncodedValue): Uint8Array {
+  const b = v.bytes;
+  return typeof b === 'string' ? Buffer.from(b, 'utf8') : (b ?? new Uint8Array(0));
 }
 
 export function decodeMsgpack(bytes: Uint8Array): unknown {

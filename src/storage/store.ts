@@ -21,7 +21,7 @@ import {
   PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
   T_STRIDE, TOMB, align8, geometry, type Geometry,
 } from './layout.js';
-import { HASH_SEED, fmix32, murmur3 } from '../ring/hash.js';
+import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 
 export interface StoreBuffers {
@@ -41,6 +41,11 @@ export interface StoreInit {
 
 /** Spins of an optimistic read before it falls back to taking the lock. */
 export const READ_SPIN_LIMIT = 2000;
+interface Utf8Writer {
+  utf8Write(s: string, offset: number, length: number): number;
+  latin1Write(s: string, offset: number, length: number): number;
+}
+
 /** Returned by reads that could not get a stable snapshot; the caller retries under the lock. */
 export const NEED_LOCK = -2;
 const MIN_TABLE = 16;
@@ -119,6 +124,8 @@ export class ShardStore {
   readonly kbuf: Uint8Array;
   private readonly kview: Buffer;
   klen = 0;
+  /** The current key when it is all ASCII (its bytes are its char codes), else null (bytes in kbuf). */
+  private kstr: string | null = null;
   kpart = 0;
   ksh = 0;
   /** Table slot index of the last successful probe. */
@@ -170,24 +177,19 @@ export class ShardStore {
    */
   setKey(key: string, mapId: number): number {
     const n = key.length;
-    const kb = this.kbuf;
-    let len = -1;
-    if (n <= this.maxKeyBytes) {
-      let i = 0;
-      for (; i < n; i++) {
-        const c = key.charCodeAt(i);
-        if (c >= 0x80) break;
-        kb[i] = c;
-      }
-      if (i === n) len = n;
-    }
-    if (len < 0) {
-      const bytes = Buffer.byteLength(key, 'utf8');
-      if (bytes > this.maxKeyBytes) return -1;
+    let h = -1;
+    let len = n;
+    // ASCII keys (the common case) hash straight from their char codes; no encoding pass.
+    if (n <= this.maxKeyBytes) h = murmur3Ascii(key, HASH_SEED);
+    if (h >= 0) {
+      this.kstr = key;
+    } else {
+      if (Buffer.byteLength(key, 'utf8') > this.maxKeyBytes) return -1;
       len = this.kview.write(key, 0, 'utf8');
+      h = murmur3(this.kbuf, len, HASH_SEED);
+      this.kstr = null;
     }
     this.klen = len;
-    const h = murmur3(kb, len, HASH_SEED);
     this.kpart = h % this.partitions;
     this.ksh = fmix32(h ^ Math.imul(mapId + 1, 0x9e3779b1));
     return len;
@@ -195,9 +197,30 @@ export class ShardStore {
 
   private keyEquals(at: number): boolean {
     const u8 = this.u8;
+    const n = this.klen;
+    const s = this.kstr;
+    if (s !== null) {
+      for (let i = 0; i < n; i++) if (u8[at + i] !== s.charCodeAt(i)) return false;
+      return true;
+    }
     const kb = this.kbuf;
-    for (let i = 0; i < this.klen; i++) if (u8[at + i] !== kb[i]) return false;
+    for (let i = 0; i < n; i++) if (u8[at + i] !== kb[i]) return false;
     return true;
+  }
+
+  /** Writes the current key's bytes at `at`. */
+  private writeKey(at: number): void {
+    const u8 = this.u8;
+    const n = this.klen;
+    const s = this.kstr;
+    if (s !== null) {
+      for (let i = 0; i < n; i++) u8[at + i] = s.charCodeAt(i);
+    } else if (n <= 32) {
+      const kb = this.kbuf;
+      for (let i = 0; i < n; i++) u8[at + i] = kb[i];
+    } else {
+      u8.set(this.kbuf.subarray(0, n), at);
+    }
   }
 
   // ── lookup ────────────────────────────────────────────────────────────────────────────────────
@@ -239,6 +262,27 @@ export class ShardStore {
       i = (i + 1) & mask;
     }
     return -1;
+  }
+
+  /** Table slot of the last successful probe (valid until the next probe on this thread). */
+  get lastSlot(): number {
+    return this.slotIdx;
+  }
+
+  /** Ref of partition p's hash-table record: changes whenever the table is rebuilt or moved. */
+  tableRef(p: number): number {
+    return this.cu[PART_BASE + p * P_STRIDE + P_TABLE];
+  }
+
+  /**
+   * True when slot `slot` of table `tref` (still partition p's table) points at record `off`:
+   * the table is authoritative, so the record is then the key's current one. A rewrite, delete,
+   * eviction, expiry or compaction changes the slot's ref (or the table). Call inside a seqlock window.
+   */
+  slotHolds(p: number, tref: number, slot: number, off: number): boolean {
+    if (this.cu[PART_BASE + p * P_STRIDE + P_TABLE] !== tref) return false;
+    const i = (((tref - 1) * 8 + E_HEADER) >>> 2) + 2 * slot + 1;
+    return i < this.u32.length && this.u32[i] === (off >>> 3) + 1;
   }
 
   valueOffset(off: number): number {
@@ -317,9 +361,22 @@ export class ShardStore {
    * type is T_NUMBER). Returns the new record's offset, or -1 when memory is exhausted and nothing
    * could be evicted. The previous record of the key, if any, is freed.
    */
-  put(p: number, mapId: number, type: number, src: Uint8Array | null, vlen: number, num: number, expiresAt: number): number {
-    if (!this.ensureTableRoom(p)) return -1;
+  put(p: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): number {
     const size = E_HEADER + align8(this.klen) + align8(vlen);
+    if (size <= this.smallMax) {
+      // Same-size overwrite (the common cache update): rewrite the record where it is. Its memory
+      // is hot in cache, nothing is allocated or freed, and the slot keeps pointing at it; the new
+      // version tells memoized readers it changed, the seqlock fences optimistic ones.
+      const cur = this.probe(p, mapId);
+      if (cur >= 0 && this.recordSize(cur) === size) {
+        const pb = PART_BASE + p * P_STRIDE;
+        if (this.f64[(cur + E_EXPIRES) >>> 3] !== 0) this.ci[pb + P_TTL_COUNT]--;
+        this.writeRecord(p, cur, mapId, type, src, vlen, num, expiresAt);
+        if (expiresAt !== 0) this.ci[pb + P_TTL_COUNT]++;
+        return cur;
+      }
+    }
+    if (!this.ensureTableRoom(p)) return -1;
     const off = this.alloc(p, size);
     if (off < 0) return -1;
     this.writeRecord(p, off, mapId, type, src, vlen, num, expiresAt);
@@ -336,7 +393,7 @@ export class ShardStore {
     return off;
   }
 
-  private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | null, vlen: number, num: number, expiresAt: number): void {
+  private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
     const pb = PART_BASE + p * P_STRIDE;
     const u32 = this.u32;
     const w = off >>> 2;
@@ -347,11 +404,29 @@ export class ShardStore {
     u32[w + (E_VALLEN >>> 2)] = vlen;
     this.u8[off + E_TYPE] = type;
     this.u8[off + E_FLAGS] = F_LIVE;
-    this.u8.set(this.klen === this.kbuf.length ? this.kbuf : this.kbuf.subarray(0, this.klen), off + E_HEADER);
+    this.writeKey(off + E_HEADER);
     const vo = off + E_HEADER + align8(this.klen);
     if (type === T_NUMBER) this.f64[vo >>> 3] = num;
-    else if (vlen > 0 && src !== null) this.u8.set(vlen === src.length ? src : src.subarray(0, vlen), vo);
+    else if (vlen > 0 && src !== null) {
+      if (typeof src === 'string') {
+        // byte length == char count means all ASCII: latin1Write then writes the same bytes as
+        // UTF-8, at about half the cost of utf8Write here.
+        if (vlen === src.length) (this.buf as unknown as Utf8Writer).latin1Write(src, vo, vlen);
+        else (this.buf as unknown as Utf8Writer).utf8Write(src, vo, vlen);
+      }
+      else this.copyIn(src, vlen, vo);
+    }
     this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+  }
+
+  /** Copies src[0..n) to heap offset `to` (a byte loop for small values: no view allocation). */
+  private copyIn(src: Uint8Array, n: number, to: number): void {
+    const u8 = this.u8;
+    if (n <= 32) {
+      for (let i = 0; i < n; i++) u8[to + i] = src[i];
+    } else {
+      u8.set(n === src.length ? src : new Uint8Array(src.buffer, src.byteOffset, n), to);
+    }
   }
 
   /** In-place update of a number record (one aligned 8-byte store; readers are fenced by the seqlock). */
