@@ -1,0 +1,614 @@
+/**
+ * Cluster membership and failure detection: SWIM (Das, Gupta, Motivala 2002) over the Transport.
+ *
+ * - Probing: every probeInterval the next member of a shuffled round-robin list is pinged
+ *   ('swim.ping'); without an ack within probeTimeout, k other members are asked to ping it
+ *   ('swim.ping-req') and relay the ack; with no ack at all it becomes suspect.
+ * - Suspicion: a suspect not refuted within suspicionTimeout is declared dead. A member that hears
+ *   it is suspected raises its incarnation and spreads 'alive' (also sent at once to every member
+ *   it is connected to, so a member that was only slow clears itself within one round trip).
+ * - Dissemination: updates ride on ping / ack / ping-req bodies, at most MAX_PIGGYBACK per
+ *   message, each sent about LAMBDA * log2(n + 1) times, fewest-sent first.
+ * - Precedence (same member): dead/left > everything; suspect@i beats alive@j iff i >= j; alive@i
+ *   beats suspect@j or alive@j iff i > j; suspect@i beats suspect@j iff i > j. Dead and left are
+ *   final: the id is never accepted back (a restarted process uses a new id).
+ *
+ * Timer callbacks that decide something (suspicion expiry; request timeouts inside the Transport)
+ * act one setImmediate later, so after a blocked event loop the messages already waiting in the
+ * socket (the ack, the refutation) are read first and win.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  AuthenticationError,
+  GridClosedError,
+  GridError,
+  InvalidArgumentError,
+  MemberUnreachableError,
+} from '../errors.js';
+import type { Transport } from '../transport/transport.js';
+
+export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
+
+export interface MemberInfo {
+  id: string;
+  url: string;
+  startedAt: number;
+  lite: boolean;
+  incarnation: number;
+  status: MemberStatus;
+  meta?: Record<string, unknown>;
+}
+
+export interface MembershipOptions {
+  /** Urls of members to join through; empty: start alone. */
+  seeds: string[];
+  /** ms between two probes. Default 200. */
+  probeInterval?: number;
+  /** ms to wait for a direct ack (and for each indirect one). Default 150. */
+  probeTimeout?: number;
+  /** Members asked to ping a target that missed its direct ack (k). Default 3. */
+  indirectProbes?: number;
+  /** ms a suspect has to refute before it is declared dead. Default 1200. */
+  suspicionTimeout?: number;
+  /** ms start() keeps trying the seeds. Default 5000. */
+  joinTimeout?: number;
+}
+
+export interface SelfInfo {
+  id: string;
+  url: string;
+  startedAt: number;
+  lite: boolean;
+  meta?: Record<string, unknown>;
+}
+
+export const MEMBERSHIP_DEFAULTS = Object.freeze({
+  probeInterval: 200,
+  probeTimeout: 150,
+  indirectProbes: 3,
+  suspicionTimeout: 1200,
+  joinTimeout: 5000,
+});
+
+/** Updates piggybacked on one message. */
+const MAX_PIGGYBACK = 8;
+/** Each update is sent about LAMBDA * log2(n + 1) times. */
+const LAMBDA = 3;
+/** Pause between two rounds of join attempts while no seed answers. */
+const JOIN_RETRY_MS = 100;
+/** leave() waits this long at most for the others to acknowledge. */
+const LEAVE_BOUND_MS = 500;
+/**
+ * Dead and left ids are forgotten after this long. Ids are never reused (a restart takes a new
+ * id), so a tombstone only has to outlive the gossip about the old member, which is retired after
+ * LAMBDA * log2(n + 1) sends, seconds at most; 10 minutes is ample and keeps the table bounded.
+ */
+const TOMBSTONE_TTL_MS = 10 * 60_000;
+
+// wire status codes
+const ALIVE = 0;
+const SUSPECT = 1;
+const DEAD = 2;
+const LEFT = 3;
+const STATUS: readonly MemberStatus[] = ['alive', 'suspect', 'dead', 'left'];
+
+/** A membership update on the wire: [id, url, startedAt, lite, incarnation, status, meta?]. */
+type Update = [string, string, number, boolean, number, number, Record<string, unknown>?];
+
+interface Member {
+  id: string;
+  url: string;
+  startedAt: number;
+  lite: boolean;
+  incarnation: number;
+  status: number;
+  meta: Record<string, unknown> | undefined;
+  suspectTimer: NodeJS.Timeout | undefined;
+  /** When it was declared dead or left (Date.now()); 0 while alive or suspect. */
+  goneAt: number;
+}
+
+interface Gossip {
+  update: Update;
+  sends: number;
+}
+
+function isUpdate(u: unknown): u is Update {
+  if (!Array.isArray(u) || u.length < 6 || u.length > 7) return false;
+  const [id, url, startedAt, lite, inc, st, meta] = u;
+  return (
+    typeof id === 'string' && id.length > 0 && id.length <= 256 &&
+    typeof url === 'string' && url.length <= 1024 &&
+    typeof startedAt === 'number' && Number.isFinite(startedAt) &&
+    typeof lite === 'boolean' &&
+    typeof inc === 'number' && Number.isInteger(inc) && inc >= 0 &&
+    (st === ALIVE || st === SUSPECT || st === DEAD || st === LEFT) &&
+    (meta === undefined || meta === null || (typeof meta === 'object' && !Array.isArray(meta)))
+  );
+}
+
+function positiveInt(v: unknown, name: string, def: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new InvalidArgumentError(`membership options.${name} must be a positive integer`);
+  return v;
+}
+
+function shuffle<T>(a: T[]): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    const t = a[i]!;
+    a[i] = a[j]!;
+    a[j] = t;
+  }
+  return a;
+}
+
+function info(m: Member): MemberInfo {
+  const i: MemberInfo = { id: m.id, url: m.url, startedAt: m.startedAt, lite: m.lite, incarnation: m.incarnation, status: STATUS[m.status]! };
+  if (m.meta !== undefined) i.meta = m.meta;
+  return i;
+}
+
+function toUpdate(m: Member): Update {
+  const u: Update = [m.id, m.url, m.startedAt, m.lite, m.incarnation, m.status];
+  if (m.meta !== undefined) u.push(m.meta);
+  return u;
+}
+
+export class Membership extends EventEmitter {
+  private readonly transport: Transport;
+  private readonly self: Member;
+  private readonly seeds: string[];
+  private readonly probeInterval: number;
+  private readonly probeTimeout: number;
+  private readonly indirectProbes: number;
+  private readonly suspicionTimeout: number;
+  private readonly joinTimeout: number;
+
+  /** Every member ever heard of except self, including dead and left ones (tombstones). */
+  private readonly table = new Map<string, Member>();
+  private readonly gossip = new Map<string, Gossip>();
+  private probeList: string[] = [];
+  private probeIndex = 0;
+  private readonly probing = new Set<string>();
+  private tickTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private started = false;
+  private declaredDead = false;
+  private ticks = 0;
+
+  private readonly onDisconnected = (id: string) => {
+    const m = this.table.get(id);
+    // a dropped connection is only a hint: probe now, let SWIM decide
+    if (this.running && m !== undefined && m.status <= SUSPECT && !this.probing.has(id)) void this.probe(m);
+  };
+
+  constructor(transport: Transport, self: SelfInfo, opts: MembershipOptions) {
+    super();
+    if (typeof self?.id !== 'string' || self.id === '') throw new InvalidArgumentError('membership self.id must be a non-empty string');
+    if (!Array.isArray(opts?.seeds) || opts.seeds.some((s) => typeof s !== 'string')) throw new InvalidArgumentError('membership options.seeds must be an array of urls');
+    this.transport = transport;
+    this.self = {
+      id: self.id,
+      url: self.url,
+      startedAt: self.startedAt,
+      lite: self.lite,
+      incarnation: 0,
+      status: ALIVE,
+      meta: self.meta,
+      suspectTimer: undefined,
+      goneAt: 0,
+    };
+    this.seeds = opts.seeds.filter((s) => s !== self.url);
+    this.probeInterval = positiveInt(opts.probeInterval, 'probeInterval', MEMBERSHIP_DEFAULTS.probeInterval);
+    this.probeTimeout = positiveInt(opts.probeTimeout, 'probeTimeout', MEMBERSHIP_DEFAULTS.probeTimeout);
+    this.indirectProbes = positiveInt(opts.indirectProbes, 'indirectProbes', MEMBERSHIP_DEFAULTS.indirectProbes);
+    this.suspicionTimeout = positiveInt(opts.suspicionTimeout, 'suspicionTimeout', MEMBERSHIP_DEFAULTS.suspicionTimeout);
+    this.joinTimeout = positiveInt(opts.joinTimeout, 'joinTimeout', MEMBERSHIP_DEFAULTS.joinTimeout);
+
+    transport.handle('swim.ping', (body, from) => this.onPing(body, from));
+    transport.handle('swim.ping-req', (body, from) => this.onPingReq(body, from));
+    transport.handle('swim.join', (body, from) => this.onJoin(body, from));
+    transport.handle('swim.gossip', (body, from) => this.onGossip(body, from));
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Joins through any reachable seed (all are tried, again and again until joinTimeout); with no seeds starts alone. */
+  async start(): Promise<void> {
+    if (this.started) throw new InvalidArgumentError('membership already started');
+    this.started = true;
+    this.running = true;
+    this.transport.on('disconnected', this.onDisconnected);
+    if (this.seeds.length > 0) {
+      try {
+        await this.join();
+      } catch (err) {
+        this.stop();
+        throw err;
+      }
+    }
+    this.enqueue(toUpdate(this.self));
+    this.tickTimer = setTimeout(() => this.tick(), this.probeInterval);
+  }
+
+  /** Alive and suspect members including self, sorted by (startedAt, id): the first is the coordinator. */
+  members(): MemberInfo[] {
+    const out: MemberInfo[] = [];
+    if (this.self.status === ALIVE) out.push(info(this.self));
+    for (const m of this.table.values()) if (m.status <= SUSPECT) out.push(info(m));
+    return out.sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** True for self and for alive or suspect members. */
+  isAlive(id: string): boolean {
+    if (id === this.self.id) return this.self.status === ALIVE;
+    const m = this.table.get(id);
+    return m !== undefined && m.status <= SUSPECT;
+  }
+
+  /** Tells everyone it can reach (within ~500 ms) that this member leaves, then stops. */
+  async leave(): Promise<void> {
+    if (!this.running) return;
+    this.self.status = LEFT;
+    const u = toUpdate(this.self);
+    this.enqueue(u); // acks sent until we stop carry it too
+    const body = { u: [u] };
+    const deadline = Date.now() + LEAVE_BOUND_MS;
+    const sends: Promise<unknown>[] = [];
+    for (const m of this.table.values()) {
+      if (m.status > SUSPECT) continue;
+      sends.push(
+        this.ensureConnected(m, LEAVE_BOUND_MS).then((ok) =>
+          ok ? this.transport.request(m.id, 'swim.gossip', body, Math.max(1, deadline - Date.now())) : undefined,
+        ),
+      );
+    }
+    await Promise.allSettled(sends);
+    this.stop();
+  }
+
+  /** Stops probing and answering, without telling anyone (others will detect it as dead). */
+  stop(): void {
+    this.running = false;
+    if (this.tickTimer !== undefined) clearTimeout(this.tickTimer);
+    this.tickTimer = undefined;
+    for (const m of this.table.values()) {
+      if (m.suspectTimer !== undefined) clearTimeout(m.suspectTimer);
+      m.suspectTimer = undefined;
+    }
+    this.transport.off('disconnected', this.onDisconnected);
+  }
+
+  /** @internal Applies one membership update as if it came from gossip (tests). */
+  _apply(u: { id: string; url?: string; startedAt?: number; lite?: boolean; incarnation: number; status: MemberStatus; meta?: Record<string, unknown> }): void {
+    const st = STATUS.indexOf(u.status);
+    const w: Update = [u.id, u.url ?? '', u.startedAt ?? 0, u.lite ?? false, u.incarnation, st];
+    if (u.meta !== undefined) w.push(u.meta);
+    if (!isUpdate(w)) throw new InvalidArgumentError('bad update');
+    this.apply(w);
+  }
+
+  /** @internal This member's current incarnation (tests). */
+  get _incarnation(): number {
+    return this.self.incarnation;
+  }
+
+  // ---------------------------------------------------------------- join
+
+  private async join(): Promise<void> {
+    const deadline = Date.now() + this.joinTimeout;
+    const body = { m: toUpdate(this.self) };
+    let last: unknown[] = [];
+    for (;;) {
+      if (!this.running) throw new GridClosedError('membership stopped while joining');
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const attempts = this.seeds.map(async (url) => {
+        const id = await this.transport.connect(url, left);
+        const reply = await this.transport.request<{ ms?: unknown }>(id, 'swim.join', body, Math.max(1, deadline - Date.now()));
+        return reply;
+      });
+      try {
+        const reply = await Promise.any(attempts);
+        this.applyAll(reply?.ms);
+        return;
+      } catch (err) {
+        last = (err as AggregateError).errors ?? [err];
+      }
+      // a wrong secret or a refused id will not get better by retrying
+      if (last.every((e) => e instanceof AuthenticationError)) break;
+      const refusal = last.find((e) => e instanceof InvalidArgumentError);
+      if (refusal !== undefined) throw refusal;
+      await new Promise((r) => setTimeout(r, Math.min(JOIN_RETRY_MS, Math.max(0, deadline - Date.now()))));
+    }
+    if (last.length > 0 && last.every((e) => e instanceof AuthenticationError)) {
+      throw new AuthenticationError(`cannot join: every seed refused our authentication (wrong cluster secret?)`, { seeds: this.seeds });
+    }
+    throw new MemberUnreachableError(`cannot join: no seed reachable within ${this.joinTimeout} ms (${this.seeds.join(', ')})`, {
+      seeds: this.seeds,
+      causes: last.map((e) => (e instanceof GridError ? e.code : String(e))),
+    });
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  private checkRunning(): void {
+    if (!this.running) throw new GridClosedError(`member ${this.self.id} is not running`);
+  }
+
+  private onPing(body: { u?: unknown } | undefined, from: string): { u?: Update[] } {
+    this.checkRunning();
+    this.applyAll(body?.u);
+    return this.reply(from);
+  }
+
+  private async onPingReq(body: { t?: unknown; u?: unknown } | undefined, from: string): Promise<{ ok: boolean; u?: Update[] }> {
+    this.checkRunning();
+    this.applyAll(body?.u);
+    const t = body?.t;
+    const m = typeof t === 'string' ? this.table.get(t) : undefined;
+    const ok = m !== undefined && m.status <= SUSPECT && (await this.ping(m, this.probeTimeout));
+    const r = this.reply(from) as { ok: boolean; u?: Update[] };
+    r.ok = ok;
+    return r;
+  }
+
+  private onJoin(body: { m?: unknown } | undefined, from: string): { ms: Update[] } {
+    this.checkRunning();
+    const u = body?.m;
+    if (!isUpdate(u) || u[0] !== from || u[5] !== ALIVE) throw new InvalidArgumentError('swim.join: malformed member');
+    const known = this.table.get(from);
+    if (known !== undefined && known.status > SUSPECT) {
+      throw new InvalidArgumentError(`member id ${from} was declared ${STATUS[known.status]}; a restarted member needs a new id`, { member: from });
+    }
+    this.apply(u);
+    const ms: Update[] = [toUpdate(this.self)];
+    for (const m of this.table.values()) ms.push(toUpdate(m));
+    return { ms };
+  }
+
+  private onGossip(body: { u?: unknown } | undefined, _from: string): Record<string, never> {
+    this.checkRunning();
+    this.applyAll(body?.u);
+    return {};
+  }
+
+  /** Ack body: piggybacked updates, plus the tombstone of a sender we think dead (so it learns). */
+  private reply(from: string): { u?: Update[] } {
+    const u = this.pick();
+    const m = this.table.get(from);
+    if (m !== undefined && m.status > SUSPECT) return { u: u === undefined ? [toUpdate(m)] : [...u, toUpdate(m)] };
+    return u === undefined ? {} : { u };
+  }
+
+  // ---------------------------------------------------------------- probing
+
+  private tick(): void {
+    this.tickTimer = undefined;
+    if (!this.running) return;
+    if (++this.ticks % 64 === 0) this.forgetTombstones();
+    const m = this.nextTarget();
+    if (m !== undefined) void this.probe(m);
+    this.tickTimer = setTimeout(() => this.tick(), this.probeInterval);
+  }
+
+  private nextTarget(): Member | undefined {
+    for (let round = 0; round < 2; round++) {
+      while (this.probeIndex < this.probeList.length) {
+        const m = this.table.get(this.probeList[this.probeIndex++]!);
+        if (m !== undefined && m.status <= SUSPECT && !this.probing.has(m.id)) return m;
+      }
+      this.probeList = [];
+      for (const m of this.table.values()) if (m.status <= SUSPECT) this.probeList.push(m.id);
+      shuffle(this.probeList);
+      this.probeIndex = 0;
+    }
+    return undefined;
+  }
+
+  private forgetTombstones(): void {
+    const before = Date.now() - TOMBSTONE_TTL_MS;
+    for (const [id, m] of this.table) if (m.status > SUSPECT && m.goneAt < before) this.table.delete(id);
+  }
+
+  /** A new member goes to a random place in the rest of this round, so it is probed within one round. */
+  private addToProbeList(id: string): void {
+    const lo = this.probeIndex;
+    const at = lo + Math.floor(Math.random() * (this.probeList.length - lo + 1));
+    this.probeList.splice(at, 0, id);
+  }
+
+  private async probe(m: Member): Promise<void> {
+    this.probing.add(m.id);
+    try {
+      if (await this.ping(m, this.probeTimeout)) return;
+      if (!this.running || m.status > SUSPECT) return;
+      if (await this.indirect(m)) return;
+      if (!this.running || m.status !== ALIVE) return;
+      this.apply([m.id, m.url, m.startedAt, m.lite, m.incarnation, SUSPECT, ...(m.meta === undefined ? [] : [m.meta])] as Update);
+    } finally {
+      this.probing.delete(m.id);
+    }
+  }
+
+  /** Direct ping within timeoutMs (connecting first if needed); true on ack. */
+  private async ping(m: Member, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    if (!(await this.ensureConnected(m, timeoutMs))) return false;
+    try {
+      const ack = await this.transport.request<{ u?: unknown }>(m.id, 'swim.ping', this.pingBody(m), Math.max(1, deadline - Date.now()));
+      this.applyAll(ack?.u);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async ensureConnected(m: Member, timeoutMs: number): Promise<boolean> {
+    if (this.transport.isConnected(m.id)) return true;
+    try {
+      // the url may now belong to another process (a restart with a new id): then m is not there
+      return (await this.transport.connect(m.url, timeoutMs)) === m.id;
+    } catch {
+      return false;
+    }
+  }
+
+  /** ping-req through up to k other alive members; true as soon as one relays an ack. */
+  private indirect(m: Member): Promise<boolean> {
+    const helpers: Member[] = [];
+    for (const h of this.table.values()) if (h.status === ALIVE && h.id !== m.id && this.transport.isConnected(h.id)) helpers.push(h);
+    shuffle(helpers);
+    helpers.length = Math.min(helpers.length, this.indirectProbes);
+    if (helpers.length === 0) return Promise.resolve(false);
+    // the helper connects (if needed) and pings within probeTimeout, then answers us
+    const timeout = 2 * this.probeTimeout;
+    return new Promise<boolean>((resolve) => {
+      let waiting = helpers.length;
+      for (const h of helpers) {
+        this.transport.request<{ ok?: unknown; u?: unknown }>(h.id, 'swim.ping-req', { t: m.id, u: this.pick() }, timeout).then(
+          (r) => {
+            this.applyAll(r?.u);
+            if (r?.ok === true) resolve(true);
+            else if (--waiting === 0) resolve(false);
+          },
+          () => {
+            if (--waiting === 0) resolve(false);
+          },
+        );
+      }
+    });
+  }
+
+  /** Piggybacked updates; a suspect target also gets its own suspicion, so it can refute it. */
+  private pingBody(m: Member): { u?: Update[] } {
+    const u = this.pick();
+    if (m.status === SUSPECT) return { u: u === undefined ? [toUpdate(m)] : [...u, toUpdate(m)] };
+    return u === undefined ? {} : { u };
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private applyAll(list: unknown): void {
+    if (!Array.isArray(list)) return;
+    for (const u of list) if (isUpdate(u)) this.apply(u);
+  }
+
+  private apply(u: Update): void {
+    const [id, url, startedAt, lite, inc, st, meta] = u;
+    if (id === this.self.id) {
+      this.applySelf(inc, st);
+      return;
+    }
+    let m = this.table.get(id);
+    if (m === undefined) {
+      m = { id, url, startedAt, lite, incarnation: inc, status: st, meta: meta ?? undefined, suspectTimer: undefined, goneAt: st > SUSPECT ? Date.now() : 0 };
+      this.table.set(id, m);
+      this.enqueue(u);
+      if (st > SUSPECT) return; // a tombstone: remembered so the id is never taken back
+      this.emit('member-joined', info(m));
+      this.addToProbeList(id);
+      if (this.running) void this.ensureConnected(m, this.joinTimeout);
+      if (st === SUSPECT) {
+        this.startSuspicion(m);
+        this.emit('member-suspect', info(m));
+      }
+      return;
+    }
+    if (m.status > SUSPECT) return; // dead and left are final
+    switch (st) {
+      case ALIVE:
+        if (inc > m.incarnation) {
+          m.incarnation = inc;
+          if (meta != null) m.meta = meta;
+          if (m.status === SUSPECT) {
+            m.status = ALIVE;
+            if (m.suspectTimer !== undefined) clearTimeout(m.suspectTimer);
+            m.suspectTimer = undefined;
+          }
+          this.enqueue(toUpdate(m));
+        }
+        return;
+      case SUSPECT:
+        if (m.status === ALIVE ? inc >= m.incarnation : inc > m.incarnation) {
+          const wasAlive = m.status === ALIVE;
+          m.incarnation = inc;
+          m.status = SUSPECT;
+          const upd = toUpdate(m);
+          this.enqueue(upd);
+          this.startSuspicion(m);
+          if (wasAlive) {
+            // tell the suspect itself at once, so a member that was only slow refutes quickly
+            this.transport.notify(m.id, 'swim.gossip', { u: [upd] });
+            this.emit('member-suspect', info(m));
+          }
+        }
+        return;
+      default: {
+        m.status = st;
+        m.goneAt = Date.now();
+        m.incarnation = Math.max(m.incarnation, inc);
+        if (m.suspectTimer !== undefined) clearTimeout(m.suspectTimer);
+        m.suspectTimer = undefined;
+        this.enqueue(toUpdate(m));
+        this.emit('member-left', info(m), st === LEFT ? 'left' : 'dead');
+        this.transport.disconnect(m.id);
+      }
+    }
+  }
+
+  private applySelf(inc: number, st: number): void {
+    if (this.self.status !== ALIVE) return;
+    if (st === SUSPECT || st === ALIVE) {
+      if (st === ALIVE ? inc <= this.self.incarnation : inc < this.self.incarnation) return;
+      // refute: a higher incarnation than anyone has seen, sent to everyone we are connected to
+      this.self.incarnation = inc + 1;
+      const u = toUpdate(this.self);
+      this.enqueue(u);
+      if (this.running) for (const id of this.transport.peers()) this.transport.notify(id, 'swim.gossip', { u: [u] });
+      return;
+    }
+    if (st === DEAD && !this.declaredDead) {
+      this.declaredDead = true;
+      /** Others declared this member dead: they will never take it back; the owner should restart with a new id. */
+      this.emit('declared-dead', info(this.self));
+    }
+  }
+
+  private startSuspicion(m: Member): void {
+    if (m.suspectTimer !== undefined || !this.running) return;
+    const inc = m.incarnation;
+    m.suspectTimer = setTimeout(() => {
+      // one I/O turn first: a refutation already waiting in a socket is read before we decide
+      setImmediate(() => {
+        m.suspectTimer = undefined;
+        if (!this.running || m.status !== SUSPECT || m.incarnation !== inc) return;
+        this.apply([m.id, m.url, m.startedAt, m.lite, m.incarnation, DEAD]);
+      });
+    }, this.suspicionTimeout);
+  }
+
+  // ---------------------------------------------------------------- dissemination
+
+  private enqueue(u: Update): void {
+    this.gossip.set(u[0], { update: u, sends: 0 });
+  }
+
+  /** Up to MAX_PIGGYBACK updates, fewest-sent first; each retired after LAMBDA * log2(n + 1) sends. */
+  private pick(): Update[] | undefined {
+    if (this.gossip.size === 0) return undefined;
+    let n = 1;
+    for (const m of this.table.values()) if (m.status <= SUSPECT) n++;
+    const limit = LAMBDA * Math.ceil(Math.log2(n + 1));
+    const all = [...this.gossip.values()];
+    if (all.length > MAX_PIGGYBACK) all.sort((a, b) => a.sends - b.sends);
+    const out: Update[] = [];
+    for (let i = 0; i < all.length && out.length < MAX_PIGGYBACK; i++) {
+      const g = all[i]!;
+      out.push(g.update);
+      if (++g.sends >= limit) this.gossip.delete(g.update[0]);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,998 @@
+/**
+ * Member-to-member transport: one authenticated WebSocket per pair of members, carrying requests,
+ * replies and one-way notifications, coalesced per tick into BATCH frames (see wire.ts).
+ *
+ * Life of a request: request() pushes (REQUEST, id, type, body) onto the peer's open batch and,
+ * once per tick, a setImmediate flush encodes the whole batch once and hands it to ws. The
+ * receiver validates the whole frame, then runs the handlers; synchronous results go onto its own
+ * batch towards the requester and leave in one frame at the end of the tick.
+ *
+ * One connection per pair: if both members dial each other at once, the connection dialled by
+ * the smaller memberId is kept (each side decides alone, with the same rule, when the second
+ * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
+ * resolves when the winning connection opens.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import {
+  AuthenticationError,
+  GridClosedError,
+  GridError,
+  InternalError,
+  InvalidArgumentError,
+  MemberUnreachableError,
+  ProtocolError,
+  TimeoutError,
+  UnencodableValueError,
+  UnsupportedError,
+  ValueTooLargeError,
+  errorFromWire,
+  errorToWire,
+  type WireError,
+} from '../errors.js';
+import {
+  CLOSE_AUTH,
+  CLOSE_BUSY,
+  CLOSE_DISCONNECT,
+  CLOSE_DUPLICATE,
+  CLOSE_GOING_AWAY,
+  CLOSE_HANDSHAKE_TIMEOUT,
+  CLOSE_PROTOCOL,
+  CLOSE_SAME_ID,
+  F_AUTH,
+  F_BATCH,
+  F_CHALLENGE,
+  F_HELLO,
+  F_WELCOME,
+  K_ERROR,
+  K_NOTIFY,
+  K_REPLY,
+  K_REQUEST,
+  MAX_ID_CHARS,
+  MAX_URL_CHARS,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+  STRIDE,
+  isBytes,
+  isName,
+  nonce,
+  packr,
+  proof,
+  proofMatches,
+  unpackr,
+} from './wire.js';
+
+export type LogFn = (level: 'info' | 'warn' | 'error', message: string, err?: unknown) => void;
+
+export interface TransportOptions {
+  /** Bind address, e.g. '127.0.0.1'. */
+  host: string;
+  /** 0 = pick a free port. */
+  port: number;
+  /** Shared cluster secret (non-empty). */
+  secret: string;
+  /** This member's unique id. */
+  memberId: string;
+  /** Largest frame in bytes, both ways; a bigger incoming frame closes the connection. Default 64 MiB. */
+  maxPayload?: number;
+  /** Default timeout of request(), ms. Default 5000. */
+  requestTimeout?: number;
+  /** How long an incoming connection may take to authenticate, ms. Default 2000. */
+  handshakeTimeout?: number;
+  /** Above this many bytes buffered on a socket, frames wait in the queue until it drains. Default 8 MiB. */
+  maxBuffered?: number;
+  /** Incoming connections allowed to be mid-handshake at once; more are refused. Default 64. */
+  maxHandshakes?: number;
+  /** Default: console.warn for 'warn' and 'error', 'info' dropped. */
+  log?: LogFn;
+}
+
+export type Handler = (body: any, from: string) => unknown | Promise<unknown>;
+
+const DEFAULTS = Object.freeze({
+  maxPayload: 64 * 1024 * 1024,
+  requestTimeout: 5000,
+  handshakeTimeout: 2000,
+  maxBuffered: 8 * 1024 * 1024,
+  maxHandshakes: 64,
+});
+
+/** Messages per BATCH frame before a new frame is started (bounds encode size and latency). */
+const MAX_BATCH_MESSAGES = 4096;
+const MAX_BATCH_ITEMS = 1 + MAX_BATCH_MESSAGES * STRIDE;
+/** After close() sends close frames, sockets that have not closed are destroyed after this long. */
+const CLOSE_GRACE_MS = 250;
+/** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
+const DRAIN_POLL_MS = 20;
+
+// link states
+const S_DIAL = 0; // outbound, waiting for the socket to open
+const S_HELLO = 1; // inbound, waiting for HELLO
+const S_CHALLENGE = 2; // outbound, HELLO sent, waiting for CHALLENGE
+const S_AUTH = 3; // inbound, CHALLENGE sent, waiting for AUTH
+const S_WELCOME = 4; // outbound, AUTH sent, waiting for WELCOME
+const S_OPEN = 5;
+const S_CLOSED = 6;
+
+const zeroMask = (mask: Buffer): Buffer => mask.fill(0);
+
+interface Pending {
+  resolve: (v: any) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Dial {
+  resolve: (id: string) => void;
+  reject: (e: unknown) => void;
+  deadline: NodeJS.Timeout;
+  /** Set when the dial lost a simultaneous-dial race: settle when the peer's own connection opens. */
+  waiting: boolean;
+}
+
+/** One WebSocket to one peer, in handshake or open. */
+class Link {
+  state: number;
+  /** Remote member id (known after HELLO / CHALLENGE). */
+  id = '';
+  /** Remote member's listen url. */
+  url = '';
+  readonly myNonce = nonce();
+  theirNonce: Uint8Array | undefined;
+  hsTimer: NodeJS.Timeout | undefined;
+  dial: Dial | undefined;
+  /** Why the link closed: pending requests reject with it. */
+  failure: GridError | undefined;
+  /** Closed because another connection to the same peer won. */
+  superseded = false;
+  /** Outgoing BATCH arrays; the last one is being filled. Usually exactly one. */
+  readonly batches: unknown[][];
+  cur: unknown[];
+  scheduled = false;
+  blocked = false;
+  drainPoll: NodeJS.Timeout | undefined;
+  readonly pending = new Map<number, Pending>();
+  nextId = 0;
+  readonly closed: Promise<void>;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly outbound: boolean,
+  ) {
+    this.state = outbound ? S_DIAL : S_HELLO;
+    this.cur = [F_BATCH];
+    this.batches = [this.cur];
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+  }
+
+  describe(): string {
+    return this.id !== '' ? `member ${this.id}` : this.url !== '' ? this.url : 'an unidentified peer';
+  }
+}
+
+function isId(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x > 0;
+}
+
+function isWireError(x: unknown): x is WireError {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as WireError).code === 'string' &&
+    typeof (x as WireError).message === 'string' &&
+    ((x as WireError).data === undefined || (typeof (x as WireError).data === 'object' && (x as WireError).data !== null))
+  );
+}
+
+function defaultLog(memberId: string): LogFn {
+  return (level, message, err) => {
+    if (level === 'info') return;
+    const detail = err instanceof GridError ? ` [${err.code}]` : err instanceof Error ? `: ${err.message}` : '';
+    console.warn(`shardgrid transport ${memberId} ${level}: ${message}${detail}`);
+  };
+}
+
+function checkOptions(o: TransportOptions): void {
+  const bad = (what: string): never => {
+    throw new InvalidArgumentError(`transport options.${what}`);
+  };
+  if (typeof o !== 'object' || o === null) bad('must be an object');
+  if (typeof o.host !== 'string' || o.host === '') bad('host must be a non-empty string');
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) bad('port must be an integer from 0 to 65535');
+  if (typeof o.secret !== 'string' || o.secret === '') bad('secret must be a non-empty string');
+  if (!isName(o.memberId, MAX_ID_CHARS)) bad(`memberId must be a string of 1 to ${MAX_ID_CHARS} characters`);
+  const positive = (k: 'maxPayload' | 'requestTimeout' | 'handshakeTimeout' | 'maxBuffered' | 'maxHandshakes') => {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) bad(`${k} must be a positive integer`);
+  };
+  positive('maxPayload');
+  positive('requestTimeout');
+  positive('handshakeTimeout');
+  positive('maxBuffered');
+  positive('maxHandshakes');
+  if (o.log !== undefined && typeof o.log !== 'function') bad('log must be a function');
+}
+
+export class Transport extends EventEmitter {
+  readonly url: string;
+  readonly memberId: string;
+
+  /** @internal Counters for tests and diagnostics. */
+  readonly _stats = { framesOut: 0, framesIn: 0, messagesOut: 0, messagesIn: 0, blocked: 0 };
+
+  private readonly secret: string;
+  private readonly maxPayload: number;
+  private readonly requestTimeout: number;
+  private readonly handshakeTimeout: number;
+  private readonly maxBuffered: number;
+  private readonly maxHandshakes: number;
+  private readonly log: LogFn;
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+
+  private readonly handlers = new Map<string, Handler>();
+  /** Open links by remote member id: exactly one per peer. */
+  private readonly links = new Map<string, Link>();
+  /** Every link not yet closed, in handshake or open. */
+  private readonly all = new Set<Link>();
+  /** Outbound links still in handshake, by url and (once CHALLENGE arrived) by member id. */
+  private readonly dialsByUrl = new Map<string, Link>();
+  private readonly dialsById = new Map<string, Link>();
+  /** connect() promises in flight by url: concurrent calls share one dial. */
+  private readonly connecting = new Map<string, Promise<string>>();
+  /** Last known url of each member we were connected to. */
+  private readonly urls = new Map<string, string>();
+  /** Dials that lost a simultaneous-dial race and wait for the peer's connection. */
+  private readonly waitingDials = new Set<Link>();
+  private handshaking = 0;
+  private closing: Promise<void> | undefined;
+
+  // bound once, passed to timers without per-call closures
+  private readonly flushBound = (link: Link) => this.flush(link);
+  private readonly timeoutBound = (link: Link, id: number) => setImmediate(this.expireBound, link, id);
+  private readonly expireBound = (link: Link, id: number) => this.expire(link, id);
+
+  private constructor(opts: TransportOptions, server: Server, wss: WebSocketServer, url: string) {
+    super();
+    this.memberId = opts.memberId;
+    this.secret = opts.secret;
+    this.maxPayload = opts.maxPayload ?? DEFAULTS.maxPayload;
+    this.requestTimeout = opts.requestTimeout ?? DEFAULTS.requestTimeout;
+    this.handshakeTimeout = opts.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
+    this.maxBuffered = opts.maxBuffered ?? DEFAULTS.maxBuffered;
+    this.maxHandshakes = opts.maxHandshakes ?? DEFAULTS.maxHandshakes;
+    this.log = opts.log ?? defaultLog(opts.memberId);
+    this.server = server;
+    this.wss = wss;
+    this.url = url;
+    wss.on('connection', (ws: WebSocket) => this.accept(ws));
+    wss.on('wsClientError', (err: Error, socket: Socket) => {
+      this.log('warn', `rejected a malformed WebSocket upgrade: ${err.message}`);
+      socket.destroy();
+    });
+    server.on('clientError', (err: Error, socket: Socket) => {
+      this.log('warn', `dropped a malformed HTTP request: ${err.message}`);
+      socket.destroy();
+    });
+  }
+
+  /** Starts listening; resolves once the port is bound. */
+  static listen(opts: TransportOptions): Promise<Transport> {
+    try {
+      checkOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const maxPayload = opts.maxPayload ?? DEFAULTS.maxPayload;
+    const server = createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
+      res.end('shardgrid member port: WebSocket only\n');
+    });
+    const wss = new WebSocketServer({
+      server,
+      perMessageDeflate: false,
+      maxPayload,
+      clientTracking: false,
+      skipUTF8Validation: true, // text frames are refused anyway
+    });
+    // ws re-emits the http server's 'error' on wss: listen before binding, so EADDRINUSE cannot go unhandled
+    let transport: Transport | undefined;
+    wss.on('error', (err: Error) => transport?.log('error', 'server error', err));
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        wss.close();
+        reject(new InvalidArgumentError(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { host: opts.host, port: opts.port, cause: (err as Error & { code?: string }).code }));
+      };
+      server.once('error', onError);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', onError);
+        const addr = server.address();
+        const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
+        const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+        transport = new Transport(opts, server, wss, `ws://${host}:${port}`);
+        resolve(transport);
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Ensures an authenticated connection to the member listening at url; resolves to its memberId. Concurrent calls share one dial. */
+  connect(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
+    if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
+    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
+      return Promise.reject(new InvalidArgumentError(`connect: url must be a ws:// url, got ${String(url)}`));
+    }
+    if (url === this.url) return Promise.resolve(this.memberId);
+    for (const [id, link] of this.links) if (link.url === url) return Promise.resolve(id);
+    let p = this.connecting.get(url);
+    if (p === undefined) {
+      p = this.dial(url, timeoutMs);
+      this.connecting.set(url, p);
+      const done = () => {
+        if (this.connecting.get(url) === p) this.connecting.delete(url);
+      };
+      p.then(done, done);
+    }
+    return p;
+  }
+
+  /** Sends a request to a connected peer and resolves with the handler's return value. */
+  request<T = unknown>(to: string, type: string, body: unknown, timeoutMs: number = this.requestTimeout): Promise<T> {
+    const link = this.links.get(to);
+    if (link === undefined) {
+      return Promise.reject(
+        this.closing !== undefined ? new GridClosedError('transport is closed') : new MemberUnreachableError(`not connected to member ${to}`, { member: to }),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const id = ++link.nextId;
+      link.pending.set(id, { resolve, reject, timer: setTimeout(this.timeoutBound, timeoutMs, link, id) });
+      this.enqueue(link, K_REQUEST, id, type, body);
+    });
+  }
+
+  /** One-way message (no reply); silently dropped if not connected. */
+  notify(to: string, type: string, body: unknown): void {
+    const link = this.links.get(to);
+    if (link !== undefined) this.enqueue(link, K_NOTIFY, 0, type, body);
+  }
+
+  /** Registers the handler for application message `type`; a later call replaces it. */
+  handle(type: string, fn: Handler): void {
+    if (typeof type !== 'string' || type === '') throw new InvalidArgumentError('handle: type must be a non-empty string');
+    if (typeof fn !== 'function') throw new InvalidArgumentError('handle: fn must be a function');
+    this.handlers.set(type, fn);
+  }
+
+  isConnected(memberId: string): boolean {
+    return this.links.has(memberId);
+  }
+
+  /** Connected memberIds. */
+  peers(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /** The listen url of a member connected now or earlier. */
+  urlOf(memberId: string): string | undefined {
+    return this.urls.get(memberId);
+  }
+
+  disconnect(memberId: string): void {
+    const link = this.links.get(memberId);
+    if (link !== undefined) this.closeLink(link, CLOSE_DISCONNECT, 'disconnect', new MemberUnreachableError(`disconnected from member ${memberId}`, { member: memberId }));
+  }
+
+  /** Closes the server and every connection; pending requests reject with GridClosedError. */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    const err = new GridClosedError('transport is closed');
+    const links = [...this.all];
+    for (const link of links) this.closeLink(link, CLOSE_GOING_AWAY, 'member closing', err);
+    for (const link of [...this.waitingDials]) {
+      link.superseded = false;
+      this.settleDial(link, err);
+    }
+    const serverClosed = new Promise<void>((resolve) => {
+      this.wss.close();
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+    const grace = setTimeout(() => {
+      for (const link of links) link.ws.terminate();
+      this.server.closeAllConnections();
+    }, CLOSE_GRACE_MS);
+    this.closing = Promise.all([serverClosed, ...links.map((l) => l.closed)]).then(() => {
+      clearTimeout(grace);
+    });
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- connection set-up
+
+  private dial(url: string, timeoutMs: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(url, {
+          perMessageDeflate: false,
+          maxPayload: this.maxPayload,
+          skipUTF8Validation: true,
+          handshakeTimeout: timeoutMs,
+          // No masking: members talk directly, never through a proxy or a browser; an all-zero
+          // mask lets ws skip the copy-and-xor of every outgoing frame.
+          generateMask: zeroMask,
+        });
+      } catch (err) {
+        reject(new InvalidArgumentError(`connect: bad url ${url}: ${(err as Error).message}`));
+        return;
+      }
+      const link = new Link(ws, true);
+      link.url = url;
+      link.dial = {
+        resolve,
+        reject,
+        waiting: false,
+        deadline: setTimeout(() => {
+          const e = new TimeoutError(`connect to ${url} timed out after ${timeoutMs} ms`, { url });
+          if (link.state !== S_CLOSED) this.closeLink(link, CLOSE_HANDSHAKE_TIMEOUT, 'connect timed out', e);
+          this.settleDial(link, e);
+        }, timeoutMs),
+      };
+      this.all.add(link);
+      this.dialsByUrl.set(url, link);
+      this.attach(link);
+      ws.once('open', () => {
+        if (link.state !== S_DIAL) return;
+        link.state = S_CHALLENGE;
+        this.sendFrame(link, [F_HELLO, PROTOCOL_VERSION, this.memberId, this.url, link.myNonce]);
+      });
+    });
+  }
+
+  private accept(ws: WebSocket): void {
+    if (this.closing !== undefined) {
+      ws.terminate();
+      return;
+    }
+    if (this.handshaking >= this.maxHandshakes) {
+      this.log('warn', `refused a connection: ${this.handshaking} handshakes already in progress`);
+      ws.close(CLOSE_BUSY, 'busy');
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      return;
+    }
+    const link = new Link(ws, false);
+    this.handshaking++;
+    this.all.add(link);
+    this.attach(link);
+    link.hsTimer = setTimeout(() => {
+      const err = new TimeoutError(`${link.describe()} did not authenticate within ${this.handshakeTimeout} ms`);
+      this.log('warn', err.message, err);
+      this.closeLink(link, CLOSE_HANDSHAKE_TIMEOUT, 'handshake timeout', new MemberUnreachableError(err.message));
+    }, this.handshakeTimeout);
+  }
+
+  private attach(link: Link): void {
+    const ws = link.ws;
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => this.onMessage(link, data, isBinary));
+    ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
+    ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
+  }
+
+  private onSocketError(link: Link, err: Error & { code?: string }): void {
+    if (link.state === S_CLOSED) return;
+    if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
+      // a WebSocket-level violation by the peer: bad opcode, frame over maxPayload, ...
+      this.protocolError(link, `${err.message} (${err.code})`, { wsCode: err.code });
+      return;
+    }
+    const e = new MemberUnreachableError(`connection to ${link.describe()} failed: ${err.message}`, { url: link.url, cause: err.code ?? err.message });
+    if (link.state !== S_DIAL) this.log('info', e.message, err);
+    this.finish(link, e);
+  }
+
+  private onClose(link: Link, code: number, reason: Buffer): void {
+    if (link.state === S_CLOSED) return;
+    const why = reason.length > 0 ? reason.toString('utf8', 0, Math.min(reason.length, 123)) : '';
+    let err: GridError;
+    if (code === CLOSE_AUTH) {
+      err = new AuthenticationError(`${link.describe()} refused our authentication (wrong cluster secret?)`, { url: link.url });
+      this.log('warn', err.message, err);
+    } else if (code === CLOSE_DUPLICATE) {
+      link.superseded = true;
+      err = new MemberUnreachableError(`${link.describe()} kept another connection`, { url: link.url });
+    } else if (code === CLOSE_PROTOCOL || code === 1009 || code === CLOSE_SAME_ID) {
+      // the peer found our frames malformed: log it as such; pending requests fail as unreachable
+      const pe = new ProtocolError(`${link.describe()} closed the connection: ${why || code}`, { url: link.url, closeCode: code });
+      this.log('warn', pe.message, pe);
+      err = link.state === S_OPEN ? new MemberUnreachableError(pe.message, { url: link.url, closeCode: code }) : pe;
+    } else {
+      err = new MemberUnreachableError(`connection to ${link.describe()} closed (${code}${why ? ` ${why}` : ''})`, { url: link.url, closeCode: code });
+    }
+    this.finish(link, err);
+  }
+
+  /** Closes a link from our side: it is finished at once; the socket closes in the background. */
+  private closeLink(link: Link, code: number, reason: string, err: GridError): void {
+    if (link.state === S_CLOSED) return;
+    this.finish(link, err);
+    const ws = link.ws;
+    if (ws.readyState === WebSocket.CONNECTING) {
+      ws.terminate();
+      return;
+    }
+    ws.close(code, reason);
+    // a peer that does not answer the close frame (dead, blocked, hostile) is cut off
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Marks a link closed: fails its pending requests, forgets it, settles its dial. */
+  private finish(link: Link, err: GridError): void {
+    if (link.state === S_CLOSED) return;
+    const wasHandshaking = !link.outbound && link.state !== S_OPEN;
+    link.state = S_CLOSED;
+    link.failure = err;
+    this.all.delete(link);
+    if (wasHandshaking) this.handshaking--;
+    if (link.hsTimer !== undefined) clearTimeout(link.hsTimer);
+    if (link.drainPoll !== undefined) clearTimeout(link.drainPoll);
+    if (link.outbound) {
+      if (this.dialsByUrl.get(link.url) === link) this.dialsByUrl.delete(link.url);
+      if (link.id !== '' && this.dialsById.get(link.id) === link) this.dialsById.delete(link.id);
+    }
+    const pendingErr = this.closing !== undefined ? new GridClosedError('transport is closed') : err;
+    if (link.pending.size > 0) {
+      const pend = [...link.pending.values()];
+      link.pending.clear();
+      for (const p of pend) {
+        clearTimeout(p.timer);
+        p.reject(pendingErr);
+      }
+    }
+    link.batches.length = 0;
+    if (this.links.get(link.id) === link) {
+      this.links.delete(link.id);
+      this.emit('disconnected', link.id);
+    }
+    if (link.dial !== undefined) this.settleDial(link, pendingErr);
+  }
+
+  /** Settles an outbound link's connect() once: with its peer's id if some connection to it is open. */
+  private settleDial(link: Link, err: GridError | undefined): void {
+    const dial = link.dial;
+    if (dial === undefined) return;
+    if (link.id !== '' && this.links.has(link.id)) {
+      link.dial = undefined;
+      this.waitingDials.delete(link);
+      clearTimeout(dial.deadline);
+      dial.resolve(link.id);
+      return;
+    }
+    if (link.superseded && link.id !== '' && !(err instanceof TimeoutError) && this.closing === undefined) {
+      // lost the race to a connection the peer is dialling to us: wait for that one
+      if (!dial.waiting) {
+        dial.waiting = true;
+        this.waitingDials.add(link);
+        const onConnected = (id: string) => {
+          if (id !== link.id) return;
+          this.off('connected', onConnected);
+          this.settleDial(link, undefined);
+        };
+        this.on('connected', onConnected);
+        const reject = dial.reject;
+        dial.reject = (e) => {
+          this.off('connected', onConnected);
+          reject(e);
+        };
+      }
+      return;
+    }
+    link.dial = undefined;
+    this.waitingDials.delete(link);
+    clearTimeout(dial.deadline);
+    dial.reject(err ?? new MemberUnreachableError(`cannot connect to ${link.url}`, { url: link.url }));
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private onMessage(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    if (link.state === S_CLOSED) return;
+    if (!isBinary) {
+      this.protocolError(link, 'text frame');
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = unpackr.unpack(data as Buffer);
+    } catch (err) {
+      this.protocolError(link, `undecodable frame: ${(err as Error).message.slice(0, 80)}`);
+      return;
+    }
+    if (!Array.isArray(frame) || frame.length === 0) {
+      this.protocolError(link, 'frame is not a non-empty array');
+      return;
+    }
+    const type = frame[0];
+    if (link.state === S_OPEN) {
+      if (type === F_BATCH) this.onBatch(link, frame);
+      else this.protocolError(link, `unexpected frame type ${String(type)} on an open connection`);
+      return;
+    }
+    if (type === F_HELLO && link.state === S_HELLO) this.onHello(link, frame);
+    else if (type === F_CHALLENGE && link.state === S_CHALLENGE) this.onChallenge(link, frame);
+    else if (type === F_AUTH && link.state === S_AUTH) this.onAuth(link, frame);
+    else if (type === F_WELCOME && link.state === S_WELCOME) this.onWelcome(link, frame);
+    else this.protocolError(link, `frame type ${String(type)} before authentication`);
+  }
+
+  private onHello(link: Link, f: unknown[]): void {
+    if (f.length !== 5 || f[1] !== PROTOCOL_VERSION || !isName(f[2], MAX_ID_CHARS) || !isName(f[3], MAX_URL_CHARS) || !isBytes(f[4], NONCE_BYTES)) {
+      this.protocolError(link, f[1] !== PROTOCOL_VERSION ? `unsupported protocol version ${String(f[1])}` : 'malformed HELLO');
+      return;
+    }
+    link.id = f[2];
+    link.url = f[3];
+    link.theirNonce = f[4];
+    if (link.id === this.memberId) {
+      this.sameId(link);
+      return;
+    }
+    link.state = S_AUTH;
+    this.sendFrame(link, [F_CHALLENGE, this.memberId, link.myNonce]);
+  }
+
+  private onChallenge(link: Link, f: unknown[]): void {
+    if (f.length !== 3 || !isName(f[1], MAX_ID_CHARS) || !isBytes(f[2], NONCE_BYTES)) {
+      this.protocolError(link, 'malformed CHALLENGE');
+      return;
+    }
+    link.id = f[1];
+    link.theirNonce = f[2];
+    if (link.id === this.memberId) {
+      this.sameId(link);
+      return;
+    }
+    if (this.links.has(link.id)) {
+      // already connected to this member (through another url, or it dialled us meanwhile)
+      link.superseded = true;
+      this.closeLink(link, CLOSE_DUPLICATE, 'already connected', new MemberUnreachableError('duplicate connection'));
+      return;
+    }
+    this.dialsById.set(link.id, link);
+    link.state = S_WELCOME;
+    this.sendFrame(link, [F_AUTH, proof(this.secret, 'dialler', link.myNonce, link.theirNonce, this.memberId, link.id, this.url)]);
+  }
+
+  private onAuth(link: Link, f: unknown[]): void {
+    if (f.length !== 2) {
+      this.protocolError(link, 'malformed AUTH');
+      return;
+    }
+    const expected = proof(this.secret, 'dialler', link.theirNonce!, link.myNonce, link.id, this.memberId, link.url);
+    if (!proofMatches(expected, f[1])) {
+      this.authFailed(link, `${link.describe()} (${link.url}) failed authentication: wrong cluster secret`);
+      return;
+    }
+    // one connection per pair: the one dialled by the smaller memberId wins
+    const peer = link.id;
+    const mine = this.dialsById.get(peer) ?? this.dialsByUrl.get(link.url);
+    if (mine !== undefined && this.memberId < peer) {
+      this.closeLink(link, CLOSE_DUPLICATE, 'simultaneous dial', new MemberUnreachableError('duplicate connection'));
+      return;
+    }
+    const cur = this.links.get(peer);
+    if (cur !== undefined && cur.outbound && this.memberId < peer) {
+      this.closeLink(link, CLOSE_DUPLICATE, 'already connected', new MemberUnreachableError('duplicate connection'));
+      return;
+    }
+    if (cur !== undefined) {
+      // the peer dialled again (it lost its end of the old connection), or its dial beats ours
+      this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${peer} was replaced`, { member: peer }));
+    }
+    this.sendFrame(link, [F_WELCOME, proof(this.secret, 'listener', link.theirNonce!, link.myNonce, link.id, this.memberId, link.url)]);
+    this.open(link);
+    if (mine !== undefined) {
+      mine.superseded = true;
+      if (mine.id === '') mine.id = peer;
+      this.closeLink(mine, CLOSE_DUPLICATE, 'simultaneous dial', new MemberUnreachableError('duplicate connection'));
+    }
+  }
+
+  private onWelcome(link: Link, f: unknown[]): void {
+    if (f.length !== 2) {
+      this.protocolError(link, 'malformed WELCOME');
+      return;
+    }
+    const expected = proof(this.secret, 'listener', link.myNonce, link.theirNonce!, this.memberId, link.id, this.url);
+    if (!proofMatches(expected, f[1])) {
+      this.authFailed(link, `${link.describe()} at ${link.url} failed authentication: wrong cluster secret`);
+      return;
+    }
+    const cur = this.links.get(link.id);
+    if (cur !== undefined) {
+      // cannot normally happen (onAuth settles races); keep the one dialled by the smaller id
+      if (this.memberId < link.id) {
+        this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${link.id} was replaced`, { member: link.id }));
+      } else {
+        link.superseded = true;
+        this.closeLink(link, CLOSE_DUPLICATE, 'duplicate', new MemberUnreachableError('duplicate connection'));
+        return;
+      }
+    }
+    this.open(link);
+  }
+
+  private open(link: Link): void {
+    if (!link.outbound) this.handshaking--;
+    if (link.hsTimer !== undefined) {
+      clearTimeout(link.hsTimer);
+      link.hsTimer = undefined;
+    }
+    if (link.outbound) {
+      if (this.dialsByUrl.get(link.url) === link) this.dialsByUrl.delete(link.url);
+      if (this.dialsById.get(link.id) === link) this.dialsById.delete(link.id);
+    }
+    link.state = S_OPEN;
+    link.theirNonce = undefined;
+    this.links.set(link.id, link);
+    this.urls.set(link.id, link.url);
+    this.emit('connected', link.id, link.url);
+    if (link.dial !== undefined) this.settleDial(link, undefined);
+  }
+
+  private authFailed(link: Link, message: string): void {
+    const err = new AuthenticationError(message, { url: link.url, member: link.id });
+    this.log('warn', message, err);
+    this.emit('auth-error', err, link.url);
+    this.closeLink(link, CLOSE_AUTH, 'authentication failed', err);
+  }
+
+  private sameId(link: Link): void {
+    const err = new ProtocolError(`${link.url} announces our own member id ${this.memberId}`, { url: link.url });
+    this.log('warn', err.message, err);
+    this.emit('protocol-error', err, link.url);
+    this.closeLink(link, CLOSE_SAME_ID, 'same member id', err);
+  }
+
+  private protocolError(link: Link, what: string, data?: Record<string, unknown>): void {
+    const remote = link.id !== '' ? link.id : link.url !== '' ? link.url : 'unknown';
+    const err = new ProtocolError(`protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
+    this.log('warn', err.message, err);
+    this.emit('protocol-error', err, remote);
+    this.closeLink(link, CLOSE_PROTOCOL, 'protocol error', new MemberUnreachableError(`connection to ${link.describe()} closed after a protocol error`, { remote }));
+  }
+
+  private onBatch(link: Link, f: unknown[]): void {
+    const n = f.length;
+    if (n === 1 || (n - 1) % STRIDE !== 0) {
+      this.protocolError(link, 'malformed BATCH');
+      return;
+    }
+    // validate the whole frame before acting on any of it
+    for (let i = 1; i < n; i += STRIDE) {
+      const k = f[i];
+      const ok =
+        k === K_REQUEST ? isId(f[i + 1]) && typeof f[i + 2] === 'string'
+        : k === K_REPLY ? isId(f[i + 1])
+        : k === K_NOTIFY ? typeof f[i + 2] === 'string'
+        : k === K_ERROR ? isId(f[i + 1]) && isWireError(f[i + 3])
+        : false;
+      if (!ok) {
+        this.protocolError(link, `malformed message ${(i - 1) / STRIDE} in BATCH`);
+        return;
+      }
+    }
+    this._stats.framesIn++;
+    this._stats.messagesIn += (n - 1) / STRIDE;
+    for (let i = 1; i < n; i += STRIDE) {
+      const k = f[i];
+      if (k === K_REPLY || k === K_ERROR) {
+        const id = f[i + 1] as number;
+        const p = link.pending.get(id);
+        if (p === undefined) continue; // timed out already
+        link.pending.delete(id);
+        clearTimeout(p.timer);
+        if (k === K_REPLY) p.resolve(f[i + 3]);
+        else p.reject(errorFromWire(f[i + 3] as WireError));
+      } else if (k === K_REQUEST) {
+        this.serve(link, f[i + 1] as number, f[i + 2] as string, f[i + 3]);
+      } else {
+        this.deliver(link, f[i + 2] as string, f[i + 3]);
+      }
+      if (link.state !== S_OPEN) return; // a handler closed us
+    }
+  }
+
+  private serve(link: Link, id: number, type: string, body: unknown): void {
+    const fn = this.handlers.get(type);
+    if (fn === undefined) {
+      this.enqueue(link, K_ERROR, id, null, errorToWire(new UnsupportedError(`member ${this.memberId} has no handler for message type ${type}`, { type })));
+      return;
+    }
+    let r: unknown;
+    try {
+      r = fn(body, link.id);
+    } catch (err) {
+      this.enqueue(link, K_ERROR, id, null, this.wireError(err, type));
+      return;
+    }
+    if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
+      (r as Promise<unknown>).then(
+        (v) => {
+          if (link.state === S_OPEN) this.enqueue(link, K_REPLY, id, null, v);
+        },
+        (err) => {
+          if (link.state === S_OPEN) this.enqueue(link, K_ERROR, id, null, this.wireError(err, type));
+        },
+      );
+    } else {
+      this.enqueue(link, K_REPLY, id, null, r);
+    }
+  }
+
+  private deliver(link: Link, type: string, body: unknown): void {
+    const fn = this.handlers.get(type);
+    if (fn === undefined) {
+      this.log('warn', `dropped a notification of unknown type ${type} from member ${link.id}`);
+      return;
+    }
+    try {
+      const r = fn(body, link.id);
+      if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
+        (r as Promise<unknown>).then(undefined, (err) => this.log('error', `handler for notification ${type} failed`, err));
+      }
+    } catch (err) {
+      this.log('error', `handler for notification ${type} failed`, err);
+    }
+  }
+
+  private wireError(err: unknown, type: string): WireError {
+    if (!(err instanceof GridError)) this.log('error', `handler for ${type} threw`, err);
+    return errorToWire(err);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private sendFrame(link: Link, frame: unknown[]): void {
+    link.ws.send(packr.pack(frame));
+  }
+
+  private enqueue(link: Link, kind: number, id: number, type: string | null, body: unknown): void {
+    let b = link.cur;
+    if (b.length >= MAX_BATCH_ITEMS) {
+      b = link.cur = [F_BATCH];
+      link.batches.push(b);
+    }
+    b.push(kind, id, type, body);
+    if (!link.scheduled && !link.blocked) {
+      link.scheduled = true;
+      setImmediate(this.flushBound, link);
+    }
+  }
+
+  private flush(link: Link): void {
+    link.scheduled = false;
+    if (link.state !== S_OPEN) return;
+    const ws = link.ws;
+    for (;;) {
+      const b = link.batches[0]!;
+      if (b.length === 1) return;
+      if (ws.bufferedAmount > this.maxBuffered) {
+        this.block(link);
+        return;
+      }
+      this.sendBatch(link, b);
+      if (link.state !== S_OPEN) return;
+      if (link.batches.length > 1) link.batches.shift();
+      else {
+        b.length = 1; // reuse the array: its contents are already encoded
+        return;
+      }
+    }
+  }
+
+  /** Holds the queue until the socket drains below maxBuffered; order is kept because nothing is sent meanwhile. */
+  private block(link: Link): void {
+    if (link.blocked) return;
+    link.blocked = true;
+    this._stats.blocked++;
+    const socket = (link.ws as unknown as { _socket?: Socket })._socket;
+    const resume = () => {
+      if (!link.blocked) return;
+      if (link.state === S_OPEN && link.ws.bufferedAmount > this.maxBuffered) {
+        link.drainPoll = setTimeout(resume, DRAIN_POLL_MS);
+        return;
+      }
+      link.blocked = false;
+      socket?.off('drain', resume);
+      if (link.drainPoll !== undefined) clearTimeout(link.drainPoll);
+      link.drainPoll = undefined;
+      this.flush(link);
+    };
+    socket?.once('drain', resume);
+    link.drainPoll = setTimeout(resume, DRAIN_POLL_MS);
+  }
+
+  private sendBatch(link: Link, b: unknown[]): void {
+    let buf: Buffer | undefined;
+    try {
+      buf = packr.pack(b);
+    } catch {
+      buf = undefined;
+    }
+    if (buf === undefined || buf.length > this.maxPayload) {
+      this.sendSlow(link, b);
+      return;
+    }
+    link.ws.send(buf);
+    this._stats.framesOut++;
+    this._stats.messagesOut += (b.length - 1) / STRIDE;
+  }
+
+  /**
+   * Rare path: the batch did not encode or is over maxPayload. Encode message by message, fail
+   * the ones that cannot go (the request rejects, a reply becomes an error reply, a notification
+   * is dropped and logged) and send the rest in frames under maxPayload.
+   */
+  private sendSlow(link: Link, b: unknown[]): void {
+    let group: unknown[] = [F_BATCH];
+    let size = 0;
+    const send = () => {
+      if (group.length === 1) return;
+      link.ws.send(packr.pack(group));
+      this._stats.framesOut++;
+      this._stats.messagesOut += (group.length - 1) / STRIDE;
+      group = [F_BATCH];
+      size = 0;
+    };
+    for (let i = 1; i < b.length; i += STRIDE) {
+      let k = b[i] as number;
+      const id = b[i + 1] as number;
+      const type = b[i + 2];
+      let body = b[i + 3];
+      let len = 0;
+      let err: GridError | undefined;
+      try {
+        len = packr.pack([F_BATCH, k, id, type, body]).length;
+        if (len > this.maxPayload) err = new ValueTooLargeError(`message of ${len} bytes exceeds maxPayload (${this.maxPayload} bytes)`, { bytes: len, maxPayload: this.maxPayload });
+      } catch (e) {
+        err = new UnencodableValueError(`message ${type === null ? 'reply' : String(type)} cannot be encoded: ${(e as Error).message}`);
+      }
+      if (err !== undefined) {
+        if (k === K_REQUEST) {
+          const p = link.pending.get(id);
+          if (p !== undefined) {
+            link.pending.delete(id);
+            clearTimeout(p.timer);
+            p.reject(err);
+          }
+          continue;
+        }
+        if (k === K_NOTIFY) {
+          this.log('warn', `dropped notification ${String(type)} to member ${link.id}`, err);
+          continue;
+        }
+        // a reply that cannot go: send the error instead
+        body = k === K_ERROR ? errorToWire(new InternalError('an error reply could not be encoded')) : errorToWire(err);
+        k = K_ERROR;
+        len = packr.pack([F_BATCH, k, id, null, body]).length;
+      }
+      if (size + len > this.maxPayload) send();
+      group.push(k, id, type, body);
+      size += len;
+    }
+    send();
+  }
+
+  private expire(link: Link, id: number): void {
+    // Runs one setImmediate after the timer: a reply already in the socket buffer (say the event
+    // loop was blocked past the deadline) is read in the poll phase in between and wins.
+    const p = link.pending.get(id);
+    if (p === undefined) return;
+    link.pending.delete(id);
+    p.reject(new TimeoutError(`request to member ${link.id} timed out`, { member: link.id }));
+  }
+}

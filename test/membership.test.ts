@@ -1,0 +1,383 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Transport } from '../dist/transport/index.js';
+import { Membership, type MemberInfo } from '../dist/cluster/membership.js';
+import { MemberUnreachableError } from '../dist/errors.js';
+
+const FIXTURE = new URL('./fixtures/member-node.mjs', import.meta.url);
+const SECRET = 'membership-test-secret';
+
+interface Ev {
+  ev: string;
+  t: number;
+  id?: string;
+  reason?: string;
+  url?: string;
+  code?: string;
+  ids?: string[];
+  incs?: Record<string, number>;
+  level?: string;
+}
+
+/** A member in its own process (test/fixtures/member-node.mjs), driven over stdin/stdout. */
+class Proc {
+  readonly events: Ev[] = [];
+  private readonly listeners = new Set<() => void>();
+  readonly proc: ChildProcess;
+  url = '';
+
+  constructor(
+    readonly id: string,
+    cfg: Record<string, unknown>,
+  ) {
+    this.proc = spawn(process.execPath, [FIXTURE.pathname, JSON.stringify({ id, secret: SECRET, ...cfg })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
+      this.events.push(JSON.parse(line) as Ev);
+      for (const l of [...this.listeners]) l();
+    });
+    this.proc.on('exit', () => {
+      for (const l of [...this.listeners]) l();
+    });
+  }
+
+  get exited(): boolean {
+    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
+  /** Resolves with the first event (already seen or future) matching pred. */
+  waitFor(pred: (e: Ev) => boolean, timeoutMs: number, what = 'event'): Promise<Ev> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const e = this.events.find(pred);
+        if (e !== undefined) {
+          done();
+          resolve(e);
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`${this.id}: no ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      if (!check()) this.listeners.add(check);
+    });
+  }
+
+  send(cmd: Record<string, unknown>): void {
+    this.proc.stdin!.write(JSON.stringify(cmd) + '\n');
+  }
+
+  async members(): Promise<string[]> {
+    return (await this.membersEv()).ids!;
+  }
+
+  async membersEv(): Promise<Ev> {
+    const n = this.events.length;
+    this.send({ cmd: 'members' });
+    return this.waitFor((x) => x.ev === 'members' && this.events.indexOf(x) >= n, 5000, 'members reply');
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.exited) this.proc.kill(signal);
+  }
+}
+
+async function startMember(id: string, seeds: string[], extra: Record<string, unknown> = {}): Promise<Proc> {
+  const p = new Proc(id, { seeds, ...extra });
+  const e = await p.waitFor((x) => x.ev === 'ready' || x.ev === 'join-failed', 15_000, 'ready');
+  if (e.ev !== 'ready') throw new Error(`${id} could not join: ${e.code}`);
+  p.url = e.url!;
+  return p;
+}
+
+/** Waits until every member lists exactly `ids`. */
+async function converged(procs: Proc[], ids: string[], timeoutMs = 10_000): Promise<void> {
+  const want = [...ids].sort().join(',');
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const lists = await Promise.all(procs.map((p) => p.members()));
+    if (lists.every((l) => [...l].sort().join(',') === want)) return;
+    if (Date.now() > end) throw new Error(`no convergence on ${want}: ${JSON.stringify(lists)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+describe('SWIM precedence rules (in process)', () => {
+  let t: Transport;
+  let m: Membership;
+  const events: string[] = [];
+
+  beforeAll(async () => {
+    t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'self', log: () => {} });
+    // probing and suspicion far away: only the merge rules are under test
+    m = new Membership(t, { id: 'self', url: t.url, startedAt: 100, lite: false }, { seeds: [], probeInterval: 600_000, suspicionTimeout: 600_000 });
+    m.on('member-joined', (i: MemberInfo) => events.push(`joined ${i.id}`));
+    m.on('member-suspect', (i: MemberInfo) => events.push(`suspect ${i.id}@${i.incarnation}`));
+    m.on('member-left', (i: MemberInfo, reason: string) => events.push(`left ${i.id} ${reason}`));
+    await m.start();
+  });
+  afterAll(async () => {
+    m.stop();
+    await t.close();
+  });
+
+  const status = (id: string) => m.members().find((x) => x.id === id)?.status ?? 'gone';
+  const incOf = (id: string) => m.members().find((x) => x.id === id)?.incarnation;
+  const url = 'ws://127.0.0.1:1'; // nothing listens there; connection attempts fail quietly
+
+  it('adds an unknown alive member and emits member-joined', { timeout: 5000 }, () => {
+    m._apply({ id: 'x', url, startedAt: 50, incarnation: 0, status: 'alive' });
+    expect(status('x')).toBe('alive');
+    expect(events).toEqual(['joined x']);
+  });
+
+  it('lets suspect@i override alive@j iff i >= j, and alive@i override suspect@j iff i > j', { timeout: 5000 }, () => {
+    m._apply({ id: 'x', incarnation: 0, status: 'suspect' });
+    expect(status('x')).toBe('suspect');
+    m._apply({ id: 'x', incarnation: 0, status: 'alive' }); // same incarnation: no refutation
+    expect(status('x')).toBe('suspect');
+    m._apply({ id: 'x', incarnation: 1, status: 'alive' });
+    expect(status('x')).toBe('alive');
+    expect(incOf('x')).toBe(1);
+    m._apply({ id: 'x', incarnation: 0, status: 'suspect' }); // older suspicion: ignored
+    expect(status('x')).toBe('alive');
+    m._apply({ id: 'x', incarnation: 1, status: 'alive' }); // same alive again: nothing
+    m._apply({ id: 'x', incarnation: 1, status: 'suspect' });
+    expect(status('x')).toBe('suspect');
+    m._apply({ id: 'x', incarnation: 1, status: 'suspect' }); // repeated suspicion: no new event
+    expect(events).toEqual(['joined x', 'suspect x@0', 'suspect x@1']);
+  });
+
+  it('lets dead override everything, and never takes a dead id back', { timeout: 5000 }, () => {
+    m._apply({ id: 'x', incarnation: 0, status: 'dead' }); // lower incarnation, still final
+    expect(status('x')).toBe('gone');
+    expect(m.isAlive('x')).toBe(false);
+    m._apply({ id: 'x', incarnation: 9, status: 'alive' });
+    m._apply({ id: 'x', incarnation: 9, status: 'suspect' });
+    expect(m.isAlive('x')).toBe(false);
+    expect(events.slice(-1)).toEqual(['left x dead']);
+  });
+
+  it('treats left like dead but reports reason left', { timeout: 5000 }, () => {
+    m._apply({ id: 'y', url, startedAt: 50, incarnation: 3, status: 'alive' });
+    m._apply({ id: 'y', incarnation: 0, status: 'left' });
+    expect(m.isAlive('y')).toBe(false);
+    m._apply({ id: 'y', incarnation: 4, status: 'alive' });
+    expect(m.isAlive('y')).toBe(false);
+    expect(events.slice(-2)).toEqual(['joined y', 'left y left']);
+  });
+
+  it('remembers a member first heard of as dead without announcing it, and refuses it later', { timeout: 5000 }, () => {
+    const before = events.length;
+    m._apply({ id: 'z', url, startedAt: 1, incarnation: 0, status: 'dead' });
+    m._apply({ id: 'z', url, startedAt: 1, incarnation: 1, status: 'alive' });
+    expect(m.isAlive('z')).toBe(false);
+    expect(events.length).toBe(before);
+  });
+
+  it('refutes a suspicion of itself by raising its incarnation', { timeout: 5000 }, () => {
+    expect(m._incarnation).toBe(0);
+    m._apply({ id: 'self', incarnation: 0, status: 'suspect' });
+    expect(m._incarnation).toBe(1);
+    m._apply({ id: 'self', incarnation: 0, status: 'suspect' }); // already refuted
+    expect(m._incarnation).toBe(1);
+    m._apply({ id: 'self', incarnation: 4, status: 'suspect' });
+    expect(m._incarnation).toBe(5);
+    expect(m.isAlive('self')).toBe(true);
+  });
+
+  it('lists alive and suspect members with self, sorted by (startedAt, id)', { timeout: 5000 }, () => {
+    m._apply({ id: 'b', url, startedAt: 100, incarnation: 0, status: 'alive' });
+    m._apply({ id: 'a', url, startedAt: 100, incarnation: 0, status: 'suspect' });
+    m._apply({ id: 'early', url, startedAt: 7, incarnation: 0, status: 'alive' });
+    expect(m.members().map((i) => `${i.id}:${i.status}`)).toEqual(['early:alive', 'a:suspect', 'b:alive', 'self:alive']);
+  });
+});
+
+describe('SWIM in one process', () => {
+  it('does not declare a member dead because its connection dropped', { timeout: 15_000 }, async () => {
+    const opts = { probeInterval: 100, probeTimeout: 100, suspicionTimeout: 500 };
+    const t1 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm1', log: () => {} });
+    const t2 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm2', log: () => {} });
+    const m1 = new Membership(t1, { id: 'm1', url: t1.url, startedAt: 1, lite: false }, { seeds: [], ...opts });
+    const m2 = new Membership(t2, { id: 'm2', url: t2.url, startedAt: 2, lite: true }, { seeds: [t1.url], ...opts });
+    const left: string[] = [];
+    m1.on('member-left', (i: MemberInfo) => left.push(i.id));
+    try {
+      await m1.start();
+      await m2.start();
+      expect(m2.members().map((i) => `${i.id}:${i.lite}`)).toEqual(['m1:false', 'm2:true']);
+      expect(m1.members().map((i) => i.id)).toEqual(['m1', 'm2']);
+      for (let i = 0; i < 5; i++) {
+        t1.disconnect('m2');
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(left).toEqual([]);
+      expect(m1.isAlive('m2')).toBe(true);
+      expect(t1.isConnected('m2')).toBe(true); // probing reconnected
+      // stopped without a word: declared dead
+      m2.stop();
+      await t2.close();
+      const t0 = Date.now();
+      while (!left.includes('m2') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      expect(left).toEqual(['m2']);
+      expect(m1.members().map((i) => i.id)).toEqual(['m1']);
+    } finally {
+      m1.stop();
+      m2.stop();
+      await Promise.all([t1.close(), t2.close()]);
+    }
+  });
+
+  it('refuses to start when no seed is reachable within joinTimeout', { timeout: 10_000 }, async () => {
+    const t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'alone', log: () => {} });
+    const m = new Membership(t, { id: 'alone', url: t.url, startedAt: 1, lite: false }, { seeds: ['ws://127.0.0.1:1'], joinTimeout: 500 });
+    try {
+      const t0 = Date.now();
+      const e = await m.start().catch((x) => x);
+      expect(e).toBeInstanceOf(MemberUnreachableError);
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('SWIM between processes', () => {
+  const procs: Proc[] = [];
+  let a: Proc, b: Proc, c: Proc;
+
+  const spawnMember = async (id: string, extra: Record<string, unknown> = {}) => {
+    const p = await startMember(id, [a.url], extra);
+    procs.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    a = await startMember('a', []);
+    procs.push(a);
+    [b, c] = await Promise.all([startMember('b', [a.url]), startMember('c', [a.url])]);
+    procs.push(b, c);
+    await converged([a, b, c], ['a', 'b', 'c']);
+  }, 30_000);
+
+  afterAll(() => {
+    for (const p of procs) p.kill();
+  });
+
+  it('joins members through a seed and converges on the same member list', { timeout: 20_000 }, async () => {
+    const d = await spawnMember('d');
+    await converged([a, b, c, d], ['a', 'b', 'c', 'd']);
+    d.send({ cmd: 'exit' });
+    await Promise.all([a, b, c].map((p) => p.waitFor((e) => e.ev === 'member-left' && e.id === 'd', 10_000, 'd dead')));
+    await converged([a, b, c], ['a', 'b', 'c']);
+  });
+
+  it('does not declare dead a member whose event loop is blocked for 300 ms', { timeout: 20_000 }, async () => {
+    const since = Date.now();
+    b.send({ cmd: 'block', ms: 300 });
+    await b.waitFor((e) => e.ev === 'unblocked' && e.t >= since, 5000, 'unblock');
+    // well past suspicionTimeout: a suspicion that was not refuted would have become dead by now
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const p of [a, c]) {
+      expect(p.events.filter((e) => e.ev === 'member-left' && e.id === 'b')).toEqual([]);
+    }
+    const suspicions = [a, c].flatMap((p) => p.events.filter((e) => e.ev === 'member-suspect' && e.id === 'b' && e.t >= since));
+    console.log(`blocked 300 ms: suspected ${suspicions.length} time(s), never declared dead`);
+    await converged([a, b, c], ['a', 'b', 'c']);
+  });
+
+  it('suspects a member blocked for 1 s and lets it refute the suspicion with a higher incarnation', { timeout: 20_000 }, async () => {
+    const since = Date.now();
+    c.send({ cmd: 'block', ms: 1000 });
+    await c.waitFor((e) => e.ev === 'unblocked' && e.t >= since, 5000, 'unblock');
+    await new Promise((r) => setTimeout(r, 3000));
+    const suspicions = [a, b].flatMap((p) => p.events.filter((e) => e.ev === 'member-suspect' && e.id === 'c' && e.t >= since));
+    const deaths = [a, b].flatMap((p) => p.events.filter((e) => e.ev === 'member-left' && e.id === 'c'));
+    console.log(`blocked 1000 ms: suspected ${suspicions.length} time(s), declared dead ${deaths.length} time(s)`);
+    expect(deaths).toEqual([]);
+    expect(suspicions.length).toBeGreaterThan(0);
+    await converged([a, b, c], ['a', 'b', 'c']);
+    for (const p of [a, b]) expect((await p.membersEv()).incs!['c']).toBeGreaterThan(0);
+  });
+
+  it('announces a graceful leave to everyone as member-left with reason left', { timeout: 20_000 }, async () => {
+    const d = await spawnMember('leaver');
+    await converged([a, b, c, d], ['a', 'b', 'c', 'leaver']);
+    const t0 = Date.now();
+    d.send({ cmd: 'leave' });
+    const evs = await Promise.all([a, b, c].map((p) => p.waitFor((e) => e.ev === 'member-left' && e.id === 'leaver', 5000, 'leaver left')));
+    expect(evs.map((e) => e.reason)).toEqual(['left', 'left', 'left']);
+    for (const e of evs) expect(e.t - t0).toBeLessThan(1000); // announced, not detected by timeout
+    await d.waitFor((e) => e.ev === 'left', 5000, 'left');
+  });
+
+  it('refuses a member with the wrong secret', { timeout: 20_000 }, async () => {
+    const intruder = new Proc('intruder', { seeds: [a.url], secret: 'not-the-secret', membership: { joinTimeout: 2000 } });
+    procs.push(intruder);
+    const e = await intruder.waitFor((x) => x.ev === 'ready' || x.ev === 'join-failed', 10_000, 'join result');
+    expect(e.ev).toBe('join-failed');
+    expect(e.code).toBe('GRID_ERR_AUTH');
+    await a.waitFor((x) => x.ev === 'log' && x.code === 'GRID_ERR_AUTH', 5000, 'auth failure logged');
+    expect(await a.members()).not.toContain('intruder');
+  });
+
+  it('has every survivor declare a SIGKILLed member dead, p50 within 2 s', { timeout: 55_000 }, async () => {
+    const runs = 5;
+    const worst: number[] = [];
+    const all: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const id = `victim${r}`;
+      const v = await spawnMember(id);
+      await converged([a, b, c, v], ['a', 'b', 'c', id]);
+      await new Promise((res) => setTimeout(res, 300)); // let a few probe rounds pass
+      const t0 = Date.now();
+      v.kill('SIGKILL');
+      const evs = await Promise.all([a, b, c].map((p) => p.waitFor((e) => e.ev === 'member-left' && e.id === id, 8000, `${id} dead`)));
+      for (const e of evs) expect(e.reason).toBe('dead');
+      const times = evs.map((e) => e.t - t0);
+      all.push(...times);
+      worst.push(Math.max(...times));
+    }
+    worst.sort((x, y) => x - y);
+    all.sort((x, y) => x - y);
+    console.log(
+      `SIGKILL detection over ${runs} runs, 3 survivors: all survivors p50 ${percentile(worst, 50)} ms, p99 ${percentile(worst, 99)} ms; ` +
+        `any survivor p50 ${percentile(all, 50)} ms, p99 ${percentile(all, 99)} ms; runs (ms, slowest survivor): ${worst.join(', ')}`,
+    );
+    expect(percentile(worst, 50)).toBeLessThanOrEqual(2000);
+    await converged([a, b, c], ['a', 'b', 'c']);
+  });
+
+  it('detects a frozen member (SIGSTOP: its connections stay open) by probing alone', { timeout: 50_000 }, async () => {
+    const runs = 3;
+    const worst: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const id = `frozen${r}`;
+      const v = await spawnMember(id);
+      await converged([a, b, c, v], ['a', 'b', 'c', id]);
+      await new Promise((res) => setTimeout(res, 300));
+      const t0 = Date.now();
+      v.kill('SIGSTOP');
+      const evs = await Promise.all([a, b, c].map((p) => p.waitFor((e) => e.ev === 'member-left' && e.id === id, 10_000, `${id} dead`)));
+      worst.push(Math.max(...evs.map((e) => e.t - t0)));
+      v.kill('SIGKILL');
+    }
+    worst.sort((x, y) => x - y);
+    console.log(`SIGSTOP detection over ${runs} runs (no disconnect hint), slowest survivor: ${worst.join(', ')} ms`);
+    expect(worst[worst.length - 1]).toBeLessThan(5000);
+    await converged([a, b, c], ['a', 'b', 'c']);
+  });
+});
