@@ -12,6 +12,7 @@ import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
 import { workerExecArgv } from './runtime/exec-argv.js';
+import { ComputePool, vnodeCount } from './compute/pool.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -63,6 +64,7 @@ export class Grid implements MapHost {
   private closing: Promise<void> | undefined;
   private recoveries = 0;
   private readonly onWorker = (w: Worker): void => this.watchThread(w);
+  private pool: ComputePool | undefined;
 
   /** @internal use createGrid / attachGrid */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
@@ -95,6 +97,12 @@ export class Grid implements MapHost {
     const m = new GridMap<V>(this, name, id, options);
     this.maps.set(cacheKey, m);
     return m;
+  }
+
+  /** @internal The piscina pool that runs aggregations: created on first use, closed by close(). */
+  computePool(): ComputePool {
+    this.assertOpen();
+    return (this.pool ??= new ComputePool(this.handle, this.options?.computeWorkers ?? this.options?.workers ?? vnodeCount(this.store)));
   }
 
   stats(): GridStats {
@@ -188,6 +196,7 @@ export class Grid implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) return;
     process.off('worker', this.onWorker);
     this.store.markClosed();

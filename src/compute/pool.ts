@@ -1,0 +1,70 @@
+/**
+ * The compute pool of one grid object: a piscina pool whose threads attach to the grid's shared
+ * memory (`attachGrid(handle)`, once per thread) and run aggregation tasks next to the data.
+ * Created on the first aggregate, closed by grid.close(). One worker entry: ./pool-worker.ts.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { GridClosedError, InvalidArgumentError, WorkerError, errorFromWire } from '../errors.js';
+import { workerExecArgv } from '../runtime/exec-argv.js';
+import type { GridHandle } from '../runtime/messages.js';
+import type { PoolInit, PoolReply, PoolTask } from './types.js';
+
+const WORKER_FILE = fileURLToPath(new URL('./pool-worker.js', import.meta.url));
+/** How long close() lets running tasks finish before the threads are terminated. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export class ComputePool {
+  readonly size: number;
+  private readonly pool: Piscina<PoolTask, PoolReply>;
+  private closing: Promise<void> | undefined;
+
+  constructor(handle: GridHandle, size: number) {
+    this.size = size;
+    this.pool = new Piscina<PoolTask, PoolReply>({
+      filename: WORKER_FILE,
+      name: 'default',
+      // a fixed set of threads: each keeps its attached grid and loaded user modules warm
+      minThreads: size,
+      maxThreads: size,
+      idleTimeout: Infinity,
+      closeTimeout: CLOSE_TIMEOUT_MS,
+      workerData: { handle } satisfies PoolInit,
+      execArgv: workerExecArgv(),
+    });
+    // piscina emits 'error' when close() times out; without a listener that would throw
+    this.pool.on('error', () => undefined);
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Runs one task on a pool thread. Errors come back as data and are rebuilt as GridErrors. */
+  async run(task: PoolTask): Promise<unknown> {
+    if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
+    let reply: PoolReply;
+    try {
+      reply = await this.pool.run(task);
+    } catch (e) {
+      if (this.closing !== undefined) throw new GridClosedError('the grid was closed while a compute task ran');
+      const err = e as Error;
+      if (err?.name === 'DataCloneError') throw new InvalidArgumentError(`the aggregator argument cannot be passed to the compute pool: ${err.message}`);
+      throw new WorkerError(`a compute pool thread failed: ${err?.message ?? String(e)}`);
+    }
+    if (!reply.ok) throw errorFromWire(reply.error);
+    return reply.value;
+  }
+
+  /** Lets running tasks finish (up to CLOSE_TIMEOUT_MS), then stops the threads. Idempotent. */
+  close(): Promise<void> {
+    return (this.closing ??= this.pool.close().catch(() => undefined));
+  }
+}
+
+/** Virtual nodes of the member that owns `store` (the default pool size of attached grids). */
+export function vnodeCount(store: { partitions: number; ownerOf(p: number): number }): number {
+  let n = 0;
+  for (let p = 0; p < store.partitions; p++) n = Math.max(n, store.ownerOf(p) + 1);
+  return Math.max(1, n);
+}

@@ -1,0 +1,74 @@
+/**
+ * Compute next to the data: public types of entry processors and aggregators, and the message
+ * shapes between a caller and its piscina compute pool (one worker entry: ./pool-worker.ts).
+ */
+import type { WireError } from '../errors.js';
+
+/**
+ * Names user code: `module` is an absolute file URL (`import.meta.resolve('./procs.mjs')`,
+ * `new URL('./procs.mjs', import.meta.url)`) or an absolute path of an ES module; `name` one of its
+ * exports. The module is imported once per thread and cached by URL.
+ */
+export interface ComputeRef {
+  readonly module: string | URL;
+  readonly name: string;
+}
+
+/**
+ * What an entry processor receives. `value` is undefined when the key is absent. Assigning
+ * `entry.value` stores it when the processor returns (undefined deletes the key); not assigning
+ * leaves the entry as it was, expiry included. A decoded value is a private copy: changing it in
+ * place stores nothing unless it is assigned back (`entry.value = entry.value`).
+ */
+export interface ProcessorEntry<V = unknown> {
+  readonly key: string;
+  value: V | undefined;
+}
+
+/** The shape of an entry processor export: synchronous; its return value is compute's result. */
+export type EntryProcessor<V = unknown, A = unknown, R = unknown> = (entry: ProcessorEntry<V>, arg: A) => R;
+
+/** The built-in aggregators. */
+export type BuiltinAggregator = 'count' | 'sum' | 'min' | 'max' | 'distinct';
+
+/**
+ * Argument of the built-in aggregators. `field` is a dot path into object values: `'a.b'` reads
+ * `value.a.b` (own properties only; array elements by index, `'items.0'`). Without it the value
+ * itself is used.
+ */
+export interface FieldArg {
+  field?: string;
+}
+
+/**
+ * The shape of a user aggregator export. Per partition group, on a pool thread: `acc = init(arg)`,
+ * then `acc = accumulate(acc, key, value, arg)` for every entry; the partial accumulators cross
+ * threads by structured clone and are merged on the caller with `combine`, then `finish` (if
+ * given) turns the last one into the result. All functions are synchronous.
+ */
+export interface Aggregator<V = unknown, A = unknown, Acc = unknown, R = Acc> {
+  init(arg: A): Acc;
+  accumulate(acc: Acc, key: string, value: V, arg: A): Acc;
+  combine(a: Acc, b: Acc): Acc;
+  finish?(acc: Acc): R;
+}
+
+/** A built-in aggregator by name, or a user aggregator export. */
+export type AggregatorRef = BuiltinAggregator | ComputeRef;
+
+// ── internal: pool messages ─────────────────────────────────────────────────────────────────────
+
+/** An aggregator as it travels to a pool thread: a built-in name, or a resolved module URL and export. */
+export type AggregatorSpec = { readonly builtin: BuiltinAggregator } | { readonly url: string; readonly name: string };
+
+/** Handed to every pool thread once, as workerData. */
+export interface PoolInit {
+  handle: import('../runtime/messages.js').GridHandle;
+}
+
+export type PoolTask =
+  | { kind: 'noop' }
+  | { kind: 'aggregate'; map: string; partitions: number[]; aggregator: AggregatorSpec; arg: unknown };
+
+/** Errors come back as data (structured clone drops the class and custom fields) and are rebuilt. */
+export type PoolReply = { ok: true; value: unknown } | { ok: false; error: WireError };
