@@ -1,0 +1,313 @@
+// Presentation of results: text tables for the terminal, the target checks, and a self-contained
+// HTML page with hand-written SVG bar charts (no external assets, no scripts).
+
+// ── number formats ──────────────────────────────────────────────────────────────────────────────
+
+export function fmtRate(x) {
+  if (!Number.isFinite(x)) return '';
+  if (x >= 1e9) return `${(x / 1e9).toFixed(2)} G`;
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)} M`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(1)} k`;
+  return x.toFixed(1);
+}
+
+export function fmtBytes(x) {
+  if (!Number.isFinite(x)) return '';
+  if (Math.abs(x) >= 1024 ** 3) return `${(x / 1024 ** 3).toFixed(2)} GiB`;
+  if (Math.abs(x) >= 1024 ** 2) return `${(x / 1024 ** 2).toFixed(1)} MiB`;
+  if (Math.abs(x) >= 1024) return `${(x / 1024).toFixed(1)} KiB`;
+  return `${Math.round(x)} B`;
+}
+
+export function fmtUs(x) {
+  if (!Number.isFinite(x)) return '';
+  if (x >= 1000) return `${(x / 1000).toFixed(2)} ms`;
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(3);
+}
+
+const FORMATS = {
+  text: (v) => (v === undefined || v === null ? '' : String(v)),
+  rate: fmtRate,
+  us: fmtUs,
+  pct: (v) => (Number.isFinite(v) ? `${v.toFixed(1)}` : ''),
+  percent: (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : ''),
+  int: (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : ''),
+  ratio: (v) => (Number.isFinite(v) ? `${v >= 10 ? v.toFixed(1) : v >= 0.1 ? v.toFixed(2) : v.toPrecision(2)}x` : ''),
+  bytes: fmtBytes,
+  num1: (v) => (Number.isFinite(v) ? v.toFixed(1) : ''),
+};
+
+export function cell(row, col) {
+  if (row.status !== 'ok' && col.fmt !== 'text') return '';
+  return FORMATS[col.fmt ?? 'text'](row[col.key]);
+}
+
+// ── text tables ─────────────────────────────────────────────────────────────────────────────────
+
+/** A plain-text table: first column left-aligned, the rest right-aligned; skipped/errored rows say so. */
+export function formatTable(table) {
+  const cols = table.columns;
+  const body = table.rows.map((r) => {
+    if (r.status !== 'ok') {
+      const out = cols.map(() => '');
+      out[0] = r.name;
+      out[1] = r.status;
+      return out;
+    }
+    return cols.map((c) => cell(r, c));
+  });
+  const head = cols.map((c) => c.label);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const lines = [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...body.map(line)];
+  // One line per distinct reason (all Redis rows share "not installed", say).
+  const reasons = new Map();
+  for (const r of table.rows) {
+    if (r.status === 'ok' || !r.note) continue;
+    const k = `${r.status} — ${r.note}`;
+    reasons.set(k, [...(reasons.get(k) ?? []), r.name]);
+  }
+  const notes = [...reasons].map(([k, names]) => `  ${names.length > 1 ? `${names.length} rows` : names[0]}: ${k}`);
+  return [`${table.title}`, ...lines.map((l) => `  ${l}`), ...(table.note ? [`  ${table.note}`] : []), ...notes].join('\n');
+}
+
+export function printScenario(result, log = console.log) {
+  log(`\n━━ ${result.name} — ${result.title} (${(result.durationMs / 1000).toFixed(1)} s)`);
+  if (result.status !== 'ok') log(`  FAILED: ${(result.error ?? '').split('\n').slice(0, 6).join('\n  ')}`);
+  for (const t of result.tables ?? []) log(`\n${formatTable(t)}`);
+  for (const n of result.notes ?? []) log(`  note: ${n}`);
+  for (const w of result.warnings ?? []) log(`  WARNING: ${w}`);
+}
+
+// ── targets ─────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The performance targets of issue 3, each a ratio of two rows' ops/s. The sync lru-cache rows are
+ * the reference (not the "awaited" rows), as the targets are stated.
+ */
+export const TARGETS = [
+  { id: 'get-100b', label: 'shardgrid get (100 B) ≥ 0.5x lru-cache get', min: 0.5, num: ['get-hit', 'shardgrid'], den: ['get-hit', 'lru'] },
+  { id: 'set-100b', label: 'shardgrid set (100 B) ≥ 0.3x lru-cache set', min: 0.3, num: ['set', 'shardgrid'], den: ['set', 'lru'] },
+  // Single get: the faster of get-hit's row and batch-100's own single-get row (the stricter test;
+  // batch-100's single get runs after getMany in the same process and is often slower).
+  { id: 'getmany-per-key', label: 'shardgrid getMany(100) per key ≥ 1x single get', min: 1, num: ['batch-100', 'shardgrid-getmany'], den: [['get-hit', 'shardgrid'], ['batch-100', 'shardgrid-get']] },
+  { id: 'object-get', label: 'shardgrid get (small object) ≥ 0.5x lru-cache get', min: 0.5, num: ['values-object', 'shardgrid-get'], den: ['values-object', 'lru-get'] },
+  { id: 'threads-2x', label: 'shardgrid 2 threads ≥ 1.7x one thread (aggregate ops/s)', min: 1.7, num: ['threads', 'shardgrid-2'], den: ['threads', 'shardgrid-1'] },
+];
+
+function findRow(scenarios, [scenarioName, rowId]) {
+  const s = scenarios.find((x) => x.name === scenarioName);
+  if (!s) return undefined;
+  for (const t of s.tables ?? []) {
+    const r = t.rows.find((x) => x.id === rowId);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+export function checkTargets(scenarios) {
+  return TARGETS.map((t) => {
+    const a = findRow(scenarios, t.num);
+    const dens = (Array.isArray(t.den[0]) ? t.den : [t.den]).map((d) => findRow(scenarios, d)).filter((r) => r?.status === 'ok');
+    const b = dens.sort((x, y) => y.opsPerSec - x.opsPerSec)[0];
+    if (!a || !b || a.status !== 'ok' || b.status !== 'ok') {
+      return { id: t.id, label: t.label, min: t.min, status: 'not measured' };
+    }
+    const value = a.opsPerSec / b.opsPerSec;
+    return {
+      id: t.id,
+      label: t.label,
+      min: t.min,
+      value,
+      status: value >= t.min ? 'reached' : 'missed',
+      numerator: { row: a.name, opsPerSec: a.opsPerSec },
+      denominator: { row: b.name, opsPerSec: b.opsPerSec },
+    };
+  });
+}
+
+export function formatTargets(targets) {
+  const lines = ['Targets (issue 3):'];
+  for (const t of targets) {
+    if (t.status === 'not measured') {
+      lines.push(`  [ n/a  ] ${t.label} — not measured in this run`);
+      continue;
+    }
+    const mark = t.status === 'reached' ? 'reached' : 'MISSED ';
+    lines.push(`  [${mark}] ${t.label}: ${t.value.toFixed(2)}x  (${t.numerator.row} ${fmtRate(t.numerator.opsPerSec)}/s ÷ ${t.denominator.row} ${fmtRate(t.denominator.opsPerSec)}/s)`);
+  }
+  return lines.join('\n');
+}
+
+// ── HTML ────────────────────────────────────────────────────────────────────────────────────────
+
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+const SUBJECT_COLORS = {
+  shardgrid: '#2b6cb0',
+  Map: '#718096',
+  'lru-cache': '#dd6b20',
+  redis: '#c53030',
+};
+
+/** A horizontal bar chart of one metric, linear scale from zero, value printed at each bar. */
+export function svgBarChart(table) {
+  const { key, label, fmt } = table.chart;
+  const format = FORMATS[fmt ?? 'rate'];
+  const rows = table.rows;
+  const labelW = 250;
+  const barW = 400;
+  const valueW = 110;
+  const rowH = 22;
+  const top = 24;
+  const width = labelW + barW + valueW;
+  const height = top + rows.length * rowH + 8;
+  const max = Math.max(0, ...rows.filter((r) => r.status === 'ok' && Number.isFinite(r[key])).map((r) => r[key]));
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(`${table.title}: ${label}`)}">`,
+    `<text x="${labelW}" y="15" font-size="12" fill="#4a5568">${esc(label)} (linear scale; longer is ${table.chart.lowerIsBetter ? 'worse' : 'better'})</text>`,
+    `<line x1="${labelW}" y1="${top - 4}" x2="${labelW}" y2="${height - 4}" stroke="#a0aec0"/>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    parts.push(`<text x="${labelW - 8}" y="${y + 15}" font-size="12" text-anchor="end" fill="#1a202c">${esc(r.name)}</text>`);
+    if (r.status !== 'ok' || !Number.isFinite(r[key])) {
+      parts.push(`<text x="${labelW + 6}" y="${y + 15}" font-size="12" fill="#a0aec0" font-style="italic">${esc(r.status === 'ok' ? 'n/a' : r.status)}</text>`);
+      return;
+    }
+    const w = max > 0 ? Math.max(1, (r[key] / max) * barW) : 1;
+    const color = SUBJECT_COLORS[r.subject] ?? '#4a5568';
+    parts.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${color}"${r.sg ? '' : ' fill-opacity="0.8"'}><title>${esc(`${r.name}: ${format(r[key])}`)}</title></rect>`);
+    parts.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 15}" font-size="12" fill="#1a202c">${esc(format(r[key]))}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function htmlTable(table) {
+  const head = table.columns.map((c, i) => `<th${i ? ' class="n"' : ''}>${esc(c.label)}</th>`).join('');
+  const body = table.rows
+    .map((r) => {
+      if (r.status !== 'ok') {
+        return `<tr class="skip"><td>${esc(r.name)}</td><td colspan="${table.columns.length - 1}">${esc(r.status)}${r.note ? ` — ${esc(r.note)}` : ''}</td></tr>`;
+      }
+      return `<tr${r.sg ? ' class="sg"' : ''}>${table.columns.map((c, i) => `<td${i ? ' class="n"' : ''}>${esc(cell(r, c))}</td>`).join('')}</tr>`;
+    })
+    .join('\n');
+  return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+export function renderHtml(report) {
+  const m = report.machine;
+  const targets = report.targets
+    .map((t) => {
+      const cls = t.status === 'reached' ? 'ok' : t.status === 'missed' ? 'bad' : 'na';
+      const fig = t.value === undefined ? 'not measured' : `${t.value.toFixed(2)}x (${esc(t.numerator.row)} ${fmtRate(t.numerator.opsPerSec)}/s ÷ ${esc(t.denominator.row)} ${fmtRate(t.denominator.opsPerSec)}/s)`;
+      return `<tr><td>${esc(t.label)}</td><td class="${cls}">${esc(t.status)}</td><td>${fig}</td></tr>`;
+    })
+    .join('\n');
+  const sections = report.scenarios
+    .map((s) => {
+      const tables = (s.tables ?? [])
+        .map((t) => `<h3>${esc(t.title)}</h3>\n${htmlTable(t)}\n${t.note ? `<p class="note">${esc(t.note)}</p>` : ''}\n<div class="chart">${t.chart ? svgBarChart(t) : ''}</div>`)
+        .join('\n');
+      const notes = [...(s.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`), ...(s.warnings ?? []).map((w) => `<p class="warn">warning: ${esc(w)}</p>`)].join('\n');
+      const failed = s.status !== 'ok' ? `<pre class="warn">${esc(s.error ?? s.status)}</pre>` : '';
+      return `<section id="${esc(s.name)}"><h2>${esc(s.name)} — ${esc(s.title)}</h2>\n<p>${esc(s.description ?? '')} <span class="note">(${(s.durationMs / 1000).toFixed(1)} s, fresh process)</span></p>\n${failed}\n${tables}\n${notes}</section>`;
+    })
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>shardgrid benchmarks — ${esc(report.startedAt)}</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1a202c;max-width:1000px;margin:2em auto;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #e2e8f0}h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-bottom:1px solid #edf2f7;text-align:left}
+th{background:#f7fafc}.n{text-align:right;font-variant-numeric:tabular-nums}tr.sg td{font-weight:600}
+tr.skip td{color:#a0aec0;font-style:italic}.note{color:#4a5568;font-size:.92em}.warn{color:#c53030}
+.ok{color:#276749;font-weight:600}.bad{color:#c53030;font-weight:600}.na{color:#a0aec0}
+.chart svg{max-width:100%;height:auto;font-family:inherit}
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-1px}
+</style></head><body>
+<h1>shardgrid benchmarks</h1>
+<p>${esc(report.mode)} run, ${esc(report.startedAt)}, ${(report.durationMs / 1000).toFixed(0)} s. Machine: ${esc(m.cpu)}, ${m.cores} cores (availableParallelism ${m.availableParallelism}), ${fmtBytes(m.totalMemory)} RAM, ${esc(m.platform)} ${esc(m.arch)}, Node ${esc(m.node)}, Redis ${esc(m.redis ?? 'not available')}${m.busyCoresAtStart !== undefined ? `; ${m.busyCoresAtStart.toFixed(1)} cores busy with other work at the start` : ''}.</p>
+<p class="note">Each scenario ran in a fresh Node process; every peer of a scenario was measured in that same process with tinybench ${esc(report.tinybench ?? '')}. "shardgrid ÷ this" is shardgrid's ops/s divided by the row's ops/s (above 1: shardgrid is faster). Fast operations are timed in batches (see "batch"); p99 is then over per-batch means.</p>
+<p class="legend">${Object.entries(SUBJECT_COLORS).map(([k, c]) => `<span><i style="background:${c}"></i>${esc(k)}</span>`).join('')}</p>
+<h2>Targets</h2>
+<table><thead><tr><th>target</th><th>status</th><th>figures</th></tr></thead><tbody>
+${targets}
+</tbody></table>
+<p class="note">Scenarios: ${report.scenarios.map((s) => `<a href="#${esc(s.name)}">${esc(s.name)}</a>`).join(' · ')}</p>
+${sections}
+</body></html>
+`;
+}
+
+// ── README headline (markdown) ──────────────────────────────────────────────────────────────────
+
+const HEADLINE = [
+  { label: 'get, 100 B string', scenario: 'get-hit', ids: { sg: 'shardgrid', lru: 'lru', lruAwaited: 'lru-awaited', map: 'map', redis: 'redis' } },
+  { label: 'get, absent key', scenario: 'get-miss', ids: { sg: 'shardgrid', lru: 'lru', lruAwaited: 'lru-awaited', map: 'map', redis: 'redis' } },
+  { label: 'set, 100 B string', scenario: 'set', ids: { sg: 'shardgrid', lru: 'lru', lruAwaited: 'lru-awaited', map: 'map', redis: 'redis' } },
+  { label: 'get, 16 B string', scenario: 'values-16b', ids: { sg: 'shardgrid-get', lru: 'lru-get', lruAwaited: 'lru-get-awaited', map: 'map-get', redis: 'redis-get' } },
+  { label: 'get, 4 KB string', scenario: 'values-4kb', ids: { sg: 'shardgrid-get', lru: 'lru-get', lruAwaited: 'lru-get-awaited', map: 'map-get', redis: 'redis-get' } },
+  { label: 'get, small object', scenario: 'values-object', ids: { sg: 'shardgrid-get', lru: 'lru-get', lruAwaited: 'lru-get-awaited', map: 'map-get', redis: 'redis-get' } },
+  { label: 'set, small object', scenario: 'values-object', ids: { sg: 'shardgrid-set', lru: 'lru-set', lruAwaited: 'lru-set-awaited', map: 'map-set', redis: 'redis-set' } },
+  { label: 'get/set 90/10, Zipf keys', scenario: 'mix-zipf', ids: { sg: 'shardgrid', lru: 'lru', lruAwaited: 'lru-awaited', map: 'map', redis: 'redis' } },
+  { label: 'getMany(100), per key', scenario: 'batch-100', ids: { sg: 'shardgrid-getmany', lru: 'lru-getmany', map: 'map-getmany', redis: 'redis-mget' } },
+  { label: 'setMany(100), per key', scenario: 'batch-100', ids: { sg: 'shardgrid-setmany', lru: 'lru-setmany', map: 'map-setmany', redis: 'redis-mset' } },
+  { label: 'set with ttl', scenario: 'ttl', ids: { sg: 'shardgrid-set', lru: 'lru-set', lruAwaited: 'lru-set-awaited', redis: 'redis-set' } },
+  { label: 'get, 64 concurrent (Redis: auto-pipelining)', scenario: 'concurrency', ids: { sg: 'shardgrid-c64', redis: 'redis-ap-c64' } },
+];
+
+function rowOf(report, scenario, id) {
+  const s = report.scenarios.find((x) => x.name === scenario);
+  for (const t of s?.tables ?? []) {
+    const r = t.rows.find((x) => x.id === id);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/** The headline tables of a results report as markdown (for README.md). */
+export function headlineMarkdown(report) {
+  const m = report.machine;
+  const v = (r, key = 'opsPerSec', f = fmtRate) => (r?.status === 'ok' ? f(r[key]) : r ? r.status : '—');
+  const out = [];
+  const date = report.startedAt.slice(0, 10);
+  out.push(`Latest full run: ${date}, ${m.cpu}, ${m.cores} cores, ${fmtBytes(m.totalMemory)} RAM, Node ${m.node}, Redis ${m.redis ?? 'not available'}${m.busyCoresAtStart !== undefined ? `, ${m.busyCoresAtStart.toFixed(1)} cores busy with other work at start` : ''}; ${Math.round(report.durationMs / 1000)} s in all.`);
+  out.push('');
+  out.push('| operation (ops/s) | shardgrid | lru-cache | lru-cache, awaited | Map | Redis (ioredis, c=1) | shardgrid ÷ lru-cache |');
+  out.push('|---|--:|--:|--:|--:|--:|--:|');
+  for (const h of HEADLINE) {
+    const r = Object.fromEntries(Object.entries(h.ids).map(([k, id]) => [k, rowOf(report, h.scenario, id)]));
+    if (!r.sg) continue;
+    const ratio = r.sg?.status === 'ok' && r.lru?.status === 'ok' ? FORMATS.ratio(r.sg.opsPerSec / r.lru.opsPerSec) : '—';
+    out.push(`| ${h.label} | ${v(r.sg)} | ${v(r.lru)} | ${v(r.lruAwaited)} | ${v(r.map)} | ${v(r.redis)} | ${ratio} |`);
+  }
+  const threads = report.scenarios.find((s) => s.name === 'threads');
+  const tt = threads?.tables?.find((t) => t.id === 'threads');
+  if (tt) {
+    out.push('');
+    out.push('| threads (90/10 Zipf, read-through, cold start) | aggregate ops/s | vs 1 thread | hit rate | cache memory |');
+    out.push('|---|--:|--:|--:|--:|');
+    for (const r of tt.rows) out.push(`| ${r.name} | ${v(r)} | ${v(r, 'scaling', FORMATS.ratio)} | ${v(r, 'hitRate', FORMATS.percent)} | ${v(r, 'memory', fmtBytes)} |`);
+    const cpu = threads.extra?.cpuScaling;
+    if (cpu?.before !== undefined) out.push(`\nCPU baseline during that scenario: pure computation in ${cpu.threads} threads ran ${cpu.before.toFixed(2)}x before and ${cpu.after.toFixed(2)}x after the runs as fast as in one thread (${cpu.threads}x = the machine was otherwise idle).`);
+  }
+  const mem = report.scenarios.find((s) => s.name === 'memory')?.tables?.[0];
+  if (mem) {
+    out.push('');
+    out.push(`| memory, ${FORMATS.int(mem.rows[0]?.entries)} entries of 100 B | bytes per entry | measured as |`);
+    out.push('|---|--:|---|');
+    for (const r of mem.rows) out.push(`| ${r.name} | ${v(r, 'perEntry', FORMATS.num1)} | ${r.how ?? r.note ?? ''} |`);
+  }
+  out.push('');
+  out.push('Targets:');
+  out.push('');
+  for (const t of report.targets) {
+    out.push(`- ${t.label}: ${t.status === 'not measured' ? 'not measured' : `**${t.status}** (${t.value.toFixed(2)}x: ${t.numerator.row} ${fmtRate(t.numerator.opsPerSec)}/s ÷ ${t.denominator.row} ${fmtRate(t.denominator.opsPerSec)}/s)`}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,189 @@
+// N worker threads sharing ONE grid, against N threads each keeping a private lru-cache over the
+// same keys. Aggregate throughput, hit rate (read-through: a miss loads from a backing store and
+// stores), and memory held by the cache(s).
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { createGrid } from '../../dist/index.js';
+import { scenario } from '../lib/harness.mjs';
+import { GRID_MEMORY, GRID_MEMORY_BYTES, GRID_WORKERS } from '../lib/peers.mjs';
+
+const WORKER = new URL('../lib/thread-worker.mjs', import.meta.url);
+
+function threadCounts() {
+  const max = Math.max(1, os.availableParallelism());
+  const out = [];
+  for (let n = 1; n <= max; n *= 2) out.push(n);
+  return out;
+}
+
+async function runOnce({ variant, threads, keys, opsTarget, maxMs, warmupMs, handle }) {
+  const go = new SharedArrayBuffer(4);
+  const workers = [];
+  const done = [];
+  const ready = [];
+  for (let t = 0; t < threads; t++) {
+    const w = new Worker(WORKER, {
+      workerData: { variant, handle, keys, seed: 1000 + t * 17, opsTarget, maxMs, warmupMs, writeRatio: 0.1, go, lruMaxBytes: GRID_MEMORY_BYTES },
+    });
+    workers.push(w);
+    const failed = new Promise((_, reject) => {
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`benchmark thread exited with code ${code}`)));
+    });
+    failed.catch(() => undefined);
+    ready.push(Promise.race([new Promise((r) => w.once('message', r)), failed]));
+    done.push(Promise.race([new Promise((r) => w.on('message', (m) => m.type === 'done' && r(m))), failed]));
+  }
+  await Promise.all(ready);
+  const flag = new Int32Array(go);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+  const results = await Promise.all(done);
+  await Promise.all(workers.map((w) => new Promise((r) => (w.threadId === -1 ? r() : w.once('exit', r)))));
+  return results;
+}
+
+// Pure computation in 1 and N threads: how much parallelism the machine gives right now (on a
+// shared or throttled machine it can be far below N, and every threads figure with it).
+const SPIN = `const { parentPort, workerData } = require('node:worker_threads');
+let x = 0, n = 0; const t = performance.now();
+while (performance.now() - t < workerData) { for (let i = 0; i < 1e5; i++) x += Math.sqrt(i + (x % 7)); n += 1e5; }
+parentPort.postMessage(n / (performance.now() - t) + (x === -1 ? 1 : 0));`;
+
+async function cpuScaling(threads, ms) {
+  const rate = async (n) => {
+    const r = await Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
+      const w = new Worker(SPIN, { eval: true, workerData: ms });
+      w.once('message', resolve);
+      w.once('error', reject);
+    })));
+    return r.reduce((a, b) => a + b, 0);
+  };
+  const one = await rate(1);
+  return (await rate(threads)) / one;
+}
+
+await scenario({
+  name: 'threads',
+  title: 'threads: one shared grid vs a private lru-cache per thread',
+  description: 'N worker threads (1 … availableParallelism, powers of two) each run the same number of operations of a 90/10 get/set mix over Zipf(0.99) keys (each thread its own sequence), starting cold; aggregate ops/s = all operations ÷ time until the last thread is done. A get that misses loads the 100-byte value from a backing store (a function) and stores it. shardgrid: every thread attaches to ONE grid created by the main thread (attachGrid(grid.handle)). lru-cache: every thread keeps its own cache (maxSize = the grid budget). Memory: the grid\'s stats().bytesUsed (one copy, shared), the lru-caches\' heap growth summed over threads (measured in each thread after gc).',
+}, async (ctx) => {
+  const keys = ctx.quick ? 20_000 : 100_000;
+  const opsTarget = ctx.quick ? 150_000 : 1_000_000;
+  const maxMs = ctx.quick ? 3_000 : 20_000;
+  const warmupMs = ctx.quick ? 150 : 400;
+  const rows = [];
+  const maxThreads = threadCounts().at(-1);
+  let cpuBefore;
+  if (maxThreads > 1) {
+    ctx.progress('CPU baseline (before)');
+    cpuBefore = await cpuScaling(maxThreads, ctx.quick ? 300 : 1000);
+  }
+  for (const threads of threadCounts()) {
+    for (const variant of ['shardgrid', 'lru-cache']) {
+      ctx.progress(`${variant}, ${threads} thread${threads > 1 ? 's' : ''}`);
+      let grid;
+      let handle;
+      let emptyBytes = 0;
+      if (variant === 'shardgrid') {
+        grid = await createGrid({ workers: GRID_WORKERS, memory: GRID_MEMORY });
+        handle = grid.handle;
+        emptyBytes = grid.stats().bytesUsed;
+      }
+      try {
+        const res = await runOnce({ variant, threads, keys, opsTarget, maxMs, warmupMs, handle });
+        const sum = (f) => res.reduce((a, r) => a + f(r), 0);
+        // All threads start together on a shared flag; the run lasts until the last one is done.
+        const wallMs = Math.max(...res.map((r) => r.elapsedMs));
+        const opsPerSec = sum((r) => r.ops) / (wallMs / 1000);
+        if (res.some((r) => r.ops < opsTarget)) ctx.warn(`${variant}, ${threads} threads: stopped at the ${maxMs / 1000} s cap before ${opsTarget} operations per thread`);
+        const hits = sum((r) => r.hits);
+        const misses = sum((r) => r.misses);
+        const row = {
+          id: `${variant === 'shardgrid' ? 'shardgrid' : 'lru'}-${threads}`,
+          name: `${variant === 'shardgrid' ? 'shardgrid (shared)' : 'lru-cache (private)'}, ${threads} thread${threads > 1 ? 's' : ''}`,
+          subject: variant,
+          group: `t${threads}`,
+          sg: variant === 'shardgrid',
+          status: 'ok',
+          threads,
+          opsPerSec,
+          perThread: opsPerSec / threads,
+          hitRate: hits / (hits + misses),
+          misses,
+          opsPerThread: opsTarget,
+          seconds: wallMs / 1000,
+        };
+        if (grid) {
+          const s = grid.stats();
+          row.entries = s.entries;
+          row.memory = s.bytesUsed;
+          row.growth = s.bytesUsed - emptyBytes;
+          row.memoryHow = 'stats().bytesUsed';
+          row.evictions = s.evictions;
+          if (s.evictions > 0) ctx.warn(`the grid evicted ${s.evictions} entries (${threads} threads)`);
+        } else {
+          row.entries = sum((r) => r.entries);
+          row.memory = sum((r) => r.heapDelta);
+          row.growth = row.memory;
+          row.memoryHow = 'Σ heap growth';
+        }
+        row.threadHeapGrowth = sum((r) => r.heapDelta);
+        rows.push(row);
+      } finally {
+        await grid?.close();
+      }
+    }
+  }
+  const one = Object.fromEntries(rows.filter((r) => r.threads === 1).map((r) => [r.subject, r.opsPerSec]));
+  for (const r of rows) {
+    r.scaling = r.opsPerSec / one[r.subject];
+    if (!r.sg) {
+      const sg = rows.find((x) => x.sg && x.threads === r.threads);
+      if (sg) r.ratio = sg.opsPerSec / r.opsPerSec;
+    }
+  }
+  ctx.table({
+    id: 'threads',
+    title: `threads: aggregate throughput, hit rate and memory (${keys.toLocaleString('en-US')} keys, ${opsTarget.toLocaleString('en-US')} operations per thread, cold start)`,
+    kind: 'custom',
+    columns: [
+      { key: 'name', label: 'variant', fmt: 'text' },
+      { key: 'opsPerSec', label: 'aggregate ops/s', fmt: 'rate' },
+      { key: 'perThread', label: 'per thread', fmt: 'rate' },
+      { key: 'scaling', label: 'vs 1 thread', fmt: 'ratio' },
+      { key: 'hitRate', label: 'hit rate', fmt: 'percent' },
+      { key: 'misses', label: 'loads', fmt: 'int' },
+      { key: 'seconds', label: 'seconds', fmt: 'num1' },
+      { key: 'entries', label: 'entries', fmt: 'int' },
+      { key: 'memory', label: 'cache memory', fmt: 'bytes' },
+      { key: 'ratio', label: 'shardgrid ÷ this', fmt: 'ratio' },
+    ],
+    rows,
+    note: 'The 1- and 2-thread figures are in the same process, one run after the other; shardgrid calls are awaited, lru-cache calls are synchronous. "loads" = misses filled from the backing store.',
+    chart: { key: 'opsPerSec', label: 'aggregate ops/s', fmt: 'rate' },
+  });
+  ctx.table({
+    id: 'threads-memory',
+    title: 'threads: memory held by the cache(s)',
+    kind: 'custom',
+    columns: [
+      { key: 'name', label: 'variant', fmt: 'text' },
+      { key: 'entries', label: 'entries', fmt: 'int' },
+      { key: 'memory', label: 'cache memory', fmt: 'bytes' },
+      { key: 'growth', label: 'growth over empty', fmt: 'bytes' },
+      { key: 'memoryHow', label: 'measured as', fmt: 'text' },
+      { key: 'threadHeapGrowth', label: 'Σ thread heap growth', fmt: 'bytes' },
+    ],
+    note: 'shardgrid: stats().bytesUsed of the one shared store (its fixed tables are sized by the 256 MB budget; "growth" leaves them out); the threads\' own heap growth is listed for completeness. lru-cache: the sum over threads of each thread\'s heap growth after gc (every thread holds its own copy).',
+    rows: rows.map((r) => ({ ...r, id: `${r.id}-memory` })),
+    chart: { key: 'memory', label: 'cache memory (bytes)', fmt: 'bytes', lowerIsBetter: true },
+  });
+  ctx.extra.threadCounts = threadCounts();
+  if (maxThreads > 1) {
+    ctx.progress('CPU baseline (after)');
+    const after = await cpuScaling(maxThreads, ctx.quick ? 300 : 1000);
+    ctx.extra.cpuScaling = { threads: maxThreads, before: cpuBefore, after };
+    ctx.note(`CPU baseline: pure computation in ${maxThreads} threads ran ${cpuBefore.toFixed(2)}x (before the runs) and ${after.toFixed(2)}x (after) as fast as in one thread — what this machine gave at the time (${maxThreads}x is ideal; less means other load shared the cores).`);
+  }
+});
