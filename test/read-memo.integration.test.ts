@@ -1,0 +1,155 @@
+// The per-thread read memo (src/map.ts fromMemo/remember): a repeated get may return the value
+// decoded by an earlier get, but only while the entry's slot, offset, version and expiry are
+// unchanged. These tests try to make it serve a stale value: same-thread writes of every kind,
+// expiry, eviction, and another thread publishing new versions while this thread reads.
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid } from '../dist/index.js';
+import type { Grid } from '../dist/index.js';
+
+const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('per-thread read memo', () => {
+  let grid: Grid;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 2, memory: '32MB' });
+  });
+  afterAll(async () => {
+    await grid.close();
+  });
+
+  it('returns the same decoded object while the entry is unchanged, a fresh one after any write', async () => {
+    const m = grid.map<{ n: number; s: string }>('memo-id');
+    await m.set('k', { n: 1, s: 'abc' });
+    const a = m.getSync('k');
+    expect(a).toEqual({ n: 1, s: 'abc' });
+    expect(m.getSync('k')).toBe(a);
+    expect(await m.get('k')).toBe(a);
+    // Same encoded size, so the store overwrites the record in place: only the version differs.
+    await m.set('k', { n: 2, s: 'abd' });
+    const b = m.getSync('k');
+    expect(b).toEqual({ n: 2, s: 'abd' });
+    expect(b).not.toBe(a);
+    // Writing the identical value still bumps the version: a new object comes back.
+    await m.set('k', { n: 2, s: 'abd' });
+    expect(m.getSync('k')).not.toBe(b);
+    expect(m.getSync('k')).toEqual({ n: 2, s: 'abd' });
+  });
+
+  it('with cacheValues: false every get decodes a new object', async () => {
+    const m = grid.map<{ n: number }>('memo-off', { cacheValues: false });
+    await m.set('k', { n: 1 });
+    const a = m.getSync('k');
+    const b = m.getSync('k');
+    expect(a).toEqual({ n: 1 });
+    expect(b).toEqual({ n: 1 });
+    expect(b).not.toBe(a);
+  });
+
+  it('never serves a memoized value after delete, clear, compareAndSet, increment, setMany or expiry', async () => {
+    const m = grid.map<unknown>('memo-writes');
+    await m.set('d', 'gone soon');
+    expect(m.getSync('d')).toBe('gone soon');
+    expect(await m.delete('d')).toBe(true);
+    expect(m.getSync('d')).toBeUndefined();
+
+    await m.set('c', 'before');
+    expect(m.getSync('c')).toBe('before');
+    await m.clear();
+    expect(m.getSync('c')).toBeUndefined();
+
+    await m.set('cas', 'aaaa');
+    expect(m.getSync('cas')).toBe('aaaa');
+    expect(await m.compareAndSet('cas', 'aaaa', 'bbbb')).toBe(true);
+    expect(m.getSync('cas')).toBe('bbbb');
+
+    await m.set('n', 41);
+    expect(m.getSync('n')).toBe(41);
+    expect(await m.increment('n', 1)).toBe(42);
+    expect(m.getSync('n')).toBe(42);
+
+    await m.set('many', 'one');
+    expect(m.getSync('many')).toBe('one');
+    await m.setMany([['many', 'two'], ['other', 'x']]);
+    expect(m.getSync('many')).toBe('two');
+
+    await m.set('t', { short: true }, { ttl: 40 });
+    expect(m.getSync('t')).toEqual({ short: true });
+    await sleep(80);
+    expect(m.getSync('t')).toBeUndefined();
+    expect(await m.get('t')).toBeUndefined();
+  });
+
+  it('a key deleted and a different key written into the freed record is not confused with it', async () => {
+    const m = grid.map<string>('memo-reuse');
+    for (let round = 0; round < 200; round++) {
+      await m.set('a', `value-a-${round % 10}`);
+      expect(m.getSync('a')).toBe(`value-a-${round % 10}`);
+      await m.delete('a');
+      // Same sizes: the allocator hands the freed record straight back out.
+      await m.set('b', `value-b-${round % 10}`);
+      expect(m.getSync('a')).toBeUndefined();
+      expect(m.getSync('b')).toBe(`value-b-${round % 10}`);
+      await m.delete('b');
+    }
+  });
+
+  it('bounds itself: 40,000 distinct keys read once leave the map correct and the memo capped', async () => {
+    const m = grid.map<string>('memo-many');
+    const batch: Array<[string, string]> = [];
+    for (let i = 0; i < 40_000; i++) batch.push([`k${i}`, `v${i}`]);
+    await m.setMany(batch);
+    for (let i = 0; i < 40_000; i++) expect(m.getSync(`k${i}`)).toBe(`v${i}`);
+    const memo = (m as unknown as { memos: Map<string, unknown> }).memos;
+    expect(memo.size).toBeGreaterThan(0);
+    expect(memo.size).toBeLessThanOrEqual(16_384);
+    // The oldest memos were dropped, the values are still right.
+    for (let i = 0; i < 40_000; i += 997) expect(m.getSync(`k${i}`)).toBe(`v${i}`);
+  });
+
+  it.each(['object', 'string', 'number'])(
+    'never returns a %s older than one another thread has already published',
+    async (kind) => {
+      const m = grid.map<unknown>('memo-race');
+      const key = `race-${kind}`;
+      const until = new SharedArrayBuffer(8);
+      const flag = new Int32Array(until);
+      const count = 20_000;
+      const num = (v: unknown): number =>
+        typeof v === 'number' ? v : typeof v === 'string' ? Number(v.slice(1)) : (v as { i: number }).i;
+      const worker = new Worker(OPS, { workerData: { handle: grid.handle, job: 'publish', args: { map: 'memo-race', key, count, kind, until } } });
+      const done = new Promise<void>((resolve, reject) => {
+        worker.on('message', (msg) => {
+          if ('result' in msg) resolve();
+        });
+        worker.once('error', reject);
+      });
+      let reads = 0;
+      let stale = 0;
+      let last = 0;
+      let backwards = 0;
+      let finished = false;
+      void done.then(() => (finished = true));
+      while (!finished || Atomics.load(flag, 1) < count) {
+        const published = Atomics.load(flag, 1);
+        const v = m.getSync(key);
+        if (published > 0) {
+          const n = num(v);
+          if (!(n >= published)) stale++;
+          if (n < last) backwards++;
+          last = n;
+        }
+        reads++;
+        // Let the worker's messages in now and then without losing read pressure.
+        if ((reads & 4095) === 0) await new Promise((r) => setImmediate(r));
+      }
+      await done;
+      expect(num(m.getSync(key))).toBe(count);
+      expect(stale).toBe(0);
+      expect(backwards).toBe(0);
+      expect(reads).toBeGreaterThan(1000);
+    },
+    60_000,
+  );
+});
