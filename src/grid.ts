@@ -3,6 +3,7 @@
  * `createGrid` makes the member; `attachGrid(handle)` gives any other thread of the process the
  * same grid over the same memory.
  */
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { resolveOptions, type GridOptions, type MapOptions, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, UnsupportedError, WorkerError } from './errors.js';
@@ -13,6 +14,9 @@ import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from 
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
 import { workerExecArgv } from './runtime/exec-argv.js';
 import { ComputePool, vnodeCount } from './compute/pool.js';
+import { ClusterNode } from './cluster/node.js';
+import { RoutedMap } from './cluster/routed-map.js';
+import type { MemberInfo } from './cluster/membership.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -37,6 +41,19 @@ export interface GridStats {
   workers: WorkerStats[];
   /** Locks taken over from threads that died holding them, and the partitions repaired. */
   recoveries: number;
+  /** Cluster members (alive or suspect) with the partitions each holds; absent for a single process. */
+  members?: MemberStats[];
+  /** This member's id and the partition table version it applies; absent for a single process. */
+  cluster?: { memberId: string; url: string; lite: boolean; tableVersion: number; migrating: number };
+}
+
+export interface MemberStats {
+  id: string;
+  url: string;
+  lite: boolean;
+  status: string;
+  primaries: number;
+  backups: number;
 }
 
 interface Vnode {
@@ -51,7 +68,7 @@ const WORKER_URL = new URL('./runtime/worker.js', import.meta.url);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
 
-export class Grid implements MapHost {
+export class Grid extends EventEmitter implements MapHost {
   readonly store: ShardStore;
   readonly encoder: ValueEncoder;
   readonly lockTimeout: number;
@@ -65,9 +82,12 @@ export class Grid implements MapHost {
   private recoveries = 0;
   private readonly onWorker = (w: Worker): void => this.watchThread(w);
   private pool: ComputePool | undefined;
+  /** This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
+  cluster: ClusterNode | undefined;
 
   /** @internal use createGrid / attachGrid */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
+    super();
     this.handle = handle;
     this.store = store;
     this.lockTimeout = handle.lockTimeout;
@@ -94,7 +114,7 @@ export class Grid implements MapHost {
     const id = this.store.mapId(name);
     if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
     if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
-    const m = new GridMap<V>(this, name, id, options);
+    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id, options) : new GridMap<V>(this, name, id, options);
     this.maps.set(cacheKey, m);
     return m;
   }
@@ -120,7 +140,42 @@ export class Grid implements MapHost {
       partitions: s.partitions,
       workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts })),
       recoveries: this.recoveries,
+      ...this.clusterStats(),
     };
+  }
+
+  private clusterStats(): Pick<GridStats, 'members' | 'cluster'> {
+    const c = this.cluster;
+    if (c === undefined) return {};
+    const t = c.currentTable;
+    const members = c.members().map((m) => {
+      let primaries = 0;
+      let backups = 0;
+      if (t !== undefined) {
+        for (const o of t.owners) {
+          const i = o.indexOf(m.id);
+          if (i === 0) primaries++;
+          else if (i > 0) backups++;
+        }
+      }
+      return { id: m.id, url: m.url, lite: m.lite, status: m.status, primaries, backups };
+    });
+    const migrating = t === undefined ? 0 : t.pending.filter((l) => l.length > 0).length;
+    return { members, cluster: { memberId: c.memberId, url: c.url, lite: c.lite, tableVersion: c.tableVersion, migrating } };
+  }
+
+  /** @internal Joins the cluster of options.cluster (createGrid). */
+  async joinCluster(): Promise<void> {
+    const node = new ClusterNode(this, this.options!.cluster!);
+    this.cluster = node;
+    node.onOp((b) => {
+      const name = b.m;
+      if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('grid.op: map name must be a non-empty string');
+      return (this.map(name) as RoutedMap).serve(b);
+    });
+    node.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
+    node.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
+    await node.start();
   }
 
   // ── member lifecycle ──────────────────────────────────────────────────────────────────────────
@@ -196,6 +251,7 @@ export class Grid implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) return;
     process.off('worker', this.onWorker);
@@ -221,9 +277,6 @@ export class Grid implements MapHost {
 /** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */
 export async function createGrid(options?: GridOptions): Promise<Grid> {
   const o = resolveOptions(options);
-  if (o.cluster !== undefined) {
-    throw new UnsupportedError('options.cluster: joining processes into a cluster is not available in this version; omit it for a single-process grid');
-  }
   const reservePages = Math.max(4, o.workers * 2);
   const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages };
   const plan = planMemory(init);
@@ -237,6 +290,14 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps });
   const grid = new Grid(handle, store, o);
   await grid.start();
+  if (o.cluster !== undefined) {
+    try {
+      await grid.joinCluster();
+    } catch (e) {
+      await grid.close();
+      throw e;
+    }
+  }
   return grid;
 }
 

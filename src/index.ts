@@ -6,3 +6,5 @@ export type { GridOptions, ClusterOptions, MapOptions } from './config.js';
 export type { PartitionStats } from './storage/store.js';
 export type { Aggregator, AggregatorRef, BuiltinAggregator, ComputeRef, EntryProcessor, FieldArg, ProcessorEntry } from './compute/types.js';
 export * from './errors.js';
+export { fetchClusterStatus } from './cluster/status.js';
+export type { ClusterStatus, ClusterMemberStatus } from './cluster/status.js';

@@ -121,9 +121,9 @@ export class GridMap<V = unknown> {
   readonly defaultTtl: number;
   /** @internal */
   readonly id: number;
-  private readonly host: MapHost;
-  private readonly store: ShardStore;
-  private readonly enc: ValueEncoder;
+  protected readonly host: MapHost;
+  protected readonly store: ShardStore;
+  protected readonly enc: ValueEncoder;
   private readonly cacheObjects: boolean;
   private readonly memos = new Map<string, Memo>();
   private memoBytes = 0;
@@ -142,7 +142,7 @@ export class GridMap<V = unknown> {
 
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
 
-  private key(key: string): number {
+  protected key(key: string): number {
     if (typeof key !== 'string') throw new InvalidArgumentError(`key must be a string (got ${key === null ? 'null' : typeof key})`);
     if (this.store.setKey(key, this.id) < 0) {
       throw new KeyTooLargeError(`key is ${Buffer.byteLength(key)} bytes, over maxKeyBytes (${this.store.maxKeyBytes})`, { size: Buffer.byteLength(key), limit: this.store.maxKeyBytes });
@@ -150,7 +150,7 @@ export class GridMap<V = unknown> {
     return this.store.kpart;
   }
 
-  private value(v: unknown): void {
+  protected value(v: unknown): void {
     const r = this.enc.encode(v);
     if (r === ENCODE_OK) return;
     if (r === ENCODE_TOO_LARGE) throw new ValueTooLargeError(this.enc.error, { size: this.enc.len, limit: this.store.maxValueBytes });
@@ -158,7 +158,7 @@ export class GridMap<V = unknown> {
     throw new UnencodableValueError(this.enc.error);
   }
 
-  private expiry(ttl: number | undefined): number {
+  protected expiry(ttl: number | undefined): number {
     if (ttl === undefined) return this.defaultTtl > 0 ? Date.now() + this.defaultTtl : 0;
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError(`options.ttl must be a finite number of ms >= 0 (got ${String(ttl)})`);
     return ttl > 0 ? Date.now() + ttl : 0;

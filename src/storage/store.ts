@@ -972,6 +972,27 @@ export class ShardStore {
     }
   }
 
+  /** Names of the registered maps, by id. */
+  mapNames(): string[] {
+    const out: string[] = [];
+    const count = Atomics.load(this.ci, G_MAP_COUNT);
+    for (let m = 0; m < count; m++) {
+      const b = this.geo.mapBase + m * M_STRIDE;
+      out.push(Buffer.from(this.buffers.control, (b + M_NAME) * 4, this.ci[b + M_NAME_LEN]).toString('utf8'));
+    }
+    return out;
+  }
+
+  /** Entries of map `mapId` in partition `p` (a plain read: exact under the lock, a hint without). */
+  mapCountIn(p: number, mapId: number): number {
+    return this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId];
+  }
+
+  /** Entries of every map in partition `p` (a plain read, as mapCountIn). */
+  countIn(p: number): number {
+    return this.ci[PART_BASE + p * P_STRIDE + P_COUNT];
+  }
+
   mapSize(mapId: number): number {
     let n = 0;
     const base = this.geo.countBase + mapId;

@@ -1,0 +1,53 @@
+/**
+ * Plain-text output of the `shardgrid` command: byte sizes and the status table. Columns are
+ * aligned with padEnd and separated by two spaces, no box drawing, so the output stays easy to
+ * read and to cut with awk or grep.
+ */
+import type { ClusterMemberStatus, ClusterStatus } from '../cluster/status.js';
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'] as const;
+
+/**
+ * A byte count in the binary units the `--memory` option reads (1MB = 1024 * 1024 bytes), so a
+ * printed size can be passed back as it is: 268435456 → '256MB', 1572864 → '1.5MB'.
+ */
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const digits = u === 0 || Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1;
+  return `${Number(v.toFixed(digits))}${UNITS[u]}`;
+}
+
+function role(m: ClusterMemberStatus): string {
+  const r = m.lite ? 'lite' : 'data';
+  return m.coordinator ? `${r}, coordinator` : r;
+}
+
+function memory(m: ClusterMemberStatus): string {
+  if (m.bytesUsed === undefined || m.bytesLimit === undefined) return '-';
+  return `${formatBytes(m.bytesUsed)} / ${formatBytes(m.bytesLimit)}`;
+}
+
+/** Rows of cells as lines: every column padded to its widest cell. */
+export function alignColumns(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+}
+
+/** The human form of a status: a header line, a table of members, then one line per member that did not answer. */
+export function renderStatus(s: ClusterStatus): string {
+  const header =
+    `member ${s.self} answered: partition table version ${s.tableVersion}, ${s.partitions} partitions, ` +
+    `backups ${s.backups}, ${s.migrating} partition${s.migrating === 1 ? '' : 's'} migrating`;
+  const rows = [['MEMBER', 'URL', 'ROLE', 'STATUS', 'PRIMARIES', 'BACKUPS', 'ENTRIES', 'MEMORY USED / LIMIT']];
+  for (const m of s.members) {
+    rows.push([m.id, m.url, role(m), m.status, String(m.primaries), String(m.backups), m.entries === undefined ? '-' : String(m.entries), memory(m)]);
+  }
+  const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} did not answer: ${m.error}`);
+  return [header, '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';
+}

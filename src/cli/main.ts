@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+/**
+ * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM, `status` prints
+ * the cluster status from any member. Arguments are parsed by commander.
+ *
+ * Exit codes: 0 done; 1 the grid or the cluster failed (createGrid refused its options, a member
+ * could not be reached or refused the secret); 2 usage (unknown command or flag, bad value,
+ * missing secret); 130 a second signal while the member was leaving.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError as BadArgument, Option } from 'commander';
+import { parseBytes } from '../config.js';
+import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
+import { formatBytes, renderStatus } from './format.js';
+
+const SECRET_ENV = 'SHARDGRID_SECRET';
+const STATUS_TIMEOUT_MS = 5000;
+const EXIT_USAGE = 2;
+const EXIT_SECOND_SIGNAL = 130;
+
+interface StartOptions {
+  host: string;
+  port: number;
+  seeds?: string[];
+  secret?: string;
+  workers?: number;
+  memory?: string;
+  backups: number;
+  lite?: boolean;
+  partitions?: number;
+}
+
+interface StatusOptions {
+  secret?: string;
+  json?: boolean;
+  timeout: number;
+}
+
+/** A usage mistake found after parsing (a missing secret): exit 2 like commander's own errors. */
+class UsageError extends Error {}
+
+/** A member as the Grid reports it in member-joined / member-left. */
+interface MemberEvent {
+  id: string;
+  url: string;
+  lite: boolean;
+}
+
+/**
+ * The parts of a clustered Grid this command uses: `grid.cluster` and the membership events.
+ * Read through this view so the command does not depend on how Grid declares them.
+ */
+interface ClusteredGrid {
+  cluster?: { memberId: string; url: string };
+  on?(event: 'member-joined', fn: (m: MemberEvent) => void): unknown;
+  on?(event: 'member-left', fn: (m: MemberEvent, reason: 'dead' | 'left') => void): unknown;
+}
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+// ── argument parsers: a thrown BadArgument becomes commander's "option '--x' argument 'v' is invalid" ──
+
+function integer(min: number, max?: number): (value: string) => number {
+  return (value) => {
+    const n = /^[+-]?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new BadArgument(max === undefined ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+const WS_URL = /^wss?:\/\/[^\s/]+/;
+
+function wsUrl(value: string): string {
+  if (!WS_URL.test(value)) throw new BadArgument(`expected a ws:// or wss:// url such as ws://127.0.0.1:7400`);
+  return value;
+}
+
+/** `--seeds a,b` and `--seeds a --seeds b` both add to the list. */
+function seedList(value: string, previous: string[] | undefined): string[] {
+  const urls = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const u of urls) if (!WS_URL.test(u)) throw new BadArgument(`'${u}' is not a ws:// or wss:// url such as ws://127.0.0.1:7400`);
+  return [...(previous ?? []), ...urls];
+}
+
+/** Checked with the library's own parser, passed on as written: createGrid parses it again and checks the range. */
+function memorySize(value: string): string {
+  try {
+    parseBytes(value, '--memory');
+  } catch {
+    throw new BadArgument(`expected a byte count or a size such as 256MB, 512KB or 1.5GB`);
+  }
+  return value;
+}
+
+function secretOption(): Option {
+  return new Option('--secret <secret>', 'shared cluster secret; members without it are refused').env(SECRET_ENV);
+}
+
+function requireSecret(secret: string | undefined, command: string): string {
+  if (secret === undefined || secret === '') {
+    throw new UsageError(`no cluster secret: pass --secret <secret> or set ${SECRET_ENV} (see shardgrid ${command} --help)`);
+  }
+  return secret;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof GridError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const complain = (line: string): void => void process.stderr.write(`shardgrid: ${line}\n`);
+
+// ── commands ────────────────────────────────────────────────────────────────────────────────────
+
+/** Resolves with the first SIGINT/SIGTERM; a second one exits at once. */
+function firstSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let seen = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (seen) {
+        complain(`${signal} again: exiting without leaving the cluster`);
+        process.exit(EXIT_SECOND_SIGNAL);
+      }
+      seen = true;
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function start(o: StartOptions): Promise<number> {
+  const secret = requireSecret(o.secret, 'start');
+  const lite = o.lite === true;
+  const options: GridOptions = { cluster: { host: o.host, port: o.port, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
+  if (o.workers !== undefined) options.workers = o.workers;
+  if (o.memory !== undefined) options.memory = o.memory;
+  if (o.partitions !== undefined) options.partitions = o.partitions;
+
+  // listen before createGrid: a signal during start-up stops the member as soon as it is up
+  const signalled = firstSignal();
+  let grid: Grid;
+  try {
+    grid = await createGrid(options);
+  } catch (err) {
+    complain(describeError(err));
+    return 1;
+  }
+  const view = grid as unknown as ClusteredGrid;
+  const id = view.cluster?.memberId ?? '(unknown)';
+  const kind = (m: MemberEvent): string => (m.lite ? 'lite' : 'data');
+  view.on?.('member-joined', (m) => say(`member-joined ${m.id} ${m.url} (${kind(m)})`));
+  view.on?.('member-left', (m, reason) => say(`member-left ${m.id} ${m.url} (${kind(m)}, ${reason})`));
+  const stats = grid.stats();
+  say(
+    `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port}`} ` +
+      `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
+  );
+
+  const signal = await signalled;
+  say(`${signal}: member ${id} is leaving the cluster`);
+  try {
+    await grid.close();
+  } catch (err) {
+    complain(`leaving the cluster failed: ${describeError(err)}`);
+    return 1;
+  }
+  say(`member ${id} stopped`);
+  return 0;
+}
+
+async function status(url: string, o: StatusOptions): Promise<number> {
+  const secret = requireSecret(o.secret, 'status');
+  try {
+    const s = await fetchClusterStatus(url, secret, o.timeout);
+    process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+    return 0;
+  } catch (err) {
+    complain(`cannot get the cluster status from ${url}: ${describeError(err)}`);
+    return 1;
+  }
+}
+
+// ── program ─────────────────────────────────────────────────────────────────────────────────────
+
+function program(setExit: (code: number) => void): Command {
+  const p = new Command('shardgrid')
+    .description('Start shardgrid cluster members and show the status of a cluster.')
+    .version(version, '-V, --version', 'print the shardgrid version')
+    .helpOption('-h, --help', 'show help')
+    .helpCommand(false)
+    // settings below are inherited by the subcommands
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ outputError: (message, write) => write(message.replace(/^error: /, 'shardgrid: ')) });
+
+  p.command('start')
+    .description('run a cluster member until SIGINT or SIGTERM, then leave the cluster gracefully')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on; 0 picks a free one (printed when started)', integer(0, 65535), 7400)
+    .option('--seeds <urls>', 'comma-separated ws:// urls of members to join through (default: none, start a new cluster)', seedList)
+    .addOption(secretOption())
+    .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(1))
+    .option('--memory <size>', "memory budget of this member's shard stores, e.g. 256MB or 1GB (default: 256MB)", memorySize)
+    .option('--backups <n>', 'backup copies of each partition, on other members', integer(0), 1)
+    .option('--lite', 'own no partitions: a member that only routes operations')
+    .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(1))
+    .addHelpText(
+      'after',
+      `\nExample, a cluster of two on one machine:\n` +
+        `  export ${SECRET_ENV}=change-me\n` +
+        `  shardgrid start --port 7400 &\n` +
+        `  shardgrid start --port 7401 --seeds ws://127.0.0.1:7400 &\n`,
+    )
+    .action(async (o: StartOptions) => setExit(await start(o)));
+
+  p.command('status')
+    .description('print the status of the cluster, as seen by the member at <ws-url>')
+    .argument('<ws-url>', 'url of any member, e.g. ws://127.0.0.1:7400', wsUrl)
+    .addOption(secretOption())
+    .option('--json', 'print the status as JSON')
+    .option('--timeout <ms>', 'give up after this many milliseconds', integer(1), STATUS_TIMEOUT_MS)
+    .action(async (url: string, o: StatusOptions) => setExit(await status(url, o)));
+
+  return p;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  try {
+    await program((c) => (code = c)).parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE; // commander printed the message
+    if (err instanceof UsageError) {
+      complain(err.message);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  return code;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    complain(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

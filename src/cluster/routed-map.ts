@@ -1,0 +1,306 @@
+/**
+ * RoutedMap: the map API of a cluster member. Each operation goes to the primary of its key's
+ * partition: on this member it runs on shared memory exactly as in a single process (GridMap)
+ * and then replicates the key's state to the backups; elsewhere it travels as one `grid.op`
+ * request. `serve` is the other side: it runs requests from other members, on the primary only.
+ *
+ * Values cross the wire as encoded states ([type, payload, expiresAt], records.ts), so a remote
+ * get or set never decodes and re-encodes a value on the way. Operations whose arguments are
+ * compared or computed on the primary (compareAndSet, setIfAbsent, increment, compute) carry
+ * plain values.
+ */
+import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
+import type { AggregatorRef, ComputeRef } from '../compute/types.js';
+import type { MapOptions } from '../config.js';
+import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
+import type { Grid } from '../grid.js';
+import { GridMap, type MapHost } from '../map.js';
+import { decodeMsgpack } from '../storage/codec.js';
+import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
+import type { ClusterNode } from './node.js';
+import { checkState, type RawState } from './records.js';
+
+type Body = Record<string, unknown>;
+
+/** A value from its encoded state (undefined when absent or expired). */
+export function fromState(s: RawState): unknown {
+  if (s === null) return undefined;
+  const [type, payload, exp] = s;
+  if (exp !== 0 && exp <= Date.now()) return undefined;
+  switch (type) {
+    case T_STRING:
+    case T_NUMBER:
+      return payload;
+    case T_BYTES:
+      return Buffer.from(payload as Uint8Array); // a copy: the frame's buffer is not ours to keep
+    case T_MSGPACK:
+      return decodeMsgpack(payload as Uint8Array);
+    default:
+      throw new ProtocolError(`unknown value type ${type}`);
+  }
+}
+
+const str = (v: unknown, what: string): string => {
+  if (typeof v !== 'string') throw new ProtocolError(`grid.op: ${what} must be a string`);
+  return v;
+};
+
+export class RoutedMap<V = unknown> extends GridMap<V> {
+  private readonly node: ClusterNode;
+  private readonly grid: Grid;
+
+  constructor(host: MapHost & Grid, node: ClusterNode, name: string, id: number, options?: MapOptions) {
+    super(host, name, id, options);
+    this.node = node;
+    this.grid = host;
+  }
+
+  private part(key: string): number {
+    this.host.assertOpen();
+    return this.key(key);
+  }
+
+  /** Encoded state of `value` with expiry, validated here (typed errors before anything moves). */
+  private stateOf(value: unknown, ttl: number | undefined): Exclude<RawState, null> {
+    const expiresAt = this.expiry(ttl);
+    this.value(value);
+    const e = this.enc.snapshot();
+    const payload = e.type === T_NUMBER ? e.num : e.type === T_STRING ? (e.bytes as string) : Buffer.from(e.bytes as Uint8Array);
+    return [e.type, payload, expiresAt];
+  }
+
+  /** Runs a write on this primary, then waits for its replication. */
+  private async written<T>(p: number, key: string, write: () => Promise<T>): Promise<T> {
+    this.node.assertPrimary(p);
+    const r = await write();
+    await this.node.replicate(this.name, key);
+    return r;
+  }
+
+  private localState(key: string): RawState | Promise<RawState> {
+    return this.node.records.withState(this.name, key, (p, s) => {
+      this.node.assertPrimary(p);
+      return s;
+    });
+  }
+
+  private putState(p: number, key: string, s: RawState): Promise<void> {
+    return this.written(p, key, async () => {
+      await this.node.records.serial(p, () => this.node.records.putState(this.name, key, s));
+    });
+  }
+
+  // ── reads ─────────────────────────────────────────────────────────────────────────────────────
+
+  override getSync(key: string): V | undefined {
+    const p = this.part(key);
+    if (this.node.isPrimary(p)) return super.getSync(key);
+    throw new UnsupportedError(`getSync: the primary of key '${key}' is another member; use get()`);
+  }
+
+  override get(key: string): Promise<V | undefined> {
+    let p: number;
+    try {
+      p = this.part(key);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.node.isPrimary(p)) return super.get(key);
+    return this.node.route(p, () => this.localState(key), { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
+  }
+
+  override async has(key: string): Promise<boolean> {
+    const p = this.part(key);
+    return this.node.route(p, () => super.has(key), { m: this.name, o: 'has', k: key });
+  }
+
+  override async ttl(key: string): Promise<number | undefined> {
+    const p = this.part(key);
+    const r = await this.node.route<number | null | undefined>(p, () => super.ttl(key), { m: this.name, o: 'ttl', k: key });
+    return r ?? undefined;
+  }
+
+  override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
+    if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
+    const parts = keys.map((k) => this.part(k));
+    const states = await this.node.routeMany<RawState>(
+      parts,
+      (idx) => Promise.all(idx.map((i) => this.localState(keys[i]))),
+      (idx) => ({ m: this.name, o: 'mget', ks: idx.map((i) => keys[i]) }),
+    );
+    return states.map((s) => fromState(checkState(s, Infinity)) as V | undefined);
+  }
+
+  override async size(): Promise<number> {
+    this.host.assertOpen();
+    const counts = await this.node.broadcast(async () => this.localSize(), { m: this.name, o: 'size' });
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  private localSize(): number {
+    let n = 0;
+    for (const p of this.node.primaries()) n += this.store.mapCountIn(p, this.id);
+    return n;
+  }
+
+  override async *entries(): AsyncGenerator<[string, V]> {
+    for (let p = 0; p < this.store.partitions; p++) {
+      this.host.assertOpen();
+      const list = await this.node.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
+      for (const [k, s] of list) {
+        const v = fromState(checkState(s, Infinity));
+        if (v !== undefined) yield [k, v as V];
+      }
+    }
+  }
+
+  private scanLocal(p: number): Promise<Array<[string, RawState]>> {
+    this.node.assertPrimary(p);
+    return this.node.records.withSnapshot(p, (all) => {
+      this.node.assertPrimary(p);
+      const out: Array<[string, RawState]> = [];
+      for (const [m, k, s] of all) if (m === this.name) out.push([k, s]);
+      return out;
+    });
+  }
+
+  // ── writes ────────────────────────────────────────────────────────────────────────────────────
+
+  override set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+    let p: number;
+    let s: Exclude<RawState, null>;
+    try {
+      p = this.part(key);
+      s = this.stateOf(value, options?.ttl);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.node.route(p, () => this.putState(p, key, s), { m: this.name, o: 'set', k: key, s });
+  }
+
+  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+    this.host.assertOpen();
+    if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
+    const parts: number[] = [];
+    const states: Array<Exclude<RawState, null>> = [];
+    for (const pair of entries) {
+      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
+      parts.push(this.part(pair[0]));
+      states.push(this.stateOf(pair[1], options?.ttl));
+    }
+    await this.node.routeMany<boolean>(
+      parts,
+      (idx) => this.putMany(idx.map((i) => entries[i][0]), idx.map((i) => states[i])),
+      (idx) => ({ m: this.name, o: 'mset', ks: idx.map((i) => entries[i][0]), ss: idx.map((i) => states[i]) }),
+    );
+  }
+
+  private async putMany(keys: string[], states: RawState[]): Promise<boolean[]> {
+    const parts = keys.map((k) => this.part(k));
+    for (const p of parts) this.node.assertPrimary(p); // all or nothing before anything is written
+    return Promise.all(keys.map((k, i) => this.putState(parts[i], k, states[i]).then(() => true)));
+  }
+
+  override async delete(key: string): Promise<boolean> {
+    const p = this.part(key);
+    return this.node.route(p, () => this.written(p, key, () => super.delete(key)), { m: this.name, o: 'del', k: key });
+  }
+
+  override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+    const p = this.part(key);
+    this.stateOf(value, options?.ttl); // typed errors here, not from the primary
+    return this.node.route(p, () => this.written(p, key, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl });
+  }
+
+  override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
+    const p = this.part(key);
+    this.stateOf(next, 0);
+    return this.node.route(p, () => this.written(p, key, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next });
+  }
+
+  override async increment(key: string, delta = 1): Promise<number> {
+    const p = this.part(key);
+    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
+    return this.node.route(p, () => this.written(p, key, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta });
+  }
+
+  override async clear(): Promise<void> {
+    this.host.assertOpen();
+    await this.node.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
+  }
+
+  override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    const p = this.part(key);
+    return this.node.route(p, () => this.written(p, key, () => this.computeLocal<R>(key, processor, arg)), { m: this.name, o: 'cmp', k: key, f: processor, a: arg });
+  }
+
+  override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
+    this.host.assertOpen();
+    const partials = await this.node.broadcast(() => this.aggregateLocal(aggregator, arg), { m: this.name, o: 'agg', f: aggregator, a: arg });
+    return (await combineAndFinish(aggregator, partials, arg)) as R;
+  }
+
+  private aggregateLocal(aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
+    return aggregatePartitions(this.grid, this.name, this.node.primaries(), aggregator, arg);
+  }
+
+  // ── the primary's side of grid.op ─────────────────────────────────────────────────────────────
+
+  /** Runs an operation another member routed here. Throws PartitionMovedError when not primary. */
+  serve(b: Body): unknown {
+    const o = b.o;
+    switch (o) {
+      case 'size':
+        return this.localSize();
+      case 'clear':
+        return super.clear();
+      case 'agg':
+        return this.aggregateLocal(b.f as AggregatorRef, b.a);
+      case 'scan': {
+        const p = b.p;
+        if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.store.partitions) throw new ProtocolError('grid.op scan: bad partition');
+        return this.scanLocal(p as number);
+      }
+      case 'mget': {
+        const ks = b.ks;
+        if (!Array.isArray(ks)) throw new ProtocolError('grid.op mget: keys must be an array');
+        const keys = ks.map((k) => str(k, 'key'));
+        for (const k of keys) this.node.assertPrimary(this.part(k));
+        return Promise.all(keys.map((k) => this.localState(k)));
+      }
+      case 'mset': {
+        const { ks, ss } = b;
+        if (!Array.isArray(ks) || !Array.isArray(ss) || ks.length !== ss.length) throw new ProtocolError('grid.op mset: keys and states must be arrays of one length');
+        const max = this.store.maxValueBytes;
+        return this.putMany(ks.map((k) => str(k, 'key')), ss.map((s) => checkState(s, max)));
+      }
+    }
+    const key = str(b.k, 'key');
+    const p = this.part(key);
+    this.node.assertPrimary(p);
+    switch (o) {
+      case 'get':
+        return this.localState(key);
+      case 'has':
+        return super.has(key);
+      case 'ttl':
+        return super.ttl(key).then((t) => t ?? null);
+      case 'set':
+        return this.putState(p, key, checkState(b.s, this.store.maxValueBytes));
+      case 'del':
+        return this.written(p, key, () => super.delete(key));
+      case 'sia': {
+        const ttl = b.t === undefined || b.t === null ? undefined : (b.t as number);
+        return this.written(p, key, () => super.setIfAbsent(key, b.v as V, { ttl }));
+      }
+      case 'cas':
+        return this.written(p, key, () => super.compareAndSet(key, (b.e ?? undefined) as V | undefined, b.v as V));
+      case 'inc':
+        return this.written(p, key, () => super.increment(key, b.d as number));
+      case 'cmp':
+        return this.written(p, key, () => this.computeLocal(key, b.f as ComputeRef, b.a));
+      default:
+        throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Cluster status from outside the cluster: a short-lived Transport (not a member: it joins no
+ * membership and owns nothing) authenticates to any member with the cluster secret, asks it
+ * 'cluster-status' and closes. The member answers for the whole cluster: its own view of the
+ * partition table and membership, plus the figures each data member reported (a member that did
+ * not answer in time has `error` set and no entries / bytes figures).
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError, ProtocolError } from '../errors.js';
+import { Transport } from '../transport/transport.js';
+
+export interface ClusterMemberStatus {
+  id: string;
+  url: string;
+  lite: boolean;
+  status: 'alive' | 'suspect';
+  startedAt: number;
+  coordinator: boolean;
+  /** Partitions this member is primary of. */
+  primaries: number;
+  /** Partitions this member holds a backup copy of. */
+  backups: number;
+  entries?: number;
+  bytesUsed?: number;
+  bytesLimit?: number;
+  /** Set (and the three figures above absent) when this member did not answer. */
+  error?: string;
+}
+
+export interface ClusterStatus {
+  /** The member that answered. */
+  self: string;
+  tableVersion: number;
+  partitions: number;
+  /** The cluster's `backups` setting. */
+  backups: number;
+  /** Partitions being migrated now. */
+  migrating: number;
+  members: ClusterMemberStatus[];
+}
+
+/** The message type a member answers with its ClusterStatus. */
+export const CLUSTER_STATUS_REQUEST = 'cluster-status';
+
+/**
+ * Asks the member listening at `url` for the cluster status. Rejects with a GridError:
+ * GRID_ERR_MEMBER_UNREACHABLE (nothing listening, connection lost), GRID_ERR_AUTH (wrong secret),
+ * GRID_ERR_TIMEOUT (no answer within timeoutMs, connecting included), GRID_ERR_PROTOCOL (the
+ * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status).
+ */
+export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000): Promise<ClusterStatus> {
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
+  const deadline = Date.now() + timeoutMs;
+  const t = await Transport.listen({
+    host: '127.0.0.1',
+    port: 0,
+    secret,
+    memberId: `status-${randomBytes(8).toString('hex')}`,
+    // failures reach the caller as rejections; a CLI must not also print transport warnings
+    log: () => undefined,
+  });
+  try {
+    const peer = await t.connect(url, timeoutMs);
+    const status = await t.request<unknown>(peer, CLUSTER_STATUS_REQUEST, {}, Math.max(1, deadline - Date.now()));
+    if (!isClusterStatus(status)) throw new ProtocolError(`member ${peer} at ${url} answered ${CLUSTER_STATUS_REQUEST} with something that is not a cluster status`, { url });
+    return status;
+  } finally {
+    await t.close();
+  }
+}
+
+function isClusterStatus(x: unknown): x is ClusterStatus {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  return (
+    typeof s.self === 'string' &&
+    typeof s.tableVersion === 'number' &&
+    typeof s.partitions === 'number' &&
+    typeof s.backups === 'number' &&
+    typeof s.migrating === 'number' &&
+    Array.isArray(s.members) &&
+    s.members.every((m) => typeof m === 'object' && m !== null && typeof (m as ClusterMemberStatus).id === 'string')
+  );
+}
