@@ -1,0 +1,228 @@
+// Multi-process cluster on loopback: data members are child processes (test/fixtures/grid-member.mjs)
+// that can be SIGKILLed; the lite member is this test process. Every wait is bounded.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as tcpConnect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGrid, GridError } from '../dist/index.js';
+import type { Grid } from '../dist/index.js';
+
+const FIXTURE = new URL('./fixtures/grid-member.mjs', import.meta.url).pathname;
+const SECRET = 'cluster-test-secret';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Member {
+  proc: ChildProcess;
+  url: string;
+  id: string;
+  exited: Promise<number | null>;
+}
+
+const running: Member[] = [];
+const grids: Grid[] = [];
+
+async function startMember(seeds: string[], secret = SECRET): Promise<Member> {
+  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds, secret })], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const lines = createInterface({ input: proc.stdout! });
+  const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('member did not start within 15 s')), 15_000);
+    lines.on('line', (l) => {
+      const m = JSON.parse(l);
+      if (m.ev === 'ready') {
+        clearTimeout(t);
+        resolve(m);
+      } else if (m.ev === 'start-failed') {
+        clearTimeout(t);
+        reject(Object.assign(new Error(m.message), { code: m.code }));
+      }
+    });
+    proc.once('exit', () => reject(new Error('member exited during start')));
+  });
+  const m = { proc, url: ready.url, id: ready.id, exited };
+  running.push(m);
+  return m;
+}
+
+async function lite(seed: string): Promise<Grid> {
+  const g = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [seed], secret: SECRET, lite: true } });
+  grids.push(g);
+  return g;
+}
+
+/** Polls `cond` every 50 ms until true; fails with `what` after `ms`. */
+async function until(what: string, ms: number, cond: () => boolean | Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Settled: every partition has a primary and `copies` owners among `alive`, and nothing migrates. */
+function settled(g: Grid, alive: string[], copies: number): boolean {
+  const t = g.cluster!.currentTable;
+  if (t === undefined) return false;
+  return t.owners.every((o) => o.length === copies && o.every((id) => alive.includes(id))) && t.pending.every((l) => l.length === 0);
+}
+
+/** Runs `n` tasks with at most `c` in flight. */
+async function pool(n: number, c: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}
+
+const valueOf = (i: number): unknown => (i % 3 === 0 ? { i, tag: 'obj', list: [i, i + 1] } : i % 3 === 1 ? `value-${i}` : i * 1.5);
+
+afterEach(async () => {
+  for (const g of grids.splice(0)) await g.close().catch(() => undefined);
+  for (const m of running.splice(0)) {
+    m.proc.kill('SIGKILL');
+    await m.exited;
+  }
+});
+
+describe('cluster of processes', () => {
+  it('3 members and a lite member: 20,000 writes, kill -9 of a member, nothing acknowledged is lost', { timeout: 120_000 }, async () => {
+    const a = await startMember([]);
+    const b = await startMember([a.url]);
+    const c = await startMember([a.url]);
+    const l = await lite(a.url);
+    await until('3 data members own every partition with one backup', 20_000, () => settled(l, [a.id, b.id, c.id], 2));
+
+    const m = l.map('acked');
+    const N = 20_000;
+    const acked = new Set<number>();
+    await pool(N, 64, async (i) => {
+      await m.set(`k${i}`, valueOf(i));
+      acked.add(i);
+    });
+    expect(acked.size).toBe(N);
+    expect(await m.size()).toBe(N);
+
+    const victim = b;
+    victim.proc.kill('SIGKILL');
+    await victim.exited;
+    running.splice(running.indexOf(victim), 1);
+
+    // every acknowledged write is readable (reads retry through the failover)
+    const lost: number[] = [];
+    await pool(N, 64, async (i) => {
+      const v = await m.get(`k${i}`);
+      if (JSON.stringify(v) !== JSON.stringify(valueOf(i))) lost.push(i);
+    });
+    expect(lost).toEqual([]);
+
+    // writes keep working
+    await pool(2000, 32, async (i) => {
+      await m.set(`after${i}`, i);
+    });
+    for (let i = 0; i < 2000; i += 97) expect(await m.get(`after${i}`)).toBe(i);
+
+    // no partition is left without a primary; missing backups are rebuilt on the survivors
+    await until('survivors own every partition with a rebuilt backup', 20_000, () => settled(l, [a.id, c.id], 2));
+    const t = l.cluster!.currentTable!;
+    expect(t.owners.every((o) => o[0] === a.id || o[0] === c.id)).toBe(true);
+    expect(await m.size()).toBe(N + 2000);
+  });
+
+  it('a fourth member joins during a write load: no acknowledged write is lost, partitions balance within ±20%', { timeout: 120_000 }, async () => {
+    const a = await startMember([]);
+    const b = await startMember([a.url]);
+    const c = await startMember([a.url]);
+    const l = await lite(a.url);
+    await until('3 data members settled', 20_000, () => settled(l, [a.id, b.id, c.id], 2));
+
+    const m = l.map('join');
+    const acked: number[] = [];
+    let stop = false;
+    let next = 0;
+    const load = Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (!stop) {
+          const i = next++;
+          await m.set(`j${i}`, valueOf(i));
+          acked.push(i);
+        }
+      }),
+    );
+    await sleep(500);
+    const d = await startMember([b.url]);
+    await until('4 data members settled', 45_000, () => settled(l, [a.id, b.id, c.id, d.id], 2));
+    await sleep(300);
+    stop = true;
+    await load;
+    expect(acked.length).toBeGreaterThan(1000);
+
+    const lost: number[] = [];
+    await pool(acked.length, 64, async (n) => {
+      const i = acked[n];
+      const v = await m.get(`j${i}`);
+      if (JSON.stringify(v) !== JSON.stringify(valueOf(i))) lost.push(i);
+    });
+    expect(lost).toEqual([]);
+    expect(await m.size()).toBe(acked.length);
+
+    const counts = new Map<string, number>();
+    for (const o of l.cluster!.currentTable!.owners) counts.set(o[0], (counts.get(o[0]) ?? 0) + 1);
+    const mean = l.cluster!.partitions / 4;
+    expect([...counts.keys()].sort()).toEqual([a.id, b.id, c.id, d.id].sort());
+    for (const [, n] of counts) {
+      expect(n).toBeGreaterThanOrEqual(Math.floor(mean * 0.8));
+      expect(n).toBeLessThanOrEqual(Math.ceil(mean * 1.2));
+    }
+    console.log(`primaries per member after the join: ${[...counts.values()].join(', ')} (mean ${mean.toFixed(1)}); ${acked.length} writes during the join`);
+  });
+
+  it('refuses a member with the wrong secret, and junk on a member port disturbs no one', { timeout: 60_000 }, async () => {
+    const a = await startMember([]);
+    const b = await startMember([a.url]);
+    const l = await lite(a.url);
+    await until('2 data members settled', 20_000, () => settled(l, [a.id, b.id], 2));
+    const m = l.map('junk');
+    await m.set('before', 'ok');
+
+    const err = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: 'not-the-secret', lite: true } }).then(
+      (g) => {
+        grids.push(g);
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GridError);
+    expect((err as GridError).code).toBe('GRID_ERR_AUTH');
+
+    const port = Number(new URL(a.url).port);
+    // raw TCP garbage, a websocket sending random and oversized binary frames, a truncated text frame
+    await new Promise<void>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => s.end(randomBytes(4096)));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+    });
+    for (const payload of [randomBytes(64), randomBytes(3 * 1024 * 1024), Buffer.from([0x93, 0x01]), Buffer.from('{"not":"msgpack"')]) {
+      await new Promise<void>((resolve) => {
+        const ws = new WebSocket(a.url);
+        ws.on('open', () => ws.send(payload));
+        ws.on('error', () => resolve());
+        ws.on('close', () => resolve());
+        setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 3000);
+      });
+    }
+    expect(await m.get('before')).toBe('ok');
+    await pool(500, 16, async (i) => {
+      await m.set(`after${i}`, i);
+    });
+    expect(await m.get('after499')).toBe(499);
+    expect(a.proc.exitCode).toBeNull();
+    expect(b.proc.exitCode).toBeNull();
+  });
+});
