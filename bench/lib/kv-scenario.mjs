@@ -8,6 +8,9 @@ export const cursor = (keys) => {
   return () => keys[(i = (i + 1) % n)];
 };
 
+/** Table note of every get table with a getSync row. */
+export const GETSYNC_NOTE = 'shardgrid getSync is the synchronous API (no Promise, same result as an awaited get in a single-process grid); its "shardgrid ÷ this" is get ÷ getSync, i.e. what the Promise and the await cost. "(awaited)" lru-cache rows wrap the sync call in an async function and await it, as a caller of a Promise API does.';
+
 /**
  * Fills Map, lru-cache, a grid map and Redis with `keys` → `value`.
  * Returns { map, lru, grid, gm, redis } (redis null when unavailable).
@@ -49,16 +52,17 @@ export async function valueScenario(ctx, label, value) {
   const isObject = typeof value !== 'string';
   const encoded = redisEncode(value);
   const c = () => cursor(keys);
-  const [g1, g2, g3, g4, g5] = [c(), c(), c(), c(), c()];
+  const [g1, g2, g3, g4, g5, g6] = [c(), c(), c(), c(), c(), c()];
   await ctx.bench('get', [
     { id: 'map-get', name: `Map get`, subject: 'Map', fn: () => map.get(g1()) },
     { id: 'lru-get', name: `lru-cache get`, subject: 'lru-cache', fn: () => lru.get(g2()) },
     { id: 'lru-get-awaited', name: `lru-cache get (awaited)`, subject: 'lru-cache', async: true, fn: async () => lru.get(g3()) },
     { id: 'shardgrid-get', name: `shardgrid get`, subject: 'shardgrid', sg: true, async: true, fn: () => gm.get(g4()) },
+    { id: 'shardgrid-getsync', name: `shardgrid getSync`, subject: 'shardgrid', fn: () => gm.getSync(g6()) },
     isObject
       ? { id: 'redis-get', name: `Redis GET + JSON.parse (c=1)`, subject: 'redis', async: true, fn: async () => redisDecodeObject(await redis.get(g5())), skip }
       : { id: 'redis-get', name: `Redis GET (c=1)`, subject: 'redis', async: true, fn: () => redis.get(g5()), skip },
-  ], { title: `get, ${label}` });
+  ], { title: `get, ${label}`, note: GETSYNC_NOTE });
   const [s1, s2, s3, s4, s5] = [c(), c(), c(), c(), c()];
   await ctx.bench('set', [
     { id: 'map-set', name: `Map set`, subject: 'Map', fn: () => map.set(s1(), value) },

@@ -2,14 +2,17 @@
 // 'shardgrid') or keeps its own private lru-cache (variant 'lru-cache'), then runs a 90/10
 // get/set mix over Zipf keys for a fixed number of operations (so hit rates compare): a get that misses loads the value from the
 // "backing store" (a function that builds it) and stores it, as a read-through cache would.
-// Start is synchronised through a shared Int32 flag so all threads begin together.
+// Start is synchronised through a shared Int32 flag so all threads begin together. With
+// workerData.profile the measured run is CPU-profiled (bench/profile.mjs threads) and the V8
+// profile goes back in the 'done' message.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { attachGrid } from '../../dist/index.js';
 import { heapUsed } from './gc.mjs';
+import { startProfile } from './profiler.mjs';
 import { flatValue, makeLru } from './peers.mjs';
 import { flags, zipfIndices } from './zipf.mjs';
 
-const { variant, handle, keys, seed, opsTarget, maxMs, warmupMs, writeRatio, go, lruMaxBytes } = workerData;
+const { variant, handle, keys, seed, opsTarget, maxMs, warmupMs, writeRatio, go, lruMaxBytes, profile } = workerData;
 const SEQ = 1 << 20;
 const MASK = SEQ - 1;
 const idx = zipfIndices(keys, SEQ, { s: 0.99, seed });
@@ -85,7 +88,9 @@ if (variant === 'shardgrid') {
   const m = grid.map('threads');
   parentPort.postMessage({ type: 'ready' });
   Atomics.wait(flag, 0, 0);
+  const stop = profile ? await startProfile() : undefined;
   result = await runGrid(m, 'key:', opsTarget, maxMs);
+  if (stop) result.profile = await stop();
   result.heapDelta = heap() - heap0;
   result.entries = undefined;
   await grid.close();
@@ -95,7 +100,9 @@ if (variant === 'shardgrid') {
   const lru = makeLru({ maxBytes: lruMaxBytes });
   parentPort.postMessage({ type: 'ready' });
   Atomics.wait(flag, 0, 0);
+  const stop = profile ? await startProfile() : undefined;
   result = runLru(lru, 'key:', opsTarget, maxMs);
+  if (stop) result.profile = await stop();
   result.heapDelta = heap() - heap0;
   result.entries = lru.size;
 }

@@ -25,6 +25,7 @@ import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Records, checkState, type RawEntry, type RawState } from './records.js';
+import { CLUSTER_STATUS_REQUEST, type ClusterStatus } from './status.js';
 
 /** How long an operation keeps retrying a moved partition or an unreachable primary. */
 export const RETRY_DEADLINE_MS = 15_000;
@@ -129,7 +130,7 @@ export class ClusterNode extends EventEmitter {
       return this.opHandler(b as Record<string, unknown>, from);
     });
     t.handle('grid.member-stats', () => this.memberStats());
-    t.handle('cluster-status', () => this.clusterStatus());
+    t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, { seeds: [...o.seeds] });
     const m = this.membership;
     m.on('member-joined', (info: MemberInfo) => {
@@ -356,8 +357,21 @@ export class ClusterNode extends EventEmitter {
    * `body` as a grid.op request. Retries moved partitions and unreachable primaries until
    * RETRY_DEADLINE_MS, waiting for a newer table in between.
    */
-  async route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>): Promise<T> {
+  route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>): Promise<T> {
+    // fast path: a remote primary we are connected to, one request, no async frame of our own
+    const to = this.primaryOf(p);
+    if (to !== undefined && to !== this.memberId && !this.closed && this.transport.isConnected(to)) {
+      return (this.transport.request(to, 'grid.op', body) as Promise<T>).catch((e: unknown) => this.routeSlow(p, local, body, e));
+    }
+    return this.routeSlow(p, local, body, undefined);
+  }
+
+  private async routeSlow<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>, first: unknown): Promise<T> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
+    if (first !== undefined) {
+      if (!(first instanceof RetryableGridError || first instanceof MemberUnreachableError)) throw first;
+      await this.recover(first, this.primaryOf(p), 0);
+    }
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new GridClosedError('the grid is closed');
       if (this.table === undefined) await this.tableChange(100);
@@ -595,7 +609,7 @@ export class ClusterNode extends EventEmitter {
   }
 
   /** Members, partitions per member and memory, as `shardgrid status` prints it. */
-  async clusterStatus(): Promise<ClusterStatusReply> {
+  async clusterStatus(): Promise<ClusterStatus> {
     const t = this.table;
     const coord = this.coordinatorId();
     const members = await Promise.all(
@@ -622,18 +636,6 @@ export class ClusterNode extends EventEmitter {
     if (t !== undefined) for (const l of t.pending) if (l.length > 0) migrating++;
     return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating, members };
   }
-}
-
-export interface ClusterStatusReply {
-  self: string;
-  tableVersion: number;
-  partitions: number;
-  backups: number;
-  migrating: number;
-  members: Array<{
-    id: string; url: string; lite: boolean; status: 'alive' | 'suspect'; startedAt: number; coordinator: boolean;
-    primaries: number; backups: number; entries?: number; bytesUsed?: number; bytesLimit?: number; error?: string;
-  }>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();

@@ -1,0 +1,282 @@
+// The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ClusterStatus } from '../dist/index.js';
+import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from './fixtures/status-member.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** The environment of every run: without SHARDGRID_SECRET unless a test sets it. */
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e = { ...process.env, ...extra };
+  if (extra.SHARDGRID_SECRET === undefined) delete e.SHARDGRID_SECRET;
+  return e;
+}
+
+function launch(args: string[], extraEnv?: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the command to its end (killed after limitMs). */
+function run(args: string[], extraEnv?: Record<string, string>, limitMs = 15_000): Promise<Run> {
+  const t0 = Date.now();
+  const child = launch(args, extraEnv);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe('shardgrid --help and --version', () => {
+  it('lists the start and status commands and exits 0', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: shardgrid/);
+    expect(r.stdout).toMatch(/^\s+start\b/m);
+    expect(r.stdout).toMatch(/^\s+status\b.*<ws-url>/m);
+  });
+
+  it('start --help names every flag and the SHARDGRID_SECRET variable', async () => {
+    const r = await run(['start', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--host', '--port', '--seeds', '--secret', '--workers', '--memory', '--backups', '--lite', '--partitions']) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toContain('SHARDGRID_SECRET');
+    expect(r.stdout).toContain('(default: 7400)');
+  });
+
+  it('status --help names the url argument and every flag', async () => {
+    const r = await run(['status', '--help']);
+    expect(r.code).toBe(0);
+    for (const word of ['<ws-url>', '--secret', '--json', '--timeout', 'SHARDGRID_SECRET']) expect(r.stdout).toContain(word);
+  });
+
+  it('--version prints the version of package.json', async () => {
+    const r = await run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('exits 2 with the usage when no command is given', async () => {
+    const r = await run([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(/Usage: shardgrid/);
+  });
+});
+
+describe('usage errors exit 2 with a message naming what is wrong', () => {
+  const secret = ['--secret', 's'];
+  const cases: [string, string[], RegExp][] = [
+    ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+    ['an unknown flag', ['start', ...secret, '--bogus'], /unknown option '--bogus'/],
+    ['a port that is not an integer', ['start', ...secret, '--port', 'abc'], /'--port <port>' argument 'abc' is invalid.*integer from 0 to 65535/],
+    ['a fractional port', ['start', ...secret, '--port', '74.5'], /'--port <port>' argument '74.5' is invalid/],
+    ['a port out of range', ['start', ...secret, '--port', '65536'], /'--port <port>' argument '65536' is invalid/],
+    ['negative backups', ['start', ...secret, '--backups', '-1'], /'--backups <n>' argument '-1' is invalid.*integer >= 0/],
+    ['zero workers', ['start', ...secret, '--workers', '0'], /'--workers <n>' argument '0' is invalid.*integer >= 1/],
+    ['a partition count that is not a number', ['start', ...secret, '--partitions', 'many'], /'--partitions <n>' argument 'many' is invalid/],
+    ['a memory size that does not parse', ['start', ...secret, '--memory', '12 parsecs'], /'--memory <size>' argument '12 parsecs' is invalid.*256MB/],
+    ['a seed that is not a ws url', ['start', ...secret, '--seeds', 'ws://127.0.0.1:7400,http://127.0.0.1:7401'], /'--seeds <urls>'.*'http:\/\/127\.0\.0\.1:7401' is not a ws:\/\//],
+    ['a flag without its value', ['start', ...secret, '--port'], /'--port <port>' argument missing/],
+    ['a status url that is not a ws url', ['status', ...secret, 'localhost:7400'], /'localhost:7400' is invalid for argument 'ws-url'/],
+    ['a zero status timeout', ['status', ...secret, 'ws://127.0.0.1:7400', '--timeout', '0'], /'--timeout <ms>' argument '0' is invalid/],
+    ['a status without its url', ['status', ...secret], /missing required argument 'ws-url'/],
+  ];
+  it.each(cases)('%s', async (_what, args, message) => {
+    const r = await run(args);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/^shardgrid: /);
+    expect(r.code).toBe(2);
+  });
+
+  it.each([['start'], ['status', 'ws://127.0.0.1:7400']])('%s without --secret or SHARDGRID_SECRET exits 2 naming both', async (...args) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no cluster secret: pass --secret <secret> or set SHARDGRID_SECRET/);
+  });
+
+  it('start treats an empty SHARDGRID_SECRET as missing', async () => {
+    const r = await run(['start'], { SHARDGRID_SECRET: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no cluster secret');
+  });
+});
+
+describe('shardgrid start', () => {
+  it('prints the code and message of an option createGrid refuses and exits 1', async () => {
+    const r = await run(['start', '--secret', 's', '--port', '0', '--memory', '1MB']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 32GB/);
+  });
+});
+
+describe('shardgrid status', () => {
+  afterEach(closeStatusMembers);
+
+  it('prints a header and one row per member, with human memory units', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const r = await run(['status', member.url, '--secret', SECRET]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('member member-a answered: partition table version 7, 271 partitions, backups 1, 3 partitions migrating');
+    expect(lines[2]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
+    const row = (id: string) => lines.find((l) => l.startsWith(`${id} `))!.split(/\s{2,}/);
+    expect(row('member-a')).toEqual(['member-a', 'ws://127.0.0.1:7400', 'data, coordinator', 'alive', '136', '135', '1234', '12.5MB / 256MB']);
+    expect(row('member-b')).toEqual(['member-b', 'ws://127.0.0.1:7401', 'data', 'suspect', '135', '136', '-', '-']);
+    expect(row('app-1')).toEqual(['app-1', 'ws://127.0.0.1:40001', 'lite', 'alive', '0', '0', '0', '0B / 0B']);
+    // the columns line up: every cell of a column starts where its header does
+    expect(lines[3]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
+    expect(lines[4]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
+    expect(r.stdout).toContain('member member-b did not answer: GRID_ERR_TIMEOUT: request to member member-b timed out');
+  });
+
+  it('--json prints the status object as JSON, taking the secret from SHARDGRID_SECRET', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const r = await run(['status', member.url, '--json'], { SHARDGRID_SECRET: SECRET });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(SAMPLE);
+  });
+
+  it('exits 1 quickly with a clear message when nothing listens at the url', async () => {
+    const url = `ws://127.0.0.1:${await closedPort()}`;
+    const r = await run(['status', url, '--secret', SECRET]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`shardgrid: cannot get the cluster status from ${url}: GRID_ERR_MEMBER_UNREACHABLE`);
+    expect(r.stdout).toBe('');
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  it('exits 1 naming the secret when the member refuses it', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const r = await run(['status', member.url, '--secret', 'wrong']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/GRID_ERR_AUTH: .*wrong cluster secret/);
+    expect(member.requests).toBe(0);
+  });
+
+  it('exits 1 after --timeout when the member does not answer', async () => {
+    const member = await statusMember(() => new Promise(() => undefined));
+    const r = await run(['status', member.url, '--secret', SECRET, '--timeout', '500']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('GRID_ERR_TIMEOUT');
+    expect(r.ms).toBeGreaterThanOrEqual(500);
+    expect(r.ms).toBeLessThan(5000);
+  });
+});
+
+// ── needs the cluster code: createGrid({ cluster }) must start a member ───────────────────────────
+
+interface Started {
+  child: ChildProcess;
+  id: string;
+  url: string;
+  /** Everything printed on stdout so far. */
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+const STARTED = /^shardgrid member (\S+) listening on (ws:\/\/\S+) /m;
+
+/** `shardgrid start ...`; resolves once the member printed its started line. */
+function startMember(args: string[]): Promise<Started> {
+  const child = launch(['start', '--secret', SECRET, ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`member did not start within 10 s; stdout: ${stdout} stderr: ${stderr}`)), 10_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = STARTED.exec(stdout);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({ child, id: m[1]!, url: m[2]!, out: () => stdout, exited });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`member exited with ${code} before it started; stderr: ${stderr}`));
+    });
+  });
+}
+
+async function until<T>(what: string, limitMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The exit code, or an error if the process has not exited within limitMs. */
+function exitWithin(m: Started, limitMs: number): Promise<number | null> {
+  return Promise.race([m.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`member ${m.id} did not exit within ${limitMs} ms`)), limitMs))]);
+}
+
+describe('cluster: two members started with shardgrid start', () => {
+  const started: Started[] = [];
+  afterEach(() => {
+    for (const m of started.splice(0)) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL');
+  });
+
+  it('join, show in status as two alive data members owning every partition, and leave with exit 0 on SIGTERM', async () => {
+    const PARTITIONS = 31;
+    const common = ['--port', '0', '--workers', '2', '--memory', '64MB', '--partitions', String(PARTITIONS), '--backups', '1'];
+    const a = await startMember(common);
+    started.push(a);
+    expect(a.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    expect(a.url).not.toBe('ws://127.0.0.1:0');
+    expect(a.out()).toMatch(/\(workers 2, memory 64MB, backups 1\)/);
+    const b = await startMember([...common, '--seeds', a.url]);
+    started.push(b);
+    expect(b.id).not.toBe(a.id);
+
+    const status = await until('two alive data members owning all partitions', 15_000, async () => {
+      const r = await run(['status', a.url, '--secret', SECRET, '--json', '--timeout', '2000'], undefined, 5000);
+      if (r.code !== 0) return undefined;
+      const s = JSON.parse(r.stdout) as ClusterStatus;
+      const data = s.members.filter((m) => !m.lite && m.status === 'alive');
+      const primaries = data.reduce((n, m) => n + m.primaries, 0);
+      return data.length === 2 && primaries === PARTITIONS && s.migrating === 0 ? s : undefined;
+    });
+    expect(status.self).toBe(a.id);
+    expect(status.partitions).toBe(PARTITIONS);
+    expect(status.backups).toBe(1);
+    expect(status.members.map((m) => m.id).sort()).toEqual([a.id, b.id].sort());
+    expect(status.members.filter((m) => m.coordinator)).toHaveLength(1);
+    expect(status.members.find((m) => m.id === b.id)!.url).toBe(b.url);
+    expect(a.out()).toContain(`member-joined ${b.id} ${b.url} (data)`);
+
+    b.child.kill('SIGTERM');
+    expect(await exitWithin(b, 10_000)).toBe(0);
+    expect(b.out()).toContain(`member ${b.id} stopped`);
+    await until(`member ${a.id} to log that ${b.id} left`, 5000, () => (a.out().includes(`member-left ${b.id} ${b.url} (data, left)`) ? true : undefined));
+
+    a.child.kill('SIGTERM');
+    expect(await exitWithin(a, 10_000)).toBe(0);
+    expect(a.out()).toContain(`member ${a.id} stopped`);
+  }, 30_000);
+});

@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetchClusterStatus, GridError } from '../../dist/index.js';
+import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from '../fixtures/status-member.js';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(GridError);
+    return (err as GridError).code;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('fetchClusterStatus', () => {
+  afterEach(closeStatusMembers);
+
+  it('resolves with the status the member answers and leaves no connection behind', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const status = await fetchClusterStatus(member.url, SECRET);
+    expect(status).toEqual(SAMPLE);
+    expect(member.requests).toBe(1);
+    const end = Date.now() + 2000;
+    while (member.peers().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(member.peers()).toEqual([]);
+  });
+
+  it('rejects with GRID_ERR_AUTH when the secret is wrong, without asking for the status', async () => {
+    const member = await statusMember(() => SAMPLE);
+    expect(await codeOf(fetchClusterStatus(member.url, 'not-the-secret'))).toBe('GRID_ERR_AUTH');
+    expect(member.requests).toBe(0);
+  });
+
+  it('rejects with GRID_ERR_MEMBER_UNREACHABLE when nothing listens at the url', async () => {
+    const port = await closedPort();
+    expect(await codeOf(fetchClusterStatus(`ws://127.0.0.1:${port}`, SECRET))).toBe('GRID_ERR_MEMBER_UNREACHABLE');
+  });
+
+  it('rejects with GRID_ERR_TIMEOUT once timeoutMs has passed without an answer', async () => {
+    const member = await statusMember(() => new Promise(() => undefined));
+    const t0 = Date.now();
+    expect(await codeOf(fetchClusterStatus(member.url, SECRET, 300))).toBe('GRID_ERR_TIMEOUT');
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    expect(elapsed).toBeLessThan(2000);
+  });
+
+  it('rejects with GRID_ERR_UNSUPPORTED when the member does not serve cluster-status', async () => {
+    const member = await statusMember();
+    expect(await codeOf(fetchClusterStatus(member.url, SECRET))).toBe('GRID_ERR_UNSUPPORTED');
+  });
+
+  it('rejects with GRID_ERR_PROTOCOL when the answer is not a cluster status', async () => {
+    const member = await statusMember(() => ({ self: 'member-a', members: 'all of them' }));
+    expect(await codeOf(fetchClusterStatus(member.url, SECRET))).toBe('GRID_ERR_PROTOCOL');
+  });
+
+  it('rejects a timeout that is not a positive integer with GRID_ERR_INVALID_ARGUMENT', async () => {
+    expect(await codeOf(fetchClusterStatus('ws://127.0.0.1:7400', SECRET, 0))).toBe('GRID_ERR_INVALID_ARGUMENT');
+  });
+});
