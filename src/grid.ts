@@ -84,6 +84,8 @@ export class Grid extends EventEmitter implements MapHost {
   private pool: ComputePool | undefined;
   /** This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
   cluster: ClusterNode | undefined;
+  /** @internal set for the compute pool's own attachment (reads partitions it is told to). */
+  internal = false;
 
   /** @internal use createGrid / attachGrid */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
@@ -107,6 +109,11 @@ export class Grid extends EventEmitter implements MapHost {
   /** A named map. Maps are namespaces over the same partitions; the same name gives the same data in every thread. */
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
+    if (this.handle.clustered === true && !this.isMember && !this.internal) {
+      // its shared memory holds primaries and backup copies alike; writes from here would skip
+      // routing and replication (native-notes.md, "Cluster: other threads of a member")
+      throw new UnsupportedError('maps of a cluster member are usable from the thread that created the grid only; route work from other threads to it (or give them their own lite member)');
+    }
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
     const cacheKey = options?.ttl !== undefined ? `${name}\u0000${options.ttl}` : name;
     const known = this.maps.get(cacheKey);
@@ -287,7 +294,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   }
   const buffers = createStoreBuffers(init);
   const store = new ShardStore(buffers, o.lockTimeout);
-  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps });
+  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined });
   const grid = new Grid(handle, store, o);
   await grid.start();
   if (o.cluster !== undefined) {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
 import { createGrid, GridError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
@@ -224,5 +225,44 @@ describe('cluster of processes', () => {
     expect(await m.get('after499')).toBe(499);
     expect(a.proc.exitCode).toBeNull();
     expect(b.proc.exitCode).toBeNull();
+  });
+
+  it('compute, aggregate, entries, getMany/setMany and clear work across members; other threads of a member are refused', { timeout: 60_000 }, async () => {
+    const a = await startMember([]);
+    const b = await startMember([a.url]);
+    const l = await lite(a.url);
+    await until('2 data members settled', 20_000, () => settled(l, [a.id, b.id], 2));
+    const m = l.map<number | string>('ops');
+    await m.setMany(Array.from({ length: 300 }, (_, i) => [`n${i}`, i] as [string, number]));
+    expect(await m.getMany(['n0', 'n150', 'n299', 'absent'])).toEqual([0, 150, 299, undefined]);
+    expect(await m.aggregate('sum')).toBe((299 * 300) / 2);
+    expect(await m.aggregate('count')).toBe(300);
+    const procs = new URL('./fixtures/compute-procs.mjs', import.meta.url).href;
+    await pool(400, 8, async () => {
+      await m.compute('counter', { module: procs, name: 'increment' }, 1);
+    });
+    expect(await m.get('counter')).toBe(400);
+    expect(await m.increment('counter', 5)).toBe(405);
+    expect(await m.setIfAbsent('counter', 0)).toBe(false);
+    expect(await m.compareAndSet('counter', 405, 'done')).toBe(true);
+    expect(await m.get('counter')).toBe('done');
+    let seen = 0;
+    for await (const [k] of m.entries()) if (k.startsWith('n')) seen++;
+    expect(seen).toBe(300);
+    await m.clear();
+    expect(await m.size()).toBe(0);
+
+    // another thread of a member process must not write around routing and replication
+    const w = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       import(workerData.index).then(async ({ attachGrid }) => {
+         const g = await attachGrid(workerData.handle);
+         try { g.map('ops'); parentPort.postMessage('allowed'); } catch (e) { parentPort.postMessage(e.code); }
+       });`,
+      { eval: true, workerData: { handle: l.handle, index: new URL('../dist/index.js', import.meta.url).href } },
+    );
+    const answer = await new Promise((r) => w.once('message', r));
+    await w.terminate();
+    expect(answer).toBe('GRID_ERR_UNSUPPORTED');
   });
 });

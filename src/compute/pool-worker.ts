@@ -20,7 +20,7 @@ export default async function task(t: PoolTask): Promise<PoolReply> {
       case 'noop':
         return { ok: true, value: null };
       case 'aggregate': {
-        const g = await (grid ??= attachGrid(init.handle));
+        const g = await (grid ??= attachGrid(init.handle).then((a) => ((a.internal = true), a)));
         return { ok: true, value: await runAggregateTask(g, t) };
       }
     }

@@ -25,4 +25,6 @@ export interface GridHandle {
   readonly buffers: StoreBuffers;
   readonly lockTimeout: number;
   readonly maxMaps: number;
+  /** True when the creating process is a cluster member (attached threads then cannot use maps). */
+  readonly clustered?: boolean;
 }
