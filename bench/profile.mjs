@@ -10,6 +10,9 @@
 //                   without the profiler (best of 5 × 0.4 s), so the profiler's overhead shows
 //   --keys K        keys in the round-robin (default 10,000, as the suite; fewer keys = a working
 //                   set that fits the CPU caches, which separates memory latency from code)
+//   --shuffle       read/write the keys in a fixed random order instead of insertion order (the
+//                   suite's round-robin in insertion order walks Map's and lru-cache's storage
+//                   sequentially, which the CPU prefetches; a shuffled order does not)
 //   --top N         rows per table (default 25)
 //   --interval US   sampling interval in µs (default 100)
 //   --no-inline     run with TurboFan inlining off: finer attribution, slower code (say so when quoting)
@@ -25,6 +28,7 @@ const { values: opt, positionals } = parseArgs({
   options: {
     seconds: { type: 'string', default: '2' },
     keys: { type: 'string', default: '10000' },
+    shuffle: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
     interval: { type: 'string', default: '100' },
     'no-inline': { type: 'boolean', default: false },
@@ -42,6 +46,7 @@ const { setupPeers } = await import('./lib/kv-scenario.mjs');
 const { GRID_MEMORY, GRID_WORKERS, VALUES, makeKeys } = await import('./lib/peers.mjs');
 const { formatTop, startProfile, summarize } = await import('./lib/profiler.mjs');
 const { cpuScaling, runOnce } = await import('./lib/thread-runs.mjs');
+const { rng } = await import('./lib/zipf.mjs');
 
 const N = Number(opt.keys);
 const seconds = Number(opt.seconds);
@@ -72,6 +77,17 @@ const MODES = {
   lruSet: { value: '100B', body: ({ lru, keys, value }) => { let i = 0; return (n) => { for (let j = 0; j < n; j++) lru.set(keys[(i = (i + 1) % N)], value); return n; }; } },
 };
 
+/** A copy of `arr` in a fixed pseudo-random order (bench/lib/zipf.mjs's seeded PRNG). */
+function shuffled(arr) {
+  const out = arr.slice();
+  const rand = rng(12345);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 const CHUNK = 1000;
 let sink;
 
@@ -89,6 +105,7 @@ async function runFor(body, ms) {
 }
 
 function printSummary(sum, label) {
+  if (top === 0) return;
   console.log(`\n${label}: ${(sum.totalUs / 1000).toFixed(0)} ms of samples (interval ${intervalUs} µs)${opt['no-inline'] ? ', TurboFan inlining OFF' : ''}`);
   console.log(formatTop(sum.self, top, '\nself time'));
   console.log(formatTop(sum.inclusive.filter((r) => r.fn !== '(root)'), top, '\ninclusive time (a function and everything it called)'));
@@ -102,14 +119,15 @@ async function profileLoop(mode) {
   const grids = [];
   const ctx = { grid: async (o) => { const g = await createGrid(o); grids.push(g); return g; }, redis: async () => null };
   const { lru, gm } = await setupPeers(ctx, keys, value);
-  const body = spec.body({ gm, lru, keys, absent: makeKeys(N, 'absent:'), value });
+  const order = opt.shuffle ? shuffled(keys) : keys;
+  const body = spec.body({ gm, lru, keys: order, absent: makeKeys(N, 'absent:'), value });
   await runFor(body, 500);
   const free = [];
   for (let r = 0; r < 5; r++) free.push(await runFor(body, 400));
   const stop = await startProfile({ intervalUs });
   const profiled = await runFor(body, seconds * 1000);
   const profile = await stop();
-  console.log(`${mode}: ${Math.min(...free).toFixed(0)} ns/op without the profiler (best of 5 × 0.4 s: ${free.map((x) => x.toFixed(0)).join(', ')}), ${profiled.toFixed(0)} ns/op while profiled`);
+  console.log(`${mode}${opt.shuffle ? ' (shuffled key order)' : ''}, ${N} keys: ${Math.min(...free).toFixed(0)} ns/op without the profiler (best of 5 × 0.4 s: ${free.map((x) => x.toFixed(0)).join(', ')}), ${profiled.toFixed(0)} ns/op while profiled`);
   if (opt.save) writeFileSync(opt.save, JSON.stringify(profile));
   printSummary(summarize([profile]), `${mode}, main thread`);
   await Promise.all(grids.map((g) => g.close()));
