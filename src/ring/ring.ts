@@ -15,6 +15,18 @@ const h = (s: string): number => {
   return murmur3(b, b.length, HASH_SEED);
 };
 
+/** Index of the first ring point whose hash is >= h (points sorted by hash); points.length if none. */
+export function firstPointAtOrAfter(points: ReadonlyArray<readonly [number, unknown]>, h: number): number {
+  let lo = 0;
+  let hi = points.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (points[mid][0] < h) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export function assignPartitions(partitions: number, owners: readonly number[], loadFactor = 1.25): Int32Array {
   const out = new Int32Array(partitions).fill(-1);
   if (owners.length === 0) return out;
@@ -25,13 +37,7 @@ export function assignPartitions(partitions: number, owners: readonly number[], 
   const load = new Map<number, number>(owners.map((o) => [o, 0]));
   for (let p = 0; p < partitions; p++) {
     const ph = h(`p:${p}`);
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (points[mid][0] < ph) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstPointAtOrAfter(points, ph);
     for (let step = 0; step < points.length; step++) {
       const owner = points[(lo + step) % points.length][1];
       if ((load.get(owner) ?? 0) < cap) {

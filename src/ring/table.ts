@@ -15,6 +15,7 @@
  * become an owner (and a new primary take over).
  */
 import { HASH_SEED, murmur3 } from './hash.js';
+import { firstPointAtOrAfter } from './ring.js';
 
 export interface PartitionTable {
   version: number;
@@ -50,13 +51,7 @@ export function assign(partitions: number, members: readonly string[], backups: 
   const load: Array<Map<string, number>> = Array.from({ length: copies }, () => new Map(ids.map((id) => [id, 0])));
   for (let p = 0; p < partitions; p++) {
     const ph = h(`partition:${p}`);
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (points[mid][0] < ph) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstPointAtOrAfter(points, ph);
     const chosen = out[p];
     for (let rank = 0; rank < copies; rank++) {
       const l = load[rank];
