@@ -48,6 +48,16 @@ const RESOLVED = Promise.resolve();
 const id = (x) => x;
 const asyncId = async (x) => x;
 const lockI = st.lockIndex(0);
+// A memo-sized Map (MEMO_MAX_ENTRIES in src/map.ts) kept full while new keys come in: evicting the
+// oldest entry through keys().next(), as GridMap.remember does, against a ring of inserted keys.
+const CAP = 16_384;
+const evKeys = Array.from({ length: 2 * CAP }, (_, i) => `memo:key:${i}`);
+const fifo = new Map(evKeys.slice(0, CAP).map((k) => [k, 0]));
+const ringMap = new Map(evKeys.slice(0, CAP).map((k) => [k, 0]));
+const ring = evKeys.slice(0, CAP);
+let fifoAt = CAP;
+let ringAt = CAP;
+let ringPos = 0;
 
 let sink = 0;
 let sinkV;
@@ -80,6 +90,8 @@ const TASKS = [
   ['Map.get, 20-char key built per call', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += map.get(`user:session:${i % 1000 === 0 ? '0000000' : '0000042'}`); sink += s; }],
   ['murmur3Ascii, 20-char key', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += murmur3Ascii(keys20[i % MAPN], HASH_SEED); sink += s; }],
   ['store.setKey (hash + partition), 20-char key', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += st.setKey(keys20[i % MAPN], 0); sink += s; }],
+  ['full Map: evict oldest via keys().next() + delete, then set', 100, (n) => { for (let i = 0; i < n; i++) { fifo.delete(fifo.keys().next().value); fifo.set(evKeys[fifoAt], i); fifoAt = (fifoAt + 1) % evKeys.length; } sink += fifo.size; }],
+  ['full Map: evict oldest via a ring of keys + delete, then set', 100, (n) => { for (let i = 0; i < n; i++) { const k = evKeys[ringAt]; ringMap.delete(ring[ringPos]); ring[ringPos] = k; ringPos = (ringPos + 1) % CAP; ringMap.set(k, i); ringAt = (ringAt + 1) % evKeys.length; } sink += ringMap.size; }],
   // values
   ['utf8Slice 100 B out of shared memory', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += utf8Slice.call(heapBuf, 1024, 1124).length; sink += s; }],
   ['latin1Slice 100 B out of shared memory', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += latin1Slice.call(heapBuf, 1024, 1124).length; sink += s; }],

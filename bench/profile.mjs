@@ -13,13 +13,18 @@
 //   --shuffle       read/write the keys in a fixed random order instead of insertion order (the
 //                   suite's round-robin in insertion order walks Map's and lru-cache's storage
 //                   sequentially, which the CPU prefetches; a shuffled order does not)
+//   --value V       the value kind of bench/lib/peers.mjs VALUES (16B, 100B, 4KB, object) instead
+//                   of the mode's own (100B; object for the object modes)
 //   --top N         rows per table (default 25)
 //   --interval US   sampling interval in µs (default 100)
 //   --no-inline     run with TurboFan inlining off: finer attribution, slower code (say so when quoting)
 //   --save FILE     also write the profile (.cpuprofile, opens in Chrome DevTools)
-//   threads mode:   --threads N (default 2), --write-ratio R (default 0.1); the threads scenario's
-//                   90/10 Zipf read-through mix (bench/lib/thread-worker.mjs), 1 thread then N
-//                   threads on a fresh grid each, every thread profiled, time-bound (--seconds).
+//   threads mode:   --threads N (default 2), --ops N per thread (default 1,000,000, as the full
+//                   suite), --write-ratio R (default 0.1): the threads scenario's 90/10 Zipf
+//                   read-through mix (bench/lib/thread-worker.mjs) over 100,000 keys, cold start,
+//                   1 thread then N threads on a fresh grid each, every thread profiled. Each thread
+//                   does the same number of operations (a time-bound run would not compare: the
+//                   cache warms as it runs, so a faster run also gets a higher hit rate).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
@@ -29,11 +34,13 @@ const { values: opt, positionals } = parseArgs({
     seconds: { type: 'string', default: '2' },
     keys: { type: 'string', default: '10000' },
     shuffle: { type: 'boolean', default: false },
+    value: { type: 'string' },
     top: { type: 'string', default: '25' },
     interval: { type: 'string', default: '100' },
     'no-inline': { type: 'boolean', default: false },
     save: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    ops: { type: 'string', default: '1000000' },
     'write-ratio': { type: 'string', default: '0.1' },
   },
   allowPositionals: true,
@@ -114,7 +121,8 @@ function printSummary(sum, label) {
 async function profileLoop(mode) {
   const spec = MODES[mode];
   const keys = makeKeys(N);
-  const value = VALUES[spec.value];
+  const value = VALUES[opt.value ?? spec.value];
+  if (value === undefined) throw new Error(`--value must be one of ${Object.keys(VALUES).join(', ')}`);
   // setupPeers is the suite's own fill (it only needs ctx.grid and ctx.redis)
   const grids = [];
   const ctx = { grid: async (o) => { const g = await createGrid(o); grids.push(g); return g; }, redis: async () => null };
@@ -141,20 +149,20 @@ async function profileThreads() {
   for (const threads of [1, n]) {
     const grid = await createGrid({ workers: GRID_WORKERS, memory: GRID_MEMORY });
     try {
-      const res = await runOnce({ variant: 'shardgrid', threads, keys: 100_000, opsTarget: Infinity, maxMs: seconds * 1000, warmupMs: 400, handle: grid.handle, writeRatio, profile: true });
+      const res = await runOnce({ variant: 'shardgrid', threads, keys: 100_000, opsTarget: Number(opt.ops), maxMs: 60_000, warmupMs: 400, handle: grid.handle, writeRatio, profile: true });
       const wallMs = Math.max(...res.map((r) => r.elapsedMs));
       const ops = res.reduce((a, r) => a + r.ops, 0);
       const hits = res.reduce((a, r) => a + r.hits, 0);
       const misses = res.reduce((a, r) => a + r.misses, 0);
-      runs.push({ threads, opsPerSec: ops / (wallMs / 1000), perThread: res.map((r) => r.ops / (r.elapsedMs / 1000)), hitRate: hits / (hits + misses), profiles: res.map((r) => r.profile) });
+      runs.push({ threads, seconds: wallMs / 1000, opsPerSec: ops / (wallMs / 1000), perThread: res.map((r) => r.ops / (r.elapsedMs / 1000)), hitRate: hits / (hits + misses), profiles: res.map((r) => r.profile) });
     } finally {
       await grid.close();
     }
   }
-  console.log(`threads: 90/${Math.round(writeRatio * 100)} Zipf read-through mix, 100,000 keys, ${seconds} s per run, every thread profiled`);
+  console.log(`threads: ${Math.round((1 - writeRatio) * 100)}/${Math.round(writeRatio * 100)} Zipf read-through mix, 100,000 keys, ${Number(opt.ops).toLocaleString('en-US')} operations per thread, cold start, every thread profiled`);
   console.log(`CPU baseline: pure computation in ${n} threads ran ${baseline.toFixed(2)}x as fast as in 1 thread`);
   for (const r of runs) {
-    console.log(`  ${r.threads} thread(s): ${(r.opsPerSec / 1e3).toFixed(0)} k ops/s aggregate (${(r.opsPerSec / runs[0].opsPerSec).toFixed(2)}x; per thread ${r.perThread.map((x) => `${(x / 1e3).toFixed(0)} k`).join(', ')}), hit rate ${(100 * r.hitRate).toFixed(1)} %`);
+    console.log(`  ${r.threads} thread(s): ${r.seconds.toFixed(1)} s, ${(r.opsPerSec / 1e3).toFixed(0)} k ops/s aggregate (${(r.opsPerSec / runs[0].opsPerSec).toFixed(2)}x; per thread ${r.perThread.map((x) => `${(x / 1e3).toFixed(0)} k`).join(', ')}), hit rate ${(100 * r.hitRate).toFixed(1)} %`);
   }
   for (const r of runs) printSummary(summarize(r.profiles), `${r.threads} thread(s), all threads' samples together`);
   if (opt.save) writeFileSync(opt.save, JSON.stringify(runs.at(-1).profiles[0]));
@@ -164,7 +172,7 @@ const mode = positionals[0];
 if (mode === 'threads') await profileThreads();
 else if (MODES[mode]) await profileLoop(mode);
 else {
-  console.error(`usage: node bench/profile.mjs <${[...Object.keys(MODES), 'threads'].join('|')}> [--seconds S] [--top N] [--interval US] [--no-inline] [--save FILE]`);
+  console.error(`usage: node bench/profile.mjs <${[...Object.keys(MODES), 'threads'].join('|')}> [--seconds S] [--keys K] [--shuffle] [--value V] [--top N] [--interval US] [--no-inline] [--save FILE] [--threads N --ops N --write-ratio R]`);
   process.exitCode = 2;
 }
 if (sink === Symbol.for('never')) console.log(sink);

@@ -603,6 +603,9 @@ export class ShardStore {
         first = this.findFree(n, grown);
       }
       if (first < 0) return -1;
+      // another thread may have grown the heap (and freed pages in it) since this thread last
+      // looked: the pages found can lie beyond this thread's views
+      if (this.u8.length !== this.buffers.heap.byteLength) this.refresh();
       for (let g = first; g < first + n; g++) {
         ci[this.pg(g, PG_USED)] = 0;
         ci[this.pg(g, PG_LIVE)] = 0;
