@@ -17,6 +17,7 @@ import { ComputePool, vnodeCount } from './compute/pool.js';
 import { ClusterNode } from './cluster/node.js';
 import { RoutedMap } from './cluster/routed-map.js';
 import type { MemberInfo } from './cluster/membership.js';
+import { migrating, ownedBy } from './ring/table.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -155,20 +156,8 @@ export class Grid extends EventEmitter implements MapHost {
     const c = this.cluster;
     if (c === undefined) return {};
     const t = c.currentTable;
-    const members = c.members().map((m) => {
-      let primaries = 0;
-      let backups = 0;
-      if (t !== undefined) {
-        for (const o of t.owners) {
-          const i = o.indexOf(m.id);
-          if (i === 0) primaries++;
-          else if (i > 0) backups++;
-        }
-      }
-      return { id: m.id, url: m.url, lite: m.lite, status: m.status, primaries, backups };
-    });
-    const migrating = t === undefined ? 0 : t.pending.filter((l) => l.length > 0).length;
-    return { members, cluster: { memberId: c.memberId, url: c.url, lite: c.lite, tableVersion: c.tableVersion, migrating } };
+    const members = c.members().map((m) => ({ id: m.id, url: m.url, lite: m.lite, status: m.status, ...ownedBy(t, m.id) }));
+    return { members, cluster: { memberId: c.memberId, url: c.url, lite: c.lite, tableVersion: c.tableVersion, migrating: migrating(t) } };
   }
 
   /** @internal Joins the cluster of options.cluster (createGrid). */

@@ -20,7 +20,7 @@ import type { ResolvedClusterOptions } from '../config.js';
 import {
   GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, PartitionMovedError, ProtocolError, RetryableGridError, TimeoutError,
 } from '../errors.js';
-import { initialTable, isTable, newer, plan, type PartitionTable } from '../ring/table.js';
+import { initialTable, isTable, migrating, newer, ownedBy, plan, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { Membership, type MemberInfo } from './membership.js';
@@ -614,15 +614,7 @@ export class ClusterNode extends EventEmitter {
     const coord = this.coordinatorId();
     const members = await Promise.all(
       this.membership.members().map(async (m) => {
-        let primaries = 0;
-        let backups = 0;
-        if (t !== undefined) {
-          for (let p = 0; p < this.partitions; p++) {
-            const i = t.owners[p].indexOf(m.id);
-            if (i === 0) primaries++;
-            else if (i > 0) backups++;
-          }
-        }
+        const { primaries, backups } = ownedBy(t, m.id);
         const row = { id: m.id, url: m.url, lite: m.lite, status: m.status as 'alive' | 'suspect', startedAt: m.startedAt, coordinator: m.id === coord, primaries, backups };
         try {
           const s = m.id === this.memberId ? this.memberStats() : (await this.ensureLink(m.id), await this.transport.request<{ entries: number; bytesUsed: number; bytesLimit: number }>(m.id, 'grid.member-stats', null, 2000));
@@ -632,9 +624,7 @@ export class ClusterNode extends EventEmitter {
         }
       }),
     );
-    let migrating = 0;
-    if (t !== undefined) for (const l of t.pending) if (l.length > 0) migrating++;
-    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating, members };
+    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members };
   }
 }
 

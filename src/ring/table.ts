@@ -114,6 +114,25 @@ export function plan(cur: PartitionTable, author: string, live: readonly string[
   return { version: cur.version + 1, author, owners, pending };
 }
 
+/** How many partitions `id` is primary of and backup of in table `t` (none when t is undefined). */
+export function ownedBy(t: PartitionTable | undefined, id: string): { primaries: number; backups: number } {
+  let primaries = 0;
+  let backups = 0;
+  if (t !== undefined) {
+    for (const o of t.owners) {
+      const i = o.indexOf(id);
+      if (i === 0) primaries++;
+      else if (i > 0) backups++;
+    }
+  }
+  return { primaries, backups };
+}
+
+/** Partitions that still have a copy in flight. */
+export function migrating(t: PartitionTable | undefined): number {
+  return t === undefined ? 0 : t.pending.filter((l) => l.length > 0).length;
+}
+
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
