@@ -60,9 +60,9 @@ interface Memo {
   size: number;
   value: unknown;
 }
-/** Memo bounds, per map and thread: entries, and bytes of cached values. */
 /** Longest a getSync spins (wall time) on a partition a writer keeps busy before it throws. */
 const GETSYNC_WAIT_MS = 20;
+/** Memo bounds, per map and thread: entries, and bytes of cached values. */
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
 const MEMO_MAX_VALUE = 64 * 1024;
