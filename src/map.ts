@@ -60,8 +60,8 @@ interface Memo {
   size: number;
   value: unknown;
 }
-/** Longest a getSync spins (wall time) on a partition a writer keeps busy before it throws. */
-const GETSYNC_WAIT_MS = 20;
+/** Longest a getSync waits for the lock of a partition a writer keeps busy before it throws. */
+const GETSYNC_WAIT_MS = 200;
 /** Memo bounds, per map and thread: entries, and bytes of cached values. */
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
@@ -215,6 +215,11 @@ export class GridMap<V = unknown> {
   private async readLocked(key: string): Promise<number> {
     const p = this.key(key);
     if (await this.acquire(p)) this.key(key);
+    return this.readHeld(p);
+  }
+
+  /** The read of readLocked once partition p's lock is held; releases it. */
+  private readHeld(p: number): number {
     const st = this.store;
     st.beginWrite(p);
     try {
@@ -320,19 +325,38 @@ export class GridMap<V = unknown> {
   /**
    * getSync when a writer kept the partition busy through a whole optimistic spin: usually a
    * writer thread the OS preempted inside its critical section (on 2 cores with 4 busy threads
-   * this happened about once per 20,000 reads of a key rewritten back to back). Keep retrying the
-   * optimistic read for up to GETSYNC_WAIT_MS of wall time, then give up with a typed error.
+   * this happened about once per 20,000 reads of a key rewritten back to back). Take the lock
+   * synchronously and read under it. lockSync sleeps on the lock word (in 1 ms slices on the main
+   * thread) instead of spinning, so the preempted writer gets the core back; a busy spin here
+   * competed with it and, on a loaded 2-core CI machine, outlasted a 20 ms deadline. After
+   * GETSYNC_WAIT_MS without the lock it gives up with a typed error (a holder that died is only
+   * recovered once this thread's event loop runs again).
    */
   private getSyncBusy(key: string): V | undefined {
-    const deadline = performance.now() + GETSYNC_WAIT_MS;
-    do {
-      const v = this.getLocal(key);
-      if (v !== NEED) return v;
-    } while (performance.now() < deadline);
-    throw new LockTimeoutError(`partition of key '${key}' stayed busy for ${GETSYNC_WAIT_MS} ms; use get()`, {
-      partition: this.store.kpart,
-      timeoutMs: GETSYNC_WAIT_MS,
-    });
+    const st = this.store;
+    const p = this.key(key);
+    const li = st.lockIndex(p);
+    if (!lockSync(st.ci, li, GETSYNC_WAIT_MS)) {
+      throw new LockTimeoutError(`partition of key '${key}' stayed locked for ${GETSYNC_WAIT_MS} ms; use get()`, {
+        partition: p,
+        timeoutMs: GETSYNC_WAIT_MS,
+      });
+    }
+    if (st.closed) {
+      unlock(st.ci, li);
+      throw new GridClosedError('the grid is closed');
+    }
+    return this.counted(this.readHeld(p));
+  }
+
+  /** The value of a read under the lock, counted as a hit or a miss. */
+  private counted(r: number): V | undefined {
+    if (r === FOUND) {
+      this.store.hit();
+      return outValue as V;
+    }
+    this.store.miss();
+    return undefined;
   }
 
   get(key: string): Promise<V | undefined> {
@@ -347,13 +371,7 @@ export class GridMap<V = unknown> {
   }
 
   private async getLocked(key: string): Promise<V | undefined> {
-    const r = await this.readLocked(key);
-    if (r === FOUND) {
-      this.store.hit();
-      return outValue as V;
-    }
-    this.store.miss();
-    return undefined;
+    return this.counted(await this.readLocked(key));
   }
 
   async has(key: string): Promise<boolean> {

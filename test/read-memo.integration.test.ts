@@ -8,6 +8,7 @@ import { createGrid } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
+const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('per-thread read memo', () => {
@@ -108,6 +109,35 @@ describe('per-thread read memo', () => {
     for (let i = 0; i < 40_000; i += 997) expect(m.getSync(`k${i}`)).toBe(`v${i}`);
   });
 
+  it('getSync waits out a writer holding the partition, and gives up with a typed error on one that never lets go', async () => {
+    const m = grid.map<string>('memo-held');
+    const hold = async (key: string, holdMs: number, read: () => unknown) => {
+      const flag = new SharedArrayBuffer(8);
+      const w = new Worker(HOLD, { workerData: { handle: grid.handle, key, mapId: m.id, holdMs, flag } });
+      const exited = new Promise<number>((r) => w.once('exit', r));
+      // Block until the worker holds the lock (seqlock odd), then read from this thread.
+      if (Atomics.wait(new Int32Array(flag), 0, 0, 5000) === 'timed-out') throw new Error('holder never started');
+      let out: unknown;
+      try {
+        out = read();
+      } catch (err) {
+        out = err;
+      }
+      expect(await exited).toBe(0);
+      return out;
+    };
+    await m.set('held-short', 'short-value');
+    // Not memoized yet, so the read has to go to shared memory while the lock is held for 60 ms.
+    expect(await hold('held-short', 60, () => m.getSync('held-short'))).toBe('short-value');
+    await m.set('held-long', 'long-value');
+    const err = (await hold('held-long', 1500, () => m.getSync('held-long'))) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('GRID_ERR_LOCK_TIMEOUT');
+    // Nothing lost, and the memo now fills as usual.
+    expect(m.getSync('held-long')).toBe('long-value');
+    expect(m.getSync('held-short')).toBe('short-value');
+  });
+
   it.each(['object', 'string', 'number'])(
     'never returns a %s older than one another thread has already published',
     async (kind) => {
@@ -119,11 +149,15 @@ describe('per-thread read memo', () => {
       const num = (v: unknown): number =>
         typeof v === 'number' ? v : typeof v === 'string' ? Number(v.slice(1)) : (v as { i: number }).i;
       const worker = new Worker(OPS, { workerData: { handle: grid.handle, job: 'publish', args: { map: 'memo-race', key, count, kind, until } } });
+      // Done once the worker has exited (it closes its attached grid after its result), so the
+      // grid's own close in afterAll never races a worker still detaching.
       const done = new Promise<void>((resolve, reject) => {
+        let result = false;
         worker.on('message', (msg) => {
-          if ('result' in msg) resolve();
+          if ('result' in msg) result = true;
         });
         worker.once('error', reject);
+        worker.once('exit', (code) => (result ? resolve() : reject(new Error(`publisher exited with ${code} before its result`))));
       });
       let reads = 0;
       let stale = 0;
