@@ -166,7 +166,11 @@ export class GridMap<V = unknown> {
 
   // ── locking ───────────────────────────────────────────────────────────────────────────────────
 
-  /** Acquires partition p's lock. Returns true when it had to wait (thread scratch may be stale). */
+  /**
+   * Main-thread wait for partition p's lock (lockNow's slow path). Resolves once it is held; the
+   * caller then re-derives its thread scratch (key, encoded value), which other calls of this
+   * thread may have used while it waited.
+   */
   private async acquire(p: number): Promise<boolean> {
     const st = this.store;
     const li = st.lockIndex(p);
@@ -213,8 +217,12 @@ export class GridMap<V = unknown> {
 
   /** Read under the lock (after a writer kept the partition busy for too long). */
   private async readLocked(key: string): Promise<number> {
-    const p = this.key(key);
-    if (await this.acquire(p)) this.key(key);
+    let p = this.key(key);
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
+      p = this.key(key);
+    }
     return this.readHeld(p);
   }
 
@@ -443,7 +451,9 @@ export class GridMap<V = unknown> {
   private async setContended(key: string, value: V, expiresAt: number): Promise<void> {
     let p = this.key(key);
     this.value(value);
-    if (await this.acquire(p)) {
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
       p = this.key(key);
       this.value(value);
     }
@@ -465,7 +475,11 @@ export class GridMap<V = unknown> {
   async delete(key: string): Promise<boolean> {
     this.host.assertOpen();
     let p = this.key(key);
-    if (await this.acquire(p)) p = this.key(key);
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
+      p = this.key(key);
+    }
     this.store.beginWrite(p);
     try {
       return this.store.remove(p, this.id, Date.now());
@@ -479,7 +493,9 @@ export class GridMap<V = unknown> {
     const expiresAt = this.expiry(options?.ttl);
     let p = this.key(key);
     this.value(value);
-    if (await this.acquire(p)) {
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
       p = this.key(key);
       this.value(value);
     }
@@ -513,7 +529,9 @@ export class GridMap<V = unknown> {
     }
     let p = this.key(key);
     this.value(next);
-    if (await this.acquire(p)) {
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
       p = this.key(key);
       this.value(next);
     }
@@ -552,7 +570,11 @@ export class GridMap<V = unknown> {
     this.host.assertOpen();
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
     let p = this.key(key);
-    if (await this.acquire(p)) p = this.key(key);
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
+      p = this.key(key);
+    }
     const st = this.store;
     st.beginWrite(p);
     try {
@@ -594,7 +616,8 @@ export class GridMap<V = unknown> {
     }
     const st = this.store;
     for (const [p, list] of byPart) {
-      await this.acquire(p);
+      const wait = this.lockNow(p);
+      if (wait !== undefined) await wait;
       st.beginWrite(p);
       try {
         for (const [k, v] of list) {
@@ -611,7 +634,8 @@ export class GridMap<V = unknown> {
     this.host.assertOpen();
     const st = this.store;
     for (let p = 0; p < st.partitions; p++) {
-      await this.acquire(p);
+      const wait = this.lockNow(p);
+      if (wait !== undefined) await wait;
       st.beginWrite(p);
       try {
         st.clearMap(p, this.id);
@@ -627,7 +651,8 @@ export class GridMap<V = unknown> {
     for (let p = 0; p < st.partitions; p++) {
       this.host.assertOpen();
       const batch: Array<[string, V]> = [];
-      await this.acquire(p);
+      const wait = this.lockNow(p);
+      if (wait !== undefined) await wait;
       st.beginWrite(p);
       try {
         const now = Date.now();
@@ -674,10 +699,18 @@ export class GridMap<V = unknown> {
   }
 
   /**
-   * Takes p's lock for a section that follows without any await. A worker thread must not hold a
-   * lock across an await: another call of the same thread would then block on it synchronously
-   * (Atomics.wait) and never let the holder resume. So a worker takes it with no await at all; the
-   * main thread may await (its contenders wait with waitAsync and never block the holder).
+   * Takes p's lock for a section that follows without any await. Returns undefined when the lock
+   * is held now, with nothing else of this thread having run in between (the key and value scratch
+   * are intact); or, on the main thread under contention, a promise to await, after which the
+   * caller must re-derive its scratch (key(), value()).
+   *
+   * Never `await` a lock that was free: even an already-resolved await lets other calls of this
+   * thread run while the lock is held, which (a) overwrites the thread's key scratch, so the
+   * resumed call wrote another call's key (two concurrent increments on one thread corrupted a
+   * partition that way), and (b) on a worker, lets another call of the same thread block
+   * synchronously (Atomics.wait) on the lock its holder can then never release. So a worker takes
+   * it with no await at all; the main thread may await (its contenders wait with waitAsync and
+   * never block the holder).
    */
   private lockNow(p: number): Promise<unknown> | undefined {
     const st = this.store;

@@ -64,6 +64,17 @@ describe('threads sharing one grid', () => {
     expect(await grid.map<string>('shared').get('same-thread')).toBe('yes'); // detaching does not close the grid
   });
 
+  it('many calls of one thread in flight at once never write each other\'s keys (main thread and 2 workers at a time)', { timeout: 60_000 }, async () => {
+    // Before the fix a call that found its lock free still awaited, and others of its thread ran in
+    // between: it then wrote their key (wrong values, duplicate keys), and on a worker two calls
+    // on one partition deadlocked until GRID_ERR_LOCK_TIMEOUT.
+    const { interleave } = await import('./fixtures/interleave.mjs');
+    const workers = ['w1:', 'w2:'].map((prefix) => run<string[]>(grid, 'interleave', { map: 'interleave', prefix }).done);
+    expect(await interleave(grid.map('interleave'), 'main:')).toEqual([]);
+    for (const problems of await Promise.all(workers)) expect(problems).toEqual([]);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
   it('counters incremented concurrently from four threads add up exactly', async () => {
     const keys = ['c0', 'c1', 'c2', 'c3', 'c4'];
     const times = 4000;
