@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { resolveOptions, type GridOptions, type MapOptions, type ResolvedOptions } from './config.js';
-import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, UnsupportedError, WorkerError } from './errors.js';
+import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
 import { ValueEncoder } from './storage/codec.js';
@@ -18,6 +18,7 @@ import { ClusterNode } from './cluster/node.js';
 import { RoutedMap } from './cluster/routed-map.js';
 import type { MemberInfo } from './cluster/membership.js';
 import { migrating, ownedBy } from './ring/table.js';
+import { ForwardClient, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -87,6 +88,10 @@ export class Grid extends EventEmitter implements MapHost {
   cluster: ClusterNode | undefined;
   /** @internal set for the compute pool's own attachment (reads partitions it is told to). */
   internal = false;
+  /** Member of a cluster: serves the map calls of its other threads (runtime/forward.ts). */
+  private forwarder: ForwardServer | undefined;
+  /** Attached thread of a cluster member: forwards map calls to the member's main thread. */
+  private forwardClient: ForwardClient | undefined;
 
   /** @internal use createGrid / attachGrid */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
@@ -110,11 +115,6 @@ export class Grid extends EventEmitter implements MapHost {
   /** A named map. Maps are namespaces over the same partitions; the same name gives the same data in every thread. */
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
-    if (this.handle.clustered === true && !this.isMember && !this.internal) {
-      // its shared memory holds primaries and backup copies alike; writes from here would skip
-      // routing and replication (native-notes.md, "Cluster: other threads of a member")
-      throw new UnsupportedError('maps of a cluster member are usable from the thread that created the grid only; route work from other threads to it (or give them their own lite member)');
-    }
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
     const cacheKey = options?.ttl !== undefined ? `${name}\u0000${options.ttl}` : name;
     const known = this.maps.get(cacheKey);
@@ -122,9 +122,25 @@ export class Grid extends EventEmitter implements MapHost {
     const id = this.store.mapId(name);
     if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
     if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
-    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id, options) : new GridMap<V>(this, name, id, options);
+    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id, options) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id, options) : new GridMap<V>(this, name, id, options);
     this.maps.set(cacheKey, m);
     return m;
+  }
+
+  /**
+   * An attached grid of a cluster member: its shared memory holds primaries and backup copies
+   * alike, and writes must be routed and replicated, so its maps forward to the member's main
+   * thread (reads of local primaries stay direct). The compute pool's own attachment reads the
+   * partitions it is told to and is not forwarded.
+   */
+  private forwarding(): boolean {
+    return this.handle.clustered === true && !this.isMember && !this.internal;
+  }
+
+  private forwardClientOf(): ForwardClient {
+    const name = this.handle.forward;
+    if (name === undefined) throw new AttachError('this grid handle has no forward channel (made by an older shardgrid?)');
+    return (this.forwardClient ??= new ForwardClient(name));
   }
 
   /** @internal The piscina pool that runs aggregations: created on first use, closed by close(). */
@@ -172,6 +188,7 @@ export class Grid extends EventEmitter implements MapHost {
     node.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
     node.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
     await node.start();
+    if (this.handle.forward !== undefined) this.forwarder = new ForwardServer(this, this.handle.forward);
   }
 
   // ── member lifecycle ──────────────────────────────────────────────────────────────────────────
@@ -233,6 +250,7 @@ export class Grid extends EventEmitter implements MapHost {
     const tid = w.threadId;
     w.once('exit', () => {
       if (this.closed) return;
+      this.forwarder?.threadExited(tid);
       const repaired = this.store.recoverDeadThread(tid);
       this.recoveries += repaired.length;
     });
@@ -247,6 +265,8 @@ export class Grid extends EventEmitter implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    this.forwardClient?.close();
+    this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) return;
@@ -283,7 +303,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   }
   const buffers = createStoreBuffers(init);
   const store = new ShardStore(buffers, o.lockTimeout);
-  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined });
+  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined, ...(o.cluster !== undefined ? { forward: forwardChannelName() } : {}) });
   const grid = new Grid(handle, store, o);
   await grid.start();
   if (o.cluster !== undefined) {

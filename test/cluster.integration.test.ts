@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { createGrid, GridError } from '../dist/index.js';
+import { createGrid, fetchClusterStatus, GridError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 const FIXTURE = new URL('./fixtures/grid-member.mjs', import.meta.url).pathname;
@@ -227,7 +227,7 @@ describe('cluster of processes', () => {
     expect(b.proc.exitCode).toBeNull();
   });
 
-  it('compute, aggregate, entries, getMany/setMany and clear work across members; other threads of a member are refused', { timeout: 60_000 }, async () => {
+  it('compute, aggregate, entries, getMany/setMany and clear work across members', { timeout: 60_000 }, async () => {
     const a = await startMember([]);
     const b = await startMember([a.url]);
     const l = await lite(a.url);
@@ -252,17 +252,69 @@ describe('cluster of processes', () => {
     await m.clear();
     expect(await m.size()).toBe(0);
 
-    // another thread of a member process must not write around routing and replication
-    const w = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       import(workerData.index).then(async ({ attachGrid }) => {
-         const g = await attachGrid(workerData.handle);
-         try { g.map('ops'); parentPort.postMessage('allowed'); } catch (e) { parentPort.postMessage(e.code); }
-       });`,
-      { eval: true, workerData: { handle: l.handle, index: new URL('../dist/index.js', import.meta.url).href } },
-    );
-    const answer = await new Promise((r) => w.once('message', r));
-    await w.terminate();
-    expect(answer).toBe('GRID_ERR_UNSUPPORTED');
+  });
+
+  it('other threads of a member: local primaries read directly, every other call forwarded, routed and replicated', { timeout: 90_000 }, async () => {
+    const b = await startMember([]);
+    const g = await createGrid({ workers: 1, memory: '64MB', cluster: { port: 0, seeds: [b.url], secret: SECRET, backups: 1 } });
+    grids.push(g);
+    const me = g.cluster!.memberId;
+    await until('2 data members own every partition with one backup', 20_000, () => settled(g, [b.id, me], 2));
+    const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
+    const procs = new URL('./fixtures/compute-procs.mjs', import.meta.url).href;
+    const N = 200;
+    const run = (job: string, args: Record<string, unknown>) => {
+      const w = new Worker(OPS, { workerData: { handle: g.handle, job, args } });
+      const exited = new Promise<number>((r) => w.once('exit', r));
+      const result = new Promise<any>((resolve, reject) => {
+        w.on('message', (msg) => {
+          if ('result' in msg) resolve(msg.result);
+        });
+        w.once('error', reject);
+        void exited.then(() => reject(new Error(`worker ${job} exited without a result`)));
+      });
+      return { w, result, exited };
+    };
+    const workers = ['wa:', 'wb:'].map((prefix) => run('memberThread', { prefix, n: N, procs }));
+    const m = g.map<unknown>('fwd');
+    for (let i = 0; i < 300; i++) await m.increment('shared-counter', 1);
+    const results = await Promise.all(workers.map((w) => w.result));
+    await Promise.all(workers.map((w) => w.exited));
+    for (const r of results) {
+      expect(r.mismatches).toEqual([]);
+      // about half the keys have their primary here (read directly), half on b (forwarded)
+      expect(r.local).toBeGreaterThan(N / 5);
+      expect(r.remote).toBeGreaterThan(N / 5);
+      expect(r.local + r.remote).toBe(N);
+      expect(r.entries).toBe(N + 50);
+      expect(r.early).toBe(3);
+      expect(r.codes).toEqual({
+        fn: 'GRID_ERR_UNENCODABLE_VALUE',
+        bigKey: 'GRID_ERR_KEY_TOO_LARGE',
+        notString: 'GRID_ERR_INVALID_ARGUMENT',
+        undef: 'GRID_ERR_INVALID_ARGUMENT',
+        badTtl: 'GRID_ERR_INVALID_ARGUMENT',
+        wrongType: 'GRID_ERR_WRONG_TYPE',
+      });
+      expect(r.badKept).toBe(false);
+    }
+    // exact totals from 3 threads, and the other member has every write too (replicated)
+    expect(await m.get('shared-counter')).toBe(900);
+    expect(await m.get('computed')).toBe(200);
+    const total = 2 * (N + 50) + 2;
+    expect(await m.size()).toBe(total);
+    await until('the other member holds a copy of every entry', 10_000, async () => {
+      const st = await fetchClusterStatus(b.url, SECRET);
+      return st.members.find((x) => x.id === b.id)?.entries === total;
+    });
+    expect(g.stats().entries).toBe(total);
+    // both threads said goodbye (or exited): the member keeps no session for them
+    expect((g as unknown as { forwarder: { size: number } }).forwarder.size).toBe(0);
+
+    // closing the member fails another thread's calls with GRID_ERR_CLOSED, never a hang
+    const closing = run('writeUntilClosed', {});
+    await new Promise<void>((resolve) => closing.w.on('message', (msg) => 'started' in msg && resolve()));
+    await g.close();
+    expect(await closing.result).toBe('GRID_ERR_CLOSED');
   });
 });

@@ -165,6 +165,7 @@ export class ClusterNode extends EventEmitter {
     clearInterval(this.timer);
     clearTimeout(this.replanTimer);
     for (const w of this.tableWaiters.splice(0)) w();
+    for (let p = 0; p < this.partitions; p++) this.host.store.setPrimaryHere(p, false);
     try {
       await this.membership.leave();
     } finally {
@@ -276,6 +277,8 @@ export class ClusterNode extends EventEmitter {
     for (const w of this.tableWaiters.splice(0)) w();
     const me = this.memberId;
     const st = this.host.store;
+    // other threads of this process read primaries straight from shared memory (runtime/forward.ts)
+    for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, t.owners[p][0] === me);
     for (let p = 0; p < this.partitions; p++) {
       // a copy this member no longer holds for anyone: drop it (a later pending copy starts from a reset anyway)
       if (st.countIn(p) > 0 && !t.owners[p].includes(me) && !t.pending[p].includes(me)) {

@@ -25,6 +25,8 @@ export interface GridHandle {
   readonly buffers: StoreBuffers;
   readonly lockTimeout: number;
   readonly maxMaps: number;
-  /** True when the creating process is a cluster member (attached threads then cannot use maps). */
+  /** True when the creating process is a cluster member (attached threads then forward writes to it). */
   readonly clustered?: boolean;
+  /** Cluster members: the BroadcastChannel their main thread takes other threads' map calls on. */
+  readonly forward?: string;
 }

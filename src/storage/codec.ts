@@ -92,6 +92,11 @@ export function bytesOf(v: EncodedValue): Uint8Array {
   return typeof b === 'string' ? Buffer.from(b, 'utf8') : (b ?? new Uint8Array(0));
 }
 
+/** msgpack bytes of `v` with the value codec's options (throws on what msgpackr cannot encode). */
+export function encodeMsgpack(v: unknown): Uint8Array {
+  return packr.pack(v);
+}
+
 export function decodeMsgpack(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }

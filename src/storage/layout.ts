@@ -71,6 +71,7 @@ export const P_EVICTIONS = P_TTL_COUNT + 1;
 export const P_EXPIRATIONS = P_EVICTIONS + 1;
 export const P_OWNER = P_EXPIRATIONS + 1; // virtual node that runs expiry/eviction for it
 export const P_REPAIRS = P_OWNER + 1; // times the partition was repaired after a dead holder
+export const P_PRIMARY_HERE = P_REPAIRS + 1; // cluster member: 1 while this process is the partition's primary
 export const P_STRIDE = 32; // 128 bytes: two cache lines per partition
 
 // ── page table ────────────────────────────────────────────────────────────────────────────────

@@ -16,7 +16,7 @@ import {
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
   LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_STRIDE, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
-  P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES,
+  P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
   PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
   T_STRIDE, TOMB, align8, geometry, type Geometry,
@@ -1029,6 +1029,19 @@ export class ShardStore {
 
   ownerOf(p: number): number {
     return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_OWNER);
+  }
+
+  /**
+   * Cluster members: whether this process is partition p's primary, mirrored from the member's
+   * partition table (ClusterNode.applyTable) so that other threads of the process can read
+   * primaries straight from shared memory (runtime/forward.ts).
+   */
+  setPrimaryHere(p: number, here: boolean): void {
+    Atomics.store(this.ci, PART_BASE + p * P_STRIDE + P_PRIMARY_HERE, here ? 1 : 0);
+  }
+
+  primaryHere(p: number): boolean {
+    return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_PRIMARY_HERE) === 1;
   }
 
   ttlCount(p: number): number {

@@ -1,0 +1,425 @@
+/**
+ * Other threads of a cluster member: their map calls.
+ *
+ * A member's shared memory holds primaries and backup copies alike, and a write must go through
+ * routing and replication, which live on the member's main thread (ClusterNode). So an attached
+ * thread of a member (attachGrid(handle) in a Worker, a piscina task) gets a ForwardedMap:
+ *
+ * - reads of a key whose partition this process is primary for (`get`, `getSync`, `has`, `ttl`,
+ *   `getMany` when every key is) read shared memory directly, exactly as on the main thread; the
+ *   member mirrors "primary here" per partition into the partition header (P_PRIMARY_HERE) each
+ *   time it applies a partition table;
+ * - everything else is forwarded to the main thread and runs there as the same call on the
+ *   member's RoutedMap (so it is routed, replicated and retried like any call made there).
+ *
+ * Channel: the handle names a BroadcastChannel the member listens on for hellos. Each attached
+ * grid opens its own BroadcastChannel under a fresh name, announces it with a hello and waits for
+ * the member's welcome on it; requests and replies then travel on that private channel (two
+ * instances: the attached thread's and the member's). BroadcastChannel because a handle is
+ * structured-cloned to any number of threads, so it cannot carry a MessagePort.
+ *
+ * Values: arguments are structured-cloned (what cannot be cloned fails on the caller with
+ * GRID_ERR_UNENCODABLE_VALUE). Results that are objects (object and byte values, getMany
+ * arrays, entries pages, compute and aggregate results) travel as msgpack bytes encoded with the
+ * value codec, so the caller gets what a local get would decode (a Buffer for byte values).
+ * Errors travel as { code, message, data } and are rebuilt as the same GridError class.
+ */
+import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import type { AggregatorRef, ComputeRef } from '../compute/types.js';
+import type { MapOptions } from '../config.js';
+import {
+  GridClosedError,
+  InvalidArgumentError,
+  MemberUnreachableError,
+  ProtocolError,
+  UnencodableValueError,
+  UnsupportedError,
+  errorFromWire,
+  errorToWire,
+  type WireError,
+} from '../errors.js';
+import { GridMap, type MapHost } from '../map.js';
+import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
+
+/** How long an attached thread waits for the member's welcome. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** Entries per page of a forwarded entries() iteration. */
+const PAGE_ENTRIES = 256;
+
+/** Operations an attached thread may forward: the public map methods, nothing else. */
+const OPS = new Set(['get', 'has', 'ttl', 'getMany', 'size', 'set', 'setMany', 'delete', 'setIfAbsent', 'compareAndSet', 'increment', 'clear', 'compute', 'aggregate']);
+
+interface Request {
+  i: number;
+  /** map name, default ttl of the attached map, operation, arguments */
+  m?: string;
+  t?: number;
+  o: string;
+  a?: unknown[];
+  /** iterator id (o: 'iter' | 'next' | 'end') */
+  it?: number;
+}
+
+type Reply = { i: number; v?: unknown; p?: Uint8Array; e?: WireError; done?: boolean };
+
+/** What the member's main thread offers the forwarder: the maps it routes. */
+export interface ForwardHost {
+  map(name: string, options?: MapOptions): GridMap<unknown>;
+}
+
+/** A result as it crosses: primitives as they are, objects as msgpack bytes. */
+function toReply(i: number, v: unknown): Reply {
+  return v === null || typeof v !== 'object' ? { i, v } : { i, p: encodeMsgpack(v) };
+}
+
+function fromReply(r: Reply): unknown {
+  if (r.e !== undefined) throw errorFromWire(r.e);
+  if (r.p === undefined) return r.v;
+  // The clone arrives as a Uint8Array; msgpackr hands out byte values of the source's kind, and
+  // a local get returns Buffers.
+  return decodeMsgpack(Buffer.from(r.p.buffer, r.p.byteOffset, r.p.byteLength));
+}
+
+export function forwardChannelName(): string {
+  return `shardgrid.forward:${process.pid}:${randomUUID()}`;
+}
+
+// ── the member's side ─────────────────────────────────────────────────────────────────────────
+
+interface Session {
+  bc: BroadcastChannel;
+  tid: number;
+  iters: Map<number, AsyncGenerator<[string, unknown]>>;
+}
+
+export class ForwardServer {
+  private readonly hello: BroadcastChannel;
+  private readonly sessions = new Map<string, Session>();
+  private closed = false;
+
+  constructor(
+    private readonly host: ForwardHost,
+    name: string,
+  ) {
+    this.hello = new BroadcastChannel(name);
+    this.hello.unref();
+    this.hello.onmessage = (ev) => this.onHello((ev as MessageEvent).data);
+  }
+
+  /** Sessions currently open (one per attached grid of another thread). */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private onHello(msg: unknown): void {
+    const { c, tid } = (msg ?? {}) as { c?: unknown; tid?: unknown };
+    if (this.closed || typeof c !== 'string' || !c.startsWith('shardgrid.forward:') || this.sessions.has(c) || typeof tid !== 'number') return;
+    const bc = new BroadcastChannel(c);
+    bc.unref();
+    const s: Session = { bc, tid, iters: new Map() };
+    this.sessions.set(c, s);
+    bc.onmessage = (ev) => void this.onRequest(c, s, (ev as MessageEvent).data as Request);
+    bc.postMessage({ welcome: true });
+  }
+
+  private async onRequest(name: string, s: Session, req: Request): Promise<void> {
+    if (req === null || typeof req !== 'object') return;
+    if ((req as { bye?: unknown }).bye === true) return this.end(name);
+    const i = req.i;
+    if (typeof i !== 'number') return;
+    let reply: Reply;
+    try {
+      reply = await this.run(s, req);
+    } catch (err) {
+      reply = { i, e: errorToWire(err) };
+    }
+    if (this.sessions.get(name) !== s) return;
+    try {
+      s.bc.postMessage(reply);
+    } catch (err) {
+      s.bc.postMessage({ i, e: errorToWire(err) });
+    }
+  }
+
+  private async run(s: Session, req: Request): Promise<Reply> {
+    const { i, o } = req;
+    if (o === 'next' || o === 'end') {
+      const it = s.iters.get(req.it as number);
+      if (it === undefined) throw new ProtocolError('forward: unknown iterator');
+      if (o === 'end') {
+        s.iters.delete(req.it as number);
+        await it.return(undefined);
+        return { i, v: true };
+      }
+      return this.page(s, req.it as number, it, i);
+    }
+    if (typeof req.m !== 'string') throw new ProtocolError('forward: map name must be a string');
+    const map = this.host.map(req.m, req.t !== undefined ? { ttl: req.t } : undefined);
+    if (o === 'iter') {
+      const id = req.it as number;
+      if (typeof id !== 'number' || s.iters.has(id)) throw new ProtocolError('forward: bad iterator id');
+      const it = map.entries();
+      s.iters.set(id, it);
+      return this.page(s, id, it, i);
+    }
+    if (typeof o !== 'string' || !OPS.has(o)) throw new ProtocolError(`forward: unknown operation ${String(o).slice(0, 20)}`);
+    const a = Array.isArray(req.a) ? req.a : [];
+    const fn = (map as unknown as Record<string, (...args: unknown[]) => unknown>)[o];
+    return toReply(i, await fn.apply(map, a.slice(0, 3)));
+  }
+
+  /** Up to PAGE_ENTRIES entries of an iteration; the iterator is dropped when it is done. */
+  private async page(s: Session, id: number, it: AsyncGenerator<[string, unknown]>, i: number): Promise<Reply> {
+    const out: Array<[string, unknown]> = [];
+    let done = false;
+    try {
+      while (out.length < PAGE_ENTRIES) {
+        const r = await it.next();
+        if (r.done === true) {
+          done = true;
+          break;
+        }
+        out.push(r.value);
+      }
+    } catch (err) {
+      s.iters.delete(id);
+      throw err;
+    }
+    if (done) s.iters.delete(id);
+    return { i, p: encodeMsgpack(out), done };
+  }
+
+  private end(name: string): void {
+    const s = this.sessions.get(name);
+    if (s === undefined) return;
+    this.sessions.delete(name);
+    for (const it of s.iters.values()) void it.return(undefined).catch(() => undefined);
+    s.bc.close();
+  }
+
+  /** A thread of this process exited: drop its sessions (it cannot say goodbye any more). */
+  threadExited(tid: number): void {
+    for (const [name, s] of this.sessions) if (s.tid === tid) this.end(name);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hello.close();
+    for (const [name, s] of this.sessions) {
+      s.bc.postMessage({ closed: true });
+      this.end(name);
+    }
+  }
+}
+
+// ── the attached thread's side ────────────────────────────────────────────────────────────────
+
+interface Pending {
+  resolve(r: Reply): void;
+  reject(e: unknown): void;
+}
+
+export class ForwardClient {
+  private readonly name = forwardChannelName();
+  private readonly bc: BroadcastChannel;
+  private connected: Promise<void> | undefined;
+  private welcome: (() => void) | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly helloName: string) {
+    this.bc = new BroadcastChannel(this.name);
+    this.bc.unref();
+    this.bc.onmessage = (ev) => this.onMessage((ev as MessageEvent).data);
+  }
+
+  private onMessage(msg: unknown): void {
+    if (msg === null || typeof msg !== 'object') return;
+    const m = msg as Reply & { welcome?: boolean; closed?: boolean };
+    if (m.welcome === true) return this.welcome?.();
+    if (m.closed === true) return this.shut(new GridClosedError('the member this grid belongs to closed'));
+    const p = this.pending.get(m.i);
+    if (p === undefined) return;
+    this.pending.delete(m.i);
+    if (this.pending.size === 0) this.bc.unref();
+    p.resolve(m);
+  }
+
+  private connect(): Promise<void> {
+    return (this.connected ??= new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.welcome = undefined;
+        this.connected = undefined;
+        reject(new MemberUnreachableError(`the member's main thread did not answer within ${CONNECT_TIMEOUT_MS} ms (is the grid closed?)`));
+      }, CONNECT_TIMEOUT_MS);
+      this.welcome = () => {
+        clearTimeout(t);
+        this.welcome = undefined;
+        resolve();
+      };
+      const hello = new BroadcastChannel(this.helloName);
+      hello.postMessage({ c: this.name, tid: threadId });
+      hello.close();
+    }));
+  }
+
+  /** Sends one request and waits for its reply. */
+  async request(body: Omit<Request, 'i'>): Promise<Reply> {
+    if (this.closed) throw new GridClosedError('the grid is closed');
+    await this.connect();
+    if (this.closed) throw new GridClosedError('the grid is closed');
+    const i = this.nextId++;
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(i, { resolve, reject }));
+    try {
+      this.bc.postMessage({ ...body, i });
+    } catch (err) {
+      this.pending.delete(i);
+      throw new UnencodableValueError(`an argument cannot be sent to the member's main thread: ${(err as Error).message}`);
+    }
+    if (this.pending.size === 1) this.bc.ref();
+    return reply;
+  }
+
+  async call(body: Omit<Request, 'i'>): Promise<unknown> {
+    return fromReply(await this.request(body));
+  }
+
+  private shut(err: Error): void {
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.bc.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    if (this.connected !== undefined) this.bc.postMessage({ bye: true });
+    this.shut(new GridClosedError('the grid is closed'));
+  }
+}
+
+/** The map API of an attached thread of a cluster member (see the file comment). */
+export class ForwardedMap<V = unknown> extends GridMap<V> {
+  private readonly client: ForwardClient;
+  private readonly ttlOption: number | undefined;
+  private nextIter = 1;
+
+  /** @internal use grid.map(name) */
+  constructor(host: MapHost, client: ForwardClient, name: string, id: number, options?: MapOptions) {
+    super(host, name, id, options);
+    this.client = client;
+    this.ttlOption = options?.ttl;
+  }
+
+  private call<T>(o: string, a: unknown[]): Promise<T> {
+    return this.client.call({ m: this.name, t: this.ttlOption, o, a }) as Promise<T>;
+  }
+
+  /** Validates the key (typed errors here) and tells whether its primary is this process. */
+  private here(key: string): boolean {
+    this.host.assertOpen();
+    return this.store.primaryHere(this.key(key));
+  }
+
+  override getSync(key: string): V | undefined {
+    if (this.here(key)) return super.getSync(key);
+    throw new UnsupportedError(`getSync: the primary of key '${key}' is not this process; use get()`);
+  }
+
+  override get(key: string): Promise<V | undefined> {
+    try {
+      if (this.here(key)) return super.get(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.call('get', [key]);
+  }
+
+  override async has(key: string): Promise<boolean> {
+    return this.here(key) ? super.has(key) : this.call('has', [key]);
+  }
+
+  override async ttl(key: string): Promise<number | undefined> {
+    return this.here(key) ? super.ttl(key) : this.call('ttl', [key]);
+  }
+
+  override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
+    if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
+    let all = true;
+    for (const k of keys) if (!this.here(k)) all = false;
+    return all ? super.getMany(keys) : this.call('getMany', [keys]);
+  }
+
+  override async size(): Promise<number> {
+    this.host.assertOpen();
+    return this.call('size', []);
+  }
+
+  override async set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+    this.host.assertOpen();
+    await this.call('set', options === undefined ? [key, value] : [key, value, options]);
+  }
+
+  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+    this.host.assertOpen();
+    await this.call('setMany', options === undefined ? [entries] : [entries, options]);
+  }
+
+  override async delete(key: string): Promise<boolean> {
+    this.host.assertOpen();
+    return this.call('delete', [key]);
+  }
+
+  override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+    this.host.assertOpen();
+    return this.call('setIfAbsent', options === undefined ? [key, value] : [key, value, options]);
+  }
+
+  override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
+    this.host.assertOpen();
+    return this.call('compareAndSet', [key, expected, next]);
+  }
+
+  override async increment(key: string, delta = 1): Promise<number> {
+    this.host.assertOpen();
+    return this.call('increment', [key, delta]);
+  }
+
+  override async clear(): Promise<void> {
+    this.host.assertOpen();
+    await this.call('clear', []);
+  }
+
+  override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    this.host.assertOpen();
+    return this.call('compute', [key, processor, arg]);
+  }
+
+  override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
+    this.host.assertOpen();
+    return this.call('aggregate', [aggregator, arg]);
+  }
+
+  override async *entries(): AsyncGenerator<[string, V]> {
+    this.host.assertOpen();
+    const it = this.nextIter++;
+    let r = await this.client.request({ m: this.name, t: this.ttlOption, o: 'iter', it });
+    let done = false;
+    try {
+      for (;;) {
+        const page = fromReply(r) as Array<[string, V]>;
+        done = r.done === true;
+        for (const e of page) yield e;
+        if (done) return;
+        this.host.assertOpen();
+        r = await this.client.request({ o: 'next', it });
+      }
+    } finally {
+      // stopped early (break, return, a throw): let the member drop its iterator
+      if (!done) void this.client.request({ o: 'end', it }).catch(() => undefined);
+    }
+  }
+}
