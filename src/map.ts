@@ -18,6 +18,7 @@ import type { ComputePool } from './compute/pool.js';
 import { callProcessor, loadProcessor, newEntry, type LoadedProcessor } from './compute/processor.js';
 import type { AggregatorRef, ComputeRef } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
+import { FALLBACK, type FieldReader } from './compute/msgpack-field.js';
 import { ENCODE_UNENCODABLE } from './storage/codec.js';
 
 /** What a map needs from the grid (or attached grid) it belongs to. */
@@ -794,7 +795,13 @@ export class GridMap<V = unknown> {
    * keys and values only when asked. Nothing is written, so the seqlock stays even and readers are
    * not held up. `visit` must not use the grid.
    */
-  async scanPartition(p: number, keys: boolean, values: boolean, visit: (key: string | undefined, value: unknown) => void): Promise<void> {
+  async scanPartition(
+    p: number,
+    keys: boolean,
+    values: boolean,
+    visit: (key: string | undefined, value: unknown) => void,
+    field?: { reader: FieldReader; visit: (x: number | null | undefined) => void },
+  ): Promise<void> {
     this.host.assertOpen();
     const st = this.store;
     // no entry of this map here: skip the lock and the walk of the partition's table (the count is
@@ -806,8 +813,14 @@ export class GridMap<V = unknown> {
       // another thread may have grown the heap beyond this thread's views (beginWrite does this for writers)
       if (st.u8.length !== st.buffers.heap.byteLength) st.refresh();
       const now = Date.now();
+      const dv = field !== undefined ? new DataView(st.u8.buffer, st.u8.byteOffset, st.u8.byteLength) : undefined;
       st.forEachRecord(p, this.id, (off) => {
         if (st.isExpired(off, now)) return;
+        if (field !== undefined && !keys && st.typeOf(off) === T_MSGPACK) {
+          // the field straight from the bytes (held stable by the lock), no copy and no decode
+          const x = field.reader.read(st.u8, dv!, st.valueOffset(off), st.valueLength(off));
+          if (x !== FALLBACK) return field.visit(x);
+        }
         let v: unknown;
         if (values) {
           if (decodeRecord(st, off, now) !== FOUND) return;

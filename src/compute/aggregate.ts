@@ -89,8 +89,9 @@ export async function runAggregateTask(grid: Grid, task: Extract<PoolTask, { kin
   const c = agg.collector(task.arg);
   const map = grid.map(task.map);
   const visit = (k: string | undefined, v: unknown): void => c.visit(k, v);
+  const field = c.field !== undefined && c.visitField !== undefined ? { reader: c.field, visit: (x: number | null | undefined) => c.visitField!(x) } : undefined;
   for (const p of task.partitions) {
-    await map.scanPartition(p, c.keys, c.values, visit);
+    await map.scanPartition(p, c.keys, c.values, visit, field);
     if (!c.underLock) c.flush();
   }
   return c.partial();

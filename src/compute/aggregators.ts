@@ -16,6 +16,7 @@ import { Packr } from 'msgpackr';
 import { ComputeError, InvalidArgumentError, ModuleLoadError, UnencodableValueError, WrongTypeError } from '../errors.js';
 import { exportOf, isThenable, loadModule, loadedModule, resolveRef, userError, type ModuleRef } from './modules.js';
 import type { AggregatorRef, AggregatorSpec, BuiltinAggregator } from './types.js';
+import { FieldReader } from './msgpack-field.js';
 
 const WHAT = 'aggregator';
 const BUILTINS: readonly BuiltinAggregator[] = ['count', 'sum', 'min', 'max', 'distinct'];
@@ -28,6 +29,13 @@ export interface Collector {
   /** true: `visit` runs inside the locked scan. false: visits only collect; `flush` runs user code after the lock is released. */
   readonly underLock: boolean;
   visit(key: string | undefined, value: unknown): void;
+  /**
+   * Built-ins over a field: reads the field of msgpack object values in place (no decode); the
+   * scan then calls visitField with the field's value, or visit with the decoded value where the
+   * reader answers FALLBACK.
+   */
+  readonly field?: FieldReader;
+  visitField?(x: number | null | undefined): void;
   flush(): void;
   partial(): unknown;
 }
@@ -76,52 +84,62 @@ function notNumber(name: string, path: string[] | null, x: unknown): WrongTypeEr
 
 // ── built-in collectors (run under the partition lock) ──────────────────────────────────────────
 
-class CountCollector implements Collector {
+/** A built-in over the value itself (path null) or over a field of object values. */
+abstract class FieldCollector implements Collector {
   readonly keys = false;
-  readonly values: boolean;
+  readonly values: boolean = true;
   readonly underLock = true;
-  n = 0;
-  constructor(private readonly path: string[] | null) {
-    this.values = path !== null;
+  readonly field: FieldReader | undefined;
+  constructor(protected readonly path: string[] | null) {
+    this.field = path === null ? undefined : new FieldReader(path);
   }
   visit(_k: string | undefined, v: unknown): void {
-    if (this.path === null) this.n++;
-    else {
-      const x = pluck(v, this.path);
-      if (x !== undefined && x !== null) this.n++;
-    }
+    this.take(this.path === null ? v : pluck(v, this.path));
   }
+  visitField(x: number | null | undefined): void {
+    this.take(x);
+  }
+  protected abstract take(x: unknown): void;
   flush(): void {}
+  abstract partial(): unknown;
+}
+
+class CountCollector extends FieldCollector {
+  override readonly values: boolean;
+  n = 0;
+  constructor(path: string[] | null) {
+    super(path);
+    this.values = path !== null;
+  }
+  override visit(k: string | undefined, v: unknown): void {
+    if (this.path === null) this.n++;
+    else super.visit(k, v);
+  }
+  protected take(x: unknown): void {
+    if (x !== undefined && x !== null) this.n++;
+  }
   partial(): number {
     return this.n;
   }
 }
 
-class SumCollector implements Collector {
-  readonly keys = false;
-  readonly values = true;
-  readonly underLock = true;
+class SumCollector extends FieldCollector {
   sum = 0;
-  constructor(private readonly path: string[] | null) {}
-  visit(_k: string | undefined, v: unknown): void {
-    const x = this.path === null ? v : pluck(v, this.path);
+  protected take(x: unknown): void {
     if (typeof x === 'number') this.sum += x;
     else if (x !== undefined && x !== null) throw notNumber('sum', this.path, x);
   }
-  flush(): void {}
   partial(): number {
     return this.sum;
   }
 }
 
-class MinMaxCollector implements Collector {
-  readonly keys = false;
-  readonly values = true;
-  readonly underLock = true;
+class MinMaxCollector extends FieldCollector {
   best: number | null = null;
-  constructor(private readonly path: string[] | null, private readonly max: boolean) {}
-  visit(_k: string | undefined, v: unknown): void {
-    const x = this.path === null ? v : pluck(v, this.path);
+  constructor(path: string[] | null, private readonly max: boolean) {
+    super(path);
+  }
+  protected take(x: unknown): void {
     if (typeof x === 'number') {
       const b = this.best;
       this.best = b === null ? x : this.max ? Math.max(b, x) : Math.min(b, x);
@@ -129,7 +147,6 @@ class MinMaxCollector implements Collector {
       throw notNumber(this.max ? 'max' : 'min', this.path, x);
     }
   }
-  flush(): void {}
   partial(): number | null {
     return this.best;
   }
@@ -157,17 +174,11 @@ class DistinctSet {
   }
 }
 
-class DistinctCollector implements Collector {
-  readonly keys = false;
-  readonly values = true;
-  readonly underLock = true;
+class DistinctCollector extends FieldCollector {
   readonly set = new DistinctSet();
-  constructor(private readonly path: string[] | null) {}
-  visit(_k: string | undefined, v: unknown): void {
-    const x = this.path === null ? v : pluck(v, this.path);
+  protected take(x: unknown): void {
     if (x !== undefined && x !== null) this.set.add(x);
   }
-  flush(): void {}
   partial(): unknown[] {
     return this.set.toArray();
   }
