@@ -70,7 +70,12 @@ export interface ForwardHost {
 
 /** A result as it crosses: primitives as they are, objects as msgpack bytes. */
 function toReply(i: number, v: unknown): Reply {
-  return v === null || typeof v !== 'object' ? { i, v } : { i, p: encodeMsgpack(v) };
+  if (v === null || typeof v !== 'object') return { i, v };
+  try {
+    return { i, p: encodeMsgpack(v) };
+  } catch (err) {
+    throw new UnencodableValueError(`the result cannot be sent to the calling thread: ${(err as Error).message}`);
+  }
 }
 
 function fromReply(r: Reply): unknown {
