@@ -196,6 +196,9 @@ export class Grid extends EventEmitter implements MapHost {
   /** @internal */
   async start(): Promise<void> {
     const o = this.options!;
+    process.on('worker', this.onWorker);
+    // a lite member owns no partitions: no virtual nodes to run their expiry and eviction
+    if (o.cluster?.lite === true) return;
     const owners = Array.from({ length: o.workers }, (_, i) => i);
     const table = assignPartitions(o.partitions, owners);
     const parts: number[][] = owners.map(() => []);
@@ -203,7 +206,6 @@ export class Grid extends EventEmitter implements MapHost {
       parts[table[p]].push(p);
       this.store.setOwner(p, table[p]);
     }
-    process.on('worker', this.onWorker);
     try {
       await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0)));
     } catch (e) {
