@@ -147,6 +147,56 @@ describe('threads sharing one grid', () => {
   });
 });
 
+describe('heap growth while threads insert', () => {
+  // Regression: a thread whose views of the growable heap predated another thread's growth could
+  // take pages beyond them (takePages must refresh), then throw RangeError writing the record or
+  // loop forever in ensureTableRoom holding the partition lock. A 24MB grid grows its heap in
+  // steps of 1/16 of its budget, so two threads inserting 90,000 entries (about 18MB with their
+  // tables, within the budget: nothing is evicted) make it grow about eleven times per round, each
+  // time with both threads taking pages. Without the refresh nearly every round failed.
+  it('two threads insert distinct keys: no error, every entry readable, partitions consistent', async () => {
+    const count = 45_000;
+    const width = 100;
+    for (let round = 0; round < 2; round++) {
+      const grid = await createGrid({ workers: 2, memory: '24MB' });
+      const jobs = [0, 1].map((t) => run<number>(grid, 'insertRange', { map: 'grow', prefix: `r${round}t${t}:`, count, width }));
+      const exited = jobs.map((j) => new Promise((r) => j.worker.once('exit', r)));
+      let finished = false;
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`round ${round}: inserting threads still running after 20 s (stuck holding a partition lock?)`)), 20_000);
+        });
+        try {
+          expect(await Promise.race([Promise.all(jobs.map((j) => j.done)), stuck])).toEqual([count, count]);
+        } finally {
+          clearTimeout(timer);
+        }
+        await Promise.all(exited);
+        finished = true;
+        expect(grid.stats().evictions).toBe(0); // the budget holds every entry, so counts are exact
+        const m = grid.map<string>('grow');
+        const wrong: string[] = [];
+        for (let t = 0; t < 2; t++) {
+          const keys = Array.from({ length: count }, (_, i) => `r${round}t${t}:${i}`);
+          const values = await m.getMany(keys);
+          keys.forEach((key, i) => {
+            if (values[i] !== `${key}=`.padEnd(width, '.') && wrong.length < 10) wrong.push(`${key} -> ${String(values[i])}`);
+          });
+        }
+        expect(wrong).toEqual([]);
+        expect(await m.size()).toBe(2 * count);
+        expect(grid.stats().entries).toBe(2 * count);
+        expect(await consistency(grid)).toEqual([]);
+        expect(grid.store.checkHeap()).toEqual([]);
+      } finally {
+        if (!finished) await Promise.all(jobs.map((j) => j.worker.terminate()));
+        await Promise.race([grid.close(), new Promise((r) => setTimeout(r, 5000))]);
+      }
+    }
+  }, 90_000);
+});
+
 describe('after close', () => {
   it('attaching to a closed grid fails with GRID_ERR_CLOSED', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB' });
