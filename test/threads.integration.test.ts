@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, attachGrid, AttachError, GridClosedError } from '../dist/index.js';
-import type { Grid } from '../dist/index.js';
+import type { Grid, GridMap } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
@@ -147,6 +147,17 @@ describe('threads sharing one grid', () => {
   });
 });
 
+/** Keys `prefix + i` (i < count) whose value is not insertRange's: up to 10, as "key -> value". */
+async function misread(m: GridMap<string>, prefix: string, count: number, width: number): Promise<string[]> {
+  const keys = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  const values = await m.getMany(keys);
+  const wrong: string[] = [];
+  keys.forEach((key, i) => {
+    if (values[i] !== `${key}=`.padEnd(width, '.') && wrong.length < 10) wrong.push(`${key} -> ${String(values[i])}`);
+  });
+  return wrong;
+}
+
 describe('heap growth while threads insert', () => {
   // Regression: a thread whose views of the growable heap predated another thread's growth could
   // take pages beyond them (takePages must refresh), then throw RangeError writing the record or
@@ -176,15 +187,7 @@ describe('heap growth while threads insert', () => {
         finished = true;
         expect(grid.stats().evictions).toBe(0); // the budget holds every entry, so counts are exact
         const m = grid.map<string>('grow');
-        const wrong: string[] = [];
-        for (let t = 0; t < 2; t++) {
-          const keys = Array.from({ length: count }, (_, i) => `r${round}t${t}:${i}`);
-          const values = await m.getMany(keys);
-          keys.forEach((key, i) => {
-            if (values[i] !== `${key}=`.padEnd(width, '.') && wrong.length < 10) wrong.push(`${key} -> ${String(values[i])}`);
-          });
-        }
-        expect(wrong).toEqual([]);
+        for (let t = 0; t < 2; t++) expect(await misread(m, `r${round}t${t}:`, count, width)).toEqual([]);
         expect(await m.size()).toBe(2 * count);
         expect(grid.stats().entries).toBe(2 * count);
         expect(await consistency(grid)).toEqual([]);
@@ -195,6 +198,26 @@ describe('heap growth while threads insert', () => {
       }
     }
   }, 90_000);
+
+  it('the main thread reads entries another thread wrote into heap it grew, on the first read', async () => {
+    // Regression: probe refreshed the views when a record lay beyond them but kept checking it
+    // through the stale local array, so the first read of such an entry missed (the demo's
+    // "main sees the workers' writes" check). Main writes first, so the partitions' tables lie
+    // within its views; the worker's records then go into pages its growth adds.
+    const grid = await createGrid({ workers: 2, memory: '24MB' });
+    try {
+      const m = grid.map<string>('grow');
+      for (let i = 0; i < 20_000; i++) await m.set(`main:${i}`, `main:${i}=`.padEnd(100, '.'));
+      const viewBytes = grid.store.u8.length;
+      expect(await run<number>(grid, 'insertRange', { map: 'grow', prefix: 'worker:', count: 20_000, width: 100 }).done).toBe(20_000);
+      expect(grid.store.buffers.heap.byteLength).toBeGreaterThan(viewBytes); // the worker grew the heap
+      expect(await misread(m, 'worker:', 20_000, 100)).toEqual([]);
+      expect(await misread(m, 'main:', 20_000, 100)).toEqual([]);
+      expect(grid.stats().misses).toBe(0);
+    } finally {
+      await grid.close();
+    }
+  });
 });
 
 describe('after close', () => {
