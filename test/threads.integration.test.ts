@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, attachGrid, AttachError, GridClosedError } from '../dist/index.js';
-import type { Grid } from '../dist/index.js';
+import type { Grid, GridMap } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
@@ -155,6 +155,79 @@ describe('threads sharing one grid', () => {
     expect(grid.stats().workers[0].restarts).toBe(before.restarts + 1);
     for (let i = 0; i < 500; i++) expect(await m.get(`k${i}`)).toBe(`v${i}`);
     expect(await consistency(grid)).toEqual([]);
+  });
+});
+
+/** Keys `prefix + i` (i < count) whose value is not insertRange's: up to 10, as "key -> value". */
+async function misread(m: GridMap<string>, prefix: string, count: number, width: number): Promise<string[]> {
+  const keys = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  const values = await m.getMany(keys);
+  const wrong: string[] = [];
+  keys.forEach((key, i) => {
+    if (values[i] !== `${key}=`.padEnd(width, '.') && wrong.length < 10) wrong.push(`${key} -> ${String(values[i])}`);
+  });
+  return wrong;
+}
+
+describe('heap growth while threads insert', () => {
+  // Regression: a thread whose views of the growable heap predated another thread's growth could
+  // take pages beyond them (takePages must refresh), then throw RangeError writing the record or
+  // loop forever in ensureTableRoom holding the partition lock. A 24MB grid grows its heap in
+  // steps of 1/16 of its budget, so two threads inserting 90,000 entries (about 18MB with their
+  // tables, within the budget: nothing is evicted) make it grow about eleven times per round, each
+  // time with both threads taking pages. Without the refresh nearly every round failed.
+  it('two threads insert distinct keys: no error, every entry readable, partitions consistent', async () => {
+    const count = 45_000;
+    const width = 100;
+    for (let round = 0; round < 2; round++) {
+      const grid = await createGrid({ workers: 2, memory: '24MB' });
+      const jobs = [0, 1].map((t) => run<number>(grid, 'insertRange', { map: 'grow', prefix: `r${round}t${t}:`, count, width }));
+      const exited = jobs.map((j) => new Promise((r) => j.worker.once('exit', r)));
+      let finished = false;
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`round ${round}: inserting threads still running after 20 s (stuck holding a partition lock?)`)), 20_000);
+        });
+        try {
+          expect(await Promise.race([Promise.all(jobs.map((j) => j.done)), stuck])).toEqual([count, count]);
+        } finally {
+          clearTimeout(timer);
+        }
+        await Promise.all(exited);
+        finished = true;
+        expect(grid.stats().evictions).toBe(0); // the budget holds every entry, so counts are exact
+        const m = grid.map<string>('grow');
+        for (let t = 0; t < 2; t++) expect(await misread(m, `r${round}t${t}:`, count, width)).toEqual([]);
+        expect(await m.size()).toBe(2 * count);
+        expect(grid.stats().entries).toBe(2 * count);
+        expect(await consistency(grid)).toEqual([]);
+        expect(grid.store.checkHeap()).toEqual([]);
+      } finally {
+        if (!finished) await Promise.all(jobs.map((j) => j.worker.terminate()));
+        await Promise.race([grid.close(), new Promise((r) => setTimeout(r, 5000))]);
+      }
+    }
+  }, 90_000);
+
+  it('the main thread reads entries another thread wrote into heap it grew, on the first read', async () => {
+    // Regression: probe refreshed the views when a record lay beyond them but kept checking it
+    // through the stale local array, so the first read of such an entry missed (the demo's
+    // "main sees the workers' writes" check). Main writes first, so the partitions' tables lie
+    // within its views; the worker's records then go into pages its growth adds.
+    const grid = await createGrid({ workers: 2, memory: '24MB' });
+    try {
+      const m = grid.map<string>('grow');
+      for (let i = 0; i < 20_000; i++) await m.set(`main:${i}`, `main:${i}=`.padEnd(100, '.'));
+      const viewBytes = grid.store.u8.length;
+      expect(await run<number>(grid, 'insertRange', { map: 'grow', prefix: 'worker:', count: 20_000, width: 100 }).done).toBe(20_000);
+      expect(grid.store.buffers.heap.byteLength).toBeGreaterThan(viewBytes); // the worker grew the heap
+      expect(await misread(m, 'worker:', 20_000, 100)).toEqual([]);
+      expect(await misread(m, 'main:', 20_000, 100)).toEqual([]);
+      expect(grid.stats().misses).toBe(0);
+    } finally {
+      await grid.close();
+    }
   });
 });
 

@@ -300,7 +300,7 @@ export function headlineMarkdown(report) {
   const v = (r, key = 'opsPerSec', f = fmtRate) => (r?.status === 'ok' ? f(r[key]) : r ? r.status : '—');
   const out = [];
   const date = report.startedAt.slice(0, 10);
-  out.push(`Latest full run: ${date}, ${m.cpu}, ${m.cores} cores, ${fmtBytes(m.totalMemory)} RAM, Node ${m.node}, Redis ${m.redis ?? 'not available'}${m.busyCoresAtStart !== undefined ? `, ${m.busyCoresAtStart.toFixed(1)} cores busy with other work at start` : ''}; ${Math.round(report.durationMs / 1000)} s in all.`);
+  out.push(`Latest ${report.mode} run: ${date}, ${m.cpu}, ${m.cores} cores, ${fmtBytes(m.totalMemory)} RAM, Node ${m.node}, Redis ${m.redis ?? 'not available'}${m.busyCoresAtStart !== undefined ? `, ${m.busyCoresAtStart.toFixed(1)} cores busy with other work at start` : ''}; ${Math.round(report.durationMs / 1000)} s in all.`);
   out.push('');
   out.push('| operation (ops/s) | shardgrid | lru-cache | lru-cache, awaited | Map | Redis (ioredis, c=1) | shardgrid ÷ lru-cache |');
   out.push('|---|--:|--:|--:|--:|--:|--:|');

@@ -254,7 +254,9 @@ export class ShardStore {
         if (this.firstFree < 0) this.firstFree = i;
       } else if (u32[tword + 2 * i] === sh) {
         const off = (ref - 1) * 8;
-        if (this.inBounds(off + E_HEADER + this.klen) && u32[(off + E_KEYMAP) >>> 2] === km && this.keyEquals(off + E_HEADER)) {
+        // this.u32, not the local: inBounds may just have refreshed the views (the record lies
+        // in pages another thread's growth added), and the local one ends before it
+        if (this.inBounds(off + E_HEADER + this.klen) && this.u32[(off + E_KEYMAP) >>> 2] === km && this.keyEquals(off + E_HEADER)) {
           this.slotIdx = i;
           return off;
         }
