@@ -91,7 +91,10 @@ export class ClusterNode extends EventEmitter {
       log ??
       ((level, message, err) => {
         if (level === 'info') return;
-        process.emitWarning(`shardgrid ${this.memberId}: ${message}${err instanceof Error ? `: ${err.message}` : ''}`, { code: 'SHARDGRID_CLUSTER' });
+        // the transport's messages already say what went wrong; add the error's text only when it is new
+        const detail = err instanceof GridError ? ` [${err.code}]` : '';
+        const text = err instanceof Error && !message.includes(err.message) ? `: ${err.message}` : '';
+        process.emitWarning(`shardgrid ${this.memberId}: ${message}${text}${detail}`, { code: 'SHARDGRID_CLUSTER' });
       });
   }
 
