@@ -1,48 +1,24 @@
 // Remote get through a lite member of a 2-member cluster (separate processes, loopback ws) against
 // ioredis → redis-server, both at concurrency 1 and 64, in the same run.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { createGrid } from '../../dist/index.js';
 import { scenario } from '../lib/harness.mjs';
 import { VALUES, makeKeys } from '../lib/peers.mjs';
 import { oneAtATime, rounds } from '../lib/load.mjs';
+import { startCluster } from '../lib/cluster.mjs';
 
 const C = 64;
-const SECRET = 'bench-secret';
-const MEMBER = fileURLToPath(new URL('../lib/cluster-member.mjs', import.meta.url));
-
-function startMember(seeds) {
-  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, secret: SECRET })], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('cluster member did not start')), 15_000);
-    createInterface({ input: proc.stdout }).once('line', (l) => {
-      clearTimeout(t);
-      resolve({ proc, ...JSON.parse(l) });
-    });
-    proc.once('exit', (code) => reject(new Error(`cluster member exited (${code})`)));
-  });
-}
 
 await scenario({
   name: 'cluster-remote',
   title: `remote get through a lite member at concurrency 1 and ${C}`,
   description: `2 data members (child processes, 1 virtual node each, backups 1) and a lite member in the bench process: every get crosses a loopback WebSocket to the key's primary. 10,000 keys of 100-byte strings. Against Redis GET through ioredis at the same concurrency.`,
 }, async (ctx) => {
-  const members = [];
+  let members = [];
   try {
     ctx.progress('starting 2 cluster members');
-    members.push(await startMember([]));
-    members.push(await startMember([members[0].url]));
-    const lite = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [members[0].url], secret: SECRET, lite: true } });
+    const c = await startCluster(2);
+    members = c.members;
+    const lite = c.lite;
     ctx.grids.push(lite);
-    // wait until both members own partitions and nothing migrates
-    for (const end = Date.now() + 20_000; ;) {
-      const t = lite.cluster.currentTable;
-      if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === 2) break;
-      if (Date.now() > end) throw new Error('cluster did not settle within 20 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const N = 10_000;
     const keys = makeKeys(N);
     const value = VALUES['100B'];
