@@ -1,11 +1,11 @@
 // Where the time of a remote get goes: the cluster-remote scenario's setup (2 data members in child
 // processes, a lite member in this process, 10,000 keys of 100-byte strings), then gets at
-// concurrency C for a few seconds, with the CPU profiler on in every process: the lite member
-// through the inspector (bench/lib/profiler.mjs), the data members with `node --cpu-prof`
-// (written when they exit). Prints ops/s without and with the profiler, the CPU time each process
-// used (process.cpuUsage / /proc), and the top functions of each profile.
+// concurrency C: unprofiled runs (ops/s, CPU time of each process and thread from /proc), then one
+// run with the CPU profiler on in every process (bench/lib/profiler.mjs; the data members start
+// and stop theirs on SIGUSR2, bench/lib/cluster-member.mjs), and the top functions of each.
 //
 // Usage: npm run build && node bench/profile-remote.mjs [--c 64] [--seconds 3] [--top 25] [--no-profile]
+//          [--warmup-ms 1000] [--runs 3] [--run-ms 1000]   (unprofiled runs before the profiled one)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,9 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string', default: '3' },
     top: { type: 'string', default: '25' },
     'no-profile': { type: 'boolean', default: false },
+    runs: { type: 'string', default: '3' },
+    'run-ms': { type: 'string', default: '1000' },
+    'warmup-ms': { type: 'string', default: '1000' },
   },
 });
 const C = Number(opt.c);
@@ -28,15 +31,24 @@ const TOP = Number(opt.top);
 const PROFILE = !opt['no-profile'];
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-prof-'));
 
-function cpuOf(pid) {
-  // utime + stime in clock ticks (100 Hz on Linux)
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** CPU ms of a process (or of one of its threads: /proc/pid/task/tid), utime + stime at 100 ticks/s. */
+function cpuOf(pid, tid) {
+  const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return ((Number(rest[11]) + Number(rest[12])) / 100) * 1000;
 }
 
-const nodeArgs = (i) => (PROFILE ? ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `member-${i}.cpuprofile`, '--cpu-prof-interval', '100'] : []);
-const { members, lite } = await startCluster(2, { nodeArgs, stderr: 'inherit' });
+/** CPU ms per thread of a process, by thread name. */
+function threadsOf(pid) {
+  const out = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    out[`${name}#${tid}`] = cpuOf(pid, tid);
+  }
+  return out;
+}
+
+const { members, lite } = await startCluster(2, { profile: (i) => (PROFILE ? path.join(dir, `member-${i}.cpuprofile`) : undefined), stderr: 'inherit' });
 const N = 10_000;
 const keys = makeKeys(N);
 const gm = lite.map('remote');
@@ -63,29 +75,44 @@ async function runFor(ms) {
   const u = process.cpuUsage(cpu0[0]);
   const cpu = [(u.user + u.system) / 1000, ...members.map((m, k) => cpuOf(m.proc.pid) - cpu0[k + 1])];
   const frames = { out: st.framesOut - f0.framesOut, in: st.framesIn - f0.framesIn, msgsOut: st.messagesOut - f0.messagesOut };
-  return { frames, opsPerSec: (ops / dt) * 1000, ms: dt, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
+  const split = `lite user/sys µs per get ${((u.user / ops)).toFixed(1)} / ${((u.system / ops)).toFixed(1)}`;
+  return { split, frames, opsPerSec: (ops / dt) * 1000, ms: dt, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
 }
 const show = (label, r) =>
-  console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out} (${(r.frames.msgsOut / r.frames.out).toFixed(1)} msgs each), in ${r.frames.in}`);
+  console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}`);
 
-await runFor(1000);
-for (let r = 0; r < 3; r++) show('no profiler', await runFor(1000));
+await runFor(Number(opt['warmup-ms']));
+const th0 = members.map((m) => threadsOf(m.proc.pid));
+const liteTh0 = threadsOf(process.pid);
+for (let r = 0; r < Number(opt.runs); r++) show('no profiler', await runFor(Number(opt['run-ms'])));
+{
+  const th = threadsOf(process.pid);
+  const busy = Object.entries(th).map(([n, ms]) => [n, ms - (liteTh0[n] ?? 0)]).filter(([, ms]) => ms > 0);
+  console.log(`lite CPU ms by thread over the runs: ${busy.map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(', ')}`);
+}
+members.forEach((m, k) => {
+  const th = threadsOf(m.proc.pid);
+  const busy = Object.entries(th).map(([n, ms]) => [n, ms - (th0[k][n] ?? 0)]).filter(([, ms]) => ms > 0);
+  console.log(`member ${k} CPU ms by thread over the runs: ${busy.map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(', ')}`);
+});
 if (PROFILE) {
+  const written = members.map((m) => new Promise((r) => m.lines.on('line', (l) => JSON.parse(l).profiled && r())));
+  for (const m of members) m.proc.kill('SIGUSR2');
+  await new Promise((r) => setTimeout(r, 100));
   const stop = await startProfile({ intervalUs: 100 });
   show('profiled', await runFor(SECONDS * 1000));
   const prof = await stop();
+  for (const m of members) m.proc.kill('SIGUSR2');
+  await Promise.all(written);
   const print = (sum, label) => {
     console.log(`\n═══ ${label}: ${(sum.totalUs / 1000).toFixed(0)} ms of samples`);
     console.log(formatTop(sum.self, TOP, 'self time'));
     console.log(formatTop(sum.inclusive.filter((r) => r.fn !== '(root)'), TOP, 'inclusive time'));
   };
   print(summarize([prof]), 'lite member (bench process)');
+  for (const f of readdirSync(dir).sort()) print(summarize([JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]), `data ${f} (main thread, the profiled run)`);
   await lite.close();
   for (const m of members) m.proc.kill('SIGTERM');
-  await Promise.all(members.map((m) => new Promise((r) => (m.proc.exitCode !== null ? r() : m.proc.once('exit', r)))));
-  for (const f of readdirSync(dir).sort()) {
-    print(summarize([JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]), `data ${f} (whole life, mostly the profiled run)`);
-  }
 } else {
   await lite.close();
   for (const m of members) m.proc.kill('SIGTERM');

@@ -9,14 +9,19 @@ import { createGrid } from '../../dist/index.js';
 export const SECRET = 'bench-secret';
 const MEMBER = fileURLToPath(new URL('./cluster-member.mjs', import.meta.url));
 
-/** Starts a data member process; resolves to { proc, url, id } once it listens. `nodeArgs` go before the script (e.g. --cpu-prof). */
-export function startMember(seeds, { nodeArgs = [], stderr = 'ignore' } = {}) {
-  const proc = spawn(process.execPath, [...nodeArgs, MEMBER, JSON.stringify({ seeds, secret: SECRET })], { stdio: ['ignore', 'pipe', stderr] });
+/**
+ * Starts a data member process; resolves to { proc, url, id, lines } once it listens (`lines`:
+ * its later stdout lines). `profile`: a file the member writes a CPU profile to, between two
+ * SIGUSR2 (bench/lib/cluster-member.mjs).
+ */
+export function startMember(seeds, { profile, stderr = 'ignore' } = {}) {
+  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, secret: SECRET, profile })], { stdio: ['ignore', 'pipe', stderr] });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('cluster member did not start')), 15_000);
-    createInterface({ input: proc.stdout }).once('line', (l) => {
+    const lines = createInterface({ input: proc.stdout });
+    lines.once('line', (l) => {
       clearTimeout(t);
-      resolve({ proc, ...JSON.parse(l) });
+      resolve({ proc, lines, ...JSON.parse(l) });
     });
     proc.once('exit', (code) => reject(new Error(`cluster member exited (${code})`)));
   });
@@ -24,11 +29,11 @@ export function startMember(seeds, { nodeArgs = [], stderr = 'ignore' } = {}) {
 
 /**
  * `n` data members and a lite member (this process) of one cluster, settled: each member is
- * primary of some partitions and nothing migrates. `nodeArgs(i)`: node flags of member i.
+ * primary of some partitions and nothing migrates. `profile(i)`: the profile file of member i.
  */
-export async function startCluster(n, { nodeArgs = () => [], stderr } = {}) {
+export async function startCluster(n, { profile = () => undefined, stderr } = {}) {
   const members = [];
-  for (let i = 0; i < n; i++) members.push(await startMember(i === 0 ? [] : [members[0].url], { nodeArgs: nodeArgs(i), stderr }));
+  for (let i = 0; i < n; i++) members.push(await startMember(i === 0 ? [] : [members[0].url], { profile: profile(i), stderr }));
   const lite = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [members[0].url], secret: SECRET, lite: true } });
   for (const end = Date.now() + 20_000; ;) {
     const t = lite.cluster.currentTable;

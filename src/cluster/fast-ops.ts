@@ -23,7 +23,7 @@ export function valueAt(b: Buffer, type: number, exp: number, off: number, len: 
   if (exp !== 0 && exp <= Date.now()) return undefined;
   switch (type) {
     case T_STRING:
-      return b.toString('utf8', off, off + len);
+      return (b as unknown as Utf8Slicer).utf8Slice(off, off + len); // toString without its argument checks
     case T_NUMBER:
       return readF64(b, off);
     case T_BYTES: {
@@ -36,6 +36,10 @@ export function valueAt(b: Buffer, type: number, exp: number, off: number, len: 
     default:
       return undefined; // validateFast admits tags 0..3 only
   }
+}
+
+interface Utf8Slicer {
+  utf8Slice(start: number, end: number): string;
 }
 
 /** A STATE as a RawState (for the generic paths). */
@@ -160,58 +164,112 @@ export function sendRep(
 
 // ── pending calls ─────────────────────────────────────────────────────────────────────────────
 
-/** What a call does with an error: retry it (a retryable error on a first attempt) or fail. */
-export type Retry<T> = (e: unknown) => Promise<T>;
-
 const canRetry = (e: unknown): boolean => e instanceof RetryableGridError || e instanceof MemberUnreachableError;
 
-abstract class Settling<T> extends FastCall {
+/**
+ * A FAST request that settles a promise of its own (promiseOf). A retryable error goes to
+ * `retry` (a first attempt: routing takes over, waiting for a newer table) when it returns a
+ * promise; otherwise the promise rejects.
+ */
+abstract class Call<T> extends FastCall {
+  res!: (v: T) => void;
+  rej!: (e: unknown) => void;
+
+  protected retry(_e: unknown): Promise<T> | undefined {
+    return undefined;
+  }
+
+  reject(e: unknown): void {
+    const again = canRetry(e) ? this.retry(e) : undefined;
+    if (again !== undefined) again.then(this.res, this.rej);
+    else this.rej(e);
+  }
+}
+
+let adopting: Call<any> | undefined;
+/** The one executor of every call's promise: no closure per call (the Promise constructor runs it at once). */
+function adopt(res: (v: any) => void, rej: (e: unknown) => void): void {
+  adopting!.res = res;
+  adopting!.rej = rej;
+}
+
+/** The promise `c` settles. Create it before sending `c`. */
+export function promiseOf<T>(c: Call<T>): Promise<T> {
+  adopting = c;
+  const p = new Promise<T>(adopt);
+  adopting = undefined;
+  return p;
+}
+
+/** Routes a get or set again after a first FAST attempt failed with a retryable error. */
+export interface Rerouter {
+  getRouted(p: number, key: string, e: unknown): Promise<unknown>;
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, e: unknown): Promise<void>;
+}
+
+/** A GET: resolves with the value. `owner`: set on a first attempt (retries go to owner.getRouted). */
+export class GetCall<T = unknown> extends Call<T> {
+  get reply(): number {
+    return R_STATE;
+  }
+
   constructor(
-    protected readonly resolve: (v: T) => void,
-    private readonly rejectOuter: (e: unknown) => void,
-    private readonly retry: Retry<T> | undefined,
+    private readonly owner: Rerouter | undefined,
+    private readonly p: number,
+    private readonly key: string,
   ) {
     super();
   }
 
-  reject(e: unknown): void {
-    if (this.retry !== undefined && canRetry(e)) this.retry(e).then(this.resolve, this.rejectOuter);
-    else this.rejectOuter(e);
-  }
-}
-
-/** A GET: resolves with the value. */
-export class GetCall<T = unknown> extends Settling<T> {
-  readonly reply = R_STATE;
   settle(r: FastReader): void {
-    this.resolve(valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen) as T);
+    this.res(valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen) as T);
+  }
+
+  protected override retry(e: unknown): Promise<T> | undefined {
+    return this.owner?.getRouted(this.p, this.key, e) as Promise<T> | undefined;
   }
 }
 
 /** An MGET: resolves with the values in key order. */
-export class MgetCall<T = unknown> extends Settling<T[]> {
-  readonly reply = R_STATES;
-  constructor(
-    private readonly count: number,
-    resolve: (v: T[]) => void,
-    reject: (e: unknown) => void,
-  ) {
-    super(resolve, reject, undefined);
+export class MgetCall<T = unknown> extends Call<T[]> {
+  get reply(): number {
+    return R_STATES;
+  }
+
+  constructor(private readonly count: number) {
+    super();
   }
 
   settle(r: FastReader): void {
     if (r.count !== this.count) throw new RetryableGridError(`getMany reply has ${r.count} values for ${this.count} keys`);
     const out = new Array<T>(r.count);
     for (let i = 0; i < r.count; i++) out[i] = valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i]) as T;
-    this.resolve(out);
+    this.res(out);
   }
 }
 
-/** A SET: resolves once the primary and its backups applied it. */
-export class SetCall extends Settling<void> {
-  readonly reply = R_OK;
+/** A SET: resolves once the primary and its backups applied it; retries go to owner.setRouted. */
+export class SetCall extends Call<void> {
+  get reply(): number {
+    return R_OK;
+  }
+
+  constructor(
+    private readonly owner: Rerouter,
+    private readonly p: number,
+    private readonly key: string,
+    private readonly value: unknown,
+    private readonly expiresAt: number,
+  ) {
+    super();
+  }
+
   settle(): void {
-    this.resolve(undefined);
+    this.res(undefined);
+  }
+
+  protected override retry(e: unknown): Promise<void> {
+    return this.owner.setRouted(this.p, this.key, this.value, this.expiresAt, e);
   }
 }
 
@@ -234,7 +292,10 @@ export class Shipment {
 
 /** A REP sent to one copy: reports to its shipment. `onError` decides whether an error fails the write. */
 export class RepCall extends FastCall {
-  readonly reply = R_OK;
+  get reply(): number {
+    return R_OK;
+  }
+
   constructor(
     private readonly shipment: Shipment,
     private readonly onError: (e: unknown) => unknown,

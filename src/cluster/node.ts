@@ -616,38 +616,54 @@ export class ClusterNode extends EventEmitter {
   }
 
   /**
-   * Writes the STATE of the store's current key (map `mapId`, partition p) into w, reading shared
-   * memory optimistically and copying the value bytes straight out of it. False (w as it was)
-   * when a writer kept the partition busy through the whole spin.
+   * Reads the STATE of the store's current key (map `mapId`, partition p) optimistically and
+   * writes it, the value bytes copied straight out of shared memory: as a whole STATE reply
+   * record [R_STATE, id, STATE] into the peer's frame when `peer` is given, else appended to
+   * `this.out`. False (nothing written) when a writer kept the partition busy through the spin.
    */
-  private writeStateOf(w: FastWriter, p: number, mapId: number): boolean {
+  private writeStateOf(p: number, mapId: number, peer: FastPeer | undefined, id: number): boolean {
     const st = this.host.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
       if (s < 0) continue;
       const off = st.probe(p, mapId);
-      const mark = w.len;
-      let live = false;
+      let vlen = -1;
+      let vo = 0;
+      let exp = 0;
       if (off >= 0) {
-        const exp = st.expiresAt(off);
+        exp = st.expiresAt(off);
         if (exp === 0 || exp > Date.now()) {
-          const vlen = st.valueLength(off);
-          const vo = st.valueOffset(off);
+          vlen = st.valueLength(off);
+          vo = st.valueOffset(off);
           if (!st.inBounds(vo + vlen)) continue; // torn view
-          w.ensure(VALUE_HEAD + vlen);
-          w.u8(st.typeOf(off));
-          w.f64(exp);
-          w.u32(vlen);
-          w.bytes(st.u8, vo, vo + vlen);
-          live = true;
         }
       }
-      if (!live) {
-        w.ensure(1);
-        w.u8(ABSENT);
+      const size = vlen < 0 ? 1 : VALUE_HEAD + vlen;
+      let w: FastWriter;
+      if (peer !== undefined) {
+        if (STATE_HEAD + size > peer.maxRecord) {
+          if (!st.readValid(p, s)) continue;
+          throw new ValueTooLargeError(`value of ${vlen} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: vlen });
+        }
+        w = peer.room(STATE_HEAD + size);
+      } else {
+        w = this.out;
+        w.ensure(size);
+      }
+      const mark = w.len;
+      if (peer !== undefined) {
+        w.u8(R_STATE);
+        w.u32(id);
+      }
+      if (vlen < 0) w.u8(ABSENT);
+      else {
+        w.u8(st.typeOf(off));
+        w.f64(exp);
+        w.u32(vlen);
+        w.bytes(st.u8, vo, vo + vlen);
       }
       if (st.readValid(p, s)) {
-        if (live) st.touch(off);
+        if (vlen >= 0) st.touch(off);
         return true;
       }
       w.len = mark;
@@ -670,33 +686,40 @@ export class ClusterNode extends EventEmitter {
     o.len = 0;
   }
 
+  /** MGET: the STATES reply built in `this.out`, then moved into the frame; false when a partition was busy. */
+  private readMany(peer: FastPeer, r: FastReader, mapId: number): boolean {
+    const n = r.count;
+    // all or nothing: every key's partition must be primary here before anything is read
+    for (let i = 0; i < n; i++) this.assertPrimary(this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]));
+    const o = this.out;
+    o.len = 0;
+    o.ensure(STATES_HEAD);
+    o.u8(R_STATES);
+    o.u32(r.id);
+    o.u32(n);
+    for (let i = 0; i < n; i++) {
+      const p = this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]);
+      if (!this.writeStateOf(p, mapId, undefined, 0)) {
+        o.len = 0;
+        return false;
+      }
+    }
+    this.sendOut(peer);
+    return true;
+  }
+
   /**
    * GET (one key, R_STATE) and MGET (R_STATES): every value copied from shared memory into the
    * reply record. An MGET is all or nothing: each key's partition must be primary here first.
    */
   private serveRead(peer: FastPeer, r: FastReader, many: boolean): void {
     const mapId = this.fastMapId(r.map);
+    if (!many) {
+      const p = this.fastKey(r, mapId);
+      this.assertPrimary(p);
+      if (this.writeStateOf(p, mapId, peer, r.id)) return;
+    } else if (this.readMany(peer, r, mapId)) return;
     const n = many ? r.count : 1;
-    const o = this.out;
-    o.len = 0;
-    o.ensure(STATES_HEAD);
-    o.u8(many ? R_STATES : R_STATE);
-    o.u32(r.id);
-    if (many) {
-      o.u32(n);
-      for (let i = 0; i < n; i++) this.assertPrimary(this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]));
-    }
-    let i = 0;
-    for (; i < n; i++) {
-      const p = many ? this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]) : this.fastKey(r, mapId);
-      if (!many) this.assertPrimary(p);
-      if (!this.writeStateOf(o, p, mapId)) break;
-    }
-    if (i === n) {
-      this.sendOut(peer);
-      return;
-    }
-    o.len = 0;
     // a writer kept a partition busy: read (under the lock where needed) and answer then
     const id = r.id;
     const name = r.map.name;

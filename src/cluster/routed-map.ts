@@ -19,7 +19,7 @@ import { GridMap, type MapHost } from '../map.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import type { ClusterNode } from './node.js';
-import { GetCall, MgetCall, SetCall, sendGet, sendMget, sendSet } from './fast-ops.js';
+import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
 
 type Body = Record<string, unknown>;
@@ -114,27 +114,27 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // one FAST GET to the primary; its reply record resolves this promise with the value
     const peer = this.node.fastPeerOf(p);
     if (peer !== undefined) {
-      const klen = this.store.klen;
-      return new Promise<V | undefined>((resolve, reject) => {
-        if (!sendGet(peer, this.name, key, klen, new GetCall(resolve, reject, (e) => this.getRouted(p, key, e)))) this.getRouted(p, key, undefined).then(resolve, reject);
-      });
+      const c = new GetCall<V | undefined>(this, p, key);
+      const pr = promiseOf(c);
+      if (sendGet(peer, this.name, key, this.store.klen, c)) return pr;
     }
     return this.getRouted(p, key, undefined);
   }
 
-  /** get() with retries (route): `first` is the error of a first attempt, if any. */
-  private getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
+  /** get() with retries (route): `first` is the error of a first attempt, if any. @internal */
+  getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
     return this.node.routeSlow(p, () => super.get(key), (to) => this.getFrom(to, key), first);
   }
 
   /** One get from member `to`: a FAST GET, or a grid.op when the map cannot be named on the connection. */
   private getFrom(to: string, key: string): Promise<V | undefined> {
-    const op = () => this.node.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
     const peer = this.node.peer(to);
-    if (peer === undefined) return op();
-    return new Promise<V | undefined>((resolve, reject) => {
-      if (!sendGet(peer, this.name, key, Buffer.byteLength(key, 'utf8'), new GetCall(resolve, reject, undefined))) op().then(resolve, reject);
-    });
+    if (peer !== undefined) {
+      const c = new GetCall<V | undefined>(undefined, 0, key);
+      const pr = promiseOf(c);
+      if (sendGet(peer, this.name, key, Buffer.byteLength(key, 'utf8'), c)) return pr;
+    }
+    return this.node.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
   }
 
   override async has(key: string): Promise<boolean> {
@@ -162,11 +162,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private getManyFrom(to: string, keys: string[]): Promise<Array<V | undefined>> {
     const peer = this.node.peer(to);
     if (peer !== undefined) {
-      let sent = false;
-      const p = new Promise<Array<V | undefined>>((resolve, reject) => {
-        sent = sendMget(peer, this.name, keys, new MgetCall<V | undefined>(keys.length, resolve, reject));
-      });
-      if (sent) return p;
+      const c = new MgetCall<V | undefined>(keys.length);
+      const pr = promiseOf(c);
+      if (sendMget(peer, this.name, keys, c)) return pr;
     }
     return this.node.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => fromState(checkState(s, Infinity)) as V | undefined));
   }
@@ -220,23 +218,21 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     }
     const peer = this.node.isPrimary(p) ? undefined : this.node.fastPeerOf(p);
     if (peer !== undefined) {
-      let sent = false;
-      const pr = new Promise<void>((resolve, reject) => {
-        sent = sendSet(peer, this.name, key, klen, this.enc, expiresAt, new SetCall(resolve, reject, (e) => this.setRouted(p, key, this.stateAt(value, expiresAt), e)));
-      });
-      if (sent) return pr;
+      const c = new SetCall(this, p, key, value, expiresAt);
+      const pr = promiseOf(c);
+      if (sendSet(peer, this.name, key, klen, this.enc, expiresAt, c)) return pr;
     }
+    return this.setRouted(p, key, value, expiresAt, undefined);
+  }
+
+  /** set() with retries (route); the value travels as a grid.op state. `first`: the error of a first attempt, if any. @internal */
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, first: unknown): Promise<void> {
     let s: Exclude<RawState, null>;
     try {
       s = this.stateAt(value, expiresAt);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.setRouted(p, key, s, undefined);
-  }
-
-  /** set() with retries (route); the value travels as a grid.op state. */
-  private setRouted(p: number, key: string, s: Exclude<RawState, null>, first: unknown): Promise<void> {
     const body = { m: this.name, o: 'set', k: key, s };
     if (first === undefined) return this.node.route(p, () => this.putState(p, key, s), body);
     return this.node.routeSlow(p, () => this.putState(p, key, s), (to) => this.node.request<void>(to, body), first);

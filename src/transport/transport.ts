@@ -13,9 +13,11 @@
  * (one queue per connection; a FAST message after a BATCH message starts a new frame, and the
  * reverse), so ordering holds across both kinds, e.g. replicated writes and partition snapshots.
  *
- * Request deadlines: requests with the default timeout carry a deadline and are expired by one
- * sweep timer per transport (deadlines of one connection are in request order), so a request
- * costs no timer of its own; a request with another timeout keeps its own timer.
+ * Request deadlines: a request with the default timeout costs no timer (nor a clock read): it
+ * takes the next number of a transport-wide sequence, and one interval timer, every quarter of
+ * requestTimeout, notes the sequence reached and expires the requests numbered before the note
+ * taken four ticks earlier, so such a request fails between 1 and 1.25 requestTimeout after it
+ * was made. A request with another timeout keeps a timer of its own.
  *
  * One connection per pair: if both members dial each other at once, the connection dialled by
  * the smaller memberId is kept (each side decides alone, with the same rule, when the second
@@ -130,6 +132,10 @@ const DEFAULTS = Object.freeze({
 /** Messages per BATCH frame before a new frame is started (bounds encode size and latency). */
 const MAX_BATCH_MESSAGES = 4096;
 const MAX_BATCH_ITEMS = 1 + MAX_BATCH_MESSAGES * STRIDE;
+/** Slots of a connection's PendingTable ring (a power of 2). */
+const PENDING_RING = 1024;
+/** Sweeps per requestTimeout (see the header: a request expires 1 to 1 + 1/SWEEP_TICKS timeouts after it was made). */
+const SWEEP_TICKS = 4;
 /** After close() sends close frames, sockets that have not closed are destroyed after this long. */
 const CLOSE_GRACE_MS = 250;
 /** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
@@ -149,15 +155,18 @@ const zeroMask = (mask: Buffer): Buffer => mask.fill(0);
 /** A request waiting for its reply: a BATCH request (GenericCall) or a FAST one (FastCall). */
 interface Waiter {
   readonly fast: boolean;
-  /** performance.now() deadline of a request with the default timeout; 0 when it has its own timer. */
-  deadline: number;
-  timer: NodeJS.Timeout | undefined;
+  /** Request id (set by PendingTable). */
+  id: number;
+  /** Sequence number of a request with the default timeout (see the header); 0 when it has its own timer. */
+  seq: number;
+  readonly timer?: NodeJS.Timeout;
   reject(e: unknown): void;
 }
 
 class GenericCall implements Waiter {
   readonly fast = false;
-  deadline = 0;
+  id = 0;
+  seq = 0;
   timer: NodeJS.Timeout | undefined = undefined;
   constructor(
     readonly resolve: (v: any) => void,
@@ -171,12 +180,63 @@ class GenericCall implements Waiter {
  * get the error (`reject`: an ERROR reply, a timeout, the connection closing).
  */
 export abstract class FastCall implements Waiter {
-  readonly fast = true;
-  deadline = 0;
-  timer: NodeJS.Timeout | undefined = undefined;
+  id = 0;
+  seq = 0;
+  get fast(): boolean {
+    return true;
+  }
   abstract readonly reply: number;
   abstract settle(r: FastReader): void;
   abstract reject(e: unknown): void;
+}
+
+/**
+ * The requests of one connection waiting for replies, by id: a ring of PENDING_RING slots indexed
+ * by the low bits of the id (ids are sequential, so with fewer requests in flight every request
+ * has a slot, and a request costs no hash-table insert, delete or rehash), and a Map for the rare
+ * request whose slot is still taken by one PENDING_RING requests older.
+ */
+class PendingTable {
+  private readonly ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
+  private readonly more = new Map<number, Waiter>();
+  size = 0;
+
+  set(id: number, w: Waiter): void {
+    w.id = id;
+    const i = id & (PENDING_RING - 1);
+    if (this.ring[i] === undefined) this.ring[i] = w;
+    else this.more.set(id, w);
+    this.size++;
+  }
+
+  get(id: number): Waiter | undefined {
+    const w = this.ring[id & (PENDING_RING - 1)];
+    if (w !== undefined && w.id === id) return w;
+    return this.more.size > 0 ? this.more.get(id) : undefined;
+  }
+
+  delete(id: number): void {
+    const i = id & (PENDING_RING - 1);
+    const w = this.ring[i];
+    if (w !== undefined && w.id === id) this.ring[i] = undefined;
+    else if (!this.more.delete(id)) return;
+    this.size--;
+  }
+
+  /** Every waiting request, in no particular order. */
+  values(): Waiter[] {
+    const out: Waiter[] = [];
+    if (this.size === 0) return out;
+    for (const w of this.ring) if (w !== undefined) out.push(w);
+    for (const w of this.more.values()) out.push(w);
+    return out;
+  }
+
+  clear(): void {
+    this.ring.fill(undefined);
+    this.more.clear();
+    this.size = 0;
+  }
 }
 
 /** One open connection as seen by FAST senders and servers. */
@@ -237,7 +297,7 @@ class Link implements FastPeer {
   scheduled = false;
   blocked = false;
   drainPoll: NodeJS.Timeout | undefined;
-  readonly pending = new Map<number, Waiter>();
+  readonly pending = new PendingTable();
   nextId = 0;
   /** Map indexes this side named on the connection, and those the peer named. */
   readonly outMaps = new Map<string, number>();
@@ -375,8 +435,11 @@ export class Transport extends EventEmitter {
   private readonly reader = new FastReader();
   /** A FAST frame is sealed before it would grow past this (one bigger record goes alone). */
   private readonly fastLimit: number;
-  /** The sweep that expires requests with the default timeout (see the header). */
-  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Requests with the default timeout made so far (see the header), and the sweep that expires them. */
+  private seq = 0;
+  private readonly marks = new Array<number>(SWEEP_TICKS + 1).fill(0);
+  private tick = 0;
+  private readonly sweepTimer: NodeJS.Timeout;
 
   // bound once, passed to timers without per-call closures
   private readonly flushBound = (link: Link) => this.flush(link);
@@ -398,6 +461,8 @@ export class Transport extends EventEmitter {
     this.maxHandshakes = opts.maxHandshakes ?? DEFAULTS.maxHandshakes;
     this.log = opts.log ?? defaultLog(opts.memberId);
     this.fastLimit = Math.min(FAST_FRAME_BYTES, this.maxPayload);
+    this.sweepTimer = setInterval(this.sweepBound, Math.ceil(this.requestTimeout / SWEEP_TICKS));
+    this.sweepTimer.unref();
     this.server = server;
     this.wss = wss;
     this.url = url;
@@ -536,8 +601,7 @@ export class Transport extends EventEmitter {
   /** Closes the server and every connection; pending requests reject with GridClosedError. */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
-    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
+    clearInterval(this.sweepTimer);
     const err = new GridClosedError('transport is closed');
     const links = [...this.all];
     for (const link of links) this.closeLink(link, CLOSE_GOING_AWAY, 'member closing', err);
@@ -1024,7 +1088,7 @@ export class Transport extends EventEmitter {
   }
 
   private enqueue(link: Link, kind: number, id: number, type: string | null, body: unknown): void {
-    if (link.fw.len > 0) this.sealFast(link);
+    if (link.fw.len !== 0) this.sealFast(link);
     let b = link.cur;
     if (b === null || b.length >= MAX_BATCH_ITEMS) {
       b = link.cur = [F_BATCH];
@@ -1041,12 +1105,17 @@ export class Transport extends EventEmitter {
     }
   }
 
-  /** Moves the open FAST frame into the queue (a BATCH message follows it, or it is full). */
+  /**
+   * Moves the open FAST frame into the queue (a BATCH message follows it, or it is full). A frame
+   * holding only its first byte (a record was written and taken back) is dropped.
+   */
   private sealFast(link: Link): void {
     const w = link.fw;
-    const b = Buffer.allocUnsafe(w.len);
-    w.buf.copy(b, 0, 0, w.len);
-    link.queue.push(b);
+    if (w.len > 1) {
+      const b = Buffer.allocUnsafe(w.len);
+      w.buf.copy(b, 0, 0, w.len);
+      link.queue.push(b);
+    }
     w.len = 0;
   }
 
@@ -1100,7 +1169,10 @@ export class Transport extends EventEmitter {
       if (link.state !== S_OPEN) return;
     }
     const w = link.fw;
-    if (w.len === 0) return;
+    if (w.len <= 1) {
+      w.len = 0;
+      return;
+    }
     if (ws.bufferedAmount > this.maxBuffered) {
       this.sealFast(link);
       this.block(link);
@@ -1206,35 +1278,28 @@ export class Transport extends EventEmitter {
     send();
   }
 
-  /** Gives a request with the default timeout its deadline; arms the sweep if idle. */
+  /** Numbers a request with the default timeout (see the header). */
   private track(w: Waiter): void {
-    w.deadline = performance.now() + this.requestTimeout;
-    if (this.sweepTimer === undefined) this.sweepTimer = setTimeout(this.sweepBound, this.requestTimeout + 1);
+    w.seq = ++this.seq;
   }
 
   /**
-   * Expires the requests with the default timeout whose deadline passed. Their deadlines increase
-   * in request (= insertion) order on each connection, so each connection is read from its oldest
-   * request up to the first one still in time. Re-arms for the earliest remaining deadline.
+   * Every requestTimeout / SWEEP_TICKS: notes the sequence reached and expires the requests with
+   * the default timeout numbered up to the note of SWEEP_TICKS ticks ago (made at least
+   * requestTimeout ago).
    */
   private sweep(): void {
-    this.sweepTimer = undefined;
-    const now = performance.now();
-    let next = Infinity;
+    const m = this.marks;
+    const t = (this.tick = (this.tick + 1) % m.length);
+    m[t] = this.seq;
+    const limit = m[(t + 1) % m.length]; // the note of SWEEP_TICKS ticks ago
+    if (limit === 0) return;
     let expired: Array<Link | number> | undefined;
     for (const link of this.links.values()) {
-      for (const [id, w] of link.pending) {
-        if (w.timer !== undefined) continue;
-        if (w.deadline > now) {
-          if (w.deadline < next) next = w.deadline;
-          break;
-        }
-        (expired ??= []).push(link, id);
-      }
+      for (const w of link.pending.values()) if (w.seq !== 0 && w.seq <= limit) (expired ??= []).push(link, w.id);
     }
     // one setImmediate later, as expire() explains
     if (expired !== undefined) setImmediate(this.expireManyBound, expired);
-    if (next !== Infinity && this.closing === undefined) this.sweepTimer = setTimeout(this.sweepBound, Math.max(1, Math.ceil(next - now)));
   }
 
   private expire(link: Link, id: number): void {
