@@ -5,7 +5,8 @@
 // and stop theirs on SIGUSR2, bench/lib/cluster-member.mjs), and the top functions of each.
 //
 // Usage: npm run build && node bench/profile-remote.mjs [--c 64] [--seconds 3] [--top 25] [--no-profile]
-//          [--warmup-ms 1000] [--runs 3] [--run-ms 1000]   (unprofiled runs before the profiled one)
+//          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000]   (warm-up at concurrency
+//          warmup-c, then unprofiled runs at C, then the profiled one)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' },
     'run-ms': { type: 'string', default: '1000' },
     'warmup-ms': { type: 'string', default: '1000' },
+    'warmup-c': { type: 'string' },
   },
 });
 const C = Number(opt.c);
@@ -55,9 +57,10 @@ const gm = lite.map('remote');
 for (let i = 0; i < N; i += 500) await gm.setMany(keys.slice(i, i + 500).map((k) => [k, VALUES['100B']]));
 
 let i = 0;
+let c = Number(opt['warmup-c'] ?? C);
 const round = () => {
-  const ps = new Array(C);
-  for (let j = 0; j < C; j++) ps[j] = gm.get(keys[(i = (i + 1) % N)]);
+  const ps = new Array(c);
+  for (let j = 0; j < c; j++) ps[j] = gm.get(keys[(i = (i + 1) % N)]);
   return Promise.all(ps);
 };
 async function runFor(ms) {
@@ -69,7 +72,7 @@ async function runFor(ms) {
   while (performance.now() - t0 < ms) {
     const r = await round();
     if (r[0] === undefined) throw new Error('missing value');
-    ops += C;
+    ops += c;
   }
   const dt = performance.now() - t0;
   const u = process.cpuUsage(cpu0[0]);
@@ -82,6 +85,7 @@ const show = (label, r) =>
   console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}`);
 
 await runFor(Number(opt['warmup-ms']));
+c = C;
 const th0 = members.map((m) => threadsOf(m.proc.pid));
 const liteTh0 = threadsOf(process.pid);
 for (let r = 0; r < Number(opt.runs); r++) show('no profiler', await runFor(Number(opt['run-ms'])));
