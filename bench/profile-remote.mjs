@@ -81,8 +81,10 @@ async function runFor(ms) {
   const split = `lite user/sys µs per get ${((u.user / ops)).toFixed(1)} / ${((u.system / ops)).toFixed(1)}`;
   return { split, frames, opsPerSec: (ops / dt) * 1000, ms: dt, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
 }
+import v8 from 'node:v8';
+const newSpace = () => (v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size / 2 ** 20).toFixed(1);
 const show = (label, r) =>
-  console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}`);
+  console.log(`${label} [new space ${newSpace()} MiB]: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}`);
 
 await runFor(Number(opt['warmup-ms']));
 c = C;

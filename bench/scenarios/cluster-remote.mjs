@@ -1,28 +1,31 @@
 // Remote get through a lite member of a 2-member cluster (separate processes, loopback ws) against
 // ioredis → redis-server (without and with auto-pipelining), at concurrency 1 and 64, in the
-// same run. Before timing, every key is read back through each client and checked, WARM_PASSES
-// times at concurrency 64, and the first WARM_C1_KEYS keys once more one at a time: this proves
-// the fill, and brings both clients and both data members past the JIT's tier-up (in --quick mode
-// tinybench warms each task for 40 ms only, which measured the lite member and its data members
-// still in their slower tiers: ~40-60 k/s at c=64 where the same processes reach ~100 k/s a few
-// hundred ms later, and ~3 k/s at c=1 where they reach ~8 k/s after a second; Redis barely moved).
+// same run: a table for c=64, then one for c=1. Before each, every client reads keys back at that
+// concurrency for WARM_MS (c=64: all keys checked once, then round robin; c=1: WARM_C1_MS): this
+// proves the fill, and brings both clients and both data members past the JIT's tier-up for that
+// call pattern. In --quick mode tinybench warms each task for 40 ms only, which timed three
+// processes of shardgrid still tiering up: from a cold start, 100 ms windows at c=64 read ~35 k/s,
+// ~100 k/s after 0.5 s and ~200 k/s after 2 s (bench/profile-remote.mjs --warmup-ms 1 --runs 30
+// --run-ms 100), and c=1 took ~0.8 s to reach its rate even after warming at c=64 (and the
+// reverse); Redis barely moved. Every client gets the same warm-up.
 import { scenario } from '../lib/harness.mjs';
 import { VALUES, makeKeys } from '../lib/peers.mjs';
 import { oneAtATime, rounds } from '../lib/load.mjs';
 import { startCluster } from '../lib/cluster.mjs';
 
 const C = 64;
-const WARM_PASSES = 3;
-const WARM_C1_KEYS = 2000;
+const WARM_MS = 2000;
+const WARM_C1_MS = 1000;
 
-/** Reads every key back `passes` times, `c` at once, and checks its value. */
-async function readBack(keys, value, get, c, passes) {
-  for (let pass = 0; pass < passes; pass++) {
-    for (let i = 0; i < keys.length; i += c) {
-      const got = await Promise.all(keys.slice(i, i + c).map(get));
-      const bad = got.findIndex((v) => v !== value);
-      if (bad >= 0) throw new Error(`key ${keys[i + bad]} read back ${String(got[bad]).slice(0, 20)}`);
-    }
+/** Reads the keys back round robin, `c` at once, checking every value, for `ms` (and at least one whole pass with `whole`). */
+async function readBack(keys, value, get, c, ms, whole) {
+  const end = performance.now() + ms;
+  for (let i = 0; (whole && i < keys.length) || performance.now() < end; i += c) {
+    const batch = [];
+    for (let j = 0; j < c; j++) batch.push(keys[(i + j) % keys.length]);
+    const got = await Promise.all(batch.map(get));
+    const bad = got.findIndex((v) => v !== value);
+    if (bad >= 0) throw new Error(`key ${batch[bad]} read back ${String(got[bad]).slice(0, 20)}`);
   }
 }
 
@@ -57,19 +60,22 @@ await scenario({
     const sg = (k) => gm.get(k);
     const rd = redis ? (k) => redis.get(k) : null;
     const ap = redisAp ? (k) => redisAp.get(k) : null;
-    ctx.progress('reading every key back through each client');
-    for (const get of [sg, rd, ap]) {
-      if (get === null) continue;
-      await readBack(keys, value, get, C, WARM_PASSES);
-      await readBack(keys.slice(0, WARM_C1_KEYS), value, get, 1, 1);
-    }
-    await ctx.bench('cluster-remote', [
-      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, fn: oneAtATime(keys, sg) },
-      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, fn: rd ? oneAtATime(keys, rd) : null, skip },
+    // one table per concurrency, each timed right after every client read the keys back at that
+    // concurrency (so neither is timed while the JIT re-tiers for the other's call pattern)
+    const clients = [sg, rd, ap].filter((g) => g !== null);
+    ctx.progress(`reading every key back through each client, ${C} at a time`);
+    for (const get of clients) await readBack(keys, value, get, C, WARM_MS, true);
+    await ctx.bench(`cluster-remote-c${C}`, [
       { id: `remote-c${C}`, name: `shardgrid remote get (lite), c=${C}`, subject: 'shardgrid', group: `c${C}`, sg: true, ops: C, async: true, fn: rounds(keys, C, sg) },
       { id: `redis-c${C}`, name: `Redis GET, c=${C}`, subject: 'redis', group: `c${C}`, ops: C, async: true, fn: rd ? rounds(keys, C, rd) : null, skip },
       { id: `redis-ap-c${C}`, name: `Redis GET, c=${C}, auto-pipelining`, subject: 'redis', group: `c${C}`, ops: C, async: true, fn: ap ? rounds(keys, C, ap) : null, skip },
-    ], { title: `remote get through a lite member vs Redis, concurrency 1 and ${C}`, note: `ops/s counts single gets; c=${C} rows time a round of ${C} concurrent gets. Before timing, every key was read back ${WARM_PASSES} times at c=${C} and ${WARM_C1_KEYS} keys once at c=1 through each client (fill check and JIT warm-up). Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C} (without auto-pipelining, as ioredis is configured by default).` });
+    ], { title: `remote get through a lite member vs Redis, concurrency ${C}`, note: `ops/s counts single gets; rows time a round of ${C} concurrent gets. Before timing, each client read keys back at c=${C} for ${WARM_MS / 1000} s (every key checked; JIT warm-up). Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C} (without auto-pipelining, as ioredis is configured by default).` });
+    ctx.progress('reading keys back through each client, one at a time');
+    for (const get of clients) await readBack(keys, value, get, 1, WARM_C1_MS, false);
+    await ctx.bench('cluster-remote-c1', [
+      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, fn: oneAtATime(keys, sg) },
+      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, fn: rd ? oneAtATime(keys, rd) : null, skip },
+    ], { title: 'remote get through a lite member vs Redis, concurrency 1', note: `Before timing, each client read keys back one at a time for ${WARM_C1_MS / 1000} s (JIT warm-up for this call pattern).` });
   } finally {
     for (const m of members) m.proc.kill('SIGTERM');
   }
