@@ -1,13 +1,14 @@
 // Remote get through a lite member of a 2-member cluster (separate processes, loopback ws) against
 // ioredis → redis-server (without and with auto-pipelining), at concurrency 1 and 64, in the
-// same run: a table for c=64, then one for c=1. Before each, every client reads keys back at that
-// concurrency for WARM_MS (c=64: all keys checked once, then round robin; c=1: WARM_C1_MS): this
-// proves the fill, and brings both clients and both data members past the JIT's tier-up for that
-// call pattern. In --quick mode tinybench warms each task for 40 ms only, which timed three
-// processes of shardgrid still tiering up: from a cold start, 100 ms windows at c=64 read ~35 k/s,
-// ~100 k/s after 0.5 s and ~200 k/s after 2 s (bench/profile-remote.mjs --warmup-ms 1 --runs 30
-// --run-ms 100), and c=1 took ~0.8 s to reach its rate even after warming at c=64 (and the
-// reverse); Redis barely moved. Every client gets the same warm-up.
+// same run: a table for c=64, then one for c=1. Every key is first read back through every client
+// and checked (the fill), and every task runs for WARM_MS (c=64) or WARM_C1_MS (c=1) right before
+// its measured run (task.warmMs, bench/lib/harness.mjs): shardgrid's three processes take seconds
+// to tier up. In --quick mode tinybench warms each task for 40 ms only, which timed them still
+// tiering up: from a cold start, 100 ms windows at c=64 read ~55 k/s, ~100 k/s after 0.4 s,
+// ~200 k/s after 1 s and ~300 k/s after 2.3 s on a quiet machine (bench/profile-remote.mjs
+// --warmup-ms 1 --runs 50 --run-ms 100); c=1 took ~0.8 s to reach its rate even after c=64 (and
+// the reverse); a warm-up long before the measured run did not hold either (the processes sat idle
+// while the other clients warmed). Redis barely moved. Every client gets the same warm-up.
 import { scenario } from '../lib/harness.mjs';
 import { VALUES, makeKeys } from '../lib/peers.mjs';
 import { oneAtATime, rounds } from '../lib/load.mjs';
@@ -17,12 +18,10 @@ const C = 64;
 const WARM_MS = 2000;
 const WARM_C1_MS = 1000;
 
-/** Reads the keys back round robin, `c` at once, checking every value, for `ms` (and at least one whole pass with `whole`). */
-async function readBack(keys, value, get, c, ms, whole) {
-  const end = performance.now() + ms;
-  for (let i = 0; (whole && i < keys.length) || performance.now() < end; i += c) {
-    const batch = [];
-    for (let j = 0; j < c; j++) batch.push(keys[(i + j) % keys.length]);
+/** Reads every key back through `get`, `c` at once, and checks its value. */
+async function readBack(keys, value, get, c) {
+  for (let i = 0; i < keys.length; i += c) {
+    const batch = keys.slice(i, i + c);
     const got = await Promise.all(batch.map(get));
     const bad = got.findIndex((v) => v !== value);
     if (bad >= 0) throw new Error(`key ${batch[bad]} read back ${String(got[bad]).slice(0, 20)}`);
@@ -60,22 +59,17 @@ await scenario({
     const sg = (k) => gm.get(k);
     const rd = redis ? (k) => redis.get(k) : null;
     const ap = redisAp ? (k) => redisAp.get(k) : null;
-    // one table per concurrency, each timed right after every client read the keys back at that
-    // concurrency (so neither is timed while the JIT re-tiers for the other's call pattern)
-    const clients = [sg, rd, ap].filter((g) => g !== null);
-    ctx.progress(`reading every key back through each client, ${C} at a time`);
-    for (const get of clients) await readBack(keys, value, get, C, WARM_MS, true);
+    ctx.progress('reading every key back through each client');
+    for (const get of [sg, rd, ap]) if (get !== null) await readBack(keys, value, get, C);
     await ctx.bench(`cluster-remote-c${C}`, [
-      { id: `remote-c${C}`, name: `shardgrid remote get (lite), c=${C}`, subject: 'shardgrid', group: `c${C}`, sg: true, ops: C, async: true, fn: rounds(keys, C, sg) },
-      { id: `redis-c${C}`, name: `Redis GET, c=${C}`, subject: 'redis', group: `c${C}`, ops: C, async: true, fn: rd ? rounds(keys, C, rd) : null, skip },
-      { id: `redis-ap-c${C}`, name: `Redis GET, c=${C}, auto-pipelining`, subject: 'redis', group: `c${C}`, ops: C, async: true, fn: ap ? rounds(keys, C, ap) : null, skip },
-    ], { title: `remote get through a lite member vs Redis, concurrency ${C}`, note: `ops/s counts single gets; rows time a round of ${C} concurrent gets. Before timing, each client read keys back at c=${C} for ${WARM_MS / 1000} s (every key checked; JIT warm-up). Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C} (without auto-pipelining, as ioredis is configured by default).` });
-    ctx.progress('reading keys back through each client, one at a time');
-    for (const get of clients) await readBack(keys, value, get, 1, WARM_C1_MS, false);
+      { id: `remote-c${C}`, name: `shardgrid remote get (lite), c=${C}`, subject: 'shardgrid', group: `c${C}`, sg: true, ops: C, async: true, warmMs: WARM_MS, fn: rounds(keys, C, sg) },
+      { id: `redis-c${C}`, name: `Redis GET, c=${C}`, subject: 'redis', group: `c${C}`, ops: C, async: true, warmMs: WARM_MS, fn: rd ? rounds(keys, C, rd) : null, skip },
+      { id: `redis-ap-c${C}`, name: `Redis GET, c=${C}, auto-pipelining`, subject: 'redis', group: `c${C}`, ops: C, async: true, warmMs: WARM_MS, fn: ap ? rounds(keys, C, ap) : null, skip },
+    ], { title: `remote get through a lite member vs Redis, concurrency ${C}`, note: `ops/s counts single gets; rows time a round of ${C} concurrent gets. Each task ran for ${WARM_MS / 1000} s right before its measured run (JIT warm-up). Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C} (without auto-pipelining, as ioredis is configured by default).` });
     await ctx.bench('cluster-remote-c1', [
-      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, fn: oneAtATime(keys, sg) },
-      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, fn: rd ? oneAtATime(keys, rd) : null, skip },
-    ], { title: 'remote get through a lite member vs Redis, concurrency 1', note: `Before timing, each client read keys back one at a time for ${WARM_C1_MS / 1000} s (JIT warm-up for this call pattern).` });
+      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, warmMs: WARM_C1_MS, fn: oneAtATime(keys, sg) },
+      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, warmMs: WARM_C1_MS, fn: rd ? oneAtATime(keys, rd) : null, skip },
+    ], { title: 'remote get through a lite member vs Redis, concurrency 1', note: `Each task ran for ${WARM_C1_MS / 1000} s right before its measured run (JIT warm-up for this call pattern).` });
   } finally {
     for (const m of members) m.proc.kill('SIGTERM');
   }
