@@ -1139,6 +1139,12 @@ export class Transport extends EventEmitter {
   /** @internal FastPeer.call */
   _call(link: Link, c: FastCall): number {
     const id = link.newId();
+    if (link.state !== S_OPEN) {
+      // a closed connection's requests were failed already: fail this one too (callers check isOpen first)
+      const err = link.failure ?? new MemberUnreachableError(`connection to ${link.describe()} is closed`, { member: link.id });
+      queueMicrotask(() => c.reject(err));
+      return id;
+    }
     this.track(c);
     link.pending.set(id, c);
     return id;
