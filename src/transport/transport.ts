@@ -52,6 +52,7 @@ import {
   FastWriter,
   MAX_FAST_ID,
   MAX_LINK_MAPS,
+  MAX_NAME_BYTES,
   O_GET,
   O_MAP,
   O_MGET,
@@ -331,7 +332,7 @@ class Link implements FastPeer {
     if (known !== undefined) return known;
     const idx = this.outMaps.size;
     const bytes = Buffer.byteLength(name, 'utf8');
-    if (idx >= MAX_LINK_MAPS || bytes === 0 || bytes > 256) return -1;
+    if (idx >= MAX_LINK_MAPS || bytes === 0 || bytes > MAX_NAME_BYTES) return -1;
     const w = this.room(5 + bytes);
     w.u8(O_MAP);
     w.u16(idx);
