@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { createGrid, fetchClusterStatus, GridError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
+import { FAST_MAGIC, FastWriter, O_GET, O_MAP, O_SET } from '../dist/transport/fast.js';
+import { rawAuthed } from './fixtures/raw-peer.js';
 
 const FIXTURE = new URL('./fixtures/grid-member.mjs', import.meta.url).pathname;
 const SECRET = 'cluster-test-secret';
@@ -67,6 +69,15 @@ function settled(g: Grid, alive: string[], copies: number): boolean {
   const t = g.cluster!.currentTable;
   if (t === undefined) return false;
   return t.owners.every((o) => o.length === copies && o.every((id) => alive.includes(id))) && t.pending.every((l) => l.length === 0);
+}
+
+/** Two data members (backups 1) and a lite member, settled. */
+async function twoMembers(): Promise<{ a: Member; b: Member; l: Grid }> {
+  const a = await startMember([]);
+  const b = await startMember([a.url]);
+  const l = await lite(a.url);
+  await until('2 data members settled', 20_000, () => settled(l, [a.id, b.id], 2));
+  return { a, b, l };
 }
 
 /** Runs `n` tasks with at most `c` in flight. */
@@ -182,10 +193,7 @@ describe('cluster of processes', () => {
   });
 
   it('refuses a member with the wrong secret, and junk on a member port disturbs no one', { timeout: 60_000 }, async () => {
-    const a = await startMember([]);
-    const b = await startMember([a.url]);
-    const l = await lite(a.url);
-    await until('2 data members settled', 20_000, () => settled(l, [a.id, b.id], 2));
+    const { a, b, l } = await twoMembers();
     const m = l.map('junk');
     await m.set('before', 'ok');
 
@@ -228,10 +236,7 @@ describe('cluster of processes', () => {
   });
 
   it('compute, aggregate, entries, getMany/setMany and clear work across members', { timeout: 60_000 }, async () => {
-    const a = await startMember([]);
-    const b = await startMember([a.url]);
-    const l = await lite(a.url);
-    await until('2 data members settled', 20_000, () => settled(l, [a.id, b.id], 2));
+    const { l } = await twoMembers();
     const m = l.map<number | string>('ops');
     await m.setMany(Array.from({ length: 300 }, (_, i) => [`n${i}`, i] as [string, number]));
     expect(await m.getMany(['n0', 'n150', 'n299', 'absent'])).toEqual([0, 150, 299, undefined]);
@@ -316,5 +321,88 @@ describe('cluster of processes', () => {
     await new Promise<void>((resolve) => closing.w.on('message', (msg) => 'started' in msg && resolve()));
     await g.close();
     expect(await closing.result).toBe('GRID_ERR_CLOSED');
+  });
+
+  it('values of every type cross the wire unchanged (FAST get / set / getMany); compareAndSet keeps null apart from absent', { timeout: 60_000 }, async () => {
+    const { a, b, l } = await twoMembers();
+    const m = l.map<unknown>('types');
+    const values: unknown[] = [
+      'ascii', 'ünïcødé ✓ 日本', '', 0, -0, 1.5, -1e300, Number.NaN, Number.POSITIVE_INFINITY, Buffer.from([0, 1, 254, 255]), new Uint8Array([9, 8]),
+      { nested: { list: [1, 'two', null, true] } }, [1, [2, [3]]], null, true, false, 'x'.repeat(70_000),
+    ];
+    // keys spread over both members; one of them non-ASCII (hashed from its UTF-8 bytes on the primary)
+    const keys = values.map((_, i) => (i === 1 ? `ключ-${i}` : `t${i}`));
+    await Promise.all(values.map((v, i) => m.set(keys[i], v)));
+    const got = await Promise.all(keys.map((k) => m.get(k)));
+    const many = await m.getMany([...keys, 'absent']);
+    for (const out of [got, many.slice(0, -1)]) {
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (v instanceof Uint8Array) expect(Buffer.from(out[i] as Uint8Array).equals(Buffer.from(v))).toBe(true);
+        else if (typeof v === 'number' && Number.isNaN(v)) expect(Number.isNaN(out[i])).toBe(true);
+        else expect(Object.is(out[i], v) || JSON.stringify(out[i]) === JSON.stringify(v)).toBe(true);
+      }
+    }
+    expect(many[many.length - 1]).toBeUndefined();
+    const owners = new Set(keys.map((k) => l.cluster!.primaryOf(l.cluster!.records.partitionOf(k))));
+    expect(owners).toEqual(new Set([a.id, b.id]));
+
+    // null is a value, undefined means absent, on both sides of the wire
+    await m.set('n', null);
+    expect(await m.compareAndSet('n', undefined, 'no')).toBe(false);
+    expect(await m.compareAndSet('n', null, 'was-null')).toBe(true);
+    expect(await m.get('n')).toBe('was-null');
+    expect(await m.compareAndSet('fresh', null, 'no')).toBe(false);
+    expect(await m.has('fresh')).toBe(false);
+    expect(await m.compareAndSet('fresh', undefined, 'created')).toBe(true);
+    expect(await m.get('fresh')).toBe('created');
+
+    // expiry travels with the value
+    await m.set('short', 'lived', { ttl: 100 });
+    expect(await m.get('short')).toBe('lived');
+    await until('the entry expired', 5000, async () => (await m.get('short')) === undefined);
+  });
+
+  it('a member closes a connection sending a malformed FAST frame, applies nothing of it, and keeps serving', { timeout: 60_000 }, async () => {
+    const { a, b, l } = await twoMembers();
+    const m = l.map('fastjunk');
+    // a key whose primary is member a
+    const key = Array.from({ length: 200 }, (_, i) => `victim${i}`).find((k) => l.cluster!.primaryOf(l.cluster!.records.partitionOf(k)) === a.id)!;
+    await m.set(key, 'ok');
+
+    // a raw client that knows the secret
+    const { ws, closed } = await rawAuthed(a.url, SECRET, 'raw-client');
+
+    // a well-formed SET of the key, then a GET cut short: the whole frame is refused
+    const w = new FastWriter();
+    w.ensure(256);
+    w.u8(FAST_MAGIC);
+    w.u8(O_MAP);
+    w.u16(0);
+    w.u16(8);
+    w.str('fastjunk', 8);
+    w.u8(O_SET);
+    w.u32(1);
+    w.u16(0);
+    w.u16(key.length);
+    w.str(key, key.length);
+    w.u8(1); // T_STRING
+    w.f64(0);
+    w.u32(4);
+    w.str('evil', 4);
+    w.u8(O_GET);
+    w.u32(2);
+    w.u16(0);
+    w.u16(40);
+    w.str('short', 5);
+    ws.send(w.buf.subarray(0, w.len));
+    expect(await closed).toBe(1002);
+
+    expect(await m.get(key)).toBe('ok');
+    await pool(200, 16, async (i) => {
+      await m.set(`after${i}`, i);
+    });
+    expect(await m.get('after199')).toBe(199);
+    expect(a.proc.exitCode).toBeNull();
   });
 });

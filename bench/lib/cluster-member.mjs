@@ -1,6 +1,11 @@
 // A data member for the cluster bench: createGrid with options.cluster; prints its url as one
-// JSON line on stdout and runs until killed. argv[2] = JSON { seeds, secret }.
+// JSON line on stdout and runs until killed. argv[2] = JSON { seeds, secret, profile? }.
+// With `profile` (a file path), SIGUSR2 starts the CPU profiler of the main thread and the next
+// SIGUSR2 stops it and writes the profile there, then prints {"profiled": path} on stdout
+// (bench/profile-remote.mjs).
+import { writeFileSync } from 'node:fs';
 import { createGrid } from '../../dist/index.js';
+import { startProfile } from './profiler.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
 process.on('warning', () => undefined);
@@ -9,3 +14,16 @@ process.stdout.write(JSON.stringify({ url: grid.cluster.url, id: grid.cluster.me
 const stop = () => void grid.close().then(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+if (cfg.profile) {
+  let stopProfile;
+  process.on('SIGUSR2', async () => {
+    if (stopProfile === undefined) {
+      stopProfile = await startProfile({ intervalUs: 100 });
+      return;
+    }
+    const s = stopProfile;
+    stopProfile = undefined;
+    writeFileSync(cfg.profile, JSON.stringify(await s()));
+    process.stdout.write(JSON.stringify({ profiled: cfg.profile }) + '\n');
+  });
+}

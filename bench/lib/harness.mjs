@@ -123,7 +123,9 @@ class Context {
 
   /**
    * Runs one tinybench Bench over `tasks` and records it as a table.
-   * task: { id, name, subject, fn, async?, ops? (operations per call, default 1), group?, sg?, skip? }
+   * task: { id, name, subject, fn, async?, ops? (operations per call, default 1), group?, sg?, skip?,
+   *         warmMs? (run the task for this long right before its measured run, on top of
+   *         tinybench's warm-up: for peers whose JIT takes seconds to settle) }
    * Rows of the same group are compared: ratio = shardgrid row's ops/s ÷ this row's ops/s.
    * opts: { title, note, perKey?: label of an extra per-key column (ops × opsPerKey) }
    */
@@ -140,6 +142,10 @@ class Context {
       setup: async (task, mode) => {
         const c = calib.get(task.name);
         if (mode === 'run' && c) {
+          if (c.warmMs > 0) {
+            this.progress(`${id}: warming up ${task.name} for ${c.warmMs} ms`, 'detail');
+            await msPerCall(c.batch, c.isAsync, c.ctl, c.warmMs);
+          }
           this.progress(`${id}: calibrating ${task.name}`, 'detail');
           c.row.batch = await calibrate(c.batch, c.isAsync, c.ctl, this.quick ? 10 : 25);
         }
@@ -168,7 +174,7 @@ class Context {
         row.note = String(e?.message ?? e);
         continue;
       }
-      calib.set(t.name, { row, batch, isAsync, ctl });
+      calib.set(t.name, { row, batch, isAsync, ctl, warmMs: t.warmMs ?? 0 });
       bench.add(t.name, batch);
       const task = bench.getTask(t.name);
       task.addEventListener('warmup', () => this.progress(`${id}: warm-up ${t.name}`, 'detail'));

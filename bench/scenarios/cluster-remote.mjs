@@ -1,27 +1,31 @@
 // Remote get through a lite member of a 2-member cluster (separate processes, loopback ws) against
-// ioredis → redis-server, both at concurrency 1 and 64, in the same run.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { createGrid } from '../../dist/index.js';
+// ioredis → redis-server (without and with auto-pipelining), at concurrency 1 and 64, in the
+// same run: a table for c=64, then one for c=1. Every key is first read back through every client
+// and checked (the fill), and every task runs for WARM_MS (c=64) or WARM_C1_MS (c=1) right before
+// its measured run (task.warmMs, bench/lib/harness.mjs): shardgrid's three processes take seconds
+// to tier up. In --quick mode tinybench warms each task for 40 ms only, which timed them still
+// tiering up: from a cold start, 100 ms windows at c=64 read ~55 k/s, ~100 k/s after 0.4 s,
+// ~200 k/s after 1 s and ~300 k/s after 2.3 s on a quiet machine (bench/profile-remote.mjs
+// --warmup-ms 1 --runs 50 --run-ms 100); c=1 took ~0.8 s to reach its rate even after c=64 (and
+// the reverse); a warm-up long before the measured run did not hold either (the processes sat idle
+// while the other clients warmed). Redis barely moved. Every client gets the same warm-up.
 import { scenario } from '../lib/harness.mjs';
 import { VALUES, makeKeys } from '../lib/peers.mjs';
 import { oneAtATime, rounds } from '../lib/load.mjs';
+import { startCluster } from '../lib/cluster.mjs';
 
 const C = 64;
-const SECRET = 'bench-secret';
-const MEMBER = fileURLToPath(new URL('../lib/cluster-member.mjs', import.meta.url));
+const WARM_MS = 2000;
+const WARM_C1_MS = 1000;
 
-function startMember(seeds) {
-  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, secret: SECRET })], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('cluster member did not start')), 15_000);
-    createInterface({ input: proc.stdout }).once('line', (l) => {
-      clearTimeout(t);
-      resolve({ proc, ...JSON.parse(l) });
-    });
-    proc.once('exit', (code) => reject(new Error(`cluster member exited (${code})`)));
-  });
+/** Reads every key back through `get`, `c` at once, and checks its value. */
+async function readBack(keys, value, get, c) {
+  for (let i = 0; i < keys.length; i += c) {
+    const batch = keys.slice(i, i + c);
+    const got = await Promise.all(batch.map(get));
+    const bad = got.findIndex((v) => v !== value);
+    if (bad >= 0) throw new Error(`key ${batch[bad]} read back ${String(got[bad]).slice(0, 20)}`);
+  }
 }
 
 await scenario({
@@ -29,26 +33,20 @@ await scenario({
   title: `remote get through a lite member at concurrency 1 and ${C}`,
   description: `2 data members (child processes, 1 virtual node each, backups 1) and a lite member in the bench process: every get crosses a loopback WebSocket to the key's primary. 10,000 keys of 100-byte strings. Against Redis GET through ioredis at the same concurrency.`,
 }, async (ctx) => {
-  const members = [];
+  let members = [];
   try {
     ctx.progress('starting 2 cluster members');
-    members.push(await startMember([]));
-    members.push(await startMember([members[0].url]));
-    const lite = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [members[0].url], secret: SECRET, lite: true } });
+    const c = await startCluster(2);
+    members = c.members;
+    const lite = c.lite;
     ctx.grids.push(lite);
-    // wait until both members own partitions and nothing migrates
-    for (const end = Date.now() + 20_000; ;) {
-      const t = lite.cluster.currentTable;
-      if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === 2) break;
-      if (Date.now() > end) throw new Error('cluster did not settle within 20 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const N = 10_000;
     const keys = makeKeys(N);
     const value = VALUES['100B'];
     const gm = lite.map('remote');
     for (let i = 0; i < N; i += 500) await gm.setMany(keys.slice(i, i + 500).map((k) => [k, value]));
     const redis = await ctx.redis();
+    const redisAp = redis ? await ctx.redis({ autoPipelining: true }) : null;
     const skip = redis ? undefined : ctx.redisSkip;
     if (redis) {
       await redis.flushall();
@@ -60,12 +58,18 @@ await scenario({
     }
     const sg = (k) => gm.get(k);
     const rd = redis ? (k) => redis.get(k) : null;
-    await ctx.bench('cluster-remote', [
-      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, fn: oneAtATime(keys, sg) },
-      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, fn: rd ? oneAtATime(keys, rd) : null, skip },
-      { id: `remote-c${C}`, name: `shardgrid remote get (lite), c=${C}`, subject: 'shardgrid', group: `c${C}`, sg: true, ops: C, async: true, fn: rounds(keys, C, sg) },
-      { id: `redis-c${C}`, name: `Redis GET, c=${C}`, subject: 'redis', group: `c${C}`, ops: C, async: true, fn: rd ? rounds(keys, C, rd) : null, skip },
-    ], { title: `remote get through a lite member vs Redis, concurrency 1 and ${C}`, note: `ops/s counts single gets; c=${C} rows time a round of ${C} concurrent gets. Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C}.` });
+    const ap = redisAp ? (k) => redisAp.get(k) : null;
+    ctx.progress('reading every key back through each client');
+    for (const get of [sg, rd, ap]) if (get !== null) await readBack(keys, value, get, C);
+    await ctx.bench(`cluster-remote-c${C}`, [
+      { id: `remote-c${C}`, name: `shardgrid remote get (lite), c=${C}`, subject: 'shardgrid', group: `c${C}`, sg: true, ops: C, async: true, warmMs: WARM_MS, fn: rounds(keys, C, sg) },
+      { id: `redis-c${C}`, name: `Redis GET, c=${C}`, subject: 'redis', group: `c${C}`, ops: C, async: true, warmMs: WARM_MS, fn: rd ? rounds(keys, C, rd) : null, skip },
+      { id: `redis-ap-c${C}`, name: `Redis GET, c=${C}, auto-pipelining`, subject: 'redis', group: `c${C}`, ops: C, async: true, warmMs: WARM_MS, fn: ap ? rounds(keys, C, ap) : null, skip },
+    ], { title: `remote get through a lite member vs Redis, concurrency ${C}`, note: `ops/s counts single gets; rows time a round of ${C} concurrent gets. Each task ran for ${WARM_MS / 1000} s right before its measured run (JIT warm-up). Target (issue 4): shardgrid remote get at c=${C} ≥ 2x Redis GET at c=${C} (without auto-pipelining, as ioredis is configured by default).` });
+    await ctx.bench('cluster-remote-c1', [
+      { id: 'remote-c1', name: 'shardgrid remote get (lite), c=1', subject: 'shardgrid', group: 'c1', sg: true, async: true, warmMs: WARM_C1_MS, fn: oneAtATime(keys, sg) },
+      { id: 'redis-c1', name: 'Redis GET, c=1', subject: 'redis', group: 'c1', async: true, warmMs: WARM_C1_MS, fn: rd ? oneAtATime(keys, rd) : null, skip },
+    ], { title: 'remote get through a lite member vs Redis, concurrency 1', note: `Each task ran for ${WARM_C1_MS / 1000} s right before its measured run (JIT warm-up for this call pattern).` });
   } finally {
     for (const m of members) m.proc.kill('SIGTERM');
   }

@@ -18,11 +18,15 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import {
-  GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, PartitionMovedError, ProtocolError, RetryableGridError, TimeoutError,
+  GridClosedError, GridError, InvalidOptionError, KeyTooLargeError, MemberUnreachableError, MemoryFullError, PartitionMovedError, ProtocolError,
+  RetryableGridError, TimeoutError, ValueTooLargeError,
 } from '../errors.js';
 import { initialTable, isTable, migrating, newer, ownedBy, plan, type PartitionTable } from '../ring/table.js';
-import type { ShardStore } from '../storage/store.js';
-import { Transport, type LogFn } from '../transport/transport.js';
+import { T_NUMBER } from '../storage/layout.js';
+import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
+import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
+import { Transport, type FastPeer, type LogFn } from '../transport/transport.js';
+import { RepCall, Shipment, rawAt, rawSize, sendRep, writeRaw, type KeySource } from './fast-ops.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Records, checkState, type RawEntry, type RawState } from './records.js';
 import { CLUSTER_STATUS_REQUEST, type ClusterStatus } from './status.js';
@@ -77,6 +81,10 @@ export class ClusterNode extends EventEmitter {
   private streamSlots = STREAM_CONCURRENCY;
   private readonly streamQueue: Array<() => void> = [];
   private opHandler: OpHandler | undefined;
+  /** Reply records of FAST requests are built here, then copied into the peer's frame. */
+  private readonly out = new FastWriter();
+  /** Open connection to each partition's primary (FAST requests), filled on use, emptied with every new table. */
+  private peerCache: Array<FastPeer | undefined> = [];
 
   constructor(host: ClusterHost, opts: ResolvedClusterOptions, log?: LogFn) {
     super();
@@ -131,6 +139,12 @@ export class ClusterNode extends EventEmitter {
     t.handle('grid.op', (b, from) => {
       if (this.opHandler === undefined) throw new GridClosedError('member is not serving maps');
       return this.opHandler(b as Record<string, unknown>, from);
+    });
+    t.serveFast({
+      get: (peer, r) => this.serveRead(peer, r, false),
+      set: (peer, r) => this.serveSet(peer, r),
+      mget: (peer, r) => this.serveRead(peer, r, true),
+      rep: (peer, r) => this.serveRep(peer, r),
     });
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
@@ -277,6 +291,7 @@ export class ClusterNode extends EventEmitter {
   private applyTable(t: PartitionTable): void {
     if (this.closed || !newer(t, this.table, this.rank)) return;
     this.table = t;
+    this.peerCache = [];
     for (const w of this.tableWaiters.splice(0)) w();
     const me = this.memberId;
     const st = this.host.store;
@@ -359,20 +374,51 @@ export class ClusterNode extends EventEmitter {
   }
 
   /**
+   * The open connection to partition p's primary when that is another member (for FAST
+   * requests); undefined when this member is the primary, none is known, or not connected.
+   */
+  fastPeerOf(p: number): FastPeer | undefined {
+    if (this.closed) return undefined;
+    const c = this.peerCache[p];
+    if (c !== undefined && c.isOpen) return c;
+    const to = this.primaryOf(p);
+    if (to === undefined || to === this.memberId) return undefined;
+    const peer = this.transport.peer(to);
+    if (peer !== undefined) this.peerCache[p] = peer;
+    return peer;
+  }
+
+  /** The open connection to member `to` (after ensureLink), or undefined. */
+  peer(to: string): FastPeer | undefined {
+    return this.transport.peer(to);
+  }
+
+  /** A grid.op request to member `to`. */
+  request<T>(to: string, body: Record<string, unknown>): Promise<T> {
+    return this.transport.request(to, 'grid.op', body) as Promise<T>;
+  }
+
+  /**
    * Runs an operation on partition p's primary: `local()` when that is this member, else the
    * `body` as a grid.op request. Retries moved partitions and unreachable primaries until
    * RETRY_DEADLINE_MS, waiting for a newer table in between.
    */
   route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>): Promise<T> {
+    const remote = (to: string) => this.transport.request(to, 'grid.op', body) as Promise<T>;
     // fast path: a remote primary we are connected to, one request, no async frame of our own
     const to = this.primaryOf(p);
     if (to !== undefined && to !== this.memberId && !this.closed && this.transport.isConnected(to)) {
-      return (this.transport.request(to, 'grid.op', body) as Promise<T>).catch((e: unknown) => this.routeSlow(p, local, body, e));
+      return remote(to).catch((e: unknown) => this.routeSlow(p, local, remote, e));
     }
-    return this.routeSlow(p, local, body, undefined);
+    return this.routeSlow(p, local, remote, undefined);
   }
 
-  private async routeSlow<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>, first: unknown): Promise<T> {
+  /**
+   * route() after a first attempt failed with `first` (or without one): waits for a newer table
+   * when the error is retryable, then runs `local()` or `remote(primary)` again, until
+   * RETRY_DEADLINE_MS.
+   */
+  async routeSlow<T>(p: number, local: () => T | Promise<T>, remote: (to: string) => Promise<T>, first: unknown): Promise<T> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     if (first !== undefined) {
       if (!(first instanceof RetryableGridError || first instanceof MemberUnreachableError)) throw first;
@@ -386,7 +432,7 @@ export class ClusterNode extends EventEmitter {
         if (to === this.memberId) return await local();
         if (to === undefined) throw new MemberUnreachableError(`no live data member holds partition ${p}`, { partition: p });
         await this.ensureLink(to);
-        return (await this.transport.request(to, 'grid.op', body)) as T;
+        return await remote(to);
       } catch (e) {
         if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
         await this.recover(e, to, attempt);
@@ -395,7 +441,7 @@ export class ClusterNode extends EventEmitter {
   }
 
   /** Sends one request per member for the partitions it is primary for (getMany / setMany). */
-  async routeMany<T>(parts: readonly number[], local: (idx: number[]) => Promise<T[]>, body: (idx: number[]) => Record<string, unknown>): Promise<T[]> {
+  async routeMany<T>(parts: readonly number[], local: (idx: number[]) => Promise<T[]>, remote: (to: string, idx: number[]) => Promise<T[]>): Promise<T[]> {
     const out = new Array<T>(parts.length);
     let todo = parts.map((_, i) => i);
     const deadline = Date.now() + RETRY_DEADLINE_MS;
@@ -419,7 +465,7 @@ export class ClusterNode extends EventEmitter {
             else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
             else {
               await this.ensureLink(to);
-              r = (await this.transport.request(to, 'grid.op', body(idx))) as T[];
+              r = await remote(to, idx);
             }
             for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
           } catch (e) {
@@ -475,10 +521,44 @@ export class ClusterNode extends EventEmitter {
       this.assertPrimary(p); // read and send in the same run: still the primary when shipped
       const targets = copiesOf(this.table!, p, this.memberId);
       if (targets.length === 0) return undefined;
-      const body = { m: mapName, k: key, s, v: this.tableVersion };
-      return targets.length === 1 ? this.sendCopy(p, targets[0], 'grid.rep', body) : Promise.all(targets.map((to) => this.sendCopy(p, to, 'grid.rep', body)));
+      return new Promise<void>((resolve, reject) => {
+        const ship = new Shipment((err) => (err === undefined ? resolve() : reject(err)));
+        const k: KeySource = { s: key, len: Buffer.byteLength(key, 'utf8') };
+        for (const to of targets) this.ship(ship, p, to, mapName, k, s, undefined, 0, 0, 0, 0);
+        ship.done();
+      });
     });
     return r as Promise<unknown> | undefined;
+  }
+
+  /**
+   * Sends one copy of partition p the key's state (a RawState, or a STATE of a received frame at
+   * b[off..off+len) with its type and expiry) as a FAST REP, counted in `ship`; a generic grid.rep
+   * when it does not fit a FAST record.
+   */
+  private ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number): void {
+    const peer = this.transport.peer(to);
+    if (peer === undefined) {
+      this.reportStale(p, to);
+      return;
+    }
+    ship.add();
+    if (sendRep(peer, map, this.tableVersion, key, raw, b, type, exp, off, len, new RepCall(ship, (e) => this.copyFailed(p, to, e)))) return;
+    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
+    this.sendCopy(p, to, 'grid.rep', { m: map, k, s, v: this.tableVersion }).then(
+      () => ship.done(),
+      (e: unknown) => ship.done(e),
+    );
+  }
+
+  /** A copy did not apply a replicated write: the error that fails the write, or undefined (the copy is reported stale). */
+  private copyFailed(p: number, to: string, e: unknown): unknown {
+    if (e instanceof PartitionMovedError) return e;
+    if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.closed) return e;
+    this.log('warn', `copy of partition ${p} on ${to} missed a write`, e);
+    this.reportStale(p, to);
+    return undefined;
   }
 
   private sendCopy(p: number, to: string, type: string, body: unknown): Promise<void> {
@@ -489,10 +569,8 @@ export class ClusterNode extends EventEmitter {
     return this.transport.request(to, type, body).then(
       () => undefined,
       (e: unknown) => {
-        if (e instanceof PartitionMovedError) throw e;
-        if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.closed) throw e;
-        this.log('warn', `copy of partition ${p} on ${to} missed a write`, e);
-        this.reportStale(p, to);
+        const err = this.copyFailed(p, to, e);
+        if (err !== undefined) throw err;
       },
     );
   }
@@ -524,6 +602,235 @@ export class ClusterNode extends EventEmitter {
     if (t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
       throw new PartitionMovedError(`partition ${p} moved (table ${t.version})`, { partition: p, version: t.version });
     }
+  }
+
+  // ── FAST requests (transport/fast.ts) ─────────────────────────────────────────────────────────
+
+  /** This member's store id of a map named on a connection (registered on first use, cached on the FastMap). */
+  private fastMapId(m: FastMap): number {
+    if (m.local >= 0) return m.local;
+    const id = this.host.store.mapId(m.name);
+    if (id < 0) throw new ProtocolError(`cannot register map '${m.name.slice(0, 40)}' (registry full or name too long)`);
+    return (m.local = id);
+  }
+
+  /** Sets the store's current key to the record's key; its partition. */
+  private fastKey(r: FastReader, mapId: number, off = r.keyOff, len = r.keyLen): number {
+    const st = this.host.store;
+    if (st.setKeyBytes(r.buf, off, len, mapId) < 0) throw new KeyTooLargeError(`key is ${len} bytes, over maxKeyBytes (${st.maxKeyBytes})`, { size: len, limit: st.maxKeyBytes });
+    return st.kpart;
+  }
+
+  /**
+   * Reads the STATE of the store's current key (map `mapId`, partition p) optimistically and
+   * writes it, the value bytes copied straight out of shared memory: as a whole STATE reply
+   * record [R_STATE, id, STATE] into the peer's frame when `peer` is given, else appended to
+   * `this.out`. False (nothing written) when a writer kept the partition busy through the spin.
+   */
+  private writeStateOf(p: number, mapId: number, peer: FastPeer | undefined, id: number): boolean {
+    const st = this.host.store;
+    for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
+      const s = st.readBegin(p);
+      if (s < 0) continue;
+      const off = st.probe(p, mapId);
+      let vlen = -1;
+      let vo = 0;
+      let exp = 0;
+      if (off >= 0) {
+        exp = st.expiresAt(off);
+        if (exp === 0 || exp > Date.now()) {
+          vlen = st.valueLength(off);
+          vo = st.valueOffset(off);
+          if (!st.inBounds(vo + vlen)) continue; // torn view
+        }
+      }
+      const size = vlen < 0 ? 1 : VALUE_HEAD + vlen;
+      let w: FastWriter;
+      if (peer !== undefined) {
+        if (STATE_HEAD + size > peer.maxRecord) {
+          if (!st.readValid(p, s)) continue;
+          throw new ValueTooLargeError(`value of ${vlen} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: vlen });
+        }
+        w = peer.room(STATE_HEAD + size);
+      } else {
+        w = this.out;
+        w.ensure(size);
+      }
+      const mark = w.len;
+      if (peer !== undefined) {
+        w.u8(R_STATE);
+        w.u32(id);
+      }
+      if (vlen < 0) w.u8(ABSENT);
+      else {
+        w.u8(st.typeOf(off));
+        w.f64(exp);
+        w.u32(vlen);
+        w.bytes(st.u8, vo, vo + vlen);
+      }
+      if (st.readValid(p, s)) {
+        if (vlen >= 0) st.touch(off);
+        return true;
+      }
+      w.len = mark;
+    }
+    return false;
+  }
+
+  /**
+   * Moves the reply record built in `this.out` into the peer's frame (one copy of a few hundred
+   * bytes, so the frame is never left with half a record and its size is known before it joins).
+   */
+  private sendOut(peer: FastPeer): void {
+    const o = this.out;
+    if (o.len > peer.maxRecord) {
+      const n = o.len;
+      o.len = 0;
+      throw new ValueTooLargeError(`reply of ${n} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: n });
+    }
+    peer.room(o.len).bytes(o.buf, 0, o.len);
+    o.len = 0;
+  }
+
+  /** MGET: the STATES reply built in `this.out`, then moved into the frame; false when a partition was busy. */
+  private readMany(peer: FastPeer, r: FastReader, mapId: number): boolean {
+    const n = r.count;
+    // all or nothing: every key's partition must be primary here before anything is read
+    for (let i = 0; i < n; i++) this.assertPrimary(this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]));
+    const o = this.out;
+    o.len = 0;
+    o.ensure(STATES_HEAD);
+    o.u8(R_STATES);
+    o.u32(r.id);
+    o.u32(n);
+    for (let i = 0; i < n; i++) {
+      const p = this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]);
+      if (!this.writeStateOf(p, mapId, undefined, 0)) {
+        o.len = 0;
+        return false;
+      }
+    }
+    this.sendOut(peer);
+    return true;
+  }
+
+  /**
+   * GET (one key, R_STATE) and MGET (R_STATES): every value copied from shared memory into the
+   * reply record. An MGET is all or nothing: each key's partition must be primary here first.
+   */
+  private serveRead(peer: FastPeer, r: FastReader, many: boolean): void {
+    const mapId = this.fastMapId(r.map);
+    if (!many) {
+      const p = this.fastKey(r, mapId);
+      this.assertPrimary(p);
+      if (this.writeStateOf(p, mapId, peer, r.id)) return;
+    } else if (this.readMany(peer, r, mapId)) return;
+    const n = many ? r.count : 1;
+    // a writer kept a partition busy: read (under the lock where needed) and answer then
+    const id = r.id;
+    const name = r.map.name;
+    const keys: string[] = [];
+    if (!many) keys.push(r.key());
+    else for (let k = 0; k < n; k++) keys.push(r.buf.toString('utf8', r.keyOffs[k], r.keyOffs[k] + r.keyLens[k]));
+    Promise.all(
+      keys.map((key) =>
+        this.records.withState(name, key, (p2, s) => {
+          this.assertPrimary(p2);
+          return s;
+        }),
+      ),
+    ).then(
+      (states) => this.replyRaw(peer, id, states, many),
+      (e: unknown) => peer.replyError(id, e),
+    );
+  }
+
+  /** Answers with RawStates: one (R_STATE) or a list (R_STATES). */
+  private replyRaw(peer: FastPeer, id: number, states: RawState[], many = false): void {
+    if (!peer.isOpen) return;
+    let size = many ? STATES_HEAD : STATE_HEAD;
+    for (const s of states) size += rawSize(s);
+    if (size > peer.maxRecord) {
+      peer.replyError(id, new ValueTooLargeError(`reply of ${size} bytes does not fit a frame (maxPayload)`));
+      return;
+    }
+    const w = peer.room(size);
+    w.u8(many ? R_STATES : R_STATE);
+    w.u32(id);
+    if (many) w.u32(states.length);
+    for (const s of states) writeRaw(w, s);
+  }
+
+  /**
+   * A SET routed here: written under the partition lock, and in the same synchronous run (still
+   * under the lock) its state — the value bytes of the request — is shipped to every backup and
+   * pending copy as a REP; the OK goes back once all live copies applied it.
+   */
+  private serveSet(peer: FastPeer, r: FastReader): void {
+    const st = this.host.store;
+    const mapId = this.fastMapId(r.map);
+    const p = this.fastKey(r, mapId);
+    this.assertPrimary(p);
+    if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
+    const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
+    const name = r.map.name;
+    const write = (): void => {
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      this.assertPrimary(p);
+      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+        throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+      }
+      const targets = copiesOf(this.table!, p, this.memberId);
+      const ship = new Shipment((err) => {
+        if (!peer.isOpen) return;
+        if (err !== undefined) {
+          peer.replyError(id, err);
+          return;
+        }
+        const w = peer.room(5);
+        w.u8(R_OK);
+        w.u32(id);
+      });
+      if (targets.length > 0) {
+        const k: KeySource = { b: buf, off: keyOff, len: keyLen };
+        for (const to of targets) this.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen);
+      }
+      ship.done();
+    };
+    const res = this.records.serial(p, write);
+    if (res instanceof Promise) res.then(undefined, (e: unknown) => peer.replyError(id, e));
+  }
+
+  /** A replicated write (REP) on a copy: fenced by table version, applied in arrival order per partition. */
+  private serveRep(peer: FastPeer, r: FastReader): void {
+    const st = this.host.store;
+    const mapId = this.fastMapId(r.map);
+    if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
+    const p = st.kpart;
+    this.checkCopy(p, r.version);
+    if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`replicated value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
+    const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
+    const apply = (): void => {
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      if (vType < 0) {
+        st.remove(p, mapId, Date.now());
+        return;
+      }
+      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+        throw new MemoryFullError('memory budget exhausted and nothing left to evict (replica)');
+      }
+    };
+    const ok = (): void => {
+      if (!peer.isOpen) return;
+      const w = peer.room(5);
+      w.u8(R_OK);
+      w.u32(id);
+    };
+    const res = this.records.serial(p, apply);
+    if (res instanceof Promise) res.then(ok, (e: unknown) => peer.replyError(id, e));
+    else ok();
   }
 
   // ── migration ─────────────────────────────────────────────────────────────────────────────────

@@ -1,13 +1,14 @@
 /**
  * RoutedMap: the map API of a cluster member. Each operation goes to the primary of its key's
  * partition: on this member it runs on shared memory exactly as in a single process (GridMap)
- * and then replicates the key's state to the backups; elsewhere it travels as one `grid.op`
- * request. `serve` is the other side: it runs requests from other members, on the primary only.
+ * and then replicates the key's state to the backups; elsewhere get, set and getMany travel as
+ * FAST records (transport/fast.ts, cluster/fast-ops.ts; the primary answers them in ClusterNode)
+ * and every other operation as one `grid.op` request. `serve` runs grid.op requests from other
+ * members, on the primary only.
  *
- * Values cross the wire as encoded states ([type, payload, expiresAt], records.ts), so a remote
- * get or set never decodes and re-encodes a value on the way. Operations whose arguments are
- * compared or computed on the primary (compareAndSet, setIfAbsent, increment, compute) carry
- * plain values.
+ * Values cross the wire encoded (type tag, payload bytes, expiresAt), so a remote get or set
+ * never decodes and re-encodes a value on the way. Operations whose arguments are compared or
+ * computed on the primary (compareAndSet, setIfAbsent, increment, compute) carry plain values.
  */
 import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
@@ -18,6 +19,7 @@ import { GridMap, type MapHost } from '../map.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import type { ClusterNode } from './node.js';
+import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
 
 type Body = Record<string, unknown>;
@@ -62,7 +64,10 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** Encoded state of `value` with expiry, validated here (typed errors before anything moves). */
   private stateOf(value: unknown, ttl: number | undefined): Exclude<RawState, null> {
-    const expiresAt = this.expiry(ttl);
+    return this.stateAt(value, this.expiry(ttl));
+  }
+
+  private stateAt(value: unknown, expiresAt: number): Exclude<RawState, null> {
     this.value(value);
     const e = this.enc.snapshot();
     const payload = e.type === T_NUMBER ? e.num : e.type === T_STRING ? (e.bytes as string) : Buffer.from(e.bytes as Uint8Array);
@@ -106,7 +111,30 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       return Promise.reject(e);
     }
     if (this.node.isPrimary(p)) return super.get(key);
-    return this.node.route(p, () => this.localState(key), { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
+    // one FAST GET to the primary; its reply record resolves this promise with the value
+    const peer = this.node.fastPeerOf(p);
+    if (peer !== undefined) {
+      const c = new GetCall<V | undefined>(this, p, key);
+      const pr = promiseOf(c);
+      if (sendGet(peer, this.name, key, this.store.klen, c)) return pr;
+    }
+    return this.getRouted(p, key, undefined);
+  }
+
+  /** get() with retries (route): `first` is the error of a first attempt, if any. @internal */
+  getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
+    return this.node.routeSlow(p, () => super.get(key), (to) => this.getFrom(to, key), first);
+  }
+
+  /** One get from member `to`: a FAST GET, or a grid.op when the map cannot be named on the connection. */
+  private getFrom(to: string, key: string): Promise<V | undefined> {
+    const peer = this.node.peer(to);
+    if (peer !== undefined) {
+      const c = new GetCall<V | undefined>(undefined, 0, key);
+      const pr = promiseOf(c);
+      if (sendGet(peer, this.name, key, Buffer.byteLength(key, 'utf8'), c)) return pr;
+    }
+    return this.node.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
   }
 
   override async has(key: string): Promise<boolean> {
@@ -123,12 +151,22 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
     const parts = keys.map((k) => this.part(k));
-    const states = await this.node.routeMany<RawState>(
+    // one FAST MGET (or grid.op mget) per primary member
+    return this.node.routeMany<V | undefined>(
       parts,
-      (idx) => Promise.all(idx.map((i) => this.localState(keys[i]))),
-      (idx) => ({ m: this.name, o: 'mget', ks: idx.map((i) => keys[i]) }),
+      (idx) => super.getMany(idx.map((i) => keys[i])),
+      (to, idx) => this.getManyFrom(to, idx.map((i) => keys[i])),
     );
-    return states.map((s) => fromState(checkState(s, Infinity)) as V | undefined);
+  }
+
+  private getManyFrom(to: string, keys: string[]): Promise<Array<V | undefined>> {
+    const peer = this.node.peer(to);
+    if (peer !== undefined) {
+      const c = new MgetCall<V | undefined>(keys.length);
+      const pr = promiseOf(c);
+      if (sendMget(peer, this.name, keys, c)) return pr;
+    }
+    return this.node.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => fromState(checkState(s, Infinity)) as V | undefined));
   }
 
   override async size(): Promise<number> {
@@ -168,14 +206,36 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
     let p: number;
-    let s: Exclude<RawState, null>;
+    let klen: number;
+    let expiresAt: number;
     try {
       p = this.part(key);
-      s = this.stateOf(value, options?.ttl);
+      klen = this.store.klen;
+      expiresAt = this.expiry(options?.ttl);
+      this.value(value); // the encoder now holds the value: a FAST SET copies it into its frame
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.node.route(p, () => this.putState(p, key, s), { m: this.name, o: 'set', k: key, s });
+    const peer = this.node.isPrimary(p) ? undefined : this.node.fastPeerOf(p);
+    if (peer !== undefined) {
+      const c = new SetCall(this, p, key, value, expiresAt);
+      const pr = promiseOf(c);
+      if (sendSet(peer, this.name, key, klen, this.enc, expiresAt, c)) return pr;
+    }
+    return this.setRouted(p, key, value, expiresAt, undefined);
+  }
+
+  /** set() with retries (route); the value travels as a grid.op state. `first`: the error of a first attempt, if any. @internal */
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, first: unknown): Promise<void> {
+    let s: Exclude<RawState, null>;
+    try {
+      s = this.stateAt(value, expiresAt);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const body = { m: this.name, o: 'set', k: key, s };
+    if (first === undefined) return this.node.route(p, () => this.putState(p, key, s), body);
+    return this.node.routeSlow(p, () => this.putState(p, key, s), (to) => this.node.request<void>(to, body), first);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
@@ -191,7 +251,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     await this.node.routeMany<boolean>(
       parts,
       (idx) => this.putMany(idx.map((i) => entries[i][0]), idx.map((i) => states[i])),
-      (idx) => ({ m: this.name, o: 'mset', ks: idx.map((i) => entries[i][0]), ss: idx.map((i) => states[i]) }),
+      (to, idx) => this.node.request<boolean[]>(to, { m: this.name, o: 'mset', ks: idx.map((i) => entries[i][0]), ss: idx.map((i) => states[i]) }),
     );
   }
 
@@ -294,7 +354,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         return this.written(p, key, () => super.setIfAbsent(key, b.v as V, { ttl }));
       }
       case 'cas':
-        return this.written(p, key, () => super.compareAndSet(key, (b.e ?? undefined) as V | undefined, b.v as V));
+        // b.e undefined = "expected absent"; null is a value (msgpack keeps the two apart)
+        return this.written(p, key, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
       case 'inc':
         return this.written(p, key, () => super.increment(key, b.d as number));
       case 'cmp':

@@ -195,6 +195,23 @@ export class ShardStore {
     return len;
   }
 
+  /**
+   * setKey for a key given as UTF-8 bytes `src[off..off+len)` (a key received from another
+   * member): same hash and partition as setKey of the decoded string. Returns len, or -1 when it
+   * exceeds maxKeyBytes.
+   */
+  setKeyBytes(src: Uint8Array, off: number, len: number, mapId: number): number {
+    if (len > this.maxKeyBytes) return -1;
+    const kb = this.kbuf;
+    for (let i = 0; i < len; i++) kb[i] = src[off + i];
+    const h = murmur3(kb, len, HASH_SEED);
+    this.kstr = null;
+    this.klen = len;
+    this.kpart = h % this.partitions;
+    this.ksh = fmix32(h ^ Math.imul(mapId + 1, 0x9e3779b1));
+    return len;
+  }
+
   private keyEquals(at: number): boolean {
     const u8 = this.u8;
     const n = this.klen;

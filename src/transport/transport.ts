@@ -7,6 +7,18 @@
  * receiver validates the whole frame, then runs the handlers; synchronous results go onto its own
  * batch towards the requester and leave in one frame at the end of the tick.
  *
+ * The hot map operations travel as FAST frames (fast.ts): binary records written straight into a
+ * per-connection frame (FastPeer.room) and answered by a FastServer, with no per-operation object
+ * encoded. FAST and BATCH frames of one connection leave in the order their messages were queued
+ * (one queue per connection; a FAST message after a BATCH message starts a new frame, and the
+ * reverse), so ordering holds across both kinds, e.g. replicated writes and partition snapshots.
+ *
+ * Request deadlines: a request with the default timeout costs no timer (nor a clock read): it
+ * takes the next number of a transport-wide sequence, and one interval timer, every quarter of
+ * requestTimeout, notes the sequence reached and expires the requests numbered before the note
+ * taken four ticks earlier, so such a request fails between 1 and 1.25 requestTimeout after it
+ * was made. A request with another timeout keeps a timer of its own.
+ *
  * One connection per pair: if both members dial each other at once, the connection dialled by
  * the smaller memberId is kept (each side decides alone, with the same rule, when the second
  * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
@@ -32,6 +44,25 @@ import {
   errorToWire,
   type WireError,
 } from '../errors.js';
+import {
+  FAST_FRAME_BYTES,
+  FAST_MAGIC,
+  FastMap,
+  FastReader,
+  FastWriter,
+  MAX_FAST_ID,
+  MAX_LINK_MAPS,
+  MAX_NAME_BYTES,
+  O_GET,
+  O_MAP,
+  O_MGET,
+  O_REP,
+  O_SET,
+  R_OK,
+  R_STATE,
+  R_STATES,
+  validateFast,
+} from './fast.js';
 import {
   CLOSE_AUTH,
   CLOSE_BUSY,
@@ -102,6 +133,10 @@ const DEFAULTS = Object.freeze({
 /** Messages per BATCH frame before a new frame is started (bounds encode size and latency). */
 const MAX_BATCH_MESSAGES = 4096;
 const MAX_BATCH_ITEMS = 1 + MAX_BATCH_MESSAGES * STRIDE;
+/** Slots of a connection's PendingTable ring (a power of 2). */
+const PENDING_RING = 1024;
+/** Sweeps per requestTimeout (see the header: a request expires 1 to 1 + 1/SWEEP_TICKS timeouts after it was made). */
+const SWEEP_TICKS = 4;
 /** After close() sends close frames, sockets that have not closed are destroyed after this long. */
 const CLOSE_GRACE_MS = 250;
 /** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
@@ -118,10 +153,117 @@ const S_CLOSED = 6;
 
 const zeroMask = (mask: Buffer): Buffer => mask.fill(0);
 
-interface Pending {
-  resolve: (v: any) => void;
-  reject: (e: unknown) => void;
-  timer: NodeJS.Timeout;
+/** A request waiting for its reply: a BATCH request (GenericCall) or a FAST one (FastCall). */
+interface Waiter {
+  readonly fast: boolean;
+  /** Request id (set by PendingTable). */
+  id: number;
+  /** Sequence number of a request with the default timeout (see the header); 0 when it has its own timer. */
+  seq: number;
+  readonly timer?: NodeJS.Timeout;
+  reject(e: unknown): void;
+}
+
+class GenericCall implements Waiter {
+  readonly fast = false;
+  id = 0;
+  seq = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(
+    readonly resolve: (v: any) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+}
+
+/**
+ * A FAST request waiting for its reply record. Subclasses read their result from the reply
+ * (`settle`, called with the reader on the reply: R_STATE / R_OK / R_STATES as `reply` says) or
+ * get the error (`reject`: an ERROR reply, a timeout, the connection closing).
+ */
+export abstract class FastCall implements Waiter {
+  id = 0;
+  seq = 0;
+  get fast(): boolean {
+    return true;
+  }
+  abstract readonly reply: number;
+  abstract settle(r: FastReader): void;
+  abstract reject(e: unknown): void;
+}
+
+/**
+ * The requests of one connection waiting for replies, by id: a ring of PENDING_RING slots indexed
+ * by the low bits of the id (ids are sequential, so with fewer requests in flight every request
+ * has a slot, and a request costs no hash-table insert, delete or rehash), and a Map for the rare
+ * request whose slot is still taken by one PENDING_RING requests older.
+ */
+class PendingTable {
+  private readonly ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
+  private readonly more = new Map<number, Waiter>();
+  size = 0;
+
+  set(id: number, w: Waiter): void {
+    w.id = id;
+    const i = id & (PENDING_RING - 1);
+    if (this.ring[i] === undefined) this.ring[i] = w;
+    else this.more.set(id, w);
+    this.size++;
+  }
+
+  get(id: number): Waiter | undefined {
+    const w = this.ring[id & (PENDING_RING - 1)];
+    if (w !== undefined && w.id === id) return w;
+    return this.more.size > 0 ? this.more.get(id) : undefined;
+  }
+
+  delete(id: number): void {
+    const i = id & (PENDING_RING - 1);
+    const w = this.ring[i];
+    if (w !== undefined && w.id === id) this.ring[i] = undefined;
+    else if (!this.more.delete(id)) return;
+    this.size--;
+  }
+
+  /** Every waiting request, in no particular order. */
+  values(): Waiter[] {
+    const out: Waiter[] = [];
+    if (this.size === 0) return out;
+    for (const w of this.ring) if (w !== undefined) out.push(w);
+    for (const w of this.more.values()) out.push(w);
+    return out;
+  }
+
+  clear(): void {
+    this.ring.fill(undefined);
+    this.more.clear();
+    this.size = 0;
+  }
+}
+
+/** One open connection as seen by FAST senders and servers. */
+export interface FastPeer {
+  /** Remote member id. */
+  readonly id: string;
+  /** False once the connection closed: nothing written to it is sent. */
+  readonly isOpen: boolean;
+  /** Largest record a FAST frame can carry on this connection (maxPayload - 1; a record over FAST_FRAME_BYTES goes alone in its frame). */
+  readonly maxRecord: number;
+  /** Index of map `name` on this connection, naming it first (a MAP record) when new; -1 when the connection has named too many maps. */
+  mapIndex(name: string): number;
+  /** The open FAST frame with at least n free bytes (n <= maxRecord); the frame is flushed at the end of the tick. */
+  room(n: number): FastWriter;
+  /** Registers a FAST request (default timeout) and returns its id; write its record right after. */
+  call(c: FastCall): number;
+  /** Answers request `id` with an ERROR message. */
+  replyError(id: number, err: unknown): void;
+}
+
+/** Serves FAST requests. Each call answers now or later (peer.room / peer.replyError) or throws (sent as the error reply). */
+export interface FastServer {
+  get(peer: FastPeer, r: FastReader): void;
+  set(peer: FastPeer, r: FastReader): void;
+  mget(peer: FastPeer, r: FastReader): void;
+  rep(peer: FastPeer, r: FastReader): void;
 }
 
 interface Dial {
@@ -133,7 +275,7 @@ interface Dial {
 }
 
 /** One WebSocket to one peer, in handshake or open. */
-class Link {
+class Link implements FastPeer {
   state: number;
   /** Remote member id (known after HELLO / CHALLENGE). */
   id = '';
@@ -147,28 +289,69 @@ class Link {
   failure: GridError | undefined;
   /** Closed because another connection to the same peer won. */
   superseded = false;
-  /** Outgoing BATCH arrays; the last one is being filled. Usually exactly one. */
-  readonly batches: unknown[][];
-  cur: unknown[];
+  /** Frames waiting to be sent, in order: BATCH arrays and sealed FAST frames. */
+  readonly queue: Array<unknown[] | Buffer> = [];
+  /** The BATCH array being filled (then the last entry of the queue), or null. */
+  cur: unknown[] | null = null;
+  /** The FAST frame being filled (comes after everything in the queue); empty when len is 0. Never open together with `cur`. */
+  readonly fw = new FastWriter();
   scheduled = false;
   blocked = false;
   drainPoll: NodeJS.Timeout | undefined;
-  readonly pending = new Map<number, Pending>();
+  readonly pending = new PendingTable();
   nextId = 0;
+  /** Map indexes this side named on the connection, and those the peer named. */
+  readonly outMaps = new Map<string, number>();
+  readonly inMaps: FastMap[] = [];
   readonly closed: Promise<void>;
 
   constructor(
     readonly ws: WebSocket,
     readonly outbound: boolean,
+    private readonly t: Transport,
+    readonly maxRecord: number,
   ) {
     this.state = outbound ? S_DIAL : S_HELLO;
-    this.cur = [F_BATCH];
-    this.batches = [this.cur];
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
   }
 
   describe(): string {
     return this.id !== '' ? `member ${this.id}` : this.url !== '' ? this.url : 'an unidentified peer';
+  }
+
+  get isOpen(): boolean {
+    return this.state === S_OPEN;
+  }
+
+  newId(): number {
+    return (this.nextId = this.nextId >= MAX_FAST_ID ? 1 : this.nextId + 1);
+  }
+
+  mapIndex(name: string): number {
+    const known = this.outMaps.get(name);
+    if (known !== undefined) return known;
+    const idx = this.outMaps.size;
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (idx >= MAX_LINK_MAPS || bytes === 0 || bytes > MAX_NAME_BYTES) return -1;
+    const w = this.room(5 + bytes);
+    w.u8(O_MAP);
+    w.u16(idx);
+    w.u16(bytes);
+    w.str(name, bytes);
+    this.outMaps.set(name, idx);
+    return idx;
+  }
+
+  room(n: number): FastWriter {
+    return this.t._room(this, n);
+  }
+
+  call(c: FastCall): number {
+    return this.t._call(this, c);
+  }
+
+  replyError(id: number, err: unknown): void {
+    this.t._replyError(this, id, err);
   }
 }
 
@@ -249,10 +432,24 @@ export class Transport extends EventEmitter {
   private handshaking = 0;
   private closing: Promise<void> | undefined;
 
+  private fastServer: FastServer | undefined;
+  private readonly reader = new FastReader();
+  /** A FAST frame is sealed before it would grow past this (one bigger record goes alone). */
+  private readonly fastLimit: number;
+  /** Requests with the default timeout made so far (see the header), and the sweep that expires them. */
+  private seq = 0;
+  private readonly marks = new Array<number>(SWEEP_TICKS + 1).fill(0);
+  private tick = 0;
+  private readonly sweepTimer: NodeJS.Timeout;
+
   // bound once, passed to timers without per-call closures
   private readonly flushBound = (link: Link) => this.flush(link);
   private readonly timeoutBound = (link: Link, id: number) => setImmediate(this.expireBound, link, id);
   private readonly expireBound = (link: Link, id: number) => this.expire(link, id);
+  private readonly sweepBound = () => this.sweep();
+  private readonly expireManyBound = (list: Array<Link | number>) => {
+    for (let i = 0; i < list.length; i += 2) this.expire(list[i] as Link, list[i + 1] as number);
+  };
 
   private constructor(opts: TransportOptions, server: Server, wss: WebSocketServer, url: string) {
     super();
@@ -264,6 +461,9 @@ export class Transport extends EventEmitter {
     this.maxBuffered = opts.maxBuffered ?? DEFAULTS.maxBuffered;
     this.maxHandshakes = opts.maxHandshakes ?? DEFAULTS.maxHandshakes;
     this.log = opts.log ?? defaultLog(opts.memberId);
+    this.fastLimit = Math.min(FAST_FRAME_BYTES, this.maxPayload);
+    this.sweepTimer = setInterval(this.sweepBound, Math.ceil(this.requestTimeout / SWEEP_TICKS));
+    this.sweepTimer.unref();
     this.server = server;
     this.wss = wss;
     this.url = url;
@@ -348,10 +548,23 @@ export class Transport extends EventEmitter {
       );
     }
     return new Promise<T>((resolve, reject) => {
-      const id = ++link.nextId;
-      link.pending.set(id, { resolve, reject, timer: setTimeout(this.timeoutBound, timeoutMs, link, id) });
+      const id = link.newId();
+      const c = new GenericCall(resolve, reject);
+      if (timeoutMs === this.requestTimeout) this.track(c);
+      else c.timer = setTimeout(this.timeoutBound, timeoutMs, link, id);
+      link.pending.set(id, c);
       this.enqueue(link, K_REQUEST, id, type, body);
     });
+  }
+
+  /** The open connection to a member, for FAST requests; undefined when not connected. */
+  peer(memberId: string): FastPeer | undefined {
+    return this.links.get(memberId);
+  }
+
+  /** Registers the server of FAST requests (without one they are answered with UnsupportedError). */
+  serveFast(server: FastServer): void {
+    this.fastServer = server;
   }
 
   /** One-way message (no reply); silently dropped if not connected. */
@@ -389,6 +602,7 @@ export class Transport extends EventEmitter {
   /** Closes the server and every connection; pending requests reject with GridClosedError. */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    clearInterval(this.sweepTimer);
     const err = new GridClosedError('transport is closed');
     const links = [...this.all];
     for (const link of links) this.closeLink(link, CLOSE_GOING_AWAY, 'member closing', err);
@@ -430,7 +644,7 @@ export class Transport extends EventEmitter {
         reject(new InvalidArgumentError(`connect: bad url ${url}: ${(err as Error).message}`));
         return;
       }
-      const link = new Link(ws, true);
+      const link = new Link(ws, true, this, this.maxPayload - 1);
       link.url = url;
       link.dial = {
         resolve,
@@ -464,7 +678,7 @@ export class Transport extends EventEmitter {
       setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
       return;
     }
-    const link = new Link(ws, false);
+    const link = new Link(ws, false, this, this.maxPayload - 1);
     this.handshaking++;
     this.all.add(link);
     this.attach(link);
@@ -548,11 +762,17 @@ export class Transport extends EventEmitter {
       const pend = [...link.pending.values()];
       link.pending.clear();
       for (const p of pend) {
-        clearTimeout(p.timer);
-        p.reject(pendingErr);
+        if (p.timer !== undefined) clearTimeout(p.timer);
+        try {
+          p.reject(pendingErr);
+        } catch (e) {
+          this.log('error', 'a pending request failed to settle', e);
+        }
       }
     }
-    link.batches.length = 0;
+    link.queue.length = 0;
+    link.cur = null;
+    link.fw.len = 0;
     if (this.links.get(link.id) === link) {
       this.links.delete(link.id);
       this.emit('disconnected', link.id);
@@ -602,6 +822,10 @@ export class Transport extends EventEmitter {
     if (link.state === S_CLOSED) return;
     if (!isBinary) {
       this.protocolError(link, 'text frame');
+      return;
+    }
+    if (link.state === S_OPEN && (data as Buffer)[0] === FAST_MAGIC) {
+      this.onFast(link, data as Buffer);
       return;
     }
     let frame: unknown;
@@ -793,9 +1017,13 @@ export class Transport extends EventEmitter {
         const id = f[i + 1] as number;
         const p = link.pending.get(id);
         if (p === undefined) continue; // timed out already
+        if (k === K_REPLY && p.fast) {
+          this.protocolError(link, `BATCH reply to FAST request ${id}`);
+          return;
+        }
         link.pending.delete(id);
-        clearTimeout(p.timer);
-        if (k === K_REPLY) p.resolve(f[i + 3]);
+        if (p.timer !== undefined) clearTimeout(p.timer);
+        if (k === K_REPLY) (p as GenericCall).resolve(f[i + 3]);
         else p.reject(errorFromWire(f[i + 3] as WireError));
       } else if (k === K_REQUEST) {
         this.serve(link, f[i + 1] as number, f[i + 2] as string, f[i + 3]);
@@ -861,37 +1089,107 @@ export class Transport extends EventEmitter {
   }
 
   private enqueue(link: Link, kind: number, id: number, type: string | null, body: unknown): void {
+    if (link.fw.len !== 0) this.sealFast(link);
     let b = link.cur;
-    if (b.length >= MAX_BATCH_ITEMS) {
+    if (b === null || b.length >= MAX_BATCH_ITEMS) {
       b = link.cur = [F_BATCH];
-      link.batches.push(b);
+      link.queue.push(b);
     }
     b.push(kind, id, type, body);
+    this.schedule(link);
+  }
+
+  private schedule(link: Link): void {
     if (!link.scheduled && !link.blocked) {
       link.scheduled = true;
       setImmediate(this.flushBound, link);
     }
   }
 
+  /**
+   * Moves the open FAST frame into the queue (a BATCH message follows it, or it is full). A frame
+   * holding only its first byte (a record was written and taken back) is dropped.
+   */
+  private sealFast(link: Link): void {
+    const w = link.fw;
+    if (w.len > 1) {
+      const b = Buffer.allocUnsafe(w.len);
+      w.buf.copy(b, 0, 0, w.len);
+      link.queue.push(b);
+    }
+    w.len = 0;
+  }
+
+  /** @internal FastPeer.room */
+  _room(link: Link, n: number): FastWriter {
+    if (n > link.maxRecord) throw new InternalError(`FAST record of ${n} bytes over the frame limit (${link.maxRecord})`);
+    link.cur = null; // a BATCH being filled stays in the queue, before this frame
+    const w = link.fw;
+    if (w.len > 0 && w.len + n > this.fastLimit) this.sealFast(link);
+    if (w.len === 0) {
+      w.ensure(n + 1);
+      w.buf[0] = FAST_MAGIC;
+      w.len = 1;
+    } else {
+      w.ensure(n);
+    }
+    if (link.state === S_OPEN) this.schedule(link);
+    return w;
+  }
+
+  /** @internal FastPeer.call */
+  _call(link: Link, c: FastCall): number {
+    const id = link.newId();
+    if (link.state !== S_OPEN) {
+      // a closed connection's requests were failed already: fail this one too (callers check isOpen first)
+      const err = link.failure ?? new MemberUnreachableError(`connection to ${link.describe()} is closed`, { member: link.id });
+      queueMicrotask(() => c.reject(err));
+      return id;
+    }
+    this.track(c);
+    link.pending.set(id, c);
+    return id;
+  }
+
+  /** @internal FastPeer.replyError */
+  _replyError(link: Link, id: number, err: unknown): void {
+    if (link.state === S_OPEN) this.enqueue(link, K_ERROR, id, null, this.wireError(err, 'FAST request'));
+  }
+
   private flush(link: Link): void {
     link.scheduled = false;
     if (link.state !== S_OPEN) return;
     const ws = link.ws;
-    for (;;) {
-      const b = link.batches[0]!;
-      if (b.length === 1) return;
+    const q = link.queue;
+    while (q.length > 0) {
       if (ws.bufferedAmount > this.maxBuffered) {
         this.block(link);
         return;
       }
-      this.sendBatch(link, b);
-      if (link.state !== S_OPEN) return;
-      if (link.batches.length > 1) link.batches.shift();
+      const f = q.shift()!;
+      if (f === link.cur) link.cur = null;
+      if (Array.isArray(f)) this.sendBatch(link, f);
       else {
-        b.length = 1; // reuse the array: its contents are already encoded
-        return;
+        ws.send(f);
+        this._stats.framesOut++;
       }
+      if (link.state !== S_OPEN) return;
     }
+    const w = link.fw;
+    if (w.len <= 1) {
+      w.len = 0;
+      return;
+    }
+    if (ws.bufferedAmount > this.maxBuffered) {
+      this.sealFast(link);
+      this.block(link);
+      return;
+    }
+    const b = Buffer.allocUnsafe(w.len);
+    w.buf.copy(b, 0, 0, w.len);
+    w.len = 0;
+    ws.send(b);
+    this._stats.framesOut++;
   }
 
   /** Holds the queue until the socket drains below maxBuffered; order is kept because nothing is sent meanwhile. */
@@ -987,6 +1285,30 @@ export class Transport extends EventEmitter {
     send();
   }
 
+  /** Numbers a request with the default timeout (see the header). */
+  private track(w: Waiter): void {
+    w.seq = ++this.seq;
+  }
+
+  /**
+   * Every requestTimeout / SWEEP_TICKS: notes the sequence reached and expires the requests with
+   * the default timeout numbered up to the note of SWEEP_TICKS ticks ago (made at least
+   * requestTimeout ago).
+   */
+  private sweep(): void {
+    const m = this.marks;
+    const t = (this.tick = (this.tick + 1) % m.length);
+    m[t] = this.seq;
+    const limit = m[(t + 1) % m.length]; // the note of SWEEP_TICKS ticks ago
+    if (limit === 0) return;
+    let expired: Array<Link | number> | undefined;
+    for (const link of this.links.values()) {
+      for (const w of link.pending.values()) if (w.seq !== 0 && w.seq <= limit) (expired ??= []).push(link, w.id);
+    }
+    // one setImmediate later, as expire() explains
+    if (expired !== undefined) setImmediate(this.expireManyBound, expired);
+  }
+
   private expire(link: Link, id: number): void {
     // Runs one setImmediate after the timer: a reply already in the socket buffer (say the event
     // loop was blocked past the deadline) is read in the poll phase in between and wins.
@@ -994,5 +1316,54 @@ export class Transport extends EventEmitter {
     if (p === undefined) return;
     link.pending.delete(id);
     p.reject(new TimeoutError(`request to member ${link.id} timed out`, { member: link.id }));
+  }
+
+  // ---------------------------------------------------------------- FAST frames
+
+  private onFast(link: Link, buf: Buffer): void {
+    const bad = validateFast(buf, link.inMaps);
+    if (bad !== undefined) {
+      this.protocolError(link, `malformed FAST frame: ${bad}`);
+      return;
+    }
+    this._stats.framesIn++;
+    const r = this.reader;
+    const server = this.fastServer;
+    r.buf = buf;
+    r.pos = 1;
+    const n = buf.length;
+    while (r.pos < n) {
+      const op = r.next(link.inMaps);
+      if (op === O_MAP) continue;
+      this._stats.messagesIn++;
+      if (op === R_STATE || op === R_OK || op === R_STATES) {
+        const p = link.pending.get(r.id);
+        if (p === undefined) continue; // timed out already
+        if (!p.fast || (p as FastCall).reply !== op) {
+          this.protocolError(link, `FAST reply of type ${op} to request ${r.id} of another kind`);
+          return;
+        }
+        link.pending.delete(r.id);
+        try {
+          (p as FastCall).settle(r);
+        } catch (e) {
+          p.reject(e);
+        }
+        continue;
+      }
+      if (server === undefined) {
+        this._replyError(link, r.id, new UnsupportedError(`member ${this.memberId} does not serve FAST requests`));
+        continue;
+      }
+      try {
+        if (op === O_GET) server.get(link, r);
+        else if (op === O_SET) server.set(link, r);
+        else if (op === O_MGET) server.mget(link, r);
+        else if (op === O_REP) server.rep(link, r);
+      } catch (e) {
+        this._replyError(link, r.id, e);
+      }
+      if (link.state !== S_OPEN) return;
+    }
   }
 }

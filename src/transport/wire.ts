@@ -1,6 +1,8 @@
 /**
  * Wire format of the member-to-member transport: a small fixed set of frames, each one binary
- * WebSocket message holding one msgpack array whose first element is the frame type.
+ * WebSocket message holding one msgpack array whose first element is the frame type, except the
+ * FAST frames of hot map operations (fast.ts), which start with the byte 0xC1 (never used by
+ * msgpack). Protocol version 2 added FAST frames.
  *
  * ```
  * HELLO     [1, version, memberId:str, url:str, nonce:bin32]          dialler  -> listener
@@ -8,6 +10,7 @@
  * AUTH      [3, proof:bin32]                                           dialler  -> listener
  * WELCOME   [4, proof:bin32]                                           listener -> dialler
  * BATCH     [5, (kind, id, type, body) x n]                            either way, after WELCOME
+ * FAST      binary records, first byte 0xC1 (fast.ts)                 either way, after WELCOME
  *   kind 0 REQUEST  id > 0   type:str   body
  *   kind 1 NOTIFY   0        type:str   body
  *   kind 2 REPLY    id > 0   null       body
@@ -25,7 +28,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;

@@ -1,0 +1,45 @@
+// The cluster-remote setup, shared by bench/scenarios/cluster-remote.mjs and bench/profile-remote.mjs:
+// data members in child processes (bench/lib/cluster-member.mjs), a lite member in this process,
+// and a wait until the table is settled.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createGrid } from '../../dist/index.js';
+
+export const SECRET = 'bench-secret';
+const MEMBER = fileURLToPath(new URL('./cluster-member.mjs', import.meta.url));
+
+/**
+ * Starts a data member process; resolves to { proc, url, id, lines } once it listens (`lines`:
+ * its later stdout lines). `profile`: a file the member writes a CPU profile to, between two
+ * SIGUSR2 (bench/lib/cluster-member.mjs).
+ */
+export function startMember(seeds, { profile, stderr = 'ignore' } = {}) {
+  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, secret: SECRET, profile })], { stdio: ['ignore', 'pipe', stderr] });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('cluster member did not start')), 15_000);
+    const lines = createInterface({ input: proc.stdout });
+    lines.once('line', (l) => {
+      clearTimeout(t);
+      resolve({ proc, lines, ...JSON.parse(l) });
+    });
+    proc.once('exit', (code) => reject(new Error(`cluster member exited (${code})`)));
+  });
+}
+
+/**
+ * `n` data members and a lite member (this process) of one cluster, settled: each member is
+ * primary of some partitions and nothing migrates. `profile(i)`: the profile file of member i.
+ */
+export async function startCluster(n, { profile = () => undefined, stderr } = {}) {
+  const members = [];
+  for (let i = 0; i < n; i++) members.push(await startMember(i === 0 ? [] : [members[0].url], { profile: profile(i), stderr }));
+  const lite = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [members[0].url], secret: SECRET, lite: true } });
+  for (const end = Date.now() + 20_000; ;) {
+    const t = lite.cluster.currentTable;
+    if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === n) break;
+    if (Date.now() > end) throw new Error('cluster did not settle within 20 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { members, lite };
+}

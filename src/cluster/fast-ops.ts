@@ -1,0 +1,319 @@
+/**
+ * The cluster's side of FAST frames (transport/fast.ts): writing get / set / getMany / replicated
+ * write records, reading their replies into values, and the pending calls that wait for them.
+ *
+ * A value crosses the wire as the bytes the store holds (type tag, expiry, payload), written into
+ * the outgoing frame straight from the encoder (requests) or from shared memory (replies,
+ * replicated writes) and decoded on arrival with the store's own codec: strings from their UTF-8,
+ * numbers from their float64, byte arrays copied, everything else msgpack.
+ */
+import { MemberUnreachableError, RetryableGridError } from '../errors.js';
+import { decodeMsgpack, type ValueEncoder } from '../storage/codec.js';
+import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
+import {
+  ABSENT, GET_HEAD, MGET_HEAD, O_GET, O_MGET, O_REP, O_SET, R_OK, R_STATE, R_STATES, REP_HEAD, SET_HEAD, VALUE_HEAD, readF64,
+  type FastReader, type FastWriter,
+} from '../transport/fast.js';
+import { FastCall, type FastPeer } from '../transport/transport.js';
+import type { RawState } from './records.js';
+
+/** The value of a STATE read from a frame; undefined when absent or expired. */
+export function valueAt(b: Buffer, type: number, exp: number, off: number, len: number): unknown {
+  if (type < 0) return undefined;
+  if (exp !== 0 && exp <= Date.now()) return undefined;
+  switch (type) {
+    case T_STRING:
+      return (b as unknown as Utf8Slicer).utf8Slice(off, off + len); // toString without its argument checks
+    case T_NUMBER:
+      return readF64(b, off);
+    case T_BYTES: {
+      const out = Buffer.allocUnsafe(len); // a copy: the frame is not the caller's to keep
+      b.copy(out, 0, off, off + len);
+      return out;
+    }
+    case T_MSGPACK:
+      return decodeMsgpack(b.subarray(off, off + len));
+    default:
+      return undefined; // validateFast admits tags 0..3 only
+  }
+}
+
+interface Utf8Slicer {
+  utf8Slice(start: number, end: number): string;
+}
+
+/** A STATE as a RawState (for the generic paths). */
+export function rawAt(b: Buffer, type: number, exp: number, off: number, len: number): RawState {
+  if (type < 0) return null;
+  if (type === T_NUMBER) return [type, readF64(b, off), exp];
+  if (type === T_STRING) return [type, b.toString('utf8', off, off + len), exp];
+  return [type, Buffer.from(b.subarray(off, off + len)), exp];
+}
+
+/** Bytes of a RawState's STATE. */
+export function rawSize(s: RawState): number {
+  if (s === null) return 1;
+  const v = s[1];
+  return VALUE_HEAD + (typeof v === 'number' ? 8 : typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length);
+}
+
+export function writeRaw(w: FastWriter, s: RawState): void {
+  if (s === null) {
+    w.u8(ABSENT);
+    return;
+  }
+  const [type, v, exp] = s;
+  w.u8(type);
+  w.f64(exp);
+  if (typeof v === 'number') {
+    w.u32(8);
+    w.f64(v);
+  } else if (typeof v === 'string') {
+    const n = Buffer.byteLength(v, 'utf8');
+    w.u32(n);
+    w.str(v, n);
+  } else {
+    w.u32(v.length);
+    w.bytes(v, 0, v.length);
+  }
+}
+
+// ── requests ────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Starts a request record of `need` bytes: names the map on the connection if new, registers the
+ * call and writes [op, id, map]. Undefined (nothing written) when the record does not fit a
+ * FAST frame or the map cannot be named on this connection: the caller then uses grid.op.
+ */
+function begin(peer: FastPeer, op: number, map: string, need: number, c: FastCall): FastWriter | undefined {
+  if (need > peer.maxRecord) return undefined;
+  const mi = peer.mapIndex(map);
+  if (mi < 0) return undefined;
+  const w = peer.room(need);
+  w.u8(op);
+  w.u32(peer.call(c));
+  w.u16(mi);
+  return w;
+}
+
+/** Sends a GET of `key` (`klen` UTF-8 bytes). */
+export function sendGet(peer: FastPeer, map: string, key: string, klen: number, c: FastCall): boolean {
+  const w = begin(peer, O_GET, map, GET_HEAD + klen, c);
+  if (w === undefined) return false;
+  w.u16(klen);
+  w.str(key, klen);
+  return true;
+}
+
+/** Sends a SET of the encoder's current value. */
+export function sendSet(peer: FastPeer, map: string, key: string, klen: number, e: ValueEncoder, expiresAt: number, c: FastCall): boolean {
+  const w = begin(peer, O_SET, map, SET_HEAD + klen + VALUE_HEAD + e.len, c);
+  if (w === undefined) return false;
+  w.u16(klen);
+  w.str(key, klen);
+  w.u8(e.type);
+  w.f64(expiresAt);
+  w.u32(e.len);
+  if (e.type === T_NUMBER) w.f64(e.num);
+  else if (typeof e.bytes === 'string') w.str(e.bytes, e.len);
+  else w.bytes(e.bytes, 0, e.len);
+  return true;
+}
+
+/** Sends one MGET of `keys`. */
+export function sendMget(peer: FastPeer, map: string, keys: readonly string[], c: FastCall): boolean {
+  const lens = new Array<number>(keys.length);
+  let need = MGET_HEAD;
+  for (let i = 0; i < keys.length; i++) need += 2 + (lens[i] = Buffer.byteLength(keys[i], 'utf8'));
+  const w = begin(peer, O_MGET, map, need, c);
+  if (w === undefined) return false;
+  w.u32(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    w.u16(lens[i]);
+    w.str(keys[i], lens[i]);
+  }
+  return true;
+}
+
+/** Key bytes of a replicated write: a string, or bytes of a received frame. */
+export type KeySource = { s: string; b?: undefined; off?: undefined; len: number } | { s?: undefined; b: Uint8Array; off: number; len: number };
+
+/** Sends a REP (replicated state) of key; the state is a RawState or a STATE in a received frame. */
+export function sendRep(
+  peer: FastPeer, map: string, version: number, key: KeySource,
+  raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number,
+  c: FastCall,
+): boolean {
+  const size = raw !== undefined ? rawSize(raw) : type < 0 ? 1 : VALUE_HEAD + len;
+  const w = begin(peer, O_REP, map, REP_HEAD + key.len + size, c);
+  if (w === undefined) return false;
+  w.f64(version);
+  w.u16(key.len);
+  if (key.s !== undefined) w.str(key.s, key.len);
+  else w.bytes(key.b, key.off, key.off + key.len);
+  if (raw !== undefined) writeRaw(w, raw);
+  else if (type < 0) w.u8(ABSENT);
+  else {
+    w.u8(type);
+    w.f64(exp);
+    w.u32(len);
+    w.bytes(b!, off, off + len);
+  }
+  return true;
+}
+
+// ── pending calls ─────────────────────────────────────────────────────────────────────────────
+
+const canRetry = (e: unknown): boolean => e instanceof RetryableGridError || e instanceof MemberUnreachableError;
+
+/**
+ * A FAST request that settles a promise of its own (promiseOf). A retryable error goes to
+ * `retry` (a first attempt: routing takes over, waiting for a newer table) when it returns a
+ * promise; otherwise the promise rejects.
+ */
+abstract class Call<T> extends FastCall {
+  res!: (v: T) => void;
+  rej!: (e: unknown) => void;
+
+  protected retry(_e: unknown): Promise<T> | undefined {
+    return undefined;
+  }
+
+  reject(e: unknown): void {
+    const again = canRetry(e) ? this.retry(e) : undefined;
+    if (again !== undefined) again.then(this.res, this.rej);
+    else this.rej(e);
+  }
+}
+
+let adopting: Call<any> | undefined;
+/** The one executor of every call's promise: no closure per call (the Promise constructor runs it at once). */
+function adopt(res: (v: any) => void, rej: (e: unknown) => void): void {
+  adopting!.res = res;
+  adopting!.rej = rej;
+}
+
+/** The promise `c` settles. Create it before sending `c`. */
+export function promiseOf<T>(c: Call<T>): Promise<T> {
+  adopting = c;
+  const p = new Promise<T>(adopt);
+  adopting = undefined;
+  return p;
+}
+
+/** Routes a get or set again after a first FAST attempt failed with a retryable error. */
+export interface Rerouter {
+  getRouted(p: number, key: string, e: unknown): Promise<unknown>;
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, e: unknown): Promise<void>;
+}
+
+/** A GET: resolves with the value. `owner`: set on a first attempt (retries go to owner.getRouted). */
+export class GetCall<T = unknown> extends Call<T> {
+  get reply(): number {
+    return R_STATE;
+  }
+
+  constructor(
+    private readonly owner: Rerouter | undefined,
+    private readonly p: number,
+    private readonly key: string,
+  ) {
+    super();
+  }
+
+  settle(r: FastReader): void {
+    this.res(valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen) as T);
+  }
+
+  protected override retry(e: unknown): Promise<T> | undefined {
+    return this.owner?.getRouted(this.p, this.key, e) as Promise<T> | undefined;
+  }
+}
+
+/** An MGET: resolves with the values in key order. */
+export class MgetCall<T = unknown> extends Call<T[]> {
+  get reply(): number {
+    return R_STATES;
+  }
+
+  constructor(private readonly count: number) {
+    super();
+  }
+
+  settle(r: FastReader): void {
+    if (r.count !== this.count) throw new RetryableGridError(`getMany reply has ${r.count} values for ${this.count} keys`);
+    const out = new Array<T>(r.count);
+    for (let i = 0; i < r.count; i++) out[i] = valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i]) as T;
+    this.res(out);
+  }
+}
+
+/** A SET: resolves once the primary and its backups applied it; retries go to owner.setRouted. */
+export class SetCall extends Call<void> {
+  get reply(): number {
+    return R_OK;
+  }
+
+  constructor(
+    private readonly owner: Rerouter,
+    private readonly p: number,
+    private readonly key: string,
+    private readonly value: unknown,
+    private readonly expiresAt: number,
+  ) {
+    super();
+  }
+
+  settle(): void {
+    this.res(undefined);
+  }
+
+  protected override retry(e: unknown): Promise<void> {
+    return this.owner.setRouted(this.p, this.key, this.value, this.expiresAt, e);
+  }
+}
+
+/** Counts the replicated writes one write waits for; `finish(err)` runs once all are answered. */
+export class Shipment {
+  private remaining = 1;
+  private error: unknown;
+  constructor(private readonly finish: (err: unknown) => void) {}
+
+  add(): void {
+    this.remaining++;
+  }
+
+  /** One copy answered (or was given up on); `err` fails the whole write. */
+  done(err?: unknown): void {
+    if (err !== undefined && this.error === undefined) this.error = err;
+    if (--this.remaining === 0) this.finish(this.error);
+  }
+}
+
+/** A REP sent to one copy: reports to its shipment. `onError` decides whether an error fails the write. */
+export class RepCall extends FastCall {
+  get reply(): number {
+    return R_OK;
+  }
+
+  constructor(
+    private readonly shipment: Shipment,
+    private readonly onError: (e: unknown) => unknown,
+  ) {
+    super();
+  }
+
+  settle(): void {
+    this.shipment.done();
+  }
+
+  reject(e: unknown): void {
+    let err: unknown;
+    try {
+      err = this.onError(e);
+    } catch (x) {
+      err = x;
+    }
+    this.shipment.done(err);
+  }
+}
