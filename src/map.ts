@@ -11,7 +11,7 @@ import {
 } from './errors.js';
 import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, bytesOf, decodeMsgpack, type EncodedValue } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
-import { NEED_LOCK, READ_SPIN_LIMIT, type ShardStore } from './storage/store.js';
+import { NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
 import { aggregateMap } from './compute/aggregate.js';
 import type { ComputePool } from './compute/pool.js';
@@ -196,7 +196,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const r = off >= 0 ? decodeRecord(st, off, 0) : MISS;
       outSlot = st.lastSlot;
@@ -254,7 +254,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     const p = m.p;
     const s = st.readBegin(p);
-    if (s < 0 || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
+    if (s === SEQ_BUSY || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
     if (m.exp !== 0 && m.exp <= Date.now()) return NEED;
     st.touch(m.off);
     return st.readValid(p, s) ? m.value : NEED;
@@ -380,7 +380,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const live = off >= 0 && !st.isExpired(off, Date.now());
       if (st.readValid(p, s)) return live;
@@ -405,7 +405,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT * 4; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const exp = off >= 0 ? st.expiresAt(off) : 0;
       if (!st.readValid(p, s)) continue;
