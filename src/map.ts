@@ -43,12 +43,18 @@ let outExp = 0;
 let outType = 0;
 let outSlot = -1;
 let outTref = 0;
+/** Partition seqlock value of the window the last optimistic read validated in. */
+let outSeq = 0;
+/** LRU clock value the last optimistic read stamped the access map with. */
+let outTick = 0;
 
 /**
- * Per-thread memo of a key's location and decoded value (see native-notes.md, "Read memo").
- * Valid only while the key's table slot still points at `off` and the record's version is `ver`:
- * every read checks both in shared memory inside a seqlock window, so a memo can never serve a
- * value that is not the current one.
+ * Per-thread memo of a key's location and decoded value (see native-notes.md, "Life of a get").
+ * Valid only while the key's table slot still points at `off` and the record's version is `ver`.
+ * Every write to a partition moves its seqlock (P_SEQ), so while P_SEQ still holds `seq`, the
+ * value at which this memo was last checked, nothing in the partition changed and the memo is
+ * current without looking at the slot or the record. When P_SEQ has moved, the slot and the
+ * version are checked in shared memory inside a seqlock window, as an optimistic read is.
  */
 interface Memo {
   p: number;
@@ -58,6 +64,14 @@ interface Memo {
   ver: number;
   exp: number;
   size: number;
+  /**
+   * P_SEQ at the last validation: always an even value readBegin returned, never -1 (its "writer
+   * active"), so a memo never matches a partition being written. Set from the validated read that
+   * created or updated the memo, so there is no "never validated" state.
+   */
+  seq: number;
+  /** LRU clock value of this memo's last access-map stamp: stamp again only when it ticked. */
+  tick: number;
   value: unknown;
 }
 /** Longest a getSync waits for the lock of a partition a writer keeps busy before it throws. */
@@ -204,7 +218,8 @@ export class GridMap<V = unknown> {
       if (!st.readValid(p, s)) continue;
       if (r === FOUND) {
         finishDecode(st, off);
-        st.touch(off);
+        outTick = st.touch(off);
+        outSeq = s;
       }
       return r;
     }
@@ -254,10 +269,19 @@ export class GridMap<V = unknown> {
     const st = this.store;
     const p = m.p;
     const s = st.readBegin(p);
-    if (s === SEQ_BUSY || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
     if (m.exp !== 0 && m.exp <= Date.now()) return NEED;
-    st.touch(m.off);
-    return st.readValid(p, s) ? m.value : NEED;
+    if (s === m.seq) {
+      // Nothing in p was written since the memo was last validated (s is even: a writer would make
+      // it -1). Stamp the access map once per LRU tick, not on every hit.
+      if (st.clock() !== m.tick) m.tick = st.touch(m.off);
+      return m.value;
+    }
+    if (s === SEQ_BUSY || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
+    const tick = st.touch(m.off);
+    if (!st.readValid(p, s)) return NEED;
+    m.seq = s;
+    m.tick = tick;
+    return m.value;
   }
 
   /** Records the location and value of the read that just validated (strings, numbers, objects). */
@@ -274,7 +298,7 @@ export class GridMap<V = unknown> {
         this.memoBytes -= memos.get(first.value)!.size;
         memos.delete(first.value);
       }
-      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, value };
+      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, seq: outSeq, tick: outTick, value };
       memos.set(key, m);
     } else {
       this.memoBytes -= m.size;
@@ -285,6 +309,8 @@ export class GridMap<V = unknown> {
       m.ver = outVersion;
       m.exp = outExp;
       m.size = size;
+      m.seq = outSeq;
+      m.tick = outTick;
       m.value = value;
     }
     this.memoBytes += size;

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid } from '../dist/index.js';
-import type { Grid } from '../dist/index.js';
+import type { Grid, GridMap } from '../dist/index.js';
 import { P_LOCK, P_SEQ } from '../dist/storage/layout.js';
 import type { ShardStore } from '../dist/storage/store.js';
 import { tryLock, unlock } from '../dist/sync/mutex.js';
@@ -13,6 +13,25 @@ import { tryLock, unlock } from '../dist/sync/mutex.js';
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Partition of `key` in map `m`, and a way to read and force its seqlock value (P_SEQ). */
+function seqlockOf<V>(m: GridMap<V>, key: string) {
+  const st = (m as unknown as { store: ShardStore }).store;
+  st.setKey(key, m.id);
+  const p = st.kpart;
+  const li = st.lockIndex(p);
+  const at = li + (P_SEQ - P_LOCK);
+  return {
+    p,
+    read: () => Atomics.load(st.ci, at),
+    async set(v: number) {
+      // a virtual node may hold the lock for a moment (expiry, eviction)
+      while (!tryLock(st.ci, li)) await sleep(1);
+      Atomics.store(st.ci, at, v);
+      unlock(st.ci, li);
+    },
+  };
+}
 
 describe('per-thread read memo', () => {
   let grid: Grid;
@@ -104,24 +123,46 @@ describe('per-thread read memo', () => {
     // value is a quiet partition, not a writer: a read that took it for one fell back to the lock
     // every time (visible here as P_SEQ moving: a read under the lock runs beginWrite/endWrite).
     const m = grid.map<string>('seq-wrap');
-    const st = (m as unknown as { store: ShardStore }).store;
-    st.setKey('w', m.id);
-    const p = st.kpart;
-    const seqAt = st.lockIndex(p) + (P_SEQ - P_LOCK);
+    const seq = seqlockOf(m, 'w');
     await m.set('w', 'before');
-    // a virtual node may hold the lock for a moment (expiry, eviction)
-    while (!tryLock(st.ci, st.lockIndex(p))) await sleep(1);
-    Atomics.store(st.ci, seqAt, 0x7ffffffe);
-    unlock(st.ci, st.lockIndex(p));
+    await seq.set(0x7ffffffe);
     await m.set('w', 'after'); // 0x7ffffffe + 2 wraps to -2^31
-    const seq = Atomics.load(st.ci, seqAt);
-    expect(seq).toBeLessThan(0);
+    const wrapped = seq.read();
+    expect(wrapped).toBeLessThan(0);
     expect(m.getSync('w')).toBe('after');
     expect(m.getSync('w')).toBe('after');
     expect(await m.get('w')).toBe('after');
     expect(await m.has('w')).toBe(true);
     expect(await m.ttl('w')).toBeUndefined();
-    expect(Atomics.load(st.ci, seqAt)).toBe(seq);
+    expect(seq.read()).toBe(wrapped);
+  });
+
+  it('a memo checked by the partition seqlock alone is not fooled by negative or wrapping seqlock values', async () => {
+    // A memo is served without looking at the record while P_SEQ still holds the value it was
+    // validated at. P_SEQ is an Int32 that Atomics.add wraps to negative values after 2^31
+    // writes, so a "never validated" marker such as -2 could equal a real P_SEQ; check memos
+    // created at -4 (a write then lands on -2) and across the 2^31 wrap.
+    const m = grid.map<string>('memo-seq');
+    const seq = seqlockOf(m, 'w');
+    // Another key of the same partition: its writes move P_SEQ but must not drop 'w''s memo value.
+    let other = '';
+    for (let i = 0; other === ''; i++) if (seqlockOf(m, `o${i}`).p === seq.p) other = `o${i}`;
+    for (const start of [-4, 0x7ffffffc, -6]) {
+      await m.delete('w');
+      await m.set('w', `a${start}`);
+      await seq.set(start);
+      expect(m.getSync('w')).toBe(`a${start}`); // memo (re)made by this read, at seq start
+      await m.set('w', `b${start}`); // start + 2: -2 for start -4
+      expect(m.getSync('w')).toBe(`b${start}`);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      await m.set(other, 'x'); // start + 4: wraps to -2^31 for 0x7ffffffc
+      if (start > 0) expect(seq.read()).toBeLessThan(0);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      await m.set('w', `c${start}`);
+      expect(m.getSync('w')).toBe(`c${start}`);
+      expect(m.getSync('w')).toBe(`c${start}`);
+    }
   });
 
   it('bounds itself: 40,000 distinct keys read once leave the map correct and the memo capped', async () => {

@@ -329,11 +329,20 @@ export class ShardStore {
     return this.u32[(off + E_VALLEN) >>> 2];
   }
 
-  /** Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe). */
-  touch(off: number): void {
+  /**
+   * Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe).
+   * Returns the clock value stamped.
+   */
+  touch(off: number): number {
     const c = this.ci[G_CLOCK];
     const u = off >>> ACCESS_SHIFT;
     if (this.acc[u] !== c) this.acc[u] = c;
+    return c;
+  }
+
+  /** The LRU clock (a plain read: ticks every CLOCK_TICK_MS, written by the virtual nodes). */
+  clock(): number {
+    return this.ci[G_CLOCK];
   }
 
   hit(): void {
