@@ -40,6 +40,8 @@ let outValue: unknown;
 let outVersion = 0;
 let outOff = -1;
 let outExp = 0;
+/** Value length in the record of the last decodeRecord (read inside the window). */
+let outLen = 0;
 let outType = 0;
 let outSlot = -1;
 let outTref = 0;
@@ -63,7 +65,10 @@ interface Memo {
   off: number;
   ver: number;
   exp: number;
+  /** Bytes this memo counts against MEMO_MAX_BYTES (value and key). */
   size: number;
+  /** Position of this memo's entry in GridMap's memo queue (older entries for the same key are stale). */
+  qpos: number;
   /**
    * P_SEQ at the last validation: always an even value readBegin returned, never -1 (its "writer
    * active"), so a memo never matches a partition being written. Set from the validated read that
@@ -76,10 +81,12 @@ interface Memo {
 }
 /** Longest a getSync waits for the lock of a partition a writer keeps busy before it throws. */
 const GETSYNC_WAIT_MS = 200;
-/** Memo bounds, per map and thread: entries, and bytes of cached values. */
+/** Memo bounds, per map and thread: entries, and bytes of cached values (with their keys). */
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
 const MEMO_MAX_VALUE = 64 * 1024;
+/** Queue length at which stale and consumed entries are squeezed out of the memo queue. */
+const MEMO_QUEUE_COMPACT = 2 * MEMO_MAX_ENTRIES;
 let copyBuf = new Uint8Array(4096);
 
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice;
@@ -100,6 +107,7 @@ function decodeRecord(store: ShardStore, off: number, now: number): number {
   const vo = store.valueOffset(off);
   if (!store.inBounds(vo + vlen)) return MISS;
   outVersion = store.versionOf(off);
+  outLen = vlen;
   outOff = off;
   outExp = exp;
   const type = (outType = store.typeOf(off));
@@ -141,6 +149,19 @@ export class GridMap<V = unknown> {
   private readonly cacheObjects: boolean;
   private readonly memos = new Map<string, Memo>();
   private memoBytes = 0;
+  /**
+   * Keys in the order their memos were made; eviction takes from memoHead (FIFO). A Map's own
+   * insertion order would serve too, but reaching its oldest key (`keys().next()`) walks the holes
+   * every delete leaves at the front of V8's ordered hash table: 6-8 µs per eviction when full.
+   * Positions are absolute: memoQueue[i] is at position memoBase + i. An entry is live only while
+   * memos.get(key).qpos is its position: a memo dropped (on a miss), or dropped and made again,
+   * leaves a stale entry behind, skipped by eviction and squeezed out by compaction.
+   */
+  private memoQueue: string[] = [];
+  private memoHead = 0;
+  private memoBase = 0;
+  /** The memo fromMemo found for the key of the current getLocal (undefined: none). */
+  private lastMemo: Memo | undefined = undefined;
 
   /** @internal use grid.map(name) */
   constructor(host: MapHost, name: string, id: number, options?: MapOptions) {
@@ -264,7 +285,7 @@ export class GridMap<V = unknown> {
 
   /** A memoized value of `key` when its memo is still current; NEED otherwise. */
   private fromMemo(key: string): unknown {
-    const m = this.memos.get(key);
+    const m = (this.lastMemo = this.memos.get(key));
     if (m === undefined) return NEED;
     const st = this.store;
     const p = m.p;
@@ -284,22 +305,24 @@ export class GridMap<V = unknown> {
     return m.value;
   }
 
-  /** Records the location and value of the read that just validated (strings, numbers, objects). */
+  /**
+   * Records the location and value of the read that just validated (strings, numbers, objects).
+   * Call right after fromMemo(key) (it leaves the key's memo, if any, in lastMemo).
+   */
   private remember(key: string, p: number, value: unknown): void {
-    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects)) return;
-    const size = outType === T_NUMBER ? 8 : this.store.valueLength(outOff);
-    if (size > MEMO_MAX_VALUE) return;
     const memos = this.memos;
-    let m = memos.get(key);
+    let m = this.lastMemo;
+    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects) || outLen > MEMO_MAX_VALUE) {
+      if (m !== undefined) this.dropMemo(key, m);
+      return;
+    }
+    const size = outLen + key.length;
     if (m === undefined) {
-      while (memos.size >= MEMO_MAX_ENTRIES || this.memoBytes + size > MEMO_MAX_BYTES) {
-        const first = memos.keys().next();
-        if (first.done === true) break;
-        this.memoBytes -= memos.get(first.value)!.size;
-        memos.delete(first.value);
-      }
-      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, seq: outSeq, tick: outTick, value };
+      const q = this.memoQueue;
+      if (q.length >= MEMO_QUEUE_COMPACT) this.compactMemoQueue();
+      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, qpos: this.memoBase + q.length, seq: outSeq, tick: outTick, value };
       memos.set(key, m);
+      q.push(key);
     } else {
       this.memoBytes -= m.size;
       m.p = p;
@@ -314,6 +337,56 @@ export class GridMap<V = unknown> {
       m.value = value;
     }
     this.memoBytes += size;
+    while (memos.size > MEMO_MAX_ENTRIES || this.memoBytes > MEMO_MAX_BYTES) if (!this.evictOldestMemo()) break;
+  }
+
+  private dropMemo(key: string, m: Memo): void {
+    this.memoBytes -= m.size;
+    this.memos.delete(key);
+    this.lastMemo = undefined;
+  }
+
+  /** Drops the oldest live memo; false when there is none. */
+  private evictOldestMemo(): boolean {
+    const q = this.memoQueue;
+    while (this.memoHead < q.length) {
+      const i = this.memoHead++;
+      const key = q[i];
+      q[i] = '';
+      const m = this.memos.get(key);
+      if (m !== undefined && m.qpos === this.memoBase + i) {
+        this.dropMemo(key, m);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Drops the consumed front of the memo queue (positions are absolute, so no memo changes), and
+   * when stale entries still make up much of it, keeps only the live ones. Amortized O(1) per memo
+   * made: it runs when the queue reaches 2x the entry bound and leaves it at most 1.5x.
+   */
+  private compactMemoQueue(): void {
+    const q = this.memoQueue;
+    const h = this.memoHead;
+    const len = q.length;
+    for (let i = h; i < len; i++) q[i - h] = q[i]; // a loop: Array#copyWithin took ~1 ms here
+    q.length = len - h;
+    this.memoBase += h;
+    this.memoHead = 0;
+    if (q.length < MEMO_MAX_ENTRIES + (MEMO_MAX_ENTRIES >>> 1)) return;
+    const memos = this.memos;
+    const base = this.memoBase;
+    let n = 0;
+    for (let i = 0; i < q.length; i++) {
+      const key = q[i];
+      const m = memos.get(key);
+      if (m === undefined || m.qpos !== base + i) continue;
+      m.qpos = base + n;
+      q[n++] = key;
+    }
+    q.length = n;
   }
 
   /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
@@ -333,6 +406,8 @@ export class GridMap<V = unknown> {
     }
     if (r === NEED_LOCK) return NEED;
     this.store.miss();
+    // the key is gone: let go of its memo's value now rather than when it reaches the queue's head
+    if (this.lastMemo !== undefined) this.dropMemo(key, this.lastMemo);
     if (r === EXPIRED) this.dropExpired(p);
     return undefined;
   }

@@ -178,6 +178,73 @@ describe('per-thread read memo', () => {
     for (let i = 0; i < 40_000; i += 997) expect(m.getSync(`k${i}`)).toBe(`v${i}`);
   });
 
+  it('evicts the oldest memo, not one dropped and made again, and its queue does not grow without bound', async () => {
+    const m = grid.map<string>('memo-queue');
+    const internals = m as unknown as { memos: Map<string, unknown>; memoQueue: string[] };
+    const FULL = 16_384;
+    const batch: Array<[string, string]> = [];
+    for (let i = 0; i < FULL; i++) batch.push([`a${i}`, `v${i}`]);
+    await m.setMany(batch);
+    for (let i = 0; i < FULL; i++) expect(m.getSync(`a${i}`)).toBe(`v${i}`);
+    expect(internals.memos.size).toBe(FULL);
+    // a0, the oldest, is deleted (its memo goes with the miss) and then made again: newest now.
+    await m.delete('a0');
+    expect(m.getSync('a0')).toBeUndefined();
+    expect(internals.memos.has('a0')).toBe(false);
+    await m.set('a0', 'again');
+    expect(m.getSync('a0')).toBe('again');
+    expect(internals.memos.size).toBe(FULL);
+    // One more memo evicts one: a1 (the oldest live one), not a0 (whose first queue entry is stale).
+    await m.set('b0', 'b');
+    expect(m.getSync('b0')).toBe('b');
+    expect(internals.memos.size).toBe(FULL);
+    expect(internals.memos.has('a0')).toBe(true);
+    expect(internals.memos.has('a1')).toBe(false);
+    expect(internals.memos.has('a2')).toBe(true);
+    // Drop and remake one key many times while the memo stays full: stale entries must not pile up.
+    for (let round = 0; round < FULL + FULL / 4; round++) {
+      await m.delete('churn');
+      expect(m.getSync('churn')).toBeUndefined();
+      await m.set('churn', `c${round}`);
+      expect(m.getSync('churn')).toBe(`c${round}`);
+    }
+    expect(internals.memoQueue.length).toBeLessThanOrEqual(2 * FULL);
+    expect(internals.memos.size).toBeLessThanOrEqual(FULL);
+    // Whatever is memoized is still right.
+    for (let i = 1; i < FULL; i += 499) expect(m.getSync(`a${i}`)).toBe(`v${i}`);
+    expect(m.getSync('a0')).toBe('again');
+  });
+
+  it('stays within its byte bound under values of mixed sizes', async () => {
+    const m = grid.map<string>('memo-bytes');
+    const memos = (m as unknown as { memos: Map<string, { value: unknown }> }).memos;
+    const LIMIT = 16 * 1024 * 1024;
+    const sizes = [100, 3_000, 20_000, 60_000, 700];
+    const held = () => {
+      let bytes = 0;
+      for (const [k, memo] of memos) bytes += k.length + Buffer.byteLength(memo.value as string);
+      return bytes;
+    };
+    let most = 0;
+    // ~60 MB of distinct values through a 32 MB grid: each key is written, then read twice (a
+    // memo may admit a large value only on its second read).
+    for (let i = 0; i < 720; i++) {
+      const key = `mixed-${i}`;
+      const value = String(i % 10).repeat(sizes[i % sizes.length]);
+      await m.set(key, value);
+      expect(m.getSync(key)).toBe(value);
+      expect(m.getSync(key)).toBe(value);
+      if (i % 40 === 39) {
+        const bytes = held();
+        expect(bytes).toBeLessThanOrEqual(LIMIT);
+        most = Math.max(most, bytes);
+      }
+    }
+    // the bound was reached (so it was what kept the memo in check), never passed
+    expect(most).toBeGreaterThan(LIMIT / 2);
+    for (let i = 700; i < 720; i++) expect(m.getSync(`mixed-${i}`)).toBe(String(i % 10).repeat(sizes[i % sizes.length]));
+  });
+
   it('getSync waits out a writer holding the partition, and gives up with a typed error on one that never lets go', async () => {
     const m = grid.map<string>('memo-held');
     const hold = async (key: string, holdMs: number, read: () => unknown) => {
