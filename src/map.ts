@@ -11,7 +11,7 @@ import {
 } from './errors.js';
 import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, bytesOf, decodeMsgpack, type EncodedValue } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
-import { NEED_LOCK, READ_SPIN_LIMIT, type ShardStore } from './storage/store.js';
+import { NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
 import { aggregateMap } from './compute/aggregate.js';
 import type { ComputePool } from './compute/pool.js';
@@ -41,15 +41,23 @@ let outValue: unknown;
 let outVersion = 0;
 let outOff = -1;
 let outExp = 0;
+/** Value length in the record of the last decodeRecord (read inside the window). */
+let outLen = 0;
 let outType = 0;
 let outSlot = -1;
 let outTref = 0;
+/** Partition seqlock value of the window the last optimistic read validated in. */
+let outSeq = 0;
+/** LRU clock value the last optimistic read stamped the access map with. */
+let outTick = 0;
 
 /**
- * Per-thread memo of a key's location and decoded value (see native-notes.md, "Read memo").
- * Valid only while the key's table slot still points at `off` and the record's version is `ver`:
- * every read checks both in shared memory inside a seqlock window, so a memo can never serve a
- * value that is not the current one.
+ * Per-thread memo of a key's location and decoded value (see native-notes.md, "Life of a get").
+ * Valid only while the key's table slot still points at `off` and the record's version is `ver`.
+ * Every write to a partition moves its seqlock (P_SEQ), so while P_SEQ still holds `seq`, the
+ * value at which this memo was last checked, nothing in the partition changed and the memo is
+ * current without looking at the slot or the record. When P_SEQ has moved, the slot and the
+ * version are checked in shared memory inside a seqlock window, as an optimistic read is.
  */
 interface Memo {
   p: number;
@@ -58,15 +66,28 @@ interface Memo {
   off: number;
   ver: number;
   exp: number;
+  /** Bytes this memo counts against MEMO_MAX_BYTES (value and key). */
   size: number;
+  /** Position of this memo's entry in GridMap's memo queue (older entries for the same key are stale). */
+  qpos: number;
+  /**
+   * P_SEQ at the last validation: always an even value readBegin returned, never -1 (its "writer
+   * active"), so a memo never matches a partition being written. Set from the validated read that
+   * created or updated the memo, so there is no "never validated" state.
+   */
+  seq: number;
+  /** LRU clock value of this memo's last access-map stamp: stamp again only when it ticked. */
+  tick: number;
   value: unknown;
 }
 /** Longest a getSync waits for the lock of a partition a writer keeps busy before it throws. */
 const GETSYNC_WAIT_MS = 200;
-/** Memo bounds, per map and thread: entries, and bytes of cached values. */
+/** Memo bounds, per map and thread: entries, and bytes of cached values (with their keys). */
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
 const MEMO_MAX_VALUE = 64 * 1024;
+/** Queue length at which stale and consumed entries are squeezed out of the memo queue. */
+const MEMO_QUEUE_COMPACT = 2 * MEMO_MAX_ENTRIES;
 let copyBuf = new Uint8Array(4096);
 
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice;
@@ -87,6 +108,7 @@ function decodeRecord(store: ShardStore, off: number, now: number): number {
   const vo = store.valueOffset(off);
   if (!store.inBounds(vo + vlen)) return MISS;
   outVersion = store.versionOf(off);
+  outLen = vlen;
   outOff = off;
   outExp = exp;
   const type = (outType = store.typeOf(off));
@@ -128,6 +150,19 @@ export class GridMap<V = unknown> {
   private readonly cacheObjects: boolean;
   private readonly memos = new Map<string, Memo>();
   private memoBytes = 0;
+  /**
+   * Keys in the order their memos were made; eviction takes from memoHead (FIFO). A Map's own
+   * insertion order would serve too, but reaching its oldest key (`keys().next()`) walks the holes
+   * every delete leaves at the front of V8's ordered hash table: 6-8 µs per eviction when full.
+   * Positions are absolute: memoQueue[i] is at position memoBase + i. An entry is live only while
+   * memos.get(key).qpos is its position: a memo dropped (on a miss), or dropped and made again,
+   * leaves a stale entry behind, skipped by eviction and squeezed out by compaction.
+   */
+  private memoQueue: string[] = [];
+  private memoHead = 0;
+  private memoBase = 0;
+  /** The memo fromMemo found for the key of the current getLocal (undefined: none). */
+  private lastMemo: Memo | undefined = undefined;
 
   /** @internal use grid.map(name) */
   constructor(host: MapHost, name: string, id: number, options?: MapOptions) {
@@ -201,7 +236,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const r = off >= 0 ? decodeRecord(st, off, 0) : MISS;
       outSlot = st.lastSlot;
@@ -209,7 +244,8 @@ export class GridMap<V = unknown> {
       if (!st.readValid(p, s)) continue;
       if (r === FOUND) {
         finishDecode(st, off);
-        st.touch(off);
+        outTick = st.touch(off);
+        outSeq = s;
       }
       return r;
     }
@@ -258,33 +294,44 @@ export class GridMap<V = unknown> {
 
   /** A memoized value of `key` when its memo is still current; NEED otherwise. */
   private fromMemo(key: string): unknown {
-    const m = this.memos.get(key);
+    const m = (this.lastMemo = this.memos.get(key));
     if (m === undefined) return NEED;
     const st = this.store;
     const p = m.p;
     const s = st.readBegin(p);
-    if (s < 0 || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
     if (m.exp !== 0 && m.exp <= Date.now()) return NEED;
-    st.touch(m.off);
-    return st.readValid(p, s) ? m.value : NEED;
+    if (s === m.seq) {
+      // Nothing in p was written since the memo was last validated (s is even: a writer would make
+      // it -1). Stamp the access map once per LRU tick, not on every hit.
+      if (st.clock() !== m.tick) m.tick = st.touch(m.off);
+      return m.value;
+    }
+    if (s === SEQ_BUSY || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
+    const tick = st.touch(m.off);
+    if (!st.readValid(p, s)) return NEED;
+    m.seq = s;
+    m.tick = tick;
+    return m.value;
   }
 
-  /** Records the location and value of the read that just validated (strings, numbers, objects). */
+  /**
+   * Records the location and value of the read that just validated (strings, numbers, objects).
+   * Call right after fromMemo(key) (it leaves the key's memo, if any, in lastMemo).
+   */
   private remember(key: string, p: number, value: unknown): void {
-    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects)) return;
-    const size = outType === T_NUMBER ? 8 : this.store.valueLength(outOff);
-    if (size > MEMO_MAX_VALUE) return;
     const memos = this.memos;
-    let m = memos.get(key);
+    let m = this.lastMemo;
+    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects) || outLen > MEMO_MAX_VALUE) {
+      if (m !== undefined) this.dropMemo(key, m);
+      return;
+    }
+    const size = outLen + key.length;
     if (m === undefined) {
-      while (memos.size >= MEMO_MAX_ENTRIES || this.memoBytes + size > MEMO_MAX_BYTES) {
-        const first = memos.keys().next();
-        if (first.done === true) break;
-        this.memoBytes -= memos.get(first.value)!.size;
-        memos.delete(first.value);
-      }
-      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, value };
+      const q = this.memoQueue;
+      if (q.length >= MEMO_QUEUE_COMPACT) this.compactMemoQueue();
+      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, qpos: this.memoBase + q.length, seq: outSeq, tick: outTick, value };
       memos.set(key, m);
+      q.push(key);
     } else {
       this.memoBytes -= m.size;
       m.p = p;
@@ -294,9 +341,61 @@ export class GridMap<V = unknown> {
       m.ver = outVersion;
       m.exp = outExp;
       m.size = size;
+      m.seq = outSeq;
+      m.tick = outTick;
       m.value = value;
     }
     this.memoBytes += size;
+    while (memos.size > MEMO_MAX_ENTRIES || this.memoBytes > MEMO_MAX_BYTES) if (!this.evictOldestMemo()) break;
+  }
+
+  private dropMemo(key: string, m: Memo): void {
+    this.memoBytes -= m.size;
+    this.memos.delete(key);
+    this.lastMemo = undefined;
+  }
+
+  /** Drops the oldest live memo; false when there is none. */
+  private evictOldestMemo(): boolean {
+    const q = this.memoQueue;
+    while (this.memoHead < q.length) {
+      const i = this.memoHead++;
+      const key = q[i];
+      q[i] = '';
+      const m = this.memos.get(key);
+      if (m !== undefined && m.qpos === this.memoBase + i) {
+        this.dropMemo(key, m);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Drops the consumed front of the memo queue (positions are absolute, so no memo changes), and
+   * when stale entries still make up much of it, keeps only the live ones. Amortized O(1) per memo
+   * made: it runs when the queue reaches 2x the entry bound and leaves it at most 1.5x.
+   */
+  private compactMemoQueue(): void {
+    const q = this.memoQueue;
+    const h = this.memoHead;
+    const len = q.length;
+    for (let i = h; i < len; i++) q[i - h] = q[i]; // a loop: Array#copyWithin took ~1 ms here
+    q.length = len - h;
+    this.memoBase += h;
+    this.memoHead = 0;
+    if (q.length < MEMO_MAX_ENTRIES + (MEMO_MAX_ENTRIES >>> 1)) return;
+    const memos = this.memos;
+    const base = this.memoBase;
+    let n = 0;
+    for (let i = 0; i < q.length; i++) {
+      const key = q[i];
+      const m = memos.get(key);
+      if (m === undefined || m.qpos !== base + i) continue;
+      m.qpos = base + n;
+      q[n++] = key;
+    }
+    q.length = n;
   }
 
   /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
@@ -316,6 +415,8 @@ export class GridMap<V = unknown> {
     }
     if (r === NEED_LOCK) return NEED;
     this.store.miss();
+    // the key is gone: let go of its memo's value now rather than when it reaches the queue's head
+    if (this.lastMemo !== undefined) this.dropMemo(key, this.lastMemo);
     if (r === EXPIRED) this.dropExpired(p);
     return undefined;
   }
@@ -389,7 +490,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const live = off >= 0 && !st.isExpired(off, Date.now());
       if (st.readValid(p, s)) return live;
@@ -414,7 +515,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT * 4; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const off = st.probe(p, this.id);
       const exp = off >= 0 ? st.expiresAt(off) : 0;
       if (!st.readValid(p, s)) continue;

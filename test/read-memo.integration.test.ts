@@ -5,11 +5,33 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid } from '../dist/index.js';
-import type { Grid } from '../dist/index.js';
+import type { Grid, GridMap } from '../dist/index.js';
+import { P_LOCK, P_SEQ } from '../dist/storage/layout.js';
+import type { ShardStore } from '../dist/storage/store.js';
+import { tryLock, unlock } from '../dist/sync/mutex.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Partition of `key` in map `m`, and a way to read and force its seqlock value (P_SEQ). */
+function seqlockOf<V>(m: GridMap<V>, key: string) {
+  const st = (m as unknown as { store: ShardStore }).store;
+  st.setKey(key, m.id);
+  const p = st.kpart;
+  const li = st.lockIndex(p);
+  const at = li + (P_SEQ - P_LOCK);
+  return {
+    p,
+    read: () => Atomics.load(st.ci, at),
+    async set(v: number) {
+      // a virtual node may hold the lock for a moment (expiry, eviction)
+      while (!tryLock(st.ci, li)) await sleep(1);
+      Atomics.store(st.ci, at, v);
+      unlock(st.ci, li);
+    },
+  };
+}
 
 describe('per-thread read memo', () => {
   let grid: Grid;
@@ -96,6 +118,53 @@ describe('per-thread read memo', () => {
     }
   });
 
+  it('reads stay lock-free once the partition seqlock has wrapped to negative values', async () => {
+    // P_SEQ is an Int32 that Atomics.add wraps after 2^31 writes to a partition. A negative even
+    // value is a quiet partition, not a writer: a read that took it for one fell back to the lock
+    // every time (visible here as P_SEQ moving: a read under the lock runs beginWrite/endWrite).
+    const m = grid.map<string>('seq-wrap');
+    const seq = seqlockOf(m, 'w');
+    await m.set('w', 'before');
+    await seq.set(0x7ffffffe);
+    await m.set('w', 'after'); // 0x7ffffffe + 2 wraps to -2^31
+    const wrapped = seq.read();
+    expect(wrapped).toBeLessThan(0);
+    expect(m.getSync('w')).toBe('after');
+    expect(m.getSync('w')).toBe('after');
+    expect(await m.get('w')).toBe('after');
+    expect(await m.has('w')).toBe(true);
+    expect(await m.ttl('w')).toBeUndefined();
+    expect(seq.read()).toBe(wrapped);
+  });
+
+  it('a memo checked by the partition seqlock alone is not fooled by negative or wrapping seqlock values', async () => {
+    // A memo is served without looking at the record while P_SEQ still holds the value it was
+    // validated at. P_SEQ is an Int32 that Atomics.add wraps to negative values after 2^31
+    // writes, so a "never validated" marker such as -2 could equal a real P_SEQ; check memos
+    // created at -4 (a write then lands on -2) and across the 2^31 wrap.
+    const m = grid.map<string>('memo-seq');
+    const seq = seqlockOf(m, 'w');
+    // Another key of the same partition: its writes move P_SEQ but must not drop 'w''s memo value.
+    let other = '';
+    for (let i = 0; other === ''; i++) if (seqlockOf(m, `o${i}`).p === seq.p) other = `o${i}`;
+    for (const start of [-4, 0x7ffffffc, -6]) {
+      await m.delete('w');
+      await m.set('w', `a${start}`);
+      await seq.set(start);
+      expect(m.getSync('w')).toBe(`a${start}`); // memo (re)made by this read, at seq start
+      await m.set('w', `b${start}`); // start + 2: -2 for start -4
+      expect(m.getSync('w')).toBe(`b${start}`);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      await m.set(other, 'x'); // start + 4: wraps to -2^31 for 0x7ffffffc
+      if (start > 0) expect(seq.read()).toBeLessThan(0);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      expect(m.getSync('w')).toBe(`b${start}`);
+      await m.set('w', `c${start}`);
+      expect(m.getSync('w')).toBe(`c${start}`);
+      expect(m.getSync('w')).toBe(`c${start}`);
+    }
+  });
+
   it('bounds itself: 40,000 distinct keys read once leave the map correct and the memo capped', async () => {
     const m = grid.map<string>('memo-many');
     const batch: Array<[string, string]> = [];
@@ -107,6 +176,73 @@ describe('per-thread read memo', () => {
     expect(memo.size).toBeLessThanOrEqual(16_384);
     // The oldest memos were dropped, the values are still right.
     for (let i = 0; i < 40_000; i += 997) expect(m.getSync(`k${i}`)).toBe(`v${i}`);
+  });
+
+  it('evicts the oldest memo, not one dropped and made again, and its queue does not grow without bound', async () => {
+    const m = grid.map<string>('memo-queue');
+    const internals = m as unknown as { memos: Map<string, unknown>; memoQueue: string[] };
+    const FULL = 16_384;
+    const batch: Array<[string, string]> = [];
+    for (let i = 0; i < FULL; i++) batch.push([`a${i}`, `v${i}`]);
+    await m.setMany(batch);
+    for (let i = 0; i < FULL; i++) expect(m.getSync(`a${i}`)).toBe(`v${i}`);
+    expect(internals.memos.size).toBe(FULL);
+    // a0, the oldest, is deleted (its memo goes with the miss) and then made again: newest now.
+    await m.delete('a0');
+    expect(m.getSync('a0')).toBeUndefined();
+    expect(internals.memos.has('a0')).toBe(false);
+    await m.set('a0', 'again');
+    expect(m.getSync('a0')).toBe('again');
+    expect(internals.memos.size).toBe(FULL);
+    // One more memo evicts one: a1 (the oldest live one), not a0 (whose first queue entry is stale).
+    await m.set('b0', 'b');
+    expect(m.getSync('b0')).toBe('b');
+    expect(internals.memos.size).toBe(FULL);
+    expect(internals.memos.has('a0')).toBe(true);
+    expect(internals.memos.has('a1')).toBe(false);
+    expect(internals.memos.has('a2')).toBe(true);
+    // Drop and remake one key many times while the memo stays full: stale entries must not pile up.
+    for (let round = 0; round < FULL + FULL / 4; round++) {
+      await m.delete('churn');
+      expect(m.getSync('churn')).toBeUndefined();
+      await m.set('churn', `c${round}`);
+      expect(m.getSync('churn')).toBe(`c${round}`);
+    }
+    expect(internals.memoQueue.length).toBeLessThanOrEqual(2 * FULL);
+    expect(internals.memos.size).toBeLessThanOrEqual(FULL);
+    // Whatever is memoized is still right.
+    for (let i = 1; i < FULL; i += 499) expect(m.getSync(`a${i}`)).toBe(`v${i}`);
+    expect(m.getSync('a0')).toBe('again');
+  });
+
+  it('stays within its byte bound under values of mixed sizes', async () => {
+    const m = grid.map<string>('memo-bytes');
+    const memos = (m as unknown as { memos: Map<string, { value: unknown }> }).memos;
+    const LIMIT = 16 * 1024 * 1024;
+    const sizes = [100, 3_000, 20_000, 60_000, 700];
+    const held = () => {
+      let bytes = 0;
+      for (const [k, memo] of memos) bytes += k.length + Buffer.byteLength(memo.value as string);
+      return bytes;
+    };
+    let most = 0;
+    // ~60 MB of distinct values through a 32 MB grid: each key is written, then read twice (a
+    // memo may admit a large value only on its second read).
+    for (let i = 0; i < 720; i++) {
+      const key = `mixed-${i}`;
+      const value = String(i % 10).repeat(sizes[i % sizes.length]);
+      await m.set(key, value);
+      expect(m.getSync(key)).toBe(value);
+      expect(m.getSync(key)).toBe(value);
+      if (i % 40 === 39) {
+        const bytes = held();
+        expect(bytes).toBeLessThanOrEqual(LIMIT);
+        most = Math.max(most, bytes);
+      }
+    }
+    // the bound was reached (so it was what kept the memo in check), never passed
+    expect(most).toBeGreaterThan(LIMIT / 2);
+    for (let i = 700; i < 720; i++) expect(m.getSync(`mixed-${i}`)).toBe(String(i % 10).repeat(sizes[i % sizes.length]));
   });
 
   it('getSync waits out a writer holding the partition, and gives up with a typed error on one that never lets go', async () => {

@@ -14,7 +14,7 @@
  */
 import { GridClosedError, LockTimeoutError, MemoryFullError, ProtocolError, ValueTooLargeError } from '../errors.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
-import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
+import { READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from '../storage/store.js';
 import { lockAsync, tryLock, unlock } from '../sync/mutex.js';
 
 export type RawState = null | [type: number, payload: string | Uint8Array | number, expiresAt: number];
@@ -66,7 +66,7 @@ export class Records {
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
       const s = st.readBegin(p);
-      if (s < 0) continue;
+      if (s === SEQ_BUSY) continue;
       const r = this.stateAt(st.probe(p, mapId));
       if (st.readValid(p, s)) return r;
     }

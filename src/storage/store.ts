@@ -46,6 +46,8 @@ interface Utf8Writer {
   latin1Write(s: string, offset: number, length: number): number;
 }
 
+/** readBegin's answer while a writer is active (odd, so no real even P_SEQ value equals it). */
+export const SEQ_BUSY = -1;
 /** Returned by reads that could not get a stable snapshot; the caller retries under the lock. */
 export const NEED_LOCK = -2;
 const MIN_TABLE = 16;
@@ -310,10 +312,14 @@ export class ShardStore {
 
   // ── optimistic reads ──────────────────────────────────────────────────────────────────────────
 
-  /** Partition seqlock value to start an optimistic read with, or -1 while a writer is active. */
+  /**
+   * Partition seqlock value to start an optimistic read with, or SEQ_BUSY while a writer is
+   * active. Any other value, negative ones included, is a real (even) P_SEQ: the counter is an
+   * Int32 that Atomics.add wraps to negative values after 2^31 writes to the partition.
+   */
   readBegin(p: number): number {
     const s = Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_SEQ);
-    return (s & 1) === 0 ? s : -1;
+    return (s & 1) === 0 ? s : SEQ_BUSY;
   }
 
   /** True when no writer touched the partition since readBegin returned `s`. */
@@ -342,11 +348,20 @@ export class ShardStore {
     return this.u32[(off + E_VALLEN) >>> 2];
   }
 
-  /** Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe). */
-  touch(off: number): void {
+  /**
+   * Marks an access for the approximate LRU (see ACCESS_SHIFT in layout.ts for why this is safe).
+   * Returns the clock value stamped.
+   */
+  touch(off: number): number {
     const c = this.ci[G_CLOCK];
     const u = off >>> ACCESS_SHIFT;
     if (this.acc[u] !== c) this.acc[u] = c;
+    return c;
+  }
+
+  /** The LRU clock (a plain read: ticks every CLOCK_TICK_MS, written by the virtual nodes). */
+  clock(): number {
+    return this.ci[G_CLOCK];
   }
 
   hit(): void {
