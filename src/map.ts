@@ -85,6 +85,11 @@ const GETSYNC_WAIT_MS = 200;
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
 const MEMO_MAX_VALUE = 64 * 1024;
+/** Values longer than this are memoized only on a second read that comes soon enough. */
+const MEMO_ADMIT_VALUE = 1024;
+/** Recently seen large values (admitLarge): slots, in sets of SEEN_WAYS. */
+const SEEN_SLOTS = 8192;
+const SEEN_WAYS = 4;
 /** Queue length at which stale and consumed entries are squeezed out of the memo queue. */
 const MEMO_QUEUE_COMPACT = 2 * MEMO_MAX_ENTRIES;
 let copyBuf = new Uint8Array(4096);
@@ -160,6 +165,11 @@ export class GridMap<V = unknown> {
   private memoQueue: string[] = [];
   private memoHead = 0;
   private memoBase = 0;
+  /** Bytes memoized plus bytes of large values seen, since this map was made on this thread. */
+  private memoClock = 0;
+  /** admitLarge's table (made on the first large value): slot hash, and memo clock when seen (0: free). */
+  private seenHash: Uint32Array | null = null;
+  private seenAt: Float64Array | null = null;
   /** The memo fromMemo found for the key of the current getLocal (undefined: none). */
   private lastMemo: Memo | undefined = undefined;
 
@@ -316,6 +326,9 @@ export class GridMap<V = unknown> {
       if (m !== undefined) this.dropMemo(key, m);
       return;
     }
+    // A large value is memoized on its second read, and only when that comes soon enough
+    // (admitLarge): a scan over more than the memo holds would only churn it.
+    if (m === undefined && outLen > MEMO_ADMIT_VALUE && !this.admitLarge(outLen)) return;
     const size = outLen + key.length;
     if (m === undefined) {
       const q = this.memoQueue;
@@ -323,6 +336,7 @@ export class GridMap<V = unknown> {
       m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, qpos: this.memoBase + q.length, seq: outSeq, tick: outTick, value };
       memos.set(key, m);
       q.push(key);
+      this.memoClock += size;
     } else {
       this.memoBytes -= m.size;
       m.p = p;
@@ -338,6 +352,42 @@ export class GridMap<V = unknown> {
     }
     this.memoBytes += size;
     while (memos.size > MEMO_MAX_ENTRIES || this.memoBytes > MEMO_MAX_BYTES) if (!this.evictOldestMemo()) break;
+  }
+
+  /**
+   * Admission of a value over MEMO_ADMIT_VALUE bytes for the current key (the store's key scratch:
+   * its slot hash identifies it). The first read only records, in a small set-associative table,
+   * the key's slot hash and the memo clock: bytes memoized, plus bytes of large values seen, so
+   * far. A later read admits the value if less than MEMO_MAX_BYTES went by on that clock since,
+   * i.e. if a memo made at the first read would still be held (the FIFO drops a memo after
+   * MEMO_MAX_BYTES of newer ones). A scan over more than the memo holds never admits, and pays two
+   * typed-array probes instead of a memo made, evicted unread and collected. Collisions only
+   * cost admissions.
+   */
+  private admitLarge(len: number): boolean {
+    let h = this.seenHash;
+    if (h === null) {
+      h = this.seenHash = new Uint32Array(SEEN_SLOTS);
+      this.seenAt = new Float64Array(SEEN_SLOTS);
+    }
+    const at = this.seenAt!;
+    const sh = this.store.ksh;
+    const b = (sh & (SEEN_SLOTS / SEEN_WAYS - 1)) * SEEN_WAYS;
+    let victim = b;
+    for (let i = b; i < b + SEEN_WAYS; i++) {
+      if (h[i] === sh && at[i] !== 0) {
+        const fresh = this.memoClock - at[i] < MEMO_MAX_BYTES;
+        at[i] = 0;
+        if (fresh) return true;
+        victim = i;
+        break;
+      }
+      if (at[i] < at[victim]) victim = i;
+    }
+    h[victim] = sh;
+    this.memoClock += len;
+    at[victim] = this.memoClock;
+    return false;
   }
 
   private dropMemo(key: string, m: Memo): void {
