@@ -728,29 +728,63 @@ export class GridMap<V = unknown> {
 
   /**
    * Stores many entries. All keys and values are validated before anything is written, so a bad
-   * entry rejects the whole call and stores nothing. Each partition is locked once.
+   * entry rejects the whole call and stores nothing. Each partition is locked once, and the call
+   * suspends only when a lock is busy. Entries of one key are written in the order given.
    */
   async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const expiresAt = this.expiry(options?.ttl);
-    const byPart = new Map<number, Array<[string, EncodedValue]>>();
-    for (const pair of entries) {
-      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
-      const p = this.key(pair[0]);
-      this.value(pair[1]);
-      let list = byPart.get(p);
-      if (list === undefined) byPart.set(p, (list = []));
-      list.push([pair[0], this.enc.snapshot()]);
-    }
     const st = this.store;
-    for (const [p, list] of byPart) {
-      await this.acquire(p);
+    const n = entries.length;
+    // Pass 1: validate and encode everything; keep each key's partition, slot hash and UTF-8
+    // length (pass 2 then skips hashing ASCII keys again), and the keys and values themselves
+    // (the caller may change `entries` while a busy lock is awaited). Strings and numbers are
+    // kept as they are; msgpack and byte values as a private copy.
+    const keys = new Array<string>(n);
+    const vals = new Array<string | number | EncodedValue>(n);
+    const parts = new Int32Array(n);
+    const hashes = new Uint32Array(n); // slot hashes are unsigned: an Int32Array would break lookups
+    const klens = new Int32Array(n);
+    const vlens = new Int32Array(n);
+    const enc = this.enc;
+    for (let i = 0; i < n; i++) {
+      const pair = entries[i];
+      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
+      const k = pair[0];
+      const v = pair[1];
+      parts[i] = this.key(k);
+      hashes[i] = st.ksh;
+      klens[i] = st.klen;
+      keys[i] = k;
+      this.value(v);
+      vlens[i] = enc.len;
+      vals[i] = enc.type === T_STRING || enc.type === T_NUMBER ? (v as string | number) : enc.snapshot();
+    }
+    // Group by partition: a counting sort, stable, so duplicates keep their order.
+    const P = st.partitions;
+    const start = new Int32Array(P + 1);
+    for (let i = 0; i < n; i++) start[parts[i] + 1]++;
+    for (let q = 0; q < P; q++) start[q + 1] += start[q];
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[start[parts[i]]++] = i;
+    // Pass 2: each partition under its lock.
+    for (let j = 0; j < n; ) {
+      const p = parts[order[j]];
+      if (!tryLock(st.ci, st.lockIndex(p))) await this.acquire(p);
       st.beginWrite(p);
       try {
-        for (const [k, v] of list) {
-          this.key(k);
-          if (st.put(p, this.id, v.type, v.bytes, v.len, v.num, expiresAt) < 0) this.memoryFull();
+        for (; j < n && parts[order[j]] === p; j++) {
+          const i = order[j];
+          const k = keys[i];
+          if (klens[i] === k.length) st.useAsciiKey(k, p, hashes[i]); // UTF-8 length = length: ASCII
+          else this.key(k);
+          const v = vals[i];
+          let r: number;
+          if (typeof v === 'string') r = st.put(p, this.id, T_STRING, v, vlens[i], 0, expiresAt);
+          else if (typeof v === 'number') r = st.put(p, this.id, T_NUMBER, null, 8, v, expiresAt);
+          else r = st.put(p, this.id, v.type, v.bytes, v.len, v.num, expiresAt);
+          if (r < 0) this.memoryFull();
         }
       } finally {
         this.release(p);
