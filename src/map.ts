@@ -86,6 +86,11 @@ const GETSYNC_WAIT_MS = 200;
 const MEMO_MAX_ENTRIES = 16_384;
 const MEMO_MAX_BYTES = 16 * 1024 * 1024;
 const MEMO_MAX_VALUE = 64 * 1024;
+/** Values longer than this are memoized only on a second read that comes soon enough. */
+const MEMO_ADMIT_VALUE = 1024;
+/** Recently seen large values (admitLarge): slots, in sets of SEEN_WAYS. */
+const SEEN_SLOTS = 8192;
+const SEEN_WAYS = 4;
 /** Queue length at which stale and consumed entries are squeezed out of the memo queue. */
 const MEMO_QUEUE_COMPACT = 2 * MEMO_MAX_ENTRIES;
 let copyBuf = new Uint8Array(4096);
@@ -161,6 +166,11 @@ export class GridMap<V = unknown> {
   private memoQueue: string[] = [];
   private memoHead = 0;
   private memoBase = 0;
+  /** Bytes memoized plus bytes of large values seen, since this map was made on this thread. */
+  private memoClock = 0;
+  /** admitLarge's table (made on the first large value): slot hash, and memo clock when seen (0: free). */
+  private seenHash: Uint32Array | null = null;
+  private seenAt: Float64Array | null = null;
   /** The memo fromMemo found for the key of the current getLocal (undefined: none). */
   private lastMemo: Memo | undefined = undefined;
 
@@ -325,6 +335,9 @@ export class GridMap<V = unknown> {
       if (m !== undefined) this.dropMemo(key, m);
       return;
     }
+    // A large value is memoized on its second read, and only when that comes soon enough
+    // (admitLarge): a scan over more than the memo holds would only churn it.
+    if (m === undefined && outLen > MEMO_ADMIT_VALUE && !this.admitLarge(outLen)) return;
     const size = outLen + key.length;
     if (m === undefined) {
       const q = this.memoQueue;
@@ -332,6 +345,7 @@ export class GridMap<V = unknown> {
       m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, qpos: this.memoBase + q.length, seq: outSeq, tick: outTick, value };
       memos.set(key, m);
       q.push(key);
+      this.memoClock += size;
     } else {
       this.memoBytes -= m.size;
       m.p = p;
@@ -347,6 +361,42 @@ export class GridMap<V = unknown> {
     }
     this.memoBytes += size;
     while (memos.size > MEMO_MAX_ENTRIES || this.memoBytes > MEMO_MAX_BYTES) if (!this.evictOldestMemo()) break;
+  }
+
+  /**
+   * Admission of a value over MEMO_ADMIT_VALUE bytes for the current key (the store's key scratch:
+   * its slot hash identifies it). The first read only records, in a small set-associative table,
+   * the key's slot hash and the memo clock: bytes memoized, plus bytes of large values seen, so
+   * far. A later read admits the value if less than MEMO_MAX_BYTES went by on that clock since,
+   * i.e. if a memo made at the first read would still be held (the FIFO drops a memo after
+   * MEMO_MAX_BYTES of newer ones). A scan over more than the memo holds never admits, and pays two
+   * typed-array probes instead of a memo made, evicted unread and collected. Collisions only
+   * cost admissions.
+   */
+  private admitLarge(len: number): boolean {
+    let h = this.seenHash;
+    if (h === null) {
+      h = this.seenHash = new Uint32Array(SEEN_SLOTS);
+      this.seenAt = new Float64Array(SEEN_SLOTS);
+    }
+    const at = this.seenAt!;
+    const sh = this.store.ksh;
+    const b = (sh & (SEEN_SLOTS / SEEN_WAYS - 1)) * SEEN_WAYS;
+    let victim = b;
+    for (let i = b; i < b + SEEN_WAYS; i++) {
+      if (h[i] === sh && at[i] !== 0) {
+        const fresh = this.memoClock - at[i] < MEMO_MAX_BYTES;
+        at[i] = 0;
+        if (fresh) return true;
+        victim = i;
+        break;
+      }
+      if (at[i] < at[victim]) victim = i;
+    }
+    h[victim] = sh;
+    this.memoClock += len;
+    at[victim] = this.memoClock;
+    return false;
   }
 
   private dropMemo(key: string, m: Memo): void {
@@ -701,30 +751,64 @@ export class GridMap<V = unknown> {
 
   /**
    * Stores many entries. All keys and values are validated before anything is written, so a bad
-   * entry rejects the whole call and stores nothing. Each partition is locked once.
+   * entry rejects the whole call and stores nothing. Each partition is locked once, and the call
+   * suspends only when a lock is busy. Entries of one key are written in the order given.
    */
   async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const expiresAt = this.expiry(options?.ttl);
-    const byPart = new Map<number, Array<[string, EncodedValue]>>();
-    for (const pair of entries) {
-      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
-      const p = this.key(pair[0]);
-      this.value(pair[1]);
-      let list = byPart.get(p);
-      if (list === undefined) byPart.set(p, (list = []));
-      list.push([pair[0], this.enc.snapshot()]);
-    }
     const st = this.store;
-    for (const [p, list] of byPart) {
-      const wait = this.lockNow(p);
+    const n = entries.length;
+    // Pass 1: validate and encode everything; keep each key's partition, slot hash and UTF-8
+    // length (pass 2 then skips hashing ASCII keys again), and the keys and values themselves
+    // (the caller may change `entries` while a busy lock is awaited). Strings and numbers are
+    // kept as they are; msgpack and byte values as a private copy.
+    const keys = new Array<string>(n);
+    const vals = new Array<string | number | EncodedValue>(n);
+    const parts = new Int32Array(n);
+    const hashes = new Uint32Array(n); // slot hashes are unsigned: an Int32Array would break lookups
+    const klens = new Int32Array(n);
+    const vlens = new Int32Array(n);
+    const enc = this.enc;
+    for (let i = 0; i < n; i++) {
+      const pair = entries[i];
+      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
+      const k = pair[0];
+      const v = pair[1];
+      parts[i] = this.key(k);
+      hashes[i] = st.ksh;
+      klens[i] = st.klen;
+      keys[i] = k;
+      this.value(v);
+      vlens[i] = enc.len;
+      vals[i] = enc.type === T_STRING || enc.type === T_NUMBER ? (v as string | number) : enc.snapshot();
+    }
+    // Group by partition: a counting sort, stable, so duplicates keep their order.
+    const P = st.partitions;
+    const start = new Int32Array(P + 1);
+    for (let i = 0; i < n; i++) start[parts[i] + 1]++;
+    for (let q = 0; q < P; q++) start[q + 1] += start[q];
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[start[parts[i]]++] = i;
+    // Pass 2: each partition under its lock.
+    for (let j = 0; j < n; ) {
+      const p = parts[order[j]];
+      const wait = this.lockNow(p); // never an await when free (see lockNow)
       if (wait !== undefined) await wait;
       st.beginWrite(p);
       try {
-        for (const [k, v] of list) {
-          this.key(k);
-          if (st.put(p, this.id, v.type, v.bytes, v.len, v.num, expiresAt) < 0) this.memoryFull();
+        for (; j < n && parts[order[j]] === p; j++) {
+          const i = order[j];
+          const k = keys[i];
+          if (klens[i] === k.length) st.useAsciiKey(k, p, hashes[i]); // UTF-8 length = length: ASCII
+          else this.key(k);
+          const v = vals[i];
+          let r: number;
+          if (typeof v === 'string') r = st.put(p, this.id, T_STRING, v, vlens[i], 0, expiresAt);
+          else if (typeof v === 'number') r = st.put(p, this.id, T_NUMBER, null, 8, v, expiresAt);
+          else r = st.put(p, this.id, v.type, v.bytes, v.len, v.num, expiresAt);
+          if (r < 0) this.memoryFull();
         }
       } finally {
         this.release(p);

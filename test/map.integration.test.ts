@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, GridClosedError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError, InvalidArgumentError, WrongTypeError, InvalidOptionError, UnsupportedError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
@@ -65,6 +66,59 @@ describe('map operations on one process', () => {
     const m = grid.map<string>('many-bad');
     await expect(m.setMany([['ok', 'v'], ['bad', undefined as unknown as string]])).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(await m.has('ok')).toBe(false);
+  });
+
+  it('setMany stores every value type and key kind, the last of duplicate keys winning', async () => {
+    const m = grid.map<unknown>('many-kinds');
+    const bytes = new Uint8Array([9, 8, 7]);
+    const obj = { a: 1, list: [1, 2] };
+    const entries: Array<[string, unknown]> = [];
+    for (let i = 0; i < 2000; i++) {
+      const kind = i % 5;
+      const key = kind === 4 ? `ключ-${i}-🔑` : `k${i}`; // every fifth key not ASCII
+      entries.push([key, kind === 0 ? `s${i}` : kind === 1 ? i : kind === 2 ? { ...obj, i } : kind === 3 ? bytes : `ü${i}`]);
+    }
+    // duplicates, spread through the batch: the last one is the value
+    entries.push(['k0', 'first'], ['ключ-4-🔑', 1], ['k0', 'second'], ['ключ-4-🔑', 2], ['k1', { last: true }]);
+    await m.setMany(entries);
+    bytes[0] = 0; // a byte value is copied when it is stored
+    obj.a = 2; // and an object encoded
+    expect(await m.size()).toBe(2000);
+    expect(await m.get('k0')).toBe('second');
+    expect(await m.get('ключ-4-🔑')).toBe(2);
+    expect(await m.get('k1')).toEqual({ last: true });
+    for (let i = 2; i < 2000; i++) {
+      const [key, value] = entries[i];
+      if (key === 'ключ-4-🔑') continue;
+      const got = await m.get(key);
+      if (value instanceof Uint8Array) expect([...(got as Uint8Array)]).toEqual([9, 8, 7]);
+      else if (typeof value === 'object') expect(got).toEqual({ a: 1, list: [1, 2], i });
+      else expect(got).toBe(value);
+    }
+  });
+
+  it('setMany waits for a partition another thread holds, and writes what it validated', async () => {
+    const m = grid.map<string>('many-held');
+    const flag = new SharedArrayBuffer(8);
+    const f = new Int32Array(flag);
+    // holds the lock of 'held''s partition until told (flag[1]), at most 10 s
+    const w = new Worker(new URL('./fixtures/hold-lock.mjs', import.meta.url), { workerData: { handle: grid.handle, key: 'held', mapId: m.id, holdMs: 10_000, flag } });
+    const exited = new Promise<number>((r) => w.once('exit', r));
+    if (Atomics.wait(f, 0, 0, 5000) === 'timed-out') throw new Error('holder never started');
+    const entries: Array<[string, string]> = [];
+    for (let i = 0; i < 300; i++) entries.push([`h${i}`, `v${i}`]);
+    entries.push(['held', 'written']);
+    let settled = false;
+    const done = m.setMany(entries).finally(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false); // suspended on the held lock
+    for (const e of entries) e[1] = 'changed'; // changes nothing now: validated and kept
+    Atomics.store(f, 1, 1);
+    Atomics.notify(f, 1);
+    await done;
+    expect(await exited).toBe(0);
+    expect(await m.get('held')).toBe('written');
+    for (let i = 0; i < 300; i++) expect(await m.get(`h${i}`)).toBe(`v${i}`);
   });
 
   it('setIfAbsent stores only when the key is absent', async () => {

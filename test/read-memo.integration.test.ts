@@ -245,6 +245,48 @@ describe('per-thread read memo', () => {
     for (let i = 700; i < 720; i++) expect(m.getSync(`mixed-${i}`)).toBe(String(i % 10).repeat(sizes[i % sizes.length]));
   });
 
+  it('memoizes a value over 1 KB from its second read, and not while a scan larger than the memo goes round', async () => {
+    const big = await createGrid({ workers: 1, memory: '64MB' });
+    try {
+      const m = big.map<{ i: number; pad: string }>('memo-large');
+      const memos = (m as unknown as { memos: Map<string, unknown> }).memos;
+      const obj = (i: number, n: number) => ({ i, pad: 'x'.repeat(n) });
+      // small: memoized at once
+      await m.set('small', obj(0, 100));
+      const s1 = m.getSync('small');
+      expect(m.getSync('small')).toBe(s1);
+      // large: the first read decodes and only notes the key; the second is memoized
+      await m.set('large', obj(1, 2000));
+      const l1 = m.getSync('large');
+      const l2 = m.getSync('large');
+      expect(l2).toEqual(obj(1, 2000));
+      expect(l2).not.toBe(l1);
+      expect(m.getSync('large')).toBe(l2);
+      // an update of a memoized large value stays memoized (no second-read wait)
+      await m.set('large', obj(2, 2000));
+      const l3 = m.getSync('large');
+      expect(l3).toEqual(obj(2, 2000));
+      expect(m.getSync('large')).toBe(l3);
+      // 5,000 × 4 KB = ~20 MB read round-robin, twice: more than the memo's 16 MiB, so no value
+      // of the scan is admitted (each would be dropped before it is read again)
+      const N = 5_000;
+      const batch: Array<[string, { i: number; pad: string }]> = [];
+      for (let i = 0; i < N; i++) batch.push([`scan-${i}`, obj(i, 4000)]);
+      await m.setMany(batch);
+      const before = memos.size;
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < N; i++) expect(m.getSync(`scan-${i}`)?.i).toBe(i);
+      }
+      expect(memos.size).toBe(before);
+      // a few of them read again and again are memoized
+      for (let r = 0; r < 3; r++) for (let i = 0; i < 10; i++) m.getSync(`scan-${i}`);
+      expect(memos.size).toBe(before + 10);
+      expect(m.getSync('scan-3')).toBe(m.getSync('scan-3'));
+    } finally {
+      await big.close();
+    }
+  });
+
   it('getSync waits out a writer holding the partition, and gives up with a typed error on one that never lets go', async () => {
     const m = grid.map<string>('memo-held');
     const hold = async (key: string, holdMs: number, read: () => unknown) => {

@@ -214,6 +214,17 @@ export class ShardStore {
     return len;
   }
 
+  /**
+   * Makes an ASCII `key` current again from its partition and slot hash as setKey computed them
+   * for the same map (no hashing). Only for a key setKey found to be ASCII (UTF-8 length = length).
+   */
+  useAsciiKey(key: string, part: number, ksh: number): void {
+    this.kstr = key;
+    this.klen = key.length;
+    this.kpart = part;
+    this.ksh = ksh;
+  }
+
   private keyEquals(at: number): boolean {
     const u8 = this.u8;
     const n = this.klen;
