@@ -46,6 +46,23 @@ describe('map operations on one process', () => {
     expect(await m.size()).toBe(1);
   });
 
+  it('same-size overwrites (rewritten in place) change type, value and expiry', async () => {
+    const m = grid.map<unknown>('in-place');
+    await m.set('k', 'abcdefgh'); // 8 bytes, as a number
+    expect(await m.get('k')).toBe('abcdefgh');
+    await m.set('k', 42.5);
+    expect(await m.get('k')).toBe(42.5);
+    await m.set('k', 'zyxwvuts', { ttl: 60_000 });
+    expect(await m.get('k')).toBe('zyxwvuts');
+    expect(await m.ttl('k')).toBeGreaterThan(50_000);
+    await m.set('k', 'no-ttl!!');
+    expect(await m.ttl('k')).toBeUndefined();
+    await m.set('k', 'short', { ttl: 30 });
+    await sleep(60);
+    expect(await m.get('k')).toBeUndefined();
+    expect(await m.has('k')).toBe(false);
+  });
+
   it('has and delete report presence', async () => {
     const m = grid.map<string>('hasdel');
     await m.set('x', '1');

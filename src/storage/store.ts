@@ -414,10 +414,7 @@ export class ShardStore {
       // version tells memoized readers it changed, the seqlock fences optimistic ones.
       const cur = this.probe(p, mapId);
       if (cur >= 0 && this.recordSize(cur) === size) {
-        const pb = PART_BASE + p * P_STRIDE;
-        if (this.f64[(cur + E_EXPIRES) >>> 3] !== 0) this.ci[pb + P_TTL_COUNT]--;
-        this.writeRecord(p, cur, mapId, type, src, vlen, num, expiresAt);
-        if (expiresAt !== 0) this.ci[pb + P_TTL_COUNT]++;
+        this.rewriteValue(p, cur, type, src, vlen, num, expiresAt);
         return cur;
       }
     }
@@ -438,6 +435,26 @@ export class ShardStore {
     return off;
   }
 
+  /**
+   * Same-size overwrite of the live record `off` of the current key, in place: the slot, the
+   * key bytes, slot hash and key/map word stay as they are; a new version tells memoized readers
+   * it changed (the caller is inside beginWrite, which fences optimistic readers).
+   */
+  private rewriteValue(p: number, off: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const u32 = this.u32;
+    const w = off >>> 2;
+    const eo = (off + E_EXPIRES) >>> 3;
+    if (this.f64[eo] !== 0) this.ci[pb + P_TTL_COUNT]--;
+    if (expiresAt !== 0) this.ci[pb + P_TTL_COUNT]++;
+    u32[w + (E_VERSION >>> 2)] = ++this.cu[pb + P_WRITE_SEQ];
+    this.f64[eo] = expiresAt;
+    u32[w + (E_VALLEN >>> 2)] = vlen;
+    this.u8[off + E_TYPE] = type;
+    this.writeValue(off + E_HEADER + align8(this.klen), type, src, vlen, num);
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+  }
+
   private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
     const pb = PART_BASE + p * P_STRIDE;
     const u32 = this.u32;
@@ -450,7 +467,12 @@ export class ShardStore {
     this.u8[off + E_TYPE] = type;
     this.u8[off + E_FLAGS] = F_LIVE;
     this.writeKey(off + E_HEADER);
-    const vo = off + E_HEADER + align8(this.klen);
+    this.writeValue(off + E_HEADER + align8(this.klen), type, src, vlen, num);
+    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+  }
+
+  /** Writes a value at heap offset `vo`: the number `num`, or src[0..vlen) (a string as UTF-8). */
+  private writeValue(vo: number, type: number, src: Uint8Array | string | null, vlen: number, num: number): void {
     if (type === T_NUMBER) this.f64[vo >>> 3] = num;
     else if (vlen > 0 && src !== null) {
       if (typeof src === 'string') {
@@ -461,7 +483,6 @@ export class ShardStore {
       }
       else this.copyIn(src, vlen, vo);
     }
-    this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
   }
 
   /** Copies src[0..n) to heap offset `to` (a byte loop for small values: no view allocation). */
