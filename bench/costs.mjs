@@ -44,12 +44,19 @@ const heapBuf = Buffer.from(st.buffers.heap, 0, 4096);
 heapBuf.write(value, 1024, 'latin1');
 const utf8Slice = Buffer.prototype.utf8Slice;
 const latin1Slice = Buffer.prototype.latin1Slice;
+// a scratch shared buffer for the value-copy rows (not the grid's heap, which holds the grid's records)
+const writeSab = new SharedArrayBuffer(8192);
+const writeBuf = Buffer.from(writeSab);
+const writeU8 = new Uint8Array(writeSab);
+const v16 = value.slice(0, 16);
+const heap = st.buffers.heap; // growable: its byteLength is a getter call
 const RESOLVED = Promise.resolve();
 const id = (x) => x;
 const asyncId = async (x) => x;
 const lockI = st.lockIndex(0);
 // A memo-sized Map (MEMO_MAX_ENTRIES in src/map.ts) kept full while new keys come in: evicting the
-// oldest entry through keys().next(), as GridMap.remember does, against a ring of inserted keys.
+// oldest entry through keys().next(), as GridMap.remember did, against a ring of inserted keys (as
+// its memo queue does now).
 const CAP = 16_384;
 const evKeys = Array.from({ length: 2 * CAP }, (_, i) => `memo:key:${i}`);
 const fifo = new Map(evKeys.slice(0, CAP).map((k) => [k, 0]));
@@ -80,6 +87,8 @@ const TASKS = [
   ['Int32Array read (shared, plain)', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += shared[i & 1023]; sink += s; }],
   ['Atomics.load (shared Int32Array)', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += Atomics.load(shared, i & 1023); sink += s; }],
   ['Float64Array (shared) increment f[i]++', 1000, (n) => { for (let i = 0; i < n; i++) sharedF64[i & 7]++; sink += sharedF64[0]; }],
+  ['Atomics.store (shared Int32Array)', 1000, (n) => { for (let i = 0; i < n; i++) Atomics.store(shared, i & 15, i); sink += shared[0]; }],
+  ['growable heap byteLength vs view length (beginWrite)', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) if (st.u8.length !== heap.byteLength) s++; sink += s; }],
   ['Atomics.add (shared Int32Array)', 1000, (n) => { for (let i = 0; i < n; i++) Atomics.add(shared, i & 15, 1); sink += shared[0]; }],
   ['lock + unlock (compareExchange + exchange)', 1000, (n) => { for (let i = 0; i < n; i++) { tryLock(st.ci, lockI); unlock(st.ci, lockI); } sink += n; }],
   // clocks
@@ -95,6 +104,10 @@ const TASKS = [
   // values
   ['utf8Slice 100 B out of shared memory', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += utf8Slice.call(heapBuf, 1024, 1124).length; sink += s; }],
   ['latin1Slice 100 B out of shared memory', 1000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += latin1Slice.call(heapBuf, 1024, 1124).length; sink += s; }],
+  ['latin1Write 100 B into shared memory', 1000, (n) => { for (let i = 0; i < n; i++) writeBuf.latin1Write(value, 4096 + ((i & 15) << 7), 100); sink += writeU8[4096]; }],
+  ['JS loop charCodeAt -> shared Uint8Array, 100 B', 1000, (n) => { for (let i = 0; i < n; i++) { const at = 4096 + ((i & 15) << 7); for (let j = 0; j < 100; j++) writeU8[at + j] = value.charCodeAt(j); } sink += writeU8[4096]; }],
+  ['latin1Write 16 B into shared memory', 1000, (n) => { for (let i = 0; i < n; i++) writeBuf.latin1Write(v16, 4096 + ((i & 15) << 7), 16); sink += writeU8[4096]; }],
+  ['JS loop charCodeAt -> shared Uint8Array, 16 B', 1000, (n) => { for (let i = 0; i < n; i++) { const at = 4096 + ((i & 15) << 7); for (let j = 0; j < 16; j++) writeU8[at + j] = v16.charCodeAt(j); } sink += writeU8[4096]; }],
   // the public API (1,000 keys, 100 B strings: a working set that stays in the CPU caches)
   ['map.getSync (memo hit), 1,000 keys', 1000, (n) => { let r; for (let i = 0; i < n; i++) r = m.getSync(gridKeys[i % KEYS]); sinkV = r; }],
   ['await map.get (memo hit), 1,000 keys', 1000, async (n) => { let r; for (let i = 0; i < n; i++) r = await m.get(gridKeys[i % KEYS]); sinkV = r; }],
