@@ -213,21 +213,26 @@ export class GridMap<V = unknown> {
   // ── locking ───────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Main-thread wait for partition p's lock (lockNow's slow path). Resolves once it is held; the
-   * caller then re-derives its thread scratch (key, encoded value), which other calls of this
-   * thread may have used while it waited.
+   * Main-thread wait for partition p's lock (lockNow's slow path, after tryLock failed). Resolves
+   * once it is held; the caller then re-derives its thread scratch (key, encoded value), which
+   * other calls of this thread may have used while it waited.
    */
-  private async acquire(p: number): Promise<boolean> {
+  private async acquire(p: number): Promise<void> {
+    const t = this.host.lockTimeout;
+    this.checkTaken(p, await lockAsync(this.store.ci, this.store.lockIndex(p), t), t);
+  }
+
+  /**
+   * After a wait for p's lock: a typed error when the wait timed out, or when the grid closed
+   * meanwhile (the lock is let go first).
+   */
+  private checkTaken(p: number, taken: boolean, timeoutMs: number, message?: string): void {
+    if (!taken) throw new LockTimeoutError(message ?? `timed out after ${timeoutMs} ms waiting for the lock of partition ${p}`, { partition: p, timeoutMs });
     const st = this.store;
-    const li = st.lockIndex(p);
-    if (tryLock(st.ci, li)) return false;
-    const ok = isMainThread ? await lockAsync(st.ci, li, this.host.lockTimeout) : lockSync(st.ci, li, this.host.lockTimeout);
-    if (!ok) throw new LockTimeoutError(`timed out after ${this.host.lockTimeout} ms waiting for the lock of partition ${p}`, { partition: p, timeoutMs: this.host.lockTimeout });
     if (st.closed) {
-      unlock(st.ci, li);
+      unlock(st.ci, st.lockIndex(p));
       throw new GridClosedError('the grid is closed');
     }
-    return true;
   }
 
   private release(p: number): void {
@@ -495,17 +500,8 @@ export class GridMap<V = unknown> {
   private getSyncBusy(key: string): V | undefined {
     const st = this.store;
     const p = this.key(key);
-    const li = st.lockIndex(p);
-    if (!lockSync(st.ci, li, GETSYNC_WAIT_MS)) {
-      throw new LockTimeoutError(`partition of key '${key}' stayed locked for ${GETSYNC_WAIT_MS} ms; use get()`, {
-        partition: p,
-        timeoutMs: GETSYNC_WAIT_MS,
-      });
-    }
-    if (st.closed) {
-      unlock(st.ci, li);
-      throw new GridClosedError('the grid is closed');
-    }
+    const taken = lockSync(st.ci, st.lockIndex(p), GETSYNC_WAIT_MS);
+    this.checkTaken(p, taken, GETSYNC_WAIT_MS, `partition of key '${key}' stayed locked for ${GETSYNC_WAIT_MS} ms; use get()`);
     return this.counted(this.readHeld(p));
   }
 
@@ -903,11 +899,7 @@ export class GridMap<V = unknown> {
     const li = st.lockIndex(p);
     if (tryLock(st.ci, li)) return undefined;
     if (isMainThread) return this.acquire(p);
-    if (!lockSync(st.ci, li, this.host.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.host.lockTimeout} ms waiting for the lock of partition ${p}`, { partition: p, timeoutMs: this.host.lockTimeout });
-    if (st.closed) {
-      unlock(st.ci, li);
-      throw new GridClosedError('the grid is closed');
-    }
+    this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout), this.host.lockTimeout);
     return undefined;
   }
 

@@ -319,7 +319,9 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
     this.ttlOption = options?.ttl;
   }
 
-  private call<T>(o: string, a: unknown[]): Promise<T> {
+  /** Runs operation `o` on the member's main thread (GRID_ERR_CLOSED at once when this grid is closed). */
+  private async call<T>(o: string, a: unknown[]): Promise<T> {
+    this.host.assertOpen();
     return this.client.call({ m: this.name, t: this.ttlOption, o, a }) as Promise<T>;
   }
 
@@ -359,52 +361,42 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   }
 
   override async size(): Promise<number> {
-    this.host.assertOpen();
     return this.call('size', []);
   }
 
   override async set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
-    this.host.assertOpen();
     await this.call('set', options === undefined ? [key, value] : [key, value, options]);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
-    this.host.assertOpen();
     await this.call('setMany', options === undefined ? [entries] : [entries, options]);
   }
 
   override async delete(key: string): Promise<boolean> {
-    this.host.assertOpen();
     return this.call('delete', [key]);
   }
 
   override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
-    this.host.assertOpen();
     return this.call('setIfAbsent', options === undefined ? [key, value] : [key, value, options]);
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
-    this.host.assertOpen();
     return this.call('compareAndSet', [key, expected, next]);
   }
 
   override async increment(key: string, delta = 1): Promise<number> {
-    this.host.assertOpen();
     return this.call('increment', [key, delta]);
   }
 
   override async clear(): Promise<void> {
-    this.host.assertOpen();
     await this.call('clear', []);
   }
 
   override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
-    this.host.assertOpen();
     return this.call('compute', [key, processor, arg]);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
-    this.host.assertOpen();
     return this.call('aggregate', [aggregator, arg]);
   }
 
