@@ -4,12 +4,20 @@
  * check can test the wrong field); unknown keys are rejected; messages name the full path.
  * Validation happens once, at the public edge; workers trust resolved options.
  */
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { InvalidOptionError } from './errors.js';
 
 export interface ClusterOptions {
   host?: string;
   port?: number;
+  /**
+   * The 'host:port' other members dial to reach this one, when it differs from the bind address
+   * (containers, NAT, `host: '0.0.0.0'`, test proxies). Default: host and the bound port.
+   */
+  advertise?: string;
+  /** Local IP address this member's outbound connections come from (as Redis's bind-source-addr). Default: chosen by the OS. */
+  sourceAddress?: string;
   seeds?: string[];
   secret?: string;
   backups?: number;
@@ -54,6 +62,8 @@ export interface MapOptions {
 export interface ResolvedClusterOptions {
   host: string;
   port: number;
+  advertise: string | undefined;
+  sourceAddress: string | undefined;
   seeds: string[];
   secret: string | undefined;
   backups: number;
@@ -133,6 +143,11 @@ const RULES: Record<string, Rule> = {
   'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
   'options.cluster.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.cluster.port': intRule(0, 65535),
+  'options.cluster.advertise': {
+    check: (v) => v === undefined || isHostPort(v),
+    message: "must be 'host:port' (a host name, IPv4 address or [IPv6] address, and a port from 1 to 65535)",
+  },
+  'options.cluster.sourceAddress': { check: (v) => v === undefined || (typeof v === 'string' && isIP(v) !== 0), message: 'must be an IPv4 or IPv6 address' },
   'options.cluster.seeds': {
     check: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s)),
     message: "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'",
@@ -141,6 +156,15 @@ const RULES: Record<string, Rule> = {
   'options.cluster.backups': intRule(0, 6),
   'options.cluster.lite': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
 };
+
+/** 'host:port' with a plain host name, IPv4 address or bracketed IPv6 address, and a port 1-65535. */
+export function isHostPort(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length > 260) return false;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
+  if (m === null) return false;
+  const port = Number(m[2]);
+  return port >= 1 && port <= 65535;
+}
 
 function rejectUnknown(obj: Record<string, unknown>, known: readonly string[], path: string): void {
   for (const k of Object.keys(obj)) if (!known.includes(k)) fail(`${path}.${k}`, 'is not a known option');
@@ -161,11 +185,13 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (i.cluster !== undefined) {
     if (!isPlainObject(i.cluster)) fail('options.cluster', 'must be an object');
     const c = i.cluster as Record<string, unknown>;
-    rejectUnknown(c, ['host', 'port', 'seeds', 'secret', 'backups', 'lite'], 'options.cluster');
+    rejectUnknown(c, ['host', 'port', 'advertise', 'sourceAddress', 'seeds', 'secret', 'backups', 'lite'], 'options.cluster');
     const d = DEFAULTS.cluster;
     cluster = {
       host: (c.host ?? d.host) as string,
       port: (c.port ?? d.port) as number,
+      advertise: c.advertise as string | undefined,
+      sourceAddress: c.sourceAddress as string | undefined,
       seeds: ((c.seeds as string[] | undefined) ?? [...d.seeds]).slice(),
       secret: (c.secret ?? process.env.SHARDGRID_SECRET) as string | undefined,
       backups: (c.backups ?? d.backups) as number,

@@ -38,6 +38,9 @@ describe('options', () => {
     [{ cluster: { port: 70000 } }, 'options.cluster.port'], [{ cluster: { host: '' } }, 'options.cluster.host'],
     [{ cluster: { seeds: ['http://x'] } }, 'options.cluster.seeds'], [{ cluster: { secret: '' } }, 'options.cluster.secret'],
     [{ cluster: { backups: 7 } }, 'options.cluster.backups'], [{ cluster: { lite: 'yes' } }, 'options.cluster.lite'],
+    [{ cluster: { advertise: 'example.com' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a:0' } }, 'options.cluster.advertise'],
+    [{ cluster: { advertise: 'ws://a:1' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a b:1' } }, 'options.cluster.advertise'],
+    [{ cluster: { sourceAddress: 'localhost' } }, 'options.cluster.sourceAddress'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
@@ -51,7 +54,9 @@ describe('options', () => {
   it('resolves cluster defaults, with the secret from SHARDGRID_SECRET', () => {
     process.env.SHARDGRID_SECRET = 's3cret';
     try {
-      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, seeds: [], secret: 's3cret', backups: 1, lite: false });
+      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: 's3cret', backups: 1, lite: false });
+      expect(resolveOptions({ cluster: { advertise: '[::1]:7500' } }).cluster!.advertise).toBe('[::1]:7500');
+      expect(resolveOptions({ cluster: { advertise: 'grid-1.internal:7500' } }).cluster!.advertise).toBe('grid-1.internal:7500');
     } finally {
       delete process.env.SHARDGRID_SECRET;
     }

@@ -8,8 +8,9 @@
  * missing secret); 130 a second signal while the member was leaving.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Command, CommanderError, InvalidArgumentError as BadArgument, Option } from 'commander';
-import { parseBytes } from '../config.js';
+import { isHostPort, parseBytes } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -21,6 +22,8 @@ const EXIT_SECOND_SIGNAL = 130;
 interface StartOptions {
   host: string;
   port: number;
+  advertise?: string;
+  sourceAddress?: string;
   seeds?: string[];
   secret?: string;
   workers?: number;
@@ -74,6 +77,16 @@ const WS_URL = /^wss?:\/\/[^\s/]+/;
 
 function wsUrl(value: string): string {
   if (!WS_URL.test(value)) throw new BadArgument(`expected a ws:// or wss:// url such as ws://127.0.0.1:7400`);
+  return value;
+}
+
+function hostPort(value: string): string {
+  if (!isHostPort(value)) throw new BadArgument(`expected host:port such as 10.0.0.5:7400`);
+  return value;
+}
+
+function ipAddress(value: string): string {
+  if (isIP(value) === 0) throw new BadArgument(`expected an IPv4 or IPv6 address such as 127.0.0.2`);
   return value;
 }
 
@@ -135,7 +148,7 @@ function firstSignal(): Promise<NodeJS.Signals> {
 async function start(o: StartOptions): Promise<number> {
   const secret = requireSecret(o.secret, 'start');
   const lite = o.lite === true;
-  const options: GridOptions = { cluster: { host: o.host, port: o.port, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
+  const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
   if (o.workers !== undefined) options.workers = o.workers;
   if (o.memory !== undefined) options.memory = o.memory;
   if (o.partitions !== undefined) options.partitions = o.partitions;
@@ -201,6 +214,8 @@ function program(setExit: (code: number) => void): Command {
     .description('run a cluster member until SIGINT or SIGTERM, then leave the cluster gracefully')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on; 0 picks a free one (printed when started)', integer(0, 65535), 7400)
+    .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
+    .option('--source-address <ip>', 'local IP address outbound connections to other members come from (default: chosen by the OS)', ipAddress)
     .option('--seeds <urls>', 'comma-separated ws:// urls of members to join through (default: none, start a new cluster)', seedList)
     .addOption(secretOption())
     .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(1))

@@ -24,6 +24,8 @@
  * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
  * resolves when the winning connection opens.
  */
+import { isIP } from 'node:net';
+import { isHostPort } from '../config.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -102,6 +104,10 @@ export interface TransportOptions {
   host: string;
   /** 0 = pick a free port. */
   port: number;
+  /** 'host:port' that peers dial to reach this transport (its `url`), when it differs from host and the bound port. */
+  advertise?: string;
+  /** Local address outbound connections are made from (Redis's bind-source-addr); default: chosen by the OS. */
+  sourceAddress?: string;
   /** Shared cluster secret (non-empty). */
   secret: string;
   /** This member's unique id. */
@@ -385,6 +391,8 @@ function checkOptions(o: TransportOptions): void {
   if (typeof o.host !== 'string' || o.host === '') bad('host must be a non-empty string');
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) bad('port must be an integer from 0 to 65535');
   if (typeof o.secret !== 'string' || o.secret === '') bad('secret must be a non-empty string');
+  if (o.advertise !== undefined && !isHostPort(o.advertise)) bad("advertise must be 'host:port'");
+  if (o.sourceAddress !== undefined && (typeof o.sourceAddress !== 'string' || isIP(o.sourceAddress) === 0)) bad('sourceAddress must be an IP address');
   if (!isName(o.memberId, MAX_ID_CHARS)) bad(`memberId must be a string of 1 to ${MAX_ID_CHARS} characters`);
   const positive = (k: 'maxPayload' | 'requestTimeout' | 'handshakeTimeout' | 'maxBuffered' | 'maxHandshakes') => {
     const v = o[k];
@@ -406,6 +414,7 @@ export class Transport extends EventEmitter {
   readonly _stats = { framesOut: 0, framesIn: 0, messagesOut: 0, messagesIn: 0, blocked: 0 };
 
   private readonly secret: string;
+  private readonly sourceAddress: string | undefined;
   private readonly maxPayload: number;
   private readonly requestTimeout: number;
   private readonly handshakeTimeout: number;
@@ -455,6 +464,7 @@ export class Transport extends EventEmitter {
     super();
     this.memberId = opts.memberId;
     this.secret = opts.secret;
+    this.sourceAddress = opts.sourceAddress;
     this.maxPayload = opts.maxPayload ?? DEFAULTS.maxPayload;
     this.requestTimeout = opts.requestTimeout ?? DEFAULTS.requestTimeout;
     this.handshakeTimeout = opts.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
@@ -511,7 +521,7 @@ export class Transport extends EventEmitter {
         const addr = server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
         const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-        transport = new Transport(opts, server, wss, `ws://${host}:${port}`);
+        transport = new Transport(opts, server, wss, `ws://${opts.advertise ?? `${host}:${port}`}`);
         resolve(transport);
       });
     });
@@ -639,6 +649,7 @@ export class Transport extends EventEmitter {
           // No masking: members talk directly, never through a proxy or a browser; an all-zero
           // mask lets ws skip the copy-and-xor of every outgoing frame.
           generateMask: zeroMask,
+          ...(this.sourceAddress === undefined ? {} : { localAddress: this.sourceAddress }),
         });
       } catch (err) {
         reject(new InvalidArgumentError(`connect: bad url ${url}: ${(err as Error).message}`));

@@ -1,0 +1,47 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Transport } from '../dist/transport/index.js';
+
+const SECRET = 'advertise-test-secret-0123456789';
+
+/** A TCP relay that records the source address of every connection it accepts. */
+async function relay(toPort: number): Promise<{ port: number; sources: string[]; server: Server }> {
+  const sources: string[] = [];
+  const server = createServer((down: Socket) => {
+    sources.push(down.remoteAddress ?? '');
+    const up = tcpConnect(toPort, '127.0.0.1');
+    down.pipe(up).pipe(down);
+    const end = () => { down.destroy(); up.destroy(); };
+    down.on('error', end); up.on('error', end); down.on('close', end); up.on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, sources, server };
+}
+
+describe('advertise and sourceAddress', () => {
+  const closers: Array<() => unknown> = [];
+  afterAll(async () => {
+    for (const c of closers.reverse()) await c();
+  });
+
+  it('a member is reached at its advertised address, and dials from its source address', async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a' });
+    closers.push(() => a.close());
+    const port = Number(new URL(a.url).port);
+    const r = await relay(port);
+    closers.push(() => new Promise((res) => r.server.close(res)));
+    // b dials through the relay, from 127.0.0.7 (any 127/8 address is local on Linux)
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b', sourceAddress: '127.0.0.7', advertise: 'b.example:7999' });
+    closers.push(() => b.close());
+    expect(b.url).toBe('ws://b.example:7999');
+    expect(await b.connect(`ws://127.0.0.1:${r.port}`)).toBe('a');
+    expect(r.sources).toEqual(['127.0.0.7']);
+    // a knows b by the address b advertises, not by where the connection came from
+    expect(a.urlOf('b')).toBe('ws://b.example:7999');
+  });
+
+  it('refuses a malformed advertise or source address with a typed error', async () => {
+    await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', advertise: 'nohostport' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+    await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', sourceAddress: 'localhost' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+  });
+});
