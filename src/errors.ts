@@ -80,12 +80,22 @@ export class ComputeError extends GridError { static override readonly code: str
 export class RetryableGridError extends GridError { static override readonly code: string = 'GRID_ERR_RETRYABLE'; }
 export class PartitionMovedError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_PARTITION_MOVED'; }
 export class MemberLeftError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_MEMBER_LEFT'; }
+/** The member asked is not the metadata Raft leader (data.leader names the one it knows, if any). */
+export class NotLeaderError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_NOT_LEADER'; }
+/**
+ * The partition's primary is here but may not serve now: its lease lapsed, or an older primary's
+ * lease may still run (a hand-over in progress). Retried inside the library.
+ */
+export class PartitionUnavailableError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_PARTITION_UNAVAILABLE'; }
+/** Every copy of the partition was lost (more failures than `backups` tolerates): its data is gone. */
+export class PartitionLostError extends GridError { static override readonly code: string = 'GRID_ERR_PARTITION_LOST'; }
 
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, AuthenticationError, TimeoutError,
   ModuleLoadError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
+  NotLeaderError, PartitionUnavailableError, PartitionLostError,
 ];
 for (const cls of ALL) registerError(cls);
 

@@ -187,6 +187,8 @@ export class Grid extends EventEmitter implements MapHost {
     });
     node.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
     node.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
+    node.on('partition-lost', (parts: number[]) => this.emit('partition-lost', parts));
+    node.on('rejoined', (id: string) => this.emit('rejoined', id));
     await node.start();
     if (this.handle.forward !== undefined) this.forwarder = new ForwardServer(this, this.handle.forward);
   }

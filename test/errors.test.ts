@@ -20,6 +20,9 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.RetryableGridError, 'GRID_ERR_RETRYABLE'],
   [E.PartitionMovedError, 'GRID_ERR_PARTITION_MOVED'],
   [E.MemberLeftError, 'GRID_ERR_MEMBER_LEFT'],
+  [E.NotLeaderError, 'GRID_ERR_NOT_LEADER'],
+  [E.PartitionUnavailableError, 'GRID_ERR_PARTITION_UNAVAILABLE'],
+  [E.PartitionLostError, 'GRID_ERR_PARTITION_LOST'],
 ];
 
 describe('GridError tree', () => {

@@ -247,6 +247,13 @@ export class Membership extends EventEmitter {
     return m !== undefined && m.status <= SUSPECT;
   }
 
+  /** SWIM's verdict on a member: its status, or undefined when never heard of (or forgotten). */
+  statusOf(id: string): MemberStatus | undefined {
+    if (id === this.self.id) return STATUS[this.self.status];
+    const m = this.table.get(id);
+    return m === undefined ? undefined : STATUS[m.status];
+  }
+
   /** Tells everyone it can reach (within ~500 ms) that this member leaves, then stops. */
   async leave(): Promise<void> {
     if (!this.running) return;

@@ -1,42 +1,56 @@
 /**
  * ClusterNode: this process as a member of a cluster (native-notes.md, "Cluster").
  *
- * - Membership (SWIM, membership.ts) over the authenticated transport (transport/).
- * - The partition table (ring/table.ts): the coordinator (oldest live data member) plans it from
- *   the live data members and the copies reported complete, and pushes each version to every
- *   member (and again every second); members apply only newer versions.
+ * - Membership (SWIM, membership.ts) over the authenticated transport (transport/): the failure
+ *   *detector* only.
+ * - Metadata (metadata/): the Raft group of the data members decides joins, removals and every
+ *   partition table; its leader is the coordinator and grants primary leases. Table version =
+ *   log index; epochs[p] = index of the entry that last changed p's primary.
  * - Routing: RoutedMap asks `route(p, …)`; the partition's primary runs the operation on its own
- *   shared memory and replicates the key's resulting state to every backup and pending copy
- *   before the operation resolves (records.ts explains why states, not operations).
+ *   shared memory, under its lease (checked by every operation), and replicates the key's
+ *   resulting state to every backup and pending copy before the operation resolves
+ *   (records.ts explains why states, not operations). A copy applies a replicated write or a
+ *   snapshot only from the primary of its own table at the same epoch. A copy the primary cannot
+ *   reach is reported to the leader, and the write waits until a committed table dropped it.
  * - Migration: a primary streams each partition to the members pending for it (a snapshot taken
  *   under the partition lock, sent on the same ordered connection as replicated writes), then
- *   reports it synced; the coordinator makes the copy an owner in the next version.
- * - Failover: a dead member's partitions keep their surviving copies; the first becomes primary at
- *   once in the next version, and missing backups are rebuilt as pending copies.
+ *   reports it synced; the leader makes the copy an owner in the next table.
+ * - Failover: a dead member is removed by one log entry that also removes it from every owner
+ *   list; the first backup of each of its partitions is primary at that entry's epoch, and serves
+ *   once the dead member's lease surely ended. A member that learns it was removed stops
+ *   serving, drops its data and rejoins under a new id.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import {
-  GridClosedError, GridError, InvalidOptionError, KeyTooLargeError, MemberUnreachableError, MemoryFullError, PartitionMovedError, ProtocolError,
-  RetryableGridError, TimeoutError, ValueTooLargeError,
+  GridClosedError, GridError, InvalidOptionError, KeyTooLargeError, MemberUnreachableError, MemoryFullError, PartitionMovedError, PartitionUnavailableError,
+  ProtocolError, RetryableGridError, TimeoutError, ValueTooLargeError,
 } from '../errors.js';
-import { initialTable, isTable, migrating, newer, ownedBy, plan, type PartitionTable } from '../ring/table.js';
+import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import { T_NUMBER } from '../storage/layout.js';
 import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import { Transport, type FastPeer, type LogFn } from '../transport/transport.js';
 import { RepCall, Shipment, rawAt, rawSize, sendRep, writeRaw, type KeySource } from './fast-ops.js';
 import { Membership, type MemberInfo } from './membership.js';
+import { Metadata } from './metadata/metadata.js';
 import { Records, checkState, type RawEntry, type RawState } from './records.js';
 import { CLUSTER_STATUS_REQUEST, type ClusterStatus } from './status.js';
 
 /** How long an operation keeps retrying a moved partition or an unreachable primary. */
 export const RETRY_DEADLINE_MS = 15_000;
-/** The coordinator republishes the table this often; members re-check streams and reports. */
-const TICK_MS = 1000;
-/** Debounce of re-planning after a membership change or a sync report. */
-const REPLAN_MS = 30;
+/** Members re-check streams and sync reports this often. */
+const TICK_MS = 500;
+/** A write whose copy missed it waits this long for a committed table that dropped the copy. */
+const DROP_WAIT_MS = 10_000;
+/** A new member waits this long to be admitted by the metadata leader. */
+const ADMIT_MS = 15_000;
+/**
+ * Test-only negative control (never set it in production): copies apply replicated writes and
+ * snapshots without the epoch fence, as before the fencing work. The fault harness must catch it.
+ */
+const UNFENCED = process.env.SHARDGRID_UNSAFE_UNFENCED === '1';
 /** A partition snapshot is sent in messages of about this many value bytes. */
 const SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Partitions streamed at once by one primary. */
@@ -56,7 +70,7 @@ export type OpHandler = (body: Record<string, unknown>, from: string) => unknown
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ClusterNode extends EventEmitter {
-  readonly memberId: string;
+  memberId: string;
   readonly lite: boolean;
   readonly backups: number;
   readonly partitions: number;
@@ -66,16 +80,16 @@ export class ClusterNode extends EventEmitter {
   private readonly log: LogFn;
   private transport!: Transport;
   private membership!: Membership;
+  private meta!: Metadata;
   private table: PartitionTable | undefined;
   private tableWaiters: Array<() => void> = [];
+  /** Writes waiting for a table that dropped a copy they could not reach. */
+  private dropWaiters: Array<(t: PartitionTable | undefined) => boolean> = [];
   private closed = false;
+  /** Set while this member restarts under a new id after it was removed. */
+  private restarting = false;
   private timer: NodeJS.Timeout | undefined;
-  private replanTimer: NodeJS.Timeout | undefined;
-  /** Coordinator: pending copies reported complete, per partition. */
-  private readonly synced = new Map<number, Set<string>>();
-  /** Coordinator: copies a primary could not replicate to; they are rebuilt. */
-  private readonly stale = new Map<number, Set<string>>();
-  /** Primary: streams running ("p:member") and done (to re-report until the table moves on). */
+  /** Primary: streams running ("p:member:epoch") and done (to re-report until the table moves on). */
   private readonly streaming = new Set<string>();
   private readonly streamed = new Set<string>();
   private streamSlots = STREAM_CONCURRENCY;
@@ -129,13 +143,19 @@ export class ClusterNode extends EventEmitter {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
     this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log });
+    try {
+      await this.begin([...o.seeds]);
+    } catch (e) {
+      await this.transport.close();
+      throw e;
+    }
+  }
+
+  /** Joins (or starts) the cluster with the transport already listening: membership, metadata, a table. */
+  private async begin(seeds: string[]): Promise<void> {
     const t = this.transport;
-    t.handle('grid.table', (b) => this.onTable(b));
-    t.handle('grid.table?', () => this.table ?? null);
-    t.handle('grid.synced', (b, from) => this.onSynced(b, from));
-    t.handle('grid.stale', (b) => this.onStale(b));
-    t.handle('grid.rep', (b) => this.onReplicate(b));
-    t.handle('grid.snap', (b) => this.onSnapshot(b));
+    t.handle('grid.rep', (b, from) => this.onReplicate(b, from));
+    t.handle('grid.snap', (b, from) => this.onSnapshot(b, from));
     t.handle('grid.op', (b, from) => {
       if (this.opHandler === undefined) throw new GridClosedError('member is not serving maps');
       return this.opHandler(b as Record<string, unknown>, from);
@@ -148,31 +168,98 @@ export class ClusterNode extends EventEmitter {
     });
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
-    this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, { seeds: [...o.seeds] });
+    this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, { seeds });
     const m = this.membership;
-    m.on('member-joined', (info: MemberInfo) => {
-      this.emit('member-joined', info);
-      this.scheduleReplan();
+    const meta = new Metadata(
+      {
+        memberId: this.memberId,
+        url: t.url,
+        partitions: this.partitions,
+        backups: this.backups,
+        transport: t,
+        log: this.log,
+        swimStatus: (id) => m.statusOf(id),
+        liteMembers: () => m.members().filter((x) => x.lite).map((x) => x.id),
+      },
+      this.lite,
+    );
+    this.meta = meta;
+    meta.on('table', (tb: PartitionTable) => this.applyTable(tb));
+    meta.on('removed', () => this.removed('the metadata leader removed this member'));
+    meta.on('lost', (parts: number[]) => {
+      this.log('error', `partition(s) ${parts.slice(0, 20).join(', ')}${parts.length > 20 ? ', …' : ''} lost every copy (more failures than backups: ${this.backups}); their data is gone`);
+      this.emit('partition-lost', parts);
     });
-    m.on('member-left', (info: MemberInfo, reason: string) => {
-      this.emit('member-left', info, reason);
-      this.scheduleReplan();
-    });
+    m.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
+    m.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
+    m.on('declared-dead', () => this.removed('the other members declared this member dead'));
     try {
       await m.start();
-      if (this.isCoordinator()) {
-        if (this.table === undefined) this.applyTable(initialTable(this.partitions, this.memberId, this.dataMembers(), this.backups));
+      const others = () => m.members().filter((x) => !x.lite && x.id !== this.memberId).map((x) => x.id);
+      if (this.lite) {
+        meta.start(false);
+        await this.fetchTable(others);
       } else {
-        await this.fetchTable();
+        const bootstrap = others().length === 0;
+        meta.start(bootstrap);
+        if (!bootstrap) await meta.join(others, ADMIT_MS);
+        await this.waitTable(ADMIT_MS);
       }
     } catch (e) {
+      meta.close();
       m.stop();
-      await t.close();
       throw e;
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
-    this.scheduleReplan();
+  }
+
+  /**
+   * This member was removed from the cluster (declared dead while paused or cut off, or removed
+   * by the leader): it stops serving at once, drops every partition it held, and joins again
+   * under a new id, with no data (native-notes.md, "Removed members").
+   */
+  private removed(why: string): void {
+    if (this.closed || this.restarting) return;
+    this.restarting = true;
+    this.log('warn', `${why}: dropping all partitions and rejoining under a new id`);
+    this.meta.lease.revoke();
+    this.table = undefined;
+    this.peerCache = [];
+    const st = this.host.store;
+    for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, false);
+    for (const w of this.dropWaiters.splice(0)) w(undefined);
+    for (const w of this.tableWaiters.splice(0)) w();
+    void (async () => {
+      const seeds = new Set<string>(this.opts.seeds);
+      for (const x of this.membership.members()) if (x.id !== this.memberId && !x.lite) seeds.add(x.url);
+      seeds.delete(this.transport.url);
+      clearInterval(this.timer);
+      this.meta.close();
+      this.membership.stop();
+      const old = this.transport;
+      this.streaming.clear();
+      this.streamed.clear();
+      for (let p = 0; p < this.partitions; p++) await Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+      await old.close();
+      if (this.closed) return;
+      this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+      const o = this.opts;
+      for (let attempt = 0; !this.closed; attempt++) {
+        try {
+          this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? Number(new URL(old.url).port) || 0 : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log });
+          await this.begin([...seeds]);
+          this.log('warn', `rejoined the cluster as ${this.memberId}`);
+          this.emit('rejoined', this.memberId);
+          break;
+        } catch (e) {
+          this.log('warn', `rejoining failed (attempt ${attempt + 1}); retrying`, e);
+          await this.transport?.close().catch(() => undefined);
+          await sleep(Math.min(500 * 2 ** attempt, 5000));
+        }
+      }
+      this.restarting = false;
+    })();
   }
 
   /** Leaves gracefully: tells the others (they promote this member's backups at once) and closes. */
@@ -180,10 +267,13 @@ export class ClusterNode extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    clearTimeout(this.replanTimer);
     for (const w of this.tableWaiters.splice(0)) w();
+    for (const w of this.dropWaiters.splice(0)) w(undefined);
     for (let p = 0; p < this.partitions; p++) this.host.store.setPrimaryHere(p, false);
     try {
+      // the leader removes us in one entry (our backups are primaries at once), then we stop
+      if (!this.restarting) await this.meta.leave();
+      this.meta.close();
       await this.membership.leave();
     } finally {
       await this.transport.close();
@@ -197,102 +287,59 @@ export class ClusterNode extends EventEmitter {
   }
 
   private dataMembers(): string[] {
+    const t = this.meta.state.members;
+    if (!this.lite) return [...t.keys()];
     return this.membership
       .members()
       .filter((m) => !m.lite)
       .map((m) => m.id);
   }
 
-  private coordinatorId(): string | undefined {
-    return this.membership.members().find((m) => !m.lite)?.id;
-  }
-
+  /** Whether this member is the metadata Raft leader (the coordinator). */
   isCoordinator(): boolean {
-    return !this.lite && this.coordinatorId() === this.memberId;
-  }
-
-  private rank = (id: string): number => {
-    const i = this.membership.members().findIndex((m) => m.id === id);
-    return i < 0 ? Number.MAX_SAFE_INTEGER : i;
-  };
-
-  private scheduleReplan(): void {
-    if (this.closed || this.replanTimer !== undefined) return;
-    this.replanTimer = setTimeout(() => {
-      this.replanTimer = undefined;
-      this.replan();
-    }, REPLAN_MS);
-  }
-
-  private replan(): void {
-    if (this.closed || !this.isCoordinator()) return;
-    const live = this.dataMembers();
-    let cur = this.table ?? initialTable(this.partitions, this.memberId, live, this.backups);
-    if (this.stale.size > 0) {
-      // copies that missed a replicated write stop being owners (never the primary, never the
-      // last copy); the plan then lists them as pending and their primary streams them afresh
-      const owners = cur.owners.map((o, p) => {
-        const bad = this.stale.get(p);
-        return bad === undefined ? o : o.filter((m, i) => i === 0 || !bad.has(m));
-      });
-      cur = { ...cur, owners };
-      this.stale.clear();
-    }
-    const next = plan(cur, this.memberId, live, this.backups, (p) => this.synced.get(p) ?? EMPTY);
-    if (next === this.table) return;
-    this.synced.clear();
-    this.applyTable(next);
-    this.publish();
-  }
-
-  private publish(): void {
-    const t = this.table;
-    if (t === undefined) return;
-    for (const m of this.membership.members()) if (m.id !== this.memberId) this.transport.notify(m.id, 'grid.table', t);
+    return this.meta.isLeader();
   }
 
   private tick(): void {
-    if (this.closed) return;
-    if (this.isCoordinator()) {
-      this.replan();
-      this.publish();
-    }
+    if (this.closed || this.restarting) return;
     this.checkStreams();
   }
 
-  private async fetchTable(): Promise<void> {
+  /** A lite member's first table: asked from the data members until one answers. */
+  private async fetchTable(ids: () => string[]): Promise<void> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     while (this.table === undefined) {
-      const c = this.coordinatorId();
-      if (c === undefined && !this.lite) {
-        this.applyTable(initialTable(this.partitions, this.memberId, this.dataMembers(), this.backups));
-        return;
-      }
-      if (c !== undefined && c !== this.memberId) {
+      for (const id of ids()) {
         try {
-          await this.ensureLink(c);
-          this.onTable(await this.transport.request(c, 'grid.table?', null));
+          await this.ensureLink(id);
+          const b = await this.transport.request(id, 'grid.table?', null, 2000);
+          if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
+          if (this.table !== undefined) return;
         } catch {
-          // the coordinator may be starting or gone: retry below
+          // starting or gone: try the next one
         }
       }
-      if (this.table !== undefined) return;
       if (Date.now() > deadline) throw new TimeoutError(`no partition table from the cluster within ${RETRY_DEADLINE_MS} ms`);
       await sleep(100);
     }
   }
 
-  private onTable(b: unknown): void {
-    if (b === null) return;
-    if (!isTable(b, this.partitions)) throw new ProtocolError('malformed partition table');
-    this.applyTable(b);
+  /** A data member waits for its first table (the log's, once it was admitted). */
+  private async waitTable(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.table === undefined) {
+      if (this.closed) throw new GridClosedError('closed while joining');
+      if (Date.now() > deadline) throw new TimeoutError(`no partition table from the metadata log within ${ms} ms`);
+      await this.tableChange(100);
+    }
   }
 
   private applyTable(t: PartitionTable): void {
-    if (this.closed || !newer(t, this.table, this.rank)) return;
+    if (this.closed || this.restarting || (this.table !== undefined && t.version <= this.table.version)) return;
     this.table = t;
     this.peerCache = [];
     for (const w of this.tableWaiters.splice(0)) w();
+    if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(t));
     const me = this.memberId;
     const st = this.host.store;
     // other threads of this process read primaries straight from shared memory (runtime/forward.ts)
@@ -304,8 +351,8 @@ export class ClusterNode extends EventEmitter {
       }
     }
     for (const k of this.streamed) {
-      const [p, m] = splitKey(k);
-      if (!t.pending[p].includes(m) || t.owners[p][0] !== me) this.streamed.delete(k);
+      const [p, m, e] = splitKey(k);
+      if (!t.pending[p].includes(m) || t.owners[p][0] !== me || t.epochs[p] !== e) this.streamed.delete(k);
     }
     this.checkStreams();
   }
@@ -319,27 +366,6 @@ export class ClusterNode extends EventEmitter {
         resolve();
       });
     });
-  }
-
-  private onSynced(b: unknown, from: string): void {
-    const { p, m } = (b ?? {}) as { p?: unknown; m?: unknown };
-    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || typeof m !== 'string') throw new ProtocolError('malformed sync report');
-    const t = this.table;
-    if (t === undefined || t.owners[p as number][0] !== from || !t.pending[p as number].includes(m)) return;
-    let s = this.synced.get(p as number);
-    if (s === undefined) this.synced.set(p as number, (s = new Set()));
-    s.add(m);
-    this.scheduleReplan();
-  }
-
-  private onStale(b: unknown): void {
-    const { p, m } = (b ?? {}) as { p?: unknown; m?: unknown };
-    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || typeof m !== 'string') throw new ProtocolError('malformed stale report');
-    if (!this.membership.isAlive(m)) return; // dead: the plan drops it anyway
-    let s = this.stale.get(p as number);
-    if (s === undefined) this.stale.set(p as number, (s = new Set()));
-    s.add(m);
-    this.scheduleReplan();
   }
 
   private async ensureLink(id: string): Promise<void> {
@@ -367,10 +393,27 @@ export class ClusterNode extends EventEmitter {
     return out;
   }
 
-  /** Throws the retryable error a caller gets when this member is not p's primary. */
+  /** Whether this member may serve p now: its primary, under a lease that covers p's epoch. */
+  serves(p: number): boolean {
+    const t = this.table;
+    return t !== undefined && t.owners[p][0] === this.memberId && !this.closed && !this.restarting && this.meta.lease.covers(t.epochs[p]);
+  }
+
+  /**
+   * Throws the retryable error a caller gets when this member may not serve p now: it is not p's
+   * primary in its table, or its lease does not cover p's epoch (lapsed after a pause, or an older
+   * primary's lease may still run). Called by every operation on the primary, on its own path:
+   * after a pause the buffered I/O runs before any timer could have noticed.
+   */
   assertPrimary(p: number): void {
     if (this.closed) throw new GridClosedError('member is closing');
-    if (!this.isPrimary(p)) throw new PartitionMovedError(`partition ${p} is not primary on member ${this.memberId}`, { partition: p, version: this.tableVersion });
+    const t = this.table;
+    if (t === undefined || t.owners[p][0] !== this.memberId || this.restarting) {
+      throw new PartitionMovedError(`partition ${p} is not primary on member ${this.memberId}`, { partition: p, version: this.tableVersion });
+    }
+    if (!this.meta.lease.covers(t.epochs[p])) {
+      throw new PartitionUnavailableError(`member ${this.memberId} holds no lease for partition ${p} at epoch ${t.epochs[p]} now`, { partition: p, epoch: t.epochs[p] });
+    }
   }
 
   /**
@@ -429,7 +472,10 @@ export class ClusterNode extends EventEmitter {
       if (this.table === undefined) await this.tableChange(100);
       const to = this.primaryOf(p);
       try {
-        if (to === this.memberId) return await local();
+        if (to === this.memberId) {
+          this.assertPrimary(p); // the lease, for reads that do not check it themselves
+          return await local();
+        }
         if (to === undefined) throw new MemberUnreachableError(`no live data member holds partition ${p}`, { partition: p });
         await this.ensureLink(to);
         return await remote(to);
@@ -461,7 +507,10 @@ export class ClusterNode extends EventEmitter {
         [...groups].map(async ([to, idx]) => {
           try {
             let r: T[];
-            if (to === this.memberId) r = await local(idx);
+            if (to === this.memberId) {
+              for (const i of idx) this.assertPrimary(parts[i]);
+              r = await local(idx);
+            }
             else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
             else {
               await this.ensureLink(to);
@@ -495,10 +544,12 @@ export class ClusterNode extends EventEmitter {
 
   private async recover(e: unknown, to: string | undefined, attempt: number): Promise<void> {
     const v = e instanceof PartitionMovedError ? Number((e.data as { version?: unknown } | undefined)?.version) : NaN;
-    if (to !== undefined && v > this.tableVersion) {
-      // the primary we asked knows a newer table: take it from there
+    if (this.lite && to !== undefined && v > this.tableVersion) {
+      // the primary we asked knows a newer table: a lite member takes it from there (a data
+      // member's tables come from its own log, which is catching up)
       try {
-        this.onTable(await this.transport.request(to, 'grid.table?', null, 1000));
+        const b = await this.transport.request(to, 'grid.table?', null, 1000);
+        if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
       } catch {
         // fall through to waiting
       }
@@ -533,74 +584,110 @@ export class ClusterNode extends EventEmitter {
 
   /**
    * Sends one copy of partition p the key's state (a RawState, or a STATE of a received frame at
-   * b[off..off+len) with its type and expiry) as a FAST REP, counted in `ship`; a generic grid.rep
-   * when it does not fit a FAST record.
+   * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
+   * `ship`; a generic grid.rep when it does not fit a FAST record.
    */
   private ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number): void {
     const peer = this.transport.peer(to);
+    const epoch = this.table!.epochs[p];
     if (peer === undefined) {
-      this.reportStale(p, to);
+      this.copyMissed(ship, p, to, epoch);
       return;
     }
     ship.add();
-    if (sendRep(peer, map, this.tableVersion, key, raw, b, type, exp, off, len, new RepCall(ship, (e) => this.copyFailed(p, to, e)))) return;
+    if (sendRep(peer, map, epoch, key, raw, b, type, exp, off, len, new RepCall(ship, (e) => this.copyFailed(ship, p, to, epoch, e)))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
-    this.sendCopy(p, to, 'grid.rep', { m: map, k, s, v: this.tableVersion }).then(
+    this.transport.request(to, 'grid.rep', { m: map, k, s, v: epoch }).then(
       () => ship.done(),
-      (e: unknown) => ship.done(e),
-    );
-  }
-
-  /** A copy did not apply a replicated write: the error that fails the write, or undefined (the copy is reported stale). */
-  private copyFailed(p: number, to: string, e: unknown): unknown {
-    if (e instanceof PartitionMovedError) return e;
-    if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.closed) return e;
-    this.log('warn', `copy of partition ${p} on ${to} missed a write`, e);
-    this.reportStale(p, to);
-    return undefined;
-  }
-
-  private sendCopy(p: number, to: string, type: string, body: unknown): Promise<void> {
-    if (!this.transport.isConnected(to)) {
-      this.reportStale(p, to);
-      return Promise.resolve();
-    }
-    return this.transport.request(to, type, body).then(
-      () => undefined,
       (e: unknown) => {
-        const err = this.copyFailed(p, to, e);
-        if (err !== undefined) throw err;
+        const err = this.copyFailed(ship, p, to, epoch, e);
+        ship.done(err);
       },
     );
   }
 
-  private reportStale(p: number, member: string): void {
-    const c = this.coordinatorId();
-    if (c === undefined) return;
-    if (c === this.memberId) this.onStale({ p, m: member });
-    else this.transport.notify(c, 'grid.stale', { p, m: member });
+  /**
+   * A copy did not apply a replicated write: the error that fails the write (the copy refused it
+   * for a fencing reason, which route() retries), or undefined when the copy was merely not
+   * reached — then the write waits until a committed table dropped that copy (copyMissed).
+   */
+  private copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown): unknown {
+    if (e instanceof RetryableGridError) return e;
+    if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.closed) return e;
+    this.log('info', `copy of partition ${p} on ${to} missed a write`, e);
+    this.copyMissed(ship, p, to, epoch);
+    return undefined;
   }
 
-  private onReplicate(b: unknown): unknown {
+  /**
+   * Copy `to` of p missed a write: the write may be acknowledged without it only once a committed
+   * table no longer lists it as a copy of p (it is then rebuilt from a snapshot). Until then the
+   * write waits; if this member stops being p's primary at this epoch, the write fails with a
+   * retryable error instead (its fate is then decided by the new primary's copy).
+   */
+  private copyMissed(ship: Shipment, p: number, to: string, epoch: number): void {
+    ship.add();
+    this.meta.reportDrop(p, to, epoch);
+    let timer: NodeJS.Timeout | undefined;
+    const check = (t: PartitionTable | undefined): boolean => {
+      if (t === undefined) {
+        clearTimeout(timer);
+        ship.done(new PartitionMovedError(`partition ${p}: this member stopped serving it`, { partition: p }));
+        return true;
+      }
+      if (t.owners[p][0] !== this.memberId || t.epochs[p] !== epoch) {
+        clearTimeout(timer);
+        ship.done(new PartitionMovedError(`partition ${p} moved while a copy was missing`, { partition: p, version: t.version }));
+        return true;
+      }
+      if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
+        clearTimeout(timer);
+        ship.done();
+        return true;
+      }
+      // still listed: a pending copy that missed a write just streams again; an owner needs the drop
+      return false;
+    };
+    if (check(this.table)) return;
+    this.dropWaiters.push(check);
+    timer = setTimeout(() => {
+      const i = this.dropWaiters.indexOf(check);
+      if (i >= 0) this.dropWaiters.splice(i, 1);
+      ship.done(new TimeoutError(`partition ${p}: copy ${to} missed a write and no table dropped it within ${DROP_WAIT_MS} ms`, { partition: p, member: to }));
+    }, DROP_WAIT_MS);
+    timer.unref();
+  }
+
+  private onReplicate(b: unknown, from: string): unknown {
     const { m, k, s, v } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown };
     if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number') throw new ProtocolError('malformed replicated write');
     const state = checkState(s, this.host.store.maxValueBytes);
     const p = this.records.partitionOf(k);
-    this.checkCopy(p, v);
+    this.checkCopy(p, v, from);
     return this.records.serial(p, () => {
+      this.checkCopy(p, v, from);
       this.records.putState(m, k, state);
       return true;
     });
   }
 
-  /** A copy refuses writes from a primary whose table is older than its own, where it is not a copy. */
-  private checkCopy(p: number, v: number): void {
+  /**
+   * The fence of every replicated write and snapshot: a copy applies one only from the primary of
+   * its own current table, at that table's epoch for the partition, and only while it is itself a
+   * copy (owner or pending) of it. A sender at an older epoch is refused for good
+   * (PartitionMovedError); one at a newer epoch means this member has not applied that table yet
+   * (PartitionUnavailableError: the primary's write fails and is retried, by then we caught up).
+   */
+  private checkCopy(p: number, epoch: number, from: string): void {
+    if (UNFENCED) return;
     const t = this.table;
-    if (t === undefined || t.version <= v) return;
     const me = this.memberId;
-    if (t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
-      throw new PartitionMovedError(`partition ${p} moved (table ${t.version})`, { partition: p, version: t.version });
+    if (t === undefined || epoch > t.epochs[p]) {
+      throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} yet`, { partition: p, epoch });
+    }
+    if (epoch < t.epochs[p] || t.owners[p][0] !== from || t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
+      throw new PartitionMovedError(`partition ${p} moved (epoch ${t.epochs[p]}, table ${t.version})`, { partition: p, version: t.version });
     }
   }
 
@@ -808,10 +895,13 @@ export class ClusterNode extends EventEmitter {
     const mapId = this.fastMapId(r.map);
     if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     const p = st.kpart;
-    this.checkCopy(p, r.version);
+    this.checkCopy(p, r.version, peer.id);
     if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`replicated value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
+    const from = peer.id;
+    const epoch = r.version;
     const apply = (): void => {
+      this.checkCopy(p, epoch, from);
       st.setKeyBytes(buf, keyOff, keyLen, mapId);
       if (vType < 0) {
         st.remove(p, mapId, Date.now());
@@ -843,30 +933,27 @@ export class ClusterNode extends EventEmitter {
       if (t.owners[p][0] !== me) continue;
       for (const m of t.pending[p]) {
         if (m === me) continue;
-        const key = `${p}:${m}`;
+        const e = t.epochs[p];
+        const key = `${p}:${m}:${e}`;
         if (this.streamed.has(key)) {
-          this.reportSynced(p, m); // again, in case the report or a table was lost
+          this.meta.reportSynced(p, m, e); // again, in case the report or a table was lost
           continue;
         }
         if (this.streaming.has(key)) continue;
         this.streaming.add(key);
         void this.stream(p, m).then(
           () => {
+            // still the primary at the same epoch, with m still pending: the copy is complete
+            const now = this.table;
+            if (now === undefined || now.owners[p][0] !== me || now.epochs[p] !== e || !now.pending[p].includes(m)) return;
             this.streamed.add(key);
-            this.reportSynced(p, m);
+            this.meta.reportSynced(p, m, e);
           },
           // expected while members come and go (target gone, this member no longer primary): quiet
           (e) => this.log(this.closed || e instanceof RetryableGridError || e instanceof MemberUnreachableError || e instanceof GridClosedError ? 'info' : 'warn', `streaming partition ${p} to ${m} failed; will retry`, e),
         ).finally(() => this.streaming.delete(key));
       }
     }
-  }
-
-  private reportSynced(p: number, m: string): void {
-    const c = this.coordinatorId();
-    if (c === undefined) return;
-    if (c === this.memberId) this.onSynced({ p, m }, this.memberId);
-    else this.transport.notify(c, 'grid.synced', { p, m });
   }
 
   private async stream(p: number, to: string): Promise<void> {
@@ -876,7 +963,7 @@ export class ClusterNode extends EventEmitter {
       await this.ensureLink(to);
       const sends = await this.records.withSnapshot(p, (entries) => {
         this.assertPrimary(p);
-        const v = this.tableVersion;
+        const v = this.table!.epochs[p];
         const out: Promise<unknown>[] = [];
         let from = 0;
         do {
@@ -896,7 +983,8 @@ export class ClusterNode extends EventEmitter {
     }
   }
 
-  private onSnapshot(b: unknown): unknown {
+  /** A chunk of a partition snapshot, fenced as replicated writes are (checkCopy). */
+  private onSnapshot(b: unknown, from: string): unknown {
     const { p, e, first, v } = (b ?? {}) as { p?: unknown; e?: unknown; first?: unknown; v?: unknown };
     if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number') {
       throw new ProtocolError('malformed partition snapshot');
@@ -907,7 +995,9 @@ export class ClusterNode extends EventEmitter {
       return [x[0], x[1], checkState(x[2], max)];
     });
     for (const [, k] of entries) if (this.records.partitionOf(k) !== p) throw new ProtocolError('snapshot entry of another partition');
+    this.checkCopy(p as number, v, from);
     return this.records.serial(p as number, () => {
+      this.checkCopy(p as number, v, from); // again: a table may have been applied while this waited for the lock
       if (first === true) this.records.clearPartition(p as number);
       for (const [m, k, s] of entries) this.records.putState(m, k, s);
       return true;
@@ -924,7 +1014,7 @@ export class ClusterNode extends EventEmitter {
   /** Members, partitions per member and memory, as `shardgrid status` prints it. */
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.table;
-    const coord = this.coordinatorId();
+    const coord = this.meta.leaderId;
     const members = await Promise.all(
       this.membership.members().map(async (m) => {
         const { primaries, backups } = ownedBy(t, m.id);
@@ -937,7 +1027,10 @@ export class ClusterNode extends EventEmitter {
         }
       }),
     );
-    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members };
+    const lost: number[] = [];
+    if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
+    const d = this.meta.describe();
+    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
   }
 }
 
@@ -951,9 +1044,11 @@ function copiesOf(t: PartitionTable, p: number, self: string): string[] {
   return out;
 }
 
-function splitKey(k: string): [number, string] {
+/** "p:member:epoch" → [p, member, epoch]. */
+function splitKey(k: string): [number, string, number] {
   const i = k.indexOf(':');
-  return [Number(k.slice(0, i)), k.slice(i + 1)];
+  const j = k.lastIndexOf(':');
+  return [Number(k.slice(0, i)), k.slice(i + 1, j), Number(k.slice(j + 1))];
 }
 
 function sizeOf(e: RawEntry): number {

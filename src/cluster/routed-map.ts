@@ -99,7 +99,10 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override getSync(key: string): V | undefined {
     const p = this.part(key);
-    if (this.node.isPrimary(p)) return super.getSync(key);
+    if (this.node.isPrimary(p)) {
+      this.node.assertPrimary(p); // the lease: a typed, retryable error when it does not cover p now
+      return super.getSync(key);
+    }
     throw new UnsupportedError(`getSync: the primary of key '${key}' is another member; use get()`);
   }
 
@@ -110,7 +113,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.node.isPrimary(p)) return super.get(key);
+    if (this.node.serves(p)) return super.get(key);
     // one FAST GET to the primary; its reply record resolves this promise with the value
     const peer = this.node.fastPeerOf(p);
     if (peer !== undefined) {
@@ -123,7 +126,15 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** get() with retries (route): `first` is the error of a first attempt, if any. @internal */
   getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
-    return this.node.routeSlow(p, () => super.get(key), (to) => this.getFrom(to, key), first);
+    return this.node.routeSlow(
+      p,
+      () => {
+        this.node.assertPrimary(p);
+        return super.get(key);
+      },
+      (to) => this.getFrom(to, key),
+      first,
+    );
   }
 
   /** One get from member `to`: a FAST GET, or a grid.op when the map cannot be named on the connection. */

@@ -36,6 +36,13 @@ export interface ClusterStatus {
   backups: number;
   /** Partitions being migrated now. */
   migrating: number;
+  /** The metadata Raft leader (the coordinator) as the answering member knows it, and its term. */
+  leader?: string;
+  term?: number;
+  /** Partitions that lost every copy at some point (their data is gone): beyond the configured tolerance. */
+  lostPartitions?: number[];
+  /** The answering member's metadata view: its Raft role, the voters and learners, its lease (ms left) and safe version. */
+  metadata?: { role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number };
   members: ClusterMemberStatus[];
 }
 

@@ -1,8 +1,9 @@
 /**
  * The cluster's partition table: for every partition, its owners (owners[p][0] the primary, the
- * rest synchronous backups) and the members still receiving a copy (pending[p]). Computed by the
- * coordinator only (the oldest live data member), published with a version; members apply only a
- * newer version (ties broken by the author's rank, see `newer`).
+ * rest synchronous backups) and the members still receiving a copy (pending[p]). Tables are
+ * states of the metadata Raft log (cluster/metadata): `version` is the log index of the entry
+ * that produced the table, and `epochs[p]` the index of the entry that last changed p's primary.
+ * Two tables with the same version are the same table; a higher version is always newer.
  *
  * `assign` is consistent hashing with bounded load over member ids (each member places
  * RING_POINTS points on a 32-bit ring; a partition walks clockwise from its own hash and takes
@@ -18,12 +19,24 @@ import { HASH_SEED, murmur3 } from './hash.js';
 import { firstPointAtOrAfter } from './ring.js';
 
 export interface PartitionTable {
+  /** Log index of the metadata entry that produced this table. */
   version: number;
-  /** Member id of the coordinator that computed this version. */
-  author: string;
   /** owners[p] = [primary, ...backups]; empty when no data member is alive. */
   owners: string[][];
   /** pending[p] = members receiving a copy of p (they get every replicated write meanwhile). */
+  pending: string[][];
+  /**
+   * epochs[p] = log index of the entry that last changed p's primary. Every replicated write and
+   * snapshot of p carries it; a copy applies one only at its own table's epoch (fencing).
+   */
+  epochs: number[];
+  /** lost[p] = log index at which p lost its last copy (0: never). Beyond the configured tolerance. */
+  lost: number[];
+}
+
+/** An assignment computed by `plan`: owners and pending copies, before the log gives it a version. */
+export interface Assignment {
+  owners: string[][];
   pending: string[][];
 }
 
@@ -72,16 +85,57 @@ export function assign(partitions: number, members: readonly string[], backups: 
   return out;
 }
 
-/** The first table of a cluster: every partition on its first data member. */
-export function initialTable(partitions: number, author: string, dataMembers: readonly string[], backups: number): PartitionTable {
-  return { version: 1, author, owners: assign(partitions, dataMembers, backups), pending: Array.from({ length: partitions }, () => []) };
+/** The table before the first data member joined: no owners. */
+export function emptyTable(partitions: number): PartitionTable {
+  const none = (): string[][] => Array.from({ length: partitions }, () => []);
+  return { version: 0, owners: none(), pending: none(), epochs: new Array<number>(partitions).fill(0), lost: new Array<number>(partitions).fill(0) };
 }
 
 /**
- * The next table for `live` data members, given the current one and which pending copies have
- * been reported complete (`synced(p)`). Returns the current table itself when nothing changes.
+ * The table that `next` makes of `cur` at log index `index`: epochs move where the primary
+ * changed; a partition whose last owner is gone is marked lost (its data is gone: beyond the
+ * configured tolerance; the next plan gives it new, empty owners).
  */
-export function plan(cur: PartitionTable, author: string, live: readonly string[], backups: number, synced: (p: number) => ReadonlySet<string>): PartitionTable {
+export function tableAt(cur: PartitionTable, next: Assignment, index: number): PartitionTable {
+  const P = cur.owners.length;
+  const epochs = cur.epochs.slice();
+  const lost = cur.lost.slice();
+  for (let p = 0; p < P; p++) {
+    if (next.owners[p][0] !== cur.owners[p][0]) epochs[p] = index;
+    if (cur.owners[p].length > 0 && next.owners[p].length === 0) lost[p] = index;
+  }
+  return { version: index, owners: next.owners, pending: next.pending, epochs, lost };
+}
+
+/**
+ * Removes `id` from every owner and pending list: a failed or departed member. The first
+ * surviving backup of each of its primaries becomes primary at once (`tableAt` moves the epoch).
+ */
+export function without(cur: PartitionTable, id: string): Assignment {
+  return {
+    owners: cur.owners.map((o) => (o.includes(id) ? o.filter((m) => m !== id) : o)),
+    pending: cur.pending.map((o) => (o.includes(id) ? o.filter((m) => m !== id) : o)),
+  };
+}
+
+/**
+ * Whether `next` keeps, for every partition of `cur` that has an owner in `members`, at least one
+ * of those owners: the rule that no table ever drops the last copy of a partition's data.
+ */
+export function keepsData(cur: PartitionTable, next: Assignment, members: ReadonlySet<string>): boolean {
+  for (let p = 0; p < cur.owners.length; p++) {
+    const held = cur.owners[p].filter((m) => members.has(m));
+    if (held.length === 0) continue;
+    if (!next.owners[p].some((m) => held.includes(m))) return false;
+  }
+  return true;
+}
+
+/**
+ * The next assignment for `live` data members, given the current table and which pending copies
+ * have been reported complete (`synced(p)`); undefined when nothing changes.
+ */
+export function plan(cur: PartitionTable, live: readonly string[], backups: number, synced: (p: number) => ReadonlySet<string>): Assignment | undefined {
   const P = cur.owners.length;
   const alive = new Set(live);
   const target = assign(P, live, backups);
@@ -110,8 +164,7 @@ export function plan(cur: PartitionTable, author: string, live: readonly string[
     pending.push(pend);
     if (!sameList(o, cur.owners[p]) || !sameList(pend, cur.pending[p])) changed = true;
   }
-  if (!changed && cur.author === author) return cur;
-  return { version: cur.version + 1, author, owners, pending };
+  return changed ? { owners, pending } : undefined;
 }
 
 /** How many partitions `id` is primary of and backup of in table `t` (none when t is undefined). */
@@ -139,23 +192,24 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/**
- * Whether table `t` should replace `cur`: a higher version, or the same version from an author
- * that ranks before the current one (two coordinators for a moment after a membership change:
- * `rank` orders members as the coordinator election does, lower first).
- */
-export function newer(t: PartitionTable, cur: PartitionTable | undefined, rank: (id: string) => number): boolean {
-  if (cur === undefined) return true;
-  if (t.version !== cur.version) return t.version > cur.version;
-  return t.author !== cur.author && rank(t.author) < rank(cur.author);
-}
-
 /** Validates a table received from a peer (shape only; ids are opaque strings). */
 export function isTable(x: unknown, partitions: number): x is PartitionTable {
   if (x === null || typeof x !== 'object') return false;
   const t = x as Record<string, unknown>;
-  if (!Number.isSafeInteger(t.version) || (t.version as number) < 1 || typeof t.author !== 'string') return false;
+  if (!Number.isSafeInteger(t.version) || (t.version as number) < 1) return false;
+  const v = t.version as number;
+  return isAssignment(t, partitions) && indexes(t.epochs, partitions, v) && indexes(t.lost, partitions, v);
+}
+
+/** Validates owners and pending lists of a received assignment (shape only; ids are opaque strings). */
+export function isAssignment(x: unknown, partitions: number): x is Assignment {
+  if (x === null || typeof x !== 'object') return false;
+  const t = x as Record<string, unknown>;
   const lists = (v: unknown): boolean =>
-    Array.isArray(v) && v.length === partitions && v.every((l) => Array.isArray(l) && l.length <= 16 && l.every((m) => typeof m === 'string' && m.length <= 256));
+    Array.isArray(v) && v.length === partitions && v.every((l) => Array.isArray(l) && l.length <= 16 && l.every((m) => typeof m === 'string' && m.length > 0 && m.length <= 256));
   return lists(t.owners) && lists(t.pending);
+}
+
+function indexes(v: unknown, partitions: number, max: number): boolean {
+  return Array.isArray(v) && v.length === partitions && v.every((e) => Number.isSafeInteger(e) && e >= 0 && e <= max);
 }

@@ -1,0 +1,649 @@
+/**
+ * Metadata: the Raft group of the data members and what its leader does (native-notes.md,
+ * "Metadata on Raft").
+ *
+ * - Every data member runs a RaftNode (src/raft, a pure state machine) and applies the committed
+ *   commands to a MetaState (state.ts): members and the partition table. The Raft leader is the
+ *   coordinator: it alone proposes joins, removals and tables, and grants primary leases.
+ * - Lite members are outside the group: they take tables the leader pushes to them or that they
+ *   fetch, only to route (a stale table only sends an operation to a member that refuses it).
+ * - The driver: `tick()` every TICK_MS advances the Raft clock; Raft messages travel as
+ *   `raft` notifications over the authenticated transport, each accepted only from the member it
+ *   names as its sender; after every input, `flush()` hands the node's Ready to the world (send
+ *   messages, apply committed entries) and advances it. Nothing is persisted: a member that
+ *   restarts is a new member with a new id and no data, so the log lives as long as the process.
+ * - Leader duties, one step per tick: admit joins, remove members SWIM found dead (they leave
+ *   every owner list in the same entry: their backups are primaries at once, fenced by epoch and
+ *   leases), keep the Raft configuration equal to the members (learners first, then 3 voters, 5
+ *   from 5 members), replan the table (pending copies, hand-overs once copies are synced), and
+ *   drop copies that missed a write.
+ */
+import { EventEmitter } from 'node:events';
+import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError } from '../../errors.js';
+import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
+import { isTable, plan, type PartitionTable } from '../../ring/table.js';
+import type { LogFn, Transport } from '../../transport/transport.js';
+import { packr, unpackr } from '../../transport/wire.js';
+import { LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
+import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
+
+/** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
+export const TICK_MS = 100;
+export const ELECTION_TICKS = 10;
+/** A snapshot of the state machine is taken (and the log compacted) every this many applied entries. */
+const COMPACT_EVERY = 512;
+/** How long a join request waits for its entry to commit. */
+const JOIN_TIMEOUT_MS = 10_000;
+/** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
+const LEAVE_MS = 2000;
+const DEBUG = process.env.SHARDGRID_DEBUG_LEASE === '1';
+
+export interface MetadataHost {
+  readonly memberId: string;
+  readonly url: string;
+  readonly partitions: number;
+  readonly backups: number;
+  readonly transport: Transport;
+  readonly log: LogFn;
+  /** SWIM's verdict on a member: 'alive' / 'suspect', or 'dead' / 'left' (final), or undefined when unknown. */
+  swimStatus(id: string): string | undefined;
+  /** Ids of the lite members SWIM knows (they get table pushes). */
+  liteMembers(): string[];
+}
+
+/** Events: 'table' (PartitionTable), 'removed' (this member was removed), 'lost' (partitions), 'leader' (id | undefined). */
+export class Metadata extends EventEmitter {
+  readonly state: MetaState;
+  readonly lease = new Lease();
+  private readonly host: MetadataHost;
+  private readonly lite: boolean;
+  private raft: RaftNode | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private flushing = false;
+  private wasLeader = false;
+  private lastLeader: string | undefined;
+  /** Monotonic time of each recent tick of the core (tickTimes[i] = time of tick tickBase + i). */
+  private tickBase = 0;
+  private readonly tickTimes: number[] = [];
+  /** A lite member's table (data members read state.table). */
+  private liteTable: PartitionTable | undefined;
+  /** Leader: what it proposed and is waiting to see applied. */
+  private proposedTableBase = -1;
+  private readonly proposedRemovals = new Set<string>();
+  private readonly proposedDrops = new Set<string>();
+  private readonly proposedJoins = new Set<string>();
+  private confPendingIndex = 0;
+  /** Leader: pending copies reported complete, "p:member" with the epoch they were reported at. */
+  private readonly synced = new Map<string, number>();
+  private readonly leases = new LeaseTable();
+  /** Waiters for an index to be applied. */
+  private readonly applyWaiters = new Map<number, Array<(ok: boolean) => void>>();
+  private sinceCompact = 0;
+
+  constructor(host: MetadataHost, lite: boolean) {
+    super();
+    this.host = host;
+    this.lite = lite;
+    this.state = new MetaState(host.partitions);
+  }
+
+  get table(): PartitionTable | undefined {
+    if (this.lite) return this.liteTable;
+    return this.state.table.version > 0 ? this.state.table : undefined;
+  }
+
+  get leaderId(): string | undefined {
+    return this.raft?.leader;
+  }
+
+  isLeader(): boolean {
+    return this.raft !== undefined && this.raft.role === 'leader';
+  }
+
+  get term(): number {
+    return this.raft?.term ?? 0;
+  }
+
+  /**
+   * Starts the Raft node: bootstraps a new group when `bootstrap` (the first member of a new
+   * cluster), else waits to be added by the leader. Lite members run no node.
+   */
+  start(bootstrap: boolean): void {
+    const t = this.host.transport;
+    t.handle('raft', (b, from) => this.onRaft(b, from));
+    t.handle('meta.join', (_b, from) => this.onJoin(from));
+    t.handle('meta.leave', (_b, from) => this.onLeave(from));
+    t.handle('meta.lease', (b, from) => this.onLease(b, from));
+    t.handle('meta.synced', (b, from) => this.onSynced(b, from));
+    t.handle('meta.drop', (b, from) => this.onDrop(b, from));
+    t.handle('grid.table', (b) => this.onTablePush(b));
+    t.handle('grid.table?', () => this.table ?? null);
+    t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null }));
+    if (this.lite) return;
+    const me = this.host.memberId;
+    this.raft = new RaftNode({
+      id: me,
+      voters: bootstrap ? [me] : [],
+      learners: [],
+      electionTicks: ELECTION_TICKS,
+      heartbeatTicks: 1,
+      seed: seedOf(me),
+      preVote: true,
+      checkQuorum: true,
+    });
+    this.tickTimes.push(now());
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+    this.renewTimer = setInterval(() => this.renew(), RENEW_MS);
+    this.renewTimer.unref();
+    if (bootstrap) {
+      // a group of one elects itself after one election timeout of ticks: run them now
+      for (let i = 0; i < 2 * ELECTION_TICKS && this.raft.role !== 'leader'; i++) this.advanceTick();
+      this.flush();
+      this.leaderStep();
+      this.flush();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    clearInterval(this.renewTimer);
+    this.lease.revoke();
+    for (const ws of this.applyWaiters.values()) for (const w of ws) w(false);
+    this.applyWaiters.clear();
+  }
+
+  // ── the Raft driver ───────────────────────────────────────────────────────────────────────────
+
+  private tick(): void {
+    if (this.closed || this.raft === undefined) return;
+    this.advanceTick();
+    this.flush();
+    if (this.isLeader()) {
+      this.leaderStep();
+      this.flush();
+    }
+  }
+
+  private advanceTick(): void {
+    this.raft!.tick();
+    this.tickTimes.push(now());
+    if (this.tickTimes.length > 4 * ELECTION_TICKS) {
+      this.tickTimes.shift();
+      this.tickBase++;
+    }
+  }
+
+  /** Monotonic time of the core's tick number `n` (0 when it is too old to remember). */
+  private timeOfTick(n: number): number {
+    const i = n - this.tickBase;
+    return i >= 0 && i < this.tickTimes.length ? this.tickTimes[i] : 0;
+  }
+
+  /**
+   * Whether this leader surely still leads: a majority answered a heartbeat round sent less than
+   * half an election timeout ago, so no other leader can have been elected since (followers that
+   * heard from a leader refuse votes for a whole election timeout).
+   */
+  private leaderLeaseValid(): boolean {
+    const r = this.raft;
+    if (r === undefined || r.role !== 'leader') return false;
+    const q = r.quorumContactTick();
+    if (q === undefined) return false;
+    const t = this.timeOfTick(q);
+    return t > 0 && now() - t < (ELECTION_TICKS * TICK_MS) / 2;
+  }
+
+  private onRaft(b: unknown, from: string): void {
+    const r = this.raft;
+    if (r === undefined || this.closed) return;
+    const m = validateMessage(b);
+    if (m === undefined) throw new ProtocolError('malformed raft message');
+    // a member speaks only for itself, and only to us
+    if (m.from !== from || m.to !== this.host.memberId) throw new ProtocolError('raft message with a forged sender or recipient');
+    if (this.state.wasRemoved(from)) return;
+    r.step(m);
+    this.flush();
+  }
+
+  /** Hands the node's Ready to the world, repeatedly, until it has nothing more. */
+  private flush(): void {
+    const r = this.raft;
+    if (r === undefined || this.flushing || this.closed) return;
+    this.flushing = true;
+    try {
+      while (r.hasReady()) {
+        const rd = r.ready();
+        if (rd.snapshot !== undefined) this.restore(rd.snapshot.data, rd.snapshot.index);
+        for (const m of rd.messages) this.send(m);
+        for (const e of rd.committed) this.applyEntry(e);
+        r.advance();
+      }
+    } finally {
+      this.flushing = false;
+    }
+    const leader = r.leader;
+    if (leader !== this.lastLeader) {
+      this.lastLeader = leader;
+      this.emit('leader', leader);
+    }
+    const isLeader = r.role === 'leader';
+    if (isLeader && !this.wasLeader) this.becameLeader();
+    this.wasLeader = isLeader;
+  }
+
+  private send(m: RaftMessage): void {
+    const to = m.to;
+    const t = this.host.transport;
+    if (t.isConnected(to)) {
+      t.notify(to, 'raft', m);
+      return;
+    }
+    const url = this.urlOf(to);
+    if (url === undefined) return;
+    // dial in the background; Raft resends whatever is lost
+    t.connect(url).then(
+      (id) => {
+        if (id === to) t.notify(to, 'raft', m);
+      },
+      () => undefined,
+    );
+  }
+
+  private urlOf(id: string | undefined): string | undefined {
+    if (id === undefined) return undefined;
+    return this.state.members.get(id)?.url ?? this.host.transport.urlOf(id);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.type !== 'normal' || e.data === undefined || e.data.length === 0) {
+      this.state.index = e.index;
+      this.settle(e.index);
+      return;
+    }
+    let cmd: Command | undefined;
+    try {
+      cmd = parseCommand(unpackr.unpack(e.data), this.host.partitions);
+    } catch {
+      cmd = undefined;
+    }
+    const a = this.state.apply(e.index, cmd);
+    this.applied(a);
+    this.settle(e.index);
+    if (++this.sinceCompact >= COMPACT_EVERY) {
+      this.sinceCompact = 0;
+      this.raft!.compact(e.index, packr.pack(this.state.snapshot()));
+    }
+  }
+
+  private applied(a: Applied): void {
+    const me = this.host.memberId;
+    if (a.joined !== undefined) this.proposedJoins.delete(a.joined.id);
+    if (a.removed !== undefined) {
+      this.proposedRemovals.delete(a.removed.id);
+      if (a.removed.id === me) {
+        this.lease.revoke();
+        this.emit('removed', a.removed.why);
+      }
+    }
+    if (a.table !== undefined) {
+      this.proposedTableBase = -1;
+      for (const k of [...this.synced.keys()]) {
+        const [p, m] = splitKey(k);
+        if (!a.table.pending[p].includes(m)) this.synced.delete(k);
+      }
+      this.proposedDrops.clear();
+      this.emit('table', a.table);
+      if (this.isLeader()) this.pushTable(a.table);
+      // report the new version at once: hand-overs wait for every lease holder to have it
+      this.renew();
+    }
+    if (a.lost !== undefined) this.emit('lost', a.lost);
+  }
+
+  private restore(data: Uint8Array, index: number): void {
+    let s: unknown;
+    try {
+      s = unpackr.unpack(data);
+    } catch {
+      throw new ProtocolError('undecodable metadata snapshot');
+    }
+    if (!isStateSnapshot(s, this.host.partitions, isTable)) throw new ProtocolError('malformed metadata snapshot');
+    this.state.restore(s as StateSnapshot);
+    this.state.index = index;
+    if (!this.state.members.has(this.host.memberId) && this.state.wasRemoved(this.host.memberId)) this.emit('removed', 'removed');
+    if (this.state.table.version > 0) this.emit('table', this.state.table);
+  }
+
+  private settle(index: number): void {
+    for (const [i, ws] of this.applyWaiters) {
+      if (i > index) continue;
+      this.applyWaiters.delete(i);
+      for (const w of ws) w(true);
+    }
+  }
+
+  private waitApplied(index: number, ms: number): Promise<boolean> {
+    if (this.state.index >= index) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), ms);
+      let ws = this.applyWaiters.get(index);
+      if (ws === undefined) this.applyWaiters.set(index, (ws = []));
+      ws.push((ok) => {
+        clearTimeout(t);
+        resolve(ok);
+      });
+    });
+  }
+
+  /** Proposes a command; its log index, or -1 when this node cannot propose now. */
+  private propose(cmd: Command): number {
+    const r = this.raft!.propose(packr.pack(cmd));
+    return r instanceof RaftError ? -1 : r;
+  }
+
+  // ── leader duties ─────────────────────────────────────────────────────────────────────────────
+
+  private becameLeader(): void {
+    // a brand-new cluster has no earlier leases to wait out
+    this.leases.becameLeader(this.state.members.size === 0);
+    this.proposedTableBase = -1;
+    this.proposedRemovals.clear();
+    this.proposedDrops.clear();
+    this.proposedJoins.clear();
+    this.confPendingIndex = 0;
+    this.host.log('info', `became the metadata leader (term ${this.term})`);
+  }
+
+  /** One step of the leader's duties; each waits for the previous of its kind to be applied. */
+  private leaderStep(): void {
+    const st = this.state;
+    // the first member of a new cluster joins itself
+    const me = this.host.memberId;
+    if (st.members.size === 0 && !this.proposedJoins.has(me) && !st.wasRemoved(me)) {
+      if (this.propose({ c: 'join', id: me, url: this.host.url }) >= 0) this.proposedJoins.add(me);
+      return;
+    }
+    // members SWIM found dead or gone
+    for (const id of st.members.keys()) {
+      if (id === me || this.proposedRemovals.has(id)) continue;
+      const s = this.host.swimStatus(id);
+      if ((s === 'dead' || s === 'left') && this.propose({ c: 'remove', id, why: s }) >= 0) this.proposedRemovals.add(id);
+    }
+    this.reconcileConfig();
+    // the table: one proposal in flight at a time
+    if (this.proposedTableBase === st.table.version || st.members.size === 0) return;
+    const t = st.table;
+    const next = plan(t, [...st.members.keys()], this.host.backups, (p) => this.syncedAt(p, t.epochs[p]));
+    if (next === undefined) return;
+    if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
+  }
+
+  private syncedAt(p: number, epoch: number): ReadonlySet<string> {
+    const out = new Set<string>();
+    for (const [k, e] of this.synced) {
+      const [q, m] = splitKey(k);
+      if (q === p && e === epoch) out.add(m);
+    }
+    return out;
+  }
+
+  /**
+   * Keeps the Raft configuration equal to the data members, one change at a time: removed members
+   * out, new members in as learners, then learners promoted until there are 3 voters (5 from 5
+   * members on).
+   */
+  private reconcileConfig(): void {
+    const r = this.raft!;
+    if (this.confPendingIndex > this.state.index) return;
+    const cfg = r.config;
+    const members = this.state.members;
+    const me = this.host.memberId;
+    const change = (kind: 'remove' | 'addLearner' | 'promote', id: string): void => {
+      const i = r.proposeConfChange({ kind, id });
+      // refused (a change still pending in the core, or not leading): try again next tick
+      if (!(i instanceof RaftError)) this.confPendingIndex = i;
+    };
+    for (const id of [...cfg.voters, ...cfg.learners]) {
+      if (!members.has(id) && id !== me) return change('remove', id);
+    }
+    for (const id of members.keys()) {
+      if (!cfg.voters.includes(id) && !cfg.learners.includes(id)) return change('addLearner', id);
+    }
+    const want = members.size >= 5 ? 5 : Math.min(3, members.size);
+    if (cfg.voters.length < want) {
+      // promote the oldest learner that SWIM believes alive and whose log caught up
+      for (const id of members.keys()) {
+        if (cfg.learners.includes(id) && this.host.swimStatus(id) === 'alive') return change('promote', id);
+      }
+    }
+  }
+
+  /** Pushes a committed table to the lite members (they route with it). */
+  private pushTable(t: PartitionTable): void {
+    for (const id of this.host.liteMembers()) this.host.transport.notify(id, 'grid.table', t);
+  }
+
+  private onJoin(from: string): Promise<unknown> | unknown {
+    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null });
+    if (this.state.wasRemoved(from)) throw new ProtocolError(`member ${from} was removed from the cluster; restart it to rejoin under a new id`);
+    if (this.state.members.has(from)) return { ok: true };
+    const url = this.host.transport.urlOf(from);
+    if (url === undefined || !isMemberId(from)) throw new ProtocolError('join from a member without a url');
+    const index = this.propose({ c: 'join', id: from, url });
+    if (index < 0) throw new NotLeaderError('not the metadata leader now', { leader: this.raft?.leader ?? null });
+    this.flush();
+    return this.waitApplied(index, JOIN_TIMEOUT_MS).then((ok) => {
+      if (!ok || !this.state.members.has(from)) throw new TimeoutError('the join was not committed in time');
+      return { ok: true };
+    });
+  }
+
+  private onLeave(from: string): unknown {
+    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
+    if (!this.state.members.has(from)) return { ok: true };
+    if (!this.proposedRemovals.has(from)) {
+      this.proposedRemovals.add(from);
+      const index = this.propose({ c: 'remove', id: from, why: 'left' });
+      if (index < 0) throw new NotLeaderError('not the metadata leader now', { leader: this.raft?.leader ?? null });
+      this.flush();
+      return this.waitApplied(index, LEAVE_MS).then(() => ({ ok: true }));
+    }
+    return { ok: true };
+  }
+
+  /** A lease request: `{ v }` = the table version the member applied. */
+  private onLease(b: unknown, from: string): unknown {
+    const v = (b as { v?: unknown } | null)?.v;
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw new ProtocolError('malformed lease request');
+    return this.grant(from, v as number);
+  }
+
+  private grant(id: string, v: number): { d: number; s: number } | { removed: true } {
+    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
+    if (this.state.wasRemoved(id)) return { removed: true };
+    if (!this.state.members.has(id)) throw new PartitionUnavailableError(`member ${id} has not joined yet`);
+    if (!this.leaderLeaseValid()) throw new NotLeaderError('the metadata leader has not heard from a majority lately');
+    const s = this.leases.grant(id, v, this.state.table.version);
+    if (s < 0) return { d: 0, s: 0 };
+    return { d: LEASE_MS, s };
+  }
+
+  private onSynced(b: unknown, from: string): void {
+    const { p, m, e } = (b ?? {}) as { p?: unknown; m?: unknown; e?: unknown };
+    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.host.partitions || !isMemberId(m) || !Number.isSafeInteger(e)) throw new ProtocolError('malformed sync report');
+    const t = this.state.table;
+    // only p's primary at the current epoch reports its copies
+    if (!this.isLeader() || t.owners[p as number][0] !== from || t.epochs[p as number] !== e || !t.pending[p as number].includes(m)) return;
+    this.synced.set(`${p}:${m}`, e as number);
+  }
+
+  private onDrop(b: unknown, from: string): void {
+    const { p, m, e } = (b ?? {}) as { p?: unknown; m?: unknown; e?: unknown };
+    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.host.partitions || !isMemberId(m) || !Number.isSafeInteger(e)) throw new ProtocolError('malformed drop report');
+    const t = this.state.table;
+    if (!this.isLeader() || t.owners[p as number][0] !== from || t.epochs[p as number] !== e) return;
+    const k = `${p}:${m}:${e}`;
+    if (this.proposedDrops.has(k)) return;
+    this.proposedDrops.add(k);
+    this.synced.delete(`${p}:${m}`);
+    if (t.owners[p as number].includes(m as string) || t.pending[p as number].includes(m as string)) {
+      if (this.propose({ c: 'drop', p: p as number, m: m as string, epoch: e as number }) < 0) this.proposedDrops.delete(k);
+      this.flush();
+    }
+  }
+
+  private onTablePush(b: unknown): void {
+    if (!this.lite || b === null) return;
+    if (!isTable(b, this.host.partitions)) throw new ProtocolError('malformed partition table');
+    this.setLiteTable(b);
+  }
+
+  /** Lite members: takes a table pushed or fetched, when newer. */
+  setLiteTable(t: PartitionTable): void {
+    if (!this.lite || (this.liteTable !== undefined && t.version <= this.liteTable.version)) return;
+    this.liteTable = t;
+    this.emit('table', t);
+  }
+
+  // ── requests from this member to the leader ───────────────────────────────────────────────────
+
+  /** Renews this member's lease and reports the table version it applied. */
+  private renew(): void {
+    if (this.closed || this.lite || !this.state.members.has(this.host.memberId)) return;
+    const leader = this.raft?.leader;
+    if (leader === undefined) return;
+    const v = this.state.table.version;
+    const sentAt = now();
+    const done = (r: unknown): void => {
+      if (this.closed) return;
+      const g = r as { d?: unknown; s?: unknown; removed?: unknown } | null;
+      if (g?.removed === true) {
+        this.lease.revoke();
+        this.emit('removed', 'removed');
+        return;
+      }
+      if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) this.lease.granted(sentAt, g.d, g.s);
+      if (DEBUG) this.host.log('warn', `lease ${JSON.stringify(g)} v=${v} leader=${leader}`);
+    };
+    if (leader === this.host.memberId) {
+      try {
+        done(this.grant(leader, v));
+      } catch (e) {
+        // not leading any more, or no recent quorum: no lease
+        if (DEBUG) this.host.log('warn', `own lease refused: ${(e as Error).message}`);
+      }
+      return;
+    }
+    const t = this.host.transport;
+    if (!t.isConnected(leader)) return;
+    t.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, (e) => {
+      if (DEBUG) this.host.log('warn', `lease request to ${leader} failed: ${(e as Error).message}`);
+    });
+  }
+
+  /** Reports to the leader that pending copy m of p holds the data (this member is p's primary at epoch e). */
+  reportSynced(p: number, m: string, e: number): void {
+    this.toLeader('meta.synced', { p, m, e }, (from) => this.onSynced({ p, m, e }, from));
+  }
+
+  /** Reports that copy m of p missed a replicated write at epoch e: it must be dropped before the write can be acknowledged. */
+  reportDrop(p: number, m: string, e: number): void {
+    this.toLeader('meta.drop', { p, m, e }, (from) => this.onDrop({ p, m, e }, from));
+  }
+
+  private toLeader(type: string, body: unknown, local: (from: string) => void): void {
+    const leader = this.raft?.leader;
+    if (leader === undefined || this.closed) return;
+    if (leader === this.host.memberId) local(leader);
+    else if (this.host.transport.isConnected(leader)) this.host.transport.notify(leader, type, body);
+  }
+
+  /**
+   * Joins the cluster through the members at `urls`: asks each for the leader and asks the leader
+   * to admit this member, until admitted (the leader's entry is committed) or `deadlineMs`.
+   */
+  async join(seedIds: () => string[], deadlineMs: number): Promise<void> {
+    const t = this.host.transport;
+    const end = Date.now() + deadlineMs;
+    let leader: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new TimeoutError('closed while joining');
+      const ids = leader !== undefined ? [leader] : seedIds();
+      for (const id of ids) {
+        try {
+          if (!t.isConnected(id)) {
+            const url = t.urlOf(id);
+            if (url !== undefined) await t.connect(url, 2000);
+          }
+          await t.request(id, 'meta.join', null, 5000);
+          return;
+        } catch (e) {
+          const d = (e as { data?: { leader?: unknown; url?: unknown } }).data;
+          if (e instanceof NotLeaderError && typeof d?.leader === 'string') {
+            leader = d.leader;
+            if (typeof d.url === 'string' && !t.isConnected(leader)) await t.connect(d.url, 2000).catch(() => undefined);
+            break;
+          }
+          if (e instanceof ProtocolError) throw e;
+          leader = undefined;
+        }
+      }
+      if (Date.now() > end) throw new TimeoutError(`not admitted to the cluster within ${deadlineMs} ms`);
+      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
+    }
+  }
+
+  /** Leaves gracefully: asks the leader to remove this member (its backups take over at once). */
+  async leave(): Promise<void> {
+    const leader = this.raft?.leader;
+    if (leader === undefined || this.lite) return;
+    // the last data member: nobody to hand partitions to (removing it would only report them lost)
+    if (this.state.members.size <= 1) return;
+    if (leader === this.host.memberId) {
+      // step down first would be kinder; removing ourselves works: the new config elects another leader
+      try {
+        await this.onLeave(leader);
+      } catch {
+        // best effort
+      }
+      return;
+    }
+    try {
+      await this.host.transport.request(leader, 'meta.leave', null, LEAVE_MS);
+    } catch {
+      // best effort: SWIM's leave gossip makes the leader remove us anyway
+    }
+  }
+
+  /** For status. */
+  describe(): { leader: string | undefined; term: number; role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number } {
+    const r = this.raft;
+    return {
+      leader: r?.leader,
+      term: r?.term ?? 0,
+      role: r?.role ?? (this.lite ? 'lite' : 'none'),
+      voters: r?.config.voters ?? [],
+      learners: r?.config.learners ?? [],
+      leaseMs: Math.round(this.lease.remaining()),
+      safe: this.lease.safe,
+    };
+  }
+}
+
+function splitKey(k: string): [number, string] {
+  const i = k.indexOf(':');
+  const j = k.indexOf(':', i + 1);
+  return [Number(k.slice(0, i)), j < 0 ? k.slice(i + 1) : k.slice(i + 1, j)];
+}
+
+/** A seed for the core's election-timeout randomness, from the member id. */
+function seedOf(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
