@@ -29,7 +29,7 @@ const running: Member[] = [];
 const grids: Grid[] = [];
 
 async function startMember(seeds: string[], secret = SECRET): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds, secret })], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: secret } });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const lines = createInterface({ input: proc.stdout! });
   const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {

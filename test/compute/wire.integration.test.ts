@@ -21,7 +21,7 @@ interface Member {
 }
 
 async function startMember(cfg: Record<string, unknown>): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds: [], secret: SECRET, backups: 0, ...cfg })], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds: [], backups: 0, ...cfg })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: SECRET } });
   const lines = createInterface({ input: proc.stdout! });
   const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('member did not start within 20 s')), 20_000);
