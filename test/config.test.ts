@@ -74,7 +74,14 @@ describe('options', () => {
     expect(resolveOptions({ cluster: { secret: 'é'.repeat(8) } }).cluster!.secret).toBe('é'.repeat(8));
     expect(() => resolveOptions({ cluster: { secret: 'short' } })).toThrow(/options\.cluster\.secret must be a shared secret of at least 16 bytes .*shardgrid secret/);
     // the message never repeats the secret
-    expect(() => resolveOptions({ cluster: { secret: 'short' } })).not.toThrow(/'short'/);
+    let message = '';
+    try {
+      resolveOptions({ cluster: { secret: 'hunter2' } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^options\.cluster\.secret /);
+    expect(message).not.toContain('hunter2');
   });
 
   it('registers compute modules given as a URL object, a file URL string or an absolute path, as file URL hrefs', () => {
