@@ -342,7 +342,7 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);
   }
   if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
-  return new Grid({ ...handle, modules }, store);
+  return new Grid(Object.freeze({ ...handle, modules }), store);
 }
 
 /**
