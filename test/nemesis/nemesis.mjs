@@ -137,7 +137,7 @@ export function describeEvent(e) {
  * as they happened: { ...event, target resolved, start, end (performance.now ms), error? }.
  * `clients` are the names of the client nodes (for isolations that include clients).
  */
-export async function runSchedule(schedule, { cluster, network, clients = [], log = () => undefined, until }) {
+export async function runSchedule(schedule, { cluster, network, clients = [], log = () => undefined, until, recoverLimitMs = 20_000 }) {
   const t0 = performance.now();
   const done = [];
   let nextAt = 0;
@@ -162,8 +162,14 @@ export async function runSchedule(schedule, { cluster, network, clients = [], lo
     }
     rec.end = performance.now();
     log(`healed: ${rec.description} (${Math.round(rec.end - rec.start)} ms)`);
+    // one fault at a time: the next starts only once the members agree again (or recoverLimitMs
+    // passed: then the schedule goes on, and the event says the cluster had not recovered)
+    const rc = await cluster.waitConverged(recoverLimitMs);
+    rec.recovered = rc.ok;
+    rec.recoveryMs = rc.ms;
+    if (!rc.ok) log(`not recovered ${rc.ms} ms after ${rec.description}: ${rc.why}`);
     done.push(rec);
-    nextAt = rec.end - t0 + e.gap;
+    nextAt = performance.now() - t0 + e.gap;
   }
   return done;
 }

@@ -175,7 +175,7 @@ async function runOne(schedule, o, dir, say) {
     const gap = longestWriteGap(history.okWriteTimes, tStart, tEnd);
     Object.assign(result, {
       valid: sum.valid,
-      faults: events.map((e) => ({ kind: e.kind, description: e.description, target: e.target, targets: e.targets, leader: e.leader === true, atMs: Math.round(e.start - tStart), lengthMs: Math.round(e.end - e.start), error: e.error })),
+      faults: events.map((e) => ({ kind: e.kind, description: e.description, target: e.target, targets: e.targets, leader: e.leader === true, atMs: Math.round(e.start - tStart), lengthMs: Math.round(e.end - e.start), recovered: e.recovered, recoveryMs: e.recoveryMs, error: e.error })),
       ops: byType,
       errors: history.errors,
       procsRetired: clients.procsRetired,
@@ -218,7 +218,7 @@ function line(r) {
   const ops = Object.entries(r.ops).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(', ');
   return [
     `schedule ${r.index} (seed ${r.seed}${r.scenario ? `, scenario ${r.scenario}` : ''}): ${r.valid === true ? 'valid' : r.valid === false ? 'INVALID' : 'unknown'}`,
-    `  faults: ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms)${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
+    `  faults: ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
     `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
