@@ -127,7 +127,7 @@ export const DEFAULT_MIX = Object.freeze({ unique: 4, incr: 3, register: 3 });
 export class Clients {
   /**
    * @param {{ history: History, lites: { map: any }[], concurrency?: number, mix?: {unique:number,incr:number,register:number},
-   *           counters?: number, registers?: number, timeoutMs?: number, random?: () => number }} o
+   *           counters?: number, registers?: number, timeoutMs?: number, random?: () => number, cas?: boolean }} o
    */
   constructor(o) {
     this.history = o.history;
@@ -138,6 +138,8 @@ export class Clients {
     this.registers = o.registers ?? 20;
     this.timeoutMs = o.timeoutMs ?? 20_000;
     this.random = o.random ?? Math.random;
+    // register ops: get 0.5, set 0.3, cas 0.2 of the register share; without cas, get and set only
+    this.registerWeight = o.cas === false ? 0.8 : 1;
     this.nextProc = this.concurrency;
     this.stopping = false;
     this.loops = [];
@@ -191,7 +193,7 @@ export class Clients {
         r = await recorded(h, proc, 'incr', key, 1, () => map.increment(key, 1), T);
       } else {
         const key = `r${Math.floor(this.random() * this.registers)}`;
-        const x = this.random();
+        const x = this.random() * this.registerWeight;
         if (x < 0.5) {
           r = await recorded(h, proc, 'get', key, null, () => map.get(key), T, absent);
           if (r.type === 'ok') this.seen.set(key, r.value);

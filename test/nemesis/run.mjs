@@ -28,6 +28,7 @@ const USAGE = `usage: npm run nemesis -- [options]
   --concurrency N      logical clients (default 64)
   --lites N            lite members in the harness the clients share (1 or 2, default 2)
   --mix U,I,R          weights of unique-key sets, increments, register ops (default ${DEFAULT_MIX.unique},${DEFAULT_MIX.incr},${DEFAULT_MIX.register})
+  --no-cas             register ops are get and set only (no compareAndSet)
   --timeout MS         client-side timeout of one operation (default 20000)
   --lin-budget MS      linearizability search budget per key (default 5000)
   --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
@@ -49,6 +50,7 @@ function options(argv) {
       concurrency: { type: 'string', default: '64' },
       lites: { type: 'string', default: '2' },
       mix: { type: 'string' },
+      'no-cas': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '20000' },
       'lin-budget': { type: 'string', default: '5000' },
       'converge-limit': { type: 'string', default: '30000' },
@@ -76,6 +78,7 @@ function options(argv) {
     concurrency: int('concurrency', 1, 1024),
     lites: int('lites', 1, 2),
     mix: DEFAULT_MIX,
+    cas: !values['no-cas'],
     timeout: int('timeout', 100, 600_000),
     linBudget: int('lin-budget', 10, 3_600_000),
     convergeLimit: int('converge-limit', 1000, 3_600_000),
@@ -119,7 +122,7 @@ async function runOne(schedule, o, dir, say) {
     log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
     for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
     const mix = schedule.mix ?? o.mix;
-    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
+    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
 
     const tStart = performance.now();
     const events = await runSchedule(schedule, { cluster, network, clients: lites.map((l) => l.name), log });
@@ -218,7 +221,7 @@ function line(r) {
   const ops = Object.entries(r.ops).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(', ');
   return [
     `schedule ${r.index} (seed ${r.seed}${r.scenario ? `, scenario ${r.scenario}` : ''}): ${r.valid === true ? 'valid' : r.valid === false ? 'INVALID' : 'unknown'}`,
-    `  faults: ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
+    `  faults (${r.faults.length} of ${r.planned.length} planned ran): ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
     `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
