@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// The fault harness runner: `npm run nemesis -- --schedules N --seed S [options]` (see README.md).
+//
+// For each schedule: a fresh cluster of CLI members behind proxies, recording clients in this
+// process, the schedule's faults one at a time, then heal, wait for the members to agree on one
+// table version, read every key back through a fresh lite member, and run the checkers.
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { checkAckedWrites, checkCounters, checkLinearizable, readHistory, summarize } from './checker.mjs';
+import { Clients, DEFAULT_MIX, History, finalReads, longestWriteGap, startLite } from './clients.mjs';
+import { Cluster, sleep } from './cluster.mjs';
+import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
+import { Network } from './proxy.mjs';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+const USAGE = `usage: npm run nemesis -- [options]
+  --schedules N        schedules to run (default 1)
+  --seed S             seed of the run (integer; default: random, printed)
+  --scenario NAME      a named schedule instead of random ones: ${Object.keys(SCENARIOS).join(', ')}
+  --duration MS        length of the faulty period of a random schedule (default 20000)
+  --faults LIST        comma-separated faults to draw from (default ${FAULTS.join(',')})
+  --beyond-tolerance   two members down (or cut off) at once: more than backups=1 tolerates
+  --members N          data members (default 3)
+  --concurrency N      logical clients (default 64)
+  --lites N            lite members in the harness the clients share (1 or 2, default 2)
+  --mix U,I,R          weights of unique-key sets, increments, register ops (default ${DEFAULT_MIX.unique},${DEFAULT_MIX.incr},${DEFAULT_MIX.register})
+  --no-cas             register ops are get and set only (no compareAndSet)
+  --timeout MS         client-side timeout of one operation (default 20000)
+  --lin-budget MS      linearizability search budget per key (default 5000)
+  --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
+  --out DIR            results folder (default test/nemesis/results/<timestamp>-seed<S>)
+  --keep               keep history.jsonl of schedules that pass (default: kept only when not valid)
+  --quiet              print only the summary`;
+
+function options(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      schedules: { type: 'string', default: '1' },
+      seed: { type: 'string' },
+      scenario: { type: 'string' },
+      duration: { type: 'string', default: '20000' },
+      faults: { type: 'string' },
+      'beyond-tolerance': { type: 'boolean', default: false },
+      members: { type: 'string', default: '3' },
+      concurrency: { type: 'string', default: '64' },
+      lites: { type: 'string', default: '2' },
+      mix: { type: 'string' },
+      'no-cas': { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '20000' },
+      'lin-budget': { type: 'string', default: '5000' },
+      'converge-limit': { type: 'string', default: '30000' },
+      out: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const int = (name, lo, hi) => {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`--${name} must be an integer from ${lo} to ${hi} (got ${values[name]})`);
+    return v;
+  };
+  const o = {
+    help: values.help,
+    schedules: int('schedules', 1, 10_000),
+    seed: values.seed === undefined ? randomBytes(4).readUInt32BE() % 1_000_000 : int('seed', 0, 2 ** 32 - 1),
+    scenario: values.scenario,
+    duration: int('duration', 2000, 3_600_000),
+    faults: values.faults === undefined ? [...FAULTS] : values.faults.split(',').map((s) => s.trim()).filter(Boolean),
+    beyondTolerance: values['beyond-tolerance'],
+    members: int('members', 2, 9),
+    concurrency: int('concurrency', 1, 1024),
+    lites: int('lites', 1, 2),
+    mix: DEFAULT_MIX,
+    cas: !values['no-cas'],
+    timeout: int('timeout', 100, 600_000),
+    linBudget: int('lin-budget', 10, 3_600_000),
+    convergeLimit: int('converge-limit', 1000, 3_600_000),
+    out: values.out,
+    keep: values.keep,
+    quiet: values.quiet,
+  };
+  for (const f of o.faults) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault ${f} (known: ${FAULTS.join(', ')})`);
+  if (o.scenario !== undefined && SCENARIOS[o.scenario] === undefined) throw new Error(`--scenario: unknown ${o.scenario} (known: ${Object.keys(SCENARIOS).join(', ')})`);
+  if (values.mix !== undefined) {
+    const w = values.mix.split(',').map(Number);
+    if (w.length !== 3 || w.some((x) => !Number.isFinite(x) || x < 0) || w[0] + w[1] + w[2] === 0) throw new Error('--mix must be three non-negative weights U,I,R, not all 0');
+    o.mix = { unique: w[0], incr: w[1], register: w[2] };
+  }
+  return o;
+}
+
+const withTimeout = (p, ms, what) =>
+  Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms).unref())]);
+
+/** Runs one schedule; returns its summary object. */
+async function runOne(schedule, o, dir, say) {
+  mkdirSync(dir, { recursive: true });
+  const logFile = join(dir, 'harness.log');
+  const log = (line) => {
+    const l = `[${(performance.now() / 1000).toFixed(3)}] ${line}`;
+    appendFileSync(logFile, `${l}\n`);
+    say(`  ${line}`);
+  };
+  const secret = randomBytes(24).toString('base64url');
+  const network = new Network();
+  const cluster = new Cluster({ network, dir, secret, members: o.members, log });
+  const history = new History(join(dir, 'history.jsonl'));
+  const lites = [];
+  const result = { seed: schedule.seed, index: schedule.index, scenario: schedule.scenario, dir, planned: schedule.events.map(describeEvent) };
+  try {
+    const tBoot = performance.now();
+    await cluster.start();
+    const boot = await cluster.waitConverged(60_000);
+    if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
+    log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
+    for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
+    const mix = schedule.mix ?? o.mix;
+    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
+
+    const tStart = performance.now();
+    const events = await runSchedule(schedule, { cluster, network, clients: lites.map((l) => l.name), log });
+    const rest = schedule.duration - (performance.now() - tStart);
+    if (rest > 0) await sleep(rest);
+    const tEnd = performance.now();
+    log(`schedule done after ${Math.round(tEnd - tStart)} ms; stopping the clients (outstanding ops end within ${o.timeout} ms)`);
+    await clients.stop();
+
+    // heal: links, paused and stopped members
+    const tHeal = performance.now();
+    network.heal();
+    for (const k of cluster.members.keys()) cluster.resume(k);
+    for (const k of cluster.members.keys()) if (cluster.members.get(k).state === 'down') await cluster.launch(k);
+    const conv = await cluster.waitConverged(o.convergeLimit);
+    const convergenceMs = Math.round(performance.now() - tHeal);
+    log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}`);
+
+    // final reads through a fresh lite member
+    const reader = await startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret });
+    lites.push(reader);
+    const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
+    const tFinal = performance.now();
+    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout });
+    log(`final reads of ${keys.length} keys in ${Math.round(performance.now() - tFinal)} ms (${unread.length} unread)`);
+    await history.close();
+
+    // checks
+    const ops = readHistory(history.lines);
+    const isUnique = (op) => op.key.startsWith('u');
+    const isCounter = (op) => op.key.startsWith('c');
+    const isRegister = (op) => op.key.startsWith('r');
+    const tCheck = performance.now();
+    const ackedWrites = checkAckedWrites(ops.filter(isUnique));
+    const counters = checkCounters(ops.filter(isCounter));
+    const regOps = ops.filter(isRegister);
+    const linearizable = regOps.some((op) => op.f !== 'final') ? checkLinearizable(regOps, { budgetMs: o.linBudget }) : undefined;
+    const checkMs = Math.round(performance.now() - tCheck);
+    const sum = summarize({ linearizable, counters, ackedWrites });
+
+    const ackedSets = ops.filter((op) => isUnique(op) && op.f === 'set' && op.status === 'ok').length;
+    let incrLost = 0, incrTwice = 0, dupResults = 0, ackedIncr = 0;
+    for (const c of counters.counters) {
+      ackedIncr += c.acked;
+      const finals = c.final.map((v) => (v === null ? 0 : v)).filter(Number.isFinite);
+      if (finals.length === 0) continue;
+      incrLost += Math.max(0, c.low - Math.min(...finals));
+      incrTwice += Math.max(0, Math.max(...finals) - c.high);
+      if (c.verdict === 'duplicate results') dupResults++;
+    }
+    const byType = {};
+    for (const [f, c] of Object.entries(history.counts)) byType[f] = c;
+    const gap = longestWriteGap(history.okWriteTimes, tStart, tEnd);
+    Object.assign(result, {
+      valid: sum.valid,
+      faults: events.map((e) => ({ kind: e.kind, description: e.description, target: e.target, targets: e.targets, leader: e.leader === true, atMs: Math.round(e.start - tStart), lengthMs: Math.round(e.end - e.start), recovered: e.recovered, recoveryMs: e.recoveryMs, error: e.error })),
+      ops: byType,
+      errors: history.errors,
+      procsRetired: clients.procsRetired,
+      ackedSets,
+      lostSets: ackedWrites.lost.length,
+      staleSets: ackedWrites.stale.length,
+      corruptSets: ackedWrites.corrupt.length,
+      unreadKeys: unread.length,
+      ackedIncrements: ackedIncr,
+      lostIncrements: incrLost,
+      duplicatedIncrements: incrTwice,
+      countersWithDuplicateResults: dupResults,
+      linearizable: linearizable === undefined ? 'not run (no register ops)' : linearizable.valid,
+      nonLinearizableKeys: linearizable === undefined ? 0 : linearizable.keys.filter((k) => k.valid === false).length,
+      unknownKeys: linearizable === undefined ? 0 : linearizable.keys.filter((k) => k.valid === 'unknown').length,
+      longestWriteUnavailabilityMs: gap.ms,
+      longestWriteUnavailabilityAt: [gap.from - tStart, gap.to - tStart].map(Math.round),
+      converged: conv.ok,
+      convergenceMs,
+      checkMs,
+      checker: sum.json,
+    });
+    writeFileSync(join(dir, 'check.txt'), `${sum.text}\n`);
+    log(`checks (${checkMs} ms): ${sum.text.split('\n').join(' | ')}`);
+  } catch (err) {
+    result.valid = false;
+    result.error = String(err?.stack ?? err);
+    log(`harness error: ${result.error}`);
+  } finally {
+    await history.close().catch(() => undefined);
+    for (const l of lites) await withTimeout(l.grid.close(), 10_000, `closing lite ${l.name}`).catch((e) => log(String(e.message)));
+    await cluster.stopAll();
+    await network.close();
+  }
+  return result;
+}
+
+function line(r) {
+  if (r.error !== undefined) return `schedule ${r.index} (seed ${r.seed}): HARNESS ERROR ${r.error.split('\n')[0]}`;
+  const ops = Object.entries(r.ops).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(', ');
+  return [
+    `schedule ${r.index} (seed ${r.seed}${r.scenario ? `, scenario ${r.scenario}` : ''}): ${r.valid === true ? 'valid' : r.valid === false ? 'INVALID' : 'unknown'}`,
+    `  faults (${r.faults.length} of ${r.planned.length} planned ran): ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
+    `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
+    `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
+    `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
+    `  linearizable: ${r.linearizable} (${r.nonLinearizableKeys} invalid keys, ${r.unknownKeys} unknown)`,
+    `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ' (NOT converged)'}`,
+  ].join('\n');
+}
+
+async function main() {
+  let o;
+  try {
+    o = options(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`nemesis: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (o.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const root = o.out ?? join(HERE, 'results', `${stamp}-seed${o.seed}`);
+  mkdirSync(root, { recursive: true });
+  const say = o.quiet ? () => undefined : (l) => process.stdout.write(`${l}\n`);
+  say(`nemesis: seed ${o.seed}, ${o.schedules} schedule(s)${o.scenario ? `, scenario ${o.scenario}` : ''}; results in ${root}`);
+  const results = [];
+  for (let i = 0; i < o.schedules; i++) {
+    const schedule = o.scenario !== undefined
+      ? scenarioSchedule(o.scenario, o.seed, i)
+      : makeSchedule({ seed: o.seed, index: i, duration: o.duration, faults: o.faults, members: o.members, beyondTolerance: o.beyondTolerance });
+    say(`schedule ${i}: ${schedule.events.map(describeEvent).join('; ')}`);
+    const r = await runOne(schedule, o, join(root, `schedule-${i}`), say);
+    results.push(r);
+    if (r.valid === true && !o.keep) rmSync(join(r.dir, 'history.jsonl'), { force: true });
+    say(line(r));
+  }
+  const sumOf = (k) => results.reduce((s, r) => s + (typeof r[k] === 'number' ? r[k] : 0), 0);
+  const totals = {
+    schedules: results.length,
+    invalid: results.filter((r) => r.valid === false).length,
+    unknown: results.filter((r) => r.valid === 'unknown').length,
+    harnessErrors: results.filter((r) => r.error !== undefined).length,
+    notConverged: results.filter((r) => r.converged === false).length,
+    ackedSets: sumOf('ackedSets'),
+    lostSets: sumOf('lostSets'),
+    ackedIncrements: sumOf('ackedIncrements'),
+    lostIncrements: sumOf('lostIncrements'),
+    duplicatedIncrements: sumOf('duplicatedIncrements'),
+    nonLinearizableKeys: sumOf('nonLinearizableKeys'),
+    longestWriteUnavailabilityMs: Math.max(0, ...results.map((r) => r.longestWriteUnavailabilityMs ?? 0)),
+    longestConvergenceMs: Math.max(0, ...results.map((r) => r.convergenceMs ?? 0)),
+  };
+  const summary = { seed: o.seed, scenario: o.scenario, options: { ...o, out: root }, totals, schedules: results };
+  writeFileSync(join(root, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const text = [
+    `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}`,
+    ...results.map(line),
+    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
+  ].join('\n');
+  writeFileSync(join(root, 'summary.txt'), `${text}\n`);
+  process.stdout.write(`\n${text}\nsummary: ${join(root, 'summary.txt')}\n`);
+  return totals.invalid > 0 || totals.harnessErrors > 0 ? 1 : totals.unknown > 0 ? 3 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`nemesis: unexpected error: ${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
