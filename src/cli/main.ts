@@ -65,6 +65,8 @@ interface ClusteredGrid {
   cluster?: { memberId: string; url: string };
   on?(event: 'member-joined', fn: (m: MemberEvent) => void): unknown;
   on?(event: 'member-left', fn: (m: MemberEvent, reason: 'dead' | 'left') => void): unknown;
+  on?(event: 'rejoined', fn: (newId: string) => void): unknown;
+  on?(event: 'partition-lost', fn: (partitions: number[]) => void): unknown;
 }
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -234,6 +236,8 @@ async function start(o: StartOptions): Promise<number> {
   const kind = (m: MemberEvent): string => (m.lite ? 'lite' : 'data');
   view.on?.('member-joined', (m) => say(`member-joined ${m.id} ${m.url} (${kind(m)})`));
   view.on?.('member-left', (m, reason) => say(`member-left ${m.id} ${m.url} (${kind(m)}, ${reason})`));
+  view.on?.('rejoined', (newId) => say(`rejoined as ${newId} (this member was removed from the cluster; it dropped its data and joined again under a new id)`));
+  view.on?.('partition-lost', (parts) => say(`partition-lost ${parts.length} partition(s): ${parts.slice(0, 20).join(',')}${parts.length > 20 ? ',…' : ''}`));
   const stats = grid.stats();
   say(
     `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port}`} ` +

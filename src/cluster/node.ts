@@ -33,6 +33,7 @@ import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import { Transport, type FastPeer, type LogFn } from '../transport/transport.js';
 import { RepCall, Shipment, rawAt, rawSize, sendRep, writeRaw, type KeySource } from './fast-ops.js';
+import { Dedupe, isRequestId, parseDedupeEntries } from './dedupe.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Metadata } from './metadata/metadata.js';
 import { Records, checkState, type RawEntry, type RawState } from './records.js';
@@ -44,6 +45,8 @@ export const RETRY_DEADLINE_MS = 15_000;
 const TICK_MS = 500;
 /** A write whose copy missed it waits this long for a committed table that dropped the copy. */
 const DROP_WAIT_MS = 10_000;
+/** A copy that has not applied the current epoch yet gets the write again this many times (10, 20, 40 … 200 ms apart). */
+const COPY_CATCH_UP_TRIES = 16;
 /** A new member waits this long to be admitted by the metadata leader. */
 const ADMIT_MS = 15_000;
 /**
@@ -75,6 +78,8 @@ export class ClusterNode extends EventEmitter {
   readonly backups: number;
   readonly partitions: number;
   readonly records: Records;
+  /** Results of non-idempotent requests by request id, per partition (dedupe.ts). */
+  readonly dedupe: Dedupe;
   private readonly host: ClusterHost;
   private readonly opts: ResolvedClusterOptions;
   private readonly log: LogFn;
@@ -86,8 +91,10 @@ export class ClusterNode extends EventEmitter {
   /** Writes waiting for a table that dropped a copy they could not reach. */
   private dropWaiters: Array<(t: PartitionTable | undefined) => boolean> = [];
   private closed = false;
-  /** Set while this member restarts under a new id after it was removed. */
+  /** Set from a removal until the old identity is torn down: nothing is served, no table applied. */
   private restarting = false;
+  /** Set while the rejoin loop runs (a second removal meanwhile starts nothing). */
+  private rejoining = false;
   private timer: NodeJS.Timeout | undefined;
   /** Primary: streams running ("p:member:epoch") and done (to re-report until the table moves on). */
   private readonly streaming = new Set<string>();
@@ -109,6 +116,7 @@ export class ClusterNode extends EventEmitter {
     this.partitions = host.store.partitions;
     this.memberId = `${opts.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
     this.records = new Records(host.store, host.lockTimeout);
+    this.dedupe = new Dedupe(host.store.partitions);
     this.log =
       log ??
       ((level, message, err) => {
@@ -220,8 +228,9 @@ export class ClusterNode extends EventEmitter {
    * under a new id, with no data (native-notes.md, "Removed members").
    */
   private removed(why: string): void {
-    if (this.closed || this.restarting) return;
+    if (this.closed || this.restarting || this.rejoining) return;
     this.restarting = true;
+    this.rejoining = true;
     this.log('warn', `${why}: dropping all partitions and rejoining under a new id`);
     this.meta.lease.revoke();
     this.table = undefined;
@@ -230,6 +239,7 @@ export class ClusterNode extends EventEmitter {
     for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, false);
     for (const w of this.dropWaiters.splice(0)) w(undefined);
     for (const w of this.tableWaiters.splice(0)) w();
+    this.dedupe.clearAll();
     void (async () => {
       const seeds = new Set<string>(this.opts.seeds);
       for (const x of this.membership.members()) if (x.id !== this.memberId && !x.lite) seeds.add(x.url);
@@ -243,9 +253,11 @@ export class ClusterNode extends EventEmitter {
       for (let p = 0; p < this.partitions; p++) await Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
       await old.close();
       if (this.closed) return;
-      this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
       const o = this.opts;
       for (let attempt = 0; !this.closed; attempt++) {
+        // a new id for every attempt: a failed attempt may have been seen (and declared dead) already
+        this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+        this.restarting = false; // the new identity applies its tables and serves once admitted
         try {
           this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? Number(new URL(old.url).port) || 0 : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log });
           await this.begin([...seeds]);
@@ -254,11 +266,14 @@ export class ClusterNode extends EventEmitter {
           break;
         } catch (e) {
           this.log('warn', `rejoining failed (attempt ${attempt + 1}); retrying`, e);
+          clearInterval(this.timer);
+          this.meta?.close();
+          this.membership?.stop();
           await this.transport?.close().catch(() => undefined);
           await sleep(Math.min(500 * 2 ** attempt, 5000));
         }
       }
-      this.restarting = false;
+      this.rejoining = false;
     })();
   }
 
@@ -272,7 +287,7 @@ export class ClusterNode extends EventEmitter {
     for (let p = 0; p < this.partitions; p++) this.host.store.setPrimaryHere(p, false);
     try {
       // the leader removes us in one entry (our backups are primaries at once), then we stop
-      if (!this.restarting) await this.meta.leave();
+      if (!this.restarting && !this.rejoining) await this.meta.leave();
       this.meta.close();
       await this.membership.leave();
     } finally {
@@ -346,8 +361,9 @@ export class ClusterNode extends EventEmitter {
     for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, t.owners[p][0] === me);
     for (let p = 0; p < this.partitions; p++) {
       // a copy this member no longer holds for anyone: drop it (a later pending copy starts from a reset anyway)
-      if (st.countIn(p) > 0 && !t.owners[p].includes(me) && !t.pending[p].includes(me)) {
-        void Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+      if (!t.owners[p].includes(me) && !t.pending[p].includes(me)) {
+        this.dedupe.clear(p);
+        if (st.countIn(p) > 0) void Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
       }
     }
     for (const k of this.streamed) {
@@ -566,7 +582,7 @@ export class ClusterNode extends EventEmitter {
    * reported stale to the coordinator (it is rebuilt); a copy that says it is the primary now
    * (newer table) makes this write fail with PartitionMovedError, which route() retries there.
    */
-  replicate(mapName: string, key: string): Promise<unknown> | undefined {
+  replicate(mapName: string, key: string, done?: Done): Promise<unknown> | undefined {
     if (this.table === undefined) return undefined;
     const r = this.records.withState(mapName, key, (p, s) => {
       this.assertPrimary(p); // read and send in the same run: still the primary when shipped
@@ -575,7 +591,7 @@ export class ClusterNode extends EventEmitter {
       return new Promise<void>((resolve, reject) => {
         const ship = new Shipment((err) => (err === undefined ? resolve() : reject(err)));
         const k: KeySource = { s: key, len: Buffer.byteLength(key, 'utf8') };
-        for (const to of targets) this.ship(ship, p, to, mapName, k, s, undefined, 0, 0, 0, 0);
+        for (const to of targets) this.ship(ship, p, to, mapName, k, s, undefined, 0, 0, 0, 0, 0, done);
         ship.done();
       });
     });
@@ -587,7 +603,7 @@ export class ClusterNode extends EventEmitter {
    * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
    * `ship`; a generic grid.rep when it does not fit a FAST record.
    */
-  private ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number): void {
+  private ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done): void {
     const peer = this.transport.peer(to);
     const epoch = this.table!.epochs[p];
     if (peer === undefined) {
@@ -595,16 +611,47 @@ export class ClusterNode extends EventEmitter {
       return;
     }
     ship.add();
-    if (sendRep(peer, map, epoch, key, raw, b, type, exp, off, len, new RepCall(ship, (e) => this.copyFailed(ship, p, to, epoch, e)))) return;
+    const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
+    // a write with a request id ships its dedupe record with the state: a generic grid.rep
+    if (done === undefined && sendRep(peer, map, epoch, key, raw, b, type, exp, off, len, new RepCall(ship, failed))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
-    this.transport.request(to, 'grid.rep', { m: map, k, s, v: epoch }).then(
+    const body = done === undefined ? { m: map, k, s, v: epoch } : { m: map, k, s, v: epoch, r: done[0], x: done[1] };
+    this.transport.request(to, 'grid.rep', body).then(
       () => ship.done(),
-      (e: unknown) => {
-        const err = this.copyFailed(ship, p, to, epoch, e);
-        ship.done(err);
-      },
+      (e: unknown) => ship.done(failed(e)),
     );
+  }
+
+  /**
+   * The copy has not applied the table of this epoch yet (it lags the log by a moment, typically
+   * right after a hand-over): ship the key again to it shortly, read afresh then (never the old
+   * state: a newer one may have been shipped meanwhile, and the connection keeps order), instead
+   * of failing a write that this primary already applied (which a retry would apply twice).
+   */
+  private reship(ship: Shipment, p: number, to: string, map: string, key: KeySource, epoch: number, attempt: number, done: Done | undefined): void {
+    ship.add();
+    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    setTimeout(() => {
+      const t = this.table;
+      if (this.closed || t === undefined || t.owners[p][0] !== this.memberId || t.epochs[p] !== epoch) {
+        ship.done(new PartitionMovedError(`partition ${p} moved while a copy caught up`, { partition: p, version: t?.version ?? 0 }));
+        return;
+      }
+      if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
+        ship.done(); // no longer a copy: nothing to wait for
+        return;
+      }
+      try {
+        const r = this.records.withState(map, k, (_p, s) => {
+          this.ship(ship, p, to, map, { s: k, len: Buffer.byteLength(k, 'utf8') }, s, undefined, 0, 0, 0, 0, attempt + 1, done);
+          ship.done();
+        });
+        if (r instanceof Promise) r.then(undefined, (e: unknown) => ship.done(e));
+      } catch (e) {
+        ship.done(e);
+      }
+    }, Math.min(10 * 2 ** attempt, 200)).unref();
   }
 
   /**
@@ -612,8 +659,17 @@ export class ClusterNode extends EventEmitter {
    * for a fencing reason, which route() retries), or undefined when the copy was merely not
    * reached — then the write waits until a committed table dropped that copy (copyMissed).
    */
-  private copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown): unknown {
-    if (e instanceof RetryableGridError) return e;
+  private copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown {
+    if (e instanceof PartitionUnavailableError && attempt < COPY_CATCH_UP_TRIES) {
+      this.reship(ship, p, to, map, key, epoch, attempt, done);
+      return undefined;
+    }
+    if (e instanceof PartitionMovedError) return e;
+    if (e instanceof RetryableGridError) {
+      // a copy that never caught up: treat it as one that missed the write
+      this.copyMissed(ship, p, to, epoch);
+      return undefined;
+    }
     if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.closed) return e;
     this.log('info', `copy of partition ${p} on ${to} missed a write`, e);
     this.copyMissed(ship, p, to, epoch);
@@ -660,14 +716,15 @@ export class ClusterNode extends EventEmitter {
   }
 
   private onReplicate(b: unknown, from: string): unknown {
-    const { m, k, s, v } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown };
-    if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number') throw new ProtocolError('malformed replicated write');
+    const { m, k, s, v, r, x } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; r?: unknown; x?: unknown };
+    if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
     const state = checkState(s, this.host.store.maxValueBytes);
     const p = this.records.partitionOf(k);
     this.checkCopy(p, v, from);
     return this.records.serial(p, () => {
       this.checkCopy(p, v, from);
       this.records.putState(m, k, state);
+      if (r !== undefined) this.dedupe.put(p, r as string, x);
       return true;
     });
   }
@@ -970,7 +1027,8 @@ export class ClusterNode extends EventEmitter {
           let bytes = 0;
           let end = from;
           while (end < entries.length && (end === from || bytes < SNAPSHOT_CHUNK_BYTES)) bytes += sizeOf(entries[end++]);
-          out.push(this.transport.request(to, 'grid.snap', { p, e: entries.slice(from, end), first: from === 0, v }, STREAM_TIMEOUT_MS));
+          const body = from === 0 ? { p, e: entries.slice(from, end), first: true, v, d: this.dedupe.entries(p) } : { p, e: entries.slice(from, end), first: false, v };
+          out.push(this.transport.request(to, 'grid.snap', body, STREAM_TIMEOUT_MS));
           from = end;
         } while (from < entries.length);
         return out;
@@ -985,8 +1043,9 @@ export class ClusterNode extends EventEmitter {
 
   /** A chunk of a partition snapshot, fenced as replicated writes are (checkCopy). */
   private onSnapshot(b: unknown, from: string): unknown {
-    const { p, e, first, v } = (b ?? {}) as { p?: unknown; e?: unknown; first?: unknown; v?: unknown };
-    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number') {
+    const { p, e, first, v, d } = (b ?? {}) as { p?: unknown; e?: unknown; first?: unknown; v?: unknown; d?: unknown };
+    const done = parseDedupeEntries(d);
+    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number' || done === undefined) {
       throw new ProtocolError('malformed partition snapshot');
     }
     const max = this.host.store.maxValueBytes;
@@ -998,7 +1057,11 @@ export class ClusterNode extends EventEmitter {
     this.checkCopy(p as number, v, from);
     return this.records.serial(p as number, () => {
       this.checkCopy(p as number, v, from); // again: a table may have been applied while this waited for the lock
-      if (first === true) this.records.clearPartition(p as number);
+      if (first === true) {
+        this.records.clearPartition(p as number);
+        this.dedupe.clear(p as number);
+        for (const [id, res, at] of done) this.dedupe.put(p as number, id, res, at);
+      }
       for (const [m, k, s] of entries) this.records.putState(m, k, s);
       return true;
     });
@@ -1034,7 +1097,8 @@ export class ClusterNode extends EventEmitter {
   }
 }
 
-const EMPTY: ReadonlySet<string> = new Set();
+/** A request id and the result it produced (dedupe.ts). */
+type Done = [string, unknown];
 
 /** Backups and pending copies of p, other than `self`. */
 function copiesOf(t: PartitionTable, p: number, self: string): string[] {

@@ -20,6 +20,7 @@ import type { Grid } from '../grid.js';
 import { GridMap, type MapHost } from '../map.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
+import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
 import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
@@ -83,6 +84,38 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     await this.node.replicate(this.name, key);
     return r;
   }
+
+  /**
+   * A non-idempotent write (increment, compute, setIfAbsent, compareAndSet) under request id
+   * `rid`: applied at most once on this partition whatever the retries (dedupe.ts); its result is
+   * recorded and replicated with the key's state, so a primary that takes over knows it too.
+   */
+  private writtenOnce<T>(p: number, key: string, rid: string | undefined, write: () => Promise<T>): Promise<T> {
+    if (rid === undefined) return this.written(p, key, write);
+    const d = this.node.dedupe;
+    return d.once(
+      p,
+      rid,
+      async () => {
+        this.node.assertPrimary(p);
+        const r = await write();
+        d.put(p, rid, r);
+        await this.node.replicate(this.name, key, [rid, r]);
+        return r;
+      },
+      (r) => {
+        this.node.assertPrimary(p);
+        return this.node.replicate(this.name, key, [rid, r]) as Promise<unknown> | undefined;
+      },
+    );
+  }
+
+  /** A fresh request id: this member's id and a counter (unique in the cluster). */
+  private rid(): string {
+    return `${this.node.memberId}.${(RoutedMap.seq = (RoutedMap.seq + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+  }
+
+  private static seq = 0;
 
   private localState(key: string): RawState | Promise<RawState> {
     return this.node.records.withState(this.name, key, (p, s) => {
@@ -282,19 +315,22 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
     const p = this.part(key);
     this.stateOf(value, options?.ttl); // typed errors here, not from the primary
-    return this.node.route(p, () => this.written(p, key, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl });
+    const r = this.rid();
+    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl, r });
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
     const p = this.part(key);
     this.stateOf(next, 0);
-    return this.node.route(p, () => this.written(p, key, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next });
+    const r = this.rid();
+    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next, r });
   }
 
   override async increment(key: string, delta = 1): Promise<number> {
     const p = this.part(key);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
-    return this.node.route(p, () => this.written(p, key, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta });
+    const r = this.rid();
+    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta, r });
   }
 
   override async clear(): Promise<void> {
@@ -308,7 +344,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
     const p = this.part(key);
     const f = refNames(processor, 'processor');
-    return this.node.route(p, () => this.written(p, key, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg });
+    const r = this.rid();
+    return this.node.route(p, () => this.writtenOnce(p, key, r, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg, r });
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
@@ -360,6 +397,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const key = str(b.k, 'key');
     const p = this.part(key);
     this.node.assertPrimary(p);
+    if (b.r !== undefined && !isRequestId(b.r)) throw new ProtocolError('grid.op: bad request id');
+    const rid = b.r as string | undefined;
     switch (o) {
       case 'get':
         return this.localState(key);
@@ -373,15 +412,15 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         return this.written(p, key, () => super.delete(key));
       case 'sia': {
         const ttl = b.t === undefined || b.t === null ? undefined : (b.t as number);
-        return this.written(p, key, () => super.setIfAbsent(key, b.v as V, { ttl }));
+        return this.writtenOnce(p, key, rid, () => super.setIfAbsent(key, b.v as V, { ttl }));
       }
       case 'cas':
         // b.e undefined = "expected absent"; null is a value (msgpack keeps the two apart)
-        return this.written(p, key, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
+        return this.writtenOnce(p, key, rid, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
       case 'inc':
-        return this.written(p, key, () => super.increment(key, b.d as number));
+        return this.writtenOnce(p, key, rid, () => super.increment(key, b.d as number));
       case 'cmp':
-        return this.written(p, key, () => this.computeLocal(key, b.f as ComputeRef, b.a));
+        return this.writtenOnce(p, key, rid, () => this.computeLocal(key, b.f as ComputeRef, b.a));
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }

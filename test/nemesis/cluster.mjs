@@ -260,13 +260,14 @@ export class Cluster {
    */
   async converged(timeoutMs = 2000) {
     const all = await this.statusAll(timeoutMs);
-    const ids = new Set([...this.members.values()].map((m) => m.id));
+    // by advertised url: a member removed from the cluster (say, paused past its lease) rejoins under a new id at the same url
+    const urls = new Set([...this.members.keys()].map((k) => this.url(k)));
     let version;
     for (const r of all) {
       if (r.status === undefined) return { ok: false, why: `m${r.k}: ${r.error}` };
       const s = r.status;
       const data = s.members.filter((x) => !x.lite);
-      if (data.length !== this.n || data.some((x) => !ids.has(x.id) || x.status !== 'alive')) return { ok: false, why: `m${r.k} sees ${data.map((x) => `${x.id}:${x.status}`).join(',')}` };
+      if (data.length !== this.n || data.some((x) => !urls.has(x.url) || x.status !== 'alive')) return { ok: false, why: `m${r.k} sees ${data.map((x) => `${x.id}:${x.status}`).join(',')}` };
       if (s.migrating !== 0) return { ok: false, why: `m${r.k}: ${s.migrating} migrating` };
       if (version === undefined) version = s.tableVersion;
       else if (version !== s.tableVersion) return { ok: false, why: `table versions differ (${version} vs ${s.tableVersion} at m${r.k})` };

@@ -368,10 +368,13 @@ export class Metadata extends EventEmitter {
       if (this.propose({ c: 'join', id: me, url: this.host.url }) >= 0) this.proposedJoins.add(me);
       return;
     }
-    // members SWIM found dead or gone
+    // members SWIM found dead or gone. A member SWIM calls dead is removed only once its lease
+    // surely ended: until then it may still serve (a pause), and a member that still renews its
+    // lease is alive whatever SWIM says (an overloaded member that answers pings late)
     for (const id of st.members.keys()) {
       if (id === me || this.proposedRemovals.has(id)) continue;
       const s = this.host.swimStatus(id);
+      if (s === 'dead' && this.leases.mayHold(id)) continue;
       if ((s === 'dead' || s === 'left') && this.propose({ c: 'remove', id, why: s }) >= 0) this.proposedRemovals.add(id);
     }
     this.reconcileConfig();
