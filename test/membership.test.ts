@@ -160,14 +160,21 @@ describe('SWIM precedence rules (in process)', () => {
     expect(events).toEqual(['joined x', 'suspect x@0', 'suspect x@1']);
   });
 
-  it('lets dead override everything, and never takes a dead id back', { timeout: 5000 }, () => {
-    m._apply({ id: 'x', incarnation: 0, status: 'dead' }); // lower incarnation, still final
+  it('lets dead override alive and suspect, and takes a dead member back only on its own refutation (a higher incarnation)', { timeout: 5000 }, () => {
+    m._apply({ id: 'x', incarnation: 0, status: 'dead' }); // lower incarnation: dead still wins
     expect(status('x')).toBe('gone');
     expect(m.isAlive('x')).toBe(false);
-    m._apply({ id: 'x', incarnation: 9, status: 'alive' });
-    m._apply({ id: 'x', incarnation: 9, status: 'suspect' });
+    m._apply({ id: 'x', incarnation: 1, status: 'alive' }); // not higher than the dead incarnation (1): ignored
+    m._apply({ id: 'x', incarnation: 9, status: 'suspect' }); // a suspicion does not revive
     expect(m.isAlive('x')).toBe(false);
     expect(events.slice(-1)).toEqual(['left x dead']);
+    // SWIM only detects: who is in the cluster is the metadata log's decision, so a member that was
+    // declared dead while paused and refutes it is alive again here
+    m._apply({ id: 'x', incarnation: 9, status: 'alive' });
+    expect(m.isAlive('x')).toBe(true);
+    expect(events.slice(-1)).toEqual(['joined x']);
+    m._apply({ id: 'x', incarnation: 9, status: 'dead' });
+    expect(m.isAlive('x')).toBe(false);
   });
 
   it('treats left like dead but reports reason left', { timeout: 5000 }, () => {
@@ -179,10 +186,10 @@ describe('SWIM precedence rules (in process)', () => {
     expect(events.slice(-2)).toEqual(['joined y', 'left y left']);
   });
 
-  it('remembers a member first heard of as dead without announcing it, and refuses it later', { timeout: 5000 }, () => {
+  it('remembers a member first heard of as dead without announcing it, and refuses a stale alive for it', { timeout: 5000 }, () => {
     const before = events.length;
-    m._apply({ id: 'z', url, startedAt: 1, incarnation: 0, status: 'dead' });
-    m._apply({ id: 'z', url, startedAt: 1, incarnation: 1, status: 'alive' });
+    m._apply({ id: 'z', url, startedAt: 1, incarnation: 3, status: 'dead' });
+    m._apply({ id: 'z', url, startedAt: 1, incarnation: 2, status: 'alive' });
     expect(m.isAlive('z')).toBe(false);
     expect(events.length).toBe(before);
   });
@@ -195,6 +202,13 @@ describe('SWIM precedence rules (in process)', () => {
     expect(m._incarnation).toBe(1);
     m._apply({ id: 'self', incarnation: 4, status: 'suspect' });
     expect(m._incarnation).toBe(5);
+    expect(m.isAlive('self')).toBe(true);
+  });
+
+  it('refutes being declared dead by raising its incarnation', { timeout: 5000 }, () => {
+    const inc = m._incarnation;
+    m._apply({ id: 'self', incarnation: inc, status: 'dead' });
+    expect(m._incarnation).toBe(inc + 1);
     expect(m.isAlive('self')).toBe(true);
   });
 

@@ -523,7 +523,22 @@ export class Membership extends EventEmitter {
       }
       return;
     }
-    if (m.status > SUSPECT) return; // dead and left are final
+    if (m.status === LEFT) return; // left is final
+    if (m.status === DEAD) {
+      // SWIM only detects: a member declared dead that refutes it (a higher incarnation) is alive
+      // again here. Who belongs to the cluster is the metadata log's decision, not ours: a
+      // member the log removed learns it there and rejoins under a new id.
+      if (st !== ALIVE || inc <= m.incarnation) return;
+      m.status = ALIVE;
+      m.incarnation = inc;
+      m.goneAt = 0;
+      if (meta != null) m.meta = meta;
+      this.enqueue(toUpdate(m));
+      this.emit('member-joined', info(m));
+      this.addToProbeList(id);
+      if (this.running) void this.ensureConnected(m, this.joinTimeout);
+      return;
+    }
     switch (st) {
       case ALIVE:
         if (inc > m.incarnation) {
@@ -567,19 +582,19 @@ export class Membership extends EventEmitter {
 
   private applySelf(inc: number, st: number): void {
     if (this.self.status !== ALIVE) return;
-    if (st === SUSPECT || st === ALIVE) {
+    if (st === SUSPECT || st === ALIVE || st === DEAD) {
       if (st === ALIVE ? inc <= this.self.incarnation : inc < this.self.incarnation) return;
+      if (st === DEAD && !this.declaredDead) {
+        this.declaredDead = true;
+        // others declared us dead (we were paused, or cut off): refute it like a suspicion
+        this.emit('declared-dead', info(this.self));
+      }
       // refute: a higher incarnation than anyone has seen, sent to everyone we are connected to
       this.self.incarnation = inc + 1;
       const u = toUpdate(this.self);
       this.enqueue(u);
       if (this.running) for (const id of this.transport.peers()) this.transport.notify(id, 'swim.gossip', { u: [u] });
       return;
-    }
-    if (st === DEAD && !this.declaredDead) {
-      this.declaredDead = true;
-      /** Others declared this member dead: they will never take it back; the owner should restart with a new id. */
-      this.emit('declared-dead', info(this.self));
     }
   }
 

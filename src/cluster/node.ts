@@ -200,7 +200,8 @@ export class ClusterNode extends EventEmitter {
     });
     m.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
     m.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
-    m.on('declared-dead', () => this.removed('the other members declared this member dead'));
+    // SWIM's verdict on this member is only a suspicion (it refutes it); removal is the log's decision
+    m.on('declared-dead', () => this.log('info', 'the other members declared this member dead; refuting (the metadata log decides removals)'));
     try {
       await m.start();
       const others = () => m.members().filter((x) => !x.lite && x.id !== this.memberId).map((x) => x.id);

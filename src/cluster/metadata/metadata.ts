@@ -116,6 +116,7 @@ export class Metadata extends EventEmitter {
     t.handle('meta.join', (_b, from) => this.onJoin(from));
     t.handle('meta.leave', (_b, from) => this.onLeave(from));
     t.handle('meta.lease', (b, from) => this.onLease(b, from));
+    t.handle('meta.removed', (_b, from) => this.onRemovedNotice(from));
     t.handle('meta.synced', (b, from) => this.onSynced(b, from));
     t.handle('meta.drop', (b, from) => this.onDrop(b, from));
     t.handle('grid.table', (b) => this.onTablePush(b));
@@ -205,7 +206,11 @@ export class Metadata extends EventEmitter {
     if (m === undefined) throw new ProtocolError('malformed raft message');
     // a member speaks only for itself, and only to us
     if (m.from !== from || m.to !== this.host.memberId) throw new ProtocolError('raft message with a forged sender or recipient');
-    if (this.state.wasRemoved(from)) return;
+    if (this.state.wasRemoved(from)) {
+      // a member the log removed (a zombie after a pause) still speaks Raft: tell it, so it rejoins
+      this.host.transport.notify(from, 'meta.removed', { term: r.term });
+      return;
+    }
     r.step(m);
     this.flush();
   }
@@ -457,6 +462,17 @@ export class Metadata extends EventEmitter {
       return this.waitApplied(index, LEAVE_MS).then(() => ({ ok: true }));
     }
     return { ok: true };
+  }
+
+  /**
+   * A member of our log says the log removed us. Only members our own log knows are heard (a
+   * stranger cannot talk us out of the cluster); a removed member cannot know otherwise, since
+   * the leader no longer sends it anything.
+   */
+  private onRemovedNotice(from: string): void {
+    if (this.lite || this.closed || !this.state.members.has(from) || from === this.host.memberId) return;
+    this.lease.revoke();
+    this.emit('removed', 'removed');
   }
 
   /** A lease request: `{ v }` = the table version the member applied. */
