@@ -547,7 +547,11 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedTimeout && this.promotable()) {
+    // A node outside its latest configuration still campaigns while that configuration is
+    // uncommitted (thesis §4.2.2): it may be needed to commit it. Its own vote does not count.
+    // Without this, a leader that removed itself and then lost its quorum can leave a cluster in
+    // which the only voters of the new configuration lack it and nobody that has it campaigns.
+    if (this.electionElapsed >= this.randomizedTimeout && (this.promotable() || this.confIndex > this.log.committed)) {
       this.campaign(this.preVote ? 'pre' : 'real');
     } else if (this.electionElapsed >= this.randomizedTimeout) {
       // a learner or removed node never campaigns; it forgets a leader it has not heard from

@@ -182,13 +182,16 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 /** Own keys exactly `allowed` (optional ones may be missing); rejects `__proto__`, extra keys and accessors. */
 function hasOnlyKeys(x: Record<string, unknown>, required: readonly string[], optional: readonly string[] = []): boolean {
   const keys = Object.getOwnPropertyNames(x);
+  if (keys.length < required.length || keys.length > required.length + optional.length) return false;
   if (Object.getOwnPropertySymbols(x).length !== 0) return false;
   let seen = 0;
-  for (const k of keys) {
-    const d = Object.getOwnPropertyDescriptor(x, k);
-    if (d === undefined || !('value' in d)) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
     if (required.includes(k)) seen++;
     else if (!optional.includes(k)) return false;
+    // data properties only: a getter could answer differently each time the core reads it
+    const d = Object.getOwnPropertyDescriptor(x, k) as PropertyDescriptor;
+    if (d.get !== undefined || d.set !== undefined) return false;
   }
   return seen === required.length;
 }
