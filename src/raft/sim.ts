@@ -128,6 +128,9 @@ export class Simulation {
   // network
   private inflight: RaftMessage[][] = [];
   private blocked = new Set<string>();
+  /** nodes cut off from everyone until a tick (leader flapping) */
+  private isolatedUntil = new Map<NodeId, number>();
+  private pFlap = 0;
   private drop = 0;
   private dup = 0;
   private maxDelay = 0;
@@ -141,6 +144,7 @@ export class Simulation {
   private pCompact = 0;
   private pTransfer = 0;
   private pReadyNow = 0;
+  private maxEntries = 64;
   private healed = false;
 
   // checker state
@@ -154,6 +158,7 @@ export class Simulation {
   private readonly snapshotKeys: string[][] = [];
   private nextProposal = 1;
   private sent = 0;
+  private readonly flapStart = new Map<NodeId, number>();
 
   constructor(options: ScheduleOptions) {
     this.rand = new Rand(options.seed);
@@ -178,12 +183,16 @@ export class Simulation {
     this.pCrash = f(r.pick([0, 0.005, 0.02, 0.05]));
     this.pRestart = r.pick([0.05, 0.2, 0.5]);
     this.pPartition = f(r.pick([0, 0.01, 0.03]));
+    this.pFlap = f(r.pick([0, 0.1, 0.3]));
     this.pHealPartition = r.pick([0.02, 0.1]);
     this.pPropose = r.pick([0.1, 0.3, 0.8]);
     this.pConf = r.pick([0, 0.02, 0.08]);
     this.pCompact = r.pick([0, 0.02, 0.1]);
     this.pTransfer = r.pick([0, 0, 0.01]);
     this.pReadyNow = r.pick([0.3, 0.7, 1]);
+    // small batches make a follower's log lag in more shapes (Figure 8 needs an old-term entry
+    // replicated without the new leader's entry)
+    this.maxEntries = r.pick([1, 2, 64]);
     for (let i = 0; i <= this.maxDelay + 1; i++) this.inflight.push([]);
 
     const founders: NodeId[] = [];
@@ -236,7 +245,8 @@ export class Simulation {
     }
     for (const m of due) {
       const sn = this.byId.get(m.to) as SimNode;
-      if (sn.node === undefined) { this.stats.dropped++; continue; }
+      // a partition also loses what was already on the wire when it began
+      if (sn.node === undefined || this.cut(m)) { this.stats.dropped++; continue; }
       this.stats.delivered++;
       sn.node.step(m);
       this.afterInput(sn);
@@ -256,15 +266,22 @@ export class Simulation {
   private injectFaults(): void {
     const r = this.rand;
     if (r.chance(this.pCrash)) {
+      // half the crashes hit a leader: the moments around a leader change are where Raft's
+      // rules matter (a nemesis that kills primaries, as Jepsen's do)
       const alive = this.nodes.filter((n) => n.node !== undefined);
-      if (alive.length > 0) this.crash(r.pick(alive));
+      const leaders = alive.filter((n) => (n.node as RaftNode).role === 'leader');
+      if (leaders.length > 0 && r.chance(0.5)) this.crash(r.pick(leaders));
+      else if (alive.length > 0) this.crash(r.pick(alive));
     }
     for (const sn of this.nodes) if (sn.node === undefined && r.chance(this.pRestart)) this.start(sn);
     if (this.blocked.size > 0 && r.chance(this.pHealPartition)) this.blocked.clear();
     if (r.chance(this.pPartition)) {
       // a random split; each cut link is two-way, or one-way with some probability
+      // half of them cut a leader off from everyone else
       const side = new Map<NodeId, boolean>();
-      for (const sn of this.nodes) side.set(sn.id, r.chance(0.5));
+      const leaders = this.nodes.filter((n) => n.node?.role === 'leader');
+      const isolated = leaders.length > 0 && r.chance(0.5) ? r.pick(leaders) : undefined;
+      for (const sn of this.nodes) side.set(sn.id, isolated === undefined ? r.chance(0.5) : sn === isolated);
       const oneWay = r.chance(0.3);
       for (const a of this.nodes) {
         for (const b of this.nodes) {
@@ -324,6 +341,9 @@ export class Simulation {
   heal(): void {
     this.healed = true;
     this.blocked.clear();
+    this.isolatedUntil.clear();
+    this.flapStart.clear();
+    this.pFlap = 0;
     this.drop = 0;
     this.dup = 0;
     this.maxDelay = Math.min(this.maxDelay, 1);
@@ -372,6 +392,7 @@ export class Simulation {
       voters: sn.founding ? this.founders : [],
       electionTicks: this.opts.electionTicks,
       heartbeatTicks: 1,
+      maxEntriesPerAppend: this.maxEntries,
       seed: mixSeed(mixSeed(this.opts.seed, hashString(sn.id)), sn.restarts),
       unsafe: this.opts.unsafe,
     }, state);
@@ -446,12 +467,25 @@ export class Simulation {
     this.observe(sn);
   }
 
+  /** Is the link of this message down (partition, or an isolated endpoint)? */
+  private cut(m: RaftMessage): boolean {
+    if (this.blocked.has(`${m.from}>${m.to}`)) return true;
+    if (this.isolatedUntil.size === 0) return false;
+    for (const id of [m.from, m.to]) {
+      const until = this.isolatedUntil.get(id);
+      if (until === undefined) continue;
+      if (this.now >= until) { this.isolatedUntil.delete(id); this.flapStart.delete(id); continue; }
+      if (this.now >= (this.flapStart.get(id) as number)) return true;
+    }
+    return false;
+  }
+
   private send(m: RaftMessage): void {
     // every 8th message goes through the wire check (all of them would double the run time)
     if ((this.sent++ & 7) === 0 && validateMessage(m) === undefined) this.fail('invalid-message', `core produced a message validateMessage rejects: ${JSON.stringify(m)}`);
     if (m.type === 'snapshot') this.stats.snapshotsSent++;
     const r = this.rand;
-    if (this.blocked.has(`${m.from}>${m.to}`) || r.chance(this.drop)) { this.stats.dropped++; return; }
+    if (this.cut(m) || r.chance(this.drop)) { this.stats.dropped++; return; }
     const copies = r.chance(this.dup) ? 2 : 1;
     for (let c = 0; c < copies; c++) {
       const delay = 1 + r.int(0, this.maxDelay + 1);
@@ -504,6 +538,12 @@ export class Simulation {
       if (other === undefined) {
         this.leaderOfTerm.set(n.term, sn.id);
         this.stats.leaders++;
+        // leader flapping: a new leader is sometimes cut off within a few ticks, often with
+        // only part of its log replicated (where the commit rules of §5.4.2 matter)
+        if (this.pFlap > 0 && this.rand.chance(this.pFlap)) {
+          this.isolatedUntil.set(sn.id, this.now + 1 + this.rand.int(0, 3) + this.rand.int(1, 3 * this.opts.electionTicks));
+          this.flapStart.set(sn.id, this.now + this.rand.int(0, 3));
+        }
       }
       // leader completeness: everything committed so far is in the new leader's log
       for (let i = n.snapshotIndex + 1; i <= this.committedMax; i++) {
