@@ -747,21 +747,31 @@ export class RaftNode {
 
   private handleAppend(m: AppendMsg): void {
     const log = this.log;
-    if (m.prevIndex < log.committed) {
-      // everything up to our commit index matches any leader's log
-      this.reply(m, log.committed, false);
-      return;
+    let prevIndex = m.prevIndex;
+    let prevTerm = m.prevTerm;
+    let entries = m.entries;
+    if (prevIndex < log.committed) {
+      // Everything up to our commit index matches any leader's log (and may be compacted here):
+      // skip that part and append the rest after our commit index.
+      const skip = log.committed - prevIndex;
+      if (entries.length <= skip) {
+        this.reply(m, log.committed, false);
+        return;
+      }
+      entries = entries.slice(skip);
+      prevIndex = log.committed;
+      prevTerm = m.entries[skip - 1].term;
     }
-    if (log.matchTerm(m.prevIndex, m.prevTerm)) {
-      const written = log.appendMatching(m.entries);
-      if (written !== undefined && (written <= this.confIndex || m.entries.some((e) => e.type === 'conf'))) this.refreshConfig();
-      const lastNew = m.prevIndex + m.entries.length;
+    if (log.matchTerm(prevIndex, prevTerm)) {
+      const written = log.appendMatching(entries);
+      if (written !== undefined && (written <= this.confIndex || entries.some((e) => e.type === 'conf'))) this.refreshConfig();
+      const lastNew = prevIndex + entries.length;
       const c = Math.min(m.commit, lastNew);
       if (c > log.committed) log.committed = c;
       this.reply(m, lastNew, false);
       return;
     }
-    const hintIndex = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex), m.prevTerm);
+    const hintIndex = log.findConflictByTerm(Math.min(prevIndex, log.lastIndex), prevTerm);
     this.reply(m, m.prevIndex, true, hintIndex, log.termAt(hintIndex) as number);
   }
 

@@ -36,8 +36,14 @@ export interface Violation {
   message: string;
 }
 
-/** A deliberate bug in the simulated application (negative control for the checkers). */
-export type SimMutation = 'forgetVote';
+/**
+ * A deliberate bug in the simulated application or network (negative controls for the checkers):
+ * - forgetVote: the application persists term and commit but not the vote (double votes after a restart);
+ * - keepStaleSuffix: when the node overwrites a conflicting suffix, the application writes the
+ *   new entries in place but keeps stored entries beyond them (a classic storage bug);
+ * - dropVoteResponses: every vote response is lost (no leader can ever be elected: liveness).
+ */
+export type SimMutation = 'forgetVote' | 'keepStaleSuffix' | 'dropVoteResponses';
 
 export interface ScheduleOptions {
   seed: number;
@@ -386,6 +392,12 @@ export class Simulation {
 
   private start(sn: SimNode): void {
     const st = sn.store;
+    // log matching over the whole stored log, as a restart reads it back
+    const base = st.snapshot?.index ?? 0;
+    for (let k = 0; k < st.entries.length; k++) {
+      this.checkPersisted(sn, st.entries[k], k === 0 ? (st.snapshot?.term ?? 0) : st.entries[k - 1].term);
+      if (st.entries[k].index !== base + 1 + k) this.fail('log-matching', `${sn.id} stored entry ${st.entries[k].index} at position ${base + 1 + k}`);
+    }
     const state: PersistentState = { term: st.hs.term, vote: st.hs.vote, commit: st.hs.commit, entries: st.entries.slice(), snapshot: st.snapshot };
     sn.node = new RaftNode({
       id: sn.id,
@@ -449,12 +461,14 @@ export class Simulation {
     if (rd.entries.length > 0) {
       const first = rd.entries[0].index;
       const base = st.snapshot?.index ?? 0;
+      const tail = mutation === 'keepStaleSuffix' ? st.entries.slice(first - base - 1 + rd.entries.length) : [];
       st.entries.length = first - base - 1;
       for (const e of rd.entries) {
         const prev = e.index - 1 === base ? (st.snapshot?.term ?? 0) : st.entries[e.index - base - 2]?.term;
         this.checkPersisted(sn, e, prev);
         st.entries.push(e);
       }
+      for (const e of tail) st.entries.push(e);
     }
     for (const m of rd.messages) this.send(m);
     for (const e of rd.committed) {
@@ -484,6 +498,7 @@ export class Simulation {
     // every 8th message goes through the wire check (all of them would double the run time)
     if ((this.sent++ & 7) === 0 && validateMessage(m) === undefined) this.fail('invalid-message', `core produced a message validateMessage rejects: ${JSON.stringify(m)}`);
     if (m.type === 'snapshot') this.stats.snapshotsSent++;
+    if (this.opts.mutation === 'dropVoteResponses' && m.type === 'voteResp') { this.stats.dropped++; return; }
     const r = this.rand;
     if (this.cut(m) || r.chance(this.drop)) { this.stats.dropped++; return; }
     const copies = r.chance(this.dup) ? 2 : 1;
