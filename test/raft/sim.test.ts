@@ -62,10 +62,10 @@ describe('raft simulation negative controls', () => {
   });
 
   it('catches a leader that commits entries of earlier terms by counting (the Figure 8 bug)', () => {
-    // Rare in random schedules (measured: about one schedule in 1,500 with these options): it
-    // needs three leader changes with partial replication. F8_SEED is a run seed at which the
-    // generator reaches it within the slice; the run is deterministic.
-    const r = caught({ schedules: 300, seed: F8_SEED, unsafe: { commitPriorTermByCount: true }, voters: 3, intensity: 3, electionTicks: 4 });
+    // Rare in random schedules: it needs three leader changes with partial replication
+    // (measured with these options: 2 hits in 6,000 schedules, run seeds 1-20 x 300). F8_SEED is
+    // a run seed at which the generator reaches it (at schedule 65); the run is deterministic.
+    const r = caught({ schedules: 100, seed: F8_SEED, unsafe: { commitPriorTermByCount: true }, voters: 3, intensity: 3, electionTicks: 4 });
     expect(r.kinds.length).toBe(1);
     expect(['leader-completeness', 'state-machine-safety']).toContain(r.kinds[0]);
     // and the same slice with the rule intact is clean
@@ -74,4 +74,4 @@ describe('raft simulation negative controls', () => {
   });
 });
 
-const F8_SEED = 12;
+const F8_SEED = 13;
