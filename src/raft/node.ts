@@ -641,6 +641,9 @@ export class RaftNode {
   }
 
   private handleAppendResp(m: AppendRespMsg, pr: Progress): void {
+    // An honest follower never acknowledges beyond our log (its entries came from us, and its
+    // commit index from leaders whose committed entries we hold); ignore one that claims to.
+    if (m.index > this.log.lastIndex) return;
     if (m.reject) {
       if (m.index <= pr.match) return; // stale: we already know it has more
       // Jump back to the largest index whose term is at most the follower's hint term: one

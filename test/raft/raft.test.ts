@@ -470,6 +470,23 @@ describe('validateMessage', () => {
   });
 });
 
+describe('robustness', () => {
+  it('a leader ignores acknowledgements beyond its log (a lying or confused peer cannot advance the commit index)', () => {
+    const net = new Net(['a', 'b', 'c']);
+    net.elect('a');
+    net.tick(1);
+    const a = net.get('a');
+    net.isolate('b');
+    net.isolate('c');
+    const idx = a.propose(bytes(1)) as number;
+    for (const from of ['b', 'c']) {
+      a.step({ type: 'appendResp', from, to: 'a', term: a.term, index: 10 ** 9, reject: false, hintIndex: 0, hintTerm: 0, ctx: 0 });
+    }
+    expect(a.commitIndex).toBeLessThan(idx);
+    expect(a.role).toBe('leader');
+  });
+});
+
 describe('options', () => {
   it('rejects bad options and restored state with InvalidArgumentError naming the option', () => {
     expect(() => new RaftNode({ id: 'a', electionTicks: 1 })).toThrow(/options.electionTicks/);
