@@ -7,12 +7,12 @@ import type { RunOptions } from '../../dist/raft/sim.js';
 // broken node or application must be caught by the checker for the rule it breaks.
 
 describe('raft simulation', () => {
-  it('finds no violation in a seeded slice of 600 schedules of 3 and 5 voters with learners, membership changes, crashes, partitions and compaction', () => {
-    const s = runSchedules({ schedules: 600, seed: 424242, stopOnViolation: true });
+  it('finds no violation in a seeded slice of 1,000 schedules of 3 and 5 voters with learners, membership changes, crashes, partitions and compaction', () => {
+    const s = runSchedules({ schedules: 1000, seed: 424242, stopOnViolation: true });
     expect(s.firstFailure?.violations ?? []).toEqual([]);
-    expect(s.schedules).toBe(600);
+    expect(s.schedules).toBe(1000);
     // the slice really exercised the features it claims to
-    expect(s.totals.leaders).toBeGreaterThan(600);
+    expect(s.totals.leaders).toBeGreaterThan(1000);
     expect(s.totals.committed).toBeGreaterThan(10_000);
     expect(s.totals.crashes).toBeGreaterThan(100);
     expect(s.totals.confChanges).toBeGreaterThan(100);
