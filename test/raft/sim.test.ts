@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { runSchedule, runSchedules } from '../../dist/raft/sim.js';
+import type { RunOptions } from '../../dist/raft/sim.js';
+
+// The long run (100,000 schedules) is `npm run raft-sim -- --schedules 100000 --seed S`; here a
+// short seeded slice, the determinism of a schedule, and the negative controls: each deliberately
+// broken node or application must be caught by the checker for the rule it breaks.
+
+describe('raft simulation', () => {
+  it('finds no violation in a seeded slice of 1,000 schedules of 3 and 5 voters with learners, membership changes, crashes, partitions and compaction', () => {
+    const s = runSchedules({ schedules: 1000, seed: 424242, stopOnViolation: true });
+    expect(s.firstFailure?.violations ?? []).toEqual([]);
+    expect(s.schedules).toBe(1000);
+    // the slice really exercised the features it claims to
+    expect(s.totals.leaders).toBeGreaterThan(1000);
+    expect(s.totals.committed).toBeGreaterThan(10_000);
+    expect(s.totals.crashes).toBeGreaterThan(100);
+    expect(s.totals.confChanges).toBeGreaterThan(100);
+    expect(s.totals.compactions).toBeGreaterThan(100);
+    expect(s.totals.snapshotsSent).toBeGreaterThan(100);
+    expect(s.maxRecoveryTicks).toBeGreaterThan(0);
+  });
+
+  it('replays a schedule identically from its seed', () => {
+    const a = runSchedule({ seed: 987654321 });
+    const b = runSchedule({ seed: 987654321 });
+    expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+    expect(a.stats.delivered).toBeGreaterThan(100);
+  });
+});
+
+describe('raft simulation negative controls', () => {
+  const caught = (o: RunOptions) => {
+    const s = runSchedules({ ...o, stopOnViolation: true });
+    return { kinds: (s.firstFailure?.violations ?? []).map((v) => v.kind), after: s.schedules };
+  };
+
+  it('catches voters that skip the log up-to-date check (leader completeness / state-machine safety)', () => {
+    const r = caught({ schedules: 200, seed: 1, unsafe: { skipLogUpToDateCheck: true } });
+    expect(r.kinds.length).toBe(1);
+    expect(['leader-completeness', 'state-machine-safety']).toContain(r.kinds[0]);
+  });
+
+  it('catches voters that vote twice in a term (election safety)', () => {
+    const r = caught({ schedules: 200, seed: 1, unsafe: { grantMultipleVotes: true } });
+    expect(r.kinds).toEqual(['election-safety']);
+  });
+
+  it('catches an application that does not persist the vote (election safety after restarts)', () => {
+    const r = caught({ schedules: 1000, seed: 1, mutation: 'forgetVote', intensity: 3 });
+    expect(r.kinds).toEqual(['election-safety']);
+  });
+
+  it('catches storage that keeps a stale suffix after an overwrite (log matching)', () => {
+    const r = caught({ schedules: 1000, seed: 1, mutation: 'keepStaleSuffix' });
+    expect(r.kinds).toEqual(['log-matching']);
+  });
+
+  it('catches a cluster that can never elect a leader (liveness after healing)', () => {
+    const r = caught({ schedules: 5, seed: 1, mutation: 'dropVoteResponses' });
+    expect(r.kinds).toEqual(['liveness']);
+  });
+
+  it('catches a leader that commits entries of earlier terms by counting (the Figure 8 bug)', () => {
+    // Rare in random schedules: it needs three leader changes with partial replication
+    // (measured with these options: 2 hits in 6,000 schedules, run seeds 1-20 x 300). F8_SEED is
+    // a run seed at which the generator reaches it (at schedule 65); the run is deterministic.
+    const r = caught({ schedules: 100, seed: F8_SEED, unsafe: { commitPriorTermByCount: true }, voters: 3, intensity: 3, electionTicks: 4 });
+    expect(r.kinds.length).toBe(1);
+    expect(['leader-completeness', 'state-machine-safety']).toContain(r.kinds[0]);
+    // and the same slice with the rule intact is clean
+    const safe = runSchedules({ schedules: r.after, seed: F8_SEED, voters: 3, intensity: 3, electionTicks: 4 });
+    expect(safe.violations).toBe(0);
+  });
+});
+
+const F8_SEED = 13;
