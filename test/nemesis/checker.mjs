@@ -311,8 +311,12 @@ function combine(verdicts) {
 /** @param {string} key @param {Op[]} all @param {number} budgetMs @returns {KeyResult} */
 function checkKey(key, all, budgetMs) {
   // fail: certainly not applied. info reads: no result, no effect. Both constrain nothing.
-  const ops = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && (o.f === 'get' || o.f === 'final')));
+  const kept = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && (o.f === 'get' || o.f === 'final')));
+  // ops with a finite return must be linearized; ops returning at +infinity (info, no completion)
+  // are optional. Indices [0, nReq) are the required ops, [nReq, n) the optional ones.
+  const ops = [...kept.filter((o) => o.ret !== Infinity), ...kept.filter((o) => o.ret === Infinity)];
   const n = ops.length;
+  const nReq = ops.findIndex((o) => o.ret === Infinity) < 0 ? n : ops.findIndex((o) => o.ret === Infinity);
   const model = new Register();
   // the event list, ordered by time; at equal times calls come first, so touching intervals
   // count as concurrent (a precedes b only when a.ret < b.call)
@@ -325,14 +329,30 @@ function checkKey(key, all, budgetMs) {
   }
   // (Infinity - Infinity is NaN, which || passes over like 0)
   events.sort((a, b) => (a.time - b.time) || (a.isCall === b.isCall ? 0 : a.isCall ? -1 : 1));
+  // Inside each run of consecutive calls, put the optional ops last. Every call of a run sits
+  // before the same next return, so this changes only the order the search tries them in, not
+  // what it may do: it tries leaving an info op out before putting it in, which lets the
+  // dominance memo below prune the "put in" branch when it leads nowhere new.
+  for (let i = 0; i < events.length;) {
+    let j = i;
+    while (j < events.length && events[j].isCall) j++;
+    if (j - i > 1) {
+      const run = events.slice(i, j);
+      const ordered = [...run.filter((e) => e.op < nReq), ...run.filter((e) => e.op >= nReq)];
+      for (let k = 0; k < ordered.length; k++) events[i + k] = ordered[k];
+    }
+    i = j === i ? i + 1 : j;
+  }
   /** @type {Node} */
   const head = { op: -1, isCall: false, match: null, prev: null, next: null, time: -Infinity };
   let prev = head;
   for (const ev of events) { prev.next = ev; ev.prev = prev; prev = ev; }
 
-  const words = Math.max(1, Math.ceil(n / 32));
-  const linearized = new Uint32Array(words);
-  /** @type {Map<number, Array<{ bits: Uint32Array, state: number }>>} */
+  const req = new Uint32Array(Math.max(1, Math.ceil(nReq / 32)));
+  const opt = new Uint32Array(Math.max(1, Math.ceil((n - nReq) / 32)));
+  /** @param {number} i */
+  const flip = (i) => { if (i < nReq) req[i >>> 5] ^= 1 << (i & 31); else opt[(i - nReq) >>> 5] ^= 1 << ((i - nReq) & 31); };
+  /** @type {Cache} */
   const cache = new Map();
   /** @type {Array<{ node: Node, state: number }>} */
   const calls = [];
@@ -359,9 +379,8 @@ function checkKey(key, all, budgetMs) {
       const op = ops[entry.op];
       const next = model.step(state, op);
       if (next >= 0) {
-        const w = entry.op >>> 5, bit = 1 << (entry.op & 31);
-        linearized[w] |= bit;
-        if (cacheAdd(cache, linearized, next)) {
+        flip(entry.op);
+        if (cacheAdd(cache, req, opt, next)) {
           explored++;
           calls.push({ node: entry, state });
           state = next;
@@ -369,7 +388,7 @@ function checkKey(key, all, budgetMs) {
           if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
           entry = head.next;
         } else {
-          linearized[w] &= ~bit;
+          flip(entry.op);
           entry = entry.next;
         }
       } else {
@@ -381,7 +400,7 @@ function checkKey(key, all, budgetMs) {
       if (top === undefined) {
         return { key, valid: false, ops: n, explored, counterexample: counterexample(ops, model, longest, longestState) };
       }
-      linearized[top.node.op >>> 5] &= ~(1 << (top.node.op & 31));
+      flip(top.node.op);
       state = top.state;
       unlift(top.node);
       entry = top.node.next;
@@ -389,18 +408,28 @@ function checkKey(key, all, budgetMs) {
   }
 }
 
-/** Adds (bits, state) to the memo; false when it was there already. @param {Map<number, Array<{ bits: Uint32Array, state: number }>>} cache @param {Uint32Array} bits @param {number} state */
-function cacheAdd(cache, bits, state) {
+/** @typedef {Map<number, Array<{ req: Uint32Array, opt: Uint32Array, state: number }>>} Cache */
+
+/**
+ * The memo. A configuration is (required ops linearized, optional ops linearized, state). It is
+ * skipped when one with the same required set and state and a subset of its optional ops was seen:
+ * that one can do everything this one can (leave the extra optional ops out: they are optional
+ * and, returning at +infinity, constrain no other op's order). With no optional ops this is
+ * Porcupine's exact (bitset, state) cache. Returns false when skipped, else records it.
+ * @param {Cache} cache @param {Uint32Array} req @param {Uint32Array} opt @param {number} state
+ */
+function cacheAdd(cache, req, opt, state) {
   let h = (2166136261 ^ state) >>> 0;
-  for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i], 16777619) >>> 0;
+  for (let i = 0; i < req.length; i++) h = Math.imul(h ^ req[i], 16777619) >>> 0;
   let bucket = cache.get(h);
   if (bucket === undefined) cache.set(h, (bucket = []));
   outer: for (const c of bucket) {
     if (c.state !== state) continue;
-    for (let i = 0; i < bits.length; i++) if (c.bits[i] !== bits[i]) continue outer;
+    for (let i = 0; i < req.length; i++) if (c.req[i] !== req[i]) continue outer;
+    for (let i = 0; i < opt.length; i++) if ((c.opt[i] & ~opt[i]) !== 0) continue outer;
     return false;
   }
-  bucket.push({ bits: bits.slice(), state });
+  bucket.push({ req: req.slice(), opt: opt.slice(), state });
   return true;
 }
 
@@ -436,6 +465,7 @@ function counterexample(ops, model, prefix, state) {
   const limit = ops[blocking].ret;
   const unplaceable = rest
     .filter((i) => ops[i].call <= limit)
+    .sort((a, b) => ops[a].call - ops[b].call)
     .map((i) => {
       const next = model.step(state, ops[i]);
       const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${JSON.stringify(model.values[next])})`;
