@@ -194,29 +194,48 @@ class Register {
     return i;
   }
 
-  /** @param {number} state @param {Op} op @returns {number} */
-  step(state, op) {
+  /**
+   * Interns an op's values once, so the search's steps compare integers.
+   * @param {Op} op @returns {Prepared}
+   */
+  prepare(op) {
     const known = op.status === 'ok';
     switch (op.f) {
-      case 'get': case 'final':
-        // info reads are dropped before the search; an ok read must see the current value
-        return this.intern(op.output) === state ? state : -1;
-      case 'set':
-        return this.intern(op.input);
-      case 'delete':
-        if (!known) return 0;
-        return op.output === (state !== 0) ? 0 : -1;
+      // pure: in every state where its recorded result is possible, it changes nothing (not an
+      // incr by 0: on an absent key it creates the counter at 0)
+      case 'get': case 'final': return { kind: READ, known, pure: true, a: this.intern(op.output), b: 0, out: null };
+      case 'set': return { kind: SET, known, pure: false, a: this.intern(op.input), b: 0, out: null };
+      case 'delete': return { kind: DELETE, known, pure: known && op.output === false, a: 0, b: 0, out: known ? op.output : null };
       case 'cas': {
-        const match = this.intern(op.input[0]) === state;
-        if (!known) return match ? this.intern(op.input[1]) : state;
-        if (op.output !== match) return -1;
-        return match ? this.intern(op.input[1]) : state;
+        const a = this.intern(op.input[0]), b = this.intern(op.input[1]);
+        return { kind: CAS, known, pure: known && (op.output === false || a === b), a, b, out: known ? op.output : null };
       }
-      case 'incr': {
+      case 'incr': return { kind: INCR, known, pure: false, a: op.input, b: 0, out: known ? op.output : null };
+      default: throw new HistoryError(`unknown f ${JSON.stringify(op.f)} for op ${JSON.stringify(op.id)}`);
+    }
+  }
+
+  /** @param {number} state @param {Prepared} p @returns {number} */
+  step(state, p) {
+    switch (p.kind) {
+      case READ:
+        // info reads are dropped before the search; an ok read must see the current value
+        return p.a === state ? state : -1;
+      case SET:
+        return p.a;
+      case DELETE:
+        if (!p.known) return 0;
+        return p.out === (state !== 0) ? 0 : -1;
+      case CAS: {
+        const match = p.a === state;
+        if (p.known && p.out !== match) return -1;
+        return match ? p.b : state;
+      }
+      case INCR: {
         const cur = this.values[state];
         if (cur !== null && !Number.isSafeInteger(cur)) return -1; // incr of a non-integer fails in the grid
-        const next = /** @type {number} */ (cur ?? 0) + op.input;
-        if (known && next !== op.output) return -1;
+        const next = /** @type {number} */ (cur ?? 0) + p.a;
+        if (p.known && next !== p.out) return -1;
         return this.intern(next);
       }
       default:
@@ -236,6 +255,9 @@ class Register {
     }
   }
 }
+
+const READ = 0, SET = 1, DELETE = 2, CAS = 3, INCR = 4;
+/** @typedef {{ kind: number, known: boolean, pure: boolean, a: number, b: number, out: any }} Prepared */
 
 /** @param {Scalar} v */
 const tag = (v) => (v === null ? 'n' : `${typeof v}:${v}`);
@@ -354,7 +376,8 @@ function checkKey(key, all, budgetMs) {
   const flip = (i) => { if (i < nReq) req[i >>> 5] ^= 1 << (i & 31); else opt[(i - nReq) >>> 5] ^= 1 << ((i - nReq) & 31); };
   /** @type {Cache} */
   const cache = new Map();
-  /** @type {Array<{ node: Node, state: number }>} */
+  const prepared = ops.map((o) => model.prepare(o));
+  /** @type {Array<{ node: Node, state: number, forced: boolean }>} */
   const calls = [];
   /** @type {number[]} */
   let longest = [];
@@ -363,48 +386,89 @@ function checkKey(key, all, budgetMs) {
   let explored = 0;
   let spins = 0;
   const deadline = performance.now() + budgetMs;
+
+  /**
+   * Places every callable required op that is pure (a read, a cas or delete that returned false, a
+   * cas x->x that returned true: ops that change nothing in any state where their
+   * result is possible) and that the current state allows. Placing such an op now is never worse
+   * than placing it later: it changes nothing wherever it goes, every op that returned
+   * before its invoke is already placed (it is callable), and moving it earlier breaks no real-time
+   * order. So these are pushed as forced: on backtracking the search does not try the branch where
+   * they wait. Without this, k concurrent reads of one value make 2^k cache entries.
+   * Returns false when a forced placement reaches a configuration already seen (it has one more
+   * required op, so it is not on the current path: it was explored and failed): then the current
+   * one fails too, and the caller backtracks.
+   */
+  const sweep = () => {
+    let e = head.next;
+    while (e !== null && e.isCall) {
+      spins++;
+      // (only required ops: an optional op that changes nothing need not be placed at all)
+      if (prepared[e.op].pure && e.op < nReq && model.step(state, prepared[e.op]) >= 0) {
+        flip(e.op);
+        if (!cacheAdd(cache, req, opt, state)) { flip(e.op); return false; }
+        explored++;
+        calls.push({ node: e, state, forced: true });
+        lift(e);
+        if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+        e = head.next;
+      } else {
+        e = e.next;
+      }
+    }
+    return true;
+  };
+
+  let backtrack = !sweep();
   /** @type {Node | null} */
   let entry = head.next;
-
   for (;;) {
-    if (entry === null || (!entry.isCall && entry.time === Infinity)) {
-      // every op with a finite return is linearized; what is left are info ops, which may be
-      // left out (or, equivalently, placed after everything, where no later op observes them)
-      return { key, valid: true, ops: n, explored };
-    }
-    if ((++spins & 1023) === 0 && performance.now() > deadline) {
-      return { key, valid: 'unknown', ops: n, explored };
-    }
-    if (entry.isCall) {
-      const op = ops[entry.op];
-      const next = model.step(state, op);
-      if (next >= 0) {
-        flip(entry.op);
-        if (cacheAdd(cache, req, opt, next)) {
-          explored++;
-          calls.push({ node: entry, state });
-          state = next;
-          lift(entry);
-          if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
-          entry = head.next;
-        } else {
+    if (!backtrack) {
+      if (entry === null || (!entry.isCall && entry.time === Infinity)) {
+        // every op with a finite return is linearized; what is left are info ops, which may be
+        // left out (or, equivalently, placed after everything, where no later op observes them)
+        return { key, valid: true, ops: n, explored };
+      }
+      if ((++spins & 1023) === 0 && performance.now() > deadline) {
+        return { key, valid: 'unknown', ops: n, explored };
+      }
+      if (entry.isCall) {
+        const next = model.step(state, prepared[entry.op]);
+        if (next >= 0) {
           flip(entry.op);
+          if (cacheAdd(cache, req, opt, next)) {
+            explored++;
+            calls.push({ node: entry, state, forced: false });
+            state = next;
+            lift(entry);
+            if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+            backtrack = !sweep();
+            entry = head.next;
+          } else {
+            flip(entry.op);
+            entry = entry.next;
+          }
+        } else {
           entry = entry.next;
         }
-      } else {
-        entry = entry.next;
+        continue;
       }
-    } else {
-      // a return reached: every call before it was tried; backtrack
-      const top = calls.pop();
+      // a return reached: every call before it was tried
+    }
+    // backtrack: undo forced placements and the choice that led to them, then try the next call
+    backtrack = false;
+    /** @type {{ node: Node, state: number, forced: boolean } | undefined} */
+    let top;
+    do {
+      top = calls.pop();
       if (top === undefined) {
         return { key, valid: false, ops: n, explored, counterexample: counterexample(ops, model, longest, longestState) };
       }
       flip(top.node.op);
       state = top.state;
       unlift(top.node);
-      entry = top.node.next;
-    }
+    } while (top.forced);
+    entry = top.node.next;
   }
 }
 
@@ -467,7 +531,7 @@ function counterexample(ops, model, prefix, state) {
     .filter((i) => ops[i].call <= limit)
     .sort((a, b) => ops[a].call - ops[b].call)
     .map((i) => {
-      const next = model.step(state, ops[i]);
+      const next = model.step(state, model.prepare(ops[i]));
       const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${JSON.stringify(model.values[next])})`;
       return { op: ops[i], why };
     });
