@@ -289,13 +289,17 @@ export function describeOp(op) {
 /**
  * Per-key linearizability of get/set/cas/delete/final (and incr, as an integer register) histories.
  * @param {Op[]} ops from readHistory
- * @param {{ budgetMs?: number, keys?: string[] }} [options] budgetMs: search time per key before it
- *   is reported 'unknown' (default 10000); keys: check only these keys
+ * @param {{ budgetMs?: number, maxStates?: number, keys?: string[] }} [options] budgetMs: search
+ *   time per key before it is reported 'unknown' (default 10000); maxStates: memo entries per key
+ *   before it is reported 'unknown' (default 1,000,000, a bound on memory: an entry is ~100-200
+ *   bytes); keys: check only these keys
  * @returns {{ valid: true | false | 'unknown', keys: KeyResult[] }}
  */
 export function checkLinearizable(ops, options = {}) {
   const budgetMs = options.budgetMs ?? 10_000;
   if (typeof budgetMs !== 'number' || !(budgetMs > 0)) throw new RangeError('options.budgetMs must be a positive number');
+  const maxStates = options.maxStates ?? 1_000_000;
+  if (typeof maxStates !== 'number' || !(maxStates > 0)) throw new RangeError('options.maxStates must be a positive number');
   const only = options.keys ? new Set(options.keys) : undefined;
   /** @type {Map<string, Op[]>} */
   const byKey = new Map();
@@ -308,7 +312,7 @@ export function checkLinearizable(ops, options = {}) {
   /** @type {KeyResult[]} */
   const keys = [];
   for (const key of [...byKey.keys()].sort()) {
-    keys.push(checkKey(key, /** @type {Op[]} */ (byKey.get(key)), budgetMs));
+    keys.push(checkKey(key, /** @type {Op[]} */ (byKey.get(key)), budgetMs, maxStates));
   }
   return { valid: combine(keys.map((k) => k.valid)), keys };
 }
@@ -330,8 +334,8 @@ function combine(verdicts) {
  * @property {number} time
  */
 
-/** @param {string} key @param {Op[]} all @param {number} budgetMs @returns {KeyResult} */
-function checkKey(key, all, budgetMs) {
+/** @param {string} key @param {Op[]} all @param {number} budgetMs @param {number} maxStates @returns {KeyResult} */
+function checkKey(key, all, budgetMs, maxStates) {
   // fail: certainly not applied. info reads: no result, no effect. Both constrain nothing.
   const kept = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && (o.f === 'get' || o.f === 'final')));
   // ops with a finite return must be linearized; ops returning at +infinity (info, no completion)
@@ -371,13 +375,13 @@ function checkKey(key, all, budgetMs) {
   for (const ev of events) { prev.next = ev; ev.prev = prev; prev = ev; }
 
   const req = new Uint32Array(Math.max(1, Math.ceil(nReq / 32)));
-  const opt = new Uint32Array(Math.max(1, Math.ceil((n - nReq) / 32)));
+  const opt = new Uint32Array(Math.ceil((n - nReq) / 32));
   /** @param {number} i */
   const flip = (i) => { if (i < nReq) req[i >>> 5] ^= 1 << (i & 31); else opt[(i - nReq) >>> 5] ^= 1 << ((i - nReq) & 31); };
   /** @type {Cache} */
   const cache = new Map();
   const prepared = ops.map((o) => model.prepare(o));
-  /** @type {Array<{ node: Node, state: number, forced: boolean }>} */
+  /** @type {Frame[]} */
   const calls = [];
   /** @type {number[]} */
   let longest = [];
@@ -408,9 +412,8 @@ function checkKey(key, all, budgetMs) {
         flip(e.op);
         if (!cacheAdd(cache, req, opt, state)) { flip(e.op); return false; }
         explored++;
-        calls.push({ node: e, state, forced: true });
+        calls.push({ node: e, state, forced: true, cands: null, ci: 0 });
         lift(e);
-        if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
         e = head.next;
       } else {
         e = e.next;
@@ -419,45 +422,63 @@ function checkKey(key, all, budgetMs) {
     return true;
   };
 
+  /**
+   * The ops that may be linearized next: the calls before the first remaining return, tried
+   * earliest return first (an op about to return must be placed soon; a long one can wait, and
+   * info ops, returning at +infinity, come last). The order only steers the search: every
+   * candidate is tried before giving up on a configuration. null when no required op is left.
+   * @returns {Node[] | null}
+   */
+  const candidates = () => {
+    /** @type {Node[]} */
+    const out = [];
+    let e = head.next;
+    while (e !== null && e.isCall) { out.push(e); e = e.next; }
+    if (e === null || e.time === Infinity) return null;
+    out.sort((x, y) => ops[x.op].ret - ops[y.op].ret || ops[x.op].call - ops[y.op].call);
+    return out;
+  };
+
   let backtrack = !sweep();
-  /** @type {Node | null} */
-  let entry = head.next;
+  /** @type {Node[] | null} */
+  let cands = backtrack ? [] : candidates();
+  let ci = 0;
   for (;;) {
     if (!backtrack) {
-      if (entry === null || (!entry.isCall && entry.time === Infinity)) {
+      if (cands === null) {
         // every op with a finite return is linearized; what is left are info ops, which may be
         // left out (or, equivalently, placed after everything, where no later op observes them)
         return { key, valid: true, ops: n, explored };
       }
-      if ((++spins & 1023) === 0 && performance.now() > deadline) {
+      if ((++spins & 1023) === 0 && (performance.now() > deadline || explored > maxStates)) {
         return { key, valid: 'unknown', ops: n, explored };
       }
-      if (entry.isCall) {
-        const next = model.step(state, prepared[entry.op]);
+      if (ci < cands.length) {
+        const node = cands[ci++];
+        const next = model.step(state, prepared[node.op]);
         if (next >= 0) {
-          flip(entry.op);
+          flip(node.op);
           if (cacheAdd(cache, req, opt, next)) {
             explored++;
-            calls.push({ node: entry, state, forced: false });
+            calls.push({ node, state, forced: false, cands, ci });
             state = next;
-            lift(entry);
-            if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+            lift(node);
             backtrack = !sweep();
-            entry = head.next;
+            if (!backtrack) { cands = candidates(); ci = 0; }
           } else {
-            flip(entry.op);
-            entry = entry.next;
+            flip(node.op);
           }
-        } else {
-          entry = entry.next;
         }
         continue;
       }
-      // a return reached: every call before it was tried
+      // every candidate was tried
     }
-    // backtrack: undo forced placements and the choice that led to them, then try the next call
+    // backtrack: undo forced placements and the choice that led to them, then try the next candidate
     backtrack = false;
-    /** @type {{ node: Node, state: number, forced: boolean } | undefined} */
+    // the deepest configuration is left by a backtrack (or ends the search with success), so the
+    // longest prefix is recorded here, not on every push
+    if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+    /** @type {Frame | undefined} */
     let top;
     do {
       top = calls.pop();
@@ -468,11 +489,14 @@ function checkKey(key, all, budgetMs) {
       state = top.state;
       unlift(top.node);
     } while (top.forced);
-    entry = top.node.next;
+    cands = top.cands;
+    ci = top.ci;
   }
 }
 
-/** @typedef {Map<number, Array<{ req: Uint32Array, opt: Uint32Array, state: number }>>} Cache */
+/** @typedef {{ node: Node, state: number, forced: boolean, cands: Node[] | null, ci: number }} Frame */
+
+/** @typedef {Map<number, Array<{ lo: number, tail: Uint32Array, opt: Uint32Array, state: number }>>} Cache */
 
 /**
  * The memo. A configuration is (required ops linearized, optional ops linearized, state). It is
@@ -480,20 +504,28 @@ function checkKey(key, all, budgetMs) {
  * that one can do everything this one can (leave the extra optional ops out: they are optional
  * and, returning at +infinity, constrain no other op's order). With no optional ops this is
  * Porcupine's exact (bitset, state) cache. Returns false when skipped, else records it.
+ * The required set is stored compactly: ops are numbered in invoke order and the search
+ * linearizes roughly in that order, so the set is a run of full words, a short tail, then zeros;
+ * an entry keeps the index of the first non-full word and the words up to the last non-zero one.
  * @param {Cache} cache @param {Uint32Array} req @param {Uint32Array} opt @param {number} state
  */
 function cacheAdd(cache, req, opt, state) {
-  let h = (2166136261 ^ state) >>> 0;
-  for (let i = 0; i < req.length; i++) h = Math.imul(h ^ req[i], 16777619) >>> 0;
+  let lo = 0;
+  while (lo < req.length && req[lo] === 0xffffffff) lo++;
+  let hi = req.length;
+  while (hi > lo && req[hi - 1] === 0) hi--;
+  let h = Math.imul((2166136261 ^ state) >>> 0, 16777619) ^ lo;
+  for (let i = lo; i < hi; i++) h = Math.imul(h ^ req[i], 16777619);
+  h >>>= 0;
   let bucket = cache.get(h);
   if (bucket === undefined) cache.set(h, (bucket = []));
   outer: for (const c of bucket) {
-    if (c.state !== state) continue;
-    for (let i = 0; i < req.length; i++) if (c.req[i] !== req[i]) continue outer;
+    if (c.state !== state || c.lo !== lo || c.tail.length !== hi - lo) continue;
+    for (let i = lo; i < hi; i++) if (c.tail[i - lo] !== req[i]) continue outer;
     for (let i = 0; i < opt.length; i++) if ((c.opt[i] & ~opt[i]) !== 0) continue outer;
     return false;
   }
-  bucket.push({ req: req.slice(), opt: opt.slice(), state });
+  bucket.push({ lo, tail: req.slice(lo, hi), opt: opt.length === 0 ? opt : opt.slice(), state });
   return true;
 }
 
