@@ -76,3 +76,65 @@ function someOrder(chosen) {
   };
   return go(new Map(), 0);
 }
+
+/**
+ * Plain Wing & Gong / Lowe search for one key, without any of checker.mjs's pruning (no forced
+ * placement of pure ops, no dominance between info-op sets, list-order candidates, exact memo on
+ * (linearized set as a BigInt, value)). Uses this file's model. For cross-checking checker.mjs on
+ * histories too long for bruteLinearizable. Returns 'unknown' past `budgetMs`.
+ * @param {import('./checker.mjs').Op[]} keyOps ops of one key
+ * @param {number} [budgetMs]
+ * @returns {boolean | 'unknown'}
+ */
+export function plainWgl(keyOps, budgetMs = 2000) {
+  const ops = keyOps.filter((o) => o.status !== 'fail');
+  /** @type {Array<{ op: number, call: boolean, t: number, prev: any, next: any, ret?: any }>} */
+  const evs = [];
+  ops.forEach((o, i) => {
+    const ret = { op: i, call: false, t: o.ret, prev: null, next: null };
+    evs.push({ op: i, call: true, t: o.call, prev: null, next: null, ret }, ret);
+  });
+  evs.sort((a, b) => (a.t === b.t ? (a.call === b.call ? 0 : a.call ? -1 : 1) : a.t < b.t ? -1 : 1));
+  const head = { op: -1, call: false, t: -Infinity, prev: null, next: null };
+  let p = head;
+  for (const e of evs) { p.next = e; e.prev = p; p = e; }
+  const seen = new Set();
+  /** @type {Array<{ e: any, store: Map<string, any> }>} */
+  const stack = [];
+  let lin = 0n;
+  let store = new Map();
+  let e = head.next;
+  const deadline = performance.now() + budgetMs;
+  let spins = 0;
+  for (;;) {
+    if (e === null || (!e.call && e.t === Infinity)) return true;
+    if ((++spins & 1023) === 0 && performance.now() > deadline) return 'unknown';
+    if (e.call) {
+      const next = new Map(store);
+      const op = ops[e.op];
+      if (step(next, op)) {
+        const key = `${(lin | (1n << BigInt(e.op))).toString(36)}|${JSON.stringify(next.get(op.key) ?? null)}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          stack.push({ e, store });
+          store = next;
+          lin |= 1n << BigInt(e.op);
+          e.prev.next = e.next; e.next.prev = e.prev;
+          e.ret.prev.next = e.ret.next; if (e.ret.next) e.ret.next.prev = e.ret.prev;
+          e = head.next;
+          continue;
+        }
+      }
+      e = e.next;
+    } else {
+      const top = stack.pop();
+      if (top === undefined) return false;
+      const c = top.e;
+      c.ret.prev.next = c.ret; if (c.ret.next) c.ret.next.prev = c.ret;
+      c.prev.next = c; c.next.prev = c;
+      lin &= ~(1n << BigInt(c.op));
+      store = top.store;
+      e = c.next;
+    }
+  }
+}

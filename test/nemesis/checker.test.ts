@@ -7,7 +7,7 @@ import {
   readHistory,
   summarize,
 } from './checker.mjs';
-import { bruteLinearizable } from './bruteforce.mjs';
+import { bruteLinearizable, plainWgl } from './bruteforce.mjs';
 import { bigHistory, rng, smallHistory, toLines } from './histgen.mjs';
 
 type Op = ReturnType<typeof readHistory>[number];
@@ -117,6 +117,46 @@ describe('checkLinearizable agrees with a brute-force checker on every small his
     expect(invalid).toBeGreaterThan(1500);
     expect(byMode.register.invalid).toBe(0); // simulated from a real register: must all be linearizable
     expect(byMode.mutated.invalid).toBeGreaterThan(300);
+  });
+
+  it('agrees with a plain WGL search (no pruning) on 1200 seeded histories of up to 80 ops', () => {
+    // the small histories never fill a 32-bit word of the memo's bitset, nor have many concurrent
+    // pure ops or info ops at once: these longer ones exercise the pruning and the compact memo keys
+    const r = rng(3);
+    let valid = 0, invalid = 0, skipped = 0, disagreements = 0, longest = 0;
+    const first: string[] = [];
+    for (let i = 0; i < 1200; i++) {
+      const h = smallHistory(r, { mode: (['register', 'mutated', 'mutated'] as const)[i % 3], maxOps: 80, counter: i % 7 === 0 });
+      const ops = readHistory(h.text);
+      for (const k of checkLinearizable(ops).keys) {
+        const keyOps = ops.filter((o: Op) => o.key === k.key);
+        const want = plainWgl(keyOps, 500);
+        if (want === 'unknown') { skipped++; continue; }
+        longest = Math.max(longest, keyOps.length);
+        if (k.valid !== want) { disagreements++; if (first.length < 2) first.push(`key ${k.key}:\n${h.text}`); }
+        if (want) valid++; else invalid++;
+      }
+    }
+    console.log(`plain-WGL agreement: ${valid + invalid} keys (up to ${longest} ops), ${valid} linearizable, ${invalid} not, ` +
+      `${skipped} skipped (plain search over its budget), ${disagreements} disagreements`);
+    expect(first).toEqual([]);
+    expect(disagreements).toBe(0);
+    expect(valid).toBeGreaterThan(500);
+    expect(invalid).toBeGreaterThan(300);
+  });
+
+  it('the plain WGL search agrees with the brute force on small histories', () => {
+    const r = rng(11);
+    let n = 0;
+    for (let i = 0; i < 1500; i++) {
+      const ops = readHistory(smallHistory(r, { mode: (['random', 'register', 'mutated'] as const)[i % 3] }).text);
+      for (const key of new Set(ops.map((o: Op) => o.key))) {
+        const keyOps = ops.filter((o: Op) => o.key === key);
+        expect(plainWgl(keyOps)).toBe(bruteLinearizable(keyOps));
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThan(1500);
   });
 
   it('the brute-force checker itself rejects known-bad and accepts known-good small histories', () => {
