@@ -172,7 +172,7 @@ function checkOutput(op, v, bad) {
  * Sequential register model over interned states. State 0 is "absent" (null); other states are
  * indices into `values`. Returns the next state, or -1 when the op's recorded result is
  * impossible from `state`. An info op (unknown result) is applied as "it took effect"; leaving it
- * out is the search's other choice (its return is at +infinity, see search()).
+ * out is the search's other choice (its return is at +infinity, see checkKey).
  */
 class Register {
   constructor() {
@@ -355,20 +355,6 @@ function checkKey(key, all, budgetMs, maxStates) {
   }
   // (Infinity - Infinity is NaN, which || passes over like 0)
   events.sort((a, b) => (a.time - b.time) || (a.isCall === b.isCall ? 0 : a.isCall ? -1 : 1));
-  // Inside each run of consecutive calls, put the optional ops last. Every call of a run sits
-  // before the same next return, so this changes only the order the search tries them in, not
-  // what it may do: it tries leaving an info op out before putting it in, which lets the
-  // dominance memo below prune the "put in" branch when it leads nowhere new.
-  for (let i = 0; i < events.length;) {
-    let j = i;
-    while (j < events.length && events[j].isCall) j++;
-    if (j - i > 1) {
-      const run = events.slice(i, j);
-      const ordered = [...run.filter((e) => e.op < nReq), ...run.filter((e) => e.op >= nReq)];
-      for (let k = 0; k < ordered.length; k++) events[i + k] = ordered[k];
-    }
-    i = j === i ? i + 1 : j;
-  }
   /** @type {Node} */
   const head = { op: -1, isCall: false, match: null, prev: null, next: null, time: -Infinity };
   let prev = head;
