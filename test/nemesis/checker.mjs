@@ -175,11 +175,30 @@ function checkOutput(op, v, bad) {
  * out is the search's other choice (its return is at +infinity, see checkKey).
  */
 class Register {
-  constructor() {
+  /**
+   * @param {Op[]} ops the key's ops. Values that no op can tell apart (no read returned them, no cas
+   * expected them) share one state, "unread": every op behaves the same in any of them (a read or
+   * a cas compares with a value it names, a delete only asks "present?", a set ignores the state).
+   * Writes of values nobody read then lead to equal states, and the memo merges what would
+   * otherwise be different configurations. Not done for a key with incr, whose result depends
+   * on the number itself.
+   */
+  constructor(ops) {
     /** @type {Scalar[]} */
     this.values = [null];
     /** @type {Map<string, number>} */
     this.index = new Map([[tag(null), 0]]);
+    /** @type {Set<string> | null} values some op can observe; null: every value is distinct */
+    this.observed = null;
+    /** index of the shared "unread" state, -1 until first needed */
+    this.unread = -1;
+    if (!ops.some((o) => o.f === 'incr')) {
+      this.observed = new Set();
+      for (const o of ops) {
+        if ((o.f === 'get' || o.f === 'final') && o.status === 'ok') this.observed.add(tag(o.output));
+        if (o.f === 'cas') this.observed.add(tag(o.input[0]));
+      }
+    }
   }
 
   /** @param {Scalar} v */
@@ -187,11 +206,21 @@ class Register {
     const t = tag(v);
     let i = this.index.get(t);
     if (i === undefined) {
-      i = this.values.length;
-      this.values.push(v);
+      if (this.observed !== null && !this.observed.has(t)) {
+        if (this.unread < 0) { this.unread = this.values.length; this.values.push(v); }
+        i = this.unread;
+      } else {
+        i = this.values.length;
+        this.values.push(v);
+      }
       this.index.set(t, i);
     }
     return i;
+  }
+
+  /** The value of a state, for people. @param {number} state */
+  show(state) {
+    return state === this.unread ? 'a value no read returned (such as ' + JSON.stringify(this.values[state]) + ')' : JSON.stringify(this.values[state]);
   }
 
   /**
@@ -245,7 +274,7 @@ class Register {
 
   /** Why `op` cannot be applied in `state`, for counterexamples. @param {number} state @param {Op} op */
   explain(state, op) {
-    const cur = JSON.stringify(this.values[state]);
+    const cur = this.show(state);
     switch (op.f) {
       case 'get': case 'final': return `${op.f} returned ${JSON.stringify(op.output)} but the register held ${cur}`;
       case 'delete': return `delete returned ${op.output} but the register held ${cur}`;
@@ -343,7 +372,7 @@ function checkKey(key, all, budgetMs, maxStates) {
   const ops = [...kept.filter((o) => o.ret !== Infinity), ...kept.filter((o) => o.ret === Infinity)];
   const n = ops.length;
   const nReq = ops.findIndex((o) => o.ret === Infinity) < 0 ? n : ops.findIndex((o) => o.ret === Infinity);
-  const model = new Register();
+  const model = new Register(ops);
   // the event list, ordered by time; at equal times calls come first, so touching intervals
   // count as concurrent (a precedes b only when a.ret < b.call)
   /** @type {Node[]} */
@@ -550,13 +579,13 @@ function counterexample(ops, model, prefix, state) {
     .sort((a, b) => ops[a].call - ops[b].call)
     .map((i) => {
       const next = model.step(state, model.prepare(ops[i]));
-      const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${JSON.stringify(model.values[next])})`;
+      const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${model.show(next)})`;
       return { op: ops[i], why };
     });
   const lines = [
     `longest linearizable prefix (${prefix.length} of ${ops.length} ops):`,
     ...prefix.map((i) => `  ${describeOp(ops[i])}`),
-    `register value after it: ${JSON.stringify(model.values[state])}`,
+    `register value after it: ${model.show(state)}`,
     `must be placed next at the latest: ${describeOp(ops[blocking])}`,
     'no op that could come next fits:',
     ...unplaceable.map((u) => `  ${describeOp(u.op)}: ${u.why}`),
