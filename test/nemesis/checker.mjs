@@ -176,14 +176,15 @@ function checkOutput(op, v, bad) {
  */
 class Register {
   /**
-   * @param {Op[]} ops the key's ops. Values that no op can tell apart (no read returned them, no cas
+   * @param {Op[]} ops the key's ops. @param {boolean} [merge] false: keep every value distinct
+   * (counterexamples replay with that, to show real values). Values that no op can tell apart (no read returned them, no cas
    * expected them) share one state, "unread": every op behaves the same in any of them (a read or
    * a cas compares with a value it names, a delete only asks "present?", a set ignores the state).
    * Writes of values nobody read then lead to equal states, and the memo merges what would
    * otherwise be different configurations. Not done for a key with incr, whose result depends
    * on the number itself.
    */
-  constructor(ops) {
+  constructor(ops, merge = true) {
     /** @type {Scalar[]} */
     this.values = [null];
     /** @type {Map<string, number>} */
@@ -192,7 +193,7 @@ class Register {
     this.observed = null;
     /** index of the shared "unread" state, -1 until first needed */
     this.unread = -1;
-    if (!ops.some((o) => o.f === 'incr')) {
+    if (merge && !ops.some((o) => o.f === 'incr')) {
       this.observed = new Set();
       for (const o of ops) {
         if ((o.f === 'get' || o.f === 'final') && o.status === 'ok') this.observed.add(tag(o.output));
@@ -400,7 +401,6 @@ function checkKey(key, all, budgetMs, maxStates) {
   const calls = [];
   /** @type {number[]} */
   let longest = [];
-  let longestState = 0;
   let state = 0;
   let explored = 0;
   let spins = 0;
@@ -492,13 +492,13 @@ function checkKey(key, all, budgetMs, maxStates) {
     backtrack = false;
     // the deepest configuration is left by a backtrack (or ends the search with success), so the
     // longest prefix is recorded here, not on every push
-    if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+    if (calls.length > longest.length) longest = calls.map((c) => c.node.op);
     /** @type {Frame | undefined} */
     let top;
     do {
       top = calls.pop();
       if (top === undefined) {
-        return { key, valid: false, ops: n, explored, counterexample: counterexample(ops, model, longest, longestState) };
+        return { key, valid: false, ops: n, explored, counterexample: counterexample(ops, longest) };
       }
       flip(top.node.op);
       state = top.state;
@@ -563,11 +563,16 @@ function unlift(call) {
 }
 
 /**
- * @param {Op[]} ops @param {Register} model @param {number[]} prefix op indices in linearization order
- * @param {number} state the state after the prefix
+ * @param {Op[]} ops the key's ops as searched @param {number[]} prefix op indices, in linearization order
  * @returns {Counterexample}
  */
-function counterexample(ops, model, prefix, state) {
+function counterexample(ops, prefix) {
+  // replay the prefix on a register that keeps every value distinct, to show real values (the
+  // search's register may have merged values no read returned; both accept the same ops)
+  const model = new Register(ops, false);
+  let state = 0;
+  for (const i of prefix) state = model.step(state, model.prepare(ops[i]));
+  if (state < 0) throw new Error(`checker bug: the linearized prefix of key ${JSON.stringify(ops[0].key)} does not replay`);
   const placed = new Set(prefix);
   const rest = ops.map((_, i) => i).filter((i) => !placed.has(i));
   // the op that must come next at the latest: the earliest finite return among the rest

@@ -235,16 +235,27 @@ describe('checkLinearizable on edge cases', () => {
     console.log(`counterexample for a stale read:\n${ce.text}`);
   });
 
-  it('says unknown, never a verdict, for a key whose search exceeds its budget', () => {
-    // 24 concurrent info sets and a read of a value none wrote: the search must try every subset
+  it('says unknown, never a verdict, for a key whose search exceeds its time or memo budget', () => {
+    // 20 concurrent sets of distinct values and 20 concurrent reads of them, then a read of a value
+    // nobody wrote: not linearizable, but only after every order of the sets has been ruled out
     const evs: Array<[number, number, string, string, string, unknown, number]> = [];
-    for (let i = 0; i < 24; i++) evs.push([i + 1, i + 1, 'invoke', 'set', 'a', `v${i}`, i * 0.01], [i + 1, i + 1, 'info', 'set', 'a', null, 50]);
-    evs.push(...op(100, 100, 'get', 'a', null, 'ok', 'v0', 1, 2), ...op(101, 100, 'get', 'a', null, 'ok', 'nobody', 3, 4));
+    for (let i = 0; i < 20; i++) evs.push(...op(i + 1, i + 1, 'set', 'a', `v${i}`, 'ok', `v${i}`, i * 0.01, 50 + i * 0.01));
+    for (let i = 0; i < 20; i++) evs.push(...op(100 + i, 100 + i, 'get', 'a', null, 'ok', `v${(i * 7) % 20}`, 1 + i * 0.01, 60 + i * 0.01));
+    evs.push(...op(999, 999, 'get', 'a', null, 'ok', 'nobody', 70, 71));
     evs.push(...op(200, 200, 'get', 'b', null, 'ok', null, 0, 1));
-    const r = checkLinearizable(readHistory(lines(...evs.sort((a, b) => a[6] - b[6]))), { budgetMs: 50 });
-    expect(r.valid).toBe('unknown');
-    expect(r.keys.find((k) => k.key === 'a')!.valid).toBe('unknown');
-    expect(r.keys.find((k) => k.key === 'b')!.valid).toBe(true);
+    const ops = readHistory(lines(...evs.sort((a, b) => a[6] - b[6])));
+    const byTime = checkLinearizable(ops, { budgetMs: 50 });
+    expect(byTime.valid).toBe('unknown');
+    expect(byTime.keys.find((k) => k.key === 'a')!.valid).toBe('unknown');
+    expect(byTime.keys.find((k) => k.key === 'b')!.valid).toBe(true);
+    const byStates = checkLinearizable(ops, { maxStates: 5000 });
+    expect(byStates.keys.find((k) => k.key === 'a')!.valid).toBe('unknown');
+    // and with fewer sets the same shape is decided: false, not unknown
+    const small = readHistory(lines(...[
+      ...op(1, 1, 'set', 'a', 'v0', 'ok', 'v0', 0, 50), ...op(2, 2, 'set', 'a', 'v1', 'ok', 'v1', 0.01, 50.01),
+      ...op(3, 3, 'get', 'a', null, 'ok', 'v1', 1, 60), ...op(999, 999, 'get', 'a', null, 'ok', 'nobody', 70, 71),
+    ].sort((a, b) => a[6] - b[6])));
+    expect(checkLinearizable(small, { budgetMs: 50 }).valid).toBe(false);
   });
 });
 
