@@ -511,7 +511,7 @@ function checkKey(key, all, budgetMs, maxStates) {
 
 /** @typedef {{ node: Node, state: number, forced: boolean, cands: Node[] | null, ci: number }} Frame */
 
-/** @typedef {Map<number, Array<{ lo: number, tail: Uint32Array, opt: Uint32Array, state: number }>>} Cache */
+/** @typedef {Map<number, Array<{ lo: number, tail: Uint32Array, state: number, opts: Uint32Array[] }>>} Cache */
 
 /**
  * The memo. A configuration is (required ops linearized, optional ops linearized, state). It is
@@ -519,9 +519,11 @@ function checkKey(key, all, budgetMs, maxStates) {
  * that one can do everything this one can (leave the extra optional ops out: they are optional
  * and, returning at +infinity, constrain no other op's order). With no optional ops this is
  * Porcupine's exact (bitset, state) cache. Returns false when skipped, else records it.
+ * Entries are grouped by (required set, state); a group keeps only its minimal optional sets (a
+ * new set drops the recorded supersets of it, which it dominates).
  * The required set is stored compactly: ops are numbered in invoke order and the search
  * linearizes roughly in that order, so the set is a run of full words, a short tail, then zeros;
- * an entry keeps the index of the first non-full word and the words up to the last non-zero one.
+ * a group keeps the index of the first non-full word and the words up to the last non-zero one.
  * @param {Cache} cache @param {Uint32Array} req @param {Uint32Array} opt @param {number} state
  */
 function cacheAdd(cache, req, opt, state) {
@@ -534,13 +536,33 @@ function cacheAdd(cache, req, opt, state) {
   h >>>= 0;
   let bucket = cache.get(h);
   if (bucket === undefined) cache.set(h, (bucket = []));
-  outer: for (const c of bucket) {
-    if (c.state !== state || c.lo !== lo || c.tail.length !== hi - lo) continue;
-    for (let i = lo; i < hi; i++) if (c.tail[i - lo] !== req[i]) continue outer;
-    for (let i = 0; i < opt.length; i++) if ((c.opt[i] & ~opt[i]) !== 0) continue outer;
-    return false;
+  let group;
+  outer: for (const g of bucket) {
+    if (g.state !== state || g.lo !== lo || g.tail.length !== hi - lo) continue;
+    for (let i = lo; i < hi; i++) if (g.tail[i - lo] !== req[i]) continue outer;
+    group = g;
+    break;
   }
-  bucket.push({ lo, tail: req.slice(lo, hi), opt: opt.length === 0 ? opt : opt.slice(), state });
+  const copy = opt.length === 0 ? opt : opt.slice();
+  if (group === undefined) {
+    bucket.push({ lo, tail: req.slice(lo, hi), state, opts: [copy] });
+    return true;
+  }
+  const opts = group.opts;
+  next: for (const o of opts) {
+    for (let i = 0; i < opt.length; i++) if ((o[i] & ~opt[i]) !== 0) continue next;
+    return false; // a recorded subset dominates this one
+  }
+  // drop the recorded supersets of the new set: it dominates them
+  let w = 0;
+  keep: for (let r = 0; r < opts.length; r++) {
+    const o = opts[r];
+    for (let i = 0; i < opt.length; i++) {
+      if ((opt[i] & ~o[i]) !== 0) { opts[w++] = o; continue keep; }
+    }
+  }
+  opts.length = w;
+  opts.push(copy);
   return true;
 }
 
