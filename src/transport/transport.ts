@@ -646,15 +646,34 @@ export class Transport extends EventEmitter {
     }
     const addr = socket.remoteAddress ?? '?';
     const n = this.slotsByAddr.get(addr) ?? 0;
-    if (n >= this.maxPerAddress || this.slots.size >= this.maxHandshakes) {
-      this.peerLog(
-        'warn',
-        n >= this.maxPerAddress
-          ? `dropped a connection from ${safeText(addr)}: ${n} unauthenticated connections from that address already (maxHandshakesPerAddress)`
-          : `dropped a connection from ${safeText(addr)}: ${this.slots.size} unauthenticated connections already (maxHandshakes)`,
-      );
+    if (n >= this.maxPerAddress) {
+      this.peerLog('warn', `dropped a connection from ${safeText(addr)}: ${n} unauthenticated connections from that address already (maxHandshakesPerAddress)`);
       socket.destroy();
       return;
+    }
+    if (this.slots.size >= this.maxHandshakes) {
+      // Full, from many addresses: evict the oldest connection that has not sent HELLO yet. An
+      // attacker holding idle sockets then only pushes out its own oldest ones, while a real
+      // member completes its handshake in a few round trips; only when every slot is in a
+      // handshake proper is the newcomer dropped.
+      let victim: Slot | undefined;
+      for (const s of this.slots) {
+        if (!s.hello) {
+          victim = s;
+          break;
+        }
+      }
+      this.peerLog(
+        'warn',
+        victim !== undefined
+          ? `${this.slots.size} unauthenticated connections (maxHandshakes): dropped the oldest silent one, from ${safeText(victim.addr)}`
+          : `dropped a connection from ${safeText(addr)}: ${this.slots.size} handshakes in progress (maxHandshakes)`,
+      );
+      if (victim === undefined) {
+        socket.destroy();
+        return;
+      }
+      this.evict(victim);
     }
     const slot: Slot = { socket, addr, link: undefined, hello: false, released: false, timer: setTimeout(() => this.helloLate(slot), this.helloTimeout) };
     slot.timer.unref();
@@ -674,6 +693,16 @@ export class Transport extends EventEmitter {
       this.closeLink(link, CLOSE_HANDSHAKE_TIMEOUT, 'handshake timeout', new MemberUnreachableError(err.message));
     }
     this.release(slot);
+    slot.socket.destroy();
+  }
+
+  private evict(slot: Slot): void {
+    this.release(slot);
+    const link = slot.link;
+    if (link !== undefined && link.state !== S_CLOSED) {
+      this.finish(link, new MemberUnreachableError('evicted before authentication (maxHandshakes)'));
+      link.ws.terminate();
+    }
     slot.socket.destroy();
   }
 
