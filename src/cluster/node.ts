@@ -128,7 +128,7 @@ export class ClusterNode extends EventEmitter {
   async start(): Promise<void> {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
-    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log });
+    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
     const t = this.transport;
     t.handle('grid.table', (b) => this.onTable(b));
     t.handle('grid.table?', () => this.table ?? null);

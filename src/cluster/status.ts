@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, ProtocolError } from '../errors.js';
-import { Transport } from '../transport/transport.js';
+import { Transport, type TlsOptions } from '../transport/transport.js';
 
 export interface ClusterMemberStatus {
   id: string;
@@ -48,7 +48,7 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * GRID_ERR_TIMEOUT (no answer within timeoutMs, connecting included), GRID_ERR_PROTOCOL (the
  * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status).
  */
-export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000): Promise<ClusterStatus> {
+export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
   const deadline = Date.now() + timeoutMs;
   const t = await Transport.listen({
@@ -56,6 +56,8 @@ export async function fetchClusterStatus(url: string, secret: string, timeoutMs 
     port: 0,
     secret,
     memberId: `status-${randomBytes(8).toString('hex')}`,
+    // a wss:// member asks for our certificate (mutual TLS)
+    ...(tls === undefined ? {} : { tls }),
     // failures reach the caller as rejections; a CLI must not also print transport warnings
     log: () => undefined,
   });

@@ -329,6 +329,7 @@ export interface FastServer {
 interface Slot {
   readonly socket: Socket;
   readonly addr: string;
+  readonly key: string;
   readonly timer: NodeJS.Timeout;
   link: Link | undefined;
   hello: boolean;
@@ -525,7 +526,8 @@ export class Transport extends EventEmitter {
   /** Unauthenticated inbound connections, all and by source address. */
   private readonly slots = new Set<Slot>();
   private readonly slotsByAddr = new Map<string, number>();
-  private readonly slotOf = new WeakMap<Socket, Slot>();
+  /** By remote 'address|port': the same key for the raw socket and, with TLS, the TLSSocket over it. */
+  private readonly slotOf = new Map<string, Slot>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
 
@@ -675,11 +677,12 @@ export class Transport extends EventEmitter {
       }
       this.evict(victim);
     }
-    const slot: Slot = { socket, addr, link: undefined, hello: false, released: false, timer: setTimeout(() => this.helloLate(slot), this.helloTimeout) };
+    const key = `${addr}|${socket.remotePort}`;
+    const slot: Slot = { socket, addr, key, link: undefined, hello: false, released: false, timer: setTimeout(() => this.helloLate(slot), this.helloTimeout) };
     slot.timer.unref();
     this.slots.add(slot);
     this.slotsByAddr.set(addr, n + 1);
-    this.slotOf.set(socket, slot);
+    this.slotOf.set(key, slot);
     socket.once('close', () => this.release(slot));
   }
 
@@ -711,6 +714,7 @@ export class Transport extends EventEmitter {
     slot.released = true;
     clearTimeout(slot.timer);
     this.slots.delete(slot);
+    if (this.slotOf.get(slot.key) === slot) this.slotOf.delete(slot.key);
     const n = (this.slotsByAddr.get(slot.addr) ?? 1) - 1;
     if (n <= 0) this.slotsByAddr.delete(slot.addr);
     else this.slotsByAddr.set(slot.addr, n);
@@ -923,7 +927,7 @@ export class Transport extends EventEmitter {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
-    const slot = this.slotOf.get(req.socket);
+    const slot = this.slotOf.get(`${req.socket.remoteAddress ?? '?'}|${req.socket.remotePort}`);
     if (this.closing !== undefined || slot === undefined || slot.released) {
       // not admitted (cannot normally happen: admit() runs first) or already timed out
       ws.terminate();
