@@ -1,10 +1,12 @@
 /**
  * FAST frames: the compact binary frames of the hot map operations (get, set, getMany and the
- * replicated write of a set), beside the msgpack frames of wire.ts. No per-operation object is
- * encoded or decoded: each operation is one record of fixed fields, the key and value as bytes.
+ * replicated write of a set), beside the msgpack BATCH frames of wire.ts. No per-operation object
+ * is encoded or decoded: each operation is one record of fixed fields, the key and value as bytes.
+ * Like a BATCH, a FAST frame travels sealed (AES-256-GCM, wire.ts): the layout below is the
+ * plaintext of one binary WebSocket message, which carries it followed by a 16-byte tag.
  *
  * ```
- * FAST frame = one binary WebSocket message:
+ * FAST frame = the plaintext of one sealed binary WebSocket message:
  *   0xC1                                  first byte; msgpack never uses 0xc1, so a FAST frame
  *                                         cannot be taken for a msgpack frame or the reverse
  *   record*                               back to back to the end of the message
@@ -34,7 +36,9 @@
  * A receiver validates the whole frame (validateFast) before acting on any record: a record of an
  * unknown type, a truncated record, a map index never named, a bad value tag, a negative or
  * non-finite expiry, a wrong number length or a count that overruns the frame closes the
- * connection as a protocol error, so nothing of a malformed frame reaches shared memory.
+ * connection as a protocol error, so nothing of a malformed frame reaches shared memory. An MGET of
+ * more than maxMgetKeys keys (default MAX_MGET_KEYS) closes it too (FrameLimitError), and the
+ * reader's scratch arrays are cut back after any record of more than SCRATCH_KEEP keys or states.
  */
 import { T_NUMBER } from '../storage/layout.js';
 
