@@ -318,6 +318,28 @@ describe('transport security (issue 11)', () => {
     await legitimateRoundTrip(m);
   });
 
+  it('F5: maxConnections caps all TCP connections to the member port (server.maxConnections)', { timeout: 30_000 }, async () => {
+    const capped = await member('capped', { maxConnections: 20, helloTimeout: 20_000, handshakeTimeout: 20_000 });
+    const socks: Socket[] = [];
+    let closedCount = 0;
+    try {
+      for (let i = 0; i < 40; i++) {
+        const s = tcpConnect({ port: portOf(capped), host: '127.0.0.1', localAddress: `127.0.3.${1 + i}` });
+        s.on('error', () => {});
+        s.once('close', () => closedCount++);
+        socks.push(s);
+      }
+      // nothing else closes them before the (20 s) deadlines: only the cap does
+      await until(() => closedCount >= 20, 10_000, '20 connections dropped');
+      await sleep(200);
+      expect(closedCount).toBe(20);
+      expect(capped.logged.some((l) => l.message.includes('maxConnections'))).toBe(true);
+    } finally {
+      for (const s of socks) s.destroy();
+      await capped.close();
+    }
+  });
+
   it('with 1,000 idle sockets and 64 stalled half-frames held open, a new member still joins and a request still answers', { timeout: 60_000 }, async () => {
     const port = portOf(m);
     const idle: Socket[] = [];

@@ -743,6 +743,7 @@ export class Transport extends EventEmitter {
             onRequest,
           ) as unknown as Server);
     server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
+    server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({
       server,
       perMessageDeflate: false,
