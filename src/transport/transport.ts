@@ -2,6 +2,14 @@
  * Member-to-member transport: one authenticated WebSocket per pair of members, carrying requests,
  * replies and one-way notifications, coalesced per tick into BATCH frames (see wire.ts).
  *
+ * Security (SECURITY.md): a new TCP connection is admitted against per-address and total caps on
+ * unauthenticated connections and must upgrade and send HELLO within helloTimeout; until the
+ * fixed-layout handshake completes ws accepts messages of at most preAuthMaxBytes and no msgpack
+ * decoder runs. The handshake binds the dialled url; after it every frame is sealed with
+ * per-direction AES-256-GCM session keys (FrameCipher), and a BATCH is scanned (scanMsgpack) before
+ * it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
+ * failure while handling a frame closes only that link.
+ *
  * Life of a request: request() pushes (REQUEST, id, type, body) onto the peer's open batch and,
  * once per tick, a setImmediate flush encodes the whole batch once and hands it to ws. The
  * receiver validates the whole frame, then runs the handlers; synchronous results go onto its own
