@@ -46,7 +46,8 @@ async function main() {
   const RUNS = quick ? 5 : 7;
   const POOL = 2;
 
-  const grid = await createGrid({ workers: 2, computeWorkers: POOL, memory: quick ? '128MB' : '512MB' });
+  // this file is also the compute module: registered at start under the name 'bench', named in calls
+  const grid = await createGrid({ workers: 2, compute: { workers: POOL, modules: { bench: import.meta.url } }, memory: quick ? '128MB' : '512MB' });
   const gm = grid.map('orders');
   const js = new Map();
   const doc = (i) => ({ id: i, price: (i * 7919) % 1000 / 4, qty: i % 17, sku: `sku-${i % 5000}` });
@@ -100,12 +101,12 @@ async function main() {
     return acc.sum;
   });
   const base2 = row('user aggregator priceStats', 'Map loop, main thread', mapStats);
-  const ref = { module: import.meta.url, name: 'priceStats' };
+  const ref = { module: 'bench', name: 'priceStats' };
   row('user aggregator priceStats', `grid aggregate(user), pool of ${POOL}`, await time(async () => (await gm.aggregate(ref)).sum), base2);
 
   // ── task split: one task per partition vs one per pool thread ──
   const parts = Array.from({ length: grid.store.partitions }, (_, i) => i);
-  const sum = await resolveAggregator('sum');
+  const sum = await resolveAggregator('sum', grid.modules);
   const perThread = await time(() => runGroups(grid, 'orders', parts, sum, { field: 'price' }, POOL));
   const perPartition = await time(() => runGroups(grid, 'orders', parts, sum, { field: 'price' }, parts.length));
   row("sum of 'price'", `${POOL} tasks (one per pool thread)`, perThread, base1);
@@ -134,7 +135,7 @@ async function main() {
   console.log(`aggregate('count') over an empty map (${POOL} tasks, ${grid.store.partitions} partition scans): ${emptyAgg.toFixed(0)} µs per call`);
   // ── an entry processor against the built-in increment (both on the main thread, awaited) ──
   const counters = grid.map('counters');
-  const inc = { module: import.meta.url, name: 'addTo' };
+  const inc = { module: 'bench', name: 'addTo' };
   const M = quick ? 20_000 : 100_000;
   const perCall = async (fn) => {
     for (let i = 0; i < 2000; i++) await fn(i);

@@ -4,8 +4,11 @@
  * check can test the wrong field); unknown keys are rejected; messages name the full path.
  * Validation happens once, at the public edge; workers trust resolved options.
  */
+import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidOptionError } from './errors.js';
 
 export interface ClusterOptions {
@@ -19,6 +22,12 @@ export interface ClusterOptions {
   /** Local IP address this member's outbound connections come from (as Redis's bind-source-addr). Default: chosen by the OS. */
   sourceAddress?: string;
   seeds?: string[];
+  /**
+   * Shared cluster secret, at least MIN_SECRET_BYTES (16) UTF-8 bytes; default: the
+   * SHARDGRID_SECRET environment variable. Use a random one (`shardgrid secret` prints 32 random
+   * bytes): every member proves it knows the secret, so a short or guessable one can be brute-forced
+   * offline from one recorded handshake.
+   */
   secret?: string;
   backups?: number;
   lite?: boolean;
@@ -54,10 +63,45 @@ export interface GridOptions {
   expiryInterval?: number;
   /** Named maps per grid. Default 256. */
   maxMaps?: number;
-  /** Threads of the compute pool that runs aggregations (created on first use). Default: workers. */
+  /** Older name of compute.workers (still accepted; give one or the other). */
   computeWorkers?: number;
+  /** Compute next to the data: the modules calls may name, and the pool size. */
+  compute?: ComputeOptions;
   cluster?: ClusterOptions;
 }
+
+export interface ComputeOptions {
+  /**
+   * The ES modules of entry processors and aggregators, registered by name at start:
+   * `{ procs: new URL('./procs.mjs', import.meta.url) }` (a file: URL, a file: URL string or an
+   * absolute path of an existing file). Calls name them (`{ module: 'procs', name: 'addToCart' }`);
+   * only the name crosses threads and the wire, and every receiver loads the module it registered
+   * under that name. Members of one cluster must register the same names. Nothing else is ever
+   * imported: not a path, a file: URL, a data: URL or any other URL given in a call.
+   */
+  modules?: Record<string, string | URL>;
+  /** Threads of the compute pool that runs aggregations (created on first use). Default: workers. */
+  workers?: number;
+}
+
+/** Registered compute modules: name → file: URL href of an existing file (frozen, null prototype). */
+export type ModuleTable = Readonly<Record<string, string>>;
+
+/** Shortest cluster secret accepted, in UTF-8 bytes: 128 bits, beyond offline brute force when random. */
+export const MIN_SECRET_BYTES = 16;
+
+/** True for a secret of at least MIN_SECRET_BYTES UTF-8 bytes. */
+export function isStrongEnoughSecret(v: unknown): v is string {
+  return typeof v === 'string' && Buffer.byteLength(v, 'utf8') >= MIN_SECRET_BYTES;
+}
+
+export const SECRET_RULE_MESSAGE =
+  `must be a shared secret of at least ${MIN_SECRET_BYTES} bytes (UTF-8), from the option or SHARDGRID_SECRET; ` +
+  '`shardgrid secret` prints a random one';
+
+/** A registered module name: what `{ module }` in a call and `--compute-module name=path` say. */
+export const MODULE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const MAX_MODULES = 256;
 
 export interface MapOptions {
   /** Default time to live of the map's entries, ms; 0 or absent: no expiry. */
@@ -93,9 +137,16 @@ export interface ResolvedOptions {
   lockTimeout: number;
   expiryInterval: number;
   maxMaps: number;
-  /** undefined: as many as workers. */
+  /** The top-level option as given (older name of compute.workers). */
   computeWorkers: number | undefined;
+  compute: ResolvedComputeOptions;
   cluster: ResolvedClusterOptions | undefined;
+}
+
+export interface ResolvedComputeOptions {
+  modules: ModuleTable;
+  /** undefined: as many as workers. */
+  workers: number | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -155,6 +206,14 @@ const RULES: Record<string, Rule> = {
   'options.expiryInterval': intRule(10, 60_000),
   'options.maxMaps': intRule(1, 4096),
   'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
+  'options.compute.workers': {
+    check: (v, all) => v === undefined || (intRule(1, 256).check(v) && all.computeWorkers === undefined),
+    message: (v) => (intRule(1, 256).check(v) ? 'and options.computeWorkers (its older name) are both given: give one' : 'must be an integer from 1 to 256'),
+  },
+  'options.compute.modules': {
+    check: (v) => isPlainObject(v) && Object.keys(v).length <= MAX_MODULES,
+    message: `must be an object of at most ${MAX_MODULES} entries, { name: file URL or absolute path }`,
+  },
   'options.cluster.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.cluster.port': intRule(0, 65535),
   'options.cluster.advertise': {
@@ -167,10 +226,11 @@ const RULES: Record<string, Rule> = {
     check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && (o.cluster?.tls === undefined || s.startsWith('wss://'))),
     message: (_v, o) => (o.cluster?.tls === undefined ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'" : 'must be an array of wss:// URLs when options.cluster.tls is set'),
   },
-  'options.cluster.secret': { check: (v) => v === undefined || (typeof v === 'string' && v.length > 0), message: 'must be a non-empty string' },
   'options.cluster.backups': intRule(0, 6),
   'options.cluster.lite': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
   'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)' },
+  // last of the cluster rules: a missing secret is reported after any other mistake of the block
+  'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE },
 };
 
 const isPem = (x: unknown): boolean => (typeof x === 'string' && x.length > 0) || (Buffer.isBuffer(x) && x.length > 0);
@@ -179,6 +239,42 @@ function isTls(v: unknown): boolean {
   const t = v as Record<string, unknown>;
   if (Object.keys(t).some((k) => k !== 'key' && k !== 'cert' && k !== 'ca')) return false;
   return isPem(t.key) && isPem(t.cert) && (isPem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(isPem)));
+}
+
+/** The rule of each entry of options.compute.modules (path `options.compute.modules.<name>`). */
+const MODULE_RULE: Rule = {
+  check: (v) => moduleHref(v) !== undefined,
+  message: (v) => `must be a file: URL or an absolute path of an existing ES module file${describeModuleValue(v)}`,
+};
+const MODULE_NAME_MESSAGE = 'is not a valid module name: 1 to 64 letters, digits, _ . or -, not starting with . or -';
+
+/**
+ * The file: URL href of a module given at registration, or undefined when it is not a file: URL
+ * (URL object or string) or an absolute path naming an existing regular file. data:, http:,
+ * node: and every other scheme, relative paths and missing files are all undefined.
+ */
+export function moduleHref(v: unknown): string | undefined {
+  let url: URL;
+  try {
+    if (v instanceof URL) url = new URL(v.href);
+    else if (typeof v !== 'string' || v.length === 0 || v.length > 4096) return undefined;
+    else if (/^file:/i.test(v)) url = new URL(v);
+    else if (isAbsolute(v)) url = pathToFileURL(v);
+    else return undefined;
+    if (url.protocol !== 'file:') return undefined;
+    return statSync(fileURLToPath(url)).isFile() ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeModuleValue(v: unknown): string {
+  if (v instanceof URL) return v.protocol === 'file:' ? ` (no such file: ${v.href})` : ` (got a ${v.protocol} URL)`;
+  if (typeof v !== 'string') return ` (got ${v === null ? 'null' : typeof v})`;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v);
+  if (scheme !== null && scheme[1].toLowerCase() !== 'file' && !isAbsolute(v)) return ` (got a ${scheme[1].toLowerCase()}: URL)`;
+  if (!/^file:/i.test(v) && !isAbsolute(v)) return ` (got the relative path '${v.slice(0, 200)}')`;
+  return ` (no such file: '${v.slice(0, 200)}')`;
 }
 
 /** 'host:port' with a plain host name, IPv4 address or bracketed IPv6 address, and a port 1-65535. */
@@ -204,7 +300,12 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'cluster'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cluster'], 'options');
+  if (i.compute !== undefined) {
+    if (!isPlainObject(i.compute)) fail('options.compute', 'must be an object');
+    rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers'], 'options.compute');
+  }
+  const ci = (i.compute ?? {}) as Record<string, unknown>;
   let cluster: ResolvedClusterOptions | undefined;
   if (i.cluster !== undefined) {
     if (!isPlainObject(i.cluster)) fail('options.cluster', 'must be an object');
@@ -233,6 +334,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
     computeWorkers: i.computeWorkers as number | undefined,
+    compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined },
     cluster,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
@@ -241,6 +343,15 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     const v = get(resolved, path);
     if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
   }
+  // each registered module: its own path in the message; the table then holds hrefs only
+  const table: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, v] of Object.entries(resolved.compute.modules)) {
+    const path = `options.compute.modules.${name}`;
+    if (!MODULE_NAME.test(name)) fail(path, MODULE_NAME_MESSAGE);
+    if (!MODULE_RULE.check(v, resolved)) fail(path, typeof MODULE_RULE.message === 'string' ? MODULE_RULE.message : MODULE_RULE.message(v, resolved));
+    table[name] = moduleHref(v)!;
+  }
+  resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers });
   if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
   return Object.freeze(resolved);
 }

@@ -78,6 +78,12 @@ export class AuthenticationError extends GridError { static override readonly co
 export class TimeoutError extends GridError { static override readonly code: string = 'GRID_ERR_TIMEOUT'; }
 /** A user module (entry processor, aggregator) could not be loaded or lacks the named export. */
 export class ModuleLoadError extends GridError { static override readonly code: string = 'GRID_ERR_MODULE'; }
+/**
+ * A call (local, from another thread or from another member) named a compute module this grid did
+ * not register at start (options.compute.modules / --compute-module). Code is never loaded from a
+ * location given in a call. A ModuleLoadError, so `instanceof ModuleLoadError` still catches it.
+ */
+export class UnknownModuleError extends ModuleLoadError { static override readonly code: string = 'GRID_ERR_UNKNOWN_MODULE'; }
 /** User compute code threw, or returned/stored a value that cannot be encoded. */
 export class ComputeError extends GridError { static override readonly code: string = 'GRID_ERR_COMPUTE'; }
 /** Parent of the conditions the library retries itself (by class, never by message). */
@@ -89,7 +95,7 @@ const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
-  ModuleLoadError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
+  ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
 ];
 for (const cls of ALL) registerError(cls);
 

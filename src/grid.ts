@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { resolveOptions, type GridOptions, type MapOptions, type ResolvedOptions } from './config.js';
+import { MODULE_NAME, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
@@ -67,6 +67,7 @@ interface Vnode {
 }
 
 const WORKER_URL = new URL('./runtime/worker.js', import.meta.url);
+const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
 
@@ -76,6 +77,8 @@ export class Grid extends EventEmitter implements MapHost {
   readonly lockTimeout: number;
   /** Structured-clone-able: pass it to another thread and call attachGrid(handle) there. */
   readonly handle: GridHandle;
+  /** @internal Registered compute modules (options.compute.modules; attached grids: the handle's copy). */
+  readonly modules: ModuleTable;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
   private readonly options: ResolvedOptions | undefined;
@@ -101,6 +104,7 @@ export class Grid extends EventEmitter implements MapHost {
     this.lockTimeout = handle.lockTimeout;
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
+    this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
   }
 
   /** True for the grid made by createGrid (it owns the virtual nodes); false for attached ones. */
@@ -146,7 +150,7 @@ export class Grid extends EventEmitter implements MapHost {
   /** @internal The piscina pool that runs aggregations: created on first use, closed by close(). */
   computePool(): ComputePool {
     this.assertOpen();
-    return (this.pool ??= new ComputePool(this.handle, this.options?.computeWorkers ?? this.options?.workers ?? vnodeCount(this.store)));
+    return (this.pool ??= new ComputePool(this.handle, this.options?.compute.workers ?? this.options?.workers ?? vnodeCount(this.store)));
   }
 
   stats(): GridStats {
@@ -305,7 +309,11 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   }
   const buffers = createStoreBuffers(init);
   const store = new ShardStore(buffers, o.lockTimeout);
-  const handle: GridHandle = Object.freeze({ kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined, ...(o.cluster !== undefined ? { forward: forwardChannelName() } : {}) });
+  const handle: GridHandle = Object.freeze({
+    kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
+    ...(o.cluster !== undefined ? { forward: forwardChannelName() } : {}),
+    modules: o.compute.modules,
+  });
   const grid = new Grid(handle, store, o);
   await grid.start();
   if (o.cluster !== undefined) {
@@ -326,6 +334,7 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
   if (h?.kind !== 'shardgrid.handle' || h.version !== 1 || b === undefined || !(b.control instanceof SharedArrayBuffer) || !(b.heap instanceof SharedArrayBuffer) || !(b.access instanceof SharedArrayBuffer)) {
     throw new AttachError('not a shardgrid handle: pass grid.handle from the thread that created the grid');
   }
+  const modules = handleModules(h.modules);
   let store: ShardStore;
   try {
     store = new ShardStore(b, h.lockTimeout ?? 5000);
@@ -333,5 +342,21 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);
   }
   if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
-  return new Grid(handle, store);
+  return new Grid(Object.freeze({ ...handle, modules }), store);
+}
+
+/**
+ * The registry a handle carries, as a frozen null-prototype table. The handle comes from the
+ * owning process and is trusted, but only registered-looking entries (a module name and a file:
+ * URL) are taken: no other kind of URL is ever loaded, whatever the path it came by.
+ */
+function handleModules(m: unknown): ModuleTable {
+  if (m === undefined) return EMPTY_MODULES;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new AttachError('grid handle is unusable: modules must be an object');
+  const table = Object.create(null) as Record<string, string>;
+  for (const [name, href] of Object.entries(m)) {
+    if (!MODULE_NAME.test(name) || typeof href !== 'string' || !href.startsWith('file:')) throw new AttachError(`grid handle is unusable: module '${name.slice(0, 80)}' is not a registered file: URL`);
+    table[name] = href;
+  }
+  return Object.freeze(table);
 }

@@ -4,7 +4,7 @@
  * writes take the partition's mutex. See native-notes.md, "Life of a get and a set".
  */
 import { isMainThread } from 'node:worker_threads';
-import { resolveMapOptions, type MapOptions } from './config.js';
+import { resolveMapOptions, type MapOptions, type ModuleTable } from './config.js';
 import {
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
   UnencodableValueError, ValueTooLargeError, WrongTypeError,
@@ -29,6 +29,8 @@ export interface MapHost {
   assertOpen(): void;
   /** The compute pool for aggregations (created on first use). */
   computePool(): ComputePool;
+  /** Registered compute modules: the only code compute and aggregate calls can name. */
+  readonly modules: ModuleTable;
 }
 
 const MISS = 0;
@@ -855,8 +857,9 @@ export class GridMap<V = unknown> {
 
   /**
    * Runs an entry processor on `key`'s entry atomically (no other write to the key interleaves)
-   * and returns its result. `processor` is `{ module, name }`: an ES module (absolute file URL or
-   * path) and one of its exports, called as `fn(entry, arg)` with `entry = { key, value }`. What it
+   * and returns its result. `processor` is `{ module, name }`: the name of a module registered at
+   * start (options.compute.modules) and one of its exports, called as `fn(entry, arg)` with
+   * `entry = { key, value }`; an unregistered name fails with GRID_ERR_UNKNOWN_MODULE. What it
    * assigns to `entry.value` is stored (undefined deletes the key); not assigning leaves the entry
    * untouched. Processors are synchronous and must not write to the grid themselves.
    */
@@ -871,7 +874,7 @@ export class GridMap<V = unknown> {
   async computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
     this.host.assertOpen();
     this.key(key);
-    let proc = loadProcessor(processor);
+    let proc = loadProcessor(processor, this.host.modules);
     if (proc instanceof Promise) proc = await proc;
     this.host.assertOpen();
     const p = this.key(key);
@@ -960,7 +963,7 @@ export class GridMap<V = unknown> {
    * Aggregates this map's entries in the grid's compute pool: one task per pool thread over a
    * share of the partitions, partial results combined here. `aggregator` is a built-in
    * ('count', 'sum', 'min', 'max', 'distinct'; `arg` `{ field: 'a.b' }` or none) or `{ module,
-   * name }` naming an `{ init, accumulate, combine, finish? }` export.
+   * name }` naming a registered module and its `{ init, accumulate, combine, finish? }` export.
    */
   async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
     this.host.assertOpen();

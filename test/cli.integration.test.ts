@@ -1,14 +1,29 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ClusterStatus } from '../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from './fixtures/status-member.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+// Secrets reach the command as users should give them: a file only the owner can read, or SHARDGRID_SECRET.
+const DIR = mkdtempSync(join(tmpdir(), 'shardgrid-cli-'));
+afterAll(() => rmSync(DIR, { recursive: true, force: true }));
+function secretFile(name: string, contents: string, mode = 0o600): string {
+  const f = join(DIR, name);
+  writeFileSync(f, contents);
+  chmodSync(f, mode);
+  return f;
+}
+/** SECRET, with the trailing newline `shardgrid secret > file` leaves. */
+const SECRET_FILE = secretFile('cluster.secret', `${SECRET}\n`);
+const WITH_SECRET = { SHARDGRID_SECRET: SECRET };
 
 /** The environment of every run: without SHARDGRID_SECRET unless a test sets it. */
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -57,23 +72,39 @@ describe('shardgrid --help and --version', () => {
   it('start --help names every flag and the SHARDGRID_SECRET variable', async () => {
     const r = await run(['start', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--host', '--port', '--seeds', '--secret', '--workers', '--memory', '--backups', '--lite', '--partitions']) {
+    for (const flag of ['--host', '--port', '--seeds', '--secret-file <path>', '--compute-module <name=path>', '--workers', '--memory', '--backups', '--lite', '--partitions']) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('SHARDGRID_SECRET');
     expect(r.stdout).toContain('(default: 7400)');
+    expect(r.stdout).toContain('export SHARDGRID_SECRET=$(shardgrid secret)');
+    // no option or example takes the secret itself in argv
+    expect(r.stdout).not.toMatch(/--secret[ =<](?!file)/);
+    expect(r.stdout).not.toMatch(/--secret <secret>/);
   });
 
   it('status --help names the url argument and every flag', async () => {
     const r = await run(['status', '--help']);
     expect(r.code).toBe(0);
-    for (const word of ['<ws-url>', '--secret', '--json', '--timeout', 'SHARDGRID_SECRET']) expect(r.stdout).toContain(word);
+    for (const word of ['<ws-url>', '--secret-file <path>', '--json', '--timeout', 'SHARDGRID_SECRET']) expect(r.stdout).toContain(word);
   });
 
   it('--version prints the version of package.json', async () => {
     const r = await run(['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('lists the secret command, and `shardgrid secret` prints a fresh 43-character base64url secret and exits 0', async () => {
+    expect((await run(['--help'])).stdout).toMatch(/^\s+secret\b/m);
+    const [a, b] = await Promise.all([run(['secret']), run(['secret'])]);
+    for (const r of [a, b]) {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+      expect(Buffer.from(r.stdout.trim(), 'base64url')).toHaveLength(32);
+    }
+    expect(a.stdout).not.toBe(b.stdout);
   });
 
   it('exits 2 with the usage when no command is given', async () => {
@@ -84,7 +115,7 @@ describe('shardgrid --help and --version', () => {
 });
 
 describe('usage errors exit 2 with a message naming what is wrong', () => {
-  const secret = ['--secret', 's'];
+  const secret = ['--secret-file', SECRET_FILE];
   const cases: [string, string[], RegExp][] = [
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['an unknown flag', ['start', ...secret, '--bogus'], /unknown option '--bogus'/],
@@ -108,10 +139,57 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     expect(r.code).toBe(2);
   });
 
-  it.each([['start'], ['status', 'ws://127.0.0.1:7400']])('%s without --secret or SHARDGRID_SECRET exits 2 naming both', async (...args) => {
+  it.each([['start'], ['status', 'ws://127.0.0.1:7400']])('%s without --secret-file or SHARDGRID_SECRET exits 2 naming both', async (...args) => {
     const r = await run(args);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/no cluster secret: pass --secret <secret> or set SHARDGRID_SECRET/);
+    expect(r.stderr).toMatch(/no cluster secret: pass --secret-file <path> or set SHARDGRID_SECRET/);
+  });
+
+  it.each([
+    ['start', '--secret', 'a-secret-in-argv-0123456789'],
+    ['start', '--secret=a-secret-in-argv-0123456789'],
+    ['status', 'ws://127.0.0.1:7400', '--secret', 'a-secret-in-argv-0123456789'],
+  ])('%s with the secret in argv (%s) exits 2 naming --secret-file and SHARDGRID_SECRET, without echoing it', async (...args) => {
+    const r = await run(args, WITH_SECRET);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^shardgrid: --secret is not accepted: .*--secret-file <path>, or set SHARDGRID_SECRET/);
+    expect(r.stderr).not.toContain('a-secret-in-argv');
+    expect(r.stdout).toBe('');
+  });
+
+  it('a secret under 16 bytes exits 2, from SHARDGRID_SECRET or from --secret-file, for start and status', async () => {
+    const short = secretFile('short.secret', '15-bytes-secret\n');
+    for (const [args, env] of [
+      [['start', '--port', '0'], { SHARDGRID_SECRET: '15-bytes-secret' }],
+      [['status', 'ws://127.0.0.1:7400'], { SHARDGRID_SECRET: 'é'.repeat(7) }],
+      [['start', '--port', '0', '--secret-file', short], undefined],
+      [['status', 'ws://127.0.0.1:7400', '--secret-file', short], undefined],
+    ] as Array<[string[], Record<string, string> | undefined]>) {
+      const r = await run(args, env);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/the cluster secret from (SHARDGRID_SECRET|--secret-file \S+) is 1[45] bytes; at least 16 are needed \(options\.cluster\.secret\)/);
+    }
+  });
+
+  it('an unreadable --secret-file exits 2 naming the file', async () => {
+    const r = await run(['status', 'ws://127.0.0.1:7400', '--secret-file', join(DIR, 'missing.secret')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot read --secret-file .*missing\.secret/);
+  });
+
+  it('a --compute-module that is not name=path of an existing file, or a name given twice, exits 2', async () => {
+    const procs = 'test/fixtures/compute-procs.mjs';
+    for (const [value, message] of [
+      ['procs', /expected name=path/], ['procs=./nope.mjs', /'\.\/nope\.mjs' is not an existing ES module file/],
+      ['procs=data:text/javascript,export default 1', /is not an existing ES module file/], ['bad name=' + procs, /is not a module name/],
+    ]) {
+      const r = await run(['start', '--port', '0', '--compute-module', value as string], WITH_SECRET);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message as RegExp);
+    }
+    const twice = await run(['start', '--port', '0', '--compute-module', `p=${procs}`, '--compute-module', `p=${procs}`], WITH_SECRET);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain("module 'p' is given twice");
   });
 
   it('start treats an empty SHARDGRID_SECRET as missing', async () => {
@@ -123,7 +201,7 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
 
 describe('shardgrid start', () => {
   it('prints the code and message of an option createGrid refuses and exits 1', async () => {
-    const r = await run(['start', '--secret', 's', '--port', '0', '--memory', '1MB']);
+    const r = await run(['start', '--port', '0', '--memory', '1MB'], WITH_SECRET);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 32GB/);
   });
@@ -132,9 +210,9 @@ describe('shardgrid start', () => {
 describe('shardgrid status', () => {
   afterEach(closeStatusMembers);
 
-  it('prints a header and one row per member, with human memory units', async () => {
+  it('prints a header and one row per member, with human memory units (secret from --secret-file, its trailing newline ignored)', async () => {
     const member = await statusMember(() => SAMPLE);
-    const r = await run(['status', member.url, '--secret', SECRET]);
+    const r = await run(['status', member.url, '--secret-file', SECRET_FILE]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
@@ -159,16 +237,25 @@ describe('shardgrid status', () => {
 
   it('exits 1 quickly with a clear message when nothing listens at the url', async () => {
     const url = `ws://127.0.0.1:${await closedPort()}`;
-    const r = await run(['status', url, '--secret', SECRET]);
+    const r = await run(['status', url], WITH_SECRET);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`shardgrid: cannot get the cluster status from ${url}: GRID_ERR_MEMBER_UNREACHABLE`);
     expect(r.stdout).toBe('');
     expect(r.ms).toBeLessThan(5000);
   });
 
+  it('warns when --secret-file can be read by other users, and still uses it', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const open = secretFile('open.secret', SECRET, 0o644);
+    const r = await run(['status', member.url, '--json', '--secret-file', open]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: --secret-file \S+open\.secret can be read or written by other users \(mode 0644\); chmod 600 it/);
+    expect(JSON.parse(r.stdout)).toEqual(SAMPLE);
+  });
+
   it('exits 1 naming the secret when the member refuses it', async () => {
     const member = await statusMember(() => SAMPLE);
-    const r = await run(['status', member.url, '--secret', 'wrong']);
+    const r = await run(['status', member.url], { SHARDGRID_SECRET: 'wrong-but-long-enough-secret' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/GRID_ERR_AUTH: .*wrong cluster secret/);
     expect(member.requests).toBe(0);
@@ -176,7 +263,7 @@ describe('shardgrid status', () => {
 
   it('exits 1 after --timeout when the member does not answer', async () => {
     const member = await statusMember(() => new Promise(() => undefined));
-    const r = await run(['status', member.url, '--secret', SECRET, '--timeout', '500']);
+    const r = await run(['status', member.url, '--timeout', '500'], WITH_SECRET);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('GRID_ERR_TIMEOUT');
     expect(r.ms).toBeGreaterThanOrEqual(500);
@@ -199,7 +286,7 @@ const STARTED = /^shardgrid member (\S+) listening on (ws:\/\/\S+) /m;
 
 /** `shardgrid start ...`; resolves once the member printed its started line. */
 function startMember(args: string[]): Promise<Started> {
-  const child = launch(['start', '--secret', SECRET, ...args]);
+  const child = launch(['start', '--secret-file', SECRET_FILE, ...args]);
   let stdout = '';
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -244,7 +331,7 @@ describe('cluster: two members started with shardgrid start', () => {
 
   it('join, show in status as two alive data members owning every partition, and leave with exit 0 on SIGTERM', async () => {
     const PARTITIONS = 31;
-    const common = ['--port', '0', '--workers', '2', '--memory', '64MB', '--partitions', String(PARTITIONS), '--backups', '1'];
+    const common = ['--port', '0', '--workers', '2', '--memory', '64MB', '--partitions', String(PARTITIONS), '--backups', '1', '--compute-module', 'procs=test/fixtures/compute-procs.mjs'];
     const a = await startMember(common);
     started.push(a);
     expect(a.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
@@ -255,7 +342,7 @@ describe('cluster: two members started with shardgrid start', () => {
     expect(b.id).not.toBe(a.id);
 
     const status = await until('two alive data members owning all partitions', 15_000, async () => {
-      const r = await run(['status', a.url, '--secret', SECRET, '--json', '--timeout', '2000'], undefined, 5000);
+      const r = await run(['status', a.url, '--json', '--timeout', '2000'], WITH_SECRET, 5000);
       if (r.code !== 0) return undefined;
       const s = JSON.parse(r.stdout) as ClusterStatus;
       const data = s.members.filter((m) => !m.lite && m.status === 'alive');

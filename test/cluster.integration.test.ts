@@ -14,6 +14,8 @@ import { rawAuthed } from './fixtures/raw-peer.js';
 
 const FIXTURE = new URL('./fixtures/grid-member.mjs', import.meta.url).pathname;
 const SECRET = 'cluster-test-secret';
+/** Every member registers test/fixtures/compute-procs.mjs as 'procs' (grid-member.mjs does the same). */
+const PROCS = { modules: { procs: new URL('./fixtures/compute-procs.mjs', import.meta.url) } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Member {
@@ -27,7 +29,7 @@ const running: Member[] = [];
 const grids: Grid[] = [];
 
 async function startMember(seeds: string[], secret = SECRET): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds, secret })], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: secret } });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const lines = createInterface({ input: proc.stdout! });
   const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
@@ -50,7 +52,7 @@ async function startMember(seeds: string[], secret = SECRET): Promise<Member> {
 }
 
 async function lite(seed: string): Promise<Grid> {
-  const g = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [seed], secret: SECRET, lite: true } });
+  const g = await createGrid({ workers: 1, memory: '32MB', compute: PROCS, cluster: { port: 0, seeds: [seed], secret: SECRET, lite: true } });
   grids.push(g);
   return g;
 }
@@ -197,7 +199,7 @@ describe('cluster of processes', () => {
     const m = l.map('junk');
     await m.set('before', 'ok');
 
-    const err = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: 'not-the-secret', lite: true } }).then(
+    const err = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: 'not-the-cluster-secret', lite: true } }).then(
       (g) => {
         grids.push(g);
         return undefined;
@@ -242,9 +244,10 @@ describe('cluster of processes', () => {
     expect(await m.getMany(['n0', 'n150', 'n299', 'absent'])).toEqual([0, 150, 299, undefined]);
     expect(await m.aggregate('sum')).toBe((299 * 300) / 2);
     expect(await m.aggregate('count')).toBe(300);
-    const procs = new URL('./fixtures/compute-procs.mjs', import.meta.url).href;
+    // a user aggregator by name: each data member runs it from its own registry, the lite member combines
+    expect(await m.aggregate({ module: 'procs', name: 'stats' })).toMatchObject({ n: 300, sum: (299 * 300) / 2 });
     await pool(400, 8, async () => {
-      await m.compute('counter', { module: procs, name: 'increment' }, 1);
+      await m.compute('counter', { module: 'procs', name: 'increment' }, 1);
     });
     expect(await m.get('counter')).toBe(400);
     expect(await m.increment('counter', 5)).toBe(405);
@@ -261,12 +264,12 @@ describe('cluster of processes', () => {
 
   it('other threads of a member: local primaries read directly, every other call forwarded, routed and replicated', { timeout: 90_000 }, async () => {
     const b = await startMember([]);
-    const g = await createGrid({ workers: 1, memory: '64MB', cluster: { port: 0, seeds: [b.url], secret: SECRET, backups: 1 } });
+    const g = await createGrid({ workers: 1, memory: '64MB', compute: PROCS, cluster: { port: 0, seeds: [b.url], secret: SECRET, backups: 1 } });
     grids.push(g);
     const me = g.cluster!.memberId;
     await until('2 data members own every partition with one backup', 20_000, () => settled(g, [b.id, me], 2));
     const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
-    const procs = new URL('./fixtures/compute-procs.mjs', import.meta.url).href;
+    const procs = 'procs'; // the registered name: the worker's grid resolves it through the handle
     const N = 200;
     const run = (job: string, args: Record<string, unknown>) => {
       const w = new Worker(OPS, { workerData: { handle: g.handle, job, args } });

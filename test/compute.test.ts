@@ -2,8 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker, threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  attachGrid, createGrid, ComputeError, GridClosedError, InvalidArgumentError, InvalidOptionError, ModuleLoadError,
-  UnencodableValueError, WrongTypeError,
+  attachGrid, createGrid, AttachError, ComputeError, GridClosedError, InvalidArgumentError, InvalidOptionError, ModuleLoadError,
+  UnencodableValueError, UnknownModuleError, WrongTypeError,
 } from '../dist/index.js';
 import type { AggregatorRef, Grid, GridMap } from '../dist/index.js';
 import { aggregatePartitions, combineAndFinish } from '../dist/compute/index.js';
@@ -11,7 +11,9 @@ import { aggregatePartitions, combineAndFinish } from '../dist/compute/index.js'
 const PROCS_URL = new URL('./fixtures/compute-procs.mjs', import.meta.url);
 const PROCS = PROCS_URL.href;
 const WORKER = new URL('./fixtures/compute-worker.mjs', import.meta.url);
-const proc = (name: string) => ({ module: PROCS, name });
+/** The registry of the grids below: compute-procs.mjs under the name 'procs'. */
+const compute = { modules: { procs: PROCS_URL } };
+const proc = (name: string) => ({ module: 'procs', name });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function runWorker<T>(grid: Grid, job: string, args: Record<string, unknown>): Promise<T> {
@@ -34,7 +36,7 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; 
 describe('entry processors: map.compute', () => {
   let grid: Grid;
   beforeAll(async () => {
-    grid = await createGrid({ workers: 2, memory: '64MB' });
+    grid = await createGrid({ workers: 2, memory: '64MB', compute });
   });
   afterAll(async () => {
     await grid.close();
@@ -96,20 +98,45 @@ describe('entry processors: map.compute', () => {
     expect(await m.compute('k', proc('whereAmI'))).toBe(threadId);
   });
 
-  it('accepts the module as a file URL string, a URL object or an absolute path', async () => {
-    const m = grid.map<number>('c-refs');
-    await m.compute('k', { module: PROCS, name: 'increment' });
-    await m.compute('k', { module: PROCS_URL, name: 'increment' });
-    await m.compute('k', { module: fileURLToPath(PROCS_URL), name: 'increment' });
-    expect(await m.get('k')).toBe(3);
+  it('registers a module given as a URL object, a file URL string or an absolute path, and calls name it', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 31, compute: { modules: { a: PROCS_URL, b: PROCS, c: fileURLToPath(PROCS_URL) } } });
+    try {
+      const m = g.map<number>('c-refs');
+      for (const module of ['a', 'b', 'c']) await m.compute('k', { module, name: 'increment' });
+      expect(await m.get('k')).toBe(3);
+    } finally {
+      await g.close();
+    }
   });
 
-  it('rejects an unknown module, an unknown export and an export that is not a function with GRID_ERR_MODULE', async () => {
+  it('refuses a module name the grid did not register, and a path or URL given in a call, with GRID_ERR_UNKNOWN_MODULE', async () => {
+    const m = grid.map<number>('c-unknown');
+    for (const module of ['other', '/nonexistent/dir/procs.mjs', PROCS, fileURLToPath(PROCS_URL), 'data:text/javascript,export const increment = () => 1']) {
+      const e = await rejection(m.compute('k', { module, name: 'increment' }));
+      expect(e).toBeInstanceOf(UnknownModuleError);
+      expect(e).toBeInstanceOf(ModuleLoadError); // a kind of module error: older catch blocks still see it
+      expect(e.code).toBe('GRID_ERR_UNKNOWN_MODULE');
+      expect(e.message).toContain('options.compute.modules');
+    }
+    const agg = await rejection(m.aggregate({ module: PROCS, name: 'stats' }));
+    expect(agg.code).toBe('GRID_ERR_UNKNOWN_MODULE');
+    expect(await m.has('k')).toBe(false);
+  });
+
+  it('a grid without registered modules refuses every module name, and built-in aggregators still work', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 31 });
+    try {
+      const m = g.map<number>('m');
+      await m.set('a', 2);
+      expect((await rejection(m.compute('a', proc('increment')))).code).toBe('GRID_ERR_UNKNOWN_MODULE');
+      expect(await m.aggregate('sum')).toBe(2);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('rejects an unknown export and an export that is not a function with GRID_ERR_MODULE', async () => {
     const m = grid.map<number>('c-load');
-    const missing = await rejection(m.compute('k', { module: '/nonexistent/dir/procs.mjs', name: 'increment' }));
-    expect(missing).toBeInstanceOf(ModuleLoadError);
-    expect(missing.code).toBe('GRID_ERR_MODULE');
-    expect(missing.message).toContain('file:///nonexistent/dir/procs.mjs');
     const noExport = await rejection(m.compute('k', proc('doesNotExist')));
     expect(noExport).toBeInstanceOf(ModuleLoadError);
     expect(noExport.message).toContain("no export 'doesNotExist'");
@@ -119,7 +146,7 @@ describe('entry processors: map.compute', () => {
 
   it('rejects malformed processor references with GRID_ERR_INVALID_ARGUMENT', async () => {
     const m = grid.map('c-args');
-    for (const bad of [undefined, 'increment', { module: 'relative/procs.mjs', name: 'x' }, { module: PROCS }, { module: PROCS, name: '' }, { module: 'https://example.com/p.mjs', name: 'x' }]) {
+    for (const bad of [undefined, 'increment', { module: PROCS_URL, name: 'increment' }, { module: 'procs' }, { module: 'procs', name: '' }, { module: '', name: 'x' }, { module: 42, name: 'x' }]) {
       expect(await rejection(m.compute('k', bad as never))).toBeInstanceOf(InvalidArgumentError);
     }
     expect(await rejection(m.compute(42 as never, proc('peek')))).toBeInstanceOf(InvalidArgumentError);
@@ -132,7 +159,7 @@ describe('entry processors: map.compute', () => {
     expect(e).toBeInstanceOf(ComputeError);
     expect(e.code).toBe('GRID_ERR_COMPUTE');
     expect(e.message).toContain('RangeError: no thanks for k');
-    expect(e.data).toMatchObject({ errorName: 'RangeError', errorMessage: 'no thanks for k', export: 'throws', module: PROCS });
+    expect(e.data).toMatchObject({ errorName: 'RangeError', errorMessage: 'no thanks for k', export: 'throws', module: 'procs', url: PROCS });
     expect(await m.get('k')).toBe('before');
     // the lock was released: a plain write and another processor go through
     await m.set('k', 'after');
@@ -210,7 +237,7 @@ describe('aggregations: map.aggregate in the compute pool', () => {
   let docs: GridMap<Doc>;
   let nums: GridMap<number>;
   beforeAll(async () => {
-    grid = await createGrid({ workers: 2, memory: '64MB' });
+    grid = await createGrid({ workers: 2, memory: '64MB', compute });
     docs = grid.map<Doc>('docs');
     nums = grid.map<number>('nums');
     const other = grid.map<number>('other'); // same partitions, another map: must not be counted
@@ -270,40 +297,40 @@ describe('aggregations: map.aggregate in the compute pool', () => {
     expect(await empty.aggregate('sum')).toBe(0);
     expect(await empty.aggregate('min')).toBeUndefined();
     expect(await empty.aggregate('distinct')).toEqual([]);
-    expect(await empty.aggregate({ module: PROCS, name: 'stats' })).toEqual({ n: 0, sum: 0, longestKey: '', mean: undefined });
+    expect(await empty.aggregate({ module: 'procs', name: 'stats' })).toEqual({ n: 0, sum: 0, longestKey: '', mean: undefined });
   });
 
   it('rejects unknown built-ins and malformed arguments with GRID_ERR_INVALID_ARGUMENT', async () => {
-    for (const [agg, arg] of [['avg', undefined], ['sum', { field: '' }], ['sum', { field: 'a..b' }], ['sum', { fld: 'a' }], ['count', 'a.b'], [{ module: 'rel.mjs', name: 'stats' }, undefined]] as Array<[AggregatorRef, unknown]>) {
+    for (const [agg, arg] of [['avg', undefined], ['sum', { field: '' }], ['sum', { field: 'a..b' }], ['sum', { fld: 'a' }], ['count', 'a.b'], [{ module: '', name: 'stats' }, undefined], [{ module: PROCS_URL, name: 'stats' }, undefined]] as Array<[AggregatorRef, unknown]>) {
       expect(await rejection(docs.aggregate(agg, arg))).toBeInstanceOf(InvalidArgumentError);
     }
   });
 
   it('a user aggregator runs init/accumulate per task, combine and finish on the caller', async () => {
     const ds = plainDocs();
-    const r = await docs.aggregate<{ n: number; sum: number; mean: number; longestKey: string }>({ module: PROCS, name: 'stats' }, { field: 'n' });
+    const r = await docs.aggregate<{ n: number; sum: number; mean: number; longestKey: string }>({ module: 'procs', name: 'stats' }, { field: 'n' });
     const sum = ds.reduce((a, d) => a + d.n, 0);
     expect(r).toEqual({ n: N, sum, mean: sum / N, longestKey: `d${N - 1}` });
     // no finish: the combined accumulator is the result
-    expect(await docs.aggregate({ module: PROCS, name: 'fieldSum' }, { field: 'neg' })).toBeCloseTo(ds.reduce((a, d) => a + d.neg, 0), 6);
+    expect(await docs.aggregate({ module: 'procs', name: 'fieldSum' }, { field: 'neg' })).toBeCloseTo(ds.reduce((a, d) => a + d.neg, 0), 6);
   });
 
   it('user aggregator failures reject with GRID_ERR_MODULE / GRID_ERR_COMPUTE / GRID_ERR_UNENCODABLE_VALUE and the pool serves the next call', async () => {
-    const next = async () => expect(await docs.aggregate({ module: PROCS, name: 'stats' })).toMatchObject({ n: 0, longestKey: `d${N - 1}` });
-    expect(await rejection(docs.aggregate({ module: '/nonexistent/agg.mjs', name: 'stats' }))).toBeInstanceOf(ModuleLoadError);
+    const next = async () => expect(await docs.aggregate({ module: 'procs', name: 'stats' })).toMatchObject({ n: 0, longestKey: `d${N - 1}` });
+    expect(await rejection(docs.aggregate({ module: '/nonexistent/agg.mjs', name: 'stats' }))).toBeInstanceOf(UnknownModuleError);
     await next();
-    expect(await rejection(docs.aggregate({ module: PROCS, name: 'nope' }))).toBeInstanceOf(ModuleLoadError);
+    expect(await rejection(docs.aggregate({ module: 'procs', name: 'nope' }))).toBeInstanceOf(ModuleLoadError);
     await next();
-    expect(await rejection(docs.aggregate({ module: PROCS, name: 'notAnAggregator' }))).toBeInstanceOf(ModuleLoadError);
+    expect(await rejection(docs.aggregate({ module: 'procs', name: 'notAnAggregator' }))).toBeInstanceOf(ModuleLoadError);
     await next();
-    const thrown = await rejection(docs.aggregate({ module: PROCS, name: 'throwingAggregator' }));
+    const thrown = await rejection(docs.aggregate({ module: 'procs', name: 'throwingAggregator' }));
     expect(thrown).toBeInstanceOf(ComputeError);
     expect(thrown.data).toMatchObject({ errorName: 'TypeError', step: 'accumulate' });
     expect(thrown.message).toMatch(/TypeError: bad entry d\d+/);
     await next();
-    expect(await rejection(docs.aggregate({ module: PROCS, name: 'unclonableAggregator' }))).toBeInstanceOf(UnencodableValueError);
+    expect(await rejection(docs.aggregate({ module: 'procs', name: 'unclonableAggregator' }))).toBeInstanceOf(UnencodableValueError);
     await next();
-    expect(await rejection(docs.aggregate({ module: PROCS, name: 'stats' }, { field: 'n', fn: () => 1 }))).toBeInstanceOf(InvalidArgumentError);
+    expect(await rejection(docs.aggregate({ module: 'procs', name: 'stats' }, { field: 'n', fn: () => 1 }))).toBeInstanceOf(InvalidArgumentError);
     await next();
     expect(await docs.aggregate('count')).toBe(N);
     expect(grid.computePool().size).toBe(2);
@@ -312,9 +339,9 @@ describe('aggregations: map.aggregate in the compute pool', () => {
   it('aggregatePartitions over disjoint partition sets, merged by combineAndFinish, equals the whole aggregation', async () => {
     const all = Array.from({ length: grid.store.partitions }, (_, i) => i);
     const halves = [all.filter((p) => p % 2 === 0), all.filter((p) => p % 2 === 1)];
-    for (const [agg, arg] of [['sum', { field: 'a.b' }], ['max', { field: 'neg' }], ['distinct', { field: 'tag' }], [{ module: PROCS, name: 'stats' }, { field: 'n' }]] as Array<[AggregatorRef, unknown]>) {
+    for (const [agg, arg] of [['sum', { field: 'a.b' }], ['max', { field: 'neg' }], ['distinct', { field: 'tag' }], [{ module: 'procs', name: 'stats' }, { field: 'n' }]] as Array<[AggregatorRef, unknown]>) {
       const partials = await Promise.all(halves.map((h) => aggregatePartitions(grid, 'docs', h, agg, arg)));
-      const merged = await combineAndFinish(agg, partials, arg);
+      const merged = await combineAndFinish(grid, agg, partials, arg);
       const whole = await docs.aggregate(agg, arg);
       if (Array.isArray(whole)) expect(sorted(merged as unknown[])).toEqual(sorted(whole));
       else expect(merged).toEqual(whole);
@@ -326,6 +353,19 @@ describe('aggregations: map.aggregate in the compute pool', () => {
   it('a grid attached in a worker thread aggregates with its own pool', async () => {
     const r = await runWorker<number>(grid, 'aggregate', { map: 'docs', aggregator: 'sum', arg: { field: 'n' } });
     expect(r).toBe(plainDocs().reduce((a, d) => a + d.n, 0));
+  });
+
+  it("a grid attached in a worker thread runs user aggregators by name through the handle's registry, and refuses other names", async () => {
+    const r = await runWorker<{ n: number }>(grid, 'aggregate', { map: 'docs', aggregator: { module: 'procs', name: 'stats' }, arg: { field: 'n' } });
+    expect(r.n).toBe(N);
+    const e = await rejection(runWorker(grid, 'aggregate', { map: 'docs', aggregator: { module: PROCS, name: 'stats' } }));
+    expect((e as { code?: string }).code).toBe('GRID_ERR_UNKNOWN_MODULE');
+  });
+
+  it('attachGrid refuses a handle whose registry holds anything but file: URLs', async () => {
+    for (const modules of [{ evil: 'data:text/javascript,export default 1' }, { evil: 'https://example.com/x.mjs' }, { 'bad name': PROCS }, 'procs']) {
+      expect(await rejection(attachGrid({ ...grid.handle, modules } as never))).toBeInstanceOf(AttachError);
+    }
   });
 
   it('an attached grid on the same thread aggregates, and closing it leaves the member usable', async () => {
@@ -368,5 +408,17 @@ describe('the compute pool lifecycle', () => {
       expect(e).toBeInstanceOf(InvalidOptionError);
       expect(e.message).toContain('options.computeWorkers');
     }
+  });
+
+  it('options.compute.workers sets the pool size; giving it and options.computeWorkers is refused', async () => {
+    const g = await createGrid({ workers: 2, memory: '16MB', partitions: 31, compute: { workers: 1 } });
+    try {
+      expect(g.computePool().size).toBe(1);
+    } finally {
+      await g.close();
+    }
+    const e = await rejection(createGrid({ workers: 1, memory: '16MB', computeWorkers: 1, compute: { workers: 1 } }));
+    expect(e).toBeInstanceOf(InvalidOptionError);
+    expect(e.message).toContain('options.compute.workers');
   });
 });

@@ -1,9 +1,13 @@
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, parseBytes, resolveMapOptions, resolveOptions } from '../src/config.js';
 import { InvalidOptionError } from '../src/errors.js';
 
 const MB = 1024 * 1024;
+/** A cluster secret long enough to be accepted (16 bytes is the minimum). */
+const SECRET = 'config-test-secret-0123456789';
+const PROCS_URL = new URL('./fixtures/compute-procs.mjs', import.meta.url);
 
 function rejects(opts: unknown, path: string): void {
   let err: unknown;
@@ -22,7 +26,8 @@ describe('options', () => {
     const o = resolveOptions();
     expect(o).toEqual({
       workers: os.availableParallelism(), partitions: 271, memory: 256 * MB, maxKeyBytes: 4096,
-      maxValueBytes: MB, lockTimeout: 5000, expiryInterval: 100, maxMaps: 256, cluster: undefined,
+      maxValueBytes: MB, lockTimeout: 5000, expiryInterval: 100, maxMaps: 256, computeWorkers: undefined,
+      compute: { modules: {}, workers: undefined }, cluster: undefined,
     });
     expect(Object.isFrozen(o)).toBe(true);
     expect(Object.isFrozen(DEFAULTS)).toBe(true);
@@ -37,6 +42,8 @@ describe('options', () => {
     [{ lockTimeout: 0 }, 'options.lockTimeout'], [{ expiryInterval: 5 }, 'options.expiryInterval'], [{ maxMaps: 0 }, 'options.maxMaps'],
     [{ cluster: { port: 70000 } }, 'options.cluster.port'], [{ cluster: { host: '' } }, 'options.cluster.host'],
     [{ cluster: { seeds: ['http://x'] } }, 'options.cluster.seeds'], [{ cluster: { secret: '' } }, 'options.cluster.secret'],
+    [{ cluster: { secret: '15-bytes-secret' } }, 'options.cluster.secret'], [{ cluster: { secret: 'é'.repeat(7) } }, 'options.cluster.secret'],
+    [{ cluster: { secret: 12345678901234567 } }, 'options.cluster.secret'], [{ cluster: {} }, 'options.cluster.secret'],
     [{ cluster: { backups: 7 } }, 'options.cluster.backups'], [{ cluster: { lite: 'yes' } }, 'options.cluster.lite'],
     [{ cluster: { advertise: 'example.com' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a:0' } }, 'options.cluster.advertise'],
     [{ cluster: { advertise: 'ws://a:1' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a b:1' } }, 'options.cluster.advertise'],
@@ -55,15 +62,63 @@ describe('options', () => {
   it('rejects options that are not a plain object', () => rejects([], 'options'));
 
   it('resolves cluster defaults, with the secret from SHARDGRID_SECRET', () => {
-    process.env.SHARDGRID_SECRET = 's3cret';
+    process.env.SHARDGRID_SECRET = SECRET;
     try {
-      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: 's3cret', backups: 1, lite: false, tls: undefined });
+      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: SECRET, backups: 1, lite: false, tls: undefined });
       expect(resolveOptions({ cluster: { tls: { key: 'k', cert: 'c', ca: ['a', Buffer.from('b')] }, seeds: ['wss://127.0.0.1:7401'] } }).cluster!.tls!.key).toBe('k');
       expect(resolveOptions({ cluster: { advertise: '[::1]:7500' } }).cluster!.advertise).toBe('[::1]:7500');
       expect(resolveOptions({ cluster: { advertise: 'grid-1.internal:7500' } }).cluster!.advertise).toBe('grid-1.internal:7500');
     } finally {
       delete process.env.SHARDGRID_SECRET;
     }
+  });
+
+  it('accepts a secret of exactly 16 UTF-8 bytes (8 two-byte characters) and says how long it must be when shorter', () => {
+    expect(resolveOptions({ cluster: { secret: '0123456789abcdef' } }).cluster!.secret).toBe('0123456789abcdef');
+    expect(resolveOptions({ cluster: { secret: 'é'.repeat(8) } }).cluster!.secret).toBe('é'.repeat(8));
+    expect(() => resolveOptions({ cluster: { secret: 'short' } })).toThrow(/options\.cluster\.secret must be a shared secret of at least 16 bytes .*shardgrid secret/);
+    // the message never repeats the secret
+    let message = '';
+    try {
+      resolveOptions({ cluster: { secret: 'hunter2' } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^options\.cluster\.secret /);
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('registers compute modules given as a URL object, a file URL string or an absolute path, as file URL hrefs', () => {
+    const o = resolveOptions({ compute: { modules: { a: PROCS_URL, b: PROCS_URL.href, c: fileURLToPath(PROCS_URL) } } });
+    expect({ ...o.compute.modules }).toEqual({ a: PROCS_URL.href, b: PROCS_URL.href, c: PROCS_URL.href });
+    expect(Object.isFrozen(o.compute.modules)).toBe(true);
+  });
+
+  it.each([
+    ['a data: URL string', 'data:text/javascript,export default 1', /got a data: URL/],
+    ['a data: URL object', new URL('data:text/javascript,export default 1'), /got a data: URL/],
+    ['an https: URL', 'https://example.com/procs.mjs', /got a https: URL/],
+    ['an http: URL object', new URL('http://127.0.0.1/procs.mjs'), /got a http: URL/],
+    ['a node: builtin', 'node:child_process', /got a node: URL/],
+    ['a relative path', './procs.mjs', /relative path/],
+    ['a missing file', '/nonexistent/dir/procs.mjs', /no such file/],
+    ['a missing file: URL', 'file:///nonexistent/dir/procs.mjs', /no such file/],
+    ['a directory', fileURLToPath(new URL('./fixtures/', import.meta.url)), /no such file/],
+    ['a number', 42, /got number/],
+  ])('refuses to register %s, naming options.compute.modules.<name>', (_what, v, detail) => {
+    rejects({ compute: { modules: { procs: v } } }, 'options.compute.modules.procs');
+    expect(() => resolveOptions({ compute: { modules: { procs: v as string } } })).toThrow(detail);
+  });
+
+  it('refuses bad module names, a modules value that is not an object and unknown compute options', () => {
+    rejects({ compute: { modules: { 'a b': PROCS_URL } } }, 'options.compute.modules.a b');
+    rejects({ compute: { modules: { '': PROCS_URL } } }, 'options.compute.modules.');
+    rejects({ compute: { modules: { ['x'.repeat(65)]: PROCS_URL } } }, `options.compute.modules.${'x'.repeat(65)}`);
+    rejects({ compute: { modules: [PROCS_URL] } }, 'options.compute.modules');
+    rejects({ compute: { modules: 'procs' } }, 'options.compute.modules');
+    rejects({ compute: 'procs' }, 'options.compute');
+    rejects({ compute: { module: {} } }, 'options.compute.module');
+    rejects({ compute: { workers: 0 } }, 'options.compute.workers');
   });
 
   it('defaults maxValueBytes to memory / 8 for small budgets', () => {

@@ -19,6 +19,8 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.InternalError, 'GRID_ERR_INTERNAL'],
   [E.FrameLimitError, 'GRID_ERR_FRAME_LIMIT'],
   [E.IntegrityError, 'GRID_ERR_INTEGRITY'],
+  [E.ModuleLoadError, 'GRID_ERR_MODULE'],
+  [E.UnknownModuleError, 'GRID_ERR_UNKNOWN_MODULE'],
   [E.RetryableGridError, 'GRID_ERR_RETRYABLE'],
   [E.PartitionMovedError, 'GRID_ERR_PARTITION_MOVED'],
   [E.MemberLeftError, 'GRID_ERR_MEMBER_LEFT'],
@@ -42,6 +44,11 @@ describe('GridError tree', () => {
     const codes = CLASSES.map(([, c]) => c);
     expect(new Set(codes).size).toBe(codes.length);
     for (const c of codes) expect(Object.values(E.ErrorCodes)).toContain(c);
+  });
+
+  it('an unknown compute module is a kind of module error, and a module error is not an unknown module', () => {
+    expect(new E.UnknownModuleError('x')).toBeInstanceOf(E.ModuleLoadError);
+    expect(new E.ModuleLoadError('x')).not.toBeInstanceOf(E.UnknownModuleError);
   });
 
   it('retryable errors are RetryableGridError, the others are not', () => {

@@ -1,5 +1,6 @@
 // A data member for the cluster bench: createGrid with options.cluster; prints its url as one
-// JSON line on stdout and runs until killed. argv[2] = JSON { seeds, secret, profile? }.
+// JSON line on stdout and runs until killed. argv[2] = JSON { seeds, profile? }; the cluster
+// secret comes from SHARDGRID_SECRET in the environment (never argv: every user can read argv).
 // With `profile` (a file path), SIGUSR2 starts the CPU profiler of the main thread and the next
 // SIGUSR2 stops it and writes the profile there, then prints {"profiled": path} on stdout
 // (bench/profile-remote.mjs).
@@ -9,7 +10,7 @@ import { startProfile } from './profiler.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
 process.on('warning', () => undefined);
-const grid = await createGrid({ workers: 1, memory: '128MB', cluster: { host: '127.0.0.1', port: 0, seeds: cfg.seeds, secret: cfg.secret, backups: 1 } });
+const grid = await createGrid({ workers: 1, memory: '128MB', cluster: { host: '127.0.0.1', port: 0, seeds: cfg.seeds, secret: process.env.SHARDGRID_SECRET, backups: 1 } });
 process.stdout.write(JSON.stringify({ url: grid.cluster.url, id: grid.cluster.memberId }) + '\n');
 const stop = () => void grid.close().then(() => process.exit(0));
 process.on('SIGTERM', stop);

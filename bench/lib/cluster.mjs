@@ -6,7 +6,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createGrid } from '../../dist/index.js';
 
-export const SECRET = 'bench-secret';
+/** At least 16 bytes (the minimum); handed to member processes in SHARDGRID_SECRET, never in argv. */
+export const SECRET = 'bench-cluster-secret-not-for-production';
 const MEMBER = fileURLToPath(new URL('./cluster-member.mjs', import.meta.url));
 
 /**
@@ -15,7 +16,7 @@ const MEMBER = fileURLToPath(new URL('./cluster-member.mjs', import.meta.url));
  * SIGUSR2 (bench/lib/cluster-member.mjs).
  */
 export function startMember(seeds, { profile, stderr = 'ignore' } = {}) {
-  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, secret: SECRET, profile })], { stdio: ['ignore', 'pipe', stderr] });
+  const proc = spawn(process.execPath, [MEMBER, JSON.stringify({ seeds, profile })], { stdio: ['ignore', 'pipe', stderr], env: { ...process.env, SHARDGRID_SECRET: SECRET } });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('cluster member did not start')), 15_000);
     const lines = createInterface({ input: proc.stdout });

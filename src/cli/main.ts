@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 /**
  * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM, `status` prints
- * the cluster status from any member. Arguments are parsed by commander.
+ * the cluster status from any member, `secret` prints a new random cluster secret. Arguments are
+ * parsed by commander.
+ *
+ * The cluster secret comes from `--secret-file <path>` or SHARDGRID_SECRET, never from argv (any
+ * user of the machine can read a process's arguments): `--secret <value>` is refused.
  *
  * Exit codes: 0 done; 1 the grid or the cluster failed (createGrid refused its options, a member
  * could not be reached or refused the secret); 2 usage (unknown command or flag, bad value,
- * missing secret); 130 a second signal while the member was leaving.
+ * missing, unreadable or short secret, a secret in argv); 130 a second signal while the member was
+ * leaving.
  */
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { Command, CommanderError, InvalidArgumentError as BadArgument, Option } from 'commander';
-import { isHostPort, parseBytes } from '../config.js';
+import { resolve as resolvePath } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
+import { MIN_SECRET_BYTES, MODULE_NAME, isHostPort, isStrongEnoughSecret, moduleHref, parseBytes } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -25,7 +32,8 @@ interface StartOptions {
   advertise?: string;
   sourceAddress?: string;
   seeds?: string[];
-  secret?: string;
+  secretFile?: string;
+  computeModule?: Record<string, string>;
   workers?: number;
   memory?: string;
   backups: number;
@@ -34,12 +42,12 @@ interface StartOptions {
 }
 
 interface StatusOptions {
-  secret?: string;
+  secretFile?: string;
   json?: boolean;
   timeout: number;
 }
 
-/** A usage mistake found after parsing (a missing secret): exit 2 like commander's own errors. */
+/** A usage mistake found outside commander's parsing (the secret): exit 2 like commander's own errors. */
 class UsageError extends Error {}
 
 /** A member as the Grid reports it in member-joined / member-left. */
@@ -107,15 +115,73 @@ function memorySize(value: string): string {
   return value;
 }
 
-function secretOption(): Option {
-  return new Option('--secret <secret>', 'shared cluster secret; members without it are refused').env(SECRET_ENV);
+/** `--compute-module name=path`, repeatable: name → absolute path (or file: URL) of an existing file. */
+function computeModule(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new BadArgument('expected name=path such as procs=./procs.mjs');
+  const name = value.slice(0, eq);
+  const where = value.slice(eq + 1);
+  if (!MODULE_NAME.test(name)) throw new BadArgument(`'${name}' is not a module name: 1 to 64 letters, digits, _ . or -, not starting with . or -`);
+  const prev = previous ?? {};
+  if (Object.hasOwn(prev, name)) throw new BadArgument(`module '${name}' is given twice`);
+  // a file: URL as written; anything else is a path, relative to the working directory
+  const path = /^file:/i.test(where) ? where : resolvePath(where);
+  if (moduleHref(path) === undefined) throw new BadArgument(`'${where}' is not an existing ES module file (a path, or a file: URL)`);
+  return { ...prev, [name]: path };
 }
 
-function requireSecret(secret: string | undefined, command: string): string {
-  if (secret === undefined || secret === '') {
-    throw new UsageError(`no cluster secret: pass --secret <secret> or set ${SECRET_ENV} (see shardgrid ${command} --help)`);
+const SECRET_FILE_HELP = `file holding the shared cluster secret, at least ${MIN_SECRET_BYTES} bytes (trailing newlines ignored; default: the ${SECRET_ENV} environment variable)`;
+const NEW_SECRET_HINT = '`shardgrid secret` prints a random one';
+
+/**
+ * The cluster secret: the contents of --secret-file (read once, trailing CR/LF removed) or else
+ * SHARDGRID_SECRET. Missing, unreadable or under MIN_SECRET_BYTES: a UsageError (exit 2). A file
+ * other users may read or write gets a warning, not a refusal (Kubernetes and Docker mount
+ * secrets 0644 / 0444 by default, where no other user shares the mount).
+ */
+function clusterSecret(file: string | undefined, command: string): string {
+  let secret: string | undefined;
+  let from: string;
+  if (file !== undefined) {
+    from = `--secret-file ${file}`;
+    try {
+      const mode = statSync(file).mode;
+      if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+        complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
+      }
+      secret = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new UsageError(`cannot read ${from}: ${(err as Error).message}`);
+    }
+  } else {
+    from = SECRET_ENV;
+    secret = process.env[SECRET_ENV];
+    if (secret === undefined || secret === '') {
+      throw new UsageError(`no cluster secret: pass --secret-file <path> or set ${SECRET_ENV} (see shardgrid ${command} --help; ${NEW_SECRET_HINT})`);
+    }
+  }
+  if (!isStrongEnoughSecret(secret)) {
+    throw new UsageError(
+      `the cluster secret from ${from} is ${Buffer.byteLength(secret, 'utf8')} bytes; at least ${MIN_SECRET_BYTES} are needed (options.cluster.secret): ${NEW_SECRET_HINT}`,
+    );
   }
   return secret;
+}
+
+/**
+ * Refuses `--secret <value>` / `--secret=<value>` before anything else runs (the value is never
+ * printed): a secret in argv is visible to every user of the machine in ps and /proc/<pid>/cmdline.
+ */
+function refuseSecretInArgv(args: readonly string[]): void {
+  for (const a of args) {
+    if (a === '--') return;
+    if (a === '--secret' || a.startsWith('--secret=')) {
+      throw new UsageError(
+        `--secret is not accepted: a secret on the command line can be read by every user of this machine (ps, /proc/<pid>/cmdline). ` +
+          `Put it in a file only you can read and pass --secret-file <path>, or set ${SECRET_ENV}; ${NEW_SECRET_HINT}`,
+      );
+    }
+  }
 }
 
 function describeError(err: unknown): string {
@@ -146,9 +212,10 @@ function firstSignal(): Promise<NodeJS.Signals> {
 }
 
 async function start(o: StartOptions): Promise<number> {
-  const secret = requireSecret(o.secret, 'start');
+  const secret = clusterSecret(o.secretFile, 'start');
   const lite = o.lite === true;
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
+  if (o.computeModule !== undefined) options.compute = { modules: o.computeModule };
   if (o.workers !== undefined) options.workers = o.workers;
   if (o.memory !== undefined) options.memory = o.memory;
   if (o.partitions !== undefined) options.partitions = o.partitions;
@@ -186,7 +253,7 @@ async function start(o: StartOptions): Promise<number> {
 }
 
 async function status(url: string, o: StatusOptions): Promise<number> {
-  const secret = requireSecret(o.secret, 'status');
+  const secret = clusterSecret(o.secretFile, 'status');
   try {
     const s = await fetchClusterStatus(url, secret, o.timeout);
     process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
@@ -201,7 +268,7 @@ async function status(url: string, o: StatusOptions): Promise<number> {
 
 function program(setExit: (code: number) => void): Command {
   const p = new Command('shardgrid')
-    .description('Start shardgrid cluster members and show the status of a cluster.')
+    .description('Start shardgrid cluster members, show the status of a cluster, make a cluster secret.')
     .version(version, '-V, --version', 'print the shardgrid version')
     .helpOption('-h, --help', 'show help')
     .helpCommand(false)
@@ -217,7 +284,12 @@ function program(setExit: (code: number) => void): Command {
     .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
     .option('--source-address <ip>', 'local IP address outbound connections to other members come from (default: chosen by the OS)', ipAddress)
     .option('--seeds <urls>', 'comma-separated ws:// urls of members to join through (default: none, start a new cluster)', seedList)
-    .addOption(secretOption())
+    .option('--secret-file <path>', SECRET_FILE_HELP)
+    .option(
+      '--compute-module <name=path>',
+      'register an ES module of entry processors / aggregators under a name that calls use (repeatable; the same names on every member)',
+      computeModule,
+    )
     .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(1))
     .option('--memory <size>', "memory budget of this member's shard stores, e.g. 256MB or 1GB (default: 256MB)", memorySize)
     .option('--backups <n>', 'backup copies of each partition, on other members', integer(0), 1)
@@ -225,20 +297,32 @@ function program(setExit: (code: number) => void): Command {
     .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(1))
     .addHelpText(
       'after',
-      `\nExample, a cluster of two on one machine:\n` +
-        `  export ${SECRET_ENV}=change-me\n` +
-        `  shardgrid start --port 7400 &\n` +
-        `  shardgrid start --port 7401 --seeds ws://127.0.0.1:7400 &\n`,
+      `\nThe cluster secret is never taken from the command line (others can read it there).\n` +
+        `\nExample, a cluster of two on one machine:\n` +
+        `  export ${SECRET_ENV}=$(shardgrid secret)\n` +
+        `  shardgrid start --port 7400 --compute-module procs=./procs.mjs &\n` +
+        `  shardgrid start --port 7401 --seeds ws://127.0.0.1:7400 --compute-module procs=./procs.mjs &\n` +
+        `\nOr keep the secret in a file only you can read, and give every member a copy:\n` +
+        `  (umask 077; shardgrid secret > cluster.secret)\n` +
+        `  shardgrid start --secret-file cluster.secret\n`,
     )
     .action(async (o: StartOptions) => setExit(await start(o)));
 
   p.command('status')
     .description('print the status of the cluster, as seen by the member at <ws-url>')
     .argument('<ws-url>', 'url of any member, e.g. ws://127.0.0.1:7400', wsUrl)
-    .addOption(secretOption())
+    .option('--secret-file <path>', SECRET_FILE_HELP)
     .option('--json', 'print the status as JSON')
     .option('--timeout <ms>', 'give up after this many milliseconds', integer(1), STATUS_TIMEOUT_MS)
     .action(async (url: string, o: StatusOptions) => setExit(await status(url, o)));
+
+  p.command('secret')
+    .description(`print a new random cluster secret (32 random bytes, base64url) and exit`)
+    .addHelpText('after', `\nExample:\n  export ${SECRET_ENV}=$(shardgrid secret)\n  (umask 077; shardgrid secret > cluster.secret)\n`)
+    .action(() => {
+      say(randomBytes(32).toString('base64url'));
+      setExit(0);
+    });
 
   return p;
 }
@@ -246,6 +330,7 @@ function program(setExit: (code: number) => void): Command {
 async function main(argv: string[]): Promise<number> {
   let code = 0;
   try {
+    refuseSecretInArgv(argv.slice(2));
     await program((c) => (code = c)).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE; // commander printed the message

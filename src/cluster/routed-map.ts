@@ -11,6 +11,8 @@
  * computed on the primary (compareAndSet, setIfAbsent, increment, compute) carry plain values.
  */
 import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
+import { resolveAggregator } from '../compute/aggregators.js';
+import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import type { MapOptions } from '../config.js';
 import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
@@ -289,15 +291,24 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     await this.node.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
   }
 
+  // Compute and aggregate send names only ({ module, name } of a registered module): the member
+  // that runs the code resolves them through its own registry (src/compute/REGISTRY.md).
+
   override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
     const p = this.part(key);
-    return this.node.route(p, () => this.written(p, key, () => this.computeLocal<R>(key, processor, arg)), { m: this.name, o: 'cmp', k: key, f: processor, a: arg });
+    const f = refNames(processor, 'processor');
+    return this.node.route(p, () => this.written(p, key, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg });
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
     this.host.assertOpen();
-    const partials = await this.node.broadcast(() => this.aggregateLocal(aggregator, arg), { m: this.name, o: 'agg', f: aggregator, a: arg });
-    return (await combineAndFinish(aggregator, partials, arg)) as R;
+    // resolved here first: an unknown or malformed aggregator fails before anything is sent, and
+    // the caller combines the partials with its own copy of the module
+    const agg = await resolveAggregator(aggregator, this.grid.modules);
+    agg.validate(arg);
+    const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
+    const partials = await this.node.broadcast(() => this.aggregateLocal(f, arg), { m: this.name, o: 'agg', f, a: arg });
+    return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
   private aggregateLocal(aggregator: AggregatorRef, arg: unknown): Promise<unknown> {

@@ -6,7 +6,8 @@
  * not answer in time has `error` set and no entries / bytes figures).
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, ProtocolError } from '../errors.js';
+import { SECRET_RULE_MESSAGE, isStrongEnoughSecret } from '../config.js';
+import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
 
 export interface ClusterMemberStatus {
@@ -46,9 +47,12 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * Asks the member listening at `url` for the cluster status. Rejects with a GridError:
  * GRID_ERR_MEMBER_UNREACHABLE (nothing listening, connection lost), GRID_ERR_AUTH (wrong secret),
  * GRID_ERR_TIMEOUT (no answer within timeoutMs, connecting included), GRID_ERR_PROTOCOL (the
- * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status).
+ * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status);
+ * GRID_ERR_INVALID_OPTION naming options.cluster.secret, before anything is sent, when the secret
+ * is under 16 bytes (no member accepts one).
  */
 export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
+  if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
   const deadline = Date.now() + timeoutMs;
   const t = await Transport.listen({

@@ -7,6 +7,7 @@
  * `combineAndFinish`. Partials of the built-ins are plain numbers / arrays (msgpack-safe).
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { ModuleTable } from '../config.js';
 import type { Grid } from '../grid.js';
 import type { ShardStore } from '../storage/store.js';
 import { resolveAggregator, type ResolvedAggregator } from './aggregators.js';
@@ -16,6 +17,8 @@ import type { AggregatorRef, PoolTask } from './types.js';
 /** What the caller's half needs from a grid (Grid, or GridMap's host). */
 export interface PoolHost {
   readonly store: ShardStore;
+  /** The grid's registered compute modules (options.compute.modules, or the handle's copy). */
+  readonly modules: ModuleTable;
   assertOpen(): void;
   computePool(): ComputePool;
 }
@@ -59,15 +62,18 @@ export async function aggregatePartitions(grid: Grid, mapName: string, partition
   grid.assertOpen();
   grid.map(mapName);
   checkPartitions(partitions, grid.store.partitions);
-  const agg = await resolveAggregator(aggregator);
+  const agg = await resolveAggregator(aggregator, grid.modules);
   agg.validate(arg);
   return runGroups(grid, mapName, partitions, agg, arg);
 }
 
-/** Merges partial accumulators (from aggregatePartitions, any member) and finishes the result. */
-export async function combineAndFinish(aggregator: AggregatorRef, partials: readonly unknown[], arg?: unknown): Promise<unknown> {
+/**
+ * Merges partial accumulators (from aggregatePartitions, any member) and finishes the result. A
+ * user aggregator is resolved through `grid`'s registered modules.
+ */
+export async function combineAndFinish(grid: { readonly modules: ModuleTable }, aggregator: AggregatorRef, partials: readonly unknown[], arg?: unknown): Promise<unknown> {
   if (!Array.isArray(partials)) throw new InvalidArgumentError('partials must be an array');
-  const agg = await resolveAggregator(aggregator);
+  const agg = await resolveAggregator(aggregator, grid.modules);
   if (partials.length === 0) return agg.finish(agg.empty(arg));
   let acc = partials[0];
   for (let i = 1; i < partials.length; i++) acc = agg.combine(acc, partials[i]);
@@ -76,7 +82,7 @@ export async function combineAndFinish(aggregator: AggregatorRef, partials: read
 
 /** @internal GridMap.aggregate: every partition of this process. */
 export async function aggregateMap(host: PoolHost, mapName: string, aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
-  const agg = await resolveAggregator(aggregator);
+  const agg = await resolveAggregator(aggregator, host.modules);
   agg.validate(arg);
   host.assertOpen();
   const all = Array.from({ length: host.store.partitions }, (_, i) => i);
@@ -85,7 +91,7 @@ export async function aggregateMap(host: PoolHost, mapName: string, aggregator: 
 
 /** Pool thread: scans a group of partitions into one partial. */
 export async function runAggregateTask(grid: Grid, task: Extract<PoolTask, { kind: 'aggregate' }>): Promise<unknown> {
-  const agg = await resolveAggregator(task.aggregator);
+  const agg = await resolveAggregator(task.aggregator, grid.modules);
   const c = agg.collector(task.arg);
   const map = grid.map(task.map);
   const visit = (k: string | undefined, v: unknown): void => c.visit(k, v);

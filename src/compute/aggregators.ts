@@ -16,6 +16,7 @@ import { Packr } from 'msgpackr';
 import { ComputeError, InvalidArgumentError, ModuleLoadError, UnencodableValueError, WrongTypeError } from '../errors.js';
 import { exportOf, isThenable, loadModule, loadedModule, resolveRef, userError, type ModuleRef } from './modules.js';
 import type { AggregatorRef, AggregatorSpec, BuiltinAggregator } from './types.js';
+import type { ModuleTable } from '../config.js';
 import { FieldReader } from './msgpack-field.js';
 
 const WHAT = 'aggregator';
@@ -191,7 +192,7 @@ const minOf = (a: unknown, b: unknown, max: boolean): number | null => {
 };
 
 function builtin(name: BuiltinAggregator): ResolvedAggregator {
-  const spec = { builtin: name } as const;
+  const spec = name;
   switch (name) {
     case 'count':
     case 'sum':
@@ -247,7 +248,7 @@ function userShape(ref: ModuleRef, v: unknown): UserExport {
     typeof o.init === 'function' && typeof o.accumulate === 'function' && typeof o.combine === 'function' &&
     (o.finish === undefined || typeof o.finish === 'function');
   if (!ok) {
-    throw new ModuleLoadError(`export '${ref.name}' of ${ref.url} is not an aggregator: it needs init, accumulate and combine functions (finish is optional)`, { module: ref.url, export: ref.name });
+    throw new ModuleLoadError(`export '${ref.name}' of module '${ref.module}' is not an aggregator: it needs init, accumulate and combine functions (finish is optional)`, { module: ref.module, url: ref.url, export: ref.name });
   }
   return o as UserExport;
 }
@@ -255,7 +256,7 @@ function userShape(ref: ModuleRef, v: unknown): UserExport {
 function sync(ref: ModuleRef, step: string, x: unknown): unknown {
   if (isThenable(x)) {
     (x as PromiseLike<unknown>).then(undefined, () => undefined);
-    throw new ComputeError(`${WHAT} '${ref.name}' of ${ref.url}: ${step} returned a Promise; aggregators must be synchronous`, { module: ref.url, export: ref.name, step });
+    throw new ComputeError(`${WHAT} '${ref.name}' of module '${ref.module}': ${step} returned a Promise; aggregators must be synchronous`, { module: ref.module, url: ref.url, export: ref.name, step });
   }
   return x;
 }
@@ -296,7 +297,7 @@ class UserCollector implements Collector {
     try {
       structuredClone(acc); // it must cross to the caller; fail here, not in piscina's postMessage
     } catch (e) {
-      throw new UnencodableValueError(`the accumulator of ${WHAT} '${this.ref.name}' of ${this.ref.url} cannot be passed between threads: ${(e as Error).message}`, { module: this.ref.url, export: this.ref.name });
+      throw new UnencodableValueError(`the accumulator of ${WHAT} '${this.ref.name}' of module '${this.ref.module}' cannot be passed between threads: ${(e as Error).message}`, { module: this.ref.module, url: this.ref.url, export: this.ref.name });
     }
     return acc;
   }
@@ -313,7 +314,7 @@ function user(ref: ModuleRef, agg: UserExport): ResolvedAggregator {
     return sync(ref, step, r);
   };
   return {
-    spec: { url: ref.url, name: ref.name },
+    spec: { module: ref.module, name: ref.name },
     validate: () => undefined,
     collector: (arg) => new UserCollector(ref, agg, arg),
     empty: (arg) => call('init', () => agg.init(arg)),
@@ -325,17 +326,19 @@ function user(ref: ModuleRef, agg: UserExport): ResolvedAggregator {
 // ── resolution ──────────────────────────────────────────────────────────────────────────────────
 
 /**
- * Resolves an aggregator given by the user (a built-in name or `{ module, name }`) or as a spec
- * that travelled to a pool thread. User modules are loaded on this thread (ModuleLoadError).
+ * Resolves an aggregator: a built-in name, or `{ module, name }` naming a module of `modules` (the
+ * grid's registry on this thread) — as the user gave it, as it came from another member, or as a
+ * spec that travelled to a pool thread; all three are resolved alike, and nothing in them is ever
+ * used as a location to import. User modules are loaded on this thread (UnknownModuleError,
+ * ModuleLoadError).
  */
-export function resolveAggregator(ref: AggregatorRef | AggregatorSpec): ResolvedAggregator | Promise<ResolvedAggregator> {
+export function resolveAggregator(ref: AggregatorRef | AggregatorSpec, modules: ModuleTable): ResolvedAggregator | Promise<ResolvedAggregator> {
   if (typeof ref === 'string') {
     const b = BUILT.get(ref);
-    if (b === undefined) throw new InvalidArgumentError(`unknown aggregator '${ref}': use one of ${BUILTINS.join(', ')} or { module, name }`);
+    if (b === undefined) throw new InvalidArgumentError(`unknown aggregator '${ref.slice(0, 80)}': use one of ${BUILTINS.join(', ')} or { module, name } naming a registered module`);
     return b;
   }
-  if (typeof ref === 'object' && ref !== null && 'builtin' in ref) return resolveAggregator(ref.builtin);
-  const mref: ModuleRef = typeof ref === 'object' && ref !== null && 'url' in ref ? { url: ref.url, name: ref.name } : resolveRef(ref, 'aggregator');
+  const mref = resolveRef(ref, 'aggregator', modules);
   const ns = loadedModule(mref.url);
   if (ns !== undefined) return user(mref, userShape(mref, exportOf(ns, mref, WHAT)));
   return loadModule(mref.url, WHAT).then((m) => user(mref, userShape(mref, exportOf(m, mref, WHAT))));

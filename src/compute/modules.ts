@@ -1,57 +1,65 @@
 /**
- * Loading user compute modules. A reference `{ module, name }` is resolved to a file URL and the
- * module imported once per thread (Node's loader caches it too, so a module is evaluated once per
+ * User compute modules: registered by name at start, loaded by name. A grid's registry
+ * (options.compute.modules, resolved in config.ts to name → file: URL href of an existing file) is
+ * handed to its other threads in the grid handle; a call names a registered module and one of its
+ * exports, `{ module: 'procs', name: 'addToCart' }`, and only that name ever crosses a thread or
+ * the wire. Every receiver resolves the name through its own registry: a name it does not have is
+ * refused (UnknownModuleError), and nothing in a call is ever used as a location to import.
+ *
+ * A module is imported once per thread (Node's loader caches it too, so it is evaluated once per
  * thread and never reloaded). Loaded namespaces are kept in a plain Map so that a warm lookup is
  * synchronous: a processor call never pays an extra await for a module it already has.
  */
-import { isAbsolute } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { InvalidArgumentError, ModuleLoadError } from '../errors.js';
+import type { ModuleTable } from '../config.js';
+import { InvalidArgumentError, ModuleLoadError, UnknownModuleError } from '../errors.js';
+
+export type { ModuleTable } from '../config.js';
 
 export interface ModuleRef {
+  /** The registered name. */
+  readonly module: string;
+  /** The file: URL it was registered with, in this thread's registry. */
   readonly url: string;
+  /** The export. */
   readonly name: string;
 }
 
 type Namespace = Record<string, unknown>;
 
-const hrefOf = new Map<string, string>();
 const loaded = new Map<string, Namespace>();
 const loading = new Map<string, Promise<Namespace>>();
 
-function toHref(module: unknown, what: string): string {
-  if (module instanceof URL) {
-    if (module.protocol !== 'file:') throw new InvalidArgumentError(`${what}.module must be a file URL (got ${module.protocol} URL)`);
-    return module.href;
+/** A name from a call, shortened for a message (it may come from another member). */
+const shown = (s: string): string => (s.length > 80 ? `${s.slice(0, 80)}…` : s);
+
+/**
+ * Validates `{ module, name }` (InvalidArgumentError) and resolves the module name through
+ * `table` (UnknownModuleError when this grid did not register it).
+ */
+export function resolveRef(ref: unknown, what: string, table: ModuleTable): ModuleRef {
+  const { module, name } = refNames(ref, what);
+  const url = Object.hasOwn(table, module) ? table[module] : undefined;
+  if (url === undefined) {
+    throw new UnknownModuleError(
+      `${what} module '${shown(module)}' is not registered in this grid: register it at start with options.compute.modules ` +
+        '(CLI: --compute-module name=path), under the same name on every member; a call names a module, it never gives its location',
+      { module: shown(module), export: shown(name) },
+    );
   }
-  if (typeof module !== 'string') throw new InvalidArgumentError(`${what}.module must be an absolute file URL or an absolute path of an ES module`);
-  const known = hrefOf.get(module);
-  if (known !== undefined) return known;
-  let href: string;
-  if (module.startsWith('file:')) {
-    try {
-      href = new URL(module).href;
-    } catch {
-      throw new InvalidArgumentError(`${what}.module is not a valid file URL: '${module}'`);
-    }
-  } else if (isAbsolute(module)) {
-    href = pathToFileURL(module).href;
-  } else {
-    throw new InvalidArgumentError(`${what}.module must be an absolute file URL or an absolute path of an ES module (got '${module}')`);
-  }
-  if (hrefOf.size > 1000) hrefOf.clear();
-  hrefOf.set(module, href);
-  return href;
+  return { module, url, name };
 }
 
-/** Validates `{ module, name }` (InvalidArgumentError) and resolves the module to a file URL. */
-export function resolveRef(ref: unknown, what: string): ModuleRef {
+/** `{ module, name }` as it travels (threads, the wire): only the two names. InvalidArgumentError when malformed. */
+export function refNames(ref: unknown, what: string): { module: string; name: string } {
   if (typeof ref !== 'object' || ref === null || ref instanceof URL) {
-    throw new InvalidArgumentError(`${what} must be { module, name }: an ES module (absolute file URL or path) and the name of one of its exports`);
+    throw new InvalidArgumentError(`${what} must be { module, name }: the name of a module registered in options.compute.modules and the name of one of its exports`);
   }
   const { module, name } = ref as { module?: unknown; name?: unknown };
+  if (typeof module !== 'string' || module.length === 0) {
+    throw new InvalidArgumentError(`${what}.module must be the name of a module registered in options.compute.modules (a non-empty string); paths and URLs are not accepted in calls`);
+  }
   if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(`${what}.name must be the name of an export of the module (a non-empty string)`);
-  return { url: toHref(module, what), name };
+  return { module, name };
 }
 
 /** The module's namespace if this thread has loaded it already, else undefined. */
@@ -63,6 +71,8 @@ export function loadedModule(url: string): Namespace | undefined {
 export function loadModule(url: string, what: string): Promise<Namespace> {
   const ns = loaded.get(url);
   if (ns !== undefined) return Promise.resolve(ns);
+  // registries hold file: URLs only (config.ts); anything else is refused here too
+  if (!url.startsWith('file:')) return Promise.reject(new ModuleLoadError(`refusing to load ${what} module from ${shown(url)}: only registered file: URLs are loaded`, { module: shown(url) }));
   let p = loading.get(url);
   if (p === undefined) {
     p = (import(url) as Promise<Namespace>).then(
@@ -88,7 +98,7 @@ export function loadModule(url: string, what: string): Promise<Namespace> {
 export function exportOf(ns: Namespace, ref: ModuleRef, what: string): unknown {
   const v = Object.hasOwn(ns, ref.name) ? ns[ref.name] : undefined;
   if (v === undefined) {
-    throw new ModuleLoadError(`${what} module ${ref.url} has no export '${ref.name}'`, { module: ref.url, export: ref.name });
+    throw new ModuleLoadError(`${what} module '${ref.module}' (${ref.url}) has no export '${shown(ref.name)}'`, { module: ref.module, url: ref.url, export: shown(ref.name) });
   }
   return v;
 }
@@ -99,8 +109,8 @@ export function userError(ctor: new (m: string, d?: Record<string, unknown>) => 
   const isObj = typeof err === 'object' && err !== null;
   const errorName = isObj && typeof err.name === 'string' ? err.name : typeof e;
   const errorMessage = isObj && typeof err.message === 'string' ? err.message : String(e);
-  return new ctor(`${what} '${ref.name}' of ${ref.url} threw ${errorName}: ${errorMessage}`, {
-    module: ref.url, export: ref.name, errorName, errorMessage, ...extra,
+  return new ctor(`${what} '${ref.name}' of module '${ref.module}' threw ${errorName}: ${errorMessage}`, {
+    module: ref.module, url: ref.url, export: ref.name, errorName, errorMessage, ...extra,
   });
 }
 

@@ -6,6 +6,7 @@
 import { ComputeError, ModuleLoadError } from '../errors.js';
 import { exportOf, isThenable, loadModule, loadedModule, resolveRef, userError, type ModuleRef } from './modules.js';
 import type { ComputeRef, ProcessorEntry } from './types.js';
+import type { ModuleTable } from '../config.js';
 
 const WHAT = 'entry processor';
 
@@ -18,17 +19,18 @@ export interface LoadedProcessor {
 
 function check(ref: ModuleRef, v: unknown): LoadedProcessor {
   if (typeof v !== 'function') {
-    throw new ModuleLoadError(`export '${ref.name}' of ${ref.url} is not a function (an entry processor is called as fn(entry, arg))`, { module: ref.url, export: ref.name });
+    throw new ModuleLoadError(`export '${ref.name}' of module '${ref.module}' is not a function (an entry processor is called as fn(entry, arg))`, { module: ref.module, url: ref.url, export: ref.name });
   }
   return { ref, fn: v as ProcessorFn };
 }
 
 /**
- * Resolves and loads a processor. Synchronous (no await for the caller) when this thread has the
- * module already; otherwise a Promise. Throws InvalidArgumentError / ModuleLoadError.
+ * Resolves a processor through the grid's registry and loads it. Synchronous (no await for the
+ * caller) when this thread has the module already; otherwise a Promise. Throws
+ * InvalidArgumentError / UnknownModuleError / ModuleLoadError.
  */
-export function loadProcessor(processor: ComputeRef): LoadedProcessor | Promise<LoadedProcessor> {
-  const ref = resolveRef(processor, 'processor');
+export function loadProcessor(processor: ComputeRef, modules: ModuleTable): LoadedProcessor | Promise<LoadedProcessor> {
+  const ref = resolveRef(processor, 'processor', modules);
   const ns = loadedModule(ref.url);
   if (ns !== undefined) return check(ref, exportOf(ns, ref, WHAT));
   return loadModule(ref.url, WHAT).then((m) => check(ref, exportOf(m, ref, WHAT)));
@@ -70,8 +72,8 @@ export function callProcessor(p: LoadedProcessor, box: EntryBox, arg: unknown): 
   }
   if (isThenable(r)) {
     (r as PromiseLike<unknown>).then(undefined, () => undefined); // its rejection is not unhandled
-    throw new ComputeError(`${WHAT} '${p.ref.name}' of ${p.ref.url} returned a Promise: processors run under the partition lock and must be synchronous`, {
-      module: p.ref.url, export: p.ref.name,
+    throw new ComputeError(`${WHAT} '${p.ref.name}' of module '${p.ref.module}' returned a Promise: processors run under the partition lock and must be synchronous`, {
+      module: p.ref.module, url: p.ref.url, export: p.ref.name,
     });
   }
   return r;

@@ -5,12 +5,13 @@
 import type { WireError } from '../errors.js';
 
 /**
- * Names user code: `module` is an absolute file URL (`import.meta.resolve('./procs.mjs')`,
- * `new URL('./procs.mjs', import.meta.url)`) or an absolute path of an ES module; `name` one of its
- * exports. The module is imported once per thread and cached by URL.
+ * Names user code: `module` is the name under which the module was registered at start
+ * (`createGrid({ compute: { modules: { procs: new URL('./procs.mjs', import.meta.url) } } })`, CLI
+ * `--compute-module procs=./procs.mjs`); `name` one of its exports. Only these two names cross
+ * threads and the wire; each thread imports the registered module once.
  */
 export interface ComputeRef {
-  readonly module: string | URL;
+  readonly module: string;
   readonly name: string;
 }
 
@@ -58,8 +59,8 @@ export type AggregatorRef = BuiltinAggregator | ComputeRef;
 
 // ── internal: pool messages ─────────────────────────────────────────────────────────────────────
 
-/** An aggregator as it travels to a pool thread: a built-in name, or a resolved module URL and export. */
-export type AggregatorSpec = { readonly builtin: BuiltinAggregator } | { readonly url: string; readonly name: string };
+/** An aggregator as it travels to a pool thread: a built-in name, or a registered module name and export (never a location). */
+export type AggregatorSpec = BuiltinAggregator | { readonly module: string; readonly name: string };
 
 /** Handed to every pool thread once, as workerData. */
 export interface PoolInit {

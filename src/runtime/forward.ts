@@ -26,6 +26,7 @@
  */
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
+import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import type { MapOptions } from '../config.js';
 import {
@@ -392,12 +393,13 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
     await this.call('clear', []);
   }
 
+  // names only cross to the member's main thread, which resolves them through its registry
   override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
-    return this.call('compute', [key, processor, arg]);
+    return this.call('compute', [key, refNames(processor, 'processor'), arg]);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
-    return this.call('aggregate', [aggregator, arg]);
+    return this.call('aggregate', [typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator'), arg]);
   }
 
   override async *entries(): AsyncGenerator<[string, V]> {

@@ -29,4 +29,10 @@ export interface GridHandle {
   readonly clustered?: boolean;
   /** Cluster members: the BroadcastChannel their main thread takes other threads' map calls on. */
   readonly forward?: string;
+  /**
+   * The creating grid's registered compute modules (name → file: URL href), so that attached
+   * grids and compute pool threads resolve a module name exactly as the member does. The handle
+   * is made by the owning process and trusted; attachGrid still checks every entry is a file: URL.
+   */
+  readonly modules?: Readonly<Record<string, string>>;
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { fetchClusterStatus, GridError } from '../../dist/index.js';
+import { fetchClusterStatus, GridError, InvalidOptionError } from '../../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from '../fixtures/status-member.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -27,8 +27,20 @@ describe('fetchClusterStatus', () => {
 
   it('rejects with GRID_ERR_AUTH when the secret is wrong, without asking for the status', async () => {
     const member = await statusMember(() => SAMPLE);
-    expect(await codeOf(fetchClusterStatus(member.url, 'not-the-secret'))).toBe('GRID_ERR_AUTH');
+    expect(await codeOf(fetchClusterStatus(member.url, 'not-the-status-test-secret'))).toBe('GRID_ERR_AUTH');
     expect(member.requests).toBe(0);
+  });
+
+  it('rejects a secret under 16 bytes with GRID_ERR_INVALID_OPTION naming options.cluster.secret, before connecting', async () => {
+    const member = await statusMember(() => SAMPLE);
+    for (const secret of ['', 'short', '15-bytes-secret', 'é'.repeat(7), undefined as unknown as string]) {
+      const err = await fetchClusterStatus(member.url, secret).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect((err as InvalidOptionError).message).toMatch(/^options\.cluster\.secret must be a shared secret of at least 16 bytes/);
+      expect((err as InvalidOptionError).data).toEqual({ option: 'options.cluster.secret' });
+    }
+    expect(member.requests).toBe(0);
+    expect(member.peers()).toEqual([]);
   });
 
   it('rejects with GRID_ERR_MEMBER_UNREACHABLE when nothing listens at the url', async () => {
