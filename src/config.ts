@@ -31,6 +31,19 @@ export interface ClusterOptions {
   secret?: string;
   backups?: number;
   lite?: boolean;
+  /**
+   * Mutual TLS on the member port and on connections to other members: this member's key and
+   * certificate and the CA that signs every member's certificate (PEM strings or buffers). The
+   * member then listens with https, advertises and dials wss:// (seeds must be wss://). Frames are
+   * sealed with session keys either way. Default: off.
+   */
+  tls?: ClusterTlsOptions;
+}
+
+export interface ClusterTlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer | Array<string | Buffer>;
 }
 
 export interface GridOptions {
@@ -112,6 +125,7 @@ export interface ResolvedClusterOptions {
   secret: string | undefined;
   backups: number;
   lite: boolean;
+  tls: ClusterTlsOptions | undefined;
 }
 
 export interface ResolvedOptions {
@@ -208,14 +222,24 @@ const RULES: Record<string, Rule> = {
   },
   'options.cluster.sourceAddress': { check: (v) => v === undefined || (typeof v === 'string' && isIP(v) !== 0), message: 'must be an IPv4 or IPv6 address' },
   'options.cluster.seeds': {
-    check: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s)),
-    message: "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'",
+    // with TLS every seed is dialled over TLS
+    check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && (o.cluster?.tls === undefined || s.startsWith('wss://'))),
+    message: (_v, o) => (o.cluster?.tls === undefined ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'" : 'must be an array of wss:// URLs when options.cluster.tls is set'),
   },
   'options.cluster.backups': intRule(0, 6),
   'options.cluster.lite': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
+  'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)' },
   // last of the cluster rules: a missing secret is reported after any other mistake of the block
   'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE },
 };
+
+const isPem = (x: unknown): boolean => (typeof x === 'string' && x.length > 0) || (Buffer.isBuffer(x) && x.length > 0);
+function isTls(v: unknown): boolean {
+  if (!isPlainObject(v)) return false;
+  const t = v as Record<string, unknown>;
+  if (Object.keys(t).some((k) => k !== 'key' && k !== 'cert' && k !== 'ca')) return false;
+  return isPem(t.key) && isPem(t.cert) && (isPem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(isPem)));
+}
 
 /** The rule of each entry of options.compute.modules (path `options.compute.modules.<name>`). */
 const MODULE_RULE: Rule = {
@@ -286,7 +310,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (i.cluster !== undefined) {
     if (!isPlainObject(i.cluster)) fail('options.cluster', 'must be an object');
     const c = i.cluster as Record<string, unknown>;
-    rejectUnknown(c, ['host', 'port', 'advertise', 'sourceAddress', 'seeds', 'secret', 'backups', 'lite'], 'options.cluster');
+    rejectUnknown(c, ['host', 'port', 'advertise', 'sourceAddress', 'seeds', 'secret', 'backups', 'lite', 'tls'], 'options.cluster');
     const d = DEFAULTS.cluster;
     cluster = {
       host: (c.host ?? d.host) as string,
@@ -297,6 +321,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
       secret: (c.secret ?? process.env.SHARDGRID_SECRET) as string | undefined,
       backups: (c.backups ?? d.backups) as number,
       lite: (c.lite ?? d.lite) as boolean,
+      tls: c.tls as ClusterTlsOptions | undefined,
     };
   }
   const resolved: ResolvedOptions = {

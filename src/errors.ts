@@ -68,6 +68,10 @@ export class MemberUnreachableError extends GridError { static override readonly
 export class InternalError extends GridError { static override readonly code: string = 'GRID_ERR_INTERNAL'; }
 /** A peer sent a malformed, truncated, oversized or unknown frame; that connection is closed. */
 export class ProtocolError extends GridError { static override readonly code: string = 'GRID_ERR_PROTOCOL'; }
+/** A peer's frame broke a named limit (pre-auth size, elements, depth, keys per MGET, messages per BATCH); that connection is closed. */
+export class FrameLimitError extends ProtocolError { static override readonly code: string = 'GRID_ERR_FRAME_LIMIT'; }
+/** A sealed frame failed authentication (tampered, replayed, reordered, truncated or from another session); that connection is closed. */
+export class IntegrityError extends ProtocolError { static override readonly code: string = 'GRID_ERR_INTEGRITY'; }
 /** A peer failed (or refused) the shared-secret handshake. */
 export class AuthenticationError extends GridError { static override readonly code: string = 'GRID_ERR_AUTH'; }
 /** A remote request or a retried operation ran past its deadline. */
@@ -99,7 +103,7 @@ export class PartitionLostError extends GridError { static override readonly cod
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
-  UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, AuthenticationError, TimeoutError,
+  UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
   NotLeaderError, PartitionUnavailableError, PartitionLostError,
 ];

@@ -374,7 +374,7 @@ describe('cluster of processes', () => {
     await m.set(key, 'ok');
 
     // a raw client that knows the secret
-    const { ws, closed } = await rawAuthed(a.url, SECRET, 'raw-client');
+    const { send, closed } = await rawAuthed(a.url, SECRET, 'raw-client');
 
     // a well-formed SET of the key, then a GET cut short: the whole frame is refused
     const w = new FastWriter();
@@ -398,7 +398,7 @@ describe('cluster of processes', () => {
     w.u16(0);
     w.u16(40);
     w.str('short', 5);
-    ws.send(w.buf.subarray(0, w.len));
+    send(w.buf.subarray(0, w.len)); // sealed: the member opens it, then refuses the FAST frame
     expect(await closed).toBe(1002);
 
     expect(await m.get(key)).toBe('ok');

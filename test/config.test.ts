@@ -48,6 +48,9 @@ describe('options', () => {
     [{ cluster: { advertise: 'example.com' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a:0' } }, 'options.cluster.advertise'],
     [{ cluster: { advertise: 'ws://a:1' } }, 'options.cluster.advertise'], [{ cluster: { advertise: 'a b:1' } }, 'options.cluster.advertise'],
     [{ cluster: { sourceAddress: 'localhost' } }, 'options.cluster.sourceAddress'],
+    [{ cluster: { tls: { key: 'k', cert: 'c' } } }, 'options.cluster.tls'], [{ cluster: { tls: { key: 'k', cert: 'c', ca: [] } } }, 'options.cluster.tls'],
+    [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a', extra: 1 } } }, 'options.cluster.tls'], [{ cluster: { tls: 'pem' } }, 'options.cluster.tls'],
+    [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a' }, seeds: ['ws://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
@@ -61,7 +64,8 @@ describe('options', () => {
   it('resolves cluster defaults, with the secret from SHARDGRID_SECRET', () => {
     process.env.SHARDGRID_SECRET = SECRET;
     try {
-      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: SECRET, backups: 1, lite: false });
+      expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: SECRET, backups: 1, lite: false, tls: undefined });
+      expect(resolveOptions({ cluster: { tls: { key: 'k', cert: 'c', ca: ['a', Buffer.from('b')] }, seeds: ['wss://127.0.0.1:7401'] } }).cluster!.tls!.key).toBe('k');
       expect(resolveOptions({ cluster: { advertise: '[::1]:7500' } }).cluster!.advertise).toBe('[::1]:7500');
       expect(resolveOptions({ cluster: { advertise: 'grid-1.internal:7500' } }).cluster!.advertise).toBe('grid-1.internal:7500');
     } finally {

@@ -17,6 +17,8 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.UnsupportedError, 'GRID_ERR_UNSUPPORTED'],
   [E.MemberUnreachableError, 'GRID_ERR_MEMBER_UNREACHABLE'],
   [E.InternalError, 'GRID_ERR_INTERNAL'],
+  [E.FrameLimitError, 'GRID_ERR_FRAME_LIMIT'],
+  [E.IntegrityError, 'GRID_ERR_INTEGRITY'],
   [E.ModuleLoadError, 'GRID_ERR_MODULE'],
   [E.UnknownModuleError, 'GRID_ERR_UNKNOWN_MODULE'],
   [E.RetryableGridError, 'GRID_ERR_RETRYABLE'],

@@ -5,11 +5,11 @@ import { Transport } from '../dist/transport/index.js';
 const SECRET = 'advertise-test-secret-0123456789';
 
 /** A TCP relay that records the source address of every connection it accepts. */
-async function relay(toPort: number): Promise<{ port: number; sources: string[]; server: Server }> {
+async function relay(toPort: () => number): Promise<{ port: number; sources: string[]; server: Server }> {
   const sources: string[] = [];
   const server = createServer((down: Socket) => {
     sources.push(down.remoteAddress ?? '');
-    const up = tcpConnect(toPort, '127.0.0.1');
+    const up = tcpConnect(toPort(), '127.0.0.1');
     down.pipe(up).pipe(down);
     const end = () => { down.destroy(); up.destroy(); };
     down.on('error', end); up.on('error', end); down.on('close', end); up.on('close', end);
@@ -25,11 +25,14 @@ describe('advertise and sourceAddress', () => {
   });
 
   it('a member is reached at its advertised address, and dials from its source address', async () => {
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a' });
-    closers.push(() => a.close());
-    const port = Number(new URL(a.url).port);
-    const r = await relay(port);
+    // a is reached through a relay, so it advertises the relay's address (the url peers dial:
+    // protocol 3 binds it into the handshake)
+    let port = 0;
+    const r = await relay(() => port);
     closers.push(() => new Promise((res) => r.server.close(res)));
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a', advertise: `127.0.0.1:${r.port}` });
+    closers.push(() => a.close());
+    port = (a as unknown as { server: { address(): { port: number } } }).server.address().port;
     // b dials through the relay, from 127.0.0.7 (any 127/8 address is local on Linux)
     const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b', sourceAddress: '127.0.0.7', advertise: 'b.example:7999' });
     closers.push(() => b.close());
@@ -38,6 +41,20 @@ describe('advertise and sourceAddress', () => {
     expect(r.sources).toEqual(['127.0.0.7']);
     // a knows b by the address b advertises, not by where the connection came from
     expect(a.urlOf('b')).toBe('ws://b.example:7999');
+  });
+
+  it('refuses a dialler that dialled another url than the advertised one (a relay nobody advertised)', async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a2' });
+    closers.push(() => a.close());
+    const port = Number(new URL(a.url).port);
+    const r = await relay(() => port);
+    closers.push(() => new Promise((res) => r.server.close(res)));
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b2', log: () => undefined });
+    closers.push(() => b.close());
+    await expect(b.connect(`ws://127.0.0.1:${r.port}`)).rejects.toMatchObject({ code: 'GRID_ERR_AUTH' });
+    expect(a.isConnected('b2')).toBe(false);
+    // control: the advertised url itself works
+    expect(await b.connect(a.url)).toBe('a2');
   });
 
   it('refuses a malformed advertise or source address with a typed error', async () => {

@@ -404,8 +404,8 @@ describe('hostile FAST frames', () => {
     it(`closes the connection that sends ${name}, logs a ProtocolError, and keeps serving`, { timeout: 10_000 }, async () => {
       const before = protocolErrors.length;
       const calls = mem.calls.length;
-      const { ws, closed } = await rawAuthed(`raw-${before}`);
-      ws.send(bytes);
+      const { send, closed } = await rawAuthed(`raw-${before}`);
+      send(bytes);
       expect(await closed).toBe(1002);
       await until(() => protocolErrors.length > before, 2000, 'protocol-error');
       expect(protocolErrors[before]).toBeInstanceOf(ProtocolError);
@@ -418,15 +418,12 @@ describe('hostile FAST frames', () => {
   }
 
   it('serves a well-formed FAST frame from a raw authenticated client (control for the cases above)', { timeout: 10_000 }, async () => {
-    const { ws } = await rawAuthed('raw-good');
-    const replies: Buffer[] = [];
-    ws.on('message', (d: Buffer) => replies.push(d));
-    ws.send(frame((w) => {
+    const { ws, send, next } = await rawAuthed('raw-good');
+    send(frame((w) => {
       goodSet(w);
       getRec(w, 2, 0, 'victim');
     }));
-    await until(() => replies.length > 0, 2000, 'reply');
-    const r = replies[0];
+    const r = await next();
     expect(r[0]).toBe(FAST_MAGIC);
     expect(r[1]).toBe(R_OK);
     expect(r.readUInt32LE(2)).toBe(1);
@@ -441,37 +438,35 @@ describe('hostile FAST frames', () => {
   });
 
   it('a map named __proto__ is only a name', { timeout: 10_000 }, async () => {
-    const { ws } = await rawAuthed('raw-proto');
-    const replies: Buffer[] = [];
-    ws.on('message', (d: Buffer) => replies.push(d));
-    ws.send(frame((w) => {
+    const { ws, send, next } = await rawAuthed('raw-proto');
+    send(frame((w) => {
       mapRec(w, 0, '__proto__');
       setRec(w, 1, 0, 'polluted', T_STRING, 0, Buffer.from('yes'));
     }));
-    await until(() => replies.length > 0, 2000, 'reply');
-    expect(replies[0][1]).toBe(R_OK);
+    expect((await next())[1]).toBe(R_OK);
     expect(mem.data.get('__proto__/polluted')!.bytes.toString()).toBe('yes');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     ws.close();
   });
 
   it('closes the connection of a peer answering a FAST request with a reply of another kind, and rejects the request', { timeout: 10_000 }, async () => {
-    const { ws, closed } = await rawAuthed('raw-liar');
+    const { send, next, closed } = await rawAuthed('raw-liar');
     const before = protocolErrors.length;
     const p = server.peer('raw-liar')!;
     const c = new GetCall(undefined, 0, 'k');
     const pr = promiseOf(c);
-    ws.on('message', (d: Buffer) => {
-      if (d[0] !== FAST_MAGIC) return;
+    void (async () => {
+      let d = await next();
+      while (d[0] !== FAST_MAGIC) d = await next();
       // find the GET's id: MAP record first (1 + 2 + 2 + name), then the GET
       const at = 1 + 5 + d.readUInt16LE(4);
       expect(d[at]).toBe(O_GET);
       const id = d.readUInt32LE(at + 1);
-      ws.send(frame((w) => {
+      send(frame((w) => {
         w.u8(R_OK); // a GET is answered by a STATE, never an OK
         w.u32(id);
       }));
-    });
+    })();
     sendGet(p, 'm', 'k', 1, c);
     expect(await pr.catch((x) => x)).toBeInstanceOf(MemberUnreachableError);
     expect(await closed).toBe(1002);
@@ -493,15 +488,16 @@ describe('hostile FAST frames', () => {
   });
 
   it('still closes a BATCH reply to a FAST request', { timeout: 10_000 }, async () => {
-    const { ws, closed } = await rawAuthed('raw-batch-liar');
+    const { send, next, closed } = await rawAuthed('raw-batch-liar');
     const p = server.peer('raw-batch-liar')!;
     const c = new GetCall(undefined, 0, 'k');
     const pr = promiseOf(c);
-    ws.on('message', (d: Buffer) => {
-      if (d[0] !== FAST_MAGIC) return;
+    void (async () => {
+      let d = await next();
+      while (d[0] !== FAST_MAGIC) d = await next();
       const at = 1 + 5 + d.readUInt16LE(4);
-      ws.send(packr.pack([F_BATCH, 2, d.readUInt32LE(at + 1), null, 'not a state']));
-    });
+      send(packr.pack([F_BATCH, 2, d.readUInt32LE(at + 1), null, 'not a state']));
+    })();
     sendGet(p, 'm2', 'k', 1, c);
     expect(await pr.catch((x) => x)).toBeInstanceOf(MemberUnreachableError);
     expect(await closed).toBe(1002);

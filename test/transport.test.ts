@@ -5,7 +5,8 @@ import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
 import { Transport } from '../dist/transport/index.js';
 import type { TransportOptions } from '../dist/transport/index.js';
-import { F_AUTH, F_BATCH, F_CHALLENGE, F_HELLO, F_WELCOME, PROTOCOL_VERSION, packr, proof, unpackr } from '../dist/transport/wire.js';
+import { F_BATCH, encodeHello, packr, unpackr } from '../dist/transport/wire.js';
+import { rawAuthed as rawAuthedTo, rawClient } from './fixtures/raw-peer.js';
 import {
   AuthenticationError,
   GridClosedError,
@@ -342,31 +343,9 @@ describe('hostile input', () => {
   });
 
   /** A raw ws client; resolves once the member closed it. */
-  function raw(): Promise<{ ws: WebSocket; closed: Promise<number> }> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(server.url, { perMessageDeflate: false });
-      const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
-      ws.on('error', () => {});
-      ws.once('open', () => resolve({ ws, closed }));
-      ws.once('unexpected-response', () => reject(new Error('upgrade refused')));
-    });
-  }
-
-  /** A raw ws client that completes the handshake itself (it knows the secret). */
-  async function rawAuthed(id: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
-    const r = await raw();
-    const myNonce = randomBytes(32);
-    const myUrl = 'ws://127.0.0.1:1';
-    const next = () => new Promise<unknown[]>((res) => r.ws.once('message', (d: Buffer) => res(unpackr.unpack(d) as unknown[])));
-    r.ws.send(packr.pack([F_HELLO, PROTOCOL_VERSION, id, myUrl, myNonce]));
-    const ch = await next();
-    expect(ch[0]).toBe(F_CHALLENGE);
-    r.ws.send(packr.pack([F_AUTH, proof(SECRET, 'dialler', myNonce, ch[2] as Buffer, id, 'server', myUrl)]));
-    const w = await next();
-    expect(w[0]).toBe(F_WELCOME);
-    expect(Buffer.compare(w[1] as Buffer, proof(SECRET, 'listener', myNonce, ch[2] as Buffer, id, 'server', myUrl))).toBe(0);
-    return r;
-  }
+  const raw = (localAddress?: string) => rawClient(server.url, localAddress);
+  /** A raw ws client that completes the handshake itself (it knows the secret) and seals its frames. */
+  const rawAuthed = (id: string) => rawAuthedTo(server.url, SECRET, id);
 
   async function stillServing(): Promise<void> {
     expect(peer.isConnected('server')).toBe(true);
@@ -376,12 +355,24 @@ describe('hostile input', () => {
 
   const cases: Array<[string, (ws: WebSocket) => void]> = [
     ['random bytes', (ws) => ws.send(randomBytes(200))],
-    ['a truncated HELLO', (ws) => ws.send(packr.pack([F_HELLO, PROTOCOL_VERSION, 'x', 'ws://127.0.0.1:1', randomBytes(32)]).subarray(0, 30))],
+    ['a truncated HELLO', (ws) => ws.send(encodeHello('x', server.url, 'ws://127.0.0.1:1', randomBytes(32)).subarray(0, 30))],
+    ['a HELLO one byte too long', (ws) => ws.send(Buffer.concat([encodeHello('x', server.url, 'ws://127.0.0.1:1', randomBytes(32)), Buffer.from([0])]))],
+    ['a HELLO whose id is not valid UTF-8', (ws) => {
+      const h = encodeHello('xy', server.url, 'ws://127.0.0.1:1', randomBytes(32));
+      h[40] = 0xff;
+      ws.send(h);
+    }],
+    ['an empty message', (ws) => ws.send(Buffer.alloc(0))],
     ['a text frame', (ws) => ws.send('hello')],
-    ['an unknown frame type', (ws) => ws.send(packr.pack([77, 'what']))],
+    ['an unknown frame type', (ws) => ws.send(Buffer.from([77, 1, 2]))],
+    ['a msgpack frame (the old HELLO)', (ws) => ws.send(packr.pack([1, 2, 'x', 'ws://127.0.0.1:1', randomBytes(32)]))],
     ['a BATCH before authentication', (ws) => ws.send(packr.pack([F_BATCH, 0, 1, 'double', 2]))],
-    ['a HELLO of another protocol version', (ws) => ws.send(packr.pack([F_HELLO, 99, 'x', 'ws://127.0.0.1:1', randomBytes(32)]))],
-    ['a frame over maxPayload', (ws) => ws.send(Buffer.alloc(100 * 1024))],
+    ['a HELLO of another protocol version', (ws) => {
+      const h = encodeHello('x', server.url, 'ws://127.0.0.1:1', randomBytes(32));
+      h[1] = 99;
+      ws.send(h);
+    }],
+    ['a frame over the pre-auth limit (maxPayload before authentication)', (ws) => ws.send(Buffer.alloc(100 * 1024))],
   ];
 
   for (const [name, send] of cases) {
@@ -401,7 +392,7 @@ describe('hostile input', () => {
 
   const afterAuth: Array<[string, unknown]> = [
     ['an unknown frame type', packr.pack([9, 1, 2])],
-    ['a second HELLO', packr.pack([F_HELLO, PROTOCOL_VERSION, 'x', 'ws://127.0.0.1:1', randomBytes(32)])],
+    ['a second HELLO', encodeHello('x', 'ws://127.0.0.1:1', 'ws://127.0.0.1:1', randomBytes(32))],
     ['a BATCH of the wrong stride', packr.pack([F_BATCH, 0, 1, 'double'])],
     ['a BATCH with a bad request id', packr.pack([F_BATCH, 0, -4, 'double', 1])],
     ['a BATCH with an unknown message kind', packr.pack([F_BATCH, 8, 1, 'double', 1])],
@@ -413,8 +404,8 @@ describe('hostile input', () => {
   for (const [name, frame] of afterAuth) {
     it(`closes an authenticated connection that sends ${name}`, { timeout: 10_000 }, async () => {
       const before = protocolErrors.length;
-      const { ws, closed } = await rawAuthed(`raw-${before}`);
-      ws.send(frame as Buffer);
+      const { send, closed } = await rawAuthed(`raw-${before}`);
+      send(frame as Buffer);
       expect(await closed).toBe(1002);
       await until(() => protocolErrors.length > before, 2000, 'protocol-error');
       expect(protocolErrors[before]).toBeInstanceOf(ProtocolError);
@@ -423,10 +414,9 @@ describe('hostile input', () => {
   }
 
   it('serves a well-formed request from a raw authenticated client (control for the cases above)', { timeout: 10_000 }, async () => {
-    const { ws } = await rawAuthed('raw-good');
-    const reply = new Promise<unknown[]>((res) => ws.once('message', (d: Buffer) => res(unpackr.unpack(d) as unknown[])));
-    ws.send(packr.pack([F_BATCH, 0, 7, 'double', 21, 0, 8, 'nope', 0]));
-    const f = await reply;
+    const { ws, send, next } = await rawAuthed('raw-good');
+    send(packr.pack([F_BATCH, 0, 7, 'double', 21, 0, 8, 'nope', 0]));
+    const f = unpackr.unpack(await next()) as unknown[];
     expect(f.slice(0, 5)).toEqual([F_BATCH, 2, 7, null, 42]);
     expect(f[5]).toBe(3);
     expect((f[8] as { code: string }).code).toBe('GRID_ERR_UNSUPPORTED');
@@ -440,7 +430,7 @@ describe('hostile input', () => {
       await mallory.connect(server.url);
       const pending = server.request('mallory', 'never', null, 5000);
       await tick();
-      // mallory's own link sends garbage
+      // mallory's own link sends garbage, not even sealed (fails authentication)
       const link = (mallory as unknown as { links: Map<string, { ws: WebSocket }> }).links.get('server')!;
       link.ws.send(Buffer.from([0x93, 0x05, 0x00])); // truncated array
       expect(await pending.catch((x) => x)).toBeInstanceOf(MemberUnreachableError);

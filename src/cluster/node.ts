@@ -150,7 +150,7 @@ export class ClusterNode extends EventEmitter {
   async start(): Promise<void> {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
-    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log });
+    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
     try {
       await this.begin([...o.seeds]);
     } catch (e) {
@@ -249,6 +249,7 @@ export class ClusterNode extends EventEmitter {
       this.meta.close();
       this.membership.stop();
       const old = this.transport;
+      const oldPort = old.boundPort; // a rejoin keeps the address others (and an advertised proxy) know
       this.streaming.clear();
       this.streamed.clear();
       for (let p = 0; p < this.partitions; p++) await Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
@@ -260,7 +261,7 @@ export class ClusterNode extends EventEmitter {
         this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
         this.restarting = false; // the new identity applies its tables and serves once admitted
         try {
-          this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? Number(new URL(old.url).port) || 0 : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log });
+          this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? oldPort : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log, tls: o.tls });
           await this.begin([...seeds]);
           this.log('warn', `rejoined the cluster as ${this.memberId}`);
           this.emit('rejoined', this.memberId);

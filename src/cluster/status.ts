@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { SECRET_RULE_MESSAGE, isStrongEnoughSecret } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
-import { Transport } from '../transport/transport.js';
+import { Transport, type TlsOptions } from '../transport/transport.js';
 
 export interface ClusterMemberStatus {
   id: string;
@@ -58,7 +58,7 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * GRID_ERR_INVALID_OPTION naming options.cluster.secret, before anything is sent, when the secret
  * is under 16 bytes (no member accepts one).
  */
-export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000): Promise<ClusterStatus> {
+export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
   const deadline = Date.now() + timeoutMs;
@@ -67,6 +67,8 @@ export async function fetchClusterStatus(url: string, secret: string, timeoutMs 
     port: 0,
     secret,
     memberId: `status-${randomBytes(8).toString('hex')}`,
+    // a wss:// member asks for our certificate (mutual TLS)
+    ...(tls === undefined ? {} : { tls }),
     // failures reach the caller as rejections; a CLI must not also print transport warnings
     log: () => undefined,
   });

@@ -1,10 +1,12 @@
 /**
  * FAST frames: the compact binary frames of the hot map operations (get, set, getMany and the
- * replicated write of a set), beside the msgpack frames of wire.ts. No per-operation object is
- * encoded or decoded: each operation is one record of fixed fields, the key and value as bytes.
+ * replicated write of a set), beside the msgpack BATCH frames of wire.ts. No per-operation object
+ * is encoded or decoded: each operation is one record of fixed fields, the key and value as bytes.
+ * Like a BATCH, a FAST frame travels sealed (AES-256-GCM, wire.ts): the layout below is the
+ * plaintext of one binary WebSocket message, which carries it followed by a 16-byte tag.
  *
  * ```
- * FAST frame = one binary WebSocket message:
+ * FAST frame = the plaintext of one sealed binary WebSocket message:
  *   0xC1                                  first byte; msgpack never uses 0xc1, so a FAST frame
  *                                         cannot be taken for a msgpack frame or the reverse
  *   record*                               back to back to the end of the message
@@ -34,7 +36,9 @@
  * A receiver validates the whole frame (validateFast) before acting on any record: a record of an
  * unknown type, a truncated record, a map index never named, a bad value tag, a negative or
  * non-finite expiry, a wrong number length or a count that overruns the frame closes the
- * connection as a protocol error, so nothing of a malformed frame reaches shared memory.
+ * connection as a protocol error, so nothing of a malformed frame reaches shared memory. An MGET of
+ * more than maxMgetKeys keys (default MAX_MGET_KEYS) closes it too (FrameLimitError), and the
+ * reader's scratch arrays are cut back after any record of more than SCRATCH_KEEP keys or states.
  */
 import { T_NUMBER } from '../storage/layout.js';
 
@@ -58,6 +62,10 @@ export const MAX_LINK_MAPS = 1024;
 export const MAX_NAME_BYTES = 256;
 /** A FAST frame is closed and a new one started before it would grow past this (or maxPayload). */
 export const FAST_FRAME_BYTES = 256 * 1024;
+/** Default limit of keys in one MGET record (the Transport option maxMgetKeys); a bigger one closes the connection (FrameLimitError). */
+export const MAX_MGET_KEYS = 1024 * 1024;
+/** FastReader keeps scratch arrays up to this many entries between frames; longer ones are dropped after use. */
+export const SCRATCH_KEEP = 4096;
 /** Largest request id (u32). */
 export const MAX_FAST_ID = 0xffffffff;
 
@@ -170,7 +178,7 @@ const u32 = (b: Uint8Array, o: number): number => (b[o] | (b[o + 1] << 8) | (b[o
  * (a frame that fails closes its connection, whose map table then goes with it). Returns undefined
  * when the frame is well formed, else what is wrong.
  */
-export function validateFast(b: Uint8Array, maps: FastMap[]): string | undefined {
+export function validateFast(b: Uint8Array, maps: FastMap[], maxMgetKeys: number = MAX_MGET_KEYS): string | undefined {
   const n = b.length;
   if (n < 2 || b[0] !== FAST_MAGIC) return 'empty frame';
   let o = 1;
@@ -232,6 +240,7 @@ export function validateFast(b: Uint8Array, maps: FastMap[]): string | undefined
         if (u32(b, o + 1) === 0) return 'request id 0';
         if (!mapOk(o + 5)) return 'unknown map index';
         const count = u32(b, o + 7);
+        if (count > maxMgetKeys) return `MGET of ${count} keys (limit ${maxMgetKeys})`;
         o += MGET_HEAD;
         // each key takes at least 2 bytes: a count the frame cannot hold fails before the loop
         if (count > (n - o) / 2) return 'MGET count overruns the frame';
@@ -385,6 +394,23 @@ export class FastReader {
     }
     this.pos = o;
     return op;
+  }
+
+  /**
+   * Drops scratch arrays that grew past SCRATCH_KEEP entries (a large MGET or STATES), so one
+   * peer-sized record does not keep peer-sized arrays for the life of the transport.
+   */
+  trim(): void {
+    if (this.keyOffs.length > SCRATCH_KEEP) {
+      this.keyOffs = [];
+      this.keyLens = [];
+    }
+    if (this.types.length > SCRATCH_KEEP) {
+      this.types = [];
+      this.exps = [];
+      this.offs = [];
+      this.lens = [];
+    }
   }
 
   /** The current key as a string. */

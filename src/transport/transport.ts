@@ -2,6 +2,14 @@
  * Member-to-member transport: one authenticated WebSocket per pair of members, carrying requests,
  * replies and one-way notifications, coalesced per tick into BATCH frames (see wire.ts).
  *
+ * Security (SECURITY.md): a new TCP connection is admitted against per-address and total caps on
+ * unauthenticated connections and must upgrade and send HELLO within helloTimeout; until the
+ * fixed-layout handshake completes ws accepts messages of at most preAuthMaxBytes and no msgpack
+ * decoder runs. The handshake binds the dialled url; after it every frame is sealed with
+ * per-direction AES-256-GCM session keys (FrameCipher), and a BATCH is scanned (scanMsgpack) before
+ * it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
+ * failure while handling a frame closes only that link.
+ *
  * Life of a request: request() pushes (REQUEST, id, type, body) onto the peer's open batch and,
  * once per tick, a setImmediate flush encodes the whole batch once and hands it to ws. The
  * receiver validates the whole frame, then runs the handlers; synchronous results go onto its own
@@ -27,12 +35,15 @@
 import { isIP } from 'node:net';
 import { isHostPort } from '../config.js';
 import { EventEmitter } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   AuthenticationError,
+  FrameLimitError,
   GridClosedError,
+  IntegrityError,
   GridError,
   InternalError,
   InvalidArgumentError,
@@ -54,6 +65,7 @@ import {
   FastWriter,
   MAX_FAST_ID,
   MAX_LINK_MAPS,
+  MAX_MGET_KEYS,
   MAX_NAME_BYTES,
   O_GET,
   O_MAP,
@@ -72,32 +84,52 @@ import {
   CLOSE_DUPLICATE,
   CLOSE_GOING_AWAY,
   CLOSE_HANDSHAKE_TIMEOUT,
+  CLOSE_INTEGRITY,
   CLOSE_PROTOCOL,
   CLOSE_SAME_ID,
+  CLOSE_TOO_BIG,
+  CLOSE_WRONG_URL,
   F_AUTH,
   F_BATCH,
   F_CHALLENGE,
   F_HELLO,
   F_WELCOME,
+  FrameCipher,
   K_ERROR,
   K_NOTIFY,
   K_REPLY,
   K_REQUEST,
+  MAX_HANDSHAKE_BYTES,
   MAX_ID_CHARS,
   MAX_URL_CHARS,
-  NONCE_BYTES,
-  PROTOCOL_VERSION,
   STRIDE,
-  isBytes,
+  TAG_BYTES,
+  type Transcript,
+  encodeChallenge,
+  encodeHello,
+  encodeProof,
   isName,
   nonce,
   packr,
+  parseChallenge,
+  parseHello,
+  parseProof,
   proof,
   proofMatches,
+  safeText,
+  scanMsgpack,
+  sessionKeys,
   unpackr,
 } from './wire.js';
 
 export type LogFn = (level: 'info' | 'warn' | 'error', message: string, err?: unknown) => void;
+
+/** Mutual TLS: PEM strings or buffers. The listener requests a client certificate and verifies it (and the dialler the server's) against `ca`. */
+export interface TlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer | Array<string | Buffer>;
+}
 
 export interface TransportOptions {
   /** Bind address, e.g. '127.0.0.1'. */
@@ -112,15 +144,31 @@ export interface TransportOptions {
   secret: string;
   /** This member's unique id. */
   memberId: string;
-  /** Largest frame in bytes, both ways; a bigger incoming frame closes the connection. Default 64 MiB. */
+  /** Largest frame in bytes (after authentication), both ways; a bigger incoming frame closes the connection. Default 64 MiB. */
   maxPayload?: number;
+  /** Largest message a peer may send before it has authenticated (a handshake frame is at most ~3 KiB). Default 4 KiB. */
+  preAuthMaxBytes?: number;
+  /** How long a new TCP connection may take to upgrade and send HELLO, ms. Default 1000 (capped by handshakeTimeout). */
+  helloTimeout?: number;
+  /** Unauthenticated connections (raw TCP, upgrading, mid-handshake) allowed from one source address at once; more are dropped. Default 8. */
+  maxHandshakesPerAddress?: number;
+  /** All TCP connections to the member port at once (server.maxConnections), authenticated ones included. Default 1024. */
+  maxConnections?: number;
+  /** Values in one BATCH frame (msgpack elements, keys included). Default 2,097,152. */
+  maxFrameElements?: number;
+  /** Nesting of one BATCH frame. Default 64. */
+  maxFrameDepth?: number;
+  /** Keys of one FAST MGET record. Default 1,048,576. */
+  maxMgetKeys?: number;
+  /** Mutual TLS on the member port and on outbound connections (urls become wss://). Default: off (frames are still sealed). */
+  tls?: TlsOptions;
   /** Default timeout of request(), ms. Default 5000. */
   requestTimeout?: number;
   /** How long an incoming connection may take to authenticate, ms. Default 2000. */
   handshakeTimeout?: number;
   /** Above this many bytes buffered on a socket, frames wait in the queue until it drains. Default 8 MiB. */
   maxBuffered?: number;
-  /** Incoming connections allowed to be mid-handshake at once; more are refused. Default 64. */
+  /** Unauthenticated incoming connections allowed at once, from all addresses; more are dropped. Default 64. */
   maxHandshakes?: number;
   /** Default: console.warn for 'warn' and 'error', 'info' dropped. */
   log?: LogFn;
@@ -134,7 +182,20 @@ const DEFAULTS = Object.freeze({
   handshakeTimeout: 2000,
   maxBuffered: 8 * 1024 * 1024,
   maxHandshakes: 64,
+  preAuthMaxBytes: 4096,
+  helloTimeout: 1000,
+  maxHandshakesPerAddress: 8,
+  maxConnections: 1024,
+  maxFrameElements: 2 * 1024 * 1024,
+  maxFrameDepth: 64,
+  maxMgetKeys: MAX_MGET_KEYS,
 });
+
+/** Peer-caused log lines: a burst of LOG_BURST, then one per LOG_REFILL_MS; the rest are counted and reported once. */
+const LOG_BURST = 20;
+const LOG_REFILL_MS = 500;
+/** Longest peer-supplied string (id, url, type, close reason) quoted in a log line. */
+const LOG_TEXT_CHARS = 80;
 
 /** Messages per BATCH frame before a new frame is started (bounds encode size and latency). */
 const MAX_BATCH_MESSAGES = 4096;
@@ -272,6 +333,17 @@ export interface FastServer {
   rep(peer: FastPeer, r: FastReader): void;
 }
 
+/** An unauthenticated inbound TCP connection, counted against maxHandshakes and maxHandshakesPerAddress. */
+interface Slot {
+  readonly socket: Socket;
+  readonly addr: string;
+  readonly key: string;
+  readonly timer: NodeJS.Timeout;
+  link: Link | undefined;
+  hello: boolean;
+  released: boolean;
+}
+
 interface Dial {
   resolve: (id: string) => void;
   reject: (e: unknown) => void;
@@ -289,6 +361,13 @@ class Link implements FastPeer {
   url = '';
   readonly myNonce = nonce();
   theirNonce: Uint8Array | undefined;
+  /** Outbound: the url dialled (== url); inbound: the url the dialler says it dialled (checked == our url). */
+  dialled = '';
+  /** Session ciphers, set when the link opens: every frame after WELCOME is sealed and opened with them. */
+  tx: FrameCipher | undefined;
+  rx: FrameCipher | undefined;
+  /** Inbound: the admission slot of its TCP connection (released when the link authenticates or closes). */
+  slot: Slot | undefined;
   hsTimer: NodeJS.Timeout | undefined;
   dial: Dial | undefined;
   /** Why the link closed: pending requests reject with it. */
@@ -321,8 +400,9 @@ class Link implements FastPeer {
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
   }
 
+  /** For log lines: peer-supplied id / url escaped and cut. */
   describe(): string {
-    return this.id !== '' ? `member ${this.id}` : this.url !== '' ? this.url : 'an unidentified peer';
+    return this.id !== '' ? `member ${safeText(this.id, LOG_TEXT_CHARS)}` : this.url !== '' ? safeText(this.url, LOG_TEXT_CHARS) : 'an unidentified peer';
   }
 
   get isOpen(): boolean {
@@ -361,6 +441,18 @@ class Link implements FastPeer {
   }
 }
 
+/**
+ * Raises the largest message ws accepts on this socket (ws fixes maxPayload at construction; its
+ * Receiver reads `_maxPayload` for every frame header, so setting it applies from the next frame).
+ * Returns false if ws's internals are not as expected (then the pre-auth limit stays).
+ */
+function raiseReceiveLimit(ws: WebSocket, n: number): boolean {
+  const r = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (r === undefined || r === null || typeof r._maxPayload !== 'number') return false;
+  r._maxPayload = n;
+  return true;
+}
+
 function isId(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x > 0;
 }
@@ -383,6 +475,11 @@ function defaultLog(memberId: string): LogFn {
   };
 }
 
+const POSITIVE = [
+  'maxPayload', 'requestTimeout', 'handshakeTimeout', 'maxBuffered', 'maxHandshakes', 'preAuthMaxBytes', 'helloTimeout',
+  'maxHandshakesPerAddress', 'maxConnections', 'maxFrameElements', 'maxFrameDepth', 'maxMgetKeys',
+] as const;
+
 function checkOptions(o: TransportOptions): void {
   const bad = (what: string): never => {
     throw new InvalidArgumentError(`transport options.${what}`);
@@ -394,16 +491,19 @@ function checkOptions(o: TransportOptions): void {
   if (o.advertise !== undefined && !isHostPort(o.advertise)) bad("advertise must be 'host:port'");
   if (o.sourceAddress !== undefined && (typeof o.sourceAddress !== 'string' || isIP(o.sourceAddress) === 0)) bad('sourceAddress must be an IP address');
   if (!isName(o.memberId, MAX_ID_CHARS)) bad(`memberId must be a string of 1 to ${MAX_ID_CHARS} characters`);
-  const positive = (k: 'maxPayload' | 'requestTimeout' | 'handshakeTimeout' | 'maxBuffered' | 'maxHandshakes') => {
+  for (const k of POSITIVE) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) bad(`${k} must be a positive integer`);
-  };
-  positive('maxPayload');
-  positive('requestTimeout');
-  positive('handshakeTimeout');
-  positive('maxBuffered');
-  positive('maxHandshakes');
+  }
+  if (o.preAuthMaxBytes !== undefined && o.preAuthMaxBytes < MAX_HANDSHAKE_BYTES) bad(`preAuthMaxBytes must be at least ${MAX_HANDSHAKE_BYTES} (the largest handshake frame)`);
   if (o.log !== undefined && typeof o.log !== 'function') bad('log must be a function');
+  if (o.tls !== undefined) {
+    const pem = (x: unknown) => typeof x === 'string' || Buffer.isBuffer(x);
+    const t = o.tls;
+    if (typeof t !== 'object' || t === null || !pem(t.key) || !pem(t.cert) || !(pem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(pem)))) {
+      bad('tls must be { key, cert, ca } of PEM strings or buffers');
+    }
+  }
 }
 
 export class Transport extends EventEmitter {
@@ -420,7 +520,22 @@ export class Transport extends EventEmitter {
   private readonly handshakeTimeout: number;
   private readonly maxBuffered: number;
   private readonly maxHandshakes: number;
-  private readonly log: LogFn;
+  private readonly preAuthMaxBytes: number;
+  private readonly helloTimeout: number;
+  private readonly maxPerAddress: number;
+  private readonly decodeLimits: { maxElements: number; maxDepth: number };
+  private readonly maxMgetKeys: number;
+  private readonly tls: TlsOptions | undefined;
+  private readonly userLog: LogFn;
+  /** Peer-caused log lines: tokens left, when last refilled, and lines dropped since the last one logged. */
+  private logTokens = LOG_BURST;
+  private logRefilled = 0;
+  private logDropped = 0;
+  /** Unauthenticated inbound connections, all and by source address. */
+  private readonly slots = new Set<Slot>();
+  private readonly slotsByAddr = new Map<string, number>();
+  /** By remote 'address|port': the same key for the raw socket and, with TLS, the TLSSocket over it. */
+  private readonly slotOf = new Map<string, Slot>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
 
@@ -438,7 +553,6 @@ export class Transport extends EventEmitter {
   private readonly urls = new Map<string, string>();
   /** Dials that lost a simultaneous-dial race and wait for the peer's connection. */
   private readonly waitingDials = new Set<Link>();
-  private handshaking = 0;
   private closing: Promise<void> | undefined;
 
   private fastServer: FastServer | undefined;
@@ -470,22 +584,148 @@ export class Transport extends EventEmitter {
     this.handshakeTimeout = opts.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
     this.maxBuffered = opts.maxBuffered ?? DEFAULTS.maxBuffered;
     this.maxHandshakes = opts.maxHandshakes ?? DEFAULTS.maxHandshakes;
-    this.log = opts.log ?? defaultLog(opts.memberId);
+    this.preAuthMaxBytes = opts.preAuthMaxBytes ?? DEFAULTS.preAuthMaxBytes;
+    this.helloTimeout = Math.min(opts.helloTimeout ?? DEFAULTS.helloTimeout, this.handshakeTimeout);
+    this.maxPerAddress = opts.maxHandshakesPerAddress ?? DEFAULTS.maxHandshakesPerAddress;
+    this.decodeLimits = { maxElements: opts.maxFrameElements ?? DEFAULTS.maxFrameElements, maxDepth: opts.maxFrameDepth ?? DEFAULTS.maxFrameDepth };
+    this.maxMgetKeys = opts.maxMgetKeys ?? DEFAULTS.maxMgetKeys;
+    this.tls = opts.tls;
+    this.userLog = opts.log ?? defaultLog(opts.memberId);
     this.fastLimit = Math.min(FAST_FRAME_BYTES, this.maxPayload);
     this.sweepTimer = setInterval(this.sweepBound, Math.ceil(this.requestTimeout / SWEEP_TICKS));
     this.sweepTimer.unref();
     this.server = server;
     this.wss = wss;
     this.url = url;
-    wss.on('connection', (ws: WebSocket) => this.accept(ws));
+    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.accept(ws, req));
     wss.on('wsClientError', (err: Error, socket: Socket) => {
-      this.log('warn', `rejected a malformed WebSocket upgrade: ${err.message}`);
+      this.peerLog('warn', `rejected a malformed WebSocket upgrade: ${safeText(err.message)}`);
       socket.destroy();
     });
     server.on('clientError', (err: Error, socket: Socket) => {
-      this.log('warn', `dropped a malformed HTTP request: ${err.message}`);
+      this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
       socket.destroy();
     });
+    // admission runs on the raw TCP connection, before any byte is parsed (with TLS: before the TLS handshake)
+    server.on('connection', (socket: Socket) => this.admit(socket));
+    server.on('drop', () => this.peerLog('warn', `dropped a connection: ${server.maxConnections} connections open (maxConnections)`));
+  }
+
+  /** Every log line. */
+  private log(level: 'info' | 'warn' | 'error', message: string, err?: unknown): void {
+    try {
+      this.userLog(level, message, err);
+    } catch {
+      // a failing logger must not take a connection (or the member) down
+    }
+  }
+
+  /**
+   * A log line a peer can cause (refusals, protocol errors, failed handshakes): rate-limited, so a
+   * flood of bad connections cannot flood the log. The first line after a quiet spell reports how
+   * many were dropped. Peer-supplied text in `message` must already be escaped (safeText).
+   */
+  private peerLog(level: 'info' | 'warn' | 'error', message: string, err?: unknown): void {
+    const now = Date.now();
+    if (this.logTokens < LOG_BURST) {
+      const add = Math.floor((now - this.logRefilled) / LOG_REFILL_MS);
+      if (add > 0) {
+        this.logTokens = Math.min(LOG_BURST, this.logTokens + add);
+        this.logRefilled = now;
+      }
+    } else {
+      this.logRefilled = now;
+    }
+    if (this.logTokens === 0) {
+      this.logDropped++;
+      return;
+    }
+    this.logTokens--;
+    if (this.logDropped > 0) {
+      this.log('warn', `${this.logDropped} log lines about peers suppressed (rate limit)`);
+      this.logDropped = 0;
+    }
+    this.log(level, message, err);
+  }
+
+  /** Admission of a new TCP connection: per-address and total caps on unauthenticated connections, and the HELLO deadline. */
+  private admit(socket: Socket): void {
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const addr = socket.remoteAddress ?? '?';
+    const n = this.slotsByAddr.get(addr) ?? 0;
+    if (n >= this.maxPerAddress) {
+      this.peerLog('warn', `dropped a connection from ${safeText(addr)}: ${n} unauthenticated connections from that address already (maxHandshakesPerAddress)`);
+      socket.destroy();
+      return;
+    }
+    if (this.slots.size >= this.maxHandshakes) {
+      // Full, from many addresses: evict the oldest connection that has not sent HELLO yet. An
+      // attacker holding idle sockets then only pushes out its own oldest ones, while a real
+      // member completes its handshake in a few round trips; only when every slot is in a
+      // handshake proper is the newcomer dropped.
+      let victim: Slot | undefined;
+      for (const s of this.slots) {
+        if (!s.hello) {
+          victim = s;
+          break;
+        }
+      }
+      this.peerLog(
+        'warn',
+        victim !== undefined
+          ? `${this.slots.size} unauthenticated connections (maxHandshakes): dropped the oldest silent one, from ${safeText(victim.addr)}`
+          : `dropped a connection from ${safeText(addr)}: ${this.slots.size} handshakes in progress (maxHandshakes)`,
+      );
+      if (victim === undefined) {
+        socket.destroy();
+        return;
+      }
+      this.evict(victim);
+    }
+    const key = `${addr}|${socket.remotePort}`;
+    const slot: Slot = { socket, addr, key, link: undefined, hello: false, released: false, timer: setTimeout(() => this.helloLate(slot), this.helloTimeout) };
+    slot.timer.unref();
+    this.slots.add(slot);
+    this.slotsByAddr.set(addr, n + 1);
+    this.slotOf.set(key, slot);
+    socket.once('close', () => this.release(slot));
+  }
+
+  /** The HELLO deadline passed: a connection still without HELLO (not upgraded, or silent) is cut. */
+  private helloLate(slot: Slot): void {
+    if (slot.released || slot.hello) return;
+    const link = slot.link;
+    if (link !== undefined && link.state !== S_CLOSED) {
+      const err = new TimeoutError(`a peer at ${safeText(slot.addr)} sent no HELLO within ${this.helloTimeout} ms`);
+      this.peerLog('warn', err.message, err);
+      this.closeLink(link, CLOSE_HANDSHAKE_TIMEOUT, 'handshake timeout', new MemberUnreachableError(err.message));
+    }
+    this.release(slot);
+    slot.socket.destroy();
+  }
+
+  private evict(slot: Slot): void {
+    this.release(slot);
+    const link = slot.link;
+    if (link !== undefined && link.state !== S_CLOSED) {
+      this.finish(link, new MemberUnreachableError('evicted before authentication (maxHandshakes)'));
+      link.ws.terminate();
+    }
+    slot.socket.destroy();
+  }
+
+  private release(slot: Slot): void {
+    if (slot.released) return;
+    slot.released = true;
+    clearTimeout(slot.timer);
+    this.slots.delete(slot);
+    if (this.slotOf.get(slot.key) === slot) this.slotOf.delete(slot.key);
+    const n = (this.slotsByAddr.get(slot.addr) ?? 1) - 1;
+    if (n <= 0) this.slotsByAddr.delete(slot.addr);
+    else this.slotsByAddr.set(slot.addr, n);
   }
 
   /** Starts listening; resolves once the port is bound. */
@@ -495,15 +735,29 @@ export class Transport extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const maxPayload = opts.maxPayload ?? DEFAULTS.maxPayload;
-    const server = createServer((_req, res) => {
+    const handshakeTimeout = opts.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
+    const onRequest = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       res.end('shardgrid member port: WebSocket only\n');
-    });
+    };
+    // Small headers, short header / request deadlines checked often, no keep-alive: a peer that
+    // never upgrades, or drips its headers, is shed (the HELLO deadline cuts it sooner still).
+    const httpOpts = { maxHeaderSize: 8192, headersTimeout: handshakeTimeout, requestTimeout: handshakeTimeout, keepAliveTimeout: 1, connectionsCheckingInterval: 250 };
+    const server: Server =
+      opts.tls === undefined
+        ? createServer(httpOpts, onRequest)
+        : (createTlsServer(
+            { ...httpOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout },
+            onRequest,
+          ) as unknown as Server);
+    server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
+    server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({
       server,
       perMessageDeflate: false,
-      maxPayload,
+      // Before authentication a message may be a handshake frame only: ws refuses a longer one from
+      // its header, before buffering any of it (F3). Raised to maxPayload when the link opens.
+      maxPayload: opts.preAuthMaxBytes ?? DEFAULTS.preAuthMaxBytes,
       clientTracking: false,
       skipUTF8Validation: true, // text frames are refused anyway
     });
@@ -521,7 +775,7 @@ export class Transport extends EventEmitter {
         const addr = server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
         const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-        transport = new Transport(opts, server, wss, `ws://${opts.advertise ?? `${host}:${port}`}`);
+        transport = new Transport(opts, server, wss, `${opts.tls === undefined ? 'ws' : 'wss'}://${opts.advertise ?? `${host}:${port}`}`);
         resolve(transport);
       });
     });
@@ -529,11 +783,17 @@ export class Transport extends EventEmitter {
 
   // ---------------------------------------------------------------- public API
 
+  /** The port this transport is bound to (differs from the url's port behind an advertised address). */
+  get boundPort(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
   /** Ensures an authenticated connection to the member listening at url; resolves to its memberId. Concurrent calls share one dial. */
   connect(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
     if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
-      return Promise.reject(new InvalidArgumentError(`connect: url must be a ws:// url, got ${String(url)}`));
+      return Promise.reject(new InvalidArgumentError(`connect: url must be a ws:// url, got ${safeText(url)}`));
     }
     if (url === this.url) return Promise.resolve(this.memberId);
     for (const [id, link] of this.links) if (link.url === url) return Promise.resolve(id);
@@ -643,13 +903,15 @@ export class Transport extends EventEmitter {
       try {
         ws = new WebSocket(url, {
           perMessageDeflate: false,
-          maxPayload: this.maxPayload,
+          // a hostile listener gets the same pre-auth limit as a hostile dialler; raised when the link opens
+          maxPayload: this.preAuthMaxBytes,
           skipUTF8Validation: true,
           handshakeTimeout: timeoutMs,
           // No masking: members talk directly, never through a proxy or a browser; an all-zero
           // mask lets ws skip the copy-and-xor of every outgoing frame.
           generateMask: zeroMask,
           ...(this.sourceAddress === undefined ? {} : { localAddress: this.sourceAddress }),
+          ...(this.tls === undefined ? {} : { key: this.tls.key, cert: this.tls.cert, ca: this.tls.ca, minVersion: 'TLSv1.3' as const }),
         });
       } catch (err) {
         reject(new InvalidArgumentError(`connect: bad url ${url}: ${(err as Error).message}`));
@@ -657,6 +919,7 @@ export class Transport extends EventEmitter {
       }
       const link = new Link(ws, true, this, this.maxPayload - 1);
       link.url = url;
+      link.dialled = url;
       link.dial = {
         resolve,
         reject,
@@ -673,36 +936,45 @@ export class Transport extends EventEmitter {
       ws.once('open', () => {
         if (link.state !== S_DIAL) return;
         link.state = S_CHALLENGE;
-        this.sendFrame(link, [F_HELLO, PROTOCOL_VERSION, this.memberId, this.url, link.myNonce]);
+        link.ws.send(encodeHello(this.memberId, url, this.url, link.myNonce));
       });
     });
   }
 
-  private accept(ws: WebSocket): void {
-    if (this.closing !== undefined) {
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const slot = this.slotOf.get(`${req.socket.remoteAddress ?? '?'}|${req.socket.remotePort}`);
+    if (this.closing !== undefined || slot === undefined || slot.released) {
+      // not admitted (cannot normally happen: admit() runs first) or already timed out
       ws.terminate();
       return;
     }
-    if (this.handshaking >= this.maxHandshakes) {
-      this.log('warn', `refused a connection: ${this.handshaking} handshakes already in progress`);
-      ws.close(CLOSE_BUSY, 'busy');
-      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
-      return;
-    }
     const link = new Link(ws, false, this, this.maxPayload - 1);
-    this.handshaking++;
+    link.slot = slot;
+    slot.link = link;
     this.all.add(link);
     this.attach(link);
     link.hsTimer = setTimeout(() => {
       const err = new TimeoutError(`${link.describe()} did not authenticate within ${this.handshakeTimeout} ms`);
-      this.log('warn', err.message, err);
+      this.peerLog('warn', err.message, err);
       this.closeLink(link, CLOSE_HANDSHAKE_TIMEOUT, 'handshake timeout', new MemberUnreachableError(err.message));
     }, this.handshakeTimeout);
   }
 
   private attach(link: Link): void {
     const ws = link.ws;
-    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => this.onMessage(link, data, isBinary));
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      // whatever a frame does, it can only close its own link: never throw into ws (or the process)
+      try {
+        this.onMessage(link, data, isBinary);
+      } catch (err) {
+        this.log('error', `failed handling a frame from ${link.describe()}; connection closed`, err);
+        try {
+          this.closeLink(link, CLOSE_PROTOCOL, 'internal error', new MemberUnreachableError(`connection to ${link.describe()} closed after an internal error`));
+        } catch {
+          ws.terminate();
+        }
+      }
+    });
     ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
   }
@@ -710,8 +982,11 @@ export class Transport extends EventEmitter {
   private onSocketError(link: Link, err: Error & { code?: string }): void {
     if (link.state === S_CLOSED) return;
     if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
-      // a WebSocket-level violation by the peer: bad opcode, frame over maxPayload, ...
-      this.protocolError(link, `${err.message} (${err.code})`, { wsCode: err.code });
+      // a WebSocket-level violation by the peer: bad opcode, frame over maxPayload (the pre-auth
+      // limit before the handshake completes), ...
+      const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+      const limit = link.state === S_OPEN ? `maxPayload ${this.maxPayload}` : `the pre-auth limit of ${this.preAuthMaxBytes} bytes`;
+      this.protocolError(link, tooBig ? `message over ${limit} (${err.code})` : `${err.message} (${err.code})`, { wsCode: err.code }, tooBig ? FrameLimitError : ProtocolError);
       return;
     }
     const e = new MemberUnreachableError(`connection to ${link.describe()} failed: ${err.message}`, { url: link.url, cause: err.code ?? err.message });
@@ -721,18 +996,21 @@ export class Transport extends EventEmitter {
 
   private onClose(link: Link, code: number, reason: Buffer): void {
     if (link.state === S_CLOSED) return;
-    const why = reason.length > 0 ? reason.toString('utf8', 0, Math.min(reason.length, 123)) : '';
+    const why = reason.length > 0 ? safeText(reason.toString('utf8', 0, Math.min(reason.length, 123))) : '';
     let err: GridError;
     if (code === CLOSE_AUTH) {
       err = new AuthenticationError(`${link.describe()} refused our authentication (wrong cluster secret?)`, { url: link.url });
-      this.log('warn', err.message, err);
+      this.peerLog('warn', err.message, err);
+    } else if (code === CLOSE_WRONG_URL) {
+      err = new AuthenticationError(`${link.describe()} refused the connection: ${safeText(link.dialled)} is not its advertised url (dial the url it advertises)`, { url: link.url, closeCode: code });
+      this.peerLog('warn', err.message, err);
     } else if (code === CLOSE_DUPLICATE) {
       link.superseded = true;
       err = new MemberUnreachableError(`${link.describe()} kept another connection`, { url: link.url });
-    } else if (code === CLOSE_PROTOCOL || code === 1009 || code === CLOSE_SAME_ID) {
+    } else if (code === CLOSE_PROTOCOL || code === CLOSE_TOO_BIG || code === CLOSE_SAME_ID || code === CLOSE_INTEGRITY) {
       // the peer found our frames malformed: log it as such; pending requests fail as unreachable
       const pe = new ProtocolError(`${link.describe()} closed the connection: ${why || code}`, { url: link.url, closeCode: code });
-      this.log('warn', pe.message, pe);
+      this.peerLog('warn', pe.message, pe);
       err = link.state === S_OPEN ? new MemberUnreachableError(pe.message, { url: link.url, closeCode: code }) : pe;
     } else {
       err = new MemberUnreachableError(`connection to ${link.describe()} closed (${code}${why ? ` ${why}` : ''})`, { url: link.url, closeCode: code });
@@ -757,11 +1035,10 @@ export class Transport extends EventEmitter {
   /** Marks a link closed: fails its pending requests, forgets it, settles its dial. */
   private finish(link: Link, err: GridError): void {
     if (link.state === S_CLOSED) return;
-    const wasHandshaking = !link.outbound && link.state !== S_OPEN;
     link.state = S_CLOSED;
     link.failure = err;
     this.all.delete(link);
-    if (wasHandshaking) this.handshaking--;
+    link.tx = link.rx = undefined;
     if (link.hsTimer !== undefined) clearTimeout(link.hsTimer);
     if (link.drainPoll !== undefined) clearTimeout(link.drainPoll);
     if (link.outbound) {
@@ -835,57 +1112,70 @@ export class Transport extends EventEmitter {
       this.protocolError(link, 'text frame');
       return;
     }
-    if (link.state === S_OPEN && (data as Buffer)[0] === FAST_MAGIC) {
-      this.onFast(link, data as Buffer);
+    if (!Buffer.isBuffer(data)) {
+      // ws hands a binary message as one Buffer (binaryType 'nodebuffer'); anything else is a bug
+      this.protocolError(link, 'unexpected message representation');
       return;
     }
-    let frame: unknown;
-    try {
-      frame = unpackr.unpack(data as Buffer);
-    } catch (err) {
-      this.protocolError(link, `undecodable frame: ${(err as Error).message.slice(0, 80)}`);
-      return;
-    }
-    if (!Array.isArray(frame) || frame.length === 0) {
-      this.protocolError(link, 'frame is not a non-empty array');
-      return;
-    }
-    const type = frame[0];
     if (link.state === S_OPEN) {
-      if (type === F_BATCH) this.onBatch(link, frame);
-      else this.protocolError(link, `unexpected frame type ${String(type)} on an open connection`);
+      const plain = link.rx!.open(data);
+      if (plain === undefined) {
+        this.integrityError(link);
+        return;
+      }
+      if (plain[0] === FAST_MAGIC) this.onFast(link, plain);
+      else this.onBatchFrame(link, plain);
       return;
     }
-    if (type === F_HELLO && link.state === S_HELLO) this.onHello(link, frame);
-    else if (type === F_CHALLENGE && link.state === S_CHALLENGE) this.onChallenge(link, frame);
-    else if (type === F_AUTH && link.state === S_AUTH) this.onAuth(link, frame);
-    else if (type === F_WELCOME && link.state === S_WELCOME) this.onWelcome(link, frame);
-    else this.protocolError(link, `frame type ${String(type)} before authentication`);
+    // before authentication: fixed-layout frames only, never longer than a handshake frame
+    if (data.length > this.preAuthMaxBytes) {
+      this.protocolError(link, `message of ${data.length} bytes before authentication (limit ${this.preAuthMaxBytes})`, undefined, FrameLimitError);
+      return;
+    }
+    const type = data.length > 0 ? data[0] : -1;
+    if (type === F_HELLO && link.state === S_HELLO) this.onHello(link, data);
+    else if (type === F_CHALLENGE && link.state === S_CHALLENGE) this.onChallenge(link, data);
+    else if (type === F_AUTH && link.state === S_AUTH) this.onAuth(link, data);
+    else if (type === F_WELCOME && link.state === S_WELCOME) this.onWelcome(link, data);
+    else this.protocolError(link, `frame type ${type} before authentication`);
   }
 
-  private onHello(link: Link, f: unknown[]): void {
-    if (f.length !== 5 || f[1] !== PROTOCOL_VERSION || !isName(f[2], MAX_ID_CHARS) || !isName(f[3], MAX_URL_CHARS) || !isBytes(f[4], NONCE_BYTES)) {
-      this.protocolError(link, f[1] !== PROTOCOL_VERSION ? `unsupported protocol version ${String(f[1])}` : 'malformed HELLO');
+  private onHello(link: Link, b: Buffer): void {
+    const h = parseHello(b);
+    if (typeof h === 'string') {
+      this.protocolError(link, h);
       return;
     }
-    link.id = f[2];
-    link.url = f[3];
-    link.theirNonce = f[4];
+    if (link.slot !== undefined) link.slot.hello = true;
+    link.id = h.id;
+    link.url = h.url;
+    link.dialled = h.dialled;
+    link.theirNonce = h.nonce;
+    if (h.dialled !== this.url) {
+      // bound into both proofs and the keys: a dialler that dialled another url (a relay, an
+      // alias) could never complete the handshake with us; tell it why now
+      const err = new AuthenticationError(`${link.describe()} dialled ${safeText(h.dialled)}, not our advertised url ${this.url}; connection refused`, { url: this.url });
+      this.peerLog('warn', err.message, err);
+      this.emit('auth-error', err, link.url);
+      this.closeLink(link, CLOSE_WRONG_URL, 'not my advertised url', err);
+      return;
+    }
     if (link.id === this.memberId) {
       this.sameId(link);
       return;
     }
     link.state = S_AUTH;
-    this.sendFrame(link, [F_CHALLENGE, this.memberId, link.myNonce]);
+    link.ws.send(encodeChallenge(this.memberId, link.myNonce));
   }
 
-  private onChallenge(link: Link, f: unknown[]): void {
-    if (f.length !== 3 || !isName(f[1], MAX_ID_CHARS) || !isBytes(f[2], NONCE_BYTES)) {
-      this.protocolError(link, 'malformed CHALLENGE');
+  private onChallenge(link: Link, b: Buffer): void {
+    const c = parseChallenge(b);
+    if (typeof c === 'string') {
+      this.protocolError(link, c);
       return;
     }
-    link.id = f[1];
-    link.theirNonce = f[2];
+    link.id = c.id;
+    link.theirNonce = c.nonce;
     if (link.id === this.memberId) {
       this.sameId(link);
       return;
@@ -898,17 +1188,25 @@ export class Transport extends EventEmitter {
     }
     this.dialsById.set(link.id, link);
     link.state = S_WELCOME;
-    this.sendFrame(link, [F_AUTH, proof(this.secret, 'dialler', link.myNonce, link.theirNonce, this.memberId, link.id, this.url)]);
+    link.ws.send(encodeProof(F_AUTH, proof(this.secret, 'dialler', this.transcript(link))));
   }
 
-  private onAuth(link: Link, f: unknown[]): void {
-    if (f.length !== 2) {
+  /** What this link's proofs and keys bind (see wire.ts). */
+  private transcript(link: Link): Transcript {
+    return link.outbound
+      ? { dialNonce: link.myNonce, listenNonce: link.theirNonce!, diallerId: this.memberId, listenerId: link.id, diallerUrl: this.url, dialledUrl: link.dialled }
+      : { dialNonce: link.theirNonce!, listenNonce: link.myNonce, diallerId: link.id, listenerId: this.memberId, diallerUrl: link.url, dialledUrl: this.url };
+  }
+
+  private onAuth(link: Link, b: Buffer): void {
+    const got = parseProof(b);
+    if (got === undefined) {
       this.protocolError(link, 'malformed AUTH');
       return;
     }
-    const expected = proof(this.secret, 'dialler', link.theirNonce!, link.myNonce, link.id, this.memberId, link.url);
-    if (!proofMatches(expected, f[1])) {
-      this.authFailed(link, `${link.describe()} (${link.url}) failed authentication: wrong cluster secret`);
+    const t = this.transcript(link);
+    if (!proofMatches(proof(this.secret, 'dialler', t), got)) {
+      this.authFailed(link, `${link.describe()} (${safeText(link.url, LOG_TEXT_CHARS)}) failed authentication: wrong cluster secret`);
       return;
     }
     // one connection per pair: the one dialled by the smaller memberId wins
@@ -925,10 +1223,10 @@ export class Transport extends EventEmitter {
     }
     if (cur !== undefined) {
       // the peer dialled again (it lost its end of the old connection), or its dial beats ours
-      this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${peer} was replaced`, { member: peer }));
+      this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${safeText(peer)} was replaced`, { member: peer }));
     }
-    this.sendFrame(link, [F_WELCOME, proof(this.secret, 'listener', link.theirNonce!, link.myNonce, link.id, this.memberId, link.url)]);
-    this.open(link);
+    link.ws.send(encodeProof(F_WELCOME, proof(this.secret, 'listener', t)));
+    this.open(link, t);
     if (mine !== undefined) {
       mine.superseded = true;
       if (mine.id === '') mine.id = peer;
@@ -936,39 +1234,49 @@ export class Transport extends EventEmitter {
     }
   }
 
-  private onWelcome(link: Link, f: unknown[]): void {
-    if (f.length !== 2) {
+  private onWelcome(link: Link, b: Buffer): void {
+    const got = parseProof(b);
+    if (got === undefined) {
       this.protocolError(link, 'malformed WELCOME');
       return;
     }
-    const expected = proof(this.secret, 'listener', link.myNonce, link.theirNonce!, this.memberId, link.id, this.url);
-    if (!proofMatches(expected, f[1])) {
-      this.authFailed(link, `${link.describe()} at ${link.url} failed authentication: wrong cluster secret`);
+    const t = this.transcript(link);
+    if (!proofMatches(proof(this.secret, 'listener', t), got)) {
+      this.authFailed(link, `${link.describe()} at ${safeText(link.url, LOG_TEXT_CHARS)} failed authentication: wrong cluster secret`);
       return;
     }
     const cur = this.links.get(link.id);
     if (cur !== undefined) {
       // cannot normally happen (onAuth settles races); keep the one dialled by the smaller id
       if (this.memberId < link.id) {
-        this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${link.id} was replaced`, { member: link.id }));
+        this.closeLink(cur, CLOSE_DUPLICATE, 'replaced', new MemberUnreachableError(`connection to member ${safeText(link.id)} was replaced`, { member: link.id }));
       } else {
         link.superseded = true;
         this.closeLink(link, CLOSE_DUPLICATE, 'duplicate', new MemberUnreachableError('duplicate connection'));
         return;
       }
     }
-    this.open(link);
+    this.open(link, t);
   }
 
-  private open(link: Link): void {
-    if (!link.outbound) this.handshaking--;
+  private open(link: Link, t: Transcript): void {
     if (link.hsTimer !== undefined) {
       clearTimeout(link.hsTimer);
       link.hsTimer = undefined;
     }
+    if (link.slot !== undefined) {
+      this.release(link.slot);
+      link.slot = undefined;
+    }
     if (link.outbound) {
       if (this.dialsByUrl.get(link.url) === link) this.dialsByUrl.delete(link.url);
       if (this.dialsById.get(link.id) === link) this.dialsById.delete(link.id);
+    }
+    const keys = sessionKeys(this.secret, t);
+    link.tx = new FrameCipher(link.outbound ? keys.toListener : keys.toDialler);
+    link.rx = new FrameCipher(link.outbound ? keys.toDialler : keys.toListener);
+    if (!raiseReceiveLimit(link.ws, this.maxPayload + TAG_BYTES)) {
+      this.log('error', `cannot raise the receive limit of the connection to ${link.describe()} (ws internals changed?); frames over ${this.preAuthMaxBytes} bytes will close it`);
     }
     link.state = S_OPEN;
     link.theirNonce = undefined;
@@ -980,30 +1288,65 @@ export class Transport extends EventEmitter {
 
   private authFailed(link: Link, message: string): void {
     const err = new AuthenticationError(message, { url: link.url, member: link.id });
-    this.log('warn', message, err);
+    this.peerLog('warn', message, err);
     this.emit('auth-error', err, link.url);
     this.closeLink(link, CLOSE_AUTH, 'authentication failed', err);
   }
 
   private sameId(link: Link): void {
-    const err = new ProtocolError(`${link.url} announces our own member id ${this.memberId}`, { url: link.url });
-    this.log('warn', err.message, err);
+    const err = new ProtocolError(`${safeText(link.url, LOG_TEXT_CHARS)} announces our own member id ${this.memberId}`, { url: link.url });
+    this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, link.url);
     this.closeLink(link, CLOSE_SAME_ID, 'same member id', err);
   }
 
-  private protocolError(link: Link, what: string, data?: Record<string, unknown>): void {
+  /** Closes a link whose peer sent something malformed (`what` must already be escaped if it quotes the peer). */
+  private protocolError(link: Link, what: string, data?: Record<string, unknown>, cls: typeof ProtocolError = ProtocolError, code = CLOSE_PROTOCOL): void {
     const remote = link.id !== '' ? link.id : link.url !== '' ? link.url : 'unknown';
-    const err = new ProtocolError(`protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
-    this.log('warn', err.message, err);
+    const err = new cls(`protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
+    this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, remote);
-    this.closeLink(link, CLOSE_PROTOCOL, 'protocol error', new MemberUnreachableError(`connection to ${link.describe()} closed after a protocol error`, { remote }));
+    this.closeLink(link, code, 'protocol error', new MemberUnreachableError(`connection to ${link.describe()} closed after a protocol error`, { remote }));
+  }
+
+  /** A sealed frame failed its tag: tampered, truncated, replayed, reordered, or not of this session. Nothing of it is used. */
+  private integrityError(link: Link): void {
+    this.protocolError(link, 'a frame failed authentication (tampered, replayed, reordered or truncated)', undefined, IntegrityError, CLOSE_INTEGRITY);
+  }
+
+  /** A decrypted BATCH: scanned (types, counts, depth) before msgpackr decodes it, then validated whole. */
+  private onBatchFrame(link: Link, plain: Buffer): void {
+    const bad = scanMsgpack(plain, this.decodeLimits);
+    if (bad !== undefined) {
+      this.protocolError(link, `refused BATCH: ${bad.what}`, undefined, bad.limit ? FrameLimitError : ProtocolError);
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = unpackr.unpack(plain);
+    } catch (err) {
+      this.protocolError(link, `undecodable frame: ${safeText(err instanceof Error ? err.message : '', 80)}`);
+      return;
+    }
+    if (!Array.isArray(frame) || frame.length === 0) {
+      this.protocolError(link, 'frame is not a non-empty array');
+      return;
+    }
+    if (frame[0] !== F_BATCH) {
+      this.protocolError(link, `unexpected frame type ${safeText(frame[0], 20)} on an open connection`);
+      return;
+    }
+    this.onBatch(link, frame);
   }
 
   private onBatch(link: Link, f: unknown[]): void {
     const n = f.length;
     if (n === 1 || (n - 1) % STRIDE !== 0) {
       this.protocolError(link, 'malformed BATCH');
+      return;
+    }
+    if ((n - 1) / STRIDE > MAX_BATCH_MESSAGES) {
+      this.protocolError(link, `BATCH of ${(n - 1) / STRIDE} messages (limit ${MAX_BATCH_MESSAGES})`, undefined, FrameLimitError);
       return;
     }
     // validate the whole frame before acting on any of it
@@ -1048,7 +1391,7 @@ export class Transport extends EventEmitter {
   private serve(link: Link, id: number, type: string, body: unknown): void {
     const fn = this.handlers.get(type);
     if (fn === undefined) {
-      this.enqueue(link, K_ERROR, id, null, errorToWire(new UnsupportedError(`member ${this.memberId} has no handler for message type ${type}`, { type })));
+      this.enqueue(link, K_ERROR, id, null, errorToWire(new UnsupportedError(`member ${this.memberId} has no handler for message type ${safeText(type)}`, { type: safeText(type) })));
       return;
     }
     let r: unknown;
@@ -1075,29 +1418,25 @@ export class Transport extends EventEmitter {
   private deliver(link: Link, type: string, body: unknown): void {
     const fn = this.handlers.get(type);
     if (fn === undefined) {
-      this.log('warn', `dropped a notification of unknown type ${type} from member ${link.id}`);
+      this.peerLog('warn', `dropped a notification of unknown type ${safeText(type)} from ${link.describe()}`);
       return;
     }
     try {
       const r = fn(body, link.id);
       if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
-        (r as Promise<unknown>).then(undefined, (err) => this.log('error', `handler for notification ${type} failed`, err));
+        (r as Promise<unknown>).then(undefined, (err) => this.log('error', `handler for notification ${safeText(type)} failed`, err));
       }
     } catch (err) {
-      this.log('error', `handler for notification ${type} failed`, err);
+      this.log('error', `handler for notification ${safeText(type)} failed`, err);
     }
   }
 
   private wireError(err: unknown, type: string): WireError {
-    if (!(err instanceof GridError)) this.log('error', `handler for ${type} threw`, err);
+    if (!(err instanceof GridError)) this.log('error', `handler for ${safeText(type)} threw`, err);
     return errorToWire(err);
   }
 
   // ---------------------------------------------------------------- sending
-
-  private sendFrame(link: Link, frame: unknown[]): void {
-    link.ws.send(packr.pack(frame));
-  }
 
   private enqueue(link: Link, kind: number, id: number, type: string | null, body: unknown): void {
     if (link.fw.len !== 0) this.sealFast(link);
@@ -1181,7 +1520,7 @@ export class Transport extends EventEmitter {
       if (f === link.cur) link.cur = null;
       if (Array.isArray(f)) this.sendBatch(link, f);
       else {
-        ws.send(f);
+        ws.send(link.tx!.seal(f));
         this._stats.framesOut++;
       }
       if (link.state !== S_OPEN) return;
@@ -1196,10 +1535,10 @@ export class Transport extends EventEmitter {
       this.block(link);
       return;
     }
-    const b = Buffer.allocUnsafe(w.len);
-    w.buf.copy(b, 0, 0, w.len);
+    // sealing copies the frame out of the writer's buffer, which is then reused
+    const sealed = link.tx!.seal(w.buf, w.len);
     w.len = 0;
-    ws.send(b);
+    ws.send(sealed);
     this._stats.framesOut++;
   }
 
@@ -1236,7 +1575,7 @@ export class Transport extends EventEmitter {
       this.sendSlow(link, b);
       return;
     }
-    link.ws.send(buf);
+    link.ws.send(link.tx!.seal(buf));
     this._stats.framesOut++;
     this._stats.messagesOut += (b.length - 1) / STRIDE;
   }
@@ -1251,7 +1590,7 @@ export class Transport extends EventEmitter {
     let size = 0;
     const send = () => {
       if (group.length === 1) return;
-      link.ws.send(packr.pack(group));
+      link.ws.send(link.tx!.seal(packr.pack(group)));
       this._stats.framesOut++;
       this._stats.messagesOut += (group.length - 1) / STRIDE;
       group = [F_BATCH];
@@ -1281,7 +1620,7 @@ export class Transport extends EventEmitter {
           continue;
         }
         if (k === K_NOTIFY) {
-          this.log('warn', `dropped notification ${String(type)} to member ${link.id}`, err);
+          this.log('warn', `dropped notification ${safeText(type)} to member ${safeText(link.id)}`, err);
           continue;
         }
         // a reply that cannot go: send the error instead
@@ -1332,17 +1671,24 @@ export class Transport extends EventEmitter {
   // ---------------------------------------------------------------- FAST frames
 
   private onFast(link: Link, buf: Buffer): void {
-    const bad = validateFast(buf, link.inMaps);
+    const bad = validateFast(buf, link.inMaps, this.maxMgetKeys);
     if (bad !== undefined) {
-      this.protocolError(link, `malformed FAST frame: ${bad}`);
+      this.protocolError(link, `malformed FAST frame: ${bad}`, undefined, bad.startsWith('MGET of') ? FrameLimitError : ProtocolError);
       return;
     }
     this._stats.framesIn++;
     const r = this.reader;
-    const server = this.fastServer;
     r.buf = buf;
     r.pos = 1;
-    const n = buf.length;
+    try {
+      this.fastRecords(link, r, buf.length);
+    } finally {
+      r.trim(); // F12: a peer-sized MGET must not leave peer-sized scratch arrays behind
+    }
+  }
+
+  private fastRecords(link: Link, r: FastReader, n: number): void {
+    const server = this.fastServer;
     while (r.pos < n) {
       const op = r.next(link.inMaps);
       if (op === O_MAP) continue;

@@ -1,0 +1,96 @@
+// Optional mutual TLS on the member port, with a throwaway CA made by openssl in the test.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Transport } from '../dist/transport/index.js';
+import type { TlsOptions } from '../dist/transport/index.js';
+import { GridError } from '../dist/errors.js';
+import WebSocket from 'ws';
+
+const SECRET = 'tls-test-secret-0123456789abcdef';
+let dir: string;
+
+function ssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+}
+
+/** A CA (key + self-signed cert) named `ca`, and `n` leaf certs it signs for 127.0.0.1 (server and client use). */
+function makeCa(ca: string, leaves: string[]): void {
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '1', '-subj', `/CN=${ca}`);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  for (const l of leaves) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${l}.key`, '-out', `${l}.csr`, '-subj', `/CN=${l}`);
+    ssl('x509', '-req', '-in', `${l}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${l}.pem`, '-days', '1', '-extfile', 'ext.cnf');
+  }
+}
+
+const tlsOf = (leaf: string, ca: string): TlsOptions => ({
+  key: readFileSync(join(dir, `${leaf}.key`)),
+  cert: readFileSync(join(dir, `${leaf}.pem`), 'utf8'),
+  ca: readFileSync(join(dir, `${ca}.pem`)),
+});
+
+describe('mutual TLS (cluster.tls)', () => {
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sg-tls-'));
+    makeCa('ca', ['a', 'b']);
+    makeCa('other-ca', ['mallory']);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('two members with certificates from the cluster CA listen on wss:// and exchange requests', { timeout: 20_000 }, async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a', tls: tlsOf('a', 'ca'), log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b', tls: tlsOf('b', 'ca'), log: () => undefined });
+    try {
+      expect(a.url.startsWith('wss://127.0.0.1:')).toBe(true);
+      a.handle('double', (n: number) => n * 2);
+      expect(await b.connect(a.url)).toBe('a');
+      expect(await b.request('a', 'double', 21)).toBe(42);
+      expect(a.urlOf('b')).toBe(b.url);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('refuses a dialler without a client certificate, and one whose certificate another CA signed', { timeout: 20_000 }, async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a2', tls: tlsOf('a', 'ca'), log: () => undefined });
+    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'mallory', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    try {
+      // trusts the cluster CA (so the server's certificate passes) but presents no certificate of its own
+      const noCert = await new Promise<string>((resolve) => {
+        const ws = new WebSocket(a.url, { ca: readFileSync(join(dir, 'ca.pem')) });
+        ws.once('open', () => {
+          ws.close();
+          resolve('open');
+        });
+        ws.once('error', (e: Error & { code?: string }) => resolve(`error ${e.code ?? e.message}`));
+      });
+      expect(noCert).toMatch(/^error /);
+      const e2 = await mallory.connect(a.url, 3000).catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(GridError);
+      expect(a.peers()).toEqual([]);
+      // control: a member with a certificate of the cluster CA gets in
+      const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b2', tls: tlsOf('b', 'ca'), log: () => undefined });
+      try {
+        expect(await b.connect(a.url, 3000)).toBe('a2');
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await Promise.all([a.close(), mallory.close()]);
+    }
+  });
+
+  it('a dialler refuses a listener whose certificate another CA signed', { timeout: 20_000 }, async () => {
+    const evil = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'evil', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b3', tls: tlsOf('b', 'ca'), log: () => undefined });
+    try {
+      expect(await b.connect(evil.url, 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
+      expect(b.peers()).toEqual([]);
+    } finally {
+      await Promise.all([evil.close(), b.close()]);
+    }
+  });
+});
