@@ -57,6 +57,14 @@ describe('advertise and sourceAddress', () => {
     expect(await b.connect(a.url)).toBe('a2');
   });
 
+  it('a member behind an advertised address also answers at its own bound address (an operator on the host), but not at a relay', async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a3', advertise: 'proxy.example:7001' });
+    closers.push(() => a.close());
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b3', log: () => undefined });
+    closers.push(() => b.close());
+    expect(await b.connect(`ws://127.0.0.1:${a.boundPort}`)).toBe('a3');
+  });
+
   it('refuses a malformed advertise or source address with a typed error', async () => {
     await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', advertise: 'nohostport' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
     await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', sourceAddress: 'localhost' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });

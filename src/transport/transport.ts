@@ -783,6 +783,18 @@ export class Transport extends EventEmitter {
 
   // ---------------------------------------------------------------- public API
 
+  /**
+   * The url of the socket itself (bind address and bound port), which a dialler may use besides
+   * the advertised url: an operator's `status` on the member's own address, a harness probing
+   * behind its proxies. A relay is neither, so binding the dialled url still defeats it.
+   */
+  private boundUrl(): string {
+    const a = this.server.address();
+    if (typeof a !== 'object' || a === null) return this.url;
+    const host = a.address.includes(':') ? `[${a.address}]` : a.address;
+    return `${this.url.startsWith('wss:') ? 'wss' : 'ws'}://${host}:${a.port}`;
+  }
+
   /** The port this transport is bound to (differs from the url's port behind an advertised address). */
   get boundPort(): number {
     const a = this.server.address();
@@ -1151,7 +1163,7 @@ export class Transport extends EventEmitter {
     link.url = h.url;
     link.dialled = h.dialled;
     link.theirNonce = h.nonce;
-    if (h.dialled !== this.url) {
+    if (h.dialled !== this.url && h.dialled !== this.boundUrl()) {
       // bound into both proofs and the keys: a dialler that dialled another url (a relay, an
       // alias) could never complete the handshake with us; tell it why now
       const err = new AuthenticationError(`${link.describe()} dialled ${safeText(h.dialled)}, not our advertised url ${this.url}; connection refused`, { url: this.url });
@@ -1195,7 +1207,7 @@ export class Transport extends EventEmitter {
   private transcript(link: Link): Transcript {
     return link.outbound
       ? { dialNonce: link.myNonce, listenNonce: link.theirNonce!, diallerId: this.memberId, listenerId: link.id, diallerUrl: this.url, dialledUrl: link.dialled }
-      : { dialNonce: link.theirNonce!, listenNonce: link.myNonce, diallerId: link.id, listenerId: this.memberId, diallerUrl: link.url, dialledUrl: this.url };
+      : { dialNonce: link.theirNonce!, listenNonce: link.myNonce, diallerId: link.id, listenerId: this.memberId, diallerUrl: link.url, dialledUrl: link.dialled };
   }
 
   private onAuth(link: Link, b: Buffer): void {

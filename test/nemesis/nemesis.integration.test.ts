@@ -1,12 +1,12 @@
 // The fault harness end to end (test/nemesis/run.mjs as `npm run nemesis` runs it, in a child
 // process): a cluster of 3 CLI members behind proxies, 64 recording clients, a seeded schedule,
-// final reads and the checkers. Two short runs:
-//  - kill -9 + restart (faults today's cluster survives): no acknowledged write lost, get/set
-//    registers linearizable, no acknowledged increment lost (increments applied twice and CAS
-//    retried are today's known exactly-once bug: counted, not asserted; see the test);
-//  - the coordinator paused 4 s: the negative control. Today's cluster loses acknowledged writes
-//    there, and the harness must say so. When the Raft + fencing work lands, this test is meant
-//    to fail: then replace it with the same run asserting valid.
+// final reads and the checkers. Three short runs:
+//  - kill -9 + restart: no acknowledged write lost, registers (get/set/compareAndSet)
+//    linearizable, no acknowledged increment lost and none applied twice;
+//  - the leader (coordinator) paused 4 s, the scenario that lost acknowledged writes before the
+//    cluster ran on Raft with leases and epoch fencing: the same must hold;
+//  - the same pause with the fencing switched off (SHARDGRID_UNSAFE_UNFENCED=1: no lease check,
+//    no epoch fence): the negative control, which the harness must catch.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,13 +71,13 @@ afterAll(() => {
 });
 
 describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
-  it('kill -9 and restart of a member: no acknowledged set or increment is lost and get/set registers stay linearizable', async () => {
-    // seed 7's schedule 0 with kill,restart faults: kill -9 m1, restart after ~1.9 s. Registers
-    // get get and set only (--no-cas): today a compareAndSet retried after its primary died can
-    // be applied and then answered false (measured: seed 1 schedule 2), a known bug of the same
-    // family as the increments applied twice (retries are not deduplicated by request id yet).
-    const { out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart', '--no-cas'], 150_000);
+  const line = (name: string, s: ScheduleResult) =>
+    console.log(`${name}: ${s.lostSets}/${s.ackedSets} sets lost, ${s.lostIncrements}/${s.ackedIncrements} increments lost, ${s.duplicatedIncrements} applied twice, linearizable ${String(s.linearizable)} (${s.nonLinearizableKeys} keys not), longest write unavailability ${s.longestWriteUnavailabilityMs} ms, convergence ${s.convergenceMs} ms (${s.converged ? 'converged' : 'NOT converged'})`);
+
+  it('kill -9 and restart of a member: no acknowledged set or increment is lost, none applied twice, registers stay linearizable', async () => {
+    const { out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart'], 170_000);
     const s = summary.schedules[0];
+    line('kill -9 run', s);
     expect(s.error, out).toBeUndefined();
     expect(s.faults.length).toBeGreaterThan(0);
     expect(s.faults.every((f) => f.error === undefined && (f.kind === 'kill' || f.kind === 'restart'))).toBe(true);
@@ -87,21 +87,30 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
     expect(s.staleSets + s.corruptSets + s.unreadKeys).toBe(0);
     expect(s.ackedIncrements).toBeGreaterThan(100);
     expect(s.lostIncrements, out).toBe(0);
+    expect(s.duplicatedIncrements, out).toBe(0);
     expect(s.linearizable, out).toBe(true);
     expect(s.converged).toBe(true);
-    // Not asserted: increments applied twice. Today a retried increment is not deduplicated, so a
-    // kill -9 can apply one twice (the counter checker then says INVALID); the figure is printed.
-    console.log(`kill -9 run: ${s.lostSets}/${s.ackedSets} sets lost, ${s.lostIncrements}/${s.ackedIncrements} increments lost, ${s.duplicatedIncrements} applied twice, longest write unavailability ${s.longestWriteUnavailabilityMs} ms, convergence ${s.convergenceMs} ms`);
-  }, 180_000);
+  }, 200_000);
 
-  it('coordinator paused 4 s (negative control): the harness reports lost acknowledged writes on today\'s cluster', async () => {
-    const { code, out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1', '--converge-limit', '10000'], 150_000);
+  it('the leader paused 4 s: no acknowledged write lost, no increment applied twice', async () => {
+    const { out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1'], 170_000);
     const s = summary.schedules[0];
+    line('coordinator-pause run', s);
     expect(s.error, out).toBeUndefined();
     expect(s.faults.map((f) => f.kind)).toEqual(['pause']);
-    console.log(`coordinator-pause run: ${s.lostSets}/${s.ackedSets} sets lost, ${s.lostIncrements}/${s.ackedIncrements} increments lost, ${s.duplicatedIncrements} applied twice, longest write unavailability ${s.longestWriteUnavailabilityMs} ms, converged ${s.converged}`);
-    expect(s.lostSets + s.lostIncrements, out).toBeGreaterThan(0);
-    expect(s.valid).toBe(false);
+    expect(s.ackedSets).toBeGreaterThan(100);
+    expect(s.lostSets, out).toBe(0);
+    expect(s.staleSets + s.corruptSets + s.unreadKeys).toBe(0);
+    expect(s.lostIncrements, out).toBe(0);
+    expect(s.duplicatedIncrements, out).toBe(0);
+  }, 200_000);
+
+  it('negative control: the same pause with leases and epoch fencing switched off is caught', async () => {
+    const { code, out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1', '--unsafe-unfenced', '--converge-limit', '10000'], 170_000);
+    const s = summary.schedules[0];
+    line('unfenced coordinator-pause run', s);
+    expect(s.error, out).toBeUndefined();
+    expect(s.valid, out).toBe(false);
     expect(code).toBe(1); // a failed checker makes the runner exit non-zero
-  }, 180_000);
+  }, 200_000);
 });

@@ -34,7 +34,9 @@ const USAGE = `usage: npm run nemesis -- [options]
   --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
   --out DIR            results folder (default test/nemesis/results/<timestamp>-seed<S>)
   --keep               keep history.jsonl of schedules that pass (default: kept only when not valid)
-  --quiet              print only the summary`;
+  --quiet              print only the summary
+  --unsafe-unfenced    negative control: members run with SHARDGRID_UNSAFE_UNFENCED=1 (no lease
+                       check, no epoch fence); the checkers are expected to catch it`;
 
 function options(argv) {
   const { values } = parseArgs({
@@ -51,6 +53,7 @@ function options(argv) {
       lites: { type: 'string', default: '2' },
       mix: { type: 'string' },
       'no-cas': { type: 'boolean', default: false },
+      'unsafe-unfenced': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '20000' },
       'lin-budget': { type: 'string', default: '5000' },
       'converge-limit': { type: 'string', default: '30000' },
@@ -66,6 +69,8 @@ function options(argv) {
     if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`--${name} must be an integer from ${lo} to ${hi} (got ${values[name]})`);
     return v;
   };
+  // the members inherit the runner's environment
+  if (values['unsafe-unfenced']) process.env.SHARDGRID_UNSAFE_UNFENCED = '1';
   const o = {
     help: values.help,
     schedules: int('schedules', 1, 10_000),
