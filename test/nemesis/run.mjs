@@ -139,7 +139,8 @@ async function runOne(schedule, o, dir, say) {
     for (const k of cluster.members.keys()) if (cluster.members.get(k).state === 'down') await cluster.launch(k);
     const conv = await cluster.waitConverged(o.convergeLimit);
     const convergenceMs = Math.round(performance.now() - tHeal);
-    log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}`);
+    const views = conv.ok ? undefined : await cluster.views();
+    log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}; views (* = coordinator): ${views.join(' | ')}`);
 
     // final reads through a fresh lite member
     const reader = await startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret });
@@ -198,6 +199,7 @@ async function runOne(schedule, o, dir, say) {
       longestWriteUnavailabilityAt: [gap.from - tStart, gap.to - tStart].map(Math.round),
       converged: conv.ok,
       convergenceMs,
+      viewsAfterHealing: views,
       checkMs,
       checker: sum.json,
     });
@@ -226,7 +228,7 @@ function line(r) {
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
     `  linearizable: ${r.linearizable} (${r.nonLinearizableKeys} invalid keys, ${r.unknownKeys} unknown)`,
-    `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ' (NOT converged)'}`,
+    `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ` (NOT converged; views, * = coordinator: ${r.viewsAfterHealing.join(' | ')})`}`,
   ].join('\n');
 }
 
