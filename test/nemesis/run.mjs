@@ -203,6 +203,8 @@ async function runOne(schedule, o, dir, say) {
       checkMs,
       checker: sum.json,
     });
+    result.proxy = network.stats;
+    log(`proxy: ${JSON.stringify(network.stats)}`);
     writeFileSync(join(dir, 'check.txt'), `${sum.text}\n`);
     log(`checks (${checkMs} ms): ${sum.text.split('\n').join(' | ')}`);
   } catch (err) {
