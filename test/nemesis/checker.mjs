@@ -172,14 +172,33 @@ function checkOutput(op, v, bad) {
  * Sequential register model over interned states. State 0 is "absent" (null); other states are
  * indices into `values`. Returns the next state, or -1 when the op's recorded result is
  * impossible from `state`. An info op (unknown result) is applied as "it took effect"; leaving it
- * out is the search's other choice (its return is at +infinity, see search()).
+ * out is the search's other choice (its return is at +infinity, see checkKey).
  */
 class Register {
-  constructor() {
+  /**
+   * @param {Op[]} ops the key's ops. Values that no op can tell apart (no read returned them, no cas
+   * expected them) share one state, "unread": every op behaves the same in any of them (a read or
+   * a cas compares with a value it names, a delete only asks "present?", a set ignores the state).
+   * Writes of values nobody read then lead to equal states, and the memo merges what would
+   * otherwise be different configurations. Not done for a key with incr, whose result depends
+   * on the number itself.
+   */
+  constructor(ops) {
     /** @type {Scalar[]} */
     this.values = [null];
     /** @type {Map<string, number>} */
     this.index = new Map([[tag(null), 0]]);
+    /** @type {Set<string> | null} values some op can observe; null: every value is distinct */
+    this.observed = null;
+    /** index of the shared "unread" state, -1 until first needed */
+    this.unread = -1;
+    if (!ops.some((o) => o.f === 'incr')) {
+      this.observed = new Set();
+      for (const o of ops) {
+        if ((o.f === 'get' || o.f === 'final') && o.status === 'ok') this.observed.add(tag(o.output));
+        if (o.f === 'cas') this.observed.add(tag(o.input[0]));
+      }
+    }
   }
 
   /** @param {Scalar} v */
@@ -187,36 +206,65 @@ class Register {
     const t = tag(v);
     let i = this.index.get(t);
     if (i === undefined) {
-      i = this.values.length;
-      this.values.push(v);
+      if (this.observed !== null && !this.observed.has(t)) {
+        if (this.unread < 0) { this.unread = this.values.length; this.values.push(v); }
+        i = this.unread;
+      } else {
+        i = this.values.length;
+        this.values.push(v);
+      }
       this.index.set(t, i);
     }
     return i;
   }
 
-  /** @param {number} state @param {Op} op @returns {number} */
-  step(state, op) {
+  /** The value of a state, for people. @param {number} state */
+  show(state) {
+    return state === this.unread ? 'a value no read returned (such as ' + JSON.stringify(this.values[state]) + ')' : JSON.stringify(this.values[state]);
+  }
+
+  /**
+   * Interns an op's values once, so the search's steps compare integers.
+   * @param {Op} op @returns {Prepared}
+   */
+  prepare(op) {
     const known = op.status === 'ok';
     switch (op.f) {
-      case 'get': case 'final':
-        // info reads are dropped before the search; an ok read must see the current value
-        return this.intern(op.output) === state ? state : -1;
-      case 'set':
-        return this.intern(op.input);
-      case 'delete':
-        if (!known) return 0;
-        return op.output === (state !== 0) ? 0 : -1;
+      // pure: in every state where its recorded result is possible, it changes nothing (not an
+      // incr by 0: on an absent key it creates the counter at 0)
+      case 'get': case 'final': return { kind: READ, known, pure: true, a: this.intern(op.output), b: 0, out: null };
+      case 'set': return { kind: SET, known, pure: false, a: this.intern(op.input), b: 0, out: null };
+      case 'delete': return { kind: DELETE, known, pure: known && op.output === false, a: 0, b: 0, out: known ? op.output : null };
       case 'cas': {
-        const match = this.intern(op.input[0]) === state;
-        if (!known) return match ? this.intern(op.input[1]) : state;
-        if (op.output !== match) return -1;
-        return match ? this.intern(op.input[1]) : state;
+        const a = this.intern(op.input[0]), b = this.intern(op.input[1]);
+        return { kind: CAS, known, pure: known && (op.output === false || a === b), a, b, out: known ? op.output : null };
       }
-      case 'incr': {
+      case 'incr': return { kind: INCR, known, pure: false, a: op.input, b: 0, out: known ? op.output : null };
+      default: throw new HistoryError(`unknown f ${JSON.stringify(op.f)} for op ${JSON.stringify(op.id)}`);
+    }
+  }
+
+  /** @param {number} state @param {Prepared} p @returns {number} */
+  step(state, p) {
+    switch (p.kind) {
+      case READ:
+        // info reads are dropped before the search; an ok read must see the current value
+        return p.a === state ? state : -1;
+      case SET:
+        return p.a;
+      case DELETE:
+        if (!p.known) return 0;
+        return p.out === (state !== 0) ? 0 : -1;
+      case CAS: {
+        const match = p.a === state;
+        if (p.known && p.out !== match) return -1;
+        return match ? p.b : state;
+      }
+      case INCR: {
         const cur = this.values[state];
         if (cur !== null && !Number.isSafeInteger(cur)) return -1; // incr of a non-integer fails in the grid
-        const next = /** @type {number} */ (cur ?? 0) + op.input;
-        if (known && next !== op.output) return -1;
+        const next = /** @type {number} */ (cur ?? 0) + p.a;
+        if (p.known && next !== p.out) return -1;
         return this.intern(next);
       }
       default:
@@ -226,7 +274,7 @@ class Register {
 
   /** Why `op` cannot be applied in `state`, for counterexamples. @param {number} state @param {Op} op */
   explain(state, op) {
-    const cur = JSON.stringify(this.values[state]);
+    const cur = this.show(state);
     switch (op.f) {
       case 'get': case 'final': return `${op.f} returned ${JSON.stringify(op.output)} but the register held ${cur}`;
       case 'delete': return `delete returned ${op.output} but the register held ${cur}`;
@@ -236,6 +284,9 @@ class Register {
     }
   }
 }
+
+const READ = 0, SET = 1, DELETE = 2, CAS = 3, INCR = 4;
+/** @typedef {{ kind: number, known: boolean, pure: boolean, a: number, b: number, out: any }} Prepared */
 
 /** @param {Scalar} v */
 const tag = (v) => (v === null ? 'n' : `${typeof v}:${v}`);
@@ -267,13 +318,17 @@ export function describeOp(op) {
 /**
  * Per-key linearizability of get/set/cas/delete/final (and incr, as an integer register) histories.
  * @param {Op[]} ops from readHistory
- * @param {{ budgetMs?: number, keys?: string[] }} [options] budgetMs: search time per key before it
- *   is reported 'unknown' (default 10000); keys: check only these keys
+ * @param {{ budgetMs?: number, maxStates?: number, keys?: string[] }} [options] budgetMs: search
+ *   time per key before it is reported 'unknown' (default 10000); maxStates: memo entries per key
+ *   before it is reported 'unknown' (default 1,000,000, a bound on memory: an entry is ~100-200
+ *   bytes); keys: check only these keys
  * @returns {{ valid: true | false | 'unknown', keys: KeyResult[] }}
  */
 export function checkLinearizable(ops, options = {}) {
   const budgetMs = options.budgetMs ?? 10_000;
   if (typeof budgetMs !== 'number' || !(budgetMs > 0)) throw new RangeError('options.budgetMs must be a positive number');
+  const maxStates = options.maxStates ?? 1_000_000;
+  if (typeof maxStates !== 'number' || !(maxStates > 0)) throw new RangeError('options.maxStates must be a positive number');
   const only = options.keys ? new Set(options.keys) : undefined;
   /** @type {Map<string, Op[]>} */
   const byKey = new Map();
@@ -286,7 +341,7 @@ export function checkLinearizable(ops, options = {}) {
   /** @type {KeyResult[]} */
   const keys = [];
   for (const key of [...byKey.keys()].sort()) {
-    keys.push(checkKey(key, /** @type {Op[]} */ (byKey.get(key)), budgetMs));
+    keys.push(checkKey(key, /** @type {Op[]} */ (byKey.get(key)), budgetMs, maxStates));
   }
   return { valid: combine(keys.map((k) => k.valid)), keys };
 }
@@ -308,12 +363,16 @@ function combine(verdicts) {
  * @property {number} time
  */
 
-/** @param {string} key @param {Op[]} all @param {number} budgetMs @returns {KeyResult} */
-function checkKey(key, all, budgetMs) {
+/** @param {string} key @param {Op[]} all @param {number} budgetMs @param {number} maxStates @returns {KeyResult} */
+function checkKey(key, all, budgetMs, maxStates) {
   // fail: certainly not applied. info reads: no result, no effect. Both constrain nothing.
-  const ops = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && (o.f === 'get' || o.f === 'final')));
+  const kept = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && (o.f === 'get' || o.f === 'final')));
+  // ops with a finite return must be linearized; ops returning at +infinity (info, no completion)
+  // are optional. Indices [0, nReq) are the required ops, [nReq, n) the optional ones.
+  const ops = [...kept.filter((o) => o.ret !== Infinity), ...kept.filter((o) => o.ret === Infinity)];
   const n = ops.length;
-  const model = new Register();
+  const nReq = ops.findIndex((o) => o.ret === Infinity) < 0 ? n : ops.findIndex((o) => o.ret === Infinity);
+  const model = new Register(ops);
   // the event list, ordered by time; at equal times calls come first, so touching intervals
   // count as concurrent (a precedes b only when a.ret < b.call)
   /** @type {Node[]} */
@@ -330,11 +389,14 @@ function checkKey(key, all, budgetMs) {
   let prev = head;
   for (const ev of events) { prev.next = ev; ev.prev = prev; prev = ev; }
 
-  const words = Math.max(1, Math.ceil(n / 32));
-  const linearized = new Uint32Array(words);
-  /** @type {Map<number, Array<{ bits: Uint32Array, state: number }>>} */
+  const req = new Uint32Array(Math.max(1, Math.ceil(nReq / 32)));
+  const opt = new Uint32Array(Math.ceil((n - nReq) / 32));
+  /** @param {number} i */
+  const flip = (i) => { if (i < nReq) req[i >>> 5] ^= 1 << (i & 31); else opt[(i - nReq) >>> 5] ^= 1 << ((i - nReq) & 31); };
+  /** @type {Cache} */
   const cache = new Map();
-  /** @type {Array<{ node: Node, state: number }>} */
+  const prepared = ops.map((o) => model.prepare(o));
+  /** @type {Frame[]} */
   const calls = [];
   /** @type {number[]} */
   let longest = [];
@@ -343,64 +405,142 @@ function checkKey(key, all, budgetMs) {
   let explored = 0;
   let spins = 0;
   const deadline = performance.now() + budgetMs;
-  /** @type {Node | null} */
-  let entry = head.next;
 
-  for (;;) {
-    if (entry === null || (!entry.isCall && entry.time === Infinity)) {
-      // every op with a finite return is linearized; what is left are info ops, which may be
-      // left out (or, equivalently, placed after everything, where no later op observes them)
-      return { key, valid: true, ops: n, explored };
-    }
-    if ((++spins & 1023) === 0 && performance.now() > deadline) {
-      return { key, valid: 'unknown', ops: n, explored };
-    }
-    if (entry.isCall) {
-      const op = ops[entry.op];
-      const next = model.step(state, op);
-      if (next >= 0) {
-        const w = entry.op >>> 5, bit = 1 << (entry.op & 31);
-        linearized[w] |= bit;
-        if (cacheAdd(cache, linearized, next)) {
-          explored++;
-          calls.push({ node: entry, state });
-          state = next;
-          lift(entry);
-          if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
-          entry = head.next;
-        } else {
-          linearized[w] &= ~bit;
-          entry = entry.next;
-        }
+  /**
+   * Places every callable required op that is pure (a read, a cas or delete that returned false, a
+   * cas x->x that returned true: ops that change nothing in any state where their
+   * result is possible) and that the current state allows. Placing such an op now is never worse
+   * than placing it later: it changes nothing wherever it goes, every op that returned
+   * before its invoke is already placed (it is callable), and moving it earlier breaks no real-time
+   * order. So these are pushed as forced: on backtracking the search does not try the branch where
+   * they wait. Without this, k concurrent reads of one value make 2^k cache entries.
+   * Returns false when a forced placement reaches a configuration already seen (it has one more
+   * required op, so it is not on the current path: it was explored and failed): then the current
+   * one fails too, and the caller backtracks.
+   */
+  const sweep = () => {
+    let e = head.next;
+    while (e !== null && e.isCall) {
+      spins++;
+      // (only required ops: an optional op that changes nothing need not be placed at all)
+      if (prepared[e.op].pure && e.op < nReq && model.step(state, prepared[e.op]) >= 0) {
+        flip(e.op);
+        if (!cacheAdd(cache, req, opt, state)) { flip(e.op); return false; }
+        explored++;
+        calls.push({ node: e, state, forced: true, cands: null, ci: 0 });
+        lift(e);
+        e = head.next;
       } else {
-        entry = entry.next;
+        e = e.next;
       }
-    } else {
-      // a return reached: every call before it was tried; backtrack
-      const top = calls.pop();
+    }
+    return true;
+  };
+
+  /**
+   * The ops that may be linearized next: the calls before the first remaining return, tried
+   * earliest return first (an op about to return must be placed soon; a long one can wait, and
+   * info ops, returning at +infinity, come last). The order only steers the search: every
+   * candidate is tried before giving up on a configuration. null when no required op is left.
+   * @returns {Node[] | null}
+   */
+  const candidates = () => {
+    /** @type {Node[]} */
+    const out = [];
+    let e = head.next;
+    while (e !== null && e.isCall) { out.push(e); e = e.next; }
+    if (e === null || e.time === Infinity) return null;
+    out.sort((x, y) => ops[x.op].ret - ops[y.op].ret || ops[x.op].call - ops[y.op].call);
+    return out;
+  };
+
+  let backtrack = !sweep();
+  /** @type {Node[] | null} */
+  let cands = backtrack ? [] : candidates();
+  let ci = 0;
+  for (;;) {
+    if (!backtrack) {
+      if (cands === null) {
+        // every op with a finite return is linearized; what is left are info ops, which may be
+        // left out (or, equivalently, placed after everything, where no later op observes them)
+        return { key, valid: true, ops: n, explored };
+      }
+      if ((++spins & 1023) === 0 && (performance.now() > deadline || explored > maxStates)) {
+        return { key, valid: 'unknown', ops: n, explored };
+      }
+      if (ci < cands.length) {
+        const node = cands[ci++];
+        const next = model.step(state, prepared[node.op]);
+        if (next >= 0) {
+          flip(node.op);
+          if (cacheAdd(cache, req, opt, next)) {
+            explored++;
+            calls.push({ node, state, forced: false, cands, ci });
+            state = next;
+            lift(node);
+            backtrack = !sweep();
+            if (!backtrack) { cands = candidates(); ci = 0; }
+          } else {
+            flip(node.op);
+          }
+        }
+        continue;
+      }
+      // every candidate was tried
+    }
+    // backtrack: undo forced placements and the choice that led to them, then try the next candidate
+    backtrack = false;
+    // the deepest configuration is left by a backtrack (or ends the search with success), so the
+    // longest prefix is recorded here, not on every push
+    if (calls.length > longest.length) { longest = calls.map((c) => c.node.op); longestState = state; }
+    /** @type {Frame | undefined} */
+    let top;
+    do {
+      top = calls.pop();
       if (top === undefined) {
         return { key, valid: false, ops: n, explored, counterexample: counterexample(ops, model, longest, longestState) };
       }
-      linearized[top.node.op >>> 5] &= ~(1 << (top.node.op & 31));
+      flip(top.node.op);
       state = top.state;
       unlift(top.node);
-      entry = top.node.next;
-    }
+    } while (top.forced);
+    cands = top.cands;
+    ci = top.ci;
   }
 }
 
-/** Adds (bits, state) to the memo; false when it was there already. @param {Map<number, Array<{ bits: Uint32Array, state: number }>>} cache @param {Uint32Array} bits @param {number} state */
-function cacheAdd(cache, bits, state) {
-  let h = (2166136261 ^ state) >>> 0;
-  for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i], 16777619) >>> 0;
+/** @typedef {{ node: Node, state: number, forced: boolean, cands: Node[] | null, ci: number }} Frame */
+
+/** @typedef {Map<number, Array<{ lo: number, tail: Uint32Array, opt: Uint32Array, state: number }>>} Cache */
+
+/**
+ * The memo. A configuration is (required ops linearized, optional ops linearized, state). It is
+ * skipped when one with the same required set and state and a subset of its optional ops was seen:
+ * that one can do everything this one can (leave the extra optional ops out: they are optional
+ * and, returning at +infinity, constrain no other op's order). With no optional ops this is
+ * Porcupine's exact (bitset, state) cache. Returns false when skipped, else records it.
+ * The required set is stored compactly: ops are numbered in invoke order and the search
+ * linearizes roughly in that order, so the set is a run of full words, a short tail, then zeros;
+ * an entry keeps the index of the first non-full word and the words up to the last non-zero one.
+ * @param {Cache} cache @param {Uint32Array} req @param {Uint32Array} opt @param {number} state
+ */
+function cacheAdd(cache, req, opt, state) {
+  let lo = 0;
+  while (lo < req.length && req[lo] === 0xffffffff) lo++;
+  let hi = req.length;
+  while (hi > lo && req[hi - 1] === 0) hi--;
+  let h = Math.imul((2166136261 ^ state) >>> 0, 16777619) ^ lo;
+  for (let i = lo; i < hi; i++) h = Math.imul(h ^ req[i], 16777619);
+  h >>>= 0;
   let bucket = cache.get(h);
   if (bucket === undefined) cache.set(h, (bucket = []));
   outer: for (const c of bucket) {
-    if (c.state !== state) continue;
-    for (let i = 0; i < bits.length; i++) if (c.bits[i] !== bits[i]) continue outer;
+    if (c.state !== state || c.lo !== lo || c.tail.length !== hi - lo) continue;
+    for (let i = lo; i < hi; i++) if (c.tail[i - lo] !== req[i]) continue outer;
+    for (let i = 0; i < opt.length; i++) if ((c.opt[i] & ~opt[i]) !== 0) continue outer;
     return false;
   }
-  bucket.push({ bits: bits.slice(), state });
+  bucket.push({ lo, tail: req.slice(lo, hi), opt: opt.length === 0 ? opt : opt.slice(), state });
   return true;
 }
 
@@ -436,15 +576,16 @@ function counterexample(ops, model, prefix, state) {
   const limit = ops[blocking].ret;
   const unplaceable = rest
     .filter((i) => ops[i].call <= limit)
+    .sort((a, b) => ops[a].call - ops[b].call)
     .map((i) => {
-      const next = model.step(state, ops[i]);
-      const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${JSON.stringify(model.values[next])})`;
+      const next = model.step(state, model.prepare(ops[i]));
+      const why = next < 0 ? model.explain(state, ops[i]) : `placing it here leads to a dead end later (value would become ${model.show(next)})`;
       return { op: ops[i], why };
     });
   const lines = [
     `longest linearizable prefix (${prefix.length} of ${ops.length} ops):`,
     ...prefix.map((i) => `  ${describeOp(ops[i])}`),
-    `register value after it: ${JSON.stringify(model.values[state])}`,
+    `register value after it: ${model.show(state)}`,
     `must be placed next at the latest: ${describeOp(ops[blocking])}`,
     'no op that could come next fits:',
     ...unplaceable.map((u) => `  ${describeOp(u.op)}: ${u.why}`),
