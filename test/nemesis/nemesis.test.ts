@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { FAULTS, describeEvent, makeSchedule, prng, scenarioSchedule } from './nemesis.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
-import { History, longestWriteGap, recorded } from './clients.mjs';
+import { History, finalReads, longestWriteGap, recorded } from './clients.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { readHistory } from './checker.mjs';
 
@@ -93,6 +93,22 @@ describe('nemesis recorder', () => {
     const ops = readHistory(h.lines);
     expect(ops.map((o: { status: string }) => o.status)).toEqual(['ok', 'fail', 'info', 'info', 'info', 'info', 'ok']);
     for (const e of events) expect(typeof e.t).toBe('number');
+  });
+
+  it('final reads stop starting after their time limit and report the keys left unread', async () => {
+    const h = new History(undefined);
+    const keys = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    const silent = { get: () => new Promise(() => undefined) }; // a cluster that never answers
+    const t0 = Date.now();
+    const { unread } = await finalReads(h, silent, keys, { parallel: 4, attempts: 5, timeoutMs: 50, limitMs: 300 });
+    expect(Date.now() - t0).toBeLessThan(5000); // without the limit: 200 keys x 5 attempts x 50 ms / 4
+    expect(unread.length).toBeGreaterThan(150);
+    expect(new Set(unread).size).toBe(unread.length);
+    const answering = { get: async (k: string) => (k === 'u1' ? 'v1' : undefined) };
+    const r = await finalReads(h, answering, ['u1', 'u2'], { parallel: 2 });
+    expect(r.unread).toEqual([]);
+    const ops = readHistory(h.lines);
+    expect(ops.filter((o: { status: string }) => o.status === 'ok').map((o: { output: unknown }) => o.output).sort()).toEqual(['v1', null].sort());
   });
 
   it('longest write unavailability is the widest gap between ok writes, counting both ends of the period', () => {

@@ -32,6 +32,7 @@ const USAGE = `usage: npm run nemesis -- [options]
   --timeout MS         client-side timeout of one operation (default 20000)
   --lin-budget MS      linearizability search budget per key (default 5000)
   --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
+  --final-limit MS     no final read starts after this long (default 120000): keys left are unread
   --out DIR            results folder (default test/nemesis/results/<timestamp>-seed<S>)
   --keep               keep history.jsonl of schedules that pass (default: kept only when not valid)
   --quiet              print only the summary`;
@@ -54,6 +55,7 @@ function options(argv) {
       timeout: { type: 'string', default: '20000' },
       'lin-budget': { type: 'string', default: '5000' },
       'converge-limit': { type: 'string', default: '30000' },
+      'final-limit': { type: 'string', default: '120000' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
@@ -82,6 +84,7 @@ function options(argv) {
     timeout: int('timeout', 100, 600_000),
     linBudget: int('lin-budget', 10, 3_600_000),
     convergeLimit: int('converge-limit', 1000, 3_600_000),
+    finalLimit: int('final-limit', 1000, 3_600_000),
     out: values.out,
     keep: values.keep,
     quiet: values.quiet,
@@ -143,11 +146,11 @@ async function runOne(schedule, o, dir, say) {
     log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}; views (* = coordinator): ${views.join(' | ')}`);
 
     // final reads through a fresh lite member
-    const reader = await startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret });
+    const reader = await withTimeout(startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret }), 60_000, 'starting the final reader');
     lites.push(reader);
     const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
     const tFinal = performance.now();
-    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout });
+    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit });
     log(`final reads of ${keys.length} keys in ${Math.round(performance.now() - tFinal)} ms (${unread.length} unread)`);
     await history.close();
 
