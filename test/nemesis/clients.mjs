@@ -37,6 +37,8 @@ export class History {
     /** completion times of ok writes, in order */
     this.okWriteTimes = [];
     this.errors = {};
+    /** the greatest proc number used so far: fresh procs start above it */
+    this.maxProc = -1;
   }
 
   now() {
@@ -51,6 +53,7 @@ export class History {
 
   invoke(proc, f, key, value) {
     const op = { id: this.nextId++, proc, f, key, value, t: this.now() };
+    if (proc > this.maxProc) this.maxProc = proc;
     this.write({ id: op.id, proc, type: 'invoke', f, key, value, t: op.t });
     return op;
   }
@@ -218,18 +221,27 @@ export class Clients {
 
 /**
  * After healing: a `final` read of every key through `map`, appended to the history. A read that
- * does not answer is retried (as a fresh proc) up to `attempts` times.
+ * does not answer is retried (as a fresh proc) up to `attempts` times. No read starts after
+ * `limitMs`: against a cluster that does not answer, the keys left are reported unread (the
+ * checkers then say 'unknown' for them) instead of costing attempts × timeout each.
  */
-export async function finalReads(history, map, keys, { parallel = 32, attempts = 5, timeoutMs = 20_000, firstProc = 1_000_000 } = {}) {
-  let nextProc = firstProc;
+export async function finalReads(history, map, keys, { parallel = 32, attempts = 5, timeoutMs = 20_000, firstProc, limitMs = 120_000 } = {}) {
+  // fresh procs, above every proc of the history (a proc never issues again after an info)
+  let nextProc = Math.max(firstProc ?? 0, history.maxProc + 1, 1_000_000);
   let i = 0;
   const unread = [];
+  const deadline = performance.now() + limitMs;
   const worker = async () => {
     let proc = nextProc++;
     while (i < keys.length) {
+      if (performance.now() > deadline) {
+        unread.push(...keys.slice(i));
+        i = keys.length;
+        break;
+      }
       const key = keys[i++];
       let done = false;
-      for (let a = 0; a < attempts && !done; a++) {
+      for (let a = 0; a < attempts && !done && performance.now() <= deadline; a++) {
         const r = await recorded(history, proc, 'final', key, null, () => map.get(key), timeoutMs, absent);
         done = r.type === 'ok';
         if (!done) proc = nextProc++;

@@ -275,6 +275,15 @@ export class Cluster {
     return { ok: true, tableVersion: version };
   }
 
+  /** Each member's view, e.g. ['m1 v37: m1', 'm2 v52: m2,m3', 'm3 v52: m2,m3'] (split brain shows here). */
+  async views() {
+    return (await this.statusAll()).map((r) => {
+      if (r.status === undefined) return `m${r.k}: ${r.error}`;
+      const data = r.status.members.filter((x) => !x.lite).map((x) => `${this.memberOf(x.id) !== undefined ? `m${this.memberOf(x.id)}` : x.id}${x.status === 'alive' ? '' : `(${x.status})`}${x.coordinator ? '*' : ''}`);
+      return `m${r.k} v${r.status.tableVersion}: ${data.join(',')}`;
+    });
+  }
+
   /** Polls until converged; returns { ok, ms, tableVersion?, why? }. */
   async waitConverged(limitMs = 60_000) {
     const t0 = performance.now();

@@ -45,7 +45,7 @@ interface Summary {
 }
 
 /** Runs the harness with `args`; resolves with its exit code, output and summary.json. */
-function nemesis(args: string[], limitMs: number): Promise<{ code: number | null; out: string; summary: Summary }> {
+function nemesis(args: string[], limitMs: number): Promise<{ code: number | null; out: string; summary: Summary; check: string }> {
   const out = mkdtempSync(join(tmpdir(), 'shardgrid-nemesis-'));
   dirs.push(out);
   const child = spawn(process.execPath, [RUN, ...args, '--out', out, '--quiet'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -58,7 +58,14 @@ function nemesis(args: string[], limitMs: number): Promise<{ code: number | null
     child.on('close', (code) => {
       clearTimeout(killer);
       try {
-        resolve({ code, out: text, summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary });
+        const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
+        let check = '';
+        try {
+          check = readFileSync(join(out, 'schedule-0', 'check.txt'), 'utf8');
+        } catch {
+          /* no checks ran: the summary says why */
+        }
+        resolve({ code, out: text, summary, check: `${text}\n${check}` });
       } catch (err) {
         reject(new Error(`the harness wrote no summary (exit ${code}):\n${text}\n${String(err)}`));
       }
@@ -75,7 +82,7 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
     console.log(`${name}: ${s.lostSets}/${s.ackedSets} sets lost, ${s.lostIncrements}/${s.ackedIncrements} increments lost, ${s.duplicatedIncrements} applied twice, linearizable ${String(s.linearizable)} (${s.nonLinearizableKeys} keys not), longest write unavailability ${s.longestWriteUnavailabilityMs} ms, convergence ${s.convergenceMs} ms (${s.converged ? 'converged' : 'NOT converged'})`);
 
   it('kill -9 and restart of a member: no acknowledged set or increment is lost, none applied twice, registers stay linearizable', async () => {
-    const { out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart'], 170_000);
+    const { check: out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart'], 170_000);
     const s = summary.schedules[0];
     line('kill -9 run', s);
     expect(s.error, out).toBeUndefined();
@@ -93,7 +100,7 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
   }, 200_000);
 
   it('the leader paused 4 s: no acknowledged write lost, no increment applied twice', async () => {
-    const { out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1'], 170_000);
+    const { check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1'], 170_000);
     const s = summary.schedules[0];
     line('coordinator-pause run', s);
     expect(s.error, out).toBeUndefined();
@@ -106,7 +113,7 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
   }, 200_000);
 
   it('negative control: the same pause with leases and epoch fencing switched off is caught', async () => {
-    const { code, out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1', '--unsafe-unfenced', '--converge-limit', '10000'], 170_000);
+    const { code, check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1', '--unsafe-unfenced', '--converge-limit', '10000'], 170_000);
     const s = summary.schedules[0];
     line('unfenced coordinator-pause run', s);
     expect(s.error, out).toBeUndefined();

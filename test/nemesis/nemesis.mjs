@@ -144,7 +144,8 @@ export async function runSchedule(schedule, { cluster, network, clients = [], lo
   for (const e of schedule.events) {
     const wait = Math.max(e.at, nextAt) - (performance.now() - t0);
     if (wait > 0) await sleep(wait);
-    if (performance.now() - t0 >= schedule.duration || (until !== undefined && until())) break;
+    // a random schedule stops at its duration; a scenario runs every event (its duration is a minimum)
+    if ((schedule.scenario === undefined && performance.now() - t0 >= schedule.duration) || (until !== undefined && until())) break;
     const rec = { ...e, start: performance.now() };
     try {
       if (rec.target === 'leader') {

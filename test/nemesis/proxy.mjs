@@ -37,7 +37,7 @@ export class Network {
     /** @type {Set<Proxy>} */
     this.proxies = new Set();
     /** counters for the report */
-    this.stats = { accepted: 0, refused: 0, destroyed: 0, droppedBytes: 0 };
+    this.stats = { accepted: 0, refused: 0, destroyed: 0, droppedBytes: 0, byLink: {} };
   }
 
   /** Registers a node and the source address it dials from. */
@@ -148,6 +148,8 @@ class Proxy {
   accept(socket) {
     const from = this.network.nodeAt(socket.remoteAddress);
     const link = new Link(this, socket, from);
+    const name = `${from ?? `unknown(${socket.remoteAddress})`}>${this.name}`;
+    this.network.stats.byLink[name] = (this.network.stats.byLink[name] ?? 0) + 1;
     if (link.upMode() === 'reset' || link.downMode() === 'reset') {
       this.network.stats.refused++;
       socket.resetAndDestroy();

@@ -83,6 +83,7 @@ describe('nemesis link proxy', () => {
     expect(network.nodeAt(A_IP)).toBe('a');
     expect(network.nodeAt(`::ffff:${A_IP}`)).toBe('a');
     expect(network.stats.accepted).toBe(1);
+    expect(network.stats.byLink).toEqual({ 'a>b': 1 });
   });
 
   it('blackhole holds the connection open and drops the bytes of that direction only for that pair', async () => {

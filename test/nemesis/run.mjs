@@ -32,6 +32,7 @@ const USAGE = `usage: npm run nemesis -- [options]
   --timeout MS         client-side timeout of one operation (default 20000)
   --lin-budget MS      linearizability search budget per key (default 5000)
   --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
+  --final-limit MS     no final read starts after this long (default 120000): keys left are unread
   --out DIR            results folder (default test/nemesis/results/<timestamp>-seed<S>)
   --keep               keep history.jsonl of schedules that pass (default: kept only when not valid)
   --quiet              print only the summary
@@ -57,6 +58,7 @@ function options(argv) {
       timeout: { type: 'string', default: '20000' },
       'lin-budget': { type: 'string', default: '5000' },
       'converge-limit': { type: 'string', default: '30000' },
+      'final-limit': { type: 'string', default: '120000' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
@@ -87,6 +89,7 @@ function options(argv) {
     timeout: int('timeout', 100, 600_000),
     linBudget: int('lin-budget', 10, 3_600_000),
     convergeLimit: int('converge-limit', 1000, 3_600_000),
+    finalLimit: int('final-limit', 1000, 3_600_000),
     out: values.out,
     keep: values.keep,
     quiet: values.quiet,
@@ -144,14 +147,15 @@ async function runOne(schedule, o, dir, say) {
     for (const k of cluster.members.keys()) if (cluster.members.get(k).state === 'down') await cluster.launch(k);
     const conv = await cluster.waitConverged(o.convergeLimit);
     const convergenceMs = Math.round(performance.now() - tHeal);
-    log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}`);
+    const views = conv.ok ? undefined : await cluster.views();
+    log(conv.ok ? `converged ${convergenceMs} ms after healing (table version ${conv.tableVersion})` : `NOT converged ${convergenceMs} ms after healing: ${conv.why}; views (* = coordinator): ${views.join(' | ')}`);
 
     // final reads through a fresh lite member
-    const reader = await startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret });
+    const reader = await withTimeout(startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret }), 60_000, 'starting the final reader');
     lites.push(reader);
     const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
     const tFinal = performance.now();
-    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout });
+    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit });
     log(`final reads of ${keys.length} keys in ${Math.round(performance.now() - tFinal)} ms (${unread.length} unread)`);
     await history.close();
 
@@ -203,9 +207,12 @@ async function runOne(schedule, o, dir, say) {
       longestWriteUnavailabilityAt: [gap.from - tStart, gap.to - tStart].map(Math.round),
       converged: conv.ok,
       convergenceMs,
+      viewsAfterHealing: views,
       checkMs,
       checker: sum.json,
     });
+    result.proxy = network.stats;
+    log(`proxy: ${JSON.stringify(network.stats)}`);
     writeFileSync(join(dir, 'check.txt'), `${sum.text}\n`);
     log(`checks (${checkMs} ms): ${sum.text.split('\n').join(' | ')}`);
   } catch (err) {
@@ -231,7 +238,7 @@ function line(r) {
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
     `  linearizable: ${r.linearizable} (${r.nonLinearizableKeys} invalid keys, ${r.unknownKeys} unknown)`,
-    `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ' (NOT converged)'}`,
+    `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ` (NOT converged; views, * = coordinator: ${r.viewsAfterHealing.join(' | ')})`}`,
   ].join('\n');
 }
 

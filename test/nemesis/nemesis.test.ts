@@ -1,0 +1,120 @@
+// The fault harness's pure parts: seeded schedules, the outcome rules of the recorder, and the
+// unavailability measure. (The harness end to end: nemesis.integration.test.ts.)
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { FAULTS, describeEvent, makeSchedule, prng, scenarioSchedule } from './nemesis.mjs';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { History, finalReads, longestWriteGap, recorded } from './clients.mjs';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { readHistory } from './checker.mjs';
+
+interface Ev {
+  kind: string;
+  at: number;
+  target?: number | 'leader';
+  targets?: number[];
+  ms?: number;
+  downMs?: number;
+  hearer?: number;
+  speaker?: number;
+  gap: number;
+}
+
+describe('nemesis schedules', () => {
+  it('the same (seed, index) gives the same schedule, and other indexes or seeds give others', () => {
+    const a = makeSchedule({ seed: 42, index: 3 });
+    expect(makeSchedule({ seed: 42, index: 3 })).toEqual(a);
+    const others = [makeSchedule({ seed: 42, index: 4 }), makeSchedule({ seed: 43, index: 3 })];
+    for (const o of others) expect(JSON.stringify(o.events)).not.toBe(JSON.stringify(a.events));
+    expect(prng(7)()).toBe(prng(7)());
+  });
+
+  it('draws only the faults asked for, with lengths in their ranges and valid member targets', () => {
+    const kinds = new Set<string>();
+    for (let i = 0; i < 100; i++) {
+      const s = makeSchedule({ seed: 9, index: i, duration: 30_000, members: 3 });
+      let prev = -1;
+      for (const e of s.events as Ev[]) {
+        kinds.add(e.kind);
+        expect(FAULTS).toContain(e.kind);
+        expect(e.at).toBeGreaterThan(prev); // in time order, one after another
+        prev = e.at;
+        expect(e.at).toBeLessThan(30_000);
+        if (e.target !== undefined && e.target !== 'leader') expect([1, 2, 3]).toContain(e.target);
+        if (e.kind === 'pause' || e.kind === 'isolate' || e.kind === 'oneway') expect(e.ms).toBeGreaterThanOrEqual(1000), expect(e.ms).toBeLessThanOrEqual(8000);
+        if (e.kind === 'kill' || e.kind === 'leave') expect(e.downMs).toBeGreaterThanOrEqual(1000), expect(e.downMs).toBeLessThanOrEqual(5000);
+        if (e.kind === 'oneway') expect(e.hearer).not.toBe(e.speaker);
+        expect(describeEvent(e)).toMatch(/\w/);
+      }
+    }
+    expect([...kinds].sort()).toEqual([...FAULTS].sort());
+    for (let i = 0; i < 50; i++) {
+      for (const e of makeSchedule({ seed: 1, index: i, faults: ['kill', 'restart'] }).events as Ev[]) expect(['kill', 'restart']).toContain(e.kind);
+    }
+    expect(() => makeSchedule({ seed: 1, index: 0, faults: ['nuke'] })).toThrow(/unknown fault nuke/);
+  });
+
+  it('beyond tolerance hits two different members in every fault', () => {
+    for (let i = 0; i < 100; i++) {
+      for (const e of makeSchedule({ seed: 5, index: i, beyondTolerance: true }).events as Ev[]) {
+        expect(e.targets).toHaveLength(2);
+        expect(e.targets![0]).not.toBe(e.targets![1]);
+        expect(['pause', 'kill', 'leave', 'isolate']).toContain(e.kind);
+      }
+    }
+  });
+
+  it('the coordinator-pause scenario pauses the leader 4 s and writes only unique keys and counters', () => {
+    const s = scenarioSchedule('coordinator-pause', 1, 0);
+    expect(s.events).toEqual([expect.objectContaining({ kind: 'pause', target: 'leader', ms: 4000 })]);
+    expect(s.mix.register).toBe(0);
+    expect(() => scenarioSchedule('nope', 1, 0)).toThrow(/unknown scenario/);
+  });
+});
+
+describe('nemesis recorder', () => {
+  const coded = (code: string) => Object.assign(new Error(code), { code });
+
+  it('records ok, fail only for errors raised before sending, info for everything else and for a timeout', async () => {
+    const h = new History(undefined);
+    expect((await recorded(h, 1, 'set', 'k', 'v1', async () => undefined, 1000, () => 'v1')).type).toBe('ok');
+    expect((await recorded(h, 2, 'set', 'k', 'v2', async () => Promise.reject(coded('GRID_ERR_VALUE_TOO_LARGE')), 1000)).type).toBe('fail');
+    expect((await recorded(h, 3, 'set', 'k', 'v3', async () => Promise.reject(coded('GRID_ERR_TIMEOUT')), 1000)).type).toBe('info');
+    expect((await recorded(h, 4, 'set', 'k', 'v4', async () => Promise.reject(coded('GRID_ERR_MEMBER_UNREACHABLE')), 1000)).type).toBe('info');
+    expect((await recorded(h, 5, 'set', 'k', 'v5', async () => Promise.reject(coded('GRID_ERR_CLOSED')), 1000)).type).toBe('info');
+    expect((await recorded(h, 6, 'incr', 'c', 1, () => new Promise(() => undefined), 50)).type).toBe('info');
+    expect((await recorded(h, 7, 'get', 'k', null, async () => undefined, 1000, (v: unknown) => (v === undefined ? null : v))).value).toBe(null);
+    const events = h.lines.map((l: string) => JSON.parse(l));
+    expect(events).toHaveLength(14);
+    expect(events.filter((e: { type: string }) => e.type === 'invoke')).toHaveLength(7);
+    expect(h.counts.set).toEqual({ ok: 1, fail: 1, info: 3 });
+    expect(h.okWriteTimes).toHaveLength(1);
+    // the checkers accept what the recorder writes
+    const ops = readHistory(h.lines);
+    expect(ops.map((o: { status: string }) => o.status)).toEqual(['ok', 'fail', 'info', 'info', 'info', 'info', 'ok']);
+    for (const e of events) expect(typeof e.t).toBe('number');
+  });
+
+  it('final reads stop starting after their time limit and report the keys left unread', async () => {
+    const h = new History(undefined);
+    const keys = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    const silent = { get: () => new Promise(() => undefined) }; // a cluster that never answers
+    const t0 = Date.now();
+    const { unread } = await finalReads(h, silent, keys, { parallel: 4, attempts: 5, timeoutMs: 50, limitMs: 300 });
+    expect(Date.now() - t0).toBeLessThan(5000); // without the limit: 200 keys x 5 attempts x 50 ms / 4
+    expect(unread.length).toBeGreaterThan(150);
+    expect(new Set(unread).size).toBe(unread.length);
+    const answering = { get: async (k: string) => (k === 'u1' ? 'v1' : undefined) };
+    const r = await finalReads(h, answering, ['u1', 'u2'], { parallel: 2 });
+    expect(r.unread).toEqual([]);
+    const ops = readHistory(h.lines);
+    expect(ops.filter((o: { status: string }) => o.status === 'ok').map((o: { output: unknown }) => o.output).sort()).toEqual(['v1', null].sort());
+  });
+
+  it('longest write unavailability is the widest gap between ok writes, counting both ends of the period', () => {
+    expect(longestWriteGap([], 0, 1000).ms).toBe(1000);
+    expect(longestWriteGap([100, 200, 900, 950], 0, 1000)).toEqual({ ms: 700, from: 200, to: 900 });
+    expect(longestWriteGap([100, 200], 0, 1000)).toEqual({ ms: 800, from: 200, to: 1000 });
+    expect(longestWriteGap([-5, 500, 2000], 0, 1000)).toEqual({ ms: 500, from: 0, to: 500 });
+  });
+});
