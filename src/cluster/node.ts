@@ -153,7 +153,8 @@ export class ClusterNode extends EventEmitter {
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
     this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
     try {
-      await this.begin([...o.seeds]);
+      // only a member started without seeds founds a cluster
+      await this.begin([...o.seeds], o.seeds.length === 0);
     } catch (e) {
       await this.transport.close();
       throw e;
@@ -161,7 +162,7 @@ export class ClusterNode extends EventEmitter {
   }
 
   /** Joins (or starts) the cluster with the transport already listening: membership, metadata, a table. */
-  private async begin(seeds: string[]): Promise<void> {
+  private async begin(seeds: string[], mayFound: boolean): Promise<void> {
     const t = this.transport;
     t.handle('grid.rep', (b, from) => this.onReplicate(b, from));
     t.handle('grid.snap', (b, from) => this.onSnapshot(b, from));
@@ -210,7 +211,9 @@ export class ClusterNode extends EventEmitter {
         meta.start(false);
         await this.fetchTable(others);
       } else {
-        const bootstrap = others().length === 0;
+        // a member given seeds never founds a cluster of its own (two clusters would never merge):
+        // it keeps asking to be admitted until it is, or fails
+        const bootstrap = mayFound && others().length === 0;
         meta.start(bootstrap);
         if (!bootstrap) await meta.join(others, ADMIT_MS);
         await this.waitTable(ADMIT_MS);
@@ -263,7 +266,7 @@ export class ClusterNode extends EventEmitter {
         this.restarting = false; // the new identity applies its tables and serves once admitted
         try {
           this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? oldPort : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log, tls: o.tls });
-          await this.begin([...seeds]);
+          await this.begin([...seeds], false);
           this.log('warn', `rejoined the cluster as ${this.memberId}`);
           this.emit('rejoined', this.memberId);
           break;
