@@ -120,13 +120,15 @@ export function without(cur: PartitionTable, id: string): Assignment {
 
 /**
  * Whether `next` keeps, for every partition of `cur` that has an owner in `members`, at least one
- * of those owners: the rule that no table ever drops the last copy of a partition's data.
+ * member that holds its data now — an owner, or a pending copy (which gets every write; the
+ * leader's plan promotes one only after its primary reported it complete): the rule that no
+ * table ever drops the last copy of a partition's data.
  */
 export function keepsData(cur: PartitionTable, next: Assignment, members: ReadonlySet<string>): boolean {
   for (let p = 0; p < cur.owners.length; p++) {
     const held = cur.owners[p].filter((m) => members.has(m));
     if (held.length === 0) continue;
-    if (!next.owners[p].some((m) => held.includes(m))) return false;
+    if (!next.owners[p].some((m) => held.includes(m) || (members.has(m) && cur.pending[p].includes(m)))) return false;
   }
   return true;
 }

@@ -277,6 +277,11 @@ export class Metadata extends EventEmitter {
       cmd = undefined;
     }
     const a = this.state.apply(e.index, cmd);
+    if (cmd?.c === 'table' && a.table === undefined && this.proposedTableBase === cmd.base) {
+      // refused by the state machine (the table moved on meanwhile, or the plan broke a rule): plan again
+      this.proposedTableBase = -1;
+      if (cmd.base === this.state.table.version) this.host.log('warn', `the state machine refused a planned table (base ${cmd.base}); planning again`);
+    }
     this.applied(a);
     this.settle(e.index);
     if (++this.sinceCompact >= COMPACT_EVERY) {
