@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
+import { plan } from '../../src/ring/table.js';
+
+const P = 8;
+
+/** A state with members a, b, c (joined at 1..3) and the table the leader would plan for them at 4. */
+function threeMembers(): MetaState {
+  const s = new MetaState(P);
+  s.apply(1, { c: 'join', id: 'a', url: 'ws://127.0.0.1:1' });
+  s.apply(2, { c: 'join', id: 'b', url: 'ws://127.0.0.1:2' });
+  s.apply(3, { c: 'join', id: 'c', url: 'ws://127.0.0.1:3' });
+  const next = plan(s.table, ['a', 'b', 'c'], 1, () => new Set())!;
+  expect(s.apply(4, { c: 'table', base: 0, ...next }).table?.version).toBe(4);
+  return s;
+}
+
+describe('metadata state machine', () => {
+  it('a table version is the index of its entry; epochs move only where the primary changed', () => {
+    const s = threeMembers();
+    const t = s.table;
+    expect(t.version).toBe(4);
+    expect(t.epochs.every((e) => e === 4)).toBe(true);
+    // removing b: its backups become primaries at this entry's index, the others keep their epoch
+    const before = t.owners.map((o) => o[0]);
+    const a = s.apply(5, { c: 'remove', id: 'b', why: 'dead' });
+    expect(a.removed).toEqual({ id: 'b', why: 'dead' });
+    for (let p = 0; p < P; p++) {
+      expect(s.table.owners[p]).not.toContain('b');
+      expect(s.table.epochs[p]).toBe(before[p] === 'b' ? 5 : 4);
+    }
+    expect(s.wasRemoved('b')).toBe(true);
+    // a removed id is never admitted again
+    expect(s.apply(6, { c: 'join', id: 'b', url: 'ws://127.0.0.1:2' }).joined).toBeUndefined();
+  });
+
+  it('refuses a planned table made from an older version, or one that drops the last copy of a partition', () => {
+    const s = threeMembers();
+    const stale = plan(s.table, ['a', 'b'], 1, () => new Set())!;
+    expect(s.apply(5, { c: 'table', base: 3, ...stale }).table).toBeUndefined();
+    // every owner of partition 0 replaced by members that hold none of its data
+    const owners = s.table.owners.map((o) => o.slice());
+    const holders = new Set(owners[0]);
+    const stranger = ['a', 'b', 'c'].find((m) => !holders.has(m))!;
+    owners[0] = [stranger];
+    const pending = s.table.pending.map((l) => l.filter((m) => m !== stranger));
+    expect(s.apply(6, { c: 'table', base: 4, owners, pending }).table).toBeUndefined();
+    expect(s.table.version).toBe(4);
+    // the same with the newcomer pending first (a copy that gets every write): accepted
+    const withPending = s.table.pending.map((l) => l.slice());
+    withPending[0] = [stranger];
+    expect(s.apply(7, { c: 'table', base: 4, owners: s.table.owners, pending: withPending }).table?.version).toBe(7);
+    expect(s.apply(8, { c: 'table', base: 7, owners, pending }).table?.version).toBe(8);
+  });
+
+  it('drops a copy that missed a write only at the epoch it was reported at, never the primary', () => {
+    const s = threeMembers();
+    const [primary, backup] = s.table.owners[0];
+    expect(s.apply(5, { c: 'drop', p: 0, m: primary, epoch: 4 }).table).toBeUndefined();
+    expect(s.apply(6, { c: 'drop', p: 0, m: backup, epoch: 3 }).table).toBeUndefined();
+    const a = s.apply(7, { c: 'drop', p: 0, m: backup, epoch: 4 });
+    expect(a.table?.owners[0]).toEqual([primary]);
+    expect(a.table?.epochs[0]).toBe(4); // the primary did not change
+  });
+
+  it('marks a partition lost when a removal takes its last copy (beyond the tolerance)', () => {
+    const s = threeMembers();
+    const [x, y] = s.table.owners[0];
+    s.apply(5, { c: 'remove', id: x, why: 'dead' });
+    const a = s.apply(6, { c: 'remove', id: y, why: 'dead' });
+    expect(a.lost).toContain(0);
+    expect(s.table.lost[0]).toBe(6);
+  });
+
+  it('parseCommand refuses junk: unknown kinds, bad ids and urls, out-of-range partitions, prototype tricks', () => {
+    const bad: unknown[] = [
+      null, 5, 'join', [], { c: 'nope' }, { c: 'join', id: '', url: 'ws://a:1' }, { c: 'join', id: 'a b', url: 'ws://a:1' },
+      { c: 'join', id: 'a', url: 'http://a:1' }, { c: 'join', id: 'a', url: 'ws://user@a:1' }, { c: 'join', id: 'a', url: 'ws://a:99999' },
+      { c: 'remove', id: 'a', why: 'bored' }, { c: 'drop', p: P, m: 'a', epoch: 1 }, { c: 'drop', p: -1, m: 'a', epoch: 1 },
+      { c: 'table', base: 1, owners: [], pending: [] }, JSON.parse('{"__proto__": {"c": "join"}, "id": "a", "url": "ws://a:1"}'),
+    ];
+    for (const b of bad) expect(parseCommand(b, P), JSON.stringify(b)).toBeUndefined();
+    const good: Command = { c: 'join', id: 'm-1f', url: 'ws://127.0.0.1:7400' };
+    expect(parseCommand(good, P)).toEqual(good);
+  });
+
+  it('a snapshot restores the same members, removed ids and table', () => {
+    const s = threeMembers();
+    s.apply(5, { c: 'remove', id: 'c', why: 'left' });
+    const copy = new MetaState(P);
+    copy.restore(structuredClone(s.snapshot()));
+    expect([...copy.members.keys()]).toEqual(['a', 'b']);
+    expect(copy.wasRemoved('c')).toBe(true);
+    expect(copy.table).toEqual(s.table);
+  });
+});
