@@ -246,7 +246,10 @@ export class ClusterNode extends EventEmitter {
     for (const w of this.tableWaiters.splice(0)) w();
     this.dedupe.clearAll();
     void (async () => {
+      // every data member the log and SWIM ever told us of, whatever SWIM thinks of them now (a
+      // member that was paused sees everyone else as dead when it resumes)
       const seeds = new Set<string>(this.opts.seeds);
+      for (const x of this.meta.state.members.values()) if (x.id !== this.memberId) seeds.add(x.url);
       for (const x of this.membership.members()) if (x.id !== this.memberId && !x.lite) seeds.add(x.url);
       seeds.delete(this.transport.url);
       clearInterval(this.timer);
