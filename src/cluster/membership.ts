@@ -52,7 +52,16 @@ export interface MembershipOptions {
   suspicionTimeout?: number;
   /** ms start() keeps trying the seeds. Default 5000. */
   joinTimeout?: number;
+  /**
+   * Whether member `from` may introduce *other* members it gossips about (default: anyone). A
+   * member always introduces itself. The cluster passes "is a data member of the metadata log",
+   * so a peer that merely holds the secret cannot fill the table with strangers (issue 11, F9).
+   */
+  vouches?: (from: string) => boolean;
 }
+
+/** Members and tombstones remembered at most; gossip about more new ones is dropped. */
+export const MAX_TABLE = 512;
 
 export interface SelfInfo {
   id: string;
@@ -164,6 +173,7 @@ export class Membership extends EventEmitter {
   private readonly indirectProbes: number;
   private readonly suspicionTimeout: number;
   private readonly joinTimeout: number;
+  private readonly vouches: ((from: string) => boolean) | undefined;
 
   /** Every member ever heard of except self, including dead and left ones (tombstones). */
   private readonly table = new Map<string, Member>();
@@ -205,6 +215,7 @@ export class Membership extends EventEmitter {
     this.indirectProbes = positiveInt(opts.indirectProbes, 'indirectProbes', MEMBERSHIP_DEFAULTS.indirectProbes);
     this.suspicionTimeout = positiveInt(opts.suspicionTimeout, 'suspicionTimeout', MEMBERSHIP_DEFAULTS.suspicionTimeout);
     this.joinTimeout = positiveInt(opts.joinTimeout, 'joinTimeout', MEMBERSHIP_DEFAULTS.joinTimeout);
+    this.vouches = opts.vouches;
 
     transport.handle('swim.ping', (body, from) => this.onPing(body, from));
     transport.handle('swim.ping-req', (body, from) => this.onPingReq(body, from));
@@ -346,13 +357,13 @@ export class Membership extends EventEmitter {
 
   private onPing(body: { u?: unknown } | undefined, from: string): { u?: Update[] } {
     this.checkRunning();
-    this.applyAll(body?.u);
+    this.applyAll(body?.u, from);
     return this.reply(from);
   }
 
   private async onPingReq(body: { t?: unknown; u?: unknown } | undefined, from: string): Promise<{ ok: boolean; u?: Update[] }> {
     this.checkRunning();
-    this.applyAll(body?.u);
+    this.applyAll(body?.u, from);
     const t = body?.t;
     const m = typeof t === 'string' ? this.table.get(t) : undefined;
     const ok = m !== undefined && m.status <= SUSPECT && (await this.ping(m, this.probeTimeout));
@@ -375,9 +386,9 @@ export class Membership extends EventEmitter {
     return { ms };
   }
 
-  private onGossip(body: { u?: unknown } | undefined, _from: string): Record<string, never> {
+  private onGossip(body: { u?: unknown } | undefined, from: string): Record<string, never> {
     this.checkRunning();
-    this.applyAll(body?.u);
+    this.applyAll(body?.u, from);
     return {};
   }
 
@@ -445,7 +456,7 @@ export class Membership extends EventEmitter {
     if (!(await this.ensureConnected(m, timeoutMs))) return false;
     try {
       const ack = await this.transport.request<{ u?: unknown }>(m.id, 'swim.ping', this.pingBody(m), Math.max(1, deadline - Date.now()));
-      this.applyAll(ack?.u);
+      this.applyAll(ack?.u, m.id);
       return true;
     } catch {
       return false;
@@ -476,7 +487,7 @@ export class Membership extends EventEmitter {
       for (const h of helpers) {
         this.transport.request<{ ok?: unknown; u?: unknown }>(h.id, 'swim.ping-req', { t: m.id, u: this.pick() }, timeout).then(
           (r) => {
-            this.applyAll(r?.u);
+            this.applyAll(r?.u, h.id);
             if (r?.ok === true) resolve(true);
             else if (--waiting === 0) resolve(false);
           },
@@ -497,9 +508,23 @@ export class Membership extends EventEmitter {
 
   // ---------------------------------------------------------------- state
 
-  private applyAll(list: unknown): void {
+  /**
+   * Applies gossiped updates. `from` is the member that sent them; undefined for the answer of a
+   * seed this member chose to join through (trusted). A member not known yet is added only when
+   * it introduces itself or the sender vouches for it, its url is a ws(s)://host:port url, and the
+   * table has room.
+   */
+  private applyAll(list: unknown, from?: string): void {
     if (!Array.isArray(list)) return;
-    for (const u of list) if (isUpdate(u)) this.apply(u);
+    const vouched = from === undefined || this.vouches === undefined || this.vouches(from);
+    for (const u of list) {
+      if (!isUpdate(u)) continue;
+      if (!this.table.has(u[0]) && u[0] !== this.self.id) {
+        if (!vouched && u[0] !== from) continue;
+        if (this.table.size >= MAX_TABLE || !/^wss?:\/\/[^\s/@]+:[0-9]{1,5}$/.test(u[1])) continue;
+      }
+      this.apply(u);
+    }
   }
 
   private apply(u: Update): void {

@@ -178,7 +178,12 @@ export class ClusterNode extends EventEmitter {
     });
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
-    this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, { seeds });
+    // a data member takes gossip about new members only from data members of its log (or from the
+    // new member itself); a lite member, which has no log, from anyone it already knows
+    this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {
+      seeds,
+      vouches: (from) => (this.lite ? this.membership.statusOf(from) !== undefined : this.meta.state.members.has(from)),
+    });
     const m = this.membership;
     const meta = new Metadata(
       {
