@@ -102,11 +102,10 @@ export class ReadMemo {
   private nfree = 0;
   private hand = 0;
   private bytes = 0;
-  // Doorkeeper (admission), made on first use: slot hash and admission clock at the last
-  // unadmitted read (0: empty).
-  private doorHash: Uint32Array | null = null;
-  private doorAt: Float64Array | null = null;
-  private admitClock = 0;
+  // Doorkeeper (admission), made on first use: [slot hash, admission clock] pairs of the last
+  // unadmitted reads, in sets of DOOR_WAYS (clock 0: empty way). The clock is 32 bits and wraps.
+  private door: Uint32Array | null = null;
+  private admitClock = 1;
   /** Admission clock units per byte of an admitted value (capacity / maxBytes). */
   private readonly unitsPerByte: number;
   /** Entry index `get` found for its key (-1: none): `remember` and `forget` of the same key use it. */
@@ -243,29 +242,37 @@ export class ReadMemo {
    */
   private admit(ksh: number, len: number, cost: number): boolean {
     if (len <= this.admitValue && this.size < this.capacity && this.bytes + cost <= this.maxBytes) return true;
-    if (this.doorHash === null) {
+    let d = this.door;
+    if (d === null) {
       let sets = 1;
       while (sets * DOOR_WAYS < this.capacity * DOOR_PER_ENTRY) sets *= 2;
-      this.doorHash = new Uint32Array(sets * DOOR_WAYS);
-      this.doorAt = new Float64Array(sets * DOOR_WAYS);
+      d = this.door = new Uint32Array(sets * DOOR_WAYS * 2);
     }
-    const h = this.doorHash;
-    const at = this.doorAt!;
-    const b = (ksh & (h.length / DOOR_WAYS - 1)) * DOOR_WAYS;
+    // a set's 4 ways are [hash, clock] pairs in 32 consecutive bytes: one cache line per probe
+    const b = (ksh & (d.length / (DOOR_WAYS * 2) - 1)) * DOOR_WAYS * 2;
+    const now = this.admitClock;
     let victim = b;
-    for (let j = b; j < b + DOOR_WAYS; j++) {
-      if (h[j] === ksh && at[j] !== 0) {
-        const fresh = this.admitClock - at[j] < this.capacity;
-        at[j] = 0;
-        if (fresh) return true;
+    let oldest = 0;
+    for (let j = b; j < b + DOOR_WAYS * 2; j += 2) {
+      const at = d[j + 1];
+      if (d[j] === ksh && at !== 0) {
+        d[j + 1] = 0;
+        if (((now - at) >>> 0) < this.capacity) return true;
         victim = j;
         break;
       }
-      if (at[j] < at[victim]) victim = j;
+      // the way least recently written (an empty one first): wrap-safe age on the 32-bit clock
+      const age = at === 0 ? 0xffffffff : (now - at) >>> 0;
+      if (age >= oldest) {
+        oldest = age;
+        victim = j;
+      }
     }
-    this.admitClock += len <= this.admitValue ? 1 : Math.max(1, Math.ceil(cost * this.unitsPerByte));
-    h[victim] = ksh;
-    at[victim] = this.admitClock;
+    let next = (now + (len <= this.admitValue ? 1 : Math.max(1, Math.ceil(cost * this.unitsPerByte)))) >>> 0;
+    if (next === 0) next = 1; // 0 marks an empty way
+    this.admitClock = next;
+    d[victim] = ksh;
+    d[victim + 1] = next;
     return false;
   }
 

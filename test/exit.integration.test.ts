@@ -12,6 +12,7 @@ import type { Grid } from '../dist/index.js';
 const READER = new URL('./fixtures/exit-reader.mjs', import.meta.url);
 const NO_CLOSE = fileURLToPath(new URL('./fixtures/no-close.mjs', import.meta.url));
 const FORWARD_CLOSE = fileURLToPath(new URL('./fixtures/forward-close.mjs', import.meta.url));
+const AWAIT_HELD = fileURLToPath(new URL('./fixtures/await-held-lock.mjs', import.meta.url));
 /** Per round: how long both workers may take to read, close and exit before the round fails. */
 const ROUND_BOUND_MS = 60_000;
 
@@ -82,6 +83,14 @@ describe('threads and processes exit when their work is done', () => {
     expect(r.code).toBe(0);
     // reported, not asserted (timing on a shared machine): the issue's target is within 1 s
     console.log(`no-close child exited ${r.exitedAt - Number(last!.slice(8))} ms after its last operation`);
+  });
+
+  it('an await on a partition lock held by an unref\'d thread keeps the process alive until the write is done', { timeout: 60_000 }, async () => {
+    // Atomics.waitAsync alone does not keep Node's event loop alive: with the virtual nodes
+    // unref'd, a main thread awaiting a lock a virtual node held exited with code 13 mid-await.
+    const r = await child(AWAIT_HELD, 30_000);
+    expect(r.lines).toContain('set done: after');
+    expect(r.code).toBe(0);
   });
 
   it("an attached thread's forward client closed while waiting for the member's welcome leaves no timer behind", { timeout: 60_000 }, async () => {
