@@ -32,6 +32,13 @@
  *   read instead of an insert, an eviction and garbage. Collisions in the doorkeeper only cost
  *   admissions, never correctness.
  *
+ * - **A memo that does not pay is skipped.** Even unadmitted, a lookup costs a Map miss and a
+ *   doorkeeper probe (two cache misses on a large key space). Every `window` lookups the memo
+ *   judges itself: when it was full through the window and fewer than 1 lookup in 8 hit, reads
+ *   skip it entirely (one counter decrement) for the next 7 windows, then it is judged again.
+ *   Skipping is always safe: an entry not looked at is never served, and one looked at later is
+ *   validated as always.
+ *
  * One instance per (map, thread); not shared, not thread-safe (a thread never interleaves two
  * reads between `lookup` and `remember`: reads do not await).
  */
@@ -49,6 +56,12 @@ export interface ReadMemoOptions {
   maxValue: number;
   /** Values longer than this are admitted only on a second read that comes soon enough. */
   admitValue: number;
+  /**
+   * Lookups per judgement of the memo's worth (0: never bypass). After a window of this many
+   * lookups that began and ended with the memo full and had fewer than 1 hit in BYPASS_HIT_RATIO,
+   * the next BYPASS_WINDOWS windows' reads skip the memo altogether (see the file comment).
+   */
+  window: number;
 }
 
 /** Defaults per map and thread (the previous memo's bounds). */
@@ -57,11 +70,16 @@ export const MEMO_DEFAULTS: Readonly<ReadMemoOptions> = Object.freeze({
   maxBytes: 16 * 1024 * 1024,
   maxValue: 64 * 1024,
   admitValue: 1024,
+  window: 4096,
 });
 
 /** Doorkeeper: slots per entry of capacity, in sets of DOOR_WAYS. */
 const DOOR_PER_ENTRY = 2;
 const DOOR_WAYS = 4;
+/** Bypass: a window with fewer than 1 hit in this many lookups is not worth its lookups... */
+const BYPASS_HIT_RATIO = 8;
+/** ...and is followed by this many windows that skip the memo (then one more judged window). */
+const BYPASS_WINDOWS = 7;
 /** Entries allocated at first; doubled when full, up to capacity. */
 const INITIAL_ENTRIES = 256;
 
@@ -76,6 +94,15 @@ export class ReadMemo {
   readonly maxBytes: number;
   readonly maxValue: number;
   readonly admitValue: number;
+  readonly window: number;
+  // Worth of the memo (bypass): lookups and hits in the current window, whether it began full,
+  // and how many more lookups skip the memo.
+  private looks = 0;
+  private hits = 0;
+  private fullAtStart = false;
+  private skip = 0;
+  /** True when the last get skipped the memo: the remember that follows skips it too. */
+  private bypassed = false;
   /** Key → entry index. */
   private readonly index = new Map<string, number>();
   // Entry fields, by entry index (see native-notes.md "Life of a get" for what each one proves).
@@ -117,6 +144,7 @@ export class ReadMemo {
     this.maxBytes = o.maxBytes;
     this.maxValue = o.maxValue;
     this.admitValue = o.admitValue;
+    this.window = o.window;
     const m = Math.min(n, INITIAL_ENTRIES);
     this.keys = new Array<string | null>(m).fill(null);
     this.values = new Array<unknown>(m).fill(undefined);
@@ -159,6 +187,14 @@ export class ReadMemo {
    * index (or -1) in `last` for a following remember/forget of the same key.
    */
   get(key: string, st: ShardStore): unknown {
+    if (this.skip !== 0) {
+      this.skip--;
+      this.last = -1;
+      this.bypassed = true;
+      return MEMO_MISS;
+    }
+    this.bypassed = false;
+    if (++this.looks === this.window) this.judge();
     const i = this.index.get(key);
     if (i === undefined) {
       this.last = -1;
@@ -174,6 +210,7 @@ export class ReadMemo {
       // SEQ_BUSY). Stamp the access map once per LRU tick, not on every hit.
       if (st.clock() !== this.tick[i]) this.tick[i] = st.touch(this.off[i]);
       this.refd[i] = 1;
+      this.hits++;
       return this.values[i];
     }
     const off = this.off[i];
@@ -183,7 +220,31 @@ export class ReadMemo {
     this.seq[i] = s;
     this.tick[i] = tick;
     this.refd[i] = 1;
+    this.hits++;
     return this.values[i];
+  }
+
+  /** Whether the memo is full (entries or bytes) for the purpose of judging its worth. */
+  private get full(): boolean {
+    return this.size >= this.capacity || this.bytes >= this.maxBytes - (this.maxBytes >>> 4);
+  }
+
+  /**
+   * End of a window of lookups: when the memo was full throughout and was hit by fewer than one
+   * lookup in BYPASS_HIT_RATIO, its lookups (a Map miss and a doorkeeper probe each) cost more
+   * than its hits save: skip it for the next BYPASS_WINDOWS windows, then judge again.
+   */
+  private judge(): void {
+    const full = this.full;
+    if (this.fullAtStart && full && this.hits * BYPASS_HIT_RATIO < this.looks) this.skip = this.window * BYPASS_WINDOWS;
+    this.looks = 0;
+    this.hits = 0;
+    this.fullAtStart = full;
+  }
+
+  /** True while reads skip the memo (it was judged not worth its lookups; see judge). */
+  get bypassing(): boolean {
+    return this.skip !== 0;
   }
 
   /**
@@ -193,6 +254,7 @@ export class ReadMemo {
    * after get(key) missed. Updates the key's entry when it has one; otherwise admits it or not.
    */
   remember(key: string, ksh: number, p: number, tref: number, slot: number, off: number, ver: number, exp: number, seq: number, tick: number, value: unknown, len: number): void {
+    if (this.bypassed) return;
     let i = this.last;
     if (len > this.maxValue) {
       if (i >= 0) this.dropAt(i);

@@ -121,7 +121,7 @@ describe('ReadMemo', () => {
 
   it('is scan-resistant: a round-robin scan over more keys than it holds never evicts what it holds', () => {
     const { read } = world(5000);
-    const memo = new ReadMemo({ capacity: 1000 });
+    const memo = new ReadMemo({ capacity: 1000, window: 0 }); // bypass off: count every hit
     let hits = 0;
     for (let pass = 0; pass < 3; pass++) for (let i = 0; i < 5000; i++) if (read(memo, i).hit) hits++;
     // the first 1,000 keys were admitted while there was room and stay; the other 4,000 come back
@@ -130,6 +130,34 @@ describe('ReadMemo', () => {
     for (let i = 0; i < 1000; i++) expect(memo.has(`k${i}`)).toBe(true);
     for (let i = 1000; i < 5000; i += 97) expect(memo.has(`k${i}`)).toBe(false);
     expect(hits).toBe(2 * 1000);
+  });
+
+  it('skips itself while full and hardly ever hit, then judges again and serves hits once reads hit', () => {
+    const { store, read } = world(10_000);
+    const memo = new ReadMemo({ capacity: 100, window: 1000 });
+    for (let i = 0; i < 100; i++) read(memo, i); // admitted while there was room: full now
+    let n = 100;
+    // reads of keys never read again: nothing hits
+    while (!memo.bypassing && n < 5000) read(memo, n++);
+    expect(memo.bypassing).toBe(true);
+    expect(n).toBeLessThanOrEqual(2000); // judged at the end of the first window that began full
+    // skipped: a held, current key is not served (never wrong: it is read from the store instead)
+    expect(memo.has('k5')).toBe(true);
+    expect(memo.get('k5', store)).toBe(MEMO_MISS);
+    // nothing is admitted while skipped
+    read(memo, 9000);
+    read(memo, 9000);
+    expect(memo.has('k9000')).toBe(false);
+    // after 7 windows it looks again; a window of reads that hit keeps it on
+    let skipped = 0;
+    while (memo.bypassing) {
+      read(memo, 0);
+      skipped++;
+    }
+    expect(skipped).toBeLessThanOrEqual(7 * 1000);
+    for (let r = 0; r < 3000; r++) read(memo, r % 100);
+    expect(memo.bypassing).toBe(false);
+    expect(read(memo, 7).hit).toBe(true);
   });
 
   it('CLOCK: entries read since the hand last passed survive an eviction, unread ones go', () => {
