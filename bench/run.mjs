@@ -21,8 +21,10 @@ const ROOT = path.dirname(HERE);
 const SCENARIO_DIR = path.join(HERE, 'scenarios');
 const RESULTS_DIR = path.join(HERE, 'results');
 /** Run order; scenario files not listed here run afterwards in name order. */
-const ORDER = ['get-hit', 'get-miss', 'set', 'values-16b', 'values-4kb', 'values-object', 'mix-zipf', 'batch-100', 'ttl', 'concurrency', 'threads', 'memory'];
+const ORDER = ['get-hit', 'get-miss', 'set', 'values-16b', 'values-4kb', 'values-object', 'mix-zipf', 'sizes-10k', 'sizes-100k', 'sizes-1m', 'batch-100', 'ttl', 'concurrency', 'threads', 'memory'];
 const SCENARIO_TIMEOUT_MS = { quick: 60_000, full: 240_000 };
+/** Scenarios that fill 100,000s of keys into three peers first: their timeout is this many times the default. */
+const TIMEOUT_SCALE = { 'sizes-100k': 2, 'sizes-1m': 4 };
 const HELP = `Usage: npm run bench -- [options]     (or: node bench/run.mjs [options] after npm run build)
 
   --quick             short runs (whole suite well under a minute); numbers are rougher
@@ -261,7 +263,7 @@ async function main() {
   try {
     for (let i = 0; i < selected.length; i++) {
       progress.start(i + 1, selected[i]);
-      const r = await runScenario(selected[i], childOpts, progress, SCENARIO_TIMEOUT_MS[mode]);
+      const r = await runScenario(selected[i], childOpts, progress, SCENARIO_TIMEOUT_MS[mode] * (TIMEOUT_SCALE[selected[i]] ?? 1));
       progress.clear();
       if (interrupted) return 130;
       scenarios.push(r);

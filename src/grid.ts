@@ -107,6 +107,11 @@ export class Grid extends EventEmitter implements MapHost {
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
   }
 
+  /** @internal MapHost.clustered: a cluster member or a thread attached to one. */
+  get clustered(): boolean {
+    return this.handle.clustered === true;
+  }
+
   /** True for the grid made by createGrid (it owns the virtual nodes); false for attached ones. */
   get isMember(): boolean {
     return this.options !== undefined;
@@ -239,6 +244,10 @@ export class Grid extends EventEmitter implements MapHost {
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         worker.off('message', onMsg);
+        // A virtual node only serves the process: it must not keep it alive. A script that never
+        // calls close() then exits when its own work is done, as one using lru-cache does.
+        // close() refs it again while it waits for the exit.
+        if (!this.closed) worker.unref();
         resolve();
       };
       worker.on('message', onMsg);
@@ -286,6 +295,9 @@ export class Grid extends EventEmitter implements MapHost {
           new Promise<void>((resolve) => {
             const w = v.worker;
             if (w.threadId === -1) return resolve();
+            // ref'd again: an unref'd worker's exit alone would not keep this thread's event loop
+            // running, and code after `await grid.close()` would never run
+            w.ref();
             const t = setTimeout(() => void w.terminate(), STOP_TIMEOUT_MS);
             w.once('exit', () => {
               clearTimeout(t);

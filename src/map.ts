@@ -7,7 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 import { resolveMapOptions, type MapOptions, type ModuleTable } from './config.js';
 import {
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
-  UnencodableValueError, ValueTooLargeError, WrongTypeError,
+  UnencodableValueError, UnsupportedError, ValueTooLargeError, WrongTypeError,
 } from './errors.js';
 import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, bytesOf, decodeMsgpack, type EncodedValue } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
@@ -20,6 +20,7 @@ import type { AggregatorRef, ComputeRef } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
 import { FALLBACK, type FieldReader } from './compute/msgpack-field.js';
 import { ENCODE_UNENCODABLE } from './storage/codec.js';
+import { MEMO_MISS, ReadMemo } from './memo.js';
 
 /** What a map needs from the grid (or attached grid) it belongs to. */
 export interface MapHost {
@@ -31,6 +32,11 @@ export interface MapHost {
   computePool(): ComputePool;
   /** Registered compute modules: the only code compute and aggregate calls can name. */
   readonly modules: ModuleTable;
+  /**
+   * True in a cluster member and its attached threads: every write is routed, leased and
+   * replicated there, so no write completes synchronously (setSync/deleteSync refuse).
+   */
+  readonly clustered?: boolean;
 }
 
 const MISS = 0;
@@ -53,48 +59,8 @@ let outSeq = 0;
 /** LRU clock value the last optimistic read stamped the access map with. */
 let outTick = 0;
 
-/**
- * Per-thread memo of a key's location and decoded value (see native-notes.md, "Life of a get").
- * Valid only while the key's table slot still points at `off` and the record's version is `ver`.
- * Every write to a partition moves its seqlock (P_SEQ), so while P_SEQ still holds `seq`, the
- * value at which this memo was last checked, nothing in the partition changed and the memo is
- * current without looking at the slot or the record. When P_SEQ has moved, the slot and the
- * version are checked in shared memory inside a seqlock window, as an optimistic read is.
- */
-interface Memo {
-  p: number;
-  tref: number;
-  slot: number;
-  off: number;
-  ver: number;
-  exp: number;
-  /** Bytes this memo counts against MEMO_MAX_BYTES (value and key). */
-  size: number;
-  /** Position of this memo's entry in GridMap's memo queue (older entries for the same key are stale). */
-  qpos: number;
-  /**
-   * P_SEQ at the last validation: always an even value readBegin returned, never -1 (its "writer
-   * active"), so a memo never matches a partition being written. Set from the validated read that
-   * created or updated the memo, so there is no "never validated" state.
-   */
-  seq: number;
-  /** LRU clock value of this memo's last access-map stamp: stamp again only when it ticked. */
-  tick: number;
-  value: unknown;
-}
 /** Longest a getSync waits for the lock of a partition a writer keeps busy before it throws. */
 const GETSYNC_WAIT_MS = 200;
-/** Memo bounds, per map and thread: entries, and bytes of cached values (with their keys). */
-const MEMO_MAX_ENTRIES = 16_384;
-const MEMO_MAX_BYTES = 16 * 1024 * 1024;
-const MEMO_MAX_VALUE = 64 * 1024;
-/** Values longer than this are memoized only on a second read that comes soon enough. */
-const MEMO_ADMIT_VALUE = 1024;
-/** Recently seen large values (admitLarge): slots, in sets of SEEN_WAYS. */
-const SEEN_SLOTS = 8192;
-const SEEN_WAYS = 4;
-/** Queue length at which stale and consumed entries are squeezed out of the memo queue. */
-const MEMO_QUEUE_COMPACT = 2 * MEMO_MAX_ENTRIES;
 let copyBuf = new Uint8Array(4096);
 
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice;
@@ -155,26 +121,13 @@ export class GridMap<V = unknown> {
   protected readonly store: ShardStore;
   protected readonly enc: ValueEncoder;
   private readonly cacheObjects: boolean;
-  private readonly memos = new Map<string, Memo>();
-  private memoBytes = 0;
+  /** Whether setSync/deleteSync may write here (not in a cluster: see MapHost.clustered). */
+  private readonly syncWrites: boolean;
   /**
-   * Keys in the order their memos were made; eviction takes from memoHead (FIFO). A Map's own
-   * insertion order would serve too, but reaching its oldest key (`keys().next()`) walks the holes
-   * every delete leaves at the front of V8's ordered hash table: 6-8 µs per eviction when full.
-   * Positions are absolute: memoQueue[i] is at position memoBase + i. An entry is live only while
-   * memos.get(key).qpos is its position: a memo dropped (on a miss), or dropped and made again,
-   * leaves a stale entry behind, skipped by eviction and squeezed out by compaction.
+   * This thread's read memo for this map (src/memo.ts): decoded values of recent reads, served
+   * while provably current. Bounds and admission: MEMO_DEFAULTS.
    */
-  private memoQueue: string[] = [];
-  private memoHead = 0;
-  private memoBase = 0;
-  /** Bytes memoized plus bytes of large values seen, since this map was made on this thread. */
-  private memoClock = 0;
-  /** admitLarge's table (made on the first large value): slot hash, and memo clock when seen (0: free). */
-  private seenHash: Uint32Array | null = null;
-  private seenAt: Float64Array | null = null;
-  /** The memo fromMemo found for the key of the current getLocal (undefined: none). */
-  private lastMemo: Memo | undefined = undefined;
+  private readonly memos = new ReadMemo();
 
   /** @internal use grid.map(name) */
   constructor(host: MapHost, name: string, id: number, options?: MapOptions) {
@@ -186,6 +139,7 @@ export class GridMap<V = unknown> {
     const o = resolveMapOptions(options);
     this.defaultTtl = o.ttl;
     this.cacheObjects = o.cacheValues;
+    this.syncWrites = host.clustered !== true;
   }
 
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
@@ -309,157 +263,24 @@ export class GridMap<V = unknown> {
     }
   }
 
-  /** A memoized value of `key` when its memo is still current; NEED otherwise. */
-  private fromMemo(key: string): unknown {
-    const m = (this.lastMemo = this.memos.get(key));
-    if (m === undefined) return NEED;
-    const st = this.store;
-    const p = m.p;
-    const s = st.readBegin(p);
-    if (m.exp !== 0 && m.exp <= Date.now()) return NEED;
-    if (s === m.seq) {
-      // Nothing in p was written since the memo was last validated (s is even: a writer would make
-      // it -1). Stamp the access map once per LRU tick, not on every hit.
-      if (st.clock() !== m.tick) m.tick = st.touch(m.off);
-      return m.value;
-    }
-    if (s === SEQ_BUSY || !st.slotHolds(p, m.tref, m.slot, m.off) || st.versionOf(m.off) !== m.ver) return NEED;
-    const tick = st.touch(m.off);
-    if (!st.readValid(p, s)) return NEED;
-    m.seq = s;
-    m.tick = tick;
-    return m.value;
-  }
-
   /**
-   * Records the location and value of the read that just validated (strings, numbers, objects).
-   * Call right after fromMemo(key) (it leaves the key's memo, if any, in lastMemo).
+   * Records the location and value of the read that just validated (strings, numbers, objects;
+   * byte arrays are never memoized, objects only with cacheValues). Call right after
+   * memos.get(key) missed; the store's key scratch still holds `key`.
    */
   private remember(key: string, p: number, value: unknown): void {
-    const memos = this.memos;
-    let m = this.lastMemo;
-    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects) || outLen > MEMO_MAX_VALUE) {
-      if (m !== undefined) this.dropMemo(key, m);
+    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects)) {
+      if (this.memos.last >= 0) this.memos.forget(key);
       return;
     }
-    // A large value is memoized on its second read, and only when that comes soon enough
-    // (admitLarge): a scan over more than the memo holds would only churn it.
-    if (m === undefined && outLen > MEMO_ADMIT_VALUE && !this.admitLarge(outLen)) return;
-    const size = outLen + key.length;
-    if (m === undefined) {
-      const q = this.memoQueue;
-      if (q.length >= MEMO_QUEUE_COMPACT) this.compactMemoQueue();
-      m = { p, tref: outTref, slot: outSlot, off: outOff, ver: outVersion, exp: outExp, size, qpos: this.memoBase + q.length, seq: outSeq, tick: outTick, value };
-      memos.set(key, m);
-      q.push(key);
-      this.memoClock += size;
-    } else {
-      this.memoBytes -= m.size;
-      m.p = p;
-      m.tref = outTref;
-      m.slot = outSlot;
-      m.off = outOff;
-      m.ver = outVersion;
-      m.exp = outExp;
-      m.size = size;
-      m.seq = outSeq;
-      m.tick = outTick;
-      m.value = value;
-    }
-    this.memoBytes += size;
-    while (memos.size > MEMO_MAX_ENTRIES || this.memoBytes > MEMO_MAX_BYTES) if (!this.evictOldestMemo()) break;
-  }
-
-  /**
-   * Admission of a value over MEMO_ADMIT_VALUE bytes for the current key (the store's key scratch:
-   * its slot hash identifies it). The first read only records, in a small set-associative table,
-   * the key's slot hash and the memo clock: bytes memoized, plus bytes of large values seen, so
-   * far. A later read admits the value if less than MEMO_MAX_BYTES went by on that clock since,
-   * i.e. if a memo made at the first read would still be held (the FIFO drops a memo after
-   * MEMO_MAX_BYTES of newer ones). A scan over more than the memo holds never admits, and pays two
-   * typed-array probes instead of a memo made, evicted unread and collected. Collisions only
-   * cost admissions.
-   */
-  private admitLarge(len: number): boolean {
-    let h = this.seenHash;
-    if (h === null) {
-      h = this.seenHash = new Uint32Array(SEEN_SLOTS);
-      this.seenAt = new Float64Array(SEEN_SLOTS);
-    }
-    const at = this.seenAt!;
-    const sh = this.store.ksh;
-    const b = (sh & (SEEN_SLOTS / SEEN_WAYS - 1)) * SEEN_WAYS;
-    let victim = b;
-    for (let i = b; i < b + SEEN_WAYS; i++) {
-      if (h[i] === sh && at[i] !== 0) {
-        const fresh = this.memoClock - at[i] < MEMO_MAX_BYTES;
-        at[i] = 0;
-        if (fresh) return true;
-        victim = i;
-        break;
-      }
-      if (at[i] < at[victim]) victim = i;
-    }
-    h[victim] = sh;
-    this.memoClock += len;
-    at[victim] = this.memoClock;
-    return false;
-  }
-
-  private dropMemo(key: string, m: Memo): void {
-    this.memoBytes -= m.size;
-    this.memos.delete(key);
-    this.lastMemo = undefined;
-  }
-
-  /** Drops the oldest live memo; false when there is none. */
-  private evictOldestMemo(): boolean {
-    const q = this.memoQueue;
-    while (this.memoHead < q.length) {
-      const i = this.memoHead++;
-      const key = q[i];
-      q[i] = '';
-      const m = this.memos.get(key);
-      if (m !== undefined && m.qpos === this.memoBase + i) {
-        this.dropMemo(key, m);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Drops the consumed front of the memo queue (positions are absolute, so no memo changes), and
-   * when stale entries still make up much of it, keeps only the live ones. Amortized O(1) per memo
-   * made: it runs when the queue reaches 2x the entry bound and leaves it at most 1.5x.
-   */
-  private compactMemoQueue(): void {
-    const q = this.memoQueue;
-    const h = this.memoHead;
-    const len = q.length;
-    for (let i = h; i < len; i++) q[i - h] = q[i]; // a loop: Array#copyWithin took ~1 ms here
-    q.length = len - h;
-    this.memoBase += h;
-    this.memoHead = 0;
-    if (q.length < MEMO_MAX_ENTRIES + (MEMO_MAX_ENTRIES >>> 1)) return;
-    const memos = this.memos;
-    const base = this.memoBase;
-    let n = 0;
-    for (let i = 0; i < q.length; i++) {
-      const key = q[i];
-      const m = memos.get(key);
-      if (m === undefined || m.qpos !== base + i) continue;
-      m.qpos = base + n;
-      q[n++] = key;
-    }
-    q.length = n;
+    this.memos.remember(key, this.store.ksh, p, outTref, outSlot, outOff, outVersion, outExp, outSeq, outTick, value, outLen);
   }
 
   /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
   getLocal(key: string): V | undefined | typeof NEED {
     this.host.assertOpen();
-    const hit = this.fromMemo(key);
-    if (hit !== NEED) {
+    const hit = this.memos.get(key, this.store);
+    if (hit !== MEMO_MISS) {
       this.store.hit();
       return hit as V;
     }
@@ -472,8 +293,8 @@ export class GridMap<V = unknown> {
     }
     if (r === NEED_LOCK) return NEED;
     this.store.miss();
-    // the key is gone: let go of its memo's value now rather than when it reaches the queue's head
-    if (this.lastMemo !== undefined) this.dropMemo(key, this.lastMemo);
+    // the key is gone: let go of its memo's value now rather than when the CLOCK hand gets to it
+    if (this.memos.last >= 0) this.memos.forget(key);
     if (r === EXPIRED) this.dropExpired(p);
     return undefined;
   }
@@ -620,6 +441,55 @@ export class GridMap<V = unknown> {
     } finally {
       this.release(p);
     }
+  }
+
+  /**
+   * Synchronous set of a key held in this process (every key of a single-process grid), for code
+   * that writes as it would to lru-cache. Same validation and typed errors as set(). When another
+   * thread holds the key's partition lock, waits for it synchronously: a worker with Atomics.wait
+   * up to the grid's lockTimeout, the main thread in 1 ms slices up to GETSYNC_WAIT_MS, then
+   * GRID_ERR_LOCK_TIMEOUT (use set(), which waits without blocking the event loop). In a cluster
+   * member, or a thread attached to one, throws GRID_ERR_UNSUPPORTED: writes there are replicated.
+   */
+  setSync(key: string, value: V, options?: { ttl?: number }): void {
+    this.host.assertOpen();
+    this.assertSyncWrites('setSync', key);
+    const expiresAt = this.expiry(options?.ttl);
+    const p = this.key(key);
+    this.value(value);
+    this.lockSyncNow(p, 'setSync', key);
+    // held with nothing of this thread run in between (no await): the key and value scratch are intact
+    this.putLocked(p, expiresAt);
+  }
+
+  /**
+   * Synchronous delete of a key held in this process; returns whether it existed. Waits for a
+   * busy lock as setSync does; GRID_ERR_UNSUPPORTED in a cluster.
+   */
+  deleteSync(key: string): boolean {
+    this.host.assertOpen();
+    this.assertSyncWrites('deleteSync', key);
+    const p = this.key(key);
+    this.lockSyncNow(p, 'deleteSync', key);
+    this.store.beginWrite(p);
+    try {
+      return this.store.remove(p, this.id, Date.now());
+    } finally {
+      this.release(p);
+    }
+  }
+
+  private assertSyncWrites(op: string, key: string): void {
+    if (!this.syncWrites) throw new UnsupportedError(`${op}: writes in a cluster are routed and replicated and cannot complete synchronously (key '${key}'); use ${op === 'setSync' ? 'set' : 'delete'}()`);
+  }
+
+  /** Takes p's lock without yielding (see setSync for how long it waits); throws on timeout or close. */
+  private lockSyncNow(p: number, op: string, key: string): void {
+    const st = this.store;
+    const li = st.lockIndex(p);
+    if (tryLock(st.ci, li)) return;
+    const ms = isMainThread ? GETSYNC_WAIT_MS : this.host.lockTimeout;
+    this.checkTaken(p, lockSync(st.ci, li, ms), ms, `${op}: partition of key '${key}' stayed locked for ${ms} ms; use ${op === 'setSync' ? 'set' : 'delete'}()`);
   }
 
   async delete(key: string): Promise<boolean> {

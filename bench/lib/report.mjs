@@ -113,6 +113,15 @@ export const TARGETS = [
     variants: getVariants('values-object', 'small object', { sg: 'shardgrid-get', sgSync: 'shardgrid-getsync', lru: 'lru-get', lruAwaited: 'lru-get-awaited' }),
   },
   { id: 'threads-2x', label: 'shardgrid 2 threads ≥ 1.7x one thread (aggregate ops/s)', min: 1.7, num: ['threads', 'shardgrid-2'], den: ['threads', 'shardgrid-1'] },
+  // issue 12: the key-count sweep (bench/lib/sizes.mjs), 100 B strings, same process as the peers
+  { id: 'i12-1m-uniform-getsync', label: 'issue 12: 1M keys uniform, getSync ≥ 5x lru-cache get', min: 5, num: ['sizes-1m', 'uniform-sg-getsync'], den: ['sizes-1m', 'uniform-lru-get'] },
+  { id: 'i12-1m-uniform-get', label: 'issue 12: 1M keys uniform, get ≥ 2x lru-cache get', min: 2, num: ['sizes-1m', 'uniform-sg-get'], den: ['sizes-1m', 'uniform-lru-get'] },
+  { id: 'i12-1m-uniform-set', label: 'issue 12: 1M keys uniform, set ≥ 1.0x lru-cache set', min: 1, num: ['sizes-1m', 'uniform-sg-set'], den: ['sizes-1m', 'uniform-lru-set'] },
+  { id: 'i12-1m-uniform-setsync', label: 'issue 12: 1M keys uniform, setSync ≥ 1.0x lru-cache set', min: 1, num: ['sizes-1m', 'uniform-sg-setsync'], den: ['sizes-1m', 'uniform-lru-set'] },
+  { id: 'i12-1m-scan-get', label: 'issue 12: 1M keys round-robin scan, get ≥ 1.0x lru-cache get', min: 1, num: ['sizes-1m', 'scan-sg-get'], den: ['sizes-1m', 'scan-lru-get'] },
+  { id: 'i12-10k-getsync', label: 'issue 12: 10,000 keys round-robin, getSync ≥ 0.7x lru-cache get', min: 0.7, num: ['sizes-10k', 'scan-sg-getsync'], den: ['sizes-10k', 'scan-lru-get'] },
+  { id: 'i12-10k-set', label: 'issue 12: 10,000 keys round-robin, set ≥ 0.3x lru-cache set', min: 0.3, num: ['sizes-10k', 'scan-sg-set'], den: ['sizes-10k', 'scan-lru-set'] },
+  { id: 'i12-10k-setsync', label: 'issue 12: 10,000 keys round-robin, setSync ≥ 0.5x lru-cache set', min: 0.5, num: ['sizes-10k', 'scan-sg-setsync'], den: ['sizes-10k', 'scan-lru-set'] },
 ];
 
 function findRow(scenarios, [scenarioName, rowId]) {
@@ -155,7 +164,7 @@ export function targetFigure(t) {
 const MARKS = { reached: 'reached', missed: 'MISSED ', reference: ' ref.  ', 'not measured': ' n/a   ' };
 
 export function formatTargets(targets) {
-  const lines = ['Targets (issue 3; indented lines are variants for reference, not the targets):'];
+  const lines = ['Targets (issues 3 and 12; indented lines are variants for reference, not the targets):'];
   for (const t of targets) {
     const indent = t.variantOf ? '      · ' : '  ';
     lines.push(`${indent}[${MARKS[t.status]}] ${t.label}: ${targetFigure(t)}`);

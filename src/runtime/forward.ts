@@ -259,12 +259,19 @@ export class ForwardClient {
       const t = setTimeout(() => {
         this.welcome = undefined;
         this.connected = undefined;
+        this.onShut = undefined;
         reject(new MemberUnreachableError(`the member's main thread did not answer within ${CONNECT_TIMEOUT_MS} ms (is the grid closed?)`));
       }, CONNECT_TIMEOUT_MS);
       this.welcome = () => {
         clearTimeout(t);
         this.welcome = undefined;
+        this.onShut = undefined;
         resolve();
+      };
+      this.onShut = (err) => {
+        clearTimeout(t);
+        this.welcome = undefined;
+        reject(err);
       };
       const hello = new BroadcastChannel(this.helloName);
       hello.postMessage({ c: this.name, tid: threadId });
@@ -293,8 +300,15 @@ export class ForwardClient {
     return fromReply(await this.request(body));
   }
 
+  /** Fails a connect still waiting for its welcome (set by connect). */
+  private onShut: ((err: Error) => void) | undefined;
+
   private shut(err: Error): void {
     this.closed = true;
+    // A hello still waiting for its welcome held a ref'd 5 s timer: after close() the thread
+    // would linger that long before it could exit.
+    this.onShut?.(err);
+    this.onShut = undefined;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     this.bc.close();

@@ -82,9 +82,21 @@ export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Pr
     const left = deadline - performance.now();
     if (left <= 0) return false;
     const r = Atomics.waitAsync(a, i, v, left);
-    if (r.async) await r.value;
+    if (r.async) {
+      // A pending waitAsync does not keep the event loop alive, and the usual other holders (the
+      // virtual nodes) are unref'd worker threads: without a ref'd handle for the wait, a process
+      // whose only work left is this await exits (code 13) before the lock is released.
+      const alive = setTimeout(noop, left);
+      try {
+        await r.value;
+      } finally {
+        clearTimeout(alive);
+      }
+    }
   }
 }
+
+function noop(): void {}
 
 export function unlock(a: Int32Array, i: number): void {
   const prev = Atomics.exchange(a, i, 0);
