@@ -48,9 +48,11 @@ describe('threads and processes exit when their work is done', () => {
     await grid.close();
   });
 
-  it('100 rounds of 2 workers that attach, read random keys and close: every worker exits', { timeout: 1_800_000 }, async () => {
+  // 20 rounds in npm test (a round costs 1-3.5 s on this 2-core machine); EXIT_ROUNDS=100 for the issue's full run
+  const ROUNDS = Number(process.env.EXIT_ROUNDS ?? 20);
+  it(`${ROUNDS} rounds of 2 workers that attach, read random keys and close: every worker exits`, { timeout: 1_800_000 }, async () => {
     const missing: string[] = [];
-    for (let round = 0; round < 100; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
       const outcomes = await Promise.all(
         [0, 1].map(
           (w) =>
