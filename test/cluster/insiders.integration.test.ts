@@ -1,52 +1,25 @@
 // Insiders are bounded too (issue 11, F8 and F9): a peer that holds the cluster secret cannot
 // install a partition table outside the metadata log, nor make a gossiped stranger the coordinator.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, fetchClusterStatus, type Grid } from '../../dist/index.js';
 import { Transport } from '../../dist/transport/transport.js';
+import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
-const FIXTURE = new URL('../fixtures/grid-member.mjs', import.meta.url).pathname;
 const SECRET = 'insiders-test-secret-0123456789abcdef';
 
-interface Member {
-  proc: ChildProcess;
-  url: string;
-  id: string;
-}
-
-async function startMember(seeds: string[]): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds, backups: 1 })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: SECRET } });
-  const lines = createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('member did not start within 30 s')), 30_000);
-    lines.on('line', (l) => {
-      const m = JSON.parse(l);
-      if (m.ev === 'ready') {
-        clearTimeout(t);
-        resolve(m);
-      } else if (m.ev === 'start-failed') {
-        clearTimeout(t);
-        reject(Object.assign(new Error(m.message), { code: m.code }));
-      }
-    });
-    proc.once('exit', () => reject(new Error('member exited during start')));
-  });
-  return { proc, url: ready.url, id: ready.id };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('insiders with the secret are bounded (F8, F9)', () => {
-  let a: Member;
-  let b: Member;
+  let a: GridProcess;
+  let b: GridProcess;
   let lite: Grid;
   let peer: Transport;
 
   beforeAll(async () => {
-    a = await startMember([]);
-    b = await startMember([a.url]);
+    a = await startGridMember({ backups: 1 }, SECRET);
+    b = await startGridMember({ seeds: [a.url], backups: 1 }, SECRET);
     lite = await createGrid({ workers: 1, memory: '16MB', cluster: { lite: true, port: 0, seeds: [a.url], secret: SECRET } });
     peer = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: `m-${randomBytes(6).toString('hex')}`, log: () => undefined });
     await peer.connect(a.url);

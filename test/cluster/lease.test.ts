@@ -1,17 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LEASE_MS, Lease, LeaseTable } from '../../src/cluster/metadata/lease.js';
-
-/** mulberry32: a small seeded PRNG for the randomized schedules below. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rand } from '../../src/raft/rand.js';
 
 interface Member {
   id: string;
@@ -30,7 +19,8 @@ function servers(ms: Member[]): string[] {
 }
 
 function schedule(seed: number, opts: { breakInvariant?: boolean } = {}): { maxServers: number; served: number } {
-  const r = rng(seed);
+  const rand = new Rand(seed);
+  const r = (): number => rand.float();
   const n = 3;
   const ms: Member[] = Array.from({ length: n }, (_, i) => ({ id: `m${i}`, lease: new Lease(), applied: 0 }));
   let leases = new LeaseTable();

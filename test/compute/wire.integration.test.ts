@@ -1,44 +1,17 @@
 // F7: a peer that holds the cluster secret sends raw grid.op requests naming code by location
 // (a data: URL, an absolute path). The member must not import anything it was not given at start:
 // the code does not run (its marker file never appears) and a typed error comes back.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridError } from '../../dist/index.js';
 import { Transport } from '../../dist/transport/transport.js';
+import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
-const FIXTURE = new URL('../fixtures/grid-member.mjs', import.meta.url).pathname;
 const SECRET = 'compute-wire-test-secret-0123456789';
 
-interface Member {
-  proc: ChildProcess;
-  url: string;
-  id: string;
-}
-
-async function startMember(cfg: Record<string, unknown>): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds: [], backups: 0, ...cfg })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: SECRET } });
-  const lines = createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('member did not start within 20 s')), 20_000);
-    lines.on('line', (l) => {
-      const m = JSON.parse(l);
-      if (m.ev === 'ready') {
-        clearTimeout(t);
-        resolve(m);
-      } else if (m.ev === 'start-failed') {
-        clearTimeout(t);
-        reject(Object.assign(new Error(m.message), { code: m.code }));
-      }
-    });
-    proc.once('exit', () => reject(new Error('member exited during start')));
-  });
-  return { proc, url: ready.url, id: ready.id };
-}
 
 async function rejection(p: Promise<unknown>): Promise<GridError> {
   try {
@@ -51,13 +24,13 @@ async function rejection(p: Promise<unknown>): Promise<GridError> {
 
 describe('compute modules never come from the wire (F7)', () => {
   let dir: string;
-  let member: Member;
+  let member: GridProcess;
   let peer: Transport;
   let peerId: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shardgrid-f7-'));
-    member = await startMember({});
+    member = await startGridMember({ backups: 0 }, SECRET);
     // a peer that knows the secret: an ordinary Transport, not a member of anything
     peer = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: `attacker-${randomBytes(4).toString('hex')}`, log: () => undefined });
     peerId = await peer.connect(member.url, 10_000);

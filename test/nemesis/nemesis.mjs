@@ -7,17 +7,10 @@
 // member status calls the coordinator).
 import { memberName, sleep } from './cluster.mjs';
 
-/** mulberry32 over a 32-bit state: small, fast, good enough for choosing faults. */
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 over a 32-bit state (histgen.mjs): small, fast, good enough for choosing faults. */
+import { rng as prng } from './histgen.mjs';
+
+export { prng };
 
 /** The generator of schedule `index` of run `seed` (independent streams per index). */
 export function scheduleRandom(seed, index) {
