@@ -1,52 +1,28 @@
 // Multi-process cluster on loopback: data members are child processes (test/fixtures/grid-member.mjs)
 // that can be SIGKILLed; the lite member is this test process. Every wait is bounded.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { createGrid, fetchClusterStatus, GridError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 import { FAST_MAGIC, FastWriter, O_GET, O_MAP, O_SET } from '../dist/transport/fast.js';
+import { startGridMember, type GridProcess } from './fixtures/grid-process.js';
 import { rawAuthed } from './fixtures/raw-peer.js';
 
-const FIXTURE = new URL('./fixtures/grid-member.mjs', import.meta.url).pathname;
 const SECRET = 'cluster-test-secret';
 /** Every member registers test/fixtures/compute-procs.mjs as 'procs' (grid-member.mjs does the same). */
 const PROCS = { modules: { procs: new URL('./fixtures/compute-procs.mjs', import.meta.url) } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Member {
-  proc: ChildProcess;
-  url: string;
-  id: string;
-  exited: Promise<number | null>;
-}
+type Member = GridProcess;
 
 const running: Member[] = [];
 const grids: Grid[] = [];
 
 async function startMember(seeds: string[], secret = SECRET): Promise<Member> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify({ seeds })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: secret } });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  const lines = createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ url: string; id: string }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('member did not start within 15 s')), 15_000);
-    lines.on('line', (l) => {
-      const m = JSON.parse(l);
-      if (m.ev === 'ready') {
-        clearTimeout(t);
-        resolve(m);
-      } else if (m.ev === 'start-failed') {
-        clearTimeout(t);
-        reject(Object.assign(new Error(m.message), { code: m.code }));
-      }
-    });
-    proc.once('exit', () => reject(new Error('member exited during start')));
-  });
-  const m = { proc, url: ready.url, id: ready.id, exited };
+  const m = await startGridMember({ seeds }, secret, 15_000);
   running.push(m);
   return m;
 }
