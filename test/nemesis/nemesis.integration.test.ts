@@ -117,11 +117,14 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
   }, 200_000);
 
   it('negative control: the same pause with leases and epoch fencing switched off is caught', async () => {
-    const { code, check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--seed', '1', '--unsafe-unfenced', '--converge-limit', '10000'], 170_000);
-    const s = summary.schedules[0];
-    line('unfenced coordinator-pause run', s);
-    expect(s.error, out).toBeUndefined();
-    expect(s.valid, out).toBe(false);
+    // Without the fence a run loses acknowledged writes often but not always (the zombie must
+    // have served writes buffered during its pause): measured 2 of 3 runs with sets and counters
+    // only, 3 of 3 with registers in the mix. Three fresh clusters, of which at least one must be
+    // caught, make a miss of the control itself unlikely (about 1 in 30 at the worse rate).
+    const { code, check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--schedules', '3', '--seed', '1', '--mix', '1,1,2', '--unsafe-unfenced', '--converge-limit', '10000'], 280_000);
+    for (const s of summary.schedules) line('unfenced coordinator-pause run', s);
+    expect(summary.schedules.every((s) => s.error === undefined), out).toBe(true);
+    expect(summary.schedules.filter((s) => s.valid === false).length, out).toBeGreaterThan(0);
     expect(code).toBe(1); // a failed checker makes the runner exit non-zero
-  }, 200_000);
+  }, 300_000);
 });

@@ -100,6 +100,7 @@ function options(argv) {
     const w = values.mix.split(',').map(Number);
     if (w.length !== 3 || w.some((x) => !Number.isFinite(x) || x < 0) || w[0] + w[1] + w[2] === 0) throw new Error('--mix must be three non-negative weights U,I,R, not all 0');
     o.mix = { unique: w[0], incr: w[1], register: w[2] };
+    o.mixGiven = true; // an explicit --mix overrides a scenario's own
   }
   return o;
 }
@@ -129,7 +130,7 @@ async function runOne(schedule, o, dir, say) {
     if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
     log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
     for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
-    const mix = schedule.mix ?? o.mix;
+    const mix = o.mixGiven ? o.mix : (schedule.mix ?? o.mix);
     const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
 
     const tStart = performance.now();
