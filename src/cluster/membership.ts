@@ -26,6 +26,7 @@ import {
   MemberUnreachableError,
 } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
+import { isMemberUrl } from './metadata/state.js';
 
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -521,7 +522,7 @@ export class Membership extends EventEmitter {
       if (!isUpdate(u)) continue;
       if (!this.table.has(u[0]) && u[0] !== this.self.id) {
         if (!vouched && u[0] !== from) continue;
-        if (this.table.size >= MAX_TABLE || !/^wss?:\/\/[^\s/@]+:[0-9]{1,5}$/.test(u[1])) continue;
+        if (this.table.size >= MAX_TABLE || !isMemberUrl(u[1])) continue;
       }
       this.apply(u);
     }

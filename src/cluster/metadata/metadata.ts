@@ -36,7 +36,6 @@ const COMPACT_EVERY = 512;
 const JOIN_TIMEOUT_MS = 10_000;
 /** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
 const LEAVE_MS = 2000;
-const DEBUG = process.env.SHARDGRID_DEBUG_LEASE === '1';
 
 export interface MetadataHost {
   readonly memberId: string;
@@ -76,7 +75,7 @@ export class Metadata extends EventEmitter {
   private readonly proposedJoins = new Set<string>();
   private confPendingIndex = 0;
   /** Leader: pending copies reported complete, "p:member" with the epoch they were reported at. */
-  private readonly synced = new Map<string, number>();
+  private readonly synced = new Map<number, Map<string, number>>();
   private readonly leases = new LeaseTable();
   /** Waiters for an index to be applied. */
   private readonly applyWaiters = new Map<number, Array<(ok: boolean) => void>>();
@@ -302,9 +301,9 @@ export class Metadata extends EventEmitter {
     }
     if (a.table !== undefined) {
       this.proposedTableBase = -1;
-      for (const k of [...this.synced.keys()]) {
-        const [p, m] = splitKey(k);
-        if (!a.table.pending[p].includes(m)) this.synced.delete(k);
+      for (const [p, ms] of this.synced) {
+        for (const m of ms.keys()) if (!a.table.pending[p].includes(m)) ms.delete(m);
+        if (ms.size === 0) this.synced.delete(p);
       }
       this.proposedDrops.clear();
       this.emit('table', a.table);
@@ -396,14 +395,14 @@ export class Metadata extends EventEmitter {
     if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
   }
 
+  /** Pending copies of p its primary reported complete at `epoch`. */
   private syncedAt(p: number, epoch: number): ReadonlySet<string> {
     const out = new Set<string>();
-    for (const [k, e] of this.synced) {
-      const [q, m] = splitKey(k);
-      if (q === p && e === epoch) out.add(m);
-    }
+    const ms = this.synced.get(p);
+    if (ms !== undefined) for (const [m, e] of ms) if (e === epoch) out.add(m);
     return out;
   }
+
 
   /**
    * Keeps the Raft configuration equal to the data members, one change at a time: removed members
@@ -503,7 +502,9 @@ export class Metadata extends EventEmitter {
     const t = this.state.table;
     // only p's primary at the current epoch reports its copies
     if (!this.isLeader() || t.owners[p as number][0] !== from || t.epochs[p as number] !== e || !t.pending[p as number].includes(m)) return;
-    this.synced.set(`${p}:${m}`, e as number);
+    let ms = this.synced.get(p as number);
+    if (ms === undefined) this.synced.set(p as number, (ms = new Map()));
+    ms.set(m as string, e as number);
   }
 
   private onDrop(b: unknown, from: string): void {
@@ -514,7 +515,7 @@ export class Metadata extends EventEmitter {
     const k = `${p}:${m}:${e}`;
     if (this.proposedDrops.has(k)) return;
     this.proposedDrops.add(k);
-    this.synced.delete(`${p}:${m}`);
+    this.synced.get(p as number)?.delete(m as string);
     if (t.owners[p as number].includes(m as string) || t.pending[p as number].includes(m as string)) {
       if (this.propose({ c: 'drop', p: p as number, m: m as string, epoch: e as number }) < 0) this.proposedDrops.delete(k);
       this.flush();
@@ -552,22 +553,19 @@ export class Metadata extends EventEmitter {
         return;
       }
       if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) this.lease.granted(sentAt, g.d, g.s);
-      if (DEBUG) this.host.log('warn', `lease ${JSON.stringify(g)} v=${v} leader=${leader}`);
     };
     if (leader === this.host.memberId) {
       try {
         done(this.grant(leader, v));
-      } catch (e) {
+      } catch {
         // not leading any more, or no recent quorum: no lease
-        if (DEBUG) this.host.log('warn', `own lease refused: ${(e as Error).message}`);
       }
       return;
     }
     const t = this.host.transport;
     if (!t.isConnected(leader)) return;
-    t.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, (e) => {
-      if (DEBUG) this.host.log('warn', `lease request to ${leader} failed: ${(e as Error).message}`);
-    });
+    // a request that fails leaves the lease to run out: that is the point of a lease
+    t.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, () => undefined);
   }
 
   /** Reports to the leader that pending copy m of p holds the data (this member is p's primary at epoch e). */
@@ -659,11 +657,6 @@ export class Metadata extends EventEmitter {
   }
 }
 
-function splitKey(k: string): [number, string] {
-  const i = k.indexOf(':');
-  const j = k.indexOf(':', i + 1);
-  return [Number(k.slice(0, i)), j < 0 ? k.slice(i + 1) : k.slice(i + 1, j)];
-}
 
 /** A seed for the core's election-timeout randomness, from the member id. */
 function seedOf(id: string): number {
