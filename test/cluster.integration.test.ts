@@ -365,6 +365,7 @@ describe('cluster of processes', () => {
     w.u16(0);
     w.u16(key.length);
     w.str(key, key.length);
+    w.u8(0); // no request id
     w.u8(1); // T_STRING
     w.f64(0);
     w.u32(4);

@@ -218,6 +218,7 @@ describe('transport fuzzing (fast-check)', () => {
     w.u16(0);
     w.u16(1);
     w.str('k', 1);
+    w.u8(0); // no request id
     w.u8(1); // T_STRING
     w.f64(0);
     w.u32(2);

@@ -1,6 +1,6 @@
 /**
- * Exactly-once retries of non-idempotent operations (increment, compute, setIfAbsent,
- * compareAndSet): the caller gives each operation a request id and reuses it on every retry; the
+ * Exactly-once retries of writes (set, delete, increment, compute, setIfAbsent, compareAndSet;
+ * not setMany): the caller gives each operation a request id and reuses it on every retry; the
  * primary remembers, per partition, the result of each request id it applied, and ships that
  * record to every copy with the key's new state (and in partition snapshots), so a primary that
  * takes over after a failover answers a retry with the first result instead of applying it again.
@@ -19,6 +19,9 @@ interface Done {
   readonly at: number;
 }
 
+/** A record: its Done, or just the time applied when the result is undefined (a set: no object per write). */
+type Rec = Done | number;
+
 /** One record as shipped in replicated writes and snapshots: [request id, result, wall-clock ms when applied]. */
 export type DedupeEntry = [string, unknown, number];
 
@@ -27,7 +30,7 @@ export function isRequestId(x: unknown): x is string {
 }
 
 export class Dedupe {
-  private readonly parts: Array<Map<string, Done> | undefined>;
+  private readonly parts: Array<Map<string, Rec> | undefined>;
   /** Requests being applied now on this primary: a retry that arrives meanwhile waits for the first. */
   private readonly running = new Map<string, Promise<unknown>>();
 
@@ -40,18 +43,23 @@ export class Dedupe {
     const m = this.parts[p];
     const d = m?.get(id);
     if (d === undefined) return undefined;
-    if (Date.now() - d.at > DEDUPE_TTL_MS) {
+    if (Date.now() - (typeof d === 'number' ? d : d.at) > DEDUPE_TTL_MS) {
       m!.delete(id);
       return undefined;
     }
-    return d;
+    return typeof d === 'number' ? { result: undefined } : d;
+  }
+
+  /** Whether request `id` was applied on partition p (and its record still lives). */
+  has(p: number, id: string): boolean {
+    return this.get(p, id) !== undefined;
   }
 
   put(p: number, id: string, result: unknown, at = Date.now()): void {
     let m = this.parts[p];
     if (m === undefined) this.parts[p] = m = new Map();
     m.delete(id);
-    m.set(id, { result, at });
+    m.set(id, result === undefined ? at : { result, at });
     if (m.size > DEDUPE_MAX_PER_PARTITION) {
       // Maps iterate in insertion order: the first is the oldest
       const first = m.keys().next().value as string;
@@ -84,7 +92,10 @@ export class Dedupe {
     if (m === undefined) return [];
     const now = Date.now();
     const out: DedupeEntry[] = [];
-    for (const [id, d] of m) if (now - d.at <= DEDUPE_TTL_MS) out.push([id, d.result, d.at]);
+    for (const [id, d] of m) {
+      const at = typeof d === 'number' ? d : d.at;
+      if (now - at <= DEDUPE_TTL_MS) out.push([id, typeof d === 'number' ? undefined : d.result, at]);
+    }
     return out;
   }
 

@@ -105,12 +105,14 @@ export function sendGet(peer: FastPeer, map: string, key: string, klen: number, 
   return true;
 }
 
-/** Sends a SET of the encoder's current value. */
-export function sendSet(peer: FastPeer, map: string, key: string, klen: number, e: ValueEncoder, expiresAt: number, c: FastCall): boolean {
-  const w = begin(peer, O_SET, map, SET_HEAD + klen + VALUE_HEAD + e.len, c);
+/** Sends a SET of the encoder's current value under request id `rid` (ASCII, cluster/dedupe.ts). */
+export function sendSet(peer: FastPeer, map: string, key: string, klen: number, rid: string, e: ValueEncoder, expiresAt: number, c: FastCall): boolean {
+  const w = begin(peer, O_SET, map, SET_HEAD + klen + rid.length + VALUE_HEAD + e.len, c);
   if (w === undefined) return false;
   w.u16(klen);
   w.str(key, klen);
+  w.u8(rid.length);
+  w.str(rid, rid.length);
   w.u8(e.type);
   w.f64(expiresAt);
   w.u32(e.len);
@@ -138,19 +140,25 @@ export function sendMget(peer: FastPeer, map: string, keys: readonly string[], c
 /** Key bytes of a replicated write: a string, or bytes of a received frame. */
 export type KeySource = { s: string; b?: undefined; off?: undefined; len: number } | { s?: undefined; b: Uint8Array; off: number; len: number };
 
-/** Sends a REP (replicated state) of key; the state is a RawState or a STATE in a received frame. */
+/**
+ * Sends a REP (replicated state) of key; the state is a RawState or a STATE in a received frame.
+ * `rid` (ASCII, or undefined): the request id of the write, which the copy records (dedupe.ts).
+ */
 export function sendRep(
-  peer: FastPeer, map: string, version: number, key: KeySource,
+  peer: FastPeer, map: string, version: number, key: KeySource, rid: string | undefined,
   raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number,
   c: FastCall,
 ): boolean {
   const size = raw !== undefined ? rawSize(raw) : type < 0 ? 1 : VALUE_HEAD + len;
-  const w = begin(peer, O_REP, map, REP_HEAD + key.len + size, c);
+  const rlen = rid === undefined ? 0 : rid.length;
+  const w = begin(peer, O_REP, map, REP_HEAD + key.len + rlen + size, c);
   if (w === undefined) return false;
   w.f64(version);
   w.u16(key.len);
   if (key.s !== undefined) w.str(key.s, key.len);
   else w.bytes(key.b, key.off, key.off + key.len);
+  w.u8(rlen);
+  if (rid !== undefined) w.str(rid, rlen);
   if (raw !== undefined) writeRaw(w, raw);
   else if (type < 0) w.u8(ABSENT);
   else {
@@ -204,7 +212,7 @@ export function promiseOf<T>(c: Call<T>): Promise<T> {
 /** Routes a get or set again after a first FAST attempt failed with a retryable error. */
 export interface Rerouter {
   getRouted(p: number, key: string, e: unknown): Promise<unknown>;
-  setRouted(p: number, key: string, value: unknown, expiresAt: number, e: unknown): Promise<void>;
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, e: unknown, rid: string): Promise<void>;
 }
 
 /** A GET: resolves with the value. `owner`: set on a first attempt (retries go to owner.getRouted). */
@@ -260,6 +268,7 @@ export class SetCall extends Call<void> {
     private readonly key: string,
     private readonly value: unknown,
     private readonly expiresAt: number,
+    private readonly rid: string,
   ) {
     super();
   }
@@ -269,7 +278,8 @@ export class SetCall extends Call<void> {
   }
 
   protected override retry(e: unknown): Promise<void> {
-    return this.owner.setRouted(this.p, this.key, this.value, this.expiresAt, e);
+    // the same request id: a primary that applied the first attempt does not apply it again
+    return this.owner.setRouted(this.p, this.key, this.value, this.expiresAt, e, this.rid);
   }
 }
 

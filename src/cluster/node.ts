@@ -626,8 +626,9 @@ export class ClusterNode extends EventEmitter {
     }
     ship.add();
     const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
-    // a write with a request id ships its dedupe record with the state: a generic grid.rep
-    if (done === undefined && sendRep(peer, map, epoch, key, raw, b, type, exp, off, len, new RepCall(ship, failed))) return;
+    // a write with a request id ships its dedupe record with the state: in the REP when the
+    // result is undefined (set), else (a result to record) as a generic grid.rep
+    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, failed))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
     const body = done === undefined ? { m: map, k, s, v: epoch } : { m: map, k, s, v: epoch, r: done[0], x: done[1] };
@@ -932,32 +933,48 @@ export class ClusterNode extends EventEmitter {
     if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const name = r.map.name;
+    const rid = r.rid();
+    let again = false;
     const write = (): void => {
-      st.setKeyBytes(buf, keyOff, keyLen, mapId);
       this.assertPrimary(p);
+      if (rid !== undefined && this.dedupe.has(p, rid)) {
+        // a retry of a SET this partition already applied (its reply was lost): applying it again
+        // could undo a later write; it is answered once the copies hold the key's state again
+        again = true;
+        return;
+      }
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
       if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
         throw new MemoryFullError('memory budget exhausted and nothing left to evict');
       }
+      if (rid !== undefined) this.dedupe.put(p, rid, undefined);
       const targets = copiesOf(this.table!, p, this.memberId);
-      const ship = new Shipment((err) => {
-        if (!peer.isOpen) return;
-        if (err !== undefined) {
-          peer.replyError(id, err);
-          return;
-        }
-        const w = peer.room(5);
-        w.u8(R_OK);
-        w.u32(id);
-      });
+      const ship = new Shipment(reply);
       if (targets.length > 0) {
         const k: KeySource = { b: buf, off: keyOff, len: keyLen };
-        for (const to of targets) this.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen);
+        const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
+        for (const to of targets) this.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done);
       }
       ship.done();
     };
+    const reply = (err: unknown): void => {
+      if (!peer.isOpen) return;
+      if (err !== undefined) {
+        peer.replyError(id, err);
+        return;
+      }
+      const w = peer.room(5);
+      w.u8(R_OK);
+      w.u32(id);
+    };
+    const resend = (): void => {
+      const key = buf.toString('utf8', keyOff, keyOff + keyLen);
+      new Promise((ok) => ok(this.replicate(name, key, [rid!, undefined]))).then(() => reply(undefined), reply);
+    };
     const res = this.records.serial(p, write);
-    if (res instanceof Promise) res.then(undefined, (e: unknown) => peer.replyError(id, e));
+    if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));
+    else if (again) resend();
   }
 
   /** A replicated write (REP) on a copy: fenced by table version, applied in arrival order per partition. */
@@ -971,8 +988,10 @@ export class ClusterNode extends EventEmitter {
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const from = peer.id;
     const epoch = r.version;
+    const rid = r.rid();
     const apply = (): void => {
       this.checkCopy(p, epoch, from);
+      if (rid !== undefined) this.dedupe.put(p, rid, undefined);
       st.setKeyBytes(buf, keyOff, keyLen, mapId);
       if (vType < 0) {
         st.remove(p, mapId, Date.now());

@@ -124,9 +124,13 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     });
   }
 
-  private putState(p: number, key: string, s: RawState): Promise<void> {
-    return this.written(p, key, async () => {
-      await this.node.records.serial(p, () => this.node.records.putState(this.name, key, s));
+  /** Stores a state on this primary and replicates it; applied at most once per request id `rid`. */
+  private putState(p: number, key: string, s: RawState, rid: string | undefined): Promise<void> {
+    return this.writtenOnce(p, key, rid, async () => {
+      await this.node.records.serial(p, () => {
+        // checked again under the lock: a FAST SET of the same id may have been applied meanwhile
+        if (rid === undefined || !this.node.dedupe.has(p, rid)) this.node.records.putState(this.name, key, s);
+      });
     });
   }
 
@@ -262,26 +266,29 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     } catch (e) {
       return Promise.reject(e);
     }
+    // every attempt of this set carries one request id: a retry after a lost reply is not applied
+    // again (it could undo a later write of another client)
+    const rid = this.rid();
     const peer = this.node.isPrimary(p) ? undefined : this.node.fastPeerOf(p);
     if (peer !== undefined) {
-      const c = new SetCall(this, p, key, value, expiresAt);
+      const c = new SetCall(this, p, key, value, expiresAt, rid);
       const pr = promiseOf(c);
-      if (sendSet(peer, this.name, key, klen, this.enc, expiresAt, c)) return pr;
+      if (sendSet(peer, this.name, key, klen, rid, this.enc, expiresAt, c)) return pr;
     }
-    return this.setRouted(p, key, value, expiresAt, undefined);
+    return this.setRouted(p, key, value, expiresAt, undefined, rid);
   }
 
   /** set() with retries (route); the value travels as a grid.op state. `first`: the error of a first attempt, if any. @internal */
-  setRouted(p: number, key: string, value: unknown, expiresAt: number, first: unknown): Promise<void> {
+  setRouted(p: number, key: string, value: unknown, expiresAt: number, first: unknown, rid: string): Promise<void> {
     let s: Exclude<RawState, null>;
     try {
       s = this.stateAt(value, expiresAt);
     } catch (e) {
       return Promise.reject(e);
     }
-    const body = { m: this.name, o: 'set', k: key, s };
-    if (first === undefined) return this.node.route(p, () => this.putState(p, key, s), body);
-    return this.node.routeSlow(p, () => this.putState(p, key, s), (to) => this.node.request<void>(to, body), first);
+    const body = { m: this.name, o: 'set', k: key, s, r: rid };
+    if (first === undefined) return this.node.route(p, () => this.putState(p, key, s, rid), body);
+    return this.node.routeSlow(p, () => this.putState(p, key, s, rid), (to) => this.node.request<void>(to, body), first);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
@@ -304,12 +311,14 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private async putMany(keys: string[], states: RawState[]): Promise<boolean[]> {
     const parts = keys.map((k) => this.part(k));
     for (const p of parts) this.node.assertPrimary(p); // all or nothing before anything is written
-    return Promise.all(keys.map((k, i) => this.putState(parts[i], k, states[i]).then(() => true)));
+    // no request ids: a retried setMany may apply a key's state again (README, "Retries")
+    return Promise.all(keys.map((k, i) => this.putState(parts[i], k, states[i], undefined).then(() => true)));
   }
 
   override async delete(key: string): Promise<boolean> {
     const p = this.part(key);
-    return this.node.route(p, () => this.written(p, key, () => super.delete(key)), { m: this.name, o: 'del', k: key });
+    const r = this.rid();
+    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.delete(key)), { m: this.name, o: 'del', k: key, r });
   }
 
   override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
@@ -407,9 +416,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'ttl':
         return super.ttl(key).then((t) => t ?? null);
       case 'set':
-        return this.putState(p, key, checkState(b.s, this.store.maxValueBytes));
+        return this.putState(p, key, checkState(b.s, this.store.maxValueBytes), rid);
       case 'del':
-        return this.written(p, key, () => super.delete(key));
+        return this.writtenOnce(p, key, rid, () => super.delete(key));
       case 'sia': {
         const ttl = b.t === undefined || b.t === null ? undefined : (b.t as number);
         return this.writtenOnce(p, key, rid, () => super.setIfAbsent(key, b.v as V, { ttl }));

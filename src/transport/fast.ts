@@ -14,9 +14,9 @@
  * requests (the id is a request id, shared with BATCH requests of the same connection)
  *   MAP    0x01 u16 index  u16 n  name[n]                 names map `index` on this connection
  *   GET    0x02 u32 id  u16 map  u16 k  key[k]
- *   SET    0x03 u32 id  u16 map  u16 k  key[k]  VALUE
+ *   SET    0x03 u32 id  u16 map  u16 k  key[k]  u8 r  rid[r]  VALUE
  *   MGET   0x04 u32 id  u16 map  u32 count  (u16 k  key[k]) x count
- *   REP    0x05 u32 id  u16 map  f64 tableVersion  u16 k  key[k]  STATE
+ *   REP    0x05 u32 id  u16 map  f64 tableVersion  u16 k  key[k]  u8 r  rid[r]  STATE
  * replies
  *   STATE  0x81 u32 id  STATE                             to GET
  *   OK     0x82 u32 id                                    to SET, REP
@@ -25,6 +25,8 @@
  * VALUE  = u8 type (0..3, storage/layout.ts T_*)  f64 expiresAt  u32 n  bytes[n]
  *          (T_NUMBER: n = 8, the float64; T_STRING: UTF-8)
  * STATE  = 0xFF (absent) | VALUE
+ * rid    = the write's request id (ASCII, 1..MAX_RID_BYTES bytes; r = 0: none): a retried SET is
+ *          applied at most once (cluster/dedupe.ts), and its REP gives every copy the record
  * integers and floats little-endian; keys and names UTF-8
  * ```
  *
@@ -66,14 +68,17 @@ export const FAST_FRAME_BYTES = 256 * 1024;
 export const MAX_MGET_KEYS = 1024 * 1024;
 /** FastReader keeps scratch arrays up to this many entries between frames; longer ones are dropped after use. */
 export const SCRATCH_KEEP = 4096;
+/** Longest request id of a SET or REP record (cluster/dedupe.ts MAX_REQUEST_ID). */
+export const MAX_RID_BYTES = 64;
 /** Largest request id (u32). */
 export const MAX_FAST_ID = 0xffffffff;
 
 /** Fixed bytes of each record before its key (or keys / state). */
 export const GET_HEAD = 1 + 4 + 2 + 2;
-export const SET_HEAD = GET_HEAD;
+/** SET and REP: the fixed bytes before the key, and the rid length byte after it. */
+export const SET_HEAD = GET_HEAD + 1;
 export const MGET_HEAD = 1 + 4 + 2 + 4;
-export const REP_HEAD = 1 + 4 + 2 + 8 + 2;
+export const REP_HEAD = 1 + 4 + 2 + 8 + 2 + 1;
 export const VALUE_HEAD = 1 + 8 + 4;
 export const STATE_HEAD = 1 + 4;
 export const STATES_HEAD = 1 + 4 + 4;
@@ -196,6 +201,14 @@ export function validateFast(b: Uint8Array, maps: FastMap[], maxMgetKeys: number
     return end > n ? -1 : end;
   };
   const mapOk = (at: number): boolean => u16(b, at) < maps.length;
+  const rid = (at: number): number => {
+    // returns the offset after the rid at `at` (u8 r, then r printable ASCII bytes), or -1
+    if (at >= n) return -1;
+    const r = b[at];
+    if (r > MAX_RID_BYTES || at + 1 + r > n) return -1;
+    for (let i = at + 1; i <= at + r; i++) if (b[i] < 0x21 || b[i] > 0x7e) return -1;
+    return at + 1 + r;
+  };
   while (o < n) {
     const op = b[o];
     switch (op) {
@@ -217,6 +230,8 @@ export function validateFast(b: Uint8Array, maps: FastMap[], maxMgetKeys: number
         o += GET_HEAD + u16(b, o + 7);
         if (o > n) return 'truncated key';
         if (op === O_SET) {
+          o = rid(o);
+          if (o < 0) return 'bad or truncated request id';
           if (o < n && b[o] === ABSENT) return 'SET without a value';
           o = state(o);
           if (o < 0) return 'bad or truncated value';
@@ -229,8 +244,10 @@ export function validateFast(b: Uint8Array, maps: FastMap[], maxMgetKeys: number
         if (!mapOk(o + 5)) return 'unknown map index';
         const v = readF64(b, o + 7);
         if (!(v >= 0) || v === Infinity) return 'bad table version';
-        o += REP_HEAD + u16(b, o + 15);
+        o += REP_HEAD - 1 + u16(b, o + 15);
         if (o > n) return 'truncated key';
+        o = rid(o);
+        if (o < 0) return 'bad or truncated request id';
         o = state(o);
         if (o < 0) return 'bad or truncated state';
         break;
@@ -298,6 +315,9 @@ export class FastReader {
   keyLen = 0;
   /** REP: the primary's table version. */
   version = 0;
+  /** SET / REP: the request id at buf[ridOff..ridOff+ridLen) (ridLen 0: none). */
+  ridOff = 0;
+  ridLen = 0;
   /** STATE of GET / SET / REP / a STATE reply: type tag, or -1 when absent. */
   vType = -1;
   vExp = 0;
@@ -345,15 +365,22 @@ export class FastReader {
         this.keyLen = u16(b, o + 7);
         this.keyOff = o + GET_HEAD;
         o = this.keyOff + this.keyLen;
-        if (op === O_SET) o = this.state(o);
+        if (op === O_SET) {
+          this.ridLen = b[o];
+          this.ridOff = o + 1;
+          o = this.state(o + 1 + this.ridLen);
+        }
         break;
       case O_REP:
         this.id = u32(b, o + 1);
         this.map = maps[u16(b, o + 5)];
         this.version = readF64(b, o + 7);
         this.keyLen = u16(b, o + 15);
-        this.keyOff = o + REP_HEAD;
-        o = this.state(this.keyOff + this.keyLen);
+        this.keyOff = o + REP_HEAD - 1;
+        o = this.keyOff + this.keyLen;
+        this.ridLen = b[o];
+        this.ridOff = o + 1;
+        o = this.state(o + 1 + this.ridLen);
         break;
       case O_MGET: {
         this.id = u32(b, o + 1);
@@ -411,6 +438,11 @@ export class FastReader {
       this.offs = [];
       this.lens = [];
     }
+  }
+
+  /** The request id of the current SET or REP, or undefined. */
+  rid(): string | undefined {
+    return this.ridLen === 0 ? undefined : this.buf.toString('latin1', this.ridOff, this.ridOff + this.ridLen);
   }
 
   /** The current key as a string. */

@@ -1,5 +1,5 @@
 /**
- * Wire format of the member-to-member transport (protocol version 3). Every frame is one binary
+ * Wire format of the member-to-member transport (protocol version 4: 4 added request ids to FAST SET and REP records). Every frame is one binary
  * WebSocket message.
  *
  * Before authentication only four fixed-layout frames exist, parsed with bounds checks and no
@@ -57,7 +57,7 @@
 import { createHash, createHmac, createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;
