@@ -323,7 +323,7 @@ describe('cluster of processes', () => {
       }
     }
     expect(many[many.length - 1]).toBeUndefined();
-    const owners = new Set(keys.map((k) => l.cluster!.primaryOf(l.cluster!.records.partitionOf(k))));
+    const owners = new Set(keys.map((k) => l.cluster!.router.primaryOf(l.cluster!.replicas.records.partitionOf(k))));
     expect(owners).toEqual(new Set([a.id, b.id]));
 
     // null is a value, undefined means absent, on both sides of the wire
@@ -346,7 +346,7 @@ describe('cluster of processes', () => {
     const { a, b, l } = await twoMembers();
     const m = l.map('fastjunk');
     // a key whose primary is member a
-    const key = Array.from({ length: 200 }, (_, i) => `victim${i}`).find((k) => l.cluster!.primaryOf(l.cluster!.records.partitionOf(k)) === a.id)!;
+    const key = Array.from({ length: 200 }, (_, i) => `victim${i}`).find((k) => l.cluster!.router.primaryOf(l.cluster!.replicas.records.partitionOf(k)) === a.id)!;
     await m.set(key, 'ok');
 
     // a raw client that knows the secret

@@ -1,10 +1,12 @@
 /**
- * RoutedMap: the map API of a cluster member. Each operation goes to the primary of its key's
- * partition: on this member it runs on shared memory exactly as in a single process (GridMap)
- * and then replicates the key's state to the backups; elsewhere get, set and getMany travel as
- * FAST records (transport/fast.ts, cluster/fast-ops.ts; the primary answers them in ClusterNode)
- * and every other operation as one `grid.op` request. `serve` runs grid.op requests from other
- * members, on the primary only.
+ * RoutedMap: the map API of a cluster member, the top layer (node.ts lists the layers). Each
+ * operation goes through routing (routing.ts) to the primary of its key's partition: on this
+ * member it runs on shared memory exactly as in a single process (GridMap), handed to the
+ * replicas layer (replicas.ts `write` / `writeOnce`), which applies it and replicates the key's
+ * state to the copies; elsewhere get, set and getMany travel as FAST records (transport/fast.ts,
+ * cluster/fast-ops.ts; the primary answers them in fast-serve.ts) and every other operation as
+ * one `grid.op` request. `serve` runs grid.op requests from other members, on the primary only.
+ * Calls go down only: nothing below calls back into this file.
  *
  * Values cross the wire encoded (type tag, payload bytes, expiresAt), so a remote get or set
  * never decodes and re-encodes a value on the way. Operations whose arguments are compared or
@@ -22,6 +24,8 @@ import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
+import type { Replicas } from './replicas.js';
+import type { Router } from './routing.js';
 import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
 
@@ -52,11 +56,15 @@ const str = (v: unknown, what: string): string => {
 
 export class RoutedMap<V = unknown> extends GridMap<V> {
   private readonly node: ClusterNode;
+  private readonly router: Router;
+  private readonly rep: Replicas;
   private readonly grid: Grid;
 
   constructor(host: MapHost & Grid, node: ClusterNode, name: string, id: number, options?: MapOptions) {
     super(host, name, id, options);
     this.node = node;
+    this.router = node.router;
+    this.rep = node.replicas;
     this.grid = host;
   }
 
@@ -77,39 +85,6 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return [e.type, payload, expiresAt];
   }
 
-  /** Runs a write on this primary, then waits for its replication. */
-  private async written<T>(p: number, key: string, write: () => Promise<T>): Promise<T> {
-    this.node.assertPrimary(p);
-    const r = await write();
-    await this.node.replicate(this.name, key);
-    return r;
-  }
-
-  /**
-   * A non-idempotent write (increment, compute, setIfAbsent, compareAndSet) under request id
-   * `rid`: applied at most once on this partition whatever the retries (dedupe.ts); its result is
-   * recorded and replicated with the key's state, so a primary that takes over knows it too.
-   */
-  private writtenOnce<T>(p: number, key: string, rid: string | undefined, write: () => Promise<T>): Promise<T> {
-    if (rid === undefined) return this.written(p, key, write);
-    const d = this.node.dedupe;
-    return d.once(
-      p,
-      rid,
-      async () => {
-        this.node.assertPrimary(p);
-        const r = await write();
-        d.put(p, rid, r);
-        await this.node.replicate(this.name, key, [rid, r]);
-        return r;
-      },
-      (r) => {
-        this.node.assertPrimary(p);
-        return this.node.replicate(this.name, key, [rid, r]) as Promise<unknown> | undefined;
-      },
-    );
-  }
-
   /** A fresh request id: this member's id and a counter (unique in the cluster). */
   private rid(): string {
     return `${this.node.memberId}.${(RoutedMap.seq = (RoutedMap.seq + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
@@ -118,18 +93,18 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private static seq = 0;
 
   private localState(key: string): RawState | Promise<RawState> {
-    return this.node.records.withState(this.name, key, (p, s) => {
-      this.node.assertPrimary(p);
+    return this.rep.records.withState(this.name, key, (p, s) => {
+      this.rep.assertPrimary(p);
       return s;
     });
   }
 
   /** Stores a state on this primary and replicates it; applied at most once per request id `rid`. */
   private putState(p: number, key: string, s: RawState, rid: string | undefined): Promise<void> {
-    return this.writtenOnce(p, key, rid, async () => {
-      await this.node.records.serial(p, () => {
+    return this.rep.writeOnce(p, this.name, key, rid, async () => {
+      await this.rep.records.serial(p, () => {
         // checked again under the lock: a FAST SET of the same id may have been applied meanwhile
-        if (rid === undefined || !this.node.dedupe.has(p, rid)) this.node.records.putState(this.name, key, s);
+        if (rid === undefined || !this.rep.dedupe.has(p, rid)) this.rep.records.putState(this.name, key, s);
       });
     });
   }
@@ -138,8 +113,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override getSync(key: string): V | undefined {
     const p = this.part(key);
-    if (this.node.isPrimary(p)) {
-      this.node.assertPrimary(p); // the lease: a typed, retryable error when it does not cover p now
+    if (this.rep.isPrimary(p)) {
+      this.rep.assertPrimary(p); // the lease: a typed, retryable error when it does not cover p now
       return super.getSync(key);
     }
     throw new UnsupportedError(`getSync: the primary of key '${key}' is another member; use get()`);
@@ -152,9 +127,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.node.serves(p)) return super.get(key);
+    if (this.rep.serves(p)) return super.get(key);
     // one FAST GET to the primary; its reply record resolves this promise with the value
-    const peer = this.node.fastPeerOf(p);
+    const peer = this.router.fastPeerOf(p);
     if (peer !== undefined) {
       const c = new GetCall<V | undefined>(this, p, key);
       const pr = promiseOf(c);
@@ -165,10 +140,10 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** get() with retries (route): `first` is the error of a first attempt, if any. @internal */
   getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
-    return this.node.routeSlow(
+    return this.router.routeSlow(
       p,
       () => {
-        this.node.assertPrimary(p);
+        this.rep.assertPrimary(p);
         return super.get(key);
       },
       (to) => this.getFrom(to, key),
@@ -178,23 +153,23 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** One get from member `to`: a FAST GET, or a grid.op when the map cannot be named on the connection. */
   private getFrom(to: string, key: string): Promise<V | undefined> {
-    const peer = this.node.peer(to);
+    const peer = this.router.peer(to);
     if (peer !== undefined) {
       const c = new GetCall<V | undefined>(undefined, 0, key);
       const pr = promiseOf(c);
       if (sendGet(peer, this.name, key, Buffer.byteLength(key, 'utf8'), c)) return pr;
     }
-    return this.node.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
+    return this.router.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
   }
 
   override async has(key: string): Promise<boolean> {
     const p = this.part(key);
-    return this.node.route(p, () => super.has(key), { m: this.name, o: 'has', k: key });
+    return this.router.route(p, () => super.has(key), { m: this.name, o: 'has', k: key });
   }
 
   override async ttl(key: string): Promise<number | undefined> {
     const p = this.part(key);
-    const r = await this.node.route<number | null | undefined>(p, () => super.ttl(key), { m: this.name, o: 'ttl', k: key });
+    const r = await this.router.route<number | null | undefined>(p, () => super.ttl(key), { m: this.name, o: 'ttl', k: key });
     return r ?? undefined;
   }
 
@@ -202,7 +177,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
     const parts = keys.map((k) => this.part(k));
     // one FAST MGET (or grid.op mget) per primary member
-    return this.node.routeMany<V | undefined>(
+    return this.router.routeMany<V | undefined>(
       parts,
       (idx) => super.getMany(idx.map((i) => keys[i])),
       (to, idx) => this.getManyFrom(to, idx.map((i) => keys[i])),
@@ -210,31 +185,31 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   private getManyFrom(to: string, keys: string[]): Promise<Array<V | undefined>> {
-    const peer = this.node.peer(to);
+    const peer = this.router.peer(to);
     if (peer !== undefined) {
       const c = new MgetCall<V | undefined>(keys.length);
       const pr = promiseOf(c);
       if (sendMget(peer, this.name, keys, c)) return pr;
     }
-    return this.node.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => fromState(checkState(s, Infinity)) as V | undefined));
+    return this.router.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => fromState(checkState(s, Infinity)) as V | undefined));
   }
 
   override async size(): Promise<number> {
     this.host.assertOpen();
-    const counts = await this.node.broadcast(async () => this.localSize(), { m: this.name, o: 'size' });
+    const counts = await this.router.broadcast(async () => this.localSize(), { m: this.name, o: 'size' });
     return counts.reduce((a, b) => a + b, 0);
   }
 
   private localSize(): number {
     let n = 0;
-    for (const p of this.node.primaries()) n += this.store.mapCountIn(p, this.id);
+    for (const p of this.rep.primaries()) n += this.store.mapCountIn(p, this.id);
     return n;
   }
 
   override async *entries(): AsyncGenerator<[string, V]> {
     for (let p = 0; p < this.store.partitions; p++) {
       this.host.assertOpen();
-      const list = await this.node.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
+      const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
       for (const [k, s] of list) {
         const v = fromState(checkState(s, Infinity));
         if (v !== undefined) yield [k, v as V];
@@ -243,9 +218,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   private scanLocal(p: number): Promise<Array<[string, RawState]>> {
-    this.node.assertPrimary(p);
-    return this.node.records.withSnapshot(p, (all) => {
-      this.node.assertPrimary(p);
+    this.rep.assertPrimary(p);
+    return this.rep.records.withSnapshot(p, (all) => {
+      this.rep.assertPrimary(p);
       const out: Array<[string, RawState]> = [];
       for (const [m, k, s] of all) if (m === this.name) out.push([k, s]);
       return out;
@@ -269,7 +244,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // every attempt of this set carries one request id: a retry after a lost reply is not applied
     // again (it could undo a later write of another client)
     const rid = this.rid();
-    const peer = this.node.isPrimary(p) ? undefined : this.node.fastPeerOf(p);
+    const peer = this.rep.isPrimary(p) ? undefined : this.router.fastPeerOf(p);
     if (peer !== undefined) {
       const c = new SetCall(this, p, key, value, expiresAt, rid);
       const pr = promiseOf(c);
@@ -287,8 +262,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       return Promise.reject(e);
     }
     const body = { m: this.name, o: 'set', k: key, s, r: rid };
-    if (first === undefined) return this.node.route(p, () => this.putState(p, key, s, rid), body);
-    return this.node.routeSlow(p, () => this.putState(p, key, s, rid), (to) => this.node.request<void>(to, body), first);
+    if (first === undefined) return this.router.route(p, () => this.putState(p, key, s, rid), body);
+    return this.router.routeSlow(p, () => this.putState(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
@@ -301,16 +276,16 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       parts.push(this.part(pair[0]));
       states.push(this.stateOf(pair[1], options?.ttl));
     }
-    await this.node.routeMany<boolean>(
+    await this.router.routeMany<boolean>(
       parts,
       (idx) => this.putMany(idx.map((i) => entries[i][0]), idx.map((i) => states[i])),
-      (to, idx) => this.node.request<boolean[]>(to, { m: this.name, o: 'mset', ks: idx.map((i) => entries[i][0]), ss: idx.map((i) => states[i]) }),
+      (to, idx) => this.router.request<boolean[]>(to, { m: this.name, o: 'mset', ks: idx.map((i) => entries[i][0]), ss: idx.map((i) => states[i]) }),
     );
   }
 
   private async putMany(keys: string[], states: RawState[]): Promise<boolean[]> {
     const parts = keys.map((k) => this.part(k));
-    for (const p of parts) this.node.assertPrimary(p); // all or nothing before anything is written
+    for (const p of parts) this.rep.assertPrimary(p); // all or nothing before anything is written
     // no request ids: a retried setMany may apply a key's state again (README, "Retries")
     return Promise.all(keys.map((k, i) => this.putState(parts[i], k, states[i], undefined).then(() => true)));
   }
@@ -318,33 +293,33 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async delete(key: string): Promise<boolean> {
     const p = this.part(key);
     const r = this.rid();
-    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.delete(key)), { m: this.name, o: 'del', k: key, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.delete(key)), { m: this.name, o: 'del', k: key, r });
   }
 
   override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
     const p = this.part(key);
     this.stateOf(value, options?.ttl); // typed errors here, not from the primary
     const r = this.rid();
-    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl, r });
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
     const p = this.part(key);
     this.stateOf(next, 0);
     const r = this.rid();
-    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next, r });
   }
 
   override async increment(key: string, delta = 1): Promise<number> {
     const p = this.part(key);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
     const r = this.rid();
-    return this.node.route(p, () => this.writtenOnce(p, key, r, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta, r });
   }
 
   override async clear(): Promise<void> {
     this.host.assertOpen();
-    await this.node.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
+    await this.router.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
   }
 
   // Compute and aggregate send names only ({ module, name } of a registered module): the member
@@ -354,7 +329,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     const f = refNames(processor, 'processor');
     const r = this.rid();
-    return this.node.route(p, () => this.writtenOnce(p, key, r, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg, r });
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
@@ -364,12 +339,12 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const agg = await resolveAggregator(aggregator, this.grid.modules);
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
-    const partials = await this.node.broadcast(() => this.aggregateLocal(f, arg), { m: this.name, o: 'agg', f, a: arg });
+    const partials = await this.router.broadcast(() => this.aggregateLocal(f, arg), { m: this.name, o: 'agg', f, a: arg });
     return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
   private aggregateLocal(aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
-    return aggregatePartitions(this.grid, this.name, this.node.primaries(), aggregator, arg);
+    return aggregatePartitions(this.grid, this.name, this.rep.primaries(), aggregator, arg);
   }
 
   // ── the primary's side of grid.op ─────────────────────────────────────────────────────────────
@@ -393,7 +368,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         const ks = b.ks;
         if (!Array.isArray(ks)) throw new ProtocolError('grid.op mget: keys must be an array');
         const keys = ks.map((k) => str(k, 'key'));
-        for (const k of keys) this.node.assertPrimary(this.part(k));
+        for (const k of keys) this.rep.assertPrimary(this.part(k));
         return Promise.all(keys.map((k) => this.localState(k)));
       }
       case 'mset': {
@@ -405,7 +380,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     }
     const key = str(b.k, 'key');
     const p = this.part(key);
-    this.node.assertPrimary(p);
+    this.rep.assertPrimary(p);
     if (b.r !== undefined && !isRequestId(b.r)) throw new ProtocolError('grid.op: bad request id');
     const rid = b.r as string | undefined;
     switch (o) {
@@ -418,18 +393,18 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'set':
         return this.putState(p, key, checkState(b.s, this.store.maxValueBytes), rid);
       case 'del':
-        return this.writtenOnce(p, key, rid, () => super.delete(key));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.delete(key));
       case 'sia': {
         const ttl = b.t === undefined || b.t === null ? undefined : (b.t as number);
-        return this.writtenOnce(p, key, rid, () => super.setIfAbsent(key, b.v as V, { ttl }));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.setIfAbsent(key, b.v as V, { ttl }));
       }
       case 'cas':
         // b.e undefined = "expected absent"; null is a value (msgpack keeps the two apart)
-        return this.writtenOnce(p, key, rid, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
       case 'inc':
-        return this.writtenOnce(p, key, rid, () => super.increment(key, b.d as number));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.increment(key, b.d as number));
       case 'cmp':
-        return this.writtenOnce(p, key, rid, () => this.computeLocal(key, b.f as ComputeRef, b.a));
+        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, b.a));
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }

@@ -1,0 +1,276 @@
+/**
+ * The FAST service: the primary's and the copies' side of FAST records (transport/fast.ts) — GET
+ * and MGET answered with the value bytes copied straight out of shared memory, SET applied under
+ * the partition lock and replicated in the same run, REP applied on a copy under the epoch fence.
+ * Sits beside routing, over the replicas layer (native-notes.md, "Cluster layers").
+ */
+import { KeyTooLargeError, MemoryFullError, ProtocolError, ValueTooLargeError } from '../errors.js';
+import { T_NUMBER } from '../storage/layout.js';
+import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
+import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
+import type { FastPeer } from '../transport/transport.js';
+import type { Done, MemberContext } from './context.js';
+import { Shipment, rawSize, writeRaw, type KeySource } from './fast-ops.js';
+import type { RawState } from './records.js';
+import { copiesOf, type Replicas } from './replicas.js';
+
+export class FastService {
+  /** Reply records of FAST requests are built here, then copied into the peer's frame. */
+  private readonly out = new FastWriter();
+  private readonly store: ShardStore;
+
+  constructor(
+    private readonly ctx: MemberContext,
+    private readonly r: Replicas,
+  ) {
+    this.store = ctx.store;
+  }
+
+  /** This member's store id of a map named on a connection (registered on first use, cached on the FastMap). */
+  private fastMapId(m: FastMap): number {
+    if (m.local >= 0) return m.local;
+    const id = this.store.mapId(m.name);
+    if (id < 0) throw new ProtocolError(`cannot register map '${m.name.slice(0, 40)}' (registry full or name too long)`);
+    return (m.local = id);
+  }
+
+  /** Sets the store's current key to the record's key; its partition. */
+  private fastKey(r: FastReader, mapId: number, off = r.keyOff, len = r.keyLen): number {
+    const st = this.store;
+    if (st.setKeyBytes(r.buf, off, len, mapId) < 0) throw new KeyTooLargeError(`key is ${len} bytes, over maxKeyBytes (${st.maxKeyBytes})`, { size: len, limit: st.maxKeyBytes });
+    return st.kpart;
+  }
+
+  /**
+   * Reads the STATE of the store's current key (map `mapId`, partition p) optimistically and
+   * writes it, the value bytes copied straight out of shared memory: as a whole STATE reply
+   * record [R_STATE, id, STATE] into the peer's frame when `peer` is given, else appended to
+   * `this.out`. False (nothing written) when a writer kept the partition busy through the spin.
+   */
+  private writeStateOf(p: number, mapId: number, peer: FastPeer | undefined, id: number): boolean {
+    const st = this.store;
+    for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
+      const s = st.readBegin(p);
+      if (s < 0) continue;
+      const off = st.probe(p, mapId);
+      let vlen = -1;
+      let vo = 0;
+      let exp = 0;
+      if (off >= 0) {
+        exp = st.expiresAt(off);
+        if (exp === 0 || exp > Date.now()) {
+          vlen = st.valueLength(off);
+          vo = st.valueOffset(off);
+          if (!st.inBounds(vo + vlen)) continue; // torn view
+        }
+      }
+      const size = vlen < 0 ? 1 : VALUE_HEAD + vlen;
+      let w: FastWriter;
+      if (peer !== undefined) {
+        if (STATE_HEAD + size > peer.maxRecord) {
+          if (!st.readValid(p, s)) continue;
+          throw new ValueTooLargeError(`value of ${vlen} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: vlen });
+        }
+        w = peer.room(STATE_HEAD + size);
+      } else {
+        w = this.out;
+        w.ensure(size);
+      }
+      const mark = w.len;
+      if (peer !== undefined) {
+        w.u8(R_STATE);
+        w.u32(id);
+      }
+      if (vlen < 0) w.u8(ABSENT);
+      else {
+        w.u8(st.typeOf(off));
+        w.f64(exp);
+        w.u32(vlen);
+        w.bytes(st.u8, vo, vo + vlen);
+      }
+      if (st.readValid(p, s)) {
+        if (vlen >= 0) st.touch(off);
+        return true;
+      }
+      w.len = mark;
+    }
+    return false;
+  }
+
+  /**
+   * Moves the reply record built in `this.out` into the peer's frame (one copy of a few hundred
+   * bytes, so the frame is never left with half a record and its size is known before it joins).
+   */
+  private sendOut(peer: FastPeer): void {
+    const o = this.out;
+    if (o.len > peer.maxRecord) {
+      const n = o.len;
+      o.len = 0;
+      throw new ValueTooLargeError(`reply of ${n} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: n });
+    }
+    peer.room(o.len).bytes(o.buf, 0, o.len);
+    o.len = 0;
+  }
+
+  /** MGET: the STATES reply built in `this.out`, then moved into the frame; false when a partition was busy. */
+  private readMany(peer: FastPeer, r: FastReader, mapId: number): boolean {
+    const n = r.count;
+    // all or nothing: every key's partition must be primary here before anything is read
+    for (let i = 0; i < n; i++) this.r.assertPrimary(this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]));
+    const o = this.out;
+    o.len = 0;
+    o.ensure(STATES_HEAD);
+    o.u8(R_STATES);
+    o.u32(r.id);
+    o.u32(n);
+    for (let i = 0; i < n; i++) {
+      const p = this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]);
+      if (!this.writeStateOf(p, mapId, undefined, 0)) {
+        o.len = 0;
+        return false;
+      }
+    }
+    this.sendOut(peer);
+    return true;
+  }
+
+  /**
+   * GET (one key, R_STATE) and MGET (R_STATES): every value copied from shared memory into the
+   * reply record. An MGET is all or nothing: each key's partition must be primary here first.
+   */
+  serveRead(peer: FastPeer, r: FastReader, many: boolean): void {
+    const mapId = this.fastMapId(r.map);
+    if (!many) {
+      const p = this.fastKey(r, mapId);
+      this.r.assertPrimary(p);
+      if (this.writeStateOf(p, mapId, peer, r.id)) return;
+    } else if (this.readMany(peer, r, mapId)) return;
+    const n = many ? r.count : 1;
+    // a writer kept a partition busy: read (under the lock where needed) and answer then
+    const id = r.id;
+    const name = r.map.name;
+    const keys: string[] = [];
+    if (!many) keys.push(r.key());
+    else for (let k = 0; k < n; k++) keys.push(r.buf.toString('utf8', r.keyOffs[k], r.keyOffs[k] + r.keyLens[k]));
+    Promise.all(
+      keys.map((key) =>
+        this.r.records.withState(name, key, (p2, s) => {
+          this.r.assertPrimary(p2);
+          return s;
+        }),
+      ),
+    ).then(
+      (states) => this.replyRaw(peer, id, states, many),
+      (e: unknown) => peer.replyError(id, e),
+    );
+  }
+
+  /** Answers with RawStates: one (R_STATE) or a list (R_STATES). */
+  private replyRaw(peer: FastPeer, id: number, states: RawState[], many = false): void {
+    if (!peer.isOpen) return;
+    let size = many ? STATES_HEAD : STATE_HEAD;
+    for (const s of states) size += rawSize(s);
+    if (size > peer.maxRecord) {
+      peer.replyError(id, new ValueTooLargeError(`reply of ${size} bytes does not fit a frame (maxPayload)`));
+      return;
+    }
+    const w = peer.room(size);
+    w.u8(many ? R_STATES : R_STATE);
+    w.u32(id);
+    if (many) w.u32(states.length);
+    for (const s of states) writeRaw(w, s);
+  }
+
+  /**
+   * A SET routed here: written under the partition lock, and in the same synchronous run (still
+   * under the lock) its state — the value bytes of the request — is shipped to every backup and
+   * pending copy as a REP; the OK goes back once all live copies applied it.
+   */
+  serveSet(peer: FastPeer, r: FastReader): void {
+    const st = this.store;
+    const mapId = this.fastMapId(r.map);
+    const p = this.fastKey(r, mapId);
+    this.r.assertPrimary(p);
+    if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
+    const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
+    const name = r.map.name;
+    const rid = r.rid();
+    let again = false;
+    const write = (): void => {
+      this.r.assertPrimary(p);
+      if (rid !== undefined && this.r.dedupe.has(p, rid)) {
+        // a retry of a SET this partition already applied (its reply was lost): applying it again
+        // could undo a later write; it is answered once the copies hold the key's state again
+        again = true;
+        return;
+      }
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+        throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+      }
+      if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
+      const targets = copiesOf(this.r.table!, p, this.ctx.memberId);
+      const ship = new Shipment(reply);
+      if (targets.length > 0) {
+        const k: KeySource = { b: buf, off: keyOff, len: keyLen };
+        const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
+        for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done);
+      }
+      ship.done();
+    };
+    const reply = (err: unknown): void => {
+      if (!peer.isOpen) return;
+      if (err !== undefined) {
+        peer.replyError(id, err);
+        return;
+      }
+      const w = peer.room(5);
+      w.u8(R_OK);
+      w.u32(id);
+    };
+    const resend = (): void => {
+      const key = buf.toString('utf8', keyOff, keyOff + keyLen);
+      new Promise((ok) => ok(this.r.replicate(name, key, [rid!, undefined]))).then(() => reply(undefined), reply);
+    };
+    const res = this.r.records.serial(p, write);
+    if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));
+    else if (again) resend();
+  }
+
+  /** A replicated write (REP) on a copy: fenced by table version, applied in arrival order per partition. */
+  serveRep(peer: FastPeer, r: FastReader): void {
+    const st = this.store;
+    const mapId = this.fastMapId(r.map);
+    if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
+    const p = st.kpart;
+    this.r.checkCopy(p, r.version, peer.id);
+    if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`replicated value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
+    const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
+    const from = peer.id;
+    const epoch = r.version;
+    const rid = r.rid();
+    const apply = (): void => {
+      this.r.checkCopy(p, epoch, from);
+      if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      if (vType < 0) {
+        st.remove(p, mapId, Date.now());
+        return;
+      }
+      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+        throw new MemoryFullError('memory budget exhausted and nothing left to evict (replica)');
+      }
+    };
+    const ok = (): void => {
+      if (!peer.isOpen) return;
+      const w = peer.room(5);
+      w.u8(R_OK);
+      w.u32(id);
+    };
+    const res = this.r.records.serial(p, apply);
+    if (res instanceof Promise) res.then(ok, (e: unknown) => peer.replyError(id, e));
+    else ok();
+  }
+}

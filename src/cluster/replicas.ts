@@ -1,0 +1,355 @@
+/**
+ * The partition replicas layer: the table this member applies, and for each partition the copy
+ * it holds in shared memory (records.ts) — as primary, under its lease, or as a backup or pending
+ * copy, under the epoch fence. A write on the primary is applied under the partition lock and its
+ * resulting state shipped to every copy before it resolves (`write`, `writeOnce`, `replicate`);
+ * a copy applies a replicated write only from the primary of its own table at the same epoch
+ * (`checkCopy`). Knows nothing of routing or of the map API above it (native-notes.md, "Cluster
+ * layers").
+ */
+import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableError, ProtocolError, RetryableGridError, TimeoutError } from '../errors.js';
+import type { PartitionTable } from '../ring/table.js';
+import type { ShardStore } from '../storage/store.js';
+import { type MemberContext, type Done, UNFENCED } from './context.js';
+import { Dedupe, isRequestId } from './dedupe.js';
+import { RepCall, Shipment, rawAt, sendRep, type KeySource } from './fast-ops.js';
+import { Records, checkState, type RawState } from './records.js';
+
+/** A write whose copy missed it waits this long for a committed table that dropped the copy. */
+const DROP_WAIT_MS = 10_000;
+/** A copy that has not applied the current epoch yet gets the write again this many times (10, 20, 40 … 200 ms apart). */
+const COPY_CATCH_UP_TRIES = 16;
+
+export class Replicas {
+  readonly records: Records;
+  /** Results of requests by request id, per partition (dedupe.ts). */
+  readonly dedupe: Dedupe;
+  /** The partition table this member applies (undefined before the first, and once removed). */
+  table: PartitionTable | undefined;
+  private readonly store: ShardStore;
+  private readonly partitions: number;
+  private tableWaiters: Array<() => void> = [];
+  /** Writes waiting for a table that dropped a copy they could not reach. */
+  private dropWaiters: Array<(t: PartitionTable | undefined) => boolean> = [];
+
+  constructor(private readonly ctx: MemberContext, lockTimeout: number) {
+    this.store = ctx.store;
+    this.partitions = ctx.store.partitions;
+    this.records = new Records(ctx.store, lockTimeout);
+    this.dedupe = new Dedupe(ctx.partitions);
+  }
+
+  get version(): number {
+    return this.table?.version ?? 0;
+  }
+
+  /**
+   * Applies a newer table: primaries flagged in shared memory (other threads of this process
+   * read them there, runtime/forward.ts), copies this member no longer holds dropped, waiters
+   * woken. False when `t` is not newer.
+   */
+  applyTable(t: PartitionTable): boolean {
+    if (this.table !== undefined && t.version <= this.table.version) return false;
+    this.table = t;
+    for (const w of this.tableWaiters.splice(0)) w();
+    if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(t));
+    const me = this.ctx.memberId;
+    const st = this.store;
+    for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, t.owners[p][0] === me);
+    for (let p = 0; p < this.partitions; p++) {
+      // a copy this member no longer holds for anyone: drop it (a later pending copy starts from a reset anyway)
+      if (!t.owners[p].includes(me) && !t.pending[p].includes(me)) {
+        this.dedupe.clear(p);
+        if (st.countIn(p) > 0) void Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Stops serving everything at once: no primaries, waiting writes failed, table waiters woken.
+   * `forget` (a removed member): the table and the dedupe records go too.
+   */
+  stopServing(forget: boolean): void {
+    if (forget) this.table = undefined;
+    for (let p = 0; p < this.partitions; p++) this.store.setPrimaryHere(p, false);
+    for (const w of this.dropWaiters.splice(0)) w(undefined);
+    for (const w of this.tableWaiters.splice(0)) w();
+    if (forget) this.dedupe.clearAll();
+  }
+
+  /** Clears every partition's data (a removed member, before it rejoins). */
+  async clearAll(): Promise<void> {
+    for (let p = 0; p < this.partitions; p++) await Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+  }
+
+  /** Resolves when a newer table arrives or after `ms`. */
+  tableChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.tableWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  isPrimary(p: number): boolean {
+    return this.table !== undefined && this.table.owners[p][0] === this.ctx.memberId;
+  }
+
+  /** Partitions this member is primary for. */
+  primaries(): number[] {
+    const out: number[] = [];
+    const t = this.table;
+    if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.owners[p][0] === this.ctx.memberId) out.push(p);
+    return out;
+  }
+
+  /** Whether this member may serve p now: its primary, under a lease that covers p's epoch. */
+  serves(p: number): boolean {
+    const t = this.table;
+    return t !== undefined && t.owners[p][0] === this.ctx.memberId && !this.ctx.closed && !this.ctx.restarting && (UNFENCED || this.ctx.meta.lease.covers(t.epochs[p]));
+  }
+
+  /**
+   * Throws the retryable error a caller gets when this member may not serve p now: it is not p's
+   * primary in its table, or its lease does not cover p's epoch (lapsed after a pause, or an older
+   * primary's lease may still run). Called by every operation on the primary, on its own path:
+   * after a pause the buffered I/O runs before any timer could have noticed.
+   */
+  assertPrimary(p: number): void {
+    if (this.ctx.closed) throw new GridClosedError('member is closing');
+    const t = this.table;
+    if (t === undefined || t.owners[p][0] !== this.ctx.memberId || this.ctx.restarting) {
+      throw new PartitionMovedError(`partition ${p} is not primary on member ${this.ctx.memberId}`, { partition: p, version: this.version });
+    }
+    if (!UNFENCED && !this.ctx.meta.lease.covers(t.epochs[p])) {
+      throw new PartitionUnavailableError(`member ${this.ctx.memberId} holds no lease for partition ${p} at epoch ${t.epochs[p]} now`, { partition: p, epoch: t.epochs[p] });
+    }
+  }
+
+  /**
+   * The open connection to partition p's primary when that is another member (for FAST
+   * requests); undefined when this member is the primary, none is known, or not connected.
+   */
+
+  // ── replication ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * After a write on this primary: ships key's current state to every backup and pending copy of
+   * its partition, and resolves when all live ones applied it. A copy that cannot be reached is
+   * reported stale to the coordinator (it is rebuilt); a copy that says it is the primary now
+   * (newer table) makes this write fail with PartitionMovedError, which route() retries there.
+   */
+  replicate(mapName: string, key: string, done?: Done): Promise<unknown> | undefined {
+    if (this.table === undefined) return undefined;
+    const r = this.records.withState(mapName, key, (p, s) => {
+      this.assertPrimary(p); // read and send in the same run: still the primary when shipped
+      const targets = copiesOf(this.table!, p, this.ctx.memberId);
+      if (targets.length === 0) return undefined;
+      return new Promise<void>((resolve, reject) => {
+        const ship = new Shipment((err) => (err === undefined ? resolve() : reject(err)));
+        const k: KeySource = { s: key, len: Buffer.byteLength(key, 'utf8') };
+        for (const to of targets) this.ship(ship, p, to, mapName, k, s, undefined, 0, 0, 0, 0, 0, done);
+        ship.done();
+      });
+    });
+    return r as Promise<unknown> | undefined;
+  }
+
+  /**
+   * Sends one copy of partition p the key's state (a RawState, or a STATE of a received frame at
+   * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
+   * `ship`; a generic grid.rep when it does not fit a FAST record.
+   */
+  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done): void {
+    const peer = this.ctx.transport.peer(to);
+    const epoch = this.table!.epochs[p];
+    if (peer === undefined) {
+      this.copyMissed(ship, p, to, epoch);
+      return;
+    }
+    ship.add();
+    const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
+    // a write with a request id ships its dedupe record with the state: in the REP when the
+    // result is undefined (set), else (a result to record) as a generic grid.rep
+    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, failed))) return;
+    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
+    const body = done === undefined ? { m: map, k, s, v: epoch } : { m: map, k, s, v: epoch, r: done[0], x: done[1] };
+    this.ctx.transport.request(to, 'grid.rep', body).then(
+      () => ship.done(),
+      (e: unknown) => ship.done(failed(e)),
+    );
+  }
+
+  /**
+   * The copy has not applied the table of this epoch yet (it lags the log by a moment, typically
+   * right after a hand-over): ship the key again to it shortly, read afresh then (never the old
+   * state: a newer one may have been shipped meanwhile, and the connection keeps order), instead
+   * of failing a write that this primary already applied (which a retry would apply twice).
+   */
+  private reship(ship: Shipment, p: number, to: string, map: string, key: KeySource, epoch: number, attempt: number, done: Done | undefined): void {
+    ship.add();
+    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    setTimeout(() => {
+      const t = this.table;
+      if (this.ctx.closed || t === undefined || t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
+        ship.done(new PartitionMovedError(`partition ${p} moved while a copy caught up`, { partition: p, version: t?.version ?? 0 }));
+        return;
+      }
+      if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
+        ship.done(); // no longer a copy: nothing to wait for
+        return;
+      }
+      try {
+        const r = this.records.withState(map, k, (_p, s) => {
+          this.ship(ship, p, to, map, { s: k, len: Buffer.byteLength(k, 'utf8') }, s, undefined, 0, 0, 0, 0, attempt + 1, done);
+          ship.done();
+        });
+        if (r instanceof Promise) r.then(undefined, (e: unknown) => ship.done(e));
+      } catch (e) {
+        ship.done(e);
+      }
+    }, Math.min(10 * 2 ** attempt, 200)).unref();
+  }
+
+  /**
+   * A copy did not apply a replicated write: the error that fails the write (the copy refused it
+   * for a fencing reason, which route() retries), or undefined when the copy was merely not
+   * reached — then the write waits until a committed table dropped that copy (copyMissed).
+   */
+  private copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown {
+    if (e instanceof PartitionUnavailableError && attempt < COPY_CATCH_UP_TRIES) {
+      this.reship(ship, p, to, map, key, epoch, attempt, done);
+      return undefined;
+    }
+    if (e instanceof PartitionMovedError) return e;
+    if (e instanceof RetryableGridError) {
+      // a copy that never caught up: treat it as one that missed the write
+      this.copyMissed(ship, p, to, epoch);
+      return undefined;
+    }
+    if (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.ctx.closed) return e;
+    this.ctx.log('info', `copy of partition ${p} on ${to} missed a write`, e);
+    this.copyMissed(ship, p, to, epoch);
+    return undefined;
+  }
+
+  /**
+   * Copy `to` of p missed a write: the write may be acknowledged without it only once a committed
+   * table no longer lists it as a copy of p (it is then rebuilt from a snapshot). Until then the
+   * write waits; if this member stops being p's primary at this epoch, the write fails with a
+   * retryable error instead (its fate is then decided by the new primary's copy).
+   */
+  private copyMissed(ship: Shipment, p: number, to: string, epoch: number): void {
+    ship.add();
+    this.ctx.meta.reportDrop(p, to, epoch);
+    let timer: NodeJS.Timeout | undefined;
+    const check = (t: PartitionTable | undefined): boolean => {
+      if (t === undefined) {
+        clearTimeout(timer);
+        ship.done(new PartitionMovedError(`partition ${p}: this member stopped serving it`, { partition: p }));
+        return true;
+      }
+      if (t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
+        clearTimeout(timer);
+        ship.done(new PartitionMovedError(`partition ${p} moved while a copy was missing`, { partition: p, version: t.version }));
+        return true;
+      }
+      if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
+        clearTimeout(timer);
+        ship.done();
+        return true;
+      }
+      // still listed: a pending copy that missed a write just streams again; an owner needs the drop
+      return false;
+    };
+    if (check(this.table)) return;
+    this.dropWaiters.push(check);
+    timer = setTimeout(() => {
+      const i = this.dropWaiters.indexOf(check);
+      if (i >= 0) this.dropWaiters.splice(i, 1);
+      ship.done(new TimeoutError(`partition ${p}: copy ${to} missed a write and no table dropped it within ${DROP_WAIT_MS} ms`, { partition: p, member: to }));
+    }, DROP_WAIT_MS);
+    timer.unref();
+  }
+
+  onReplicate(b: unknown, from: string): unknown {
+    const { m, k, s, v, r, x } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; r?: unknown; x?: unknown };
+    if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
+    const state = checkState(s, this.store.maxValueBytes);
+    const p = this.records.partitionOf(k);
+    this.checkCopy(p, v, from);
+    return this.records.serial(p, () => {
+      this.checkCopy(p, v, from);
+      this.records.putState(m, k, state);
+      if (r !== undefined) this.dedupe.put(p, r as string, x);
+      return true;
+    });
+  }
+
+  /**
+   * The fence of every replicated write and snapshot: a copy applies one only from the primary of
+   * its own current table, at that table's epoch for the partition, and only while it is itself a
+   * copy (owner or pending) of it. A sender at an older epoch is refused for good
+   * (PartitionMovedError); one at a newer epoch means this member has not applied that table yet
+   * (PartitionUnavailableError: the primary's write fails and is retried, by then we caught up).
+   */
+  checkCopy(p: number, epoch: number, from: string): void {
+    if (UNFENCED) return;
+    const t = this.table;
+    const me = this.ctx.memberId;
+    if (t === undefined || epoch > t.epochs[p]) {
+      throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} yet`, { partition: p, epoch });
+    }
+    if (epoch < t.epochs[p] || t.owners[p][0] !== from || t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
+      throw new PartitionMovedError(`partition ${p} moved (epoch ${t.epochs[p]}, table ${t.version})`, { partition: p, version: t.version });
+    }
+  }
+
+
+  // ── writes on this primary ────────────────────────────────────────────────────────────────────
+
+  /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
+  async write<T>(p: number, map: string, key: string, apply: () => Promise<T>): Promise<T> {
+    this.assertPrimary(p);
+    const r = await apply();
+    await this.replicate(map, key);
+    return r;
+  }
+
+  /**
+   * A write under request id `rid`: applied at most once on this partition whatever the retries
+   * (dedupe.ts); its result is recorded and replicated with the key's state, so a primary that
+   * takes over knows it too. Without a rid, `write`.
+   */
+  writeOnce<T>(p: number, map: string, key: string, rid: string | undefined, apply: () => Promise<T>): Promise<T> {
+    if (rid === undefined) return this.write(p, map, key, apply);
+    const d = this.dedupe;
+    return d.once(
+      p,
+      rid,
+      async () => {
+        this.assertPrimary(p);
+        const r = await apply();
+        d.put(p, rid, r);
+        await this.replicate(map, key, [rid, r]);
+        return r;
+      },
+      (r) => {
+        this.assertPrimary(p);
+        return this.replicate(map, key, [rid, r]) as Promise<unknown> | undefined;
+      },
+    );
+  }
+}
+
+/** Backups and pending copies of p, other than `self`. */
+export function copiesOf(t: PartitionTable, p: number, self: string): string[] {
+  const out: string[] = [];
+  for (const m of t.owners[p]) if (m !== self) out.push(m);
+  for (const m of t.pending[p]) if (m !== self && !out.includes(m)) out.push(m);
+  return out;
+}

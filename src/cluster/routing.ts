@@ -1,0 +1,183 @@
+/**
+ * Routing: runs an operation of the map facade (routed-map.ts) on its partition's primary — here,
+ * through the replicas layer, or on another member as one FAST record or a grid.op request — and
+ * retries moved partitions and unreachable primaries until RETRY_DEADLINE_MS, waiting for a newer
+ * table in between (native-notes.md, "Cluster layers").
+ */
+import { GridClosedError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
+import { isTable } from '../ring/table.js';
+import type { FastPeer } from '../transport/transport.js';
+import { RETRY_DEADLINE_MS, type MemberContext } from './context.js';
+import type { Replicas } from './replicas.js';
+
+export class Router {
+  /** Open connection to each partition's primary (FAST requests), filled on use, emptied with every new table. */
+  private peerCache: Array<FastPeer | undefined> = [];
+  private readonly partitions: number;
+
+  constructor(
+    private readonly ctx: MemberContext,
+    private readonly r: Replicas,
+  ) {
+    this.partitions = ctx.partitions;
+  }
+
+  /** A new table: cached connections may point at former primaries. */
+  onTable(): void {
+    this.peerCache = [];
+  }
+
+  dataMembers(): string[] {
+    const t = this.ctx.meta.state.members;
+    if (!this.ctx.lite) return [...t.keys()];
+    return this.ctx.membership
+      .members()
+      .filter((m) => !m.lite)
+      .map((m) => m.id);
+  }
+
+  /** Whether this member is the metadata Raft leader (the coordinator). */
+
+  primaryOf(p: number): string | undefined {
+    return this.r.table?.owners[p][0];
+  }
+
+
+  fastPeerOf(p: number): FastPeer | undefined {
+    if (this.ctx.closed) return undefined;
+    const c = this.peerCache[p];
+    if (c !== undefined && c.isOpen) return c;
+    const to = this.primaryOf(p);
+    if (to === undefined || to === this.ctx.memberId) return undefined;
+    const peer = this.ctx.transport.peer(to);
+    if (peer !== undefined) this.peerCache[p] = peer;
+    return peer;
+  }
+
+  /** The open connection to member `to` (after ensureLink), or undefined. */
+  peer(to: string): FastPeer | undefined {
+    return this.ctx.transport.peer(to);
+  }
+
+  /** A grid.op request to member `to`. */
+  request<T>(to: string, body: Record<string, unknown>): Promise<T> {
+    return this.ctx.transport.request(to, 'grid.op', body) as Promise<T>;
+  }
+
+  /**
+   * Runs an operation on partition p's primary: `local()` when that is this member, else the
+   * `body` as a grid.op request. Retries moved partitions and unreachable primaries until
+   * RETRY_DEADLINE_MS, waiting for a newer table in between.
+   */
+  route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>): Promise<T> {
+    const remote = (to: string) => this.ctx.transport.request(to, 'grid.op', body) as Promise<T>;
+    // fast path: a remote primary we are connected to, one request, no async frame of our own
+    const to = this.primaryOf(p);
+    if (to !== undefined && to !== this.ctx.memberId && !this.ctx.closed && this.ctx.transport.isConnected(to)) {
+      return remote(to).catch((e: unknown) => this.routeSlow(p, local, remote, e));
+    }
+    return this.routeSlow(p, local, remote, undefined);
+  }
+
+  /**
+   * route() after a first attempt failed with `first` (or without one): waits for a newer table
+   * when the error is retryable, then runs `local()` or `remote(primary)` again, until
+   * RETRY_DEADLINE_MS.
+   */
+  async routeSlow<T>(p: number, local: () => T | Promise<T>, remote: (to: string) => Promise<T>, first: unknown): Promise<T> {
+    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    if (first !== undefined) {
+      if (!(first instanceof RetryableGridError || first instanceof MemberUnreachableError)) throw first;
+      await this.recover(first, this.primaryOf(p), 0);
+    }
+    for (let attempt = 0; ; attempt++) {
+      if (this.ctx.closed) throw new GridClosedError('the grid is closed');
+      if (this.r.table === undefined) await this.r.tableChange(100);
+      const to = this.primaryOf(p);
+      try {
+        if (to === this.ctx.memberId) {
+          this.r.assertPrimary(p); // the lease, for reads that do not check it themselves
+          return await local();
+        }
+        if (to === undefined) throw new MemberUnreachableError(`no live data member holds partition ${p}`, { partition: p });
+        await this.ctx.ensureLink(to);
+        return await remote(to);
+      } catch (e) {
+        if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
+        await this.recover(e, to, attempt);
+      }
+    }
+  }
+
+  /** Sends one request per member for the partitions it is primary for (getMany / setMany). */
+  async routeMany<T>(parts: readonly number[], local: (idx: number[]) => Promise<T[]>, remote: (to: string, idx: number[]) => Promise<T[]>): Promise<T[]> {
+    const out = new Array<T>(parts.length);
+    let todo = parts.map((_, i) => i);
+    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      if (this.ctx.closed) throw new GridClosedError('the grid is closed');
+      if (this.r.table === undefined) await this.r.tableChange(100);
+      const groups = new Map<string | undefined, number[]>();
+      for (const i of todo) {
+        const to = this.primaryOf(parts[i]);
+        let g = groups.get(to);
+        if (g === undefined) groups.set(to, (g = []));
+        g.push(i);
+      }
+      const failed: number[] = [];
+      let firstErr: unknown;
+      await Promise.all(
+        [...groups].map(async ([to, idx]) => {
+          try {
+            let r: T[];
+            if (to === this.ctx.memberId) {
+              for (const i of idx) this.r.assertPrimary(parts[i]);
+              r = await local(idx);
+            }
+            else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
+            else {
+              await this.ctx.ensureLink(to);
+              r = await remote(to, idx);
+            }
+            for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
+          } catch (e) {
+            if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
+            failed.push(...idx);
+            firstErr ??= e;
+          }
+        }),
+      );
+      todo = failed;
+      if (todo.length > 0) await this.recover(firstErr, undefined, attempt);
+    }
+    return out;
+  }
+
+  /** Sends `body` to every live data member (size, clear, aggregate) and returns their answers. */
+  async broadcast<T>(local: () => Promise<T>, body: Record<string, unknown>): Promise<T[]> {
+    const ids = this.dataMembers();
+    return Promise.all(
+      ids.map(async (id) => {
+        if (id === this.ctx.memberId) return local();
+        await this.ctx.ensureLink(id);
+        return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
+      }),
+    );
+  }
+
+  private async recover(e: unknown, to: string | undefined, attempt: number): Promise<void> {
+    const v = e instanceof PartitionMovedError ? Number((e.data as { version?: unknown } | undefined)?.version) : NaN;
+    if (this.ctx.lite && to !== undefined && v > this.r.version) {
+      // the primary we asked knows a newer table: a lite member takes it from there (a data
+      // member's tables come from its own log, which is catching up)
+      try {
+        const b = await this.ctx.transport.request(to, 'grid.table?', null, 1000);
+        if (b !== null && isTable(b, this.partitions)) this.ctx.meta.setLiteTable(b);
+      } catch {
+        // fall through to waiting
+      }
+      if (this.r.version >= v) return;
+    }
+    await this.r.tableChange(Math.min(10 * 2 ** attempt, 250));
+  }
+}
