@@ -28,6 +28,8 @@ export interface MemberContext {
   readonly memberId: string;
   readonly lite: boolean;
   readonly partitions: number;
+  /** Configured backups per partition (cluster.backups). */
+  readonly backups: number;
   readonly store: ShardStore;
   readonly transport: Transport;
   readonly membership: Membership;

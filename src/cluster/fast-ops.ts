@@ -283,11 +283,25 @@ export class SetCall extends Call<void> {
   }
 }
 
-/** Counts the replicated writes one write waits for; `finish(err)` runs once all are answered. */
+/**
+ * Counts the replicated writes one write waits for; `finish(err)` runs once all are answered.
+ * Also records which copies hold the write (replicas.ts counts them before acknowledging).
+ */
 export class Shipment {
   private remaining = 1;
   private error: unknown;
-  constructor(private readonly finish: (err: unknown) => void) {}
+  /** Copies that applied the write. */
+  readonly acked = new Set<string>();
+  /** Copies that missed it and that a committed table dropped since (one that is an owner again was re-synced after the write). */
+  readonly dropped = new Set<string>();
+  /**
+   * @param targets the partition's copies when the write was applied (a member that became a
+   *   copy later was streamed a snapshot that includes it)
+   */
+  constructor(
+    private readonly finish: (err: unknown) => void,
+    readonly targets: readonly string[] = [],
+  ) {}
 
   add(): void {
     this.remaining++;
@@ -308,12 +322,14 @@ export class RepCall extends FastCall {
 
   constructor(
     private readonly shipment: Shipment,
+    private readonly to: string,
     private readonly onError: (e: unknown) => unknown,
   ) {
     super();
   }
 
   settle(): void {
+    this.shipment.acked.add(this.to);
     this.shipment.done();
   }
 

@@ -10,7 +10,7 @@ import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import type { FastPeer } from '../transport/transport.js';
 import type { Done, MemberContext } from './context.js';
-import { Shipment, rawSize, writeRaw, type KeySource } from './fast-ops.js';
+import { rawSize, writeRaw, type KeySource } from './fast-ops.js';
 import type { RawState } from './records.js';
 import { copiesOf, type Replicas } from './replicas.js';
 
@@ -211,7 +211,7 @@ export class FastService {
       }
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
       const targets = copiesOf(this.r.table!, p, this.ctx.memberId);
-      const ship = new Shipment(reply);
+      const ship = this.r.shipment(p, targets, reply);
       if (targets.length > 0) {
         const k: KeySource = { b: buf, off: keyOff, len: keyLen };
         const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];

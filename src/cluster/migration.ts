@@ -126,6 +126,7 @@ export class Migration {
     return this.r.records.serial(p as number, () => {
       this.r.checkCopy(p as number, v, from); // again: a table may have been applied while this waited for the lock
       if (first === true) {
+        this.ctx.log('info', `p${p as number} snapshot from ${from} at epoch ${v}: cleared ${this.ctx.store.countIn(p as number)} entries, loading ${entries.length}+`);
         this.r.records.clearPartition(p as number);
         this.r.dedupe.clear(p as number);
         for (const [id, res, at] of done) this.r.dedupe.put(p as number, id, res, at);

@@ -46,6 +46,8 @@ export { RETRY_DEADLINE_MS } from './context.js';
 const TICK_MS = 500;
 /** A new member waits this long to be admitted by the metadata leader. */
 const ADMIT_MS = 15_000;
+/** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
+const TRACE = process.env.SHARDGRID_TRACE === '1';
 
 export interface ClusterHost {
   readonly store: ShardStore;
@@ -97,6 +99,11 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     this.log =
       log ??
       ((level, message, err) => {
+        if (TRACE) {
+          // SHARDGRID_TRACE=1: every line, info included, with a timestamp (the fault harness sets it)
+          process.stderr.write(`${new Date().toISOString()} ${this.memberId} ${level}: ${message}${err instanceof Error ? `: ${err.message}` : ''}\n`);
+          return;
+        }
         if (level === 'info') return;
         // the transport's messages already say what went wrong; add the error's text only when it is new
         const detail = err instanceof GridError ? ` [${err.code}]` : '';

@@ -50,19 +50,28 @@ export class Replicas {
    */
   applyTable(t: PartitionTable): boolean {
     if (this.table !== undefined && t.version <= this.table.version) return false;
+    const old = this.table;
     this.table = t;
     for (const w of this.tableWaiters.splice(0)) w();
     if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(t));
     const me = this.ctx.memberId;
     const st = this.store;
     for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, t.owners[p][0] === me);
+    const changes: string[] = [];
     for (let p = 0; p < this.partitions; p++) {
       // a copy this member no longer holds for anyone: drop it (a later pending copy starts from a reset anyway)
       if (!t.owners[p].includes(me) && !t.pending[p].includes(me)) {
         this.dedupe.clear(p);
-        if (st.countIn(p) > 0) void Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+        if (st.countIn(p) > 0) {
+          changes.push(`p${p} cleared (${st.countIn(p)} entries)`);
+          void Promise.resolve(this.records.serial(p, () => this.records.clearPartition(p))).catch(() => undefined);
+        }
       }
+      const was = roleOf(old, p, me);
+      const is = roleOf(t, p, me);
+      if (was !== is || (old !== undefined && old.epochs[p] !== t.epochs[p] && is === 'primary')) changes.push(`p${p} ${was}->${is}@${t.epochs[p]}`);
     }
+    if (changes.length > 0) this.ctx.log('info', `table ${t.version}: ${changes.join(', ')}`);
     return true;
   }
 
@@ -147,9 +156,9 @@ export class Replicas {
     const r = this.records.withState(mapName, key, (p, s) => {
       this.assertPrimary(p); // read and send in the same run: still the primary when shipped
       const targets = copiesOf(this.table!, p, this.ctx.memberId);
-      if (targets.length === 0) return undefined;
+      if (targets.length === 0 && this.minCopies() <= 1) return undefined;
       return new Promise<void>((resolve, reject) => {
-        const ship = new Shipment((err) => (err === undefined ? resolve() : reject(err)));
+        const ship = this.shipment(p, targets, (err) => (err === undefined ? resolve() : reject(err)));
         const k: KeySource = { s: key, len: Buffer.byteLength(key, 'utf8') };
         for (const to of targets) this.ship(ship, p, to, mapName, k, s, undefined, 0, 0, 0, 0, 0, done);
         ship.done();
@@ -174,12 +183,15 @@ export class Replicas {
     const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
-    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, failed))) return;
+    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
     const body = done === undefined ? { m: map, k, s, v: epoch } : { m: map, k, s, v: epoch, r: done[0], x: done[1] };
     this.ctx.transport.request(to, 'grid.rep', body).then(
-      () => ship.done(),
+      () => {
+        ship.acked.add(to);
+        ship.done();
+      },
       (e: unknown) => ship.done(failed(e)),
     );
   }
@@ -200,7 +212,8 @@ export class Replicas {
         return;
       }
       if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
-        ship.done(); // no longer a copy: nothing to wait for
+        ship.dropped.add(to); // no longer a copy: nothing to wait for (the copy count is checked at the end)
+        ship.done();
         return;
       }
       try {
@@ -213,6 +226,61 @@ export class Replicas {
         ship.done(e);
       }
     }, Math.min(10 * 2 ** attempt, 200)).unref();
+  }
+
+  /**
+   * A Shipment for a write on p (this member its primary) shipped to `targets`. `finish` runs
+   * once every copy answered and the write is held by at least minCopies() owners of the current
+   * table (enoughCopies); with an error as soon as one fails the write.
+   */
+  shipment(p: number, targets: readonly string[], finish: (err: unknown) => void): Shipment {
+    const epoch = this.table!.epochs[p];
+    const ship: Shipment = new Shipment((err) => (err !== undefined ? finish(err) : this.enoughCopies(ship, p, epoch, finish)), targets);
+    return ship;
+  }
+
+  /**
+   * Copies a write must be on before it is acknowledged: every configured copy (backups + 1),
+   * or every data member when there are fewer. A table that dropped a copy that missed writes (or
+   * a partition whose backup is still being streamed) leaves fewer in-sync owners: writes then
+   * wait until a new copy is synced instead of being acknowledged on the primary alone, which a
+   * single fault of the primary would lose (Kafka's min.insync.replicas = replication factor).
+   */
+  minCopies(): number {
+    return Math.max(1, Math.min(this.ctx.backups + 1, this.ctx.meta.state.members.size));
+  }
+
+  /** Owners of p in t that hold the write of `ship`: this primary, copies that applied it, and copies synced after it. */
+  private holders(t: PartitionTable, p: number, ship: Shipment): number {
+    let n = 0;
+    const me = this.ctx.memberId;
+    for (const x of t.owners[p]) if (x === me || ship.acked.has(x) || ship.dropped.has(x) || !ship.targets.includes(x)) n++;
+    return n;
+  }
+
+  /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
+  private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = (t: PartitionTable | undefined): boolean => {
+      if (t === undefined || t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
+        clearTimeout(timer);
+        finish(new PartitionMovedError(`partition ${p} moved before enough copies held a write`, { partition: p, version: t?.version ?? 0 }));
+        return true;
+      }
+      if (this.holders(t, p, ship) < this.minCopies()) return false;
+      clearTimeout(timer);
+      finish(undefined);
+      return true;
+    };
+    if (check(this.table)) return;
+    this.ctx.log('info', `partition ${p}: a write waits for a synced copy (${this.holders(this.table!, p, ship)} of ${this.minCopies()} hold it)`);
+    this.dropWaiters.push(check);
+    timer = setTimeout(() => {
+      const i = this.dropWaiters.indexOf(check);
+      if (i >= 0) this.dropWaiters.splice(i, 1);
+      finish(new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p }));
+    }, DROP_WAIT_MS);
+    timer.unref();
   }
 
   /**
@@ -260,6 +328,7 @@ export class Replicas {
       }
       if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
         clearTimeout(timer);
+        ship.dropped.add(to);
         ship.done();
         return true;
       }
@@ -344,6 +413,13 @@ export class Replicas {
       },
     );
   }
+}
+
+/** This member's role in p under table t, for the trace. */
+function roleOf(t: PartitionTable | undefined, p: number, me: string): string {
+  if (t === undefined) return 'none';
+  const i = t.owners[p].indexOf(me);
+  return i === 0 ? 'primary' : i > 0 ? 'backup' : t.pending[p].includes(me) ? 'pending' : 'none';
 }
 
 /** Backups and pending copies of p, other than `self`. */

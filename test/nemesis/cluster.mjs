@@ -115,7 +115,7 @@ export class Cluster {
     if (seeds.length > 0) args.push('--seeds', seeds.join(','));
     const out = createWriteStream(m.logFile, { flags: 'a' });
     out.write(`\n=== ${new Date().toISOString()} incarnation ${m.incarnation}: node ${args.slice(1).join(' ')}\n`);
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, SHARDGRID_SECRET: this.secret }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, SHARDGRID_SECRET: this.secret, SHARDGRID_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     ALL_CHILDREN.add(child);
     m.child = child;
     m.state = 'up';

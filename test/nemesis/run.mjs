@@ -19,6 +19,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const USAGE = `usage: npm run nemesis -- [options]
   --schedules N        schedules to run (default 1)
+  --first I            index of the first schedule (default 0): reruns schedule I of a seed alone
   --seed S             seed of the run (integer; default: random, printed)
   --scenario NAME      a named schedule instead of random ones: ${Object.keys(SCENARIOS).join(', ')}
   --duration MS        length of the faulty period of a random schedule (default 20000)
@@ -44,6 +45,7 @@ function options(argv) {
     args: argv,
     options: {
       schedules: { type: 'string', default: '1' },
+      first: { type: 'string', default: '0' },
       seed: { type: 'string' },
       scenario: { type: 'string' },
       duration: { type: 'string', default: '20000' },
@@ -76,6 +78,7 @@ function options(argv) {
   const o = {
     help: values.help,
     schedules: int('schedules', 1, 10_000),
+    first: int('first', 0, 1_000_000),
     seed: values.seed === undefined ? randomBytes(4).readUInt32BE() % 1_000_000 : int('seed', 0, 2 ** 32 - 1),
     scenario: values.scenario,
     duration: int('duration', 2000, 3_600_000),
@@ -261,7 +264,7 @@ async function main() {
   const say = o.quiet ? () => undefined : (l) => process.stdout.write(`${l}\n`);
   say(`nemesis: seed ${o.seed}, ${o.schedules} schedule(s)${o.scenario ? `, scenario ${o.scenario}` : ''}; results in ${root}`);
   const results = [];
-  for (let i = 0; i < o.schedules; i++) {
+  for (let i = o.first; i < o.first + o.schedules; i++) {
     const schedule = o.scenario !== undefined
       ? scenarioSchedule(o.scenario, o.seed, i)
       : makeSchedule({ seed: o.seed, index: i, duration: o.duration, faults: o.faults, members: o.members, beyondTolerance: o.beyondTolerance });
