@@ -31,11 +31,14 @@ export function isRequestId(x: unknown): x is string {
 
 export class Dedupe {
   private readonly parts: Array<Map<string, Rec> | undefined>;
+  /** Per partition, the ids of its records in insertion order (a ring once full). */
+  private readonly rings: Array<{ ids: string[]; head: number } | undefined>;
   /** Requests being applied now on this primary: a retry that arrives meanwhile waits for the first. */
   private readonly running = new Map<string, Promise<unknown>>();
 
   constructor(partitions: number) {
     this.parts = new Array(partitions).fill(undefined);
+    this.rings = new Array(partitions).fill(undefined);
   }
 
   /** The recorded result of request `id` on partition p, or undefined. */
@@ -58,13 +61,22 @@ export class Dedupe {
   put(p: number, id: string, result: unknown, at = Date.now()): void {
     let m = this.parts[p];
     if (m === undefined) this.parts[p] = m = new Map();
-    m.delete(id);
-    m.set(id, result === undefined ? at : { result, at });
-    if (m.size > DEDUPE_MAX_PER_PARTITION) {
-      // Maps iterate in insertion order: the first is the oldest
-      const first = m.keys().next().value as string;
-      m.delete(first);
+    const rec: Rec = result === undefined ? at : { result, at };
+    if (m.has(id)) {
+      m.set(id, rec); // a record again (a retry's): keeps its place in the eviction order
+      return;
     }
+    // the oldest record goes when the partition is full: a ring of ids in insertion order (taking
+    // the Map's first key instead costs a scan over every deleted slot before it, O(capacity))
+    let ring = this.rings[p];
+    if (ring === undefined) this.rings[p] = ring = { ids: [], head: 0 };
+    if (ring.ids.length < DEDUPE_MAX_PER_PARTITION) ring.ids.push(id);
+    else {
+      m.delete(ring.ids[ring.head]);
+      ring.ids[ring.head] = id;
+      ring.head = (ring.head + 1) % DEDUPE_MAX_PER_PARTITION;
+    }
+    m.set(id, rec);
   }
 
   /**
@@ -101,10 +113,12 @@ export class Dedupe {
 
   clear(p: number): void {
     this.parts[p] = undefined;
+    this.rings[p] = undefined;
   }
 
   clearAll(): void {
     this.parts.fill(undefined);
+    this.rings.fill(undefined);
   }
 }
 

@@ -1,0 +1,85 @@
+// A/B of remote get and set through a lite member (the cluster-remote setup: 2 data members in
+// child processes, backups 1, a lite member in this process) between two built trees, e.g. the
+// code before a change and after it:
+//   node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000]
+// Each tree starts its own cluster from its own bench/lib/cluster.mjs and dist/ (the two need not
+// speak the same protocol). Rounds alternate A, B, A, B … so that drift of a shared, noisy machine
+// falls on both; each round warms every task for --ms, then measures it for --ms. Prints ops/s per
+// task per round and the median ratio B/A.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name, d) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+if (dirs.length !== 2) {
+  console.error('usage: node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000]');
+  process.exit(2);
+}
+const ROUNDS = opt('rounds', 3);
+const MS = opt('ms', 3000);
+const N = opt('keys', 10_000);
+const VALUE = 'x'.repeat(100);
+const keys = Array.from({ length: N }, (_, i) => `key:${i}`);
+
+/** Runs `step` (one round of `ops` operations) for `ms`; ops/s. */
+async function rate(step, ops, ms) {
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    await step();
+    n += ops;
+  }
+  return (n * 1000) / (performance.now() - t0);
+}
+
+const round = (c, fn) => {
+  let i = 0;
+  return () => {
+    const ps = new Array(c);
+    for (let j = 0; j < c; j++) ps[j] = fn(keys[(i = (i + 1) % N)]);
+    return Promise.all(ps);
+  };
+};
+
+async function measure(dir) {
+  const lib = await import(pathToFileURL(resolve(dir, 'bench/lib/cluster.mjs')).href);
+  const { members, lite } = await lib.startCluster(2);
+  try {
+    const m = lite.map('ab-remote');
+    for (let i = 0; i < N; i += 500) await m.setMany(keys.slice(i, i + 500).map((k) => [k, VALUE]));
+    const tasks = {
+      'get c=64': [round(64, (k) => m.get(k)), 64],
+      'set c=64': [round(64, (k) => m.set(k, VALUE)), 64],
+      'get c=1': [round(1, (k) => m.get(k)), 1],
+      'set c=1': [round(1, (k) => m.set(k, VALUE)), 1],
+    };
+    const out = {};
+    for (const [name, [step, ops]] of Object.entries(tasks)) {
+      await rate(step, ops, MS); // warm-up (JIT of three processes)
+      out[name] = await rate(step, ops, MS);
+    }
+    return out;
+  } finally {
+    await lite.close();
+    for (const x of members) x.proc.kill('SIGTERM');
+  }
+}
+
+const results = { A: [], B: [] };
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [label, dir] of [['A', dirs[0]], ['B', dirs[1]]]) {
+    const res = await measure(dir);
+    results[label].push(res);
+    console.log(`round ${r + 1} ${label} (${dir}): ${Object.entries(res).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}k/s`).join(', ')}`);
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+for (const task of Object.keys(results.A[0])) {
+  const ratios = results.A.map((a, i) => results.B[i][task] / a[task]);
+  console.log(`${task}: B/A median ${median(ratios).toFixed(2)} (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}); A median ${(median(results.A.map((x) => x[task])) / 1000).toFixed(1)}k/s, B median ${(median(results.B.map((x) => x[task])) / 1000).toFixed(1)}k/s`);
+}
+process.exit(0);
