@@ -137,7 +137,7 @@ export class CpRegion {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('a primitive name must be a non-empty string');
     const bytes = Buffer.from(name, 'utf8');
     if (bytes.length > CP_MAX_NAME_BYTES) throw new InvalidArgumentError(`a primitive name is at most ${CP_MAX_NAME_BYTES} UTF-8 bytes`);
-    const h = murmur3(bytes, bytes.length, HASH_SEED);
+    const h = murmur3(bytes, bytes.length, HASH_SEED) | 0; // as stored in the int32 HASH word
     let s = this.find(name, bytes, h, kind);
     if (s >= 0) return s;
     const dir = H_DIR_LOCK;
