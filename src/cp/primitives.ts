@@ -12,7 +12,7 @@ import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnencodableVa
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
-import { CpRegion, monoNow, type Pending } from './region.js';
+import { CpRegion, OWNER_SELF, monoNow, type Pending } from './region.js';
 
 export interface LockOptions {
   /** The hold ends this many ms after it was granted, unless unlocked first (finite, > 0). Default: no lease (until unlock or thread exit). */
@@ -62,7 +62,8 @@ function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number 
   return v;
 }
 
-const untilOf = (timeoutMs: number): number => (timeoutMs === Infinity ? Infinity : monoNow() + timeoutMs);
+/** The give-up time of a wait; no clock read when there is no wait (timeout 0) or no end. */
+const untilOf = (timeoutMs: number): number => (timeoutMs === Infinity ? Infinity : timeoutMs === 0 ? 0 : monoNow() + timeoutMs);
 
 function assertMayBlock(what: string): void {
   if (isMainThread) throw new UnsupportedError(`${what} waits with Atomics.wait, which would block the main thread's event loop: use the Promise form there`);
@@ -109,8 +110,18 @@ async function waitAsync(r: CpRegion, p: Pending): Promise<number> {
  * Held by a thread, not re-entrant: a second lock() in the same thread waits like any other.
  */
 export class FencedLock {
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly owner: number;
+  private readonly token: number;
+
   /** @internal use grid.cp.lock(name) */
-  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {}
+  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {
+    this.i32 = r.i32;
+    this.f64 = r.f64;
+    this.owner = r.ownerIndex(s);
+    this.token = r.tokenIndex(s);
+  }
 
   /** Waits until this thread holds the lock; resolves with its fencing token. */
   async lock(options?: LockOptions): Promise<number> {
@@ -146,6 +157,12 @@ export class FencedLock {
 
   /** Any thread with timeoutMs 0 (the default: never waits); worker threads only for timeoutMs > 0. */
   tryLockSync(options?: TryLockOptions): number | undefined {
+    // the uncontended call without options: the region's lockFast, inlined (one CAS, the token)
+    if (options === undefined) {
+      if (Atomics.compareExchange(this.i32, this.owner, 0, OWNER_SELF) === 0) return (this.f64[this.token] += 1);
+      const t = this.r.lockSlow(this.s, Infinity, false, 0) as number;
+      return t > 0 ? t : undefined;
+    }
     const lease = leaseOf(options);
     const timeout = timeoutOf(options, 0);
     if (timeout > 0) assertMayBlock('tryLockSync with timeoutMs > 0');
@@ -155,7 +172,8 @@ export class FencedLock {
   }
 
   unlockSync(): void {
-    if (!this.r.unlockFast(this.s)) this.r.unlockSlow(this.s, this.name);
+    // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another thread holds it
+    if (Atomics.compareExchange(this.i32, this.owner, OWNER_SELF, 0) !== OWNER_SELF) this.r.unlockSlow(this.s, this.name);
   }
 
   isLockedSync(): boolean {

@@ -38,6 +38,8 @@ const SELF = threadId + 1;
 const QUEUED = 1;
 const LEASED = 2;
 const ME = SELF << 2;
+/** The lock word of a lease-less hold by this thread with nobody queued. */
+export const OWNER_SELF = ME;
 /** Longest single sleep of a waiter: it re-checks leases and its own deadline at least this often. */
 const MAX_SLEEP_MS = 1000;
 
@@ -256,6 +258,14 @@ export class CpRegion {
   }
 
   // ── locks ──────────────────────────────────────────────────────────────────────────────────
+
+  ownerIndex(s: number): number {
+    return this.sw(s) + S_OWNER;
+  }
+
+  tokenIndex(s: number): number {
+    return this.sd(s) + D_TOKEN;
+  }
 
   /** Uncontended acquire without a lease: one CAS. Returns the token, or 0 when the lock is not free. */
   lockFast(s: number): number {
