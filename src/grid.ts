@@ -115,7 +115,7 @@ export class Grid extends EventEmitter implements MapHost {
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
     // creating thread), so their coordination primitives are released when they exit too.
-    if (options === undefined && this.cpRegion !== undefined) process.on('worker', this.onWorker);
+    if (options === undefined && this.cpRegion !== undefined) watchCp(this.cpRegion, +1);
   }
 
   /**
@@ -291,7 +291,6 @@ export class Grid extends EventEmitter implements MapHost {
     w.once('exit', () => {
       if (this.closed) return;
       if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
-      if (!this.isMember) return;
       this.forwarder?.threadExited(tid);
       const repaired = this.store.recoverDeadThread(tid);
       this.recoveries += repaired.length;
@@ -311,8 +310,11 @@ export class Grid extends EventEmitter implements MapHost {
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
+    if (!this.isMember) {
+      if (this.cpRegion !== undefined) watchCp(this.cpRegion, -1);
+      return;
+    }
     process.off('worker', this.onWorker);
-    if (!this.isMember) return;
     this.store.markClosed();
     await Promise.all(
       this.vnodes.filter(Boolean).map(
@@ -333,6 +335,31 @@ export class Grid extends EventEmitter implements MapHost {
       ),
     );
   }
+}
+
+/**
+ * Attached grids of this thread, by CP region, and one 'worker' listener for all of them: when a
+ * worker this thread created exits, its coordination primitives are released. (Recovery is
+ * idempotent, so a member and an attached grid of the same thread both running it is harmless.)
+ */
+const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
+function onCpWorker(w: Worker): void {
+  const tid = w.threadId;
+  w.once('exit', () => {
+    for (const { region } of cpWatched.values()) region.recoverThread(tid);
+  });
+}
+function watchCp(region: CpRegion, delta: 1 | -1): void {
+  const e = cpWatched.get(region.buffer);
+  if (delta > 0) {
+    if (cpWatched.size === 0) process.on('worker', onCpWorker);
+    if (e !== undefined) e.users++;
+    else cpWatched.set(region.buffer, { region, users: 1 });
+    return;
+  }
+  if (e === undefined || --e.users > 0) return;
+  cpWatched.delete(region.buffer);
+  if (cpWatched.size === 0) process.off('worker', onCpWorker);
 }
 
 /** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */
