@@ -185,9 +185,47 @@ describe('coordination primitives across worker threads', () => {
       // the issue's 100 ms, measured from the exit event (when the process learns of the death).
       expect(afterExit).toBeLessThan(100);
       expect(t).toBeGreaterThan(1);
+      expect(grid.stats().cpRecoveries).toBeGreaterThan(0);
       await lock.unlock();
     });
   }
+
+  it('a thread terminated while waiting for a lock leaves the queue: the next release does not hand the lock to it', { timeout: 60_000 }, async () => {
+    const lock = grid.cp.lock('dead-waiter');
+    await lock.lock();
+    const region = new CpRegion(grid.handle.cp!, 1000);
+    const slot = region.slot('dead-waiter', K_LOCK, () => undefined);
+    const queued = () => Atomics.load(region.i32, region.sw(slot) + S_NWAIT);
+    const r = start(grid, new SharedArrayBuffer(4096), { mode: 'wait', name: 'dead-waiter' });
+    await r.next('ready');
+    while (queued() < 1) await sleep(2);
+    await r.worker.terminate();
+    await r.exited;
+    expect(queued()).toBe(0);
+    await lock.unlock();
+    expect(await lock.tryLock()).toBeGreaterThan(0); // free at once, not handed to the dead waiter
+    await lock.unlock();
+    expect(r.messages.some((m) => m.type === 'acquired')).toBe(false);
+  });
+
+  it('a thread that dies inside a primitive\'s internal mutex: the mutex is taken over and the counters are rebuilt from the records', { timeout: 60_000 }, async () => {
+    const sem = grid.cp.semaphore('in-mutex-sem', { permits: 2 });
+    const before = grid.stats().cpRecoveries;
+    const r = start(grid, new SharedArrayBuffer(4096), { mode: 'die-in-mutex', name: 'in-mutex' });
+    await r.next('held');
+    expect(await r.exited).toBe(9);
+    await sleep(10);
+    expect(grid.stats().cpRecoveries - before).toBe(2);
+    const lock = grid.cp.lock('in-mutex');
+    // with a lease: this path takes the slot mutex the dead thread held (lockTimeout if never freed)
+    const t = await lock.tryLock({ timeoutMs: 5_000, leaseMs: 60_000 });
+    expect(t).toBeGreaterThan(0);
+    await lock.unlock();
+    expect(await lock.isLocked()).toBe(false);
+    expect(await sem.availablePermits()).toBe(2); // recounted: TOTAL - held
+    expect(await sem.tryAcquire(2)).toBe(true);
+    await sem.release(2);
+  });
 
   it('semaphore permits held by a thread that is terminated are returned', { timeout: 60_000 }, async () => {
     const sem = grid.cp.semaphore('sem-dies', { permits: 3 });
