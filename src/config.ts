@@ -67,7 +67,18 @@ export interface GridOptions {
   computeWorkers?: number;
   /** Compute next to the data: the modules calls may name, and the pool size. */
   compute?: ComputeOptions;
+  /** Limits of the coordination primitives (grid.cp) of a single-process grid. */
+  cp?: CpOptions;
   cluster?: ClusterOptions;
+}
+
+export interface CpOptions {
+  /** Distinct primitive names (locks, atomics, semaphores together). Default 1024. */
+  primitives?: number;
+  /** Longest encoded atomicRef value in bytes (each ref reserves twice this). Default 1024. */
+  maxValueBytes?: number;
+  /** Waiter and permit-holding records shared by all primitives (one per waiting call, one per thread holding permits of a semaphore). Default 1024. */
+  waiters?: number;
 }
 
 export interface ComputeOptions {
@@ -140,6 +151,7 @@ export interface ResolvedOptions {
   /** The top-level option as given (older name of compute.workers). */
   computeWorkers: number | undefined;
   compute: ResolvedComputeOptions;
+  cp: Required<CpOptions>;
   cluster: ResolvedClusterOptions | undefined;
 }
 
@@ -157,6 +169,7 @@ export const DEFAULTS = Object.freeze({
   lockTimeout: 5000,
   expiryInterval: 100,
   maxMaps: 256,
+  cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024 }),
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
 });
 
@@ -205,6 +218,9 @@ const RULES: Record<string, Rule> = {
   'options.lockTimeout': intRule(1, 600_000),
   'options.expiryInterval': intRule(10, 60_000),
   'options.maxMaps': intRule(1, 4096),
+  'options.cp.primitives': intRule(1, 65536),
+  'options.cp.maxValueBytes': intRule(1, 1024 * 1024),
+  'options.cp.waiters': intRule(1, 65536),
   'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
   'options.compute.workers': {
     check: (v, all) => v === undefined || (intRule(1, 256).check(v) && all.computeWorkers === undefined),
@@ -300,7 +316,12 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cluster'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster'], 'options');
+  if (i.cp !== undefined) {
+    if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
+    rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters'], 'options.cp');
+  }
+  const cpi = (i.cp ?? {}) as Record<string, unknown>;
   if (i.compute !== undefined) {
     if (!isPlainObject(i.compute)) fail('options.compute', 'must be an object');
     rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers'], 'options.compute');
@@ -335,6 +356,11 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
     computeWorkers: i.computeWorkers as number | undefined,
     compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined },
+    cp: Object.freeze({
+      primitives: (cpi.primitives ?? DEFAULTS.cp.primitives) as number,
+      maxValueBytes: (cpi.maxValueBytes ?? DEFAULTS.cp.maxValueBytes) as number,
+      waiters: (cpi.waiters ?? DEFAULTS.cp.waiters) as number,
+    }),
     cluster,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;

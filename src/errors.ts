@@ -100,12 +100,24 @@ export class PartitionUnavailableError extends RetryableGridError { static overr
 /** Every copy of the partition was lost (more failures than `backups` tolerates): its data is gone. */
 export class PartitionLostError extends GridError { static override readonly code: string = 'GRID_ERR_PARTITION_LOST'; }
 
+/** unlock() by a thread that does not hold the lock, or whose lease passed (another thread may have held it since). */
+export class LockNotHeldError extends GridError { static override readonly code: string = 'GRID_ERR_LOCK_NOT_HELD'; }
+/** A semaphore release of more permits than this thread holds. A LockNotHeldError. */
+export class PermitsNotHeldError extends LockNotHeldError { static override readonly code: string = 'GRID_ERR_PERMITS_NOT_HELD'; }
+/** A fencing token older than the newest one a fence (createFence) has seen for that resource. */
+export class StaleTokenError extends GridError { static override readonly code: string = 'GRID_ERR_STALE_TOKEN'; }
+/** A coordination primitive's name is already used by a primitive of another kind. A WrongTypeError. */
+export class CpKindError extends WrongTypeError { static override readonly code: string = 'GRID_ERR_CP_KIND'; }
+/** The CP region is full: options.cp.primitives names, or options.cp.waiters waiter/holding records. */
+export class CpCapacityError extends GridError { static override readonly code: string = 'GRID_ERR_CP_CAPACITY'; }
+
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
-  NotLeaderError, PartitionUnavailableError, PartitionLostError,
+  NotLeaderError, PartitionUnavailableError, PartitionLostError, LockNotHeldError, PermitsNotHeldError, StaleTokenError, CpKindError,
+  CpCapacityError,
 ];
 for (const cls of ALL) registerError(cls);
 

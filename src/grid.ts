@@ -19,6 +19,8 @@ import { RoutedMap } from './cluster/routed-map.js';
 import type { MemberInfo } from './cluster/membership.js';
 import { migrating, ownedBy } from './ring/table.js';
 import { ForwardClient, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
+import { CpRegion } from './cp/region.js';
+import { CoordinationPrimitives } from './cp/primitives.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -43,6 +45,8 @@ export interface GridStats {
   workers: WorkerStats[];
   /** Locks taken over from threads that died holding them, and the partitions repaired. */
   recoveries: number;
+  /** Coordination primitives (grid.cp) whose locks, permits or waiters a dead thread left, and that were released. */
+  cpRecoveries: number;
   /** Cluster members (alive or suspect) with the partitions each holds; absent for a single process. */
   members?: MemberStats[];
   /** This member's id and the partition table version it applies; absent for a single process. */
@@ -85,7 +89,10 @@ export class Grid extends EventEmitter implements MapHost {
   private closed = false;
   private closing: Promise<void> | undefined;
   private recoveries = 0;
+  private cpRecoveries = 0;
   private readonly onWorker = (w: Worker): void => this.watchThread(w);
+  private readonly cpRegion: CpRegion | undefined;
+  private cpApi: CoordinationPrimitives | undefined;
   private pool: ComputePool | undefined;
   /** This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
   cluster: ClusterNode | undefined;
@@ -105,6 +112,19 @@ export class Grid extends EventEmitter implements MapHost {
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
+    this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
+    // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
+    // creating thread), so their coordination primitives are released when they exit too.
+    if (options === undefined && this.cpRegion !== undefined) watchCp(this.cpRegion, +1);
+  }
+
+  /**
+   * Coordination primitives (locks with fencing tokens, atomicLong, atomicRef, semaphores) by
+   * name, shared by every thread that attached this grid. In a clustered grid every call throws
+   * GRID_ERR_UNSUPPORTED for now.
+   */
+  get cp(): CoordinationPrimitives {
+    return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen()));
   }
 
   /** @internal MapHost.clustered: a cluster member or a thread attached to one. */
@@ -173,6 +193,7 @@ export class Grid extends EventEmitter implements MapHost {
       partitions: s.partitions,
       workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts })),
       recoveries: this.recoveries,
+      cpRecoveries: this.cpRecoveries,
       ...this.clusterStats(),
     };
   }
@@ -261,12 +282,15 @@ export class Grid extends EventEmitter implements MapHost {
   /**
    * Every worker created by this thread (our virtual nodes, the user's own workers, piscina's) is
    * watched: its `exit` is a perfect failure detector, and any grid lock it still held is taken
-   * over, the state it protected repaired, and the lock released.
+   * over, the state it protected repaired, and the lock released; its coordination primitives'
+   * locks, permits and waiters are released (the next waiter is served at once). An attached
+   * grid watches the workers of its own thread for the coordination primitives only.
    */
   private watchThread(w: Worker): void {
     const tid = w.threadId;
     w.once('exit', () => {
       if (this.closed) return;
+      if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
       this.forwarder?.threadExited(tid);
       const repaired = this.store.recoverDeadThread(tid);
       this.recoveries += repaired.length;
@@ -286,7 +310,10 @@ export class Grid extends EventEmitter implements MapHost {
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
-    if (!this.isMember) return;
+    if (!this.isMember) {
+      if (this.cpRegion !== undefined) watchCp(this.cpRegion, -1);
+      return;
+    }
     process.off('worker', this.onWorker);
     this.store.markClosed();
     await Promise.all(
@@ -310,6 +337,31 @@ export class Grid extends EventEmitter implements MapHost {
   }
 }
 
+/**
+ * Attached grids of this thread, by CP region, and one 'worker' listener for all of them: when a
+ * worker this thread created exits, its coordination primitives are released. (Recovery is
+ * idempotent, so a member and an attached grid of the same thread both running it is harmless.)
+ */
+const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
+function onCpWorker(w: Worker): void {
+  const tid = w.threadId;
+  w.once('exit', () => {
+    for (const { region } of cpWatched.values()) region.recoverThread(tid);
+  });
+}
+function watchCp(region: CpRegion, delta: 1 | -1): void {
+  const e = cpWatched.get(region.buffer);
+  if (delta > 0) {
+    if (cpWatched.size === 0) process.on('worker', onCpWorker);
+    if (e !== undefined) e.users++;
+    else cpWatched.set(region.buffer, { region, users: 1 });
+    return;
+  }
+  if (e === undefined || --e.users > 0) return;
+  cpWatched.delete(region.buffer);
+  if (cpWatched.size === 0) process.off('worker', onCpWorker);
+}
+
 /** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */
 export async function createGrid(options?: GridOptions): Promise<Grid> {
   const o = resolveOptions(options);
@@ -325,7 +377,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   const store = new ShardStore(buffers, o.lockTimeout);
   const handle: GridHandle = Object.freeze({
     kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
-    ...(o.cluster !== undefined ? { forward: forwardChannelName() } : {}),
+    ...(o.cluster !== undefined ? { forward: forwardChannelName() } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
     modules: o.compute.modules,
   });
   const grid = new Grid(handle, store, o);
@@ -345,7 +397,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
 export async function attachGrid(handle: GridHandle): Promise<Grid> {
   const h = handle as Partial<GridHandle> | undefined;
   const b = h?.buffers;
-  if (h?.kind !== 'shardgrid.handle' || h.version !== 1 || b === undefined || !(b.control instanceof SharedArrayBuffer) || !(b.heap instanceof SharedArrayBuffer) || !(b.access instanceof SharedArrayBuffer)) {
+  if (h?.kind !== 'shardgrid.handle' || h.version !== 1 || b === undefined || !(b.control instanceof SharedArrayBuffer) || !(b.heap instanceof SharedArrayBuffer) || !(b.access instanceof SharedArrayBuffer) || (h.cp !== undefined && !(h.cp instanceof SharedArrayBuffer))) {
     throw new AttachError('not a shardgrid handle: pass grid.handle from the thread that created the grid');
   }
   const modules = handleModules(h.modules);
@@ -356,7 +408,11 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);
   }
   if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
-  return new Grid(Object.freeze({ ...handle, modules }), store);
+  try {
+    return new Grid(Object.freeze({ ...handle, modules }), store);
+  } catch (e) {
+    throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -2,9 +2,12 @@
 export { createGrid, attachGrid, Grid } from './grid.js';
 export type { GridHandle, GridStats, WorkerStats } from './grid.js';
 export { GridMap } from './map.js';
-export type { GridOptions, ClusterOptions, ComputeOptions, MapOptions } from './config.js';
+export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions } from './config.js';
 export type { PartitionStats } from './storage/store.js';
 export type { Aggregator, AggregatorRef, BuiltinAggregator, ComputeRef, EntryProcessor, FieldArg, ProcessorEntry } from './compute/types.js';
 export * from './errors.js';
 export { fetchClusterStatus } from './cluster/status.js';
 export type { ClusterStatus, ClusterMemberStatus } from './cluster/status.js';
+export { createFence } from './cp/fence.js';
+export type { Fence } from './cp/fence.js';
+export type { CoordinationPrimitives, FencedLock, AtomicLong, AtomicRef, Semaphore, LockOptions, TryLockOptions, AcquireOptions, SemaphoreOptions, Versioned } from './cp/primitives.js';

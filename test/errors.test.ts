@@ -27,6 +27,11 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.NotLeaderError, 'GRID_ERR_NOT_LEADER'],
   [E.PartitionUnavailableError, 'GRID_ERR_PARTITION_UNAVAILABLE'],
   [E.PartitionLostError, 'GRID_ERR_PARTITION_LOST'],
+  [E.LockNotHeldError, 'GRID_ERR_LOCK_NOT_HELD'],
+  [E.PermitsNotHeldError, 'GRID_ERR_PERMITS_NOT_HELD'],
+  [E.StaleTokenError, 'GRID_ERR_STALE_TOKEN'],
+  [E.CpKindError, 'GRID_ERR_CP_KIND'],
+  [E.CpCapacityError, 'GRID_ERR_CP_CAPACITY'],
 ];
 
 describe('GridError tree', () => {
@@ -52,6 +57,12 @@ describe('GridError tree', () => {
   it('an unknown compute module is a kind of module error, and a module error is not an unknown module', () => {
     expect(new E.UnknownModuleError('x')).toBeInstanceOf(E.ModuleLoadError);
     expect(new E.ModuleLoadError('x')).not.toBeInstanceOf(E.UnknownModuleError);
+  });
+
+  it('a CP kind clash is a wrong-type error, and too few permits held is a lock-not-held error', () => {
+    expect(new E.CpKindError('x')).toBeInstanceOf(E.WrongTypeError);
+    expect(new E.PermitsNotHeldError('x')).toBeInstanceOf(E.LockNotHeldError);
+    expect(new E.LockNotHeldError('x')).not.toBeInstanceOf(E.PermitsNotHeldError);
   });
 
   it('retryable errors are RetryableGridError, the others are not', () => {

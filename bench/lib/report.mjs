@@ -121,6 +121,15 @@ export const TARGETS = [
   { id: 'i12-1m-scan-get', label: 'issue 12: 1M keys round-robin scan, get ≥ 1.0x lru-cache get', min: 1, num: ['sizes-1m', 'scan-sg-get'], den: ['sizes-1m', 'scan-lru-get'] },
   { id: 'i12-10k-getsync', label: 'issue 12: 10,000 keys round-robin, getSync ≥ 0.7x lru-cache get', min: 0.7, num: ['sizes-10k', 'scan-sg-getsync'], den: ['sizes-10k', 'scan-lru-get'] },
   { id: 'i12-10k-set', label: 'issue 12: 10,000 keys round-robin, set ≥ 0.3x lru-cache set', min: 0.3, num: ['sizes-10k', 'scan-sg-set'], den: ['sizes-10k', 'scan-lru-set'] },
+  // issue 13 (in-process half): uncontended lock+unlock costs ≤ 3x a bare Atomics CAS mutex
+  {
+    id: 'i13-lock-uncontended', label: 'issue 13: grid.cp lock+unlock (tryLockSync+unlockSync) costs ≤ 3x a bare Atomics CAS mutex (ratio ≥ 0.33)', min: 1 / 3, num: ['coordination', 'sg-lock-sync'], den: ['coordination', 'bare-cas'],
+    variants: [
+      { id: 'leased', label: 'with leaseMs (slot mutex path) ÷ bare CAS mutex', num: ['coordination', 'sg-lock-leased'], den: ['coordination', 'bare-cas'] },
+      { id: 'awaited', label: 'await lock()+unlock() ÷ bare CAS mutex', num: ['coordination', 'sg-lock-awaited'], den: ['coordination', 'bare-cas'] },
+      { id: 'long', label: 'atomicLong.incrementAndGetSync ÷ Atomics.add (BigInt64Array)', num: ['coordination', 'sg-incr-sync'], den: ['coordination', 'bare-add'] },
+    ],
+  },
   { id: 'i12-10k-setsync', label: 'issue 12: 10,000 keys round-robin, setSync ≥ 0.5x lru-cache set', min: 0.5, num: ['sizes-10k', 'scan-sg-setsync'], den: ['sizes-10k', 'scan-lru-set'] },
 ];
 

@@ -35,4 +35,6 @@ export interface GridHandle {
    * is made by the owning process and trusted; attachGrid still checks every entry is a file: URL.
    */
   readonly modules?: Readonly<Record<string, string>>;
+  /** The coordination primitives' region (grid.cp; src/cp/layout.ts). Absent for cluster members, whose CP half is not built yet. */
+  readonly cp?: SharedArrayBuffer;
 }

@@ -81,18 +81,24 @@ export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Pr
     if (v === -1) return true;
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    const r = Atomics.waitAsync(a, i, v, left);
-    if (r.async) {
-      // A pending waitAsync does not keep the event loop alive, and the usual other holders (the
-      // virtual nodes) are unref'd worker threads: without a ref'd handle for the wait, a process
-      // whose only work left is this await exits (code 13) before the lock is released.
-      const alive = setTimeout(noop, left);
-      try {
-        await r.value;
-      } finally {
-        clearTimeout(alive);
-      }
-    }
+    await waitAsyncAlive(a, i, v, left);
+  }
+}
+
+/**
+ * `Atomics.waitAsync(a, i, v, ms)` that keeps the event loop alive while it is pending. A pending
+ * waitAsync does not, and the usual other holders (the virtual nodes) are unref'd worker threads:
+ * without a ref'd handle for the wait, a process whose only work left is this await exits (code
+ * 13) before the word changes. `ms` must be finite.
+ */
+export async function waitAsyncAlive(a: Int32Array, i: number, v: number, ms: number): Promise<void> {
+  const r = Atomics.waitAsync(a, i, v, ms);
+  if (!r.async) return;
+  const alive = setTimeout(noop, ms);
+  try {
+    await r.value;
+  } finally {
+    clearTimeout(alive);
   }
 }
 

@@ -1,0 +1,500 @@
+/**
+ * The user-facing coordination primitives over a CpRegion: FencedLock, AtomicLong, AtomicRef,
+ * Semaphore, and `grid.cp` that hands them out by name.
+ *
+ * Every operation has a Promise form (the contract; a clustered grid will serve the same API from
+ * its Raft log) and, in-process, a synchronous `*Sync` form. Sync forms that may wait use
+ * Atomics.wait and refuse to run on the main thread, whose event loop must never block; the
+ * Promise forms wait with Atomics.waitAsync in every thread.
+ */
+import { isMainThread } from 'node:worker_threads';
+import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnencodableValueError, UnsupportedError, ValueTooLargeError } from '../errors.js';
+import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
+import { waitAsyncAlive } from '../sync/mutex.js';
+import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
+import { CpRegion, OWNER_SELF, monoNow, type Pending } from './region.js';
+
+export interface LockOptions {
+  /** The hold ends this many ms after it was granted, unless unlocked first (finite, > 0). Default: no lease (until unlock or thread exit). */
+  leaseMs?: number;
+}
+
+export interface TryLockOptions extends LockOptions {
+  /** How long to wait for the lock, ms (finite, >= 0). Default 0: do not wait. */
+  timeoutMs?: number;
+}
+
+export interface AcquireOptions {
+  /** How long to wait for the permits, ms (finite, >= 0). acquire: default forever; tryAcquire: default 0. */
+  timeoutMs?: number;
+}
+
+export interface SemaphoreOptions {
+  /** Permits of a new semaphore (integer >= 0). Optional for an existing one; when given it must match. */
+  permits?: number;
+}
+
+export interface Versioned<T> {
+  value: T | undefined;
+  /** Counts the writes of this ref: 0 before the first set. Never repeats, so a version CAS cannot suffer ABA. */
+  version: number;
+}
+
+// ── argument checks ─────────────────────────────────────────────────────────────────────────────
+
+function optionsOf<T extends object>(o: T | undefined, what: string): Partial<T> {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError(`${what} options must be an object`);
+  return o;
+}
+
+function leaseOf(o: LockOptions | undefined): number {
+  const v = optionsOf(o, 'lock').leaseMs;
+  if (v === undefined) return Infinity;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 (got ${String(v)})`, { option: 'leaseMs' });
+  return v;
+}
+
+function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number {
+  const v = optionsOf(o, 'wait').timeoutMs;
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0 (got ${String(v)})`, { option: 'timeoutMs' });
+  return v;
+}
+
+/** The give-up time of a wait; no clock read when there is no wait (timeout 0) or no end. */
+const untilOf = (timeoutMs: number): number => (timeoutMs === Infinity ? Infinity : timeoutMs === 0 ? 0 : monoNow() + timeoutMs);
+
+function assertMayBlock(what: string): void {
+  if (isMainThread) throw new UnsupportedError(`${what} waits with Atomics.wait, which would block the main thread's event loop: use the Promise form there`);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function toLong(v: unknown, what: string): bigint {
+  if (typeof v === 'bigint') {
+    if (v >= INT64_MIN && v <= INT64_MAX) return v;
+  } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
+    return BigInt(v);
+  }
+  throw new InvalidArgumentError(`${what} must be a safe integer or a bigint in the signed 64-bit range (got ${typeof v === 'bigint' ? `${v}n` : String(v)})`);
+}
+
+// ── waiting ─────────────────────────────────────────────────────────────────────────────────────
+
+function waitSync(r: CpRegion, p: Pending): number {
+  for (;;) {
+    const ms = r.poll(p);
+    if (ms < 0) return p.result;
+    Atomics.wait(r.i32, r.grantIndex(p.r), 0, ms);
+  }
+}
+
+async function waitAsync(r: CpRegion, p: Pending): Promise<number> {
+  for (;;) {
+    const ms = r.poll(p);
+    if (ms < 0) return p.result;
+    await waitAsyncAlive(r.i32, r.grantIndex(p.r), 0, ms);
+  }
+}
+
+// ── FencedLock ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A mutual-exclusion lock shared by every thread that attached the grid, with fencing tokens:
+ * every acquisition returns a number greater than any token issued before for this name. Pass
+ * the token to the resource you guard and have it refuse older ones (createFence), so a holder
+ * that lost its lease (paused, slow) cannot write after the next holder.
+ *
+ * Held by a thread, not re-entrant: a second lock() in the same thread waits like any other.
+ */
+export class FencedLock {
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly owner: number;
+  private readonly token: number;
+
+  /** @internal use grid.cp.lock(name) */
+  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {
+    this.i32 = r.i32;
+    this.f64 = r.f64;
+    this.owner = r.ownerIndex(s);
+    this.token = r.tokenIndex(s);
+  }
+
+  /** Waits until this thread holds the lock; resolves with its fencing token. */
+  async lock(options?: LockOptions): Promise<number> {
+    const t = this.start(leaseOf(options), true, Infinity);
+    return typeof t === 'number' ? t : waitAsync(this.r, t);
+  }
+
+  /** The token, or undefined when the lock was not acquired within timeoutMs (default 0). */
+  async tryLock(options?: TryLockOptions): Promise<number | undefined> {
+    const timeout = timeoutOf(options, 0);
+    const t = this.start(leaseOf(options), timeout > 0, untilOf(timeout));
+    const token = typeof t === 'number' ? t : await waitAsync(this.r, t);
+    return token > 0 ? token : undefined;
+  }
+
+  /** Releases; GRID_ERR_LOCK_NOT_HELD when this thread does not hold the lock or its lease passed. */
+  async unlock(): Promise<void> {
+    this.unlockSync();
+  }
+
+  /** Whether some thread holds the lock now (with a lease that has not passed). */
+  async isLocked(): Promise<boolean> {
+    return this.r.isLocked(this.s);
+  }
+
+  /** Worker threads only: blocks until held; returns the token. */
+  lockSync(options?: LockOptions): number {
+    const lease = leaseOf(options);
+    assertMayBlock('lockSync');
+    const t = this.start(lease, true, Infinity);
+    return typeof t === 'number' ? t : waitSync(this.r, t);
+  }
+
+  /** Any thread with timeoutMs 0 (the default: never waits); worker threads only for timeoutMs > 0. */
+  tryLockSync(options?: TryLockOptions): number | undefined {
+    // the uncontended call without options: the region's lockFast, inlined (one CAS, the token)
+    if (options === undefined) {
+      if (Atomics.compareExchange(this.i32, this.owner, 0, OWNER_SELF) === 0) return (this.f64[this.token] += 1);
+      const t = this.r.lockSlow(this.s, Infinity, false, 0) as number;
+      return t > 0 ? t : undefined;
+    }
+    const lease = leaseOf(options);
+    const timeout = timeoutOf(options, 0);
+    if (timeout > 0) assertMayBlock('tryLockSync with timeoutMs > 0');
+    const t = this.start(lease, timeout > 0, untilOf(timeout));
+    const token = typeof t === 'number' ? t : waitSync(this.r, t);
+    return token > 0 ? token : undefined;
+  }
+
+  unlockSync(): void {
+    // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another thread holds it
+    if (Atomics.compareExchange(this.i32, this.owner, OWNER_SELF, 0) !== OWNER_SELF) this.r.unlockSlow(this.s, this.name);
+  }
+
+  isLockedSync(): boolean {
+    return this.r.isLocked(this.s);
+  }
+
+  /** A token (> 0), 0 (not free and not waiting), or the pending waiter to drive. */
+  private start(lease: number, wait: boolean, until: number): number | Pending {
+    if (lease === Infinity) {
+      const t = this.r.lockFast(this.s);
+      if (t > 0) return t;
+    }
+    return this.r.lockSlow(this.s, lease, wait, until);
+  }
+}
+
+// ── AtomicLong ──────────────────────────────────────────────────────────────────────────────────
+
+/** A signed 64-bit counter (bigint; arguments may be safe-integer numbers). Arithmetic wraps as Java's long does. */
+export class AtomicLong {
+  private readonly a: BigInt64Array;
+  private readonly i: number;
+
+  /** @internal use grid.cp.atomicLong(name) */
+  constructor(r: CpRegion, s: number, readonly name: string) {
+    this.a = r.i64;
+    this.i = r.longIndex(s);
+  }
+
+  getSync(): bigint {
+    return Atomics.load(this.a, this.i);
+  }
+
+  setSync(value: number | bigint): void {
+    Atomics.store(this.a, this.i, toLong(value, 'value'));
+  }
+
+  addAndGetSync(delta: number | bigint): bigint {
+    const d = toLong(delta, 'delta');
+    return BigInt.asIntN(64, Atomics.add(this.a, this.i, d) + d);
+  }
+
+  getAndAddSync(delta: number | bigint): bigint {
+    return Atomics.add(this.a, this.i, toLong(delta, 'delta'));
+  }
+
+  incrementAndGetSync(): bigint {
+    return BigInt.asIntN(64, Atomics.add(this.a, this.i, 1n) + 1n);
+  }
+
+  compareAndSetSync(expected: number | bigint, next: number | bigint): boolean {
+    const e = toLong(expected, 'expected');
+    return Atomics.compareExchange(this.a, this.i, e, toLong(next, 'next')) === e;
+  }
+
+  async get(): Promise<bigint> {
+    return this.getSync();
+  }
+
+  async set(value: number | bigint): Promise<void> {
+    this.setSync(value);
+  }
+
+  async addAndGet(delta: number | bigint): Promise<bigint> {
+    return this.addAndGetSync(delta);
+  }
+
+  async getAndAdd(delta: number | bigint): Promise<bigint> {
+    return this.getAndAddSync(delta);
+  }
+
+  async incrementAndGet(): Promise<bigint> {
+    return this.incrementAndGetSync();
+  }
+
+  async compareAndSet(expected: number | bigint, next: number | bigint): Promise<boolean> {
+    return this.compareAndSetSync(expected, next);
+  }
+}
+
+// ── AtomicRef ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A value (anything msgpackr encodes; undefined = unset) with a version. Stored in the CP region
+ * itself, in a bounded per-name area (options.cp.maxValueBytes, encoded): larger values fail with
+ * GRID_ERR_VALUE_TOO_LARGE. compareAndSet compares *encoded bytes* (msgpack), so objects with the
+ * same keys in a different order differ, and 1 and 1.0 are equal. Reads take no lock.
+ */
+export class AtomicRef<T = unknown> {
+  private readonly out: { bytes: Uint8Array | null } = { bytes: null };
+
+  /** @internal use grid.cp.atomicRef(name) */
+  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {}
+
+  getSync(): T | undefined {
+    this.r.refRead(this.s, this.out);
+    return this.decode();
+  }
+
+  getVersionedSync(): Versioned<T> {
+    const version = this.r.refRead(this.s, this.out);
+    return { value: this.decode(), version };
+  }
+
+  setSync(value: T | undefined): void {
+    const b = this.encode(value);
+    this.write(() => true, b);
+  }
+
+  /** Sets `next` when the current value encodes to the same bytes as `expected`. */
+  compareAndSetSync(expected: T | undefined, next: T | undefined): boolean {
+    const e = this.encode(expected, false);
+    const b = this.encode(next);
+    return this.write(() => this.r.refEquals(this.s, e), b);
+  }
+
+  /** Sets `next` when the ref's version is still `version` (from getVersioned). */
+  compareAndSetVersionSync(version: number, next: T | undefined): boolean {
+    if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`version must be an integer >= 0 (got ${String(version)})`);
+    const b = this.encode(next);
+    return this.write(() => this.r.refVersion(this.s) === version, b);
+  }
+
+  async get(): Promise<T | undefined> {
+    return this.getSync();
+  }
+
+  async getVersioned(): Promise<Versioned<T>> {
+    return this.getVersionedSync();
+  }
+
+  async set(value: T | undefined): Promise<void> {
+    this.setSync(value);
+  }
+
+  async compareAndSet(expected: T | undefined, next: T | undefined): Promise<boolean> {
+    return this.compareAndSetSync(expected, next);
+  }
+
+  async compareAndSetVersion(version: number, next: T | undefined): Promise<boolean> {
+    return this.compareAndSetVersionSync(version, next);
+  }
+
+  private write(when: () => boolean, bytes: Uint8Array | null): boolean {
+    this.r.enter(this.s);
+    try {
+      if (!when()) return false;
+      this.r.refWrite(this.s, bytes);
+      return true;
+    } finally {
+      this.r.leave(this.s);
+    }
+  }
+
+  private encode(v: unknown, bounded = true): Uint8Array | null {
+    if (v === undefined) return null;
+    let b: Uint8Array;
+    try {
+      b = encodeMsgpack(v);
+    } catch (e) {
+      throw new UnencodableValueError(`value cannot be encoded: ${(e as Error).message}`);
+    }
+    if (bounded && b.length > this.r.maxValueBytes) throw new ValueTooLargeError(`atomicRef '${this.name}': value is ${b.length} bytes encoded, over options.cp.maxValueBytes (${this.r.maxValueBytes})`, { limit: 'options.cp.maxValueBytes' });
+    return b;
+  }
+
+  private decode(): T | undefined {
+    const b = this.out.bytes;
+    return b === null ? undefined : (decodeMsgpack(b) as T);
+  }
+}
+
+// ── Semaphore ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Counting semaphore. Permits are held by the thread that acquired them: only that thread may
+ * release them (GRID_ERR_PERMITS_NOT_HELD otherwise), and they return by themselves when the
+ * thread exits. Fair: waiters are served in arrival order, and a waiter for many permits is not
+ * overtaken by later ones for fewer.
+ */
+export class Semaphore {
+  /** @internal use grid.cp.semaphore(name, { permits }) */
+  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string, readonly permits: number) {}
+
+  /** Waits for n permits (default 1); GRID_ERR_LOCK_TIMEOUT when timeoutMs passes first. */
+  async acquire(n = 1, options?: AcquireOptions): Promise<void> {
+    const timeout = timeoutOf(options, Infinity);
+    const t = this.start(this.count(n), true, untilOf(timeout));
+    if (t === false || (typeof t === 'object' && (await waitAsync(this.r, t)) === 0)) throw this.timedOut(n, timeout);
+  }
+
+  /** Whether n permits (default 1) were acquired within timeoutMs (default 0). */
+  async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
+    const timeout = timeoutOf(options, 0);
+    const t = this.start(this.count(n), timeout > 0, untilOf(timeout));
+    return typeof t === 'boolean' ? t : (await waitAsync(this.r, t)) === 1;
+  }
+
+  async release(n = 1): Promise<void> {
+    this.releaseSync(n);
+  }
+
+  async availablePermits(): Promise<number> {
+    return this.availablePermitsSync();
+  }
+
+  /** Worker threads only. */
+  acquireSync(n = 1, options?: AcquireOptions): void {
+    const timeout = timeoutOf(options, Infinity);
+    const want = this.count(n);
+    assertMayBlock('acquireSync');
+    const t = this.start(want, true, untilOf(timeout));
+    if (t === false || (typeof t === 'object' && waitSync(this.r, t) === 0)) throw this.timedOut(n, timeout);
+  }
+
+  /** Any thread with timeoutMs 0 (the default); worker threads only for timeoutMs > 0. */
+  tryAcquireSync(n = 1, options?: AcquireOptions): boolean {
+    const timeout = timeoutOf(options, 0);
+    const want = this.count(n);
+    if (timeout > 0) assertMayBlock('tryAcquireSync with timeoutMs > 0');
+    const t = this.start(want, timeout > 0, untilOf(timeout));
+    return typeof t === 'boolean' ? t : waitSync(this.r, t) === 1;
+  }
+
+  releaseSync(n = 1): void {
+    this.r.release(this.s, this.count(n), this.name);
+  }
+
+  availablePermitsSync(): number {
+    return this.r.available(this.s);
+  }
+
+  /** Permits this thread holds now. */
+  heldPermitsSync(): number {
+    return this.r.heldBy(this.s);
+  }
+
+  private start(n: number, wait: boolean, until: number): boolean | Pending {
+    return this.r.acquireSlow(this.s, n, wait, until);
+  }
+
+  private count(n: unknown): number {
+    if (!Number.isInteger(n) || (n as number) < 1) throw new InvalidArgumentError(`permits to acquire or release must be an integer >= 1 (got ${String(n)})`);
+    if ((n as number) > this.permits) throw new InvalidArgumentError(`semaphore '${this.name}' has ${this.permits} permits in all: ${String(n)} can never be granted`);
+    return n as number;
+  }
+
+  private timedOut(n: number, timeout: number): LockTimeoutError {
+    return new LockTimeoutError(`semaphore '${this.name}': ${n} permit(s) not acquired within ${timeout} ms`, { name: this.name });
+  }
+}
+
+// ── grid.cp ─────────────────────────────────────────────────────────────────────────────────────
+
+const CLUSTER_MESSAGE = 'cluster CP primitives are not built yet (the Raft-backed half of issue 13): grid.cp works in a grid without options.cluster';
+
+/** `grid.cp`: coordination primitives by name; the same name gives the same primitive in every attached thread. */
+export class CoordinationPrimitives {
+  private readonly made = new Map<string, FencedLock | AtomicLong | AtomicRef<any> | Semaphore>();
+
+  /** @internal */
+  constructor(private readonly region: CpRegion | undefined, private readonly assertOpen: () => void) {}
+
+  lock(name: string): FencedLock {
+    return this.get(name, K_LOCK, (r, s) => new FencedLock(r, s, name));
+  }
+
+  /** Runs fn while holding lock `name`, with its token; unlocks afterwards (GRID_ERR_LOCK_NOT_HELD if the lease passed meanwhile). */
+  async withLock<T>(name: string, fn: (token: number) => T | Promise<T>, options?: LockOptions): Promise<T> {
+    const lock = this.lock(name);
+    const token = await lock.lock(options);
+    let result: T;
+    try {
+      result = await fn(token);
+    } catch (e) {
+      try {
+        await lock.unlock();
+      } catch (u) {
+        if (!(u instanceof LockNotHeldError)) throw u;
+      }
+      throw e;
+    }
+    await lock.unlock();
+    return result;
+  }
+
+  atomicLong(name: string): AtomicLong {
+    return this.get(name, K_LONG, (r, s) => new AtomicLong(r, s, name));
+  }
+
+  atomicRef<T = unknown>(name: string): AtomicRef<T> {
+    return this.get(name, K_REF, (r, s) => new AtomicRef<T>(r, s, name));
+  }
+
+  semaphore(name: string, options?: SemaphoreOptions): Semaphore {
+    const permits = optionsOf(options, 'semaphore').permits;
+    if (permits !== undefined && (!Number.isInteger(permits) || permits < 0 || permits > 0x7fffffff)) throw new InvalidArgumentError(`permits must be an integer from 0 to 2147483647 (got ${String(permits)})`, { option: 'permits' });
+    const sem = this.get(name, K_SEMAPHORE, (r, s) => new Semaphore(r, s, name, r.i32[r.sw(s) + S_TOTAL]), (r, s) => {
+      if (permits === undefined) throw new InvalidArgumentError(`semaphore '${name}' does not exist yet: give options.permits`, { option: 'permits' });
+      r.i32[r.sw(s) + S_TOTAL] = permits;
+      r.i32[r.sw(s) + S_AVAIL] = permits;
+    });
+    if (permits !== undefined && permits !== sem.permits) throw new InvalidArgumentError(`semaphore '${name}' was created with ${sem.permits} permits, not ${permits}`, { option: 'permits' });
+    return sem;
+  }
+
+  private get<P extends FencedLock | AtomicLong | AtomicRef<any> | Semaphore>(name: string, kind: number, make: (r: CpRegion, s: number) => P, init?: (r: CpRegion, s: number) => void): P {
+    this.assertOpen();
+    const r = this.region;
+    if (r === undefined) throw new UnsupportedError(CLUSTER_MESSAGE);
+    const key = `${kind}:${name}`;
+    const known = this.made.get(key);
+    if (known !== undefined) return known as P;
+    const s = r.slot(name, kind, (slot) => {
+      init?.(r, slot);
+      const w = r.sw(slot);
+      r.i32[w + S_REF_LEN0] = -1; // atomicRef: both buffers unset
+      r.i32[w + S_REF_LEN0 + 1] = -1;
+    });
+    const p = make(r, s);
+    this.made.set(key, p);
+    return p;
+  }
+}
