@@ -208,6 +208,15 @@ const SWEEP_TICKS = 4;
 const CLOSE_GRACE_MS = 250;
 /** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
 const DRAIN_POLL_MS = 20;
+/**
+ * Pre-authentication work (WebSocket upgrades and handshake frames) waits in a queue that is
+ * worked off in slices of at most this many ms, one slice per event-loop turn, so frames of open
+ * links (handled as they are read) never wait behind more than one slice of other peers'
+ * handshakes however many connections are opened.
+ */
+const PRE_AUTH_SLICE_MS = 1;
+/** Messages a link may have waiting in that queue; a peer that pipelines more before authenticating is cut off. */
+const MAX_PRE_AUTH_QUEUED = 8;
 
 // link states
 const S_DIAL = 0; // outbound, waiting for the socket to open
@@ -265,12 +274,14 @@ export abstract class FastCall implements Waiter {
  * request whose slot is still taken by one PENDING_RING requests older.
  */
 class PendingTable {
-  private readonly ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
+  /** Made at the first request, so a connection that never authenticates costs no ring. */
+  private ring: Array<Waiter | undefined> = [];
   private readonly more = new Map<number, Waiter>();
   size = 0;
 
   set(id: number, w: Waiter): void {
     w.id = id;
+    if (this.ring.length === 0) this.ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
     const i = id & (PENDING_RING - 1);
     if (this.ring[i] === undefined) this.ring[i] = w;
     else this.more.set(id, w);
@@ -370,6 +381,8 @@ class Link implements FastPeer {
   slot: Slot | undefined;
   hsTimer: NodeJS.Timeout | undefined;
   dial: Dial | undefined;
+  /** Messages received while not open, waiting in the transport's pre-auth queue (see PRE_AUTH_SLICE_MS), in order. */
+  preq: Buffer[] | undefined;
   /** Why the link closed: pending requests reject with it. */
   failure: GridError | undefined;
   /** Closed because another connection to the same peer won. */
@@ -451,6 +464,21 @@ function raiseReceiveLimit(ws: WebSocket, n: number): boolean {
   if (r === undefined || r === null || typeof r._maxPayload !== 'number') return false;
   r._maxPayload = n;
   return true;
+}
+
+/**
+ * An error a peer caused (a refused frame, a failed handshake): built without a stack trace,
+ * which would show only the transport's own frames and is most of what constructing it costs,
+ * so refusing a flood of bad frames stays cheap.
+ */
+function peerError<E extends GridError>(cls: new (message: string, data?: Record<string, unknown>) => E, message: string, data?: Record<string, unknown>): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new cls(message, data);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function isId(x: unknown): x is number {
@@ -554,6 +582,10 @@ export class Transport extends EventEmitter {
   /** Dials that lost a simultaneous-dial race and wait for the peer's connection. */
   private readonly waitingDials = new Set<Link>();
   private closing: Promise<void> | undefined;
+  /** Pre-authentication work in arrival order: WebSocket upgrades to complete, links with messages waiting (see PRE_AUTH_SLICE_MS). */
+  private readonly preAuth: Array<Link | { req: IncomingMessage; socket: Socket; head: Buffer }> = [];
+  private preAuthScheduled = false;
+  private readonly preAuthBound = () => this.workPreAuth();
 
   private fastServer: FastServer | undefined;
   private readonly reader = new FastReader();
@@ -597,7 +629,11 @@ export class Transport extends EventEmitter {
     this.server = server;
     this.wss = wss;
     this.url = url;
-    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.accept(ws, req));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // http has stopped reading the socket (readableFlowing null): it waits in the queue unread
+      this.preAuth.push({ req, socket, head });
+      this.schedulePreAuth();
+    });
     wss.on('wsClientError', (err: Error, socket: Socket) => {
       this.peerLog('warn', `rejected a malformed WebSocket upgrade: ${safeText(err.message)}`);
       socket.destroy();
@@ -753,7 +789,7 @@ export class Transport extends EventEmitter {
     server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
     server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({
-      server,
+      noServer: true, // upgrades go through the pre-auth queue (Transport.upgrade)
       perMessageDeflate: false,
       // Before authentication a message may be a handshake frame only: ws refuses a longer one from
       // its header, before buffering any of it (F3). Raised to maxPayload when the link opens.
@@ -761,7 +797,6 @@ export class Transport extends EventEmitter {
       clientTracking: false,
       skipUTF8Validation: true, // text frames are refused anyway
     });
-    // ws re-emits the http server's 'error' on wss: listen before binding, so EADDRINUSE cannot go unhandled
     let transport: Transport | undefined;
     wss.on('error', (err: Error) => transport?.log('error', 'server error', err));
     return new Promise((resolve, reject) => {
@@ -772,6 +807,7 @@ export class Transport extends EventEmitter {
       server.once('error', onError);
       server.listen(opts.port, opts.host, () => {
         server.off('error', onError);
+        server.on('error', (err: Error) => transport?.log('error', 'server error', err));
         const addr = server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
         const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
@@ -975,20 +1011,88 @@ export class Transport extends EventEmitter {
   private attach(link: Link): void {
     const ws = link.ws;
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      // whatever a frame does, it can only close its own link: never throw into ws (or the process)
-      try {
-        this.onMessage(link, data, isBinary);
-      } catch (err) {
-        this.log('error', `failed handling a frame from ${link.describe()}; connection closed`, err);
-        try {
-          this.closeLink(link, CLOSE_PROTOCOL, 'internal error', new MemberUnreachableError(`connection to ${link.describe()} closed after an internal error`));
-        } catch {
-          ws.terminate();
-        }
-      }
+      if (link.state !== S_OPEN || link.preq !== undefined) this.queuePreAuth(link, data, isBinary);
+      else this.handleFrame(link, data, isBinary);
     });
     ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
+  }
+
+  /** Handles one received message; whatever it does, it can only close its own link: never throws into ws (or the process). */
+  private handleFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    try {
+      this.onMessage(link, data, isBinary);
+    } catch (err) {
+      this.log('error', `failed handling a frame from ${link.describe()}; connection closed`, err);
+      try {
+        this.closeLink(link, CLOSE_PROTOCOL, 'internal error', new MemberUnreachableError(`connection to ${link.describe()} closed after an internal error`));
+      } catch {
+        link.ws.terminate();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- pre-authentication queue
+
+  /** A message of a link that is not open yet (or has earlier ones waiting): queued behind other peers' pre-auth work. */
+  private queuePreAuth(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    if (link.state === S_CLOSED) return;
+    if (!isBinary || !Buffer.isBuffer(data)) {
+      this.handleFrame(link, data, isBinary); // refused at once, without queueing
+      return;
+    }
+    if (link.preq === undefined) {
+      link.preq = [data];
+      this.preAuth.push(link);
+      this.schedulePreAuth();
+    } else if (link.preq.length >= MAX_PRE_AUTH_QUEUED) {
+      link.preq = undefined;
+      this.protocolError(link, `more than ${MAX_PRE_AUTH_QUEUED} messages before authentication`, undefined, FrameLimitError);
+    } else {
+      link.preq.push(data);
+    }
+  }
+
+  private schedulePreAuth(): void {
+    if (this.preAuthScheduled) return;
+    this.preAuthScheduled = true;
+    setImmediate(this.preAuthBound);
+  }
+
+  /** One slice of the pre-auth queue (at most PRE_AUTH_SLICE_MS); the rest waits for the next event-loop turn. */
+  private workPreAuth(): void {
+    this.preAuthScheduled = false;
+    const q = this.preAuth;
+    const end = performance.now() + PRE_AUTH_SLICE_MS;
+    let i = 0;
+    while (i < q.length) {
+      const item = q[i++];
+      if (item instanceof Link) {
+        const msgs = item.preq;
+        item.preq = undefined;
+        if (msgs !== undefined) for (const m of msgs) if (item.state !== S_CLOSED) this.handleFrame(item, m, true);
+      } else {
+        this.upgrade(item.req, item.socket, item.head);
+      }
+      if (performance.now() >= end) break;
+    }
+    q.splice(0, i);
+    if (q.length > 0) this.schedulePreAuth();
+  }
+
+  /** Completes a WebSocket upgrade taken from the pre-auth queue (a connection shed meanwhile is dropped). */
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const slot = this.slotOf.get(`${req.socket.remoteAddress ?? '?'}|${req.socket.remotePort}`);
+    if (this.closing !== undefined || slot === undefined || slot.released || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.accept(ws, req));
+    } catch (err) {
+      this.peerLog('warn', `failed a WebSocket upgrade: ${safeText(err instanceof Error ? err.message : '')}`);
+      socket.destroy();
+    }
   }
 
   private onSocketError(link: Link, err: Error & { code?: string }): void {
@@ -1070,6 +1174,7 @@ export class Transport extends EventEmitter {
         }
       }
     }
+    link.preq = undefined;
     link.queue.length = 0;
     link.cur = null;
     link.fw.len = 0;
@@ -1299,14 +1404,14 @@ export class Transport extends EventEmitter {
   }
 
   private authFailed(link: Link, message: string): void {
-    const err = new AuthenticationError(message, { url: link.url, member: link.id });
+    const err = peerError(AuthenticationError, message, { url: link.url, member: link.id });
     this.peerLog('warn', message, err);
     this.emit('auth-error', err, link.url);
     this.closeLink(link, CLOSE_AUTH, 'authentication failed', err);
   }
 
   private sameId(link: Link): void {
-    const err = new ProtocolError(`${safeText(link.url, LOG_TEXT_CHARS)} announces our own member id ${this.memberId}`, { url: link.url });
+    const err = peerError(ProtocolError, `${safeText(link.url, LOG_TEXT_CHARS)} announces our own member id ${this.memberId}`, { url: link.url });
     this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, link.url);
     this.closeLink(link, CLOSE_SAME_ID, 'same member id', err);
@@ -1315,10 +1420,10 @@ export class Transport extends EventEmitter {
   /** Closes a link whose peer sent something malformed (`what` must already be escaped if it quotes the peer). */
   private protocolError(link: Link, what: string, data?: Record<string, unknown>, cls: typeof ProtocolError = ProtocolError, code = CLOSE_PROTOCOL): void {
     const remote = link.id !== '' ? link.id : link.url !== '' ? link.url : 'unknown';
-    const err = new cls(`protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
+    const err = peerError(cls, `protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
     this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, remote);
-    this.closeLink(link, code, 'protocol error', new MemberUnreachableError(`connection to ${link.describe()} closed after a protocol error`, { remote }));
+    this.closeLink(link, code, 'protocol error', peerError(MemberUnreachableError, `connection to ${link.describe()} closed after a protocol error`, { remote }));
   }
 
   /** A sealed frame failed its tag: tampered, truncated, replayed, reordered, or not of this session. Nothing of it is used. */

@@ -25,20 +25,12 @@ const ATTACKERS = opt('attackers', 32);
 const ADDRESSES = opt('addresses', 16);
 const PER_LINK = opt('per-link', 64);
 const MEMBER_PROF = str('member-prof');
-let seed = opt('seed', Date.now() % 2 ** 31) >>> 0;
-const SEED = seed;
+// --decoy: the attack goes to a second member process, not to the one the client measures; the
+// p99 then shows what the attack costs through CPU contention on this machine alone
+const DECOY = args.includes('--decoy');
+const SEED = opt('seed', Date.now() % 2 ** 31) >>> 0;
 const SECRET = randomBytes(24).toString('hex');
 
-// xorshift32: reproducible with --seed
-const rnd = () => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed / 2 ** 32;
-};
-const int = (n) => Math.floor(rnd() * n);
 
 // ---------------------------------------------------------------- the member
 
@@ -78,7 +70,7 @@ async function measure(ms) {
       while (performance.now() < end) {
         const t0 = performance.now();
         try {
-          await client.request(peerId, 'get', `k${int(1000)}`, 5000);
+          await client.request(peerId, 'get', `k${Math.floor(Math.random() * 1000)}`, 5000);
           lat.push(performance.now() - t0);
         } catch {
           errors++;
@@ -107,9 +99,16 @@ await measure(1000); // warm-up
 const s0 = await stats();
 const base = await measure(3000);
 console.log(`baseline (no attack): ${base.gets} gets in 3 s, p50 ${base.p50} ms, p99 ${base.p99} ms, errors ${base.errors}; member RSS ${MiB(s0.rss)} MiB`);
+let target = url;
+let decoy;
+if (DECOY) {
+  decoy = spawn(process.execPath, [new URL('./member.mjs', import.meta.url).pathname], { env: { ...process.env, FUZZ_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+  target = JSON.parse(await new Promise((resolve) => createInterface({ input: decoy.stdout }).once('line', resolve))).url;
+  console.log(`decoy: the attack goes to another member process at ${target}; the measured member is not attacked`);
+}
 const t0 = performance.now();
 const worker = new Worker(new URL('./attacker.mjs', import.meta.url), {
-  workerData: { url, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK },
+  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK },
 });
 let counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, shed: 0, noReaction: 0, links: 0 };
 const fuzzed = (c) => c.first + c.hs + c.batch + c.fast + c.tamper;
@@ -171,6 +170,7 @@ const p99 = histQ(0.99);
 console.log(`legitimate get under attack: p99 of all ${p99.total} gets ${p99.ms.toFixed(2)} ms (p50 ${histQ(0.5).ms.toFixed(2)} ms) vs ${base.p99} ms without (p50 ${base.p50} ms), ratio ${(p99.ms / Number(base.p99)).toFixed(2)}x; p99 of ${all.length} 2 s windows: best ${win(0)}, median ${win(0.5)}, worst ${win(1)} ms; errors ${during.reduce((k, d) => k + d.errors, 0)}`);
 expectExit = true;
 child.kill('SIGTERM');
+decoy?.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 await client.close();
 process.exit(crashes === 0 ? 0 : 1);
