@@ -38,6 +38,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   AuthenticationError,
@@ -89,6 +90,8 @@ import {
   CLOSE_SAME_ID,
   CLOSE_TOO_BIG,
   CLOSE_WRONG_URL,
+  CHANNEL_BINDING_BYTES,
+  CHANNEL_BINDING_LABEL,
   F_AUTH,
   F_BATCH,
   F_CHALLENGE,
@@ -215,6 +218,8 @@ const DRAIN_POLL_MS = 20;
  * handshakes however many connections are opened.
  */
 const PRE_AUTH_SLICE_MS = 1;
+/** Member urls remembered for urlOf (the most recently connected ids). */
+const MAX_REMEMBERED_URLS = 4096;
 /** Messages a link may have waiting in that queue; a peer that pipelines more before authenticating is cut off. */
 const MAX_PRE_AUTH_QUEUED = 8;
 
@@ -228,6 +233,7 @@ const S_OPEN = 5;
 const S_CLOSED = 6;
 
 const zeroMask = (mask: Buffer): Buffer => mask.fill(0);
+const NO_CONTEXT = Buffer.alloc(0);
 
 /** A request waiting for its reply: a BATCH request (GenericCall) or a FAST one (FastCall). */
 interface Waiter {
@@ -374,9 +380,17 @@ class Link implements FastPeer {
   theirNonce: Uint8Array | undefined;
   /** Outbound: the url dialled (== url); inbound: the url the dialler says it dialled (checked == our url). */
   dialled = '';
-  /** Session ciphers, set when the link opens: every frame after WELCOME is sealed and opened with them. */
+  /**
+   * Session ciphers, set when the link opens: every frame after WELCOME is sealed and opened with
+   * them, except on a TLS link, whose handshake is bound to its TLS connection (`channel`): there
+   * the TLS records already encrypt, authenticate and order every frame, and both stay undefined.
+   */
   tx: FrameCipher | undefined;
   rx: FrameCipher | undefined;
+  /** Frames of this open link are sealed (tx / rx); false on a TLS link (see tx). */
+  sealed = true;
+  /** The TLS socket under the WebSocket, when there is one (its exporter value binds the handshake). */
+  tlsSocket: TLSSocket | undefined;
   /** Inbound: the admission slot of its TCP connection (released when the link authenticates or closes). */
   slot: Slot | undefined;
   hsTimer: NodeJS.Timeout | undefined;
@@ -981,6 +995,9 @@ export class Transport extends EventEmitter {
       this.all.add(link);
       this.dialsByUrl.set(url, link);
       this.attach(link);
+      ws.once('upgrade', (res: IncomingMessage) => {
+        if (res.socket instanceof TLSSocket) link.tlsSocket = res.socket;
+      });
       ws.once('open', () => {
         if (link.state !== S_DIAL) return;
         link.state = S_CHALLENGE;
@@ -997,6 +1014,7 @@ export class Transport extends EventEmitter {
       return;
     }
     const link = new Link(ws, false, this, this.maxPayload - 1);
+    if (req.socket instanceof TLSSocket) link.tlsSocket = req.socket;
     link.slot = slot;
     slot.link = link;
     this.all.add(link);
@@ -1235,7 +1253,7 @@ export class Transport extends EventEmitter {
       return;
     }
     if (link.state === S_OPEN) {
-      const plain = link.rx!.open(data);
+      const plain = link.sealed ? link.rx!.open(data) : data;
       if (plain === undefined) {
         this.integrityError(link);
         return;
@@ -1308,11 +1326,13 @@ export class Transport extends EventEmitter {
     link.ws.send(encodeProof(F_AUTH, proof(this.secret, 'dialler', this.transcript(link))));
   }
 
-  /** What this link's proofs and keys bind (see wire.ts). */
+  /** What this link's proofs and keys bind (see wire.ts): with TLS also the TLS connection's exporter value. */
   private transcript(link: Link): Transcript {
-    return link.outbound
+    const t: Transcript = link.outbound
       ? { dialNonce: link.myNonce, listenNonce: link.theirNonce!, diallerId: this.memberId, listenerId: link.id, diallerUrl: this.url, dialledUrl: link.dialled }
       : { dialNonce: link.theirNonce!, listenNonce: link.myNonce, diallerId: link.id, listenerId: this.memberId, diallerUrl: link.url, dialledUrl: link.dialled };
+    if (link.tlsSocket !== undefined) t.channel = link.tlsSocket.exportKeyingMaterial(CHANNEL_BINDING_BYTES, CHANNEL_BINDING_LABEL, NO_CONTEXT);
+    return t;
   }
 
   private onAuth(link: Link, b: Buffer): void {
@@ -1389,16 +1409,27 @@ export class Transport extends EventEmitter {
       if (this.dialsByUrl.get(link.url) === link) this.dialsByUrl.delete(link.url);
       if (this.dialsById.get(link.id) === link) this.dialsById.delete(link.id);
     }
-    const keys = sessionKeys(this.secret, t);
-    link.tx = new FrameCipher(link.outbound ? keys.toListener : keys.toDialler);
-    link.rx = new FrameCipher(link.outbound ? keys.toDialler : keys.toListener);
+    if (t.channel !== undefined) {
+      // TLS link: both proofs covered this TLS connection's exporter value, so the session is the
+      // TLS connection itself, whose records encrypt, authenticate and order every frame
+      link.sealed = false;
+    } else {
+      const keys = sessionKeys(this.secret, t);
+      link.tx = new FrameCipher(link.outbound ? keys.toListener : keys.toDialler);
+      link.rx = new FrameCipher(link.outbound ? keys.toDialler : keys.toListener);
+    }
+    link.tlsSocket = undefined;
     if (!raiseReceiveLimit(link.ws, this.maxPayload + TAG_BYTES)) {
       this.log('error', `cannot raise the receive limit of the connection to ${link.describe()} (ws internals changed?); frames over ${this.preAuthMaxBytes} bytes will close it`);
     }
     link.state = S_OPEN;
     link.theirNonce = undefined;
     this.links.set(link.id, link);
+    // remembered for urlOf after a disconnect; bounded, so peers authenticating under ever new ids
+    // (a fuzzer, a buggy client) cannot grow it without end: the longest-unseen ids go first
+    this.urls.delete(link.id);
     this.urls.set(link.id, link.url);
+    if (this.urls.size > MAX_REMEMBERED_URLS) this.urls.delete(this.urls.keys().next().value!);
     this.emit('connected', link.id, link.url);
     if (link.dial !== undefined) this.settleDial(link, undefined);
   }
@@ -1637,7 +1668,7 @@ export class Transport extends EventEmitter {
       if (f === link.cur) link.cur = null;
       if (Array.isArray(f)) this.sendBatch(link, f);
       else {
-        ws.send(link.tx!.seal(f));
+        ws.send(link.sealed ? link.tx!.seal(f) : f);
         this._stats.framesOut++;
       }
       if (link.state !== S_OPEN) return;
@@ -1652,8 +1683,8 @@ export class Transport extends EventEmitter {
       this.block(link);
       return;
     }
-    // sealing copies the frame out of the writer's buffer, which is then reused
-    const sealed = link.tx!.seal(w.buf, w.len);
+    // sealing (or, on a TLS link, the copy) takes the frame out of the writer's buffer, which is then reused
+    const sealed = link.sealed ? link.tx!.seal(w.buf, w.len) : Buffer.from(w.buf.subarray(0, w.len));
     w.len = 0;
     ws.send(sealed);
     this._stats.framesOut++;
@@ -1692,7 +1723,7 @@ export class Transport extends EventEmitter {
       this.sendSlow(link, b);
       return;
     }
-    link.ws.send(link.tx!.seal(buf));
+    link.ws.send(link.sealed ? link.tx!.seal(buf) : buf);
     this._stats.framesOut++;
     this._stats.messagesOut += (b.length - 1) / STRIDE;
   }
@@ -1707,7 +1738,8 @@ export class Transport extends EventEmitter {
     let size = 0;
     const send = () => {
       if (group.length === 1) return;
-      link.ws.send(link.tx!.seal(packr.pack(group)));
+      const buf = packr.pack(group);
+      link.ws.send(link.sealed ? link.tx!.seal(buf) : buf);
       this._stats.framesOut++;
       this._stats.messagesOut += (group.length - 1) / STRIDE;
       group = [F_BATCH];

@@ -255,7 +255,17 @@ export interface Transcript {
   diallerUrl: string;
   /** The url the dialler dialled (the listener's advertised url). */
   dialledUrl: string;
+  /**
+   * On a TLS connection: the TLS exporter value of that connection (CHANNEL_BINDING_LABEL,
+   * CHANNEL_BINDING_BYTES), the same at both ends of one TLS connection and different on each
+   * side of a relay that terminates TLS; undefined on a plain connection.
+   */
+  channel?: Uint8Array;
 }
+
+/** RFC 8446 section 7.5 exporter label and length of the TLS channel binding. */
+export const CHANNEL_BINDING_LABEL = 'EXPORTER-shardgrid-channel-binding';
+export const CHANNEL_BINDING_BYTES = 32;
 
 function field(h: { update(b: Uint8Array): unknown }, s: string): void {
   const b = Buffer.from(s, 'utf8');
@@ -272,6 +282,15 @@ function transcript(h: { update(b: Uint8Array): unknown }, t: Transcript): void 
   field(h, t.listenerId);
   field(h, t.diallerUrl);
   field(h, t.dialledUrl);
+  if (t.channel !== undefined) {
+    // only on TLS links, so plain links hash exactly what protocol 3 always hashed; every field is
+    // length-prefixed, so a transcript with the binding never equals one without
+    field(h, 'tls channel binding');
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(t.channel.length, 0);
+    h.update(len);
+    h.update(t.channel);
+  }
 }
 
 /**

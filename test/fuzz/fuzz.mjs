@@ -146,7 +146,7 @@ while (!done) {
   const s = await stats().catch(() => undefined);
   if (s) {
     maxRss = Math.max(maxRss, s.rss);
-    rssAt.push([fuzzed(counts), MiB(s.rss)]);
+    rssAt.push([fuzzed(counts), MiB(s.rss), MiB(s.heap)]);
   }
   const secs = (performance.now() - t0) / 1000;
   const line = `  ${secs.toFixed(0)} s: ${fuzzed(counts)} frames (${(fuzzed(counts) / secs).toFixed(0)}/s), window p99 ${w.p99} ms, gets ${w.gets}, member RSS ${s ? MiB(s.rss) : '?'} MiB`;
@@ -163,7 +163,7 @@ console.log(`projected time for 1,000,000 frames at this rate: ${(1e6 / (n / sec
 console.log(`member crashes: ${crashes}`);
 console.log(`member RSS: ${MiB(s0.rss)} MiB before, ${MiB(maxRss)} MiB peak, ${MiB(s1.rss)} MiB after (+${MiB(s1.rss - s0.rss)} MiB, peak +${MiB(maxRss - s0.rss)} MiB)`);
 const step = Math.max(1, Math.floor(rssAt.length / 8));
-console.log(`member RSS over the run (frames: MiB): ${rssAt.filter((_, i) => i % step === 0 || i === rssAt.length - 1).map(([f, m]) => `${f}: ${m}`).join(', ')}`);
+console.log(`member RSS (heap used) over the run, frames: MiB: ${rssAt.filter((_, i) => i % step === 0 || i === rssAt.length - 1).map(([f, m, h]) => `${f}: ${m} (${h})`).join(', ')}`);
 console.log(`applied from attack frames: ${s1.applied - s0.applied} BATCH requests, ${s1.fast - s0.fast} FAST requests (well-formed mutations are legitimate requests of a secret holder)`);
 const win = (p) => (all.length ? all[Math.min(all.length - 1, Math.floor(p * all.length))] : 'n/a');
 const p99 = histQ(0.99);
