@@ -14,6 +14,13 @@
 //   batch   after authentication: a sealed mutated or random BATCH
 //   fast    after authentication: a sealed mutated or random FAST frame
 //   tamper  after authentication: a well-formed frame sealed and then altered, replayed or cut
+//   gen     after authentication: a sealed frame built from the grammar with random contents: a
+//           BATCH of 1-8 messages of random kind, id, type and body (random msgpack values: nested
+//           maps and arrays, '__proto__' and 'constructor' keys, control characters, bytes,
+//           undefined), or a FAST frame of GET records with random ids and keys
+// The first two stages cost a connection each; after authentication a share `gen` (--gen, default
+// 0.9) of the frames come from the grammar and the rest are mutated, random or tampered ones, which
+// usually close the link, so a connection carries several frames; the counts by stage are reported.
 // After authentication a connection carries frames until the member closes it (the usual outcome
 // of a malformed frame) or `perLink` frames went. A frame is counted when the member reacted to it
 // (a reply, CHALLENGE, a close frame or closing the socket) or, after authentication, when it had
@@ -24,7 +31,7 @@ import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { F_AUTH, FrameCipher, encodeHello, encodeProof, packr, parseChallenge, proof, sessionKeys } from '../../dist/transport/wire.js';
 
-const { url, secret, frames, seed: seed0, lanes, addresses, perLink } = workerData;
+const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen } = workerData;
 const { hostname: host, port } = new URL(url);
 
 // xorshift32 per lane: reproducible frame contents for a --seed (the interleaving is not)
@@ -187,7 +194,68 @@ const batchBases = [
 // MAP 0 'm', then GET id 1 map 0 key 'k'
 const fastBases = [Buffer.from('c1' + '01' + '0000' + '0100' + '6d' + '02' + '01000000' + '0000' + '0100' + '6b', 'hex')];
 
-const counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, shed: 0, noReaction: 0, links: 0 };
+const TYPES = ['apply', 'get', 'stats', 'nosuch', '', '__proto__', 'constructor'];
+const KEYS = ['a', 'b', '__proto__', 'constructor', 'toString', 'x\u0000y', 'k\u202e'];
+
+/** A random msgpack-able value, at most `depth` levels of containers. */
+function value(r, depth) {
+  switch (r.int(depth > 0 ? 12 : 9)) {
+    case 0: return r.int(2 ** 31) - 2 ** 30;
+    case 1: return (r.next() - 0.5) * 1e12;
+    case 2: return String.fromCharCode(...Array.from({ length: r.int(32) }, () => r.int(0x3000)));
+    case 3: return r.bytes(r.int(64));
+    case 4: return null;
+    case 5: return undefined;
+    case 6: return r.next() < 0.5;
+    case 7: return `k${r.int(1000)}`;
+    case 8: return r.pick(KEYS);
+    case 9:
+    case 10: return Array.from({ length: r.int(6) }, () => value(r, depth - 1));
+    default: {
+      const o = {};
+      for (let i = r.int(5); i > 0; i--) o[r.next() < 0.5 ? r.pick(KEYS) : `f${r.int(100)}`] = value(r, depth - 1);
+      return o;
+    }
+  }
+}
+
+/** A BATCH from the grammar: [5, (kind, id, type, body) x n] with random contents (some combinations are refused, as they should be). */
+function genBatch(r) {
+  const f = [5];
+  for (let n = 1 + r.int(8); n > 0; n--) {
+    const kind = r.int(10) < 6 ? 0 : r.int(4);
+    const id = kind === 1 ? 0 : 1 + r.int(2 ** 31 - 2);
+    const type = kind >= 2 ? null : r.next() < 0.8 ? r.pick(TYPES) : String(value(r, 0));
+    const body = kind === 3 ? { code: r.pick(['GRID_ERR_TIMEOUT', 'GRID_ERR_X', '']), message: String(value(r, 0)) } : value(r, 3);
+    f.push(kind, id, type, body);
+  }
+  try {
+    return packr.pack(f);
+  } catch {
+    return packr.pack([5, 1, 0, 'nosuch', null]);
+  }
+}
+
+/** A FAST frame from the grammar (layout of fast.ts): MAP 0 'm' on the link's first one, then 1-16 GET records with random ids and keys. */
+function genFast(r, link) {
+  const parts = [Buffer.from([0xc1])];
+  if (!link.mapped) {
+    link.mapped = true;
+    parts.push(Buffer.from('01' + '0000' + '0100' + '6d', 'hex'));
+  }
+  for (let n = 1 + r.int(16); n > 0; n--) {
+    const key = r.next() < 0.5 ? Buffer.from(`k${r.int(1000)}`) : r.bytes(r.int(64));
+    const h = Buffer.alloc(9);
+    h[0] = 0x02;
+    h.writeUInt32LE(1 + r.int(2 ** 31 - 2), 1);
+    h.writeUInt16LE(0, 5);
+    h.writeUInt16LE(key.length, 7);
+    parts.push(h, key);
+  }
+  return Buffer.concat(parts);
+}
+
+const counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, gen: 0, shed: 0, noReaction: 0, links: 0 };
 let claimed = 0;
 const claim = () => (claimed < frames ? (claimed++, true) : false);
 const unclaim = () => claimed--;
@@ -232,7 +300,8 @@ async function duringHandshake(r, c, lane) {
 }
 
 /** The WebSocket bytes of one sealed fuzz frame of the given kind. */
-function sealedFrame(r, tx, kind) {
+function sealedFrame(r, tx, kind, link) {
+  if (kind === 'gen') return wsFrame(tx.seal(r.next() < 0.5 ? genBatch(r) : genFast(r, link)));
   if (kind === 'batch') return wsFrame(tx.seal(r.next() < 0.3 ? r.bytes(1 + r.int(2000)) : r.mutate(r.pick(batchBases))));
   if (kind === 'fast') return wsFrame(tx.seal(r.next() < 0.3 ? Buffer.concat([Buffer.from([0xc1]), r.bytes(r.int(400))]) : r.mutate(r.pick(fastBases))));
   // tamper: a well-formed frame sealed, then a bit flipped, cut short, or sent twice (a replay)
@@ -259,10 +328,11 @@ async function afterAuth(r, c, lane) {
   counts.links++;
   let welcomed = false;
   let sent = 0;
+  const link = { mapped: false };
   for (;;) {
     if (sent > 0 && !claim()) break;
-    const kind = r.pick(['batch', 'batch', 'fast', 'fast', 'tamper']);
-    const out = sealedFrame(r, tx, kind);
+    const kind = r.next() >= gen ? r.pick(['batch', 'batch', 'fast', 'fast', 'tamper']) : 'gen';
+    const out = sealedFrame(r, tx, kind, link);
     c.write(sent === 0 ? Buffer.concat([wsFrame(encodeProof(F_AUTH, proof(secret, 'dialler', t))), out]) : out);
     sent++;
     counts[kind]++;

@@ -1,5 +1,5 @@
 // Long-running transport fuzzer:
-//   npm run fuzz -- --frames N [--seed S] [--attackers L] [--addresses A] [--per-link K] [--member-prof DIR]
+//   npm run fuzz -- --frames N [--seed S] [--attackers L] [--addresses A] [--per-link K] [--gen P] [--decoy] [--member-prof DIR]
 // Starts a member in a child process (test/fuzz/member.mjs), measures a legitimate client's get
 // latency (p50 / p99, concurrency 16) without attack, then runs the attacker (test/fuzz/attacker.mjs,
 // in a worker thread: L connections at once from A loopback addresses) until it has sent N random
@@ -24,6 +24,7 @@ const FRAMES = opt('frames', 20000);
 const ATTACKERS = opt('attackers', 32);
 const ADDRESSES = opt('addresses', 16);
 const PER_LINK = opt('per-link', 64);
+const GEN = opt('gen', 0.9);
 const MEMBER_PROF = str('member-prof');
 // --decoy: the attack goes to a second member process, not to the one the client measures; the
 // p99 then shows what the attack costs through CPU contention on this machine alone
@@ -94,7 +95,7 @@ const MiB = (b) => (b / 1048576).toFixed(1);
 await startMember();
 client = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'fuzz-client', log: () => undefined });
 await reconnect();
-console.log(`fuzz: seed ${SEED}, ${FRAMES} frames, ${ATTACKERS} attacker connections at once from ${ADDRESSES} addresses, up to ${PER_LINK} frames per authenticated link, member ${url}`);
+console.log(`fuzz: seed ${SEED}, ${FRAMES} frames, ${ATTACKERS} attacker connections at once from ${ADDRESSES} addresses, up to ${PER_LINK} frames per authenticated link (${GEN} of them from the grammar), member ${url}`);
 await measure(1000); // warm-up
 const s0 = await stats();
 const base = await measure(3000);
@@ -108,10 +109,10 @@ if (DECOY) {
 }
 const t0 = performance.now();
 const worker = new Worker(new URL('./attacker.mjs', import.meta.url), {
-  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK },
+  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK, gen: GEN },
 });
-let counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, shed: 0, noReaction: 0, links: 0 };
-const fuzzed = (c) => c.first + c.hs + c.batch + c.fast + c.tamper;
+let counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, gen: 0, shed: 0, noReaction: 0, links: 0 };
+const fuzzed = (c) => c.first + c.hs + c.batch + c.fast + c.tamper + c.gen;
 let done = false;
 const attack = new Promise((resolve, reject) => {
   worker.on('message', (m) => {
@@ -158,7 +159,7 @@ const secs = (performance.now() - t0) / 1000;
 const s1 = await stats();
 const all = during.map((d) => Number(d.p99)).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
 const n = fuzzed(counts);
-console.log(`\nattack: ${n} frames in ${secs.toFixed(1)} s, ${(n / secs).toFixed(0)} frames/s (first message ${counts.first}, during the handshake ${counts.hs}, sealed BATCH ${counts.batch}, sealed FAST ${counts.fast}, tampered sealed ${counts.tamper}); ${counts.links} authenticated attacker links; ${counts.noReaction} frames drew no reaction within their wait; ${counts.shed} connections shed before upgrade (not counted)`);
+console.log(`\nattack: ${n} frames in ${secs.toFixed(1)} s, ${(n / secs).toFixed(0)} frames/s (first message ${counts.first}, during the handshake ${counts.hs}, sealed BATCH ${counts.batch}, sealed FAST ${counts.fast}, tampered sealed ${counts.tamper}, sealed from the grammar ${counts.gen}); ${counts.links} authenticated attacker links; ${counts.noReaction} frames drew no reaction within their wait; ${counts.shed} connections shed before upgrade (not counted)`);
 console.log(`projected time for 1,000,000 frames at this rate: ${(1e6 / (n / secs) / 60).toFixed(1)} min`);
 console.log(`member crashes: ${crashes}`);
 console.log(`member RSS: ${MiB(s0.rss)} MiB before, ${MiB(maxRss)} MiB peak, ${MiB(s1.rss)} MiB after (+${MiB(s1.rss - s0.rss)} MiB, peak +${MiB(maxRss - s0.rss)} MiB)`);
