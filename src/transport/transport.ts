@@ -5,9 +5,12 @@
  * Security (SECURITY.md): a new TCP connection is admitted against per-address and total caps on
  * unauthenticated connections and must upgrade and send HELLO within helloTimeout; until the
  * fixed-layout handshake completes ws accepts messages of at most preAuthMaxBytes and no msgpack
- * decoder runs. The handshake binds the dialled url; after it every frame is sealed with
- * per-direction AES-256-GCM session keys (FrameCipher), and a BATCH is scanned (scanMsgpack) before
- * it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
+ * decoder runs; upgrades and handshake frames wait in a queue worked off in slices of
+ * PRE_AUTH_SLICE_MS per event-loop turn, so open links never wait behind a flood of handshakes.
+ * The handshake binds the dialled url (and, on TLS, the TLS connection's exporter value); after it
+ * every frame is sealed with per-direction AES-256-GCM session keys (FrameCipher), or on TLS
+ * carried by the TLS records the handshake is bound to, and a BATCH is scanned (scanMsgpack)
+ * before it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
  * failure while handling a frame closes only that link.
  *
  * Life of a request: request() pushes (REQUEST, id, type, body) onto the peer's open batch and,

@@ -37,7 +37,11 @@
  * with a 96-bit nonce made of 4 zero bytes and a 64-bit per-direction frame counter that is never
  * sent. A sealed frame is `ciphertext | tag[16]`; a frame that fails its tag (tampered, truncated,
  * replayed, reordered, dropped before it, or from another session) closes the connection and
- * nothing of it is applied. The plaintext is one of:
+ * nothing of it is applied. On a TLS connection (`cluster.tls`) both proofs also cover the TLS
+ * exporter value of that connection (`Transcript.channel`), which a relay terminating TLS on
+ * both sides cannot make equal, so the authenticated session is that TLS connection; its records
+ * already encrypt, authenticate and order every frame, and frames go unsealed inside it. The
+ * plaintext is one of:
  *
  * ```
  * BATCH     msgpack array [5, (kind, id, type, body) x n]              either way
