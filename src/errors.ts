@@ -100,12 +100,27 @@ export class PartitionUnavailableError extends RetryableGridError { static overr
 /** Every copy of the partition was lost (more failures than `backups` tolerates): its data is gone. */
 export class PartitionLostError extends GridError { static override readonly code: string = 'GRID_ERR_PARTITION_LOST'; }
 
+/**
+ * The metadata Raft core's refusals (src/raft/types.ts throws or returns its own classes, which
+ * carry these codes and brands because src/raft imports nothing from here): registered so that one
+ * crossing a thread or the wire is rebuilt with its code and `instanceof` intact instead of
+ * becoming GRID_ERR_INTERNAL.
+ */
+export class ConsensusError extends GridError { static override readonly code: string = 'GRID_ERR_RAFT'; }
+/** A proposal, membership change or leadership transfer on a Raft node that is not the leader (data.leader, if known). */
+export class ConsensusNotLeaderError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_NOT_LEADER'; }
+/** The Raft leader is handing over leadership and takes no proposals until that ends (data.to). */
+export class ConsensusTransferError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_TRANSFER'; }
+/** A Raft membership change while another is uncommitted. */
+export class ConsensusConfPendingError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_CONF_PENDING'; }
+
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
   MemoryFullError, LockTimeoutError, GridClosedError, WrongTypeError, TooManyMapsError, AttachError, WorkerError,
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
   NotLeaderError, PartitionUnavailableError, PartitionLostError,
+  ConsensusError, ConsensusNotLeaderError, ConsensusTransferError, ConsensusConfPendingError,
 ];
 for (const cls of ALL) registerError(cls);
 
