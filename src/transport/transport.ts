@@ -1542,7 +1542,7 @@ export class Transport extends EventEmitter {
   private serve(link: Link, id: number, type: string, body: unknown): void {
     const fn = this.handlers.get(type);
     if (fn === undefined) {
-      this.enqueue(link, K_ERROR, id, null, errorToWire(new UnsupportedError(`member ${this.memberId} has no handler for message type ${safeText(type)}`, { type: safeText(type) })));
+      this.enqueue(link, K_ERROR, id, null, errorToWire(peerError(UnsupportedError, `member ${this.memberId} has no handler for message type ${safeText(type)}`, { type: safeText(type) })));
       return;
     }
     let r: unknown;
