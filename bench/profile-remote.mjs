@@ -5,7 +5,7 @@
 // and stop theirs on SIGUSR2, bench/lib/cluster-member.mjs), and the top functions of each.
 //
 // Usage: npm run build && node bench/profile-remote.mjs [--c 64] [--seconds 3] [--top 25] [--no-profile]
-//          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000]   (warm-up at concurrency
+//          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000] [--op get|set]   (warm-up at concurrency
 //          warmup-c, then unprofiled runs at C, then the profiled one)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +25,7 @@ const { values: opt } = parseArgs({
     'run-ms': { type: 'string', default: '1000' },
     'warmup-ms': { type: 'string', default: '1000' },
     'warmup-c': { type: 'string' },
+    op: { type: 'string', default: 'get' },
   },
 });
 const C = Number(opt.c);
@@ -58,9 +59,10 @@ for (let i = 0; i < N; i += 500) await gm.setMany(keys.slice(i, i + 500).map((k)
 
 let i = 0;
 let c = Number(opt['warmup-c'] ?? C);
+const SET = opt.op === 'set';
 const round = () => {
   const ps = new Array(c);
-  for (let j = 0; j < c; j++) ps[j] = gm.get(keys[(i = (i + 1) % N)]);
+  for (let j = 0; j < c; j++) ps[j] = SET ? gm.set(keys[(i = (i + 1) % N)], VALUES['100B']) : gm.get(keys[(i = (i + 1) % N)]);
   return Promise.all(ps);
 };
 async function runFor(ms) {

@@ -110,6 +110,19 @@ export class StaleTokenError extends GridError { static override readonly code: 
 export class CpKindError extends WrongTypeError { static override readonly code: string = 'GRID_ERR_CP_KIND'; }
 /** The CP region is full: options.cp.primitives names, or options.cp.waiters waiter/holding records. */
 export class CpCapacityError extends GridError { static override readonly code: string = 'GRID_ERR_CP_CAPACITY'; }
+/**
+ * The metadata Raft core's refusals (src/raft/types.ts throws or returns its own classes, which
+ * carry these codes and brands because src/raft imports nothing from here): registered so that one
+ * crossing a thread or the wire is rebuilt with its code and `instanceof` intact instead of
+ * becoming GRID_ERR_INTERNAL.
+ */
+export class ConsensusError extends GridError { static override readonly code: string = 'GRID_ERR_RAFT'; }
+/** A proposal, membership change or leadership transfer on a Raft node that is not the leader (data.leader, if known). */
+export class ConsensusNotLeaderError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_NOT_LEADER'; }
+/** The Raft leader is handing over leadership and takes no proposals until that ends (data.to). */
+export class ConsensusTransferError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_TRANSFER'; }
+/** A Raft membership change while another is uncommitted. */
+export class ConsensusConfPendingError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_CONF_PENDING'; }
 
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
@@ -118,6 +131,7 @@ const ALL: GridErrorClass[] = [
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
   NotLeaderError, PartitionUnavailableError, PartitionLostError, LockNotHeldError, PermitsNotHeldError, StaleTokenError, CpKindError,
   CpCapacityError,
+  ConsensusError, ConsensusNotLeaderError, ConsensusTransferError, ConsensusConfPendingError,
 ];
 for (const cls of ALL) registerError(cls);
 

@@ -1,5 +1,5 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,7 +72,7 @@ describe('shardgrid --help and --version', () => {
   it('start --help names every flag and the SHARDGRID_SECRET variable', async () => {
     const r = await run(['start', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--host', '--port', '--seeds', '--secret-file <path>', '--compute-module <name=path>', '--workers', '--memory', '--backups', '--lite', '--partitions']) {
+    for (const flag of ['--host', '--port', '--seeds', '--secret-file <path>', '--compute-module <name=path>', '--workers', '--memory', '--backups', '--lite', '--partitions', '--tls-key <path>', '--tls-cert <path>', '--tls-ca <path>']) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('SHARDGRID_SECRET');
@@ -86,7 +86,7 @@ describe('shardgrid --help and --version', () => {
   it('status --help names the url argument and every flag', async () => {
     const r = await run(['status', '--help']);
     expect(r.code).toBe(0);
-    for (const word of ['<ws-url>', '--secret-file <path>', '--json', '--timeout', 'SHARDGRID_SECRET']) expect(r.stdout).toContain(word);
+    for (const word of ['<ws-url>', '--secret-file <path>', '--json', '--timeout', 'SHARDGRID_SECRET', '--tls-key <path>', '--tls-cert <path>', '--tls-ca <path>']) expect(r.stdout).toContain(word);
   });
 
   it('--version prints the version of package.json', async () => {
@@ -131,6 +131,9 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a status url that is not a ws url', ['status', ...secret, 'localhost:7400'], /'localhost:7400' is invalid for argument 'ws-url'/],
     ['a zero status timeout', ['status', ...secret, 'ws://127.0.0.1:7400', '--timeout', '0'], /'--timeout <ms>' argument '0' is invalid/],
     ['a status without its url', ['status', ...secret], /missing required argument 'ws-url'/],
+    ['--tls-key without --tls-cert and --tls-ca', ['start', ...secret, '--tls-key', 'member.key'], /--tls-key, --tls-cert and --tls-ca go together/],
+    ['a status --tls-ca alone', ['status', ...secret, 'wss://127.0.0.1:7400', '--tls-ca', 'ca.pem'], /--tls-key, --tls-cert and --tls-ca go together/],
+    ['an unreadable TLS file', ['start', ...secret, '--tls-key', '/nonexistent/m.key', '--tls-cert', '/nonexistent/m.pem', '--tls-ca', '/nonexistent/ca.pem'], /cannot read --tls-key \/nonexistent\/m\.key/],
   ];
   it.each(cases)('%s', async (_what, args, message) => {
     const r = await run(args);
@@ -282,7 +285,7 @@ interface Started {
   exited: Promise<number | null>;
 }
 
-const STARTED = /^shardgrid member (\S+) listening on (ws:\/\/\S+) /m;
+const STARTED = /^shardgrid member (\S+) listening on (wss?:\/\/\S+) /m;
 
 /** `shardgrid start ...`; resolves once the member printed its started line. */
 function startMember(args: string[]): Promise<Started> {
@@ -322,6 +325,30 @@ async function until<T>(what: string, limitMs: number, probe: () => Promise<T | 
 function exitWithin(m: Started, limitMs: number): Promise<number | null> {
   return Promise.race([m.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`member ${m.id} did not exit within ${limitMs} ms`)), limitMs))]);
 }
+
+describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => {
+  it('a member started with the three TLS files listens on wss://, and status with them gets its answer (without them it does not)', { timeout: 60_000 }, async () => {
+    const ssl = (...a: string[]) => execFileSync('openssl', a, { cwd: DIR, stdio: 'ignore' });
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cli-ca');
+    writeFileSync(join(DIR, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'm.key', '-out', 'm.csr', '-subj', '/CN=m');
+    ssl('x509', '-req', '-in', 'm.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'm.pem', '-days', '1', '-extfile', 'ext.cnf');
+    const tls = ['--tls-key', join(DIR, 'm.key'), '--tls-cert', join(DIR, 'm.pem'), '--tls-ca', join(DIR, 'ca.pem')];
+    const m = await startMember(['--port', '0', '--workers', '1', '--memory', '64MB', ...tls]);
+    try {
+      expect(m.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+      const r = await run(['status', m.url, '--secret-file', SECRET_FILE, '--json', ...tls]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as ClusterStatus).members.map((x) => x.id)).toEqual([m.id]);
+      // control: the same status call without a client certificate is refused by the member
+      const bare = await run(['status', m.url, '--secret-file', SECRET_FILE, '--timeout', '3000']);
+      expect(bare.code).toBe(1);
+    } finally {
+      m.child.kill('SIGKILL');
+    }
+  });
+});
 
 describe('cluster: two members started with shardgrid start', () => {
   const started: Started[] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as E from '../src/errors.js';
+import { RaftConfChangePendingError, RaftInvalidArgumentError, RaftNotLeaderError, RaftTransferInProgressError } from '../src/raft/index.js';
 
 const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridError, string]> = [
   [E.InvalidOptionError, 'GRID_ERR_INVALID_OPTION'],
@@ -32,6 +33,10 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.StaleTokenError, 'GRID_ERR_STALE_TOKEN'],
   [E.CpKindError, 'GRID_ERR_CP_KIND'],
   [E.CpCapacityError, 'GRID_ERR_CP_CAPACITY'],
+  [E.ConsensusError, 'GRID_ERR_RAFT'],
+  [E.ConsensusNotLeaderError, 'GRID_ERR_RAFT_NOT_LEADER'],
+  [E.ConsensusTransferError, 'GRID_ERR_RAFT_TRANSFER'],
+  [E.ConsensusConfPendingError, 'GRID_ERR_RAFT_CONF_PENDING'],
 ];
 
 describe('GridError tree', () => {
@@ -85,6 +90,25 @@ describe('GridError tree', () => {
     for (const s of Object.getOwnPropertySymbols(e)) Object.defineProperty(copy, s, { value: (e as any)[s] });
     expect(copy).toBeInstanceOf(E.LockTimeoutError);
     expect(copy).not.toBeInstanceOf(E.GridClosedError);
+  });
+
+  it('the Raft core\'s errors are registered: they are GridErrors of their class, and cross the wire with code, data and class intact', () => {
+    const cases: Array<[Error, new (m: string) => E.GridError]> = [
+      [new RaftNotLeaderError('n2'), E.ConsensusNotLeaderError],
+      [new RaftTransferInProgressError('n3'), E.ConsensusTransferError],
+      [new RaftConfChangePendingError('pending'), E.ConsensusConfPendingError],
+      [new RaftInvalidArgumentError('bad'), E.InvalidArgumentError],
+    ];
+    for (const [raw, Cls] of cases) {
+      expect(raw).toBeInstanceOf(E.GridError);
+      expect(raw).toBeInstanceOf(Cls);
+      const back = E.errorFromWire(E.errorToWire(raw));
+      expect(back).toBeInstanceOf(Cls);
+      expect(back.code).toBe((raw as E.GridError).code);
+      expect(back.message).toBe(raw.message);
+      if (Cls !== E.InvalidArgumentError) expect(back).toBeInstanceOf(E.ConsensusError);
+    }
+    expect((E.errorFromWire(E.errorToWire(new RaftNotLeaderError('n2'))) as E.GridError).data).toEqual({ leader: 'n2' });
   });
 
   it('an unknown wire code becomes InternalError keeping the original code', () => {

@@ -340,6 +340,27 @@ describe('transport security (issue 11)', () => {
     }
   });
 
+  it('a peer that pipelines more than 8 messages before authenticating is cut off before any of them is handled (pre-auth queue)', { timeout: 20_000 }, async () => {
+    const before = protocolErrors.length;
+    const s = await rawUpgrade(portOf(m));
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    const closed = socketClosed(s);
+    // nine well-formed HELLOs in one write: ws reads them all before the queue handles the first
+    const hellos = Array.from({ length: 9 }, (_, i) => wsFrame(wire.encodeHello(`pipeliner-${i}`, m.url, 'ws://127.0.0.1:1', randomBytes(32))));
+    s.write(Buffer.concat(hellos));
+    await until(() => protocolErrors.length > before, 5000, 'protocol-error');
+    const err = protocolErrors[before] as Error;
+    expect(err).toBeInstanceOf(E.FrameLimitError);
+    expect(err.message).toContain('before authentication');
+    await closed;
+    // no CHALLENGE was sent: the only frame from the member is its close frame (opcode 8)
+    const bytes = Buffer.concat(got);
+    expect(bytes.length).toBeGreaterThan(0);
+    expect(bytes[0] & 0x0f).toBe(8);
+    await legitimateRoundTrip(m);
+  });
+
   it('with 1,000 idle sockets and 64 stalled half-frames held open, a new member still joins and a request still answers', { timeout: 60_000 }, async () => {
     const port = portOf(m);
     const idle: Socket[] = [];

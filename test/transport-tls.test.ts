@@ -8,6 +8,7 @@ import { Transport } from '../dist/transport/index.js';
 import type { TlsOptions } from '../dist/transport/index.js';
 import { GridError } from '../dist/errors.js';
 import WebSocket from 'ws';
+import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
 const SECRET = 'tls-test-secret-0123456789abcdef';
 let dir: string;
@@ -35,7 +36,7 @@ const tlsOf = (leaf: string, ca: string): TlsOptions => ({
 describe('mutual TLS (cluster.tls)', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sg-tls-'));
-    makeCa('ca', ['a', 'b']);
+    makeCa('ca', ['a', 'b', 'relay']);
     makeCa('other-ca', ['mallory']);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,6 +92,47 @@ describe('mutual TLS (cluster.tls)', () => {
       expect(b.peers()).toEqual([]);
     } finally {
       await Promise.all([evil.close(), b.close()]);
+    }
+  });
+  it('frames of a TLS link go unsealed inside TLS, and a TLS-terminating relay with a certificate of the cluster CA never gets a session (channel binding)', { timeout: 20_000 }, async () => {
+    // the relay: a certificate of the cluster CA for 127.0.0.1 (so both TLS handshakes pass), no secret
+    let relayed = 0;
+    const relay: TlsServer = createTlsServer({ ...tlsOf('relay', 'ca'), minVersion: 'TLSv1.3' }, (inner) => {
+      const outer = tlsConnect({ host: '127.0.0.1', port: bPort, ...tlsOf('relay', 'ca'), minVersion: 'TLSv1.3' });
+      inner.on('data', (d: Buffer) => {
+        relayed += d.length;
+        outer.write(d);
+      });
+      outer.on('data', (d: Buffer) => inner.write(d));
+      const end = () => {
+        inner.destroy();
+        outer.destroy();
+      };
+      inner.on('error', end).on('close', end);
+      outer.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    const relayPort = (relay.address() as { port: number }).port;
+    // b advertises the relay's address, as a member behind a proxy does, so the dialled url checks out
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${relayPort}`, secret: SECRET, memberId: 'b4', tls: tlsOf('b', 'ca'), log: () => undefined });
+    const bPort = (b as unknown as { boundPort: number }).boundPort;
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a4', tls: tlsOf('a', 'ca'), log: () => undefined });
+    try {
+      expect(b.url).toBe(`wss://127.0.0.1:${relayPort}`);
+      const viaRelay = await a.connect(b.url, 3000).catch((e: unknown) => e);
+      expect(relayed).toBeGreaterThan(0); // the relay did carry the handshake
+      expect(viaRelay).toBeInstanceOf(GridError);
+      expect((viaRelay as GridError).code).toBe('GRID_ERR_AUTH');
+      expect(b.peers()).toEqual([]);
+      // control: dialled directly (b's own bound url), the same two members connect, and the link relies on TLS alone
+      b.handle('double', (n: number) => n * 2);
+      expect(await a.connect(`wss://127.0.0.1:${bPort}`, 3000)).toBe('b4');
+      expect(await a.request('b4', 'double', 21)).toBe(42);
+      const link = (a as unknown as { links: Map<string, { sealed: boolean }> }).links.get('b4');
+      expect(link?.sealed).toBe(false);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      relay.close();
     }
   });
 });

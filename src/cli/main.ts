@@ -39,12 +39,25 @@ interface StartOptions {
   backups: number;
   lite?: boolean;
   partitions?: number;
+  tlsKey?: string;
+  tlsCert?: string;
+  tlsCa?: string;
 }
 
 interface StatusOptions {
   secretFile?: string;
   json?: boolean;
   timeout: number;
+  tlsKey?: string;
+  tlsCert?: string;
+  tlsCa?: string;
+}
+
+/** The three PEM files of --tls-key / --tls-cert / --tls-ca. */
+interface TlsFlags {
+  tlsKey?: string;
+  tlsCert?: string;
+  tlsCa?: string;
 }
 
 /** A usage mistake found outside commander's parsing (the secret): exit 2 like commander's own errors. */
@@ -186,6 +199,30 @@ function refuseSecretInArgv(args: readonly string[]): void {
   }
 }
 
+/**
+ * cluster.tls from --tls-key, --tls-cert and --tls-ca (PEM files, read once): all three or none;
+ * a missing one or an unreadable file is a UsageError (exit 2). Undefined without the flags.
+ */
+function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
+  const given = [o.tlsKey, o.tlsCert, o.tlsCa].filter((x) => x !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new UsageError('--tls-key, --tls-cert and --tls-ca go together (mutual TLS needs this member\'s key and certificate and the cluster CA)');
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
+}
+
+const TLS_HELP = {
+  key: "PEM file of this member's private key for mutual TLS (with --tls-cert and --tls-ca; members then listen on wss://)",
+  cert: "PEM file of this member's certificate, signed by the cluster CA",
+  ca: 'PEM file of the cluster CA that signs every member certificate',
+};
+
 function describeError(err: unknown): string {
   if (err instanceof GridError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
@@ -215,8 +252,10 @@ function firstSignal(): Promise<NodeJS.Signals> {
 
 async function start(o: StartOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'start');
+  const tls = clusterTls(o);
   const lite = o.lite === true;
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
+  if (tls !== undefined) options.cluster!.tls = tls;
   if (o.computeModule !== undefined) options.compute = { modules: o.computeModule };
   if (o.workers !== undefined) options.workers = o.workers;
   if (o.memory !== undefined) options.memory = o.memory;
@@ -258,8 +297,9 @@ async function start(o: StartOptions): Promise<number> {
 
 async function status(url: string, o: StatusOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'status');
+  const tls = clusterTls(o);
   try {
-    const s = await fetchClusterStatus(url, secret, o.timeout);
+    const s = await fetchClusterStatus(url, secret, o.timeout, tls);
     process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
     return 0;
   } catch (err) {
@@ -299,6 +339,9 @@ function program(setExit: (code: number) => void): Command {
     .option('--backups <n>', 'backup copies of each partition, on other members', integer(0), 1)
     .option('--lite', 'own no partitions: a member that only routes operations')
     .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(1))
+    .option('--tls-key <path>', TLS_HELP.key)
+    .option('--tls-cert <path>', TLS_HELP.cert)
+    .option('--tls-ca <path>', TLS_HELP.ca)
     .addHelpText(
       'after',
       `\nThe cluster secret is never taken from the command line (others can read it there).\n` +
@@ -318,6 +361,9 @@ function program(setExit: (code: number) => void): Command {
     .option('--secret-file <path>', SECRET_FILE_HELP)
     .option('--json', 'print the status as JSON')
     .option('--timeout <ms>', 'give up after this many milliseconds', integer(1), STATUS_TIMEOUT_MS)
+    .option('--tls-key <path>', 'PEM file of the private key to present to a member started with --tls-key (with --tls-cert and --tls-ca)')
+    .option('--tls-cert <path>', TLS_HELP.cert)
+    .option('--tls-ca <path>', TLS_HELP.ca)
     .action(async (url: string, o: StatusOptions) => setExit(await status(url, o)));
 
   p.command('secret')

@@ -5,9 +5,12 @@
  * Security (SECURITY.md): a new TCP connection is admitted against per-address and total caps on
  * unauthenticated connections and must upgrade and send HELLO within helloTimeout; until the
  * fixed-layout handshake completes ws accepts messages of at most preAuthMaxBytes and no msgpack
- * decoder runs. The handshake binds the dialled url; after it every frame is sealed with
- * per-direction AES-256-GCM session keys (FrameCipher), and a BATCH is scanned (scanMsgpack) before
- * it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
+ * decoder runs; upgrades and handshake frames wait in a queue worked off in slices of
+ * PRE_AUTH_SLICE_MS per event-loop turn, so open links never wait behind a flood of handshakes.
+ * The handshake binds the dialled url (and, on TLS, the TLS connection's exporter value); after it
+ * every frame is sealed with per-direction AES-256-GCM session keys (FrameCipher), or on TLS
+ * carried by the TLS records the handshake is bound to, and a BATCH is scanned (scanMsgpack)
+ * before it is decoded. Peer-caused log lines are escaped (safeText) and rate-limited (peerLog), and a
  * failure while handling a frame closes only that link.
  *
  * Life of a request: request() pushes (REQUEST, id, type, body) onto the peer's open batch and,
@@ -38,6 +41,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   AuthenticationError,
@@ -89,6 +93,8 @@ import {
   CLOSE_SAME_ID,
   CLOSE_TOO_BIG,
   CLOSE_WRONG_URL,
+  CHANNEL_BINDING_BYTES,
+  CHANNEL_BINDING_LABEL,
   F_AUTH,
   F_BATCH,
   F_CHALLENGE,
@@ -208,6 +214,17 @@ const SWEEP_TICKS = 4;
 const CLOSE_GRACE_MS = 250;
 /** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
 const DRAIN_POLL_MS = 20;
+/**
+ * Pre-authentication work (WebSocket upgrades and handshake frames) waits in a queue that is
+ * worked off in slices of at most this many ms, one slice per event-loop turn, so frames of open
+ * links (handled as they are read) never wait behind more than one slice of other peers'
+ * handshakes however many connections are opened.
+ */
+const PRE_AUTH_SLICE_MS = 1;
+/** Member urls remembered for urlOf (the most recently connected ids). */
+const MAX_REMEMBERED_URLS = 4096;
+/** Messages a link may have waiting in that queue; a peer that pipelines more before authenticating is cut off. */
+const MAX_PRE_AUTH_QUEUED = 8;
 
 // link states
 const S_DIAL = 0; // outbound, waiting for the socket to open
@@ -219,6 +236,7 @@ const S_OPEN = 5;
 const S_CLOSED = 6;
 
 const zeroMask = (mask: Buffer): Buffer => mask.fill(0);
+const NO_CONTEXT = Buffer.alloc(0);
 
 /** A request waiting for its reply: a BATCH request (GenericCall) or a FAST one (FastCall). */
 interface Waiter {
@@ -265,12 +283,14 @@ export abstract class FastCall implements Waiter {
  * request whose slot is still taken by one PENDING_RING requests older.
  */
 class PendingTable {
-  private readonly ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
+  /** Made at the first request, so a connection that never authenticates costs no ring. */
+  private ring: Array<Waiter | undefined> = [];
   private readonly more = new Map<number, Waiter>();
   size = 0;
 
   set(id: number, w: Waiter): void {
     w.id = id;
+    if (this.ring.length === 0) this.ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
     const i = id & (PENDING_RING - 1);
     if (this.ring[i] === undefined) this.ring[i] = w;
     else this.more.set(id, w);
@@ -363,13 +383,23 @@ class Link implements FastPeer {
   theirNonce: Uint8Array | undefined;
   /** Outbound: the url dialled (== url); inbound: the url the dialler says it dialled (checked == our url). */
   dialled = '';
-  /** Session ciphers, set when the link opens: every frame after WELCOME is sealed and opened with them. */
+  /**
+   * Session ciphers, set when the link opens: every frame after WELCOME is sealed and opened with
+   * them, except on a TLS link, whose handshake is bound to its TLS connection (`channel`): there
+   * the TLS records already encrypt, authenticate and order every frame, and both stay undefined.
+   */
   tx: FrameCipher | undefined;
   rx: FrameCipher | undefined;
+  /** Frames of this open link are sealed (tx / rx); false on a TLS link (see tx). */
+  sealed = true;
+  /** The TLS socket under the WebSocket, when there is one (its exporter value binds the handshake). */
+  tlsSocket: TLSSocket | undefined;
   /** Inbound: the admission slot of its TCP connection (released when the link authenticates or closes). */
   slot: Slot | undefined;
   hsTimer: NodeJS.Timeout | undefined;
   dial: Dial | undefined;
+  /** Messages received while not open, waiting in the transport's pre-auth queue (see PRE_AUTH_SLICE_MS), in order. */
+  preq: Buffer[] | undefined;
   /** Why the link closed: pending requests reject with it. */
   failure: GridError | undefined;
   /** Closed because another connection to the same peer won. */
@@ -451,6 +481,21 @@ function raiseReceiveLimit(ws: WebSocket, n: number): boolean {
   if (r === undefined || r === null || typeof r._maxPayload !== 'number') return false;
   r._maxPayload = n;
   return true;
+}
+
+/**
+ * An error a peer caused (a refused frame, a failed handshake): built without a stack trace,
+ * which would show only the transport's own frames and is most of what constructing it costs,
+ * so refusing a flood of bad frames stays cheap.
+ */
+function peerError<E extends GridError>(cls: new (message: string, data?: Record<string, unknown>) => E, message: string, data?: Record<string, unknown>): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new cls(message, data);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function isId(x: unknown): x is number {
@@ -554,6 +599,10 @@ export class Transport extends EventEmitter {
   /** Dials that lost a simultaneous-dial race and wait for the peer's connection. */
   private readonly waitingDials = new Set<Link>();
   private closing: Promise<void> | undefined;
+  /** Pre-authentication work in arrival order: WebSocket upgrades to complete, links with messages waiting (see PRE_AUTH_SLICE_MS). */
+  private readonly preAuth: Array<Link | { req: IncomingMessage; socket: Socket; head: Buffer }> = [];
+  private preAuthScheduled = false;
+  private readonly preAuthBound = () => this.workPreAuth();
 
   private fastServer: FastServer | undefined;
   private readonly reader = new FastReader();
@@ -597,7 +646,11 @@ export class Transport extends EventEmitter {
     this.server = server;
     this.wss = wss;
     this.url = url;
-    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.accept(ws, req));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // http has stopped reading the socket (readableFlowing null): it waits in the queue unread
+      this.preAuth.push({ req, socket, head });
+      this.schedulePreAuth();
+    });
     wss.on('wsClientError', (err: Error, socket: Socket) => {
       this.peerLog('warn', `rejected a malformed WebSocket upgrade: ${safeText(err.message)}`);
       socket.destroy();
@@ -753,7 +806,7 @@ export class Transport extends EventEmitter {
     server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
     server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({
-      server,
+      noServer: true, // upgrades go through the pre-auth queue (Transport.upgrade)
       perMessageDeflate: false,
       // Before authentication a message may be a handshake frame only: ws refuses a longer one from
       // its header, before buffering any of it (F3). Raised to maxPayload when the link opens.
@@ -761,7 +814,6 @@ export class Transport extends EventEmitter {
       clientTracking: false,
       skipUTF8Validation: true, // text frames are refused anyway
     });
-    // ws re-emits the http server's 'error' on wss: listen before binding, so EADDRINUSE cannot go unhandled
     let transport: Transport | undefined;
     wss.on('error', (err: Error) => transport?.log('error', 'server error', err));
     return new Promise((resolve, reject) => {
@@ -772,6 +824,7 @@ export class Transport extends EventEmitter {
       server.once('error', onError);
       server.listen(opts.port, opts.host, () => {
         server.off('error', onError);
+        server.on('error', (err: Error) => transport?.log('error', 'server error', err));
         const addr = server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
         const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
@@ -945,6 +998,9 @@ export class Transport extends EventEmitter {
       this.all.add(link);
       this.dialsByUrl.set(url, link);
       this.attach(link);
+      ws.once('upgrade', (res: IncomingMessage) => {
+        if (res.socket instanceof TLSSocket) link.tlsSocket = res.socket;
+      });
       ws.once('open', () => {
         if (link.state !== S_DIAL) return;
         link.state = S_CHALLENGE;
@@ -961,6 +1017,7 @@ export class Transport extends EventEmitter {
       return;
     }
     const link = new Link(ws, false, this, this.maxPayload - 1);
+    if (req.socket instanceof TLSSocket) link.tlsSocket = req.socket;
     link.slot = slot;
     slot.link = link;
     this.all.add(link);
@@ -975,20 +1032,88 @@ export class Transport extends EventEmitter {
   private attach(link: Link): void {
     const ws = link.ws;
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      // whatever a frame does, it can only close its own link: never throw into ws (or the process)
-      try {
-        this.onMessage(link, data, isBinary);
-      } catch (err) {
-        this.log('error', `failed handling a frame from ${link.describe()}; connection closed`, err);
-        try {
-          this.closeLink(link, CLOSE_PROTOCOL, 'internal error', new MemberUnreachableError(`connection to ${link.describe()} closed after an internal error`));
-        } catch {
-          ws.terminate();
-        }
-      }
+      if (link.state !== S_OPEN || link.preq !== undefined) this.queuePreAuth(link, data, isBinary);
+      else this.handleFrame(link, data, isBinary);
     });
     ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
+  }
+
+  /** Handles one received message; whatever it does, it can only close its own link: never throws into ws (or the process). */
+  private handleFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    try {
+      this.onMessage(link, data, isBinary);
+    } catch (err) {
+      this.log('error', `failed handling a frame from ${link.describe()}; connection closed`, err);
+      try {
+        this.closeLink(link, CLOSE_PROTOCOL, 'internal error', new MemberUnreachableError(`connection to ${link.describe()} closed after an internal error`));
+      } catch {
+        link.ws.terminate();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- pre-authentication queue
+
+  /** A message of a link that is not open yet (or has earlier ones waiting): queued behind other peers' pre-auth work. */
+  private queuePreAuth(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    if (link.state === S_CLOSED) return;
+    if (!isBinary || !Buffer.isBuffer(data)) {
+      this.handleFrame(link, data, isBinary); // refused at once, without queueing
+      return;
+    }
+    if (link.preq === undefined) {
+      link.preq = [data];
+      this.preAuth.push(link);
+      this.schedulePreAuth();
+    } else if (link.preq.length >= MAX_PRE_AUTH_QUEUED) {
+      link.preq = undefined;
+      this.protocolError(link, `more than ${MAX_PRE_AUTH_QUEUED} messages before authentication`, undefined, FrameLimitError);
+    } else {
+      link.preq.push(data);
+    }
+  }
+
+  private schedulePreAuth(): void {
+    if (this.preAuthScheduled) return;
+    this.preAuthScheduled = true;
+    setImmediate(this.preAuthBound);
+  }
+
+  /** One slice of the pre-auth queue (at most PRE_AUTH_SLICE_MS); the rest waits for the next event-loop turn. */
+  private workPreAuth(): void {
+    this.preAuthScheduled = false;
+    const q = this.preAuth;
+    const end = performance.now() + PRE_AUTH_SLICE_MS;
+    let i = 0;
+    while (i < q.length) {
+      const item = q[i++];
+      if (item instanceof Link) {
+        const msgs = item.preq;
+        item.preq = undefined;
+        if (msgs !== undefined) for (const m of msgs) if (item.state !== S_CLOSED) this.handleFrame(item, m, true);
+      } else {
+        this.upgrade(item.req, item.socket, item.head);
+      }
+      if (performance.now() >= end) break;
+    }
+    q.splice(0, i);
+    if (q.length > 0) this.schedulePreAuth();
+  }
+
+  /** Completes a WebSocket upgrade taken from the pre-auth queue (a connection shed meanwhile is dropped). */
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const slot = this.slotOf.get(`${req.socket.remoteAddress ?? '?'}|${req.socket.remotePort}`);
+    if (this.closing !== undefined || slot === undefined || slot.released || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.accept(ws, req));
+    } catch (err) {
+      this.peerLog('warn', `failed a WebSocket upgrade: ${safeText(err instanceof Error ? err.message : '')}`);
+      socket.destroy();
+    }
   }
 
   private onSocketError(link: Link, err: Error & { code?: string }): void {
@@ -1070,6 +1195,7 @@ export class Transport extends EventEmitter {
         }
       }
     }
+    link.preq = undefined;
     link.queue.length = 0;
     link.cur = null;
     link.fw.len = 0;
@@ -1130,7 +1256,7 @@ export class Transport extends EventEmitter {
       return;
     }
     if (link.state === S_OPEN) {
-      const plain = link.rx!.open(data);
+      const plain = link.sealed ? link.rx!.open(data) : data;
       if (plain === undefined) {
         this.integrityError(link);
         return;
@@ -1203,11 +1329,13 @@ export class Transport extends EventEmitter {
     link.ws.send(encodeProof(F_AUTH, proof(this.secret, 'dialler', this.transcript(link))));
   }
 
-  /** What this link's proofs and keys bind (see wire.ts). */
+  /** What this link's proofs and keys bind (see wire.ts): with TLS also the TLS connection's exporter value. */
   private transcript(link: Link): Transcript {
-    return link.outbound
+    const t: Transcript = link.outbound
       ? { dialNonce: link.myNonce, listenNonce: link.theirNonce!, diallerId: this.memberId, listenerId: link.id, diallerUrl: this.url, dialledUrl: link.dialled }
       : { dialNonce: link.theirNonce!, listenNonce: link.myNonce, diallerId: link.id, listenerId: this.memberId, diallerUrl: link.url, dialledUrl: link.dialled };
+    if (link.tlsSocket !== undefined) t.channel = link.tlsSocket.exportKeyingMaterial(CHANNEL_BINDING_BYTES, CHANNEL_BINDING_LABEL, NO_CONTEXT);
+    return t;
   }
 
   private onAuth(link: Link, b: Buffer): void {
@@ -1284,29 +1412,40 @@ export class Transport extends EventEmitter {
       if (this.dialsByUrl.get(link.url) === link) this.dialsByUrl.delete(link.url);
       if (this.dialsById.get(link.id) === link) this.dialsById.delete(link.id);
     }
-    const keys = sessionKeys(this.secret, t);
-    link.tx = new FrameCipher(link.outbound ? keys.toListener : keys.toDialler);
-    link.rx = new FrameCipher(link.outbound ? keys.toDialler : keys.toListener);
+    if (t.channel !== undefined) {
+      // TLS link: both proofs covered this TLS connection's exporter value, so the session is the
+      // TLS connection itself, whose records encrypt, authenticate and order every frame
+      link.sealed = false;
+    } else {
+      const keys = sessionKeys(this.secret, t);
+      link.tx = new FrameCipher(link.outbound ? keys.toListener : keys.toDialler);
+      link.rx = new FrameCipher(link.outbound ? keys.toDialler : keys.toListener);
+    }
+    link.tlsSocket = undefined;
     if (!raiseReceiveLimit(link.ws, this.maxPayload + TAG_BYTES)) {
       this.log('error', `cannot raise the receive limit of the connection to ${link.describe()} (ws internals changed?); frames over ${this.preAuthMaxBytes} bytes will close it`);
     }
     link.state = S_OPEN;
     link.theirNonce = undefined;
     this.links.set(link.id, link);
+    // remembered for urlOf after a disconnect; bounded, so peers authenticating under ever new ids
+    // (a fuzzer, a buggy client) cannot grow it without end: the longest-unseen ids go first
+    this.urls.delete(link.id);
     this.urls.set(link.id, link.url);
+    if (this.urls.size > MAX_REMEMBERED_URLS) this.urls.delete(this.urls.keys().next().value!);
     this.emit('connected', link.id, link.url);
     if (link.dial !== undefined) this.settleDial(link, undefined);
   }
 
   private authFailed(link: Link, message: string): void {
-    const err = new AuthenticationError(message, { url: link.url, member: link.id });
+    const err = peerError(AuthenticationError, message, { url: link.url, member: link.id });
     this.peerLog('warn', message, err);
     this.emit('auth-error', err, link.url);
     this.closeLink(link, CLOSE_AUTH, 'authentication failed', err);
   }
 
   private sameId(link: Link): void {
-    const err = new ProtocolError(`${safeText(link.url, LOG_TEXT_CHARS)} announces our own member id ${this.memberId}`, { url: link.url });
+    const err = peerError(ProtocolError, `${safeText(link.url, LOG_TEXT_CHARS)} announces our own member id ${this.memberId}`, { url: link.url });
     this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, link.url);
     this.closeLink(link, CLOSE_SAME_ID, 'same member id', err);
@@ -1315,10 +1454,10 @@ export class Transport extends EventEmitter {
   /** Closes a link whose peer sent something malformed (`what` must already be escaped if it quotes the peer). */
   private protocolError(link: Link, what: string, data?: Record<string, unknown>, cls: typeof ProtocolError = ProtocolError, code = CLOSE_PROTOCOL): void {
     const remote = link.id !== '' ? link.id : link.url !== '' ? link.url : 'unknown';
-    const err = new cls(`protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
+    const err = peerError(cls, `protocol error from ${link.describe()}: ${what}; connection closed`, { remote, ...data });
     this.peerLog('warn', err.message, err);
     this.emit('protocol-error', err, remote);
-    this.closeLink(link, code, 'protocol error', new MemberUnreachableError(`connection to ${link.describe()} closed after a protocol error`, { remote }));
+    this.closeLink(link, code, 'protocol error', peerError(MemberUnreachableError, `connection to ${link.describe()} closed after a protocol error`, { remote }));
   }
 
   /** A sealed frame failed its tag: tampered, truncated, replayed, reordered, or not of this session. Nothing of it is used. */
@@ -1403,7 +1542,7 @@ export class Transport extends EventEmitter {
   private serve(link: Link, id: number, type: string, body: unknown): void {
     const fn = this.handlers.get(type);
     if (fn === undefined) {
-      this.enqueue(link, K_ERROR, id, null, errorToWire(new UnsupportedError(`member ${this.memberId} has no handler for message type ${safeText(type)}`, { type: safeText(type) })));
+      this.enqueue(link, K_ERROR, id, null, errorToWire(peerError(UnsupportedError, `member ${this.memberId} has no handler for message type ${safeText(type)}`, { type: safeText(type) })));
       return;
     }
     let r: unknown;
@@ -1532,7 +1671,7 @@ export class Transport extends EventEmitter {
       if (f === link.cur) link.cur = null;
       if (Array.isArray(f)) this.sendBatch(link, f);
       else {
-        ws.send(link.tx!.seal(f));
+        ws.send(link.sealed ? link.tx!.seal(f) : f);
         this._stats.framesOut++;
       }
       if (link.state !== S_OPEN) return;
@@ -1547,8 +1686,8 @@ export class Transport extends EventEmitter {
       this.block(link);
       return;
     }
-    // sealing copies the frame out of the writer's buffer, which is then reused
-    const sealed = link.tx!.seal(w.buf, w.len);
+    // sealing (or, on a TLS link, the copy) takes the frame out of the writer's buffer, which is then reused
+    const sealed = link.sealed ? link.tx!.seal(w.buf, w.len) : Buffer.from(w.buf.subarray(0, w.len));
     w.len = 0;
     ws.send(sealed);
     this._stats.framesOut++;
@@ -1587,7 +1726,7 @@ export class Transport extends EventEmitter {
       this.sendSlow(link, b);
       return;
     }
-    link.ws.send(link.tx!.seal(buf));
+    link.ws.send(link.sealed ? link.tx!.seal(buf) : buf);
     this._stats.framesOut++;
     this._stats.messagesOut += (b.length - 1) / STRIDE;
   }
@@ -1602,7 +1741,8 @@ export class Transport extends EventEmitter {
     let size = 0;
     const send = () => {
       if (group.length === 1) return;
-      link.ws.send(link.tx!.seal(packr.pack(group)));
+      const buf = packr.pack(group);
+      link.ws.send(link.sealed ? link.tx!.seal(buf) : buf);
       this._stats.framesOut++;
       this._stats.messagesOut += (group.length - 1) / STRIDE;
       group = [F_BATCH];

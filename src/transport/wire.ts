@@ -37,7 +37,11 @@
  * with a 96-bit nonce made of 4 zero bytes and a 64-bit per-direction frame counter that is never
  * sent. A sealed frame is `ciphertext | tag[16]`; a frame that fails its tag (tampered, truncated,
  * replayed, reordered, dropped before it, or from another session) closes the connection and
- * nothing of it is applied. The plaintext is one of:
+ * nothing of it is applied. On a TLS connection (`cluster.tls`) both proofs also cover the TLS
+ * exporter value of that connection (`Transcript.channel`), which a relay terminating TLS on
+ * both sides cannot make equal, so the authenticated session is that TLS connection; its records
+ * already encrypt, authenticate and order every frame, and frames go unsealed inside it. The
+ * plaintext is one of:
  *
  * ```
  * BATCH     msgpack array [5, (kind, id, type, body) x n]              either way
@@ -255,7 +259,17 @@ export interface Transcript {
   diallerUrl: string;
   /** The url the dialler dialled (the listener's advertised url). */
   dialledUrl: string;
+  /**
+   * On a TLS connection: the TLS exporter value of that connection (CHANNEL_BINDING_LABEL,
+   * CHANNEL_BINDING_BYTES), the same at both ends of one TLS connection and different on each
+   * side of a relay that terminates TLS; undefined on a plain connection.
+   */
+  channel?: Uint8Array;
 }
+
+/** RFC 8446 section 7.5 exporter label and length of the TLS channel binding. */
+export const CHANNEL_BINDING_LABEL = 'EXPORTER-shardgrid-channel-binding';
+export const CHANNEL_BINDING_BYTES = 32;
 
 function field(h: { update(b: Uint8Array): unknown }, s: string): void {
   const b = Buffer.from(s, 'utf8');
@@ -272,6 +286,15 @@ function transcript(h: { update(b: Uint8Array): unknown }, t: Transcript): void 
   field(h, t.listenerId);
   field(h, t.diallerUrl);
   field(h, t.dialledUrl);
+  if (t.channel !== undefined) {
+    // only on TLS links, so plain links hash exactly what protocol 3 always hashed; every field is
+    // length-prefixed, so a transcript with the binding never equals one without
+    field(h, 'tls channel binding');
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(t.channel.length, 0);
+    h.update(len);
+    h.update(t.channel);
+  }
 }
 
 /**
