@@ -192,7 +192,12 @@ const batchBases = [
   packr.pack([5, 0, 7, 'get', 'k1', 3, 9, null, { code: 'GRID_ERR_X', message: 'm' }]),
 ];
 // MAP 0 'm', then GET id 1 map 0 key 'k'
-const fastBases = [Buffer.from('c1' + '01' + '0000' + '0100' + '6d' + '02' + '01000000' + '0000' + '0100' + '6b', 'hex')];
+const fastBases = [
+  // MAP 0 'm', GET 'k'
+  Buffer.from('c1' + '01' + '0000' + '0100' + '6d' + '02' + '01000000' + '0000' + '0100' + '6b', 'hex'),
+  // MAP 0 'm', SET 'k' with request id 'a.1' of the string 'vv' (protocol 4 layout)
+  Buffer.from('c1' + '01' + '0000' + '0100' + '6d' + '03' + '02000000' + '0000' + '0100' + '6b' + '03' + '612e31' + '01' + '0000000000000000' + '02000000' + '7676', 'hex'),
+];
 
 // message types: the member's handlers, unknown ones, odd names ('stats' is the harness's own probe, left out)
 const TYPES = ['apply', 'get', 'nosuch', '', '__proto__', 'constructor', 'toString'];
