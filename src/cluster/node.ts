@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
-import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, TimeoutError } from '../errors.js';
+import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
@@ -80,6 +80,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   restarting = false;
   /** Set while the rejoin loop runs (a second removal meanwhile starts nothing). */
   private rejoining = false;
+  /** The id of the current rejoin attempt was removed: the next attempt takes a new one. */
+  private removedAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private opHandler: OpHandler | undefined;
 
@@ -222,6 +224,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
    * under a new id, with no data (native-notes.md, "Removed members").
    */
   private removed(why: string): void {
+    if (this.rejoining) this.removedAgain = true;
     if (this.closed || this.restarting || this.rejoining) return;
     this.restarting = true;
     this.rejoining = true;
@@ -246,9 +249,15 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       await old.close();
       if (this.closed) return;
       const o = this.opts;
+      let fresh = true;
       for (let attempt = 0; !this.closed; attempt++) {
-        // a new id for every attempt: a failed attempt may have been seen (and declared dead) already
-        this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+        // a new id only when the last one was removed: an attempt that timed out may have been
+        // admitted by the log all the same, and leaving that id behind made it a dead member —
+        // a dead voter, possibly, and two of them left the leader without a majority to remove
+        // them (nemesis seed 1000 schedule 13: the cluster never admitted anyone again)
+        if (fresh) this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+        fresh = false;
+        this.removedAgain = false;
         this.restarting = false; // the new identity applies its tables and serves once admitted
         try {
           this.transport = await Transport.listen({ host: o.host, port: o.port === 0 ? oldPort : o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret!, memberId: this.memberId, log: this.log, tls: o.tls });
@@ -257,7 +266,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
           this.emit('rejoined', this.memberId);
           break;
         } catch (e) {
-          this.log('warn', `rejoining failed (attempt ${attempt + 1}); retrying`, e);
+          // the log refuses a removed id for good (ProtocolError from meta.join)
+          fresh = this.removedAgain || e instanceof ProtocolError;
+          this.log('warn', `rejoining failed (attempt ${attempt + 1}); retrying${fresh ? ' under a new id' : ''}`, e);
           clearInterval(this.timer);
           this.meta?.close();
           this.membership?.stop();
