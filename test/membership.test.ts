@@ -255,6 +255,37 @@ describe('SWIM in one process', () => {
     }
   });
 
+  it('a member that refuted its death tells a peer still holding the older tombstone again (else it stays dead there for good)', { timeout: 15_000 }, async () => {
+    const opts = { probeInterval: 100, probeTimeout: 200, suspicionTimeout: 60_000 };
+    const t1 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm1', log: () => {} });
+    const t2 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm2', log: () => {} });
+    const m1 = new Membership(t1, { id: 'm1', url: t1.url, startedAt: 1, lite: false }, { seeds: [], ...opts });
+    const m2 = new Membership(t2, { id: 'm2', url: t2.url, startedAt: 2, lite: false }, { seeds: [t1.url], ...opts });
+    try {
+      await m1.start();
+      await m2.start();
+      expect(m1.isAlive('m2')).toBe(true);
+      // m2 refutes a suspicion while cut off from m1 (incarnation 1), and its piggyback budget for
+      // that refutation is spent elsewhere; m1 meanwhile declares it dead at incarnation 0
+      t2.disconnect('m1');
+      m2._apply({ id: 'm2', incarnation: 0, status: 'suspect' });
+      expect(m2._incarnation).toBe(1);
+      for (let i = 0; i < 64; i++) (m2 as unknown as { pick(): unknown }).pick();
+      m1._apply({ id: 'm2', url: t2.url, startedAt: 2, incarnation: 0, status: 'dead' });
+      expect(m1.isAlive('m2')).toBe(false);
+      // m2 keeps probing m1; m1's acks carry m2's tombstone (incarnation 0 < 1): m2 must answer
+      // with its current state, and m1 takes it back
+      const t0 = Date.now();
+      while (!m1.isAlive('m2') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      expect(m1.isAlive('m2')).toBe(true);
+      expect(m1.members().find((x) => x.id === 'm2')?.incarnation).toBe(1);
+    } finally {
+      m1.stop();
+      m2.stop();
+      await Promise.all([t1.close(), t2.close()]);
+    }
+  });
+
   it('refuses to start when no seed is reachable within joinTimeout', { timeout: 10_000 }, async () => {
     const t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'alone', log: () => {} });
     const m = new Membership(t, { id: 'alone', url: t.url, startedAt: 1, lite: false }, { seeds: ['ws://127.0.0.1:1'], joinTimeout: 500 });

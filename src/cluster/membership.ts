@@ -524,14 +524,14 @@ export class Membership extends EventEmitter {
         if (!vouched && u[0] !== from) continue;
         if (this.table.size >= MAX_TABLE || !isMemberUrl(u[1])) continue;
       }
-      this.apply(u);
+      this.apply(u, from);
     }
   }
 
-  private apply(u: Update): void {
+  private apply(u: Update, from?: string): void {
     const [id, url, startedAt, lite, inc, st, meta] = u;
     if (id === this.self.id) {
-      this.applySelf(inc, st);
+      this.applySelf(inc, st, from);
       return;
     }
     let m = this.table.get(id);
@@ -606,10 +606,17 @@ export class Membership extends EventEmitter {
     }
   }
 
-  private applySelf(inc: number, st: number): void {
+  private applySelf(inc: number, st: number, from?: string): void {
     if (this.self.status !== ALIVE) return;
     if (st === SUSPECT || st === ALIVE || st === DEAD) {
-      if (st === ALIVE ? inc <= this.self.incarnation : inc < this.self.incarnation) return;
+      if (st === ALIVE ? inc <= this.self.incarnation : inc < this.self.incarnation) {
+        // `from` still holds a suspicion or death of ours that we already refuted: our refutation
+        // never reached it (sent while the link was down, its piggyback budget spent elsewhere).
+        // Tell it again, or it keeps us dead for good and nobody ever re-sends it (nemesis seed
+        // 2000 schedules 8 and 22: a member missing from two views 30 s after a 2 s pause)
+        if (st !== ALIVE && from !== undefined && this.running) this.transport.notify(from, 'swim.gossip', { u: [toUpdate(this.self)] });
+        return;
+      }
       if (st === DEAD && !this.declaredDead) {
         this.declaredDead = true;
         // others declared us dead (we were paused, or cut off): refute it like a suspicion
