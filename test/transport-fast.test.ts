@@ -91,6 +91,7 @@ function memoryServer() {
     rep(peer, r) {
       const k = `${r.map.name}/${r.key()}`;
       calls.push(`rep ${k} v${r.version}`);
+      if (r.tableVersion !== r.version + 100) throw new Error('REP lost its table version');
       if (r.version < 5) throw new PartitionMovedError('stale table', { version: 5 });
       if (r.vType < 0) data.delete(k);
       else data.set(k, { type: r.vType, exp: r.vExp, bytes: Buffer.from(r.buf.subarray(r.vOff, r.vOff + r.vLen)) });
@@ -215,7 +216,8 @@ describe('FAST requests between two transports', () => {
       w.u8(O_REP);
       w.u32(peer.call(c));
       w.u16(mi);
-      w.f64(version);
+      w.f64(version); // the partition's epoch
+      w.f64(version + 100); // the sender's table version
       w.u16(Buffer.byteLength(key));
       w.str(key, Buffer.byteLength(key));
       w.u8(0); // no request id
@@ -333,11 +335,12 @@ describe('hostile FAST frames', () => {
     w.u32(len);
     w.bytes(value, 0, value.length);
   };
-  /** MAP 'm', then a REP of key 'k' at table `version` whose state is the single byte `tag`. */
-  const repRec = (w: FastWriter, version: number, tag: number, rid: Buffer = Buffer.alloc(0)) => {
+  /** MAP 'm', then a REP of key 'k' at epoch `version` (and table version `tv`) whose state is the single byte `tag`. */
+  const repRec = (w: FastWriter, version: number, tag: number, rid: Buffer = Buffer.alloc(0), tv = 7) => {
     mapRec(w, 0, 'm');
     head(w, O_REP, 1, 0);
     w.f64(version);
+    w.f64(tv);
     w.u16(1);
     w.str('k', 1);
     w.u8(rid.length);
@@ -402,6 +405,7 @@ describe('hostile FAST frames', () => {
       mapRec(w, 0, 'm');
       head(w, O_REP, 1, 0);
       w.f64(1);
+      w.f64(1);
       w.u16(1);
       w.str('k', 1);
       w.u8(40);
@@ -415,7 +419,8 @@ describe('hostile FAST frames', () => {
       w.u16(1);
       w.str('k', 1);
     })],
-    ['a REP with a negative table version', frame((w) => repRec(w, -1, ABSENT))],
+    ['a REP with a negative epoch', frame((w) => repRec(w, -1, ABSENT))],
+    ['a REP with a NaN table version', frame((w) => repRec(w, 3, ABSENT, Buffer.alloc(0), Number.NaN))],
     ['a truncated REP state', frame((w) => repRec(w, 9, T_MSGPACK))],
     ['a STATES reply whose count overruns the frame', frame((w) => {
       w.u8(R_STATES);

@@ -145,7 +145,7 @@ export type KeySource = { s: string; b?: undefined; off?: undefined; len: number
  * `rid` (ASCII, or undefined): the request id of the write, which the copy records (dedupe.ts).
  */
 export function sendRep(
-  peer: FastPeer, map: string, version: number, key: KeySource, rid: string | undefined,
+  peer: FastPeer, map: string, version: number, tableVersion: number, key: KeySource, rid: string | undefined,
   raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number,
   c: FastCall,
 ): boolean {
@@ -154,6 +154,7 @@ export function sendRep(
   const w = begin(peer, O_REP, map, REP_HEAD + key.len + rlen + size, c);
   if (w === undefined) return false;
   w.f64(version);
+  w.f64(tableVersion);
   w.u16(key.len);
   if (key.s !== undefined) w.str(key.s, key.len);
   else w.bytes(key.b, key.off, key.off + key.len);

@@ -244,14 +244,15 @@ export class FastService {
     const mapId = this.fastMapId(r.map);
     if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     const p = st.kpart;
-    this.r.checkCopy(p, r.version, peer.id);
+    this.r.checkCopy(p, r.version, peer.id, r.tableVersion);
     if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`replicated value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const from = peer.id;
     const epoch = r.version;
+    const tv = r.tableVersion;
     const rid = r.rid();
     const apply = (): void => {
-      this.r.checkCopy(p, epoch, from);
+      this.r.checkCopy(p, epoch, from, tv);
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
       st.setKeyBytes(buf, keyOff, keyLen, mapId);
       if (vType < 0) {

@@ -89,13 +89,14 @@ export class Migration {
       const sends = await this.r.records.withSnapshot(p, (entries) => {
         this.r.assertPrimary(p);
         const v = this.r.table!.epochs[p];
+        const tv = this.r.table!.version;
         const out: Promise<unknown>[] = [];
         let from = 0;
         do {
           let bytes = 0;
           let end = from;
           while (end < entries.length && (end === from || bytes < SNAPSHOT_CHUNK_BYTES)) bytes += sizeOf(entries[end++]);
-          const body = from === 0 ? { p, e: entries.slice(from, end), first: true, v, d: this.r.dedupe.entries(p) } : { p, e: entries.slice(from, end), first: false, v };
+          const body = from === 0 ? { p, e: entries.slice(from, end), first: true, v, tv, d: this.r.dedupe.entries(p) } : { p, e: entries.slice(from, end), first: false, v, tv };
           out.push(this.ctx.transport.request(to, 'grid.snap', body, STREAM_TIMEOUT_MS));
           from = end;
         } while (from < entries.length);
@@ -111,9 +112,9 @@ export class Migration {
 
   /** A chunk of a partition snapshot, fenced as replicated writes are (checkCopy). */
   onSnapshot(b: unknown, from: string): unknown {
-    const { p, e, first, v, d } = (b ?? {}) as { p?: unknown; e?: unknown; first?: unknown; v?: unknown; d?: unknown };
+    const { p, e, first, v, tv, d } = (b ?? {}) as { p?: unknown; e?: unknown; first?: unknown; v?: unknown; tv?: unknown; d?: unknown };
     const done = parseDedupeEntries(d);
-    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number' || done === undefined) {
+    if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number' || typeof tv !== 'number' || done === undefined) {
       throw new ProtocolError('malformed partition snapshot');
     }
     const max = this.ctx.store.maxValueBytes;
@@ -122,9 +123,9 @@ export class Migration {
       return [x[0], x[1], checkState(x[2], max)];
     });
     for (const [, k] of entries) if (this.r.records.partitionOf(k) !== p) throw new ProtocolError('snapshot entry of another partition');
-    this.r.checkCopy(p as number, v, from);
+    this.r.checkCopy(p as number, v, from, tv);
     return this.r.records.serial(p as number, () => {
-      this.r.checkCopy(p as number, v, from); // again: a table may have been applied while this waited for the lock
+      this.r.checkCopy(p as number, v, from, tv); // again: a table may have been applied while this waited for the lock
       if (first === true) {
         this.ctx.log('info', `p${p as number} snapshot from ${from} at epoch ${v}: cleared ${this.ctx.store.countIn(p as number)} entries, loading ${entries.length}+`);
         this.r.records.clearPartition(p as number);

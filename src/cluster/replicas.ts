@@ -175,6 +175,7 @@ export class Replicas {
   ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done): void {
     const peer = this.ctx.transport.peer(to);
     const epoch = this.table!.epochs[p];
+    const tv = this.table!.version;
     if (peer === undefined) {
       this.copyMissed(ship, p, to, epoch);
       return;
@@ -183,10 +184,10 @@ export class Replicas {
     const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
-    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
+    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
-    const body = done === undefined ? { m: map, k, s, v: epoch } : { m: map, k, s, v: epoch, r: done[0], x: done[1] };
+    const body = done === undefined ? { m: map, k, s, v: epoch, tv } : { m: map, k, s, v: epoch, tv, r: done[0], x: done[1] };
     this.ctx.transport.request(to, 'grid.rep', body).then(
       () => {
         ship.acked.add(to);
@@ -346,13 +347,13 @@ export class Replicas {
   }
 
   onReplicate(b: unknown, from: string): unknown {
-    const { m, k, s, v, r, x } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; r?: unknown; x?: unknown };
-    if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
+    const { m, k, s, v, tv, r, x } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; tv?: unknown; r?: unknown; x?: unknown };
+    if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || typeof tv !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
     const state = checkState(s, this.store.maxValueBytes);
     const p = this.records.partitionOf(k);
-    this.checkCopy(p, v, from);
+    this.checkCopy(p, v, from, tv);
     return this.records.serial(p, () => {
-      this.checkCopy(p, v, from);
+      this.checkCopy(p, v, from, tv);
       this.records.putState(m, k, state);
       if (r !== undefined) this.dedupe.put(p, r as string, x);
       return true;
@@ -365,13 +366,19 @@ export class Replicas {
    * copy (owner or pending) of it. A sender at an older epoch is refused for good
    * (PartitionMovedError); one at a newer epoch means this member has not applied that table yet
    * (PartitionUnavailableError: the primary's write fails and is retried, by then we caught up).
+   *
+   * `version`: the sender's table version. A copy whose table is older refuses too (retryable):
+   * the tables between may drop this copy and add it back as pending at the same epoch, and the
+   * drop clears the partition here — a snapshot or write applied before it would be wiped while
+   * the primary counts it delivered (nemesis seed 3000 schedule 2: a stream the primary started
+   * for the re-added copy landed before the copy applied its drop; 4 acknowledged sets lost).
    */
-  checkCopy(p: number, epoch: number, from: string): void {
+  checkCopy(p: number, epoch: number, from: string, version: number): void {
     if (UNFENCED) return;
     const t = this.table;
     const me = this.ctx.memberId;
-    if (t === undefined || epoch > t.epochs[p]) {
-      throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} yet`, { partition: p, epoch });
+    if (t === undefined || epoch > t.epochs[p] || version > t.version) {
+      throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} / table ${version} yet`, { partition: p, epoch });
     }
     if (epoch < t.epochs[p] || t.owners[p][0] !== from || t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
       throw new PartitionMovedError(`partition ${p} moved (epoch ${t.epochs[p]}, table ${t.version})`, { partition: p, version: t.version });

@@ -16,7 +16,9 @@
  *   GET    0x02 u32 id  u16 map  u16 k  key[k]
  *   SET    0x03 u32 id  u16 map  u16 k  key[k]  u8 r  rid[r]  VALUE
  *   MGET   0x04 u32 id  u16 map  u32 count  (u16 k  key[k]) x count
- *   REP    0x05 u32 id  u16 map  f64 tableVersion  u16 k  key[k]  u8 r  rid[r]  STATE
+ *   REP    0x05 u32 id  u16 map  f64 epoch  f64 tableVersion  u16 k  key[k]  u8 r  rid[r]  STATE
+ *          (epoch: of the partition in the primary's table; tableVersion: that table's version —
+ *          a copy that has not applied it yet refuses the REP, cluster/replicas.ts checkCopy)
  * replies
  *   STATE  0x81 u32 id  STATE                             to GET
  *   OK     0x82 u32 id                                    to SET, REP
@@ -78,7 +80,7 @@ export const GET_HEAD = 1 + 4 + 2 + 2;
 /** SET and REP: the fixed bytes before the key, and the rid length byte after it. */
 export const SET_HEAD = GET_HEAD + 1;
 export const MGET_HEAD = 1 + 4 + 2 + 4;
-export const REP_HEAD = 1 + 4 + 2 + 8 + 2 + 1;
+export const REP_HEAD = 1 + 4 + 2 + 8 + 8 + 2 + 1;
 export const VALUE_HEAD = 1 + 8 + 4;
 export const STATE_HEAD = 1 + 4;
 export const STATES_HEAD = 1 + 4 + 4;
@@ -243,8 +245,10 @@ export function validateFast(b: Uint8Array, maps: FastMap[], maxMgetKeys: number
         if (u32(b, o + 1) === 0) return 'request id 0';
         if (!mapOk(o + 5)) return 'unknown map index';
         const v = readF64(b, o + 7);
-        if (!(v >= 0) || v === Infinity) return 'bad table version';
-        o += REP_HEAD - 1 + u16(b, o + 15);
+        if (!(v >= 0) || v === Infinity) return 'bad epoch';
+        const tv = readF64(b, o + 15);
+        if (!(tv >= 0) || tv === Infinity) return 'bad table version';
+        o += REP_HEAD - 1 + u16(b, o + 23);
         if (o > n) return 'truncated key';
         o = rid(o);
         if (o < 0) return 'bad or truncated request id';
@@ -313,8 +317,10 @@ export class FastReader {
   map: FastMap = new FastMap('');
   keyOff = 0;
   keyLen = 0;
-  /** REP: the primary's table version. */
+  /** REP: the partition's epoch in the primary's table. */
   version = 0;
+  /** REP: the version of the primary's table. */
+  tableVersion = 0;
   /** SET / REP: the request id at buf[ridOff..ridOff+ridLen) (ridLen 0: none). */
   ridOff = 0;
   ridLen = 0;
@@ -375,7 +381,8 @@ export class FastReader {
         this.id = u32(b, o + 1);
         this.map = maps[u16(b, o + 5)];
         this.version = readF64(b, o + 7);
-        this.keyLen = u16(b, o + 15);
+        this.tableVersion = readF64(b, o + 15);
+        this.keyLen = u16(b, o + 23);
         this.keyOff = o + REP_HEAD - 1;
         o = this.keyOff + this.keyLen;
         this.ridLen = b[o];
