@@ -211,9 +211,12 @@ export class FastService {
       }
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
       const targets = copiesOf(this.r.table!, p, this.ctx.memberId);
-      const ship = this.r.shipment(p, targets, reply);
+      // the set's record rides on every replicated state of the key until its own replication ends
+      const ks = rid === undefined || targets.length === 0 ? undefined : buf.toString('utf8', keyOff, keyOff + keyLen);
+      const release = ks === undefined ? undefined : this.r.hold(name, ks, rid!, undefined);
+      const ship = this.r.shipment(p, targets, release === undefined ? reply : (err) => (release(), reply(err)));
       if (targets.length > 0) {
-        const k: KeySource = { b: buf, off: keyOff, len: keyLen };
+        const k: KeySource = ks !== undefined ? { s: ks, len: keyLen } : { b: buf, off: keyOff, len: keyLen };
         const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
         for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done);
       }

@@ -31,6 +31,8 @@ export class Replicas {
   private tableWaiters: Array<() => void> = [];
   /** Writes waiting for a table that dropped a copy they could not reach. */
   private dropWaiters: Array<(t: PartitionTable | undefined) => boolean> = [];
+  /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
+  private readonly inflight = new Map<string, Map<string, unknown>>();
 
   constructor(private readonly ctx: MemberContext, lockTimeout: number) {
     this.store = ctx.store;
@@ -182,12 +184,19 @@ export class Replicas {
     }
     ship.add();
     const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
+    // the key's state carries the effect of every write applied to it so far, so it travels with
+    // the records of every such write still being replicated, not only this one's: a copy that
+    // got the effect of an earlier write only through this state (the earlier write's own REP
+    // refused, the write then failed as moved and was retried there) must not apply it again
+    const others = this.inflight.size === 0 ? undefined : this.inflight.get(inflightKey(map, key));
+    const more = others !== undefined && (others.size > 1 || done === undefined || !others.has(done[0]));
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
-    if ((done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
+    if (!more && (done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
     const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
-    const body = done === undefined ? { m: map, k, s, v: epoch, tv } : { m: map, k, s, v: epoch, tv, r: done[0], x: done[1] };
+    const body: Record<string, unknown> = done === undefined ? { m: map, k, s, v: epoch, tv } : { m: map, k, s, v: epoch, tv, r: done[0], x: done[1] };
+    if (more) body.rs = [...others!].slice(0, MAX_INFLIGHT_RECORDS);
     this.ctx.transport.request(to, 'grid.rep', body).then(
       () => {
         ship.acked.add(to);
@@ -347,8 +356,9 @@ export class Replicas {
   }
 
   onReplicate(b: unknown, from: string): unknown {
-    const { m, k, s, v, tv, r, x } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; tv?: unknown; r?: unknown; x?: unknown };
+    const { m, k, s, v, tv, r, x, rs } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; tv?: unknown; r?: unknown; x?: unknown; rs?: unknown };
     if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || typeof tv !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
+    if (rs !== undefined && (!Array.isArray(rs) || rs.length > MAX_INFLIGHT_RECORDS || !rs.every((e) => Array.isArray(e) && e.length === 2 && isRequestId(e[0])))) throw new ProtocolError('malformed replicated write records');
     const state = checkState(s, this.store.maxValueBytes);
     const p = this.records.partitionOf(k);
     this.checkCopy(p, v, from, tv);
@@ -356,6 +366,7 @@ export class Replicas {
       this.checkCopy(p, v, from, tv);
       this.records.putState(m, k, state);
       if (r !== undefined) this.dedupe.put(p, r as string, x);
+      if (rs !== undefined) for (const [id, res] of rs as Array<[string, unknown]>) this.dedupe.put(p, id, res);
       return true;
     });
   }
@@ -388,6 +399,23 @@ export class Replicas {
 
   // ── writes on this primary ────────────────────────────────────────────────────────────────────
 
+  /**
+   * Marks request `rid` (result `result`) of map/key as being replicated: until `release()` every
+   * replicated state of that key carries its record (see `ship`).
+   */
+  hold(map: string, key: string, rid: string, result: unknown): () => void {
+    const k = map + '\u0000' + key;
+    let m = this.inflight.get(k);
+    if (m === undefined) this.inflight.set(k, (m = new Map()));
+    m.set(rid, result);
+    return () => {
+      const cur = this.inflight.get(k);
+      if (cur === undefined) return;
+      cur.delete(rid);
+      if (cur.size === 0) this.inflight.delete(k);
+    };
+  }
+
   /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
   async write<T>(p: number, map: string, key: string, apply: () => Promise<T>): Promise<T> {
     this.assertPrimary(p);
@@ -411,7 +439,12 @@ export class Replicas {
         this.assertPrimary(p);
         const r = await apply();
         d.put(p, rid, r);
-        await this.replicate(map, key, [rid, r]);
+        const release = this.hold(map, key, rid, r);
+        try {
+          await this.replicate(map, key, [rid, r]);
+        } finally {
+          release();
+        }
         return r;
       },
       (r) => {
@@ -420,6 +453,14 @@ export class Replicas {
       },
     );
   }
+}
+
+/** Most request records one replicated state carries besides its own (a bound a peer is held to). */
+const MAX_INFLIGHT_RECORDS = 256;
+
+/** The inflight map key of a key source. */
+function inflightKey(map: string, key: KeySource): string {
+  return map + '\u0000' + (key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8'));
 }
 
 /** This member's role in p under table t, for the trace. */
