@@ -193,7 +193,7 @@ export class Replicas {
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
     if (!more && (done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
-    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    const k = keyString(key);
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
     const body: Record<string, unknown> = done === undefined ? { m: map, k, s, v: epoch, tv } : { m: map, k, s, v: epoch, tv, r: done[0], x: done[1] };
     if (more) body.rs = [...others!].slice(0, MAX_INFLIGHT_RECORDS);
@@ -214,7 +214,7 @@ export class Replicas {
    */
   private reship(ship: Shipment, p: number, to: string, map: string, key: KeySource, epoch: number, attempt: number, done: Done | undefined): void {
     ship.add();
-    const k = key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
+    const k = keyString(key);
     setTimeout(() => {
       const t = this.table;
       if (this.ctx.closed || t === undefined || t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
@@ -270,27 +270,39 @@ export class Replicas {
 
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
+    const ready = (t: PartitionTable): boolean => this.holders(t, p, ship) >= this.minCopies();
+    const timeout = (): unknown => new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p });
+    if (this.untilTable(p, epoch, 'before enough copies held a write', ready, finish, timeout)) return;
+    this.ctx.log('info', `partition ${p}: a write waits for a synced copy (${this.holders(this.table!, p, ship)} of ${this.minCopies()} hold it)`);
+  }
+
+  /**
+   * Settles a write waiting on the table: `done()` once `ready` holds for the current table (now
+   * or after a later one is applied), `done(PartitionMovedError)` once this member stops being p's
+   * primary at `epoch`, `done(timeout())` after DROP_WAIT_MS. True when it settled at once.
+   */
+  private untilTable(p: number, epoch: number, what: string, ready: (t: PartitionTable) => boolean, done: (err?: unknown) => void, timeout: () => unknown): boolean {
     let timer: NodeJS.Timeout | undefined;
     const check = (t: PartitionTable | undefined): boolean => {
       if (t === undefined || t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
         clearTimeout(timer);
-        finish(new PartitionMovedError(`partition ${p} moved before enough copies held a write`, { partition: p, version: t?.version ?? 0 }));
+        done(new PartitionMovedError(`partition ${p} moved ${what}`, { partition: p, version: t?.version ?? 0 }));
         return true;
       }
-      if (this.holders(t, p, ship) < this.minCopies()) return false;
+      if (!ready(t)) return false;
       clearTimeout(timer);
-      finish(undefined);
+      done();
       return true;
     };
-    if (check(this.table)) return;
-    this.ctx.log('info', `partition ${p}: a write waits for a synced copy (${this.holders(this.table!, p, ship)} of ${this.minCopies()} hold it)`);
+    if (check(this.table)) return true;
     this.dropWaiters.push(check);
     timer = setTimeout(() => {
       const i = this.dropWaiters.indexOf(check);
       if (i >= 0) this.dropWaiters.splice(i, 1);
-      finish(new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p }));
+      done(timeout());
     }, DROP_WAIT_MS);
     timer.unref();
+    return false;
   }
 
   /**
@@ -324,35 +336,14 @@ export class Replicas {
   private copyMissed(ship: Shipment, p: number, to: string, epoch: number): void {
     ship.add();
     this.ctx.meta.reportDrop(p, to, epoch);
-    let timer: NodeJS.Timeout | undefined;
-    const check = (t: PartitionTable | undefined): boolean => {
-      if (t === undefined) {
-        clearTimeout(timer);
-        ship.done(new PartitionMovedError(`partition ${p}: this member stopped serving it`, { partition: p }));
-        return true;
-      }
-      if (t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
-        clearTimeout(timer);
-        ship.done(new PartitionMovedError(`partition ${p} moved while a copy was missing`, { partition: p, version: t.version }));
-        return true;
-      }
-      if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
-        clearTimeout(timer);
-        ship.dropped.add(to);
-        ship.done();
-        return true;
-      }
-      // still listed: a pending copy that missed a write just streams again; an owner needs the drop
-      return false;
+    // still listed: a pending copy that missed a write just streams again; an owner needs the drop
+    const dropped = (t: PartitionTable): boolean => {
+      if (t.owners[p].includes(to) || t.pending[p].includes(to)) return false;
+      ship.dropped.add(to);
+      return true;
     };
-    if (check(this.table)) return;
-    this.dropWaiters.push(check);
-    timer = setTimeout(() => {
-      const i = this.dropWaiters.indexOf(check);
-      if (i >= 0) this.dropWaiters.splice(i, 1);
-      ship.done(new TimeoutError(`partition ${p}: copy ${to} missed a write and no table dropped it within ${DROP_WAIT_MS} ms`, { partition: p, member: to }));
-    }, DROP_WAIT_MS);
-    timer.unref();
+    const timeout = (): unknown => new TimeoutError(`partition ${p}: copy ${to} missed a write and no table dropped it within ${DROP_WAIT_MS} ms`, { partition: p, member: to });
+    this.untilTable(p, epoch, 'while a copy was missing', dropped, (err) => ship.done(err), timeout);
   }
 
   onReplicate(b: unknown, from: string): unknown {
@@ -460,7 +451,12 @@ const MAX_INFLIGHT_RECORDS = 256;
 
 /** The inflight map key of a key source. */
 function inflightKey(map: string, key: KeySource): string {
-  return map + '\u0000' + (key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8'));
+  return map + '\u0000' + keyString(key);
+}
+
+/** The key of a key source as a string. */
+function keyString(key: KeySource): string {
+  return key.s ?? Buffer.from(key.b!.subarray(key.off, key.off! + key.len)).toString('utf8');
 }
 
 /** This member's role in p under table t, for the trace. */
