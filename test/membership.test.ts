@@ -286,6 +286,39 @@ describe('SWIM in one process', () => {
     }
   });
 
+  it('two members holding each other dead come back when recheck vouches for them, and stay apart without it', { timeout: 20_000 }, async () => {
+    const opts = { probeInterval: 100, probeTimeout: 200, suspicionTimeout: 60_000 };
+    const pair = async (recheck: boolean) => {
+      const t1 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm1', log: () => {} });
+      const t2 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm2', log: () => {} });
+      const r = recheck ? { recheck: (x: MemberInfo) => x.id === 'm1' || x.id === 'm2' } : {};
+      const m1 = new Membership(t1, { id: 'm1', url: t1.url, startedAt: 1, lite: false }, { seeds: [], ...opts, ...r });
+      const m2 = new Membership(t2, { id: 'm2', url: t2.url, startedAt: 2, lite: false }, { seeds: [t1.url], ...opts, ...r });
+      await m1.start();
+      await m2.start();
+      expect(m1.isAlive('m2') && m2.isAlive('m1')).toBe(true);
+      // an isolation ends with each side holding the other dead (their gossip about it spent)
+      m1._apply({ id: 'm2', url: t2.url, startedAt: 2, incarnation: 0, status: 'dead' });
+      m2._apply({ id: 'm1', url: t1.url, startedAt: 1, incarnation: 0, status: 'dead' });
+      for (let i = 0; i < 64; i++) for (const m of [m1, m2]) (m as unknown as { pick(): unknown }).pick();
+      expect(m1.isAlive('m2') || m2.isAlive('m1')).toBe(false);
+      const t0 = Date.now();
+      while (!(m1.isAlive('m2') && m2.isAlive('m1')) && Date.now() - t0 < 4000) await new Promise((res) => setTimeout(res, 50));
+      const back = m1.isAlive('m2') && m2.isAlive('m1');
+      const incs = [m1._incarnation, m2._incarnation];
+      m1.stop();
+      m2.stop();
+      await Promise.all([t1.close(), t2.close()]);
+      return { back, ms: Date.now() - t0, incs };
+    };
+    const without = await pair(false);
+    expect(without.back).toBe(false); // the failure recheck exists for: nobody speaks again
+    const withIt = await pair(true);
+    expect(withIt.back).toBe(true);
+    expect(withIt.incs.every((i) => i >= 1)).toBe(true); // each refuted its death
+    console.log(`mutual death healed by recheck in ${withIt.ms} ms`);
+  });
+
   it('refuses to start when no seed is reachable within joinTimeout', { timeout: 10_000 }, async () => {
     const t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'alone', log: () => {} });
     const m = new Membership(t, { id: 'alone', url: t.url, startedAt: 1, lite: false }, { seeds: ['ws://127.0.0.1:1'], joinTimeout: 500 });

@@ -59,6 +59,15 @@ export interface MembershipOptions {
    * so a peer that merely holds the secret cannot fill the table with strangers (issue 11, F9).
    */
   vouches?: (from: string) => boolean;
+  /**
+   * Whether a member this one holds dead should still be probed now and then (default: never).
+   * The cluster passes "is still a data member of the metadata log": SWIM's verdicts are only
+   * suspicions, and after an isolation both sides can hold each other dead while the log keeps
+   * them both; without a probe nobody ever speaks again to refute it (nemesis seed 5000
+   * schedules 18 and 28). The probe carries the target's tombstone, so it refutes it, and the
+   * ack carries ours if it holds us dead.
+   */
+  recheck?: (m: MemberInfo) => boolean;
 }
 
 /** Members and tombstones remembered at most; gossip about more new ones is dropped. */
@@ -84,6 +93,8 @@ export const MEMBERSHIP_DEFAULTS = Object.freeze({
 const MAX_PIGGYBACK = 8;
 /** Each update is sent about LAMBDA * log2(n + 1) times. */
 const LAMBDA = 3;
+/** One member held dead (and passing `recheck`) is probed every this many ticks. */
+const RECHECK_EVERY = 5;
 /** Pause between two rounds of join attempts while no seed answers. */
 const JOIN_RETRY_MS = 100;
 /** leave() waits this long at most for the others to acknowledge. */
@@ -175,6 +186,8 @@ export class Membership extends EventEmitter {
   private readonly suspicionTimeout: number;
   private readonly joinTimeout: number;
   private readonly vouches: ((from: string) => boolean) | undefined;
+  private readonly recheck: ((m: MemberInfo) => boolean) | undefined;
+  private recheckCursor = '';
 
   /** Every member ever heard of except self, including dead and left ones (tombstones). */
   private readonly table = new Map<string, Member>();
@@ -217,6 +230,7 @@ export class Membership extends EventEmitter {
     this.suspicionTimeout = positiveInt(opts.suspicionTimeout, 'suspicionTimeout', MEMBERSHIP_DEFAULTS.suspicionTimeout);
     this.joinTimeout = positiveInt(opts.joinTimeout, 'joinTimeout', MEMBERSHIP_DEFAULTS.joinTimeout);
     this.vouches = opts.vouches;
+    this.recheck = opts.recheck;
 
     transport.handle('swim.ping', (body, from) => this.onPing(body, from));
     transport.handle('swim.ping-req', (body, from) => this.onPingReq(body, from));
@@ -409,6 +423,7 @@ export class Membership extends EventEmitter {
     if (++this.ticks % 64 === 0) this.forgetTombstones();
     const m = this.nextTarget();
     if (m !== undefined) void this.probe(m);
+    if (this.recheck !== undefined && this.ticks % RECHECK_EVERY === 0) this.recheckDead();
     this.tickTimer = setTimeout(() => this.tick(), this.probeInterval);
   }
 
@@ -424,6 +439,26 @@ export class Membership extends EventEmitter {
       this.probeIndex = 0;
     }
     return undefined;
+  }
+
+  /**
+   * Pings the next member held dead (not left) that `recheck` still vouches for, in id order
+   * after the last one, with its tombstone in the body: alive, it refutes, and its answer brings
+   * the refutation back (and our own tombstone, if it holds us dead, which we refute in turn).
+   */
+  private recheckDead(): void {
+    let first: Member | undefined;
+    let next: Member | undefined;
+    for (const m of this.table.values()) {
+      if (m.status !== DEAD || this.probing.has(m.id) || !this.recheck!(info(m))) continue;
+      if (first === undefined || m.id < first.id) first = m;
+      if (m.id > this.recheckCursor && (next === undefined || m.id < next.id)) next = m;
+    }
+    const m = next ?? first;
+    if (m === undefined) return;
+    this.recheckCursor = m.id;
+    this.probing.add(m.id);
+    void this.ping(m, this.probeTimeout).finally(() => this.probing.delete(m.id));
   }
 
   private forgetTombstones(): void {
@@ -500,10 +535,10 @@ export class Membership extends EventEmitter {
     });
   }
 
-  /** Piggybacked updates; a suspect target also gets its own suspicion, so it can refute it. */
+  /** Piggybacked updates; a suspect (or dead) target also gets its own verdict, so it can refute it. */
   private pingBody(m: Member): { u?: Update[] } {
     const u = this.pick();
-    if (m.status === SUSPECT) return { u: u === undefined ? [toUpdate(m)] : [...u, toUpdate(m)] };
+    if (m.status === SUSPECT || m.status === DEAD) return { u: u === undefined ? [toUpdate(m)] : [...u, toUpdate(m)] };
     return u === undefined ? {} : { u };
   }
 

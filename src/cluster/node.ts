@@ -169,6 +169,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {
       seeds,
       vouches: (from) => (this.lite ? this.membership.statusOf(from) !== undefined : this.meta.state.members.has(from)),
+      // a data member of the log that SWIM holds dead is probed again until the log removes it; a
+      // lite member (no log) keeps probing the data members it knows, its only way back in
+      recheck: (x) => (this.lite ? !x.lite : this.meta.state.members.has(x.id)),
     });
     const m = this.membership;
     const meta = new Metadata(
