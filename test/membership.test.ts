@@ -391,6 +391,18 @@ describe('SWIM between processes', () => {
     for (const p of [a, b]) expect((await p.membersEv()).incs!['c']).toBeGreaterThan(0);
   });
 
+  it('a member starved of CPU (its loop blocked 600 ms at a time) declares no healthy peer dead, nor is declared dead', { timeout: 30_000 }, async () => {
+    const since = Date.now();
+    a.send({ cmd: 'starve', ms: 5000, burst: 600, gap: 2 });
+    await a.waitFor((e) => e.ev === 'fed' && e.t >= since, 15_000, 'fed');
+    await new Promise((r) => setTimeout(r, 2500));
+    const deaths = [a, b, c].flatMap((p) => p.events.filter((e) => e.ev === 'member-left' && e.t >= since && ['a', 'b', 'c'].includes(e.id!)).map((e) => `${p.id}:${e.id}`));
+    const suspicions = [a, b, c].flatMap((p) => p.events.filter((e) => e.ev === 'member-suspect' && e.t >= since).map((e) => `${p.id}:${e.id}`));
+    console.log(`starved 5 s: suspicions ${JSON.stringify(suspicions)}, deaths ${JSON.stringify(deaths)}`);
+    expect(deaths).toEqual([]);
+    await converged([a, b, c], ['a', 'b', 'c']);
+  });
+
   it('announces a graceful leave to everyone as member-left with reason left', { timeout: 20_000 }, async () => {
     const d = await spawnMember('leaver');
     await converged([a, b, c, d], ['a', 'b', 'c', 'leaver']);

@@ -34,6 +34,10 @@ export const ELECTION_TICKS = 10;
 const COMPACT_EVERY = 512;
 /** How long a join request waits for its entry to commit. */
 const JOIN_TIMEOUT_MS = 10_000;
+/** A lease whose safe version lags the applied table is renewed again after this long. */
+const CATCH_UP_MS = 25;
+/** At most this many such renewals per table version. */
+const CATCH_UP_TRIES = 20;
 /** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
 const LEAVE_MS = 2000;
 
@@ -59,6 +63,9 @@ export class Metadata extends EventEmitter {
   private raft: RaftNode | undefined;
   private timer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  private soonTimer: NodeJS.Timeout | undefined;
+  private soonVersion = -1;
+  private soonTries = 0;
   private closed = false;
   private flushing = false;
   private wasLeader = false;
@@ -152,6 +159,7 @@ export class Metadata extends EventEmitter {
     this.closed = true;
     clearInterval(this.timer);
     clearInterval(this.renewTimer);
+    clearTimeout(this.soonTimer);
     this.lease.revoke();
     for (const ws of this.applyWaiters.values()) for (const w of ws) w(false);
     this.applyWaiters.clear();
@@ -553,7 +561,13 @@ export class Metadata extends EventEmitter {
         this.emit('removed', 'removed');
         return;
       }
-      if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) this.lease.granted(sentAt, g.d, g.s);
+      if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) {
+        this.lease.granted(sentAt, g.d, g.s);
+        // a table this member applied is not safe to serve yet (another holder had not reported
+        // it): ask again soon rather than a whole renewal period later, since writes to the
+        // partitions it was just given wait for this
+        if (g.s < this.state.table.version) this.renewSoon();
+      }
     };
     if (leader === this.host.memberId) {
       try {
@@ -567,6 +581,22 @@ export class Metadata extends EventEmitter {
     if (!t.isConnected(leader)) return;
     // a request that fails leaves the lease to run out: that is the point of a lease
     t.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, () => undefined);
+  }
+
+  /** One extra renewal CATCH_UP_MS from now (at most one waiting, CATCH_UP_TRIES per table version). */
+  private renewSoon(): void {
+    if (this.soonTimer !== undefined || this.closed) return;
+    const v = this.state.table.version;
+    if (v !== this.soonVersion) {
+      this.soonVersion = v;
+      this.soonTries = 0;
+    }
+    if (++this.soonTries > CATCH_UP_TRIES) return; // a holder that stays behind: the renewal period paces us
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      this.renew();
+    }, CATCH_UP_MS);
+    this.soonTimer.unref();
   }
 
   /** Reports to the leader that pending copy m of p holds the data (this member is p's primary at epoch e). */
