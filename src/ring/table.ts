@@ -119,6 +119,40 @@ export function without(cur: PartitionTable, id: string): Assignment {
 }
 
 /**
+ * Partitions whose data only `id` holds among `members` (no other owner that is a member): what a
+ * removal of `id` would lose.
+ */
+export function lastCopiesOf(cur: PartitionTable, id: string, members: ReadonlySet<string>): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < cur.owners.length; p++) {
+    const o = cur.owners[p];
+    if (o.includes(id) && !o.some((m) => m !== id && members.has(m))) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * `id` taken out of every partition where another member owner holds the data (its backups there
+ * become primaries, as a removal would do), and left where it holds the last copy; undefined when
+ * that changes nothing. What the leader does to a member SWIM calls dead while it waits before
+ * removing it for good (metadata.ts, LAST_COPY_GRACE_MS).
+ */
+export function around(cur: PartitionTable, id: string, members: ReadonlySet<string>): Assignment | undefined {
+  let changed = false;
+  const owners = cur.owners.map((o) => {
+    if (!o.includes(id) || !o.some((m) => m !== id && members.has(m))) return o;
+    changed = true;
+    return o.filter((m) => m !== id);
+  });
+  const pending = cur.pending.map((l) => {
+    if (!l.includes(id)) return l;
+    changed = true;
+    return l.filter((m) => m !== id);
+  });
+  return changed ? { owners, pending } : undefined;
+}
+
+/**
  * Whether `next` keeps, for every partition of `cur` that has an owner in `members`, at least one
  * member that holds its data now — an owner, or a pending copy (which gets every write; the
  * leader's plan promotes one only after its primary reported it complete): the rule that no

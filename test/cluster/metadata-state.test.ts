@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
-import { plan } from '../../src/ring/table.js';
+import { around, lastCopiesOf, plan } from '../../src/ring/table.js';
 
 const P = 8;
 
@@ -70,6 +70,34 @@ describe('metadata state machine', () => {
     const a = s.apply(6, { c: 'remove', id: y, why: 'dead' });
     expect(a.lost).toContain(0);
     expect(s.table.lost[0]).toBe(6);
+  });
+
+  it('a member holding last copies: around() fails over its other partitions and keeps those, and the state machine accepts that table', () => {
+    const s = threeMembers();
+    const members = new Set(['a', 'b', 'c']);
+    // c is removed (paused); b then holds the only copy of every partition it shared with c
+    s.apply(5, { c: 'remove', id: 'c', why: 'dead' });
+    const last = lastCopiesOf(s.table, 'b', members);
+    const shared = s.table.owners.map((o, p) => (o.includes('a') && o.includes('b') ? p : -1)).filter((p) => p >= 0);
+    expect(last.length).toBeGreaterThan(0);
+    expect(shared.length).toBeGreaterThan(0);
+    for (const p of last) expect(s.table.owners[p]).toEqual(['b']);
+    const next = around(s.table, 'b', members)!;
+    expect(next).toBeDefined();
+    for (let p = 0; p < P; p++) {
+      if (last.includes(p)) expect(next.owners[p]).toEqual(['b']); // the only copy stays where it is
+      else expect(next.owners[p]).not.toContain('b');
+      expect(next.pending[p]).not.toContain('b');
+    }
+    const before = s.table.owners.map((o) => o[0]);
+    const a = s.apply(6, { c: 'table', base: 5, ...next });
+    expect(a.table?.version).toBe(6);
+    expect(a.lost).toBeUndefined();
+    for (const p of shared) expect(s.table.epochs[p]).toBe(before[p] === 'b' ? 6 : s.table.epochs[p]); // promoted where b was primary
+    // nothing left to move: undefined; a removal now would lose exactly the last copies
+    expect(around(s.table, 'b', members)).toBeUndefined();
+    const r = s.apply(7, { c: 'remove', id: 'b', why: 'dead' });
+    expect([...(r.lost ?? [])].sort()).toEqual([...last].sort());
   });
 
   it('parseCommand refuses junk: unknown kinds, bad ids and urls, out-of-range partitions, prototype tricks', () => {
