@@ -70,6 +70,64 @@ export interface GridOptions {
   /** Limits of the coordination primitives (grid.cp) of a single-process grid. */
   cp?: CpOptions;
   cluster?: ClusterOptions;
+  /** A Redis protocol (RESP2/RESP3) endpoint on a port of its own; omit for none. */
+  resp?: RespOptions;
+  /** Prometheus metrics: `/metrics` on a port of its own, and/or the application's prom-client registry. */
+  metrics?: MetricsOptions;
+}
+
+export interface MetricsOptions {
+  /** Serve GET /metrics on this port (0: a free one; grid.metrics.address tells which). Default: no server. */
+  port?: number;
+  /** Address of the /metrics server. Default '127.0.0.1'. */
+  host?: string;
+  /** A prom-client Registry of the application to register the grid's metrics on. */
+  registry?: unknown;
+}
+
+export interface ResolvedMetricsOptions {
+  port: number | undefined;
+  host: string;
+  registry: unknown;
+}
+
+export interface RespOptions {
+  /** Port to listen on; 0 picks a free one (grid.resp.port tells which). Default 6379. */
+  port?: number;
+  /** Address to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /**
+   * Password clients give with AUTH or HELLO 3 AUTH (Redis's requirepass; user 'default'). Default:
+   * none, and then protected mode serves loopback clients only.
+   */
+  password?: string;
+  /** The map RESP keys live in. Default 'default'. */
+  map?: string;
+  /** Most connections at once (Redis's maxclients). Default 10000. */
+  maxClients?: number;
+  /** Without a password, refuse clients that are not on the loopback interface (Redis's protected-mode). Default true. */
+  protectedMode?: boolean;
+  /** Longest argument of a request, bytes or '512MB' (Redis's proto-max-bulk-len). Default '512MB'. */
+  maxBulkLength?: number | string;
+  /** Most bytes a connection may buffer for requests not yet complete (Redis's client-query-buffer-limit). Default '1GB'. */
+  queryBufferLimit?: number | string;
+  /** Most arguments in one request. Default 1048576. */
+  maxMultibulkLength?: number;
+  /** Bytes of unsent replies past which a connection stops reading requests until its client reads. Default '1MB'. */
+  outputHighWater?: number | string;
+}
+
+export interface ResolvedRespOptions {
+  port: number;
+  host: string;
+  password: string | undefined;
+  map: string;
+  maxClients: number;
+  protectedMode: boolean;
+  maxBulkLength: number;
+  queryBufferLimit: number;
+  maxMultibulkLength: number;
+  outputHighWater: number;
 }
 
 export interface CpOptions {
@@ -153,6 +211,8 @@ export interface ResolvedOptions {
   compute: ResolvedComputeOptions;
   cp: Required<CpOptions>;
   cluster: ResolvedClusterOptions | undefined;
+  resp: ResolvedRespOptions | undefined;
+  metrics: ResolvedMetricsOptions | undefined;
 }
 
 export interface ResolvedComputeOptions {
@@ -171,6 +231,10 @@ export const DEFAULTS = Object.freeze({
   maxMaps: 256,
   cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024 }),
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
+  resp: Object.freeze({
+    port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB',
+  }),
 });
 
 const MIN_MEMORY = 4 * 1024 * 1024;
@@ -247,6 +311,25 @@ const RULES: Record<string, Rule> = {
   'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)' },
   // last of the cluster rules: a missing secret is reported after any other mistake of the block
   'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE },
+  'options.resp.port': intRule(0, 65535),
+  'options.resp.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.resp.password': {
+    check: (v) => v === undefined || (typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 4096),
+    message: 'must be a non-empty string of at most 4096 bytes',
+  },
+  'options.resp.map': { check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256, message: 'must be a map name (1 to 256 UTF-8 bytes)' },
+  'options.resp.maxClients': intRule(1, 1_000_000),
+  'options.resp.protectedMode': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
+  'options.resp.maxBulkLength': intRule(1, 4 * 1024 ** 3),
+  'options.resp.queryBufferLimit': intRule(1024, 16 * 1024 ** 3),
+  'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
+  'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
+  'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
+  'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.metrics.registry': {
+    check: (v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { registerMetric?: unknown }).registerMetric === 'function'),
+    message: 'must be a prom-client Registry',
+  },
 };
 
 const isPem = (x: unknown): boolean => (typeof x === 'string' && x.length > 0) || (Buffer.isBuffer(x) && x.length > 0);
@@ -316,7 +399,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
     rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters'], 'options.cp');
@@ -345,6 +428,14 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
       tls: c.tls as ClusterTlsOptions | undefined,
     };
   }
+  const resp = resolveResp(i.resp);
+  let metrics: ResolvedMetricsOptions | undefined;
+  if (i.metrics !== undefined) {
+    if (!isPlainObject(i.metrics)) fail('options.metrics', 'must be an object');
+    const m = i.metrics as Record<string, unknown>;
+    rejectUnknown(m, ['port', 'host', 'registry'], 'options.metrics');
+    metrics = { port: m.port as number | undefined, host: (m.host ?? '127.0.0.1') as string, registry: m.registry };
+  }
   const resolved: ResolvedOptions = {
     workers: (i.workers ?? os.availableParallelism()) as number,
     partitions: (i.partitions ?? DEFAULTS.partitions) as number,
@@ -362,10 +453,14 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
       waiters: (cpi.waiters ?? DEFAULTS.cp.waiters) as number,
     }),
     cluster,
+    resp,
+    metrics,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
   for (const [path, rule] of Object.entries(RULES)) {
     if (path.startsWith('options.cluster.') && cluster === undefined) continue;
+    if (path.startsWith('options.resp.') && resp === undefined) continue;
+    if (path.startsWith('options.metrics.') && metrics === undefined) continue;
     const v = get(resolved, path);
     if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
   }
@@ -379,7 +474,30 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   }
   resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers });
   if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
+  if (resp !== undefined) Object.freeze(resp);
+  if (metrics !== undefined) Object.freeze(metrics);
   return Object.freeze(resolved);
+}
+
+function resolveResp(v: unknown): ResolvedRespOptions | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) fail('options.resp', 'must be an object');
+  const r = v as Record<string, unknown>;
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater'], 'options.resp');
+  const d = DEFAULTS.resp;
+  const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
+  return {
+    port: (r.port ?? d.port) as number,
+    host: (r.host ?? d.host) as string,
+    password: r.password as string | undefined,
+    map: (r.map ?? d.map) as string,
+    maxClients: (r.maxClients ?? d.maxClients) as number,
+    protectedMode: (r.protectedMode ?? d.protectedMode) as boolean,
+    maxBulkLength: size(r.maxBulkLength, d.maxBulkLength, 'options.resp.maxBulkLength'),
+    queryBufferLimit: size(r.queryBufferLimit, d.queryBufferLimit, 'options.resp.queryBufferLimit'),
+    maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
+    outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
+  };
 }
 
 export function resolveMapOptions(input?: MapOptions): { ttl: number; cacheValues: boolean } {

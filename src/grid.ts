@@ -21,6 +21,9 @@ import { migrating, ownedBy } from './ring/table.js';
 import { ForwardClient, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
 import { CpRegion } from './cp/region.js';
 import { CoordinationPrimitives } from './cp/primitives.js';
+import { RespServer } from './resp/server.js';
+import { GridMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -102,6 +105,9 @@ export class Grid extends EventEmitter implements MapHost {
   private forwarder: ForwardServer | undefined;
   /** Attached thread of a cluster member: forwards map calls to the member's main thread. */
   private forwardClient: ForwardClient | undefined;
+  /** @internal The RESP endpoint (options.resp). */
+  respServer: RespServer | undefined;
+  private metricsApi: GridMetrics | undefined;
 
   /** @internal use createGrid / attachGrid */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
@@ -125,6 +131,48 @@ export class Grid extends EventEmitter implements MapHost {
    */
   get cp(): CoordinationPrimitives {
     return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen()));
+  }
+
+  /** The address of the RESP endpoint (options.resp), or undefined without one. */
+  get resp(): { host: string; port: number } | undefined {
+    return this.respServer?.address;
+  }
+
+  /**
+   * Prometheus metrics of this grid (prom-client): `grid.metrics.register(registry)` adds them to
+   * an application's Registry, `grid.metrics.text()` renders them, `grid.metrics.address` is where
+   * options.metrics.port serves /metrics. Collected when scraped, from counters the grid keeps.
+   */
+  get metrics(): GridMetrics {
+    return (this.metricsApi ??= new GridMetrics(this));
+  }
+
+  /** @internal Per map name, operation counts of this thread's handles (GridMap.ops, OP_KINDS order). */
+  mapOps(): Map<string, Float64Array> {
+    const out = new Map<string, Float64Array>();
+    for (const m of this.maps.values()) {
+      const sum = out.get(m.name);
+      if (sum === undefined) out.set(m.name, Float64Array.from(m.ops));
+      else for (let k = 0; k < sum.length; k++) sum[k] += m.ops[k];
+    }
+    return out;
+  }
+
+  /** @internal Starts /metrics and registers on the application's registry (options.metrics; createGrid). */
+  async startMetrics(): Promise<void> {
+    const o = this.options?.metrics;
+    if (o === undefined) return;
+    if (o.registry !== undefined) this.metrics.register(o.registry as Registry);
+    if (o.port !== undefined) await this.metrics.listen(o);
+  }
+
+  /** @internal Starts the RESP endpoint of options.resp (createGrid). */
+  async startResp(): Promise<void> {
+    const o = this.options?.resp;
+    if (o === undefined) return;
+    const server = new RespServer(this, o);
+    await server.listen();
+    this.respServer = server;
   }
 
   /** @internal MapHost.clustered: a cluster member or a thread attached to one. */
@@ -306,6 +354,8 @@ export class Grid extends EventEmitter implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    await this.respServer?.close();
+    await this.metricsApi?.close();
     this.forwardClient?.close();
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
@@ -389,6 +439,13 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
       await grid.close();
       throw e;
     }
+  }
+  try {
+    await grid.startResp();
+    await grid.startMetrics();
+  } catch (e) {
+    await grid.close();
+    throw e;
   }
   return grid;
 }

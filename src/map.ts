@@ -21,6 +21,7 @@ import { decodeCopied } from './compute/decode.js';
 import { FALLBACK, type FieldReader } from './compute/msgpack-field.js';
 import { ENCODE_UNENCODABLE } from './storage/codec.js';
 import { MEMO_MISS, ReadMemo } from './memo.js';
+import { DEL, PUT, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
 
 /** What a map needs from the grid (or attached grid) it belongs to. */
 export interface MapHost {
@@ -112,8 +113,25 @@ function finishDecode(store: ShardStore, off: number): void {
   if (store.typeOf(off) === T_MSGPACK) outValue = decodeMsgpack(copyBuf.subarray(0, outValue as number));
 }
 
+/** Kinds of map operations counted for metrics (GridMap.ops). */
+export const OP_KINDS = Object.freeze(['get', 'set', 'delete', 'atomic', 'read'] as const);
+export const OP_GET = 0;
+export const OP_SET = 1;
+export const OP_DELETE = 2;
+/** setIfAbsent, compareAndSet, increment, compute, byte updates. */
+export const OP_ATOMIC = 3;
+/** has, ttl. */
+export const OP_READ = 4;
+
 export class GridMap<V = unknown> {
   readonly name: string;
+  /**
+   * @internal Operations this thread ran on this map handle, by kind (OP_KINDS): one add per call
+   * on the calling thread, read by the metrics collector. Attached threads count their own.
+   */
+  readonly ops = new Float64Array(OP_KINDS.length);
+  /** False in RoutedMap, which counts at its own entry points (its local paths call these). */
+  protected countOps = true;
   readonly defaultTtl: number;
   /** @internal */
   readonly id: number;
@@ -278,6 +296,7 @@ export class GridMap<V = unknown> {
 
   /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
   getLocal(key: string): V | undefined | typeof NEED {
+    if (this.countOps) this.ops[OP_GET]++;
     this.host.assertOpen();
     const hit = this.memos.get(key, this.store);
     if (hit !== MEMO_MISS) {
@@ -354,6 +373,7 @@ export class GridMap<V = unknown> {
   }
 
   async has(key: string): Promise<boolean> {
+    if (this.countOps) this.ops[OP_READ]++;
     this.host.assertOpen();
     const p = this.key(key);
     const st = this.store;
@@ -379,6 +399,7 @@ export class GridMap<V = unknown> {
 
   /** Remaining time to live in ms, or undefined when the key is absent or has no expiry. */
   async ttl(key: string): Promise<number | undefined> {
+    if (this.countOps) this.ops[OP_READ]++;
     this.host.assertOpen();
     const p = this.key(key);
     const st = this.store;
@@ -403,6 +424,7 @@ export class GridMap<V = unknown> {
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
   set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+    if (this.countOps) this.ops[OP_SET]++;
     // Not an async function: when the partition lock is free (nearly always) the write happens
     // right here and the caller gets one shared, already-resolved promise.
     try {
@@ -452,6 +474,7 @@ export class GridMap<V = unknown> {
    * member, or a thread attached to one, throws GRID_ERR_UNSUPPORTED: writes there are replicated.
    */
   setSync(key: string, value: V, options?: { ttl?: number }): void {
+    if (this.countOps) this.ops[OP_SET]++;
     this.host.assertOpen();
     this.assertSyncWrites('setSync', key);
     const expiresAt = this.expiry(options?.ttl);
@@ -467,6 +490,7 @@ export class GridMap<V = unknown> {
    * busy lock as setSync does; GRID_ERR_UNSUPPORTED in a cluster.
    */
   deleteSync(key: string): boolean {
+    if (this.countOps) this.ops[OP_DELETE]++;
     this.host.assertOpen();
     this.assertSyncWrites('deleteSync', key);
     const p = this.key(key);
@@ -493,6 +517,7 @@ export class GridMap<V = unknown> {
   }
 
   async delete(key: string): Promise<boolean> {
+    if (this.countOps) this.ops[OP_DELETE]++;
     this.host.assertOpen();
     let p = this.key(key);
     const wait = this.lockNow(p);
@@ -509,6 +534,7 @@ export class GridMap<V = unknown> {
   }
 
   async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+    if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
     const expiresAt = this.expiry(options?.ttl);
     let p = this.key(key);
@@ -540,6 +566,7 @@ export class GridMap<V = unknown> {
    * undefined matches an absent key). Keeps the entry's expiry.
    */
   async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
+    if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
     this.key(key);
     let exp: EncodedValue | null = null;
@@ -559,12 +586,7 @@ export class GridMap<V = unknown> {
     const e = this.enc;
     st.beginWrite(p);
     try {
-      const now = Date.now();
-      let off = st.probe(p, this.id);
-      if (off >= 0 && st.isExpired(off, now)) {
-        st.expireAt(p, this.id, off);
-        off = -1;
-      }
+      const off = this.liveRecord(p, Date.now());
       if (off < 0 ? exp !== null : !this.sameValue(off, exp)) return false;
       const expiresAt = off >= 0 ? st.expiresAt(off) : this.expiry(undefined);
       if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) this.memoryFull();
@@ -572,6 +594,18 @@ export class GridMap<V = unknown> {
     } finally {
       this.release(p);
     }
+  }
+
+  /**
+   * The live record of the current key in partition p, or -1; an expired one is dropped first.
+   * The caller holds p's lock inside beginWrite.
+   */
+  private liveRecord(p: number, now: number): number {
+    const st = this.store;
+    const off = st.probe(p, this.id);
+    if (off < 0 || !st.isExpired(off, now)) return off;
+    st.expireAt(p, this.id, off);
+    return -1;
   }
 
   private sameValue(off: number, exp: EncodedValue | null): boolean {
@@ -587,6 +621,7 @@ export class GridMap<V = unknown> {
 
   /** Atomically adds `delta` to a number entry (absent → 0 first) and returns the new value. */
   async increment(key: string, delta = 1): Promise<number> {
+    if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
     let p = this.key(key);
@@ -598,12 +633,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     st.beginWrite(p);
     try {
-      const now = Date.now();
-      let off = st.probe(p, this.id);
-      if (off >= 0 && st.isExpired(off, now)) {
-        st.expireAt(p, this.id, off);
-        off = -1;
-      }
+      const off = this.liveRecord(p, Date.now());
       if (off < 0) {
         if (st.put(p, this.id, T_NUMBER, null, 8, delta, this.expiry(undefined)) < 0) this.memoryFull();
         return delta;
@@ -618,11 +648,61 @@ export class GridMap<V = unknown> {
   }
 
   /**
+   * @internal An atomic read-modify-write of `key` seen as a byte string: the update named `kind`
+   * (src/updates.ts) reads the current bytes and expiry and decides what to store, all under the
+   * partition lock (RESP's SET NX/XX/GET, INCR, APPEND, GETDEL, EXPIRE...). A value stored by the
+   * library API is seen as its bytes: UTF-8 of a string, the decimal text of a number, the msgpack
+   * bytes of anything else. What it writes is a byte array (T_BYTES).
+   */
+  async updateBytes(key: string, kind: string, arg: unknown): Promise<UpdateReply> {
+    if (this.countOps) this.ops[OP_ATOMIC]++;
+    this.host.assertOpen();
+    const fn = updateOf(kind);
+    if (fn === undefined) throw new InvalidArgumentError(`unknown byte update '${String(kind).slice(0, 40)}'`);
+    let p = this.key(key);
+    const wait = this.lockNow(p);
+    if (wait !== undefined) {
+      await wait;
+      p = this.key(key);
+    }
+    const st = this.store;
+    st.beginWrite(p);
+    try {
+      const now = Date.now();
+      const off = this.liveRecord(p, now);
+      let r: UpdateResult;
+      try {
+        r = fn(off >= 0 ? bytesAt(st, off) : undefined, off >= 0 ? st.expiresAt(off) : 0, arg, now);
+      } catch (e) {
+        throw new InvalidArgumentError(`byte update '${kind}': ${(e as Error).message}`);
+      }
+      if (r.write === PUT) {
+        this.value(r.value); // typed errors (too large) before anything is written
+        const e = this.enc;
+        if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, r.expiresAt ?? 0) < 0) this.memoryFull();
+      } else if (r.write === DEL && off >= 0) {
+        st.remove(p, this.id, now);
+      }
+      return r.reply;
+    } finally {
+      this.release(p);
+    }
+  }
+
+  /** @internal The live keys of this map in partition `p` (RESP SCAN walks partitions with it). */
+  async keysIn(p: number): Promise<string[]> {
+    const out: string[] = [];
+    await this.scanPartition(p, true, false, (k) => void out.push(k as string));
+    return out;
+  }
+
+  /**
    * Stores many entries. All keys and values are validated before anything is written, so a bad
    * entry rejects the whole call and stores nothing. Each partition is locked once, and the call
    * suspends only when a lock is busy. Entries of one key are written in the order given.
    */
   async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+    if (this.countOps && Array.isArray(entries)) this.ops[OP_SET] += entries.length;
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const expiresAt = this.expiry(options?.ttl);
@@ -742,6 +822,7 @@ export class GridMap<V = unknown> {
    * module is loaded before the lock is taken; the processor runs under the partition lock.
    */
   async computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
     this.key(key);
     let proc = loadProcessor(processor, this.host.modules);
@@ -893,6 +974,13 @@ export class GridMap<V = unknown> {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+/** The value of the record at `off` as bytes (a copy): see updateBytes. */
+function bytesAt(st: ShardStore, off: number): Uint8Array {
+  const vo = st.valueOffset(off);
+  if (st.typeOf(off) === T_NUMBER) return Buffer.from(numberText(st.f64[vo >>> 3]), 'latin1');
+  return Buffer.from(st.u8.subarray(vo, vo + st.valueLength(off)));
+}
 
 /** Marker for "the optimistic read gave up; read under the lock". */
 export const NEED: unique symbol = Symbol('shardgrid.needLock');

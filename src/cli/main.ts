@@ -22,6 +22,7 @@ import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions 
 import { formatBytes, renderStatus } from './format.js';
 
 const SECRET_ENV = 'SHARDGRID_SECRET';
+const RESP_PASSWORD_ENV = 'SHARDGRID_RESP_PASSWORD';
 const STATUS_TIMEOUT_MS = 5000;
 const EXIT_USAGE = 2;
 const EXIT_SECOND_SIGNAL = 130;
@@ -42,6 +43,11 @@ interface StartOptions {
   tlsKey?: string;
   tlsCert?: string;
   tlsCa?: string;
+  respPort?: number;
+  respHost?: string;
+  respPasswordFile?: string;
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 interface StatusOptions {
@@ -217,6 +223,26 @@ function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | un
   return { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
 }
 
+/**
+ * The RESP password: the contents of --resp-password-file (trailing CR/LF removed) or else
+ * SHARDGRID_RESP_PASSWORD; undefined when neither is given (protected mode then serves loopback
+ * clients only). Never from argv, like the cluster secret.
+ */
+function respPassword(file: string | undefined): string | undefined {
+  if (file === undefined) {
+    const v = process.env[RESP_PASSWORD_ENV];
+    return v === undefined || v === '' ? undefined : v;
+  }
+  let v: string;
+  try {
+    v = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+  } catch (err) {
+    throw new UsageError(`cannot read --resp-password-file ${file}: ${(err as Error).message}`);
+  }
+  if (v === '') throw new UsageError(`--resp-password-file ${file} is empty`);
+  return v;
+}
+
 const TLS_HELP = {
   key: "PEM file of this member's private key for mutual TLS (with --tls-cert and --tls-ca; members then listen on wss://)",
   cert: "PEM file of this member's certificate, signed by the cluster CA",
@@ -260,6 +286,15 @@ async function start(o: StartOptions): Promise<number> {
   if (o.workers !== undefined) options.workers = o.workers;
   if (o.memory !== undefined) options.memory = o.memory;
   if (o.partitions !== undefined) options.partitions = o.partitions;
+  if (o.respPort !== undefined) {
+    options.resp = { port: o.respPort, host: o.respHost ?? '127.0.0.1' };
+    const password = respPassword(o.respPasswordFile);
+    if (password !== undefined) options.resp.password = password;
+  } else if (o.respHost !== undefined || o.respPasswordFile !== undefined) {
+    throw new UsageError('--resp-host and --resp-password-file need --resp-port');
+  }
+  if (o.metricsPort !== undefined) options.metrics = { port: o.metricsPort, host: o.metricsHost ?? '127.0.0.1' };
+  else if (o.metricsHost !== undefined) throw new UsageError('--metrics-host needs --metrics-port');
 
   // listen before createGrid: a signal during start-up stops the member as soon as it is up
   const signalled = firstSignal();
@@ -282,6 +317,9 @@ async function start(o: StartOptions): Promise<number> {
     `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port}`} ` +
       `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
   );
+  if (grid.resp !== undefined) say(`resp listening on ${grid.resp.host}:${grid.resp.port}`);
+  const metricsAt = grid.metrics.address;
+  if (o.metricsPort !== undefined && metricsAt !== undefined) say(`metrics on http://${metricsAt.host}:${metricsAt.port}/metrics`);
 
   const signal = await signalled;
   say(`${signal}: member ${id} is leaving the cluster`);
@@ -342,6 +380,11 @@ function program(setExit: (code: number) => void): Command {
     .option('--tls-key <path>', TLS_HELP.key)
     .option('--tls-cert <path>', TLS_HELP.cert)
     .option('--tls-ca <path>', TLS_HELP.ca)
+    .option('--resp-port <port>', 'serve the Redis protocol (RESP2/RESP3) on this port; 0 picks a free one (default: no RESP endpoint)', integer(0, 65535))
+    .option('--resp-host <host>', 'address the RESP endpoint listens on (default: 127.0.0.1)')
+    .option('--resp-password-file <path>', `file holding the password RESP clients give with AUTH (default: the ${RESP_PASSWORD_ENV} environment variable; without one, only loopback clients are served)`)
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics; 0 picks a free one (default: none)', integer(0, 65535))
+    .option('--metrics-host <host>', 'address of the metrics server (default: 127.0.0.1)')
     .addHelpText(
       'after',
       `\nThe cluster secret is never taken from the command line (others can read it there).\n` +
@@ -351,7 +394,9 @@ function program(setExit: (code: number) => void): Command {
         `  shardgrid start --port 7401 --seeds ws://127.0.0.1:7400 --compute-module procs=./procs.mjs &\n` +
         `\nOr keep the secret in a file only you can read, and give every member a copy:\n` +
         `  (umask 077; shardgrid secret > cluster.secret)\n` +
-        `  shardgrid start --secret-file cluster.secret\n`,
+        `  shardgrid start --secret-file cluster.secret\n` +
+        `\nServe Redis clients too (redis-cli -p 6380 ping):\n` +
+        `  shardgrid start --secret-file cluster.secret --resp-port 6380 --resp-password-file resp.password\n`,
     )
     .action(async (o: StartOptions) => setExit(await start(o)));
 

@@ -19,7 +19,7 @@ import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import type { MapOptions } from '../config.js';
 import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
-import { GridMap, type MapHost } from '../map.js';
+import { GridMap, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
@@ -28,6 +28,7 @@ import type { Replicas } from './replicas.js';
 import type { Router } from './routing.js';
 import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
+import type { UpdateReply } from '../updates.js';
 
 type Body = Record<string, unknown>;
 
@@ -66,6 +67,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     this.router = node.router;
     this.rep = node.replicas;
     this.grid = host;
+    this.countOps = false;
   }
 
   private part(key: string): number {
@@ -112,6 +114,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   // ── reads ─────────────────────────────────────────────────────────────────────────────────────
 
   override getSync(key: string): V | undefined {
+    this.ops[OP_GET]++;
     const p = this.part(key);
     if (this.rep.isPrimary(p)) {
       this.rep.assertPrimary(p); // the lease: a typed, retryable error when it does not cover p now
@@ -121,6 +124,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override get(key: string): Promise<V | undefined> {
+    this.ops[OP_GET]++;
     let p: number;
     try {
       p = this.part(key);
@@ -163,17 +167,20 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async has(key: string): Promise<boolean> {
+    this.ops[OP_READ]++;
     const p = this.part(key);
     return this.router.route(p, () => super.has(key), { m: this.name, o: 'has', k: key });
   }
 
   override async ttl(key: string): Promise<number | undefined> {
+    this.ops[OP_READ]++;
     const p = this.part(key);
     const r = await this.router.route<number | null | undefined>(p, () => super.ttl(key), { m: this.name, o: 'ttl', k: key });
     return r ?? undefined;
   }
 
   override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
+    if (Array.isArray(keys)) this.ops[OP_GET] += keys.length;
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
     const parts = keys.map((k) => this.part(k));
     // one FAST MGET (or grid.op mget) per primary member
@@ -230,6 +237,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
   override set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+    this.ops[OP_SET]++;
     let p: number;
     let klen: number;
     let expiresAt: number;
@@ -267,6 +275,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+    if (Array.isArray(entries)) this.ops[OP_SET] += entries.length;
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const parts: number[] = [];
@@ -291,12 +300,14 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async delete(key: string): Promise<boolean> {
+    this.ops[OP_DELETE]++;
     const p = this.part(key);
     const r = this.rid();
     return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.delete(key)), { m: this.name, o: 'del', k: key, r });
   }
 
   override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+    this.ops[OP_ATOMIC]++;
     const p = this.part(key);
     this.stateOf(value, options?.ttl); // typed errors here, not from the primary
     const r = this.rid();
@@ -304,6 +315,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
+    this.ops[OP_ATOMIC]++;
     const p = this.part(key);
     this.stateOf(next, 0);
     const r = this.rid();
@@ -311,10 +323,30 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async increment(key: string, delta = 1): Promise<number> {
+    this.ops[OP_ATOMIC]++;
     const p = this.part(key);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
     const r = this.rid();
     return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta, r });
+  }
+
+  override async updateBytes(key: string, kind: string, arg: unknown): Promise<UpdateReply> {
+    this.ops[OP_ATOMIC]++;
+    const p = this.part(key);
+    const r = this.rid();
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.updateBytes(key, kind, arg)), { m: this.name, o: 'upd', k: key, u: kind, a: arg, r });
+  }
+
+  override async keysIn(p: number): Promise<string[]> {
+    this.host.assertOpen();
+    const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
+    const now = Date.now();
+    const keys: string[] = [];
+    for (const [k, s] of list) {
+      const st = checkState(s, Infinity);
+      if (typeof k === 'string' && st !== null && (st[2] === 0 || st[2] > now)) keys.push(k);
+    }
+    return keys;
   }
 
   override async clear(): Promise<void> {
@@ -326,6 +358,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   // that runs the code resolves them through its own registry (src/compute/REGISTRY.md).
 
   override async compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+    this.ops[OP_ATOMIC]++;
     const p = this.part(key);
     const f = refNames(processor, 'processor');
     const r = this.rid();
@@ -403,6 +436,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         return this.rep.writeOnce(p, this.name, key, rid, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
       case 'inc':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.increment(key, b.d as number));
+      case 'upd':
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.updateBytes(key, str(b.u, 'update'), b.a));
       case 'cmp':
         return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, b.a));
       default:

@@ -1,0 +1,148 @@
+/**
+ * Prometheus metrics with prom-client. Nothing here runs on an operation's path: every metric is
+ * a collect() callback that reads counters the grid keeps anyway (grid.stats(), the per-map
+ * operation counts of GridMap.ops, the RESP endpoint's counters, the cluster node's table and
+ * transport counters) when a registry is scraped.
+ *
+ * Embedded use: `grid.metrics.register(registry)` adds the grid's metrics to the application's
+ * own prom-client Registry (or `createGrid({ metrics: { registry } })`). Standalone:
+ * `createGrid({ metrics: { port } })` / `shardgrid start --metrics-port N` serves `/metrics` on a
+ * small node:http server, loopback by default.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { ResolvedMetricsOptions } from './config.js';
+import { InvalidArgumentError, InvalidOptionError } from './errors.js';
+import type { Grid } from './grid.js';
+import { OP_KINDS } from './map.js';
+
+type Collect<T> = (this: T) => void | Promise<void>;
+
+export class GridMetrics {
+  /** The grid's own registry (what /metrics serves). */
+  readonly registry = new Registry();
+  private readonly registered = new WeakSet<Registry>();
+  private server: Server | undefined;
+  private bound: AddressInfo | undefined;
+
+  constructor(private readonly grid: Grid) {
+    this.register(this.registry);
+  }
+
+  /** Adds the grid's metrics to `registry` (an application's prom-client Registry). Idempotent per registry. */
+  register(registry: Registry): void {
+    if (!(registry instanceof Registry) && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
+      throw new InvalidArgumentError('metrics.register(registry): registry must be a prom-client Registry');
+    }
+    if (this.registered.has(registry)) return;
+    this.registered.add(registry);
+    const g = this.grid;
+    const reg = [registry];
+    const stats = () => g.stats();
+
+    const counter = (name: string, help: string, labelNames: string[], collect: Collect<Counter<string>>): void =>
+      void new Counter({ name, help, labelNames, registers: reg, collect });
+    const gauge = (name: string, help: string, labelNames: string[], collect: Collect<Gauge<string>>): void =>
+      void new Gauge({ name, help, labelNames, registers: reg, collect });
+    // a counter's value from a total the grid keeps (prom-client counters only go up: reset, then add)
+    const total = (c: Counter<string>, v: number): void => {
+      c.reset();
+      c.inc(v);
+    };
+
+    counter('shardgrid_map_operations_total', 'Map operations run by this process\'s main thread, by map and kind (get, set, delete, atomic, read)', ['map', 'kind'], function () {
+      this.reset();
+      for (const [name, ops] of g.mapOps()) for (let k = 0; k < OP_KINDS.length; k++) if (ops[k] > 0) this.inc({ map: name, kind: OP_KINDS[k] }, ops[k]);
+    });
+    counter('shardgrid_hits_total', 'Reads that found their key', [], function () { total(this, stats().hits); });
+    counter('shardgrid_misses_total', 'Reads that did not find their key', [], function () { total(this, stats().misses); });
+    counter('shardgrid_evictions_total', 'Entries evicted under memory pressure', [], function () { total(this, stats().evictions); });
+    counter('shardgrid_expirations_total', 'Entries removed because their time to live passed', [], function () { total(this, stats().expirations); });
+    gauge('shardgrid_entries', 'Entries held in this process (backup copies included)', [], function () { this.set(stats().entries); });
+    gauge('shardgrid_bytes_used', 'Bytes of the memory budget in use', [], function () { this.set(stats().bytesUsed); });
+    gauge('shardgrid_bytes_limit', 'The memory budget, bytes', [], function () { this.set(stats().bytesLimit); });
+    counter('shardgrid_lock_recoveries_total', 'Partition locks taken over from threads that died holding them', [], function () { total(this, stats().recoveries); });
+
+    const resp = () => g.respServer?.stats;
+    gauge('shardgrid_resp_connections', 'Open RESP client connections', [], function () { this.set(resp()?.connected ?? 0); });
+    counter('shardgrid_resp_connections_total', 'RESP connections accepted', [], function () { total(this, resp()?.totalConnections ?? 0); });
+    counter('shardgrid_resp_rejected_connections_total', 'RESP connections refused (maxClients, protected mode)', [], function () { total(this, resp()?.rejectedConnections ?? 0); });
+    counter('shardgrid_resp_commands_total', 'RESP commands run, by command', ['command'], function () {
+      this.reset();
+      const s = resp();
+      if (s !== undefined) for (const [name, n] of s.byCommand) this.inc({ command: name }, n);
+    });
+    counter('shardgrid_resp_errors_total', 'RESP commands answered with an error', [], function () { total(this, resp()?.commandsFailed ?? 0); });
+    counter('shardgrid_resp_protocol_errors_total', 'RESP connections closed for a malformed request', [], function () { total(this, resp()?.protocolErrors ?? 0); });
+    counter('shardgrid_resp_auth_failures_total', 'Failed RESP AUTH / HELLO AUTH attempts', [], function () { total(this, resp()?.authFailures ?? 0); });
+
+    gauge('shardgrid_cluster_members', 'Cluster members this member sees, by status and kind', ['status', 'kind'], function () {
+      this.reset();
+      for (const m of stats().members ?? []) this.inc({ status: m.status, kind: m.lite ? 'lite' : 'data' });
+    });
+    gauge('shardgrid_cluster_primaries', 'Partitions whose primary is this member', [], function () {
+      const s = stats();
+      this.set(s.members?.find((m) => m.id === s.cluster?.memberId)?.primaries ?? 0);
+    });
+    gauge('shardgrid_partition_table_version', 'Version (metadata log index) of the partition table this member applies', [], function () { this.set(stats().cluster?.tableVersion ?? 0); });
+    gauge('shardgrid_migrations_in_flight', 'Partitions of the current table still moving to a new owner', [], function () { this.set(stats().cluster?.migrating ?? 0); });
+    const transport = () => g.cluster?.transport?._stats;
+    counter('shardgrid_transport_frames_total', 'Frames exchanged with other members, by direction', ['direction'], function () {
+      this.reset();
+      const t = transport();
+      if (t === undefined) return;
+      this.inc({ direction: 'out' }, t.framesOut);
+      this.inc({ direction: 'in' }, t.framesIn);
+    });
+    counter('shardgrid_transport_messages_total', 'Messages (requests, replies, records) exchanged with other members, by direction', ['direction'], function () {
+      this.reset();
+      const t = transport();
+      if (t === undefined) return;
+      this.inc({ direction: 'out' }, t.messagesOut);
+      this.inc({ direction: 'in' }, t.messagesIn);
+    });
+  }
+
+  /** The grid's metrics in Prometheus text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Serves GET /metrics on host:port (options.metrics). */
+  listen(o: ResolvedMetricsOptions): Promise<AddressInfo> {
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+        return;
+      }
+      this.text().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+      );
+    });
+    server.on('clientError', (_e, socket) => socket.destroy());
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', (e) => reject(new InvalidOptionError(`options.metrics: cannot listen on ${o.host}:${o.port}: ${e.message}`, { option: 'options.metrics.port' })));
+      server.listen(o.port, o.host, () => {
+        this.bound = server.address() as AddressInfo;
+        resolve(this.bound);
+      });
+    });
+  }
+
+  /** Where /metrics is served, or undefined. */
+  get address(): { host: string; port: number } | undefined {
+    return this.bound === undefined ? undefined : { host: this.bound.address, port: this.bound.port };
+  }
+
+  close(): Promise<void> {
+    const s = this.server;
+    if (s === undefined) return Promise.resolve();
+    return new Promise((r) => {
+      s.close(() => r());
+      s.closeAllConnections();
+    });
+  }
+}

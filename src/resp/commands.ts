@@ -1,0 +1,581 @@
+/**
+ * The commands of the RESP endpoint. Each reads its arguments (client bytes: lengths and counts
+ * were bounded by the parser, and nothing here calls a method of anything a client chose) and
+ * writes its reply to the connection's ReplyWriter, synchronously or after one awaited map call.
+ * Replies and error texts are Redis's own, so clients and their error handling work unchanged.
+ *
+ * Values are byte strings: what RESP writes is stored as a Buffer; a value the library API stored
+ * reads as its UTF-8 (string), decimal text (number) or msgpack bytes (anything else).
+ * Read-modify-write commands run as one named update under the key's partition lock
+ * (GridMap.updateBytes, src/updates.ts), on the key's primary in a cluster.
+ */
+import { GridError, MemoryFullError } from '../errors.js';
+import type { GridMap } from '../map.js';
+import { encodeMsgpack } from '../storage/codec.js';
+import {
+  ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, SET_ALWAYS, SET_NX, SET_XX,
+  numberText, parseFloatText, parseInt64, type UpdateReply,
+} from '../updates.js';
+import { globMatch, keyBytes, keyOf } from './keys.js';
+import type { ReplyWriter } from './reply.js';
+
+/** What a command sees of its connection. */
+export interface RespClient {
+  readonly id: number;
+  readonly out: ReplyWriter;
+  name: string;
+  authenticated: boolean;
+  /** Sets the protocol of the connection (HELLO). */
+  setProto(v: 2 | 3): void;
+  /** Replies +OK and closes the connection once the reply is written. */
+  quit(): void;
+}
+
+/** What a command sees of the server. */
+export interface RespContext {
+  readonly map: GridMap<unknown>;
+  /** Synchronous local read (single-process grids): the value, undefined, or NEED (read with map.get). */
+  readonly getNow: ((key: string) => unknown) | undefined;
+  readonly need: unknown;
+  readonly partitions: number;
+  /** Checks a password (constant time); undefined when none is set. */
+  checkPassword(user: string, pass: Buffer): boolean | undefined;
+  info(section: string | undefined): Promise<string>;
+  config(name: string): string | undefined;
+  configNames(): string[];
+}
+
+type Run = (cx: RespContext, c: RespClient, argv: Buffer[]) => void | Promise<void>;
+
+export interface CommandSpec {
+  name: string;
+  /** Redis arity: n exactly n arguments (with the name), -n at least n. */
+  arity: number;
+  flags: string[];
+  firstKey: number;
+  lastKey: number;
+  step: number;
+  /** May run before AUTH. */
+  noAuth?: boolean;
+  run: Run;
+}
+
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
+
+export const ERR_SYNTAX = 'ERR syntax error';
+const lower = (b: Buffer): string => (b.length > 64 ? '' : b.toString('latin1').toLowerCase());
+const text = (b: Buffer): string => b.toString('utf8');
+
+/** An int64 argument as Redis reads it, or undefined (the caller replies ERR_NOT_INTEGER). */
+function intArg(b: Buffer): bigint | undefined {
+  return parseInt64(b);
+}
+
+/** A safe integer argument (counts, times), or undefined. */
+function safeInt(b: Buffer): number | undefined {
+  const n = intArg(b);
+  return n === undefined || n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER) ? undefined : Number(n);
+}
+
+/** The bytes RESP shows for a value read with the library's map API. */
+export function valueBytes(v: unknown): Buffer | undefined {
+  if (v === undefined) return undefined;
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.length);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (typeof v === 'number') return Buffer.from(numberText(v), 'latin1');
+  const b = encodeMsgpack(v);
+  return Buffer.from(b.buffer, b.byteOffset, b.length);
+}
+
+/** The text of an error thrown by a map call, as a RESP error. */
+export function errorReply(e: unknown): string {
+  if (e instanceof MemoryFullError) return "OOM command not allowed when used memory > 'maxmemory'.";
+  if (e instanceof GridError) return `ERR ${(e as GridError).code}: ${(e as GridError).message}`;
+  return 'ERR internal error';
+}
+
+function sendUpdate(c: RespClient, r: UpdateReply): void {
+  if (r[0] === 'i') c.out.int(r[1]);
+  else if (r[0] === 'b') c.out.bulk(r[1]);
+  else c.out.error(r[1]);
+}
+
+async function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown): Promise<void> {
+  sendUpdate(c, await cx.map.updateBytes(keyOf(key), kind, arg));
+}
+
+/** A get through the fastest path the grid allows; the value as RESP bytes. */
+function read(cx: RespContext, key: Buffer): Buffer | undefined | Promise<Buffer | undefined> {
+  const k = keyOf(key);
+  if (cx.getNow !== undefined) {
+    const v = cx.getNow(k);
+    if (v !== cx.need) return valueBytes(v);
+  }
+  return cx.map.get(k).then(valueBytes);
+}
+
+/**
+ * Expiry options shared by SET and GETEX: EX s | PX ms | EXAT s | PXAT ms, as an absolute time in
+ * ms (relative ones from now). Undefined when the number is not a positive integer or the result
+ * overflows (the caller replies "invalid expire time").
+ */
+function expiryAt(opt: string, b: Buffer, now: number): number | undefined {
+  const n = safeInt(b);
+  if (n === undefined || n <= 0) return undefined;
+  const at = opt === 'ex' ? now + n * 1000 : opt === 'px' ? now + n : opt === 'exat' ? n * 1000 : n;
+  return Number.isSafeInteger(at) ? at : undefined;
+}
+
+// ── the commands ────────────────────────────────────────────────────────────────────────────────
+
+const ping: Run = (_cx, c, argv) => {
+  if (argv.length > 2) return c.out.error("ERR wrong number of arguments for 'ping' command");
+  if (argv.length === 2) c.out.bulk(argv[1]);
+  else c.out.simple('PONG');
+};
+
+const auth: Run = (cx, c, argv) => {
+  if (argv.length > 3) return c.out.error(ERR_SYNTAX);
+  const user = argv.length === 3 ? text(argv[1]) : 'default';
+  const ok = cx.checkPassword(user, argv[argv.length - 1]);
+  if (ok === undefined) {
+    return c.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+  }
+  if (!ok) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
+  c.authenticated = true;
+  c.out.ok();
+};
+
+const hello: Run = (cx, c, argv) => {
+  let proto: 2 | 3 | undefined;
+  let i = 1;
+  if (argv.length > 1) {
+    const v = safeInt(argv[1]);
+    if (v === undefined) return c.out.error('ERR Protocol version is not an integer or out of range');
+    if (v !== 2 && v !== 3) return c.out.error('NOPROTO unsupported protocol version');
+    proto = v;
+    i = 2;
+  }
+  let setName: string | undefined;
+  for (; i < argv.length; i++) {
+    const opt = lower(argv[i]);
+    const more = argv.length - i - 1;
+    if (opt === 'auth' && more >= 2) {
+      const ok = cx.checkPassword(text(argv[i + 1]), argv[i + 2]);
+      if (ok !== true) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
+      c.authenticated = true;
+      i += 2;
+    } else if (opt === 'setname' && more >= 1) {
+      setName = text(argv[i + 1]);
+      if (!validName(setName)) return c.out.error(ERR_CLIENT_NAME);
+      i += 1;
+    } else {
+      return c.out.error(`ERR Syntax error in HELLO option '${text(argv[i]).slice(0, 128)}'`);
+    }
+  }
+  if (!c.authenticated) {
+    return c.out.error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
+  }
+  if (setName !== undefined) c.name = setName;
+  if (proto !== undefined) c.setProto(proto);
+  const o = c.out;
+  o.map(7);
+  o.bulkText('server');
+  o.bulkText('redis');
+  o.bulkText('version');
+  o.bulkText(REDIS_VERSION);
+  o.bulkText('proto');
+  o.int(o.proto);
+  o.bulkText('id');
+  o.int(c.id);
+  o.bulkText('mode');
+  o.bulkText('standalone');
+  o.bulkText('role');
+  o.bulkText('master');
+  o.bulkText('modules');
+  o.array(0);
+};
+
+/** The Redis version whose commands and replies this endpoint follows (INFO, HELLO). */
+export const REDIS_VERSION = '7.2.0';
+
+const ERR_CLIENT_NAME = 'ERR Client names cannot contain spaces, newlines or special characters.';
+const validName = (s: string): boolean => /^[!-~]*$/.test(s);
+
+const client: Run = (_cx, c, argv) => {
+  const sub = lower(argv[1]);
+  if (sub === 'setname' && argv.length === 3) {
+    const n = text(argv[2]);
+    if (!validName(n)) return c.out.error(ERR_CLIENT_NAME);
+    c.name = n;
+    return c.out.ok();
+  }
+  if (sub === 'getname' && argv.length === 2) return c.out.bulk(c.name === '' ? null : Buffer.from(c.name));
+  if (sub === 'id' && argv.length === 2) return c.out.int(c.id);
+  if (sub === 'setinfo' && argv.length === 4) return c.out.ok();
+  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CLIENT HELP.`);
+};
+
+const select: Run = (_cx, c, argv) => {
+  const n = safeInt(argv[1]);
+  if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
+  if (n !== 0) return c.out.error('ERR DB index is out of range');
+  c.out.ok();
+};
+
+const get: Run = (cx, c, argv) => {
+  const v = read(cx, argv[1]);
+  if (v instanceof Promise) return v.then((b) => c.out.bulk(b));
+  c.out.bulk(v);
+};
+
+const set: Run = (cx, c, argv) => {
+  let cond = SET_ALWAYS;
+  let at = 0;
+  let ttl: number | undefined;
+  let timed = false;
+  let keepTtl = false;
+  let wantGet = false;
+  const now = Date.now();
+  for (let i = 3; i < argv.length; i++) {
+    const opt = lower(argv[i]);
+    if (opt === 'nx' && cond === SET_ALWAYS) cond = SET_NX;
+    else if (opt === 'xx' && cond === SET_ALWAYS) cond = SET_XX;
+    else if (opt === 'get' && !wantGet) wantGet = true;
+    else if (opt === 'keepttl' && !timed && !keepTtl) keepTtl = true;
+    else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && !timed && !keepTtl && i + 1 < argv.length) {
+      const t = expiryAt(opt, argv[++i], now);
+      if (t === undefined) return c.out.error("ERR invalid expire time in 'set' command");
+      timed = true;
+      at = t;
+      if (opt === 'ex' || opt === 'px') ttl = t - now;
+    } else {
+      return c.out.error(ERR_SYNTAX);
+    }
+  }
+  const key = keyOf(argv[1]);
+  const value = argv[2];
+  // the common forms take the map's own fast paths; the rest is one update under the lock
+  if (!wantGet && !keepTtl && (!timed || ttl !== undefined)) {
+    if (cond === SET_ALWAYS) return cx.map.set(key, value, ttl === undefined ? undefined : { ttl }).then(() => c.out.ok());
+    if (cond === SET_NX) return cx.map.setIfAbsent(key, value, ttl === undefined ? undefined : { ttl }).then((ok) => (ok ? c.out.ok() : c.out.nil()));
+  }
+  return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet]).then((r) => {
+    if (wantGet) sendUpdate(c, r);
+    else if (r[0] === 'i' && r[1] === '1') c.out.ok();
+    else c.out.nil();
+  });
+};
+
+const setnx: Run = (cx, c, argv) => cx.map.setIfAbsent(keyOf(argv[1]), argv[2]).then((ok) => c.out.int(ok ? 1 : 0));
+
+const getdel: Run = (cx, c, argv) => update(cx, c, argv[1], 'getdel', []);
+
+const getex: Run = (cx, c, argv) => {
+  let mode = 0;
+  let at = 0;
+  const now = Date.now();
+  for (let i = 2; i < argv.length; i++) {
+    const opt = lower(argv[i]);
+    if (opt === 'persist' && mode === 0) mode = 2;
+    else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && mode === 0 && i + 1 < argv.length) {
+      const t = expiryAt(opt, argv[++i], now);
+      if (t === undefined) return c.out.error("ERR invalid expire time in 'getex' command");
+      mode = 1;
+      at = t;
+    } else {
+      return c.out.error(ERR_SYNTAX);
+    }
+  }
+  if (mode === 0) return get(cx, c, argv);
+  return update(cx, c, argv[1], 'getex', [mode, at]);
+};
+
+const mget: Run = async (cx, c, argv) => {
+  const keys = new Array<string>(argv.length - 1);
+  for (let i = 1; i < argv.length; i++) keys[i - 1] = keyOf(argv[i]);
+  const vals = await cx.map.getMany(keys);
+  c.out.array(vals.length);
+  for (const v of vals) c.out.bulk(valueBytes(v));
+};
+
+const mset: Run = async (cx, c, argv) => {
+  if (argv.length % 2 !== 1) return c.out.error("ERR wrong number of arguments for 'mset' command");
+  const entries: Array<[string, Buffer]> = [];
+  for (let i = 1; i < argv.length; i += 2) entries.push([keyOf(argv[i]), argv[i + 1]]);
+  await cx.map.setMany(entries);
+  c.out.ok();
+};
+
+const del: Run = async (cx, c, argv) => {
+  let n = 0;
+  for (let i = 1; i < argv.length; i++) if (await cx.map.delete(keyOf(argv[i]))) n++;
+  c.out.int(n);
+};
+
+const exists: Run = async (cx, c, argv) => {
+  let n = 0;
+  for (let i = 1; i < argv.length; i++) if (await cx.map.has(keyOf(argv[i]))) n++;
+  c.out.int(n);
+};
+
+function incrBy(cx: RespContext, c: RespClient, key: Buffer, delta: bigint): Promise<void> {
+  return update(cx, c, key, 'incrby', [delta.toString()]);
+}
+
+const incr: Run = (cx, c, argv) => incrBy(cx, c, argv[1], 1n);
+const decr: Run = (cx, c, argv) => incrBy(cx, c, argv[1], -1n);
+const incrby: Run = (cx, c, argv) => {
+  const d = intArg(argv[2]);
+  if (d === undefined) return c.out.error(ERR_NOT_INTEGER);
+  return incrBy(cx, c, argv[1], d);
+};
+const decrby: Run = (cx, c, argv) => {
+  const d = intArg(argv[2]);
+  if (d === undefined || d === -(2n ** 63n)) return c.out.error(d === undefined ? ERR_NOT_INTEGER : 'ERR decrement would overflow');
+  return incrBy(cx, c, argv[1], -d);
+};
+const incrbyfloat: Run = (cx, c, argv) => {
+  const d = parseFloatText(argv[2]);
+  if (d === undefined || !Number.isFinite(d)) return c.out.error(ERR_NOT_FLOAT);
+  return update(cx, c, argv[1], 'incrbyfloat', [d]);
+};
+
+const append: Run = (cx, c, argv) => update(cx, c, argv[1], 'append', [argv[2]]);
+
+const strlen: Run = (cx, c, argv) => {
+  const v = read(cx, argv[1]);
+  if (v instanceof Promise) return v.then((b) => c.out.int(b?.length ?? 0));
+  c.out.int(v?.length ?? 0);
+};
+
+function expireCmd(unitMs: number, absolute: boolean, name: string): Run {
+  return (cx, c, argv) => {
+    const n = intArg(argv[2]);
+    if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
+    let cond = EXP_ALWAYS;
+    for (let i = 3; i < argv.length; i++) {
+      const opt = lower(argv[i]);
+      const next = opt === 'nx' ? EXP_NX : opt === 'xx' ? EXP_XX : opt === 'gt' ? EXP_GT : opt === 'lt' ? EXP_LT : -1;
+      if (next < 0) return c.out.error(`ERR Unsupported option ${text(argv[i]).slice(0, 64)}`);
+      if (cond !== EXP_ALWAYS && cond !== next) return c.out.error('ERR NX and XX, GT or LT options at the same time are not compatible');
+      cond = next;
+    }
+    const ms = Number(n) * unitMs;
+    const at = absolute ? ms : Date.now() + ms;
+    if (!Number.isSafeInteger(at)) return c.out.error(`ERR invalid expire time in '${name}' command`);
+    return update(cx, c, argv[1], 'expire', [at, cond]);
+  };
+}
+
+const persist: Run = (cx, c, argv) => update(cx, c, argv[1], 'persist', []);
+
+function ttlCmd(ms: boolean): Run {
+  return async (cx, c, argv) => {
+    const k = keyOf(argv[1]);
+    const t = await cx.map.ttl(k);
+    if (t !== undefined) return c.out.int(ms ? t : Math.round(t / 1000));
+    c.out.int((await cx.map.has(k)) ? -1 : -2);
+  };
+}
+
+const type: Run = async (cx, c, argv) => c.out.simple((await cx.map.has(keyOf(argv[1]))) ? 'string' : 'none');
+
+const dbsize: Run = async (cx, c) => c.out.int(await cx.map.size());
+
+const flushdb: Run = async (cx, c, argv) => {
+  if (argv.length > 2 || (argv.length === 2 && !['async', 'sync'].includes(lower(argv[1])))) return c.out.error(ERR_SYNTAX);
+  await cx.map.clear();
+  c.out.ok();
+};
+
+/**
+ * SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the next partition to visit
+ * (0: start, and 0 again when done); each call visits whole partitions until it has examined at
+ * least COUNT keys, so every key present for the whole iteration is returned exactly once, and a
+ * call may return more than COUNT keys (as Redis allows).
+ */
+const scan: Run = async (cx, c, argv) => {
+  const cur = safeInt(argv[1]);
+  if (cur === undefined || cur < 0) return c.out.error('ERR invalid cursor');
+  let pattern: Buffer | undefined;
+  let count = 10;
+  let onlyStrings = true;
+  for (let i = 2; i < argv.length; i++) {
+    const opt = lower(argv[i]);
+    if (i + 1 >= argv.length) return c.out.error(ERR_SYNTAX);
+    if (opt === 'match') pattern = argv[++i];
+    else if (opt === 'count') {
+      const n = safeInt(argv[++i]);
+      if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
+      if (n < 1) return c.out.error(ERR_SYNTAX);
+      count = n;
+    } else if (opt === 'type') onlyStrings = lower(argv[++i]) === 'string';
+    else return c.out.error(ERR_SYNTAX);
+  }
+  const found: Buffer[] = [];
+  let p = cur;
+  let examined = 0;
+  while (p < cx.partitions && examined < count) {
+    const keys = await cx.map.keysIn(p++);
+    examined += keys.length;
+    if (!onlyStrings) continue;
+    for (const k of keys) {
+      const b = keyBytes(k);
+      if (pattern === undefined || globMatch(pattern, b)) found.push(b);
+    }
+  }
+  const next = p >= cx.partitions ? 0 : p;
+  c.out.array(2);
+  c.out.bulkText(String(next));
+  c.out.array(found.length);
+  for (const b of found) c.out.bulk(b);
+};
+
+const echo: Run = (_cx, c, argv) => c.out.bulk(argv[1]);
+
+const quit: Run = (_cx, c) => c.quit();
+
+const info: Run = async (cx, c, argv) => {
+  if (argv.length > 2) return c.out.error(ERR_SYNTAX);
+  c.out.verbatim(await cx.info(argv.length === 2 ? lower(argv[1]) : undefined));
+};
+
+const config: Run = (cx, c, argv) => {
+  const sub = lower(argv[1]);
+  if (sub === 'get' && argv.length >= 3) {
+    const pairs: Array<[string, string]> = [];
+    for (let i = 2; i < argv.length; i++) {
+      const pat = argv[i];
+      for (const name of cx.configNames()) if (globMatch(pat, Buffer.from(name)) && !pairs.some((x) => x[0] === name)) pairs.push([name, cx.config(name)!]);
+    }
+    c.out.map(pairs.length);
+    for (const [k, v] of pairs) {
+      c.out.bulkText(k);
+      c.out.bulkText(v);
+    }
+    return;
+  }
+  if (sub === 'set') return c.out.error('ERR CONFIG SET is not supported: shardgrid takes its settings at start (createGrid options or shardgrid start flags)');
+  if (sub === 'resetstat') return c.out.ok();
+  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CONFIG HELP.`);
+};
+
+const command: Run = (_cx, c, argv) => {
+  const sub = argv.length > 1 ? lower(argv[1]) : '';
+  if (sub === '') {
+    c.out.array(TABLE.size);
+    for (const spec of TABLE.values()) commandInfo(c.out, spec);
+    return;
+  }
+  if (sub === 'count' && argv.length === 2) return c.out.int(TABLE.size);
+  if (sub === 'info') {
+    c.out.array(argv.length - 2);
+    for (let i = 2; i < argv.length; i++) {
+      const spec = TABLE.get(lower(argv[i]));
+      if (spec === undefined) c.out.nilArray();
+      else commandInfo(c.out, spec);
+    }
+    return;
+  }
+  if (sub === 'docs') {
+    // no documentation is served: clients (redis-cli) fall back to their own
+    c.out.map(0);
+    return;
+  }
+  if (sub === 'list' && argv.length === 2) {
+    c.out.array(TABLE.size);
+    for (const name of TABLE.keys()) c.out.bulkText(name);
+    return;
+  }
+  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try COMMAND HELP.`);
+};
+
+/** One command's COMMAND INFO entry, in Redis 7's 10-field form. */
+function commandInfo(o: ReplyWriter, s: CommandSpec): void {
+  o.array(10);
+  o.bulkText(s.name);
+  o.int(s.arity);
+  o.set(s.flags.length);
+  for (const f of s.flags) o.simple(f);
+  o.int(s.firstKey);
+  o.int(s.lastKey);
+  o.int(s.step);
+  o.set(0); // ACL categories
+  o.set(0); // tips
+  o.array(0); // key specs
+  o.array(0); // subcommands
+}
+
+// ── the table ───────────────────────────────────────────────────────────────────────────────────
+
+const W = ['write'];
+const WD = ['write', 'denyoom'];
+const R = ['readonly', 'fast'];
+const F = ['fast'];
+const C = ['noscript', 'loading', 'stale'];
+
+function spec(name: string, arity: number, flags: string[], firstKey: number, lastKey: number, step: number, run: Run, noAuth = false): CommandSpec {
+  return { name, arity, flags, firstKey, lastKey, step, run, noAuth };
+}
+
+export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
+  [
+    spec('ping', -1, F, 0, 0, 0, ping),
+    spec('echo', 2, F, 0, 0, 0, echo),
+    spec('hello', -1, [...C, 'no-auth', 'fast'], 0, 0, 0, hello, true),
+    spec('auth', -2, [...C, 'no-auth', 'fast'], 0, 0, 0, auth, true),
+    spec('select', 2, [...C, 'fast'], 0, 0, 0, select),
+    spec('client', -2, C, 0, 0, 0, client),
+    spec('command', -1, C, 0, 0, 0, command),
+    spec('config', -2, ['admin', ...C], 0, 0, 0, config),
+    spec('info', -1, C, 0, 0, 0, info),
+    spec('quit', -1, [...C, 'no-auth', 'fast'], 0, 0, 0, quit, true),
+    spec('get', 2, R, 1, 1, 1, get),
+    spec('set', -3, WD, 1, 1, 1, set),
+    spec('setnx', 3, [...WD, 'fast'], 1, 1, 1, setnx),
+    spec('getdel', 2, [...W, 'fast'], 1, 1, 1, getdel),
+    spec('getex', -2, [...W, 'fast'], 1, 1, 1, getex),
+    spec('mget', -2, R, 1, -1, 1, mget),
+    spec('mset', -3, WD, 1, -1, 2, mset),
+    spec('del', -2, W, 1, -1, 1, del),
+    spec('unlink', -2, [...W, 'fast'], 1, -1, 1, del),
+    spec('exists', -2, R, 1, -1, 1, exists),
+    spec('incr', 2, [...WD, 'fast'], 1, 1, 1, incr),
+    spec('decr', 2, [...WD, 'fast'], 1, 1, 1, decr),
+    spec('incrby', 3, [...WD, 'fast'], 1, 1, 1, incrby),
+    spec('decrby', 3, [...WD, 'fast'], 1, 1, 1, decrby),
+    spec('incrbyfloat', 3, [...WD, 'fast'], 1, 1, 1, incrbyfloat),
+    spec('append', 3, WD, 1, 1, 1, append),
+    spec('strlen', 2, R, 1, 1, 1, strlen),
+    spec('expire', -3, [...W, 'fast'], 1, 1, 1, expireCmd(1000, false, 'expire')),
+    spec('pexpire', -3, [...W, 'fast'], 1, 1, 1, expireCmd(1, false, 'pexpire')),
+    spec('expireat', -3, [...W, 'fast'], 1, 1, 1, expireCmd(1000, true, 'expireat')),
+    spec('pexpireat', -3, [...W, 'fast'], 1, 1, 1, expireCmd(1, true, 'pexpireat')),
+    spec('persist', 2, [...W, 'fast'], 1, 1, 1, persist),
+    spec('ttl', 2, R, 1, 1, 1, ttlCmd(false)),
+    spec('pttl', 2, R, 1, 1, 1, ttlCmd(true)),
+    spec('type', 2, R, 1, 1, 1, type),
+    spec('dbsize', 1, R, 0, 0, 0, dbsize),
+    spec('flushdb', -1, W, 0, 0, 0, flushdb),
+    spec('scan', -2, ['readonly'], 0, 0, 0, scan),
+  ].map((s) => [s.name, s]),
+);
+
+/** Redis's reply to a command it does not know, with the first arguments quoted. */
+export function unknownCommand(argv: Buffer[]): string {
+  let args = '';
+  for (let i = 1; i < argv.length && args.length < 128; i++) args += `'${argv[i].toString('utf8', 0, Math.min(argv[i].length, 128 - args.length))}' `;
+  return `ERR unknown command '${argv[0].toString('utf8', 0, Math.min(argv[0].length, 128))}', with args beginning with: ${args}`;
+}
+
+/** The command spec for a request's name, or undefined. */
+export function lookup(name: Buffer): CommandSpec | undefined {
+  return name.length > 32 ? undefined : TABLE.get(lower(name));
+}
+
+/** Whether argv satisfies the spec's arity. */
+export function arityOk(s: CommandSpec, argc: number): boolean {
+  return s.arity >= 0 ? argc === s.arity : argc >= -s.arity;
+}

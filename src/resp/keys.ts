@@ -1,0 +1,89 @@
+/**
+ * Redis keys are byte strings; grid keys are JS strings stored as UTF-8. The mapping between them
+ * must be one-to-one and match the library for text keys: a key whose bytes are valid UTF-8 is
+ * the string they spell (so `grid.map('default').get('user:1')` sees the key a Redis client set),
+ * any other key is BINARY_MARK followed by its bytes as latin1 characters. BINARY_MARK (U+FFFF, a
+ * noncharacter) is never the first character of a text key: a text key that starts with it is
+ * stored the binary way too, so the two kinds never meet.
+ */
+import { isUtf8 } from 'node:buffer';
+
+const BINARY_MARK = '\uffff';
+const MARK_BYTES = [0xef, 0xbf, 0xbf];
+
+export function keyOf(b: Buffer): string {
+  // ASCII keys (nearly all) are valid UTF-8 and cannot start with the mark
+  if (isUtf8(b) && !(b.length >= 3 && b[0] === MARK_BYTES[0] && b[1] === MARK_BYTES[1] && b[2] === MARK_BYTES[2])) return b.toString('utf8');
+  return BINARY_MARK + b.toString('latin1');
+}
+
+export function keyBytes(k: string): Buffer {
+  return k.startsWith(BINARY_MARK) ? Buffer.from(k.slice(1), 'latin1') : Buffer.from(k, 'utf8');
+}
+
+/**
+ * Redis's glob (SCAN MATCH, KEYS): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x` escapes, on bytes.
+ * Iterative with one backtrack point (the last `*`), so a pattern of many stars costs
+ * O(pattern × key) rather than the exponential time of a naive recursive matcher.
+ */
+export function globMatch(pat: Buffer, s: Buffer): boolean {
+  let p = 0;
+  let i = 0;
+  let starP = -1;
+  let starI = 0;
+  while (i < s.length) {
+    if (p < pat.length) {
+      const c = pat[p];
+      if (c === 42) {
+        // '*': remember where, try matching nothing first
+        while (p < pat.length && pat[p] === 42) p++;
+        if (p === pat.length) return true;
+        starP = p;
+        starI = i;
+        continue;
+      }
+      const step = matchOne(pat, p, s[i]);
+      if (step > 0) {
+        p += step;
+        i++;
+        continue;
+      }
+    }
+    if (starP < 0) return false;
+    p = starP;
+    i = ++starI;
+  }
+  while (p < pat.length && pat[p] === 42) p++;
+  return p === pat.length;
+}
+
+/** Whether the pattern element at `p` matches byte `c`: its length in the pattern, or 0. */
+function matchOne(pat: Buffer, p: number, c: number): number {
+  const x = pat[p];
+  if (x === 63) return 1; // '?'
+  if (x === 92 && p + 1 < pat.length) return pat[p + 1] === c ? 2 : 0; // '\x'
+  if (x !== 91) return x === c ? 1 : 0; // literal
+  // '[...]'
+  let q = p + 1;
+  const not = q < pat.length && pat[q] === 94;
+  if (not) q++;
+  let hit = false;
+  while (q < pat.length && pat[q] !== 93) {
+    if (pat[q] === 92 && q + 1 < pat.length) {
+      if (pat[q + 1] === c) hit = true;
+      q += 2;
+    } else if (q + 2 < pat.length && pat[q + 1] === 45 && pat[q + 2] !== 93) {
+      let lo = pat[q];
+      let hi = pat[q + 2];
+      if (lo > hi) [lo, hi] = [hi, lo];
+      if (c >= lo && c <= hi) hit = true;
+      q += 3;
+    } else {
+      if (pat[q] === c) hit = true;
+      q++;
+    }
+  }
+  // an unclosed '[' matches up to the end of the pattern, as in Redis
+  const len = (q < pat.length ? q + 1 : q) - p;
+  return hit !== not ? len : 0;
+}

@@ -1,0 +1,405 @@
+/**
+ * The RESP endpoint: a node:net server on a port of its own that speaks RESP2 and RESP3 to Redis
+ * clients, over one map of the grid. On a cluster member the map is the routed one, so keys whose
+ * primary is elsewhere take the same path as any library call.
+ *
+ * Per connection: a RespParser (limits before allocation), a queue of parsed requests run one at a
+ * time in order (a request waits for the one before it, as Redis replies in order), replies
+ * gathered per read and written together. Output backpressure: when the socket's write buffer is
+ * over `outputHighWater`, the connection stops reading and running requests until 'drain'. A
+ * protocol error is answered with "-ERR Protocol error: ..." and closes that connection only.
+ *
+ * Safety as Redis: a password (AUTH, HELLO 3 AUTH) checked in constant time; protected mode
+ * (without a password only loopback clients are served); maxClients; pre-auth request limits.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import os from 'node:os';
+import type { ResolvedRespOptions } from '../config.js';
+import { InvalidOptionError } from '../errors.js';
+import type { Grid } from '../grid.js';
+import { NEED, type GridMap } from '../map.js';
+import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
+import { RespParser } from './parser.js';
+import { ReplyWriter } from './reply.js';
+
+/** Redis's words, then how to lift protected mode here. */
+export const DENIED_TEXT =
+  'DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. ' +
+  'In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, ' +
+  'set a password (createGrid({ resp: { password } }), or shardgrid start --resp-password-file <path>), ' +
+  'or disable protected mode (resp.protectedMode: false) only on a network you trust.';
+export const MAX_CLIENTS_TEXT = 'ERR max number of clients reached';
+
+/** Counters of the endpoint (INFO, metrics). */
+export interface RespStats {
+  connected: number;
+  totalConnections: number;
+  rejectedConnections: number;
+  commands: number;
+  commandsFailed: number;
+  protocolErrors: number;
+  authFailures: number;
+  /** Commands by name (only names of known commands; unknown ones count as 'unknown'). */
+  byCommand: Map<string, number>;
+}
+
+/** True for an address of the loopback interface (127.0.0.0/8, ::1, and their IPv4-mapped form). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
+export interface RespServerHooks {
+  /** Tests: how a connection's address is judged for protected mode (default isLoopback). */
+  isLocal?: (address: string | undefined) => boolean;
+}
+
+export class RespServer implements RespContext {
+  readonly map: GridMap<unknown>;
+  readonly getNow: ((key: string) => unknown) | undefined;
+  readonly need: unknown = NEED;
+  readonly partitions: number;
+  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, byCommand: new Map() };
+  private readonly server: Server;
+  private readonly conns = new Set<Connection>();
+  private readonly passwordHash: Buffer | undefined;
+  private readonly isLocal: (address: string | undefined) => boolean;
+  private readonly started = Date.now();
+  private nextId = 1;
+  private bound: AddressInfo | undefined;
+
+  constructor(
+    private readonly grid: Grid,
+    readonly options: ResolvedRespOptions,
+    hooks: RespServerHooks = {},
+  ) {
+    this.map = grid.map(options.map);
+    // a single-process grid reads straight from shared memory with no promise; a cluster routes
+    const m = this.map;
+    this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : undefined;
+    this.partitions = grid.store.partitions;
+    this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
+    this.isLocal = hooks.isLocal ?? isLoopback;
+    this.server = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.server.on('error', () => undefined);
+  }
+
+  /** Listens on options.host:options.port; resolves with the bound address. */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(new InvalidOptionError(`options.resp: cannot listen on ${this.options.host}:${this.options.port}: ${e.message}`, { option: 'options.resp.port' }));
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', onError);
+        this.bound = this.server.address() as AddressInfo;
+        resolve(this.bound);
+      });
+    });
+  }
+
+  /** The address the endpoint listens on (after listen). */
+  get address(): { host: string; port: number } {
+    const a = this.bound;
+    return { host: a?.address ?? this.options.host, port: a?.port ?? this.options.port };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const c of this.conns) c.socket.destroy();
+    await closed;
+  }
+
+  private accept(s: Socket): void {
+    this.stats.totalConnections++;
+    s.on('error', () => undefined);
+    if (this.passwordHash === undefined && this.options.protectedMode && !this.isLocal(s.remoteAddress)) {
+      this.stats.rejectedConnections++;
+      s.end(`-${DENIED_TEXT}\r\n`);
+      s.setTimeout(1000, () => s.destroy());
+      return;
+    }
+    if (this.conns.size >= this.options.maxClients) {
+      this.stats.rejectedConnections++;
+      s.end(`-${MAX_CLIENTS_TEXT}\r\n`);
+      s.setTimeout(1000, () => s.destroy());
+      return;
+    }
+    const c = new Connection(this, s, this.nextId++, this.passwordHash === undefined);
+    this.conns.add(c);
+    this.stats.connected++;
+    s.once('close', () => {
+      this.conns.delete(c);
+      this.stats.connected--;
+    });
+  }
+
+  get clients(): number {
+    return this.conns.size;
+  }
+
+  checkPassword(user: string, pass: Buffer): boolean | undefined {
+    if (this.passwordHash === undefined) return undefined;
+    // both sides hashed: equal lengths for timingSafeEqual, and no early exit on length
+    const ok = timingSafeEqual(sha256(pass), this.passwordHash) && user === 'default';
+    if (!ok) this.stats.authFailures++;
+    return ok;
+  }
+
+  config(name: string): string | undefined {
+    const o = this.options;
+    switch (name) {
+      case 'maxclients': return String(o.maxClients);
+      case 'proto-max-bulk-len': return String(o.maxBulkLength);
+      case 'client-query-buffer-limit': return String(o.queryBufferLimit);
+      case 'protected-mode': return o.protectedMode ? 'yes' : 'no';
+      case 'port': return String(this.address.port);
+      case 'bind': return this.address.host;
+      case 'databases': return '1';
+      case 'save': return '';
+      case 'appendonly': return 'no';
+      case 'maxmemory': return String(this.grid.stats().bytesLimit);
+      case 'maxmemory-policy': return 'allkeys-lru';
+      default: return undefined;
+    }
+  }
+
+  configNames(): string[] {
+    return ['maxclients', 'proto-max-bulk-len', 'client-query-buffer-limit', 'protected-mode', 'port', 'bind', 'databases', 'save', 'appendonly', 'maxmemory', 'maxmemory-policy'];
+  }
+
+  /** INFO text: the sections asked for ('all', 'default', 'everything' or one name; none: default). */
+  async info(section: string | undefined): Promise<string> {
+    const want = (s: string): boolean => section === undefined || section === 'all' || section === 'default' || section === 'everything' || section === s;
+    const g = this.grid.stats();
+    const st = this.stats;
+    const parts: string[] = [];
+    const block = (name: string, rows: Array<[string, string | number]>): void => {
+      parts.push(`# ${name}\r\n${rows.map(([k, v]) => `${k}:${v}`).join('\r\n')}\r\n`);
+    };
+    if (want('server')) {
+      block('Server', [
+        ['redis_version', REDIS_VERSION],
+        ['shardgrid_version', SHARDGRID_VERSION],
+        ['redis_mode', 'standalone'],
+        ['os', `${os.type()} ${os.release()} ${os.arch()}`],
+        ['arch_bits', process.arch.endsWith('64') ? 64 : 32],
+        ['process_id', process.pid],
+        ['tcp_port', this.address.port],
+        ['uptime_in_seconds', Math.floor((Date.now() - this.started) / 1000)],
+        ['uptime_in_days', Math.floor((Date.now() - this.started) / 86_400_000)],
+        ['executable', process.execPath],
+      ]);
+    }
+    if (want('clients')) {
+      block('Clients', [
+        ['connected_clients', this.conns.size],
+        ['maxclients', this.options.maxClients],
+        ['blocked_clients', 0],
+      ]);
+    }
+    if (want('memory')) {
+      block('Memory', [
+        ['used_memory', g.bytesUsed],
+        ['used_memory_human', human(g.bytesUsed)],
+        ['used_memory_dataset', g.liveBytes],
+        ['maxmemory', g.bytesLimit],
+        ['maxmemory_human', human(g.bytesLimit)],
+        ['maxmemory_policy', 'allkeys-lru'],
+      ]);
+    }
+    if (want('persistence')) block('Persistence', [['loading', 0], ['rdb_changes_since_last_save', 0], ['aof_enabled', 0]]);
+    if (want('stats')) {
+      block('Stats', [
+        ['total_connections_received', st.totalConnections],
+        ['total_commands_processed', st.commands],
+        ['rejected_connections', st.rejectedConnections],
+        ['expired_keys', g.expirations],
+        ['evicted_keys', g.evictions],
+        ['keyspace_hits', g.hits],
+        ['keyspace_misses', g.misses],
+        ['total_error_replies', st.commandsFailed],
+      ]);
+    }
+    if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);
+    if (want('keyspace')) {
+      const keys = await this.map.size();
+      parts.push(keys > 0 ? `# Keyspace\r\ndb0:keys=${keys},expires=${expiresOf(g.partitions, this.grid)},avg_ttl=0\r\n` : '# Keyspace\r\n');
+    }
+    return parts.join('\r\n');
+  }
+}
+
+const SHARDGRID_VERSION = '0.1.0';
+
+function expiresOf(_parts: unknown, grid: Grid): number {
+  let n = 0;
+  for (let p = 0; p < grid.store.partitions; p++) n += grid.store.ttlCount(p);
+  return n;
+}
+
+const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+
+function human(n: number): string {
+  const u = ['B', 'K', 'M', 'G', 'T'];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < u.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${i === 0 ? x : x.toFixed(2)}${u[i]}`;
+}
+
+class Connection implements RespClient {
+  readonly out = new ReplyWriter();
+  name = '';
+  private readonly parser: RespParser;
+  private readonly queue: Buffer[][] = [];
+  private head = 0;
+  private running = false;
+  private closing = false;
+  /** The protocol error that ends this connection once the requests before it are answered. */
+  private fatal: string | undefined;
+  private waitingDrain = false;
+  private inputPaused = false;
+
+  constructor(
+    private readonly srv: RespServer,
+    readonly socket: Socket,
+    readonly id: number,
+    authenticated: boolean,
+  ) {
+    const o = srv.options;
+    this.parser = new RespParser({ maxBulk: o.maxBulkLength, maxMultibulk: o.maxMultibulkLength, queryBufferLimit: o.queryBufferLimit }, authenticated);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+  }
+
+  get authenticated(): boolean {
+    return this.parser.authenticated;
+  }
+
+  set authenticated(v: boolean) {
+    this.parser.authenticated = v;
+  }
+
+  setProto(v: 2 | 3): void {
+    this.out.proto = v;
+  }
+
+  quit(): void {
+    this.out.ok();
+    this.closing = true;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing || this.fatal !== undefined) return;
+    const err = this.parser.feed(chunk, this.queue);
+    if (this.queue.length - this.head > MAX_QUEUED) {
+      // requests arrive faster than they run (routed calls): stop reading until the queue drains
+      this.inputPaused = true;
+      this.socket.pause();
+    }
+    if (err !== undefined) {
+      this.fatal = err;
+      this.srv.stats.protocolErrors++;
+      this.socket.pause();
+    }
+    if (!this.running) void this.run();
+  }
+
+  private onDrain(): void {
+    if (!this.waitingDrain) return;
+    this.waitingDrain = false;
+    if (this.fatal === undefined && !this.closing) this.socket.resume();
+    if (!this.running) void this.run();
+  }
+
+  /** Runs queued requests in order; stops at a full output buffer (resumed by 'drain'). */
+  private async run(): Promise<void> {
+    this.running = true;
+    const out = this.out;
+    const s = this.socket;
+    try {
+      while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
+        const argv = this.queue[this.head];
+        this.queue[this.head++] = EMPTY_ARGV;
+        const r = this.exec(argv);
+        if (r !== undefined) {
+          try {
+            await r;
+          } catch (e) {
+            out.error(errorReply(e));
+            this.srv.stats.commandsFailed++;
+          }
+        }
+        if (this.head === this.queue.length || out.pending >= FLUSH_AT) {
+          if (!out.flush(s) && s.writableLength > this.srv.options.outputHighWater) {
+            // the client is not reading its replies: stop reading its requests until it does
+            this.waitingDrain = true;
+            s.pause();
+          }
+        }
+      }
+      if (this.head === this.queue.length) {
+        this.queue.length = 0;
+        this.head = 0;
+        if (this.inputPaused && !this.waitingDrain && this.fatal === undefined && !this.closing) {
+          this.inputPaused = false;
+          s.resume();
+        }
+      }
+      out.flush(s);
+      if (this.closing) s.end();
+      else if (this.fatal !== undefined && this.head === this.queue.length) {
+        out.error(`ERR ${this.fatal}`);
+        out.flush(s);
+        this.closing = true;
+        s.end();
+        s.setTimeout(1000, () => s.destroy());
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Runs one request: undefined when it replied synchronously, else the promise of its reply. */
+  private exec(argv: Buffer[]): void | Promise<void> {
+    const stats = this.srv.stats;
+    stats.commands++;
+    const spec = lookup(argv[0]);
+    if (spec === undefined) {
+      stats.commandsFailed++;
+      count(stats, 'unknown');
+      // Redis answers NOAUTH before it looks the command up
+      return this.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
+    }
+    count(stats, spec.name);
+    if (!this.authenticated && spec.noAuth !== true) {
+      stats.commandsFailed++;
+      return this.out.error('NOAUTH Authentication required.');
+    }
+    if (!arityOk(spec, argv.length)) {
+      stats.commandsFailed++;
+      return this.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
+    }
+    try {
+      return spec.run(this.srv, this, argv);
+    } catch (e) {
+      stats.commandsFailed++;
+      this.out.error(errorReply(e));
+    }
+  }
+}
+
+function count(stats: RespStats, name: string): void {
+  stats.byCommand.set(name, (stats.byCommand.get(name) ?? 0) + 1);
+}
+
+const EMPTY_ARGV: Buffer[] = [];
+/** Parsed requests a connection may have waiting before it stops reading. */
+const MAX_QUEUED = 4096;
+/** Replies gathered beyond this many bytes are written before the next request runs. */
+const FLUSH_AT = 64 * 1024;

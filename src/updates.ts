@@ -1,0 +1,205 @@
+/**
+ * Named atomic updates of one entry seen as a byte string: the read-modify-write commands of the
+ * RESP endpoint (SET NX/XX/GET/KEEPTTL, GETDEL, GETEX, INCR*, INCRBYFLOAT, APPEND, EXPIRE,
+ * PERSIST). GridMap.updateBytes runs one of them under the key's partition lock, so nothing
+ * interleaves between its read and its write (as a Redis command on its single thread); in a
+ * cluster RoutedMap sends the name and the argument to the key's primary, which runs it there and
+ * replicates the result like any write.
+ *
+ * Only names travel: a peer picks one of the functions below, never code. Arguments come from
+ * this process's RESP layer or from an authenticated member, and are still checked here (shape
+ * and type) before use. Pure: imports nothing.
+ */
+
+/** What an update does to the entry. */
+export const KEEP = 0;
+export const PUT = 1;
+export const DEL = 2;
+
+/**
+ * An update's reply, msgpack-safe (it crosses the wire and is recorded for retries):
+ * ['i', decimal integer], ['b', bytes or null], ['e', error text as Redis words it].
+ */
+export type UpdateReply = ['i', string] | ['b', Uint8Array | null] | ['e', string];
+
+export interface UpdateResult {
+  write: typeof KEEP | typeof PUT | typeof DEL;
+  /** The new value (PUT). */
+  value?: Uint8Array;
+  /** The new absolute expiry in ms since the epoch, 0 for none (PUT). */
+  expiresAt?: number;
+  reply: UpdateReply;
+}
+
+/**
+ * `cur`: the entry's current value as bytes (undefined when absent or expired); `exp`: its
+ * absolute expiry (0: none); `arg`: the update's argument; `now`: Date.now() under the lock.
+ */
+export type ByteUpdate = (cur: Uint8Array | undefined, exp: number, arg: unknown, now: number) => UpdateResult;
+
+export const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range';
+export const ERR_NOT_FLOAT = 'ERR value is not a valid float';
+export const ERR_OVERFLOW = 'ERR increment or decrement would overflow';
+export const ERR_NAN = 'ERR increment would produce NaN or Infinity';
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** Redis's string2ll: optional '-', no '+', no leading zeros, no spaces; "-0" is not an integer. */
+const INT64_TEXT = /^(?:0|-?[1-9][0-9]{0,18})$/;
+/** What Redis's strtold-based parser takes for INCRBYFLOAT, without spaces, hex or nan. */
+const FLOAT_TEXT = /^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?inf(?:inity)?$/i;
+/** Longest text either parser looks at (Redis: MAX_LONG_DOUBLE_CHARS). */
+const MAX_NUMBER_TEXT = 5 * 1024;
+
+const latin1 = (b: Uint8Array, max: number): string | undefined =>
+  b.length > max ? undefined : Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+
+/** The int64 a byte string holds as Redis reads it, or undefined. */
+export function parseInt64(b: Uint8Array): bigint | undefined {
+  const s = latin1(b, 20);
+  if (s === undefined || !INT64_TEXT.test(s)) return undefined;
+  const n = BigInt(s);
+  return n < INT64_MIN || n > INT64_MAX ? undefined : n;
+}
+
+/** The float a byte string holds as INCRBYFLOAT reads it, or undefined. */
+export function parseFloatText(b: Uint8Array): number | undefined {
+  const s = latin1(b, MAX_NUMBER_TEXT);
+  if (s === undefined || !FLOAT_TEXT.test(s)) return undefined;
+  const t = s.toLowerCase();
+  if (t.endsWith('inf') || t.endsWith('infinity')) return t.startsWith('-') ? -Infinity : Infinity;
+  return Number(s);
+}
+
+/**
+ * A double as INCRBYFLOAT replies it: the shortest text that reads back as the same double,
+ * never in exponent form (Redis prints with "%.17Lf" and trims zeros; see native-notes.md).
+ */
+export function formatFloat(x: number): string {
+  const s = String(x);
+  if (!s.includes('e')) return s;
+  if (Math.abs(x) >= 1) return BigInt(x).toString(); // integral: every double >= 2^53 is
+  return x.toFixed(20).replace(/0+$/, '').replace(/\.$/, '');
+}
+
+/** A number entry (stored by the library API) as the byte string RESP shows. */
+export function numberText(x: number): string {
+  return Number.isInteger(x) && Math.abs(x) < 1e21 ? x.toFixed(0) : formatFloat(x);
+}
+
+const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+const isTime = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const tuple = (a: unknown, n: number): unknown[] => {
+  if (!Array.isArray(a) || a.length !== n) throw new TypeError('bad update argument');
+  return a;
+};
+
+const keep = (reply: UpdateReply): UpdateResult => ({ write: KEEP, reply });
+const bulk = (b: Uint8Array | undefined): UpdateReply => ['b', b ?? null];
+const int = (n: number | bigint): UpdateReply => ['i', String(n)];
+
+/** Conditions of SET. */
+export const SET_ALWAYS = 0;
+export const SET_NX = 1;
+export const SET_XX = 2;
+
+/** Conditions of EXPIRE (Redis 7: NX, XX, GT, LT). */
+export const EXP_ALWAYS = 0;
+export const EXP_NX = 1;
+export const EXP_XX = 2;
+export const EXP_GT = 3;
+export const EXP_LT = 4;
+
+/** A write of `value` expiring at `expiresAt`, or a delete when that moment has passed (as Redis does). */
+function store(value: Uint8Array, expiresAt: number, now: number, reply: UpdateReply): UpdateResult {
+  if (expiresAt !== 0 && expiresAt <= now) return { write: DEL, reply };
+  return { write: PUT, value, expiresAt, reply };
+}
+
+function incrBy(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [d] = tuple(arg, 1);
+  if (typeof d !== 'string' || !INT64_TEXT.test(d)) throw new TypeError('bad increment');
+  const old = cur === undefined ? 0n : parseInt64(cur);
+  if (old === undefined) return keep(['e', ERR_NOT_INTEGER]);
+  const n = old + BigInt(d);
+  if (n < INT64_MIN || n > INT64_MAX) return keep(['e', ERR_OVERFLOW]);
+  return store(bytes(n.toString()), exp, now, int(n));
+}
+
+function incrByFloat(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [d] = tuple(arg, 1);
+  if (typeof d !== 'number' || !Number.isFinite(d)) throw new TypeError('bad increment');
+  const old = cur === undefined ? 0 : parseFloatText(cur);
+  if (old === undefined) return keep(['e', ERR_NOT_FLOAT]);
+  const n = old + d;
+  if (!Number.isFinite(n)) return keep(['e', ERR_NAN]);
+  const text = bytes(formatFloat(n));
+  return store(text, exp, now, ['b', text]);
+}
+
+/** [value, condition (SET_*), expiresAt (0: none), keepTtl, get] */
+function set(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [v, cond, at, keepTtl, get] = tuple(arg, 5);
+  if (!isBytes(v) || (cond !== SET_ALWAYS && cond !== SET_NX && cond !== SET_XX) || !isTime(at) || typeof keepTtl !== 'boolean' || typeof get !== 'boolean') {
+    throw new TypeError('bad SET argument');
+  }
+  const ok = cond === SET_ALWAYS || (cond === SET_NX) === (cur === undefined);
+  const reply: UpdateReply = get ? bulk(cur) : int(ok ? 1 : 0);
+  if (!ok) return keep(reply);
+  return store(v, keepTtl ? exp : at, now, reply);
+}
+
+function getdel(cur: Uint8Array | undefined): UpdateResult {
+  return cur === undefined ? keep(bulk(undefined)) : { write: DEL, reply: bulk(cur) };
+}
+
+/** [mode: 0 keep the expiry | 1 set it | 2 persist, expiresAt] */
+function getex(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [mode, at] = tuple(arg, 2);
+  if ((mode !== 0 && mode !== 1 && mode !== 2) || !isTime(at)) throw new TypeError('bad GETEX argument');
+  if (cur === undefined || mode === 0 || (mode === 2 && exp === 0)) return keep(bulk(cur));
+  return store(cur, mode === 2 ? 0 : at, now, bulk(cur));
+}
+
+function append(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [v] = tuple(arg, 1);
+  if (!isBytes(v)) throw new TypeError('bad APPEND argument');
+  const next = cur === undefined ? v : Buffer.concat([cur, v]);
+  return store(next, exp, now, int(next.length));
+}
+
+/** [expiresAt, condition (EXP_*)] */
+function expire(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
+  const [at, cond] = tuple(arg, 2);
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || typeof cond !== 'number') throw new TypeError('bad EXPIRE argument');
+  if (cur === undefined) return keep(int(0));
+  // Redis: no expiry counts as an infinite one for GT and LT
+  const ok =
+    cond === EXP_ALWAYS || (cond === EXP_NX && exp === 0) || (cond === EXP_XX && exp !== 0) ||
+    (cond === EXP_GT && exp !== 0 && at > exp) || (cond === EXP_LT && (exp === 0 || at < exp));
+  if (!ok) return keep(int(0));
+  if (at <= now) return { write: DEL, reply: int(1) };
+  return { write: PUT, value: cur, expiresAt: at, reply: int(1) };
+}
+
+function persist(cur: Uint8Array | undefined, exp: number): UpdateResult {
+  if (cur === undefined || exp === 0) return keep(int(0));
+  return { write: PUT, value: cur, expiresAt: 0, reply: int(1) };
+}
+
+const UPDATES: ReadonlyMap<string, ByteUpdate> = new Map<string, ByteUpdate>([
+  ['incrby', incrBy],
+  ['incrbyfloat', incrByFloat],
+  ['set', set],
+  ['getdel', getdel],
+  ['getex', getex],
+  ['append', append],
+  ['expire', expire],
+  ['persist', persist],
+]);
+
+/** The update named `name`, or undefined. */
+export function updateOf(name: unknown): ByteUpdate | undefined {
+  return typeof name === 'string' ? UPDATES.get(name) : undefined;
+}

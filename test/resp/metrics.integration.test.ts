@@ -1,0 +1,128 @@
+// Prometheus metrics: /metrics during a RESP load is valid text whose counters move, and the
+// grid's metrics register on an application's own prom-client Registry.
+import { get as httpGet } from 'node:http';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** A strict parser of the Prometheus text format (0.0.4): throws on any line it does not understand. */
+function parseProm(text: string): Sample[] {
+  const out: Sample[] = [];
+  const typed = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (meta !== null) {
+      if (meta[1] === 'TYPE') {
+        expect(['counter', 'gauge', 'histogram', 'summary', 'untyped']).toContain(meta[3]);
+        typed.add(meta[2]);
+      }
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    if (m === null) throw new Error(`not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    if (m[2] !== undefined && m[2] !== '') {
+      for (const part of m[2].match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+        const eq = part.indexOf('=');
+        labels[part.slice(0, eq)] = part.slice(eq + 2, -1);
+      }
+    }
+    const base = m[1].replace(/_(bucket|sum|count)$/, '');
+    if (!typed.has(m[1]) && !typed.has(base)) throw new Error(`sample before its # TYPE: ${line}`);
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+const value = (s: Sample[], name: string, labels: Record<string, string> = {}): number =>
+  s.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0);
+
+function scrape(port: number): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+    }).on('error', reject);
+  });
+}
+
+let grid: Grid;
+
+beforeAll(async () => {
+  grid = await createGrid({ workers: 1, memory: '64MB', resp: { port: 0 }, metrics: { port: 0 } });
+});
+afterAll(async () => {
+  await grid?.close();
+});
+
+describe('metrics', () => {
+  it('/metrics is valid Prometheus text during a load, and its counters move with the load', async () => {
+    const mport = grid.metrics.address!.port;
+    const r = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
+    let running = true;
+    const load = (async () => {
+      let i = 0;
+      while (running) {
+        const p = r.pipeline();
+        for (let j = 0; j < 200; j++, i++) p.set(`k${i % 1000}`, 'v').get(`k${(i * 7) % 1500}`);
+        await p.exec();
+      }
+    })();
+    try {
+      await new Promise((res) => setTimeout(res, 300));
+      const a = await scrape(mport);
+      expect(a.status).toBe(200);
+      expect(a.type).toContain('text/plain');
+      const s1 = parseProm(a.body);
+      await new Promise((res) => setTimeout(res, 500));
+      const s2 = parseProm((await scrape(mport)).body);
+      for (const [name, labels] of [
+        ['shardgrid_resp_commands_total', { command: 'set' }],
+        ['shardgrid_resp_commands_total', { command: 'get' }],
+        ['shardgrid_map_operations_total', { map: 'default', kind: 'get' }],
+        ['shardgrid_map_operations_total', { map: 'default', kind: 'set' }],
+        ['shardgrid_hits_total', {}],
+        ['shardgrid_misses_total', {}],
+      ] as const) {
+        expect(value(s2, name, labels), `${name} ${JSON.stringify(labels)}`).toBeGreaterThan(value(s1, name, labels));
+      }
+      expect(value(s2, 'shardgrid_resp_connections')).toBe(1);
+      expect(value(s2, 'shardgrid_entries')).toBeGreaterThan(0);
+      expect(value(s2, 'shardgrid_bytes_limit')).toBe(grid.stats().bytesLimit);
+      expect(value(s2, 'shardgrid_bytes_used')).toBeGreaterThan(0);
+      for (const name of ['shardgrid_evictions_total', 'shardgrid_expirations_total', 'shardgrid_partition_table_version', 'shardgrid_migrations_in_flight']) {
+        expect(s2.some((x) => x.name === name), name).toBe(true);
+      }
+      expect((await scrape(mport).then(() => new Promise<number>((res) => httpGet({ host: '127.0.0.1', port: mport, path: '/other' }, (x) => res(x.statusCode ?? 0)))))).toBe(404);
+    } finally {
+      running = false;
+      await load;
+      r.disconnect();
+    }
+  });
+
+  it('registers on an application\'s own prom-client Registry, next to its own metrics', async () => {
+    const registry = new Registry();
+    const g = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
+    try {
+      await g.map('app').set('a', 1);
+      await g.map('app').get('a');
+      const s = parseProm(await registry.metrics());
+      expect(value(s, 'shardgrid_map_operations_total', { map: 'app', kind: 'set' })).toBe(1);
+      expect(value(s, 'shardgrid_map_operations_total', { map: 'app', kind: 'get' })).toBe(1);
+      expect(value(s, 'shardgrid_hits_total')).toBe(1);
+      const other = new Registry();
+      g.metrics.register(other);
+      g.metrics.register(other); // idempotent
+      expect(parseProm(await other.metrics()).some((x) => x.name === 'shardgrid_entries')).toBe(true);
+      await expect(createGrid({ workers: 1, memory: '32MB', metrics: { registry: {} } })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+    } finally {
+      await g.close();
+    }
+  });
+});

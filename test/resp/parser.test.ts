@@ -1,0 +1,89 @@
+// The request parser, key mapping and glob matcher on their own.
+import { describe, expect, it } from 'vitest';
+import { RespParser } from '../../dist/resp/parser.js';
+import { globMatch, keyBytes, keyOf } from '../../dist/resp/keys.js';
+import { formatFloat, parseInt64 } from '../../dist/updates.js';
+import { req } from './helpers.js';
+
+const LIMITS = { maxBulk: 1 << 20, maxMultibulk: 1000, queryBufferLimit: 4 << 20 };
+const words = (out: Buffer[][]) => out.map((a) => a.map((b) => b.toString('latin1')));
+
+describe('RespParser', () => {
+  it('gives the same requests whatever the chunking, long bulks included', () => {
+    const big = Buffer.alloc(200_000, 7);
+    const stream = Buffer.concat([req('SET', 'k', big), Buffer.from('PING x\r\n'), req('GET', 'k'), req('ECHO', ''), Buffer.from('*0\r\n'), req('A', 'b', 'c')]);
+    let seed = 3;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    for (let round = 0; round < 40; round++) {
+      const p = new RespParser(LIMITS, true);
+      const out: Buffer[][] = [];
+      for (let i = 0; i < stream.length; ) {
+        const n = 1 + Math.floor(rnd() * (round < 20 ? 20 : 70_000));
+        expect(p.feed(stream.subarray(i, i + n), out)).toBeUndefined();
+        i += n;
+      }
+      expect(out.length).toBe(5);
+      expect(out[0][2].equals(big)).toBe(true);
+      expect(words(out.slice(1))).toEqual([['PING', 'x'], ['GET', 'k'], ['ECHO', ''], ['A', 'b', 'c']]);
+      expect(p.buffered).toBe(0);
+    }
+  });
+
+  it('splits inline requests with quotes and escapes', () => {
+    const p = new RespParser(LIMITS, true);
+    const out: Buffer[][] = [];
+    expect(p.feed(Buffer.from('SET "a b" \'c\\\'d\' "\\x41\\n"\r\n\r\n'), out)).toBeUndefined();
+    expect(words(out)).toEqual([['SET', 'a b', "c'd", 'A\n']]);
+  });
+
+  it('refuses a declared bulk over the limit before any of it arrives', () => {
+    const p = new RespParser({ ...LIMITS, maxBulk: 10 }, true);
+    expect(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$11\r\n'), [])).toBe('Protocol error: invalid bulk length');
+  });
+
+  it('holds no more than what was sent for a huge declared bulk', () => {
+    const p = new RespParser({ ...LIMITS, maxBulk: 512 << 20, queryBufferLimit: 1 << 30 }, true);
+    expect(p.feed(Buffer.from('*2\r\n$3\r\nSET\r\n$500000000\r\nabc'), [])).toBeUndefined();
+    expect(p.buffered).toBeLessThan(100);
+  });
+});
+
+describe('keys and glob', () => {
+  it('maps byte keys to grid keys one to one, text keys to themselves', () => {
+    const samples = [Buffer.from('user:1'), Buffer.from('héllo'), Buffer.from([0xff, 0xfe]), Buffer.from([0xc3]), Buffer.from('Ã'), Buffer.from([0xef, 0xbf, 0xbf, 0x41]), Buffer.from('')];
+    const seen = new Set<string>();
+    for (const b of samples) {
+      const k = keyOf(b);
+      expect(keyBytes(k).equals(b)).toBe(true);
+      seen.add(k);
+    }
+    expect(seen.size).toBe(samples.length);
+    expect(keyOf(Buffer.from('héllo'))).toBe('héllo');
+  });
+
+  it('matches Redis glob patterns', () => {
+    const m = (p: string, s: string) => globMatch(Buffer.from(p), Buffer.from(s));
+    expect(m('*', '')).toBe(true);
+    expect(m('h?llo', 'hello')).toBe(true);
+    expect(m('h*llo', 'heeeello')).toBe(true);
+    expect(m('h[ae]llo', 'hallo')).toBe(true);
+    expect(m('h[^e]llo', 'hello')).toBe(false);
+    expect(m('h[a-b]llo', 'hbllo')).toBe(true);
+    expect(m('h\\*llo', 'h*llo')).toBe(true);
+    expect(m('h\\*llo', 'hello')).toBe(false);
+    expect(m('a*b*c', 'axxbyyc')).toBe(true);
+    expect(m('a*b*c', 'axxbyy')).toBe(false);
+    // many stars against a long non-matching key: linear, not exponential
+    expect(m('*a*a*a*a*a*a*a*a*a*a*b', 'a'.repeat(5000))).toBe(false);
+  });
+
+  it('reads integers and prints floats as Redis does', () => {
+    expect(parseInt64(Buffer.from('-0'))).toBeUndefined();
+    expect(parseInt64(Buffer.from('007'))).toBeUndefined();
+    expect(parseInt64(Buffer.from('9223372036854775808'))).toBeUndefined();
+    expect(parseInt64(Buffer.from('-9223372036854775808'))).toBe(-(2n ** 63n));
+    expect(formatFloat(1e21)).toBe('1000000000000000000000');
+    expect(formatFloat(1e-7)).toBe('0.0000001');
+    expect(formatFloat(10.6)).toBe('10.6');
+  });
+});

@@ -1,0 +1,268 @@
+// Hostile and heavy clients on raw sockets: malformed frames, oversize bulks, the query buffer
+// limit, pre-auth limits, protected mode, AUTH failures, maxclients, thousands of pipelined
+// requests, and a client that does not read its replies. A bad client loses its own connection only.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+import { RespServer } from '../../dist/resp/server.js';
+import { Raw, req } from './helpers.js';
+
+let grid: Grid;
+let port: number;
+
+beforeAll(async () => {
+  grid = await createGrid({ workers: 1, memory: '64MB', resp: { port: 0, maxBulkLength: 1024, queryBufferLimit: 64 * 1024, maxMultibulkLength: 100 } });
+  port = grid.resp!.port;
+});
+afterAll(async () => {
+  await grid?.close();
+});
+
+/** Sends `bytes` on a fresh connection: what came back, and whether the server closed it. */
+async function exchange(bytes: string | Buffer, until: (t: string) => boolean): Promise<{ text: string; closed: boolean }> {
+  const c = await Raw.open(port);
+  c.send(bytes);
+  const text = await c.until(until);
+  const closed = await c.waitClosed(5000);
+  c.end();
+  return { text, closed };
+}
+
+describe('malformed requests close that connection only', () => {
+  const cases: Array<[string, string | Buffer, string]> = [
+    ['a bad multibulk count', '*x\r\n', 'invalid multibulk length'],
+    ['a multibulk count over the limit', '*101\r\n', 'invalid multibulk length'],
+    ['a missing $', '*1\r\n+PING\r\n', "expected '$', got '+'"],
+    ['a negative bulk length', '*1\r\n$-5\r\n', 'invalid bulk length'],
+    ['a bulk without its CRLF', '*1\r\n$4\r\nPINGxx', 'expected CRLF after a bulk string'],
+    ['a count line that never ends', `*${'1'.repeat(40)}`, 'too big mbulk count string'],
+    ['unbalanced quotes inline', 'SET "a b\r\n', 'unbalanced quotes in request'],
+  ];
+  for (const [what, bytes, msg] of cases) {
+    it(`answers ${what} with -ERR Protocol error and closes`, async () => {
+      const other = await Raw.open(port);
+      const { text, closed } = await exchange(bytes, (t) => t.includes('\r\n'));
+      expect(text).toBe(`-ERR Protocol error: ${msg}\r\n`);
+      expect(closed).toBe(true);
+      // another client is served as before
+      other.send(req('PING'));
+      expect(await other.lines(1)).toBe('+PONG\r\n');
+      other.end();
+    });
+  }
+
+  it('answers the requests before a bad one, then the error', async () => {
+    const { text, closed } = await exchange(Buffer.concat([req('SET', 'pb', '1'), req('GET', 'pb'), Buffer.from('*1\r\n$x\r\n')]), (t) => t.includes('Protocol'));
+    expect(text).toBe('+OK\r\n$1\r\n1\r\n-ERR Protocol error: invalid bulk length\r\n');
+    expect(closed).toBe(true);
+  });
+
+  it('survives 300 random garbage frames without a crash', async () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    for (let i = 0; i < 300; i++) {
+      const n = 1 + Math.floor(rnd() * 60);
+      const b = Buffer.alloc(n);
+      for (let j = 0; j < n; j++) b[j] = rnd() < 0.3 ? '*$\r\n0123456789-'.charCodeAt(Math.floor(rnd() * 15)) : Math.floor(rnd() * 256);
+      const c = await Raw.open(port);
+      c.send(b);
+      c.end();
+    }
+    const c = await Raw.open(port);
+    c.send(req('PING'));
+    expect(await c.lines(1)).toBe('+PONG\r\n');
+    c.end();
+  });
+});
+
+describe('limits', () => {
+  it('refuses a bulk over maxBulkLength (proto-max-bulk-len) before reading it', async () => {
+    const { text, closed } = await exchange('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1025\r\n', (t) => t.includes('\r\n'));
+    expect(text).toBe('-ERR Protocol error: invalid bulk length\r\n');
+    expect(closed).toBe(true);
+  });
+
+  it('accepts a bulk of exactly maxBulkLength', async () => {
+    const c = await Raw.open(port);
+    c.send(req('SET', 'big', Buffer.alloc(1024, 120)));
+    c.send(req('STRLEN', 'big'));
+    expect(await c.lines(2)).toBe('+OK\r\n:1024\r\n');
+    c.end();
+  });
+
+  it('closes a connection whose unfinished requests pass queryBufferLimit', async () => {
+    // 100 arguments of 1000 bytes are 100 kB, over the 64 kB limit, and never complete
+    const parts = ['*100\r\n$3\r\nSET\r\n'];
+    for (let i = 0; i < 70; i++) parts.push(`$1000\r\n${'y'.repeat(1000)}\r\n`);
+    const { text, closed } = await exchange(parts.join(''), (t) => t.includes('\r\n'));
+    expect(text).toBe('-ERR Protocol error: client query buffer limit exceeded\r\n');
+    expect(closed).toBe(true);
+  });
+});
+
+describe('pipelining and backpressure', () => {
+  it('answers 5,000 pipelined requests sent in one write, in order', async () => {
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < 2500; i++) reqs.push(req('SET', `pl:${i}`, String(i)), req('INCR', `pl:${i}`));
+    const c = await Raw.open(port);
+    c.send(Buffer.concat(reqs));
+    const text = await c.until((t) => t.split('\r\n').length > 5000);
+    const lines = text.split('\r\n');
+    for (let i = 0; i < 2500; i++) {
+      expect(lines[2 * i]).toBe('+OK');
+      expect(lines[2 * i + 1]).toBe(`:${i + 1}`);
+    }
+    c.end();
+  });
+
+  it('answers pipelined requests split at every byte boundary', async () => {
+    const bytes = Buffer.concat([req('SET', 'split', 'abc'), req('GET', 'split'), Buffer.from('PING\r\n'), req('ECHO', 'x')]);
+    const c = await Raw.open(port);
+    for (let i = 0; i < bytes.length; i++) {
+      c.send(bytes.subarray(i, i + 1));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await c.lines(5)).toBe('+OK\r\n$3\r\nabc\r\n+PONG\r\n$1\r\nx\r\n');
+    c.end();
+  });
+
+  it('stops reading from a client that does not read its replies, and serves it again once it reads', async () => {
+    const g = await createGrid({ workers: 1, memory: '64MB', resp: { port: 0, outputHighWater: 64 * 1024 } });
+    try {
+      const p = g.resp!.port;
+      await g.map('default').set('v', Buffer.alloc(100_000, 97));
+      const c = await Raw.open(p);
+      c.socket.pause();
+      // 300 GETs of 100 kB = 30 MB of replies, which the server must not buffer
+      const n = 300;
+      c.send(Buffer.concat(Array.from({ length: n }, () => req('GET', 'v'))));
+      await new Promise((r) => setTimeout(r, 500));
+      const server = g.respServer!;
+      const conn = [...(server as unknown as { conns: Set<{ socket: import('node:net').Socket }> }).conns][0];
+      // one flush of replies over the high-water mark at most (64 kB + one 100 kB reply + socket buffers)
+      expect(conn.socket.writableLength).toBeLessThan(1_000_000);
+      c.socket.resume();
+      const one = 100_000 + '$100000\r\n\r\n'.length;
+      expect(await c.untilBytes(n * one)).toBe(n * one);
+      const text = c.data.toString('latin1');
+      expect(text.startsWith('$100000\r\naaa')).toBe(true);
+      expect(text.endsWith('aaa\r\n')).toBe(true);
+      c.end();
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('QUIT answers +OK and closes', async () => {
+    const { text, closed } = await exchange(Buffer.concat([req('QUIT'), req('PING')]), (t) => t.includes('\r\n'));
+    expect(text).toBe('+OK\r\n');
+    expect(closed).toBe(true);
+  });
+});
+
+describe('authentication, protected mode and maxclients', () => {
+  it('with a password: NOAUTH before AUTH, WRONGPASS for a wrong one, served after', async () => {
+    const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, password: 'correct horse battery' } });
+    try {
+      const c = await Raw.open(g.resp!.port);
+      c.send(Buffer.concat([req('GET', 'a'), req('AUTH', 'wrong'), req('AUTH', 'someone', 'correct horse battery'), req('HELLO', '3'), req('AUTH', 'correct horse battery'), req('PING')]));
+      const t = await c.lines(6);
+      expect(t).toBe(
+        '-NOAUTH Authentication required.\r\n' +
+          '-WRONGPASS invalid username-password pair or user is disabled.\r\n' +
+          '-WRONGPASS invalid username-password pair or user is disabled.\r\n' +
+          '-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n' +
+          '+OK\r\n+PONG\r\n',
+      );
+      c.end();
+      const h = await Raw.open(g.resp!.port);
+      h.send(req('HELLO', '3', 'AUTH', 'default', 'nope'));
+      expect(await h.lines(1)).toBe('-WRONGPASS invalid username-password pair or user is disabled.\r\n');
+      h.send(req('HELLO', '3', 'AUTH', 'default', 'correct horse battery'));
+      expect(await h.until((t) => t.includes('%7\r\n'))).toContain('$5\r\nproto\r\n:3\r\n');
+      h.end();
+      // before AUTH a request may not have more than 10 arguments or a 16 kB argument
+      const u = await Raw.open(g.resp!.port);
+      u.send('*11\r\n');
+      expect(await u.lines(1)).toBe('-ERR Protocol error: unauthenticated multibulk length\r\n');
+      expect(await u.waitClosed()).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('AUTH without a configured password gets Redis\'s error', async () => {
+    const { text } = await exchange(Buffer.concat([req('AUTH', 'x'), req('QUIT')]), (t) => t.includes('+OK'));
+    expect(text).toBe('-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n+OK\r\n');
+  });
+
+  it('protected mode: without a password a non-loopback client gets DENIED and is closed; with one it is served', async () => {
+    const { resolveOptions } = await import('../../dist/config.js');
+    const notLocal = () => false;
+    const open = new RespServer(grid, resolveOptions({ resp: { port: 0 } }).resp!, { isLocal: notLocal });
+    const pw = new RespServer(grid, resolveOptions({ resp: { port: 0, password: 'pw-for-remote-clients' } }).resp!, { isLocal: notLocal });
+    const off = new RespServer(grid, resolveOptions({ resp: { port: 0, protectedMode: false } }).resp!, { isLocal: notLocal });
+    try {
+      const a = await open.listen();
+      const c = await Raw.open(a.port);
+      c.send(req('PING'));
+      const t = await c.until((x) => x.includes('\r\n'));
+      expect(t.startsWith('-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface.')).toBe(true);
+      expect(await c.waitClosed()).toBe(true);
+      const b = await pw.listen();
+      const d = await Raw.open(b.port);
+      d.send(Buffer.concat([req('AUTH', 'pw-for-remote-clients'), req('PING')]));
+      expect(await d.lines(2)).toBe('+OK\r\n+PONG\r\n');
+      d.end();
+      const e = await Raw.open((await off.listen()).port);
+      e.send(req('PING'));
+      expect(await e.lines(1)).toBe('+PONG\r\n');
+      e.end();
+    } finally {
+      await open.close();
+      await pw.close();
+      await off.close();
+    }
+  });
+
+  it('maxClients: one connection over the limit gets Redis\'s error and is closed', async () => {
+    const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, maxClients: 2 } });
+    try {
+      const a = await Raw.open(g.resp!.port);
+      const b = await Raw.open(g.resp!.port);
+      a.send(req('PING'));
+      await a.lines(1);
+      b.send(req('PING'));
+      await b.lines(1);
+      const c = await Raw.open(g.resp!.port);
+      expect(await c.until((t) => t.includes('\r\n'))).toBe('-ERR max number of clients reached\r\n');
+      expect(await c.waitClosed()).toBe(true);
+      a.end();
+      b.end();
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('rejects bad resp options with typed errors naming the option', async () => {
+    const { resolveOptions } = await import('../../dist/config.js');
+    const bad: Array<[unknown, string]> = [
+      [{ port: -1 }, 'options.resp.port'],
+      [{ bogus: 1 }, 'options.resp.bogus'],
+      [{ password: '' }, 'options.resp.password'],
+      [{ maxBulkLength: 'lots' }, 'options.resp.maxBulkLength'],
+      [{ maxClients: 0 }, 'options.resp.maxClients'],
+      [{ protectedMode: 'no' }, 'options.resp.protectedMode'],
+      ['6379', 'options.resp'],
+    ];
+    for (const [resp, path] of bad) {
+      let err: { code?: string; message?: string } | undefined;
+      try {
+        resolveOptions({ resp } as never);
+      } catch (e) {
+        err = e as { code: string; message: string };
+      }
+      expect(err?.code).toBe('GRID_ERR_INVALID_OPTION');
+      expect(err?.message.startsWith(path)).toBe(true);
+    }
+  });
+});
