@@ -86,8 +86,9 @@ describe('threads sharing one grid', () => {
   });
 
   it('readers never see a torn value while another thread rewrites it', async () => {
-    // [0] stop flag, [1] writes so far, [2] reads so far by the reader threads
-    const stop = new SharedArrayBuffer(12);
+    // [0] stop flag, [1] writes so far, [2] reads so far by the reader threads, [3] readers past
+    // their 100th read (on a loaded machine one worker can start seconds after the other)
+    const stop = new SharedArrayBuffer(16);
     const progress = new Int32Array(stop);
     const writer = run<number>(grid, 'rewrite', { key: 'hot', until: stop });
     const readers = [0, 1].map(() => run<{ reads: number; torn: number }>(grid, 'readTorn', { key: 'hot', until: stop }));
@@ -97,7 +98,8 @@ describe('threads sharing one grid', () => {
     let mainTorn = 0;
     const t = Date.now();
     // at least 2.5 s, and until the race was exercised enough (a loaded machine is slow), at most 30 s
-    while (Date.now() - t < 2500 || ((Atomics.load(progress, 1) < 1500 || Atomics.load(progress, 2) < 3000) && Date.now() - t < 30_000)) {
+    const enough = () => Atomics.load(progress, 1) >= 1500 && Atomics.load(progress, 2) >= 3000 && Atomics.load(progress, 3) >= 2;
+    while (Date.now() - t < 2500 || (!enough() && Date.now() - t < 30_000)) {
       const v = await m.get('hot');
       if (v !== undefined) {
         const bar = v.lastIndexOf('|');
