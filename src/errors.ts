@@ -110,6 +110,8 @@ export class StaleTokenError extends GridError { static override readonly code: 
 export class CpKindError extends WrongTypeError { static override readonly code: string = 'GRID_ERR_CP_KIND'; }
 /** The CP region is full: options.cp.primitives names, or options.cp.waiters waiter/holding records. */
 export class CpCapacityError extends GridError { static override readonly code: string = 'GRID_ERR_CP_CAPACITY'; }
+/** map.fetch: the loader of the caller that loaded the key (another thread or member) threw; `data.cause` is its error code, if any. */
+export class FetchLoaderError extends GridError { static override readonly code: string = 'GRID_ERR_FETCH_LOADER'; }
 /**
  * The metadata Raft core's refusals (src/raft/types.ts throws or returns its own classes, which
  * carry these codes and brands because src/raft imports nothing from here): registered so that one
@@ -130,7 +132,7 @@ const ALL: GridErrorClass[] = [
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
   NotLeaderError, PartitionUnavailableError, PartitionLostError, LockNotHeldError, PermitsNotHeldError, StaleTokenError, CpKindError,
-  CpCapacityError,
+  CpCapacityError, FetchLoaderError,
   ConsensusError, ConsensusNotLeaderError, ConsensusTransferError, ConsensusConfPendingError,
 ];
 for (const cls of ALL) registerError(cls);

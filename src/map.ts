@@ -22,6 +22,7 @@ import { FALLBACK, type FieldReader } from './compute/msgpack-field.js';
 import { ENCODE_UNENCODABLE } from './storage/codec.js';
 import { MEMO_MISS, ReadMemo } from './memo.js';
 import { DEL, PUT, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
+import { CLAIM_MAP, fetchThrough, type FetchOptions, type Loader } from './fetch.js';
 
 /** What a map needs from the grid (or attached grid) it belongs to. */
 export interface MapHost {
@@ -38,6 +39,8 @@ export interface MapHost {
    * replicated there, so no write completes synchronously (setSync/deleteSync refuse).
    */
   readonly clustered?: boolean;
+  /** Another map of the same grid by name (map.fetch keeps its claims in one). */
+  map?(name: string): GridMap<unknown>;
 }
 
 const MISS = 0;
@@ -762,6 +765,22 @@ export class GridMap<V = unknown> {
         this.release(p);
       }
     }
+  }
+
+  /**
+   * Read-through: the value of `key`, or, on a miss, `loader(key)`'s result, stored (with
+   * `options.ttl`, else the map's) and returned. Concurrent misses of one key in every thread of
+   * the process and, in a cluster, on every member call `loader` once; the others get its result,
+   * or a `GRID_ERR_FETCH_LOADER` error with its message when it throws (nothing is cached then).
+   * `staleWhileRevalidate: ms` serves a value up to that long past its ttl while one caller
+   * refreshes it in the background. See src/fetch.ts.
+   * @throws GRID_ERR_TIMEOUT when another caller's load did not finish within `timeoutMs` (30 s).
+   */
+  async fetch(key: string, loader: Loader<V>, options?: FetchOptions): Promise<V> {
+    this.host.assertOpen();
+    const claims = this.host.map?.(CLAIM_MAP);
+    if (claims === undefined) throw new UnsupportedError('map.fetch needs the map of a grid');
+    return fetchThrough<V>(this, claims, key, loader, options);
   }
 
   async clear(): Promise<void> {

@@ -33,6 +33,7 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.StaleTokenError, 'GRID_ERR_STALE_TOKEN'],
   [E.CpKindError, 'GRID_ERR_CP_KIND'],
   [E.CpCapacityError, 'GRID_ERR_CP_CAPACITY'],
+  [E.FetchLoaderError, 'GRID_ERR_FETCH_LOADER'],
   [E.ConsensusError, 'GRID_ERR_RAFT'],
   [E.ConsensusNotLeaderError, 'GRID_ERR_RAFT_NOT_LEADER'],
   [E.ConsensusTransferError, 'GRID_ERR_RAFT_TRANSFER'],

@@ -1,0 +1,111 @@
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, FetchLoaderError, InvalidArgumentError } from '../dist/index.js';
+import type { Grid } from '../dist/index.js';
+
+const FIXTURE = new URL('./fixtures/fetch-worker.mjs', import.meta.url);
+
+interface Outcome {
+  ok?: { key: string; by: string };
+  err?: string;
+  message?: string;
+}
+
+/** `threads` workers × `n` concurrent fetches (or hand-written loads) of one key, started together. */
+async function stampede(grid: Grid, opts: { map: string; key: string; threads: number; n: number; loadMs: number; fail?: boolean; plain?: boolean }) {
+  const barrier = new SharedArrayBuffer(8);
+  const calls = new SharedArrayBuffer(4);
+  const gate = new Int32Array(barrier);
+  const workers = Array.from({ length: opts.threads }, (_, i) => new Worker(FIXTURE, { workerData: { handle: grid.handle, ...opts, barrier, calls, tag: `t${i}` } }));
+  const results = workers.map((w) => new Promise<Outcome[]>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  }));
+  while (Atomics.load(gate, 1) < opts.threads) await new Promise((r) => setTimeout(r, 5));
+  Atomics.store(gate, 0, 1);
+  Atomics.notify(gate, 0);
+  const outcomes = (await Promise.all(results)).flat();
+  // (not waiting for their own close: a worker that awaits grid.close() sometimes never exits,
+  // issue 12's "workers that never exit", which this test is not about)
+  await Promise.all(workers.map((w) => w.terminate()));
+  return { outcomes, loaderCalls: new Int32Array(calls)[0] };
+}
+
+describe('map.fetch: read-through with one load per key across threads', () => {
+  let grid: Grid;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 2, memory: '64MB' });
+  });
+  afterAll(async () => {
+    await grid?.close();
+  });
+
+  it('1,000 concurrent misses of one key from 4 threads call the loader once, and every caller gets its value', { timeout: 60_000 }, async () => {
+    const r = await stampede(grid, { map: 'users', key: 'u:1', threads: 4, n: 250, loadMs: 100 });
+    expect(r.outcomes).toHaveLength(1000);
+    expect(r.outcomes.filter((o) => o.ok === undefined)).toEqual([]);
+    const by = new Set(r.outcomes.map((o) => o.ok!.by));
+    expect(by.size).toBe(1); // one loader's value, seen by all
+    expect(r.loaderCalls).toBe(1);
+    expect(await grid.map('users').get('u:1')).toEqual(r.outcomes[0].ok);
+    console.log(`fetch: 1000 concurrent misses from 4 threads, loader calls ${r.loaderCalls}`);
+  });
+
+  it('negative control: the hand-written get → load → set calls the backend once per miss', { timeout: 60_000 }, async () => {
+    const r = await stampede(grid, { map: 'users', key: 'u:2', threads: 4, n: 250, loadMs: 100, plain: true });
+    expect(r.outcomes.filter((o) => o.ok === undefined)).toEqual([]);
+    expect(r.loaderCalls).toBeGreaterThan(4);
+    console.log(`get/load/set: 1000 concurrent misses from 4 threads, loader calls ${r.loaderCalls}`);
+  });
+
+  it('a loader that throws fails every waiter in every thread and caches nothing; the next fetch loads again', { timeout: 60_000 }, async () => {
+    const r = await stampede(grid, { map: 'users', key: 'u:3', threads: 3, n: 50, loadMs: 100, fail: true });
+    expect(r.loaderCalls).toBe(1);
+    expect(r.outcomes.filter((o) => o.ok !== undefined)).toEqual([]);
+    // the thread whose loader threw sees its own error; the others GRID_ERR_FETCH_LOADER with its message
+    const codes = r.outcomes.map((o) => o.err);
+    expect(codes.filter((c) => c === 'GRID_ERR_FETCH_LOADER').length).toBe(100);
+    expect(r.outcomes.every((o) => o.message!.includes('backend down for u:3'))).toBe(true);
+    const m = grid.map<string>('users');
+    expect(await m.get('u:3')).toBeUndefined();
+    let calls = 0;
+    expect(await m.fetch('u:3', () => (calls++, 'back'))).toBe('back');
+    expect(calls).toBe(1);
+    expect(await m.fetch('u:3', () => (calls++, 'again'))).toBe('back'); // a hit: no load
+    expect(calls).toBe(1);
+  });
+
+  it('stores with the ttl asked for, serves a stale value while one caller refreshes it, and checks its arguments', { timeout: 30_000 }, async () => {
+    const m = grid.map<number>('ttl');
+    let n = 0;
+    const load = async () => {
+      n++;
+      await new Promise((r) => setTimeout(r, 30));
+      return n;
+    };
+    expect(await m.fetch('k', load, { ttl: 200 })).toBe(1);
+    const left = await m.ttl('k');
+    expect(left).toBeGreaterThan(0);
+    expect(left!).toBeLessThanOrEqual(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await m.get('k')).toBeUndefined(); // expired
+    expect(await m.fetch('k', load, { ttl: 200 })).toBe(2);
+    // stale-while-revalidate: fresh 150 ms, then served stale for up to 2 s while refreshed once
+    expect(await m.fetch('s', load, { ttl: 150, staleWhileRevalidate: 2000 })).toBe(3);
+    await new Promise((r) => setTimeout(r, 250));
+    const stale = await Promise.all(Array.from({ length: 20 }, () => m.fetch('s', load, { ttl: 150, staleWhileRevalidate: 2000 })));
+    expect(stale.every((v) => v === 3)).toBe(true); // served at once, not waiting for the refresh
+    await new Promise((r) => setTimeout(r, 200));
+    expect(n).toBe(4); // one refresh for the 20 stale reads
+    expect(await m.get('s')).toBe(4);
+    const bad = [
+      () => m.fetch('k', 5 as never),
+      () => m.fetch('k', load, { tll: 5 } as never),
+      () => m.fetch('k', load, { ttl: -1 }),
+      () => m.fetch('k', load, { staleWhileRevalidate: 100 }), // no ttl to be stale after
+      () => m.fetch('u', () => undefined as never),
+    ];
+    for (const f of bad) await expect(f()).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(FetchLoaderError.code).toBe('GRID_ERR_FETCH_LOADER');
+  });
+});
