@@ -36,6 +36,8 @@ const COMPACT_EVERY = 512;
 const JOIN_TIMEOUT_MS = 10_000;
 /** A lease whose safe version lags the applied table is renewed again after this long. */
 const CATCH_UP_MS = 25;
+/** Without a leader, every this many renewal periods one data member is asked whether we were removed. */
+const ORPHAN_ASK_EVERY = 4;
 /** At most this many such renewals per table version. */
 const CATCH_UP_TRIES = 20;
 /**
@@ -70,6 +72,8 @@ export class Metadata extends EventEmitter {
   private renewTimer: NodeJS.Timeout | undefined;
   private soonTimer: NodeJS.Timeout | undefined;
   private soonVersion = -1;
+  /** Renewals skipped for want of a leader (askWhetherRemoved paces itself by them). */
+  private orphanRenewals = 0;
   private soonTries = 0;
   private closed = false;
   private flushing = false;
@@ -522,8 +526,9 @@ export class Metadata extends EventEmitter {
   }
 
   private grant(id: string, v: number): { d: number; s: number } | { removed: true } {
-    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
+    // any member whose log committed the removal says so (a removed member may not know the leader)
     if (this.state.wasRemoved(id)) return { removed: true };
+    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
     if (!this.state.members.has(id)) throw new PartitionUnavailableError(`member ${id} has not joined yet`);
     if (!this.leaderLeaseValid()) throw new NotLeaderError('the metadata leader has not heard from a majority lately');
     const s = this.leases.grant(id, v, this.state.table.version);
@@ -574,10 +579,16 @@ export class Metadata extends EventEmitter {
 
   /** Renews this member's lease and reports the table version it applied. */
   private renew(): void {
-    if (this.closed || this.lite || !this.state.members.has(this.host.memberId)) return;
+    if (this.closed || this.lite) return;
+    const me = this.host.memberId;
     const leader = this.raft?.leader;
-    if (leader === undefined) return;
     const v = this.state.table.version;
+    // not a member of our own log (yet, or any more), or no leader in reach: no lease to renew;
+    // only find out whether the log removed us
+    if (!this.state.members.has(me) || leader === undefined || (leader !== me && !this.host.transport.isConnected(leader))) {
+      this.askWhetherRemoved(v, leader !== undefined && leader !== me && this.host.transport.isConnected(leader) ? leader : undefined);
+      return;
+    }
     const sentAt = now();
     const done = (r: unknown): void => {
       if (this.closed) return;
@@ -603,10 +614,29 @@ export class Metadata extends EventEmitter {
       }
       return;
     }
-    const t = this.host.transport;
-    if (!t.isConnected(leader)) return;
     // a request that fails leaves the lease to run out: that is the point of a lease
-    t.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, () => undefined);
+    this.host.transport.request(leader, 'meta.lease', { v }, RENEW_MS * 2).then(done, () => undefined);
+  }
+
+  /**
+   * Not a member of our own log, or no leader in reach: once a second, asks the leader (else one
+   * connected data member of our log) whether its log removed us. A learner removed while cut off never hears of it otherwise: it does not campaign
+   * (so it never speaks Raft to anyone who could tell it), and the leader no longer sends it
+   * entries; it stayed a zombie at an old table for good (nemesis seed 8000 schedule 10). Only a
+   * member of our own log is asked and believed, as for a meta.removed notice.
+   */
+  private askWhetherRemoved(v: number, leader: string | undefined): void {
+    if (++this.orphanRenewals % ORPHAN_ASK_EVERY !== 0) return;
+    const t = this.host.transport;
+    const me = this.host.memberId;
+    const peers = leader !== undefined ? [leader] : [...this.state.members.keys()].filter((id) => id !== me && t.isConnected(id));
+    if (peers.length === 0) return;
+    const to = peers[this.orphanRenewals % peers.length]!;
+    t.request(to, 'meta.lease', { v }, RENEW_MS * 2).then((r) => {
+      if (this.closed || (r as { removed?: unknown } | null)?.removed !== true || !this.state.members.has(to)) return;
+      this.lease.revoke();
+      this.emit('removed', 'removed');
+    }, () => undefined);
   }
 
   /** One extra renewal CATCH_UP_MS from now (at most one waiting, CATCH_UP_TRIES per table version). */
