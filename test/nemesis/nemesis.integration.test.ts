@@ -117,11 +117,20 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
     // Without the fence a run loses acknowledged writes often but not always (the zombie must
     // have served writes buffered during its pause): measured 2 of 3 runs with sets and counters
     // only, 3 of 3 with registers in the mix. Three fresh clusters, of which at least one must be
-    // caught, make a miss of the control itself unlikely (about 1 in 30 at the worse rate).
-    const { code, check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--schedules', '3', '--seed', '1', '--mix', '1,1,2', '--unsafe-unfenced', '--converge-limit', '10000'], 280_000);
-    for (const s of summary.schedules) line('unfenced coordinator-pause run', s);
-    expect(summary.schedules.every((s) => s.error === undefined), out).toBe(true);
-    expect(summary.schedules.filter((s) => s.valid === false).length, out).toBeGreaterThan(0);
-    expect(code).toBe(1); // a failed checker makes the runner exit non-zero
-  }, 300_000);
+    // caught, make a miss of the control itself unlikely (about 1 in 30 at the worse rate). On a
+    // loaded machine the clients are slower, fewer writes sit buffered at the zombie, and it is
+    // caught less often (0 of 3 once at load 15, 2026-11-26): then three more, on another seed.
+    let caught = 0;
+    for (const seed of ['1', '2']) {
+      const { code, check: out, summary } = await nemesis(['--scenario', 'coordinator-pause', '--schedules', '3', '--seed', seed, '--mix', '1,1,2', '--unsafe-unfenced', '--converge-limit', '10000'], 280_000);
+      for (const s of summary.schedules) line(`unfenced coordinator-pause run (seed ${seed})`, s);
+      expect(summary.schedules.every((s) => s.error === undefined), out).toBe(true);
+      caught = summary.schedules.filter((s) => s.valid === false).length;
+      if (caught > 0) {
+        expect(code).toBe(1); // a failed checker makes the runner exit non-zero
+        break;
+      }
+    }
+    expect(caught).toBeGreaterThan(0);
+  }, 600_000);
 });
