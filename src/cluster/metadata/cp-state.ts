@@ -238,6 +238,9 @@ export class CpState {
 
   hasSession(id: number): boolean { return this.sessions.has(id); }
 
+  /** The member hosting session `id` (undefined when it is not open). */
+  sessionHost(id: number): string | undefined { return this.sessions.get(id)?.host; }
+
   /** Sessions open now: id, TTL and host (the leader times them). */
   sessionList(): Array<{ id: number; ttl: number; host: string }> {
     return [...this.sessions.values()].map((s) => ({ id: s.id, ttl: s.ttl, host: s.host }));
