@@ -8,6 +8,10 @@ import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
 const SECRET = 'cp-cluster-test-secret-0123456789abcdef';
 const TTL = 2000;
+interface CpDriverLike {
+  open(key: string, host: string, ttl: number, deadline: number): Promise<number>;
+  submit(cmd: Record<string, unknown>, on: (r: unknown) => boolean): () => void;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sends a command to a child member and waits for the first stdout line with one of `evs`. */
@@ -131,12 +135,26 @@ describe('grid.cp on a cluster (Raft log)', () => {
     const run = async (l: typeof seq, n: number) => {
       for (let i = 0; i < n; i++) results.push(await l.incrementAndGet());
     };
+    // and retries made explicit: 20 commands of a session of their own, each submitted again with
+    // the same (session, sequence) after the leader died; the new leader's log holds them twice
+    // (or once), the state machine applies them once and answers the retry with the first result
+    const meta = (d1 as unknown as { cluster: { memberId: string; meta: { cp: CpDriverLike } } }).cluster;
+    const s = await meta.meta.cp.open('cp-test-retry-key', meta.memberId, 20_000, 30_000);
+    const submit = (q: number) => new Promise<unknown>((resolve) => {
+      meta.meta.cp.submit({ c: 'cp', o: 'ladd', s, q, a: 1, n: 'once-raw', d: 1 }, (r) => { resolve(r); return true; });
+    });
+    const qs = Array.from({ length: 20 }, (_, i) => i + 1);
+    const first = await Promise.all(qs.map(submit));
     const all = Promise.all([run(seq, 25), run(lseq, 25), run(seq, 25)]);
     await sleep(200);
     leader.proc.kill('SIGKILL');
+    const again = await Promise.all(qs.map(submit));
     await all;
     expect(results.length).toBe(75);
     expect(new Set(results.map(String)).size).toBe(75); // every increment its own value: none applied twice
     expect(await seq.get()).toBe(75n);
+    expect(again).toEqual(first);
+    expect(new Set(first.map((r) => String((r as unknown[])[1]))).size).toBe(20);
+    expect(await d1.cp.atomicLong('once-raw').get()).toBe(20n);
   }, 120_000);
 });
