@@ -112,8 +112,14 @@ class LiteLink implements Link {
     return this.request('cp.read', { k: kind, n: name, p: permits, s: session });
   }
   heartbeat(id: number): void {
+    // an idle holder's session lives on these: move to another data member when this one is gone
+    const t = this.node.transport;
+    if (this.via !== undefined && !t.isConnected(this.via)) this.via = undefined;
     const to = this.via ?? this.pick(new Set());
-    if (to !== undefined && this.node.transport.isConnected(to)) this.node.transport.notify(to, 'cp.hb', { s: [id] });
+    if (to === undefined) return;
+    this.via = to;
+    if (t.isConnected(to)) t.notify(to, 'cp.hb', { s: [id] });
+    else this.node.ensureLink(to).then(() => t.notify(to, 'cp.hb', { s: [id] }), () => { if (this.via === to) this.via = undefined; });
   }
 }
 
