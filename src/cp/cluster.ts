@@ -227,8 +227,11 @@ export class ClusterCp {
         if (this.closed) throw new GridClosedError('grid closed during a CP operation');
         const a = Math.min(...this.outstanding);
         const left = until === undefined ? ATTEMPT_MS : Math.max(1, Math.min(ATTEMPT_MS, until - Date.now()));
+        const t0 = Date.now();
         const r = await this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left);
         if (r[0] !== 'q') return r;
+        // no answer at once (no data member reachable): do not spin
+        if (Date.now() - t0 < 50) await new Promise((res) => setTimeout(res, 100));
         if (until !== undefined && Date.now() >= until) {
           // stop waiting: the cancel's answer is the outcome (the grant, if it came first)
           const c = await this.inSession(s, { o: 'cancel', n: body.n as string, t: q }, undefined);

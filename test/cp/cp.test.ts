@@ -229,6 +229,12 @@ describe('a clustered grid', () => {
       for (const f of [() => lock.lockSync(), () => grid.cp.atomicLong('n').getSync(), () => grid.cp.atomicRef('r').getSync(), () => grid.cp.semaphore('s', { permits: 1 }).tryAcquireSync()]) {
         expect(await code(f)).toBe(UnsupportedError.code);
       }
+      // idle, nothing is resent: no log entries appear (a leader that is its own majority applies a
+      // command inside its submit; a resend timer armed after that would propose it every second)
+      const meta = (grid as unknown as { cluster: { meta: { state: { index: number } } } }).cluster.meta;
+      const idx = meta.state.index;
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(meta.state.index).toBe(idx);
       expect(await code(() => grid.cp.lock(''))).toBe('GRID_ERR_INVALID_ARGUMENT');
       expect(await code(() => grid.cp.lock('x').lock({ leaseMs: 0 }))).toBe('GRID_ERR_INVALID_ARGUMENT');
     } finally {

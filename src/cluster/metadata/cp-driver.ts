@@ -185,16 +185,20 @@ export class CpDriver {
     return new Promise((resolve, reject) => {
       const end = Date.now() + deadlineMs;
       let timer: NodeJS.Timeout | undefined;
+      let done = false;
       const send = () => {
+        if (done) return;
         if (this.closed) return reject(new TimeoutError('closed while opening a CP session'));
         if (Date.now() > end) {
           this.openers.delete(key);
           return reject(new TimeoutError(`no CP session within ${deadlineMs} ms (no metadata leader?)`));
         }
         this.send(cmd);
-        timer = setTimeout(send, RESEND_MS);
+        // a leader that is its own majority applies the entry inside send(): nothing to resend then
+        if (!done) timer = setTimeout(send, RESEND_MS);
       };
       this.openers.set(key, (id) => {
+        done = true;
         clearTimeout(timer);
         if (id === 0) reject(new InvalidArgumentError(`the cluster has ${CP_LIMITS.maxSessions} CP sessions open already`));
         else resolve(id);
@@ -227,7 +231,7 @@ export class CpDriver {
     const send = () => {
       if (answered || this.closed) return;
       this.send(cmd);
-      timer = setTimeout(send, RESEND_MS);
+      if (!answered) timer = setTimeout(send, RESEND_MS);
     };
     send();
     return stop;
