@@ -11,10 +11,11 @@
 // `--unsafe-ttl-lock` swaps the lock for a TTL-only one without tokens (Redis's pattern) and the
 // resource for one that checks nothing: the negative control, which must be caught overlapping.
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { createFence } from '../../dist/index.js';
-import { sleep } from './cluster.mjs';
+import { adoptChild, sleep } from './cluster.mjs';
 
 const CLIENT = new URL('./lock-client.mjs', import.meta.url).pathname;
 
@@ -52,8 +53,10 @@ export async function startResource({ fenced }) {
 }
 
 /** Starts a lock client process and waits for its ready line. */
-export async function startLockClient({ id, seeds, secret, leaseMs, ttlMs, resource, unsafe, pauseP = 0.1, onLine }) {
-  const proc = spawn(process.execPath, [CLIENT, JSON.stringify({ id, seeds, leaseMs, ttlMs, resource, unsafe, pauseP })], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: secret } });
+export async function startLockClient({ id, seeds, secret, leaseMs, ttlMs, resource, unsafe, pauseP = 0.1, onLine, logFile }) {
+  const proc = spawn(process.execPath, [CLIENT, JSON.stringify({ id, seeds, leaseMs, ttlMs, resource, unsafe, pauseP })], { stdio: ['ignore', 'pipe', logFile === undefined ? 'ignore' : 'pipe'], env: { ...process.env, SHARDGRID_SECRET: secret } });
+  if (logFile !== undefined) proc.stderr.pipe(createWriteStream(logFile));
+  adoptChild(proc); // killed if the runner exits (SIGTERM, an error) before it stops them
   const lines = createInterface({ input: proc.stdout });
   const exited = new Promise((r) => proc.once('exit', r));
   await new Promise((resolve, reject) => {

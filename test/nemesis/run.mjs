@@ -272,7 +272,7 @@ async function runLockOne(schedule, o, dir, say) {
     if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
     // started side by side (each is a lite member joining: a few seconds here)
     clients.push(...await Promise.all(Array.from({ length: o.lockClients }, (_, i) => startLockClient({
-        id: `k${i + 1}`, seeds: cluster.urls(), secret, leaseMs: o.lease, ttlMs: 3000, resource: resource.url, unsafe: o.unsafeTtlLock,
+        id: `k${i + 1}`, seeds: cluster.urls(), secret, leaseMs: o.lease, ttlMs: 3000, resource: resource.url, unsafe: o.unsafeTtlLock, logFile: join(dir, `k${i + 1}.log`),
         onLine: (x) => {
           if (x.ev === 'section') sections.push(x);
           else if (x.ev === 'self-pause') result.selfPauses = (result.selfPauses ?? 0) + 1;
