@@ -137,6 +137,12 @@ export interface CpOptions {
   maxValueBytes?: number;
   /** Waiter and permit-holding records shared by all primitives (one per waiting call, one per thread holding permits of a semaphore). Default 1024. */
   waiters?: number;
+  /**
+   * Clustered grids: a member's CP session ends (its locks and permits are released) when the
+   * metadata leader has not heard its heartbeat (sent every quarter of this) for this long, ms.
+   * Default 10000.
+   */
+  sessionTtlMs?: number;
 }
 
 export interface ComputeOptions {
@@ -229,7 +235,7 @@ export const DEFAULTS = Object.freeze({
   lockTimeout: 5000,
   expiryInterval: 100,
   maxMaps: 256,
-  cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024 }),
+  cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }),
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
@@ -285,6 +291,7 @@ const RULES: Record<string, Rule> = {
   'options.cp.primitives': intRule(1, 65536),
   'options.cp.maxValueBytes': intRule(1, 1024 * 1024),
   'options.cp.waiters': intRule(1, 65536),
+  'options.cp.sessionTtlMs': intRule(500, 24 * 3600_000),
   'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
   'options.compute.workers': {
     check: (v, all) => v === undefined || (intRule(1, 256).check(v) && all.computeWorkers === undefined),
@@ -402,7 +409,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
-    rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters'], 'options.cp');
+    rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters', 'sessionTtlMs'], 'options.cp');
   }
   const cpi = (i.cp ?? {}) as Record<string, unknown>;
   if (i.compute !== undefined) {
@@ -451,6 +458,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
       primitives: (cpi.primitives ?? DEFAULTS.cp.primitives) as number,
       maxValueBytes: (cpi.maxValueBytes ?? DEFAULTS.cp.maxValueBytes) as number,
       waiters: (cpi.waiters ?? DEFAULTS.cp.waiters) as number,
+      sessionTtlMs: (cpi.sessionTtlMs ?? DEFAULTS.cp.sessionTtlMs) as number,
     }),
     cluster,
     resp,

@@ -113,6 +113,14 @@ export class CpCapacityError extends GridError { static override readonly code: 
 /** map.fetch: the loader of the caller that loaded the key (another thread or member) threw; `data.cause` is its error code, if any. */
 export class FetchLoaderError extends GridError { static override readonly code: string = 'GRID_ERR_FETCH_LOADER'; }
 /**
+ * Clustered grid.cp: this member's CP session expired (the metadata leader missed its heartbeats
+ * for options.cp.sessionTtlMs) while the operation was under way: its locks and permits were
+ * released, and a write may or may not have been applied. Later calls use a new session.
+ */
+export class CpSessionError extends GridError { static override readonly code: string = 'GRID_ERR_CP_SESSION'; }
+/** Clustered atomicLong: a value or result outside the safe-integer range (±2^53-1). An InvalidArgumentError. */
+export class CpRangeError extends InvalidArgumentError { static override readonly code: string = 'GRID_ERR_CP_RANGE'; }
+/**
  * The metadata Raft core's refusals (src/raft/types.ts throws or returns its own classes, which
  * carry these codes and brands because src/raft imports nothing from here): registered so that one
  * crossing a thread or the wire is rebuilt with its code and `instanceof` intact instead of
@@ -125,6 +133,8 @@ export class ConsensusNotLeaderError extends ConsensusError { static override re
 export class ConsensusTransferError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_TRANSFER'; }
 /** A Raft membership change while another is uncommitted. */
 export class ConsensusConfPendingError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_CONF_PENDING'; }
+/** Too many linearizable reads wait for the Raft leader's heartbeat round. */
+export class ConsensusBusyError extends ConsensusError { static override readonly code: string = 'GRID_ERR_RAFT_BUSY'; }
 
 const ALL: GridErrorClass[] = [
   GridError, InvalidOptionError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError, UnencodableValueError,
@@ -132,8 +142,8 @@ const ALL: GridErrorClass[] = [
   UnsupportedError, MemberUnreachableError, InternalError, ProtocolError, FrameLimitError, IntegrityError, AuthenticationError, TimeoutError,
   ModuleLoadError, UnknownModuleError, ComputeError, RetryableGridError, PartitionMovedError, MemberLeftError,
   NotLeaderError, PartitionUnavailableError, PartitionLostError, LockNotHeldError, PermitsNotHeldError, StaleTokenError, CpKindError,
-  CpCapacityError, FetchLoaderError,
-  ConsensusError, ConsensusNotLeaderError, ConsensusTransferError, ConsensusConfPendingError,
+  CpCapacityError, FetchLoaderError, CpSessionError, CpRangeError,
+  ConsensusError, ConsensusNotLeaderError, ConsensusTransferError, ConsensusConfPendingError, ConsensusBusyError,
 ];
 for (const cls of ALL) registerError(cls);
 

@@ -24,6 +24,7 @@ import { CoordinationPrimitives } from './cp/primitives.js';
 import { RespServer } from './resp/server.js';
 import { GridMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
+import { ClusterCp } from './cp/cluster.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -96,6 +97,7 @@ export class Grid extends EventEmitter implements MapHost {
   private readonly onWorker = (w: Worker): void => this.watchThread(w);
   private readonly cpRegion: CpRegion | undefined;
   private cpApi: CoordinationPrimitives | undefined;
+  private clusterCp: ClusterCp | undefined;
   private pool: ComputePool | undefined;
   /** This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
   cluster: ClusterNode | undefined;
@@ -126,11 +128,12 @@ export class Grid extends EventEmitter implements MapHost {
 
   /**
    * Coordination primitives (locks with fencing tokens, atomicLong, atomicRef, semaphores) by
-   * name, shared by every thread that attached this grid. In a clustered grid every call throws
-   * GRID_ERR_UNSUPPORTED for now.
+   * name, shared by every thread that attached this grid; in a clustered grid, by every member
+   * (commands on the metadata Raft log, cp/cluster.ts).
    */
   get cp(): CoordinationPrimitives {
-    return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen()));
+    if (this.cpApi === undefined && this.cluster !== undefined) this.clusterCp = new ClusterCp(this.cluster, this.options!.cp.sessionTtlMs);
+    return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen(), this.clusterCp));
   }
 
   /** The address of the RESP endpoint (options.resp), or undefined without one. */
@@ -358,6 +361,7 @@ export class Grid extends EventEmitter implements MapHost {
     await this.metricsApi?.close();
     this.forwardClient?.close();
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
+    await this.clusterCp?.close().catch(() => undefined); // ends this member's CP session: its locks and permits go at once
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) {

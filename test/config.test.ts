@@ -27,7 +27,7 @@ describe('options', () => {
     expect(o).toEqual({
       workers: os.availableParallelism(), partitions: 271, memory: 256 * MB, maxKeyBytes: 4096,
       maxValueBytes: MB, lockTimeout: 5000, expiryInterval: 100, maxMaps: 256, computeWorkers: undefined,
-      compute: { modules: {}, workers: undefined }, cp: { primitives: 1024, maxValueBytes: 1024, waiters: 1024 }, cluster: undefined,
+      compute: { modules: {}, workers: undefined }, cp: { primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }, cluster: undefined,
     });
     expect(Object.isFrozen(o)).toBe(true);
     expect(Object.isFrozen(DEFAULTS)).toBe(true);
@@ -41,7 +41,7 @@ describe('options', () => {
     [{ maxValueBytes: 0 }, 'options.maxValueBytes'], [{ memory: '16MB', maxValueBytes: 3 * MB }, 'options.maxValueBytes'],
     [{ lockTimeout: 0 }, 'options.lockTimeout'], [{ expiryInterval: 5 }, 'options.expiryInterval'], [{ maxMaps: 0 }, 'options.maxMaps'],
     [{ cp: { primitives: 0 } }, 'options.cp.primitives'], [{ cp: { maxValueBytes: 2 * MB } }, 'options.cp.maxValueBytes'], [{ cp: { waiters: 1.5 } }, 'options.cp.waiters'],
-    [{ cp: 3 }, 'options.cp'], [{ cp: { permits: 1 } }, 'options.cp.permits'],
+    [{ cp: 3 }, 'options.cp'], [{ cp: { sessionTtlMs: 100 } }, 'options.cp.sessionTtlMs'], [{ cp: { permits: 1 } }, 'options.cp.permits'],
     [{ cluster: { port: 70000 } }, 'options.cluster.port'], [{ cluster: { host: '' } }, 'options.cluster.host'],
     [{ cluster: { seeds: ['http://x'] } }, 'options.cluster.seeds'], [{ cluster: { secret: '' } }, 'options.cluster.secret'],
     [{ cluster: { secret: '15-bytes-secret' } }, 'options.cluster.secret'], [{ cluster: { secret: 'é'.repeat(7) } }, 'options.cluster.secret'],

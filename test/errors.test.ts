@@ -34,10 +34,13 @@ const CLASSES: Array<[new (m: string, d?: Record<string, unknown>) => E.GridErro
   [E.CpKindError, 'GRID_ERR_CP_KIND'],
   [E.CpCapacityError, 'GRID_ERR_CP_CAPACITY'],
   [E.FetchLoaderError, 'GRID_ERR_FETCH_LOADER'],
+  [E.CpSessionError, 'GRID_ERR_CP_SESSION'],
+  [E.CpRangeError, 'GRID_ERR_CP_RANGE'],
   [E.ConsensusError, 'GRID_ERR_RAFT'],
   [E.ConsensusNotLeaderError, 'GRID_ERR_RAFT_NOT_LEADER'],
   [E.ConsensusTransferError, 'GRID_ERR_RAFT_TRANSFER'],
   [E.ConsensusConfPendingError, 'GRID_ERR_RAFT_CONF_PENDING'],
+  [E.ConsensusBusyError, 'GRID_ERR_RAFT_BUSY'],
 ];
 
 describe('GridError tree', () => {

@@ -8,11 +8,14 @@
  * Promise forms wait with Atomics.waitAsync in every thread.
  */
 import { isMainThread } from 'node:worker_threads';
-import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnencodableValueError, UnsupportedError, ValueTooLargeError } from '../errors.js';
-import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
+import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
+import { decodeMsgpack } from '../storage/codec.js';
+import { encodeRefValue } from './encode.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
+import { CP_LIMITS, isCpName } from '../cluster/metadata/cp-state.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
 import { CpRegion, OWNER_SELF, monoNow, type Pending } from './region.js';
+import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, type ClusterCp } from './cluster.js';
 
 export interface LockOptions {
   /** The hold ends this many ms after it was granted, unless unlocked first (finite, > 0). Default: no lease (until unlock or thread exit). */
@@ -329,15 +332,7 @@ export class AtomicRef<T = unknown> {
   }
 
   private encode(v: unknown, bounded = true): Uint8Array | null {
-    if (v === undefined) return null;
-    let b: Uint8Array;
-    try {
-      b = encodeMsgpack(v);
-    } catch (e) {
-      throw new UnencodableValueError(`value cannot be encoded: ${(e as Error).message}`);
-    }
-    if (bounded && b.length > this.r.maxValueBytes) throw new ValueTooLargeError(`atomicRef '${this.name}': value is ${b.length} bytes encoded, over options.cp.maxValueBytes (${this.r.maxValueBytes})`, { limit: 'options.cp.maxValueBytes' });
-    return b;
+    return encodeRefValue(v, this.name, this.r.maxValueBytes, 'options.cp.maxValueBytes', bounded);
   }
 
   private decode(): T | undefined {
@@ -428,17 +423,36 @@ export class Semaphore {
 
 // ── grid.cp ─────────────────────────────────────────────────────────────────────────────────────
 
-const CLUSTER_MESSAGE = 'cluster CP primitives are not built yet (the Raft-backed half of issue 13): grid.cp works in a grid without options.cluster';
+const ATTACHED_MESSAGE = 'grid.cp in a thread attached to a cluster member is not supported yet: call it on the member\'s main thread';
 
-/** `grid.cp`: coordination primitives by name; the same name gives the same primitive in every attached thread. */
+function checkName(name: unknown): string {
+  if (!isCpName(name)) throw new InvalidArgumentError(`a CP primitive name must be a string of 1 to ${CP_LIMITS.maxNameBytes} UTF-8 bytes`);
+  return name;
+}
+
+/**
+ * `grid.cp`: coordination primitives by name; the same name gives the same primitive in every
+ * attached thread — or, in a clustered grid, in every member (served by the Raft log: cp/cluster.ts).
+ */
 export class CoordinationPrimitives {
   private readonly made = new Map<string, FencedLock | AtomicLong | AtomicRef<any> | Semaphore>();
 
   /** @internal */
-  constructor(private readonly region: CpRegion | undefined, private readonly assertOpen: () => void) {}
+  constructor(private readonly region: CpRegion | undefined, private readonly assertOpen: () => void, private readonly cluster?: ClusterCp) {}
 
   lock(name: string): FencedLock {
+    if (this.cluster !== undefined) return this.clustered(`l:${checkName(name)}`, () => new ClusterFencedLock(this.cluster!, name)) as unknown as FencedLock;
     return this.get(name, K_LOCK, (r, s) => new FencedLock(r, s, name));
+  }
+
+  /** Clustered: one object per name and kind (the kind is checked by the state machine on use: GRID_ERR_CP_KIND). */
+  private clustered<P>(key: string, make: () => P): P {
+    this.assertOpen();
+    const known = this.made.get(key);
+    if (known !== undefined) return known as unknown as P;
+    const p = make();
+    this.made.set(key, p as unknown as FencedLock);
+    return p;
   }
 
   /** Runs fn while holding lock `name`, with its token; unlocks afterwards (GRID_ERR_LOCK_NOT_HELD if the lease passed meanwhile). */
@@ -461,16 +475,22 @@ export class CoordinationPrimitives {
   }
 
   atomicLong(name: string): AtomicLong {
+    if (this.cluster !== undefined) return this.clustered(`n:${checkName(name)}`, () => new ClusterAtomicLong(this.cluster!, name)) as unknown as AtomicLong;
     return this.get(name, K_LONG, (r, s) => new AtomicLong(r, s, name));
   }
 
   atomicRef<T = unknown>(name: string): AtomicRef<T> {
+    if (this.cluster !== undefined) return this.clustered(`r:${checkName(name)}`, () => new ClusterAtomicRef<T>(this.cluster!, name)) as unknown as AtomicRef<T>;
     return this.get(name, K_REF, (r, s) => new AtomicRef<T>(r, s, name));
   }
 
   semaphore(name: string, options?: SemaphoreOptions): Semaphore {
     const permits = optionsOf(options, 'semaphore').permits;
     if (permits !== undefined && (!Number.isInteger(permits) || permits < 0 || permits > 0x7fffffff)) throw new InvalidArgumentError(`permits must be an integer from 0 to 2147483647 (got ${String(permits)})`, { option: 'permits' });
+    if (this.cluster !== undefined) {
+      // the permit count is checked against the semaphore's by the state machine, on first use
+      return this.clustered(`s:${checkName(name)}:${permits ?? -1}`, () => new ClusterSemaphore(this.cluster!, name, permits ?? -1)) as unknown as Semaphore;
+    }
     const sem = this.get(name, K_SEMAPHORE, (r, s) => new Semaphore(r, s, name, r.i32[r.sw(s) + S_TOTAL]), (r, s) => {
       if (permits === undefined) throw new InvalidArgumentError(`semaphore '${name}' does not exist yet: give options.permits`, { option: 'permits' });
       r.i32[r.sw(s) + S_TOTAL] = permits;
@@ -483,7 +503,7 @@ export class CoordinationPrimitives {
   private get<P extends FencedLock | AtomicLong | AtomicRef<any> | Semaphore>(name: string, kind: number, make: (r: CpRegion, s: number) => P, init?: (r: CpRegion, s: number) => void): P {
     this.assertOpen();
     const r = this.region;
-    if (r === undefined) throw new UnsupportedError(CLUSTER_MESSAGE);
+    if (r === undefined) throw new UnsupportedError(ATTACHED_MESSAGE);
     const key = `${kind}:${name}`;
     const known = this.made.get(key);
     if (known !== undefined) return known as P;

@@ -12,12 +12,12 @@
  * current term (§5.4.2); log compaction and snapshot install (§5); learners; single-server
  * membership changes that take effect on append (§4.1), with the leader's first-commit rule that
  * fixes the bug Ongaro reported in 2015; a removed leader steps down once its removal commits;
- * leadership transfer (TimeoutNow, §3.10).
+ * leadership transfer (TimeoutNow, §3.10); linearizable reads by ReadIndex (§6.4).
  */
 import { RaftLog } from './log.js';
 import { Rand, hashString, mixSeed } from './rand.js';
 import {
-  LIMITS, RaftConfChangePendingError, RaftError, RaftInvalidArgumentError, RaftNotLeaderError, RaftTransferInProgressError,
+  LIMITS, RaftConfChangePendingError, RaftError, RaftInvalidArgumentError, RaftNotLeaderError, RaftReadBusyError, RaftTransferInProgressError,
   isConfig,
 } from './types.js';
 import type {
@@ -37,6 +37,16 @@ export interface UnsafeOptions {
   commitPriorTermByCount?: boolean;
   /** grant a vote even after voting for someone else in the same term */
   grantMultipleVotes?: boolean;
+  /** answer a read at once at the leader's commit index, without the heartbeat round (stale reads from a deposed leader) */
+  readWithoutQuorum?: boolean;
+  /** answer reads before the leader committed an entry of its term (its commit index may lag what its predecessor committed) */
+  readBeforeTermCommit?: boolean;
+}
+
+/** A read confirmed by ReadIndex: serve request `rid` once this node applied `index`. */
+export interface ReadState {
+  readonly rid: string;
+  readonly index: number;
 }
 
 export interface RaftNodeOptions {
@@ -78,6 +88,17 @@ export interface Ready {
   messages: RaftMessage[];
   /** apply in order (conf entries too: the node has already switched configs when it appended them) */
   committed: Entry[];
+  /** reads confirmed (readIndex): serve each once `committed` above is applied and the applied index reaches its index */
+  readStates: ReadState[];
+}
+
+/** A read waiting for the leader's heartbeat round; `from` is the node that asked (this node or a follower). */
+interface PendingRead {
+  rid: string;
+  from: NodeId;
+  index: number;
+  /** the round (readSeq) whose acknowledgement by a majority confirms it */
+  seq: number;
 }
 
 interface Progress {
@@ -89,6 +110,8 @@ interface Progress {
   recentActive: boolean;
   /** highest `ctx` (leader tick at send time) the peer acknowledged; -1 before any */
   lastAck: number;
+  /** highest ReadIndex round (`read` of a heartbeat) the peer echoed in this term */
+  readAck: number;
   /** index of a snapshot in flight to the peer, 0 when none */
   pendingSnapshot: number;
   snapshotSentAt: number;
@@ -142,6 +165,16 @@ export class RaftNode {
   /** leader: index of the empty entry that opened its term */
   private termStartIndex = 0;
   private transferee: NodeId | undefined = undefined;
+
+  /** ReadIndex (thesis §6.4): rounds sent (never reset, so an old echo cannot count for a new read) */
+  private readSeq = 0;
+  /** a round must go out with the next ready() (reads arrived since the last one) */
+  private readRoundDue = false;
+  /** leader: reads waiting for a majority to echo their round, in round order */
+  private reads: PendingRead[] = [];
+  /** leader: reads that arrived before it committed an entry of its term */
+  private readsBeforeCommit: Array<{ rid: string; from: NodeId }> = [];
+  private readStates: ReadState[] = [];
 
   private msgs: RaftMessage[] = [];
   private persisted: HardState;
@@ -259,6 +292,26 @@ export class RaftNode {
     const refused = this.refuseProposal();
     if (refused !== undefined) return refused;
     return this.appendEntry({ type: 'normal', data });
+  }
+
+  /**
+   * Asks for a linearizable read (ReadIndex, thesis §6.4). `rid` names the request (an id string:
+   * `[A-Za-z0-9._:@-]{1,128}`). A leader answers with the commit index it holds once (a) it has
+   * committed an entry of its own term, so that index covers everything any earlier leader
+   * committed, and (b) a majority of voters echoed a heartbeat round sent after the request
+   * arrived, so no other leader had been elected then. The answer appears in `ready().readStates`
+   * as `{ rid, index }`: serve the read once the applied index reaches `index`. A follower forwards
+   * the request to its leader, whose answer comes back as a message. Nothing is retried: a read
+   * lost with a leader change never appears, and the application retries after a timeout.
+   */
+  readIndex(rid: string): RaftError | undefined {
+    if (typeof rid !== 'string' || rid.length === 0 || rid.length > LIMITS.maxIdLength || !/^[A-Za-z0-9._:@-]+$/.test(rid)) {
+      throw new RaftInvalidArgumentError('readIndex(rid): rid must be 1-128 characters of [A-Za-z0-9._:@-]');
+    }
+    if (this._role === 'leader') return this.leaderRead(rid, this.id) ? undefined : new RaftReadBusyError();
+    if (this._leader === undefined || this._role !== 'follower') return new RaftNotLeaderError(this._leader);
+    this.send({ type: 'readIndex', from: this.id, to: this._leader, term: this._term, rid });
+    return undefined;
   }
 
   /**
@@ -390,7 +443,7 @@ export class RaftNode {
 
   hasReady(): boolean {
     const hs = this.hardState();
-    return this.msgs.length > 0 || this.log.unstableSnapshot !== undefined || this.log.stableIndex < this.log.lastIndex ||
+    return this.msgs.length > 0 || this.readStates.length > 0 || this.readRoundDue || this.log.unstableSnapshot !== undefined || this.log.stableIndex < this.log.lastIndex ||
       this.log.committed > this.log.applied || !sameHardState(hs, this.persisted);
   }
 
@@ -401,10 +454,16 @@ export class RaftNode {
     const entries = this.log.stableIndex < this.log.lastIndex ? this.log.slice(this.log.stableIndex + 1, this.log.lastIndex, Infinity) : [];
     const from = Math.max(this.log.applied, this.log.snapshot.index) + 1;
     const committed = this.log.committed >= from ? this.log.slice(from, this.log.committed, Infinity) : [];
+    // one heartbeat round for every read that arrived since the last ready(): rounds cost
+    // messages per flush of the application, not per read
+    if (this.readRoundDue && this._role === 'leader') this.sendReadRound();
+    this.readRoundDue = false;
     const messages = this.msgs;
     this.msgs = [];
+    const readStates = this.readStates;
+    this.readStates = [];
     this.pending = { stableTo: this.log.lastIndex, appliedTo: Math.max(this.log.committed, this.log.applied), hardState: hs, snapshot };
-    return { hardState: sameHardState(hs, this.persisted) ? undefined : hs, snapshot, entries, messages, committed };
+    return { hardState: sameHardState(hs, this.persisted) ? undefined : hs, snapshot, entries, messages, committed, readStates };
   }
 
   /** The application did everything the last ready() asked. */
@@ -439,6 +498,7 @@ export class RaftNode {
     this._leader = leader;
     this.votes.clear();
     this.progress.clear();
+    this.dropReads();
     this.transferee = undefined;
     this.resetTimers();
   }
@@ -458,6 +518,7 @@ export class RaftNode {
       this.vote = this.id;
     }
     this.progress.clear();
+    this.dropReads();
     this.transferee = undefined;
     this.handleVoteResponse(this.id, kind === 'pre' ? this._term + 1 : this._term, false);
     if ((this._role as Role) === 'leader' || (this._role as Role) === 'follower') return; // a single voter wins at once
@@ -503,7 +564,7 @@ export class RaftNode {
   }
 
   private newProgress(): Progress {
-    return { match: 0, next: this.log.lastIndex + 1, recentActive: false, lastAck: -1, pendingSnapshot: 0, snapshotSentAt: 0 };
+    return { match: 0, next: this.log.lastIndex + 1, recentActive: false, lastAck: -1, readAck: 0, pendingSnapshot: 0, snapshotSentAt: 0 };
   }
 
   private refuseProposal(): RaftError | undefined {
@@ -593,7 +654,7 @@ export class RaftNode {
   private sendHeartbeat(to: NodeId, pr: Progress): void {
     if (pr.pendingSnapshot !== 0) {
       if (this.now - pr.snapshotSentAt >= this.electionTicks) this.sendSnapshot(to, pr);
-      else this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now });
+      else this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
       return;
     }
     if (pr.match < this.log.lastIndex) {
@@ -601,7 +662,7 @@ export class RaftNode {
       pr.next = pr.match + 1;
       this.sendAppend(to, pr);
     } else {
-      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now });
+      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
     }
   }
 
@@ -625,13 +686,83 @@ export class RaftNode {
     this.send<SnapshotMsg>({ type: 'snapshot', from: this.id, to, term: this._term, snapshot: s, ctx: this.now });
   }
 
+  // ------------------------------------------------------------------ ReadIndex (leader side)
+
+  /** Queues a read from `from` (this node or a follower); false when too many wait. */
+  private leaderRead(rid: string, from: NodeId): boolean {
+    if (this.reads.length + this.readsBeforeCommit.length >= LIMITS.maxPendingReads) return false;
+    if (this.log.committed < this.termStartIndex && !this.unsafe.readBeforeTermCommit) {
+      // our commit index may still lag what the previous leader committed: wait for our first commit
+      this.readsBeforeCommit.push({ rid, from });
+      return true;
+    }
+    if (this.unsafe.readWithoutQuorum) {
+      this.readDone(rid, from, this.log.committed);
+      return true;
+    }
+    this.reads.push({ rid, from, index: this.log.committed, seq: this.readSeq + 1 });
+    this.readRoundDue = true;
+    this.confirmReads(); // a single voter is its own majority
+    return true;
+  }
+
+  /** Sends a heartbeat round carrying a new `read` number to every voter (called from ready()). */
+  private sendReadRound(): void {
+    this.readRoundDue = false;
+    this.readSeq++;
+    for (const v of this._config.voters) {
+      if (v === this.id) continue;
+      const pr = this.progress.get(v);
+      if (pr === undefined) continue;
+      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to: v, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
+    }
+  }
+
+  /** Answers every waiting read whose round a majority of voters echoed. */
+  private confirmReads(): void {
+    if (this.reads.length === 0) return;
+    const voters = this._config.voters;
+    const acks: number[] = [];
+    for (const v of voters) acks.push(v === this.id ? Infinity : (this.progress.get(v)?.readAck ?? 0));
+    if (acks.length === 0) return;
+    acks.sort((a, b) => b - a);
+    const confirmed = acks[quorum(acks.length) - 1]; // the highest round a majority echoed
+    let n = 0;
+    while (n < this.reads.length && this.reads[n].seq <= confirmed) {
+      const r = this.reads[n++];
+      this.readDone(r.rid, r.from, r.index);
+    }
+    if (n > 0) this.reads = this.reads.slice(n);
+  }
+
+  private readDone(rid: string, from: NodeId, index: number): void {
+    if (from === this.id) this.readStates.push({ rid, index });
+    else this.send({ type: 'readIndexResp', from: this.id, to: from, term: this._term, rid, index });
+  }
+
+  /** Leadership ends: waiting reads are dropped (their askers time out and retry). */
+  private dropReads(): void {
+    this.reads = [];
+    this.readsBeforeCommit = [];
+    this.readRoundDue = false;
+  }
+
   private stepLeader(m: RaftMessage): void {
+    if (m.type === 'readIndex') {
+      // a read forwarded by a member (a stranger's progress does not exist: ignored)
+      if (this.progress.has(m.from)) this.leaderRead(m.rid, m.from);
+      return;
+    }
     if (m.type !== 'appendResp' && m.type !== 'heartbeatResp') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return; // not (or no longer) a member
     pr.recentActive = true;
     if (m.ctx > pr.lastAck) pr.lastAck = m.ctx;
     if (m.type === 'heartbeatResp') {
+      if (m.read > pr.readAck && m.read <= this.readSeq) {
+        pr.readAck = m.read;
+        this.confirmReads();
+      }
       // entries appended since and not yet sent go out now; sent-but-unacknowledged ones are
       // retransmitted by the heartbeat tick
       if (pr.pendingSnapshot === 0 && pr.next <= this.log.lastIndex) this.sendAppend(m.from, pr);
@@ -681,6 +812,11 @@ export class RaftNode {
     if (idx <= this.log.committed) return;
     if (this.log.termAt(idx) !== this._term && !this.unsafe.commitPriorTermByCount) return;
     this.log.committed = idx;
+    if (this.readsBeforeCommit.length > 0 && idx >= this.termStartIndex) {
+      const waiting = this.readsBeforeCommit;
+      this.readsBeforeCommit = [];
+      for (const r of waiting) this.leaderRead(r.rid, r.from);
+    }
     if (!voters.includes(this.id) && this.confIndex <= idx) this.stepDownRemoved();
   }
 
@@ -692,7 +828,7 @@ export class RaftNode {
     let best: NodeId | undefined;
     let bestMatch = -1;
     for (const [id, pr] of this.progress) {
-      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to: id, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now });
+      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to: id, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
       if (this._config.voters.includes(id) && pr.match > bestMatch) { best = id; bestMatch = pr.match; }
     }
     if (best !== undefined && bestMatch === this.log.lastIndex) this.send({ type: 'timeoutNow', from: this.id, to: best, term: this._term });
@@ -729,7 +865,7 @@ export class RaftNode {
         this.electionElapsed = 0;
         this._leader = m.from;
         if (m.commit > this.log.committed) this.log.committed = Math.min(m.commit, this.log.lastIndex);
-        this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this._term, ctx: m.ctx });
+        this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this._term, ctx: m.ctx, read: m.read });
         break;
       case 'snapshot':
         this.electionElapsed = 0;
@@ -738,6 +874,10 @@ export class RaftNode {
         break;
       case 'timeoutNow':
         if (this.promotable()) this.campaign('transfer');
+        break;
+      case 'readIndexResp':
+        // same term as ours (step() checked): from the one leader of this term
+        if (m.from === this._leader) this.readStates.push({ rid: m.rid, index: m.index });
         break;
       default:
         break; // stray responses from an earlier role

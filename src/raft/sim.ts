@@ -17,6 +17,11 @@
  * - state-machine safety: every node applies one global sequence (commit indexes observed on any
  *   node, entries applied, and snapshots installed must all agree with it), consecutively;
  * - messages produced by the core pass validateMessage;
+ * - linearizable reads (ReadIndex): clients ask random nodes (mostly leaders) for reads; a read
+ *   is served when its node's applied index reaches the index the core answered, and must
+ *   reflect every entry committed anywhere before the read was asked (so a read never returns
+ *   state older than a write that completed before it started), and only state that is
+ *   committed (checked by state-machine safety: served state is the node's applied prefix);
  * - liveness after healing.
  *
  * Pure like the core: no Node APIs, no clock, no Math.random; imports only src/raft.
@@ -28,7 +33,7 @@ import { validateMessage } from './types.js';
 import type { ConfChangeKind, Entry, HardState, NodeId, RaftMessage, Snapshot } from './types.js';
 
 export type ViolationKind =
-  | 'election-safety' | 'log-matching' | 'leader-completeness' | 'state-machine-safety' | 'invalid-message' | 'liveness' | 'exception';
+  | 'election-safety' | 'log-matching' | 'leader-completeness' | 'state-machine-safety' | 'invalid-message' | 'liveness' | 'stale-read' | 'exception';
 
 export interface Violation {
   kind: ViolationKind;
@@ -61,6 +66,12 @@ export interface ScheduleOptions {
   mutation?: SimMutation;
   /** fault intensity multiplier (1 = drawn normally; higher = nastier schedules) */
   intensity?: number;
+  /**
+   * clients ask for linearizable reads (default true). Reads draw from their own PRNG, but their
+   * messages go through the network's: with reads off a schedule is exactly what it was before
+   * ReadIndex existed (the seeds of the older negative controls were found that way)
+   */
+  reads?: boolean;
 }
 
 export interface ScheduleStats {
@@ -77,6 +88,9 @@ export interface ScheduleStats {
   proposals: number;
   /** ticks from healing until a new proposal committed (-1 when liveness failed) */
   recoveryTicks: number;
+  /** reads asked (readIndex accepted by a node) and reads served (answered and applied) */
+  reads: number;
+  readsServed: number;
 }
 
 export interface ScheduleResult {
@@ -105,6 +119,8 @@ interface SimNode {
   seenCommit: number;
   /** last term in which we saw it lead */
   seenLeaderTerm: number;
+  /** reads the core confirmed here, waiting for the applied index to reach theirs (volatile) */
+  readsToServe: Array<{ rid: string; index: number }>;
 }
 
 class Violated extends Error {}
@@ -128,7 +144,7 @@ export class Simulation {
   violations: Violation[] = [];
   readonly stats: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: -1,
+    confChanges: 0, proposals: 0, recoveryTicks: -1, reads: 0, readsServed: 0,
   };
 
   // network
@@ -150,6 +166,12 @@ export class Simulation {
   private pCompact = 0;
   private pTransfer = 0;
   private pReadyNow = 0;
+  /** reads: their own PRNG, so adding them left the fault draws of the other inputs alone */
+  private readonly readRand: Rand;
+  private pRead = 0;
+  /** rid → the highest index committed anywhere when the read was asked */
+  private readonly readsAsked = new Map<string, number>();
+  private nextRead = 1;
   private maxEntries = 64;
   private healed = false;
 
@@ -178,6 +200,7 @@ export class Simulation {
       healTicks: options.healTicks ?? 400,
       electionTicks: options.electionTicks ?? 10,
       intensity,
+      reads: options.reads ?? true,
       unsafe: options.unsafe,
       mutation: options.mutation,
     };
@@ -199,6 +222,8 @@ export class Simulation {
     // small batches make a follower's log lag in more shapes (Figure 8 needs an old-term entry
     // replicated without the new leader's entry)
     this.maxEntries = r.pick([1, 2, 64]);
+    this.readRand = new Rand(mixSeed(options.seed, 0x5ead));
+    this.pRead = this.readRand.pick([0.1, 0.3, 0.8]);
     for (let i = 0; i <= this.maxDelay + 1; i++) this.inflight.push([]);
 
     const founders: NodeId[] = [];
@@ -208,7 +233,7 @@ export class Simulation {
       const sn: SimNode = {
         id, founding: i <= this.opts.voters, node: undefined,
         store: { hs: { term: 0, vote: undefined, commit: 0 }, snapshot: undefined, entries: [] },
-        sm: [], restarts: 0, seenCommit: 0, seenLeaderTerm: 0,
+        sm: [], restarts: 0, seenCommit: 0, seenLeaderTerm: 0, readsToServe: [],
       };
       this.nodes.push(sn);
       this.byId.set(id, sn);
@@ -308,6 +333,22 @@ export class Simulation {
       const sn = leaders.length > 0 && r.chance(0.9) ? r.pick(leaders) : r.pick(alive);
       const res = (sn.node as RaftNode).propose(u32le(this.nextProposal++));
       if (typeof res === 'number') this.stats.proposals++;
+      this.afterInput(sn);
+    }
+    const rr = this.readRand;
+    if (this.opts.reads && rr.chance(this.pRead)) {
+      // mostly to a node that believes it leads (a deposed leader in a partition is the case
+      // ReadIndex exists for), else to anyone (followers forward)
+      const sn = leaders.length > 0 && rr.chance(0.7) ? rr.pick(leaders) : rr.pick(alive);
+      const rid = `r${this.nextRead++}`;
+      // everything committed anywhere so far: a read asked now must reflect all of it
+      let bound = this.committedMax;
+      for (const n of alive) bound = Math.max(bound, (n.node as RaftNode).commitIndex);
+      const res = (sn.node as RaftNode).readIndex(rid);
+      if (res === undefined) {
+        this.readsAsked.set(rid, bound);
+        this.stats.reads++;
+      }
       this.afterInput(sn);
     }
     if (!chaos) return;
@@ -413,11 +454,13 @@ export class Simulation {
     sn.sm = st.snapshot === undefined ? [] : this.snapshotKeys[readU32(st.snapshot.data)].slice();
     sn.seenCommit = sn.node.commitIndex;
     sn.seenLeaderTerm = 0;
+    sn.readsToServe = [];
     this.afterInput(sn);
   }
 
   private crash(sn: SimNode): void {
     sn.node = undefined;
+    sn.readsToServe = [];
     this.stats.crashes++;
   }
 
@@ -477,6 +520,8 @@ export class Simulation {
       this.checkCommitted(e.index, k, `${sn.id} applies`);
       sn.sm.push(k);
     }
+    for (const rs of rd.readStates) sn.readsToServe.push(rs);
+    if (sn.readsToServe.length > 0) this.serveReads(sn);
     node.advance();
     this.observe(sn);
   }
@@ -506,6 +551,27 @@ export class Simulation {
       const delay = 1 + r.int(0, this.maxDelay + 1);
       this.inflight[(this.now + delay) % this.inflight.length].push(m);
     }
+  }
+
+  /**
+   * Serves the confirmed reads whose index this node applied. The state a read returns is the
+   * node's applied prefix (sm); it must hold every entry committed anywhere before the read was
+   * asked. (Its entries are committed ones: state-machine safety checks every applied entry.)
+   */
+  private serveReads(sn: SimNode): void {
+    const keep: Array<{ rid: string; index: number }> = [];
+    for (const rs of sn.readsToServe) {
+      if (sn.sm.length < rs.index) { keep.push(rs); continue; }
+      const bound = this.readsAsked.get(rs.rid);
+      // a duplicated forward is answered twice: the application serves the first answer only
+      if (bound === undefined) continue;
+      this.readsAsked.delete(rs.rid);
+      if (sn.sm.length < bound) {
+        this.fail('stale-read', `${sn.id} served read ${rs.rid} at applied index ${sn.sm.length} (read index ${rs.index}), but index ${bound} was committed before the read was asked`);
+      }
+      this.stats.readsServed++;
+    }
+    sn.readsToServe = keep;
   }
 
   // ------------------------------------------------------------------ checkers
@@ -600,7 +666,7 @@ export function scheduleSeed(seed: number, i: number): number { return mixSeed(s
 export function runSchedules(options: RunOptions): RunSummary {
   const totals: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: 0,
+    confChanges: 0, proposals: 0, recoveryTicks: 0, reads: 0, readsServed: 0,
   };
   const summary: RunSummary = { schedules: 0, violations: 0, firstFailure: undefined, totals, maxRecoveryTicks: 0, violationsByKind: {} };
   const stop = options.stopOnViolation ?? true;

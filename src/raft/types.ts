@@ -93,15 +93,24 @@ export interface AppendRespMsg extends Base {
   readonly ctx: number;
 }
 /** Carries no entries; `commit` is at most what the follower is known to have (its match). */
-export interface HeartbeatMsg extends Base { readonly type: 'heartbeat'; readonly commit: number; readonly ctx: number }
-export interface HeartbeatRespMsg extends Base { readonly type: 'heartbeatResp'; readonly ctx: number }
+/**
+ * `read` is the leader's ReadIndex round counter when it sent the heartbeat (0 before any read);
+ * the follower echoes it, and a read is served once a majority echoed a round sent after it
+ * arrived (thesis §6.4).
+ */
+export interface HeartbeatMsg extends Base { readonly type: 'heartbeat'; readonly commit: number; readonly ctx: number; readonly read: number }
+export interface HeartbeatRespMsg extends Base { readonly type: 'heartbeatResp'; readonly ctx: number; readonly read: number }
 export interface SnapshotMsg extends Base { readonly type: 'snapshot'; readonly snapshot: Snapshot; readonly ctx: number }
 /** The leader asks a caught-up voter to campaign now (leadership transfer). */
 export interface TimeoutNowMsg extends Base { readonly type: 'timeoutNow' }
+/** A follower forwards a read request (ReadIndex) to its leader; `rid` is the application's id for it. */
+export interface ReadIndexMsg extends Base { readonly type: 'readIndex'; readonly rid: string }
+/** The leader's answer to a forwarded read: serve it once the follower applied `index`. */
+export interface ReadIndexRespMsg extends Base { readonly type: 'readIndexResp'; readonly rid: string; readonly index: number }
 
 export type RaftMessage =
   | PreVoteMsg | PreVoteRespMsg | VoteMsg | VoteRespMsg | AppendMsg | AppendRespMsg
-  | HeartbeatMsg | HeartbeatRespMsg | SnapshotMsg | TimeoutNowMsg;
+  | HeartbeatMsg | HeartbeatRespMsg | SnapshotMsg | TimeoutNowMsg | ReadIndexMsg | ReadIndexRespMsg;
 export type MessageType = RaftMessage['type'];
 
 // ---------------------------------------------------------------------------------------------
@@ -137,6 +146,10 @@ export class RaftTransferInProgressError extends RaftError {
 export class RaftConfChangePendingError extends RaftError {
   constructor(message: string) { super('GRID_ERR_RAFT_CONF_PENDING', ['GRID_ERR_RAFT'], message); }
 }
+/** Too many reads wait for their leadership check at once (LIMITS.maxPendingReads). */
+export class RaftReadBusyError extends RaftError {
+  constructor() { super('GRID_ERR_RAFT_BUSY', ['GRID_ERR_RAFT'], `more than ${LIMITS.maxPendingReads} reads are waiting for a leadership check`); }
+}
 /** Bad argument or option; shares InvalidArgumentError's code so `instanceof InvalidArgumentError` holds. */
 export class RaftInvalidArgumentError extends RaftError {
   constructor(message: string) { super('GRID_ERR_INVALID_ARGUMENT', [], message); }
@@ -157,6 +170,8 @@ export const LIMITS = Object.freeze({
   maxEntryBytes: 16 * 1024 * 1024,
   /** bytes of one snapshot */
   maxSnapshotBytes: 1024 * 1024 * 1024,
+  /** reads (ReadIndex) a leader keeps waiting for their heartbeat round; more are refused or dropped */
+  maxPendingReads: 65536,
 });
 
 const ID_RE = /^[A-Za-z0-9._:@-]+$/;
@@ -168,10 +183,12 @@ const FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
   voteResp: ['reject'],
   append: ['prevIndex', 'prevTerm', 'entries', 'commit', 'ctx'],
   appendResp: ['index', 'reject', 'hintIndex', 'hintTerm', 'ctx'],
-  heartbeat: ['commit', 'ctx'],
-  heartbeatResp: ['ctx'],
+  heartbeat: ['commit', 'ctx', 'read'],
+  heartbeatResp: ['ctx', 'read'],
   snapshot: ['snapshot', 'ctx'],
   timeoutNow: [],
+  readIndex: ['rid'],
+  readIndexResp: ['rid', 'index'],
 };
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
@@ -274,10 +291,16 @@ export function validateMessage(x: unknown): RaftMessage | undefined {
       if (!isIndex(x.index) || typeof x.reject !== 'boolean' || !isIndex(x.hintIndex) || !isIndex(x.hintTerm) || !isIndex(x.ctx)) return undefined;
       break;
     case 'heartbeat':
-      if (!isIndex(x.commit) || !isIndex(x.ctx)) return undefined;
+      if (!isIndex(x.commit) || !isIndex(x.ctx) || !isIndex(x.read)) return undefined;
       break;
     case 'heartbeatResp':
-      if (!isIndex(x.ctx)) return undefined;
+      if (!isIndex(x.ctx) || !isIndex(x.read)) return undefined;
+      break;
+    case 'readIndex':
+      if (!isId(x.rid)) return undefined;
+      break;
+    case 'readIndexResp':
+      if (!isId(x.rid) || !isIndex(x.index)) return undefined;
       break;
     case 'snapshot':
       if (!isSnapshot(x.snapshot) || !isIndex(x.ctx) || (x.snapshot as Snapshot).term > (x.term as number)) return undefined;

@@ -211,16 +211,32 @@ describe('createFence', () => {
 });
 
 describe('a clustered grid', () => {
-  it('throws GRID_ERR_UNSUPPORTED from grid.cp: the cluster CP primitives are not built yet', async () => {
+  it('serves grid.cp from the metadata log (a cluster of one), and its synchronous forms throw GRID_ERR_UNSUPPORTED', async () => {
     const grid = await createGrid({ workers: 1, memory: '16MB', cluster: { port: 0, secret: 'a-test-secret-of-enough-length-0123456789' } });
     try {
       expect(grid.handle.cp).toBeUndefined();
-      for (const f of [() => grid.cp.lock('x'), () => grid.cp.atomicLong('x'), () => grid.cp.atomicRef('x'), () => grid.cp.semaphore('x', { permits: 1 }), () => grid.cp.withLock('x', () => 1)]) {
-        const c = await code(f);
-        expect(c).toBe(UnsupportedError.code);
+      const lock = grid.cp.lock('x');
+      const t1 = await lock.lock();
+      expect(await lock.tryLock()).toBeUndefined(); // not re-entrant: this member holds it
+      await lock.unlock();
+      const t2 = await grid.cp.withLock('x', (t) => t);
+      expect(t2).toBeGreaterThan(t1);
+      await expect(lock.unlock()).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' });
+      expect(await grid.cp.atomicLong('n').addAndGet(2n ** 53n - 1n)).toBe(2n ** 53n - 1n);
+      await expect(grid.cp.atomicLong('n').incrementAndGet()).rejects.toMatchObject({ code: 'GRID_ERR_CP_RANGE' });
+      await expect(grid.cp.atomicLong('n').set(2n ** 60n)).rejects.toMatchObject({ code: 'GRID_ERR_CP_RANGE' });
+      await expect(grid.cp.semaphore('x', { permits: 1 }).acquire()).rejects.toMatchObject({ code: 'GRID_ERR_CP_KIND' });
+      for (const f of [() => lock.lockSync(), () => grid.cp.atomicLong('n').getSync(), () => grid.cp.atomicRef('r').getSync(), () => grid.cp.semaphore('s', { permits: 1 }).tryAcquireSync()]) {
+        expect(await code(f)).toBe(UnsupportedError.code);
       }
-      expect(await code(() => grid.cp.lock('x'))).toBe(UnsupportedError.code);
-      await expect(Promise.resolve().then(() => grid.cp.lock('x'))).rejects.toThrow(/cluster CP primitives are not built yet/);
+      // idle, nothing is resent: no log entries appear (a leader that is its own majority applies a
+      // command inside its submit; a resend timer armed after that would propose it every second)
+      const meta = (grid as unknown as { cluster: { meta: { state: { index: number } } } }).cluster.meta;
+      const idx = meta.state.index;
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(meta.state.index).toBe(idx);
+      expect(await code(() => grid.cp.lock(''))).toBe('GRID_ERR_INVALID_ARGUMENT');
+      expect(await code(() => grid.cp.lock('x').lock({ leaseMs: 0 }))).toBe('GRID_ERR_INVALID_ARGUMENT');
     } finally {
       await grid.close();
     }

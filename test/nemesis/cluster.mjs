@@ -42,6 +42,13 @@ function hookExit() {
   }
 }
 
+/** Another child of the harness (a lock client) killed on exit like the members. */
+export function adoptChild(child) {
+  hookExit();
+  ALL_CHILDREN.add(child);
+  child.once('exit', () => ALL_CHILDREN.delete(child));
+}
+
 export const memberName = (k) => `m${k}`;
 export const memberIp = (k) => `127.0.0.${10 + k}`;
 

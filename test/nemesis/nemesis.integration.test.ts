@@ -8,16 +8,10 @@
 //    cluster ran on Raft with leases and epoch fencing: the same must hold;
 //  - the same pause with the fencing switched off (SHARDGRID_UNSAFE_UNFENCED=1: no lease check,
 //    no epoch fence): the negative control, which the harness must catch.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-
-const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const dirs: string[] = [];
+import { removeHarnessDirs, runHarness } from './harness.js';
 
 interface ScheduleResult {
   valid: boolean | 'unknown';
@@ -45,38 +39,19 @@ interface Summary {
   schedules: ScheduleResult[];
 }
 
-/** Runs the harness with `args`; resolves with its exit code, output and summary.json. */
-function nemesis(args: string[], limitMs: number): Promise<{ code: number | null; out: string; summary: Summary; check: string }> {
-  const out = mkdtempSync(join(tmpdir(), 'shardgrid-nemesis-'));
-  dirs.push(out);
-  const child = spawn(process.execPath, [RUN, ...args, '--out', out, '--quiet'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-  // SIGTERM: the runner's handler kills its member processes before exiting
-  const killer = setTimeout(() => child.kill('SIGTERM'), limitMs);
-  return new Promise((resolve, reject) => {
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      try {
-        const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
-        let check = '';
-        try {
-          check = readFileSync(join(out, 'schedule-0', 'check.txt'), 'utf8');
-        } catch {
-          /* no checks ran: the summary says why */
-        }
-        resolve({ code, out: text, summary, check: `${text}\n${check}` });
-      } catch (err) {
-        reject(new Error(`the harness wrote no summary (exit ${code}):\n${text}\n${String(err)}`));
-      }
-    });
-  });
+/** Runs the harness with `args`; resolves with its exit code, output, summary.json and the first schedule's checks. */
+async function nemesis(args: string[], limitMs: number): Promise<{ code: number | null; out: string; summary: Summary; check: string }> {
+  const { code, out, dir, summary } = await runHarness<Summary>(args, limitMs);
+  let check = '';
+  try {
+    check = readFileSync(join(dir, 'schedule-0', 'check.txt'), 'utf8');
+  } catch {
+    /* no checks ran: the summary says why */
+  }
+  return { code, out, summary, check: `${out}\n${check}` };
 }
 
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(removeHarnessDirs);
 
 describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
   const line = (name: string, s: ScheduleResult) =>

@@ -14,6 +14,7 @@ import { Clients, DEFAULT_MIX, History, finalReads, longestWriteGap, startLite }
 import { Cluster, sleep } from './cluster.mjs';
 import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
 import { Network } from './proxy.mjs';
+import { checkLock, pauser, startLockClient, startResource } from './lock-workload.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
@@ -38,7 +39,14 @@ const USAGE = `usage: npm run nemesis -- [options]
   --keep               keep history.jsonl of schedules that pass (default: kept only when not valid)
   --quiet              print only the summary
   --unsafe-unfenced    negative control: members run with SHARDGRID_UNSAFE_UNFENCED=1 (no lease
-                       check, no epoch fence); the checkers are expected to catch it`;
+                       check, no epoch fence); the checkers are expected to catch it
+  --workload NAME      kv (default: sets, increments, registers) or lock (lock-workload.mjs:
+                       grid.cp lock clients in separate processes, a fenced resource, clients
+                       paused past their lease)
+  --lock-clients N     lock workload: client processes (default 4)
+  --lease MS           lock workload: the lock's leaseMs (default 800)
+  --unsafe-ttl-lock    lock workload negative control: a TTL-only lock, no token, no fence;
+                       the checker is expected to catch overlapping sections`;
 
 function options(argv) {
   const { values } = parseArgs({
@@ -57,6 +65,10 @@ function options(argv) {
       mix: { type: 'string' },
       'no-cas': { type: 'boolean', default: false },
       'unsafe-unfenced': { type: 'boolean', default: false },
+      workload: { type: 'string', default: 'kv' },
+      'lock-clients': { type: 'string', default: '4' },
+      lease: { type: 'string', default: '800' },
+      'unsafe-ttl-lock': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '20000' },
       'lin-budget': { type: 'string', default: '5000' },
       'converge-limit': { type: 'string', default: '30000' },
@@ -96,7 +108,13 @@ function options(argv) {
     out: values.out,
     keep: values.keep,
     quiet: values.quiet,
+    workload: values.workload,
+    lockClients: int('lock-clients', 1, 64),
+    lease: int('lease', 50, 600_000),
+    unsafeTtlLock: values['unsafe-ttl-lock'],
   };
+  if (o.workload !== 'kv' && o.workload !== 'lock') throw new Error(`--workload must be kv or lock (got ${o.workload})`);
+  if (o.unsafeTtlLock && o.workload !== 'lock') throw new Error('--unsafe-ttl-lock needs --workload lock');
   for (const f of o.faults) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault ${f} (known: ${FAULTS.join(', ')})`);
   if (o.scenario !== undefined && SCENARIOS[o.scenario] === undefined) throw new Error(`--scenario: unknown ${o.scenario} (known: ${Object.keys(SCENARIOS).join(', ')})`);
   if (values.mix !== undefined) {
@@ -232,7 +250,75 @@ async function runOne(schedule, o, dir, say) {
   return result;
 }
 
+/** One schedule of the lock workload (lock-workload.mjs); returns its summary object. */
+async function runLockOne(schedule, o, dir, say) {
+  mkdirSync(dir, { recursive: true });
+  const logFile = join(dir, 'harness.log');
+  const log = (l) => {
+    appendFileSync(logFile, `[${(performance.now() / 1000).toFixed(3)}] ${l}\n`);
+    say(`  ${l}`);
+  };
+  const secret = randomBytes(24).toString('base64url');
+  const network = new Network();
+  const cluster = new Cluster({ network, dir, secret, members: o.members, log });
+  const result = { seed: schedule.seed, index: schedule.index, workload: 'lock', unsafe: o.unsafeTtlLock, dir, planned: schedule.events.map(describeEvent) };
+  const resource = await startResource({ fenced: !o.unsafeTtlLock });
+  const clients = [];
+  const sections = [];
+  const errors = {};
+  try {
+    await cluster.start();
+    const boot = await cluster.waitConverged(60_000);
+    if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
+    // started side by side (each is a lite member joining: a few seconds here)
+    clients.push(...await Promise.all(Array.from({ length: o.lockClients }, (_, i) => startLockClient({
+        id: `k${i + 1}`, seeds: cluster.urls(), secret, leaseMs: o.lease, ttlMs: 3000, resource: resource.url, unsafe: o.unsafeTtlLock, logFile: join(dir, `k${i + 1}.log`),
+        onLine: (x) => {
+          if (x.ev === 'section') sections.push(x);
+          else if (x.ev === 'self-pause') result.selfPauses = (result.selfPauses ?? 0) + 1;
+          else if (x.ev === 'error') errors[x.code ?? x.message] = (errors[x.code ?? x.message] ?? 0) + 1;
+        },
+      }))));
+    log(`${o.lockClients} lock clients up (lease ${o.lease} ms${o.unsafeTtlLock ? ', UNSAFE TTL-only lock, unfenced resource' : ''})`);
+    const random = prng((schedule.seed ^ Math.imul(schedule.index + 7, 0x9e3779b1)) >>> 0);
+    const pauses = pauser(clients, { leaseMs: o.lease, everyMs: 1500, random, log });
+    const tStart = performance.now();
+    const events = await runSchedule(schedule, { cluster, network, clients: [], log });
+    const rest = schedule.duration - (performance.now() - tStart);
+    if (rest > 0) await sleep(rest);
+    result.clientPauses = await pauses.stop();
+    // stop: the resource's record is final from here (a client still waiting for the lock is killed)
+    for (const c of clients) c.proc.kill('SIGTERM');
+    await Promise.race([Promise.all(clients.map((c) => c.exited)), sleep(3000)]);
+    result.faults = events.map((e) => ({ kind: e.kind, description: e.description, atMs: Math.round(e.start - tStart), lengthMs: Math.round(e.end - e.start), recovered: e.recovered }));
+    const check = checkLock(resource.state, sections);
+    Object.assign(result, check, { errors });
+  } catch (err) {
+    result.valid = false;
+    result.error = String(err?.stack ?? err);
+    log(`harness error: ${result.error}`);
+  } finally {
+    for (const c of clients) c.proc.kill('SIGKILL');
+    await cluster.stopAll();
+    await network.close();
+    await resource.close();
+  }
+  return result;
+}
+
+function lockLine(r) {
+  if (r.error !== undefined) return `schedule ${r.index} (seed ${r.seed}): HARNESS ERROR ${r.error.split('\n')[0]}`;
+  return [
+    `schedule ${r.index} (seed ${r.seed}, lock workload${r.unsafe ? ', UNSAFE TTL-only lock' : ''}): ${r.valid ? 'valid' : 'INVALID'}`,
+    `  faults: ${r.faults.map((f) => `@${f.atMs}ms ${f.description} (${f.lengthMs} ms${f.recovered ? '' : ', NOT recovered'})`).join('; ') || 'none'}; client pauses past the lease: ${r.clientPauses} by SIGSTOP, ${r.selfPauses ?? 0} inside a section`,
+    `  sections: ${r.sections} started, ${r.acceptedSections} accepted whole, ${r.refused} accesses refused by the fence; overlapping accepted sections: ${r.overlaps}; lost updates: ${r.lostUpdates} (final ${r.finalValue}, accepted writes ${r.acceptedWrites}); tokens granted twice: ${r.duplicateTokens}; accepted tokens out of order: ${r.tokenOrder}`,
+    ...(r.examples.length > 0 ? [`  overlaps, e.g.: ${r.examples.join('; ')}`] : []),
+    `  client errors: ${JSON.stringify(r.errors)}`,
+  ].join('\n');
+}
+
 function line(r) {
+  if (r.workload === 'lock') return lockLine(r);
   if (r.error !== undefined) return `schedule ${r.index} (seed ${r.seed}): HARNESS ERROR ${r.error.split('\n')[0]}`;
   const ops = Object.entries(r.ops).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(', ');
   return [
@@ -269,7 +355,7 @@ async function main() {
       ? scenarioSchedule(o.scenario, o.seed, i)
       : makeSchedule({ seed: o.seed, index: i, duration: o.duration, faults: o.faults, members: o.members, beyondTolerance: o.beyondTolerance });
     say(`schedule ${i}: ${schedule.events.map(describeEvent).join('; ')}`);
-    const r = await runOne(schedule, o, join(root, `schedule-${i}`), say);
+    const r = o.workload === 'lock' ? await runLockOne(schedule, o, join(root, `schedule-${i}`), say) : await runOne(schedule, o, join(root, `schedule-${i}`), say);
     results.push(r);
     if (r.valid === true && !o.keep) rmSync(join(r.dir, 'history.jsonl'), { force: true });
     say(line(r));
@@ -289,12 +375,16 @@ async function main() {
     nonLinearizableKeys: sumOf('nonLinearizableKeys'),
     longestWriteUnavailabilityMs: Math.max(0, ...results.map((r) => r.longestWriteUnavailabilityMs ?? 0)),
     longestConvergenceMs: Math.max(0, ...results.map((r) => r.convergenceMs ?? 0)),
+    overlappingSections: sumOf('overlaps'),
+    lostUpdates: sumOf('lostUpdates'),
+    acceptedSections: sumOf('acceptedSections'),
   };
   const summary = { seed: o.seed, scenario: o.scenario, options: { ...o, out: root }, totals, schedules: results };
   writeFileSync(join(root, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const text = [
     `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}`,
     ...results.map(line),
+    ...(o.workload === 'lock' ? [`lock totals: ${totals.acceptedSections} accepted sections, ${totals.overlappingSections} overlapping, ${totals.lostUpdates} lost updates`] : []),
     `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
   ].join('\n');
   writeFileSync(join(root, 'summary.txt'), `${text}\n`);

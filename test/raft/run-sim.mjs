@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Long-run driver for the Raft simulation: node test/raft/run-sim.mjs --schedules N --seed S [--nodes 3|5]
-// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes] [--mutation forgetVote]
+// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit] [--mutation forgetVote]
 // [--keep-going]. Prints progress and a summary; on a violation, the schedule seed that reproduces it.
 import { parseArgs } from 'node:util';
 import { runSchedules, runSchedule } from '../../dist/raft/sim.js';
@@ -56,6 +56,7 @@ console.log(`done: ${summary.schedules} schedules in ${secs.toFixed(1)} s (${(su
 console.log(`  violations: ${summary.violations} ${JSON.stringify(summary.violationsByKind)}`);
 console.log(`  ticks ${t.ticks}, messages delivered ${t.delivered}, dropped ${t.dropped}, leaders elected ${t.leaders}, max term ${t.maxTerm}`);
 console.log(`  entries committed ${t.committed}, proposals accepted ${t.proposals}, conf changes accepted ${t.confChanges}, crashes ${t.crashes}, compactions ${t.compactions}, snapshots sent ${t.snapshotsSent}`);
+console.log(`  reads asked ${t.reads}, served ${t.readsServed} (each checked against every entry committed before it was asked)`);
 console.log(`  recovery after healing: mean ${(t.recoveryTicks / Math.max(1, summary.schedules - summary.violations)).toFixed(1)} ticks, max ${summary.maxRecoveryTicks} ticks`);
 if (summary.firstFailure !== undefined) {
   const f = summary.firstFailure;

@@ -24,6 +24,7 @@ import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } fr
 import { around, isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
+import { CpDriver } from './cp-driver.js';
 import { LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -65,6 +66,8 @@ export interface MetadataHost {
 export class Metadata extends EventEmitter {
   readonly state: MetaState;
   readonly lease = new Lease();
+  /** The CP subsystem's submit/read/leader duties (cp-driver.ts). */
+  readonly cp: CpDriver;
   private readonly host: MetadataHost;
   private readonly lite: boolean;
   private raft: RaftNode | undefined;
@@ -104,6 +107,18 @@ export class Metadata extends EventEmitter {
     this.host = host;
     this.lite = lite;
     this.state = new MetaState(host.partitions);
+    this.cp = new CpDriver({
+      memberId: host.memberId,
+      lite,
+      transport: host.transport,
+      state: this.state,
+      log: host.log,
+      isLeader: () => this.isLeader(),
+      leaderId: () => this.raft?.leader,
+      propose: (cmd) => (this.raft === undefined ? -1 : this.propose(cmd)),
+      readIndex: (rid) => this.raft !== undefined && this.raft.readIndex(rid) === undefined,
+      flush: () => this.flush(),
+    });
   }
 
   get table(): PartitionTable | undefined {
@@ -139,6 +154,7 @@ export class Metadata extends EventEmitter {
     t.handle('grid.table', (b) => this.onTablePush(b));
     t.handle('grid.table?', () => this.table ?? null);
     t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null }));
+    this.cp.start();
     if (this.lite) return;
     const me = this.host.memberId;
     this.raft = new RaftNode({
@@ -172,6 +188,7 @@ export class Metadata extends EventEmitter {
     clearInterval(this.renewTimer);
     clearTimeout(this.soonTimer);
     this.lease.revoke();
+    this.cp.close();
     for (const ws of this.applyWaiters.values()) for (const w of ws) w(false);
     this.applyWaiters.clear();
   }
@@ -184,6 +201,7 @@ export class Metadata extends EventEmitter {
     this.flush();
     if (this.isLeader()) {
       this.leaderStep();
+      this.cp.leaderTick();
       this.flush();
     }
   }
@@ -244,6 +262,7 @@ export class Metadata extends EventEmitter {
         if (rd.snapshot !== undefined) this.restore(rd.snapshot.data, rd.snapshot.index);
         for (const m of rd.messages) this.send(m);
         for (const e of rd.committed) this.applyEntry(e);
+        if (rd.readStates.length > 0) this.cp.readStates(rd.readStates);
         r.advance();
       }
     } finally {
@@ -295,13 +314,14 @@ export class Metadata extends EventEmitter {
       cmd = undefined;
     }
     const a = this.state.apply(e.index, cmd);
-    this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
+    if (cmd?.c !== 'cp') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
     if (cmd?.c === 'table' && a.table === undefined && this.proposedTableBase === cmd.base) {
       // refused by the state machine (the table moved on meanwhile, or the plan broke a rule): plan again
       this.proposedTableBase = -1;
       if (cmd.base === this.state.table.version) this.host.log('warn', `the state machine refused a planned table (base ${cmd.base}); planning again`);
     }
     this.applied(a);
+    if (a.cp !== undefined) this.cp.applied(a.cp, e.index);
     this.settle(e.index);
     if (++this.sinceCompact >= COMPACT_EVERY) {
       this.sinceCompact = 0;
@@ -344,11 +364,13 @@ export class Metadata extends EventEmitter {
     if (!isStateSnapshot(s, this.host.partitions, isTable)) throw new ProtocolError('malformed metadata snapshot');
     this.state.restore(s as StateSnapshot);
     this.state.index = index;
+    this.cp.appliedTo(index);
     if (!this.state.members.has(this.host.memberId) && this.state.wasRemoved(this.host.memberId)) this.emit('removed', 'removed');
     if (this.state.table.version > 0) this.emit('table', this.state.table);
   }
 
   private settle(index: number): void {
+    this.cp.appliedTo(index);
     for (const [i, ws] of this.applyWaiters) {
       if (i > index) continue;
       this.applyWaiters.delete(i);
@@ -386,6 +408,7 @@ export class Metadata extends EventEmitter {
     this.proposedDrops.clear();
     this.proposedJoins.clear();
     this.confPendingIndex = 0;
+    this.cp.becameLeader();
     this.host.log('info', `became the metadata leader (term ${this.term})`);
   }
 

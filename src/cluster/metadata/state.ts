@@ -21,10 +21,15 @@
  *                                            pending copy again, streamed afresh
  * ```
  *
+ * cp     { c: 'cp', o, ... }                 a command of the CP subsystem (sessions, locks,
+ *                                            semaphores, atomics): cp-state.ts
+ * ```
+ *
  * The table's version is the index of the entry that last changed it; epochs[p] the index of
  * the entry that last changed p's primary (ring/table.ts `tableAt`).
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
+import { CpState, isCpSnapshot, parseCpCommand, type CpApplied, type CpCommand, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
 export const MAX_MEMBERS = 256;
@@ -44,7 +49,8 @@ export type Command =
   | { c: 'join'; id: string; url: string }
   | { c: 'remove'; id: string; why: 'dead' | 'left' | 'removed' }
   | { c: 'table'; base: number; owners: string[][]; pending: string[][] }
-  | { c: 'drop'; p: number; m: string; epoch: number };
+  | { c: 'drop'; p: number; m: string; epoch: number }
+  | CpCommand;
 
 /** What applying one command changed. */
 export interface Applied {
@@ -54,6 +60,8 @@ export interface Applied {
   table?: PartitionTable;
   /** Partitions whose last copy this entry removed. */
   lost?: number[];
+  /** What a CP command did. */
+  cp?: CpApplied;
 }
 
 export interface StateSnapshot {
@@ -61,6 +69,7 @@ export interface StateSnapshot {
   members: Array<[string, string, number]>;
   removed: string[];
   table: PartitionTable;
+  cp: CpSnapshot;
 }
 
 const ID = /^[A-Za-z0-9._:-]+$/;
@@ -88,6 +97,8 @@ export function parseCommand(x: unknown, partitions: number): Command | undefine
       return Number.isSafeInteger(o.base) && (o.base as number) >= 0 && isAssignment(o, partitions)
         ? { c: 'table', base: o.base as number, owners: o.owners as string[][], pending: o.pending as string[][] }
         : undefined;
+    case 'cp':
+      return parseCpCommand(x);
     case 'drop':
       return Number.isInteger(o.p) && (o.p as number) >= 0 && (o.p as number) < partitions && isMemberId(o.m) && Number.isSafeInteger(o.epoch) && (o.epoch as number) >= 0
         ? { c: 'drop', p: o.p as number, m: o.m, epoch: o.epoch as number }
@@ -103,6 +114,8 @@ export class MetaState {
   readonly members = new Map<string, MemberRecord>();
   private readonly removedIds = new Set<string>();
   private _table: PartitionTable;
+  /** The CP subsystem's state (cp-state.ts). */
+  readonly cp = new CpState();
   /** Index of the last entry applied. */
   index = 0;
 
@@ -124,6 +137,8 @@ export class MetaState {
     this.index = index;
     if (cmd === undefined) return {};
     switch (cmd.c) {
+      case 'cp':
+        return { cp: this.cp.apply(index, cmd) };
       case 'join': {
         if (this.members.has(cmd.id) || this.removedIds.has(cmd.id) || this.members.size >= MAX_MEMBERS) return {};
         const rec: MemberRecord = { id: cmd.id, url: cmd.url, joined: index };
@@ -187,6 +202,7 @@ export class MetaState {
       members: [...this.members.values()].map((m) => [m.id, m.url, m.joined]),
       removed: [...this.removedIds],
       table: this._table,
+      cp: this.cp.snapshot(),
     };
   }
 
@@ -196,6 +212,7 @@ export class MetaState {
     for (const [id, url, joined] of s.members) this.members.set(id, { id, url, joined });
     for (const id of s.removed) this.removedIds.add(id);
     this._table = s.table;
+    this.cp.restore(s.cp);
     this.index = s.index;
   }
 }
@@ -208,5 +225,6 @@ export function isStateSnapshot(x: unknown, partitions: number, isTable: (t: unk
   if (!Array.isArray(s.members) || s.members.length > MAX_MEMBERS) return false;
   for (const m of s.members) if (!Array.isArray(m) || m.length !== 3 || !isMemberId(m[0]) || !isMemberUrl(m[1]) || !Number.isSafeInteger(m[2])) return false;
   if (!Array.isArray(s.removed) || s.removed.length > MAX_REMOVED || !s.removed.every(isMemberId)) return false;
+  if (!isCpSnapshot(s.cp)) return false;
   return (s.table as PartitionTable | undefined)?.version === 0 || isTable(s.table, partitions);
 }

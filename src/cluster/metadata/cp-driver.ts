@@ -1,0 +1,400 @@
+/**
+ * The CP subsystem's side of the metadata driver (native-notes.md, "CP subsystem on Raft").
+ *
+ * - Submitting: a data member proposes a CP command through the Raft leader (itself, or a
+ *   `cp.propose` notification to the leader) and learns its result when it applies the entry:
+ *   every member applies every entry, so no reply travels back. A result is keyed by the command's
+ *   (session, sequence); until it arrives the command is sent again every RESEND_MS with the same
+ *   key (a leader change, a lost notification), and the state machine's dedupe makes that exactly
+ *   once. A command that waits (lock, acquire) is answered "queued" and later granted by another
+ *   entry, keyed the same way.
+ * - Reads: ReadIndex through the Raft core (a follower's goes to the leader), then the local
+ *   state once this member applied the answered index: linearizable.
+ * - Lite members (no log) send `cp.req` (a command), `cp.read` and `cp.hb` to a data member,
+ *   which submits for them; a lite member may act only for sessions it opened (host = its id).
+ * - Leader duties, each tick: a session whose last heartbeat (the leader's memory, never the log)
+ *   is older than its TTL by the leader's clock is expired by an entry; a lock hold whose lease
+ *   passed is ended by an entry. A new leader starts every session's and lease's clock afresh at
+ *   its election (it cannot know when its predecessor last heard from them): expiry only ever
+ *   comes later than it would have, which costs liveness, never safety (fencing tokens do that).
+ */
+import { InvalidArgumentError, NotLeaderError, ProtocolError, TimeoutError } from '../../errors.js';
+import type { LogFn, Transport } from '../../transport/transport.js';
+import { now } from './lease.js';
+import { CP_LIMITS, isCpName, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
+import type { MetaState } from './state.js';
+
+/** A command not answered within this long is sent again (same session and sequence). */
+export const RESEND_MS = 1000;
+/** A read whose ReadIndex answer did not come within this long is asked again. */
+const READ_RETRY_MS = 1000;
+/** A lite member's request waits this long for a grant before answering "still queued". */
+const LITE_WAIT_MS = 2000;
+/** Session ids in one heartbeat. */
+const MAX_HB_IDS = 1024;
+
+export interface CpDriverHost {
+  readonly memberId: string;
+  readonly lite: boolean;
+  readonly transport: Transport;
+  readonly state: MetaState;
+  readonly log: LogFn;
+  isLeader(): boolean;
+  leaderId(): string | undefined;
+  /** Proposes on this (leader) node: the index, or -1. */
+  propose(cmd: CpCommand): number;
+  /** Asks the Raft core for a read index; false when it cannot now (no leader known, too many reads). */
+  readIndex(rid: string): boolean;
+  flush(): void;
+}
+
+type Listener = (r: CpResult) => boolean;
+
+export class CpDriver {
+  private readonly host: CpDriverHost;
+  /** `${s}:${q}` → callbacks for results and grants; a callback returns true when it is done */
+  private readonly listeners = new Map<string, Listener>();
+  private readonly openers = new Map<string, (id: number) => void>();
+  private readonly endedHandlers = new Set<(id: number) => void>();
+  private readonly reads = new Map<string, (index: number) => void>();
+  private readonly readsApplied: Array<{ index: number; done: () => void }> = [];
+  private nextRead = 0;
+  private closed = false;
+  // leader-only memory
+  private readonly lastSeen = new Map<number, number>();
+  private readonly expiring = new Set<number>();
+  private readonly leaseEnds = new Map<string, { n: string; t: number; at: number }>();
+  private readonly ending = new Set<string>();
+
+  constructor(host: CpDriverHost) {
+    this.host = host;
+  }
+
+  start(): void {
+    const t = this.host.transport;
+    t.handle('cp.propose', (b, from) => this.onPropose(b, from));
+    t.handle('cp.hb', (b, from) => this.onHeartbeat(b, from));
+    t.handle('cp.req', (b, from) => this.onLiteRequest(b, from));
+    t.handle('cp.read', (b, from) => this.onLiteRead(b, from));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.listeners.clear();
+    this.openers.clear();
+    this.reads.clear();
+    this.readsApplied.length = 0;
+  }
+
+  // ── from the metadata driver ──────────────────────────────────────────────────────────────────
+
+  /** An applied CP entry: results, grants, sessions opened and ended; the leader times leases. */
+  applied(a: CpApplied, index: number): void {
+    void index;
+    if (a.opened !== undefined) {
+      this.openers.get(a.opened.key)?.(a.opened.id);
+      this.openers.delete(a.opened.key);
+      if (a.opened.id > 0 && this.host.isLeader() && !this.lastSeen.has(a.opened.id)) this.lastSeen.set(a.opened.id, now());
+    }
+    if (a.result !== undefined) {
+      this.deliver(a.result.s, a.result.q, a.result.r);
+      if (this.host.isLeader() && this.lastSeen.has(a.result.s)) this.lastSeen.set(a.result.s, now());
+    }
+    for (const g of a.grants ?? []) this.deliver(g.s, g.q, g.result);
+    if (this.host.isLeader()) for (const l of a.leased ?? []) this.leaseEnds.set(`${l.n}\u0000${l.t}`, { n: l.n, t: l.t, at: now() + l.l });
+    for (const id of a.ended ?? []) {
+      this.lastSeen.delete(id);
+      this.expiring.delete(id);
+      for (const h of this.endedHandlers) h(id);
+    }
+  }
+
+  /** Reads the Raft core confirmed: serve each once this member applied its index. */
+  readStates(states: ReadonlyArray<{ rid: string; index: number }>): void {
+    for (const rs of states) {
+      const done = this.reads.get(rs.rid);
+      if (done === undefined) continue;
+      this.reads.delete(rs.rid);
+      done(rs.index);
+    }
+  }
+
+  /** Entries applied up to `index`: reads waiting for it are served. */
+  appliedTo(index: number): void {
+    if (this.readsApplied.length === 0) return;
+    for (let i = this.readsApplied.length - 1; i >= 0; i--) {
+      const r = this.readsApplied[i];
+      if (r.index > index) continue;
+      this.readsApplied.splice(i, 1);
+      r.done();
+    }
+  }
+
+  /** A new leader: every session and leased hold gets a full TTL or lease from now. */
+  becameLeader(): void {
+    const t = now();
+    this.lastSeen.clear();
+    this.expiring.clear();
+    this.leaseEnds.clear();
+    this.ending.clear();
+    for (const s of this.host.state.cp.sessionList()) this.lastSeen.set(s.id, t);
+    for (const h of this.host.state.cp.leasedHolds()) this.leaseEnds.set(`${h.n}\u0000${h.t}`, { n: h.n, t: h.t, at: t + h.l });
+  }
+
+  /** Leader, each tick: expire sessions that missed their TTL, end holds whose lease passed. */
+  leaderTick(): void {
+    const t = now();
+    const cp = this.host.state.cp;
+    for (const s of cp.sessionList()) {
+      if (this.expiring.has(s.id)) continue;
+      const seen = this.lastSeen.get(s.id);
+      if (seen === undefined) {
+        this.lastSeen.set(s.id, t);
+        continue;
+      }
+      if (t - seen > s.ttl && this.host.propose({ c: 'cp', o: 'expire', s: s.id }) >= 0) {
+        this.expiring.add(s.id);
+        this.host.log('info', `CP session ${s.id} (host ${s.host}) missed its ${s.ttl} ms TTL: expiring it`);
+      }
+    }
+    for (const [k, l] of this.leaseEnds) {
+      if (l.at > t || this.ending.has(k)) continue;
+      const st = cp.lockState(l.n);
+      if (st.token !== l.t || st.holder === 0) {
+        this.leaseEnds.delete(k);
+        continue;
+      }
+      if (this.host.propose({ c: 'cp', o: 'leaseEnd', n: l.n, t: l.t }) >= 0) {
+        this.ending.add(k);
+        this.leaseEnds.delete(k);
+      }
+    }
+    if (this.ending.size > 4096) this.ending.clear();
+  }
+
+  // ── for this member's clients (src/cp/cluster.ts) ─────────────────────────────────────────────
+
+  onSessionEnded(h: (id: number) => void): () => void {
+    this.endedHandlers.add(h);
+    return () => this.endedHandlers.delete(h);
+  }
+
+  /** Opens a session (or finds the one a retried open with the same key made): its id. */
+  open(key: string, host: string, ttlMs: number, deadlineMs: number): Promise<number> {
+    const cmd: CpCommand = { c: 'cp', o: 'open', k: key, h: host, t: ttlMs };
+    return new Promise((resolve, reject) => {
+      const end = Date.now() + deadlineMs;
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      const send = () => {
+        if (done) return;
+        if (this.closed) return reject(new TimeoutError('closed while opening a CP session'));
+        if (Date.now() > end) {
+          this.openers.delete(key);
+          return reject(new TimeoutError(`no CP session within ${deadlineMs} ms (no metadata leader?)`));
+        }
+        this.send(cmd);
+        // a leader that is its own majority applies the entry inside send(): nothing to resend then
+        if (!done) timer = setTimeout(send, RESEND_MS);
+      };
+      this.openers.set(key, (id) => {
+        done = true;
+        clearTimeout(timer);
+        if (id === 0) reject(new InvalidArgumentError(`the cluster has ${CP_LIMITS.maxSessions} CP sessions open already`));
+        else resolve(id);
+      });
+      send();
+    });
+  }
+
+  /**
+   * Submits a session command and calls `on` with each result for its (s, q): the first result,
+   * then (for a queued wait) its grant. `on` returns true when it needs nothing more. The command
+   * is sent again every RESEND_MS until a first result comes. Returns a function that stops it.
+   */
+  submit(cmd: CpCommand & { s: number; q: number }, on: Listener): () => void {
+    const key = `${cmd.s}:${cmd.q}`;
+    let answered = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      clearTimeout(timer);
+      if (this.listeners.get(key) === listener) this.listeners.delete(key);
+    };
+    const listener: Listener = (r) => {
+      answered = true;
+      clearTimeout(timer);
+      const done = on(r);
+      if (done) stop();
+      return done;
+    };
+    this.listeners.set(key, listener);
+    const send = () => {
+      if (answered || this.closed) return;
+      this.send(cmd);
+      if (!answered) timer = setTimeout(send, RESEND_MS);
+    };
+    send();
+    return stop;
+  }
+
+  /** Linearizable read barrier: resolves once this member applied an index that ReadIndex confirmed. */
+  async barrier(deadlineMs: number): Promise<void> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      if (this.closed) throw new TimeoutError('closed while reading');
+      const rid = `${this.host.memberId}.r${++this.nextRead}`;
+      const index = await new Promise<number | undefined>((resolve) => {
+        const t = setTimeout(() => {
+          this.reads.delete(rid);
+          resolve(undefined);
+        }, READ_RETRY_MS);
+        this.reads.set(rid, (i) => {
+          clearTimeout(t);
+          resolve(i);
+        });
+        if (!this.host.readIndex(rid)) {
+          clearTimeout(t);
+          this.reads.delete(rid);
+          setTimeout(() => resolve(undefined), 50);
+        }
+        this.host.flush();
+      });
+      if (index !== undefined) {
+        if (this.host.state.index >= index) return;
+        await new Promise<void>((resolve) => this.readsApplied.push({ index, done: resolve }));
+        return;
+      }
+      if (Date.now() > end) throw new TimeoutError(`no linearizable read within ${deadlineMs} ms (no metadata leader?)`);
+    }
+  }
+
+  /** Heartbeats for sessions hosted here (or relayed for lite members): to the leader. */
+  heartbeat(ids: number[]): void {
+    if (ids.length === 0) return;
+    const leader = this.host.leaderId();
+    if (leader === undefined) return;
+    if (leader === this.host.memberId) this.seen(ids);
+    else if (this.host.transport.isConnected(leader)) this.host.transport.notify(leader, 'cp.hb', { s: ids });
+  }
+
+  private deliver(s: number, q: number, r: CpResult): void {
+    this.listeners.get(`${s}:${q}`)?.(r);
+  }
+
+  private send(cmd: CpCommand): void {
+    const leader = this.host.leaderId();
+    if (leader === undefined) return;
+    if (leader === this.host.memberId) {
+      if (this.host.propose(cmd) >= 0) this.host.flush();
+      return;
+    }
+    const t = this.host.transport;
+    if (t.isConnected(leader)) t.notify(leader, 'cp.propose', cmd);
+  }
+
+  private seen(ids: readonly number[]): void {
+    if (!this.host.isLeader()) return;
+    const t = now();
+    for (const id of ids) if (this.host.state.cp.hasSession(id)) this.lastSeen.set(id, t);
+  }
+
+  // ── transport handlers ────────────────────────────────────────────────────────────────────────
+
+  /** Leader: a data member of the log forwards a CP command (its own or a lite member's). */
+  private onPropose(b: unknown, from: string): void {
+    if (this.host.lite || !this.host.state.members.has(from)) return;
+    const cmd = parseCpCommand(b);
+    // leader-only commands (expire, leaseEnd) never come from the wire
+    if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP command');
+    if (!this.host.isLeader()) return; // the sender resends to the leader it learns of
+    if (this.host.propose(cmd) >= 0) this.host.flush();
+  }
+
+  private onHeartbeat(b: unknown, from: string): void {
+    const ids = (b as { s?: unknown } | null)?.s;
+    if (!Array.isArray(ids) || ids.length > MAX_HB_IDS || !ids.every((x) => Number.isSafeInteger(x) && x > 0)) throw new ProtocolError('malformed CP heartbeat');
+    if (this.host.lite) return;
+    if (this.host.isLeader()) {
+      // a data member of the log speaks for its own and its lite members' sessions; anyone else only for the sessions it hosts
+      if (this.host.state.members.has(from)) this.seen(ids);
+      else this.seen(ids.filter((id) => this.hostOf(id) === from));
+      return;
+    }
+    // a lite member's heartbeat: relay the sessions it hosts
+    this.heartbeat(ids.filter((id) => this.hostOf(id) === from));
+  }
+
+  private hostOf(id: number): string | undefined {
+    return this.host.state.cp.sessionHost(id);
+  }
+
+  /**
+   * A lite member's command: submitted for it, answered with the result — or, for a wait not
+   * granted within LITE_WAIT_MS, "queued" (it asks again with the same sequence number, which the
+   * state machine answers with the grant once there is one).
+   */
+  private onLiteRequest(b: unknown, from: string): Promise<CpResult> {
+    if (this.host.lite) throw new NotLeaderError('a lite member serves no CP requests');
+    const o = b as { cmd?: unknown; w?: unknown } | null;
+    const cmd = parseCpCommand(o?.cmd);
+    // how long the asker lets a wait last before it wants "still queued" back (tryLock timeouts)
+    const waitMs = Number.isSafeInteger(o?.w) && (o?.w as number) >= 1 && (o?.w as number) <= LITE_WAIT_MS ? (o?.w as number) : LITE_WAIT_MS;
+    if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP request');
+    if (cmd.o === 'open') {
+      if (cmd.h !== from) throw new ProtocolError('a CP session is opened by its own host');
+      return this.open(cmd.k, cmd.h, cmd.t, LITE_WAIT_MS * 2).then((id) => ['v', id] as CpResult);
+    }
+    const h = this.hostOf(cmd.s);
+    if (h !== undefined && h !== from) throw new ProtocolError(`CP session ${cmd.s} is not ${from}'s`);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const stop = this.submit(cmd, (r) => {
+        if (r[0] === 'q') {
+          timer ??= setTimeout(() => {
+            stop();
+            resolve(r);
+          }, waitMs);
+          return false;
+        }
+        clearTimeout(timer);
+        resolve(r);
+        return true;
+      });
+      // unanswered (no leader): let the lite member ask again
+      setTimeout(() => {
+        if (timer === undefined) {
+          stop();
+          resolve(['q']); // no answer yet (no leader?): the lite member asks again, same sequence
+
+        }
+      }, LITE_WAIT_MS * 2).unref();
+    });
+  }
+
+  /** A lite member's read: `{ k: kind, n: name, p: permits, s: session }`, linearizable. */
+  private async onLiteRead(b: unknown, from: string): Promise<unknown> {
+    void from;
+    if (this.host.lite) throw new NotLeaderError('a lite member serves no CP reads');
+    const o = b as { k?: unknown; n?: unknown; p?: unknown; s?: unknown } | null;
+    if (o === null || typeof o !== 'object' || !isCpName(o.n) || !['lock', 'long', 'ref', 'sem'].includes(o.k as string) || !Number.isSafeInteger(o.p) || (o.p as number) < -1 || !Number.isSafeInteger(o.s) || (o.s as number) < 0) {
+      throw new ProtocolError('malformed CP read');
+    }
+    await this.barrier(LITE_WAIT_MS * 2);
+    return readState(this.host.state, o.k as ReadKind, o.n as string, o.p as number, o.s as number);
+  }
+}
+
+export type ReadKind = 'lock' | 'long' | 'ref' | 'sem';
+
+/** What a read of `name` returns (after the barrier), or a CP_KIND error as a result. */
+export function readState(state: MetaState, kind: ReadKind, name: string, permits: number, session: number): CpResult | { b: Uint8Array | null; ver: number } | { v: number; held: number } {
+  const cp = state.cp;
+  const k = cp.kindOf(name);
+  if (k !== undefined && k !== kind) return ['e', 'GRID_ERR_CP_KIND', `'${name}' is a ${k}, not a ${kind}`];
+  switch (kind) {
+    case 'lock': return ['v', cp.lockState(name).holder !== 0];
+    case 'long': return ['v', cp.longValue(name)];
+    case 'ref': return cp.refValue(name);
+    case 'sem': return { v: cp.semAvailable(name, permits), held: cp.semHeld(name, session) };
+  }
+}

@@ -1,0 +1,633 @@
+/**
+ * The CP state machine of a clustered grid: sessions, fenced locks, semaphores, atomicLong and
+ * atomicRef, applied from the metadata Raft log (native-notes.md, "CP subsystem on Raft").
+ *
+ * Like MetaState it is a pure function of the committed commands and their log indexes: no
+ * clock, no randomness. Time enters only through commands the leader proposes by its own clock
+ * (`expire` a session that missed its TTL, `leaseEnd` a lock hold whose lease passed), so every
+ * member computes the same holders, tokens and values.
+ *
+ * Commands (msgpack maps in log entries, `{ c: 'cp', o: op, ... }`, validated by
+ * `parseCpCommand` before apply; s = session id, q = the session's sequence number of the
+ * command, a = the session's lowest unanswered sequence number, n = primitive name):
+ *
+ * ```
+ * open     { k, h, t }            open a session: client key k (a retried open with the same k
+ *                                 gets the same session), host member h, TTL t ms; id = the index
+ * expire   { s }                  leader: session s missed its TTL (its locks, permits and waits end)
+ * close    { s, q, a }            the client ends session s
+ * lock     { s, q, a, n, l, w }   acquire lock n, lease l ms (0: none), w: wait in the FIFO queue
+ * unlock   { s, q, a, n }
+ * cancel   { s, q, a, n, t }      stop waiting for the lock/acquire of sequence t (or make sure it never applies)
+ * leaseEnd { n, t }               leader: the hold with token t of lock n passed its lease
+ * acq      { s, q, a, n, k, p, w } semaphore n (p permits when created, -1: must exist): k permits
+ * rel      { s, q, a, n, k, p }
+ * lset     { s, q, a, n, v }      atomicLong: set / add (d; returns the new value) / compare-and-set
+ * ladd     { s, q, a, n, d }
+ * lcas     { s, q, a, n, e, v }
+ * rset     { s, q, a, n, v }      atomicRef: v = msgpack bytes or null (unset); returns the new version
+ * rcas     { s, q, a, n, e, v }   by value (encoded bytes equal)
+ * rcasv    { s, q, a, n, e, v }   by version
+ * ```
+ *
+ * Exactly once: every session command carries (s, q). The result of each is remembered per
+ * session (at most CP_LIMITS.maxResults, and only while the client may still retry it: the client
+ * sends `a`, below which it has every answer), so a retry — after a leader change, a lost reply, a
+ * timeout — gets the first result and never applies twice. A sequence number below what the
+ * session still remembers is refused (GRID_ERR_CP_SESSION: its outcome is unknown), never applied.
+ *
+ * Tokens: a lock's fencing token is the log index of the entry that granted the hold (the
+ * `lock` itself, or the `unlock`/`expire`/`leaseEnd`/`close` that handed it to the next waiter).
+ * One entry grants at most one hold per name and indexes only grow, so tokens strictly increase
+ * per name, on every member, across leader changes and snapshots.
+ */
+
+/** Bounds on what the log may hold: every byte of a command came from the wire. */
+export const CP_LIMITS = Object.freeze({
+  /** open sessions at once */
+  maxSessions: 4096,
+  /** names (all kinds) */
+  maxPrimitives: 4096,
+  /** waiters queued on one lock or semaphore */
+  maxWaiters: 1024,
+  /** remembered results per session */
+  maxResults: 1024,
+  /** UTF-8 bytes of a name */
+  maxNameBytes: 256,
+  /** encoded bytes of an atomicRef value */
+  maxValueBytes: 64 * 1024,
+  /** a session TTL, ms */
+  minTtlMs: 100,
+  maxTtlMs: 24 * 3600_000,
+  /** a lock lease, ms */
+  maxLeaseMs: 365 * 24 * 3600_000,
+  /** characters of a session key or member id */
+  maxKeyChars: 128,
+});
+
+export type CpKind = 'lock' | 'sem' | 'long' | 'ref';
+
+/** A command's result: a value, "queued" (a waiter), or an error code and message. */
+export type CpResult = ['v', number | boolean] | ['q'] | ['e', CpErrorCode, string];
+export type CpErrorCode =
+  | 'GRID_ERR_CP_SESSION' | 'GRID_ERR_CP_KIND' | 'GRID_ERR_CP_CAPACITY' | 'GRID_ERR_LOCK_NOT_HELD' | 'GRID_ERR_PERMITS_NOT_HELD'
+  | 'GRID_ERR_INVALID_ARGUMENT' | 'GRID_ERR_CP_RANGE';
+
+type SessionOp = 'close' | 'lock' | 'unlock' | 'cancel' | 'acq' | 'rel' | 'lset' | 'ladd' | 'lcas' | 'rset' | 'rcas' | 'rcasv';
+interface Base { c: 'cp'; s: number; q: number; a: number }
+export type CpCommand =
+  | { c: 'cp'; o: 'open'; k: string; h: string; t: number }
+  | { c: 'cp'; o: 'expire'; s: number }
+  | { c: 'cp'; o: 'leaseEnd'; n: string; t: number }
+  | (Base & { o: 'close' })
+  | (Base & { o: 'lock'; n: string; l: number; w: boolean })
+  | (Base & { o: 'unlock'; n: string })
+  | (Base & { o: 'cancel'; n: string; t: number })
+  | (Base & { o: 'acq'; n: string; k: number; p: number; w: boolean })
+  | (Base & { o: 'rel'; n: string; k: number; p: number })
+  | (Base & { o: 'lset'; n: string; v: number })
+  | (Base & { o: 'ladd'; n: string; d: number })
+  | (Base & { o: 'lcas'; n: string; e: number; v: number })
+  | (Base & { o: 'rset'; n: string; v: Uint8Array | null })
+  | (Base & { o: 'rcas'; n: string; e: Uint8Array | null; v: Uint8Array | null })
+  | (Base & { o: 'rcasv'; n: string; e: number; v: Uint8Array | null });
+
+/** A waiter of session s (its command q) granted by this entry: the member hosting s resolves it. */
+export interface CpGrant { s: number; q: number; result: CpResult }
+
+/** What applying one CP command changed, for the driver. */
+export interface CpApplied {
+  /** the result of a session command (s, q) */
+  result?: { s: number; q: number; r: CpResult };
+  /** a session opened (or found again by its key) */
+  opened?: { key: string; id: number };
+  /** sessions that ended in this entry */
+  ended?: number[];
+  grants?: CpGrant[];
+  /** holds granted in this entry with a lease: the leader times them (name, token, lease ms) */
+  leased?: Array<{ n: string; t: number; l: number }>;
+}
+
+interface Session {
+  id: number;
+  key: string;
+  host: string;
+  ttl: number;
+  /** sequence numbers below this are answered and forgotten (a retry of one is refused) */
+  floor: number;
+  results: Map<number, CpResult>;
+}
+
+interface LockWaiter { s: number; q: number; l: number }
+interface SemWaiter { s: number; q: number; k: number }
+
+type Prim =
+  | { kind: 'lock'; holder: number; token: number; lease: number; waiters: LockWaiter[] }
+  | { kind: 'sem'; total: number; avail: number; holds: Map<number, number>; waiters: SemWaiter[] }
+  | { kind: 'long'; v: number }
+  | { kind: 'ref'; b: Uint8Array | null; ver: number };
+
+const KEY_RE = /^[A-Za-z0-9._:@-]+$/;
+const utf8 = new TextEncoder();
+
+export function isCpName(x: unknown): x is string {
+  if (typeof x !== 'string' || x.length === 0 || x.length > CP_LIMITS.maxNameBytes) return false;
+  return utf8.encode(x).length <= CP_LIMITS.maxNameBytes;
+}
+const isKey = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= CP_LIMITS.maxKeyChars && KEY_RE.test(x);
+const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const isSafe = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x);
+const isBytesOrNull = (x: unknown): x is Uint8Array | null => x === null || (x instanceof Uint8Array && x.length <= CP_LIMITS.maxValueBytes);
+
+function plain(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const p = Object.getPrototypeOf(x);
+  return p === Object.prototype || p === null;
+}
+/** Exactly these own keys, data properties only. */
+function exactKeys(o: Record<string, unknown>, keys: readonly string[]): boolean {
+  const own = Object.getOwnPropertyNames(o);
+  if (own.length !== keys.length || Object.getOwnPropertySymbols(o).length !== 0) return false;
+  for (const k of own) {
+    if (!keys.includes(k)) return false;
+    const d = Object.getOwnPropertyDescriptor(o, k) as PropertyDescriptor;
+    if (d.get !== undefined || d.set !== undefined) return false;
+  }
+  return true;
+}
+
+const SESSION_KEYS = ['c', 'o', 's', 'q', 'a'];
+const OP_KEYS: Readonly<Record<string, readonly string[]>> = {
+  open: ['c', 'o', 'k', 'h', 't'],
+  expire: ['c', 'o', 's'],
+  leaseEnd: ['c', 'o', 'n', 't'],
+  close: SESSION_KEYS,
+  lock: [...SESSION_KEYS, 'n', 'l', 'w'],
+  unlock: [...SESSION_KEYS, 'n'],
+  cancel: [...SESSION_KEYS, 'n', 't'],
+  acq: [...SESSION_KEYS, 'n', 'k', 'p', 'w'],
+  rel: [...SESSION_KEYS, 'n', 'k', 'p'],
+  lset: [...SESSION_KEYS, 'n', 'v'],
+  ladd: [...SESSION_KEYS, 'n', 'd'],
+  lcas: [...SESSION_KEYS, 'n', 'e', 'v'],
+  rset: [...SESSION_KEYS, 'n', 'v'],
+  rcas: [...SESSION_KEYS, 'n', 'e', 'v'],
+  rcasv: [...SESSION_KEYS, 'n', 'e', 'v'],
+};
+
+/** Validates a decoded CP command (exact keys, types, bounds); undefined when it is not one. */
+export function parseCpCommand(x: unknown): CpCommand | undefined {
+  if (!plain(x) || x.c !== 'cp' || typeof x.o !== 'string' || !Object.prototype.hasOwnProperty.call(OP_KEYS, x.o)) return undefined;
+  const o = x.o;
+  if (!exactKeys(x, OP_KEYS[o])) return undefined;
+  switch (o) {
+    case 'open':
+      return isKey(x.k) && isKey(x.h) && isNat(x.t) && x.t >= CP_LIMITS.minTtlMs && x.t <= CP_LIMITS.maxTtlMs ? (x as CpCommand) : undefined;
+    case 'expire':
+      return isNat(x.s) && x.s > 0 ? (x as CpCommand) : undefined;
+    case 'leaseEnd':
+      return isCpName(x.n) && isNat(x.t) && x.t > 0 ? (x as CpCommand) : undefined;
+  }
+  if (!isNat(x.s) || x.s === 0 || !isNat(x.q) || !isNat(x.a)) return undefined;
+  if (o !== 'close' && !isCpName(x.n)) return undefined;
+  switch (o as SessionOp) {
+    case 'close':
+    case 'unlock':
+      return x as CpCommand;
+    case 'lock':
+      return isNat(x.l) && x.l <= CP_LIMITS.maxLeaseMs && typeof x.w === 'boolean' ? (x as CpCommand) : undefined;
+    case 'cancel':
+      return isNat(x.t) ? (x as CpCommand) : undefined;
+    case 'acq':
+      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff && typeof x.w === 'boolean' ? (x as CpCommand) : undefined;
+    case 'rel':
+      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff ? (x as CpCommand) : undefined;
+    case 'lset':
+      return isSafe(x.v) ? (x as CpCommand) : undefined;
+    case 'ladd':
+      return isSafe(x.d) ? (x as CpCommand) : undefined;
+    case 'lcas':
+      return isSafe(x.e) && isSafe(x.v) ? (x as CpCommand) : undefined;
+    case 'rset':
+      return isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+    case 'rcas':
+      return isBytesOrNull(x.e) && isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+    case 'rcasv':
+      return isNat(x.e) && isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+  }
+  return undefined;
+}
+
+const err = (code: CpErrorCode, msg: string): CpResult => ['e', code, msg];
+const val = (v: number | boolean): CpResult => ['v', v];
+const QUEUED: CpResult = Object.freeze(['q']) as unknown as CpResult;
+
+function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class CpState {
+  private readonly sessions = new Map<number, Session>();
+  private readonly byKey = new Map<string, number>();
+  private readonly prims = new Map<string, Prim>();
+
+  // ── reads (after ReadIndex; never change state) ───────────────────────────────────────────────
+
+  hasSession(id: number): boolean { return this.sessions.has(id); }
+
+  /** The member hosting session `id` (undefined when it is not open). */
+  sessionHost(id: number): string | undefined { return this.sessions.get(id)?.host; }
+
+  /** Sessions open now: id, TTL and host (the leader times them). */
+  sessionList(): Array<{ id: number; ttl: number; host: string }> {
+    return [...this.sessions.values()].map((s) => ({ id: s.id, ttl: s.ttl, host: s.host }));
+  }
+
+  /** Holds with a lease now (the leader times them after an election). */
+  leasedHolds(): Array<{ n: string; t: number; l: number }> {
+    const out: Array<{ n: string; t: number; l: number }> = [];
+    for (const [n, p] of this.prims) if (p.kind === 'lock' && p.holder !== 0 && p.lease > 0) out.push({ n, t: p.token, l: p.lease });
+    return out;
+  }
+
+  /** The kind of `name`, undefined when unused. */
+  kindOf(name: string): CpKind | undefined { return this.prims.get(name)?.kind; }
+
+  lockState(name: string): { holder: number; token: number } {
+    const p = this.prims.get(name);
+    return p?.kind === 'lock' ? { holder: p.holder, token: p.token } : { holder: 0, token: 0 };
+  }
+
+  longValue(name: string): number {
+    const p = this.prims.get(name);
+    return p?.kind === 'long' ? p.v : 0;
+  }
+
+  refValue(name: string): { b: Uint8Array | null; ver: number } {
+    const p = this.prims.get(name);
+    return p?.kind === 'ref' ? { b: p.b, ver: p.ver } : { b: null, ver: 0 };
+  }
+
+  /** Available permits; `permits` for a semaphore not created yet (-1 when not given). */
+  semAvailable(name: string, permits: number): number {
+    const p = this.prims.get(name);
+    return p?.kind === 'sem' ? p.avail : permits;
+  }
+
+  semHeld(name: string, s: number): number {
+    const p = this.prims.get(name);
+    return p?.kind === 'sem' ? (p.holds.get(s) ?? 0) : 0;
+  }
+
+  // ── apply ──────────────────────────────────────────────────────────────────────────────────────
+
+  apply(index: number, cmd: CpCommand): CpApplied {
+    switch (cmd.o) {
+      case 'open': return this.open(index, cmd.k, cmd.h, cmd.t);
+      case 'expire': {
+        if (!this.sessions.has(cmd.s)) return {};
+        const out: CpApplied = {};
+        this.endSession(index, cmd.s, out);
+        return out;
+      }
+      case 'leaseEnd': {
+        const p = this.prims.get(cmd.n);
+        if (p?.kind !== 'lock' || p.holder === 0 || p.token !== cmd.t || p.lease === 0) return {};
+        const out: CpApplied = {};
+        this.handOff(index, cmd.n, p, out);
+        return out;
+      }
+    }
+    const s = this.sessions.get(cmd.s);
+    const out: CpApplied = {};
+    if (s === undefined) {
+      out.result = { s: cmd.s, q: cmd.q, r: err('GRID_ERR_CP_SESSION', `CP session ${cmd.s} expired or never existed`) };
+      return out;
+    }
+    // forget the answers the client has (everything below its lowest unanswered sequence)
+    if (cmd.a > s.floor) {
+      s.floor = cmd.a;
+      for (const q of s.results.keys()) if (q < cmd.a) s.results.delete(q);
+    }
+    const known = s.results.get(cmd.q);
+    if (known !== undefined) {
+      out.result = { s: cmd.s, q: cmd.q, r: known };
+      return out;
+    }
+    if (cmd.q < s.floor) {
+      out.result = { s: cmd.s, q: cmd.q, r: err('GRID_ERR_CP_SESSION', `command ${cmd.q} of CP session ${cmd.s} is too old to know its outcome`) };
+      return out;
+    }
+    let r: CpResult;
+    if (cmd.o === 'close') {
+      this.endSession(index, s.id, out);
+      out.result = { s: cmd.s, q: cmd.q, r: val(true) };
+      return out;
+    }
+    if (cmd.o === 'cancel') {
+      r = this.cancel(s, cmd.n, cmd.t, out);
+    } else {
+      r = this.run(index, s, cmd, out);
+    }
+    this.remember(s, cmd.q, r);
+    out.result = { s: cmd.s, q: cmd.q, r };
+    return out;
+  }
+
+  private open(index: number, key: string, host: string, ttl: number): CpApplied {
+    const known = this.byKey.get(key);
+    if (known !== undefined) return { opened: { key, id: known } };
+    if (this.sessions.size >= CP_LIMITS.maxSessions) return { opened: { key, id: 0 } }; // refused: the client gets CP_CAPACITY
+    this.sessions.set(index, { id: index, key, host, ttl, floor: 0, results: new Map() });
+    this.byKey.set(key, index);
+    return { opened: { key, id: index } };
+  }
+
+  private remember(s: Session, q: number, r: CpResult): void {
+    s.results.set(q, r);
+    if (s.results.size > CP_LIMITS.maxResults) {
+      // the oldest answer goes; a retry of it (or of anything older) is refused from now on
+      let min = Infinity;
+      for (const k of s.results.keys()) if (k < min) min = k;
+      s.results.delete(min);
+      s.floor = Math.max(s.floor, min + 1);
+    }
+  }
+
+  /** A granted waiter: its remembered result becomes the grant, and its host is told. */
+  private grant(s: number, q: number, r: CpResult, out: CpApplied): void {
+    const sess = this.sessions.get(s);
+    if (sess !== undefined && sess.results.has(q)) sess.results.set(q, r);
+    (out.grants ??= []).push({ s, q, result: r });
+  }
+
+  private prim<K extends CpKind>(name: string, kind: K, make: () => Extract<Prim, { kind: K }>): Extract<Prim, { kind: K }> | CpResult {
+    const p = this.prims.get(name);
+    if (p !== undefined) {
+      if (p.kind !== kind) return err('GRID_ERR_CP_KIND', `'${name}' is a ${p.kind}, not a ${kind}`);
+      return p as Extract<Prim, { kind: K }>;
+    }
+    if (this.prims.size >= CP_LIMITS.maxPrimitives) return err('GRID_ERR_CP_CAPACITY', `the cluster holds ${CP_LIMITS.maxPrimitives} CP primitives already`);
+    const made = make();
+    this.prims.set(name, made);
+    return made;
+  }
+
+  private run(index: number, s: Session, cmd: Exclude<CpCommand, { o: 'open' | 'expire' | 'leaseEnd' | 'close' | 'cancel' }>, out: CpApplied): CpResult {
+    switch (cmd.o) {
+      case 'lock': {
+        const p = this.prim(cmd.n, 'lock', () => ({ kind: 'lock', holder: 0, token: 0, lease: 0, waiters: [] }));
+        if (Array.isArray(p)) return p;
+        if (p.holder === 0) {
+          p.holder = s.id;
+          p.token = index;
+          p.lease = cmd.l;
+          if (cmd.l > 0) (out.leased ??= []).push({ n: cmd.n, t: index, l: cmd.l });
+          return val(index);
+        }
+        if (!cmd.w) return val(0);
+        if (p.waiters.length >= CP_LIMITS.maxWaiters) return err('GRID_ERR_CP_CAPACITY', `lock '${cmd.n}' has ${CP_LIMITS.maxWaiters} waiters already`);
+        p.waiters.push({ s: s.id, q: cmd.q, l: cmd.l });
+        return QUEUED;
+      }
+      case 'unlock': {
+        const p = this.prims.get(cmd.n);
+        if (p !== undefined && p.kind !== 'lock') return err('GRID_ERR_CP_KIND', `'${cmd.n}' is a ${p.kind}, not a lock`);
+        if (p === undefined || p.holder !== s.id) return err('GRID_ERR_LOCK_NOT_HELD', `lock '${cmd.n}' is not held by this member (its lease or session may have ended)`);
+        this.handOff(index, cmd.n, p, out);
+        return val(true);
+      }
+      case 'acq': {
+        const p = this.semaphore(cmd.n, cmd.p);
+        if (Array.isArray(p)) return p;
+        if (cmd.k > p.total) return err('GRID_ERR_INVALID_ARGUMENT', `semaphore '${cmd.n}' has ${p.total} permits in all: ${cmd.k} can never be granted`);
+        if (p.waiters.length === 0 && p.avail >= cmd.k) {
+          p.avail -= cmd.k;
+          p.holds.set(s.id, (p.holds.get(s.id) ?? 0) + cmd.k);
+          return val(true);
+        }
+        if (!cmd.w) return val(false);
+        if (p.waiters.length >= CP_LIMITS.maxWaiters) return err('GRID_ERR_CP_CAPACITY', `semaphore '${cmd.n}' has ${CP_LIMITS.maxWaiters} waiters already`);
+        p.waiters.push({ s: s.id, q: cmd.q, k: cmd.k });
+        return QUEUED;
+      }
+      case 'rel': {
+        const p = this.semaphore(cmd.n, cmd.p);
+        if (Array.isArray(p)) return p;
+        const held = p.holds.get(s.id) ?? 0;
+        if (held < cmd.k) return err('GRID_ERR_PERMITS_NOT_HELD', `semaphore '${cmd.n}': releasing ${cmd.k} permit(s), this member holds ${held}`);
+        if (held === cmd.k) p.holds.delete(s.id);
+        else p.holds.set(s.id, held - cmd.k);
+        p.avail += cmd.k;
+        this.grantPermits(p, out);
+        return val(true);
+      }
+      case 'lset':
+      case 'ladd':
+      case 'lcas': {
+        const p = this.prim(cmd.n, 'long', () => ({ kind: 'long', v: 0 }));
+        if (Array.isArray(p)) return p;
+        if (cmd.o === 'lset') {
+          p.v = cmd.v;
+          return val(true);
+        }
+        if (cmd.o === 'lcas') {
+          if (p.v !== cmd.e) return val(false);
+          p.v = cmd.v;
+          return val(true);
+        }
+        const next = p.v + cmd.d;
+        if (!Number.isSafeInteger(next)) return err('GRID_ERR_CP_RANGE', `atomicLong '${cmd.n}': ${p.v} + ${cmd.d} leaves the safe-integer range (±${Number.MAX_SAFE_INTEGER})`);
+        p.v = next;
+        return val(next);
+      }
+      case 'rset':
+      case 'rcas':
+      case 'rcasv': {
+        const p = this.prim(cmd.n, 'ref', () => ({ kind: 'ref', b: null, ver: 0 }));
+        if (Array.isArray(p)) return p;
+        if (cmd.o === 'rcas' && !bytesEqual(p.b, cmd.e)) return val(false);
+        if (cmd.o === 'rcasv' && p.ver !== cmd.e) return val(false);
+        p.b = cmd.v === null ? null : cmd.v.slice();
+        p.ver++;
+        return cmd.o === 'rset' ? val(p.ver) : val(true);
+      }
+    }
+  }
+
+  private semaphore(name: string, permits: number): Extract<Prim, { kind: 'sem' }> | CpResult {
+    const p = this.prims.get(name);
+    if (p === undefined && permits < 0) return err('GRID_ERR_INVALID_ARGUMENT', `semaphore '${name}' does not exist yet: give options.permits`);
+    const sem = this.prim(name, 'sem', () => ({ kind: 'sem', total: permits, avail: permits, holds: new Map(), waiters: [] }));
+    if (Array.isArray(sem)) return sem;
+    if (permits >= 0 && permits !== sem.total) return err('GRID_ERR_INVALID_ARGUMENT', `semaphore '${name}' was created with ${sem.total} permits, not ${permits}`);
+    return sem;
+  }
+
+  /** Waiters in arrival order while the head fits (a big request is not overtaken by small ones). */
+  private grantPermits(p: Extract<Prim, { kind: 'sem' }>, out: CpApplied): void {
+    while (p.waiters.length > 0 && p.waiters[0].k <= p.avail) {
+      const w = p.waiters.shift() as SemWaiter;
+      p.avail -= w.k;
+      p.holds.set(w.s, (p.holds.get(w.s) ?? 0) + w.k);
+      this.grant(w.s, w.q, val(true), out);
+    }
+  }
+
+  /** The hold of lock `name` ends: the oldest waiter gets it, with this entry's index as its token. */
+  private handOff(index: number, name: string, p: Extract<Prim, { kind: 'lock' }>, out: CpApplied): void {
+    const w = p.waiters.shift();
+    if (w === undefined) {
+      p.holder = 0;
+      p.lease = 0;
+      return;
+    }
+    p.holder = w.s;
+    p.token = index;
+    p.lease = w.l;
+    if (w.l > 0) (out.leased ??= []).push({ n: name, t: index, l: w.l });
+    this.grant(w.s, w.q, val(index), out);
+  }
+
+  private cancel(s: Session, name: string, t: number, out: CpApplied): CpResult {
+    const known = s.results.get(t);
+    if (known === undefined) {
+      // the command has not applied yet (it may still arrive): record its outcome now, so it never will
+      if (t >= s.floor) this.remember(s, t, val(false));
+      return val(false);
+    }
+    if (known[0] !== 'q') return known; // granted (a token, or true) or failed before the cancel
+    const p = this.prims.get(name);
+    if (p?.kind === 'lock' || p?.kind === 'sem') {
+      const ws = p.waiters as Array<{ s: number; q: number }>;
+      const i = ws.findIndex((w) => w.s === s.id && w.q === t);
+      if (i >= 0) ws.splice(i, 1);
+      // a semaphore head that left may unblock the ones behind it
+      if (p.kind === 'sem' && i === 0) this.grantPermits(p, out);
+    }
+    s.results.set(t, val(false));
+    return val(false);
+  }
+
+  /** Session `id` ends: its holds are handed on, its permits returned, its waits dropped. */
+  private endSession(index: number, id: number, out: CpApplied): void {
+    const s = this.sessions.get(id) as Session;
+    this.sessions.delete(id);
+    this.byKey.delete(s.key);
+    (out.ended ??= []).push(id);
+    for (const [name, p] of this.prims) {
+      if (p.kind === 'lock') {
+        p.waiters = p.waiters.filter((w) => w.s !== id);
+        if (p.holder === id) this.handOff(index, name, p, out);
+      } else if (p.kind === 'sem') {
+        const before = p.waiters.length;
+        p.waiters = p.waiters.filter((w) => w.s !== id);
+        const held = p.holds.get(id) ?? 0;
+        p.holds.delete(id);
+        p.avail += held;
+        if (held > 0 || p.waiters.length !== before) this.grantPermits(p, out);
+      }
+    }
+  }
+
+  // ── snapshot / restore ────────────────────────────────────────────────────────────────────────
+
+  snapshot(): CpSnapshot {
+    const sessions: CpSnapshot['sessions'] = [];
+    for (const s of this.sessions.values()) sessions.push([s.id, s.key, s.host, s.ttl, s.floor, [...s.results].map(([q, r]) => [q, r])]);
+    const prims: CpSnapshot['prims'] = [];
+    for (const [n, p] of this.prims) {
+      switch (p.kind) {
+        case 'lock': prims.push([n, 'lock', p.holder, p.token, p.lease, p.waiters.map((w) => [w.s, w.q, w.l])]); break;
+        case 'sem': prims.push([n, 'sem', p.total, p.avail, [...p.holds], p.waiters.map((w) => [w.s, w.q, w.k])]); break;
+        case 'long': prims.push([n, 'long', p.v]); break;
+        case 'ref': prims.push([n, 'ref', p.b, p.ver]); break;
+      }
+    }
+    return { sessions, prims };
+  }
+
+  restore(snap: CpSnapshot): void {
+    this.sessions.clear();
+    this.byKey.clear();
+    this.prims.clear();
+    for (const [id, key, host, ttl, floor, results] of snap.sessions) {
+      this.sessions.set(id, { id, key, host, ttl, floor, results: new Map(results.map(([q, r]) => [q, r])) });
+      this.byKey.set(key, id);
+    }
+    for (const e of snap.prims) {
+      const n = e[0];
+      switch (e[1]) {
+        case 'lock': this.prims.set(n, { kind: 'lock', holder: e[2], token: e[3], lease: e[4], waiters: e[5].map(([s, q, l]) => ({ s, q, l })) }); break;
+        case 'sem': this.prims.set(n, { kind: 'sem', total: e[2], avail: e[3], holds: new Map(e[4]), waiters: e[5].map(([s, q, k]) => ({ s, q, k })) }); break;
+        case 'long': this.prims.set(n, { kind: 'long', v: e[2] }); break;
+        case 'ref': this.prims.set(n, { kind: 'ref', b: e[2], ver: e[3] }); break;
+      }
+    }
+  }
+}
+
+export interface CpSnapshot {
+  sessions: Array<[number, string, string, number, number, Array<[number, CpResult]>]>;
+  prims: Array<
+    | [string, 'lock', number, number, number, Array<[number, number, number]>]
+    | [string, 'sem', number, number, Array<[number, number]>, Array<[number, number, number]>]
+    | [string, 'long', number]
+    | [string, 'ref', Uint8Array | null, number]
+  >;
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set(['GRID_ERR_CP_SESSION', 'GRID_ERR_CP_KIND', 'GRID_ERR_CP_CAPACITY', 'GRID_ERR_LOCK_NOT_HELD', 'GRID_ERR_PERMITS_NOT_HELD', 'GRID_ERR_INVALID_ARGUMENT', 'GRID_ERR_CP_RANGE']);
+
+function isResult(x: unknown): x is CpResult {
+  if (!Array.isArray(x)) return false;
+  if (x[0] === 'q') return x.length === 1;
+  if (x[0] === 'v') return x.length === 2 && (typeof x[1] === 'boolean' || isSafe(x[1]));
+  return x[0] === 'e' && x.length === 3 && typeof x[1] === 'string' && ERROR_CODES.has(x[1]) && typeof x[2] === 'string' && x[2].length <= 1024;
+}
+const isTriples = (x: unknown): x is Array<[number, number, number]> =>
+  Array.isArray(x) && x.length <= CP_LIMITS.maxWaiters && x.every((w) => Array.isArray(w) && w.length === 3 && w.every(isNat));
+
+/** Validates a CP snapshot received from the log (InstallSnapshot): shapes, bounds, cross-references. */
+export function isCpSnapshot(x: unknown): x is CpSnapshot {
+  if (!plain(x) || !exactKeys(x, ['sessions', 'prims'])) return false;
+  const { sessions, prims } = x;
+  if (!Array.isArray(sessions) || sessions.length > CP_LIMITS.maxSessions || !Array.isArray(prims) || prims.length > CP_LIMITS.maxPrimitives) return false;
+  const ids = new Set<number>();
+  const keys = new Set<string>();
+  for (const s of sessions) {
+    if (!Array.isArray(s) || s.length !== 6) return false;
+    const [id, key, host, ttl, floor, results] = s as unknown[];
+    if (!isNat(id) || id === 0 || ids.has(id) || !isKey(key) || keys.has(key) || !isKey(host) || !isNat(ttl) || !isNat(floor)) return false;
+    if (!Array.isArray(results) || results.length > CP_LIMITS.maxResults) return false;
+    for (const r of results) if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isResult(r[1])) return false;
+    ids.add(id);
+    keys.add(key);
+  }
+  const names = new Set<string>();
+  for (const p of prims) {
+    if (!Array.isArray(p) || !isCpName(p[0]) || names.has(p[0])) return false;
+    names.add(p[0]);
+    switch (p[1]) {
+      case 'lock':
+        if (p.length !== 6 || !isNat(p[2]) || !isNat(p[3]) || !isNat(p[4]) || !isTriples(p[5])) return false;
+        break;
+      case 'sem':
+        if (p.length !== 6 || !isNat(p[2]) || !isNat(p[3]) || !isTriples(p[5])) return false;
+        if (!Array.isArray(p[4]) || p[4].length > CP_LIMITS.maxSessions || !p[4].every((h: unknown) => Array.isArray(h) && h.length === 2 && isNat(h[0]) && isNat(h[1]))) return false;
+        break;
+      case 'long':
+        if (p.length !== 3 || !isSafe(p[2])) return false;
+        break;
+      case 'ref':
+        if (p.length !== 4 || !isBytesOrNull(p[2]) || !isNat(p[3])) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,425 @@
+/**
+ * grid.cp in a clustered grid: the same classes' API (FencedLock, AtomicLong, AtomicRef,
+ * Semaphore) served by the CP state machine on the metadata Raft log (cluster/metadata/cp-state.ts;
+ * native-notes.md, "CP subsystem on Raft").
+ *
+ * - One CP session per member, opened on first use and kept alive by heartbeats every quarter of
+ *   options.cp.sessionTtlMs. Locks and permits are held by the session: by the member (as
+ *   in-process they are held by a thread). A session that expires releases them; this member then
+ *   opens a new one.
+ * - Every mutation is a command with (session, sequence); retries reuse both, so nothing applies
+ *   twice. A data member submits through its metadata driver; a lite member asks a data member
+ *   (`cp.req`), which submits for it.
+ * - Reads (get, isLocked, availablePermits) go through ReadIndex: linearizable.
+ * - The `*Sync` forms need shared memory and throw GRID_ERR_UNSUPPORTED here.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  CpRangeError, CpSessionError, GridClosedError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, MemberUnreachableError, TimeoutError,
+  UnsupportedError, errorFromWire,
+} from '../errors.js';
+import type { ClusterNode } from '../cluster/node.js';
+import { CP_LIMITS, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
+import { readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
+import { decodeMsgpack } from '../storage/codec.js';
+import { encodeRefValue } from './encode.js';
+import type { AcquireOptions, LockOptions, TryLockOptions, Versioned } from './primitives.js';
+
+/** How long one attempt of a data member waits for its result before submitting again (same sequence). */
+const ATTEMPT_MS = 10_000;
+/** Give up on an operation (no leader, no data member) after this long: GRID_ERR_TIMEOUT. */
+const OP_DEADLINE_MS = 30_000;
+const LITE_REQUEST_MS = 6000;
+
+type Body = Record<string, unknown> & { o: string };
+
+/** How this member reaches the CP state machine: through its own log, or through a data member. */
+interface Link {
+  open(key: string, ttl: number): Promise<number>;
+  /** One attempt: the result, or ['q'] (queued and not granted yet, or no answer in time). */
+  exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult>;
+  read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown>;
+  heartbeat(id: number): void;
+}
+
+class DataLink implements Link {
+  constructor(private readonly node: ClusterNode) {}
+  open(key: string, ttl: number): Promise<number> {
+    return this.node.meta.cp.open(key, this.node.memberId, ttl, OP_DEADLINE_MS);
+  }
+  exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        stop();
+        resolve(['q']);
+      }, waitMs);
+      const stop = this.node.meta.cp.submit(cmd, (r) => {
+        if (r[0] === 'q') return false; // keep listening for the grant
+        clearTimeout(t);
+        resolve(r);
+        return true;
+      });
+    });
+  }
+  async read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
+    await this.node.meta.cp.barrier(OP_DEADLINE_MS);
+    return readState(this.node.meta.state, kind, name, permits, session);
+  }
+  heartbeat(id: number): void {
+    this.node.meta.cp.heartbeat([id]);
+  }
+}
+
+class LiteLink implements Link {
+  private via: string | undefined;
+  constructor(private readonly node: ClusterNode) {}
+  private async request<T>(type: string, body: unknown): Promise<T> {
+    const tried = new Set<string>();
+    for (;;) {
+      const id = this.pick(tried);
+      if (id === undefined) throw new MemberUnreachableError('no data member reachable for CP requests');
+      tried.add(id);
+      try {
+        await this.node.ensureLink(id);
+        const r = await this.node.transport.request<T>(id, type, body, LITE_REQUEST_MS);
+        this.via = id;
+        return r;
+      } catch (e) {
+        if (this.via === id) this.via = undefined;
+        if (!(e instanceof MemberUnreachableError) && (e as { code?: string }).code !== 'GRID_ERR_TIMEOUT' && (e as { code?: string }).code !== 'GRID_ERR_MEMBER_LEFT') throw e;
+      }
+    }
+  }
+  private pick(tried: Set<string>): string | undefined {
+    if (this.via !== undefined && !tried.has(this.via)) return this.via;
+    const ids = this.node.membership.members().filter((m) => !m.lite && m.status === 'alive' && !tried.has(m.id)).map((m) => m.id);
+    return ids.length === 0 ? undefined : ids[Math.floor(Math.random() * ids.length)];
+  }
+  async open(key: string, ttl: number): Promise<number> {
+    const r = await this.request<CpResult>('cp.req', { cmd: { c: 'cp', o: 'open', k: key, h: this.node.memberId, t: ttl } });
+    if (r[0] !== 'v' || typeof r[1] !== 'number') throw new CpSessionError('no CP session could be opened');
+    return r[1];
+  }
+  async exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
+    try {
+      return await this.request<CpResult>('cp.req', { cmd, w: Math.max(1, Math.min(2000, Math.ceil(waitMs))) });
+    } catch (e) {
+      if (e instanceof MemberUnreachableError) return ['q'];
+      throw e;
+    }
+  }
+  read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
+    return this.request('cp.read', { k: kind, n: name, p: permits, s: session });
+  }
+  heartbeat(id: number): void {
+    // an idle holder's session lives on these: move to another data member when this one is gone
+    const t = this.node.transport;
+    if (this.via !== undefined && !t.isConnected(this.via)) this.via = undefined;
+    const to = this.via ?? this.pick(new Set());
+    if (to === undefined) return;
+    this.via = to;
+    if (t.isConnected(to)) t.notify(to, 'cp.hb', { s: [id] });
+    else this.node.ensureLink(to).then(() => t.notify(to, 'cp.hb', { s: [id] }), () => { if (this.via === to) this.via = undefined; });
+  }
+}
+
+function fail(r: CpResult): never {
+  if (r[0] === 'e') throw errorFromWire({ code: r[1], message: r[2] });
+  throw new CpSessionError('unexpected CP result');
+}
+
+function leaseOf(o: LockOptions | undefined): number {
+  const v = o?.leaseMs;
+  if (v === undefined) return 0;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > CP_LIMITS.maxLeaseMs) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 and <= ${CP_LIMITS.maxLeaseMs} (got ${String(v)})`, { option: 'leaseMs' });
+  return Math.max(1, Math.ceil(v));
+}
+
+function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number {
+  const v = o?.timeoutMs;
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0 (got ${String(v)})`, { option: 'timeoutMs' });
+  return v;
+}
+
+function toSafe(v: unknown, what: string): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  throw new CpRangeError(`${what} must be a safe integer (±${Number.MAX_SAFE_INTEGER}) in a clustered grid (got ${typeof v === 'bigint' ? `${v}n` : String(v)})`);
+}
+
+const syncUnsupported = (what: string): never => {
+  throw new UnsupportedError(`${what}: the synchronous forms need the in-process CP region; a clustered grid serves grid.cp through the Raft log (use the Promise form)`);
+};
+
+/** This member's CP session and command numbering (one per grid). */
+export class ClusterCp {
+  private readonly link: Link;
+  private readonly key = `cp-${randomBytes(8).toString('hex')}`;
+  private keyN = 0;
+  private session: Promise<number> | undefined;
+  private sessionId = 0;
+  private seq = 0;
+  private readonly outstanding = new Set<number>();
+  private hb: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(node: ClusterNode, private readonly ttlMs: number) {
+    this.link = node.lite ? new LiteLink(node) : new DataLink(node);
+  }
+
+  /** The current session id, opening one when there is none. */
+  private ensure(): Promise<number> {
+    if (this.closed) return Promise.reject(new CpSessionError('grid closed'));
+    if (this.session === undefined) {
+      // a new key per session: a retried open of this one finds it, a later one makes a new session
+      const key = `${this.key}.${++this.keyN}`;
+      const p = this.link.open(key, this.ttlMs).then((id) => {
+        this.sessionId = id;
+        clearInterval(this.hb);
+        this.hb = setInterval(() => this.link.heartbeat(id), Math.max(100, Math.floor(this.ttlMs / 4)));
+        this.hb.unref();
+        return id;
+      });
+      p.catch(() => {
+        if (this.session === p) this.session = undefined;
+      });
+      this.session = p;
+    }
+    return this.session;
+  }
+
+  private expired(id: number): void {
+    if (this.sessionId === id) {
+      this.session = undefined;
+      this.sessionId = 0;
+      clearInterval(this.hb);
+    }
+  }
+
+    /**
+   * Runs one command to its final result (a wait: until granted, or `until`, after which it is
+   * cancelled and the cancel's answer — the grant if it came first — is the result). Retries use
+   * the same (session, sequence). `mayRedo`: the command may be run again under a new session if
+   * the session expired (lock and acquire: an expired session released whatever it was granted).
+   */
+  async run(body: Body, opts: { until?: number; mayRedo?: boolean } = {}): Promise<CpResult> {
+    for (let redo = 0; ; redo++) {
+      const s = await this.ensure();
+      const r = await this.inSession(s, body, opts.until);
+      if (r[0] === 'e' && r[1] === 'GRID_ERR_CP_SESSION') {
+        this.expired(s);
+        if (opts.mayRedo === true && redo < 3) continue; // a fresh session, a fresh sequence
+        throw new CpSessionError('the CP session of this member expired during the operation: it may or may not have been applied');
+      }
+      return r;
+    }
+  }
+
+  /** One command in session s, resubmitted with the same sequence until it has a final result. */
+  private async inSession(s: number, body: Body, until: number | undefined): Promise<CpResult> {
+    const q = ++this.seq;
+    this.outstanding.add(q);
+    const deadline = Date.now() + OP_DEADLINE_MS;
+    const waits = body.w === true;
+    try {
+      for (;;) {
+        if (this.closed) throw new GridClosedError('grid closed during a CP operation');
+        const a = Math.min(...this.outstanding);
+        const left = until === undefined ? ATTEMPT_MS : Math.max(1, Math.min(ATTEMPT_MS, until - Date.now()));
+        const t0 = Date.now();
+        const r = await this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left);
+        if (r[0] !== 'q') return r;
+        // no answer at once (no data member reachable): do not spin
+        if (Date.now() - t0 < 50) await new Promise((res) => setTimeout(res, 100));
+        if (until !== undefined && Date.now() >= until) {
+          // stop waiting: the cancel's answer is the outcome (the grant, if it came first)
+          const c = await this.inSession(s, { o: 'cancel', n: body.n as string, t: q }, undefined);
+          if (c[0] === 'e') return c;
+          return c[1] !== false && c[1] !== 0 ? c : ['v', body.o === 'lock' ? 0 : false];
+        }
+        // a wait without an end waits; anything else gives up when no leader answers in time
+        if (!waits && Date.now() > deadline) throw new TimeoutError(`CP operation ${body.o} got no answer within ${OP_DEADLINE_MS} ms (no metadata leader?); it may or may not have been applied`);
+      }
+    } finally {
+      this.outstanding.delete(q);
+    }
+  }
+
+  async read(kind: ReadKind, name: string, permits = -1): Promise<unknown> {
+    const r = await this.link.read(kind, name, permits, this.sessionId);
+    if (Array.isArray(r) && r[0] === 'e') fail(r as CpResult);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const s = this.sessionId;
+    clearInterval(this.hb);
+    if (s !== 0) {
+      // best effort: the TTL ends it anyway
+      await Promise.race([this.run({ o: 'close' }).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+    this.closed = true;
+  }
+}
+
+// ── the primitives ──────────────────────────────────────────────────────────────────────────────
+
+export class ClusterFencedLock {
+  constructor(private readonly cp: ClusterCp, readonly name: string) {}
+
+  async lock(options?: LockOptions): Promise<number> {
+    const r = await this.cp.run({ o: 'lock', n: this.name, l: leaseOf(options), w: true }, { mayRedo: true });
+    if (r[0] !== 'v' || typeof r[1] !== 'number' || r[1] <= 0) fail(r);
+    return r[1];
+  }
+
+  async tryLock(options?: TryLockOptions): Promise<number | undefined> {
+    const lease = leaseOf(options);
+    const timeout = timeoutOf(options, 0);
+    const r = await this.cp.run({ o: 'lock', n: this.name, l: lease, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
+    if (r[0] !== 'v') fail(r);
+    return typeof r[1] === 'number' && r[1] > 0 ? r[1] : undefined;
+  }
+
+  async unlock(): Promise<void> {
+    let r: CpResult;
+    try {
+      r = await this.cp.run({ o: 'unlock', n: this.name });
+    } catch (e) {
+      if (e instanceof CpSessionError) throw new LockNotHeldError(`lock '${this.name}': this member's CP session expired, and with it the hold`);
+      throw e;
+    }
+    if (r[0] !== 'v') fail(r);
+  }
+
+  async isLocked(): Promise<boolean> {
+    const r = (await this.cp.read('lock', this.name)) as CpResult;
+    return r[1] === true;
+  }
+
+  lockSync(): number { return syncUnsupported('lockSync'); }
+  tryLockSync(): number | undefined { return syncUnsupported('tryLockSync'); }
+  unlockSync(): void { syncUnsupported('unlockSync'); }
+  isLockedSync(): boolean { return syncUnsupported('isLockedSync'); }
+}
+
+export class ClusterAtomicLong {
+  constructor(private readonly cp: ClusterCp, readonly name: string) {}
+
+  private async num(body: Body): Promise<number | boolean> {
+    const r = await this.cp.run(body);
+    if (r[0] !== 'v') fail(r);
+    return r[1];
+  }
+
+  async get(): Promise<bigint> {
+    const r = (await this.cp.read('long', this.name)) as CpResult;
+    return BigInt(r[1] as number);
+  }
+  async set(value: number | bigint): Promise<void> {
+    await this.num({ o: 'lset', n: this.name, v: toSafe(value, 'value') });
+  }
+  async addAndGet(delta: number | bigint): Promise<bigint> {
+    return BigInt((await this.num({ o: 'ladd', n: this.name, d: toSafe(delta, 'delta') })) as number);
+  }
+  async getAndAdd(delta: number | bigint): Promise<bigint> {
+    const d = toSafe(delta, 'delta');
+    return BigInt(((await this.num({ o: 'ladd', n: this.name, d })) as number) - d);
+  }
+  async incrementAndGet(): Promise<bigint> {
+    return this.addAndGet(1);
+  }
+  async compareAndSet(expected: number | bigint, next: number | bigint): Promise<boolean> {
+    return (await this.num({ o: 'lcas', n: this.name, e: toSafe(expected, 'expected'), v: toSafe(next, 'next') })) === true;
+  }
+
+  getSync(): bigint { return syncUnsupported('getSync'); }
+  setSync(): void { syncUnsupported('setSync'); }
+  addAndGetSync(): bigint { return syncUnsupported('addAndGetSync'); }
+  getAndAddSync(): bigint { return syncUnsupported('getAndAddSync'); }
+  incrementAndGetSync(): bigint { return syncUnsupported('incrementAndGetSync'); }
+  compareAndSetSync(): boolean { return syncUnsupported('compareAndSetSync'); }
+}
+
+export class ClusterAtomicRef<T = unknown> {
+  constructor(private readonly cp: ClusterCp, readonly name: string) {}
+
+  /** An expected value too large to be stored cannot be equal: it compares as an impossible value. */
+  private encode(v: unknown, bounded = true): Uint8Array | null {
+    return encodeRefValue(v, this.name, CP_LIMITS.maxValueBytes, 'the clustered atomicRef limit', bounded, () => new Uint8Array(0));
+  }
+
+  async getVersioned(): Promise<Versioned<T>> {
+    const r = (await this.cp.read('ref', this.name)) as { b: Uint8Array | null; ver: number };
+    return { value: r.b === null ? undefined : (decodeMsgpack(r.b) as T), version: r.ver };
+  }
+  async get(): Promise<T | undefined> {
+    return (await this.getVersioned()).value;
+  }
+  async set(value: T | undefined): Promise<void> {
+    const r = await this.cp.run({ o: 'rset', n: this.name, v: this.encode(value) });
+    if (r[0] !== 'v') fail(r);
+  }
+  async compareAndSet(expected: T | undefined, next: T | undefined): Promise<boolean> {
+    const r = await this.cp.run({ o: 'rcas', n: this.name, e: this.encode(expected, false), v: this.encode(next) });
+    if (r[0] !== 'v') fail(r);
+    return r[1] === true;
+  }
+  async compareAndSetVersion(version: number, next: T | undefined): Promise<boolean> {
+    if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`version must be an integer >= 0 (got ${String(version)})`);
+    const r = await this.cp.run({ o: 'rcasv', n: this.name, e: version, v: this.encode(next) });
+    if (r[0] !== 'v') fail(r);
+    return r[1] === true;
+  }
+
+  getSync(): T | undefined { return syncUnsupported('getSync'); }
+  getVersionedSync(): Versioned<T> { return syncUnsupported('getVersionedSync'); }
+  setSync(): void { syncUnsupported('setSync'); }
+  compareAndSetSync(): boolean { return syncUnsupported('compareAndSetSync'); }
+  compareAndSetVersionSync(): boolean { return syncUnsupported('compareAndSetVersionSync'); }
+}
+
+export class ClusterSemaphore {
+  /** `permits` as given to grid.cp.semaphore (-1 when not given: the semaphore must exist). */
+  constructor(private readonly cp: ClusterCp, readonly name: string, private readonly given: number) {}
+
+  get permits(): number { return this.given; }
+
+  private count(n: unknown): number {
+    if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 0x7fffffff) throw new InvalidArgumentError(`permits to acquire or release must be an integer from 1 to 2147483647 (got ${String(n)})`);
+    if (this.given >= 0 && (n as number) > this.given) throw new InvalidArgumentError(`semaphore '${this.name}' has ${this.given} permits in all: ${String(n)} can never be granted`);
+    return n as number;
+  }
+
+  async acquire(n = 1, options?: AcquireOptions): Promise<void> {
+    const k = this.count(n);
+    const timeout = timeoutOf(options, Infinity);
+    const r = await this.cp.run({ o: 'acq', n: this.name, k, p: this.given, w: true }, { until: timeout === Infinity ? undefined : Date.now() + timeout, mayRedo: true });
+    if (r[0] !== 'v') fail(r);
+    if (r[1] !== true) throw new LockTimeoutError(`semaphore '${this.name}': ${k} permit(s) not acquired within ${timeout} ms`, { name: this.name });
+  }
+  async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
+    const k = this.count(n);
+    const timeout = timeoutOf(options, 0);
+    const r = await this.cp.run({ o: 'acq', n: this.name, k, p: this.given, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
+    if (r[0] !== 'v') fail(r);
+    return r[1] === true;
+  }
+  async release(n = 1): Promise<void> {
+    const r = await this.cp.run({ o: 'rel', n: this.name, k: this.count(n), p: this.given });
+    if (r[0] !== 'v') fail(r);
+  }
+  async availablePermits(): Promise<number> {
+    const r = (await this.cp.read('sem', this.name, this.given)) as { v: number };
+    if (r.v < 0) throw new InvalidArgumentError(`semaphore '${this.name}' does not exist yet: give options.permits`, { option: 'permits' });
+    return r.v;
+  }
+
+  acquireSync(): void { syncUnsupported('acquireSync'); }
+  tryAcquireSync(): boolean { return syncUnsupported('tryAcquireSync'); }
+  releaseSync(): void { syncUnsupported('releaseSync'); }
+  availablePermitsSync(): number { return syncUnsupported('availablePermitsSync'); }
+  heldPermitsSync(): number { return syncUnsupported('heldPermitsSync'); }
+}

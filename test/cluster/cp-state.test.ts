@@ -1,0 +1,306 @@
+import { describe, expect, it } from 'vitest';
+import { CP_LIMITS, CpState, isCpSnapshot, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
+import { isTable } from '../../src/ring/table.js';
+import { packr, unpackr } from '../../src/transport/wire.js';
+
+/** A log: applies commands at consecutive indexes, as every member does. */
+class Log {
+  index = 0;
+  readonly st = new CpState();
+  apply(cmd: CpCommand): CpApplied {
+    const parsed = parseCpCommand(unpackr.unpack(packr.pack(cmd)));
+    expect(parsed, JSON.stringify(cmd)).toBeDefined();
+    return this.st.apply(++this.index, parsed as CpCommand);
+  }
+  open(key: string, ttl = 5000): number {
+    const a = this.apply({ c: 'cp', o: 'open', k: key, h: 'm1', t: ttl });
+    return a.opened!.id;
+  }
+}
+
+/** A client session: numbers its commands and reports the lowest unanswered one. */
+class Client {
+  q = 0;
+  constructor(readonly log: Log, readonly s: number) {}
+  cmd(body: Record<string, unknown>, q = ++this.q): { r: CpResult; a: CpApplied } {
+    const a = this.log.apply({ c: 'cp', s: this.s, q, a: 0, ...body } as CpCommand);
+    expect(a.result?.s).toBe(this.s);
+    expect(a.result?.q).toBe(q);
+    return { r: a.result!.r, a };
+  }
+}
+
+describe('CP state machine', () => {
+  it('a lock token is the index of the granting entry; waiters get the lock in arrival order, tokens strictly increasing', () => {
+    const log = new Log();
+    const cs = [1, 2, 3, 4].map((i) => new Client(log, log.open(`k${i}`)));
+    const first = cs[0].cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    expect(first.r).toEqual(['v', log.index]);
+    // three waiters queue in order 3, 1, 2
+    const order = [cs[3], cs[1], cs[2]];
+    const qs = order.map((c) => c.cmd({ o: 'lock', n: 'L', l: 0, w: true }));
+    for (const x of qs) expect(x.r).toEqual(['q']);
+    let holder = cs[0];
+    let last = first.r[1] as number;
+    for (const next of order) {
+      const u = holder.cmd({ o: 'unlock', n: 'L' });
+      expect(u.r).toEqual(['v', true]);
+      expect(u.a.grants).toEqual([{ s: next.s, q: next.q, result: ['v', log.index] }]);
+      expect(log.index).toBeGreaterThan(last);
+      last = log.index;
+      expect(log.st.lockState('L')).toEqual({ holder: next.s, token: last });
+      holder = next;
+    }
+    expect(holder.cmd({ o: 'unlock', n: 'L' }).a.grants).toBeUndefined();
+    expect(log.st.lockState('L').holder).toBe(0);
+    // unlocking a lock nobody holds, or someone else holds
+    expect(cs[0].cmd({ o: 'unlock', n: 'L' }).r[1]).toBe('GRID_ERR_LOCK_NOT_HELD');
+    cs[1].cmd({ o: 'lock', n: 'L', l: 0, w: false });
+    expect(cs[2].cmd({ o: 'unlock', n: 'L' }).r[1]).toBe('GRID_ERR_LOCK_NOT_HELD');
+    expect(cs[2].cmd({ o: 'lock', n: 'L', l: 0, w: false }).r).toEqual(['v', 0]); // tryLock without waiting
+  });
+
+  it('random schedules keep one holder per lock, strictly increasing tokens and FIFO grants (1,000 commands x 6 seeds)', () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      let x = seed * 7919;
+      const rnd = (n: number) => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return (x >>> 8) % n; };
+      const log = new Log();
+      let clients: Client[] = [];
+      let k = 0;
+      const lastToken = new Map<string, number>();
+      const queues = new Map<string, Array<[number, number]>>(); // name → waiters (s, q) as the model sees them
+      const holder = new Map<string, number>();
+      const check = (a: CpApplied, name?: string) => {
+        for (const g of a.grants ?? []) {
+          const t = g.result[1] as number;
+          const n = [...queues.keys()].find((nm) => queues.get(nm)!.some(([s, q]) => s === g.s && q === g.q))!;
+          expect(n).toBeDefined();
+          // FIFO: the granted waiter is the oldest of its lock's queue that is still alive
+          const qu = queues.get(n)!.filter(([s]) => log.st.hasSession(s));
+          expect(qu[0]).toEqual([g.s, g.q]);
+          queues.set(n, qu.slice(1));
+          expect(t).toBe(log.index);
+          expect(t).toBeGreaterThan(lastToken.get(n) ?? 0);
+          lastToken.set(n, t);
+        }
+        void name;
+      };
+      for (let i = 0; i < 1000; i++) {
+        const live = clients.filter((c) => log.st.hasSession(c.s));
+        const op = rnd(10);
+        if (live.length < 2 || op === 0) {
+          clients.push(new Client(log, log.open(`s${seed}-${k++}`)));
+          continue;
+        }
+        const c = live[rnd(live.length)];
+        const n = `L${rnd(3)}`;
+        if (op <= 4) {
+          const { r, a } = c.cmd({ o: 'lock', n, l: rnd(2) === 0 ? 0 : 1000, w: rnd(4) !== 0 });
+          check(a);
+          if (r[0] === 'v' && r[1] !== 0) {
+            expect(r[1]).toBe(log.index);
+            expect(r[1]).toBeGreaterThan(lastToken.get(n) ?? 0);
+            lastToken.set(n, r[1] as number);
+          } else if (r[0] === 'q') {
+            queues.set(n, [...(queues.get(n) ?? []), [c.s, c.q]]);
+          }
+        } else if (op <= 7) {
+          check(c.cmd({ o: 'unlock', n }).a);
+        } else if (op === 8) {
+          check(log.apply({ c: 'cp', o: 'expire', s: c.s }));
+          clients = clients.filter((y) => y !== c);
+        } else {
+          const st = log.st.lockState(n);
+          if (st.holder !== 0) check(log.apply({ c: 'cp', o: 'leaseEnd', n, t: st.token }));
+        }
+        for (let j = 0; j < 3; j++) {
+          const st = log.st.lockState(`L${j}`);
+          // the holder is always a live session
+          if (st.holder !== 0) expect(log.st.hasSession(st.holder)).toBe(true);
+          holder.set(`L${j}`, st.holder);
+        }
+      }
+      expect(lastToken.size).toBe(3);
+    }
+  });
+
+  it('a session that expires hands its locks on, returns its permits and drops its waits', () => {
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    const b = new Client(log, log.open('b'));
+    const c = new Client(log, log.open('c'));
+    a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const bq = b.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    expect(a.cmd({ o: 'acq', n: 'S', k: 2, p: 3, w: true }).r).toEqual(['v', true]);
+    expect(b.cmd({ o: 'acq', n: 'S', k: 2, p: 3, w: true }).r).toEqual(['q']);
+    expect(c.cmd({ o: 'acq', n: 'S', k: 1, p: -1, w: true }).r).toEqual(['q']); // FIFO: behind b although 1 is free
+    expect(log.st.semAvailable('S', -1)).toBe(1);
+    const ex = log.apply({ c: 'cp', o: 'expire', s: a.s });
+    expect(ex.ended).toEqual([a.s]);
+    expect(ex.grants).toEqual([
+      { s: b.s, q: bq.a.result!.q, result: ['v', log.index] },
+      { s: b.s, q: b.q, result: ['v', true] },
+      { s: c.s, q: c.q, result: ['v', true] },
+    ]);
+    expect(log.st.lockState('L')).toEqual({ holder: b.s, token: log.index });
+    expect(log.st.semAvailable('S', -1)).toBe(0);
+    // the expired session can do nothing more
+    expect(a.cmd({ o: 'unlock', n: 'L' }).r[1]).toBe('GRID_ERR_CP_SESSION');
+    // b's waiting lock, retried, now answers with the token it was granted
+    expect(b.cmd({ o: 'lock', n: 'L', l: 0, w: true }, bq.a.result!.q).r).toEqual(['v', log.st.lockState('L').token]);
+    // a lease end with an old token does nothing; with the holder's token it releases
+    const tok = log.st.lockState('L').token;
+    expect(log.apply({ c: 'cp', o: 'leaseEnd', n: 'L', t: tok - 1 })).toEqual({});
+    expect(log.st.lockState('L').holder).toBe(b.s);
+    expect(log.apply({ c: 'cp', o: 'leaseEnd', n: 'L', t: tok })).toEqual({}); // b took it without a lease
+    b.cmd({ o: 'unlock', n: 'L' });
+    b.cmd({ o: 'lock', n: 'L', l: 500, w: true });
+    const leased = log.st.lockState('L').token;
+    expect(log.st.leasedHolds()).toEqual([{ n: 'L', t: leased, l: 500 }]);
+    log.apply({ c: 'cp', o: 'leaseEnd', n: 'L', t: leased });
+    expect(log.st.lockState('L').holder).toBe(0);
+    expect(b.cmd({ o: 'unlock', n: 'L' }).r[1]).toBe('GRID_ERR_LOCK_NOT_HELD');
+  });
+
+  it('a retried command returns its first result and never applies twice; a cancel stops a command that has not arrived yet', () => {
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 5 }).r).toEqual(['v', 5]);
+    const q = a.q;
+    for (let i = 0; i < 3; i++) expect(a.cmd({ o: 'ladd', n: 'N', d: 5 }, q).r).toEqual(['v', 5]);
+    expect(log.st.longValue('N')).toBe(5);
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 1 }).r).toEqual(['v', 6]);
+    // the same key opens the same session again (a retried open)
+    expect(log.apply({ c: 'cp', o: 'open', k: 'a', h: 'm1', t: 5000 }).opened!.id).toBe(a.s);
+    // cancel of a lock command that has not been applied yet: when it arrives it does nothing
+    const b = new Client(log, log.open('b'));
+    b.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const lateQ = ++a.q;
+    expect(a.cmd({ o: 'cancel', n: 'L', t: lateQ }).r).toEqual(['v', false]);
+    expect(a.cmd({ o: 'lock', n: 'L', l: 0, w: true }, lateQ).r).toEqual(['v', false]);
+    b.cmd({ o: 'unlock', n: 'L' });
+    expect(log.st.lockState('L').holder).toBe(0);
+    // cancel of a queued waiter removes it; cancel after a grant returns the grant
+    b.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const w = a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    expect(w.r).toEqual(['q']);
+    expect(a.cmd({ o: 'cancel', n: 'L', t: w.a.result!.q }).r).toEqual(['v', false]);
+    expect(b.cmd({ o: 'unlock', n: 'L' }).a.grants).toBeUndefined();
+    b.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const w2 = a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    b.cmd({ o: 'unlock', n: 'L' });
+    const tok = log.st.lockState('L').token;
+    expect(a.cmd({ o: 'cancel', n: 'L', t: w2.a.result!.q }).r).toEqual(['v', tok]);
+    // answers the client acknowledged are forgotten; a retry below that is refused, not applied
+    const c = new Client(log, log.open('c'));
+    c.cmd({ o: 'ladd', n: 'M', d: 1 });
+    c.cmd({ o: 'ladd', n: 'M', d: 1 });
+    log.apply({ c: 'cp', s: c.s, q: 3, a: 3, o: 'ladd', n: 'M', d: 1 });
+    const old = log.apply({ c: 'cp', s: c.s, q: 1, a: 3, o: 'ladd', n: 'M', d: 1 });
+    expect(old.result!.r[1]).toBe('GRID_ERR_CP_SESSION');
+    expect(log.st.longValue('M')).toBe(3);
+  });
+
+  it(`remembers at most ${CP_LIMITS.maxResults} results per session and refuses retries older than those`, () => {
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    for (let i = 0; i < CP_LIMITS.maxResults + 10; i++) a.cmd({ o: 'ladd', n: 'N', d: 1 });
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 1 }, 5).r[1]).toBe('GRID_ERR_CP_SESSION');
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 1 }, a.q).r).toEqual(['v', CP_LIMITS.maxResults + 10]);
+    expect(log.st.longValue('N')).toBe(CP_LIMITS.maxResults + 10);
+  });
+
+  it('atomicLong stays in the safe-integer range; atomicRef compares by value and by version; kinds do not mix', () => {
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    a.cmd({ o: 'lset', n: 'N', v: Number.MAX_SAFE_INTEGER - 1 });
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 1 }).r).toEqual(['v', Number.MAX_SAFE_INTEGER]);
+    expect(a.cmd({ o: 'ladd', n: 'N', d: 1 }).r[1]).toBe('GRID_ERR_CP_RANGE');
+    expect(log.st.longValue('N')).toBe(Number.MAX_SAFE_INTEGER);
+    expect(a.cmd({ o: 'lcas', n: 'N', e: 0, v: 1 }).r).toEqual(['v', false]);
+    expect(a.cmd({ o: 'lcas', n: 'N', e: Number.MAX_SAFE_INTEGER, v: -7 }).r).toEqual(['v', true]);
+    expect(log.st.longValue('N')).toBe(-7);
+    const x = packr.pack({ x: 1 });
+    const y = packr.pack({ x: 2 });
+    expect(a.cmd({ o: 'rcas', n: 'R', e: x, v: y }).r).toEqual(['v', false]);
+    expect(a.cmd({ o: 'rcas', n: 'R', e: null, v: x }).r).toEqual(['v', true]);
+    expect(a.cmd({ o: 'rset', n: 'R', v: y }).r).toEqual(['v', 2]);
+    expect(a.cmd({ o: 'rset', n: 'R', v: x }).r).toEqual(['v', 3]); // back to x: the version tells (no ABA)
+    expect(a.cmd({ o: 'rcasv', n: 'R', e: 2, v: y }).r).toEqual(['v', false]);
+    expect(a.cmd({ o: 'rcas', n: 'R', e: packr.pack({ x: 1 }), v: null }).r).toEqual(['v', true]);
+    expect(log.st.refValue('R')).toEqual({ b: null, ver: 4 });
+    expect(a.cmd({ o: 'lock', n: 'R', l: 0, w: true }).r[1]).toBe('GRID_ERR_CP_KIND');
+    expect(a.cmd({ o: 'acq', n: 'N', k: 1, p: 1, w: true }).r[1]).toBe('GRID_ERR_CP_KIND');
+    expect(a.cmd({ o: 'acq', n: 'S', k: 1, p: -1, w: true }).r[1]).toBe('GRID_ERR_INVALID_ARGUMENT'); // no permits given
+    expect(a.cmd({ o: 'acq', n: 'S', k: 1, p: 2, w: true }).r).toEqual(['v', true]);
+    expect(a.cmd({ o: 'acq', n: 'S', k: 1, p: 3, w: true }).r[1]).toBe('GRID_ERR_INVALID_ARGUMENT'); // other permit count
+    expect(a.cmd({ o: 'acq', n: 'S', k: 3, p: 2, w: true }).r[1]).toBe('GRID_ERR_INVALID_ARGUMENT'); // more than exist
+    expect(a.cmd({ o: 'rel', n: 'S', k: 2, p: -1 }).r[1]).toBe('GRID_ERR_PERMITS_NOT_HELD');
+  });
+
+  it('snapshot → restore gives the same state, through msgpack and the strict snapshot check', () => {
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    const b = new Client(log, log.open('b'));
+    a.cmd({ o: 'lock', n: 'L', l: 700, w: true });
+    b.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    a.cmd({ o: 'acq', n: 'S', k: 2, p: 2, w: true });
+    b.cmd({ o: 'acq', n: 'S', k: 1, p: 2, w: true });
+    a.cmd({ o: 'ladd', n: 'N', d: 42 });
+    a.cmd({ o: 'rset', n: 'R', v: packr.pack('v') });
+    const ms = new MetaState(4);
+    ms.cp.restore(log.st.snapshot());
+    const wire = unpackr.unpack(packr.pack({ ...ms.snapshot(), cp: log.st.snapshot() }));
+    expect(isStateSnapshot(wire, 4, isTable)).toBe(true);
+    const copy = new CpState();
+    copy.restore(wire.cp);
+    expect(copy.snapshot()).toEqual(log.st.snapshot());
+    // and both continue identically
+    const c1 = log.st.apply(log.index + 1, { c: 'cp', o: 'expire', s: a.s });
+    const c2 = copy.apply(log.index + 1, { c: 'cp', o: 'expire', s: a.s });
+    expect(c2).toEqual(c1);
+    expect(copy.snapshot()).toEqual(log.st.snapshot());
+    expect(c1.grants?.length).toBe(2);
+  });
+
+  it('refuses malformed commands and snapshots: wrong types, extra keys, oversized names and values, prototype tricks', () => {
+    const ok = { c: 'cp', o: 'lock', s: 3, q: 1, a: 0, n: 'L', l: 0, w: true };
+    expect(parseCpCommand(ok)).toEqual(ok);
+    expect(parseCommand(ok, 4)).toEqual(ok);
+    const bad: unknown[] = [
+      null, 1, [], { ...ok, o: 'nope' }, { ...ok, extra: 1 }, { ...ok, s: 0 }, { ...ok, s: -1 }, { ...ok, q: 1.5 }, { ...ok, a: '0' },
+      { ...ok, n: '' }, { ...ok, n: 'x'.repeat(CP_LIMITS.maxNameBytes + 1) }, { ...ok, n: 'é'.repeat(200) }, { ...ok, n: 7 },
+      { ...ok, l: -1 }, { ...ok, l: CP_LIMITS.maxLeaseMs + 1 }, { ...ok, w: 1 },
+      (() => { const { w: _w, ...rest } = ok; return rest; })(),
+      { c: 'cp', o: 'open', k: 'a b', h: 'm', t: 1000 }, { c: 'cp', o: 'open', k: 'a', h: 'm', t: 1 }, { c: 'cp', o: 'open', k: 'a', h: 'm', t: 1e12 },
+      { c: 'cp', o: 'expire', s: 0 }, { c: 'cp', o: 'leaseEnd', n: 'L', t: 0 },
+      { c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 0, p: 1, w: true }, { c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 1, p: -2, w: true },
+      { c: 'cp', o: 'ladd', s: 1, q: 1, a: 0, n: 'N', d: 2 ** 60 }, { c: 'cp', o: 'lset', s: 1, q: 1, a: 0, n: 'N', v: 1n },
+      { c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: [1, 2] }, { c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes + 1) },
+      { c: 'cp', o: 'rcasv', s: 1, q: 1, a: 0, n: 'R', e: -1, v: null },
+      JSON.parse('{"c":"cp","o":"unlock","s":1,"q":1,"a":0,"n":"L","__proto__":{"x":1}}'),
+      Object.assign(Object.create({ inherited: 1 }), ok),
+      Object.defineProperty({ ...ok }, 'n', { get: () => 'L', enumerable: true }),
+    ];
+    for (const x of bad) {
+      expect(parseCpCommand(x), String(Object.keys(Object(x)))).toBeUndefined();
+      expect(parseCommand(x, 4)).toBeUndefined();
+    }
+    const log = new Log();
+    const a = new Client(log, log.open('a'));
+    a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const snap = log.st.snapshot();
+    expect(isCpSnapshot(snap)).toBe(true);
+    const badSnaps: unknown[] = [
+      {}, { ...snap, x: 1 }, { sessions: [[0, 'a', 'm1', 5000, 0, []]], prims: [] },
+      { sessions: [[1, 'a', 'm1', 5000, 0, []], [1, 'b', 'm1', 5000, 0, []]], prims: [] },
+      { sessions: [[1, 'a', 'm1', 5000, 0, [[1, ['e', 'GRID_ERR_EVIL', 'x']]]]], prims: [] },
+      { sessions: [], prims: [['L', 'lock', 1, 2, 0, [[1, 2]]]] },
+      { sessions: [], prims: [['L', 'long', 2 ** 60]] },
+      { sessions: [], prims: [['L', 'nope', 1]] },
+      { sessions: [], prims: [['L', 'long', 1], ['L', 'long', 2]] },
+    ];
+    for (const x of badSnaps) expect(isCpSnapshot(x), JSON.stringify(x)).toBe(false);
+  });
+});
