@@ -13,6 +13,7 @@ import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
 import { workerExecArgv } from './runtime/exec-argv.js';
+import { libFile } from './runtime/lib-file.js';
 import { ComputePool, vnodeCount } from './compute/pool.js';
 import { ClusterNode } from './cluster/node.js';
 import { RoutedMap } from './cluster/routed-map.js';
@@ -70,7 +71,7 @@ interface Vnode {
   restarts: number;
 }
 
-const WORKER_URL = new URL('./runtime/worker.js', import.meta.url);
+const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
@@ -249,7 +250,7 @@ export class Grid extends EventEmitter implements MapHost {
   private spawn(index: number, partitions: number[], restarts: number): Promise<void> {
     const o = this.options!;
     const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
+    const worker = new Worker(WORKER_FILE, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
     const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts };
     this.vnodes[index] = v;
     worker.on('exit', () => {

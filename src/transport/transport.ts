@@ -1621,8 +1621,11 @@ export class Transport extends EventEmitter {
     w.len = 0;
   }
 
-  /** @internal FastPeer.room */
-  _room(link: Link, n: number): FastWriter {
+  /** @internal FastPeer.room; `peer` is always a Link */
+  // (typed FastPeer, not Link: Link holds a `ws` WebSocket, and naming it here would make the
+  // published declarations import 'ws', which a consumer without @types/ws cannot compile)
+  _room(peer: FastPeer, n: number): FastWriter {
+    const link = peer as Link;
     if (n > link.maxRecord) throw new InternalError(`FAST record of ${n} bytes over the frame limit (${link.maxRecord})`);
     link.cur = null; // a BATCH being filled stays in the queue, before this frame
     const w = link.fw;
@@ -1638,8 +1641,9 @@ export class Transport extends EventEmitter {
     return w;
   }
 
-  /** @internal FastPeer.call */
-  _call(link: Link, c: FastCall): number {
+  /** @internal FastPeer.call; `peer` is always a Link (see _room) */
+  _call(peer: FastPeer, c: FastCall): number {
+    const link = peer as Link;
     const id = link.newId();
     if (link.state !== S_OPEN) {
       // a closed connection's requests were failed already: fail this one too (callers check isOpen first)
@@ -1652,8 +1656,9 @@ export class Transport extends EventEmitter {
     return id;
   }
 
-  /** @internal FastPeer.replyError */
-  _replyError(link: Link, id: number, err: unknown): void {
+  /** @internal FastPeer.replyError; `peer` is always a Link (see _room) */
+  _replyError(peer: FastPeer, id: number, err: unknown): void {
+    const link = peer as Link;
     if (link.state === S_OPEN) this.enqueue(link, K_ERROR, id, null, this.wireError(err, 'FAST request'));
   }
 
