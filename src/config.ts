@@ -10,9 +10,11 @@ import os from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidOptionError } from './errors.js';
+import { isLogger, type Logger } from './log.js';
 
 export interface ClusterOptions {
   host?: string;
+  /** The member port. Default 7400 for a data member, 0 (any free port) for a lite member. */
   port?: number;
   /**
    * The 'host:port' other members dial to reach this one, when it differs from the bind address
@@ -70,6 +72,12 @@ export interface GridOptions {
   /** Limits of the coordination primitives (grid.cp) of a single-process grid. */
   cp?: CpOptions;
   cluster?: ClusterOptions;
+  /**
+   * Where the library's messages go: a pino-compatible logger (`{ debug, info, warn, error }`:
+   * pino, console, …). Default: silent, except warnings, which become process warnings
+   * (`process.emitWarning`), each kind once.
+   */
+  logger?: Logger;
 }
 
 export interface CpOptions {
@@ -148,6 +156,7 @@ export interface ResolvedOptions {
   lockTimeout: number;
   expiryInterval: number;
   maxMaps: number;
+  logger: Logger | undefined;
   /** The top-level option as given (older name of compute.workers). */
   computeWorkers: number | undefined;
   compute: ResolvedComputeOptions;
@@ -170,7 +179,9 @@ export const DEFAULTS = Object.freeze({
   expiryInterval: 100,
   maxMaps: 256,
   cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024 }),
-  cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
+  // port: data members; a lite member (a client) defaults to 0, any free port, so that two
+  // applications on one machine do not collide (issue 15)
+  cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
 });
 
 const MIN_MEMORY = 4 * 1024 * 1024;
@@ -218,6 +229,7 @@ const RULES: Record<string, Rule> = {
   'options.lockTimeout': intRule(1, 600_000),
   'options.expiryInterval': intRule(10, 60_000),
   'options.maxMaps': intRule(1, 4096),
+  'options.logger': { check: (v) => v === undefined || isLogger(v), message: 'must be a pino-compatible logger: an object with debug, info, warn and error methods' },
   'options.cp.primitives': intRule(1, 65536),
   'options.cp.maxValueBytes': intRule(1, 1024 * 1024),
   'options.cp.waiters': intRule(1, 65536),
@@ -316,7 +328,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'logger'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
     rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters'], 'options.cp');
@@ -335,7 +347,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     const d = DEFAULTS.cluster;
     cluster = {
       host: (c.host ?? d.host) as string,
-      port: (c.port ?? d.port) as number,
+      port: (c.port ?? (c.lite === true ? d.litePort : d.port)) as number,
       advertise: c.advertise as string | undefined,
       sourceAddress: c.sourceAddress as string | undefined,
       seeds: ((c.seeds as string[] | undefined) ?? [...d.seeds]).slice(),
@@ -354,6 +366,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     lockTimeout: (i.lockTimeout ?? DEFAULTS.lockTimeout) as number,
     expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
+    logger: i.logger as Logger | undefined,
     computeWorkers: i.computeWorkers as number | undefined,
     compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined },
     cp: Object.freeze({

@@ -22,6 +22,7 @@ import { migrating, ownedBy } from './ring/table.js';
 import { ForwardClient, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
 import { CpRegion } from './cp/region.js';
 import { CoordinationPrimitives } from './cp/primitives.js';
+import { createLog, type Log } from './log.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -30,6 +31,10 @@ export interface WorkerStats {
   threadId: number;
   partitions: number;
   restarts: number;
+  /** Replacements of this virtual node that failed to start (each retried later, with backoff). */
+  failedStarts: number;
+  /** False while the virtual node is down (crashed, its replacement not started yet). */
+  up: boolean;
 }
 
 export interface GridStats {
@@ -69,12 +74,18 @@ interface Vnode {
   threadId: number;
   partitions: number[];
   restarts: number;
+  failedStarts: number;
+  /** Set once the worker said 'ready': from then on its exit means a crash, handled by respawn. */
+  ready: boolean;
 }
 
 const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
+/** A replacement virtual node that fails to start is retried after 100 ms, 200 ms, … up to 30 s. */
+const RESPAWN_BASE_MS = 100;
+const RESPAWN_MAX_MS = 30_000;
 
 export class Grid extends EventEmitter implements MapHost {
   readonly store: ShardStore;
@@ -91,7 +102,11 @@ export class Grid extends EventEmitter implements MapHost {
   private closing: Promise<void> | undefined;
   private recoveries = 0;
   private cpRecoveries = 0;
-  private readonly onWorker = (w: Worker): void => this.watchThread(w);
+  private readonly onThreadExit = (tid: number): void => this.threadExited(tid);
+  /** Pending retries of virtual nodes that failed to restart (cleared by close). */
+  private readonly respawns = new Set<NodeJS.Timeout>();
+  /** @internal Where this grid's own messages go (options.logger, else process warnings). */
+  readonly log: Log;
   private readonly cpRegion: CpRegion | undefined;
   private cpApi: CoordinationPrimitives | undefined;
   private pool: ComputePool | undefined;
@@ -113,6 +128,7 @@ export class Grid extends EventEmitter implements MapHost {
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
+    this.log = createLog(options?.logger, () => 'shardgrid', 'SHARDGRID_GRID');
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
     // creating thread), so their coordination primitives are released when they exit too.
@@ -192,7 +208,7 @@ export class Grid extends EventEmitter implements MapHost {
       expirations: s.expirations,
       pageSize: s.pageSize,
       partitions: s.partitions,
-      workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts })),
+      workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts, failedStarts: v.failedStarts, up: v.ready && v.worker.threadId !== -1 })),
       recoveries: this.recoveries,
       cpRecoveries: this.cpRecoveries,
       ...this.clusterStats(),
@@ -209,7 +225,7 @@ export class Grid extends EventEmitter implements MapHost {
 
   /** @internal Joins the cluster of options.cluster (createGrid). */
   async joinCluster(): Promise<void> {
-    const node = new ClusterNode(this, this.options!.cluster!);
+    const node = new ClusterNode(this, this.options!.cluster!, this.options!.logger);
     this.cluster = node;
     node.onOp((b) => {
       const name = b.m;
@@ -229,7 +245,7 @@ export class Grid extends EventEmitter implements MapHost {
   /** @internal */
   async start(): Promise<void> {
     const o = this.options!;
-    process.on('worker', this.onWorker);
+    watchThreads(this.onThreadExit, +1);
     // a lite member owns no partitions: no virtual nodes to run their expiry and eviction
     if (o.cluster?.lite === true) return;
     const owners = Array.from({ length: o.workers }, (_, i) => i);
@@ -240,32 +256,38 @@ export class Grid extends EventEmitter implements MapHost {
       this.store.setOwner(p, table[p]);
     }
     try {
-      await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0)));
+      await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0, 0)));
     } catch (e) {
       await this.close();
       throw e;
     }
   }
 
-  private spawn(index: number, partitions: number[], restarts: number): Promise<void> {
+  private spawn(index: number, partitions: number[], restarts: number, failedStarts: number): Promise<void> {
     const o = this.options!;
     const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
     const worker = new Worker(WORKER_FILE, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
-    const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts };
+    const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts, failedStarts, ready: false };
     this.vnodes[index] = v;
     worker.on('exit', () => {
-      if (this.closed || this.vnodes[index] !== v) return;
+      if (this.closed || this.vnodes[index] !== v || !v.ready) return; // a failed start is handled by respawn
       // Crash: its partitions' data is in shared memory and stays; recovery of any lock it held
       // runs from the process-wide 'worker' watcher. Start a replacement with the same partitions.
-      void this.spawn(index, v.partitions, v.restarts + 1).catch(() => undefined);
+      this.log('warn', `virtual node ${index} exited unexpectedly; starting a replacement`);
+      this.respawn(v, 0);
     });
-    worker.on('error', () => undefined); // the exit handler restarts it
+    let startError: Error | undefined;
+    worker.on('error', (e: Error) => void (startError ??= e)); // exit follows: respawn (after ready) or the start's rejection
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new WorkerError(`virtual node ${index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        reject(new WorkerError(`virtual node ${index} did not start within ${START_TIMEOUT_MS} ms`));
+        void worker.terminate(); // a hung start must not linger next to its replacement
+      }, START_TIMEOUT_MS);
       const onMsg = (m: FromVnode): void => {
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         worker.off('message', onMsg);
+        v.ready = true;
         // A virtual node only serves the process: it must not keep it alive. A script that never
         // calls close() then exits when its own work is done, as one using lru-cache does.
         // close() refs it again while it waits for the exit.
@@ -275,9 +297,38 @@ export class Grid extends EventEmitter implements MapHost {
       worker.on('message', onMsg);
       worker.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new WorkerError(`virtual node ${index} exited with code ${code} during start`));
+        reject(new WorkerError(`virtual node ${index} exited with code ${code} during start${startError !== undefined ? `: ${startError.message}` : ''}`));
       });
     });
+  }
+
+  /**
+   * Starts a replacement for virtual node `dead.index` with its partitions. A replacement that
+   * fails to start (its worker cannot load, crashes or hangs during start) is reported through
+   * the log and retried after RESPAWN_BASE_MS × 2^attempt, at most RESPAWN_MAX_MS, until one
+   * starts or the grid closes; `stats().workers` shows `up: false` and `failedStarts` meanwhile.
+   * The retry timer is unref'd: a process whose work is done does not wait for it.
+   */
+  private respawn(dead: Vnode, attempt: number): void {
+    if (this.closed) return;
+    this.spawn(dead.index, dead.partitions, dead.restarts + 1, dead.failedStarts + attempt).then(
+      () => {
+        if (attempt > 0) this.log('warn', `virtual node ${dead.index} restarted after ${attempt} failed attempt(s)`);
+      },
+      (e: unknown) => {
+        if (this.closed) return;
+        const delay = Math.min(RESPAWN_MAX_MS, RESPAWN_BASE_MS * 2 ** attempt);
+        const failed = this.vnodes[dead.index];
+        if (failed !== undefined) failed.failedStarts = dead.failedStarts + attempt + 1;
+        this.log('warn', `virtual node ${dead.index} could not be restarted (attempt ${attempt + 1}); retrying in ${delay} ms`, e);
+        const t = setTimeout(() => {
+          this.respawns.delete(t);
+          this.respawn(dead, attempt + 1);
+        }, delay);
+        t.unref();
+        this.respawns.add(t);
+      },
+    );
   }
 
   /**
@@ -287,15 +338,12 @@ export class Grid extends EventEmitter implements MapHost {
    * locks, permits and waiters are released (the next waiter is served at once). An attached
    * grid watches the workers of its own thread for the coordination primitives only.
    */
-  private watchThread(w: Worker): void {
-    const tid = w.threadId;
-    w.once('exit', () => {
-      if (this.closed) return;
-      if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
-      this.forwarder?.threadExited(tid);
-      const repaired = this.store.recoverDeadThread(tid);
-      this.recoveries += repaired.length;
-    });
+  private threadExited(tid: number): void {
+    if (this.closed) return;
+    if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
+    this.forwarder?.threadExited(tid);
+    const repaired = this.store.recoverDeadThread(tid);
+    this.recoveries += repaired.length;
   }
 
   /** Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with GRID_ERR_CLOSED. */
@@ -315,7 +363,9 @@ export class Grid extends EventEmitter implements MapHost {
       if (this.cpRegion !== undefined) watchCp(this.cpRegion, -1);
       return;
     }
-    process.off('worker', this.onWorker);
+    watchThreads(this.onThreadExit, -1);
+    for (const t of this.respawns) clearTimeout(t);
+    this.respawns.clear();
     this.store.markClosed();
     await Promise.all(
       this.vnodes.filter(Boolean).map(
@@ -339,28 +389,48 @@ export class Grid extends EventEmitter implements MapHost {
 }
 
 /**
- * Attached grids of this thread, by CP region, and one 'worker' listener for all of them: when a
- * worker this thread created exits, its coordination primitives are released. (Recovery is
- * idempotent, so a member and an attached grid of the same thread both running it is harmless.)
+ * One process-wide 'worker' listener, and one 'exit' listener per worker, for every grid of this
+ * thread however many there are (a listener per grid made the eleventh grid raise
+ * MaxListenersExceededWarning, on the process and on every worker): when a worker this thread
+ * created exits, each watcher (the member grids, the attached grids' CP regions) gets its thread
+ * id. Recovery is idempotent, so a watcher added after the worker started is harmless.
  */
-const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
-function onCpWorker(w: Worker): void {
+const threadWatchers = new Set<(threadId: number) => void>();
+function onAnyWorker(w: Worker): void {
   const tid = w.threadId;
   w.once('exit', () => {
-    for (const { region } of cpWatched.values()) region.recoverThread(tid);
+    for (const watch of threadWatchers) watch(tid);
   });
+}
+function watchThreads(watch: (threadId: number) => void, delta: 1 | -1): void {
+  if (delta > 0) {
+    if (threadWatchers.size === 0) process.on('worker', onAnyWorker);
+    threadWatchers.add(watch);
+  } else if (threadWatchers.delete(watch) && threadWatchers.size === 0) {
+    process.off('worker', onAnyWorker);
+  }
+}
+
+/**
+ * Attached grids of this thread, by CP region: when a worker this thread created exits, its
+ * coordination primitives are released. (Recovery is idempotent, so a member and an attached
+ * grid of the same thread both running it is harmless.)
+ */
+const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
+function onCpWorker(tid: number): void {
+  for (const { region } of cpWatched.values()) region.recoverThread(tid);
 }
 function watchCp(region: CpRegion, delta: 1 | -1): void {
   const e = cpWatched.get(region.buffer);
   if (delta > 0) {
-    if (cpWatched.size === 0) process.on('worker', onCpWorker);
+    if (cpWatched.size === 0) watchThreads(onCpWorker, +1);
     if (e !== undefined) e.users++;
     else cpWatched.set(region.buffer, { region, users: 1 });
     return;
   }
   if (e === undefined || --e.users > 0) return;
   cpWatched.delete(region.buffer);
-  if (cpWatched.size === 0) process.off('worker', onCpWorker);
+  if (cpWatched.size === 0) watchThreads(onCpWorker, -1);
 }
 
 /** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */

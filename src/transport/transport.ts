@@ -35,6 +35,7 @@
  * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
  * resolves when the winning connection opens.
  */
+import { createLog } from '../log.js';
 import { isIP } from 'node:net';
 import { isHostPort } from '../config.js';
 import { EventEmitter } from 'node:events';
@@ -176,7 +177,7 @@ export interface TransportOptions {
   maxBuffered?: number;
   /** Unauthenticated incoming connections allowed at once, from all addresses; more are dropped. Default 64. */
   maxHandshakes?: number;
-  /** Default: console.warn for 'warn' and 'error', 'info' dropped. */
+  /** Default: 'warn' and 'error' as process warnings (each kind once), 'info' dropped (log.ts). */
   log?: LogFn;
 }
 
@@ -512,12 +513,9 @@ function isWireError(x: unknown): x is WireError {
   );
 }
 
+/** Without options.log: silent but for warnings and errors, which become process warnings (log.ts). */
 function defaultLog(memberId: string): LogFn {
-  return (level, message, err) => {
-    if (level === 'info') return;
-    const detail = err instanceof GridError ? ` [${err.code}]` : err instanceof Error ? `: ${err.message}` : '';
-    console.warn(`shardgrid transport ${memberId} ${level}: ${message}${detail}`);
-  };
+  return createLog(undefined, () => `shardgrid transport ${memberId}`, 'SHARDGRID_TRANSPORT');
 }
 
 const POSITIVE = [
