@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidOptionError } from './errors.js';
+import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { isLogger, type Logger } from './log.js';
 
 export interface ClusterOptions {
@@ -393,6 +393,37 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers });
   if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
   return Object.freeze(resolved);
+}
+
+/** Options of one write (set, setSync, setIfAbsent, setMany). A number is short for `{ ttl }`. */
+export interface SetOptions {
+  /** Time to live of the written entries, ms; 0: no expiry; absent: the map's default. */
+  ttl?: number;
+}
+
+/**
+ * The ttl a write's options ask for: undefined (the map's default) or ms >= 0. A number means
+ * `{ ttl: number }`, as lru-cache's `set(k, v, { ttl })` and Keyv's `set(k, v, ttl)` allow.
+ * Unknown keys (a misspelt `{ tll }`) and bad values are GRID_ERR_INVALID_ARGUMENT naming the
+ * option: they are arguments of one call (createGrid's and map()'s are GRID_ERR_INVALID_OPTION).
+ */
+export function setTtl(options: unknown): number | undefined {
+  if (options === undefined) return undefined;
+  const ttl = typeof options === 'number' ? options : isPlainObject(options) ? writeOptionsTtl(options) : badWriteOptions(options);
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new InvalidArgumentError(`${typeof options === 'number' ? 'ttl' : 'options.ttl'} must be a finite number of ms >= 0 (got ${typeof ttl === 'string' ? `'${ttl}'` : String(ttl)})`, { option: 'options.ttl' });
+  }
+  return ttl;
+}
+
+function writeOptionsTtl(o: Record<string, unknown>): unknown {
+  for (const k of Object.keys(o)) if (k !== 'ttl') throw new InvalidArgumentError(`options.${k} is not a known option (a write takes { ttl } or a number of ms)`, { option: `options.${k}` });
+  return o.ttl;
+}
+
+function badWriteOptions(o: unknown): never {
+  throw new InvalidArgumentError(`options must be { ttl } or a number of ms (got ${o === null ? 'null' : Array.isArray(o) ? 'an array' : typeof o})`, { option: 'options' });
 }
 
 export function resolveMapOptions(input?: MapOptions): { ttl: number; cacheValues: boolean } {

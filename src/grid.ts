@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { MODULE_NAME, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
-import { GridMap, type MapHost } from './map.js';
+import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
@@ -158,18 +158,25 @@ export class Grid extends EventEmitter implements MapHost {
     if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
   }
 
-  /** A named map. Maps are namespaces over the same partitions; the same name gives the same data in every thread. */
+  /**
+   * A named map. Maps are namespaces over the same partitions; the same name gives the same data
+   * in every thread. `options` (default ttl, cacheValues) are registered for the name in the whole
+   * grid, every thread included, by the first call that gives them; a later call that gives a
+   * different value for an option throws GRID_ERR_INVALID_OPTION, and calls without options
+   * use the registered ones (claimMapOptions).
+   */
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
-    const cacheKey = options?.ttl !== undefined ? `${name}\u0000${options.ttl}` : name;
-    const known = this.maps.get(cacheKey);
-    if (known !== undefined) return known as GridMap<V>;
-    const id = this.store.mapId(name);
+    const known = this.maps.get(name);
+    if (known !== undefined && options === undefined) return known as GridMap<V>;
+    const id = known?.id ?? this.store.mapId(name);
     if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
     if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
-    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id, options) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id, options) : new GridMap<V>(this, name, id, options);
-    this.maps.set(cacheKey, m);
+    if (options !== undefined) claimMapOptions(this.store, id, name, options);
+    if (known !== undefined) return known as GridMap<V>;
+    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id) : new GridMap<V>(this, name, id);
+    this.maps.set(name, m);
     return m;
   }
 

@@ -3,7 +3,7 @@ export { createGrid, attachGrid, Grid } from './grid.js';
 export type { GridHandle, GridStats, WorkerStats } from './grid.js';
 export type { Logger, LogMethod } from './log.js';
 export { GridMap } from './map.js';
-export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions } from './config.js';
+export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions, SetOptions } from './config.js';
 export type { PartitionStats } from './storage/store.js';
 export type { Aggregator, AggregatorRef, BuiltinAggregator, ComputeRef, EntryProcessor, FieldArg, ProcessorEntry } from './compute/types.js';
 export * from './errors.js';
