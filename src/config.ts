@@ -11,6 +11,7 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { isLogger, type Logger } from './log.js';
+import { parseSize } from './size.js';
 
 export interface ClusterOptions {
   host?: string;
@@ -186,22 +187,16 @@ export const DEFAULTS = Object.freeze({
 
 const MIN_MEMORY = 4 * 1024 * 1024;
 const MAX_MEMORY = 32 * 1024 * 1024 * 1024;
-const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
 
 const fail = (path: string, message: string): never => {
   throw new InvalidOptionError(`${path} ${message}`, { option: path });
 };
 
-/** Parses a byte count or a size string ('64MB', '1.5GB', '512KiB'; binary units, case-insensitive). */
+/** Parses a byte count or a size string ('64MB', '1.5GB', '512KiB'; binary units, case-insensitive: size.ts). */
 export function parseBytes(v: number | string, optionPath: string): number {
-  const bad = (): never => fail(optionPath, `must be a byte count or a size string such as '64MB' (got ${typeof v === 'string' ? `'${v}'` : String(v)})`);
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : bad();
-  if (typeof v !== 'string') return bad();
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
-  if (m === null) return bad();
-  const unit = UNITS[m[2].toLowerCase()];
-  if (unit === undefined) return bad();
-  return Math.floor(Number(m[1]) * unit);
+  const n = parseSize(v);
+  if (n !== undefined) return n;
+  return fail(optionPath, `must be a byte count or a size string such as '64MB' (got ${typeof v === 'string' ? `'${v}'` : String(v)})`);
 }
 
 const isPlainObject = (x: unknown): x is Record<string, unknown> =>
