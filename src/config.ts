@@ -9,10 +9,13 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidOptionError } from './errors.js';
+import { InvalidArgumentError, InvalidOptionError } from './errors.js';
+import { isLogger, type Logger } from './log.js';
+import { parseSize } from './size.js';
 
 export interface ClusterOptions {
   host?: string;
+  /** The member port. Default 7400 for a data member, 0 (any free port) for a lite member. */
   port?: number;
   /**
    * The 'host:port' other members dial to reach this one, when it differs from the bind address
@@ -70,6 +73,12 @@ export interface GridOptions {
   /** Limits of the coordination primitives (grid.cp) of a single-process grid. */
   cp?: CpOptions;
   cluster?: ClusterOptions;
+  /**
+   * Where the library's messages go: a pino-compatible logger (`{ debug, info, warn, error }`:
+   * pino, console, …). Default: silent, except warnings, which become process warnings
+   * (`process.emitWarning`), each kind once.
+   */
+  logger?: Logger;
   /** A Redis protocol (RESP2/RESP3) endpoint on a port of its own; omit for none. */
   resp?: RespOptions;
   /** Prometheus metrics: `/metrics` on a port of its own, and/or the application's prom-client registry. */
@@ -212,6 +221,7 @@ export interface ResolvedOptions {
   lockTimeout: number;
   expiryInterval: number;
   maxMaps: number;
+  logger: Logger | undefined;
   /** The top-level option as given (older name of compute.workers). */
   computeWorkers: number | undefined;
   compute: ResolvedComputeOptions;
@@ -236,7 +246,9 @@ export const DEFAULTS = Object.freeze({
   expiryInterval: 100,
   maxMaps: 256,
   cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }),
-  cluster: Object.freeze({ host: '127.0.0.1', port: 7400, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
+  // port: data members; a lite member (a client) defaults to 0, any free port, so that two
+  // applications on one machine do not collide (issue 15)
+  cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
     maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB',
@@ -245,22 +257,16 @@ export const DEFAULTS = Object.freeze({
 
 const MIN_MEMORY = 4 * 1024 * 1024;
 const MAX_MEMORY = 32 * 1024 * 1024 * 1024;
-const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
 
 const fail = (path: string, message: string): never => {
   throw new InvalidOptionError(`${path} ${message}`, { option: path });
 };
 
-/** Parses a byte count or a size string ('64MB', '1.5GB', '512KiB'; binary units, case-insensitive). */
+/** Parses a byte count or a size string ('64MB', '1.5GB', '512KiB'; binary units, case-insensitive: size.ts). */
 export function parseBytes(v: number | string, optionPath: string): number {
-  const bad = (): never => fail(optionPath, `must be a byte count or a size string such as '64MB' (got ${typeof v === 'string' ? `'${v}'` : String(v)})`);
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : bad();
-  if (typeof v !== 'string') return bad();
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
-  if (m === null) return bad();
-  const unit = UNITS[m[2].toLowerCase()];
-  if (unit === undefined) return bad();
-  return Math.floor(Number(m[1]) * unit);
+  const n = parseSize(v);
+  if (n !== undefined) return n;
+  return fail(optionPath, `must be a byte count or a size string such as '64MB' (got ${typeof v === 'string' ? `'${v}'` : String(v)})`);
 }
 
 const isPlainObject = (x: unknown): x is Record<string, unknown> =>
@@ -288,6 +294,7 @@ const RULES: Record<string, Rule> = {
   'options.lockTimeout': intRule(1, 600_000),
   'options.expiryInterval': intRule(10, 60_000),
   'options.maxMaps': intRule(1, 4096),
+  'options.logger': { check: (v) => v === undefined || isLogger(v), message: 'must be a pino-compatible logger: an object with debug, info, warn and error methods' },
   'options.cp.primitives': intRule(1, 65536),
   'options.cp.maxValueBytes': intRule(1, 1024 * 1024),
   'options.cp.waiters': intRule(1, 65536),
@@ -406,7 +413,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics', 'logger'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
     rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters', 'sessionTtlMs'], 'options.cp');
@@ -425,7 +432,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     const d = DEFAULTS.cluster;
     cluster = {
       host: (c.host ?? d.host) as string,
-      port: (c.port ?? d.port) as number,
+      port: (c.port ?? (c.lite === true ? d.litePort : d.port)) as number,
       advertise: c.advertise as string | undefined,
       sourceAddress: c.sourceAddress as string | undefined,
       seeds: ((c.seeds as string[] | undefined) ?? [...d.seeds]).slice(),
@@ -452,6 +459,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     lockTimeout: (i.lockTimeout ?? DEFAULTS.lockTimeout) as number,
     expiryInterval: (i.expiryInterval ?? DEFAULTS.expiryInterval) as number,
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
+    logger: i.logger as Logger | undefined,
     computeWorkers: i.computeWorkers as number | undefined,
     compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined },
     cp: Object.freeze({
@@ -506,6 +514,37 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
     outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
   };
+}
+
+/** Options of one write (set, setSync, setIfAbsent, setMany). A number is short for `{ ttl }`. */
+export interface SetOptions {
+  /** Time to live of the written entries, ms; 0: no expiry; absent: the map's default. */
+  ttl?: number;
+}
+
+/**
+ * The ttl a write's options ask for: undefined (the map's default) or ms >= 0. A number means
+ * `{ ttl: number }`, as lru-cache's `set(k, v, { ttl })` and Keyv's `set(k, v, ttl)` allow.
+ * Unknown keys (a misspelt `{ tll }`) and bad values are GRID_ERR_INVALID_ARGUMENT naming the
+ * option: they are arguments of one call (createGrid's and map()'s are GRID_ERR_INVALID_OPTION).
+ */
+export function setTtl(options: unknown): number | undefined {
+  if (options === undefined) return undefined;
+  const ttl = typeof options === 'number' ? options : isPlainObject(options) ? writeOptionsTtl(options) : badWriteOptions(options);
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new InvalidArgumentError(`${typeof options === 'number' ? 'ttl' : 'options.ttl'} must be a finite number of ms >= 0 (got ${typeof ttl === 'string' ? `'${ttl}'` : String(ttl)})`, { option: 'options.ttl' });
+  }
+  return ttl;
+}
+
+function writeOptionsTtl(o: Record<string, unknown>): unknown {
+  for (const k of Object.keys(o)) if (k !== 'ttl') throw new InvalidArgumentError(`options.${k} is not a known option (a write takes { ttl } or a number of ms)`, { option: `options.${k}` });
+  return o.ttl;
+}
+
+function badWriteOptions(o: unknown): never {
+  throw new InvalidArgumentError(`options must be { ttl } or a number of ms (got ${o === null ? 'null' : Array.isArray(o) ? 'an array' : typeof o})`, { option: 'options' });
 }
 
 export function resolveMapOptions(input?: MapOptions): { ttl: number; cacheValues: boolean } {

@@ -7,12 +7,13 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { MODULE_NAME, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
-import { GridMap, type MapHost } from './map.js';
+import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
 import { workerExecArgv } from './runtime/exec-argv.js';
+import { libFile } from './runtime/lib-file.js';
 import { ComputePool, vnodeCount } from './compute/pool.js';
 import { ClusterNode } from './cluster/node.js';
 import { RoutedMap } from './cluster/routed-map.js';
@@ -25,6 +26,7 @@ import { RespServer } from './resp/server.js';
 import { GridMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
 import { ClusterCp } from './cp/cluster.js';
+import { createLog, type Log } from './log.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -33,6 +35,10 @@ export interface WorkerStats {
   threadId: number;
   partitions: number;
   restarts: number;
+  /** Replacements of this virtual node that failed to start (each retried later, with backoff). */
+  failedStarts: number;
+  /** False while the virtual node is down (crashed, its replacement not started yet). */
+  up: boolean;
 }
 
 export interface GridStats {
@@ -72,12 +78,18 @@ interface Vnode {
   threadId: number;
   partitions: number[];
   restarts: number;
+  failedStarts: number;
+  /** Set once the worker said 'ready': from then on its exit means a crash, handled by respawn. */
+  ready: boolean;
 }
 
-const WORKER_URL = new URL('./runtime/worker.js', import.meta.url);
+const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
+/** A replacement virtual node that fails to start is retried after 100 ms, 200 ms, … up to 30 s. */
+const RESPAWN_BASE_MS = 100;
+const RESPAWN_MAX_MS = 30_000;
 
 export class Grid extends EventEmitter implements MapHost {
   readonly store: ShardStore;
@@ -94,7 +106,11 @@ export class Grid extends EventEmitter implements MapHost {
   private closing: Promise<void> | undefined;
   private recoveries = 0;
   private cpRecoveries = 0;
-  private readonly onWorker = (w: Worker): void => this.watchThread(w);
+  private readonly onThreadExit = (tid: number): void => this.threadExited(tid);
+  /** Pending retries of virtual nodes that failed to restart (cleared by close). */
+  private readonly respawns = new Set<NodeJS.Timeout>();
+  /** @internal Where this grid's own messages go (options.logger, else process warnings). */
+  readonly log: Log;
   private readonly cpRegion: CpRegion | undefined;
   private cpApi: CoordinationPrimitives | undefined;
   private clusterCp: ClusterCp | undefined;
@@ -120,6 +136,7 @@ export class Grid extends EventEmitter implements MapHost {
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
+    this.log = createLog(options?.logger, () => 'shardgrid', 'SHARDGRID_GRID');
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
     // creating thread), so their coordination primitives are released when they exit too.
@@ -192,18 +209,25 @@ export class Grid extends EventEmitter implements MapHost {
     if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
   }
 
-  /** A named map. Maps are namespaces over the same partitions; the same name gives the same data in every thread. */
+  /**
+   * A named map. Maps are namespaces over the same partitions; the same name gives the same data
+   * in every thread. `options` (default ttl, cacheValues) are registered for the name in the whole
+   * grid, every thread included, by the first call that gives them; a later call that gives a
+   * different value for an option throws GRID_ERR_INVALID_OPTION, and calls without options
+   * use the registered ones (claimMapOptions).
+   */
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
-    const cacheKey = options?.ttl !== undefined ? `${name}\u0000${options.ttl}` : name;
-    const known = this.maps.get(cacheKey);
-    if (known !== undefined) return known as GridMap<V>;
-    const id = this.store.mapId(name);
+    const known = this.maps.get(name);
+    if (known !== undefined && options === undefined) return known as GridMap<V>;
+    const id = known?.id ?? this.store.mapId(name);
     if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
     if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
-    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id, options) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id, options) : new GridMap<V>(this, name, id, options);
-    this.maps.set(cacheKey, m);
+    if (options !== undefined) claimMapOptions(this.store, id, name, options);
+    if (known !== undefined) return known as GridMap<V>;
+    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id) : new GridMap<V>(this, name, id);
+    this.maps.set(name, m);
     return m;
   }
 
@@ -242,7 +266,7 @@ export class Grid extends EventEmitter implements MapHost {
       expirations: s.expirations,
       pageSize: s.pageSize,
       partitions: s.partitions,
-      workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts })),
+      workers: this.vnodes.map((v) => ({ index: v.index, threadId: v.threadId, partitions: v.partitions.length, restarts: v.restarts, failedStarts: v.failedStarts, up: v.ready && v.worker.threadId !== -1 })),
       recoveries: this.recoveries,
       cpRecoveries: this.cpRecoveries,
       ...this.clusterStats(),
@@ -259,7 +283,7 @@ export class Grid extends EventEmitter implements MapHost {
 
   /** @internal Joins the cluster of options.cluster (createGrid). */
   async joinCluster(): Promise<void> {
-    const node = new ClusterNode(this, this.options!.cluster!);
+    const node = new ClusterNode(this, this.options!.cluster!, this.options!.logger);
     this.cluster = node;
     node.onOp((b) => {
       const name = b.m;
@@ -279,7 +303,7 @@ export class Grid extends EventEmitter implements MapHost {
   /** @internal */
   async start(): Promise<void> {
     const o = this.options!;
-    process.on('worker', this.onWorker);
+    watchThreads(this.onThreadExit, +1);
     // a lite member owns no partitions: no virtual nodes to run their expiry and eviction
     if (o.cluster?.lite === true) return;
     const owners = Array.from({ length: o.workers }, (_, i) => i);
@@ -290,32 +314,38 @@ export class Grid extends EventEmitter implements MapHost {
       this.store.setOwner(p, table[p]);
     }
     try {
-      await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0)));
+      await Promise.all(owners.map((i) => this.spawn(i, parts[i], 0, 0)));
     } catch (e) {
       await this.close();
       throw e;
     }
   }
 
-  private spawn(index: number, partitions: number[], restarts: number): Promise<void> {
+  private spawn(index: number, partitions: number[], restarts: number, failedStarts: number): Promise<void> {
     const o = this.options!;
     const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
-    const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts };
+    const worker = new Worker(WORKER_FILE, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
+    const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts, failedStarts, ready: false };
     this.vnodes[index] = v;
     worker.on('exit', () => {
-      if (this.closed || this.vnodes[index] !== v) return;
+      if (this.closed || this.vnodes[index] !== v || !v.ready) return; // a failed start is handled by respawn
       // Crash: its partitions' data is in shared memory and stays; recovery of any lock it held
       // runs from the process-wide 'worker' watcher. Start a replacement with the same partitions.
-      void this.spawn(index, v.partitions, v.restarts + 1).catch(() => undefined);
+      this.log('warn', `virtual node ${index} exited unexpectedly; starting a replacement`);
+      this.respawn(v, 0);
     });
-    worker.on('error', () => undefined); // the exit handler restarts it
+    let startError: Error | undefined;
+    worker.on('error', (e: Error) => void (startError ??= e)); // exit follows: respawn (after ready) or the start's rejection
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new WorkerError(`virtual node ${index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        reject(new WorkerError(`virtual node ${index} did not start within ${START_TIMEOUT_MS} ms`));
+        void worker.terminate(); // a hung start must not linger next to its replacement
+      }, START_TIMEOUT_MS);
       const onMsg = (m: FromVnode): void => {
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         worker.off('message', onMsg);
+        v.ready = true;
         // A virtual node only serves the process: it must not keep it alive. A script that never
         // calls close() then exits when its own work is done, as one using lru-cache does.
         // close() refs it again while it waits for the exit.
@@ -325,9 +355,38 @@ export class Grid extends EventEmitter implements MapHost {
       worker.on('message', onMsg);
       worker.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new WorkerError(`virtual node ${index} exited with code ${code} during start`));
+        reject(new WorkerError(`virtual node ${index} exited with code ${code} during start${startError !== undefined ? `: ${startError.message}` : ''}`));
       });
     });
+  }
+
+  /**
+   * Starts a replacement for virtual node `dead.index` with its partitions. A replacement that
+   * fails to start (its worker cannot load, crashes or hangs during start) is reported through
+   * the log and retried after RESPAWN_BASE_MS × 2^attempt, at most RESPAWN_MAX_MS, until one
+   * starts or the grid closes; `stats().workers` shows `up: false` and `failedStarts` meanwhile.
+   * The retry timer is unref'd: a process whose work is done does not wait for it.
+   */
+  private respawn(dead: Vnode, attempt: number): void {
+    if (this.closed) return;
+    this.spawn(dead.index, dead.partitions, dead.restarts + 1, dead.failedStarts + attempt).then(
+      () => {
+        if (attempt > 0) this.log('warn', `virtual node ${dead.index} restarted after ${attempt} failed attempt(s)`);
+      },
+      (e: unknown) => {
+        if (this.closed) return;
+        const delay = Math.min(RESPAWN_MAX_MS, RESPAWN_BASE_MS * 2 ** attempt);
+        const failed = this.vnodes[dead.index];
+        if (failed !== undefined) failed.failedStarts = dead.failedStarts + attempt + 1;
+        this.log('warn', `virtual node ${dead.index} could not be restarted (attempt ${attempt + 1}); retrying in ${delay} ms`, e);
+        const t = setTimeout(() => {
+          this.respawns.delete(t);
+          this.respawn(dead, attempt + 1);
+        }, delay);
+        t.unref();
+        this.respawns.add(t);
+      },
+    );
   }
 
   /**
@@ -337,15 +396,12 @@ export class Grid extends EventEmitter implements MapHost {
    * locks, permits and waiters are released (the next waiter is served at once). An attached
    * grid watches the workers of its own thread for the coordination primitives only.
    */
-  private watchThread(w: Worker): void {
-    const tid = w.threadId;
-    w.once('exit', () => {
-      if (this.closed) return;
-      if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
-      this.forwarder?.threadExited(tid);
-      const repaired = this.store.recoverDeadThread(tid);
-      this.recoveries += repaired.length;
-    });
+  private threadExited(tid: number): void {
+    if (this.closed) return;
+    if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
+    this.forwarder?.threadExited(tid);
+    const repaired = this.store.recoverDeadThread(tid);
+    this.recoveries += repaired.length;
   }
 
   /** Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with GRID_ERR_CLOSED. */
@@ -368,7 +424,9 @@ export class Grid extends EventEmitter implements MapHost {
       if (this.cpRegion !== undefined) watchCp(this.cpRegion, -1);
       return;
     }
-    process.off('worker', this.onWorker);
+    watchThreads(this.onThreadExit, -1);
+    for (const t of this.respawns) clearTimeout(t);
+    this.respawns.clear();
     this.store.markClosed();
     await Promise.all(
       this.vnodes.filter(Boolean).map(
@@ -392,28 +450,48 @@ export class Grid extends EventEmitter implements MapHost {
 }
 
 /**
- * Attached grids of this thread, by CP region, and one 'worker' listener for all of them: when a
- * worker this thread created exits, its coordination primitives are released. (Recovery is
- * idempotent, so a member and an attached grid of the same thread both running it is harmless.)
+ * One process-wide 'worker' listener, and one 'exit' listener per worker, for every grid of this
+ * thread however many there are (a listener per grid made the eleventh grid raise
+ * MaxListenersExceededWarning, on the process and on every worker): when a worker this thread
+ * created exits, each watcher (the member grids, the attached grids' CP regions) gets its thread
+ * id. Recovery is idempotent, so a watcher added after the worker started is harmless.
  */
-const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
-function onCpWorker(w: Worker): void {
+const threadWatchers = new Set<(threadId: number) => void>();
+function onAnyWorker(w: Worker): void {
   const tid = w.threadId;
   w.once('exit', () => {
-    for (const { region } of cpWatched.values()) region.recoverThread(tid);
+    for (const watch of threadWatchers) watch(tid);
   });
+}
+function watchThreads(watch: (threadId: number) => void, delta: 1 | -1): void {
+  if (delta > 0) {
+    if (threadWatchers.size === 0) process.on('worker', onAnyWorker);
+    threadWatchers.add(watch);
+  } else if (threadWatchers.delete(watch) && threadWatchers.size === 0) {
+    process.off('worker', onAnyWorker);
+  }
+}
+
+/**
+ * Attached grids of this thread, by CP region: when a worker this thread created exits, its
+ * coordination primitives are released. (Recovery is idempotent, so a member and an attached
+ * grid of the same thread both running it is harmless.)
+ */
+const cpWatched = new Map<SharedArrayBuffer, { region: CpRegion; users: number }>();
+function onCpWorker(tid: number): void {
+  for (const { region } of cpWatched.values()) region.recoverThread(tid);
 }
 function watchCp(region: CpRegion, delta: 1 | -1): void {
   const e = cpWatched.get(region.buffer);
   if (delta > 0) {
-    if (cpWatched.size === 0) process.on('worker', onCpWorker);
+    if (cpWatched.size === 0) watchThreads(onCpWorker, +1);
     if (e !== undefined) e.users++;
     else cpWatched.set(region.buffer, { region, users: 1 });
     return;
   }
   if (e === undefined || --e.users > 0) return;
   cpWatched.delete(region.buffer);
-  if (cpWatched.size === 0) process.off('worker', onCpWorker);
+  if (cpWatched.size === 0) watchThreads(onCpWorker, -1);
 }
 
 /** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */

@@ -1,8 +1,9 @@
 // Public API of shardgrid: re-exports only.
 export { createGrid, attachGrid, Grid } from './grid.js';
 export type { GridHandle, GridStats, WorkerStats } from './grid.js';
+export type { Logger, LogMethod } from './log.js';
 export { GridMap } from './map.js';
-export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions } from './config.js';
+export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions, SetOptions } from './config.js';
 export type { FetchOptions, Loader as FetchLoader } from './fetch.js';
 export type { PartitionStats } from './storage/store.js';
 export type { Aggregator, AggregatorRef, BuiltinAggregator, ComputeRef, EntryProcessor, FieldArg, ProcessorEntry } from './compute/types.js';

@@ -4,8 +4,9 @@
  * writes take the partition's mutex. See native-notes.md, "Life of a get and a set".
  */
 import { isMainThread } from 'node:worker_threads';
-import { resolveMapOptions, type MapOptions, type ModuleTable } from './config.js';
+import { resolveMapOptions, setTtl, type MapOptions, type ModuleTable, type SetOptions } from './config.js';
 import {
+  InvalidOptionError,
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
   UnencodableValueError, UnsupportedError, ValueTooLargeError, WrongTypeError,
 } from './errors.js';
@@ -126,6 +127,24 @@ export const OP_ATOMIC = 3;
 /** has, ttl. */
 export const OP_READ = 4;
 
+/**
+ * Registers a map's options for the whole grid (every thread: they live in the shared map
+ * registry) when `options` is given, at grid.map(name, options). The first options given win;
+ * a later call must give the same value for every option it names, or it throws
+ * GRID_ERR_INVALID_OPTION (as Hazelcast refuses a conflicting map config). Calls without options
+ * always succeed and use whatever is registered, now or later.
+ */
+export function claimMapOptions(store: ShardStore, id: number, name: string, options: MapOptions): void {
+  const want = resolveMapOptions(options);
+  const got = store.registerMapOptions(id, want);
+  const differs = (options.ttl !== undefined && got.ttl !== want.ttl) || (options.cacheValues !== undefined && got.cacheValues !== want.cacheValues);
+  if (differs) {
+    throw new InvalidOptionError(`map '${name.slice(0, 80)}' is registered with { ttl: ${got.ttl}, cacheValues: ${got.cacheValues} }: grid.map(name, options) must give the same options, or none`, { option: 'options', map: name, registered: got });
+  }
+}
+
+const NO_MAP_OPTIONS = Object.freeze({ ttl: 0, cacheValues: true });
+
 export class GridMap<V = unknown> {
   readonly name: string;
   /**
@@ -135,13 +154,13 @@ export class GridMap<V = unknown> {
   readonly ops = new Float64Array(OP_KINDS.length);
   /** False in RoutedMap, which counts at its own entry points (its local paths call these). */
   protected countOps = true;
-  readonly defaultTtl: number;
   /** @internal */
   readonly id: number;
   protected readonly host: MapHost;
   protected readonly store: ShardStore;
   protected readonly enc: ValueEncoder;
-  private readonly cacheObjects: boolean;
+  /** The map's registered options, once registered (they never change after): see registered(). */
+  private opts: { ttl: number; cacheValues: boolean } | undefined;
   /** Whether setSync/deleteSync may write here (not in a cluster: see MapHost.clustered). */
   private readonly syncWrites: boolean;
   /**
@@ -151,16 +170,26 @@ export class GridMap<V = unknown> {
   private readonly memos = new ReadMemo();
 
   /** @internal use grid.map(name) */
-  constructor(host: MapHost, name: string, id: number, options?: MapOptions) {
+  constructor(host: MapHost, name: string, id: number) {
     this.host = host;
     this.store = host.store;
     this.enc = host.encoder;
     this.name = name;
     this.id = id;
-    const o = resolveMapOptions(options);
-    this.defaultTtl = o.ttl;
-    this.cacheObjects = o.cacheValues;
     this.syncWrites = host.clustered !== true;
+  }
+
+  /** The map's options for the whole grid: those registered by grid.map(name, options) in any thread, else the defaults. */
+  private registered(): { ttl: number; cacheValues: boolean } {
+    if (this.opts !== undefined) return this.opts;
+    const r = this.store.mapOptions(this.id); // one Atomics.load until some thread registers
+    if (r === undefined) return NO_MAP_OPTIONS;
+    return (this.opts = r);
+  }
+
+  /** Default time to live of this map's entries, ms (0: none), as registered for the whole grid. */
+  get defaultTtl(): number {
+    return this.registered().ttl;
   }
 
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
@@ -181,9 +210,13 @@ export class GridMap<V = unknown> {
     throw new UnencodableValueError(this.enc.error);
   }
 
-  protected expiry(ttl: number | undefined): number {
-    if (ttl === undefined) return this.defaultTtl > 0 ? Date.now() + this.defaultTtl : 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError(`options.ttl must be a finite number of ms >= 0 (got ${String(ttl)})`);
+  /** The expiry time a write's options (`{ ttl }`, a number of ms, or undefined: the map's default) give; throws on bad options. */
+  protected expiry(options: SetOptions | number | undefined): number {
+    const ttl = setTtl(options);
+    if (ttl === undefined) {
+      const d = this.registered().ttl;
+      return d > 0 ? Date.now() + d : 0;
+    }
     return ttl > 0 ? Date.now() + ttl : 0;
   }
 
@@ -290,7 +323,7 @@ export class GridMap<V = unknown> {
    * memos.get(key) missed; the store's key scratch still holds `key`.
    */
   private remember(key: string, p: number, value: unknown): void {
-    if (outType === T_BYTES || (outType === T_MSGPACK && !this.cacheObjects)) {
+    if (outType === T_BYTES || (outType === T_MSGPACK && !this.registered().cacheValues)) {
       if (this.memos.last >= 0) this.memos.forget(key);
       return;
     }
@@ -426,13 +459,13 @@ export class GridMap<V = unknown> {
 
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
-  set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+  set(key: string, value: V, options?: SetOptions | number): Promise<void> {
     if (this.countOps) this.ops[OP_SET]++;
     // Not an async function: when the partition lock is free (nearly always) the write happens
     // right here and the caller gets one shared, already-resolved promise.
     try {
       this.host.assertOpen();
-      const expiresAt = this.expiry(options?.ttl);
+      const expiresAt = this.expiry(options);
       const p = this.key(key);
       this.value(value);
       const st = this.store;
@@ -476,11 +509,11 @@ export class GridMap<V = unknown> {
    * GRID_ERR_LOCK_TIMEOUT (use set(), which waits without blocking the event loop). In a cluster
    * member, or a thread attached to one, throws GRID_ERR_UNSUPPORTED: writes there are replicated.
    */
-  setSync(key: string, value: V, options?: { ttl?: number }): void {
+  setSync(key: string, value: V, options?: SetOptions | number): void {
     if (this.countOps) this.ops[OP_SET]++;
     this.host.assertOpen();
     this.assertSyncWrites('setSync', key);
-    const expiresAt = this.expiry(options?.ttl);
+    const expiresAt = this.expiry(options);
     const p = this.key(key);
     this.value(value);
     this.lockSyncNow(p, 'setSync', key);
@@ -536,10 +569,10 @@ export class GridMap<V = unknown> {
     }
   }
 
-  async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+  async setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
-    const expiresAt = this.expiry(options?.ttl);
+    const expiresAt = this.expiry(options);
     let p = this.key(key);
     this.value(value);
     const wait = this.lockNow(p);
@@ -704,11 +737,11 @@ export class GridMap<V = unknown> {
    * entry rejects the whole call and stores nothing. Each partition is locked once, and the call
    * suspends only when a lock is busy. Entries of one key are written in the order given.
    */
-  async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+  async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (this.countOps && Array.isArray(entries)) this.ops[OP_SET] += entries.length;
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
-    const expiresAt = this.expiry(options?.ttl);
+    const expiresAt = this.expiry(options);
     const st = this.store;
     const n = entries.length;
     // Pass 1: validate and encode everything; keep each key's partition, slot hash and UTF-8

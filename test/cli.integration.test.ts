@@ -76,7 +76,7 @@ describe('shardgrid --help and --version', () => {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('SHARDGRID_SECRET');
-    expect(r.stdout).toContain('(default: 7400)');
+    expect(r.stdout).toContain('(default: 7400, 0 with --lite)'); // a lite member (a client) takes any free port
     expect(r.stdout).toContain('export SHARDGRID_SECRET=$(shardgrid secret)');
     // no option or example takes the secret itself in argv
     expect(r.stdout).not.toMatch(/--secret[ =<](?!file)/);

@@ -83,8 +83,11 @@ describe('threads and processes exit when their work is done', () => {
     expect(last).toBeDefined();
     expect(r.killed).toBe(false);
     expect(r.code).toBe(0);
-    // reported, not asserted (timing on a shared machine): the issue's target is within 1 s
-    console.log(`no-close child exited ${r.exitedAt - Number(last!.slice(8))} ms after its last operation`);
+    // the issue's target is within 1 s; asserted with a generous bound (a shared, loaded machine),
+    // the measured figure printed
+    const ms = r.exitedAt - Number(last!.slice(8));
+    console.log(`no-close child exited ${ms} ms after its last operation`);
+    expect(ms).toBeLessThan(10_000);
   });
 
   it('an await on a partition lock held by an unref\'d thread keeps the process alive until the write is done', { timeout: 60_000 }, async () => {

@@ -1,6 +1,8 @@
 // Presentation of results: text tables for the terminal, the target checks, and a self-contained
 // HTML page with hand-written SVG bar charts (no external assets, no scripts).
 
+import { formatSize } from '../../dist/size.js';
+
 // ── number formats ──────────────────────────────────────────────────────────────────────────────
 
 export function fmtRate(x) {
@@ -11,12 +13,9 @@ export function fmtRate(x) {
   return x.toFixed(1);
 }
 
+/** Sizes as the library writes them (src/size.ts, 'report' style: '16.1 MiB', '23.54 GiB'). */
 export function fmtBytes(x) {
-  if (!Number.isFinite(x)) return '';
-  if (Math.abs(x) >= 1024 ** 3) return `${(x / 1024 ** 3).toFixed(2)} GiB`;
-  if (Math.abs(x) >= 1024 ** 2) return `${(x / 1024 ** 2).toFixed(1)} MiB`;
-  if (Math.abs(x) >= 1024) return `${(x / 1024).toFixed(1)} KiB`;
-  return `${Math.round(x)} B`;
+  return formatSize(x, 'report');
 }
 
 export function fmtUs(x) {

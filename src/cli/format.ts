@@ -4,22 +4,14 @@
  * read and to cut with awk or grep.
  */
 import type { ClusterMemberStatus, ClusterStatus } from '../cluster/status.js';
-
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'] as const;
+import { formatSize } from '../size.js';
 
 /**
  * A byte count in the binary units the `--memory` option reads (1MB = 1024 * 1024 bytes), so a
- * printed size can be passed back as it is: 268435456 → '256MB', 1572864 → '1.5MB'.
+ * printed size can be passed back as it is: 268435456 → '256MB', 1572864 → '1.5MB' (size.ts).
  */
 export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const digits = u === 0 || Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1;
-  return `${Number(v.toFixed(digits))}${UNITS[u]}`;
+  return formatSize(n, 'option');
 }
 
 function role(m: ClusterMemberStatus): string {

@@ -29,7 +29,8 @@ const EXIT_SECOND_SIGNAL = 130;
 
 interface StartOptions {
   host: string;
-  port: number;
+  /** undefined: the default of createGrid (7400, or 0 for a lite member) */
+  port: number | undefined;
   advertise?: string;
   sourceAddress?: string;
   seeds?: string[];
@@ -314,7 +315,7 @@ async function start(o: StartOptions): Promise<number> {
   view.on?.('partition-lost', (parts) => say(`partition-lost ${parts.length} partition(s): ${parts.slice(0, 20).join(',')}${parts.length > 20 ? ',…' : ''}`));
   const stats = grid.stats();
   say(
-    `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port}`} ` +
+    `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`} ` +
       `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
   );
   if (grid.resp !== undefined) say(`resp listening on ${grid.resp.host}:${grid.resp.port}`);
@@ -362,7 +363,7 @@ function program(setExit: (code: number) => void): Command {
   p.command('start')
     .description('run a cluster member until SIGINT or SIGTERM, then leave the cluster gracefully')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on; 0 picks a free one (printed when started)', integer(0, 65535), 7400)
+    .option('--port <port>', 'port (default: 7400, 0 with --lite); 0 picks a free one, printed when started', integer(0, 65535))
     .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
     .option('--source-address <ip>', 'local IP address outbound connections to other members come from (default: chosen by the OS)', ipAddress)
     .option('--seeds <urls>', 'comma-separated ws:// urls of members to join through (default: none, start a new cluster)', seedList)

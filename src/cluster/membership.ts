@@ -256,6 +256,7 @@ export class Membership extends EventEmitter {
     }
     this.enqueue(toUpdate(this.self));
     this.tickTimer = setTimeout(() => this.tick(), this.probeInterval);
+    this.tickTimer.unref(); // background probing never keeps a process alive (the transport's sockets decide)
   }
 
   /** Alive and suspect members including self, sorted by (startedAt, id): the first is the coordinator. */
@@ -425,6 +426,7 @@ export class Membership extends EventEmitter {
     if (m !== undefined) void this.probe(m);
     if (this.recheck !== undefined && this.ticks % RECHECK_EVERY === 0) this.recheckDead();
     this.tickTimer = setTimeout(() => this.tick(), this.probeInterval);
+    this.tickTimer.unref(); // background probing never keeps a process alive (the transport's sockets decide)
   }
 
   private nextTarget(): Member | undefined {
@@ -677,6 +679,7 @@ export class Membership extends EventEmitter {
         this.apply([m.id, m.url, m.startedAt, m.lite, m.incarnation, DEAD]);
       });
     }, this.suspicionTimeout);
+    m.suspectTimer.unref();
   }
 
   // ---------------------------------------------------------------- dissemination

@@ -31,6 +31,7 @@ import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError,
 import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
+import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
 import { Membership, type MemberInfo } from './membership.js';
@@ -85,7 +86,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private timer: NodeJS.Timeout | undefined;
   private opHandler: OpHandler | undefined;
 
-  constructor(host: ClusterHost, opts: ResolvedClusterOptions, log?: LogFn) {
+  constructor(host: ClusterHost, opts: ResolvedClusterOptions, logger?: Logger) {
     super();
     this.host = host;
     this.opts = opts;
@@ -98,20 +99,13 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     this.router = new Router(this, this.replicas);
     this.migration = new Migration(this, this.replicas);
     this.fast = new FastService(this, this.replicas);
+    // SHARDGRID_TRACE=1 without a logger: every line, info included, to stderr with a timestamp
+    // (the fault harness sets it); otherwise options.logger, else warnings as process warnings
+    const sink = createLog(logger, () => `shardgrid ${this.memberId}`, 'SHARDGRID_CLUSTER');
     this.log =
-      log ??
-      ((level, message, err) => {
-        if (TRACE) {
-          // SHARDGRID_TRACE=1: every line, info included, with a timestamp (the fault harness sets it)
-          process.stderr.write(`${new Date().toISOString()} ${this.memberId} ${level}: ${message}${err instanceof Error ? `: ${err.message}` : ''}\n`);
-          return;
-        }
-        if (level === 'info') return;
-        // the transport's messages already say what went wrong; add the error's text only when it is new
-        const detail = err instanceof GridError ? ` [${err.code}]` : '';
-        const text = err instanceof Error && !message.includes(err.message) ? `: ${err.message}` : '';
-        process.emitWarning(`shardgrid ${this.memberId}: ${message}${text}${detail}`, { code: 'SHARDGRID_CLUSTER' });
-      });
+      TRACE && logger === undefined
+        ? (level, message, err) => process.stderr.write(`${new Date().toISOString()} ${this.memberId} ${level}: ${message}${err instanceof Error ? `: ${err.message}` : ''}\n`)
+        : sink;
   }
 
   get url(): string {

@@ -16,7 +16,7 @@ import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
-import type { MapOptions } from '../config.js';
+import { setTtl, type SetOptions } from '../config.js';
 import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
@@ -61,8 +61,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private readonly rep: Replicas;
   private readonly grid: Grid;
 
-  constructor(host: MapHost & Grid, node: ClusterNode, name: string, id: number, options?: MapOptions) {
-    super(host, name, id, options);
+  constructor(host: MapHost & Grid, node: ClusterNode, name: string, id: number) {
+    super(host, name, id);
     this.node = node;
     this.router = node.router;
     this.rep = node.replicas;
@@ -76,8 +76,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   /** Encoded state of `value` with expiry, validated here (typed errors before anything moves). */
-  private stateOf(value: unknown, ttl: number | undefined): Exclude<RawState, null> {
-    return this.stateAt(value, this.expiry(ttl));
+  private stateOf(value: unknown, options: SetOptions | number | undefined): Exclude<RawState, null> {
+    return this.stateAt(value, this.expiry(options));
   }
 
   private stateAt(value: unknown, expiresAt: number): Exclude<RawState, null> {
@@ -236,7 +236,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
-  override set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+  override set(key: string, value: V, options?: SetOptions | number): Promise<void> {
     this.ops[OP_SET]++;
     let p: number;
     let klen: number;
@@ -244,7 +244,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     try {
       p = this.part(key);
       klen = this.store.klen;
-      expiresAt = this.expiry(options?.ttl);
+      expiresAt = this.expiry(options);
       this.value(value); // the encoder now holds the value: a FAST SET copies it into its frame
     } catch (e) {
       return Promise.reject(e);
@@ -274,7 +274,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return this.router.routeSlow(p, () => this.putState(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
   }
 
-  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (Array.isArray(entries)) this.ops[OP_SET] += entries.length;
     this.host.assertOpen();
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
@@ -283,7 +283,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     for (const pair of entries) {
       if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
       parts.push(this.part(pair[0]));
-      states.push(this.stateOf(pair[1], options?.ttl));
+      states.push(this.stateOf(pair[1], options));
     }
     await this.router.routeMany<boolean>(
       parts,
@@ -306,12 +306,12 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.delete(key)), { m: this.name, o: 'del', k: key, r });
   }
 
-  override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+  override async setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
     this.ops[OP_ATOMIC]++;
     const p = this.part(key);
-    this.stateOf(value, options?.ttl); // typed errors here, not from the primary
+    this.stateOf(value, options); // typed errors here, not from the primary
     const r = this.rid();
-    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: options?.ttl, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: setTtl(options) ?? this.defaultTtl, r }); // the caller's default ttl, not the primary's
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {

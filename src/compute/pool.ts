@@ -3,14 +3,14 @@
  * memory (`attachGrid(handle)`, once per thread) and run aggregation tasks next to the data.
  * Created on the first aggregate, closed by grid.close(). One worker entry: ./pool-worker.ts.
  */
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { GridClosedError, InvalidArgumentError, WorkerError, errorFromWire } from '../errors.js';
 import { workerExecArgv } from '../runtime/exec-argv.js';
+import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
 import type { PoolInit, PoolReply, PoolTask } from './types.js';
 
-const WORKER_FILE = fileURLToPath(new URL('./pool-worker.js', import.meta.url));
+const WORKER_FILE = libFile('../compute/pool-worker.js');
 /** How long close() lets running tasks finish before the threads are terminated. */
 const CLOSE_TIMEOUT_MS = 10_000;
 

@@ -28,7 +28,7 @@ import { BroadcastChannel, threadId } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
-import type { MapOptions } from '../config.js';
+import type { SetOptions } from '../config.js';
 import {
   GridClosedError,
   InvalidArgumentError,
@@ -53,9 +53,8 @@ const OPS = new Set(['get', 'has', 'ttl', 'getMany', 'size', 'set', 'setMany', '
 
 interface Request {
   i: number;
-  /** map name, default ttl of the attached map, operation, arguments */
+  /** map name, operation, arguments (the map's options are registered in shared memory, which both threads read) */
   m?: string;
-  t?: number;
   o: string;
   a?: unknown[];
   /** iterator id (o: 'iter' | 'next' | 'end') */
@@ -66,7 +65,7 @@ type Reply = { i: number; v?: unknown; p?: Uint8Array; e?: WireError; done?: boo
 
 /** What the member's main thread offers the forwarder: the maps it routes. */
 export interface ForwardHost {
-  map(name: string, options?: MapOptions): GridMap<unknown>;
+  map(name: string): GridMap<unknown>;
 }
 
 /** A result as it crosses: primitives as they are, objects as msgpack bytes. */
@@ -161,7 +160,7 @@ export class ForwardServer {
       return this.page(s, req.it as number, it, i);
     }
     if (typeof req.m !== 'string') throw new ProtocolError('forward: map name must be a string');
-    const map = this.host.map(req.m, req.t !== undefined ? { ttl: req.t } : undefined);
+    const map = this.host.map(req.m);
     if (o === 'iter') {
       const id = req.it as number;
       if (typeof id !== 'number' || s.iters.has(id)) throw new ProtocolError('forward: bad iterator id');
@@ -324,20 +323,18 @@ export class ForwardClient {
 /** The map API of an attached thread of a cluster member (see the file comment). */
 export class ForwardedMap<V = unknown> extends GridMap<V> {
   private readonly client: ForwardClient;
-  private readonly ttlOption: number | undefined;
   private nextIter = 1;
 
   /** @internal use grid.map(name) */
-  constructor(host: MapHost, client: ForwardClient, name: string, id: number, options?: MapOptions) {
-    super(host, name, id, options);
+  constructor(host: MapHost, client: ForwardClient, name: string, id: number) {
+    super(host, name, id);
     this.client = client;
-    this.ttlOption = options?.ttl;
   }
 
   /** Runs operation `o` on the member's main thread (GRID_ERR_CLOSED at once when this grid is closed). */
   private async call<T>(o: string, a: unknown[]): Promise<T> {
     this.host.assertOpen();
-    return this.client.call({ m: this.name, t: this.ttlOption, o, a }) as Promise<T>;
+    return this.client.call({ m: this.name, o, a }) as Promise<T>;
   }
 
   /** Validates the key (typed errors here) and tells whether its primary is this process. */
@@ -379,11 +376,11 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
     return this.call('size', []);
   }
 
-  override async set(key: string, value: V, options?: { ttl?: number }): Promise<void> {
+  override async set(key: string, value: V, options?: SetOptions | number): Promise<void> {
     await this.call('set', options === undefined ? [key, value] : [key, value, options]);
   }
 
-  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: { ttl?: number }): Promise<void> {
+  override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     await this.call('setMany', options === undefined ? [entries] : [entries, options]);
   }
 
@@ -391,7 +388,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
     return this.call('delete', [key]);
   }
 
-  override async setIfAbsent(key: string, value: V, options?: { ttl?: number }): Promise<boolean> {
+  override async setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
     return this.call('setIfAbsent', options === undefined ? [key, value] : [key, value, options]);
   }
 
@@ -419,7 +416,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   override async *entries(): AsyncGenerator<[string, V]> {
     this.host.assertOpen();
     const it = this.nextIter++;
-    let r = await this.client.request({ m: this.name, t: this.ttlOption, o: 'iter', it });
+    let r = await this.client.request({ m: this.name, o: 'iter', it });
     let done = false;
     try {
       for (;;) {

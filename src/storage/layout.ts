@@ -9,7 +9,7 @@
  *  ├──────────────────────────┤ pageBase
  *  │ page table (PG_*)        │ maxPages × PG_STRIDE slots
  *  ├──────────────────────────┤ mapBase
- *  │ map registry (M_*)       │ maxMaps × M_STRIDE slots (name length, name hash, UTF-8 name)
+ *  │ map registry (M_*)       │ maxMaps × M_STRIDE slots (name length, name hash, options, default ttl, UTF-8 name)
  *  ├──────────────────────────┤ countBase
  *  │ entries per (partition,  │ partitions × maxMaps slots
  *  │ map)                     │
@@ -29,7 +29,7 @@
  *  cap × [slotHash u32, ref u32].
  */
 export const MAGIC = 0x53475244; // 'SGRD'
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2; // 2: map options in the registry (M_OPTS, M_TTL)
 
 // ── global header ─────────────────────────────────────────────────────────────────────────────
 export const G_MAGIC = 0;
@@ -89,9 +89,17 @@ export const KIND_RUN_TAIL = 2;
 export const FREE = -1;
 
 // ── map registry ──────────────────────────────────────────────────────────────────────────────
+//   NAME_LEN | NAME_HASH | OPTS | TTL_LO TTL_HI (f64 ms) | NAME (UTF-8, MAX_MAP_NAME_BYTES)
+// A map's options are registered once for the whole grid (every thread): the first
+// grid.map(name, options) that gives options writes TTL, then publishes OPTS with Atomics.store
+// (under G_MAP_LOCK); readers Atomics.load OPTS first, so a non-zero OPTS means TTL is written.
 export const M_NAME_LEN = 0;
 export const M_NAME_HASH = M_NAME_LEN + 1;
-export const M_NAME = M_NAME_HASH + 1; // UTF-8 bytes, MAX_MAP_NAME_BYTES
+export const M_OPTS = M_NAME_HASH + 1; // 0: none registered; else MO_SET | MO_NO_CACHE?
+export const M_TTL = M_OPTS + 1; // f64 default ttl in ms, two Int32 slots (read through a DataView: not 8-aligned)
+export const M_NAME = M_TTL + 2; // UTF-8 bytes, MAX_MAP_NAME_BYTES
+export const MO_SET = 1;
+export const MO_NO_CACHE = 2; // cacheValues: false
 export const MAX_MAP_NAME_BYTES = 256;
 export const M_STRIDE = M_NAME + MAX_MAP_NAME_BYTES / 4;
 

@@ -15,7 +15,7 @@ import {
   F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
-  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_STRIDE, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
+  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
   P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
   PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
@@ -104,6 +104,8 @@ export const nowClock = (): number => Math.floor(Date.now() / CLOCK_TICK_MS) & C
 
 export class ShardStore {
   readonly ci: Int32Array;
+  /** The control buffer as bytes, for its few unaligned Float64 fields (the map registry's M_TTL). */
+  private readonly controlView: DataView;
   readonly cu: Uint32Array;
   readonly tf: Float64Array;
   u8!: Uint8Array;
@@ -136,6 +138,7 @@ export class ShardStore {
 
   constructor(readonly buffers: StoreBuffers, lockTimeout = 5000) {
     this.ci = new Int32Array(buffers.control);
+    this.controlView = new DataView(buffers.control);
     this.cu = new Uint32Array(buffers.control);
     if (this.ci[G_MAGIC] !== MAGIC || this.ci[G_LAYOUT] !== LAYOUT_VERSION) throw new Error('not a shardgrid control buffer');
     this.partitions = this.ci[G_PARTITIONS];
@@ -1036,6 +1039,35 @@ export class ShardStore {
       ci[b + M_NAME_HASH] = h;
       Atomics.store(ci, G_MAP_COUNT, count + 1); // publish after the name is written
       return count;
+    } finally {
+      unlock(ci, G_MAP_LOCK);
+    }
+  }
+
+  /**
+   * The options registered for map `id` (grid.map(name, options), in any thread), or undefined
+   * while none are. Registered once: a second registration returns the first one's options.
+   */
+  mapOptions(id: number): { ttl: number; cacheValues: boolean } | undefined {
+    const b = this.geo.mapBase + id * M_STRIDE;
+    const flags = Atomics.load(this.ci, b + M_OPTS); // published after TTL (registerMapOptions)
+    if ((flags & MO_SET) === 0) return undefined;
+    return { ttl: this.controlView.getFloat64((b + M_TTL) * 4, true), cacheValues: (flags & MO_NO_CACHE) === 0 };
+  }
+
+  /** Registers `o` for map `id` unless options are registered already; returns the registered ones. */
+  registerMapOptions(id: number, o: { ttl: number; cacheValues: boolean }): { ttl: number; cacheValues: boolean } {
+    const known = this.mapOptions(id);
+    if (known !== undefined) return known;
+    const ci = this.ci;
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    try {
+      const again = this.mapOptions(id);
+      if (again !== undefined) return again;
+      const b = this.geo.mapBase + id * M_STRIDE;
+      this.controlView.setFloat64((b + M_TTL) * 4, o.ttl, true);
+      Atomics.store(ci, b + M_OPTS, MO_SET | (o.cacheValues ? 0 : MO_NO_CACHE));
+      return { ttl: o.ttl, cacheValues: o.cacheValues };
     } finally {
       unlock(ci, G_MAP_LOCK);
     }

@@ -35,6 +35,7 @@
  * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
  * resolves when the winning connection opens.
  */
+import { createLog } from '../log.js';
 import { isIP } from 'node:net';
 import { isHostPort } from '../config.js';
 import { EventEmitter } from 'node:events';
@@ -176,7 +177,7 @@ export interface TransportOptions {
   maxBuffered?: number;
   /** Unauthenticated incoming connections allowed at once, from all addresses; more are dropped. Default 64. */
   maxHandshakes?: number;
-  /** Default: console.warn for 'warn' and 'error', 'info' dropped. */
+  /** Default: 'warn' and 'error' as process warnings (each kind once), 'info' dropped (log.ts). */
   log?: LogFn;
 }
 
@@ -512,12 +513,9 @@ function isWireError(x: unknown): x is WireError {
   );
 }
 
+/** Without options.log: silent but for warnings and errors, which become process warnings (log.ts). */
 function defaultLog(memberId: string): LogFn {
-  return (level, message, err) => {
-    if (level === 'info') return;
-    const detail = err instanceof GridError ? ` [${err.code}]` : err instanceof Error ? `: ${err.message}` : '';
-    console.warn(`shardgrid transport ${memberId} ${level}: ${message}${detail}`);
-  };
+  return createLog(undefined, () => `shardgrid transport ${memberId}`, 'SHARDGRID_TRANSPORT');
 }
 
 const POSITIVE = [
@@ -1621,8 +1619,11 @@ export class Transport extends EventEmitter {
     w.len = 0;
   }
 
-  /** @internal FastPeer.room */
-  _room(link: Link, n: number): FastWriter {
+  /** @internal FastPeer.room; `peer` is always a Link */
+  // (typed FastPeer, not Link: Link holds a `ws` WebSocket, and naming it here would make the
+  // published declarations import 'ws', which a consumer without @types/ws cannot compile)
+  _room(peer: FastPeer, n: number): FastWriter {
+    const link = peer as Link;
     if (n > link.maxRecord) throw new InternalError(`FAST record of ${n} bytes over the frame limit (${link.maxRecord})`);
     link.cur = null; // a BATCH being filled stays in the queue, before this frame
     const w = link.fw;
@@ -1638,8 +1639,9 @@ export class Transport extends EventEmitter {
     return w;
   }
 
-  /** @internal FastPeer.call */
-  _call(link: Link, c: FastCall): number {
+  /** @internal FastPeer.call; `peer` is always a Link (see _room) */
+  _call(peer: FastPeer, c: FastCall): number {
+    const link = peer as Link;
     const id = link.newId();
     if (link.state !== S_OPEN) {
       // a closed connection's requests were failed already: fail this one too (callers check isOpen first)
@@ -1652,8 +1654,9 @@ export class Transport extends EventEmitter {
     return id;
   }
 
-  /** @internal FastPeer.replyError */
-  _replyError(link: Link, id: number, err: unknown): void {
+  /** @internal FastPeer.replyError; `peer` is always a Link (see _room) */
+  _replyError(peer: FastPeer, id: number, err: unknown): void {
+    const link = peer as Link;
     if (link.state === S_OPEN) this.enqueue(link, K_ERROR, id, null, this.wireError(err, 'FAST request'));
   }
 

@@ -1,0 +1,110 @@
+// Options of writes and maps (issue 15): a number means { ttl }; unknown options and bad ttls are
+// typed errors in every option-taking write; a map's options are registered by name for the
+// whole grid, every thread included, and a conflicting second registration is refused.
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, InvalidArgumentError, InvalidOptionError } from '../dist/index.js';
+import type { Grid } from '../dist/index.js';
+
+describe('options of writes', () => {
+  let grid: Grid;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 1, partitions: 16, memory: '16MB' });
+  });
+  afterAll(async () => {
+    await grid.close();
+  });
+
+  it('a number as the options of set, setSync, setIfAbsent and setMany is the ttl in ms', async () => {
+    const m = grid.map('n');
+    await m.set('a', 1, 60_000);
+    m.setSync('b', 1, 60_000);
+    expect(await m.setIfAbsent('c', 1, 60_000)).toBe(true);
+    await m.setMany([['d', 1], ['e', 2]], 60_000);
+    for (const k of ['a', 'b', 'c', 'd', 'e']) {
+      const t = await m.ttl(k);
+      expect(t, k).toBeGreaterThan(50_000);
+      expect(t, k).toBeLessThanOrEqual(60_000);
+    }
+    await m.set('f', 1, 0); // 0: no expiry
+    expect(await m.ttl('f')).toBeUndefined();
+  });
+
+  const writes: Array<[string, (m: ReturnType<Grid['map']>, o: unknown) => Promise<unknown>]> = [
+    ['set', (m, o) => m.set('k', 'v', o as never)],
+    ['setSync', async (m, o) => m.setSync('k', 'v', o as never)],
+    ['setIfAbsent', (m, o) => m.setIfAbsent('k2', 'v', o as never)],
+    ['setMany', (m, o) => m.setMany([['k3', 'v']], o as never)],
+  ];
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['a misspelt option', { tll: 1000 }, /options\.tll is not a known option/],
+    ['a negative ttl', { ttl: -1 }, /options\.ttl must be a finite number/],
+    ['a NaN ttl', { ttl: Number.NaN }, /options\.ttl/],
+    ['an infinite ttl', { ttl: Infinity }, /options\.ttl/],
+    ['a string ttl', { ttl: '1000' }, /options\.ttl/],
+    ['a negative number', -5, /^ttl must be a finite number/],
+    ['null', null, /options must be \{ ttl \} or a number/],
+    ['a string', '1000', /options must be/],
+    ['an array', [1000], /options must be/],
+  ];
+  for (const [method, write] of writes) {
+    for (const [what, options, message] of bad) {
+      it(`${method} with ${what} throws GRID_ERR_INVALID_ARGUMENT naming the option and writes nothing`, async () => {
+        const m = grid.map('bad');
+        await m.clear();
+        const e = await write(m, options).catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(InvalidArgumentError);
+        expect((e as InvalidArgumentError).code).toBe('GRID_ERR_INVALID_ARGUMENT');
+        expect((e as Error).message).toMatch(message);
+        expect(await m.size()).toBe(0);
+      });
+    }
+  }
+});
+
+describe("a map's options, registered by name for the whole grid", () => {
+  let grid: Grid;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 1, partitions: 16, memory: '16MB' });
+  });
+  afterAll(async () => {
+    await grid.close();
+  });
+
+  it('a second handle of the name, in this thread or in an attached worker, gets the default ttl; a conflicting one is refused', async () => {
+    const worker = new Worker(new URL('./fixtures/map-options-worker.mjs', import.meta.url), { workerData: { handle: grid.handle } });
+    const msgs: unknown[] = [];
+    const next = () => new Promise<unknown>((resolve, reject) => {
+      if (msgs.length > 0) return resolve(msgs.shift());
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await next(); // the worker opened 'late' by name before any options were registered
+    const users = grid.map('users', { ttl: 60_000 });
+    grid.map('late', { ttl: 30_000 });
+    expect(grid.map('users')).toBe(users);
+    expect(grid.map('users', { ttl: 60_000 })).toBe(users); // the same options: fine
+    expect(() => grid.map('users', { ttl: 1_000 })).toThrow(InvalidOptionError);
+    expect(() => grid.map('users', { cacheValues: false })).toThrow(/registered with \{ ttl: 60000, cacheValues: true \}/);
+    worker.postMessage('go');
+    const r = (await next()) as { usersTtl: number; lateTtl: number; defaultTtl: number; conflict: string };
+    expect(r.defaultTtl).toBe(60_000);
+    expect(r.usersTtl).toBeGreaterThan(50_000);
+    expect(r.usersTtl).toBeLessThanOrEqual(60_000);
+    expect(r.lateTtl).toBeGreaterThan(20_000); // a handle opened before the registration follows it
+    expect(r.lateTtl).toBeLessThanOrEqual(30_000);
+    expect(r.conflict).toBe('GRID_ERR_INVALID_OPTION');
+    const mine = await users.ttl('from-worker');
+    expect(mine).toBeGreaterThan(0);
+  });
+
+  it('a map opened without options has no default ttl until some thread registers one', async () => {
+    const m = grid.map('plain');
+    await m.set('a', 1);
+    expect(await m.ttl('a')).toBeUndefined();
+    expect(m.defaultTtl).toBe(0);
+    grid.map('plain', { ttl: 10_000 });
+    await m.set('b', 1);
+    expect(await m.ttl('b')).toBeGreaterThan(0);
+  });
+});
