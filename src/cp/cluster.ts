@@ -44,8 +44,26 @@ interface Link {
 
 class DataLink implements Link {
   constructor(private readonly node: ClusterNode) {}
+  /**
+   * A member that is removed and rejoins (a long pause, an overload) gets a new Metadata and
+   * driver: an open or a read cut short by the old one's close is asked again of the new one.
+   * (Commands need nothing of the kind: an attempt that gets no answer is resubmitted anyway.)
+   */
+  private async again<T>(f: () => Promise<T>): Promise<T> {
+    const end = Date.now() + OP_DEADLINE_MS;
+    for (;;) {
+      const meta = this.node.meta;
+      try {
+        return await f();
+      } catch (e) {
+        if (this.node.closed || !meta.cp.isClosed || Date.now() > end) throw e;
+        // the rejoin makes a new Metadata once its transport listens again
+        while (this.node.meta === meta && !this.node.closed && Date.now() <= end) await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
   open(key: string, ttl: number): Promise<number> {
-    return this.node.meta.cp.open(key, this.node.memberId, ttl, OP_DEADLINE_MS);
+    return this.again(() => this.node.meta.cp.open(key, this.node.memberId, ttl, OP_DEADLINE_MS));
   }
   exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
     return new Promise((resolve) => {
@@ -62,8 +80,10 @@ class DataLink implements Link {
     });
   }
   async read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
-    await this.node.meta.cp.barrier(OP_DEADLINE_MS);
-    return readState(this.node.meta.state, kind, name, permits, session);
+    return this.again(async () => {
+      await this.node.meta.cp.barrier(OP_DEADLINE_MS);
+      return readState(this.node.meta.state, kind, name, permits, session);
+    });
   }
   heartbeat(id: number): void {
     this.node.meta.cp.heartbeat([id]);

@@ -78,6 +78,11 @@ export class CpDriver {
     t.handle('cp.read', (b, from) => this.onLiteRead(b, from));
   }
 
+  /** Closed with its Metadata (this member closes, or was removed and rejoins under a new one). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   close(): void {
     this.closed = true;
     this.listeners.clear();
