@@ -122,7 +122,7 @@ export function without(cur: PartitionTable, id: string): Assignment {
  * Partitions whose data only `id` holds among `members` (no other owner that is a member): what a
  * removal of `id` would lose.
  */
-export function lastCopiesOf(cur: PartitionTable, id: string, members: ReadonlySet<string>): number[] {
+export function lastCopiesOf(cur: PartitionTable, id: string, members: { has(id: string): boolean }): number[] {
   const out: number[] = [];
   for (let p = 0; p < cur.owners.length; p++) {
     const o = cur.owners[p];
@@ -137,7 +137,7 @@ export function lastCopiesOf(cur: PartitionTable, id: string, members: ReadonlyS
  * that changes nothing. What the leader does to a member SWIM calls dead while it waits before
  * removing it for good (metadata.ts, LAST_COPY_GRACE_MS).
  */
-export function around(cur: PartitionTable, id: string, members: ReadonlySet<string>): Assignment | undefined {
+export function around(cur: PartitionTable, id: string, members: { has(id: string): boolean }): Assignment | undefined {
   let changed = false;
   const owners = cur.owners.map((o) => {
     if (!o.includes(id) || !o.some((m) => m !== id && members.has(m))) return o;

@@ -444,7 +444,7 @@ export class Metadata extends EventEmitter {
         // reports those partitions lost, as it would have at once.
         const since = this.deadSince.get(id) ?? now();
         this.deadSince.set(id, since);
-        if (now() - since < LAST_COPY_GRACE_MS && lastCopiesOf(t, id, new Set(st.members.keys())).length > 0) {
+        if (now() - since < LAST_COPY_GRACE_MS && lastCopiesOf(t, id, st.members).length > 0) {
           waiting ??= id;
           this.grace.add(id);
           continue;
@@ -455,7 +455,7 @@ export class Metadata extends EventEmitter {
     this.reconcileConfig();
     // the table: one proposal in flight at a time
     if (this.proposedTableBase === st.table.version || st.members.size === 0) return;
-    const moved = waiting === undefined ? undefined : around(t, waiting, new Set(st.members.keys()));
+    const moved = waiting === undefined ? undefined : around(t, waiting, st.members);
     const next = moved ?? plan(t, [...st.members.keys()], this.host.backups, (p) => this.syncedAt(p, t.epochs[p]));
     if (next === undefined) return;
     if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
