@@ -10,7 +10,7 @@ import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import type { FastPeer } from '../transport/transport.js';
 import type { Done, MemberContext } from './context.js';
-import { rawSize, writeRaw, type KeySource } from './fast-ops.js';
+import { rawAt, rawSize, writeRaw, type KeySource } from './fast-ops.js';
 import type { RawState } from './records.js';
 import { copiesOf, type Replicas } from './replicas.js';
 
@@ -125,7 +125,7 @@ export class FastService {
     o.u32(n);
     for (let i = 0; i < n; i++) {
       const p = this.fastKey(r, mapId, r.keyOffs[i], r.keyLens[i]);
-      if (!this.writeStateOf(p, mapId, undefined, 0)) {
+      if (this.r.unsettledIn(p) || !this.writeStateOf(p, mapId, undefined, 0)) {
         o.len = 0;
         return false;
       }
@@ -143,10 +143,11 @@ export class FastService {
     if (!many) {
       const p = this.fastKey(r, mapId);
       this.r.assertPrimary(p);
-      if (this.writeStateOf(p, mapId, peer, r.id)) return;
+      // a partition with writes being replicated takes the path below: their keys serve what the copies hold
+      if (!this.r.unsettledIn(p) && this.writeStateOf(p, mapId, peer, r.id)) return;
     } else if (this.readMany(peer, r, mapId)) return;
     const n = many ? r.count : 1;
-    // a writer kept a partition busy: read (under the lock where needed) and answer then
+    // a writer kept a partition busy, or it has unsettled keys: read (under the lock where needed) and answer then
     const id = r.id;
     const name = r.map.name;
     const keys: string[] = [];
@@ -156,7 +157,8 @@ export class FastService {
       keys.map((key) =>
         this.r.records.withState(name, key, (p2, s) => {
           this.r.assertPrimary(p2);
-          return s;
+          const u = this.r.unsettledOf(name, key);
+          return u === undefined ? s : u.stable; // stable null = absent
         }),
       ),
     ).then(
@@ -205,18 +207,30 @@ export class FastService {
         return;
       }
       st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
+      // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
+      const un = this.r.unsettled;
+      const uk = name + '\u0000' + ks;
+      const u = un.begin(p, uk, () => this.r.records.stateHere(p, mapId));
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
       if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+        un.abandon(uk, u);
         throw new MemoryFullError('memory budget exhausted and nothing left to evict');
       }
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
       const targets = copiesOf(this.r.table!, p, this.ctx.memberId);
+      const seq = un.shipped(u);
+      const state = rawAt(buf, vType, vExp, vOff, vLen);
       // the set's record rides on every replicated state of the key until its own replication ends
-      const ks = rid === undefined || targets.length === 0 ? undefined : buf.toString('utf8', keyOff, keyOff + keyLen);
-      const release = ks === undefined ? undefined : this.r.hold(name, ks, rid!, undefined);
-      const ship = this.r.shipment(p, targets, release === undefined ? reply : (err) => (release(), reply(err)));
+      const release = rid === undefined || targets.length === 0 ? undefined : this.r.hold(name, ks, rid, undefined);
+      const ship = this.r.shipment(p, targets, (err) => {
+        release?.();
+        un.settle(uk, u, seq, state, err === undefined);
+        if (err !== undefined) this.r.resyncLater(p, name, ks, u);
+        reply(err);
+      });
       if (targets.length > 0) {
-        const k: KeySource = ks !== undefined ? { s: ks, len: keyLen } : { b: buf, off: keyOff, len: keyLen };
+        const k: KeySource = { s: ks, len: keyLen };
         const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
         for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done);
       }
@@ -234,7 +248,7 @@ export class FastService {
     };
     const resend = (): void => {
       const key = buf.toString('utf8', keyOff, keyOff + keyLen);
-      new Promise((ok) => ok(this.r.replicate(name, key, [rid!, undefined]))).then(() => reply(undefined), reply);
+      this.r.replicateAgain(p, name, key, rid!, undefined).then(() => reply(undefined), reply);
     };
     const res = this.r.records.serial(p, write);
     if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));

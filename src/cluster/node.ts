@@ -182,6 +182,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       this.lite,
     );
     this.meta = meta;
+    meta.lease.onChange = () => this.replicas.publish(); // other threads read local primaries under the same lease
     meta.on('table', (tb: PartitionTable) => this.applyTable(tb));
     meta.on('removed', () => this.removed('the metadata leader removed this member'));
     meta.on('lost', (parts: number[]) => {

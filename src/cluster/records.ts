@@ -15,7 +15,7 @@
 import { GridClosedError, LockTimeoutError, MemoryFullError, ProtocolError, ValueTooLargeError } from '../errors.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from '../storage/store.js';
-import { lockAsync, tryLock, unlock } from '../sync/mutex.js';
+import { lockAsync, lockSync, tryLock, unlock } from '../sync/mutex.js';
 
 export type RawState = null | [type: number, payload: string | Uint8Array | number, expiresAt: number];
 /** One entry of a partition snapshot: [mapName, key, state]. */
@@ -107,6 +107,33 @@ export class Records {
         unlock(st.ci, st.lockIndex(p));
       }
     });
+  }
+
+  /**
+   * Key's current state, synchronously: read optimistically, or under the partition lock taken
+   * in short blocking slices when a writer (a virtual node sweeping the partition) keeps it busy.
+   * Never call it while this thread holds p's lock (use `stateHere`).
+   */
+  stateNow(mapName: string, key: string): RawState {
+    const st = this.store;
+    const id = this.mapId(mapName);
+    st.setKey(key, id);
+    const p = st.kpart;
+    const s = this.readState(p, id);
+    if (s !== undefined) return s;
+    const li = st.lockIndex(p);
+    if (!lockSync(st.ci, li, this.lockTimeout)) throw new LockTimeoutError(`timed out waiting for the lock of partition ${p}`, { partition: p, timeoutMs: this.lockTimeout });
+    try {
+      st.setKey(key, id);
+      return this.stateAt(st.probe(p, id));
+    } finally {
+      unlock(st.ci, li);
+    }
+  }
+
+  /** The state of the store's current key in map `mapId` of partition p; the caller holds p's lock. */
+  stateHere(p: number, mapId: number): RawState {
+    return this.stateAt(this.store.probe(p, mapId));
   }
 
   /** Every live entry of partition p, all maps, and `use(entries)` in the same synchronous run. */

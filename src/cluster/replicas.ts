@@ -10,13 +10,17 @@
 import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableError, ProtocolError, RetryableGridError, TimeoutError } from '../errors.js';
 import type { PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
+import { sharedNow, toShared } from '../sync/clock.js';
 import { type MemberContext, type Done, UNFENCED } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
 import { RepCall, Shipment, rawAt, sendRep, type KeySource } from './fast-ops.js';
 import { Records, checkState, type RawState } from './records.js';
+import { type Unsettled, UnsettledWrites } from './unsettled.js';
 
 /** A write whose copy missed it waits this long for a committed table that dropped the copy. */
 const DROP_WAIT_MS = 10_000;
+/** A key whose replicated write failed is shipped again after this long (resyncLater). */
+const RESYNC_MS = 1_000;
 /** A copy that has not applied the current epoch yet gets the write again this many times (10, 20, 40 … 200 ms apart). */
 const COPY_CATCH_UP_TRIES = 16;
 
@@ -24,6 +28,8 @@ export class Replicas {
   readonly records: Records;
   /** Results of requests by request id, per partition (dedupe.ts). */
   readonly dedupe: Dedupe;
+  /** Keys with writes applied here whose replication has not settled, and the state reads of them serve (unsettled.ts). */
+  readonly unsettled: UnsettledWrites;
   /** The partition table this member applies (undefined before the first, and once removed). */
   table: PartitionTable | undefined;
   private readonly store: ShardStore;
@@ -39,6 +45,7 @@ export class Replicas {
     this.partitions = ctx.store.partitions;
     this.records = new Records(ctx.store, lockTimeout);
     this.dedupe = new Dedupe(ctx.partitions);
+    this.unsettled = new UnsettledWrites(ctx.store);
   }
 
   get version(): number {
@@ -58,7 +65,9 @@ export class Replicas {
     if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(t));
     const me = this.ctx.memberId;
     const st = this.store;
-    for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, t.owners[p][0] === me);
+    this.publish();
+    // after the flags: another thread that still saw a key unsettled then sees p is not primary here
+    this.unsettled.dropWhere((p) => t.owners[p][0] !== me || (old !== undefined && old.epochs[p] !== t.epochs[p]));
     const changes: string[] = [];
     for (let p = 0; p < this.partitions; p++) {
       // a copy this member no longer holds for anyone: drop it (a later pending copy starts from a reset anyway)
@@ -78,12 +87,31 @@ export class Replicas {
   }
 
   /**
+   * Mirrors what this member may serve into shared memory, for its other threads
+   * (runtime/forward.ts reads local primaries there without the main thread): the lease's end on
+   * the process-wide clock, then per partition whether it is primary here with its epoch covered
+   * by the lease's safe version — `serves(p)` but for the clock, which each reader checks itself
+   * (after a pause the reader may run before this thread). Called on every table, grant and revoke.
+   */
+  publish(): void {
+    const st = this.store;
+    const t = this.table;
+    const lease = this.ctx.meta?.lease;
+    const live = t !== undefined && lease !== undefined && !this.ctx.closed && !this.ctx.restarting;
+    const me = this.ctx.memberId;
+    if (live) st.setLeaseEnd(toShared(lease.end));
+    for (let p = 0; p < this.partitions; p++) st.setPrimaryHere(p, live && t.owners[p][0] === me && (UNFENCED || t.epochs[p] <= lease.safe));
+    if (!live) st.setLeaseEnd(sharedNow() - 1);
+  }
+
+  /**
    * Stops serving everything at once: no primaries, waiting writes failed, table waiters woken.
    * `forget` (a removed member): the table and the dedupe records go too.
    */
   stopServing(forget: boolean): void {
     if (forget) this.table = undefined;
     for (let p = 0; p < this.partitions; p++) this.store.setPrimaryHere(p, false);
+    this.unsettled.dropWhere(() => true);
     for (const w of this.dropWaiters.splice(0)) w(undefined);
     for (const w of this.tableWaiters.splice(0)) w();
     if (forget) this.dedupe.clearAll();
@@ -153,10 +181,11 @@ export class Replicas {
    * reported stale to the coordinator (it is rebuilt); a copy that says it is the primary now
    * (newer table) makes this write fail with PartitionMovedError, which route() retries there.
    */
-  replicate(mapName: string, key: string, done?: Done): Promise<unknown> | undefined {
+  replicate(mapName: string, key: string, done?: Done, onShip?: (s: RawState) => void): Promise<unknown> | undefined {
     if (this.table === undefined) return undefined;
     const r = this.records.withState(mapName, key, (p, s) => {
       this.assertPrimary(p); // read and send in the same run: still the primary when shipped
+      onShip?.(s);
       const targets = copiesOf(this.table!, p, this.ctx.memberId);
       if (targets.length === 0 && this.minCopies() <= 1) return undefined;
       return new Promise<void>((resolve, reject) => {
@@ -410,9 +439,81 @@ export class Replicas {
   /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
   async write<T>(p: number, map: string, key: string, apply: () => Promise<T>): Promise<T> {
     this.assertPrimary(p);
-    const r = await apply();
-    await this.replicate(map, key);
+    return this.tracked(p, map, key, apply, undefined);
+  }
+
+  /**
+   * Applies a write and replicates the key's state, with the key unsettled meanwhile: reads serve
+   * the state its copies hold until the replication is acknowledged (unsettled.ts). `rid`: the
+   * write's request id, recorded with its result before the replication starts.
+   */
+  private async tracked<T>(p: number, map: string, key: string, apply: () => Promise<T>, rid: string | undefined): Promise<T> {
+    const k = map + '\u0000' + key;
+    const un = this.unsettled;
+    const u = un.begin(p, k, () => this.records.stateNow(map, key));
+    let r: T;
+    try {
+      r = await apply();
+    } catch (e) {
+      un.abandon(k, u);
+      throw e;
+    }
+    let release: (() => void) | undefined;
+    if (rid !== undefined) {
+      this.dedupe.put(p, rid, r);
+      release = this.hold(map, key, rid, r);
+    }
+    let seq = 0;
+    let shipped: RawState = null;
+    try {
+      await this.replicate(map, key, rid === undefined ? undefined : [rid, r], (s) => {
+        seq = un.shipped(u);
+        shipped = s;
+      });
+    } catch (e) {
+      un.settle(k, u, seq, shipped, false);
+      this.resyncLater(p, map, key, u);
+      throw e;
+    } finally {
+      release?.();
+    }
+    un.settle(k, u, seq, shipped, seq > 0);
+    if (seq === 0) this.resyncLater(p, map, key, u);
     return r;
+  }
+
+  /**
+   * A write of key failed after it was applied here: its effect may be on no copy, and reads of
+   * the key serve the older state the copies hold. Ships the key's current state again in a
+   * second (and again after each failure) while this member is still p's primary and the key
+   * still unsettled, so the copies catch up and the key settles (unsettled.ts).
+   */
+  resyncLater(p: number, map: string, key: string, u: Unsettled): void {
+    const k = map + '\u0000' + key;
+    setTimeout(() => {
+      if (this.unsettled.get(k) !== u || u.failedFrom === 0 || !this.serves(p)) return;
+      this.tracked(p, map, key, () => Promise.resolve(undefined), undefined).catch(() => undefined);
+    }, RESYNC_MS).unref();
+  }
+
+  /**
+   * A retry of request `rid` (result `r`) this partition already applied: ships the key's state
+   * again (its reply was lost, or its first replication is still running or failed), tracked like
+   * a write, so that once it is acknowledged the key is settled too.
+   */
+  async replicateAgain(p: number, map: string, key: string, rid: string, r: unknown): Promise<unknown> {
+    this.assertPrimary(p);
+    return this.tracked(p, map, key, () => Promise.resolve(r), rid);
+  }
+
+  /** The unsettled record of map/key when a write of it is being replicated from here (serve its `stable` state), else undefined. */
+  unsettledOf(map: string, key: string): Unsettled | undefined {
+    return this.unsettled.size === 0 ? undefined : this.unsettled.get(map + '\u0000' + key);
+  }
+
+  /** Whether partition p has unsettled keys (a cheap filter before `unsettledOf`). */
+  unsettledIn(p: number): boolean {
+    return this.unsettled.size !== 0 && this.store.unsettledIn(p) !== 0;
   }
 
   /**
@@ -428,20 +529,9 @@ export class Replicas {
       rid,
       async () => {
         this.assertPrimary(p);
-        const r = await apply();
-        d.put(p, rid, r);
-        const release = this.hold(map, key, rid, r);
-        try {
-          await this.replicate(map, key, [rid, r]);
-        } finally {
-          release();
-        }
-        return r;
+        return this.tracked(p, map, key, apply, rid);
       },
-      (r) => {
-        this.assertPrimary(p);
-        return this.replicate(map, key, [rid, r]) as Promise<unknown> | undefined;
-      },
+      (r) => this.replicateAgain(p, map, key, rid, r),
     );
   }
 }

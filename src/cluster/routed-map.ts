@@ -19,7 +19,7 @@ import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { setTtl, type SetOptions } from '../config.js';
 import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
-import { GridMap, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
+import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
@@ -94,11 +94,44 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   private static seq = 0;
 
+  /**
+   * Key's state on this primary (lease checked): what its copies hold while a write of it is
+   * being replicated (unsettled.ts), else shared memory; read and checked in one synchronous run.
+   */
   private localState(key: string): RawState | Promise<RawState> {
     return this.rep.records.withState(this.name, key, (p, s) => {
       this.rep.assertPrimary(p);
-      return s;
+      const u = this.rep.unsettledOf(this.name, key);
+      return u === undefined ? s : u.stable;
     });
+  }
+
+  /** get() on this primary: the lock-free read when p has no unsettled key (checked in the same run, so no write can begin between), else localState. */
+  private readLocal(p: number, key: string): Promise<V | undefined> {
+    try {
+      this.rep.assertPrimary(p);
+      if (!this.rep.unsettledIn(p)) {
+        const v = this.getLocal(key);
+        if (v !== NEED) return Promise.resolve(v);
+      }
+      return Promise.resolve(this.localState(key)).then((s) => fromState(s) as V | undefined);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** has() on this primary (localState: what the copies hold). */
+  private async hasLocal(key: string): Promise<boolean> {
+    const s = await this.localState(key);
+    return s !== null && (s[2] === 0 || s[2] > Date.now());
+  }
+
+  /** ttl() on this primary: ms left, undefined when absent or without expiry. */
+  private async ttlLocal(key: string): Promise<number | undefined> {
+    const s = await this.localState(key);
+    if (s === null || s[2] === 0) return undefined;
+    const left = s[2] - Date.now();
+    return left > 0 ? left : undefined;
   }
 
   /** Stores a state on this primary and replicates it; applied at most once per request id `rid`. */
@@ -118,7 +151,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     if (this.rep.isPrimary(p)) {
       this.rep.assertPrimary(p); // the lease: a typed, retryable error when it does not cover p now
-      return super.getSync(key);
+      const u = this.rep.unsettledIn(p) ? this.rep.unsettledOf(this.name, key) : undefined;
+      return u === undefined ? super.getSync(key) : (fromState(u.stable) as V | undefined);
     }
     throw new UnsupportedError(`getSync: the primary of key '${key}' is another member; use get()`);
   }
@@ -131,7 +165,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.rep.serves(p)) return super.get(key);
+    if (this.rep.serves(p)) return this.readLocal(p, key);
     // one FAST GET to the primary; its reply record resolves this promise with the value
     const peer = this.router.fastPeerOf(p);
     if (peer !== undefined) {
@@ -146,10 +180,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   getRouted(p: number, key: string, first: unknown): Promise<V | undefined> {
     return this.router.routeSlow(
       p,
-      () => {
-        this.rep.assertPrimary(p);
-        return super.get(key);
-      },
+      () => this.readLocal(p, key),
       (to) => this.getFrom(to, key),
       first,
     );
@@ -169,13 +200,13 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async has(key: string): Promise<boolean> {
     this.ops[OP_READ]++;
     const p = this.part(key);
-    return this.router.route(p, () => super.has(key), { m: this.name, o: 'has', k: key });
+    return this.router.route(p, () => this.hasLocal(key), { m: this.name, o: 'has', k: key });
   }
 
   override async ttl(key: string): Promise<number | undefined> {
     this.ops[OP_READ]++;
     const p = this.part(key);
-    const r = await this.router.route<number | null | undefined>(p, () => super.ttl(key), { m: this.name, o: 'ttl', k: key });
+    const r = await this.router.route<number | null | undefined>(p, () => this.ttlLocal(key), { m: this.name, o: 'ttl', k: key });
     return r ?? undefined;
   }
 
@@ -186,7 +217,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // one FAST MGET (or grid.op mget) per primary member
     return this.router.routeMany<V | undefined>(
       parts,
-      (idx) => super.getMany(idx.map((i) => keys[i])),
+      (idx) => Promise.all(idx.map((i) => this.readLocal(parts[i], keys[i]))),
       (to, idx) => this.getManyFrom(to, idx.map((i) => keys[i])),
     );
   }
@@ -420,9 +451,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'get':
         return this.localState(key);
       case 'has':
-        return super.has(key);
+        return this.hasLocal(key);
       case 'ttl':
-        return super.ttl(key).then((t) => t ?? null);
+        return this.ttlLocal(key).then((t) => t ?? null);
       case 'set':
         return this.putState(p, key, checkState(b.s, this.store.maxValueBytes), rid);
       case 'del':

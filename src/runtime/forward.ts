@@ -33,6 +33,7 @@ import {
   GridClosedError,
   InvalidArgumentError,
   MemberUnreachableError,
+  PartitionUnavailableError,
   ProtocolError,
   UnencodableValueError,
   UnsupportedError,
@@ -40,11 +41,13 @@ import {
   errorToWire,
   type WireError,
 } from '../errors.js';
-import { GridMap, type MapHost } from '../map.js';
+import { GridMap, NEED, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
 
 /** How long an attached thread waits for the member's welcome. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/** Longest a getSync of a local primary waits for the partition's replicated writes to settle. */
+const GETSYNC_SETTLE_MS = 200;
 /** Entries per page of a forwarded entries() iteration. */
 const PAGE_ENTRIES = 256;
 
@@ -337,20 +340,50 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
     return this.client.call({ m: this.name, o, a }) as Promise<T>;
   }
 
-  /** Validates the key (typed errors here) and tells whether its primary is this process. */
-  private here(key: string): boolean {
+  /**
+   * Validates the key (typed errors here) and returns its partition when this thread may read it
+   * from shared memory, else -1: its primary must be this process, under a lease that runs now
+   * (checked on this thread's clock: after a pause it may run before the main thread), with no
+   * write of the partition being replicated (cluster/unsettled.ts: the main thread serves such keys the state their
+   * copies hold). A direct read is trusted only if `still(p)` holds after it: the main thread
+   * counts a write before applying it, so a read that saw a write's bytes sees it counted.
+   */
+  private local(key: string): number {
     this.host.assertOpen();
-    return this.store.primaryHere(this.key(key));
+    const p = this.key(key);
+    return this.still(p) ? p : -1;
+  }
+
+  private still(p: number): boolean {
+    const st = this.store;
+    return st.primaryHere(p) && st.unsettledIn(p) === 0 && st.leaseLive();
   }
 
   override getSync(key: string): V | undefined {
-    if (this.here(key)) return super.getSync(key);
+    this.host.assertOpen();
+    const st = this.store;
+    const p = this.key(key);
+    const deadline = performance.now() + GETSYNC_SETTLE_MS;
+    while (st.primaryHere(p)) {
+      // after a pause of the process this thread may run before the main thread noticed the lease ended
+      if (!st.leaseLive()) throw new PartitionUnavailableError(`getSync: this member holds no lease for the partition of key '${key}' now; use get()`, { partition: p });
+      // a write of the partition is being replicated: wait for it (the main thread serves get() meanwhile)
+      if (st.unsettledIn(p) !== 0 && !st.waitSettled(p, deadline - performance.now())) {
+        throw new PartitionUnavailableError(`getSync: writes of the partition of key '${key}' did not settle within ${GETSYNC_SETTLE_MS} ms; use get()`, { partition: p });
+      }
+      const v = super.getSync(key);
+      if (this.still(p)) return v;
+    }
     throw new UnsupportedError(`getSync: the primary of key '${key}' is not this process; use get()`);
   }
 
   override get(key: string): Promise<V | undefined> {
     try {
-      if (this.here(key)) return super.get(key);
+      const p = this.local(key);
+      if (p >= 0) {
+        const v = this.getLocal(key);
+        if (v !== NEED && this.still(p)) return Promise.resolve(v);
+      }
     } catch (err) {
       return Promise.reject(err);
     }
@@ -358,18 +391,32 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   }
 
   override async has(key: string): Promise<boolean> {
-    return this.here(key) ? super.has(key) : this.call('has', [key]);
+    const p = this.local(key);
+    if (p >= 0) {
+      const r = await super.has(key);
+      if (this.still(p)) return r;
+    }
+    return this.call('has', [key]);
   }
 
   override async ttl(key: string): Promise<number | undefined> {
-    return this.here(key) ? super.ttl(key) : this.call('ttl', [key]);
+    const p = this.local(key);
+    if (p >= 0) {
+      const r = await super.ttl(key);
+      if (this.still(p)) return r;
+    }
+    return this.call('ttl', [key]);
   }
 
   override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
-    let all = true;
-    for (const k of keys) if (!this.here(k)) all = false;
-    return all ? super.getMany(keys) : this.call('getMany', [keys]);
+    const ps: number[] = [];
+    for (const k of keys) ps.push(this.local(k));
+    if (ps.every((p) => p >= 0)) {
+      const r = await super.getMany(keys);
+      if (ps.every((p) => this.still(p))) return r;
+    }
+    return this.call('getMany', [keys]);
   }
 
   override async size(): Promise<number> {

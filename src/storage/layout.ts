@@ -51,6 +51,7 @@ export const G_FREE_HINT = G_THREAD_NEXT + 1; // where the next free-page scan s
 export const G_MAX_KEY = G_FREE_HINT + 1;
 export const G_MAX_VALUE = G_MAX_KEY + 1;
 export const G_GROW_STEP = G_MAX_VALUE + 1; // pages added per heap growth
+export const G_LEASE_END = G_GROW_STEP + 1; // cluster member: its primary lease's end, process-wide clock ms mod 2^32 (sync/clock.ts)
 export const G_HEADER_INTS = 32;
 
 // ── partition header ──────────────────────────────────────────────────────────────────────────
@@ -72,6 +73,7 @@ export const P_EXPIRATIONS = P_EVICTIONS + 1;
 export const P_OWNER = P_EXPIRATIONS + 1; // virtual node that runs expiry/eviction for it
 export const P_REPAIRS = P_OWNER + 1; // times the partition was repaired after a dead holder
 export const P_PRIMARY_HERE = P_REPAIRS + 1; // cluster member: 1 while this process is the partition's primary
+export const P_UNSETTLED = P_PRIMARY_HERE + 1; // cluster member: keys of the partition whose replicated writes have not settled (cluster/unsettled.ts)
 export const P_STRIDE = 32; // 128 bytes: two cache lines per partition
 
 // ── page table ────────────────────────────────────────────────────────────────────────────────

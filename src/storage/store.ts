@@ -12,16 +12,17 @@
  */
 import {
   ACCESS_BYTES_SHIFT, ACCESS_SHIFT, CLOCK_MASK, CLOCK_TICK_MS, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
-  F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LAYOUT, G_MAGIC,
+  F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
   LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
-  P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE,
+  P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE, P_UNSETTLED,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
   PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
   T_STRIDE, TOMB, align8, geometry, type Geometry,
 } from './layout.js';
 import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
+import { sharedNow } from '../sync/clock.js';
 import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 
 export interface StoreBuffers {
@@ -1140,6 +1141,46 @@ export class ShardStore {
 
   primaryHere(p: number): boolean {
     return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_PRIMARY_HERE) === 1;
+  }
+
+  /**
+   * Cluster members: the end of the member's primary lease on the process-wide clock
+   * (sync/clock.ts), kept mod 2^32: ends lie at most a few seconds ahead, so comparing the
+   * difference as an Int32 is exact. Other threads read local primaries only while it runs.
+   */
+  setLeaseEnd(sharedMs: number): void {
+    Atomics.store(this.ci, G_LEASE_END, sharedMs | 0);
+  }
+
+  leaseLive(): boolean {
+    return ((Atomics.load(this.ci, G_LEASE_END) - (sharedNow() | 0)) | 0) > 0;
+  }
+
+  /**
+   * Cluster members: how many keys of partition p have replicated writes that have not settled
+   * (cluster/unsettled.ts). Other threads read such a partition through the main thread; a
+   * waiter on the word is woken when it drops to 0.
+   */
+  addUnsettled(p: number, d: number): void {
+    const i = PART_BASE + p * P_STRIDE + P_UNSETTLED;
+    if (Atomics.add(this.ci, i, d) + d === 0) Atomics.notify(this.ci, i);
+  }
+
+  unsettledIn(p: number): number {
+    return Atomics.load(this.ci, PART_BASE + p * P_STRIDE + P_UNSETTLED);
+  }
+
+  /** Waits (not on the main thread) up to `ms` for partition p to have no unsettled key; true when it has none. */
+  waitSettled(p: number, ms: number): boolean {
+    const i = PART_BASE + p * P_STRIDE + P_UNSETTLED;
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const v = Atomics.load(this.ci, i);
+      if (v === 0) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.ci, i, v, left);
+    }
   }
 
   ttlCount(p: number): number {

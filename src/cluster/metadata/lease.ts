@@ -41,6 +41,13 @@ export class Lease {
   private sentOfLast = -1;
   /** Highest table version whose epochs this member may serve. */
   safe = 0;
+  /** Called after every grant and revoke (the member mirrors its lease into shared memory for its other threads). */
+  onChange: (() => void) | undefined;
+
+  /** The lease's end on this thread's clock (performance.now); 0 or past when none runs. */
+  get end(): number {
+    return this.until;
+  }
 
   /** Records a grant for a request sent at `sentAt` (this member's clock). Replies may arrive out of order. */
   granted(sentAt: number, durationMs: number, safe: number): void {
@@ -48,12 +55,14 @@ export class Lease {
     this.sentOfLast = sentAt;
     this.until = Math.max(this.until, sentAt + durationMs * (1 - DRIFT));
     this.safe = safe;
+    this.onChange?.();
   }
 
   /** Drops the lease at once (removed from the cluster, closing). */
   revoke(): void {
     this.until = 0;
     this.safe = 0;
+    this.onChange?.();
   }
 
   /** Whether a partition at `epoch` may be served now. */
