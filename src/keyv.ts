@@ -1,0 +1,127 @@
+/**
+ * `shardgrid/keyv`: a Keyv storage adapter (https://keyv.org), so that anything built on Keyv —
+ * `cacheable`, `cache-manager` v6, `@keyv/*` users — can keep its entries in a shardgrid: in the
+ * shared memory of this process (every thread of it sees the same entries), or in a cluster when
+ * the grid is a member of one.
+ *
+ * - One grid map per Keyv namespace (`keyv:<namespace>`; Keyv also prefixes keys with it), so
+ *   `clear()` of one namespace leaves the others alone and costs one map clear.
+ * - TTLs are the grid's own (expired entries are never returned, and are reclaimed by the
+ *   virtual nodes); Keyv's own `expires` stamp in the serialized value is checked by Keyv too.
+ * - `iterator(namespace)` yields the namespace's `[key, value]` pairs (unordered, like Redis SCAN:
+ *   an entry present for the whole iteration is yielded once).
+ * - `disconnect()` closes the grid only if the adapter created it.
+ *
+ * Nothing here imports `keyv`: the adapter is the shape Keyv checks (`get`, `set`, `delete`,
+ * `clear`, `opts`, `on`), so the package does not depend on it.
+ */
+import { EventEmitter } from 'node:events';
+import { InvalidArgumentError } from './errors.js';
+import { createGrid, type Grid } from './grid.js';
+import type { GridOptions } from './config.js';
+import type { GridMap } from './map.js';
+
+export interface KeyvShardgridOptions {
+  /** A grid to store into (the caller closes it); without it the adapter creates one from `gridOptions` and closes it on `disconnect()`. */
+  grid?: Grid;
+  /** Options of the grid the adapter creates when `grid` is not given (default: createGrid's defaults). */
+  gridOptions?: GridOptions;
+  /** Prefix of the grid map names, one map per Keyv namespace (default `keyv:`). */
+  mapPrefix?: string;
+}
+
+/** A Keyv storage adapter over a shardgrid (`new Keyv({ store: new KeyvShardgrid() })`). */
+export class KeyvShardgrid extends EventEmitter {
+  /**
+   * What Keyv reads of an adapter. Keyv 5 turns `keyv.iterator()` on only for the adapter dialects
+   * it lists (sqlite, postgres, mysql, mongo, redis, valkey, etcd) and reads `dialect` for nothing
+   * else; this adapter iterates with the same contract as the redis one (unordered, each key once),
+   * so it declares that dialect to have Keyv use its `iterator`.
+   */
+  readonly opts: { dialect: string; url: string; mapPrefix: string; [k: string]: unknown };
+  /** Set by Keyv: the namespace of the Keyv instance using this adapter. */
+  namespace: string | undefined;
+  private readonly grid: Promise<Grid>;
+  private readonly owned: boolean;
+  private readonly maps = new Map<string, GridMap<unknown>>();
+
+  constructor(options: KeyvShardgridOptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('KeyvShardgrid options must be an object');
+    const prefix = options.mapPrefix ?? 'keyv:';
+    if (typeof prefix !== 'string') throw new InvalidArgumentError('mapPrefix must be a string');
+    this.opts = { dialect: 'redis', url: 'shardgrid://', mapPrefix: prefix };
+    this.owned = options.grid === undefined;
+    this.grid = options.grid !== undefined ? Promise.resolve(options.grid) : createGrid(options.gridOptions);
+    // a grid that fails to start is reported on the first call (and as Keyv's 'error' event then)
+    this.grid.catch(() => undefined);
+  }
+
+  /** The grid map of a namespace (the current one by default). */
+  private async map(namespace = this.namespace): Promise<GridMap<unknown>> {
+    const name = this.opts.mapPrefix + (namespace ?? '');
+    let m = this.maps.get(name);
+    if (m === undefined) {
+      m = (await this.grid).map<unknown>(name);
+      this.maps.set(name, m);
+    }
+    return m;
+  }
+
+  async get(key: string): Promise<unknown> {
+    return (await this.map()).get(key);
+  }
+
+  async getMany(keys: string[]): Promise<unknown[]> {
+    return (await this.map()).getMany(keys);
+  }
+
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const m = await this.map();
+    await (typeof ttl === 'number' && ttl > 0 ? m.set(key, value, { ttl }) : m.set(key, value));
+    return true;
+  }
+
+  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+    await Promise.all(entries.map((e) => this.set(e.key, e.value, e.ttl)));
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.map()).delete(key);
+  }
+
+  /** True when at least one of the keys was deleted. */
+  async deleteMany(keys: string[]): Promise<boolean> {
+    const m = await this.map();
+    const r = await Promise.all(keys.map((k) => m.delete(k)));
+    return r.some(Boolean);
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.map()).has(key);
+  }
+
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    const m = await this.map();
+    return Promise.all(keys.map((k) => m.has(k)));
+  }
+
+  /** Clears the current namespace only. */
+  async clear(): Promise<void> {
+    await (await this.map()).clear();
+  }
+
+  async *iterator(namespace?: string): AsyncGenerator<[string, unknown], void> {
+    const m = await this.map(namespace ?? this.namespace);
+    for await (const [k, v] of m.entries()) yield [k, v];
+  }
+
+  /** Closes the grid if this adapter created it. */
+  async disconnect(): Promise<void> {
+    if (!this.owned) return;
+    const g = await this.grid.catch(() => undefined);
+    await g?.close();
+  }
+}
+
+export default KeyvShardgrid;
