@@ -91,7 +91,22 @@ const STOP_TIMEOUT_MS = 3_000;
 const RESPAWN_BASE_MS = 100;
 const RESPAWN_MAX_MS = 30_000;
 
-export class Grid extends EventEmitter implements MapHost {
+/**
+ * The events of a grid that is a cluster member (`grid.on(name, listener)`; the listener's
+ * parameters are typed, and a misspelt event name does not compile).
+ */
+export interface GridEvents {
+  /** A member joined the cluster (SWIM saw it alive for the first time). */
+  'member-joined': [member: MemberInfo];
+  /** A member left: `reason` is `'left'` (it closed), or `'dead'` (failure detection gave up on it). */
+  'member-left': [member: MemberInfo, reason: 'left' | 'dead'];
+  /** Every copy of these partitions was lost (more failures than `backups`): their entries are gone. */
+  'partition-lost': [partitions: number[]];
+  /** This member was removed by the cluster (declared dead while alive) and rejoined empty under a new id. */
+  rejoined: [memberId: string];
+}
+
+export class Grid extends EventEmitter<GridEvents> implements MapHost {
   readonly store: ShardStore;
   readonly encoder: ValueEncoder;
   readonly lockTimeout: number;
@@ -291,7 +306,7 @@ export class Grid extends EventEmitter implements MapHost {
       return (this.map(name) as RoutedMap).serve(b);
     });
     node.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
-    node.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
+    node.on('member-left', (info: MemberInfo, reason: 'left' | 'dead') => this.emit('member-left', info, reason));
     node.on('partition-lost', (parts: number[]) => this.emit('partition-lost', parts));
     node.on('rejoined', (id: string) => this.emit('rejoined', id));
     await node.start();

@@ -1,6 +1,7 @@
 // Public API of shardgrid: re-exports only.
 export { createGrid, attachGrid, Grid } from './grid.js';
-export type { GridHandle, GridStats, WorkerStats } from './grid.js';
+export type { GridEvents, GridHandle, GridStats, MemberStats, WorkerStats } from './grid.js';
+export type { MemberInfo, MemberStatus } from './cluster/membership.js';
 export type { Logger, LogMethod } from './log.js';
 export { GridMap } from './map.js';
 export type { GridOptions, ClusterOptions, ComputeOptions, CpOptions, MapOptions, SetOptions } from './config.js';
