@@ -1,8 +1,10 @@
 /**
  * Prometheus metrics with prom-client. Nothing here runs on an operation's path: every metric is
- * a collect() callback that reads counters the grid keeps anyway (grid.stats(), the per-map
- * operation counts of GridMap.ops, the RESP endpoint's counters, the cluster node's table and
- * transport counters) when a registry is scraped.
+ * a collect() callback that reads, when a registry is scraped, counters the grid keeps anyway
+ * (grid.stats(), the per-map operation counts of GridMap.ops, the RESP endpoint's counters, the
+ * cluster node's table and transport counters). The few kept for metrics alone are plain
+ * increments on their paths: replication outcomes (Replicas.repStats), lock waits
+ * (sync/mutex.ts) and request round trips (the transport's LatencyHistogram).
  *
  * Embedded use: `grid.metrics.register(registry)` adds the grid's metrics to the application's
  * own prom-client Registry (or `createGrid({ metrics: { registry } })`). Standalone:
@@ -16,6 +18,8 @@ import type { ResolvedMetricsOptions } from './config.js';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import type { Grid } from './grid.js';
 import { OP_KINDS } from './map.js';
+import { lockWaits } from './sync/mutex.js';
+import { LATENCY_BUCKETS } from './transport/latency.js';
 
 type Collect<T> = (this: T) => void | Promise<void>;
 
@@ -87,6 +91,44 @@ export class GridMetrics {
     });
     gauge('shardgrid_partition_table_version', 'Version (metadata log index) of the partition table this member applies', [], function () { this.set(stats().cluster?.tableVersion ?? 0); });
     gauge('shardgrid_migrations_in_flight', 'Partitions of the current table still moving to a new owner', [], function () { this.set(stats().cluster?.migrating ?? 0); });
+    counter('shardgrid_lock_waits_total', "Partition and primitive lock acquisitions by this process's main thread that found the lock held and waited", [], function () {
+      total(this, lockWaits.count);
+    });
+    const rep = () => g.cluster?.replicas;
+    counter('shardgrid_replicated_writes_total', 'Writes this member applied as primary and replicated, by outcome (acknowledged: every copy held it; failed: moved, timed out)', ['outcome'], function () {
+      this.reset();
+      const r = rep();
+      if (r === undefined) return;
+      this.inc({ outcome: 'acknowledged' }, r.repStats.writes);
+      this.inc({ outcome: 'failed' }, r.repStats.failed);
+    });
+    counter('shardgrid_replication_acks_total', "Copies' acknowledgements of this primary's replicated writes", [], function () { total(this, rep()?.repStats.copyAcks ?? 0); });
+    counter('shardgrid_replication_misses_total', 'Copies that missed a replicated write of this primary (unreachable; the write waited for a table that dropped them)', [], function () { total(this, rep()?.repStats.copyMisses ?? 0); });
+    gauge('shardgrid_unsettled_keys', 'Keys with a write being replicated (reads serve what the copies hold meanwhile)', [], function () { this.set(rep()?.unsettled.size ?? 0); });
+    // round trips of requests to other members: a histogram kept by the transport, read at scrape
+    const lat = 'shardgrid_remote_request_duration_seconds';
+    const latHelp = 'Round trips of requests this member sent to other members that were answered, by kind (get, mget, set, rep: a replicated write to a copy; or the message type)';
+    registry.registerMetric({
+      name: lat,
+      help: latHelp,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => {
+        const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+        for (const [kind, s] of g.cluster?.transport?.latency.series ?? []) {
+          let acc = 0;
+          for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+            acc += s.counts[i];
+            values.push({ metricName: `${lat}_bucket`, labels: { le: LATENCY_BUCKETS[i], kind }, value: acc });
+          }
+          values.push({ metricName: `${lat}_bucket`, labels: { le: '+Inf', kind }, value: s.count });
+          values.push({ metricName: `${lat}_sum`, labels: { kind }, value: s.sum });
+          values.push({ metricName: `${lat}_count`, labels: { kind }, value: s.count });
+        }
+        return { name: lat, help: latHelp, type: 'histogram', aggregator: 'sum', values };
+      },
+      reset: () => undefined,
+    } as never);
     const transport = () => g.cluster?.transport?._stats;
     counter('shardgrid_transport_frames_total', 'Frames exchanged with other members, by direction', ['direction'], function () {
       this.reset();

@@ -222,6 +222,10 @@ export class GetCall<T = unknown> extends Call<T> {
     return R_STATE;
   }
 
+  get kind(): string {
+    return 'get';
+  }
+
   constructor(
     private readonly owner: Rerouter | undefined,
     private readonly p: number,
@@ -245,6 +249,10 @@ export class MgetCall<T = unknown> extends Call<T[]> {
     return R_STATES;
   }
 
+  get kind(): string {
+    return 'mget';
+  }
+
   constructor(private readonly count: number) {
     super();
   }
@@ -261,6 +269,10 @@ export class MgetCall<T = unknown> extends Call<T[]> {
 export class SetCall extends Call<void> {
   get reply(): number {
     return R_OK;
+  }
+
+  get kind(): string {
+    return 'set';
   }
 
   constructor(
@@ -319,6 +331,10 @@ export class Shipment {
 export class RepCall extends FastCall {
   get reply(): number {
     return R_OK;
+  }
+
+  get kind(): string {
+    return 'rep';
   }
 
   constructor(

@@ -28,6 +28,8 @@ export class Replicas {
   readonly records: Records;
   /** Results of requests by request id, per partition (dedupe.ts). */
   readonly dedupe: Dedupe;
+  /** Replicated writes of this primary: acknowledged, failed, copies that applied one, copies that missed one (metrics.ts). */
+  readonly repStats = { writes: 0, failed: 0, copyAcks: 0, copyMisses: 0 };
   /** Keys with writes applied here whose replication has not settled, and the state reads of them serve (unsettled.ts). */
   readonly unsettled: UnsettledWrites;
   /** The partition table this member applies (undefined before the first, and once removed). */
@@ -274,7 +276,14 @@ export class Replicas {
    */
   shipment(p: number, targets: readonly string[], finish: (err: unknown) => void): Shipment {
     const epoch = this.table!.epochs[p];
-    const ship: Shipment = new Shipment((err) => (err !== undefined ? finish(err) : this.enoughCopies(ship, p, epoch, finish)), targets);
+    const st = this.repStats;
+    const counted = (err: unknown): void => {
+      if (err === undefined) st.writes++;
+      else st.failed++;
+      st.copyAcks += ship.acked.size;
+      finish(err);
+    };
+    const ship: Shipment = new Shipment((err) => (err !== undefined ? counted(err) : this.enoughCopies(ship, p, epoch, counted)), targets);
     return ship;
   }
 
@@ -363,6 +372,7 @@ export class Replicas {
    * retryable error instead (its fate is then decided by the new primary's copy).
    */
   private copyMissed(ship: Shipment, p: number, to: string, epoch: number): void {
+    this.repStats.copyMisses++;
     ship.add();
     this.ctx.meta.reportDrop(p, to, epoch);
     // still listed: a pending copy that missed a write just streams again; an owner needs the drop

@@ -22,6 +22,9 @@ import { isMainThread, threadId } from 'node:worker_threads';
 export const SELF_ID = threadId + 1;
 const SPINS = 64;
 
+/** This thread's lock acquisitions that found the lock held past the spin and had to wait (metrics.ts). */
+export const lockWaits = { count: 0 };
+
 /** Returns true when the lock was free and is now held by this thread. */
 export function tryLock(a: Int32Array, i: number): boolean {
   return Atomics.compareExchange(a, i, 0, SELF_ID << 1) === 0;
@@ -56,6 +59,7 @@ function contendedStep(a: Int32Array, i: number): number {
  */
 export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
   if (tryLock(a, i) || spinAcquire(a, i)) return true;
+  lockWaits.count++;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const v = contendedStep(a, i);
@@ -75,6 +79,7 @@ export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
 /** Non-blocking acquire for the main thread: waits with Atomics.waitAsync. Resolves false on timeout. */
 export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Promise<boolean> {
   if (tryLock(a, i) || spinAcquire(a, i)) return true;
+  lockWaits.count++;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const v = contendedStep(a, i);

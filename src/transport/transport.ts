@@ -35,6 +35,7 @@
  * handshake completes) and the other is closed with CLOSE_DUPLICATE; the loser's connect()
  * resolves when the winning connection opens.
  */
+import { LatencyHistogram } from './latency.js';
 import { createLog } from '../log.js';
 import { isIP } from 'node:net';
 import { isHostPort } from '../config.js';
@@ -242,6 +243,10 @@ const NO_CONTEXT = Buffer.alloc(0);
 /** A request waiting for its reply: a BATCH request (GenericCall) or a FAST one (FastCall). */
 interface Waiter {
   readonly fast: boolean;
+  /** What the request is, for the latency histogram: `get`, `set`, `rep`, … or the message type. */
+  readonly kind: string;
+  /** When it was sent (performance.now; set by PendingTable). */
+  t0: number;
   /** Request id (set by PendingTable). */
   id: number;
   /** Sequence number of a request with the default timeout (see the header); 0 when it has its own timer. */
@@ -254,8 +259,10 @@ class GenericCall implements Waiter {
   readonly fast = false;
   id = 0;
   seq = 0;
+  t0 = 0;
   timer: NodeJS.Timeout | undefined = undefined;
   constructor(
+    readonly kind: string,
     readonly resolve: (v: any) => void,
     readonly reject: (e: unknown) => void,
   ) {}
@@ -269,6 +276,8 @@ class GenericCall implements Waiter {
 export abstract class FastCall implements Waiter {
   id = 0;
   seq = 0;
+  t0 = 0;
+  abstract readonly kind: string;
   get fast(): boolean {
     return true;
   }
@@ -291,6 +300,7 @@ class PendingTable {
 
   set(id: number, w: Waiter): void {
     w.id = id;
+    w.t0 = performance.now();
     if (this.ring.length === 0) this.ring = new Array<Waiter | undefined>(PENDING_RING).fill(undefined);
     const i = id & (PENDING_RING - 1);
     if (this.ring[i] === undefined) this.ring[i] = w;
@@ -555,6 +565,8 @@ export class Transport extends EventEmitter {
 
   /** @internal Counters for tests and diagnostics. */
   readonly _stats = { framesOut: 0, framesIn: 0, messagesOut: 0, messagesIn: 0, blocked: 0 };
+  /** Round trips of the requests this member sent that were answered (metrics.ts). */
+  readonly latency = new LatencyHistogram();
 
   private readonly secret: string;
   private readonly sourceAddress: string | undefined;
@@ -882,7 +894,7 @@ export class Transport extends EventEmitter {
     }
     return new Promise<T>((resolve, reject) => {
       const id = link.newId();
-      const c = new GenericCall(resolve, reject);
+      const c = new GenericCall(type, resolve, reject);
       if (timeoutMs === this.requestTimeout) this.track(c);
       else c.timer = setTimeout(this.timeoutBound, timeoutMs, link, id);
       link.pending.set(id, c);
@@ -1526,8 +1538,10 @@ export class Transport extends EventEmitter {
         }
         link.pending.delete(id);
         if (p.timer !== undefined) clearTimeout(p.timer);
-        if (k === K_REPLY) (p as GenericCall).resolve(f[i + 3]);
-        else p.reject(errorFromWire(f[i + 3] as WireError));
+        if (k === K_REPLY) {
+          this.latency.observe(p.kind, performance.now() - p.t0);
+          (p as GenericCall).resolve(f[i + 3]);
+        } else p.reject(errorFromWire(f[i + 3] as WireError));
       } else if (k === K_REQUEST) {
         this.serve(link, f[i + 1] as number, f[i + 2] as string, f[i + 3]);
       } else {
@@ -1856,6 +1870,7 @@ export class Transport extends EventEmitter {
           return;
         }
         link.pending.delete(r.id);
+        this.latency.observe(p.kind, performance.now() - p.t0);
         try {
           (p as FastCall).settle(r);
         } catch (e) {

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
+import { startGridMember } from '../fixtures/grid-process.js';
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
@@ -105,6 +106,48 @@ describe('metrics', () => {
       r.disconnect();
     }
   });
+
+  it("a cluster member's replication outcomes, copies' acknowledgements and remote round trips move with a load", async () => {
+    const secret = 'metrics-cluster-test-secret-0123456789ab';
+    const other = await startGridMember({ backups: 1 }, secret);
+    const member = await createGrid({ workers: 1, memory: '32MB', cluster: { host: '127.0.0.1', port: 0, seeds: [other.url], secret, backups: 1 } });
+    try {
+      for (let t = 0; t < 240 && member.stats().cluster!.migrating + (member.stats().members!.filter((x) => x.primaries > 0).length === 2 ? 0 : 1) > 0; t++) await new Promise((r) => setTimeout(r, 250));
+      const reg = new Registry();
+      member.metrics.register(reg);
+      const s1 = parseProm(await reg.metrics());
+      const m = member.map<string>('load');
+      // writes on both primaries: local ones replicate to the other member (rep), remote ones are FAST sets and gets
+      for (let i = 0; i < 400; i++) await m.set(`k${i}`, 'v');
+      for (let i = 0; i < 400; i++) expect(await m.get(`k${i}`)).toBe('v');
+      const s2 = parseProm(await reg.metrics());
+      const lat = 'shardgrid_remote_request_duration_seconds';
+      for (const [name, labels] of [
+        ['shardgrid_replicated_writes_total', { outcome: 'acknowledged' }],
+        ['shardgrid_replication_acks_total', {}],
+        [`${lat}_count`, { kind: 'rep' }],
+        [`${lat}_count`, { kind: 'set' }],
+        [`${lat}_count`, { kind: 'get' }],
+      ] as const) {
+        expect(value(s2, name, labels), `${name} ${JSON.stringify(labels)}`).toBeGreaterThan(value(s1, name, labels));
+      }
+      // a histogram's buckets are cumulative and end at its count
+      for (const kind of ['rep', 'set', 'get']) {
+        const buckets = s2.filter((x) => x.name === `${lat}_bucket` && x.labels.kind === kind);
+        expect(buckets.length).toBeGreaterThan(10);
+        for (let i = 1; i < buckets.length; i++) expect(buckets[i].value).toBeGreaterThanOrEqual(buckets[i - 1].value);
+        expect(buckets.at(-1)!.labels.le).toBe('+Inf');
+        expect(buckets.at(-1)!.value).toBe(value(s2, `${lat}_count`, { kind }));
+        expect(value(s2, `${lat}_sum`, { kind })).toBeGreaterThan(0);
+      }
+      expect(value(s2, 'shardgrid_replicated_writes_total', { outcome: 'failed' })).toBe(0);
+      expect(value(s2, 'shardgrid_unsettled_keys')).toBe(0); // every write settled
+      expect(s2.some((x) => x.name === 'shardgrid_lock_waits_total')).toBe(true);
+    } finally {
+      await member.close();
+      other.proc.kill('SIGKILL');
+    }
+  }, 120_000);
 
   it('registers on an application\'s own prom-client Registry, next to its own metrics', async () => {
     const registry = new Registry();
