@@ -19,13 +19,13 @@ import { ClusterNode } from './cluster/node.js';
 import { RoutedMap } from './cluster/routed-map.js';
 import type { MemberInfo } from './cluster/membership.js';
 import { migrating, ownedBy } from './ring/table.js';
-import { ForwardClient, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
+import { ForwardClient, ForwardCpLink, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
 import { CpRegion } from './cp/region.js';
 import { CoordinationPrimitives } from './cp/primitives.js';
 import { RespServer } from './resp/server.js';
 import { GridMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
-import { ClusterCp } from './cp/cluster.js';
+import { ClusterCp, type CpLink } from './cp/cluster.js';
 import { createLog, type Log } from './log.js';
 
 export type { GridHandle } from './runtime/messages.js';
@@ -87,6 +87,8 @@ const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
+/** CP session TTL of an attached thread when the member's handle does not say (made by an older shardgrid). */
+const DEFAULT_CP_SESSION_TTL_MS = 10_000;
 /** A replacement virtual node that fails to start is retried after 100 ms, 200 ms, … up to 30 s. */
 const RESPAWN_BASE_MS = 100;
 const RESPAWN_MAX_MS = 30_000;
@@ -165,6 +167,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    */
   get cp(): CoordinationPrimitives {
     if (this.cpApi === undefined && this.cluster !== undefined) this.clusterCp = new ClusterCp(this.cluster, this.options!.cp.sessionTtlMs);
+    // a thread attached to a member: its own CP session, through the member's main thread
+    if (this.cpApi === undefined && this.forwarding()) this.clusterCp = new ClusterCp(new ForwardCpLink(this.forwardClientOf()), this.handle.cpSessionTtlMs ?? DEFAULT_CP_SESSION_TTL_MS);
     return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen(), this.clusterCp));
   }
 
@@ -252,6 +256,12 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * thread (reads of local primaries stay direct). The compute pool's own attachment reads the
    * partitions it is told to and is not forwarded.
    */
+  /** @internal ForwardHost: the member's CP link, on which its attached threads' CP calls run. */
+  cpLink(): CpLink {
+    void this.cp; // makes the member's CP client (and its link) on first use
+    return this.clusterCp!.link;
+  }
+
   private forwarding(): boolean {
     return this.handle.clustered === true && !this.isMember && !this.internal;
   }
@@ -430,9 +440,11 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   private async doClose(): Promise<void> {
     await this.respServer?.close();
     await this.metricsApi?.close();
+    // ends this member's (or this attached thread's) CP session: its locks and permits go at once;
+    // an attached thread's goes through the member, so before its forward channel closes
+    await this.clusterCp?.close().catch(() => undefined);
     this.forwardClient?.close();
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED
-    await this.clusterCp?.close().catch(() => undefined); // ends this member's CP session: its locks and permits go at once
     await this.cluster?.close().catch(() => undefined); // leave first: the others promote our backups
     await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) {
@@ -524,7 +536,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   const store = new ShardStore(buffers, o.lockTimeout);
   const handle: GridHandle = Object.freeze({
     kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
-    ...(o.cluster !== undefined ? { forward: forwardChannelName() } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
+    ...(o.cluster !== undefined ? { forward: forwardChannelName(), cpSessionTtlMs: o.cp.sessionTtlMs } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
     modules: o.compute.modules,
   });
   const grid = new Grid(handle, store, o);

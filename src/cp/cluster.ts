@@ -33,8 +33,12 @@ const LITE_REQUEST_MS = 6000;
 
 type Body = Record<string, unknown> & { o: string };
 
-/** How this member reaches the CP state machine: through its own log, or through a data member. */
-interface Link {
+/**
+ * How a CP client reaches the CP state machine: a data member through its own log, a lite member
+ * through a data member, a thread attached to a member through that member's main thread
+ * (runtime/forward.ts, ForwardCpLink), which runs the call on its own link.
+ */
+export interface CpLink {
   open(key: string, ttl: number): Promise<number>;
   /** One attempt: the result, or ['q'] (queued and not granted yet, or no answer in time). */
   exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult>;
@@ -42,7 +46,7 @@ interface Link {
   heartbeat(id: number): void;
 }
 
-class DataLink implements Link {
+class DataLink implements CpLink {
   constructor(private readonly node: ClusterNode) {}
   /**
    * A member that is removed and rejoins (a long pause, an overload) gets a new Metadata and
@@ -90,7 +94,7 @@ class DataLink implements Link {
   }
 }
 
-class LiteLink implements Link {
+class LiteLink implements CpLink {
   private via: string | undefined;
   constructor(private readonly node: ClusterNode) {}
   private async request<T>(type: string, body: unknown): Promise<T> {
@@ -143,6 +147,10 @@ class LiteLink implements Link {
   }
 }
 
+function isLink(x: ClusterNode | CpLink): x is CpLink {
+  return typeof (x as CpLink).exec === 'function' && typeof (x as CpLink).heartbeat === 'function';
+}
+
 function fail(r: CpResult): never {
   if (r[0] === 'e') throw errorFromWire({ code: r[1], message: r[2] });
   throw new CpSessionError('unexpected CP result');
@@ -174,7 +182,8 @@ const syncUnsupported = (what: string): never => {
 
 /** This member's CP session and command numbering (one per grid). */
 export class ClusterCp {
-  private readonly link: Link;
+  /** How this client reaches the state machine (the member's own link also serves its attached threads' calls). */
+  readonly link: CpLink;
   private readonly key = `cp-${randomBytes(8).toString('hex')}`;
   private keyN = 0;
   private session: Promise<number> | undefined;
@@ -184,8 +193,13 @@ export class ClusterCp {
   private hb: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(node: ClusterNode, private readonly ttlMs: number) {
-    this.link = node.lite ? new LiteLink(node) : new DataLink(node);
+  /**
+   * One CP client with its own session: a member (`node`), or a thread attached to one (`link`,
+   * the member's main thread): each attached thread holds its locks and permits in a session of
+   * its own, so they are not the member's, and end when it stops heartbeating (exits or hangs).
+   */
+  constructor(via: ClusterNode | CpLink, private readonly ttlMs: number) {
+    this.link = isLink(via) ? via : via.lite ? new LiteLink(via) : new DataLink(via);
   }
 
   /** The current session id, opening one when there is none. */

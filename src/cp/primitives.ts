@@ -423,7 +423,7 @@ export class Semaphore {
 
 // ── grid.cp ─────────────────────────────────────────────────────────────────────────────────────
 
-const ATTACHED_MESSAGE = 'grid.cp in a thread attached to a cluster member is not supported yet: call it on the member\'s main thread';
+const ATTACHED_MESSAGE = 'grid.cp is not available on this attachment (an internal one, without a CP region or a member to forward to)';
 
 function checkName(name: unknown): string {
   if (!isCpName(name)) throw new InvalidArgumentError(`a CP primitive name must be a string of 1 to ${CP_LIMITS.maxNameBytes} UTF-8 bytes`);

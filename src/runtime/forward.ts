@@ -42,6 +42,7 @@ import {
   type WireError,
 } from '../errors.js';
 import { GridMap, NEED, type MapHost } from '../map.js';
+import type { CpLink } from '../cp/cluster.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
 
 /** How long an attached thread waits for the member's welcome. */
@@ -62,13 +63,16 @@ interface Request {
   a?: unknown[];
   /** iterator id (o: 'iter' | 'next' | 'end') */
   it?: number;
+  /** a call of the attached thread's CP client on the member's CP link (o: 'open' | 'exec' | 'read' | 'hb'; cp/cluster.ts) */
+  cp?: true;
 }
 
 type Reply = { i: number; v?: unknown; p?: Uint8Array; e?: WireError; done?: boolean };
 
-/** What the member's main thread offers the forwarder: the maps it routes. */
+/** What the member's main thread offers the forwarder: the maps it routes, and its CP link (grid.cp of attached threads). */
 export interface ForwardHost {
   map(name: string): GridMap<unknown>;
+  cpLink(): CpLink;
 }
 
 /** A result as it crosses: primitives as they are, objects as msgpack bytes. */
@@ -152,6 +156,7 @@ export class ForwardServer {
 
   private async run(s: Session, req: Request): Promise<Reply> {
     const { i, o } = req;
+    if (req.cp === true) return toReply(i, await this.cp(o, Array.isArray(req.a) ? req.a : []));
     if (o === 'next' || o === 'end') {
       const it = s.iters.get(req.it as number);
       if (it === undefined) throw new ProtocolError('forward: unknown iterator');
@@ -175,6 +180,31 @@ export class ForwardServer {
     const a = Array.isArray(req.a) ? req.a : [];
     const fn = (map as unknown as Record<string, (...args: unknown[]) => unknown>)[o];
     return toReply(i, await fn.apply(map, a.slice(0, 3)));
+  }
+
+  /**
+   * An attached thread's CP client call, run on the member's own CP link: the thread has a session
+   * of its own (opened, heartbeated and used by it through here), so what it holds is its own.
+   */
+  private async cp(o: string, a: unknown[]): Promise<unknown> {
+    const link = this.host.cpLink();
+    switch (o) {
+      case 'open':
+        if (typeof a[0] !== 'string' || typeof a[1] !== 'number') throw new ProtocolError('forward: cp open needs (key, ttl)');
+        return link.open(a[0], a[1]);
+      case 'exec':
+        if (a[0] === null || typeof a[0] !== 'object' || typeof a[1] !== 'number') throw new ProtocolError('forward: cp exec needs (command, waitMs)');
+        return link.exec(a[0] as Parameters<CpLink['exec']>[0], a[1]);
+      case 'read':
+        if (typeof a[0] !== 'string' || typeof a[1] !== 'string' || typeof a[2] !== 'number' || typeof a[3] !== 'number') throw new ProtocolError('forward: cp read needs (kind, name, permits, session)');
+        return link.read(a[0] as Parameters<CpLink['read']>[0], a[1], a[2], a[3]);
+      case 'hb':
+        if (typeof a[0] !== 'number') throw new ProtocolError('forward: cp hb needs a session id');
+        link.heartbeat(a[0]);
+        return true;
+      default:
+        throw new ProtocolError(`forward: unknown cp call ${String(o).slice(0, 20)}`);
+    }
   }
 
   /** Up to PAGE_ENTRIES entries of an iteration; the iterator is dropped when it is done. */
@@ -223,6 +253,26 @@ export class ForwardServer {
 }
 
 // ── the attached thread's side ────────────────────────────────────────────────────────────────
+
+/** The CP link of a thread attached to a member: every call runs on the member's own link (ForwardServer.cp). */
+export class ForwardCpLink implements CpLink {
+  constructor(private readonly client: ForwardClient) {}
+  private async call<T>(o: string, a: unknown[]): Promise<T> {
+    return fromReply(await this.client.request({ cp: true, o, a })) as T;
+  }
+  open(key: string, ttl: number): Promise<number> {
+    return this.call('open', [key, ttl]);
+  }
+  exec(cmd: Parameters<CpLink['exec']>[0], waitMs: number): ReturnType<CpLink['exec']> {
+    return this.call('exec', [cmd, waitMs]);
+  }
+  read(kind: Parameters<CpLink['read']>[0], name: string, permits: number, session: number): Promise<unknown> {
+    return this.call('read', [kind, name, permits, session]);
+  }
+  heartbeat(id: number): void {
+    this.call('hb', [id]).catch(() => undefined); // a missed heartbeat is what the TTL is for
+  }
+}
 
 interface Pending {
   resolve(r: Reply): void;
