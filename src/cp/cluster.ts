@@ -20,7 +20,7 @@ import {
 } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
 import { CP_LIMITS, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
-import { readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
+import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
 import type { AcquireOptions, LockOptions, TryLockOptions, Versioned } from './primitives.js';
@@ -30,6 +30,7 @@ const ATTEMPT_MS = 10_000;
 /** Give up on an operation (no leader, no data member) after this long: GRID_ERR_TIMEOUT. */
 const OP_DEADLINE_MS = 30_000;
 const LITE_REQUEST_MS = 6000;
+
 
 type Body = Record<string, unknown> & { o: string };
 
@@ -85,7 +86,7 @@ class DataLink implements CpLink {
   }
   async read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
     return this.again(async () => {
-      await this.node.meta.cp.barrier(OP_DEADLINE_MS);
+      if (!UNSAFE_CP_LOCAL_READS) await this.node.meta.cp.barrier(OP_DEADLINE_MS);
       return readState(this.node.meta.state, kind, name, permits, session);
     });
   }

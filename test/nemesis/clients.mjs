@@ -121,6 +121,23 @@ export async function startLite({ network, name, ip, seeds, secret }) {
 const absent = (v) => (v === undefined ? null : v);
 
 /**
+ * The kv workload's operations on the coordination primitives of a (lite) member's grid.cp, for
+ * `--workload cp`: a counter key (`c…`) is an atomicLong (`increment` = addAndGet, a final read =
+ * get), a register key (`r…`) an atomicRef (get, set, compareAndSet; unset reads as absent). The
+ * same checkers then judge them: counters by their bounds and distinct results, registers by
+ * per-key linearizability. No unique keys: each would be a primitive of its own.
+ */
+export function cpMap(grid) {
+  const cp = grid.cp;
+  return {
+    get: async (key) => (key.startsWith('c') ? Number(await cp.atomicLong(key).get()) : cp.atomicRef(key).get()),
+    set: (key, v) => cp.atomicRef(key).set(v),
+    compareAndSet: (key, expected, next) => cp.atomicRef(key).compareAndSet(expected, next),
+    increment: async (key, d) => Number(await cp.atomicLong(key).addAndGet(d)),
+  };
+}
+
+/**
  * The workload. `mix` weights the three families: `unique` (a set of a key written once: the
  * acknowledged-write check), `incr` (+1 on one of `counters` shared counters), `register` (get,
  * set or cas on one of `registers` keys with values unique per proc: the linearizability check).

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkAckedWrites, checkCounters, checkLinearizable, readHistory, summarize } from './checker.mjs';
-import { Clients, DEFAULT_MIX, History, finalReads, longestWriteGap, startLite } from './clients.mjs';
+import { Clients, DEFAULT_MIX, History, cpMap, finalReads, longestWriteGap, startLite } from './clients.mjs';
 import { Cluster, sleep } from './cluster.mjs';
 import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
 import { Network } from './proxy.mjs';
@@ -40,9 +40,13 @@ const USAGE = `usage: npm run nemesis -- [options]
   --quiet              print only the summary
   --unsafe-unfenced    negative control: members run with SHARDGRID_UNSAFE_UNFENCED=1 (no lease
                        check, no epoch fence); the checkers are expected to catch it
-  --workload NAME      kv (default: sets, increments, registers) or lock (lock-workload.mjs:
-                       grid.cp lock clients in separate processes, a fenced resource, clients
-                       paused past their lease)
+  --unsafe-cp-reads    negative control for --workload cp: data members answer grid.cp reads
+                       from their own state, without ReadIndex; the checker is expected to
+                       catch stale reads
+  --workload NAME      kv (default: sets, increments, registers), cp (the same clients and
+                       checkers on grid.cp: atomicLong increments, atomicRef registers; no
+                       unique sets) or lock (lock-workload.mjs: grid.cp lock clients in
+                       separate processes, a fenced resource, clients paused past their lease)
   --lock-clients N     lock workload: client processes (default 4)
   --lease MS           lock workload: the lock's leaseMs (default 800)
   --unsafe-ttl-lock    lock workload negative control: a TTL-only lock, no token, no fence;
@@ -65,6 +69,7 @@ function options(argv) {
       mix: { type: 'string' },
       'no-cas': { type: 'boolean', default: false },
       'unsafe-unfenced': { type: 'boolean', default: false },
+      'unsafe-cp-reads': { type: 'boolean', default: false },
       workload: { type: 'string', default: 'kv' },
       'lock-clients': { type: 'string', default: '4' },
       lease: { type: 'string', default: '800' },
@@ -87,6 +92,7 @@ function options(argv) {
   };
   // the members inherit the runner's environment
   if (values['unsafe-unfenced']) process.env.SHARDGRID_UNSAFE_UNFENCED = '1';
+  if (values['unsafe-cp-reads']) process.env.SHARDGRID_UNSAFE_CP_LOCAL_READS = '1';
   const o = {
     help: values.help,
     schedules: int('schedules', 1, 10_000),
@@ -113,7 +119,7 @@ function options(argv) {
     lease: int('lease', 50, 600_000),
     unsafeTtlLock: values['unsafe-ttl-lock'],
   };
-  if (o.workload !== 'kv' && o.workload !== 'lock') throw new Error(`--workload must be kv or lock (got ${o.workload})`);
+  if (o.workload !== 'kv' && o.workload !== 'lock' && o.workload !== 'cp') throw new Error(`--workload must be kv, cp or lock (got ${o.workload})`);
   if (o.unsafeTtlLock && o.workload !== 'lock') throw new Error('--unsafe-ttl-lock needs --workload lock');
   for (const f of o.faults) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault ${f} (known: ${FAULTS.join(', ')})`);
   if (o.scenario !== undefined && SCENARIOS[o.scenario] === undefined) throw new Error(`--scenario: unknown ${o.scenario} (known: ${Object.keys(SCENARIOS).join(', ')})`);
@@ -122,6 +128,12 @@ function options(argv) {
     if (w.length !== 3 || w.some((x) => !Number.isFinite(x) || x < 0) || w[0] + w[1] + w[2] === 0) throw new Error('--mix must be three non-negative weights U,I,R, not all 0');
     o.mix = { unique: w[0], incr: w[1], register: w[2] };
     o.mixGiven = true; // an explicit --mix overrides a scenario's own
+  }
+  if (o.workload === 'cp') {
+    // atomicLong increments and atomicRef registers; unique keys would each be a primitive of their own
+    if (o.mixGiven && o.mix.unique > 0) throw new Error('--workload cp: the mix can have no unique sets (--mix 0,I,R)');
+    if (!o.mixGiven) o.mix = { unique: 0, incr: 1, register: 1 };
+    o.mixGiven = true;
   }
   return o;
 }
@@ -151,6 +163,7 @@ async function runOne(schedule, o, dir, say) {
     if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
     log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
     for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
+    if (o.workload === 'cp') for (const l of lites) l.map = cpMap(l.grid);
     const mix = o.mixGiven ? o.mix : (schedule.mix ?? o.mix);
     const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
 
@@ -175,6 +188,7 @@ async function runOne(schedule, o, dir, say) {
     // final reads through a fresh lite member
     const reader = await withTimeout(startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret }), 60_000, 'starting the final reader');
     lites.push(reader);
+    if (o.workload === 'cp') reader.map = cpMap(reader.grid);
     const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
     const tFinal = performance.now();
     const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit });

@@ -384,12 +384,19 @@ export class CpDriver {
     if (o === null || typeof o !== 'object' || !isCpName(o.n) || !['lock', 'long', 'ref', 'sem'].includes(o.k as string) || !Number.isSafeInteger(o.p) || (o.p as number) < -1 || !Number.isSafeInteger(o.s) || (o.s as number) < 0) {
       throw new ProtocolError('malformed CP read');
     }
-    await this.barrier(LITE_WAIT_MS * 2);
+    if (!UNSAFE_CP_LOCAL_READS) await this.barrier(LITE_WAIT_MS * 2);
     return readState(this.host.state, o.k as ReadKind, o.n as string, o.p as number, o.s as number);
   }
 }
 
 export type ReadKind = 'lock' | 'long' | 'ref' | 'sem';
+
+/**
+ * Test-only negative control (the fault harness's `--unsafe-cp-reads`): a data member answers CP
+ * reads — its own and lite members' — from its applied state without the ReadIndex barrier, stale
+ * on a lagging or isolated member; the linearizability checker must catch it.
+ */
+export const UNSAFE_CP_LOCAL_READS = process.env.SHARDGRID_UNSAFE_CP_LOCAL_READS === '1';
 
 /** What a read of `name` returns (after the barrier), or a CP_KIND error as a result. */
 export function readState(state: MetaState, kind: ReadKind, name: string, permits: number, session: number): CpResult | { b: Uint8Array | null; ver: number } | { v: number; held: number } {
