@@ -12,10 +12,13 @@
  * virtual node sweeping it), later states for that partition queue behind, so arrival order is
  * kept.
  */
-import { GridClosedError, LockTimeoutError, MemoryFullError, ProtocolError, ValueTooLargeError } from '../errors.js';
+import { GridClosedError, LockTimeoutError, MemoryFullError, PartitionUnavailableError, ProtocolError, ValueTooLargeError } from '../errors.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from '../storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from '../sync/mutex.js';
+
+/** Longest stateNow blocks the main thread on a busy partition (then a retryable error). */
+const STATE_NOW_WAIT_MS = 200;
 
 export type RawState = null | [type: number, payload: string | Uint8Array | number, expiresAt: number];
 /** One entry of a partition snapshot: [mapName, key, state]. */
@@ -112,7 +115,9 @@ export class Records {
   /**
    * Key's current state, synchronously: read optimistically, or under the partition lock taken
    * in short blocking slices when a writer (a virtual node sweeping the partition) keeps it busy.
-   * Never call it while this thread holds p's lock (use `stateHere`).
+   * It blocks this (main) thread at most STATE_NOW_WAIT_MS: a holder that died is only recovered
+   * once the event loop runs again, so it gives up with a retryable error instead of waiting for
+   * the lock timeout. Never call it while this thread holds p's lock (use `stateHere`).
    */
   stateNow(mapName: string, key: string): RawState {
     const st = this.store;
@@ -122,7 +127,7 @@ export class Records {
     const s = this.readState(p, id);
     if (s !== undefined) return s;
     const li = st.lockIndex(p);
-    if (!lockSync(st.ci, li, this.lockTimeout)) throw new LockTimeoutError(`timed out waiting for the lock of partition ${p}`, { partition: p, timeoutMs: this.lockTimeout });
+    if (!lockSync(st.ci, li, STATE_NOW_WAIT_MS)) throw new PartitionUnavailableError(`partition ${p} stayed locked for ${STATE_NOW_WAIT_MS} ms`, { partition: p });
     try {
       st.setKey(key, id);
       return this.stateAt(st.probe(p, id));
