@@ -13,7 +13,12 @@ import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { isLogger, type Logger } from './log.js';
 import { parseSize } from './size.js';
 
+/**
+ * `options.cluster` of createGrid: this process joins (or founds) a cluster of members over
+ * WebSocket. Every member needs the same secret and the same partition count.
+ */
 export interface ClusterOptions {
+  /** Address the member port listens on. Default '127.0.0.1'. */
   host?: string;
   /** The member port. Default 7400 for a data member, 0 (any free port) for a lite member. */
   port?: number;
@@ -24,6 +29,10 @@ export interface ClusterOptions {
   advertise?: string;
   /** Local IP address this member's outbound connections come from (as Redis's bind-source-addr). Default: chosen by the OS. */
   sourceAddress?: string;
+  /**
+   * ws:// (wss:// with `tls`) URLs of members to join through; any live member will do. A member
+   * started without seeds founds a cluster. Default: none.
+   */
   seeds?: string[];
   /**
    * Shared cluster secret, at least MIN_SECRET_BYTES (16) UTF-8 bytes; default: the
@@ -32,7 +41,9 @@ export interface ClusterOptions {
    * offline from one recorded handshake.
    */
   secret?: string;
+  /** Synchronous backup copies of every partition, each on another member (0 to 6). Default 1. */
   backups?: number;
+  /** Join as a lite member: it owns no data and routes every operation to the members that own it. Default false. */
   lite?: boolean;
   /**
    * Mutual TLS on the member port and on connections to other members: this member's key and
@@ -43,12 +54,20 @@ export interface ClusterOptions {
   tls?: ClusterTlsOptions;
 }
 
+/** `options.cluster.tls`: mutual TLS between members (PEM strings or Buffers). */
 export interface ClusterTlsOptions {
+  /** This member's private key. */
   key: string | Buffer;
+  /** This member's certificate. */
   cert: string | Buffer;
+  /** The CA certificate (or certificates) that signs every member's certificate. */
   ca: string | Buffer | Array<string | Buffer>;
 }
 
+/**
+ * Options of {@link createGrid}. Every option is optional; unknown or invalid ones are rejected
+ * with GRID_ERR_INVALID_OPTION and a message naming the option (`options.cluster.port`, …).
+ */
 export interface GridOptions {
   /** Virtual nodes (worker threads) of this process. Default os.availableParallelism(). */
   workers?: number;
@@ -70,8 +89,9 @@ export interface GridOptions {
   computeWorkers?: number;
   /** Compute next to the data: the modules calls may name, and the pool size. */
   compute?: ComputeOptions;
-  /** Limits of the coordination primitives (grid.cp) of a single-process grid. */
+  /** Limits of the coordination primitives (grid.cp) of a single-process grid; the CP session TTL of a clustered one. */
   cp?: CpOptions;
+  /** Make this process a member of a cluster (or a lite member: `cluster.lite`); omit for a single-process grid. */
   cluster?: ClusterOptions;
   /**
    * Where the library's messages go: a pino-compatible logger (`{ debug, info, warn, error }`:
@@ -85,6 +105,7 @@ export interface GridOptions {
   metrics?: MetricsOptions;
 }
 
+/** `options.metrics` of createGrid: Prometheus metrics (prom-client). */
 export interface MetricsOptions {
   /** Serve GET /metrics on this port (0: a free one; grid.metrics.address tells which). Default: no server. */
   port?: number;
@@ -100,6 +121,7 @@ export interface ResolvedMetricsOptions {
   registry: unknown;
 }
 
+/** `options.resp` of createGrid: a Redis protocol endpoint whose keys live in one map of the grid. */
 export interface RespOptions {
   /** Port to listen on; 0 picks a free one (grid.resp.port tells which). Default 6379. */
   port?: number;
@@ -139,6 +161,7 @@ export interface ResolvedRespOptions {
   outputHighWater: number;
 }
 
+/** `options.cp` of createGrid: limits of the coordination primitives (grid.cp). */
 export interface CpOptions {
   /** Distinct primitive names (locks, atomics, semaphores together). Default 1024. */
   primitives?: number;
@@ -154,6 +177,7 @@ export interface CpOptions {
   sessionTtlMs?: number;
 }
 
+/** `options.compute` of createGrid: the modules compute and aggregate calls may name, and the pool that runs aggregations. */
 export interface ComputeOptions {
   /**
    * The ES modules of entry processors and aggregators, registered by name at start:
@@ -187,6 +211,10 @@ export const SECRET_RULE_MESSAGE =
 export const MODULE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const MAX_MODULES = 256;
 
+/**
+ * Options of a map, given to {@link Grid.map}: registered for the map's name in the whole grid by
+ * the first call that gives them (a later call with different values throws GRID_ERR_INVALID_OPTION).
+ */
 export interface MapOptions {
   /** Default time to live of the map's entries, ms; 0 or absent: no expiry. */
   ttl?: number;

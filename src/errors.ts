@@ -8,17 +8,43 @@
 const BRAND = Symbol.for('shardgrid.GridError.codes');
 
 type ErrorData = Record<string, unknown>;
+/** A GridError as it crosses a thread or the wire (see errorToWire, errorFromWire). */
 export interface WireError {
+  /** The error's `GRID_ERR_*` code. */
   code: string;
+  /** The error's message. */
   message: string;
+  /** The error's `data`, if any. */
   data?: ErrorData;
 }
 
+/**
+ * The parent of every error the library throws or rejects with: each subclass has a stable
+ * `GRID_ERR_*` code (the static `code` of the class, copied to each instance). `instanceof` works
+ * across two copies of the library in one process (the ES module and CommonJS builds): classes
+ * are branded by code through `Symbol.for`, not by identity.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await users.set(key, value);
+ * } catch (e) {
+ *   if (e instanceof GridError && e.code === 'GRID_ERR_MEMORY_FULL') { ... }
+ * }
+ * ```
+ */
 export class GridError extends Error {
+  /** The code of this class (`GRID_ERR` for GridError itself; each subclass has its own). */
   static readonly code: string = 'GRID_ERR';
+  /** The stable code of the error's class, e.g. `GRID_ERR_KEY_TOO_LARGE`. */
   readonly code: string;
+  /** Details of the error (e.g. `{ option }`, `{ size, limit }`, `{ partition }`), or undefined. */
   readonly data: ErrorData | undefined;
 
+  /**
+   * @param message - The error's message.
+   * @param data - Details, kept as `data` (and carried when the error crosses a thread or the wire).
+   */
   constructor(message: string, data?: ErrorData) {
     super(message);
     const ctor = new.target as typeof GridError;
@@ -34,6 +60,7 @@ export class GridError extends Error {
     Object.defineProperty(this, BRAND, { value: codes, enumerable: false });
   }
 
+  /** `x instanceof C`: true when `x` was made by C or a subclass of C, in this copy of the library or another one. */
   static override [Symbol.hasInstance](x: unknown): boolean {
     if (typeof x !== 'object' || x === null) return false;
     const codes = (x as Record<symbol, unknown>)[BRAND];
@@ -44,27 +71,48 @@ export class GridError extends Error {
 type GridErrorClass = (new (message: string, data?: ErrorData) => GridError) & { code: string };
 const registry = new Map<string, GridErrorClass>();
 
-/** Registers an error class for rebuilding from the wire; a second class with the same code is refused. */
+/**
+ * Registers an error class for rebuilding from the wire; a second class with the same code is
+ * refused. Every class of this module is registered when it loads.
+ *
+ * @param cls - A GridError subclass with its own static `code`.
+ * @throws {Error} when another class is already registered with the same code.
+ */
 export function registerError(cls: GridErrorClass): void {
   const known = registry.get(cls.code);
   if (known !== undefined && known !== cls) throw new Error(`shardgrid: two error classes claim the code ${cls.code}`);
   registry.set(cls.code, cls);
 }
 
+/** GRID_ERR_INVALID_OPTION: an option (of createGrid, grid.map, …) is unknown or invalid; `data.option` names it. */
 export class InvalidOptionError extends GridError { static override readonly code: string = 'GRID_ERR_INVALID_OPTION'; }
+/** GRID_ERR_INVALID_ARGUMENT: an argument of a call is invalid (a key that is not a string, an undefined value, a bad ttl, count or lease); `data.option` names the option when it is one. */
 export class InvalidArgumentError extends GridError { static override readonly code: string = 'GRID_ERR_INVALID_ARGUMENT'; }
+/** GRID_ERR_KEY_TOO_LARGE: a key is over options.maxKeyBytes UTF-8 bytes (`data.size`, `data.limit`). */
 export class KeyTooLargeError extends GridError { static override readonly code: string = 'GRID_ERR_KEY_TOO_LARGE'; }
+/** GRID_ERR_VALUE_TOO_LARGE: an encoded value is over its limit, options.maxValueBytes for a map value (`data.size`, `data.limit`), options.cp.maxValueBytes for an atomicRef. */
 export class ValueTooLargeError extends GridError { static override readonly code: string = 'GRID_ERR_VALUE_TOO_LARGE'; }
+/** GRID_ERR_UNENCODABLE_VALUE: a value cannot be encoded (msgpackr refused it). */
 export class UnencodableValueError extends GridError { static override readonly code: string = 'GRID_ERR_UNENCODABLE_VALUE'; }
+/** GRID_ERR_MEMORY_FULL: the memory budget (options.memory) is exhausted and nothing is left to evict. */
 export class MemoryFullError extends GridError { static override readonly code: string = 'GRID_ERR_MEMORY_FULL'; }
+/** GRID_ERR_LOCK_TIMEOUT: a wait ran out: for a partition lock (options.lockTimeout; 200 ms for the main thread's synchronous map forms), or for semaphore permits (timeoutMs). */
 export class LockTimeoutError extends GridError { static override readonly code: string = 'GRID_ERR_LOCK_TIMEOUT'; }
+/** GRID_ERR_CLOSED: the grid (for an attached grid: the grid of its handle) is closed. */
 export class GridClosedError extends GridError { static override readonly code: string = 'GRID_ERR_CLOSED'; }
+/** GRID_ERR_WRONG_TYPE: an operation met a value of another type (increment of a value that is not a number, sum/min/max over values that are not numbers). */
 export class WrongTypeError extends GridError { static override readonly code: string = 'GRID_ERR_WRONG_TYPE'; }
+/** GRID_ERR_TOO_MANY_MAPS: the grid already has options.maxMaps maps. */
 export class TooManyMapsError extends GridError { static override readonly code: string = 'GRID_ERR_TOO_MANY_MAPS'; }
+/** GRID_ERR_ATTACH: attachGrid was given something that is not a usable grid handle. */
 export class AttachError extends GridError { static override readonly code: string = 'GRID_ERR_ATTACH'; }
+/** GRID_ERR_WORKER: a virtual node did not start (no 'ready' within 10 s, or it exited while starting). */
 export class WorkerError extends GridError { static override readonly code: string = 'GRID_ERR_WORKER'; }
+/** GRID_ERR_UNSUPPORTED: the operation is not available here (setSync/deleteSync in a cluster, a blocking `*Sync` CP form on the main thread, any `*Sync` CP form in a clustered grid, …). */
 export class UnsupportedError extends GridError { static override readonly code: string = 'GRID_ERR_UNSUPPORTED'; }
+/** GRID_ERR_MEMBER_UNREACHABLE: a member (or the main thread of the member an attached thread forwards to) could not be reached. */
 export class MemberUnreachableError extends GridError { static override readonly code: string = 'GRID_ERR_MEMBER_UNREACHABLE'; }
+/** GRID_ERR_INTERNAL: an error that is not a GridError, or one with an unknown code, after it crossed a thread or the wire. */
 export class InternalError extends GridError { static override readonly code: string = 'GRID_ERR_INTERNAL'; }
 /** A peer sent a malformed, truncated, oversized or unknown frame; that connection is closed. */
 export class ProtocolError extends GridError { static override readonly code: string = 'GRID_ERR_PROTOCOL'; }
@@ -88,7 +136,9 @@ export class UnknownModuleError extends ModuleLoadError { static override readon
 export class ComputeError extends GridError { static override readonly code: string = 'GRID_ERR_COMPUTE'; }
 /** Parent of the conditions the library retries itself (by class, never by message). */
 export class RetryableGridError extends GridError { static override readonly code: string = 'GRID_ERR_RETRYABLE'; }
+/** GRID_ERR_PARTITION_MOVED: the member asked is not the partition's primary (anymore). Retried inside the library; seen when the retries run out. */
 export class PartitionMovedError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_PARTITION_MOVED'; }
+/** GRID_ERR_MEMBER_LEFT: a retryable condition (registered, so that one crossing a thread or the wire keeps its class). */
 export class MemberLeftError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_MEMBER_LEFT'; }
 /** The member asked is not the metadata Raft leader (data.leader names the one it knows, if any). */
 export class NotLeaderError extends RetryableGridError { static override readonly code: string = 'GRID_ERR_NOT_LEADER'; }
@@ -147,8 +197,15 @@ const ALL: GridErrorClass[] = [
 ];
 for (const cls of ALL) registerError(cls);
 
+/** Every error class of this module by name, with its code (`{ KeyTooLargeError: 'GRID_ERR_KEY_TOO_LARGE', … }`). */
 export const ErrorCodes: Readonly<Record<string, string>> = Object.freeze(Object.fromEntries(ALL.map((c) => [c.name, c.code])));
 
+/**
+ * An error as plain data that can cross a thread or the wire: a GridError's code, message and a
+ * copy of its data; anything else becomes GRID_ERR_INTERNAL with its message.
+ *
+ * @param err - Any thrown value.
+ */
 export function errorToWire(err: unknown): WireError {
   if (err instanceof GridError) {
     const e = err as GridError;
@@ -157,6 +214,12 @@ export function errorToWire(err: unknown): WireError {
   return { code: InternalError.code, message: err instanceof Error ? err.message : String(err) };
 }
 
+/**
+ * The GridError that {@link errorToWire} described, rebuilt with its registered class (so
+ * `instanceof` holds); an unknown code gives an InternalError whose `data.code` keeps it.
+ *
+ * @param w - What errorToWire returned.
+ */
 export function errorFromWire(w: WireError): GridError {
   const cls = registry.get(w?.code);
   if (cls === undefined) return new InternalError(String(w?.message ?? 'unknown error'), { ...(w?.data ?? {}), code: w?.code });

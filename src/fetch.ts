@@ -26,10 +26,11 @@ export const CLAIM_MAP = 'shardgrid:fetch';
 const POLL_FIRST_MS = 1;
 const POLL_MAX_MS = 50;
 
+/** Options of {@link GridMap.fetch}. */
 export interface FetchOptions {
   /** TTL of the loaded value, ms (default: the map's). */
   ttl?: number;
-  /** Serve a value up to this many ms past its ttl while one caller refreshes it in the background. */
+  /** Serve a value up to this many ms past its ttl while one caller refreshes it in the background; needs a ttl (here or the map's). Default 0. */
   staleWhileRevalidate?: number;
   /** How long a caller waits for another's load before GRID_ERR_TIMEOUT, and the claim's TTL. Default 30000. */
   timeoutMs?: number;
@@ -62,6 +63,11 @@ function token(): string {
   return `${process.pid.toString(36)}.${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
 }
 
+/**
+ * The loader of {@link GridMap.fetch} (exported as `FetchLoader`): called with the key on a miss;
+ * what it returns (or its promise resolves to) is stored and returned to every caller waiting
+ * for that key. When it throws, nothing is cached.
+ */
 export type Loader<V> = (key: string) => V | Promise<V>;
 
 interface Resolved {

@@ -30,10 +30,15 @@ import { createLog, type Log } from './log.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
+/** One virtual node of a member (a worker thread), as {@link GridStats.workers} lists it. */
 export interface WorkerStats {
+  /** The virtual node's index, from 0 to `workers - 1`. */
   index: number;
+  /** The `threadId` of the worker thread started for this virtual node most recently. */
   threadId: number;
+  /** How many partitions this virtual node runs expiry and eviction for. */
   partitions: number;
+  /** How many replacements were started for this virtual node after it exited unexpectedly. */
   restarts: number;
   /** Replacements of this virtual node that failed to start (each retried later, with backoff). */
   failedStarts: number;
@@ -41,17 +46,35 @@ export interface WorkerStats {
   up: boolean;
 }
 
+/**
+ * What {@link Grid.stats} returns: the figures of the shared memory of this process (every map
+ * together), read from counters the grid keeps.
+ */
 export interface GridStats {
+  /** Entries in this process's shared memory, every map together (in a cluster member, backup copies included). */
   entries: number;
+  /** Bytes of the memory budget in use: the control and access-map buffers plus the heap pages in use. */
   bytesUsed: number;
+  /**
+   * The memory budget in bytes: `options.memory` in the grid made by createGrid; in an attached
+   * grid, the size of the control and access-map buffers plus the most heap pages there may be.
+   */
   bytesLimit: number;
+  /** Bytes of live records (entries and the partitions' tables). */
   liveBytes: number;
+  /** Reads (get, getSync, getMany) that found a value, counted by every thread of the process. */
   hits: number;
+  /** Reads (get, getSync, getMany) that found no value, counted by every thread of the process. */
   misses: number;
+  /** Entries evicted to keep within the memory budget. */
   evictions: number;
+  /** Entries removed because their time to live had passed. */
   expirations: number;
+  /** Size of a heap page in bytes. */
   pageSize: number;
+  /** The figures of each partition. */
   partitions: PartitionStats[];
+  /** The virtual nodes of this member; empty in an attached grid and in a lite member, which run none. */
   workers: WorkerStats[];
   /** Locks taken over from threads that died holding them, and the partitions repaired. */
   recoveries: number;
@@ -59,16 +82,27 @@ export interface GridStats {
   cpRecoveries: number;
   /** Cluster members (alive or suspect) with the partitions each holds; absent for a single process. */
   members?: MemberStats[];
-  /** This member's id and the partition table version it applies; absent for a single process. */
+  /**
+   * This member's id and the partition table version it applies; absent for a single process.
+   * `url` is the address other members dial, `lite` is true for a lite member, `migrating` counts
+   * the partitions of that table being migrated now.
+   */
   cluster?: { memberId: string; url: string; lite: boolean; tableVersion: number; migrating: number };
 }
 
+/** A cluster member as {@link GridStats.members} lists it (this member's view). */
 export interface MemberStats {
+  /** The member's id. */
   id: string;
+  /** The address other members dial to reach it. */
   url: string;
+  /** True for a lite member (it owns no partitions). */
   lite: boolean;
+  /** Its status in this member's view: `'alive'` or `'suspect'`. */
   status: string;
+  /** Partitions it is the primary of, in the partition table this member applies. */
   primaries: number;
+  /** Partitions it holds a backup copy of, in the same table. */
   backups: number;
 }
 
@@ -108,13 +142,48 @@ export interface GridEvents {
   rejoined: [memberId: string];
 }
 
+/**
+ * A grid: the member of this process that {@link createGrid} made, or the same grid in another
+ * thread through {@link attachGrid}. Its maps ({@link Grid.map}) are named namespaces over the
+ * same partitions in shared memory; {@link Grid.cp} hands out coordination primitives;
+ * {@link Grid.stats} reports the figures. A grid that is a cluster member emits the events of
+ * {@link GridEvents}. Not constructed directly: call createGrid or attachGrid.
+ *
+ * @example
+ * ```ts
+ * import { createGrid } from 'shardgrid';
+ *
+ * const grid = await createGrid({ memory: '256MB' });
+ * const users = grid.map<{ name: string }>('users', { ttl: 60_000 });
+ * await users.set('u:1', { name: 'Ada' });
+ * console.log(grid.stats().entries); // 1
+ * await grid.close();
+ * ```
+ */
 export class Grid extends EventEmitter<GridEvents> implements MapHost {
+  /**
+   * The grid's view of the shared memory. Not part of the API: public only because the grid's
+   * maps reach it through {@link MapHost}, which Grid implements.
+   */
   readonly store: ShardStore;
+  /** The value encoder of this thread. Not part of the API: public only because {@link MapHost} requires it. */
   readonly encoder: ValueEncoder;
+  /** How long an operation waits for a partition lock before failing with GRID_ERR_LOCK_TIMEOUT, ms (options.lockTimeout, carried by the handle). */
   readonly lockTimeout: number;
-  /** Structured-clone-able: pass it to another thread and call attachGrid(handle) there. */
+  /**
+   * Structured-clone-able: pass it to another thread and call attachGrid(handle) there.
+   *
+   * @example
+   * ```ts
+   * const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { handle: grid.handle } });
+   * // worker.mjs: const grid = await attachGrid(workerData.handle);
+   * ```
+   */
   readonly handle: GridHandle;
-  /** @internal Registered compute modules (options.compute.modules; attached grids: the handle's copy). */
+  /**
+   * Registered compute modules (options.compute.modules; attached grids: the handle's copy), name
+   * to file: URL href. Public only because {@link MapHost} requires it.
+   */
   readonly modules: ModuleTable;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
@@ -132,7 +201,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   private cpApi: CoordinationPrimitives | undefined;
   private clusterCp: ClusterCp | undefined;
   private pool: ComputePool | undefined;
-  /** This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
+  /** @internal This process as a cluster member (createGrid with options.cluster); undefined otherwise. */
   cluster: ClusterNode | undefined;
   /** @internal set for the compute pool's own attachment (reads partitions it is told to). */
   internal = false;
@@ -144,7 +213,10 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   respServer: RespServer | undefined;
   private metricsApi: GridMetrics | undefined;
 
-  /** @internal use createGrid / attachGrid */
+  /**
+   * Not for use: a grid comes from {@link createGrid} or {@link attachGrid}. Left in the
+   * declarations on purpose: without it they would show a constructor that takes no arguments.
+   */
   constructor(handle: GridHandle, store: ShardStore, options?: ResolvedOptions) {
     super();
     this.handle = handle;
@@ -163,7 +235,17 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   /**
    * Coordination primitives (locks with fencing tokens, atomicLong, atomicRef, semaphores) by
    * name, shared by every thread that attached this grid; in a clustered grid, by every member
-   * (commands on the metadata Raft log, cp/cluster.ts).
+   * (commands on the metadata Raft log, cp/cluster.ts). A thread attached to a cluster member is
+   * a CP client of its own, through the member's main thread.
+   *
+   * @throws {AttachError} when this is a thread attached to a cluster member whose handle
+   * has no forward channel (GRID_ERR_ATTACH).
+   *
+   * @example
+   * ```ts
+   * await grid.cp.withLock('orders', async (token) => { ... }, { leaseMs: 5_000 });
+   * const seq = await grid.cp.atomicLong('seq').incrementAndGet();
+   * ```
    */
   get cp(): CoordinationPrimitives {
     if (this.cpApi === undefined && this.cluster !== undefined) this.clusterCp = new ClusterCp(this.cluster, this.options!.cp.sessionTtlMs);
@@ -172,7 +254,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen(), this.clusterCp));
   }
 
-  /** The address of the RESP endpoint (options.resp), or undefined without one. */
+  /** The address of the RESP endpoint (options.resp), or undefined without one (and in an attached grid). */
   get resp(): { host: string; port: number } | undefined {
     return this.respServer?.address;
   }
@@ -224,6 +306,12 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return this.options !== undefined;
   }
 
+  /**
+   * Throws when this grid is closed, or (an attached grid) when the grid of its handle was closed.
+   * Maps call it before every operation.
+   *
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   */
   assertOpen(): void {
     if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
   }
@@ -233,7 +321,23 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * in every thread. `options` (default ttl, cacheValues) are registered for the name in the whole
    * grid, every thread included, by the first call that gives them; a later call that gives a
    * different value for an option throws GRID_ERR_INVALID_OPTION, and calls without options
-   * use the registered ones (claimMapOptions).
+   * use the registered ones (claimMapOptions). The same name in one thread gives the same
+   * GridMap object.
+   *
+   * @typeParam V - The type of the map's values (not checked at run time).
+   * @param name - The map's name: 1 to 256 UTF-8 bytes.
+   * @param options - The map's options for the whole grid: default `ttl`, `cacheValues`.
+   * @returns The map handle of this thread.
+   * @throws {InvalidArgumentError} when `name` is empty, not a string or over 256 UTF-8 bytes (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {InvalidOptionError} when `options` are invalid, or differ from the options registered for the name (GRID_ERR_INVALID_OPTION).
+   * @throws {TooManyMapsError} when the grid already has options.maxMaps maps (GRID_ERR_TOO_MANY_MAPS).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   *
+   * @example
+   * ```ts
+   * const users = grid.map<{ name: string }>('users', { ttl: 60_000 }); // registers the default ttl
+   * const same = grid.map<{ name: string }>('users');                  // any thread: the same data and ttl
+   * ```
    */
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
@@ -250,18 +354,18 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return m;
   }
 
-  /**
-   * An attached grid of a cluster member: its shared memory holds primaries and backup copies
-   * alike, and writes must be routed and replicated, so its maps forward to the member's main
-   * thread (reads of local primaries stay direct). The compute pool's own attachment reads the
-   * partitions it is told to and is not forwarded.
-   */
   /** @internal ForwardHost: the member's CP link, on which its attached threads' CP calls run. */
   cpLink(): CpLink {
     void this.cp; // makes the member's CP client (and its link) on first use
     return this.clusterCp!.link;
   }
 
+  /**
+   * An attached grid of a cluster member: its shared memory holds primaries and backup copies
+   * alike, and writes must be routed and replicated, so its maps forward to the member's main
+   * thread (reads of local primaries stay direct). The compute pool's own attachment reads the
+   * partitions it is told to and is not forwarded.
+   */
   private forwarding(): boolean {
     return this.handle.clustered === true && !this.isMember && !this.internal;
   }
@@ -272,12 +376,25 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return (this.forwardClient ??= new ForwardClient(name));
   }
 
-  /** @internal The piscina pool that runs aggregations: created on first use, closed by close(). */
+  /**
+   * The piscina pool that runs aggregations: created on first use, closed by close(). Not part
+   * of the API: public only because {@link MapHost} requires it (GridMap.aggregate uses it).
+   *
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   */
   computePool(): ComputePool {
     this.assertOpen();
     return (this.pool ??= new ComputePool(this.handle, this.options?.compute.workers ?? this.options?.workers ?? vnodeCount(this.store)));
   }
 
+  /**
+   * The figures of this grid's shared memory (entries, memory, hits and misses, evictions,
+   * expirations, per partition), of this member's virtual nodes, of the locks and coordination
+   * primitives recovered from dead threads, and, in a cluster member, of the members and the
+   * partition table. Read from counters: no entry is visited.
+   *
+   * @returns A new object on every call.
+   */
   stats(): GridStats {
     const s = this.store.stats();
     return {
@@ -429,7 +546,15 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     this.recoveries += repaired.length;
   }
 
-  /** Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with GRID_ERR_CLOSED. */
+  /**
+   * Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with
+   * GRID_ERR_CLOSED. It also closes the RESP endpoint and the /metrics server, ends this grid's
+   * CP session in a cluster, leaves the cluster gracefully (a member: the others promote its
+   * backups), and closes the compute pool once its running tasks have finished. Calling it again
+   * returns the same promise.
+   *
+   * @returns A promise that resolves once everything is stopped.
+   */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     this.closed = true;
@@ -521,7 +646,31 @@ function watchCp(region: CpRegion, delta: 1 | -1): void {
   if (cpWatched.size === 0) watchThreads(onCpWorker, -1);
 }
 
-/** Creates the grid of this process: shared shard stores and `workers` virtual nodes. */
+/**
+ * Creates the grid of this process: shared shard stores and `workers` virtual nodes. With
+ * `options.cluster` the grid also joins (or founds) a cluster; with `options.resp` and
+ * `options.metrics` it starts those endpoints. A failure after the shared memory was allocated
+ * closes the grid before the promise rejects.
+ *
+ * @param options - The grid's options; every one is optional (see {@link GridOptions} for the defaults).
+ * @returns The member grid of this process.
+ * @throws {InvalidOptionError} when an option is unknown or invalid, or `options.memory`
+ * is too small for the partitions; the message names the option (GRID_ERR_INVALID_OPTION). Also
+ * when the RESP or /metrics port cannot be listened on.
+ * @throws {WorkerError} when a virtual node did not start within 10 s or exited while
+ * starting (GRID_ERR_WORKER).
+ * @throws Whatever error made the join of `options.cluster` fail.
+ *
+ * @example
+ * ```ts
+ * import { createGrid } from 'shardgrid';
+ *
+ * const grid = await createGrid({ memory: '256MB' }); // workers default to os.availableParallelism()
+ * const users = grid.map('users');
+ * await users.set('u:1', { name: 'Ada' }, { ttl: 5_000 });
+ * await grid.close();
+ * ```
+ */
 export async function createGrid(options?: GridOptions): Promise<Grid> {
   const o = resolveOptions(options);
   const reservePages = Math.max(4, o.workers * 2);
@@ -559,7 +708,28 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   return grid;
 }
 
-/** In another thread of the same process: the same grid over the same shared memory. */
+/**
+ * In another thread of the same process: the same grid over the same shared memory. The
+ * attached grid runs no virtual nodes; its `close()` detaches this thread only. Its maps have the
+ * options registered for their names; in a thread attached to a cluster member, calls that the
+ * member must route or replicate go through the member's main thread.
+ *
+ * @param handle - `grid.handle` of the grid made by createGrid, passed to this thread (workerData, postMessage).
+ * @returns This thread's grid.
+ * @throws {AttachError} when `handle` is not a shardgrid handle, or is unusable (GRID_ERR_ATTACH).
+ * @throws {GridClosedError} when the grid the handle belongs to is closed (GRID_ERR_CLOSED).
+ *
+ * @example
+ * ```ts
+ * // worker.mjs, started with { workerData: { handle: grid.handle } }
+ * import { workerData } from 'node:worker_threads';
+ * import { attachGrid } from 'shardgrid';
+ *
+ * const grid = await attachGrid(workerData.handle);
+ * console.log(await grid.map('users').get('u:1'));
+ * await grid.close();
+ * ```
+ */
 export async function attachGrid(handle: GridHandle): Promise<Grid> {
   const h = handle as Partial<GridHandle> | undefined;
   const b = h?.buffers;

@@ -21,6 +21,7 @@ import { createGrid, type Grid } from './grid.js';
 import type { GridOptions } from './config.js';
 import type { GridMap } from './map.js';
 
+/** Options of {@link KeyvShardgrid}. */
 export interface KeyvShardgridOptions {
   /** A grid to store into (the caller closes it); without it the adapter creates one from `gridOptions` and closes it on `disconnect()`. */
   grid?: Grid;
@@ -30,7 +31,23 @@ export interface KeyvShardgridOptions {
   mapPrefix?: string;
 }
 
-/** A Keyv storage adapter over a shardgrid (`new Keyv({ store: new KeyvShardgrid() })`). */
+/**
+ * A Keyv storage adapter over a shardgrid (`new Keyv({ store: new KeyvShardgrid() })`). One grid
+ * map per Keyv namespace (`<mapPrefix><namespace>`); TTLs are the grid's own; every thread of the
+ * process (and every member of a cluster, when the grid is one) sees the same entries. A call
+ * that fails rejects with the grid's error.
+ *
+ * @example
+ * ```ts
+ * import Keyv from 'keyv';
+ * import { KeyvShardgrid } from 'shardgrid/keyv';
+ *
+ * const store = new KeyvShardgrid({ gridOptions: { memory: '64MB' } });
+ * const sessions = new Keyv({ store, namespace: 'sessions' });
+ * await sessions.set('s1', { user: 'ada' }, 60_000);
+ * await store.disconnect(); // closes the grid the adapter created
+ * ```
+ */
 export class KeyvShardgrid extends EventEmitter {
   /**
    * What Keyv reads of an adapter. Keyv 5 turns `keyv.iterator()` on only for the adapter dialects
@@ -45,6 +62,13 @@ export class KeyvShardgrid extends EventEmitter {
   private readonly owned: boolean;
   private readonly maps = new Map<string, GridMap<unknown>>();
 
+  /**
+   * Makes the adapter. Without `options.grid` it starts creating a grid at once; a grid that
+   * fails to start is reported by the first call (as its rejection).
+   *
+   * @param options - `grid` to store into, or `gridOptions` for the grid the adapter creates; `mapPrefix`.
+   * @throws {InvalidArgumentError} when `options` is not an object or `mapPrefix` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   */
   constructor(options: KeyvShardgridOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('KeyvShardgrid options must be an object');
@@ -68,55 +92,106 @@ export class KeyvShardgrid extends EventEmitter {
     return m;
   }
 
+  /**
+   * The value Keyv stored under `key` in the current namespace, or undefined.
+   *
+   * @param key - The key, as Keyv gives it (prefixed with its namespace).
+   * @returns The stored value (Keyv's serialized form), or undefined when absent or expired.
+   */
   async get(key: string): Promise<unknown> {
     return (await this.map()).get(key);
   }
 
+  /**
+   * The values of `keys` in the current namespace, in their order (undefined for each absent key).
+   *
+   * @param keys - The keys.
+   */
   async getMany(keys: string[]): Promise<unknown[]> {
     return (await this.map()).getMany(keys);
   }
 
+  /**
+   * Stores `value` under `key` in the current namespace.
+   *
+   * @param key - The key.
+   * @param value - What Keyv's serializer returned (a string by default).
+   * @param ttl - Time to live in ms; when it is not a number > 0, the map's default ttl applies (none unless one was registered for the map).
+   * @returns True once stored.
+   */
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const m = await this.map();
     await (typeof ttl === 'number' && ttl > 0 ? m.set(key, value, { ttl }) : m.set(key, value));
     return true;
   }
 
+  /**
+   * Stores every entry, as {@link KeyvShardgrid.set} does, concurrently.
+   *
+   * @param entries - `{ key, value, ttl? }` objects.
+   */
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     await Promise.all(entries.map((e) => this.set(e.key, e.value, e.ttl)));
   }
 
+  /**
+   * Deletes `key` in the current namespace.
+   *
+   * @param key - The key.
+   * @returns True when an entry that had not expired was deleted.
+   */
   async delete(key: string): Promise<boolean> {
     return (await this.map()).delete(key);
   }
 
-  /** True when at least one of the keys was deleted. */
+  /**
+   * Deletes `keys` in the current namespace.
+   *
+   * @param keys - The keys.
+   * @returns True when at least one of the keys was deleted.
+   */
   async deleteMany(keys: string[]): Promise<boolean> {
     const m = await this.map();
     const r = await Promise.all(keys.map((k) => m.delete(k)));
     return r.some(Boolean);
   }
 
+  /**
+   * Whether `key` has an entry that has not expired, in the current namespace.
+   *
+   * @param key - The key.
+   */
   async has(key: string): Promise<boolean> {
     return (await this.map()).has(key);
   }
 
+  /**
+   * For each of `keys`, in order, whether it has an entry that has not expired.
+   *
+   * @param keys - The keys.
+   */
   async hasMany(keys: string[]): Promise<boolean[]> {
     const m = await this.map();
     return Promise.all(keys.map((k) => m.has(k)));
   }
 
-  /** Clears the current namespace only. */
+  /** Clears the current namespace only: one clear of its grid map; other namespaces are untouched. */
   async clear(): Promise<void> {
     await (await this.map()).clear();
   }
 
+  /**
+   * The `[key, value]` pairs of a namespace: unordered, like Redis SCAN; an entry present for the
+   * whole iteration is yielded once.
+   *
+   * @param namespace - The namespace (default: the current one).
+   */
   async *iterator(namespace?: string): AsyncGenerator<[string, unknown], void> {
     const m = await this.map(namespace ?? this.namespace);
     for await (const [k, v] of m.entries()) yield [k, v];
   }
 
-  /** Closes the grid if this adapter created it. */
+  /** Closes the grid if this adapter created it; a grid passed as `options.grid` stays open. */
   async disconnect(): Promise<void> {
     if (!this.owned) return;
     const g = await this.grid.catch(() => undefined);

@@ -14,9 +14,13 @@ export type LogMethod = (objOrMsg: unknown, msg?: string) => void;
 
 /** A pino-compatible logger: pino itself, console, or anything with these four methods. */
 export interface Logger {
+  /** Called for the messages of level debug. */
   debug: LogMethod;
+  /** Called for the messages of level info (cluster joins and leaves, …). */
   info: LogMethod;
+  /** Called for the messages of level warn (a virtual node that had to be restarted, a refused peer, …). */
   warn: LogMethod;
+  /** Called for the messages of level error (lost partitions, …). */
   error: LogMethod;
 }
 

@@ -25,11 +25,18 @@ import { MEMO_MISS, ReadMemo } from './memo.js';
 import { DEL, PUT, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
 import { CLAIM_MAP, fetchThrough, type FetchOptions, type Loader } from './fetch.js';
 
-/** What a map needs from the grid (or attached grid) it belongs to. */
+/**
+ * What a map needs from the grid (or attached grid) it belongs to. Not part of the API: in the
+ * declarations only because {@link Grid} implements it.
+ */
 export interface MapHost {
+  /** The shared memory of the grid. */
   readonly store: ShardStore;
+  /** This thread's value encoder. */
   readonly encoder: ValueEncoder;
+  /** How long an operation waits for a partition lock, ms. */
   readonly lockTimeout: number;
+  /** Throws GRID_ERR_CLOSED when the grid is closed. */
   assertOpen(): void;
   /** The compute pool for aggregations (created on first use). */
   computePool(): ComputePool;
@@ -145,19 +152,45 @@ export function claimMapOptions(store: ShardStore, id: number, name: string, opt
 
 const NO_MAP_OPTIONS = Object.freeze({ ttl: 0, cacheValues: true });
 
+/**
+ * A named map of a grid, from {@link Grid.map}. Keys are strings; values are strings, numbers,
+ * byte arrays (fast paths) or anything msgpackr encodes. In a single-process grid every operation
+ * runs on the calling thread against shared memory: reads are optimistic (no lock, no message),
+ * writes take the key's partition lock. In a cluster member the same API routes each key to its
+ * primary and resolves writes once the primary and every backup applied them; operations retry
+ * moved partitions and lost members for up to 15 s before a typed error
+ * (GRID_ERR_PARTITION_MOVED, GRID_ERR_PARTITION_UNAVAILABLE, GRID_ERR_MEMBER_UNREACHABLE), and a
+ * write that cannot reach enough copies fails with GRID_ERR_TIMEOUT. Every failure is a
+ * {@link GridError} with a stable `code`.
+ *
+ * @typeParam V - The type of the values (not checked at run time).
+ *
+ * @example
+ * ```ts
+ * const users = grid.map<{ name: string }>('users', { ttl: 60_000 });
+ * await users.set('u:1', { name: 'Ada' }, { ttl: 5_000 });
+ * console.log(await users.get('u:1'));            // { name: 'Ada' }
+ * console.log(await users.increment('visits'));   // 1: atomic across threads
+ * for await (const [key, value] of users) console.log(key, value);
+ * ```
+ */
 export class GridMap<V = unknown> {
+  /** The map's name (the same name is the same map in every thread). */
   readonly name: string;
   /**
    * @internal Operations this thread ran on this map handle, by kind (OP_KINDS): one add per call
    * on the calling thread, read by the metrics collector. Attached threads count their own.
    */
   readonly ops = new Float64Array(OP_KINDS.length);
-  /** False in RoutedMap, which counts at its own entry points (its local paths call these). */
+  /** @internal False in RoutedMap, which counts at its own entry points (its local paths call these). */
   protected countOps = true;
   /** @internal */
   readonly id: number;
+  /** @internal The grid this map belongs to. */
   protected readonly host: MapHost;
+  /** @internal The grid's shared memory. */
   protected readonly store: ShardStore;
+  /** @internal This thread's value encoder. */
   protected readonly enc: ValueEncoder;
   /** The map's registered options, once registered (they never change after): see registered(). */
   private opts: { ttl: number; cacheValues: boolean } | undefined;
@@ -169,7 +202,10 @@ export class GridMap<V = unknown> {
    */
   private readonly memos = new ReadMemo();
 
-  /** @internal use grid.map(name) */
+  /**
+   * Not for use: a map comes from {@link Grid.map}. Left in the declarations on purpose: without
+   * it they would show a constructor that takes no arguments.
+   */
   constructor(host: MapHost, name: string, id: number) {
     this.host = host;
     this.store = host.store;
@@ -194,6 +230,7 @@ export class GridMap<V = unknown> {
 
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
 
+  /** @internal Validates and encodes `key` into the store's key scratch; returns its partition. */
   protected key(key: string): number {
     if (typeof key !== 'string') throw new InvalidArgumentError(`key must be a string (got ${key === null ? 'null' : typeof key})`);
     if (this.store.setKey(key, this.id) < 0) {
@@ -202,6 +239,7 @@ export class GridMap<V = unknown> {
     return this.store.kpart;
   }
 
+  /** @internal Validates and encodes `v` into this thread's encoder. */
   protected value(v: unknown): void {
     const r = this.enc.encode(v);
     if (r === ENCODE_OK) return;
@@ -210,7 +248,7 @@ export class GridMap<V = unknown> {
     throw new UnencodableValueError(this.enc.error);
   }
 
-  /** The expiry time a write's options (`{ ttl }`, a number of ms, or undefined: the map's default) give; throws on bad options. */
+  /** @internal The expiry time a write's options (`{ ttl }`, a number of ms, or undefined: the map's default) give; throws on bad options. */
   protected expiry(options: SetOptions | number | undefined): number {
     const ttl = setTtl(options);
     if (ttl === undefined) {
@@ -359,6 +397,17 @@ export class GridMap<V = unknown> {
    * returned object may be shared with other gets of this thread: do not mutate it (see
    * MapOptions.cacheValues). Throws a GridError when the partition stayed locked by a writer for
    * longer than an optimistic read allows; use get() there.
+   *
+   * @param key - The key.
+   * @returns The value, or undefined when the key is absent or its entry expired.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the partition stayed locked by a writer for 200 ms (GRID_ERR_LOCK_TIMEOUT).
+   * @throws {UnsupportedError} in a cluster member or a thread attached to one, when the key's
+   * primary is not this process (GRID_ERR_UNSUPPORTED).
+   * @throws {PartitionUnavailableError} in a cluster, when this member holds no lease for the
+   * key's partition now (GRID_ERR_PARTITION_UNAVAILABLE).
    */
   getSync(key: string): V | undefined {
     const v = this.getLocal(key);
@@ -393,6 +442,24 @@ export class GridMap<V = unknown> {
     return undefined;
   }
 
+  /**
+   * The value of `key`. A hit on a key held in this process is served from shared memory on the
+   * calling thread (or from this thread's read memo, while the entry is unchanged). The returned
+   * object may be shared with other gets of this thread: do not mutate it (see
+   * MapOptions.cacheValues).
+   *
+   * @param key - The key.
+   * @returns The value, or undefined when the key is absent or its entry expired.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   *
+   * @example
+   * ```ts
+   * const user = await users.get('u:1'); // undefined when absent
+   * ```
+   */
   get(key: string): Promise<V | undefined> {
     // Not an async function: a hit costs one resolved promise and no async frame.
     let v: V | undefined | typeof NEED;
@@ -408,6 +475,15 @@ export class GridMap<V = unknown> {
     return this.counted(await this.readLocked(key));
   }
 
+  /**
+   * Whether `key` has an entry that has not expired.
+   *
+   * @param key - The key.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async has(key: string): Promise<boolean> {
     if (this.countOps) this.ops[OP_READ]++;
     this.host.assertOpen();
@@ -423,6 +499,15 @@ export class GridMap<V = unknown> {
     return (await this.readLocked(key)) === FOUND;
   }
 
+  /**
+   * The values of `keys`, in their order (undefined for each absent or expired key).
+   *
+   * @param keys - The keys.
+   * @throws {InvalidArgumentError} when `keys` is not an array, or one of them is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when a key is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when a key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
     const out = new Array<V | undefined>(keys.length);
@@ -433,7 +518,15 @@ export class GridMap<V = unknown> {
     return out;
   }
 
-  /** Remaining time to live in ms, or undefined when the key is absent or has no expiry. */
+  /**
+   * Remaining time to live in ms, or undefined when the key is absent or has no expiry.
+   *
+   * @param key - The key.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when writers kept the partition busy through every read attempt (GRID_ERR_LOCK_TIMEOUT).
+   */
   async ttl(key: string): Promise<number | undefined> {
     if (this.countOps) this.ops[OP_READ]++;
     this.host.assertOpen();
@@ -452,6 +545,13 @@ export class GridMap<V = unknown> {
     throw new LockTimeoutError(`partition ${p} stayed busy while reading a ttl`, { partition: p, timeoutMs: 0 });
   }
 
+  /**
+   * The number of entries of this map (in a cluster, counted by every member over the partitions
+   * it is the primary of). Read from per-partition counters, without a lock: entries whose time
+   * to live passed count until they are reclaimed.
+   *
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   */
   async size(): Promise<number> {
     this.host.assertOpen();
     return this.store.mapSize(this.id);
@@ -459,6 +559,29 @@ export class GridMap<V = unknown> {
 
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Stores `value` under `key`. The key and value are validated and encoded before any lock is
+   * taken, so a bad one leaves nothing half done. In a cluster the promise resolves once the
+   * primary and every backup applied the write.
+   *
+   * @param key - The key.
+   * @param value - The value: a string, a number, a byte array, or anything msgpackr encodes (not undefined).
+   * @param options - `{ ttl }` or a number of ms: the entry's time to live (0: none); absent: the map's default ttl.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {ValueTooLargeError} when the encoded value is over options.maxValueBytes (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when msgpackr cannot encode the value (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {InvalidArgumentError} when `value` is undefined, or `options` is not `{ ttl }` with a finite ttl >= 0 or such a number (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   *
+   * @example
+   * ```ts
+   * await users.set('u:1', { name: 'Ada' });                 // the map's default ttl
+   * await users.set('u:1', { name: 'Ada' }, { ttl: 5_000 }); // or set(key, value, 5_000)
+   * ```
+   */
   set(key: string, value: V, options?: SetOptions | number): Promise<void> {
     if (this.countOps) this.ops[OP_SET]++;
     // Not an async function: when the partition lock is free (nearly always) the write happens
@@ -508,6 +631,19 @@ export class GridMap<V = unknown> {
    * up to the grid's lockTimeout, the main thread in 1 ms slices up to GETSYNC_WAIT_MS, then
    * GRID_ERR_LOCK_TIMEOUT (use set(), which waits without blocking the event loop). In a cluster
    * member, or a thread attached to one, throws GRID_ERR_UNSUPPORTED: writes there are replicated.
+   *
+   * @param key - The key.
+   * @param value - The value, as for set().
+   * @param options - `{ ttl }` or a number of ms, as for set().
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {ValueTooLargeError} when the encoded value is over options.maxValueBytes (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when msgpackr cannot encode the value (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {InvalidArgumentError} when `value` is undefined, or `options` is not `{ ttl }` with a finite ttl >= 0 or such a number (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the partition lock stayed busy for as long as described above (GRID_ERR_LOCK_TIMEOUT).
+   * @throws {UnsupportedError} in a cluster member or a thread attached to one (GRID_ERR_UNSUPPORTED).
    */
   setSync(key: string, value: V, options?: SetOptions | number): void {
     if (this.countOps) this.ops[OP_SET]++;
@@ -524,6 +660,14 @@ export class GridMap<V = unknown> {
   /**
    * Synchronous delete of a key held in this process; returns whether it existed. Waits for a
    * busy lock as setSync does; GRID_ERR_UNSUPPORTED in a cluster.
+   *
+   * @param key - The key.
+   * @returns True when an entry that had not expired was deleted.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the partition lock stayed busy for as long as setSync waits (GRID_ERR_LOCK_TIMEOUT).
+   * @throws {UnsupportedError} in a cluster member or a thread attached to one (GRID_ERR_UNSUPPORTED).
    */
   deleteSync(key: string): boolean {
     if (this.countOps) this.ops[OP_DELETE]++;
@@ -552,6 +696,16 @@ export class GridMap<V = unknown> {
     this.checkTaken(p, lockSync(st.ci, li, ms), ms, `${op}: partition of key '${key}' stayed locked for ${ms} ms; use ${op === 'setSync' ? 'set' : 'delete'}()`);
   }
 
+  /**
+   * Deletes `key`'s entry.
+   *
+   * @param key - The key.
+   * @returns True when an entry that had not expired was deleted.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async delete(key: string): Promise<boolean> {
     if (this.countOps) this.ops[OP_DELETE]++;
     this.host.assertOpen();
@@ -569,6 +723,22 @@ export class GridMap<V = unknown> {
     }
   }
 
+  /**
+   * Stores `value` only when `key` has no entry (an expired one counts as none), atomically.
+   *
+   * @param key - The key.
+   * @param value - The value, as for set().
+   * @param options - `{ ttl }` or a number of ms, as for set().
+   * @returns True when the value was stored.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {ValueTooLargeError} when the encoded value is over options.maxValueBytes (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when msgpackr cannot encode the value (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {InvalidArgumentError} when `value` is undefined, or `options` is not `{ ttl }` with a finite ttl >= 0 or such a number (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
@@ -599,7 +769,21 @@ export class GridMap<V = unknown> {
 
   /**
    * Stores `next` when the current value encodes to the same bytes as `expected` (`expected`
-   * undefined matches an absent key). Keeps the entry's expiry.
+   * undefined matches an absent key). Keeps the entry's expiry (a new entry gets the map's
+   * default ttl).
+   *
+   * @param key - The key.
+   * @param expected - The value the entry must hold, or undefined for no entry.
+   * @param next - The value to store.
+   * @returns True when `next` was stored.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {ValueTooLargeError} when the encoded value is over options.maxValueBytes (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when msgpackr cannot encode the value (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {InvalidArgumentError} when `next` is undefined (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
   async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
@@ -655,7 +839,21 @@ export class GridMap<V = unknown> {
     return true;
   }
 
-  /** Atomically adds `delta` to a number entry (absent → 0 first) and returns the new value. */
+  /**
+   * Atomically adds `delta` to a number entry (absent → 0 first) and returns the new value. A new
+   * entry gets the map's default ttl; an existing one keeps its expiry.
+   *
+   * @param key - The key.
+   * @param delta - What to add (default 1); a finite number.
+   * @returns The new value.
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {InvalidArgumentError} when `delta` is not a finite number (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {WrongTypeError} when the entry holds a value that is not a number (GRID_ERR_WRONG_TYPE).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async increment(key: string, delta = 1): Promise<number> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
@@ -735,7 +933,19 @@ export class GridMap<V = unknown> {
   /**
    * Stores many entries. All keys and values are validated before anything is written, so a bad
    * entry rejects the whole call and stores nothing. Each partition is locked once, and the call
-   * suspends only when a lock is busy. Entries of one key are written in the order given.
+   * suspends only when a lock is busy. Entries of one key are written in the order given. In a
+   * cluster a retried setMany may write a key's value again (it carries no request id).
+   *
+   * @param entries - `[key, value]` pairs.
+   * @param options - `{ ttl }` or a number of ms for every entry, as for set().
+   * @throws {InvalidArgumentError} when `entries` is not an array of `[key, value]` pairs, a key
+   * is not a string, a value is undefined, or `options` is invalid (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when a key is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {ValueTooLargeError} when an encoded value is over options.maxValueBytes (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when msgpackr cannot encode a value (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when a key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
   async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (this.countOps && Array.isArray(entries)) this.ops[OP_SET] += entries.length;
@@ -807,7 +1017,22 @@ export class GridMap<V = unknown> {
    * or a `GRID_ERR_FETCH_LOADER` error with its message when it throws (nothing is cached then).
    * `staleWhileRevalidate: ms` serves a value up to that long past its ttl while one caller
    * refreshes it in the background. See src/fetch.ts.
-   * @throws GRID_ERR_TIMEOUT when another caller's load did not finish within `timeoutMs` (30 s).
+   *
+   * @param key - The key.
+   * @param loader - Called with `key` on a miss; its result (or the value its promise resolves to) is stored and returned.
+   * @param options - `ttl` of the loaded value, `staleWhileRevalidate` ms, `timeoutMs` (default 30000).
+   * @returns The stored or loaded value.
+   * @throws {TimeoutError} when another caller's load did not finish within `timeoutMs` (30 s) (GRID_ERR_TIMEOUT).
+   * @throws {FetchLoaderError} when the loader of another thread or member, whose load this call
+   * waited for, threw (GRID_ERR_FETCH_LOADER); the error of this caller's own loader is thrown as it is.
+   * @throws {InvalidArgumentError} when `loader` is not a function, `options` has an unknown or
+   * invalid field, or `staleWhileRevalidate` is given with no ttl here nor in the map (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   *
+   * @example
+   * ```ts
+   * const user = await users.fetch('u:42', async (key) => db.loadUser(key), { ttl: 60_000 });
+   * ```
    */
   async fetch(key: string, loader: Loader<V>, options?: FetchOptions): Promise<V> {
     this.host.assertOpen();
@@ -816,6 +1041,13 @@ export class GridMap<V = unknown> {
     return fetchThrough<V>(this, claims, key, loader, options);
   }
 
+  /**
+   * Deletes every entry of this map, partition by partition, each under its lock (not atomically
+   * across partitions); the other maps are untouched. In a cluster, on every member.
+   *
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when a partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
+   */
   async clear(): Promise<void> {
     this.host.assertOpen();
     const st = this.store;
@@ -831,7 +1063,12 @@ export class GridMap<V = unknown> {
     }
   }
 
-  /** Streams [key, value] pairs partition by partition; each partition is copied under its lock. */
+  /**
+   * Streams [key, value] pairs partition by partition; each partition is copied under its lock.
+   * Expired entries are skipped. Unordered.
+   *
+   * @throws {GridClosedError} when the grid is closed before the iteration ends (GRID_ERR_CLOSED).
+   */
   async *entries(): AsyncGenerator<[string, V]> {
     const st = this.store;
     for (let p = 0; p < st.partitions; p++) {
@@ -864,6 +1101,22 @@ export class GridMap<V = unknown> {
    * `entry = { key, value }`; an unregistered name fails with GRID_ERR_UNKNOWN_MODULE. What it
    * assigns to `entry.value` is stored (undefined deletes the key); not assigning leaves the entry
    * untouched. Processors are synchronous and must not write to the grid themselves.
+   *
+   * @typeParam R - The type of the processor's result.
+   * @param key - The key.
+   * @param processor - `{ module, name }`: a module registered in options.compute.modules and one of its exports.
+   * @param arg - The processor's second argument.
+   * @returns The processor's return value.
+   * @throws {InvalidArgumentError} when `processor` is not `{ module, name }` of non-empty strings (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {UnknownModuleError} when `processor.module` is not a registered module name (GRID_ERR_UNKNOWN_MODULE).
+   * @throws {ModuleLoadError} when the module cannot be loaded, or the export is missing or not a function (GRID_ERR_MODULE).
+   * @throws {ComputeError} when the processor throws or returns a Promise; the entry is unchanged (GRID_ERR_COMPUTE).
+   * @throws {UnencodableValueError} when the result or the value it stores cannot be encoded; the entry is unchanged (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {ValueTooLargeError} when the value it stores is over options.maxValueBytes encoded; the entry is unchanged (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
   compute<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
     return this.computeLocal<R>(key, processor, arg);
@@ -967,6 +1220,24 @@ export class GridMap<V = unknown> {
    * share of the partitions, partial results combined here. `aggregator` is a built-in
    * ('count', 'sum', 'min', 'max', 'distinct'; `arg` `{ field: 'a.b' }` or none) or `{ module,
    * name }` naming a registered module and its `{ init, accumulate, combine, finish? }` export.
+   *
+   * @typeParam R - The type of the result.
+   * @param aggregator - A built-in name, or `{ module, name }` of a registered module's aggregator export.
+   * @param arg - `{ field }` for a built-in (a dot path into object values), or the user aggregator's argument.
+   * @returns The combined (and, with `finish`, finished) result.
+   * @throws {InvalidArgumentError} when `aggregator` is not a built-in or `{ module, name }`, or a built-in's `arg` is invalid (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {WrongTypeError} when `sum`, `min` or `max` meet a value or field that is not a number (GRID_ERR_WRONG_TYPE).
+   * @throws {UnknownModuleError} when `aggregator.module` is not a registered module name (GRID_ERR_UNKNOWN_MODULE).
+   * @throws {ModuleLoadError} when the module cannot be loaded or its export is not an aggregator (GRID_ERR_MODULE).
+   * @throws {ComputeError} when a function of the user aggregator throws or returns a Promise (GRID_ERR_COMPUTE).
+   * @throws {UnencodableValueError} when a user aggregator's accumulator cannot be passed between threads (GRID_ERR_UNENCODABLE_VALUE).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   *
+   * @example
+   * ```ts
+   * await orders.aggregate('sum', { field: 'price' });
+   * await orders.aggregate({ module: 'procs', name: 'revenue' });
+   * ```
    */
   async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
     this.host.assertOpen();
@@ -1020,6 +1291,7 @@ export class GridMap<V = unknown> {
     }
   }
 
+  /** `for await (const [key, value] of map)`: the same as {@link GridMap.entries}. */
   [Symbol.asyncIterator](): AsyncGenerator<[string, V]> {
     return this.entries();
   }

@@ -23,6 +23,19 @@ import { LATENCY_BUCKETS } from './transport/latency.js';
 
 type Collect<T> = (this: T) => void | Promise<void>;
 
+/**
+ * `grid.metrics`: the grid's Prometheus metrics (prom-client), collected when scraped from
+ * counters the grid keeps.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from 'prom-client';
+ *
+ * const registry = new Registry();
+ * grid.metrics.register(registry);          // or createGrid({ metrics: { registry } })
+ * console.log(await grid.metrics.text());   // Prometheus text format
+ * ```
+ */
 export class GridMetrics {
   /** The grid's own registry (what /metrics serves). */
   readonly registry = new Registry();
@@ -30,11 +43,17 @@ export class GridMetrics {
   private server: Server | undefined;
   private bound: AddressInfo | undefined;
 
+  /** @internal use grid.metrics */
   constructor(private readonly grid: Grid) {
     this.register(this.registry);
   }
 
-  /** Adds the grid's metrics to `registry` (an application's prom-client Registry). Idempotent per registry. */
+  /**
+   * Adds the grid's metrics to `registry` (an application's prom-client Registry). Idempotent per registry.
+   *
+   * @param registry - A prom-client Registry.
+   * @throws {InvalidArgumentError} when `registry` is not a prom-client Registry (GRID_ERR_INVALID_ARGUMENT).
+   */
   register(registry: Registry): void {
     if (!(registry instanceof Registry) && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
       throw new InvalidArgumentError('metrics.register(registry): registry must be a prom-client Registry');
@@ -151,7 +170,7 @@ export class GridMetrics {
     return this.registry.metrics();
   }
 
-  /** Serves GET /metrics on host:port (options.metrics). */
+  /** @internal Serves GET /metrics on host:port (options.metrics; createGrid). */
   listen(o: ResolvedMetricsOptions): Promise<AddressInfo> {
     const server = createServer((req, res) => {
       if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
@@ -179,6 +198,7 @@ export class GridMetrics {
     return this.bound === undefined ? undefined : { host: this.bound.address, port: this.bound.port };
   }
 
+  /** @internal Stops the /metrics server (grid.close()). */
   close(): Promise<void> {
     const s = this.server;
     if (s === undefined) return Promise.resolve();

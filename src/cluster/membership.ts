@@ -28,15 +28,28 @@ import {
 import type { Transport } from '../transport/transport.js';
 import { isMemberUrl } from './metadata/state.js';
 
+/**
+ * A member's status in SWIM failure detection: `'suspect'` after it missed its probes, `'dead'`
+ * when it did not refute the suspicion in time, `'left'` after it closed. Dead and left are final:
+ * a restarted process joins under a new id.
+ */
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
+/** A cluster member, as the `member-joined` and `member-left` events of a grid give it. */
 export interface MemberInfo {
+  /** The member's id (a restarted or rejoined member has a new one). */
   id: string;
+  /** The address other members dial to reach it. */
   url: string;
+  /** When it started, ms since the epoch (its own clock). */
   startedAt: number;
+  /** True for a lite member (it owns no partitions). */
   lite: boolean;
+  /** SWIM incarnation: raised by the member each time it refutes a suspicion. */
   incarnation: number;
+  /** Its status when the event was emitted. */
   status: MemberStatus;
+  /** Extra data the member announced about itself, if any. */
   meta?: Record<string, unknown>;
 }
 

@@ -10,28 +10,41 @@ import { SECRET_RULE_MESSAGE, isStrongEnoughSecret } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
 
+/** One member in a {@link ClusterStatus}, as the answering member sees it. */
 export interface ClusterMemberStatus {
+  /** The member's id. */
   id: string;
+  /** The address other members dial to reach it. */
   url: string;
+  /** True for a lite member (it owns no partitions). */
   lite: boolean;
+  /** Its status in the answering member's view. */
   status: 'alive' | 'suspect';
+  /** When it started, ms since the epoch (its own clock). */
   startedAt: number;
+  /** True for the metadata Raft leader (the coordinator), as the answering member knows it. */
   coordinator: boolean;
   /** Partitions this member is primary of. */
   primaries: number;
   /** Partitions this member holds a backup copy of. */
   backups: number;
+  /** Entries in the member's memory, backup copies included (its `grid.stats().entries`). */
   entries?: number;
+  /** Bytes of its memory budget in use (its `grid.stats().bytesUsed`). */
   bytesUsed?: number;
+  /** Its memory budget in bytes (its `grid.stats().bytesLimit`). */
   bytesLimit?: number;
   /** Set (and the three figures above absent) when this member did not answer. */
   error?: string;
 }
 
+/** What {@link fetchClusterStatus} returns: the answering member's view of the whole cluster. */
 export interface ClusterStatus {
   /** The member that answered. */
   self: string;
+  /** The version of the partition table the answering member applies. */
   tableVersion: number;
+  /** The cluster's partition count. */
   partitions: number;
   /** The cluster's `backups` setting. */
   backups: number;
@@ -39,11 +52,13 @@ export interface ClusterStatus {
   migrating: number;
   /** The metadata Raft leader (the coordinator) as the answering member knows it, and its term. */
   leader?: string;
+  /** The Raft term of that leader. */
   term?: number;
   /** Partitions that lost every copy at some point (their data is gone): beyond the configured tolerance. */
   lostPartitions?: number[];
   /** The answering member's metadata view: its Raft role, the voters and learners, its lease (ms left) and safe version. */
   metadata?: { role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number };
+  /** Every member the answering member knows (alive or suspect), with the figures each reported. */
   members: ClusterMemberStatus[];
 }
 
@@ -57,6 +72,25 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status);
  * GRID_ERR_INVALID_OPTION naming options.cluster.secret, before anything is sent, when the secret
  * is under 16 bytes (no member accepts one).
+ *
+ * @param url - The ws:// or wss:// URL of any member.
+ * @param secret - The cluster secret (at least 16 UTF-8 bytes).
+ * @param timeoutMs - How long to wait for the answer, connecting included (a positive integer; default 5000).
+ * @param tls - For a wss:// member: this client's key and certificate and the cluster's CA (mutual TLS).
+ * @returns The status of the cluster as that member sees it.
+ * @throws {MemberUnreachableError} when nothing listens at `url` or the connection is lost (GRID_ERR_MEMBER_UNREACHABLE).
+ * @throws {AuthenticationError} when the member refuses the secret (GRID_ERR_AUTH).
+ * @throws {TimeoutError} when no answer came within `timeoutMs` (GRID_ERR_TIMEOUT).
+ * @throws {ProtocolError} when the answer is not a cluster status (GRID_ERR_PROTOCOL).
+ * @throws {UnsupportedError} when the member does not serve status (GRID_ERR_UNSUPPORTED).
+ * @throws {InvalidOptionError} when `secret` is under 16 bytes, naming options.cluster.secret (GRID_ERR_INVALID_OPTION).
+ * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer (GRID_ERR_INVALID_ARGUMENT).
+ *
+ * @example
+ * ```ts
+ * const status = await fetchClusterStatus('ws://127.0.0.1:7400', process.env.SHARDGRID_SECRET!);
+ * console.log(status.members.map((m) => `${m.id} ${m.status} ${m.primaries}`));
+ * ```
  */
 export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });

@@ -11,7 +11,9 @@ import type { WireError } from '../errors.js';
  * threads and the wire; each thread imports the registered module once.
  */
 export interface ComputeRef {
+  /** The name the module was registered under (options.compute.modules). */
   readonly module: string;
+  /** The name of one of the module's exports. */
   readonly name: string;
 }
 
@@ -22,7 +24,9 @@ export interface ComputeRef {
  * place stores nothing unless it is assigned back (`entry.value = entry.value`).
  */
 export interface ProcessorEntry<V = unknown> {
+  /** The entry's key. */
   readonly key: string;
+  /** The current value (undefined when the key is absent); assign to store, assign undefined to delete. */
   value: V | undefined;
 }
 
@@ -38,6 +42,7 @@ export type BuiltinAggregator = 'count' | 'sum' | 'min' | 'max' | 'distinct';
  * itself is used.
  */
 export interface FieldArg {
+  /** A dot path into object values (`'a.b'`, `'items.0'`); absent: the value itself. */
   field?: string;
 }
 
@@ -48,9 +53,13 @@ export interface FieldArg {
  * given) turns the last one into the result. All functions are synchronous.
  */
 export interface Aggregator<V = unknown, A = unknown, Acc = unknown, R = Acc> {
+  /** The empty accumulator of one partition group, from the aggregate call's `arg`. */
   init(arg: A): Acc;
+  /** Adds one entry to the accumulator; returns the accumulator. */
   accumulate(acc: Acc, key: string, value: V, arg: A): Acc;
+  /** Merges two partial accumulators (on the caller's thread). */
   combine(a: Acc, b: Acc): Acc;
+  /** Optional: turns the last accumulator into the result. */
   finish?(acc: Acc): R;
 }
 

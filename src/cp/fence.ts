@@ -6,17 +6,37 @@
  */
 import { InvalidArgumentError, StaleTokenError } from '../errors.js';
 
+/** What {@link createFence} returns: the newest fencing token seen, per resource name. */
 export interface Fence {
   /**
    * Accepts `token` for `resource` when it is not older than the newest seen (equal is accepted:
    * the same holder writing again), and remembers it. Throws GRID_ERR_STALE_TOKEN otherwise.
+   *
+   * @param resource - The name of the guarded resource.
+   * @param token - The fencing token of the lock the writer holds (an integer > 0).
+   * @throws {StaleTokenError} when a newer token was seen for `resource` (GRID_ERR_STALE_TOKEN).
+   * @throws {InvalidArgumentError} when `resource` is not a string, or `token` is not a safe integer or bigint > 0 (GRID_ERR_INVALID_ARGUMENT).
    */
   check(resource: string, token: number | bigint): void;
   /** The newest token seen for `resource`, or undefined. */
   highest(resource: string): number | bigint | undefined;
 }
 
-/** A fence for the resources one thread or process guards (tokens compared as numbers or bigints). */
+/**
+ * A fence for the resources one thread or process guards (tokens compared as numbers or bigints).
+ * It lives in the memory of this thread: keep it in front of the resource.
+ *
+ * @returns A new, empty fence.
+ *
+ * @example
+ * ```ts
+ * const fence = createFence();
+ * async function saveOrder(order: Order, token: number) {
+ *   fence.check(`order:${order.id}`, token); // StaleTokenError (GRID_ERR_STALE_TOKEN) for an older token
+ *   await db.write(order);
+ * }
+ * ```
+ */
 export function createFence(): Fence {
   const seen = new Map<string, number | bigint>();
   return {

@@ -17,27 +17,33 @@ import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from
 import { CpRegion, OWNER_SELF, monoNow, type Pending } from './region.js';
 import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, type ClusterCp } from './cluster.js';
 
+/** Options of {@link FencedLock.lock}, `lockSync` and {@link CoordinationPrimitives.withLock}. */
 export interface LockOptions {
   /** The hold ends this many ms after it was granted, unless unlocked first (finite, > 0). Default: no lease (until unlock or thread exit). */
   leaseMs?: number;
 }
 
+/** Options of {@link FencedLock.tryLock} and `tryLockSync`. */
 export interface TryLockOptions extends LockOptions {
   /** How long to wait for the lock, ms (finite, >= 0). Default 0: do not wait. */
   timeoutMs?: number;
 }
 
+/** Options of {@link Semaphore.acquire} and `tryAcquire` (and their `*Sync` forms). */
 export interface AcquireOptions {
   /** How long to wait for the permits, ms (finite, >= 0). acquire: default forever; tryAcquire: default 0. */
   timeoutMs?: number;
 }
 
+/** Options of {@link CoordinationPrimitives.semaphore}. */
 export interface SemaphoreOptions {
   /** Permits of a new semaphore (integer >= 0). Optional for an existing one; when given it must match. */
   permits?: number;
 }
 
+/** An atomicRef's value with its version, from {@link AtomicRef.getVersioned}. */
 export interface Versioned<T> {
+  /** The value; undefined when the ref is unset. */
   value: T | undefined;
   /** Counts the writes of this ref: 0 before the first set. Never repeats, so a version CAS cannot suffer ABA. */
   version: number;
@@ -119,20 +125,51 @@ export class FencedLock {
   private readonly token: number;
 
   /** @internal use grid.cp.lock(name) */
-  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {
+  constructor(
+    private readonly r: CpRegion,
+    private readonly s: number,
+    /** The primitive's name (the same name is the same primitive in every thread). */
+    readonly name: string,
+  ) {
     this.i32 = r.i32;
     this.f64 = r.f64;
     this.owner = r.ownerIndex(s);
     this.token = r.tokenIndex(s);
   }
 
-  /** Waits until this thread holds the lock; resolves with its fencing token. */
+  /**
+   * Waits until this thread holds the lock; resolves with its fencing token. Never blocks the
+   * event loop. In a clustered grid the hold belongs to the member's CP session (a thread
+   * attached to a member: its own session).
+   *
+   * @param options - `leaseMs`: the hold ends that long after it was granted (default: no lease).
+   * @returns The fencing token: greater than every token issued before for this name.
+   * @throws {InvalidArgumentError} when `leaseMs` is not a finite number > 0 (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {CpKindError} in a clustered grid (which checks the kind on use), when the name is used by a primitive of another kind (GRID_ERR_CP_KIND).
+   *
+   * @example
+   * ```ts
+   * const lock = grid.cp.lock('orders');
+   * const token = await lock.lock({ leaseMs: 10_000 });
+   * try {
+   *   await saveOrder(order, token); // the resource refuses older tokens (createFence)
+   * } finally {
+   *   await lock.unlock();
+   * }
+   * ```
+   */
   async lock(options?: LockOptions): Promise<number> {
     const t = this.start(leaseOf(options), true, Infinity);
     return typeof t === 'number' ? t : waitAsync(this.r, t);
   }
 
-  /** The token, or undefined when the lock was not acquired within timeoutMs (default 0). */
+  /**
+   * The token, or undefined when the lock was not acquired within timeoutMs (default 0).
+   *
+   * @param options - `timeoutMs` (default 0: do not wait) and `leaseMs`.
+   * @returns The fencing token, or undefined.
+   * @throws {InvalidArgumentError} when `timeoutMs` or `leaseMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
+   */
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
     const timeout = timeoutOf(options, 0);
     const t = this.start(leaseOf(options), timeout > 0, untilOf(timeout));
@@ -140,7 +177,12 @@ export class FencedLock {
     return token > 0 ? token : undefined;
   }
 
-  /** Releases; GRID_ERR_LOCK_NOT_HELD when this thread does not hold the lock or its lease passed. */
+  /**
+   * Releases; GRID_ERR_LOCK_NOT_HELD when this thread does not hold the lock or its lease passed.
+   * The next waiter, if any, gets the lock.
+   *
+   * @throws {LockNotHeldError} when this thread (in a cluster: this member's session) does not hold the lock, or its lease passed (GRID_ERR_LOCK_NOT_HELD).
+   */
   async unlock(): Promise<void> {
     this.unlockSync();
   }
@@ -150,7 +192,13 @@ export class FencedLock {
     return this.r.isLocked(this.s);
   }
 
-  /** Worker threads only: blocks until held; returns the token. */
+  /**
+   * Worker threads only: blocks until held; returns the token. In-process grids only.
+   *
+   * @param options - `leaseMs`, as for lock().
+   * @returns The fencing token.
+   * @throws {UnsupportedError} on the main thread, and in a clustered grid (GRID_ERR_UNSUPPORTED).
+   */
   lockSync(options?: LockOptions): number {
     const lease = leaseOf(options);
     assertMayBlock('lockSync');
@@ -158,7 +206,14 @@ export class FencedLock {
     return typeof t === 'number' ? t : waitSync(this.r, t);
   }
 
-  /** Any thread with timeoutMs 0 (the default: never waits); worker threads only for timeoutMs > 0. */
+  /**
+   * Any thread with timeoutMs 0 (the default: never waits); worker threads only for timeoutMs > 0.
+   * In-process grids only.
+   *
+   * @param options - `timeoutMs` and `leaseMs`, as for tryLock().
+   * @returns The fencing token, or undefined when the lock was not acquired in time.
+   * @throws {UnsupportedError} with timeoutMs > 0 on the main thread, and in a clustered grid (GRID_ERR_UNSUPPORTED).
+   */
   tryLockSync(options?: TryLockOptions): number | undefined {
     // the uncontended call without options: the region's lockFast, inlined (one CAS, the token)
     if (options === undefined) {
@@ -174,11 +229,18 @@ export class FencedLock {
     return token > 0 ? token : undefined;
   }
 
+  /**
+   * unlock() without a promise. In-process grids only.
+   *
+   * @throws {LockNotHeldError} when this thread does not hold the lock, or its lease passed (GRID_ERR_LOCK_NOT_HELD).
+   * @throws {UnsupportedError} in a clustered grid (GRID_ERR_UNSUPPORTED).
+   */
   unlockSync(): void {
     // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another thread holds it
     if (Atomics.compareExchange(this.i32, this.owner, OWNER_SELF, 0) !== OWNER_SELF) this.r.unlockSlow(this.s, this.name);
   }
 
+  /** isLocked() without a promise. In-process grids only (GRID_ERR_UNSUPPORTED in a clustered grid). */
   isLockedSync(): boolean {
     return this.r.isLocked(this.s);
   }
@@ -195,63 +257,111 @@ export class FencedLock {
 
 // ── AtomicLong ──────────────────────────────────────────────────────────────────────────────────
 
-/** A signed 64-bit counter (bigint; arguments may be safe-integer numbers). Arithmetic wraps as Java's long does. */
+/**
+ * A signed 64-bit counter (bigint; arguments may be safe-integer numbers). Arithmetic wraps as Java's long does.
+ * In a clustered grid it holds a safe integer (±2^53-1; outside it GRID_ERR_CP_RANGE), and the
+ * `*Sync` forms throw GRID_ERR_UNSUPPORTED. Arguments that are not a safe integer or a 64-bit
+ * bigint throw GRID_ERR_INVALID_ARGUMENT.
+ *
+ * @example
+ * ```ts
+ * const seq = grid.cp.atomicLong('seq');
+ * const next = await seq.incrementAndGet(); // 1n
+ * ```
+ */
 export class AtomicLong {
   private readonly a: BigInt64Array;
   private readonly i: number;
 
   /** @internal use grid.cp.atomicLong(name) */
-  constructor(r: CpRegion, s: number, readonly name: string) {
+  constructor(
+    r: CpRegion,
+    s: number,
+    /** The primitive's name (the same name is the same primitive in every thread). */
+    readonly name: string,
+  ) {
     this.a = r.i64;
     this.i = r.longIndex(s);
   }
 
+  /** get() without a promise (in-process grids only). */
   getSync(): bigint {
     return Atomics.load(this.a, this.i);
   }
 
+  /** set() without a promise (in-process grids only). */
   setSync(value: number | bigint): void {
     Atomics.store(this.a, this.i, toLong(value, 'value'));
   }
 
+  /** addAndGet() without a promise (in-process grids only). */
   addAndGetSync(delta: number | bigint): bigint {
     const d = toLong(delta, 'delta');
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, d) + d);
   }
 
+  /** getAndAdd() without a promise (in-process grids only). */
   getAndAddSync(delta: number | bigint): bigint {
     return Atomics.add(this.a, this.i, toLong(delta, 'delta'));
   }
 
+  /** incrementAndGet() without a promise (in-process grids only). */
   incrementAndGetSync(): bigint {
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, 1n) + 1n);
   }
 
+  /** compareAndSet() without a promise (in-process grids only). */
   compareAndSetSync(expected: number | bigint, next: number | bigint): boolean {
     const e = toLong(expected, 'expected');
     return Atomics.compareExchange(this.a, this.i, e, toLong(next, 'next')) === e;
   }
 
+  /** The current value. */
   async get(): Promise<bigint> {
     return this.getSync();
   }
 
+  /**
+   * Sets the value.
+   *
+   * @param value - A safe integer or a signed 64-bit bigint.
+   */
   async set(value: number | bigint): Promise<void> {
     this.setSync(value);
   }
 
+  /**
+   * Adds `delta` atomically.
+   *
+   * @param delta - A safe integer or a signed 64-bit bigint.
+   * @returns The new value.
+   */
   async addAndGet(delta: number | bigint): Promise<bigint> {
     return this.addAndGetSync(delta);
   }
 
+  /**
+   * Adds `delta` atomically.
+   *
+   * @param delta - A safe integer or a signed 64-bit bigint.
+   * @returns The value before the addition.
+   */
   async getAndAdd(delta: number | bigint): Promise<bigint> {
     return this.getAndAddSync(delta);
   }
 
+  /** Adds 1 atomically; returns the new value. */
   async incrementAndGet(): Promise<bigint> {
     return this.incrementAndGetSync();
   }
 
+  /**
+   * Sets `next` when the value is `expected`, atomically.
+   *
+   * @param expected - The value the counter must hold.
+   * @param next - The new value.
+   * @returns True when the value was set.
+   */
   async compareAndSet(expected: number | bigint, next: number | bigint): Promise<boolean> {
     return this.compareAndSetSync(expected, next);
   }
@@ -264,58 +374,103 @@ export class AtomicLong {
  * itself, in a bounded per-name area (options.cp.maxValueBytes, encoded): larger values fail with
  * GRID_ERR_VALUE_TOO_LARGE. compareAndSet compares *encoded bytes* (msgpack), so objects with the
  * same keys in a different order differ, and 1 and 1.0 are equal. Reads take no lock.
+ * In a clustered grid values may be up to 64 KiB encoded, and the `*Sync` forms throw
+ * GRID_ERR_UNSUPPORTED.
+ *
+ * @example
+ * ```ts
+ * const cfg = grid.cp.atomicRef<{ mode: string }>('config');
+ * const { value, version } = await cfg.getVersioned();
+ * await cfg.compareAndSetVersion(version, { mode: 'b' }); // false if another write came first
+ * ```
  */
 export class AtomicRef<T = unknown> {
   private readonly out: { bytes: Uint8Array | null } = { bytes: null };
 
   /** @internal use grid.cp.atomicRef(name) */
-  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string) {}
+  constructor(
+    private readonly r: CpRegion,
+    private readonly s: number,
+    /** The primitive's name (the same name is the same primitive in every thread). */
+    readonly name: string,
+  ) {}
 
+  /** get() without a promise (in-process grids only). */
   getSync(): T | undefined {
     this.r.refRead(this.s, this.out);
     return this.decode();
   }
 
+  /** getVersioned() without a promise (in-process grids only). */
   getVersionedSync(): Versioned<T> {
     const version = this.r.refRead(this.s, this.out);
     return { value: this.decode(), version };
   }
 
+  /** set() without a promise (in-process grids only). */
   setSync(value: T | undefined): void {
     const b = this.encode(value);
     this.write(() => true, b);
   }
 
-  /** Sets `next` when the current value encodes to the same bytes as `expected`. */
+  /** Sets `next` when the current value encodes to the same bytes as `expected` (compareAndSet() without a promise; in-process grids only). */
   compareAndSetSync(expected: T | undefined, next: T | undefined): boolean {
     const e = this.encode(expected, false);
     const b = this.encode(next);
     return this.write(() => this.r.refEquals(this.s, e), b);
   }
 
-  /** Sets `next` when the ref's version is still `version` (from getVersioned). */
+  /** Sets `next` when the ref's version is still `version` (from getVersioned); compareAndSetVersion() without a promise, in-process grids only. */
   compareAndSetVersionSync(version: number, next: T | undefined): boolean {
     if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`version must be an integer >= 0 (got ${String(version)})`);
     const b = this.encode(next);
     return this.write(() => this.r.refVersion(this.s) === version, b);
   }
 
+  /** The value, or undefined when unset. */
   async get(): Promise<T | undefined> {
     return this.getSync();
   }
 
+  /** The value with its version (the count of writes: 0 before the first set). */
   async getVersioned(): Promise<Versioned<T>> {
     return this.getVersionedSync();
   }
 
+  /**
+   * Sets the value.
+   *
+   * @param value - Anything msgpackr encodes; undefined unsets the ref.
+   * @throws {ValueTooLargeError} when the encoded value is over options.cp.maxValueBytes, or 64 KiB in a clustered grid (GRID_ERR_VALUE_TOO_LARGE).
+   * @throws {UnencodableValueError} when the value cannot be encoded (GRID_ERR_UNENCODABLE_VALUE).
+   */
   async set(value: T | undefined): Promise<void> {
     this.setSync(value);
   }
 
+  /**
+   * Sets `next` when the current value encodes to the same bytes as `expected` (undefined:
+   * unset), atomically.
+   *
+   * @param expected - The value the ref must hold, compared by its msgpack encoding.
+   * @param next - The new value (undefined unsets the ref).
+   * @returns True when `next` was set.
+   * @throws {ValueTooLargeError} when `next` encoded is over options.cp.maxValueBytes, or 64 KiB in a clustered grid (GRID_ERR_VALUE_TOO_LARGE).
+   */
   async compareAndSet(expected: T | undefined, next: T | undefined): Promise<boolean> {
     return this.compareAndSetSync(expected, next);
   }
 
+  /**
+   * Sets `next` when the ref's version is still `version` (from getVersioned): versions never
+   * repeat, so this cannot suffer ABA.
+   *
+   * @param version - The version read before (an integer >= 0).
+   * @param next - The new value (undefined unsets the ref).
+   * @returns True when `next` was set.
+   * @throws {InvalidArgumentError} when `version` is not an integer >= 0 (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {ValueTooLargeError} when `next` encoded is over options.cp.maxValueBytes, or 64 KiB in a clustered grid (GRID_ERR_VALUE_TOO_LARGE).
+   */
   async compareAndSetVersion(version: number, next: T | undefined): Promise<boolean> {
     return this.compareAndSetVersionSync(version, next);
   }
@@ -347,35 +502,79 @@ export class AtomicRef<T = unknown> {
  * Counting semaphore. Permits are held by the thread that acquired them: only that thread may
  * release them (GRID_ERR_PERMITS_NOT_HELD otherwise), and they return by themselves when the
  * thread exits. Fair: waiters are served in arrival order, and a waiter for many permits is not
- * overtaken by later ones for fewer.
+ * overtaken by later ones for fewer. In a clustered grid permits are held by the member's CP
+ * session, and the `*Sync` forms throw GRID_ERR_UNSUPPORTED.
+ *
+ * @example
+ * ```ts
+ * const slots = grid.cp.semaphore('slots', { permits: 3 });
+ * await slots.acquire(2, { timeoutMs: 1_000 });
+ * try { ... } finally { await slots.release(2); }
+ * ```
  */
 export class Semaphore {
   /** @internal use grid.cp.semaphore(name, { permits }) */
-  constructor(private readonly r: CpRegion, private readonly s: number, readonly name: string, readonly permits: number) {}
+  constructor(
+    private readonly r: CpRegion,
+    private readonly s: number,
+    /** The primitive's name (the same name is the same primitive in every thread). */
+    readonly name: string,
+    /**
+     * The semaphore's permits in all (given when it was created). In a clustered grid: the
+     * `permits` given to grid.cp.semaphore, or -1 when none were given.
+     */
+    readonly permits: number,
+  ) {}
 
-  /** Waits for n permits (default 1); GRID_ERR_LOCK_TIMEOUT when timeoutMs passes first. */
+  /**
+   * Waits for n permits (default 1); GRID_ERR_LOCK_TIMEOUT when timeoutMs passes first.
+   *
+   * @param n - Permits to acquire: an integer from 1 to the semaphore's permits.
+   * @param options - `timeoutMs` (default: wait forever).
+   * @throws {LockTimeoutError} when the permits were not acquired within `timeoutMs` (GRID_ERR_LOCK_TIMEOUT).
+   * @throws {InvalidArgumentError} when `n` is not an integer >= 1, is more than the semaphore has in all, or `timeoutMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
+   */
   async acquire(n = 1, options?: AcquireOptions): Promise<void> {
     const timeout = timeoutOf(options, Infinity);
     const t = this.start(this.count(n), true, untilOf(timeout));
     if (t === false || (typeof t === 'object' && (await waitAsync(this.r, t)) === 0)) throw this.timedOut(n, timeout);
   }
 
-  /** Whether n permits (default 1) were acquired within timeoutMs (default 0). */
+  /**
+   * Whether n permits (default 1) were acquired within timeoutMs (default 0).
+   *
+   * @param n - Permits to acquire, as for acquire().
+   * @param options - `timeoutMs` (default 0: do not wait).
+   * @throws {InvalidArgumentError} when `n` or `timeoutMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
+   */
   async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
     const timeout = timeoutOf(options, 0);
     const t = this.start(this.count(n), timeout > 0, untilOf(timeout));
     return typeof t === 'boolean' ? t : (await waitAsync(this.r, t)) === 1;
   }
 
+  /**
+   * Returns n permits (default 1) that this thread holds; waiters are served in arrival order.
+   *
+   * @param n - Permits to release: an integer >= 1.
+   * @throws {PermitsNotHeldError} when this thread (in a cluster: this member's session) holds fewer than `n` (GRID_ERR_PERMITS_NOT_HELD).
+   * @throws {InvalidArgumentError} when `n` is not an integer >= 1 or is more than the semaphore has in all (GRID_ERR_INVALID_ARGUMENT).
+   */
   async release(n = 1): Promise<void> {
     this.releaseSync(n);
   }
 
+  /** The permits not held by anyone now. */
   async availablePermits(): Promise<number> {
     return this.availablePermitsSync();
   }
 
-  /** Worker threads only. */
+  /**
+   * acquire() that blocks: worker threads only, in-process grids only.
+   *
+   * @throws {UnsupportedError} on the main thread, and in a clustered grid (GRID_ERR_UNSUPPORTED).
+   * @throws {LockTimeoutError} when the permits were not acquired within `timeoutMs` (GRID_ERR_LOCK_TIMEOUT).
+   */
   acquireSync(n = 1, options?: AcquireOptions): void {
     const timeout = timeoutOf(options, Infinity);
     const want = this.count(n);
@@ -384,7 +583,11 @@ export class Semaphore {
     if (t === false || (typeof t === 'object' && waitSync(this.r, t) === 0)) throw this.timedOut(n, timeout);
   }
 
-  /** Any thread with timeoutMs 0 (the default); worker threads only for timeoutMs > 0. */
+  /**
+   * tryAcquire() without a promise. Any thread with timeoutMs 0 (the default); worker threads only for timeoutMs > 0.
+   *
+   * @throws {UnsupportedError} with timeoutMs > 0 on the main thread, and in a clustered grid (GRID_ERR_UNSUPPORTED).
+   */
   tryAcquireSync(n = 1, options?: AcquireOptions): boolean {
     const timeout = timeoutOf(options, 0);
     const want = this.count(n);
@@ -393,15 +596,17 @@ export class Semaphore {
     return typeof t === 'boolean' ? t : waitSync(this.r, t) === 1;
   }
 
+  /** release() without a promise (in-process grids only). */
   releaseSync(n = 1): void {
     this.r.release(this.s, this.count(n), this.name);
   }
 
+  /** availablePermits() without a promise (in-process grids only). */
   availablePermitsSync(): number {
     return this.r.available(this.s);
   }
 
-  /** Permits this thread holds now. */
+  /** Permits this thread holds now (in-process grids only). */
   heldPermitsSync(): number {
     return this.r.heldBy(this.s);
   }
@@ -440,6 +645,23 @@ export class CoordinationPrimitives {
   /** @internal */
   constructor(private readonly region: CpRegion | undefined, private readonly assertOpen: () => void, private readonly cluster?: ClusterCp) {}
 
+  /**
+   * The lock named `name`: the same name is the same lock in every thread (and, clustered, in
+   * every member). Creating the handle acquires nothing.
+   *
+   * @param name - 1 to 256 UTF-8 bytes.
+   * @throws {InvalidArgumentError} when `name` is not a string of 1 to 256 UTF-8 bytes (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {CpKindError} (in-process) when the name is used by a primitive of another kind (GRID_ERR_CP_KIND); clustered, on first use.
+   * @throws {CpCapacityError} (in-process) when options.cp.primitives names are in use (GRID_ERR_CP_CAPACITY).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   *
+   * @example
+   * ```ts
+   * const lock = grid.cp.lock('orders');
+   * const token = await lock.lock({ leaseMs: 10_000 }); // fencing token: strictly increasing per name
+   * await lock.unlock();
+   * ```
+   */
   lock(name: string): FencedLock {
     if (this.cluster !== undefined) return this.clustered(`l:${checkName(name)}`, () => new ClusterFencedLock(this.cluster!, name)) as unknown as FencedLock;
     return this.get(name, K_LOCK, (r, s) => new FencedLock(r, s, name));
@@ -455,7 +677,16 @@ export class CoordinationPrimitives {
     return p;
   }
 
-  /** Runs fn while holding lock `name`, with its token; unlocks afterwards (GRID_ERR_LOCK_NOT_HELD if the lease passed meanwhile). */
+  /**
+   * Runs fn while holding lock `name`, with its token; unlocks afterwards (GRID_ERR_LOCK_NOT_HELD if the lease passed meanwhile).
+   * When fn throws, the lock is released and fn's error is rethrown.
+   *
+   * @param name - The lock's name.
+   * @param fn - Called with the fencing token; pass it to the resource.
+   * @param options - `leaseMs`, as for FencedLock.lock().
+   * @returns What fn returned.
+   * @throws {LockNotHeldError} when fn returned but the lease had passed meanwhile (GRID_ERR_LOCK_NOT_HELD).
+   */
   async withLock<T>(name: string, fn: (token: number) => T | Promise<T>, options?: LockOptions): Promise<T> {
     const lock = this.lock(name);
     const token = await lock.lock(options);
@@ -474,16 +705,44 @@ export class CoordinationPrimitives {
     return result;
   }
 
+  /**
+   * The atomicLong named `name`.
+   *
+   * @param name - 1 to 256 UTF-8 bytes.
+   * @throws {InvalidArgumentError} when `name` is not a string of 1 to 256 UTF-8 bytes (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {CpKindError} (in-process) when the name is used by a primitive of another kind (GRID_ERR_CP_KIND).
+   * @throws {CpCapacityError} (in-process) when options.cp.primitives names are in use (GRID_ERR_CP_CAPACITY).
+   */
   atomicLong(name: string): AtomicLong {
     if (this.cluster !== undefined) return this.clustered(`n:${checkName(name)}`, () => new ClusterAtomicLong(this.cluster!, name)) as unknown as AtomicLong;
     return this.get(name, K_LONG, (r, s) => new AtomicLong(r, s, name));
   }
 
+  /**
+   * The atomicRef named `name` (unset until first written).
+   *
+   * @typeParam T - The type of the value (not checked at run time).
+   * @param name - 1 to 256 UTF-8 bytes.
+   * @throws {InvalidArgumentError} when `name` is not a string of 1 to 256 UTF-8 bytes (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {CpKindError} (in-process) when the name is used by a primitive of another kind (GRID_ERR_CP_KIND).
+   * @throws {CpCapacityError} (in-process) when options.cp.primitives names are in use (GRID_ERR_CP_CAPACITY).
+   */
   atomicRef<T = unknown>(name: string): AtomicRef<T> {
     if (this.cluster !== undefined) return this.clustered(`r:${checkName(name)}`, () => new ClusterAtomicRef<T>(this.cluster!, name)) as unknown as AtomicRef<T>;
     return this.get(name, K_REF, (r, s) => new AtomicRef<T>(r, s, name));
   }
 
+  /**
+   * The semaphore named `name`. The first call must give `permits`; later calls may omit them,
+   * and when they give them they must match.
+   *
+   * @param name - 1 to 256 UTF-8 bytes.
+   * @param options - `permits` of the semaphore (an integer from 0 to 2147483647).
+   * @throws {InvalidArgumentError} when `permits` is invalid, is missing for a semaphore that does
+   * not exist yet, or differs from the semaphore's (GRID_ERR_INVALID_ARGUMENT; clustered, checked on first use).
+   * @throws {CpKindError} (in-process) when the name is used by a primitive of another kind (GRID_ERR_CP_KIND).
+   * @throws {CpCapacityError} (in-process) when options.cp.primitives names are in use (GRID_ERR_CP_CAPACITY).
+   */
   semaphore(name: string, options?: SemaphoreOptions): Semaphore {
     const permits = optionsOf(options, 'semaphore').permits;
     if (permits !== undefined && (!Number.isInteger(permits) || permits < 0 || permits > 0x7fffffff)) throw new InvalidArgumentError(`permits must be an integer from 0 to 2147483647 (got ${String(permits)})`, { option: 'permits' });

@@ -20,10 +20,15 @@ export type FromVnode =
 
 /** The structured-clone-able value behind grid.handle. */
 export interface GridHandle {
+  /** Marks a shardgrid handle (attachGrid checks it). */
   readonly kind: 'shardgrid.handle';
+  /** The handle's format version. */
   readonly version: 1;
+  /** The SharedArrayBuffers of the grid's shard stores (control, heap, access map). */
   readonly buffers: StoreBuffers;
+  /** options.lockTimeout of the grid, ms. */
   readonly lockTimeout: number;
+  /** options.maxMaps of the grid. */
   readonly maxMaps: number;
   /** True when the creating process is a cluster member (attached threads then forward writes to it). */
   readonly clustered?: boolean;

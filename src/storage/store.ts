@@ -25,9 +25,13 @@ import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { sharedNow } from '../sync/clock.js';
 import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 
+/** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
 export interface StoreBuffers {
+  /** The global and partition headers (locks, seqlocks), the page table, the map registry and the counters. */
   control: SharedArrayBuffer;
+  /** The pages that hold the records (entries and the partitions' tables). */
   heap: SharedArrayBuffer;
+  /** The access map (LRU stamps). */
   access: SharedArrayBuffer;
 }
 
@@ -1415,15 +1419,25 @@ export class ShardStore {
   }
 }
 
+/** The figures of one partition, in {@link GridStats.partitions}. */
 export interface PartitionStats {
+  /** The partition number. */
   partition: number;
+  /** The virtual node that runs expiry and eviction for this partition. */
   owner: number;
+  /** Entries of every map in this partition. */
   entries: number;
+  /** Heap pages the partition holds. */
   pages: number;
+  /** Bytes of those pages (`pages` × the page size). */
   bytesUsed: number;
+  /** Bytes of live records (entries and the partition's table). */
   liveBytes: number;
+  /** Entries evicted from this partition. */
   evictions: number;
+  /** Entries of this partition removed because their time to live had passed. */
   expirations: number;
+  /** Times the partition was repaired after a thread died holding its lock. */
   repairs: number;
 }
 

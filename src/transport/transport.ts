@@ -134,8 +134,11 @@ export type LogFn = (level: 'info' | 'warn' | 'error', message: string, err?: un
 
 /** Mutual TLS: PEM strings or buffers. The listener requests a client certificate and verifies it (and the dialler the server's) against `ca`. */
 export interface TlsOptions {
+  /** This side's private key. */
   key: string | Buffer;
+  /** This side's certificate. */
   cert: string | Buffer;
+  /** The CA certificate (or certificates) the other side's certificate is verified against. */
   ca: string | Buffer | Array<string | Buffer>;
 }
 
