@@ -117,7 +117,17 @@ async function fetchOnce<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, 
   const deadline = Date.now() + o.timeoutMs;
   for (let seen: string | undefined; ; ) {
     const t = token();
-    if (await claims.setIfAbsent(ck, [t, 0] satisfies Claim, { ttl: o.timeoutMs })) return load(map, claims, ck, key, t, loader, o);
+    if (await claims.setIfAbsent(ck, [t, 0] satisfies Claim, { ttl: o.timeoutMs })) {
+      // Checked again under our claim: another caller may have stored the value and released its
+      // claim between our miss and our claim (a waiter that read no value, then no claim, starts
+      // over here). Its set finished before its release, and our claim came after that release.
+      const stored = await map.get(key);
+      if (stored !== undefined) {
+        await releaseClaim(claims, ck, t);
+        return stored;
+      }
+      return load(map, claims, ck, key, t, loader, o);
+    }
     // someone else's claim (or an error record): wait for its outcome
     const c = await claims.get(ck);
     if (isClaim(c) && c[1] === 1 && c[0] !== seen) {
