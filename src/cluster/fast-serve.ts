@@ -13,6 +13,7 @@ import type { Done, MemberContext } from './context.js';
 import { rawAt, rawSize, writeRaw, type KeySource } from './fast-ops.js';
 import type { RawState } from './records.js';
 import { copiesOf, type Replicas } from './replicas.js';
+import { keyOf } from './unsettled.js';
 
 export class FastService {
   /** Reply records of FAST requests are built here, then copied into the peer's frame. */
@@ -210,7 +211,7 @@ export class FastService {
       const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
       // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
       const un = this.r.unsettled;
-      const uk = name + '\u0000' + ks;
+      const uk = keyOf(name, ks);
       const u = un.begin(p, uk, () => this.r.records.stateHere(p, mapId));
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
       if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {

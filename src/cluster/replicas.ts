@@ -15,7 +15,7 @@ import { type MemberContext, type Done, UNFENCED } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
 import { RepCall, Shipment, rawAt, sendRep, type KeySource } from './fast-ops.js';
 import { Records, checkState, type RawState } from './records.js';
-import { type Unsettled, UnsettledWrites } from './unsettled.js';
+import { type Unsettled, UnsettledWrites, keyOf } from './unsettled.js';
 
 /** A write whose copy missed it waits this long for a committed table that dropped the copy. */
 const DROP_WAIT_MS = 10_000;
@@ -434,7 +434,7 @@ export class Replicas {
    * replicated state of that key carries its record (see `ship`).
    */
   hold(map: string, key: string, rid: string, result: unknown): () => void {
-    const k = map + '\u0000' + key;
+    const k = keyOf(map, key);
     let m = this.inflight.get(k);
     if (m === undefined) this.inflight.set(k, (m = new Map()));
     m.set(rid, result);
@@ -458,7 +458,7 @@ export class Replicas {
    * write's request id, recorded with its result before the replication starts.
    */
   private async tracked<T>(p: number, map: string, key: string, apply: () => Promise<T>, rid: string | undefined): Promise<T> {
-    const k = map + '\u0000' + key;
+    const k = keyOf(map, key);
     const un = this.unsettled;
     const u = un.begin(p, k, () => this.records.stateNow(map, key));
     let r: T;
@@ -499,7 +499,7 @@ export class Replicas {
    * still unsettled, so the copies catch up and the key settles (unsettled.ts).
    */
   resyncLater(p: number, map: string, key: string, u: Unsettled): void {
-    const k = map + '\u0000' + key;
+    const k = keyOf(map, key);
     setTimeout(() => {
       if (this.unsettled.get(k) !== u || u.failedFrom === 0 || !this.serves(p)) return;
       this.tracked(p, map, key, () => Promise.resolve(undefined), undefined).catch(() => undefined);
@@ -518,7 +518,7 @@ export class Replicas {
 
   /** The unsettled record of map/key when a write of it is being replicated from here (serve its `stable` state), else undefined. */
   unsettledOf(map: string, key: string): Unsettled | undefined {
-    return this.unsettled.size === 0 ? undefined : this.unsettled.get(map + '\u0000' + key);
+    return this.unsettled.size === 0 ? undefined : this.unsettled.get(keyOf(map, key));
   }
 
   /** Whether partition p has unsettled keys (a cheap filter before `unsettledOf`). */
@@ -551,7 +551,7 @@ const MAX_INFLIGHT_RECORDS = 256;
 
 /** The inflight map key of a key source. */
 function inflightKey(map: string, key: KeySource): string {
-  return map + '\u0000' + keyString(key);
+  return keyOf(map, keyString(key));
 }
 
 /** The key of a key source as a string. */

@@ -26,6 +26,11 @@
 import type { ShardStore } from '../storage/store.js';
 import type { RawState } from './records.js';
 
+/** The key of map/key in the primary's per-key records (unsettled writes, request records in flight). */
+export function keyOf(map: string, key: string): string {
+  return map + '\u0000' + key;
+}
+
 /** One key with writes applied on this primary whose replication has not settled. */
 export class Unsettled {
   /** Writes begun and not yet settled. */
