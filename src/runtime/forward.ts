@@ -441,32 +441,26 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   }
 
   override async has(key: string): Promise<boolean> {
-    const p = this.local(key);
-    if (p >= 0) {
-      const r = await super.has(key);
-      if (this.still(p)) return r;
-    }
-    return this.call('has', [key]);
+    return this.direct([key], () => super.has(key), 'has', [key]);
   }
 
   override async ttl(key: string): Promise<number | undefined> {
-    const p = this.local(key);
-    if (p >= 0) {
-      const r = await super.ttl(key);
-      if (this.still(p)) return r;
-    }
-    return this.call('ttl', [key]);
+    return this.direct([key], () => super.ttl(key), 'ttl', [key]);
   }
 
   override async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
     if (!Array.isArray(keys)) throw new InvalidArgumentError('keys must be an array of strings');
-    const ps: number[] = [];
-    for (const k of keys) ps.push(this.local(k));
+    return this.direct(keys, () => super.getMany(keys), 'getMany', [keys]);
+  }
+
+  /** `read` from shared memory when every key may be read here and still may after it (local, still), else operation `o` on the member's main thread. */
+  private async direct<T>(keys: readonly string[], read: () => Promise<T>, o: string, a: unknown[]): Promise<T> {
+    const ps = keys.map((k) => this.local(k));
     if (ps.every((p) => p >= 0)) {
-      const r = await super.getMany(keys);
+      const r = await read();
       if (ps.every((p) => this.still(p))) return r;
     }
-    return this.call('getMany', [keys]);
+    return this.call(o, a);
   }
 
   override async size(): Promise<number> {
