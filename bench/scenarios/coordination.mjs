@@ -1,7 +1,23 @@
-// Coordination primitives in one process (issue 13, in-process half): the cost of grid.cp's lock
-// and atomicLong against the bare Atomics operations they are built on, in the same run.
+// Coordination primitives (issue 13). In one process: the cost of grid.cp's lock and atomicLong
+// against the bare Atomics operations they are built on, in the same run. In a 3-member cluster
+// (3 data members in child processes, a lite member in this process; grid.cp runs on the metadata
+// Raft group): lock+unlock and incrementAndGet at c=1 and c=64 against Redis's single-instance
+// lock pattern (SET key token NX PX, then a compare-and-delete script) and INCR through ioredis.
+import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { startCluster } from '../lib/cluster.mjs';
 import { scenario } from '../lib/harness.mjs';
+
+const C = 64;
+const WARM_MS = 1500;
+const UNLOCK_LUA = 'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end';
+
+/** `c` loops at once, each running `step(j)` once per round (j = its index), awaited together. */
+const roundsOf = (c, step) => () => {
+  const ps = new Array(c);
+  for (let j = 0; j < c; j++) ps[j] = step(j);
+  return Promise.all(ps);
+};
 
 const CONTEND_WORKER = new URL('../lib/cp-contend-worker.mjs', import.meta.url);
 
@@ -93,4 +109,60 @@ await scenario({
     note: 'Wall time from the start flag until both threads finished. The fair lock hands the lock to the sleeping waiter on every release (a wake-up each cycle); the unfair futex lets the releasing thread take it again while the other sleeps, which is faster and can starve a waiter.',
     chart: { key: 'opsPerSec', label: 'lock+unlock/s', fmt: 'rate' },
   });
+  await clusterHalf(ctx);
 });
+
+/**
+ * The cluster half: grid.cp through a lite member of a 3-data-member cluster against Redis's
+ * lock pattern and INCR. At c=64 each of the 64 loops locks and unlocks its own lock (64 names,
+ * uncontended, as 64 independent clients would); the counter is one for all loops in both.
+ */
+async function clusterHalf(ctx) {
+  let members = [];
+  try {
+    ctx.progress('starting 3 cluster members');
+    const c = await startCluster(3);
+    members = c.members;
+    const lite = c.lite;
+    ctx.grids.push(lite);
+    const redis = await ctx.redis();
+    const skip = redis ? undefined : ctx.redisSkip;
+    if (redis) {
+      await redis.flushall();
+      redis.defineCommand('unlockIf', { numberOfKeys: 1, lua: UNLOCK_LUA });
+    }
+    const locks = Array.from({ length: C }, (_, j) => lite.cp.lock(`bench-cl-${j}`));
+    const counter = lite.cp.atomicLong('bench-cl-counter');
+    const tokenOf = Array.from({ length: C }, () => randomBytes(16).toString('hex'));
+    let redisLost = 0;
+    const sgLock = async (j) => {
+      await locks[j].lock();
+      await locks[j].unlock();
+    };
+    const rdLock = async (j) => {
+      if ((await redis.set(`bench-cl-${j}`, tokenOf[j], 'PX', 10_000, 'NX')) !== 'OK') redisLost++;
+      else await redis.unlockIf(`bench-cl-${j}`, tokenOf[j]);
+    };
+    const sgIncr = () => counter.incrementAndGet();
+    const rdIncr = () => redis.incr('bench-cl-counter');
+    // both sides checked once before timing: the lock is exclusive and the counter counts
+    await sgLock(0);
+    const before = await counter.get();
+    await Promise.all(Array.from({ length: C }, sgIncr));
+    if ((await counter.get()) !== before + BigInt(C)) throw new Error('coordination: atomicLong lost increments');
+    for (const cc of [C, 1]) {
+      const j1 = () => 0;
+      await ctx.bench(`coordination-cluster-lock-c${cc}`, [
+        { id: `cl-lock-c${cc}`, name: `grid.cp lock()+unlock() via lite member, c=${cc}`, subject: 'shardgrid', group: `c${cc}`, sg: true, ops: cc, async: true, warmMs: WARM_MS, fn: cc === 1 ? () => sgLock(j1()) : roundsOf(cc, sgLock) },
+        { id: `redis-lock-c${cc}`, name: `Redis SET NX PX + compare-and-delete script, c=${cc}`, subject: 'redis', group: `c${cc}`, ops: cc, async: true, warmMs: WARM_MS, fn: redis ? (cc === 1 ? () => rdLock(j1()) : roundsOf(cc, rdLock)) : null, skip },
+      ], { title: `coordination, 3-member cluster: lock+unlock, concurrency ${cc}`, note: `ops/s counts lock+unlock pairs${cc > 1 ? `; each of the ${cc} loops uses its own lock name (uncontended)` : ''}. grid.cp's lock is a Raft-replicated fenced lock (each lock and each unlock is a committed log entry on the metadata group); Redis's pattern is one redis-server with no replication and no fencing token. Target (issue 13): ≥ 0.5x Redis at c=64.` });
+      await ctx.bench(`coordination-cluster-incr-c${cc}`, [
+        { id: `cl-incr-c${cc}`, name: `grid.cp atomicLong.incrementAndGet via lite member, c=${cc}`, subject: 'shardgrid', group: `c${cc}`, sg: true, ops: cc, async: true, warmMs: WARM_MS, fn: cc === 1 ? sgIncr : roundsOf(cc, sgIncr) },
+        { id: `redis-incr-c${cc}`, name: `Redis INCR, c=${cc}`, subject: 'redis', group: `c${cc}`, ops: cc, async: true, warmMs: WARM_MS, fn: redis ? (cc === 1 ? rdIncr : roundsOf(cc, rdIncr)) : null, skip },
+      ], { title: `coordination, 3-member cluster: incrementAndGet vs INCR, concurrency ${cc}`, note: 'One counter for every loop on both sides. Target (issue 13): ≥ 0.5x Redis at c=64.' });
+    }
+    if (redisLost > 0) ctx.warn(`Redis lock: ${redisLost} SET NX calls found the key held (a loop's own lock: should not happen)`);
+  } finally {
+    for (const m of members) m.proc.kill('SIGTERM');
+  }
+}

@@ -1,13 +1,25 @@
 // redis-benchmark against shardgrid's RESP endpoint and against redis-server, in the same run:
 // `redis-benchmark -t get,set,incr,mget -n N -r 1000000 -d 100 -c 50` and the same with `-P 16`
-// (issue 14). N is 500,000 (50,000 with --quick; SHARDGRID_RESP_BENCH_N overrides). The grid is a
-// single-process one made in this process (workers 2, 256MB); redis-server is the one the suite
+// (issue 14). N is 500,000 (50,000 with --quick; SHARDGRID_RESP_BENCH_N overrides). Two targets:
+// a single-process grid made in this process (workers 2, 256MB), then this process as one data
+// member of a 3-member cluster (the other two are child processes; backups 1); redis-server is the one the suite
 // started (or this scenario's own when run directly). Skips with a message when redis-benchmark
 // (Debian package redis-tools) is missing. Note: redis-benchmark 7.0 has no "mget" test (it has
 // "mset"); `-t ...,mget` runs get, set and incr only, and the table says so.
 import { spawn, spawnSync } from 'node:child_process';
 import { scenario } from '../lib/harness.mjs';
 import { createGrid } from '../../dist/index.js';
+import { SECRET, startMember } from '../lib/cluster.mjs';
+
+/** Waits until `grid`'s table has `n` primaries and nothing migrates. */
+async function settled(grid, n) {
+  for (const end = Date.now() + 30_000; ;) {
+    const t = grid.cluster.currentTable;
+    if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === n) return;
+    if (Date.now() > end) throw new Error('cluster did not settle within 30 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const TESTS = 'get,set,incr,mget';
 
@@ -50,23 +62,40 @@ await scenario(
       return;
     }
     const n = Number(process.env.SHARDGRID_RESP_BENCH_N ?? (ctx.quick ? 50_000 : 500_000));
-    const grid = await createGrid({ workers: 2, memory: '256MB', resp: { port: 0 } });
-    try {
-      const rows = [];
-      for (const pipeline of [1, 16]) {
-        const sg = await runBenchmark(grid.resp.port, n, pipeline);
-        const rd = await runBenchmark(ctx.redisInfo.port, n, pipeline);
-        for (const t of Object.keys(rd.rps)) {
-          const ratio = (sg.rps[t] ?? 0) / rd.rps[t];
-          rows.push({ pipeline, test: t, shardgrid: sg.rps[t] ?? 0, redis: rd.rps[t], ratio });
-          ctx.note(`-P ${pipeline} ${t}: shardgrid ${Math.round(sg.rps[t] ?? 0)} req/s, redis-server ${Math.round(rd.rps[t])} req/s, ratio ${ratio.toFixed(2)}`);
+    const rows = [];
+    // 1. a single-process grid; 2. a data member of a 3-member cluster (this process, with the
+    // other two in child processes, backups 1): keys whose primary is elsewhere cross a loopback
+    // WebSocket, and every write waits for its backup's acknowledgement
+    for (const target of ['single', 'cluster']) {
+      let grid;
+      let members = [];
+      try {
+        if (target === 'single') grid = await createGrid({ workers: 2, memory: '256MB', resp: { port: 0 } });
+        else {
+          ctx.progress('starting 2 cluster members (this process is the third)');
+          const m0 = await startMember([]);
+          const m1 = await startMember([m0.url]);
+          members = [m0, m1];
+          grid = await createGrid({ workers: 1, memory: '256MB', resp: { port: 0 }, cluster: { host: '127.0.0.1', port: 0, seeds: [m0.url], secret: SECRET, backups: 1 } });
+          await settled(grid, 3);
         }
-        ctx.note(`command: ${sg.command.replace(`-p ${grid.resp.port}`, '-p <port>')}`);
+        for (const pipeline of [1, 16]) {
+          ctx.progress(`${target}: redis-benchmark -P ${pipeline}`);
+          const sg = await runBenchmark(grid.resp.port, n, pipeline);
+          const rd = await runBenchmark(ctx.redisInfo.port, n, pipeline);
+          for (const t of Object.keys(rd.rps)) {
+            const ratio = (sg.rps[t] ?? 0) / rd.rps[t];
+            rows.push({ target, pipeline, test: t, shardgrid: sg.rps[t] ?? 0, redis: rd.rps[t], ratio });
+            ctx.note(`${target === 'single' ? 'single-process grid' : 'member of a 3-member cluster'}, -P ${pipeline} ${t}: shardgrid ${Math.round(sg.rps[t] ?? 0)} req/s, redis-server ${Math.round(rd.rps[t])} req/s, ratio ${ratio.toFixed(2)}`);
+          }
+          ctx.note(`command: ${sg.command.replace(`-p ${grid.resp.port}`, '-p <port>')}`);
+        }
+      } finally {
+        await grid?.close();
+        for (const m of members) m.proc.kill('SIGTERM');
       }
-      if (!rows.some((r) => r.test === 'mget')) ctx.note('redis-benchmark has no "mget" test: -t mget ran nothing');
-      ctx.extra = { ...(ctx.extra ?? {}), resp: rows };
-    } finally {
-      await grid.close();
     }
+    if (!rows.some((r) => r.test === 'mget')) ctx.note('redis-benchmark has no "mget" test: -t mget ran nothing');
+    ctx.extra = { ...(ctx.extra ?? {}), resp: rows };
   },
 );

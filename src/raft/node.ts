@@ -114,6 +114,8 @@ interface Progress {
   readAck: number;
   /** index of a snapshot in flight to the peer, 0 when none */
   pendingSnapshot: number;
+  /** highest commit index sent to the peer in a heartbeat */
+  commitSent: number;
   snapshotSentAt: number;
 }
 
@@ -170,6 +172,15 @@ export class RaftNode {
   private readSeq = 0;
   /** a round must go out with the next ready() (reads arrived since the last one) */
   private readRoundDue = false;
+  /**
+   * leader: the first index appended since the last ready(), or 0. Entries proposed between two
+   * ready() calls go to each caught-up peer in one append message (sent from ready()), not one
+   * message per entry: proposals that arrive together (one frame of 64 requests) cost one append
+   * round, not 64.
+   */
+  private appendFrom = 0;
+  /** leader: the commit index moved since the last ready() */
+  private commitDue = false;
   /** leader: reads waiting for a majority to echo their round, in round order */
   private reads: PendingRead[] = [];
   /** leader: reads that arrived before it committed an entry of its term */
@@ -443,7 +454,7 @@ export class RaftNode {
 
   hasReady(): boolean {
     const hs = this.hardState();
-    return this.msgs.length > 0 || this.readStates.length > 0 || this.readRoundDue || this.log.unstableSnapshot !== undefined || this.log.stableIndex < this.log.lastIndex ||
+    return this.msgs.length > 0 || this.readStates.length > 0 || this.readRoundDue || this.appendFrom !== 0 || this.commitDue || this.log.unstableSnapshot !== undefined || this.log.stableIndex < this.log.lastIndex ||
       this.log.committed > this.log.applied || !sameHardState(hs, this.persisted);
   }
 
@@ -456,6 +467,10 @@ export class RaftNode {
     const committed = this.log.committed >= from ? this.log.slice(from, this.log.committed, Infinity) : [];
     // one heartbeat round for every read that arrived since the last ready(): rounds cost
     // messages per flush of the application, not per read
+    if (this.appendFrom !== 0 && this._role === 'leader') this.sendNewEntries();
+    this.appendFrom = 0;
+    if (this.commitDue && this._role === 'leader') this.sendCommit();
+    this.commitDue = false;
     if (this.readRoundDue && this._role === 'leader') this.sendReadRound();
     this.readRoundDue = false;
     const messages = this.msgs;
@@ -499,6 +514,8 @@ export class RaftNode {
     this.votes.clear();
     this.progress.clear();
     this.dropReads();
+    this.appendFrom = 0;
+    this.commitDue = false;
     this.transferee = undefined;
     this.resetTimers();
   }
@@ -519,6 +536,8 @@ export class RaftNode {
     }
     this.progress.clear();
     this.dropReads();
+    this.appendFrom = 0;
+    this.commitDue = false;
     this.transferee = undefined;
     this.handleVoteResponse(this.id, kind === 'pre' ? this._term + 1 : this._term, false);
     if ((this._role as Role) === 'leader' || (this._role as Role) === 'follower') return; // a single voter wins at once
@@ -560,11 +579,12 @@ export class RaftNode {
     this.progress.clear();
     for (const id of [...this._config.voters, ...this._config.learners]) if (id !== this.id) this.progress.set(id, this.newProgress());
     this.termStartIndex = this.log.lastIndex + 1;
+    this.appendFrom = 0;
     this.appendEntry({ type: 'normal' });
   }
 
   private newProgress(): Progress {
-    return { match: 0, next: this.log.lastIndex + 1, recentActive: false, lastAck: -1, readAck: 0, pendingSnapshot: 0, snapshotSentAt: 0 };
+    return { match: 0, next: this.log.lastIndex + 1, recentActive: false, lastAck: -1, readAck: 0, pendingSnapshot: 0, snapshotSentAt: 0, commitSent: 0 };
   }
 
   private refuseProposal(): RaftError | undefined {
@@ -573,7 +593,7 @@ export class RaftNode {
     return undefined;
   }
 
-  /** Leader: append one entry of the current term and send it to peers that are caught up. */
+  /** Leader: append one entry of the current term; the next ready() sends it to peers that are caught up. */
   private appendEntry(e: { type: 'normal' | 'conf'; data?: Uint8Array; change?: ConfChange; config?: Config }): number {
     const index = this.log.lastIndex + 1;
     const entry: Entry = e.type === 'normal'
@@ -581,11 +601,18 @@ export class RaftNode {
       : { index, term: this._term, type: 'conf', change: e.change, config: e.config };
     this.log.push(entry);
     if (entry.type === 'conf') this.setConfig(entry.config as Config, index);
-    for (const [id, pr] of this.progress) {
-      if (pr.pendingSnapshot === 0 && pr.next === index) this.sendAppend(id, pr);
-    }
+    if (this.appendFrom === 0) this.appendFrom = index;
     this.maybeCommit();
     return index;
+  }
+
+  /** Leader, from ready(): the entries appended since the last ready() to every peer that had all before them. */
+  private sendNewEntries(): void {
+    const from = this.appendFrom;
+    this.appendFrom = 0;
+    for (const [id, pr] of this.progress) {
+      if (pr.pendingSnapshot === 0 && pr.next === from && from <= this.log.lastIndex) this.sendAppend(id, pr);
+    }
   }
 
   /** Switches to a new configuration (on append, truncation or snapshot). */
@@ -654,7 +681,7 @@ export class RaftNode {
   private sendHeartbeat(to: NodeId, pr: Progress): void {
     if (pr.pendingSnapshot !== 0) {
       if (this.now - pr.snapshotSentAt >= this.electionTicks) this.sendSnapshot(to, pr);
-      else this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
+      else this.heartbeat(to, pr);
       return;
     }
     if (pr.match < this.log.lastIndex) {
@@ -662,7 +689,26 @@ export class RaftNode {
       pr.next = pr.match + 1;
       this.sendAppend(to, pr);
     } else {
-      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
+      this.heartbeat(to, pr);
+    }
+  }
+
+  /** A heartbeat to `to`: the commit index it may take (what it surely holds of ours), the read round. */
+  private heartbeat(to: NodeId, pr: Progress): void {
+    const commit = Math.min(pr.match, this.log.committed);
+    if (commit > pr.commitSent) pr.commitSent = commit;
+    this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to, term: this._term, commit, ctx: this.now, read: this.readSeq });
+  }
+
+  /**
+   * Leader, from ready(), after the commit index moved: tells each peer holding entries it has not
+   * been told are committed (etcd's bcastAppend on commit). Without it a follower learns of a commit
+   * only from the next append or the heartbeat tick, and a CP command submitted through it (its own
+   * or a lite member's) waits that long for its result.
+   */
+  private sendCommit(): void {
+    for (const [id, pr] of this.progress) {
+      if (pr.pendingSnapshot === 0 && Math.min(pr.match, this.log.committed) > pr.commitSent) this.heartbeat(id, pr);
     }
   }
 
@@ -714,7 +760,7 @@ export class RaftNode {
       if (v === this.id) continue;
       const pr = this.progress.get(v);
       if (pr === undefined) continue;
-      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to: v, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
+      this.heartbeat(v, pr);
     }
   }
 
@@ -812,6 +858,7 @@ export class RaftNode {
     if (idx <= this.log.committed) return;
     if (this.log.termAt(idx) !== this._term && !this.unsafe.commitPriorTermByCount) return;
     this.log.committed = idx;
+    this.commitDue = true;
     if (this.readsBeforeCommit.length > 0 && idx >= this.termStartIndex) {
       const waiting = this.readsBeforeCommit;
       this.readsBeforeCommit = [];
@@ -828,7 +875,7 @@ export class RaftNode {
     let best: NodeId | undefined;
     let bestMatch = -1;
     for (const [id, pr] of this.progress) {
-      this.send<HeartbeatMsg>({ type: 'heartbeat', from: this.id, to: id, term: this._term, commit: Math.min(pr.match, this.log.committed), ctx: this.now, read: this.readSeq });
+      this.heartbeat(id, pr);
       if (this._config.voters.includes(id) && pr.match > bestMatch) { best = id; bestMatch = pr.match; }
     }
     if (best !== undefined && bestMatch === this.log.lastIndex) this.send({ type: 'timeoutNow', from: this.id, to: best, term: this._term });

@@ -73,8 +73,9 @@ describe('raft simulation negative controls', () => {
 
   it('catches a leader that commits entries of earlier terms by counting (the Figure 8 bug)', () => {
     // Rare in random schedules: it needs three leader changes with partial replication
-    // (measured with these options: 2 hits in 6,000 schedules, run seeds 1-20 x 300). F8_SEED is
-    // a run seed at which the generator reaches it (at schedule 65); the run is deterministic.
+    // (measured with these options, since the leader sends the entries of one ready() together
+    // and tells followers of each commit: 3 hits in run seeds 1-60 x 300). F8_SEED is a run seed
+    // at which the generator reaches it (at schedule 49); the run is deterministic.
     const r = caught({ schedules: 100, seed: F8_SEED, unsafe: { commitPriorTermByCount: true }, voters: 3, intensity: 3, electionTicks: 4 });
     expect(r.kinds.length).toBe(1);
     expect(['leader-completeness', 'state-machine-safety']).toContain(r.kinds[0]);
@@ -85,11 +86,11 @@ describe('raft simulation negative controls', () => {
 
   it('catches a leader that answers reads without a heartbeat round to a majority (stale read from a deposed leader)', () => {
     // rare: leader stickiness and CheckQuorum leave a deposed leader only a short window
-    // (measured: 1 in 1,000 schedules of run seed 77; 2 of run seeds 1-60 x 150 schedules). Run
-    // seed 13 reaches it at schedule 10; the run is deterministic.
-    const r = caught({ schedules: 150, seed: 13, unsafe: { readWithoutQuorum: true }, reads: true });
+    // (measured since commits are sent at once: 3 of run seeds 1-48 x 150 schedules). Run seed 35
+    // reaches it at schedule 34; the run is deterministic.
+    const r = caught({ schedules: 150, seed: 35, unsafe: { readWithoutQuorum: true }, reads: true });
     expect(r.kinds).toEqual(['stale-read']);
-    const safe = runSchedules({ schedules: r.after, seed: 13 });
+    const safe = runSchedules({ schedules: r.after, seed: 35 });
     expect(safe.violations).toBe(0);
     expect(safe.totals.readsServed).toBeGreaterThan(50);
   });
@@ -100,4 +101,4 @@ describe('raft simulation negative controls', () => {
   });
 });
 
-const F8_SEED = 13;
+const F8_SEED = 15;

@@ -199,7 +199,8 @@ export class CpDriver {
           return reject(new TimeoutError(`no CP session within ${deadlineMs} ms (no metadata leader?)`));
         }
         this.send(cmd);
-        // a leader that is its own majority applies the entry inside send(): nothing to resend then
+        // the entry is proposed now and flushed at the end of this task (host.flush batches): the
+        // opener callback clears this timer when it applies
         if (!done) timer = setTimeout(send, RESEND_MS);
       };
       this.openers.set(key, (id) => {

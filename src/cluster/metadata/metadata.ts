@@ -89,6 +89,7 @@ export class Metadata extends EventEmitter {
   private liteTable: PartitionTable | undefined;
   /** Leader: what it proposed and is waiting to see applied. */
   private proposedTableBase = -1;
+  private flushQueued = false;
   private readonly proposedRemovals = new Set<string>();
   /** Leader: when each member was first seen dead by SWIM during this leadership (now() clock). */
   private readonly deadSince = new Map<string, number>();
@@ -119,7 +120,7 @@ export class Metadata extends EventEmitter {
       leaderId: () => this.raft?.leader,
       propose: (cmd) => (this.raft === undefined ? -1 : this.propose(cmd)),
       readIndex: (rid) => this.raft !== undefined && this.raft.readIndex(rid) === undefined,
-      flush: () => this.flush(),
+      flush: () => this.flushSoon(),
     });
   }
 
@@ -253,6 +254,20 @@ export class Metadata extends EventEmitter {
     this.flush();
   }
 
+  /**
+   * flush() once the current task's synchronous work is done: CP commands proposed and reads asked
+   * while one frame's messages are handled (up to 64 from a member at c=64) go out in one append
+   * round and one read round, not one each (the Raft core sends entries from ready()).
+   */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
   /** Hands the node's Ready to the world, repeatedly, until it has nothing more. */
   private flush(): void {
     const r = this.raft;
@@ -266,6 +281,12 @@ export class Metadata extends EventEmitter {
         for (const e of rd.committed) this.applyEntry(e);
         if (rd.readStates.length > 0) this.cp.readStates(rd.readStates);
         r.advance();
+        // after advance(): the core compacts only up to what it knows is applied, and a ready()
+        // can carry many committed entries (compacting inside the loop threw on the second)
+        if (this.sinceCompact >= COMPACT_EVERY) {
+          this.sinceCompact = 0;
+          r.compact(this.state.index, packr.pack(this.state.snapshot()));
+        }
       }
     } finally {
       this.flushing = false;
@@ -325,10 +346,7 @@ export class Metadata extends EventEmitter {
     this.applied(a);
     if (a.cp !== undefined) this.cp.applied(a.cp, e.index);
     this.settle(e.index);
-    if (++this.sinceCompact >= COMPACT_EVERY) {
-      this.sinceCompact = 0;
-      this.raft!.compact(e.index, packr.pack(this.state.snapshot()));
-    }
+    this.sinceCompact++;
   }
 
   private applied(a: Applied): void {
