@@ -96,6 +96,23 @@ export class ReplyWriter {
   }
 
   /** Writes everything gathered to `socket`; returns false when its buffer is over the high-water mark. */
+  /** Appends everything `other` gathered (a reply written out of order) and empties it. */
+  absorb(other: ReplyWriter): void {
+    if (other.chunks.length > 0) {
+      if (this.text.length > 0) {
+        this.chunks.push(this.text);
+        this.size += this.text.length;
+        this.text = '';
+      }
+      for (const c of other.chunks) this.chunks.push(c);
+      this.size += other.size;
+    }
+    this.text += other.text;
+    other.text = '';
+    other.chunks = [];
+    other.size = 0;
+  }
+
   flush(socket: Socket): boolean {
     let ok = true;
     if (this.chunks.length === 0) {

@@ -40,6 +40,8 @@ export interface RespStats {
   commandsFailed: number;
   protocolErrors: number;
   authFailures: number;
+  /** Requests that ran while an earlier request of the same connection was still waiting (pipelining; see Connection.run). */
+  overlapped: number;
   /** Commands by name (only names of known commands; unknown ones count as 'unknown'). */
   byCommand: Map<string, number>;
 }
@@ -61,7 +63,7 @@ export class RespServer implements RespContext {
   readonly getNow: ((key: string) => unknown) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
-  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, byCommand: new Map() };
+  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
   private readonly passwordHash: Buffer | undefined;
@@ -220,6 +222,8 @@ export class RespServer implements RespContext {
         ['keyspace_hits', g.hits],
         ['keyspace_misses', g.misses],
         ['total_error_replies', st.commandsFailed],
+        // not Redis's: pipelined requests that ran beside an earlier one still waiting
+        ['shardgrid_overlapped_commands', st.overlapped],
       ]);
     }
     if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);
@@ -264,6 +268,9 @@ class Connection implements RespClient {
   private fatal: string | undefined;
   private waitingDrain = false;
   private inputPaused = false;
+  /** Requests running at once behind the first (see run()), in request order, and their keys. */
+  private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
+  private readonly inFlightKeys = new Set<string>();
 
   constructor(
     private readonly srv: RespServer,
@@ -317,7 +324,14 @@ class Connection implements RespClient {
     if (!this.running) void this.run();
   }
 
-  /** Runs queued requests in order; stops at a full output buffer (resumed by 'drain'). */
+  /**
+   * Runs queued requests; stops at a full output buffer (resumed by 'drain'). Replies always go
+   * out in request order. A request that waits (a key whose primary is another member, a write
+   * waiting for its backup) does not hold up the single-key requests pipelined behind it on other
+   * keys: up to MAX_IN_FLIGHT of those run at once, each replying into its own writer, absorbed
+   * into the connection's output in order. A request on a key already in flight, or any other
+   * request, first waits for everything in flight: per key, requests apply in the order sent.
+   */
   private async run(): Promise<void> {
     this.running = true;
     const out = this.out;
@@ -325,16 +339,28 @@ class Connection implements RespClient {
     try {
       while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
         const argv = this.queue[this.head];
-        this.queue[this.head++] = EMPTY_ARGV;
-        const r = this.exec(argv);
-        if (r !== undefined) {
-          try {
-            await r;
-          } catch (e) {
-            out.error(errorReply(e));
-            this.srv.stats.commandsFailed++;
-          }
+        const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
+        if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= MAX_IN_FLIGHT)) {
+          await this.settleInFlight();
+          continue;
         }
+        this.queue[this.head++] = EMPTY_ARGV;
+        if (this.inFlight.length === 0) {
+          const r = this.exec(argv, this);
+          if (r !== undefined) {
+            const k = overlapKey(argv);
+            if (k !== undefined) this.track(k, r, undefined);
+            else await this.answered(r, out);
+          }
+        } else {
+          // behind a request in flight: reply into a writer of its own
+          this.srv.stats.overlapped++;
+          const w = new ReplyWriter();
+          w.proto = out.proto;
+          const r = this.exec(argv, Object.create(this, { out: { value: w } }) as Connection);
+          this.track(key!, r, w);
+        }
+        if (this.head === this.queue.length && this.inFlight.length > 0) await this.settleInFlight();
         if (this.head === this.queue.length || out.pending >= FLUSH_AT) {
           if (!out.flush(s) && s.writableLength > this.srv.options.outputHighWater) {
             // the client is not reading its replies: stop reading its requests until it does
@@ -343,6 +369,7 @@ class Connection implements RespClient {
           }
         }
       }
+      if (this.inFlight.length > 0) await this.settleInFlight();
       if (this.head === this.queue.length) {
         this.queue.length = 0;
         this.head = 0;
@@ -365,8 +392,35 @@ class Connection implements RespClient {
     }
   }
 
+  /** Waits for a request's reply promise; a rejection becomes an error reply in `w`. */
+  private async answered(r: Promise<void>, w: ReplyWriter): Promise<void> {
+    try {
+      await r;
+    } catch (e) {
+      w.error(errorReply(e));
+      this.srv.stats.commandsFailed++;
+    }
+  }
+
+  /** A request now in flight on `key`; `w`: its own writer (undefined: it writes to the connection's). */
+  private track(key: string, r: void | Promise<void>, w: ReplyWriter | undefined): void {
+    this.inFlight.push({ r: r === undefined ? undefined : this.answered(r, w ?? this.out), w });
+    this.inFlightKeys.add(key);
+  }
+
+  /** Waits for every request in flight, in order, moving each reply into the connection's output. */
+  private async settleInFlight(): Promise<void> {
+    const all = this.inFlight;
+    this.inFlight = [];
+    this.inFlightKeys.clear();
+    for (const f of all) {
+      if (f.r !== undefined) await f.r;
+      if (f.w !== undefined) this.out.absorb(f.w);
+    }
+  }
+
   /** Runs one request: undefined when it replied synchronously, else the promise of its reply. */
-  private exec(argv: Buffer[]): void | Promise<void> {
+  private exec(argv: Buffer[], client: Connection): void | Promise<void> {
     const stats = this.srv.stats;
     stats.commands++;
     const spec = lookup(argv[0]);
@@ -374,22 +428,22 @@ class Connection implements RespClient {
       stats.commandsFailed++;
       count(stats, 'unknown');
       // Redis answers NOAUTH before it looks the command up
-      return this.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
+      return client.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
     }
     count(stats, spec.name);
     if (!this.authenticated && spec.noAuth !== true) {
       stats.commandsFailed++;
-      return this.out.error('NOAUTH Authentication required.');
+      return client.out.error('NOAUTH Authentication required.');
     }
     if (!arityOk(spec, argv.length)) {
       stats.commandsFailed++;
-      return this.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
+      return client.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
     }
     try {
-      return spec.run(this.srv, this, argv);
+      return spec.run(this.srv, client, argv);
     } catch (e) {
       stats.commandsFailed++;
-      this.out.error(errorReply(e));
+      client.out.error(errorReply(e));
     }
   }
 }
@@ -399,6 +453,19 @@ function count(stats: RespStats, name: string): void {
 }
 
 const EMPTY_ARGV: Buffer[] = [];
+/** Most requests of one connection running at once (see Connection.run). */
+const MAX_IN_FLIGHT = 128;
+
+/**
+ * The key of a request that may run beside others in flight: a known single-key command (its
+ * key is argv[1]); undefined for anything else (multi-key, connection and server commands).
+ */
+function overlapKey(argv: Buffer[]): string | undefined {
+  if (argv.length < 2) return undefined;
+  const spec = lookup(argv[0]);
+  if (spec === undefined || spec.firstKey !== 1 || spec.lastKey !== 1) return undefined;
+  return argv[1].toString('latin1');
+}
 /** Parsed requests a connection may have waiting before it stops reading. */
 const MAX_QUEUED = 4096;
 /** Replies gathered beyond this many bytes are written before the next request runs. */

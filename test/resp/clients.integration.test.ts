@@ -103,6 +103,49 @@ describe('RESP on a member of a 3-member cluster', () => {
     for (const p of [a, b]) p?.proc.kill('SIGKILL');
   });
 
+  it('runs a pipeline of single-key commands on different keys at once, yet in order per key and replies in order', async () => {
+    const r = new Redis({ port: m.resp!.port, host: '127.0.0.1' });
+    try {
+      const keys = Array.from({ length: 40 }, (_, i) => `po:${i}`);
+      const pl = r.pipeline();
+      const expected: unknown[] = [];
+      // per key: SET, GET, INCR x3 with a GET between, APPEND, GET; keys interleaved so that
+      // commands on other keys sit between the commands of each key
+      for (const k of keys) {
+        pl.set(k, '10');
+        expected.push('OK');
+      }
+      for (const k of keys) {
+        pl.get(k);
+        expected.push('10');
+      }
+      for (let round = 1; round <= 3; round++) {
+        for (const k of keys) {
+          pl.incr(k);
+          expected.push(10 + round);
+          pl.get(k);
+          expected.push(String(10 + round));
+        }
+      }
+      for (const k of keys) {
+        pl.append(k, 'x');
+        expected.push(3);
+        pl.get(k);
+        expected.push('13x');
+      }
+      const overlapped = async () => Number(/shardgrid_overlapped_commands:(\d+)/.exec(await r.info('stats'))![1]);
+      const before = await overlapped();
+      const got = await pl.exec();
+      expect(got!.map(([err, v]) => err ?? v)).toEqual(expected);
+      // commands did overlap (keys whose primary is another member wait for it): without the
+      // overlap this pipeline runs one round trip at a time
+      expect((await overlapped()) - before).toBeGreaterThan(0);
+      expect(await r.del(...keys)).toBe(keys.length); // the next test counts the map's keys
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('serves keys whose primary is on another member, and INCR stays exact', async () => {
     const s = m.stats();
     expect((s.members ?? []).filter((x) => !x.lite && x.primaries > 0).length).toBe(3);
