@@ -194,6 +194,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     // SWIM's verdict on this member is only a suspicion (it refutes it); removal is the log's decision
     m.on('declared-dead', () => this.log('info', 'the other members declared this member dead; refuting (the metadata log decides removals)'));
     try {
+      meta.listen(); // before membership: peers may send as soon as they know this member
       await m.start();
       const others = () => m.members().filter((x) => !x.lite && x.id !== this.memberId).map((x) => x.id);
       if (this.lite) {

@@ -90,6 +90,7 @@ export class Metadata extends EventEmitter {
   /** Leader: what it proposed and is waiting to see applied. */
   private proposedTableBase = -1;
   private flushQueued = false;
+  private listening = false;
   private readonly proposedRemovals = new Set<string>();
   /** Leader: when each member was first seen dead by SWIM during this leadership (now() clock). */
   private readonly deadSince = new Map<string, number>();
@@ -142,10 +143,13 @@ export class Metadata extends EventEmitter {
   }
 
   /**
-   * Starts the Raft node: bootstraps a new group when `bootstrap` (the first member of a new
-   * cluster), else waits to be added by the leader. Lite members run no node.
+   * Registers the message handlers (idempotent). Called before membership starts, so that what
+   * peers send as soon as they know this member (the leader's table push to a new lite member)
+   * finds its handler; every handler copes with no Raft node yet.
    */
-  start(bootstrap: boolean): void {
+  listen(): void {
+    if (this.listening) return;
+    this.listening = true;
     const t = this.host.transport;
     t.handle('raft', (b, from) => this.onRaft(b, from));
     t.handle('meta.join', (_b, from) => this.onJoin(from));
@@ -158,6 +162,14 @@ export class Metadata extends EventEmitter {
     t.handle('grid.table?', () => this.table ?? null);
     t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null }));
     this.cp.start();
+  }
+
+  /**
+   * Starts the Raft node: bootstraps a new group when `bootstrap` (the first member of a new
+   * cluster), else waits to be added by the leader. Lite members run no node.
+   */
+  start(bootstrap: boolean): void {
+    this.listen();
     if (this.lite) return;
     const me = this.host.memberId;
     this.raft = new RaftNode({
