@@ -837,6 +837,8 @@ export class RaftNode {
     if (pr.next <= pr.match) pr.next = pr.match + 1;
     if (pr.pendingSnapshot !== 0 && pr.match >= pr.pendingSnapshot) pr.pendingSnapshot = 0;
     this.maybeCommit();
+    // a peer whose acknowledgement came after the commit it completes has not been told of it yet
+    if (Math.min(pr.match, this.log.committed) > pr.commitSent) this.commitDue = true;
     if (this._role !== 'leader') return;
     if (pr.pendingSnapshot === 0 && pr.match < this.log.lastIndex && pr.next <= this.log.lastIndex) this.sendAppend(m.from, pr);
     if (this.transferee === m.from && pr.match === this.log.lastIndex) {

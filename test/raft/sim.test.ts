@@ -86,11 +86,11 @@ describe('raft simulation negative controls', () => {
 
   it('catches a leader that answers reads without a heartbeat round to a majority (stale read from a deposed leader)', () => {
     // rare: leader stickiness and CheckQuorum leave a deposed leader only a short window
-    // (measured since commits are sent at once: 3 of run seeds 1-48 x 150 schedules). Run seed 35
-    // reaches it at schedule 34; the run is deterministic.
-    const r = caught({ schedules: 150, seed: 35, unsafe: { readWithoutQuorum: true }, reads: true });
+    // (measured since commits are sent at once: 3 of run seeds 1-21 x 150 schedules). Run seed 11
+    // reaches it at schedule 28; the run is deterministic.
+    const r = caught({ schedules: 150, seed: 11, unsafe: { readWithoutQuorum: true }, reads: true });
     expect(r.kinds).toEqual(['stale-read']);
-    const safe = runSchedules({ schedules: r.after, seed: 35 });
+    const safe = runSchedules({ schedules: r.after, seed: 11 });
     expect(safe.violations).toBe(0);
     expect(safe.totals.readsServed).toBeGreaterThan(50);
   });
