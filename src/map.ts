@@ -891,14 +891,33 @@ export class GridMap<V = unknown> {
   async updateBytes(key: string, kind: string, arg: unknown): Promise<UpdateReply> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen();
-    const fn = updateOf(kind);
-    if (fn === undefined) throw new InvalidArgumentError(`unknown byte update '${String(kind).slice(0, 40)}'`);
+    const fn = byteUpdate(kind);
     let p = this.key(key);
     const wait = this.lockNow(p);
     if (wait !== undefined) {
       await wait;
       p = this.key(key);
     }
+    return this.updateLocked(p, fn, kind, arg);
+  }
+
+  /**
+   * @internal updateBytes done in the call when p's lock is free now (nearly always): the reply,
+   * or undefined when the lock is taken (then call updateBytes). This map's own memory only: a
+   * routed map must not be given it (the RESP endpoint uses it on single-process grids only).
+   */
+  updateBytesNow(key: string, kind: string, arg: unknown): UpdateReply | undefined {
+    this.host.assertOpen();
+    const fn = byteUpdate(kind);
+    const p = this.key(key);
+    const st = this.store;
+    if (!tryLock(st.ci, st.lockIndex(p))) return undefined;
+    if (this.countOps) this.ops[OP_ATOMIC]++;
+    return this.updateLocked(p, fn, kind, arg);
+  }
+
+  /** The locked part of updateBytes: the caller holds p's lock (released here) and the key scratch. */
+  private updateLocked(p: number, fn: NonNullable<ReturnType<typeof updateOf>>, kind: string, arg: unknown): UpdateReply {
     const st = this.store;
     st.beginWrite(p);
     try {
@@ -1297,7 +1316,18 @@ export class GridMap<V = unknown> {
   }
 }
 
-const RESOLVED: Promise<void> = Promise.resolve();
+/** The update function named `kind` (src/updates.ts), or a typed error. */
+function byteUpdate(kind: string): NonNullable<ReturnType<typeof updateOf>> {
+  const fn = updateOf(kind);
+  if (fn === undefined) throw new InvalidArgumentError(`unknown byte update '${String(kind).slice(0, 40)}'`);
+  return fn;
+}
+
+/**
+ * The one already-resolved promise `set` returns when the write happened in the call (the lock
+ * was free): a caller may compare against it to reply at once (the RESP endpoint). @internal
+ */
+export const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The value of the record at `off` as bytes (a copy): see updateBytes. */
 function bytesAt(st: ShardStore, off: number): Uint8Array {

@@ -10,7 +10,7 @@
  * (GridMap.updateBytes, src/updates.ts), on the key's primary in a cluster.
  */
 import { GridError, MemoryFullError } from '../errors.js';
-import type { GridMap } from '../map.js';
+import { RESOLVED, type GridMap } from '../map.js';
 import { encodeMsgpack } from '../storage/codec.js';
 import {
   ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, SET_ALWAYS, SET_NX, SET_XX,
@@ -36,6 +36,8 @@ export interface RespContext {
   readonly map: GridMap<unknown>;
   /** Synchronous local read (single-process grids): the value, undefined, or NEED (read with map.get). */
   readonly getNow: ((key: string) => unknown) | undefined;
+  /** Synchronous byte update (single-process grids): the reply, or undefined when the key's lock is taken (use map.updateBytes). */
+  readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown;
   readonly partitions: number;
   /** Checks a password (constant time); undefined when none is set. */
@@ -101,8 +103,13 @@ function sendUpdate(c: RespClient, r: UpdateReply): void {
   else c.out.error(r[1]);
 }
 
-async function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown): Promise<void> {
-  sendUpdate(c, await cx.map.updateBytes(keyOf(key), kind, arg));
+function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown): void | Promise<void> {
+  const k = keyOf(key);
+  if (cx.updateNow !== undefined) {
+    const r = cx.updateNow(k, kind, arg);
+    if (r !== undefined) return sendUpdate(c, r);
+  }
+  return cx.map.updateBytes(k, kind, arg).then((r) => sendUpdate(c, r));
 }
 
 /** A get through the fastest path the grid allows; the value as RESP bytes. */
@@ -258,7 +265,12 @@ const set: Run = (cx, c, argv) => {
   const value = argv[2];
   // the common forms take the map's own fast paths; the rest is one update under the lock
   if (!wantGet && !keepTtl && (!timed || ttl !== undefined)) {
-    if (cond === SET_ALWAYS) return cx.map.set(key, value, ttl === undefined ? undefined : { ttl }).then(() => c.out.ok());
+    if (cond === SET_ALWAYS) {
+      const r = cx.map.set(key, value, ttl === undefined ? undefined : { ttl });
+      // written in the call (a free lock, this process's memory): reply now, no promise hop
+      if (r === RESOLVED) return c.out.ok();
+      return r.then(() => c.out.ok());
+    }
     if (cond === SET_NX) return cx.map.setIfAbsent(key, value, ttl === undefined ? undefined : { ttl }).then((ok) => (ok ? c.out.ok() : c.out.nil()));
   }
   return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet]).then((r) => {
@@ -320,7 +332,7 @@ const exists: Run = async (cx, c, argv) => {
   c.out.int(n);
 };
 
-function incrBy(cx: RespContext, c: RespClient, key: Buffer, delta: bigint): Promise<void> {
+function incrBy(cx: RespContext, c: RespClient, key: Buffer, delta: bigint): void | Promise<void> {
   return update(cx, c, key, 'incrby', [delta.toString()]);
 }
 

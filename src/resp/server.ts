@@ -22,6 +22,7 @@ import { NEED, type GridMap } from '../map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
+import type { UpdateReply } from '../updates.js';
 
 /** Redis's words, then how to lift protected mode here. */
 export const DENIED_TEXT =
@@ -61,6 +62,7 @@ export interface RespServerHooks {
 export class RespServer implements RespContext {
   readonly map: GridMap<unknown>;
   readonly getNow: ((key: string) => unknown) | undefined;
+  readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
   readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
@@ -81,6 +83,7 @@ export class RespServer implements RespContext {
     // a single-process grid reads straight from shared memory with no promise; a cluster routes
     const m = this.map;
     this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : undefined;
+    this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
