@@ -119,6 +119,8 @@ interface SimNode {
   seenCommit: number;
   /** last term in which we saw it lead */
   seenLeaderTerm: number;
+  /** last term in which we saw it lead with that term persisted (what election safety counts) */
+  durableLeaderTerm: number;
   /** reads the core confirmed here, waiting for the applied index to reach theirs (volatile) */
   readsToServe: Array<{ rid: string; index: number }>;
 }
@@ -177,6 +179,8 @@ export class Simulation {
 
   // checker state
   private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** term → the node that led it with the term persisted: at most one (election safety) */
+  private readonly durableLeaderOfTerm = new Map<number, NodeId>();
   /** the global committed sequence: index i at position i */
   private readonly committed: (string | undefined)[] = [undefined];
   private committedMax = 0;
@@ -233,7 +237,7 @@ export class Simulation {
       const sn: SimNode = {
         id, founding: i <= this.opts.voters, node: undefined,
         store: { hs: { term: 0, vote: undefined, commit: 0 }, snapshot: undefined, entries: [] },
-        sm: [], restarts: 0, seenCommit: 0, seenLeaderTerm: 0, readsToServe: [],
+        sm: [], restarts: 0, seenCommit: 0, seenLeaderTerm: 0, durableLeaderTerm: 0, readsToServe: [],
       };
       this.nodes.push(sn);
       this.byId.set(id, sn);
@@ -454,6 +458,7 @@ export class Simulation {
     sn.sm = st.snapshot === undefined ? [] : this.snapshotKeys[readU32(st.snapshot.data)].slice();
     sn.seenCommit = sn.node.commitIndex;
     sn.seenLeaderTerm = 0;
+    sn.durableLeaderTerm = 0;
     sn.readsToServe = [];
     this.afterInput(sn);
   }
@@ -612,10 +617,19 @@ export class Simulation {
       }
       sn.seenCommit = n.commitIndex;
     }
+    // Election safety counts a leader once its term is durable. A node that wins alone (a single
+    // voter) leads in memory at once; if it crashes before its next ready() persisted the term,
+    // it comes back at the old term with nothing of its leadership seen by anyone (every message
+    // goes out after the ready's hard state is stored), and may rightly vote in that term again.
+    if (n.role === 'leader' && sn.durableLeaderTerm !== n.term && sn.store.hs.term === n.term) {
+      sn.durableLeaderTerm = n.term;
+      const other = this.durableLeaderOfTerm.get(n.term);
+      if (other !== undefined && other !== sn.id) this.fail('election-safety', `${sn.id} and ${other} both lead term ${n.term}`);
+      this.durableLeaderOfTerm.set(n.term, sn.id);
+    }
     if (n.role === 'leader' && sn.seenLeaderTerm !== n.term) {
       sn.seenLeaderTerm = n.term;
       const other = this.leaderOfTerm.get(n.term);
-      if (other !== undefined && other !== sn.id) this.fail('election-safety', `${sn.id} and ${other} both lead term ${n.term}`);
       if (other === undefined) {
         this.leaderOfTerm.set(n.term, sn.id);
         this.stats.leaders++;
