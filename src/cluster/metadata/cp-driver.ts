@@ -354,26 +354,29 @@ export class CpDriver {
     if (h !== undefined && h !== from) throw new ProtocolError(`CP session ${cmd.s} is not ${from}'s`);
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      // unanswered (no leader): let the lite member ask again; cleared on the answer, so a busy
+      // member does not keep one 4 s timer per request it already answered
+      const guard = setTimeout(() => {
+        if (timer === undefined) {
+          stop();
+          resolve(['q']); // no answer yet (no leader?): the lite member asks again, same sequence
+        }
+      }, LITE_WAIT_MS * 2);
+      guard.unref();
       const stop = this.submit(cmd, (r) => {
         if (r[0] === 'q') {
+          clearTimeout(guard);
           timer ??= setTimeout(() => {
             stop();
             resolve(r);
           }, waitMs);
           return false;
         }
+        clearTimeout(guard);
         clearTimeout(timer);
         resolve(r);
         return true;
       });
-      // unanswered (no leader): let the lite member ask again
-      setTimeout(() => {
-        if (timer === undefined) {
-          stop();
-          resolve(['q']); // no answer yet (no leader?): the lite member asks again, same sequence
-
-        }
-      }, LITE_WAIT_MS * 2).unref();
     });
   }
 
