@@ -36,11 +36,16 @@ export async function startCluster(n, { profile = () => undefined, stderr } = {}
   const members = [];
   for (let i = 0; i < n; i++) members.push(await startMember(i === 0 ? [] : [members[0].url], { profile: profile(i), stderr }));
   const lite = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [members[0].url], secret: SECRET, lite: true } });
-  for (const end = Date.now() + 20_000; ;) {
-    const t = lite.cluster.currentTable;
-    if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === n) break;
-    if (Date.now() > end) throw new Error('cluster did not settle within 20 s');
+  await waitSettled(lite, n, 20_000);
+  return { members, lite };
+}
+
+/** Waits until `grid`'s table has `n` members as primaries and nothing migrates. */
+export async function waitSettled(grid, n, ms) {
+  for (const end = Date.now() + ms; ;) {
+    const t = grid.cluster.currentTable;
+    if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === n) return;
+    if (Date.now() > end) throw new Error(`cluster did not settle within ${ms / 1000} s`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { members, lite };
 }

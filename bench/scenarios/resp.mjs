@@ -9,17 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { scenario } from '../lib/harness.mjs';
 import { createGrid } from '../../dist/index.js';
-import { SECRET, startMember } from '../lib/cluster.mjs';
-
-/** Waits until `grid`'s table has `n` primaries and nothing migrates. */
-async function settled(grid, n) {
-  for (const end = Date.now() + 30_000; ;) {
-    const t = grid.cluster.currentTable;
-    if (t && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === n) return;
-    if (Date.now() > end) throw new Error('cluster did not settle within 30 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { SECRET, startMember, waitSettled } from '../lib/cluster.mjs';
 
 const TESTS = 'get,set,incr,mget';
 
@@ -77,7 +67,7 @@ await scenario(
           const m1 = await startMember([m0.url]);
           members = [m0, m1];
           grid = await createGrid({ workers: 1, memory: '256MB', resp: { port: 0 }, cluster: { host: '127.0.0.1', port: 0, seeds: [m0.url], secret: SECRET, backups: 1 } });
-          await settled(grid, 3);
+          await waitSettled(grid, 3, 30_000);
         }
         for (const pipeline of [1, 16]) {
           ctx.progress(`${target}: redis-benchmark -P ${pipeline}`);

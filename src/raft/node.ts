@@ -611,7 +611,7 @@ export class RaftNode {
     const from = this.appendFrom;
     this.appendFrom = 0;
     for (const [id, pr] of this.progress) {
-      if (pr.pendingSnapshot === 0 && pr.next === from && from <= this.log.lastIndex) this.sendAppend(id, pr);
+      if (pr.pendingSnapshot === 0 && pr.next === from) this.sendAppend(id, pr);
     }
   }
 
