@@ -132,27 +132,6 @@ export function lastCopiesOf(cur: PartitionTable, id: string, members: { has(id:
 }
 
 /**
- * `id` taken out of every partition where another member owner holds the data (its backups there
- * become primaries, as a removal would do), and left where it holds the last copy; undefined when
- * that changes nothing. What the leader does to a member SWIM calls dead while it waits before
- * removing it for good (metadata.ts, LAST_COPY_GRACE_MS).
- */
-export function around(cur: PartitionTable, id: string, members: { has(id: string): boolean }): Assignment | undefined {
-  let changed = false;
-  const owners = cur.owners.map((o) => {
-    if (!o.includes(id) || !o.some((m) => m !== id && members.has(m))) return o;
-    changed = true;
-    return o.filter((m) => m !== id);
-  });
-  const pending = cur.pending.map((l) => {
-    if (!l.includes(id)) return l;
-    changed = true;
-    return l.filter((m) => m !== id);
-  });
-  return changed ? { owners, pending } : undefined;
-}
-
-/**
  * Whether `next` keeps, for every partition of `cur` that has an owner in `members`, at least one
  * member that holds its data now — an owner, or a pending copy (which gets every write; the
  * leader's plan promotes one only after its primary reported it complete): the rule that no
@@ -170,8 +149,20 @@ export function keepsData(cur: PartitionTable, next: Assignment, members: Readon
 /**
  * The next assignment for `live` data members, given the current table and which pending copies
  * have been reported complete (`synced(p)`); undefined when nothing changes.
+ *
+ * `away`: members that are still members but must get nothing (the leader cannot renew their
+ * lease: paused, cut off, or dead to SWIM and waiting out the last-copy grace). They are taken
+ * out of every partition a live member holds (its backups there become primaries, as a removal
+ * would do), and a partition that only they hold is left exactly as it is: recreating it on a live
+ * member would start it empty while its data may come back.
  */
-export function plan(cur: PartitionTable, live: readonly string[], backups: number, synced: (p: number) => ReadonlySet<string>): Assignment | undefined {
+export function plan(
+  cur: PartitionTable,
+  live: readonly string[],
+  backups: number,
+  synced: (p: number) => ReadonlySet<string>,
+  away?: ReadonlySet<string>,
+): Assignment | undefined {
   const P = cur.owners.length;
   const alive = new Set(live);
   const target = assign(P, live, backups);
@@ -185,6 +176,13 @@ export function plan(cur: PartitionTable, live: readonly string[], backups: numb
     for (const m of cur.pending[p]) if (alive.has(m) && done.has(m)) have.add(m);
     const t = target[p];
     let o: string[];
+    if (held.length === 0 && away !== undefined && away.size > 0 && cur.owners[p].some((m) => away.has(m))) {
+      owners.push(cur.owners[p]);
+      const pend = cur.pending[p].filter((m) => alive.has(m));
+      pending.push(pend);
+      if (!sameList(pend, cur.pending[p])) changed = true;
+      continue;
+    }
     if (held.length === 0) {
       // every copy is gone (or the cluster just started): the target owns it, empty
       o = t.slice();

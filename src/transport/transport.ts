@@ -90,6 +90,7 @@ import {
   CLOSE_DUPLICATE,
   CLOSE_GOING_AWAY,
   CLOSE_HANDSHAKE_TIMEOUT,
+  CLOSE_UNRESPONSIVE,
   CLOSE_INTEGRITY,
   CLOSE_PROTOCOL,
   CLOSE_SAME_ID,
@@ -175,6 +176,13 @@ export interface TransportOptions {
   tls?: TlsOptions;
   /** Default timeout of request(), ms. Default 5000. */
   requestTimeout?: number;
+  /**
+   * A link on which a replicated write or a lease renewal has waited this long, with no reply of
+   * any kind from that peer meanwhile, is closed as unresponsive: its requests fail at once with
+   * MemberUnreachableError instead of at their timeout (a blackholed or one-way partitioned peer
+   * would otherwise hold every write that waits for it for requestTimeout). ms; default 2000.
+   */
+  unresponsiveMs?: number;
   /** How long an incoming connection may take to authenticate, ms. Default 2000. */
   handshakeTimeout?: number;
   /** Above this many bytes buffered on a socket, frames wait in the queue until it drains. Default 8 MiB. */
@@ -190,6 +198,7 @@ export type Handler = (body: any, from: string) => unknown | Promise<unknown>;
 const DEFAULTS = Object.freeze({
   maxPayload: 64 * 1024 * 1024,
   requestTimeout: 5000,
+  unresponsiveMs: 2000,
   handshakeTimeout: 2000,
   maxBuffered: 8 * 1024 * 1024,
   maxHandshakes: 64,
@@ -215,6 +224,13 @@ const MAX_BATCH_ITEMS = 1 + MAX_BATCH_MESSAGES * STRIDE;
 const PENDING_RING = 1024;
 /** Sweeps per requestTimeout (see the header: a request expires 1 to 1 + 1/SWEEP_TICKS timeouts after it was made). */
 const SWEEP_TICKS = 4;
+/**
+ * Request kinds whose lateness holds writes or leases (see unresponsiveMs): FAST REP, generic
+ * grid.rep, lease renewals. Other requests (a compute, a snapshot chunk) may legitimately take long.
+ */
+const LIVE_KINDS: ReadonlySet<string> = new Set(['rep', 'grid.rep', 'meta.lease']);
+/** Liveness checks per unresponsiveMs. */
+const LIVE_TICKS = 8;
 /** After close() sends close frames, sockets that have not closed are destroyed after this long. */
 const CLOSE_GRACE_MS = 250;
 /** While a socket is over maxBuffered, also re-check this often in case 'drain' is missed. */
@@ -428,6 +444,8 @@ class Link implements FastPeer {
   blocked = false;
   drainPoll: NodeJS.Timeout | undefined;
   readonly pending = new PendingTable();
+  /** performance.now() of the last reply received to one of our requests (see checkLive). */
+  lastReplyAt = 0;
   nextId = 0;
   /** Map indexes this side named on the connection, and those the peer named. */
   readonly outMaps = new Map<string, number>();
@@ -532,7 +550,7 @@ function defaultLog(memberId: string): LogFn {
 }
 
 const POSITIVE = [
-  'maxPayload', 'requestTimeout', 'handshakeTimeout', 'maxBuffered', 'maxHandshakes', 'preAuthMaxBytes', 'helloTimeout',
+  'maxPayload', 'requestTimeout', 'unresponsiveMs', 'handshakeTimeout', 'maxBuffered', 'maxHandshakes', 'preAuthMaxBytes', 'helloTimeout',
   'maxHandshakesPerAddress', 'maxConnections', 'maxFrameElements', 'maxFrameDepth', 'maxMgetKeys',
 ] as const;
 
@@ -626,6 +644,11 @@ export class Transport extends EventEmitter {
   private readonly marks = new Array<number>(SWEEP_TICKS + 1).fill(0);
   private tick = 0;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly unresponsiveMs: number;
+  private readonly liveTimer: NodeJS.Timeout;
+  /** performance.now() of the last liveness check, and of the end of the last stall of this thread (see checkLive). */
+  private lastLiveCheck = performance.now();
+  private liveSince = 0;
 
   // bound once, passed to timers without per-call closures
   private readonly flushBound = (link: Link) => this.flush(link);
@@ -656,6 +679,9 @@ export class Transport extends EventEmitter {
     this.fastLimit = Math.min(FAST_FRAME_BYTES, this.maxPayload);
     this.sweepTimer = setInterval(this.sweepBound, Math.ceil(this.requestTimeout / SWEEP_TICKS));
     this.sweepTimer.unref();
+    this.unresponsiveMs = opts.unresponsiveMs ?? DEFAULTS.unresponsiveMs;
+    this.liveTimer = setInterval(() => this.checkLive(), Math.ceil(this.unresponsiveMs / LIVE_TICKS));
+    this.liveTimer.unref();
     this.server = server;
     this.wss = wss;
     this.url = url;
@@ -951,6 +977,7 @@ export class Transport extends EventEmitter {
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     clearInterval(this.sweepTimer);
+    clearInterval(this.liveTimer);
     const err = new GridClosedError('transport is closed');
     const links = [...this.all];
     for (const link of links) this.closeLink(link, CLOSE_GOING_AWAY, 'member closing', err);
@@ -1541,8 +1568,10 @@ export class Transport extends EventEmitter {
         }
         link.pending.delete(id);
         if (p.timer !== undefined) clearTimeout(p.timer);
+        const t = performance.now();
+        link.lastReplyAt = t;
         if (k === K_REPLY) {
-          this.latency.observe(p.kind, performance.now() - p.t0);
+          this.latency.observe(p.kind, t - p.t0);
           (p as GenericCall).resolve(f[i + 3]);
         } else p.reject(errorFromWire(f[i + 3] as WireError));
       } else if (k === K_REQUEST) {
@@ -1831,6 +1860,43 @@ export class Transport extends EventEmitter {
     if (expired !== undefined) setImmediate(this.expireManyBound, expired);
   }
 
+  /**
+   * Closes links whose peer answered nothing for unresponsiveMs while a replicated write or lease
+   * renewal waited on it (LIVE_KINDS): a peer cut off by a blackhole or a one-way partition keeps
+   * the TCP connection open, and without this every write waiting for that copy would wait for
+   * the request timeout. A peer that is merely slow also ends here when it answered nothing at all
+   * for that long; it could not have served meanwhile (its own lease is shorter), and its link is
+   * dialled again on the next send. After a stall of this thread (a pause, a long task) replies
+   * may be waiting unread in the socket: the clock restarts instead of judging the peers.
+   */
+  private checkLive(): void {
+    const t = performance.now();
+    const u = this.unresponsiveMs;
+    if (t - this.lastLiveCheck > (3 * u) / LIVE_TICKS) this.liveSince = t;
+    this.lastLiveCheck = t;
+    const since = t - u;
+    if (this.liveSince > since) return;
+    let dead: Link[] | undefined;
+    for (const link of this.links.values()) {
+      if (link.pending.size === 0 || link.lastReplyAt > since) continue;
+      for (const w of link.pending.values()) {
+        if (w.t0 <= since && LIVE_KINDS.has(w.kind)) {
+          (dead ??= []).push(link);
+          break;
+        }
+      }
+    }
+    if (dead === undefined) return;
+    // one setImmediate later, as expire() explains: a reply already read wins
+    setImmediate(() => {
+      for (const link of dead) {
+        if (link.state !== S_OPEN || link.lastReplyAt > since) continue;
+        this.log('info', `member ${safeText(link.id)} answered nothing for ${u} ms while writes waited on it: closing its link`);
+        this.closeLink(link, CLOSE_UNRESPONSIVE, 'unresponsive', new MemberUnreachableError(`member ${link.id} answered nothing for ${u} ms`, { member: link.id }));
+      }
+    });
+  }
+
   private expire(link: Link, id: number): void {
     // Runs one setImmediate after the timer: a reply already in the socket buffer (say the event
     // loop was blocked past the deadline) is read in the poll phase in between and wins.
@@ -1873,7 +1939,9 @@ export class Transport extends EventEmitter {
           return;
         }
         link.pending.delete(r.id);
-        this.latency.observe(p.kind, performance.now() - p.t0);
+        const t = performance.now();
+        link.lastReplyAt = t;
+        this.latency.observe(p.kind, t - p.t0);
         try {
           (p as FastCall).settle(r);
         } catch (e) {

@@ -118,6 +118,8 @@ export const CLOSE_BUSY = 4005;
 export const CLOSE_WRONG_URL = 4006;
 /** A sealed frame failed authentication. */
 export const CLOSE_INTEGRITY = 4007;
+/** Writes or lease renewals waited on the peer for unresponsiveMs with no reply at all (see Transport). */
+export const CLOSE_UNRESPONSIVE = 4008;
 
 /**
  * Encoder: no records (they would need structures shared by both ends), so every frame is plain

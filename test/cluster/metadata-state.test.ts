@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
-import { around, lastCopiesOf, plan } from '../../src/ring/table.js';
+import { lastCopiesOf, plan } from '../../src/ring/table.js';
 
 const P = 8;
 
@@ -72,17 +72,21 @@ describe('metadata state machine', () => {
     expect(s.table.lost[0]).toBe(6);
   });
 
-  it('a member holding last copies: around() fails over its other partitions and keeps those, and the state machine accepts that table', () => {
+  it('a member away (no lease) holding last copies: plan moves its other partitions and keeps those, and the state machine accepts that table', () => {
     const s = threeMembers();
-    const members = new Set(['a', 'b', 'c']);
     // c is removed (paused); b then holds the only copy of every partition it shared with c
     s.apply(5, { c: 'remove', id: 'c', why: 'dead' });
+    const members = new Set(['a', 'b']);
     const last = lastCopiesOf(s.table, 'b', members);
     const shared = s.table.owners.map((o, p) => (o.includes('a') && o.includes('b') ? p : -1)).filter((p) => p >= 0);
     expect(last.length).toBeGreaterThan(0);
     expect(shared.length).toBeGreaterThan(0);
     for (const p of last) expect(s.table.owners[p]).toEqual(['b']);
-    const next = around(s.table, 'b', members)!;
+    const away = new Set(['b']);
+    // without `away`, plan recreates b's last copies empty on a: the data b may bring back would be gone
+    const careless = plan(s.table, ['a'], 1, () => new Set())!;
+    for (const p of last) expect(careless.owners[p]).toEqual(['a']);
+    const next = plan(s.table, ['a'], 1, () => new Set(), away)!;
     expect(next).toBeDefined();
     for (let p = 0; p < P; p++) {
       if (last.includes(p)) expect(next.owners[p]).toEqual(['b']); // the only copy stays where it is
@@ -94,8 +98,11 @@ describe('metadata state machine', () => {
     expect(a.table?.version).toBe(6);
     expect(a.lost).toBeUndefined();
     for (const p of shared) expect(s.table.epochs[p]).toBe(before[p] === 'b' ? 6 : s.table.epochs[p]); // promoted where b was primary
-    // nothing left to move: undefined; a removal now would lose exactly the last copies
-    expect(around(s.table, 'b', members)).toBeUndefined();
+    // nothing left to move while b is away: undefined; a removal now would lose exactly the last copies
+    expect(plan(s.table, ['a'], 1, () => new Set(), away)).toBeUndefined();
+    // b back: it gets copies again (pending until synced)
+    const back = plan(s.table, ['a', 'b'], 1, () => new Set())!;
+    expect(back.pending.some((l) => l.includes('b'))).toBe(true);
     const r = s.apply(7, { c: 'remove', id: 'b', why: 'dead' });
     expect([...(r.lost ?? [])].sort()).toEqual([...last].sort());
   });

@@ -21,11 +21,11 @@
 import { EventEmitter } from 'node:events';
 import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError } from '../../errors.js';
 import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
-import { around, isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/table.js';
+import { isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
-import { LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
+import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
@@ -46,6 +46,18 @@ const CATCH_UP_TRIES = 20;
  * the only copy of some partitions; its other partitions fail over at once.
  */
 const LAST_COPY_GRACE_MS = 15_000;
+/**
+ * A member the leader granted no lease for this long (its last grant ended, and it asked for none
+ * lately) is "away": the leader's plan moves its partitions to members that hold their data, as a
+ * removal would, but leaves it its last copies and keeps it a member. It could not serve anyway
+ * (its own lease ended earlier), so this costs no availability, and SWIM need not first call it
+ * dead: a member cut off from the leader but not from everyone (one-way partitions, an isolation
+ * that lite members still reach) is never declared dead, and waiting for SWIM added 2–4 s of
+ * unavailability (native-notes "Leases and fencing").
+ */
+const AWAY_MS = LEASE_MS * (1 + DRIFT);
+/** A member that asked for a lease this recently is not away (it is reachable, only behind on tables). */
+const ASKED_RECENTLY_MS = 4 * RENEW_MS;
 /** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
 const LEAVE_MS = 2000;
 
@@ -96,6 +108,14 @@ export class Metadata extends EventEmitter {
   private readonly deadSince = new Map<string, number>();
   /** Leader: members waiting out LAST_COPY_GRACE_MS this step (out of the Raft configuration meanwhile). */
   private readonly grace = new Set<string>();
+  /** Leader: members whose partitions this step's plan moves away (in their grace, or away: AWAY_MS). */
+  private readonly away = new Set<string>();
+  /** Leader: when each member was first seen in this leadership, and when it last asked for a lease (now() clock). */
+  private readonly memberSince = new Map<string, number>();
+  private readonly lastAsked = new Map<string, number>();
+  /** Leader: since when its steps ran without a stall and its leadership was sure, and when the last step ran. */
+  private awakeSince = 0;
+  private lastStep = 0;
   private readonly proposedDrops = new Set<string>();
   private readonly proposedJoins = new Set<string>();
   private confPendingIndex = 0;
@@ -437,6 +457,9 @@ export class Metadata extends EventEmitter {
     this.proposedTableBase = -1;
     this.proposedRemovals.clear();
     this.deadSince.clear();
+    this.memberSince.clear();
+    this.lastAsked.clear();
+    this.awakeSince = now();
     this.proposedDrops.clear();
     this.proposedJoins.clear();
     this.confPendingIndex = 0;
@@ -457,26 +480,32 @@ export class Metadata extends EventEmitter {
     // surely ended: until then it may still serve (a pause), and a member that still renews its
     // lease is alive whatever SWIM says (an overloaded member that answers pings late)
     const t = st.table;
-    let waiting: string | undefined;
+    const t0 = now();
+    // a stalled leader (a pause, a long task) could not renew anyone: judge nobody away until it has run a whole lease since
+    if (t0 - this.lastStep > 3 * TICK_MS || !this.leaderLeaseValid()) this.awakeSince = t0;
+    this.lastStep = t0;
     this.grace.clear();
+    this.away.clear();
     for (const id of st.members.keys()) {
       if (id === me || this.proposedRemovals.has(id)) continue;
+      if (!this.memberSince.has(id)) this.memberSince.set(id, t0);
       const s = this.host.swimStatus(id);
       if (s !== 'dead') this.deadSince.delete(id);
+      if (s !== 'left' && this.isAway(id, t0)) this.away.add(id);
       if (s === 'dead' && this.leases.mayHold(id)) continue;
       if (s === 'dead') {
         // a member holding the only copy of some partitions is not removed at once: a removal
         // destroys that data for good (the member drops everything and rejoins), and a member
         // SWIM calls dead may only be slow (an overloaded machine: nemesis seed 7000 schedule 4
         // lost 95 partitions when a member still streaming the copies of a paused one was
-        // declared dead). Its other partitions fail over meanwhile (around()); if it refutes
+        // declared dead). Its other partitions fail over meanwhile (plan with `away`); if it refutes
         // within the grace, nothing is lost; if it is really gone, the removal comes later and
         // reports those partitions lost, as it would have at once.
         const since = this.deadSince.get(id) ?? now();
         this.deadSince.set(id, since);
         if (now() - since < LAST_COPY_GRACE_MS && lastCopiesOf(t, id, st.members).length > 0) {
-          waiting ??= id;
           this.grace.add(id);
+          this.away.add(id);
           continue;
         }
       }
@@ -485,8 +514,15 @@ export class Metadata extends EventEmitter {
     this.reconcileConfig();
     // the table: one proposal in flight at a time
     if (this.proposedTableBase === st.table.version || st.members.size === 0) return;
-    const moved = waiting === undefined ? undefined : around(t, waiting, st.members);
-    const next = moved ?? plan(t, [...st.members.keys()], this.host.backups, (p) => this.syncedAt(p, t.epochs[p]));
+    for (const id of this.memberSince.keys()) {
+      if (!st.members.has(id)) {
+        this.memberSince.delete(id);
+        this.lastAsked.delete(id);
+      }
+    }
+    // members away keep their last copies (plan leaves a partition that only they hold as it is) and get nothing new
+    const live = [...st.members.keys()].filter((id) => !this.away.has(id));
+    const next = plan(t, live, this.host.backups, (p) => this.syncedAt(p, t.epochs[p]), this.away);
     if (next === undefined) return;
     if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
   }
@@ -583,7 +619,21 @@ export class Metadata extends EventEmitter {
   private onLease(b: unknown, from: string): unknown {
     const v = (b as { v?: unknown } | null)?.v;
     if (!Number.isSafeInteger(v) || (v as number) < 0) throw new ProtocolError('malformed lease request');
+    if (this.isLeader() && this.state.members.has(from)) this.lastAsked.set(from, now());
     return this.grant(from, v as number);
+  }
+
+  /**
+   * Leader: whether member `id` is away (AWAY_MS): this leader ran without a stall for a whole lease
+   * and knew the member that long, the member's last grant ended, and it has not asked lately.
+   */
+  private isAway(id: string, t: number): boolean {
+    return (
+      t - this.awakeSince >= AWAY_MS &&
+      t - (this.memberSince.get(id) ?? t) >= AWAY_MS &&
+      !this.leases.mayHold(id) &&
+      t - (this.lastAsked.get(id) ?? 0) >= ASKED_RECENTLY_MS
+    );
   }
 
   private grant(id: string, v: number): { d: number; s: number } | { removed: true } {
