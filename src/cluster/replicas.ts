@@ -21,6 +21,8 @@ import { type Unsettled, UnsettledWrites, keyOf } from './unsettled.js';
 const DROP_WAIT_MS = 10_000;
 /** A key whose replicated write failed is shipped again after this long (resyncLater). */
 const RESYNC_MS = 1_000;
+/** How often writes waiting on the table check that this member's lease still covers them. */
+const LEASE_WATCH_MS = 100;
 /** A copy that has not applied the current epoch yet gets the write again this many times (10, 20, 40 … 200 ms apart). */
 const COPY_CATCH_UP_TRIES = 16;
 
@@ -38,7 +40,9 @@ export class Replicas {
   private readonly partitions: number;
   private tableWaiters: Array<() => void> = [];
   /** Writes waiting for a table that dropped a copy they could not reach. */
-  private dropWaiters: Array<(t: PartitionTable | undefined) => boolean> = [];
+  private dropWaiters: Array<(t: PartitionTable | undefined, leaseCheck?: boolean) => boolean> = [];
+  /** While writes wait on the table: checks every LEASE_WATCH_MS that this member's lease still covers them (untilTable). */
+  private leaseWatch: NodeJS.Timeout | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
   private readonly inflight = new Map<string, Map<string, unknown>>();
 
@@ -321,10 +325,19 @@ export class Replicas {
    */
   private untilTable(p: number, epoch: number, what: string, ready: (t: PartitionTable) => boolean, done: (err?: unknown) => void, timeout: () => unknown): boolean {
     let timer: NodeJS.Timeout | undefined;
-    const check = (t: PartitionTable | undefined): boolean => {
+    const check = (t: PartitionTable | undefined, leaseCheck = false): boolean => {
       if (t === undefined || t.owners[p][0] !== this.ctx.memberId || t.epochs[p] !== epoch) {
         clearTimeout(timer);
         done(new PartitionMovedError(`partition ${p} moved ${what}`, { partition: p, version: t?.version ?? 0 }));
+        return true;
+      }
+      // A primary cut off from the leader can never see the table it waits for, and lost its
+      // lease: the write fails (retryable; it may be applied, as any write that fails after it
+      // was sent) instead of holding its caller up to DROP_WAIT_MS. A retry with the same request
+      // id is deduplicated wherever it lands.
+      if (leaseCheck && !UNFENCED && !this.ctx.meta.lease.covers(epoch)) {
+        clearTimeout(timer);
+        done(new PartitionUnavailableError(`partition ${p}: member ${this.ctx.memberId} lost its lease ${what}`, { partition: p, epoch }));
         return true;
       }
       if (!ready(t)) return false;
@@ -334,6 +347,16 @@ export class Replicas {
     };
     if (check(this.table)) return true;
     this.dropWaiters.push(check);
+    if (this.leaseWatch === undefined) {
+      this.leaseWatch = setInterval(() => {
+        if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(this.table, true));
+        if (this.dropWaiters.length === 0) {
+          clearInterval(this.leaseWatch);
+          this.leaseWatch = undefined;
+        }
+      }, LEASE_WATCH_MS);
+      this.leaseWatch.unref();
+    }
     timer = setTimeout(() => {
       const i = this.dropWaiters.indexOf(check);
       if (i >= 0) this.dropWaiters.splice(i, 1);

@@ -225,10 +225,11 @@ const PENDING_RING = 1024;
 /** Sweeps per requestTimeout (see the header: a request expires 1 to 1 + 1/SWEEP_TICKS timeouts after it was made). */
 const SWEEP_TICKS = 4;
 /**
- * Request kinds whose lateness holds writes or leases (see unresponsiveMs): FAST REP, generic
- * grid.rep, lease renewals. Other requests (a compute, a snapshot chunk) may legitimately take long.
+ * Request kinds whose lateness holds writes, leases or clients (see unresponsiveMs): FAST GET,
+ * SET, MGET and REP, generic grid.rep, lease renewals. Other requests (a compute, a snapshot
+ * chunk) may keep a peer's main thread busy for long.
  */
-const LIVE_KINDS: ReadonlySet<string> = new Set(['rep', 'grid.rep', 'meta.lease']);
+const LIVE_KINDS: ReadonlySet<string> = new Set(['get', 'set', 'mget', 'rep', 'grid.rep', 'meta.lease']);
 /** Liveness checks per unresponsiveMs. */
 const LIVE_TICKS = 8;
 /** After close() sends close frames, sockets that have not closed are destroyed after this long. */
@@ -444,8 +445,9 @@ class Link implements FastPeer {
   blocked = false;
   drainPoll: NodeJS.Timeout | undefined;
   readonly pending = new PendingTable();
-  /** performance.now() of the last reply received to one of our requests (see checkLive). */
+  /** performance.now() of the last reply (or WebSocket pong) received to one of our requests, and of the last ping sent (see checkLive). */
   lastReplyAt = 0;
+  pingAt = 0;
   nextId = 0;
   /** Map indexes this side named on the connection, and those the peer named. */
   readonly outMaps = new Map<string, number>();
@@ -1077,6 +1079,10 @@ export class Transport extends EventEmitter {
     });
     ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
+    // the answer to checkLive's ping: the peer reads its socket, it is only slow to reply
+    ws.on('pong', () => {
+      if (link.state === S_OPEN) link.lastReplyAt = performance.now();
+    });
   }
 
   /** Handles one received message; whatever it does, it can only close its own link: never throws into ws (or the process). */
@@ -1861,37 +1867,47 @@ export class Transport extends EventEmitter {
   }
 
   /**
-   * Closes links whose peer answered nothing for unresponsiveMs while a replicated write or lease
-   * renewal waited on it (LIVE_KINDS): a peer cut off by a blackhole or a one-way partition keeps
-   * the TCP connection open, and without this every write waiting for that copy would wait for
-   * the request timeout. A peer that is merely slow also ends here when it answered nothing at all
-   * for that long; it could not have served meanwhile (its own lease is shorter), and its link is
-   * dialled again on the next send. After a stall of this thread (a pause, a long task) replies
-   * may be waiting unread in the socket: the clock restarts instead of judging the peers.
+   * Closes links whose peer answered nothing for unresponsiveMs while a request of LIVE_KINDS
+   * waited on it: a peer cut off by a blackhole or a one-way partition keeps the TCP connection
+   * open, and without this every write waiting for that copy (and every client request to that
+   * primary) would wait for the request timeout. After half that silence the link is pinged
+   * (WebSocket ping): a peer that answers the ping is reading its socket, only slow to reply (a
+   * write waiting for a copy, a big MGET), and is left alone. One that answers neither could not
+   * have served meanwhile (its own lease is shorter), and its link is dialled again on the next
+   * send. After a stall of this thread (a pause, a long task) replies may be waiting unread in the
+   * socket: the clock restarts instead of judging the peers.
    */
   private checkLive(): void {
     const t = performance.now();
     const u = this.unresponsiveMs;
     if (t - this.lastLiveCheck > (3 * u) / LIVE_TICKS) this.liveSince = t;
     this.lastLiveCheck = t;
+    const half = t - u / 2;
+    if (this.liveSince > half) return;
     const since = t - u;
-    if (this.liveSince > since) return;
     let dead: Link[] | undefined;
     for (const link of this.links.values()) {
-      if (link.pending.size === 0 || link.lastReplyAt > since) continue;
-      for (const w of link.pending.values()) {
-        if (w.t0 <= since && LIVE_KINDS.has(w.kind)) {
-          (dead ??= []).push(link);
-          break;
+      if (link.pending.size === 0 || link.lastReplyAt > half) continue;
+      let oldest = t;
+      for (const w of link.pending.values()) if (w.t0 < oldest && LIVE_KINDS.has(w.kind)) oldest = w.t0;
+      if (oldest > half) continue;
+      if (link.pingAt <= link.lastReplyAt) {
+        link.pingAt = t;
+        try {
+          link.ws.ping();
+        } catch {
+          // closing already
         }
+      } else if (oldest <= since && link.lastReplyAt <= since && link.pingAt <= t - u / 4 && this.liveSince <= since) {
+        (dead ??= []).push(link);
       }
     }
     if (dead === undefined) return;
-    // one setImmediate later, as expire() explains: a reply already read wins
+    // one setImmediate later, as expire() explains: a reply (or pong) already read wins
     setImmediate(() => {
       for (const link of dead) {
         if (link.state !== S_OPEN || link.lastReplyAt > since) continue;
-        this.log('info', `member ${safeText(link.id)} answered nothing for ${u} ms while writes waited on it: closing its link`);
+        this.log('info', `member ${safeText(link.id)} answered nothing, not even a ping, for ${u} ms while requests waited on it: closing its link`);
         this.closeLink(link, CLOSE_UNRESPONSIVE, 'unresponsive', new MemberUnreachableError(`member ${link.id} answered nothing for ${u} ms`, { member: link.id }));
       }
     });
