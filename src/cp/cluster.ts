@@ -30,6 +30,8 @@ const ATTEMPT_MS = 10_000;
 /** Give up on an operation (no leader, no data member) after this long: GRID_ERR_TIMEOUT. */
 const OP_DEADLINE_MS = 30_000;
 const LITE_REQUEST_MS = 6000;
+/** A lite member asks the data member it uses who leads the metadata group at most this often. */
+const LEADER_ASK_MS = 2000;
 
 
 type Body = Record<string, unknown> & { o: string };
@@ -97,6 +99,7 @@ class DataLink implements CpLink {
 
 class LiteLink implements CpLink {
   private via: string | undefined;
+  private leaderAskedAt = 0;
   constructor(private readonly node: ClusterNode) {}
   private async request<T>(type: string, body: unknown): Promise<T> {
     const tried = new Set<string>();
@@ -108,12 +111,33 @@ class LiteLink implements CpLink {
         await this.node.ensureLink(id);
         const r = await this.node.transport.request<T>(id, type, body, LITE_REQUEST_MS);
         this.via = id;
+        this.findLeader(id);
         return r;
       } catch (e) {
         if (this.via === id) this.via = undefined;
         if (!(e instanceof MemberUnreachableError) && (e as { code?: string }).code !== 'GRID_ERR_TIMEOUT' && (e as { code?: string }).code !== 'GRID_ERR_MEMBER_LEFT') throw e;
       }
     }
+  }
+  /**
+   * Every LEADER_ASK_MS at most: asks the data member in use (`via`) who leads the metadata group,
+   * and uses the leader from then on. Any data member serves a lite member's commands, but one that
+   * does not lead relays each to the leader and learns its result from the next commit notice: two
+   * hops more per command. Only a routing preference: a leader that is gone fails the next
+   * request, which picks another member, and dedupe makes a command asked again of another member
+   * apply once.
+   */
+  private findLeader(via: string): void {
+    const t = Date.now();
+    if (t - this.leaderAskedAt < LEADER_ASK_MS) return;
+    this.leaderAskedAt = t;
+    this.node.transport.request<{ leader?: unknown } | null>(via, 'meta.leader?', null, LEADER_ASK_MS).then((r) => {
+      const l = r?.leader;
+      if (typeof l !== 'string' || l === this.via || !this.node.membership.members().some((m) => m.id === l && !m.lite && m.status === 'alive')) return;
+      return this.node.ensureLink(l).then(() => {
+        if (this.via === via) this.via = l;
+      });
+    }).catch(() => undefined);
   }
   private pick(tried: Set<string>): string | undefined {
     if (this.via !== undefined && !tried.has(this.via)) return this.via;
@@ -191,6 +215,8 @@ export class ClusterCp {
   private sessionId = 0;
   private seq = 0;
   private readonly outstanding = new Set<number>();
+  /** The lowest sequence number in `outstanding` (seq + 1 when empty): moves up as the oldest are answered. */
+  private lowest = 1;
   private hb: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -254,13 +280,14 @@ export class ClusterCp {
   /** One command in session s, resubmitted with the same sequence until it has a final result. */
   private async inSession(s: number, body: Body, until: number | undefined): Promise<CpResult> {
     const q = ++this.seq;
+    if (this.outstanding.size === 0) this.lowest = q;
     this.outstanding.add(q);
     const deadline = Date.now() + OP_DEADLINE_MS;
     const waits = body.w === true;
     try {
       for (;;) {
         if (this.closed) throw new GridClosedError('grid closed during a CP operation');
-        const a = Math.min(...this.outstanding);
+        const a = this.lowest;
         const left = until === undefined ? ATTEMPT_MS : Math.max(1, Math.min(ATTEMPT_MS, until - Date.now()));
         const t0 = Date.now();
         const r = await this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left);
@@ -278,6 +305,8 @@ export class ClusterCp {
       }
     } finally {
       this.outstanding.delete(q);
+      // sequence numbers only grow: the next outstanding one is above (amortized O(1) per command)
+      if (q === this.lowest) while (this.lowest <= this.seq && !this.outstanding.has(this.lowest)) this.lowest++;
     }
   }
 

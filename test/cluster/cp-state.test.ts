@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CP_LIMITS, CpState, isCpSnapshot, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { CP_LIMITS, CpState, TOKEN_SLOTS, cpBatchTooBig, isCpSnapshot, isOversizedCpBatch, packCpEntries, parseCpBatch, parseCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
 import { isTable } from '../../src/ring/table.js';
 import { packr, unpackr } from '../../src/transport/wire.js';
@@ -12,6 +12,10 @@ class Log {
     const parsed = parseCpCommand(unpackr.unpack(packr.pack(cmd)));
     expect(parsed, JSON.stringify(cmd)).toBeDefined();
     return this.st.apply(++this.index, parsed as CpCommand);
+  }
+  /** The stamp of the last single-command entry: the token of a hold it granted. */
+  get stamp(): number {
+    return stampOf(this.index, 0);
   }
   open(key: string, ttl = 5000): number {
     const a = this.apply({ c: 'cp', o: 'open', k: key, h: 'm1', t: ttl });
@@ -31,12 +35,132 @@ class Client {
   }
 }
 
+/**
+ * A metadata log as members apply it: each entry packed as the leader packs it (`packCpEntries`),
+ * checked for its byte bound, decoded, strictly parsed and applied by MetaState.
+ */
+class MetaLog {
+  index = 0;
+  readonly ms = new MetaState(4);
+  /** Proposes `cmds` as the leader does; the CpApplied of every command, in order, with the index it applied at. */
+  propose(cmds: CpCommand[]): Array<{ index: number; a: CpApplied }> {
+    const out: Array<{ index: number; a: CpApplied }> = [];
+    for (const data of packCpEntries(cmds, (x) => packr.pack(x))) {
+      expect(isOversizedCpBatch(data)).toBe(false);
+      const cmd = parseCommand(unpackr.unpack(data), 4);
+      expect(cmd).toBeDefined();
+      const index = ++this.index;
+      for (const a of this.ms.apply(index, cmd).cp!) out.push({ index, a });
+    }
+    return out;
+  }
+  open(key: string): number {
+    return this.propose([{ c: 'cp', o: 'open', k: key, h: 'm1', t: 5000 }])[0].a.opened!.id;
+  }
+}
+
+describe('CP batch entries', () => {
+  const cmd = (s: number, q: number, body: Record<string, unknown>) => ({ c: 'cp', s, q, a: 0, ...body }) as CpCommand;
+
+  it('one entry that locks, queues, hands on and relocks the same lock gives strictly increasing tokens, and later entries continue above them', () => {
+    const log = new MetaLog();
+    const [a, b] = [log.open('a'), log.open('b')];
+    const r = log.propose([
+      cmd(a, 1, { o: 'lock', n: 'L', l: 0, w: true }), // granted: position 0
+      cmd(b, 1, { o: 'lock', n: 'L', l: 0, w: true }), // queued
+      cmd(a, 2, { o: 'unlock', n: 'L' }), // hands L to b: position 2
+      cmd(b, 2, { o: 'unlock', n: 'L' }), // free
+      cmd(a, 3, { o: 'lock', n: 'L', l: 0, w: true }), // granted again: position 4
+    ]);
+    expect(new Set(r.map((x) => x.index)).size).toBe(1); // one entry
+    const index = r[0].index;
+    expect(r[0].a.result!.r).toEqual(['v', stampOf(index, 0)]);
+    expect(r[1].a.result!.r).toEqual(['q']);
+    expect(r[2].a.grants).toEqual([{ s: b, q: 1, result: ['v', stampOf(index, 2)] }]);
+    expect(r[4].a.result!.r).toEqual(['v', stampOf(index, 4)]);
+    const tokens = [r[0].a.result!.r[1], r[2].a.grants![0].result[1], r[4].a.result!.r[1]] as number[];
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
+    expect(log.ms.cp.lockState('L')).toEqual({ holder: a, token: tokens[2] });
+    // b's retried lock answers with the token it was granted in the middle of the entry
+    const again = log.propose([cmd(b, 1, { o: 'lock', n: 'L', l: 0, w: true })]);
+    expect(again[0].a.result!.r).toEqual(['v', tokens[1]]);
+    // the next grant, a plain single-command entry, is above every token of the batch
+    const next = log.propose([cmd(a, 4, { o: 'unlock', n: 'L' })]);
+    expect(next).toHaveLength(1);
+    const single = log.propose([cmd(b, 3, { o: 'lock', n: 'L', l: 0, w: false })]);
+    expect(single[0].a.result!.r[1]).toBe(stampOf(single[0].index, 0));
+    expect(single[0].a.result!.r[1]).toBeGreaterThan(tokens[2]);
+    // two opens in one entry get two sessions
+    const opens = log.propose([{ c: 'cp', o: 'open', k: 'c', h: 'm1', t: 5000 }, { c: 'cp', o: 'open', k: 'd', h: 'm1', t: 5000 }]);
+    expect(opens[0].index).toBe(opens[1].index);
+    expect(opens[0].a.opened!.id).not.toBe(opens[1].a.opened!.id);
+    expect(log.ms.cp.hasSession(opens[0].a.opened!.id) && log.ms.cp.hasSession(opens[1].a.opened!.id)).toBe(true);
+  });
+
+  it('a command retried inside the same batch, or in a later batch among other commands, applies once and returns its first result', () => {
+    const log = new MetaLog();
+    const [a, b] = [log.open('a'), log.open('b')];
+    const first = log.propose([cmd(a, 1, { o: 'ladd', n: 'N', d: 5 }), cmd(b, 1, { o: 'ladd', n: 'N', d: 100 }), cmd(a, 1, { o: 'ladd', n: 'N', d: 5 })]);
+    expect(first.map((x) => x.a.result!.r)).toEqual([['v', 5], ['v', 105], ['v', 5]]);
+    const later = log.propose([cmd(b, 2, { o: 'ladd', n: 'N', d: 1 }), cmd(a, 1, { o: 'ladd', n: 'N', d: 5 }), cmd(b, 1, { o: 'ladd', n: 'N', d: 100 })]);
+    expect(later.map((x) => x.a.result!.r)).toEqual([['v', 106], ['v', 5], ['v', 105]]);
+    expect(log.ms.cp.longValue('N')).toBe(106);
+  });
+
+  it('packs at most maxBatch commands and maxBatchBytes per entry, in order, and a single command as a plain cp entry', () => {
+    const many = Array.from({ length: CP_LIMITS.maxBatch * 2 + 1 }, (_, i) => cmd(1, i + 1, { o: 'ladd', n: 'N', d: 1 }));
+    const entries = packCpEntries(many, (x) => packr.pack(x));
+    expect(entries).toHaveLength(3);
+    const decoded = entries.map((e) => parseCommand(unpackr.unpack(e), 4)!);
+    expect(decoded.map((d) => d.c)).toEqual(['cpb', 'cpb', 'cp']);
+    expect(decoded.flatMap((d) => (d.c === 'cpb' ? d.b : [d]))).toEqual(many);
+    const big = Array.from({ length: 40 }, (_, i) => cmd(1, i + 1, { o: 'rset', n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes) }));
+    const bigEntries = packCpEntries(big, (x) => packr.pack(x));
+    expect(bigEntries.length).toBeGreaterThan(2);
+    for (const e of bigEntries) expect(e.length).toBeLessThanOrEqual(CP_LIMITS.maxBatchBytes);
+    const flat = bigEntries.map((e) => parseCommand(unpackr.unpack(e), 4)!).flatMap((d) => (d.c === 'cpb' ? d.b : [d]));
+    expect(flat.map((c) => (c as { q: number }).q)).toEqual(big.map((c) => (c as { q: number }).q));
+  });
+
+  it('refuses malformed and oversized batches: empty, too many commands, one bad command, extra keys, over the byte bound undecoded', () => {
+    const ok = cmd(3, 1, { o: 'lock', n: 'L', l: 0, w: true });
+    expect(parseCpBatch({ c: 'cpb', b: [ok, ok] })).toEqual({ c: 'cpb', b: [ok, ok] });
+    const bad: unknown[] = [
+      { c: 'cpb', b: [] }, { c: 'cpb', b: ok }, { c: 'cpb' }, { c: 'cpb', b: [ok], x: 1 }, { c: 'cpb', b: [ok, { ...ok, s: 0 }] },
+      { c: 'cpb', b: [ok, { c: 'cpb', b: [ok] }] }, { c: 'cpb', b: Array.from({ length: CP_LIMITS.maxBatch + 1 }, () => ok) },
+      { c: 'cpb', b: [ok, { c: 'join', id: 'm1', url: 'ws://127.0.0.1:1' }] },
+      JSON.parse(`{"c":"cpb","b":[${JSON.stringify(ok)}],"__proto__":{"x":1}}`),
+    ];
+    for (const x of bad) {
+      expect(parseCpBatch(x), JSON.stringify(x).slice(0, 80)).toBeUndefined();
+      expect(parseCommand(x, 4)).toBeUndefined();
+    }
+    // a batch over the byte bound (one a faulty or hostile leader made) is known by its first bytes, before decoding
+    const huge = packr.pack({ c: 'cpb', b: Array.from({ length: 20 }, (_, i) => cmd(1, i + 1, { o: 'rset', n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes) })) });
+    expect(huge.length).toBeGreaterThan(CP_LIMITS.maxBatchBytes);
+    expect(isOversizedCpBatch(huge)).toBe(true);
+    // the fixmap form of the header too; with its keys reordered it is decoded, then refused by its size
+    const fixmap = new Uint8Array(huge.length - 2);
+    fixmap[0] = 0x82;
+    fixmap.set(huge.subarray(3), 1);
+    expect(isOversizedCpBatch(fixmap)).toBe(true);
+    const reordered = packr.pack({ b: unpackr.unpack(huge).b, c: 'cpb' });
+    expect(isOversizedCpBatch(reordered)).toBe(false);
+    expect(cpBatchTooBig(parseCommand(unpackr.unpack(reordered), 4), reordered.length)).toBe(true);
+    expect(cpBatchTooBig(parseCommand(packr.pack({ c: 'cpb', b: [ok, ok] }), 4), 100)).toBe(false);
+    expect(isOversizedCpBatch(packr.pack({ c: 'cpb', b: [ok, ok] }))).toBe(false);
+    // anything else that large is not a batch (its own parser bounds it)
+    expect(isOversizedCpBatch(packr.pack({ c: 'table', pad: new Uint8Array(CP_LIMITS.maxBatchBytes + 1) }))).toBe(false);
+    expect(isOversizedCpBatch(packr.pack([new Uint8Array(CP_LIMITS.maxBatchBytes + 1)]))).toBe(false);
+  });
+});
+
 describe('CP state machine', () => {
-  it('a lock token is the index of the granting entry; waiters get the lock in arrival order, tokens strictly increasing', () => {
+  it('a lock token is the stamp of the granting entry (index × TOKEN_SLOTS); waiters get the lock in arrival order, tokens strictly increasing', () => {
     const log = new Log();
     const cs = [1, 2, 3, 4].map((i) => new Client(log, log.open(`k${i}`)));
     const first = cs[0].cmd({ o: 'lock', n: 'L', l: 0, w: true });
-    expect(first.r).toEqual(['v', log.index]);
+    expect(first.r).toEqual(['v', log.index * TOKEN_SLOTS]);
     // three waiters queue in order 3, 1, 2
     const order = [cs[3], cs[1], cs[2]];
     const qs = order.map((c) => c.cmd({ o: 'lock', n: 'L', l: 0, w: true }));
@@ -46,9 +170,9 @@ describe('CP state machine', () => {
     for (const next of order) {
       const u = holder.cmd({ o: 'unlock', n: 'L' });
       expect(u.r).toEqual(['v', true]);
-      expect(u.a.grants).toEqual([{ s: next.s, q: next.q, result: ['v', log.index] }]);
-      expect(log.index).toBeGreaterThan(last);
-      last = log.index;
+      expect(u.a.grants).toEqual([{ s: next.s, q: next.q, result: ['v', log.stamp] }]);
+      expect(log.stamp).toBeGreaterThan(last);
+      last = log.stamp;
       expect(log.st.lockState('L')).toEqual({ holder: next.s, token: last });
       holder = next;
     }
@@ -80,7 +204,7 @@ describe('CP state machine', () => {
           const qu = queues.get(n)!.filter(([s]) => log.st.hasSession(s));
           expect(qu[0]).toEqual([g.s, g.q]);
           queues.set(n, qu.slice(1));
-          expect(t).toBe(log.index);
+          expect(t).toBe(log.stamp);
           expect(t).toBeGreaterThan(lastToken.get(n) ?? 0);
           lastToken.set(n, t);
         }
@@ -99,7 +223,7 @@ describe('CP state machine', () => {
           const { r, a } = c.cmd({ o: 'lock', n, l: rnd(2) === 0 ? 0 : 1000, w: rnd(4) !== 0 });
           check(a);
           if (r[0] === 'v' && r[1] !== 0) {
-            expect(r[1]).toBe(log.index);
+            expect(r[1]).toBe(log.stamp);
             expect(r[1]).toBeGreaterThan(lastToken.get(n) ?? 0);
             lastToken.set(n, r[1] as number);
           } else if (r[0] === 'q') {
@@ -139,11 +263,11 @@ describe('CP state machine', () => {
     const ex = log.apply({ c: 'cp', o: 'expire', s: a.s });
     expect(ex.ended).toEqual([a.s]);
     expect(ex.grants).toEqual([
-      { s: b.s, q: bq.a.result!.q, result: ['v', log.index] },
+      { s: b.s, q: bq.a.result!.q, result: ['v', log.stamp] },
       { s: b.s, q: b.q, result: ['v', true] },
       { s: c.s, q: c.q, result: ['v', true] },
     ]);
-    expect(log.st.lockState('L')).toEqual({ holder: b.s, token: log.index });
+    expect(log.st.lockState('L')).toEqual({ holder: b.s, token: log.stamp });
     expect(log.st.semAvailable('S', -1)).toBe(0);
     // the expired session can do nothing more
     expect(a.cmd({ o: 'unlock', n: 'L' }).r[1]).toBe('GRID_ERR_CP_SESSION');

@@ -41,7 +41,7 @@ export interface CpDriverHost {
   readonly log: LogFn;
   isLeader(): boolean;
   leaderId(): string | undefined;
-  /** Proposes on this (leader) node: the index, or -1. */
+  /** Proposes on this (leader) node, with the other CP commands of this task in one entry: 0, or -1 when it does not lead. */
   propose(cmd: CpCommand): number;
   /** Asks the Raft core for a read index; false when it cannot now (no leader known, too many reads). */
   readIndex(rid: string): boolean;
@@ -93,9 +93,8 @@ export class CpDriver {
 
   // ── from the metadata driver ──────────────────────────────────────────────────────────────────
 
-  /** An applied CP entry: results, grants, sessions opened and ended; the leader times leases. */
-  applied(a: CpApplied, index: number): void {
-    void index;
+  /** An applied CP command (one of an entry's): results, grants, sessions opened and ended; the leader times leases. */
+  applied(a: CpApplied): void {
     if (a.opened !== undefined) {
       this.openers.get(a.opened.key)?.(a.opened.id);
       this.openers.delete(a.opened.key);

@@ -13,7 +13,7 @@
  *
  * ```
  * open     { k, h, t }            open a session: client key k (a retried open with the same k
- *                                 gets the same session), host member h, TTL t ms; id = the index
+ *                                 gets the same session), host member h, TTL t ms; id = its stamp
  * expire   { s }                  leader: session s missed its TTL (its locks, permits and waits end)
  * close    { s, q, a }            the client ends session s
  * lock     { s, q, a, n, l, w }   acquire lock n, lease l ms (0: none), w: wait in the FIFO queue
@@ -30,17 +30,35 @@
  * rcasv    { s, q, a, n, e, v }   by version
  * ```
  *
+ * Batches: the leader packs the CP commands it proposes within one task into one entry,
+ * `{ c: 'cpb', b: [command, ...] }` (at most CP_LIMITS.maxBatch commands and maxBatchBytes
+ * encoded bytes; `parseCpBatch`), applied in order; command i of the entry is at *position* i. A
+ * log may hold both forms: a single-command entry `{ c: 'cp', ... }` is position 0 of its index.
+ *
  * Exactly once: every session command carries (s, q). The result of each is remembered per
  * session (at most CP_LIMITS.maxResults, and only while the client may still retry it: the client
  * sends `a`, below which it has every answer), so a retry — after a leader change, a lost reply, a
  * timeout — gets the first result and never applies twice. A sequence number below what the
  * session still remembers is refused (GRID_ERR_CP_SESSION: its outcome is unknown), never applied.
  *
- * Tokens: a lock's fencing token is the log index of the entry that granted the hold (the
- * `lock` itself, or the `unlock`/`expire`/`leaseEnd`/`close` that handed it to the next waiter).
- * One entry grants at most one hold per name and indexes only grow, so tokens strictly increase
- * per name, on every member, across leader changes and snapshots.
+ * Tokens: a lock's fencing token is the *stamp* of the command that granted the hold (the
+ * `lock` itself, or the `unlock`/`expire`/`leaseEnd`/`close` that handed it to the next waiter):
+ * `stamp = index * TOKEN_SLOTS + position`. One command grants at most one hold per name, and
+ * stamps strictly increase along the log (index first, then position in the entry; positions are
+ * below TOKEN_SLOTS), so tokens strictly increase per name, on every member, across leader changes
+ * and snapshots — also when one batch acquires, releases and hands on the same lock. A session's id
+ * is the stamp of its `open` (two opens in one batch get two ids).
  */
+
+/**
+ * Positions per log index in a stamp (`index * TOKEN_SLOTS + position`). Stamps stay safe integers
+ * up to index 2^53 / 1024 ≈ 8.8e12: 28 years of 10,000 entries a second (the log lives as long as
+ * its members: nothing is persisted).
+ */
+export const TOKEN_SLOTS = 1024;
+
+/** The stamp of the command at `position` of the entry at `index`: tokens and session ids. */
+export const stampOf = (index: number, position: number): number => index * TOKEN_SLOTS + position;
 
 /** Bounds on what the log may hold: every byte of a command came from the wire. */
 export const CP_LIMITS = Object.freeze({
@@ -63,6 +81,10 @@ export const CP_LIMITS = Object.freeze({
   maxLeaseMs: 365 * 24 * 3600_000,
   /** characters of a session key or member id */
   maxKeyChars: 128,
+  /** commands in one batch entry (below TOKEN_SLOTS: a position must fit in a stamp) */
+  maxBatch: 256,
+  /** encoded bytes of one batch entry (a single command always fits: a name and two refs are < 132 KiB) */
+  maxBatchBytes: 1024 * 1024,
 });
 
 export type CpKind = 'lock' | 'sem' | 'long' | 'ref';
@@ -91,6 +113,9 @@ export type CpCommand =
   | (Base & { o: 'rset'; n: string; v: Uint8Array | null })
   | (Base & { o: 'rcas'; n: string; e: Uint8Array | null; v: Uint8Array | null })
   | (Base & { o: 'rcasv'; n: string; e: number; v: Uint8Array | null });
+
+/** Several CP commands in one log entry, applied in order (positions 0, 1, ...). */
+export interface CpBatch { c: 'cpb'; b: CpCommand[] }
 
 /** A waiter of session s (its command q) granted by this entry: the member hosting s resolves it. */
 export interface CpGrant { s: number; q: number; result: CpResult }
@@ -132,7 +157,8 @@ const utf8 = new TextEncoder();
 
 export function isCpName(x: unknown): x is string {
   if (typeof x !== 'string' || x.length === 0 || x.length > CP_LIMITS.maxNameBytes) return false;
-  return utf8.encode(x).length <= CP_LIMITS.maxNameBytes;
+  // a UTF-16 code unit encodes to at most 3 UTF-8 bytes: short names need no encoding
+  return x.length * 3 <= CP_LIMITS.maxNameBytes || utf8.encode(x).length <= CP_LIMITS.maxNameBytes;
 }
 const isKey = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= CP_LIMITS.maxKeyChars && KEY_RE.test(x);
 const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
@@ -218,6 +244,67 @@ export function parseCpCommand(x: unknown): CpCommand | undefined {
   return undefined;
 }
 
+/**
+ * An encoded batch entry starts with a map header of 2 entries (fixmap 0x82, or map16/map32, which
+ * packr writes) and then key 'c' = 'cpb': `isOversizedCpBatch` looks at these bytes before decoding.
+ */
+const BATCH_TAIL = Uint8Array.of(0xa1, 0x63, 0xa3, 0x63, 0x70, 0x62);
+
+/**
+ * Whether `data` is an encoded batch entry larger than CP_LIMITS.maxBatchBytes, known by its first
+ * bytes: refused undecoded. (A batch encoded otherwise, keys reordered, is decoded, bounded by the
+ * Raft core's entry limit, and refused after: `cpBatchTooBig`.)
+ */
+export function isOversizedCpBatch(data: Uint8Array): boolean {
+  if (data.length <= CP_LIMITS.maxBatchBytes) return false;
+  const h = data[0] === 0x82 ? 1 : data[0] === 0xde && data[1] === 0 && data[2] === 2 ? 3 : data[0] === 0xdf && data[1] === 0 && data[2] === 0 && data[3] === 0 && data[4] === 2 ? 5 : 0;
+  if (h === 0) return false;
+  for (let i = 0; i < BATCH_TAIL.length; i++) if (data[h + i] !== BATCH_TAIL[i]) return false;
+  return true;
+}
+
+/** Whether a decoded entry is a batch whose encoding (`bytes` long) is over CP_LIMITS.maxBatchBytes. */
+export const cpBatchTooBig = (cmd: { c: string } | undefined, bytes: number): boolean => cmd?.c === 'cpb' && bytes > CP_LIMITS.maxBatchBytes;
+
+/**
+ * Validates a decoded batch entry: exactly `{ c: 'cpb', b }` with 1 … maxBatch commands, each one
+ * valid (`parseCpCommand`); undefined when not (the whole entry is refused). The length is checked
+ * before anything is built.
+ */
+export function parseCpBatch(x: unknown): CpBatch | undefined {
+  if (!plain(x) || x.c !== 'cpb' || !exactKeys(x, BATCH_KEYS)) return undefined;
+  const b = x.b;
+  if (!Array.isArray(b) || b.length === 0 || b.length > CP_LIMITS.maxBatch) return undefined;
+  for (let i = 0; i < b.length; i++) if (parseCpCommand(b[i]) === undefined) return undefined;
+  return x as unknown as CpBatch;
+}
+const BATCH_KEYS = ['c', 'b'];
+
+/**
+ * The entries that carry `cmds` in order, in as few as the bounds allow: at most maxBatch commands
+ * and maxBatchBytes encoded bytes each (a chunk over the bytes is halved; a single command always
+ * fits); one command alone is a plain `cp` entry. `pack` is the log's encoder.
+ */
+export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const chunk = (part: readonly CpCommand[]): void => {
+    if (part.length === 1) {
+      out.push(pack(part[0]));
+      return;
+    }
+    const data = pack({ c: 'cpb', b: part });
+    if (data.length <= CP_LIMITS.maxBatchBytes) {
+      out.push(data);
+      return;
+    }
+    const h = part.length >> 1;
+    chunk(part.slice(0, h));
+    chunk(part.slice(h));
+  };
+  for (let i = 0; i < cmds.length; i += CP_LIMITS.maxBatch) chunk(cmds.slice(i, i + CP_LIMITS.maxBatch));
+  return out;
+}
+
 const err = (code: CpErrorCode, msg: string): CpResult => ['e', code, msg];
 const val = (v: number | boolean): CpResult => ['v', v];
 const QUEUED: CpResult = Object.freeze(['q']) as unknown as CpResult;
@@ -284,20 +371,22 @@ export class CpState {
 
   // ── apply ──────────────────────────────────────────────────────────────────────────────────────
 
-  apply(index: number, cmd: CpCommand): CpApplied {
+  /** Applies the command at `position` of the entry at `index` (0 for a single-command entry). */
+  apply(index: number, cmd: CpCommand, position = 0): CpApplied {
+    const at = stampOf(index, position);
     switch (cmd.o) {
-      case 'open': return this.open(index, cmd.k, cmd.h, cmd.t);
+      case 'open': return this.open(at, cmd.k, cmd.h, cmd.t);
       case 'expire': {
         if (!this.sessions.has(cmd.s)) return {};
         const out: CpApplied = {};
-        this.endSession(index, cmd.s, out);
+        this.endSession(at, cmd.s, out);
         return out;
       }
       case 'leaseEnd': {
         const p = this.prims.get(cmd.n);
         if (p?.kind !== 'lock' || p.holder === 0 || p.token !== cmd.t || p.lease === 0) return {};
         const out: CpApplied = {};
-        this.handOff(index, cmd.n, p, out);
+        this.handOff(at, cmd.n, p, out);
         return out;
       }
     }
@@ -323,27 +412,28 @@ export class CpState {
     }
     let r: CpResult;
     if (cmd.o === 'close') {
-      this.endSession(index, s.id, out);
+      this.endSession(at, s.id, out);
       out.result = { s: cmd.s, q: cmd.q, r: val(true) };
       return out;
     }
     if (cmd.o === 'cancel') {
       r = this.cancel(s, cmd.n, cmd.t, out);
     } else {
-      r = this.run(index, s, cmd, out);
+      r = this.run(at, s, cmd, out);
     }
     this.remember(s, cmd.q, r);
     out.result = { s: cmd.s, q: cmd.q, r };
     return out;
   }
 
-  private open(index: number, key: string, host: string, ttl: number): CpApplied {
+  /** A new session's id is the stamp of its open. */
+  private open(at: number, key: string, host: string, ttl: number): CpApplied {
     const known = this.byKey.get(key);
     if (known !== undefined) return { opened: { key, id: known } };
     if (this.sessions.size >= CP_LIMITS.maxSessions) return { opened: { key, id: 0 } }; // refused: the client gets CP_CAPACITY
-    this.sessions.set(index, { id: index, key, host, ttl, floor: 0, results: new Map() });
-    this.byKey.set(key, index);
-    return { opened: { key, id: index } };
+    this.sessions.set(at, { id: at, key, host, ttl, floor: 0, results: new Map() });
+    this.byKey.set(key, at);
+    return { opened: { key, id: at } };
   }
 
   private remember(s: Session, q: number, r: CpResult): void {
@@ -376,17 +466,18 @@ export class CpState {
     return made;
   }
 
-  private run(index: number, s: Session, cmd: Exclude<CpCommand, { o: 'open' | 'expire' | 'leaseEnd' | 'close' | 'cancel' }>, out: CpApplied): CpResult {
+  /** `at`: the command's stamp (the token of a hold it grants). */
+  private run(at: number, s: Session, cmd: Exclude<CpCommand, { o: 'open' | 'expire' | 'leaseEnd' | 'close' | 'cancel' }>, out: CpApplied): CpResult {
     switch (cmd.o) {
       case 'lock': {
         const p = this.prim(cmd.n, 'lock', () => ({ kind: 'lock', holder: 0, token: 0, lease: 0, waiters: [] }));
         if (Array.isArray(p)) return p;
         if (p.holder === 0) {
           p.holder = s.id;
-          p.token = index;
+          p.token = at;
           p.lease = cmd.l;
-          if (cmd.l > 0) (out.leased ??= []).push({ n: cmd.n, t: index, l: cmd.l });
-          return val(index);
+          if (cmd.l > 0) (out.leased ??= []).push({ n: cmd.n, t: at, l: cmd.l });
+          return val(at);
         }
         if (!cmd.w) return val(0);
         if (p.waiters.length >= CP_LIMITS.maxWaiters) return err('GRID_ERR_CP_CAPACITY', `lock '${cmd.n}' has ${CP_LIMITS.maxWaiters} waiters already`);
@@ -397,7 +488,7 @@ export class CpState {
         const p = this.prims.get(cmd.n);
         if (p !== undefined && p.kind !== 'lock') return err('GRID_ERR_CP_KIND', `'${cmd.n}' is a ${p.kind}, not a lock`);
         if (p === undefined || p.holder !== s.id) return err('GRID_ERR_LOCK_NOT_HELD', `lock '${cmd.n}' is not held by this member (its lease or session may have ended)`);
-        this.handOff(index, cmd.n, p, out);
+        this.handOff(at, cmd.n, p, out);
         return val(true);
       }
       case 'acq': {
@@ -477,8 +568,8 @@ export class CpState {
     }
   }
 
-  /** The hold of lock `name` ends: the oldest waiter gets it, with this entry's index as its token. */
-  private handOff(index: number, name: string, p: Extract<Prim, { kind: 'lock' }>, out: CpApplied): void {
+  /** The hold of lock `name` ends: the oldest waiter gets it, with this command's stamp `at` as its token. */
+  private handOff(at: number, name: string, p: Extract<Prim, { kind: 'lock' }>, out: CpApplied): void {
     const w = p.waiters.shift();
     if (w === undefined) {
       p.holder = 0;
@@ -486,10 +577,10 @@ export class CpState {
       return;
     }
     p.holder = w.s;
-    p.token = index;
+    p.token = at;
     p.lease = w.l;
-    if (w.l > 0) (out.leased ??= []).push({ n: name, t: index, l: w.l });
-    this.grant(w.s, w.q, val(index), out);
+    if (w.l > 0) (out.leased ??= []).push({ n: name, t: at, l: w.l });
+    this.grant(w.s, w.q, val(at), out);
   }
 
   private cancel(s: Session, name: string, t: number, out: CpApplied): CpResult {
@@ -513,7 +604,7 @@ export class CpState {
   }
 
   /** Session `id` ends: its holds are handed on, its permits returned, its waits dropped. */
-  private endSession(index: number, id: number, out: CpApplied): void {
+  private endSession(at: number, id: number, out: CpApplied): void {
     const s = this.sessions.get(id) as Session;
     this.sessions.delete(id);
     this.byKey.delete(s.key);
@@ -521,7 +612,7 @@ export class CpState {
     for (const [name, p] of this.prims) {
       if (p.kind === 'lock') {
         p.waiters = p.waiters.filter((w) => w.s !== id);
-        if (p.holder === id) this.handOff(index, name, p, out);
+        if (p.holder === id) this.handOff(at, name, p, out);
       } else if (p.kind === 'sem') {
         const before = p.waiters.length;
         p.waiters = p.waiters.filter((w) => w.s !== id);

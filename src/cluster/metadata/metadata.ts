@@ -25,6 +25,7 @@ import { isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/tab
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
+import { cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -122,6 +123,8 @@ export class Metadata extends EventEmitter {
   /** Leader: pending copies reported complete, "p:member" with the epoch they were reported at. */
   private readonly synced = new Map<number, Map<string, number>>();
   private readonly leases = new LeaseTable();
+  /** Leader: CP commands proposed in this task; the next flush() packs them into one entry (proposeCp). */
+  private cpQueue: CpCommand[] = [];
   /** Waiters for an index to be applied. */
   private readonly applyWaiters = new Map<number, Array<(ok: boolean) => void>>();
   private sinceCompact = 0;
@@ -139,7 +142,7 @@ export class Metadata extends EventEmitter {
       log: host.log,
       isLeader: () => this.isLeader(),
       leaderId: () => this.raft?.leader,
-      propose: (cmd) => (this.raft === undefined ? -1 : this.propose(cmd)),
+      propose: (cmd) => this.queueCp(cmd),
       readIndex: (rid) => this.raft !== undefined && this.raft.readIndex(rid) === undefined,
       flush: () => this.flushSoon(),
     });
@@ -306,6 +309,7 @@ export class Metadata extends EventEmitter {
     if (r === undefined || this.flushing || this.closed) return;
     this.flushing = true;
     try {
+      if (this.cpQueue.length > 0) this.proposeCp();
       while (r.hasReady()) {
         const rd = r.ready();
         if (rd.snapshot !== undefined) this.restore(rd.snapshot.data, rd.snapshot.index);
@@ -364,19 +368,21 @@ export class Metadata extends EventEmitter {
     }
     let cmd: Command | undefined;
     try {
-      cmd = parseCommand(unpackr.unpack(e.data), this.host.partitions);
+      // a CP batch over its byte bound is refused before msgpackr builds anything of it
+      cmd = isOversizedCpBatch(e.data) ? undefined : parseCommand(unpackr.unpack(e.data), this.host.partitions);
+      if (cpBatchTooBig(cmd, e.data.length)) cmd = undefined;
     } catch {
       cmd = undefined;
     }
     const a = this.state.apply(e.index, cmd);
-    if (cmd?.c !== 'cp') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
+    if (cmd?.c !== 'cp' && cmd?.c !== 'cpb') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
     if (cmd?.c === 'table' && a.table === undefined && this.proposedTableBase === cmd.base) {
       // refused by the state machine (the table moved on meanwhile, or the plan broke a rule): plan again
       this.proposedTableBase = -1;
       if (cmd.base === this.state.table.version) this.host.log('warn', `the state machine refused a planned table (base ${cmd.base}); planning again`);
     }
     this.applied(a);
-    if (a.cp !== undefined) this.cp.applied(a.cp, e.index);
+    if (a.cp !== undefined) for (const x of a.cp) this.cp.applied(x);
     this.settle(e.index);
     this.sinceCompact++;
   }
@@ -441,6 +447,34 @@ export class Metadata extends EventEmitter {
         resolve(ok);
       });
     });
+  }
+
+  /**
+   * The CP driver's proposals: queued while this node leads, and proposed by the next flush() (the
+   * driver flushes at the end of the task) as one entry for all of them. 0 when queued, -1 when
+   * this node does not lead.
+   */
+  private queueCp(cmd: CpCommand): number {
+    if (this.raft === undefined || this.raft.role !== 'leader') return -1;
+    this.cpQueue.push(cmd);
+    return 0;
+  }
+
+  /**
+   * Proposes the queued CP commands in as few entries as the bounds allow (`packCpEntries`), in
+   * their order. If the core refuses (leadership lost meanwhile), the rest are dropped: the
+   * submitters resend theirs, and the leader's own (expire, leaseEnd) are planned again from the
+   * state by `cp.becameLeader()` (its timers start afresh, so expiry can only come later).
+   */
+  private proposeCp(): void {
+    const q = this.cpQueue;
+    this.cpQueue = [];
+    for (const data of packCpEntries(q, (x) => packr.pack(x))) {
+      if (!(this.raft!.propose(data) instanceof RaftError)) continue;
+      this.host.log('warn', `the Raft core refused queued CP commands (${q.length} in this task); their submitters resend`);
+      if (this.isLeader()) this.cp.becameLeader();
+      return;
+    }
   }
 
   /** Proposes a command; its log index, or -1 when this node cannot propose now. */

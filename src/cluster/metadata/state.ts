@@ -23,13 +23,15 @@
  *
  * cp     { c: 'cp', o, ... }                 a command of the CP subsystem (sessions, locks,
  *                                            semaphores, atomics): cp-state.ts
+ * cpb    { c: 'cpb', b: [cp command, ...] }  several CP commands in one entry, applied in order
+ *                                            (cp-state.ts, "Batches")
  * ```
  *
  * The table's version is the index of the entry that last changed it; epochs[p] the index of
  * the entry that last changed p's primary (ring/table.ts `tableAt`).
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
-import { CpState, isCpSnapshot, parseCpCommand, type CpApplied, type CpCommand, type CpSnapshot } from './cp-state.js';
+import { CpState, isCpSnapshot, parseCpBatch, parseCpCommand, type CpApplied, type CpBatch, type CpCommand, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
 export const MAX_MEMBERS = 256;
@@ -50,7 +52,8 @@ export type Command =
   | { c: 'remove'; id: string; why: 'dead' | 'left' | 'removed' }
   | { c: 'table'; base: number; owners: string[][]; pending: string[][] }
   | { c: 'drop'; p: number; m: string; epoch: number }
-  | CpCommand;
+  | CpCommand
+  | CpBatch;
 
 /** What applying one command changed. */
 export interface Applied {
@@ -60,8 +63,8 @@ export interface Applied {
   table?: PartitionTable;
   /** Partitions whose last copy this entry removed. */
   lost?: number[];
-  /** What a CP command did. */
-  cp?: CpApplied;
+  /** What the CP command(s) of the entry did, in order. */
+  cp?: CpApplied[];
 }
 
 export interface StateSnapshot {
@@ -99,6 +102,8 @@ export function parseCommand(x: unknown, partitions: number): Command | undefine
         : undefined;
     case 'cp':
       return parseCpCommand(x);
+    case 'cpb':
+      return parseCpBatch(x);
     case 'drop':
       return Number.isInteger(o.p) && (o.p as number) >= 0 && (o.p as number) < partitions && isMemberId(o.m) && Number.isSafeInteger(o.epoch) && (o.epoch as number) >= 0
         ? { c: 'drop', p: o.p as number, m: o.m, epoch: o.epoch as number }
@@ -138,7 +143,12 @@ export class MetaState {
     if (cmd === undefined) return {};
     switch (cmd.c) {
       case 'cp':
-        return { cp: this.cp.apply(index, cmd) };
+        return { cp: [this.cp.apply(index, cmd)] };
+      case 'cpb': {
+        const cp = new Array<CpApplied>(cmd.b.length);
+        for (let i = 0; i < cmd.b.length; i++) cp[i] = this.cp.apply(index, cmd.b[i], i);
+        return { cp };
+      }
       case 'join': {
         if (this.members.has(cmd.id) || this.removedIds.has(cmd.id) || this.members.size >= MAX_MEMBERS) return {};
         const rec: MemberRecord = { id: cmd.id, url: cmd.url, joined: index };
