@@ -150,19 +150,26 @@ export function keepsData(cur: PartitionTable, next: Assignment, members: Readon
  * The next assignment for `live` data members, given the current table and which pending copies
  * have been reported complete (`synced(p)`); undefined when nothing changes.
  *
- * `away`: members that are still members but must get nothing (the leader cannot renew their
+ * `opts.away`: members that are still members but must get nothing (the leader cannot renew their
  * lease: paused, cut off, or dead to SWIM and waiting out the last-copy grace). They are taken
  * out of every partition a live member holds (its backups there become primaries, as a removal
  * would do), and a partition that only they hold is left exactly as it is: recreating it on a live
  * member would start it empty while its data may come back.
+ *
+ * `opts.blocked(primary, copy)`: the primary recently reported that copy unreachable (a one-way
+ * or pairwise partition: both are alive and hold leases, but cannot talk). A target copy blocked
+ * for the partition's current primary is replaced by another live member (or the primary itself
+ * stays an owner), so the replacement copy can actually be streamed; the balanced target comes
+ * back once the block has expired.
  */
 export function plan(
   cur: PartitionTable,
   live: readonly string[],
   backups: number,
   synced: (p: number) => ReadonlySet<string>,
-  away?: ReadonlySet<string>,
+  opts: { away?: ReadonlySet<string>; blocked?: (primary: string, copy: string) => boolean } = {},
 ): Assignment | undefined {
+  const { away, blocked } = opts;
   const P = cur.owners.length;
   const alive = new Set(live);
   const target = assign(P, live, backups);
@@ -174,7 +181,7 @@ export function plan(
     const done = synced(p);
     const have = new Set(held);
     for (const m of cur.pending[p]) if (alive.has(m) && done.has(m)) have.add(m);
-    const t = target[p];
+    const t = blocked === undefined || held.length === 0 ? target[p] : unblocked(target[p], held[0], live, blocked);
     let o: string[];
     if (held.length === 0 && away !== undefined && away.size > 0 && cur.owners[p].some((m) => away.has(m))) {
       owners.push(cur.owners[p]);
@@ -199,6 +206,21 @@ export function plan(
     if (!sameList(o, cur.owners[p]) || !sameList(pend, cur.pending[p])) changed = true;
   }
   return changed ? { owners, pending } : undefined;
+}
+
+/** `t` with each member blocked for `primary` replaced by the primary itself or another live member that is not. */
+function unblocked(t: string[], primary: string, live: readonly string[], blocked: (primary: string, copy: string) => boolean): string[] {
+  if (!t.some((m) => m !== primary && blocked(primary, m))) return t;
+  const out: string[] = [];
+  for (const m of t) {
+    if (m === primary || !blocked(primary, m)) {
+      if (!out.includes(m)) out.push(m);
+      continue;
+    }
+    const r = !t.includes(primary) && !out.includes(primary) ? primary : live.find((x) => x !== primary && !t.includes(x) && !out.includes(x) && !blocked(primary, x));
+    out.push(r ?? m);
+  }
+  return out;
 }
 
 /** How many partitions `id` is primary of and backup of in table `t` (none when t is undefined). */

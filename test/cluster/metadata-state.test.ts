@@ -86,7 +86,7 @@ describe('metadata state machine', () => {
     // without `away`, plan recreates b's last copies empty on a: the data b may bring back would be gone
     const careless = plan(s.table, ['a'], 1, () => new Set())!;
     for (const p of last) expect(careless.owners[p]).toEqual(['a']);
-    const next = plan(s.table, ['a'], 1, () => new Set(), away)!;
+    const next = plan(s.table, ['a'], 1, () => new Set(), { away })!;
     expect(next).toBeDefined();
     for (let p = 0; p < P; p++) {
       if (last.includes(p)) expect(next.owners[p]).toEqual(['b']); // the only copy stays where it is
@@ -99,12 +99,37 @@ describe('metadata state machine', () => {
     expect(a.lost).toBeUndefined();
     for (const p of shared) expect(s.table.epochs[p]).toBe(before[p] === 'b' ? 6 : s.table.epochs[p]); // promoted where b was primary
     // nothing left to move while b is away: undefined; a removal now would lose exactly the last copies
-    expect(plan(s.table, ['a'], 1, () => new Set(), away)).toBeUndefined();
+    expect(plan(s.table, ['a'], 1, () => new Set(), { away })).toBeUndefined();
     // b back: it gets copies again (pending until synced)
     const back = plan(s.table, ['a', 'b'], 1, () => new Set())!;
     expect(back.pending.some((l) => l.includes('b'))).toBe(true);
     const r = s.apply(7, { c: 'remove', id: 'b', why: 'dead' });
     expect([...(r.lost ?? [])].sort()).toEqual([...last].sort());
+  });
+
+  it('a copy its primary reported unreachable (blocked) is placed on another member, and comes back when the block ends', () => {
+    const s = threeMembers();
+    const members = ['a', 'b', 'c'];
+    // partitions that a leads with b as its copy
+    const ab = s.table.owners.map((o, p) => (o[0] === 'a' && o.includes('b') ? p : -1)).filter((p) => p >= 0);
+    expect(ab.length).toBeGreaterThan(0);
+    // a reported b unreachable for those: the drops commit
+    let i = 5;
+    for (const p of ab) s.apply(i++, { c: 'drop', p, m: 'b', epoch: s.table.epochs[p] });
+    for (const p of ab) expect(s.table.owners[p]).toEqual(['a']);
+    // the balanced plan puts b right back (where it cannot be streamed)
+    const careless = plan(s.table, members, 1, () => new Set())!;
+    for (const p of ab) expect([...careless.owners[p], ...careless.pending[p]]).toContain('b');
+    // with the block, the second copy goes to c instead, and a stays primary
+    const blocked = (primary: string, copy: string) => primary === 'a' && copy === 'b';
+    const next = plan(s.table, members, 1, () => new Set(), { blocked })!;
+    for (const p of ab) {
+      expect(next.owners[p][0]).toBe('a');
+      expect([...next.owners[p], ...next.pending[p]]).not.toContain('b');
+      expect([...next.owners[p], ...next.pending[p]]).toContain('c');
+    }
+    // partitions of other primaries are planned as without the block
+    for (let p = 0; p < P; p++) if (s.table.owners[p][0] !== 'a') expect(next.pending[p]).toEqual(careless.pending[p]);
   });
 
   it('parseCommand refuses junk: unknown kinds, bad ids and urls, out-of-range partitions, prototype tricks', () => {

@@ -57,6 +57,13 @@ const LAST_COPY_GRACE_MS = 15_000;
  * unavailability (native-notes "Leases and fencing").
  */
 const AWAY_MS = LEASE_MS * (1 + DRIFT);
+/**
+ * A primary that reported copy m of one of its partitions unreachable gets no copy on m for this
+ * long (plan's `blocked`): both may be alive and leased but unable to talk (a one-way or pairwise
+ * partition), and the balanced plan would put the replacement copy right back on m, where it can
+ * never be streamed, while the partition's writes wait for a second copy. Each new report renews it.
+ */
+const BLOCK_MS = 5000;
 /** A member that asked for a lease this recently is not away (it is reachable, only behind on tables). */
 const ASKED_RECENTLY_MS = 4 * RENEW_MS;
 /** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
@@ -117,6 +124,8 @@ export class Metadata extends EventEmitter {
   /** Leader: since when its steps ran without a stall and its leadership was sure, and when the last step ran. */
   private awakeSince = 0;
   private lastStep = 0;
+  /** Leader: `${primary}\u0000${copy}` → until when plan must not put a copy of primary's partitions on copy (BLOCK_MS). */
+  private readonly blockedCopies = new Map<string, number>();
   private readonly proposedDrops = new Set<string>();
   private readonly proposedJoins = new Set<string>();
   private confPendingIndex = 0;
@@ -556,7 +565,9 @@ export class Metadata extends EventEmitter {
     }
     // members away keep their last copies (plan leaves a partition that only they hold as it is) and get nothing new
     const live = [...st.members.keys()].filter((id) => !this.away.has(id));
-    const next = plan(t, live, this.host.backups, (p) => this.syncedAt(p, t.epochs[p]), this.away);
+    for (const [k, until] of this.blockedCopies) if (until <= t0) this.blockedCopies.delete(k);
+    const blocked = this.blockedCopies.size === 0 ? undefined : (primary: string, copy: string) => this.blockedCopies.has(`${primary}\u0000${copy}`);
+    const next = plan(t, live, this.host.backups, (p) => this.syncedAt(p, t.epochs[p]), { away: this.away, blocked });
     if (next === undefined) return;
     if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
   }
@@ -697,6 +708,7 @@ export class Metadata extends EventEmitter {
     if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.host.partitions || !isMemberId(m) || !Number.isSafeInteger(e)) throw new ProtocolError('malformed drop report');
     const t = this.state.table;
     if (!this.isLeader() || t.owners[p as number][0] !== from || t.epochs[p as number] !== e) return;
+    if (m !== from && this.state.members.has(m as string)) this.blockedCopies.set(`${from}\u0000${m as string}`, now() + BLOCK_MS);
     const k = `${p}:${m}:${e}`;
     if (this.proposedDrops.has(k)) return;
     this.proposedDrops.add(k);
