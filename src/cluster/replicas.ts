@@ -7,6 +7,7 @@
  * (`checkCopy`). Knows nothing of routing or of the map API above it (native-notes.md, "Cluster
  * layers").
  */
+import { TableWaiters } from './table-waiters.js';
 import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableError, ProtocolError, RetryableGridError, TimeoutError } from '../errors.js';
 import type { PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
@@ -40,7 +41,7 @@ export class Replicas {
   private readonly partitions: number;
   private tableWaiters: Array<() => void> = [];
   /** Writes waiting for a table that dropped a copy they could not reach. */
-  private dropWaiters: Array<(t: PartitionTable | undefined, leaseCheck?: boolean) => boolean> = [];
+  private readonly dropWaiters = new TableWaiters();
   /** While writes wait on the table: checks every LEASE_WATCH_MS that this member's lease still covers them (untilTable). */
   private leaseWatch: NodeJS.Timeout | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
@@ -68,7 +69,7 @@ export class Replicas {
     const old = this.table;
     this.table = t;
     for (const w of this.tableWaiters.splice(0)) w();
-    if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(t));
+    this.dropWaiters.run(t);
     const me = this.ctx.memberId;
     const st = this.store;
     this.publish();
@@ -118,7 +119,7 @@ export class Replicas {
     if (forget) this.table = undefined;
     for (let p = 0; p < this.partitions; p++) this.store.setPrimaryHere(p, false);
     this.unsettled.dropWhere(() => true);
-    for (const w of this.dropWaiters.splice(0)) w(undefined);
+    this.dropWaiters.failAll();
     for (const w of this.tableWaiters.splice(0)) w();
     if (forget) this.dedupe.clearAll();
   }
@@ -346,11 +347,11 @@ export class Replicas {
       return true;
     };
     if (check(this.table)) return true;
-    this.dropWaiters.push(check);
+    this.dropWaiters.add(check);
     if (this.leaseWatch === undefined) {
       this.leaseWatch = setInterval(() => {
-        if (this.dropWaiters.length > 0) this.dropWaiters = this.dropWaiters.filter((w) => !w(this.table, true));
-        if (this.dropWaiters.length === 0) {
+        this.dropWaiters.run(this.table, true);
+        if (this.dropWaiters.size === 0) {
           clearInterval(this.leaseWatch);
           this.leaseWatch = undefined;
         }
@@ -358,8 +359,7 @@ export class Replicas {
       this.leaseWatch.unref();
     }
     timer = setTimeout(() => {
-      const i = this.dropWaiters.indexOf(check);
-      if (i >= 0) this.dropWaiters.splice(i, 1);
+      this.dropWaiters.remove(check);
       done(timeout());
     }, DROP_WAIT_MS);
     timer.unref();

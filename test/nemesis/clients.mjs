@@ -60,7 +60,10 @@ export class History {
 
   complete(op, type, value, err) {
     const t = Math.max(this.now(), op.t);
-    this.write({ id: op.id, proc: op.proc, type, f: op.f, key: op.key, value, t });
+    const rec = { id: op.id, proc: op.proc, type, f: op.f, key: op.key, value, t };
+    // why an op failed or is unknown, for diagnosis (the checkers read only the fields above)
+    if (err !== undefined) rec.err = err instanceof Error ? `${err.code ?? err.name}: ${err.message.slice(0, 160)}` : String(err).slice(0, 160);
+    this.write(rec);
     const c = (this.counts[op.f] ??= { ok: 0, fail: 0, info: 0 });
     c[type]++;
     if (type === 'ok' && WRITES.has(op.f)) this.okWriteTimes.push(t);
