@@ -27,11 +27,12 @@
 // 25 ms to do so (notifications and replies to nothing draw no answer); frames on connections the
 // member shed before upgrading are counted apart (`shed`), never as fuzzed.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { F_AUTH, FrameCipher, encodeHello, encodeProof, packr, parseChallenge, proof, sessionKeys } from '../../dist/transport/wire.js';
+import { sched } from './clock.mjs';
 
 const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0 } = workerData;
 
@@ -43,15 +44,6 @@ if (nice !== 0) {
     console.error(`attacker: cannot renice its thread: ${err.message}`);
   }
 }
-/** This thread's on-cpu and waiting-for-a-cpu ns (Linux schedstat). */
-const sched = () => {
-  try {
-    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ').map(Number);
-    return { run, wait };
-  } catch {
-    return undefined;
-  }
-};
 // --rate: frames are spaced 1/rate s apart over all lanes (a lane waits for its slot before each frame)
 let nextAt = 0;
 const pace = () => {

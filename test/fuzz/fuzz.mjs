@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { Transport } from '../../dist/transport/index.js';
+import { sched, us } from './clock.mjs';
 
 const args = process.argv.slice(2);
 const str = (name) => {
@@ -72,16 +73,6 @@ let peerId;
 async function reconnect() {
   peerId = await client.connect(url, 5000);
 }
-const us = () => Number(process.hrtime.bigint()) / 1000;
-/** This thread's [on-cpu ns, waiting-for-a-cpu ns] (Linux schedstat), or undefined. */
-const sched = () => {
-  try {
-    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ').map(Number);
-    return { run, wait };
-  } catch {
-    return undefined;
-  }
-};
 async function measure(ms) {
   const lat = [];
   const wayIn = [];

@@ -7,10 +7,10 @@
 // process of the machine) is answered with [value, t'] (t': the member's hrtime when the handler
 // ran), so the client can split a round trip into the way in (client -> member handler, which
 // holds the member's queueing) and the way back.
-import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Transport } from '../../dist/transport/index.js';
 import { UnsupportedError } from '../../dist/errors.js';
+import { sched, us } from './clock.mjs';
 
 const secret = process.env.FUZZ_SECRET;
 const t = await Transport.listen({ host: '127.0.0.1', port: 0, secret, memberId: 'fuzz-member', log: () => undefined });
@@ -18,16 +18,6 @@ const data = new Map();
 for (let i = 0; i < 1000; i++) data.set(`k${i}`, `value-${i}`);
 let applied = 0;
 let fast = 0;
-const us = () => Number(process.hrtime.bigint()) / 1000;
-/** This thread's [on-cpu ns, waiting-for-a-cpu ns] (Linux schedstat), or undefined. */
-const sched = () => {
-  try {
-    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ').map(Number);
-    return { run, wait };
-  } catch {
-    return undefined;
-  }
-};
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
 t.handle('get', (k) => (Array.isArray(k) && k.length === 2 && typeof k[0] === 'string' ? [data.get(k[0]) ?? null, us()] : data.get(k) ?? null));
