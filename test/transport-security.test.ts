@@ -5,6 +5,7 @@
 // control; the after-auth ones need the protocol-3 test peer (fixtures/raw-peer.ts).
 import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
@@ -359,6 +360,90 @@ describe('transport security (issue 11)', () => {
     expect(bytes.length).toBeGreaterThan(0);
     expect(bytes[0] & 0x0f).toBe(8);
     await legitimateRoundTrip(m);
+  });
+
+  it('a flood of handshakes gets at most its share of the member\'s time (pre-auth token bucket), and a member still joins meanwhile', { timeout: 60_000 }, async () => {
+    // the bound of PRE_AUTH_SHARE / PRE_AUTH_BURST_MS in transport.ts: over any span T the queue
+    // works at most BURST + SHARE * T plus one slice, plus the time the loop idled while the queue
+    // waited (PRE_AUTH_WAIT_MS). Checked from the member's own counters, not
+    // from how fast anything went. Without the bucket the queue takes a slice every turn, about a
+    // third of the thread here (several times the bound)
+    const SHARE = 0.05;
+    const BURST_MS = 5;
+    const t0 = performance.now();
+    const f = await member('flooded');
+    f.handle('echo', (n: number) => n + 1);
+    const st = () => (f as unknown as { _stats: { preAuthMs: number; preAuthMaxSliceMs: number; preAuthWaits: number; preAuthIdleMs: number } })._stats;
+    const port = portOf(f);
+    let stop = false;
+    // the flood runs in a worker thread, so that this thread's only other work is `burn` below: 48
+    // lanes from 6 addresses (8 unauthenticated connections per address at most), each sending the
+    // upgrade request and a HELLO in one write, waiting for the CHALLENGE or the close, and starting over
+    const flood = new Worker(
+      `
+      const { connect } = require('node:net');
+      const { randomBytes } = require('node:crypto');
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { port, hellos } = workerData;
+      let stop = false;
+      let challenged = 0;
+      parentPort.on('message', () => (stop = true));
+      const lane = async (i) => {
+        while (!stop) {
+          await new Promise((resolve) => {
+            const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.3.' + (1 + (i % 6)) });
+            const done = () => { s.destroy(); resolve(); };
+            s.on('error', done);
+            s.on('close', done);
+            let got = Buffer.alloc(0);
+            s.on('data', (d) => {
+              got = Buffer.concat([got, d]);
+              const end = got.indexOf('\\r\\n\\r\\n');
+              // the CHALLENGE is the first binary frame after the 101 (opcode 2)
+              if (end >= 0 && got.length > end + 4 && (got[end + 4] & 0x0f) === 2) { challenged++; done(); }
+            });
+            s.once('connect', () => s.write(Buffer.concat([
+              Buffer.from('GET / HTTP/1.1\\r\\nHost: 127.0.0.1:' + port + '\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: ' + randomBytes(16).toString('base64') + '\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n', 'latin1'),
+              Buffer.from(hellos[i]),
+            ])));
+          });
+        }
+      };
+      Promise.all(Array.from({ length: hellos.length }, (_, i) => lane(i))).then(() => parentPort.postMessage(challenged));
+      `,
+      { eval: true, workerData: { port, hellos: Array.from({ length: 48 }, (_, i) => wsFrame(wire.encodeHello(`flood-${i}`, f.url, 'ws://127.0.0.1:1', randomBytes(32)))) } },
+    );
+    const challengedP = new Promise<number>((resolve, reject) => {
+      flood.once('message', resolve);
+      flood.once('error', reject);
+    });
+    // other work that wants the thread (what open links are to a member): 2 ms of it every turn, so
+    // the loop never idles and the share binds (idle time would be credited to the queue)
+    const burn = () => {
+      const end = performance.now() + 2;
+      while (performance.now() < end);
+      if (!stop) setImmediate(burn);
+    };
+    try {
+      setImmediate(burn);
+      await sleep(500);
+      const joinMs = await legitimateRoundTrip(f, '127.0.0.18');
+      console.log(`pre-auth flood: a member joined and got a reply in ${joinMs.toFixed(0)} ms`);
+      await sleep(1000);
+      stop = true;
+      flood.postMessage('stop');
+      const challenged = await challengedP;
+      const elapsed = performance.now() - t0;
+      const s = st();
+      console.log(`pre-auth flood: ${challenged} handshakes answered in ${elapsed.toFixed(0)} ms; queue worked ${s.preAuthMs.toFixed(1)} ms (bound ${(BURST_MS + SHARE * elapsed + s.preAuthIdleMs + s.preAuthMaxSliceMs).toFixed(1)}), waited for its share ${s.preAuthWaits} times, ${s.preAuthIdleMs.toFixed(1)} ms of idle loop credited`);
+      expect(challenged).toBeGreaterThan(0);
+      expect(s.preAuthMs).toBeLessThanOrEqual(BURST_MS + SHARE * elapsed + s.preAuthIdleMs + s.preAuthMaxSliceMs);
+      expect(s.preAuthWaits).toBeGreaterThan(0);
+    } finally {
+      stop = true;
+      await flood.terminate();
+      await f.close();
+    }
   });
 
   it('with 1,000 idle sockets and 64 stalled half-frames held open, a new member still joins and a request still answers', { timeout: 60_000 }, async () => {

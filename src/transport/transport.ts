@@ -6,7 +6,8 @@
  * unauthenticated connections and must upgrade and send HELLO within helloTimeout; until the
  * fixed-layout handshake completes ws accepts messages of at most preAuthMaxBytes and no msgpack
  * decoder runs; upgrades and handshake frames wait in a queue worked off in slices of
- * PRE_AUTH_SLICE_MS per event-loop turn, so open links never wait behind a flood of handshakes.
+ * PRE_AUTH_SLICE_MS per event-loop turn and at most PRE_AUTH_SHARE of the thread's time, so open
+ * links never wait behind a flood of handshakes.
  * The handshake binds the dialled url (and, on TLS, the TLS connection's exporter value); after it
  * every frame is sealed with per-direction AES-256-GCM session keys (FrameCipher), or on TLS
  * carried by the TLS records the handshake is bound to, and a BATCH is scanned (scanMsgpack)
@@ -243,6 +244,26 @@ const DRAIN_POLL_MS = 20;
  * handshakes however many connections are opened.
  */
 const PRE_AUTH_SLICE_MS = 1;
+/**
+ * While it has a backlog, the pre-auth queue gets at most this share of the thread's time: its
+ * slices spend from a token bucket (PRE_AUTH_BURST_MS, refilled at PRE_AUTH_SHARE ms per ms of
+ * wall time); when the bucket is spent, the next slice waits on a timer until it is refilled. A
+ * slice per turn alone would still let a flood of connections take most of a busy loop (the
+ * turns of a member serving many links are only a few ms long, so 1 ms a turn was 20-25 % of the
+ * fuzzed member's time, and the fuzzer's authenticated lanes reconnect as fast as handshakes
+ * complete); the bucket bounds that to the share, and the burst still lets a member's handshake
+ * (well under 1 ms of work) through at once when there is no flood. Over any span T the queue works
+ * at most PRE_AUTH_BURST_MS + PRE_AUTH_SHARE * T plus one slice (the last one's overshoot).
+ */
+const PRE_AUTH_SHARE = 0.05;
+const PRE_AUTH_BURST_MS = 5;
+/**
+ * A spent bucket is checked again after at most this long. The time the loop sat idle meanwhile
+ * (nothing else wanted the thread) is credited to the bucket, so the share binds only while open
+ * links or other work compete for the thread: a flood against an otherwise idle member is worked
+ * off at close to full speed, and a member joining during it is not held up for nothing.
+ */
+const PRE_AUTH_WAIT_MS = 2;
 /** Member urls remembered for urlOf (the most recently connected ids). */
 const MAX_REMEMBERED_URLS = 4096;
 /** Messages a link may have waiting in that queue; a peer that pipelines more before authenticating is cut off. */
@@ -587,7 +608,21 @@ export class Transport extends EventEmitter {
   readonly memberId: string;
 
   /** @internal Counters for tests and diagnostics. */
-  readonly _stats = { framesOut: 0, framesIn: 0, messagesOut: 0, messagesIn: 0, blocked: 0 };
+  readonly _stats = {
+    framesOut: 0,
+    framesIn: 0,
+    messagesOut: 0,
+    messagesIn: 0,
+    blocked: 0,
+    /**
+     * Time spent working the pre-auth queue (ms), its longest slice, how often it waited for its
+     * share (PRE_AUTH_SHARE), and the loop's idle time credited to it meanwhile (PRE_AUTH_WAIT_MS).
+     */
+    preAuthMs: 0,
+    preAuthMaxSliceMs: 0,
+    preAuthWaits: 0,
+    preAuthIdleMs: 0,
+  };
   /** Round trips of the requests this member sent that were answered (metrics.ts). */
   readonly latency = new LatencyHistogram();
 
@@ -632,10 +667,27 @@ export class Transport extends EventEmitter {
   /** Dials that lost a simultaneous-dial race and wait for the peer's connection. */
   private readonly waitingDials = new Set<Link>();
   private closing: Promise<void> | undefined;
-  /** Pre-authentication work in arrival order: WebSocket upgrades to complete, links with messages waiting (see PRE_AUTH_SLICE_MS). */
-  private readonly preAuth: Array<Link | { req: IncomingMessage; socket: Socket; head: Buffer }> = [];
+  /**
+   * Pre-authentication work (see PRE_AUTH_SLICE_MS): links with handshake messages waiting, in
+   * arrival order and worked first, then WebSocket upgrades to complete, taken round-robin over
+   * source addresses (the map's insertion order is the rotation; an address with more waiting
+   * goes to the back). Handshakes under way go first so that a member joining during a flood of
+   * new connections waits behind the flood's upgrades once, not at every step (each upgraded
+   * connection adds at most MAX_PRE_AUTH_QUEUED messages and a handshake needs two, so the paced
+   * upgrades bound the rest); the rotation lets its upgrade wait for one upgrade per flooding
+   * address rather than for all of them.
+   */
+  private readonly preAuthLinks: Link[] = [];
+  private readonly preAuthUpgrades = new Map<string, Array<{ req: IncomingMessage; socket: Socket; head: Buffer }>>();
+  private preAuthUpgradeCount = 0;
   private preAuthScheduled = false;
   private readonly preAuthBound = () => this.workPreAuth();
+  /** The pre-auth queue's token bucket (ms of work it may still do) and when it was last refilled (see PRE_AUTH_SHARE). */
+  private preAuthTokens = PRE_AUTH_BURST_MS;
+  private preAuthRefilled = performance.now();
+  private preAuthTimer: NodeJS.Timeout | undefined;
+  /** The loop's idle time (ELU, ms) when the queue started waiting for its share, or -1. */
+  private preAuthIdleAt = -1;
 
   private fastServer: FastServer | undefined;
   private readonly reader = new FastReader();
@@ -689,7 +741,11 @@ export class Transport extends EventEmitter {
     this.url = url;
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // http has stopped reading the socket (readableFlowing null): it waits in the queue unread
-      this.preAuth.push({ req, socket, head });
+      const addr = socket.remoteAddress ?? '?';
+      const waiting = this.preAuthUpgrades.get(addr);
+      if (waiting === undefined) this.preAuthUpgrades.set(addr, [{ req, socket, head }]);
+      else waiting.push({ req, socket, head });
+      this.preAuthUpgradeCount++;
       this.schedulePreAuth();
     });
     wss.on('wsClientError', (err: Error, socket: Socket) => {
@@ -981,6 +1037,12 @@ export class Transport extends EventEmitter {
     clearInterval(this.sweepTimer);
     clearInterval(this.liveTimer);
     const err = new GridClosedError('transport is closed');
+    if (this.preAuthTimer !== undefined) {
+      // the queue waited for its share: drain it now (workPreAuth refuses what is left)
+      clearTimeout(this.preAuthTimer);
+      this.preAuthTimer = undefined;
+      setImmediate(this.preAuthBound);
+    }
     const links = [...this.all];
     for (const link of links) this.closeLink(link, CLOSE_GOING_AWAY, 'member closing', err);
     for (const link of [...this.waitingDials]) {
@@ -1110,7 +1172,7 @@ export class Transport extends EventEmitter {
     }
     if (link.preq === undefined) {
       link.preq = [data];
-      this.preAuth.push(link);
+      this.preAuthLinks.push(link);
       this.schedulePreAuth();
     } else if (link.preq.length >= MAX_PRE_AUTH_QUEUED) {
       link.preq = undefined;
@@ -1123,28 +1185,73 @@ export class Transport extends EventEmitter {
   private schedulePreAuth(): void {
     if (this.preAuthScheduled) return;
     this.preAuthScheduled = true;
-    setImmediate(this.preAuthBound);
+    this.refillPreAuth(performance.now());
+    if (this.preAuthTokens > 0 || this.closing !== undefined) {
+      setImmediate(this.preAuthBound);
+      return;
+    }
+    // the bucket is spent: wait until the share has refilled it (the queue keeps its order), or
+    // until the loop has shown, by idling, that nothing else needs the thread
+    this._stats.preAuthWaits++;
+    this.preAuthIdleAt = performance.eventLoopUtilization().idle;
+    this.preAuthTimer = setTimeout(this.preAuthBound, Math.min(PRE_AUTH_WAIT_MS, Math.ceil(-this.preAuthTokens / PRE_AUTH_SHARE)));
   }
 
-  /** One slice of the pre-auth queue (at most PRE_AUTH_SLICE_MS); the rest waits for the next event-loop turn. */
+  private refillPreAuth(now: number): void {
+    this.preAuthTokens = Math.min(PRE_AUTH_BURST_MS, this.preAuthTokens + (now - this.preAuthRefilled) * PRE_AUTH_SHARE);
+    this.preAuthRefilled = now;
+  }
+
+  /**
+   * One slice of the pre-auth queue (at most PRE_AUTH_SLICE_MS, paid from the bucket of
+   * PRE_AUTH_SHARE); the rest waits for the next event-loop turn, or for the bucket to refill.
+   * Once the transport is closing the queue is drained at once (upgrades are refused, links closed).
+   */
   private workPreAuth(): void {
     this.preAuthScheduled = false;
-    const q = this.preAuth;
-    const end = performance.now() + PRE_AUTH_SLICE_MS;
-    let i = 0;
-    while (i < q.length) {
-      const item = q[i++];
-      if (item instanceof Link) {
-        const msgs = item.preq;
-        item.preq = undefined;
-        if (msgs !== undefined) for (const m of msgs) if (item.state !== S_CLOSED) this.handleFrame(item, m, true);
-      } else {
-        this.upgrade(item.req, item.socket, item.head);
-      }
-      if (performance.now() >= end) break;
+    this.preAuthTimer = undefined;
+    if (this.preAuthIdleAt >= 0) {
+      const idle = performance.eventLoopUtilization().idle - this.preAuthIdleAt;
+      this.preAuthIdleAt = -1;
+      this.preAuthTokens += idle;
+      this._stats.preAuthIdleMs += idle;
     }
-    q.splice(0, i);
-    if (q.length > 0) this.schedulePreAuth();
+    if (this.closing === undefined) {
+      this.refillPreAuth(performance.now());
+      if (this.preAuthTokens <= 0) {
+        this.schedulePreAuth(); // still spent: wait again
+        return;
+      }
+    }
+    const start = performance.now();
+    const end = this.closing !== undefined ? Infinity : start + PRE_AUTH_SLICE_MS;
+    const links = this.preAuthLinks;
+    const ups = this.preAuthUpgrades;
+    let i = 0;
+    let now = start;
+    while (now < end && i < links.length) {
+      const link = links[i++];
+      const msgs = link.preq;
+      link.preq = undefined;
+      if (msgs !== undefined) for (const m of msgs) if (link.state !== S_CLOSED) this.handleFrame(link, m, true);
+      now = performance.now();
+    }
+    links.splice(0, i);
+    while (now < end && this.preAuthUpgradeCount > 0) {
+      const [addr, waiting] = ups.entries().next().value!;
+      const u = waiting.shift()!;
+      ups.delete(addr);
+      if (waiting.length > 0) ups.set(addr, waiting);
+      this.preAuthUpgradeCount--;
+      this.upgrade(u.req, u.socket, u.head);
+      now = performance.now();
+    }
+    const stop = now;
+    this.refillPreAuth(start);
+    this.preAuthTokens -= stop - start;
+    this._stats.preAuthMs += stop - start;
+    if (stop - start > this._stats.preAuthMaxSliceMs) this._stats.preAuthMaxSliceMs = stop - start;
+    if (links.length > 0 || this.preAuthUpgradeCount > 0) this.schedulePreAuth();
   }
 
   /** Completes a WebSocket upgrade taken from the pre-auth queue (a connection shed meanwhile is dropped). */

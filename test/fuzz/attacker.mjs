@@ -27,11 +27,32 @@
 // 25 ms to do so (notifications and replies to nothing draw no answer); frames on connections the
 // member shed before upgrading are counted apart (`shed`), never as fuzzed.
 import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import net from 'node:net';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { F_AUTH, FrameCipher, encodeHello, encodeProof, packr, parseChallenge, proof, sessionKeys } from '../../dist/transport/wire.js';
+import { sched } from './clock.mjs';
 
-const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen } = workerData;
+const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0 } = workerData;
+
+// --attacker-nice: Linux nice values are per thread; /proc/thread-self names this thread's id
+if (nice !== 0) {
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch (err) {
+    console.error(`attacker: cannot renice its thread: ${err.message}`);
+  }
+}
+// --rate: frames are spaced 1/rate s apart over all lanes (a lane waits for its slot before each frame)
+let nextAt = 0;
+const pace = () => {
+  if (rate <= 0) return undefined;
+  const now = performance.now();
+  const at = Math.max(nextAt, now);
+  nextAt = at + 1000 / rate;
+  return at - now >= 1 ? new Promise((res) => setTimeout(res, at - now)) : undefined;
+};
 const { hostname: host, port } = new URL(url);
 
 // xorshift32 per lane: reproducible frame contents for a --seed (the interleaving is not)
@@ -336,7 +357,11 @@ async function afterAuth(r, c, lane) {
   let sent = 0;
   const link = { mapped: false };
   for (;;) {
-    if (sent > 0 && !claim()) break;
+    if (sent > 0) {
+      const p = pace();
+      if (p !== undefined) await p;
+      if (!claim()) break;
+    }
     const kind = r.next() >= gen ? r.pick(['batch', 'batch', 'fast', 'fast', 'tamper']) : 'gen';
     const out = sealedFrame(r, tx, kind, link);
     c.write(sent === 0 ? Buffer.concat([wsFrame(encodeProof(F_AUTH, proof(secret, 'dialler', t))), out]) : out);
@@ -355,7 +380,10 @@ async function afterAuth(r, c, lane) {
 async function lane(i) {
   const r = rng((seed0 * 2654435761 + i * 40503) >>> 0);
   const localAddress = `127.0.0.${2 + (i % addresses)}`;
-  while (claim()) {
+  for (;;) {
+    const p = pace();
+    if (p !== undefined) await p;
+    if (!claim()) break;
     const c = new Conn(localAddress);
     const stage = r.int(4);
     let ok = false;
@@ -371,7 +399,8 @@ async function lane(i) {
   }
 }
 
-const timer = setInterval(() => parentPort.postMessage({ progress: { ...counts } }), 1000);
+const timer = setInterval(() => parentPort.postMessage({ progress: { ...counts }, sched: sched() }), 1000);
+parentPort.postMessage({ sched: sched() });
 await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
 clearInterval(timer);
 parentPort.postMessage({ done: { ...counts } });
