@@ -245,6 +245,21 @@ export function parseCpCommand(x: unknown): CpCommand | undefined {
 }
 
 /**
+ * An upper bound of what a (parsed) command's names, keys and values take encoded, for batch
+ * bounds: 3 bytes per UTF-16 unit of its strings, the bytes of its refs, 64 for the rest.
+ */
+export function cpCommandBytes(c: CpCommand): number {
+  let b = 64;
+  const x = c as { n?: unknown; k?: unknown; h?: unknown; v?: unknown; e?: unknown };
+  if (typeof x.n === 'string') b += x.n.length * 3;
+  if (typeof x.k === 'string') b += x.k.length * 3;
+  if (typeof x.h === 'string') b += x.h.length * 3;
+  if (x.v instanceof Uint8Array) b += x.v.length;
+  if (x.e instanceof Uint8Array) b += x.e.length;
+  return b;
+}
+
+/**
  * An encoded batch entry starts with a map header of 2 entries (fixmap 0x82, or map16/map32, which
  * packr writes) and then key 'c' = 'cpb': `isOversizedCpBatch` looks at these bytes before decoding.
  */
