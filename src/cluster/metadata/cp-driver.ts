@@ -21,7 +21,7 @@
 import { InvalidArgumentError, NotLeaderError, ProtocolError, TimeoutError } from '../../errors.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { now } from './lease.js';
-import { CP_LIMITS, cpCommandBytes, isCpName, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
+import { CP_LIMITS, cpCommandBytes, isCpName, markFromWire, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
 import type { MetaState } from './state.js';
 
 /** A command not answered within this long is sent again (same session and sequence). */
@@ -336,6 +336,7 @@ export class CpDriver {
     // leader-only commands (expire, leaseEnd) never come from the wire
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP command');
     if (!this.host.isLeader()) return; // the sender resends to the leader it learns of
+    markFromWire(cmd);
     if (this.host.propose(cmd) >= 0) this.host.flush();
   }
 
@@ -370,6 +371,7 @@ export class CpDriver {
     // how long the asker lets a wait last before it wants "still queued" back (tryLock timeouts)
     const waitMs = Number.isSafeInteger(o?.w) && (o?.w as number) >= 1 && (o?.w as number) <= LITE_WAIT_MS ? (o?.w as number) : LITE_WAIT_MS;
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP request');
+    markFromWire(cmd);
     if (cmd.o === 'open') {
       if (cmd.h !== from) throw new ProtocolError('a CP session is opened by its own host');
       return this.open(cmd.k, cmd.h, cmd.t, LITE_WAIT_MS * 2).then((id) => ['v', id] as CpResult);
@@ -431,6 +433,7 @@ export class CpDriver {
       if (bytes > CP_LIMITS.maxBatchBytes) throw new ProtocolError('CP batch request over its byte bound');
       cmds[i] = cmd;
     }
+    for (const cmd of cmds) markFromWire(cmd);
     return new Promise((resolve) => {
       const out = new Array<CpResult | undefined>(cmds.length);
       const stops = new Array<() => void>(cmds.length);
