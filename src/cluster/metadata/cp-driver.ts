@@ -21,7 +21,7 @@
 import { InvalidArgumentError, NotLeaderError, ProtocolError, TimeoutError } from '../../errors.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { now } from './lease.js';
-import { CP_LIMITS, isCpName, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
+import { CP_LIMITS, cpCommandBytes, isCpName, markFromWire, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
 import type { MetaState } from './state.js';
 
 /** A command not answered within this long is sent again (same session and sequence). */
@@ -49,6 +49,9 @@ export interface CpDriverHost {
 }
 
 type Listener = (r: CpResult) => boolean;
+interface Unanswered { readonly cmd: CpCommand; at: number }
+/** Resend sweeps per RESEND_MS. */
+const RESEND_TICKS = 4;
 
 export class CpDriver {
   private readonly host: CpDriverHost;
@@ -60,6 +63,10 @@ export class CpDriver {
   private readonly readsApplied: Array<{ index: number; done: () => void }> = [];
   private nextRead = 0;
   private closed = false;
+  /** Submitted commands without a first result yet, `${s}:${q}` → when last sent (the resend sweep). */
+  private readonly unanswered = new Map<string, Unanswered>();
+  private resendTimer: NodeJS.Timeout | undefined;
+  private readonly resendBound = () => this.resend();
   // leader-only memory
   private readonly lastSeen = new Map<number, number>();
   private readonly expiring = new Set<number>();
@@ -85,6 +92,9 @@ export class CpDriver {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.resendTimer);
+    this.resendTimer = undefined;
+    this.unanswered.clear();
     this.listeners.clear();
     this.openers.clear();
     this.reads.clear();
@@ -219,27 +229,41 @@ export class CpDriver {
    */
   submit(cmd: CpCommand & { s: number; q: number }, on: Listener): () => void {
     const key = `${cmd.s}:${cmd.q}`;
-    let answered = false;
-    let timer: NodeJS.Timeout | undefined;
+    const sub: Unanswered = { cmd, at: 0 };
     const stop = () => {
-      clearTimeout(timer);
+      if (this.unanswered.get(key) === sub) this.unanswered.delete(key);
       if (this.listeners.get(key) === listener) this.listeners.delete(key);
     };
     const listener: Listener = (r) => {
-      answered = true;
-      clearTimeout(timer);
+      if (this.unanswered.get(key) === sub) this.unanswered.delete(key);
       const done = on(r);
       if (done) stop();
       return done;
     };
     this.listeners.set(key, listener);
-    const send = () => {
-      if (answered || this.closed) return;
-      this.send(cmd);
-      if (!answered) timer = setTimeout(send, RESEND_MS);
-    };
-    send();
+    this.unanswered.set(key, sub);
+    sub.at = Date.now();
+    this.send(cmd);
+    this.resendTimer ??= setInterval(this.resendBound, RESEND_MS / RESEND_TICKS);
     return stop;
+  }
+
+  /**
+   * One timer for every unanswered submit: each is sent again once RESEND_MS passed since it was
+   * last sent (so 1 to 1 + 1/RESEND_TICKS RESEND_MS after); the timer stops when none is left.
+   */
+  private resend(): void {
+    if (this.unanswered.size === 0 || this.closed) {
+      clearInterval(this.resendTimer);
+      this.resendTimer = undefined;
+      return;
+    }
+    const t = Date.now();
+    for (const sub of this.unanswered.values()) {
+      if (t - sub.at < RESEND_MS) continue;
+      sub.at = t;
+      this.send(sub.cmd);
+    }
   }
 
   /** Linearizable read barrier: resolves once this member applied an index that ReadIndex confirmed. */
@@ -312,6 +336,7 @@ export class CpDriver {
     // leader-only commands (expire, leaseEnd) never come from the wire
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP command');
     if (!this.host.isLeader()) return; // the sender resends to the leader it learns of
+    markFromWire(cmd);
     if (this.host.propose(cmd) >= 0) this.host.flush();
   }
 
@@ -338,13 +363,15 @@ export class CpDriver {
    * granted within LITE_WAIT_MS, "queued" (it asks again with the same sequence number, which the
    * state machine answers with the grant once there is one).
    */
-  private onLiteRequest(b: unknown, from: string): Promise<CpResult> {
+  private onLiteRequest(b: unknown, from: string): Promise<CpResult | CpResult[]> {
     if (this.host.lite) throw new NotLeaderError('a lite member serves no CP requests');
-    const o = b as { cmd?: unknown; w?: unknown } | null;
+    const o = b as { cmd?: unknown; w?: unknown; b?: unknown } | null;
+    if (o !== null && typeof o === 'object' && o.b !== undefined) return this.onLiteBatch(o.b, from);
     const cmd = parseCpCommand(o?.cmd);
     // how long the asker lets a wait last before it wants "still queued" back (tryLock timeouts)
     const waitMs = Number.isSafeInteger(o?.w) && (o?.w as number) >= 1 && (o?.w as number) <= LITE_WAIT_MS ? (o?.w as number) : LITE_WAIT_MS;
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP request');
+    markFromWire(cmd);
     if (cmd.o === 'open') {
       if (cmd.h !== from) throw new ProtocolError('a CP session is opened by its own host');
       return this.open(cmd.k, cmd.h, cmd.t, LITE_WAIT_MS * 2).then((id) => ['v', id] as CpResult);
@@ -376,6 +403,61 @@ export class CpDriver {
         resolve(r);
         return true;
       });
+    });
+  }
+
+  /**
+   * A lite member's batch, `cp.req {b: [command, ...]}` (the CP commands of one of its tasks):
+   * each submitted for it, answered together with each command's *first* result — a wait that
+   * queued is answered ['q'] at once, and the lite member asks again for it alone (the single
+   * form, which waits for the grant). Checked whole before anything is submitted: at most
+   * CP_LIMITS.maxBatch commands (before looking at one), each parsed strictly, no `open`,
+   * `expire` or `leaseEnd`, no (session, sequence) twice, every session known here hosted by the
+   * asker, and at most CP_LIMITS.maxBatchBytes of names and values (`cpCommandBytes`). (The
+   * message itself was bounded by the transport's maxPayload before it was decoded, as every message.)
+   */
+  private onLiteBatch(list: unknown, from: string): Promise<CpResult[]> {
+    if (!Array.isArray(list) || list.length === 0 || list.length > CP_LIMITS.maxBatch) throw new ProtocolError('malformed CP batch request');
+    const cmds = new Array<CpCommand & { s: number; q: number }>(list.length);
+    const keys = new Set<string>();
+    let bytes = 0;
+    for (let i = 0; i < list.length; i++) {
+      const cmd = parseCpCommand(list[i]);
+      if (cmd === undefined || cmd.o === 'open' || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP batch request');
+      const h = this.hostOf(cmd.s);
+      if (h !== undefined && h !== from) throw new ProtocolError(`CP session ${cmd.s} is not ${from}'s`);
+      const key = `${cmd.s}:${cmd.q}`;
+      if (keys.has(key)) throw new ProtocolError('a CP batch request names one command twice');
+      keys.add(key);
+      bytes += cpCommandBytes(cmd);
+      if (bytes > CP_LIMITS.maxBatchBytes) throw new ProtocolError('CP batch request over its byte bound');
+      cmds[i] = cmd;
+    }
+    for (const cmd of cmds) markFromWire(cmd);
+    return new Promise((resolve) => {
+      const out = new Array<CpResult | undefined>(cmds.length);
+      const stops = new Array<() => void>(cmds.length);
+      let left = cmds.length;
+      const finish = () => {
+        clearTimeout(guard);
+        for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = ['q'];
+        resolve(out as CpResult[]);
+      };
+      // no answer for some (no leader?): answer what there is, the lite member asks again for the rest
+      const guard = setTimeout(() => {
+        for (const stop of stops) stop?.();
+        finish();
+      }, LITE_WAIT_MS * 2);
+      guard.unref();
+      for (let i = 0; i < cmds.length; i++) {
+        stops[i] = this.submit(cmds[i], (r) => {
+          if (out[i] === undefined) {
+            out[i] = r;
+            if (--left === 0) finish();
+          }
+          return true;
+        });
+      }
     });
   }
 

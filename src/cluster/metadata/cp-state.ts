@@ -245,6 +245,86 @@ export function parseCpCommand(x: unknown): CpCommand | undefined {
 }
 
 /**
+ * Commands parsed strictly from a received message (parseCpCommand on msgpackr's decoding): their
+ * strings are well-formed (a string built in this process may hold a lone surrogate, which UTF-8
+ * encoding replaces, so the log's bytes would name something else) and they are shared with no
+ * caller. The leader may apply these as they are instead of decoding its own entry (OwnCpEntries).
+ */
+const fromWire = new WeakSet<CpCommand>();
+export function markFromWire(cmd: CpCommand): void {
+  fromWire.add(cmd);
+}
+
+/**
+ * Whether applying `cmd` itself is the same as applying what the log's bytes of it decode to:
+ * parsed from the wire, no byte values (a decoded Uint8Array may be a view of a buffer its
+ * receiver reuses), no -0 (msgpack writes it as the integer 0).
+ */
+export function reusableCpCommand(cmd: CpCommand): boolean {
+  if (!fromWire.has(cmd)) return false;
+  const x = cmd as unknown as Record<string, unknown>;
+  for (const k in x) {
+    const v = x[k];
+    if (typeof v === 'object' && v !== null) return false;
+    if (v === 0 && 1 / v < 0) return false;
+  }
+  return true;
+}
+
+/**
+ * The leader's CP entries proposed by this process, kept until applied: the leader applies the
+ * commands it packed (each checked by `reusableCpCommand`; an entry with one other command is not
+ * kept) instead of decoding and parsing its own bytes again. Found only by index *and* the very
+ * Uint8Array proposed: an entry another leader put at that index, or bytes that came back from
+ * storage or a snapshot, are decoded and parsed as on every follower.
+ */
+export class OwnCpEntries {
+  private readonly byIndex = new Map<number, { data: Uint8Array; cmd: CpCommand | CpBatch }>();
+  /** At most this many entries kept (a leader that proposes without applying for long: the oldest go). */
+  static readonly MAX = 4096;
+
+  /** After proposing `data` (packed from `cmds` by packCpEntries) at `index`. */
+  remember(index: number, data: Uint8Array, cmds: readonly CpCommand[]): void {
+    for (const c of cmds) if (!reusableCpCommand(c)) return;
+    if (cmds.length === 0 || cmds.length > CP_LIMITS.maxBatch || data.length > CP_LIMITS.maxBatchBytes) return;
+    if (this.byIndex.size >= OwnCpEntries.MAX) this.byIndex.delete(this.byIndex.keys().next().value as number);
+    this.byIndex.set(index, { data, cmd: cmds.length === 1 ? cmds[0] : { c: 'cpb', b: cmds.slice() } });
+  }
+
+  /** The command to apply for the entry at `index` with `data`, if this process proposed exactly it; forgets it either way. */
+  take(index: number, data: Uint8Array): CpCommand | CpBatch | undefined {
+    const own = this.byIndex.get(index);
+    if (own === undefined) return undefined;
+    this.byIndex.delete(index);
+    return own.data === data ? own.cmd : undefined;
+  }
+
+  /** Everything up to `index` is known (a snapshot): nothing kept at or below it can be applied. */
+  forgetTo(index: number): void {
+    for (const i of this.byIndex.keys()) if (i <= index) this.byIndex.delete(i);
+  }
+
+  get size(): number {
+    return this.byIndex.size;
+  }
+}
+
+/**
+ * An upper bound of what a (parsed) command's names, keys and values take encoded, for batch
+ * bounds: 3 bytes per UTF-16 unit of its strings, the bytes of its refs, 64 for the rest.
+ */
+export function cpCommandBytes(c: CpCommand): number {
+  let b = 64;
+  const x = c as { n?: unknown; k?: unknown; h?: unknown; v?: unknown; e?: unknown };
+  if (typeof x.n === 'string') b += x.n.length * 3;
+  if (typeof x.k === 'string') b += x.k.length * 3;
+  if (typeof x.h === 'string') b += x.h.length * 3;
+  if (x.v instanceof Uint8Array) b += x.v.length;
+  if (x.e instanceof Uint8Array) b += x.e.length;
+  return b;
+}
+
+/**
  * An encoded batch entry starts with a map header of 2 entries (fixmap 0x82, or map16/map32, which
  * packr writes) and then key 'c' = 'cpb': `isOversizedCpBatch` looks at these bytes before decoding.
  */
@@ -285,16 +365,18 @@ const BATCH_KEYS = ['c', 'b'];
  * and maxBatchBytes encoded bytes each (a chunk over the bytes is halved; a single command always
  * fits); one command alone is a plain `cp` entry. `pack` is the log's encoder.
  */
-export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array): Uint8Array[] {
+export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array, parts?: Array<readonly CpCommand[]>): Uint8Array[] {
   const out: Uint8Array[] = [];
   const chunk = (part: readonly CpCommand[]): void => {
     if (part.length === 1) {
       out.push(pack(part[0]));
+      parts?.push(part);
       return;
     }
     const data = pack({ c: 'cpb', b: part });
     if (data.length <= CP_LIMITS.maxBatchBytes) {
       out.push(data);
+      parts?.push(part);
       return;
     }
     const h = part.length >> 1;

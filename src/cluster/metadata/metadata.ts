@@ -25,7 +25,7 @@ import { isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/tab
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
-import { cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
+import { OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -134,6 +134,8 @@ export class Metadata extends EventEmitter {
   private readonly leases = new LeaseTable();
   /** Leader: CP commands proposed in this task; the next flush() packs them into one entry (proposeCp). */
   private cpQueue: CpCommand[] = [];
+  /** Leader: its own CP entries, applied from the commands it packed instead of decoding them (cp-state.ts). */
+  private readonly ownCp = new OwnCpEntries();
   /** Waiters for an index to be applied. */
   private readonly applyWaiters = new Map<number, Array<(ok: boolean) => void>>();
   private sinceCompact = 0;
@@ -375,13 +377,15 @@ export class Metadata extends EventEmitter {
       this.settle(e.index);
       return;
     }
-    let cmd: Command | undefined;
-    try {
-      // a CP batch over its byte bound is refused before msgpackr builds anything of it
-      cmd = isOversizedCpBatch(e.data) ? undefined : parseCommand(unpackr.unpack(e.data), this.host.partitions);
-      if (cpBatchTooBig(cmd, e.data.length)) cmd = undefined;
-    } catch {
-      cmd = undefined;
+    let cmd: Command | undefined = this.ownCp.size === 0 ? undefined : this.ownCp.take(e.index, e.data);
+    if (cmd === undefined) {
+      try {
+        // a CP batch over its byte bound is refused before msgpackr builds anything of it
+        cmd = isOversizedCpBatch(e.data) ? undefined : parseCommand(unpackr.unpack(e.data), this.host.partitions);
+        if (cpBatchTooBig(cmd, e.data.length)) cmd = undefined;
+      } catch {
+        cmd = undefined;
+      }
     }
     const a = this.state.apply(e.index, cmd);
     if (cmd?.c !== 'cp' && cmd?.c !== 'cpb') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
@@ -431,6 +435,7 @@ export class Metadata extends EventEmitter {
     if (!isStateSnapshot(s, this.host.partitions, isTable)) throw new ProtocolError('malformed metadata snapshot');
     this.state.restore(s as StateSnapshot);
     this.state.index = index;
+    this.ownCp.forgetTo(index);
     this.cp.appliedTo(index);
     if (!this.state.members.has(this.host.memberId) && this.state.wasRemoved(this.host.memberId)) this.emit('removed', 'removed');
     if (this.state.table.version > 0) this.emit('table', this.state.table);
@@ -478,8 +483,14 @@ export class Metadata extends EventEmitter {
   private proposeCp(): void {
     const q = this.cpQueue;
     this.cpQueue = [];
-    for (const data of packCpEntries(q, (x) => packr.pack(x))) {
-      if (!(this.raft!.propose(data) instanceof RaftError)) continue;
+    const parts: CpCommand[][] = [];
+    for (const data of packCpEntries(q, (x) => packr.pack(x), parts)) {
+      const part = parts.shift()!;
+      const index = this.raft!.propose(data);
+      if (!(index instanceof RaftError)) {
+        this.ownCp.remember(index, data, part);
+        continue;
+      }
       this.host.log('warn', `the Raft core refused queued CP commands (${q.length} in this task); their submitters resend`);
       if (this.isLeader()) this.cp.becameLeader();
       return;
