@@ -107,8 +107,29 @@ export class Cluster {
     return [...this.members.values()].filter((m) => m.state !== 'down').map((m) => m.k);
   }
 
-  /** Starts member k (a new process, a new identity, the same ports) and waits for its listening line. */
+  /**
+   * Starts member k (a new process, a new identity, the same ports) and waits for its listening
+   * line. The member's real port was free when it was picked, but another process on the machine
+   * can take it before the member binds it (`--seed 19000` schedule 17 beside other test runs):
+   * then the member is started again on a new port, and its proxy retargeted (the url the others
+   * dial, the proxy's, does not change).
+   */
   async launch(k, seeds = this.seedsFor(k), timeoutMs = 45_000) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.launchOnce(k, seeds, timeoutMs);
+      } catch (err) {
+        if (!err?.addressInUse || attempt >= 3) throw err;
+        const m = this.members.get(k);
+        await m.exited;
+        m.realPort = await freePort();
+        m.proxy.targetPort = m.realPort;
+        this.log(`member ${k}: its port was taken by another process; starting it again on ${m.realPort}`);
+      }
+    }
+  }
+
+  async launchOnce(k, seeds, timeoutMs) {
     const m = this.members.get(k);
     if (m.state !== 'down') throw new Error(`member ${k} is already running`);
     m.incarnation++;
@@ -137,6 +158,12 @@ export class Cluster {
       }),
     );
     child.stderr.pipe(out, { end: false });
+    let errText = '';
+    child.stderr.on('data', (d) => {
+      if (errText.length < 4096) errText += d.toString();
+    });
+    // 'exit' can come before the last of stderr is read
+    const stderrDone = new Promise((resolve) => child.stderr.once('close', resolve));
     let buffered = '';
     const listening = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`member ${k} did not print its listening line within ${timeoutMs} ms (see ${m.logFile})`)), timeoutMs);
@@ -151,9 +178,12 @@ export class Cluster {
           resolve();
         }
       });
-      m.exited.then(({ code, signal }) => {
+      m.exited.then(async ({ code, signal }) => {
         clearTimeout(timer);
-        reject(new Error(`member ${k} exited (code ${code}, signal ${signal}) before listening (see ${m.logFile})`));
+        await Promise.race([stderrDone, new Promise((r) => setTimeout(r, 1000))]);
+        const err = new Error(`member ${k} exited (code ${code}, signal ${signal}) before listening (see ${m.logFile})`);
+        if (/EADDRINUSE/.test(errText)) err.addressInUse = true;
+        reject(err);
       });
     });
     try {
