@@ -13,20 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster } from './lib/cluster.mjs';
-import { formatTop, startProfile, summarize } from './lib/profiler.mjs';
+import { formatTop, profileOptions, startProfile, summarize } from './lib/profiler.mjs';
 
 const { values: opt } = parseArgs({
-  options: {
+  options: profileOptions({
     op: { type: 'string', default: 'incr' },
-    c: { type: 'string', default: '64' },
-    seconds: { type: 'string', default: '3' },
-    top: { type: 'string', default: '25' },
-    'no-profile': { type: 'boolean', default: false },
-    runs: { type: 'string', default: '3' },
-    'run-ms': { type: 'string', default: '1000' },
     'warmup-ms': { type: 'string', default: '1500' },
     keep: { type: 'boolean', default: false },
-  },
+  }),
 });
 const C = Number(opt.c);
 const PROFILE = !opt['no-profile'];

@@ -13,20 +13,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster } from './lib/cluster.mjs';
 import { VALUES, makeKeys } from './lib/peers.mjs';
-import { formatTop, startProfile, summarize } from './lib/profiler.mjs';
+import { formatTop, profileOptions, startProfile, summarize } from './lib/profiler.mjs';
 
 const { values: opt } = parseArgs({
-  options: {
-    c: { type: 'string', default: '64' },
-    seconds: { type: 'string', default: '3' },
-    top: { type: 'string', default: '25' },
-    'no-profile': { type: 'boolean', default: false },
-    runs: { type: 'string', default: '3' },
-    'run-ms': { type: 'string', default: '1000' },
-    'warmup-ms': { type: 'string', default: '1000' },
+  options: profileOptions({
     'warmup-c': { type: 'string' },
     op: { type: 'string', default: 'get' },
-  },
+  }),
 });
 const C = Number(opt.c);
 const SECONDS = Number(opt.seconds);

@@ -118,3 +118,20 @@ export function formatTop(rows, n, title) {
   for (const r of rows.slice(0, n)) out.push(`  ${r.pct.toFixed(1).padStart(5)} %  ${(r.us / 1000).toFixed(0).padStart(6)} ms  ${r.fn}`);
   return out.join('\n');
 }
+
+/**
+ * The command-line options the profile-* scripts share (concurrency, measuring runs, warm-up,
+ * profile on or off), for parseArgs; `extra` adds a script's own or overrides a default.
+ */
+export function profileOptions(extra = {}) {
+  return {
+    c: { type: 'string', default: '64' },
+    seconds: { type: 'string', default: '3' },
+    top: { type: 'string', default: '25' },
+    'no-profile': { type: 'boolean', default: false },
+    runs: { type: 'string', default: '3' },
+    'run-ms': { type: 'string', default: '1000' },
+    'warmup-ms': { type: 'string', default: '1000' },
+    ...extra,
+  };
+}

@@ -336,7 +336,7 @@ export class Replicas {
       // lease: the write fails (retryable; it may be applied, as any write that fails after it
       // was sent) instead of holding its caller up to DROP_WAIT_MS. A retry with the same request
       // id is deduplicated wherever it lands.
-      if (leaseCheck && !UNFENCED && !this.ctx.meta.lease.covers(epoch)) {
+      if (leaseCheck && !this.serves(p)) {
         clearTimeout(timer);
         done(new PartitionUnavailableError(`partition ${p}: member ${this.ctx.memberId} lost its lease ${what}`, { partition: p, epoch }));
         return true;

@@ -181,15 +181,15 @@ export function plan(
     const done = synced(p);
     const have = new Set(held);
     for (const m of cur.pending[p]) if (alive.has(m) && done.has(m)) have.add(m);
-    const t = blocked === undefined || held.length === 0 ? target[p] : unblocked(target[p], held[0], live, blocked);
-    let o: string[];
-    if (held.length === 0 && away !== undefined && away.size > 0 && cur.owners[p].some((m) => away.has(m))) {
+    if (held.length === 0 && away !== undefined && cur.owners[p].some((m) => away.has(m))) {
       owners.push(cur.owners[p]);
       const pend = cur.pending[p].filter((m) => alive.has(m));
       pending.push(pend);
       if (!sameList(pend, cur.pending[p])) changed = true;
       continue;
     }
+    const t = blocked === undefined || held.length === 0 ? target[p] : unblocked(target[p], held[0], live, blocked);
+    let o: string[];
     if (held.length === 0) {
       // every copy is gone (or the cluster just started): the target owns it, empty
       o = t.slice();

@@ -540,6 +540,12 @@ export class Metadata extends EventEmitter {
     this.lastStep = t0;
     this.grace.clear();
     this.away.clear();
+    for (const id of this.memberSince.keys()) {
+      if (!st.members.has(id)) {
+        this.memberSince.delete(id);
+        this.lastAsked.delete(id);
+      }
+    }
     for (const id of st.members.keys()) {
       if (id === me || this.proposedRemovals.has(id)) continue;
       if (!this.memberSince.has(id)) this.memberSince.set(id, t0);
@@ -555,9 +561,9 @@ export class Metadata extends EventEmitter {
         // declared dead). Its other partitions fail over meanwhile (plan with `away`); if it refutes
         // within the grace, nothing is lost; if it is really gone, the removal comes later and
         // reports those partitions lost, as it would have at once.
-        const since = this.deadSince.get(id) ?? now();
+        const since = this.deadSince.get(id) ?? t0;
         this.deadSince.set(id, since);
-        if (now() - since < LAST_COPY_GRACE_MS && lastCopiesOf(t, id, st.members).length > 0) {
+        if (t0 - since < LAST_COPY_GRACE_MS && lastCopiesOf(t, id, st.members).length > 0) {
           this.grace.add(id);
           this.away.add(id);
           continue;
@@ -568,12 +574,6 @@ export class Metadata extends EventEmitter {
     this.reconcileConfig();
     // the table: one proposal in flight at a time
     if (this.proposedTableBase === st.table.version || st.members.size === 0) return;
-    for (const id of this.memberSince.keys()) {
-      if (!st.members.has(id)) {
-        this.memberSince.delete(id);
-        this.lastAsked.delete(id);
-      }
-    }
     // members away keep their last copies (plan leaves a partition that only they hold as it is) and get nothing new
     const live = [...st.members.keys()].filter((id) => !this.away.has(id));
     for (const [k, until] of this.blockedCopies) if (until <= t0) this.blockedCopies.delete(k);
