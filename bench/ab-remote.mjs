@@ -6,7 +6,12 @@
 // speak the same protocol). Rounds alternate A, B, A, B … so that drift of a shared, noisy machine
 // falls on both; each round warms every task for --ms, then measures it for --ms. Prints ops/s per
 // task per round and the median ratio B/A.
+// Each round runs in a fresh child process (`--one <dir>`): run in one process, the second tree's
+// copy of the same code met call sites in Node's own stream and Buffer code that the first tree
+// had already made polymorphic, so every round after the first read slower (up to 3x) for both.
+import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
@@ -15,7 +20,8 @@ const opt = (name, d) => {
   return i >= 0 ? Number(args[i + 1]) : d;
 };
 const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
-if (dirs.length !== 2) {
+const ONE = args.indexOf('--one');
+if (ONE < 0 && dirs.length !== 2) {
   console.error('usage: node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000]');
   process.exit(2);
 }
@@ -69,10 +75,16 @@ async function measure(dir) {
   }
 }
 
+if (ONE >= 0) {
+  process.stdout.write(JSON.stringify(await measure(resolve(args[ONE + 1]))));
+  process.exit(0);
+}
+
 const results = { A: [], B: [] };
 for (let r = 0; r < ROUNDS; r++) {
   for (const [label, dir] of [['A', dirs[0]], ['B', dirs[1]]]) {
-    const res = await measure(dir);
+    const child = [fileURLToPath(import.meta.url), '--one', dir, '--ms', String(MS), '--keys', String(N)];
+    const res = JSON.parse(execFileSync(process.execPath, child, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     results[label].push(res);
     console.log(`round ${r + 1} ${label} (${dir}): ${Object.entries(res).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}k/s`).join(', ')}`);
   }

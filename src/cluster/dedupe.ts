@@ -14,14 +14,6 @@ export const DEDUPE_MAX_PER_PARTITION = 4096;
 /** Longest request id accepted from a peer. */
 export const MAX_REQUEST_ID = 64;
 
-interface Done {
-  readonly result: unknown;
-  readonly at: number;
-}
-
-/** A record: its Done, or just the time applied when the result is undefined (a set: no object per write). */
-type Rec = Done | number;
-
 /** One record as shipped in replicated writes and snapshots: [request id, result, wall-clock ms when applied]. */
 export type DedupeEntry = [string, unknown, number];
 
@@ -29,54 +21,181 @@ export function isRequestId(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= MAX_REQUEST_ID;
 }
 
+/** One client's records in a partition: counter → slot. */
+interface Client {
+  readonly prefix: string;
+  readonly slots: Map<number, number>;
+}
+
+/**
+ * The sequence number of a request id of the form `<client>.<base-36 counter>` (routed-map.ts
+ * makes them so), when the counter is canonical (lowercase, no leading zero, at most 10 digits:
+ * exact in a double, and `seq.toString(36)` gives the same text back); else -1.
+ */
+function seqOf(id: string, from: number): number {
+  const n = id.length - from;
+  if (n < 1 || n > 10 || (n > 1 && id.charCodeAt(from) === 48)) return -1;
+  let v = 0;
+  for (let i = from; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
+    if (d < 0) return -1;
+    v = v * 36 + d;
+  }
+  return v;
+}
+
+/**
+ * One partition's records, in a ring of slots in insertion order (the oldest evicted first once
+ * DEDUPE_MAX_PER_PARTITION are held). A record of an id `<client>.<counter>` is a number in a
+ * typed array and an entry of a number-keyed Map per client: no object per record, so records
+ * that live for minutes cost the garbage collector nothing (with a Map of id strings, every
+ * write's record was a string promoted to the old generation: ~12 µs of a member's CPU per
+ * replicated set at c=64). Other ids (a peer may send any short string) are kept whole.
+ */
+class Part {
+  /** Records held; slots [0, n) are used. */
+  n = 0;
+  /** Once full: the slot of the oldest record. */
+  head = 0;
+  seqs: Float64Array = new Float64Array(16);
+  ats: Float64Array = new Float64Array(16);
+  /** The client of each slot whose id is `<client>.<counter>`. */
+  owners: Array<Client | undefined> = [];
+  /** Whole ids, for the other slots. */
+  strs: Array<string | undefined> = [];
+  /** Results by slot (a set records none). */
+  results: unknown[] | undefined;
+  /** Client prefix → its records. */
+  readonly clients = new Map<string, Client>();
+  /** Whole id → slot. */
+  readonly whole = new Map<string, number>();
+
+  /** The slot of `id`, or -1. */
+  find(id: string): number {
+    const dot = id.lastIndexOf('.');
+    const seq = dot < 0 ? -1 : seqOf(id, dot + 1);
+    const slot = seq < 0 ? this.whole.get(id) : this.clients.get(id.slice(0, dot))?.slots.get(seq);
+    return slot === undefined ? -1 : slot;
+  }
+
+  /** A new slot for `id` (evicting the oldest record when full). */
+  add(id: string): number {
+    let slot: number;
+    if (this.n < DEDUPE_MAX_PER_PARTITION) {
+      slot = this.n++;
+      if (slot === this.seqs.length) {
+        this.seqs = grow(this.seqs);
+        this.ats = grow(this.ats);
+      }
+    } else {
+      slot = this.head;
+      this.head = (slot + 1) % DEDUPE_MAX_PER_PARTITION;
+      this.unlink(slot);
+    }
+    const dot = id.lastIndexOf('.');
+    const seq = dot < 0 ? -1 : seqOf(id, dot + 1);
+    if (seq < 0) {
+      this.whole.set(id, slot);
+      this.owners[slot] = undefined;
+      this.strs[slot] = id;
+    } else {
+      const prefix = id.slice(0, dot);
+      let c = this.clients.get(prefix);
+      if (c === undefined) this.clients.set(prefix, (c = { prefix, slots: new Map() }));
+      c.slots.set(seq, slot);
+      this.owners[slot] = c;
+      this.seqs[slot] = seq;
+      if (this.strs.length > slot) this.strs[slot] = undefined;
+    }
+    if (this.results !== undefined && this.results.length > slot) this.results[slot] = undefined;
+    return slot;
+  }
+
+  /** Makes the record of `slot` found by no id (an id put again since has a slot of its own: left alone). */
+  unlink(slot: number): void {
+    const s = this.strs[slot];
+    if (s !== undefined) {
+      if (this.whole.get(s) === slot) this.whole.delete(s);
+      return;
+    }
+    const c = this.owners[slot];
+    if (c === undefined) return;
+    this.owners[slot] = undefined;
+    const seq = this.seqs[slot];
+    if (c.slots.get(seq) !== slot) return;
+    c.slots.delete(seq);
+    if (c.slots.size === 0 && this.clients.get(c.prefix) === c) this.clients.delete(c.prefix);
+  }
+
+  /** The id of a used slot. */
+  idAt(slot: number): string {
+    const s = this.strs[slot];
+    return s !== undefined ? s : `${this.owners[slot]!.prefix}.${this.seqs[slot].toString(36)}`;
+  }
+}
+
+function grow(a: Float64Array): Float64Array {
+  const b = new Float64Array(Math.min(a.length * 2, DEDUPE_MAX_PER_PARTITION));
+  b.set(a);
+  return b;
+}
+
 export class Dedupe {
-  private readonly parts: Array<Map<string, Rec> | undefined>;
-  /** Per partition, the ids of its records in insertion order (a ring once full). */
-  private readonly rings: Array<{ ids: string[]; head: number } | undefined>;
+  private readonly parts: Array<Part | undefined>;
   /** Requests being applied now on this primary: a retry that arrives meanwhile waits for the first. */
   private readonly running = new Map<string, Promise<unknown>>();
 
   constructor(partitions: number) {
     this.parts = new Array(partitions).fill(undefined);
-    this.rings = new Array(partitions).fill(undefined);
+  }
+
+  /**
+   * The id last looked up and not found, and its partition: a write checks its id (`has`) before
+   * it records it (`put`), and with ~1M records a member looks in cold memory each time (~1 µs).
+   */
+  private missed: string | undefined;
+  private missedIn: Part | undefined;
+
+  /** The live slot of request `id` in partition part `pt`, or -1 (an expired record is forgotten). */
+  private live(pt: Part | undefined, id: string): number {
+    if (pt === undefined) return -1;
+    const slot = pt.find(id);
+    if (slot < 0) {
+      this.missed = id;
+      this.missedIn = pt;
+      return -1;
+    }
+    if (Date.now() - pt.ats[slot] > DEDUPE_TTL_MS) {
+      pt.unlink(slot); // expired: stays in the ring until its turn, found by no id
+      pt.ats[slot] = -Infinity;
+      return -1;
+    }
+    return slot;
   }
 
   /** The recorded result of request `id` on partition p, or undefined. */
   get(p: number, id: string): { result: unknown } | undefined {
-    const m = this.parts[p];
-    const d = m?.get(id);
-    if (d === undefined) return undefined;
-    if (Date.now() - (typeof d === 'number' ? d : d.at) > DEDUPE_TTL_MS) {
-      m!.delete(id);
-      return undefined;
-    }
-    return typeof d === 'number' ? { result: undefined } : d;
+    const pt = this.parts[p];
+    const slot = this.live(pt, id);
+    return slot < 0 ? undefined : { result: pt!.results?.[slot] };
   }
 
   /** Whether request `id` was applied on partition p (and its record still lives). */
   has(p: number, id: string): boolean {
-    return this.get(p, id) !== undefined;
+    return this.live(this.parts[p], id) >= 0;
   }
 
   put(p: number, id: string, result: unknown, at = Date.now()): void {
-    let m = this.parts[p];
-    if (m === undefined) this.parts[p] = m = new Map();
-    const rec: Rec = result === undefined ? at : { result, at };
-    if (m.has(id)) {
-      m.set(id, rec); // a record again (a retry's): keeps its place in the eviction order
-      return;
-    }
-    // the oldest record goes when the partition is full: a ring of ids in insertion order (taking
-    // the Map's first key instead costs a scan over every deleted slot before it, O(capacity))
-    let ring = this.rings[p];
-    if (ring === undefined) this.rings[p] = ring = { ids: [], head: 0 };
-    if (ring.ids.length < DEDUPE_MAX_PER_PARTITION) ring.ids.push(id);
-    else {
-      m.delete(ring.ids[ring.head]);
-      ring.ids[ring.head] = id;
-      ring.head = (ring.head + 1) % DEDUPE_MAX_PER_PARTITION;
-    }
-    m.set(id, rec);
+    let pt = this.parts[p];
+    if (pt === undefined) this.parts[p] = pt = new Part();
+    let slot = id === this.missed && pt === this.missedIn ? -1 : pt.find(id);
+    this.missed = undefined;
+    // a record again (a retry's) keeps its place in the eviction order
+    if (slot < 0) slot = pt.add(id);
+    pt.ats[slot] = at;
+    if (result !== undefined) (pt.results ??= [])[slot] = result;
+    else if (pt.results !== undefined && pt.results.length > slot) pt.results[slot] = undefined;
   }
 
   /**
@@ -98,27 +217,29 @@ export class Dedupe {
     return pr;
   }
 
-  /** The live records of p, for a snapshot. */
+  /** The live records of p, for a snapshot, oldest first. */
   entries(p: number): DedupeEntry[] {
-    const m = this.parts[p];
-    if (m === undefined) return [];
+    const pt = this.parts[p];
+    if (pt === undefined) return [];
     const now = Date.now();
     const out: DedupeEntry[] = [];
-    for (const [id, d] of m) {
-      const at = typeof d === 'number' ? d : d.at;
-      if (now - at <= DEDUPE_TTL_MS) out.push([id, typeof d === 'number' ? undefined : d.result, at]);
+    const full = pt.n === DEDUPE_MAX_PER_PARTITION;
+    for (let i = 0; i < pt.n; i++) {
+      const slot = full ? (pt.head + i) % DEDUPE_MAX_PER_PARTITION : i;
+      const at = pt.ats[slot];
+      if (now - at <= DEDUPE_TTL_MS) out.push([pt.idAt(slot), pt.results?.[slot], at]);
     }
     return out;
   }
 
   clear(p: number): void {
     this.parts[p] = undefined;
-    this.rings[p] = undefined;
+    this.missed = undefined;
   }
 
   clearAll(): void {
     this.parts.fill(undefined);
-    this.rings.fill(undefined);
+    this.missed = undefined;
   }
 }
 

@@ -303,10 +303,10 @@ export class SetCall extends Call<void> {
 export class Shipment {
   private remaining = 1;
   private error: unknown;
-  /** Copies that applied the write. */
-  readonly acked = new Set<string>();
+  /** Copies that applied the write (a write has one or two: an array, not a Set per write). */
+  readonly acked: string[] = [];
   /** Copies that missed it and that a committed table dropped since (one that is an owner again was re-synced after the write). */
-  readonly dropped = new Set<string>();
+  dropped: string[] | undefined;
   /**
    * @param targets the partition's copies when the write was applied (a member that became a
    *   copy later was streamed a snapshot that includes it)
@@ -318,6 +318,22 @@ export class Shipment {
 
   add(): void {
     this.remaining++;
+  }
+
+  /** Copy `to` applied the write. */
+  ack(to: string): void {
+    if (!this.acked.includes(to)) this.acked.push(to);
+  }
+
+  /** A committed table dropped copy `to`, which missed the write. */
+  drop(to: string): void {
+    if (this.dropped === undefined) this.dropped = [to];
+    else if (!this.dropped.includes(to)) this.dropped.push(to);
+  }
+
+  /** Whether owner `x` holds the write (or needs not: it was dropped, or became a copy after it). */
+  holds(x: string): boolean {
+    return this.acked.includes(x) || (this.dropped !== undefined && this.dropped.includes(x)) || !this.targets.includes(x);
   }
 
   /** One copy answered (or was given up on); `err` fails the whole write. */
@@ -346,7 +362,7 @@ export class RepCall extends FastCall {
   }
 
   settle(): void {
-    this.shipment.acked.add(this.to);
+    this.shipment.ack(this.to);
     this.shipment.done();
   }
 

@@ -223,9 +223,10 @@ export class FastService {
       const seq = un.shipped(u);
       const state = rawAt(buf, vType, vExp, vOff, vLen);
       // the set's record rides on every replicated state of the key until its own replication ends
-      const release = rid === undefined || targets.length === 0 ? undefined : this.r.hold(name, ks, rid, undefined);
+      const held = rid !== undefined && targets.length > 0;
+      if (held) this.r.hold(uk, rid, undefined);
       const ship = this.r.shipment(p, targets, (err) => {
-        release?.();
+        if (held) this.r.unhold(uk, rid);
         un.settle(uk, u, seq, state, err === undefined);
         if (err !== undefined) this.r.resyncLater(p, name, ks, u);
         reply(err);

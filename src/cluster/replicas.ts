@@ -235,7 +235,7 @@ export class Replicas {
     if (more) body.rs = [...others!].slice(0, MAX_INFLIGHT_RECORDS);
     this.ctx.transport.request(to, 'grid.rep', body).then(
       () => {
-        ship.acked.add(to);
+        ship.ack(to);
         ship.done();
       },
       (e: unknown) => ship.done(failed(e)),
@@ -258,7 +258,7 @@ export class Replicas {
         return;
       }
       if (!t.owners[p].includes(to) && !t.pending[p].includes(to)) {
-        ship.dropped.add(to); // no longer a copy: nothing to wait for (the copy count is checked at the end)
+        ship.drop(to); // no longer a copy: nothing to wait for (the copy count is checked at the end)
         ship.done();
         return;
       }
@@ -285,7 +285,7 @@ export class Replicas {
     const counted = (err: unknown): void => {
       if (err === undefined) st.writes++;
       else st.failed++;
-      st.copyAcks += ship.acked.size;
+      st.copyAcks += ship.acked.length;
       finish(err);
     };
     const ship: Shipment = new Shipment((err) => (err !== undefined ? counted(err) : this.enoughCopies(ship, p, epoch, counted)), targets);
@@ -307,12 +307,18 @@ export class Replicas {
   private holders(t: PartitionTable, p: number, ship: Shipment): number {
     let n = 0;
     const me = this.ctx.memberId;
-    for (const x of t.owners[p]) if (x === me || ship.acked.has(x) || ship.dropped.has(x) || !ship.targets.includes(x)) n++;
+    for (const x of t.owners[p]) if (x === me || ship.holds(x)) n++;
     return n;
   }
 
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
+    // the common case, settled at once (what untilTable's first check does, without its closures)
+    const t = this.table;
+    if (t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies()) {
+      finish(undefined);
+      return;
+    }
     const ready = (t: PartitionTable): boolean => this.holders(t, p, ship) >= this.minCopies();
     const timeout = (): unknown => new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p });
     if (this.untilTable(p, epoch, 'before enough copies held a write', ready, finish, timeout)) return;
@@ -401,7 +407,7 @@ export class Replicas {
     // still listed: a pending copy that missed a write just streams again; an owner needs the drop
     const dropped = (t: PartitionTable): boolean => {
       if (t.owners[p].includes(to) || t.pending[p].includes(to)) return false;
-      ship.dropped.add(to);
+      ship.drop(to);
       return true;
     };
     const timeout = (): unknown => new TimeoutError(`partition ${p}: copy ${to} missed a write and no table dropped it within ${DROP_WAIT_MS} ms`, { partition: p, member: to });
@@ -453,20 +459,20 @@ export class Replicas {
   // ── writes on this primary ────────────────────────────────────────────────────────────────────
 
   /**
-   * Marks request `rid` (result `result`) of map/key as being replicated: until `release()` every
-   * replicated state of that key carries its record (see `ship`).
+   * Marks request `rid` (result `result`) of key `k` (`keyOf(map, key)`) as being replicated:
+   * until `unhold(k, rid)` every replicated state of that key carries its record (see `ship`).
    */
-  hold(map: string, key: string, rid: string, result: unknown): () => void {
-    const k = keyOf(map, key);
+  hold(k: string, rid: string, result: unknown): void {
     let m = this.inflight.get(k);
     if (m === undefined) this.inflight.set(k, (m = new Map()));
     m.set(rid, result);
-    return () => {
-      const cur = this.inflight.get(k);
-      if (cur === undefined) return;
-      cur.delete(rid);
-      if (cur.size === 0) this.inflight.delete(k);
-    };
+  }
+
+  unhold(k: string, rid: string): void {
+    const cur = this.inflight.get(k);
+    if (cur === undefined) return;
+    cur.delete(rid);
+    if (cur.size === 0) this.inflight.delete(k);
   }
 
   /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
@@ -491,10 +497,9 @@ export class Replicas {
       un.abandon(k, u);
       throw e;
     }
-    let release: (() => void) | undefined;
     if (rid !== undefined) {
       this.dedupe.put(p, rid, r);
-      release = this.hold(map, key, rid, r);
+      this.hold(k, rid, r);
     }
     let seq = 0;
     let shipped: RawState = null;
@@ -508,7 +513,7 @@ export class Replicas {
       this.resyncLater(p, map, key, u);
       throw e;
     } finally {
-      release?.();
+      if (rid !== undefined) this.unhold(k, rid);
     }
     un.settle(k, u, seq, shipped, seq > 0);
     if (seq === 0) this.resyncLater(p, map, key, u);
@@ -590,7 +595,16 @@ function roleOf(t: PartitionTable | undefined, p: number, me: string): string {
 }
 
 /** Backups and pending copies of p, other than `self`. */
-export function copiesOf(t: PartitionTable, p: number, self: string): string[] {
+export function copiesOf(t: PartitionTable, p: number, self: string): readonly string[] {
+  let c = copiesCache.get(t);
+  if (c === undefined || c.self !== self) copiesCache.set(t, (c = { self, of: new Array(t.owners.length) }));
+  return (c.of[p] ??= copiesIn(t, p, self));
+}
+
+/** copiesOf's answers per table (tables are immutable once applied): one array per partition, not one per write. */
+const copiesCache = new WeakMap<PartitionTable, { self: string; of: Array<readonly string[] | undefined> }>();
+
+function copiesIn(t: PartitionTable, p: number, self: string): string[] {
   const out: string[] = [];
   for (const m of t.owners[p]) if (m !== self) out.push(m);
   for (const m of t.pending[p]) if (m !== self && !out.includes(m)) out.push(m);

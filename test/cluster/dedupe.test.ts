@@ -66,4 +66,72 @@ describe('Dedupe records', () => {
     expect(runs).toBe(1);
     expect(again).toBe(1);
   });
+
+  it('an expired record put again is not lost when its old place in the ring is reused', () => {
+    for (const id of ['whole-id', 'm-1.5']) {
+      const d = new Dedupe(1);
+      d.put(0, id, 'old', Date.now() - DEDUPE_TTL_MS - 1);
+      expect(d.has(0, id)).toBe(false); // expired: forgotten, its slot stays in the ring
+      d.put(0, id, 'new');
+      for (let i = 0; i < DEDUPE_MAX_PER_PARTITION - 2; i++) d.put(0, `x.${i}`, undefined); // the ring is full now
+      d.put(0, 'one-more', undefined); // the ring is full: the oldest slot (the expired record's) is reused
+      expect(d.get(0, id)).toEqual({ result: 'new' });
+    }
+  });
+
+  it('ids of every form: counters kept as numbers and non-canonical ids kept whole give the same answers as a plain reference model', () => {
+    // reference: the ids as strings, insertion order, the oldest evicted first, TTL by `at`
+    const parts = 3;
+    const d = new Dedupe(parts);
+    type Rec = { result: unknown; at: number };
+    const ref = Array.from({ length: parts }, () => ({ order: [] as Array<[string, Rec]>, recs: new Map<string, Rec>() }));
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const forms = [
+      (i: number) => `m-a.${i.toString(36)}`,
+      (i: number) => `lite-b.${i.toString(36)}`,
+      (i: number) => `m-a.0${i.toString(36)}`, // leading zero: not canonical, kept whole
+      (i: number) => `m-a.${i.toString(36).toUpperCase()}`, // upper case: kept whole unless all digits
+      (i: number) => `no-dot-${i}`,
+      (i: number) => `a.b.${i.toString(36)}`,
+      (i: number) => `x.${'z'.repeat(11)}${i}`, // counter too long for a double: whole
+      () => 'm-a.',
+      () => '.7',
+    ];
+    const now = Date.now();
+    for (let step = 0; step < 60_000; step++) {
+      const p = rnd(parts);
+      const id = forms[rnd(forms.length)](rnd(2) === 0 ? rnd(64) : rnd(DEDUPE_MAX_PER_PARTITION * 2)); // some ids often: retries, expiry then reuse
+      const r = ref[p];
+      if (rnd(3) === 0) {
+        const rec = r.recs.get(id);
+        const live = rec !== undefined && now - rec.at <= DEDUPE_TTL_MS;
+        expect(d.has(p, id)).toBe(live);
+        if (live) expect(d.get(p, id)).toEqual({ result: rec.result });
+        else if (rec !== undefined) r.recs.delete(id); // expired: the model forgets it as Dedupe does
+        continue;
+      }
+      const result = rnd(2) === 0 ? undefined : step;
+      const at = rnd(50) === 0 ? now - DEDUPE_TTL_MS - 1 : now;
+      const rec = r.recs.get(id);
+      if (rec !== undefined) Object.assign(rec, { result, at });
+      else {
+        // the order holds every record put and not evicted, forgotten expired ones included (as
+        // the ring does); evicting one forgotten and put again since leaves the new one alone
+        const fresh = { result, at };
+        r.order.push([id, fresh]);
+        if (r.order.length > DEDUPE_MAX_PER_PARTITION) {
+          const [old, oldRec] = r.order.shift()!;
+          if (r.recs.get(old) === oldRec) r.recs.delete(old);
+        }
+        r.recs.set(id, fresh);
+      }
+      d.put(p, id, result, at);
+    }
+    for (let p = 0; p < parts; p++) {
+      const live = ref[p].order.filter(([id, rec]) => ref[p].recs.get(id) === rec && now - rec.at <= DEDUPE_TTL_MS).map(([id]) => id);
+      expect(d.entries(p).map((e) => e[0])).toEqual(live);
+      for (const [id, result] of d.entries(p)) expect(result).toEqual(ref[p].recs.get(id)!.result);
+    }
+  });
 });
