@@ -41,6 +41,8 @@ export interface UnsafeOptions {
   readWithoutQuorum?: boolean;
   /** answer reads before the leader committed an entry of its term (its commit index may lag what its predecessor committed) */
   readBeforeTermCommit?: boolean;
+  /** grant (pre)votes while still hearing from a live leader (no leader stickiness: leases built on it break) */
+  ignoreStickiness?: boolean;
 }
 
 /** A read confirmed by ReadIndex: serve request `rid` once this node applied `index`. */
@@ -167,6 +169,8 @@ export class RaftNode {
   /** leader: index of the empty entry that opened its term */
   private termStartIndex = 0;
   private transferee: NodeId | undefined = undefined;
+  /** The kind of this node's latest campaign (what `wonByTransfer` reports once it leads). */
+  private campaignKind: 'pre' | 'real' | 'transfer' = 'real';
 
   /** ReadIndex (thesis §6.4): rounds sent (never reset, so an old echo cannot count for a new read) */
   private readSeq = 0;
@@ -265,6 +269,13 @@ export class RaftNode {
   entryAt(index: number): Entry | undefined { return this.log.entryAt(index); }
   get snapshotIndex(): number { return this.log.snapshot.index; }
   get transferTarget(): NodeId | undefined { return this.transferee; }
+  /**
+   * Leader only: whether this node won its term through a leadership transfer (TimeoutNow), whose
+   * votes skip leader stickiness. Otherwise every voter that elected it had not heard from the
+   * previous leader for at least an election timeout of its own ticks when it voted, which bounds
+   * how recently that leader could still have believed in its lease (metadata lease.ts).
+   */
+  get wonByTransfer(): boolean { return this._role === 'leader' && this.campaignKind === 'transfer'; }
 
   /**
    * Leader only: the latest tick T (on this node's `ticks` clock) such that a majority of voters
@@ -408,7 +419,7 @@ export class RaftNode {
         // Leader stickiness: while we heard from a live leader within the election timeout, a
         // higher-term (pre)vote is ignored outright; we neither grant it nor adopt its term. A
         // vote sent on a leader's TimeoutNow request is the exception.
-        const inLease = this.checkQuorum && this._leader !== undefined && this.electionElapsed < this.electionTicks;
+        const inLease = this.checkQuorum && this._leader !== undefined && this.electionElapsed < this.electionTicks && this.unsafe.ignoreStickiness !== true;
         if (inLease && !(m.type === 'vote' && m.transfer)) return;
       }
       if (m.type === 'preVote' || (m.type === 'preVoteResp' && !m.reject)) {
@@ -524,6 +535,7 @@ export class RaftNode {
 
   /** `pre`: a PreVote round at term+1 without changing term; `transfer`: on a TimeoutNow. */
   private campaign(kind: 'pre' | 'real' | 'transfer'): void {
+    this.campaignKind = kind;
     this.resetTimers();
     this.votes.clear();
     this._leader = undefined;

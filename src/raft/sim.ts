@@ -33,7 +33,7 @@ import { validateMessage } from './types.js';
 import type { ConfChangeKind, Entry, HardState, NodeId, RaftMessage, Snapshot } from './types.js';
 
 export type ViolationKind =
-  | 'election-safety' | 'log-matching' | 'leader-completeness' | 'state-machine-safety' | 'invalid-message' | 'liveness' | 'stale-read' | 'exception';
+  | 'election-safety' | 'log-matching' | 'leader-completeness' | 'state-machine-safety' | 'invalid-message' | 'liveness' | 'stale-read' | 'lease' | 'exception';
 
 export interface Violation {
   kind: ViolationKind;
@@ -72,6 +72,18 @@ export interface ScheduleOptions {
    * ReadIndex existed (the seeds of the older negative controls were found that way)
    */
   reads?: boolean;
+  /**
+   * Check the lease bound the metadata layer relies on (cluster/metadata/lease.ts): a leader
+   * elected without a transfer is elected at least `leaseCreditTicks` after the last tick at
+   * which any earlier leader still had a majority's answer to a heartbeat sent less than half an
+   * election timeout before (its `quorumContactTick`). Crashed nodes do not restart during the
+   * chaos (a restarted cluster member comes back with a new identity, never as the voter it was:
+   * a voter restarted from its persisted state forgets the leader it heard and votes at once),
+   * and the check stops at healing, when every node restarts.
+   */
+  leases?: boolean;
+  /** the bound `leases` checks, in ticks (default: electionTicks / 2 - 1, what the metadata layer uses) */
+  leaseCreditTicks?: number;
 }
 
 export interface ScheduleStats {
@@ -91,6 +103,8 @@ export interface ScheduleStats {
   /** reads asked (readIndex accepted by a node) and reads served (answered and applied) */
   reads: number;
   readsServed: number;
+  /** `leases`: the smallest gap seen between an earlier leader's last valid lease tick and a new leader's election (-1: none) */
+  minLeaseGap: number;
 }
 
 export interface ScheduleResult {
@@ -146,7 +160,7 @@ export class Simulation {
   violations: Violation[] = [];
   readonly stats: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: -1, reads: 0, readsServed: 0,
+    confChanges: 0, proposals: 0, recoveryTicks: -1, reads: 0, readsServed: 0, minLeaseGap: -1,
   };
 
   // network
@@ -191,6 +205,8 @@ export class Simulation {
   private nextProposal = 1;
   private sent = 0;
   private readonly flapStart = new Map<NodeId, number>();
+  /** `leases`: per node, the term and the last sim tick at which it led with a fresh majority contact */
+  private readonly leaseValid = new Map<NodeId, { term: number; tick: number }>();
 
   constructor(options: ScheduleOptions) {
     this.rand = new Rand(options.seed);
@@ -205,6 +221,8 @@ export class Simulation {
       electionTicks: options.electionTicks ?? 10,
       intensity,
       reads: options.reads ?? true,
+      leases: options.leases ?? false,
+      leaseCreditTicks: options.leaseCreditTicks ?? Math.floor((options.electionTicks ?? 10) / 2) - 1,
       unsafe: options.unsafe,
       mutation: options.mutation,
     };
@@ -215,6 +233,7 @@ export class Simulation {
     this.maxDelay = r.pick([0, 1, 3, 6]);
     this.pCrash = f(r.pick([0, 0.005, 0.02, 0.05]));
     this.pRestart = r.pick([0.05, 0.2, 0.5]);
+    if (options.leases === true) this.pRestart = 0;
     this.pPartition = f(r.pick([0, 0.01, 0.03]));
     this.pFlap = f(r.pick([0, 0.1, 0.3]));
     this.pHealPartition = r.pick([0.02, 0.1]);
@@ -310,6 +329,17 @@ export class Simulation {
     }
     for (const sn of this.nodes) if (sn.node === undefined && r.chance(this.pRestart)) this.start(sn);
     if (this.blocked.size > 0 && r.chance(this.pHealPartition)) this.blocked.clear();
+    if (this.opts.leases && r.chance(this.pPartition)) {
+      // `leases`: a partial partition, the one that tests stickiness: the leader loses its link
+      // to one node, which campaigns while the rest still hear the leader
+      const leaders = this.nodes.filter((n) => n.node?.role === 'leader');
+      if (leaders.length > 0) {
+        const l = r.pick(leaders);
+        const other = r.pick(this.nodes.filter((n) => n !== l));
+        this.blocked.add(`${l.id}>${other.id}`);
+        this.blocked.add(`${other.id}>${l.id}`);
+      }
+    }
     if (r.chance(this.pPartition)) {
       // a random split; each cut link is two-way, or one-way with some probability
       // half of them cut a leader off from everyone else
@@ -607,6 +637,26 @@ export class Simulation {
     else if (known !== val) this.fail('log-matching', `${sn.id} persisted (${id}) as ${val}, elsewhere ${known}`);
   }
 
+  /**
+   * `leases`: a leader elected by a real election (not a transfer) must come at least
+   * leaseCreditTicks after every earlier leader's last moment of lease validity; then records
+   * this leader's own validity (a majority answered a heartbeat sent < electionTicks / 2 ago).
+   */
+  private checkLease(sn: SimNode, n: RaftNode): void {
+    if (sn.seenLeaderTerm !== n.term && !n.wonByTransfer) {
+      for (const [id, v] of this.leaseValid) {
+        if (v.term >= n.term) continue;
+        const gap = this.now - v.tick;
+        if (gap < this.stats.minLeaseGap || this.stats.minLeaseGap < 0) this.stats.minLeaseGap = gap;
+        if (gap < this.opts.leaseCreditTicks) {
+          this.fail('lease', `${sn.id} leads term ${n.term} ${gap} tick(s) after ${id} (term ${v.term}) last had a valid lease; the bound is ${this.opts.leaseCreditTicks}`);
+        }
+      }
+    }
+    const q = n.quorumContactTick();
+    if (q !== undefined && 2 * (n.ticks - q) < this.opts.electionTicks) this.leaseValid.set(sn.id, { term: n.term, tick: this.now });
+  }
+
   private observe(sn: SimNode): void {
     const n = sn.node as RaftNode;
     if (n.term > this.stats.maxTerm) this.stats.maxTerm = n.term;
@@ -627,6 +677,7 @@ export class Simulation {
       if (other !== undefined && other !== sn.id) this.fail('election-safety', `${sn.id} and ${other} both lead term ${n.term}`);
       this.durableLeaderOfTerm.set(n.term, sn.id);
     }
+    if (this.opts.leases && !this.healed && n.role === 'leader') this.checkLease(sn, n);
     if (n.role === 'leader' && sn.seenLeaderTerm !== n.term) {
       sn.seenLeaderTerm = n.term;
       const other = this.leaderOfTerm.get(n.term);
@@ -680,7 +731,7 @@ export function scheduleSeed(seed: number, i: number): number { return mixSeed(s
 export function runSchedules(options: RunOptions): RunSummary {
   const totals: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: 0, reads: 0, readsServed: 0,
+    confChanges: 0, proposals: 0, recoveryTicks: 0, reads: 0, readsServed: 0, minLeaseGap: -1,
   };
   const summary: RunSummary = { schedules: 0, violations: 0, firstFailure: undefined, totals, maxRecoveryTicks: 0, violationsByKind: {} };
   const stop = options.stopOnViolation ?? true;
@@ -690,7 +741,10 @@ export function runSchedules(options: RunOptions): RunSummary {
     summary.schedules++;
     for (const k of Object.keys(totals) as (keyof ScheduleStats)[]) {
       if (k === 'maxTerm') totals.maxTerm = Math.max(totals.maxTerm, res.stats.maxTerm);
-      else totals[k] += res.stats[k];
+      else if (k === 'minLeaseGap') {
+        const g = res.stats.minLeaseGap;
+        if (g >= 0 && (totals.minLeaseGap < 0 || g < totals.minLeaseGap)) totals.minLeaseGap = g;
+      } else totals[k] += res.stats[k];
     }
     if (res.stats.recoveryTicks > summary.maxRecoveryTicks) summary.maxRecoveryTicks = res.stats.recoveryTicks;
     if (res.violations.length > 0) {

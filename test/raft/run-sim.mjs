@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Long-run driver for the Raft simulation: node test/raft/run-sim.mjs --schedules N --seed S [--nodes 3|5]
-// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit] [--mutation forgetVote]
-// [--keep-going]. Prints progress and a summary; on a violation, the schedule seed that reproduces it.
+// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit|ignoreStickiness] [--mutation forgetVote]
+// [--leases] [--keep-going]. `--leases`: also check the new-leader lease bound (sim.ts, ScheduleOptions.leases;
+// crashed nodes stay down during the chaos, leaders lose single links). Prints progress and a summary; on a violation, the schedule seed that reproduces it.
 import { parseArgs } from 'node:util';
 import { runSchedules, runSchedule } from '../../dist/raft/sim.js';
 
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     unsafe: { type: 'string' },
     mutation: { type: 'string' },
     'keep-going': { type: 'boolean', default: false },
+    leases: { type: 'boolean', default: false },
     replay: { type: 'string' },
   },
 });
@@ -30,6 +32,7 @@ if (values.nodes !== undefined) {
 if (values.intensity !== undefined) opts.intensity = Number(values.intensity);
 if (values.unsafe !== undefined) opts.unsafe = { [values.unsafe]: true };
 if (values.mutation !== undefined) opts.mutation = values.mutation;
+if (values.leases) opts.leases = true;
 
 if (values.replay !== undefined) {
   const res = runSchedule({ ...opts, seed: int('replay', values.replay) });
@@ -41,7 +44,7 @@ const schedules = int('schedules', values.schedules);
 const seed = int('seed', values.seed);
 const t0 = performance.now();
 console.log(`raft-sim: ${schedules} schedules, seed ${seed}${values.nodes ? `, ${values.nodes} voters` : ', 3 or 5 voters'}` +
-  `${opts.unsafe ? `, unsafe ${values.unsafe}` : ''}${opts.mutation ? `, mutation ${opts.mutation}` : ''}`);
+  `${opts.unsafe ? `, unsafe ${values.unsafe}` : ''}${opts.mutation ? `, mutation ${opts.mutation}` : ''}${opts.leases ? ', lease bound checked' : ''}`);
 const summary = runSchedules({
   ...opts, schedules, seed, stopOnViolation: !values['keep-going'],
   progressEvery: Math.max(1, Math.min(5000, Math.floor(schedules / 20))),
@@ -57,10 +60,11 @@ console.log(`  violations: ${summary.violations} ${JSON.stringify(summary.violat
 console.log(`  ticks ${t.ticks}, messages delivered ${t.delivered}, dropped ${t.dropped}, leaders elected ${t.leaders}, max term ${t.maxTerm}`);
 console.log(`  entries committed ${t.committed}, proposals accepted ${t.proposals}, conf changes accepted ${t.confChanges}, crashes ${t.crashes}, compactions ${t.compactions}, snapshots sent ${t.snapshotsSent}`);
 console.log(`  reads asked ${t.reads}, served ${t.readsServed} (each checked against every entry committed before it was asked)`);
+if (opts.leases) console.log(`  lease bound: smallest gap between an earlier leader's last valid lease and a new leader's election ${t.minLeaseGap} ticks (bound ${Math.floor(10 / 2) - 1})`);
 console.log(`  recovery after healing: mean ${(t.recoveryTicks / Math.max(1, summary.schedules - summary.violations)).toFixed(1)} ticks, max ${summary.maxRecoveryTicks} ticks`);
 if (summary.firstFailure !== undefined) {
   const f = summary.firstFailure;
   console.log(`FIRST FAILURE: schedule seed ${f.seed} (voters ${f.voters}, spare ${f.spare}): ${f.violations.map((v) => `[${v.kind} @tick ${v.tick}] ${v.message}`).join('\n')}`);
-  console.log(`  reproduce: node test/raft/run-sim.mjs --replay ${f.seed}${values.unsafe ? ` --unsafe ${values.unsafe}` : ''}${values.mutation ? ` --mutation ${values.mutation}` : ''}${values.nodes ? ` --nodes ${values.nodes}` : ''}${values.intensity ? ` --intensity ${values.intensity}` : ''}`);
+  console.log(`  reproduce: node test/raft/run-sim.mjs --replay ${f.seed}${values.leases ? ' --leases' : ''}${values.unsafe ? ` --unsafe ${values.unsafe}` : ''}${values.mutation ? ` --mutation ${values.mutation}` : ''}${values.nodes ? ` --nodes ${values.nodes}` : ''}${values.intensity ? ` --intensity ${values.intensity}` : ''}`);
   process.exit(1);
 }

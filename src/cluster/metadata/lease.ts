@@ -91,10 +91,14 @@ export class LeaseTable {
   /** Until this moment (leader clock) leases granted by an earlier leader may still run. */
   private inheritedUntil = 0;
 
-  /** A new leader cannot know what its predecessor granted: assume every lease runs a full term from now. */
-  becameLeader(fresh = false): void {
+  /**
+   * A new leader cannot know what its predecessor granted: it assumes every lease runs a full term
+   * from now, less `creditMs` — how long before this election every earlier leader surely stopped
+   * granting (NEW_LEADER_CREDIT_MS after an election without a transfer; 0 otherwise).
+   */
+  becameLeader(fresh = false, creditMs = 0): void {
     this.grants.clear();
-    this.inheritedUntil = fresh ? 0 : now() + LEASE_MS * (1 + DRIFT);
+    this.inheritedUntil = fresh ? 0 : now() + LEASE_MS * (1 + DRIFT) - creditMs;
   }
 
   /**

@@ -32,6 +32,16 @@ import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, typ
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
 export const ELECTION_TICKS = 10;
+/**
+ * How much of the inherited lease wait a leader elected without a transfer skips (native-notes,
+ * "A shorter wait for a new leader"). A leader grants only while a majority answered a heartbeat
+ * it sent less than half an election timeout ago (leaderLeaseValid), and each voter that elects
+ * a successor has not heard from it for an election timeout of its own ticks (leader stickiness;
+ * ticks never run faster than real time), so its last grant was at least half an election
+ * timeout before the successor's election. One tick less for timer granularity, and the drift
+ * margin. Checked by the Raft simulation (`leases`, test/raft/sim.test.ts).
+ */
+export const NEW_LEADER_CREDIT_MS = ((ELECTION_TICKS * TICK_MS) / 2 - TICK_MS) * (1 - DRIFT);
 /** A snapshot of the state machine is taken (and the log compacted) every this many applied entries. */
 const COMPACT_EVERY = 512;
 /** How long a join request waits for its entry to commit. */
@@ -277,7 +287,8 @@ export class Metadata extends EventEmitter {
    */
   private leaderLeaseValid(): boolean {
     const r = this.raft;
-    if (r === undefined || r.role !== 'leader') return false;
+    // a leader handing over (a transfer: its successor's votes skip stickiness) stops granting
+    if (r === undefined || r.role !== 'leader' || r.transferTarget !== undefined) return false;
     const q = r.quorumContactTick();
     if (q === undefined) return false;
     const t = this.timeOfTick(q);
@@ -507,7 +518,8 @@ export class Metadata extends EventEmitter {
 
   private becameLeader(): void {
     // a brand-new cluster has no earlier leases to wait out
-    this.leases.becameLeader(this.state.members.size === 0);
+    // a leader elected through a transfer got votes that skip stickiness: it waits the whole lease
+    this.leases.becameLeader(this.state.members.size === 0, this.raft!.wonByTransfer ? 0 : NEW_LEADER_CREDIT_MS);
     this.proposedTableBase = -1;
     this.proposedRemovals.clear();
     this.deadSince.clear();
