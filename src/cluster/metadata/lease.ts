@@ -120,6 +120,11 @@ export class LeaseTable {
     return s;
   }
 
+  /** ms until this leader may grant more than `safe` 0 (its predecessor's grants may run until then); 0 once past. */
+  inheritedLeft(): number {
+    return Math.max(0, this.inheritedUntil - now());
+  }
+
   /** Forgets grants that surely ended. */
   private prune(t: number): void {
     for (const [id, g] of this.grants) if (g.until <= t) this.grants.delete(id);

@@ -41,6 +41,10 @@ export const ELECTION_TICKS = 10;
  * timeout before the successor's election. One tick less for timer granularity, and the drift
  * margin. Checked by the Raft simulation (`leases`, test/raft/sim.test.ts).
  */
+/** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
+const STEP_SOON_MS = 5;
+/** A member asks again this long after a new leader's safe-0 period ends (clocks and timers are not exact). */
+const RENEW_AFTER_SLACK_MS = 10;
 export const NEW_LEADER_CREDIT_MS = ((ELECTION_TICKS * TICK_MS) / 2 - TICK_MS) * (1 - DRIFT);
 /** A snapshot of the state machine is taken (and the log compacted) every this many applied entries. */
 const COMPACT_EVERY = 512;
@@ -104,6 +108,11 @@ export class Metadata extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private soonTimer: NodeJS.Timeout | undefined;
+  /** An extra renewal at the end of a new leader's safe-0 period (renewAfter), and when it is due. */
+  private afterTimer: NodeJS.Timeout | undefined;
+  private afterAt = 0;
+  /** A leader step due soon (stepSoon), besides the one every tick. */
+  private stepTimer: NodeJS.Timeout | undefined;
   private soonVersion = -1;
   /** Renewals skipped for want of a leader (askWhetherRemoved paces itself by them). */
   private orphanRenewals = 0;
@@ -246,6 +255,8 @@ export class Metadata extends EventEmitter {
     clearInterval(this.timer);
     clearInterval(this.renewTimer);
     clearTimeout(this.soonTimer);
+    clearTimeout(this.stepTimer);
+    clearTimeout(this.afterTimer);
     this.lease.revoke();
     this.cp.close();
     for (const ws of this.applyWaiters.values()) for (const w of ws) w(false);
@@ -406,6 +417,9 @@ export class Metadata extends EventEmitter {
       if (cmd.base === this.state.table.version) this.host.log('warn', `the state machine refused a planned table (base ${cmd.base}); planning again`);
     }
     this.applied(a);
+    // the next table may be planned now rather than at the next tick (a failover moves partitions
+    // in several tables, one in flight at a time; each waited up to a tick)
+    if (a.table !== undefined || a.joined !== undefined || a.removed !== undefined) this.stepSoon();
     if (a.cp !== undefined) for (const x of a.cp) this.cp.applied(x);
     this.settle(e.index);
     this.sinceCompact++;
@@ -704,7 +718,7 @@ export class Metadata extends EventEmitter {
     );
   }
 
-  private grant(id: string, v: number): { d: number; s: number } | { removed: true } {
+  private grant(id: string, v: number): { d: number; s: number; w?: number } | { removed: true } {
     // any member whose log committed the removal says so (a removed member may not know the leader)
     if (this.state.wasRemoved(id)) return { removed: true };
     if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
@@ -712,7 +726,9 @@ export class Metadata extends EventEmitter {
     if (!this.leaderLeaseValid()) throw new NotLeaderError('the metadata leader has not heard from a majority lately');
     const s = this.leases.grant(id, v, this.state.table.version);
     if (s < 0) return { d: 0, s: 0 };
-    return { d: LEASE_MS, s };
+    // a new leader's `safe` 0 period: say when it ends, so the member asks again right then
+    const w = s === 0 ? this.leases.inheritedLeft() : 0;
+    return w > 0 ? { d: LEASE_MS, s, w: Math.ceil(w) } : { d: LEASE_MS, s };
   }
 
   private onSynced(b: unknown, from: string): void {
@@ -724,6 +740,19 @@ export class Metadata extends EventEmitter {
     let ms = this.synced.get(p as number);
     if (ms === undefined) this.synced.set(p as number, (ms = new Map()));
     ms.set(m as string, e as number);
+    this.stepSoon(); // the synced copy can become an owner now: writes waiting for a second copy wait for that table
+  }
+
+  /** Runs a leader step STEP_SOON_MS from now (reports that arrive together share it), besides the tick's. */
+  private stepSoon(): void {
+    if (this.stepTimer !== undefined || this.closed || !this.isLeader()) return;
+    this.stepTimer = setTimeout(() => {
+      this.stepTimer = undefined;
+      if (this.closed || !this.isLeader()) return;
+      this.leaderStep();
+      this.flush();
+    }, STEP_SOON_MS);
+    this.stepTimer.unref();
   }
 
   private onDrop(b: unknown, from: string): void {
@@ -772,7 +801,7 @@ export class Metadata extends EventEmitter {
     const sentAt = now();
     const done = (r: unknown): void => {
       if (this.closed) return;
-      const g = r as { d?: unknown; s?: unknown; removed?: unknown } | null;
+      const g = r as { d?: unknown; s?: unknown; w?: unknown; removed?: unknown } | null;
       if (g?.removed === true) {
         this.lease.revoke();
         this.emit('removed', 'removed');
@@ -780,10 +809,13 @@ export class Metadata extends EventEmitter {
       }
       if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) {
         this.lease.granted(sentAt, g.d, g.s);
+        // a new leader grants safe 0 until its predecessor's leases surely ended: ask again the
+        // moment that period ends (instead of up to a renewal period later)
+        if (typeof g.w === 'number' && g.w > 0 && g.w <= LEASE_MS * (1 + DRIFT)) this.renewAfter(g.w + RENEW_AFTER_SLACK_MS);
         // a table this member applied is not safe to serve yet (another holder had not reported
         // it): ask again soon rather than a whole renewal period later, since writes to the
         // partitions it was just given wait for this
-        if (g.s < this.state.table.version) this.renewSoon();
+        else if (g.s < this.state.table.version) this.renewSoon();
       }
     };
     if (leader === this.host.memberId) {
@@ -817,6 +849,19 @@ export class Metadata extends EventEmitter {
       this.lease.revoke();
       this.emit('removed', 'removed');
     }, () => undefined);
+  }
+
+  /** One extra renewal `ms` from now (the earliest asked for wins). */
+  private renewAfter(ms: number): void {
+    const at = now() + ms;
+    if (this.afterTimer !== undefined && this.afterAt <= at) return;
+    clearTimeout(this.afterTimer);
+    this.afterAt = at;
+    this.afterTimer = setTimeout(() => {
+      this.afterTimer = undefined;
+      this.renew();
+    }, ms);
+    this.afterTimer.unref();
   }
 
   /** One extra renewal CATCH_UP_MS from now (at most one waiting, CATCH_UP_TRIES per table version). */
