@@ -2101,7 +2101,8 @@ export class Transport extends EventEmitter {
    * write waiting for a copy, a big MGET), and is left alone. One that answers neither could not
    * have served meanwhile (its own lease is shorter), and its link is dialled again on the next
    * send. After a stall of this thread (a pause, a long task) replies may be waiting unread in the
-   * socket: the clock restarts instead of judging the peers.
+   * socket: the clock restarts instead of judging the peers. A link with frames waiting in its fair
+   * queue (LINK_SLICE_MS) is not judged either: those frames came from the peer.
    */
   private checkLive(): void {
     const t = performance.now();
@@ -2113,7 +2114,8 @@ export class Transport extends EventEmitter {
     const since = t - u;
     let dead: Link[] | undefined;
     for (const link of this.links.values()) {
-      if (link.pending.size === 0 || link.lastReplyAt > half) continue;
+      // frames waiting in the link's own fair queue (inq) came from the peer: it is not silent, we are behind
+      if (link.pending.size === 0 || link.lastReplyAt > half || link.inq !== undefined) continue;
       let oldest = t;
       for (const w of link.pending.values()) if (w.t0 < oldest && LIVE_KINDS.has(w.kind)) oldest = w.t0;
       if (oldest > half) continue;
@@ -2132,7 +2134,7 @@ export class Transport extends EventEmitter {
     // one setImmediate later, as expire() explains: a reply (or pong) already read wins
     setImmediate(() => {
       for (const link of dead) {
-        if (link.state !== S_OPEN || link.lastReplyAt > since) continue;
+        if (link.state !== S_OPEN || link.lastReplyAt > since || link.inq !== undefined) continue;
         this.log('info', `member ${safeText(link.id)} answered nothing, not even a ping, for ${u} ms while requests waited on it: closing its link`);
         this.closeLink(link, CLOSE_UNRESPONSIVE, 'unresponsive', new MemberUnreachableError(`member ${link.id} answered nothing for ${u} ms`, { member: link.id }));
       }
