@@ -28,7 +28,9 @@
 // member shed before upgrading are counted apart (`shed`), never as fuzzed.
 // `pipeline` (--pipeline K, default 1): after authentication a connection writes K frames at once
 // (one write; the first frame still goes alone with AUTH) before it waits for the member's
-// reaction, as a secret holder flooding its link would; each of them is counted.
+// reaction, as a secret holder flooding its link would; each of them is counted. `fastShare`
+// (--fast-share P, default 0.5): the share of grammar frames that are FAST frames (the others are
+// BATCHes, of which about a third carry a message the member refuses, closing the link).
 import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -37,7 +39,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { F_AUTH, FrameCipher, encodeHello, encodeProof, packr, parseChallenge, proof, sessionKeys } from '../../dist/transport/wire.js';
 import { sched } from './clock.mjs';
 
-const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0, pipeline = 1 } = workerData;
+const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0, pipeline = 1, fastShare = 0.5 } = workerData;
 
 // --attacker-nice: Linux nice values are per thread; /proc/thread-self names this thread's id
 if (nice !== 0) {
@@ -331,7 +333,7 @@ async function duringHandshake(r, c, lane) {
 
 /** The WebSocket bytes of one sealed fuzz frame of the given kind. */
 function sealedFrame(r, tx, kind, link) {
-  if (kind === 'gen') return wsFrame(tx.seal(r.next() < 0.5 ? genBatch(r) : genFast(r, link)));
+  if (kind === 'gen') return wsFrame(tx.seal(r.next() < 1 - fastShare ? genBatch(r) : genFast(r, link)));
   if (kind === 'batch') return wsFrame(tx.seal(r.next() < 0.3 ? r.bytes(1 + r.int(2000)) : r.mutate(r.pick(batchBases))));
   if (kind === 'fast') return wsFrame(tx.seal(r.next() < 0.3 ? Buffer.concat([Buffer.from([0xc1]), r.bytes(r.int(400))]) : r.mutate(r.pick(fastBases))));
   // tamper: a well-formed frame sealed, then a bit flipped, cut short, or sent twice (a replay)

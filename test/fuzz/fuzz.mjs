@@ -1,6 +1,6 @@
 // Long-running transport fuzzer:
 //   npm run fuzz -- --frames N [--seed S] [--attackers L] [--addresses A] [--per-link K] [--gen P] [--decoy] [--member-prof DIR]
-//                   [--rate R] [--attacker-nice N] [--pipeline K]
+//                   [--rate R] [--attacker-nice N] [--pipeline K] [--fast-share P]
 // Starts a member in a child process (test/fuzz/member.mjs), measures a legitimate client's get
 // latency (p50 / p99, concurrency 16) without attack, then runs the attacker (test/fuzz/attacker.mjs,
 // in a worker thread: L connections at once from A loopback addresses) until it has sent N random
@@ -12,7 +12,8 @@
 // frames/s (default: as fast as the member reacts); --attacker-nice N runs the attacker's thread at
 // niceness N (Linux), so it takes less of the cores the member and the client need. --pipeline K:
 // an authenticated attacker connection writes K frames at once before it waits for a reaction
-// (default 1: one frame in flight per connection).
+// (default 1: one frame in flight per connection). --fast-share P: the share of the grammar's frames
+// that are FAST GET frames (default 0.5; the rest are BATCHes).
 // Besides the client's round trips it reports where they went: the way in (client request -> the
 // member's handler, on a clock shared by the processes) and the way back, the member's event-loop
 // utilization, loop delay, CPU and time its main thread waited for a core, and the CPU of the
@@ -43,6 +44,7 @@ const DECOY = args.includes('--decoy');
 const RATE = opt('rate', 0);
 const ATTACKER_NICE = opt('attacker-nice', 0);
 const PIPELINE = opt('pipeline', 1);
+const FAST_SHARE = opt('fast-share', 0.5);
 const SEED = opt('seed', Date.now() % 2 ** 31) >>> 0;
 const SECRET = randomBytes(24).toString('hex');
 
@@ -168,7 +170,7 @@ if (DECOY) {
 }
 const t0 = performance.now();
 const worker = new Worker(new URL('./attacker.mjs', import.meta.url), {
-  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK, gen: GEN, rate: RATE, nice: ATTACKER_NICE, pipeline: PIPELINE },
+  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK, gen: GEN, rate: RATE, nice: ATTACKER_NICE, pipeline: PIPELINE, fastShare: FAST_SHARE },
 });
 let counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, gen: 0, shed: 0, noReaction: 0, links: 0 };
 const fuzzed = (c) => c.first + c.hs + c.batch + c.fast + c.tamper + c.gen;
