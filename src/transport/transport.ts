@@ -268,6 +268,21 @@ const PRE_AUTH_WAIT_MS = 2;
 const MAX_REMEMBERED_URLS = 4096;
 /** Messages a link may have waiting in that queue; a peer that pipelines more before authenticating is cut off. */
 const MAX_PRE_AUTH_QUEUED = 8;
+/**
+ * Fairness among open links. ws hands over every message of a socket read at once (a read is up
+ * to 64 KiB, hundreds of small frames), so without a bound one link pipelining frames would hold
+ * the thread for all of them while every other link's frames wait unread. Instead a link's frames
+ * are handled as they are read only until they have taken LINK_SLICE_MS of the current event-loop
+ * turn (a frame is never cut: the first one of a turn always runs); the rest wait in the link's
+ * own queue (`inq`) with its socket paused, and the queued links are worked off round-robin in
+ * the check phase, each at most LINK_SLICE_MS per turn and all of them together at most
+ * FAIR_DRAIN_MS per turn (plus the last link's slice). Between two such drains the loop polls the
+ * sockets again, so a link with a frame waiting is served within one turn of at most
+ * FAIR_DRAIN_MS of queued work plus one slice of each other link read in the same poll, however
+ * many links flood. With nothing else to do, the loop turns at once, so a link alone is not slowed.
+ */
+const LINK_SLICE_MS = 0.5;
+const FAIR_DRAIN_MS = 2;
 
 // link states
 const S_DIAL = 0; // outbound, waiting for the socket to open
@@ -452,6 +467,11 @@ class Link implements FastPeer {
   dial: Dial | undefined;
   /** Messages received while not open, waiting in the transport's pre-auth queue (see PRE_AUTH_SLICE_MS), in order. */
   preq: Buffer[] | undefined;
+  /** Open: frames received after the link used its slice of a turn, waiting for the fair drain (see LINK_SLICE_MS), in order; its socket is paused meanwhile. */
+  inq: Buffer[] | undefined;
+  /** The turn (Transport.turn) `turnMs` counts for, and how long this link's frames took in it. */
+  turnAt = -1;
+  turnMs = 0;
   /** Why the link closed: pending requests reject with it. */
   failure: GridError | undefined;
   /** Closed because another connection to the same peer won. */
@@ -622,6 +642,14 @@ export class Transport extends EventEmitter {
     preAuthMaxSliceMs: 0,
     preAuthWaits: 0,
     preAuthIdleMs: 0,
+    /**
+     * Fairness among open links (LINK_SLICE_MS): event-loop turns in which frames were handled,
+     * frames that waited for a later turn because their link had used its slice, and turns whose
+     * drain stopped at FAIR_DRAIN_MS with links still queued.
+     */
+    turns: 0,
+    fairDeferred: 0,
+    fairDrainCut: 0,
   };
   /** Round trips of the requests this member sent that were answered (metrics.ts). */
   readonly latency = new LatencyHistogram();
@@ -688,6 +716,11 @@ export class Transport extends EventEmitter {
   private preAuthTimer: NodeJS.Timeout | undefined;
   /** The loop's idle time (ELU, ms) when the queue started waiting for its share, or -1. */
   private preAuthIdleAt = -1;
+  /** Fairness among open links (LINK_SLICE_MS): the turn number, whether its end is scheduled, and the links with frames queued, in round-robin order. */
+  private turn = 0;
+  private turnArmed = false;
+  private backlog: Link[] = [];
+  private readonly turnEndBound = () => this.turnEnd();
 
   private fastServer: FastServer | undefined;
   private readonly reader = new FastReader();
@@ -1137,7 +1170,7 @@ export class Transport extends EventEmitter {
     const ws = link.ws;
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (link.state !== S_OPEN || link.preq !== undefined) this.queuePreAuth(link, data, isBinary);
-      else this.handleFrame(link, data, isBinary);
+      else this.receive(link, data, isBinary);
     });
     ws.on('error', (err: Error & { code?: string }) => this.onSocketError(link, err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(link, code, reason));
@@ -1158,6 +1191,87 @@ export class Transport extends EventEmitter {
       } catch {
         link.ws.terminate();
       }
+    }
+  }
+
+  // ---------------------------------------------------------------- fairness among open links
+
+  /** A message of an open link: handled at once while the link has slice left in this turn, else queued for the drain (LINK_SLICE_MS). */
+  private receive(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
+    const binary = isBinary && Buffer.isBuffer(data);
+    const q = link.inq;
+    if (q !== undefined) {
+      // the rest of ws's current read (the pause applies from the next one): behind the queued frames
+      if (!binary) this.handleFrame(link, data, isBinary); // refused at once: closes the link
+      else {
+        q.push(data);
+        this._stats.fairDeferred++;
+      }
+      return;
+    }
+    if (!this.turnArmed) {
+      this.turnArmed = true;
+      setImmediate(this.turnEndBound);
+    }
+    if (link.turnAt !== this.turn) {
+      link.turnAt = this.turn;
+      link.turnMs = 0;
+    } else if (link.turnMs >= LINK_SLICE_MS && binary) {
+      link.inq = [data];
+      link.ws.pause();
+      this.backlog.push(link);
+      this._stats.fairDeferred++;
+      return;
+    }
+    const t0 = performance.now();
+    this.handleFrame(link, data, isBinary);
+    link.turnMs += performance.now() - t0;
+  }
+
+  /**
+   * The end of a turn in which open links' frames were handled (check phase): starts the next
+   * turn and works the queued links round-robin, each for at most LINK_SLICE_MS of the new turn
+   * and all of them for at most FAIR_DRAIN_MS (plus the last one's slice). A link whose queue
+   * empties reads its socket again; the others go to the back of the round (those not reached keep
+   * their place) and wait for the next turn, after the loop has polled every socket again.
+   */
+  private turnEnd(): void {
+    this.turnArmed = false;
+    const turn = ++this.turn;
+    this._stats.turns++;
+    const list = this.backlog;
+    if (list.length === 0) return;
+    this.backlog = [];
+    const start = performance.now();
+    let now = start;
+    let i = 0;
+    for (; i < list.length && now - start < FAIR_DRAIN_MS; i++) {
+      const link = list[i];
+      const q = link.inq;
+      if (q === undefined) continue; // closed meanwhile
+      const t0 = now;
+      link.turnAt = turn;
+      while (q.length > 0 && link.state === S_OPEN) {
+        this.handleFrame(link, q.shift()!, true);
+        now = performance.now();
+        if (now - t0 >= LINK_SLICE_MS) break;
+      }
+      link.turnMs = now - t0;
+      if (link.state !== S_OPEN) continue;
+      if (q.length > 0) this.backlog.push(link);
+      else {
+        link.inq = undefined;
+        link.ws.resume();
+      }
+    }
+    if (i < list.length) {
+      this._stats.fairDrainCut++;
+      const rest = list.slice(i).filter((l) => l.inq !== undefined);
+      this.backlog = rest.concat(this.backlog);
+    }
+    if (this.backlog.length > 0 && !this.turnArmed) {
+      this.turnArmed = true;
+      setImmediate(this.turnEndBound);
     }
   }
 
@@ -1349,6 +1463,11 @@ export class Transport extends EventEmitter {
       }
     }
     link.preq = undefined;
+    if (link.inq !== undefined) {
+      // queued frames of a closed link are dropped; its socket reads again, so ws sees the close handshake
+      link.inq = undefined;
+      link.ws.resume();
+    }
     link.queue.length = 0;
     link.cur = null;
     link.fw.len = 0;
@@ -1982,7 +2101,8 @@ export class Transport extends EventEmitter {
    * write waiting for a copy, a big MGET), and is left alone. One that answers neither could not
    * have served meanwhile (its own lease is shorter), and its link is dialled again on the next
    * send. After a stall of this thread (a pause, a long task) replies may be waiting unread in the
-   * socket: the clock restarts instead of judging the peers.
+   * socket: the clock restarts instead of judging the peers. A link with frames waiting in its fair
+   * queue (LINK_SLICE_MS) is not judged either: those frames came from the peer.
    */
   private checkLive(): void {
     const t = performance.now();
@@ -1994,7 +2114,8 @@ export class Transport extends EventEmitter {
     const since = t - u;
     let dead: Link[] | undefined;
     for (const link of this.links.values()) {
-      if (link.pending.size === 0 || link.lastReplyAt > half) continue;
+      // frames waiting in the link's own fair queue (inq) came from the peer: it is not silent, we are behind
+      if (link.pending.size === 0 || link.lastReplyAt > half || link.inq !== undefined) continue;
       let oldest = t;
       for (const w of link.pending.values()) if (w.t0 < oldest && LIVE_KINDS.has(w.kind)) oldest = w.t0;
       if (oldest > half) continue;
@@ -2013,7 +2134,7 @@ export class Transport extends EventEmitter {
     // one setImmediate later, as expire() explains: a reply (or pong) already read wins
     setImmediate(() => {
       for (const link of dead) {
-        if (link.state !== S_OPEN || link.lastReplyAt > since) continue;
+        if (link.state !== S_OPEN || link.lastReplyAt > since || link.inq !== undefined) continue;
         this.log('info', `member ${safeText(link.id)} answered nothing, not even a ping, for ${u} ms while requests waited on it: closing its link`);
         this.closeLink(link, CLOSE_UNRESPONSIVE, 'unresponsive', new MemberUnreachableError(`member ${link.id} answered nothing for ${u} ms`, { member: link.id }));
       }

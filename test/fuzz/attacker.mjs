@@ -26,6 +26,11 @@
 // (a reply, CHALLENGE, a close frame or closing the socket) or, after authentication, when it had
 // 25 ms to do so (notifications and replies to nothing draw no answer); frames on connections the
 // member shed before upgrading are counted apart (`shed`), never as fuzzed.
+// `pipeline` (--pipeline K, default 1): after authentication a connection writes K frames at once
+// (one write; the first frame still goes alone with AUTH) before it waits for the member's
+// reaction, as a secret holder flooding its link would; each of them is counted. `fastShare`
+// (--fast-share P, default 0.5): the share of grammar frames that are FAST frames (the others are
+// BATCHes, of which about a third carry a message the member refuses, closing the link).
 import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -34,7 +39,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { F_AUTH, FrameCipher, encodeHello, encodeProof, packr, parseChallenge, proof, sessionKeys } from '../../dist/transport/wire.js';
 import { sched } from './clock.mjs';
 
-const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0 } = workerData;
+const { url, secret, frames, seed: seed0, lanes, addresses, perLink, gen, rate = 0, nice = 0, pipeline = 1, fastShare = 0.5 } = workerData;
 
 // --attacker-nice: Linux nice values are per thread; /proc/thread-self names this thread's id
 if (nice !== 0) {
@@ -328,7 +333,7 @@ async function duringHandshake(r, c, lane) {
 
 /** The WebSocket bytes of one sealed fuzz frame of the given kind. */
 function sealedFrame(r, tx, kind, link) {
-  if (kind === 'gen') return wsFrame(tx.seal(r.next() < 0.5 ? genBatch(r) : genFast(r, link)));
+  if (kind === 'gen') return wsFrame(tx.seal(r.next() < 1 - fastShare ? genBatch(r) : genFast(r, link)));
   if (kind === 'batch') return wsFrame(tx.seal(r.next() < 0.3 ? r.bytes(1 + r.int(2000)) : r.mutate(r.pick(batchBases))));
   if (kind === 'fast') return wsFrame(tx.seal(r.next() < 0.3 ? Buffer.concat([Buffer.from([0xc1]), r.bytes(r.int(400))]) : r.mutate(r.pick(fastBases))));
   // tamper: a well-formed frame sealed, then a bit flipped, cut short, or sent twice (a replay)
@@ -362,11 +367,16 @@ async function afterAuth(r, c, lane) {
       if (p !== undefined) await p;
       if (!claim()) break;
     }
-    const kind = r.next() >= gen ? r.pick(['batch', 'batch', 'fast', 'fast', 'tamper']) : 'gen';
-    const out = sealedFrame(r, tx, kind, link);
-    c.write(sent === 0 ? Buffer.concat([wsFrame(encodeProof(F_AUTH, proof(secret, 'dialler', t))), out]) : out);
-    sent++;
-    counts[kind]++;
+    const outs = sent === 0 ? [wsFrame(encodeProof(F_AUTH, proof(secret, 'dialler', t)))] : [];
+    for (let k = 0; ; k++) {
+      const kind = r.next() >= gen ? r.pick(['batch', 'batch', 'fast', 'fast', 'tamper']) : 'gen';
+      outs.push(sealedFrame(r, tx, kind, link));
+      sent++;
+      counts[kind]++;
+      // the first frame goes with AUTH alone: more than 8 messages before the handshake is handled cut the link
+      if (outs.length === 2 || k + 1 >= pipeline || sent >= perLink || !claim()) break;
+    }
+    c.write(outs.length === 1 ? outs[0] : Buffer.concat(outs));
     let e = await reaction(c, welcomed ? 25 : 1500);
     if (!welcomed && e.t === 'msg') {
       welcomed = true;

@@ -1,6 +1,6 @@
 // Long-running transport fuzzer:
 //   npm run fuzz -- --frames N [--seed S] [--attackers L] [--addresses A] [--per-link K] [--gen P] [--decoy] [--member-prof DIR]
-//                   [--rate R] [--attacker-nice N]
+//                   [--rate R] [--attacker-nice N] [--pipeline K] [--fast-share P]
 // Starts a member in a child process (test/fuzz/member.mjs), measures a legitimate client's get
 // latency (p50 / p99, concurrency 16) without attack, then runs the attacker (test/fuzz/attacker.mjs,
 // in a worker thread: L connections at once from A loopback addresses) until it has sent N random
@@ -10,7 +10,10 @@
 // the run (to see whether it levels off), requests applied, and the p99 under attack. With
 // --member-prof DIR the member runs with --cpu-prof into DIR. --rate R holds the attacker to R
 // frames/s (default: as fast as the member reacts); --attacker-nice N runs the attacker's thread at
-// niceness N (Linux), so it takes less of the cores the member and the client need.
+// niceness N (Linux), so it takes less of the cores the member and the client need. --pipeline K:
+// an authenticated attacker connection writes K frames at once before it waits for a reaction
+// (default 1: one frame in flight per connection). --fast-share P: the share of the grammar's frames
+// that are FAST GET frames (default 0.5; the rest are BATCHes).
 // Besides the client's round trips it reports where they went: the way in (client request -> the
 // member's handler, on a clock shared by the processes) and the way back, the member's event-loop
 // utilization, loop delay, CPU and time its main thread waited for a core, and the CPU of the
@@ -40,6 +43,8 @@ const MEMBER_PROF = str('member-prof');
 const DECOY = args.includes('--decoy');
 const RATE = opt('rate', 0);
 const ATTACKER_NICE = opt('attacker-nice', 0);
+const PIPELINE = opt('pipeline', 1);
+const FAST_SHARE = opt('fast-share', 0.5);
 const SEED = opt('seed', Date.now() % 2 ** 31) >>> 0;
 const SECRET = randomBytes(24).toString('hex');
 
@@ -147,7 +152,7 @@ const MiB = (b) => (b / 1048576).toFixed(1);
 await startMember();
 client = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'fuzz-client', log: () => undefined });
 await reconnect();
-console.log(`fuzz: seed ${SEED}, ${FRAMES} frames, ${ATTACKERS} attacker connections at once from ${ADDRESSES} addresses, up to ${PER_LINK} frames per authenticated link (${GEN} of them from the grammar), member ${url}`);
+console.log(`fuzz: seed ${SEED}, ${FRAMES} frames, ${ATTACKERS} attacker connections at once from ${ADDRESSES} addresses, up to ${PER_LINK} frames per authenticated link (${GEN} of them from the grammar, ${PIPELINE} at once), member ${url}`);
 await measure(1000); // warm-up
 const s0 = await stats();
 const r0 = resources(s0, undefined);
@@ -165,7 +170,7 @@ if (DECOY) {
 }
 const t0 = performance.now();
 const worker = new Worker(new URL('./attacker.mjs', import.meta.url), {
-  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK, gen: GEN, rate: RATE, nice: ATTACKER_NICE },
+  workerData: { url: target, secret: SECRET, frames: FRAMES, seed: SEED, lanes: ATTACKERS, addresses: ADDRESSES, perLink: PER_LINK, gen: GEN, rate: RATE, nice: ATTACKER_NICE, pipeline: PIPELINE, fastShare: FAST_SHARE },
 });
 let counts = { first: 0, hs: 0, batch: 0, fast: 0, tamper: 0, gen: 0, shed: 0, noReaction: 0, links: 0 };
 const fuzzed = (c) => c.first + c.hs + c.batch + c.fast + c.tamper + c.gen;
