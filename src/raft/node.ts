@@ -43,6 +43,8 @@ export interface UnsafeOptions {
   readBeforeTermCommit?: boolean;
   /** grant (pre)votes while still hearing from a live leader (no leader stickiness: leases built on it break) */
   ignoreStickiness?: boolean;
+  /** a leader that steps down may vote at once (no stickiness for its own leadership: the lease bound breaks) */
+  voteRightAfterLeading?: boolean;
 }
 
 /** A read confirmed by ReadIndex: serve request `rid` once this node applied `index`. */
@@ -169,6 +171,8 @@ export class RaftNode {
   /** leader: index of the empty entry that opened its term */
   private termStartIndex = 0;
   private transferee: NodeId | undefined = undefined;
+  /** Having led until it stepped down, this node votes for nobody before this tick (handleVoteRequest). */
+  private ledUntil = -1;
   /** The kind of this node's latest campaign (what `wonByTransfer` reports once it leads). */
   private campaignKind: 'pre' | 'real' | 'transfer' = 'real';
 
@@ -516,6 +520,7 @@ export class RaftNode {
   }
 
   private becomeFollower(term: number, leader: NodeId | undefined): void {
+    if (this._role === 'leader') this.ledUntil = this.now + this.electionTicks;
     if (term > this._term) {
       this._term = term;
       this.vote = undefined;
@@ -903,8 +908,14 @@ export class RaftNode {
     const canVote = this.vote === m.from || (this.vote === undefined && this._leader === undefined) || (pre && m.term > this._term) ||
       (!pre && this.unsafe.grantMultipleVotes === true && this._role !== 'leader');
     const upToDate = this.unsafe.skipLogUpToDateCheck === true || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+    // Stickiness of a leader that just stepped down (it learnt a higher term from a reply): it
+    // heard itself lead until then, so like its followers it votes for nobody for an election
+    // timeout (a transfer it asked for excepted). Without this, a leader whose lease was fresh
+    // voted for its successor at once (raft sim --leases, schedule seed 2279776454).
+    const justLed = this.checkQuorum && this.now < this.ledUntil && this.vote !== m.from && !(m.type === 'vote' && m.transfer) &&
+      this.unsafe.ignoreStickiness !== true && this.unsafe.voteRightAfterLeading !== true;
     const type = pre ? 'preVoteResp' : 'voteResp';
-    if (canVote && upToDate) {
+    if (canVote && upToDate && !justLed) {
       this.send({ type, from: this.id, to: m.from, term: m.term, reject: false });
       if (!pre) {
         this.vote = m.from;

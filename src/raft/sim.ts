@@ -198,6 +198,8 @@ export class Simulation {
   /** the global committed sequence: index i at position i */
   private readonly committed: (string | undefined)[] = [undefined];
   private committedMax = 0;
+  /** per index, the term it was committed in (see checkCommitted) */
+  private readonly commitTerm: Array<number | undefined> = [];
   /** `${index}:${term}` → `${key}|${prevTerm}` of every entry ever persisted anywhere */
   private readonly persisted = new Map<string, string>();
   /** snapshot data carries a serial number; the keys it covers live here */
@@ -533,7 +535,7 @@ export class Simulation {
       st.snapshot = rd.snapshot;
       st.entries = [];
       const keys = this.snapshotKeys[readU32(rd.snapshot.data)];
-      for (let i = 1; i <= keys.length; i++) this.checkCommitted(i, keys[i - 1], `${sn.id} installs a snapshot`);
+      for (let i = 1; i <= keys.length; i++) this.checkCommitted(i, keys[i - 1], `${sn.id} installs a snapshot`, (sn.node as RaftNode).term);
       sn.sm = keys.slice();
     }
     if (rd.entries.length > 0) {
@@ -552,7 +554,7 @@ export class Simulation {
     for (const e of rd.committed) {
       if (e.index !== sn.sm.length + 1) this.fail('state-machine-safety', `${sn.id} applies index ${e.index} after ${sn.sm.length}`);
       const k = entryKey(e);
-      this.checkCommitted(e.index, k, `${sn.id} applies`);
+      this.checkCommitted(e.index, k, `${sn.id} applies`, node.term);
       sn.sm.push(k);
     }
     for (const rs of rd.readStates) sn.readsToServe.push(rs);
@@ -616,7 +618,15 @@ export class Simulation {
     throw new Violated(message);
   }
 
-  private checkCommitted(index: number, key: string, who: string): void {
+  /**
+   * `term`: the observing node's term. The smallest term any node had when seen holding index
+   * committed is the term it was committed in (the committing leader is seen first; nodes learn
+   * of a commit only from its term or later): leader completeness is owed only to leaders of
+   * later terms.
+   */
+  private checkCommitted(index: number, key: string, who: string, term: number): void {
+    const ct = this.commitTerm[index];
+    if (ct === undefined || term < ct) this.commitTerm[index] = term;
     const known = this.committed[index];
     if (known === undefined) {
       if (index > this.committedMax) {
@@ -663,7 +673,7 @@ export class Simulation {
     // commits observed on any node join the global sequence
     if (n.commitIndex > sn.seenCommit) {
       for (let i = Math.max(sn.seenCommit + 1, n.snapshotIndex + 1); i <= n.commitIndex; i++) {
-        this.checkCommitted(i, entryKey(n.entryAt(i) as Entry), `${sn.id} commits`);
+        this.checkCommitted(i, entryKey(n.entryAt(i) as Entry), `${sn.id} commits`, n.term);
       }
       sn.seenCommit = n.commitIndex;
     }
@@ -691,10 +701,14 @@ export class Simulation {
           this.flapStart.set(sn.id, this.now + this.rand.int(0, 3));
         }
       }
-      // leader completeness: everything committed so far is in the new leader's log
+      // leader completeness (§5.4): every entry committed in an earlier term is in the new
+      // leader's log. Not one committed in its own term or later: a candidate elected by votes
+      // granted before the voters moved on, whose last vote reply arrived late, leads a term
+      // older than one that already committed (run seed 4242 schedule 17,366: n1 leads term 3
+      // after term 4 committed index 2; it can commit nothing, every majority being at term 4)
       for (let i = n.snapshotIndex + 1; i <= this.committedMax; i++) {
         const k = this.committed[i];
-        if (k !== undefined && n.termAt(i) !== keyTerm(k)) {
+        if (k !== undefined && (this.commitTerm[i] ?? 0) < n.term && n.termAt(i) !== keyTerm(k)) {
           this.fail('leader-completeness', `${sn.id}, leader of term ${n.term}, lacks committed entry ${i} (${k}); has term ${n.termAt(i)}`);
         }
       }
