@@ -313,12 +313,6 @@ export class Replicas {
 
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
-    // the common case, settled at once (what untilTable's first check does, without its closures)
-    const t = this.table;
-    if (t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies()) {
-      finish(undefined);
-      return;
-    }
     const ready = (t: PartitionTable): boolean => this.holders(t, p, ship) >= this.minCopies();
     const timeout = (): unknown => new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p });
     if (this.untilTable(p, epoch, 'before enough copies held a write', ready, finish, timeout)) return;

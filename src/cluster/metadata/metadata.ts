@@ -41,11 +41,11 @@ export const ELECTION_TICKS = 10;
  * timeout before the successor's election. One tick less for timer granularity, and the drift
  * margin. Checked by the Raft simulation (`leases`, test/raft/sim.test.ts).
  */
+export const NEW_LEADER_CREDIT_MS = ((ELECTION_TICKS * TICK_MS) / 2 - TICK_MS) * (1 - DRIFT);
 /** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
 const STEP_SOON_MS = 5;
 /** A member asks again this long after a new leader's safe-0 period ends (clocks and timers are not exact). */
 const RENEW_AFTER_SLACK_MS = 10;
-export const NEW_LEADER_CREDIT_MS = ((ELECTION_TICKS * TICK_MS) / 2 - TICK_MS) * (1 - DRIFT);
 /** A snapshot of the state machine is taken (and the log compacted) every this many applied entries. */
 const COMPACT_EVERY = 512;
 /** How long a join request waits for its entry to commit. */
