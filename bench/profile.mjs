@@ -149,7 +149,7 @@ async function profileThreads() {
   const baseline = n > 1 ? await cpuScaling(n, 1000) : 1;
   const runs = [];
   for (const threads of [1, n]) {
-    const grid = await createGrid({ workers: GRID_WORKERS, memory: GRID_MEMORY });
+    const grid = await createGrid({ workers: GRID_WORKERS, memory: process.env.PROFILE_MEMORY ?? GRID_MEMORY });
     try {
       const res = await runOnce({ variant: 'shardgrid', threads, keys: 100_000, opsTarget: Number(opt.ops), maxMs: 60_000, warmupMs: 400, handle: grid.handle, writeRatio, profile: true });
       const wallMs = Math.max(...res.map((r) => r.elapsedMs));
