@@ -311,6 +311,35 @@ function rowOf(report, scenario, id) {
   return undefined;
 }
 
+const SIZE_OPS = [
+  ['get', 'lru-get', 'map-get', 'sg-get'],
+  ['getSync', 'lru-get', 'map-get', 'sg-getsync'],
+  ['set', 'lru-set', 'map-set', 'sg-set'],
+  ['setSync', 'lru-set', 'map-set', 'sg-setsync'],
+];
+
+/**
+ * The key-count sweep's largest run (sizes-1m, else sizes-100k) as the first headline table:
+ * every pattern × operation with lru-cache and Map beside it (issue 12: the README leads with
+ * the size users have, not with a key set that fits the CPU caches).
+ */
+function sizesMarkdown(report, v) {
+  const name = ['sizes-1m', 'sizes-100k'].find((n) => report.scenarios.some((s) => s.name === n && s.tables?.length));
+  if (name === undefined) return [];
+  const keys = report.scenarios.find((s) => s.name === name).extra?.sizes?.keys;
+  const out = [`| ${FORMATS.int(keys)} keys, 100 B strings (ops/s) | shardgrid | lru-cache | Map | shardgrid ÷ lru-cache |`, '|---|--:|--:|--:|--:|'];
+  for (const pattern of ['uniform', 'zipf', 'scan']) {
+    for (const [op, lru, map, sg] of SIZE_OPS) {
+      const r = { sg: rowOf(report, name, `${pattern}-${sg}`), lru: rowOf(report, name, `${pattern}-${lru}`), map: rowOf(report, name, `${pattern}-${map}`) };
+      if (!r.sg) continue;
+      const ratio = r.sg.status === 'ok' && r.lru?.status === 'ok' ? FORMATS.ratio(r.sg.opsPerSec / r.lru.opsPerSec) : '—';
+      out.push(`| ${op}, ${pattern === 'scan' ? 'round-robin scan' : pattern === 'zipf' ? 'Zipf(0.99)' : 'uniform random'} | ${v(r.sg)} | ${v(r.lru)} | ${v(r.map)} | ${ratio} |`);
+    }
+  }
+  out.push('');
+  return out;
+}
+
 /** The headline tables of a results report as markdown (for README.md). */
 export function headlineMarkdown(report) {
   const m = report.machine;
@@ -319,7 +348,8 @@ export function headlineMarkdown(report) {
   const date = report.startedAt.slice(0, 10);
   out.push(`Latest ${report.mode} run: ${date}, ${m.cpu}, ${m.cores} cores, ${fmtBytes(m.totalMemory)} RAM, Node ${m.node}, Redis ${m.redis ?? 'not available'}${m.busyCoresAtStart !== undefined ? `, ${m.busyCoresAtStart.toFixed(1)} cores busy with other work at start` : ''}; ${Math.round(report.durationMs / 1000)} s in all.`);
   out.push('');
-  out.push('| operation (ops/s) | shardgrid | lru-cache | lru-cache, awaited | Map | Redis (ioredis, c=1) | shardgrid ÷ lru-cache |');
+  out.push(...sizesMarkdown(report, v));
+  out.push('| operation (ops/s), 10,000 keys round-robin (cache-resident) | shardgrid | lru-cache | lru-cache, awaited | Map | Redis (ioredis, c=1) | shardgrid ÷ lru-cache |');
   out.push('|---|--:|--:|--:|--:|--:|--:|');
   for (const h of HEADLINE) {
     const r = Object.fromEntries(Object.entries(h.ids).map(([k, id]) => [k, rowOf(report, h.scenario, id)]));
