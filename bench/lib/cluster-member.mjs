@@ -3,7 +3,8 @@
 // secret comes from SHARDGRID_SECRET in the environment (never argv: every user can read argv).
 // With `profile` (a file path), SIGUSR2 starts the CPU profiler of the main thread and the next
 // SIGUSR2 stops it and writes the profile there, then prints {"profiled": path} on stdout
-// (bench/profile-remote.mjs).
+// (bench/profile-remote.mjs). SIGHUP prints the transport's counters as {"stats": {...}}
+// (frames and messages per direction: bench/cp-frames.mjs).
 import { writeFileSync } from 'node:fs';
 import { createGrid } from '../../dist/index.js';
 import { startProfile } from './profiler.mjs';
@@ -15,6 +16,7 @@ process.stdout.write(JSON.stringify({ url: grid.cluster.url, id: grid.cluster.me
 const stop = () => void grid.close().then(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, leader: grid.cluster.meta?.isLeader() ?? null } }) + '\n'));
 if (cfg.profile) {
   let stopProfile;
   process.on('SIGUSR2', async () => {
