@@ -8,20 +8,12 @@
 //
 // Usage: npm run build && node bench/cp-frames.mjs [--op incr|lock] [--c 64] [--runs 3] [--ms 1500]
 import { parseArgs } from 'node:util';
-import { startCluster } from './lib/cluster.mjs';
+import { cpRound, startCluster } from './lib/cluster.mjs';
 
 const { values: opt } = parseArgs({ options: { op: { type: 'string', default: 'incr' }, c: { type: 'string', default: '64' }, runs: { type: 'string', default: '3' }, ms: { type: 'string', default: '1500' } } });
 const C = Number(opt.c);
 const { members, lite } = await startCluster(3, { stderr: 'inherit' });
-const locks = Array.from({ length: C }, (_, j) => lite.cp.lock(`frames-${j}`));
-const counter = lite.cp.atomicLong('frames-counter');
-const step = opt.op === 'lock'
-  ? async (j) => {
-    await locks[j].lock();
-    await locks[j].unlock();
-  }
-  : () => counter.incrementAndGet();
-const round = () => Promise.all(Array.from({ length: C }, (_, j) => step(j)));
+const round = cpRound(lite, opt.op, C, 'frames');
 const statsOf = (m) => new Promise((resolve) => {
   const on = (l) => {
     const s = JSON.parse(l).stats;

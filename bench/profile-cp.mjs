@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster } from './lib/cluster.mjs';
+import { cpRound, startCluster } from './lib/cluster.mjs';
 import { formatTop, profileOptions, startProfile, summarize } from './lib/profiler.mjs';
 
 const { values: opt } = parseArgs({
@@ -34,19 +34,7 @@ function cpuOf(pid) {
 }
 
 const { members, lite } = await startCluster(3, { profile: (i) => (PROFILE ? path.join(dir, `member-${i}.cpuprofile`) : undefined), stderr: 'inherit' });
-const locks = Array.from({ length: C }, (_, j) => lite.cp.lock(`prof-cl-${j}`));
-const counter = lite.cp.atomicLong('prof-cl-counter');
-const step = opt.op === 'lock'
-  ? async (j) => {
-    await locks[j].lock();
-    await locks[j].unlock();
-  }
-  : () => counter.incrementAndGet();
-const round = () => {
-  const ps = new Array(C);
-  for (let j = 0; j < C; j++) ps[j] = step(j);
-  return Promise.all(ps);
-};
+const round = cpRound(lite, opt.op, C, 'prof-cl');
 
 async function runFor(ms) {
   let ops = 0;

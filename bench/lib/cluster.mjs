@@ -49,3 +49,23 @@ export async function waitSettled(grid, n, ms) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * One round of C concurrent CP operations of a lite member, as the cluster CP benches run them:
+ * `lock` (lock+unlock of C locks, one per slot) or `incr` (incrementAndGet of one counter).
+ */
+export function cpRound(lite, op, C, prefix) {
+  const locks = Array.from({ length: C }, (_, j) => lite.cp.lock(`${prefix}-${j}`));
+  const counter = lite.cp.atomicLong(`${prefix}-counter`);
+  const step = op === 'lock'
+    ? async (j) => {
+      await locks[j].lock();
+      await locks[j].unlock();
+    }
+    : () => counter.incrementAndGet();
+  return () => {
+    const ps = new Array(C);
+    for (let j = 0; j < C; j++) ps[j] = step(j);
+    return Promise.all(ps);
+  };
+}
