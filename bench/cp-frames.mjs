@@ -38,7 +38,7 @@ for (let r = 0; r < Number(opt.runs); r++) {
   const after = await snap();
   const per = (k, i) => ((after[i][k] - before[i][k]) / ops).toFixed(3);
   const who = ['lite', ...members.map((_, i) => `m${i}${after[i + 1].leader ? ' (leader)' : ''}`)];
-  console.log(`${opt.op} c=${C}: ${(ops / dt).toFixed(2)} k ops/s; per op, frames out/in and messages out/in: ${who.map((w, i) => `${w} ${per('framesOut', i)}/${per('framesIn', i)} ${per('messagesOut', i)}/${per('messagesIn', i)}`).join(' · ')}`);
+  console.log(`${opt.op} c=${C}: ${(ops / dt).toFixed(2)} k ops/s; per op, frames out/in, messages out/in, bytes out/in: ${who.map((w, i) => `${w} ${per('framesOut', i)}/${per('framesIn', i)} ${per('messagesOut', i)}/${per('messagesIn', i)} ${i === 0 ? '-' : `${per('bytesOut', i)}/${per('bytesIn', i)}`}`).join(' · ')}`);
 }
 await lite.close();
 for (const m of members) m.proc.kill('SIGTERM');

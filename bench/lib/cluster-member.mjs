@@ -16,7 +16,9 @@ process.stdout.write(JSON.stringify({ url: grid.cluster.url, id: grid.cluster.me
 const stop = () => void grid.close().then(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
-process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, leader: grid.cluster.meta?.isLeader() ?? null } }) + '\n'));
+// bytes: the sockets of the links open now (a diagnostic reach into the transport's private map)
+const bytes = (k) => [...(grid.cluster.transport.links?.values() ?? [])].reduce((a, l) => a + (l.ws?._socket?.[k] ?? 0), 0);
+process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, bytesOut: bytes('bytesWritten'), bytesIn: bytes('bytesRead'), leader: grid.cluster.meta?.isLeader() ?? null } }) + '\n'));
 if (cfg.profile) {
   let stopProfile;
   process.on('SIGUSR2', async () => {
