@@ -13,8 +13,8 @@
  *  ├──────────────────────────┤ countBase
  *  │ entries per (partition,  │ partitions × maxMaps slots
  *  │ map)                     │
- *  ├──────────────────────────┤ threadBase (Float64, 8-aligned)
- *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses)
+ *  ├──────────────────────────┤ threadBase (Float64, 128-byte aligned)
+ *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses), 128 B per slot
  *  └──────────────────────────┘
  *
  *  heap (growable SharedArrayBuffer, maxByteLength = page budget): pages of 2^pageShift bytes.
@@ -108,7 +108,13 @@ export const M_STRIDE = M_NAME + MAX_MAP_NAME_BYTES / 4;
 // ── per-thread stats (Float64 slots; each thread writes only its own) ─────────────────────────
 export const T_HITS = 0;
 export const T_MISSES = T_HITS + 1;
-export const T_STRIDE = 4;
+/**
+ * Doubles per thread slot: 16 = 128 bytes, so no two threads' counters share a cache line (64 B)
+ * or an adjacent-line prefetch pair (128 B). Every get writes its thread's hit or miss counter; at
+ * the former 4 (32 B) slots 2k and 2k+1 shared a line, and two threads reading in parallel with
+ * such slots (the 2nd and 3rd of four attached workers, say) bounced it between cores on every get.
+ */
+export const T_STRIDE = 16;
 export const MAX_THREAD_SLOTS = 256;
 
 // ── records in the heap (byte offsets) ────────────────────────────────────────────────────────
@@ -149,7 +155,7 @@ export function geometry(partitions: number, pageShift: number, maxPages: number
   const pageBase = PART_BASE + partitions * P_STRIDE;
   const mapBase = pageBase + maxPages * PG_STRIDE;
   const countBase = mapBase + maxMaps * M_STRIDE;
-  const threadByte = Math.ceil(((countBase + partitions * maxMaps) * 4) / 64) * 64;
+  const threadByte = Math.ceil(((countBase + partitions * maxMaps) * 4) / 128) * 128;
   const controlBytes = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
   return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, threadBase: threadByte / 8, controlBytes };
 }
