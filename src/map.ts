@@ -2,54 +2,35 @@
  * GridMap: the user-facing map API. Every operation on a partition held in this process runs on
  * the calling thread against shared memory: reads are optimistic (seqlock, no lock, no message),
  * writes take the partition's mutex. See native-notes.md, "Life of a get and a set".
+ *
+ * This file holds GridMap itself: the single-key operations (the performance-tuned hot path:
+ * getLocal/getSync/get, set/setSync, delete, increment, and their read and lock helpers) and the
+ * public method and doc of every operation. Those of many entries (setMany, clear, entries) are
+ * in src/map-bulk.ts; setIfAbsent, compareAndSet and the byte updates in src/map-atomic.ts;
+ * compute and aggregate next to the data in src/compute/local.ts; the read memo in src/memo.ts;
+ * MapHost and what those modules use of a map (MapCore) in src/map-host.ts.
  */
 import { isMainThread } from 'node:worker_threads';
-import { resolveMapOptions, setTtl, type MapOptions, type ModuleTable, type SetOptions } from './config.js';
+import { setTtl, type SetOptions } from './config.js';
 import {
-  InvalidOptionError,
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
   UnencodableValueError, UnsupportedError, ValueTooLargeError, WrongTypeError,
 } from './errors.js';
-import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, bytesOf, decodeMsgpack, type EncodedValue } from './storage/codec.js';
+import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgpack } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
 import { NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
-import { aggregateMap } from './compute/aggregate.js';
-import type { ComputePool } from './compute/pool.js';
-import { callProcessor, loadProcessor, newEntry, type LoadedProcessor } from './compute/processor.js';
 import type { AggregatorRef, ComputeRef } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
-import { FALLBACK, type FieldReader } from './compute/msgpack-field.js';
-import { ENCODE_UNENCODABLE } from './storage/codec.js';
+import { aggregate as aggregateHere, computeLocal as computeHere, scanPartition as scanHere, type ScanField, type ScanVisit } from './compute/local.js';
+import { clear as clearAll, entries as entriesOf, setMany as setAll } from './map-bulk.js';
+import { byteUpdate, compareAndSet as compareAndSetHere, setIfAbsent as setIfAbsentHere, updateBytes as updateBytesHere, updateLocked } from './map-atomic.js';
+import { EXPIRED_RECORD, NO_RECORD, type MapHost } from './map-host.js';
 import { MEMO_MISS, ReadMemo } from './memo.js';
-import { DEL, PUT, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
+import type { UpdateReply } from './updates.js';
 import { CLAIM_MAP, fetchThrough, type FetchOptions, type Loader } from './fetch.js';
 
-/**
- * What a map needs from the grid (or attached grid) it belongs to. Not part of the API: in the
- * declarations only because {@link Grid} implements it.
- */
-export interface MapHost {
-  /** The shared memory of the grid. */
-  readonly store: ShardStore;
-  /** This thread's value encoder. */
-  readonly encoder: ValueEncoder;
-  /** How long an operation waits for a partition lock, ms. */
-  readonly lockTimeout: number;
-  /** Throws GRID_ERR_CLOSED when the grid is closed. */
-  assertOpen(): void;
-  /** The compute pool for aggregations (created on first use). */
-  computePool(): ComputePool;
-  /** Registered compute modules: the only code compute and aggregate calls can name. */
-  readonly modules: ModuleTable;
-  /**
-   * True in a cluster member and its attached threads: every write is routed, leased and
-   * replicated there, so no write completes synchronously (setSync/deleteSync refuse).
-   */
-  readonly clustered?: boolean;
-  /** Another map of the same grid by name (map.fetch keeps its claims in one). */
-  map?(name: string): GridMap<unknown>;
-}
+export { claimMapOptions, closedError, type MapHost } from './map-host.js';
 
 const MISS = 0;
 const FOUND = 1;
@@ -134,22 +115,6 @@ export const OP_ATOMIC = 3;
 /** has, ttl. */
 export const OP_READ = 4;
 
-/**
- * Registers a map's options for the whole grid (every thread: they live in the shared map
- * registry) when `options` is given, at grid.map(name, options). The first options given win;
- * a later call must give the same value for every option it names, or it throws
- * GRID_ERR_INVALID_OPTION (as Hazelcast refuses a conflicting map config). Calls without options
- * always succeed and use whatever is registered, now or later.
- */
-export function claimMapOptions(store: ShardStore, id: number, name: string, options: MapOptions): void {
-  const want = resolveMapOptions(options);
-  const got = store.registerMapOptions(id, want);
-  const differs = (options.ttl !== undefined && got.ttl !== want.ttl) || (options.cacheValues !== undefined && got.cacheValues !== want.cacheValues);
-  if (differs) {
-    throw new InvalidOptionError(`map '${name.slice(0, 80)}' is registered with { ttl: ${got.ttl}, cacheValues: ${got.cacheValues} }: grid.map(name, options) must give the same options, or none`, { option: 'options', map: name, registered: got });
-  }
-}
-
 const NO_MAP_OPTIONS = Object.freeze({ ttl: 0, cacheValues: true });
 
 /**
@@ -187,11 +152,11 @@ export class GridMap<V = unknown> {
   /** @internal */
   readonly id: number;
   /** @internal The grid this map belongs to. */
-  protected readonly host: MapHost;
+  readonly host: MapHost;
   /** @internal The grid's shared memory. */
-  protected readonly store: ShardStore;
+  readonly store: ShardStore;
   /** @internal This thread's value encoder. */
-  protected readonly enc: ValueEncoder;
+  readonly enc: ValueEncoder;
   /** The map's registered options, once registered (they never change after): see registered(). */
   private opts: { ttl: number; cacheValues: boolean } | undefined;
   /** Whether setSync/deleteSync may write here (not in a cluster: see MapHost.clustered). */
@@ -231,7 +196,7 @@ export class GridMap<V = unknown> {
   // ── key and value preparation (throws typed errors before any lock is taken) ────────────────
 
   /** @internal Validates and encodes `key` into the store's key scratch; returns its partition. */
-  protected key(key: string): number {
+  key(key: string): number {
     if (typeof key !== 'string') throw new InvalidArgumentError(`key must be a string (got ${key === null ? 'null' : typeof key})`);
     if (this.store.setKey(key, this.id) < 0) {
       throw new KeyTooLargeError(`key is ${Buffer.byteLength(key)} bytes, over maxKeyBytes (${this.store.maxKeyBytes})`, { size: Buffer.byteLength(key), limit: this.store.maxKeyBytes });
@@ -240,7 +205,7 @@ export class GridMap<V = unknown> {
   }
 
   /** @internal Validates and encodes `v` into this thread's encoder. */
-  protected value(v: unknown): void {
+  value(v: unknown): void {
     const r = this.enc.encode(v);
     if (r === ENCODE_OK) return;
     if (r === ENCODE_TOO_LARGE) throw new ValueTooLargeError(this.enc.error, { size: this.enc.len, limit: this.store.maxValueBytes });
@@ -249,7 +214,7 @@ export class GridMap<V = unknown> {
   }
 
   /** @internal The expiry time a write's options (`{ ttl }`, a number of ms, or undefined: the map's default) give; throws on bad options. */
-  protected expiry(options: SetOptions | number | undefined): number {
+  expiry(options: SetOptions | number | undefined): number {
     const ttl = setTtl(options);
     if (ttl === undefined) {
       const d = this.registered().ttl;
@@ -259,6 +224,29 @@ export class GridMap<V = unknown> {
   }
 
   // ── locking ───────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * @internal Takes p's lock for a section that follows without any await. Returns undefined
+   * when the lock is held now, with nothing else of this thread having run in between (the key
+   * and value scratch are intact); or, on the main thread under contention, a promise to await,
+   * after which the caller must re-derive its scratch (key(), value()).
+   *
+   * Never `await` a lock that was free: even an already-resolved await lets other calls of this
+   * thread run while the lock is held, which (a) overwrites the thread's key scratch, so the
+   * resumed call wrote another call's key (two concurrent increments on one thread corrupted a
+   * partition that way), and (b) on a worker, lets another call of the same thread block
+   * synchronously (Atomics.wait) on the lock its holder can then never release. So a worker takes
+   * it with no await at all; the main thread may await (its contenders wait with waitAsync and
+   * never block the holder).
+   */
+  lockNow(p: number): Promise<unknown> | undefined {
+    const st = this.store;
+    const li = st.lockIndex(p);
+    if (tryLock(st.ci, li)) return undefined;
+    if (isMainThread) return this.acquire(p);
+    this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout), this.host.lockTimeout);
+    return undefined;
+  }
 
   /**
    * Main-thread wait for partition p's lock (lockNow's slow path, after tryLock failed). Resolves
@@ -283,12 +271,14 @@ export class GridMap<V = unknown> {
     }
   }
 
-  private release(p: number): void {
+  /** @internal Ends p's write section and lets go of its lock. */
+  release(p: number): void {
     this.store.endWrite(p);
     unlock(this.store.ci, this.store.lockIndex(p));
   }
 
-  private memoryFull(): never {
+  /** @internal Throws GRID_ERR_MEMORY_FULL (a put that found no room). */
+  memoryFull(): never {
     throw new MemoryFullError('memory budget exhausted and nothing left to evict');
   }
 
@@ -340,6 +330,21 @@ export class GridMap<V = unknown> {
     } finally {
       this.release(p);
     }
+  }
+
+  /**
+   * @internal The value of the record at `off`, for code that holds its partition's lock
+   * (compute, scans, entries: src/compute/local.ts, src/map-bulk.ts); EXPIRED_RECORD when its
+   * entry expired by `now`, NO_RECORD when its bounds do not hold. `copied`: a msgpack value is
+   * decoded with decodeCopied (partition scans), else as a read decodes it.
+   */
+  lockedValue(off: number, now: number, copied: boolean): unknown {
+    const st = this.store;
+    const r = decodeRecord(st, off, now);
+    if (r !== FOUND) return r === EXPIRED ? EXPIRED_RECORD : NO_RECORD;
+    if (copied && st.typeOf(off) === T_MSGPACK) return decodeCopied(copyBuf, outValue as number);
+    finishDecode(st, off);
+    return outValue;
   }
 
   /** Lazy expiry: drop an expired entry if its lock is free right now (never waits). */
@@ -739,32 +744,9 @@ export class GridMap<V = unknown> {
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
-  async setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
+  setIfAbsent(key: string, value: V, options?: SetOptions | number): Promise<boolean> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    this.host.assertOpen();
-    const expiresAt = this.expiry(options);
-    let p = this.key(key);
-    this.value(value);
-    const wait = this.lockNow(p);
-    if (wait !== undefined) {
-      await wait;
-      p = this.key(key);
-      this.value(value);
-    }
-    const st = this.store;
-    const e = this.enc;
-    st.beginWrite(p);
-    try {
-      const off = st.probe(p, this.id);
-      if (off >= 0) {
-        if (!st.isExpired(off, Date.now())) return false;
-        st.expireAt(p, this.id, off);
-      }
-      if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) this.memoryFull();
-      return true;
-    } finally {
-      this.release(p);
-    }
+    return setIfAbsentHere(this, key, value, options);
   }
 
   /**
@@ -785,58 +767,21 @@ export class GridMap<V = unknown> {
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    * @throws {LockTimeoutError} when the key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
-  async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
+  compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    this.host.assertOpen();
-    this.key(key);
-    let exp: EncodedValue | null = null;
-    if (expected !== undefined) {
-      this.value(expected);
-      exp = this.enc.snapshot();
-    }
-    let p = this.key(key);
-    this.value(next);
-    const wait = this.lockNow(p);
-    if (wait !== undefined) {
-      await wait;
-      p = this.key(key);
-      this.value(next);
-    }
-    const st = this.store;
-    const e = this.enc;
-    st.beginWrite(p);
-    try {
-      const off = this.liveRecord(p, Date.now());
-      if (off < 0 ? exp !== null : !this.sameValue(off, exp)) return false;
-      const expiresAt = off >= 0 ? st.expiresAt(off) : this.expiry(undefined);
-      if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) this.memoryFull();
-      return true;
-    } finally {
-      this.release(p);
-    }
+    return compareAndSetHere(this, key, expected, next);
   }
 
   /**
-   * The live record of the current key in partition p, or -1; an expired one is dropped first.
-   * The caller holds p's lock inside beginWrite.
+   * @internal The live record of the current key in partition p, or -1; an expired one is dropped
+   * first. The caller holds p's lock inside beginWrite.
    */
-  private liveRecord(p: number, now: number): number {
+  liveRecord(p: number, now: number): number {
     const st = this.store;
     const off = st.probe(p, this.id);
     if (off < 0 || !st.isExpired(off, now)) return off;
     st.expireAt(p, this.id, off);
     return -1;
-  }
-
-  private sameValue(off: number, exp: EncodedValue | null): boolean {
-    if (exp === null) return false;
-    const st = this.store;
-    if (st.typeOf(off) !== exp.type || st.valueLength(off) !== exp.len) return false;
-    const vo = st.valueOffset(off);
-    if (exp.type === T_NUMBER) return Object.is(st.f64[vo >>> 3], exp.num);
-    const b = bytesOf(exp);
-    for (let i = 0; i < exp.len; i++) if (st.u8[vo + i] !== b[i]) return false;
-    return true;
   }
 
   /**
@@ -888,17 +833,9 @@ export class GridMap<V = unknown> {
    * library API is seen as its bytes: UTF-8 of a string, the decimal text of a number, the msgpack
    * bytes of anything else. What it writes is a byte array (T_BYTES).
    */
-  async updateBytes(key: string, kind: string, arg: unknown): Promise<UpdateReply> {
+  updateBytes(key: string, kind: string, arg: unknown): Promise<UpdateReply> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    this.host.assertOpen();
-    const fn = byteUpdate(kind);
-    let p = this.key(key);
-    const wait = this.lockNow(p);
-    if (wait !== undefined) {
-      await wait;
-      p = this.key(key);
-    }
-    return this.updateLocked(p, fn, kind, arg);
+    return updateBytesHere(this, key, kind, arg);
   }
 
   /**
@@ -913,33 +850,7 @@ export class GridMap<V = unknown> {
     const st = this.store;
     if (!tryLock(st.ci, st.lockIndex(p))) return undefined;
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    return this.updateLocked(p, fn, kind, arg);
-  }
-
-  /** The locked part of updateBytes: the caller holds p's lock (released here) and the key scratch. */
-  private updateLocked(p: number, fn: NonNullable<ReturnType<typeof updateOf>>, kind: string, arg: unknown): UpdateReply {
-    const st = this.store;
-    st.beginWrite(p);
-    try {
-      const now = Date.now();
-      const off = this.liveRecord(p, now);
-      let r: UpdateResult;
-      try {
-        r = fn(off >= 0 ? bytesAt(st, off) : undefined, off >= 0 ? st.expiresAt(off) : 0, arg, now);
-      } catch (e) {
-        throw new InvalidArgumentError(`byte update '${kind}': ${(e as Error).message}`);
-      }
-      if (r.write === PUT) {
-        this.value(r.value); // typed errors (too large) before anything is written
-        const e = this.enc;
-        if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, r.expiresAt ?? 0) < 0) this.memoryFull();
-      } else if (r.write === DEL && off >= 0) {
-        st.remove(p, this.id, now);
-      }
-      return r.reply;
-    } finally {
-      this.release(p);
-    }
+    return updateLocked(this, p, fn, kind, arg);
   }
 
   /** @internal The live keys of this map in partition `p` (RESP SCAN walks partitions with it). */
@@ -966,67 +877,9 @@ export class GridMap<V = unknown> {
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    * @throws {LockTimeoutError} when a key's partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
-  async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
+  setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (this.countOps && Array.isArray(entries)) this.ops[OP_SET] += entries.length;
-    this.host.assertOpen();
-    if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
-    const expiresAt = this.expiry(options);
-    const st = this.store;
-    const n = entries.length;
-    // Pass 1: validate and encode everything; keep each key's partition, slot hash and UTF-8
-    // length (pass 2 then skips hashing ASCII keys again), and the keys and values themselves
-    // (the caller may change `entries` while a busy lock is awaited). Strings and numbers are
-    // kept as they are; msgpack and byte values as a private copy.
-    const keys = new Array<string>(n);
-    const vals = new Array<string | number | EncodedValue>(n);
-    const parts = new Int32Array(n);
-    const hashes = new Uint32Array(n); // slot hashes are unsigned: an Int32Array would break lookups
-    const klens = new Int32Array(n);
-    const vlens = new Int32Array(n);
-    const enc = this.enc;
-    for (let i = 0; i < n; i++) {
-      const pair = entries[i];
-      if (!Array.isArray(pair) || pair.length < 2) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
-      const k = pair[0];
-      const v = pair[1];
-      parts[i] = this.key(k);
-      hashes[i] = st.ksh;
-      klens[i] = st.klen;
-      keys[i] = k;
-      this.value(v);
-      vlens[i] = enc.len;
-      vals[i] = enc.type === T_STRING || enc.type === T_NUMBER ? (v as string | number) : enc.snapshot();
-    }
-    // Group by partition: a counting sort, stable, so duplicates keep their order.
-    const P = st.partitions;
-    const start = new Int32Array(P + 1);
-    for (let i = 0; i < n; i++) start[parts[i] + 1]++;
-    for (let q = 0; q < P; q++) start[q + 1] += start[q];
-    const order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[start[parts[i]]++] = i;
-    // Pass 2: each partition under its lock.
-    for (let j = 0; j < n; ) {
-      const p = parts[order[j]];
-      const wait = this.lockNow(p); // never an await when free (see lockNow)
-      if (wait !== undefined) await wait;
-      st.beginWrite(p);
-      try {
-        for (; j < n && parts[order[j]] === p; j++) {
-          const i = order[j];
-          const k = keys[i];
-          if (klens[i] === k.length) st.useAsciiKey(k, p, hashes[i]); // UTF-8 length = length: ASCII
-          else this.key(k);
-          const v = vals[i];
-          let r: number;
-          if (typeof v === 'string') r = st.put(p, this.id, T_STRING, v, vlens[i], 0, expiresAt);
-          else if (typeof v === 'number') r = st.put(p, this.id, T_NUMBER, null, 8, v, expiresAt);
-          else r = st.put(p, this.id, v.type, v.bytes, v.len, v.num, expiresAt);
-          if (r < 0) this.memoryFull();
-        }
-      } finally {
-        this.release(p);
-      }
-    }
+    return setAll(this, entries, options);
   }
 
   /**
@@ -1067,19 +920,8 @@ export class GridMap<V = unknown> {
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    * @throws {LockTimeoutError} when a partition lock was not acquired within options.lockTimeout (GRID_ERR_LOCK_TIMEOUT).
    */
-  async clear(): Promise<void> {
-    this.host.assertOpen();
-    const st = this.store;
-    for (let p = 0; p < st.partitions; p++) {
-      const wait = this.lockNow(p);
-      if (wait !== undefined) await wait;
-      st.beginWrite(p);
-      try {
-        st.clearMap(p, this.id);
-      } finally {
-        this.release(p);
-      }
-    }
+  clear(): Promise<void> {
+    return clearAll(this);
   }
 
   /**
@@ -1088,30 +930,11 @@ export class GridMap<V = unknown> {
    *
    * @throws {GridClosedError} when the grid is closed before the iteration ends (GRID_ERR_CLOSED).
    */
-  async *entries(): AsyncGenerator<[string, V]> {
-    const st = this.store;
-    for (let p = 0; p < st.partitions; p++) {
-      this.host.assertOpen();
-      const batch: Array<[string, V]> = [];
-      const wait = this.lockNow(p);
-      if (wait !== undefined) await wait;
-      st.beginWrite(p);
-      try {
-        const now = Date.now();
-        st.forEachRecord(p, this.id, (off) => {
-          if (st.isExpired(off, now)) return;
-          if (decodeRecord(st, off, now) !== FOUND) return;
-          finishDecode(st, off);
-          batch.push([st.keyOf(off), outValue as V]);
-        });
-      } finally {
-        this.release(p);
-      }
-      yield* batch;
-    }
+  entries(): AsyncGenerator<[string, V]> {
+    return entriesOf<V>(this);
   }
 
-  // ── compute next to the data (src/compute/; native-notes.md, "Compute") ───────────────────────
+  // ── compute next to the data (src/compute/local.ts; native-notes.md, "Compute") ───────────────
 
   /**
    * Runs an entry processor on `key`'s entry atomically (no other write to the key interleaves)
@@ -1145,93 +968,9 @@ export class GridMap<V = unknown> {
    * @internal compute on this thread, for a key whose partition is held in this process. The
    * module is loaded before the lock is taken; the processor runs under the partition lock.
    */
-  async computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+  computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    this.host.assertOpen();
-    this.key(key);
-    let proc = loadProcessor(processor, this.host.modules);
-    if (proc instanceof Promise) proc = await proc;
-    this.host.assertOpen();
-    const p = this.key(key);
-    const wait = this.lockNow(p);
-    if (wait !== undefined) await wait;
-    return this.computeLocked(p, key, proc, arg) as R;
-  }
-
-  /**
-   * Takes p's lock for a section that follows without any await. Returns undefined when the lock
-   * is held now, with nothing else of this thread having run in between (the key and value scratch
-   * are intact); or, on the main thread under contention, a promise to await, after which the
-   * caller must re-derive its scratch (key(), value()).
-   *
-   * Never `await` a lock that was free: even an already-resolved await lets other calls of this
-   * thread run while the lock is held, which (a) overwrites the thread's key scratch, so the
-   * resumed call wrote another call's key (two concurrent increments on one thread corrupted a
-   * partition that way), and (b) on a worker, lets another call of the same thread block
-   * synchronously (Atomics.wait) on the lock its holder can then never release. So a worker takes
-   * it with no await at all; the main thread may await (its contenders wait with waitAsync and
-   * never block the holder).
-   */
-  private lockNow(p: number): Promise<unknown> | undefined {
-    const st = this.store;
-    const li = st.lockIndex(p);
-    if (tryLock(st.ci, li)) return undefined;
-    if (isMainThread) return this.acquire(p);
-    this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout), this.host.lockTimeout);
-    return undefined;
-  }
-
-  /** The locked part of computeLocal. The caller holds p's lock; released here. */
-  private computeLocked(p: number, key: string, proc: LoadedProcessor, arg: unknown): unknown {
-    const st = this.store;
-    let writing = false;
-    try {
-      // other calls of this thread may have used the key scratch while this one awaited
-      this.key(key);
-      let off = st.probe(p, this.id);
-      let current: unknown;
-      let expired = false;
-      if (off >= 0) {
-        const r = decodeRecord(st, off, Date.now());
-        if (r === FOUND) {
-          finishDecode(st, off);
-          current = outValue;
-        } else {
-          expired = r === EXPIRED;
-        }
-      }
-      // The processor runs with the lock held but the seqlock even: writers wait, readers don't.
-      const box = newEntry(key, current);
-      const result = callProcessor(proc, box, arg);
-      if (result !== undefined && this.enc.encode(result) === ENCODE_UNENCODABLE) {
-        throw new UnencodableValueError(`the result of entry processor '${proc.ref.name}' cannot be encoded: ${this.enc.error}`, { module: proc.ref.url, export: proc.ref.name });
-      }
-      if (!box.assigned && !expired) return result;
-      const next = box.assigned ? box.value : undefined;
-      if (next !== undefined) this.value(next); // typed errors before anything is written
-      this.key(key); // the processor may have used this thread's key scratch
-      writing = true;
-      st.beginWrite(p);
-      const now = Date.now();
-      off = st.probe(p, this.id);
-      if (off >= 0 && st.isExpired(off, now)) {
-        st.expireAt(p, this.id, off);
-        off = -1;
-      }
-      if (box.assigned) {
-        if (next === undefined) {
-          if (off >= 0) st.remove(p, this.id, now);
-        } else {
-          const e = this.enc;
-          const expiresAt = off >= 0 ? st.expiresAt(off) : this.expiry(undefined);
-          if (st.put(p, this.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) this.memoryFull();
-        }
-      }
-      return result;
-    } finally {
-      if (writing) this.release(p);
-      else unlock(st.ci, st.lockIndex(p));
-    }
+    return computeHere(this, key, processor, arg) as Promise<R>;
   }
 
   /**
@@ -1258,9 +997,8 @@ export class GridMap<V = unknown> {
    * await orders.aggregate({ module: 'procs', name: 'revenue' });
    * ```
    */
-  async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
-    this.host.assertOpen();
-    return (await aggregateMap(this.host, this.name, aggregator, arg)) as R;
+  aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
+    return aggregateHere(this, aggregator, arg) as Promise<R>;
   }
 
   /**
@@ -1268,46 +1006,8 @@ export class GridMap<V = unknown> {
    * keys and values only when asked. Nothing is written, so the seqlock stays even and readers are
    * not held up. `visit` must not use the grid.
    */
-  async scanPartition(
-    p: number,
-    keys: boolean,
-    values: boolean,
-    visit: (key: string | undefined, value: unknown) => void,
-    field?: { reader: FieldReader; visit: (x: number | null | undefined) => void },
-  ): Promise<void> {
-    this.host.assertOpen();
-    const st = this.store;
-    // no entry of this map here: skip the lock and the walk of the partition's table (the count is
-    // read without the lock; an entry added concurrently is not missed by more than any scan would)
-    if (Atomics.load(st.ci, st.geo.countBase + p * st.geo.maxMaps + this.id) === 0) return;
-    const wait = this.lockNow(p);
-    if (wait !== undefined) await wait;
-    try {
-      // another thread may have grown the heap beyond this thread's views (beginWrite does this for writers)
-      if (st.u8.length !== st.buffers.heap.byteLength) st.refresh();
-      const now = Date.now();
-      const dv = field !== undefined ? new DataView(st.u8.buffer, st.u8.byteOffset, st.u8.byteLength) : undefined;
-      st.forEachRecord(p, this.id, (off) => {
-        if (st.isExpired(off, now)) return;
-        if (field !== undefined && !keys && st.typeOf(off) === T_MSGPACK) {
-          // the field straight from the bytes (held stable by the lock), no copy and no decode
-          const x = field.reader.read(st.u8, dv!, st.valueOffset(off), st.valueLength(off));
-          if (x !== FALLBACK) return field.visit(x);
-        }
-        let v: unknown;
-        if (values) {
-          if (decodeRecord(st, off, now) !== FOUND) return;
-          if (st.typeOf(off) === T_MSGPACK) v = decodeCopied(copyBuf, outValue as number);
-          else {
-            finishDecode(st, off);
-            v = outValue;
-          }
-        }
-        visit(keys ? st.keyOf(off) : undefined, v);
-      });
-    } finally {
-      unlock(st.ci, st.lockIndex(p));
-    }
+  scanPartition(p: number, keys: boolean, values: boolean, visit: ScanVisit, field?: ScanField): Promise<void> {
+    return scanHere(this, p, keys, values, visit, field);
   }
 
   /** `for await (const [key, value] of map)`: the same as {@link GridMap.entries}. */
@@ -1316,30 +1016,11 @@ export class GridMap<V = unknown> {
   }
 }
 
-/** The update function named `kind` (src/updates.ts), or a typed error. */
-function byteUpdate(kind: string): NonNullable<ReturnType<typeof updateOf>> {
-  const fn = updateOf(kind);
-  if (fn === undefined) throw new InvalidArgumentError(`unknown byte update '${String(kind).slice(0, 40)}'`);
-  return fn;
-}
-
 /**
  * The one already-resolved promise `set` returns when the write happened in the call (the lock
  * was free): a caller may compare against it to reply at once (the RESP endpoint). @internal
  */
 export const RESOLVED: Promise<void> = Promise.resolve();
 
-/** The value of the record at `off` as bytes (a copy): see updateBytes. */
-function bytesAt(st: ShardStore, off: number): Uint8Array {
-  const vo = st.valueOffset(off);
-  if (st.typeOf(off) === T_NUMBER) return Buffer.from(numberText(st.f64[vo >>> 3]), 'latin1');
-  return Buffer.from(st.u8.subarray(vo, vo + st.valueLength(off)));
-}
-
 /** Marker for "the optimistic read gave up; read under the lock". */
 export const NEED: unique symbol = Symbol('shardgrid.needLock');
-
-/** Throws GridClosedError; shared by hosts. */
-export function closedError(): GridClosedError {
-  return new GridClosedError('the grid is closed');
-}

@@ -1,0 +1,130 @@
+/**
+ * Compute next to the data on this thread (native-notes.md, "Compute"): the entry processor of
+ * GridMap.compute / computeLocal, run under the key's partition lock; GridMap.aggregate's start;
+ * and GridMap.scanPartition, the locked walk of one partition that an aggregation's pool tasks
+ * run. Functions of a map's internals (MapCore, src/map-host.ts); GridMap's methods of the same
+ * names call them in one line. This file imports neither src/map.ts nor src/grid.ts at run time.
+ */
+import { UnencodableValueError } from '../errors.js';
+import { ENCODE_UNENCODABLE } from '../storage/codec.js';
+import { T_MSGPACK } from '../storage/layout.js';
+import { unlock } from '../sync/mutex.js';
+import { EXPIRED_RECORD, NO_RECORD, type MapCore } from '../map-host.js';
+import { aggregateMap } from './aggregate.js';
+import { FALLBACK, type FieldReader } from './msgpack-field.js';
+import { callProcessor, loadProcessor, newEntry, type LoadedProcessor } from './processor.js';
+import type { AggregatorRef, ComputeRef } from './types.js';
+
+/**
+ * GridMap.computeLocal: compute on this thread, for a key whose partition is held in this
+ * process. The module is loaded before the lock is taken; the processor runs under the partition
+ * lock. The caller counts the operation.
+ */
+export async function computeLocal(m: MapCore, key: string, processor: ComputeRef, arg: unknown): Promise<unknown> {
+  m.host.assertOpen();
+  m.key(key);
+  let proc = loadProcessor(processor, m.host.modules);
+  if (proc instanceof Promise) proc = await proc;
+  m.host.assertOpen();
+  const p = m.key(key);
+  const wait = m.lockNow(p);
+  if (wait !== undefined) await wait;
+  return computeLocked(m, p, key, proc, arg);
+}
+
+/** The locked part of computeLocal. The caller holds p's lock; released here. */
+function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor, arg: unknown): unknown {
+  const st = m.store;
+  let writing = false;
+  try {
+    // other calls of this thread may have used the key scratch while this one awaited
+    m.key(key);
+    let off = st.probe(p, m.id);
+    let current: unknown;
+    let expired = false;
+    if (off >= 0) {
+      const v = m.lockedValue(off, Date.now(), false);
+      if (v === EXPIRED_RECORD) expired = true;
+      else if (v !== NO_RECORD) current = v;
+    }
+    // The processor runs with the lock held but the seqlock even: writers wait, readers don't.
+    const box = newEntry(key, current);
+    const result = callProcessor(proc, box, arg);
+    if (result !== undefined && m.enc.encode(result) === ENCODE_UNENCODABLE) {
+      throw new UnencodableValueError(`the result of entry processor '${proc.ref.name}' cannot be encoded: ${m.enc.error}`, { module: proc.ref.url, export: proc.ref.name });
+    }
+    if (!box.assigned && !expired) return result;
+    const next = box.assigned ? box.value : undefined;
+    if (next !== undefined) m.value(next); // typed errors before anything is written
+    m.key(key); // the processor may have used this thread's key scratch
+    writing = true;
+    st.beginWrite(p);
+    const now = Date.now();
+    off = st.probe(p, m.id);
+    if (off >= 0 && st.isExpired(off, now)) {
+      st.expireAt(p, m.id, off);
+      off = -1;
+    }
+    if (box.assigned) {
+      if (next === undefined) {
+        if (off >= 0) st.remove(p, m.id, now);
+      } else {
+        const e = m.enc;
+        const expiresAt = off >= 0 ? st.expiresAt(off) : m.expiry(undefined);
+        if (st.put(p, m.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) m.memoryFull();
+      }
+    }
+    return result;
+  } finally {
+    if (writing) m.release(p);
+    else unlock(st.ci, st.lockIndex(p));
+  }
+}
+
+/** GridMap.aggregate: the map's entries aggregated in the grid's compute pool (src/compute/aggregate.ts). */
+export async function aggregate(m: MapCore, aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
+  m.host.assertOpen();
+  return aggregateMap(m.host, m.name, aggregator, arg);
+}
+
+/** What a partition scan calls per live entry: the key when asked for keys, the value when asked for values. */
+export type ScanVisit = (key: string | undefined, value: unknown) => void;
+/** A field of msgpack values a scan reads straight from the bytes (aggregations over `{ field }`), and what gets it. */
+export type ScanField = { reader: FieldReader; visit: (x: number | null | undefined) => void };
+
+/**
+ * GridMap.scanPartition: visits the map's live entries in partition `p` under the partition's
+ * lock, decoding keys and values only when asked. Nothing is written, so the seqlock stays even
+ * and readers are not held up. `visit` must not use the grid.
+ */
+export async function scanPartition(m: MapCore, p: number, keys: boolean, values: boolean, visit: ScanVisit, field?: ScanField): Promise<void> {
+  m.host.assertOpen();
+  const st = m.store;
+  // no entry of this map here: skip the lock and the walk of the partition's table (the count is
+  // read without the lock; an entry added concurrently is not missed by more than any scan would)
+  if (Atomics.load(st.ci, st.geo.countBase + p * st.geo.maxMaps + m.id) === 0) return;
+  const wait = m.lockNow(p);
+  if (wait !== undefined) await wait;
+  try {
+    // another thread may have grown the heap beyond this thread's views (beginWrite does this for writers)
+    if (st.u8.length !== st.buffers.heap.byteLength) st.refresh();
+    const now = Date.now();
+    const dv = field !== undefined ? new DataView(st.u8.buffer, st.u8.byteOffset, st.u8.byteLength) : undefined;
+    st.forEachRecord(p, m.id, (off) => {
+      if (st.isExpired(off, now)) return;
+      if (field !== undefined && !keys && st.typeOf(off) === T_MSGPACK) {
+        // the field straight from the bytes (held stable by the lock), no copy and no decode
+        const x = field.reader.read(st.u8, dv!, st.valueOffset(off), st.valueLength(off));
+        if (x !== FALLBACK) return field.visit(x);
+      }
+      let v: unknown;
+      if (values) {
+        v = m.lockedValue(off, now, true);
+        if (v === NO_RECORD || v === EXPIRED_RECORD) return;
+      }
+      visit(keys ? st.keyOf(off) : undefined, v);
+    });
+  } finally {
+    unlock(st.ci, st.lockIndex(p));
+  }
+}
