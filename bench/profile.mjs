@@ -19,6 +19,7 @@
 //   --interval US   sampling interval in µs (default 100)
 //   --no-inline     run with TurboFan inlining off: finer attribution, slower code (say so when quoting)
 //   --save FILE     also write the profile (.cpuprofile, opens in Chrome DevTools)
+//   PROFILE_MEMORY  (environment) the grid's budget instead of 256MB, e.g. 512MB for --keys 1000000
 //   threads mode:   --threads N (default 2), --ops N per thread (default 1,000,000, as the full
 //                   suite), --write-ratio R (default 0.1): the threads scenario's 90/10 Zipf
 //                   read-through mix (bench/lib/thread-worker.mjs) over 100,000 keys, cold start,

@@ -81,7 +81,7 @@ export function claimMapOptions(store: ShardStore, id: number, name: string, opt
   }
 }
 
-/** Throws GridClosedError; shared by hosts. */
+/** The GridClosedError a call on a closed grid throws (hosts throw what this returns). */
 export function closedError(): GridClosedError {
   return new GridClosedError('the grid is closed');
 }
