@@ -214,6 +214,8 @@ async function applyFault(e, { cluster, network, clients }) {
  * Named scenarios: fixed schedules for the measurements the harness exists for.
  *   coordinator-pause  the coordinator (leader) paused 4 s while writers write unique keys and
  *                      increment counters (no register ops).
+ *   leader-kill        kill -9 of the leader under the same writers, restarted 3 s later
+ *   leader-isolate     the leader blackholed from the other members for 5 s (clients still reach it)
  *   rolling            each member paused 4 s in turn, then a kill -9 and a replacement.
  */
 export const SCENARIOS = Object.freeze({
@@ -221,6 +223,16 @@ export const SCENARIOS = Object.freeze({
     duration: 12_000,
     mix: { unique: 1, incr: 1, register: 0 },
     events: [{ kind: 'pause', at: 3000, target: 'leader', ms: 4000, gap: 1000 }],
+  },
+  'leader-kill': {
+    duration: 12_000,
+    mix: { unique: 1, incr: 1, register: 0 },
+    events: [{ kind: 'kill', at: 3000, target: 'leader', downMs: 3000, gap: 1000 }],
+  },
+  'leader-isolate': {
+    duration: 12_000,
+    mix: { unique: 1, incr: 1, register: 0 },
+    events: [{ kind: 'isolate', at: 3000, target: 'leader', ms: 5000, mode: 'blackhole', clients: false, gap: 1000 }],
   },
   rolling: {
     duration: 40_000,
