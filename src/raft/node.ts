@@ -41,10 +41,12 @@ export interface UnsafeOptions {
   readWithoutQuorum?: boolean;
   /** answer reads before the leader committed an entry of its term (its commit index may lag what its predecessor committed) */
   readBeforeTermCommit?: boolean;
-  /** grant (pre)votes while still hearing from a live leader (no leader stickiness: leases built on it break) */
+  /** grant (pre)votes while still hearing from a live leader (no leader stickiness) */
   ignoreStickiness?: boolean;
-  /** a leader that steps down may vote at once (no stickiness for its own leadership: the lease bound breaks) */
+  /** a leader that steps down may vote at once (no stickiness for its own leadership) */
   voteRightAfterLeading?: boolean;
+  /** a candidate leaves its own vote out of `electionQuiet` (its own silence is part of the bound: the lease bound breaks) */
+  quietOmitsSelf?: boolean;
 }
 
 /** A read confirmed by ReadIndex: serve request `rid` once this node applied `index`. */
@@ -175,6 +177,16 @@ export class RaftNode {
   private ledUntil = -1;
   /** The kind of this node's latest campaign (what `wonByTransfer` reports once it leads). */
   private campaignKind: 'pre' | 'real' | 'transfer' = 'real';
+  /**
+   * The tick at which this node last heard from a leader (an append, heartbeat or snapshot it
+   * accepted), or last led itself. Starts at construction: a node restarted with its persisted
+   * state may have answered a leader before, so "just heard" is the safe assumption.
+   */
+  private heardAt = 0;
+  /** candidate: the smallest `quiet` of the votes granted in this campaign (its own included) */
+  private campaignQuiet = Infinity;
+  /** leader: `campaignQuiet` of the campaign that won (0 for a transfer) */
+  private wonQuiet = 0;
 
   /** ReadIndex (thesis §6.4): rounds sent (never reset, so an old echo cannot count for a new read) */
   private readSeq = 0;
@@ -280,6 +292,21 @@ export class RaftNode {
    * how recently that leader could still have believed in its lease (metadata lease.ts).
    */
   get wonByTransfer(): boolean { return this._role === 'leader' && this.campaignKind === 'transfer'; }
+
+  /**
+   * Leader only: the smallest number of its own ticks that any voter who granted this node its
+   * term had gone without hearing from a leader when it voted (the node's own vote included);
+   * 0 after a transfer, undefined when not leader. Every earlier leader's majority shares a voter
+   * with this one's, that voter heard that leader's last acknowledged round no later than
+   * `electionQuiet` of its ticks before the election, and ticks never run faster than real time:
+   * so an earlier leader's last moment of sure leadership (a majority answered a round it sent less
+   * than half an election timeout before) came at most electionTicks / 2 + 1 ticks after that.
+   * The metadata layer's new-leader lease wait counts from there (metadata.ts `newLeaderCredit`).
+   */
+  get electionQuiet(): number | undefined { return this._role === 'leader' ? this.wonQuiet : undefined; }
+
+  /** Ticks since this node last heard from a leader (0 while it leads). */
+  private sinceHeard(): number { return this._role === 'leader' ? 0 : this.now - this.heardAt; }
 
   /**
    * Leader only: the latest tick T (on this node's `ticks` clock) such that a majority of voters
@@ -456,7 +483,7 @@ export class RaftNode {
           this.becomeFollower(m.term, m.from);
           this.stepFollower(m);
         } else if ((m.type === 'preVoteResp' && this._role === 'precandidate') || (m.type === 'voteResp' && this._role === 'candidate')) {
-          this.handleVoteResponse(m.from, m.term, m.reject);
+          this.handleVoteResponse(m.from, m.term, m.reject, m.type === 'voteResp' ? m.quiet : 0);
         }
         break;
       case 'follower':
@@ -520,7 +547,10 @@ export class RaftNode {
   }
 
   private becomeFollower(term: number, leader: NodeId | undefined): void {
-    if (this._role === 'leader') this.ledUntil = this.now + this.electionTicks;
+    if (this._role === 'leader') {
+      this.ledUntil = this.now + this.electionTicks;
+      this.heardAt = this.now;
+    }
     if (term > this._term) {
       this._term = term;
       this.vote = undefined;
@@ -540,7 +570,9 @@ export class RaftNode {
 
   /** `pre`: a PreVote round at term+1 without changing term; `transfer`: on a TimeoutNow. */
   private campaign(kind: 'pre' | 'real' | 'transfer'): void {
+    if (this._role === 'leader') this.heardAt = this.now;
     this.campaignKind = kind;
+    this.campaignQuiet = Infinity;
     this.resetTimers();
     this.votes.clear();
     this._leader = undefined;
@@ -556,7 +588,7 @@ export class RaftNode {
     this.appendFrom = 0;
     this.commitDue = false;
     this.transferee = undefined;
-    this.handleVoteResponse(this.id, kind === 'pre' ? this._term + 1 : this._term, false);
+    this.handleVoteResponse(this.id, kind === 'pre' ? this._term + 1 : this._term, false, this.sinceHeard());
     if ((this._role as Role) === 'leader' || (this._role as Role) === 'follower') return; // a single voter wins at once
     const term = kind === 'pre' ? this._term + 1 : this._term;
     for (const v of this._config.voters) {
@@ -566,12 +598,13 @@ export class RaftNode {
     }
   }
 
-  private handleVoteResponse(from: NodeId, term: number, reject: boolean): void {
+  private handleVoteResponse(from: NodeId, term: number, reject: boolean, quiet: number): void {
     if (!this._config.voters.includes(from)) return; // a non-voter's answer does not count
     const pre = this._role === 'precandidate';
     // a granted pre-vote echoes term+1; a rejected one carries the voter's term (= ours here)
     if (!reject && term !== (pre ? this._term + 1 : this._term)) return;
     this.votes.set(from, !reject);
+    if (!reject && !pre && quiet < this.campaignQuiet && !(from === this.id && this.unsafe.quietOmitsSelf === true)) this.campaignQuiet = quiet;
     let granted = 0;
     let rejected = 0;
     for (const v of this._config.voters) {
@@ -589,6 +622,7 @@ export class RaftNode {
   }
 
   private becomeLeader(): void {
+    this.wonQuiet = this.campaignKind === 'transfer' || this.campaignQuiet === Infinity ? 0 : this.campaignQuiet;
     this._role = 'leader';
     this._leader = this.id;
     this.votes.clear();
@@ -914,15 +948,17 @@ export class RaftNode {
     // voted for its successor at once (raft sim --leases, schedule seed 2279776454).
     const justLed = this.checkQuorum && this.now < this.ledUntil && this.vote !== m.from && !(m.type === 'vote' && m.transfer) &&
       this.unsafe.ignoreStickiness !== true && this.unsafe.voteRightAfterLeading !== true;
-    const type = pre ? 'preVoteResp' : 'voteResp';
     if (canVote && upToDate && !justLed) {
-      this.send({ type, from: this.id, to: m.from, term: m.term, reject: false });
-      if (!pre) {
+      if (pre) this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: m.term, reject: false });
+      else {
+        this.send({ type: 'voteResp', from: this.id, to: m.from, term: m.term, reject: false, quiet: this.sinceHeard() });
         this.vote = m.from;
         this.electionElapsed = 0;
       }
+    } else if (pre) {
+      this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: this._term, reject: true });
     } else {
-      this.send({ type, from: this.id, to: m.from, term: this._term, reject: true });
+      this.send({ type: 'voteResp', from: this.id, to: m.from, term: this._term, reject: true, quiet: 0 });
     }
   }
 
@@ -931,17 +967,20 @@ export class RaftNode {
       case 'append':
         this.electionElapsed = 0;
         this._leader = m.from;
+        this.heardAt = this.now;
         this.handleAppend(m);
         break;
       case 'heartbeat':
         this.electionElapsed = 0;
         this._leader = m.from;
+        this.heardAt = this.now;
         if (m.commit > this.log.committed) this.log.committed = Math.min(m.commit, this.log.lastIndex);
         this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this._term, ctx: m.ctx, read: m.read });
         break;
       case 'snapshot':
         this.electionElapsed = 0;
         this._leader = m.from;
+        this.heardAt = this.now;
         this.handleSnapshot(m);
         break;
       case 'timeoutNow':

@@ -74,16 +74,15 @@ export interface ScheduleOptions {
   reads?: boolean;
   /**
    * Check the lease bound the metadata layer relies on (cluster/metadata/lease.ts): a leader
-   * elected without a transfer is elected at least `leaseCreditTicks` after the last tick at
-   * which any earlier leader still had a majority's answer to a heartbeat sent less than half an
-   * election timeout before (its `quorumContactTick`). Crashed nodes do not restart during the
-   * chaos (a restarted cluster member comes back with a new identity, never as the voter it was:
-   * a voter restarted from its persisted state forgets the leader it heard and votes at once),
-   * and the check stops at healing, when every node restarts.
+   * elected without a transfer is elected at least `electionQuiet - leaseSlackTicks` ticks after
+   * the last tick at which any earlier leader still had a majority's answer to a heartbeat sent
+   * less than half an election timeout before (its `quorumContactTick`). Crashed nodes do not
+   * restart during the chaos (a restarted cluster member comes back with a new identity, never as
+   * the voter it was), and the check stops at healing, when every node restarts.
    */
   leases?: boolean;
-  /** the bound `leases` checks, in ticks (default: electionTicks / 2 - 1, what the metadata layer uses) */
-  leaseCreditTicks?: number;
+  /** the slack `leases` allows, in ticks (default: electionTicks / 2 + 1, what the metadata layer takes off) */
+  leaseSlackTicks?: number;
 }
 
 export interface ScheduleStats {
@@ -105,6 +104,10 @@ export interface ScheduleStats {
   readsServed: number;
   /** `leases`: the smallest gap seen between an earlier leader's last valid lease tick and a new leader's election (-1: none) */
   minLeaseGap: number;
+  /** `leases`: the smallest margin (gap - the bound the new leader claimed) of the elections that kept the bound (-1: none) */
+  minLeaseMargin: number;
+  /** `leases`: the largest bound a new leader claimed (electionQuiet - leaseSlackTicks), in ticks */
+  maxLeaseBound: number;
 }
 
 export interface ScheduleResult {
@@ -160,7 +163,7 @@ export class Simulation {
   violations: Violation[] = [];
   readonly stats: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: -1, reads: 0, readsServed: 0, minLeaseGap: -1,
+    confChanges: 0, proposals: 0, recoveryTicks: -1, reads: 0, readsServed: 0, minLeaseGap: -1, minLeaseMargin: -1, maxLeaseBound: 0,
   };
 
   // network
@@ -224,7 +227,7 @@ export class Simulation {
       intensity,
       reads: options.reads ?? true,
       leases: options.leases ?? false,
-      leaseCreditTicks: options.leaseCreditTicks ?? Math.floor((options.electionTicks ?? 10) / 2) - 1,
+      leaseSlackTicks: options.leaseSlackTicks ?? Math.floor((options.electionTicks ?? 10) / 2) + 1,
       unsafe: options.unsafe,
       mutation: options.mutation,
     };
@@ -649,18 +652,21 @@ export class Simulation {
 
   /**
    * `leases`: a leader elected by a real election (not a transfer) must come at least
-   * leaseCreditTicks after every earlier leader's last moment of lease validity; then records
-   * this leader's own validity (a majority answered a heartbeat sent < electionTicks / 2 ago).
+   * `electionQuiet - leaseSlackTicks` ticks after every earlier leader's last moment of lease
+   * validity; then records this leader's own validity (a majority answered a heartbeat sent <
+   * electionTicks / 2 ago).
    */
   private checkLease(sn: SimNode, n: RaftNode): void {
     if (sn.seenLeaderTerm !== n.term && !n.wonByTransfer) {
+      const bound = (n.electionQuiet ?? 0) - this.opts.leaseSlackTicks;
+      if (bound > this.stats.maxLeaseBound) this.stats.maxLeaseBound = bound;
       for (const [id, v] of this.leaseValid) {
         if (v.term >= n.term) continue;
         const gap = this.now - v.tick;
         if (gap < this.stats.minLeaseGap || this.stats.minLeaseGap < 0) this.stats.minLeaseGap = gap;
-        if (gap < this.opts.leaseCreditTicks) {
-          this.fail('lease', `${sn.id} leads term ${n.term} ${gap} tick(s) after ${id} (term ${v.term}) last had a valid lease; the bound is ${this.opts.leaseCreditTicks}`);
-        }
+        if (gap < bound) {
+          this.fail('lease', `${sn.id} leads term ${n.term} ${gap} tick(s) after ${id} (term ${v.term}) last had a valid lease; it claimed ${bound} (quiet ${n.electionQuiet})`);
+        } else if (gap - bound < this.stats.minLeaseMargin || this.stats.minLeaseMargin < 0) this.stats.minLeaseMargin = gap - bound;
       }
     }
     const q = n.quorumContactTick();
@@ -745,7 +751,7 @@ export function scheduleSeed(seed: number, i: number): number { return mixSeed(s
 export function runSchedules(options: RunOptions): RunSummary {
   const totals: ScheduleStats = {
     ticks: 0, delivered: 0, dropped: 0, leaders: 0, maxTerm: 0, committed: 0, crashes: 0, snapshotsSent: 0, compactions: 0,
-    confChanges: 0, proposals: 0, recoveryTicks: 0, reads: 0, readsServed: 0, minLeaseGap: -1,
+    confChanges: 0, proposals: 0, recoveryTicks: 0, reads: 0, readsServed: 0, minLeaseGap: -1, minLeaseMargin: -1, maxLeaseBound: 0,
   };
   const summary: RunSummary = { schedules: 0, violations: 0, firstFailure: undefined, totals, maxRecoveryTicks: 0, violationsByKind: {} };
   const stop = options.stopOnViolation ?? true;
@@ -755,9 +761,10 @@ export function runSchedules(options: RunOptions): RunSummary {
     summary.schedules++;
     for (const k of Object.keys(totals) as (keyof ScheduleStats)[]) {
       if (k === 'maxTerm') totals.maxTerm = Math.max(totals.maxTerm, res.stats.maxTerm);
-      else if (k === 'minLeaseGap') {
-        const g = res.stats.minLeaseGap;
-        if (g >= 0 && (totals.minLeaseGap < 0 || g < totals.minLeaseGap)) totals.minLeaseGap = g;
+      else if (k === 'maxLeaseBound') totals.maxLeaseBound = Math.max(totals.maxLeaseBound, res.stats.maxLeaseBound);
+      else if (k === 'minLeaseGap' || k === 'minLeaseMargin') {
+        const g = res.stats[k];
+        if (g >= 0 && (totals[k] < 0 || g < totals[k])) totals[k] = g;
       } else totals[k] += res.stats[k];
     }
     if (res.stats.recoveryTicks > summary.maxRecoveryTicks) summary.maxRecoveryTicks = res.stats.recoveryTicks;

@@ -65,7 +65,12 @@ export interface PreVoteMsg extends Base { readonly type: 'preVote'; readonly la
 export interface PreVoteRespMsg extends Base { readonly type: 'preVoteResp'; readonly reject: boolean }
 /** `transfer`: sent on a leader's request (TimeoutNow), so voters skip leader stickiness. */
 export interface VoteMsg extends Base { readonly type: 'vote'; readonly lastIndex: number; readonly lastTerm: number; readonly transfer: boolean }
-export interface VoteRespMsg extends Base { readonly type: 'voteResp'; readonly reject: boolean }
+/**
+ * `quiet`: when granted, how many of the voter's ticks had passed since it last heard from a
+ * leader (any term; 0 when rejected). The winner learns from the smallest how long before its
+ * election every earlier leader had surely lost its majority's contact (`RaftNode.electionQuiet`).
+ */
+export interface VoteRespMsg extends Base { readonly type: 'voteResp'; readonly reject: boolean; readonly quiet: number }
 /**
  * `ctx` is the leader's tick counter when it sent the message; the follower echoes it, so the
  * leader knows the follower acknowledged it at or after that tick (quorumContactTick, leases).
@@ -180,7 +185,7 @@ const FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
   preVote: ['lastIndex', 'lastTerm'],
   preVoteResp: ['reject'],
   vote: ['lastIndex', 'lastTerm', 'transfer'],
-  voteResp: ['reject'],
+  voteResp: ['reject', 'quiet'],
   append: ['prevIndex', 'prevTerm', 'entries', 'commit', 'ctx'],
   appendResp: ['index', 'reject', 'hintIndex', 'hintTerm', 'ctx'],
   heartbeat: ['commit', 'ctx', 'read'],
@@ -272,8 +277,10 @@ export function validateMessage(x: unknown): RaftMessage | undefined {
       if (type === 'vote' && typeof x.transfer !== 'boolean') return undefined;
       break;
     case 'preVoteResp':
-    case 'voteResp':
       if (typeof x.reject !== 'boolean') return undefined;
+      break;
+    case 'voteResp':
+      if (typeof x.reject !== 'boolean' || !isIndex(x.quiet)) return undefined;
       break;
     case 'append': {
       if (!isIndex(x.prevIndex) || !isIndex(x.prevTerm) || !isIndex(x.commit) || !isIndex(x.ctx)) return undefined;

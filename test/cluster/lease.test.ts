@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LEASE_MS, Lease, LeaseTable } from '../../src/cluster/metadata/lease.js';
-import { ELECTION_TICKS, NEW_LEADER_CREDIT_MS, TICK_MS } from '../../src/cluster/metadata/metadata.js';
+import { ELECTION_TICKS, NEW_LEADER_CREDIT_MS, TICK_MS, newLeaderCreditMs } from '../../src/cluster/metadata/metadata.js';
 import { Rand } from '../../src/raft/rand.js';
 
 interface Member {
@@ -99,16 +99,22 @@ describe('primary leases', () => {
     expect(broken).toBeGreaterThan(0);
   });
 
-  it('a new leader elected (without a transfer) half an election timeout less one tick after its predecessor\'s last grant may take NEW_LEADER_CREDIT_MS off its wait: never two servers over 2,000 schedules', () => {
-    const gapMs = (ELECTION_TICKS * TICK_MS) / 2 - TICK_MS; // the Raft simulation checks this bound (test/raft/sim.test.ts)
-    let servedSteps = 0;
-    for (let seed = 1; seed <= 2000; seed++) {
-      const { maxServers, served } = schedule(seed, { gapMs, creditMs: NEW_LEADER_CREDIT_MS });
-      expect(maxServers, `seed ${seed}`).toBeLessThanOrEqual(1);
-      servedSteps += served;
-    }
-    expect(servedSteps).toBeGreaterThan(2000 * 400 * 0.05);
-  });
+  it.each([ELECTION_TICKS, ELECTION_TICKS + 3, ELECTION_TICKS + 6, 2 * ELECTION_TICKS])(
+    'a new leader elected (without a transfer) with election quiet %i ticks comes quiet - ET/2 - 1 ticks after its predecessor\'s last grant and takes newLeaderCreditMs(quiet) off its wait: never two servers over 2,000 schedules',
+    (quiet) => {
+      // the Raft simulation checks this bound (test/raft/sim.test.ts, `leases`)
+      const gapMs = (quiet - ELECTION_TICKS / 2 - 1) * TICK_MS;
+      const creditMs = newLeaderCreditMs(quiet);
+      if (quiet === ELECTION_TICKS) expect(creditMs).toBe(NEW_LEADER_CREDIT_MS);
+      let servedSteps = 0;
+      for (let seed = 1; seed <= 2000; seed++) {
+        const { maxServers, served } = schedule(seed, { gapMs, creditMs });
+        expect(maxServers, `seed ${seed}`).toBeLessThanOrEqual(1);
+        servedSteps += served;
+      }
+      expect(servedSteps).toBeGreaterThan(2000 * 400 * 0.05);
+    },
+  );
 
   it('negative control: a credit well beyond the gap (and the drift margin) lets two members serve at once', () => {
     // with no gap, the drift margins (the member counts its lease 10 % short, the leader 10 %
@@ -116,6 +122,12 @@ describe('primary leases', () => {
     let broken = 0;
     for (let seed = 1; seed <= 2000; seed++) if (schedule(seed, { gapMs: 0, creditMs: 2 * NEW_LEADER_CREDIT_MS }).maxServers > 1) broken++;
     expect(broken).toBeGreaterThan(0);
+    // a leader that claims more quiet than its election had (20 ticks' credit, elected after the
+    // shortest gap stickiness allows): caught as well
+    let overclaimed = 0;
+    const shortGap = (ELECTION_TICKS / 2 - 1) * TICK_MS;
+    for (let seed = 1; seed <= 2000; seed++) if (schedule(seed, { gapMs: shortGap, creditMs: newLeaderCreditMs(2 * ELECTION_TICKS) }).maxServers > 1) overclaimed++;
+    expect(overclaimed).toBeGreaterThan(0);
   });
 
   it('a lease lapses with time alone: a paused member finds it expired the moment it resumes', () => {

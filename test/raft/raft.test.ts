@@ -85,6 +85,34 @@ describe('leader election', () => {
     expect(net.leaders()).toEqual(['a']);
   });
 
+  it('electionQuiet: the smallest silence of the voters that elected it, its own included; 0 after a transfer', () => {
+    const net = new Net(['a', 'b', 'c']);
+    net.elect('a');
+    net.tick(3);
+    // a dies; b and c hear nothing from then on. c has heard nothing for 25 ticks more than b
+    // (b ticks alone first: it cannot win without c's vote, so it just counts)
+    net.isolate('a');
+    net.isolate('c');
+    net.tick(25, ['c']);
+    net.heal();
+    net.isolate('a');
+    const b = net.get('b');
+    let ticks = 0;
+    for (; ticks < 100 && b.role !== 'leader'; ticks++) net.tick(1, ['b']);
+    expect(b.role).toBe('leader');
+    // b's own silence (ticks) is the smaller: c's counts the 25 extra ticks as well
+    expect(b.electionQuiet).toBe(ticks);
+    expect(b.electionQuiet).toBeGreaterThanOrEqual(10); // stickiness: an election timeout at least
+    expect(net.get('c').electionQuiet).toBeUndefined();
+    // a transfer's votes skip stickiness: no silence is claimed
+    net.tick(2);
+    expect(b.transferLeadership('c')).toBeUndefined();
+    net.tick(3, ['b', 'c']);
+    expect(net.get('c').role).toBe('leader');
+    expect(net.get('c').wonByTransfer).toBe(true);
+    expect(net.get('c').electionQuiet).toBe(0);
+  });
+
   it('draws election timeouts from the seed: same seed, same inputs, identical outputs', () => {
     const run = () => {
       const net = new Net(['a', 'b', 'c'], { seed: 99 });
@@ -286,7 +314,7 @@ describe('learners and membership changes', () => {
     net.tick(25, ['a']);
     expect(a.role).not.toBe('leader');
     const term = a.term;
-    a.step({ type: 'voteResp', from: 'l', to: 'a', term, reject: false });
+    a.step({ type: 'voteResp', from: 'l', to: 'a', term, reject: false, quiet: 0 });
     expect(a.role).not.toBe('leader');
   });
 
@@ -432,10 +460,14 @@ describe('validateMessage', () => {
       { ...good, entries: [{ index: 5, term: 3, type: 'conf', config: { voters: new Array(300).fill(0).map((_x, i) => `n${i}`), learners: [] } }] },
       { ...good, entries: [{ index: 5, term: 3, type: 'conf', change: { kind: 'pwn', id: 'x' }, config: { voters: ['a'], learners: [] } }] },
       JSON.parse('{"type":"heartbeat","from":"a","to":"b","term":1,"commit":0,"ctx":0,"__proto__":{"polluted":true}}'),
-      JSON.parse('{"type":"voteResp","from":"a","to":"b","term":1,"reject":false,"__proto__":null}'),
-      Object.assign(Object.create({ inherited: 1 }), { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false }),
-      Object.defineProperty({ type: 'voteResp', from: 'a', to: 'b', term: 1 }, 'reject', { get: () => false, enumerable: true }),
-      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: 'no' },
+      JSON.parse('{"type":"voteResp","from":"a","to":"b","term":1,"reject":false,"quiet":0,"__proto__":null}'),
+      Object.assign(Object.create({ inherited: 1 }), { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false, quiet: 0 }),
+      Object.defineProperty({ type: 'voteResp', from: 'a', to: 'b', term: 1, quiet: 0 }, 'reject', { get: () => false, enumerable: true }),
+      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: 'no', quiet: 0 },
+      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false }, // no quiet
+      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false, quiet: -1 },
+      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false, quiet: 1.5 },
+      { type: 'voteResp', from: 'a', to: 'b', term: 1, reject: false, quiet: '9' },
       { type: 'snapshot', from: 'a', to: 'b', term: 1, ctx: 0, snapshot: { index: 3, term: 1, config: { voters: [], learners: [] }, data: 'x' } },
       { type: 'appendResp', from: 'a', to: 'b', term: 1, index: 0, reject: false, hintIndex: 0, ctx: 0 },
     ];

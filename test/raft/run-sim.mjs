@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Long-run driver for the Raft simulation: node test/raft/run-sim.mjs --schedules N --seed S [--nodes 3|5]
-// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit|ignoreStickiness] [--mutation forgetVote]
+// [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit|ignoreStickiness|voteRightAfterLeading|quietOmitsSelf] [--mutation forgetVote]
 // [--leases] [--keep-going]. `--leases`: also check the new-leader lease bound (sim.ts, ScheduleOptions.leases;
 // crashed nodes stay down during the chaos, leaders lose single links). Prints progress and a summary; on a violation, the schedule seed that reproduces it.
 import { parseArgs } from 'node:util';
@@ -60,7 +60,7 @@ console.log(`  violations: ${summary.violations} ${JSON.stringify(summary.violat
 console.log(`  ticks ${t.ticks}, messages delivered ${t.delivered}, dropped ${t.dropped}, leaders elected ${t.leaders}, max term ${t.maxTerm}`);
 console.log(`  entries committed ${t.committed}, proposals accepted ${t.proposals}, conf changes accepted ${t.confChanges}, crashes ${t.crashes}, compactions ${t.compactions}, snapshots sent ${t.snapshotsSent}`);
 console.log(`  reads asked ${t.reads}, served ${t.readsServed} (each checked against every entry committed before it was asked)`);
-if (opts.leases) console.log(`  lease bound: smallest gap between an earlier leader's last valid lease and a new leader's election ${t.minLeaseGap} ticks (bound ${Math.floor(10 / 2) - 1})`);
+if (opts.leases) console.log(`  lease bound: smallest gap between an earlier leader's last valid lease and a new leader's election ${t.minLeaseGap} ticks; smallest margin over the bound the new leader claimed (electionQuiet - ${Math.floor(10 / 2) + 1}) ${t.minLeaseMargin} ticks; largest bound claimed ${t.maxLeaseBound} ticks`);
 console.log(`  recovery after healing: mean ${(t.recoveryTicks / Math.max(1, summary.schedules - summary.violations)).toFixed(1)} ticks, max ${summary.maxRecoveryTicks} ticks`);
 if (summary.firstFailure !== undefined) {
   const f = summary.firstFailure;

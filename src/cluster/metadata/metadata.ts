@@ -34,14 +34,23 @@ export const TICK_MS = 100;
 export const ELECTION_TICKS = 10;
 /**
  * How much of the inherited lease wait a leader elected without a transfer skips (native-notes,
- * "A shorter wait for a new leader"). A leader grants only while a majority answered a heartbeat
- * it sent less than half an election timeout ago (leaderLeaseValid), and each voter that elects
- * a successor has not heard from it for an election timeout of its own ticks (leader stickiness;
- * ticks never run faster than real time), so its last grant was at least half an election
- * timeout before the successor's election. One tick less for timer granularity, and the drift
- * margin. Checked by the Raft simulation (`leases`, test/raft/sim.test.ts).
+ * "A shorter wait for a new leader"), given its election's `quiet` (RaftNode.electionQuiet: the
+ * fewest ticks any voter that elected it had gone without hearing from a leader). A leader grants
+ * only while a majority answered a heartbeat it sent less than half an election timeout ago
+ * (leaderLeaseValid); that majority shares a voter with the successor's, which heard that heartbeat
+ * at least `quiet` of its ticks before the election, and ticks never run faster than real time:
+ * so every earlier leader's last grant came at least quiet - ET/2 ticks before this election. One
+ * tick less for timer granularity, and the drift margin. Leader stickiness makes quiet at least an
+ * election timeout, so this is never less than the fixed (ET/2 - 1 tick) credit used before;
+ * a leader elected later than that (a slow election, an unlucky timeout draw) waits that much less.
+ * Checked by the Raft simulation (`leases`, test/raft/sim.test.ts) and the lease model
+ * (test/cluster/lease.test.ts).
  */
-export const NEW_LEADER_CREDIT_MS = ((ELECTION_TICKS * TICK_MS) / 2 - TICK_MS) * (1 - DRIFT);
+export function newLeaderCreditMs(quiet: number): number {
+  return Math.max(0, (quiet - ELECTION_TICKS / 2 - 1) * TICK_MS * (1 - DRIFT));
+}
+/** The credit of the shortest possible election (quiet = one election timeout): what every new leader was given before electionQuiet. */
+export const NEW_LEADER_CREDIT_MS = newLeaderCreditMs(ELECTION_TICKS);
 /** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
 const STEP_SOON_MS = 5;
 /** A member asks again this long after a new leader's safe-0 period ends (clocks and timers are not exact). */
@@ -533,7 +542,10 @@ export class Metadata extends EventEmitter {
   private becameLeader(): void {
     // a brand-new cluster has no earlier leases to wait out
     // a leader elected through a transfer got votes that skip stickiness: it waits the whole lease
-    this.leases.becameLeader(this.state.members.size === 0, this.raft!.wonByTransfer ? 0 : NEW_LEADER_CREDIT_MS);
+    const r = this.raft!;
+    const creditMs = r.wonByTransfer ? 0 : newLeaderCreditMs(r.electionQuiet ?? 0);
+    this.leases.becameLeader(this.state.members.size === 0, creditMs);
+    this.host.log('info', `leader of term ${r.term}: election quiet ${r.electionQuiet ?? 0} ticks, ${Math.round(creditMs)} ms off the inherited lease wait`);
     this.proposedTableBase = -1;
     this.proposedRemovals.clear();
     this.deadSince.clear();
