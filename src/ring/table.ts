@@ -85,6 +85,21 @@ export function assign(partitions: number, members: readonly string[], backups: 
   return out;
 }
 
+/**
+ * `assign`, remembered for the last (partitions, members, backups) it was asked: the leader plans
+ * every tick (10 a second) with the same live members nearly always, and the assignment (hashing
+ * RING_POINTS points per member, a sort and a walk per partition) cost 1-5 ms of the leader's
+ * event loop each time (perf, CP bench, 2026-11-26). The lists are frozen: callers read them only.
+ */
+let lastAssign: { key: string; out: readonly (readonly string[])[] } | undefined;
+export function assignCached(partitions: number, members: readonly string[], backups: number): readonly (readonly string[])[] {
+  const key = `${partitions}|${backups}|${[...members].sort().join(',')}`;
+  if (lastAssign?.key === key) return lastAssign.out;
+  const out = Object.freeze(assign(partitions, members, backups).map((o) => Object.freeze(o)));
+  lastAssign = { key, out };
+  return out;
+}
+
 /** The table before the first data member joined: no owners. */
 export function emptyTable(partitions: number): PartitionTable {
   const none = (): string[][] => Array.from({ length: partitions }, () => []);
@@ -172,7 +187,7 @@ export function plan(
   const { away, blocked } = opts;
   const P = cur.owners.length;
   const alive = new Set(live);
-  const target = assign(P, live, backups);
+  const target = assignCached(P, live, backups);
   const owners: string[][] = [];
   const pending: string[][] = [];
   let changed = false;
@@ -209,7 +224,7 @@ export function plan(
 }
 
 /** `t` with each member blocked for `primary` replaced by the primary itself or another live member that is not. */
-function unblocked(t: string[], primary: string, live: readonly string[], blocked: (primary: string, copy: string) => boolean): string[] {
+function unblocked(t: readonly string[], primary: string, live: readonly string[], blocked: (primary: string, copy: string) => boolean): readonly string[] {
   if (!t.some((m) => m !== primary && blocked(primary, m))) return t;
   const out: string[] = [];
   for (const m of t) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
-import { lastCopiesOf, plan } from '../../src/ring/table.js';
+import { assign, assignCached, lastCopiesOf, plan } from '../../src/ring/table.js';
 
 const P = 8;
 
@@ -152,5 +152,19 @@ describe('metadata state machine', () => {
     expect([...copy.members.keys()]).toEqual(['a', 'b']);
     expect(copy.wasRemoved('c')).toBe(true);
     expect(copy.table).toEqual(s.table);
+  });
+});
+
+describe('assignCached', () => {
+  it('returns what assign returns, the same frozen lists for the same members in any order, and recomputes when they change', () => {
+    const a = assignCached(271, ['m-b', 'm-a', 'm-c'], 1);
+    expect(a).toEqual(assign(271, ['m-a', 'm-b', 'm-c'], 1));
+    expect(assignCached(271, ['m-c', 'm-a', 'm-b'], 1)).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a[0])).toBe(true);
+    const b = assignCached(271, ['m-a', 'm-b'], 1);
+    expect(b).not.toBe(a);
+    expect(b).toEqual(assign(271, ['m-a', 'm-b'], 1));
+    expect(assignCached(271, ['m-a', 'm-b'], 0)).toEqual(assign(271, ['m-a', 'm-b'], 0));
+    expect(assignCached(13, ['m-a', 'm-b'], 1)).toEqual(assign(13, ['m-a', 'm-b'], 1));
   });
 });

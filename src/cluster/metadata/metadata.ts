@@ -51,6 +51,7 @@ export function newLeaderCreditMs(quiet: number): number {
 }
 /** The credit of the shortest possible election (quiet = one election timeout): what every new leader was given before electionQuiet. */
 export const NEW_LEADER_CREDIT_MS = newLeaderCreditMs(ELECTION_TICKS);
+const NONE_SYNCED: ReadonlySet<string> = new Set<string>();
 /** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
 const STEP_SOON_MS = 5;
 /** A member asks again this long after a new leader's safe-0 period ends (clocks and timers are not exact). */
@@ -160,6 +161,10 @@ export class Metadata extends EventEmitter {
   /** Leader: pending copies reported complete, "p:member" with the epoch they were reported at. */
   private readonly synced = new Map<number, Map<string, number>>();
   private readonly leases = new LeaseTable();
+  /** Leader: bumped whenever a synced report, a blocked copy or its expiry changes what plan() would see. */
+  private planInputs = 0;
+  /** Leader: the inputs (table version, planInputs, live and away members) of the last plan() that found nothing to do. */
+  private settledPlanKey = '';
   /** Leader: CP commands proposed in this task; the next flush() packs them into one entry (proposeCp). */
   private cpQueue: CpCommand[] = [];
   /** Leader: its own CP entries, applied from the commands it packed instead of decoding them (cp-state.ts). */
@@ -450,6 +455,7 @@ export class Metadata extends EventEmitter {
         for (const m of ms.keys()) if (!a.table.pending[p].includes(m)) ms.delete(m);
         if (ms.size === 0) this.synced.delete(p);
       }
+      this.planInputs++;
       this.proposedDrops.clear();
       this.emit('table', a.table);
       if (this.isLeader()) this.pushTable(a.table);
@@ -547,6 +553,7 @@ export class Metadata extends EventEmitter {
     this.leases.becameLeader(this.state.members.size === 0, creditMs);
     this.host.log('info', `leader of term ${r.term}: election quiet ${r.electionQuiet ?? 0} ticks, ${Math.round(creditMs)} ms off the inherited lease wait`);
     this.proposedTableBase = -1;
+    this.settledPlanKey = '';
     this.proposedRemovals.clear();
     this.deadSince.clear();
     this.memberSince.clear();
@@ -614,18 +621,30 @@ export class Metadata extends EventEmitter {
     if (this.proposedTableBase === st.table.version || st.members.size === 0) return;
     // members away keep their last copies (plan leaves a partition that only they hold as it is) and get nothing new
     const live = [...st.members.keys()].filter((id) => !this.away.has(id));
-    for (const [k, until] of this.blockedCopies) if (until <= t0) this.blockedCopies.delete(k);
+    for (const [k, until] of this.blockedCopies) {
+      if (until > t0) continue;
+      this.blockedCopies.delete(k);
+      this.planInputs++;
+    }
+    // nothing plan() reads changed since it last found nothing to do: skip it (it walks every
+    // partition; the leader steps 10 times a second, nearly always in a settled cluster)
+    const key = `${t.version}|${this.planInputs}|${live.join(',')}|${[...this.away].join(',')}`;
+    if (key === this.settledPlanKey) return;
     const blocked = this.blockedCopies.size === 0 ? undefined : (primary: string, copy: string) => this.blockedCopies.has(`${primary}\u0000${copy}`);
     const next = plan(t, live, this.host.backups, (p) => this.syncedAt(p, t.epochs[p]), { away: this.away, blocked });
-    if (next === undefined) return;
+    if (next === undefined) {
+      this.settledPlanKey = key;
+      return;
+    }
     if (this.propose({ c: 'table', base: t.version, owners: next.owners, pending: next.pending }) >= 0) this.proposedTableBase = t.version;
   }
 
   /** Pending copies of p its primary reported complete at `epoch`. */
   private syncedAt(p: number, epoch: number): ReadonlySet<string> {
-    const out = new Set<string>();
     const ms = this.synced.get(p);
-    if (ms !== undefined) for (const [m, e] of ms) if (e === epoch) out.add(m);
+    if (ms === undefined || ms.size === 0) return NONE_SYNCED; // the steady state: no Set per partition per tick
+    const out = new Set<string>();
+    for (const [m, e] of ms) if (e === epoch) out.add(m);
     return out;
   }
 
@@ -752,6 +771,7 @@ export class Metadata extends EventEmitter {
     let ms = this.synced.get(p as number);
     if (ms === undefined) this.synced.set(p as number, (ms = new Map()));
     ms.set(m as string, e as number);
+    this.planInputs++;
     this.stepSoon(); // the synced copy can become an owner now: writes waiting for a second copy wait for that table
   }
 
@@ -773,6 +793,7 @@ export class Metadata extends EventEmitter {
     const t = this.state.table;
     if (!this.isLeader() || t.owners[p as number][0] !== from || t.epochs[p as number] !== e) return;
     if (m !== from && this.state.members.has(m as string)) this.blockedCopies.set(`${from}\u0000${m as string}`, now() + BLOCK_MS);
+    this.planInputs++;
     const k = `${p}:${m}:${e}`;
     if (this.proposedDrops.has(k)) return;
     this.proposedDrops.add(k);
