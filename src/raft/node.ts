@@ -69,6 +69,13 @@ export interface RaftNodeOptions {
   checkQuorum?: boolean;
   /** most entries in one append message (validateMessage accepts up to LIMITS.maxEntries) */
   maxEntriesPerAppend?: number;
+  /**
+   * Leader, when its commit index moved: whether to tell follower `to` at once that entries
+   * (from, upTo] are committed (a heartbeat now), or let it learn that from the next append or
+   * heartbeat tick (at most `heartbeatTicks` later). Default: always at once. Only when a follower
+   * learns of a commit changes; what is committed, and when, does not (safety never depends on it).
+   */
+  commitNotice?: (to: NodeId, from: number, upTo: number) => boolean;
   unsafe?: UnsafeOptions;
 }
 
@@ -208,6 +215,7 @@ export class RaftNode {
   private readStates: ReadState[] = [];
 
   private msgs: RaftMessage[] = [];
+  private readonly commitNotice: ((to: NodeId, from: number, upTo: number) => boolean) | undefined;
   private persisted: HardState;
   private pending: { stableTo: number; appliedTo: number; hardState: HardState; snapshot: Snapshot | undefined } | undefined;
 
@@ -224,6 +232,7 @@ export class RaftNode {
     this.preVote = options.preVote ?? DEFAULTS.preVote;
     this.checkQuorum = options.checkQuorum ?? DEFAULTS.checkQuorum;
     this.unsafe = { ...(options.unsafe ?? {}) };
+    this.commitNotice = options.commitNotice;
     // fold the id in so that nodes given the same seed still draw different timeouts
     this.rand = new Rand(mixSeed(seed % 0x100000000, hashString(this.id)));
 
@@ -755,12 +764,25 @@ export class RaftNode {
    * Leader, from ready(), after the commit index moved: tells each peer holding entries it has not
    * been told are committed (etcd's bcastAppend on commit). Without it a follower learns of a commit
    * only from the next append or the heartbeat tick, and a CP command submitted through it (its own
-   * or a lite member's) waits that long for its result.
+   * or a lite member's) waits that long for its result. The `commitNotice` option may defer it per
+   * follower (entries nobody waits for on that follower: a heartbeat and its reply less per round).
    */
   private sendCommit(): void {
     for (const [id, pr] of this.progress) {
-      if (pr.pendingSnapshot === 0 && Math.min(pr.match, this.log.committed) > pr.commitSent) this.heartbeat(id, pr);
+      if (pr.pendingSnapshot !== 0) continue;
+      const upTo = Math.min(pr.match, this.log.committed);
+      if (upTo > pr.commitSent && (this.commitNotice === undefined || this.commitNotice(id, pr.commitSent, upTo))) this.heartbeat(id, pr);
     }
+  }
+
+  /**
+   * Leader: tells `to` now of the commits it holds and was not told of (a heartbeat), e.g. after
+   * `commitNotice` deferred them; nothing when there is none or this node does not lead.
+   */
+  sendCommitTo(to: NodeId): void {
+    if (this._role !== 'leader') return;
+    const pr = this.progress.get(to);
+    if (pr !== undefined && pr.pendingSnapshot === 0 && Math.min(pr.match, this.log.committed) > pr.commitSent) this.heartbeat(to, pr);
   }
 
   private sendAppend(to: NodeId, pr: Progress): void {

@@ -73,6 +73,12 @@ export interface ScheduleOptions {
    */
   reads?: boolean;
   /**
+   * Leaders defer half of their commit notices (RaftNodeOptions.commitNotice, drawn from a PRNG of
+   * its own so the schedule's other draws are unchanged): followers then learn commits from the
+   * next append or heartbeat. Default false.
+   */
+  lazyCommit?: boolean;
+  /**
    * Check the lease bound the metadata layer relies on (cluster/metadata/lease.ts): a leader
    * elected without a transfer is elected at least `electionQuiet - leaseSlackTicks` ticks after
    * the last tick at which any earlier leader still had a majority's answer to a heartbeat sent
@@ -156,6 +162,8 @@ const keyTerm = (k: string): number => Number(k.slice(0, k.indexOf(':')));
 
 export class Simulation {
   readonly rand: Rand;
+  /** `lazyCommit`'s draws (apart from the schedule's, which stay as they were without it) */
+  private readonly lazyRand: Rand;
   readonly opts: Required<Omit<ScheduleOptions, 'unsafe' | 'mutation'>> & Pick<ScheduleOptions, 'unsafe' | 'mutation'>;
   readonly nodes: SimNode[] = [];
   readonly byId = new Map<NodeId, SimNode>();
@@ -215,6 +223,7 @@ export class Simulation {
 
   constructor(options: ScheduleOptions) {
     this.rand = new Rand(options.seed);
+    this.lazyRand = new Rand(mixSeed(options.seed, 0x1a2c0));
     const r = this.rand;
     const intensity = options.intensity ?? 1;
     this.opts = {
@@ -226,6 +235,7 @@ export class Simulation {
       electionTicks: options.electionTicks ?? 10,
       intensity,
       reads: options.reads ?? true,
+      lazyCommit: options.lazyCommit ?? false,
       leases: options.leases ?? false,
       leaseSlackTicks: options.leaseSlackTicks ?? Math.floor((options.electionTicks ?? 10) / 2) + 1,
       unsafe: options.unsafe,
@@ -487,6 +497,7 @@ export class Simulation {
       maxEntriesPerAppend: this.maxEntries,
       seed: mixSeed(mixSeed(this.opts.seed, hashString(sn.id)), sn.restarts),
       unsafe: this.opts.unsafe,
+      commitNotice: this.opts.lazyCommit ? () => this.lazyRand.chance(0.5) : undefined,
     }, state);
     sn.restarts++;
     // the state machine is volatile: rebuild from the snapshot, then the node re-applies the log

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CP_LIMITS, CpState, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { CP_LIMITS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
 import { isTable } from '../../src/ring/table.js';
 import { packr, unpackr } from '../../src/transport/wire.js';
@@ -520,5 +520,35 @@ describe("the leader applies its own CP entries from the commands it packed (Own
     }
     expect(reused).toBeGreaterThan(150);
     expect(packr.pack(leader.snapshot())).toEqual(packr.pack(follower.snapshot()));
+  });
+});
+
+describe('LazyCommits: which followers hear at once that a CP entry of the leader committed', () => {
+  const incr = (s: number, q: number): CpCommand => ({ c: 'cp', o: 'ladd', s, q, a: q, n: 'n', d: 1 });
+  it('defers an entry until the leader applied it, then tells only its submitters, or everyone when it granted, opened or ended a session', () => {
+    const l = new LazyCommits();
+    // entry 10: commands of this leader's own clients and of m-b; entry 11: only the leader's
+    l.add(10, [incr(1, 1), incr(2, 1)], [undefined, 'm-b'], 0);
+    l.add(11, [incr(1, 2)], [undefined, undefined, 'm-c'], 0);
+    expect(l.notify('m-b', 9, 10)).toBe(false); // not applied yet: the leader sends it after applying
+    expect(l.applied(10, [{ result: { s: 1, q: 1, r: ['v', 1] } }, { result: { s: 2, q: 1, r: ['v', 2] } }])).toEqual(new Set(['m-b']));
+    expect(l.notify('m-b', 9, 10)).toBe(true);
+    expect(l.notify('m-c', 9, 10)).toBe(false);
+    expect(l.applied(11, [{ result: { s: 1, q: 2, r: ['v', 3] } }])?.size).toBe(0);
+    expect(l.notify('m-b', 10, 11)).toBe(false);
+    expect(l.notify('m-c', 9, 11)).toBe(false);
+    // entry 12 granted a waiter (its host may be any member): everyone hears
+    l.add(12, [{ c: 'cp', o: 'unlock', s: 1, q: 3, a: 3, n: 'L' }], [undefined], 0);
+    expect(l.applied(12, [{ result: { s: 1, q: 3, r: ['v', true] }, grants: [{ s: 2, q: 5, result: ['v', 77] }] }])).toBe('all');
+    expect(l.notify('m-c', 11, 12)).toBe(true);
+    for (const other of [{ opened: { key: 'k', id: 9 } }, { ended: [2] }] as CpApplied[]) {
+      l.add(13, [incr(1, 4)], [undefined], 0);
+      expect(l.applied(13, [other])).toBe('all');
+    }
+    // an entry it did not record (a table, another leader's): at once
+    expect(l.notify('m-c', 11, 14)).toBe(true);
+    expect(l.applied(14, [])).toBeUndefined();
+    l.clear();
+    expect(l.notify('m-c', 9, 10)).toBe(true);
   });
 });

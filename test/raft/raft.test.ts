@@ -261,6 +261,36 @@ describe('log replication', () => {
   });
 });
 
+describe('commit notices', () => {
+  it('commitNotice may defer telling a follower of a commit: it learns it from sendCommitTo, the next append or the heartbeat tick', () => {
+    const asked: Array<[string, number, number]> = [];
+    let defer = true;
+    const net = new Net(['a', 'b', 'c'], { commitNotice: (to: string, from: number, upTo: number) => { asked.push([to, from, upTo]); return !defer; } });
+    net.elect('a');
+    net.tick(1);
+    const a = net.get('a');
+    const before = net.get('b').commitIndex;
+    expect(typeof a.propose(bytes(1))).toBe('number');
+    net.deliver();
+    expect(a.commitIndex).toBe(before + 1);
+    // asked for both followers, deferred: they hold the entry but do not know it committed
+    expect(asked.some(([to, , upTo]) => to === 'b' && upTo === before + 1)).toBe(true);
+    expect(net.get('b').commitIndex).toBe(before);
+    expect(net.get('c').commitIndex).toBe(before);
+    a.sendCommitTo('b');
+    net.deliver();
+    expect(net.get('b').commitIndex).toBe(before + 1);
+    expect(net.get('c').commitIndex).toBe(before);
+    net.tick(1, ['a']); // the heartbeat tick carries it to everyone
+    expect(net.get('c').commitIndex).toBe(before + 1);
+    // allowed at once: a heartbeat right away
+    defer = false;
+    a.propose(bytes(2));
+    net.deliver();
+    expect(net.get('c').commitIndex).toBe(before + 2);
+  });
+});
+
 describe('compaction and snapshots', () => {
   it('sends a snapshot to a follower that is behind the leader\'s compacted log, then entries after it', () => {
     const net = new Net(['a', 'b', 'c']);

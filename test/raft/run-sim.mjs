@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Long-run driver for the Raft simulation: node test/raft/run-sim.mjs --schedules N --seed S [--nodes 3|5]
 // [--intensity X] [--unsafe skipLogUpToDateCheck|commitPriorTermByCount|grantMultipleVotes|readWithoutQuorum|readBeforeTermCommit|ignoreStickiness|voteRightAfterLeading|quietOmitsSelf] [--mutation forgetVote]
-// [--leases] [--keep-going]. `--leases`: also check the new-leader lease bound (sim.ts, ScheduleOptions.leases;
+// [--leases] [--lazy-commit] [--keep-going]. `--lazy-commit`: leaders defer half their commit notices (sim.ts, lazyCommit). `--leases`: also check the new-leader lease bound (sim.ts, ScheduleOptions.leases;
 // crashed nodes stay down during the chaos, leaders lose single links). Prints progress and a summary; on a violation, the schedule seed that reproduces it.
 import { parseArgs } from 'node:util';
 import { runSchedules, runSchedule } from '../../dist/raft/sim.js';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     mutation: { type: 'string' },
     'keep-going': { type: 'boolean', default: false },
     leases: { type: 'boolean', default: false },
+    'lazy-commit': { type: 'boolean', default: false },
     replay: { type: 'string' },
   },
 });
@@ -33,6 +34,7 @@ if (values.intensity !== undefined) opts.intensity = Number(values.intensity);
 if (values.unsafe !== undefined) opts.unsafe = { [values.unsafe]: true };
 if (values.mutation !== undefined) opts.mutation = values.mutation;
 if (values.leases) opts.leases = true;
+if (values['lazy-commit']) opts.lazyCommit = true;
 
 if (values.replay !== undefined) {
   const res = runSchedule({ ...opts, seed: int('replay', values.replay) });
@@ -44,7 +46,7 @@ const schedules = int('schedules', values.schedules);
 const seed = int('seed', values.seed);
 const t0 = performance.now();
 console.log(`raft-sim: ${schedules} schedules, seed ${seed}${values.nodes ? `, ${values.nodes} voters` : ', 3 or 5 voters'}` +
-  `${opts.unsafe ? `, unsafe ${values.unsafe}` : ''}${opts.mutation ? `, mutation ${opts.mutation}` : ''}${opts.leases ? ', lease bound checked' : ''}`);
+  `${opts.unsafe ? `, unsafe ${values.unsafe}` : ''}${opts.mutation ? `, mutation ${opts.mutation}` : ''}${opts.leases ? ', lease bound checked' : ''}${opts.lazyCommit ? ', lazy commit notices' : ''}`);
 const summary = runSchedules({
   ...opts, schedules, seed, stopOnViolation: !values['keep-going'],
   progressEvery: Math.max(1, Math.min(5000, Math.floor(schedules / 20))),
@@ -65,6 +67,6 @@ console.log(`  recovery after healing: mean ${(t.recoveryTicks / Math.max(1, sum
 if (summary.firstFailure !== undefined) {
   const f = summary.firstFailure;
   console.log(`FIRST FAILURE: schedule seed ${f.seed} (voters ${f.voters}, spare ${f.spare}): ${f.violations.map((v) => `[${v.kind} @tick ${v.tick}] ${v.message}`).join('\n')}`);
-  console.log(`  reproduce: node test/raft/run-sim.mjs --replay ${f.seed}${values.leases ? ' --leases' : ''}${values.unsafe ? ` --unsafe ${values.unsafe}` : ''}${values.mutation ? ` --mutation ${values.mutation}` : ''}${values.nodes ? ` --nodes ${values.nodes}` : ''}${values.intensity ? ` --intensity ${values.intensity}` : ''}`);
+  console.log(`  reproduce: node test/raft/run-sim.mjs --replay ${f.seed}${values.leases ? ' --leases' : ''}${values['lazy-commit'] ? ' --lazy-commit' : ''}${values.unsafe ? ` --unsafe ${values.unsafe}` : ''}${values.mutation ? ` --mutation ${values.mutation}` : ''}${values.nodes ? ` --nodes ${values.nodes}` : ''}${values.intensity ? ` --intensity ${values.intensity}` : ''}`);
   process.exit(1);
 }

@@ -41,6 +41,14 @@ describe('raft simulation', () => {
     expect(s.totals.maxLeaseBound).toBeGreaterThan(10);
   });
 
+  it('keeps every property with leaders that defer half their commit notices (lazyCommit), in 300 schedules with faults', () => {
+    const s = runSchedules({ schedules: 300, seed: 616161, lazyCommit: true, stopOnViolation: true });
+    expect(s.firstFailure?.violations ?? []).toEqual([]);
+    expect(s.totals.readsServed).toBeGreaterThan(5_000);
+    expect(s.totals.committed).toBeGreaterThan(5_000);
+    expect(s.maxRecoveryTicks).toBeGreaterThan(0);
+  });
+
   it('replays a schedule identically from its seed', () => {
     const a = runSchedule({ seed: 987654321 });
     const b = runSchedule({ seed: 987654321 });

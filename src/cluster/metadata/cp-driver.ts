@@ -41,8 +41,13 @@ export interface CpDriverHost {
   readonly log: LogFn;
   isLeader(): boolean;
   leaderId(): string | undefined;
-  /** Proposes on this (leader) node, with the other CP commands of this task in one entry: 0, or -1 when it does not lead. */
-  propose(cmd: CpCommand): number;
+  /**
+   * Proposes on this (leader) node, with the other CP commands of this task in one entry: 0, or
+   * -1 when it does not lead. `via`: the data member that submitted it for its own or a lite
+   * member's client (it learns the result when it applies the entry, so it must hear of the commit
+   * at once); undefined for this member's own submissions.
+   */
+  propose(cmd: CpCommand, via?: string): number;
   /** Asks the Raft core for a read index; false when it cannot now (no leader known, too many reads). */
   readIndex(rid: string): boolean;
   flush(): void;
@@ -337,7 +342,7 @@ export class CpDriver {
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP command');
     if (!this.host.isLeader()) return; // the sender resends to the leader it learns of
     markFromWire(cmd);
-    if (this.host.propose(cmd) >= 0) this.host.flush();
+    if (this.host.propose(cmd, from) >= 0) this.host.flush();
   }
 
   private onHeartbeat(b: unknown, from: string): void {

@@ -272,6 +272,70 @@ export function reusableCpCommand(cmd: CpCommand): boolean {
 }
 
 /**
+ * The leader's memory of which followers must hear at once that its CP entries committed
+ * (RaftNodeOptions.commitNotice). Every member applies every entry, but a command's result is
+ * delivered only by the member that submitted it (for itself or a lite member), so an entry whose
+ * commands only answered their submitters needs a prompt commit notice only at those submitters;
+ * the other followers learn of it from the next append or heartbeat tick (100 ms at most). An
+ * entry that did more (granted a waiting session, opened or ended one: their hosts wait for that)
+ * is announced to every follower. Which it was is known once the leader applied the entry, so the
+ * Raft core is told "not yet" for these entries (`notify`), and the leader sends the notices itself
+ * after applying (`applied`, then RaftNode.sendCommitTo). Entries not recorded here (tables,
+ * membership, entries of an earlier leadership) are announced at once, as before. At c=64 through
+ * a lite member attached to the leader this saves a heartbeat and its reply per follower per round.
+ */
+export class LazyCommits {
+  /** index → the followers that submitted its commands, and (once applied) whether all must hear */
+  private readonly need = new Map<number, { via: ReadonlySet<string>; applied: boolean; all: boolean }>();
+  static readonly MAX = 4096;
+
+  /** After proposing `cmds` at `index`; `via[at + i]` is the member that submitted cmds[i] (undefined: this leader). */
+  add(index: number, cmds: readonly CpCommand[], via: readonly (string | undefined)[], at: number): void {
+    let members: Set<string> | undefined;
+    for (let i = 0; i < cmds.length; i++) {
+      const m = via[at + i];
+      if (m !== undefined) (members ??= new Set()).add(m);
+    }
+    if (this.need.size >= LazyCommits.MAX) this.need.delete(this.need.keys().next().value as number);
+    this.need.set(index, { via: members ?? NO_MEMBERS, applied: false, all: false });
+  }
+
+  /**
+   * The leader applied the entry at `index` with these outcomes: the followers to tell now
+   * ('all', a set, or undefined when the entry is not one of this leadership's CP entries).
+   */
+  applied(index: number, outcomes: readonly CpApplied[]): ReadonlySet<string> | 'all' | undefined {
+    const rec = this.need.get(index);
+    if (rec === undefined) return undefined;
+    rec.applied = true;
+    for (const a of outcomes) {
+      if (a.opened !== undefined || (a.ended !== undefined && a.ended.length > 0) || (a.grants !== undefined && a.grants.length > 0)) {
+        rec.all = true;
+        return 'all';
+      }
+    }
+    return rec.via;
+  }
+
+  /** Whether follower `to` must be told now that entries (from, upTo] committed (the core's question). */
+  notify(to: string, from: number, upTo: number): boolean {
+    if (upTo - from > LazyCommits.MAX) return true;
+    for (let i = from + 1; i <= upTo; i++) {
+      const rec = this.need.get(i);
+      if (rec === undefined) return true;
+      // not applied yet: decided (and sent) when the leader applies it
+      if (rec.applied && (rec.all || rec.via.has(to))) return true;
+    }
+    return false;
+  }
+
+  clear(): void {
+    this.need.clear();
+  }
+}
+const NO_MEMBERS: ReadonlySet<string> = new Set();
+
+/**
  * The leader's CP entries proposed by this process, kept until applied: the leader applies the
  * commands it packed (each checked by `reusableCpCommand`; an entry with one other command is not
  * kept) instead of decoding and parsing its own bytes again. Found only by index *and* the very

@@ -25,7 +25,7 @@ import { isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/tab
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
-import { OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
+import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -167,6 +167,10 @@ export class Metadata extends EventEmitter {
   private settledPlanKey = '';
   /** Leader: CP commands proposed in this task; the next flush() packs them into one entry (proposeCp). */
   private cpQueue: CpCommand[] = [];
+  /** Leader: the member that submitted each queued CP command (cp.propose), undefined for its own. */
+  private cpVia: (string | undefined)[] = [];
+  /** Leader: which followers must hear at once that a CP entry committed (RaftNodeOptions.commitNotice). */
+  private readonly lazyCommits = new LazyCommits();
   /** Leader: its own CP entries, applied from the commands it packed instead of decoding them (cp-state.ts). */
   private readonly ownCp = new OwnCpEntries();
   /** Waiters for an index to be applied. */
@@ -186,7 +190,7 @@ export class Metadata extends EventEmitter {
       log: host.log,
       isLeader: () => this.isLeader(),
       leaderId: () => this.raft?.leader,
-      propose: (cmd) => this.queueCp(cmd),
+      propose: (cmd, via) => this.queueCp(cmd, via),
       readIndex: (rid) => this.raft !== undefined && this.raft.readIndex(rid) === undefined,
       flush: () => this.flushSoon(),
     });
@@ -248,6 +252,7 @@ export class Metadata extends EventEmitter {
       seed: seedOf(me),
       preVote: true,
       checkQuorum: true,
+      commitNotice: (to, from, upTo) => this.lazyCommits.notify(to, from, upTo),
     });
     this.tickTimes.push(now());
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -434,7 +439,16 @@ export class Metadata extends EventEmitter {
     // the next table may be planned now rather than at the next tick (a failover moves partitions
     // in several tables, one in flight at a time; each waited up to a tick)
     if (a.table !== undefined || a.joined !== undefined || a.removed !== undefined) this.stepSoon();
-    if (a.cp !== undefined) for (const x of a.cp) this.cp.applied(x);
+    if (a.cp !== undefined) {
+      for (const x of a.cp) this.cp.applied(x);
+      // this leader's own CP entry: tell the followers that wait for it (LazyCommits)
+      const tell = this.lazyCommits.applied(e.index, a.cp);
+      if (tell !== undefined) {
+        const r = this.raft!;
+        if (tell === 'all') for (const m of this.state.members.keys()) r.sendCommitTo(m);
+        else for (const m of tell) r.sendCommitTo(m);
+      }
+    }
     this.settle(e.index);
     this.sinceCompact++;
   }
@@ -508,9 +522,10 @@ export class Metadata extends EventEmitter {
    * driver flushes at the end of the task) as one entry for all of them. 0 when queued, -1 when
    * this node does not lead.
    */
-  private queueCp(cmd: CpCommand): number {
+  private queueCp(cmd: CpCommand, via?: string): number {
     if (this.raft === undefined || this.raft.role !== 'leader') return -1;
     this.cpQueue.push(cmd);
+    this.cpVia.push(via);
     return 0;
   }
 
@@ -522,13 +537,18 @@ export class Metadata extends EventEmitter {
    */
   private proposeCp(): void {
     const q = this.cpQueue;
+    const via = this.cpVia;
     this.cpQueue = [];
+    this.cpVia = [];
     const parts: CpCommand[][] = [];
+    let at = 0; // packCpEntries keeps the order: part k is q[at, at + part.length)
     for (const data of packCpEntries(q, (x) => packr.pack(x), parts)) {
       const part = parts.shift()!;
       const index = this.raft!.propose(data);
       if (!(index instanceof RaftError)) {
         this.ownCp.remember(index, data, part);
+        this.lazyCommits.add(index, part, via, at);
+        at += part.length;
         continue;
       }
       this.host.log('warn', `the Raft core refused queued CP commands (${q.length} in this task); their submitters resend`);
@@ -554,6 +574,7 @@ export class Metadata extends EventEmitter {
     this.host.log('info', `leader of term ${r.term}: election quiet ${r.electionQuiet ?? 0} ticks, ${Math.round(creditMs)} ms off the inherited lease wait`);
     this.proposedTableBase = -1;
     this.settledPlanKey = '';
+    this.lazyCommits.clear();
     this.proposedRemovals.clear();
     this.deadSince.clear();
     this.memberSince.clear();
