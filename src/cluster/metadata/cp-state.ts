@@ -250,9 +250,14 @@ export function parseCpCommand(x: unknown): CpCommand | undefined {
  * encoding replaces, so the log's bytes would name something else) and they are shared with no
  * caller. The leader may apply these as they are instead of decoding its own entry (OwnCpEntries).
  */
-const fromWire = new WeakSet<CpCommand>();
+const FROM_WIRE = Symbol('shardgrid.cp.fromWire');
+/**
+ * A symbol-keyed flag on the command itself (a WeakSet's add showed as ~3 % of the CP leader's
+ * main thread: ephemeron write barriers). Neither msgpackr's pack (own string keys only) nor
+ * parseCpCommand (run before the flag is set; it refuses symbol keys) sees it.
+ */
 export function markFromWire(cmd: CpCommand): void {
-  fromWire.add(cmd);
+  (cmd as unknown as Record<symbol, boolean>)[FROM_WIRE] = true;
 }
 
 /**
@@ -261,7 +266,7 @@ export function markFromWire(cmd: CpCommand): void {
  * receiver reuses), no -0 (msgpack writes it as the integer 0).
  */
 export function reusableCpCommand(cmd: CpCommand): boolean {
-  if (!fromWire.has(cmd)) return false;
+  if ((cmd as unknown as Record<symbol, unknown>)[FROM_WIRE] !== true) return false;
   const x = cmd as unknown as Record<string, unknown>;
   for (const k in x) {
     const v = x[k];
