@@ -6,6 +6,7 @@ import { CpDriver, RESEND_MS, type CpDriverHost } from '../../src/cluster/metada
 import { CP_LIMITS, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { LiteLink } from '../../src/cp/cluster.js';
 import { MemberUnreachableError, ProtocolError } from '../../src/errors.js';
+import { packr, unpackr } from '../../src/transport/wire.js';
 
 type Cmd = CpCommand & { s: number; q: number };
 const ladd = (q: number, s = 7): Cmd => ({ c: 'cp', o: 'ladd', s, q, a: 1, n: 'ctr', d: 1 });
@@ -142,7 +143,7 @@ function fakeDriver(opts: { leader?: boolean; hosts?: Map<number, string> } = {}
     isLeader: () => opts.leader ?? true,
     leaderId: () => ((opts.leader ?? true) ? 'A' : 'L'),
     propose: (cmd) => {
-      proposed.push(cmd);
+      proposed.push(Object.fromEntries(Object.entries(cmd)) as CpCommand); // as packed into the log: without the from-the-wire mark
       return 0;
     },
     readIndex: () => false,
@@ -150,7 +151,8 @@ function fakeDriver(opts: { leader?: boolean; hosts?: Map<number, string> } = {}
   };
   const d = new CpDriver(host);
   d.start();
-  const req = (b: unknown, from = 'lite-1') => handlers.get('cp.req')!(b, from) as Promise<CpResult | CpResult[]>;
+  // what the transport hands over: the body decoded from its frame (the test's own objects stay as they are)
+  const req = (b: unknown, from = 'lite-1') => handlers.get('cp.req')!(unpackr.unpack(packr.pack(b)), from) as Promise<CpResult | CpResult[]>;
   const answer = (c: Cmd, r: CpResult) => d.applied({ result: { s: c.s, q: c.q, r } });
   return { d, proposed, notified, req, answer };
 }
