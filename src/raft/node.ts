@@ -310,7 +310,7 @@ export class RaftNode {
    * `electionQuiet` of its ticks before the election, and ticks never run faster than real time:
    * so an earlier leader's last moment of sure leadership (a majority answered a round it sent less
    * than half an election timeout before) came at most electionTicks / 2 + 1 ticks after that.
-   * The metadata layer's new-leader lease wait counts from there (metadata.ts `newLeaderCredit`).
+   * The metadata layer's new-leader lease wait counts from there (metadata.ts `newLeaderCreditMs`).
    */
   get electionQuiet(): number | undefined { return this._role === 'leader' ? this.wonQuiet : undefined; }
 

@@ -51,6 +51,7 @@ export function newLeaderCreditMs(quiet: number): number {
 }
 /** The credit of the shortest possible election (quiet = one election timeout): what every new leader was given before electionQuiet. */
 export const NEW_LEADER_CREDIT_MS = newLeaderCreditMs(ELECTION_TICKS);
+/** syncedAt for a partition without reports (the steady state): one shared empty set. */
 const NONE_SYNCED: ReadonlySet<string> = new Set<string>();
 /** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
 const STEP_SOON_MS = 5;
