@@ -292,8 +292,8 @@ export function reusableCpCommand(cmd: CpCommand): boolean {
  * a lite member attached to the leader this saves a heartbeat and its reply per follower per round.
  */
 export class LazyCommits {
-  /** index → the followers that submitted its commands, and (once applied) whether all must hear */
-  private readonly need = new Map<number, { via: ReadonlySet<string>; applied: boolean; all: boolean }>();
+  /** index → the followers that submitted its commands, and (once the leader applied it) whom to tell */
+  private readonly need = new Map<number, { via: ReadonlySet<string>; tell?: ReadonlySet<string> | 'all' }>();
   static readonly MAX = 4096;
 
   /** After proposing `cmds` at `index`; `via[at + i]` is the member that submitted cmds[i] (undefined: this leader). */
@@ -304,7 +304,7 @@ export class LazyCommits {
       if (m !== undefined) (members ??= new Set()).add(m);
     }
     if (this.need.size >= LazyCommits.MAX) this.need.delete(this.need.keys().next().value as number);
-    this.need.set(index, { via: members ?? NO_MEMBERS, applied: false, all: false });
+    this.need.set(index, { via: members ?? NO_MEMBERS });
   }
 
   /**
@@ -314,14 +314,9 @@ export class LazyCommits {
   applied(index: number, outcomes: readonly CpApplied[]): ReadonlySet<string> | 'all' | undefined {
     const rec = this.need.get(index);
     if (rec === undefined) return undefined;
-    rec.applied = true;
-    for (const a of outcomes) {
-      if (a.opened !== undefined || (a.ended !== undefined && a.ended.length > 0) || (a.grants !== undefined && a.grants.length > 0)) {
-        rec.all = true;
-        return 'all';
-      }
-    }
-    return rec.via;
+    const all = outcomes.some((a) => a.opened !== undefined || (a.ended?.length ?? 0) > 0 || (a.grants?.length ?? 0) > 0);
+    rec.tell = all ? 'all' : rec.via;
+    return rec.tell;
   }
 
   /** Whether follower `to` must be told now that entries (from, upTo] committed (the core's question). */
@@ -330,8 +325,8 @@ export class LazyCommits {
     for (let i = from + 1; i <= upTo; i++) {
       const rec = this.need.get(i);
       if (rec === undefined) return true;
-      // not applied yet: decided (and sent) when the leader applies it
-      if (rec.applied && (rec.all || rec.via.has(to))) return true;
+      // not applied yet (tell undefined): decided, and sent, when the leader applies it
+      if (rec.tell === 'all' || rec.tell?.has(to) === true) return true;
     }
     return false;
   }
