@@ -21,10 +21,107 @@ export function isRequestId(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= MAX_REQUEST_ID;
 }
 
-/** One client's records in a partition: counter → slot. */
-interface Client {
-  readonly prefix: string;
-  readonly slots: Map<number, number>;
+/**
+ * One client's records in a partition. A client numbers its requests in order, so the records of
+ * one partition usually arrive in increasing order too: those are kept in a ring (`qSeq`/`qSlot`,
+ * oldest first, the order the partition's own ring evicts them in), found by a range check and a
+ * binary search, added and evicted at its ends — no hash table that churns with every record. A
+ * record that arrives out of order (a retry, a hand-over, concurrent routes) goes to `extra`.
+ */
+class Client {
+  /** Sequence numbers of the in-order records, increasing from the oldest (at qHead). */
+  qSeq: Float64Array = new Float64Array(4);
+  /** Their slots in the partition's ring; -1: forgotten (expired) but not yet at the front. */
+  qSlot: Int32Array = new Int32Array(4);
+  qHead = 0;
+  qLen = 0;
+  /** Records that arrived out of order: counter → slot. */
+  extra: Map<number, number> | undefined;
+
+  constructor(readonly prefix: string) {}
+
+  /** The slot of counter `seq`, or -1. */
+  find(seq: number): number {
+    const n = this.qLen;
+    if (n > 0) {
+      const mask = this.qSeq.length - 1;
+      const h = this.qHead;
+      const q = this.qSeq;
+      if (seq >= q[h] && seq <= q[(h + n - 1) & mask]) {
+        const i = this.search(seq);
+        if (i >= 0 && this.qSlot[i] >= 0) return this.qSlot[i];
+      }
+    }
+    const x = this.extra?.get(seq);
+    return x === undefined ? -1 : x;
+  }
+
+  /** The ring index of counter `seq` among the in-order records, or -1. */
+  private search(seq: number): number {
+    const q = this.qSeq;
+    const mask = q.length - 1;
+    let lo = 0;
+    let hi = this.qLen - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const i = (this.qHead + mid) & mask;
+      const v = q[i];
+      if (v === seq) return i;
+      if (v < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Records counter `seq` (not held: find gave -1) at `slot`. */
+  add(seq: number, slot: number): void {
+    const n = this.qLen;
+    const mask = this.qSeq.length - 1;
+    if (n > 0 && seq <= this.qSeq[(this.qHead + n - 1) & mask]) {
+      (this.extra ??= new Map()).set(seq, slot);
+      return;
+    }
+    if (n === this.qSeq.length) this.grow();
+    const i = (this.qHead + n) & (this.qSeq.length - 1);
+    this.qSeq[i] = seq;
+    this.qSlot[i] = slot;
+    this.qLen = n + 1;
+  }
+
+  private grow(): void {
+    const n = this.qLen;
+    const cap = this.qSeq.length;
+    const s = new Float64Array(cap * 2);
+    const t = new Int32Array(cap * 2);
+    for (let k = 0; k < n; k++) {
+      const i = (this.qHead + k) & (cap - 1);
+      s[k] = this.qSeq[i];
+      t[k] = this.qSlot[i];
+    }
+    this.qSeq = s;
+    this.qSlot = t;
+    this.qHead = 0;
+  }
+
+  /** Forgets the record of counter `seq` at `slot` (if it is still that one's); true when the client holds none now. */
+  remove(seq: number, slot: number): boolean {
+    if (this.qLen > 0 && this.qSlot[this.qHead] === slot) {
+      this.shift();
+      // forgotten records behind it go too: the front is always a live one
+      while (this.qLen > 0 && this.qSlot[this.qHead] < 0) this.shift();
+    } else if (this.extra !== undefined && this.extra.get(seq) === slot) {
+      this.extra.delete(seq);
+    } else {
+      const i = this.search(seq);
+      if (i >= 0 && this.qSlot[i] === slot) this.qSlot[i] = -1; // not at the front: marked, dropped once it is
+    }
+    return this.qLen === 0 && (this.extra === undefined || this.extra.size === 0);
+  }
+
+  private shift(): void {
+    this.qHead = (this.qHead + 1) & (this.qSeq.length - 1);
+    this.qLen--;
+  }
 }
 
 /**
@@ -46,12 +143,40 @@ function seqOf(id: string, from: number): number {
 }
 
 /**
+ * How an id splits: `prefix` (the client, up to its last '.') and `seq` (its counter), or seq -1
+ * (kept whole). The prefix of the last id split is reused when the next id starts with it, so the
+ * common case — one client's ids, one after the other — slices and hashes no new string.
+ */
+class Split {
+  prefix = '';
+  seq = -1;
+  private last = '\u0000';
+
+  of(id: string): void {
+    const l = this.last;
+    const n = l.length;
+    if (id.length > n + 1 && id.charCodeAt(n) === 46 && id.startsWith(l)) {
+      const s = seqOf(id, n + 1);
+      // a counter of digits and letters has no '.': the last '.' of id is the one after the prefix
+      if (s >= 0) {
+        this.prefix = l;
+        this.seq = s;
+        return;
+      }
+    }
+    const dot = id.lastIndexOf('.');
+    const s = dot < 0 ? -1 : seqOf(id, dot + 1);
+    this.seq = s;
+    if (s >= 0) this.prefix = this.last = id.slice(0, dot);
+  }
+}
+
+/**
  * One partition's records, in a ring of slots in insertion order (the oldest evicted first once
  * DEDUPE_MAX_PER_PARTITION are held). A record of an id `<client>.<counter>` is a number in a
- * typed array and an entry of a number-keyed Map per client: no object per record, so records
- * that live for minutes leave little for the garbage collector (at the bound, 39 MiB of heap and
- * ~20-36 ms full GCs instead of 115 MiB and ~200 ms with a Map of id strings:
- * bench/dedupe-memory.mjs). Other ids (a peer may send any short string) are kept whole.
+ * typed array and an entry of its Client: no object per record, so records that live for
+ * minutes leave little for the garbage collector (bench/dedupe-memory.mjs). Other ids (a peer
+ * may send any short string) are kept whole.
  */
 class Part {
   /** Records held; slots [0, n) are used. */
@@ -70,16 +195,32 @@ class Part {
   readonly clients = new Map<string, Client>();
   /** Whole id → slot. */
   readonly whole = new Map<string, number>();
+  /** The client last looked up (most ids of a partition come from one client in a row). */
+  private lastClient: Client | undefined;
+
+  constructor(private readonly split: Split) {}
+
+  private client(prefix: string): Client | undefined {
+    const c = this.lastClient;
+    if (c !== undefined && c.prefix === prefix) return c;
+    const d = this.clients.get(prefix);
+    if (d !== undefined) this.lastClient = d;
+    return d;
+  }
 
   /** The slot of `id`, or -1. */
   find(id: string): number {
-    const dot = id.lastIndexOf('.');
-    const seq = dot < 0 ? -1 : seqOf(id, dot + 1);
-    const slot = seq < 0 ? this.whole.get(id) : this.clients.get(id.slice(0, dot))?.slots.get(seq);
-    return slot === undefined ? -1 : slot;
+    const sp = this.split;
+    sp.of(id);
+    if (sp.seq < 0) {
+      const slot = this.whole.get(id);
+      return slot === undefined ? -1 : slot;
+    }
+    const c = this.client(sp.prefix);
+    return c === undefined ? -1 : c.find(sp.seq);
   }
 
-  /** A new slot for `id` (evicting the oldest record when full). */
+  /** A new slot for `id` (not held: find gave -1), evicting the oldest record when full. */
   add(id: string): number {
     let slot: number;
     if (this.n < DEDUPE_MAX_PER_PARTITION) {
@@ -93,17 +234,21 @@ class Part {
       this.head = (slot + 1) % DEDUPE_MAX_PER_PARTITION;
       this.unlink(slot);
     }
-    const dot = id.lastIndexOf('.');
-    const seq = dot < 0 ? -1 : seqOf(id, dot + 1);
+    const sp = this.split;
+    sp.of(id);
+    const seq = sp.seq;
     if (seq < 0) {
       this.whole.set(id, slot);
       this.owners[slot] = undefined;
       this.strs[slot] = id;
     } else {
-      const prefix = id.slice(0, dot);
-      let c = this.clients.get(prefix);
-      if (c === undefined) this.clients.set(prefix, (c = { prefix, slots: new Map() }));
-      c.slots.set(seq, slot);
+      const prefix = sp.prefix;
+      let c = this.client(prefix);
+      if (c === undefined) {
+        this.clients.set(prefix, (c = new Client(prefix)));
+        this.lastClient = c;
+      }
+      c.add(seq, slot);
       this.owners[slot] = c;
       this.seqs[slot] = seq;
       if (this.strs.length > slot) this.strs[slot] = undefined;
@@ -122,10 +267,10 @@ class Part {
     const c = this.owners[slot];
     if (c === undefined) return;
     this.owners[slot] = undefined;
-    const seq = this.seqs[slot];
-    if (c.slots.get(seq) !== slot) return;
-    c.slots.delete(seq);
-    if (c.slots.size === 0 && this.clients.get(c.prefix) === c) this.clients.delete(c.prefix);
+    if (c.remove(this.seqs[slot], slot) && this.clients.get(c.prefix) === c) {
+      this.clients.delete(c.prefix);
+      if (this.lastClient === c) this.lastClient = undefined;
+    }
   }
 
   /** The id of a used slot. */
@@ -145,6 +290,8 @@ export class Dedupe {
   private readonly parts: Array<Part | undefined>;
   /** Requests being applied now on this primary: a retry that arrives meanwhile waits for the first. */
   private readonly running = new Map<string, Promise<unknown>>();
+  /** Splits ids into client and counter, remembering the last client's prefix (shared by every partition). */
+  private readonly split = new Split();
 
   constructor(partitions: number) {
     this.parts = new Array(partitions).fill(undefined);
@@ -188,7 +335,7 @@ export class Dedupe {
 
   put(p: number, id: string, result: unknown, at = Date.now()): void {
     let pt = this.parts[p];
-    if (pt === undefined) this.parts[p] = pt = new Part();
+    if (pt === undefined) this.parts[p] = pt = new Part(this.split);
     let slot = id === this.missed && pt === this.missedIn ? -1 : pt.find(id);
     this.missed = undefined;
     // a record again (a retry's) keeps its place in the eviction order

@@ -70,38 +70,36 @@ describe('Dedupe records', () => {
   it('an expired record put again is not lost when its old place in the ring is reused', () => {
     for (const id of ['whole-id', 'm-1.5']) {
       const d = new Dedupe(1);
-      d.put(0, id, 'old', Date.now() - DEDUPE_TTL_MS - 1);
+      d.put(0, 'm-1.4', undefined);
+      d.put(0, id, 'old', Date.now() - DEDUPE_TTL_MS - 1); // between two records of its client: not at the front
+      d.put(0, 'm-1.6', undefined);
       expect(d.has(0, id)).toBe(false); // expired: forgotten, its slot stays in the ring
       d.put(0, id, 'new');
-      for (let i = 0; i < DEDUPE_MAX_PER_PARTITION - 2; i++) d.put(0, `x.${i}`, undefined); // the ring is full now
-      d.put(0, 'one-more', undefined); // the ring is full: the oldest slot (the expired record's) is reused
+      expect(d.entries(0).map((e) => e[0])).toEqual(['m-1.4', 'm-1.6', id]);
+      for (let i = 0; i < DEDUPE_MAX_PER_PARTITION - 4; i++) d.put(0, `x.${i}`, undefined); // the ring is full now
+      d.put(0, 'one-more', undefined); // the ring is full: the oldest slots (m-1.4's, then the expired record's) are reused
+      d.put(0, 'two-more', undefined);
       expect(d.get(0, id)).toEqual({ result: 'new' });
+      expect(d.has(0, 'm-1.4')).toBe(false);
+      expect(d.has(0, 'm-1.6')).toBe(true);
     }
   });
 
-  it('ids of every form: counters kept as numbers and non-canonical ids kept whole give the same answers as a plain reference model', () => {
-    // reference: the ids as strings, insertion order, the oldest evicted first, TTL by `at`
+  /**
+   * Dedupe against a plain reference model (ids as strings, insertion order, the oldest evicted
+   * first, TTL by `at`), fed by `next(rnd)`: the id of each step.
+   */
+  function againstModel(next: (rnd: (n: number) => number) => string, steps: number): void {
     const parts = 3;
     const d = new Dedupe(parts);
     type Rec = { result: unknown; at: number };
     const ref = Array.from({ length: parts }, () => ({ order: [] as Array<[string, Rec]>, recs: new Map<string, Rec>() }));
     let seed = 12345;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
-    const forms = [
-      (i: number) => `m-a.${i.toString(36)}`,
-      (i: number) => `lite-b.${i.toString(36)}`,
-      (i: number) => `m-a.0${i.toString(36)}`, // leading zero: not canonical, kept whole
-      (i: number) => `m-a.${i.toString(36).toUpperCase()}`, // upper case: kept whole unless all digits
-      (i: number) => `no-dot-${i}`,
-      (i: number) => `a.b.${i.toString(36)}`,
-      (i: number) => `x.${'z'.repeat(11)}${i}`, // counter too long for a double: whole
-      () => 'm-a.',
-      () => '.7',
-    ];
     const now = Date.now();
-    for (let step = 0; step < 60_000; step++) {
+    for (let step = 0; step < steps; step++) {
       const p = rnd(parts);
-      const id = forms[rnd(forms.length)](rnd(2) === 0 ? rnd(64) : rnd(DEDUPE_MAX_PER_PARTITION * 2)); // some ids often: retries, expiry then reuse
+      const id = next(rnd);
       const r = ref[p];
       if (rnd(3) === 0) {
         const rec = r.recs.get(id);
@@ -133,5 +131,35 @@ describe('Dedupe records', () => {
       expect(d.entries(p).map((e) => e[0])).toEqual(live);
       for (const [id, result] of d.entries(p)) expect(result).toEqual(ref[p].recs.get(id)!.result);
     }
+  }
+
+  it('ids of every form: counters kept as numbers and non-canonical ids kept whole give the same answers as a plain reference model', () => {
+    const forms = [
+      (i: number) => `m-a.${i.toString(36)}`,
+      (i: number) => `lite-b.${i.toString(36)}`,
+      (i: number) => `m-a.0${i.toString(36)}`, // leading zero: not canonical, kept whole
+      (i: number) => `m-a.${i.toString(36).toUpperCase()}`, // upper case: kept whole unless all digits
+      (i: number) => `no-dot-${i}`,
+      (i: number) => `a.b.${i.toString(36)}`,
+      (i: number) => `x.${'z'.repeat(11)}${i}`, // counter too long for a double: whole
+      () => 'm-a.',
+      () => '.7',
+    ];
+    // some ids often: retries, expiry then reuse
+    againstModel((rnd) => forms[rnd(forms.length)](rnd(2) === 0 ? rnd(64) : rnd(DEDUPE_MAX_PER_PARTITION * 2)), 60_000);
+  });
+
+  it('counters in the order clients send them (kept in order, without a hash table), with retries out of order, give the same answers as the model', () => {
+    // two clients with increasing counters (each partition sees an increasing subsequence), 1 in 4
+    // ids a retry of one of the last 50 (found, or out of order where it was never put or expired),
+    // 1 in 50 an old one; eviction wraps each partition's ring several times
+    const seqs = [0, 0];
+    const prefixes = ['m-a', 'lite-b'];
+    againstModel((rnd) => {
+      const c = rnd(7) === 0 ? 1 : 0;
+      const r = rnd(200);
+      const n = r < 50 ? Math.max(0, seqs[c] - rnd(50)) : r < 54 ? rnd(seqs[c] + 1) : ++seqs[c];
+      return `${prefixes[c]}.${n.toString(36)}`;
+    }, 100_000);
   });
 });
