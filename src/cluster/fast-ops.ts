@@ -15,6 +15,7 @@ import {
   type FastReader, type FastWriter,
 } from '../transport/fast.js';
 import { FastCall, type FastPeer } from '../transport/transport.js';
+import type { Done } from './context.js';
 import type { RawState } from './records.js';
 
 /** The value of a STATE read from a frame; undefined when absent or expired. */
@@ -343,7 +344,12 @@ export class Shipment {
   }
 }
 
-/** A REP sent to one copy: reports to its shipment. `onError` decides whether an error fails the write. */
+/** What decides whether a copy's failure to apply a REP fails the write (the replicas layer). */
+export interface CopyFailures {
+  copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown;
+}
+
+/** A REP sent to one copy: reports to its shipment; on an error, `r` decides whether it fails the write. */
 export class RepCall extends FastCall {
   get reply(): number {
     return R_OK;
@@ -356,7 +362,13 @@ export class RepCall extends FastCall {
   constructor(
     private readonly shipment: Shipment,
     private readonly to: string,
-    private readonly onError: (e: unknown) => unknown,
+    private readonly r: CopyFailures,
+    private readonly p: number,
+    private readonly epoch: number,
+    private readonly map: string,
+    private readonly key: KeySource,
+    private readonly attempt: number,
+    private readonly done: Done | undefined,
   ) {
     super();
   }
@@ -369,7 +381,7 @@ export class RepCall extends FastCall {
   reject(e: unknown): void {
     let err: unknown;
     try {
-      err = this.onError(e);
+      err = this.r.copyFailed(this.shipment, this.p, this.to, this.epoch, e, this.map, this.key, this.attempt, this.done);
     } catch (x) {
       err = x;
     }

@@ -234,7 +234,7 @@ export class FastService {
       if (targets.length > 0) {
         const k: KeySource = { s: ks, len: keyLen };
         const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
-        for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done);
+        for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done, uk);
       }
       ship.done();
     };

@@ -45,7 +45,7 @@ export class Replicas {
   /** While writes wait on the table: checks every LEASE_WATCH_MS that this member's lease still covers them (untilTable). */
   private leaseWatch: NodeJS.Timeout | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
-  private readonly inflight = new Map<string, Map<string, unknown>>();
+  private readonly inflight = new Map<string, Held>();
 
   constructor(private readonly ctx: MemberContext, lockTimeout: number) {
     this.store = ctx.store;
@@ -210,7 +210,7 @@ export class Replicas {
    * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
    * `ship`; a generic grid.rep when it does not fit a FAST record.
    */
-  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done): void {
+  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done, uk?: string): void {
     const peer = this.ctx.transport.peer(to);
     const epoch = this.table!.epochs[p];
     const tv = this.table!.version;
@@ -219,26 +219,25 @@ export class Replicas {
       return;
     }
     ship.add();
-    const failed = (e: unknown): unknown => this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done);
     // the key's state carries the effect of every write applied to it so far, so it travels with
     // the records of every such write still being replicated, not only this one's: a copy that
     // got the effect of an earlier write only through this state (the earlier write's own REP
     // refused, the write then failed as moved and was retried there) must not apply it again
-    const others = this.inflight.size === 0 ? undefined : this.inflight.get(inflightKey(map, key));
+    const others = this.inflight.size === 0 ? undefined : this.inflight.get(uk ?? inflightKey(map, key));
     const more = others !== undefined && (others.size > 1 || done === undefined || !others.has(done[0]));
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
-    if (!more && (done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, failed))) return;
+    if (!more && (done === undefined || done[1] === undefined) && sendRep(peer, map, epoch, tv, key, done?.[0], raw, b, type, exp, off, len, new RepCall(ship, to, this, p, epoch, map, key, attempt, done))) return;
     const k = keyString(key);
     const s = raw !== undefined ? raw : rawAt(b!, type, exp, off, len);
     const body: Record<string, unknown> = done === undefined ? { m: map, k, s, v: epoch, tv } : { m: map, k, s, v: epoch, tv, r: done[0], x: done[1] };
-    if (more) body.rs = [...others!].slice(0, MAX_INFLIGHT_RECORDS);
+    if (more) body.rs = others!.entries().slice(0, MAX_INFLIGHT_RECORDS);
     this.ctx.transport.request(to, 'grid.rep', body).then(
       () => {
         ship.ack(to);
         ship.done();
       },
-      (e: unknown) => ship.done(failed(e)),
+      (e: unknown) => ship.done(this.copyFailed(ship, p, to, epoch, e, map, key, attempt, done)),
     );
   }
 
@@ -313,6 +312,12 @@ export class Replicas {
 
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
+    // the common case, checked as untilTable's first check would, without its closures
+    const t = this.table;
+    if (t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies()) {
+      finish(undefined);
+      return;
+    }
     const ready = (t: PartitionTable): boolean => this.holders(t, p, ship) >= this.minCopies();
     const timeout = (): unknown => new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p });
     if (this.untilTable(p, epoch, 'before enough copies held a write', ready, finish, timeout)) return;
@@ -371,7 +376,8 @@ export class Replicas {
    * for a fencing reason, which route() retries), or undefined when the copy was merely not
    * reached — then the write waits until a committed table dropped that copy (copyMissed).
    */
-  private copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown {
+  /** @internal RepCall's: decides what a copy's failure to apply a REP does to the write. */
+  copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown {
     if (e instanceof PartitionUnavailableError && attempt < COPY_CATCH_UP_TRIES) {
       this.reship(ship, p, to, map, key, epoch, attempt, done);
       return undefined;
@@ -457,16 +463,14 @@ export class Replicas {
    * until `unhold(k, rid)` every replicated state of that key carries its record (see `ship`).
    */
   hold(k: string, rid: string, result: unknown): void {
-    let m = this.inflight.get(k);
-    if (m === undefined) this.inflight.set(k, (m = new Map()));
-    m.set(rid, result);
+    const h = this.inflight.get(k);
+    if (h === undefined) this.inflight.set(k, new Held(rid, result));
+    else h.add(rid, result);
   }
 
   unhold(k: string, rid: string): void {
-    const cur = this.inflight.get(k);
-    if (cur === undefined) return;
-    cur.delete(rid);
-    if (cur.size === 0) this.inflight.delete(k);
+    const h = this.inflight.get(k);
+    if (h !== undefined && h.remove(rid)) this.inflight.delete(k);
   }
 
   /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
@@ -565,6 +569,50 @@ export class Replicas {
       },
       (r) => this.replicateAgain(p, map, key, rid, r),
     );
+  }
+}
+
+/**
+ * The request records of one key whose replication has not finished: one record in two fields
+ * (the common case: no Map per write), a Map once a second write of the key is in flight.
+ * Exported for its unit test.
+ */
+export class Held {
+  private many: Map<string, unknown> | undefined;
+
+  constructor(
+    private rid: string,
+    private result: unknown,
+  ) {}
+
+  get size(): number {
+    return this.many === undefined ? 1 : this.many.size;
+  }
+
+  has(id: string): boolean {
+    return this.many === undefined ? this.rid === id : this.many.has(id);
+  }
+
+  add(id: string, result: unknown): void {
+    if (this.many === undefined) {
+      if (this.rid === id) {
+        this.result = result;
+        return;
+      }
+      this.many = new Map([[this.rid, this.result]]);
+    }
+    this.many.set(id, result);
+  }
+
+  /** Forgets `id`; true when no record is left. */
+  remove(id: string): boolean {
+    if (this.many === undefined) return this.rid === id;
+    this.many.delete(id);
+    return this.many.size === 0;
+  }
+
+  entries(): Array<[string, unknown]> {
+    return this.many === undefined ? [[this.rid, this.result]] : [...this.many];
   }
 }
 
