@@ -199,6 +199,8 @@ export class FastService {
     const name = r.map.name;
     const rid = r.rid();
     let again = false;
+    // true while write() can only run in this synchronous run: the store's current key is still this one
+    let keySet = true;
     const write = (): void => {
       this.r.assertPrimary(p);
       if (rid !== undefined && this.r.dedupe.has(p, rid)) {
@@ -207,7 +209,7 @@ export class FastService {
         again = true;
         return;
       }
-      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
       const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
       // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
       const un = this.r.unsettled;
@@ -253,6 +255,7 @@ export class FastService {
       this.r.replicateAgain(p, name, key, rid!, undefined).then(() => reply(undefined), reply);
     };
     const res = this.r.records.serial(p, write);
+    keySet = false;
     if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));
     else if (again) resend();
   }
@@ -270,10 +273,11 @@ export class FastService {
     const epoch = r.version;
     const tv = r.tableVersion;
     const rid = r.rid();
+    let keySet = true; // as in serveSet
     const apply = (): void => {
       this.r.checkCopy(p, epoch, from, tv);
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
-      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
       if (vType < 0) {
         st.remove(p, mapId, Date.now());
         return;
@@ -290,6 +294,7 @@ export class FastService {
       w.u32(id);
     };
     const res = this.r.records.serial(p, apply);
+    keySet = false;
     if (res instanceof Promise) res.then(ok, (e: unknown) => peer.replyError(id, e));
     else ok();
   }

@@ -2171,6 +2171,8 @@ export class Transport extends EventEmitter {
 
   private fastRecords(link: Link, r: FastReader, n: number): void {
     const server = this.fastServer;
+    // the replies of one frame arrived together: one clock read for all of them
+    let t = -1;
     while (r.pos < n) {
       const op = r.next(link.inMaps);
       if (op === O_MAP) continue;
@@ -2183,8 +2185,7 @@ export class Transport extends EventEmitter {
           return;
         }
         link.pending.delete(r.id);
-        const t = performance.now();
-        link.lastReplyAt = t;
+        if (t < 0) link.lastReplyAt = t = performance.now();
         this.latency.observe(p.kind, t - p.t0);
         try {
           (p as FastCall).settle(r);
