@@ -95,7 +95,6 @@ export class ReplyWriter {
     this.size += buf.length;
   }
 
-  /** Writes everything gathered to `socket`; returns false when its buffer is over the high-water mark. */
   /** Appends everything `other` gathered (a reply written out of order) and empties it. */
   absorb(other: ReplyWriter): void {
     if (other.chunks.length > 0) {
@@ -113,6 +112,7 @@ export class ReplyWriter {
     other.size = 0;
   }
 
+  /** Writes everything gathered to `socket`; returns false when its buffer is over the high-water mark. */
   flush(socket: Socket): boolean {
     let ok = true;
     if (this.chunks.length === 0) {
