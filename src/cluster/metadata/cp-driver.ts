@@ -55,21 +55,63 @@ export interface CpDriverHost {
 
 type Listener = (r: CpResult) => boolean;
 interface Unanswered { readonly cmd: CpCommand; at: number }
+
+/**
+ * A table keyed by (session, sequence): a Map of sequences per session (session ids are stamps,
+ * far beyond what one number could pack with a sequence), so no `${s}:${q}` string is built and
+ * hashed per command. Exported for its unit test.
+ */
+export class BySession<V> {
+  private readonly m = new Map<number, Map<number, V>>();
+  size = 0;
+
+  get(s: number, q: number): V | undefined {
+    return this.m.get(s)?.get(q);
+  }
+
+  has(s: number, q: number): boolean {
+    return this.m.get(s)?.has(q) === true;
+  }
+
+  set(s: number, q: number, v: V): void {
+    let in_ = this.m.get(s);
+    if (in_ === undefined) this.m.set(s, (in_ = new Map()));
+    const n = in_.size;
+    in_.set(q, v);
+    this.size += in_.size - n;
+  }
+
+  delete(s: number, q: number): void {
+    const in_ = this.m.get(s);
+    if (in_ === undefined || !in_.delete(q)) return;
+    this.size--;
+    if (in_.size === 0) this.m.delete(s);
+  }
+
+  *values(): IterableIterator<V> {
+    for (const in_ of this.m.values()) yield* in_.values();
+  }
+
+  clear(): void {
+    this.m.clear();
+    this.size = 0;
+  }
+}
 /** Resend sweeps per RESEND_MS. */
 const RESEND_TICKS = 4;
 
 export class CpDriver {
   private readonly host: CpDriverHost;
-  /** `${s}:${q}` → callbacks for results and grants; a callback returns true when it is done */
-  private readonly listeners = new Map<string, Listener>();
+  /** (s, q) → callbacks for results and grants; a callback returns true when it is done */
+  private readonly listeners = new BySession<Listener>();
   private readonly openers = new Map<string, (id: number) => void>();
   private readonly endedHandlers = new Set<(id: number) => void>();
   private readonly reads = new Map<string, (index: number) => void>();
   private readonly readsApplied: Array<{ index: number; done: () => void }> = [];
   private nextRead = 0;
   private closed = false;
-  /** Submitted commands without a first result yet, `${s}:${q}` → when last sent (the resend sweep). */
-  private readonly unanswered = new Map<string, Unanswered>();
+  /** Submitted commands without a first result yet, (s, q) → when last sent (the resend sweep). */
+  private readonly unanswered = new BySession<Unanswered>();
   private resendTimer: NodeJS.Timeout | undefined;
   private readonly resendBound = () => this.resend();
   // leader-only memory
@@ -233,20 +275,20 @@ export class CpDriver {
    * is sent again every RESEND_MS until a first result comes. Returns a function that stops it.
    */
   submit(cmd: CpCommand & { s: number; q: number }, on: Listener): () => void {
-    const key = `${cmd.s}:${cmd.q}`;
+    const { s: sid, q } = cmd;
     const sub: Unanswered = { cmd, at: 0 };
     const stop = () => {
-      if (this.unanswered.get(key) === sub) this.unanswered.delete(key);
-      if (this.listeners.get(key) === listener) this.listeners.delete(key);
+      if (this.unanswered.get(sid, q) === sub) this.unanswered.delete(sid, q);
+      if (this.listeners.get(sid, q) === listener) this.listeners.delete(sid, q);
     };
     const listener: Listener = (r) => {
-      if (this.unanswered.get(key) === sub) this.unanswered.delete(key);
+      if (this.unanswered.get(sid, q) === sub) this.unanswered.delete(sid, q);
       const done = on(r);
       if (done) stop();
       return done;
     };
-    this.listeners.set(key, listener);
-    this.unanswered.set(key, sub);
+    this.listeners.set(sid, q, listener);
+    this.unanswered.set(sid, q, sub);
     sub.at = Date.now();
     this.send(cmd);
     this.resendTimer ??= setInterval(this.resendBound, RESEND_MS / RESEND_TICKS);
@@ -312,7 +354,7 @@ export class CpDriver {
   }
 
   private deliver(s: number, q: number, r: CpResult): void {
-    this.listeners.get(`${s}:${q}`)?.(r);
+    this.listeners.get(s, q)?.(r);
   }
 
   private send(cmd: CpCommand): void {
@@ -424,16 +466,15 @@ export class CpDriver {
   private onLiteBatch(list: unknown, from: string): Promise<CpResult[]> {
     if (!Array.isArray(list) || list.length === 0 || list.length > CP_LIMITS.maxBatch) throw new ProtocolError('malformed CP batch request');
     const cmds = new Array<CpCommand & { s: number; q: number }>(list.length);
-    const keys = new Set<string>();
+    const keys = new BySession<true>();
     let bytes = 0;
     for (let i = 0; i < list.length; i++) {
       const cmd = parseCpCommand(list[i]);
       if (cmd === undefined || cmd.o === 'open' || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP batch request');
       const h = this.hostOf(cmd.s);
       if (h !== undefined && h !== from) throw new ProtocolError(`CP session ${cmd.s} is not ${from}'s`);
-      const key = `${cmd.s}:${cmd.q}`;
-      if (keys.has(key)) throw new ProtocolError('a CP batch request names one command twice');
-      keys.add(key);
+      if (keys.has(cmd.s, cmd.q)) throw new ProtocolError('a CP batch request names one command twice');
+      keys.set(cmd.s, cmd.q, true);
       bytes += cpCommandBytes(cmd);
       if (bytes > CP_LIMITS.maxBatchBytes) throw new ProtocolError('CP batch request over its byte bound');
       cmds[i] = cmd;
