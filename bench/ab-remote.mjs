@@ -1,11 +1,16 @@
 // A/B of remote get and set through a lite member (the cluster-remote setup: 2 data members in
 // child processes, backups 1, a lite member in this process) between two built trees, e.g. the
 // code before a change and after it:
-//   node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000]
+//   node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000] [--steady 1200000]
 // Each tree starts its own cluster from its own bench/lib/cluster.mjs and dist/ (the two need not
 // speak the same protocol). Rounds alternate A, B, A, B … so that drift of a shared, noisy machine
 // falls on both; each round warms every task for --ms, then measures it for --ms. Prints ops/s per
 // task per round and the median ratio B/A.
+// `--steady N`: N sets at c=64 before the measured tasks, so that the exactly-once records of a
+// cluster with request ids (271 partitions × 4,096 per member, src/cluster/dedupe.ts) are at their
+// bound, as in any cluster that has run for a while; without it the set rounds of a fresh cluster
+// measure records that are still filling (cheaper). 1,200,000 fills them (each member records every
+// set, as primary or as backup); it takes ~20 s per round here.
 // Each round runs in a fresh child process (`--one <dir>`): run in one process, the second tree's
 // copy of the same code met call sites in Node's own stream and Buffer code that the first tree
 // had already made polymorphic, so every round after the first read slower (up to 3x) for both.
@@ -28,6 +33,7 @@ if (ONE < 0 && dirs.length !== 2) {
 const ROUNDS = opt('rounds', 3);
 const MS = opt('ms', 3000);
 const N = opt('keys', 10_000);
+const STEADY = opt('steady', 0);
 const VALUE = 'x'.repeat(100);
 const keys = Array.from({ length: N }, (_, i) => `key:${i}`);
 
@@ -57,6 +63,10 @@ async function measure(dir) {
   try {
     const m = lite.map('ab-remote');
     for (let i = 0; i < N; i += 500) await m.setMany(keys.slice(i, i + 500).map((k) => [k, VALUE]));
+    if (STEADY > 0) {
+      const fill = round(64, (k) => m.set(k, VALUE));
+      for (let n = 0; n < STEADY; n += 64) await fill();
+    }
     const tasks = {
       'get c=64': [round(64, (k) => m.get(k)), 64],
       'set c=64': [round(64, (k) => m.set(k, VALUE)), 64],
@@ -83,7 +93,7 @@ if (ONE >= 0) {
 const results = { A: [], B: [] };
 for (let r = 0; r < ROUNDS; r++) {
   for (const [label, dir] of [['A', dirs[0]], ['B', dirs[1]]]) {
-    const child = [fileURLToPath(import.meta.url), '--one', dir, '--ms', String(MS), '--keys', String(N)];
+    const child = [fileURLToPath(import.meta.url), '--one', dir, '--ms', String(MS), '--keys', String(N), '--steady', String(STEADY)];
     const res = JSON.parse(execFileSync(process.execPath, child, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     results[label].push(res);
     console.log(`round ${r + 1} ${label} (${dir}): ${Object.entries(res).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}k/s`).join(', ')}`);
