@@ -375,8 +375,8 @@ export class Replicas {
    * A copy did not apply a replicated write: the error that fails the write (the copy refused it
    * for a fencing reason, which route() retries), or undefined when the copy was merely not
    * reached — then the write waits until a committed table dropped that copy (copyMissed).
+   * @internal also called by RepCall (fast-ops.ts CopyFailures)
    */
-  /** @internal RepCall's: decides what a copy's failure to apply a REP does to the write. */
   copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown {
     if (e instanceof PartitionUnavailableError && attempt < COPY_CATCH_UP_TRIES) {
       this.reship(ship, p, to, map, key, epoch, attempt, done);

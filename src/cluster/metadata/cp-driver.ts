@@ -74,22 +74,22 @@ export class BySession<V> {
   }
 
   set(s: number, q: number, v: V): void {
-    let in_ = this.m.get(s);
-    if (in_ === undefined) this.m.set(s, (in_ = new Map()));
-    const n = in_.size;
-    in_.set(q, v);
-    this.size += in_.size - n;
+    let inner = this.m.get(s);
+    if (inner === undefined) this.m.set(s, (inner = new Map()));
+    const n = inner.size;
+    inner.set(q, v);
+    this.size += inner.size - n;
   }
 
   delete(s: number, q: number): void {
-    const in_ = this.m.get(s);
-    if (in_ === undefined || !in_.delete(q)) return;
+    const inner = this.m.get(s);
+    if (inner === undefined || !inner.delete(q)) return;
     this.size--;
-    if (in_.size === 0) this.m.delete(s);
+    if (inner.size === 0) this.m.delete(s);
   }
 
   *values(): IterableIterator<V> {
-    for (const in_ of this.m.values()) yield* in_.values();
+    for (const inner of this.m.values()) yield* inner.values();
   }
 
   clear(): void {
@@ -97,6 +97,7 @@ export class BySession<V> {
     this.size = 0;
   }
 }
+
 /** Resend sweeps per RESEND_MS. */
 const RESEND_TICKS = 4;
 
