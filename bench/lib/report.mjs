@@ -120,6 +120,10 @@ export const TARGETS = [
   { id: 'i12-1m-scan-get', label: 'issue 12: 1M keys round-robin scan, get ≥ 1.0x lru-cache get', min: 1, num: ['sizes-1m', 'scan-sg-get'], den: ['sizes-1m', 'scan-lru-get'] },
   { id: 'i12-10k-getsync', label: 'issue 12: 10,000 keys round-robin, getSync ≥ 0.7x lru-cache get', min: 0.7, num: ['sizes-10k', 'scan-sg-getsync'], den: ['sizes-10k', 'scan-lru-get'] },
   { id: 'i12-10k-set', label: 'issue 12: 10,000 keys round-robin, set ≥ 0.3x lru-cache set', min: 0.3, num: ['sizes-10k', 'scan-sg-set'], den: ['sizes-10k', 'scan-lru-set'] },
+  // issue 12: remote through a lite member (cluster-remote; the set rows after the request records were filled)
+  { id: 'i12-remote-get-c1', label: 'issue 12: remote get through a lite member, c=1 ≥ 1.0x Redis GET (ioredis)', min: 1, num: ['cluster-remote', 'remote-c1'], den: ['cluster-remote', 'redis-c1'] },
+  { id: 'i12-remote-set-c1', label: 'issue 12: remote set through a lite member, c=1 ≥ 0.7x Redis SET (ioredis)', min: 0.7, num: ['cluster-remote', 'remote-set-c1'], den: ['cluster-remote', 'redis-set-c1'] },
+  { id: 'i12-remote-get-c64', label: 'issue 12: remote get through a lite member, c=64 ≥ 3x Redis GET (ioredis)', min: 3, num: ['cluster-remote', 'remote-c64'], den: ['cluster-remote', 'redis-c64'] },
   // issue 13 (in-process half): uncontended lock+unlock costs ≤ 3x a bare Atomics CAS mutex
   {
     id: 'i13-lock-uncontended', label: 'issue 13: grid.cp lock+unlock (tryLockSync+unlockSync) costs ≤ 3x a bare Atomics CAS mutex (ratio ≥ 0.33)', min: 1 / 3, num: ['coordination', 'sg-lock-sync'], den: ['coordination', 'bare-cas'],
