@@ -151,8 +151,12 @@ class Split {
   prefix = '';
   seq = -1;
   private last = '\u0000';
+  /** The id split last: a write's `has` then `put` (and put's `add`) split it once. */
+  private input: string | undefined;
 
   of(id: string): void {
+    if (id === this.input) return;
+    this.input = id;
     const l = this.last;
     const n = l.length;
     if (id.length > n + 1 && id.charCodeAt(n) === 46 && id.startsWith(l)) {
