@@ -5,9 +5,10 @@
 // and stop theirs on SIGUSR2, bench/lib/cluster-member.mjs), and the top functions of each.
 //
 // Usage: npm run build && node bench/profile-remote.mjs [--c 64] [--seconds 3] [--top 25] [--no-profile]
-//          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000] [--op get|set]   (warm-up at concurrency
-//          warmup-c, then unprofiled runs at C, then the profiled one)
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+//          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000] [--op get|set] [--keep DIR]   (warm-up at concurrency
+//          warmup-c, then unprofiled runs at C, then the profiled one; --keep DIR keeps the members'
+//          .cpuprofile files there)
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ const { values: opt } = parseArgs({
   options: profileOptions({
     'warmup-c': { type: 'string' },
     op: { type: 'string', default: 'get' },
+    keep: { type: 'string' },
   }),
 });
 const C = Number(opt.c);
@@ -117,5 +119,10 @@ if (PROFILE) {
 } else {
   await lite.close();
   for (const m of members) m.proc.kill('SIGTERM');
+}
+if (opt.keep) {
+  mkdirSync(opt.keep, { recursive: true });
+  for (const f of readdirSync(dir)) copyFileSync(path.join(dir, f), path.join(opt.keep, f));
+  console.log(`profiles kept in ${opt.keep}`);
 }
 rmSync(dir, { recursive: true, force: true });

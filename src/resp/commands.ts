@@ -582,8 +582,29 @@ export function unknownCommand(argv: Buffer[]): string {
   return `ERR unknown command '${argv[0].toString('utf8', 0, Math.min(argv[0].length, 128))}', with args beginning with: ${args}`;
 }
 
+/**
+ * A command name of 1 to 6 bytes as one number: its length, then its bytes with A-Z lowered (at
+ * most 3 + 48 bits: exact in a double); -1 for any other length. Every name in TABLE is lowercase
+ * ASCII, so a name packs to a TABLE name's number exactly when `lower(name)` is that name.
+ */
+function packName(b: Buffer): number {
+  const n = b.length;
+  if (n === 0 || n > 6) return -1;
+  let v = n;
+  for (let i = 0; i < n; i++) {
+    const c = b[i];
+    v = v * 256 + (c >= 65 && c <= 90 ? c + 32 : c);
+  }
+  return v;
+}
+
+/** TABLE's names of up to 6 bytes (get, set, incr, del, ...) by packName: no string per request. */
+const SHORT = new Map<number, CommandSpec>();
+for (const [name, spec] of TABLE) if (name.length <= 6) SHORT.set(packName(Buffer.from(name, 'latin1')), spec);
+
 /** The command spec for a request's name, or undefined. */
 export function lookup(name: Buffer): CommandSpec | undefined {
+  if (name.length <= 6) return SHORT.get(packName(name));
   return name.length > 32 ? undefined : TABLE.get(lower(name));
 }
 

@@ -11,8 +11,22 @@ import { isUtf8 } from 'node:buffer';
 const BINARY_MARK = '\uffff';
 const MARK_BYTES = [0xef, 0xbf, 0xbf];
 
+/** Buffer's own latin1 decoder (what toString('latin1') calls after its argument checks). */
+interface Latin1Slicer {
+  latin1Slice(start: number, end: number): string;
+}
+
+/** Keys up to this long are checked for ASCII in JavaScript (cheaper than a native isUtf8 call). */
+const ASCII_SCAN_MAX = 128;
+
 export function keyOf(b: Buffer): string {
-  // ASCII keys (nearly all) are valid UTF-8 and cannot start with the mark
+  const n = b.length;
+  if (n <= ASCII_SCAN_MAX) {
+    let i = 0;
+    while (i < n && b[i] < 0x80) i++;
+    // ASCII (nearly every key): its latin1 text is its UTF-8 text, and it cannot start with the mark
+    if (i === n) return (b as unknown as Latin1Slicer).latin1Slice(0, n);
+  }
   if (isUtf8(b) && !(b.length >= 3 && b[0] === MARK_BYTES[0] && b[1] === MARK_BYTES[1] && b[2] === MARK_BYTES[2])) return b.toString('utf8');
   return BINARY_MARK + b.toString('latin1');
 }

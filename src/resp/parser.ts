@@ -97,10 +97,10 @@ export class RespParser {
           const line = readHeader(buf, pos + 1);
           if (line === NEED_MORE) break;
           if (line === TOO_LONG) return 'Protocol error: too big mbulk count string';
-          const count = line.value;
+          const count = hdrValue;
           if (count === BAD_NUMBER || count > this.limits.maxMultibulk) return 'Protocol error: invalid multibulk length';
           if (!this.authenticated && count > UNAUTH_MAX_MULTIBULK) return 'Protocol error: unauthenticated multibulk length';
-          pos = line.next;
+          pos = hdrNext;
           if (count <= 0) continue; // Redis skips '*0' and '*-1'
           this.argc = count;
           this.args = [];
@@ -126,19 +126,21 @@ export class RespParser {
         const line = readHeader(buf, pos + 1);
         if (line === NEED_MORE) break;
         if (line === TOO_LONG) return 'Protocol error: too big bulk count string';
-        const len = line.value;
+        const len = hdrValue;
         if (len === BAD_NUMBER || len < 0 || len > this.limits.maxBulk) return 'Protocol error: invalid bulk length';
         if (!this.authenticated && len > UNAUTH_MAX_BULK) return 'Protocol error: unauthenticated bulk length';
         if (this.argBytes + len > this.limits.queryBufferLimit) return QUERY_LIMIT;
-        pos = line.next;
+        pos = hdrNext;
         this.need = len;
         this.state = BULK_BODY;
       } else {
         const need = this.need;
         if (n - pos >= need + 2) {
           if (buf[pos + need] !== CR || buf[pos + need + 1] !== LF) return 'Protocol error: expected CRLF after a bulk string';
-          // a copy for short arguments: a slice would keep the whole chunk alive while the value is stored
-          const arg = need < 256 ? Buffer.from(buf.subarray(pos, pos + need)) : buf.subarray(pos, pos + need);
+          // a view, not a copy: `buf` is memory of this connection's own (each socket read comes in an
+          // ArrayBuffer of its exact size, and a concatenation is a new one), so an argument kept
+          // for a while (a routed write) holds at most one read's bytes; values are copied when stored
+          const arg = buf.subarray(pos, pos + need);
           pos += need + 2;
           const err = this.addArg(arg, out);
           if (err !== undefined) return err;
@@ -178,17 +180,23 @@ const EMPTY = Buffer.alloc(0);
 export const QUERY_LIMIT = 'Protocol error: client query buffer limit exceeded';
 const NEED_MORE = 0;
 const TOO_LONG = 1;
+const HEADER_OK = 2;
 const BAD_NUMBER = -Infinity;
 
-/** A count or length line after '*' or '$': its value (BAD_NUMBER when not an integer) and where the next line starts. */
-function readHeader(buf: Buffer, from: number): { value: number; next: number } | typeof NEED_MORE | typeof TOO_LONG {
+/** readHeader's result: the line's value (BAD_NUMBER when not an integer) and where the next line starts. */
+let hdrValue = 0;
+let hdrNext = 0;
+
+/** A count or length line after '*' or '$': HEADER_OK (hdrValue, hdrNext set), NEED_MORE or TOO_LONG. */
+function readHeader(buf: Buffer, from: number): number {
   const limit = Math.min(buf.length, from + HEADER_MAX);
   let i = from;
   while (i < limit && buf[i] !== CR) i++;
   if (i === limit) return buf.length - from >= HEADER_MAX ? TOO_LONG : NEED_MORE;
   if (i + 1 >= buf.length) return NEED_MORE;
-  if (buf[i + 1] !== LF) return { value: BAD_NUMBER, next: i + 2 };
-  return { value: parseDecimal(buf, from, i), next: i + 2 };
+  hdrNext = i + 2;
+  hdrValue = buf[i + 1] !== LF ? BAD_NUMBER : parseDecimal(buf, from, i);
+  return HEADER_OK;
 }
 
 /** An optional '-' and 1 to 18 digits, nothing else; otherwise BAD_NUMBER. */

@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { RespParser } from '../../dist/resp/parser.js';
 import { globMatch, keyBytes, keyOf } from '../../dist/resp/keys.js';
+import { TABLE, lookup } from '../../dist/resp/commands.js';
+import { isUtf8 } from 'node:buffer';
 import { formatFloat, parseInt64 } from '../../dist/updates.js';
 import { req } from './helpers.js';
 
@@ -59,6 +61,46 @@ describe('keys and glob', () => {
     }
     expect(seen.size).toBe(samples.length);
     expect(keyOf(Buffer.from('héllo'))).toBe('héllo');
+  });
+
+  it('maps keys as UTF-8 text or marked bytes, whichever path (ASCII scan or isUtf8) reads them', () => {
+    // the definition keyOf had before its ASCII fast path, as the reference
+    const reference = (b: Buffer) => (isUtf8(b) && !(b.length >= 3 && b[0] === 0xef && b[1] === 0xbf && b[2] === 0xbf) ? b.toString('utf8') : '\uffff' + b.toString('latin1'));
+    let seed = 11;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const pools = [[0, 0x20, 0x41, 0x7a, 0x7f], [0x41, 0x61, 0xc3, 0xa9, 0xef, 0xbf, 0xff, 0x80]];
+    for (let round = 0; round < 3000; round++) {
+      const len = [0, 1, 3, 127, 128, 129, 200][rnd(7)];
+      const pool = pools[rnd(2)];
+      const b = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) b[i] = pool[rnd(pool.length)];
+      if (round % 5 === 0 && len >= 3) b.set([0xef, 0xbf, 0xbf], 0);
+      expect(keyOf(b)).toBe(reference(b));
+      expect(keyBytes(keyOf(b)).equals(b)).toBe(true);
+    }
+  });
+
+  it('looks commands up by name in any letter case, and nothing else', () => {
+    const reference = (b: Buffer) => (b.length > 32 ? undefined : TABLE.get(b.toString('latin1').toLowerCase()));
+    let seed = 5;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    for (const name of TABLE.keys()) {
+      const mixed = Buffer.from([...name].map((ch) => (rnd(2) === 0 ? ch.toUpperCase() : ch)).join(''), 'latin1');
+      expect(lookup(mixed)).toBe(TABLE.get(name));
+      expect(lookup(Buffer.from(name.toUpperCase(), 'latin1'))).toBe(TABLE.get(name));
+    }
+    // near misses: a letter changed, bytes beside A-Z (@ [ ` {), latin1 capitals, NUL, lengths 0..8
+    const near = [0x40, 0x5b, 0x60, 0x7b, 0xc0, 0xc9, 0xe9, 0, 0x47, 0x67, 0x45, 0x54, 0x73, 0x65, 0x74];
+    for (let round = 0; round < 20000; round++) {
+      const b = Buffer.alloc(rnd(9));
+      for (let i = 0; i < b.length; i++) b[i] = near[rnd(near.length)];
+      expect(lookup(b)).toBe(reference(b));
+    }
+    expect(lookup(Buffer.from('gEt'))?.name).toBe('get');
+    expect(lookup(Buffer.from('ge'))).toBeUndefined();
+    expect(lookup(Buffer.from('get\u0000', 'latin1'))).toBeUndefined();
+    expect(lookup(Buffer.from('\u0000get', 'latin1'))).toBeUndefined();
+    expect(lookup(Buffer.from('\u0000\u0000del', 'latin1'))).toBeUndefined();
   });
 
   it('matches Redis glob patterns', () => {
