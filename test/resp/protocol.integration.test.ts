@@ -114,6 +114,29 @@ describe('pipelining and backpressure', () => {
     c.end();
   });
 
+  it('answers every request of a client that sends them and its FIN in one write, then closes', async () => {
+    // replies wait for the end of the event-loop turn (RespServer.flushLater): they must still be
+    // written, in order, to a client that has already sent its FIN, and the server must then end
+    // the connection (it is half-open: Connection.onEnd). libuv reads the FIN in a later turn than
+    // the last requests, so this holds even without onEnd; onEnd covers replies still in flight
+    const { connect } = await import('node:net');
+    for (let round = 0; round < 40; round++) {
+      const n = 1 + (round % 8) * 25;
+      const reqs: Buffer[] = [Buffer.from('PING\r\n')];
+      for (let i = 0; i < n; i++) reqs.push(req('INCR', `fin:${round}`));
+      const text = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const c = connect(port, '127.0.0.1', () => c.end(Buffer.concat(reqs)));
+        c.on('data', (d) => (got += d.toString('latin1')));
+        c.on('close', () => resolve(got));
+        c.on('error', reject);
+      });
+      const lines = text.split('\r\n');
+      expect(lines[0]).toBe('+PONG');
+      expect(lines.slice(1, n + 1)).toEqual(Array.from({ length: n }, (_, i) => `:${i + 1}`));
+    }
+  });
+
   it('answers pipelined requests split at every byte boundary', async () => {
     const bytes = Buffer.concat([req('SET', 'split', 'abc'), req('GET', 'split'), Buffer.from('PING\r\n'), req('ECHO', 'x')]);
     const c = await Raw.open(port);
