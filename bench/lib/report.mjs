@@ -134,6 +134,18 @@ export const TARGETS = [
     ],
   },
   { id: 'i12-10k-setsync', label: 'issue 12: 10,000 keys round-robin, setSync ≥ 0.5x lru-cache set', min: 0.5, num: ['sizes-10k', 'scan-sg-setsync'], den: ['sizes-10k', 'scan-lru-set'] },
+  // issue 14: redis-benchmark -c 50 against the RESP endpoint and redis-server in the same run (scenario resp)
+  ...['single', 'cluster'].flatMap((target) =>
+    [1, 16].flatMap((p) =>
+      ['get', 'set'].map((test) => ({
+        id: `i14-${target}-p${p}-${test}`,
+        label: `issue 14: RESP ${target === 'single' ? 'single-process grid' : 'member of a 3-member cluster'}, redis-benchmark -c 50${p > 1 ? ` -P ${p}` : ''} ${test.toUpperCase()} ≥ ${p > 1 ? '0.5' : '0.8'}x redis-server`,
+        min: p > 1 ? 0.5 : 0.8,
+        num: ['resp', `${target}-p${p}-${test}-sg`],
+        den: ['resp', `${target}-p${p}-${test}-redis`],
+      })),
+    ),
+  ),
 ];
 
 function findRow(scenarios, [scenarioName, rowId]) {

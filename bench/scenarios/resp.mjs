@@ -87,5 +87,26 @@ await scenario(
     }
     if (!rows.some((r) => r.test === 'mget')) ctx.note('redis-benchmark has no "mget" test: -t mget ran nothing');
     ctx.extra = { ...(ctx.extra ?? {}), resp: rows };
+    // one table, two rows per measurement (shardgrid, redis-server): the report's issue 14 targets
+    // divide them (row ids `<target>-p<P>-<test>-sg` and `-redis`)
+    const label = (r) => `${r.target === 'single' ? 'single-process grid' : 'member of a 3-member cluster'}, -P ${r.pipeline} ${r.test.toUpperCase()}`;
+    const table = [];
+    for (const r of rows) {
+      const id = `${r.target}-p${r.pipeline}-${r.test}`;
+      table.push({ id: `${id}-sg`, name: `shardgrid: ${label(r)}`, status: 'ok', opsPerSec: r.shardgrid, ratio: r.ratio });
+      table.push({ id: `${id}-redis`, name: `redis-server: ${label(r)}`, status: 'ok', opsPerSec: r.redis });
+    }
+    ctx.table({
+      id: 'resp',
+      title: `resp: redis-benchmark -t ${TESTS} -n ${n} -r 1000000 -d 100 -c 50 [-P 16], the same run against each`,
+      kind: 'custom',
+      columns: [
+        { key: 'name', label: 'server and test', fmt: 'text' },
+        { key: 'opsPerSec', label: 'requests/s', fmt: 'rate' },
+        { key: 'ratio', label: 'shardgrid ÷ redis-server', fmt: 'ratio' },
+      ],
+      rows: table,
+      note: 'Requests per second as redis-benchmark reports them (--csv). redis-benchmark runs on the same 2 cores as the server it measures.',
+    });
   },
 );

@@ -157,6 +157,19 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     throw new UnsupportedError(`getSync: the primary of key '${key}' is another member; use get()`);
   }
 
+  /**
+   * @internal get() without a promise, for the RESP endpoint: the value (or undefined) when this
+   * member serves the key's partition now (primary, under its lease) with no write of it
+   * unsettled and the record readable without the lock; NEED otherwise (then take get()).
+   */
+  getServed(key: string): V | undefined | typeof NEED {
+    const p = this.part(key);
+    if (!this.rep.serves(p) || this.rep.unsettledIn(p)) return NEED;
+    const v = this.getLocal(key);
+    if (v !== NEED) this.ops[OP_GET]++;
+    return v;
+  }
+
   override get(key: string): Promise<V | undefined> {
     this.ops[OP_GET]++;
     let p: number;

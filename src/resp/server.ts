@@ -19,6 +19,7 @@ import type { ResolvedRespOptions } from '../config.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
+import type { RoutedMap } from '../cluster/routed-map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
@@ -82,7 +83,9 @@ export class RespServer implements RespContext {
     this.map = grid.map(options.map);
     // a single-process grid reads straight from shared memory with no promise; a cluster routes
     const m = this.map;
-    this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : undefined;
+    // a cluster member reads the keys it serves the same way (RoutedMap.getServed), routes the rest
+    const routed = m as unknown as Partial<RoutedMap<unknown>>;
+    this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : routed.getServed !== undefined ? (k) => routed.getServed!(k) : undefined;
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));

@@ -3,6 +3,7 @@
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NEED } from '../../dist/map.js';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 import { cli } from './helpers.js';
@@ -145,6 +146,40 @@ describe('RESP on a member of a 3-member cluster', () => {
       r.disconnect();
     }
   });
+
+  it('reads the keys this member serves straight from its memory and the rest from their primaries, as the library does', async () => {
+    const lib = m.map('default');
+    for (let i = 0; i < 200; i++) await lib.set(`gs:${i}`, `w${i}`);
+    // count which path each RESP GET took (RoutedMap.getServed: a value, or NEED for the routed get)
+    const rm = lib as unknown as { getServed: (k: string) => unknown };
+    const own = rm.getServed;
+    let served = 0;
+    let routed = 0;
+    rm.getServed = function (this: unknown, k: string) {
+      const v = own.call(this, k);
+      if (v === NEED) routed++;
+      else served++;
+      return v;
+    };
+    const r = new Redis({ port: m.resp!.port, host: '127.0.0.1' });
+    try {
+      const pl = r.pipeline();
+      for (let i = 0; i < 200; i++) pl.get(`gs:${i}`);
+      pl.get('gs:absent');
+      const got = (await pl.exec())!.map(([err, v]) => err ?? v);
+      expect(got).toEqual([...Array.from({ length: 200 }, (_, i) => `w${i}`), null]);
+      // a RESP write, then reads of it through both paths
+      for (let i = 0; i < 200; i += 7) expect(await r.set(`gs:${i}`, `x${i}`)).toBe('OK');
+      for (let i = 0; i < 200; i++) expect(await r.get(`gs:${i}`)).toBe(i % 7 === 0 ? `x${i}` : `w${i}`);
+    } finally {
+      delete (rm as { getServed?: unknown }).getServed; // the prototype's again
+      r.disconnect();
+    }
+    // 3 members with primaries: about a third of the keys are served here
+    expect(served).toBeGreaterThan(30);
+    expect(routed).toBeGreaterThan(30);
+    for (let i = 0; i < 200; i++) await lib.delete(`gs:${i}`); // the next test counts the keyspace
+  }, 60_000);
 
   it('serves keys whose primary is on another member, and INCR stays exact', async () => {
     const s = m.stats();
