@@ -6,9 +6,9 @@
 //
 // Usage: npm run build && node bench/profile-remote.mjs [--c 64] [--seconds 3] [--top 25] [--no-profile]
 //          [--warmup-ms 1000] [--warmup-c C] [--runs 3] [--run-ms 1000] [--op get|set] [--keep DIR]   (warm-up at concurrency
-//          warmup-c, then unprofiled runs at C, then the profiled one; --keep DIR keeps the members'
-//          .cpuprofile files there)
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+//          warmup-c, then unprofiled runs at C, then the profiled one; --keep DIR keeps the .cpuprofile
+//          files of the members and of this process (lite.cpuprofile) there)
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -105,6 +105,7 @@ if (PROFILE) {
   const stop = await startProfile({ intervalUs: 100 });
   show('profiled', await runFor(SECONDS * 1000));
   const prof = await stop();
+  if (opt.keep) writeFileSync(path.join(dir, 'lite.cpuprofile'), JSON.stringify(prof));
   for (const m of members) m.proc.kill('SIGUSR2');
   await Promise.all(written);
   const print = (sum, label) => {
@@ -113,7 +114,7 @@ if (PROFILE) {
     console.log(formatTop(sum.inclusive.filter((r) => r.fn !== '(root)'), TOP, 'inclusive time'));
   };
   print(summarize([prof]), 'lite member (bench process)');
-  for (const f of readdirSync(dir).sort()) print(summarize([JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]), `data ${f} (main thread, the profiled run)`);
+  for (const f of readdirSync(dir).sort()) if (f !== 'lite.cpuprofile') print(summarize([JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]), `data ${f} (main thread, the profiled run)`);
   await lite.close();
   for (const m of members) m.proc.kill('SIGTERM');
 } else {

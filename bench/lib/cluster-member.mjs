@@ -4,7 +4,7 @@
 // With `profile` (a file path), SIGUSR2 starts the CPU profiler of the main thread and the next
 // SIGUSR2 stops it and writes the profile there, then prints {"profiled": path} on stdout
 // (bench/profile-remote.mjs). SIGHUP prints the transport's counters as {"stats": {...}}
-// (frames and messages per direction: bench/cp-frames.mjs).
+// (frames and messages per direction: bench/cp-frames.mjs; round trips by kind).
 import { writeFileSync } from 'node:fs';
 import { createGrid } from '../../dist/index.js';
 import { startProfile } from './profiler.mjs';
@@ -18,7 +18,9 @@ process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 // bytes: the sockets of the links open now (a diagnostic reach into the transport's private map)
 const bytes = (k) => [...(grid.cluster.transport.links?.values() ?? [])].reduce((a, l) => a + (l.ws?._socket?.[k] ?? 0), 0);
-process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, bytesOut: bytes('bytesWritten'), bytesIn: bytes('bytesRead'), leader: grid.cluster.meta?.isLeader() ?? null } }) + '\n'));
+// rtt: round trips of this member's requests by kind (`rep`: a replicated write's acknowledgement), count and total seconds
+const rtt = () => Object.fromEntries([...(grid.cluster.transport.latency?.series ?? [])].map(([k, s]) => [k, { count: s.count, sum: s.sum }]));
+process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, bytesOut: bytes('bytesWritten'), bytesIn: bytes('bytesRead'), leader: grid.cluster.meta?.isLeader() ?? null, rtt: rtt() } }) + '\n'));
 if (cfg.profile) {
   let stopProfile;
   process.on('SIGUSR2', async () => {
