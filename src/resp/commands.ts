@@ -34,8 +34,8 @@ export interface RespClient {
 /** What a command sees of the server. */
 export interface RespContext {
   readonly map: GridMap<unknown>;
-  /** Synchronous local read (single-process grids): the value, undefined, or NEED (read with map.get). */
-  readonly getNow: ((key: string) => unknown) | undefined;
+  /** Synchronous read of a key held here (a single-process grid, or a key a cluster member serves): the value, undefined, or NEED (read with map.get). */
+  readonly getNow: (key: string) => unknown;
   /** Synchronous byte update (single-process grids): the reply, or undefined when the key's lock is taken (use map.updateBytes). */
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown;
@@ -115,10 +115,8 @@ function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: 
 /** A get through the fastest path the grid allows; the value as RESP bytes. */
 function read(cx: RespContext, key: Buffer): Buffer | undefined | Promise<Buffer | undefined> {
   const k = keyOf(key);
-  if (cx.getNow !== undefined) {
-    const v = cx.getNow(k);
-    if (v !== cx.need) return valueBytes(v);
-  }
+  const v = cx.getNow(k);
+  if (v !== cx.need) return valueBytes(v);
   return cx.map.get(k).then(valueBytes);
 }
 

@@ -62,7 +62,7 @@ export interface RespServerHooks {
 
 export class RespServer implements RespContext {
   readonly map: GridMap<unknown>;
-  readonly getNow: ((key: string) => unknown) | undefined;
+  readonly getNow: (key: string) => unknown;
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
@@ -81,11 +81,11 @@ export class RespServer implements RespContext {
     hooks: RespServerHooks = {},
   ) {
     this.map = grid.map(options.map);
-    // a single-process grid reads straight from shared memory with no promise; a cluster routes
+    // a single-process grid reads straight from shared memory with no promise; a cluster member
+    // (whose maps are RoutedMaps) does so for the keys it serves and routes the rest
     const m = this.map;
-    // a cluster member reads the keys it serves the same way (RoutedMap.getServed), routes the rest
-    const routed = m as unknown as Partial<RoutedMap<unknown>>;
-    this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : routed.getServed !== undefined ? (k) => routed.getServed!(k) : undefined;
+    const routed = m as unknown as RoutedMap<unknown>;
+    this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : (k) => routed.getServed(k);
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
