@@ -565,8 +565,10 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   private async doClose(): Promise<void> {
     await this.respServer?.close();
     await this.metricsApi?.close();
-    // ends this member's (or this attached thread's) CP session: its locks and permits go at once;
-    // an attached thread's goes through the member, so before its forward channel closes
+    // sessions of grid.cp.session() (RESP connections' among them), then this member's (or this
+    // attached thread's) own CP session: their locks and permits go at once; an attached
+    // thread's goes through the member, so before its forward channel closes
+    await this.cpApi?.closeSessions().catch(() => undefined);
     await this.clusterCp?.close().catch(() => undefined);
     this.forwardClient?.close();
     this.forwarder?.close(); // other threads' pending calls fail with GRID_ERR_CLOSED

@@ -13,4 +13,4 @@ export { fetchClusterStatus } from './cluster/status.js';
 export type { ClusterStatus, ClusterMemberStatus } from './cluster/status.js';
 export { createFence } from './cp/fence.js';
 export type { Fence } from './cp/fence.js';
-export type { CoordinationPrimitives, FencedLock, AtomicLong, AtomicRef, Semaphore, LockOptions, TryLockOptions, AcquireOptions, SemaphoreOptions, Versioned } from './cp/primitives.js';
+export type { CoordinationPrimitives, CpSession, FencedLock, AtomicLong, AtomicRef, Semaphore, LockOptions, TryLockOptions, AcquireOptions, SemaphoreOptions, Versioned } from './cp/primitives.js';

@@ -294,6 +294,7 @@ export class ClusterCp {
   private lowest = 1;
   private hb: NodeJS.Timeout | undefined;
   private closed = false;
+  private closing = false;
 
   /**
    * One CP client with its own session: a member (`node`), or a thread attached to one (`link`,
@@ -304,9 +305,16 @@ export class ClusterCp {
     this.link = isLink(via) ? via : via.lite ? new LiteLink(via) : new DataLink(via);
   }
 
+  /** Another client on the same link with a session of its own (grid.cp.session()). */
+  fork(): ClusterCp {
+    return new ClusterCp(this.link, this.ttlMs);
+  }
+
   /** The current session id, opening one when there is none. */
   private ensure(): Promise<number> {
-    if (this.closed) return Promise.reject(new CpSessionError('grid closed'));
+    if (this.closed) return Promise.reject(new CpSessionError('this CP client is closed'));
+    // closing: the close command runs in the session it ends; nothing may open a new one
+    if (this.closing && this.session === undefined) return Promise.reject(new CpSessionError('this CP client is closing'));
     if (this.session === undefined) {
       // a new key per session: a retried open of this one finds it, a later one makes a new session
       const key = `${this.key}.${++this.keyN}`;
@@ -345,7 +353,7 @@ export class ClusterCp {
       const r = await this.inSession(s, body, opts.until);
       if (r[0] === 'e' && r[1] === 'GRID_ERR_CP_SESSION') {
         this.expired(s);
-        if (opts.mayRedo === true && redo < 3) continue; // a fresh session, a fresh sequence
+        if (opts.mayRedo === true && redo < 3 && !this.closing) continue; // a fresh session, a fresh sequence
         throw new CpSessionError('the CP session of this member expired during the operation: it may or may not have been applied');
       }
       return r;
@@ -392,8 +400,10 @@ export class ClusterCp {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    const s = this.sessionId;
+    if (this.closed || this.closing) return;
+    this.closing = true;
+    // a session still being opened is closed too (an operation in flight may be granted in it)
+    const s = this.session === undefined ? 0 : await this.session.catch(() => 0);
     clearInterval(this.hb);
     if (s !== 0) {
       // best effort: the TTL ends it anyway

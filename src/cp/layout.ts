@@ -7,6 +7,7 @@
  *   names    capacity × 256 bytes       UTF-8 name of slot s at NAMES + s × 256
  *   values   capacity × 2 × maxValue    atomicRef: two buffers per slot (write the idle one, then flip)
  *   records  waiters × 64 bytes         waiter and permit-holding records, shared by all slots
+ *   sessions waiters × 8 bytes          CP sessions (grid.cp.session()): CREATOR | OWNER per entry
  *
  * A slot (128 bytes; int32 words, then 8-byte cells at byte 64):
  *
@@ -14,19 +15,26 @@
  *   TOKEN(f64) | DEADLINE(f64) | VALUE(i64) | REF_VER0(f64) | REF_VER1(f64) | –×3
  *
  * KIND is written last when a slot is claimed (under the directory lock), so a reader that sees a
- * kind also sees the name. OWNER is the lock word: (holder threadId + 1) << 1 | queued bit, the
- * encoding of sync/mutex.ts, so its holderOf/forceTake apply. MUTEX is a sync/mutex.ts futex that
- * guards the slow paths (queue, lease checks, semaphore counts, atomicRef writes).
+ * kind also sees the name. OWNER is the lock word: holder << 2 | LEASED (2) | QUEUED (1), where
+ * the holder is an owner id: threadId + 1 for a thread, or a session's id (from SESSION_BASE up,
+ * below). MUTEX is a sync/mutex.ts futex (held by a thread, never by a session) that guards the
+ * slow paths (queue, lease checks, semaphore counts, atomicRef writes).
  *
  * A record (64 bytes; int32 words, then 8-byte cells at byte 32):
  *
  *   STATE | SLOT | SEQ | WANT | GRANT | –×3 | TOKEN(f64) | LEASE(f64) | –×2
  *
- * STATE = (threadId + 1) << 2 | R_WAIT or R_HOLD, 0 when free: one compareExchange claims a record
- * *and* names its thread, so a thread that dies right after the claim still owns it for recovery.
+ * STATE = owner << 2 | R_WAIT or R_HOLD, 0 when free: one compareExchange claims a record *and*
+ * names its owner, so a thread that dies right after the claim still owns it for recovery.
+ *
+ * A session entry (8 bytes): CREATOR = threadId + 1 of the thread that opened it (0: free; one
+ * compareExchange claims the entry), OWNER = the session's owner id, SESSION_BASE + entry +
+ * k × waiters for the k-th session of that entry (kept when the entry is freed, so a closed
+ * session's id is not reused until 2^28 / waiters sessions later). The creator's exit closes its
+ * sessions (recoverThread).
  */
 export const CP_MAGIC = 0x43507231; // 'CPr1'
-export const CP_VERSION = 1;
+export const CP_VERSION = 2;
 export const CP_MAX_NAME_BYTES = 256;
 
 // header (int32 words)
@@ -73,6 +81,14 @@ export const RECORD_BYTES = 64;
 export const R_WAIT = 1;
 export const R_HOLD = 2;
 
+// session entry (int32 words from the entry's first word)
+export const E_CREATOR = 0;
+export const E_OWNER = 1;
+export const SESSION_BYTES = 8;
+/** Owner ids from here up are sessions; below are threads (threadId + 1). owner << 2 fits an int32. */
+export const SESSION_BASE = 1 << 28;
+export const OWNER_LIMIT = 1 << 29;
+
 // kinds
 export const K_LOCK = 1;
 export const K_LONG = 2;
@@ -87,12 +103,13 @@ export interface CpLimits {
 }
 
 /** Byte offsets of the areas for given limits. */
-export function cpAreas(l: CpLimits): { slots: number; names: number; values: number; records: number; total: number } {
+export function cpAreas(l: CpLimits): { slots: number; names: number; values: number; records: number; sessions: number; total: number } {
   const slots = HEADER_BYTES;
   const names = slots + l.capacity * SLOT_BYTES;
   const values = names + l.capacity * CP_MAX_NAME_BYTES;
   const records = values + align8(l.capacity * 2 * l.maxValueBytes);
-  return { slots, names, values, records, total: records + l.waiters * RECORD_BYTES };
+  const sessions = records + l.waiters * RECORD_BYTES;
+  return { slots, names, values, records, sessions, total: sessions + l.waiters * SESSION_BYTES };
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;

@@ -8,13 +8,13 @@
  * Promise forms wait with Atomics.waitAsync in every thread.
  */
 import { isMainThread } from 'node:worker_threads';
-import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
+import { CpSessionError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
 import { CP_LIMITS, isCpName } from '../cluster/metadata/cp-state.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
-import { CpRegion, OWNER_SELF, monoNow, type Pending } from './region.js';
+import { CpRegion, SELF, monoNow, type Pending } from './region.js';
 import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, type ClusterCp } from './cluster.js';
 
 /** Options of {@link FencedLock.lock}, `lockSync` and {@link CoordinationPrimitives.withLock}. */
@@ -90,6 +90,25 @@ function toLong(v: unknown, what: string): bigint {
   throw new InvalidArgumentError(`${what} must be a safe integer or a bigint in the signed 64-bit range (got ${typeof v === 'bigint' ? `${v}n` : String(v)})`);
 }
 
+// ── owners ──────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Who holds what a handle acquires: this thread (THREAD), or a session of grid.cp.session()
+ * (its own owner id in the region, and the waits to end when it closes).
+ */
+interface Owner {
+  readonly id: number;
+  closed: boolean;
+  /** A session's waits in flight (waitAsync): close() ends them before it releases. */
+  readonly pending?: Set<Pending>;
+}
+
+const THREAD: Owner = { id: SELF, closed: false };
+
+function sessionClosed(): CpSessionError {
+  return new CpSessionError('this CP session is closed: its locks and permits were released');
+}
+
 // ── waiting ─────────────────────────────────────────────────────────────────────────────────────
 
 function waitSync(r: CpRegion, p: Pending): number {
@@ -100,11 +119,18 @@ function waitSync(r: CpRegion, p: Pending): number {
   }
 }
 
-async function waitAsync(r: CpRegion, p: Pending): Promise<number> {
-  for (;;) {
-    const ms = r.poll(p);
-    if (ms < 0) return p.result;
-    await waitAsyncAlive(r.i32, r.grantIndex(p.r), 0, ms);
+async function waitAsync(r: CpRegion, p: Pending, o: Owner): Promise<number> {
+  o.pending?.add(p);
+  try {
+    for (;;) {
+      const ms = r.poll(p);
+      // a session closed meanwhile ended this wait; what it was granted is released by the close
+      if (ms < 0 && o.closed) throw sessionClosed();
+      if (ms < 0) return p.result;
+      await waitAsyncAlive(r.i32, r.grantIndex(p.r), 0, ms);
+    }
+  } finally {
+    o.pending?.delete(p);
   }
 }
 
@@ -123,6 +149,8 @@ export class FencedLock {
   private readonly f64: Float64Array;
   private readonly owner: number;
   private readonly token: number;
+  /** The lock word of a lease-less hold by this handle's owner with nobody queued. */
+  private readonly me: number;
 
   /** @internal use grid.cp.lock(name) */
   constructor(
@@ -130,11 +158,13 @@ export class FencedLock {
     private readonly s: number,
     /** The primitive's name (the same name is the same primitive in every thread). */
     readonly name: string,
+    private readonly o: Owner = THREAD,
   ) {
     this.i32 = r.i32;
     this.f64 = r.f64;
     this.owner = r.ownerIndex(s);
     this.token = r.tokenIndex(s);
+    this.me = o.id << 2;
   }
 
   /**
@@ -160,7 +190,7 @@ export class FencedLock {
    */
   async lock(options?: LockOptions): Promise<number> {
     const t = this.start(leaseOf(options), true, Infinity);
-    return typeof t === 'number' ? t : waitAsync(this.r, t);
+    return typeof t === 'number' ? t : waitAsync(this.r, t, this.o);
   }
 
   /**
@@ -173,7 +203,7 @@ export class FencedLock {
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
     const timeout = timeoutOf(options, 0);
     const t = this.start(leaseOf(options), timeout > 0, untilOf(timeout));
-    const token = typeof t === 'number' ? t : await waitAsync(this.r, t);
+    const token = typeof t === 'number' ? t : await waitAsync(this.r, t, this.o);
     return token > 0 ? token : undefined;
   }
 
@@ -216,9 +246,9 @@ export class FencedLock {
    */
   tryLockSync(options?: TryLockOptions): number | undefined {
     // the uncontended call without options: the region's lockFast, inlined (one CAS, the token)
-    if (options === undefined) {
-      if (Atomics.compareExchange(this.i32, this.owner, 0, OWNER_SELF) === 0) return (this.f64[this.token] += 1);
-      const t = this.r.lockSlow(this.s, Infinity, false, 0) as number;
+    if (options === undefined && !this.o.closed) {
+      if (Atomics.compareExchange(this.i32, this.owner, 0, this.me) === 0) return (this.f64[this.token] += 1);
+      const t = this.r.lockSlow(this.s, Infinity, false, 0, this.o.id) as number;
       return t > 0 ? t : undefined;
     }
     const lease = leaseOf(options);
@@ -236,8 +266,11 @@ export class FencedLock {
    * @throws {UnsupportedError} in a clustered grid (GRID_ERR_UNSUPPORTED).
    */
   unlockSync(): void {
-    // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another thread holds it
-    if (Atomics.compareExchange(this.i32, this.owner, OWNER_SELF, 0) !== OWNER_SELF) this.r.unlockSlow(this.s, this.name);
+    // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another owner holds it
+    if (Atomics.compareExchange(this.i32, this.owner, this.me, 0) !== this.me) {
+      if (this.o.closed) throw new LockNotHeldError(`lock '${this.name}': this CP session is closed, and with it the hold`, { name: this.name });
+      this.r.unlockSlow(this.s, this.name, this.o.id);
+    }
   }
 
   /** isLocked() without a promise. In-process grids only (GRID_ERR_UNSUPPORTED in a clustered grid). */
@@ -247,11 +280,12 @@ export class FencedLock {
 
   /** A token (> 0), 0 (not free and not waiting), or the pending waiter to drive. */
   private start(lease: number, wait: boolean, until: number): number | Pending {
+    if (this.o.closed) throw sessionClosed();
     if (lease === Infinity) {
-      const t = this.r.lockFast(this.s);
+      const t = this.r.lockFast(this.s, this.o.id);
       if (t > 0) return t;
     }
-    return this.r.lockSlow(this.s, lease, wait, until);
+    return this.r.lockSlow(this.s, lease, wait, until, this.o.id);
   }
 }
 
@@ -524,6 +558,7 @@ export class Semaphore {
      * `permits` given to grid.cp.semaphore, or -1 when none were given.
      */
     readonly permits: number,
+    private readonly o: Owner = THREAD,
   ) {}
 
   /**
@@ -537,7 +572,7 @@ export class Semaphore {
   async acquire(n = 1, options?: AcquireOptions): Promise<void> {
     const timeout = timeoutOf(options, Infinity);
     const t = this.start(this.count(n), true, untilOf(timeout));
-    if (t === false || (typeof t === 'object' && (await waitAsync(this.r, t)) === 0)) throw this.timedOut(n, timeout);
+    if (t === false || (typeof t === 'object' && (await waitAsync(this.r, t, this.o)) === 0)) throw this.timedOut(n, timeout);
   }
 
   /**
@@ -550,7 +585,7 @@ export class Semaphore {
   async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
     const timeout = timeoutOf(options, 0);
     const t = this.start(this.count(n), timeout > 0, untilOf(timeout));
-    return typeof t === 'boolean' ? t : (await waitAsync(this.r, t)) === 1;
+    return typeof t === 'boolean' ? t : (await waitAsync(this.r, t, this.o)) === 1;
   }
 
   /**
@@ -598,7 +633,9 @@ export class Semaphore {
 
   /** release() without a promise (in-process grids only). */
   releaseSync(n = 1): void {
-    this.r.release(this.s, this.count(n), this.name);
+    const k = this.count(n);
+    if (this.o.closed) throw sessionClosed();
+    this.r.release(this.s, k, this.name, this.o.id);
   }
 
   /** availablePermits() without a promise (in-process grids only). */
@@ -608,11 +645,12 @@ export class Semaphore {
 
   /** Permits this thread holds now (in-process grids only). */
   heldPermitsSync(): number {
-    return this.r.heldBy(this.s);
+    return this.o.closed ? 0 : this.r.heldBy(this.s, this.o.id);
   }
 
   private start(n: number, wait: boolean, until: number): boolean | Pending {
-    return this.r.acquireSlow(this.s, n, wait, until);
+    if (this.o.closed) throw sessionClosed();
+    return this.r.acquireSlow(this.s, n, wait, until, this.o.id);
   }
 
   private count(n: unknown): number {
@@ -643,7 +681,54 @@ export class CoordinationPrimitives {
   private readonly made = new Map<string, FencedLock | AtomicLong | AtomicRef<any> | Semaphore>();
 
   /** @internal */
-  constructor(private readonly region: CpRegion | undefined, private readonly assertOpen: () => void, private readonly cluster?: ClusterCp) {}
+  constructor(
+    protected readonly region: CpRegion | undefined,
+    protected readonly assertOpen: () => void,
+    protected readonly cluster?: ClusterCp,
+    protected readonly owner: Owner = THREAD,
+    /** The open sessions of this grid handle (closed with it). */
+    protected readonly sessions: Set<CpSession> = new Set(),
+  ) {}
+
+  /**
+   * A CP session: primitives whose locks and permits belong to the session rather than to this
+   * thread (in a cluster: to this member's session). Use one per independent client that shares
+   * a thread, such as one per connection of a server, so that one client cannot unlock what
+   * another holds, and so that what a client holds is released when it goes away:
+   * `session.close()` releases its locks (the next waiter gets them) and permits, and ends its
+   * waits (they reject with GRID_ERR_CP_SESSION). In one process a session also ends when the
+   * thread that opened it exits; in a cluster it is a CP session of its own on the Raft log,
+   * kept alive by heartbeats and ended by the state machine if they stop (options.cp.sessionTtlMs).
+   *
+   * @returns An open session; its lock(), semaphore(), atomicLong() and atomicRef() work as grid.cp's.
+   * @throws {CpCapacityError} (in-process) when options.cp.waiters sessions are open (GRID_ERR_CP_CAPACITY).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
+   *
+   * @example
+   * ```ts
+   * const s = grid.cp.session();
+   * const token = await s.lock('orders').lock({ leaseMs: 10_000 });
+   * await s.close(); // releases 'orders' if still held
+   * ```
+   */
+  session(): CpSession {
+    this.assertOpen();
+    let s: CpSession;
+    if (this.cluster !== undefined) {
+      s = new CpSession(undefined, this.assertOpen, this.cluster.fork(), THREAD, this.sessions);
+    } else {
+      const r = this.region;
+      if (r === undefined) throw new UnsupportedError(ATTACHED_MESSAGE);
+      s = new CpSession(r, this.assertOpen, undefined, { id: r.openSession(), closed: false, pending: new Set() }, this.sessions);
+    }
+    this.sessions.add(s);
+    return s;
+  }
+
+  /** @internal grid.close: closes the sessions opened through this handle. */
+  async closeSessions(): Promise<void> {
+    await Promise.all([...this.sessions].map((s) => s.close()));
+  }
 
   /**
    * The lock named `name`: the same name is the same lock in every thread (and, clustered, in
@@ -664,7 +749,7 @@ export class CoordinationPrimitives {
    */
   lock(name: string): FencedLock {
     if (this.cluster !== undefined) return this.clustered(`l:${checkName(name)}`, () => new ClusterFencedLock(this.cluster!, name)) as unknown as FencedLock;
-    return this.get(name, K_LOCK, (r, s) => new FencedLock(r, s, name));
+    return this.get(name, K_LOCK, (r, s) => new FencedLock(r, s, name, this.owner));
   }
 
   /** Clustered: one object per name and kind (the kind is checked by the state machine on use: GRID_ERR_CP_KIND). */
@@ -750,7 +835,7 @@ export class CoordinationPrimitives {
       // the permit count is checked against the semaphore's by the state machine, on first use
       return this.clustered(`s:${checkName(name)}:${permits ?? -1}`, () => new ClusterSemaphore(this.cluster!, name, permits ?? -1)) as unknown as Semaphore;
     }
-    const sem = this.get(name, K_SEMAPHORE, (r, s) => new Semaphore(r, s, name, r.i32[r.sw(s) + S_TOTAL]), (r, s) => {
+    const sem = this.get(name, K_SEMAPHORE, (r, s) => new Semaphore(r, s, name, r.i32[r.sw(s) + S_TOTAL], this.owner), (r, s) => {
       if (permits === undefined) throw new InvalidArgumentError(`semaphore '${name}' does not exist yet: give options.permits`, { option: 'permits' });
       r.i32[r.sw(s) + S_TOTAL] = permits;
       r.i32[r.sw(s) + S_AVAIL] = permits;
@@ -775,5 +860,45 @@ export class CoordinationPrimitives {
     const p = make(r, s);
     this.made.set(key, p);
     return p;
+  }
+}
+
+/**
+ * A CP session (grid.cp.session()): the same primitives, held by the session instead of the
+ * thread. close() releases what it holds and ends its waits; after it, every acquire fails with
+ * GRID_ERR_CP_SESSION.
+ */
+export class CpSession extends CoordinationPrimitives {
+  private closing: Promise<void> | undefined;
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Ends the session: its waits reject (GRID_ERR_CP_SESSION), its locks go to their next waiter,
+   * its permits return. In a cluster: closes its CP session on the Raft log (best effort; the
+   * session's TTL ends it otherwise). Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.end();
+    return this.closing;
+  }
+
+  private async end(): Promise<void> {
+    this.sessions.delete(this);
+    if (this.cluster !== undefined) return this.cluster.close();
+    const o = this.owner;
+    const r = this.region!;
+    o.closed = true;
+    // wake every wait: each finds its deadline passed and leaves the queue (or takes a grant,
+    // which the release below hands on), then rejects
+    for (const p of o.pending!) {
+      p.until = 0;
+      Atomics.notify(r.i32, r.grantIndex(p.r));
+    }
+    while (o.pending!.size > 0) await new Promise((res) => setImmediate(res));
+    r.closeSession(o.id);
   }
 }

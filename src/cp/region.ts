@@ -1,7 +1,8 @@
 /**
  * The CP region: coordination primitives in one SharedArrayBuffer (layout: ./layout.ts).
  *
- * Lock word (slot OWNER):  (holder threadId + 1) << 2 | LEASED (2) | QUEUED (1), 0 when free.
+ * Lock word (slot OWNER):  holder << 2 | LEASED (2) | QUEUED (1), 0 when free. The holder is an
+ * owner id: threadId + 1 for a thread, or a CP session's id (openSession; layout.ts).
  *
  * - Fast paths take no slot mutex: an acquire without a lease is one compareExchange 0 → self,
  *   a release of a lease-less hold with nobody queued is one compareExchange self → 0. Either
@@ -21,7 +22,11 @@
  *   only under the mutex, and only means something while LEASED is set. A waiter sleeps no longer
  *   than the holder's deadline; whoever (waiter or acquirer) finds it passed hands the lock on.
  * - Thread exit: `recoverThread(tid)` (from the worker's `exit` event in the thread that created
- *   it) frees its records, returns its permits, and hands on any lock it held.
+ *   it) frees its records, returns its permits, and hands on any lock it held; so it does for
+ *   every session the thread opened and did not close.
+ * - Sessions (grid.cp.session(), one per RESP connection): an owner that is not a thread, so one
+ *   thread can hold locks and permits for many independent clients. `closeSession` releases what
+ *   the session holds, as a thread's exit does; its caller first ends the session's waits.
  */
 import { threadId } from 'node:worker_threads';
 import { CpCapacityError, CpKindError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, PermitsNotHeldError } from '../errors.js';
@@ -31,15 +36,17 @@ import {
   CP_MAGIC, CP_MAX_NAME_BYTES, CP_VERSION, D_DEADLINE, D_REF_VER0, D_TOKEN, H_CAPACITY, H_COUNT, H_DIR_LOCK, H_MAGIC, H_MAX_VALUE,
   H_VERSION, H_WAITERS, KIND_NAMES, K_LOCK, K_SEMAPHORE, L_VALUE, RD_LEASE, RD_TOKEN, RECORD_BYTES, R_CELLS_BYTE, R_GRANT, R_HOLD,
   R_SEQ, R_SLOT, R_STATE, R_WAIT, R_WANT, SLOT_BYTES, S_ARRIVE, S_AVAIL, S_HASH, S_KIND, S_MUTEX, S_NAME_LEN, S_NHOLD, S_NWAIT,
-  S_OWNER, S_REF_LEN0, S_REF_SEQ, S_TOTAL, cpAreas, type CpLimits,
+  S_OWNER, S_REF_LEN0, S_REF_SEQ, S_TOTAL, E_CREATOR, E_OWNER, OWNER_LIMIT, SESSION_BASE, SESSION_BYTES, cpAreas, type CpLimits,
 } from './layout.js';
 
-const SELF = threadId + 1;
+/** This thread's owner id. */
+export const SELF = threadId + 1;
 const QUEUED = 1;
 const LEASED = 2;
 const ME = SELF << 2;
-/** The lock word of a lease-less hold by this thread with nobody queued. */
-export const OWNER_SELF = ME;
+
+/** "this thread" or "this session", for error texts. */
+const whoIs = (o1: number): string => (o1 >= SESSION_BASE ? 'this session' : 'this thread');
 /** Longest single sleep of a waiter: it re-checks leases and its own deadline at least this often. */
 const MAX_SLEEP_MS = 1000;
 
@@ -72,6 +79,7 @@ export class CpRegion {
   private readonly valuesB: number;
   private readonly recW: number;
   private readonly recD: number;
+  private readonly sessW: number;
 
   constructor(readonly buffer: SharedArrayBuffer, readonly lockTimeout: number) {
     this.i32 = new Int32Array(buffer);
@@ -90,6 +98,7 @@ export class CpRegion {
     this.valuesB = a.values;
     this.recW = a.records >> 2;
     this.recD = (a.records + R_CELLS_BYTE) >> 3;
+    this.sessW = a.sessions >> 2;
   }
 
   static create(l: CpLimits): SharedArrayBuffer {
@@ -237,10 +246,10 @@ export class CpRegion {
     return best;
   }
 
-  /** Queues this thread on slot s. Caller holds the slot mutex. */
-  private enqueue(s: number, want: number, leaseMs: number, until: number, kind: number): Pending {
+  /** Queues owner o1 on slot s. Caller holds the slot mutex. */
+  private enqueue(s: number, want: number, leaseMs: number, until: number, kind: number, o1: number): Pending {
     const w = this.sw(s);
-    const r = this.claim(SELF, R_WAIT, s, want);
+    const r = this.claim(o1, R_WAIT, s, want);
     this.i32[this.rw(r) + R_SEQ] = this.i32[w + S_ARRIVE]++;
     this.f64[this.rd(r) + RD_LEASE] = leaseMs;
     this.i32[w + S_NWAIT]++;
@@ -267,23 +276,24 @@ export class CpRegion {
     return this.sd(s) + D_TOKEN;
   }
 
-  /** Uncontended acquire without a lease: one CAS. Returns the token, or 0 when the lock is not free. */
-  lockFast(s: number): number {
-    if (Atomics.compareExchange(this.i32, this.sw(s) + S_OWNER, 0, ME) !== 0) return 0;
+  /** Uncontended acquire without a lease by owner o1: one CAS. Returns the token, or 0 when the lock is not free. */
+  lockFast(s: number, o1: number): number {
+    if (Atomics.compareExchange(this.i32, this.sw(s) + S_OWNER, 0, o1 << 2) !== 0) return 0;
     const d = this.sd(s) + D_TOKEN;
     return (this.f64[d] += 1);
   }
 
   /** Release of a lease-less hold with nobody queued: one CAS. False sends the caller to unlockSlow. */
-  unlockFast(s: number): boolean {
-    return Atomics.compareExchange(this.i32, this.sw(s) + S_OWNER, ME, 0) === ME;
+  unlockFast(s: number, o1: number): boolean {
+    const me = o1 << 2;
+    return Atomics.compareExchange(this.i32, this.sw(s) + S_OWNER, me, 0) === me;
   }
 
   /**
    * Under the slot mutex: take the lock if free (or its holder's lease passed); otherwise queue
    * (when `wait`) and return the pending waiter. Returns a token (> 0), a Pending, or 0.
    */
-  lockSlow(s: number, leaseMs: number, wait: boolean, until: number): number | Pending {
+  lockSlow(s: number, leaseMs: number, wait: boolean, until: number, o1: number): number | Pending {
     const w = this.sw(s);
     this.enter(s);
     try {
@@ -291,7 +301,7 @@ export class CpRegion {
         const o = Atomics.load(this.i32, w + S_OWNER);
         if (o === 0) {
           const bits = leaseMs === Infinity ? 0 : LEASED;
-          if (Atomics.compareExchange(this.i32, w + S_OWNER, 0, ME | bits) !== 0) continue; // a fast-path acquirer won
+          if (Atomics.compareExchange(this.i32, w + S_OWNER, 0, (o1 << 2) | bits) !== 0) continue; // a fast-path acquirer won
           const d = this.sd(s);
           if (bits !== 0) this.f64[d + D_DEADLINE] = monoNow() + leaseMs;
           return (this.f64[d + D_TOKEN] += 1);
@@ -303,7 +313,7 @@ export class CpRegion {
         if (!wait) return 0;
         // The QUEUED bit makes the holder's fast release fail, so it comes here and hands off.
         if ((o & QUEUED) === 0 && Atomics.compareExchange(this.i32, w + S_OWNER, o, o | QUEUED) !== o) continue;
-        return this.enqueue(s, 0, leaseMs, until, K_LOCK);
+        return this.enqueue(s, 0, leaseMs, until, K_LOCK, o1);
       }
     } finally {
       this.leave(s);
@@ -341,16 +351,16 @@ export class CpRegion {
     Atomics.notify(this.i32, rw + R_GRANT, 1);
   }
 
-  /** Release by this thread. Throws LockNotHeldError when it does not hold the lock or its lease passed. */
-  unlockSlow(s: number, name: string): void {
+  /** Release by owner o1. Throws LockNotHeldError when it does not hold the lock or its lease passed. */
+  unlockSlow(s: number, name: string, o1: number): void {
     const w = this.sw(s);
     this.enter(s);
     try {
       const o = Atomics.load(this.i32, w + S_OWNER);
-      if (o >>> 2 !== SELF) throw new LockNotHeldError(`lock '${name}' is not held by this thread`, { name });
+      if (o >>> 2 !== o1) throw new LockNotHeldError(`lock '${name}' is not held by ${whoIs(o1)}`, { name });
       const late = this.expired(s, o);
       this.handOff(s);
-      if (late) throw new LockNotHeldError(`the lease of lock '${name}' passed before unlock; another thread may have held it since`, { name });
+      if (late) throw new LockNotHeldError(`the lease of lock '${name}' passed before unlock; another holder may have had it since`, { name });
     } finally {
       this.leave(s);
     }
@@ -372,16 +382,16 @@ export class CpRegion {
   // ── semaphores ─────────────────────────────────────────────────────────────────────────────
 
   /** Under the slot mutex: take n permits now if nobody is queued, else queue (when `wait`). */
-  acquireSlow(s: number, n: number, wait: boolean, until: number): boolean | Pending {
+  acquireSlow(s: number, n: number, wait: boolean, until: number, o1: number): boolean | Pending {
     const w = this.sw(s);
     this.enter(s);
     try {
       if (this.i32[w + S_NWAIT] === 0 && this.i32[w + S_AVAIL] >= n) {
-        this.addHold(s, SELF, n);
+        this.addHold(s, o1, n);
         this.i32[w + S_AVAIL] -= n;
         return true;
       }
-      return wait ? this.enqueue(s, n, Infinity, until, K_SEMAPHORE) : false;
+      return wait ? this.enqueue(s, n, Infinity, until, K_SEMAPHORE, o1) : false;
     } finally {
       this.leave(s);
     }
@@ -410,24 +420,24 @@ export class CpRegion {
     return -1;
   }
 
-  /** Permits this thread holds of semaphore s. */
-  heldBy(s: number): number {
+  /** Permits owner o1 holds of semaphore s. */
+  heldBy(s: number, o1: number): number {
     this.enter(s);
     try {
-      const r = this.findHold(s, SELF);
+      const r = this.findHold(s, o1);
       return r < 0 ? 0 : this.i32[this.rw(r) + R_WANT];
     } finally {
       this.leave(s);
     }
   }
 
-  release(s: number, n: number, name: string): void {
+  release(s: number, n: number, name: string, o1: number): void {
     const w = this.sw(s);
     this.enter(s);
     try {
-      const r = this.findHold(s, SELF);
+      const r = this.findHold(s, o1);
       const held = r < 0 ? 0 : this.i32[this.rw(r) + R_WANT];
-      if (held < n) throw new PermitsNotHeldError(`this thread holds ${held} permits of semaphore '${name}', cannot release ${n}`, { name, held, release: n });
+      if (held < n) throw new PermitsNotHeldError(`${whoIs(o1)} holds ${held} permits of semaphore '${name}', cannot release ${n}`, { name, held, release: n });
       if (held === n) {
         this.free(r);
         this.i32[w + S_NHOLD]--;
@@ -577,12 +587,66 @@ export class CpRegion {
 
   /**
    * Thread `deadThreadId` is gone: free its waiter records, return its permits, hand on any lock
-   * it held, and repair any slot whose mutex it died holding. Returns how many primitives it touched.
+   * it held, and repair any slot whose mutex it died holding; then the same for every session it
+   * opened and did not close. Returns how many primitives it touched.
    */
   recoverThread(deadThreadId: number): number {
-    const dead = deadThreadId + 1;
     const i32 = this.i32;
     if (forceTake(i32, H_DIR_LOCK, deadThreadId)) unlock(i32, H_DIR_LOCK); // KIND is stored last: a half-made slot is still empty
+    let n = this.recoverOwner(deadThreadId + 1, deadThreadId);
+    for (let e = 0; e < this.waiters; e++) {
+      const ew = this.sessW + e * (SESSION_BYTES >> 2);
+      if (Atomics.load(i32, ew + E_CREATOR) !== deadThreadId + 1) continue;
+      n += this.recoverOwner(Atomics.load(i32, ew + E_OWNER), -1);
+      Atomics.store(i32, ew + E_CREATOR, 0);
+    }
+    return n;
+  }
+
+  // ── sessions ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A new session of this thread: its owner id (>= SESSION_BASE). Entries are shared by every
+   * thread; the id of an entry's next session is the last one's + waiters, so ids do not repeat
+   * soon. Throws CpCapacityError when options.cp.waiters sessions are open.
+   */
+  openSession(): number {
+    const n = this.waiters;
+    const i32 = this.i32;
+    const start = (SELF * 31) % n;
+    for (let k = 0; k < n; k++) {
+      const e = (start + k) % n;
+      const ew = this.sessW + e * (SESSION_BYTES >> 2);
+      if (Atomics.compareExchange(i32, ew + E_CREATOR, 0, SELF) !== 0) continue;
+      const last = Atomics.load(i32, ew + E_OWNER);
+      const next = last === 0 || last + n >= OWNER_LIMIT ? SESSION_BASE + e : last + n;
+      Atomics.store(i32, ew + E_OWNER, next);
+      return next;
+    }
+    throw new CpCapacityError(`all ${n} CP session entries are in use (options.cp.waiters)`, { limit: 'options.cp.waiters' });
+  }
+
+  /**
+   * Ends session o1 (from openSession, of this thread): releases its locks and permits and frees
+   * its waiter records, as a thread's exit does. The caller has ended the session's waits (no
+   * poll of its records may run after this). Returns how many primitives it touched.
+   */
+  closeSession(o1: number): number {
+    const ew = this.sessW + ((o1 - SESSION_BASE) % this.waiters) * (SESSION_BYTES >> 2);
+    if (o1 < SESSION_BASE || o1 >= OWNER_LIMIT || Atomics.load(this.i32, ew + E_OWNER) !== o1 || Atomics.load(this.i32, ew + E_CREATOR) === 0) return 0;
+    const n = this.recoverOwner(o1, -1);
+    Atomics.store(this.i32, ew + E_CREATOR, 0);
+    return n;
+  }
+
+  /**
+   * Frees owner o1's records, returns its permits and hands on its locks. `deadThreadId` (>= 0)
+   * is the thread that died, whose slot mutexes are repaired; -1 for a session (a session never
+   * holds a mutex: its thread does, inside one call).
+   */
+  private recoverOwner(o1: number, deadThreadId: number): number {
+    const dead = o1;
+    const i32 = this.i32;
     const touched = new Set<number>();
     for (let r = 0; r < this.waiters; r++) {
       const w = this.rw(r);
@@ -595,17 +659,16 @@ export class CpRegion {
     for (let s = 0; s < this.capacity; s++) {
       const w = this.sw(s);
       if (Atomics.load(i32, w + S_KIND) === 0) continue;
-      if (holderOf(i32, w + S_MUTEX) === deadThreadId || Atomics.load(i32, w + S_OWNER) >>> 2 === dead) touched.add(s);
+      if ((deadThreadId >= 0 && holderOf(i32, w + S_MUTEX) === deadThreadId) || Atomics.load(i32, w + S_OWNER) >>> 2 === dead) touched.add(s);
     }
-    for (const s of touched) this.recoverSlot(s, deadThreadId);
+    for (const s of touched) this.recoverSlot(s, dead, deadThreadId);
     return touched.size;
   }
 
-  private recoverSlot(s: number, deadThreadId: number): void {
-    const dead = deadThreadId + 1;
+  private recoverSlot(s: number, dead: number, deadThreadId: number): void {
     const w = this.sw(s);
     const i32 = this.i32;
-    const mutexWasDead = forceTake(i32, w + S_MUTEX, deadThreadId);
+    const mutexWasDead = deadThreadId >= 0 && forceTake(i32, w + S_MUTEX, deadThreadId);
     if (!mutexWasDead) this.enter(s);
     try {
       for (let r = 0; r < this.waiters; r++) {

@@ -190,6 +190,28 @@ describe('coordination primitives across worker threads', () => {
     });
   }
 
+  it('a worker that exits while a CP session it opened holds a lock and permits frees both (the session ends with its thread)', { timeout: 60_000 }, async () => {
+    const lock = grid.cp.lock('session-dies');
+    const sem = grid.cp.semaphore('session-dies-sem', { permits: 3 });
+    const a = start(grid, new SharedArrayBuffer(4096), { mode: 'hold', name: 'session-dies', session: true });
+    const b = start(grid, new SharedArrayBuffer(4096), { mode: 'hold', name: 'session-dies-sem', permits: 2, session: true });
+    await Promise.all([a.next('held'), b.next('held')]);
+    expect(await lock.tryLock()).toBeUndefined();
+    expect(await sem.availablePermits()).toBe(1);
+    const acquired = lock.lock().then((t) => ({ t, at: performance.now() }));
+    let exitAt = 0;
+    a.worker.once('exit', () => (exitAt = performance.now()));
+    await Promise.all([a.worker.terminate(), b.worker.terminate()]);
+    const { t, at } = await acquired;
+    expect(t).toBeGreaterThan(1);
+    expect(at - exitAt).toBeLessThan(100);
+    await b.exited;
+    // the release runs in the exit handler, which may come a moment after terminate() resolves
+    for (let i = 0; i < 50 && (await sem.availablePermits()) !== 3; i++) await sleep(10);
+    expect(await sem.availablePermits()).toBe(3);
+    await lock.unlock();
+  });
+
   it('a thread terminated while waiting for a lock leaves the queue: the next release does not hand the lock to it', { timeout: 60_000 }, async () => {
     const lock = grid.cp.lock('dead-waiter');
     await lock.lock();
