@@ -38,6 +38,8 @@ export const LITE_BATCH_BYTES = 512 * 1024;
 const BATCH_OFF_MS = 30_000;
 /** A batch answer without an answer for this command (no leader in time, or malformed): asked again. */
 const NO_ANSWER: CpResult = ['q'];
+/** The answer of an attempt cut short by ClusterCp.close. */
+const ENDED: CpResult = ['q'];
 
 function isCpResult(x: unknown): x is CpResult {
   return Array.isArray(x) && (x[0] === 'v' || x[0] === 'q' || x[0] === 'e');
@@ -295,19 +297,28 @@ export class ClusterCp {
   private hb: NodeJS.Timeout | undefined;
   private closed = false;
   private closing = false;
+  /** Resolves when close() has ended the session: attempts still waiting stop at once. */
+  private readonly ended: Promise<CpResult>;
+  private end!: () => void;
 
   /**
    * One CP client with its own session: a member (`node`), or a thread attached to one (`link`,
    * the member's main thread): each attached thread holds its locks and permits in a session of
    * its own, so they are not the member's, and end when it stops heartbeating (exits or hangs).
    */
-  constructor(via: ClusterNode | CpLink, private readonly ttlMs: number) {
+  constructor(
+    via: ClusterNode | CpLink,
+    private readonly ttlMs: number,
+    /** What an operation cut short by close() throws: the grid closed, or (a session of grid.cp.session()) the session did. */
+    private readonly closedError: () => Error = () => new GridClosedError('grid closed during a CP operation'),
+  ) {
     this.link = isLink(via) ? via : via.lite ? new LiteLink(via) : new DataLink(via);
+    this.ended = new Promise((resolve) => (this.end = () => resolve(ENDED)));
   }
 
   /** Another client on the same link with a session of its own (grid.cp.session()). */
   fork(): ClusterCp {
-    return new ClusterCp(this.link, this.ttlMs);
+    return new ClusterCp(this.link, this.ttlMs, () => new CpSessionError('this CP session is closed: its locks and permits were released'));
   }
 
   /** The current session id, opening one when there is none. */
@@ -369,11 +380,13 @@ export class ClusterCp {
     const waits = body.w === true;
     try {
       for (;;) {
-        if (this.closed) throw new GridClosedError('grid closed during a CP operation');
+        if (this.closed) throw this.closedError();
         const a = this.lowest;
         const left = until === undefined ? ATTEMPT_MS : Math.max(1, Math.min(ATTEMPT_MS, until - Date.now()));
         const t0 = Date.now();
-        const r = await this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left);
+        // a wait ends with the session: the state machine dropped it from the queue, with no answer
+        const r = await Promise.race([this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left), this.ended]);
+        if (r === ENDED) throw this.closedError();
         if (r[0] !== 'q') return r;
         // no answer at once (no data member reachable): do not spin
         if (Date.now() - t0 < 50) await new Promise((res) => setTimeout(res, 100));
@@ -410,6 +423,7 @@ export class ClusterCp {
       await Promise.race([this.run({ o: 'close' }).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     this.closed = true;
+    this.end();
   }
 }
 

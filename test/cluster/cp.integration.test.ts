@@ -107,6 +107,38 @@ describe('grid.cp on a cluster (Raft log)', () => {
     await lite.cp.lock('leased').unlock();
   }, 60_000);
 
+  it('grid.cp.session() on a data member and a lite member: sessions of one member exclude each other, and close() passes the lock on and ends its waits', async () => {
+    for (const g of [d1, lite]) {
+      const a = g.cp.session();
+      const b = g.cp.session();
+      const name = `sess-${g === d1 ? 'data' : 'lite'}`;
+      const t1 = await a.lock(name).lock({ leaseMs: 60_000 });
+      expect(await b.lock(name).tryLock()).toBeUndefined();
+      await expect(b.lock(name).unlock()).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' });
+      await expect(g.cp.lock(name).unlock()).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' }); // nor the member's own session
+      const bWait = b.lock(name).lock();
+      await sleep(100);
+      await a.close();
+      const t2 = await bWait; // a's close released it long before its lease
+      expect(t2).toBeGreaterThan(t1);
+      await expect(a.lock(name).lock()).rejects.toMatchObject({ code: 'GRID_ERR_CP_SESSION' });
+      // a wait of a session that closes ends, and leaves the queue: b's unlock then frees the lock
+      const c = g.cp.session();
+      const cWait = c.lock(name).lock().then(() => 'granted', (e: { code?: string }) => e.code);
+      await sleep(100);
+      await c.close();
+      expect(await cWait).toBe('GRID_ERR_CP_SESSION');
+      await b.lock(name).unlock();
+      expect(await g.cp.lock(name).isLocked()).toBe(false);
+      // permits held by a session return when it closes
+      const sem = b.semaphore(`${name}-sem`, { permits: 2 });
+      await sem.acquire(2);
+      expect(await g.cp.semaphore(`${name}-sem`).availablePermits()).toBe(0);
+      await b.close();
+      expect(await g.cp.semaphore(`${name}-sem`).availablePermits()).toBe(2);
+    }
+  });
+
   it('the lock of a member killed with SIGKILL passes on once its session expires', async () => {
     const holder = kids[2]; // with the leader killed later, 3 of 5 (or 4) voters remain
     const got = await ask(holder, { cmd: 'cp-lock', name: 'killed' }, ['cp-locked', 'cp-error']);
