@@ -45,6 +45,9 @@ const QUEUED = 1;
 const LEASED = 2;
 const ME = SELF << 2;
 
+/** "a lock", "an atomicLong": a kind's name with its article. */
+const aKind = (k: number): string => `${/^[aeiou]/.test(KIND_NAMES[k]) ? 'an' : 'a'} ${KIND_NAMES[k]}`;
+
 /** "this thread" or "this session", for error texts. */
 const whoIs = (o1: number): string => (o1 >= SESSION_BASE ? 'this session' : 'this thread');
 /** Longest single sleep of a waiter: it re-checks leases and its own deadline at least this often. */
@@ -181,7 +184,7 @@ export class CpRegion {
       if (this.i32[w + S_HASH] !== h || this.i32[w + S_NAME_LEN] !== bytes.length) continue;
       const at = this.namesB + s * CP_MAX_NAME_BYTES;
       if (Buffer.compare(bytes, this.u8.subarray(at, at + bytes.length)) !== 0) continue;
-      if (kd !== kind) throw new CpKindError(`'${name}' is already a ${KIND_NAMES[kd]} (asked for a ${KIND_NAMES[kind]})`, { name, kind: KIND_NAMES[kd], asked: KIND_NAMES[kind] });
+      if (kd !== kind) throw new CpKindError(`'${name}' is already ${aKind(kd)} (asked for ${aKind(kind)})`, { name, kind: KIND_NAMES[kd], asked: KIND_NAMES[kind] });
       return s;
     }
     throw new CpCapacityError(`the grid already has ${cap} coordination primitives (options.cp.primitives)`, { limit: 'options.cp.primitives' });

@@ -21,6 +21,8 @@ import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
+import { CpSessionError } from '../errors.js';
+import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
@@ -66,6 +68,7 @@ export class RespServer implements RespContext {
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
+  blocked = 0;
   readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
@@ -173,11 +176,17 @@ export class RespServer implements RespContext {
     s.once('close', () => {
       this.conns.delete(c);
       this.stats.connected--;
+      c.closed();
     });
   }
 
   get clients(): number {
     return this.conns.size;
+  }
+
+  /** grid.cp (atomicLong, atomicRef and reads need no owner). */
+  get cp(): CoordinationPrimitives {
+    return this.grid.cp;
   }
 
   checkPassword(user: string, pass: Buffer): boolean | undefined {
@@ -237,7 +246,7 @@ export class RespServer implements RespContext {
       block('Clients', [
         ['connected_clients', this.conns.size],
         ['maxclients', this.options.maxClients],
-        ['blocked_clients', 0],
+        ['blocked_clients', this.blocked],
       ]);
     }
     if (want('memory')) {
@@ -311,6 +320,9 @@ class Connection implements RespClient {
   flushQueued = false;
   /** The client ended its side (FIN): ours ends once every request it sent is answered. */
   private peerEnded = false;
+  /** Holds this connection's locks and permits (CP.*): opened on first use, closed with the socket. */
+  private session: CpSession | undefined;
+  private gone = false;
   /** Requests running at once behind the first (see run()), in request order, and their keys. */
   private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
   private readonly inFlightKeys = new Set<string>();
@@ -343,6 +355,17 @@ class Connection implements RespClient {
   quit(): void {
     this.out.ok();
     this.closing = true;
+  }
+
+  cpSession(): CoordinationPrimitives {
+    if (this.gone) throw new CpSessionError('the connection closed');
+    return (this.session ??= this.srv.cp.session());
+  }
+
+  /** The socket closed: what this connection holds is released, and its waits end. */
+  closed(): void {
+    this.gone = true;
+    void this.session?.close().catch(() => undefined);
   }
 
   private onData(chunk: Buffer): void {

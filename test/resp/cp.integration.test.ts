@@ -1,0 +1,219 @@
+// The coordination primitives over RESP (CP.* commands): locks and permits belong to the
+// connection (its own CP session), so one client cannot release another's, and a client that
+// goes away releases what it held. Driven with redis-cli, ioredis and node-redis, on one process
+// and across two members of a 3-member cluster; the counter test has a negative control.
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+import { cli } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+/** The error text of a rejected call, or 'resolved: <value>'. */
+const failure = (p: Promise<unknown>) => p.then((v) => `resolved: ${String(v)}`, (e: Error) => e.message);
+
+/**
+ * `clients` connections each add 1 to a plain RESP key `rounds` times by GET then SET (a
+ * read-modify-write a second writer breaks), inside CP.LOCK / CP.UNLOCK when `locked`. Returns the
+ * final count and the tokens seen inside the sections, in order.
+ */
+async function countWith(ports: number[], key: string, clients: number, rounds: number, locked: boolean): Promise<{ count: number; tokens: number[] }> {
+  const tokens: number[] = [];
+  const conns = Array.from({ length: clients }, (_, i) => io(ports[i % ports.length]));
+  try {
+    await conns[0].set(key, '0');
+    await Promise.all(conns.map(async (r) => {
+      for (let i = 0; i < rounds; i++) {
+        if (locked) tokens.push((await r.call('CP.LOCK', `${key}:lock`)) as number);
+        const v = Number(await r.get(key));
+        await sleep(Math.random() * 2);
+        await r.set(key, String(v + 1));
+        if (locked) await r.call('CP.UNLOCK', `${key}:lock`);
+      }
+    }));
+    return { count: Number(await conns[0].get(key)), tokens };
+  } finally {
+    for (const r of conns) r.disconnect();
+  }
+}
+
+describe('CP.* on a single-process grid', () => {
+  let grid: Grid;
+  let port: number;
+  beforeAll(async () => {
+    grid = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0 } });
+    port = grid.resp!.port;
+  });
+  afterAll(async () => {
+    await grid?.close();
+  });
+
+  it('redis-cli: every CP command on one connection, with its replies and errors', async () => {
+    const script = [
+      'CP.LOCK a PX 60000', 'CP.LOCK a WAIT 20', 'CP.ISLOCKED a', 'CP.UNLOCK a', 'CP.UNLOCK a', 'CP.ISLOCKED a',
+      'CP.INCRBY n 5', 'CP.INCRBY n -2', 'CP.GETLONG n', 'CP.CASLONG n 3 10', 'CP.CASLONG n 3 11', 'CP.SETLONG n 7', 'CP.GETLONG n',
+      'CP.GETREF r', 'CP.SETREF r hello', 'CP.GETREF r', 'CP.CASREF r 1 world', 'CP.CASREF r 1 again', 'CP.GETREF r',
+      'CP.ACQUIRE s 2 PERMITS 3', 'CP.PERMITS s', 'CP.ACQUIRE s 2 WAIT 10', 'CP.RELEASE s', 'CP.PERMITS s', 'CP.RELEASE s 2',
+      'CP.LOCK a WAIT -1', 'CP.LOCK a PX 0', 'CP.LOCK a FOO 1', 'CP.INCRBY n x', 'CP.ACQUIRE nosuch', 'CP.GETLONG r', 'CP.ACQUIRE s 4',
+    ].join('\n');
+    const out = (await cli(port, [], `${script}\n`)).split('\n').filter((l) => l !== '');
+    expect(out).toEqual([
+      '1', '', '1', 'OK', "ERR GRID_ERR_LOCK_NOT_HELD: lock 'a' is not held by this session", '0',
+      '5', '3', '3', '1', '0', 'OK', '7',
+      '', '0', 'OK', 'hello', '1', '1', '0', 'world', '2',
+      '1', '1', '0', 'OK', '2', "ERR GRID_ERR_PERMITS_NOT_HELD: this session holds 1 permits of semaphore 's', cannot release 2",
+      'ERR timeout is negative', "ERR invalid expire time in 'cp.lock' command", 'ERR syntax error', 'ERR value is not an integer or out of range',
+      "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 'nosuch' does not exist yet: give options.permits",
+      "ERR GRID_ERR_CP_KIND: 'r' is already an atomicRef (asked for an atomicLong)",
+      "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 's' has 3 permits in all: 4 can never be granted",
+    ].filter((l) => l !== ''));
+    // the library sees what RESP did, and the connection's permit went back when it closed
+    expect(await grid.cp.atomicLong('n').get()).toBe(7n);
+    expect(Buffer.from((await grid.cp.atomicRef('r').get()) as Uint8Array).toString()).toBe('world');
+    expect(await grid.cp.semaphore('s').availablePermits()).toBe(3);
+    expect(await grid.cp.lock('a').isLocked()).toBe(false);
+  });
+
+  it('ioredis: a lock belongs to its connection; a blocked CP.LOCK is granted when the holder disconnects, and INFO counts it as blocked', async () => {
+    const a = io(port);
+    const b = io(port);
+    try {
+      const t1 = (await a.call('CP.LOCK', 'conn')) as number;
+      expect(await b.call('CP.LOCK', 'conn', 'WAIT', '30')).toBe(null);
+      expect(await failure(b.call('CP.UNLOCK', 'conn'))).toMatch(/^ERR GRID_ERR_LOCK_NOT_HELD/);
+      const granted = b.call('CP.LOCK', 'conn');
+      await sleep(50);
+      expect(await a.info('clients')).toMatch(/blocked_clients:1\r\n/);
+      a.disconnect();
+      expect(await granted).toBe(t1 + 1);
+      expect(await b.info('clients')).toMatch(/blocked_clients:0\r\n/);
+      expect(await b.call('CP.UNLOCK', 'conn')).toBe('OK');
+      expect(await b.call('CP.ISLOCKED', 'conn')).toBe(0);
+    } finally {
+      a.disconnect();
+      b.disconnect();
+    }
+  });
+
+  it('ioredis: a lease ends a hold (the next waiter gets a larger token, the late unlock fails), and permits follow their connection', async () => {
+    const a = io(port);
+    const b = io(port);
+    try {
+      const t1 = (await a.call('CP.LOCK', 'lease', 'PX', '100')) as number;
+      const start = Date.now();
+      const t2 = (await b.call('CP.LOCK', 'lease')) as number;
+      expect(Date.now() - start).toBeGreaterThanOrEqual(50);
+      expect(t2).toBeGreaterThan(t1);
+      expect(await failure(a.call('CP.UNLOCK', 'lease'))).toMatch(/^ERR GRID_ERR_LOCK_NOT_HELD/);
+      expect(await b.call('CP.UNLOCK', 'lease')).toBe('OK');
+
+      expect(await a.call('CP.ACQUIRE', 'slots', '2', 'PERMITS', '3')).toBe(1);
+      expect(await b.call('CP.ACQUIRE', 'slots', '2', 'WAIT', '20')).toBe(0);
+      expect(await failure(b.call('CP.RELEASE', 'slots'))).toMatch(/^ERR GRID_ERR_PERMITS_NOT_HELD/);
+      const waiting = b.call('CP.ACQUIRE', 'slots', '2');
+      await sleep(30);
+      a.disconnect();
+      expect(await waiting).toBe(1);
+      expect(await b.call('CP.PERMITS', 'slots')).toBe(1);
+    } finally {
+      a.disconnect();
+      b.disconnect();
+    }
+    // b's permits went back when it disconnected
+    for (let i = 0; i < 50 && (await grid.cp.semaphore('slots').availablePermits()) !== 3; i++) await sleep(10);
+    expect(await grid.cp.semaphore('slots').availablePermits()).toBe(3);
+  });
+
+  it('8 connections × 25 locked GET/SET increments lose none, with tokens increasing; the same loop without CP.LOCK loses updates (negative control)', async () => {
+    const unlocked = await countWith([port], 'ctr:plain', 8, 25, false);
+    console.log(`without CP.LOCK: ${unlocked.count} of 200 increments survived`);
+    expect(unlocked.count).toBeLessThan(200);
+    const locked = await countWith([port], 'ctr:locked', 8, 25, true);
+    expect(locked.count).toBe(200);
+    for (let i = 1; i < locked.tokens.length; i++) expect(locked.tokens[i]).toBeGreaterThan(locked.tokens[i - 1]);
+  });
+
+  it('node-redis: CP.INCRBY from 10 connections is exact and never returns a value twice', async () => {
+    const cs = await Promise.all(Array.from({ length: 10 }, async () => {
+      const c = createClient({ url: `redis://127.0.0.1:${port}` });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    }));
+    try {
+      const seen = await Promise.all(cs.map(async (c) => {
+        const got: number[] = [];
+        for (let i = 0; i < 50; i++) got.push((await c.sendCommand(['CP.INCRBY', 'nr-seq', '1'])) as number);
+        return got;
+      }));
+      const all = seen.flat().sort((x, y) => x - y);
+      expect(all).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    } finally {
+      for (const c of cs) await c.quit();
+    }
+  });
+});
+
+describe('CP.* on members of a 3-member cluster', () => {
+  const SECRET = 'resp-cp-cluster-secret-0123456789ab';
+  let a: GridProcess;
+  let b: GridProcess;
+  let m: Grid;
+
+  beforeAll(async () => {
+    a = await startGridMember({ backups: 1, resp: { port: 0 } }, SECRET);
+    b = await startGridMember({ seeds: [a.url], backups: 1 }, SECRET);
+    m = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: SECRET, backups: 1 }, resp: { port: 0 } });
+  }, 90_000);
+
+  afterAll(async () => {
+    await m?.close();
+    for (const p of [a, b]) p?.proc.kill('SIGKILL');
+  });
+
+  it('a lock taken through one member excludes a connection of another member, and passes to it when the holder disconnects', async () => {
+    const x = io(m.resp!.port);
+    const y = io(a.respPort!);
+    try {
+      const t1 = (await x.call('CP.LOCK', 'cl', 'PX', '60000')) as number;
+      expect(await y.call('CP.LOCK', 'cl', 'WAIT', '100')).toBe(null);
+      expect(await failure(y.call('CP.UNLOCK', 'cl'))).toMatch(/^ERR GRID_ERR_LOCK_NOT_HELD/);
+      const granted = y.call('CP.LOCK', 'cl');
+      await sleep(100);
+      x.disconnect(); // its session closes on the Raft log: the lock goes to y long before the lease
+      const t2 = (await granted) as number;
+      expect(t2).toBeGreaterThan(t1);
+      expect(await y.call('CP.UNLOCK', 'cl')).toBe('OK');
+      expect(await m.cp.lock('cl').isLocked()).toBe(false);
+    } finally {
+      x.disconnect();
+      y.disconnect();
+    }
+  });
+
+  it('locked GET/SET increments from connections of two members lose none; CP.INCRBY, refs and permits work through the log', async () => {
+    const ports = [m.resp!.port, a.respPort!];
+    const locked = await countWith(ports, 'cctr', 6, 10, true);
+    expect(locked.count).toBe(60);
+    for (let i = 1; i < locked.tokens.length; i++) expect(locked.tokens[i]).toBeGreaterThan(locked.tokens[i - 1]);
+    const x = io(ports[0]);
+    const y = io(ports[1]);
+    try {
+      const got = await Promise.all([...Array(20)].map((_, i) => (i % 2 === 0 ? x : y).call('CP.INCRBY', 'cseq', '1')));
+      expect((got as number[]).sort((p, q) => p - q)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(await x.call('CP.SETREF', 'cref', 'v1')).toBe('OK');
+      expect(await y.call('CP.GETREF', 'cref')).toEqual(['v1', 1]);
+      expect(await y.call('CP.CASREF', 'cref', '1', 'v2')).toBe(1);
+      expect(await x.call('CP.CASREF', 'cref', '1', 'v3')).toBe(0);
+      expect(await x.call('CP.ACQUIRE', 'csem', '1', 'PERMITS', '1')).toBe(1);
+      expect(await y.call('CP.ACQUIRE', 'csem', '1', 'PERMITS', '1', 'WAIT', '50')).toBe(0);
+      expect(await x.call('CP.RELEASE', 'csem')).toBe('OK');
+      expect(await y.call('CP.PERMITS', 'csem')).toBe(1);
+    } finally {
+      x.disconnect();
+      y.disconnect();
+    }
+  });
+});
