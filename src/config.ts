@@ -146,6 +146,13 @@ export interface RespOptions {
   maxMultibulkLength?: number;
   /** Bytes of unsent replies past which a connection stops reading requests until its client reads. Default '1MB'. */
   outputHighWater?: number | string;
+  /**
+   * Most connections holding a CP session at once: a connection opens one with its first CP.LOCK
+   * or CP.ACQUIRE (its locks and permits are its own) and closes it when it disconnects. Past this
+   * those commands fail with GRID_ERR_CP_CAPACITY, so RESP clients cannot use up the grid's CP
+   * sessions (options.cp.waiters in one process; 4096 in a whole cluster). Default 256.
+   */
+  maxCpSessions?: number;
 }
 
 export interface ResolvedRespOptions {
@@ -159,6 +166,7 @@ export interface ResolvedRespOptions {
   queryBufferLimit: number;
   maxMultibulkLength: number;
   outputHighWater: number;
+  maxCpSessions: number;
 }
 
 /** `options.cp` of createGrid: limits of the coordination primitives (grid.cp). */
@@ -279,7 +287,7 @@ export const DEFAULTS = Object.freeze({
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
-    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB',
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256,
   }),
 });
 
@@ -366,6 +374,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.queryBufferLimit': intRule(1024, 16 * 1024 ** 3),
   'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
   'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
+  'options.resp.maxCpSessions': intRule(0, 4096),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.metrics.registry': {
@@ -527,7 +536,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) fail('options.resp', 'must be an object');
   const r = v as Record<string, unknown>;
-  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater'], 'options.resp');
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxCpSessions'], 'options.resp');
   const d = DEFAULTS.resp;
   const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
   return {
@@ -541,6 +550,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
     queryBufferLimit: size(r.queryBufferLimit, d.queryBufferLimit, 'options.resp.queryBufferLimit'),
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
     outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
+    maxCpSessions: (r.maxCpSessions ?? d.maxCpSessions) as number,
   };
 }
 

@@ -21,7 +21,7 @@ import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
-import { CpSessionError } from '../errors.js';
+import { CpCapacityError, CpSessionError } from '../errors.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
@@ -69,6 +69,8 @@ export class RespServer implements RespContext {
   readonly need: unknown = NEED;
   readonly partitions: number;
   blocked = 0;
+  /** Connections holding a CP session now (openCpSession). */
+  private cpSessions = 0;
   readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
@@ -187,6 +189,21 @@ export class RespServer implements RespContext {
   /** grid.cp (atomicLong, atomicRef and reads need no owner). */
   get cp(): CoordinationPrimitives {
     return this.grid.cp;
+  }
+
+  /** A connection's CP session, within options.resp.maxCpSessions. */
+  openCpSession(): CpSession {
+    if (this.cpSessions >= this.options.maxCpSessions) {
+      throw new CpCapacityError(`${this.cpSessions} RESP connections hold a CP session (options.resp.maxCpSessions); this one cannot open one`, { limit: 'options.resp.maxCpSessions' });
+    }
+    const s = this.grid.cp.session();
+    this.cpSessions++;
+    return s;
+  }
+
+  closeCpSession(s: CpSession): void {
+    this.cpSessions--;
+    void s.close().catch(() => undefined);
   }
 
   checkPassword(user: string, pass: Buffer): boolean | undefined {
@@ -359,13 +376,13 @@ class Connection implements RespClient {
 
   cpSession(): CoordinationPrimitives {
     if (this.gone) throw new CpSessionError('the connection closed');
-    return (this.session ??= this.srv.cp.session());
+    return (this.session ??= this.srv.openCpSession());
   }
 
   /** The socket closed: what this connection holds is released, and its waits end. */
   closed(): void {
     this.gone = true;
-    void this.session?.close().catch(() => undefined);
+    if (this.session !== undefined) this.srv.closeCpSession(this.session);
   }
 
   private onData(chunk: Buffer): void {

@@ -156,6 +156,27 @@ describe('CP.* on a single-process grid', () => {
   });
 });
 
+describe('CP sessions of RESP connections are bounded (options.resp.maxCpSessions)', () => {
+  it('a connection past the bound gets GRID_ERR_CP_CAPACITY for CP.LOCK, while counters still work; a disconnect frees its place', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, maxCpSessions: 1 } });
+    const x = io(g.resp!.port);
+    const y = io(g.resp!.port);
+    try {
+      expect(await x.call('CP.LOCK', 'bounded')).toBe(1);
+      expect(await failure(y.call('CP.LOCK', 'other'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY: .*options\.resp\.maxCpSessions/);
+      expect(await failure(y.call('CP.ACQUIRE', 'sem', 'PERMITS', '1'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY/);
+      expect(await y.call('CP.INCRBY', 'free', '1')).toBe(1); // no session needed
+      x.disconnect();
+      for (let i = 0; i < 50 && (await g.cp.lock('bounded').isLocked()); i++) await sleep(10);
+      expect(await y.call('CP.LOCK', 'bounded')).toBe(2);
+    } finally {
+      x.disconnect();
+      y.disconnect();
+      await g.close();
+    }
+  });
+});
+
 describe('CP.* on members of a 3-member cluster', () => {
   const SECRET = 'resp-cp-cluster-secret-0123456789ab';
   let a: GridProcess;
