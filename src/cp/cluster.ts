@@ -297,9 +297,8 @@ export class ClusterCp {
   private hb: NodeJS.Timeout | undefined;
   private closed = false;
   private closing = false;
-  /** Resolves when close() has ended the session: attempts still waiting stop at once. */
-  private readonly ended: Promise<CpResult>;
-  private end!: () => void;
+  /** The waits in flight (lock, acquire): close() ends them at once with ENDED. */
+  private readonly cuts = new Set<(r: CpResult) => void>();
 
   /**
    * One CP client with its own session: a member (`node`), or a thread attached to one (`link`,
@@ -313,7 +312,14 @@ export class ClusterCp {
     private readonly closedError: () => Error = () => new GridClosedError('grid closed during a CP operation'),
   ) {
     this.link = isLink(via) ? via : via.lite ? new LiteLink(via) : new DataLink(via);
-    this.ended = new Promise((resolve) => (this.end = () => resolve(ENDED)));
+  }
+
+  /** An attempt of a wait, which close() may cut short (the state machine drops the wait of a closed session without an answer). */
+  private cuttable(p: Promise<CpResult>): Promise<CpResult> {
+    return new Promise<CpResult>((resolve, reject) => {
+      this.cuts.add(resolve);
+      p.then(resolve, reject).finally(() => this.cuts.delete(resolve));
+    });
   }
 
   /** Another client on the same link with a session of its own (grid.cp.session()). */
@@ -384,8 +390,8 @@ export class ClusterCp {
         const a = this.lowest;
         const left = until === undefined ? ATTEMPT_MS : Math.max(1, Math.min(ATTEMPT_MS, until - Date.now()));
         const t0 = Date.now();
-        // a wait ends with the session: the state machine dropped it from the queue, with no answer
-        const r = await Promise.race([this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left), this.ended]);
+        const sent = this.link.exec({ c: 'cp', s, q, a, ...body } as CpCommand & { s: number; q: number }, left);
+        const r = waits ? await this.cuttable(sent) : await sent;
         if (r === ENDED) throw this.closedError();
         if (r[0] !== 'q') return r;
         // no answer at once (no data member reachable): do not spin
@@ -423,7 +429,7 @@ export class ClusterCp {
       await Promise.race([this.run({ o: 'close' }).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     this.closed = true;
-    this.end();
+    for (const cut of this.cuts) cut(ENDED);
   }
 }
 
