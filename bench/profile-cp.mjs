@@ -8,7 +8,7 @@
 // Usage: npm run build && node bench/profile-cp.mjs [--op lock|incr] [--c 64] [--seconds 3] [--top 25]
 //          [--runs 3] [--run-ms 1000] [--warmup-ms 1500] [--no-profile] [--keep]   (--keep: leave the
 //          members' .cpuprofile files in the printed directory)
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -71,6 +71,7 @@ if (PROFILE) {
   };
   print(summarize([prof]), 'lite member (bench process)');
   for (const f of readdirSync(dir).sort()) print(summarize([JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]), `data ${f} (main thread, the profiled run)`);
+  if (opt.keep) writeFileSync(path.join(dir, 'lite.cpuprofile'), JSON.stringify(prof));
 }
 console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 await lite.close();

@@ -142,7 +142,8 @@ async function waitAsync(r: CpRegion, p: Pending, o: Owner): Promise<number> {
  * the token to the resource you guard and have it refuse older ones (createFence), so a holder
  * that lost its lease (paused, slow) cannot write after the next holder.
  *
- * Held by a thread, not re-entrant: a second lock() in the same thread waits like any other.
+ * Held by a thread (or by the session of grid.cp.session() that made the handle), not
+ * re-entrant: a second lock() by the same holder waits like any other.
  */
 export class FencedLock {
   private readonly i32: Int32Array;
@@ -533,9 +534,10 @@ export class AtomicRef<T = unknown> {
 // ── Semaphore ───────────────────────────────────────────────────────────────────────────────────
 
 /**
- * Counting semaphore. Permits are held by the thread that acquired them: only that thread may
- * release them (GRID_ERR_PERMITS_NOT_HELD otherwise), and they return by themselves when the
- * thread exits. Fair: waiters are served in arrival order, and a waiter for many permits is not
+ * Counting semaphore. Permits are held by the thread that acquired them (or by the session of
+ * grid.cp.session() that made the handle): only that holder may release them
+ * (GRID_ERR_PERMITS_NOT_HELD otherwise), and they return by themselves when the thread exits (the
+ * session closes). Fair: waiters are served in arrival order, and a waiter for many permits is not
  * overtaken by later ones for fewer. In a clustered grid permits are held by the member's CP
  * session, and the `*Sync` forms throw GRID_ERR_UNSUPPORTED.
  *
