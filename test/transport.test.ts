@@ -146,6 +146,26 @@ describe('requests and replies', () => {
     expect(u).toBeInstanceOf(MemberUnreachableError);
   });
 
+  it('flushTo writes what is queued for one member at once, in order with what follows in the turn; nothing for others or when nothing is queued', { timeout: 10_000 }, async () => {
+    const seen: unknown[] = [];
+    b.handle('note2', (body) => {
+      seen.push(body);
+    });
+    const s0 = stats(a);
+    a.notify('b', 'note2', 1);
+    expect(stats(a).framesOut).toBe(s0.framesOut); // queued until the end of the turn
+    a.flushTo('nobody');
+    a.flushTo('b');
+    expect(stats(a).framesOut).toBe(s0.framesOut + 1); // written in the call
+    a.flushTo('b'); // nothing queued: no frame
+    expect(stats(a).framesOut).toBe(s0.framesOut + 1);
+    a.notify('b', 'note2', 2); // after the early write: goes at the end of the turn, after it
+    expect(await a.request('b', 'double', 4)).toBe(8);
+    await until(() => seen.length === 2, 2000, 'notifications');
+    expect(seen).toEqual([1, 2]);
+    expect(stats(a).framesOut).toBe(s0.framesOut + 2);
+  });
+
   it('delivers notifications in order with requests, and drops them when not connected', { timeout: 10_000 }, async () => {
     const seen: unknown[] = [];
     b.handle('note', (body) => {

@@ -1045,6 +1045,16 @@ export class Transport extends EventEmitter {
     this.handlers.set(type, fn);
   }
 
+  /**
+   * Writes now what is queued for `memberId` (otherwise written at the end of this event-loop
+   * turn): for a message whose receiver waits on it while this thread still has work to do in
+   * this turn (a Raft acknowledgement before the entries it committed are applied).
+   */
+  flushTo(memberId: string): void {
+    const link = this.links.get(memberId);
+    if (link !== undefined && link.scheduled && !link.blocked && link.queue.length > 0) this.flush(link);
+  }
+
   isConnected(memberId: string): boolean {
     return this.links.has(memberId);
   }

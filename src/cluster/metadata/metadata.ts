@@ -367,6 +367,10 @@ export class Metadata extends EventEmitter {
         const rd = r.ready();
         if (rd.snapshot !== undefined) this.restore(rd.snapshot.data, rd.snapshot.index);
         for (const m of rd.messages) this.send(m);
+        // the messages go before the entries are applied: a follower's acknowledgement (the
+        // leader commits on it) and a leader's appends (the followers acknowledge them) would
+        // otherwise wait at the end of the turn for every command of the entries to apply
+        if (rd.committed.length > 0) for (const m of rd.messages) this.host.transport.flushTo(m.to);
         for (const e of rd.committed) this.applyEntry(e);
         if (rd.readStates.length > 0) this.cp.readStates(rd.readStates);
         r.advance();
