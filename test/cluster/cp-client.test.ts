@@ -1,0 +1,114 @@
+// ClusterCp (src/cp/cluster.ts), the client side of grid.cp in a cluster, against a fake CpLink:
+// the numbering every retry relies on (a retry reuses its (session, sequence); `a`, the lowest
+// sequence still outstanding, never passes one that is), the fast path of a command whose session
+// is open, and a session that expires under a command.
+import { describe, expect, it } from 'vitest';
+import { ClusterCp, type CpLink } from '../../src/cp/cluster.js';
+import type { CpCommand, CpResult } from '../../src/cluster/metadata/cp-state.js';
+
+type Cmd = CpCommand & { s: number; q: number; a: number };
+
+/** A link whose answers the test gives: each exec waits for `answer(i, result)`. */
+class FakeLink implements CpLink {
+  opens = 0;
+  readonly calls: Cmd[] = [];
+  private readonly waiting: Array<(r: CpResult) => void> = [];
+  open(): Promise<number> {
+    return Promise.resolve(++this.opens * 100);
+  }
+  exec(cmd: CpCommand & { s: number; q: number }): Promise<CpResult> {
+    this.calls.push(cmd as Cmd);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+  read(): Promise<unknown> {
+    return Promise.resolve(null);
+  }
+  heartbeat(): void {}
+  /** Answers call i (in call order). */
+  answer(i: number, r: CpResult): void {
+    this.waiting[i](r);
+  }
+  async calls_(n: number): Promise<void> {
+    for (let k = 0; k < 200 && this.calls.length < n; k++) await new Promise((r) => setTimeout(r, 5));
+    expect(this.calls.length).toBe(n);
+  }
+}
+
+const body = (n: string) => ({ o: 'ladd', n, d: 1 });
+
+describe('ClusterCp numbering', () => {
+  it('numbers commands in one session, and `a` stays at the lowest sequence still outstanding', async () => {
+    const link = new FakeLink();
+    const cp = new ClusterCp(link, 10_000);
+    const first = cp.run(body('x'));
+    await link.calls_(1);
+    link.answer(0, ['v', 1]);
+    expect(await first).toEqual(['v', 1]);
+    // the session is open now: three at once, the first answered last
+    const rs = [cp.run(body('x')), cp.run(body('x')), cp.run(body('x'))];
+    await link.calls_(4);
+    expect(link.calls.slice(1).map((c) => [c.s, c.q, c.a])).toEqual([[100, 2, 2], [100, 3, 2], [100, 4, 2]]);
+    link.answer(2, ['v', 3]);
+    link.answer(3, ['v', 4]);
+    await Promise.all([rs[1], rs[2]]);
+    const next = cp.run(body('x'));
+    await link.calls_(5);
+    expect(link.calls[4].a).toBe(2); // q 2 is still outstanding
+    link.answer(1, ['v', 2]);
+    link.answer(4, ['v', 5]);
+    expect(await Promise.all([rs[0], next])).toEqual([['v', 2], ['v', 5]]);
+    const last = cp.run(body('x'));
+    await link.calls_(6);
+    expect([link.calls[5].q, link.calls[5].a]).toEqual([6, 6]); // none outstanding: its own
+    link.answer(5, ['v', 6]);
+    await last;
+    expect(link.opens).toBe(1);
+  });
+
+  it('a command without an answer is asked again with the same session and sequence', async () => {
+    const link = new FakeLink();
+    const cp = new ClusterCp(link, 10_000);
+    const open = cp.run(body('y'));
+    await link.calls_(1);
+    link.answer(0, ['v', 0]);
+    await open;
+    const r = cp.run(body('y')); // the fast path
+    await link.calls_(2);
+    link.answer(1, ['q']); // no data member answered
+    await link.calls_(3);
+    expect([link.calls[2].s, link.calls[2].q]).toEqual([link.calls[1].s, link.calls[1].q]);
+    link.answer(2, ['v', 7]);
+    expect(await r).toEqual(['v', 7]);
+    const after = cp.run(body('y'));
+    await link.calls_(4);
+    expect(link.calls[3].a).toBe(link.calls[3].q); // the retried one is no longer outstanding
+    link.answer(3, ['v', 8]);
+    await after;
+  });
+
+  it('a session that expired under a command: lock and acquire run again in a new session; other commands fail with GRID_ERR_CP_SESSION', async () => {
+    const link = new FakeLink();
+    const cp = new ClusterCp(link, 10_000);
+    const open = cp.run(body('z'));
+    await link.calls_(1);
+    link.answer(0, ['v', 0]);
+    await open;
+    const redo = cp.run({ o: 'lock', n: 'l', l: 0, w: false }, { mayRedo: true });
+    await link.calls_(2);
+    link.answer(1, ['e', 'GRID_ERR_CP_SESSION', 'expired']);
+    await link.calls_(3);
+    expect(link.opens).toBe(2);
+    expect(link.calls[2].s).toBe(200);
+    link.answer(2, ['v', 42]);
+    expect(await redo).toEqual(['v', 42]);
+    const plain = cp.run(body('z'));
+    await link.calls_(4);
+    link.answer(3, ['e', 'GRID_ERR_CP_SESSION', 'expired']);
+    await expect(plain).rejects.toMatchObject({ code: 'GRID_ERR_CP_SESSION' });
+    const fresh = cp.run(body('z')); // a third session
+    await link.calls_(5);
+    expect(link.calls[4].s).toBe(300);
+    link.answer(4, ['v', 1]);
+    await fresh;
+  });
+});
