@@ -89,6 +89,7 @@ export class GridMetrics {
 
     const resp = () => g.respServer?.stats;
     gauge('shardgrid_resp_connections', 'Open RESP client connections', [], function () { this.set(resp()?.connected ?? 0); });
+    gauge('shardgrid_resp_blocked_clients', 'RESP connections waiting in a blocking command (CP.LOCK, CP.ACQUIRE without WAIT)', [], function () { this.set(g.respServer?.blocked ?? 0); });
     counter('shardgrid_resp_connections_total', 'RESP connections accepted', [], function () { total(this, resp()?.totalConnections ?? 0); });
     counter('shardgrid_resp_rejected_connections_total', 'RESP connections refused (maxClients, protected mode)', [], function () { total(this, resp()?.rejectedConnections ?? 0); });
     counter('shardgrid_resp_commands_total', 'RESP commands run, by command', ['command'], function () {

@@ -338,8 +338,9 @@ class Connection implements RespClient {
   /** The client ended its side (FIN): ours ends once every request it sent is answered. */
   private peerEnded = false;
   /** Holds this connection's locks and permits (CP.*): opened on first use, closed with the socket. */
-  private session: CpSession | undefined;
-  private gone = false;
+  // in an object of its own: a request running beside others sees the connection through
+  // Object.create (run()), and a session it opened must still be the connection's
+  private readonly cpHeld: { session: CpSession | undefined; gone: boolean } = { session: undefined, gone: false };
   /** Requests running at once behind the first (see run()), in request order, and their keys. */
   private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
   private readonly inFlightKeys = new Set<string>();
@@ -375,14 +376,16 @@ class Connection implements RespClient {
   }
 
   cpSession(): CoordinationPrimitives {
-    if (this.gone) throw new CpSessionError('the connection closed');
-    return (this.session ??= this.srv.openCpSession());
+    const h = this.cpHeld;
+    if (h.gone) throw new CpSessionError('the connection closed');
+    return (h.session ??= this.srv.openCpSession());
   }
 
   /** The socket closed: what this connection holds is released, and its waits end. */
   closed(): void {
-    this.gone = true;
-    if (this.session !== undefined) this.srv.closeCpSession(this.session);
+    const h = this.cpHeld;
+    h.gone = true;
+    if (h.session !== undefined) this.srv.closeCpSession(h.session);
   }
 
   private onData(chunk: Buffer): void {

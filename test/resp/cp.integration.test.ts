@@ -135,6 +135,51 @@ describe('CP.* on a single-process grid', () => {
     for (let i = 1; i < locked.tokens.length; i++) expect(locked.tokens[i]).toBeGreaterThan(locked.tokens[i - 1]);
   });
 
+  it('2,000 CP.* commands with random arguments: each gets a reply or an ERR, the connection and the server keep working', async () => {
+    const words = ['PX', 'WAIT', 'PERMITS', 'px', 'wait', '0', '-1', '1', '7', '9223372036854775807', '-9223372036854775808', '99999999999999999999', 'x', '', '1.5', 'nan'];
+    // names by kind, so most commands are well-formed; one in ten takes a name of another kind,
+    // an over-long one or a non-ASCII one
+    const family: Record<string, string> = {
+      'CP.LOCK': 'fl', 'CP.UNLOCK': 'fl', 'CP.ISLOCKED': 'fl', 'CP.GETLONG': 'fn', 'CP.SETLONG': 'fn', 'CP.INCRBY': 'fn', 'CP.CASLONG': 'fn',
+      'CP.GETREF': 'fr', 'CP.SETREF': 'fr', 'CP.CASREF': 'fr', 'CP.ACQUIRE': 'fs', 'CP.RELEASE': 'fs', 'CP.PERMITS': 'fs',
+    };
+    const odd = ['fl1', 'fn1', 'fr1', 'fs1', 'x'.repeat(300), '\u00e9'];
+    const cmds = Object.keys(family);
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const r = io(port);
+    try {
+      let errors = 0;
+      for (let i = 0; i < 2000; i++) {
+        const cmd = cmds[rnd(cmds.length)];
+        const args = [rnd(10) === 0 ? odd[rnd(odd.length)] : `${family[cmd]}${rnd(2)}`];
+        // mostly small integers where numbers go, sometimes anything
+        for (let k = rnd(4); k > 0; k--) args.push(rnd(3) === 0 ? words[rnd(words.length)] : String(rnd(4)));
+        if (cmd === 'CP.ACQUIRE' && rnd(2) === 0) args.push('PERMITS', '3');
+        // never wait forever: a blocking form gets a WAIT of 0 (the random ones may add their own)
+        if (cmd === 'CP.LOCK' || cmd === 'CP.ACQUIRE') args.push('WAIT', '0');
+        try {
+          const v = await r.call(cmd, ...args);
+          expect(v === null || typeof v === 'number' || typeof v === 'string' || Array.isArray(v)).toBe(true);
+        } catch (e) {
+          errors++;
+          expect((e as Error).message).toMatch(/^(ERR|WRONGTYPE) /);
+        }
+      }
+      console.log(`random CP.* commands: ${errors} of 2000 answered with an error`);
+      expect(errors).toBeGreaterThan(0); // the error paths ran
+      expect(errors).toBeLessThan(1500); // and so did the others
+      expect(await r.ping()).toBe('PONG');
+      expect(await r.call('CP.INCRBY', 'after-fuzz', '1')).toBe(1);
+    } finally {
+      r.disconnect();
+    }
+    expect(await cli(port, ['PING'])).toBe('PONG');
+  });
+
   it('node-redis: CP.INCRBY from 10 connections is exact and never returns a value twice', async () => {
     const cs = await Promise.all(Array.from({ length: 10 }, async () => {
       const c = createClient({ url: `redis://127.0.0.1:${port}` });

@@ -93,6 +93,7 @@ describe('metrics', () => {
         expect(value(s2, name, labels), `${name} ${JSON.stringify(labels)}`).toBeGreaterThan(value(s1, name, labels));
       }
       expect(value(s2, 'shardgrid_resp_connections')).toBe(1);
+      expect(value(s2, 'shardgrid_resp_blocked_clients')).toBe(0);
       expect(value(s2, 'shardgrid_entries')).toBeGreaterThan(0);
       expect(value(s2, 'shardgrid_bytes_limit')).toBe(grid.stats().bytesLimit);
       expect(value(s2, 'shardgrid_bytes_used')).toBeGreaterThan(0);
@@ -104,6 +105,28 @@ describe('metrics', () => {
       running = false;
       await load;
       r.disconnect();
+    }
+  });
+
+  it('shardgrid_resp_blocked_clients counts connections waiting in CP.LOCK', async () => {
+    const mport = grid.metrics.address!.port;
+    const a = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
+    const b = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
+    try {
+      await a.call('CP.LOCK', 'm-blocked');
+      const waiting = b.call('CP.LOCK', 'm-blocked');
+      let seen = 0;
+      for (let i = 0; i < 50 && seen !== 1; i++) {
+        seen = value(parseProm((await scrape(mport)).body), 'shardgrid_resp_blocked_clients');
+        if (seen !== 1) await new Promise((res) => setTimeout(res, 20));
+      }
+      expect(seen).toBe(1);
+      a.disconnect(); // its lock goes to b
+      await waiting;
+      expect(value(parseProm((await scrape(mport)).body), 'shardgrid_resp_blocked_clients')).toBe(0);
+    } finally {
+      a.disconnect();
+      b.disconnect();
     }
   });
 
