@@ -68,6 +68,33 @@ describe('grid.cp in threads attached to a cluster member', () => {
     await main.unlock();
   }, 60_000);
 
+  it('grid.cp.session() in an attached thread: two sessions of the thread exclude each other, and close() passes the lock on', async () => {
+    const w = inWorker(
+      grid,
+      `const a = grid.cp.session();
+       const b = grid.cp.session();
+       const t1 = await a.lock('sa').lock();
+       const tried = await b.lock('sa').tryLock();
+       let unlockCode;
+       try { await b.lock('sa').unlock(); } catch (e) { unlockCode = e.code; }
+       const waiting = b.lock('sa').lock();
+       await new Promise((r) => setTimeout(r, 100));
+       await a.close();
+       const t2 = await waiting;
+       let afterClose;
+       try { await a.lock('sa').tryLock(); } catch (e) { afterClose = e.code; }
+       await b.lock('sa').unlock();
+       await b.close();
+       return { t1, tried: tried ?? null, unlockCode, t2, afterClose };`,
+    );
+    const r = (await w.done) as { t1: number; tried: number | null; unlockCode: string; t2: number; afterClose: string };
+    expect(r.tried).toBe(null);
+    expect(r.unlockCode).toBe('GRID_ERR_LOCK_NOT_HELD');
+    expect(r.t2).toBeGreaterThan(r.t1);
+    expect(r.afterClose).toBe('GRID_ERR_CP_SESSION');
+    expect(await grid.cp.lock('sa').isLocked()).toBe(false);
+  }, 60_000);
+
   it('atomicLong: 2 attached threads × 200 and the member × 200 incrementAndGet give exactly 600, every value distinct', async () => {
     const body = `const n = grid.cp.atomicLong('count'); const seen = []; for (let i = 0; i < 200; i++) seen.push(String(await n.incrementAndGet())); return seen;`;
     const a = inWorker(grid, body);
