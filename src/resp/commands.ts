@@ -15,7 +15,7 @@ import {
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
-import { ERR_SYNTAX, errorReply, intArg, lower, safeInt, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { ERR_SYNTAX, intArg, lower, safeInt, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 import { globMatch, keyBytes, keyOf } from './keys.js';
 import type { ReplyWriter } from './reply.js';
 
