@@ -38,6 +38,11 @@ export const LITE_BATCH_BYTES = 512 * 1024;
 const BATCH_OFF_MS = 30_000;
 /** A batch answer without an answer for this command (no leader in time, or malformed): asked again. */
 const NO_ANSWER: CpResult = ['q'];
+/** What an operation of a closed CP session (grid.cp.session()) throws, in a cluster and in one process. */
+export function sessionClosed(): CpSessionError {
+  return new CpSessionError('this CP session is closed: its locks and permits were released');
+}
+
 /** The answer of an attempt cut short by ClusterCp.close. */
 const ENDED: CpResult = ['q'];
 
@@ -330,7 +335,7 @@ export class ClusterCp {
 
   /** Another client on the same link with a session of its own (grid.cp.session()). */
   fork(): ClusterCp {
-    return new ClusterCp(this.link, this.ttlMs, () => new CpSessionError('this CP session is closed: its locks and permits were released'));
+    return new ClusterCp(this.link, this.ttlMs, sessionClosed);
   }
 
   /** The current session id, opening one when there is none. */

@@ -8,14 +8,14 @@
  * Promise forms wait with Atomics.waitAsync in every thread.
  */
 import { isMainThread } from 'node:worker_threads';
-import { CpSessionError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
 import { CP_LIMITS, isCpName } from '../cluster/metadata/cp-state.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
 import { CpRegion, SELF, monoNow, type Pending } from './region.js';
-import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, type ClusterCp } from './cluster.js';
+import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, sessionClosed, type ClusterCp } from './cluster.js';
 
 /** Options of {@link FencedLock.lock}, `lockSync` and {@link CoordinationPrimitives.withLock}. */
 export interface LockOptions {
@@ -104,10 +104,6 @@ interface Owner {
 }
 
 const THREAD: Owner = { id: SELF, closed: false };
-
-function sessionClosed(): CpSessionError {
-  return new CpSessionError('this CP session is closed: its locks and permits were released');
-}
 
 // ── waiting ─────────────────────────────────────────────────────────────────────────────────────
 

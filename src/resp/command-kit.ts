@@ -92,3 +92,8 @@ export function errorReply(e: unknown): string {
   if (e instanceof GridError) return `ERR ${(e as GridError).code}: ${(e as GridError).message}`;
   return 'ERR internal error';
 }
+
+/** A command table entry: Redis's arity, flags and key positions (COMMAND INFO). */
+export function spec(name: string, arity: number, flags: string[], firstKey: number, lastKey: number, step: number, run: Run, noAuth = false): CommandSpec {
+  return { name, arity, flags, firstKey, lastKey, step, run, noAuth };
+}

@@ -15,7 +15,7 @@ import {
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
-import { ERR_SYNTAX, intArg, lower, safeInt, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { ERR_SYNTAX, intArg, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 import { globMatch, keyBytes, keyOf } from './keys.js';
 import type { ReplyWriter } from './reply.js';
 
@@ -450,9 +450,6 @@ const R = ['readonly', 'fast'];
 const F = ['fast'];
 const C = ['noscript', 'loading', 'stale'];
 
-function spec(name: string, arity: number, flags: string[], firstKey: number, lastKey: number, step: number, run: Run, noAuth = false): CommandSpec {
-  return { name, arity, flags, firstKey, lastKey, step, run, noAuth };
-}
 
 export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
   [

@@ -23,7 +23,7 @@
  * grid refuses comes back as "ERR GRID_ERR_<code>: message".
  */
 import { ERR_NOT_INTEGER } from '../updates.js';
-import { ERR_SYNTAX, intArg, lower, safeInt, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { ERR_SYNTAX, intArg, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 
 /** Options after the fixed arguments: each name once, each with one non-negative integer (ms or a count). */
 function options(c: RespClient, argv: Buffer[], from: number, allowed: readonly string[], cmd: string): Map<string, number> | undefined {
@@ -166,24 +166,22 @@ const W = ['write'];
 const WB = ['write', 'blocking'];
 const R = ['readonly'];
 
-function spec(name: string, arity: number, flags: string[], run: Run): CommandSpec {
-  // CP names are not keys of the map: no key positions (and never run beside other requests)
-  return { name, arity, flags, firstKey: 0, lastKey: 0, step: 0, run };
-}
+// CP names are not keys of the map: no key positions (so they never run beside other requests)
+const cp = (name: string, arity: number, flags: string[], run: Run): CommandSpec => spec(name, arity, flags, 0, 0, 0, run);
 
 /** The CP.* commands, for the command table. */
 export const CP_SPECS: readonly CommandSpec[] = [
-  spec('cp.lock', -2, WB, lock),
-  spec('cp.unlock', 2, W, unlock),
-  spec('cp.islocked', 2, R, isLocked),
-  spec('cp.getlong', 2, R, getLong),
-  spec('cp.setlong', 3, W, setLong),
-  spec('cp.incrby', 3, W, incrBy),
-  spec('cp.caslong', 4, W, casLong),
-  spec('cp.getref', 2, R, getRef),
-  spec('cp.setref', 3, W, setRef),
-  spec('cp.casref', 4, W, casRef),
-  spec('cp.acquire', -2, WB, acquire),
-  spec('cp.release', -2, W, release),
-  spec('cp.permits', 2, R, permits),
+  cp('cp.lock', -2, WB, lock),
+  cp('cp.unlock', 2, W, unlock),
+  cp('cp.islocked', 2, R, isLocked),
+  cp('cp.getlong', 2, R, getLong),
+  cp('cp.setlong', 3, W, setLong),
+  cp('cp.incrby', 3, W, incrBy),
+  cp('cp.caslong', 4, W, casLong),
+  cp('cp.getref', 2, R, getRef),
+  cp('cp.setref', 3, W, setRef),
+  cp('cp.casref', 4, W, casRef),
+  cp('cp.acquire', -2, WB, acquire),
+  cp('cp.release', -2, W, release),
+  cp('cp.permits', 2, R, permits),
 ];

@@ -16,12 +16,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import type { ResolvedRespOptions } from '../config.js';
-import { InvalidOptionError } from '../errors.js';
+import { CpCapacityError, CpSessionError, InvalidOptionError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
-import { CpCapacityError, CpSessionError } from '../errors.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
@@ -338,7 +337,9 @@ class Connection implements RespClient {
   /** The client ended its side (FIN): ours ends once every request it sent is answered. */
   private peerEnded = false;
   /** Holds this connection's locks and permits (CP.*): opened on first use, closed with the socket. */
-  private readonly cpHeld: { session: CpSession | undefined; gone: boolean } = { session: undefined, gone: false };
+  private session: CpSession | undefined;
+  /** The socket closed: no session may open any more. */
+  private gone = false;
   /** Requests running at once behind the first (see run()), in request order, and their keys. */
   private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
   private readonly inFlightKeys = new Set<string>();
@@ -370,25 +371,23 @@ class Connection implements RespClient {
 
   quit(): void {
     this.out.ok();
-    this.closing = true;
+    this.endAfterReplies();
   }
 
-  /** QUIT of a request running beside others: the connection ends once its replies are written. */
+  /** QUIT (also of a request running beside others, Beside): the connection ends once its replies are written. */
   endAfterReplies(): void {
     this.closing = true;
   }
 
   cpSession(): CoordinationPrimitives {
-    const h = this.cpHeld;
-    if (h.gone) throw new CpSessionError('the connection closed');
-    return (h.session ??= this.srv.openCpSession());
+    if (this.gone) throw new CpSessionError('the connection closed');
+    return (this.session ??= this.srv.openCpSession());
   }
 
   /** The socket closed: what this connection holds is released, and its waits end. */
   closed(): void {
-    const h = this.cpHeld;
-    h.gone = true;
-    if (h.session !== undefined) this.srv.closeCpSession(h.session);
+    this.gone = true;
+    if (this.session !== undefined) this.srv.closeCpSession(this.session);
   }
 
   private onData(chunk: Buffer): void {

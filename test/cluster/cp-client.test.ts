@@ -36,6 +36,17 @@ class FakeLink implements CpLink {
 
 const body = (n: string) => ({ o: 'ladd', n, d: 1 });
 
+/** A client on a fake link whose session is open (its first command answered). */
+async function opened(): Promise<{ link: FakeLink; cp: ClusterCp }> {
+  const link = new FakeLink();
+  const cp = new ClusterCp(link, 10_000);
+  const first = cp.run(body('first'));
+  await link.calls_(1);
+  link.answer(0, ['v', 0]);
+  await first;
+  return { link, cp };
+}
+
 describe('ClusterCp numbering', () => {
   it('numbers commands in one session, and `a` stays at the lowest sequence still outstanding', async () => {
     const link = new FakeLink();
@@ -66,12 +77,7 @@ describe('ClusterCp numbering', () => {
   });
 
   it('a command without an answer is asked again with the same session and sequence', async () => {
-    const link = new FakeLink();
-    const cp = new ClusterCp(link, 10_000);
-    const open = cp.run(body('y'));
-    await link.calls_(1);
-    link.answer(0, ['v', 0]);
-    await open;
+    const { link, cp } = await opened();
     const r = cp.run(body('y')); // the fast path
     await link.calls_(2);
     link.answer(1, ['q']); // no data member answered
@@ -87,12 +93,7 @@ describe('ClusterCp numbering', () => {
   });
 
   it('a session that expired under a command: lock and acquire run again in a new session; other commands fail with GRID_ERR_CP_SESSION', async () => {
-    const link = new FakeLink();
-    const cp = new ClusterCp(link, 10_000);
-    const open = cp.run(body('z'));
-    await link.calls_(1);
-    link.answer(0, ['v', 0]);
-    await open;
+    const { link, cp } = await opened();
     const redo = cp.run({ o: 'lock', n: 'l', l: 0, w: false }, { mayRedo: true });
     await link.calls_(2);
     link.answer(1, ['e', 'GRID_ERR_CP_SESSION', 'expired']);

@@ -3,15 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachGrid, createFence, createGrid, CpCapacityError, CpKindError, InvalidArgumentError, LockNotHeldError, PermitsNotHeldError, StaleTokenError, UnsupportedError, ValueTooLargeError, InvalidOptionError, LockTimeoutError, GridClosedError } from '../../dist/index.js';
 import type { Grid } from '../../dist/index.js';
+import { code } from './helpers.js';
 
-const code = async (f: () => unknown): Promise<string | undefined> => {
-  try {
-    await f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-};
 
 describe('coordination primitives in one thread', () => {
   let grid: Grid;

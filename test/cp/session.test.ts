@@ -7,15 +7,8 @@ import { createGrid } from '../../dist/index.js';
 import type { Grid } from '../../dist/index.js';
 import { CpRegion } from '../../dist/cp/region.js';
 import { K_LOCK, K_SEMAPHORE, S_NHOLD, S_NWAIT, S_OWNER } from '../../dist/cp/layout.js';
+import { code } from './helpers.js';
 
-const code = async (f: () => unknown): Promise<string | undefined> => {
-  try {
-    await f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-};
 
 const WAITERS = 32;
 
