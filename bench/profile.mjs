@@ -5,7 +5,7 @@
 // written round-robin, 100-byte strings or the small object of values-object.
 //
 // Usage: npm run build && node bench/profile.mjs <mode> [options]
-//   modes: get, getSync, miss, set, setRead (set of keys read first), object, objectSync, objectSet, setMany, lru, lruSet, threads
+//   modes: get, getSync, miss, set, setSync, setRead (set of keys read first), object, objectSync, objectSet, setMany, lru, lruSet, threads
 //   --seconds S     profiled time (default 2); each mode first warms up and times the loop
 //                   without the profiler (best of 5 × 0.4 s), so the profiler's overhead shows
 //   --keys K        keys in the round-robin (default 10,000, as the suite; fewer keys = a working
@@ -71,6 +71,7 @@ const MODES = {
   getSync: { value: '100B', body: ({ gm, keys }) => { let i = 0; return (n) => { let r; for (let j = 0; j < n; j++) r = gm.getSync(keys[(i = (i + 1) % N)]); return r; }; } },
   miss: { value: '100B', body: ({ gm, absent }) => { let i = 0; return async (n) => { let r; for (let j = 0; j < n; j++) r = await gm.get(absent[(i = (i + 1) % N)]); return r; }; } },
   set: { value: '100B', body: ({ gm, keys, value }) => { let i = 0; return async (n) => { for (let j = 0; j < n; j++) await gm.set(keys[(i = (i + 1) % N)], value); return n; }; } },
+  setSync: { value: '100B', body: ({ gm, keys, value }) => { let i = 0; return (n) => { for (let j = 0; j < n; j++) gm.setSync(keys[(i = (i + 1) % N)], value); return n; }; } },
   // set over keys this thread has read first (so each has a read memo), as a read-then-update workload
   setRead: { value: '100B', body: ({ gm, keys, value }) => { for (const k of keys) gm.getSync(k); let i = 0; return async (n) => { for (let j = 0; j < n; j++) await gm.set(keys[(i = (i + 1) % N)], value); return n; }; } },
   object: { value: 'object', body: ({ gm, keys }) => { let i = 0; return async (n) => { let r; for (let j = 0; j < n; j++) r = await gm.get(keys[(i = (i + 1) % N)]); return r; }; } },

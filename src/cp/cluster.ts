@@ -19,7 +19,7 @@ import {
   UnsupportedError, errorFromWire,
 } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
-import { CP_LIMITS, cpCommandBytes, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
+import { CP_LIMITS, cpCommandBytes, cpToWire, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
 import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
@@ -34,7 +34,7 @@ const LITE_REQUEST_MS = 6000;
 const LEADER_ASK_MS = 2000;
 /** Names and values (UTF-8 and msgpack bytes, upper bounds) in one batched `cp.req`: below CP_LIMITS.maxBatchBytes. */
 export const LITE_BATCH_BYTES = 512 * 1024;
-/** After a data member refused a batched `cp.req` (an older version), commands go alone this long. */
+/** After a data member refused a batched `cp.req` (GRID_ERR_PROTOCOL: a command failed its checks), commands go alone this long. */
 const BATCH_OFF_MS = 30_000;
 /** A batch answer without an answer for this command (no leader in time, or malformed): asked again. */
 const NO_ANSWER: CpResult = ['q'];
@@ -170,7 +170,7 @@ export class LiteLink implements CpLink {
     return ids.length === 0 ? undefined : ids[Math.floor(Math.random() * ids.length)];
   }
   async open(key: string, ttl: number): Promise<number> {
-    const r = await this.request<CpResult>('cp.req', { cmd: { c: 'cp', o: 'open', k: key, h: this.node.memberId, t: ttl } });
+    const r = await this.request<CpResult>('cp.req', { cmd: cpToWire({ c: 'cp', o: 'open', k: key, h: this.node.memberId, t: ttl }) });
     if (r[0] !== 'v' || typeof r[1] !== 'number') throw new CpSessionError('no CP session could be opened');
     return r[1];
   }
@@ -187,7 +187,7 @@ export class LiteLink implements CpLink {
   /** One command as its own `cp.req` (the form every version serves): waits up to waitMs for a grant. */
   private async single(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
     try {
-      return await this.request<CpResult>('cp.req', { cmd, w: Math.max(1, Math.min(2000, Math.ceil(waitMs))) });
+      return await this.request<CpResult>('cp.req', { cmd: cpToWire(cmd), w: Math.max(1, Math.min(2000, Math.ceil(waitMs))) });
     } catch (e) {
       if (e instanceof MemberUnreachableError) return ['q'];
       throw e;
@@ -222,7 +222,7 @@ export class LiteLink implements CpLink {
         this.single(part[0].cmd, part[0].waitMs).then(part[0].resolve, part[0].reject);
         continue;
       }
-      this.request<unknown>('cp.req', { b: part.map((x) => x.cmd) }).then(
+      this.request<unknown>('cp.req', { b: part.map((x) => cpToWire(x.cmd)) }).then(
         (rs) => {
           if (!Array.isArray(rs) || rs.length !== part.length) throw new ProtocolError('malformed CP batch answer');
           for (let k = 0; k < part.length; k++) part[k].resolve(isCpResult(rs[k]) ? rs[k] : NO_ANSWER);
@@ -232,8 +232,8 @@ export class LiteLink implements CpLink {
           for (const x of part) x.resolve(NO_ANSWER);
           return;
         }
-        // a data member of an older version refuses the batch form (GRID_ERR_PROTOCOL): send
-        // these alone, and no batches for a while
+        // the data member refused the batch (GRID_ERR_PROTOCOL; before protocol 5 an older
+        // version did so for the batch form): send these alone, and no batches for a while
         this.batchOffUntil = Date.now() + BATCH_OFF_MS;
         for (const x of part) this.single(x.cmd, x.waitMs).then(x.resolve, x.reject);
       });

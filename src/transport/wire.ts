@@ -1,5 +1,6 @@
 /**
- * Wire format of the member-to-member transport (protocol version 4: 4 added request ids to FAST SET and REP records). Every frame is one binary
+ * Wire format of the member-to-member transport (protocol version 5: 4 added request ids to FAST SET and REP records; 5 made
+ * CP commands positional arrays in cp.req, cp.propose and the metadata log, cluster/metadata/cp-state.ts). Every frame is one binary
  * WebSocket message.
  *
  * Before authentication only four fixed-layout frames exist, parsed with bounds checks and no
@@ -61,7 +62,7 @@
 import { createHash, createHmac, createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;

@@ -3,7 +3,7 @@
 // native-notes.md, "CP subsystem on Raft", "Batched lite requests".
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CpDriver, RESEND_MS, type CpDriverHost } from '../../src/cluster/metadata/cp-driver.js';
-import { CP_LIMITS, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { CP_LIMITS, cpToWire, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { LiteLink } from '../../src/cp/cluster.js';
 import { MemberUnreachableError, ProtocolError } from '../../src/errors.js';
 import { packr, unpackr } from '../../src/transport/wire.js';
@@ -11,6 +11,8 @@ import { packr, unpackr } from '../../src/transport/wire.js';
 type Cmd = CpCommand & { s: number; q: number };
 const ladd = (q: number, s = 7): Cmd => ({ c: 'cp', o: 'ladd', s, q, a: 1, n: 'ctr', d: 1 });
 const lock = (q: number, s = 7): Cmd => ({ c: 'cp', o: 'lock', s, q, a: 1, n: `l${q}`, l: 0, w: true });
+/** A command as it travels (protocol 5): `[op, ...fields]`. */
+const w = (c: CpCommand): unknown[] => cpToWire(c);
 
 interface Sent { to: string; type: string; body: any; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 
@@ -70,12 +72,12 @@ describe('LiteLink', () => {
     const ps = [link.exec(ladd(1), 1000), link.exec(lock(2), 500), link.exec(ladd(3), 1000)];
     await tick();
     expect(sent).toHaveLength(1);
-    expect(sent[0].body).toEqual({ b: [ladd(1), lock(2), ladd(3)] });
+    expect(sent[0].body).toEqual({ b: [w(ladd(1)), w(lock(2)), w(ladd(3))] });
     sent[0].resolve([['v', 1], ['q'], ['e', 'GRID_ERR_CP_KIND', 'no']]);
     await tick();
     // the wait goes again in the single form, which waits w ms for its grant
     const again = sent.filter((s) => s.type === 'cp.req').slice(1);
-    expect(again.map((s) => s.body)).toEqual([{ cmd: lock(2), w: 500 }]);
+    expect(again.map((s) => s.body)).toEqual([{ cmd: w(lock(2)), w: 500 }]);
     again[0].resolve(['v', 99]);
     expect(await Promise.all(ps)).toEqual([['v', 1], ['v', 99], ['e', 'GRID_ERR_CP_KIND', 'no']]);
   });
@@ -92,7 +94,7 @@ describe('LiteLink', () => {
     expect(rs.map((r) => r[1])).toEqual(Array.from({ length: CP_LIMITS.maxBatch + 1 }, (_, i) => i + 1));
   });
 
-  it('falls back to single requests when a data member refuses the batch form (an older version)', async () => {
+  it('falls back to single requests when a data member refuses a batch (GRID_ERR_PROTOCOL)', async () => {
     const { node, sent } = fakeLiteNode(['A']);
     const link = new LiteLink(node as never);
     const ps = [link.exec(ladd(1), 1000), link.exec(ladd(2), 1000)];
@@ -100,14 +102,14 @@ describe('LiteLink', () => {
     sent[0].reject(new ProtocolError('malformed CP request'));
     await tick();
     const reqs = () => sent.filter((s) => s.type === 'cp.req');
-    expect(reqs().slice(1).map((s) => s.body)).toEqual([{ cmd: ladd(1), w: 1000 }, { cmd: ladd(2), w: 1000 }]);
+    expect(reqs().slice(1).map((s) => s.body)).toEqual([{ cmd: w(ladd(1)), w: 1000 }, { cmd: w(ladd(2)), w: 1000 }]);
     reqs()[1].resolve(['v', 1]);
     reqs()[2].resolve(['v', 2]);
     expect(await Promise.all(ps)).toEqual([['v', 1], ['v', 2]]);
     // and no batches for a while
     const more = [link.exec(ladd(3), 1000), link.exec(ladd(4), 1000)];
     await tick();
-    expect(reqs().slice(3).map((s) => s.body.cmd?.q)).toEqual([3, 4]);
+    expect(reqs().slice(3).map((s) => s.body.cmd?.[2])).toEqual([3, 4]);
     reqs()[3].resolve(['v', 3]);
     reqs()[4].resolve(['v', 4]);
     await Promise.all(more);
@@ -161,7 +163,7 @@ describe('CpDriver: batched lite requests', () => {
   it('submits every command of a batch and answers them together with their first results', async () => {
     const { proposed, req, answer } = fakeDriver();
     const cmds = [ladd(1), lock(2), ladd(3)];
-    const p = req({ b: cmds });
+    const p = req({ b: cmds.map(w) });
     expect(proposed).toEqual(cmds);
     answer(cmds[2], ['v', 3]);
     answer(cmds[0], ['v', 1]);
@@ -178,23 +180,25 @@ describe('CpDriver: batched lite requests', () => {
     const bad: unknown[] = [
       [], // empty
       'x',
-      Array.from({ length: CP_LIMITS.maxBatch + 1 }, (_, i) => ladd(i + 1)), // over the count
-      [ladd(1), { ...ladd(2), extra: 1 }], // one malformed command
-      [ladd(1), { c: 'cp', o: 'open', k: 'k', h: 'lite-1', t: 1000 }], // opens go alone
-      [ladd(1), { c: 'cp', o: 'expire', s: 7 }], // leader-only
-      [ladd(1), { c: 'cp', o: 'leaseEnd', n: 'x', t: 5 }],
-      [ladd(1), ladd(2, 8)], // a session of another member
-      [ladd(1), ladd(1)], // one (session, sequence) twice
+      Array.from({ length: CP_LIMITS.maxBatch + 1 }, (_, i) => w(ladd(i + 1))), // over the count
+      [w(ladd(1)), [...w(ladd(2)), 1]], // one malformed command: a field too many
+      [w(ladd(1)), ladd(2)], // a command as a map (protocol 4)
+      [w(ladd(1)), w({ c: 'cp', o: 'open', k: 'k', h: 'lite-1', t: 1000 })], // opens go alone
+      [w(ladd(1)), w({ c: 'cp', o: 'expire', s: 7 })], // leader-only
+      [w(ladd(1)), w({ c: 'cp', o: 'leaseEnd', n: 'x', t: 5 })],
+      [w(ladd(1)), w(ladd(2, 8))], // a session of another member
+      [w(ladd(1)), w(ladd(1))], // one (session, sequence) twice
       // over the byte bound: 17 refs of 64 KiB
-      Array.from({ length: 17 }, (_, i) => ({ c: 'cp', o: 'rset', s: 7, q: i + 1, a: 1, n: 'r', v: new Uint8Array(CP_LIMITS.maxValueBytes) })),
+      Array.from({ length: 17 }, (_, i) => w({ c: 'cp', o: 'rset', s: 7, q: i + 1, a: 1, n: 'r', v: new Uint8Array(CP_LIMITS.maxValueBytes) })),
     ];
     for (const b of bad) expect(() => req({ b }), JSON.stringify(b).slice(0, 80)).toThrow(ProtocolError);
     expect(proposed).toEqual([]);
   });
 
-  it('still serves the single form (older lite members)', async () => {
+  it('serves the single form, and refuses a command as a map (protocol 4)', async () => {
     const { proposed, req, answer } = fakeDriver();
-    const p = req({ cmd: ladd(1), w: 100 });
+    expect(() => req({ cmd: ladd(1), w: 100 })).toThrow(ProtocolError);
+    const p = req({ cmd: w(ladd(1)), w: 100 });
     expect(proposed).toEqual([ladd(1)]);
     answer(ladd(1), ['v', 5]);
     expect(await p).toEqual(['v', 5]);
@@ -210,15 +214,15 @@ describe('CpDriver: one resend sweep for all submits', () => {
     const got: CpResult[] = [];
     d.submit(ladd(1), (r) => (got.push(r), true));
     d.submit(ladd(2), (r) => (got.push(r), true));
-    expect(notified.map((n) => (n.body as Cmd).q)).toEqual([1, 2]);
+    expect(notified.map((n) => (n.body as unknown[])[2])).toEqual([1, 2]);
     expect(vi.getTimerCount()).toBe(1); // one timer for both
     vi.advanceTimersByTime(RESEND_MS - 1);
     expect(notified).toHaveLength(2);
     vi.advanceTimersByTime(RESEND_MS / 2);
-    expect(notified.map((n) => (n.body as Cmd).q)).toEqual([1, 2, 1, 2]);
+    expect(notified.map((n) => (n.body as unknown[])[2])).toEqual([1, 2, 1, 2]);
     answer(ladd(1), ['v', 1]);
     vi.advanceTimersByTime(RESEND_MS + RESEND_MS / 2);
-    expect(notified.map((n) => (n.body as Cmd).q)).toEqual([1, 2, 1, 2, 2]);
+    expect(notified.map((n) => (n.body as unknown[])[2])).toEqual([1, 2, 1, 2, 2]);
     answer(ladd(2), ['v', 2]);
     expect(got).toEqual([['v', 1], ['v', 2]]);
     vi.advanceTimersByTime(RESEND_MS);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CP_LIMITS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { CP_LIMITS, CP_OPS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, cpToWire, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
 import { isTable } from '../../src/ring/table.js';
 import { packr, unpackr } from '../../src/transport/wire.js';
@@ -9,7 +9,7 @@ class Log {
   index = 0;
   readonly st = new CpState();
   apply(cmd: CpCommand): CpApplied {
-    const parsed = parseCpCommand(unpackr.unpack(packr.pack(cmd)));
+    const parsed = parseCpCommand(unpackr.unpack(packr.pack(cpToWire(cmd))));
     expect(parsed, JSON.stringify(cmd)).toBeDefined();
     return this.st.apply(++this.index, parsed as CpCommand);
   }
@@ -107,12 +107,13 @@ describe('CP batch entries', () => {
     expect(log.ms.cp.longValue('N')).toBe(106);
   });
 
-  it('packs at most maxBatch commands and maxBatchBytes per entry, in order, and a single command as a plain cp entry', () => {
+  it('packs at most maxBatch commands and maxBatchBytes per entry, in order, a single command as a batch of one', () => {
     const many = Array.from({ length: CP_LIMITS.maxBatch * 2 + 1 }, (_, i) => cmd(1, i + 1, { o: 'ladd', n: 'N', d: 1 }));
     const entries = packCpEntries(many, (x) => packr.pack(x));
     expect(entries).toHaveLength(3);
     const decoded = entries.map((e) => parseCommand(unpackr.unpack(e), 4)!);
-    expect(decoded.map((d) => d.c)).toEqual(['cpb', 'cpb', 'cp']);
+    expect(decoded.map((d) => d.c)).toEqual(['cpb', 'cpb', 'cpb']);
+    expect(decoded.map((d) => (d.c === 'cpb' ? d.b.length : 0))).toEqual([CP_LIMITS.maxBatch, CP_LIMITS.maxBatch, 1]);
     expect(decoded.flatMap((d) => (d.c === 'cpb' ? d.b : [d]))).toEqual(many);
     const big = Array.from({ length: 40 }, (_, i) => cmd(1, i + 1, { o: 'rset', n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes) }));
     const bigEntries = packCpEntries(big, (x) => packr.pack(x));
@@ -123,10 +124,12 @@ describe('CP batch entries', () => {
   });
 
   it('refuses malformed and oversized batches: empty, too many commands, one bad command, extra keys, over the byte bound undecoded', () => {
-    const ok = cmd(3, 1, { o: 'lock', n: 'L', l: 0, w: true });
-    expect(parseCpBatch({ c: 'cpb', b: [ok, ok] })).toEqual({ c: 'cpb', b: [ok, ok] });
+    const okCmd = cmd(3, 1, { o: 'lock', n: 'L', l: 0, w: true });
+    const ok = cpToWire(okCmd);
+    expect(parseCpBatch({ c: 'cpb', b: [ok, ok] })).toEqual({ c: 'cpb', b: [okCmd, okCmd] });
     const bad: unknown[] = [
-      { c: 'cpb', b: [] }, { c: 'cpb', b: ok }, { c: 'cpb' }, { c: 'cpb', b: [ok], x: 1 }, { c: 'cpb', b: [ok, { ...ok, s: 0 }] },
+      { c: 'cpb', b: [] }, { c: 'cpb', b: ok }, { c: 'cpb' }, { c: 'cpb', b: [ok], x: 1 }, { c: 'cpb', b: [ok, cpToWire({ ...okCmd, s: 0 } as CpCommand)] },
+      { c: 'cpb', b: [ok, okCmd] }, // a command as a map (protocol 4)
       { c: 'cpb', b: [ok, { c: 'cpb', b: [ok] }] }, { c: 'cpb', b: Array.from({ length: CP_LIMITS.maxBatch + 1 }, () => ok) },
       { c: 'cpb', b: [ok, { c: 'join', id: 'm1', url: 'ws://127.0.0.1:1' }] },
       JSON.parse(`{"c":"cpb","b":[${JSON.stringify(ok)}],"__proto__":{"x":1}}`),
@@ -136,7 +139,7 @@ describe('CP batch entries', () => {
       expect(parseCommand(x, 4)).toBeUndefined();
     }
     // a batch over the byte bound (one a faulty or hostile leader made) is known by its first bytes, before decoding
-    const huge = packr.pack({ c: 'cpb', b: Array.from({ length: 20 }, (_, i) => cmd(1, i + 1, { o: 'rset', n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes) })) });
+    const huge = packr.pack({ c: 'cpb', b: Array.from({ length: 20 }, (_, i) => cpToWire(cmd(1, i + 1, { o: 'rset', n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes) }))) });
     expect(huge.length).toBeGreaterThan(CP_LIMITS.maxBatchBytes);
     expect(isOversizedCpBatch(huge)).toBe(true);
     // the fixmap form of the header too; with its keys reordered it is decoded, then refused by its size
@@ -388,29 +391,50 @@ describe('CP state machine', () => {
     expect(c1.grants?.length).toBe(2);
   });
 
-  it('refuses malformed commands and snapshots: wrong types, extra keys, oversized names and values, prototype tricks', () => {
-    const ok = { c: 'cp', o: 'lock', s: 3, q: 1, a: 0, n: 'L', l: 0, w: true };
-    expect(parseCpCommand(ok)).toEqual(ok);
-    expect(parseCommand(ok, 4)).toEqual(ok);
+  it('refuses malformed commands and snapshots: wrong shapes, wrong types, oversized names and values', () => {
+    const okCmd = { c: 'cp', o: 'lock', s: 3, q: 1, a: 0, n: 'L', l: 0, w: true } as CpCommand;
+    const ok = cpToWire(okCmd);
+    expect(ok).toEqual([CP_OPS.indexOf('lock'), 3, 1, 0, 'L', 0, true]);
+    expect(parseCpCommand(ok)).toEqual(okCmd);
+    expect(parseCpCommand(unpackr.unpack(packr.pack(ok)))).toEqual(okCmd);
+    // every op round-trips
+    const all: CpCommand[] = [
+      { c: 'cp', o: 'open', k: 'k', h: 'm1', t: 1000 }, { c: 'cp', o: 'expire', s: 1 }, { c: 'cp', o: 'leaseEnd', n: 'L', t: 5 },
+      { c: 'cp', o: 'close', s: 1, q: 1, a: 0 }, okCmd, { c: 'cp', o: 'unlock', s: 1, q: 1, a: 0, n: 'L' },
+      { c: 'cp', o: 'cancel', s: 1, q: 2, a: 0, n: 'L', t: 1 }, { c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 2, p: 3, w: false },
+      { c: 'cp', o: 'rel', s: 1, q: 1, a: 0, n: 'S', k: 1, p: -1 }, { c: 'cp', o: 'lset', s: 1, q: 1, a: 0, n: 'N', v: -5 },
+      { c: 'cp', o: 'ladd', s: 1, q: 1, a: 0, n: 'N', d: 2 }, { c: 'cp', o: 'lcas', s: 1, q: 1, a: 0, n: 'N', e: 1, v: 2 },
+      { c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: new Uint8Array([1, 2]) }, { c: 'cp', o: 'rcas', s: 1, q: 1, a: 0, n: 'R', e: null, v: new Uint8Array([3]) },
+      { c: 'cp', o: 'rcasv', s: 1, q: 1, a: 0, n: 'R', e: 0, v: null },
+    ];
+    expect(new Set(all.map((c) => c.o)).size).toBe(CP_OPS.length);
+    // (decoded bytes are Buffers: compared as plain byte lists)
+    const plainBytes = (c: CpCommand | undefined) => c && Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v instanceof Uint8Array ? [...v] : v]));
+    for (const c of all) expect(plainBytes(parseCpCommand(unpackr.unpack(packr.pack(cpToWire(c))))), c.o).toEqual(plainBytes(c));
+    // a field changed, as cpToWire carries it
+    const field = (o: Record<string, unknown>) => cpToWire(o as unknown as CpCommand);
     const bad: unknown[] = [
-      null, 1, [], { ...ok, o: 'nope' }, { ...ok, extra: 1 }, { ...ok, s: 0 }, { ...ok, s: -1 }, { ...ok, q: 1.5 }, { ...ok, a: '0' },
-      { ...ok, n: '' }, { ...ok, n: 'x'.repeat(CP_LIMITS.maxNameBytes + 1) }, { ...ok, n: 'é'.repeat(200) }, { ...ok, n: 7 },
-      { ...ok, l: -1 }, { ...ok, l: CP_LIMITS.maxLeaseMs + 1 }, { ...ok, w: 1 },
-      (() => { const { w: _w, ...rest } = ok; return rest; })(),
-      { c: 'cp', o: 'open', k: 'a b', h: 'm', t: 1000 }, { c: 'cp', o: 'open', k: 'a', h: 'm', t: 1 }, { c: 'cp', o: 'open', k: 'a', h: 'm', t: 1e12 },
-      { c: 'cp', o: 'expire', s: 0 }, { c: 'cp', o: 'leaseEnd', n: 'L', t: 0 },
-      { c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 0, p: 1, w: true }, { c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 1, p: -2, w: true },
-      { c: 'cp', o: 'ladd', s: 1, q: 1, a: 0, n: 'N', d: 2 ** 60 }, { c: 'cp', o: 'lset', s: 1, q: 1, a: 0, n: 'N', v: 1n },
-      { c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: [1, 2] }, { c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes + 1) },
-      { c: 'cp', o: 'rcasv', s: 1, q: 1, a: 0, n: 'R', e: -1, v: null },
-      JSON.parse('{"c":"cp","o":"unlock","s":1,"q":1,"a":0,"n":"L","__proto__":{"x":1}}'),
-      Object.assign(Object.create({ inherited: 1 }), ok),
-      Object.defineProperty({ ...ok }, 'n', { get: () => 'L', enumerable: true }),
+      null, 1, 'x', [], [CP_OPS.indexOf('lock')], okCmd, { ...ok }, // not an array, or a map (protocol 4)
+      [...ok, 1], ok.slice(0, -1), ['lock', ...ok.slice(1)], [4.5, ...ok.slice(1)], [-1, ...ok.slice(1)], [CP_OPS.length, ...ok.slice(1)],
+      [null, ...ok.slice(1)], [[4], ...ok.slice(1)],
+      field({ ...okCmd, s: 0 }), field({ ...okCmd, s: -1 }), field({ ...okCmd, q: 1.5 }), field({ ...okCmd, a: '0' }),
+      field({ ...okCmd, n: '' }), field({ ...okCmd, n: 'x'.repeat(CP_LIMITS.maxNameBytes + 1) }), field({ ...okCmd, n: 'é'.repeat(200) }), field({ ...okCmd, n: 7 }),
+      field({ ...okCmd, l: -1 }), field({ ...okCmd, l: CP_LIMITS.maxLeaseMs + 1 }), field({ ...okCmd, w: 1 }),
+      (() => { const { w: _w, ...rest } = okCmd as unknown as Record<string, unknown>; return field(rest); })(),
+      field({ c: 'cp', o: 'open', k: 'a b', h: 'm', t: 1000 }), field({ c: 'cp', o: 'open', k: 'a', h: 'm', t: 1 }), field({ c: 'cp', o: 'open', k: 'a', h: 'm', t: 1e12 }),
+      field({ c: 'cp', o: 'expire', s: 0 }), field({ c: 'cp', o: 'leaseEnd', n: 'L', t: 0 }),
+      field({ c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 0, p: 1, w: true }), field({ c: 'cp', o: 'acq', s: 1, q: 1, a: 0, n: 'S', k: 1, p: -2, w: true }),
+      field({ c: 'cp', o: 'ladd', s: 1, q: 1, a: 0, n: 'N', d: 2 ** 60 }), field({ c: 'cp', o: 'lset', s: 1, q: 1, a: 0, n: 'N', v: 1n }),
+      field({ c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: [1, 2] }), field({ c: 'cp', o: 'rset', s: 1, q: 1, a: 0, n: 'R', v: new Uint8Array(CP_LIMITS.maxValueBytes + 1) }),
+      field({ c: 'cp', o: 'rcasv', s: 1, q: 1, a: 0, n: 'R', e: -1, v: null }),
     ];
     for (const x of bad) {
-      expect(parseCpCommand(x), String(Object.keys(Object(x)))).toBeUndefined();
+      expect(parseCpCommand(x), String(x).slice(0, 80)).toBeUndefined();
       expect(parseCommand(x, 4)).toBeUndefined();
     }
+    // a lone command as a map is no entry (protocol 4's single-command form): the log holds batches only
+    expect(parseCommand(okCmd, 4)).toBeUndefined();
+    expect(parseCommand({ c: 'cpb', b: [ok] }, 4)).toEqual({ c: 'cpb', b: [okCmd] });
     const log = new Log();
     const a = new Client(log, log.open('a'));
     a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
@@ -432,7 +456,7 @@ describe('CP state machine', () => {
 describe("the leader applies its own CP entries from the commands it packed (OwnCpEntries)", () => {
   /** What a command looks like after the transport decoded it and the driver parsed it on arrival. */
   const received = (c: Record<string, unknown>): CpCommand => {
-    const p = parseCpCommand(unpackr.unpack(packr.pack(c)));
+    const p = parseCpCommand(unpackr.unpack(packr.pack(cpToWire(c as unknown as CpCommand))));
     expect(p, JSON.stringify(c)).toBeDefined();
     markFromWire(p!);
     return p!;
@@ -442,7 +466,7 @@ describe("the leader applies its own CP entries from the commands it packed (Own
     const wire = received({ c: 'cp', o: 'ladd', s: 1024, q: 1, a: 0, n: 'x', d: 1 });
     expect(reusableCpCommand(wire)).toBe(true);
     // the mark is not part of what goes into the log
-    expect(Buffer.from(packr.pack(wire))).toEqual(Buffer.from(packr.pack({ c: 'cp', o: 'ladd', s: 1024, q: 1, a: 0, n: 'x', d: 1 })));
+    expect(Buffer.from(packr.pack(cpToWire(wire)))).toEqual(Buffer.from(packr.pack(cpToWire({ c: 'cp', o: 'ladd', s: 1024, q: 1, a: 0, n: 'x', d: 1 }))));
     // built in this process (a lone surrogate would be encoded as U+FFFD: the log would name another counter)
     expect(reusableCpCommand({ c: 'cp', o: 'ladd', s: 1024, q: 2, a: 0, n: 'x\uD800', d: 1 })).toBe(false);
     expect(reusableCpCommand(received({ c: 'cp', o: 'rset', s: 1024, q: 3, a: 0, n: 'r', v: new Uint8Array([1]) }))).toBe(false);

@@ -21,7 +21,7 @@
 import { InvalidArgumentError, NotLeaderError, ProtocolError, TimeoutError } from '../../errors.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { now } from './lease.js';
-import { CP_LIMITS, cpCommandBytes, isCpName, markFromWire, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
+import { CP_LIMITS, cpCommandBytes, cpToWire, isCpName, markFromWire, parseCpCommand, type CpApplied, type CpCommand, type CpResult } from './cp-state.js';
 import type { MetaState } from './state.js';
 
 /** A command not answered within this long is sent again (same session and sequence). */
@@ -366,7 +366,7 @@ export class CpDriver {
       return;
     }
     const t = this.host.transport;
-    if (t.isConnected(leader)) t.notify(leader, 'cp.propose', cmd);
+    if (t.isConnected(leader)) t.notify(leader, 'cp.propose', cpToWire(cmd));
   }
 
   private seen(ids: readonly number[]): void {

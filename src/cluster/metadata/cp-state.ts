@@ -7,9 +7,10 @@
  * (`expire` a session that missed its TTL, `leaseEnd` a lock hold whose lease passed), so every
  * member computes the same holders, tokens and values.
  *
- * Commands (msgpack maps in log entries, `{ c: 'cp', o: op, ... }`, validated by
- * `parseCpCommand` before apply; s = session id, q = the session's sequence number of the
- * command, a = the session's lowest unanswered sequence number, n = primitive name):
+ * Commands (here objects `{ c: 'cp', o: op, ... }`; on the wire and in log entries the array
+ * `[CP_OPS index of o, ...the fields in the order below]`, validated by `parseCpCommand` before
+ * apply; s = session id, q = the session's sequence number of the command, a = the session's
+ * lowest unanswered sequence number, n = primitive name):
  *
  * ```
  * open     { k, h, t }            open a session: client key k (a retried open with the same k
@@ -33,7 +34,7 @@
  * Batches: the leader packs the CP commands it proposes within one task into one entry,
  * `{ c: 'cpb', b: [command, ...] }` (at most CP_LIMITS.maxBatch commands and maxBatchBytes
  * encoded bytes; `parseCpBatch`), applied in order; command i of the entry is at *position* i. A
- * log may hold both forms: a single-command entry `{ c: 'cp', ... }` is position 0 of its index.
+ * lone command is a batch of one (position 0).
  *
  * Exactly once: every session command carries (s, q). The result of each is remembered per
  * session (at most CP_LIMITS.maxResults, and only while the client may still retry it: the client
@@ -95,7 +96,6 @@ export type CpErrorCode =
   | 'GRID_ERR_CP_SESSION' | 'GRID_ERR_CP_KIND' | 'GRID_ERR_CP_CAPACITY' | 'GRID_ERR_LOCK_NOT_HELD' | 'GRID_ERR_PERMITS_NOT_HELD'
   | 'GRID_ERR_INVALID_ARGUMENT' | 'GRID_ERR_CP_RANGE';
 
-type SessionOp = 'close' | 'lock' | 'unlock' | 'cancel' | 'acq' | 'rel' | 'lset' | 'ladd' | 'lcas' | 'rset' | 'rcas' | 'rcasv';
 interface Base { c: 'cp'; s: number; q: number; a: number }
 export type CpCommand =
   | { c: 'cp'; o: 'open'; k: string; h: string; t: number }
@@ -182,66 +182,99 @@ function exactKeys(o: Record<string, unknown>, keys: readonly string[]): boolean
   return true;
 }
 
-const SESSION_KEYS = ['c', 'o', 's', 'q', 'a'];
-const OP_KEYS: Readonly<Record<string, readonly string[]>> = {
-  open: ['c', 'o', 'k', 'h', 't'],
-  expire: ['c', 'o', 's'],
-  leaseEnd: ['c', 'o', 'n', 't'],
-  close: SESSION_KEYS,
-  lock: [...SESSION_KEYS, 'n', 'l', 'w'],
-  unlock: [...SESSION_KEYS, 'n'],
-  cancel: [...SESSION_KEYS, 'n', 't'],
-  acq: [...SESSION_KEYS, 'n', 'k', 'p', 'w'],
-  rel: [...SESSION_KEYS, 'n', 'k', 'p'],
-  lset: [...SESSION_KEYS, 'n', 'v'],
-  ladd: [...SESSION_KEYS, 'n', 'd'],
-  lcas: [...SESSION_KEYS, 'n', 'e', 'v'],
-  rset: [...SESSION_KEYS, 'n', 'v'],
-  rcas: [...SESSION_KEYS, 'n', 'e', 'v'],
-  rcasv: [...SESSION_KEYS, 'n', 'e', 'v'],
-};
+/**
+ * The CP ops in wire order: a command travels (cp.req, cp.propose) and sits in the log as a
+ * msgpack array `[op, ...fields]`, op its index here and the fields in CP_FIELDS order (protocol
+ * 5). Positional: no key strings to write, read and check. 64 `ladd` commands: decode and check
+ * ~6 µs against ~47 µs as maps, pack ~7 µs against ~17 µs, 2.0 KB against 3.5 KB (native-notes.md,
+ * "Positional commands").
+ */
+export const CP_OPS = ['open', 'expire', 'leaseEnd', 'close', 'lock', 'unlock', 'cancel', 'acq', 'rel', 'lset', 'ladd', 'lcas', 'rset', 'rcas', 'rcasv'] as const;
+const S = ['s', 'q', 'a'];
+const CP_FIELDS: ReadonlyArray<readonly string[]> = [
+  ['k', 'h', 't'], // open
+  ['s'], // expire
+  ['n', 't'], // leaseEnd
+  S, // close
+  [...S, 'n', 'l', 'w'], // lock
+  [...S, 'n'], // unlock
+  [...S, 'n', 't'], // cancel
+  [...S, 'n', 'k', 'p', 'w'], // acq
+  [...S, 'n', 'k', 'p'], // rel
+  [...S, 'n', 'v'], // lset
+  [...S, 'n', 'd'], // ladd
+  [...S, 'n', 'e', 'v'], // lcas
+  [...S, 'n', 'v'], // rset
+  [...S, 'n', 'e', 'v'], // rcas
+  [...S, 'n', 'e', 'v'], // rcasv
+];
+const OP_CODE: ReadonlyMap<string, number> = new Map(CP_OPS.map((o, i) => [o, i]));
 
-/** Validates a decoded CP command (exact keys, types, bounds); undefined when it is not one. */
+/** A command's wire form, `[op, ...fields]` (see CP_OPS). */
+export function cpToWire(cmd: CpCommand): unknown[] {
+  const op = OP_CODE.get(cmd.o);
+  if (op === undefined) throw new TypeError(`not a CP command: ${String(cmd.o).slice(0, 20)}`);
+  const f = CP_FIELDS[op];
+  const x = cmd as unknown as Record<string, unknown>;
+  const out = new Array<unknown>(f.length + 1);
+  out[0] = op;
+  for (let i = 0; i < f.length; i++) out[i + 1] = x[f[i]];
+  return out;
+}
+
+/**
+ * Validates a decoded command in its wire form (an array: the op, then exactly its fields, each of
+ * its type and within its bounds) and returns it as an object; undefined when it is not one.
+ */
 export function parseCpCommand(x: unknown): CpCommand | undefined {
-  if (!plain(x) || x.c !== 'cp' || typeof x.o !== 'string' || !Object.prototype.hasOwnProperty.call(OP_KEYS, x.o)) return undefined;
-  const o = x.o;
-  if (!exactKeys(x, OP_KEYS[o])) return undefined;
+  if (!Array.isArray(x) || x.length < 2) return undefined;
+  const op = x[0];
+  if (typeof op !== 'number' || !Number.isInteger(op) || op < 0 || op >= CP_OPS.length) return undefined;
+  const f = CP_FIELDS[op];
+  if (x.length !== f.length + 1) return undefined;
+  const o = CP_OPS[op];
+  const cmd: Record<string, unknown> = { c: 'cp', o };
+  for (let i = 0; i < f.length; i++) cmd[f[i]] = x[i + 1];
+  return validCommand(cmd, o) ? (cmd as unknown as CpCommand) : undefined;
+}
+
+/** The types and bounds of op `o`'s fields (present, by construction in parseCpCommand). */
+function validCommand(x: Record<string, unknown>, o: (typeof CP_OPS)[number]): boolean {
   switch (o) {
     case 'open':
-      return isKey(x.k) && isKey(x.h) && isNat(x.t) && x.t >= CP_LIMITS.minTtlMs && x.t <= CP_LIMITS.maxTtlMs ? (x as CpCommand) : undefined;
+      return isKey(x.k) && isKey(x.h) && isNat(x.t) && x.t >= CP_LIMITS.minTtlMs && x.t <= CP_LIMITS.maxTtlMs;
     case 'expire':
-      return isNat(x.s) && x.s > 0 ? (x as CpCommand) : undefined;
+      return isNat(x.s) && x.s > 0;
     case 'leaseEnd':
-      return isCpName(x.n) && isNat(x.t) && x.t > 0 ? (x as CpCommand) : undefined;
+      return isCpName(x.n) && isNat(x.t) && x.t > 0;
   }
-  if (!isNat(x.s) || x.s === 0 || !isNat(x.q) || !isNat(x.a)) return undefined;
-  if (o !== 'close' && !isCpName(x.n)) return undefined;
-  switch (o as SessionOp) {
+  if (!isNat(x.s) || x.s === 0 || !isNat(x.q) || !isNat(x.a)) return false;
+  if (o !== 'close' && !isCpName(x.n)) return false;
+  switch (o) {
     case 'close':
     case 'unlock':
-      return x as CpCommand;
+      return true;
     case 'lock':
-      return isNat(x.l) && x.l <= CP_LIMITS.maxLeaseMs && typeof x.w === 'boolean' ? (x as CpCommand) : undefined;
+      return isNat(x.l) && x.l <= CP_LIMITS.maxLeaseMs && typeof x.w === 'boolean';
     case 'cancel':
-      return isNat(x.t) ? (x as CpCommand) : undefined;
+      return isNat(x.t);
     case 'acq':
-      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff && typeof x.w === 'boolean' ? (x as CpCommand) : undefined;
+      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff && typeof x.w === 'boolean';
     case 'rel':
-      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff ? (x as CpCommand) : undefined;
+      return isNat(x.k) && x.k >= 1 && x.k <= 0x7fffffff && isSafe(x.p) && x.p >= -1 && x.p <= 0x7fffffff;
     case 'lset':
-      return isSafe(x.v) ? (x as CpCommand) : undefined;
+      return isSafe(x.v);
     case 'ladd':
-      return isSafe(x.d) ? (x as CpCommand) : undefined;
+      return isSafe(x.d);
     case 'lcas':
-      return isSafe(x.e) && isSafe(x.v) ? (x as CpCommand) : undefined;
+      return isSafe(x.e) && isSafe(x.v);
     case 'rset':
-      return isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+      return isBytesOrNull(x.v);
     case 'rcas':
-      return isBytesOrNull(x.e) && isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+      return isBytesOrNull(x.e) && isBytesOrNull(x.v);
     case 'rcasv':
-      return isNat(x.e) && isBytesOrNull(x.v) ? (x as CpCommand) : undefined;
+      return isNat(x.e) && isBytesOrNull(x.v);
   }
-  return undefined;
 }
 
 /**
@@ -413,43 +446,44 @@ export function isOversizedCpBatch(data: Uint8Array): boolean {
 export const cpBatchTooBig = (cmd: { c: string } | undefined, bytes: number): boolean => cmd?.c === 'cpb' && bytes > CP_LIMITS.maxBatchBytes;
 
 /**
- * Validates a decoded batch entry: exactly `{ c: 'cpb', b }` with 1 … maxBatch commands, each one
- * valid (`parseCpCommand`); undefined when not (the whole entry is refused). The length is checked
- * before anything is built.
+ * Validates a decoded batch entry: exactly `{ c: 'cpb', b }` with 1 … maxBatch commands in their
+ * wire form, each one valid (`parseCpCommand`); returns the batch of parsed commands, or undefined
+ * when not (the whole entry is refused). The length is checked before anything is built.
  */
 export function parseCpBatch(x: unknown): CpBatch | undefined {
   if (!plain(x) || x.c !== 'cpb' || !exactKeys(x, BATCH_KEYS)) return undefined;
   const b = x.b;
   if (!Array.isArray(b) || b.length === 0 || b.length > CP_LIMITS.maxBatch) return undefined;
-  for (let i = 0; i < b.length; i++) if (parseCpCommand(b[i]) === undefined) return undefined;
-  return x as unknown as CpBatch;
+  const cmds = new Array<CpCommand>(b.length);
+  for (let i = 0; i < b.length; i++) {
+    const cmd = parseCpCommand(b[i]);
+    if (cmd === undefined) return undefined;
+    cmds[i] = cmd;
+  }
+  return { c: 'cpb', b: cmds };
 }
 const BATCH_KEYS = ['c', 'b'];
 
 /**
  * The entries that carry `cmds` in order, in as few as the bounds allow: at most maxBatch commands
  * and maxBatchBytes encoded bytes each (a chunk over the bytes is halved; a single command always
- * fits); one command alone is a plain `cp` entry. `pack` is the log's encoder.
+ * fits), each `{ c: 'cpb', b: [wire command, ...] }` (one command too). `pack` is the log's encoder.
  */
 export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array, parts?: Array<readonly CpCommand[]>): Uint8Array[] {
   const out: Uint8Array[] = [];
-  const chunk = (part: readonly CpCommand[]): void => {
-    if (part.length === 1) {
-      out.push(pack(part[0]));
-      parts?.push(part);
-      return;
-    }
-    const data = pack({ c: 'cpb', b: part });
-    if (data.length <= CP_LIMITS.maxBatchBytes) {
+  const wire = cmds.map(cpToWire);
+  const chunk = (from: number, to: number): void => {
+    const data = pack({ c: 'cpb', b: wire.slice(from, to) });
+    if (data.length <= CP_LIMITS.maxBatchBytes || to - from === 1) {
       out.push(data);
-      parts?.push(part);
+      parts?.push(cmds.slice(from, to));
       return;
     }
-    const h = part.length >> 1;
-    chunk(part.slice(0, h));
-    chunk(part.slice(h));
+    const h = (from + to) >> 1;
+    chunk(from, h);
+    chunk(h, to);
   };
-  for (let i = 0; i < cmds.length; i += CP_LIMITS.maxBatch) chunk(cmds.slice(i, i + CP_LIMITS.maxBatch));
+  for (let i = 0; i < cmds.length; i += CP_LIMITS.maxBatch) chunk(i, Math.min(cmds.length, i + CP_LIMITS.maxBatch));
   return out;
 }
 

@@ -21,17 +21,16 @@
  *                                            pending copy again, streamed afresh
  * ```
  *
- * cp     { c: 'cp', o, ... }                 a command of the CP subsystem (sessions, locks,
- *                                            semaphores, atomics): cp-state.ts
- * cpb    { c: 'cpb', b: [cp command, ...] }  several CP commands in one entry, applied in order
- *                                            (cp-state.ts, "Batches")
+ * cpb    { c: 'cpb', b: [cp command, ...] }  commands of the CP subsystem (sessions, locks,
+ *                                            semaphores, atomics), each in its wire form
+ *                                            `[op, ...fields]`, applied in order (cp-state.ts)
  * ```
  *
  * The table's version is the index of the entry that last changed it; epochs[p] the index of
  * the entry that last changed p's primary (ring/table.ts `tableAt`).
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
-import { CpState, isCpSnapshot, parseCpBatch, parseCpCommand, type CpApplied, type CpBatch, type CpCommand, type CpSnapshot } from './cp-state.js';
+import { CpState, isCpSnapshot, parseCpBatch, type CpApplied, type CpBatch, type CpCommand, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
 export const MAX_MEMBERS = 256;
@@ -100,8 +99,6 @@ export function parseCommand(x: unknown, partitions: number): Command | undefine
       return Number.isSafeInteger(o.base) && (o.base as number) >= 0 && isAssignment(o, partitions)
         ? { c: 'table', base: o.base as number, owners: o.owners as string[][], pending: o.pending as string[][] }
         : undefined;
-    case 'cp':
-      return parseCpCommand(x);
     case 'cpb':
       return parseCpBatch(x);
     case 'drop':
@@ -142,7 +139,7 @@ export class MetaState {
     this.index = index;
     if (cmd === undefined) return {};
     switch (cmd.c) {
-      case 'cp':
+      case 'cp': // in memory only: the leader applying a lone command it packed (OwnCpEntries)
         return { cp: [this.cp.apply(index, cmd)] };
       case 'cpb': {
         const cp = new Array<CpApplied>(cmd.b.length);
