@@ -112,4 +112,25 @@ describe('ClusterCp numbering', () => {
     link.answer(4, ['v', 1]);
     await fresh;
   });
+
+  it('a wait (lock) in an open session: close() cuts it, and one without an answer is asked again with its sequence', async () => {
+    const { link, cp } = await opened();
+    const lock = cp.run({ o: 'lock', n: 'l', l: 0, w: true }, { mayRedo: true });
+    await link.calls_(2);
+    expect(link.calls[1]).toMatchObject({ o: 'lock', w: true, s: 100, q: 2 });
+    link.answer(1, ['q']); // no data member answered
+    await link.calls_(3);
+    expect([link.calls[2].s, link.calls[2].q]).toEqual([100, 2]);
+    link.answer(2, ['v', 11]);
+    expect(await lock).toEqual(['v', 11]);
+    // a wait still in flight when the client closes ends at once with the closed error
+    const waiting = cp.run({ o: 'lock', n: 'm', l: 0, w: true }, { mayRedo: true });
+    await link.calls_(4);
+    const closing = cp.close();
+    await link.calls_(5); // close's own command, in the session
+    expect(link.calls[4]).toMatchObject({ o: 'close', s: 100 });
+    link.answer(4, ['v', true]);
+    await closing;
+    await expect(waiting).rejects.toMatchObject({ code: 'GRID_ERR_CLOSED' });
+  });
 });
