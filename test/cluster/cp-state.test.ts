@@ -453,6 +453,65 @@ describe('CP state machine', () => {
   });
 });
 
+describe('positional commands: the parser accepts exactly what cpToWire makes', () => {
+  it('20,000 mutated wire commands: the parser never throws, and whatever it accepts encodes back to the same array', () => {
+    let seed = 777;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const randomValue = (): unknown => {
+      switch (rnd(11)) {
+        case 0: return rnd(2 ** 31) - 2 ** 30;
+        case 1: return rnd(3) - 1;
+        case 2: return 2 ** 53 + rnd(10);
+        case 3: return (rnd(1000) - 500) / 7;
+        case 4: return 'x'.repeat(rnd(300));
+        case 5: return rnd(2) === 0;
+        case 6: return null;
+        case 7: return new Uint8Array(rnd(8));
+        case 8: return [rnd(15), 'n'];
+        case 9: return { n: 'x' };
+        default: return undefined;
+      }
+    };
+    const valid: CpCommand[] = [
+      { c: 'cp', o: 'open', k: 'k1', h: 'm1', t: 1000 }, { c: 'cp', o: 'expire', s: 5 }, { c: 'cp', o: 'leaseEnd', n: 'L', t: 9 },
+      { c: 'cp', o: 'close', s: 5, q: 1, a: 0 }, { c: 'cp', o: 'lock', s: 5, q: 2, a: 1, n: 'L', l: 100, w: true },
+      { c: 'cp', o: 'unlock', s: 5, q: 3, a: 1, n: 'L' }, { c: 'cp', o: 'cancel', s: 5, q: 4, a: 1, n: 'L', t: 2 },
+      { c: 'cp', o: 'acq', s: 5, q: 5, a: 1, n: 'S', k: 1, p: 2, w: false }, { c: 'cp', o: 'rel', s: 5, q: 6, a: 1, n: 'S', k: 1, p: -1 },
+      { c: 'cp', o: 'lset', s: 5, q: 7, a: 1, n: 'N', v: 3 }, { c: 'cp', o: 'ladd', s: 5, q: 8, a: 1, n: 'N', d: -2 },
+      { c: 'cp', o: 'lcas', s: 5, q: 9, a: 1, n: 'N', e: 1, v: 2 }, { c: 'cp', o: 'rset', s: 5, q: 10, a: 1, n: 'R', v: null },
+      { c: 'cp', o: 'rcas', s: 5, q: 11, a: 1, n: 'R', e: null, v: new Uint8Array([1]) }, { c: 'cp', o: 'rcasv', s: 5, q: 12, a: 1, n: 'R', e: 0, v: null },
+    ];
+    let accepted = 0;
+    let mutatedAccepted = 0;
+    let refused = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const x = cpToWire(valid[rnd(valid.length)]);
+      const m = rnd(5);
+      if (m === 0) x[rnd(x.length)] = randomValue(); // one element replaced (the op too)
+      else if (m === 1) x.push(randomValue());
+      else if (m === 2) x.splice(rnd(x.length), 1);
+      else if (m === 3) x[0] = rnd(CP_OPS.length + 2) - 1; // another op's fields
+      let parsed: CpCommand | undefined;
+      expect(() => (parsed = parseCpCommand(x))).not.toThrow();
+      expect(() => parseCommand({ c: 'cpb', b: [x] }, 4)).not.toThrow();
+      if (parsed === undefined) {
+        refused++;
+        continue;
+      }
+      accepted++;
+      if (m !== 4) mutatedAccepted++;
+      expect(cpToWire(parsed)).toEqual(x);
+    }
+    // both branches taken often enough to mean something, mutated commands that are still valid too
+    expect(accepted).toBeGreaterThan(3000);
+    expect(mutatedAccepted).toBeGreaterThan(100);
+    expect(refused).toBeGreaterThan(5000);
+  });
+});
+
 describe("the leader applies its own CP entries from the commands it packed (OwnCpEntries)", () => {
   /** What a command looks like after the transport decoded it and the driver parsed it on arrival. */
   const received = (c: Record<string, unknown>): CpCommand => {
