@@ -43,6 +43,7 @@ import {
 } from '../errors.js';
 import { GridMap, NEED, type MapHost } from '../map.js';
 import type { CpLink } from '../cp/cluster.js';
+import { cpToWire, parseCpCommand } from '../cluster/metadata/cp-state.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
 
 /** How long an attached thread waits for the member's welcome. */
@@ -192,9 +193,13 @@ export class ForwardServer {
       case 'open':
         if (typeof a[0] !== 'string' || typeof a[1] !== 'number') throw new ProtocolError('forward: cp open needs (key, ttl)');
         return link.open(a[0], a[1]);
-      case 'exec':
-        if (a[0] === null || typeof a[0] !== 'object' || typeof a[1] !== 'number') throw new ProtocolError('forward: cp exec needs (command, waitMs)');
-        return link.exec(a[0] as Parameters<CpLink['exec']>[0], a[1]);
+      case 'exec': {
+        // the command in its wire form, checked as a peer's would be: a malformed one would make
+        // the leader's packing throw for every command of its entry (cp-state.ts cpToWire)
+        const cmd = parseCpCommand(a[0]);
+        if (cmd === undefined || cmd.o === 'open' || cmd.o === 'expire' || cmd.o === 'leaseEnd' || typeof a[1] !== 'number') throw new ProtocolError('forward: cp exec needs (session command, waitMs)');
+        return link.exec(cmd, a[1]);
+      }
       case 'read':
         if (typeof a[0] !== 'string' || typeof a[1] !== 'string' || typeof a[2] !== 'number' || typeof a[3] !== 'number') throw new ProtocolError('forward: cp read needs (kind, name, permits, session)');
         return link.read(a[0] as Parameters<CpLink['read']>[0], a[1], a[2], a[3]);
@@ -264,7 +269,7 @@ export class ForwardCpLink implements CpLink {
     return this.call('open', [key, ttl]);
   }
   exec(cmd: Parameters<CpLink['exec']>[0], waitMs: number): ReturnType<CpLink['exec']> {
-    return this.call('exec', [cmd, waitMs]);
+    return this.call('exec', [cpToWire(cmd), waitMs]);
   }
   read(kind: Parameters<CpLink['read']>[0], name: string, permits: number, session: number): Promise<unknown> {
     return this.call('read', [kind, name, permits, session]);
