@@ -3,7 +3,7 @@
 // sequence still outstanding, never passes one that is), the fast path of a command whose session
 // is open, and a session that expires under a command.
 import { describe, expect, it } from 'vitest';
-import { ClusterCp, type CpLink } from '../../src/cp/cluster.js';
+import { ClusterAtomicLong, ClusterCp, type CpLink } from '../../src/cp/cluster.js';
 import type { CpCommand, CpResult } from '../../src/cluster/metadata/cp-state.js';
 
 type Cmd = CpCommand & { s: number; q: number; a: number };
@@ -132,5 +132,24 @@ describe('ClusterCp numbering', () => {
     link.answer(4, ['v', true]);
     await closing;
     await expect(waiting).rejects.toMatchObject({ code: 'GRID_ERR_CLOSED' });
+  });
+
+  it("atomicLong's chained forms: a bigint from the result, a typed error from an error result, and a bad delta as a rejection, not a throw", async () => {
+    const { link, cp } = await opened();
+    const n = new ClusterAtomicLong(cp, 'n');
+    const inc = n.incrementAndGet();
+    await link.calls_(2);
+    expect(link.calls[1]).toMatchObject({ o: 'ladd', n: 'n', d: 1 });
+    link.answer(1, ['v', 41]);
+    expect(await inc).toBe(41n);
+    const add = n.addAndGet(5n);
+    await link.calls_(3);
+    expect(link.calls[2]).toMatchObject({ o: 'ladd', d: 5 });
+    link.answer(2, ['e', 'GRID_ERR_CP_KIND', "'n' is a lock"]);
+    await expect(add).rejects.toMatchObject({ code: 'GRID_ERR_CP_KIND' });
+    let p: Promise<bigint> | undefined;
+    expect(() => (p = n.addAndGet(2n ** 60n))).not.toThrow();
+    await expect(p).rejects.toMatchObject({ code: 'GRID_ERR_CP_RANGE' });
+    expect(link.calls).toHaveLength(3); // nothing sent for it
   });
 });
