@@ -264,6 +264,12 @@ function value(r: CpResult): number | boolean {
   return r[1] as number | boolean;
 }
 
+/** A granted lock's fencing token, or the result's error thrown. */
+function tokenOf(r: CpResult): number {
+  if (r[0] !== 'v' || typeof r[1] !== 'number' || r[1] <= 0) fail(r);
+  return r[1];
+}
+
 /** An atomicLong's value of a result as a bigint, or its error thrown. */
 const bigValue = (r: CpResult): bigint => BigInt(value(r) as number);
 
@@ -332,7 +338,16 @@ export class ClusterCp {
   private cuttable(p: Promise<CpResult>): Promise<CpResult> {
     return new Promise<CpResult>((resolve, reject) => {
       this.cuts.add(resolve);
-      p.then(resolve, reject).finally(() => this.cuts.delete(resolve));
+      p.then(
+        (r) => {
+          this.cuts.delete(resolve);
+          resolve(r);
+        },
+        (e: unknown) => {
+          this.cuts.delete(resolve);
+          reject(e);
+        },
+      );
     });
   }
 
@@ -380,14 +395,20 @@ export class ClusterCp {
    */
   run(body: Body, opts: { until?: number; mayRedo?: boolean } = {}): Promise<CpResult> {
     const s = this.sessionId;
-    if (s === 0 || this.session === undefined || this.closing || this.closed || body.w === true || opts.until !== undefined) return this.runLoop(body, opts, 0);
-    // the common case, without the loop's async frames: a session is open, the command does not
-    // wait, and its first attempt answers (a lite member's batch at c=64 spent a third of its CPU
-    // in the frames of run and inSession)
+    if (s === 0 || this.session === undefined || this.closing || this.closed || opts.until !== undefined) return this.runLoop(body, opts, 0);
+    // the common case, without the loop's async frames: a session is open, the command has no
+    // deadline, and its first attempt answers (a lite member's batch at c=64 spent a third of its
+    // CPU in the frames of run and inSession)
     const q = this.begin();
     const t0 = Date.now();
-    return this.link.exec({ c: 'cp', s, q, a: this.lowest, ...body } as CpCommand & { s: number; q: number }, ATTEMPT_MS).then(
+    const sent = this.link.exec({ c: 'cp', s, q, a: this.lowest, ...body } as CpCommand & { s: number; q: number }, ATTEMPT_MS);
+    // a wait (lock, acquire) may last: close() cuts it, as in the loop
+    return (body.w === true ? this.cuttable(sent) : sent).then(
       (r) => {
+        if (r === ENDED) {
+          this.done(q);
+          throw this.closedError();
+        }
         if (r[0] === 'q') {
           // no answer: go on as the loop does, with the same sequence (inSession ends it)
           const pause = Date.now() - t0 < 50 ? new Promise((res) => setTimeout(res, 100)) : Promise.resolve();
@@ -489,10 +510,15 @@ export class ClusterCp {
 export class ClusterFencedLock {
   constructor(private readonly cp: ClusterCp, readonly name: string) {}
 
-  async lock(options?: LockOptions): Promise<number> {
-    const r = await this.cp.run({ o: 'lock', n: this.name, l: leaseOf(options), w: true }, { mayRedo: true });
-    if (r[0] !== 'v' || typeof r[1] !== 'number' || r[1] <= 0) fail(r);
-    return r[1];
+  // lock and unlock chain their promises (no async frames: a promise and a microtask fewer each)
+  lock(options?: LockOptions): Promise<number> {
+    let l: number;
+    try {
+      l = leaseOf(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.cp.run({ o: 'lock', n: this.name, l, w: true }, { mayRedo: true }).then(tokenOf);
   }
 
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
@@ -503,15 +529,16 @@ export class ClusterFencedLock {
     return typeof r[1] === 'number' && r[1] > 0 ? r[1] : undefined;
   }
 
-  async unlock(): Promise<void> {
-    let r: CpResult;
-    try {
-      r = await this.cp.run({ o: 'unlock', n: this.name });
-    } catch (e) {
-      if (e instanceof CpSessionError) throw new LockNotHeldError(`lock '${this.name}': this member's CP session expired, and with it the hold`);
-      throw e;
-    }
-    if (r[0] !== 'v') fail(r);
+  unlock(): Promise<void> {
+    return this.cp.run({ o: 'unlock', n: this.name }).then(
+      (r) => {
+        if (r[0] !== 'v') fail(r);
+      },
+      (e: unknown) => {
+        if (e instanceof CpSessionError) throw new LockNotHeldError(`lock '${this.name}': this member's CP session expired, and with it the hold`);
+        throw e;
+      },
+    );
   }
 
   async isLocked(): Promise<boolean> {

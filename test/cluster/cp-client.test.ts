@@ -113,7 +113,7 @@ describe('ClusterCp numbering', () => {
     await fresh;
   });
 
-  it('a wait (lock) in an open session: close() cuts it, and one without an answer is asked again with its sequence', async () => {
+  it('a wait (lock) in an open session takes the fast path: close() cuts it, and one without an answer is asked again with its sequence', async () => {
     const { link, cp } = await opened();
     const lock = cp.run({ o: 'lock', n: 'l', l: 0, w: true }, { mayRedo: true });
     await link.calls_(2);
