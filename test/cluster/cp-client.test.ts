@@ -3,7 +3,7 @@
 // sequence still outstanding, never passes one that is), the fast path of a command whose session
 // is open, and a session that expires under a command.
 import { describe, expect, it } from 'vitest';
-import { ClusterAtomicLong, ClusterCp, type CpLink } from '../../src/cp/cluster.js';
+import { ClusterAtomicLong, ClusterCp, ClusterFencedLock, type CpLink } from '../../src/cp/cluster.js';
 import type { CpCommand, CpResult } from '../../src/cluster/metadata/cp-state.js';
 
 type Cmd = CpCommand & { s: number; q: number; a: number };
@@ -151,5 +151,22 @@ describe('ClusterCp numbering', () => {
     expect(() => (p = n.addAndGet(2n ** 60n))).not.toThrow();
     await expect(p).rejects.toMatchObject({ code: 'GRID_ERR_CP_RANGE' });
     expect(link.calls).toHaveLength(3); // nothing sent for it
+  });
+
+  it("the lock's chained forms: the token, a bad lease as a rejection, and a lost session's unlock as GRID_ERR_LOCK_NOT_HELD", async () => {
+    const { link, cp } = await opened();
+    const lock = new ClusterFencedLock(cp, 'l');
+    let bad: Promise<number> | undefined;
+    expect(() => (bad = lock.lock({ leaseMs: -1 }))).not.toThrow();
+    await expect(bad).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+    expect(link.calls).toHaveLength(1); // nothing sent for it
+    const got = lock.lock();
+    await link.calls_(2);
+    link.answer(1, ['v', 4096]);
+    expect(await got).toBe(4096);
+    const un = lock.unlock();
+    await link.calls_(3);
+    link.answer(2, ['e', 'GRID_ERR_CP_SESSION', 'expired']);
+    await expect(un).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' });
   });
 });
