@@ -582,7 +582,7 @@ export class ClusterAtomicLong {
     return BigInt(((await this.num({ o: 'ladd', n: this.name, d })) as number) - d);
   }
   incrementAndGet(): Promise<bigint> {
-    return this.cp.run({ o: 'ladd', n: this.name, d: 1 }).then(bigValue);
+    return this.addAndGet(1);
   }
   async compareAndSet(expected: number | bigint, next: number | bigint): Promise<boolean> {
     return (await this.num({ o: 'lcas', n: this.name, e: toSafe(expected, 'expected'), v: toSafe(next, 'next') })) === true;
