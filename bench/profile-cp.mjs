@@ -50,7 +50,7 @@ async function runFor(ms) {
   return { opsPerSec: (ops / dt) * 1000, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
 }
 const show = (label, r) =>
-  console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(2)} k ${opt.op}/s at c=${C}; CPU µs per op lite/m0/m1/m2 ${r.cpuPerOpUs.map((x) => x.toFixed(0)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}`);
+  console.log(`${label}: ${(r.opsPerSec / 1000).toFixed(2)} k ${opt.op}/s at c=${C}; CPU µs per op lite/m0/m1/m2 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}`);
 
 console.log(`load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 await runFor(Number(opt['warmup-ms']));

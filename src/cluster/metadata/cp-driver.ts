@@ -45,16 +45,31 @@ export interface CpDriverHost {
    * Proposes on this (leader) node, with the other CP commands of this task in one entry: 0, or
    * -1 when it does not lead. `via`: the data member that submitted it for its own or a lite
    * member's client (it learns the result when it applies the entry, so it must hear of the commit
-   * at once); undefined for this member's own submissions.
+   * at once); undefined for this member's own submissions. `wire`: the command as it was received
+   * (`cpToWire(cmd)` to the element; the strict parser took nothing else), packed as it is.
    */
-  propose(cmd: CpCommand, via?: string): number;
+  propose(cmd: CpCommand, via?: string, wire?: unknown[]): number;
   /** Asks the Raft core for a read index; false when it cannot now (no leader known, too many reads). */
   readIndex(rid: string): boolean;
   flush(): void;
 }
 
 type Listener = (r: CpResult) => boolean;
-interface Unanswered { readonly cmd: CpCommand; at: number }
+
+/**
+ * A submitted command: sent again every RESEND_MS until its first result (`answered`), kept until
+ * `on` says it needs nothing more (a queued wait: its grant). `on` gets the record back, so a lite
+ * batch shares one function for all its commands (`i`: the command's place in the batch).
+ */
+interface Sub {
+  readonly cmd: CpCommand & { s: number; q: number };
+  /** the command as it came off the wire (`cp.req`, `cp.propose`): packed into the entry as it is */
+  readonly wire: unknown[] | undefined;
+  readonly on: (r: CpResult, sub: Sub) => boolean;
+  readonly i: number;
+  at: number;
+  answered: boolean;
+}
 
 /**
  * A table keyed by (session, sequence): a Map of sequences per session (session ids are stamps,
@@ -103,16 +118,16 @@ const RESEND_TICKS = 4;
 
 export class CpDriver {
   private readonly host: CpDriverHost;
-  /** (s, q) → callbacks for results and grants; a callback returns true when it is done */
-  private readonly listeners = new BySession<Listener>();
+  /** (s, q) → submitted commands waiting for results and grants */
+  private readonly subs = new BySession<Sub>();
+  /** how many of `subs` have no first result yet (the resend sweep runs while there are) */
+  private unanswered = 0;
   private readonly openers = new Map<string, (id: number) => void>();
   private readonly endedHandlers = new Set<(id: number) => void>();
   private readonly reads = new Map<string, (index: number) => void>();
   private readonly readsApplied: Array<{ index: number; done: () => void }> = [];
   private nextRead = 0;
   private closed = false;
-  /** Submitted commands without a first result yet, (s, q) → when last sent (the resend sweep). */
-  private readonly unanswered = new BySession<Unanswered>();
   private resendTimer: NodeJS.Timeout | undefined;
   private readonly resendBound = () => this.resend();
   // leader-only memory
@@ -142,8 +157,8 @@ export class CpDriver {
     this.closed = true;
     clearInterval(this.resendTimer);
     this.resendTimer = undefined;
-    this.unanswered.clear();
-    this.listeners.clear();
+    this.subs.clear();
+    this.unanswered = 0;
     this.openers.clear();
     this.reads.clear();
     this.readsApplied.length = 0;
@@ -159,15 +174,19 @@ export class CpDriver {
       if (a.opened.id > 0 && this.host.isLeader() && !this.lastSeen.has(a.opened.id)) this.lastSeen.set(a.opened.id, now());
     }
     if (a.result !== undefined) {
-      this.deliver(a.result.s, a.result.q, a.result.r);
-      if (this.host.isLeader() && this.lastSeen.has(a.result.s)) this.lastSeen.set(a.result.s, now());
+      const s = a.result.s;
+      this.deliver(s, a.result.q, a.result.r);
+      // a command of a session counts as a heartbeat (lastSeen is kept on the leader only)
+      if (this.lastSeen.has(s) && this.host.isLeader()) this.lastSeen.set(s, now());
     }
-    for (const g of a.grants ?? []) this.deliver(g.s, g.q, g.result);
-    if (this.host.isLeader()) for (const l of a.leased ?? []) this.leaseEnds.set(`${l.n}\u0000${l.t}`, { n: l.n, t: l.t, at: now() + l.l });
-    for (const id of a.ended ?? []) {
-      this.lastSeen.delete(id);
-      this.expiring.delete(id);
-      for (const h of this.endedHandlers) h(id);
+    if (a.grants !== undefined) for (const g of a.grants) this.deliver(g.s, g.q, g.result);
+    if (a.leased !== undefined && this.host.isLeader()) for (const l of a.leased) this.leaseEnds.set(`${l.n}\u0000${l.t}`, { n: l.n, t: l.t, at: now() + l.l });
+    if (a.ended !== undefined) {
+      for (const id of a.ended) {
+        this.lastSeen.delete(id);
+        this.expiring.delete(id);
+        for (const h of this.endedHandlers) h(id);
+      }
     }
   }
 
@@ -275,25 +294,28 @@ export class CpDriver {
    * then (for a queued wait) its grant. `on` returns true when it needs nothing more. The command
    * is sent again every RESEND_MS until a first result comes. Returns a function that stops it.
    */
-  submit(cmd: CpCommand & { s: number; q: number }, on: Listener): () => void {
-    const { s: sid, q } = cmd;
-    const sub: Unanswered = { cmd, at: 0 };
-    const stop = () => {
-      if (this.unanswered.get(sid, q) === sub) this.unanswered.delete(sid, q);
-      if (this.listeners.get(sid, q) === listener) this.listeners.delete(sid, q);
-    };
-    const listener: Listener = (r) => {
-      if (this.unanswered.get(sid, q) === sub) this.unanswered.delete(sid, q);
-      const done = on(r);
-      if (done) stop();
-      return done;
-    };
-    this.listeners.set(sid, q, listener);
-    this.unanswered.set(sid, q, sub);
-    sub.at = Date.now();
-    this.send(cmd);
+  submit(cmd: CpCommand & { s: number; q: number }, on: Listener, wire?: unknown[]): () => void {
+    const sub = this.track(cmd, wire, on, -1);
+    this.send(cmd, wire);
+    return () => this.untrack(sub);
+  }
+
+  /** Records a submit (replacing one of the same (s, q)), and starts the resend sweep. */
+  private track(cmd: CpCommand & { s: number; q: number }, wire: unknown[] | undefined, on: (r: CpResult, sub: Sub) => boolean, i: number): Sub {
+    const sub: Sub = { cmd, wire, on, i, at: Date.now(), answered: false };
+    const old = this.subs.get(cmd.s, cmd.q);
+    if (old !== undefined && !old.answered) this.unanswered--;
+    this.subs.set(cmd.s, cmd.q, sub);
+    this.unanswered++;
     this.resendTimer ??= setInterval(this.resendBound, RESEND_MS / RESEND_TICKS);
-    return stop;
+    return sub;
+  }
+
+  /** Forgets a submit (if it is still the one recorded for its (s, q)). */
+  private untrack(sub: Sub): void {
+    if (this.subs.get(sub.cmd.s, sub.cmd.q) !== sub) return;
+    this.subs.delete(sub.cmd.s, sub.cmd.q);
+    if (!sub.answered) this.unanswered--;
   }
 
   /**
@@ -301,16 +323,16 @@ export class CpDriver {
    * last sent (so 1 to 1 + 1/RESEND_TICKS RESEND_MS after); the timer stops when none is left.
    */
   private resend(): void {
-    if (this.unanswered.size === 0 || this.closed) {
+    if (this.unanswered === 0 || this.closed) {
       clearInterval(this.resendTimer);
       this.resendTimer = undefined;
       return;
     }
     const t = Date.now();
-    for (const sub of this.unanswered.values()) {
-      if (t - sub.at < RESEND_MS) continue;
+    for (const sub of this.subs.values()) {
+      if (sub.answered || t - sub.at < RESEND_MS) continue;
       sub.at = t;
-      this.send(sub.cmd);
+      this.send(sub.cmd, sub.wire);
     }
   }
 
@@ -355,18 +377,25 @@ export class CpDriver {
   }
 
   private deliver(s: number, q: number, r: CpResult): void {
-    this.listeners.get(s, q)?.(r);
+    const sub = this.subs.get(s, q);
+    if (sub === undefined) return;
+    if (!sub.answered) {
+      sub.answered = true;
+      this.unanswered--;
+    }
+    if (sub.on(r, sub)) this.untrack(sub);
   }
 
-  private send(cmd: CpCommand): void {
+  /** To the leader: proposed here when this member leads, else as `cp.propose`. */
+  private send(cmd: CpCommand, wire?: unknown[]): void {
     const leader = this.host.leaderId();
     if (leader === undefined) return;
     if (leader === this.host.memberId) {
-      if (this.host.propose(cmd) >= 0) this.host.flush();
+      if (this.host.propose(cmd, undefined, wire) >= 0) this.host.flush();
       return;
     }
     const t = this.host.transport;
-    if (t.isConnected(leader)) t.notify(leader, 'cp.propose', cpToWire(cmd));
+    if (t.isConnected(leader)) t.notify(leader, 'cp.propose', wire ?? cpToWire(cmd));
   }
 
   private seen(ids: readonly number[]): void {
@@ -385,7 +414,7 @@ export class CpDriver {
     if (cmd === undefined || cmd.o === 'expire' || cmd.o === 'leaseEnd') throw new ProtocolError('malformed CP command');
     if (!this.host.isLeader()) return; // the sender resends to the leader it learns of
     markFromWire(cmd);
-    if (this.host.propose(cmd, from) >= 0) this.host.flush();
+    if (this.host.propose(cmd, from, b as unknown[]) >= 0) this.host.flush();
   }
 
   private onHeartbeat(b: unknown, from: string): void {
@@ -450,7 +479,7 @@ export class CpDriver {
         clearTimeout(timer);
         resolve(r);
         return true;
-      });
+      }, o!.cmd as unknown[]);
     });
   }
 
@@ -483,7 +512,7 @@ export class CpDriver {
     for (const cmd of cmds) markFromWire(cmd);
     return new Promise((resolve) => {
       const out = new Array<CpResult | undefined>(cmds.length);
-      const stops = new Array<() => void>(cmds.length);
+      const subs = new Array<Sub>(cmds.length);
       let left = cmds.length;
       const finish = () => {
         clearTimeout(guard);
@@ -492,19 +521,20 @@ export class CpDriver {
       };
       // no answer for some (no leader?): answer what there is, the lite member asks again for the rest
       const guard = setTimeout(() => {
-        for (const stop of stops) stop?.();
+        for (const sub of subs) this.untrack(sub);
         finish();
       }, LITE_WAIT_MS * 2);
       guard.unref();
-      for (let i = 0; i < cmds.length; i++) {
-        stops[i] = this.submit(cmds[i], (r) => {
-          if (out[i] === undefined) {
-            out[i] = r;
-            if (--left === 0) finish();
-          }
-          return true;
-        });
-      }
+      // one function for the batch: each command's first result, in its place
+      const on = (r: CpResult, sub: Sub): boolean => {
+        if (out[sub.i] === undefined) {
+          out[sub.i] = r;
+          if (--left === 0) finish();
+        }
+        return true;
+      };
+      for (let i = 0; i < cmds.length; i++) subs[i] = this.track(cmds[i], list[i] as unknown[], on, i);
+      for (let i = 0; i < cmds.length; i++) this.send(cmds[i], list[i] as unknown[]);
     });
   }
 

@@ -469,9 +469,10 @@ const BATCH_KEYS = ['c', 'b'];
  * and maxBatchBytes encoded bytes each (a chunk over the bytes is halved; a single command always
  * fits), each `{ c: 'cpb', b: [wire command, ...] }` (one command too). `pack` is the log's encoder.
  */
-export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array, parts?: Array<readonly CpCommand[]>): Uint8Array[] {
+export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => Uint8Array, parts?: Array<readonly CpCommand[]>, received?: readonly (unknown[] | undefined)[]): Uint8Array[] {
   const out: Uint8Array[] = [];
-  const wire = cmds.map(cpToWire);
+  const wire = new Array<unknown[]>(cmds.length);
+  for (let i = 0; i < cmds.length; i++) wire[i] = received?.[i] ?? cpToWire(cmds[i]);
   const chunk = (from: number, to: number): void => {
     const data = pack({ c: 'cpb', b: wire.slice(from, to) });
     if (data.length <= CP_LIMITS.maxBatchBytes || to - from === 1) {

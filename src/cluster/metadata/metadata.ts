@@ -170,6 +170,8 @@ export class Metadata extends EventEmitter {
   private cpQueue: CpCommand[] = [];
   /** Leader: the member that submitted each queued CP command (cp.propose), undefined for its own. */
   private cpVia: (string | undefined)[] = [];
+  /** Leader: each queued CP command as it was received, when it was (packed as it is). */
+  private cpWire: (unknown[] | undefined)[] = [];
   /** Leader: which followers must hear at once that a CP entry committed (RaftNodeOptions.commitNotice). */
   private readonly lazyCommits = new LazyCommits();
   /** Leader: its own CP entries, applied from the commands it packed instead of decoding them (cp-state.ts). */
@@ -191,7 +193,7 @@ export class Metadata extends EventEmitter {
       log: host.log,
       isLeader: () => this.isLeader(),
       leaderId: () => this.raft?.leader,
-      propose: (cmd, via) => this.queueCp(cmd, via),
+      propose: (cmd, via, wire) => this.queueCp(cmd, via, wire),
       readIndex: (rid) => this.raft !== undefined && this.raft.readIndex(rid) === undefined,
       flush: () => this.flushSoon(),
     });
@@ -527,10 +529,11 @@ export class Metadata extends EventEmitter {
    * driver flushes at the end of the task) as one entry for all of them. 0 when queued, -1 when
    * this node does not lead.
    */
-  private queueCp(cmd: CpCommand, via?: string): number {
+  private queueCp(cmd: CpCommand, via?: string, wire?: unknown[]): number {
     if (this.raft === undefined || this.raft.role !== 'leader') return -1;
     this.cpQueue.push(cmd);
     this.cpVia.push(via);
+    this.cpWire.push(wire);
     return 0;
   }
 
@@ -543,11 +546,13 @@ export class Metadata extends EventEmitter {
   private proposeCp(): void {
     const q = this.cpQueue;
     const via = this.cpVia;
+    const wire = this.cpWire;
     this.cpQueue = [];
     this.cpVia = [];
+    this.cpWire = [];
     const parts: CpCommand[][] = [];
     let at = 0; // packCpEntries keeps the order: part k is q[at, at + part.length)
-    for (const data of packCpEntries(q, (x) => packr.pack(x), parts)) {
+    for (const data of packCpEntries(q, (x) => packr.pack(x), parts, wire)) {
       const part = parts.shift()!;
       const index = this.raft!.propose(data);
       if (!(index instanceof RaftError)) {
