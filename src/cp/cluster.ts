@@ -270,6 +270,9 @@ function tokenOf(r: CpResult): number {
   return r[1];
 }
 
+/** run() without a deadline or redo. */
+const NO_OPTS: { until?: number; mayRedo?: boolean } = Object.freeze({});
+
 /** An atomicLong's value of a result as a bigint, or its error thrown. */
 const bigValue = (r: CpResult): bigint => BigInt(value(r) as number);
 
@@ -393,9 +396,15 @@ export class ClusterCp {
    * the same (session, sequence). `mayRedo`: the command may be run again under a new session if
    * the session expired (lock and acquire: an expired session released whatever it was granted).
    */
-  run(body: Body, opts: { until?: number; mayRedo?: boolean } = {}): Promise<CpResult> {
+  run(body: Body, opts?: { until?: number; mayRedo?: boolean }): Promise<CpResult>;
+  /** `map`: applied to the final result in the same reaction (a promise and a microtask less per call than a `.then` after). */
+  run<T>(body: Body, opts: { until?: number; mayRedo?: boolean }, map: (r: CpResult) => T): Promise<T>;
+  run<T>(body: Body, opts: { until?: number; mayRedo?: boolean } = {}, map?: (r: CpResult) => T): Promise<T | CpResult> {
     const s = this.sessionId;
-    if (s === 0 || this.session === undefined || this.closing || this.closed || opts.until !== undefined) return this.runLoop(body, opts, 0);
+    if (s === 0 || this.session === undefined || this.closing || this.closed || opts.until !== undefined) {
+      const p = this.runLoop(body, opts, 0);
+      return map === undefined ? p : p.then(map);
+    }
     // the common case, without the loop's async frames: a session is open, the command has no
     // deadline, and its first attempt answers (a lite member's batch at c=64 spent a third of its
     // CPU in the frames of run and inSession)
@@ -412,10 +421,13 @@ export class ClusterCp {
         if (r[0] === 'q') {
           // no answer: go on as the loop does, with the same sequence (inSession ends it)
           const pause = Date.now() - t0 < 50 ? new Promise((res) => setTimeout(res, 100)) : Promise.resolve();
-          return pause.then(() => this.inSession(s, body, undefined, q)).then((r2) => this.settled(s, r2, body, opts, 0));
+          const p = pause.then(() => this.inSession(s, body, undefined, q)).then((r2) => this.settled(s, r2, body, opts, 0));
+          return map === undefined ? p : p.then(map);
         }
         this.done(q);
-        return this.settled(s, r, body, opts, 0);
+        const x = this.settled(s, r, body, opts, 0);
+        if (map === undefined) return x;
+        return Array.isArray(x) ? map(x) : x.then(map);
       },
       (e: unknown) => {
         this.done(q);
@@ -518,7 +530,7 @@ export class ClusterFencedLock {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.cp.run({ o: 'lock', n: this.name, l, w: true }, { mayRedo: true }).then(tokenOf);
+    return this.cp.run({ o: 'lock', n: this.name, l, w: true }, { mayRedo: true }, tokenOf);
   }
 
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
@@ -556,7 +568,7 @@ export class ClusterAtomicLong {
   constructor(private readonly cp: ClusterCp, readonly name: string) {}
 
   private num(body: Body): Promise<number | boolean> {
-    return this.cp.run(body).then(value);
+    return this.cp.run(body, NO_OPTS, value);
   }
 
   async get(): Promise<bigint> {
@@ -575,7 +587,7 @@ export class ClusterAtomicLong {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.cp.run({ o: 'ladd', n: this.name, d }).then(bigValue);
+    return this.cp.run({ o: 'ladd', n: this.name, d }, NO_OPTS, bigValue);
   }
   async getAndAdd(delta: number | bigint): Promise<bigint> {
     const d = toSafe(delta, 'delta');
