@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Rand } from '../../src/raft/rand.js';
 import { CP_LIMITS, CP_OPS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, cpToWire, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
 import { isTable } from '../../src/ring/table.js';
@@ -635,5 +636,85 @@ describe('LazyCommits: which followers hear at once that a CP entry of the leade
     expect(l.applied(14, [])).toBeUndefined();
     l.clear();
     expect(l.notify('m-c', 9, 10)).toBe(true);
+  });
+
+  it('answers as a look at every entry of the range would, over random runs (its per-follower memory of entries that need nothing)', () => {
+    const followers = ['m-b', 'm-c'];
+    let asked = 0;
+    let told = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const rand = new Rand(seed);
+      const l = new LazyCommits();
+      // the model: what LazyCommits records, looked at whole for each question (the code before the memory)
+      const model = new Map<number, { via: Set<string>; tell?: Set<string> | 'all' }>();
+      const naive = (to: string, from: number, upTo: number): boolean => {
+        if (upTo - from > LazyCommits.MAX) return true;
+        for (let i = from + 1; i <= upTo; i++) {
+          const rec = model.get(i);
+          if (rec === undefined) return true;
+          if (rec.tell === 'all' || (rec.tell !== undefined && rec.tell.has(to))) return true;
+        }
+        return false;
+      };
+      let last = 0; // highest index proposed
+      const unapplied: number[] = [];
+      const told0 = new Map(followers.map((f) => [f, 0]));
+      // seed 12 proposes in bulk first: more entries than LazyCommits keeps, so the oldest go
+      const bulk = seed === 12 ? LazyCommits.MAX + 300 : 0;
+      for (let step = 0; step < 3000 + bulk; step++) {
+        const x = step < bulk ? 0 : rand.float();
+        if (x < 0.35) {
+          const index = ++last;
+          if (rand.chance(0.05)) {
+            unapplied.push(index); // an entry it does not record (a table, a membership change)
+            continue;
+          }
+          const n = rand.int(1, 4);
+          const via = Array.from({ length: n }, () => (rand.chance(0.2) ? rand.pick(followers) : undefined));
+          l.add(index, Array.from({ length: n }, (_, k) => incr(1, index * 4 + k)), via, 0);
+          if (model.size >= LazyCommits.MAX) model.delete(model.keys().next().value as number);
+          model.set(index, { via: new Set(via.filter((v): v is string => v !== undefined)) });
+          unapplied.push(index);
+        } else if (x < 0.65 && unapplied.length > 0) {
+          const index = unapplied.shift()!;
+          const granted = rand.chance(0.05);
+          const out = l.applied(index, granted ? [{ grants: [{ s: 2, q: index, result: ['v', 1] }] }] : [{ result: { s: 1, q: index, r: ['v', 1] } }]);
+          const rec = model.get(index);
+          if (rec !== undefined) rec.tell = granted ? 'all' : rec.via;
+          expect(out === undefined).toBe(rec === undefined);
+        } else if (x < 0.995) {
+          const to = rand.pick(followers);
+          const from = told0.get(to)!;
+          const upTo = Math.min(last, from + rand.int(0, 200));
+          if (upTo <= from) continue;
+          const want = naive(to, from, upTo);
+          expect(l.notify(to, from, upTo), `seed ${seed} step ${step}: ${to} (${from}, ${upTo}]`).toBe(want);
+          asked++;
+          // the core tells the follower (a heartbeat) when the answer is yes, and now and then on its tick
+          if (want || rand.chance(0.05)) {
+            told0.set(to, upTo);
+            if (want) told++;
+          }
+        } else {
+          l.clear();
+          model.clear();
+        }
+      }
+    }
+    // entries it remembered as needing nothing, then forgot (more entries than it keeps came after):
+    // unknown again, so the notice goes at once, as before the memory
+    const l = new LazyCommits();
+    for (let i = 1; i <= 100; i++) {
+      l.add(i, [incr(1, i)], [undefined], 0);
+      l.applied(i, [{ result: { s: 1, q: i, r: ['v', i] } }]);
+    }
+    expect(l.notify('m-b', 0, 100)).toBe(false);
+    expect(l.notify('m-b', 0, 100)).toBe(false);
+    for (let i = 101; i <= 100 + LazyCommits.MAX; i++) l.add(i, [incr(1, i)], [undefined], 0);
+    expect(l.notify('m-b', 0, 100)).toBe(true);
+    // both answers occur often, so a memory that answered one of them always would fail above
+    expect(asked).toBeGreaterThan(10_000);
+    expect(told).toBeGreaterThan(1000);
+    expect(asked - told).toBeGreaterThan(1000);
   });
 });

@@ -301,8 +301,8 @@ export class CpDriver {
   }
 
   /** Records a submit (replacing one of the same (s, q)), and starts the resend sweep. */
-  private track(cmd: CpCommand & { s: number; q: number }, wire: unknown[] | undefined, on: (r: CpResult, sub: Sub) => boolean, i: number): Sub {
-    const sub: Sub = { cmd, wire, on, i, at: Date.now(), answered: false };
+  private track(cmd: CpCommand & { s: number; q: number }, wire: unknown[] | undefined, on: (r: CpResult, sub: Sub) => boolean, i: number, at = Date.now()): Sub {
+    const sub: Sub = { cmd, wire, on, i, at, answered: false };
     const old = this.subs.get(cmd.s, cmd.q);
     if (old !== undefined && !old.answered) this.unanswered--;
     this.subs.set(cmd.s, cmd.q, sub);
@@ -533,7 +533,8 @@ export class CpDriver {
         }
         return true;
       };
-      for (let i = 0; i < cmds.length; i++) subs[i] = this.track(cmds[i], list[i] as unknown[], on, i);
+      const at = Date.now();
+      for (let i = 0; i < cmds.length; i++) subs[i] = this.track(cmds[i], list[i] as unknown[], on, i, at);
       for (let i = 0; i < cmds.length; i++) this.send(cmds[i], list[i] as unknown[]);
     });
   }

@@ -327,6 +327,8 @@ export function reusableCpCommand(cmd: CpCommand): boolean {
 export class LazyCommits {
   /** index → the followers that submitted its commands, and (once the leader applied it) whom to tell */
   private readonly need = new Map<number, { via: ReadonlySet<string>; tell?: ReadonlySet<string> | 'all' }>();
+  /** follower → entries (from, to] found applied and needing no notice to it (notify) */
+  private readonly clean = new Map<string, { from: number; to: number }>();
   static readonly MAX = 4096;
 
   /** After proposing `cmds` at `index`; `via[at + i]` is the member that submitted cmds[i] (undefined: this leader). */
@@ -352,20 +354,38 @@ export class LazyCommits {
     return rec.tell;
   }
 
-  /** Whether follower `to` must be told now that entries (from, upTo] committed (the core's question). */
+  /**
+   * Whether follower `to` must be told now that entries (from, upTo] committed (the core's question).
+   * The core asks after every acknowledgement, and `from` (what the follower was last told by a
+   * heartbeat) only moves on a heartbeat, so the range grows by a round each time: the entries
+   * found needing nothing are remembered per follower (`clean`) and not looked at again. (Looking
+   * at all of them each time was ~30 µs per round at c=64, 3 % of the leader's CPU.)
+   */
   notify(to: string, from: number, upTo: number): boolean {
     if (upTo - from > LazyCommits.MAX) return true;
-    for (let i = from + 1; i <= upTo; i++) {
+    let i = from + 1;
+    let clean = from; // (from, clean] applied, and none needs to tell `to`
+    const c = this.clean.get(to);
+    // the remembered range still holds if it covers from + 1 and that entry was not evicted since
+    // (eviction takes the oldest index first, so the rest of the range is there too)
+    if (c !== undefined && c.from <= from && from < c.to && this.need.has(from + 1)) {
+      i = c.to + 1;
+      clean = c.to;
+    }
+    for (; i <= upTo; i++) {
       const rec = this.need.get(i);
       if (rec === undefined) return true;
       // not applied yet (tell undefined): decided, and sent, when the leader applies it
       if (rec.tell === 'all' || rec.tell?.has(to) === true) return true;
+      if (rec.tell !== undefined && clean === i - 1) clean = i;
     }
+    if (clean > from) this.clean.set(to, { from, to: clean });
     return false;
   }
 
   clear(): void {
     this.need.clear();
+    this.clean.clear();
   }
 }
 const NO_MEMBERS: ReadonlySet<string> = new Set();
