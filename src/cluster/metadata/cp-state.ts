@@ -303,7 +303,10 @@ export function markFromWire(cmd: CpCommand): void {
 export function reusableCpCommand(cmd: CpCommand): boolean {
   if ((cmd as unknown as Record<symbol, unknown>)[FROM_WIRE] !== true) return false;
   const x = cmd as unknown as Record<string, unknown>;
-  for (const k in x) {
+  const op = OP_CODE.get(cmd.o);
+  if (op === undefined) return false;
+  // its fields: a parsed command has these and `c`, `o` (strings), nothing else
+  for (const k of CP_FIELDS[op]) {
     const v = x[k];
     if (typeof v === 'object' && v !== null) return false;
     if (v === 0 && 1 / v < 0) return false;
