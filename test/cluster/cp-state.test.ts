@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rand } from '../../src/raft/rand.js';
-import { CP_LIMITS, CP_OPS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, cpToWire, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
+import { CP_FIELDS, CP_LIMITS, CP_OPS, CpState, LazyCommits, OwnCpEntries, TOKEN_SLOTS, cpBatchTooBig, cpToWire, isCpSnapshot, isOversizedCpBatch, markFromWire, packCpEntries, parseCpBatch, parseCpCommand, reusableCpCommand, stampOf, type CpApplied, type CpCommand, type CpResult } from '../../src/cluster/metadata/cp-state.js';
 import { MetaState, isStateSnapshot, parseCommand } from '../../src/cluster/metadata/state.js';
 import { isTable } from '../../src/ring/table.js';
 import { packr, unpackr } from '../../src/transport/wire.js';
@@ -412,6 +412,15 @@ describe('CP state machine', () => {
     // (decoded bytes are Buffers: compared as plain byte lists)
     const plainBytes = (c: CpCommand | undefined) => c && Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v instanceof Uint8Array ? [...v] : v]));
     for (const c of all) expect(plainBytes(parseCpCommand(unpackr.unpack(packr.pack(cpToWire(c))))), c.o).toEqual(plainBytes(c));
+    // cpToWire and the parser are written out per op: both follow CP_FIELDS (the op's index, then
+    // its fields in that order; the parsed object has c, o and those fields, nothing else)
+    for (const c of all) {
+      const op = CP_OPS.indexOf(c.o);
+      const w = cpToWire(c);
+      const x = c as unknown as Record<string, unknown>;
+      expect(w, c.o).toEqual([op, ...CP_FIELDS[op].map((k) => x[k])]);
+      expect(Object.keys(parseCpCommand(w)!), c.o).toEqual(['c', 'o', ...CP_FIELDS[op]]);
+    }
     // a field changed, as cpToWire carries it
     const field = (o: Record<string, unknown>) => cpToWire(o as unknown as CpCommand);
     const bad: unknown[] = [

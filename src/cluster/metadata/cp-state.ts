@@ -191,7 +191,7 @@ function exactKeys(o: Record<string, unknown>, keys: readonly string[]): boolean
  */
 export const CP_OPS = ['open', 'expire', 'leaseEnd', 'close', 'lock', 'unlock', 'cancel', 'acq', 'rel', 'lset', 'ladd', 'lcas', 'rset', 'rcas', 'rcasv'] as const;
 const S = ['s', 'q', 'a'];
-const CP_FIELDS: ReadonlyArray<readonly string[]> = [
+export const CP_FIELDS: ReadonlyArray<readonly string[]> = [
   ['k', 'h', 't'], // open
   ['s'], // expire
   ['n', 't'], // leaseEnd
@@ -210,16 +210,54 @@ const CP_FIELDS: ReadonlyArray<readonly string[]> = [
 ];
 const OP_CODE: ReadonlyMap<string, number> = new Map(CP_OPS.map((o, i) => [o, i]));
 
-/** A command's wire form, `[op, ...fields]` (see CP_OPS). */
+/**
+ * A command's wire form, `[op, ...fields]` (see CP_OPS; the fields in CP_FIELDS order). Written
+ * out per op, as is `fromWire`, instead of a loop over CP_FIELDS: a loop reads and writes through
+ * computed keys (keyed accesses that see every op's shape), and this runs for every command on
+ * the lite member, and fromWire for every command on every member. `cp-state.test.ts` holds both
+ * to CP_FIELDS for every op.
+ */
 export function cpToWire(cmd: CpCommand): unknown[] {
-  const op = OP_CODE.get(cmd.o);
-  if (op === undefined) throw new TypeError(`not a CP command: ${String(cmd.o).slice(0, 20)}`);
-  const f = CP_FIELDS[op];
-  const x = cmd as unknown as Record<string, unknown>;
-  const out = new Array<unknown>(f.length + 1);
-  out[0] = op;
-  for (let i = 0; i < f.length; i++) out[i + 1] = x[f[i]];
-  return out;
+  const x = cmd as unknown as Record<string, unknown> & { s: number; q: number; a: number; n: string };
+  switch (cmd.o) {
+    case 'open': return [0, cmd.k, cmd.h, cmd.t];
+    case 'expire': return [1, cmd.s];
+    case 'leaseEnd': return [2, cmd.n, cmd.t];
+    case 'close': return [3, x.s, x.q, x.a];
+    case 'lock': return [4, x.s, x.q, x.a, x.n, cmd.l, cmd.w];
+    case 'unlock': return [5, x.s, x.q, x.a, x.n];
+    case 'cancel': return [6, x.s, x.q, x.a, x.n, cmd.t];
+    case 'acq': return [7, x.s, x.q, x.a, x.n, cmd.k, cmd.p, cmd.w];
+    case 'rel': return [8, x.s, x.q, x.a, x.n, cmd.k, cmd.p];
+    case 'lset': return [9, x.s, x.q, x.a, x.n, cmd.v];
+    case 'ladd': return [10, x.s, x.q, x.a, x.n, cmd.d];
+    case 'lcas': return [11, x.s, x.q, x.a, x.n, cmd.e, cmd.v];
+    case 'rset': return [12, x.s, x.q, x.a, x.n, cmd.v];
+    case 'rcas': return [13, x.s, x.q, x.a, x.n, cmd.e, cmd.v];
+    case 'rcasv': return [14, x.s, x.q, x.a, x.n, cmd.e, cmd.v];
+  }
+  throw new TypeError(`not a CP command: ${String((cmd as { o?: unknown }).o).slice(0, 20)}`);
+}
+
+/** The object of a wire command whose length fits its op (checked by the caller): fields as they are. */
+function fromWire(op: number, x: readonly unknown[]): Record<string, unknown> {
+  switch (op) {
+    case 0: return { c: 'cp', o: 'open', k: x[1], h: x[2], t: x[3] };
+    case 1: return { c: 'cp', o: 'expire', s: x[1] };
+    case 2: return { c: 'cp', o: 'leaseEnd', n: x[1], t: x[2] };
+    case 3: return { c: 'cp', o: 'close', s: x[1], q: x[2], a: x[3] };
+    case 4: return { c: 'cp', o: 'lock', s: x[1], q: x[2], a: x[3], n: x[4], l: x[5], w: x[6] };
+    case 5: return { c: 'cp', o: 'unlock', s: x[1], q: x[2], a: x[3], n: x[4] };
+    case 6: return { c: 'cp', o: 'cancel', s: x[1], q: x[2], a: x[3], n: x[4], t: x[5] };
+    case 7: return { c: 'cp', o: 'acq', s: x[1], q: x[2], a: x[3], n: x[4], k: x[5], p: x[6], w: x[7] };
+    case 8: return { c: 'cp', o: 'rel', s: x[1], q: x[2], a: x[3], n: x[4], k: x[5], p: x[6] };
+    case 9: return { c: 'cp', o: 'lset', s: x[1], q: x[2], a: x[3], n: x[4], v: x[5] };
+    case 10: return { c: 'cp', o: 'ladd', s: x[1], q: x[2], a: x[3], n: x[4], d: x[5] };
+    case 11: return { c: 'cp', o: 'lcas', s: x[1], q: x[2], a: x[3], n: x[4], e: x[5], v: x[6] };
+    case 12: return { c: 'cp', o: 'rset', s: x[1], q: x[2], a: x[3], n: x[4], v: x[5] };
+    case 13: return { c: 'cp', o: 'rcas', s: x[1], q: x[2], a: x[3], n: x[4], e: x[5], v: x[6] };
+    default: return { c: 'cp', o: 'rcasv', s: x[1], q: x[2], a: x[3], n: x[4], e: x[5], v: x[6] };
+  }
 }
 
 /**
@@ -230,12 +268,9 @@ export function parseCpCommand(x: unknown): CpCommand | undefined {
   if (!Array.isArray(x) || x.length < 2) return undefined;
   const op = x[0];
   if (typeof op !== 'number' || !Number.isInteger(op) || op < 0 || op >= CP_OPS.length) return undefined;
-  const f = CP_FIELDS[op];
-  if (x.length !== f.length + 1) return undefined;
-  const o = CP_OPS[op];
-  const cmd: Record<string, unknown> = { c: 'cp', o };
-  for (let i = 0; i < f.length; i++) cmd[f[i]] = x[i + 1];
-  return validCommand(cmd, o) ? (cmd as unknown as CpCommand) : undefined;
+  if (x.length !== CP_FIELDS[op].length + 1) return undefined;
+  const cmd = fromWire(op, x);
+  return validCommand(cmd, CP_OPS[op]) ? (cmd as unknown as CpCommand) : undefined;
 }
 
 /** The types and bounds of op `o`'s fields (present, by construction in parseCpCommand). */
