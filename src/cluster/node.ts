@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
-import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
+import { GridClosedError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';

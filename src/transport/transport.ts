@@ -86,7 +86,6 @@ import {
 } from './fast.js';
 import {
   CLOSE_AUTH,
-  CLOSE_BUSY,
   CLOSE_DISCONNECT,
   CLOSE_DUPLICATE,
   CLOSE_GOING_AWAY,
