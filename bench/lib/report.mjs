@@ -133,6 +133,9 @@ export const TARGETS = [
       { id: 'long', label: 'atomicLong.incrementAndGetSync ÷ Atomics.add (BigInt64Array)', num: ['coordination', 'sg-incr-sync'], den: ['coordination', 'bare-add'] },
     ],
   },
+  // issue 13 (cluster half): a lite member of a 3-member cluster against Redis's lock pattern and INCR (ioredis), c=64
+  { id: 'i13-cluster-lock-c64', label: 'issue 13: 3-member cluster, grid.cp lock+unlock via a lite member, c=64 ≥ 0.5x Redis SET NX PX + compare-and-delete', min: 0.5, num: ['coordination', 'cl-lock-c64'], den: ['coordination', 'redis-lock-c64'] },
+  { id: 'i13-cluster-incr-c64', label: 'issue 13: 3-member cluster, grid.cp incrementAndGet via a lite member, c=64 ≥ 0.5x Redis INCR', min: 0.5, num: ['coordination', 'cl-incr-c64'], den: ['coordination', 'redis-incr-c64'] },
   { id: 'i12-10k-setsync', label: 'issue 12: 10,000 keys round-robin, setSync ≥ 0.5x lru-cache set', min: 0.5, num: ['sizes-10k', 'scan-sg-setsync'], den: ['sizes-10k', 'scan-lru-set'] },
   // issue 14: redis-benchmark -c 50 against the RESP endpoint and redis-server in the same run (scenario resp)
   ...['single', 'cluster'].flatMap((target) =>
@@ -188,7 +191,7 @@ export function targetFigure(t) {
 const MARKS = { reached: 'reached', missed: 'MISSED ', reference: ' ref.  ', 'not measured': ' n/a   ' };
 
 export function formatTargets(targets) {
-  const lines = ['Targets (issues 3 and 12; indented lines are variants for reference, not the targets):'];
+  const lines = ['Targets (issues 3, 12, 13 and 14; indented lines are variants for reference, not the targets):'];
   for (const t of targets) {
     const indent = t.variantOf ? '      · ' : '  ';
     lines.push(`${indent}[${MARKS[t.status]}] ${t.label}: ${targetFigure(t)}`);
