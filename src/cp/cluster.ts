@@ -270,6 +270,14 @@ function tokenOf(r: CpResult): number {
   return r[1];
 }
 
+/** A result, or a promise of one, through run()'s `map` (when given). */
+function mapped<T>(x: Promise<CpResult>, map: ((r: CpResult) => T) | undefined): Promise<CpResult | T>;
+function mapped<T>(x: CpResult | Promise<CpResult>, map: ((r: CpResult) => T) | undefined): CpResult | T | Promise<CpResult | T>;
+function mapped<T>(x: CpResult | Promise<CpResult>, map: ((r: CpResult) => T) | undefined): CpResult | T | Promise<CpResult | T> {
+  if (map === undefined) return x;
+  return Array.isArray(x) ? map(x) : x.then(map);
+}
+
 /** run() without a deadline or redo. */
 const NO_OPTS: { until?: number; mayRedo?: boolean } = Object.freeze({});
 
@@ -401,10 +409,7 @@ export class ClusterCp {
   run<T>(body: Body, opts: { until?: number; mayRedo?: boolean }, map: (r: CpResult) => T): Promise<T>;
   run<T>(body: Body, opts: { until?: number; mayRedo?: boolean } = {}, map?: (r: CpResult) => T): Promise<T | CpResult> {
     const s = this.sessionId;
-    if (s === 0 || this.session === undefined || this.closing || this.closed || opts.until !== undefined) {
-      const p = this.runLoop(body, opts, 0);
-      return map === undefined ? p : p.then(map);
-    }
+    if (s === 0 || this.session === undefined || this.closing || this.closed || opts.until !== undefined) return mapped(this.runLoop(body, opts, 0), map);
     // the common case, without the loop's async frames: a session is open, the command has no
     // deadline, and its first attempt answers (a lite member's batch at c=64 spent a third of its
     // CPU in the frames of run and inSession)
@@ -421,13 +426,10 @@ export class ClusterCp {
         if (r[0] === 'q') {
           // no answer: go on as the loop does, with the same sequence (inSession ends it)
           const pause = Date.now() - t0 < 50 ? new Promise((res) => setTimeout(res, 100)) : Promise.resolve();
-          const p = pause.then(() => this.inSession(s, body, undefined, q)).then((r2) => this.settled(s, r2, body, opts, 0));
-          return map === undefined ? p : p.then(map);
+          return mapped(pause.then(() => this.inSession(s, body, undefined, q)).then((r2) => this.settled(s, r2, body, opts, 0)), map);
         }
         this.done(q);
-        const x = this.settled(s, r, body, opts, 0);
-        if (map === undefined) return x;
-        return Array.isArray(x) ? map(x) : x.then(map);
+        return mapped(this.settled(s, r, body, opts, 0), map);
       },
       (e: unknown) => {
         this.done(q);

@@ -120,8 +120,6 @@ export class CpDriver {
   private readonly host: CpDriverHost;
   /** (s, q) → submitted commands waiting for results and grants */
   private readonly subs = new BySession<Sub>();
-  /** how many of `subs` have no first result yet (the resend sweep runs while there are) */
-  private unanswered = 0;
   private readonly openers = new Map<string, (id: number) => void>();
   private readonly endedHandlers = new Set<(id: number) => void>();
   private readonly reads = new Map<string, (index: number) => void>();
@@ -158,7 +156,6 @@ export class CpDriver {
     clearInterval(this.resendTimer);
     this.resendTimer = undefined;
     this.subs.clear();
-    this.unanswered = 0;
     this.openers.clear();
     this.reads.clear();
     this.readsApplied.length = 0;
@@ -295,27 +292,22 @@ export class CpDriver {
    * is sent again every RESEND_MS until a first result comes. Returns a function that stops it.
    */
   submit(cmd: CpCommand & { s: number; q: number }, on: Listener, wire?: unknown[]): () => void {
-    const sub = this.track(cmd, wire, on, -1);
-    this.send(cmd, wire);
+    const sub = this.track(cmd, wire, on, -1, Date.now());
     return () => this.untrack(sub);
   }
 
-  /** Records a submit (replacing one of the same (s, q)), and starts the resend sweep. */
-  private track(cmd: CpCommand & { s: number; q: number }, wire: unknown[] | undefined, on: (r: CpResult, sub: Sub) => boolean, i: number, at = Date.now()): Sub {
+  /** Records a submit (replacing one of the same (s, q)), sends it and starts the resend sweep. */
+  private track(cmd: CpCommand & { s: number; q: number }, wire: unknown[] | undefined, on: (r: CpResult, sub: Sub) => boolean, i: number, at: number): Sub {
     const sub: Sub = { cmd, wire, on, i, at, answered: false };
-    const old = this.subs.get(cmd.s, cmd.q);
-    if (old !== undefined && !old.answered) this.unanswered--;
     this.subs.set(cmd.s, cmd.q, sub);
-    this.unanswered++;
+    this.send(cmd, wire);
     this.resendTimer ??= setInterval(this.resendBound, RESEND_MS / RESEND_TICKS);
     return sub;
   }
 
   /** Forgets a submit (if it is still the one recorded for its (s, q)). */
   private untrack(sub: Sub): void {
-    if (this.subs.get(sub.cmd.s, sub.cmd.q) !== sub) return;
-    this.subs.delete(sub.cmd.s, sub.cmd.q);
-    if (!sub.answered) this.unanswered--;
+    if (this.subs.get(sub.cmd.s, sub.cmd.q) === sub) this.subs.delete(sub.cmd.s, sub.cmd.q);
   }
 
   /**
@@ -323,16 +315,20 @@ export class CpDriver {
    * last sent (so 1 to 1 + 1/RESEND_TICKS RESEND_MS after); the timer stops when none is left.
    */
   private resend(): void {
-    if (this.unanswered === 0 || this.closed) {
+    const t = Date.now();
+    let unanswered = false;
+    if (!this.closed) {
+      for (const sub of this.subs.values()) {
+        if (sub.answered) continue;
+        unanswered = true;
+        if (t - sub.at < RESEND_MS) continue;
+        sub.at = t;
+        this.send(sub.cmd, sub.wire);
+      }
+    }
+    if (!unanswered) {
       clearInterval(this.resendTimer);
       this.resendTimer = undefined;
-      return;
-    }
-    const t = Date.now();
-    for (const sub of this.subs.values()) {
-      if (sub.answered || t - sub.at < RESEND_MS) continue;
-      sub.at = t;
-      this.send(sub.cmd, sub.wire);
     }
   }
 
@@ -379,10 +375,7 @@ export class CpDriver {
   private deliver(s: number, q: number, r: CpResult): void {
     const sub = this.subs.get(s, q);
     if (sub === undefined) return;
-    if (!sub.answered) {
-      sub.answered = true;
-      this.unanswered--;
-    }
+    sub.answered = true;
     if (sub.on(r, sub)) this.untrack(sub);
   }
 
@@ -535,7 +528,6 @@ export class CpDriver {
       };
       const at = Date.now();
       for (let i = 0; i < cmds.length; i++) subs[i] = this.track(cmds[i], list[i] as unknown[], on, i, at);
-      for (let i = 0; i < cmds.length; i++) this.send(cmds[i], list[i] as unknown[]);
     });
   }
 

@@ -436,7 +436,7 @@ const NO_MEMBERS: ReadonlySet<string> = new Set();
  * storage or a snapshot, are decoded and parsed as on every follower.
  */
 export class OwnCpEntries {
-  private readonly byIndex = new Map<number, { data: Uint8Array; cmd: CpCommand | CpBatch }>();
+  private readonly byIndex = new Map<number, { data: Uint8Array; cmd: CpBatch }>();
   /** At most this many entries kept (a leader that proposes without applying for long: the oldest go). */
   static readonly MAX = 4096;
 
@@ -445,11 +445,11 @@ export class OwnCpEntries {
     for (const c of cmds) if (!reusableCpCommand(c)) return;
     if (cmds.length === 0 || cmds.length > CP_LIMITS.maxBatch || data.length > CP_LIMITS.maxBatchBytes) return;
     if (this.byIndex.size >= OwnCpEntries.MAX) this.byIndex.delete(this.byIndex.keys().next().value as number);
-    this.byIndex.set(index, { data, cmd: cmds.length === 1 ? cmds[0] : { c: 'cpb', b: cmds.slice() } });
+    this.byIndex.set(index, { data, cmd: { c: 'cpb', b: cmds.slice() } });
   }
 
   /** The command to apply for the entry at `index` with `data`, if this process proposed exactly it; forgets it either way. */
-  take(index: number, data: Uint8Array): CpCommand | CpBatch | undefined {
+  take(index: number, data: Uint8Array): CpBatch | undefined {
     const own = this.byIndex.get(index);
     if (own === undefined) return undefined;
     this.byIndex.delete(index);

@@ -436,7 +436,7 @@ export class Metadata extends EventEmitter {
       }
     }
     const a = this.state.apply(e.index, cmd);
-    if (cmd?.c !== 'cp' && cmd?.c !== 'cpb') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
+    if (cmd?.c !== 'cpb') this.host.log('info', `log ${e.index}: ${cmd === undefined ? 'no-op' : cmd.c === 'table' ? `table on base ${cmd.base}${a.table === undefined ? ' (refused)' : ''}` : cmd.c === 'drop' ? `drop copy ${cmd.m} of p${cmd.p} at epoch ${cmd.epoch}` : `${cmd.c} ${cmd.id}`}`);
     if (cmd?.c === 'table' && a.table === undefined && this.proposedTableBase === cmd.base) {
       // refused by the state machine (the table moved on meanwhile, or the plan broke a rule): plan again
       this.proposedTableBase = -1;

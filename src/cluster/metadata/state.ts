@@ -30,7 +30,7 @@
  * the entry that last changed p's primary (ring/table.ts `tableAt`).
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
-import { CpState, isCpSnapshot, parseCpBatch, type CpApplied, type CpBatch, type CpCommand, type CpSnapshot } from './cp-state.js';
+import { CpState, isCpSnapshot, parseCpBatch, type CpApplied, type CpBatch, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
 export const MAX_MEMBERS = 256;
@@ -51,7 +51,6 @@ export type Command =
   | { c: 'remove'; id: string; why: 'dead' | 'left' | 'removed' }
   | { c: 'table'; base: number; owners: string[][]; pending: string[][] }
   | { c: 'drop'; p: number; m: string; epoch: number }
-  | CpCommand
   | CpBatch;
 
 /** What applying one command changed. */
@@ -139,8 +138,6 @@ export class MetaState {
     this.index = index;
     if (cmd === undefined) return {};
     switch (cmd.c) {
-      case 'cp': // in memory only: the leader applying a lone command it packed (OwnCpEntries)
-        return { cp: [this.cp.apply(index, cmd)] };
       case 'cpb': {
         const cp = new Array<CpApplied>(cmd.b.length);
         for (let i = 0; i < cmd.b.length; i++) cp[i] = this.cp.apply(index, cmd.b[i], i);
