@@ -153,6 +153,15 @@ export interface RespOptions {
    * sessions (options.cp.waiters in one process; 4096 in a whole cluster). Default 256.
    */
   maxCpSessions?: number;
+  /**
+   * Most distinct CP names (locks, atomics, refs, semaphores together) that commands through this
+   * endpoint may name over its lifetime. Primitive names are never freed, so without a bound a
+   * RESP client could use up the grid's name table (options.cp.primitives in one process, 4096 in
+   * a whole cluster) and leave the application none. Every name a CP.* command names counts once,
+   * whether it existed before or not; past the bound a new name gets GRID_ERR_CP_CAPACITY and the
+   * names already counted keep working. Default 256.
+   */
+  maxCpNames?: number;
 }
 
 export interface ResolvedRespOptions {
@@ -167,6 +176,7 @@ export interface ResolvedRespOptions {
   maxMultibulkLength: number;
   outputHighWater: number;
   maxCpSessions: number;
+  maxCpNames: number;
 }
 
 /** `options.cp` of createGrid: limits of the coordination primitives (grid.cp). */
@@ -287,7 +297,7 @@ export const DEFAULTS = Object.freeze({
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
-    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256,
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256, maxCpNames: 256,
   }),
 });
 
@@ -375,6 +385,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
   'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
   'options.resp.maxCpSessions': intRule(0, 4096),
+  'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.metrics.registry': {
@@ -536,7 +547,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) fail('options.resp', 'must be an object');
   const r = v as Record<string, unknown>;
-  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxCpSessions'], 'options.resp');
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxCpSessions', 'maxCpNames'], 'options.resp');
   const d = DEFAULTS.resp;
   const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
   return {
@@ -551,6 +562,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
     outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
     maxCpSessions: (r.maxCpSessions ?? d.maxCpSessions) as number,
+    maxCpNames: (r.maxCpNames ?? d.maxCpNames) as number,
   };
 }
 

@@ -39,6 +39,11 @@ export interface RespContext {
   configNames(): string[];
   /** grid.cp: primitives whose operations have no owner (atomicLong, atomicRef, reads). */
   readonly cp: CoordinationPrimitives;
+  /**
+   * The CP name in a command's argument, counted against options.resp.maxCpNames.
+   * @throws {CpCapacityError} when the endpoint has named that many distinct CP names and this one is new (GRID_ERR_CP_CAPACITY).
+   */
+  cpName(b: Buffer): string;
   /** Connections waiting in a blocking command (CP.LOCK, CP.ACQUIRE): INFO's blocked_clients. */
   blocked: number;
 }

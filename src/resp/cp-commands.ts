@@ -23,7 +23,7 @@
  * grid refuses comes back as "ERR GRID_ERR_<code>: message".
  */
 import { ERR_NOT_INTEGER } from '../updates.js';
-import { ERR_SYNTAX, intArg, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { ERR_SYNTAX, intArg, lower, safeInt, spec, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 
 /** Options after the fixed arguments: each name once, each with one non-negative integer (ms or a count). */
 function options(c: RespClient, argv: Buffer[], from: number, allowed: readonly string[], cmd: string): Map<string, number> | undefined {
@@ -65,7 +65,7 @@ async function blocking<T>(cx: RespContext, p: Promise<T>): Promise<T> {
 const lock: Run = async (cx, c, argv) => {
   const o = options(c, argv, 2, ['px', 'wait'], 'cp.lock');
   if (o === undefined) return;
-  const l = c.cpSession().lock(text(argv[1]));
+  const l = c.cpSession().lock(cx.cpName(argv[1]));
   const leaseMs = o.get('px');
   const wait = o.get('wait');
   const opts = leaseMs === undefined ? undefined : { leaseMs };
@@ -75,41 +75,41 @@ const lock: Run = async (cx, c, argv) => {
   else c.out.int(t);
 };
 
-const unlock: Run = async (_cx, c, argv) => {
-  await c.cpSession().lock(text(argv[1])).unlock();
+const unlock: Run = async (cx, c, argv) => {
+  await c.cpSession().lock(cx.cpName(argv[1])).unlock();
   c.out.ok();
 };
 
 const isLocked: Run = async (cx, c, argv) => {
-  c.out.int((await cx.cp.lock(text(argv[1])).isLocked()) ? 1 : 0);
+  c.out.int((await cx.cp.lock(cx.cpName(argv[1])).isLocked()) ? 1 : 0);
 };
 
 const getLong: Run = async (cx, c, argv) => {
-  c.out.int(await cx.cp.atomicLong(text(argv[1])).get());
+  c.out.int(await cx.cp.atomicLong(cx.cpName(argv[1])).get());
 };
 
 const setLong: Run = async (cx, c, argv) => {
   const v = intArg(argv[2]);
   if (v === undefined) return c.out.error(ERR_NOT_INTEGER);
-  await cx.cp.atomicLong(text(argv[1])).set(v);
+  await cx.cp.atomicLong(cx.cpName(argv[1])).set(v);
   c.out.ok();
 };
 
 const incrBy: Run = async (cx, c, argv) => {
   const d = intArg(argv[2]);
   if (d === undefined) return c.out.error(ERR_NOT_INTEGER);
-  c.out.int(await cx.cp.atomicLong(text(argv[1])).addAndGet(d));
+  c.out.int(await cx.cp.atomicLong(cx.cpName(argv[1])).addAndGet(d));
 };
 
 const casLong: Run = async (cx, c, argv) => {
   const e = intArg(argv[2]);
   const n = intArg(argv[3]);
   if (e === undefined || n === undefined) return c.out.error(ERR_NOT_INTEGER);
-  c.out.int((await cx.cp.atomicLong(text(argv[1])).compareAndSet(e, n)) ? 1 : 0);
+  c.out.int((await cx.cp.atomicLong(cx.cpName(argv[1])).compareAndSet(e, n)) ? 1 : 0);
 };
 
 const getRef: Run = async (cx, c, argv) => {
-  const { value, version } = await cx.cp.atomicRef(text(argv[1])).getVersioned();
+  const { value, version } = await cx.cp.atomicRef(cx.cpName(argv[1])).getVersioned();
   c.out.array(2);
   c.out.bulk(valueBytes(value));
   c.out.int(version);
@@ -119,14 +119,14 @@ const getRef: Run = async (cx, c, argv) => {
 const refValue = (b: Buffer): Buffer => Buffer.from(b);
 
 const setRef: Run = async (cx, c, argv) => {
-  await cx.cp.atomicRef(text(argv[1])).set(refValue(argv[2]));
+  await cx.cp.atomicRef(cx.cpName(argv[1])).set(refValue(argv[2]));
   c.out.ok();
 };
 
 const casRef: Run = async (cx, c, argv) => {
   const ver = safeInt(argv[2]);
   if (ver === undefined || ver < 0) return c.out.error(ERR_NOT_INTEGER);
-  c.out.int((await cx.cp.atomicRef(text(argv[1])).compareAndSetVersion(ver, refValue(argv[3]))) ? 1 : 0);
+  c.out.int((await cx.cp.atomicRef(cx.cpName(argv[1])).compareAndSetVersion(ver, refValue(argv[3]))) ? 1 : 0);
 };
 
 /** `[n]` as the first optional argument: an integer where an option name would be. */
@@ -141,7 +141,7 @@ const acquire: Run = async (cx, c, argv) => {
   const o = options(c, argv, next, ['permits', 'wait'], 'cp.acquire');
   if (o === undefined) return;
   const total = o.get('permits');
-  const sem = c.cpSession().semaphore(text(argv[1]), total === undefined ? undefined : { permits: total });
+  const sem = c.cpSession().semaphore(cx.cpName(argv[1]), total === undefined ? undefined : { permits: total });
   const wait = o.get('wait');
   if (wait === undefined) {
     await blocking(cx, sem.acquire(n));
@@ -150,16 +150,16 @@ const acquire: Run = async (cx, c, argv) => {
   c.out.int((await blocking(cx, sem.tryAcquire(n, { timeoutMs: wait }))) ? 1 : 0);
 };
 
-const release: Run = async (_cx, c, argv) => {
+const release: Run = async (cx, c, argv) => {
   const { n, next } = countArg(argv);
   if (n === undefined || n < 1) return c.out.error('ERR permits must be an integer >= 1');
   if (next < argv.length) return c.out.error(ERR_SYNTAX);
-  await c.cpSession().semaphore(text(argv[1])).release(n);
+  await c.cpSession().semaphore(cx.cpName(argv[1])).release(n);
   c.out.ok();
 };
 
 const permits: Run = async (cx, c, argv) => {
-  c.out.int(await cx.cp.semaphore(text(argv[1])).availablePermits());
+  c.out.int(await cx.cp.semaphore(cx.cpName(argv[1])).availablePermits());
 };
 
 const W = ['write'];

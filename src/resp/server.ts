@@ -22,6 +22,7 @@ import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
 import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
+import { isCpName } from '../cluster/metadata/cp-state.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
@@ -188,6 +189,21 @@ export class RespServer implements RespContext {
   /** grid.cp (atomicLong, atomicRef and reads need no owner). */
   get cp(): CoordinationPrimitives {
     return this.grid.cp;
+  }
+
+  /** Distinct CP names named through this endpoint (at most options.resp.maxCpNames). */
+  private readonly cpNames = new Set<string>();
+
+  cpName(b: Buffer): string {
+    const name = b.toString('utf8');
+    // a name the CP layer refuses (empty, over 256 bytes) is not counted, nor kept: its call throws
+    if (!this.cpNames.has(name) && isCpName(name)) {
+      if (this.cpNames.size >= this.options.maxCpNames) {
+        throw new CpCapacityError(`RESP clients have named ${this.cpNames.size} distinct CP primitives (options.resp.maxCpNames); '${name.slice(0, 64)}' would be one more`, { limit: 'options.resp.maxCpNames' });
+      }
+      this.cpNames.add(name);
+    }
+    return name;
   }
 
   /** A connection's CP session, within options.resp.maxCpSessions. */

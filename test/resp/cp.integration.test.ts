@@ -222,6 +222,49 @@ describe('CP sessions of RESP connections are bounded (options.resp.maxCpSession
   });
 });
 
+describe('CP names named over RESP are bounded (options.resp.maxCpNames)', () => {
+  it('past the bound a new name gets GRID_ERR_CP_CAPACITY on every connection; counted names keep working, refused names are not counted, and the application keeps the rest of the name table', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', cp: { primitives: 8 }, resp: { port: 0, maxCpNames: 3 } });
+    const x = io(g.resp!.port);
+    const y = io(g.resp!.port);
+    try {
+      expect(await x.call('CP.INCRBY', 'n1', '5')).toBe(5);
+      expect(await x.call('CP.SETREF', 'r1', 'v')).toBe('OK');
+      // names the CP layer refuses are not counted against the bound
+      expect(await failure(x.call('CP.INCRBY', '', '1'))).toMatch(/^ERR GRID_ERR_INVALID_ARGUMENT/);
+      expect(await failure(x.call('CP.INCRBY', 'x'.repeat(300), '1'))).toMatch(/^ERR GRID_ERR_INVALID_ARGUMENT/);
+      expect(await y.call('CP.LOCK', 'l1')).toBe(1);
+      expect(await failure(x.call('CP.INCRBY', 'n2', '1'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY: .*options\.resp\.maxCpNames/);
+      expect(await failure(y.call('CP.ISLOCKED', 'l2'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY/);
+      expect(await failure(y.call('CP.ACQUIRE', 's1', 'PERMITS', '2'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY/);
+      expect(await x.call('CP.INCRBY', 'n1', '1')).toBe(6);
+      expect(await y.call('CP.UNLOCK', 'l1')).toBe('OK');
+      // a name the application made first counts once it is named over RESP, like any other
+      await g.cp.atomicLong('app0').set(7n);
+      expect(await failure(x.call('CP.GETLONG', 'app0'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY/);
+      // 8 names in all, 3 taken over RESP (and app0): the application makes the other 4
+      for (let i = 1; i <= 4; i++) expect(await g.cp.atomicLong(`app${i}`).incrementAndGet()).toBe(1n);
+    } finally {
+      x.disconnect();
+      y.disconnect();
+      await g.close();
+    }
+  });
+
+  it('control: with the bound above the name table, one RESP client leaves the application no name', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', cp: { primitives: 4 }, resp: { port: 0, maxCpNames: 100 } });
+    const x = io(g.resp!.port);
+    try {
+      for (let i = 0; i < 4; i++) expect(await x.call('CP.INCRBY', `n${i}`, '1')).toBe(1);
+      expect(await failure(x.call('CP.INCRBY', 'n4', '1'))).toMatch(/^ERR GRID_ERR_CP_CAPACITY/);
+      expect(() => g.cp.atomicLong('app')).toThrow(expect.objectContaining({ code: 'GRID_ERR_CP_CAPACITY' }));
+    } finally {
+      x.disconnect();
+      await g.close();
+    }
+  });
+});
+
 describe('CP.* on members of a 3-member cluster', () => {
   const SECRET = 'resp-cp-cluster-secret-0123456789ab';
   let a: GridProcess;

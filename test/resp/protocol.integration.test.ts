@@ -275,6 +275,8 @@ describe('authentication, protected mode and maxclients', () => {
       [{ maxBulkLength: 'lots' }, 'options.resp.maxBulkLength'],
       [{ maxClients: 0 }, 'options.resp.maxClients'],
       [{ protectedMode: 'no' }, 'options.resp.protectedMode'],
+      [{ maxCpSessions: -1 }, 'options.resp.maxCpSessions'],
+      [{ maxCpNames: 1.5 }, 'options.resp.maxCpNames'],
       ['6379', 'options.resp'],
     ];
     for (const [resp, path] of bad) {
