@@ -562,6 +562,17 @@ export class GridMap<V = unknown> {
     return this.store.mapSize(this.id);
   }
 
+  /**
+   * @internal Entries of this map that have an expiry (RESP's INFO keyspace `expires`), counted
+   * like size(): per-partition counters, entries whose time passed included until reclaimed.
+   */
+  async expiring(): Promise<number> {
+    this.host.assertOpen();
+    let n = 0;
+    for (let p = 0; p < this.store.partitions; p++) n += this.store.mapTtlCountIn(p, this.id);
+    return n;
+  }
+
   // ── writes ────────────────────────────────────────────────────────────────────────────────────
 
   /**

@@ -246,14 +246,30 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async size(): Promise<number> {
+    return this.overPrimaries('size', () => this.localSize());
+  }
+
+  /** @internal size()'s count of the entries that have an expiry, over every member's primaries. */
+  override async expiring(): Promise<number> {
+    return this.overPrimaries('expiring', () => this.localExpiring());
+  }
+
+  /** A count of this member's primaries (`local`) summed over every member's. */
+  private async overPrimaries(o: 'size' | 'expiring', local: () => number): Promise<number> {
     this.host.assertOpen();
-    const counts = await this.router.broadcast(async () => this.localSize(), { m: this.name, o: 'size' });
+    const counts = await this.router.broadcast(async () => local(), { m: this.name, o });
     return counts.reduce((a, b) => a + b, 0);
   }
 
   private localSize(): number {
     let n = 0;
     for (const p of this.rep.primaries()) n += this.store.mapCountIn(p, this.id);
+    return n;
+  }
+
+  private localExpiring(): number {
+    let n = 0;
+    for (const p of this.rep.primaries()) n += this.store.mapTtlCountIn(p, this.id);
     return n;
   }
 
@@ -432,6 +448,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     switch (o) {
       case 'size':
         return this.localSize();
+      case 'expiring':
+        return this.localExpiring();
       case 'clear':
         return super.clear();
       case 'agg':

@@ -308,20 +308,14 @@ export class RespServer implements RespContext {
     }
     if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);
     if (want('keyspace')) {
-      const keys = await this.map.size();
-      parts.push(keys > 0 ? `# Keyspace\r\ndb0:keys=${keys},expires=${expiresOf(g.partitions, this.grid)},avg_ttl=0\r\n` : '# Keyspace\r\n');
+      const [keys, expires] = await Promise.all([this.map.size(), this.map.expiring()]);
+      parts.push(keys > 0 ? `# Keyspace\r\ndb0:keys=${keys},expires=${expires},avg_ttl=0\r\n` : '# Keyspace\r\n');
     }
     return parts.join('\r\n');
   }
 }
 
 const SHARDGRID_VERSION = '0.1.0';
-
-function expiresOf(_parts: unknown, grid: Grid): number {
-  let n = 0;
-  for (let p = 0; p < grid.store.partitions; p++) n += grid.store.ttlCount(p);
-  return n;
-}
 
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 

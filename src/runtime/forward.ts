@@ -53,8 +53,8 @@ const GETSYNC_SETTLE_MS = 200;
 /** Entries per page of a forwarded entries() iteration. */
 const PAGE_ENTRIES = 256;
 
-/** Operations an attached thread may forward: the public map methods, nothing else. */
-const OPS = new Set(['get', 'has', 'ttl', 'getMany', 'size', 'set', 'setMany', 'delete', 'setIfAbsent', 'compareAndSet', 'increment', 'clear', 'compute', 'aggregate']);
+/** Operations an attached thread may forward: the public map methods and size()'s internal sibling expiring(), nothing else. */
+const OPS = new Set(['get', 'has', 'ttl', 'getMany', 'size', 'expiring', 'set', 'setMany', 'delete', 'setIfAbsent', 'compareAndSet', 'increment', 'clear', 'compute', 'aggregate']);
 
 interface Request {
   i: number;
@@ -470,6 +470,10 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
 
   override async size(): Promise<number> {
     return this.call('size', []);
+  }
+
+  override async expiring(): Promise<number> {
+    return this.call('expiring', []);
   }
 
   override async set(key: string, value: V, options?: SetOptions | number): Promise<void> {

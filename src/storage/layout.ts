@@ -13,6 +13,9 @@
  *  ├──────────────────────────┤ countBase
  *  │ entries per (partition,  │ partitions × maxMaps slots
  *  │ map)                     │
+ *  ├──────────────────────────┤ ttlBase
+ *  │ entries with an expiry   │ partitions × maxMaps slots
+ *  │ per (partition, map)     │
  *  ├──────────────────────────┤ threadBase (Float64, 128-byte aligned)
  *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses), 128 B per slot
  *  └──────────────────────────┘
@@ -29,7 +32,7 @@
  *  cap × [slotHash u32, ref u32].
  */
 export const MAGIC = 0x53475244; // 'SGRD'
-export const LAYOUT_VERSION = 2; // 2: map options in the registry (M_OPTS, M_TTL)
+export const LAYOUT_VERSION = 3; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase)
 
 // ── global header ─────────────────────────────────────────────────────────────────────────────
 export const G_MAGIC = 0;
@@ -147,6 +150,7 @@ export interface Geometry {
   pageBase: number;
   mapBase: number;
   countBase: number;
+  ttlBase: number;
   threadBase: number; // index into a Float64Array over the control buffer
   controlBytes: number;
 }
@@ -155,9 +159,10 @@ export function geometry(partitions: number, pageShift: number, maxPages: number
   const pageBase = PART_BASE + partitions * P_STRIDE;
   const mapBase = pageBase + maxPages * PG_STRIDE;
   const countBase = mapBase + maxMaps * M_STRIDE;
-  const threadByte = Math.ceil(((countBase + partitions * maxMaps) * 4) / 128) * 128;
+  const ttlBase = countBase + partitions * maxMaps;
+  const threadByte = Math.ceil(((ttlBase + partitions * maxMaps) * 4) / 128) * 128;
   const controlBytes = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
-  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, threadBase: threadByte / 8, controlBytes };
+  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, controlBytes };
 }
 
 export const align8 = (n: number): number => (n + 7) & ~7;

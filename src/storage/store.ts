@@ -425,7 +425,7 @@ export class ShardStore {
       // version tells memoized readers it changed, the seqlock fences optimistic ones.
       const cur = this.probe(p, mapId);
       if (cur >= 0 && this.recordSize(cur) === size) {
-        this.rewriteValue(p, cur, type, src, vlen, num, expiresAt);
+        this.rewriteValue(p, mapId, cur, type, src, vlen, num, expiresAt);
         return cur;
       }
     }
@@ -437,12 +437,12 @@ export class ShardStore {
     const old = this.probe(p, mapId);
     if (old >= 0) {
       this.setSlot(p, this.slotIdx, this.ksh, off);
-      if (this.f64[(old + E_EXPIRES) >>> 3] !== 0) this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT]--;
+      if (this.f64[(old + E_EXPIRES) >>> 3] !== 0) this.countTtl(p, mapId, -1);
       this.freeRecord(p, old);
     } else {
       this.insertSlot(p, mapId, off);
     }
-    if (expiresAt !== 0) this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT]++;
+    if (expiresAt !== 0) this.countTtl(p, mapId, 1);
     return off;
   }
 
@@ -451,13 +451,12 @@ export class ShardStore {
    * key bytes, slot hash and key/map word stay as they are; a new version tells memoized readers
    * it changed (the caller is inside beginWrite, which fences optimistic readers).
    */
-  private rewriteValue(p: number, off: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
+  private rewriteValue(p: number, mapId: number, off: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
     const pb = PART_BASE + p * P_STRIDE;
     const u32 = this.u32;
     const w = off >>> 2;
     const eo = (off + E_EXPIRES) >>> 3;
-    if (this.f64[eo] !== 0) this.ci[pb + P_TTL_COUNT]--;
-    if (expiresAt !== 0) this.ci[pb + P_TTL_COUNT]++;
+    if ((this.f64[eo] !== 0) !== (expiresAt !== 0)) this.countTtl(p, mapId, expiresAt !== 0 ? 1 : -1);
     u32[w + (E_VERSION >>> 2)] = ++this.cu[pb + P_WRITE_SEQ];
     this.f64[eo] = expiresAt;
     u32[w + (E_VALLEN >>> 2)] = vlen;
@@ -536,8 +535,14 @@ export class ShardStore {
     this.ci[pb + P_TOMBS]++;
     this.ci[pb + P_COUNT]--;
     this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId]--;
-    if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) this.ci[pb + P_TTL_COUNT]--;
+    if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) this.countTtl(p, mapId, -1);
     this.freeRecord(p, off);
+  }
+
+  /** Entries with an expiry: partition p's count (the expiry sweep's filter) and map mapId's in it. */
+  private countTtl(p: number, mapId: number, d: number): void {
+    this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT] += d;
+    this.ci[this.geo.ttlBase + p * this.geo.maxMaps + mapId] += d;
   }
 
   private setSlot(p: number, slot: number, sh: number, off: number): void {
@@ -1097,6 +1102,11 @@ export class ShardStore {
     return this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId];
   }
 
+  /** Entries of map `mapId` in partition `p` that have an expiry (a plain read, as mapCountIn). */
+  mapTtlCountIn(p: number, mapId: number): number {
+    return this.ci[this.geo.ttlBase + p * this.geo.maxMaps + mapId];
+  }
+
   /** Entries of every map in partition `p` (a plain read, as mapCountIn). */
   countIn(p: number): number {
     return this.ci[PART_BASE + p * P_STRIDE + P_COUNT];
@@ -1308,6 +1318,7 @@ export class ShardStore {
     let ttl = 0;
     let liveBytes = 0;
     const mapCounts = new Map<number, number>();
+    const mapTtls = new Map<number, number>();
     if (!tableOk) {
       tref = 0;
       cap = 0;
@@ -1336,9 +1347,12 @@ export class ShardStore {
         live.set(g, (live.get(g) ?? 0) + size);
         liveBytes += size;
         count++;
-        if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) ttl++;
         const m = this.u32[(off + E_KEYMAP) >>> 2] >>> 16;
         mapCounts.set(m, (mapCounts.get(m) ?? 0) + 1);
+        if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) {
+          ttl++;
+          mapTtls.set(m, (mapTtls.get(m) ?? 0) + 1);
+        }
       }
     }
     this.cu[pb + P_TABLE] = tref;
@@ -1347,7 +1361,10 @@ export class ShardStore {
     ci[pb + P_TOMBS] = tombs;
     ci[pb + P_TTL_COUNT] = ttl;
     ci[pb + P_LIVE_BYTES] = liveBytes;
-    for (let m = 0; m < this.geo.maxMaps; m++) ci[this.geo.countBase + p * this.geo.maxMaps + m] = mapCounts.get(m) ?? 0;
+    for (let m = 0; m < this.geo.maxMaps; m++) {
+      ci[this.geo.countBase + p * this.geo.maxMaps + m] = mapCounts.get(m) ?? 0;
+      ci[this.geo.ttlBase + p * this.geo.maxMaps + m] = mapTtls.get(m) ?? 0;
+    }
     // relink the page list and free pages nothing references
     ci[pb + P_HEAD_PAGE] = -1;
     ci[pb + P_PAGES] = 0;
@@ -1387,7 +1404,10 @@ export class ShardStore {
     const pb = PART_BASE + p * P_STRIDE;
     if ((ci[pb + P_SEQ] & 1) !== 0) errs.push(`p${p}: seqlock odd`);
     let count = 0;
+    let ttl = 0;
     const live = new Map<number, number>();
+    const perMap = new Map<number, number>();
+    const ttlPerMap = new Map<number, number>();
     const tref = this.cu[pb + P_TABLE];
     if (tref !== 0) {
       const toff = (tref - 1) * 8;
@@ -1396,6 +1416,12 @@ export class ShardStore {
       live.set(g, (live.get(g) ?? 0) + E_HEADER + cap * 8);
       this.forEachRecord(p, -1, (off) => {
         count++;
+        const m = this.u32[(off + E_KEYMAP) >>> 2] >>> 16;
+        perMap.set(m, (perMap.get(m) ?? 0) + 1);
+        if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) {
+          ttl++;
+          ttlPerMap.set(m, (ttlPerMap.get(m) ?? 0) + 1);
+        }
         const pg = off >>> this.pageShift;
         if (ci[this.pg(pg, PG_OWNER)] !== p) errs.push(`p${p}: record ${off} on page ${pg} owned by ${ci[this.pg(pg, PG_OWNER)]}`);
         if ((this.u8[off + E_FLAGS] & F_LIVE) === 0) errs.push(`p${p}: record ${off} not live`);
@@ -1403,6 +1429,13 @@ export class ShardStore {
       });
     }
     if (count !== ci[pb + P_COUNT]) errs.push(`p${p}: count ${ci[pb + P_COUNT]} but table holds ${count}`);
+    if (ttl !== ci[pb + P_TTL_COUNT]) errs.push(`p${p}: ttl count ${ci[pb + P_TTL_COUNT]} but ${ttl} records have an expiry`);
+    for (let m = 0; m < this.geo.maxMaps; m++) {
+      const n = perMap.get(m) ?? 0;
+      const t = ttlPerMap.get(m) ?? 0;
+      if (this.mapCountIn(p, m) !== n) errs.push(`p${p}: map ${m} count ${this.mapCountIn(p, m)} but table holds ${n}`);
+      if (this.mapTtlCountIn(p, m) !== t) errs.push(`p${p}: map ${m} ttl count ${this.mapTtlCountIn(p, m)} but ${t} records have an expiry`);
+    }
     for (const [g, l] of live) if (ci[this.pg(g, PG_LIVE)] !== l) errs.push(`p${p}: page ${g} live ${ci[this.pg(g, PG_LIVE)]} but records sum to ${l}`);
     let pages = 0;
     for (let g = ci[pb + P_HEAD_PAGE], guard = 0; g >= 0 && guard <= this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {

@@ -1,0 +1,156 @@
+// INFO keyspace counts what a Redis client sees: `keys` and `expires` of the RESP map, over the
+// whole grid. `expires` comes from per-(partition, map) counters the store keeps beside its entry
+// counts; a property test holds them to a brute-force count of the map's entries with an expiry,
+// through every write path (in-place rewrite, a new record for a new size, delete, ttl changes).
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+import { Rand } from '../../src/raft/rand.js';
+import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+
+const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** keys and expires of `INFO keyspace` (0, 0 when the section is empty). */
+async function keyspace(r: Redis): Promise<{ keys: number; expires: number }> {
+  const info = (await r.info('keyspace')) as string;
+  const m = /db0:keys=(\d+),expires=(\d+),avg_ttl=\d+/.exec(info);
+  return m === null ? { keys: 0, expires: 0 } : { keys: Number(m[1]), expires: Number(m[2]) };
+}
+
+type Counted = { expiring(): Promise<number> };
+
+describe('the store counts entries with an expiry per map', () => {
+  it('equals a brute-force count of entries with a ttl after every batch of random writes, over 6 seeds and two maps', async () => {
+    const g = await createGrid({ workers: 1, memory: '32MB', partitions: 31 });
+    try {
+      const maps = [g.map('a'), g.map('b')];
+      for (let seed = 1; seed <= 6; seed++) {
+        const rnd = new Rand(seed);
+        const rand = (): number => rnd.float();
+        // model: key → has a ttl, per map
+        const model = [new Map<string, boolean>(), new Map<string, boolean>()];
+        for (const m of maps) await m.clear();
+        for (let batch = 0; batch < 20; batch++) {
+          for (let i = 0; i < 50; i++) {
+            const w = rand() < 0.5 ? 0 : 1;
+            const m = maps[w];
+            const key = `k${Math.floor(rand() * 60)}`;
+            const r = rand();
+            // sizes from 1 to ~600 bytes: same-size overwrites rewrite in place, others make a new record
+            const value = 'v'.repeat(1 + Math.floor(rand() * (rand() < 0.5 ? 3 : 600)));
+            if (r < 0.35) {
+              await m.set(key, value, { ttl: 600_000 });
+              model[w].set(key, true);
+            } else if (r < 0.65) {
+              await m.set(key, value);
+              model[w].set(key, false);
+            } else if (r < 0.8) {
+              await m.delete(key);
+              model[w].delete(key);
+            } else if (r < 0.9) {
+              if (await m.setIfAbsent(key, value, { ttl: 600_000 })) model[w].set(key, true);
+            } else {
+              const withTtl = rand() < 0.5;
+              m.setSync(key, value, withTtl ? { ttl: 600_000 } : undefined);
+              model[w].set(key, withTtl);
+            }
+          }
+          for (let w = 0; w < 2; w++) {
+            const want = [...model[w].values()].filter(Boolean).length;
+            // the brute force: every entry of the map, its ttl read back
+            let brute = 0;
+            for await (const [k] of maps[w].entries()) if ((await maps[w].ttl(k)) !== undefined) brute++;
+            expect(brute, `seed ${seed} batch ${batch} map ${w}: brute force vs model`).toBe(want);
+            expect(await (maps[w] as unknown as Counted).expiring(), `seed ${seed} batch ${batch} map ${w}`).toBe(want);
+          }
+        }
+      }
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('drops entries whose time passed once they are reclaimed', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', expiryInterval: 20 });
+    try {
+      const m = g.map('short');
+      for (let i = 0; i < 20; i++) await m.set(`k${i}`, 'v', { ttl: i < 10 ? 30 : 600_000 });
+      expect(await (m as unknown as Counted).expiring()).toBe(20);
+      let n = 20;
+      for (let t = 0; t < 100 && n > 10; t++) {
+        await sleep(20);
+        n = await (m as unknown as Counted).expiring();
+      }
+      expect(n).toBe(10);
+      expect(await m.size()).toBe(10);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('INFO keyspace on a single-process grid', () => {
+  it('counts the RESP map only, and follows EX, EXPIRE, PERSIST, SET without KEEPTTL, a new value size and DEL', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    try {
+      // entries with a ttl in another map are not the RESP client's keys
+      for (let i = 0; i < 5; i++) await g.map('other').set(`o${i}`, 'v', { ttl: 600_000 });
+      await r.set('a', '1');
+      await r.set('b', '2', 'EX', 100);
+      await r.set('c', '3', 'PX', 100_000);
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 2 });
+      await r.expire('a', 100);
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 3 });
+      await r.persist('b');
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 2 });
+      await r.set('c', '4'); // SET without KEEPTTL clears the ttl
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 1 });
+      await r.set('a', 'x'.repeat(2000), 'EX', 100); // a new size: a new record replaces the old one
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 1 });
+      await r.set('c', '5', 'KEEPTTL');
+      expect(await keyspace(r)).toEqual({ keys: 3, expires: 1 });
+      await r.del('a');
+      expect(await keyspace(r)).toEqual({ keys: 2, expires: 0 });
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
+describe('INFO keyspace on members of a 3-member cluster', () => {
+  const SECRET = 'resp-keyspace-cluster-secret-0123456789';
+  let a: GridProcess;
+  let b: GridProcess;
+  let m: Grid;
+
+  beforeAll(async () => {
+    a = await startGridMember({ backups: 1, resp: { port: 0 } }, SECRET);
+    b = await startGridMember({ seeds: [a.url], backups: 1, resp: { port: 0 } }, SECRET);
+    m = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: SECRET, backups: 1 }, resp: { port: 0 } });
+  }, 90_000);
+
+  afterAll(async () => {
+    await m?.close();
+    for (const p of [a, b]) p?.proc.kill('SIGKILL');
+  });
+
+  it('every member reports the whole grid: copies on backups are not counted twice', async () => {
+    const clients = [io(m.resp!.port), io(a.respPort!), io(b.respPort!)];
+    try {
+      for (let i = 0; i < 40; i++) {
+        if (i % 4 === 0) await clients[i % 3].set(`k${i}`, 'v', 'EX', 1000);
+        else await clients[i % 3].set(`k${i}`, 'v');
+      }
+      for (const r of clients) expect(await keyspace(r)).toEqual({ keys: 40, expires: 10 });
+      await clients[1].persist('k0');
+      await clients[2].expire('k1', 1000);
+      await clients[0].del('k4');
+      for (const r of clients) expect(await keyspace(r)).toEqual({ keys: 39, expires: 9 });
+    } finally {
+      for (const r of clients) r.disconnect();
+    }
+  });
+});
