@@ -367,6 +367,21 @@ const scan: Run = async (cx, c, argv) => {
   for (const b of found) c.out.bulk(b);
 };
 
+/** KEYS pattern: every key that matches, in one reply (all partitions, as Redis walks its whole keyspace). */
+const keys: Run = async (cx, c, argv) => {
+  const pattern = argv[1];
+  const all = pattern.length === 1 && pattern[0] === 0x2a; // '*'
+  const found: Buffer[] = [];
+  for (let p = 0; p < cx.partitions; p++) {
+    for (const k of await cx.map.keysIn(p)) {
+      const b = keyBytes(k);
+      if (all || globMatch(pattern, b)) found.push(b);
+    }
+  }
+  c.out.array(found.length);
+  for (const b of found) c.out.bulk(b);
+};
+
 const echo: Run = (_cx, c, argv) => c.out.bulk(argv[1]);
 
 const quit: Run = (_cx, c) => c.quit();
@@ -491,6 +506,7 @@ export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
     spec('dbsize', 1, R, 0, 0, 0, dbsize),
     spec('flushdb', -1, W, 0, 0, 0, flushdb),
     spec('scan', -2, ['readonly'], 0, 0, 0, scan),
+    spec('keys', 2, ['readonly'], 0, 0, 0, keys),
     ...CP_SPECS,
   ].map((s) => [s.name, s]),
 );

@@ -168,6 +168,14 @@ describe('redis-cli against the RESP endpoint', () => {
     expect(new Set(seen).size).toBe(300);
     expect(seen.length).toBe(300);
     expect(await r('SCAN', 'x')).toBe('ERR invalid cursor');
+    // KEYS: the same keys in one reply, with Redis's glob (here '?' and a class)
+    const keys = (await r('KEYS', 'scan:*')).split('\n').filter((x) => x !== '');
+    expect(new Set(keys)).toEqual(new Set(seen));
+    expect((await r('KEYS', '*')).split('\n').filter((x) => x !== '').length).toBe(320);
+    expect((await r('KEYS', 'other:1?')).split('\n').filter((x) => x !== '').sort()).toEqual(Array.from({ length: 10 }, (_, i) => `other:1${i}`).sort());
+    expect((await r('KEYS', 'other:[23]')).split('\n').sort()).toEqual(['other:2', 'other:3']);
+    expect(await r('KEYS', 'nothing:*')).toBe('');
+    expect(await r('KEYS')).toBe("ERR wrong number of arguments for 'keys' command");
   });
 
   it('INFO has the server, clients, memory, stats and keyspace sections in Redis format', async () => {
