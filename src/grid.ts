@@ -680,7 +680,11 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   const plan = planMemory(init);
   const minPages = o.partitions * 2 + reservePages;
   if (plan.maxPages < minPages) {
-    const need = Math.ceil((o.memory * minPages) / Math.max(1, plan.maxPages));
+    // the smallest budget in whole MB whose plan leaves minPages pages (the plan's bookkeeping
+    // grows with the budget, so no closed form); a few hundred plans at most, each a few steps
+    let mb = Math.ceil(o.memory / 1048576);
+    while (mb < 1 << 16 && planMemory({ ...init, memory: mb * 1048576 }).maxPages < minPages) mb++;
+    const need = mb * 1048576;
     throw new InvalidOptionError(`options.memory is too small for ${o.partitions} partitions: it leaves ${plan.maxPages} pages of ${2 ** plan.pageShift} bytes, at least ${minPages} are needed (about ${Math.ceil(need / 1048576)}MB)`, { option: 'options.memory' });
   }
   const buffers = createStoreBuffers(init);

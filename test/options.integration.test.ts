@@ -108,3 +108,29 @@ describe("a map's options, registered by name for the whole grid", () => {
     expect(await m.ttl('b')).toBeGreaterThan(0);
   });
 });
+
+describe('a memory budget too small for the partitions', () => {
+  it('is refused with an estimate of the budget that is enough (and not much more)', async () => {
+    const cases = [
+      { workers: 1, memory: '8MB', maxMaps: 4096 }, // the map counters leave no page at all
+      { workers: 1, memory: '4MB', partitions: 1024 },
+      { workers: 2, memory: '6MB', maxMaps: 2048 },
+    ];
+    for (const c of cases) {
+      const err = await createGrid(c).then(async (g) => {
+        await g.close();
+        return undefined;
+      }, (e: unknown) => e as InvalidOptionError);
+      expect(err, JSON.stringify(c)).toBeInstanceOf(InvalidOptionError);
+      const m = /about (\d+)MB/.exec(err!.message);
+      expect(m, err!.message).not.toBeNull();
+      const mb = Number(m![1]);
+      // the estimate is enough ...
+      const g = await createGrid({ ...c, memory: `${mb}MB` });
+      await g.map('m').set('k', 'v');
+      await g.close();
+      // ... and within a few MB of the budget asked for (it once said 4368MB where 11MB would do)
+      expect(mb, err!.message).toBeLessThan(4 * (Number.parseInt(c.memory) + 8));
+    }
+  });
+});
