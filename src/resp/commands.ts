@@ -27,13 +27,19 @@ function sendUpdate(c: RespClient, r: UpdateReply): void {
   else c.out.error(r[1]);
 }
 
-function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown): void | Promise<void> {
+/** sendUpdate of a command that returns the key's old value (GETDEL, GETEX, SET … GET): counted as a read. */
+function sendRead(cx: RespContext, c: RespClient, r: UpdateReply): void {
+  if (r[0] === 'b') cx.countRead(r[1] !== null);
+  sendUpdate(c, r);
+}
+
+function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown, reads = false): void | Promise<void> {
   const k = keyOf(key);
   if (cx.updateNow !== undefined) {
     const r = cx.updateNow(k, kind, arg);
-    if (r !== undefined) return sendUpdate(c, r);
+    if (r !== undefined) return reads ? sendRead(cx, c, r) : sendUpdate(c, r);
   }
-  return cx.map.updateBytes(k, kind, arg).then((r) => sendUpdate(c, r));
+  return cx.map.updateBytes(k, kind, arg).then((r) => (reads ? sendRead(cx, c, r) : sendUpdate(c, r)));
 }
 
 /** A get through the fastest path the grid allows; the value as RESP bytes. */
@@ -196,7 +202,7 @@ const set: Run = (cx, c, argv) => {
     if (cond === SET_NX) return cx.map.setIfAbsent(key, value, ttl === undefined ? undefined : { ttl }).then((ok) => (ok ? c.out.ok() : c.out.nil()));
   }
   return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet]).then((r) => {
-    if (wantGet) sendUpdate(c, r);
+    if (wantGet) sendRead(cx, c, r);
     else if (r[0] === 'i' && r[1] === '1') c.out.ok();
     else c.out.nil();
   });
@@ -204,7 +210,7 @@ const set: Run = (cx, c, argv) => {
 
 const setnx: Run = (cx, c, argv) => cx.map.setIfAbsent(keyOf(argv[1]), argv[2]).then((ok) => c.out.int(ok ? 1 : 0));
 
-const getdel: Run = (cx, c, argv) => update(cx, c, argv[1], 'getdel', []);
+const getdel: Run = (cx, c, argv) => update(cx, c, argv[1], 'getdel', [], true);
 
 const getex: Run = (cx, c, argv) => {
   let mode = 0;
@@ -223,7 +229,7 @@ const getex: Run = (cx, c, argv) => {
     }
   }
   if (mode === 0) return get(cx, c, argv);
-  return update(cx, c, argv[1], 'getex', [mode, at]);
+  return update(cx, c, argv[1], 'getex', [mode, at], true);
 };
 
 const mget: Run = async (cx, c, argv) => {

@@ -191,6 +191,11 @@ export class RespServer implements RespContext {
     return this.grid.cp;
   }
 
+  countRead(hit: boolean): void {
+    if (hit) this.grid.store.hit();
+    else this.grid.store.miss();
+  }
+
   /** Distinct CP names named through this endpoint (at most options.resp.maxCpNames). */
   private readonly cpNames = new Set<string>();
 

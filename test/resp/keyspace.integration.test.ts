@@ -120,6 +120,39 @@ describe('INFO keyspace on a single-process grid', () => {
   });
 });
 
+describe('keyspace_hits and keyspace_misses', () => {
+  it('count the reads of GET, MGET, GETEX, GETDEL and SET … GET, hit or miss, as Redis does', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    const stats = async () => {
+      const info = (await r.info('stats')) as string;
+      return { hits: Number(/keyspace_hits:(\d+)/.exec(info)![1]), misses: Number(/keyspace_misses:(\d+)/.exec(info)![1]) };
+    };
+    try {
+      await r.set('h', '1');
+      let before = await stats();
+      const step = async (run: () => Promise<unknown>, hits: number, misses: number) => {
+        await run();
+        const now = await stats();
+        expect({ hits: now.hits - before.hits, misses: now.misses - before.misses }).toEqual({ hits, misses });
+        before = now;
+      };
+      await step(() => r.get('h'), 1, 0);
+      await step(() => r.get('nope'), 0, 1);
+      await step(() => r.mget('h', 'nope', 'h'), 2, 1);
+      await step(() => r.getex('h', 'EX', 100), 1, 0);
+      await step(() => r.getex('nope', 'PERSIST'), 0, 1);
+      await step(() => r.call('SET', 'h', '2', 'GET'), 1, 0);
+      await step(() => r.call('SET', 'fresh', '1', 'GET'), 0, 1);
+      await step(() => r.getdel('h'), 1, 0);
+      await step(() => r.getdel('h'), 0, 1);
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
 describe('INFO keyspace on members of a 3-member cluster', () => {
   const SECRET = 'resp-keyspace-cluster-secret-0123456789';
   let a: GridProcess;
