@@ -10,7 +10,7 @@ import { InvalidArgumentError } from './errors.js';
 import { bytesOf, type EncodedValue } from './storage/codec.js';
 import { T_NUMBER } from './storage/layout.js';
 import type { ShardStore } from './storage/store.js';
-import { DEL, PUT, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
+import { DEL, PUT, RETIME, numberText, updateOf, type UpdateReply, type UpdateResult } from './updates.js';
 import type { MapCore } from './map-host.js';
 
 /** GridMap.setIfAbsent (see its doc). */
@@ -119,9 +119,13 @@ export function updateLocked(m: MapCore, p: number, fn: ByteUpdate, kind: string
       throw new InvalidArgumentError(`byte update '${kind}': ${(e as Error).message}`);
     }
     if (r.write === PUT) {
-      m.value(r.value); // typed errors (too large) before anything is written
+      // INCR* of a number the library stored keeps it a number while its text reads back exactly
+      const x = off >= 0 && st.typeOf(off) === T_NUMBER && (kind === 'incrby' || kind === 'incrbyfloat') ? numberOf(r.value!) : undefined;
+      m.value(x ?? r.value); // typed errors (too large) before anything is written
       const e = m.enc;
       if (st.put(p, m.id, e.type, e.bytes, e.len, e.num, r.expiresAt ?? 0) < 0) m.memoryFull();
+    } else if (r.write === RETIME && off >= 0) {
+      st.retime(p, m.id, off, r.expiresAt ?? 0);
     } else if (r.write === DEL && off >= 0) {
       st.remove(p, m.id, now);
     }
@@ -129,6 +133,13 @@ export function updateLocked(m: MapCore, p: number, fn: ByteUpdate, kind: string
   } finally {
     m.release(p);
   }
+}
+
+/** The number whose RESP text (numberText) is exactly `b`, or undefined. */
+function numberOf(b: Uint8Array): number | undefined {
+  const text = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+  const x = Number(text);
+  return Number.isFinite(x) && numberText(x) === text ? x : undefined;
 }
 
 /** The value of the record at `off` as bytes (a copy): see updateBytes. */

@@ -15,6 +15,8 @@
 export const KEEP = 0;
 export const PUT = 1;
 export const DEL = 2;
+/** Only the expiry changes: the value keeps its bytes and its type (a library object stays one). */
+export const RETIME = 3;
 
 /**
  * An update's reply, msgpack-safe (it crosses the wire and is recorded for retries):
@@ -23,10 +25,10 @@ export const DEL = 2;
 export type UpdateReply = ['i', string] | ['b', Uint8Array | null] | ['e', string];
 
 export interface UpdateResult {
-  write: typeof KEEP | typeof PUT | typeof DEL;
+  write: typeof KEEP | typeof PUT | typeof DEL | typeof RETIME;
   /** The new value (PUT). */
   value?: Uint8Array;
-  /** The new absolute expiry in ms since the epoch, 0 for none (PUT). */
+  /** The new absolute expiry in ms since the epoch, 0 for none (PUT, RETIME). */
   expiresAt?: number;
   reply: UpdateReply;
 }
@@ -117,6 +119,12 @@ function store(value: Uint8Array, expiresAt: number, now: number, reply: UpdateR
   return { write: PUT, value, expiresAt, reply };
 }
 
+/** A new expiry for the value as it is, or a delete when that moment has passed. */
+function retime(expiresAt: number, now: number, reply: UpdateReply): UpdateResult {
+  if (expiresAt !== 0 && expiresAt <= now) return { write: DEL, reply };
+  return { write: RETIME, expiresAt, reply };
+}
+
 function incrBy(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
   const [d] = tuple(arg, 1);
   if (typeof d !== 'string' || !INT64_TEXT.test(d)) throw new TypeError('bad increment');
@@ -159,7 +167,7 @@ function getex(cur: Uint8Array | undefined, exp: number, arg: unknown, now: numb
   const [mode, at] = tuple(arg, 2);
   if ((mode !== 0 && mode !== 1 && mode !== 2) || !isTime(at)) throw new TypeError('bad GETEX argument');
   if (cur === undefined || mode === 0 || (mode === 2 && exp === 0)) return keep(bulk(cur));
-  return store(cur, mode === 2 ? 0 : at, now, bulk(cur));
+  return retime(mode === 2 ? 0 : at, now, bulk(cur));
 }
 
 function append(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
@@ -180,12 +188,12 @@ function expire(cur: Uint8Array | undefined, exp: number, arg: unknown, now: num
     (cond === EXP_GT && exp !== 0 && at > exp) || (cond === EXP_LT && (exp === 0 || at < exp));
   if (!ok) return keep(int(0));
   if (at <= now) return { write: DEL, reply: int(1) };
-  return { write: PUT, value: cur, expiresAt: at, reply: int(1) };
+  return { write: RETIME, expiresAt: at, reply: int(1) };
 }
 
 function persist(cur: Uint8Array | undefined, exp: number): UpdateResult {
   if (cur === undefined || exp === 0) return keep(int(0));
-  return { write: PUT, value: cur, expiresAt: 0, reply: int(1) };
+  return { write: RETIME, expiresAt: 0, reply: int(1) };
 }
 
 const UPDATES: ReadonlyMap<string, ByteUpdate> = new Map<string, ByteUpdate>([

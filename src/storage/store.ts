@@ -539,6 +539,18 @@ export class ShardStore {
     this.freeRecord(p, off);
   }
 
+  /**
+   * A new expiry for the live record `off` of map `mapId` (0: none), its value and type as they
+   * are; a new version, so memoized readers read the record again (the caller holds the lock and
+   * called beginWrite).
+   */
+  retime(p: number, mapId: number, off: number, expiresAt: number): void {
+    const eo = (off + E_EXPIRES) >>> 3;
+    if ((this.f64[eo] !== 0) !== (expiresAt !== 0)) this.countTtl(p, mapId, expiresAt !== 0 ? 1 : -1);
+    this.u32[(off + E_VERSION) >>> 2] = ++this.cu[PART_BASE + p * P_STRIDE + P_WRITE_SEQ];
+    this.f64[eo] = expiresAt;
+  }
+
   /** Entries with an expiry: partition p's count (the expiry sweep's filter) and map mapId's in it. */
   private countTtl(p: number, mapId: number, d: number): void {
     this.ci[PART_BASE + p * P_STRIDE + P_TTL_COUNT] += d;

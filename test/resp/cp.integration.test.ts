@@ -6,8 +6,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
-import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
-import { cli } from './helpers.js';
+import { cli, respCluster } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
@@ -266,25 +265,11 @@ describe('CP names named over RESP are bounded (options.resp.maxCpNames)', () =>
 });
 
 describe('CP.* on members of a 3-member cluster', () => {
-  const SECRET = 'resp-cp-cluster-secret-0123456789ab';
-  let a: GridProcess;
-  let b: GridProcess;
-  let m: Grid;
-
-  beforeAll(async () => {
-    a = await startGridMember({ backups: 1, resp: { port: 0 } }, SECRET);
-    b = await startGridMember({ seeds: [a.url], backups: 1 }, SECRET);
-    m = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: SECRET, backups: 1 }, resp: { port: 0 } });
-  }, 90_000);
-
-  afterAll(async () => {
-    await m?.close();
-    for (const p of [a, b]) p?.proc.kill('SIGKILL');
-  });
+  const c = respCluster('resp-cp-cluster-secret-0123456789ab', true);
 
   it('a lock taken through one member excludes a connection of another member, and passes to it when the holder disconnects', async () => {
-    const x = io(m.resp!.port);
-    const y = io(a.respPort!);
+    const x = io(c.m.resp!.port);
+    const y = io(c.a.respPort!);
     try {
       const t1 = (await x.call('CP.LOCK', 'cl', 'PX', '60000')) as number;
       expect(await y.call('CP.LOCK', 'cl', 'WAIT', '100')).toBe(null);
@@ -295,7 +280,7 @@ describe('CP.* on members of a 3-member cluster', () => {
       const t2 = (await granted) as number;
       expect(t2).toBeGreaterThan(t1);
       expect(await y.call('CP.UNLOCK', 'cl')).toBe('OK');
-      expect(await m.cp.lock('cl').isLocked()).toBe(false);
+      expect(await c.m.cp.lock('cl').isLocked()).toBe(false);
     } finally {
       x.disconnect();
       y.disconnect();
@@ -303,7 +288,7 @@ describe('CP.* on members of a 3-member cluster', () => {
   });
 
   it('locked GET/SET increments from connections of two members lose none; CP.INCRBY, refs and permits work through the log', async () => {
-    const ports = [m.resp!.port, a.respPort!];
+    const ports = [c.m.resp!.port, c.a.respPort!];
     const locked = await countWith(ports, 'cctr', 6, 10, true);
     expect(locked.count).toBe(60);
     for (let i = 1; i < locked.tokens.length; i++) expect(locked.tokens[i]).toBeGreaterThan(locked.tokens[i - 1]);

@@ -1,6 +1,29 @@
 // Helpers of the RESP tests: redis-cli runs, raw sockets that send bytes and collect replies.
 import { execFile, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+
+/**
+ * A 3-member cluster for the tests of one describe block: two member processes and a member in
+ * this process (`m`) with a RESP port; the processes get one too when `respOnAll`. Started before
+ * the block's tests, killed after them.
+ */
+export function respCluster(secret: string, respOnAll = false): { a: GridProcess; b: GridProcess; m: Grid } {
+  const c = {} as { a: GridProcess; b: GridProcess; m: Grid };
+  const resp = respOnAll ? { resp: { port: 0 } } : {};
+  beforeAll(async () => {
+    c.a = await startGridMember({ backups: 1, ...resp }, secret);
+    c.b = await startGridMember({ seeds: [c.a.url], backups: 1, ...resp }, secret);
+    c.m = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [c.a.url], secret, backups: 1 }, resp: { port: 0 } });
+  }, 90_000);
+  afterAll(async () => {
+    await c.m?.close();
+    for (const p of [c.a, c.b]) p?.proc.kill('SIGKILL');
+  });
+  return c;
+}
 
 /** Runs redis-cli against `port` with `args`; resolves with its stdout (trailing newline removed), whatever its exit code. */
 export function cli(port: number, args: string[], input?: string): Promise<string> {

@@ -3,10 +3,10 @@
 // counts; a property test holds them to a brute-force count of the map's entries with an expiry,
 // through every write path (in-place rewrite, a new record for a new size, delete, ttl changes).
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, type Grid } from '../../dist/index.js';
+import { describe, expect, it } from 'vitest';
+import { createGrid } from '../../dist/index.js';
 import { Rand } from '../../src/raft/rand.js';
-import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+import { respCluster } from './helpers.js';
 
 const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -154,24 +154,10 @@ describe('keyspace_hits and keyspace_misses', () => {
 });
 
 describe('INFO keyspace on members of a 3-member cluster', () => {
-  const SECRET = 'resp-keyspace-cluster-secret-0123456789';
-  let a: GridProcess;
-  let b: GridProcess;
-  let m: Grid;
-
-  beforeAll(async () => {
-    a = await startGridMember({ backups: 1, resp: { port: 0 } }, SECRET);
-    b = await startGridMember({ seeds: [a.url], backups: 1, resp: { port: 0 } }, SECRET);
-    m = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, seeds: [a.url], secret: SECRET, backups: 1 }, resp: { port: 0 } });
-  }, 90_000);
-
-  afterAll(async () => {
-    await m?.close();
-    for (const p of [a, b]) p?.proc.kill('SIGKILL');
-  });
+  const c = respCluster('resp-keyspace-cluster-secret-0123456789', true);
 
   it('every member reports the whole grid: copies on backups are not counted twice', async () => {
-    const clients = [io(m.resp!.port), io(a.respPort!), io(b.respPort!)];
+    const clients = [io(c.m.resp!.port), io(c.a.respPort!), io(c.b.respPort!)];
     try {
       for (let i = 0; i < 40; i++) {
         if (i % 4 === 0) await clients[i % 3].set(`k${i}`, 'v', 'EX', 1000);
