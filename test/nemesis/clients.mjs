@@ -108,17 +108,30 @@ export async function recorded(history, proc, f, key, invokeValue, call, timeout
   }
 }
 
-/** Starts a lite member behind its own proxy, dialling from `ip`, known to the network as `name`. */
+/**
+ * Starts a lite member behind its own proxy, dialling from `ip`, known to the network as `name`.
+ * Its port was free when picked, but another process on the machine can take it before the grid
+ * binds it (`--seed 40000` schedules 41 and 70, beside other test runs): then it starts again on
+ * a new port behind the same proxy, as `Cluster.launch` (cluster.mjs) does for members.
+ */
 export async function startLite({ network, name, ip, seeds, secret }) {
-  const port = await freePort();
+  let port = await freePort();
   network.addNode(name, ip);
   const proxy = await network.proxy(name, 0, port);
-  const grid = await createGrid({
-    workers: 1,
-    memory: '16MB',
-    cluster: { lite: true, host: '127.0.0.1', port, advertise: `127.0.0.1:${proxy.listenPort}`, seeds, secret, sourceAddress: ip },
-  });
-  return { name, grid, map: grid.map('nemesis') };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const grid = await createGrid({
+        workers: 1,
+        memory: '16MB',
+        cluster: { lite: true, host: '127.0.0.1', port, advertise: `127.0.0.1:${proxy.listenPort}`, seeds, secret, sourceAddress: ip },
+      });
+      return { name, grid, map: grid.map('nemesis') };
+    } catch (err) {
+      if (!/EADDRINUSE/.test(String(err?.message)) || attempt >= 3) throw err;
+      port = await freePort();
+      proxy.targetPort = port;
+    }
+  }
 }
 
 const absent = (v) => (v === undefined ? null : v);
