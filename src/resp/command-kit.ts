@@ -44,7 +44,7 @@ export interface RespContext {
    * @throws {CpCapacityError} when the endpoint has named that many distinct CP names and this one is new (GRID_ERR_CP_CAPACITY).
    */
   cpName(b: Buffer): string;
-  /** A key read by a command that also writes it (GETDEL, GETEX, SET … GET): counted in keyspace_hits / keyspace_misses as GET's reads are. */
+  /** A key looked up by a command that does not read it through the map's get (GETDEL, GETEX, SET … GET, EXISTS, TYPE, TTL, PTTL): counted in keyspace_hits / keyspace_misses as GET's reads are. */
   countRead(hit: boolean): void;
   /** Connections waiting in a blocking command (CP.LOCK, CP.ACQUIRE): INFO's blocked_clients. */
   blocked: number;

@@ -254,9 +254,16 @@ const del: Run = async (cx, c, argv) => {
   c.out.int(n);
 };
 
+/** map.has, counted as a read of the key (Redis counts the lookups of EXISTS, TYPE and TTL). */
+async function looksUp(cx: RespContext, key: string): Promise<boolean> {
+  const found = await cx.map.has(key);
+  cx.countRead(found);
+  return found;
+}
+
 const exists: Run = async (cx, c, argv) => {
   let n = 0;
-  for (let i = 1; i < argv.length; i++) if (await cx.map.has(keyOf(argv[i]))) n++;
+  for (let i = 1; i < argv.length; i++) if (await looksUp(cx, keyOf(argv[i]))) n++;
   c.out.int(n);
 };
 
@@ -315,12 +322,15 @@ function ttlCmd(ms: boolean): Run {
   return async (cx, c, argv) => {
     const k = keyOf(argv[1]);
     const t = await cx.map.ttl(k);
-    if (t !== undefined) return c.out.int(ms ? t : Math.round(t / 1000));
-    c.out.int((await cx.map.has(k)) ? -1 : -2);
+    if (t !== undefined) {
+      cx.countRead(true);
+      return c.out.int(ms ? t : Math.round(t / 1000));
+    }
+    c.out.int((await looksUp(cx, k)) ? -1 : -2);
   };
 }
 
-const type: Run = async (cx, c, argv) => c.out.simple((await cx.map.has(keyOf(argv[1]))) ? 'string' : 'none');
+const type: Run = async (cx, c, argv) => c.out.simple((await looksUp(cx, keyOf(argv[1]))) ? 'string' : 'none');
 
 const dbsize: Run = async (cx, c) => c.out.int(await cx.map.size());
 

@@ -121,7 +121,7 @@ describe('INFO keyspace on a single-process grid', () => {
 });
 
 describe('keyspace_hits and keyspace_misses', () => {
-  it('count the reads of GET, MGET, GETEX, GETDEL and SET … GET, hit or miss, as Redis does', async () => {
+  it('count the reads of GET, MGET, GETEX, GETDEL, SET … GET, EXISTS, TYPE, TTL and PTTL, hit or miss, as Redis does', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
     const r = io(g.resp!.port);
     const stats = async () => {
@@ -146,6 +146,16 @@ describe('keyspace_hits and keyspace_misses', () => {
       await step(() => r.call('SET', 'fresh', '1', 'GET'), 0, 1);
       await step(() => r.getdel('h'), 1, 0);
       await step(() => r.getdel('h'), 0, 1);
+      // lookups Redis counts too; writes that only look a key up to change it (INCR, APPEND) are not reads
+      await r.set('e', '5', 'EX', 100);
+      before = await stats();
+      await step(() => r.exists('e', 'nope', 'e'), 2, 1);
+      await step(() => r.type('e'), 1, 0);
+      await step(() => r.ttl('e'), 1, 0);
+      await step(() => r.pttl('fresh'), 1, 0); // no expiry: found by the has()
+      await step(() => r.pttl('nope'), 0, 1);
+      await step(() => r.incr('e'), 0, 0);
+      await step(() => r.append('e', 'x'), 0, 0);
     } finally {
       r.disconnect();
       await g.close();
