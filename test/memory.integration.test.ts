@@ -23,14 +23,17 @@ describe('memory budget', () => {
       expect(Math.max(maxUsed, s.bytesUsed)).toBeLessThanOrEqual(limit);
       expect(s.evictions).toBeGreaterThan(0);
       expect(s.entries).toBe(i - s.evictions);
-      // approximately LRU: the newest entries survive (sampled eviction may take a rare one)
+      // approximately LRU: the newest entries survive (sampled eviction may take a rare one). Alone
+      // this is 0-2 of 1,000; in a loaded CI run it was 11 once (2026-11-27): the virtual nodes
+      // advance the LRU clock, and starved of CPU they let recent entries tie with older ones. A
+      // random eviction would lose about two thirds of them; 50 still tells the two apart.
       let missing = 0;
       for (let k = i - 1000; k < i; k++) {
         const v = await m.get(`k${k}`);
         if (v === undefined) missing++;
         else expect(v).toBe(String(k % 10).repeat(100 + ((k * 131) % 1900)));
       }
-      expect(missing).toBeLessThanOrEqual(10);
+      expect(missing).toBeLessThanOrEqual(50);
       // while most of the oldest are gone
       let oldKept = 0;
       for (let k = 0; k < 1000; k++) if ((await m.get(`k${k}`)) !== undefined) oldKept++;
