@@ -684,8 +684,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     // grows with the budget, so no closed form); a few hundred plans at most, each a few steps
     let mb = Math.ceil(o.memory / 1048576);
     while (mb < 1 << 16 && planMemory({ ...init, memory: mb * 1048576 }).maxPages < minPages) mb++;
-    const need = mb * 1048576;
-    throw new InvalidOptionError(`options.memory is too small for ${o.partitions} partitions: it leaves ${plan.maxPages} pages of ${2 ** plan.pageShift} bytes, at least ${minPages} are needed (about ${Math.ceil(need / 1048576)}MB)`, { option: 'options.memory' });
+    throw new InvalidOptionError(`options.memory is too small for ${o.partitions} partitions: it leaves ${plan.maxPages} pages of ${2 ** plan.pageShift} bytes, at least ${minPages} are needed (about ${mb}MB)`, { option: 'options.memory' });
   }
   const buffers = createStoreBuffers(init);
   const store = new ShardStore(buffers, o.lockTimeout);

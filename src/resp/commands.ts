@@ -367,15 +367,7 @@ const scan: Run = async (cx, c, argv) => {
   const found: Buffer[] = [];
   let p = cur;
   let examined = 0;
-  while (p < cx.partitions && examined < count) {
-    const keys = await cx.map.keysIn(p++);
-    examined += keys.length;
-    if (!onlyStrings) continue;
-    for (const k of keys) {
-      const b = keyBytes(k);
-      if (pattern === undefined || globMatch(pattern, b)) found.push(b);
-    }
-  }
+  while (p < cx.partitions && examined < count) examined += await matchIn(cx, p++, pattern, onlyStrings ? found : undefined);
   const next = p >= cx.partitions ? 0 : p;
   c.out.array(2);
   c.out.bulkText(String(next));
@@ -383,17 +375,26 @@ const scan: Run = async (cx, c, argv) => {
   for (const b of found) c.out.bulk(b);
 };
 
-/** KEYS pattern: every key that matches, in one reply (all partitions, as Redis walks its whole keyspace). */
-const keys: Run = async (cx, c, argv) => {
-  const pattern = argv[1];
-  const all = pattern.length === 1 && pattern[0] === 0x2a; // '*'
-  const found: Buffer[] = [];
-  for (let p = 0; p < cx.partitions; p++) {
-    for (const k of await cx.map.keysIn(p)) {
+/**
+ * Partition p's keys that match `pattern` (every key when undefined), as RESP bytes, pushed to
+ * `out` (none when undefined); how many keys p holds. SCAN's and KEYS's walk.
+ */
+async function matchIn(cx: RespContext, p: number, pattern: Buffer | undefined, out: Buffer[] | undefined): Promise<number> {
+  const keys = await cx.map.keysIn(p);
+  if (out !== undefined) {
+    for (const k of keys) {
       const b = keyBytes(k);
-      if (all || globMatch(pattern, b)) found.push(b);
+      if (pattern === undefined || globMatch(pattern, b)) out.push(b);
     }
   }
+  return keys.length;
+}
+
+/** KEYS pattern: every key that matches, in one reply (all partitions, as Redis walks its whole keyspace). */
+const keys: Run = async (cx, c, argv) => {
+  const star = argv[1].length === 1 && argv[1][0] === 0x2a; // '*': no match to run
+  const found: Buffer[] = [];
+  for (let p = 0; p < cx.partitions; p++) await matchIn(cx, p, star ? undefined : argv[1], found);
   c.out.array(found.length);
   for (const b of found) c.out.bulk(b);
 };
