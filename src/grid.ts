@@ -12,7 +12,7 @@ import { assignPartitions } from './ring/ring.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
-import { workerExecArgv } from './runtime/exec-argv.js';
+import { spawnExecArgv } from './runtime/exec-argv.js';
 import { libFile } from './runtime/lib-file.js';
 import { ComputePool, vnodeCount } from './compute/pool.js';
 import { ClusterNode } from './cluster/node.js';
@@ -466,7 +466,13 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   private spawn(index: number, partitions: number[], restarts: number, failedStarts: number): Promise<void> {
     const o = this.options!;
     const init: VnodeInit = { index, buffers: this.handle.buffers, partitions, lockTimeout: o.lockTimeout, expiryInterval: o.expiryInterval };
-    const worker = new Worker(WORKER_FILE, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: workerExecArgv() });
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_FILE, { workerData: init, name: `shardgrid-vnode-${index}`, execArgv: spawnExecArgv() });
+    } catch (e) {
+      // e.g. Node refusing a flag: a typed rejection (respawn() retries it), never a throw out of an 'exit' listener
+      return Promise.reject(new WorkerError(`virtual node ${index} could not be created: ${(e as Error)?.message ?? String(e)}`));
+    }
     const v: Vnode = { index, worker, threadId: worker.threadId, partitions, restarts, failedStarts, ready: false };
     this.vnodes[index] = v;
     worker.on('exit', () => {

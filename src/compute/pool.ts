@@ -5,7 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import { GridClosedError, InvalidArgumentError, WorkerError, errorFromWire } from '../errors.js';
-import { workerExecArgv } from '../runtime/exec-argv.js';
+import { spawnExecArgv } from '../runtime/exec-argv.js';
 import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
 import type { PoolInit, PoolReply, PoolTask } from './types.js';
@@ -30,7 +30,7 @@ export class ComputePool {
       idleTimeout: Infinity,
       closeTimeout: CLOSE_TIMEOUT_MS,
       workerData: { handle } satisfies PoolInit,
-      execArgv: workerExecArgv(),
+      execArgv: spawnExecArgv(),
     });
     // piscina emits 'error' when close() times out; without a listener that would throw
     this.pool.on('error', () => undefined);
