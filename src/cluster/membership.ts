@@ -23,6 +23,7 @@ import {
   GridClosedError,
   GridError,
   InvalidArgumentError,
+  InvalidOptionError,
   MemberUnreachableError,
 } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
@@ -72,6 +73,13 @@ export interface MembershipOptions {
    * so a peer that merely holds the secret cannot fill the table with strangers (issue 11, F9).
    */
   vouches?: (from: string) => boolean;
+  /**
+   * Options every member of one cluster must share: a joiner sends its own, and a seed refuses a
+   * joiner whose partition count differs (its keys would hash to other partitions), or a data
+   * joiner whose backup count differs from a data seed's, with GRID_ERR_INVALID_OPTION naming
+   * both values. Omitted (tests of SWIM alone): nothing is sent or checked.
+   */
+  settings?: { partitions: number; backups: number };
   /**
    * Whether a member this one holds dead should still be probed now and then (default: never).
    * The cluster passes "is still a data member of the metadata log": SWIM's verdicts are only
@@ -200,6 +208,7 @@ export class Membership extends EventEmitter {
   private readonly joinTimeout: number;
   private readonly vouches: ((from: string) => boolean) | undefined;
   private readonly recheck: ((m: MemberInfo) => boolean) | undefined;
+  private readonly settings: { partitions: number; backups: number } | undefined;
   private recheckCursor = '';
 
   /** Every member ever heard of except self, including dead and left ones (tombstones). */
@@ -244,6 +253,7 @@ export class Membership extends EventEmitter {
     this.joinTimeout = positiveInt(opts.joinTimeout, 'joinTimeout', MEMBERSHIP_DEFAULTS.joinTimeout);
     this.vouches = opts.vouches;
     this.recheck = opts.recheck;
+    this.settings = opts.settings;
 
     transport.handle('swim.ping', (body, from) => this.onPing(body, from));
     transport.handle('swim.ping-req', (body, from) => this.onPingReq(body, from));
@@ -345,7 +355,7 @@ export class Membership extends EventEmitter {
 
   private async join(): Promise<void> {
     const deadline = Date.now() + this.joinTimeout;
-    const body = { m: toUpdate(this.self) };
+    const body = this.settings === undefined ? { m: toUpdate(this.self) } : { m: toUpdate(this.self), s: [this.settings.partitions, this.settings.backups] };
     let last: unknown[] = [];
     for (;;) {
       if (!this.running) throw new GridClosedError('membership stopped while joining');
@@ -365,7 +375,7 @@ export class Membership extends EventEmitter {
       }
       // a wrong secret or a refused id will not get better by retrying
       if (last.every((e) => e instanceof AuthenticationError)) break;
-      const refusal = last.find((e) => e instanceof InvalidArgumentError);
+      const refusal = last.find((e) => e instanceof InvalidArgumentError || e instanceof InvalidOptionError);
       if (refusal !== undefined) throw refusal;
       await new Promise((r) => setTimeout(r, Math.min(JOIN_RETRY_MS, Math.max(0, deadline - Date.now()))));
     }
@@ -401,10 +411,11 @@ export class Membership extends EventEmitter {
     return r;
   }
 
-  private onJoin(body: { m?: unknown } | undefined, from: string): { ms: Update[] } {
+  private onJoin(body: { m?: unknown; s?: unknown } | undefined, from: string): { ms: Update[] } {
     this.checkRunning();
     const u = body?.m;
     if (!isUpdate(u) || u[0] !== from || u[5] !== ALIVE) throw new InvalidArgumentError('swim.join: malformed member');
+    if (this.settings !== undefined && body?.s !== undefined) this.checkSettings(body.s, u[3]);
     const known = this.table.get(from);
     if (known !== undefined && known.status > SUSPECT) {
       throw new InvalidArgumentError(`member id ${from} was declared ${STATUS[known.status]}; a restarted member needs a new id`, { member: from });
@@ -413,6 +424,19 @@ export class Membership extends EventEmitter {
     const ms: Update[] = [toUpdate(this.self)];
     for (const m of this.table.values()) ms.push(toUpdate(m));
     return { ms };
+  }
+
+  /** Refuses a joiner whose shared options (MembershipOptions.settings) differ from this member's. */
+  private checkSettings(s: unknown, joinerLite: boolean): void {
+    const own = this.settings!;
+    if (!Array.isArray(s) || s.length !== 2 || !Number.isSafeInteger(s[0]) || !Number.isSafeInteger(s[1])) throw new InvalidArgumentError('swim.join: malformed settings');
+    const [partitions, backups] = s as [number, number];
+    if (partitions !== own.partitions) {
+      throw new InvalidOptionError(`this cluster has ${own.partitions} partitions and the joining member ${partitions}: every member needs the same partitions option (--partitions)`, { partitions: own.partitions });
+    }
+    if (!joinerLite && !this.self.lite && backups !== own.backups) {
+      throw new InvalidOptionError(`this cluster keeps ${own.backups} backup(s) of each partition and the joining member was started with ${backups}: every data member needs the same backups option (--backups)`, { backups: own.backups });
+    }
   }
 
   private onGossip(body: { u?: unknown } | undefined, from: string): Record<string, never> {

@@ -162,6 +162,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     // new member itself); a lite member, which has no log, from anyone it already knows
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {
       seeds,
+      settings: { partitions: this.partitions, backups: this.backups },
       vouches: (from) => (this.lite ? this.membership.statusOf(from) !== undefined : this.meta.state.members.has(from)),
       // a data member of the log that SWIM holds dead is probed again until the log removes it; a
       // lite member (no log) keeps probing the data members it knows, its only way back in

@@ -1,0 +1,74 @@
+// Options every member of a cluster must share (found by trying the CLI as a user): a member
+// started with another --partitions count used to be admitted — the log added it, the leader
+// planned partitions onto it and streamed snapshots it refused as malformed (its keys hash to
+// other partitions), and the joiner itself failed 15 s later with an unexplained
+// GRID_ERR_TIMEOUT. A data member with another --backups joined silently and ran with the
+// cluster's. Now a seed refuses both at once with GRID_ERR_INVALID_OPTION naming the values, the
+// refused member never appears in the cluster, and a lite member (which keeps no copies) may
+// differ in backups.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrid, type Grid } from '../../dist/index.js';
+
+const SECRET = 'join-settings-test-secret-0123456789abcd';
+
+describe('joining with options the cluster does not share', () => {
+  let first: Grid;
+  let url: string;
+  const others: Grid[] = [];
+
+  beforeAll(async () => {
+    first = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
+    url = first.stats().cluster!.url;
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const g of others) await g.close();
+    await first?.close();
+  });
+
+  const join = (o: { partitions?: number; backups?: number; lite?: boolean }) =>
+    createGrid({
+      workers: 1,
+      memory: '16MB',
+      ...(o.partitions === undefined ? {} : { partitions: o.partitions }),
+      cluster: { host: '127.0.0.1', port: 0, seeds: [url], secret: SECRET, backups: o.backups ?? 1, lite: o.lite ?? false },
+    });
+
+  it('a data member with another partition count is refused at once, with both counts', { timeout: 30_000 }, async () => {
+    const t0 = Date.now();
+    const err = await join({ partitions: 100 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+    expect((err as Error).message).toMatch(/271 partitions.*100/);
+    // refused by the seed's reply, not by a timeout (the old failure took 15 s)
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('so is a lite member with another partition count (it would route keys to other partitions)', { timeout: 30_000 }, async () => {
+    await expect(join({ partitions: 100, lite: true })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+  });
+
+  it('a data member with another backup count is refused; a lite member may differ', { timeout: 60_000 }, async () => {
+    const err = await join({ backups: 2 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+    expect((err as Error).message).toMatch(/keeps 1 backup.*started with 2/);
+    const lite = await join({ backups: 2, lite: true });
+    others.push(lite);
+    expect(lite.stats().cluster!.lite).toBe(true);
+  });
+
+  it('the refused members never became members, and nothing is left migrating', { timeout: 30_000 }, async () => {
+    const st = first.stats();
+    expect(st.members!.filter((m) => !m.lite).map((m) => m.id)).toEqual([st.cluster!.memberId]);
+    expect(st.cluster!.migrating).toBe(0);
+    // and the one member still serves every key
+    const m = first.map('after');
+    for (let i = 0; i < 200; i++) await m.set(`k${i}`, i);
+    expect(await m.get('k199')).toBe(199);
+  });
+
+  it('a member with the same options still joins', { timeout: 60_000 }, async () => {
+    const g = await join({});
+    others.push(g);
+    expect(g.stats().members!.filter((m) => !m.lite).length).toBe(2);
+  });
+});
