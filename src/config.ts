@@ -367,7 +367,11 @@ const RULES: Record<string, Rule> = {
     message: (_v, o) => (o.cluster?.tls === undefined ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'" : 'must be an array of wss:// URLs when options.cluster.tls is set'),
   },
   'options.cluster.backups': intRule(0, 6),
-  'options.cluster.lite': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
+  'options.cluster.lite': {
+    // a lite member owns nothing: alone it has no table to route by (it used to wait 15 s for one)
+    check: (v, o) => typeof v === 'boolean' && (v === false || (o.cluster?.seeds.length ?? 0) > 0),
+    message: (v) => (typeof v === 'boolean' ? 'needs options.cluster.seeds: a lite member owns no partitions and joins a cluster of data members' : 'must be true or false'),
+  },
   'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)' },
   // last of the cluster rules: a missing secret is reported after any other mistake of the block
   'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE },

@@ -61,6 +61,11 @@ describe('options', () => {
     expect(() => resolveOptions({ memory: 'abc' })).toThrow("options.memory must be a byte count or a size string such as '64MB' (got 'abc')");
   });
 
+  it('a lite member without seeds is refused at once (it used to wait 15 s for a table nobody would send)', () => {
+    expect(() => resolveOptions({ cluster: { lite: true, secret: SECRET } })).toThrow('options.cluster.lite needs options.cluster.seeds');
+    expect(resolveOptions({ cluster: { lite: true, secret: SECRET, seeds: ['ws://127.0.0.1:7400'] } }).cluster!.lite).toBe(true);
+  });
+
   it('rejects options that are not a plain object', () => rejects([], 'options'));
 
   it('resolves cluster defaults, with the secret from SHARDGRID_SECRET', () => {

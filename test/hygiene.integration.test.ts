@@ -65,8 +65,9 @@ describe('process hygiene', () => {
 
   it('a lite member listens on any free port by default; a data member on 7400', () => {
     const secret = 'x'.repeat(32);
-    expect(resolveOptions({ cluster: { lite: true, secret } }).cluster!.port).toBe(0);
+    const seeds = ['ws://127.0.0.1:7400'];
+    expect(resolveOptions({ cluster: { lite: true, secret, seeds } }).cluster!.port).toBe(0);
     expect(resolveOptions({ cluster: { secret } }).cluster!.port).toBe(7400);
-    expect(resolveOptions({ cluster: { lite: true, port: 7500, secret } }).cluster!.port).toBe(7500);
+    expect(resolveOptions({ cluster: { lite: true, port: 7500, secret, seeds } }).cluster!.port).toBe(7500);
   });
 });
