@@ -18,7 +18,7 @@ import {
 } from './errors.js';
 import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgpack } from './storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
-import { NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
+import { KEY_MALFORMED, NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
 import type { AggregatorRef, ComputeRef } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
@@ -198,7 +198,9 @@ export class GridMap<V = unknown> {
   /** @internal Validates and encodes `key` into the store's key scratch; returns its partition. */
   key(key: string): number {
     if (typeof key !== 'string') throw new InvalidArgumentError(`key must be a string (got ${key === null ? 'null' : typeof key})`);
-    if (this.store.setKey(key, this.id) < 0) {
+    const n = this.store.setKey(key, this.id);
+    if (n < 0) {
+      if (n === KEY_MALFORMED) throw new InvalidArgumentError('key is not well-formed UTF-16 (a lone surrogate, such as half of an emoji cut by slice): in UTF-8 it would be the same key as others');
       throw new KeyTooLargeError(`key is ${Buffer.byteLength(key)} bytes, over maxKeyBytes (${this.store.maxKeyBytes})`, { size: Buffer.byteLength(key), limit: this.store.maxKeyBytes });
     }
     return this.store.kpart;

@@ -11,8 +11,45 @@ export const ENCODE_TOO_LARGE = 1;
 export const ENCODE_UNENCODABLE = 2;
 export const ENCODE_UNDEFINED = 3;
 
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+// moreTypes: typed arrays (every kind), DataView, ArrayBuffer, Set, Error and RegExp round-trip.
+// Without it msgpackr 2.1 packs a Float64Array or Int32Array as one byte per element followed by
+// whatever memory lies beyond — other entries' bytes — and they read back as a Uint8Array.
+// Plain objects pack to the same bytes either way.
+const packr = new Packr({ useRecords: false, moreTypes: true });
+const unpackr = new Unpackr({ useRecords: false, moreTypes: true, copyBuffers: true });
+
+const LONE_SURROGATE = 'a string in the value is not well-formed UTF-16 (a lone surrogate, such as half of an emoji cut by slice): UTF-8 cannot store it';
+
+/**
+ * Whether msgpack bytes `b` may hold a lone surrogate: msgpackr writes one as the 3-byte form
+ * ED A0..BF xx, which reads back as U+FFFD. A cheap native scan; a hit (also possible inside
+ * numbers or binary data) is settled by hasLoneSurrogate on the value itself.
+ */
+function mayHoldSurrogate(b: Buffer): boolean {
+  for (let i = b.indexOf(0xed); i >= 0 && i + 1 < b.length; i = b.indexOf(0xed, i + 1)) {
+    const n = b[i + 1]!;
+    if (n >= 0xa0 && n <= 0xbf) return true;
+  }
+  return false;
+}
+
+/** Whether any string in `v` (object keys included) is not well-formed UTF-16. `v` packed, so it has no cycles. */
+function hasLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return !v.isWellFormed();
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return false;
+  if (Array.isArray(v) || v instanceof Set) {
+    for (const x of v) if (hasLoneSurrogate(x)) return true;
+    return false;
+  }
+  if (v instanceof Map) {
+    for (const [k, x] of v) if (hasLoneSurrogate(k) || hasLoneSurrogate(x)) return true;
+    return false;
+  }
+  if (v instanceof Error) return hasLoneSurrogate(v.message) || hasLoneSurrogate(v.name);
+  if (v instanceof RegExp) return hasLoneSurrogate(v.source);
+  for (const k of Object.keys(v)) if (hasLoneSurrogate(k) || hasLoneSurrogate((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
 
 /** Per-thread encoder state. `bytes[0..len)` is valid until the next encode on this thread. */
 export class ValueEncoder {
@@ -32,6 +69,11 @@ export class ValueEncoder {
         // No copy here: put() encodes the string into its record with one native utf8Write.
         this.type = T_STRING;
         this.len = Buffer.byteLength(v, 'utf8');
+        // non-ASCII only: UTF-8 would turn a lone surrogate into U+FFFD
+        if (this.len !== v.length && !v.isWellFormed()) {
+          this.error = LONE_SURROGATE;
+          return ENCODE_UNENCODABLE;
+        }
         this.bytes = v;
         break;
       }
@@ -56,6 +98,10 @@ export class ValueEncoder {
         }
         try {
           const b = packr.pack(v);
+          if (mayHoldSurrogate(b) && hasLoneSurrogate(v)) {
+            this.error = LONE_SURROGATE;
+            return ENCODE_UNENCODABLE;
+          }
           this.type = T_MSGPACK;
           this.bytes = b;
           this.len = b.length;

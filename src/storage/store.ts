@@ -55,6 +55,8 @@ interface Utf8Writer {
 export const SEQ_BUSY = -1;
 /** Returned by reads that could not get a stable snapshot; the caller retries under the lock. */
 export const NEED_LOCK = -2;
+/** setKey: the key is not well-formed UTF-16 (a lone surrogate). */
+export const KEY_MALFORMED = -2;
 const MIN_TABLE = 16;
 const EVICT_SAMPLES = 5;
 
@@ -183,7 +185,8 @@ export class ShardStore {
 
   /**
    * Encodes `key` into the key buffer and computes its partition and slot hash for `mapId`.
-   * Returns the key's UTF-8 length, or -1 when it exceeds maxKeyBytes.
+   * Returns the key's UTF-8 length, -1 when it exceeds maxKeyBytes, or KEY_MALFORMED when it is
+   * not well-formed UTF-16 (a lone surrogate).
    */
   setKey(key: string, mapId: number): number {
     const n = key.length;
@@ -195,6 +198,8 @@ export class ShardStore {
       this.kstr = key;
     } else {
       if (Buffer.byteLength(key, 'utf8') > this.maxKeyBytes) return -1;
+      // UTF-8 turns every lone surrogate into U+FFFD: such keys would share one entry
+      if (!key.isWellFormed()) return KEY_MALFORMED;
       len = this.kview.write(key, 0, 'utf8');
       h = murmur3(this.kbuf, len, HASH_SEED);
       this.kstr = null;
