@@ -8,14 +8,15 @@ import { createGrid, type Grid } from '../dist/index.js';
 
 const bytesOf = (v: ArrayBufferView | ArrayBuffer) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v.buffer, v.byteOffset, v.byteLength)).toString('hex');
 
+let grid: Grid;
+beforeAll(async () => {
+  grid = await createGrid({ workers: 1, memory: '16MB' });
+});
+afterAll(async () => {
+  await grid?.close();
+});
+
 describe('value types', () => {
-  let grid: Grid;
-  beforeAll(async () => {
-    grid = await createGrid({ workers: 1, memory: '16MB' });
-  });
-  afterAll(async () => {
-    await grid?.close();
-  });
 
   const views: Array<[string, () => ArrayBufferView]> = [
     ['Float64Array', () => new Float64Array([1.5, -2, Number.MAX_VALUE])],
@@ -72,14 +73,6 @@ describe('value types', () => {
 });
 
 describe('lone surrogates', () => {
-  let grid: Grid;
-  beforeAll(async () => {
-    grid = await createGrid({ workers: 1, memory: '16MB' });
-  });
-  afterAll(async () => {
-    await grid?.close();
-  });
-
   const cut = '😀'.slice(0, 1); // half of an emoji: '\uD83D'
 
   it('keys with a lone surrogate are refused in every key-taking call; they used to share one entry', async () => {
