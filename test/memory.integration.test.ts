@@ -49,6 +49,44 @@ describe('memory budget', () => {
     }
   });
 
+  it('a value of many pages fits into a full grid by emptying one window, and evicts about what it needs', { timeout: 120_000 }, async () => {
+    // 64 MB: 4 KiB pages, so a 1 MiB value is a run of 256 contiguous pages, and each of the 271
+    // partitions pins a page with its hash table. Before, such a write evicted sampled entries all
+    // over the heap until 256 freed pages happened to lie side by side: in a full grid it evicted
+    // ~85 % of the entries and then failed with GRID_ERR_MEMORY_FULL (found by trying the library).
+    const grid = await createGrid({ workers: 2, memory: '64MB' });
+    try {
+      const small = grid.map<string>('small');
+      let i = 0;
+      while (grid.stats().evictions < 1000) small.setSync(`s${i++}`, 'v'.repeat(500));
+      for (let j = 0; j < 20_000; j++) small.setSync(`s${i++}`, 'v'.repeat(500));
+      const before = grid.stats().entries;
+      const big = grid.map<Uint8Array>('big');
+      const value = (j: number) => new Uint8Array(MB).fill(j + 1);
+      for (let j = 0; j < 10; j++) await big.set(`b${j}`, value(j));
+      const after = grid.stats().entries;
+      // 10 MiB of values take the room of ~15,000 small entries (~700 B each with their records);
+      // allow twice that, against the ~78,000 the old allocation lost at the first write
+      expect(before - after - 10).toBeLessThan(30_000);
+      let held = 0;
+      for (let j = 0; j < 10; j++) {
+        const v = await big.get(`b${j}`);
+        if (v === undefined) continue;
+        held++;
+        expect(v.length).toBe(MB);
+        expect(v.every((b) => b === j + 1)).toBe(true);
+      }
+      expect(held).toBeGreaterThanOrEqual(9);
+      expect(grid.stats().bytesUsed).toBeLessThanOrEqual(grid.stats().bytesLimit);
+      const st = (grid as unknown as { store: { partitions: number; check(p: number): string[]; checkHeap(): string[] } }).store;
+      const errs: string[] = [...st.checkHeap()];
+      for (let p = 0; p < st.partitions; p++) errs.push(...st.check(p));
+      expect(errs).toEqual([]);
+    } finally {
+      await grid.close();
+    }
+  });
+
   it('reclaims overwritten and deleted space: churn of ten times the budget never runs out of memory or evicts live data', async () => {
     const grid = await createGrid({ workers: 2, memory: '16MB' });
     try {

@@ -237,6 +237,36 @@ describe('heap growth while threads insert', () => {
   });
 });
 
+describe('runs of pages made room for while other threads write', () => {
+  it('1 MiB values into a full grid beside a writer and two readers: no torn value, partitions and page pool consistent', { timeout: 120_000 }, async () => {
+    // evacuateWindow takes other partitions' locks (tryLock) and evicts their entries on the
+    // chosen pages while the workers write and read the same partitions
+    const grid = await createGrid({ workers: 2, memory: '32MB' });
+    try {
+      const small = grid.map<string>('fill');
+      for (let i = 0; grid.stats().evictions < 2000; i++) small.setSync(`f${i}`, 'x'.repeat(400));
+      const stop = new SharedArrayBuffer(16);
+      const writer = run<number>(grid, 'rewrite', { key: 'hot', until: stop });
+      const readers = [0, 1].map(() => run<{ reads: number; torn: number }>(grid, 'readTorn', { key: 'hot', until: stop }));
+      const big = grid.map<Uint8Array>('big');
+      for (let j = 0; j < 20; j++) {
+        await big.set(`b${j}`, new Uint8Array(1024 * 1024).fill(j + 1));
+        const v = await big.get(`b${j}`);
+        expect(v?.length).toBe(1024 * 1024);
+        expect(v![0] === j + 1 && v![v!.length - 1] === j + 1).toBe(true);
+        for (let k = 0; k < 500; k++) small.setSync(`g${j}:${k}`, 'y'.repeat(400));
+      }
+      Atomics.store(new Int32Array(stop), 0, 1);
+      expect(await writer.done).toBeGreaterThan(0);
+      for (const r of await Promise.all(readers.map((x) => x.done))) expect(r.torn).toBe(0);
+      expect(await consistency(grid)).toEqual([]);
+      expect(grid.store.checkHeap()).toEqual([]);
+    } finally {
+      await grid.close();
+    }
+  });
+});
+
 describe('after close', () => {
   it('attaching to a closed grid fails with GRID_ERR_CLOSED', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB' });

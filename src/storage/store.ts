@@ -655,24 +655,147 @@ export class ShardStore {
     return -1;
   }
 
+  /**
+   * A run of contiguous pages for a record over half a page (p locked, inside beginWrite). When
+   * none is free: first make sure the budget has n pages to spare (evicting approximately LRU, as
+   * for small records), then empty the window of n pages that costs the fewest live entries
+   * (`evacuateWindow`). Before, it evicted sampled entries anywhere until n freed pages happened
+   * to lie side by side; every partition's hash table pins a page, so in a full heap that rarely
+   * happened: a 1 MB write into a full 64 MB grid evicted 85 % of its entries and then failed.
+   * Now a run that no window can give fails before anything is evicted.
+   */
   private allocRun(p: number, size: number): number {
     const n = Math.ceil(size / this.pageSize);
     const pb = PART_BASE + p * P_STRIDE;
-    for (let attempt = 0; attempt < 4096; attempt++) {
-      const first = this.takePages(p, n, false);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      let first = this.takePages(p, n, false);
+      if (first < 0) {
+        if (this.bestWindow(n) < 0) return -1;
+        for (let guard = 0; this.availablePages() < n; guard++) {
+          if (guard >= 1 << 16) return -1;
+          if (this.stealPage(p, this.ci[pb + P_PAGES] + 2)) continue;
+          if (this.evictSampled(p, 8) > 0) continue;
+          if (this.stealPage(p, 2)) continue;
+          return -1;
+        }
+        first = this.takePages(p, n, false);
+        if (first < 0 && this.evacuateWindow(p, n)) first = this.takePages(p, n, false);
+      }
       if (first >= 0) {
         this.ci[this.pg(first, PG_USED)] = size;
         this.ci[this.pg(first, PG_LIVE)] = size;
         this.ci[pb + P_LIVE_BYTES] += size;
         return first << this.pageShift;
       }
-      // Free whole pages somewhere; a run needs them contiguous, so keep going until one appears.
-      if (this.stealPage(p, this.ci[pb + P_PAGES] + 2)) continue;
-      if (this.evictSampled(p, 8) > 0) continue;
-      if (this.stealPage(p, 2)) continue;
-      return -1;
     }
     return -1;
+  }
+
+  /**
+   * The first page of the window of n grown pages that holds no hash table (a table cannot be
+   * evicted) and the fewest live bytes (a free page costs nothing, a run page a whole page), or
+   * -1 when every window holds a table. Reads other partitions' words without their locks: a
+   * choice, re-checked under each owner's lock by evacuateWindow.
+   */
+  private bestWindow(n: number): number {
+    const ci = this.ci;
+    const grown = ci[G_PAGES_GROWN];
+    if (n > grown) return -1;
+    const cost = new Float64Array(grown);
+    for (let g = 0; g < grown; g++) {
+      const owner = ci[this.pg(g, PG_OWNER)];
+      cost[g] = owner === FREE ? 0 : ci[this.pg(g, PG_KIND)] === KIND_SMALL ? Math.max(0, ci[this.pg(g, PG_LIVE)]) : this.pageSize;
+    }
+    for (let q = 0; q < this.partitions; q++) {
+      const t = this.cu[PART_BASE + q * P_STRIDE + P_TABLE];
+      if (t === 0) continue;
+      const g = ((t - 1) * 8) >>> this.pageShift;
+      if (g >= grown) continue;
+      const len = ci[this.pg(g, PG_KIND)] === KIND_RUN_HEAD ? ci[this.pg(g, PG_RUN)] : 1;
+      for (let k = g; k < g + len && k < grown; k++) cost[k] = Infinity;
+    }
+    let best = -1;
+    let bestCost = Infinity;
+    let sum = 0;
+    let pinned = 0;
+    for (let g = 0; g < grown; g++) {
+      if (cost[g] === Infinity) pinned++;
+      else sum += cost[g];
+      if (g >= n) {
+        if (cost[g - n] === Infinity) pinned--;
+        else sum -= cost[g - n];
+      }
+      if (g >= n - 1 && pinned === 0 && sum < bestCost) {
+        bestCost = sum;
+        best = g - n + 1;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Empties the best window of n pages (bestWindow) for a run of p: evicts every entry with a byte
+   * on it, partition by partition under each one's lock (tryLock: p's lock is held; a busy
+   * partition makes this attempt fail). Returns true when every page of the window is free.
+   */
+  private evacuateWindow(p: number, n: number): boolean {
+    const ci = this.ci;
+    const first = this.bestWindow(n);
+    if (first < 0) return false;
+    const owners = new Set<number>();
+    for (let g = first; g < first + n; g++) {
+      const q = ci[this.pg(g, PG_OWNER)];
+      if (q !== FREE) owners.add(q);
+    }
+    for (const q of owners) {
+      const mine = q === p;
+      if (!mine && !tryLock(ci, this.lockIndex(q))) return false;
+      try {
+        if (!mine) this.beginWrite(q);
+        try {
+          if (!this.evictFrom(q, first, first + n)) return false;
+        } finally {
+          if (!mine) this.endWrite(q);
+        }
+      } finally {
+        if (!mine) unlock(ci, this.lockIndex(q));
+      }
+    }
+    for (let g = first; g < first + n; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) return false;
+    return true;
+  }
+
+  /**
+   * Evicts every entry of q (locked, inside beginWrite) with a byte on pages [from, to), and
+   * returns q's pages there to the pool. False when q's hash table lies there (it moved since
+   * bestWindow looked).
+   */
+  private evictFrom(q: number, from: number, to: number): boolean {
+    const ci = this.ci;
+    const pb = PART_BASE + q * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0) return true;
+    const toff = (tref - 1) * 8;
+    const lo = from << this.pageShift;
+    const hi = to << this.pageShift;
+    if (toff < hi && toff + this.recordSize(toff) > lo) return false;
+    const open = ci[pb + P_OPEN_PAGE];
+    if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
+    const tword = (toff + E_HEADER) >>> 2;
+    const cap = ci[pb + P_TABLE_CAP];
+    for (let i = 0; i < cap; i++) {
+      const ref = this.u32[tword + 2 * i + 1];
+      if (ref === EMPTY || ref === TOMB) continue;
+      const off = (ref - 1) * 8;
+      if (off >= hi || off + this.recordSize(off) <= lo) continue;
+      this.unlinkAt(q, i, off, this.u32[(off + E_KEYMAP) >>> 2] >>> 16);
+      ci[pb + P_EVICTIONS]++;
+    }
+    // a page left with no live record (it was the open page, or held only dead records)
+    for (let g = from; g < to; g++) {
+      if (ci[this.pg(g, PG_OWNER)] === q && ci[this.pg(g, PG_KIND)] === KIND_SMALL && ci[this.pg(g, PG_LIVE)] <= 0) this.releasePage(q, g);
+    }
+    return true;
   }
 
   private heapLock(): void {
