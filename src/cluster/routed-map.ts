@@ -10,17 +10,19 @@
  *
  * Values cross the wire encoded (type tag, payload bytes, expiresAt), so a remote get or set
  * never decodes and re-encodes a value on the way. Operations whose arguments are compared or
- * computed on the primary (compareAndSet, setIfAbsent, increment, compute) carry plain values.
+ * computed on the primary (compareAndSet, setIfAbsent, compute, aggregate) carry them, and
+ * compute results and aggregation partials come back, as the value codec's msgpack bytes
+ * (packPlain); increment carries its number.
  */
 import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, ProtocolError, UnencodableValueError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
-import { decodeMsgpack } from '../storage/codec.js';
+import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
@@ -371,7 +373,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     this.stateOf(value, options); // typed errors here, not from the primary
     const r = this.rid();
-    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: value, t: setTtl(options) ?? this.defaultTtl, r }); // the caller's default ttl, not the primary's
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.setIfAbsent(key, value, options)), { m: this.name, o: 'sia', k: key, v: packPlain(value), t: setTtl(options) ?? this.defaultTtl, r }); // the caller's default ttl, not the primary's
   }
 
   override async compareAndSet(key: string, expected: V | undefined, next: V): Promise<boolean> {
@@ -379,7 +381,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     this.stateOf(next, 0);
     const r = this.rid();
-    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: expected, v: next, r });
+    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.compareAndSet(key, expected, next)), { m: this.name, o: 'cas', k: key, e: packPlain(expected), v: packPlain(next), r });
   }
 
   override async increment(key: string, delta = 1): Promise<number> {
@@ -422,7 +424,10 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     const f = refNames(processor, 'processor');
     const r = this.rid();
-    return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg)), { m: this.name, o: 'cmp', k: key, f, a: arg, r });
+    // the result as the wire carries it on either path, so that a retry answered from the
+    // request's record (recorded here or on another member) reads the same
+    const run = () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg).then(packPlain));
+    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packPlain(arg), r }).then((b) => unpackPlain(b, 'compute result') as R);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
@@ -432,7 +437,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const agg = await resolveAggregator(aggregator, this.grid.modules);
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
-    const partials = await this.router.broadcast(() => this.aggregateLocal(f, arg), { m: this.name, o: 'agg', f, a: arg });
+    const packed = await this.router.broadcast(() => this.aggregateLocal(f, arg).then(packPlain), { m: this.name, o: 'agg', f, a: packPlain(arg) });
+    const partials = packed.map((b) => unpackPlain(b, 'aggregation partial'));
     return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
@@ -453,7 +459,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'clear':
         return super.clear();
       case 'agg':
-        return this.aggregateLocal(b.f as AggregatorRef, b.a);
+        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument')).then(packPlain);
       case 'scan': {
         const p = b.p;
         if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.store.partitions) throw new ProtocolError('grid.op scan: bad partition');
@@ -491,19 +497,47 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         return this.rep.writeOnce(p, this.name, key, rid, () => super.delete(key));
       case 'sia': {
         const ttl = b.t === undefined || b.t === null ? undefined : (b.t as number);
-        return this.rep.writeOnce(p, this.name, key, rid, () => super.setIfAbsent(key, b.v as V, { ttl }));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.setIfAbsent(key, unpackPlain(b.v, 'value') as V, { ttl }));
       }
       case 'cas':
         // b.e undefined = "expected absent"; null is a value (msgpack keeps the two apart)
-        return this.rep.writeOnce(p, this.name, key, rid, () => super.compareAndSet(key, b.e as V | undefined, b.v as V));
+        return this.rep.writeOnce(p, this.name, key, rid, () => super.compareAndSet(key, unpackPlain(b.e, 'expected value') as V | undefined, unpackPlain(b.v, 'value') as V));
       case 'inc':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.increment(key, b.d as number));
       case 'upd':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.updateBytes(key, str(b.u, 'update'), b.a));
       case 'cmp':
-        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, b.a));
+        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain));
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }
+  }
+}
+
+/**
+ * A plain value as it crosses the wire in a grid.op (an argument compared or computed on the
+ * primary, a compute result, an aggregation partial): the value codec's msgpack bytes, so every
+ * type the codec keeps (typed arrays, DataView, Set, bigints over 64 bits …) arrives as itself.
+ * The wire's own packer has no moreTypes (its reader refuses extension types from peers), and
+ * msgpackr 2.1 packs a typed array other than Uint8Array there as one byte per element followed
+ * by stale buffer bytes. undefined stays undefined (the wire keeps it apart from null).
+ */
+function packPlain(v: unknown): Uint8Array | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return encodeMsgpack(v);
+  } catch (e) {
+    throw new UnencodableValueError(`value cannot be encoded: ${(e as Error)?.message ?? String(e)}`);
+  }
+}
+
+/** The value packPlain sent (peer data: bytes or undefined, else ProtocolError). */
+function unpackPlain(b: unknown, what: string): unknown {
+  if (b === undefined) return undefined;
+  if (!(b instanceof Uint8Array)) throw new ProtocolError(`grid.op: the ${what} must be msgpack bytes`);
+  try {
+    return decodeMsgpack(b);
+  } catch {
+    throw new ProtocolError(`grid.op: the ${what} is not valid msgpack`);
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Wire format of the member-to-member transport (protocol version 5: 4 added request ids to FAST SET and REP records; 5 made
- * CP commands positional arrays in cp.req, cp.propose and the metadata log, cluster/metadata/cp-state.ts). Every frame is one binary
+ * Wire format of the member-to-member transport (protocol version 6: 4 added request ids to FAST SET and REP records; 5 made
+ * CP commands positional arrays in cp.req, cp.propose and the metadata log, cluster/metadata/cp-state.ts; 6 carries the plain
+ * values of grid.op sia/cas/cmp/agg and their results as the value codec's msgpack bytes, cluster/routed-map.ts packPlain). Every frame is one binary
  * WebSocket message.
  *
  * Before authentication only four fixed-layout frames exist, parsed with bounds checks and no
@@ -62,7 +63,7 @@
 import { createHash, createHmac, createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;
