@@ -6,6 +6,11 @@
  *
  * - One grid map per Keyv namespace (`keyv:<namespace>`; Keyv also prefixes keys with it), so
  *   `clear()` of one namespace leaves the others alone and costs one map clear.
+ * - One adapter per Keyv instance; several adapters may share one grid. Keyv 5 gives its store
+ *   one namespace at a time, by setting `store.namespace`, and calls `clear()` and `iterator()`
+ *   without saying whose: an adapter shared by two Keyv instances serves whichever was made (or
+ *   had its namespace set) last, for both. The adapter cannot tell its callers apart, so it
+ *   reports such sharing through the grid's log (a `warn`) instead of mixing silently.
  * - TTLs are the grid's own (expired entries are never returned, and are reclaimed by the
  *   virtual nodes); Keyv's own `expires` stamp in the serialized value is checked by Keyv too.
  * - `iterator(namespace)` yields the namespace's `[key, value]` pairs (unordered, like Redis SCAN:
@@ -37,15 +42,22 @@ export interface KeyvShardgridOptions {
  * process (and every member of a cluster, when the grid is one) sees the same entries. A call
  * that fails rejects with the grid's error.
  *
+ * Give each Keyv instance its own adapter (they may share one grid: `{ grid }`). Keyv 5 sets
+ * the namespace of the Keyv on its store and calls `clear()` without one, so one adapter shared
+ * by two Keyv instances would serve the last one's namespace to both; the adapter reports that
+ * as a `warn` in the grid's log (a process warning without a logger).
+ *
  * @example
  * ```ts
  * import Keyv from 'keyv';
+ * import { createGrid } from 'shardgrid';
  * import { KeyvShardgrid } from 'shardgrid/keyv';
  *
- * const store = new KeyvShardgrid({ gridOptions: { memory: '64MB' } });
- * const sessions = new Keyv({ store, namespace: 'sessions' });
+ * const grid = await createGrid({ memory: '64MB' });
+ * const sessions = new Keyv({ store: new KeyvShardgrid({ grid }), namespace: 'sessions' });
+ * const pages = new Keyv({ store: new KeyvShardgrid({ grid }), namespace: 'pages' }); // a store per Keyv
  * await sessions.set('s1', { user: 'ada' }, 60_000);
- * await store.disconnect(); // closes the grid the adapter created
+ * await grid.close(); // a grid passed as `grid` is the caller's to close
  * ```
  */
 export class KeyvShardgrid extends EventEmitter {
@@ -56,11 +68,14 @@ export class KeyvShardgrid extends EventEmitter {
    * so it declares that dialect to have Keyv use its `iterator`.
    */
   readonly opts: { dialect: string; url: string; mapPrefix: string; [k: string]: unknown };
-  /** Set by Keyv: the namespace of the Keyv instance using this adapter. */
-  namespace: string | undefined;
   private readonly grid: Promise<Grid>;
   private readonly owned: boolean;
   private readonly maps = new Map<string, GridMap<unknown>>();
+  private current: string | undefined;
+  /** Set when an 'error' listener is added: Keyv adds one to its store right before it sets its namespace there. */
+  private attaching = false;
+  /** Keyv instances that attached to this adapter (an 'error' listener, then a namespace). */
+  private keyvs = 0;
 
   /**
    * Makes the adapter. Without `options.grid` it starts creating a grid at once; a grid that
@@ -79,6 +94,29 @@ export class KeyvShardgrid extends EventEmitter {
     this.grid = options.grid !== undefined ? Promise.resolve(options.grid) : createGrid(options.gridOptions);
     // a grid that fails to start is reported on the first call (and as Keyv's 'error' event then)
     this.grid.catch(() => undefined);
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'error') this.attaching = true;
+    });
+  }
+
+  /**
+   * The namespace of the Keyv instance using this adapter: set by Keyv (when it is made, and by
+   * `keyv.namespace = …`); the maps of get, set, clear and iterator follow it. Keyv makes a store
+   * its own by adding an 'error' listener and then setting its namespace; the second time that
+   * happens, a second Keyv shares this adapter, and from then on each of them reads, clears and
+   * iterates the namespace set last: that is reported once, as a `warn` in the grid's log.
+   */
+  get namespace(): string | undefined {
+    return this.current;
+  }
+
+  set namespace(namespace: string | undefined) {
+    this.current = namespace;
+    if (!this.attaching) return;
+    this.attaching = false;
+    if (++this.keyvs !== 2) return;
+    const msg = `one KeyvShardgrid is the store of two Keyv instances (namespace '${String(namespace).slice(0, 80)}' is the second): Keyv 5 gives a store one namespace at a time, so both now read, iterate and clear the last one set; give each Keyv its own KeyvShardgrid({ grid }) over the same grid`;
+    void this.grid.then((g) => g.log('warn', msg), () => undefined);
   }
 
   /** The grid map of a namespace (the current one by default). */

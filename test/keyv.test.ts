@@ -53,6 +53,44 @@ describe('@keyv/test-suite on KeyvShardgrid', () => {
     expect(await grid.map('keyv:ttl').has('ttl:k')).toBe(false);
   });
 
+  it('a store per Keyv over one grid keeps namespaces apart; one store shared by two Keyv instances is reported, as Keyv 5 gives a store one namespace', async () => {
+    const warnings: string[] = [];
+    const quiet = () => undefined;
+    const logged = await createGrid({ workers: 1, memory: '16MB', logger: { debug: quiet, info: quiet, error: quiet, warn: (m: unknown) => void warnings.push(String(m)) } });
+    const settled = () => new Promise((r) => setImmediate(r)); // the warning goes out once the adapter's grid promise settles
+    try {
+      // the README's way: a KeyvShardgrid per Keyv, sharing the grid (and a namespace changed on one Keyv)
+      const sessions = new Keyv({ store: new KeyvShardgrid({ grid: logged }), namespace: 'sessions' });
+      const pages = new Keyv({ store: new KeyvShardgrid({ grid: logged }), namespace: 'pages' });
+      await sessions.set('s1', 'ada');
+      await pages.set('/home', '<h1>hello</h1>');
+      const keys = async (k: Keyv) => {
+        const out: string[] = [];
+        for await (const [key] of k.iterator!(undefined)) out.push(key as string);
+        return out;
+      };
+      expect(await keys(sessions)).toEqual(['s1']);
+      expect(await keys(pages)).toEqual(['/home']);
+      await sessions.clear();
+      expect(await sessions.get('s1')).toBeUndefined();
+      expect(await pages.get('/home')).toBe('<h1>hello</h1>');
+      pages.namespace = 'pages2';
+      await settled();
+      expect(warnings).toEqual([]);
+      // one store given to two Keyv instances: both would now use the second one's namespace
+      const shared = new KeyvShardgrid({ grid: logged });
+      new Keyv({ store: shared, namespace: 'a' });
+      await settled();
+      expect(warnings).toEqual([]);
+      new Keyv({ store: shared, namespace: 'b' });
+      await settled();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/one KeyvShardgrid is the store of two Keyv instances .*give each Keyv its own KeyvShardgrid/);
+    } finally {
+      await logged.close();
+    }
+  });
+
   it('an adapter that created its grid closes it on disconnect; one given a grid leaves it open', async () => {
     const own = new KeyvShardgrid({ gridOptions: { workers: 1, memory: '16MB' } });
     const keyv = new Keyv({ store: own });
