@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { MODULE_NAME, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
+import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
@@ -322,7 +322,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * grid, every thread included, by the first call that gives them; a later call that gives a
    * different value for an option throws GRID_ERR_INVALID_OPTION, and calls without options
    * use the registered ones (claimMapOptions). The same name in one thread gives the same
-   * GridMap object.
+   * GridMap object. A call that throws registers nothing: the name takes none of the
+   * options.maxMaps slots.
    *
    * @typeParam V - The type of the map's values (not checked at run time).
    * @param name - The map's name: 1 to 256 UTF-8 bytes.
@@ -344,12 +345,17 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
     const known = this.maps.get(name);
     if (known !== undefined && options === undefined) return known as GridMap<V>;
+    // What can refuse the call is checked before mapId registers the name in shared memory: a
+    // registered name keeps one of the maxMaps slots for good, so a refused call must not take
+    // one. (A conflict with registered options concerns a name registered already.)
+    const want = options !== undefined ? resolveMapOptions(options) : undefined;
+    const forward = known === undefined && this.forwarding() ? this.forwardClientOf() : undefined;
     const id = known?.id ?? this.store.mapId(name);
     if (id === -2) throw new InvalidArgumentError(`map name is over 256 UTF-8 bytes`);
     if (id < 0) throw new TooManyMapsError(`the grid already has ${this.handle.maxMaps} maps (options.maxMaps)`);
-    if (options !== undefined) claimMapOptions(this.store, id, name, options);
+    if (want !== undefined) claimMapOptions(this.store, id, name, options!, want);
     if (known !== undefined) return known as GridMap<V>;
-    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id) : this.forwarding() ? new ForwardedMap<V>(this, this.forwardClientOf(), name, id) : new GridMap<V>(this, name, id);
+    const m = this.cluster !== undefined ? new RoutedMap<V>(this, this.cluster, name, id) : forward !== undefined ? new ForwardedMap<V>(this, forward, name, id) : new GridMap<V>(this, name, id);
     this.maps.set(name, m);
     return m;
   }

@@ -5,7 +5,7 @@
  * registration and closed error that grids use. No runtime import of src/map.ts, so nothing here
  * closes an import cycle.
  */
-import { resolveMapOptions, type MapOptions, type ModuleTable, type SetOptions } from './config.js';
+import type { MapOptions, ModuleTable, SetOptions } from './config.js';
 import { GridClosedError, InvalidOptionError } from './errors.js';
 import type { ValueEncoder } from './storage/codec.js';
 import type { ShardStore } from './storage/store.js';
@@ -70,10 +70,11 @@ export const NO_RECORD: unique symbol = Symbol('shardgrid.noRecord');
  * registry) when `options` is given, at grid.map(name, options). The first options given win;
  * a later call must give the same value for every option it names, or it throws
  * GRID_ERR_INVALID_OPTION (as Hazelcast refuses a conflicting map config). Calls without options
- * always succeed and use whatever is registered, now or later.
+ * always succeed and use whatever is registered, now or later. `want` is `options` resolved
+ * (resolveMapOptions), which the caller does before the name takes a registry slot, so that
+ * invalid options are refused without using one up.
  */
-export function claimMapOptions(store: ShardStore, id: number, name: string, options: MapOptions): void {
-  const want = resolveMapOptions(options);
+export function claimMapOptions(store: ShardStore, id: number, name: string, options: MapOptions, want: { ttl: number; cacheValues: boolean }): void {
   const got = store.registerMapOptions(id, want);
   const differs = (options.ttl !== undefined && got.ttl !== want.ttl) || (options.cacheValues !== undefined && got.cacheValues !== want.cacheValues);
   if (differs) {

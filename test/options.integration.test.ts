@@ -3,7 +3,7 @@
 // whole grid, every thread included, and a conflicting second registration is refused.
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, InvalidArgumentError, InvalidOptionError } from '../dist/index.js';
+import { AttachError, attachGrid, createGrid, InvalidArgumentError, InvalidOptionError, TooManyMapsError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 describe('options of writes', () => {
@@ -106,6 +106,29 @@ describe("a map's options, registered by name for the whole grid", () => {
     grid.map('plain', { ttl: 10_000 });
     await m.set('b', 1);
     expect(await m.ttl('b')).toBeGreaterThan(0);
+  });
+});
+
+describe('a refused grid.map call takes none of the maxMaps slots', () => {
+  it('invalid options, options conflicting with the registered ones and a handle with no forward channel leave every slot to maps that open', async () => {
+    const grid = await createGrid({ workers: 1, partitions: 16, memory: '16MB', maxMaps: 3 });
+    try {
+      const invalid = [{ tll: 1000 }, { ttl: -1 }, { ttl: '1000' }, { cacheValues: 'no' }, 'ttl', null];
+      for (const [i, o] of invalid.entries()) expect(() => grid.map(`typo${i}`, o as never), JSON.stringify(o)).toThrow(InvalidOptionError);
+      grid.map('sessions', { ttl: 1000 });
+      for (let i = 0; i < 4; i++) expect(() => grid.map('sessions', { ttl: 2000 })).toThrow(InvalidOptionError);
+      // an attached thread of a cluster member whose handle names no forward channel (made by an older shardgrid)
+      const old = await attachGrid({ ...grid.handle, clustered: true, forward: undefined });
+      for (let i = 0; i < 4; i++) expect(() => old.map(`forwarded${i}`)).toThrow(AttachError);
+      await old.close();
+      grid.map('pages');
+      grid.map('users', { ttl: 5000 });
+      expect(() => grid.map('one-too-many')).toThrow(TooManyMapsError);
+      expect(grid.map('sessions').defaultTtl).toBe(1000);
+      expect(() => grid.map('typo0'), 'a name refused before was not registered').toThrow(TooManyMapsError);
+    } finally {
+      await grid.close();
+    }
   });
 });
 
