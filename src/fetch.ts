@@ -3,7 +3,8 @@
  * that misses the same key at the same time, in this thread, in every other thread of the
  * process and, in a cluster, on every member (native-notes.md, "Read-through fetch").
  *
- * - In one thread, concurrent fetches of a key share one promise.
+ * - In one thread, concurrent fetches of a key share one promise; each caller that joins it
+ *   waits at most its own `timeoutMs` (`joinWithin`), as a waiter in another thread does.
  * - Across threads and members, the first to miss claims the load: `setIfAbsent` of a claim
  *   record in the internal map CLAIM_MAP (key `<map>\0<key>`), which is linearizable at the
  *   key's partition (its lock in one process, its primary in a cluster). The claim carries a
@@ -98,7 +99,7 @@ export function fetchThrough<V>(map: FetchTarget<V>, claims: ClaimMap, key: stri
   let mine = inflight.get(map);
   if (mine === undefined) inflight.set(map, (mine = new Map()));
   const running = mine.get(key);
-  if (running !== undefined) return running as Promise<V>;
+  if (running !== undefined) return joinWithin(running as Promise<V>, key, o.timeoutMs);
   const p = fetchOnce(map, claims, key, loader, o).finally(() => mine!.delete(key));
   mine.set(key, p);
   return p;
@@ -138,8 +139,27 @@ async function fetchOnce<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, 
     if (isClaim(c)) seen = c[0];
     const r = await waitFor(map, claims, ck, key, seen, deadline);
     if (r.done) return r.value as V;
-    if (Date.now() >= deadline) throw new TimeoutError(`fetch of '${key}': no load finished within ${o.timeoutMs} ms`, { key, timeoutMs: o.timeoutMs });
+    if (Date.now() >= deadline) throw timeoutError(key, o.timeoutMs);
   }
+}
+
+/** The error of a caller whose wait for another caller's load of `key` ran out. */
+function timeoutError(key: string, timeoutMs: number): TimeoutError {
+  return new TimeoutError(`fetch of '${key}': no load finished within ${timeoutMs} ms`, { key, timeoutMs });
+}
+
+/**
+ * A fetch joining the fetch of the same key already running in this thread. Sharing that promise
+ * keeps the load single (one claim, one loader call per thread), but it settles only when the
+ * starter's loader does (nothing bounds a loader) or the starter's own wait ends: the joiner
+ * stops waiting after its own timeoutMs, as waitFor does in another thread. The running fetch
+ * goes on for the caller that started it.
+ */
+function joinWithin<V>(running: Promise<V>, key: string, timeoutMs: number): Promise<V> {
+  return new Promise<V>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeoutError(key, timeoutMs)), timeoutMs);
+    void running.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }
 
 /** This caller holds the claim of token t: load, store, release. */

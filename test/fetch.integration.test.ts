@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, FetchLoaderError, InvalidArgumentError } from '../dist/index.js';
+import { createGrid, FetchLoaderError, InvalidArgumentError, TimeoutError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 const FIXTURE = new URL('./fixtures/fetch-worker.mjs', import.meta.url);
@@ -79,6 +79,28 @@ describe('map.fetch: read-through with one load per key across threads', () => {
     expect(calls).toBe(1);
     expect(await m.fetch('u:3', () => (calls++, 'again'))).toBe('back'); // a hit: no load
     expect(calls).toBe(1);
+  });
+
+  it("a caller in the loading caller's own thread waits at most its timeoutMs (GRID_ERR_TIMEOUT); the loader still runs once and its caller gets the value", { timeout: 30_000 }, async () => {
+    const m = grid.map<string>('same-thread');
+    let calls = 0;
+    let release!: (v: string) => void;
+    const gate = new Promise<string>((r) => (release = r));
+    const first = m.fetch('k', () => (calls++, gate));
+    const t0 = Date.now();
+    const second = m.fetch('k', () => (calls++, 'other'), { timeoutMs: 100 }).then((value) => ({ value }), (error: unknown) => ({ error }));
+    // the load is held until the waiter has settled (or 10 s, the waiter having ignored its timeout)
+    let late: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([second, new Promise<{ late: true }>((r) => (late = setTimeout(() => r({ late: true }), 10_000)))]);
+    const elapsed = Date.now() - t0;
+    clearTimeout(late);
+    release('slow');
+    expect(waited).toMatchObject({ error: { code: 'GRID_ERR_TIMEOUT' } });
+    expect((waited as { error: unknown }).error).toBeInstanceOf(TimeoutError);
+    expect(elapsed).toBeGreaterThanOrEqual(90);
+    expect(await first).toBe('slow');
+    expect(calls).toBe(1);
+    expect(await m.get('k')).toBe('slow');
   });
 
   it('stores with the ttl asked for, serves a stale value while one caller refreshes it, and checks its arguments', { timeout: 30_000 }, async () => {
