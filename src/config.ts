@@ -83,7 +83,7 @@ export interface GridOptions {
   lockTimeout?: number;
   /** How often virtual nodes run active expiry and background eviction, ms. Default 100. */
   expiryInterval?: number;
-  /** Named maps per grid. Default 256. */
+  /** Named maps per grid. Default 256. The library's internal map (map.fetch's claims) has a slot of its own and does not count. */
   maxMaps?: number;
   /** Older name of compute.workers (still accepted; give one or the other). */
   computeWorkers?: number;

@@ -9,6 +9,7 @@ import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type 
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
+import { CLAIM_MAP } from './fetch.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
@@ -117,6 +118,12 @@ interface Vnode {
   ready: boolean;
 }
 
+/**
+ * The library's own maps, registered by createGrid in slots added to options.maxMaps, so that
+ * the user's maps have all of theirs: map.fetch keeps its claims in CLAIM_MAP, and a grid with
+ * maxMaps maps of the user's could not fetch when it counted against them.
+ */
+const INTERNAL_MAPS = [CLAIM_MAP];
 const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
@@ -688,7 +695,8 @@ function watchCp(region: CpRegion, delta: 1 | -1): void {
 export async function createGrid(options?: GridOptions): Promise<Grid> {
   const o = resolveOptions(options);
   const reservePages = Math.max(4, o.workers * 2);
-  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages };
+  // the registry (and the per-map counters planMemory budgets for) has a slot per internal map too
+  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps + INTERNAL_MAPS.length, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages };
   const plan = planMemory(init);
   const minPages = o.partitions * 2 + reservePages;
   if (plan.maxPages < minPages) {
@@ -700,6 +708,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   }
   const buffers = createStoreBuffers(init);
   const store = new ShardStore(buffers, o.lockTimeout);
+  for (const name of INTERNAL_MAPS) store.mapId(name); // before any map of the user's can take their slots
   const handle: GridHandle = Object.freeze({
     kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
     ...(o.cluster !== undefined ? { forward: forwardChannelName(), cpSessionTtlMs: o.cp.sessionTtlMs } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, FetchLoaderError, InvalidArgumentError, TimeoutError } from '../dist/index.js';
+import { createGrid, FetchLoaderError, InvalidArgumentError, TimeoutError, TooManyMapsError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 const FIXTURE = new URL('./fixtures/fetch-worker.mjs', import.meta.url);
@@ -101,6 +101,20 @@ describe('map.fetch: read-through with one load per key across threads', () => {
     expect(await first).toBe('slow');
     expect(calls).toBe(1);
     expect(await m.get('k')).toBe('slow');
+  });
+
+  it("works in a grid whose maxMaps maps are all the user's: its internal map has a slot of its own", async () => {
+    const small = await createGrid({ workers: 1, partitions: 16, memory: '16MB', maxMaps: 2 });
+    try {
+      const a = small.map<string>('a');
+      small.map('b');
+      expect(() => small.map('c')).toThrow(TooManyMapsError);
+      expect(await a.fetch('k', () => 'loaded')).toBe('loaded');
+      expect(await a.fetch('k', () => 'again')).toBe('loaded');
+      expect(() => small.map('c'), 'the reserved slot is for the internal map only').toThrow(TooManyMapsError);
+    } finally {
+      await small.close();
+    }
   });
 
   it('stores with the ttl asked for, serves a stale value while one caller refreshes it, and checks its arguments', { timeout: 30_000 }, async () => {
