@@ -112,6 +112,8 @@ export const EXP_NX = 1;
 export const EXP_XX = 2;
 export const EXP_GT = 3;
 export const EXP_LT = 4;
+/** XX and LT together (XX and GT is GT: GT never moves a key without an expiry). */
+export const EXP_XX_LT = 5;
 
 /** A write of `value` expiring at `expiresAt`, or a delete when that moment has passed (as Redis does). */
 function store(value: Uint8Array, expiresAt: number, now: number, reply: UpdateReply): UpdateResult {
@@ -185,7 +187,7 @@ function expire(cur: Uint8Array | undefined, exp: number, arg: unknown, now: num
   // Redis: no expiry counts as an infinite one for GT and LT
   const ok =
     cond === EXP_ALWAYS || (cond === EXP_NX && exp === 0) || (cond === EXP_XX && exp !== 0) ||
-    (cond === EXP_GT && exp !== 0 && at > exp) || (cond === EXP_LT && (exp === 0 || at < exp));
+    (cond === EXP_GT && exp !== 0 && at > exp) || (cond === EXP_LT && (exp === 0 || at < exp)) || (cond === EXP_XX_LT && exp !== 0 && at < exp);
   if (!ok) return keep(int(0));
   if (at <= now) return { write: DEL, reply: int(1) };
   return { write: RETIME, expiresAt: at, reply: int(1) };

@@ -34,7 +34,7 @@ export interface RespContext {
   readonly partitions: number;
   /** Checks a password (constant time); undefined when none is set. */
   checkPassword(user: string, pass: Buffer): boolean | undefined;
-  info(section: string | undefined): Promise<string>;
+  info(sections: readonly string[]): Promise<string>;
   config(name: string): string | undefined;
   configNames(): string[];
   /** grid.cp: primitives whose operations have no owner (atomicLong, atomicRef, reads). */

@@ -11,7 +11,7 @@
  */
 import { RESOLVED } from '../map.js';
 import {
-  ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, SET_ALWAYS, SET_NX, SET_XX,
+  ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, EXP_XX_LT, SET_ALWAYS, SET_NX, SET_XX,
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
@@ -73,14 +73,22 @@ const ping: Run = (_cx, c, argv) => {
 const auth: Run = (cx, c, argv) => {
   if (argv.length > 3) return c.out.error(ERR_SYNTAX);
   const user = argv.length === 3 ? text(argv[1]) : 'default';
-  const ok = cx.checkPassword(user, argv[argv.length - 1]);
-  if (ok === undefined) {
+  // without a password the default user is Redis's "nopass": `AUTH default <anything>` succeeds
+  // (clients configured with a password send that form), `AUTH <password>` alone is an error
+  const ok = passes(cx, user, argv[argv.length - 1]);
+  if (ok === undefined && argv.length === 2) {
     return c.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
   }
-  if (!ok) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
+  if (ok === false) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
   c.authenticated = true;
   c.out.ok();
 };
+
+/** AUTH's check: true or false; undefined when no password is configured and the user is the default one (nopass). */
+function passes(cx: RespContext, user: string, pass: Buffer): boolean | undefined {
+  const ok = cx.checkPassword(user, pass);
+  return ok === undefined ? (user === 'default' ? undefined : false) : ok;
+}
 
 const hello: Run = (cx, c, argv) => {
   let proto: 2 | 3 | undefined;
@@ -97,8 +105,7 @@ const hello: Run = (cx, c, argv) => {
     const opt = lower(argv[i]);
     const more = argv.length - i - 1;
     if (opt === 'auth' && more >= 2) {
-      const ok = cx.checkPassword(text(argv[i + 1]), argv[i + 2]);
-      if (ok !== true) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
+      if (passes(cx, text(argv[i + 1]), argv[i + 2]) === false) return c.out.error('WRONGPASS invalid username-password pair or user is disabled.');
       c.authenticated = true;
       i += 2;
     } else if (opt === 'setname' && more >= 1) {
@@ -301,14 +308,22 @@ function expireCmd(unitMs: number, absolute: boolean, name: string): Run {
   return (cx, c, argv) => {
     const n = intArg(argv[2]);
     if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
-    let cond = EXP_ALWAYS;
+    // Redis 7: NX excludes the others, GT excludes LT, XX combines with GT or LT; repeats are fine
+    let nx = false;
+    let xx = false;
+    let gt = false;
+    let lt = false;
     for (let i = 3; i < argv.length; i++) {
       const opt = lower(argv[i]);
-      const next = opt === 'nx' ? EXP_NX : opt === 'xx' ? EXP_XX : opt === 'gt' ? EXP_GT : opt === 'lt' ? EXP_LT : -1;
-      if (next < 0) return c.out.error(`ERR Unsupported option ${text(argv[i]).slice(0, 64)}`);
-      if (cond !== EXP_ALWAYS && cond !== next) return c.out.error('ERR NX and XX, GT or LT options at the same time are not compatible');
-      cond = next;
+      if (opt === 'nx') nx = true;
+      else if (opt === 'xx') xx = true;
+      else if (opt === 'gt') gt = true;
+      else if (opt === 'lt') lt = true;
+      else return c.out.error(`ERR Unsupported option ${text(argv[i]).slice(0, 64)}`);
     }
+    if (nx && (xx || gt || lt)) return c.out.error('ERR NX and XX, GT or LT options at the same time are not compatible');
+    if (gt && lt) return c.out.error('ERR GT and LT options at the same time are not compatible');
+    const cond = nx ? EXP_NX : gt ? EXP_GT : lt ? (xx ? EXP_XX_LT : EXP_LT) : xx ? EXP_XX : EXP_ALWAYS;
     const ms = Number(n) * unitMs;
     const at = absolute ? ms : Date.now() + ms;
     if (!Number.isSafeInteger(at)) return c.out.error(`ERR invalid expire time in '${name}' command`);
@@ -404,8 +419,7 @@ const echo: Run = (_cx, c, argv) => c.out.bulk(argv[1]);
 const quit: Run = (_cx, c) => c.quit();
 
 const info: Run = async (cx, c, argv) => {
-  if (argv.length > 2) return c.out.error(ERR_SYNTAX);
-  c.out.verbatim(await cx.info(argv.length === 2 ? lower(argv[1]) : undefined));
+  c.out.verbatim(await cx.info(argv.slice(1).map(lower)));
 };
 
 const config: Run = (cx, c, argv) => {

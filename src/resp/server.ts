@@ -257,8 +257,10 @@ export class RespServer implements RespContext {
   }
 
   /** INFO text: the sections asked for ('all', 'default', 'everything' or one name; none: default). */
-  async info(section: string | undefined): Promise<string> {
-    const want = (s: string): boolean => section === undefined || section === 'all' || section === 'default' || section === 'everything' || section === s;
+  async info(sections: readonly string[]): Promise<string> {
+    // no section: the default set; INFO a b (Redis 7) gives each section named, unknown ones none
+    const all = sections.length === 0 || sections.some((x) => x === 'all' || x === 'default' || x === 'everything');
+    const want = (s: string): boolean => all || sections.includes(s);
     const g = this.grid.stats();
     const st = this.stats;
     const parts: string[] = [];

@@ -218,6 +218,17 @@ describe('authentication, protected mode and maxclients', () => {
     expect(text).toBe('-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n+OK\r\n');
   });
 
+  it('without a password the default user is nopass, as in Redis: AUTH default <any> and HELLO 3 AUTH default <any> succeed, another user does not', async () => {
+    // clients configured with a password (ioredis, node-redis) send these forms; they used to be refused
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([req('AUTH', 'default', 'whatever'), req('HELLO', '3', 'AUTH', 'default', 'x'), req('AUTH', 'someone', 'x'), req('HELLO', '2', 'AUTH', 'someone', 'x'), req('PING')]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    expect(text.startsWith('+OK\r\n%')).toBe(true);
+    expect(text).toContain('$6\r\nserver\r\n');
+    expect(text.match(/-WRONGPASS invalid username-password pair or user is disabled\.\r\n/g)?.length).toBe(2);
+  });
+
   it('protected mode: without a password a non-loopback client gets DENIED and is closed; with one it is served', async () => {
     const { resolveOptions } = await import('../../dist/config.js');
     const notLocal = () => false;
@@ -289,5 +300,57 @@ describe('authentication, protected mode and maxclients', () => {
       expect(err?.code).toBe('GRID_ERR_INVALID_OPTION');
       expect(err?.message.startsWith(path)).toBe(true);
     }
+  });
+});
+
+describe('replies as Redis gives them', () => {
+  it('an argument echoed in an error goes out as its bytes, and cannot end the error line', async () => {
+    // U+010D U+010A ('čĊ') as UTF-8 is C4 8D C4 8A; written one byte per char it was CR LF, which
+    // ended the error early: the rest ('+FORGED') was read as the reply to the next command
+    const forged = Buffer.concat([Buffer.from('c48dc48a', 'hex'), Buffer.from('+FORGED')]);
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([req('NOSUCHCMD', forged), req('EXPIRE', 'k', '10', Buffer.from('e4b88d', 'hex')), req('CLIENT', Buffer.from('\r\n:1', 'latin1')), req('PING')]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    const lines = text.split('\r\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toBe(`-ERR unknown command 'NOSUCHCMD', with args beginning with: '${forged.toString('latin1')}' `);
+    expect(lines[1]).toBe(`-ERR Unsupported option ${Buffer.from('e4b88d', 'hex').toString('latin1')}`);
+    expect(lines[2].startsWith('-ERR unknown subcommand')).toBe(true);
+    expect(lines[2]).not.toMatch(/[\r\n]/);
+    expect(lines[3]).toBe('+PONG');
+  });
+
+  it('EXPIRE takes XX with GT or LT (Redis 7); NX with any other, and GT with LT, are errors', async () => {
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([
+      req('SET', 'xk', 'v', 'EX', '100'), req('SET', 'nottl', 'v'),
+      req('EXPIRE', 'xk', '200', 'XX', 'GT'), req('TTL', 'xk'), // 1, 200
+      req('EXPIRE', 'xk', '50', 'LT', 'XX'), req('TTL', 'xk'), // 1, 50
+      req('EXPIRE', 'nottl', '50', 'XX', 'LT'), req('TTL', 'nottl'), // 0 (no expiry: XX fails), -1
+      req('EXPIRE', 'nottl', '50', 'LT'), req('TTL', 'nottl'), // 1 (no expiry counts as infinite), 50
+      req('EXPIRE', 'xk', '10', 'NX', 'GT'), req('EXPIRE', 'xk', '10', 'GT', 'LT'), req('EXPIRE', 'xk', '10', 'GT', 'GT'),
+      req('PING'),
+    ]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    expect(text.split('\r\n').slice(0, -1)).toEqual([
+      '+OK', '+OK', ':1', ':200', ':1', ':50', ':0', ':-1', ':1', ':50',
+      '-ERR NX and XX, GT or LT options at the same time are not compatible',
+      '-ERR GT and LT options at the same time are not compatible',
+      ':0',
+      '+PONG',
+    ]);
+  });
+
+  it('INFO with several sections gives each of them (Redis 7), unknown ones nothing', async () => {
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([req('INFO', 'server', 'keyspace'), req('INFO', 'nosuch', 'other'), req('PING')]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    expect(text).toContain('# Server\r\n');
+    expect(text).toContain('# Keyspace\r\n');
+    expect(text).not.toContain('# Memory');
+    expect(text).toContain('$0\r\n\r\n+PONG\r\n');
   });
 });
