@@ -350,6 +350,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   map<V = unknown>(name: string, options?: MapOptions): GridMap<V> {
     this.assertOpen();
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('map name must be a non-empty string');
+    // names are stored as UTF-8, which turns every lone surrogate into U+FFFD: two such names would be one map
+    if (!name.isWellFormed()) throw new InvalidArgumentError('map name is not well-formed UTF-16 (a lone surrogate)');
     const known = this.maps.get(name);
     if (known !== undefined && options === undefined) return known as GridMap<V>;
     // What can refuse the call is checked before mapId registers the name in shared memory: a

@@ -90,6 +90,12 @@ describe('lone surrogates', () => {
     expect(await m.size()).toBe(4);
   });
 
+  it('map names with a lone surrogate are refused (they were one map)', () => {
+    expect(() => grid.map(`m${cut}`)).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    expect(() => grid.map('m\uDC00')).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    expect(grid.map('m😀').name).toBe('m😀');
+  });
+
   it('string values with a lone surrogate are refused, at the top and inside objects (keys too); they used to come back changed', async () => {
     const m = grid.map('values');
     for (const v of [cut, `x${cut}y`, { s: cut }, [1, [`${cut}`]], { [`k${cut}`]: 1 }, new Set([cut]), new Map([['a', cut]])]) {
