@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridError } from '../../dist/index.js';
+import { decodeMsgpack, encodeMsgpack } from '../../dist/storage/codec.js';
 import { Transport } from '../../dist/transport/transport.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
@@ -72,7 +73,7 @@ describe('compute modules never come from the wire (F7)', () => {
     const marker = join(dir, 'abs-path.marker');
     const file = evilModule(marker);
     for (const module of [file, `file://${file}`]) {
-      const cmp = await rejection(op({ m: 'f7', o: 'cmp', k: 'key', f: { module, name: 'fn' }, a: null }));
+      const cmp = await rejection(op({ m: 'f7', o: 'cmp', k: 'key', f: { module, name: 'fn' }, a: encodeMsgpack(null) }));
       expect(cmp).toBeInstanceOf(GridError);
       expect(cmp.code).toBe('GRID_ERR_UNKNOWN_MODULE');
       const agg = await rejection(op({ m: 'f7', o: 'agg', f: { module, name: 'agg' } }));
@@ -84,10 +85,15 @@ describe('compute modules never come from the wire (F7)', () => {
   });
 
   it('a module registered at start is run by name from a remote request; an unregistered name fails with GRID_ERR_UNKNOWN_MODULE', { timeout: 30_000 }, async () => {
-    expect(await op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'procs', name: 'increment' }, a: 4 })).toBe(4);
-    expect(await op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'procs', name: 'increment' }, a: 3 })).toBe(7);
-    const e = await rejection(op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'other', name: 'increment' }, a: 1 }));
+    // protocol 6: arguments and results travel as the value codec's msgpack bytes
+    const run = async (a: number) => decodeMsgpack((await op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'procs', name: 'increment' }, a: encodeMsgpack(a) })) as Uint8Array);
+    expect(await run(4)).toBe(4);
+    expect(await run(3)).toBe(7);
+    const e = await rejection(op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'other', name: 'increment' }, a: encodeMsgpack(1) }));
     expect(e.code).toBe('GRID_ERR_UNKNOWN_MODULE');
     expect(e.message).toContain("'other'");
+    // an argument that is not codec bytes is refused, and nothing runs
+    expect((await rejection(op({ m: 'f7-ok', o: 'cmp', k: 'n', f: { module: 'procs', name: 'increment' }, a: 1 }))).code).toBe('GRID_ERR_PROTOCOL');
+    expect(await run(0)).toBe(7);
   });
 });
