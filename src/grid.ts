@@ -22,7 +22,7 @@ import type { MemberInfo } from './cluster/membership.js';
 import { migrating, ownedBy } from './ring/table.js';
 import { ForwardClient, ForwardCpLink, ForwardServer, ForwardedMap, forwardChannelName } from './runtime/forward.js';
 import { CpRegion } from './cp/region.js';
-import { CoordinationPrimitives } from './cp/primitives.js';
+import { CoordinationPrimitives, threadOwner } from './cp/primitives.js';
 import { RespServer } from './resp/server.js';
 import { GridMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
@@ -258,7 +258,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     if (this.cpApi === undefined && this.cluster !== undefined) this.clusterCp = new ClusterCp(this.cluster, this.options!.cp.sessionTtlMs);
     // a thread attached to a member: its own CP session, through the member's main thread
     if (this.cpApi === undefined && this.forwarding()) this.clusterCp = new ClusterCp(new ForwardCpLink(this.forwardClientOf()), this.handle.cpSessionTtlMs ?? DEFAULT_CP_SESSION_TTL_MS);
-    return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen(), this.clusterCp));
+    return (this.cpApi ??= new CoordinationPrimitives(this.cpRegion, () => this.assertOpen(), this.clusterCp, threadOwner()));
   }
 
   /** The address of the RESP endpoint (options.resp), or undefined without one (and in an attached grid). */

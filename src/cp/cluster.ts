@@ -95,6 +95,9 @@ class DataLink implements CpLink {
         stop();
         resolve(['q']);
       }, waitMs);
+      // the transport's sockets keep a member alive while it runs; after close() cut a wait, this
+      // bound (up to ATTEMPT_MS) kept the process alive for its rest
+      t.unref();
       const stop = this.node.meta.cp.submit(cmd, (r) => {
         if (r[0] === 'q') return false; // keep listening for the grant
         clearTimeout(t);

@@ -8,7 +8,7 @@
  * Promise forms wait with Atomics.waitAsync in every thread.
  */
 import { isMainThread } from 'node:worker_threads';
-import { InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
+import { GridClosedError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
@@ -99,11 +99,24 @@ function toLong(v: unknown, what: string): bigint {
 interface Owner {
   readonly id: number;
   closed: boolean;
-  /** A session's waits in flight (waitAsync): close() ends them before it releases. */
+  /** Waits in flight (waitAsync): close() ends them (a session's before it releases). */
   readonly pending?: Set<Pending>;
+  /** The error of a call on a closed owner: GRID_ERR_CLOSED for a grid's thread, else GRID_ERR_CP_SESSION. */
+  readonly closedError?: () => Error;
 }
 
 const THREAD: Owner = { id: SELF, closed: false };
+
+/**
+ * The owner of what grid.cp's handles take on this thread, one per grid: this thread (SELF), with
+ * its waits in flight, so that grid.close() ends them (GRID_ERR_CLOSED) instead of leaving them
+ * pending — they kept a process alive for good — and later calls of its handles fail.
+ */
+export function threadOwner(): Owner {
+  return { id: SELF, closed: false, pending: new Set(), closedError: () => new GridClosedError('the grid is closed') };
+}
+
+const closedOf = (o: Owner): Error => (o.closedError ?? sessionClosed)();
 
 // ── waiting ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -120,8 +133,9 @@ async function waitAsync(r: CpRegion, p: Pending, o: Owner): Promise<number> {
   try {
     for (;;) {
       const ms = r.poll(p);
-      // a session closed meanwhile ended this wait; what it was granted is released by the close
-      if (ms < 0 && o.closed) throw sessionClosed();
+      // a session closed meanwhile ended this wait; what it was granted is released by the close.
+      // A grid closed meanwhile (its thread owner) ends it too, unless the grant came first.
+      if (ms < 0 && o.closed && (o.closedError === undefined || p.result === 0)) throw closedOf(o);
       if (ms < 0) return p.result;
       await waitAsyncAlive(r.i32, r.grantIndex(p.r), 0, ms);
     }
@@ -265,7 +279,7 @@ export class FencedLock {
   unlockSync(): void {
     // the region's unlockFast, inlined: fails when LEASED or QUEUED is set, or another owner holds it
     if (Atomics.compareExchange(this.i32, this.owner, this.me, 0) !== this.me) {
-      if (this.o.closed) throw new LockNotHeldError(`lock '${this.name}': this CP session is closed, and with it the hold`, { name: this.name });
+      if (this.o.closed) throw this.o.closedError !== undefined ? closedOf(this.o) : new LockNotHeldError(`lock '${this.name}': this CP session is closed, and with it the hold`, { name: this.name });
       this.r.unlockSlow(this.s, this.name, this.o.id);
     }
   }
@@ -277,7 +291,7 @@ export class FencedLock {
 
   /** A token (> 0), 0 (not free and not waiting), or the pending waiter to drive. */
   private start(lease: number, wait: boolean, until: number): number | Pending {
-    if (this.o.closed) throw sessionClosed();
+    if (this.o.closed) throw closedOf(this.o);
     if (lease === Infinity) {
       const t = this.r.lockFast(this.s, this.o.id);
       if (t > 0) return t;
@@ -632,7 +646,7 @@ export class Semaphore {
   /** release() without a promise (in-process grids only). */
   releaseSync(n = 1): void {
     const k = this.count(n);
-    if (this.o.closed) throw sessionClosed();
+    if (this.o.closed) throw closedOf(this.o);
     this.r.release(this.s, k, this.name, this.o.id);
   }
 
@@ -647,7 +661,7 @@ export class Semaphore {
   }
 
   private start(n: number, wait: boolean, until: number): boolean | Pending {
-    if (this.o.closed) throw sessionClosed();
+    if (this.o.closed) throw closedOf(this.o);
     return this.r.acquireSlow(this.s, n, wait, until, this.o.id);
   }
 
@@ -723,9 +737,20 @@ export class CoordinationPrimitives {
     return s;
   }
 
-  /** @internal grid.close: closes the sessions opened through this handle. */
+  /** @internal grid.close: closes the sessions opened through this handle, and ends this thread's waits. */
   async closeSessions(): Promise<void> {
     await Promise.all([...this.sessions].map((s) => s.close()));
+    const o = this.owner;
+    const r = this.region;
+    if (o.closedError === undefined || o.pending === undefined || r === undefined) return;
+    o.closed = true;
+    // wake every wait: each finds its deadline passed, leaves the queue (or keeps a grant that
+    // came first) and rejects with GRID_ERR_CLOSED
+    for (const p of o.pending) {
+      p.until = 0;
+      Atomics.notify(r.i32, r.grantIndex(p.r));
+    }
+    while (o.pending.size > 0) await new Promise((res) => setImmediate(res));
   }
 
   /**
@@ -844,6 +869,7 @@ export class CoordinationPrimitives {
 
   private get<P extends FencedLock | AtomicLong | AtomicRef<any> | Semaphore>(name: string, kind: number, make: (r: CpRegion, s: number) => P, init?: (r: CpRegion, s: number) => void): P {
     this.assertOpen();
+    checkName(name); // a Symbol reached the region's byte count as a TypeError
     const r = this.region;
     if (r === undefined) throw new UnsupportedError(ATTACHED_MESSAGE);
     const key = `${kind}:${name}`;

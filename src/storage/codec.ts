@@ -97,16 +97,13 @@ export class ValueEncoder {
           break;
         }
         try {
-          const b = packr.pack(v);
-          if (mayHoldSurrogate(b) && hasLoneSurrogate(v)) {
-            this.error = LONE_SURROGATE;
-            return ENCODE_UNENCODABLE;
-          }
+          const b = encodeMsgpack(v);
           this.type = T_MSGPACK;
           this.bytes = b;
           this.len = b.length;
         } catch (e) {
-          this.error = `value cannot be encoded: ${(e as Error).message}`;
+          const m = (e as Error)?.message ?? String(e);
+          this.error = m === LONE_SURROGATE ? m : `value cannot be encoded: ${m}`;
           return ENCODE_UNENCODABLE;
         }
     }
@@ -138,9 +135,16 @@ export function bytesOf(v: EncodedValue): Uint8Array {
   return typeof b === 'string' ? Buffer.from(b, 'utf8') : (b ?? new Uint8Array(0));
 }
 
-/** msgpack bytes of `v` with the value codec's options (throws on what msgpackr cannot encode). */
+/**
+ * msgpack bytes of `v` with the value codec's options. Throws (a plain Error; callers make it
+ * GRID_ERR_UNENCODABLE_VALUE) on what msgpackr cannot encode, on a function or symbol (msgpackr
+ * packs one silently as `undefined`), and on a string with a lone surrogate anywhere in `v`.
+ */
 export function encodeMsgpack(v: unknown): Uint8Array {
-  return packr.pack(v);
+  if (typeof v === 'function' || typeof v === 'symbol') throw new Error(`a ${typeof v} cannot be stored`);
+  const b = packr.pack(v);
+  if (mayHoldSurrogate(b) && hasLoneSurrogate(v)) throw new Error(LONE_SURROGATE);
+  return b;
 }
 
 export function decodeMsgpack(bytes: Uint8Array): unknown {

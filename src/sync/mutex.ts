@@ -99,13 +99,19 @@ export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Pr
 export async function waitAsyncAlive(a: Int32Array, i: number, v: number, ms: number): Promise<void> {
   const r = Atomics.waitAsync(a, i, v, ms);
   if (!r.async) return;
-  const alive = setTimeout(noop, ms);
+  // not a timer of `ms`: it fired at the moment the wait's own timeout did, and when it ran first
+  // the loop had nothing left and the process exited (code 13) in the middle of a lock() — 2 to 5
+  // runs in 6 of a lease wait. The handle lives until the wait settles, whenever that is.
+  const alive = setInterval(noop, KEEP_ALIVE_MS);
   try {
     await r.value;
   } finally {
-    clearTimeout(alive);
+    clearInterval(alive);
   }
 }
+
+/** Period of waitAsyncAlive's keep-alive handle: it only has to exist, not to fire. */
+const KEEP_ALIVE_MS = 1 << 30;
 
 function noop(): void {}
 

@@ -156,7 +156,8 @@ const KEY_RE = /^[A-Za-z0-9._:@-]+$/;
 const utf8 = new TextEncoder();
 
 export function isCpName(x: unknown): x is string {
-  if (typeof x !== 'string' || x.length === 0 || x.length > CP_LIMITS.maxNameBytes) return false;
+  // not well-formed UTF-16 (a lone surrogate): UTF-8 makes it U+FFFD, the name of another primitive
+  if (typeof x !== 'string' || x.length === 0 || x.length > CP_LIMITS.maxNameBytes || !x.isWellFormed()) return false;
   // a UTF-16 code unit encodes to at most 3 UTF-8 bytes: short names need no encoding
   return x.length * 3 <= CP_LIMITS.maxNameBytes || utf8.encode(x).length <= CP_LIMITS.maxNameBytes;
 }
