@@ -54,6 +54,7 @@ import {
   GridError,
   InternalError,
   InvalidArgumentError,
+  MemberLeftError,
   MemberUnreachableError,
   ProtocolError,
   TimeoutError,
@@ -1869,6 +1870,12 @@ export class Transport extends EventEmitter {
 
   private wireError(err: unknown, type: string): WireError {
     if (!(err instanceof GridError)) this.log('error', `handler for ${safeText(type)} threw`, err);
+    // A request that met this member closing (a graceful leave): to the peer that is a member
+    // leaving, and it retries on the partition's next primary. As GRID_ERR_CLOSED the peer took
+    // it for its own grid closed and handed it to its caller (found by trying a rolling leave:
+    // 36–132 increments failed so through a lite member, and RESP clients of other members got
+    // `ERR GRID_ERR_CLOSED`).
+    if (err instanceof GridClosedError) return errorToWire(new MemberLeftError(`member ${this.memberId} is leaving: ${err.message}`));
     return errorToWire(err);
   }
 
