@@ -238,6 +238,19 @@ describe('cluster of processes', () => {
 
   });
 
+  it('with every data member gone (both left), size() and clear() fail with a typed error instead of answering 0 / succeeding', { timeout: 90_000 }, async () => {
+    const { a, b, l } = await twoMembers();
+    const m = l.map<number>('gone');
+    for (let i = 0; i < 50; i++) await m.set(`k${i}`, i);
+    expect(await m.size()).toBe(50);
+    // both leave gracefully: the lite member then knows of no data member at all
+    for (const x of [b, a]) x.proc.stdin!.write(`${JSON.stringify({ cmd: 'close' })}\n`);
+    await Promise.all([a.exited, b.exited]);
+    const [size, clear] = await Promise.all([m.size().then((n) => `answered ${n}`, (e) => e.code), m.clear().then(() => 'succeeded', (e) => e.code)]);
+    expect(size).toBe('GRID_ERR_MEMBER_UNREACHABLE');
+    expect(clear).toBe('GRID_ERR_MEMBER_UNREACHABLE');
+  });
+
   it('a member leaving gracefully under an increment load: every increment is retried on the new primary, none fails, none is lost', { timeout: 90_000 }, async () => {
     // Requests that met the leaving member closing were answered GRID_ERR_CLOSED, which the
     // caller took for its own grid closed: 36–132 increments failed so through a lite member

@@ -4,7 +4,7 @@
  * retries moved partitions and unreachable primaries until RETRY_DEADLINE_MS, waiting for a newer
  * table in between (native-notes.md, "Cluster layers").
  */
-import { GridClosedError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
+import { GridClosedError, GridError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
 import { isTable } from '../ring/table.js';
 import type { FastPeer } from '../transport/transport.js';
 import { RETRY_DEADLINE_MS, type MemberContext } from './context.js';
@@ -155,14 +155,31 @@ export class Router {
 
   /** Sends `body` to every live data member (size, clear, aggregate) and returns their answers. */
   async broadcast<T>(local: () => Promise<T>, body: Record<string, unknown>): Promise<T[]> {
-    const ids = this.dataMembers();
-    return Promise.all(
-      ids.map(async (id) => {
-        if (id === this.ctx.memberId) return local();
-        await this.ctx.ensureLink(id);
-        return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
-      }),
-    );
+    // Retried as route() retries, whole (size, expiring, clear and aggregate are read-only or
+    // idempotent). Before, a member gone mid-call failed it with whatever the socket said
+    // (ECONNREFUSED), and with no data member left size() answered 0 and clear() succeeded.
+    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    for (let attempt = 0; ; attempt++) {
+      if (this.ctx.closed) throw new GridClosedError('the grid is closed');
+      const ids = this.dataMembers();
+      try {
+        if (ids.length === 0) throw new MemberUnreachableError('no data member is reachable');
+        return await Promise.all(
+          ids.map(async (id) => {
+            if (id === this.ctx.memberId) return local();
+            try {
+              await this.ctx.ensureLink(id);
+            } catch (e) {
+              throw e instanceof GridError ? e : new MemberUnreachableError(`member ${id} is unreachable: ${(e as Error)?.message ?? String(e)}`, { member: id });
+            }
+            return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
+          }),
+        );
+      } catch (e) {
+        if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
+        await this.recover(e, undefined, attempt);
+      }
+    }
   }
 
   private async recover(e: unknown, to: string | undefined, attempt: number): Promise<void> {
