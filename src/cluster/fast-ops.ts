@@ -217,6 +217,18 @@ export interface Rerouter {
   setRouted(p: number, key: string, value: unknown, expiresAt: number, e: unknown, rid: string): Promise<void>;
 }
 
+/**
+ * Where a member counts the lookups it made (its thread's hit and miss counters: `keyspace_hits`
+ * of INFO, `shardgrid_hits_total`): a lookup served by another member is counted by the member
+ * that asked, as one served here is. Before, remote lookups were counted nowhere.
+ */
+export interface HitCounter {
+  hit(): void;
+  miss(): void;
+}
+
+const NOT_COUNTED: HitCounter = { hit() {}, miss() {} };
+
 /** A GET: resolves with the value. `owner`: set on a first attempt (retries go to owner.getRouted). */
 export class GetCall<T = unknown> extends Call<T> {
   get reply(): number {
@@ -231,12 +243,16 @@ export class GetCall<T = unknown> extends Call<T> {
     private readonly owner: Rerouter | undefined,
     private readonly p: number,
     private readonly key: string,
+    private readonly counts: HitCounter = NOT_COUNTED,
   ) {
     super();
   }
 
   settle(r: FastReader): void {
-    this.res(valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen) as T);
+    const v = valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen);
+    if (v === undefined) this.counts.miss();
+    else this.counts.hit();
+    this.res(v as T);
   }
 
   protected override retry(e: unknown): Promise<T> | undefined {
@@ -254,14 +270,21 @@ export class MgetCall<T = unknown> extends Call<T[]> {
     return 'mget';
   }
 
-  constructor(private readonly count: number) {
+  constructor(
+    private readonly count: number,
+    private readonly counts: HitCounter = NOT_COUNTED,
+  ) {
     super();
   }
 
   settle(r: FastReader): void {
     if (r.count !== this.count) throw new RetryableGridError(`getMany reply has ${r.count} values for ${this.count} keys`);
     const out = new Array<T>(r.count);
-    for (let i = 0; i < r.count; i++) out[i] = valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i]) as T;
+    for (let i = 0; i < r.count; i++) {
+      const v = (out[i] = valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i]) as T);
+      if (v === undefined) this.counts.miss();
+      else this.counts.hit();
+    }
     this.res(out);
   }
 }

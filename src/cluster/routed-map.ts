@@ -184,7 +184,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // one FAST GET to the primary; its reply record resolves this promise with the value
     const peer = this.router.fastPeerOf(p);
     if (peer !== undefined) {
-      const c = new GetCall<V | undefined>(this, p, key);
+      const c = new GetCall<V | undefined>(this, p, key, this.store);
       const pr = promiseOf(c);
       if (sendGet(peer, this.name, key, this.store.klen, c)) return pr;
     }
@@ -205,11 +205,18 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private getFrom(to: string, key: string): Promise<V | undefined> {
     const peer = this.router.peer(to);
     if (peer !== undefined) {
-      const c = new GetCall<V | undefined>(undefined, 0, key);
+      const c = new GetCall<V | undefined>(undefined, 0, key, this.store);
       const pr = promiseOf(c);
       if (sendGet(peer, this.name, key, Buffer.byteLength(key, 'utf8'), c)) return pr;
     }
-    return this.router.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => fromState(checkState(s, Infinity)) as V | undefined);
+    return this.router.request<RawState>(to, { m: this.name, o: 'get', k: key }).then((s) => this.countedRemote(fromState(checkState(s, Infinity)) as V | undefined));
+  }
+
+  /** A value another member served, counted as this member's lookup (HitCounter). */
+  private countedRemote(v: V | undefined): V | undefined {
+    if (v === undefined) this.store.miss();
+    else this.store.hit();
+    return v;
   }
 
   override async has(key: string): Promise<boolean> {
@@ -240,11 +247,11 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   private getManyFrom(to: string, keys: string[]): Promise<Array<V | undefined>> {
     const peer = this.router.peer(to);
     if (peer !== undefined) {
-      const c = new MgetCall<V | undefined>(keys.length);
+      const c = new MgetCall<V | undefined>(keys.length, this.store);
       const pr = promiseOf(c);
       if (sendMget(peer, this.name, keys, c)) return pr;
     }
-    return this.router.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => fromState(checkState(s, Infinity)) as V | undefined));
+    return this.router.request<unknown[]>(to, { m: this.name, o: 'mget', ks: keys }).then((states) => states.map((s) => this.countedRemote(fromState(checkState(s, Infinity)) as V | undefined)));
   }
 
   override async size(): Promise<number> {

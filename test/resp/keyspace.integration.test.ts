@@ -182,4 +182,29 @@ describe('INFO keyspace on members of a 3-member cluster', () => {
       for (const r of clients) r.disconnect();
     }
   });
+
+  it('keyspace_hits and keyspace_misses count GET and MGET of keys other members serve (they were counted nowhere)', async () => {
+    const r = io(c.m.resp!.port);
+    try {
+      const counts = async () => {
+        const info = (await r.info('stats')) as string;
+        return { hits: Number(/keyspace_hits:(\d+)/.exec(info)![1]), misses: Number(/keyspace_misses:(\d+)/.exec(info)![1]) };
+      };
+      for (let i = 0; i < 30; i++) await r.set(`h${i}`, 'v');
+      const before = await counts();
+      for (let i = 0; i < 30; i++) {
+        await r.get(`h${i}`);
+        await r.get(`missing${i}`);
+      }
+      await r.mget('h0', 'h1', 'missing-a', 'missing-b');
+      const after = await counts();
+      // with 3 members about two thirds of these keys are served by another member
+      expect(after.hits - before.hits).toBe(32);
+      expect(after.misses - before.misses).toBe(32);
+      // the library's figures of the member are the same counters
+      expect(c.m.stats().hits).toBeGreaterThanOrEqual(32);
+    } finally {
+      r.disconnect();
+    }
+  });
 });
