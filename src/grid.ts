@@ -4,6 +4,7 @@
  * same grid over the same memory.
  */
 import { EventEmitter } from 'node:events';
+import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
@@ -720,6 +721,10 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   await grid.start();
   if (o.cluster !== undefined) {
     try {
+      // a taken RESP or metrics port fails the start before this member joins: it used to join as
+      // a data member, get partitions planned onto it, and leave again at once
+      await portFree(o.resp?.host, o.resp?.port, 'options.resp');
+      await portFree(o.metrics?.host, o.metrics?.port, 'options.metrics');
       await grid.joinCluster();
     } catch (e) {
       await grid.close();
@@ -734,6 +739,16 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     throw e;
   }
   return grid;
+}
+
+/** Resolves when `host:port` can be listened on now (port 0 or none: nothing to check); else GRID_ERR_INVALID_OPTION as the server would give. */
+function portFree(host: string | undefined, port: number | undefined, option: string): Promise<void> {
+  if (host === undefined || port === undefined || port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (e) => reject(new InvalidOptionError(`${option}: cannot listen on ${host}:${port}: ${e.message}`, { option: `${option}.port` })));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 /**

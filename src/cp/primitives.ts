@@ -725,6 +725,8 @@ export class CoordinationPrimitives {
    */
   session(): CpSession {
     this.assertOpen();
+    // a closed session opens no more (its sub-sessions worked on)
+    if (this.owner.closed) throw closedOf(this.owner);
     let s: CpSession;
     if (this.cluster !== undefined) {
       s = new CpSession(undefined, this.assertOpen, this.cluster.fork(), THREAD, this.sessions);

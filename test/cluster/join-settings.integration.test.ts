@@ -56,6 +56,29 @@ describe('joining with options the cluster does not share', () => {
     expect(lite.stats().cluster!.lite).toBe(true);
   });
 
+  it('a member whose RESP or metrics port is taken fails before it joins (it used to join, then leave)', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    const port = (held.address() as { port: number }).port;
+    const joined: string[] = [];
+    const onJoin = (m: { id: string }) => joined.push(m.id);
+    first.on('member-joined', onJoin);
+    try {
+      for (const extra of [{ resp: { port } }, { metrics: { port } }]) {
+        const err = await createGrid({ workers: 1, memory: '16MB', ...extra, cluster: { host: '127.0.0.1', port: 0, seeds: [url], secret: SECRET, backups: 1 } }).then(() => undefined, (e: unknown) => e);
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+        expect((err as Error).message).toContain('EADDRINUSE');
+      }
+      // nobody joined, not even for a moment
+      await new Promise((r) => setTimeout(r, 500));
+      expect(joined).toEqual([]);
+    } finally {
+      first.off('member-joined', onJoin);
+      held.close();
+    }
+  });
+
   it('the refused members never became members, and nothing is left migrating', { timeout: 30_000 }, async () => {
     const st = first.stats();
     expect(st.members!.filter((m) => !m.lite).map((m) => m.id)).toEqual([st.cluster!.memberId]);

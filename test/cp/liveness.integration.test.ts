@@ -75,6 +75,12 @@ describe('names and values grid.cp cannot tell apart', () => {
     expect(grid.cp.atomicLong('\uFFFD')).toBeDefined(); // the replacement character itself is a name like any other
   });
 
+  it('a closed session opens no sub-session (its sub-sessions used to work)', async () => {
+    const s = grid.cp.session();
+    await s.close();
+    expect(() => s.session()).toThrow(expect.objectContaining({ code: 'GRID_ERR_CP_SESSION' }));
+  });
+
   it('an atomicRef refuses a lone surrogate anywhere and a function (GRID_ERR_UNENCODABLE_VALUE); it keeps what it had', async () => {
     const ref = grid.cp.atomicRef<unknown>('r');
     await ref.set({ name: 'kept' });
