@@ -238,6 +238,17 @@ describe('cluster of processes', () => {
 
   });
 
+  it('status reads the same through a lite member: the leader, its term and the coordinator row (it showed none and term 0)', { timeout: 60_000 }, async () => {
+    const { a, l } = await twoMembers();
+    const viaData = await fetchClusterStatus(a.url, SECRET);
+    const viaLite = await fetchClusterStatus(l.stats().cluster!.url, SECRET);
+    expect(viaData.leader).toBeDefined();
+    expect(viaLite.leader).toBe(viaData.leader);
+    expect(viaLite.term).toBe(viaData.term);
+    expect(viaLite.term).toBeGreaterThan(0);
+    expect(viaLite.members.filter((m) => m.coordinator).map((m) => m.id)).toEqual([viaData.leader]);
+  });
+
   it('with every data member gone (both left), size() and clear() fail with a typed error instead of answering 0 / succeeding', { timeout: 90_000 }, async () => {
     const { a, b, l } = await twoMembers();
     const m = l.map<number>('gone');

@@ -364,7 +364,26 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   /** Members, partitions per member and memory, as `shardgrid status` prints it. */
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.replicas.table;
-    const coord = this.meta.leaderId;
+    const d = this.meta.describe();
+    // a lite member is outside the metadata group: it asks a data member who leads, so that the
+    // status reads the same through any member (it showed no coordinator and term 0)
+    if (this.lite) {
+      for (const m of this.membership.members()) {
+        if (m.lite || m.status !== 'alive') continue;
+        try {
+          await this.ensureLink(m.id);
+          const r = await this.transport.request<{ leader?: unknown; term?: unknown } | null>(m.id, 'meta.leader?', null, 2000);
+          if (typeof r?.leader === 'string' && typeof r.term === 'number') {
+            d.leader = r.leader;
+            d.term = r.term;
+            break;
+          }
+        } catch {
+          // the next one
+        }
+      }
+    }
+    const coord = d.leader;
     const members = await Promise.all(
       this.membership.members().map(async (m) => {
         const { primaries, backups } = ownedBy(t, m.id);
@@ -379,7 +398,6 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     );
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
-    const d = this.meta.describe();
     return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
   }
 }

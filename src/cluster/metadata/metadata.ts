@@ -234,7 +234,7 @@ export class Metadata extends EventEmitter {
     t.handle('meta.drop', (b, from) => this.onDrop(b, from));
     t.handle('grid.table', (b) => this.onTablePush(b));
     t.handle('grid.table?', () => this.table ?? null);
-    t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null }));
+    t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null, term: this.raft?.term ?? 0 }));
     this.cp.start();
   }
 
