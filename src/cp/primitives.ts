@@ -60,7 +60,8 @@ function optionsOf<T extends object>(o: T | undefined, what: string): Partial<T>
 function leaseOf(o: LockOptions | undefined): number {
   const v = optionsOf(o, 'lock').leaseMs;
   if (v === undefined) return Infinity;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 (got ${String(v)})`, { option: 'leaseMs' });
+  // the same bound as a cluster's (one year), so that code moves between the two unchanged
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > CP_LIMITS.maxLeaseMs) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 and <= ${CP_LIMITS.maxLeaseMs} (got ${String(v)})`, { option: 'leaseMs' });
   return v;
 }
 

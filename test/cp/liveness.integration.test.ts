@@ -75,6 +75,13 @@ describe('names and values grid.cp cannot tell apart', () => {
     expect(grid.cp.atomicLong('\uFFFD')).toBeDefined(); // the replacement character itself is a name like any other
   });
 
+  it('leaseMs has the cluster\'s bound in one process too (one year)', async () => {
+    const l = grid.cp.lock('lease-bound');
+    await expect(l.tryLock({ leaseMs: 365 * 24 * 3600_000 + 1 })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+    expect(await l.tryLock({ leaseMs: 365 * 24 * 3600_000 })).toBeGreaterThan(0);
+    await l.unlock();
+  });
+
   it('a closed session opens no sub-session (its sub-sessions used to work)', async () => {
     const s = grid.cp.session();
     await s.close();
