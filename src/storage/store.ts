@@ -58,6 +58,8 @@ export const NEED_LOCK = -2;
 /** setKey: the key is not well-formed UTF-16 (a lone surrogate). */
 export const KEY_MALFORMED = -2;
 const MIN_TABLE = 16;
+/** How long evacuateWindow spins for each other partition's lock (tryLockFor). */
+const WINDOW_LOCK_MS = 5;
 const EVICT_SAMPLES = 5;
 
 /** Chooses page size and page budget for a memory budget; control and access maps count against it. */
@@ -667,7 +669,7 @@ export class ShardStore {
   private allocRun(p: number, size: number): number {
     const n = Math.ceil(size / this.pageSize);
     const pb = PART_BASE + p * P_STRIDE;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    for (let attempt = 0; attempt < 8; attempt++) {
       let first = this.takePages(p, n, false);
       if (first < 0) {
         if (this.bestWindow(n) < 0) return -1;
@@ -749,7 +751,7 @@ export class ShardStore {
     }
     for (const q of owners) {
       const mine = q === p;
-      if (!mine && !tryLock(ci, this.lockIndex(q))) return false;
+      if (!mine && !this.tryLockFor(q, WINDOW_LOCK_MS)) return false;
       try {
         if (!mine) this.beginWrite(q);
         try {
@@ -763,6 +765,19 @@ export class ShardStore {
     }
     for (let g = first; g < first + n; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) return false;
     return true;
+  }
+
+  /**
+   * q's lock within `ms` by tryLock alone (p's lock is held: a blocking acquire could deadlock
+   * with a holder of q that waits for p); other threads hold a partition for microseconds, so a
+   * short spin rides out their writes, where one tryLock failed a large write under load.
+   */
+  private tryLockFor(q: number, ms: number): boolean {
+    const i = this.lockIndex(q);
+    if (tryLock(this.ci, i)) return true;
+    const end = performance.now() + ms;
+    while (performance.now() < end) if (tryLock(this.ci, i)) return true;
+    return false;
   }
 
   /**
