@@ -325,39 +325,51 @@ export class AtomicLong {
     s: number,
     /** The primitive's name (the same name is the same primitive in every thread). */
     readonly name: string,
+    /** The grid's thread owner: closed with the grid (then every call is GRID_ERR_CLOSED). */
+    private readonly o: Owner = THREAD,
   ) {
     this.a = r.i64;
     this.i = r.longIndex(s);
   }
 
+  private live(): void {
+    if (this.o.closed) throw closedOf(this.o);
+  }
+
   /** get() without a promise (in-process grids only). */
   getSync(): bigint {
+    this.live();
     return Atomics.load(this.a, this.i);
   }
 
   /** set() without a promise (in-process grids only). */
   setSync(value: number | bigint): void {
+    this.live();
     Atomics.store(this.a, this.i, toLong(value, 'value'));
   }
 
   /** addAndGet() without a promise (in-process grids only). */
   addAndGetSync(delta: number | bigint): bigint {
+    this.live();
     const d = toLong(delta, 'delta');
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, d) + d);
   }
 
   /** getAndAdd() without a promise (in-process grids only). */
   getAndAddSync(delta: number | bigint): bigint {
+    this.live();
     return Atomics.add(this.a, this.i, toLong(delta, 'delta'));
   }
 
   /** incrementAndGet() without a promise (in-process grids only). */
   incrementAndGetSync(): bigint {
+    this.live();
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, 1n) + 1n);
   }
 
   /** compareAndSet() without a promise (in-process grids only). */
   compareAndSetSync(expected: number | bigint, next: number | bigint): boolean {
+    this.live();
     const e = toLong(expected, 'expected');
     return Atomics.compareExchange(this.a, this.i, e, toLong(next, 'next')) === e;
   }
@@ -439,28 +451,38 @@ export class AtomicRef<T = unknown> {
     private readonly s: number,
     /** The primitive's name (the same name is the same primitive in every thread). */
     readonly name: string,
+    /** The grid's thread owner: closed with the grid (then every call is GRID_ERR_CLOSED). */
+    private readonly o: Owner = THREAD,
   ) {}
+
+  private live(): void {
+    if (this.o.closed) throw closedOf(this.o);
+  }
 
   /** get() without a promise (in-process grids only). */
   getSync(): T | undefined {
+    this.live();
     this.r.refRead(this.s, this.out);
     return this.decode();
   }
 
   /** getVersioned() without a promise (in-process grids only). */
   getVersionedSync(): Versioned<T> {
+    this.live();
     const version = this.r.refRead(this.s, this.out);
     return { value: this.decode(), version };
   }
 
   /** set() without a promise (in-process grids only). */
   setSync(value: T | undefined): void {
+    this.live();
     const b = this.encode(value);
     this.write(() => true, b);
   }
 
   /** Sets `next` when the current value encodes to the same bytes as `expected` (compareAndSet() without a promise; in-process grids only). */
   compareAndSetSync(expected: T | undefined, next: T | undefined): boolean {
+    this.live();
     const e = this.encode(expected, false);
     const b = this.encode(next);
     return this.write(() => this.r.refEquals(this.s, e), b);
@@ -468,6 +490,7 @@ export class AtomicRef<T = unknown> {
 
   /** Sets `next` when the ref's version is still `version` (from getVersioned); compareAndSetVersion() without a promise, in-process grids only. */
   compareAndSetVersionSync(version: number, next: T | undefined): boolean {
+    this.live();
     if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`version must be an integer >= 0 (got ${String(version)})`);
     const b = this.encode(next);
     return this.write(() => this.r.refVersion(this.s) === version, b);
@@ -740,6 +763,11 @@ export class CoordinationPrimitives {
     return s;
   }
 
+  /** The owner atomics check: the grid's thread owner (closed with the grid); a session's atomics are not the session's. */
+  private gridOwner(): Owner {
+    return this.owner.closedError !== undefined ? this.owner : THREAD;
+  }
+
   /** @internal grid.close: closes the sessions opened through this handle, and ends this thread's waits. */
   async closeSessions(): Promise<void> {
     await Promise.all([...this.sessions].map((s) => s.close()));
@@ -826,7 +854,7 @@ export class CoordinationPrimitives {
    */
   atomicLong(name: string): AtomicLong {
     if (this.cluster !== undefined) return this.clustered(`n:${checkName(name)}`, () => new ClusterAtomicLong(this.cluster!, name)) as unknown as AtomicLong;
-    return this.get(name, K_LONG, (r, s) => new AtomicLong(r, s, name));
+    return this.get(name, K_LONG, (r, s) => new AtomicLong(r, s, name, this.gridOwner()));
   }
 
   /**
@@ -840,7 +868,7 @@ export class CoordinationPrimitives {
    */
   atomicRef<T = unknown>(name: string): AtomicRef<T> {
     if (this.cluster !== undefined) return this.clustered(`r:${checkName(name)}`, () => new ClusterAtomicRef<T>(this.cluster!, name)) as unknown as AtomicRef<T>;
-    return this.get(name, K_REF, (r, s) => new AtomicRef<T>(r, s, name));
+    return this.get(name, K_REF, (r, s) => new AtomicRef<T>(r, s, name, this.gridOwner()));
   }
 
   /**

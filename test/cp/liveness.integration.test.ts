@@ -39,11 +39,13 @@ describe('waits end and processes exit', () => {
     }
   });
 
-  it('grid.close() ends this thread\'s pending lock() and acquire() with GRID_ERR_CLOSED, later calls fail, and the process exits', { timeout: 60_000 }, async () => {
+  it('grid.close() ends this thread\'s pending lock() and acquire() with GRID_ERR_CLOSED, later calls of its handles fail, and the process exits', { timeout: 60_000 }, async () => {
     const r = await run('close', 30_000);
     expect(r.code).toBe(0);
     expect(r.out.waits).toEqual(['GRID_ERR_CLOSED', 'GRID_ERR_CLOSED']);
     expect(r.out.after).toBe('GRID_ERR_CLOSED');
+    // handles taken before close() fail after it, atomics too (they went on working)
+    expect(r.out.atomics).toEqual(['GRID_ERR_CLOSED', 'GRID_ERR_CLOSED', 'GRID_ERR_CLOSED']);
     // a generous bound for "it exits by itself"; it used to never exit
     expect(r.exitLagMs).toBeLessThan(5000);
   });
