@@ -229,6 +229,13 @@ export interface HitCounter {
 
 const NOT_COUNTED: HitCounter = { hit() {}, miss() {} };
 
+/** Counts `v` as a hit or a miss in `c`; returns it. */
+export function countLookup<T>(c: HitCounter, v: T): T {
+  if (v === undefined) c.miss();
+  else c.hit();
+  return v;
+}
+
 /** A GET: resolves with the value. `owner`: set on a first attempt (retries go to owner.getRouted). */
 export class GetCall<T = unknown> extends Call<T> {
   get reply(): number {
@@ -249,10 +256,7 @@ export class GetCall<T = unknown> extends Call<T> {
   }
 
   settle(r: FastReader): void {
-    const v = valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen);
-    if (v === undefined) this.counts.miss();
-    else this.counts.hit();
-    this.res(v as T);
+    this.res(countLookup(this.counts, valueAt(r.buf, r.vType, r.vExp, r.vOff, r.vLen)) as T);
   }
 
   protected override retry(e: unknown): Promise<T> | undefined {
@@ -280,11 +284,7 @@ export class MgetCall<T = unknown> extends Call<T[]> {
   settle(r: FastReader): void {
     if (r.count !== this.count) throw new RetryableGridError(`getMany reply has ${r.count} values for ${this.count} keys`);
     const out = new Array<T>(r.count);
-    for (let i = 0; i < r.count; i++) {
-      const v = (out[i] = valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i]) as T);
-      if (v === undefined) this.counts.miss();
-      else this.counts.hit();
-    }
+    for (let i = 0; i < r.count; i++) out[i] = countLookup(this.counts, valueAt(r.buf, r.types[i], r.exps[i], r.offs[i], r.lens[i])) as T;
     this.res(out);
   }
 }

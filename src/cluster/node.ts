@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
-import { GridClosedError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
+import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
@@ -351,7 +351,12 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     if (this.transport.isConnected(id)) return;
     const info = this.membership.members().find((m) => m.id === id);
     if (info === undefined) throw new MemberUnreachableError(`member ${id} is not alive`, { member: id });
-    await this.transport.connect(info.url);
+    try {
+      await this.transport.connect(info.url);
+    } catch (e) {
+      // a failed dial rejects with the socket's own error (ECONNREFUSED): typed, so that routing retries it
+      throw e instanceof GridError ? e : new MemberUnreachableError(`member ${id} is unreachable: ${(e as Error)?.message ?? String(e)}`, { member: id });
+    }
   }
 
   // ── status ────────────────────────────────────────────────────────────────────────────────────

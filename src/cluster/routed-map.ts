@@ -19,7 +19,7 @@ import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ProtocolError, UnencodableValueError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
@@ -28,7 +28,7 @@ import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
 import type { Replicas } from './replicas.js';
 import type { Router } from './routing.js';
-import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
+import { GetCall, MgetCall, SetCall, countLookup, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
 import type { UpdateReply } from '../updates.js';
 
@@ -214,9 +214,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** A value another member served, counted as this member's lookup (HitCounter). */
   private countedRemote(v: V | undefined): V | undefined {
-    if (v === undefined) this.store.miss();
-    else this.store.hit();
-    return v;
+    return countLookup(this.store, v);
   }
 
   override async has(key: string): Promise<boolean> {
@@ -530,12 +528,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
  * by stale buffer bytes. undefined stays undefined (the wire keeps it apart from null).
  */
 function packPlain(v: unknown): Uint8Array | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return encodeMsgpack(v);
-  } catch (e) {
-    throw new UnencodableValueError(`value cannot be encoded: ${(e as Error)?.message ?? String(e)}`);
-  }
+  return v === undefined ? undefined : encodeMsgpack(v);
 }
 
 /** The value packPlain sent (peer data: bytes or undefined, else ProtocolError). */

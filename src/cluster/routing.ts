@@ -4,7 +4,7 @@
  * retries moved partitions and unreachable primaries until RETRY_DEADLINE_MS, waiting for a newer
  * table in between (native-notes.md, "Cluster layers").
  */
-import { GridClosedError, GridError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
+import { GridClosedError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
 import { isTable } from '../ring/table.js';
 import type { FastPeer } from '../transport/transport.js';
 import { RETRY_DEADLINE_MS, type MemberContext } from './context.js';
@@ -167,11 +167,7 @@ export class Router {
         return await Promise.all(
           ids.map(async (id) => {
             if (id === this.ctx.memberId) return local();
-            try {
-              await this.ctx.ensureLink(id);
-            } catch (e) {
-              throw e instanceof GridError ? e : new MemberUnreachableError(`member ${id} is unreachable: ${(e as Error)?.message ?? String(e)}`, { member: id });
-            }
+            await this.ctx.ensureLink(id);
             return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
           }),
         );

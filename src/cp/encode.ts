@@ -1,5 +1,5 @@
 /** atomicRef value encoding, shared by the in-process and the clustered primitives. */
-import { UnencodableValueError, ValueTooLargeError } from '../errors.js';
+import { ValueTooLargeError } from '../errors.js';
 import { encodeMsgpack } from '../storage/codec.js';
 
 /**
@@ -9,12 +9,7 @@ import { encodeMsgpack } from '../storage/codec.js';
  */
 export function encodeRefValue(v: unknown, name: string, max: number, limit: string, bounded: boolean, tooLarge: (b: Uint8Array) => Uint8Array = (b) => b): Uint8Array | null {
   if (v === undefined) return null;
-  let b: Uint8Array;
-  try {
-    b = encodeMsgpack(v);
-  } catch (e) {
-    throw new UnencodableValueError(`value cannot be encoded: ${(e as Error).message}`);
-  }
+  const b = encodeMsgpack(v); // UnencodableValueError when it cannot be
   if (b.length <= max) return b;
   if (bounded) throw new ValueTooLargeError(`atomicRef '${name}': value is ${b.length} bytes encoded, over ${limit} (${max})`, { limit });
   return tooLarge(b);

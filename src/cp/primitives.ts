@@ -119,6 +119,24 @@ export function threadOwner(): Owner {
 
 const closedOf = (o: Owner): Error => (o.closedError ?? sessionClosed)();
 
+/** Throws the owner's closed error when it is closed (the atomics' check on every call). */
+function live(o: Owner): void {
+  if (o.closed) throw closedOf(o);
+}
+
+/**
+ * Closes owner `o` and ends its waits in flight: each finds its deadline passed and leaves the
+ * queue (or takes a grant that came first), then rejects; resolves once none is left.
+ */
+async function endWaits(o: Owner, r: CpRegion): Promise<void> {
+  o.closed = true;
+  for (const p of o.pending!) {
+    p.until = 0;
+    Atomics.notify(r.i32, r.grantIndex(p.r));
+  }
+  while (o.pending!.size > 0) await new Promise((res) => setImmediate(res));
+}
+
 // ── waiting ─────────────────────────────────────────────────────────────────────────────────────
 
 function waitSync(r: CpRegion, p: Pending): number {
@@ -332,44 +350,40 @@ export class AtomicLong {
     this.i = r.longIndex(s);
   }
 
-  private live(): void {
-    if (this.o.closed) throw closedOf(this.o);
-  }
-
   /** get() without a promise (in-process grids only). */
   getSync(): bigint {
-    this.live();
+    live(this.o);
     return Atomics.load(this.a, this.i);
   }
 
   /** set() without a promise (in-process grids only). */
   setSync(value: number | bigint): void {
-    this.live();
+    live(this.o);
     Atomics.store(this.a, this.i, toLong(value, 'value'));
   }
 
   /** addAndGet() without a promise (in-process grids only). */
   addAndGetSync(delta: number | bigint): bigint {
-    this.live();
+    live(this.o);
     const d = toLong(delta, 'delta');
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, d) + d);
   }
 
   /** getAndAdd() without a promise (in-process grids only). */
   getAndAddSync(delta: number | bigint): bigint {
-    this.live();
+    live(this.o);
     return Atomics.add(this.a, this.i, toLong(delta, 'delta'));
   }
 
   /** incrementAndGet() without a promise (in-process grids only). */
   incrementAndGetSync(): bigint {
-    this.live();
+    live(this.o);
     return BigInt.asIntN(64, Atomics.add(this.a, this.i, 1n) + 1n);
   }
 
   /** compareAndSet() without a promise (in-process grids only). */
   compareAndSetSync(expected: number | bigint, next: number | bigint): boolean {
-    this.live();
+    live(this.o);
     const e = toLong(expected, 'expected');
     return Atomics.compareExchange(this.a, this.i, e, toLong(next, 'next')) === e;
   }
@@ -455,34 +469,30 @@ export class AtomicRef<T = unknown> {
     private readonly o: Owner = THREAD,
   ) {}
 
-  private live(): void {
-    if (this.o.closed) throw closedOf(this.o);
-  }
-
   /** get() without a promise (in-process grids only). */
   getSync(): T | undefined {
-    this.live();
+    live(this.o);
     this.r.refRead(this.s, this.out);
     return this.decode();
   }
 
   /** getVersioned() without a promise (in-process grids only). */
   getVersionedSync(): Versioned<T> {
-    this.live();
+    live(this.o);
     const version = this.r.refRead(this.s, this.out);
     return { value: this.decode(), version };
   }
 
   /** set() without a promise (in-process grids only). */
   setSync(value: T | undefined): void {
-    this.live();
+    live(this.o);
     const b = this.encode(value);
     this.write(() => true, b);
   }
 
   /** Sets `next` when the current value encodes to the same bytes as `expected` (compareAndSet() without a promise; in-process grids only). */
   compareAndSetSync(expected: T | undefined, next: T | undefined): boolean {
-    this.live();
+    live(this.o);
     const e = this.encode(expected, false);
     const b = this.encode(next);
     return this.write(() => this.r.refEquals(this.s, e), b);
@@ -490,7 +500,7 @@ export class AtomicRef<T = unknown> {
 
   /** Sets `next` when the ref's version is still `version` (from getVersioned); compareAndSetVersion() without a promise, in-process grids only. */
   compareAndSetVersionSync(version: number, next: T | undefined): boolean {
-    this.live();
+    live(this.o);
     if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`version must be an integer >= 0 (got ${String(version)})`);
     const b = this.encode(next);
     return this.write(() => this.r.refVersion(this.s) === version, b);
@@ -771,17 +781,8 @@ export class CoordinationPrimitives {
   /** @internal grid.close: closes the sessions opened through this handle, and ends this thread's waits. */
   async closeSessions(): Promise<void> {
     await Promise.all([...this.sessions].map((s) => s.close()));
-    const o = this.owner;
-    const r = this.region;
-    if (o.closedError === undefined || o.pending === undefined || r === undefined) return;
-    o.closed = true;
-    // wake every wait: each finds its deadline passed, leaves the queue (or keeps a grant that
-    // came first) and rejects with GRID_ERR_CLOSED
-    for (const p of o.pending) {
-      p.until = 0;
-      Atomics.notify(r.i32, r.grantIndex(p.r));
-    }
-    while (o.pending.size > 0) await new Promise((res) => setImmediate(res));
+    // this thread's own waits reject with GRID_ERR_CLOSED (a grant that came first is kept)
+    if (this.owner.closedError !== undefined && this.region !== undefined) await endWaits(this.owner, this.region);
   }
 
   /**
@@ -944,16 +945,8 @@ export class CpSession extends CoordinationPrimitives {
   private async end(): Promise<void> {
     this.sessions.delete(this);
     if (this.cluster !== undefined) return this.cluster.close();
-    const o = this.owner;
-    const r = this.region!;
-    o.closed = true;
-    // wake every wait: each finds its deadline passed and leaves the queue (or takes a grant,
-    // which the release below hands on), then rejects
-    for (const p of o.pending!) {
-      p.until = 0;
-      Atomics.notify(r.i32, r.grantIndex(p.r));
-    }
-    while (o.pending!.size > 0) await new Promise((res) => setImmediate(res));
-    r.closeSession(o.id);
+    // its waits reject; a grant that came first is handed on by closeSession
+    await endWaits(this.owner, this.region!);
+    this.region!.closeSession(this.owner.id);
   }
 }

@@ -4,6 +4,7 @@
  * through msgpackr without records (records need structures shared by both ends).
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { UnencodableValueError } from '../errors.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './layout.js';
 
 export const ENCODE_OK = 0;
@@ -102,8 +103,7 @@ export class ValueEncoder {
           this.bytes = b;
           this.len = b.length;
         } catch (e) {
-          const m = (e as Error)?.message ?? String(e);
-          this.error = m === LONE_SURROGATE ? m : `value cannot be encoded: ${m}`;
+          this.error = (e as Error).message;
           return ENCODE_UNENCODABLE;
         }
     }
@@ -136,14 +136,19 @@ export function bytesOf(v: EncodedValue): Uint8Array {
 }
 
 /**
- * msgpack bytes of `v` with the value codec's options. Throws (a plain Error; callers make it
- * GRID_ERR_UNENCODABLE_VALUE) on what msgpackr cannot encode, on a function or symbol (msgpackr
+ * msgpack bytes of `v` with the value codec's options. Throws UnencodableValueError
+ * (GRID_ERR_UNENCODABLE_VALUE) on what msgpackr cannot encode, on a function or symbol (msgpackr
  * packs one silently as `undefined`), and on a string with a lone surrogate anywhere in `v`.
  */
 export function encodeMsgpack(v: unknown): Uint8Array {
-  if (typeof v === 'function' || typeof v === 'symbol') throw new Error(`a ${typeof v} cannot be stored`);
-  const b = packr.pack(v);
-  if (mayHoldSurrogate(b) && hasLoneSurrogate(v)) throw new Error(LONE_SURROGATE);
+  if (typeof v === 'function' || typeof v === 'symbol') throw new UnencodableValueError(`value cannot be encoded: a ${typeof v} cannot be stored`);
+  let b: Uint8Array;
+  try {
+    b = packr.pack(v);
+  } catch (e) {
+    throw new UnencodableValueError(`value cannot be encoded: ${(e as Error)?.message ?? String(e)}`);
+  }
+  if (mayHoldSurrogate(b as Buffer) && hasLoneSurrogate(v)) throw new UnencodableValueError(LONE_SURROGATE);
   return b;
 }
 

@@ -750,18 +750,8 @@ export class ShardStore {
       if (q !== FREE) owners.add(q);
     }
     for (const q of owners) {
-      const mine = q === p;
-      if (!mine && !this.tryLockFor(q, WINDOW_LOCK_MS)) return false;
-      try {
-        if (!mine) this.beginWrite(q);
-        try {
-          if (!this.evictFrom(q, first, first + n)) return false;
-        } finally {
-          if (!mine) this.endWrite(q);
-        }
-      } finally {
-        if (!mine) unlock(ci, this.lockIndex(q));
-      }
+      const evicted = q === p ? this.evictFrom(q, first, first + n) : this.tryLockFor(q, WINDOW_LOCK_MS) && this.writeThenUnlock(q, () => this.evictFrom(q, first, first + n));
+      if (!evicted) return false;
     }
     for (let g = first; g < first + n; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) return false;
     return true;
@@ -1057,19 +1047,23 @@ export class ShardStore {
     order.sort((a, b) => ci[PART_BASE + b * P_STRIDE + P_PAGES] - ci[PART_BASE + a * P_STRIDE + P_PAGES]);
     for (let k = 0; k < order.length && k < 8; k++) {
       const q = order[k];
-      if (!tryLock(ci, this.lockIndex(q))) continue;
-      try {
-        this.beginWrite(q);
-        try {
-          if (this.releaseOnePage(q)) return true;
-        } finally {
-          this.endWrite(q);
-        }
-      } finally {
-        unlock(ci, this.lockIndex(q));
-      }
+      if (tryLock(ci, this.lockIndex(q)) && this.writeThenUnlock(q, () => this.releaseOnePage(q))) return true;
     }
     return false;
+  }
+
+  /** `fn` on partition q, whose lock the caller just took (tryLock), inside beginWrite; then q's lock is released. */
+  private writeThenUnlock(q: number, fn: () => boolean): boolean {
+    try {
+      this.beginWrite(q);
+      try {
+        return fn();
+      } finally {
+        this.endWrite(q);
+      }
+    } finally {
+      unlock(this.ci, this.lockIndex(q));
+    }
   }
 
   /**
