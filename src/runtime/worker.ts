@@ -40,9 +40,10 @@ function pressureTick(): void {
   const lowWater = Math.max(2, Math.ceil(owned.length / 8));
   const deadline = performance.now() + 4;
   while (store.freePages() < lowWater && performance.now() < deadline) {
-    let best = -1;
-    for (const p of owned) if (best < 0 || store.pagesOf(p) > store.pagesOf(best)) best = p;
-    if (best < 0 || store.pagesOf(best) <= 1) return;
+    // the owned partition whose sampled entries are oldest (by page count alone, a partition
+    // holding one large value was always chosen, and the value just written went first)
+    const best = store.victimOrder(-1, owned)[0];
+    if (best === undefined) return;
     if (!lockSync(store.ci, store.lockIndex(best), 50)) return;
     store.beginWrite(best);
     let gained = false;

@@ -61,6 +61,8 @@ const MIN_TABLE = 16;
 /** How long evacuateWindow spins for each other partition's lock (tryLockFor). */
 const WINDOW_LOCK_MS = 5;
 const EVICT_SAMPLES = 5;
+/** Partitions makeRoom and the virtual nodes' pressure eviction compare by the age of their entries. */
+const VICTIM_PARTITIONS = 8;
 
 /** Chooses page size and page budget for a memory budget; control and access maps count against it. */
 export function planMemory(init: StoreInit): { pageShift: number; maxPages: number; geo: Geometry; total: number } {
@@ -647,11 +649,8 @@ export class ShardStore {
         ci[pb + P_OPEN_PAGE] = np;
         continue;
       }
-      // Memory is full. Keys hash evenly, so pages spread evenly over partitions approximate one
-      // global LRU: take from a partition holding more pages than p first, else evict within p.
-      if (this.stealPage(p, ci[pb + P_PAGES] + 2)) continue;
-      if (this.reclaim(p, size)) continue;
-      if (this.stealPage(p, 2)) continue;
+      // Memory is full: evict from the partition whose entries look least recently used.
+      if (this.makeRoom(p, size)) continue;
       return -1;
     }
     return -1;
@@ -675,9 +674,7 @@ export class ShardStore {
         if (this.bestWindow(n) < 0) return -1;
         for (let guard = 0; this.availablePages() < n; guard++) {
           if (guard >= 1 << 16) return -1;
-          if (this.stealPage(p, this.ci[pb + P_PAGES] + 2)) continue;
-          if (this.evictSampled(p, 8) > 0) continue;
-          if (this.stealPage(p, 2)) continue;
+          if (this.makeRoom(p, 0)) continue;
           return -1;
         }
         first = this.takePages(p, n, false);
@@ -1035,7 +1032,88 @@ export class ShardStore {
   }
 
   /**
-   * Frees a page by evicting from the partitions holding the most pages (at least `minPages`).
+   * Memory is full: makes room for partition p (locked, inside beginWrite) by evicting from the
+   * partition whose sampled entries are oldest (`victimOrder`), p itself included. `need` > 0: a
+   * small record of that size (p's own room may come from compacting its pages, `reclaim`);
+   * 0: a whole page back to the pool (for a run). Other partitions are taken with tryLock only:
+   * p's lock is held, and a blocking acquire could deadlock. Falls back to any partition holding
+   * two pages or more when none of the sample gave room.
+   *
+   * Choosing by page count alone (the rule before) treated a partition holding a large value as
+   * the richest one: it was emptied first, the value just written with it, while older entries
+   * of other partitions stayed.
+   */
+  private makeRoom(p: number, need: number): boolean {
+    for (const q of this.victimOrder(p, null)) {
+      if (q === p) {
+        if (need > 0 ? this.reclaim(p, need) : this.releaseOnePage(p)) return true;
+      } else if (tryLock(this.ci, this.lockIndex(q)) && this.writeThenUnlock(q, () => this.releaseOnePage(q))) {
+        return true;
+      }
+    }
+    return (need > 0 && this.reclaim(p, need)) || this.stealPage(p, 2);
+  }
+
+  /**
+   * Approximate global LRU across partitions (Redis's eviction pool, one level up): up to
+   * VICTIM_PARTITIONS partitions — `p` (when >= 0) and others holding two pages or more, drawn at
+   * random from `among` (or from every partition) — ordered by the age of the oldest of a few
+   * of their entries sampled at random, oldest first; equal ages, the one holding more pages first.
+   */
+  victimOrder(p: number, among: readonly number[] | null): number[] {
+    const ci = this.ci;
+    const clock = ci[G_CLOCK];
+    const picked: number[] = [];
+    const ages: number[] = [];
+    const add = (q: number, minPages: number): void => {
+      if (picked.includes(q) || ci[PART_BASE + q * P_STRIDE + P_PAGES] < minPages) return;
+      picked.push(q);
+      ages.push(this.sampledAge(q, clock));
+    };
+    // p itself may make room by compacting its own pages, however few
+    if (p >= 0) add(p, 0);
+    const n = among === null ? this.partitions : among.length;
+    for (let tries = 0; tries < 4 * VICTIM_PARTITIONS && picked.length < VICTIM_PARTITIONS && n > 0; tries++) {
+      const k = (Math.random() * n) | 0;
+      add(among === null ? k : among[k], 2);
+    }
+    const idx = picked.map((_, i) => i);
+    idx.sort((a, b) => ages[b] - ages[a] || ci[PART_BASE + picked[b] * P_STRIDE + P_PAGES] - ci[PART_BASE + picked[a] * P_STRIDE + P_PAGES]);
+    return idx.map((i) => picked[i]);
+  }
+
+  /**
+   * Age in clock ticks of the oldest of EVICT_SAMPLES entries of q sampled at random (0 when none
+   * was found). Reads q's table without q's lock when another thread may hold it: a hint, since
+   * a torn read gives a wrong age; every index is bounded, so it never reads outside the views.
+   */
+  private sampledAge(q: number, clock: number): number {
+    const pb = PART_BASE + q * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    const cap = this.cu[pb + P_TABLE_CAP];
+    if (tref === 0 || cap === 0 || (cap & (cap - 1)) !== 0) return 0;
+    const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+    if (!this.inBounds((tword + cap * 2) * 4)) return 0;
+    const u32 = this.u32;
+    const acc = this.acc;
+    let oldest = 0;
+    let seen = 0;
+    let i = (Math.random() * cap) | 0;
+    for (let n = 0; n < cap && n < 256 && seen < EVICT_SAMPLES; n++, i = (i + 1) & (cap - 1)) {
+      const ref = u32[tword + 2 * i + 1];
+      if (ref === EMPTY || ref === TOMB) continue;
+      seen++;
+      const a = ((ref - 1) * 8) >>> ACCESS_SHIFT;
+      if (a >= acc.length) continue;
+      const age = (clock - acc[a]) & CLOCK_MASK;
+      if (age > oldest) oldest = age;
+    }
+    return oldest;
+  }
+
+  /**
+   * Frees a page by evicting from the partitions holding the most pages (at least `minPages`):
+   * makeRoom's last resort, when its sample gave nothing.
    * Uses tryLock only: we already hold p's lock, and a blocking acquire could deadlock.
    * Returns true when at least one page went back to the pool.
    */
