@@ -21,7 +21,7 @@ const ROOT = path.dirname(HERE);
 const SCENARIO_DIR = path.join(HERE, 'scenarios');
 const RESULTS_DIR = path.join(HERE, 'results');
 /** Run order; scenario files not listed here run afterwards in name order. */
-const ORDER = ['get-hit', 'get-miss', 'set', 'values-16b', 'values-4kb', 'values-object', 'mix-zipf', 'sizes-10k', 'sizes-100k', 'sizes-1m', 'batch-100', 'ttl', 'concurrency', 'threads', 'memory'];
+const ORDER = ['get-hit', 'get-miss', 'set', 'values-16b', 'values-4kb', 'values-object', 'mix-zipf', 'sizes-10k', 'sizes-100k', 'sizes-1m', 'full', 'batch-100', 'ttl', 'concurrency', 'threads', 'memory'];
 const SCENARIO_TIMEOUT_MS = { quick: 60_000, full: 240_000 };
 /**
  * Scenarios whose timeout is this many times the default: the sizes sweeps fill 100,000s of keys
