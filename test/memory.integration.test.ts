@@ -126,6 +126,45 @@ describe('memory budget', () => {
     }
   });
 
+  it('a full grid under churn keeps its pages mostly live: compaction packs sparse pages into fewer instead of evicting', { timeout: 60_000 }, async () => {
+    // Eviction takes entries all over a partition's pages; a page is freed only when it empties
+    // or compacts. When compaction only ever packed pages that fit into one, the pages of a full
+    // grid under churn settled at ~73 % live (64 MB, 100 B values: 277,000 entries held instead
+    // of the 349,000 at the first eviction).
+    const grid = await createGrid({ workers: 2, memory: '16MB' });
+    try {
+      const m = grid.map<string>('churn');
+      const value = (i: number) => String(i % 10).repeat(40 + ((i * 37) % 400));
+      let i = 0;
+      while (grid.stats().evictions === 0) m.setSync(`k${i}`, value(i++));
+      const atFirst = grid.stats().entries;
+      let written = 0;
+      while (written < 3 * 16 * MB) {
+        const v = value(i);
+        m.setSync(`k${i++}`, v);
+        written += v.length;
+      }
+      const s = grid.stats();
+      const live = s.partitions.reduce((a, p) => a + p.liveBytes, 0);
+      expect(s.bytesUsed).toBeLessThanOrEqual(s.bytesLimit);
+      // 0.79 of the pages live and 0.90-0.91 of the entries at the first eviction kept (3 runs);
+      // 0.675-0.679 and 0.764 before
+      expect(live / s.bytesUsed).toBeGreaterThan(0.75);
+      expect(s.entries).toBeGreaterThan(0.85 * atFirst);
+      const st = (grid as unknown as { store: { partitions: number; check(p: number): string[]; checkHeap(): string[] } }).store;
+      const errs: string[] = [...st.checkHeap()];
+      for (let p = 0; p < st.partitions; p++) errs.push(...st.check(p));
+      expect(errs).toEqual([]);
+      // the newest entries are whole
+      for (let k = i - 2000; k < i; k++) {
+        const v = m.getSync(`k${k}`);
+        if (v !== undefined) expect(v).toBe(value(k));
+      }
+    } finally {
+      await grid.close();
+    }
+  });
+
   it('reclaims overwritten and deleted space: churn of ten times the budget never runs out of memory or evicts live data', async () => {
     const grid = await createGrid({ workers: 2, memory: '16MB' });
     try {

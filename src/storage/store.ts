@@ -65,6 +65,10 @@ const EVICT_SAMPLES = 5;
 const VICTIM_PARTITIONS = 8;
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
+/** Most pages one compaction copies from (to free one page, it may copy seven). */
+const COMPACT_MAX_VICTIMS = 8;
+/** Room left for the gap at the end of each page a compaction fills (records do not split). */
+const COMPACT_PAGE_GAP = 256;
 
 /** Chooses page size and page budget for a memory budget; control and access maps count against it. */
 export function planMemory(init: StoreInit): { pageShift: number; maxPages: number; geo: Geometry; total: number } {
@@ -139,6 +143,9 @@ export class ShardStore {
   /** Single pages this thread freed last (a ring; -1 empty), findFree's first guesses. */
   private readonly recentFree = new Int32Array(RECENT_FREE).fill(-1);
   private recentNext = 0;
+  /** compactionVictims' scratch: the sparsest pages of a partition and their live bytes. */
+  private readonly sparsest = new Int32Array(COMPACT_MAX_VICTIMS);
+  private readonly sparsestLive = new Int32Array(COMPACT_MAX_VICTIMS);
 
   // The current key (set by setKey): UTF-8 bytes, partition, and slot hash.
   readonly kbuf: Uint8Array;
@@ -942,80 +949,140 @@ export class ShardStore {
   }
 
   /**
-   * Copies the live records of the sparsest small pages of `p` into a fresh page, frees them, and
-   * makes the fresh page the open page. Only done when it leaves at least `need` bytes free in the
-   * fresh page; with two or more victims it also returns at least one page to the pool.
+   * Copies the live records of the sparsest small pages of `p` (`compactionVictims`) into fewer
+   * fresh pages, frees the victims, and makes the last fresh page the open page. The first fresh
+   * page comes from the reserve; each victim is freed as soon as its records are out, so the next
+   * fresh page is usually a victim already emptied. With `need` > 0 (an allocation of that many
+   * bytes waits) true means the open page now has that room; with 0, that pages went back to the
+   * pool. A fresh page that cannot be had stops the copy: what was moved points to its new place,
+   * and the victim being copied keeps the rest.
    */
   private compact(p: number, need: number): boolean {
     const ci = this.ci;
     const pb = PART_BASE + p * P_STRIDE;
-    const budget = this.pageSize - need;
-    const cands: number[] = [];
-    for (let g = ci[pb + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
-      if (ci[this.pg(g, PG_KIND)] === KIND_SMALL && ci[this.pg(g, PG_LIVE)] <= budget) cands.push(g);
-    }
-    if (cands.length === 0) return false;
-    cands.sort((a, b) => ci[this.pg(a, PG_LIVE)] - ci[this.pg(b, PG_LIVE)]);
-    const victims = new Set<number>();
-    let total = 0;
-    for (const g of cands) {
-      const live = ci[this.pg(g, PG_LIVE)];
-      if (total + live > budget) break;
-      victims.add(g);
-      total += live;
-    }
-    // A single victim frees no page, only room in the new one: worth the copy when that room is
-    // at least half a page, otherwise evict more first (avoids compacting the same data again).
-    if (victims.size === 1 && total > this.pageSize / 2) return false;
-    const dest = this.takePages(p, 1, true);
+    const victims = this.compactionVictims(p, need);
+    if (victims === null) return false;
+    let dest = this.takePages(p, 1, true);
     if (dest < 0) return false;
+    let taken = 1;
+    let released = 0;
     let used = 0;
-    const base = dest << this.pageShift;
+    const close = (): void => {
+      ci[this.pg(dest, PG_USED)] = used;
+      ci[this.pg(dest, PG_LIVE)] = used;
+    };
     const moveRecord = (off: number): number => {
       const size = this.recordSize(off);
-      this.u8.copyWithin(base + used, off, off + size);
-      this.acc[(base + used) >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
-      const noff = base + used;
+      if (used + size > this.pageSize) {
+        close();
+        const next = this.takePages(p, 1, true);
+        if (next < 0) return -1;
+        dest = next;
+        taken++;
+        used = 0;
+      }
+      const noff = (dest << this.pageShift) + used;
+      this.u8.copyWithin(noff, off, off + size);
+      this.acc[noff >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
       used += size;
-      const page = off >>> this.pageShift;
-      ci[this.pg(page, PG_LIVE)] -= size;
+      ci[this.pg(off >>> this.pageShift, PG_LIVE)] -= size;
       return noff;
     };
-    // The entries the table references: found by walking the victims' records and looking each
-    // live one up from its slot hash (cost: the records moved). Walking the whole table instead
-    // was ~40 % of an insert into a full grid. The page walk trusts headers, which a writer that
-    // died mid-allocation can leave not tiling a page; the live bytes say whether it found every
-    // entry, and if not the table walk moves the rest (what it moved already points elsewhere).
-    const tref = this.cu[pb + P_TABLE];
-    if (tref !== 0) {
-      const toff = (tref - 1) * 8;
-      const tword = ((toff + E_HEADER) >>> 2);
-      const cap = ci[pb + P_TABLE_CAP];
-      const tableMoves = victims.has(toff >>> this.pageShift);
-      let moved = tableMoves ? this.recordSize(toff) : 0;
-      for (const g of victims) moved += this.moveLiveRecords(g, tword, cap, moveRecord);
-      if (moved !== total) {
-        for (let i = 0; i < cap; i++) {
-          const ref = this.u32[tword + 2 * i + 1];
-          if (ref === EMPTY || ref === TOMB) continue;
-          const off = (ref - 1) * 8;
-          if (!victims.has(off >>> this.pageShift)) continue;
-          this.u32[tword + 2 * i + 1] = moveRecord(off) / 8 + 1;
-        }
-      }
-      if (tableMoves) this.cu[pb + P_TABLE] = moveRecord(toff) / 8 + 1;
+    for (const g of victims) {
+      if (!this.emptyPage(p, g, moveRecord)) break;
+      this.releasePage(p, g);
+      released++;
     }
-    ci[this.pg(dest, PG_USED)] = used;
-    ci[this.pg(dest, PG_LIVE)] = used;
+    close();
     ci[pb + P_OPEN_PAGE] = dest;
-    for (const g of victims) this.releasePage(p, g);
+    return need > 0 ? this.pageSize - used >= need : released > taken;
+  }
+
+  /**
+   * compact's choice, sparsest small pages first: the fewest that fit into one page fewer than
+   * their number (with `need` bytes left over in the last), then more while they still fit into
+   * as many pages, up to COMPACT_MAX_VICTIMS. With `need` > 0 and no such set, the sparsest page
+   * alone when at most half full (it frees nothing, only room: worth the copy when that room is
+   * at least half a page, otherwise evict more first). Null when there is nothing worth copying.
+   */
+  private compactionVictims(p: number, need: number): number[] | null {
+    const ci = this.ci;
+    const ps = this.pageSize;
+    // the COMPACT_MAX_VICTIMS sparsest small pages, sparsest first (an insertion into a short
+    // sorted list: this runs on every round of releaseOnePage, and a partition has dozens of pages)
+    const pages = this.sparsest;
+    const lives = this.sparsestLive;
+    let n = 0;
+    for (let g = ci[PART_BASE + p * P_STRIDE + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
+      if (ci[this.pg(g, PG_KIND)] !== KIND_SMALL) continue;
+      const live = ci[this.pg(g, PG_LIVE)];
+      if (live >= ps || (n === COMPACT_MAX_VICTIMS && live >= lives[n - 1])) continue;
+      let j = n < COMPACT_MAX_VICTIMS ? n++ : n - 1;
+      for (; j > 0 && lives[j - 1] > live; j--) {
+        lives[j] = lives[j - 1];
+        pages[j] = pages[j - 1];
+      }
+      lives[j] = live;
+      pages[j] = g;
+    }
+    if (n === 0) return null;
+    // records do not split across pages: each filled page may end with a gap
+    const fits = (total: number, filled: number): boolean => total + need + filled * COMPACT_PAGE_GAP <= filled * ps;
+    let total = lives[0];
+    let k = 1;
+    while (k < n && !(k >= 2 && fits(total, k - 1))) total += lives[k++];
+    if (k >= 2 && fits(total, k - 1)) {
+      const filled = k - 1;
+      while (k < n && fits(total + lives[k], filled)) total += lives[k++];
+      return Array.from(pages.subarray(0, k));
+    }
+    return need > 0 && lives[0] <= ps / 2 && lives[0] + need <= ps ? [pages[0]] : null;
+  }
+
+  /**
+   * Moves every entry of small page g (and p's table, when it lies there, last) through `move`,
+   * re-pointing their slots. False when `move` could not place one (no fresh page): what it placed
+   * points to its new place, the rest stays on g.
+   */
+  private emptyPage(p: number, g: number, move: (off: number) => number): boolean {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0) return true;
+    const toff = (tref - 1) * 8;
+    const tword = ((toff + E_HEADER) >>> 2);
+    const cap = ci[pb + P_TABLE_CAP];
+    const holdsTable = toff >>> this.pageShift === g;
+    const tableSize = holdsTable ? this.recordSize(toff) : 0;
+    // The page walk (cost: the records moved) trusts headers, which a writer that died
+    // mid-allocation can leave not tiling a page; the live bytes say whether it found every
+    // entry, and if not the table walk moves the rest (what it moved already points elsewhere).
+    const live = ci[this.pg(g, PG_LIVE)];
+    const moved = this.moveLiveRecords(g, tword, cap, move);
+    if (moved < 0) return false;
+    if (moved + tableSize !== live) {
+      for (let i = 0; i < cap; i++) {
+        const ref = this.u32[tword + 2 * i + 1];
+        if (ref === EMPTY || ref === TOMB) continue;
+        const off = (ref - 1) * 8;
+        if (off >>> this.pageShift !== g || off === toff) continue;
+        const noff = move(off);
+        if (noff < 0) return false;
+        this.u32[tword + 2 * i + 1] = noff / 8 + 1;
+      }
+    }
+    if (holdsTable) {
+      const noff = move(toff);
+      if (noff < 0) return false;
+      this.cu[pb + P_TABLE] = noff / 8 + 1;
+    }
     return true;
   }
 
   /**
    * compact's page walk: moves every entry record on small page g that table `tword` (cap slots)
    * references, through `move`, and re-points its slot. Stops at a header that does not fit the
-   * page. Returns the bytes moved.
+   * page. Returns the bytes moved, or -1 when `move` could not place a record.
    */
   private moveLiveRecords(g: number, tword: number, cap: number, move: (off: number) => number): number {
     const u32 = this.u32;
@@ -1032,7 +1099,9 @@ export class ShardStore {
           const r = u32[tword + 2 * i + 1];
           if (r === EMPTY) break;
           if (r !== ref) continue;
-          u32[tword + 2 * i + 1] = move(off) / 8 + 1;
+          const noff = move(off);
+          if (noff < 0) return -1;
+          u32[tword + 2 * i + 1] = noff / 8 + 1;
           bytes += size;
           break;
         }
@@ -1200,7 +1269,7 @@ export class ShardStore {
 
   /**
    * Returns at least one page of `q` to the pool (q locked, inside beginWrite): evicts until a page
-   * empties or until two or more pages can be compacted into one.
+   * empties or until its sparsest pages can be compacted into fewer (`compact`).
    */
   releaseOnePage(q: number): boolean {
     const ci = this.ci;
@@ -1208,28 +1277,12 @@ export class ShardStore {
     const before = ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN];
     const gained = (): boolean => ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN] > before;
     for (let round = 0; round < 1 << 16 && ci[pb + P_PAGES] > 0; round++) {
-      if (this.sparsePagesFit(q)) this.compact(q, 0);
+      this.compact(q, 0);
       if (gained()) return true;
       // nothing left to evict: what remains is the table
       if (this.evictSampled(q, 4) === 0) return gained();
     }
     return gained();
-  }
-
-  /** True when the two sparsest small pages of `q` fit together in one page. */
-  private sparsePagesFit(q: number): boolean {
-    const ci = this.ci;
-    let a = Infinity;
-    let b = Infinity;
-    for (let g = ci[PART_BASE + q * P_STRIDE + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
-      if (ci[this.pg(g, PG_KIND)] !== KIND_SMALL) continue;
-      const live = ci[this.pg(g, PG_LIVE)];
-      if (live < a) {
-        b = a;
-        a = live;
-      } else if (live < b) b = live;
-    }
-    return a + b <= this.pageSize;
   }
 
   // ── expiry (run by the owning virtual node) ───────────────────────────────────────────────────
