@@ -146,6 +146,9 @@ export class ShardStore {
   /** compactionVictims' scratch: the sparsest pages of a partition and their live bytes. */
   private readonly sparsest = new Int32Array(COMPACT_MAX_VICTIMS);
   private readonly sparsestLive = new Int32Array(COMPACT_MAX_VICTIMS);
+  /** victimOrder's scratch: the partitions holding the most pages and their page counts. */
+  private readonly richest = new Int32Array(VICTIM_PARTITIONS);
+  private readonly richestPages = new Int32Array(VICTIM_PARTITIONS);
 
   // The current key (set by setKey): UTF-8 bytes, partition, and slot hash.
   readonly kbuf: Uint8Array;
@@ -1179,9 +1182,12 @@ export class ShardStore {
 
   /**
    * Approximate global LRU across partitions (Redis's eviction pool, one level up): up to
-   * VICTIM_PARTITIONS partitions — `p` (when >= 0) and others holding two pages or more, drawn at
-   * random from `among` (or from every partition) — ordered by the age of the oldest of a few
-   * of their entries sampled at random, oldest first; equal ages, the one holding more pages first.
+   * VICTIM_PARTITIONS partitions — `p` (when >= 0) and the others of `among` (or of every
+   * partition) holding the most pages, two or more — ordered by the age of the oldest of a few of
+   * their entries sampled at random, oldest first; equal ages, the one holding more pages first.
+   * (Drawing the others at random instead kept the newest entries less well in a cluster that lost
+   * a member while full: 1,732-1,806 of the newest 2,000 keys readable afterwards, against
+   * 1,776-1,868 this way and 1,843-1,905 with the page count alone.)
    */
   victimOrder(p: number, among: readonly number[] | null): number[] {
     const ci = this.ci;
@@ -1195,11 +1201,25 @@ export class ShardStore {
     };
     // p itself may make room by compacting its own pages, however few
     if (p >= 0) add(p, 0);
+    // then the partitions holding the most pages (keys hash evenly, so those are the ones that
+    // grew the most)
     const n = among === null ? this.partitions : among.length;
-    for (let tries = 0; tries < 4 * VICTIM_PARTITIONS && picked.length < VICTIM_PARTITIONS && n > 0; tries++) {
-      const k = (Math.random() * n) | 0;
-      add(among === null ? k : among[k], 2);
+    const top = this.richest;
+    const pages = this.richestPages;
+    let t = 0;
+    for (let k = 0; k < n; k++) {
+      const q = among === null ? k : among[k];
+      const pg = ci[PART_BASE + q * P_STRIDE + P_PAGES];
+      if (q === p || pg < 2 || (t === VICTIM_PARTITIONS && pg <= pages[t - 1])) continue;
+      let j = t < VICTIM_PARTITIONS ? t++ : t - 1;
+      for (; j > 0 && pages[j - 1] < pg; j--) {
+        pages[j] = pages[j - 1];
+        top[j] = top[j - 1];
+      }
+      pages[j] = pg;
+      top[j] = q;
     }
+    for (let j = 0; j < t && picked.length < VICTIM_PARTITIONS; j++) add(top[j], 2);
     const idx = picked.map((_, i) => i);
     idx.sort((a, b) => ages[b] - ages[a] || ci[PART_BASE + picked[b] * P_STRIDE + P_PAGES] - ci[PART_BASE + picked[a] * P_STRIDE + P_PAGES]);
     return idx.map((i) => picked[i]);
