@@ -555,8 +555,23 @@ export class ShardStore {
   private unlinkAt(p: number, slot: number, off: number, mapId: number): void {
     const pb = PART_BASE + p * P_STRIDE;
     const tword = (((this.cu[pb + P_TABLE] - 1) * 8 + E_HEADER) >>> 2);
-    this.u32[tword + 2 * slot + 1] = TOMB;
-    this.ci[pb + P_TOMBS]++;
+    const u32 = this.u32;
+    const mask = this.ci[pb + P_TABLE_CAP] - 1;
+    if (u32[tword + 2 * ((slot + 1) & mask) + 1] === EMPTY) {
+      // No probe goes past an empty slot, so this one can be empty too, and so can the tombstones
+      // right before it: fewer tombstones, shorter probes for absent keys, fewer table rebuilds
+      // (a full grid under churn evicts an entry for every insert).
+      u32[tword + 2 * slot + 1] = EMPTY;
+      let freed = 0;
+      for (let i = (slot - 1) & mask; i !== slot && u32[tword + 2 * i + 1] === TOMB; i = (i - 1) & mask) {
+        u32[tword + 2 * i + 1] = EMPTY;
+        freed++;
+      }
+      this.ci[pb + P_TOMBS] -= freed;
+    } else {
+      u32[tword + 2 * slot + 1] = TOMB;
+      this.ci[pb + P_TOMBS]++;
+    }
     this.ci[pb + P_COUNT]--;
     this.ci[this.geo.countBase + p * this.geo.maxMaps + mapId]--;
     if (this.f64[(off + E_EXPIRES) >>> 3] !== 0) this.countTtl(p, mapId, -1);
@@ -1783,6 +1798,12 @@ export class ShardStore {
       });
     }
     if (count !== ci[pb + P_COUNT]) errs.push(`p${p}: count ${ci[pb + P_COUNT]} but table holds ${count}`);
+    if (tref !== 0) {
+      const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+      let tombs = 0;
+      for (let i = 0; i < ci[pb + P_TABLE_CAP]; i++) if (this.u32[tword + 2 * i + 1] === TOMB) tombs++;
+      if (tombs !== ci[pb + P_TOMBS]) errs.push(`p${p}: ${ci[pb + P_TOMBS]} tombstones recorded, ${tombs} in the table`);
+    }
     if (ttl !== ci[pb + P_TTL_COUNT]) errs.push(`p${p}: ttl count ${ci[pb + P_TTL_COUNT]} but ${ttl} records have an expiry`);
     for (let m = 0; m < this.geo.maxMaps; m++) {
       const n = perMap.get(m) ?? 0;
