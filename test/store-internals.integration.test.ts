@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createGrid } from '../dist/index.js';
+import { createGrid, type GridMap } from '../dist/index.js';
 import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, P_LIVE_BYTES, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE } from '../dist/storage/layout.js';
 import { tryLock, unlock } from '../dist/sync/mutex.js';
 
-/** The store internals this test drives (compaction, allocation and the views). */
+/** The store internals these tests drive (compaction, allocation, the table and the views). */
 interface Internals {
   ci: Int32Array;
   u8: Uint8Array;
@@ -20,26 +20,47 @@ interface Internals {
   check(p: number): string[];
 }
 
+/** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
+function keysOf(st: Internals, p: number, mapId: number, n: number, prefix: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    st.setKey(`${prefix}${i}`, mapId);
+    if (st.kpart === p) out.push(`${prefix}${i}`);
+  }
+  return out;
+}
+
+/** st.check(p) under p's lock. */
+function checked(st: Internals, p: number): string[] {
+  const li = st.lockIndex(p);
+  expect(tryLock(st.ci, li)).toBe(true);
+  try {
+    return st.check(p);
+  } finally {
+    unlock(st.ci, li);
+  }
+}
+
+/** A one-thread 16 MB grid, its map `name` and the partition of the key 'seed' there, for `fn`. */
+async function inPartition(name: string, fn: (m: GridMap<string>, st: Internals, mapId: number, p: number) => Promise<void> | void): Promise<void> {
+  const grid = await createGrid({ workers: 1, memory: '16MB' });
+  try {
+    const m = grid.map<string>(name);
+    const st = grid.store as unknown as Internals;
+    const mapId = (m as unknown as { id: number }).id;
+    st.setKey('seed', mapId);
+    await fn(m, st, mapId, st.kpart);
+  } finally {
+    await grid.close();
+  }
+}
+
 describe('compaction', () => {
   it('moves every live entry of a page whose headers do not tile it (left by a writer that died mid-allocation)', async () => {
-    const grid = await createGrid({ workers: 1, memory: '16MB' });
-    try {
-      const m = grid.map<string>('compact');
-      const st = grid.store as unknown as Internals;
-      const mapId = (m as unknown as { id: number }).id;
-      st.setKey('seed', mapId);
-      const p = st.kpart;
-      const keysOf = (n: number, prefix: string): string[] => {
-        const out: string[] = [];
-        for (let i = 0; out.length < n; i++) {
-          st.setKey(`${prefix}${i}`, mapId);
-          if (st.kpart === p) out.push(`${prefix}${i}`);
-        }
-        return out;
-      };
+    await inPartition('compact', (m, st, mapId, p) => {
       const value = (k: string) => k.padEnd(100, '.');
       // every key here is at most 8 bytes: each record is 32 + 8 + 104 = 144 bytes
-      const first = keysOf(10, 'a');
+      const first = keysOf(st, p, mapId, 10, 'a');
       for (const k of first) m.setSync(k, value(k));
       // 64 bytes allocated and never written, as a writer that died mid-allocation leaves them
       // (the repair recounts the live bytes from the table, not the page's bump offset). The old
@@ -56,7 +77,7 @@ describe('compaction', () => {
       st.ci[PART_BASE + p * P_STRIDE + P_LIVE_BYTES] -= 64;
       st.endWrite(p);
       unlock(st.ci, li);
-      const second = keysOf(10, 'b');
+      const second = keysOf(st, p, mapId, 10, 'b');
       for (const k of second) m.setSync(k, value(k));
       // the first record after the garbage is second[0]'s: on the same page, right after it
       const stepped = second[0];
@@ -75,19 +96,37 @@ describe('compaction', () => {
         unlock(st.ci, li);
       }
       expect(moved).toBe(true);
-      expect(tryLock(st.ci, li)).toBe(true);
-      let errs: string[];
-      try {
-        errs = st.check(p);
-      } finally {
-        unlock(st.ci, li);
-      }
-      expect(errs).toEqual([]);
+      expect(checked(st, p)).toEqual([]);
       expect(kept).toContain(stepped);
       for (const k of kept) expect(m.getSync(k)).toBe(value(k));
       for (const k of gone) expect(m.getSync(k)).toBeUndefined();
-    } finally {
-      await grid.close();
-    }
+    });
+  });
+});
+
+describe("a partition's hash table", () => {
+  it('finds every present key and no deleted one through random inserts and deletes in one partition (tombstones turned back into empty slots)', async () => {
+    await inPartition('table', async (m, st, mapId, p) => {
+      // 200 keys of one partition: its table grows to a few hundred slots, and keys share probe runs
+      const keys = keysOf(st, p, mapId, 200, 't');
+      const model = new Map<string, string>();
+      let seed = 12345;
+      const rand = (n: number) => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % n);
+      for (let op = 0; op < 20_000; op++) {
+        const k = keys[rand(keys.length)];
+        if (rand(3) === 0) {
+          expect(m.deleteSync(k)).toBe(model.delete(k));
+        } else {
+          const v = `${k}:${op}`;
+          m.setSync(k, v);
+          model.set(k, v);
+        }
+        if (op % 500 === 499) {
+          for (const key of keys) expect(m.getSync(key)).toBe(model.get(key));
+          expect(checked(st, p)).toEqual([]);
+        }
+      }
+      expect(await m.size()).toBe(model.size);
+    });
   });
 });
