@@ -19,7 +19,7 @@ import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, PartitionMovedError, ProtocolError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
@@ -253,31 +253,47 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async size(): Promise<number> {
-    return this.overPrimaries('size', () => this.localSize());
+    return this.overPrimaries('size');
   }
 
   /** @internal size()'s count of the entries that have an expiry, over every member's primaries. */
   override async expiring(): Promise<number> {
-    return this.overPrimaries('expiring', () => this.localExpiring());
+    return this.overPrimaries('expiring');
   }
 
-  /** A count of this member's primaries (`local`) summed over every member's. */
-  private async overPrimaries(o: 'size' | 'expiring', local: () => number): Promise<number> {
+  /** A count over every partition, each counted once on its primary (Router.overPartitions). */
+  private async overPrimaries(o: 'size' | 'expiring'): Promise<number> {
     this.host.assertOpen();
-    const counts = await this.router.broadcast(async () => local(), { m: this.name, o });
+    const counts = await this.router.overPartitions<number>(
+      async (ps) => this.countLocal(o, ps),
+      (to, ps) => this.router.request<number>(to, { m: this.name, o, ps }),
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  private localSize(): number {
+  /** The entries (or those with an expiry) of partitions `ps`, all primary here (else PartitionMovedError, before anything is counted). */
+  private countLocal(o: 'size' | 'expiring', ps: readonly number[]): number {
+    for (const p of ps) this.rep.assertPrimary(p);
     let n = 0;
-    for (const p of this.rep.primaries()) n += this.store.mapCountIn(p, this.id);
+    for (const p of ps) n += o === 'size' ? this.store.mapCountIn(p, this.id) : this.store.mapTtlCountIn(p, this.id);
     return n;
   }
 
-  private localExpiring(): number {
-    let n = 0;
-    for (const p of this.rep.primaries()) n += this.store.mapTtlCountIn(p, this.id);
-    return n;
+  /**
+   * Runs `fn` over partitions `ps`, which must all be primary here when it starts and still be
+   * at the same epochs when it ends (an aggregation awaits the compute pool meanwhile): a
+   * partition handed over in between throws PartitionMovedError, and the caller asks its new
+   * primary instead.
+   */
+  private async onPrimaries<T>(ps: readonly number[], fn: () => Promise<T>): Promise<T> {
+    for (const p of ps) this.rep.assertPrimary(p);
+    const epochs = ps.map((p) => this.rep.table!.epochs[p]);
+    const r = await fn();
+    ps.forEach((p, i) => {
+      this.rep.assertPrimary(p);
+      if (this.rep.table!.epochs[p] !== epochs[i]) throw new PartitionMovedError(`partition ${p} changed hands during the operation`, { partition: p, version: this.rep.version });
+    });
+    return r;
   }
 
   override async *entries(): AsyncGenerator<[string, V]> {
@@ -442,13 +458,26 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const agg = await resolveAggregator(aggregator, this.grid.modules);
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
-    const packed = await this.router.broadcast(() => this.aggregateLocal(f, arg).then(packPlain), { m: this.name, o: 'agg', f, a: packPlain(arg) });
+    const a = packPlain(arg);
+    const packed = await this.router.overPartitions(
+      (ps) => this.aggregateLocal(f, arg, ps).then(packPlain),
+      (to, ps) => this.router.request<Uint8Array | undefined>(to, { m: this.name, o: 'agg', f, a, ps }),
+    );
     const partials = packed.map((b) => unpackPlain(b, 'aggregation partial'));
     return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
-  private aggregateLocal(aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
-    return aggregatePartitions(this.grid, this.name, this.rep.primaries(), aggregator, arg);
+  /** The partial of `aggregator` over partitions `ps`, primary here from start to end (onPrimaries). */
+  private aggregateLocal(aggregator: AggregatorRef, arg: unknown, ps: number[]): Promise<unknown> {
+    return this.onPrimaries(ps, () => aggregatePartitions(this.grid, this.name, ps, aggregator, arg));
+  }
+
+  /** The partitions a whole-map grid.op names (peer data). */
+  private partsOf(b: Body): number[] {
+    const ps = b.ps;
+    const n = this.store.partitions;
+    if (!Array.isArray(ps) || ps.length > n || !ps.every((p) => Number.isInteger(p) && (p as number) >= 0 && (p as number) < n)) throw new ProtocolError(`grid.op ${String(b.o)}: bad partition list`);
+    return ps as number[];
   }
 
   // ── the primary's side of grid.op ─────────────────────────────────────────────────────────────
@@ -458,13 +487,12 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const o = b.o;
     switch (o) {
       case 'size':
-        return this.localSize();
       case 'expiring':
-        return this.localExpiring();
+        return this.countLocal(o, this.partsOf(b));
       case 'clear':
         return super.clear();
       case 'agg':
-        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument')).then(packPlain);
+        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b)).then(packPlain);
       case 'scan': {
         const p = b.p;
         if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.store.partitions) throw new ProtocolError('grid.op scan: bad partition');

@@ -112,6 +112,38 @@ export class Router {
   /** Sends one request per member for the partitions it is primary for (getMany / setMany). */
   async routeMany<T>(parts: readonly number[], local: (idx: number[]) => Promise<T[]>, remote: (to: string, idx: number[]) => Promise<T[]>): Promise<T[]> {
     const out = new Array<T>(parts.length);
+    await this.byPrimary(parts, async (to, idx) => {
+      const r = to === this.ctx.memberId ? await local(idx) : await remote(to, idx);
+      for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
+    });
+    return out;
+  }
+
+  /**
+   * Runs a whole-map operation (size, aggregate, clear) over every partition, each exactly once:
+   * one request per member naming the partitions it is primary for in this member's table; the
+   * member answers for all of them or refuses (PartitionMovedError, lease), and the partitions of
+   * a refused or unreachable request are grouped again by a newer table and sent again, until
+   * RETRY_DEADLINE_MS. Returns one result per request that succeeded. (Asking every member for
+   * "its primaries", each by its own table, counted a moving partition twice or not at all.)
+   */
+  async overPartitions<T>(local: (ps: number[]) => Promise<T>, remote: (to: string, ps: number[]) => Promise<T>): Promise<T[]> {
+    const all = Array.from({ length: this.partitions }, (_, p) => p);
+    const out: T[] = [];
+    await this.byPrimary(all, async (to, idx) => {
+      const ps = idx.map((i) => all[i]);
+      out.push(to === this.ctx.memberId ? await local(ps) : await remote(to, ps));
+    });
+    return out;
+  }
+
+  /**
+   * Groups the indexes of `parts` by their partition's primary and calls `run(primary, indexes)`
+   * once per group (after checking this member's lease when it is the primary itself, after
+   * ensureLink when it is another); the groups that fail with a retryable error are grouped again
+   * after a newer table, until RETRY_DEADLINE_MS.
+   */
+  private async byPrimary(parts: readonly number[], run: (to: string, idx: number[]) => Promise<void>): Promise<void> {
     let todo = parts.map((_, i) => i);
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     for (let attempt = 0; todo.length > 0; attempt++) {
@@ -129,17 +161,10 @@ export class Router {
       await Promise.all(
         [...groups].map(async ([to, idx]) => {
           try {
-            let r: T[];
-            if (to === this.ctx.memberId) {
-              for (const i of idx) this.r.assertPrimary(parts[i]);
-              r = await local(idx);
-            }
+            if (to === this.ctx.memberId) for (const i of idx) this.r.assertPrimary(parts[i]);
             else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
-            else {
-              await this.ctx.ensureLink(to);
-              r = await remote(to, idx);
-            }
-            for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
+            else await this.ctx.ensureLink(to);
+            await run(to, idx);
           } catch (e) {
             if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
             failed.push(...idx);
@@ -150,7 +175,6 @@ export class Router {
       todo = failed;
       if (todo.length > 0) await this.recover(firstErr, undefined, attempt);
     }
-    return out;
   }
 
   /** Sends `body` to every live data member (size, clear, aggregate) and returns their answers. */
