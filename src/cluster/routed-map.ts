@@ -434,7 +434,16 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override async clear(): Promise<void> {
     this.host.assertOpen();
-    await this.router.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
+    await this.router.overPartitions(
+      (ps) => this.clearLocal(ps),
+      (to, ps) => this.router.request<void>(to, { m: this.name, o: 'clear', ps }),
+    );
+  }
+
+  /** Clears this map in partitions `ps` on this primary and its copies (Replicas.clearMap). */
+  private async clearLocal(ps: readonly number[]): Promise<void> {
+    for (const p of ps) this.rep.assertPrimary(p);
+    await Promise.all(ps.map((p) => this.rep.clearMap(p, this.name)));
   }
 
   // Compute and aggregate send names only ({ module, name } of a registered module): the member
@@ -490,7 +499,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'expiring':
         return this.countLocal(o, this.partsOf(b));
       case 'clear':
-        return super.clear();
+        return this.clearLocal(this.partsOf(b));
       case 'agg':
         return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b)).then(packPlain);
       case 'scan': {

@@ -27,15 +27,6 @@ export class Router {
     this.peerCache = [];
   }
 
-  dataMembers(): string[] {
-    const t = this.ctx.meta.state.members;
-    if (!this.ctx.lite) return [...t.keys()];
-    return this.ctx.membership
-      .members()
-      .filter((m) => !m.lite)
-      .map((m) => m.id);
-  }
-
   /** Whether this member is the metadata Raft leader (the coordinator). */
 
   primaryOf(p: number): string | undefined {
@@ -174,31 +165,6 @@ export class Router {
       );
       todo = failed;
       if (todo.length > 0) await this.recover(firstErr, undefined, attempt);
-    }
-  }
-
-  /** Sends `body` to every live data member (size, clear, aggregate) and returns their answers. */
-  async broadcast<T>(local: () => Promise<T>, body: Record<string, unknown>): Promise<T[]> {
-    // Retried as route() retries, whole (size, expiring, clear and aggregate are read-only or
-    // idempotent). Before, a member gone mid-call failed it with whatever the socket said
-    // (ECONNREFUSED), and with no data member left size() answered 0 and clear() succeeded.
-    const deadline = Date.now() + RETRY_DEADLINE_MS;
-    for (let attempt = 0; ; attempt++) {
-      if (this.ctx.closed) throw new GridClosedError('the grid is closed');
-      const ids = this.dataMembers();
-      try {
-        if (ids.length === 0) throw new MemberUnreachableError('no data member is reachable');
-        return await Promise.all(
-          ids.map(async (id) => {
-            if (id === this.ctx.memberId) return local();
-            await this.ctx.ensureLink(id);
-            return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
-          }),
-        );
-      } catch (e) {
-        if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
-        await this.recover(e, undefined, attempt);
-      }
     }
   }
 

@@ -4,7 +4,9 @@
 //
 // size() and aggregate() asked every data member for a count of "its primaries", each by its own
 // table: while a partition moved, two members counted it (20,154 of 20,000 during a join) or none
-// did (a killed member's partitions, 14,098 of 20,000, until the table moved them).
+// did (a killed member's partitions, 14,098 of 20,000, until the table moved them). clear() had
+// every member clear its own memory: a snapshot chunk sent before the primary's clear landed on a
+// joining copy after the copy's, and whole partitions came back.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
@@ -88,5 +90,31 @@ describe('size, aggregate and clear while partitions move', () => {
     console.log(`whole-map counts during a join and a kill: ${rounds} rounds, ${wrong.length} wrong`);
     expect(wrong).toEqual([]);
     expect(rounds).toBeGreaterThan(5);
+  });
+
+  it('clear() while a member joins clears everything: no entry comes back with a partition streamed to the joiner', { timeout: 90_000 }, async () => {
+    const { ms, l } = await threeMembers();
+    const m = l.map<string>('cleared');
+    const other = l.map<string>('kept');
+    await other.setMany(Array.from({ length: 500 }, (_, i) => [`o${i}`, 'stays'] as [string, string]));
+    const alive = ms.map((x) => x.id);
+    // each attempt: fill, a member joins, clear() while its partitions are being streamed to it
+    // (before the fix, 3 of 4 such clears left whole partitions behind)
+    let left = 0;
+    let attempts = 0;
+    for (; attempts < 3 && left === 0; attempts++) {
+      for (let i = 0; i < 30_000; i += 3000) await m.setMany(Array.from({ length: 3000 }, (_, j) => [`k${i + j}`, 'x'.repeat(200)] as [string, string]));
+      const d = await member([ms[0].url]);
+      alive.push(d.id);
+      await sleep(250);
+      await m.clear();
+      await until('the joiner settled', 45_000, () => settled(l, alive));
+      left = 0;
+      for await (const _ of m.entries()) left++;
+    }
+    console.log(`clear during a join: ${attempts} attempts, ${left} entries left, size() ${await m.size()}`);
+    expect(left).toBe(0);
+    expect(await m.size()).toBe(0);
+    expect(await other.size()).toBe(500); // the other map's entries are untouched
   });
 });
