@@ -10,7 +10,7 @@ import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type 
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
-import { CLAIM_MAP } from './fetch.js';
+import { CLAIM_MAP, releaseHeldClaims } from './fetch.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
@@ -125,6 +125,8 @@ interface Vnode {
  * maxMaps maps of the user's could not fetch when it counted against them.
  */
 const INTERNAL_MAPS = [CLAIM_MAP];
+/** Longest close() waits for the release of its fetch claims (one round trip to each claim's primary). */
+const CLAIM_RELEASE_MS = 2000;
 const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
@@ -197,6 +199,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   private readonly vnodes: Vnode[] = [];
   private readonly options: ResolvedOptions | undefined;
   private closed = false;
+  /** While close() releases this grid's fetch claims: the claim map's calls still pass assertOpen. */
+  private releasingClaims = false;
   private closing: Promise<void> | undefined;
   private recoveries = 0;
   private cpRecoveries = 0;
@@ -320,8 +324,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    *
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    */
-  assertOpen(): void {
-    if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
+  assertOpen(internal = false): void {
+    if ((this.closed && !(internal && this.releasingClaims)) || this.store.closed) throw new GridClosedError('the grid is closed');
   }
 
   /**
@@ -569,6 +573,26 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   }
 
   /**
+   * First step of close(): the map.fetch claims this grid holds for loads still running are
+   * released (fetch.ts, releaseHeldClaims), its claim map's calls passing assertOpen meanwhile, so
+   * callers waiting for those loads in other threads or members load themselves at once instead
+   * of waiting out their timeoutMs. Bounded by CLAIM_RELEASE_MS: an unreachable primary leaves the
+   * claim to expire, as before.
+   */
+  private async releaseClaims(): Promise<void> {
+    const claims = this.maps.get(CLAIM_MAP);
+    if (claims === undefined) return;
+    this.releasingClaims = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([releaseHeldClaims(claims), new Promise<void>((r) => (timer = setTimeout(r, CLAIM_RELEASE_MS)))]);
+    } finally {
+      clearTimeout(timer);
+      this.releasingClaims = false;
+    }
+  }
+
+  /**
    * Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with
    * GRID_ERR_CLOSED. It also closes the RESP endpoint and the /metrics server, ends this grid's
    * CP session in a cluster, leaves the cluster gracefully (a member: the others promote its
@@ -585,6 +609,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    await this.releaseClaims();
     await this.respServer?.close();
     await this.metricsApi?.close();
     // sessions of grid.cp.session() (RESP connections' among them), then this member's (or this

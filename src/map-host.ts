@@ -23,8 +23,11 @@ export interface MapHost {
   readonly encoder: ValueEncoder;
   /** How long an operation waits for a partition lock, ms. */
   readonly lockTimeout: number;
-  /** Throws GRID_ERR_CLOSED when the grid is closed. */
-  assertOpen(): void;
+  /**
+   * Throws GRID_ERR_CLOSED when the grid is closed. `internal`: a call of the grid's own map of
+   * fetch claims, which close() still makes while it releases the claims this grid holds.
+   */
+  assertOpen(internal?: boolean): void;
   /** The compute pool for aggregations (created on first use). */
   computePool(): ComputePool;
   /** Registered compute modules: the only code compute and aggregate calls can name. */
@@ -47,6 +50,7 @@ export interface MapHost {
 export interface MapCore {
   readonly id: number;
   readonly name: string;
+  readonly internal: boolean;
   readonly host: MapHost;
   readonly store: ShardStore;
   readonly enc: ValueEncoder;

@@ -73,7 +73,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   private part(key: string): number {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     return this.key(key);
   }
 
@@ -263,7 +263,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   /** A count over every partition, each counted once on its primary (Router.overPartitions). */
   private async overPrimaries(o: 'size' | 'expiring'): Promise<number> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const counts = await this.router.overPartitions<number>(
       async (ps) => this.countLocal(o, ps),
       (to, ps) => this.router.request<number>(to, { m: this.name, o, ps }),
@@ -298,7 +298,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override async *entries(): AsyncGenerator<[string, V]> {
     for (let p = 0; p < this.store.partitions; p++) {
-      this.host.assertOpen();
+      this.host.assertOpen(this.internal);
       const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
       for (const [k, s] of list) {
         const v = fromState(checkState(s, Infinity));
@@ -359,7 +359,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (Array.isArray(entries)) this.ops[OP_SET] += entries.length;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const parts: number[] = [];
     const states: Array<Exclude<RawState, null>> = [];
@@ -421,7 +421,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async keysIn(p: number): Promise<string[]> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
     const now = Date.now();
     const keys: string[] = [];
@@ -433,7 +433,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async clear(): Promise<void> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     await this.router.overPartitions(
       (ps) => this.clearLocal(ps),
       (to, ps) => this.router.request<void>(to, { m: this.name, o: 'clear', ps }),
@@ -461,7 +461,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     // resolved here first: an unknown or malformed aggregator fails before anything is sent, and
     // the caller combines the partials with its own copy of the module
     const agg = await resolveAggregator(aggregator, this.grid.modules);
