@@ -19,7 +19,7 @@ import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, PartitionMovedError, ProtocolError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
@@ -481,6 +481,19 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return this.onPrimaries(ps, () => aggregatePartitions(this.grid, this.name, ps, aggregator, arg));
   }
 
+  /**
+   * A module error of a compute or aggregation this member ran for another member: it names this
+   * member (in the message and `data.member`). The module is looked up in the registry of the
+   * member that runs it, so the caller's own grid may well have it ("not registered in this grid"
+   * alone sent the reader to the wrong member's options).
+   */
+  private servedHere(e: unknown): unknown {
+    if (!(e instanceof ModuleLoadError)) return e;
+    const me = this.node.memberId;
+    const Cls = e instanceof UnknownModuleError ? UnknownModuleError : ModuleLoadError;
+    return new Cls(`on member ${me}: ${e.message}`, { ...(e.data ?? {}), member: me });
+  }
+
   /** The partitions a whole-map grid.op names (peer data). */
   private partsOf(b: Body): number[] {
     const ps = b.ps;
@@ -501,7 +514,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'clear':
         return this.clearLocal(this.partsOf(b));
       case 'agg':
-        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b)).then(packPlain);
+        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b)).then(packPlain, (e: unknown) => {
+          throw this.servedHere(e);
+        });
       case 'scan': {
         const p = b.p;
         if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.store.partitions) throw new ProtocolError('grid.op scan: bad partition');
@@ -549,7 +564,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'upd':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.updateBytes(key, str(b.u, 'update'), b.a));
       case 'cmp':
-        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain));
+        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain)).catch((e: unknown) => {
+          throw this.servedHere(e);
+        });
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }
