@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
+import { DEFAULTS, MAX_COMPUTE_TIMEOUT_MS, MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
@@ -195,6 +195,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * to file: URL href. Public only because {@link MapHost} requires it.
    */
   readonly modules: ModuleTable;
+  /** @internal How long an aggregation may run, ms (options.compute.timeoutMs; attached grids: the handle's). */
+  readonly computeTimeoutMs: number;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
   private readonly options: ResolvedOptions | undefined;
@@ -237,6 +239,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
+    this.computeTimeoutMs = options?.compute.timeoutMs ?? handle.computeTimeoutMs ?? DEFAULTS.compute.timeoutMs;
     this.log = createLog(options?.logger, () => 'shardgrid', 'SHARDGRID_GRID');
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
@@ -741,6 +744,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
     ...(o.cluster !== undefined ? { forward: forwardChannelName(), cpSessionTtlMs: o.cp.sessionTtlMs } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
     modules: o.compute.modules,
+    computeTimeoutMs: o.compute.timeoutMs,
   });
   const grid = new Grid(handle, store, o);
   await grid.start();
@@ -813,6 +817,8 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
   }
   if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
   try {
+    const t = handle.computeTimeoutMs;
+    if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_COMPUTE_TIMEOUT_MS)) throw new Error('computeTimeoutMs must be a positive integer of ms');
     return new Grid(Object.freeze({ ...handle, modules }), store);
   } catch (e) {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);

@@ -32,6 +32,8 @@ export interface MapHost {
   computePool(): ComputePool;
   /** Registered compute modules: the only code compute and aggregate calls can name. */
   readonly modules: ModuleTable;
+  /** How long an aggregation may run, ms (options.compute.timeoutMs). */
+  readonly computeTimeoutMs: number;
   /**
    * True in a cluster member and its attached threads: every write is routed, leased and
    * replicated there, so no write completes synchronously (setSync/deleteSync refuse).

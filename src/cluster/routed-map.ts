@@ -18,7 +18,7 @@ import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
-import { setTtl, type SetOptions } from '../config.js';
+import { MAX_COMPUTE_TIMEOUT_MS, setTtl, type SetOptions } from '../config.js';
 import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
@@ -33,6 +33,8 @@ import { checkState, type RawState } from './records.js';
 import type { UpdateReply } from '../updates.js';
 
 type Body = Record<string, unknown>;
+/** How much longer than its time limit (compute.timeoutMs) the request of a member's aggregation share waits for the member's answer. */
+const AGG_REPLY_MARGIN_MS = 5000;
 
 /** A value from its encoded state (undefined when absent or expired). */
 export function fromState(s: RawState): unknown {
@@ -468,17 +470,21 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
     const a = packPlain(arg);
+    // every member's share is bounded by this caller's compute.timeoutMs (`t`): the member stops
+    // its tasks then and answers GRID_ERR_TIMEOUT; the request itself waits a little longer for
+    // that answer (the transport's default, 5 s, failed any share that took longer)
+    const t = this.grid.computeTimeoutMs;
     const packed = await this.router.overPartitions(
-      (ps) => this.aggregateLocal(f, arg, ps).then(packPlain),
-      (to, ps) => this.router.request<Uint8Array | undefined>(to, { m: this.name, o: 'agg', f, a, ps }),
+      (ps) => this.aggregateLocal(f, arg, ps, t).then(packPlain),
+      (to, ps) => this.node.transport.request(to, 'grid.op', { m: this.name, o: 'agg', f, a, ps, t }, t + AGG_REPLY_MARGIN_MS) as Promise<Uint8Array | undefined>,
     );
     const partials = packed.map((b) => unpackPlain(b, 'aggregation partial'));
     return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
-  /** The partial of `aggregator` over partitions `ps`, primary here from start to end (onPrimaries). */
-  private aggregateLocal(aggregator: AggregatorRef, arg: unknown, ps: number[]): Promise<unknown> {
-    return this.onPrimaries(ps, () => aggregatePartitions(this.grid, this.name, ps, aggregator, arg));
+  /** The partial of `aggregator` over partitions `ps`, primary here from start to end (onPrimaries), within `timeoutMs`. */
+  private aggregateLocal(aggregator: AggregatorRef, arg: unknown, ps: number[], timeoutMs: number): Promise<unknown> {
+    return this.onPrimaries(ps, () => aggregatePartitions(this.grid, this.name, ps, aggregator, arg, timeoutMs));
   }
 
   /**
@@ -514,7 +520,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'clear':
         return this.clearLocal(this.partsOf(b));
       case 'agg':
-        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b)).then(packPlain, (e: unknown) => {
+        if (!Number.isInteger(b.t) || (b.t as number) < 1 || (b.t as number) > MAX_COMPUTE_TIMEOUT_MS) throw new ProtocolError('grid.op agg: bad time limit');
+        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b), b.t as number).then(packPlain, (e: unknown) => {
           throw this.servedHere(e);
         });
       case 'scan': {
