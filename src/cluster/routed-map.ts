@@ -19,7 +19,7 @@ import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { MAX_COMPUTE_TIMEOUT_MS, setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnknownModuleError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnencodableValueError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
@@ -459,7 +459,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // the result as the wire carries it on either path, so that a retry answered from the
     // request's record (recorded here or on another member) reads the same
     const run = () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg).then(packPlain));
-    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packPlain(arg), r }).then((b) => unpackPlain(b, 'compute result') as R);
+    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packArg(arg, `entry processor '${f.name.slice(0, 80)}'`), r }).then((b) => unpackPlain(b, 'compute result') as R);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
@@ -469,7 +469,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const agg = await resolveAggregator(aggregator, this.grid.modules);
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
-    const a = packPlain(arg);
+    const a = packArg(arg, `aggregator '${(typeof f === 'string' ? f : f.name).slice(0, 80)}'`);
     // every member's share is bounded by this caller's compute.timeoutMs (`t`): the member stops
     // its tasks then and answers GRID_ERR_TIMEOUT; the request itself waits a little longer for
     // that answer (the transport's default, 5 s, failed any share that took longer)
@@ -590,6 +590,20 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
  */
 function packPlain(v: unknown): Uint8Array | undefined {
   return v === undefined ? undefined : encodeMsgpack(v);
+}
+
+/**
+ * packPlain of the argument of a compute or aggregate call: in a cluster it travels to the
+ * members that run the code, so it must be msgpack-encodable (in one process it is handed over
+ * as it is). The codec's own message spoke of a value that "cannot be stored".
+ */
+function packArg(v: unknown, what: string): Uint8Array | undefined {
+  try {
+    return packPlain(v);
+  } catch (e) {
+    if (!(e instanceof UnencodableValueError)) throw e;
+    throw new UnencodableValueError(`the argument of ${what} cannot be sent to the members that run it (a cluster sends it as msgpack): ${e.message.replace(/^value cannot be encoded: /, '')}`);
+  }
 }
 
 /** The value packPlain sent (peer data: bytes or undefined, else ProtocolError). */

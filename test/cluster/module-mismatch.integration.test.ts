@@ -60,4 +60,14 @@ describe('a compute module missing on one member', () => {
     // built-ins need no registration
     expect(await m.aggregate('count')).toBe(200);
   });
+
+  it('an argument that cannot travel to the members fails with GRID_ERR_UNENCODABLE_VALUE saying it is the argument', { timeout: 30_000 }, async () => {
+    const m = lite.map<number>('mixed');
+    const e = await m.compute('k1', { module: 'procs', name: 'increment' }, () => 1).then(() => undefined, (err: unknown) => err as Error & { code: string });
+    expect(e?.code).toBe('GRID_ERR_UNENCODABLE_VALUE');
+    expect(e!.message).toMatch(/^the argument of entry processor 'increment'/);
+    const a = await m.aggregate({ module: 'procs', name: 'stats' }, { field: Symbol('x') }).then(() => undefined, (err: unknown) => err as Error & { code: string });
+    expect(a?.code).toBe('GRID_ERR_UNENCODABLE_VALUE');
+    expect(a!.message).toMatch(/^the argument of aggregator 'stats'/);
+  });
 });
