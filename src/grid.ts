@@ -195,7 +195,10 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * to file: URL href. Public only because {@link MapHost} requires it.
    */
   readonly modules: ModuleTable;
-  /** @internal How long an aggregation may run, ms (options.compute.timeoutMs; attached grids: the handle's). */
+  /**
+   * How long an aggregation may run, ms (options.compute.timeoutMs; attached grids: the handle's).
+   * Public only because {@link MapHost} requires it.
+   */
   readonly computeTimeoutMs: number;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
