@@ -136,7 +136,10 @@ export class Router {
    */
   private async byPrimary(parts: readonly number[], run: (to: string, idx: number[]) => Promise<void>): Promise<void> {
     let todo = parts.map((_, i) => i);
-    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    // RETRY_DEADLINE_MS of waiting for tables, not counting the time the groups' own work took:
+    // an aggregation share of 15 s refused at its end because a partition changed hands
+    // meanwhile (a join) is sent again instead of failing with GRID_ERR_PARTITION_MOVED
+    let deadline = Date.now() + RETRY_DEADLINE_MS;
     for (let attempt = 0; todo.length > 0; attempt++) {
       if (this.ctx.closed) throw new GridClosedError('the grid is closed');
       if (this.r.table === undefined) await this.r.tableChange(100);
@@ -149,20 +152,25 @@ export class Router {
       }
       const failed: number[] = [];
       let firstErr: unknown;
+      let worked = 0; // the longest run() of this round that ended in a retryable refusal
       await Promise.all(
         [...groups].map(async ([to, idx]) => {
+          let started = 0;
           try {
             if (to === this.ctx.memberId) for (const i of idx) this.r.assertPrimary(parts[i]);
             else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
             else await this.ctx.ensureLink(to);
+            started = Date.now();
             await run(to, idx);
           } catch (e) {
-            if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
+            if (started > 0) worked = Math.max(worked, Date.now() - started);
+            if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline + worked) throw e;
             failed.push(...idx);
             firstErr ??= e;
           }
         }),
       );
+      deadline += worked;
       todo = failed;
       if (todo.length > 0) await this.recover(firstErr, undefined, attempt);
     }
