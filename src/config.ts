@@ -208,6 +208,12 @@ export interface ComputeOptions {
   modules?: Record<string, string | URL>;
   /** Threads of the compute pool that runs aggregations (created on first use). Default: workers. */
   workers?: number;
+  /**
+   * How long an aggregation may run, ms (default 60000): past it, its tasks still running are
+   * stopped (their pool threads are replaced) and it fails with GRID_ERR_TIMEOUT. In a cluster the
+   * caller's value bounds every member's share.
+   */
+  timeoutMs?: number;
 }
 
 /** Registered compute modules: name → file: URL href of an existing file (frozen, null prototype). */
@@ -281,6 +287,7 @@ export interface ResolvedComputeOptions {
   modules: ModuleTable;
   /** undefined: as many as workers. */
   workers: number | undefined;
+  timeoutMs: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -292,6 +299,7 @@ export const DEFAULTS = Object.freeze({
   expiryInterval: 100,
   maxMaps: 256,
   cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }),
+  compute: Object.freeze({ timeoutMs: 60_000 }),
   // port: data members; a lite member (a client) defaults to 0, any free port, so that two
   // applications on one machine do not collide (issue 15)
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
@@ -302,6 +310,8 @@ export const DEFAULTS = Object.freeze({
 });
 
 const MIN_MEMORY = 4 * 1024 * 1024;
+/** Longest options.compute.timeoutMs: the longest delay setTimeout keeps (about 24.8 days). */
+export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
 const MAX_MEMORY = 32 * 1024 * 1024 * 1024;
 
 const fail = (path: string, message: string): never => {
@@ -350,6 +360,7 @@ const RULES: Record<string, Rule> = {
     check: (v, all) => v === undefined || (intRule(1, 256).check(v) && all.computeWorkers === undefined),
     message: (v) => (intRule(1, 256).check(v) ? 'and options.computeWorkers (its older name) are both given: give one' : 'must be an integer from 1 to 256'),
   },
+  'options.compute.timeoutMs': intRule(1, MAX_COMPUTE_TIMEOUT_MS),
   'options.compute.modules': {
     check: (v) => isPlainObject(v) && Object.keys(v).length <= MAX_MODULES,
     message: `must be an object of at most ${MAX_MODULES} entries, { name: file URL or absolute path }`,
@@ -473,7 +484,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   const cpi = (i.cp ?? {}) as Record<string, unknown>;
   if (i.compute !== undefined) {
     if (!isPlainObject(i.compute)) fail('options.compute', 'must be an object');
-    rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers'], 'options.compute');
+    rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers', 'timeoutMs'], 'options.compute');
   }
   const ci = (i.compute ?? {}) as Record<string, unknown>;
   let cluster: ResolvedClusterOptions | undefined;
@@ -513,7 +524,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
     logger: i.logger as Logger | undefined,
     computeWorkers: i.computeWorkers as number | undefined,
-    compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined },
+    compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined, timeoutMs: (ci.timeoutMs ?? DEFAULTS.compute.timeoutMs) as number },
     cp: Object.freeze({
       primitives: (cpi.primitives ?? DEFAULTS.cp.primitives) as number,
       maxValueBytes: (cpi.maxValueBytes ?? DEFAULTS.cp.maxValueBytes) as number,
@@ -540,7 +551,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (!MODULE_RULE.check(v, resolved)) fail(path, typeof MODULE_RULE.message === 'string' ? MODULE_RULE.message : MODULE_RULE.message(v, resolved));
     table[name] = moduleHref(v)!;
   }
-  resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers });
+  resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers, timeoutMs: resolved.compute.timeoutMs });
   if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
   if (resp !== undefined) Object.freeze(resp);
   if (metrics !== undefined) Object.freeze(metrics);

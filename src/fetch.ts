@@ -92,6 +92,35 @@ function resolve(o: FetchOptions | undefined): Resolved {
 /** Per map handle: the loads of this thread in flight, by key. */
 const inflight = new WeakMap<object, Map<string, Promise<unknown>>>();
 
+/** Per claim map (one per grid): the claims this grid holds for loads still running, claim key → token. */
+const held = new WeakMap<ClaimMap, Map<string, string>>();
+
+function hold(claims: ClaimMap, ck: string, t: string): void {
+  let h = held.get(claims);
+  if (h === undefined) held.set(claims, (h = new Map()));
+  h.set(ck, t);
+}
+
+function unhold(claims: ClaimMap, ck: string, t: string): void {
+  const h = held.get(claims);
+  if (h !== undefined && h.get(ck) === t) h.delete(ck);
+}
+
+/**
+ * Releases every claim this grid holds for a load still running (grid.close() calls it before the
+ * grid stops): callers waiting for those loads in other threads or members find the claim gone
+ * and load themselves, instead of waiting until timeoutMs for a value the closed grid can no
+ * longer store. The loads go on for their own callers, whose store then fails with
+ * GRID_ERR_CLOSED.
+ */
+export async function releaseHeldClaims(claims: ClaimMap): Promise<void> {
+  const h = held.get(claims);
+  if (h === undefined || h.size === 0) return;
+  const all = [...h];
+  h.clear();
+  await Promise.allSettled(all.map(([ck, t]) => releaseClaim(claims, ck, t)));
+}
+
 export function fetchThrough<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, loader: Loader<V>, options?: FetchOptions): Promise<V> {
   if (typeof loader !== 'function') throw new InvalidArgumentError('fetch(key, loader): loader must be a function');
   const o = resolve(options);
@@ -119,11 +148,19 @@ async function fetchOnce<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, 
   for (let seen: string | undefined; ; ) {
     const t = token();
     if (await claims.setIfAbsent(ck, [t, 0] satisfies Claim, { ttl: o.timeoutMs })) {
+      hold(claims, ck, t);
       // Checked again under our claim: another caller may have stored the value and released its
       // claim between our miss and our claim (a waiter that read no value, then no claim, starts
       // over here). Its set finished before its release, and our claim came after that release.
-      const stored = await map.get(key);
+      let stored: V | undefined;
+      try {
+        stored = await map.get(key);
+      } catch (e) {
+        unhold(claims, ck, t);
+        throw e;
+      }
       if (stored !== undefined) {
+        unhold(claims, ck, t);
         await releaseClaim(claims, ck, t);
         return stored;
       }
@@ -133,7 +170,10 @@ async function fetchOnce<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, 
     const c = await claims.get(ck);
     if (isClaim(c) && c[1] === 1 && c[0] !== seen) {
       // the error of a load we never waited on: no claim for us, load again
-      if (await claims.compareAndSet(ck, c, [t, 0] satisfies Claim)) return load(map, claims, ck, key, t, loader, o);
+      if (await claims.compareAndSet(ck, c, [t, 0] satisfies Claim)) {
+        hold(claims, ck, t);
+        return load(map, claims, ck, key, t, loader, o);
+      }
       continue;
     }
     if (isClaim(c)) seen = c[0];
@@ -162,8 +202,16 @@ function joinWithin<V>(running: Promise<V>, key: string, timeoutMs: number): Pro
   });
 }
 
-/** This caller holds the claim of token t: load, store, release. */
+/** This caller holds the claim of token t (held, see hold()): load, store, release. */
 async function load<V>(map: FetchTarget<V>, claims: ClaimMap, ck: string, key: string, t: string, loader: Loader<V>, o: Resolved): Promise<V> {
+  try {
+    return await loadHeld(map, claims, ck, key, t, loader, o);
+  } finally {
+    unhold(claims, ck, t);
+  }
+}
+
+async function loadHeld<V>(map: FetchTarget<V>, claims: ClaimMap, ck: string, key: string, t: string, loader: Loader<V>, o: Resolved): Promise<V> {
   let value: V;
   try {
     value = await loader(key);
@@ -216,6 +264,7 @@ async function refresh<V>(map: FetchTarget<V>, claims: ClaimMap, ck: string, key
   const t = token();
   try {
     if (!(await claims.setIfAbsent(ck, [t, 0] satisfies Claim, { ttl: o.timeoutMs }))) return;
+    hold(claims, ck, t);
     await load(map, claims, ck, key, t, loader, o);
   } catch {
     // the stale value stays until its ttl + staleWhileRevalidate ends

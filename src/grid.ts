@@ -6,11 +6,11 @@
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
+import { DEFAULTS, MAX_COMPUTE_TIMEOUT_MS, MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
-import { CLAIM_MAP } from './fetch.js';
+import { CLAIM_MAP, releaseHeldClaims } from './fetch.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
@@ -125,6 +125,8 @@ interface Vnode {
  * maxMaps maps of the user's could not fetch when it counted against them.
  */
 const INTERNAL_MAPS = [CLAIM_MAP];
+/** Longest close() waits for the release of its fetch claims (one round trip to each claim's primary). */
+const CLAIM_RELEASE_MS = 2000;
 const WORKER_FILE = libFile('./worker.js');
 const EMPTY_MODULES: ModuleTable = Object.freeze(Object.create(null) as Record<string, string>);
 const START_TIMEOUT_MS = 10_000;
@@ -193,10 +195,17 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * to file: URL href. Public only because {@link MapHost} requires it.
    */
   readonly modules: ModuleTable;
+  /**
+   * How long an aggregation may run, ms (options.compute.timeoutMs; attached grids: the handle's).
+   * Public only because {@link MapHost} requires it.
+   */
+  readonly computeTimeoutMs: number;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
   private readonly options: ResolvedOptions | undefined;
   private closed = false;
+  /** While close() releases this grid's fetch claims: the claim map's calls still pass assertOpen. */
+  private releasingClaims = false;
   private closing: Promise<void> | undefined;
   private recoveries = 0;
   private cpRecoveries = 0;
@@ -233,6 +242,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     this.encoder = new ValueEncoder(store.maxValueBytes);
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
+    this.computeTimeoutMs = options?.compute.timeoutMs ?? handle.computeTimeoutMs ?? DEFAULTS.compute.timeoutMs;
     this.log = createLog(options?.logger, () => 'shardgrid', 'SHARDGRID_GRID');
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
@@ -320,8 +330,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    *
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    */
-  assertOpen(): void {
-    if (this.closed || this.store.closed) throw new GridClosedError('the grid is closed');
+  assertOpen(internal = false): void {
+    if ((this.closed && !(internal && this.releasingClaims)) || this.store.closed) throw new GridClosedError('the grid is closed');
   }
 
   /**
@@ -569,6 +579,26 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   }
 
   /**
+   * First step of close(): the map.fetch claims this grid holds for loads still running are
+   * released (fetch.ts, releaseHeldClaims), its claim map's calls passing assertOpen meanwhile, so
+   * callers waiting for those loads in other threads or members load themselves at once instead
+   * of waiting out their timeoutMs. Bounded by CLAIM_RELEASE_MS: an unreachable primary leaves the
+   * claim to expire, as before.
+   */
+  private async releaseClaims(): Promise<void> {
+    const claims = this.maps.get(CLAIM_MAP);
+    if (claims === undefined) return;
+    this.releasingClaims = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([releaseHeldClaims(claims), new Promise<void>((r) => (timer = setTimeout(r, CLAIM_RELEASE_MS)))]);
+    } finally {
+      clearTimeout(timer);
+      this.releasingClaims = false;
+    }
+  }
+
+  /**
    * Stops the virtual nodes (members) or detaches (attached grids). Later calls on maps fail with
    * GRID_ERR_CLOSED. It also closes the RESP endpoint and the /metrics server, ends this grid's
    * CP session in a cluster, leaves the cluster gracefully (a member: the others promote its
@@ -585,6 +615,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   }
 
   private async doClose(): Promise<void> {
+    await this.releaseClaims();
     await this.respServer?.close();
     await this.metricsApi?.close();
     // sessions of grid.cp.session() (RESP connections' among them), then this member's (or this
@@ -716,6 +747,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     kind: 'shardgrid.handle', version: 1, buffers, lockTimeout: o.lockTimeout, maxMaps: o.maxMaps, clustered: o.cluster !== undefined,
     ...(o.cluster !== undefined ? { forward: forwardChannelName(), cpSessionTtlMs: o.cp.sessionTtlMs } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
     modules: o.compute.modules,
+    computeTimeoutMs: o.compute.timeoutMs,
   });
   const grid = new Grid(handle, store, o);
   await grid.start();
@@ -788,6 +820,8 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
   }
   if (store.closed) throw new GridClosedError('the grid this handle belongs to is closed');
   try {
+    const t = handle.computeTimeoutMs;
+    if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_COMPUTE_TIMEOUT_MS)) throw new Error('computeTimeoutMs must be a positive integer of ms');
     return new Grid(Object.freeze({ ...handle, modules }), store);
   } catch (e) {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);

@@ -15,7 +15,7 @@ import type { MapCore } from './map-host.js';
 
 /** GridMap.setIfAbsent (see its doc). */
 export async function setIfAbsent(m: MapCore, key: string, value: unknown, options: SetOptions | number | undefined): Promise<boolean> {
-  m.host.assertOpen();
+  m.host.assertOpen(m.internal);
   const expiresAt = m.expiry(options);
   let p = m.key(key);
   m.value(value);
@@ -43,7 +43,7 @@ export async function setIfAbsent(m: MapCore, key: string, value: unknown, optio
 
 /** GridMap.compareAndSet (see its doc). */
 export async function compareAndSet(m: MapCore, key: string, expected: unknown, next: unknown): Promise<boolean> {
-  m.host.assertOpen();
+  m.host.assertOpen(m.internal);
   m.key(key);
   let exp: EncodedValue | null = null;
   if (expected !== undefined) {
@@ -94,7 +94,7 @@ export function byteUpdate(kind: string): ByteUpdate {
 
 /** GridMap.updateBytes (see its doc); GridMap.updateBytesNow is the same when p's lock is free now. */
 export async function updateBytes(m: MapCore, key: string, kind: string, arg: unknown): Promise<UpdateReply> {
-  m.host.assertOpen();
+  m.host.assertOpen(m.internal);
   const fn = byteUpdate(kind);
   let p = m.key(key);
   const wait = m.lockNow(p);

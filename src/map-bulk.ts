@@ -12,7 +12,7 @@ import { EXPIRED_RECORD, NO_RECORD, type MapCore } from './map-host.js';
 
 /** GridMap.setMany (see its doc). The caller counts the operation. */
 export async function setMany(m: MapCore, entries: ReadonlyArray<readonly [string, unknown]>, options: SetOptions | number | undefined): Promise<void> {
-  m.host.assertOpen();
+  m.host.assertOpen(m.internal);
   if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
   const expiresAt = m.expiry(options);
   const st = m.store;
@@ -75,7 +75,7 @@ export async function setMany(m: MapCore, entries: ReadonlyArray<readonly [strin
 
 /** GridMap.clear: every entry of the map deleted, partition by partition, each under its lock. */
 export async function clear(m: MapCore): Promise<void> {
-  m.host.assertOpen();
+  m.host.assertOpen(m.internal);
   const st = m.store;
   for (let p = 0; p < st.partitions; p++) {
     const wait = m.lockNow(p);
@@ -93,7 +93,7 @@ export async function clear(m: MapCore): Promise<void> {
 export async function* entries<V>(m: MapCore): AsyncGenerator<[string, V]> {
   const st = m.store;
   for (let p = 0; p < st.partitions; p++) {
-    m.host.assertOpen();
+    m.host.assertOpen(m.internal);
     const batch: Array<[string, V]> = [];
     const wait = m.lockNow(p);
     if (wait !== undefined) await wait;

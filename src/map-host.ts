@@ -23,12 +23,17 @@ export interface MapHost {
   readonly encoder: ValueEncoder;
   /** How long an operation waits for a partition lock, ms. */
   readonly lockTimeout: number;
-  /** Throws GRID_ERR_CLOSED when the grid is closed. */
-  assertOpen(): void;
+  /**
+   * Throws GRID_ERR_CLOSED when the grid is closed. `internal`: a call of the grid's own map of
+   * fetch claims, which close() still makes while it releases the claims this grid holds.
+   */
+  assertOpen(internal?: boolean): void;
   /** The compute pool for aggregations (created on first use). */
   computePool(): ComputePool;
   /** Registered compute modules: the only code compute and aggregate calls can name. */
   readonly modules: ModuleTable;
+  /** How long an aggregation may run, ms (options.compute.timeoutMs). */
+  readonly computeTimeoutMs: number;
   /**
    * True in a cluster member and its attached threads: every write is routed, leased and
    * replicated there, so no write completes synchronously (setSync/deleteSync refuse).
@@ -47,6 +52,7 @@ export interface MapHost {
 export interface MapCore {
   readonly id: number;
   readonly name: string;
+  readonly internal: boolean;
   readonly host: MapHost;
   readonly store: ShardStore;
   readonly enc: ValueEncoder;

@@ -157,6 +157,8 @@ export class GridMap<V = unknown> {
   readonly store: ShardStore;
   /** @internal This thread's value encoder. */
   readonly enc: ValueEncoder;
+  /** @internal The grid's own map of fetch claims (CLAIM_MAP): its calls pass while close() releases the claims (MapHost.assertOpen). */
+  readonly internal: boolean;
   /** The map's registered options, once registered (they never change after): see registered(). */
   private opts: { ttl: number; cacheValues: boolean } | undefined;
   /** Whether setSync/deleteSync may write here (not in a cluster: see MapHost.clustered). */
@@ -177,6 +179,7 @@ export class GridMap<V = unknown> {
     this.enc = host.encoder;
     this.name = name;
     this.id = id;
+    this.internal = name === CLAIM_MAP;
     this.syncWrites = host.clustered !== true;
   }
 
@@ -378,7 +381,7 @@ export class GridMap<V = unknown> {
   /** @internal synchronous local get; undefined on miss, NEED when it must read under the lock. */
   getLocal(key: string): V | undefined | typeof NEED {
     if (this.countOps) this.ops[OP_GET]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const hit = this.memos.get(key, this.store);
     if (hit !== MEMO_MISS) {
       this.store.hit();
@@ -493,7 +496,7 @@ export class GridMap<V = unknown> {
    */
   async has(key: string): Promise<boolean> {
     if (this.countOps) this.ops[OP_READ]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const p = this.key(key);
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT; spin++) {
@@ -536,7 +539,7 @@ export class GridMap<V = unknown> {
    */
   async ttl(key: string): Promise<number | undefined> {
     if (this.countOps) this.ops[OP_READ]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const p = this.key(key);
     const st = this.store;
     for (let spin = 0; spin < READ_SPIN_LIMIT * 4; spin++) {
@@ -560,7 +563,7 @@ export class GridMap<V = unknown> {
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    */
   async size(): Promise<number> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     return this.store.mapSize(this.id);
   }
 
@@ -569,7 +572,7 @@ export class GridMap<V = unknown> {
    * like size(): per-partition counters, entries whose time passed included until reclaimed.
    */
   async expiring(): Promise<number> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     let n = 0;
     for (let p = 0; p < this.store.partitions; p++) n += this.store.mapTtlCountIn(p, this.id);
     return n;
@@ -605,7 +608,7 @@ export class GridMap<V = unknown> {
     // Not an async function: when the partition lock is free (nearly always) the write happens
     // right here and the caller gets one shared, already-resolved promise.
     try {
-      this.host.assertOpen();
+      this.host.assertOpen(this.internal);
       const expiresAt = this.expiry(options);
       const p = this.key(key);
       this.value(value);
@@ -665,7 +668,7 @@ export class GridMap<V = unknown> {
    */
   setSync(key: string, value: V, options?: SetOptions | number): void {
     if (this.countOps) this.ops[OP_SET]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     this.assertSyncWrites('setSync', key);
     const expiresAt = this.expiry(options);
     const p = this.key(key);
@@ -689,7 +692,7 @@ export class GridMap<V = unknown> {
    */
   deleteSync(key: string): boolean {
     if (this.countOps) this.ops[OP_DELETE]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     this.assertSyncWrites('deleteSync', key);
     const p = this.key(key);
     this.lockSyncNow(p, 'deleteSync', key);
@@ -726,7 +729,7 @@ export class GridMap<V = unknown> {
    */
   async delete(key: string): Promise<boolean> {
     if (this.countOps) this.ops[OP_DELETE]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     let p = this.key(key);
     const wait = this.lockNow(p);
     if (wait !== undefined) {
@@ -814,7 +817,7 @@ export class GridMap<V = unknown> {
    */
   async increment(key: string, delta = 1): Promise<number> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
     let p = this.key(key);
     const wait = this.lockNow(p);
@@ -857,7 +860,7 @@ export class GridMap<V = unknown> {
    * routed map must not be given it (the RESP endpoint uses it on single-process grids only).
    */
   updateBytesNow(key: string, kind: string, arg: unknown): UpdateReply | undefined {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const fn = byteUpdate(kind);
     const p = this.key(key);
     const st = this.store;
@@ -920,7 +923,7 @@ export class GridMap<V = unknown> {
    * ```
    */
   async fetch(key: string, loader: Loader<V>, options?: FetchOptions): Promise<V> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const claims = this.host.map?.(CLAIM_MAP);
     if (claims === undefined) throw new UnsupportedError('map.fetch needs the map of a grid');
     return fetchThrough<V>(this, claims, key, loader, options);

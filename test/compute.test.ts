@@ -421,4 +421,27 @@ describe('the compute pool lifecycle', () => {
     expect(e).toBeInstanceOf(InvalidOptionError);
     expect(e.message).toContain('options.compute.workers');
   });
+
+  it('options.compute.timeoutMs bounds an aggregation: a runaway user aggregator fails with GRID_ERR_TIMEOUT, its thread is replaced, and the next aggregation runs', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 31, compute: { ...compute, workers: 1, timeoutMs: 2000 } }); // room for a replacement thread to start
+    try {
+      const m = g.map<number>('runaway');
+      await m.setMany(Array.from({ length: 50 }, (_, i) => [`k${i}`, i] as [string, number]));
+      const t0 = Date.now();
+      const e = await rejection(m.aggregate(proc('runawayAggregator')));
+      expect(e.code).toBe('GRID_ERR_TIMEOUT');
+      expect(e.data).toMatchObject({ timeoutMs: 2000 });
+      expect(Date.now() - t0).toBeLessThan(6000);
+      // before: the pool's only thread stayed in the loop and this waited behind it for good
+      expect(await m.aggregate('count')).toBe(50);
+      expect(await m.aggregate(proc('stats'))).toMatchObject({ n: 50 });
+    } finally {
+      await g.close();
+    }
+    for (const bad of [0, -1, 1.5, 2 ** 31, '1000']) {
+      const e = await rejection(createGrid({ workers: 1, memory: '16MB', compute: { timeoutMs: bad as number } }));
+      expect(e).toBeInstanceOf(InvalidOptionError);
+      expect(e.message).toContain('options.compute.timeoutMs');
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, FetchLoaderError, InvalidArgumentError, TimeoutError, TooManyMapsError } from '../dist/index.js';
+import { attachGrid, createGrid, FetchLoaderError, InvalidArgumentError, TimeoutError, TooManyMapsError } from '../dist/index.js';
 import type { Grid } from '../dist/index.js';
 
 const FIXTURE = new URL('./fixtures/fetch-worker.mjs', import.meta.url);
@@ -101,6 +101,27 @@ describe('map.fetch: read-through with one load per key across threads', () => {
     expect(await first).toBe('slow');
     expect(calls).toBe(1);
     expect(await m.get('k')).toBe('slow');
+  });
+
+  it('a grid closed while its loader runs releases its claim: a caller waiting in another grid of the process loads at once instead of waiting out timeoutMs', { timeout: 30_000 }, async () => {
+    const other = await attachGrid(grid.handle); // another grid on the same memory, as a worker's is
+    let release!: (v: string) => void;
+    const slow = new Promise<string>((r) => (release = r));
+    const first = other.map<string>('closed-loader').fetch('k', () => slow).then((value) => ({ value }), (error: unknown) => ({ error }));
+    await new Promise((r) => setTimeout(r, 50)); // its claim is taken
+    const t0 = Date.now();
+    let calls = 0;
+    const waiter = grid.map<string>('closed-loader').fetch('k', async () => (calls++, 'loaded by the waiter'), { timeoutMs: 5000 }).then((value) => ({ value }), (error: unknown) => ({ error }));
+    await new Promise((r) => setTimeout(r, 100));
+    await other.close();
+    const got = await waiter;
+    const elapsed = Date.now() - t0;
+    release('too late');
+    expect(got).toEqual({ value: 'loaded by the waiter' });
+    expect(calls).toBe(1);
+    expect(elapsed).toBeLessThan(2000); // not its 5 s timeoutMs (the claim of the closed grid lived that long)
+    expect(await first).toMatchObject({ error: { code: 'GRID_ERR_CLOSED' } }); // its own caller: the grid closed under it
+    expect(await grid.map('closed-loader').get('k')).toBe('loaded by the waiter');
   });
 
   it("works in a grid whose maxMaps maps are all the user's: its internal map has a slot of its own", async () => {

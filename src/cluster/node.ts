@@ -145,6 +145,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     const t = this.transport;
     t.handle('grid.rep', (b, from) => this.replicas.onReplicate(b, from));
     t.handle('grid.snap', (b, from) => this.migration.onSnapshot(b, from));
+    t.handle('grid.clr', (b, from) => this.replicas.onClearMap(b, from));
     t.handle('grid.op', (b, from) => {
       if (this.opHandler === undefined) throw new GridClosedError('member is not serving maps');
       return this.opHandler(b as Record<string, unknown>, from);

@@ -246,6 +246,11 @@ export class Records {
     return this.store.kpart;
   }
 
+  /** Drops every entry of map `mapName` in partition p; caller holds p's lock inside serial(). */
+  clearMap(p: number, mapName: string): void {
+    this.store.clearMap(p, this.mapId(mapName));
+  }
+
   /** Drops every entry of partition p (all maps); caller holds p's lock inside serial(). */
   clearPartition(p: number): void {
     const st = this.store;

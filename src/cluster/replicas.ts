@@ -431,6 +431,63 @@ export class Replicas {
   }
 
   /**
+   * Clears map `map` in partition p, this member its primary: here and on every copy (owners and
+   * pending), the request to each copy sent in the same synchronous run as the local clear, under
+   * p's lock, on the connection that carries p's replicated writes and snapshot chunks. A copy
+   * therefore applies it after everything shipped to it before (a snapshot chunk of a stream in
+   * flight included) and before everything shipped after. Resolves once enough owners cleared,
+   * as a write does; a copy that could not apply it is handled as one that missed a write.
+   * (A clear of each member's own memory, as before, let a chunk streamed before the primary's
+   * clear land on a joining copy after the copy's: whole partitions came back.)
+   */
+  clearMap(p: number, map: string): Promise<void> {
+    this.assertPrimary(p);
+    return Promise.resolve(
+      this.records.serial(p, () => {
+        this.assertPrimary(p);
+        this.records.clearMap(p, map);
+        const t = this.table!;
+        const epoch = t.epochs[p];
+        const targets = copiesOf(t, p, this.ctx.memberId);
+        if (targets.length === 0 && this.minCopies() <= 1) return undefined;
+        return new Promise<void>((resolve, reject) => {
+          const ship = this.shipment(p, targets, (err) => (err === undefined ? resolve() : reject(err)));
+          for (const to of targets) {
+            ship.add();
+            this.ctx.transport.request(to, 'grid.clr', { m: map, p, v: epoch, tv: t.version }).then(
+              () => {
+                ship.ack(to);
+                ship.done();
+              },
+              (e: unknown) => {
+                if (e instanceof PartitionMovedError || (e instanceof GridError && e.code === 'GRID_ERR_CLOSED' && this.ctx.closed)) return ship.done(e);
+                // not applied there (unreachable, or behind on the table): only a table that
+                // dropped that copy, which is then streamed afresh from the cleared primary, lets
+                // the clear complete
+                this.copyMissed(ship, p, to, epoch);
+                ship.done();
+              },
+            );
+          }
+          ship.done();
+        });
+      }),
+    ).then(() => undefined);
+  }
+
+  /** A copy's side of clearMap: fenced as a replicated write (checkCopy), applied in arrival order. */
+  onClearMap(b: unknown, from: string): unknown {
+    const { m, p, v, tv } = (b ?? {}) as { m?: unknown; p?: unknown; v?: unknown; tv?: unknown };
+    if (typeof m !== 'string' || !Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || typeof v !== 'number' || typeof tv !== 'number') throw new ProtocolError('malformed replicated clear');
+    this.checkCopy(p as number, v, from, tv);
+    return this.records.serial(p as number, () => {
+      this.checkCopy(p as number, v, from, tv);
+      this.records.clearMap(p as number, m);
+      return true;
+    });
+  }
+
+  /**
    * The fence of every replicated write and snapshot: a copy applies one only from the primary of
    * its own current table, at that table's epoch for the partition, and only while it is itself a
    * copy (owner or pending) of it. A sender at an older epoch is refused for good

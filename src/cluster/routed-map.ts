@@ -18,8 +18,8 @@ import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
-import { setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ProtocolError, UnsupportedError } from '../errors.js';
+import { MAX_COMPUTE_TIMEOUT_MS, setTtl, type SetOptions } from '../config.js';
+import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnencodableValueError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
@@ -33,6 +33,8 @@ import { checkState, type RawState } from './records.js';
 import type { UpdateReply } from '../updates.js';
 
 type Body = Record<string, unknown>;
+/** How much longer than its time limit (compute.timeoutMs) the request of a member's aggregation share waits for the member's answer. */
+const AGG_REPLY_MARGIN_MS = 5000;
 
 /** A value from its encoded state (undefined when absent or expired). */
 export function fromState(s: RawState): unknown {
@@ -73,7 +75,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   private part(key: string): number {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     return this.key(key);
   }
 
@@ -253,36 +255,52 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async size(): Promise<number> {
-    return this.overPrimaries('size', () => this.localSize());
+    return this.overPrimaries('size');
   }
 
   /** @internal size()'s count of the entries that have an expiry, over every member's primaries. */
   override async expiring(): Promise<number> {
-    return this.overPrimaries('expiring', () => this.localExpiring());
+    return this.overPrimaries('expiring');
   }
 
-  /** A count of this member's primaries (`local`) summed over every member's. */
-  private async overPrimaries(o: 'size' | 'expiring', local: () => number): Promise<number> {
-    this.host.assertOpen();
-    const counts = await this.router.broadcast(async () => local(), { m: this.name, o });
+  /** A count over every partition, each counted once on its primary (Router.overPartitions). */
+  private async overPrimaries(o: 'size' | 'expiring'): Promise<number> {
+    this.host.assertOpen(this.internal);
+    const counts = await this.router.overPartitions<number>(
+      async (ps) => this.countLocal(o, ps),
+      (to, ps) => this.router.request<number>(to, { m: this.name, o, ps }),
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  private localSize(): number {
+  /** The entries (or those with an expiry) of partitions `ps`, all primary here (else PartitionMovedError, before anything is counted). */
+  private countLocal(o: 'size' | 'expiring', ps: readonly number[]): number {
+    for (const p of ps) this.rep.assertPrimary(p);
     let n = 0;
-    for (const p of this.rep.primaries()) n += this.store.mapCountIn(p, this.id);
+    for (const p of ps) n += o === 'size' ? this.store.mapCountIn(p, this.id) : this.store.mapTtlCountIn(p, this.id);
     return n;
   }
 
-  private localExpiring(): number {
-    let n = 0;
-    for (const p of this.rep.primaries()) n += this.store.mapTtlCountIn(p, this.id);
-    return n;
+  /**
+   * Runs `fn` over partitions `ps`, which must all be primary here when it starts and still be
+   * at the same epochs when it ends (an aggregation awaits the compute pool meanwhile): a
+   * partition handed over in between throws PartitionMovedError, and the caller asks its new
+   * primary instead.
+   */
+  private async onPrimaries<T>(ps: readonly number[], fn: () => Promise<T>): Promise<T> {
+    for (const p of ps) this.rep.assertPrimary(p);
+    const epochs = ps.map((p) => this.rep.table!.epochs[p]);
+    const r = await fn();
+    ps.forEach((p, i) => {
+      this.rep.assertPrimary(p);
+      if (this.rep.table!.epochs[p] !== epochs[i]) throw new PartitionMovedError(`partition ${p} changed hands during the operation`, { partition: p, version: this.rep.version });
+    });
+    return r;
   }
 
   override async *entries(): AsyncGenerator<[string, V]> {
     for (let p = 0; p < this.store.partitions; p++) {
-      this.host.assertOpen();
+      this.host.assertOpen(this.internal);
       const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
       for (const [k, s] of list) {
         const v = fromState(checkState(s, Infinity));
@@ -343,7 +361,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
     if (Array.isArray(entries)) this.ops[OP_SET] += entries.length;
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array of [key, value] pairs');
     const parts: number[] = [];
     const states: Array<Exclude<RawState, null>> = [];
@@ -405,7 +423,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async keysIn(p: number): Promise<string[]> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const list = await this.router.route(p, () => this.scanLocal(p), { m: this.name, o: 'scan', p });
     const now = Date.now();
     const keys: string[] = [];
@@ -417,8 +435,17 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   }
 
   override async clear(): Promise<void> {
-    this.host.assertOpen();
-    await this.router.broadcast(() => super.clear(), { m: this.name, o: 'clear' });
+    this.host.assertOpen(this.internal);
+    await this.router.overPartitions(
+      (ps) => this.clearLocal(ps),
+      (to, ps) => this.router.request<void>(to, { m: this.name, o: 'clear', ps }),
+    );
+  }
+
+  /** Clears this map in partitions `ps` on this primary and its copies (Replicas.clearMap). */
+  private async clearLocal(ps: readonly number[]): Promise<void> {
+    for (const p of ps) this.rep.assertPrimary(p);
+    await Promise.all(ps.map((p) => this.rep.clearMap(p, this.name)));
   }
 
   // Compute and aggregate send names only ({ module, name } of a registered module): the member
@@ -432,23 +459,53 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // the result as the wire carries it on either path, so that a retry answered from the
     // request's record (recorded here or on another member) reads the same
     const run = () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg).then(packPlain));
-    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packPlain(arg), r }).then((b) => unpackPlain(b, 'compute result') as R);
+    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packArg(arg, `entry processor '${f.name.slice(0, 80)}'`), r }).then((b) => unpackPlain(b, 'compute result') as R);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     // resolved here first: an unknown or malformed aggregator fails before anything is sent, and
     // the caller combines the partials with its own copy of the module
     const agg = await resolveAggregator(aggregator, this.grid.modules);
     agg.validate(arg);
     const f = typeof aggregator === 'string' ? aggregator : refNames(aggregator, 'aggregator');
-    const packed = await this.router.broadcast(() => this.aggregateLocal(f, arg).then(packPlain), { m: this.name, o: 'agg', f, a: packPlain(arg) });
+    const a = packArg(arg, `aggregator '${(typeof f === 'string' ? f : f.name).slice(0, 80)}'`);
+    // every member's share is bounded by this caller's compute.timeoutMs (`t`): the member stops
+    // its tasks then and answers GRID_ERR_TIMEOUT; the request itself waits a little longer for
+    // that answer (the transport's default, 5 s, failed any share that took longer)
+    const t = this.grid.computeTimeoutMs;
+    const packed = await this.router.overPartitions(
+      (ps) => this.aggregateLocal(f, arg, ps, t).then(packPlain),
+      (to, ps) => this.node.transport.request(to, 'grid.op', { m: this.name, o: 'agg', f, a, ps, t }, t + AGG_REPLY_MARGIN_MS) as Promise<Uint8Array | undefined>,
+    );
     const partials = packed.map((b) => unpackPlain(b, 'aggregation partial'));
     return (await combineAndFinish(this.grid, f, partials, arg)) as R;
   }
 
-  private aggregateLocal(aggregator: AggregatorRef, arg: unknown): Promise<unknown> {
-    return aggregatePartitions(this.grid, this.name, this.rep.primaries(), aggregator, arg);
+  /** The partial of `aggregator` over partitions `ps`, primary here from start to end (onPrimaries), within `timeoutMs`. */
+  private aggregateLocal(aggregator: AggregatorRef, arg: unknown, ps: number[], timeoutMs: number): Promise<unknown> {
+    return this.onPrimaries(ps, () => aggregatePartitions(this.grid, this.name, ps, aggregator, arg, timeoutMs));
+  }
+
+  /**
+   * A module error of a compute or aggregation this member ran for another member: it names this
+   * member (in the message and `data.member`). The module is looked up in the registry of the
+   * member that runs it, so the caller's own grid may well have it ("not registered in this grid"
+   * alone sent the reader to the wrong member's options).
+   */
+  private servedHere(e: unknown): unknown {
+    if (!(e instanceof ModuleLoadError)) return e;
+    const me = this.node.memberId;
+    const Cls = e instanceof UnknownModuleError ? UnknownModuleError : ModuleLoadError;
+    return new Cls(`on member ${me}: ${e.message}`, { ...(e.data ?? {}), member: me });
+  }
+
+  /** The partitions a whole-map grid.op names (peer data). */
+  private partsOf(b: Body): number[] {
+    const ps = b.ps;
+    const n = this.store.partitions;
+    if (!Array.isArray(ps) || ps.length > n || !ps.every((p) => Number.isInteger(p) && (p as number) >= 0 && (p as number) < n)) throw new ProtocolError(`grid.op ${String(b.o)}: bad partition list`);
+    return ps as number[];
   }
 
   // ── the primary's side of grid.op ─────────────────────────────────────────────────────────────
@@ -458,13 +515,15 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const o = b.o;
     switch (o) {
       case 'size':
-        return this.localSize();
       case 'expiring':
-        return this.localExpiring();
+        return this.countLocal(o, this.partsOf(b));
       case 'clear':
-        return super.clear();
+        return this.clearLocal(this.partsOf(b));
       case 'agg':
-        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument')).then(packPlain);
+        if (!Number.isInteger(b.t) || (b.t as number) < 1 || (b.t as number) > MAX_COMPUTE_TIMEOUT_MS) throw new ProtocolError('grid.op agg: bad time limit');
+        return this.aggregateLocal(b.f as AggregatorRef, unpackPlain(b.a, 'argument'), this.partsOf(b), b.t as number).then(packPlain, (e: unknown) => {
+          throw this.servedHere(e);
+        });
       case 'scan': {
         const p = b.p;
         if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.store.partitions) throw new ProtocolError('grid.op scan: bad partition');
@@ -512,7 +571,9 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       case 'upd':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.updateBytes(key, str(b.u, 'update'), b.a));
       case 'cmp':
-        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain));
+        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain)).catch((e: unknown) => {
+          throw this.servedHere(e);
+        });
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }
@@ -529,6 +590,20 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
  */
 function packPlain(v: unknown): Uint8Array | undefined {
   return v === undefined ? undefined : encodeMsgpack(v);
+}
+
+/**
+ * packPlain of the argument of a compute or aggregate call: in a cluster it travels to the
+ * members that run the code, so it must be msgpack-encodable (in one process it is handed over
+ * as it is). The codec's own message spoke of a value that "cannot be stored".
+ */
+function packArg(v: unknown, what: string): Uint8Array | undefined {
+  try {
+    return packPlain(v);
+  } catch (e) {
+    if (!(e instanceof UnencodableValueError)) throw e;
+    throw new UnencodableValueError(`the argument of ${what} cannot be sent to the members that run it (a cluster sends it as msgpack): ${e.message.replace(/^value cannot be encoded: /, '')}`);
+  }
 }
 
 /** The value packPlain sent (peer data: bytes or undefined, else ProtocolError). */

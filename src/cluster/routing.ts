@@ -27,15 +27,6 @@ export class Router {
     this.peerCache = [];
   }
 
-  dataMembers(): string[] {
-    const t = this.ctx.meta.state.members;
-    if (!this.ctx.lite) return [...t.keys()];
-    return this.ctx.membership
-      .members()
-      .filter((m) => !m.lite)
-      .map((m) => m.id);
-  }
-
   /** Whether this member is the metadata Raft leader (the coordinator). */
 
   primaryOf(p: number): string | undefined {
@@ -112,8 +103,43 @@ export class Router {
   /** Sends one request per member for the partitions it is primary for (getMany / setMany). */
   async routeMany<T>(parts: readonly number[], local: (idx: number[]) => Promise<T[]>, remote: (to: string, idx: number[]) => Promise<T[]>): Promise<T[]> {
     const out = new Array<T>(parts.length);
+    await this.byPrimary(parts, async (to, idx) => {
+      const r = to === this.ctx.memberId ? await local(idx) : await remote(to, idx);
+      for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
+    });
+    return out;
+  }
+
+  /**
+   * Runs a whole-map operation (size, aggregate, clear) over every partition, each exactly once:
+   * one request per member naming the partitions it is primary for in this member's table; the
+   * member answers for all of them or refuses (PartitionMovedError, lease), and the partitions of
+   * a refused or unreachable request are grouped again by a newer table and sent again, until
+   * RETRY_DEADLINE_MS. Returns one result per request that succeeded. (Asking every member for
+   * "its primaries", each by its own table, counted a moving partition twice or not at all.)
+   */
+  async overPartitions<T>(local: (ps: number[]) => Promise<T>, remote: (to: string, ps: number[]) => Promise<T>): Promise<T[]> {
+    const all = Array.from({ length: this.partitions }, (_, p) => p);
+    const out: T[] = [];
+    await this.byPrimary(all, async (to, idx) => {
+      const ps = idx.map((i) => all[i]);
+      out.push(to === this.ctx.memberId ? await local(ps) : await remote(to, ps));
+    });
+    return out;
+  }
+
+  /**
+   * Groups the indexes of `parts` by their partition's primary and calls `run(primary, indexes)`
+   * once per group (after checking this member's lease when it is the primary itself, after
+   * ensureLink when it is another); the groups that fail with a retryable error are grouped again
+   * after a newer table, until RETRY_DEADLINE_MS.
+   */
+  private async byPrimary(parts: readonly number[], run: (to: string, idx: number[]) => Promise<void>): Promise<void> {
     let todo = parts.map((_, i) => i);
-    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    // RETRY_DEADLINE_MS of waiting for tables, not counting the time the groups' own work took:
+    // an aggregation share of 15 s refused at its end because a partition changed hands
+    // meanwhile (a join) is sent again instead of failing with GRID_ERR_PARTITION_MOVED
+    let deadline = Date.now() + RETRY_DEADLINE_MS;
     for (let attempt = 0; todo.length > 0; attempt++) {
       if (this.ctx.closed) throw new GridClosedError('the grid is closed');
       if (this.r.table === undefined) await this.r.tableChange(100);
@@ -126,55 +152,27 @@ export class Router {
       }
       const failed: number[] = [];
       let firstErr: unknown;
+      let worked = 0; // the longest run() of this round that ended in a retryable refusal
       await Promise.all(
         [...groups].map(async ([to, idx]) => {
+          let started = 0;
           try {
-            let r: T[];
-            if (to === this.ctx.memberId) {
-              for (const i of idx) this.r.assertPrimary(parts[i]);
-              r = await local(idx);
-            }
+            if (to === this.ctx.memberId) for (const i of idx) this.r.assertPrimary(parts[i]);
             else if (to === undefined) throw new MemberUnreachableError('no live data member holds some of the partitions');
-            else {
-              await this.ctx.ensureLink(to);
-              r = await remote(to, idx);
-            }
-            for (let j = 0; j < idx.length; j++) out[idx[j]] = r[j];
+            else await this.ctx.ensureLink(to);
+            started = Date.now();
+            await run(to, idx);
           } catch (e) {
-            if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
+            if (started > 0) worked = Math.max(worked, Date.now() - started);
+            if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline + worked) throw e;
             failed.push(...idx);
             firstErr ??= e;
           }
         }),
       );
+      deadline += worked;
       todo = failed;
       if (todo.length > 0) await this.recover(firstErr, undefined, attempt);
-    }
-    return out;
-  }
-
-  /** Sends `body` to every live data member (size, clear, aggregate) and returns their answers. */
-  async broadcast<T>(local: () => Promise<T>, body: Record<string, unknown>): Promise<T[]> {
-    // Retried as route() retries, whole (size, expiring, clear and aggregate are read-only or
-    // idempotent). Before, a member gone mid-call failed it with whatever the socket said
-    // (ECONNREFUSED), and with no data member left size() answered 0 and clear() succeeded.
-    const deadline = Date.now() + RETRY_DEADLINE_MS;
-    for (let attempt = 0; ; attempt++) {
-      if (this.ctx.closed) throw new GridClosedError('the grid is closed');
-      const ids = this.dataMembers();
-      try {
-        if (ids.length === 0) throw new MemberUnreachableError('no data member is reachable');
-        return await Promise.all(
-          ids.map(async (id) => {
-            if (id === this.ctx.memberId) return local();
-            await this.ctx.ensureLink(id);
-            return (await this.ctx.transport.request(id, 'grid.op', body)) as T;
-          }),
-        );
-      } catch (e) {
-        if (!(e instanceof RetryableGridError || e instanceof MemberUnreachableError) || Date.now() > deadline) throw e;
-        await this.recover(e, undefined, attempt);
-      }
     }
   }
 

@@ -19,6 +19,8 @@ export interface PoolHost {
   readonly store: ShardStore;
   /** The grid's registered compute modules (options.compute.modules, or the handle's copy). */
   readonly modules: ModuleTable;
+  /** How long an aggregation may run, ms (options.compute.timeoutMs). */
+  readonly computeTimeoutMs: number;
   assertOpen(): void;
   computePool(): ComputePool;
 }
@@ -37,14 +39,16 @@ function checkPartitions(partitions: readonly number[], count: number): void {
  * @internal Runs `agg` over `partitions` of map `mapName` in the host's pool, as `tasks` tasks
  * (default: one per pool thread; partitions dealt round-robin), and combines the partials.
  */
-export async function runGroups(host: PoolHost, mapName: string, partitions: readonly number[], agg: ResolvedAggregator, arg: unknown, tasks?: number): Promise<unknown> {
+export async function runGroups(host: PoolHost, mapName: string, partitions: readonly number[], agg: ResolvedAggregator, arg: unknown, tasks?: number, timeoutMs = host.computeTimeoutMs): Promise<unknown> {
   if (partitions.length === 0) return agg.empty(arg);
   const pool = host.computePool();
   const n = Math.max(1, Math.min(tasks ?? pool.size, partitions.length));
   const groups: number[][] = Array.from({ length: n }, () => []);
   for (let i = 0; i < partitions.length; i++) groups[i % n].push(partitions[i]);
+  // one deadline for the whole call: tasks still running (or queued) then are stopped
+  const limit = { at: Date.now() + timeoutMs, ms: timeoutMs };
   const settled = await Promise.allSettled(
-    groups.map((g) => pool.run({ kind: 'aggregate', map: mapName, partitions: g, aggregator: agg.spec, arg } satisfies PoolTask)),
+    groups.map((g) => pool.run({ kind: 'aggregate', map: mapName, partitions: g, aggregator: agg.spec, arg } satisfies PoolTask, limit)),
   );
   // wait for every task before failing, so no task of this call is still running afterwards
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
@@ -58,13 +62,13 @@ export async function runGroups(host: PoolHost, mapName: string, partitions: rea
  * pool, and returns the combined partial accumulator (not finished). For the member that owns
  * the partitions; finish with `combineAndFinish`.
  */
-export async function aggregatePartitions(grid: Grid, mapName: string, partitions: readonly number[], aggregator: AggregatorRef, arg?: unknown): Promise<unknown> {
+export async function aggregatePartitions(grid: Grid, mapName: string, partitions: readonly number[], aggregator: AggregatorRef, arg?: unknown, timeoutMs?: number): Promise<unknown> {
   grid.assertOpen();
   grid.map(mapName);
   checkPartitions(partitions, grid.store.partitions);
   const agg = await resolveAggregator(aggregator, grid.modules);
   agg.validate(arg);
-  return runGroups(grid, mapName, partitions, agg, arg);
+  return runGroups(grid, mapName, partitions, agg, arg, undefined, timeoutMs);
 }
 
 /**

@@ -4,7 +4,7 @@
  * Created on the first aggregate, closed by grid.close(). One worker entry: ./pool-worker.ts.
  */
 import { Piscina } from 'piscina';
-import { GridClosedError, InvalidArgumentError, WorkerError, errorFromWire } from '../errors.js';
+import { GridClosedError, InvalidArgumentError, TimeoutError, WorkerError, errorFromWire } from '../errors.js';
 import { spawnExecArgv } from '../runtime/exec-argv.js';
 import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
@@ -40,17 +40,30 @@ export class ComputePool {
     return this.closing !== undefined;
   }
 
-  /** Runs one task on a pool thread. Errors come back as data and are rebuilt as GridErrors. */
-  async run(task: PoolTask): Promise<unknown> {
+  /**
+   * Runs one task on a pool thread. Errors come back as data and are rebuilt as GridErrors. At
+   * `limit.at` (ms since the epoch; `limit.ms` after its call started) a task still queued is dropped, and one still running is
+   * stopped with its thread (piscina terminates it and starts another): GRID_ERR_TIMEOUT. A user
+   * aggregator that never returns would otherwise keep its thread, and every later aggregation
+   * of the grid would queue behind it.
+   */
+  async run(task: PoolTask, limit?: { at: number; ms: number }): Promise<unknown> {
     if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
     let reply: PoolReply;
+    const abort = limit === undefined ? undefined : new AbortController();
+    const timer = abort === undefined ? undefined : setTimeout(() => abort.abort(), Math.max(0, limit!.at - Date.now()));
     try {
-      reply = await this.pool.run(task);
+      reply = await this.pool.run(task, abort === undefined ? undefined : { signal: abort.signal });
     } catch (e) {
       if (this.closing !== undefined) throw new GridClosedError('the grid was closed while a compute task ran');
+      if (abort?.signal.aborted === true) {
+        throw new TimeoutError(`an aggregation did not finish within ${limit!.ms} ms (options.compute.timeoutMs); its pool threads still running were stopped and replaced`, { timeoutMs: limit!.ms });
+      }
       const err = e as Error;
       if (err?.name === 'DataCloneError') throw new InvalidArgumentError(`the aggregator argument cannot be passed to the compute pool: ${err.message}`);
       throw new WorkerError(`a compute pool thread failed: ${err?.message ?? String(e)}`);
+    } finally {
+      clearTimeout(timer);
     }
     if (!reply.ok) throw errorFromWire(reply.error);
     return reply.value;

@@ -391,7 +391,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
 
   /** Runs operation `o` on the member's main thread (GRID_ERR_CLOSED at once when this grid is closed). */
   private async call<T>(o: string, a: unknown[]): Promise<T> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     return this.client.call({ m: this.name, o, a }) as Promise<T>;
   }
 
@@ -404,7 +404,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
    * counts a write before applying it, so a read that saw a write's bytes sees it counted.
    */
   private local(key: string): number {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const p = this.key(key);
     return this.still(p) ? p : -1;
   }
@@ -415,7 +415,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   }
 
   override getSync(key: string): V | undefined {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const st = this.store;
     const p = this.key(key);
     const deadline = performance.now() + GETSYNC_SETTLE_MS;
@@ -514,7 +514,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
   }
 
   override async *entries(): AsyncGenerator<[string, V]> {
-    this.host.assertOpen();
+    this.host.assertOpen(this.internal);
     const it = this.nextIter++;
     let r = await this.client.request({ m: this.name, o: 'iter', it });
     let done = false;
@@ -524,7 +524,7 @@ export class ForwardedMap<V = unknown> extends GridMap<V> {
         done = r.done === true;
         for (const e of page) yield e;
         if (done) return;
-        this.host.assertOpen();
+        this.host.assertOpen(this.internal);
         r = await this.client.request({ o: 'next', it });
       }
     } finally {

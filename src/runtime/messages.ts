@@ -40,6 +40,8 @@ export interface GridHandle {
    * is made by the owning process and trusted; attachGrid still checks every entry is a file: URL.
    */
   readonly modules?: Readonly<Record<string, string>>;
+  /** options.compute.timeoutMs of the creating grid: how long an aggregation of an attached grid may run, ms. */
+  readonly computeTimeoutMs?: number;
   /** The coordination primitives' region (grid.cp; src/cp/layout.ts). Absent for cluster members: their grid.cp runs on the metadata Raft log. */
   readonly cp?: SharedArrayBuffer;
   /** Cluster members: options.cp.sessionTtlMs, for the CP sessions of their attached threads. */

@@ -62,7 +62,7 @@ describe('compute modules never come from the wire (F7)', () => {
     const src = `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'ran'); export const agg = { init: () => 0, accumulate: (a) => a, combine: (a, b) => a + b };`;
     const url = `data:text/javascript,${encodeURIComponent(src)}`;
     for (const f of [{ url, name: 'agg' }, { module: url, name: 'agg' }]) {
-      const e = await rejection(op({ m: 'f7', o: 'agg', f }));
+      const e = await rejection(op({ m: 'f7', o: 'agg', f, ps: [0], t: 5000 })); // protocol 7: whole-map ops name their partitions
       expect(e).toBeInstanceOf(GridError);
       expect(e.code).toMatch(/^GRID_ERR_(UNKNOWN_MODULE|INVALID_ARGUMENT)$/);
     }
@@ -76,12 +76,12 @@ describe('compute modules never come from the wire (F7)', () => {
       const cmp = await rejection(op({ m: 'f7', o: 'cmp', k: 'key', f: { module, name: 'fn' }, a: encodeMsgpack(null) }));
       expect(cmp).toBeInstanceOf(GridError);
       expect(cmp.code).toBe('GRID_ERR_UNKNOWN_MODULE');
-      const agg = await rejection(op({ m: 'f7', o: 'agg', f: { module, name: 'agg' } }));
+      const agg = await rejection(op({ m: 'f7', o: 'agg', f: { module, name: 'agg' }, ps: [0], t: 5000 }));
       expect(agg.code).toBe('GRID_ERR_UNKNOWN_MODULE');
     }
     expect(existsSync(marker)).toBe(false);
     // the member keeps serving
-    expect(await op({ m: 'f7', o: 'size' })).toBe(0);
+    expect(await op({ m: 'f7', o: 'size', ps: [0] })).toBe(0);
   });
 
   it('a module registered at start is run by name from a remote request; an unregistered name fails with GRID_ERR_UNKNOWN_MODULE', { timeout: 30_000 }, async () => {
