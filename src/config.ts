@@ -4,6 +4,7 @@
  * check can test the wrong field); unknown keys are rejected; messages name the full path.
  * Validation happens once, at the public edge; workers trust resolved options.
  */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
@@ -49,7 +50,9 @@ export interface ClusterOptions {
    * Mutual TLS on the member port and on connections to other members: this member's key and
    * certificate and the CA that signs every member's certificate (PEM strings or buffers). The
    * member then listens with https, advertises and dials wss:// (seeds must be wss://). Frames are
-   * sealed with session keys either way. Default: off.
+   * sealed with session keys either way. Checked at createGrid (GRID_ERR_INVALID_OPTION naming
+   * options.cluster.tls.key, .cert or .ca): PEM that parses, a certificate matching the key,
+   * valid now and signed by a certificate of `ca`. Default: off.
    */
   tls?: ClusterTlsOptions;
 }
@@ -406,6 +409,60 @@ function isTls(v: unknown): boolean {
   return isPem(t.key) && isPem(t.cert) && (isPem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(isPem)));
 }
 
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** The certificates of PEM text (a file may hold a chain or a bundle); undefined when it holds none or one does not parse. */
+function pemCertificates(pem: string | Buffer): X509Certificate[] | undefined {
+  const blocks = (typeof pem === 'string' ? pem : pem.toString('latin1')).match(PEM_CERT);
+  if (blocks === null) return undefined;
+  try {
+    return blocks.map((b) => new X509Certificate(b));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A part of cluster.tls, as `tlsMaterialProblem` names it. */
+export type TlsPart = 'key' | 'cert' | 'ca';
+
+/**
+ * What makes cluster.tls unusable, or undefined: a key that is not an unencrypted PEM private
+ * key, a certificate or CA without a PEM certificate that parses, a certificate that does not
+ * match the key, that is expired or not yet valid, or that no certificate of `ca` signed (other
+ * members, which trust the same CA, would refuse it: the member could neither join nor be
+ * joined). Node's TLS would throw raw OpenSSL errors for the first ones and take the others
+ * silently. `name` says how to call each part in the message (an option path, a CLI flag).
+ */
+export function tlsMaterialProblem(
+  tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer | Array<string | Buffer> },
+  name: (part: TlsPart) => string,
+): { part: TlsPart; message: string } | undefined {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(tls.key);
+  } catch (err) {
+    const encrypted = (err as { code?: string }).code === 'ERR_MISSING_PASSPHRASE';
+    return { part: 'key', message: encrypted ? 'is an encrypted private key: give it unencrypted (openssl pkey -in <file> -out <file>)' : 'is not a PEM private key' };
+  }
+  const chain = pemCertificates(tls.cert);
+  if (chain === undefined) return { part: 'cert', message: 'holds no PEM certificate that parses' };
+  const cas: X509Certificate[] = [];
+  for (const c of Array.isArray(tls.ca) ? tls.ca : [tls.ca]) {
+    const parsed = pemCertificates(c);
+    if (parsed === undefined) return { part: 'ca', message: 'holds no PEM certificate that parses' };
+    cas.push(...parsed);
+  }
+  const leaf = chain[0]!;
+  if (!leaf.checkPrivateKey(key)) return { part: 'cert', message: `does not match ${name('key')} (its public key is another key's)` };
+  const now = Date.now();
+  if (Date.parse(leaf.validTo) < now) return { part: 'cert', message: `expired on ${leaf.validTo}: other members refuse it` };
+  if (Date.parse(leaf.validFrom) > now) return { part: 'cert', message: `is not valid before ${leaf.validFrom}: other members refuse it (is this machine's clock right?)` };
+  // with a chain, any of its certificates may be the one a CA of the bundle issued
+  const trusted = chain.some((c) => cas.some((ca) => c.fingerprint256 === ca.fingerprint256 || (c.checkIssued(ca) && c.verify(ca.publicKey))));
+  if (!trusted) return { part: 'cert', message: `is not signed by ${name('ca')} (issuer ${leaf.issuer.replace(/\n/g, ', ')}): other members will refuse it` };
+  return undefined;
+}
+
 /** The rule of each entry of options.compute.modules (path `options.compute.modules.<name>`). */
 const MODULE_RULE: Rule = {
   check: (v) => moduleHref(v) !== undefined,
@@ -531,6 +588,10 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (path.startsWith('options.metrics.') && metrics === undefined) continue;
     const v = get(resolved, path);
     if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
+  }
+  if (cluster?.tls !== undefined) {
+    const p = tlsMaterialProblem(cluster.tls, (part) => `options.cluster.tls.${part}`);
+    if (p !== undefined) fail(`options.cluster.tls.${p.part}`, p.message);
   }
   // each registered module: its own path in the message; the table then holds hrefs only
   const table: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -1,5 +1,5 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ClusterStatus } from '../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from './fixtures/status-member.js';
+import { makeCa } from './fixtures/tls.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -329,11 +330,7 @@ function exitWithin(m: Started, limitMs: number): Promise<number | null> {
 
 describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => {
   it('a member started with the three TLS files listens on wss://, and status with them gets its answer (without them it does not)', { timeout: 60_000 }, async () => {
-    const ssl = (...a: string[]) => execFileSync('openssl', a, { cwd: DIR, stdio: 'ignore' });
-    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cli-ca');
-    writeFileSync(join(DIR, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'm.key', '-out', 'm.csr', '-subj', '/CN=m');
-    ssl('x509', '-req', '-in', 'm.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'm.pem', '-days', '1', '-extfile', 'ext.cnf');
+    makeCa(DIR, 'ca', ['m']);
     const tls = ['--tls-key', join(DIR, 'm.key'), '--tls-cert', join(DIR, 'm.pem'), '--tls-ca', join(DIR, 'ca.pem')];
     const m = await startMember(['--port', '0', '--workers', '1', '--memory', '64MB', ...tls]);
     try {
@@ -347,6 +344,33 @@ describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => 
       expect(bare.code).toBe(1);
     } finally {
       m.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('TLS files that cannot work are refused before anything starts', () => {
+  it('a key of another certificate, an expired certificate, one another CA signed, a CA file without a certificate: exit 2 naming the flag and file', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(DIR, 'tls-'));
+    makeCa(dir, 'ca', ['m', 'n']);
+    makeCa(dir, 'other-ca', ['mallory']);
+    makeCa(dir, 'old-ca', ['expired'], -1);
+    const f = (name: string) => join(dir, name);
+    writeFileSync(f('empty.pem'), 'not a certificate\n');
+    const flags = (key: string, cert: string, ca: string) => ['--tls-key', f(key), '--tls-cert', f(cert), '--tls-ca', f(ca)];
+    const cases: [string[], RegExp][] = [
+      [['start', '--port', '0', ...flags('n.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not match --tls-key \S+n\.key/],
+      [['status', 'wss://127.0.0.1:7400', ...flags('n.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not match --tls-key/],
+      [['start', '--port', '0', ...flags('expired.key', 'expired.pem', 'old-ca.pem')], /^shardgrid: --tls-cert \S+expired\.pem expired on /],
+      [['start', '--port', '0', ...flags('mallory.key', 'mallory.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+mallory\.pem is not signed by --tls-ca \S+ca\.pem/],
+      [['status', 'wss://127.0.0.1:7400', ...flags('m.key', 'm.pem', 'empty.pem')], /^shardgrid: --tls-ca \S+empty\.pem holds no PEM certificate/],
+      [['start', '--port', '0', ...flags('m.pem', 'm.pem', 'ca.pem')], /^shardgrid: --tls-key \S+m\.pem is not a PEM private key/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run([...args, '--secret-file', SECRET_FILE]);
+      expect({ args, stderr: r.stderr }).toEqual({ args, stderr: expect.stringMatching(message) });
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
     }
   });
 });

@@ -1,6 +1,5 @@
 // Optional mutual TLS on the member port, with a throwaway CA made by openssl in the test.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,23 +8,10 @@ import type { TlsOptions } from '../dist/transport/index.js';
 import { GridError } from '../dist/errors.js';
 import WebSocket from 'ws';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { makeCa } from './fixtures/tls.js';
 
 const SECRET = 'tls-test-secret-0123456789abcdef';
 let dir: string;
-
-function ssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A CA (key + self-signed cert) named `ca`, and `n` leaf certs it signs for 127.0.0.1 (server and client use). */
-function makeCa(ca: string, leaves: string[]): void {
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '1', '-subj', `/CN=${ca}`);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  for (const l of leaves) {
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${l}.key`, '-out', `${l}.csr`, '-subj', `/CN=${l}`);
-    ssl('x509', '-req', '-in', `${l}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${l}.pem`, '-days', '1', '-extfile', 'ext.cnf');
-  }
-}
 
 const tlsOf = (leaf: string, ca: string): TlsOptions => ({
   key: readFileSync(join(dir, `${leaf}.key`)),
@@ -36,8 +22,8 @@ const tlsOf = (leaf: string, ca: string): TlsOptions => ({
 describe('mutual TLS (cluster.tls)', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sg-tls-'));
-    makeCa('ca', ['a', 'b', 'relay']);
-    makeCa('other-ca', ['mallory']);
+    makeCa(dir, 'ca', ['a', 'b', 'relay']);
+    makeCa(dir, 'other-ca', ['mallory']);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

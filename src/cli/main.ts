@@ -9,7 +9,8 @@
  *
  * Exit codes: 0 done; 1 the grid or the cluster failed (createGrid refused its options, a member
  * could not be reached or refused the secret); 2 usage (unknown command or flag, bad value,
- * missing, unreadable or short secret, a secret in argv); 130 a second signal while the member was
+ * missing, unreadable or short secret, a secret in argv, TLS files missing, unreadable or
+ * unusable); 130 a second signal while the member was
  * leaving.
  */
 import { randomBytes } from 'node:crypto';
@@ -17,7 +18,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, isHostPort, isStrongEnoughSecret, moduleHref, parseBytes } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, isHostPort, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -208,7 +209,9 @@ function refuseSecretInArgv(args: readonly string[]): void {
 
 /**
  * cluster.tls from --tls-key, --tls-cert and --tls-ca (PEM files, read once): all three or none;
- * a missing one or an unreadable file is a UsageError (exit 2). Undefined without the flags.
+ * a missing one, an unreadable file or unusable contents (tlsMaterialProblem: not PEM, a key of
+ * another certificate, an expired certificate, one the CA did not sign) is a UsageError (exit 2)
+ * naming the flag and file. Undefined without the flags.
  */
 function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
   const given = [o.tlsKey, o.tlsCert, o.tlsCa].filter((x) => x !== undefined).length;
@@ -221,7 +224,11 @@ function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | un
       throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
     }
   };
-  return { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
+  const tls = { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
+  const file = { key: o.tlsKey!, cert: o.tlsCert!, ca: o.tlsCa! };
+  const problem = tlsMaterialProblem(tls, (part) => `--tls-${part} ${file[part]}`);
+  if (problem !== undefined) throw new UsageError(`--tls-${problem.part} ${file[problem.part]} ${problem.message}`);
+  return tls;
 }
 
 /**

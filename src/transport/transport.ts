@@ -926,13 +926,19 @@ export class Transport extends EventEmitter {
     // Small headers, short header / request deadlines checked often, no keep-alive: a peer that
     // never upgrades, or drips its headers, is shed (the HELLO deadline cuts it sooner still).
     const httpOpts = { maxHeaderSize: 8192, headersTimeout: handshakeTimeout, requestTimeout: handshakeTimeout, keepAliveTimeout: 1, connectionsCheckingInterval: 250 };
-    const server: Server =
-      opts.tls === undefined
-        ? createServer(httpOpts, onRequest)
-        : (createTlsServer(
-            { ...httpOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout },
-            onRequest,
-          ) as unknown as Server);
+    let server: Server;
+    try {
+      server =
+        opts.tls === undefined
+          ? createServer(httpOpts, onRequest)
+          : (createTlsServer(
+              { ...httpOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout },
+              onRequest,
+            ) as unknown as Server);
+    } catch (err) {
+      // OpenSSL refused the key or certificate (createGrid and fetchClusterStatus check them first)
+      return Promise.reject(new InvalidArgumentError(`transport options.tls: ${(err as Error).message}`, { cause: (err as { code?: string }).code }));
+    }
     server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
     server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({

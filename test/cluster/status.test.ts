@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchClusterStatus, GridError, InvalidOptionError } from '../../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from '../fixtures/status-member.js';
+import { makeCa, tlsOf } from '../fixtures/tls.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -41,6 +45,18 @@ describe('fetchClusterStatus', () => {
     }
     expect(member.requests).toBe(0);
     expect(member.peers()).toEqual([]);
+  });
+
+  it('rejects TLS material that cannot work (a key of another certificate) with GRID_ERR_INVALID_OPTION naming the part, not a raw OpenSSL error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-status-tls-'));
+    try {
+      makeCa(dir, 'ca', ['a', 'b']);
+      const err = await fetchClusterStatus('wss://127.0.0.1:1', SECRET, 1000, { ...tlsOf(dir, 'a', 'ca'), key: tlsOf(dir, 'b', 'ca').key }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect((err as InvalidOptionError).message).toMatch(/^options\.cluster\.tls\.cert does not match options\.cluster\.tls\.key/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects with GRID_ERR_MEMBER_UNREACHABLE when nothing listens at the url', async () => {
