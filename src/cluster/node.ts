@@ -132,8 +132,18 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
     this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
     try {
+      // A seed list may name this member too (one list given to every member): it joins through
+      // the others. Only itself: nobody could admit it (it used to wait 15 s for admission).
+      const own = new Set([this.transport.url, this.transport.boundUrl()]);
+      const seeds = o.seeds.filter((u) => !own.has(u));
+      if (o.seeds.length > 0 && seeds.length === 0) {
+        throw new InvalidOptionError(
+          `options.cluster.seeds names only this member itself (${o.seeds.join(', ')}): a member given seeds joins through them and never founds a cluster; start the first member without seeds`,
+          { option: 'options.cluster.seeds' },
+        );
+      }
       // only a member started without seeds founds a cluster
-      await this.begin([...o.seeds], o.seeds.length === 0);
+      await this.begin(seeds, o.seeds.length === 0);
     } catch (e) {
       await this.transport.close();
       throw e;

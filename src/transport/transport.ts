@@ -977,7 +977,7 @@ export class Transport extends EventEmitter {
    * the advertised url: an operator's `status` on the member's own address, a harness probing
    * behind its proxies. A relay is neither, so binding the dialled url still defeats it.
    */
-  private boundUrl(): string {
+  boundUrl(): string {
     const a = this.server.address();
     if (typeof a !== 'object' || a === null) return this.url;
     const host = a.address.includes(':') ? `[${a.address}]` : a.address;

@@ -94,4 +94,24 @@ describe('joining with options the cluster does not share', () => {
     others.push(g);
     expect(g.stats().members!.filter((m) => !m.lite).length).toBe(2);
   });
+
+  it('a member whose only seed is itself is refused at once; a seed list that also names it (the same list on every member) joins through the others', { timeout: 60_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const self = `ws://127.0.0.1:${port}`;
+    const t0 = Date.now();
+    const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port, seeds: [self], secret: SECRET, backups: 1 } }).then(
+      (g) => g.close().then(() => 'joined'),
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+    expect((err as Error).message).toMatch(/^options\.cluster\.seeds names only this member itself/);
+    expect(Date.now() - t0).toBeLessThan(5000); // it used to wait 15 s for an admission nobody could give
+    const g = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port, seeds: [self, url], secret: SECRET, backups: 1 } });
+    others.push(g);
+    expect(first.stats().members!.map((m) => m.id)).toContain(g.stats().cluster!.memberId);
+  });
 });
