@@ -365,9 +365,15 @@ const RULES: Record<string, Rule> = {
   },
   'options.cluster.sourceAddress': { check: (v) => v === undefined || (typeof v === 'string' && isIP(v) !== 0), message: 'must be an IPv4 or IPv6 address' },
   'options.cluster.seeds': {
-    // with TLS every seed is dialled over TLS
-    check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && (o.cluster?.tls === undefined || s.startsWith('wss://'))),
-    message: (_v, o) => (o.cluster?.tls === undefined ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'" : 'must be an array of wss:// URLs when options.cluster.tls is set'),
+    // with TLS every seed is dialled over TLS; without, a wss:// member (mutual TLS: it asks for a
+    // certificate of its CA) would refuse every dial, which looked like an unreachable seed
+    check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && s.startsWith('wss://') === (o.cluster?.tls !== undefined)),
+    message: (v, o) =>
+      !Array.isArray(v) || !v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s))
+        ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'"
+        : o.cluster?.tls === undefined
+          ? 'must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)'
+          : 'must be an array of wss:// URLs when options.cluster.tls is set',
   },
   'options.cluster.backups': intRule(0, 6),
   'options.cluster.lite': {

@@ -56,10 +56,14 @@ describe('options', () => {
     [{ cluster: { tls: { key: 'k', cert: 'c' } } }, 'options.cluster.tls'], [{ cluster: { tls: { key: 'k', cert: 'c', ca: [] } } }, 'options.cluster.tls'],
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a', extra: 1 } } }, 'options.cluster.tls'], [{ cluster: { tls: 'pem' } }, 'options.cluster.tls'],
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a' }, seeds: ['ws://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['wss://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
   it('the range messages say what is allowed', () => {
+    expect(() => resolveOptions({ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401', 'wss://127.0.0.1:7402'] } })).toThrow(
+      'options.cluster.seeds must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)',
+    );
     expect(() => resolveOptions({ cluster: { port: 70000 } })).toThrow('options.cluster.port must be an integer from 0 to 65535');
     expect(() => resolveOptions({ memory: 'abc' })).toThrow("options.memory must be a byte count or a size string such as '64MB' (got 'abc')");
   });

@@ -257,6 +257,9 @@ const TLS_HELP = {
   ca: 'PEM file of the cluster CA that signs every member certificate',
 };
 
+/** A wss:// url without --tls-*: such a member asks for a certificate of its CA and refuses anyone without one. */
+const TLS_MEMBER_HINT = 'is a member with mutual TLS: pass --tls-key, --tls-cert and --tls-ca (this member\'s key and certificate and the cluster CA)';
+
 function describeError(err: unknown): string {
   if (err instanceof GridError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
@@ -287,6 +290,7 @@ function firstSignal(): Promise<NodeJS.Signals> {
 async function start(o: StartOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'start');
   const tls = clusterTls(o);
+  if (tls === undefined) for (const u of o.seeds ?? []) if (u.startsWith('wss://')) throw new UsageError(`--seeds ${u} ${TLS_MEMBER_HINT}`);
   const lite = o.lite === true;
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
   if (tls !== undefined) options.cluster!.tls = tls;
@@ -344,6 +348,7 @@ async function start(o: StartOptions): Promise<number> {
 async function status(url: string, o: StatusOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'status');
   const tls = clusterTls(o);
+  if (tls === undefined && url.startsWith('wss://')) throw new UsageError(`${url} ${TLS_MEMBER_HINT}`);
   try {
     const s = await fetchClusterStatus(url, secret, o.timeout, tls);
     process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));

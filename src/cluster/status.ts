@@ -86,7 +86,7 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * @throws {ProtocolError} when the answer is not a cluster status (GRID_ERR_PROTOCOL).
  * @throws {UnsupportedError} when the member does not serve status (GRID_ERR_UNSUPPORTED).
  * @throws {InvalidOptionError} when `secret` is under 16 bytes, naming options.cluster.secret, or `tls` is unusable, naming options.cluster.tls.key, .cert or .ca (GRID_ERR_INVALID_OPTION).
- * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer (GRID_ERR_INVALID_ARGUMENT).
+ * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer, or `url` is wss:// and `tls` is not given (GRID_ERR_INVALID_ARGUMENT).
  *
  * @example
  * ```ts
@@ -97,6 +97,9 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
 export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
+  if (tls === undefined && typeof url === 'string' && url.startsWith('wss://')) {
+    throw new InvalidArgumentError(`fetchClusterStatus: ${url} is a member with mutual TLS: pass tls (this client's key and certificate and the cluster CA)`);
+  }
   if (tls !== undefined && typeof tls === 'object' && tls !== null) {
     const p = tlsMaterialProblem(tls, (part) => `options.cluster.tls.${part}`);
     if (p !== undefined) throw new InvalidOptionError(`options.cluster.tls.${p.part} ${p.message}`, { option: `options.cluster.tls.${p.part}` });

@@ -54,6 +54,10 @@ describe('fetchClusterStatus', () => {
       const err = await fetchClusterStatus('wss://127.0.0.1:1', SECRET, 1000, { ...tlsOf(dir, 'a', 'ca'), key: tlsOf(dir, 'b', 'ca').key }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidOptionError);
       expect((err as InvalidOptionError).message).toMatch(/^options\.cluster\.tls\.cert does not match options\.cluster\.tls\.key/);
+      // and a wss:// member without any tls: named at once (it used to fail the TLS handshake)
+      const bare = await fetchClusterStatus('wss://127.0.0.1:1', SECRET, 1000).catch((e: unknown) => e);
+      expect(bare).toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+      expect((bare as Error).message).toContain('wss://127.0.0.1:1 is a member with mutual TLS: pass tls');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
