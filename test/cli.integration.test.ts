@@ -1,6 +1,6 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +106,21 @@ describe('shardgrid --help and --version', () => {
       expect(Buffer.from(r.stdout.trim(), 'base64url')).toHaveLength(32);
     }
     expect(a.stdout).not.toBe(b.stdout);
+  });
+
+  it('`shardgrid secret` that cannot write its output (a full disk) exits 1 saying so, not 0 with nothing written', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const child = spawn(process.execPath, [CLI, 'secret'], { cwd: ROOT, env: env(), stdio: ['ignore', full, 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr).toMatch(/^shardgrid: cannot write the output: .*ENOSPC/);
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(code).toBe(1);
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('exits 2 with the usage when no command is given', async () => {
@@ -426,5 +441,29 @@ describe('cluster: two members started with shardgrid start', () => {
     a.child.kill('SIGTERM');
     expect(await exitWithin(a, 10_000)).toBe(0);
     expect(a.out()).toContain(`member ${a.id} stopped`);
+  }, 30_000);
+
+  it('a member whose stdout reader went away (| head) goes on serving, and still leaves gracefully on SIGTERM', async () => {
+    const common = ['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '7'];
+    const a = await startMember(common);
+    started.push(a);
+    let stderr = '';
+    a.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    a.child.stdout!.destroy(); // as `shardgrid start | head -1` once head has its line
+    // a line to print: a member joins (it used to kill a with an unhandled EPIPE)
+    const b = await startMember([...common, '--seeds', a.url]);
+    started.push(b);
+    await until(`${a.id} in the status of ${b.id}`, 10_000, async () => {
+      const r = await run(['status', b.url, '--json', '--timeout', '2000'], WITH_SECRET, 5000);
+      return r.code === 0 && (JSON.parse(r.stdout) as ClusterStatus).members.filter((m) => m.status === 'alive').length === 2 ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.child.exitCode).toBe(null);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    a.child.kill('SIGTERM');
+    expect(await exitWithin(a, 10_000)).toBe(0);
+    await until(`${b.id} to see ${a.id} leave`, 5000, () => (b.out().includes(`member-left ${a.id} ${a.url} (data, left)`) ? true : undefined));
+    b.child.kill('SIGTERM');
+    expect(await exitWithin(b, 10_000)).toBe(0);
   }, 30_000);
 });

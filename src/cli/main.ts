@@ -265,8 +265,33 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/**
+ * The first error of stdout (a closed pipe: `shardgrid start | head -1` once head is done; a full
+ * disk; a terminal gone). A stream error nobody listens to is thrown: it used to kill a member
+ * on its next line (a member joining), without leaving the cluster. Later lines are dropped and
+ * the member goes on; a command whose output is its product (secret, status) exits 1 instead.
+ */
+let stdoutError: Error | undefined;
+process.stdout.on('error', (err: Error) => void (stdoutError ??= err));
+process.stderr.on('error', () => undefined); // nowhere left to report it
+const say = (line: string): void => {
+  if (stdoutError === undefined) process.stdout.write(`${line}\n`);
+};
 const complain = (line: string): void => void process.stderr.write(`shardgrid: ${line}\n`);
+
+/** 0 once everything said so far reached stdout, else 1 after saying why on stderr. */
+function outputWritten(): Promise<number> {
+  return new Promise((resolve) => {
+    const done = (err?: Error | null): void => {
+      const e = stdoutError ?? err ?? undefined;
+      if (e === undefined) return resolve(0);
+      complain(`cannot write the output: ${e.message}`);
+      resolve(1);
+    };
+    if (stdoutError !== undefined) done();
+    else process.stdout.write('', done);
+  });
+}
 
 // ── commands ────────────────────────────────────────────────────────────────────────────────────
 
@@ -351,8 +376,8 @@ async function status(url: string, o: StatusOptions): Promise<number> {
   if (tls === undefined && url.startsWith('wss://')) throw new UsageError(`${url} ${TLS_MEMBER_HINT}`);
   try {
     const s = await fetchClusterStatus(url, secret, o.timeout, tls);
-    process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
-    return 0;
+    say((o.json === true ? JSON.stringify(s, null, 2) : renderStatus(s)).replace(/\n$/, ''));
+    return await outputWritten();
   } catch (err) {
     complain(`cannot get the cluster status from ${url}: ${describeError(err)}`);
     return 1;
@@ -427,9 +452,9 @@ function program(setExit: (code: number) => void): Command {
   p.command('secret')
     .description(`print a new random cluster secret (32 random bytes, base64url) and exit`)
     .addHelpText('after', `\nExample:\n  export ${SECRET_ENV}=$(shardgrid secret)\n  (umask 077; shardgrid secret > cluster.secret)\n`)
-    .action(() => {
+    .action(async () => {
       say(randomBytes(32).toString('base64url'));
-      setExit(0);
+      setExit(await outputWritten());
     });
 
   return p;
