@@ -367,10 +367,10 @@ const RULES: Record<string, Rule> = {
   'options.cluster.seeds': {
     // with TLS every seed is dialled over TLS; without, a wss:// member (mutual TLS: it asks for a
     // certificate of its CA) would refuse every dial, which looked like an unreachable seed
-    check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && s.startsWith('wss://') === (o.cluster?.tls !== undefined)),
+    check: (v, o) => Array.isArray(v) && v.every((s) => isMemberUrl(s) && s.startsWith('wss://') === (o.cluster?.tls !== undefined)),
     message: (v, o) =>
-      !Array.isArray(v) || !v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s))
-        ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'"
+      !Array.isArray(v) || !v.every(isMemberUrl)
+        ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401' (a port from 1 to 65535)"
         : o.cluster?.tls === undefined
           ? 'must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)'
           : 'must be an array of wss:// URLs when options.cluster.tls is set',
@@ -475,6 +475,20 @@ const MODULE_RULE: Rule = {
   message: (v) => `must be a file: URL or an absolute path of an existing ES module file${describeModuleValue(v)}`,
 };
 const MODULE_NAME_MESSAGE = 'is not a valid module name: 1 to 64 letters, digits, _ . or -, not starting with . or -';
+
+/**
+ * A member url a seed or `status` may name: ws:// or wss://, a host, and a port from 1 to 65535 if
+ * any (the WHATWG URL parser's check: `ws://127.0.0.1:99999` used to pass the pattern and fail
+ * later, at the dial, as GRID_ERR_INVALID_ARGUMENT).
+ */
+export function isMemberUrl(v: unknown): v is string {
+  if (typeof v !== 'string' || !/^wss?:\/\/[^\s/]+/.test(v)) return false;
+  try {
+    return new URL(v).port !== '0';
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The file: URL href of a module given at registration, or undefined when it is not a file: URL

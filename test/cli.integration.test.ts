@@ -144,6 +144,8 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a memory size that does not parse', ['start', ...secret, '--memory', '12 parsecs'], /'--memory <size>' argument '12 parsecs' is invalid.*256MB/],
     ['a seed that is not a ws url', ['start', ...secret, '--seeds', 'ws://127.0.0.1:7400,http://127.0.0.1:7401'], /'--seeds <urls>'.*'http:\/\/127\.0\.0\.1:7401' is not a ws:\/\//],
     ['a flag without its value', ['start', ...secret, '--port'], /'--port <port>' argument missing/],
+    ['a status url whose port is out of range', ['status', ...secret, 'ws://127.0.0.1:99999'], /'ws:\/\/127\.0\.0\.1:99999' is invalid for argument 'ws-url'/],
+    ['a seed whose port is out of range', ['start', ...secret, '--seeds', 'ws://127.0.0.1:99999'], /'--seeds <urls>'.*'ws:\/\/127\.0\.0\.1:99999' is not a ws:\/\/ or wss:\/\/ url/],
     ['a status url that is not a ws url', ['status', ...secret, 'localhost:7400'], /'localhost:7400' is invalid for argument 'ws-url'/],
     ['a zero status timeout', ['status', ...secret, 'ws://127.0.0.1:7400', '--timeout', '0'], /'--timeout <ms>' argument '0' is invalid/],
     ['a status without its url', ['status', ...secret], /missing required argument 'ws-url'/],

@@ -57,6 +57,7 @@ describe('options', () => {
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a', extra: 1 } } }, 'options.cluster.tls'], [{ cluster: { tls: 'pem' } }, 'options.cluster.tls'],
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a' }, seeds: ['ws://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: { secret: SECRET, seeds: ['wss://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:99999'] } }, 'options.cluster.seeds'], [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:0'] } }, 'options.cluster.seeds'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
