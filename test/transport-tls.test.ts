@@ -70,6 +70,28 @@ describe('mutual TLS (cluster.tls)', () => {
     }
   });
 
+  it('a member logs why it refused a TLS connection (its certificate, none, plain HTTP), not as a malformed HTTP request', { timeout: 20_000 }, async () => {
+    const lines: string[] = [];
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a5', tls: tlsOf('a', 'ca'), log: (level, message) => lines.push(`${level} ${message}`) });
+    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'mallory5', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const plain = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'plain5', log: () => undefined });
+    try {
+      expect(await mallory.connect(a.url, 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
+      expect(await plain.connect(a.url.replace('wss:', 'ws:'), 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
+      const noCert = new WebSocket(a.url, { ca: readFileSync(join(dir, 'ca.pem')) });
+      await new Promise((r) => noCert.once('error', r).once('close', r));
+      const until = Date.now() + 3000;
+      while (lines.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(lines).toEqual([
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: its certificate failed verification against this member's CA \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/),
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: plain HTTP on this wss:\/\/ port/),
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: it sent no certificate/),
+      ]);
+    } finally {
+      await Promise.all([a.close(), mallory.close(), plain.close()]);
+    }
+  });
+
   it('a dialler refuses a listener whose certificate another CA signed', { timeout: 20_000 }, async () => {
     const evil = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'evil', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
     const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b3', tls: tlsOf('b', 'ca'), log: () => undefined });

@@ -623,6 +623,21 @@ function checkOptions(o: TransportOptions): void {
   }
 }
 
+/** ' from <address>' of a socket, '' when unknown (a TLS socket that failed its handshake may only know it through the socket it wraps). */
+function fromAddress(socket: Socket): string {
+  const a = socket.remoteAddress ?? (socket as Socket & { _parent?: Socket })._parent?.remoteAddress;
+  return a === undefined ? '' : ` from ${safeText(a)}`;
+}
+
+/** Why a TLS handshake on the member port failed, in an operator's words (OpenSSL's own lines name source files). */
+function tlsRefusal(err: Error & { code?: string }, socket: TLSSocket): string {
+  const verify = socket.authorizationError as unknown;
+  if (verify !== undefined && verify !== null) return `its certificate failed verification against this member's CA (${safeText(String(verify))})`;
+  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'it sent no certificate (mutual TLS: a member needs one signed by the cluster CA)';
+  if (err.code === 'ERR_SSL_HTTP_REQUEST') return 'plain HTTP on this wss:// port (a member without cluster.tls, or a ws:// url for a wss:// member)';
+  return safeText(err.code ?? err.message);
+}
+
 export class Transport extends EventEmitter {
   readonly url: string;
   readonly memberId: string;
@@ -785,8 +800,11 @@ export class Transport extends EventEmitter {
       this.peerLog('warn', `rejected a malformed WebSocket upgrade: ${safeText(err.message)}`);
       socket.destroy();
     });
-    server.on('clientError', (err: Error, socket: Socket) => {
-      this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
+    server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+      // on a TLS port, a refused handshake reaches here too (as 'socket hang up' or an OpenSSL
+      // line): say it was refused and why, which is what an operator needs to mend a member
+      if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('warn', `refused a TLS connection${fromAddress(socket)}: ${tlsRefusal(err, socket)}`);
+      else this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
       socket.destroy();
     });
     // admission runs on the raw TCP connection, before any byte is parsed (with TLS: before the TLS handshake)
