@@ -106,6 +106,12 @@ export interface GridOptions {
   resp?: RespOptions;
   /** Prometheus metrics: `/metrics` on a port of its own, and/or the application's prom-client registry. */
   metrics?: MetricsOptions;
+  /**
+   * Stops createGrid while it starts: aborted before the grid is up (a member still joining its
+   * cluster, which can take up to ~35 s when the cluster cannot admit it), createGrid stops at
+   * once, closes what it started and rejects with GRID_ERR_CLOSED. No effect once it resolved.
+   */
+  signal?: AbortSignal;
 }
 
 /** `options.metrics` of createGrid: Prometheus metrics (prom-client). */
@@ -278,6 +284,7 @@ export interface ResolvedOptions {
   cluster: ResolvedClusterOptions | undefined;
   resp: ResolvedRespOptions | undefined;
   metrics: ResolvedMetricsOptions | undefined;
+  signal: AbortSignal | undefined;
 }
 
 export interface ResolvedComputeOptions {
@@ -401,6 +408,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.signal': { check: (v) => v === undefined || v instanceof AbortSignal, message: 'must be an AbortSignal' },
   'options.metrics.registry': {
     check: (v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { registerMetric?: unknown }).registerMetric === 'function'),
     message: 'must be a prom-client Registry',
@@ -542,7 +550,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics', 'logger'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics', 'logger', 'signal'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
     rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters', 'sessionTtlMs'], 'options.cp');
@@ -600,6 +608,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     cluster,
     resp,
     metrics,
+    signal: i.signal as AbortSignal | undefined,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
   for (const [path, rule] of Object.entries(RULES)) {

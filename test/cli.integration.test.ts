@@ -401,6 +401,39 @@ describe('TLS files that cannot work are refused before anything starts', () => 
   });
 });
 
+describe('a signal while the member is still joining', () => {
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s stops the join at once (it waited out the join, 5 s here, in silence) and exits 0', async (signal) => {
+    // a seed that accepts the connection and never answers: the join waits for it
+    const { createServer } = await import('node:net');
+    let child: ChildProcess | undefined;
+    const sockets: import('node:net').Socket[] = [];
+    const seed = createServer((sock) => {
+      sockets.push(sock);
+      if (sockets.length === 1) child!.kill(signal); // the member is dialling: it is in its join
+    });
+    await new Promise<void>((r) => seed.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (seed.address() as { port: number }).port;
+      const t0 = Date.now();
+      child = launch(['start', '--secret-file', SECRET_FILE, '--port', '0', '--workers', '1', '--memory', '16MB', '--seeds', `ws://127.0.0.1:${port}`]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child!.on('close', resolve));
+      const ms = Date.now() - t0;
+      expect(sockets.length).toBeGreaterThan(0);
+      expect(stdout).toContain(`${signal}: stopping before this member has joined the cluster`);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(4000); // the join alone would take 5 s
+    } finally {
+      for (const s of sockets) s.destroy();
+      seed.close();
+    }
+  });
+});
+
 describe('cluster: two members started with shardgrid start', () => {
   const started: Started[] = [];
   afterEach(() => {
@@ -465,7 +498,9 @@ describe('cluster: two members started with shardgrid start', () => {
     a.child.kill('SIGTERM');
     expect(await exitWithin(a, 10_000)).toBe(0);
     await until(`${b.id} to see ${a.id} leave`, 5000, () => (b.out().includes(`member-left ${a.id} ${a.url} (data, left)`) ? true : undefined));
-    b.child.kill('SIGTERM');
+    // SIGHUP (a closed terminal) leaves gracefully too: it used to kill the member
+    b.child.kill('SIGHUP');
     expect(await exitWithin(b, 10_000)).toBe(0);
+    expect(b.out()).toContain(`SIGHUP: member ${b.id} is leaving the cluster`);
   }, 30_000);
 });

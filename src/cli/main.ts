@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM, `status` prints
+ * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM/SIGHUP, `status` prints
  * the cluster status from any member, `secret` prints a new random cluster secret. Arguments are
  * parsed by commander.
  *
@@ -293,7 +293,10 @@ function outputWritten(): Promise<number> {
 
 // ── commands ────────────────────────────────────────────────────────────────────────────────────
 
-/** Resolves with the first SIGINT/SIGTERM; a second one exits at once. */
+/**
+ * Resolves with the first SIGINT, SIGTERM or SIGHUP (a closed terminal: it used to kill the member
+ * without leaving the cluster); a second one exits at once.
+ */
 function firstSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     let seen = false;
@@ -307,6 +310,7 @@ function firstSignal(): Promise<NodeJS.Signals> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
   });
 }
 
@@ -331,12 +335,26 @@ async function start(o: StartOptions): Promise<number> {
   if (o.metricsPort !== undefined) options.metrics = { port: o.metricsPort, host: o.metricsHost ?? '127.0.0.1' };
   else if (o.metricsHost !== undefined) throw new UsageError('--metrics-host needs --metrics-port');
 
-  // listen before createGrid: a signal during start-up stops the member as soon as it is up
+  // listen before createGrid: a signal during start-up stops it where it is (a join can take 35 s
+  // when the cluster cannot admit this member: the signal used to wait for that, in silence)
   const signalled = firstSignal();
+  const starting = new AbortController();
+  let up = false;
+  void signalled.then((signal) => {
+    if (up) return;
+    say(`${signal}: stopping before this member has joined the cluster`);
+    starting.abort();
+  });
+  options.signal = starting.signal;
   let grid: Grid;
   try {
     grid = await createGrid(options);
+    up = true;
   } catch (err) {
+    if (starting.signal.aborted) {
+      say('stopped');
+      return 0;
+    }
     complain(describeError(err));
     return 1;
   }
@@ -396,7 +414,7 @@ function program(setExit: (code: number) => void): Command {
     .configureOutput({ outputError: (message, write) => write(message.replace(/^error: /, 'shardgrid: ')) });
 
   p.command('start')
-    .description('run a cluster member until SIGINT or SIGTERM, then leave the cluster gracefully')
+    .description('run a cluster member until SIGINT, SIGTERM or SIGHUP, then leave the cluster gracefully')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (default: 7400, 0 with --lite); 0 picks a free one, printed when started', integer(0, 65535))
     .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
