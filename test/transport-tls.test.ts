@@ -9,6 +9,7 @@ import { GridError } from '../dist/errors.js';
 import WebSocket from 'ws';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { makeCa } from './fixtures/tls.js';
+import { connect as netConnect } from 'node:net';
 
 const SECRET = 'tls-test-secret-0123456789abcdef';
 let dir: string;
@@ -87,6 +88,17 @@ describe('mutual TLS (cluster.tls)', () => {
         expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: plain HTTP on this wss:\/\/ port/),
         expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: it sent no certificate/),
       ]);
+      // a peer that hangs up in the middle of its handshake was refused nothing: not reported as a refusal
+      await new Promise<void>((resolve) => {
+        const c = netConnect(Number(a.url.split(':').pop()), '127.0.0.1', () => {
+          c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])); // the start of a ClientHello
+          setTimeout(() => c.resetAndDestroy(), 50);
+        });
+        c.on('error', () => undefined).on('close', () => resolve());
+      });
+      const until2 = Date.now() + 3000;
+      while (lines.length < 4 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
+      expect(lines[3]).toMatch(/^warn a connection from 127\.0\.0\.1 ended during its TLS handshake: ECONNRESET$/);
     } finally {
       await Promise.all([a.close(), mallory.close(), plain.close()]);
     }

@@ -629,13 +629,17 @@ function fromAddress(socket: Socket): string {
   return a === undefined ? '' : ` from ${safeText(a)}`;
 }
 
-/** Why a TLS handshake on the member port failed, in an operator's words (OpenSSL's own lines name source files). */
-function tlsRefusal(err: Error & { code?: string }, socket: TLSSocket): string {
+/**
+ * Why TLS refused a connection on the member port, in an operator's words (OpenSSL's own lines
+ * name source files); undefined when TLS refused nothing (the peer hung up mid-handshake).
+ */
+function tlsRefusal(err: Error & { code?: string }, socket: TLSSocket): string | undefined {
   const verify = socket.authorizationError as unknown;
   if (verify !== undefined && verify !== null) return `its certificate failed verification against this member's CA (${safeText(String(verify))})`;
   if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'it sent no certificate (mutual TLS: a member needs one signed by the cluster CA)';
   if (err.code === 'ERR_SSL_HTTP_REQUEST') return 'plain HTTP on this wss:// port (a member without cluster.tls, or a ws:// url for a wss:// member)';
-  return safeText(err.code ?? err.message);
+  if (err.code?.startsWith('ERR_SSL_') === true) return `the TLS handshake failed (${safeText(err.code)})`;
+  return undefined;
 }
 
 export class Transport extends EventEmitter {
@@ -803,7 +807,9 @@ export class Transport extends EventEmitter {
     server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
       // on a TLS port, a refused handshake reaches here too (as 'socket hang up' or an OpenSSL
       // line): say it was refused and why, which is what an operator needs to mend a member
-      if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('warn', `refused a TLS connection${fromAddress(socket)}: ${tlsRefusal(err, socket)}`);
+      const refusal = socket instanceof TLSSocket && !socket.authorized ? tlsRefusal(err, socket) : undefined;
+      if (refusal !== undefined) this.peerLog('warn', `refused a TLS connection${fromAddress(socket)}: ${refusal}`);
+      else if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('warn', `a connection${fromAddress(socket)} ended during its TLS handshake: ${safeText(err.code ?? err.message)}`);
       else this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
       socket.destroy();
     });
