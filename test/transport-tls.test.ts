@@ -88,7 +88,8 @@ describe('mutual TLS (cluster.tls)', () => {
         expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: plain HTTP on this wss:\/\/ port/),
         expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: it sent no certificate/),
       ]);
-      // a peer that hangs up in the middle of its handshake was refused nothing: not reported as a refusal
+      // a peer that hangs up in the middle of its handshake was refused nothing: not reported as a
+      // refusal, nor as a warning (a healthy TLS cluster has these while its members join)
       await new Promise<void>((resolve) => {
         const c = netConnect(Number(a.url.split(':').pop()), '127.0.0.1', () => {
           c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])); // the start of a ClientHello
@@ -98,7 +99,7 @@ describe('mutual TLS (cluster.tls)', () => {
       });
       const until2 = Date.now() + 3000;
       while (lines.length < 4 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
-      expect(lines[3]).toMatch(/^warn a connection from 127\.0\.0\.1 ended during its TLS handshake: ECONNRESET$/);
+      expect(lines[3]).toMatch(/^info a connection from 127\.0\.0\.1 ended during its TLS handshake: ECONNRESET$/);
     } finally {
       await Promise.all([a.close(), mallory.close(), plain.close()]);
     }

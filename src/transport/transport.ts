@@ -809,7 +809,9 @@ export class Transport extends EventEmitter {
       // line): say it was refused and why, which is what an operator needs to mend a member
       const refusal = socket instanceof TLSSocket && !socket.authorized ? tlsRefusal(err, socket) : undefined;
       if (refusal !== undefined) this.peerLog('warn', `refused a TLS connection${fromAddress(socket)}: ${refusal}`);
-      else if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('warn', `a connection${fromAddress(socket)} ended during its TLS handshake: ${safeText(err.code ?? err.message)}`);
+      // not a refusal: a dial superseded by the peer's own (two members dialling each other at
+      // once, as they do while joining), a TCP health check; info, not a warning of a healthy cluster
+      else if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('info', `a connection${fromAddress(socket)} ended during its TLS handshake: ${safeText(err.code ?? err.message)}`);
       else this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
       socket.destroy();
     });
