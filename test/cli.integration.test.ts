@@ -194,6 +194,18 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     }
   });
 
+  it('a --secret-file, --resp-password-file or TLS file that never ends (/dev/zero) exits 2 at once (it read until the process aborted)', async () => {
+    for (const [args, message] of [
+      [['status', 'ws://127.0.0.1:7400', '--secret-file', '/dev/zero'], /^shardgrid: (warning: .*\n)?shardgrid: cannot read --secret-file \/dev\/zero: more than 65536 bytes/],
+      [['start', '--port', '0', '--secret-file', SECRET_FILE, '--resp-port', '0', '--resp-password-file', '/dev/zero'], /cannot read --resp-password-file \/dev\/zero: more than 65536 bytes/],
+      [['start', '--port', '0', '--secret-file', SECRET_FILE, '--tls-key', '/dev/zero', '--tls-cert', '/dev/zero', '--tls-ca', '/dev/zero'], /cannot read --tls-key \/dev\/zero: more than 4194304 bytes/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(args, undefined, 3000); // killed after 3 s (it read ~1 GB a second)
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(2);
+    }
+  });
+
   it('an unreadable --secret-file exits 2 naming the file', async () => {
     const r = await run(['status', 'ws://127.0.0.1:7400', '--secret-file', join(DIR, 'missing.secret')]);
     expect(r.code).toBe(2);

@@ -14,7 +14,7 @@
  * leaving.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
@@ -151,6 +151,33 @@ function computeModule(value: string, previous: Record<string, string> | undefin
   return { ...prev, [name]: path };
 }
 
+/** Largest --secret-file / --resp-password-file read, and largest TLS file (a CA bundle can be a few hundred KB). */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+const MAX_TLS_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The contents of a file the command reads, at most `max` bytes: more throws (a file that never
+ * ends, /dev/zero by mistake, was read until the process aborted with std::bad_alloc). Read in
+ * chunks, so a pipe (`--secret-file <(pass show cluster)`) works as a regular file does.
+ */
+function readBounded(file: string, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > max) throw new Error(`more than ${max} bytes: not the file meant`);
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const SECRET_FILE_HELP = `file holding the shared cluster secret, at least ${MIN_SECRET_BYTES} bytes (trailing newlines ignored; default: the ${SECRET_ENV} environment variable)`;
 const NEW_SECRET_HINT = '`shardgrid secret` prints a random one';
 
@@ -170,7 +197,7 @@ function clusterSecret(file: string | undefined, command: string): string {
       if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
         complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
       }
-      secret = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+      secret = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
       throw new UsageError(`cannot read ${from}: ${(err as Error).message}`);
     }
@@ -217,7 +244,7 @@ function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | un
   if (given !== 3) throw new UsageError('--tls-key, --tls-cert and --tls-ca go together (mutual TLS needs this member\'s key and certificate and the cluster CA)');
   const read = (flag: string, file: string): Buffer => {
     try {
-      return readFileSync(file);
+      return readBounded(file, MAX_TLS_FILE_BYTES);
     } catch (err) {
       throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
     }
@@ -241,7 +268,7 @@ function respPassword(file: string | undefined): string | undefined {
   }
   let v: string;
   try {
-    v = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+    v = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
   } catch (err) {
     throw new UsageError(`cannot read --resp-password-file ${file}: ${(err as Error).message}`);
   }
