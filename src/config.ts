@@ -450,6 +450,7 @@ export type TlsPart = 'key' | 'cert' | 'ca';
 export function tlsMaterialProblem(
   tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer | Array<string | Buffer> },
   name: (part: TlsPart) => string,
+  dialHost?: string,
 ): { part: TlsPart; message: string } | undefined {
   let key: KeyObject;
   try {
@@ -474,7 +475,21 @@ export function tlsMaterialProblem(
   // with a chain, any of its certificates may be the one a CA of the bundle issued
   const trusted = chain.some((c) => cas.some((ca) => c.fingerprint256 === ca.fingerprint256 || (c.checkIssued(ca) && c.verify(ca.publicKey))));
   if (!trusted) return { part: 'cert', message: `is not signed by ${name('ca')} (issuer ${leaf.issuer.replace(/\n/g, ', ')}): other members will refuse it` };
+  // other members check the certificate against the host they dial, as any TLS client does
+  if (dialHost !== undefined) {
+    const ip = isIP(dialHost) !== 0;
+    if ((ip ? leaf.checkIP(dialHost) : leaf.checkHost(dialHost)) === undefined) {
+      return { part: 'cert', message: `does not name ${dialHost}, the address other members dial (it names ${leaf.subjectAltName ?? leaf.subject.replace(/\n/g, ', ')}): their TLS refuses it` };
+    }
+  }
   return undefined;
+}
+
+/** The host other members dial to reach a member: that of `advertise`, else the bind host; undefined for a wildcard bind without one. */
+export function dialHostOf(host: string, advertise: string | undefined): string | undefined {
+  const h = advertise === undefined ? host : advertise.slice(0, advertise.lastIndexOf(':'));
+  const bare = h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+  return bare === '0.0.0.0' || bare === '::' ? undefined : bare;
 }
 
 /** The rule of each entry of options.compute.modules (path `options.compute.modules.<name>`). */
@@ -619,7 +634,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
   }
   if (cluster?.tls !== undefined) {
-    const p = tlsMaterialProblem(cluster.tls, (part) => `options.cluster.tls.${part}`);
+    const p = tlsMaterialProblem(cluster.tls, (part) => `options.cluster.tls.${part}`, dialHostOf(cluster.host, cluster.advertise));
     if (p !== undefined) fail(`options.cluster.tls.${p.part}`, p.message);
   }
   // each registered module: its own path in the message; the table then holds hrefs only

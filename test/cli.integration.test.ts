@@ -387,7 +387,7 @@ describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => 
 });
 
 describe('TLS files that cannot work are refused before anything starts', () => {
-  it('a key of another certificate, an expired certificate, one another CA signed, a CA file without a certificate: exit 2 naming the flag and file', { timeout: 30_000 }, async () => {
+  it('a key of another certificate, an expired certificate, one another CA signed, a CA file without a certificate, a certificate for another host: exit 2 naming the flag and file', { timeout: 30_000 }, async () => {
     const dir = mkdtempSync(join(DIR, 'tls-'));
     makeCa(dir, 'ca', ['m', 'n']);
     makeCa(dir, 'other-ca', ['mallory']);
@@ -402,6 +402,7 @@ describe('TLS files that cannot work are refused before anything starts', () => 
       [['start', '--port', '0', ...flags('mallory.key', 'mallory.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+mallory\.pem is not signed by --tls-ca \S+ca\.pem/],
       [['status', 'wss://127.0.0.1:7400', ...flags('m.key', 'm.pem', 'empty.pem')], /^shardgrid: --tls-ca \S+empty\.pem holds no PEM certificate/],
       [['start', '--port', '0', ...flags('m.pem', 'm.pem', 'ca.pem')], /^shardgrid: --tls-key \S+m\.pem is not a PEM private key/],
+      [['start', '--port', '0', '--host', 'localhost', ...flags('m.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not name localhost, the address other members dial/],
     ];
     for (const [args, message] of cases) {
       const r = await run([...args, '--secret-file', SECRET_FILE]);

@@ -201,6 +201,25 @@ describe('options.cluster.tls: the key, certificate and CA are checked when the 
   });
 });
 
+describe('options.cluster.tls: the certificate names the address other members dial', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(os.tmpdir(), 'sg-config-tls-host-'));
+    makeCa(dir, 'ca', ['a']); // for IP 127.0.0.1
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const resolve = (cluster: Record<string, unknown>) => () => resolveOptions({ cluster: { secret: SECRET, tls: tlsOf(dir, 'a', 'ca'), ...cluster } } as never);
+
+  it('refuses a bind host or advertised host the certificate does not name (joiners failed with a hostname mismatch), accepts the ones it names', () => {
+    expect(resolve({ host: 'localhost' })).toThrow(/^options\.cluster\.tls\.cert does not name localhost, the address other members dial \(it names IP Address:127\.0\.0\.1\)/);
+    expect(resolve({ host: '0.0.0.0', advertise: 'grid-1.internal:7500' })).toThrow(/^options\.cluster\.tls\.cert does not name grid-1\.internal/);
+    expect(resolve({ host: '127.0.0.2' })).toThrow(/does not name 127\.0\.0\.2/);
+    expect(resolve({})().cluster!.host).toBe('127.0.0.1');
+    expect(resolve({ host: '0.0.0.0', advertise: '127.0.0.1:7500' })().cluster!.advertise).toBe('127.0.0.1:7500');
+    expect(resolve({ host: '0.0.0.0' })().cluster!.host).toBe('0.0.0.0'); // a wildcard bind: nothing to check against
+  });
+});
+
 describe('map options', () => {
   it('accepts a ttl and defaults to none, with the decoded-value cache on', () => {
     expect(resolveMapOptions()).toEqual({ ttl: 0, cacheValues: true });

@@ -18,7 +18,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -238,7 +238,7 @@ function refuseSecretInArgv(args: readonly string[]): void {
  * another certificate, an expired certificate, one the CA did not sign) is a UsageError (exit 2)
  * naming the flag and file. Undefined without the flags.
  */
-function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
+function clusterTls(o: TlsFlags, dialHost?: string): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
   const given = [o.tlsKey, o.tlsCert, o.tlsCa].filter((x) => x !== undefined).length;
   if (given === 0) return undefined;
   if (given !== 3) throw new UsageError('--tls-key, --tls-cert and --tls-ca go together (mutual TLS needs this member\'s key and certificate and the cluster CA)');
@@ -251,7 +251,7 @@ function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | un
   };
   const tls = { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
   const file = { key: o.tlsKey!, cert: o.tlsCert!, ca: o.tlsCa! };
-  const problem = tlsMaterialProblem(tls, (part) => `--tls-${part} ${file[part]}`);
+  const problem = tlsMaterialProblem(tls, (part) => `--tls-${part} ${file[part]}`, dialHost);
   if (problem !== undefined) throw new UsageError(`--tls-${problem.part} ${file[problem.part]} ${problem.message}`);
   return tls;
 }
@@ -343,7 +343,7 @@ function firstSignal(): Promise<NodeJS.Signals> {
 
 async function start(o: StartOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'start');
-  const tls = clusterTls(o);
+  const tls = clusterTls(o, dialHostOf(o.host, o.advertise));
   if (tls === undefined) for (const u of o.seeds ?? []) if (u.startsWith('wss://')) throw new UsageError(`--seeds ${u} ${TLS_MEMBER_HINT}`);
   const lite = o.lite === true;
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
