@@ -7,11 +7,12 @@
  * The cluster secret comes from `--secret-file <path>` or SHARDGRID_SECRET, never from argv (any
  * user of the machine can read a process's arguments): `--secret <value>` is refused.
  *
- * Exit codes: 0 done; 1 the grid or the cluster failed (createGrid refused its options, a member
- * could not be reached or refused the secret); 2 usage (unknown command or flag, bad value,
- * missing, unreadable or short secret, a secret in argv, TLS files missing, unreadable or
- * unusable); 130 a second signal while the member was
- * leaving.
+ * Exit codes: 0 done (for start: left the cluster, or stopped by a signal before it had joined);
+ * 1 the grid or the cluster failed (createGrid refused its options, a member could not be reached
+ * or refused the secret), or the output of secret / status could not be written; 2 usage (unknown
+ * command or flag, bad value, missing, unreadable or short secret, a secret in argv, TLS files
+ * missing, unreadable or unusable, a wss:// url without them); 130 a second signal while the
+ * member was joining or leaving.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
@@ -235,8 +236,9 @@ function refuseSecretInArgv(args: readonly string[]): void {
 /**
  * cluster.tls from --tls-key, --tls-cert and --tls-ca (PEM files, read once): all three or none;
  * a missing one, an unreadable file or unusable contents (tlsMaterialProblem: not PEM, a key of
- * another certificate, an expired certificate, one the CA did not sign) is a UsageError (exit 2)
- * naming the flag and file. Undefined without the flags.
+ * another certificate, an expired certificate, one the CA did not sign, one that does not name
+ * `dialHost`, the host other members dial) is a UsageError (exit 2) naming the flag and file.
+ * Undefined without the flags.
  */
 function clusterTls(o: TlsFlags, dialHost?: string): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
   const given = [o.tlsKey, o.tlsCert, o.tlsCa].filter((x) => x !== undefined).length;
