@@ -4,6 +4,7 @@
  * check can test the wrong field); unknown keys are rejected; messages name the full path.
  * Validation happens once, at the public edge; workers trust resolved options.
  */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
@@ -49,7 +50,9 @@ export interface ClusterOptions {
    * Mutual TLS on the member port and on connections to other members: this member's key and
    * certificate and the CA that signs every member's certificate (PEM strings or buffers). The
    * member then listens with https, advertises and dials wss:// (seeds must be wss://). Frames are
-   * sealed with session keys either way. Default: off.
+   * sealed with session keys either way. Checked at createGrid (GRID_ERR_INVALID_OPTION naming
+   * options.cluster.tls.key, .cert or .ca): PEM that parses, a certificate matching the key,
+   * valid now and signed by a certificate of `ca`. Default: off.
    */
   tls?: ClusterTlsOptions;
 }
@@ -103,6 +106,12 @@ export interface GridOptions {
   resp?: RespOptions;
   /** Prometheus metrics: `/metrics` on a port of its own, and/or the application's prom-client registry. */
   metrics?: MetricsOptions;
+  /**
+   * Stops createGrid while it starts: aborted before the grid is up (a member still joining its
+   * cluster, which can take up to ~35 s when the cluster cannot admit it), createGrid stops at
+   * once, closes what it started and rejects with GRID_ERR_CLOSED. No effect once it resolved.
+   */
+  signal?: AbortSignal;
 }
 
 /** `options.metrics` of createGrid: Prometheus metrics (prom-client). */
@@ -281,6 +290,7 @@ export interface ResolvedOptions {
   cluster: ResolvedClusterOptions | undefined;
   resp: ResolvedRespOptions | undefined;
   metrics: ResolvedMetricsOptions | undefined;
+  signal: AbortSignal | undefined;
 }
 
 export interface ResolvedComputeOptions {
@@ -373,9 +383,15 @@ const RULES: Record<string, Rule> = {
   },
   'options.cluster.sourceAddress': { check: (v) => v === undefined || (typeof v === 'string' && isIP(v) !== 0), message: 'must be an IPv4 or IPv6 address' },
   'options.cluster.seeds': {
-    // with TLS every seed is dialled over TLS
-    check: (v, o) => Array.isArray(v) && v.every((s) => typeof s === 'string' && /^wss?:\/\/[^\s/]+/.test(s) && (o.cluster?.tls === undefined || s.startsWith('wss://'))),
-    message: (_v, o) => (o.cluster?.tls === undefined ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401'" : 'must be an array of wss:// URLs when options.cluster.tls is set'),
+    // with TLS every seed is dialled over TLS; without, a wss:// member (mutual TLS: it asks for a
+    // certificate of its CA) would refuse every dial, which looked like an unreachable seed
+    check: (v, o) => Array.isArray(v) && v.every((s) => isMemberUrl(s) && s.startsWith('wss://') === (o.cluster?.tls !== undefined)),
+    message: (v, o) =>
+      !Array.isArray(v) || !v.every(isMemberUrl)
+        ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401' (a port from 1 to 65535)"
+        : o.cluster?.tls === undefined
+          ? 'must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)'
+          : 'must be an array of wss:// URLs when options.cluster.tls is set',
   },
   'options.cluster.backups': intRule(0, 6),
   'options.cluster.lite': {
@@ -403,6 +419,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.signal': { check: (v) => v === undefined || v instanceof AbortSignal, message: 'must be an AbortSignal' },
   'options.metrics.registry': {
     check: (v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { registerMetric?: unknown }).registerMetric === 'function'),
     message: 'must be a prom-client Registry',
@@ -417,12 +434,95 @@ function isTls(v: unknown): boolean {
   return isPem(t.key) && isPem(t.cert) && (isPem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(isPem)));
 }
 
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** The certificates of PEM text (a file may hold a chain or a bundle); undefined when it holds none or one does not parse. */
+function pemCertificates(pem: string | Buffer): X509Certificate[] | undefined {
+  const blocks = (typeof pem === 'string' ? pem : pem.toString('latin1')).match(PEM_CERT);
+  if (blocks === null) return undefined;
+  try {
+    return blocks.map((b) => new X509Certificate(b));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A part of cluster.tls, as `tlsMaterialProblem` names it. */
+export type TlsPart = 'key' | 'cert' | 'ca';
+
+/**
+ * What makes cluster.tls unusable, or undefined: a key that is not an unencrypted PEM private
+ * key, a certificate or CA without a PEM certificate that parses, a certificate that does not
+ * match the key, that is expired or not yet valid, or that no certificate of `ca` signed (other
+ * members, which trust the same CA, would refuse it: the member could neither join nor be
+ * joined). Node's TLS would throw raw OpenSSL errors for the first ones and take the others
+ * silently. `name` says how to call each part in the message (an option path, a CLI flag).
+ */
+export function tlsMaterialProblem(
+  tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer | Array<string | Buffer> },
+  name: (part: TlsPart) => string,
+  dialHost?: string,
+): { part: TlsPart; message: string } | undefined {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(tls.key);
+  } catch (err) {
+    const encrypted = (err as { code?: string }).code === 'ERR_MISSING_PASSPHRASE';
+    return { part: 'key', message: encrypted ? 'is an encrypted private key: give it unencrypted (openssl pkey -in <file> -out <file>)' : 'is not a PEM private key' };
+  }
+  const chain = pemCertificates(tls.cert);
+  if (chain === undefined) return { part: 'cert', message: 'holds no PEM certificate that parses' };
+  const cas: X509Certificate[] = [];
+  for (const c of Array.isArray(tls.ca) ? tls.ca : [tls.ca]) {
+    const parsed = pemCertificates(c);
+    if (parsed === undefined) return { part: 'ca', message: 'holds no PEM certificate that parses' };
+    cas.push(...parsed);
+  }
+  const leaf = chain[0]!;
+  if (!leaf.checkPrivateKey(key)) return { part: 'cert', message: `does not match ${name('key')} (its public key is another key's)` };
+  const now = Date.now();
+  if (Date.parse(leaf.validTo) < now) return { part: 'cert', message: `expired on ${leaf.validTo}: other members refuse it` };
+  if (Date.parse(leaf.validFrom) > now) return { part: 'cert', message: `is not valid before ${leaf.validFrom}: other members refuse it (is this machine's clock right?)` };
+  // with a chain, any of its certificates may be the one a CA of the bundle issued
+  const trusted = chain.some((c) => cas.some((ca) => c.fingerprint256 === ca.fingerprint256 || (c.checkIssued(ca) && c.verify(ca.publicKey))));
+  if (!trusted) return { part: 'cert', message: `is not signed by ${name('ca')} (issuer ${leaf.issuer.replace(/\n/g, ', ')}): other members will refuse it` };
+  // other members check the certificate against the host they dial, as any TLS client does
+  if (dialHost !== undefined) {
+    const ip = isIP(dialHost) !== 0;
+    if ((ip ? leaf.checkIP(dialHost) : leaf.checkHost(dialHost)) === undefined) {
+      return { part: 'cert', message: `does not name ${dialHost}, the address other members dial (it names ${leaf.subjectAltName ?? leaf.subject.replace(/\n/g, ', ')}): their TLS refuses it` };
+    }
+  }
+  return undefined;
+}
+
+/** The host other members dial to reach a member: that of `advertise`, else the bind host; undefined for a wildcard bind without one. */
+export function dialHostOf(host: string, advertise: string | undefined): string | undefined {
+  const h = advertise === undefined ? host : advertise.slice(0, advertise.lastIndexOf(':'));
+  const bare = h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+  return bare === '0.0.0.0' || bare === '::' ? undefined : bare;
+}
+
 /** The rule of each entry of options.compute.modules (path `options.compute.modules.<name>`). */
 const MODULE_RULE: Rule = {
   check: (v) => moduleHref(v) !== undefined,
   message: (v) => `must be a file: URL or an absolute path of an existing ES module file${describeModuleValue(v)}`,
 };
 const MODULE_NAME_MESSAGE = 'is not a valid module name: 1 to 64 letters, digits, _ . or -, not starting with . or -';
+
+/**
+ * A member url a seed or `status` may name: ws:// or wss://, a host, and a port from 1 to 65535 if
+ * any (the WHATWG URL parser's check: `ws://127.0.0.1:99999` used to pass the pattern and fail
+ * later, at the dial, as GRID_ERR_INVALID_ARGUMENT).
+ */
+export function isMemberUrl(v: unknown): v is string {
+  if (typeof v !== 'string' || !/^wss?:\/\/[^\s/]+/.test(v)) return false;
+  try {
+    return new URL(v).port !== '0';
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The file: URL href of a module given at registration, or undefined when it is not a file: URL
@@ -476,7 +576,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (input === undefined) input = {};
   if (!isPlainObject(input)) fail('options', 'must be an object');
   const i = input as Record<string, unknown>;
-  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics', 'logger'], 'options');
+  rejectUnknown(i, ['workers', 'partitions', 'memory', 'maxKeyBytes', 'maxValueBytes', 'lockTimeout', 'expiryInterval', 'maxMaps', 'computeWorkers', 'compute', 'cp', 'cluster', 'resp', 'metrics', 'logger', 'signal'], 'options');
   if (i.cp !== undefined) {
     if (!isPlainObject(i.cp)) fail('options.cp', 'must be an object');
     rejectUnknown(i.cp as Record<string, unknown>, ['primitives', 'maxValueBytes', 'waiters', 'sessionTtlMs'], 'options.cp');
@@ -534,6 +634,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     cluster,
     resp,
     metrics,
+    signal: i.signal as AbortSignal | undefined,
   };
   resolved.maxValueBytes = (i.maxValueBytes ?? Math.min(DEFAULTS.maxValueBytes, Math.floor(resolved.memory / 8))) as number;
   for (const [path, rule] of Object.entries(RULES)) {
@@ -542,6 +643,10 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (path.startsWith('options.metrics.') && metrics === undefined) continue;
     const v = get(resolved, path);
     if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
+  }
+  if (cluster?.tls !== undefined) {
+    const p = tlsMaterialProblem(cluster.tls, (part) => `options.cluster.tls.${part}`, dialHostOf(cluster.host, cluster.advertise));
+    if (p !== undefined) fail(`options.cluster.tls.${p.part}`, p.message);
   }
   // each registered module: its own path in the message; the table then holds hrefs only
   const table: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -450,7 +450,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
   }
 
   /** @internal Joins the cluster of options.cluster (createGrid). */
-  async joinCluster(): Promise<void> {
+  async joinCluster(signal?: AbortSignal): Promise<void> {
     const node = new ClusterNode(this, this.options!.cluster!, this.options!.logger);
     this.cluster = node;
     node.onOp((b) => {
@@ -462,7 +462,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     node.on('member-left', (info: MemberInfo, reason: 'left' | 'dead') => this.emit('member-left', info, reason));
     node.on('partition-lost', (parts: number[]) => this.emit('partition-lost', parts));
     node.on('rejoined', (id: string) => this.emit('rejoined', id));
-    await node.start();
+    await node.start(signal);
     if (this.handle.forward !== undefined) this.forwarder = new ForwardServer(this, this.handle.forward);
   }
 
@@ -749,18 +749,25 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     modules: o.compute.modules,
     computeTimeoutMs: o.compute.timeoutMs,
   });
+  // options.signal: an abort stops the start where it is (a join's loops, its dials and requests)
+  const signal = o.signal;
+  const aborted = (): GridClosedError => new GridClosedError('createGrid was aborted (options.signal) before the grid was up', { aborted: true });
+  const isAborted = (): boolean => signal?.aborted === true; // a function: the signal changes under the awaits
+  if (isAborted()) throw aborted();
   const grid = new Grid(handle, store, o);
   await grid.start();
-  if (o.cluster !== undefined) {
+  if (o.cluster !== undefined || isAborted()) {
     try {
+      if (isAborted()) throw aborted();
       // a taken RESP or metrics port fails the start before this member joins: it used to join as
       // a data member, get partitions planned onto it, and leave again at once
       await portFree(o.resp?.host, o.resp?.port, 'options.resp');
       await portFree(o.metrics?.host, o.metrics?.port, 'options.metrics');
-      await grid.joinCluster();
+      await grid.joinCluster(signal);
+      if (isAborted()) throw aborted();
     } catch (e) {
       await grid.close();
-      throw e;
+      throw isAborted() ? aborted() : e;
     }
   }
   try {

@@ -1,12 +1,13 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ClusterStatus } from '../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from './fixtures/status-member.js';
+import { makeCa } from './fixtures/tls.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -107,6 +108,21 @@ describe('shardgrid --help and --version', () => {
     expect(a.stdout).not.toBe(b.stdout);
   });
 
+  it('`shardgrid secret` that cannot write its output (a full disk) exits 1 saying so, not 0 with nothing written', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const child = spawn(process.execPath, [CLI, 'secret'], { cwd: ROOT, env: env(), stdio: ['ignore', full, 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr).toMatch(/^shardgrid: cannot write the output: .*ENOSPC/);
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(code).toBe(1);
+    } finally {
+      closeSync(full);
+    }
+  });
+
   it('exits 2 with the usage when no command is given', async () => {
     const r = await run([]);
     expect(r.code).toBe(2);
@@ -128,10 +144,14 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a memory size that does not parse', ['start', ...secret, '--memory', '12 parsecs'], /'--memory <size>' argument '12 parsecs' is invalid.*256MB/],
     ['a seed that is not a ws url', ['start', ...secret, '--seeds', 'ws://127.0.0.1:7400,http://127.0.0.1:7401'], /'--seeds <urls>'.*'http:\/\/127\.0\.0\.1:7401' is not a ws:\/\//],
     ['a flag without its value', ['start', ...secret, '--port'], /'--port <port>' argument missing/],
+    ['a status url whose port is out of range', ['status', ...secret, 'ws://127.0.0.1:99999'], /'ws:\/\/127\.0\.0\.1:99999' is invalid for argument 'ws-url'/],
+    ['a seed whose port is out of range', ['start', ...secret, '--seeds', 'ws://127.0.0.1:99999'], /'--seeds <urls>'.*'ws:\/\/127\.0\.0\.1:99999' is not a ws:\/\/ or wss:\/\/ url/],
     ['a status url that is not a ws url', ['status', ...secret, 'localhost:7400'], /'localhost:7400' is invalid for argument 'ws-url'/],
     ['a zero status timeout', ['status', ...secret, 'ws://127.0.0.1:7400', '--timeout', '0'], /'--timeout <ms>' argument '0' is invalid/],
     ['a status without its url', ['status', ...secret], /missing required argument 'ws-url'/],
     ['--tls-key without --tls-cert and --tls-ca', ['start', ...secret, '--tls-key', 'member.key'], /--tls-key, --tls-cert and --tls-ca go together/],
+    ['a wss:// status url without the TLS files', ['status', ...secret, 'wss://127.0.0.1:7400'], /wss:\/\/127\.0\.0\.1:7400 is a member with mutual TLS: pass --tls-key, --tls-cert and --tls-ca/],
+    ['a wss:// seed without the TLS files', ['start', ...secret, '--seeds', 'wss://127.0.0.1:7400'], /--seeds wss:\/\/127\.0\.0\.1:7400 is a member with mutual TLS: pass --tls-key, --tls-cert and --tls-ca/],
     ['a status --tls-ca alone', ['status', ...secret, 'wss://127.0.0.1:7400', '--tls-ca', 'ca.pem'], /--tls-key, --tls-cert and --tls-ca go together/],
     ['an unreadable TLS file', ['start', ...secret, '--tls-key', '/nonexistent/m.key', '--tls-cert', '/nonexistent/m.pem', '--tls-ca', '/nonexistent/ca.pem'], /cannot read --tls-key \/nonexistent\/m\.key/],
   ];
@@ -171,6 +191,18 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
       const r = await run(args, env);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/the cluster secret from (SHARDGRID_SECRET|--secret-file \S+) is 1[45] bytes; at least 16 are needed \(options\.cluster\.secret\)/);
+    }
+  });
+
+  it('a --secret-file, --resp-password-file or TLS file that never ends (/dev/zero) exits 2 at once (it read until the process aborted)', async () => {
+    for (const [args, message] of [
+      [['status', 'ws://127.0.0.1:7400', '--secret-file', '/dev/zero'], /^shardgrid: (warning: .*\n)?shardgrid: cannot read --secret-file \/dev\/zero: more than 65536 bytes/],
+      [['start', '--port', '0', '--secret-file', SECRET_FILE, '--resp-port', '0', '--resp-password-file', '/dev/zero'], /cannot read --resp-password-file \/dev\/zero: more than 65536 bytes/],
+      [['start', '--port', '0', '--secret-file', SECRET_FILE, '--tls-key', '/dev/zero', '--tls-cert', '/dev/zero', '--tls-ca', '/dev/zero'], /cannot read --tls-key \/dev\/zero: more than 4194304 bytes/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(args, undefined, 3000); // killed after 3 s (it read ~1 GB a second)
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(2);
     }
   });
 
@@ -329,11 +361,7 @@ function exitWithin(m: Started, limitMs: number): Promise<number | null> {
 
 describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => {
   it('a member started with the three TLS files listens on wss://, and status with them gets its answer (without them it does not)', { timeout: 60_000 }, async () => {
-    const ssl = (...a: string[]) => execFileSync('openssl', a, { cwd: DIR, stdio: 'ignore' });
-    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cli-ca');
-    writeFileSync(join(DIR, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'm.key', '-out', 'm.csr', '-subj', '/CN=m');
-    ssl('x509', '-req', '-in', 'm.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'm.pem', '-days', '1', '-extfile', 'ext.cnf');
+    makeCa(DIR, 'ca', ['m']);
     const tls = ['--tls-key', join(DIR, 'm.key'), '--tls-cert', join(DIR, 'm.pem'), '--tls-ca', join(DIR, 'ca.pem')];
     const m = await startMember(['--port', '0', '--workers', '1', '--memory', '64MB', ...tls]);
     try {
@@ -343,10 +371,78 @@ describe('shardgrid start / status with --tls-key, --tls-cert, --tls-ca', () => 
       expect(r.code).toBe(0);
       expect((JSON.parse(r.stdout) as ClusterStatus).members.map((x) => x.id)).toEqual([m.id]);
       // control: the same status call without a client certificate is refused by the member
+      // (the flags of another CA's member: the CLI cannot tell, the member refuses it)
+      makeCa(DIR, 'other-ca', ['other']);
+      const other = ['--tls-key', join(DIR, 'other.key'), '--tls-cert', join(DIR, 'other.pem'), '--tls-ca', join(DIR, 'other-ca.pem')];
+      const refused = await run(['status', m.url, '--secret-file', SECRET_FILE, '--timeout', '3000', ...other]);
+      expect(refused.code).toBe(1);
+      // and without any: a usage error naming the flags
       const bare = await run(['status', m.url, '--secret-file', SECRET_FILE, '--timeout', '3000']);
-      expect(bare.code).toBe(1);
+      expect(bare.code).toBe(2);
+      expect(bare.stderr).toContain('is a member with mutual TLS: pass --tls-key, --tls-cert and --tls-ca');
     } finally {
       m.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('TLS files that cannot work are refused before anything starts', () => {
+  it('a key of another certificate, an expired certificate, one another CA signed, a CA file without a certificate, a certificate for another host: exit 2 naming the flag and file', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(DIR, 'tls-'));
+    makeCa(dir, 'ca', ['m', 'n']);
+    makeCa(dir, 'other-ca', ['mallory']);
+    makeCa(dir, 'old-ca', ['expired'], -1);
+    const f = (name: string) => join(dir, name);
+    writeFileSync(f('empty.pem'), 'not a certificate\n');
+    const flags = (key: string, cert: string, ca: string) => ['--tls-key', f(key), '--tls-cert', f(cert), '--tls-ca', f(ca)];
+    const cases: [string[], RegExp][] = [
+      [['start', '--port', '0', ...flags('n.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not match --tls-key \S+n\.key/],
+      [['status', 'wss://127.0.0.1:7400', ...flags('n.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not match --tls-key/],
+      [['start', '--port', '0', ...flags('expired.key', 'expired.pem', 'old-ca.pem')], /^shardgrid: --tls-cert \S+expired\.pem expired on /],
+      [['start', '--port', '0', ...flags('mallory.key', 'mallory.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+mallory\.pem is not signed by --tls-ca \S+ca\.pem/],
+      [['status', 'wss://127.0.0.1:7400', ...flags('m.key', 'm.pem', 'empty.pem')], /^shardgrid: --tls-ca \S+empty\.pem holds no PEM certificate/],
+      [['start', '--port', '0', ...flags('m.pem', 'm.pem', 'ca.pem')], /^shardgrid: --tls-key \S+m\.pem is not a PEM private key/],
+      [['start', '--port', '0', '--host', 'localhost', ...flags('m.key', 'm.pem', 'ca.pem')], /^shardgrid: --tls-cert \S+m\.pem does not name localhost, the address other members dial/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run([...args, '--secret-file', SECRET_FILE]);
+      expect({ args, stderr: r.stderr }).toEqual({ args, stderr: expect.stringMatching(message) });
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+    }
+  });
+});
+
+describe('a signal while the member is still joining', () => {
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s stops the join at once (it waited out the join, 5 s here, in silence) and exits 0', async (signal) => {
+    // a seed that accepts the connection and never answers: the join waits for it
+    const { createServer } = await import('node:net');
+    let child: ChildProcess | undefined;
+    const sockets: import('node:net').Socket[] = [];
+    const seed = createServer((sock) => {
+      sockets.push(sock);
+      if (sockets.length === 1) child!.kill(signal); // the member is dialling: it is in its join
+    });
+    await new Promise<void>((r) => seed.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (seed.address() as { port: number }).port;
+      const t0 = Date.now();
+      child = launch(['start', '--secret-file', SECRET_FILE, '--port', '0', '--workers', '1', '--memory', '16MB', '--seeds', `ws://127.0.0.1:${port}`]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child!.on('close', resolve));
+      const ms = Date.now() - t0;
+      expect(sockets.length).toBeGreaterThan(0);
+      expect(stdout).toContain(`${signal}: stopping before this member has joined the cluster`);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(4000); // the join alone would take 5 s
+    } finally {
+      for (const s of sockets) s.destroy();
+      seed.close();
     }
   });
 });
@@ -393,5 +489,31 @@ describe('cluster: two members started with shardgrid start', () => {
     a.child.kill('SIGTERM');
     expect(await exitWithin(a, 10_000)).toBe(0);
     expect(a.out()).toContain(`member ${a.id} stopped`);
+  }, 30_000);
+
+  it('a member whose stdout reader went away (| head) goes on serving, and still leaves gracefully on SIGTERM', async () => {
+    const common = ['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '7'];
+    const a = await startMember(common);
+    started.push(a);
+    let stderr = '';
+    a.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    a.child.stdout!.destroy(); // as `shardgrid start | head -1` once head has its line
+    // a line to print: a member joins (it used to kill a with an unhandled EPIPE)
+    const b = await startMember([...common, '--seeds', a.url]);
+    started.push(b);
+    await until(`${a.id} in the status of ${b.id}`, 10_000, async () => {
+      const r = await run(['status', b.url, '--json', '--timeout', '2000'], WITH_SECRET, 5000);
+      return r.code === 0 && (JSON.parse(r.stdout) as ClusterStatus).members.filter((m) => m.status === 'alive').length === 2 ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.child.exitCode).toBe(null);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    a.child.kill('SIGTERM');
+    expect(await exitWithin(a, 10_000)).toBe(0);
+    await until(`${b.id} to see ${a.id} leave`, 5000, () => (b.out().includes(`member-left ${a.id} ${a.url} (data, left)`) ? true : undefined));
+    // SIGHUP (a closed terminal) leaves gracefully too: it used to kill the member
+    b.child.kill('SIGHUP');
+    expect(await exitWithin(b, 10_000)).toBe(0);
+    expect(b.out()).toContain(`SIGHUP: member ${b.id} is leaving the cluster`);
   }, 30_000);
 });

@@ -301,6 +301,28 @@ describe('cluster of processes', () => {
     expect(total).toBeGreaterThan(100);
   });
 
+  it('members stopped one after the other (each once the previous has exited) lose nothing: a leave waits for the copies the previous one took away', { timeout: 90_000 }, async () => {
+    // Found stopping a CLI cluster member by member: a graceful leave makes the leaver's backups
+    // primaries and rebuilds the missing copies afterwards; the next member stopped at once held
+    // the only copy of some partitions (5 of 31 lost; 56 of 300 keys gone in a 4-member run).
+    const a = await startMember([]);
+    const b = await startMember([a.url]);
+    const c = await startMember([a.url]);
+    const l = await lite(a.url);
+    await until('3 data members settled', 30_000, () => settled(l, [a.id, b.id, c.id], 2));
+    const lost: number[] = [];
+    l.on('partition-lost', (parts: number[]) => lost.push(...parts));
+    const m = l.map<number>('rolling');
+    for (let i = 0; i < 300; i++) await m.set(`k${i}`, i);
+    for (const x of [c, b]) {
+      x.proc.stdin!.write(`${JSON.stringify({ cmd: 'close' })}\n`);
+      await x.exited;
+    }
+    const values = await Promise.all(Array.from({ length: 300 }, (_, i) => m.get(`k${i}`)));
+    expect(values.filter((v, i) => v !== i).length).toBe(0);
+    expect(lost).toEqual([]);
+  });
+
   it('typed arrays, sets and big bigints reach the primary as themselves in setIfAbsent, compareAndSet and compute, and come back from compute', { timeout: 60_000 }, async () => {
     // The wire's packer (no moreTypes) packed a Float64Array as one byte per element followed by
     // stale packer bytes (earlier messages' contents): the primary stored garbage, with no error.

@@ -1,8 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, parseBytes, resolveMapOptions, resolveOptions } from '../src/config.js';
 import { InvalidOptionError } from '../src/errors.js';
+import { makeCa, tlsOf } from './fixtures/tls.js';
 
 const MB = 1024 * 1024;
 /** A cluster secret long enough to be accepted (16 bytes is the minimum). */
@@ -53,10 +56,15 @@ describe('options', () => {
     [{ cluster: { tls: { key: 'k', cert: 'c' } } }, 'options.cluster.tls'], [{ cluster: { tls: { key: 'k', cert: 'c', ca: [] } } }, 'options.cluster.tls'],
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a', extra: 1 } } }, 'options.cluster.tls'], [{ cluster: { tls: 'pem' } }, 'options.cluster.tls'],
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a' }, seeds: ['ws://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['wss://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:99999'] } }, 'options.cluster.seeds'], [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:0'] } }, 'options.cluster.seeds'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
   it('the range messages say what is allowed', () => {
+    expect(() => resolveOptions({ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401', 'wss://127.0.0.1:7402'] } })).toThrow(
+      'options.cluster.seeds must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)',
+    );
     expect(() => resolveOptions({ cluster: { port: 70000 } })).toThrow('options.cluster.port must be an integer from 0 to 65535');
     expect(() => resolveOptions({ memory: 'abc' })).toThrow("options.memory must be a byte count or a size string such as '64MB' (got 'abc')");
   });
@@ -72,7 +80,6 @@ describe('options', () => {
     process.env.SHARDGRID_SECRET = SECRET;
     try {
       expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: SECRET, backups: 1, lite: false, tls: undefined });
-      expect(resolveOptions({ cluster: { tls: { key: 'k', cert: 'c', ca: ['a', Buffer.from('b')] }, seeds: ['wss://127.0.0.1:7401'] } }).cluster!.tls!.key).toBe('k');
       expect(resolveOptions({ cluster: { advertise: '[::1]:7500' } }).cluster!.advertise).toBe('[::1]:7500');
       expect(resolveOptions({ cluster: { advertise: 'grid-1.internal:7500' } }).cluster!.advertise).toBe('grid-1.internal:7500');
     } finally {
@@ -145,6 +152,71 @@ describe('parseBytes', () => {
   it('rejects negative and fractional byte counts', () => {
     expect(() => parseBytes(-1, 'options.memory')).toThrow(InvalidOptionError);
     expect(() => parseBytes(1.5, 'options.memory')).toThrow(InvalidOptionError);
+  });
+});
+
+describe('options.cluster.tls: the key, certificate and CA are checked when the grid is created', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(os.tmpdir(), 'sg-config-tls-'));
+    makeCa(dir, 'ca', ['a', 'b']);
+    makeCa(dir, 'other-ca', ['mallory']);
+    makeCa(dir, 'old-ca', ['expired'], -1);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = (f: string) => readFileSync(join(dir, f));
+  const withTls = (tls: unknown) => ({ cluster: { secret: SECRET, tls, seeds: ['wss://127.0.0.1:7401'] } });
+  function refusal(tls: unknown): { message: string; data: unknown } {
+    try {
+      resolveOptions(withTls(tls) as never);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InvalidOptionError);
+      return { message: (e as Error).message, data: (e as InvalidOptionError).data };
+    }
+    throw new Error('accepted');
+  }
+
+  it('accepts a member certificate signed by the CA, the CA as a string, a buffer or an array, a bundle of several CAs', () => {
+    const good = tlsOf(dir, 'a', 'ca');
+    expect(resolveOptions(withTls(good) as never).cluster!.tls!.key).toBe(good.key);
+    expect(resolveOptions(withTls({ ...good, key: good.key.toString(), cert: good.cert.toString(), ca: good.ca.toString() }) as never).cluster!.tls).toBeDefined();
+    expect(resolveOptions(withTls({ ...good, ca: [pem('other-ca.pem'), good.ca] }) as never).cluster!.tls).toBeDefined();
+    expect(resolveOptions(withTls({ ...good, ca: Buffer.concat([pem('other-ca.pem'), good.ca]) }) as never).cluster!.tls).toBeDefined();
+  });
+
+  it.each([
+    ['a key of another certificate', () => ({ ...tlsOf(dir, 'a', 'ca'), key: pem('b.key') }), 'options.cluster.tls.cert', /does not match options\.cluster\.tls\.key/],
+    ['a key that is not PEM', () => ({ ...tlsOf(dir, 'a', 'ca'), key: 'garbage' }), 'options.cluster.tls.key', /is not a PEM private key/],
+    ['a certificate as the key', () => ({ ...tlsOf(dir, 'a', 'ca'), key: pem('a.pem') }), 'options.cluster.tls.key', /is not a PEM private key/],
+    ['a certificate that is not PEM', () => ({ ...tlsOf(dir, 'a', 'ca'), cert: 'garbage' }), 'options.cluster.tls.cert', /holds no PEM certificate/],
+    ['a CA that is not PEM', () => ({ ...tlsOf(dir, 'a', 'ca'), ca: 'garbage' }), 'options.cluster.tls.ca', /holds no PEM certificate/],
+    ['a CA array with one bad entry', () => ({ ...tlsOf(dir, 'a', 'ca'), ca: [pem('ca.pem'), 'garbage'] }), 'options.cluster.tls.ca', /holds no PEM certificate/],
+    ['a certificate another CA signed', () => ({ ...tlsOf(dir, 'mallory', 'other-ca'), ca: pem('ca.pem') }), 'options.cluster.tls.cert', /is not signed by options\.cluster\.tls\.ca .*other members will refuse it/],
+    ['an expired certificate', () => tlsOf(dir, 'expired', 'old-ca'), 'options.cluster.tls.cert', /expired on .*20\d\d/],
+  ])('refuses %s, naming the part (GRID_ERR_INVALID_OPTION)', (_what, tls, path, message) => {
+    const r = refusal(tls());
+    expect(r.message.startsWith(`${path} `)).toBe(true);
+    expect(r.message).toMatch(message);
+    expect(r.data).toEqual({ option: path });
+  });
+});
+
+describe('options.cluster.tls: the certificate names the address other members dial', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(os.tmpdir(), 'sg-config-tls-host-'));
+    makeCa(dir, 'ca', ['a']); // for IP 127.0.0.1
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const resolve = (cluster: Record<string, unknown>) => () => resolveOptions({ cluster: { secret: SECRET, tls: tlsOf(dir, 'a', 'ca'), ...cluster } } as never);
+
+  it('refuses a bind host or advertised host the certificate does not name (joiners failed with a hostname mismatch), accepts the ones it names', () => {
+    expect(resolve({ host: 'localhost' })).toThrow(/^options\.cluster\.tls\.cert does not name localhost, the address other members dial \(it names IP Address:127\.0\.0\.1\)/);
+    expect(resolve({ host: '0.0.0.0', advertise: 'grid-1.internal:7500' })).toThrow(/^options\.cluster\.tls\.cert does not name grid-1\.internal/);
+    expect(resolve({ host: '127.0.0.2' })).toThrow(/does not name 127\.0\.0\.2/);
+    expect(resolve({})().cluster!.host).toBe('127.0.0.1');
+    expect(resolve({ host: '0.0.0.0', advertise: '127.0.0.1:7500' })().cluster!.advertise).toBe('127.0.0.1:7500');
+    expect(resolve({ host: '0.0.0.0' })().cluster!.host).toBe('0.0.0.0'); // a wildcard bind: nothing to check against
   });
 });
 

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transport } from '../dist/transport/index.js';
 import { Membership, type MemberInfo } from '../dist/cluster/membership.js';
-import { MemberUnreachableError } from '../dist/errors.js';
+import { AuthenticationError, MemberUnreachableError } from '../dist/errors.js';
 
 const FIXTURE = new URL('./fixtures/member-node.mjs', import.meta.url);
 const SECRET = 'membership-test-secret';
@@ -329,6 +329,27 @@ describe('SWIM in one process', () => {
       console.log(`start with no reachable seed failed after ${Date.now() - t0} ms (joinTimeout 500)`);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('a join that fails says why', () => {
+  it('names what each seed answered: a refused connection, a url that is not the seed\'s advertised one (not "wrong cluster secret?")', { timeout: 10_000 }, async () => {
+    const seed = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'seed', log: () => {} });
+    const t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'joiner', log: () => {} });
+    try {
+      const join = (seeds: string[]) => new Membership(t, { id: 'joiner', url: t.url, startedAt: 1, lite: false }, { seeds, joinTimeout: 500 }).start().catch((x: unknown) => x);
+      const refused = (await join(['ws://127.0.0.1:1'])) as Error;
+      expect(refused).toBeInstanceOf(MemberUnreachableError);
+      expect(refused.message).toMatch(/^cannot join: no seed reachable within 500 ms \(ws:\/\/127\.0\.0\.1:1\): .*ECONNREFUSED/);
+      // the seed listens on 127.0.0.1 and advertises that: dialled as localhost, it refuses the url
+      const other = seed.url.replace('127.0.0.1', 'localhost');
+      const misdialled = (await join([other])) as Error;
+      expect(misdialled).toBeInstanceOf(AuthenticationError);
+      expect(misdialled.message).toContain(`${other} is not its advertised url`);
+      expect(misdialled.message).not.toContain('wrong cluster secret');
+    } finally {
+      await Promise.all([t.close(), seed.close()]);
     }
   });
 });

@@ -1,6 +1,5 @@
 // Optional mutual TLS on the member port, with a throwaway CA made by openssl in the test.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,23 +8,11 @@ import type { TlsOptions } from '../dist/transport/index.js';
 import { GridError } from '../dist/errors.js';
 import WebSocket from 'ws';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { makeCa } from './fixtures/tls.js';
+import { connect as netConnect } from 'node:net';
 
 const SECRET = 'tls-test-secret-0123456789abcdef';
 let dir: string;
-
-function ssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A CA (key + self-signed cert) named `ca`, and `n` leaf certs it signs for 127.0.0.1 (server and client use). */
-function makeCa(ca: string, leaves: string[]): void {
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '1', '-subj', `/CN=${ca}`);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  for (const l of leaves) {
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${l}.key`, '-out', `${l}.csr`, '-subj', `/CN=${l}`);
-    ssl('x509', '-req', '-in', `${l}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${l}.pem`, '-days', '1', '-extfile', 'ext.cnf');
-  }
-}
 
 const tlsOf = (leaf: string, ca: string): TlsOptions => ({
   key: readFileSync(join(dir, `${leaf}.key`)),
@@ -36,8 +23,8 @@ const tlsOf = (leaf: string, ca: string): TlsOptions => ({
 describe('mutual TLS (cluster.tls)', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sg-tls-'));
-    makeCa('ca', ['a', 'b', 'relay']);
-    makeCa('other-ca', ['mallory']);
+    makeCa(dir, 'ca', ['a', 'b', 'relay']);
+    makeCa(dir, 'other-ca', ['mallory']);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -81,6 +68,40 @@ describe('mutual TLS (cluster.tls)', () => {
       }
     } finally {
       await Promise.all([a.close(), mallory.close()]);
+    }
+  });
+
+  it('a member logs why it refused a TLS connection (its certificate, none, plain HTTP), not as a malformed HTTP request', { timeout: 20_000 }, async () => {
+    const lines: string[] = [];
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a5', tls: tlsOf('a', 'ca'), log: (level, message) => lines.push(`${level} ${message}`) });
+    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'mallory5', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const plain = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'plain5', log: () => undefined });
+    try {
+      expect(await mallory.connect(a.url, 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
+      expect(await plain.connect(a.url.replace('wss:', 'ws:'), 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
+      const noCert = new WebSocket(a.url, { ca: readFileSync(join(dir, 'ca.pem')) });
+      await new Promise((r) => noCert.once('error', r).once('close', r));
+      const until = Date.now() + 3000;
+      while (lines.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(lines).toEqual([
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: its certificate failed verification against this member's CA \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/),
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: plain HTTP on this wss:\/\/ port/),
+        expect.stringMatching(/^warn refused a TLS connection from 127\.0\.0\.1: it sent no certificate/),
+      ]);
+      // a peer that hangs up in the middle of its handshake was refused nothing: not reported as a
+      // refusal, nor as a warning (a healthy TLS cluster has these while its members join)
+      await new Promise<void>((resolve) => {
+        const c = netConnect(Number(a.url.split(':').pop()), '127.0.0.1', () => {
+          c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])); // the start of a ClientHello
+          setTimeout(() => c.resetAndDestroy(), 50);
+        });
+        c.on('error', () => undefined).on('close', () => resolve());
+      });
+      const until2 = Date.now() + 3000;
+      while (lines.length < 4 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
+      expect(lines[3]).toMatch(/^info a connection from 127\.0\.0\.1 ended during its TLS handshake: ECONNRESET$/);
+    } finally {
+      await Promise.all([a.close(), mallory.close(), plain.close()]);
     }
   });
 

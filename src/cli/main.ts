@@ -1,23 +1,25 @@
 #!/usr/bin/env node
 /**
- * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM, `status` prints
+ * The `shardgrid` command: `start` runs a cluster member until SIGINT/SIGTERM/SIGHUP, `status` prints
  * the cluster status from any member, `secret` prints a new random cluster secret. Arguments are
  * parsed by commander.
  *
  * The cluster secret comes from `--secret-file <path>` or SHARDGRID_SECRET, never from argv (any
  * user of the machine can read a process's arguments): `--secret <value>` is refused.
  *
- * Exit codes: 0 done; 1 the grid or the cluster failed (createGrid refused its options, a member
- * could not be reached or refused the secret); 2 usage (unknown command or flag, bad value,
- * missing, unreadable or short secret, a secret in argv); 130 a second signal while the member was
- * leaving.
+ * Exit codes: 0 done (for start: left the cluster, or stopped by a signal before it had joined);
+ * 1 the grid or the cluster failed (createGrid refused its options, a member could not be reached
+ * or refused the secret), or the output of secret / status could not be written; 2 usage (unknown
+ * command or flag, bad value, missing, unreadable or short secret, a secret in argv, TLS files
+ * missing, unreadable or unusable, a wss:// url without them); 130 a second signal while the
+ * member was joining or leaving.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, isHostPort, isStrongEnoughSecret, moduleHref, parseBytes } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -103,10 +105,8 @@ function integer(min: number, max?: number): (value: string) => number {
   };
 }
 
-const WS_URL = /^wss?:\/\/[^\s/]+/;
-
 function wsUrl(value: string): string {
-  if (!WS_URL.test(value)) throw new BadArgument(`expected a ws:// or wss:// url such as ws://127.0.0.1:7400`);
+  if (!isMemberUrl(value)) throw new BadArgument(`expected a ws:// or wss:// url such as ws://127.0.0.1:7400 (a port from 1 to 65535)`);
   return value;
 }
 
@@ -123,7 +123,7 @@ function ipAddress(value: string): string {
 /** `--seeds a,b` and `--seeds a --seeds b` both add to the list. */
 function seedList(value: string, previous: string[] | undefined): string[] {
   const urls = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const u of urls) if (!WS_URL.test(u)) throw new BadArgument(`'${u}' is not a ws:// or wss:// url such as ws://127.0.0.1:7400`);
+  for (const u of urls) if (!isMemberUrl(u)) throw new BadArgument(`'${u}' is not a ws:// or wss:// url such as ws://127.0.0.1:7400 (a port from 1 to 65535)`);
   return [...(previous ?? []), ...urls];
 }
 
@@ -152,6 +152,33 @@ function computeModule(value: string, previous: Record<string, string> | undefin
   return { ...prev, [name]: path };
 }
 
+/** Largest --secret-file / --resp-password-file read, and largest TLS file (a CA bundle can be a few hundred KB). */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+const MAX_TLS_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The contents of a file the command reads, at most `max` bytes: more throws (a file that never
+ * ends, /dev/zero by mistake, was read until the process aborted with std::bad_alloc). Read in
+ * chunks, so a pipe (`--secret-file <(pass show cluster)`) works as a regular file does.
+ */
+function readBounded(file: string, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > max) throw new Error(`more than ${max} bytes: not the file meant`);
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const SECRET_FILE_HELP = `file holding the shared cluster secret, at least ${MIN_SECRET_BYTES} bytes (trailing newlines ignored; default: the ${SECRET_ENV} environment variable)`;
 const NEW_SECRET_HINT = '`shardgrid secret` prints a random one';
 
@@ -171,7 +198,7 @@ function clusterSecret(file: string | undefined, command: string): string {
       if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
         complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
       }
-      secret = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+      secret = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
       throw new UsageError(`cannot read ${from}: ${(err as Error).message}`);
     }
@@ -208,20 +235,27 @@ function refuseSecretInArgv(args: readonly string[]): void {
 
 /**
  * cluster.tls from --tls-key, --tls-cert and --tls-ca (PEM files, read once): all three or none;
- * a missing one or an unreadable file is a UsageError (exit 2). Undefined without the flags.
+ * a missing one, an unreadable file or unusable contents (tlsMaterialProblem: not PEM, a key of
+ * another certificate, an expired certificate, one the CA did not sign, one that does not name
+ * `dialHost`, the host other members dial) is a UsageError (exit 2) naming the flag and file.
+ * Undefined without the flags.
  */
-function clusterTls(o: TlsFlags): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
+function clusterTls(o: TlsFlags, dialHost?: string): { key: Buffer; cert: Buffer; ca: Buffer } | undefined {
   const given = [o.tlsKey, o.tlsCert, o.tlsCa].filter((x) => x !== undefined).length;
   if (given === 0) return undefined;
   if (given !== 3) throw new UsageError('--tls-key, --tls-cert and --tls-ca go together (mutual TLS needs this member\'s key and certificate and the cluster CA)');
   const read = (flag: string, file: string): Buffer => {
     try {
-      return readFileSync(file);
+      return readBounded(file, MAX_TLS_FILE_BYTES);
     } catch (err) {
       throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
     }
   };
-  return { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
+  const tls = { key: read('--tls-key', o.tlsKey!), cert: read('--tls-cert', o.tlsCert!), ca: read('--tls-ca', o.tlsCa!) };
+  const file = { key: o.tlsKey!, cert: o.tlsCert!, ca: o.tlsCa! };
+  const problem = tlsMaterialProblem(tls, (part) => `--tls-${part} ${file[part]}`, dialHost);
+  if (problem !== undefined) throw new UsageError(`--tls-${problem.part} ${file[problem.part]} ${problem.message}`);
+  return tls;
 }
 
 /**
@@ -236,7 +270,7 @@ function respPassword(file: string | undefined): string | undefined {
   }
   let v: string;
   try {
-    v = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+    v = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
   } catch (err) {
     throw new UsageError(`cannot read --resp-password-file ${file}: ${(err as Error).message}`);
   }
@@ -250,17 +284,48 @@ const TLS_HELP = {
   ca: 'PEM file of the cluster CA that signs every member certificate',
 };
 
+/** A wss:// url without --tls-*: such a member asks for a certificate of its CA and refuses anyone without one. */
+const TLS_MEMBER_HINT = 'is a member with mutual TLS: pass --tls-key, --tls-cert and --tls-ca (this member\'s key and certificate and the cluster CA)';
+
 function describeError(err: unknown): string {
   if (err instanceof GridError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
 
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/**
+ * The first error of stdout (a closed pipe: `shardgrid start | head -1` once head is done; a full
+ * disk; a terminal gone). A stream error nobody listens to is thrown: it used to kill a member
+ * on its next line (a member joining), without leaving the cluster. Later lines are dropped and
+ * the member goes on; a command whose output is its product (secret, status) exits 1 instead.
+ */
+let stdoutError: Error | undefined;
+process.stdout.on('error', (err: Error) => void (stdoutError ??= err));
+process.stderr.on('error', () => undefined); // nowhere left to report it
+const say = (line: string): void => {
+  if (stdoutError === undefined) process.stdout.write(`${line}\n`);
+};
 const complain = (line: string): void => void process.stderr.write(`shardgrid: ${line}\n`);
+
+/** 0 once everything said so far reached stdout, else 1 after saying why on stderr. */
+function outputWritten(): Promise<number> {
+  return new Promise((resolve) => {
+    const done = (err?: Error | null): void => {
+      const e = stdoutError ?? err ?? undefined;
+      if (e === undefined) return resolve(0);
+      complain(`cannot write the output: ${e.message}`);
+      resolve(1);
+    };
+    if (stdoutError !== undefined) done();
+    else process.stdout.write('', done);
+  });
+}
 
 // ── commands ────────────────────────────────────────────────────────────────────────────────────
 
-/** Resolves with the first SIGINT/SIGTERM; a second one exits at once. */
+/**
+ * Resolves with the first SIGINT, SIGTERM or SIGHUP (a closed terminal: it used to kill the member
+ * without leaving the cluster); a second one exits at once.
+ */
 function firstSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     let seen = false;
@@ -274,12 +339,14 @@ function firstSignal(): Promise<NodeJS.Signals> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
   });
 }
 
 async function start(o: StartOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'start');
-  const tls = clusterTls(o);
+  const tls = clusterTls(o, dialHostOf(o.host, o.advertise));
+  if (tls === undefined) for (const u of o.seeds ?? []) if (u.startsWith('wss://')) throw new UsageError(`--seeds ${u} ${TLS_MEMBER_HINT}`);
   const lite = o.lite === true;
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
   if (tls !== undefined) options.cluster!.tls = tls;
@@ -297,12 +364,26 @@ async function start(o: StartOptions): Promise<number> {
   if (o.metricsPort !== undefined) options.metrics = { port: o.metricsPort, host: o.metricsHost ?? '127.0.0.1' };
   else if (o.metricsHost !== undefined) throw new UsageError('--metrics-host needs --metrics-port');
 
-  // listen before createGrid: a signal during start-up stops the member as soon as it is up
+  // listen before createGrid: a signal during start-up stops it where it is (a join can take 35 s
+  // when the cluster cannot admit this member: the signal used to wait for that, in silence)
   const signalled = firstSignal();
+  const starting = new AbortController();
+  let up = false;
+  void signalled.then((signal) => {
+    if (up) return;
+    say(`${signal}: stopping before this member has joined the cluster`);
+    starting.abort();
+  });
+  options.signal = starting.signal;
   let grid: Grid;
   try {
     grid = await createGrid(options);
+    up = true;
   } catch (err) {
+    if (starting.signal.aborted) {
+      say('stopped');
+      return 0;
+    }
     complain(describeError(err));
     return 1;
   }
@@ -337,10 +418,11 @@ async function start(o: StartOptions): Promise<number> {
 async function status(url: string, o: StatusOptions): Promise<number> {
   const secret = clusterSecret(o.secretFile, 'status');
   const tls = clusterTls(o);
+  if (tls === undefined && url.startsWith('wss://')) throw new UsageError(`${url} ${TLS_MEMBER_HINT}`);
   try {
     const s = await fetchClusterStatus(url, secret, o.timeout, tls);
-    process.stdout.write(o.json === true ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
-    return 0;
+    say((o.json === true ? JSON.stringify(s, null, 2) : renderStatus(s)).replace(/\n$/, ''));
+    return await outputWritten();
   } catch (err) {
     complain(`cannot get the cluster status from ${url}: ${describeError(err)}`);
     return 1;
@@ -361,7 +443,7 @@ function program(setExit: (code: number) => void): Command {
     .configureOutput({ outputError: (message, write) => write(message.replace(/^error: /, 'shardgrid: ')) });
 
   p.command('start')
-    .description('run a cluster member until SIGINT or SIGTERM, then leave the cluster gracefully')
+    .description('run a cluster member until SIGINT, SIGTERM or SIGHUP, then leave the cluster gracefully')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (default: 7400, 0 with --lite); 0 picks a free one, printed when started', integer(0, 65535))
     .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
@@ -415,9 +497,9 @@ function program(setExit: (code: number) => void): Command {
   p.command('secret')
     .description(`print a new random cluster secret (32 random bytes, base64url) and exit`)
     .addHelpText('after', `\nExample:\n  export ${SECRET_ENV}=$(shardgrid secret)\n  (umask 077; shardgrid secret > cluster.secret)\n`)
-    .action(() => {
+    .action(async () => {
       say(randomBytes(32).toString('base64url'));
-      setExit(0);
+      setExit(await outputWritten());
     });
 
   return p;

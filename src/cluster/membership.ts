@@ -379,10 +379,14 @@ export class Membership extends EventEmitter {
       if (refusal !== undefined) throw refusal;
       await new Promise((r) => setTimeout(r, Math.min(JOIN_RETRY_MS, Math.max(0, deadline - Date.now()))));
     }
+    // what the seeds answered (each failure's own message: a wrong secret, a url the seed does not
+    // advertise, a TLS refusal, a refused connection), else the operator sees only the verdict
+    const why = [...new Set(last.map((e) => (e instanceof Error ? e.message : String(e))))];
+    const reasons = why.length === 0 ? '' : `: ${why.slice(0, 3).join('; ')}${why.length > 3 ? `; and ${why.length - 3} more` : ''}`;
     if (last.length > 0 && last.every((e) => e instanceof AuthenticationError)) {
-      throw new AuthenticationError(`cannot join: every seed refused our authentication (wrong cluster secret?)`, { seeds: this.seeds });
+      throw new AuthenticationError(`cannot join: every seed refused our authentication${reasons}`, { seeds: this.seeds });
     }
-    throw new MemberUnreachableError(`cannot join: no seed reachable within ${this.joinTimeout} ms (${this.seeds.join(', ')})`, {
+    throw new MemberUnreachableError(`cannot join: no seed reachable within ${this.joinTimeout} ms (${this.seeds.join(', ')})${reasons}`, {
       seeds: this.seeds,
       causes: last.map((e) => (e instanceof GridError ? e.code : String(e))),
     });

@@ -28,7 +28,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
-import { isTable, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
+import { isTable, lastCopiesOf, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { createLog, type Logger } from '../log.js';
@@ -47,6 +47,8 @@ export { RETRY_DEADLINE_MS } from './context.js';
 const TICK_MS = 500;
 /** A new member waits this long to be admitted by the metadata leader. */
 const ADMIT_MS = 15_000;
+/** A graceful leave waits at most this long for the partitions only this member holds to be copied elsewhere. */
+const HANDOVER_MS = 30_000;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -127,17 +129,51 @@ export class ClusterNode extends EventEmitter implements MemberContext {
 
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────────
 
-  async start(): Promise<void> {
+  /**
+   * Listens, then joins (or founds) the cluster. `signal` (createGrid's options.signal) stops a
+   * join under way: abortStart ends its loops and closes the transport, so its dials and requests
+   * fail at once instead of running to their deadlines (5 s to reach a seed, 15 s to be
+   * admitted, 15 s for a table).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
     this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
+    const onAbort = (): void => this.abortStart();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted === true) this.abortStart();
     try {
+      // A seed list may name this member too (one list given to every member): it joins through
+      // the others. Only itself: nobody could admit it (it used to wait 15 s for admission).
+      const own = new Set([this.transport.url, this.transport.boundUrl()]);
+      const seeds = o.seeds.filter((u) => !own.has(u));
+      if (o.seeds.length > 0 && seeds.length === 0) {
+        throw new InvalidOptionError(
+          `options.cluster.seeds names only this member itself (${o.seeds.join(', ')}): a member given seeds joins through them and never founds a cluster; start the first member without seeds`,
+          { option: 'options.cluster.seeds' },
+        );
+      }
       // only a member started without seeds founds a cluster
-      await this.begin([...o.seeds], o.seeds.length === 0);
+      await this.begin(seeds, o.seeds.length === 0);
+      if (this.startAborted) throw new GridClosedError('closed while joining');
     } catch (e) {
       await this.transport.close();
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Set by abortStart: the start under way fails (begin's and start's catch blocks undo it). */
+  private startAborted = false;
+
+  /** Ends a start under way: the join loops see closed, the transport's dials and requests reject. */
+  private abortStart(): void {
+    if (this.startAborted) return;
+    this.startAborted = true;
+    this.meta?.close();
+    this.membership?.stop();
+    void this.transport.close();
   }
 
   /** Joins (or starts) the cluster with the transport already listening: membership, metadata, a table. */
@@ -281,8 +317,51 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     })();
   }
 
-  /** Leaves gracefully: tells the others (they promote this member's backups at once) and closes. */
-  async close(): Promise<void> {
+  /**
+   * Leaves gracefully: waits until no partition's only copy is here (handOverLastCopies), tells
+   * the others (they promote this member's backups at once) and closes. Calling it again returns
+   * the same promise.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.leaveAndClose());
+  }
+
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Before a graceful leave, waits (at most HANDOVER_MS) until no partition has this member as
+   * its only owner among the data members still up. A leave makes the leaver's backups primaries
+   * and rebuilds the missing copies afterwards, so a member stopped right after another (a CLI
+   * cluster stopped member by member) held the only copy of the partitions the first one had
+   * shared with it, and its own leave destroyed them. Meanwhile this member goes on as before: it
+   * is the primary that streams those copies. With backups 0 nothing is copied: no wait.
+   */
+  private async handOverLastCopies(): Promise<void> {
+    if (this.lite || this.backups === 0 || this.restarting || this.rejoining || this.startAborted) return;
+    const deadline = Date.now() + HANDOVER_MS;
+    for (;;) {
+      const t = this.replicas.table;
+      if (t === undefined || this.meta === undefined) return;
+      const up = new Set<string>();
+      for (const id of this.meta.state.members.keys()) {
+        const s = id === this.memberId ? undefined : this.membership.statusOf(id);
+        if (s === 'alive' || s === 'suspect') up.add(id);
+      }
+      if (up.size === 0) return; // the last data member: nobody to hand anything to
+      const last = lastCopiesOf(t, this.memberId, up);
+      if (last.length === 0) return;
+      // no metadata leader: nobody plans the copies, waiting would only delay the leave
+      if (this.meta.describe().leader === undefined) return;
+      if (Date.now() > deadline) {
+        this.log('warn', `leaving with the only copy of partition(s) ${last.slice(0, 20).join(', ')}${last.length > 20 ? ', …' : ''}: no other member had a copy within ${HANDOVER_MS} ms`);
+        return;
+      }
+      await this.replicas.tableChange(200);
+    }
+  }
+
+  private async leaveAndClose(): Promise<void> {
+    await this.handOverLastCopies().catch(() => undefined);
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
@@ -335,7 +414,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private async waitTable(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (this.replicas.table === undefined) {
-      if (this.closed) throw new GridClosedError('closed while joining');
+      if (this.closed || this.startAborted) throw new GridClosedError('closed while joining');
       if (Date.now() > deadline) throw new TimeoutError(`no partition table from the metadata log within ${ms} ms`);
       await this.replicas.tableChange(100);
     }

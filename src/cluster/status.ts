@@ -6,7 +6,7 @@
  * not answer in time has `error` set and no entries / bytes figures).
  */
 import { randomBytes } from 'node:crypto';
-import { SECRET_RULE_MESSAGE, isStrongEnoughSecret } from '../config.js';
+import { SECRET_RULE_MESSAGE, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
 
@@ -71,7 +71,9 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * GRID_ERR_TIMEOUT (no answer within timeoutMs, connecting included), GRID_ERR_PROTOCOL (the
  * answer is not a status), GRID_ERR_UNSUPPORTED (the member does not serve status);
  * GRID_ERR_INVALID_OPTION naming options.cluster.secret, before anything is sent, when the secret
- * is under 16 bytes (no member accepts one).
+ * is under 16 bytes (no member accepts one), or naming the part of `tls` that is unusable (as
+ * createGrid checks `cluster.tls`: a key that is not PEM or does not match the certificate, an
+ * expired certificate, one the CA did not sign).
  *
  * @param url - The ws:// or wss:// URL of any member.
  * @param secret - The cluster secret (at least 16 UTF-8 bytes).
@@ -83,8 +85,8 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * @throws {TimeoutError} when no answer came within `timeoutMs` (GRID_ERR_TIMEOUT).
  * @throws {ProtocolError} when the answer is not a cluster status (GRID_ERR_PROTOCOL).
  * @throws {UnsupportedError} when the member does not serve status (GRID_ERR_UNSUPPORTED).
- * @throws {InvalidOptionError} when `secret` is under 16 bytes, naming options.cluster.secret (GRID_ERR_INVALID_OPTION).
- * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer (GRID_ERR_INVALID_ARGUMENT).
+ * @throws {InvalidOptionError} when `secret` is under 16 bytes, naming options.cluster.secret, or `tls` is unusable, naming options.cluster.tls.key, .cert or .ca (GRID_ERR_INVALID_OPTION).
+ * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer, or `url` is wss:// and `tls` is not given (GRID_ERR_INVALID_ARGUMENT).
  *
  * @example
  * ```ts
@@ -95,6 +97,13 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
 export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
+  if (tls === undefined && typeof url === 'string' && url.startsWith('wss://')) {
+    throw new InvalidArgumentError(`fetchClusterStatus: ${url} is a member with mutual TLS: pass tls (this client's key and certificate and the cluster CA)`);
+  }
+  if (tls !== undefined && typeof tls === 'object' && tls !== null) {
+    const p = tlsMaterialProblem(tls, (part) => `options.cluster.tls.${part}`);
+    if (p !== undefined) throw new InvalidOptionError(`options.cluster.tls.${p.part} ${p.message}`, { option: `options.cluster.tls.${p.part}` });
+  }
   const deadline = Date.now() + timeoutMs;
   const t = await Transport.listen({
     host: '127.0.0.1',

@@ -623,6 +623,25 @@ function checkOptions(o: TransportOptions): void {
   }
 }
 
+/** ' from <address>' of a socket, '' when unknown (a TLS socket that failed its handshake may only know it through the socket it wraps). */
+function fromAddress(socket: Socket): string {
+  const a = socket.remoteAddress ?? (socket as Socket & { _parent?: Socket })._parent?.remoteAddress;
+  return a === undefined ? '' : ` from ${safeText(a)}`;
+}
+
+/**
+ * Why TLS refused a connection on the member port, in an operator's words (OpenSSL's own lines
+ * name source files); undefined when TLS refused nothing (the peer hung up mid-handshake).
+ */
+function tlsRefusal(err: Error & { code?: string }, socket: TLSSocket): string | undefined {
+  const verify = socket.authorizationError as unknown;
+  if (verify !== undefined && verify !== null) return `its certificate failed verification against this member's CA (${safeText(String(verify))})`;
+  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'it sent no certificate (mutual TLS: a member needs one signed by the cluster CA)';
+  if (err.code === 'ERR_SSL_HTTP_REQUEST') return 'plain HTTP on this wss:// port (a member without cluster.tls, or a ws:// url for a wss:// member)';
+  if (err.code?.startsWith('ERR_SSL_') === true) return `the TLS handshake failed (${safeText(err.code)})`;
+  return undefined;
+}
+
 export class Transport extends EventEmitter {
   readonly url: string;
   readonly memberId: string;
@@ -785,8 +804,15 @@ export class Transport extends EventEmitter {
       this.peerLog('warn', `rejected a malformed WebSocket upgrade: ${safeText(err.message)}`);
       socket.destroy();
     });
-    server.on('clientError', (err: Error, socket: Socket) => {
-      this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
+    server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+      // on a TLS port, a refused handshake reaches here too (as 'socket hang up' or an OpenSSL
+      // line): say it was refused and why, which is what an operator needs to mend a member
+      const refusal = socket instanceof TLSSocket && !socket.authorized ? tlsRefusal(err, socket) : undefined;
+      if (refusal !== undefined) this.peerLog('warn', `refused a TLS connection${fromAddress(socket)}: ${refusal}`);
+      // not a refusal: a dial superseded by the peer's own (two members dialling each other at
+      // once, as they do while joining), a TCP health check; info, not a warning of a healthy cluster
+      else if (socket instanceof TLSSocket && !socket.authorized) this.peerLog('info', `a connection${fromAddress(socket)} ended during its TLS handshake: ${safeText(err.code ?? err.message)}`);
+      else this.peerLog('warn', `dropped a malformed HTTP request: ${safeText(err.message)}`);
       socket.destroy();
     });
     // admission runs on the raw TCP connection, before any byte is parsed (with TLS: before the TLS handshake)
@@ -926,13 +952,19 @@ export class Transport extends EventEmitter {
     // Small headers, short header / request deadlines checked often, no keep-alive: a peer that
     // never upgrades, or drips its headers, is shed (the HELLO deadline cuts it sooner still).
     const httpOpts = { maxHeaderSize: 8192, headersTimeout: handshakeTimeout, requestTimeout: handshakeTimeout, keepAliveTimeout: 1, connectionsCheckingInterval: 250 };
-    const server: Server =
-      opts.tls === undefined
-        ? createServer(httpOpts, onRequest)
-        : (createTlsServer(
-            { ...httpOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout },
-            onRequest,
-          ) as unknown as Server);
+    let server: Server;
+    try {
+      server =
+        opts.tls === undefined
+          ? createServer(httpOpts, onRequest)
+          : (createTlsServer(
+              { ...httpOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout },
+              onRequest,
+            ) as unknown as Server);
+    } catch (err) {
+      // OpenSSL refused the key or certificate (createGrid and fetchClusterStatus check them first)
+      return Promise.reject(new InvalidArgumentError(`transport options.tls: ${(err as Error).message}`, { cause: (err as { code?: string }).code }));
+    }
     server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
     server.keepAliveTimeout = 1; // (also passed above; set here in case this Node ignores the option)
     const wss = new WebSocketServer({
@@ -971,7 +1003,7 @@ export class Transport extends EventEmitter {
    * the advertised url: an operator's `status` on the member's own address, a harness probing
    * behind its proxies. A relay is neither, so binding the dialled url still defeats it.
    */
-  private boundUrl(): string {
+  boundUrl(): string {
     const a = this.server.address();
     if (typeof a !== 'object' || a === null) return this.url;
     const host = a.address.includes(':') ? `[${a.address}]` : a.address;

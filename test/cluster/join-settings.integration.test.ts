@@ -94,4 +94,53 @@ describe('joining with options the cluster does not share', () => {
     others.push(g);
     expect(g.stats().members!.filter((m) => !m.lite).length).toBe(2);
   });
+
+  it('a member whose only seed is itself is refused at once; a seed list that also names it (the same list on every member) joins through the others', { timeout: 60_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const self = `ws://127.0.0.1:${port}`;
+    const t0 = Date.now();
+    const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port, seeds: [self], secret: SECRET, backups: 1 } }).then(
+      (g) => g.close().then(() => 'joined'),
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+    expect((err as Error).message).toMatch(/^options\.cluster\.seeds names only this member itself/);
+    expect(Date.now() - t0).toBeLessThan(5000); // it used to wait 15 s for an admission nobody could give
+    const g = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port, seeds: [self, url], secret: SECRET, backups: 1 } });
+    others.push(g);
+    expect(first.stats().members!.map((m) => m.id)).toContain(g.stats().cluster!.memberId);
+  });
+});
+
+describe('createGrid options.signal', () => {
+  it('an abort while the member joins stops it at once with GRID_ERR_CLOSED, closing what it started; an aborted signal starts nothing', { timeout: 20_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const controller = new AbortController();
+    const sockets: import('node:net').Socket[] = [];
+    const seed = createServer((sock) => {
+      sockets.push(sock);
+      controller.abort(); // the member is dialling: it is in its join
+    });
+    await new Promise<void>((r) => seed.listen(0, '127.0.0.1', () => r()));
+    try {
+      const seeds = [`ws://127.0.0.1:${(seed.address() as { port: number }).port}`];
+      const t0 = Date.now();
+      const err = await createGrid({ workers: 1, memory: '16MB', signal: controller.signal, cluster: { host: '127.0.0.1', port: 0, seeds, secret: SECRET } }).then(
+        (g) => g.close().then(() => 'started'),
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: 'GRID_ERR_CLOSED' });
+      expect((err as Error).message).toContain('aborted (options.signal)');
+      expect(Date.now() - t0).toBeLessThan(3000); // the join alone waits 5 s for this seed
+      await expect(createGrid({ workers: 1, memory: '16MB', signal: controller.signal, cluster: { port: 0, seeds, secret: SECRET } })).rejects.toMatchObject({ code: 'GRID_ERR_CLOSED' });
+      await expect(createGrid({ signal: 'stop' as never })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', message: 'options.signal must be an AbortSignal' });
+    } finally {
+      for (const s of sockets) s.destroy();
+      seed.close();
+    }
+  });
 });

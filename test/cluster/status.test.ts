@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchClusterStatus, GridError, InvalidOptionError } from '../../dist/index.js';
 import { SAMPLE, SECRET, closeStatusMembers, closedPort, statusMember } from '../fixtures/status-member.js';
+import { makeCa, tlsOf } from '../fixtures/tls.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -41,6 +45,22 @@ describe('fetchClusterStatus', () => {
     }
     expect(member.requests).toBe(0);
     expect(member.peers()).toEqual([]);
+  });
+
+  it('rejects TLS material that cannot work (a key of another certificate) with GRID_ERR_INVALID_OPTION naming the part, not a raw OpenSSL error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-status-tls-'));
+    try {
+      makeCa(dir, 'ca', ['a', 'b']);
+      const err = await fetchClusterStatus('wss://127.0.0.1:1', SECRET, 1000, { ...tlsOf(dir, 'a', 'ca'), key: tlsOf(dir, 'b', 'ca').key }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect((err as InvalidOptionError).message).toMatch(/^options\.cluster\.tls\.cert does not match options\.cluster\.tls\.key/);
+      // and a wss:// member without any tls: named at once (it used to fail the TLS handshake)
+      const bare = await fetchClusterStatus('wss://127.0.0.1:1', SECRET, 1000).catch((e: unknown) => e);
+      expect(bare).toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+      expect((bare as Error).message).toContain('wss://127.0.0.1:1 is a member with mutual TLS: pass tls');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects with GRID_ERR_MEMBER_UNREACHABLE when nothing listens at the url', async () => {
