@@ -5,6 +5,7 @@ import type { Grid, GridMap } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
+const REWRITE = new URL('./fixtures/die-mid-rewrite.mjs', import.meta.url);
 
 function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
   const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
@@ -132,6 +133,32 @@ describe('threads sharing one grid', () => {
     expect(await m.get('victim-key')).toBe('after');
     expect(await m.get('before')).toBe('kept');
     expect(grid.stats().recoveries).toBeGreaterThanOrEqual(1);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
+  it('a thread that dies in the middle of an in-place overwrite leaves no torn entry behind', async () => {
+    // A same-size overwrite rewrites the record where it is. A thread terminated after it wrote
+    // the new length and type but before the new bytes left the key with a msgpack type over the
+    // old string's bytes: the repair kept it, and get() and entries() threw msgpackr's untyped
+    // "Data read, but end of buffer not reached" for good.
+    const m = grid.map<unknown>('rewrite-victim');
+    const old = 'o'.repeat(30);
+    const next = { a: 'n'.repeat(20), b: 1 }; // msgpack of 28 bytes: the same record size as the 30-byte string
+    await m.set('k', old);
+    await m.set('other', 'kept');
+    expect(await m.get('k')).toBe(old); // memoized by this thread too
+    const w = new Worker(REWRITE, { workerData: { handle: grid.handle, map: 'rewrite-victim', key: 'k', value: next } });
+    expect(await new Promise<number>((r) => w.once('exit', r))).toBe(4);
+    // the write did not complete: the key holds the old value or nothing, never a mix of both
+    const got = await m.get('k');
+    expect(got === undefined || got === old).toBe(true);
+    const listed = new Map<string, unknown>();
+    for await (const [k, v] of m.entries()) listed.set(k, v);
+    expect(listed.get('k')).toBe(got);
+    expect(listed.get('other')).toBe('kept');
+    expect(await m.size()).toBe(listed.size);
+    await m.set('k', next);
+    expect(await m.get('k')).toEqual(next);
     expect(await consistency(grid)).toEqual([]);
   });
 

@@ -132,6 +132,12 @@ export const E_FLAGS = E_TYPE + 1; // u8 F_*
 export const E_HEADER = 32;
 export const F_LIVE = 1;
 export const F_TABLE = 2;
+/**
+ * Set while a same-size overwrite rewrites the record in place (store.rewriteValue), cleared when
+ * it is done: a record the repair finds with it was left half old, half new by a thread that
+ * died in the middle, and is dropped (the write did not complete; the old value is gone).
+ */
+export const F_REWRITE = 4;
 
 export const EMPTY = 0;
 export const TOMB = 0xffffffff;

@@ -12,7 +12,7 @@
  */
 import {
   ACCESS_BYTES_SHIFT, ACCESS_SHIFT, CLOCK_MASK, CLOCK_TICK_MS, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
-  F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
+  F_LIVE, F_REWRITE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
   LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
@@ -463,6 +463,9 @@ export class ShardStore {
     const u32 = this.u32;
     const w = off >>> 2;
     const eo = (off + E_EXPIRES) >>> 3;
+    // a thread can die anywhere in here (worker.terminate()): until the flag is cleared the
+    // record is neither the old value nor the new one, and the repair drops it
+    this.u8[off + E_FLAGS] = F_LIVE | F_REWRITE;
     if ((this.f64[eo] !== 0) !== (expiresAt !== 0)) this.countTtl(p, mapId, expiresAt !== 0 ? 1 : -1);
     u32[w + (E_VERSION >>> 2)] = ++this.cu[pb + P_WRITE_SEQ];
     this.f64[eo] = expiresAt;
@@ -470,6 +473,7 @@ export class ShardStore {
     this.u8[off + E_TYPE] = type;
     this.writeValue(off + E_HEADER + align8(this.klen), type, src, vlen, num);
     this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+    this.u8[off + E_FLAGS] = F_LIVE;
   }
 
   private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
@@ -1484,7 +1488,8 @@ export class ShardStore {
           continue;
         }
         const off = (ref - 1) * 8;
-        let ok = owned(off, E_HEADER) && (this.u8[off + E_FLAGS] & F_LIVE) !== 0 && (this.u8[off + E_FLAGS] & F_TABLE) === 0;
+        // F_REWRITE: the dead thread was rewriting this record in place; its bytes are torn
+        let ok = owned(off, E_HEADER) && (this.u8[off + E_FLAGS] & (F_LIVE | F_TABLE | F_REWRITE)) === F_LIVE;
         const size = ok ? this.recordSize(off) : 0;
         ok = ok && owned(off, size) && this.u32[(off + E_HASH) >>> 2] === this.u32[tword + 2 * i];
         if (!ok) {
@@ -1574,6 +1579,7 @@ export class ShardStore {
         const pg = off >>> this.pageShift;
         if (ci[this.pg(pg, PG_OWNER)] !== p) errs.push(`p${p}: record ${off} on page ${pg} owned by ${ci[this.pg(pg, PG_OWNER)]}`);
         if ((this.u8[off + E_FLAGS] & F_LIVE) === 0) errs.push(`p${p}: record ${off} not live`);
+        if ((this.u8[off + E_FLAGS] & F_REWRITE) !== 0) errs.push(`p${p}: record ${off} left mid-rewrite`);
         live.set(pg, (live.get(pg) ?? 0) + this.recordSize(off));
       });
     }
