@@ -631,6 +631,11 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
  * MaxListenersExceededWarning, on the process and on every worker): when a worker this thread
  * created exits, each watcher (the member grids, the attached grids' CP regions) gets its thread
  * id. Recovery is idempotent, so a watcher added after the worker started is harmless.
+ *
+ * The listener is added when this module loads and stays: Node announces a worker only once, at
+ * its creation, so one started before the first createGrid (a pool started at boot) would
+ * otherwise never be watched, and a lock it died holding would stay taken for good. It costs an
+ * 'exit' listener per worker, and keeps nothing alive.
  */
 const threadWatchers = new Set<(threadId: number) => void>();
 function onAnyWorker(w: Worker): void {
@@ -639,13 +644,10 @@ function onAnyWorker(w: Worker): void {
     for (const watch of threadWatchers) watch(tid);
   });
 }
+process.on('worker', onAnyWorker);
 function watchThreads(watch: (threadId: number) => void, delta: 1 | -1): void {
-  if (delta > 0) {
-    if (threadWatchers.size === 0) process.on('worker', onAnyWorker);
-    threadWatchers.add(watch);
-  } else if (threadWatchers.delete(watch) && threadWatchers.size === 0) {
-    process.off('worker', onAnyWorker);
-  }
+  if (delta > 0) threadWatchers.add(watch);
+  else threadWatchers.delete(watch);
 }
 
 /**

@@ -34,8 +34,18 @@ describe('process hygiene', () => {
     const out = JSON.parse(r.out) as { warnings: string[]; listeners: number; after: number; value: string };
     expect(out.warnings).toEqual([]);
     expect(out.listeners).toBe(1);
-    expect(out.after).toBe(0);
+    expect(out.after).toBe(1); // the library's own, added when it loads and kept: workers started before a grid are watched too
     expect(out.value).toBe('GRID_ERR_CLOSED');
+  });
+
+  it('a worker started before the grid was created is watched too: a lock it dies holding is recovered', { timeout: 60_000 }, async () => {
+    // The process 'worker' listener used to be added by the first createGrid: a worker started
+    // before (a pool started at boot) had no exit watcher, and a lock it died holding stayed
+    // taken — every later write of that partition failed with GRID_ERR_LOCK_TIMEOUT.
+    const r = await child([fixture('early-worker.mjs')]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ code: 7, set: 'ok', value: 'after', recoveries: 1 });
   });
 
   it('a virtual node whose replacement fails to start is reported on each failure, retried with growing delays, and back once it can start', { timeout: 120_000 }, async () => {
