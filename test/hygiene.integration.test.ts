@@ -48,6 +48,13 @@ describe('process hygiene', () => {
     expect(JSON.parse(r.out)).toEqual({ code: 7, set: 'ok', value: 'after', recoveries: 1 });
   });
 
+  it('attached grids a thread never closes are not kept alive by the library', { timeout: 60_000 }, async () => {
+    const r = await child(['--expose-gc', fixture('attach-unclosed.mjs')]);
+    expect(r.err).toBe('');
+    // (the most recent one may stay referenced by a per-thread cache; before the fix all 50 stayed)
+    expect((JSON.parse(r.out) as { alive: number }).alive).toBeLessThanOrEqual(1);
+  });
+
   it('a virtual node whose replacement fails to start is reported on each failure, retried with growing delays, and back once it can start', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'shardgrid-respawn-'));
     try {

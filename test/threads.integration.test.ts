@@ -6,6 +6,7 @@ import type { Grid, GridMap } from '../dist/index.js';
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
 const REWRITE = new URL('./fixtures/die-mid-rewrite.mjs', import.meta.url);
+const NESTED = new URL('./fixtures/nested-holder.mjs', import.meta.url);
 
 function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
   const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
@@ -159,6 +160,35 @@ describe('threads sharing one grid', () => {
     expect(await m.size()).toBe(listed.size);
     await m.set('k', next);
     expect(await m.get('k')).toEqual(next);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
+  it('a lock held by a worker that an attached worker started is recovered: when it dies, and when Node ends it with its parent', async () => {
+    // Only the thread that starts a worker sees it start and exit. A worker's own workers (an
+    // attached thread's aggregate pool, or the user's) were seen by nobody that recovered locks:
+    // a worker running aggregations, terminated mid-scan, left its pool threads' partition
+    // locks taken for good, and every later write of those partitions failed with GRID_ERR_LOCK_TIMEOUT.
+    const m = grid.map<string>('nested');
+    for (const mode of ['child-dies', 'parent-dies'] as const) {
+      const key = `nested-${mode}`;
+      grid.store.setKey(key, m.id);
+      const p = grid.store.kpart;
+      const repairs = () => grid.stats().partitions[p].repairs;
+      const before = repairs();
+      const recoveries = grid.stats().recoveries;
+      const w = new Worker(NESTED, { workerData: { handle: grid.handle, key, mapId: m.id, mode, role: 'parent' } });
+      const said = await new Promise<string>((r, j) => {
+        w.once('message', r);
+        w.once('error', j);
+      });
+      expect(said).toBe(mode === 'child-dies' ? 'holder exited 3' : 'held');
+      await w.terminate();
+      await m.set(key, 'after'); // GRID_ERR_LOCK_TIMEOUT when the holder's lock stayed taken
+      expect(await m.get(key)).toBe('after');
+      expect(repairs()).toBe(before + 1);
+      // 'child-dies': its parent, still alive, recovered it; 'parent-dies': the member did
+      expect(grid.stats().recoveries).toBe(recoveries + (mode === 'parent-dies' ? 1 : 0));
+    }
     expect(await consistency(grid)).toEqual([]);
   });
 

@@ -15,7 +15,7 @@ import {
   F_LIVE, F_REWRITE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
-  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
+  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_LINKS, MAX_THREAD_SLOTS,
   P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE, P_UNSETTLED,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
   PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
@@ -1405,6 +1405,54 @@ export class ShardStore {
       pagesMax: ci[G_PAGES_MAX],
       partitions,
     };
+  }
+
+  /**
+   * Links worker `child` to the thread `parent` that started it (see MAX_THREAD_LINKS). Returns
+   * false when every link slot is taken (the child's locks are then recovered only if it dies
+   * while its parent lives).
+   */
+  linkThread(child: number, parent: number): boolean {
+    const ci = this.ci;
+    for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+      const at = this.geo.linkBase + 2 * i;
+      if (ci[at] !== 0 || Atomics.compareExchange(ci, at, 0, -1) !== 0) continue;
+      Atomics.store(ci, at + 1, parent + 1);
+      Atomics.store(ci, at, child + 1);
+      return true;
+    }
+    return false;
+  }
+
+  /** Drops the link of worker `child` (it exited; its parent saw it). */
+  unlinkThread(child: number): void {
+    const ci = this.ci;
+    for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+      const at = this.geo.linkBase + 2 * i;
+      if (ci[at] === child + 1) Atomics.compareExchange(ci, at, child + 1, 0);
+    }
+  }
+
+  /**
+   * The workers linked below thread `tid` — its children, theirs, … — whose links are dropped
+   * here: called when `tid` died, and Node ended them with it.
+   */
+  takeDescendants(tid: number): number[] {
+    const ci = this.ci;
+    const out: number[] = [];
+    const parents = [tid];
+    while (parents.length > 0) {
+      const parent = parents.pop()!;
+      for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+        const at = this.geo.linkBase + 2 * i;
+        const c = Atomics.load(ci, at);
+        if (c <= 0 || Atomics.load(ci, at + 1) !== parent + 1) continue;
+        if (Atomics.compareExchange(ci, at, c, 0) !== c) continue;
+        out.push(c - 1);
+        parents.push(c - 1);
+      }
+    }
+    return out;
   }
 
   /**

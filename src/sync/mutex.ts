@@ -7,8 +7,8 @@
  *   (id << 1)              locked by thread `id - 1`, nobody waiting
  *   (id << 1) | 1          locked, and at least one thread may be sleeping on the word
  *
- * Recording the holder lets the member recover a lock whose holder died (worker `exit`, or the
- * close of the liveness port an attached thread hands to the member): see `forceTake`.
+ * Recording the holder lets the member recover a lock whose holder died (the worker's `exit`,
+ * or its parent's for a worker a worker started: store.takeDescendants): see `forceTake`.
  *
  * Acquire: a CAS from 0 (the uncontended path is one compareExchange). Under contention the
  * caller spins a little (critical sections are a few hundred ns), then sets the waiters bit and
