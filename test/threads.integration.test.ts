@@ -7,6 +7,7 @@ const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
 const REWRITE = new URL('./fixtures/die-mid-rewrite.mjs', import.meta.url);
 const NESTED = new URL('./fixtures/nested-holder.mjs', import.meta.url);
+const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
 
 function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
   const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
@@ -331,6 +332,36 @@ describe('runs of pages made room for while other threads write', () => {
 });
 
 describe('after close', () => {
+  it('writers waiting for a lock when the grid closes fail at once with GRID_ERR_CLOSED, in the main thread and in workers', async () => {
+    // close() wakes every waiter, but the waits went back to sleep: they ended lockTimeout later
+    // with GRID_ERR_LOCK_TIMEOUT, as if the lock were the trouble.
+    const g = await createGrid({ workers: 1, memory: '16MB', lockTimeout: 5000 });
+    const m = g.map<string>('held-at-close');
+    const flag = new SharedArrayBuffer(8);
+    const holder = new Worker(HOLD, { workerData: { handle: g.handle, key: 'k', mapId: m.id, holdMs: 20_000, flag } });
+    const held = new Int32Array(flag);
+    try {
+      while (Atomics.load(held, 0) === 0) await new Promise((r) => setTimeout(r, 5));
+      const waiter = run<{ code: string; ms: number }>(g, 'writeHeldKey', { map: 'held-at-close', key: 'k' });
+      await new Promise<void>((r) => waiter.worker.once('message', () => r()));
+      const t = performance.now();
+      const mainWrite = m.set('k', 'main').then(
+        () => 'no error',
+        (e: { code?: string }) => e.code,
+      );
+      await new Promise((r) => setTimeout(r, 100)); // both are asleep on the lock now
+      await g.close();
+      expect(await mainWrite).toBe('GRID_ERR_CLOSED');
+      const w = await waiter.done;
+      expect(w.code).toBe('GRID_ERR_CLOSED');
+      expect(performance.now() - t).toBeLessThan(2500); // not the 5 s lockTimeout
+    } finally {
+      Atomics.store(held, 1, 1);
+      Atomics.notify(held, 1);
+      await new Promise((r) => holder.once('exit', r));
+    }
+  });
+
   it('attaching to a closed grid fails with GRID_ERR_CLOSED', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB' });
     const h = g.handle;
