@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, attachGrid, AttachError, GridClosedError } from '../dist/index.js';
+import { createGrid, attachGrid, AttachError, GridClosedError, GridError } from '../dist/index.js';
 import type { Grid, GridMap } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
@@ -8,6 +8,7 @@ const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
 const REWRITE = new URL('./fixtures/die-mid-rewrite.mjs', import.meta.url);
 const NESTED = new URL('./fixtures/nested-holder.mjs', import.meta.url);
 const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
+const HOLD_WORD = new URL('./fixtures/hold-word.mjs', import.meta.url);
 
 function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
   const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
@@ -327,6 +328,45 @@ describe('runs of pages made room for while other threads write', () => {
       expect(grid.store.checkHeap()).toEqual([]);
     } finally {
       await grid.close();
+    }
+  });
+});
+
+describe('internal locks held too long', () => {
+  it('a write that needs the heap lock and a map that needs the registry lock fail with GRID_ERR_LOCK_TIMEOUT, not a bare Error', async () => {
+    const { G_HEAP_LOCK, G_MAP_LOCK } = await import('../dist/storage/layout.js');
+    const g = await createGrid({ workers: 1, memory: '16MB', lockTimeout: 300 });
+    const m = g.map<string>('first');
+    const errorOf = async (f: () => unknown) => {
+      try {
+        await f();
+        return 'no error';
+      } catch (e) {
+        return e instanceof GridError ? (e.code as string) : `untyped: ${(e as Error).message}`;
+      }
+    };
+    const holding = async (index: number, f: () => unknown) => {
+      const flag = new SharedArrayBuffer(8);
+      const f32 = new Int32Array(flag);
+      const w = new Worker(HOLD_WORD, { workerData: { handle: g.handle, index, flag } });
+      try {
+        while (Atomics.load(f32, 0) === 0) await new Promise((r) => setTimeout(r, 5));
+        return await errorOf(f);
+      } finally {
+        Atomics.store(f32, 1, 1);
+        Atomics.notify(f32, 1);
+        await new Promise((r) => w.once('exit', r));
+      }
+    };
+    try {
+      // a fresh grid: the first write of a partition takes pages for its table and records
+      expect(await holding(G_HEAP_LOCK, () => m.set('k', 'v'))).toBe('GRID_ERR_LOCK_TIMEOUT');
+      expect(await holding(G_MAP_LOCK, () => g.map('second'))).toBe('GRID_ERR_LOCK_TIMEOUT');
+      await m.set('k', 'v'); // both work once the locks are free
+      expect(await g.map<string>('second').get('k')).toBeUndefined();
+      expect(await m.get('k')).toBe('v');
+    } finally {
+      await g.close();
     }
   });
 });

@@ -24,6 +24,7 @@ import {
 import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { sharedNow } from '../sync/clock.js';
 import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
+import { LockTimeoutError } from '../errors.js';
 
 /** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
 export interface StoreBuffers {
@@ -808,7 +809,7 @@ export class ShardStore {
   }
 
   private heapLock(): void {
-    if (!lockSync(this.ci, G_HEAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: heap lock timeout');
+    if (!lockSync(this.ci, G_HEAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the heap lock (page allocation)`, { timeoutMs: this.lockTimeout });
   }
 
   /**
@@ -1193,7 +1194,7 @@ export class ShardStore {
     };
     const known = find(Atomics.load(ci, G_MAP_COUNT));
     if (known >= 0) return known;
-    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the map registry lock`, { timeoutMs: this.lockTimeout });
     try {
       const count = ci[G_MAP_COUNT];
       const again = find(count);
@@ -1226,7 +1227,7 @@ export class ShardStore {
     const known = this.mapOptions(id);
     if (known !== undefined) return known;
     const ci = this.ci;
-    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the map registry lock`, { timeoutMs: this.lockTimeout });
     try {
       const again = this.mapOptions(id);
       if (again !== undefined) return again;
