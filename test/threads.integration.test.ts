@@ -332,6 +332,32 @@ describe('runs of pages made room for while other threads write', () => {
   });
 });
 
+describe('per-thread hit and miss counters', () => {
+  it('stay exact after more than 256 attachments: a thread that attaches again keeps its counter slot, no two live threads share one', async () => {
+    // Every attachGrid took the next of 256 counter slots, round robin: the 254th attachment of
+    // a worker (a task that attaches per call) shared the main thread's slot, and the two
+    // threads' plain increments of one counter lost hits.
+    const g = await createGrid({ workers: 1, memory: '16MB' }); // slots: this thread 0, the virtual node 1
+    try {
+      const m = g.map<string>('hits');
+      await m.set('k', 'v');
+      const go = new SharedArrayBuffer(4);
+      const reads = 300_000;
+      const w = run<number>(g, 'reattachThenRead', { map: 'hits', key: 'k', attaches: 253, reads, go }); // + the fixture's own attach = 254
+      await new Promise<void>((r) => w.worker.once('message', () => r()));
+      const before = g.stats().hits;
+      Atomics.store(new Int32Array(go), 0, 1);
+      Atomics.notify(new Int32Array(go), 0);
+      let mine = 0;
+      for (let i = 0; i < reads; i++) if (m.getSync('k') !== undefined) mine++;
+      const theirs = await w.done;
+      expect(g.stats().hits - before).toBe(mine + theirs);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe('internal locks held too long', () => {
   it('a write that needs the heap lock and a map that needs the registry lock fail with GRID_ERR_LOCK_TIMEOUT, not a bare Error', async () => {
     const { G_HEAP_LOCK, G_MAP_LOCK } = await import('../dist/storage/layout.js');

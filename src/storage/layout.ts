@@ -114,6 +114,12 @@ export const M_STRIDE = M_NAME + MAX_MAP_NAME_BYTES / 4;
 export const T_HITS = 0;
 export const T_MISSES = T_HITS + 1;
 /**
+ * The slot's owner, threadId + 1 (0: free), in the first Int32 of this double: a thread that
+ * attaches again keeps its slot, and a dead thread's slot is freed by the recovery of its exit
+ * (its counts stay in it: the figures are sums over all slots).
+ */
+export const T_OWNER = T_MISSES + 1;
+/**
  * Doubles per thread slot: 16 = 128 bytes, so no two threads' counters share a cache line (64 B)
  * or an adjacent-line prefetch pair (128 B). Every get writes its thread's hit or miss counter; at
  * the former 4 (32 B) slots 2k and 2k+1 shared a line, and two threads reading in parallel with

@@ -18,12 +18,12 @@ import {
   LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_LINKS, MAX_THREAD_SLOTS,
   P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE, P_UNSETTLED,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
-  PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
+  PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER, T_OWNER,
   T_STRIDE, TOMB, align8, geometry, type Geometry,
 } from './layout.js';
 import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { sharedNow } from '../sync/clock.js';
-import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
+import { SELF_ID, forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 import { LockTimeoutError } from '../errors.js';
 
 /** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
@@ -162,10 +162,29 @@ export class ShardStore {
     this.maxKeyBytes = this.ci[G_MAX_KEY];
     this.maxValueBytes = this.ci[G_MAX_VALUE];
     this.lockTimeout = lockTimeout;
-    this.statBase = this.geo.threadBase + (Atomics.add(this.ci, G_THREAD_NEXT, 1) % MAX_THREAD_SLOTS) * T_STRIDE;
+    this.statBase = this.geo.threadBase + this.statSlot() * T_STRIDE;
     this.kbuf = new Uint8Array(this.maxKeyBytes + 8);
     this.kview = Buffer.from(this.kbuf.buffer, 0, this.kbuf.length);
     this.refresh();
+  }
+
+  /**
+   * This thread's hit/miss counter slot: the one it owns already (an earlier attachment of this
+   * thread), else a free one, claimed. Each thread writes its own with plain stores, so two live
+   * threads must not share one; only when all MAX_THREAD_SLOTS are owned (by live threads, or
+   * by dead ones no recovery saw) are slots shared round robin, and counts may then be lost.
+   */
+  private statSlot(): number {
+    const ci = this.ci;
+    const owner = (t: number): number => (this.geo.threadBase + t * T_STRIDE + T_OWNER) * 2;
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) if (Atomics.load(ci, owner(t)) === SELF_ID) return t;
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) if (Atomics.compareExchange(ci, owner(t), 0, SELF_ID) === 0) return t;
+    return Atomics.add(ci, G_THREAD_NEXT, 1) % MAX_THREAD_SLOTS;
+  }
+
+  /** Frees the counter slot of dead thread `tid` (its counts stay: see statSlot). */
+  private freeStatSlot(tid: number): void {
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) Atomics.compareExchange(this.ci, (this.geo.threadBase + t * T_STRIDE + T_OWNER) * 2, tid + 1, 0);
   }
 
   /** Re-creates the heap views after the growable heap grew (any thread may have grown it). */
@@ -1464,6 +1483,7 @@ export class ShardStore {
   recoverDeadThread(deadThreadId: number): number[] {
     const ci = this.ci;
     const repaired: number[] = [];
+    this.freeStatSlot(deadThreadId);
     const heapWasHeld = forceTake(ci, G_HEAP_LOCK, deadThreadId);
     if (forceTake(ci, G_MAP_LOCK, deadThreadId)) unlock(ci, G_MAP_LOCK); // registry writes publish last
     const held: number[] = [];
