@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
-import { Worker } from 'node:worker_threads';
+import { Worker, threadId as selfThreadId } from 'node:worker_threads';
 import { DEFAULTS, MAX_COMPUTE_TIMEOUT_MS, MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
@@ -248,6 +248,34 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
     // creating thread), so their coordination primitives are released when they exit too.
     if (options === undefined && this.cpRegion !== undefined) watchCp(this.cpRegion, +1);
+    // ... and links them to itself in shared memory, for the member to find them when this
+    // thread dies (Node ends them with it, and only this thread saw them start)
+    if (options === undefined) {
+      attachedGrids.add(this.weakSelf);
+      attachedGone.register(this, this.weakSelf, this.weakSelf);
+    }
+  }
+
+  /** This grid in attachedGrids: weakly, so an attached grid its thread never closes can still go. */
+  private readonly weakSelf = new WeakRef<Grid>(this);
+
+  /** @internal A worker this (attached) thread started: linked below it (store.linkThread). */
+  linkChild(tid: number): boolean {
+    return !this.store.closed && this.store.linkThread(tid, selfThreadId);
+  }
+
+  /**
+   * @internal A worker this (attached) thread started and linked exited: the locks it and the
+   * workers it started (gone with it) held are taken over and their partitions repaired.
+   */
+  childExited(tid: number): void {
+    const tree = [tid, ...this.store.takeDescendants(tid)];
+    this.store.unlinkThread(tid);
+    if (this.store.closed) return;
+    for (const t of tree) {
+      if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(t);
+      this.recoveries += this.store.recoverDeadThread(t).length;
+    }
   }
 
   /**
@@ -572,10 +600,12 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    */
   private threadExited(tid: number): void {
     if (this.closed) return;
-    if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(tid);
-    this.forwarder?.threadExited(tid);
-    const repaired = this.store.recoverDeadThread(tid);
-    this.recoveries += repaired.length;
+    // with it went the workers it started, which only it saw: those of its grids' links
+    for (const t of [tid, ...this.store.takeDescendants(tid)]) {
+      if (this.cpRegion !== undefined) this.cpRecoveries += this.cpRegion.recoverThread(t);
+      this.forwarder?.threadExited(t);
+      this.recoveries += this.store.recoverDeadThread(t).length;
+    }
   }
 
   /**
@@ -629,6 +659,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     await this.pool?.close(); // lets running compute tasks finish first
     if (!this.isMember) {
       if (this.cpRegion !== undefined) watchCp(this.cpRegion, -1);
+      attachedGrids.delete(this.weakSelf);
+      attachedGone.unregister(this.weakSelf);
       return;
     }
     watchThreads(this.onThreadExit, -1);
@@ -662,21 +694,37 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
  * MaxListenersExceededWarning, on the process and on every worker): when a worker this thread
  * created exits, each watcher (the member grids, the attached grids' CP regions) gets its thread
  * id. Recovery is idempotent, so a watcher added after the worker started is harmless.
+ *
+ * The listener is added when this module loads and stays: Node announces a worker only once, at
+ * its creation, so one started before the first createGrid (a pool started at boot) would
+ * otherwise never be watched, and a lock it died holding would stay taken for good. It costs an
+ * 'exit' listener per worker, and keeps nothing alive.
  */
 const threadWatchers = new Set<(threadId: number) => void>();
+/**
+ * This thread's attached grids, open: a worker this thread starts is linked in each
+ * (Grid.linkChild). Held weakly: a thread that attaches per task and never closes must not keep
+ * every grid object (and its maps' read memos) alive.
+ */
+const attachedGrids = new Set<WeakRef<Grid>>();
+const attachedGone = new FinalizationRegistry<WeakRef<Grid>>((ref) => attachedGrids.delete(ref));
 function onAnyWorker(w: Worker): void {
   const tid = w.threadId;
+  const linked: Grid[] = [];
+  for (const ref of attachedGrids) {
+    const g = ref.deref();
+    if (g === undefined) attachedGrids.delete(ref);
+    else if (g.linkChild(tid)) linked.push(g);
+  }
   w.once('exit', () => {
     for (const watch of threadWatchers) watch(tid);
+    for (const g of linked) g.childExited(tid);
   });
 }
+process.on('worker', onAnyWorker);
 function watchThreads(watch: (threadId: number) => void, delta: 1 | -1): void {
-  if (delta > 0) {
-    if (threadWatchers.size === 0) process.on('worker', onAnyWorker);
-    threadWatchers.add(watch);
-  } else if (threadWatchers.delete(watch) && threadWatchers.size === 0) {
-    process.off('worker', onAnyWorker);
-  }
+  if (delta > 0) threadWatchers.add(watch);
+  else threadWatchers.delete(watch);
 }
 
 /**

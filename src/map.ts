@@ -17,7 +17,7 @@ import {
   UnencodableValueError, UnsupportedError, ValueTooLargeError, WrongTypeError,
 } from './errors.js';
 import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgpack } from './storage/codec.js';
-import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
+import { G_CLOSED, T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
 import { KEY_MALFORMED, NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
 import type { AggregatorRef, ComputeRef } from './compute/types.js';
@@ -249,7 +249,7 @@ export class GridMap<V = unknown> {
     const li = st.lockIndex(p);
     if (tryLock(st.ci, li)) return undefined;
     if (isMainThread) return this.acquire(p);
-    this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout), this.host.lockTimeout);
+    this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout, G_CLOSED), this.host.lockTimeout);
     return undefined;
   }
 
@@ -260,14 +260,15 @@ export class GridMap<V = unknown> {
    */
   private async acquire(p: number): Promise<void> {
     const t = this.host.lockTimeout;
-    this.checkTaken(p, await lockAsync(this.store.ci, this.store.lockIndex(p), t), t);
+    this.checkTaken(p, await lockAsync(this.store.ci, this.store.lockIndex(p), t, G_CLOSED), t);
   }
 
   /**
-   * After a wait for p's lock: a typed error when the wait timed out, or when the grid closed
-   * meanwhile (the lock is let go first).
+   * After a wait for p's lock: a typed error when the grid closed meanwhile (the wait ends when
+   * it does; a lock taken is let go first), or when the wait timed out.
    */
   private checkTaken(p: number, taken: boolean, timeoutMs: number, message?: string): void {
+    if (!taken && this.store.closed) throw new GridClosedError('the grid is closed');
     if (!taken) throw new LockTimeoutError(message ?? `timed out after ${timeoutMs} ms waiting for the lock of partition ${p}`, { partition: p, timeoutMs });
     const st = this.store;
     if (st.closed) {
@@ -437,7 +438,7 @@ export class GridMap<V = unknown> {
   private getSyncBusy(key: string): V | undefined {
     const st = this.store;
     const p = this.key(key);
-    const taken = lockSync(st.ci, st.lockIndex(p), GETSYNC_WAIT_MS);
+    const taken = lockSync(st.ci, st.lockIndex(p), GETSYNC_WAIT_MS, G_CLOSED);
     this.checkTaken(p, taken, GETSYNC_WAIT_MS, `partition of key '${key}' stayed locked for ${GETSYNC_WAIT_MS} ms; use get()`);
     return this.counted(this.readHeld(p));
   }
@@ -714,7 +715,7 @@ export class GridMap<V = unknown> {
     const li = st.lockIndex(p);
     if (tryLock(st.ci, li)) return;
     const ms = isMainThread ? GETSYNC_WAIT_MS : this.host.lockTimeout;
-    this.checkTaken(p, lockSync(st.ci, li, ms), ms, `${op}: partition of key '${key}' stayed locked for ${ms} ms; use ${op === 'setSync' ? 'set' : 'delete'}()`);
+    this.checkTaken(p, lockSync(st.ci, li, ms, G_CLOSED), ms, `${op}: partition of key '${key}' stayed locked for ${ms} ms; use ${op === 'setSync' ? 'set' : 'delete'}()`);
   }
 
   /**

@@ -1,10 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrid, attachGrid, AttachError, GridClosedError } from '../dist/index.js';
+import { createGrid, attachGrid, AttachError, GridClosedError, GridError } from '../dist/index.js';
 import type { Grid, GridMap } from '../dist/index.js';
 
 const OPS = new URL('./fixtures/worker-ops.mjs', import.meta.url);
 const DIE = new URL('./fixtures/die-holding-lock.mjs', import.meta.url);
+const REWRITE = new URL('./fixtures/die-mid-rewrite.mjs', import.meta.url);
+const NESTED = new URL('./fixtures/nested-holder.mjs', import.meta.url);
+const HOLD = new URL('./fixtures/hold-lock.mjs', import.meta.url);
+const HOLD_WORD = new URL('./fixtures/hold-word.mjs', import.meta.url);
 
 function run<T>(grid: Grid, job: string, args: Record<string, unknown>): { worker: Worker; done: Promise<T> } {
   const worker = new Worker(OPS, { workerData: { handle: grid.handle, job, args } });
@@ -132,6 +136,61 @@ describe('threads sharing one grid', () => {
     expect(await m.get('victim-key')).toBe('after');
     expect(await m.get('before')).toBe('kept');
     expect(grid.stats().recoveries).toBeGreaterThanOrEqual(1);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
+  it('a thread that dies in the middle of an in-place overwrite leaves no torn entry behind', async () => {
+    // A same-size overwrite rewrites the record where it is. A thread terminated after it wrote
+    // the new length and type but before the new bytes left the key with a msgpack type over the
+    // old string's bytes: the repair kept it, and get() and entries() threw msgpackr's untyped
+    // "Data read, but end of buffer not reached" for good.
+    const m = grid.map<unknown>('rewrite-victim');
+    const old = 'o'.repeat(30);
+    const next = { a: 'n'.repeat(20), b: 1 }; // msgpack of 28 bytes: the same record size as the 30-byte string
+    await m.set('k', old);
+    await m.set('other', 'kept');
+    expect(await m.get('k')).toBe(old); // memoized by this thread too
+    const w = new Worker(REWRITE, { workerData: { handle: grid.handle, map: 'rewrite-victim', key: 'k', value: next } });
+    expect(await new Promise<number>((r) => w.once('exit', r))).toBe(4);
+    // the write did not complete: the key holds the old value or nothing, never a mix of both
+    const got = await m.get('k');
+    expect(got === undefined || got === old).toBe(true);
+    const listed = new Map<string, unknown>();
+    for await (const [k, v] of m.entries()) listed.set(k, v);
+    expect(listed.get('k')).toBe(got);
+    expect(listed.get('other')).toBe('kept');
+    expect(await m.size()).toBe(listed.size);
+    await m.set('k', next);
+    expect(await m.get('k')).toEqual(next);
+    expect(await consistency(grid)).toEqual([]);
+  });
+
+  it('a lock held by a worker that an attached worker started is recovered: when it dies, and when Node ends it with its parent', async () => {
+    // Only the thread that starts a worker sees it start and exit. A worker's own workers (an
+    // attached thread's aggregate pool, or the user's) were seen by nobody that recovered locks:
+    // a worker running aggregations, terminated mid-scan, left its pool threads' partition
+    // locks taken for good, and every later write of those partitions failed with GRID_ERR_LOCK_TIMEOUT.
+    const m = grid.map<string>('nested');
+    for (const mode of ['child-dies', 'parent-dies'] as const) {
+      const key = `nested-${mode}`;
+      grid.store.setKey(key, m.id);
+      const p = grid.store.kpart;
+      const repairs = () => grid.stats().partitions[p].repairs;
+      const before = repairs();
+      const recoveries = grid.stats().recoveries;
+      const w = new Worker(NESTED, { workerData: { handle: grid.handle, key, mapId: m.id, mode, role: 'parent' } });
+      const said = await new Promise<string>((r, j) => {
+        w.once('message', r);
+        w.once('error', j);
+      });
+      expect(said).toBe(mode === 'child-dies' ? 'holder exited 3' : 'held');
+      await w.terminate();
+      await m.set(key, 'after'); // GRID_ERR_LOCK_TIMEOUT when the holder's lock stayed taken
+      expect(await m.get(key)).toBe('after');
+      expect(repairs()).toBe(before + 1);
+      // 'child-dies': its parent, still alive, recovered it; 'parent-dies': the member did
+      expect(grid.stats().recoveries).toBe(recoveries + (mode === 'parent-dies' ? 1 : 0));
+    }
     expect(await consistency(grid)).toEqual([]);
   });
 
@@ -273,7 +332,102 @@ describe('runs of pages made room for while other threads write', () => {
   });
 });
 
+describe('per-thread hit and miss counters', () => {
+  it('stay exact after more than 256 attachments: a thread that attaches again keeps its counter slot, no two live threads share one', async () => {
+    // Every attachGrid took the next of 256 counter slots, round robin: the 254th attachment of
+    // a worker (a task that attaches per call) shared the main thread's slot, and the two
+    // threads' plain increments of one counter lost hits.
+    const g = await createGrid({ workers: 1, memory: '16MB' }); // slots: this thread 0, the virtual node 1
+    try {
+      const m = g.map<string>('hits');
+      await m.set('k', 'v');
+      const go = new SharedArrayBuffer(4);
+      const reads = 300_000;
+      const w = run<number>(g, 'reattachThenRead', { map: 'hits', key: 'k', attaches: 253, reads, go }); // + the fixture's own attach = 254
+      await new Promise<void>((r) => w.worker.once('message', () => r()));
+      const before = g.stats().hits;
+      Atomics.store(new Int32Array(go), 0, 1);
+      Atomics.notify(new Int32Array(go), 0);
+      let mine = 0;
+      for (let i = 0; i < reads; i++) if (m.getSync('k') !== undefined) mine++;
+      const theirs = await w.done;
+      expect(g.stats().hits - before).toBe(mine + theirs);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('internal locks held too long', () => {
+  it('a write that needs the heap lock and a map that needs the registry lock fail with GRID_ERR_LOCK_TIMEOUT, not a bare Error', async () => {
+    const { G_HEAP_LOCK, G_MAP_LOCK } = await import('../dist/storage/layout.js');
+    const g = await createGrid({ workers: 1, memory: '16MB', lockTimeout: 300 });
+    const m = g.map<string>('first');
+    const errorOf = async (f: () => unknown) => {
+      try {
+        await f();
+        return 'no error';
+      } catch (e) {
+        return e instanceof GridError ? (e.code as string) : `untyped: ${(e as Error).message}`;
+      }
+    };
+    const holding = async (index: number, f: () => unknown) => {
+      const flag = new SharedArrayBuffer(8);
+      const f32 = new Int32Array(flag);
+      const w = new Worker(HOLD_WORD, { workerData: { handle: g.handle, index, flag } });
+      try {
+        while (Atomics.load(f32, 0) === 0) await new Promise((r) => setTimeout(r, 5));
+        return await errorOf(f);
+      } finally {
+        Atomics.store(f32, 1, 1);
+        Atomics.notify(f32, 1);
+        await new Promise((r) => w.once('exit', r));
+      }
+    };
+    try {
+      // a fresh grid: the first write of a partition takes pages for its table and records
+      expect(await holding(G_HEAP_LOCK, () => m.set('k', 'v'))).toBe('GRID_ERR_LOCK_TIMEOUT');
+      expect(await holding(G_MAP_LOCK, () => g.map('second'))).toBe('GRID_ERR_LOCK_TIMEOUT');
+      await m.set('k', 'v'); // both work once the locks are free
+      expect(await g.map<string>('second').get('k')).toBeUndefined();
+      expect(await m.get('k')).toBe('v');
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe('after close', () => {
+  it('writers waiting for a lock when the grid closes fail at once with GRID_ERR_CLOSED, in the main thread and in workers', async () => {
+    // close() wakes every waiter, but the waits went back to sleep: they ended lockTimeout later
+    // with GRID_ERR_LOCK_TIMEOUT, as if the lock were the trouble.
+    const g = await createGrid({ workers: 1, memory: '16MB', lockTimeout: 5000 });
+    const m = g.map<string>('held-at-close');
+    const flag = new SharedArrayBuffer(8);
+    const holder = new Worker(HOLD, { workerData: { handle: g.handle, key: 'k', mapId: m.id, holdMs: 20_000, flag } });
+    const held = new Int32Array(flag);
+    try {
+      while (Atomics.load(held, 0) === 0) await new Promise((r) => setTimeout(r, 5));
+      const waiter = run<{ code: string; ms: number }>(g, 'writeHeldKey', { map: 'held-at-close', key: 'k' });
+      await new Promise<void>((r) => waiter.worker.once('message', () => r()));
+      const t = performance.now();
+      const mainWrite = m.set('k', 'main').then(
+        () => 'no error',
+        (e: { code?: string }) => e.code,
+      );
+      await new Promise((r) => setTimeout(r, 100)); // both are asleep on the lock now
+      await g.close();
+      expect(await mainWrite).toBe('GRID_ERR_CLOSED');
+      const w = await waiter.done;
+      expect(w.code).toBe('GRID_ERR_CLOSED');
+      expect(performance.now() - t).toBeLessThan(2500); // not the 5 s lockTimeout
+    } finally {
+      Atomics.store(held, 1, 1);
+      Atomics.notify(held, 1);
+      await new Promise((r) => holder.once('exit', r));
+    }
+  });
+
   it('attaching to a closed grid fails with GRID_ERR_CLOSED', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB' });
     const h = g.handle;

@@ -18,6 +18,8 @@
  *  │ per (partition, map)     │
  *  ├──────────────────────────┤ threadBase (Float64, 128-byte aligned)
  *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses), 128 B per slot
+ *  ├──────────────────────────┤ linkBase (layout 4)
+ *  │ thread links             │ MAX_THREAD_LINKS × [child threadId + 1, parent threadId + 1]
  *  └──────────────────────────┘
  *
  *  heap (growable SharedArrayBuffer, maxByteLength = page budget): pages of 2^pageShift bytes.
@@ -32,7 +34,7 @@
  *  cap × [slotHash u32, ref u32].
  */
 export const MAGIC = 0x53475244; // 'SGRD'
-export const LAYOUT_VERSION = 3; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase)
+export const LAYOUT_VERSION = 4; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase); 4: thread links (linkBase)
 
 // ── global header ─────────────────────────────────────────────────────────────────────────────
 export const G_MAGIC = 0;
@@ -112,6 +114,12 @@ export const M_STRIDE = M_NAME + MAX_MAP_NAME_BYTES / 4;
 export const T_HITS = 0;
 export const T_MISSES = T_HITS + 1;
 /**
+ * The slot's owner, threadId + 1 (0: free), in the first Int32 of this double: a thread that
+ * attaches again keeps its slot, and a dead thread's slot is freed by the recovery of its exit
+ * (its counts stay in it: the figures are sums over all slots).
+ */
+export const T_OWNER = T_MISSES + 1;
+/**
  * Doubles per thread slot: 16 = 128 bytes, so no two threads' counters share a cache line (64 B)
  * or an adjacent-line prefetch pair (128 B). Every get writes its thread's hit or miss counter; at
  * the former 4 (32 B) slots 2k and 2k+1 shared a line, and two threads reading in parallel with
@@ -119,6 +127,15 @@ export const T_MISSES = T_HITS + 1;
  */
 export const T_STRIDE = 16;
 export const MAX_THREAD_SLOTS = 256;
+
+/**
+ * Thread links: a worker started by an attached thread (its compute pool's threads, the user's
+ * nested workers) is announced only in that thread, and Node ends it when that thread ends. Each
+ * such worker is linked here to its parent, so the member, which sees only the parent's exit,
+ * can recover the locks of the parent's whole tree (store.takeDescendants). A slot is
+ * [child threadId + 1, parent threadId + 1]; a child word of 0 is free, -1 is being written.
+ */
+export const MAX_THREAD_LINKS = 256;
 
 // ── records in the heap (byte offsets) ────────────────────────────────────────────────────────
 export const E_HASH = 0; // u32 slot hash (key hash mixed with the map id)
@@ -132,6 +149,12 @@ export const E_FLAGS = E_TYPE + 1; // u8 F_*
 export const E_HEADER = 32;
 export const F_LIVE = 1;
 export const F_TABLE = 2;
+/**
+ * Set while a same-size overwrite rewrites the record in place (store.rewriteValue), cleared when
+ * it is done: a record the repair finds with it was left half old, half new by a thread that
+ * died in the middle, and is dropped (the write did not complete; the old value is gone).
+ */
+export const F_REWRITE = 4;
 
 export const EMPTY = 0;
 export const TOMB = 0xffffffff;
@@ -152,6 +175,7 @@ export interface Geometry {
   countBase: number;
   ttlBase: number;
   threadBase: number; // index into a Float64Array over the control buffer
+  linkBase: number; // index into an Int32Array over the control buffer
   controlBytes: number;
 }
 
@@ -161,8 +185,9 @@ export function geometry(partitions: number, pageShift: number, maxPages: number
   const countBase = mapBase + maxMaps * M_STRIDE;
   const ttlBase = countBase + partitions * maxMaps;
   const threadByte = Math.ceil(((ttlBase + partitions * maxMaps) * 4) / 128) * 128;
-  const controlBytes = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
-  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, controlBytes };
+  const linkByte = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
+  const controlBytes = linkByte + MAX_THREAD_LINKS * 2 * 4;
+  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, linkBase: linkByte / 4, controlBytes };
 }
 
 export const align8 = (n: number): number => (n + 7) & ~7;

@@ -12,18 +12,19 @@
  */
 import {
   ACCESS_BYTES_SHIFT, ACCESS_SHIFT, CLOCK_MASK, CLOCK_TICK_MS, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
-  F_LIVE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
+  F_LIVE, F_REWRITE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
-  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_SLOTS,
+  LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_LINKS, MAX_THREAD_SLOTS,
   P_COUNT, P_EVICTIONS, P_EXPIRATIONS, P_HEAD_PAGE, P_LIVE_BYTES, P_LOCK, P_OPEN_PAGE, P_OWNER, P_PAGES, P_PRIMARY_HERE, P_UNSETTLED,
   P_REPAIRS, P_SEQ, P_STRIDE, P_TABLE, P_TABLE_CAP, P_TOMBS, P_TTL_COUNT, P_WRITE_SEQ, PART_BASE,
-  PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER,
+  PG_KIND, PG_LIVE, PG_NEXT, PG_OWNER, PG_PREV, PG_RUN, PG_STRIDE, PG_USED, T_HITS, T_MISSES, T_NUMBER, T_OWNER,
   T_STRIDE, TOMB, align8, geometry, type Geometry,
 } from './layout.js';
 import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { sharedNow } from '../sync/clock.js';
-import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
+import { SELF_ID, forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
+import { LockTimeoutError } from '../errors.js';
 
 /** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
 export interface StoreBuffers {
@@ -178,10 +179,29 @@ export class ShardStore {
     this.maxKeyBytes = this.ci[G_MAX_KEY];
     this.maxValueBytes = this.ci[G_MAX_VALUE];
     this.lockTimeout = lockTimeout;
-    this.statBase = this.geo.threadBase + (Atomics.add(this.ci, G_THREAD_NEXT, 1) % MAX_THREAD_SLOTS) * T_STRIDE;
+    this.statBase = this.geo.threadBase + this.statSlot() * T_STRIDE;
     this.kbuf = new Uint8Array(this.maxKeyBytes + 8);
     this.kview = Buffer.from(this.kbuf.buffer, 0, this.kbuf.length);
     this.refresh();
+  }
+
+  /**
+   * This thread's hit/miss counter slot: the one it owns already (an earlier attachment of this
+   * thread), else a free one, claimed. Each thread writes its own with plain stores, so two live
+   * threads must not share one; only when all MAX_THREAD_SLOTS are owned (by live threads, or
+   * by dead ones no recovery saw) are slots shared round robin, and counts may then be lost.
+   */
+  private statSlot(): number {
+    const ci = this.ci;
+    const owner = (t: number): number => (this.geo.threadBase + t * T_STRIDE + T_OWNER) * 2;
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) if (Atomics.load(ci, owner(t)) === SELF_ID) return t;
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) if (Atomics.compareExchange(ci, owner(t), 0, SELF_ID) === 0) return t;
+    return Atomics.add(ci, G_THREAD_NEXT, 1) % MAX_THREAD_SLOTS;
+  }
+
+  /** Frees the counter slot of dead thread `tid` (its counts stay: see statSlot). */
+  private freeStatSlot(tid: number): void {
+    for (let t = 0; t < MAX_THREAD_SLOTS; t++) Atomics.compareExchange(this.ci, (this.geo.threadBase + t * T_STRIDE + T_OWNER) * 2, tid + 1, 0);
   }
 
   /** Re-creates the heap views after the growable heap grew (any thread may have grown it). */
@@ -480,6 +500,9 @@ export class ShardStore {
     const u32 = this.u32;
     const w = off >>> 2;
     const eo = (off + E_EXPIRES) >>> 3;
+    // a thread can die anywhere in here (worker.terminate()): until the flag is cleared the
+    // record is neither the old value nor the new one, and the repair drops it
+    this.u8[off + E_FLAGS] = F_LIVE | F_REWRITE;
     if ((this.f64[eo] !== 0) !== (expiresAt !== 0)) this.countTtl(p, mapId, expiresAt !== 0 ? 1 : -1);
     u32[w + (E_VERSION >>> 2)] = ++this.cu[pb + P_WRITE_SEQ];
     this.f64[eo] = expiresAt;
@@ -487,6 +510,7 @@ export class ShardStore {
     this.u8[off + E_TYPE] = type;
     this.writeValue(off + E_HEADER + align8(this.klen), type, src, vlen, num);
     this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+    this.u8[off + E_FLAGS] = F_LIVE;
   }
 
   private writeRecord(p: number, off: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): void {
@@ -831,7 +855,7 @@ export class ShardStore {
   }
 
   private heapLock(): void {
-    if (!lockSync(this.ci, G_HEAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: heap lock timeout');
+    if (!lockSync(this.ci, G_HEAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the heap lock (page allocation)`, { timeoutMs: this.lockTimeout });
   }
 
   /**
@@ -1409,7 +1433,7 @@ export class ShardStore {
     };
     const known = find(Atomics.load(ci, G_MAP_COUNT));
     if (known >= 0) return known;
-    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the map registry lock`, { timeoutMs: this.lockTimeout });
     try {
       const count = ci[G_MAP_COUNT];
       const again = find(count);
@@ -1442,7 +1466,7 @@ export class ShardStore {
     const known = this.mapOptions(id);
     if (known !== undefined) return known;
     const ci = this.ci;
-    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new Error('shardgrid: map registry lock timeout');
+    if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the map registry lock`, { timeoutMs: this.lockTimeout });
     try {
       const again = this.mapOptions(id);
       if (again !== undefined) return again;
@@ -1624,6 +1648,54 @@ export class ShardStore {
   }
 
   /**
+   * Links worker `child` to the thread `parent` that started it (see MAX_THREAD_LINKS). Returns
+   * false when every link slot is taken (the child's locks are then recovered only if it dies
+   * while its parent lives).
+   */
+  linkThread(child: number, parent: number): boolean {
+    const ci = this.ci;
+    for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+      const at = this.geo.linkBase + 2 * i;
+      if (ci[at] !== 0 || Atomics.compareExchange(ci, at, 0, -1) !== 0) continue;
+      Atomics.store(ci, at + 1, parent + 1);
+      Atomics.store(ci, at, child + 1);
+      return true;
+    }
+    return false;
+  }
+
+  /** Drops the link of worker `child` (it exited; its parent saw it). */
+  unlinkThread(child: number): void {
+    const ci = this.ci;
+    for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+      const at = this.geo.linkBase + 2 * i;
+      if (ci[at] === child + 1) Atomics.compareExchange(ci, at, child + 1, 0);
+    }
+  }
+
+  /**
+   * The workers linked below thread `tid` — its children, theirs, … — whose links are dropped
+   * here: called when `tid` died, and Node ended them with it.
+   */
+  takeDescendants(tid: number): number[] {
+    const ci = this.ci;
+    const out: number[] = [];
+    const parents = [tid];
+    while (parents.length > 0) {
+      const parent = parents.pop()!;
+      for (let i = 0; i < MAX_THREAD_LINKS; i++) {
+        const at = this.geo.linkBase + 2 * i;
+        const c = Atomics.load(ci, at);
+        if (c <= 0 || Atomics.load(ci, at + 1) !== parent + 1) continue;
+        if (Atomics.compareExchange(ci, at, c, 0) !== c) continue;
+        out.push(c - 1);
+        parents.push(c - 1);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Recovery after thread `deadThreadId` died. For every lock it held (partition locks, heap lock,
    * map-registry lock), take the lock over, repair what it protects, and release it. Returns the
    * partitions repaired. Runs on the member's main thread from the worker's `exit` event.
@@ -1631,6 +1703,7 @@ export class ShardStore {
   recoverDeadThread(deadThreadId: number): number[] {
     const ci = this.ci;
     const repaired: number[] = [];
+    this.freeStatSlot(deadThreadId);
     const heapWasHeld = forceTake(ci, G_HEAP_LOCK, deadThreadId);
     if (forceTake(ci, G_MAP_LOCK, deadThreadId)) unlock(ci, G_MAP_LOCK); // registry writes publish last
     const held: number[] = [];
@@ -1704,7 +1777,8 @@ export class ShardStore {
           continue;
         }
         const off = (ref - 1) * 8;
-        let ok = owned(off, E_HEADER) && (this.u8[off + E_FLAGS] & F_LIVE) !== 0 && (this.u8[off + E_FLAGS] & F_TABLE) === 0;
+        // F_REWRITE: the dead thread was rewriting this record in place; its bytes are torn
+        let ok = owned(off, E_HEADER) && (this.u8[off + E_FLAGS] & (F_LIVE | F_TABLE | F_REWRITE)) === F_LIVE;
         const size = ok ? this.recordSize(off) : 0;
         ok = ok && owned(off, size) && this.u32[(off + E_HASH) >>> 2] === this.u32[tword + 2 * i];
         if (!ok) {
@@ -1794,6 +1868,7 @@ export class ShardStore {
         const pg = off >>> this.pageShift;
         if (ci[this.pg(pg, PG_OWNER)] !== p) errs.push(`p${p}: record ${off} on page ${pg} owned by ${ci[this.pg(pg, PG_OWNER)]}`);
         if ((this.u8[off + E_FLAGS] & F_LIVE) === 0) errs.push(`p${p}: record ${off} not live`);
+        if ((this.u8[off + E_FLAGS] & F_REWRITE) !== 0) errs.push(`p${p}: record ${off} left mid-rewrite`);
         live.set(pg, (live.get(pg) ?? 0) + this.recordSize(off));
       });
     }

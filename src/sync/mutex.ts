@@ -7,8 +7,8 @@
  *   (id << 1)              locked by thread `id - 1`, nobody waiting
  *   (id << 1) | 1          locked, and at least one thread may be sleeping on the word
  *
- * Recording the holder lets the member recover a lock whose holder died (worker `exit`, or the
- * close of the liveness port an attached thread hands to the member): see `forceTake`.
+ * Recording the holder lets the member recover a lock whose holder died (the worker's `exit`,
+ * or its parent's for a worker a worker started: store.takeDescendants): see `forceTake`.
  *
  * Acquire: a CAS from 0 (the uncontended path is one compareExchange). Under contention the
  * caller spins a little (critical sections are a few hundred ns), then sets the waiters bit and
@@ -55,9 +55,11 @@ function contendedStep(a: Int32Array, i: number): number {
 
 /**
  * Blocking acquire for worker threads (and for the main thread where a block is known to be
- * short, e.g. the member's own recovery). Returns false on timeout.
+ * short, e.g. the member's own recovery). Returns false on timeout, or once the word at
+ * `a[stopAt]` is non-zero (a grid's closed flag: whoever sets it wakes the lock's sleepers,
+ * see store.markClosed; -1: no such word).
  */
-export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
+export function lockSync(a: Int32Array, i: number, timeoutMs: number, stopAt = -1): boolean {
   if (tryLock(a, i) || spinAcquire(a, i)) return true;
   lockWaits.count++;
   const deadline = performance.now() + timeoutMs;
@@ -65,7 +67,7 @@ export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
     const v = contendedStep(a, i);
     if (v === -1) return true;
     const left = deadline - performance.now();
-    if (left <= 0) return false;
+    if (left <= 0 || (stopAt >= 0 && Atomics.load(a, stopAt) !== 0)) return false;
     if (isMainThread) {
       // The main thread may not sleep for long; callers on the main thread use lockAsync. This
       // branch only serves short internal waits, so it sleeps in 1 ms slices.
@@ -76,8 +78,11 @@ export function lockSync(a: Int32Array, i: number, timeoutMs: number): boolean {
   }
 }
 
-/** Non-blocking acquire for the main thread: waits with Atomics.waitAsync. Resolves false on timeout. */
-export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Promise<boolean> {
+/**
+ * Non-blocking acquire for the main thread: waits with Atomics.waitAsync. Resolves false on
+ * timeout, or once `a[stopAt]` is non-zero (as lockSync).
+ */
+export async function lockAsync(a: Int32Array, i: number, timeoutMs: number, stopAt = -1): Promise<boolean> {
   if (tryLock(a, i) || spinAcquire(a, i)) return true;
   lockWaits.count++;
   const deadline = performance.now() + timeoutMs;
@@ -85,7 +90,7 @@ export async function lockAsync(a: Int32Array, i: number, timeoutMs: number): Pr
     const v = contendedStep(a, i);
     if (v === -1) return true;
     const left = deadline - performance.now();
-    if (left <= 0) return false;
+    if (left <= 0 || (stopAt >= 0 && Atomics.load(a, stopAt) !== 0)) return false;
     await waitAsyncAlive(a, i, v, left);
   }
 }

@@ -276,6 +276,18 @@ describe('coordination primitives across worker threads', () => {
     expect(await r.exited).toBe(0);
   });
 
+  it('a lock held by the child worker of an attached thread is freed when Node ends that child with its terminated parent', { timeout: 60_000 }, async () => {
+    // The member never saw the child start (only its parent did) and the parent's exit handler
+    // never runs: the lock stayed held for good. The parent links its workers in shared memory now.
+    const r = start(grid, new SharedArrayBuffer(4096), { mode: 'parent-of-holder', name: 'orphaned' });
+    await r.next('held');
+    const lock = grid.cp.lock('orphaned');
+    expect(await lock.isLocked()).toBe(true);
+    await r.worker.terminate();
+    expect(await lock.tryLock({ timeoutMs: 5000 })).toBeGreaterThan(0);
+    await lock.unlock();
+  });
+
   it('lease expiry: another thread takes the lock over with a higher token, and the old holder\'s unlock throws GRID_ERR_LOCK_NOT_HELD', { timeout: 60_000 }, async () => {
     const shared = new SharedArrayBuffer(4096);
     const sh = new Int32Array(shared);
