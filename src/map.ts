@@ -101,8 +101,14 @@ function decodeRecord(store: ShardStore, off: number, now: number): number {
   }
 }
 
-function finishDecode(store: ShardStore, off: number): void {
-  if (store.typeOf(off) === T_MSGPACK) outValue = decodeMsgpack(copyBuf.subarray(0, outValue as number));
+/**
+ * Decodes the msgpack bytes decodeRecord copied, once the read validated. By the type decodeRecord
+ * read inside the window (`outType`): the record's own type byte, read again here, may already
+ * belong to another record (the entry rewritten, moved by compaction, its memory reused), and a
+ * reader then returned a msgpack value's byte length as its value, or decoded a string's bytes.
+ */
+function finishDecode(): void {
+  if (outType === T_MSGPACK) outValue = decodeMsgpack(copyBuf.subarray(0, outValue as number));
 }
 
 /** Kinds of map operations counted for metrics (GridMap.ops). */
@@ -302,7 +308,7 @@ export class GridMap<V = unknown> {
       outTref = st.tableRef(p);
       if (!st.readValid(p, s)) continue;
       if (r === FOUND) {
-        finishDecode(st, off);
+        finishDecode();
         outTick = st.touch(off);
         outSeq = s;
       }
@@ -331,7 +337,7 @@ export class GridMap<V = unknown> {
       if (off < 0) return MISS;
       const r = decodeRecord(st, off, Date.now());
       if (r === EXPIRED) st.expireAt(p, this.id, off);
-      else if (r === FOUND) finishDecode(st, off);
+      else if (r === FOUND) finishDecode();
       return r;
     } finally {
       this.release(p);
@@ -348,8 +354,8 @@ export class GridMap<V = unknown> {
     const st = this.store;
     const r = decodeRecord(st, off, now);
     if (r !== FOUND) return r === EXPIRED ? EXPIRED_RECORD : NO_RECORD;
-    if (copied && st.typeOf(off) === T_MSGPACK) return decodeCopied(copyBuf, outValue as number);
-    finishDecode(st, off);
+    if (copied && outType === T_MSGPACK) return decodeCopied(copyBuf, outValue as number);
+    finishDecode();
     return outValue;
   }
 
