@@ -362,6 +362,10 @@ export class ClusterNode extends EventEmitter implements MemberContext {
 
   private async leaveAndClose(): Promise<void> {
     await this.handOverLastCopies().catch(() => undefined);
+    // one leaver at a time, each once the cluster is whole again: waits, still serving, for the
+    // metadata leader's go (two members leaving together lost the partitions they shared, and
+    // two of three voters leaving together left no leader)
+    if (!this.restarting && !this.rejoining && !this.startAborted) await this.meta?.awaitLeaveTurn().catch(() => undefined);
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError } from '../../errors.js';
 import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
-import { isTable, lastCopiesOf, plan, type PartitionTable } from '../../ring/table.js';
+import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
@@ -93,6 +93,15 @@ const BLOCK_MS = 5000;
 const ASKED_RECENTLY_MS = 4 * RENEW_MS;
 /** A graceful leave waits this long at most for its removal to commit (best effort: SWIM's leave gossip removes it anyway). */
 const LEAVE_MS = 2000;
+/**
+ * A graceful leave waits this long at most for its turn (the leader removes one leaver at a time,
+ * once the copies the previous one took away are rebuilt); then it leaves anyway, as before.
+ */
+const LEAVE_TURN_MS = 30_000;
+/** How often a leaver waiting for its turn asks again. */
+const LEAVE_POLL_MS = 200;
+/** A turn to leave is held this long for its member to ask for its removal (it stops serving in between). */
+const LEAVE_TURN_HOLD_MS = 10_000;
 
 export interface MetadataHost {
   readonly memberId: string;
@@ -142,6 +151,8 @@ export class Metadata extends EventEmitter {
   private flushQueued = false;
   private listening = false;
   private readonly proposedRemovals = new Set<string>();
+  /** Leader: the member whose graceful leave comes next (onLeaveTurn), until it is removed or `until`. */
+  private leaveTurn: { id: string; until: number } | undefined;
   /** Leader: when each member was first seen dead by SWIM during this leadership (now() clock). */
   private readonly deadSince = new Map<string, number>();
   /** Leader: members waiting out LAST_COPY_GRACE_MS this step (out of the Raft configuration meanwhile). */
@@ -228,6 +239,7 @@ export class Metadata extends EventEmitter {
     t.handle('raft', (b, from) => this.onRaft(b, from));
     t.handle('meta.join', (_b, from) => this.onJoin(from));
     t.handle('meta.leave', (_b, from) => this.onLeave(from));
+    t.handle('meta.leave?', (_b, from) => this.onLeaveTurn(from));
     t.handle('meta.lease', (b, from) => this.onLease(b, from));
     t.handle('meta.removed', (_b, from) => this.onRemovedNotice(from));
     t.handle('meta.synced', (b, from) => this.onSynced(b, from));
@@ -735,9 +747,31 @@ export class Metadata extends EventEmitter {
     });
   }
 
+  /**
+   * A leaver asks, still serving, whether it is its turn (`awaitLeaveTurn`): `{ ok: true }` holds the
+   * turn for it (LEAVE_TURN_HOLD_MS) while it stops serving and asks for its removal; `{ wait: true }`
+   * while another member holds the turn or the cluster is not whole again (mayLeave).
+   */
+  private onLeaveTurn(from: string): unknown {
+    if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
+    if (!this.state.members.has(from)) return { ok: true };
+    if (this.leaveTurn?.id === from || (!this.turnHeldByOther(from) && this.mayLeave(from))) {
+      this.leaveTurn = { id: from, until: now() + LEAVE_TURN_HOLD_MS };
+      return { ok: true };
+    }
+    return { wait: true };
+  }
+
+  private turnHeldByOther(from: string): boolean {
+    const lt = this.leaveTurn;
+    return lt !== undefined && lt.id !== from && this.state.members.has(lt.id) && lt.until > now();
+  }
+
   private onLeave(from: string): unknown {
     if (!this.isLeader()) throw new NotLeaderError('not the metadata leader', { leader: this.raft?.leader ?? null });
     if (!this.state.members.has(from)) return { ok: true };
+    // the turn's holder goes (it stopped serving already); anyone else only as onLeaveTurn would let it
+    if (!this.proposedRemovals.has(from) && this.leaveTurn?.id !== from && (this.turnHeldByOther(from) || !this.mayLeave(from))) return { wait: true };
     if (!this.proposedRemovals.has(from)) {
       this.proposedRemovals.add(from);
       const index = this.propose({ c: 'remove', id: from, why: 'left' });
@@ -746,6 +780,33 @@ export class Metadata extends EventEmitter {
       return this.waitApplied(index, LEAVE_MS).then(() => ({ ok: true }));
     }
     return { ok: true };
+  }
+
+  /**
+   * Whether the leader may remove member `from` for a graceful leave now. One leaver at a time,
+   * each once the cluster is whole again: no other removal under way (proposed and not applied),
+   * no copy being streamed, every partition with its `backups + 1` owners (as many as there are
+   * members), and the Raft voters all members, as many as wanted. Two members leaving together were
+   * two failures at once: the partitions they shared lost every copy, and two of the three voters
+   * left at once (the rest never elected a leader again). A leaver answered `{ wait: true }` asks
+   * again (`leave`).
+   */
+  private mayLeave(from: string): boolean {
+    const st = this.state;
+    for (const id of this.proposedRemovals) if (id !== from && st.members.has(id)) return false;
+    const t = st.table;
+    if (migrating(t) > 0) return false;
+    const want = Math.min(this.host.backups + 1, st.members.size);
+    for (let p = 0; p < t.owners.length; p++) {
+      let held = 0;
+      for (const m of t.owners[p]) if (st.members.has(m)) held++;
+      // 0: lost already, beyond the tolerance; nothing a wait would mend
+      if (held > 0 && held < want) return false;
+    }
+    const cfg = this.raft?.config;
+    if (cfg === undefined) return true;
+    if (cfg.voters.some((v) => !st.members.has(v))) return false;
+    return cfg.voters.length >= (st.members.size >= 5 ? 5 : Math.min(3, st.members.size));
   }
 
   /**
@@ -996,25 +1057,45 @@ export class Metadata extends EventEmitter {
     }
   }
 
+  /**
+   * Before a graceful leave, while this member still serves: waits until the leader gives it the
+   * turn (onLeaveTurn), at most LEAVE_TURN_MS; no leader, or the last data member: at once.
+   */
+  async awaitLeaveTurn(): Promise<void> {
+    if (this.lite) return;
+    const deadline = now() + LEAVE_TURN_MS;
+    for (;;) {
+      const leader = this.raft?.leader;
+      if (leader === undefined || this.closed || this.state.members.size <= 1) return;
+      try {
+        const r = leader === this.host.memberId ? this.onLeaveTurn(leader) : await this.host.transport.request(leader, 'meta.leave?', null, LEAVE_MS);
+        if ((r as { wait?: unknown } | null)?.wait !== true) return;
+      } catch {
+        // the leader changed or cannot be reached: ask again (whoever leads then)
+      }
+      if (now() > deadline) return;
+      await new Promise((r) => setTimeout(r, LEAVE_POLL_MS));
+    }
+  }
+
   /** Leaves gracefully: asks the leader to remove this member (its backups take over at once). */
   async leave(): Promise<void> {
-    const leader = this.raft?.leader;
-    if (leader === undefined || this.lite) return;
-    // the last data member: nobody to hand partitions to (removing it would only report them lost)
-    if (this.state.members.size <= 1) return;
-    if (leader === this.host.memberId) {
-      // step down first would be kinder; removing ourselves works: the new config elects another leader
+    if (this.lite || this.raft?.leader === undefined) return;
+    const deadline = now() + LEAVE_TURN_MS;
+    for (;;) {
+      const leader = this.raft?.leader;
+      // the last data member: nobody to hand partitions to (removing it would only report them lost)
+      if (leader === undefined || this.closed || this.state.members.size <= 1) return;
       try {
-        await this.onLeave(leader);
+        // the leader itself leaving: removing ourselves works, the new config elects another leader
+        const r = leader === this.host.memberId ? await this.onLeave(leader) : await this.host.transport.request(leader, 'meta.leave', null, LEAVE_MS);
+        if ((r as { wait?: unknown } | null)?.wait !== true) return;
       } catch {
-        // best effort
+        // the leader changed or cannot be reached: ask again (whoever leads then)
       }
-      return;
-    }
-    try {
-      await this.host.transport.request(leader, 'meta.leave', null, LEAVE_MS);
-    } catch {
-      // best effort: SWIM's leave gossip makes the leader remove us anyway
+      // best effort after that: SWIM's leave gossip makes the leader remove us anyway
+      if (now() > deadline) return;
+      await new Promise((r) => setTimeout(r, LEAVE_POLL_MS));
     }
   }
 
