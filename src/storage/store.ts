@@ -1201,8 +1201,8 @@ export class ShardStore {
    * partition whose sampled entries are oldest (`victimOrder`), p itself included. `need` > 0: a
    * small record of that size (p's own room may come from compacting its pages, `reclaim`);
    * 0: a whole page back to the pool (for a run). Other partitions are taken with tryLock only:
-   * p's lock is held, and a blocking acquire could deadlock. Falls back to any partition holding
-   * two pages or more when none of the sample gave room.
+   * p's lock is held, and a blocking acquire could deadlock. Falls back to the partition holding
+   * the most pages (two or more) when none of the sample gave room.
    *
    * Choosing by page count alone (the rule before) treated a partition holding a large value as
    * the richest one: it was emptied first, the value just written with it, while older entries
@@ -1216,7 +1216,8 @@ export class ShardStore {
         return true;
       }
     }
-    return (need > 0 && this.reclaim(p, need)) || this.stealPage(p, 2);
+    // p came first in victimOrder's list (reclaim or releaseOnePage was tried on it there)
+    return this.stealPage(p, 2);
   }
 
   /**

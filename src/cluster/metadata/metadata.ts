@@ -1061,39 +1061,34 @@ export class Metadata extends EventEmitter {
    * Before a graceful leave, while this member still serves: waits until the leader gives it the
    * turn (onLeaveTurn), at most LEAVE_TURN_MS; no leader, or the last data member: at once.
    */
-  async awaitLeaveTurn(): Promise<void> {
+  awaitLeaveTurn(): Promise<void> {
+    return this.askLeaderUntilGone('meta.leave?', (id) => this.onLeaveTurn(id));
+  }
+
+  /** Leaves gracefully: asks the leader to remove this member (its backups take over at once). */
+  leave(): Promise<void> {
+    // the leader itself leaving: removing ourselves works, the new config elects another leader
+    return this.askLeaderUntilGone('meta.leave', (id) => this.onLeave(id));
+  }
+
+  /**
+   * The leaver's side of awaitLeaveTurn and leave: asks whoever leads (`type`, or `local` when that
+   * is this member) until the answer is not `{ wait: true }`, at most LEAVE_TURN_MS (best effort
+   * after that: SWIM's leave gossip makes the leader remove us anyway). Returns at once with no
+   * leader, or as the last data member (nobody to hand partitions to).
+   */
+  private async askLeaderUntilGone(type: string, local: (id: string) => unknown): Promise<void> {
     if (this.lite) return;
     const deadline = now() + LEAVE_TURN_MS;
     for (;;) {
       const leader = this.raft?.leader;
       if (leader === undefined || this.closed || this.state.members.size <= 1) return;
       try {
-        const r = leader === this.host.memberId ? this.onLeaveTurn(leader) : await this.host.transport.request(leader, 'meta.leave?', null, LEAVE_MS);
+        const r = leader === this.host.memberId ? await local(leader) : await this.host.transport.request(leader, type, null, LEAVE_MS);
         if ((r as { wait?: unknown } | null)?.wait !== true) return;
       } catch {
         // the leader changed or cannot be reached: ask again (whoever leads then)
       }
-      if (now() > deadline) return;
-      await new Promise((r) => setTimeout(r, LEAVE_POLL_MS));
-    }
-  }
-
-  /** Leaves gracefully: asks the leader to remove this member (its backups take over at once). */
-  async leave(): Promise<void> {
-    if (this.lite || this.raft?.leader === undefined) return;
-    const deadline = now() + LEAVE_TURN_MS;
-    for (;;) {
-      const leader = this.raft?.leader;
-      // the last data member: nobody to hand partitions to (removing it would only report them lost)
-      if (leader === undefined || this.closed || this.state.members.size <= 1) return;
-      try {
-        // the leader itself leaving: removing ourselves works, the new config elects another leader
-        const r = leader === this.host.memberId ? await this.onLeave(leader) : await this.host.transport.request(leader, 'meta.leave', null, LEAVE_MS);
-        if ((r as { wait?: unknown } | null)?.wait !== true) return;
-      } catch {
-        // the leader changed or cannot be reached: ask again (whoever leads then)
-      }
-      // best effort after that: SWIM's leave gossip makes the leader remove us anyway
       if (now() > deadline) return;
       await new Promise((r) => setTimeout(r, LEAVE_POLL_MS));
     }
