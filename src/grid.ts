@@ -13,6 +13,7 @@ import { assignPartitions } from './ring/ring.js';
 import { CLAIM_MAP, releaseHeldClaims } from './fetch.js';
 import { ValueEncoder } from './storage/codec.js';
 import { ShardStore, createStoreBuffers, planMemory, type PartitionStats } from './storage/store.js';
+import { JOURNAL_SLOTS } from './storage/journal.js';
 import type { FromVnode, GridHandle, ToVnode, VnodeInit } from './runtime/messages.js';
 import { spawnExecArgv } from './runtime/exec-argv.js';
 import { libFile } from './runtime/lib-file.js';
@@ -778,7 +779,9 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   const o = resolveOptions(options);
   const reservePages = Math.max(4, o.workers * 2);
   // the registry (and the per-map counters planMemory budgets for) has a slot per internal map too
-  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps + INTERNAL_MAPS.length, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages };
+  // a cluster data member's evictions go to its copies through the eviction journal (storage/journal.ts)
+  const journalSlots = o.cluster !== undefined && !o.cluster.lite ? JOURNAL_SLOTS : 0;
+  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps + INTERNAL_MAPS.length, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages, journalSlots };
   const plan = planMemory(init);
   const minPages = o.partitions * 2 + reservePages;
   if (plan.maxPages < minPages) {

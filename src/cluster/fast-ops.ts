@@ -372,6 +372,24 @@ export interface CopyFailures {
   copyFailed(ship: Shipment, p: number, to: string, epoch: number, e: unknown, map: string, key: KeySource, attempt: number, done: Done | undefined): unknown;
 }
 
+/**
+ * A REP nothing waits for (an evicted key's state, Replicas.shipEvictions): a copy that refused
+ * or missed it keeps a key its primary no longer holds, which costs it memory only.
+ */
+export class UnwaitedRep extends FastCall {
+  get reply(): number {
+    return R_OK;
+  }
+
+  get kind(): string {
+    return 'rep';
+  }
+
+  settle(): void {}
+
+  reject(): void {}
+}
+
 /** A REP sent to one copy: reports to its shipment; on an error, `r` decides whether it fails the write. */
 export class RepCall extends FastCall {
   get reply(): number {

@@ -180,6 +180,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private async begin(seeds: string[], mayFound: boolean): Promise<void> {
     const t = this.transport;
     t.handle('grid.rep', (b, from) => this.replicas.onReplicate(b, from));
+    t.handle('grid.touch', (b, from) => this.replicas.onTouch(b, from));
     t.handle('grid.snap', (b, from) => this.migration.onSnapshot(b, from));
     t.handle('grid.clr', (b, from) => this.replicas.onClearMap(b, from));
     t.handle('grid.op', (b, from) => {
@@ -253,6 +254,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
+    this.replicas.startEvictionShipping();
   }
 
   /**

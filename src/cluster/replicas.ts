@@ -11,10 +11,12 @@ import { TableWaiters } from './table-waiters.js';
 import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableError, ProtocolError, RetryableGridError, TimeoutError } from '../errors.js';
 import type { PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
+import { J_TOUCHED } from '../storage/journal.js';
+import { MAX_MAP_NAME_BYTES } from '../storage/layout.js';
 import { sharedNow, toShared } from '../sync/clock.js';
 import { type MemberContext, type Done, UNFENCED } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
-import { RepCall, Shipment, rawAt, sendRep, type KeySource } from './fast-ops.js';
+import { RepCall, Shipment, UnwaitedRep, rawAt, sendRep, type KeySource } from './fast-ops.js';
 import { Records, checkState, type RawState } from './records.js';
 import { type Unsettled, UnsettledWrites, keyOf } from './unsettled.js';
 
@@ -22,6 +24,16 @@ import { type Unsettled, UnsettledWrites, keyOf } from './unsettled.js';
 const DROP_WAIT_MS = 10_000;
 /** A key whose replicated write failed is shipped again after this long (resyncLater). */
 const RESYNC_MS = 1_000;
+/** How often the main thread drains the eviction journal (2,048 slots: ~400,000 evictions a second before it overflows). */
+const EVICTION_SHIP_MS = 5;
+/** Journal entries one drain handles at most (the rest wait for the next). */
+const EVICTION_DRAIN_MAX = 4096;
+const utf8 = new TextDecoder();
+/** Most entries of one grid.touch request (a bound a peer is held to). */
+const TOUCH_BATCH = 512;
+/** One touch of a grid.touch request: partition, its epoch, map name, key. */
+type TouchEntry = [p: number, epoch: number, map: string, key: string];
+
 /** How often writes waiting on the table check that this member's lease still covers them. */
 const LEASE_WATCH_MS = 100;
 /** A copy that has not applied the current epoch yet gets the write again this many times (10, 20, 40 … 200 ms apart). */
@@ -46,6 +58,15 @@ export class Replicas {
   private leaseWatch: NodeJS.Timeout | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
   private readonly inflight = new Map<string, Held>();
+  /** Drains the eviction journal (startEvictionShipping). */
+  private evictionTimer: NodeJS.Timeout | undefined;
+  /** Map names by id, for the eviction journal's ids. */
+  private readonly mapNames: string[] = [];
+  /** Evicted keys whose state this primary shipped to its copies (tests, stats). */
+  evictionShips = 0;
+  /** Touches this primary sent to its copies (one per key and copy), and touches this copy applied. */
+  touchShips = 0;
+  touchesApplied = 0;
 
   constructor(private readonly ctx: MemberContext, lockTimeout: number) {
     this.store = ctx.store;
@@ -53,6 +74,112 @@ export class Replicas {
     this.records = new Records(ctx.store, lockTimeout);
     this.dedupe = new Dedupe(ctx.partitions);
     this.unsettled = new UnsettledWrites(ctx.store);
+  }
+
+  // ── evictions ─────────────────────────────────────────────────────────────────────────────────
+
+  /** Ships evicted keys to the copies every EVICTION_SHIP_MS until the member closes (a data member's store has a journal). */
+  startEvictionShipping(): void {
+    if (this.store.journal.slots === 0 || this.evictionTimer !== undefined) return;
+    this.evictionTimer = setInterval(() => {
+      if (this.ctx.closed) {
+        clearInterval(this.evictionTimer);
+        return;
+      }
+      this.shipEvictions();
+    }, EVICTION_SHIP_MS);
+    this.evictionTimer.unref();
+  }
+
+  /**
+   * Drains the eviction journal (storage/journal.ts): for each key evicted from a partition this
+   * member serves, ships the key's current state — absent, unless it was written again since —
+   * to the partition's copies, so they drop it too. Best effort: a copy that misses one keeps a
+   * key its primary no longer holds (its newest state: later writes and deletes of it are
+   * replicated), which costs it memory, never correctness; so a failure here reports nothing and
+   * drops no copy. A key with a write still being replicated is skipped: that write's own
+   * shipment carries its request records, which a bare state must not overtake (`ship`).
+   */
+  shipEvictions(): number {
+    const j = this.store.journal;
+    if (!j.pending()) return 0;
+    const touches = new Map<string, TouchEntry[]>();
+    const n = j.drain((p, mapId, key, len, kind) => {
+      const t = this.table;
+      if (t === undefined || !this.serves(p)) return;
+      const map = this.mapNames[mapId] ?? this.mapNameOf(mapId);
+      if (map === undefined) return;
+      const k = utf8.decode(key.subarray(0, len));
+      if (kind === J_TOUCHED) {
+        for (const to of copiesOf(t, p, this.ctx.memberId)) {
+          let batch = touches.get(to);
+          if (batch === undefined) touches.set(to, (batch = []));
+          batch.push([p, t.epochs[p], map, k]);
+        }
+        return;
+      }
+      if (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k))) return;
+      this.evictionShips++;
+      try {
+        const r = this.records.withState(map, k, (q, s) => this.shipState(q, map, k, s));
+        if (r instanceof Promise) r.catch(() => undefined);
+      } catch {
+        // a busy partition (stateNow's lock timeout) or a closed store: the copy keeps the key
+      }
+    }, EVICTION_DRAIN_MAX, this.partitions);
+    // touches: one grid.touch per copy and TOUCH_BATCH entries, replies ignored
+    const tv = this.version;
+    for (const [to, batch] of touches) {
+      this.touchShips += batch.length;
+      for (let i = 0; i < batch.length; i += TOUCH_BATCH) this.ctx.transport.request(to, 'grid.touch', { tv, e: batch.slice(i, i + TOUCH_BATCH) }).catch(() => undefined);
+    }
+    return n;
+  }
+
+  /**
+   * A primary's touches (shipEvictions): stamps each key as accessed now, so this copy's LRU ages
+   * follow the reads the primary served. Entries from a member that is not the partition's
+   * primary at that epoch in this member's table, or for a partition this member holds no copy
+   * of, are skipped (stamps only: nothing is written, no map is registered).
+   */
+  onTouch(b: unknown, from: string): boolean {
+    const { tv, e } = (b ?? {}) as { tv?: unknown; e?: unknown };
+    if (typeof tv !== 'number' || !Array.isArray(e) || e.length > TOUCH_BATCH) throw new ProtocolError('malformed touch batch');
+    const maxKey = this.store.maxKeyBytes;
+    for (const x of e) {
+      if (!Array.isArray(x) || x.length !== 4) throw new ProtocolError('malformed touch entry');
+      const [p, v, m, k] = x as unknown[];
+      if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || typeof v !== 'number' || typeof m !== 'string' || m.length > MAX_MAP_NAME_BYTES || typeof k !== 'string' || k.length > maxKey) throw new ProtocolError('malformed touch entry');
+    }
+    const t = this.table;
+    if (t === undefined) return false;
+    const me = this.ctx.memberId;
+    for (const [p, v, m, k] of e as TouchEntry[]) {
+      if (t.owners[p][0] !== from || t.epochs[p] !== v || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) continue;
+      this.store.touchKey(m, k);
+      this.touchesApplied++;
+    }
+    return true;
+  }
+
+  private mapNameOf(id: number): string | undefined {
+    const name = this.store.mapName(id);
+    if (name !== undefined) this.mapNames[id] = name;
+    return name;
+  }
+
+  /** Sends key's state s, read in this same run, to every copy of p: a FAST REP, or a grid.rep when it does not fit; replies ignored. */
+  private shipState(p: number, map: string, key: string, s: RawState): void {
+    const t = this.table;
+    if (t === undefined || !this.serves(p)) return;
+    const epoch = t.epochs[p];
+    const k: KeySource = { s: key, len: Buffer.byteLength(key, 'utf8') };
+    for (const to of copiesOf(t, p, this.ctx.memberId)) {
+      const peer = this.ctx.transport.peer(to);
+      if (peer === undefined) continue;
+      if (sendRep(peer, map, epoch, t.version, k, undefined, s, undefined, 0, 0, 0, 0, new UnwaitedRep())) continue;
+      this.ctx.transport.request(to, 'grid.rep', { m: map, k: key, s, v: epoch, tv: t.version }).catch(() => undefined);
+    }
   }
 
   get version(): number {

@@ -57,11 +57,62 @@ function pressureTick(): void {
   }
 }
 
+/** Each partition this member is primary for is swept for touches about this often, ms. */
+const TOUCH_SWEEP_MS = 2000;
+/** Touches one tick journals at most (10,000 a second at the default expiryInterval of 100 ms). */
+const TOUCH_TICK_BUDGET = 1000;
+/** Per owned partition: the clock tick its last touch sweep started at, when, and where a sweep under way resumes (-1: none). */
+const swept = new Map<number, { tick: number; at: number; resume: number; next: number }>();
+let touchCursor = 0;
+
+/**
+ * The touch sweep of a cluster data member (store.journalTouched): every TOUCH_SWEEP_MS, each
+ * owned partition this member is primary for has the entries accessed since its last sweep
+ * journaled for its copies, so a copy's LRU stamps follow the reads its primary served (within
+ * about TOUCH_SWEEP_MS while the touches fit the budget; a read-heavy load over many keys
+ * stretches the period instead of the main thread's work). At most TOUCH_TICK_BUDGET touches
+ * and ~1 ms a tick.
+ */
+function touchTick(): void {
+  if (store.journal.slots === 0 || owned.length === 0) return;
+  const start = performance.now();
+  let budget = TOUCH_TICK_BUDGET;
+  for (let k = 0; k < owned.length && budget > 0 && performance.now() - start < 1; k++) {
+    touchCursor = (touchCursor + 1) % owned.length;
+    const p = owned[touchCursor];
+    const s = swept.get(p);
+    const tick = store.clock();
+    if (s === undefined || !store.primaryHere(p)) {
+      swept.set(p, { tick, at: start, resume: -1, next: tick });
+      continue;
+    }
+    if (s.resume < 0 && start - s.at < TOUCH_SWEEP_MS) continue;
+    if (!tryLock(store.ci, store.lockIndex(p))) continue;
+    try {
+      // a new sweep covers what was accessed since the last one started
+      if (s.resume < 0) {
+        s.resume = 0;
+        s.next = tick;
+      }
+      const at = store.journalTouched(p, s.tick, s.resume, budget);
+      budget -= store.touchesJournaled;
+      s.resume = at;
+      if (at < 0) {
+        s.tick = s.next;
+        s.at = start;
+      }
+    } finally {
+      unlock(store.ci, store.lockIndex(p));
+    }
+  }
+}
+
 const timer = setInterval(() => {
   if (store.closed) return;
   store.tickClock();
   expiryTick();
   pressureTick();
+  touchTick();
 }, init.expiryInterval);
 
 port.on('message', (m: ToVnode) => {

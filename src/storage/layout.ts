@@ -20,6 +20,8 @@
  *  │ per-thread stats (T_*)   │ MAX_THREAD_SLOTS × T_STRIDE doubles (hits, misses), 128 B per slot
  *  ├──────────────────────────┤ linkBase (layout 4)
  *  │ thread links             │ MAX_THREAD_LINKS × [child threadId + 1, parent threadId + 1]
+ *  ├──────────────────────────┤ journalBase (layout 5)
+ *  │ eviction journal         │ 2 lines (tail; head, lost) + G_JOURNAL_SLOTS × JOURNAL_SLOT_INTS (storage/journal.ts; none outside a cluster)
  *  └──────────────────────────┘
  *
  *  heap (growable SharedArrayBuffer, maxByteLength = page budget): pages of 2^pageShift bytes.
@@ -34,7 +36,7 @@
  *  cap × [slotHash u32, ref u32].
  */
 export const MAGIC = 0x53475244; // 'SGRD'
-export const LAYOUT_VERSION = 4; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase); 4: thread links (linkBase)
+export const LAYOUT_VERSION = 5; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase); 4: thread links (linkBase); 5: eviction journal (journalBase)
 
 // ── global header ─────────────────────────────────────────────────────────────────────────────
 export const G_MAGIC = 0;
@@ -57,6 +59,7 @@ export const G_MAX_KEY = G_FREE_HINT + 1;
 export const G_MAX_VALUE = G_MAX_KEY + 1;
 export const G_GROW_STEP = G_MAX_VALUE + 1; // pages added per heap growth
 export const G_LEASE_END = G_GROW_STEP + 1; // cluster member: its primary lease's end, process-wide clock ms mod 2^32 (sync/clock.ts)
+export const G_JOURNAL_SLOTS = G_LEASE_END + 1; // eviction journal slots (storage/journal.ts): a cluster data member's, else 0
 export const G_HEADER_INTS = 32;
 
 // ── partition header ──────────────────────────────────────────────────────────────────────────
@@ -176,18 +179,33 @@ export interface Geometry {
   ttlBase: number;
   threadBase: number; // index into a Float64Array over the control buffer
   linkBase: number; // index into an Int32Array over the control buffer
+  journalBase: number; // index into an Int32Array over the control buffer
   controlBytes: number;
 }
 
-export function geometry(partitions: number, pageShift: number, maxPages: number, maxMaps: number): Geometry {
+/** Int32 words per eviction journal slot (storage/journal.ts). */
+export const JOURNAL_SLOT_INTS = 32;
+/**
+ * The journal's own header before its slots: the producers' tail on one 128-byte line, the
+ * consumer's head and the lost count on the next (off the global header's line, which every get
+ * reads for the LRU clock).
+ */
+export const J_TAIL = 0;
+export const J_HEAD = 32;
+export const J_LOST = 33;
+export const J_SLOTS = 64;
+
+export function geometry(partitions: number, pageShift: number, maxPages: number, maxMaps: number, journalSlots: number): Geometry {
   const pageBase = PART_BASE + partitions * P_STRIDE;
   const mapBase = pageBase + maxPages * PG_STRIDE;
   const countBase = mapBase + maxMaps * M_STRIDE;
   const ttlBase = countBase + partitions * maxMaps;
   const threadByte = Math.ceil(((ttlBase + partitions * maxMaps) * 4) / 128) * 128;
   const linkByte = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
-  const controlBytes = linkByte + MAX_THREAD_LINKS * 2 * 4;
-  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, linkBase: linkByte / 4, controlBytes };
+  // the journal's slots start on a 128-byte line
+  const journalByte = Math.ceil((linkByte + MAX_THREAD_LINKS * 2 * 4) / 128) * 128;
+  const controlBytes = journalByte + (journalSlots === 0 ? 0 : (J_SLOTS + journalSlots * JOURNAL_SLOT_INTS) * 4);
+  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, linkBase: linkByte / 4, journalBase: journalByte / 4, controlBytes };
 }
 
 export const align8 = (n: number): number => (n + 7) & ~7;

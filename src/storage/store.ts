@@ -12,7 +12,7 @@
  */
 import {
   ACCESS_BYTES_SHIFT, ACCESS_SHIFT, CLOCK_MASK, CLOCK_TICK_MS, E_EXPIRES, E_FLAGS, E_HASH, E_HEADER, E_KEYMAP, E_TYPE, E_VALLEN, E_VERSION, EMPTY,
-  F_LIVE, F_REWRITE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_LEASE_END, G_LAYOUT, G_MAGIC,
+  F_LIVE, F_REWRITE, F_TABLE, FREE, G_CLOCK, G_CLOSED, G_FREE_HINT, G_GROW_STEP, G_HEAP_LOCK, G_JOURNAL_SLOTS, G_LEASE_END, G_LAYOUT, G_MAGIC,
   G_MAP_COUNT, G_MAP_LOCK, G_MAX_KEY, G_MAX_MAPS, G_MAX_VALUE, G_PAGE_SHIFT, G_PAGES_FREE, G_PAGES_GROWN,
   G_PAGES_MAX, G_PARTITIONS, G_RESERVE, G_THREAD_NEXT, KIND_RUN_HEAD, KIND_RUN_TAIL, KIND_SMALL,
   LAYOUT_VERSION, M_NAME, M_NAME_HASH, M_NAME_LEN, M_OPTS, M_STRIDE, M_TTL, MO_NO_CACHE, MO_SET, MAGIC, MAX_MAP_NAME_BYTES, MAX_THREAD_LINKS, MAX_THREAD_SLOTS,
@@ -25,6 +25,7 @@ import { HASH_SEED, fmix32, murmur3, murmur3Ascii } from '../ring/hash.js';
 import { sharedNow } from '../sync/clock.js';
 import { SELF_ID, forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 import { LockTimeoutError } from '../errors.js';
+import { EvictionJournal, J_TOUCHED } from './journal.js';
 
 /** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
 export interface StoreBuffers {
@@ -43,6 +44,8 @@ export interface StoreInit {
   maxKeyBytes: number;
   maxValueBytes: number;
   reservePages: number;
+  /** Eviction journal slots (storage/journal.ts): JOURNAL_SLOTS for a cluster data member, else 0. */
+  journalSlots?: number;
 }
 
 /** Spins of an optimistic read before it falls back to taking the lock. */
@@ -79,7 +82,7 @@ export function planMemory(init: StoreInit): { pageShift: number; maxPages: numb
   const page = 2 ** pageShift;
   let maxPages = Math.floor(init.memory / page);
   for (;;) {
-    const geo = geometry(init.partitions, pageShift, maxPages, init.maxMaps);
+    const geo = geometry(init.partitions, pageShift, maxPages, init.maxMaps, init.journalSlots ?? 0);
     const accessBytes = (maxPages * page) >>> ACCESS_BYTES_SHIFT;
     const total = geo.controlBytes + accessBytes + maxPages * page;
     if (total <= init.memory || maxPages === 0) return { pageShift, maxPages, geo, total };
@@ -115,6 +118,7 @@ export function createStoreBuffers(init: StoreInit): StoreBuffers {
     ci[b + P_HEAD_PAGE] = -1;
   }
   for (let g = 0; g < maxPages; g++) ci[geo.pageBase + g * PG_STRIDE + PG_OWNER] = FREE;
+  EvictionJournal.init(ci, geo.journalBase, init.journalSlots ?? 0);
   return { control, heap, access };
 }
 
@@ -162,6 +166,13 @@ export class ShardStore {
   /** Table slot index of the last successful probe. */
   private slotIdx = -1;
   private firstFree = -1;
+  /**
+   * Keys evicted from partitions this cluster member is primary for, for its main thread to ship
+   * to their copies (journal.ts). No slots outside a cluster data member.
+   */
+  readonly journal: EvictionJournal;
+  /** Entries the last journalTouched put into the journal. */
+  touchesJournaled = 0;
 
   constructor(readonly buffers: StoreBuffers, lockTimeout = 5000) {
     this.ci = new Int32Array(buffers.control);
@@ -172,7 +183,7 @@ export class ShardStore {
     this.pageShift = this.ci[G_PAGE_SHIFT];
     this.pageSize = 2 ** this.pageShift;
     this.smallMax = this.pageSize >>> 1;
-    this.geo = geometry(this.partitions, this.pageShift, this.ci[G_PAGES_MAX], this.ci[G_MAX_MAPS]);
+    this.geo = geometry(this.partitions, this.pageShift, this.ci[G_PAGES_MAX], this.ci[G_MAX_MAPS], this.ci[G_JOURNAL_SLOTS]);
     this.pageBase = this.geo.pageBase;
     this.tf = new Float64Array(buffers.control);
     this.acc = new Uint16Array(buffers.access);
@@ -182,6 +193,7 @@ export class ShardStore {
     this.statBase = this.geo.threadBase + this.statSlot() * T_STRIDE;
     this.kbuf = new Uint8Array(this.maxKeyBytes + 8);
     this.kview = Buffer.from(this.kbuf.buffer, 0, this.kbuf.length);
+    this.journal = new EvictionJournal(this.ci, this.geo.journalBase, this.maxKeyBytes);
     this.refresh();
   }
 
@@ -725,8 +737,11 @@ export class ShardStore {
     for (let attempt = 0; attempt < 8; attempt++) {
       let first = this.takePages(p, n, false);
       if (first < 0) {
-        if (this.bestWindow(n) < 0) return -1;
-        for (let guard = 0; this.availablePages() < n; guard++) {
+        const w = this.bestWindow(n);
+        if (w < 0) return -1;
+        // room for the run, and for the window's small records to move out of it (evacuateWindow)
+        const want = n + this.windowMoves(w, n);
+        for (let guard = 0; this.availablePages() < want; guard++) {
           if (guard >= 1 << 16) return -1;
           if (this.makeRoom(p, 0)) continue;
           return -1;
@@ -786,10 +801,27 @@ export class ShardStore {
     return best;
   }
 
+  /** Pages the small records on pages [first, first + n) take when moved out (evacuateWindow), with one to spare for the gaps. */
+  private windowMoves(first: number, n: number): number {
+    const ci = this.ci;
+    let live = 0;
+    for (let g = first; g < first + n; g++) {
+      if (ci[this.pg(g, PG_OWNER)] !== FREE && ci[this.pg(g, PG_KIND)] === KIND_SMALL) live += Math.max(0, ci[this.pg(g, PG_LIVE)]);
+    }
+    return live === 0 ? 0 : Math.ceil(live / (this.pageSize - COMPACT_PAGE_GAP)) + 1;
+  }
+
   /**
-   * Empties the best window of n pages (bestWindow) for a run of p: evicts every entry with a byte
-   * on it, partition by partition under each one's lock (tryLock: p's lock is held; a busy
-   * partition makes this attempt fail). Returns true when every page of the window is free.
+   * Empties the best window of n pages (bestWindow) for a run of p, partition by partition under
+   * each one's lock (tryLock: p's lock is held; a busy partition makes this attempt fail): moves
+   * the small records on it to pages outside it (`clearWindow`), and evicts what cannot move.
+   * Returns true when every page of the window is free.
+   *
+   * It evicted every entry on the window before, whatever its age: in a full heap, where free
+   * pages are rarely side by side, each hash table that grew past half a page (every table of a
+   * partition being streamed to a new copy, say) took a window's entries with it, the keys read
+   * most among them (in a 3-member cluster full at 16 MB that lost a member, 129 of the 225 hot
+   * keys evicted afterwards went this way).
    */
   private evacuateWindow(p: number, n: number): boolean {
     const ci = this.ci;
@@ -801,11 +833,44 @@ export class ShardStore {
       if (q !== FREE) owners.add(q);
     }
     for (const q of owners) {
-      const evicted = q === p ? this.evictFrom(q, first, first + n) : this.tryLockFor(q, WINDOW_LOCK_MS) && this.writeThenUnlock(q, () => this.evictFrom(q, first, first + n));
-      if (!evicted) return false;
+      const cleared = q === p ? this.clearWindow(q, first, first + n) : this.tryLockFor(q, WINDOW_LOCK_MS) && this.writeThenUnlock(q, () => this.clearWindow(q, first, first + n));
+      if (!cleared) return false;
     }
     for (let g = first; g < first + n; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) return false;
     return true;
+  }
+
+  /**
+   * q's part of evacuateWindow (q locked, inside beginWrite): the records on q's small pages in
+   * [from, to) move to fresh pages outside it (compaction's copy, one page at a time); then
+   * evictFrom evicts what is left there (a run, records no page could be had for) and frees q's
+   * pages of the window. False when q's hash table lies there.
+   */
+  private clearWindow(q: number, from: number, to: number): boolean {
+    const ci = this.ci;
+    const pb = PART_BASE + q * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0) return true;
+    const tpage = ((tref - 1) * 8) >>> this.pageShift;
+    if (tpage >= from && tpage < to) return false;
+    const open = ci[pb + P_OPEN_PAGE];
+    if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
+    // a free page of the window itself would come back: keep taking (each is freed below, empty)
+    const take = (): number => {
+      for (let tries = 0; tries <= to - from; tries++) {
+        const next = this.takePages(q, 1, false);
+        if (next < 0 || next < from || next >= to) return next;
+      }
+      return -1;
+    };
+    const f = this.filler(-1, take);
+    for (let g = from; g < to; g++) {
+      if (ci[this.pg(g, PG_OWNER)] !== q || ci[this.pg(g, PG_KIND)] !== KIND_SMALL || ci[this.pg(g, PG_LIVE)] <= 0) continue;
+      if (!this.emptyPage(q, g, f.move)) break;
+    }
+    f.close();
+    if (f.page >= 0 && ci[pb + P_OPEN_PAGE] < 0) ci[pb + P_OPEN_PAGE] = f.page;
+    return this.evictFrom(q, from, to);
   }
 
   /**
@@ -844,8 +909,7 @@ export class ShardStore {
       if (ref === EMPTY || ref === TOMB) continue;
       const off = (ref - 1) * 8;
       if (off >= hi || off + this.recordSize(off) <= lo) continue;
-      this.unlinkAt(q, i, off, this.u32[(off + E_KEYMAP) >>> 2] >>> 16);
-      ci[pb + P_EVICTIONS]++;
+      this.evicted(q, i, off);
     }
     // a page left with no live record (it was the open page, or held only dead records)
     for (let g = from; g < to; g++) {
@@ -1004,40 +1068,56 @@ export class ShardStore {
     const pb = PART_BASE + p * P_STRIDE;
     const victims = this.compactionVictims(p, need);
     if (victims === null) return false;
-    let dest = this.takePages(p, 1, true);
-    if (dest < 0) return false;
-    let taken = 1;
+    const first = this.takePages(p, 1, true);
+    if (first < 0) return false;
+    const f = this.filler(first, () => this.takePages(p, 1, true));
     let released = 0;
-    let used = 0;
-    const close = (): void => {
-      ci[this.pg(dest, PG_USED)] = used;
-      ci[this.pg(dest, PG_LIVE)] = used;
-    };
-    const moveRecord = (off: number): number => {
-      const size = this.recordSize(off);
-      if (used + size > this.pageSize) {
-        close();
-        const next = this.takePages(p, 1, true);
-        if (next < 0) return -1;
-        dest = next;
-        taken++;
-        used = 0;
-      }
-      const noff = (dest << this.pageShift) + used;
-      this.u8.copyWithin(noff, off, off + size);
-      this.acc[noff >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
-      used += size;
-      ci[this.pg(off >>> this.pageShift, PG_LIVE)] -= size;
-      return noff;
-    };
     for (const g of victims) {
-      if (!this.emptyPage(p, g, moveRecord)) break;
+      if (!this.emptyPage(p, g, f.move)) break;
       this.releasePage(p, g);
       released++;
     }
-    close();
-    ci[pb + P_OPEN_PAGE] = dest;
-    return need > 0 ? this.pageSize - used >= need : released > taken;
+    f.close();
+    ci[pb + P_OPEN_PAGE] = f.page;
+    return need > 0 ? this.pageSize - f.used >= need : released > f.taken;
+  }
+
+  /**
+   * Copies records into fresh pages one after the other (compaction, clearWindow): `move(off)`
+   * copies the record at off (with its access stamp) to the current page, taking the next one
+   * from `take` when it is full, and returns its new offset (-1 when `take` had none); `close()`
+   * sets the current page's used and live bytes. `first`: a page taken already, or -1.
+   */
+  private filler(first: number, take: () => number): { move: (off: number) => number; close: () => void; page: number; used: number; taken: number } {
+    const ci = this.ci;
+    const f = {
+      page: first,
+      used: 0,
+      taken: first < 0 ? 0 : 1,
+      close: (): void => {
+        if (f.page < 0) return;
+        ci[this.pg(f.page, PG_USED)] = f.used;
+        ci[this.pg(f.page, PG_LIVE)] = f.used;
+      },
+      move: (off: number): number => {
+        const size = this.recordSize(off);
+        if (f.page < 0 || f.used + size > this.pageSize) {
+          f.close();
+          const next = take();
+          if (next < 0) return -1;
+          f.page = next;
+          f.taken++;
+          f.used = 0;
+        }
+        const noff = (f.page << this.pageShift) + f.used;
+        this.u8.copyWithin(noff, off, off + size);
+        this.acc[noff >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
+        f.used += size;
+        ci[this.pg(off >>> this.pageShift, PG_LIVE)] -= size;
+        return noff;
+      },
+    };
+    return f;
   }
 
   /**
@@ -1187,13 +1267,22 @@ export class ShardStore {
         }
       }
       if (best < 0) break;
-      const off = bestOff;
-      const mapId = this.u32[(off + E_KEYMAP) >>> 2] >>> 16;
-      this.unlinkAt(p, best, off, mapId);
-      ci[pb + P_EVICTIONS]++;
+      this.evicted(p, best, bestOff);
       evicted++;
     }
     return evicted;
+  }
+
+  /**
+   * Evicts the entry at table slot `slot` (record at `off`) of p (locked, inside beginWrite). On a
+   * cluster member that is p's primary, the key goes into the eviction journal first, so the main
+   * thread ships its state (absent) to p's copies: a copy then drops it too.
+   */
+  private evicted(p: number, slot: number, off: number): void {
+    const km = this.u32[(off + E_KEYMAP) >>> 2];
+    if (this.journal.slots !== 0 && this.primaryHere(p)) this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
+    this.unlinkAt(p, slot, off, km >>> 16);
+    this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
   }
 
   /**
@@ -1209,6 +1298,8 @@ export class ShardStore {
    * of other partitions stayed.
    */
   private makeRoom(p: number, need: number): boolean {
+    // a copy on a cluster member packs its own pages before anything is evicted for it
+    if (need > 0 && this.isCopy(p) && this.compact(p, need)) return true;
     for (const q of this.victimOrder(p, null)) {
       if (q === p) {
         if (need > 0 ? this.reclaim(p, need) : this.releaseOnePage(p)) return true;
@@ -1216,7 +1307,7 @@ export class ShardStore {
         return true;
       }
     }
-    // p came first in victimOrder's list (reclaim or releaseOnePage was tried on it there)
+    // p was in victimOrder's list (reclaim or releaseOnePage was tried on it there)
     return this.stealPage(p, 2);
   }
 
@@ -1225,12 +1316,15 @@ export class ShardStore {
    * VICTIM_PARTITIONS partitions — `p` (when >= 0) and the others of `among` (or of every
    * partition) holding the most pages, two or more — ordered by the age of the oldest of a few of
    * their entries sampled at random, oldest first; equal ages, the one holding more pages first.
+   * On a cluster data member only primaries are drawn, and p, when it is a copy, comes last
+   * (`isCopy`); copies are otherwise evicted only by makeRoom's last resort, stealPage.
    * (Drawing the others at random instead kept the newest entries less well in a cluster that lost
    * a member while full: 1,732-1,806 of the newest 2,000 keys readable afterwards, against
    * 1,776-1,868 this way and 1,843-1,905 with the page count alone.)
    */
   victimOrder(p: number, among: readonly number[] | null): number[] {
     const ci = this.ci;
+    const copiesLast = this.journal.slots !== 0;
     const clock = ci[G_CLOCK];
     const picked: number[] = [];
     const ages: number[] = [];
@@ -1250,7 +1344,7 @@ export class ShardStore {
     for (let k = 0; k < n; k++) {
       const q = among === null ? k : among[k];
       const pg = ci[PART_BASE + q * P_STRIDE + P_PAGES];
-      if (q === p || pg < 2 || (t === VICTIM_PARTITIONS && pg <= pages[t - 1])) continue;
+      if (q === p || pg < 2 || (t === VICTIM_PARTITIONS && pg <= pages[t - 1]) || (copiesLast && !this.primaryHere(q))) continue;
       let j = t < VICTIM_PARTITIONS ? t++ : t - 1;
       for (; j > 0 && pages[j - 1] < pg; j--) {
         pages[j] = pages[j - 1];
@@ -1262,7 +1356,69 @@ export class ShardStore {
     for (let j = 0; j < t && picked.length < VICTIM_PARTITIONS; j++) add(top[j], 2);
     const idx = picked.map((_, i) => i);
     idx.sort((a, b) => ages[b] - ages[a] || ci[PART_BASE + picked[b] * P_STRIDE + P_PAGES] - ci[PART_BASE + picked[a] * P_STRIDE + P_PAGES]);
-    return idx.map((i) => picked[i]);
+    const order = idx.map((i) => picked[i]);
+    // p, when it is a copy, after every primary
+    if (copiesLast && p >= 0 && order.length > 1 && this.isCopy(p)) order.push(order.splice(order.indexOf(p), 1)[0]);
+    return order;
+  }
+
+  /**
+   * Whether p is a copy on a cluster data member (not primary here, or primary without a running
+   * lease). Copies evict last: they drop what their primary evicts (the eviction journal), and
+   * reads, which age entries, go to primaries, so a copy's own sampling would pick the keys read
+   * most and written least.
+   */
+  private isCopy(p: number): boolean {
+    return this.journal.slots !== 0 && !this.primaryHere(p);
+  }
+
+  /**
+   * The touch sweep of a virtual node (p locked by the caller; a cluster data member that is p's
+   * primary): puts every entry of p accessed at or after clock tick `since` into the eviction
+   * journal as J_TOUCHED, for the main thread to tell p's copies (their LRU stamps then follow the
+   * reads, which only the primary sees). Walks p's table from slot `from` and journals at most
+   * `budget` entries (how many: `touchesJournaled`); returns the slot to resume at, or -1 when
+   * the walk is done. It stops early too when the journal takes no more (half full: evictions
+   * come first).
+   */
+  journalTouched(p: number, since: number, from: number, budget: number): number {
+    const pb = PART_BASE + p * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0 || this.ci[pb + P_COUNT] === 0) return -1;
+    const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+    const cap = this.ci[pb + P_TABLE_CAP];
+    const clock = this.ci[G_CLOCK];
+    const window = (clock - since) & CLOCK_MASK;
+    let pushed = 0;
+    this.touchesJournaled = 0;
+    for (let i = Math.max(0, from); i < cap; i++) {
+      const ref = this.u32[tword + 2 * i + 1];
+      if (ref === EMPTY || ref === TOMB) continue;
+      const off = (ref - 1) * 8;
+      if (((clock - this.acc[off >>> ACCESS_SHIFT]) & CLOCK_MASK) > window) continue;
+      if (pushed === budget) return i;
+      const km = this.u32[(off + E_KEYMAP) >>> 2];
+      if (!this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff, J_TOUCHED)) return i;
+      this.touchesJournaled = ++pushed;
+    }
+    return -1;
+  }
+
+  /**
+   * A copy's side of the touch sweep: stamps key of map `mapName` as accessed now, if present.
+   * Never registers a map; skips a partition whose lock is busy (stamps are hints).
+   */
+  touchKey(mapName: string, key: string): void {
+    const id = this.mapId(mapName, false);
+    if (id < 0 || this.setKey(key, id) < 0) return;
+    const p = this.kpart;
+    if (!tryLock(this.ci, this.lockIndex(p))) return;
+    try {
+      const off = this.probe(p, id);
+      if (off >= 0) this.acc[off >>> ACCESS_SHIFT] = this.ci[G_CLOCK];
+    } finally {
+      unlock(this.ci, this.lockIndex(p));
+    }
   }
 
   /**
@@ -1417,8 +1573,8 @@ export class ShardStore {
 
   // ── maps ──────────────────────────────────────────────────────────────────────────────────────
 
-  /** Id of the named map, registering it on first use. -1: registry full; -2: name too long. */
-  mapId(name: string): number {
+  /** Id of the named map, registering it on first use (unless `register` is false: -3 when absent). -1: registry full; -2: name too long. */
+  mapId(name: string, register = true): number {
     const bytes = Buffer.from(name, 'utf8');
     if (bytes.length > MAX_MAP_NAME_BYTES) return -2;
     const h = murmur3(bytes, bytes.length, HASH_SEED);
@@ -1434,6 +1590,7 @@ export class ShardStore {
     };
     const known = find(Atomics.load(ci, G_MAP_COUNT));
     if (known >= 0) return known;
+    if (!register) return -3;
     if (!lockSync(ci, G_MAP_LOCK, this.lockTimeout)) throw new LockTimeoutError(`timed out after ${this.lockTimeout} ms waiting for the map registry lock`, { timeoutMs: this.lockTimeout });
     try {
       const count = ci[G_MAP_COUNT];
@@ -1484,11 +1641,15 @@ export class ShardStore {
   mapNames(): string[] {
     const out: string[] = [];
     const count = Atomics.load(this.ci, G_MAP_COUNT);
-    for (let m = 0; m < count; m++) {
-      const b = this.geo.mapBase + m * M_STRIDE;
-      out.push(Buffer.from(this.buffers.control, (b + M_NAME) * 4, this.ci[b + M_NAME_LEN]).toString('utf8'));
-    }
+    for (let m = 0; m < count; m++) out.push(this.mapName(m)!);
     return out;
+  }
+
+  /** The name of map `id`, undefined when no map has that id. */
+  mapName(id: number): string | undefined {
+    if (!(id >= 0 && id < Atomics.load(this.ci, G_MAP_COUNT))) return undefined;
+    const b = this.geo.mapBase + id * M_STRIDE;
+    return Buffer.from(this.buffers.control, (b + M_NAME) * 4, this.ci[b + M_NAME_LEN]).toString('utf8');
   }
 
   /** Entries of map `mapId` in partition `p` (a plain read: exact under the lock, a hint without). */

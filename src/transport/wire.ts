@@ -63,7 +63,7 @@
 import { createHash, createHmac, createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;
