@@ -2,7 +2,7 @@
 // grid's metrics register on an application's own prom-client Registry.
 import { get as httpGet } from 'node:http';
 import { Redis } from 'ioredis';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember } from '../fixtures/grid-process.js';
@@ -189,6 +189,39 @@ describe('metrics', () => {
       await expect(createGrid({ workers: 1, memory: '32MB', metrics: { registry: {} } })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
     } finally {
       await g.close();
+    }
+  });
+
+  it("close() takes the grid's metrics off the application's registry, so a new grid can register there; a live grid's names get a typed error", async () => {
+    const registry = new Registry();
+    const own = new Counter({ name: 'app_requests_total', help: 'the application\'s own', registers: [registry] });
+    own.inc();
+    const g1 = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
+    await g1.map('app').set('a', 1);
+    expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(1);
+    // a second grid on the same registry while the first is up: a typed refusal naming the option,
+    // and nothing of it left registered (the first grid's metrics are still its own)
+    await expect(createGrid({ workers: 1, memory: '32MB', metrics: { registry } })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', data: { option: 'options.metrics.registry' } });
+    const g3 = await createGrid({ workers: 1, memory: '32MB' });
+    try {
+      expect(() => g3.metrics.register(registry)).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    } finally {
+      await g3.close();
+    }
+    expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(1);
+    await g1.close();
+    // a closed grid reports nothing any more; the application's own metrics stay
+    const after = parseProm(await registry.metrics());
+    expect(after.filter((x) => x.name.startsWith('shardgrid_'))).toEqual([]);
+    expect(value(after, 'app_requests_total')).toBe(1);
+    // and the grid that replaces it registers there as the first did
+    const g2 = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
+    try {
+      await g2.map('app').set('b', 2);
+      await g2.map('app').set('c', 3);
+      expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(2);
+    } finally {
+      await g2.close();
     }
   });
 });
