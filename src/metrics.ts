@@ -127,7 +127,7 @@ export class GridMetrics {
       const s = resp();
       if (s !== undefined) for (const [name, n] of s.byCommand) this.inc({ command: name }, n);
     });
-    counter('shardgrid_resp_errors_total', 'RESP commands answered with an error', [], function () { total(this, resp()?.commandsFailed ?? 0); });
+    counter('shardgrid_resp_errors_total', 'Error replies sent to RESP clients, whatever the error (as Redis\'s total_error_replies)', [], function () { total(this, resp()?.errorReplies ?? 0); });
     counter('shardgrid_resp_protocol_errors_total', 'RESP connections closed for a malformed request', [], function () { total(this, resp()?.protocolErrors ?? 0); });
     counter('shardgrid_resp_auth_failures_total', 'Failed RESP AUTH / HELLO AUTH attempts', [], function () { total(this, resp()?.authFailures ?? 0); });
 

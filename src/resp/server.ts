@@ -41,7 +41,8 @@ export interface RespStats {
   totalConnections: number;
   rejectedConnections: number;
   commands: number;
-  commandsFailed: number;
+  /** Error replies written, whatever wrote them (as Redis's total_error_replies; ReplyWriter counts them). */
+  errorReplies: number;
   protocolErrors: number;
   authFailures: number;
   /** Requests that ran while an earlier request of the same connection was still waiting (pipelining; see Connection.run). */
@@ -71,7 +72,7 @@ export class RespServer implements RespContext {
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
-  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
+  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, errorReplies: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
   private readonly passwordHash: Buffer | undefined;
@@ -308,7 +309,7 @@ export class RespServer implements RespContext {
         ['evicted_keys', g.evictions],
         ['keyspace_hits', g.hits],
         ['keyspace_misses', g.misses],
-        ['total_error_replies', st.commandsFailed],
+        ['total_error_replies', st.errorReplies],
         // not Redis's: pipelined requests that ran beside an earlier one still waiting
         ['shardgrid_overlapped_commands', st.overlapped],
       ]);
@@ -338,7 +339,7 @@ function human(n: number): string {
 }
 
 class Connection implements RespClient {
-  readonly out = new ReplyWriter();
+  readonly out: ReplyWriter;
   name = '';
   private readonly parser: RespParser;
   private readonly queue: Buffer[][] = [];
@@ -368,6 +369,7 @@ class Connection implements RespClient {
     authenticated: boolean,
   ) {
     const o = srv.options;
+    this.out = new ReplyWriter(srv.stats);
     this.parser = new RespParser({ maxBulk: o.maxBulkLength, maxMultibulk: o.maxMultibulkLength, queryBufferLimit: o.queryBufferLimit }, authenticated);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -468,7 +470,7 @@ class Connection implements RespClient {
         } else {
           // behind a request in flight: reply into a writer of its own
           this.srv.stats.overlapped++;
-          const w = new ReplyWriter();
+          const w = new ReplyWriter(this.srv.stats);
           w.proto = out.proto;
           const r = this.exec(argv, new Beside(this, w));
           this.track(key!, r, w);
@@ -520,7 +522,6 @@ class Connection implements RespClient {
       await r;
     } catch (e) {
       w.error(errorReply(e));
-      this.srv.stats.commandsFailed++;
     }
   }
 
@@ -547,24 +548,20 @@ class Connection implements RespClient {
     stats.commands++;
     const spec = lookup(argv[0]);
     if (spec === undefined) {
-      stats.commandsFailed++;
       count(stats, 'unknown');
       // Redis answers NOAUTH before it looks the command up
       return client.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
     }
     count(stats, spec.name);
     if (!this.authenticated && spec.noAuth !== true) {
-      stats.commandsFailed++;
       return client.out.error('NOAUTH Authentication required.');
     }
     if (!arityOk(spec, argv.length)) {
-      stats.commandsFailed++;
       return client.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
     }
     try {
       return spec.run(this.srv, client, argv);
     } catch (e) {
-      stats.commandsFailed++;
       client.out.error(errorReply(e));
     }
   }

@@ -6,6 +6,7 @@ import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember } from '../fixtures/grid-process.js';
+import { Raw, req } from './helpers.js';
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
@@ -105,6 +106,49 @@ describe('metrics', () => {
       running = false;
       await load;
       r.disconnect();
+    }
+  });
+
+  it('shardgrid_resp_errors_total and INFO total_error_replies count every error reply, as Redis does; a success counts none', async () => {
+    const mport = grid.metrics.address!.port;
+    const c = await Raw.open(grid.resp!.port);
+    const q = await Raw.open(grid.resp!.port); // asks INFO (its replies are no errors)
+    let seen = 0;
+    let qSeen = 0;
+    const reply = async (r: Raw, at: number): Promise<string> => (await r.until((t) => t.length > at && t.endsWith('\r\n'))).slice(at);
+    const infoErrors = async (): Promise<number> => {
+      q.send(req('INFO', 'stats'));
+      const text = await q.until((t) => /total_error_replies:\d+\r\n[\s\S]*\r\n$/.test(t.slice(qSeen)));
+      const n = Number(/total_error_replies:(\d+)/.exec(text.slice(qSeen))![1]);
+      qSeen = text.length;
+      return n;
+    };
+    const metric = async (): Promise<number> => value(parseProm((await scrape(mport)).body), 'shardgrid_resp_errors_total');
+    /** Sends one request; its reply and how much each error count moved. */
+    const run = async (...args: string[]): Promise<{ reply: string; moved: number[] }> => {
+      const [m0, i0] = [await metric(), await infoErrors()];
+      c.send(req(...args));
+      const r = await reply(c, seen);
+      seen += r.length;
+      return { reply: r, moved: [(await metric()) - m0, (await infoErrors()) - i0] };
+    };
+    try {
+      expect((await run('SET', 'm-err', 'abc')).reply).toBe('+OK\r\n');
+      // errors of every kind: the value (INCR), syntax, option values, arity, unknown names, AUTH, HELLO
+      for (const args of [['INCR', 'm-err'], ['INCRBYFLOAT', 'm-err', '1'], ['SET', 'm-err', 'v', 'NX', 'XX'], ['SET', 'm-err', 'v', 'EX', '0'], ['EXPIRE', 'm-err', 'x'],
+        ['SELECT', '1'], ['SCAN', 'x'], ['CLIENT', 'FOO'], ['PING', 'a', 'b'], ['HELLO', '9'], ['AUTH', 'x'], ['MSET', 'a', 'b', 'c'], ['GET'], ['NO-SUCH-COMMAND']]) {
+        const r = await run(...args);
+        expect(r.reply, args.join(' ')).toMatch(/^-/);
+        expect(r.moved, args.join(' ')).toEqual([1, 1]);
+      }
+      for (const args of [['GET', 'm-err'], ['INCRBY', 'm-err-n', '2'], ['PING']]) {
+        const r = await run(...args);
+        expect(r.reply, args.join(' ')).not.toMatch(/^-/);
+        expect(r.moved, args.join(' ')).toEqual([0, 0]);
+      }
+    } finally {
+      c.end();
+      q.end();
     }
   });
 
