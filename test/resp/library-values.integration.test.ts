@@ -78,6 +78,32 @@ describe('library values touched through RESP, one process', () => {
   });
 });
 
+describe('keys the library made that start with U+FFFF, through RESP', () => {
+  it('SCAN returns their UTF-8, GET and DEL of it reach them and no other key; a RESP key of that text is the library\'s', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    try {
+      const m = g.map('default');
+      await m.set('\uffffabc', 'marked');
+      await m.set('abc', 'plain');
+      const [, found] = await r.scanBuffer('0', 'COUNT', '1000');
+      expect(found.map((b) => b.toString('hex')).sort()).toEqual([Buffer.from('abc'), Buffer.from('\uffffabc', 'utf8')].map((b) => b.toString('hex')).sort());
+      expect(await r.get(Buffer.from('\uffffabc', 'utf8'))).toBe('marked');
+      expect(await r.get('abc')).toBe('plain');
+      await r.set(Buffer.from('\uffffxyz', 'utf8'), 'from-resp');
+      expect(Buffer.from((await m.get('\uffffxyz')) as Uint8Array).toString()).toBe('from-resp');
+      // a SCAN-then-DEL loop deletes the keys it was shown, not others
+      for (const k of found) expect(await r.del(k)).toBe(1);
+      expect(await m.get('\uffffabc')).toBeUndefined();
+      expect(await m.get('abc')).toBeUndefined();
+      expect(await r.dbsize()).toBe(1);
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
 describe('library values touched through RESP, a member of a 3-member cluster', () => {
   const c = respCluster('resp-library-values-secret-0123456789');
 
