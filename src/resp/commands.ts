@@ -339,7 +339,10 @@ function ttlCmd(ms: boolean): Run {
     const t = await cx.map.ttl(k);
     if (t !== undefined) {
       cx.countRead(true);
-      return c.out.int(ms ? t : Math.round(t / 1000));
+      // whole ms, as Redis keeps them: the library takes a fractional ttl (100_000 / 3), and its
+      // remaining time written as is (":33326.33") is no RESP integer; then Redis's seconds
+      const pttl = Math.ceil(t);
+      return c.out.int(ms ? pttl : Math.floor((pttl + 500) / 1000));
     }
     c.out.int((await looksUp(cx, k)) ? -1 : -2);
   };

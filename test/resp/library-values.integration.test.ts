@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
-import { respCluster } from './helpers.js';
+import { Raw, req, respCluster } from './helpers.js';
 
 const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,6 +72,28 @@ describe('library values touched through RESP, one process', () => {
       await sleep(80);
       expect(m.getSync('memo')).toBeUndefined();
     } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
+describe('a fractional ttl the library was given, through RESP', () => {
+  it('PTTL and TTL reply integers (PTTL replied :33326.33…, which ioredis read as 332978333251953150)', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    const raw = await Raw.open(g.resp!.port);
+    try {
+      await g.map('default').set('third', 'v', { ttl: 100_000 / 3 }); // 33333.33… ms
+      const pttl = await r.pttl('third');
+      expect(Number.isSafeInteger(pttl)).toBe(true);
+      expect(pttl).toBeGreaterThan(30_000);
+      expect(pttl).toBeLessThanOrEqual(33_334);
+      expect(await r.ttl('third')).toBe(33);
+      raw.send(Buffer.concat([req('PTTL', 'third'), req('TTL', 'third')]));
+      expect(await raw.lines(2)).toMatch(/^:\d+\r\n:33\r\n$/);
+    } finally {
+      raw.end();
       r.disconnect();
       await g.close();
     }
