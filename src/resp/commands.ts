@@ -208,7 +208,7 @@ const set: Run = (cx, c, argv) => {
     }
     if (cond === SET_NX) return cx.map.setIfAbsent(key, value, ttl === undefined ? undefined : { ttl }).then((ok) => (ok ? c.out.ok() : c.out.nil()));
   }
-  return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet]).then((r) => {
+  return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet, cx.map.defaultTtl]).then((r) => {
     if (wantGet) sendRead(cx, c, r);
     else if (r[0] === 'i' && r[1] === '1') c.out.ok();
     else c.out.nil();
@@ -275,7 +275,7 @@ const exists: Run = async (cx, c, argv) => {
 };
 
 function incrBy(cx: RespContext, c: RespClient, key: Buffer, delta: bigint): void | Promise<void> {
-  return update(cx, c, key, 'incrby', [delta.toString()]);
+  return update(cx, c, key, 'incrby', [delta.toString(), cx.map.defaultTtl]);
 }
 
 const incr: Run = (cx, c, argv) => incrBy(cx, c, argv[1], 1n);
@@ -293,10 +293,10 @@ const decrby: Run = (cx, c, argv) => {
 const incrbyfloat: Run = (cx, c, argv) => {
   const d = parseFloatText(argv[2]);
   if (d === undefined || !Number.isFinite(d)) return c.out.error(ERR_NOT_FLOAT);
-  return update(cx, c, argv[1], 'incrbyfloat', [d]);
+  return update(cx, c, argv[1], 'incrbyfloat', [d, cx.map.defaultTtl]);
 };
 
-const append: Run = (cx, c, argv) => update(cx, c, argv[1], 'append', [argv[2]]);
+const append: Run = (cx, c, argv) => update(cx, c, argv[1], 'append', [argv[2], cx.map.defaultTtl]);
 
 const strlen: Run = (cx, c, argv) => {
   const v = read(cx, argv[1]);

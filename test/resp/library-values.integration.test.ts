@@ -78,6 +78,44 @@ describe('library values touched through RESP, one process', () => {
   });
 });
 
+describe('a RESP map with a default ttl (grid.map(name, { ttl }))', () => {
+  it('every RESP write that makes a value without an expiry gives it the default, as SET and the library do; INCR and APPEND of a value keep its expiry', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, map: 'sessions' } });
+    const r = io(g.resp!.port);
+    try {
+      g.map('sessions', { ttl: 60_000 });
+      const fresh: Array<[string, ...Array<string | number>]> = [
+        ['SET', 'set', 'v'], ['SET', 'set-get', 'v', 'GET'], ['SET', 'set-nx-get', 'v', 'NX', 'GET'], ['SET', 'set-keepttl', 'v', 'KEEPTTL'],
+        ['SETNX', 'setnx', 'v'], ['MSET', 'mset', 'v'], ['APPEND', 'append', 'v'], ['INCR', 'incr'], ['INCRBY', 'incrby', 5], ['DECR', 'decr'], ['INCRBYFLOAT', 'incrbyfloat', '1.5'],
+      ];
+      for (const [cmd, ...args] of fresh) {
+        await r.call(cmd, ...args);
+        const t = await r.pttl(String(args[0]));
+        expect(t, `${cmd} ${args.join(' ')}`).toBeGreaterThan(50_000);
+        expect(t, `${cmd} ${args.join(' ')}`).toBeLessThanOrEqual(60_000);
+      }
+      // a value rewritten without an expiry takes the default again (SET XX as SET, as the library's set)
+      await r.set('xx', 'v', 'EX', 500);
+      await r.set('xx', 'w', 'XX');
+      expect(await r.ttl('xx')).toBeGreaterThan(50);
+      expect(await r.ttl('xx')).toBeLessThanOrEqual(60);
+      // an explicit expiry wins; INCR, APPEND and SET KEEPTTL of an existing value keep its expiry; PERSIST is kept too
+      await r.set('kept', '1', 'EX', 500);
+      await r.incr('kept');
+      await r.append('kept', '0');
+      await r.set('kept', '7', 'KEEPTTL');
+      expect(await r.ttl('kept')).toBeGreaterThan(490);
+      await r.persist('kept');
+      await r.incr('kept');
+      await r.append('kept', '1');
+      expect(await r.ttl('kept')).toBe(-1);
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
 describe('a fractional ttl the library was given, through RESP', () => {
   it('PTTL and TTL reply integers (PTTL replied :33326.33…, which ioredis read as 332978333251953150)', async () => {
     const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
