@@ -21,6 +21,11 @@ export interface RespClient {
   quit(): void;
   /** This connection's CP session (opened on first use, closed with the connection): who holds its locks and permits. */
   cpSession(): CoordinationPrimitives;
+  /**
+   * After a MULTI (which is refused: there are no transactions) until EXEC or DISCARD: every
+   * command in between is refused too, so none of what a client queued for the transaction runs.
+   */
+  inRefusedMulti: boolean;
 }
 
 /** What a command sees of the server. */

@@ -417,6 +417,41 @@ const keys: Run = async (cx, c, argv) => {
   for (const b of found) c.out.bulk(b);
 };
 
+// MULTI/EXEC/DISCARD/WATCH: there are no transactions (a cluster applies each key's writes on
+// its own primary). MULTI is refused, and so is every command after it up to EXEC or DISCARD (as
+// Redis refuses the commands of a transaction with an error in it): EXEC then answers EXECABORT
+// and none of what the client queued has run. Unknown commands, these used to let a client's
+// MULTI INCR EXPIRE EXEC apply the INCR and the EXPIRE while it was told the transaction failed.
+export const ERR_MULTI = 'ERR MULTI is not supported: shardgrid has no transactions; the commands up to EXEC or DISCARD are refused and EXEC answers EXECABORT';
+export const ERR_IN_MULTI = 'ERR not run: this connection sent a MULTI, which is not supported; EXEC or DISCARD ends it';
+const TX_CONTROL = new Set(['multi', 'exec', 'discard', 'watch', 'quit']);
+/** Whether `name` still runs after a refused MULTI (the commands that end or concern the transaction). */
+export const runsInRefusedMulti = (name: string): boolean => TX_CONTROL.has(name);
+
+const multi: Run = (_cx, c) => {
+  if (c.inRefusedMulti) return c.out.error('ERR MULTI calls can not be nested');
+  c.inRefusedMulti = true;
+  c.out.error(ERR_MULTI);
+};
+
+const exec: Run = (_cx, c) => {
+  if (!c.inRefusedMulti) return c.out.error('ERR EXEC without MULTI');
+  c.inRefusedMulti = false;
+  c.out.error('EXECABORT Transaction discarded because of previous errors.');
+};
+
+const discard: Run = (_cx, c) => {
+  if (!c.inRefusedMulti) return c.out.error('ERR DISCARD without MULTI');
+  c.inRefusedMulti = false;
+  c.out.ok();
+};
+
+const watch: Run = (_cx, c) =>
+  c.out.error(c.inRefusedMulti ? 'ERR WATCH inside MULTI is not allowed' : 'ERR WATCH is not supported: shardgrid has no transactions (MULTI/EXEC)');
+
+/** Nothing is ever watched. */
+const unwatch: Run = (_cx, c) => c.out.ok();
+
 const echo: Run = (_cx, c, argv) => c.out.bulk(argv[1]);
 
 const quit: Run = (_cx, c) => c.quit();
@@ -541,6 +576,11 @@ export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
     spec('flushdb', -1, W, 0, 0, 0, flushdb),
     spec('scan', -2, ['readonly'], 0, 0, 0, scan),
     spec('keys', 2, ['readonly'], 0, 0, 0, keys),
+    spec('multi', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, multi),
+    spec('exec', 1, ['noscript', 'loading', 'stale', 'skip_slowlog'], 0, 0, 0, exec),
+    spec('discard', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, discard),
+    spec('watch', -2, ['noscript', 'loading', 'stale', 'fast'], 1, -1, 1, watch),
+    spec('unwatch', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, unwatch),
     ...CP_SPECS,
   ].map((s) => [s.name, s]),
 );

@@ -20,7 +20,7 @@ import { CpCapacityError, CpSessionError, InvalidOptionError } from '../errors.j
 import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
-import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
+import { ERR_IN_MULTI, REDIS_VERSION, arityOk, errorReply, lookup, runsInRefusedMulti, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { isCpName } from '../cluster/metadata/cp-state.js';
 import { RespParser } from './parser.js';
@@ -341,6 +341,7 @@ function human(n: number): string {
 class Connection implements RespClient {
   readonly out: ReplyWriter;
   name = '';
+  inRefusedMulti = false;
   private readonly parser: RespParser;
   private readonly queue: Buffer[][] = [];
   private head = 0;
@@ -549,6 +550,7 @@ class Connection implements RespClient {
     const spec = lookup(argv[0]);
     if (spec === undefined) {
       count(stats, 'unknown');
+      if (this.inRefusedMulti && this.authenticated) return client.out.error(ERR_IN_MULTI);
       // Redis answers NOAUTH before it looks the command up
       return client.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
     }
@@ -556,6 +558,7 @@ class Connection implements RespClient {
     if (!this.authenticated && spec.noAuth !== true) {
       return client.out.error('NOAUTH Authentication required.');
     }
+    if (this.inRefusedMulti && !runsInRefusedMulti(spec.name)) return client.out.error(ERR_IN_MULTI);
     if (!arityOk(spec, argv.length)) {
       return client.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
     }
@@ -589,6 +592,12 @@ class Beside implements RespClient {
   }
   set authenticated(v: boolean) {
     this.c.authenticated = v;
+  }
+  get inRefusedMulti(): boolean {
+    return this.c.inRefusedMulti;
+  }
+  set inRefusedMulti(v: boolean) {
+    this.c.inRefusedMulti = v;
   }
   setProto(v: 2 | 3): void {
     this.c.setProto(v);
