@@ -45,7 +45,8 @@ export interface RespContext {
   /** grid.cp: primitives whose operations have no owner (atomicLong, atomicRef, reads). */
   readonly cp: CoordinationPrimitives;
   /**
-   * The CP name in a command's argument, counted against options.resp.maxCpNames.
+   * The CP name in a command's argument, counted against options.resp.maxCpNames: its bytes
+   * mapped as a key's are (keyOf), so UTF-8 names are the library's and other bytes distinct names.
    * @throws {CpCapacityError} when the endpoint has named that many distinct CP names and this one is new (GRID_ERR_CP_CAPACITY).
    */
   cpName(b: Buffer): string;

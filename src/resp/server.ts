@@ -23,6 +23,7 @@ import type { RoutedMap } from '../cluster/routed-map.js';
 import { ERR_IN_MULTI, REDIS_VERSION, arityOk, errorReply, lookup, runsInRefusedMulti, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { isCpName } from '../cluster/metadata/cp-state.js';
+import { keyOf } from './keys.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
@@ -201,7 +202,10 @@ export class RespServer implements RespContext {
   private readonly cpNames = new Set<string>();
 
   cpName(b: Buffer): string {
-    const name = b.toString('utf8');
+    // as a key (keyOf): UTF-8 text is the library's name, other bytes a name of their own. Decoded
+    // as UTF-8, every name that is not UTF-8 was U+FFFD and so one primitive: CP.LOCK \xff
+    // blocked CP.LOCK \xfe, and CP.UNLOCK \xc3 released the lock of \xff
+    const name = keyOf(b);
     // a name the CP layer refuses (empty, over 256 bytes) is not counted, nor kept: its call throws
     if (!this.cpNames.has(name) && isCpName(name)) {
       if (this.cpNames.size >= this.options.maxCpNames) {
