@@ -416,7 +416,14 @@ class Connection implements RespClient {
 
   private onData(chunk: Buffer): void {
     if (this.closing || this.fatal !== undefined) return;
-    const err = this.parser.feed(chunk, this.queue);
+    let err = this.parser.feed(chunk, this.queue);
+    // before AUTH the parser stops behind an AUTH or HELLO: run it (every request before AUTH
+    // replies in the call), then read on with the limits it left, as Redis reads one at a time
+    while (err === undefined && this.parser.stopped && !this.running) {
+      void this.run();
+      if (this.running || this.closing || this.fatal !== undefined) break;
+      err = this.parser.feed(EMPTY_CHUNK, this.queue);
+    }
     if (this.queue.length - this.head > MAX_QUEUED) {
       // requests arrive faster than they run (routed calls): stop reading until the queue drains
       this.inputPaused = true;
@@ -620,6 +627,7 @@ function count(stats: RespStats, name: string): void {
 }
 
 const EMPTY_ARGV: Buffer[] = [];
+const EMPTY_CHUNK = Buffer.alloc(0);
 /** Most requests of one connection running at once (see Connection.run). */
 const MAX_IN_FLIGHT = 128;
 

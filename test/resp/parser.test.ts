@@ -43,6 +43,24 @@ describe('RespParser', () => {
     expect(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$11\r\n'), [])).toBe('Protocol error: invalid bulk length');
   });
 
+  it('before authentication stops behind an AUTH or HELLO, and reads on with the limits it left', () => {
+    const p = new RespParser(LIMITS, false);
+    const out: Buffer[][] = [];
+    const big = Buffer.alloc(20_000, 1);
+    expect(p.feed(Buffer.concat([req('PING'), Buffer.from('auth pw\r\n'), req('SET', 'k', big)]), out)).toBeUndefined();
+    expect(p.stopped).toBe(true);
+    expect(words(out)).toEqual([['PING'], ['auth', 'pw']]);
+    p.authenticated = true; // the AUTH ran and succeeded
+    expect(p.feed(Buffer.alloc(0), out)).toBeUndefined();
+    expect(p.stopped).toBe(false);
+    expect(out[2][2].equals(big)).toBe(true);
+    // still unauthenticated after it: the limits apply to what follows
+    const q = new RespParser(LIMITS, false);
+    expect(q.feed(Buffer.concat([req('HELLO', '3', 'AUTH', 'default', 'x'), req('SET', 'k', big)]), [])).toBeUndefined();
+    expect(q.stopped).toBe(true);
+    expect(q.feed(Buffer.alloc(0), [])).toBe('Protocol error: unauthenticated bulk length');
+  });
+
   it('holds no more than what was sent for a huge declared bulk', () => {
     const p = new RespParser({ ...LIMITS, maxBulk: 512 << 20, queryBufferLimit: 1 << 30 }, true);
     expect(p.feed(Buffer.from('*2\r\n$3\r\nSET\r\n$500000000\r\nabc'), [])).toBeUndefined();
