@@ -42,6 +42,8 @@ export interface RespContext {
   info(sections: readonly string[]): Promise<string>;
   config(name: string): string | undefined;
   configNames(): string[];
+  /** CONFIG RESETSTAT: INFO's stats start from zero (the Prometheus counters keep counting). */
+  resetStats(): void;
   /** grid.cp: primitives whose operations have no owner (atomicLong, atomicRef, reads). */
   readonly cp: CoordinationPrimitives;
   /**

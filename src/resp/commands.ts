@@ -476,7 +476,10 @@ const config: Run = (cx, c, argv) => {
     return;
   }
   if (sub === 'set') return c.out.error('ERR CONFIG SET is not supported: shardgrid takes its settings at start (createGrid options or shardgrid start flags)');
-  if (sub === 'resetstat') return c.out.ok();
+  if (sub === 'resetstat' && argv.length === 2) {
+    cx.resetStats();
+    return c.out.ok();
+  }
   c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CONFIG HELP.`);
 };
 

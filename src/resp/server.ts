@@ -79,6 +79,8 @@ export class RespServer implements RespContext {
   private readonly passwordHash: Buffer | undefined;
   private readonly isLocal: (address: string | undefined) => boolean;
   private readonly started = Date.now();
+  /** What INFO's stats subtract: their values at the last CONFIG RESETSTAT (the counters themselves, and so the Prometheus metrics, keep counting). */
+  private statsBase = { totalConnections: 0, commands: 0, rejectedConnections: 0, expirations: 0, evictions: 0, hits: 0, misses: 0, errorReplies: 0, overlapped: 0 };
   private nextId = 1;
   private bound: AddressInfo | undefined;
 
@@ -257,6 +259,16 @@ export class RespServer implements RespContext {
     }
   }
 
+  /** CONFIG RESETSTAT: INFO's stats start from zero again, as Redis's do. */
+  resetStats(): void {
+    const g = this.grid.stats();
+    const st = this.stats;
+    this.statsBase = {
+      totalConnections: st.totalConnections, commands: st.commands, rejectedConnections: st.rejectedConnections, expirations: g.expirations,
+      evictions: g.evictions, hits: g.hits, misses: g.misses, errorReplies: st.errorReplies, overlapped: st.overlapped,
+    };
+  }
+
   configNames(): string[] {
     return ['maxclients', 'proto-max-bulk-len', 'client-query-buffer-limit', 'protected-mode', 'port', 'bind', 'databases', 'save', 'appendonly', 'maxmemory', 'maxmemory-policy'];
   }
@@ -305,17 +317,18 @@ export class RespServer implements RespContext {
     }
     if (want('persistence')) block('Persistence', [['loading', 0], ['rdb_changes_since_last_save', 0], ['aof_enabled', 0]]);
     if (want('stats')) {
+      const b = this.statsBase;
       block('Stats', [
-        ['total_connections_received', st.totalConnections],
-        ['total_commands_processed', st.commands],
-        ['rejected_connections', st.rejectedConnections],
-        ['expired_keys', g.expirations],
-        ['evicted_keys', g.evictions],
-        ['keyspace_hits', g.hits],
-        ['keyspace_misses', g.misses],
-        ['total_error_replies', st.errorReplies],
+        ['total_connections_received', st.totalConnections - b.totalConnections],
+        ['total_commands_processed', st.commands - b.commands],
+        ['rejected_connections', st.rejectedConnections - b.rejectedConnections],
+        ['expired_keys', g.expirations - b.expirations],
+        ['evicted_keys', g.evictions - b.evictions],
+        ['keyspace_hits', g.hits - b.hits],
+        ['keyspace_misses', g.misses - b.misses],
+        ['total_error_replies', st.errorReplies - b.errorReplies],
         // not Redis's: pipelined requests that ran beside an earlier one still waiting
-        ['shardgrid_overlapped_commands', st.overlapped],
+        ['shardgrid_overlapped_commands', st.overlapped - b.overlapped],
       ]);
     }
     if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);

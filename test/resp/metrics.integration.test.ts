@@ -152,6 +152,35 @@ describe('metrics', () => {
     }
   });
 
+  it('CONFIG RESETSTAT starts INFO\'s stats from zero, as in Redis (it answered OK and reset nothing); Prometheus counters keep counting', async () => {
+    const mport = grid.metrics.address!.port;
+    const r = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
+    const stats = async (): Promise<Record<string, number>> =>
+      Object.fromEntries(String(await r.info('stats')).split('\r\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), Number(l.slice(l.indexOf(':') + 1))]));
+    try {
+      await r.set('rs:a', '1');
+      for (let i = 0; i < 5; i++) await r.get('rs:a');
+      await r.get('rs:none');
+      await r.call('NO-SUCH').catch(() => undefined);
+      const before = await stats();
+      expect(before.keyspace_hits).toBeGreaterThanOrEqual(5);
+      expect(before.total_error_replies).toBeGreaterThanOrEqual(1);
+      const hits0 = value(parseProm((await scrape(mport)).body), 'shardgrid_hits_total');
+      expect(await r.config('RESETSTAT')).toBe('OK');
+      const after = await stats();
+      expect([after.keyspace_hits, after.keyspace_misses, after.total_error_replies, after.expired_keys, after.evicted_keys, after.rejected_connections, after.total_connections_received]).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      expect(after.total_commands_processed).toBeLessThanOrEqual(2); // CONFIG RESETSTAT and INFO at most
+      await r.get('rs:a');
+      await r.get('rs:none');
+      const later = await stats();
+      expect([later.keyspace_hits, later.keyspace_misses]).toEqual([1, 1]);
+      // the Prometheus counters are not reset (counters only go up)
+      expect(value(parseProm((await scrape(mport)).body), 'shardgrid_hits_total')).toBeGreaterThanOrEqual(hits0 + 1);
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('shardgrid_resp_blocked_clients counts connections waiting in CP.LOCK', async () => {
     const mport = grid.metrics.address!.port;
     const a = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
