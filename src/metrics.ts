@@ -70,7 +70,11 @@ export class GridMetrics {
     if (!(registry instanceof Registry) && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
       throw new InvalidArgumentError('metrics.register(registry): registry must be a prom-client Registry');
     }
-    if (this.closed) throw new GridClosedError('metrics.register(registry): the grid is closed');
+    if (registry !== this.registry) {
+      // a closed grid's metrics would stay on the registry for good (close() is what takes them off)
+      if (this.closed) throw new GridClosedError('metrics.register(registry): the grid is closed');
+      this.grid.assertOpen();
+    }
     if (this.registered.has(registry)) return;
     // made unregistered, checked against the registry, then put there all together: a clash
     // leaves nothing of this grid behind (prom-client would throw at the clashing one, untyped,

@@ -287,6 +287,12 @@ describe('metrics', () => {
     const after = parseProm(await registry.metrics());
     expect(after.filter((x) => x.name.startsWith('shardgrid_'))).toEqual([]);
     expect(value(after, 'app_requests_total')).toBe(1);
+    // a closed grid registers nowhere (its metrics would stay there for good), whether or not
+    // its metrics were used before it closed
+    expect(() => g1.metrics.register(new Registry())).toThrow(expect.objectContaining({ code: 'GRID_ERR_CLOSED' }));
+    const g4 = await createGrid({ workers: 1, memory: '32MB' });
+    await g4.close();
+    expect(() => g4.metrics.register(new Registry())).toThrow(expect.objectContaining({ code: 'GRID_ERR_CLOSED' }));
     // and the grid that replaces it registers there as the first did
     const g2 = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
     try {
