@@ -326,12 +326,25 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return out;
   }
 
-  /** @internal Starts /metrics and registers on the application's registry (options.metrics; createGrid). */
+  /**
+   * @internal Registers on the application's registry (options.metrics.registry; createGrid,
+   * before a cluster join, as a taken port is found before it).
+   */
+  registerMetrics(): void {
+    const registry = this.options?.metrics?.registry;
+    if (registry === undefined) return;
+    try {
+      this.metrics.register(registry as Registry);
+    } catch (e) {
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      throw new InvalidOptionError(`options.metrics.registry: ${e.message.replace(/^metrics\.register\(registry\): /, '')}`, { option: 'options.metrics.registry', metric: (e.data as { metric?: string }).metric });
+    }
+  }
+
+  /** @internal Starts /metrics (options.metrics.port; createGrid). */
   async startMetrics(): Promise<void> {
     const o = this.options?.metrics;
-    if (o === undefined) return;
-    if (o.registry !== undefined) this.metrics.register(o.registry as Registry);
-    if (o.port !== undefined) await this.metrics.listen(o);
+    if (o?.port !== undefined) await this.metrics.listen(o);
   }
 
   /** @internal Starts the RESP endpoint of options.resp (createGrid). */
@@ -807,6 +820,12 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   if (isAborted()) throw aborted();
   const grid = new Grid(handle, store, o);
   await grid.start();
+  try {
+    grid.registerMetrics();
+  } catch (e) {
+    await grid.close();
+    throw e;
+  }
   if (o.cluster !== undefined || isAborted()) {
     try {
       if (isAborted()) throw aborted();

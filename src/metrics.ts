@@ -13,15 +13,20 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { ResolvedMetricsOptions } from './config.js';
-import { InvalidArgumentError, InvalidOptionError } from './errors.js';
+import { GridClosedError, InvalidArgumentError, InvalidOptionError } from './errors.js';
 import type { Grid } from './grid.js';
 import { OP_KINDS } from './map.js';
 import { lockWaits } from './sync/mutex.js';
 import { LATENCY_BUCKETS } from './transport/latency.js';
 
 type Collect<T> = (this: T) => void | Promise<void>;
+/** One of the grid's metrics and its name (prom-client's types do not expose a metric's name). */
+interface Made {
+  name: string;
+  metric: Metric;
+}
 
 /**
  * `grid.metrics`: the grid's Prometheus metrics (prom-client), collected when scraped from
@@ -39,7 +44,9 @@ type Collect<T> = (this: T) => void | Promise<void>;
 export class GridMetrics {
   /** The grid's own registry (what /metrics serves). */
   readonly registry = new Registry();
-  private readonly registered = new WeakSet<Registry>();
+  /** The registries this grid's metrics are on, each with the metric objects put there (close() takes them off). */
+  private readonly registered = new Map<Registry, Made[]>();
+  private closed = false;
   private server: Server | undefined;
   private bound: AddressInfo | undefined;
 
@@ -50,24 +57,51 @@ export class GridMetrics {
 
   /**
    * Adds the grid's metrics to `registry` (an application's prom-client Registry). Idempotent per registry.
+   * The metrics stay there until the grid is closed: `grid.close()` takes them off again, so a
+   * grid that replaces a closed one can register on the same registry.
    *
    * @param registry - A prom-client Registry.
-   * @throws {InvalidArgumentError} when `registry` is not a prom-client Registry (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {InvalidArgumentError} when `registry` is not a prom-client Registry, or already has a
+   * metric of one of the grid's names (another grid's, still open); nothing is registered then
+   * (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    */
   register(registry: Registry): void {
     if (!(registry instanceof Registry) && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
       throw new InvalidArgumentError('metrics.register(registry): registry must be a prom-client Registry');
     }
+    if (registry !== this.registry) {
+      // a closed grid's metrics would stay on the registry for good (close() is what takes them off)
+      if (this.closed) throw new GridClosedError('metrics.register(registry): the grid is closed');
+      this.grid.assertOpen();
+    }
     if (this.registered.has(registry)) return;
-    this.registered.add(registry);
+    // made unregistered, checked against the registry, then put there all together: a clash
+    // leaves nothing of this grid behind (prom-client would throw at the clashing one, untyped,
+    // with the metrics before it already registered)
+    const made = this.make();
+    const taken = made.filter((m) => registry.getSingleMetric(m.name) !== undefined).map((m) => m.name);
+    if (taken.length > 0) {
+      throw new InvalidArgumentError(
+        `metrics.register(registry): the registry already has a metric named ${taken[0]}${taken.length > 1 ? ` (and ${taken.length - 1} more of the grid's names)` : ''}: another grid's metrics are registered there (close that grid first), or the application uses the name`,
+        { metric: taken[0] },
+      );
+    }
+    for (const m of made) registry.registerMetric(m.metric);
+    this.registered.set(registry, made);
+  }
+
+  /** The grid's metrics, registered nowhere yet. */
+  private make(): Made[] {
+    const made: Made[] = [];
     const g = this.grid;
-    const reg = [registry];
+    const reg: Registry[] = [];
     const stats = () => g.stats();
 
     const counter = (name: string, help: string, labelNames: string[], collect: Collect<Counter<string>>): void =>
-      void new Counter({ name, help, labelNames, registers: reg, collect });
+      void made.push({ name, metric: new Counter({ name, help, labelNames, registers: reg, collect }) });
     const gauge = (name: string, help: string, labelNames: string[], collect: Collect<Gauge<string>>): void =>
-      void new Gauge({ name, help, labelNames, registers: reg, collect });
+      void made.push({ name, metric: new Gauge({ name, help, labelNames, registers: reg, collect }) });
     // a counter's value from a total the grid keeps (prom-client counters only go up: reset, then add)
     const total = (c: Counter<string>, v: number): void => {
       c.reset();
@@ -97,7 +131,7 @@ export class GridMetrics {
       const s = resp();
       if (s !== undefined) for (const [name, n] of s.byCommand) this.inc({ command: name }, n);
     });
-    counter('shardgrid_resp_errors_total', 'RESP commands answered with an error', [], function () { total(this, resp()?.commandsFailed ?? 0); });
+    counter('shardgrid_resp_errors_total', 'Error replies sent to RESP clients, whatever the error (as Redis\'s total_error_replies)', [], function () { total(this, resp()?.errorReplies ?? 0); });
     counter('shardgrid_resp_protocol_errors_total', 'RESP connections closed for a malformed request', [], function () { total(this, resp()?.protocolErrors ?? 0); });
     counter('shardgrid_resp_auth_failures_total', 'Failed RESP AUTH / HELLO AUTH attempts', [], function () { total(this, resp()?.authFailures ?? 0); });
 
@@ -128,7 +162,7 @@ export class GridMetrics {
     // round trips of requests to other members: a histogram kept by the transport, read at scrape
     const lat = 'shardgrid_remote_request_duration_seconds';
     const latHelp = 'Round trips of requests this member sent to other members that were answered, by kind (get, mget, set, rep: a replicated write to a copy; or the message type)';
-    registry.registerMetric({
+    made.push({ name: lat, metric: {
       name: lat,
       help: latHelp,
       type: 'histogram',
@@ -148,7 +182,7 @@ export class GridMetrics {
         return { name: lat, help: latHelp, type: 'histogram', aggregator: 'sum', values };
       },
       reset: () => undefined,
-    } as never);
+    } as never as Metric });
     const transport = () => g.cluster?.transport?._stats;
     counter('shardgrid_transport_frames_total', 'Frames exchanged with other members, by direction', ['direction'], function () {
       this.reset();
@@ -164,6 +198,7 @@ export class GridMetrics {
       this.inc({ direction: 'out' }, t.messagesOut);
       this.inc({ direction: 'in' }, t.messagesIn);
     });
+    return made;
   }
 
   /** The grid's metrics in Prometheus text format. */
@@ -199,8 +234,18 @@ export class GridMetrics {
     return this.bound === undefined ? undefined : { host: this.bound.address, port: this.bound.port };
   }
 
-  /** @internal Stops the /metrics server (grid.close()). */
+  /**
+   * @internal Takes the grid's metrics off every registry they are on (a closed grid reports
+   * nothing, and its names are free for the grid that replaces it) and stops the /metrics server
+   * (grid.close()).
+   */
   close(): Promise<void> {
+    this.closed = true;
+    for (const [registry, made] of this.registered) {
+      // only what is still this grid's: the application may have removed and reused a name
+      for (const m of made) if (registry.getSingleMetric(m.name) === m.metric) registry.removeSingleMetric(m.name);
+    }
+    this.registered.clear();
     const s = this.server;
     if (s === undefined) return Promise.resolve();
     return new Promise((r) => {

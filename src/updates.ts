@@ -92,6 +92,14 @@ export function numberText(x: number): string {
 const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 const isTime = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+/** The map's default time to live, ms (0: none; the library takes fractions). */
+const isTtl = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+/**
+ * The expiry of a value written without one of its own: the map's default ttl (0: none), as
+ * map.set gives it (the fast path of a plain SET, MSET, SETNX, and every write of the library).
+ * The default travels in the argument, so in a cluster it is the member's that took the command.
+ */
+const fresh = (ttl: number, now: number): number => (ttl > 0 ? now + ttl : 0);
 const tuple = (a: unknown, n: number): unknown[] => {
   if (!Array.isArray(a) || a.length !== n) throw new TypeError('bad update argument');
   return a;
@@ -127,37 +135,43 @@ function retime(expiresAt: number, now: number, reply: UpdateReply): UpdateResul
   return { write: RETIME, expiresAt, reply };
 }
 
+/** [delta as decimal text, the map's default ttl] */
 function incrBy(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
-  const [d] = tuple(arg, 1);
-  if (typeof d !== 'string' || !INT64_TEXT.test(d)) throw new TypeError('bad increment');
+  const [d, ttl] = tuple(arg, 2);
+  if (typeof d !== 'string' || !INT64_TEXT.test(d) || !isTtl(ttl)) throw new TypeError('bad increment');
   const old = cur === undefined ? 0n : parseInt64(cur);
   if (old === undefined) return keep(['e', ERR_NOT_INTEGER]);
   const n = old + BigInt(d);
   if (n < INT64_MIN || n > INT64_MAX) return keep(['e', ERR_OVERFLOW]);
-  return store(bytes(n.toString()), exp, now, int(n));
+  return store(bytes(n.toString()), cur === undefined ? fresh(ttl, now) : exp, now, int(n));
 }
 
+/** [increment, the map's default ttl] */
 function incrByFloat(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
-  const [d] = tuple(arg, 1);
-  if (typeof d !== 'number' || !Number.isFinite(d)) throw new TypeError('bad increment');
+  const [d, ttl] = tuple(arg, 2);
+  if (typeof d !== 'number' || !Number.isFinite(d) || !isTtl(ttl)) throw new TypeError('bad increment');
   const old = cur === undefined ? 0 : parseFloatText(cur);
   if (old === undefined) return keep(['e', ERR_NOT_FLOAT]);
   const n = old + d;
   if (!Number.isFinite(n)) return keep(['e', ERR_NAN]);
   const text = bytes(formatFloat(n));
-  return store(text, exp, now, ['b', text]);
+  return store(text, cur === undefined ? fresh(ttl, now) : exp, now, ['b', text]);
 }
 
-/** [value, condition (SET_*), expiresAt (0: none), keepTtl, get] */
+/**
+ * [value, condition (SET_*), expiresAt (0: none given), keepTtl, get, the map's default ttl].
+ * Without an expiry of its own the value takes the default (KEEPTTL: the key's own expiry, when
+ * the key exists), as a plain SET does through map.set.
+ */
 function set(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
-  const [v, cond, at, keepTtl, get] = tuple(arg, 5);
-  if (!isBytes(v) || (cond !== SET_ALWAYS && cond !== SET_NX && cond !== SET_XX) || !isTime(at) || typeof keepTtl !== 'boolean' || typeof get !== 'boolean') {
+  const [v, cond, at, keepTtl, get, ttl] = tuple(arg, 6);
+  if (!isBytes(v) || (cond !== SET_ALWAYS && cond !== SET_NX && cond !== SET_XX) || !isTime(at) || typeof keepTtl !== 'boolean' || typeof get !== 'boolean' || !isTtl(ttl)) {
     throw new TypeError('bad SET argument');
   }
   const ok = cond === SET_ALWAYS || (cond === SET_NX) === (cur === undefined);
   const reply: UpdateReply = get ? bulk(cur) : int(ok ? 1 : 0);
   if (!ok) return keep(reply);
-  return store(v, keepTtl ? exp : at, now, reply);
+  return store(v, keepTtl && cur !== undefined ? exp : at !== 0 ? at : fresh(ttl, now), now, reply);
 }
 
 function getdel(cur: Uint8Array | undefined): UpdateResult {
@@ -172,11 +186,12 @@ function getex(cur: Uint8Array | undefined, exp: number, arg: unknown, now: numb
   return retime(mode === 2 ? 0 : at, now, bulk(cur));
 }
 
+/** [bytes, the map's default ttl] */
 function append(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
-  const [v] = tuple(arg, 1);
-  if (!isBytes(v)) throw new TypeError('bad APPEND argument');
+  const [v, ttl] = tuple(arg, 2);
+  if (!isBytes(v) || !isTtl(ttl)) throw new TypeError('bad APPEND argument');
   const next = cur === undefined ? v : Buffer.concat([cur, v]);
-  return store(next, exp, now, int(next.length));
+  return store(next, cur === undefined ? fresh(ttl, now) : exp, now, int(next.length));
 }
 
 /** [expiresAt, condition (EXP_*)] */

@@ -21,6 +21,11 @@ export interface RespClient {
   quit(): void;
   /** This connection's CP session (opened on first use, closed with the connection): who holds its locks and permits. */
   cpSession(): CoordinationPrimitives;
+  /**
+   * After a MULTI (which is refused: there are no transactions) until EXEC or DISCARD: every
+   * command in between is refused too, so none of what a client queued for the transaction runs.
+   */
+  inRefusedMulti: boolean;
 }
 
 /** What a command sees of the server. */
@@ -37,10 +42,13 @@ export interface RespContext {
   info(sections: readonly string[]): Promise<string>;
   config(name: string): string | undefined;
   configNames(): string[];
+  /** CONFIG RESETSTAT: INFO's stats start from zero (the Prometheus counters keep counting). */
+  resetStats(): void;
   /** grid.cp: primitives whose operations have no owner (atomicLong, atomicRef, reads). */
   readonly cp: CoordinationPrimitives;
   /**
-   * The CP name in a command's argument, counted against options.resp.maxCpNames.
+   * The CP name in a command's argument, counted against options.resp.maxCpNames: its bytes
+   * mapped as a key's are (keyOf), so UTF-8 names are the library's and other bytes distinct names.
    * @throws {CpCapacityError} when the endpoint has named that many distinct CP names and this one is new (GRID_ERR_CP_CAPACITY).
    */
   cpName(b: Buffer): string;

@@ -208,7 +208,7 @@ const set: Run = (cx, c, argv) => {
     }
     if (cond === SET_NX) return cx.map.setIfAbsent(key, value, ttl === undefined ? undefined : { ttl }).then((ok) => (ok ? c.out.ok() : c.out.nil()));
   }
-  return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet]).then((r) => {
+  return cx.map.updateBytes(key, 'set', [value, cond, at, keepTtl, wantGet, cx.map.defaultTtl]).then((r) => {
     if (wantGet) sendRead(cx, c, r);
     else if (r[0] === 'i' && r[1] === '1') c.out.ok();
     else c.out.nil();
@@ -275,7 +275,7 @@ const exists: Run = async (cx, c, argv) => {
 };
 
 function incrBy(cx: RespContext, c: RespClient, key: Buffer, delta: bigint): void | Promise<void> {
-  return update(cx, c, key, 'incrby', [delta.toString()]);
+  return update(cx, c, key, 'incrby', [delta.toString(), cx.map.defaultTtl]);
 }
 
 const incr: Run = (cx, c, argv) => incrBy(cx, c, argv[1], 1n);
@@ -293,10 +293,10 @@ const decrby: Run = (cx, c, argv) => {
 const incrbyfloat: Run = (cx, c, argv) => {
   const d = parseFloatText(argv[2]);
   if (d === undefined || !Number.isFinite(d)) return c.out.error(ERR_NOT_FLOAT);
-  return update(cx, c, argv[1], 'incrbyfloat', [d]);
+  return update(cx, c, argv[1], 'incrbyfloat', [d, cx.map.defaultTtl]);
 };
 
-const append: Run = (cx, c, argv) => update(cx, c, argv[1], 'append', [argv[2]]);
+const append: Run = (cx, c, argv) => update(cx, c, argv[1], 'append', [argv[2], cx.map.defaultTtl]);
 
 const strlen: Run = (cx, c, argv) => {
   const v = read(cx, argv[1]);
@@ -339,7 +339,10 @@ function ttlCmd(ms: boolean): Run {
     const t = await cx.map.ttl(k);
     if (t !== undefined) {
       cx.countRead(true);
-      return c.out.int(ms ? t : Math.round(t / 1000));
+      // whole ms, as Redis keeps them: the library takes a fractional ttl (100_000 / 3), and its
+      // remaining time written as is (":33326.33") is no RESP integer; then Redis's seconds
+      const pttl = Math.ceil(t);
+      return c.out.int(ms ? pttl : Math.floor((pttl + 500) / 1000));
     }
     c.out.int((await looksUp(cx, k)) ? -1 : -2);
   };
@@ -414,6 +417,41 @@ const keys: Run = async (cx, c, argv) => {
   for (const b of found) c.out.bulk(b);
 };
 
+// MULTI/EXEC/DISCARD/WATCH: there are no transactions (a cluster applies each key's writes on
+// its own primary). MULTI is refused, and so is every command after it up to EXEC or DISCARD (as
+// Redis refuses the commands of a transaction with an error in it): EXEC then answers EXECABORT
+// and none of what the client queued has run. Unknown commands, these used to let a client's
+// MULTI INCR EXPIRE EXEC apply the INCR and the EXPIRE while it was told the transaction failed.
+export const ERR_MULTI = 'ERR MULTI is not supported: shardgrid has no transactions; the commands up to EXEC or DISCARD are refused and EXEC answers EXECABORT';
+export const ERR_IN_MULTI = 'ERR not run: this connection sent a MULTI, which is not supported; EXEC or DISCARD ends it';
+const TX_CONTROL = new Set(['multi', 'exec', 'discard', 'watch', 'quit']);
+/** Whether `name` still runs after a refused MULTI (the commands that end or concern the transaction). */
+export const runsInRefusedMulti = (name: string): boolean => TX_CONTROL.has(name);
+
+const multi: Run = (_cx, c) => {
+  if (c.inRefusedMulti) return c.out.error('ERR MULTI calls can not be nested');
+  c.inRefusedMulti = true;
+  c.out.error(ERR_MULTI);
+};
+
+const exec: Run = (_cx, c) => {
+  if (!c.inRefusedMulti) return c.out.error('ERR EXEC without MULTI');
+  c.inRefusedMulti = false;
+  c.out.error('EXECABORT Transaction discarded because of previous errors.');
+};
+
+const discard: Run = (_cx, c) => {
+  if (!c.inRefusedMulti) return c.out.error('ERR DISCARD without MULTI');
+  c.inRefusedMulti = false;
+  c.out.ok();
+};
+
+const watch: Run = (_cx, c) =>
+  c.out.error(c.inRefusedMulti ? 'ERR WATCH inside MULTI is not allowed' : 'ERR WATCH is not supported: shardgrid has no transactions (MULTI/EXEC)');
+
+/** Nothing is ever watched. */
+const unwatch: Run = (_cx, c) => c.out.ok();
+
 const echo: Run = (_cx, c, argv) => c.out.bulk(argv[1]);
 
 const quit: Run = (_cx, c) => c.quit();
@@ -438,7 +476,10 @@ const config: Run = (cx, c, argv) => {
     return;
   }
   if (sub === 'set') return c.out.error('ERR CONFIG SET is not supported: shardgrid takes its settings at start (createGrid options or shardgrid start flags)');
-  if (sub === 'resetstat') return c.out.ok();
+  if (sub === 'resetstat' && argv.length === 2) {
+    cx.resetStats();
+    return c.out.ok();
+  }
   c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CONFIG HELP.`);
 };
 
@@ -538,6 +579,11 @@ export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
     spec('flushdb', -1, W, 0, 0, 0, flushdb),
     spec('scan', -2, ['readonly'], 0, 0, 0, scan),
     spec('keys', 2, ['readonly'], 0, 0, 0, keys),
+    spec('multi', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, multi),
+    spec('exec', 1, ['noscript', 'loading', 'stale', 'skip_slowlog'], 0, 0, 0, exec),
+    spec('discard', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, discard),
+    spec('watch', -2, ['noscript', 'loading', 'stale', 'fast'], 1, -1, 1, watch),
+    spec('unwatch', 1, ['noscript', 'loading', 'stale', 'fast'], 0, 0, 0, unwatch),
     ...CP_SPECS,
   ].map((s) => [s.name, s]),
 );

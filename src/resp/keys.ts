@@ -1,15 +1,21 @@
 /**
- * Redis keys are byte strings; grid keys are JS strings stored as UTF-8. The mapping between them
- * must be one-to-one and match the library for text keys: a key whose bytes are valid UTF-8 is
- * the string they spell (so `grid.map('default').get('user:1')` sees the key a Redis client set),
- * any other key is BINARY_MARK followed by its bytes as latin1 characters. BINARY_MARK (U+FFFF, a
- * noncharacter) is never the first character of a text key: a text key that starts with it is
- * stored the binary way too, so the two kinds never meet.
+ * Redis keys are byte strings; grid keys are JS strings (well-formed UTF-16) stored as UTF-8. The
+ * mapping between them must be one-to-one both ways and match the library for text keys: a key
+ * whose bytes are valid UTF-8 is the string they spell (so `grid.map('default').get('user:1')`
+ * sees the key a Redis client set); any other key is *marked*: BINARY_MARK (U+FFFF, a
+ * noncharacter) followed by its bytes as latin1 characters.
+ *
+ * The marked forms are strings too, and the library may make any string: so a text key that is
+ * itself the marked form of some bytes (U+FFFF, then latin1 characters spelling marked bytes) is
+ * marked as well, and a grid key is read as marked bytes exactly when it is such a marked form
+ * (`markedForm`). Every other key, U+FFFF first or not, is its UTF-8: a key the library made,
+ * such as '\uffffabc', is seen by SCAN as its own UTF-8 and reached by it (it used to be read as
+ * the marked form of 'abc', so SCAN showed 'abc', another key, and its own bytes reached nothing).
+ * Bytes → key → bytes and key → bytes → key are both the identity.
  */
 import { isUtf8 } from 'node:buffer';
 
 const BINARY_MARK = '\uffff';
-const MARK_BYTES = [0xef, 0xbf, 0xbf];
 
 /** Buffer's own latin1 decoder (what toString('latin1') calls after its argument checks). */
 interface Latin1Slicer {
@@ -19,6 +25,32 @@ interface Latin1Slicer {
 /** Keys up to this long are checked for ASCII in JavaScript (cheaper than a native isUtf8 call). */
 const ASCII_SCAN_MAX = 128;
 
+const startsWithMark = (b: Buffer): boolean => b.length >= 3 && b[0] === 0xef && b[1] === 0xbf && b[2] === 0xbf;
+const LATIN1 = /^[\x00-\xff]*$/;
+
+/**
+ * Whether bytes `b` are stored marked: they are not UTF-8, or their text is U+FFFF followed by
+ * latin1 characters whose bytes are marked (the marked form of those shorter bytes). A loop over
+ * the nested forms: each level has at most half the high bytes of the one before, so a few levels
+ * at most, linear in all.
+ */
+function marked(b: Buffer): boolean {
+  for (;;) {
+    if (!isUtf8(b)) return true;
+    if (!startsWithMark(b)) return false;
+    const rest = b.toString('utf8', 3);
+    if (!LATIN1.test(rest)) return false;
+    b = Buffer.from(rest, 'latin1');
+  }
+}
+
+/** Whether grid key `k` is the marked form of some bytes (U+FFFF, then latin1 characters spelling marked bytes). */
+function markedForm(k: string): boolean {
+  if (!k.startsWith(BINARY_MARK)) return false;
+  const rest = k.slice(1);
+  return LATIN1.test(rest) && marked(Buffer.from(rest, 'latin1'));
+}
+
 export function keyOf(b: Buffer): string {
   const n = b.length;
   if (n <= ASCII_SCAN_MAX) {
@@ -27,12 +59,12 @@ export function keyOf(b: Buffer): string {
     // ASCII (nearly every key): its latin1 text is its UTF-8 text, and it cannot start with the mark
     if (i === n) return (b as unknown as Latin1Slicer).latin1Slice(0, n);
   }
-  if (isUtf8(b) && !(b.length >= 3 && b[0] === MARK_BYTES[0] && b[1] === MARK_BYTES[1] && b[2] === MARK_BYTES[2])) return b.toString('utf8');
+  if (isUtf8(b) && !(startsWithMark(b) && marked(b))) return b.toString('utf8');
   return BINARY_MARK + b.toString('latin1');
 }
 
 export function keyBytes(k: string): Buffer {
-  return k.startsWith(BINARY_MARK) ? Buffer.from(k.slice(1), 'latin1') : Buffer.from(k, 'utf8');
+  return markedForm(k) ? Buffer.from(k.slice(1), 'latin1') : Buffer.from(k, 'utf8');
 }
 
 /**

@@ -55,6 +55,14 @@ export class RespParser {
   private partBytes = 0;
   /** Set when the client has authenticated (lifts the pre-auth limits). */
   authenticated: boolean;
+  /**
+   * Set by feed when, before authentication, it stopped behind an AUTH or HELLO: the bytes after
+   * it are held (feed(EMPTY) reads on) so that they are read with the limits that request leaves.
+   * Redis reads one request, runs it, then reads the next: a client may pipeline `AUTH pw` and a
+   * request over the pre-auth limits (node-redis and ioredis do when they reconnect), and parsing
+   * it before the AUTH ran refused it as a protocol error and closed the connection.
+   */
+  stopped = false;
 
   constructor(private readonly limits: ParserLimits, authenticated: boolean) {
     this.authenticated = authenticated;
@@ -71,6 +79,7 @@ export class RespParser {
    * connection; requests before the bad one are in `out`.
    */
   feed(chunk: Buffer, out: Buffer[][]): string | undefined {
+    this.stopped = false;
     let buf: Buffer;
     if (this.state === BULK_BODY && this.parts.length > 0) {
       // a long bulk: take what belongs to it without copying the rest
@@ -86,7 +95,7 @@ export class RespParser {
       if (err !== undefined) return err;
       buf = chunk.subarray(take);
     } else {
-      buf = this.pend.length === 0 ? chunk : Buffer.concat([this.pend, chunk]);
+      buf = this.pend.length === 0 ? chunk : chunk.length === 0 ? this.pend : Buffer.concat([this.pend, chunk]);
     }
     this.pend = EMPTY;
     let pos = 0;
@@ -119,7 +128,10 @@ export class RespParser {
           if (!this.authenticated && argv.length > UNAUTH_MAX_MULTIBULK) return 'Protocol error: unauthenticated multibulk length';
           if (argv.length > this.limits.maxMultibulk) return 'Protocol error: invalid multibulk length';
           pos = lf + 1;
-          if (argv.length > 0) out.push(argv);
+          if (argv.length > 0) {
+            out.push(argv);
+            if (this.holdsBack(argv)) break;
+          }
         }
       } else if (this.state === BULK_HEAD) {
         if (buf[pos] !== DOLLAR) return `Protocol error: expected '$', got '${printable(buf[pos])}'`;
@@ -144,6 +156,7 @@ export class RespParser {
           pos += need + 2;
           const err = this.addArg(arg, out);
           if (err !== undefined) return err;
+          if (this.state === IDLE && this.holdsBack(out[out.length - 1])) break;
         } else if (need >= GATHER_MIN) {
           const rest = buf.subarray(pos);
           this.parts = [rest];
@@ -154,7 +167,9 @@ export class RespParser {
         }
       }
     }
-    if (pos < n) this.pend = Buffer.from(buf.subarray(pos)); // a copy: the chunk is not kept whole
+    // a copy: the chunk is not kept whole; but a view behind an AUTH, read on at once (copying it
+    // for each of a chunk's many AUTHs would cost the square of its length)
+    if (pos < n) this.pend = this.stopped ? buf.subarray(pos) : Buffer.from(buf.subarray(pos));
     return this.overLimit();
   }
 
@@ -169,6 +184,14 @@ export class RespParser {
       this.state = IDLE;
     }
     return undefined;
+  }
+
+  /** Whether to stop reading behind request `argv` (an AUTH or HELLO before authentication): sets `stopped`. */
+  private holdsBack(argv: Buffer[]): boolean {
+    if (this.authenticated) return false;
+    const name = argv[0];
+    this.stopped = (name.length === 4 || name.length === 5) && /^(?:auth|hello)$/i.test(name.toString('latin1'));
+    return this.stopped;
   }
 
   private overLimit(): string | undefined {

@@ -8,9 +8,17 @@ import type { Socket } from 'node:net';
 /** A value at least this long is written as its own Buffer instead of being copied into the text. */
 const INLINE_VALUE_MAX = 2048;
 
+/** Where a writer counts the error replies it writes (the endpoint's RespStats). */
+export interface ErrorCount {
+  errorReplies: number;
+}
+
 export class ReplyWriter {
   /** Protocol version of the connection: 2 or 3. */
   proto = 2;
+
+  /** @param counts - Counts every error reply written (INFO total_error_replies, shardgrid_resp_errors_total). */
+  constructor(private readonly counts?: ErrorCount) {}
   private text = '';
   private chunks: Array<string | Buffer> = [];
   private size = 0;
@@ -36,6 +44,7 @@ export class ReplyWriter {
    * CR, which let an argument end the error line and forge a reply of its own.
    */
   error(msg: string): void {
+    if (this.counts !== undefined) this.counts.errorReplies++;
     const line = /[^\x00-\x7f]/.test(msg) ? Buffer.from(msg, 'utf8').toString('latin1') : msg;
     this.text += `-${line.replace(/[\r\n]+/g, ' ')}\r\n`;
   }

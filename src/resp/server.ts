@@ -20,9 +20,10 @@ import { CpCapacityError, CpSessionError, InvalidOptionError } from '../errors.j
 import type { Grid } from '../grid.js';
 import { NEED, type GridMap } from '../map.js';
 import type { RoutedMap } from '../cluster/routed-map.js';
-import { REDIS_VERSION, arityOk, errorReply, lookup, unknownCommand, type RespClient, type RespContext } from './commands.js';
+import { ERR_IN_MULTI, REDIS_VERSION, arityOk, errorReply, lookup, runsInRefusedMulti, unknownCommand, type RespClient, type RespContext } from './commands.js';
 import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { isCpName } from '../cluster/metadata/cp-state.js';
+import { keyOf } from './keys.js';
 import { RespParser } from './parser.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
@@ -41,7 +42,8 @@ export interface RespStats {
   totalConnections: number;
   rejectedConnections: number;
   commands: number;
-  commandsFailed: number;
+  /** Error replies written, whatever wrote them (as Redis's total_error_replies; ReplyWriter counts them). */
+  errorReplies: number;
   protocolErrors: number;
   authFailures: number;
   /** Requests that ran while an earlier request of the same connection was still waiting (pipelining; see Connection.run). */
@@ -71,12 +73,14 @@ export class RespServer implements RespContext {
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
-  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, commandsFailed: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
+  readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, errorReplies: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
   private readonly passwordHash: Buffer | undefined;
   private readonly isLocal: (address: string | undefined) => boolean;
   private readonly started = Date.now();
+  /** What INFO's stats subtract: their values at the last CONFIG RESETSTAT (the counters themselves, and so the Prometheus metrics, keep counting). */
+  private statsBase = { totalConnections: 0, commands: 0, rejectedConnections: 0, expirations: 0, evictions: 0, hits: 0, misses: 0, errorReplies: 0, overlapped: 0 };
   private nextId = 1;
   private bound: AddressInfo | undefined;
 
@@ -200,7 +204,10 @@ export class RespServer implements RespContext {
   private readonly cpNames = new Set<string>();
 
   cpName(b: Buffer): string {
-    const name = b.toString('utf8');
+    // as a key (keyOf): UTF-8 text is the library's name, other bytes a name of their own. Decoded
+    // as UTF-8, every name that is not UTF-8 was U+FFFD and so one primitive: CP.LOCK \xff
+    // blocked CP.LOCK \xfe, and CP.UNLOCK \xc3 released the lock of \xff
+    const name = keyOf(b);
     // a name the CP layer refuses (empty, over 256 bytes) is not counted, nor kept: its call throws
     if (!this.cpNames.has(name) && isCpName(name)) {
       if (this.cpNames.size >= this.options.maxCpNames) {
@@ -252,6 +259,16 @@ export class RespServer implements RespContext {
     }
   }
 
+  /** CONFIG RESETSTAT: INFO's stats start from zero again, as Redis's do. */
+  resetStats(): void {
+    const g = this.grid.stats();
+    const st = this.stats;
+    this.statsBase = {
+      totalConnections: st.totalConnections, commands: st.commands, rejectedConnections: st.rejectedConnections, expirations: g.expirations,
+      evictions: g.evictions, hits: g.hits, misses: g.misses, errorReplies: st.errorReplies, overlapped: st.overlapped,
+    };
+  }
+
   configNames(): string[] {
     return ['maxclients', 'proto-max-bulk-len', 'client-query-buffer-limit', 'protected-mode', 'port', 'bind', 'databases', 'save', 'appendonly', 'maxmemory', 'maxmemory-policy'];
   }
@@ -300,17 +317,18 @@ export class RespServer implements RespContext {
     }
     if (want('persistence')) block('Persistence', [['loading', 0], ['rdb_changes_since_last_save', 0], ['aof_enabled', 0]]);
     if (want('stats')) {
+      const b = this.statsBase;
       block('Stats', [
-        ['total_connections_received', st.totalConnections],
-        ['total_commands_processed', st.commands],
-        ['rejected_connections', st.rejectedConnections],
-        ['expired_keys', g.expirations],
-        ['evicted_keys', g.evictions],
-        ['keyspace_hits', g.hits],
-        ['keyspace_misses', g.misses],
-        ['total_error_replies', st.commandsFailed],
+        ['total_connections_received', st.totalConnections - b.totalConnections],
+        ['total_commands_processed', st.commands - b.commands],
+        ['rejected_connections', st.rejectedConnections - b.rejectedConnections],
+        ['expired_keys', g.expirations - b.expirations],
+        ['evicted_keys', g.evictions - b.evictions],
+        ['keyspace_hits', g.hits - b.hits],
+        ['keyspace_misses', g.misses - b.misses],
+        ['total_error_replies', st.errorReplies - b.errorReplies],
         // not Redis's: pipelined requests that ran beside an earlier one still waiting
-        ['shardgrid_overlapped_commands', st.overlapped],
+        ['shardgrid_overlapped_commands', st.overlapped - b.overlapped],
       ]);
     }
     if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);
@@ -338,8 +356,9 @@ function human(n: number): string {
 }
 
 class Connection implements RespClient {
-  readonly out = new ReplyWriter();
+  readonly out: ReplyWriter;
   name = '';
+  inRefusedMulti = false;
   private readonly parser: RespParser;
   private readonly queue: Buffer[][] = [];
   private head = 0;
@@ -368,6 +387,7 @@ class Connection implements RespClient {
     authenticated: boolean,
   ) {
     const o = srv.options;
+    this.out = new ReplyWriter(srv.stats);
     this.parser = new RespParser({ maxBulk: o.maxBulkLength, maxMultibulk: o.maxMultibulkLength, queryBufferLimit: o.queryBufferLimit }, authenticated);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -409,7 +429,14 @@ class Connection implements RespClient {
 
   private onData(chunk: Buffer): void {
     if (this.closing || this.fatal !== undefined) return;
-    const err = this.parser.feed(chunk, this.queue);
+    let err = this.parser.feed(chunk, this.queue);
+    // before AUTH the parser stops behind an AUTH or HELLO: run it (every request before AUTH
+    // replies in the call), then read on with the limits it left, as Redis reads one at a time
+    while (err === undefined && this.parser.stopped && !this.running) {
+      void this.run();
+      if (this.running || this.closing || this.fatal !== undefined) break;
+      err = this.parser.feed(EMPTY_CHUNK, this.queue);
+    }
     if (this.queue.length - this.head > MAX_QUEUED) {
       // requests arrive faster than they run (routed calls): stop reading until the queue drains
       this.inputPaused = true;
@@ -468,7 +495,7 @@ class Connection implements RespClient {
         } else {
           // behind a request in flight: reply into a writer of its own
           this.srv.stats.overlapped++;
-          const w = new ReplyWriter();
+          const w = new ReplyWriter(this.srv.stats);
           w.proto = out.proto;
           const r = this.exec(argv, new Beside(this, w));
           this.track(key!, r, w);
@@ -520,7 +547,6 @@ class Connection implements RespClient {
       await r;
     } catch (e) {
       w.error(errorReply(e));
-      this.srv.stats.commandsFailed++;
     }
   }
 
@@ -547,24 +573,22 @@ class Connection implements RespClient {
     stats.commands++;
     const spec = lookup(argv[0]);
     if (spec === undefined) {
-      stats.commandsFailed++;
       count(stats, 'unknown');
+      if (this.inRefusedMulti && this.authenticated) return client.out.error(ERR_IN_MULTI);
       // Redis answers NOAUTH before it looks the command up
       return client.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
     }
     count(stats, spec.name);
     if (!this.authenticated && spec.noAuth !== true) {
-      stats.commandsFailed++;
       return client.out.error('NOAUTH Authentication required.');
     }
+    if (this.inRefusedMulti && !runsInRefusedMulti(spec.name)) return client.out.error(ERR_IN_MULTI);
     if (!arityOk(spec, argv.length)) {
-      stats.commandsFailed++;
       return client.out.error(`ERR wrong number of arguments for '${spec.name}' command`);
     }
     try {
       return spec.run(this.srv, client, argv);
     } catch (e) {
-      stats.commandsFailed++;
       client.out.error(errorReply(e));
     }
   }
@@ -593,6 +617,12 @@ class Beside implements RespClient {
   set authenticated(v: boolean) {
     this.c.authenticated = v;
   }
+  get inRefusedMulti(): boolean {
+    return this.c.inRefusedMulti;
+  }
+  set inRefusedMulti(v: boolean) {
+    this.c.inRefusedMulti = v;
+  }
   setProto(v: 2 | 3): void {
     this.c.setProto(v);
   }
@@ -610,6 +640,7 @@ function count(stats: RespStats, name: string): void {
 }
 
 const EMPTY_ARGV: Buffer[] = [];
+const EMPTY_CHUNK = Buffer.alloc(0);
 /** Most requests of one connection running at once (see Connection.run). */
 const MAX_IN_FLIGHT = 128;
 

@@ -65,6 +65,34 @@ describe('Redis client libraries', () => {
     }
   });
 
+  it('MULTI/EXEC (not supported) runs none of the commands a client queued: ioredis and node-redis get EXECABORT, and nothing was written', async () => {
+    // a rate limiter: MULTI INCR EXPIRE EXEC. MULTI and EXEC used to be unknown commands, so the
+    // INCR and EXPIRE between them ran while the client was told the transaction failed
+    const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const n = createClient({ url: `redis://127.0.0.1:${port}` });
+    n.on('error', () => undefined);
+    await n.connect();
+    try {
+      for (let i = 0; i < 3; i++) await expect(r.multi().incr('tx:rl').expire('tx:rl', 60).exec()).rejects.toThrow(/^EXECABORT/);
+      await expect(n.multi().incr('tx:rl').set('tx:other', 'v').exec()).rejects.toThrow(/EXECABORT|MULTI is not supported/);
+      expect(await r.exists('tx:rl', 'tx:other')).toBe(0);
+      // the connections are usable as before, outside a transaction
+      expect(await r.incr('tx:after')).toBe(1);
+      expect(await n.incr('tx:after')).toBe(2);
+      // redis-cli, one command at a time: MULTI is refused, what follows too until DISCARD (or EXEC)
+      // (redis-cli prints an empty line after an error, and for GET's nil)
+      const out = (await cli(port, [], 'MULTI\nSET tx:cli v\nDISCARD\nGET tx:cli\nEXEC\nDISCARD\nWATCH tx:cli\nUNWATCH\n')).split('\n').filter((l) => l !== '');
+      expect(out).toEqual([
+        expect.stringMatching(/^ERR MULTI is not supported/), expect.stringMatching(/^ERR not run: .*MULTI/), 'OK',
+        'ERR EXEC without MULTI', 'ERR DISCARD without MULTI', expect.stringMatching(/^ERR WATCH is not supported/), 'OK',
+      ]);
+      expect(await r.exists('tx:cli')).toBe(0);
+    } finally {
+      r.disconnect();
+      await n.quit();
+    }
+  });
+
   it('INCR from 20 connections at once loses no increment (atomic per key)', async () => {
     const clients = Array.from({ length: 20 }, () => new Redis({ port, host: '127.0.0.1' }));
     try {

@@ -75,6 +75,29 @@ describe('CP.* on a single-process grid', () => {
     expect(await grid.cp.lock('a').isLocked()).toBe(false);
   });
 
+  it('names are binary safe: names that are not UTF-8 are distinct primitives (they were all U+FFFD, one lock), UTF-8 names are the library\'s', async () => {
+    const a = io(port);
+    const b = io(port);
+    try {
+      const [ff, fe, x80, c3] = [[0xff], [0xfe], [0x80], [0xc3]].map((x) => Buffer.from(x));
+      expect(await a.call('CP.LOCK', ff)).toBeGreaterThan(0);
+      // another name: not held, so granted at once
+      expect(await b.call('CP.LOCK', fe, 'WAIT', '200')).toBeGreaterThan(0);
+      expect(await b.call('CP.ISLOCKED', x80)).toBe(0);
+      // unlocking a name it does not hold does not release the one it holds
+      expect(await failure(a.call('CP.UNLOCK', c3))).toMatch(/^ERR GRID_ERR_LOCK_NOT_HELD/);
+      expect(await b.call('CP.ISLOCKED', ff)).toBe(1);
+      expect(await a.call('CP.INCRBY', Buffer.from([0xf0]), '5')).toBe(5);
+      expect(await a.call('CP.GETLONG', Buffer.from([0xf1]))).toBe(0);
+      // a UTF-8 name is the name the library uses
+      expect(await a.call('CP.LOCK', 'verrou-é')).toBeGreaterThan(0);
+      expect(await grid.cp.lock('verrou-é').isLocked()).toBe(true);
+    } finally {
+      a.disconnect();
+      b.disconnect();
+    }
+  });
+
   it('ioredis: a lock belongs to its connection; a blocked CP.LOCK is granted when the holder disconnects, and INFO counts it as blocked', async () => {
     const a = io(port);
     const b = io(port);

@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
-import { respCluster } from './helpers.js';
+import { Raw, req, respCluster } from './helpers.js';
 
 const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,6 +71,92 @@ describe('library values touched through RESP, one process', () => {
       expect(m.getSync('memo')).toEqual({ big: 'x'.repeat(200) });
       await sleep(80);
       expect(m.getSync('memo')).toBeUndefined();
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
+describe('a RESP map with a default ttl (grid.map(name, { ttl }))', () => {
+  it('every RESP write that makes a value without an expiry gives it the default, as SET and the library do; INCR and APPEND of a value keep its expiry', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, map: 'sessions' } });
+    const r = io(g.resp!.port);
+    try {
+      g.map('sessions', { ttl: 60_000 });
+      const fresh: Array<[string, ...Array<string | number>]> = [
+        ['SET', 'set', 'v'], ['SET', 'set-get', 'v', 'GET'], ['SET', 'set-nx-get', 'v', 'NX', 'GET'], ['SET', 'set-keepttl', 'v', 'KEEPTTL'],
+        ['SETNX', 'setnx', 'v'], ['MSET', 'mset', 'v'], ['APPEND', 'append', 'v'], ['INCR', 'incr'], ['INCRBY', 'incrby', 5], ['DECR', 'decr'], ['INCRBYFLOAT', 'incrbyfloat', '1.5'],
+      ];
+      for (const [cmd, ...args] of fresh) {
+        await r.call(cmd, ...args);
+        const t = await r.pttl(String(args[0]));
+        expect(t, `${cmd} ${args.join(' ')}`).toBeGreaterThan(50_000);
+        expect(t, `${cmd} ${args.join(' ')}`).toBeLessThanOrEqual(60_000);
+      }
+      // a value rewritten without an expiry takes the default again (SET XX as SET, as the library's set)
+      await r.set('xx', 'v', 'EX', 500);
+      await r.set('xx', 'w', 'XX');
+      expect(await r.ttl('xx')).toBeGreaterThan(50);
+      expect(await r.ttl('xx')).toBeLessThanOrEqual(60);
+      // an explicit expiry wins; INCR, APPEND and SET KEEPTTL of an existing value keep its expiry; PERSIST is kept too
+      await r.set('kept', '1', 'EX', 500);
+      await r.incr('kept');
+      await r.append('kept', '0');
+      await r.set('kept', '7', 'KEEPTTL');
+      expect(await r.ttl('kept')).toBeGreaterThan(490);
+      await r.persist('kept');
+      await r.incr('kept');
+      await r.append('kept', '1');
+      expect(await r.ttl('kept')).toBe(-1);
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
+describe('a fractional ttl the library was given, through RESP', () => {
+  it('PTTL and TTL reply integers (PTTL replied :33326.33…, which ioredis read as 332978333251953150)', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    const raw = await Raw.open(g.resp!.port);
+    try {
+      await g.map('default').set('third', 'v', { ttl: 100_000 / 3 }); // 33333.33… ms
+      const pttl = await r.pttl('third');
+      expect(Number.isSafeInteger(pttl)).toBe(true);
+      expect(pttl).toBeGreaterThan(30_000);
+      expect(pttl).toBeLessThanOrEqual(33_334);
+      expect(await r.ttl('third')).toBe(33);
+      raw.send(Buffer.concat([req('PTTL', 'third'), req('TTL', 'third')]));
+      expect(await raw.lines(2)).toMatch(/^:\d+\r\n:33\r\n$/);
+    } finally {
+      raw.end();
+      r.disconnect();
+      await g.close();
+    }
+  });
+});
+
+describe('keys the library made that start with U+FFFF, through RESP', () => {
+  it('SCAN returns their UTF-8, GET and DEL of it reach them and no other key; a RESP key of that text is the library\'s', async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    try {
+      const m = g.map('default');
+      await m.set('\uffffabc', 'marked');
+      await m.set('abc', 'plain');
+      const [, found] = await r.scanBuffer('0', 'COUNT', '1000');
+      expect(found.map((b) => b.toString('hex')).sort()).toEqual([Buffer.from('abc'), Buffer.from('\uffffabc', 'utf8')].map((b) => b.toString('hex')).sort());
+      expect(await r.get(Buffer.from('\uffffabc', 'utf8'))).toBe('marked');
+      expect(await r.get('abc')).toBe('plain');
+      await r.set(Buffer.from('\uffffxyz', 'utf8'), 'from-resp');
+      expect(Buffer.from((await m.get('\uffffxyz')) as Uint8Array).toString()).toBe('from-resp');
+      // a SCAN-then-DEL loop deletes the keys it was shown, not others
+      for (const k of found) expect(await r.del(k)).toBe(1);
+      expect(await m.get('\uffffabc')).toBeUndefined();
+      expect(await m.get('abc')).toBeUndefined();
+      expect(await r.dbsize()).toBe(1);
     } finally {
       r.disconnect();
       await g.close();

@@ -2,10 +2,11 @@
 // grid's metrics register on an application's own prom-client Registry.
 import { get as httpGet } from 'node:http';
 import { Redis } from 'ioredis';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember } from '../fixtures/grid-process.js';
+import { Raw, req } from './helpers.js';
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
@@ -108,6 +109,78 @@ describe('metrics', () => {
     }
   });
 
+  it('shardgrid_resp_errors_total and INFO total_error_replies count every error reply, as Redis does; a success counts none', async () => {
+    const mport = grid.metrics.address!.port;
+    const c = await Raw.open(grid.resp!.port);
+    const q = await Raw.open(grid.resp!.port); // asks INFO (its replies are no errors)
+    let seen = 0;
+    let qSeen = 0;
+    const reply = async (r: Raw, at: number): Promise<string> => (await r.until((t) => t.length > at && t.endsWith('\r\n'))).slice(at);
+    const infoErrors = async (): Promise<number> => {
+      q.send(req('INFO', 'stats'));
+      const text = await q.until((t) => /total_error_replies:\d+\r\n[\s\S]*\r\n$/.test(t.slice(qSeen)));
+      const n = Number(/total_error_replies:(\d+)/.exec(text.slice(qSeen))![1]);
+      qSeen = text.length;
+      return n;
+    };
+    const metric = async (): Promise<number> => value(parseProm((await scrape(mport)).body), 'shardgrid_resp_errors_total');
+    /** Sends one request; its reply and how much each error count moved. */
+    const run = async (...args: string[]): Promise<{ reply: string; moved: number[] }> => {
+      const [m0, i0] = [await metric(), await infoErrors()];
+      c.send(req(...args));
+      const r = await reply(c, seen);
+      seen += r.length;
+      return { reply: r, moved: [(await metric()) - m0, (await infoErrors()) - i0] };
+    };
+    try {
+      expect((await run('SET', 'm-err', 'abc')).reply).toBe('+OK\r\n');
+      // errors of every kind: the value (INCR), syntax, option values, arity, unknown names, AUTH, HELLO
+      for (const args of [['INCR', 'm-err'], ['INCRBYFLOAT', 'm-err', '1'], ['SET', 'm-err', 'v', 'NX', 'XX'], ['SET', 'm-err', 'v', 'EX', '0'], ['EXPIRE', 'm-err', 'x'],
+        ['SELECT', '1'], ['SCAN', 'x'], ['CLIENT', 'FOO'], ['PING', 'a', 'b'], ['HELLO', '9'], ['AUTH', 'x'], ['MSET', 'a', 'b', 'c'], ['GET'], ['NO-SUCH-COMMAND']]) {
+        const r = await run(...args);
+        expect(r.reply, args.join(' ')).toMatch(/^-/);
+        expect(r.moved, args.join(' ')).toEqual([1, 1]);
+      }
+      for (const args of [['GET', 'm-err'], ['INCRBY', 'm-err-n', '2'], ['PING']]) {
+        const r = await run(...args);
+        expect(r.reply, args.join(' ')).not.toMatch(/^-/);
+        expect(r.moved, args.join(' ')).toEqual([0, 0]);
+      }
+    } finally {
+      c.end();
+      q.end();
+    }
+  });
+
+  it('CONFIG RESETSTAT starts INFO\'s stats from zero, as in Redis (it answered OK and reset nothing); Prometheus counters keep counting', async () => {
+    const mport = grid.metrics.address!.port;
+    const r = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
+    const stats = async (): Promise<Record<string, number>> =>
+      Object.fromEntries(String(await r.info('stats')).split('\r\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), Number(l.slice(l.indexOf(':') + 1))]));
+    try {
+      await r.set('rs:a', '1');
+      for (let i = 0; i < 5; i++) await r.get('rs:a');
+      await r.get('rs:none');
+      await r.call('NO-SUCH').catch(() => undefined);
+      const before = await stats();
+      expect(before.keyspace_hits).toBeGreaterThanOrEqual(5);
+      expect(before.total_error_replies).toBeGreaterThanOrEqual(1);
+      const hits0 = value(parseProm((await scrape(mport)).body), 'shardgrid_hits_total');
+      expect(await r.config('RESETSTAT')).toBe('OK');
+      const after = await stats();
+      expect([after.keyspace_hits, after.keyspace_misses, after.total_error_replies, after.expired_keys, after.evicted_keys, after.rejected_connections, after.total_connections_received]).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      expect(after.total_commands_processed).toBeLessThanOrEqual(2); // CONFIG RESETSTAT and INFO at most
+      await r.get('rs:a');
+      await r.get('rs:none');
+      const later = await stats();
+      expect([later.keyspace_hits, later.keyspace_misses]).toEqual([1, 1]);
+      // the Prometheus counters are not reset (counters only go up)
+      expect(value(parseProm((await scrape(mport)).body), 'shardgrid_hits_total')).toBeGreaterThanOrEqual(hits0 + 1);
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('shardgrid_resp_blocked_clients counts connections waiting in CP.LOCK', async () => {
     const mport = grid.metrics.address!.port;
     const a = new Redis({ port: grid.resp!.port, host: '127.0.0.1' });
@@ -189,6 +262,45 @@ describe('metrics', () => {
       await expect(createGrid({ workers: 1, memory: '32MB', metrics: { registry: {} } })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
     } finally {
       await g.close();
+    }
+  });
+
+  it("close() takes the grid's metrics off the application's registry, so a new grid can register there; a live grid's names get a typed error", async () => {
+    const registry = new Registry();
+    const own = new Counter({ name: 'app_requests_total', help: 'the application\'s own', registers: [registry] });
+    own.inc();
+    const g1 = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
+    await g1.map('app').set('a', 1);
+    expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(1);
+    // a second grid on the same registry while the first is up: a typed refusal naming the option,
+    // and nothing of it left registered (the first grid's metrics are still its own)
+    await expect(createGrid({ workers: 1, memory: '32MB', metrics: { registry } })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', data: { option: 'options.metrics.registry' } });
+    const g3 = await createGrid({ workers: 1, memory: '32MB' });
+    try {
+      expect(() => g3.metrics.register(registry)).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    } finally {
+      await g3.close();
+    }
+    expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(1);
+    await g1.close();
+    // a closed grid reports nothing any more; the application's own metrics stay
+    const after = parseProm(await registry.metrics());
+    expect(after.filter((x) => x.name.startsWith('shardgrid_'))).toEqual([]);
+    expect(value(after, 'app_requests_total')).toBe(1);
+    // a closed grid registers nowhere (its metrics would stay there for good), whether or not
+    // its metrics were used before it closed
+    expect(() => g1.metrics.register(new Registry())).toThrow(expect.objectContaining({ code: 'GRID_ERR_CLOSED' }));
+    const g4 = await createGrid({ workers: 1, memory: '32MB' });
+    await g4.close();
+    expect(() => g4.metrics.register(new Registry())).toThrow(expect.objectContaining({ code: 'GRID_ERR_CLOSED' }));
+    // and the grid that replaces it registers there as the first did
+    const g2 = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
+    try {
+      await g2.map('app').set('b', 2);
+      await g2.map('app').set('c', 3);
+      expect(value(parseProm(await registry.metrics()), 'shardgrid_entries')).toBe(2);
+    } finally {
+      await g2.close();
     }
   });
 });

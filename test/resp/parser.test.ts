@@ -43,6 +43,24 @@ describe('RespParser', () => {
     expect(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$11\r\n'), [])).toBe('Protocol error: invalid bulk length');
   });
 
+  it('before authentication stops behind an AUTH or HELLO, and reads on with the limits it left', () => {
+    const p = new RespParser(LIMITS, false);
+    const out: Buffer[][] = [];
+    const big = Buffer.alloc(20_000, 1);
+    expect(p.feed(Buffer.concat([req('PING'), Buffer.from('auth pw\r\n'), req('SET', 'k', big)]), out)).toBeUndefined();
+    expect(p.stopped).toBe(true);
+    expect(words(out)).toEqual([['PING'], ['auth', 'pw']]);
+    p.authenticated = true; // the AUTH ran and succeeded
+    expect(p.feed(Buffer.alloc(0), out)).toBeUndefined();
+    expect(p.stopped).toBe(false);
+    expect(out[2][2].equals(big)).toBe(true);
+    // still unauthenticated after it: the limits apply to what follows
+    const q = new RespParser(LIMITS, false);
+    expect(q.feed(Buffer.concat([req('HELLO', '3', 'AUTH', 'default', 'x'), req('SET', 'k', big)]), [])).toBeUndefined();
+    expect(q.stopped).toBe(true);
+    expect(q.feed(Buffer.alloc(0), [])).toBe('Protocol error: unauthenticated bulk length');
+  });
+
   it('holds no more than what was sent for a huge declared bulk', () => {
     const p = new RespParser({ ...LIMITS, maxBulk: 512 << 20, queryBufferLimit: 1 << 30 }, true);
     expect(p.feed(Buffer.from('*2\r\n$3\r\nSET\r\n$500000000\r\nabc'), [])).toBeUndefined();
@@ -64,8 +82,10 @@ describe('keys and glob', () => {
   });
 
   it('maps keys as UTF-8 text or marked bytes, whichever path (ASCII scan or isUtf8) reads them', () => {
-    // the definition keyOf had before its ASCII fast path, as the reference
-    const reference = (b: Buffer) => (isUtf8(b) && !(b.length >= 3 && b[0] === 0xef && b[1] === 0xbf && b[2] === 0xbf) ? b.toString('utf8') : '\uffff' + b.toString('latin1'));
+    // the definition, as the reference: bytes are marked when they are not UTF-8, or when their
+    // text is U+FFFF followed by the latin1 spelling of marked bytes (the marked form of those)
+    const marked = (b: Buffer): boolean => !isUtf8(b) || (b.length >= 3 && b[0] === 0xef && b[1] === 0xbf && b[2] === 0xbf && /^[\x00-\xff]*$/.test(b.toString('utf8', 3)) && marked(Buffer.from(b.toString('utf8', 3), 'latin1')));
+    const reference = (b: Buffer) => (marked(b) ? '\uffff' + b.toString('latin1') : b.toString('utf8'));
     let seed = 11;
     const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
     const pools = [[0, 0x20, 0x41, 0x7a, 0x7f], [0x41, 0x61, 0xc3, 0xa9, 0xef, 0xbf, 0xff, 0x80]];
@@ -78,6 +98,44 @@ describe('keys and glob', () => {
       expect(keyOf(b)).toBe(reference(b));
       expect(keyBytes(keyOf(b)).equals(b)).toBe(true);
     }
+  });
+
+  it('maps every grid key to bytes and back: keys the library made that start with U+FFFF too', () => {
+    // library keys starting with U+FFFF (the mark) came back through SCAN as other keys' bytes
+    // ('\uffffabc' as 'abc'), and their own UTF-8 reached another grid key
+    const libraryKeys = ['\uffffabc', '\uffff', '\uffff\uffff', '\uffff\u0100', '\uffffé', '\uffff\u00ef\u00bf\u00bfa', '\uffff\u00ff', '\uffff😀', 'plain', 'é', ''];
+    const bytes = new Set<string>();
+    for (const k of libraryKeys) {
+      const b = keyBytes(k);
+      expect(keyOf(b), JSON.stringify(k)).toBe(k);
+      bytes.add(b.toString('hex'));
+    }
+    expect(bytes.size).toBe(libraryKeys.length);
+    // a key the library made that is not the marked form of any bytes reads as its own UTF-8
+    expect(keyBytes('\uffffabc').equals(Buffer.from('\uffffabc', 'utf8'))).toBe(true);
+    expect(keyOf(Buffer.from('\uffffxyz', 'utf8'))).toBe('\uffffxyz');
+    // random strings of marks, latin1 letters and others, and random bytes: both ways, one to one
+    let seed = 5;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const chars = ['\uffff', 'a', '\u00ef', '\u00bf', '\u00c3', '\u00ff', '\u0080', 'é', '\u0100', '😀'];
+    const pool = [0xef, 0xbf, 0xc3, 0xaf, 0xc2, 0x61, 0xff, 0x80];
+    for (let round = 0; round < 5000; round++) {
+      let k = rnd(2) === 0 ? '\uffff' : '';
+      for (let n = rnd(8); n > 0; n--) k += chars[rnd(chars.length)];
+      expect(keyOf(keyBytes(k)), JSON.stringify(k)).toBe(k);
+      const b = Buffer.from(Array.from({ length: rnd(12) }, (_, i) => (i < 3 && round % 2 === 0 ? [0xef, 0xbf, 0xbf][i] : pool[rnd(pool.length)])));
+      expect(keyBytes(keyOf(b)).equals(b), b.toString('hex')).toBe(true);
+    }
+  });
+
+  it('maps a long key of nested marks in linear time', () => {
+    // U+FFFF then the latin1 spelling of U+FFFF's bytes, nested: each level doubles the high bytes
+    let b = Buffer.from('x');
+    while (b.length < 3_000_000) b = Buffer.concat([Buffer.from([0xef, 0xbf, 0xbf]), Buffer.from(b.toString('latin1'), 'utf8')]);
+    const t = performance.now();
+    const k = keyOf(b);
+    expect(keyBytes(k).equals(b)).toBe(true);
+    expect(performance.now() - t).toBeLessThan(2000);
   });
 
   it('looks commands up by name in any letter case, and nothing else', () => {

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { RespServer } from '../../dist/resp/server.js';
+import { createClient } from 'redis';
 import { Raw, req } from './helpers.js';
 
 let grid: Grid;
@@ -208,6 +209,37 @@ describe('authentication, protected mode and maxclients', () => {
       u.send('*11\r\n');
       expect(await u.lines(1)).toBe('-ERR Protocol error: unauthenticated multibulk length\r\n');
       expect(await u.waitClosed()).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('requests pipelined behind AUTH are read with the limits AUTH leaves, as Redis reads them (they were refused as unauthenticated and the connection closed)', async () => {
+    const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, password: 'pw' } });
+    try {
+      const big = Buffer.alloc(20_000, 97); // over the 16 KiB a request may carry before AUTH
+      const c = await Raw.open(g.resp!.port);
+      c.send(Buffer.concat([req('AUTH', 'pw'), req('SET', 'k', big), req('STRLEN', 'k'), req('MSET', 'a', '1', 'b', '2', 'c', '3', 'd', '4', 'e', '5', 'f', '6'), req('PING')]));
+      expect(await c.until((t) => t.endsWith('+PONG\r\n'))).toBe('+OK\r\n+OK\r\n:20000\r\n+OK\r\n+PONG\r\n');
+      c.end();
+      const h = await Raw.open(g.resp!.port);
+      h.send(Buffer.concat([req('HELLO', '3', 'AUTH', 'default', 'pw'), req('SET', 'k2', big), req('STRLEN', 'k2')]));
+      expect(await h.until((t) => t.endsWith(':20000\r\n'))).toMatch(/^%7\r\n[\s\S]*\+OK\r\n:20000\r\n$/);
+      h.end();
+      // behind a failed AUTH the limits stay, as in Redis
+      const w = await Raw.open(g.resp!.port);
+      w.send(Buffer.concat([req('AUTH', 'wrong'), req('SET', 'k3', big)]));
+      expect(await w.until((t) => t.includes('Protocol error'))).toBe('-WRONGPASS invalid username-password pair or user is disabled.\r\n-ERR Protocol error: unauthenticated bulk length\r\n');
+      expect(await w.waitClosed()).toBe(true);
+      // node-redis sends its AUTH and the commands queued while it connects in one write
+      const n = createClient({ url: `redis://127.0.0.1:${g.resp!.port}`, password: 'pw' });
+      n.on('error', () => undefined);
+      const connecting = n.connect();
+      const set = n.set('nr', big.toString());
+      await connecting;
+      expect(await set).toBe('OK');
+      expect(await n.strLen('nr')).toBe(20_000);
+      await n.quit();
     } finally {
       await g.close();
     }
