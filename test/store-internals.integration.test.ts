@@ -18,6 +18,8 @@ interface Internals {
   alloc(p: number, size: number): number;
   compact(p: number, need: number): boolean;
   check(p: number): string[];
+  probe(p: number, mapId: number): number;
+  partitions: number;
 }
 
 /** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
@@ -127,6 +129,55 @@ describe("a partition's hash table", () => {
         }
       }
       expect(await m.size()).toBe(model.size);
+    });
+  });
+});
+
+describe('an insert', () => {
+  it('probes its partition\'s table once when no room had to be made (it probed again after allocating before)', async () => {
+    await inPartition('probes', (m, st, mapId, p) => {
+      m.setSync('seed', 'x'); // the partition's first entry, which makes its table
+      const [fresh] = keysOf(st, p, mapId, 1, 'fresh');
+      const probe = st.probe;
+      let probes = 0;
+      st.probe = (p, mapId) => {
+        probes++;
+        return probe.call(st, p, mapId);
+      };
+      try {
+        m.setSync(fresh, 'a value');
+        expect(probes).toBe(1);
+        probes = 0;
+        m.setSync(fresh, 'a longer value'); // another size: a new record, the old one freed
+        expect(probes).toBe(1);
+      } finally {
+        st.probe = probe;
+      }
+      expect(m.getSync(fresh)).toBe('a longer value');
+      expect(checked(st, p)).toEqual([]);
+    });
+  });
+
+  it('into a full grid finds its key where it put it, whatever the room it made evicted or moved', async () => {
+    await inPartition('full', (m, st) => {
+      // values of a few sizes, so that overwrites of present keys take new records as well
+      const value = (i: number) => String(i % 10).repeat(60 + (i % 4) * 40);
+      const wrong: string[] = [];
+      for (let i = 0; i < 150_000; i++) {
+        m.setSync(`k${i}`, value(i));
+        if (i >= 50 && i % 7 === 3) {
+          // a present key of another size: its old record may be evicted by the room made for it
+          const k = i - 50;
+          m.setSync(`k${k}`, value(k + 1));
+          if (m.getSync(`k${k}`) !== value(k + 1)) wrong.push(`k${k}`);
+        }
+        if (m.getSync(`k${i}`) !== value(i)) wrong.push(`k${i}`);
+      }
+      expect(wrong).toEqual([]);
+      expect(m.getSync('k0')).toBeUndefined(); // the grid was full: the oldest went
+      const errs: string[] = [];
+      for (let p = 0; p < st.partitions; p++) errs.push(...checked(st, p));
+      expect(errs).toEqual([]);
     });
   });
 });

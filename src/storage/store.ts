@@ -162,6 +162,11 @@ export class ShardStore {
   /** Table slot index of the last successful probe. */
   private slotIdx = -1;
   private firstFree = -1;
+  /**
+   * Times this thread rebuilt a table or made room (evicting, compacting): anything after which
+   * a probe made before may be stale. The partition a writer holds changes only on its thread.
+   */
+  private reshapes = 0;
 
   constructor(readonly buffers: StoreBuffers, lockTimeout = 5000) {
     this.ci = new Int32Array(buffers.control);
@@ -463,11 +468,13 @@ export class ShardStore {
    */
   put(p: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): number {
     const size = E_HEADER + align8(this.klen) + align8(vlen);
+    let cur = -1;
+    const reshapes = this.reshapes;
     if (size <= this.smallMax) {
       // Same-size overwrite (the common cache update): rewrite the record where it is. Its memory
       // is hot in cache, nothing is allocated or freed, and the slot keeps pointing at it; the new
       // version tells memoized readers it changed, the seqlock fences optimistic ones.
-      const cur = this.probe(p, mapId);
+      cur = this.probe(p, mapId);
       if (cur >= 0 && this.recordSize(cur) === size) {
         this.rewriteValue(p, mapId, cur, type, src, vlen, num, expiresAt);
         return cur;
@@ -477,8 +484,10 @@ export class ShardStore {
     const off = this.alloc(p, size);
     if (off < 0) return -1;
     this.writeRecord(p, off, mapId, type, src, vlen, num, expiresAt);
-    // alloc may have evicted or relocated records and the table: probe afresh.
-    const old = this.probe(p, mapId);
+    // The first probe still holds (its record, slot, first free slot) unless the table was
+    // rebuilt or something was evicted or moved since: then probe afresh. (A fresh key in a full
+    // grid needs room about once a page, and probed twice on every insert before.)
+    const old = size <= this.smallMax && this.reshapes === reshapes ? cur : this.probe(p, mapId);
     if (old >= 0) {
       this.setSlot(p, this.slotIdx, this.ksh, off);
       if (this.f64[(old + E_EXPIRES) >>> 3] !== 0) this.countTtl(p, mapId, -1);
@@ -642,6 +651,7 @@ export class ShardStore {
     const cap = this.ci[pb + P_TABLE_CAP];
     const used = this.ci[pb + P_COUNT] + this.ci[pb + P_TOMBS] + 1;
     if (cap !== 0 && used * 4 <= cap * 3) return true;
+    this.reshapes++;
     let ncap = MIN_TABLE;
     while (ncap * 3 < (this.ci[pb + P_COUNT] + 1) * 4 * 2) ncap *= 2;
     const toff = this.alloc(p, E_HEADER + ncap * 8);
@@ -1209,6 +1219,7 @@ export class ShardStore {
    * of other partitions stayed.
    */
   private makeRoom(p: number, need: number): boolean {
+    this.reshapes++;
     for (const q of this.victimOrder(p, null)) {
       if (q === p) {
         if (need > 0 ? this.reclaim(p, need) : this.releaseOnePage(p)) return true;
