@@ -20,6 +20,10 @@ interface Internals {
   check(p: number): string[];
   probe(p: number, mapId: number): number;
   partitions: number;
+  releaseOnePage(q: number): boolean;
+  compactionVictims(p: number, need: number): number[] | null;
+  evictSampled(p: number, rounds: number): number;
+  compactShort: number;
 }
 
 /** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
@@ -102,6 +106,54 @@ describe('compaction', () => {
       expect(kept).toContain(stepped);
       for (const k of kept) expect(m.getSync(k)).toBe(value(k));
       for (const k of gone) expect(m.getSync(k)).toBeUndefined();
+    });
+  });
+});
+
+describe('making room', () => {
+  it('evicts from a partition only while compacting its pages could not free one, and asks whether it can only once evictions freed what it fell short by', async () => {
+    await inPartition('room', (m, st, mapId, p) => {
+      // a full grid whose pages are as mixed as they stay: fresh keys past the first evictions
+      for (let i = 0; i < 250_000; i++) m.setSync(`k${i}`, String(i % 10).repeat(100));
+      const ask = st.compactionVictims;
+      const evict = st.evictSampled;
+      let asks = 0;
+      let rounds = 0;
+      let couldCompact = 0;
+      st.compactionVictims = (q, need) => {
+        asks++;
+        return ask.call(st, q, need);
+      };
+      st.evictSampled = (q, r) => {
+        rounds++;
+        // the answer compaction would give now (asking has no effect but on its scratch)
+        const short = st.compactShort;
+        if (ask.call(st, q, 0) !== null) couldCompact++;
+        st.compactShort = short;
+        return evict.call(st, q, r);
+      };
+      const li = st.lockIndex(p);
+      try {
+        for (let k = 0; k < 6; k++) {
+          expect(tryLock(st.ci, li)).toBe(true);
+          st.beginWrite(p);
+          try {
+            expect(st.releaseOnePage(p)).toBe(true);
+          } finally {
+            st.endWrite(p);
+            unlock(st.ci, li);
+          }
+        }
+      } finally {
+        st.compactionVictims = ask;
+        st.evictSampled = evict;
+      }
+      expect(couldCompact).toBe(0);
+      // it asked before every round of 4 evictions, and once more for the compaction that freed
+      // the page (asks = rounds + 6), until 2026-11-27
+      expect(rounds).toBeGreaterThan(20);
+      expect(asks).toBeLessThan(rounds);
+      expect(checked(st, p)).toEqual([]);
     });
   });
 });
