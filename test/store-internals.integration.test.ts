@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createGrid, type GridMap } from '../dist/index.js';
-import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, P_LIVE_BYTES, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE } from '../dist/storage/layout.js';
+import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, P_LIVE_BYTES, P_OPEN_PAGE, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE, PG_USED } from '../dist/storage/layout.js';
 import { tryLock, unlock } from '../dist/sync/mutex.js';
 
 /** The store internals these tests drive (compaction, allocation, the table and the views). */
@@ -106,6 +106,37 @@ describe('compaction', () => {
       expect(kept).toContain(stepped);
       for (const k of kept) expect(m.getSync(k)).toBe(value(k));
       for (const k of gone) expect(m.getSync(k)).toBeUndefined();
+    });
+  });
+
+  it('keeps the open page, and its room, for the next records: it neither copies it away nor swaps it for a page it filled', async () => {
+    await inPartition('open', (m, st, mapId, p) => {
+      const value = (k: string) => k.padEnd(100, '.');
+      const openPage = () => st.ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE];
+      // ~4 pages of 144-byte records (4 KiB pages), two of every three deleted: sparse pages to
+      // compact; then records until the partition takes a fresh open page, which holds one: the
+      // sparsest page of all by live bytes, and the roomiest
+      const keys = keysOf(st, p, mapId, 400, 'o');
+      let n = 0;
+      for (; n < 120; n++) m.setSync(keys[n], value(keys[n]));
+      for (let i = 0; i < 120; i++) if (i % 3 !== 0) m.deleteSync(keys[i]);
+      for (const before = openPage(); openPage() === before; n++) m.setSync(keys[n], value(keys[n]));
+      const open = openPage();
+      const used = st.ci[st.geo.pageBase + open * PG_STRIDE + PG_USED];
+      expect(used).toBe(144);
+      const li = st.lockIndex(p);
+      expect(tryLock(st.ci, li)).toBe(true);
+      st.beginWrite(p);
+      try {
+        expect(st.compact(p, 0)).toBe(true); // pages went back to the pool
+      } finally {
+        st.endWrite(p);
+        unlock(st.ci, li);
+      }
+      expect(st.ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE]).toBe(open);
+      expect(st.ci[st.geo.pageBase + open * PG_STRIDE + PG_USED]).toBe(used);
+      expect(checked(st, p)).toEqual([]);
+      for (let i = 0; i < n; i++) expect(m.getSync(keys[i])).toBe(i < 120 && i % 3 !== 0 ? undefined : value(keys[i]));
     });
   });
 });

@@ -1010,7 +1010,8 @@ export class ShardStore {
 
   /**
    * Copies the live records of the sparsest small pages of `p` (`compactionVictims`) into fewer
-   * fresh pages, frees the victims, and makes the last fresh page the open page. The first fresh
+   * fresh pages, frees the victims, and makes the last fresh page the open page when it has more
+   * room than the open page (or that was a victim). The first fresh
    * page comes from the reserve; each victim is freed as soon as its records are out, so the next
    * fresh page is usually a victim already emptied. With `need` > 0 (an allocation of that many
    * bytes waits) true means the open page now has that room; with 0, that pages went back to the
@@ -1054,7 +1055,10 @@ export class ShardStore {
       released++;
     }
     close();
-    ci[pb + P_OPEN_PAGE] = dest;
+    // The roomier of the last fresh page and the open page (when it was not a victim) takes the
+    // next records.
+    const open = ci[pb + P_OPEN_PAGE];
+    if (open < 0 || ci[this.pg(open, PG_USED)] > used) ci[pb + P_OPEN_PAGE] = dest;
     return need > 0 ? this.pageSize - used >= need : released > taken;
   }
 
@@ -1074,9 +1078,12 @@ export class ShardStore {
     const pages = this.sparsest;
     const lives = this.sparsestLive;
     let n = 0;
+    const open = ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE];
     for (let g = ci[PART_BASE + p * P_STRIDE + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
       if (ci[this.pg(g, PG_KIND)] !== KIND_SMALL) continue;
-      const live = ci[this.pg(g, PG_LIVE)];
+      // the open page's room past its bump offset is not garbage: it is counted as taken, or the
+      // page a partition just took, the sparsest of all, would be copied away at once
+      const live = g === open ? ci[this.pg(g, PG_LIVE)] + ps - ci[this.pg(g, PG_USED)] : ci[this.pg(g, PG_LIVE)];
       if (live >= ps || (n === COMPACT_MAX_VICTIMS && live >= lives[n - 1])) continue;
       let j = n < COMPACT_MAX_VICTIMS ? n++ : n - 1;
       for (; j > 0 && lives[j - 1] > live; j--) {
