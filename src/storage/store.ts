@@ -66,8 +66,8 @@ const EVICT_SAMPLES = 5;
 const VICTIM_PARTITIONS = 8;
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
-/** Most pages one compaction copies from (to free one page, it may copy four). */
-const COMPACT_MAX_VICTIMS = 5;
+/** Most pages one compaction copies from (to free one page, it may copy five). */
+const COMPACT_MAX_VICTIMS = 6;
 /** Room left for the gap at the end of each page a compaction fills (records do not split). */
 const COMPACT_PAGE_GAP = 256;
 
