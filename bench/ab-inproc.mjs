@@ -13,14 +13,14 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const { values: opt, positionals } = parseArgs({
-  options: { slices: { type: 'string', default: '40' }, keys: { type: 'string', default: '10000' }, uniform: { type: 'boolean', default: false }, memory: { type: 'string', default: '256MB' } },
+  options: { slices: { type: 'string', default: '40' }, keys: { type: 'string', default: '10000' }, uniform: { type: 'boolean', default: false }, memory: { type: 'string', default: '256MB' }, help: { type: 'boolean', default: false } },
   allowPositionals: true,
 });
 const [mode, dirA, dirB] = positionals;
 const MODES = ['set', 'setRead', 'get', 'getSync', 'setMany'];
-if (!MODES.includes(mode) || dirB === undefined) {
-  console.error(`usage: node bench/ab-inproc.mjs <${MODES.join('|')}> <dirA> <dirB> [--slices N] [--keys N]`);
-  process.exit(2);
+if (opt.help || !MODES.includes(mode) || dirB === undefined) {
+  console.error(`usage: node bench/ab-inproc.mjs <${MODES.join('|')}> <dirA> <dirB> [--slices N] [--keys N] [--uniform] [--memory 256MB]`);
+  process.exit(opt.help ? 0 : 2);
 }
 const SLICES = Number(opt.slices);
 const N = Number(opt.keys);

@@ -127,6 +127,29 @@ describe('memory budget', () => {
     }
   });
 
+  it('values of most of a MiB fit into a full 16 MB grid: a window may hold hash tables, which move', { timeout: 60_000 }, async () => {
+    // 16 MB, 4 KiB pages: 271 partitions' tables, each pinning its page. In a /tmp script (fill
+    // with 500 B values to 2,000 evictions, then 5 writes of one size) 768 KiB or 1,000 KiB values
+    // failed with GRID_ERR_MEMORY_FULL, 0 of 5, with ~20,000 entries there to evict (found by
+    // trying RESP APPEND); which size failed changed from run to run, and this test's schedule
+    // did not fail on the old code in 6 runs: a regression guard, not a detector. A window's
+    // entries now move out (clearWindow), and a small table moves off it with its page.
+    for (const size of [640 * 1024, 768 * 1024, 896 * 1024, 1000 * 1024]) {
+      const grid = await createGrid({ workers: 1, memory: '16MB' });
+      try {
+        const m = grid.map<string | Uint8Array>('w');
+        for (let i = 0; grid.stats().evictions < 2000; i++) m.setSync(`k${i}`, 'x'.repeat(500));
+        for (let r = 0; r < 5; r++) m.setSync(`big${r}`, new Uint8Array(size).fill(r + 1));
+        const last = m.getSync('big4') as Uint8Array;
+        expect(last.length).toBe(size);
+        expect(last.every((b) => b === 5)).toBe(true);
+        expect(storeErrors(grid)).toEqual([]);
+      } finally {
+        await grid.close();
+      }
+    }
+  });
+
   it('a large value just written outlives older small entries: later writes evict those first', { timeout: 60_000 }, async () => {
     // 16 MB: 4 KiB pages, so the 256 KiB value is a run of 64 pages in one partition. Eviction
     // used to free pages from the partition holding the most pages, which is that one: the next

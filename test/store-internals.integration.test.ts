@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createGrid, type GridMap } from '../dist/index.js';
-import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, P_LIVE_BYTES, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE } from '../dist/storage/layout.js';
+import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, P_LIVE_BYTES, P_OPEN_PAGE, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE, PG_USED } from '../dist/storage/layout.js';
 import { tryLock, unlock } from '../dist/sync/mutex.js';
 
 /** The store internals these tests drive (compaction, allocation, the table and the views). */
@@ -18,6 +18,12 @@ interface Internals {
   alloc(p: number, size: number): number;
   compact(p: number, need: number): boolean;
   check(p: number): string[];
+  probe(p: number, mapId: number): number;
+  partitions: number;
+  releaseOnePage(q: number): boolean;
+  compactionVictims(p: number, need: number): number[] | null;
+  evictSampled(p: number, rounds: number): number;
+  compactShort: number;
 }
 
 /** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
@@ -102,6 +108,85 @@ describe('compaction', () => {
       for (const k of gone) expect(m.getSync(k)).toBeUndefined();
     });
   });
+
+  it('keeps the open page, and its room, for the next records: it neither copies it away nor swaps it for a page it filled', async () => {
+    await inPartition('open', (m, st, mapId, p) => {
+      const value = (k: string) => k.padEnd(100, '.');
+      const openPage = () => st.ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE];
+      // ~4 pages of 144-byte records (4 KiB pages), two of every three deleted: sparse pages to
+      // compact; then records until the partition takes a fresh open page, which holds one: the
+      // sparsest page of all by live bytes, and the roomiest
+      const keys = keysOf(st, p, mapId, 400, 'o');
+      let n = 0;
+      for (; n < 120; n++) m.setSync(keys[n], value(keys[n]));
+      for (let i = 0; i < 120; i++) if (i % 3 !== 0) m.deleteSync(keys[i]);
+      for (const before = openPage(); openPage() === before; n++) m.setSync(keys[n], value(keys[n]));
+      const open = openPage();
+      const used = st.ci[st.geo.pageBase + open * PG_STRIDE + PG_USED];
+      expect(used).toBe(144);
+      const li = st.lockIndex(p);
+      expect(tryLock(st.ci, li)).toBe(true);
+      st.beginWrite(p);
+      try {
+        expect(st.compact(p, 0)).toBe(true); // pages went back to the pool
+      } finally {
+        st.endWrite(p);
+        unlock(st.ci, li);
+      }
+      expect(st.ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE]).toBe(open);
+      expect(st.ci[st.geo.pageBase + open * PG_STRIDE + PG_USED]).toBe(used);
+      expect(checked(st, p)).toEqual([]);
+      for (let i = 0; i < n; i++) expect(m.getSync(keys[i])).toBe(i < 120 && i % 3 !== 0 ? undefined : value(keys[i]));
+    });
+  });
+});
+
+describe('making room', () => {
+  it('evicts from a partition only while compacting its pages could not free one, and asks whether it can only once evictions freed what it fell short by', async () => {
+    await inPartition('room', (m, st, mapId, p) => {
+      // a full grid whose pages are as mixed as they stay: fresh keys past the first evictions
+      for (let i = 0; i < 250_000; i++) m.setSync(`k${i}`, String(i % 10).repeat(100));
+      const ask = st.compactionVictims;
+      const evict = st.evictSampled;
+      let asks = 0;
+      let rounds = 0;
+      let couldCompact = 0;
+      st.compactionVictims = (q, need) => {
+        asks++;
+        return ask.call(st, q, need);
+      };
+      st.evictSampled = (q, r) => {
+        rounds++;
+        // the answer compaction would give now (asking has no effect but on its scratch)
+        const short = st.compactShort;
+        if (ask.call(st, q, 0) !== null) couldCompact++;
+        st.compactShort = short;
+        return evict.call(st, q, r);
+      };
+      const li = st.lockIndex(p);
+      try {
+        for (let k = 0; k < 6; k++) {
+          expect(tryLock(st.ci, li)).toBe(true);
+          st.beginWrite(p);
+          try {
+            expect(st.releaseOnePage(p)).toBe(true);
+          } finally {
+            st.endWrite(p);
+            unlock(st.ci, li);
+          }
+        }
+      } finally {
+        st.compactionVictims = ask;
+        st.evictSampled = evict;
+      }
+      expect(couldCompact).toBe(0);
+      // it asked before every round of 4 evictions, and once more for the compaction that freed
+      // the page (asks = rounds + 6), until 2026-11-27
+      expect(rounds).toBeGreaterThan(20);
+      expect(asks).toBeLessThan(rounds);
+      expect(checked(st, p)).toEqual([]);
+    });
+  });
 });
 
 describe("a partition's hash table", () => {
@@ -127,6 +212,55 @@ describe("a partition's hash table", () => {
         }
       }
       expect(await m.size()).toBe(model.size);
+    });
+  });
+});
+
+describe('an insert', () => {
+  it('probes its partition\'s table once when no room had to be made (it probed again after allocating before)', async () => {
+    await inPartition('probes', (m, st, mapId, p) => {
+      m.setSync('seed', 'x'); // the partition's first entry, which makes its table
+      const [fresh] = keysOf(st, p, mapId, 1, 'fresh');
+      const probe = st.probe;
+      let probes = 0;
+      st.probe = (p, mapId) => {
+        probes++;
+        return probe.call(st, p, mapId);
+      };
+      try {
+        m.setSync(fresh, 'a value');
+        expect(probes).toBe(1);
+        probes = 0;
+        m.setSync(fresh, 'a longer value'); // another size: a new record, the old one freed
+        expect(probes).toBe(1);
+      } finally {
+        st.probe = probe;
+      }
+      expect(m.getSync(fresh)).toBe('a longer value');
+      expect(checked(st, p)).toEqual([]);
+    });
+  });
+
+  it('into a full grid finds its key where it put it, whatever the room it made evicted or moved', async () => {
+    await inPartition('full', (m, st) => {
+      // values of a few sizes, so that overwrites of present keys take new records as well
+      const value = (i: number) => String(i % 10).repeat(60 + (i % 4) * 40);
+      const wrong: string[] = [];
+      for (let i = 0; i < 150_000; i++) {
+        m.setSync(`k${i}`, value(i));
+        if (i >= 50 && i % 7 === 3) {
+          // a present key of another size: its old record may be evicted by the room made for it
+          const k = i - 50;
+          m.setSync(`k${k}`, value(k + 1));
+          if (m.getSync(`k${k}`) !== value(k + 1)) wrong.push(`k${k}`);
+        }
+        if (m.getSync(`k${i}`) !== value(i)) wrong.push(`k${i}`);
+      }
+      expect(wrong).toEqual([]);
+      expect(m.getSync('k0')).toBeUndefined(); // the grid was full: the oldest went
+      const errs: string[] = [];
+      for (let p = 0; p < st.partitions; p++) errs.push(...checked(st, p));
+      expect(errs).toEqual([]);
     });
   });
 });

@@ -69,8 +69,8 @@ const EVICT_SAMPLES = 5;
 const VICTIM_PARTITIONS = 8;
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
-/** Most pages one compaction copies from (to free one page, it may copy four). */
-const COMPACT_MAX_VICTIMS = 5;
+/** Most pages one compaction copies from (to free one page, it may copy five). */
+const COMPACT_MAX_VICTIMS = 6;
 /** Room left for the gap at the end of each page a compaction fills (records do not split). */
 const COMPACT_PAGE_GAP = 256;
 
@@ -151,6 +151,8 @@ export class ShardStore {
   /** compactionVictims' scratch: the sparsest pages of a partition and their live bytes. */
   private readonly sparsest = new Int32Array(COMPACT_MAX_VICTIMS);
   private readonly sparsestLive = new Int32Array(COMPACT_MAX_VICTIMS);
+  /** What compactionVictims' last null fell short by: bytes to free before asking again (0: ask again at once). */
+  private compactShort = 0;
   /** victimOrder's scratch: the partitions holding the most pages and their page counts. */
   private readonly richest = new Int32Array(VICTIM_PARTITIONS);
   private readonly richestPages = new Int32Array(VICTIM_PARTITIONS);
@@ -173,6 +175,11 @@ export class ShardStore {
   readonly journal: EvictionJournal;
   /** Entries the last journalTouched put into the journal. */
   touchesJournaled = 0;
+  /**
+   * Times this thread rebuilt a table or made room (evicting, compacting): anything after which
+   * a probe made before may be stale. The partition a writer holds changes only on its thread.
+   */
+  private reshapes = 0;
 
   constructor(readonly buffers: StoreBuffers, lockTimeout = 5000) {
     this.ci = new Int32Array(buffers.control);
@@ -475,11 +482,13 @@ export class ShardStore {
    */
   put(p: number, mapId: number, type: number, src: Uint8Array | string | null, vlen: number, num: number, expiresAt: number): number {
     const size = E_HEADER + align8(this.klen) + align8(vlen);
+    let cur = -1;
+    const reshapes = this.reshapes;
     if (size <= this.smallMax) {
       // Same-size overwrite (the common cache update): rewrite the record where it is. Its memory
       // is hot in cache, nothing is allocated or freed, and the slot keeps pointing at it; the new
       // version tells memoized readers it changed, the seqlock fences optimistic ones.
-      const cur = this.probe(p, mapId);
+      cur = this.probe(p, mapId);
       if (cur >= 0 && this.recordSize(cur) === size) {
         this.rewriteValue(p, mapId, cur, type, src, vlen, num, expiresAt);
         return cur;
@@ -489,8 +498,10 @@ export class ShardStore {
     const off = this.alloc(p, size);
     if (off < 0) return -1;
     this.writeRecord(p, off, mapId, type, src, vlen, num, expiresAt);
-    // alloc may have evicted or relocated records and the table: probe afresh.
-    const old = this.probe(p, mapId);
+    // The first probe still holds (its record, slot, first free slot) unless the table was
+    // rebuilt or something was evicted or moved since: then probe afresh. (A fresh key in a full
+    // grid needs room about once a page, and probed twice on every insert before.)
+    const old = size <= this.smallMax && this.reshapes === reshapes ? cur : this.probe(p, mapId);
     if (old >= 0) {
       this.setSlot(p, this.slotIdx, this.ksh, off);
       if (this.f64[(old + E_EXPIRES) >>> 3] !== 0) this.countTtl(p, mapId, -1);
@@ -654,6 +665,7 @@ export class ShardStore {
     const cap = this.ci[pb + P_TABLE_CAP];
     const used = this.ci[pb + P_COUNT] + this.ci[pb + P_TOMBS] + 1;
     if (cap !== 0 && used * 4 <= cap * 3) return true;
+    this.reshapes++;
     let ncap = MIN_TABLE;
     while (ncap * 3 < (this.ci[pb + P_COUNT] + 1) * 4 * 2) ncap *= 2;
     const toff = this.alloc(p, E_HEADER + ncap * 8);
@@ -739,13 +751,15 @@ export class ShardStore {
       if (first < 0) {
         const w = this.bestWindow(n);
         if (w < 0) return -1;
-        // room for the run, and for the window's small records to move out of it (evacuateWindow)
-        const want = n + this.windowMoves(w, n);
-        for (let guard = 0; this.availablePages() < want; guard++) {
+        // room for the run (or the write fails), then for the window's small records to move out
+        // of it (evacuateWindow; what cannot move is evicted)
+        for (let guard = 0; this.availablePages() < n; guard++) {
           if (guard >= 1 << 16) return -1;
           if (this.makeRoom(p, 0)) continue;
           return -1;
         }
+        const want = n + this.windowMoves(w, n);
+        for (let guard = 0; this.availablePages() < want && guard < 2 * want; guard++) if (!this.makeRoom(p, 0)) break;
         first = this.takePages(p, n, false);
         if (first < 0 && this.evacuateWindow(p, n)) first = this.takePages(p, n, false);
       }
@@ -760,9 +774,11 @@ export class ShardStore {
   }
 
   /**
-   * The first page of the window of n grown pages that holds no hash table (a table cannot be
-   * evicted) and the fewest live bytes (a free page costs nothing, a run page a whole page), or
-   * -1 when every window holds a table. Reads other partitions' words without their locks: a
+   * The first page of the window of n grown pages that holds no hash table of a run (it can be
+   * neither evicted nor moved here; a small table moves with its page) and the fewest live bytes
+   * (a free page costs nothing, a run page a whole page), or -1 when every window holds one.
+   * (Until 2026-11-27 every table pinned its page: at 16 MB, 271 tables over 4,096 pages, no
+   * window of a 1,000 KiB value was free of one, and the write failed with memory to spare.) Reads other partitions' words without their locks: a
    * choice, re-checked under each owner's lock by evacuateWindow.
    */
   private bestWindow(n: number): number {
@@ -774,12 +790,14 @@ export class ShardStore {
       const owner = ci[this.pg(g, PG_OWNER)];
       cost[g] = owner === FREE ? 0 : ci[this.pg(g, PG_KIND)] === KIND_SMALL ? Math.max(0, ci[this.pg(g, PG_LIVE)]) : this.pageSize;
     }
+    // a table of a run pins its pages (it cannot move without a run of its own); a small table
+    // moves with its page's records (clearWindow)
     for (let q = 0; q < this.partitions; q++) {
       const t = this.cu[PART_BASE + q * P_STRIDE + P_TABLE];
       if (t === 0) continue;
       const g = ((t - 1) * 8) >>> this.pageShift;
-      if (g >= grown) continue;
-      const len = ci[this.pg(g, PG_KIND)] === KIND_RUN_HEAD ? ci[this.pg(g, PG_RUN)] : 1;
+      if (g >= grown || ci[this.pg(g, PG_KIND)] !== KIND_RUN_HEAD) continue;
+      const len = ci[this.pg(g, PG_RUN)];
       for (let k = g; k < g + len && k < grown; k++) cost[k] = Infinity;
     }
     let best = -1;
@@ -852,7 +870,7 @@ export class ShardStore {
     const tref = this.cu[pb + P_TABLE];
     if (tref === 0) return true;
     const tpage = ((tref - 1) * 8) >>> this.pageShift;
-    if (tpage >= from && tpage < to) return false;
+    if (tpage >= from && tpage < to && ci[this.pg(tpage, PG_KIND)] !== KIND_SMALL) return false;
     const open = ci[pb + P_OPEN_PAGE];
     if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
     // a free page of the window itself would come back: keep taking (each is freed below, empty)
@@ -864,6 +882,7 @@ export class ShardStore {
       return -1;
     };
     const f = this.filler(-1, take);
+    // (emptyPage moves the table too when it lies on the page)
     for (let g = from; g < to; g++) {
       if (ci[this.pg(g, PG_OWNER)] !== q || ci[this.pg(g, PG_KIND)] !== KIND_SMALL || ci[this.pg(g, PG_LIVE)] <= 0) continue;
       if (!this.emptyPage(q, g, f.move)) break;
@@ -1040,8 +1059,14 @@ export class ShardStore {
    * when the partition has nothing left to evict or compact.
    */
   private reclaim(p: number, need: number): boolean {
+    const live = PART_BASE + p * P_STRIDE + P_LIVE_BYTES;
+    // compaction is tried again once the evictions freed what it fell short by (compactShort)
+    let retryAt = Infinity;
     for (let round = 0; round < 1 << 16; round++) {
-      if (this.compact(p, need)) return true;
+      if (this.ci[live] <= retryAt) {
+        if (this.compact(p, need)) return true;
+        retryAt = this.ci[live] - this.compactShort;
+      }
       if (this.evictSampled(p, 4) === 0) return false;
       // eviction may have emptied a page entirely (it is freed at once)
       if (this.availablePages() > 0) return true;
@@ -1056,7 +1081,8 @@ export class ShardStore {
 
   /**
    * Copies the live records of the sparsest small pages of `p` (`compactionVictims`) into fewer
-   * fresh pages, frees the victims, and makes the last fresh page the open page. The first fresh
+   * fresh pages, frees the victims, and makes the last fresh page the open page when it has more
+   * room than the open page (or that was a victim). The first fresh
    * page comes from the reserve; each victim is freed as soon as its records are out, so the next
    * fresh page is usually a victim already emptied. With `need` > 0 (an allocation of that many
    * bytes waits) true means the open page now has that room; with 0, that pages went back to the
@@ -1078,7 +1104,10 @@ export class ShardStore {
       released++;
     }
     f.close();
-    ci[pb + P_OPEN_PAGE] = f.page;
+    // The roomier of the last fresh page and the open page (when it was not a victim) takes the
+    // next records.
+    const open = ci[pb + P_OPEN_PAGE];
+    if (open < 0 || ci[this.pg(open, PG_USED)] > f.used) ci[pb + P_OPEN_PAGE] = f.page;
     return need > 0 ? this.pageSize - f.used >= need : released > f.taken;
   }
 
@@ -1130,14 +1159,18 @@ export class ShardStore {
   private compactionVictims(p: number, need: number): number[] | null {
     const ci = this.ci;
     const ps = this.pageSize;
+    this.compactShort = 0;
     // the COMPACT_MAX_VICTIMS sparsest small pages, sparsest first (an insertion into a short
     // sorted list: this runs on every round of releaseOnePage, and a partition has dozens of pages)
     const pages = this.sparsest;
     const lives = this.sparsestLive;
     let n = 0;
+    const open = ci[PART_BASE + p * P_STRIDE + P_OPEN_PAGE];
     for (let g = ci[PART_BASE + p * P_STRIDE + P_HEAD_PAGE], guard = 0; g >= 0 && guard < this.geo.maxPages; g = ci[this.pg(g, PG_NEXT)], guard++) {
       if (ci[this.pg(g, PG_KIND)] !== KIND_SMALL) continue;
-      const live = ci[this.pg(g, PG_LIVE)];
+      // the open page's room past its bump offset is not garbage: it is counted as taken, or the
+      // page a partition just took, the sparsest of all, would be copied away at once
+      const live = g === open ? ci[this.pg(g, PG_LIVE)] + ps - ci[this.pg(g, PG_USED)] : ci[this.pg(g, PG_LIVE)];
       if (live >= ps || (n === COMPACT_MAX_VICTIMS && live >= lives[n - 1])) continue;
       let j = n < COMPACT_MAX_VICTIMS ? n++ : n - 1;
       for (; j > 0 && lives[j - 1] > live; j--) {
@@ -1158,7 +1191,29 @@ export class ShardStore {
       while (k < n && fits(total + lives[k], filled)) total += lives[k++];
       return Array.from(pages.subarray(0, k));
     }
-    return need > 0 && lives[0] <= ps / 2 && lives[0] + need <= ps ? [pages[0]] : null;
+    if (need > 0 && lives[0] <= ps / 2 && lives[0] + need <= ps) return [pages[0]];
+    if (n === COMPACT_MAX_VICTIMS) this.compactShort = this.victimsShort(need);
+    return null;
+  }
+
+  /**
+   * After compactionVictims found nothing worth copying among the COMPACT_MAX_VICTIMS sparsest
+   * pages (in its scratch): the bytes the partition must free before it can find something, a
+   * lower bound. Freeing F bytes lowers the sum of any k pages by at most F, and a page that
+   * turns sparse (or a fuller one) adds a sum no lower, so each k's test fails while F is under
+   * what it missed by. reclaim and releaseOnePage evict that much before asking again (they
+   * asked after every 4 evictions: in a full grid, a fifth of an insert's time went to asking).
+   */
+  private victimsShort(need: number): number {
+    const ps = this.pageSize;
+    const lives = this.sparsestLive;
+    let short = need > 0 ? Math.max(lives[0] - ps / 2, lives[0] + need - ps) : Infinity;
+    let total = lives[0];
+    for (let k = 2; k <= COMPACT_MAX_VICTIMS; k++) {
+      total += lives[k - 1];
+      short = Math.min(short, total + need + (k - 1) * COMPACT_PAGE_GAP - (k - 1) * ps);
+    }
+    return Math.max(0, short);
   }
 
   /**
@@ -1298,6 +1353,7 @@ export class ShardStore {
    * of other partitions stayed.
    */
   private makeRoom(p: number, need: number): boolean {
+    this.reshapes++;
     // a copy on a cluster member packs its own pages before anything is evicted for it
     if (need > 0 && this.isCopy(p) && this.compact(p, need)) return true;
     for (const q of this.victimOrder(p, null)) {
@@ -1492,9 +1548,13 @@ export class ShardStore {
     const pb = PART_BASE + q * P_STRIDE;
     const before = ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN];
     const gained = (): boolean => ci[G_PAGES_FREE] + ci[G_PAGES_MAX] - ci[G_PAGES_GROWN] > before;
+    let retryAt = Infinity; // as in reclaim
     for (let round = 0; round < 1 << 16 && ci[pb + P_PAGES] > 0; round++) {
-      this.compact(q, 0);
-      if (gained()) return true;
+      if (ci[pb + P_LIVE_BYTES] <= retryAt) {
+        this.compact(q, 0);
+        if (gained()) return true;
+        retryAt = ci[pb + P_LIVE_BYTES] - this.compactShort;
+      }
       // nothing left to evict: what remains is the table
       if (this.evictSampled(q, 4) === 0) return gained();
     }
