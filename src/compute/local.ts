@@ -6,34 +6,72 @@
  * names call them in one line. This file imports neither src/map.ts nor src/grid.ts at run time.
  */
 import { UnencodableValueError } from '../errors.js';
+import { packPlain, unpackPlain } from '../cluster/plain.js';
 import { ENCODE_UNENCODABLE } from '../storage/codec.js';
 import { T_MSGPACK } from '../storage/layout.js';
 import { unlock } from '../sync/mutex.js';
 import { EXPIRED_RECORD, NO_RECORD, type MapCore } from '../map-host.js';
 import { aggregateMap } from './aggregate.js';
 import { FALLBACK, type FieldReader } from './msgpack-field.js';
-import { callProcessor, loadProcessor, newEntry, type LoadedProcessor } from './processor.js';
-import type { AggregatorRef, ComputeRef } from './types.js';
+import { callProcessor, loadProcessor, newEntry, processorTimeout, type LoadedProcessor } from './processor.js';
+import { GATE_COMMITTED, GATE_RUNNING, GATE_STATE, GATE_STOPPED, type AggregatorRef, type ComputeRef, type ProcessorTask } from './types.js';
 
 /**
  * GridMap.computeLocal: compute on this thread, for a key whose partition is held in this
  * process. The module is loaded before the lock is taken; the processor runs under the partition
- * lock. The caller counts the operation.
+ * lock, stopped after `limitMs` (processor.ts, the watchdog; 0: no limit). The caller counts the
+ * operation.
  */
-export async function computeLocal(m: MapCore, key: string, processor: ComputeRef, arg: unknown): Promise<unknown> {
+export async function computeLocal(m: MapCore, key: string, processor: ComputeRef, arg: unknown, limitMs: number): Promise<unknown> {
+  let proc = loadFor(m, key, processor);
+  if (proc instanceof Promise) proc = await proc;
+  const p = lockKey(m, key);
+  return computeLocked(m, typeof p === 'number' ? p : await p, key, proc, arg, limitMs, undefined);
+}
+
+/** Validates the key and loads the processor, before any lock: synchronous when this thread has the module. */
+function loadFor(m: MapCore, key: string, processor: ComputeRef): LoadedProcessor | Promise<LoadedProcessor> {
   m.host.assertOpen();
   m.key(key);
-  let proc = loadProcessor(processor, m.host.modules);
-  if (proc instanceof Promise) proc = await proc;
+  return loadProcessor(processor, m.host.modules);
+}
+
+/**
+ * Takes key's partition lock; returns the partition. Synchronous on workers (lockNow): a worker
+ * must not await between taking a lock and using it (native-notes, "Life of a compute").
+ */
+function lockKey(m: MapCore, key: string): number | Promise<number> {
   m.host.assertOpen();
   const p = m.key(key);
   const wait = m.lockNow(p);
-  if (wait !== undefined) await wait;
-  return computeLocked(m, p, key, proc, arg);
+  return wait === undefined ? p : wait.then(() => p);
 }
 
-/** The locked part of computeLocal. The caller holds p's lock; released here. */
-function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor, arg: unknown): unknown {
+/**
+ * A compute on a pool thread (pool-worker.ts; the member's side of a cluster compute): as
+ * computeLocal, with the argument and the result as msgpack bytes, no watchdog (the pool stops the
+ * thread), and the gate claimed before anything is written: a thread past that point is never
+ * stopped, one stopped before it wrote nothing (its lock is recovered when it exits).
+ */
+export async function computeTask(m: MapCore, t: ProcessorTask): Promise<Uint8Array | undefined> {
+  const arg = unpackPlain(t.arg, 'argument');
+  let proc = loadFor(m, t.key, t.processor);
+  if (proc instanceof Promise) proc = await proc;
+  const p = lockKey(m, t.key);
+  const gate = t.gate;
+  const commit = (): void => {
+    if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_COMMITTED) === GATE_STOPPED) throw processorTimeout(t.processor, 0, 'was stopped (its time ran out)');
+  };
+  return computeLocked(m, typeof p === 'number' ? p : await p, t.key, proc, arg, 0, commit) as Uint8Array | undefined;
+}
+
+/**
+ * The locked part of computeLocal / computeTask. The caller holds p's lock; released here.
+ * `commit` (pool threads): claims the write before anything is written, after every call into user
+ * code (the processor, and the encoders, which call its getters); the result then goes back as
+ * msgpack bytes.
+ */
+function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor, arg: unknown, limitMs: number, commit: (() => void) | undefined): unknown {
   const st = m.store;
   let writing = false;
   try {
@@ -49,13 +87,15 @@ function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor
     }
     // The processor runs with the lock held but the seqlock even: writers wait, readers don't.
     const box = newEntry(key, current);
-    const result = callProcessor(proc, box, arg);
+    const result = callProcessor(proc, box, arg, limitMs);
     if (result !== undefined && m.enc.encode(result) === ENCODE_UNENCODABLE) {
       throw new UnencodableValueError(`the result of entry processor '${proc.ref.name}' cannot be encoded: ${m.enc.error}`, { module: proc.ref.url, export: proc.ref.name });
     }
-    if (!box.assigned && !expired) return result;
+    const out = commit === undefined ? result : packPlain(result);
     const next = box.assigned ? box.value : undefined;
     if (next !== undefined) m.value(next); // typed errors before anything is written
+    commit?.();
+    if (!box.assigned && !expired) return out;
     m.key(key); // the processor may have used this thread's key scratch
     writing = true;
     st.beginWrite(p);
@@ -74,7 +114,7 @@ function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor
         if (st.put(p, m.id, e.type, e.bytes, e.len, e.num, expiresAt) < 0) m.memoryFull();
       }
     }
-    return result;
+    return out;
   } finally {
     if (writing) m.release(p);
     else unlock(st.ci, st.lockIndex(p));

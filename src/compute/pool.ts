@@ -1,14 +1,17 @@
 /**
  * The compute pool of one grid object: a piscina pool whose threads attach to the grid's shared
- * memory (`attachGrid(handle)`, once per thread) and run aggregation tasks next to the data.
- * Created on the first aggregate, closed by grid.close(). One worker entry: ./pool-worker.ts.
+ * memory (`attachGrid(handle)`, once per thread) and run aggregation tasks next to the data, and
+ * a cluster member's entry processors. Created on first use, closed by grid.close(). One worker
+ * entry: ./pool-worker.ts.
  */
 import { Piscina } from 'piscina';
 import { GridClosedError, InvalidArgumentError, TimeoutError, WorkerError, errorFromWire } from '../errors.js';
 import { spawnExecArgv } from '../runtime/exec-argv.js';
 import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
-import type { PoolInit, PoolReply, PoolTask } from './types.js';
+import { afterThreadExit } from '../runtime/thread-exit.js';
+import { processorTimeout } from './processor.js';
+import { GATE_RUNNING, GATE_STATE, GATE_STOPPED, GATE_THREAD, type PoolInit, type PoolReply, type PoolTask, type ProcessorTask } from './types.js';
 
 const WORKER_FILE = libFile('../compute/pool-worker.js');
 /** How long close() lets running tasks finish before the threads are terminated. */
@@ -48,17 +51,46 @@ export class ComputePool {
    * of the grid would queue behind it.
    */
   async run(task: PoolTask, limit?: { at: number; ms: number }): Promise<unknown> {
+    const ms = limit === undefined ? 0 : Math.max(1, limit.at - Date.now());
+    return this.runUntil(task, ms, undefined, () => {
+      throw new TimeoutError(`an aggregation did not finish within ${limit!.ms} ms (options.compute.timeoutMs); its pool threads still running were stopped and replaced`, { timeoutMs: limit!.ms });
+    });
+  }
+
+  /**
+   * Runs an entry processor on a pool thread (a cluster member's compute) and returns its result
+   * as msgpack bytes. After `ms` (0: no limit) the task is dropped if still queued, and stopped
+   * with its thread if it is still inside user code (`gate`: a thread that already claimed its
+   * write finishes it, in microseconds, and answers). A stopped thread's partition lock is
+   * recovered when it exits; the TimeoutError comes after that, so the caller's next call on the
+   * partition does not wait for it.
+   */
+  async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<Uint8Array | undefined> {
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    const stop = (): boolean => Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_STOPPED) === GATE_RUNNING;
+    return (await this.runUntil({ kind: 'compute', ...task, gate }, ms, stop, async () => {
+      const tid = Atomics.load(gate, GATE_THREAD) - 1;
+      if (tid < 0) throw processorTimeout(task.processor, ms, 'was still queued behind other compute pool tasks (options.compute.workers threads) and did not run');
+      await afterThreadExit(tid);
+      throw processorTimeout(task.processor, ms, 'did not return');
+    })) as Uint8Array | undefined;
+  }
+
+  /**
+   * Runs a task; errors come back as data and are rebuilt as GridErrors. `ms` > 0: a timer then
+   * aborts the task (piscina drops it if queued, terminates its thread if running), if `mayStop`
+   * (when given) agrees; the call then ends with `timedOut()`, which throws.
+   */
+  private async runUntil(task: PoolTask, ms: number, mayStop: (() => boolean) | undefined, timedOut: () => never | Promise<never>): Promise<unknown> {
     if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
     let reply: PoolReply;
-    const abort = limit === undefined ? undefined : new AbortController();
-    const timer = abort === undefined ? undefined : setTimeout(() => abort.abort(), Math.max(0, limit!.at - Date.now()));
+    const abort = ms > 0 ? new AbortController() : undefined;
+    const timer = abort === undefined ? undefined : setTimeout(() => (mayStop === undefined || mayStop()) && abort.abort(), ms);
     try {
       reply = await this.pool.run(task, abort === undefined ? undefined : { signal: abort.signal });
     } catch (e) {
       if (this.closing !== undefined) throw new GridClosedError('the grid was closed while a compute task ran');
-      if (abort?.signal.aborted === true) {
-        throw new TimeoutError(`an aggregation did not finish within ${limit!.ms} ms (options.compute.timeoutMs); its pool threads still running were stopped and replaced`, { timeoutMs: limit!.ms });
-      }
+      if (abort?.signal.aborted === true) return await timedOut();
       const err = e as Error;
       if (err?.name === 'DataCloneError') throw new InvalidArgumentError(`the aggregator argument cannot be passed to the compute pool: ${err.message}`);
       throw new WorkerError(`a compute pool thread failed: ${err?.message ?? String(e)}`);
