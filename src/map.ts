@@ -20,9 +20,9 @@ import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgp
 import { G_CLOSED, T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
 import { KEY_MALFORMED, NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
-import type { AggregatorRef, ComputeRef, ProcessorTask } from './compute/types.js';
+import type { AggregatorRef, ComputeRef, ProcessorReply, ProcessorTask } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
-import { aggregate as aggregateHere, computeLocal as computeHere, computeTask as computeTaskHere, scanPartition as scanHere, type ScanField, type ScanVisit } from './compute/local.js';
+import { aggregate as aggregateHere, applyComputed as applyComputedHere, computeLocal as computeHere, computeTask as computeTaskHere, scanPartition as scanHere, type ScanField, type ScanVisit } from './compute/local.js';
 import { clear as clearAll, entries as entriesOf, setMany as setAll } from './map-bulk.js';
 import { byteUpdate, compareAndSet as compareAndSetHere, setIfAbsent as setIfAbsentHere, updateBytes as updateBytesHere, updateLocked } from './map-atomic.js';
 import { EXPIRED_RECORD, NO_RECORD, type MapHost } from './map-host.js';
@@ -1000,8 +1000,13 @@ export class GridMap<V = unknown> {
   }
 
   /** @internal An entry processor as a compute pool task (a cluster member's compute; compute/local.ts). */
-  computeTask(t: ProcessorTask): Promise<Uint8Array | undefined> {
+  computeTask(t: ProcessorTask): Promise<ProcessorReply> {
     return computeTaskHere(this, t);
+  }
+
+  /** @internal The caller's half of computeTask: pool thread `tid`'s write applied under the lock it kept (compute/local.ts). */
+  applyComputed(key: string, reply: ProcessorReply, tid: number): Uint8Array | undefined {
+    return applyComputedHere(this, key, reply, tid);
   }
 
   /**

@@ -474,10 +474,15 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
    * one fails before a pool thread is used. Argument and result: msgpack bytes (plain.ts).
    * `timeoutMs` 0 (the caller's opt-out, compute.processorTimeoutMs 0): on this thread, unbounded.
    */
-  private computeOffThread(key: string, processor: ComputeRef, arg: Uint8Array | undefined, timeoutMs: number): Promise<Uint8Array | undefined> {
-    if (timeoutMs === 0) return this.computeLocal(key, processor, unpackPlain(arg, 'argument'), 0).then(packPlain);
+  private async computeOffThread(key: string, processor: ComputeRef, arg: Uint8Array | undefined, timeoutMs: number): Promise<Uint8Array | undefined> {
+    if (timeoutMs === 0) return packPlain(await this.computeLocal(key, processor, unpackPlain(arg, 'argument'), 0));
     resolveRef(processor, 'processor', this.grid.modules);
-    return this.grid.computePool().runProcessor({ map: this.name, key, processor: { module: processor.module, name: processor.name }, arg }, timeoutMs);
+    const { reply, tid } = await this.grid.computePool().runProcessor({ map: this.name, key, processor: { module: processor.module, name: processor.name }, arg }, timeoutMs);
+    // in this run, then writeOnce's: the write, its request record and its replication, with no
+    // other task of this thread between them (a snapshot of the partition taken between the write
+    // and the record would carry the write without the record: a retry on the next primary would
+    // apply it twice)
+    return this.applyComputed(key, reply, tid);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {

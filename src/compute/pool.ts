@@ -11,7 +11,7 @@ import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
 import { afterThreadExit } from '../runtime/thread-exit.js';
 import { processorTimeout } from './processor.js';
-import { GATE_RUNNING, GATE_STATE, GATE_STOPPED, GATE_THREAD, type PoolInit, type PoolReply, type PoolTask, type ProcessorTask } from './types.js';
+import { GATE_RUNNING, GATE_STATE, GATE_STOPPED, GATE_THREAD, type PoolInit, type PoolReply, type PoolTask, type ProcessorReply, type ProcessorTask } from './types.js';
 
 const WORKER_FILE = libFile('../compute/pool-worker.js');
 /** How long close() lets running tasks finish before the threads are terminated. */
@@ -58,22 +58,24 @@ export class ComputePool {
   }
 
   /**
-   * Runs an entry processor on a pool thread (a cluster member's compute) and returns its result
-   * as msgpack bytes. After `ms` (0: no limit) the task is dropped if still queued, and stopped
-   * with its thread if it is still inside user code (`gate`: a thread that already claimed its
-   * write finishes it, in microseconds, and answers). A stopped thread's partition lock is
-   * recovered when it exits; the TimeoutError comes after that, so the caller's next call on the
-   * partition does not wait for it.
+   * Runs an entry processor on a pool thread (a cluster member's compute, local.ts computeTask):
+   * its reply, and the thread, whose partition lock the caller takes over to apply the reply's
+   * write (applyComputed). After `ms` the task is dropped if still queued, and stopped with its
+   * thread if it is still inside user code (`gate`: a thread that already claimed the gate is
+   * past user code and answers at once). A stopped thread's partition lock is recovered when it
+   * exits; the TimeoutError comes after that, so the caller's next call on the partition finds it
+   * free.
    */
-  async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<Uint8Array | undefined> {
+  async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<{ reply: ProcessorReply; tid: number }> {
     const gate = new Int32Array(new SharedArrayBuffer(8));
     const stop = (): boolean => Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_STOPPED) === GATE_RUNNING;
-    return (await this.runUntil({ kind: 'compute', ...task, gate }, ms, stop, async () => {
+    const reply = (await this.runUntil({ kind: 'compute', ...task, gate }, ms, stop, async () => {
       const tid = Atomics.load(gate, GATE_THREAD) - 1;
       if (tid < 0) throw processorTimeout(task.processor, ms, 'was still queued behind other compute pool tasks (options.compute.workers threads) and did not run');
       await afterThreadExit(tid);
       throw processorTimeout(task.processor, ms, 'did not return');
-    })) as Uint8Array | undefined;
+    })) as ProcessorReply;
+    return { reply, tid: Atomics.load(gate, GATE_THREAD) - 1 };
   }
 
   /**

@@ -104,5 +104,21 @@ export const GATE_RUNNING = 0;
 export const GATE_COMMITTED = 1;
 export const GATE_STOPPED = 2;
 
+/** What a compute writes (local.ts writeComputed): nothing, the key's expired record dropped, a value stored, the key removed. */
+export const W_NONE = 0;
+export const W_EXPIRED = 1;
+export const W_PUT = 2;
+export const W_REMOVE = 3;
+
+/**
+ * A pool thread's compute (PoolReply value): the processor's result as msgpack bytes and, when it
+ * writes, the write (the value's type, bytes (null for a number), length and number), which the
+ * caller applies under the partition lock the thread kept for it (local.ts applyComputed).
+ */
+export interface ProcessorReply {
+  r: Uint8Array | undefined;
+  w?: { k: number; type: number; bytes: Uint8Array | string | null; len: number; num: number };
+}
+
 /** Errors come back as data (structured clone drops the class and custom fields) and are rebuilt. */
 export type PoolReply = { ok: true; value: unknown } | { ok: false; error: WireError };
