@@ -61,7 +61,7 @@ export interface MapCore {
   key(key: string): number;
   value(v: unknown): void;
   expiry(options: SetOptions | number | undefined): number;
-  lockNow(p: number): Promise<unknown> | undefined;
+  lockNow(p: number, asyncWait?: boolean): Promise<unknown> | undefined;
   release(p: number): void;
   memoryFull(): never;
   liveRecord(p: number, now: number): number;

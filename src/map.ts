@@ -248,13 +248,14 @@ export class GridMap<V = unknown> {
    * partition that way), and (b) on a worker, lets another call of the same thread block
    * synchronously (Atomics.wait) on the lock its holder can then never release. So a worker takes
    * it with no await at all; the main thread may await (its contenders wait with waitAsync and
-   * never block the holder).
+   * never block the holder). `asyncWait`: wait with waitAsync on a worker too (a thread whose
+   * waits are all asynchronous never blocks a holder of its own: compute/local.ts computeTask).
    */
-  lockNow(p: number): Promise<unknown> | undefined {
+  lockNow(p: number, asyncWait = isMainThread): Promise<unknown> | undefined {
     const st = this.store;
     const li = st.lockIndex(p);
     if (tryLock(st.ci, li)) return undefined;
-    if (isMainThread) return this.acquire(p);
+    if (asyncWait) return this.acquire(p);
     this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout, G_CLOSED), this.host.lockTimeout);
     return undefined;
   }

@@ -256,6 +256,11 @@ describe('entry processors: the time limit', () => {
       expect(e.code).toBe('GRID_ERR_TIMEOUT');
       expect(e.data).toMatchObject({ export: 'forever', timeoutMs: 400 });
       expect(await m.compute('n', proc('spin'), 1)).toBe(2);
+      // a thread attached by handle has the creating grid's limit, and its watchdog
+      const w = await rejection(runWorker(g, 'compute', { map: 't-limit', key: 'n', name: 'forever' }));
+      expect(w.code).toBe('GRID_ERR_TIMEOUT');
+      expect(w.message).toContain('400 ms');
+      expect(await m.compute('n', proc('spin'), 1)).toBe(3);
     } finally {
       await g.close();
     }

@@ -5,6 +5,7 @@
  * run. Functions of a map's internals (MapCore, src/map-host.ts); GridMap's methods of the same
  * names call them in one line. This file imports neither src/map.ts nor src/grid.ts at run time.
  */
+import { threadId } from 'node:worker_threads';
 import { UnencodableValueError, WorkerError } from '../errors.js';
 import { packPlain, unpackPlain } from '../cluster/plain.js';
 import { ENCODE_UNENCODABLE } from '../storage/codec.js';
@@ -15,7 +16,7 @@ import { aggregateMap } from './aggregate.js';
 import { FALLBACK, type FieldReader } from './msgpack-field.js';
 import { callProcessor, loadProcessor, newEntry, processorTimeout, type LoadedProcessor } from './processor.js';
 import {
-  GATE_COMMITTED, GATE_RUNNING, GATE_STATE, GATE_STOPPED, W_EXPIRED, W_NONE, W_PUT, W_REMOVE,
+  GATE_COMMITTED, GATE_RUNNING, GATE_STATE, GATE_STOPPED, GATE_THREAD, W_EXPIRED, W_NONE, W_PUT, W_REMOVE,
   type AggregatorRef, type ComputeRef, type ProcessorReply, type ProcessorTask,
 } from './types.js';
 
@@ -44,10 +45,10 @@ function loadFor(m: MapCore, key: string, processor: ComputeRef): LoadedProcesso
  * Takes key's partition lock; returns the partition. Synchronous on workers (lockNow): a worker
  * must not await between taking a lock and using it (native-notes, "Life of a compute").
  */
-function lockKey(m: MapCore, key: string): number | Promise<number> {
+function lockKey(m: MapCore, key: string, asyncWait?: boolean): number | Promise<number> {
   m.host.assertOpen();
   const p = m.key(key);
-  const wait = m.lockNow(p);
+  const wait = m.lockNow(p, asyncWait);
   return wait === undefined ? p : wait.then(() => p);
 }
 
@@ -64,8 +65,19 @@ export async function computeTask(m: MapCore, t: ProcessorTask): Promise<Process
   const arg = unpackPlain(t.arg, 'argument');
   let proc = loadFor(m, t.key, t.processor);
   if (proc instanceof Promise) proc = await proc;
-  const p = lockKey(m, t.key);
-  return computeLocked(m, typeof p === 'number' ? p : await p, t.key, proc, arg, 0, t.gate) as ProcessorReply;
+  // The lock is awaited (waitAsync), never waited for in Atomics.wait: this thread may hold it
+  // itself, for an earlier task whose write it handed over and whose reply only goes out in a
+  // later microtask, which a blocking wait would never let run.
+  const w = lockKey(m, t.key, true);
+  const p = typeof w === 'number' ? w : await w;
+  // started (no await from here on): a stop now terminates this thread (pool.ts runProcessor); a
+  // stop that came first, while the task waited for its turn or the lock, skips it
+  Atomics.store(t.gate, GATE_THREAD, threadId + 1);
+  if (Atomics.load(t.gate, GATE_STATE) === GATE_STOPPED) {
+    unlock(m.store.ci, m.store.lockIndex(p));
+    return { r: undefined };
+  }
+  return computeLocked(m, p, t.key, proc, arg, 0, t.gate) as ProcessorReply;
 }
 
 /**
@@ -118,7 +130,7 @@ function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor
     const kind = box.assigned ? (next === undefined ? W_REMOVE : W_PUT) : expired ? W_EXPIRED : W_NONE;
     const e = m.enc;
     if (gate !== undefined) {
-      if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_COMMITTED) === GATE_STOPPED) throw processorTimeout(proc.ref, 0, 'was stopped (its time ran out)');
+      if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_COMMITTED) === GATE_STOPPED) throw processorTimeout(proc.ref, 0, 'ran out of time');
       if (kind === W_NONE) return { r: out as Uint8Array | undefined } satisfies ProcessorReply;
       handedOver = true;
       const bytes = kind !== W_PUT || e.type === T_NUMBER ? null : typeof e.bytes === 'string' ? e.bytes : e.bytes.slice(0, e.len);

@@ -6,11 +6,11 @@
  * `{ code, message, data }` so the caller rebuilds the right GridError (piscina would pass a
  * thrown error through structured clone, which drops the class and the code).
  */
-import { threadId, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { errorToWire } from '../errors.js';
 import { attachGrid, type Grid } from '../grid.js';
 import { runAggregateTask } from './aggregate.js';
-import { GATE_THREAD, type PoolInit, type PoolReply, type PoolTask } from './types.js';
+import type { PoolInit, PoolReply, PoolTask } from './types.js';
 
 const init = workerData as PoolInit;
 let grid: Promise<Grid> | undefined;
@@ -24,10 +24,8 @@ export default async function task(t: PoolTask): Promise<PoolReply> {
       case 'aggregate': {
         return { ok: true, value: await runAggregateTask(await attached(), t) };
       }
-      case 'compute': {
-        Atomics.store(t.gate, GATE_THREAD, threadId + 1); // started: a stop now waits for this thread's exit
+      case 'compute':
         return { ok: true, value: await (await attached()).map(t.map).computeTask(t) };
-      }
     }
   } catch (e) {
     if (grid !== undefined && (await grid.catch(() => undefined)) === undefined) grid = undefined;

@@ -63,9 +63,9 @@ export function newEntry(key: string, value: unknown): EntryBox {
   return box;
 }
 
-/** The TimeoutError of a processor stopped after `ms` (here, or on a member's compute pool: pool.ts). */
-export function processorTimeout(ref: { module: string; name: string }, ms: number, how: string): TimeoutError {
-  return new TimeoutError(`${WHAT} '${ref.name}' of module '${ref.module}' ${how} within ${ms} ms (options.compute.processorTimeoutMs): it was stopped and the entry is unchanged`, {
+/** The TimeoutError of a processor whose `ms` ran out (here, or on a member's compute pool: pool.ts); `what` says how. */
+export function processorTimeout(ref: { module: string; name: string }, ms: number, what: string): TimeoutError {
+  return new TimeoutError(`${WHAT} '${ref.name}' of module '${ref.module}' ${what} (options.compute.processorTimeoutMs: ${ms} ms); the entry is unchanged`, {
     module: ref.module, export: ref.name, timeoutMs: ms,
   });
 }
@@ -103,7 +103,7 @@ function watched(p: LoadedProcessor, box: EntryBox, arg: unknown, ms: number): v
     WATCHDOG.runInThisContext({ timeout: ms });
   } catch {
     // the timer fired: stopped inside the processor, unless it had ended by then
-    if (ended === 0) throw processorTimeout(p.ref, ms, 'did not return');
+    if (ended === 0) throw processorTimeout(p.ref, ms, 'did not return in time and was stopped');
   } finally {
     slots[SLOT] = outer;
   }

@@ -19,6 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('entry processor time limit in a cluster', () => {
   const kids: GridProcess[] = [];
   let lite: Grid; // default compute.processorTimeoutMs
+  let peer: Transport; // sends raw grid.op requests, as another member would
 
   const ownersOf = (key: string): readonly string[] => {
     const rep = lite.cluster!.replicas;
@@ -37,11 +38,17 @@ describe('entry processor time limit in a cluster', () => {
     return out;
   };
   const membersView = (g: Grid) => g.stats().members!.map((x) => `${x.id}:${x.status}`).sort();
+  /** A raw compute request to the key's primary; the result decoded. */
+  const cmp = async (map: string, key: string, name: string, a: unknown, more: Record<string, unknown>) => {
+    const to = await peer.connect(kid(ownersOf(key)[0]).url, 10_000);
+    return decodeMsgpack((await peer.request(to, 'grid.op', { m: map, o: 'cmp', k: key, f: proc(name), a: encodeMsgpack(a), ...more }, 20_000)) as Uint8Array);
+  };
 
   beforeAll(async () => {
     kids.push(await startGridMember({ backups: 1 }, SECRET, 60_000));
     for (let i = 0; i < 2; i++) kids.push(await startGridMember({ backups: 1, seeds: [kids[0].url] }, SECRET, 60_000));
     lite = await createGrid({ workers: 1, memory: '16MB', compute: PROCS, cluster: { host: '127.0.0.1', port: 0, seeds: [kids[0].url], secret: SECRET, lite: true } });
+    peer = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: `p-${randomBytes(4).toString('hex')}`, log: () => undefined });
     for (let t = 0; t < 240; t++) {
       const tb = lite.cluster!.currentTable;
       if (tb !== undefined && tb.pending.every((l) => l.length === 0) && new Set(tb.owners.map((o) => o[0])).size === 3 && lite.stats().cluster!.migrating === 0) break;
@@ -50,6 +57,7 @@ describe('entry processor time limit in a cluster', () => {
   }, 120_000);
 
   afterAll(async () => {
+    await peer?.close();
     await lite?.close();
     for (const k of kids) k.proc.kill('SIGKILL');
   });
@@ -73,6 +81,9 @@ describe('entry processor time limit in a cluster', () => {
     ).finally(() => (done = true));
     // other keys on every member (the runaway's member included) are written and read meanwhile
     const served = new Map<string, number>(kids.map((k) => [k.id, 0]));
+    // a compute of another key of that member, with a longer limit, queued behind the runaway on
+    // its pool thread: it runs once the runaway's thread is replaced
+    const queued = cmp('pt', keysOn(primary, 1, 'queued', stuck)[0], 'increment', 7, { t: 15_000 });
     for (let round = 1; !done; round++) {
       for (const k of others) {
         await m.set(k, round);
@@ -86,6 +97,7 @@ describe('entry processor time limit in a cluster', () => {
     expect(e!.data).toMatchObject({ module: 'procs', export: 'forever', timeoutMs: 2000 });
     expect(Date.now() - t0).toBeLessThan(2000 + 8000);
     for (const [id, n] of served) expect(n, `operations ${id} served while the processor ran`).toBeGreaterThan(4);
+    expect(await queued).toBe(7);
 
     // no removal, no new table (no failover), every member alive in its own view and ours
     expect(lite.stats().cluster!.tableVersion).toBe(version);
@@ -105,25 +117,20 @@ describe('entry processor time limit in a cluster', () => {
     expect(await ask(kid(backup), { cmd: 'copy', map: 'pt', key: stuck }, ['copy'])).toMatchObject({ value: 'after' });
   });
 
-  it('a compute request sent twice under one request id applies once, one after the other and both at once, and its write reaches the backup', { timeout: 30_000 }, async () => {
-    const peer = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: `p-${randomBytes(4).toString('hex')}`, log: () => undefined });
-    try {
-      const [k1, k2] = ['once-a', 'once-b'];
-      const cmp = async (key: string, r: string, name: string, a: unknown) => {
-        const to = await peer.connect(kid(ownersOf(key)[0]).url, 10_000);
-        return decodeMsgpack((await peer.request(to, 'grid.op', { m: 'pt-once', o: 'cmp', k: key, f: proc(name), a: encodeMsgpack(a), r }, 15_000)) as Uint8Array);
-      };
-      const rid = (n: number) => `${peer.memberId}.${n}`;
-      expect(await cmp(k1, rid(1), 'increment', 5)).toBe(5);
-      expect(await cmp(k1, rid(1), 'increment', 5)).toBe(5); // a retry: answered from the record
-      expect(await Promise.all([cmp(k2, rid(2), 'spin', 300), cmp(k2, rid(2), 'spin', 300)])).toEqual([1, 1]);
-      const m = lite.map<number>('pt-once');
-      expect(await m.getMany([k1, k2])).toEqual([5, 1]);
-      for (const [k, v] of [[k1, 5], [k2, 1]] as const) {
-        expect(await ask(kid(ownersOf(k)[1]), { cmd: 'copy', map: 'pt-once', key: k }, ['copy'])).toMatchObject({ value: v });
-      }
-    } finally {
-      await peer.close();
+  it('a compute request sent twice under one request id applies once, one after the other and both at once, its write reaches the backup, and 64 computes of one key at once each apply once', { timeout: 30_000 }, async () => {
+    const [k1, k2] = ['once-a', 'once-b'];
+    const once = (key: string, n: number, name: string, a: unknown) => cmp('pt-once', key, name, a, { r: `${peer.memberId}.${n}` });
+    expect(await once(k1, 1, 'increment', 5)).toBe(5);
+    expect(await once(k1, 1, 'increment', 5)).toBe(5); // a retry: answered from the record
+    expect(await Promise.all([once(k2, 2, 'spin', 300), once(k2, 2, 'spin', 300)])).toEqual([1, 1]);
+    const m = lite.map<number>('pt-once');
+    expect(await m.getMany([k1, k2])).toEqual([5, 1]);
+    for (const [k, v] of [[k1, 5], [k2, 1]] as const) {
+      expect(await ask(kid(ownersOf(k)[1]), { cmd: 'copy', map: 'pt-once', key: k }, ['copy'])).toMatchObject({ value: v });
     }
+    // 64 computes of one key at once: a pool thread is handed many, each after a write it handed
+    // over with the partition lock (a blocking wait for that lock on the same thread never ended)
+    const results = await Promise.all(Array.from({ length: 64 }, () => m.compute('hot', proc('increment'), 1)));
+    expect(results.sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
   });
 });
