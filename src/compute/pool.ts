@@ -107,6 +107,9 @@ export class ComputePool {
   async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<{ reply: ProcessorReply; tid: number }> {
     const gate = new Int32Array(new SharedArrayBuffer(8));
     const end = Date.now() + ms;
+    // posting a view clones its whole buffer: an argument from the wire is a view into its frame
+    const a = task.arg;
+    if (a !== undefined && a.byteLength !== a.buffer.byteLength) task = { ...task, arg: a.slice() };
     for (;;) {
       if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
       const pool = (this.processors ??= this.piscina(PROCESSOR_PIPELINE));
