@@ -124,7 +124,11 @@ function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor
     if (result !== undefined && m.enc.encode(result) === ENCODE_UNENCODABLE) {
       throw new UnencodableValueError(`the result of entry processor '${proc.ref.name}' cannot be encoded: ${m.enc.error}`, { module: proc.ref.url, export: proc.ref.name });
     }
-    const out = gate === undefined ? result : packPlain(result);
+    // a pool thread's result is posted to the main thread, which keeps it in the request's record
+    // (dedupe.ts): posting a view clones its whole buffer (the packer's, 8 KiB or more), so just
+    // the result's bytes are copied (new Uint8Array: a Buffer's slice() is a view)
+    const r = gate === undefined ? undefined : packPlain(result);
+    const out = gate === undefined ? result : r === undefined ? undefined : new Uint8Array(r);
     const next = box.assigned ? box.value : undefined;
     if (next !== undefined) m.value(next); // typed errors before anything is written
     const kind = box.assigned ? (next === undefined ? W_REMOVE : W_PUT) : expired ? W_EXPIRED : W_NONE;
@@ -133,7 +137,7 @@ function computeLocked(m: MapCore, p: number, key: string, proc: LoadedProcessor
       if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_COMMITTED) === GATE_STOPPED) throw processorTimeout(proc.ref, 0, 'ran out of time');
       if (kind === W_NONE) return { r: out as Uint8Array | undefined } satisfies ProcessorReply;
       handedOver = true;
-      const bytes = kind !== W_PUT || e.type === T_NUMBER ? null : typeof e.bytes === 'string' ? e.bytes : e.bytes.slice(0, e.len);
+      const bytes = kind !== W_PUT || e.type === T_NUMBER ? null : typeof e.bytes === 'string' ? e.bytes : new Uint8Array(e.bytes.subarray(0, e.len));
       return { r: out as Uint8Array | undefined, w: { k: kind, type: e.type, bytes, len: e.len, num: e.num } } satisfies ProcessorReply;
     }
     if (kind === W_NONE) return out;

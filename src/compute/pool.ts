@@ -105,11 +105,12 @@ export class ComputePool {
    * in their gate) are handed to the replacement thread, within their own time.
    */
   async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<{ reply: ProcessorReply; tid: number }> {
-    const gate = new Int32Array(new SharedArrayBuffer(8));
     const end = Date.now() + ms;
-    // posting a view clones its whole buffer: an argument from the wire is a view into its frame
+    // posting a view clones its whole buffer: an argument is a view into a frame or the packer's
+    // buffer, so just its bytes are posted (new Uint8Array: a Buffer's slice() is a view)
     const a = task.arg;
-    if (a !== undefined && a.byteLength !== a.buffer.byteLength) task = { ...task, arg: a.slice() };
+    if (a !== undefined && a.byteLength !== a.buffer.byteLength) task = { ...task, arg: new Uint8Array(a) };
+    const gate = new Int32Array(new SharedArrayBuffer(8));
     for (;;) {
       if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
       const pool = (this.processors ??= this.piscina(PROCESSOR_PIPELINE));
