@@ -117,7 +117,7 @@ describe('entry processor time limit in a cluster', () => {
     expect(await ask(kid(backup), { cmd: 'copy', map: 'pt', key: stuck }, ['copy'])).toMatchObject({ value: 'after' });
   });
 
-  it('a compute request sent twice under one request id applies once, one after the other and both at once, its write reaches the backup, and 64 computes of one key at once each apply once', { timeout: 30_000 }, async () => {
+  it('a compute request sent twice under one request id applies once, one after the other and both at once, its write reaches the backup, a caller without a limit runs it inline, and 64 computes of one key at once each apply once', { timeout: 30_000 }, async () => {
     const [k1, k2] = ['once-a', 'once-b'];
     const once = (key: string, n: number, name: string, a: unknown) => cmp('pt-once', key, name, a, { r: `${peer.memberId}.${n}` });
     expect(await once(k1, 1, 'increment', 5)).toBe(5);
@@ -128,6 +128,11 @@ describe('entry processor time limit in a cluster', () => {
     for (const [k, v] of [[k1, 5], [k2, 1]] as const) {
       expect(await ask(kid(ownersOf(k)[1]), { cmd: 'copy', map: 'pt-once', key: k }, ['copy'])).toMatchObject({ value: v });
     }
+    // a caller with no limit (processorTimeoutMs 0, t: 0): inline on the member's main thread, as before
+    expect(await cmp('pt-once', 'inline', 'increment', 4, { r: `${peer.memberId}.3`, t: 0 })).toBe(4);
+    expect(await cmp('pt-once', 'inline', 'whereAmI', undefined, { t: 0 })).toBe(0); // the member's main thread
+    expect(await cmp('pt-once', 'inline', 'whereAmI', undefined, {})).not.toBe(0); // a pool thread
+    expect(await ask(kid(ownersOf('inline')[1]), { cmd: 'copy', map: 'pt-once', key: 'inline' }, ['copy'])).toMatchObject({ value: 4 });
     // 64 computes of one key at once: a pool thread is handed many, each after a write it handed
     // over with the partition lock (a blocking wait for that lock on the same thread never ended)
     const results = await Promise.all(Array.from({ length: 64 }, () => m.compute('hot', proc('increment'), 1)));
