@@ -14,19 +14,12 @@
 // Each round runs in a fresh child process (`--one <dir>`): run in one process, the second tree's
 // copy of the same code met call sites in Node's own stream and Buffer code that the first tree
 // had already made polymorphic, so every round after the first read slower (up to 3x) for both.
-import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { abArgs, abRounds } from './lib/ab.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, d) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
-const dirs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
-const ONE = args.indexOf('--one');
-if (ONE < 0 && dirs.length !== 2) {
+const { opt, dirs, one } = abArgs();
+if (one === undefined && dirs.length !== 2) {
   console.error('usage: node bench/ab-remote.mjs <dirA> <dirB> [--rounds 3] [--ms 3000] [--keys 10000]');
   process.exit(2);
 }
@@ -85,23 +78,10 @@ async function measure(dir) {
   }
 }
 
-if (ONE >= 0) {
-  process.stdout.write(JSON.stringify(await measure(resolve(args[ONE + 1]))));
+if (one !== undefined) {
+  process.stdout.write(JSON.stringify(await measure(resolve(one))));
   process.exit(0);
 }
 
-const results = { A: [], B: [] };
-for (let r = 0; r < ROUNDS; r++) {
-  for (const [label, dir] of [['A', dirs[0]], ['B', dirs[1]]]) {
-    const child = [fileURLToPath(import.meta.url), '--one', dir, '--ms', String(MS), '--keys', String(N), '--steady', String(STEADY)];
-    const res = JSON.parse(execFileSync(process.execPath, child, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
-    results[label].push(res);
-    console.log(`round ${r + 1} ${label} (${dir}): ${Object.entries(res).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}k/s`).join(', ')}`);
-  }
-}
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const task of Object.keys(results.A[0])) {
-  const ratios = results.A.map((a, i) => results.B[i][task] / a[task]);
-  console.log(`${task}: B/A median ${median(ratios).toFixed(2)} (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}); A median ${(median(results.A.map((x) => x[task])) / 1000).toFixed(1)}k/s, B median ${(median(results.B.map((x) => x[task])) / 1000).toFixed(1)}k/s`);
-}
+abRounds(fileURLToPath(import.meta.url), dirs, ROUNDS, ['--ms', String(MS), '--keys', String(N), '--steady', String(STEADY)], (v) => `${(v / 1000).toFixed(1)}k/s`);
 process.exit(0);

@@ -223,6 +223,15 @@ export interface ComputeOptions {
    * caller's value bounds every member's share.
    */
   timeoutMs?: number;
+  /**
+   * How long one entry processor (map.compute) may run, ms (default 2000). Past it the processor
+   * is stopped, the entry is unchanged and the call fails with GRID_ERR_TIMEOUT. In one process a
+   * processor runs on the calling thread under a watchdog; on a cluster member it runs on the
+   * member's compute pool, never on its main thread; the caller's value bounds it. 0: no limit and
+   * no watchdog or pool: the processor runs on the calling thread (on a cluster member, its main
+   * thread), as fast as it can, and one that never returns hangs that thread.
+   */
+  processorTimeoutMs?: number;
 }
 
 /** Registered compute modules: name → file: URL href of an existing file (frozen, null prototype). */
@@ -298,6 +307,8 @@ export interface ResolvedComputeOptions {
   /** undefined: as many as workers. */
   workers: number | undefined;
   timeoutMs: number;
+  /** 0: no limit. */
+  processorTimeoutMs: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -309,7 +320,7 @@ export const DEFAULTS = Object.freeze({
   expiryInterval: 100,
   maxMaps: 256,
   cp: Object.freeze({ primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }),
-  compute: Object.freeze({ timeoutMs: 60_000 }),
+  compute: Object.freeze({ timeoutMs: 60_000, processorTimeoutMs: 2000 }),
   // port: data members; a lite member (a client) defaults to 0, any free port, so that two
   // applications on one machine do not collide (issue 15)
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
@@ -371,6 +382,7 @@ const RULES: Record<string, Rule> = {
     message: (v) => (intRule(1, 256).check(v) ? 'and options.computeWorkers (its older name) are both given: give one' : 'must be an integer from 1 to 256'),
   },
   'options.compute.timeoutMs': intRule(1, MAX_COMPUTE_TIMEOUT_MS),
+  'options.compute.processorTimeoutMs': intRule(0, MAX_COMPUTE_TIMEOUT_MS),
   'options.compute.modules': {
     check: (v) => isPlainObject(v) && Object.keys(v).length <= MAX_MODULES,
     message: `must be an object of at most ${MAX_MODULES} entries, { name: file URL or absolute path }`,
@@ -584,7 +596,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   const cpi = (i.cp ?? {}) as Record<string, unknown>;
   if (i.compute !== undefined) {
     if (!isPlainObject(i.compute)) fail('options.compute', 'must be an object');
-    rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers', 'timeoutMs'], 'options.compute');
+    rejectUnknown(i.compute as Record<string, unknown>, ['modules', 'workers', 'timeoutMs', 'processorTimeoutMs'], 'options.compute');
   }
   const ci = (i.compute ?? {}) as Record<string, unknown>;
   let cluster: ResolvedClusterOptions | undefined;
@@ -624,7 +636,8 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     maxMaps: (i.maxMaps ?? DEFAULTS.maxMaps) as number,
     logger: i.logger as Logger | undefined,
     computeWorkers: i.computeWorkers as number | undefined,
-    compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined, timeoutMs: (ci.timeoutMs ?? DEFAULTS.compute.timeoutMs) as number },
+    compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined, timeoutMs: (ci.timeoutMs ?? DEFAULTS.compute.timeoutMs) as number,
+      processorTimeoutMs: (ci.processorTimeoutMs ?? DEFAULTS.compute.processorTimeoutMs) as number },
     cp: Object.freeze({
       primitives: (cpi.primitives ?? DEFAULTS.cp.primitives) as number,
       maxValueBytes: (cpi.maxValueBytes ?? DEFAULTS.cp.maxValueBytes) as number,
@@ -656,7 +669,7 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (!MODULE_RULE.check(v, resolved)) fail(path, typeof MODULE_RULE.message === 'string' ? MODULE_RULE.message : MODULE_RULE.message(v, resolved));
     table[name] = moduleHref(v)!;
   }
-  resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers, timeoutMs: resolved.compute.timeoutMs });
+  resolved.compute = Object.freeze({ modules: Object.freeze(table), workers: resolved.compute.workers ?? resolved.computeWorkers, timeoutMs: resolved.compute.timeoutMs, processorTimeoutMs: resolved.compute.processorTimeoutMs });
   if (cluster !== undefined) Object.freeze(cluster.seeds), Object.freeze(cluster);
   if (resp !== undefined) Object.freeze(resp);
   if (metrics !== undefined) Object.freeze(metrics);

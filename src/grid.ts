@@ -30,6 +30,7 @@ import { GridMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
 import { ClusterCp, type CpLink } from './cp/cluster.js';
 import { createLog, type Log } from './log.js';
+import { threadGone, threadStarted } from './runtime/thread-exit.js';
 
 export type { GridHandle } from './runtime/messages.js';
 
@@ -201,6 +202,11 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
    * Public only because {@link MapHost} requires it.
    */
   readonly computeTimeoutMs: number;
+  /**
+   * How long an entry processor may run, ms, 0 for no limit (options.compute.processorTimeoutMs;
+   * attached grids: the handle's). Public only because {@link MapHost} requires it.
+   */
+  readonly processorTimeoutMs: number;
   private readonly maps = new Map<string, GridMap<any>>();
   private readonly vnodes: Vnode[] = [];
   private readonly options: ResolvedOptions | undefined;
@@ -244,6 +250,7 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     this.options = options;
     this.modules = options?.compute.modules ?? handle.modules ?? EMPTY_MODULES;
     this.computeTimeoutMs = options?.compute.timeoutMs ?? handle.computeTimeoutMs ?? DEFAULTS.compute.timeoutMs;
+    this.processorTimeoutMs = options?.compute.processorTimeoutMs ?? handle.processorTimeoutMs ?? DEFAULTS.compute.processorTimeoutMs;
     this.log = createLog(options?.logger, () => 'shardgrid', 'SHARDGRID_GRID');
     this.cpRegion = handle.cp !== undefined ? new CpRegion(handle.cp, handle.lockTimeout) : undefined;
     // An attached thread watches the workers *it* creates (the 'worker' event fires only in the
@@ -724,6 +731,7 @@ const attachedGrids = new Set<WeakRef<Grid>>();
 const attachedGone = new FinalizationRegistry<WeakRef<Grid>>((ref) => attachedGrids.delete(ref));
 function onAnyWorker(w: Worker): void {
   const tid = w.threadId;
+  threadStarted(tid);
   const linked: Grid[] = [];
   for (const ref of attachedGrids) {
     const g = ref.deref();
@@ -733,6 +741,7 @@ function onAnyWorker(w: Worker): void {
   w.once('exit', () => {
     for (const watch of threadWatchers) watch(tid);
     for (const g of linked) g.childExited(tid);
+    threadGone(tid);
   });
 }
 process.on('worker', onAnyWorker);
@@ -812,6 +821,7 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
     ...(o.cluster !== undefined ? { forward: forwardChannelName(), cpSessionTtlMs: o.cp.sessionTtlMs } : { cp: CpRegion.create({ capacity: o.cp.primitives, maxValueBytes: o.cp.maxValueBytes, waiters: o.cp.waiters }) }),
     modules: o.compute.modules,
     computeTimeoutMs: o.compute.timeoutMs,
+    processorTimeoutMs: o.compute.processorTimeoutMs,
   });
   // options.signal: an abort stops the start where it is (a join's loops, its dials and requests)
   const signal = o.signal;
@@ -899,6 +909,8 @@ export async function attachGrid(handle: GridHandle): Promise<Grid> {
   try {
     const t = handle.computeTimeoutMs;
     if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_COMPUTE_TIMEOUT_MS)) throw new Error('computeTimeoutMs must be a positive integer of ms');
+    const pt = handle.processorTimeoutMs;
+    if (pt !== undefined && !(Number.isInteger(pt) && pt >= 0 && pt <= MAX_COMPUTE_TIMEOUT_MS)) throw new Error('processorTimeoutMs must be an integer of ms, 0 or more');
     return new Grid(Object.freeze({ ...handle, modules }), store);
   } catch (e) {
     throw new AttachError(`grid handle is unusable: ${(e as Error).message}`);

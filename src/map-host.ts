@@ -34,6 +34,8 @@ export interface MapHost {
   readonly modules: ModuleTable;
   /** How long an aggregation may run, ms (options.compute.timeoutMs). */
   readonly computeTimeoutMs: number;
+  /** How long an entry processor may run, ms; 0: no limit (options.compute.processorTimeoutMs). */
+  readonly processorTimeoutMs: number;
   /**
    * True in a cluster member and its attached threads: every write is routed, leased and
    * replicated there, so no write completes synchronously (setSync/deleteSync refuse).
@@ -59,7 +61,7 @@ export interface MapCore {
   key(key: string): number;
   value(v: unknown): void;
   expiry(options: SetOptions | number | undefined): number;
-  lockNow(p: number): Promise<unknown> | undefined;
+  lockNow(p: number, asyncWait?: boolean): Promise<unknown> | undefined;
   release(p: number): void;
   memoryFull(): never;
   liveRecord(p: number, now: number): number;

@@ -20,9 +20,9 @@ import { ENCODE_OK, ENCODE_TOO_LARGE, ENCODE_UNDEFINED, ValueEncoder, decodeMsgp
 import { G_CLOSED, T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from './storage/layout.js';
 import { KEY_MALFORMED, NEED_LOCK, READ_SPIN_LIMIT, SEQ_BUSY, type ShardStore } from './storage/store.js';
 import { lockAsync, lockSync, tryLock, unlock } from './sync/mutex.js';
-import type { AggregatorRef, ComputeRef } from './compute/types.js';
+import type { AggregatorRef, ComputeRef, ProcessorReply, ProcessorTask } from './compute/types.js';
 import { decodeCopied } from './compute/decode.js';
-import { aggregate as aggregateHere, computeLocal as computeHere, scanPartition as scanHere, type ScanField, type ScanVisit } from './compute/local.js';
+import { aggregate as aggregateHere, applyComputed as applyComputedHere, computeLocal as computeHere, computeTask as computeTaskHere, scanPartition as scanHere, type ScanField, type ScanVisit } from './compute/local.js';
 import { clear as clearAll, entries as entriesOf, setMany as setAll } from './map-bulk.js';
 import { byteUpdate, compareAndSet as compareAndSetHere, setIfAbsent as setIfAbsentHere, updateBytes as updateBytesHere, updateLocked } from './map-atomic.js';
 import { EXPIRED_RECORD, NO_RECORD, type MapHost } from './map-host.js';
@@ -248,13 +248,14 @@ export class GridMap<V = unknown> {
    * partition that way), and (b) on a worker, lets another call of the same thread block
    * synchronously (Atomics.wait) on the lock its holder can then never release. So a worker takes
    * it with no await at all; the main thread may await (its contenders wait with waitAsync and
-   * never block the holder).
+   * never block the holder). `asyncWait`: wait with waitAsync on a worker too (a thread whose
+   * waits are all asynchronous never blocks a holder of its own: compute/local.ts computeTask).
    */
-  lockNow(p: number): Promise<unknown> | undefined {
+  lockNow(p: number, asyncWait = isMainThread): Promise<unknown> | undefined {
     const st = this.store;
     const li = st.lockIndex(p);
     if (tryLock(st.ci, li)) return undefined;
-    if (isMainThread) return this.acquire(p);
+    if (asyncWait) return this.acquire(p);
     this.checkTaken(p, lockSync(st.ci, li, this.host.lockTimeout, G_CLOSED), this.host.lockTimeout);
     return undefined;
   }
@@ -965,7 +966,8 @@ export class GridMap<V = unknown> {
    * start (options.compute.modules) and one of its exports, called as `fn(entry, arg)` with
    * `entry = { key, value }`; an unregistered name fails with GRID_ERR_UNKNOWN_MODULE. What it
    * assigns to `entry.value` is stored (undefined deletes the key); not assigning leaves the entry
-   * untouched. Processors are synchronous and must not write to the grid themselves.
+   * untouched. Processors are synchronous and must not write to the grid themselves. One that
+   * runs longer than options.compute.processorTimeoutMs (default 2 s) is stopped.
    *
    * @typeParam R - The type of the processor's result.
    * @param key - The key.
@@ -976,6 +978,7 @@ export class GridMap<V = unknown> {
    * @throws {UnknownModuleError} when `processor.module` is not a registered module name (GRID_ERR_UNKNOWN_MODULE).
    * @throws {ModuleLoadError} when the module cannot be loaded, or the export is missing or not a function (GRID_ERR_MODULE).
    * @throws {ComputeError} when the processor throws or returns a Promise; the entry is unchanged (GRID_ERR_COMPUTE).
+   * @throws {TimeoutError} when the processor ran longer than options.compute.processorTimeoutMs and was stopped; the entry is unchanged (GRID_ERR_TIMEOUT).
    * @throws {UnencodableValueError} when the result or the value it stores cannot be encoded; the entry is unchanged (GRID_ERR_UNENCODABLE_VALUE).
    * @throws {ValueTooLargeError} when the value it stores is over options.maxValueBytes encoded; the entry is unchanged (GRID_ERR_VALUE_TOO_LARGE).
    * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
@@ -989,11 +992,22 @@ export class GridMap<V = unknown> {
 
   /**
    * @internal compute on this thread, for a key whose partition is held in this process. The
-   * module is loaded before the lock is taken; the processor runs under the partition lock.
+   * module is loaded before the lock is taken; the processor runs under the partition lock, for at
+   * most `limitMs` (default options.compute.processorTimeoutMs; 0: no limit).
    */
-  computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown): Promise<R> {
+  computeLocal<R = unknown>(key: string, processor: ComputeRef, arg?: unknown, limitMs = this.host.processorTimeoutMs): Promise<R> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
-    return computeHere(this, key, processor, arg) as Promise<R>;
+    return computeHere(this, key, processor, arg, limitMs) as Promise<R>;
+  }
+
+  /** @internal An entry processor as a compute pool task (a cluster member's compute; compute/local.ts). */
+  computeTask(t: ProcessorTask): Promise<ProcessorReply> {
+    return computeTaskHere(this, t);
+  }
+
+  /** @internal The caller's half of computeTask: pool thread `tid`'s write applied under the lock it kept (compute/local.ts). */
+  applyComputed(key: string, reply: ProcessorReply, tid: number): Uint8Array | undefined {
+    return applyComputedHere(this, key, reply, tid);
   }
 
   /**

@@ -3,7 +3,7 @@ import { Worker, threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   attachGrid, createGrid, AttachError, ComputeError, GridClosedError, InvalidArgumentError, InvalidOptionError, ModuleLoadError,
-  UnencodableValueError, UnknownModuleError, WrongTypeError,
+  TimeoutError, UnencodableValueError, UnknownModuleError, WrongTypeError,
 } from '../dist/index.js';
 import type { AggregatorRef, Grid, GridMap } from '../dist/index.js';
 import { aggregatePartitions, combineAndFinish } from '../dist/compute/index.js';
@@ -214,6 +214,60 @@ describe('entry processors: map.compute', () => {
       }
       expect(await Promise.all(workers)).toEqual([per, per, per]);
       expect(await m.get('counter')).toBe(10_000);
+    }
+  });
+});
+
+// ── the processor time limit (options.compute.processorTimeoutMs) ──────────────────────────────
+
+describe('entry processors: the time limit', () => {
+  it('stops an endless processor after the default limit with GRID_ERR_TIMEOUT naming it; the key is unchanged and its partition usable at once', { timeout: 30_000 }, async () => {
+    // one partition: every key below shares the runaway's partition lock
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 1, compute });
+    try {
+      const m = g.map<unknown>('t-forever');
+      await m.set('k', 'before');
+      const t0 = Date.now();
+      const e = await rejection(m.compute('k', proc('forever')));
+      const took = Date.now() - t0;
+      expect(e).toBeInstanceOf(TimeoutError);
+      expect(e.code).toBe('GRID_ERR_TIMEOUT');
+      expect(e.message).toContain("'forever'");
+      expect(e.message).toContain("'procs'");
+      expect(e.data).toMatchObject({ module: 'procs', export: 'forever', timeoutMs: 2000 });
+      expect(took).toBeLessThan(2000 + 5000); // the limit and generous slack
+      expect(await m.get('k')).toBe('before');
+      // the lock was released: the synchronous form (200 ms lock wait) and a compute of the same key go through
+      m.setSync('other', 1);
+      expect(await m.compute('k', proc('replace'), 'after')).toBe('before');
+      expect(await m.get('k')).toBe('after');
+      expect(m.getSync('other')).toBe(1);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('compute.processorTimeoutMs sets the limit (a processor within it completes) and is validated from the rule table', { timeout: 30_000 }, async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 7, compute: { ...compute, processorTimeoutMs: 400 } });
+    try {
+      const m = g.map<number>('t-limit');
+      expect(await m.compute('n', proc('spin'), 20)).toBe(1);
+      const e = await rejection(m.compute('n', proc('forever')));
+      expect(e.code).toBe('GRID_ERR_TIMEOUT');
+      expect(e.data).toMatchObject({ export: 'forever', timeoutMs: 400 });
+      expect(await m.compute('n', proc('spin'), 1)).toBe(2);
+      // a thread attached by handle has the creating grid's limit, and its watchdog
+      const w = await rejection(runWorker(g, 'compute', { map: 't-limit', key: 'n', name: 'forever' }));
+      expect(w.code).toBe('GRID_ERR_TIMEOUT');
+      expect(w.message).toContain('400 ms');
+      expect(await m.compute('n', proc('spin'), 1)).toBe(3);
+    } finally {
+      await g.close();
+    }
+    for (const bad of [-1, 1.5, '1000', 2 ** 31]) {
+      const e = await rejection(createGrid({ workers: 1, memory: '16MB', compute: { processorTimeoutMs: bad as number } }));
+      expect(e).toBeInstanceOf(InvalidOptionError);
+      expect(e.message).toContain('options.compute.processorTimeoutMs');
     }
   });
 });

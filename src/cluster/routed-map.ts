@@ -16,13 +16,13 @@
  */
 import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
-import { refNames } from '../compute/modules.js';
+import { refNames, resolveRef } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
 import { MAX_COMPUTE_TIMEOUT_MS, setTtl, type SetOptions } from '../config.js';
-import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnencodableValueError, UnknownModuleError, UnsupportedError } from '../errors.js';
+import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
-import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
+import { decodeMsgpack } from '../storage/codec.js';
 import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
@@ -30,10 +30,11 @@ import type { Replicas } from './replicas.js';
 import type { Router } from './routing.js';
 import { GetCall, MgetCall, SetCall, countLookup, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
+import { packArg, packPlain, unpackPlain } from './plain.js';
 import type { UpdateReply } from '../updates.js';
 
 type Body = Record<string, unknown>;
-/** How much longer than its time limit (compute.timeoutMs) the request of a member's aggregation share waits for the member's answer. */
+/** How much longer than its time limit (compute.timeoutMs, compute.processorTimeoutMs) the request of a member's aggregation share or compute waits for the member's answer. */
 const AGG_REPLY_MARGIN_MS = 5000;
 
 /** A value from its encoded state (undefined when absent or expired). */
@@ -456,10 +457,32 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     const p = this.part(key);
     const f = refNames(processor, 'processor');
     const r = this.rid();
+    const a = packArg(arg, `entry processor '${f.name.slice(0, 80)}'`);
+    // this caller's limit bounds the processor wherever it runs (`t`)
+    const t = this.grid.processorTimeoutMs;
     // the result as the wire carries it on either path, so that a retry answered from the
     // request's record (recorded here or on another member) reads the same
-    const run = () => this.rep.writeOnce(p, this.name, key, r, () => this.computeLocal<R>(key, f, arg).then(packPlain));
-    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a: packArg(arg, `entry processor '${f.name.slice(0, 80)}'`), r }).then((b) => unpackPlain(b, 'compute result') as R);
+    const run = () => this.rep.writeOnce(p, this.name, key, r, () => this.computeOffThread(key, f, a, t));
+    return this.router.route(p, run, { m: this.name, o: 'cmp', k: key, f, a, r, t }, t + AGG_REPLY_MARGIN_MS).then((b) => unpackPlain(b, 'compute result') as R);
+  }
+
+  /**
+   * An entry processor on this primary, on the compute pool: never on this main thread, which
+   * must go on serving heartbeats, Raft, replication and other keys while user code runs. Stopped
+   * after `timeoutMs` (GRID_ERR_TIMEOUT, the entry unchanged; not retried elsewhere: it is the
+   * processor's fault, not this member's). The module name is checked here first, so an unknown
+   * one fails before a pool thread is used. Argument and result: msgpack bytes (plain.ts).
+   * `timeoutMs` 0 (the caller's opt-out, compute.processorTimeoutMs 0): on this thread, unbounded.
+   */
+  private async computeOffThread(key: string, processor: ComputeRef, arg: Uint8Array | undefined, timeoutMs: number): Promise<Uint8Array | undefined> {
+    if (timeoutMs === 0) return packPlain(await this.computeLocal(key, processor, unpackPlain(arg, 'argument'), 0));
+    resolveRef(processor, 'processor', this.grid.modules);
+    const { reply, tid } = await this.grid.computePool().runProcessor({ map: this.name, key, processor: { module: processor.module, name: processor.name }, arg }, timeoutMs);
+    // in this run, then writeOnce's: the write, its request record and its replication, with no
+    // other task of this thread between them (a snapshot of the partition taken between the write
+    // and the record would carry the write without the record: a retry on the next primary would
+    // apply it twice)
+    return this.applyComputed(key, reply, tid);
   }
 
   override async aggregate<R = unknown>(aggregator: AggregatorRef, arg?: unknown): Promise<R> {
@@ -570,49 +593,18 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         return this.rep.writeOnce(p, this.name, key, rid, () => super.increment(key, b.d as number));
       case 'upd':
         return this.rep.writeOnce(p, this.name, key, rid, () => super.updateBytes(key, str(b.u, 'update'), b.a));
-      case 'cmp':
-        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeLocal(key, b.f as ComputeRef, unpackPlain(b.a, 'argument')).then(packPlain)).catch((e: unknown) => {
+      case 'cmp': {
+        const f = refNames(b.f, 'processor');
+        if (b.a !== undefined && !(b.a instanceof Uint8Array)) throw new ProtocolError('grid.op: the argument must be msgpack bytes');
+        // the caller's limit; a caller that sends none gets this member's
+        if (b.t !== undefined && (!Number.isInteger(b.t) || (b.t as number) < 0 || (b.t as number) > MAX_COMPUTE_TIMEOUT_MS)) throw new ProtocolError('grid.op cmp: bad time limit');
+        const t = (b.t as number | undefined) ?? this.grid.processorTimeoutMs;
+        return this.rep.writeOnce(p, this.name, key, rid, () => this.computeOffThread(key, f, b.a as Uint8Array | undefined, t)).catch((e: unknown) => {
           throw this.servedHere(e);
         });
+      }
       default:
         throw new ProtocolError(`grid.op: unknown operation ${String(o).slice(0, 20)}`);
     }
-  }
-}
-
-/**
- * A plain value as it crosses the wire in a grid.op (an argument compared or computed on the
- * primary, a compute result, an aggregation partial): the value codec's msgpack bytes, so every
- * type the codec keeps (typed arrays, DataView, Set, bigints over 64 bits …) arrives as itself.
- * The wire's own packer has no moreTypes (its reader refuses extension types from peers), and
- * msgpackr 2.1 packs a typed array other than Uint8Array there as one byte per element followed
- * by stale buffer bytes. undefined stays undefined (the wire keeps it apart from null).
- */
-function packPlain(v: unknown): Uint8Array | undefined {
-  return v === undefined ? undefined : encodeMsgpack(v);
-}
-
-/**
- * packPlain of the argument of a compute or aggregate call: in a cluster it travels to the
- * members that run the code, so it must be msgpack-encodable (in one process it is handed over
- * as it is). The codec's own message spoke of a value that "cannot be stored".
- */
-function packArg(v: unknown, what: string): Uint8Array | undefined {
-  try {
-    return packPlain(v);
-  } catch (e) {
-    if (!(e instanceof UnencodableValueError)) throw e;
-    throw new UnencodableValueError(`the argument of ${what} cannot be sent to the members that run it (a cluster sends it as msgpack): ${e.message.replace(/^value cannot be encoded: /, '')}`);
-  }
-}
-
-/** The value packPlain sent (peer data: bytes or undefined, else ProtocolError). */
-function unpackPlain(b: unknown, what: string): unknown {
-  if (b === undefined) return undefined;
-  if (!(b instanceof Uint8Array)) throw new ProtocolError(`grid.op: the ${what} must be msgpack bytes`);
-  try {
-    return decodeMsgpack(b);
-  } catch {
-    throw new ProtocolError(`grid.op: the ${what} is not valid msgpack`);
   }
 }

@@ -58,10 +58,11 @@ export class Router {
   /**
    * Runs an operation on partition p's primary: `local()` when that is this member, else the
    * `body` as a grid.op request. Retries moved partitions and unreachable primaries until
-   * RETRY_DEADLINE_MS, waiting for a newer table in between.
+   * RETRY_DEADLINE_MS, waiting for a newer table in between. `timeoutMs`: how long the request
+   * waits for its answer (default: the transport's).
    */
-  route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>): Promise<T> {
-    const remote = (to: string) => this.ctx.transport.request(to, 'grid.op', body) as Promise<T>;
+  route<T>(p: number, local: () => T | Promise<T>, body: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    const remote = (to: string) => this.ctx.transport.request(to, 'grid.op', body, timeoutMs) as Promise<T>;
     // fast path: a remote primary we are connected to, one request, no async frame of our own
     const to = this.primaryOf(p);
     if (to !== undefined && to !== this.ctx.memberId && !this.ctx.closed && this.ctx.transport.isConnected(to)) {

@@ -1,9 +1,10 @@
 /**
  * Entry processors: loading (before any lock is taken) and calling (under the partition lock, on
- * the calling thread). GridMap.computeLocal does the locking, reading and writing; this file only
- * knows about user code.
+ * the calling thread), within a time limit. GridMap.computeLocal does the locking, reading and
+ * writing; this file only knows about user code.
  */
-import { ComputeError, ModuleLoadError } from '../errors.js';
+import { Script } from 'node:vm';
+import { ComputeError, ModuleLoadError, TimeoutError } from '../errors.js';
 import { exportOf, isThenable, loadModule, loadedModule, resolveRef, userError, type ModuleRef } from './modules.js';
 import type { ComputeRef, ProcessorEntry } from './types.js';
 import type { ModuleTable } from '../config.js';
@@ -62,13 +63,70 @@ export function newEntry(key: string, value: unknown): EntryBox {
   return box;
 }
 
-/** Calls the processor; user exceptions and thenables become ComputeError. */
-export function callProcessor(p: LoadedProcessor, box: EntryBox, arg: unknown): unknown {
-  let r: unknown;
+/** The TimeoutError of a processor whose `ms` ran out (here, or on a member's compute pool: pool.ts); `what` says how. */
+export function processorTimeout(ref: { module: string; name: string }, ms: number, what: string): TimeoutError {
+  return new TimeoutError(`${WHAT} '${ref.name}' of module '${ref.module}' ${what} (options.compute.processorTimeoutMs: ${ms} ms); the entry is unchanged`, {
+    module: ref.module, export: ref.name, timeoutMs: ms,
+  });
+}
+
+/**
+ * The watchdog: vm's `timeout` runs a script under a timer thread that terminates the script's
+ * execution when it fires, and the call made inside the script goes with it; vm then throws in
+ * this frame, so the caller's finally blocks (the partition lock's release) run. The script calls
+ * a non-enumerable global slot: the only way into it without compiling code per call.
+ */
+const SLOT = Symbol.for('shardgrid.processorCall');
+// (once per process: the ESM and the CommonJS build of this file may both be loaded)
+if (!Object.hasOwn(globalThis, SLOT)) Object.defineProperty(globalThis, SLOT, { value: undefined, writable: true, enumerable: false });
+const WATCHDOG = new Script("globalThis[Symbol.for('shardgrid.processorCall')]()", { filename: 'shardgrid:processor-watchdog' });
+
+/** How a watched call ended: 1 returned `outcome`, 2 threw `outcome`. */
+let ended = 0;
+let outcome: unknown;
+
+/** Calls the processor within `ms` (throws processorTimeout when stopped); leaves `ended` / `outcome`. */
+function watched(p: LoadedProcessor, box: EntryBox, arg: unknown, ms: number): void {
+  const slots = globalThis as unknown as Record<symbol, unknown>;
+  const outer = slots[SLOT]; // a processor that (wrongly) computes inside another
+  ended = 0;
+  slots[SLOT] = () => {
+    try {
+      outcome = p.fn(box.entry, arg);
+      ended = 1;
+    } catch (e) {
+      outcome = e;
+      ended = 2;
+    }
+  };
   try {
-    r = p.fn(box.entry, arg);
-  } catch (e) {
-    throw userError(ComputeError, WHAT, p.ref, e);
+    WATCHDOG.runInThisContext({ timeout: ms });
+  } catch {
+    // the timer fired: stopped inside the processor, unless it had ended by then
+    if (ended === 0) throw processorTimeout(p.ref, ms, 'did not return in time and was stopped');
+  } finally {
+    slots[SLOT] = outer;
+  }
+}
+
+/**
+ * Calls the processor; user exceptions and thenables become ComputeError. `limitMs` > 0: the
+ * processor is stopped after that long (TimeoutError); on a pool thread the pool stops the thread
+ * instead (0 here).
+ */
+export function callProcessor(p: LoadedProcessor, box: EntryBox, arg: unknown, limitMs: number): unknown {
+  let r: unknown;
+  if (limitMs > 0) {
+    watched(p, box, arg, limitMs);
+    r = outcome;
+    outcome = undefined;
+    if (ended === 2) throw userError(ComputeError, WHAT, p.ref, r);
+  } else {
+    try {
+      r = p.fn(box.entry, arg);
+    } catch (e) {
+      throw userError(ComputeError, WHAT, p.ref, e);
+    }
   }
   if (isThenable(r)) {
     (r as PromiseLike<unknown>).then(undefined, () => undefined); // its rejection is not unhandled

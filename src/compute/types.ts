@@ -78,7 +78,47 @@ export interface PoolInit {
 
 export type PoolTask =
   | { kind: 'noop' }
-  | { kind: 'aggregate'; map: string; partitions: number[]; aggregator: AggregatorSpec; arg: unknown };
+  | { kind: 'aggregate'; map: string; partitions: number[]; aggregator: AggregatorSpec; arg: unknown }
+  | ProcessorTask;
+
+/**
+ * An entry processor run on a pool thread (a cluster member's compute: never on its main thread).
+ * `arg` and the reply's value are the value codec's msgpack bytes (cluster/plain.ts), as on the
+ * wire. `gate` (Int32Array on a SharedArrayBuffer, GATE_* slots) decides, once, whether the
+ * processor's write happens or the thread is stopped (pool.ts runProcessor).
+ */
+export interface ProcessorTask {
+  kind: 'compute';
+  map: string;
+  key: string;
+  processor: { readonly module: string; readonly name: string };
+  arg: Uint8Array | undefined;
+  gate: Int32Array;
+}
+
+/** Gate slot: RUNNING until one side claims it: the pool thread (COMMITTED, before it writes) or the caller's timer (STOPPED, then it stops the thread). */
+export const GATE_STATE = 0;
+/** Gate slot: the pool thread's threadId + 1 once the task started there (0: still queued). */
+export const GATE_THREAD = 1;
+export const GATE_RUNNING = 0;
+export const GATE_COMMITTED = 1;
+export const GATE_STOPPED = 2;
+
+/** What a compute writes (local.ts writeComputed): nothing, the key's expired record dropped, a value stored, the key removed. */
+export const W_NONE = 0;
+export const W_EXPIRED = 1;
+export const W_PUT = 2;
+export const W_REMOVE = 3;
+
+/**
+ * A pool thread's compute (PoolReply value): the processor's result as msgpack bytes and, when it
+ * writes, the write (the value's type, bytes (null for a number), length and number), which the
+ * caller applies under the partition lock the thread kept for it (local.ts applyComputed).
+ */
+export interface ProcessorReply {
+  r: Uint8Array | undefined;
+  w?: { k: number; type: number; bytes: Uint8Array | string | null; len: number; num: number };
+}
 
 /** Errors come back as data (structured clone drops the class and custom fields) and are rebuilt. */
 export type PoolReply = { ok: true; value: unknown } | { ok: false; error: WireError };

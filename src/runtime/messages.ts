@@ -42,6 +42,8 @@ export interface GridHandle {
   readonly modules?: Readonly<Record<string, string>>;
   /** options.compute.timeoutMs of the creating grid: how long an aggregation of an attached grid may run, ms. */
   readonly computeTimeoutMs?: number;
+  /** options.compute.processorTimeoutMs of the creating grid: how long an entry processor of an attached grid may run, ms (0: no limit). */
+  readonly processorTimeoutMs?: number;
   /** The coordination primitives' region (grid.cp; src/cp/layout.ts). Absent for cluster members: their grid.cp runs on the metadata Raft log. */
   readonly cp?: SharedArrayBuffer;
   /** Cluster members: options.cp.sessionTtlMs, for the CP sessions of their attached threads. */

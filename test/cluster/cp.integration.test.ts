@@ -1,10 +1,9 @@
 // grid.cp on a cluster (issue 13, the Raft half): every operation is a command on the metadata
 // log. Three data members in child processes (the first is the metadata leader), a data member
 // and a lite member in this process (and a second data member for the first test: 5 voters).
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, fetchClusterStatus, LockNotHeldError, type Grid } from '../../dist/index.js';
-import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+import { ask, startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
 const SECRET = 'cp-cluster-test-secret-0123456789abcdef';
 const TTL = 2000;
@@ -13,21 +12,6 @@ interface CpDriverLike {
   submit(cmd: Record<string, unknown>, on: (r: unknown) => boolean): () => void;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Sends a command to a child member and waits for the first stdout line with one of `evs`. */
-function ask(m: GridProcess, cmd: Record<string, unknown>, evs: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => {
-    const lines = createInterface({ input: m.proc.stdout! });
-    lines.on('line', (l) => {
-      const x = JSON.parse(l);
-      if (evs.includes(x.ev)) {
-        lines.close();
-        resolve(x);
-      }
-    });
-    m.proc.stdin!.write(JSON.stringify(cmd) + '\n');
-  });
-}
 
 describe('grid.cp on a cluster (Raft log)', () => {
   const kids: GridProcess[] = [];
