@@ -224,9 +224,10 @@ export interface ComputeOptions {
    */
   timeoutMs?: number;
   /**
-   * How long one entry processor (map.compute) may run, ms (default 2000). Past it the processor
-   * is stopped, the entry is unchanged and the call fails with GRID_ERR_TIMEOUT. In one process a
-   * processor runs on the calling thread under a watchdog; on a cluster member it runs on the
+   * How long one entry processor (map.compute) may run, ms (default 2000 in a cluster, 0 in one
+   * process). Past it the processor is stopped, the entry is unchanged and the call fails with
+   * GRID_ERR_TIMEOUT. In one process a processor runs on the calling thread under a watchdog
+   * (about 20x the cost of a trivial call, so opt-in there); on a cluster member it runs on the
    * member's compute pool, never on its main thread; the caller's value bounds it. 0: no limit and
    * no watchdog or pool: the processor runs on the calling thread (on a cluster member, its main
    * thread), as fast as it can, and one that never returns hangs that thread.
@@ -637,7 +638,9 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     logger: i.logger as Logger | undefined,
     computeWorkers: i.computeWorkers as number | undefined,
     compute: { modules: (ci.modules ?? {}) as ModuleTable, workers: ci.workers as number | undefined, timeoutMs: (ci.timeoutMs ?? DEFAULTS.compute.timeoutMs) as number,
-      processorTimeoutMs: (ci.processorTimeoutMs ?? DEFAULTS.compute.processorTimeoutMs) as number },
+      // a limit by default where a processor would otherwise run on a cluster member's main
+      // thread; in one process the caller's own thread runs it, and the watchdog costs ~20x a call
+      processorTimeoutMs: (ci.processorTimeoutMs ?? (i.cluster !== undefined ? DEFAULTS.compute.processorTimeoutMs : 0)) as number },
     cp: Object.freeze({
       primitives: (cpi.primitives ?? DEFAULTS.cp.primitives) as number,
       maxValueBytes: (cpi.maxValueBytes ?? DEFAULTS.cp.maxValueBytes) as number,

@@ -7,6 +7,7 @@ import {
 } from '../dist/index.js';
 import type { AggregatorRef, Grid, GridMap } from '../dist/index.js';
 import { aggregatePartitions, combineAndFinish } from '../dist/compute/index.js';
+import { resolveOptions } from '../dist/config.js';
 
 const PROCS_URL = new URL('./fixtures/compute-procs.mjs', import.meta.url);
 const PROCS = PROCS_URL.href;
@@ -221,9 +222,12 @@ describe('entry processors: map.compute', () => {
 // ── the processor time limit (options.compute.processorTimeoutMs) ──────────────────────────────
 
 describe('entry processors: the time limit', () => {
-  it('stops an endless processor after the default limit with GRID_ERR_TIMEOUT naming it; the key is unchanged and its partition usable at once', { timeout: 30_000 }, async () => {
-    // one partition: every key below shares the runaway's partition lock
-    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 1, compute });
+  it('stops an endless processor after its limit with GRID_ERR_TIMEOUT naming it; the key is unchanged and its partition usable at once', { timeout: 30_000 }, async () => {
+    // one partition: every key below shares the runaway's partition lock. (In one process the
+    // limit is opt-in: the default is 0, no watchdog; a cluster's default is 2000.)
+    expect(resolveOptions({}).compute.processorTimeoutMs).toBe(0);
+    expect(resolveOptions({ cluster: { secret: 'x'.repeat(32) } }).compute.processorTimeoutMs).toBe(2000);
+    const g = await createGrid({ workers: 1, memory: '16MB', partitions: 1, compute: { ...compute, processorTimeoutMs: 2000 } });
     try {
       const m = g.map<unknown>('t-forever');
       await m.set('k', 'before');

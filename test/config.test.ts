@@ -30,7 +30,7 @@ describe('options', () => {
     expect(o).toEqual({
       workers: os.availableParallelism(), partitions: 271, memory: 256 * MB, maxKeyBytes: 4096,
       maxValueBytes: MB, lockTimeout: 5000, expiryInterval: 100, maxMaps: 256, computeWorkers: undefined,
-      compute: { modules: {}, workers: undefined, timeoutMs: 60_000, processorTimeoutMs: 2000 }, cp: { primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }, cluster: undefined,
+      compute: { modules: {}, workers: undefined, timeoutMs: 60_000, processorTimeoutMs: 0 }, cp: { primitives: 1024, maxValueBytes: 1024, waiters: 1024, sessionTtlMs: 10_000 }, cluster: undefined,
     });
     expect(Object.isFrozen(o)).toBe(true);
     expect(Object.isFrozen(DEFAULTS)).toBe(true);
