@@ -575,12 +575,13 @@ class Connection implements RespClient {
     if (spec === undefined) {
       count(stats, 'unknown');
       if (this.inRefusedMulti && this.authenticated) return client.out.error(ERR_IN_MULTI);
-      // Redis answers NOAUTH before it looks the command up
-      return client.out.error(this.authenticated ? unknownCommand(argv) : 'NOAUTH Authentication required.');
+      // Redis 7 looks the command up and checks its argument count before authentication
+      // (7.0.15: FOO and a bare GET answer these errors to a client that has not authenticated)
+      return client.out.error(unknownCommand(argv));
     }
     count(stats, spec.name);
     if (!this.authenticated && spec.noAuth !== true) {
-      return client.out.error('NOAUTH Authentication required.');
+      return client.out.error(arityOk(spec, argv.length) ? 'NOAUTH Authentication required.' : `ERR wrong number of arguments for '${spec.name}' command`);
     }
     if (this.inRefusedMulti && !runsInRefusedMulti(spec.name)) return client.out.error(ERR_IN_MULTI);
     if (!arityOk(spec, argv.length)) {
