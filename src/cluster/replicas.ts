@@ -156,7 +156,7 @@ export class Replicas {
     const me = this.ctx.memberId;
     for (const [p, v, m, k] of e as TouchEntry[]) {
       if (t.owners[p][0] !== from || t.epochs[p] !== v || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) continue;
-      this.store.touchKey(m, k);
+      this.store.touchKey(m, k, p);
       this.touchesApplied++;
     }
     return true;

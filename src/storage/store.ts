@@ -1461,13 +1461,13 @@ export class ShardStore {
   }
 
   /**
-   * A copy's side of the touch sweep: stamps key of map `mapName` as accessed now, if present.
-   * Never registers a map; skips a partition whose lock is busy (stamps are hints).
+   * A copy's side of the touch sweep: stamps key of map `mapName` (of partition p) as accessed
+   * now, if present. Never registers a map; skips a partition whose lock is busy (stamps are hints).
    */
-  touchKey(mapName: string, key: string): void {
+  touchKey(mapName: string, key: string, p: number): void {
     const id = this.mapId(mapName, false);
-    if (id < 0 || this.setKey(key, id) < 0) return;
-    const p = this.kpart;
+    // a key of another partition than the one the sender's fence was checked for: skipped
+    if (id < 0 || this.setKey(key, id) < 0 || this.kpart !== p) return;
     if (!tryLock(this.ci, this.lockIndex(p))) return;
     try {
       const off = this.probe(p, id);
