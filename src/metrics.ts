@@ -159,6 +159,15 @@ export class GridMetrics {
     counter('shardgrid_replication_acks_total', "Copies' acknowledgements of this primary's replicated writes", [], function () { total(this, rep()?.repStats.copyAcks ?? 0); });
     counter('shardgrid_replication_misses_total', 'Copies that missed a replicated write of this primary (unreachable; the write waited for a table that dropped them)', [], function () { total(this, rep()?.repStats.copyMisses ?? 0); });
     gauge('shardgrid_unsettled_keys', 'Keys with a write being replicated (reads serve what the copies hold meanwhile)', [], function () { this.set(rep()?.unsettled.size ?? 0); });
+    counter('shardgrid_eviction_ships_total', "Keys this member evicted as a partition's primary whose state it shipped to the partition's copies (they drop them too)", [], function () { total(this, rep()?.evictionShips ?? 0); });
+    counter('shardgrid_eviction_journal_lost_total', "Evictions and touches the eviction journal dropped (full, a key too long): copies keep such keys, or age them by their own clock", [], function () { total(this, rep() === undefined ? 0 : g.store.journal.lostCount); });
+    counter('shardgrid_touches_total', "Keys read on this member as primary whose access it sent to a copy (sent), and such keys a primary sent this member as a copy (applied)", ['direction'], function () {
+      this.reset();
+      const r = rep();
+      if (r === undefined) return;
+      this.inc({ direction: 'sent' }, r.touchShips);
+      this.inc({ direction: 'applied' }, r.touchesApplied);
+    });
     // round trips of requests to other members: a histogram kept by the transport, read at scrape
     const lat = 'shardgrid_remote_request_duration_seconds';
     const latHelp = 'Round trips of requests this member sent to other members that were answered, by kind (get, mget, set, rep: a replicated write to a copy; or the message type)';

@@ -6,6 +6,7 @@
 // kill, 1,115 after). Now a primary's evictions are shipped to its copies, copies evict last, and
 // the keys a primary saw read are stamped on its copies too (the touch sweep): a copy holds what
 // its primary held, aged alike, and a failover keeps the hot keys.
+import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
@@ -60,6 +61,17 @@ describe('a failover while every member is full', () => {
     const evictions = grid.stats().evictions;
     expect(evictions).toBeGreaterThan(1000); // the members were full
     expect(grid.cluster!.replicas.evictionShips).toBeGreaterThan(0);
+    // and an operator sees it: the member's metrics count the ships and the touches
+    const reg = new Registry();
+    grid.metrics.register(reg);
+    const text = await reg.metrics();
+    const value = (name: string): number => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name)).join('\n'))?.[2] ?? NaN);
+    expect(value('shardgrid_eviction_ships_total')).toBe(grid.cluster!.replicas.evictionShips);
+    // (this member's main thread drives the test's writes, so its journal stays half full of
+    // evictions and its own touches wait: it applies the other members' touches)
+    expect(value('shardgrid_touches_total{direction="applied"}')).toBe(grid.cluster!.replicas.touchesApplied);
+    expect(value('shardgrid_touches_total{direction="applied"}')).toBeGreaterThan(0);
+    expect(value('shardgrid_eviction_journal_lost_total')).toBeGreaterThanOrEqual(0);
     // the write burst over, the hot keys are still read for a few seconds: the primaries' touch
     // sweeps (every 2 s) reach the copies. (This test packs a cache's fill into 15 s; without the
     // pause, the fresh keys of the burst's last seconds compete with the copies' hot-key stamps.)
