@@ -107,6 +107,13 @@ export class GridMetrics {
       c.reset();
       c.inc(v);
     };
+    // a counter with one label whose values are totals read from one object (none while `of` gives none)
+    const totals = <T>(name: string, help: string, label: string, of: () => T | undefined, parts: Array<[string, (x: T) => number]>): void =>
+      counter(name, help, [label], function () {
+        this.reset();
+        const x = of();
+        if (x !== undefined) for (const [value, read] of parts) this.inc({ [label]: value }, read(x));
+      });
 
     counter('shardgrid_map_operations_total', 'Map operations run by this process\'s main thread, by map and kind (get, set, delete, atomic, read)', ['map', 'kind'], function () {
       this.reset();
@@ -149,25 +156,19 @@ export class GridMetrics {
       total(this, lockWaits.count);
     });
     const rep = () => g.cluster?.replicas;
-    counter('shardgrid_replicated_writes_total', 'Writes this member applied as primary and replicated, by outcome (acknowledged: every copy held it; failed: moved, timed out)', ['outcome'], function () {
-      this.reset();
-      const r = rep();
-      if (r === undefined) return;
-      this.inc({ outcome: 'acknowledged' }, r.repStats.writes);
-      this.inc({ outcome: 'failed' }, r.repStats.failed);
-    });
+    totals('shardgrid_replicated_writes_total', 'Writes this member applied as primary and replicated, by outcome (acknowledged: every copy held it; failed: moved, timed out)', 'outcome', rep, [
+      ['acknowledged', (r) => r.repStats.writes],
+      ['failed', (r) => r.repStats.failed],
+    ]);
     counter('shardgrid_replication_acks_total', "Copies' acknowledgements of this primary's replicated writes", [], function () { total(this, rep()?.repStats.copyAcks ?? 0); });
     counter('shardgrid_replication_misses_total', 'Copies that missed a replicated write of this primary (unreachable; the write waited for a table that dropped them)', [], function () { total(this, rep()?.repStats.copyMisses ?? 0); });
     gauge('shardgrid_unsettled_keys', 'Keys with a write being replicated (reads serve what the copies hold meanwhile)', [], function () { this.set(rep()?.unsettled.size ?? 0); });
     counter('shardgrid_eviction_ships_total', "Keys this member evicted as a partition's primary whose state it shipped to the partition's copies (they drop them too)", [], function () { total(this, rep()?.evictionShips ?? 0); });
     counter('shardgrid_eviction_journal_lost_total', "Evictions and touches the eviction journal dropped (full, a key too long): copies keep such keys, or age them by their own clock", [], function () { total(this, rep() === undefined ? 0 : g.store.journal.lostCount); });
-    counter('shardgrid_touches_total', "Keys read on this member as primary whose access it sent to a copy (sent), and such keys a primary sent this member as a copy (applied)", ['direction'], function () {
-      this.reset();
-      const r = rep();
-      if (r === undefined) return;
-      this.inc({ direction: 'sent' }, r.touchShips);
-      this.inc({ direction: 'applied' }, r.touchesApplied);
-    });
+    totals('shardgrid_touches_total', "Keys read on this member as primary whose access it sent to a copy (sent), and such keys a primary sent this member as a copy (applied)", 'direction', rep, [
+      ['sent', (r) => r.touchShips],
+      ['applied', (r) => r.touchesApplied],
+    ]);
     // round trips of requests to other members: a histogram kept by the transport, read at scrape
     const lat = 'shardgrid_remote_request_duration_seconds';
     const latHelp = 'Round trips of requests this member sent to other members that were answered, by kind (get, mget, set, rep: a replicated write to a copy; or the message type)';
@@ -193,20 +194,14 @@ export class GridMetrics {
       reset: () => undefined,
     } as never as Metric });
     const transport = () => g.cluster?.transport?._stats;
-    counter('shardgrid_transport_frames_total', 'Frames exchanged with other members, by direction', ['direction'], function () {
-      this.reset();
-      const t = transport();
-      if (t === undefined) return;
-      this.inc({ direction: 'out' }, t.framesOut);
-      this.inc({ direction: 'in' }, t.framesIn);
-    });
-    counter('shardgrid_transport_messages_total', 'Messages (requests, replies, records) exchanged with other members, by direction', ['direction'], function () {
-      this.reset();
-      const t = transport();
-      if (t === undefined) return;
-      this.inc({ direction: 'out' }, t.messagesOut);
-      this.inc({ direction: 'in' }, t.messagesIn);
-    });
+    totals('shardgrid_transport_frames_total', 'Frames exchanged with other members, by direction', 'direction', transport, [
+      ['out', (t) => t.framesOut],
+      ['in', (t) => t.framesIn],
+    ]);
+    totals('shardgrid_transport_messages_total', 'Messages (requests, replies, records) exchanged with other members, by direction', 'direction', transport, [
+      ['out', (t) => t.messagesOut],
+      ['in', (t) => t.messagesIn],
+    ]);
     return made;
   }
 
