@@ -33,7 +33,6 @@ export async function computeLocal(m: MapCore, key: string, processor: ComputeRe
   return computeLocked(m, typeof p === 'number' ? p : await p, key, proc, arg, limitMs, undefined);
 }
 
-
 /** Validates the key and loads the processor, before any lock: synchronous when this thread has the module. */
 function loadFor(m: MapCore, key: string, processor: ComputeRef): LoadedProcessor | Promise<LoadedProcessor> {
   m.host.assertOpen();

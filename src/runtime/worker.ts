@@ -61,7 +61,11 @@ function pressureTick(): void {
 const TOUCH_SWEEP_MS = 2000;
 /** Touches one tick journals at most (10,000 a second at the default expiryInterval of 100 ms). */
 const TOUCH_TICK_BUDGET = 1000;
-/** Per owned partition: the clock tick its last touch sweep started at, when, and where a sweep under way resumes (-1: none). */
+/**
+ * Per owned partition: the clock tick its last touch sweep started at (`tick`) and when (`at`),
+ * and for a sweep under way the table slot it resumes at (`resume`, -1: none) and its own start
+ * tick (`next`, the next sweep's `tick`).
+ */
 const swept = new Map<number, { tick: number; at: number; resume: number; next: number }>();
 let touchCursor = 0;
 
@@ -80,12 +84,16 @@ function touchTick(): void {
   for (let k = 0; k < owned.length && budget > 0 && performance.now() - start < 1; k++) {
     touchCursor = (touchCursor + 1) % owned.length;
     const p = owned[touchCursor];
-    const s = swept.get(p);
     const tick = store.clock();
-    if (s === undefined || !store.primaryHere(p)) {
-      swept.set(p, { tick, at: start, resume: -1, next: tick });
-      continue;
+    let s = swept.get(p);
+    if (s === undefined) swept.set(p, (s = { tick, at: start, resume: -1, next: tick }));
+    else if (!store.primaryHere(p)) {
+      // not served here now: a sweep starts over from here once it is
+      s.tick = tick;
+      s.at = start;
+      s.resume = -1;
     }
+    if (!store.primaryHere(p)) continue;
     if (s.resume < 0 && start - s.at < TOUCH_SWEEP_MS) continue;
     if (!tryLock(store.ci, store.lockIndex(p))) continue;
     try {

@@ -862,7 +862,8 @@ export class ShardStore {
    * q's part of evacuateWindow (q locked, inside beginWrite): the records on q's small pages in
    * [from, to) move to fresh pages outside it (compaction's copy, one page at a time); then
    * evictFrom evicts what is left there (a run, records no page could be had for) and frees q's
-   * pages of the window. False when q's hash table lies there.
+   * pages of the window. False when q's hash table is a run there, or a small one that could not
+   * move.
    */
   private clearWindow(q: number, from: number, to: number): boolean {
     const ci = this.ci;
@@ -1380,7 +1381,6 @@ export class ShardStore {
    */
   victimOrder(p: number, among: readonly number[] | null): number[] {
     const ci = this.ci;
-    const copiesLast = this.journal.slots !== 0;
     const clock = ci[G_CLOCK];
     const picked: number[] = [];
     const ages: number[] = [];
@@ -1400,7 +1400,7 @@ export class ShardStore {
     for (let k = 0; k < n; k++) {
       const q = among === null ? k : among[k];
       const pg = ci[PART_BASE + q * P_STRIDE + P_PAGES];
-      if (q === p || pg < 2 || (t === VICTIM_PARTITIONS && pg <= pages[t - 1]) || (copiesLast && !this.primaryHere(q))) continue;
+      if (q === p || pg < 2 || (t === VICTIM_PARTITIONS && pg <= pages[t - 1]) || this.isCopy(q)) continue;
       let j = t < VICTIM_PARTITIONS ? t++ : t - 1;
       for (; j > 0 && pages[j - 1] < pg; j--) {
         pages[j] = pages[j - 1];
@@ -1414,7 +1414,7 @@ export class ShardStore {
     idx.sort((a, b) => ages[b] - ages[a] || ci[PART_BASE + picked[b] * P_STRIDE + P_PAGES] - ci[PART_BASE + picked[a] * P_STRIDE + P_PAGES]);
     const order = idx.map((i) => picked[i]);
     // p, when it is a copy, after every primary
-    if (copiesLast && p >= 0 && order.length > 1 && this.isCopy(p)) order.push(order.splice(order.indexOf(p), 1)[0]);
+    if (p >= 0 && order.length > 1 && this.isCopy(p)) order.push(order.splice(order.indexOf(p), 1)[0]);
     return order;
   }
 
@@ -1445,17 +1445,16 @@ export class ShardStore {
     const cap = this.ci[pb + P_TABLE_CAP];
     const clock = this.ci[G_CLOCK];
     const window = (clock - since) & CLOCK_MASK;
-    let pushed = 0;
     this.touchesJournaled = 0;
     for (let i = Math.max(0, from); i < cap; i++) {
       const ref = this.u32[tword + 2 * i + 1];
       if (ref === EMPTY || ref === TOMB) continue;
       const off = (ref - 1) * 8;
       if (((clock - this.acc[off >>> ACCESS_SHIFT]) & CLOCK_MASK) > window) continue;
-      if (pushed === budget) return i;
+      if (this.touchesJournaled === budget) return i;
       const km = this.u32[(off + E_KEYMAP) >>> 2];
       if (!this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff, J_TOUCHED)) return i;
-      this.touchesJournaled = ++pushed;
+      this.touchesJournaled++;
     }
     return -1;
   }
