@@ -67,10 +67,6 @@ describe('a failover while every member is full', () => {
     const text = await reg.metrics();
     const value = (name: string): number => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name)).join('\n'))?.[2] ?? NaN);
     expect(value('shardgrid_eviction_ships_total')).toBe(grid.cluster!.replicas.evictionShips);
-    // (this member's main thread drives the test's writes, so its journal stays half full of
-    // evictions and its own touches wait: it applies the other members' touches)
-    expect(value('shardgrid_touches_total{direction="applied"}')).toBe(grid.cluster!.replicas.touchesApplied);
-    expect(value('shardgrid_touches_total{direction="applied"}')).toBeGreaterThan(0);
     expect(value('shardgrid_eviction_journal_lost_total')).toBeGreaterThanOrEqual(0);
     // the write burst over, the hot keys are still read for a few seconds: the primaries' touch
     // sweeps (every 2 s) reach the copies. (This test packs a cache's fill into 15 s; without the
@@ -79,6 +75,14 @@ describe('a failover while every member is full', () => {
       await readHot();
       await sleep(200);
     }
+    // touches arrived from the other members (counted here as applied). Checked after the burst:
+    // during it a member's journal stays half full of evictions and its touches wait (a clean-clone
+    // CI run under load saw 0 applied right after the writes), and this member, whose main thread
+    // drives the writes, sends none of its own then
+    const after3s = await reg.metrics();
+    const touchesIn = Number(/^shardgrid_touches_total\{direction="applied"\} (\S+)$/m.exec(after3s)?.[1] ?? NaN);
+    expect(touchesIn).toBe(grid.cluster!.replicas.touchesApplied);
+    expect(touchesIn).toBeGreaterThan(0);
     const before = await readHot();
     expect(before).toBeGreaterThan(HOT * 0.8);
     // kill -9 of a member other than this one (its partitions fail over to their backups)
