@@ -14,7 +14,7 @@ import type { ShardStore } from '../storage/store.js';
 import { J_TOUCHED } from '../storage/journal.js';
 import { MAX_MAP_NAME_BYTES } from '../storage/layout.js';
 import { sharedNow, toShared } from '../sync/clock.js';
-import { type MemberContext, type Done, UNFENCED } from './context.js';
+import { type MemberContext, type Done, UNFENCED, UNSAFE_SHIP_WRONG_KEY } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
 import { RepCall, Shipment, UnwaitedRep, rawAt, sendRep, type KeySource } from './fast-ops.js';
 import { Records, checkState, type RawState } from './records.js';
@@ -62,6 +62,8 @@ export class Replicas {
   private evictionTimer: NodeJS.Timeout | undefined;
   /** Map names by id, for the eviction journal's ids. */
   private readonly mapNames: string[] = [];
+  /** UNSAFE_SHIP_WRONG_KEY only: per partition, the map and key this member last replicated. */
+  private readonly lastShipped: Array<[string, string]> = [];
   /** Evicted keys whose state this primary shipped to its copies (tests, stats). */
   evictionShips = 0;
   /** Touches this primary sent to its copies (one per key and copy), and touches this copy applied. */
@@ -119,6 +121,11 @@ export class Replicas {
         return;
       }
       if (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k))) return;
+      if (UNSAFE_SHIP_WRONG_KEY) {
+        const w = this.lastShipped[p];
+        if (w !== undefined && w[1] !== k) this.shipState(p, w[0], w[1], null);
+        return;
+      }
       this.evictionShips++;
       try {
         const r = this.records.withState(map, k, (q, s) => this.shipState(q, map, k, s));
@@ -346,6 +353,7 @@ export class Replicas {
       return;
     }
     ship.add();
+    if (UNSAFE_SHIP_WRONG_KEY) this.lastShipped[p] = [map, keyString(key)];
     // the key's state carries the effect of every write applied to it so far, so it travels with
     // the records of every such write still being replicated, not only this one's: a copy that
     // got the effect of an earlier write only through this state (the earlier write's own REP

@@ -26,6 +26,7 @@ import { sharedNow } from '../sync/clock.js';
 import { SELF_ID, forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 import { LockTimeoutError } from '../errors.js';
 import { EvictionJournal, J_TOUCHED } from './journal.js';
+import { EVICTION_LOG, logEviction } from './eviction-log.js';
 
 /** The three SharedArrayBuffers of a grid's shard stores, carried by {@link GridHandle.buffers}. */
 export interface StoreBuffers {
@@ -1337,6 +1338,7 @@ export class ShardStore {
   private evicted(p: number, slot: number, off: number): void {
     const km = this.u32[(off + E_KEYMAP) >>> 2];
     if (this.journal.slots !== 0 && this.primaryHere(p)) this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
+    if (EVICTION_LOG) logEviction(p, this.mapName(km >>> 16), this.u8, off + E_HEADER, km & 0xffff);
     this.unlinkAt(p, slot, off, km >>> 16);
     this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
   }

@@ -4,35 +4,56 @@
 // that respects real time (a before b when a.ret < b.call), pruning an order as soon as one of its
 // ops is impossible. Exponential: for histories of a dozen ops or fewer.
 
+/** The store's entry that says a member evicted `key` since its last write. @param {string} key */
+const goneKey = (key) => `\0evicted:${key}`;
+
 /**
  * One step of a multi-key store. Returns false when the recorded result is impossible.
+ * An `evict` (a member evicted the key: checker.mjs's evictOps) marks the key; until its next
+ * write the primary may have lost it (reads may see absent, an expected absent may match, a
+ * delete may find nothing) and a copy may still hold it (the value stays and may read again).
  * @param {Map<string, any>} store @param {import('./checker.mjs').Op} op
  */
 function step(store, op) {
   const cur = store.has(op.key) ? store.get(op.key) : null;
+  const gone = store.has(goneKey(op.key));
   const known = op.status === 'ok';
+  const write = (/** @type {any} */ v) => {
+    if (v === null) store.delete(op.key);
+    else store.set(op.key, v);
+    store.delete(goneKey(op.key));
+  };
   switch (op.f) {
+    case 'evict':
+      store.set(goneKey(op.key), true);
+      return true;
     case 'get':
     case 'final':
-      return !known || op.output === cur;
+      return !known || op.output === cur || (gone && op.output === null);
     case 'set':
-      store.set(op.key, op.input);
+      write(op.input);
       return true;
     case 'delete':
-      if (known && op.output !== (cur !== null)) return false;
-      store.delete(op.key);
-      return true;
+      if (!known) { write(null); return true; }
+      if (op.output === true) { if (cur === null) return false; write(null); return true; }
+      return cur === null || gone;
     case 'cas': {
-      const hit = cur === op.input[0];
-      if (known && op.output !== hit) return false;
-      if (hit) store.set(op.key, op.input[1]);
+      const hit = cur === op.input[0] || (gone && op.input[0] === null);
+      if (known && op.output === false) return cur !== op.input[0] || gone;
+      if (known && !hit) return false;
+      if (hit) write(op.input[1]);
       return true;
     }
     case 'incr': {
-      if (cur !== null && typeof cur !== 'number') return false;
-      const next = (cur ?? 0) + op.input;
-      if (known && op.output !== next) return false;
-      store.set(op.key, next);
+      const fresh = gone ? op.input : undefined; // the primary evicted it: starts again from absent
+      const next = cur !== null && typeof cur !== 'number' ? undefined : (cur ?? 0) + op.input;
+      if (known) {
+        if (op.output === next) { write(next); return true; }
+        if (op.output === fresh) { write(fresh); return true; }
+        return false;
+      }
+      if (next === undefined && fresh === undefined) return false;
+      write(next ?? fresh);
       return true;
     }
     default:
@@ -113,7 +134,7 @@ export function plainWgl(keyOps, budgetMs = 2000) {
       const next = new Map(store);
       const op = ops[e.op];
       if (step(next, op)) {
-        const key = `${(lin | (1n << BigInt(e.op))).toString(36)}|${JSON.stringify(next.get(op.key) ?? null)}`;
+        const key = `${(lin | (1n << BigInt(e.op))).toString(36)}|${JSON.stringify(next.get(op.key) ?? null)}|${next.has(goneKey(op.key))}`;
         if (!seen.has(key)) {
           seen.add(key);
           stack.push({ e, store });

@@ -185,6 +185,13 @@ class Register {
    * on the number itself.
    */
   constructor(ops, merge = true) {
+    /**
+     * A key some member evicted (an `evict` op: see withEvictions): each state also carries one
+     * bit, "evicted since the last write", in its lowest bit. While it is set the key may read
+     * absent, or come back with the value it held (a copy that still held it was promoted); a
+     * write clears it. Never an older value.
+     */
+    this.lossy = ops.some((o) => o.f === 'evict');
     /** @type {Scalar[]} */
     this.values = [null];
     /** @type {Map<string, number>} */
@@ -221,7 +228,13 @@ class Register {
 
   /** The value of a state, for people. @param {number} state */
   show(state) {
-    return state === this.unread ? 'a value no read returned (such as ' + JSON.stringify(this.values[state]) + ')' : JSON.stringify(this.values[state]);
+    if (this.lossy) return `${this.showValue(state >> 1)}${state & 1 ? ' (evicted since: may read absent)' : ''}`;
+    return this.showValue(state);
+  }
+
+  /** @param {number} v a value index */
+  showValue(v) {
+    return v === this.unread ? 'a value no read returned (such as ' + JSON.stringify(this.values[v]) + ')' : JSON.stringify(this.values[v]);
   }
 
   /**
@@ -238,15 +251,18 @@ class Register {
       case 'delete': return { kind: DELETE, known, pure: known && op.output === false, a: 0, b: 0, out: known ? op.output : null };
       case 'cas': {
         const a = this.intern(op.input[0]), b = this.intern(op.input[1]);
-        return { kind: CAS, known, pure: known && (op.output === false || a === b), a, b, out: known ? op.output : null };
+        // (a successful cas x->x on an evicted key is a write: it ends "evicted since")
+        return { kind: CAS, known, pure: known && (op.output === false || (a === b && !this.lossy)), a, b, out: known ? op.output : null };
       }
       case 'incr': return { kind: INCR, known, pure: false, a: op.input, b: 0, out: known ? op.output : null };
+      case 'evict': return { kind: EVICT, known: true, pure: false, a: 0, b: 0, out: null };
       default: throw new HistoryError(`unknown f ${JSON.stringify(op.f)} for op ${JSON.stringify(op.id)}`);
     }
   }
 
   /** @param {number} state @param {Prepared} p @returns {number} */
   step(state, p) {
+    if (this.lossy) return this.stepLossy(state, p);
     switch (p.kind) {
       case READ:
         // info reads are dropped before the search; an ok read must see the current value
@@ -273,6 +289,49 @@ class Register {
     }
   }
 
+  /**
+   * step for a key with evictions: state = value index << 1 | "evicted since the last write".
+   * @param {number} state @param {Prepared} p @returns {number}
+   */
+  stepLossy(state, p) {
+    const v = state >> 1;
+    const gone = (state & 1) === 1;
+    switch (p.kind) {
+      case EVICT:
+        return state | 1;
+      case READ:
+        return p.a === v || (gone && p.a === 0) ? state : -1;
+      case SET:
+        return p.a << 1;
+      case DELETE:
+        if (!p.known) return 0;
+        // true: the primary held it; false: absent, or evicted there (a copy may still bring it back)
+        if (p.out) return v !== 0 ? 0 : -1;
+        return v === 0 || gone ? state : -1;
+      case CAS: {
+        // an evicted key matches an expected absent at the primary that evicted it
+        const match = p.a === v || (gone && p.a === 0);
+        if (!p.known) return match ? p.b << 1 : state;
+        if (p.out) return match ? p.b << 1 : -1;
+        return p.a !== v || gone ? state : -1;
+      }
+      case INCR: {
+        const cur = this.values[v];
+        if (cur !== null && !Number.isSafeInteger(cur)) return gone && (!p.known || p.out === p.a) ? this.intern(p.a) << 1 : -1;
+        const next = /** @type {number} */ (cur ?? 0) + p.a;
+        if (!p.known || next === p.out) return this.intern(next) << 1;
+        return gone && p.out === p.a ? this.intern(p.a) << 1 : -1;
+      }
+      default:
+        return -1;
+    }
+  }
+
+  /** The register's value in `state`. @param {number} state */
+  valueOf(state) {
+    return this.values[this.lossy ? state >> 1 : state];
+  }
+
   /** Why `op` cannot be applied in `state`, for counterexamples. @param {number} state @param {Op} op */
   explain(state, op) {
     const cur = this.show(state);
@@ -286,7 +345,7 @@ class Register {
   }
 }
 
-const READ = 0, SET = 1, DELETE = 2, CAS = 3, INCR = 4;
+const READ = 0, SET = 1, DELETE = 2, CAS = 3, INCR = 4, EVICT = 5;
 /** @typedef {{ kind: number, known: boolean, pure: boolean, a: number, b: number, out: any }} Prepared */
 
 /** @param {Scalar} v */
@@ -294,6 +353,7 @@ const tag = (v) => (v === null ? 'n' : `${typeof v}:${v}`);
 
 /** @param {Op} op */
 export function describeOp(op) {
+  if (op.f === 'evict') return `#${op.id} a member evicted ${JSON.stringify(op.key)} [${op.call}, ${op.ret}]`;
   const inp = op.f === 'get' || op.f === 'final' || op.f === 'delete' ? '' : ` ${JSON.stringify(op.input)}`;
   const out = op.status === 'ok' ? ` -> ${JSON.stringify(op.output)}` : ` (${op.incomplete ? 'no completion' : op.status})`;
   const ret = op.ret === Infinity ? 'inf' : String(op.ret);
@@ -319,10 +379,12 @@ export function describeOp(op) {
 /**
  * Per-key linearizability of get/set/cas/delete/final (and incr, as an integer register) histories.
  * @param {Op[]} ops from readHistory
- * @param {{ budgetMs?: number, maxStates?: number, keys?: string[] }} [options] budgetMs: search
+ * @param {{ budgetMs?: number, maxStates?: number, keys?: string[], evictions?: Evictions }} [options] budgetMs: search
  *   time per key before it is reported 'unknown' (default 10000); maxStates: memo entries per key
  *   before it is reported 'unknown' (default 1,000,000, a bound on memory: an entry is ~100-200
- *   bytes); keys: check only these keys
+ *   bytes); keys: check only these keys; evictions: when members evicted keys (a cache may drop
+ *   any key): each becomes an `evict` op of its key (see evictOps), which may then read absent
+ *   until its next write, but never older
  * @returns {{ valid: true | false | 'unknown', keys: KeyResult[] }}
  */
 export function checkLinearizable(ops, options = {}) {
@@ -339,12 +401,34 @@ export function checkLinearizable(ops, options = {}) {
     if (list === undefined) byKey.set(op.key, (list = []));
     list.push(op);
   }
+  if (options.evictions !== undefined) for (const [key, list] of byKey) list.push(...evictOps(key, options.evictions.get(key)));
   /** @type {KeyResult[]} */
   const keys = [];
   for (const key of [...byKey.keys()].sort()) {
     keys.push(checkKey(key, /** @type {Op[]} */ (byKey.get(key)), budgetMs, maxStates));
   }
   return { valid: combine(keys.map((k) => k.valid)), keys };
+}
+
+/**
+ * When members evicted each key: key -> times (ms, the history's clock), as readEvictions
+ * (evictions.mjs) returns them.
+ * @typedef {Map<string, number[]>} Evictions
+ */
+
+/**
+ * How far an eviction's time may be from the history's clock (ms). Both are wall-clock based
+ * (performance.timeOrigin + now) on one machine; measured within 0.1 ms across processes.
+ */
+export const EVICTION_SLACK_MS = 5;
+
+/**
+ * The evictions of a key as ops for the search: each happened at its recorded time (± the slack),
+ * so it must be linearized there, and it sets the key's "evicted since the last write" bit.
+ * @param {string} key @param {number[] | undefined} times @returns {Op[]}
+ */
+export function evictOps(key, times) {
+  return (times ?? []).map((t, i) => ({ id: `evict-${i + 1}`, proc: 'member', f: 'evict', key, input: null, output: null, call: t - EVICTION_SLACK_MS, ret: t + EVICTION_SLACK_MS, status: 'ok' }));
 }
 
 /** @param {Array<true | false | 'unknown'>} verdicts @returns {true | false | 'unknown'} */
@@ -619,7 +703,7 @@ function counterexample(ops, prefix) {
   ];
   return {
     linearized: prefix.map((i) => ops[i]),
-    state: model.values[state],
+    state: model.valueOf(state),
     blocking: ops[blocking],
     unplaceable,
     text: lines.join('\n'),
@@ -638,7 +722,7 @@ function counterexample(ops, prefix) {
  * @property {number} low          least value the final read may show: acked + negative info deltas
  * @property {number} high         greatest: acked + positive info deltas
  * @property {Scalar[]} final      the ok final reads of the key (null = absent = 0)
- * @property {'ok' | 'lost' | 'applied twice' | 'duplicate results' | 'corrupt' | 'no final read' | 'not a counter'} verdict
+ * @property {'ok' | 'evicted' | 'lost' | 'applied twice' | 'duplicate results' | 'corrupt' | 'no final read' | 'not a counter'} verdict
  * @property {string} [detail]
  */
 
@@ -648,10 +732,14 @@ function counterexample(ops, prefix) {
  * delta is positive, the results of ok increments must be distinct (two equal results = a lost
  * update). A key that also saw set/cas/delete is 'not a counter' and a key without an ok final
  * read is 'no final read': both make the verdict 'unknown', never valid.
+ * With `evictions` (a cache under memory pressure), a counter some member evicted restarts from
+ * absent: it may end below its acknowledged increments (verdict 'evicted') and its results may
+ * repeat; above acked + unknown is still 'applied twice'.
  * @param {Op[]} ops
+ * @param {{ evictions?: Evictions }} [options]
  * @returns {{ valid: true | false | 'unknown', counters: CounterResult[] }}
  */
-export function checkCounters(ops) {
+export function checkCounters(ops, options = {}) {
   /** @type {Map<string, Op[]>} */
   const byKey = new Map();
   for (const op of ops) {
@@ -692,11 +780,14 @@ export function checkCounters(ops) {
       } else if (values.some((v) => v > high)) {
         r.verdict = 'applied twice';
         r.detail = `final ${Math.max(...values)} > acked ${acked} + unknown ${high - acked}: an increment was applied more than once (or a value came from nowhere)`;
+      } else if (values.some((v) => v < low) && options.evictions?.has(key)) {
+        r.verdict = 'evicted';
+        r.detail = `final ${Math.min(...values)} < acked ${acked}; members evicted it ${options.evictions.get(key)?.length} times`;
       } else if (values.some((v) => v < low)) {
         r.verdict = 'lost';
         r.detail = `final ${Math.min(...values)} < acked ${acked}${low !== acked ? ` - ${acked - low} (negative unknown deltas)` : ''}: an acknowledged increment was lost`;
       }
-      if (r.verdict === 'ok' && allPositive) {
+      if (r.verdict === 'ok' && allPositive && !options.evictions?.has(key)) {
         /** @type {Map<number, Op>} */
         const seen = new Map();
         for (const o of list) {
@@ -712,7 +803,7 @@ export function checkCounters(ops) {
       }
     }
     counters.push(r);
-    verdicts.push(r.verdict === 'ok' ? true : r.verdict === 'no final read' || r.verdict === 'not a counter' ? 'unknown' : false);
+    verdicts.push(r.verdict === 'ok' || r.verdict === 'evicted' ? true : r.verdict === 'no final read' || r.verdict === 'not a counter' ? 'unknown' : false);
   }
   return { valid: combine(verdicts), counters };
 }
@@ -736,10 +827,14 @@ export function checkCounters(ops) {
  * written value that a later acknowledged set (strictly after it in real time) overwrote is 'stale'.
  * A set that ended info may or may not show. Keys with incr, cas or delete are skipped (the other
  * checkers judge them); an acked key without a final read makes the verdict 'unknown'.
+ * With `evictions` (a cache under memory pressure), a final of null is 'vanished', not 'lost',
+ * where some member evicted the key after its first acknowledged set was invoked: a cache may drop
+ * any key, but only by evicting it.
  * @param {Op[]} ops
- * @returns {{ valid: true | false | 'unknown', lost: WriteProblem[], stale: WriteProblem[], corrupt: WriteProblem[], unread: string[], keys: number, skipped: string[] }}
+ * @param {{ evictions?: Evictions }} [options]
+ * @returns {{ valid: true | false | 'unknown', lost: WriteProblem[], vanished: WriteProblem[], stale: WriteProblem[], corrupt: WriteProblem[], unread: string[], keys: number, skipped: string[] }}
  */
-export function checkAckedWrites(ops) {
+export function checkAckedWrites(ops, options = {}) {
   /** @type {Map<string, Op[]>} */
   const byKey = new Map();
   for (const op of ops) {
@@ -748,6 +843,7 @@ export function checkAckedWrites(ops) {
     list.push(op);
   }
   /** @type {WriteProblem[]} */ const lost = [];
+  /** @type {WriteProblem[]} */ const vanished = [];
   /** @type {WriteProblem[]} */ const stale = [];
   /** @type {WriteProblem[]} */ const corrupt = [];
   /** @type {string[]} */ const unread = [];
@@ -771,7 +867,10 @@ export function checkAckedWrites(ops) {
       if (v === null) {
         if (acked.length > 0) {
           const last = latestAcked(acked);
-          lost.push({ key, value: last.input, id: last.id, detail: `final read #${fin.id} saw nothing; set #${last.id} of ${JSON.stringify(last.input)} was acknowledged` });
+          const first = Math.min(...acked.map((a) => a.call));
+          const ev = options.evictions?.get(key)?.find((t) => t + EVICTION_SLACK_MS >= first);
+          if (ev !== undefined) vanished.push({ key, value: last.input, id: last.id, detail: `final read #${fin.id} saw nothing; a member evicted it at ${ev}` });
+          else lost.push({ key, value: last.input, id: last.id, detail: `final read #${fin.id} saw nothing; set #${last.id} of ${JSON.stringify(last.input)} was acknowledged${options.evictions ? ' and no member evicted it' : ''}` });
         }
         continue;
       }
@@ -791,7 +890,7 @@ export function checkAckedWrites(ops) {
     }
   }
   const bad = lost.length + stale.length + corrupt.length > 0;
-  return { valid: bad ? false : unread.length > 0 ? 'unknown' : true, lost, stale, corrupt, unread, keys: checked, skipped };
+  return { valid: bad ? false : unread.length > 0 ? 'unknown' : true, lost, vanished, stale, corrupt, unread, keys: checked, skipped };
 }
 
 /** The ok set with the latest invoke (the one a final read must show, for a key written once). @param {Op[]} acked */
@@ -846,19 +945,20 @@ export function summarize(results) {
   const cnt = results.counters;
   if (cnt) {
     verdicts.push(cnt.valid);
-    const bad = cnt.counters.filter((c) => c.verdict !== 'ok');
-    lines.push(`counters: ${word(cnt.valid)} (${cnt.counters.length} counters, ${bad.length} with problems)`);
+    const bad = cnt.counters.filter((c) => c.verdict !== 'ok' && c.verdict !== 'evicted');
+    const evicted = cnt.counters.filter((c) => c.verdict === 'evicted').length;
+    lines.push(`counters: ${word(cnt.valid)} (${cnt.counters.length} counters, ${bad.length} with problems${evicted > 0 ? `, ${evicted} evicted` : ''})`);
     for (const c of bad) lines.push(`  ${JSON.stringify(c.key)}: ${c.verdict}${c.detail ? ` (${c.detail})` : ''}`);
     json.counters = { valid: cnt.valid, counters: cnt.counters };
   }
   const aw = results.ackedWrites;
   if (aw) {
     verdicts.push(aw.valid);
-    lines.push(`acknowledged writes: ${word(aw.valid)} (${aw.keys} keys; ${aw.lost.length} lost, ${aw.stale.length} stale, ${aw.corrupt.length} corrupt, ${aw.unread.length} never read back)`);
+    lines.push(`acknowledged writes: ${word(aw.valid)} (${aw.keys} keys; ${aw.lost.length} lost, ${aw.stale.length} stale, ${aw.corrupt.length} corrupt, ${aw.unread.length} never read back${aw.vanished.length > 0 ? `; ${aw.vanished.length} evicted` : ''})`);
     for (const p of [...aw.lost.map((p) => ['lost', p]), ...aw.stale.map((p) => ['stale', p]), ...aw.corrupt.map((p) => ['corrupt', p])].slice(0, 10)) {
       lines.push(`  ${p[0]}: ${/** @type {WriteProblem} */ (p[1]).detail}`);
     }
-    json.ackedWrites = { valid: aw.valid, keys: aw.keys, lost: aw.lost, stale: aw.stale, corrupt: aw.corrupt, unread: aw.unread, skipped: aw.skipped.length };
+    json.ackedWrites = { valid: aw.valid, keys: aw.keys, lost: aw.lost, vanished: aw.vanished.length, stale: aw.stale, corrupt: aw.corrupt, unread: aw.unread, skipped: aw.skipped.length };
   }
   const valid = combine(verdicts);
   json.valid = valid;

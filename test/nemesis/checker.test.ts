@@ -4,6 +4,7 @@ import {
   checkAckedWrites,
   checkCounters,
   checkLinearizable,
+  evictOps,
   readHistory,
   summarize,
 } from './checker.mjs';
@@ -475,5 +476,93 @@ describe('summarize', () => {
     expect(json.valid).toBe(false);
     expect(json.linearizable.invalid[0].key).toBe('a');
     expect(json.linearizable.invalid[0].counterexample.blocking.id).toBe(2);
+  });
+});
+
+describe('the checkers when members evict keys (the harness\'s --memory mode)', () => {
+  const read = (...evs: Array<Array<[number, number, string, string, string, unknown, number]>>) =>
+    readHistory(lines(...evs.flat().sort((a, b) => a[6] - b[6])));
+  const ev = (key: string, ...times: number[]) => new Map([[key, times]]);
+  // set x, (an eviction somewhere), get null, get x, set y, get null
+  const base = () => [
+    op(1, 1, 'set', 'a', 'x', 'ok', 'x', 0, 1),
+    op(2, 1, 'get', 'a', null, 'ok', null, 20, 21),
+    op(3, 1, 'get', 'a', null, 'ok', 'x', 30, 31),
+    op(4, 1, 'set', 'a', 'y', 'ok', 'y', 40, 41),
+  ];
+
+  it('lets a key read absent after an eviction, and its value come back (a copy that still held it was promoted), but not before it', () => {
+    const h = read(...base());
+    expect(checkLinearizable(h).valid).toBe(false);
+    expect(checkLinearizable(h, { evictions: ev('a', 10) }).valid).toBe(true);
+    // an eviction of another key, or one after the read, explains nothing
+    expect(checkLinearizable(h, { evictions: ev('b', 10) }).valid).toBe(false);
+    expect(checkLinearizable(h, { evictions: ev('a', 35) }).valid).toBe(false);
+  });
+
+  it('still refuses a value older than the last write, and absent after a write that followed the eviction', () => {
+    const stale = read(...base(), op(5, 1, 'get', 'a', null, 'ok', 'x', 50, 51));
+    expect(checkLinearizable(stale, { evictions: ev('a', 10, 45) }).valid).toBe(false);
+    const absentAfterWrite = read(...base(), op(5, 1, 'get', 'a', null, 'ok', null, 50, 51));
+    expect(checkLinearizable(absentAfterWrite, { evictions: ev('a', 10) }).valid).toBe(false);
+    expect(checkLinearizable(absentAfterWrite, { evictions: ev('a', 10, 45) }).valid).toBe(true);
+    const r = checkLinearizable(absentAfterWrite, { evictions: ev('a', 10) });
+    expect(r.keys[0].counterexample?.text).toContain('a member evicted "a"');
+  });
+
+  it('lets a cas expecting absent succeed on an evicted key, and one expecting the old value fail', () => {
+    const h = read(op(1, 1, 'set', 'a', 'x', 'ok', 'x', 0, 1), op(2, 1, 'cas', 'a', [null, 'y'], 'ok', true, 20, 21), op(3, 2, 'cas', 'a', ['x', 'z'], 'ok', false, 30, 31), op(4, 1, 'get', 'a', null, 'ok', 'y', 40, 41));
+    expect(checkLinearizable(h).valid).toBe(false);
+    expect(checkLinearizable(h, { evictions: ev('a', 10) }).valid).toBe(true);
+  });
+
+  it('agrees with the brute-force checker on 4000 seeded small histories with evictions', () => {
+    const r = rng(20261127);
+    let valid = 0, invalid = 0, changed = 0;
+    const first: string[] = [];
+    for (let i = 0; i < 4000; i++) {
+      const h = smallHistory(r, { mode: (['random', 'register', 'mutated'] as const)[i % 3], counter: i % 7 === 6 });
+      const ops = readHistory(h.text);
+      const keys = [...new Set(ops.map((o: Op) => o.key))];
+      const end = Math.max(...ops.map((o: Op) => (o.ret === Infinity ? o.call : o.ret)));
+      const evictions = new Map<string, number[]>();
+      for (const k of keys) {
+        const n = Math.floor(r() * 3);
+        if (n > 0) evictions.set(k, Array.from({ length: n }, () => Math.round(r() * (end + 10) - 5)).sort((a, b) => a - b));
+      }
+      const got = checkLinearizable(ops, { evictions });
+      const want = bruteLinearizable([...ops, ...keys.flatMap((k) => evictOps(k, evictions.get(k)))]);
+      if (got.valid !== want && first.length < 3) first.push(`${h.text}\nevictions ${JSON.stringify([...evictions])}`);
+      if (want) valid++; else invalid++;
+      if (want !== bruteLinearizable(ops)) changed++;
+    }
+    expect(first).toEqual([]);
+    expect(valid).toBeGreaterThan(1000);
+    expect(invalid).toBeGreaterThan(500);
+    expect(changed).toBeGreaterThan(50); // the evictions changed the verdict of some (81 with this seed)
+  });
+
+  it('checkAckedWrites: a key read back absent is evicted only if a member evicted it after its set began, else lost', () => {
+    const h = read(op(1, 1, 'set', 'u1', 'v1', 'ok', 'v1', 10, 11), op(2, 3, 'set', 'u2', 'v2', 'ok', 'v2', 10, 11), op(3, 2, 'final', 'u1', null, 'ok', null, 50, 51), op(4, 4, 'final', 'u2', null, 'ok', null, 50, 51));
+    const r = checkAckedWrites(h, { evictions: new Map([['u1', [30]], ['u2', [-100]]]) });
+    expect(r.vanished.map((p) => p.key)).toEqual(['u1']);
+    expect(r.lost.map((p) => p.key)).toEqual(['u2']);
+    expect(r.valid).toBe(false);
+    expect(checkAckedWrites(h, { evictions: new Map([['u1', [30]], ['u2', [12]]]) }).valid).toBe(true);
+    expect(checkAckedWrites(h).lost).toHaveLength(2);
+    // a value that no set wrote is corrupt, evicted or not
+    const bad = read(op(1, 1, 'set', 'u1', 'v1', 'ok', 'v1', 10, 11), op(2, 2, 'final', 'u1', null, 'ok', 'v9', 50, 51));
+    expect(checkAckedWrites(bad, { evictions: new Map([['u1', [30]]]) }).corrupt).toHaveLength(1);
+  });
+
+  it('checkCounters: an evicted counter may end low and repeat results, never high', () => {
+    const incs = [op(1, 1, 'incr', 'c', 1, 'ok', 1, 0, 1), op(2, 1, 'incr', 'c', 1, 'ok', 2, 2, 3), op(3, 1, 'incr', 'c', 1, 'ok', 1, 20, 21)];
+    const low = read(...incs, op(4, 2, 'final', 'c', null, 'ok', 1, 30, 31));
+    expect(checkCounters(low).valid).toBe(false);
+    const e = checkCounters(low, { evictions: ev('c', 10) });
+    expect(e.valid).toBe(true);
+    expect(e.counters[0].verdict).toBe('evicted');
+    const high = read(...incs, op(4, 2, 'final', 'c', null, 'ok', 4, 30, 31));
+    expect(checkCounters(high, { evictions: ev('c', 10) }).counters[0].verdict).toBe('applied twice');
   });
 });
