@@ -733,8 +733,9 @@ function counterexample(ops, prefix) {
  * update). A key that also saw set/cas/delete is 'not a counter' and a key without an ok final
  * read is 'no final read': both make the verdict 'unknown', never valid.
  * With `evictions` (a cache under memory pressure), a counter some member evicted restarts from
- * absent: it may end below its acknowledged increments (verdict 'evicted') and its results may
- * repeat; above acked + unknown is still 'applied twice'.
+ * absent: it may end below its acknowledged increments (verdict 'evicted'), but not below those
+ * invoked after its last eviction, whose results must also be distinct; above acked + unknown is
+ * still 'applied twice'.
  * @param {Op[]} ops
  * @param {{ evictions?: Evictions }} [options]
  * @returns {{ valid: true | false | 'unknown', counters: CounterResult[] }}
@@ -765,6 +766,9 @@ export function checkCounters(ops, options = {}) {
     const final = list.filter((o) => o.f === 'final' && o.status === 'ok').map((o) => o.output);
     /** @type {CounterResult} */
     const r = { key, acked, unknown, low, high, final, verdict: 'ok' };
+    const evictedAt = options.evictions?.get(key)?.at(-1);
+    // ops invoked after this began after the key's last eviction
+    const since = evictedAt === undefined ? -Infinity : evictedAt + EVICTION_SLACK_MS;
     const writers = list.filter((o) => o.f === 'set' || o.f === 'cas' || o.f === 'delete');
     if (writers.length > 0) {
       r.verdict = 'not a counter';
@@ -780,18 +784,27 @@ export function checkCounters(ops, options = {}) {
       } else if (values.some((v) => v > high)) {
         r.verdict = 'applied twice';
         r.detail = `final ${Math.max(...values)} > acked ${acked} + unknown ${high - acked}: an increment was applied more than once (or a value came from nowhere)`;
-      } else if (values.some((v) => v < low) && options.evictions?.has(key)) {
-        r.verdict = 'evicted';
-        r.detail = `final ${Math.min(...values)} < acked ${acked}; members evicted it ${options.evictions.get(key)?.length} times`;
+      } else if (values.some((v) => v < low) && evictedAt !== undefined) {
+        // every increment invoked after the last eviction went to one life of the counter, on
+        // the primary and (the state is replicated) on its copies: those must all be there
+        let after = 0;
+        for (const o of list) if (o.f === 'incr' && ((o.status === 'ok' && o.call > since) || (o.status === 'info' && o.input < 0))) after += o.input;
+        if (values.some((v) => v < after)) {
+          r.verdict = 'lost';
+          r.detail = `final ${Math.min(...values)} < ${after}, the increments acknowledged after its last eviction (at ${evictedAt}): an acknowledged increment was lost`;
+        } else {
+          r.verdict = 'evicted';
+          r.detail = `final ${Math.min(...values)} < acked ${acked}; members evicted it ${options.evictions?.get(key)?.length} times, the last at ${evictedAt}`;
+        }
       } else if (values.some((v) => v < low)) {
         r.verdict = 'lost';
         r.detail = `final ${Math.min(...values)} < acked ${acked}${low !== acked ? ` - ${acked - low} (negative unknown deltas)` : ''}: an acknowledged increment was lost`;
       }
-      if (r.verdict === 'ok' && allPositive && !options.evictions?.has(key)) {
+      if ((r.verdict === 'ok' || r.verdict === 'evicted') && allPositive) {
         /** @type {Map<number, Op>} */
         const seen = new Map();
         for (const o of list) {
-          if (o.f !== 'incr' || o.status !== 'ok') continue;
+          if (o.f !== 'incr' || o.status !== 'ok' || o.call <= since) continue;
           const other = seen.get(o.output);
           if (other !== undefined) {
             r.verdict = 'duplicate results';

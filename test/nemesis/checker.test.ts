@@ -555,7 +555,7 @@ describe('the checkers when members evict keys (the harness\'s --memory mode)', 
     expect(checkAckedWrites(bad, { evictions: new Map([['u1', [30]]]) }).corrupt).toHaveLength(1);
   });
 
-  it('checkCounters: an evicted counter may end low and repeat results, never high', () => {
+  it('checkCounters: an evicted counter may end low and repeat results, never high, and keeps what came after its last eviction', () => {
     const incs = [op(1, 1, 'incr', 'c', 1, 'ok', 1, 0, 1), op(2, 1, 'incr', 'c', 1, 'ok', 2, 2, 3), op(3, 1, 'incr', 'c', 1, 'ok', 1, 20, 21)];
     const low = read(...incs, op(4, 2, 'final', 'c', null, 'ok', 1, 30, 31));
     expect(checkCounters(low).valid).toBe(false);
@@ -564,5 +564,13 @@ describe('the checkers when members evict keys (the harness\'s --memory mode)', 
     expect(e.counters[0].verdict).toBe('evicted');
     const high = read(...incs, op(4, 2, 'final', 'c', null, 'ok', 4, 30, 31));
     expect(checkCounters(high, { evictions: ev('c', 10) }).counters[0].verdict).toBe('applied twice');
+    // the increments after its last eviction must all be there, and their results distinct
+    const later = [op(5, 1, 'incr', 'c', 1, 'ok', 2, 22, 23), op(6, 1, 'incr', 'c', 1, 'ok', 3, 24, 25)];
+    expect(checkCounters(read(...incs, ...later, op(7, 2, 'final', 'c', null, 'ok', 3, 30, 31)), { evictions: ev('c', 10) }).counters[0].verdict).toBe('evicted');
+    const short = checkCounters(read(...incs, ...later, op(7, 2, 'final', 'c', null, 'ok', 2, 30, 31)), { evictions: ev('c', 10) });
+    expect(short.counters[0].verdict).toBe('lost');
+    expect(short.valid).toBe(false);
+    const twice = [op(5, 1, 'incr', 'c', 1, 'ok', 2, 22, 23), op(6, 1, 'incr', 'c', 1, 'ok', 2, 24, 25)];
+    expect(checkCounters(read(...incs, ...twice, op(7, 2, 'final', 'c', null, 'ok', 3, 30, 31)), { evictions: ev('c', 10) }).counters[0].verdict).toBe('duplicate results');
   });
 });

@@ -163,7 +163,9 @@ export const DEFAULT_MIX = Object.freeze({ unique: 4, incr: 3, register: 3 });
 export class Clients {
   /**
    * @param {{ history: History, lites: { map: any }[], concurrency?: number, mix?: {unique:number,incr:number,register:number},
-   *           counters?: number, registers?: number, timeoutMs?: number, random?: () => number, cas?: boolean }} o
+   *           counters?: number, registers?: number, timeoutMs?: number, random?: () => number, cas?: boolean,
+   *           pad?: string }} o  pad: appended to every unique key's value as stored (the history
+   *           records the value without it; finalReads's `unpad` takes it off again)
    */
   constructor(o) {
     this.history = o.history;
@@ -173,6 +175,7 @@ export class Clients {
     this.counters = o.counters ?? 20;
     this.registers = o.registers ?? 20;
     this.timeoutMs = o.timeoutMs ?? 20_000;
+    this.pad = o.pad ?? '';
     this.random = o.random ?? Math.random;
     // register ops: get 0.5, set 0.3, cas 0.2 of the register share; without cas, get and set only
     this.registerWeight = o.cas === false ? 0.8 : 1;
@@ -223,7 +226,8 @@ export class Clients {
         const key = `u${h.nextId}`;
         const value = `v${h.nextId}`;
         this.uniqueKeys.push(key);
-        r = await recorded(h, proc, 'set', key, value, () => map.set(key, value), T, () => value);
+        const stored = this.pad === '' ? value : value + this.pad;
+        r = await recorded(h, proc, 'set', key, value, () => map.set(key, stored), T, () => value);
       } else if (family === 'incr') {
         const key = `c${Math.floor(this.random() * this.counters)}`;
         r = await recorded(h, proc, 'incr', key, 1, () => map.increment(key, 1), T);
@@ -258,7 +262,11 @@ export class Clients {
  * `limitMs`: against a cluster that does not answer, the keys left are reported unread (the
  * checkers then say 'unknown' for them) instead of costing attempts × timeout each.
  */
-export async function finalReads(history, map, keys, { parallel = 32, attempts = 5, timeoutMs = 20_000, firstProc, limitMs = 120_000 } = {}) {
+export async function finalReads(history, map, keys, { parallel = 32, attempts = 5, timeoutMs = 20_000, firstProc, limitMs = 120_000, pad = '' } = {}) {
+  // a unique key's value as stored ends with the pad: recorded without it; a value that should
+  // end with it and does not is recorded whole (the checker then finds it corrupt)
+  const unpad = (v) => (v.endsWith(pad) ? v.slice(0, -pad.length) : `without its pad: ${v.slice(0, 40)}`);
+  const toOk = pad === '' ? absent : (v) => (typeof v === 'string' && v.startsWith('v') ? unpad(v) : absent(v));
   // fresh procs, above every proc of the history (a proc never issues again after an info)
   let nextProc = Math.max(firstProc ?? 0, history.maxProc + 1, 1_000_000);
   let i = 0;
@@ -275,7 +283,7 @@ export async function finalReads(history, map, keys, { parallel = 32, attempts =
       const key = keys[i++];
       let done = false;
       for (let a = 0; a < attempts && !done && performance.now() <= deadline; a++) {
-        const r = await recorded(history, proc, 'final', key, null, () => map.get(key), timeoutMs, absent);
+        const r = await recorded(history, proc, 'final', key, null, () => map.get(key), timeoutMs, toOk);
         done = r.type === 'ok';
         if (!done) proc = nextProc++;
       }

@@ -55,7 +55,8 @@ export const memberIp = (k) => `127.0.0.${10 + k}`;
 export class Cluster {
   /**
    * @param {{ network: import('./proxy.mjs').Network, dir: string, secret: string, members?: number,
-   *           backups?: number, memory?: string, workers?: number, log?: (line: string) => void }} o
+   *           backups?: number, memory?: string, workers?: number, log?: (line: string) => void,
+   *           env?: Record<string, string> }} o  env: added to every member's environment
    */
   constructor(o) {
     this.network = o.network;
@@ -66,6 +67,7 @@ export class Cluster {
     this.memory = o.memory ?? '128MB';
     this.workers = o.workers ?? 1;
     this.log = o.log ?? (() => undefined);
+    this.env = o.env ?? {};
     /** @type {Map<number, { k: number, realPort: number, proxyPort: number, proxy: any, child?: import('node:child_process').ChildProcess, id?: string, state: 'down'|'up'|'paused', incarnation: number, logFile: string }>} */
     this.members = new Map();
     mkdirSync(this.dir, { recursive: true });
@@ -143,7 +145,7 @@ export class Cluster {
     if (seeds.length > 0) args.push('--seeds', seeds.join(','));
     const out = createWriteStream(m.logFile, { flags: 'a' });
     out.write(`\n=== ${new Date().toISOString()} incarnation ${m.incarnation}: node ${args.slice(1).join(' ')}\n`);
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, SHARDGRID_SECRET: this.secret, SHARDGRID_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...this.env, SHARDGRID_SECRET: this.secret, SHARDGRID_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     ALL_CHILDREN.add(child);
     m.child = child;
     m.state = 'up';

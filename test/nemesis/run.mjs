@@ -14,6 +14,7 @@ import { Clients, DEFAULT_MIX, History, cpMap, finalReads, longestWriteGap, star
 import { Cluster, sleep } from './cluster.mjs';
 import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
 import { Network } from './proxy.mjs';
+import { readEvictions } from './evictions.mjs';
 import { checkLock, pauser, startLockClient, startResource } from './lock-workload.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -31,6 +32,12 @@ const USAGE = `usage: npm run nemesis -- [options]
   --lites N            lite members in the harness the clients share (1 or 2, default 2)
   --mix U,I,R          weights of unique-key sets, increments, register ops (default ${DEFAULT_MIX.unique},${DEFAULT_MIX.incr},${DEFAULT_MIX.register})
   --no-cas             register ops are get and set only (no compareAndSet)
+  --memory SIZE        each data member's memory (default 128MB: no member evicts). With it, members
+                       evict under the load and record every eviction; the checkers then accept a key
+                       that reads absent where some member evicted it (never an older value)
+  --pad BYTES          bytes added to every unique key's value (default 2000 with --memory, else 0)
+  --unsafe-ship-wrong-key  negative control for --memory: members run with
+                       SHARDGRID_UNSAFE_SHIP_WRONG_KEY=1 (an eviction makes copies drop another key)
   --timeout MS         client-side timeout of one operation (default 20000)
   --lin-budget MS      linearizability search budget per key (default 5000)
   --converge-limit MS  how long to wait for the members to agree after healing (default 30000)
@@ -69,6 +76,9 @@ function options(argv) {
       mix: { type: 'string' },
       'no-cas': { type: 'boolean', default: false },
       'unsafe-unfenced': { type: 'boolean', default: false },
+      memory: { type: 'string' },
+      pad: { type: 'string' },
+      'unsafe-ship-wrong-key': { type: 'boolean', default: false },
       'unsafe-cp-reads': { type: 'boolean', default: false },
       workload: { type: 'string', default: 'kv' },
       'lock-clients': { type: 'string', default: '4' },
@@ -93,6 +103,11 @@ function options(argv) {
   // the members inherit the runner's environment
   if (values['unsafe-unfenced']) process.env.SHARDGRID_UNSAFE_UNFENCED = '1';
   if (values['unsafe-cp-reads']) process.env.SHARDGRID_UNSAFE_CP_LOCAL_READS = '1';
+  if (values['unsafe-ship-wrong-key']) {
+    if (values.memory === undefined) throw new Error('--unsafe-ship-wrong-key needs --memory');
+    process.env.SHARDGRID_UNSAFE_SHIP_WRONG_KEY = '1';
+  }
+  if (values.memory !== undefined && !/^\d+(MB|GB)$/.test(values.memory)) throw new Error(`--memory must be like 16MB or 1GB (got ${values.memory})`);
   const o = {
     help: values.help,
     schedules: int('schedules', 1, 10_000),
@@ -118,6 +133,9 @@ function options(argv) {
     lockClients: int('lock-clients', 1, 64),
     lease: int('lease', 50, 600_000),
     unsafeTtlLock: values['unsafe-ttl-lock'],
+    memory: values.memory,
+    pad: values.pad === undefined ? (values.memory === undefined ? 0 : 2000) : int('pad', 0, 1 << 20),
+    unsafeShipWrongKey: values['unsafe-ship-wrong-key'],
   };
   if (o.workload !== 'kv' && o.workload !== 'lock' && o.workload !== 'cp') throw new Error(`--workload must be kv, cp or lock (got ${o.workload})`);
   if (o.unsafeTtlLock && o.workload !== 'lock') throw new Error('--unsafe-ttl-lock needs --workload lock');
@@ -152,7 +170,10 @@ async function runOne(schedule, o, dir, say) {
   };
   const secret = randomBytes(24).toString('base64url');
   const network = new Network();
-  const cluster = new Cluster({ network, dir, secret, members: o.members, log });
+  // --memory: members evict, and record each eviction here (src/storage/eviction-log.ts)
+  const evictionDir = o.memory === undefined ? undefined : join(dir, 'evictions');
+  if (evictionDir !== undefined) mkdirSync(evictionDir, { recursive: true });
+  const cluster = new Cluster({ network, dir, secret, members: o.members, log, memory: o.memory, env: evictionDir === undefined ? {} : { SHARDGRID_TEST_EVICTION_LOG: evictionDir } });
   const history = new History(join(dir, 'history.jsonl'));
   const lites = [];
   const result = { seed: schedule.seed, index: schedule.index, scenario: schedule.scenario, dir, planned: schedule.events.map(describeEvent) };
@@ -165,7 +186,7 @@ async function runOne(schedule, o, dir, say) {
     for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
     if (o.workload === 'cp') for (const l of lites) l.map = cpMap(l.grid);
     const mix = o.mixGiven ? o.mix : (schedule.mix ?? o.mix);
-    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
+    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, pad: o.pad > 0 ? `|${'x'.repeat(o.pad - 1)}` : '', random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
 
     const tStart = performance.now();
     const events = await runSchedule(schedule, { cluster, network, clients: lites.map((l) => l.name), log });
@@ -191,7 +212,7 @@ async function runOne(schedule, o, dir, say) {
     if (o.workload === 'cp') reader.map = cpMap(reader.grid);
     const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
     const tFinal = performance.now();
-    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit });
+    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit, pad: o.pad > 0 ? `|${'x'.repeat(o.pad - 1)}` : '' });
     log(`final reads of ${keys.length} keys in ${Math.round(performance.now() - tFinal)} ms (${unread.length} unread)`);
     await history.close();
 
@@ -201,10 +222,12 @@ async function runOne(schedule, o, dir, say) {
     const isCounter = (op) => op.key.startsWith('c');
     const isRegister = (op) => op.key.startsWith('r');
     const tCheck = performance.now();
-    const ackedWrites = checkAckedWrites(ops.filter(isUnique));
-    const counters = checkCounters(ops.filter(isCounter));
+    const ev = evictionDir === undefined ? undefined : readEvictions(evictionDir, 'nemesis');
+    const evictions = ev?.byKey;
+    const ackedWrites = checkAckedWrites(ops.filter(isUnique), { evictions });
+    const counters = checkCounters(ops.filter(isCounter), { evictions });
     const regOps = ops.filter(isRegister);
-    const linearizable = regOps.some((op) => op.f !== 'final') ? checkLinearizable(regOps, { budgetMs: o.linBudget }) : undefined;
+    const linearizable = regOps.some((op) => op.f !== 'final') ? checkLinearizable(regOps, { budgetMs: o.linBudget, evictions }) : undefined;
     const checkMs = Math.round(performance.now() - tCheck);
     const sum = summarize({ linearizable, counters, ackedWrites });
 
@@ -221,8 +244,21 @@ async function runOne(schedule, o, dir, say) {
     const byType = {};
     for (const [f, c] of Object.entries(history.counts)) byType[f] = c;
     const gap = longestWriteGap(history.okWriteTimes, tStart, tEnd);
+    if (ev !== undefined) {
+      const count = (prefix) => [...ev.byKey.keys()].filter((k) => k.startsWith(prefix)).length;
+      result.memory = {
+        evictions: ev.total, evictionsOtherMaps: ev.otherMaps, malformedLines: ev.malformed, files: ev.files,
+        evictedUniqueKeys: count('u'), evictedCounters: count('c'), evictedRegisters: count('r'),
+        vanishedSets: ackedWrites.vanished.length,
+        countersEvicted: counters.counters.filter((c) => c.verdict === 'evicted').length,
+      };
+      log(`memory ${o.memory}: ${ev.total} evictions recorded by ${ev.files} threads (${ev.otherMaps} of other maps, ${ev.malformed} malformed lines); acknowledged sets read back absent after an eviction: ${ackedWrites.vanished.length}`);
+    }
+    // a memory run in which nothing was evicted judged nothing about eviction
+    const pressure = ev === undefined || ev.total - ev.otherMaps > 0;
+    if (!pressure) log('memory mode: no member evicted a key of the workload; the verdict is unknown (raise --pad or lower --memory)');
     Object.assign(result, {
-      valid: sum.valid,
+      valid: pressure || sum.valid === false ? sum.valid : 'unknown',
       faults: events.map((e) => ({ kind: e.kind, description: e.description, target: e.target, targets: e.targets, leader: e.leader === true, atMs: Math.round(e.start - tStart), lengthMs: Math.round(e.end - e.start), recovered: e.recovered, recoveryMs: e.recoveryMs, error: e.error })),
       ops: byType,
       errors: history.errors,
@@ -340,6 +376,7 @@ function line(r) {
     `  faults (${r.faults.length} of ${r.planned.length} planned ran): ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
     `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
+    ...(r.memory === undefined ? [] : [`  memory: ${r.memory.evictions} evictions recorded (${r.memory.evictedUniqueKeys} unique keys, ${r.memory.evictedCounters} counters, ${r.memory.evictedRegisters} registers); acknowledged sets absent after an eviction: ${r.memory.vanishedSets}; counters evicted: ${r.memory.countersEvicted}`]),
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
     `  linearizable: ${r.linearizable} (${r.nonLinearizableKeys} invalid keys, ${r.unknownKeys} unknown)`,
     `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ` (NOT converged; views, * = coordinator: ${r.viewsAfterHealing.join(' | ')})`}`,
@@ -382,6 +419,8 @@ async function main() {
     harnessErrors: results.filter((r) => r.error !== undefined).length,
     notConverged: results.filter((r) => r.converged === false).length,
     ackedSets: sumOf('ackedSets'),
+    evictions: results.reduce((s, r) => s + (r.memory?.evictions ?? 0), 0),
+    vanishedSets: results.reduce((s, r) => s + (r.memory?.vanishedSets ?? 0), 0),
     lostSets: sumOf('lostSets'),
     ackedIncrements: sumOf('ackedIncrements'),
     lostIncrements: sumOf('lostIncrements'),
@@ -399,7 +438,7 @@ async function main() {
     `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}`,
     ...results.map(line),
     ...(o.workload === 'lock' ? [`lock totals: ${totals.acceptedSections} accepted sections, ${totals.overlappingSections} overlapping, ${totals.lostUpdates} lost updates`] : []),
-    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
+    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}${o.memory === undefined ? '' : ` (members at ${o.memory}: ${totals.evictions} evictions, ${totals.vanishedSets} sets absent after an eviction)`}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
   ].join('\n');
   writeFileSync(join(root, 'summary.txt'), `${text}\n`);
   process.stdout.write(`\n${text}\nsummary: ${join(root, 'summary.txt')}\n`);
