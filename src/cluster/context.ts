@@ -21,9 +21,9 @@ export const RETRY_DEADLINE_MS = 15_000;
 export const UNFENCED = process.env.SHARDGRID_UNSAFE_UNFENCED === '1';
 
 /**
- * Test-only negative control for the harness's memory mode (never set it in production): the
- * eviction journal's drain ships "absent" for the key this member last replicated in the
- * partition instead of the key its primary evicted, so copies drop a key the primary still holds.
+ * Test-only negative control for the harness's memory mode (never set it in production): with
+ * each key its primary evicted, the eviction journal's drain also ships "absent" for the key this
+ * member last replicated in the partition, so copies drop a key the primary still holds.
  * A failover then loses acknowledged writes that no member evicted, which the checker must catch.
  */
 export const UNSAFE_SHIP_WRONG_KEY = process.env.SHARDGRID_UNSAFE_SHIP_WRONG_KEY === '1';

@@ -124,7 +124,6 @@ export class Replicas {
       if (UNSAFE_SHIP_WRONG_KEY) {
         const w = this.lastShipped[p];
         if (w !== undefined && w[1] !== k) this.shipState(p, w[0], w[1], null);
-        return;
       }
       this.evictionShips++;
       try {

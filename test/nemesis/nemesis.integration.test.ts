@@ -129,9 +129,12 @@ describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
   }, 200_000);
 
   it('negative control for the memory mode: copies that drop a key their primary still holds are caught after a kill', async () => {
-    // every eviction ships "absent" for the key last replicated in its partition instead of the
-    // evicted one; a kill then promotes copies that lack acknowledged keys no member evicted.
-    // Caught 2 of 2 schedules in the first runs (seed 4802, kill and pause, 2026-11-27).
+    // with every eviction, copies are also told to drop the key last replicated in its partition;
+    // a kill then promotes copies that lack acknowledged keys no member evicted. Caught with
+    // seeds 12 and 13 alone (5 and 6 sets lost that no member evicted, 2026-11-27). A first
+    // version shipped the wrong key *instead of* the evicted one: copies then kept every evicted
+    // key, filled their members, and the hot keys they damaged were evicted for real (recorded),
+    // which hid it in 3 of 4 runs.
     let caught = 0;
     for (const seed of ['12', '13']) {
       const { code, check: out, summary } = await nemesis(['--schedules', '1', '--seed', seed, '--duration', '8000', '--faults', 'kill', '--memory', '16MB', '--pad', '6000', '--unsafe-ship-wrong-key'], 170_000);
