@@ -70,6 +70,7 @@ export class RespServer implements RespContext {
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
+  readonly maxKeyBytes: number;
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
@@ -97,6 +98,7 @@ export class RespServer implements RespContext {
     this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : (k) => routed.getServed(k);
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
+    this.maxKeyBytes = grid.store.maxKeyBytes;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
     // half-open: a client's FIN must not end our side before the replies to its last requests are
