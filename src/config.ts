@@ -11,6 +11,7 @@ import os from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
+import { CLAIM_MAP } from './fetch.js';
 import { isLogger, type Logger } from './log.js';
 import { parseSize } from './size.js';
 
@@ -141,7 +142,7 @@ export interface RespOptions {
    * none, and then protected mode serves loopback clients only.
    */
   password?: string;
-  /** The map RESP keys live in. Default 'default'. */
+  /** The map RESP keys live in. Default 'default'. Not one of the library's own maps (INTERNAL_MAPS: 'shardgrid:fetch'). */
   map?: string;
   /** Most connections at once (Redis's maxclients). Default 10000. */
   maxClients?: number;
@@ -331,6 +332,14 @@ export const DEFAULTS = Object.freeze({
   }),
 });
 
+/**
+ * The library's own maps, registered by createGrid in slots added to options.maxMaps, so that
+ * the user's maps have all of theirs: map.fetch keeps its claims in CLAIM_MAP, and a grid with
+ * maxMaps maps of the user's could not fetch when it counted against them. Not a `resp.map`:
+ * RESP clients would read, overwrite and FLUSHDB the library's records.
+ */
+export const INTERNAL_MAPS: readonly string[] = Object.freeze([CLAIM_MAP]);
+
 const MIN_MEMORY = 4 * 1024 * 1024;
 /** Longest options.compute.timeoutMs: the longest delay setTimeout keeps (about 24.8 days). */
 export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
@@ -421,7 +430,10 @@ const RULES: Record<string, Rule> = {
     check: (v) => v === undefined || (typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 4096),
     message: 'must be a non-empty string of at most 4096 bytes',
   },
-  'options.resp.map': { check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256, message: 'must be a map name (1 to 256 UTF-8 bytes)' },
+  'options.resp.map': {
+    check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256 && !INTERNAL_MAPS.includes(v),
+    message: (v) => (INTERNAL_MAPS.includes(v as string) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')})` : 'must be a map name (1 to 256 UTF-8 bytes)'),
+  },
   'options.resp.maxClients': intRule(1, 1_000_000),
   'options.resp.protectedMode': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
   'options.resp.maxBulkLength': intRule(1, 4 * 1024 ** 3),

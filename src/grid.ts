@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { Worker, threadId as selfThreadId } from 'node:worker_threads';
-import { DEFAULTS, MAX_COMPUTE_TIMEOUT_MS, MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
+import { DEFAULTS, INTERNAL_MAPS, MAX_COMPUTE_TIMEOUT_MS, MODULE_NAME, resolveMapOptions, resolveOptions, type GridOptions, type MapOptions, type ModuleTable, type ResolvedOptions } from './config.js';
 import { AttachError, GridClosedError, InvalidArgumentError, InvalidOptionError, TooManyMapsError, WorkerError } from './errors.js';
 import { GridMap, claimMapOptions, type MapHost } from './map.js';
 import { assignPartitions } from './ring/ring.js';
@@ -121,12 +121,6 @@ interface Vnode {
   ready: boolean;
 }
 
-/**
- * The library's own maps, registered by createGrid in slots added to options.maxMaps, so that
- * the user's maps have all of theirs: map.fetch keeps its claims in CLAIM_MAP, and a grid with
- * maxMaps maps of the user's could not fetch when it counted against them.
- */
-const INTERNAL_MAPS = [CLAIM_MAP];
 /** Longest close() waits for the release of its fetch claims (one round trip to each claim's primary). */
 const CLAIM_RELEASE_MS = 2000;
 const WORKER_FILE = libFile('./worker.js');

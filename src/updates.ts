@@ -48,8 +48,10 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 /** Redis's string2ll: optional '-', no '+', no leading zeros, no spaces; "-0" is not an integer. */
 const INT64_TEXT = /^(?:0|-?[1-9][0-9]{0,18})$/;
-/** What Redis's strtold-based parser takes for INCRBYFLOAT, without spaces, hex or nan. */
+/** What Redis's strtold-based parser takes for INCRBYFLOAT in decimal, and inf; no spaces, no nan. */
 const FLOAT_TEXT = /^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?inf(?:inity)?$/i;
+/** strtold's hexadecimal form, which Redis takes too: `0x10` (16), `-0x1.8p1` (-3), `0x.8` (0.5). */
+const HEX_FLOAT_TEXT = /^([-+]?)0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([-+]?[0-9]+))?$/i;
 /** Longest text either parser looks at (Redis: MAX_LONG_DOUBLE_CHARS). */
 const MAX_NUMBER_TEXT = 5 * 1024;
 
@@ -67,10 +69,45 @@ export function parseInt64(b: Uint8Array): bigint | undefined {
 /** The float a byte string holds as INCRBYFLOAT reads it, or undefined. */
 export function parseFloatText(b: Uint8Array): number | undefined {
   const s = latin1(b, MAX_NUMBER_TEXT);
-  if (s === undefined || !FLOAT_TEXT.test(s)) return undefined;
+  if (s === undefined) return undefined;
+  if (!FLOAT_TEXT.test(s)) return hexFloat(s);
   const t = s.toLowerCase();
   if (t.endsWith('inf') || t.endsWith('infinity')) return t.startsWith('-') ? -Infinity : Infinity;
   return Number(s);
+}
+
+/**
+ * A hexadecimal float (HEX_FLOAT_TEXT: at least one digit) as the nearest double, or undefined.
+ * Its digits are an integer m, the value m × 2^e (e: the p exponent less 4 per fraction digit).
+ * m is rounded to the bits the result can hold (53, fewer for a subnormal; ties to even), then
+ * scaled by a power of two, which is exact. Past the largest double: ±Infinity, as "1e400" is.
+ */
+function hexFloat(s: string): number | undefined {
+  const h = HEX_FLOAT_TEXT.exec(s);
+  if (h === null) return undefined;
+  const int = h[2];
+  const frac = h[3] ?? '';
+  if (int.length + frac.length === 0) return undefined;
+  const sign = h[1] === '-' ? -1 : 1;
+  let m = BigInt(`0x0${int}${frac}`);
+  if (m === 0n) return sign * 0;
+  // |exponent| is bounded so that the sum below stays exact; anything past ±100000 is 0 or Infinity anyway
+  const p = h[4] === undefined ? 0 : Math.max(-100_000, Math.min(100_000, Number(h[4])));
+  let e = p - 4 * frac.length;
+  const bits = m.toString(2).length;
+  const top = bits + e; // the value is in [2^(top-1), 2^top)
+  if (top > 1024) return sign * Infinity;
+  const keep = Math.min(53, top + 1074); // bits above 2^-1074, the smallest subnormal
+  if (keep < 0) return sign * 0;
+  const drop = bits - keep;
+  if (drop > 0) {
+    const rest = m & ((1n << BigInt(drop)) - 1n);
+    const half = 1n << BigInt(drop - 1);
+    m >>= BigInt(drop);
+    if (rest > half || (rest === half && (m & 1n) === 1n)) m += 1n;
+    e += drop;
+  }
+  return sign * Number(m) * 2 ** e;
 }
 
 /**

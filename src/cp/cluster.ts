@@ -19,7 +19,7 @@ import {
   UnsupportedError, errorFromWire,
 } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
-import { CP_LIMITS, cpCommandBytes, cpToWire, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
+import { CP_LIMITS, cpCommandBytes, cpToWire, noSuchSemaphore, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
 import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
@@ -683,7 +683,7 @@ export class ClusterSemaphore {
   }
   async availablePermits(): Promise<number> {
     const r = (await this.cp.read('sem', this.name, this.given)) as { v: number };
-    if (r.v < 0) throw new InvalidArgumentError(`semaphore '${this.name}' does not exist yet: give options.permits`, { option: 'permits' });
+    if (r.v < 0) throw new InvalidArgumentError(noSuchSemaphore(this.name), { option: 'permits' });
     return r.v;
   }
 

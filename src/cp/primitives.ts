@@ -12,7 +12,7 @@ import { GridClosedError, InvalidArgumentError, LockNotHeldError, LockTimeoutErr
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
-import { CP_LIMITS, isCpName } from '../cluster/metadata/cp-state.js';
+import { CP_LIMITS, isCpName, noSuchSemaphore } from '../cluster/metadata/cp-state.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
 import { CpRegion, SELF, monoNow, type Pending } from './region.js';
 import { ClusterAtomicLong, ClusterAtomicRef, ClusterFencedLock, ClusterSemaphore, sessionClosed, type ClusterCp } from './cluster.js';
@@ -891,7 +891,7 @@ export class CoordinationPrimitives {
       return this.clustered(`s:${checkName(name)}:${permits ?? -1}`, () => new ClusterSemaphore(this.cluster!, name, permits ?? -1)) as unknown as Semaphore;
     }
     const sem = this.get(name, K_SEMAPHORE, (r, s) => new Semaphore(r, s, name, r.i32[r.sw(s) + S_TOTAL], this.owner), (r, s) => {
-      if (permits === undefined) throw new InvalidArgumentError(`semaphore '${name}' does not exist yet: give options.permits`, { option: 'permits' });
+      if (permits === undefined) throw new InvalidArgumentError(noSuchSemaphore(name), { option: 'permits' });
       r.i32[r.sw(s) + S_TOTAL] = permits;
       r.i32[r.sw(s) + S_AVAIL] = permits;
     });

@@ -30,6 +30,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { CpCapacityError, CpKindError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, PermitsNotHeldError } from '../errors.js';
+import { permitsNotHeld } from '../cluster/metadata/cp-state.js';
 import { HASH_SEED, murmur3 } from '../ring/hash.js';
 import { forceTake, holderOf, lockSync, tryLock, unlock } from '../sync/mutex.js';
 import {
@@ -440,7 +441,7 @@ export class CpRegion {
     try {
       const r = this.findHold(s, o1);
       const held = r < 0 ? 0 : this.i32[this.rw(r) + R_WANT];
-      if (held < n) throw new PermitsNotHeldError(`${whoIs(o1)} holds ${held} permits of semaphore '${name}', cannot release ${n}`, { name, held, release: n });
+      if (held < n) throw new PermitsNotHeldError(permitsNotHeld(whoIs(o1), held, name, n), { name, held, release: n });
       if (held === n) {
         this.free(r);
         this.i32[w + S_NHOLD]--;

@@ -7,6 +7,7 @@ import type { GridMap } from '../map.js';
 import type { CoordinationPrimitives } from '../cp/primitives.js';
 import { encodeMsgpack } from '../storage/codec.js';
 import { numberText, parseInt64, type UpdateReply } from '../updates.js';
+import { keyOf } from './keys.js';
 import type { ReplyWriter } from './reply.js';
 
 /** What a command sees of its connection. */
@@ -37,6 +38,8 @@ export interface RespContext {
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown;
   readonly partitions: number;
+  /** options.maxKeyBytes: a key argument longer than this once stored can never exist (keyIn). */
+  readonly maxKeyBytes: number;
   /** Checks a password (constant time); undefined when none is set. */
   checkPassword(user: string, pass: Buffer): boolean | undefined;
   info(sections: readonly string[]): Promise<string>;
@@ -99,6 +102,13 @@ export function valueBytes(v: unknown): Buffer | undefined {
   if (typeof v === 'number') return Buffer.from(numberText(v), 'latin1');
   const b = encodeMsgpack(v);
   return Buffer.from(b.buffer, b.byteOffset, b.length);
+}
+
+/** The error reply to a write of a key that keyIn refused: the grid's GRID_ERR_KEY_TOO_LARGE, in the client's bytes. */
+export function keyTooLarge(b: Buffer, maxKeyBytes: number): string {
+  const stored = b.length > maxKeyBytes ? b.length : Buffer.byteLength(keyOf(b), 'utf8');
+  const how = stored === b.length ? '' : ` (${stored} as stored: a key that is not UTF-8 is stored escaped)`;
+  return `ERR GRID_ERR_KEY_TOO_LARGE: key is ${b.length} bytes${how}, over maxKeyBytes (${maxKeyBytes})`;
 }
 
 /** The text of an error thrown by a map call, as a RESP error. */

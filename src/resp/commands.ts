@@ -11,12 +11,12 @@
  */
 import { RESOLVED } from '../map.js';
 import {
-  ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, EXP_XX_LT, SET_ALWAYS, SET_NX, SET_XX,
+  ERR_NAN, ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, EXP_XX_LT, SET_ALWAYS, SET_NX, SET_XX,
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
-import { ERR_SYNTAX, intArg, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
-import { globMatch, keyBytes, keyOf } from './keys.js';
+import { ERR_SYNTAX, intArg, keyTooLarge, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { globMatch, keyBytes, keyIn } from './keys.js';
 import type { ReplyWriter } from './reply.js';
 
 export { ERR_SYNTAX, errorReply, valueBytes, type CommandSpec, type RespClient, type RespContext } from './command-kit.js';
@@ -34,7 +34,8 @@ function sendRead(cx: RespContext, c: RespClient, r: UpdateReply): void {
 }
 
 function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: unknown, reads = false): void | Promise<void> {
-  const k = keyOf(key);
+  const k = keyIn(key, cx.maxKeyBytes);
+  if (k === undefined) return neverExists(cx, c, key, kind);
   if (cx.updateNow !== undefined) {
     const r = cx.updateNow(k, kind, arg);
     if (r !== undefined) return reads ? sendRead(cx, c, r) : sendUpdate(c, r);
@@ -42,9 +43,27 @@ function update(cx: RespContext, c: RespClient, key: Buffer, kind: string, arg: 
   return cx.map.updateBytes(k, kind, arg).then((r) => (reads ? sendRead(cx, c, r) : sendUpdate(c, r)));
 }
 
-/** A get through the fastest path the grid allows; the value as RESP bytes. */
+/**
+ * An update's reply for a key over maxKeyBytes, which can never exist: what Redis answers for a
+ * missing key (GETDEL and GETEX nil, counted as a miss; EXPIRE and PERSIST 0), and for an update
+ * that would create it (INCR…, APPEND) the grid's GRID_ERR_KEY_TOO_LARGE.
+ */
+function neverExists(cx: RespContext, c: RespClient, key: Buffer, kind: string): void {
+  if (kind === 'getdel' || kind === 'getex') {
+    cx.countRead(false);
+    return c.out.nil();
+  }
+  if (kind === 'expire' || kind === 'persist') return c.out.int(0);
+  c.out.error(keyTooLarge(key, cx.maxKeyBytes));
+}
+
+/** A get through the fastest path the grid allows; the value as RESP bytes (a key over maxKeyBytes: none, a miss). */
 function read(cx: RespContext, key: Buffer): Buffer | undefined | Promise<Buffer | undefined> {
-  const k = keyOf(key);
+  const k = keyIn(key, cx.maxKeyBytes);
+  if (k === undefined) {
+    cx.countRead(false);
+    return undefined;
+  }
   const v = cx.getNow(k);
   if (v !== cx.need) return valueBytes(v);
   return cx.map.get(k).then(valueBytes);
@@ -145,19 +164,57 @@ export const REDIS_VERSION = '7.2.0';
 const ERR_CLIENT_NAME = 'ERR Client names cannot contain spaces, newlines or special characters.';
 const validName = (s: string): boolean => /^[!-~]*$/.test(s);
 
-const client: Run = (_cx, c, argv) => {
-  const sub = lower(argv[1]);
-  if (sub === 'setname' && argv.length === 3) {
-    const n = text(argv[2]);
-    if (!validName(n)) return c.out.error(ERR_CLIENT_NAME);
-    c.name = n;
-    return c.out.ok();
-  }
-  if (sub === 'getname' && argv.length === 2) return c.out.bulk(c.name === '' ? null : Buffer.from(c.name));
-  if (sub === 'id' && argv.length === 2) return c.out.int(c.id);
-  if (sub === 'setinfo' && argv.length === 4) return c.out.ok();
-  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CLIENT HELP.`);
-};
+/** A subcommand of CLIENT, CONFIG or COMMAND: its Redis arity (counting the command and its own name), what HELP says of it, and its run. */
+interface Sub {
+  arity: number;
+  /** HELP's lines: the usage, then what it does. */
+  help: [string, string];
+  run: Run;
+}
+
+/**
+ * A command made of subcommands, answering as Redis 7 does: `ERR unknown subcommand 'FOO'. Try
+ * CLIENT HELP.`, `ERR wrong number of arguments for 'client|setname' command`, and HELP: the
+ * subcommands served here, each with a line of what it does (an array of simple strings).
+ */
+function container(name: string, subs: Record<string, Sub>): Run {
+  const table = new Map<string, Sub>(Object.entries(subs));
+  const upper = name.toUpperCase();
+  const help: string[] = [`${upper} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:`];
+  table.set('help', {
+    arity: 2,
+    help: ['HELP', 'Print this help.'],
+    run: (_cx, c) => {
+      c.out.array(help.length);
+      for (const line of help) c.out.simple(line);
+    },
+  });
+  for (const sub of table.values()) help.push(sub.help[0], `    ${sub.help[1]}`);
+  return (cx, c, argv) => {
+    const sub = lower(argv[1]);
+    const s = table.get(sub);
+    if (s === undefined) return c.out.error(`ERR unknown subcommand '${text(argv[1]).slice(0, 128)}'. Try ${upper} HELP.`);
+    if (!arityOk(s, argv.length)) return c.out.error(`ERR wrong number of arguments for '${name}|${sub}' command`);
+    return s.run(cx, c, argv);
+  };
+}
+
+const client = container('client', {
+  setname: {
+    arity: 3,
+    help: ['SETNAME <name>', 'Name this connection (no spaces, newlines or special characters).'],
+    run: (_cx, c, argv) => {
+      const n = text(argv[2]);
+      if (!validName(n)) return c.out.error(ERR_CLIENT_NAME);
+      c.name = n;
+      c.out.ok();
+    },
+  },
+  getname: { arity: 2, help: ['GETNAME', "This connection's name, or nil."], run: (_cx, c) => c.out.bulk(c.name === '' ? null : Buffer.from(c.name)) },
+  id: { arity: 2, help: ['ID', "This connection's id."], run: (_cx, c) => c.out.int(c.id) },
+  // Redis 7.2's: clients send their library's name and version; accepted, not kept
+  setinfo: { arity: 4, help: ['SETINFO <LIB-NAME|LIB-VER> <value>', 'Accepted and ignored.'], run: (_cx, c) => c.out.ok() },
+});
 
 const select: Run = (_cx, c, argv) => {
   const n = safeInt(argv[1]);
@@ -196,7 +253,8 @@ const set: Run = (cx, c, argv) => {
       return c.out.error(ERR_SYNTAX);
     }
   }
-  const key = keyOf(argv[1]);
+  const key = keyIn(argv[1], cx.maxKeyBytes);
+  if (key === undefined) return c.out.error(keyTooLarge(argv[1], cx.maxKeyBytes));
   const value = argv[2];
   // the common forms take the map's own fast paths; the rest is one update under the lock
   if (!wantGet && !keepTtl && (!timed || ttl !== undefined)) {
@@ -215,7 +273,11 @@ const set: Run = (cx, c, argv) => {
   });
 };
 
-const setnx: Run = (cx, c, argv) => cx.map.setIfAbsent(keyOf(argv[1]), argv[2]).then((ok) => c.out.int(ok ? 1 : 0));
+const setnx: Run = (cx, c, argv) => {
+  const key = keyIn(argv[1], cx.maxKeyBytes);
+  if (key === undefined) return c.out.error(keyTooLarge(argv[1], cx.maxKeyBytes));
+  return cx.map.setIfAbsent(key, argv[2]).then((ok) => c.out.int(ok ? 1 : 0));
+};
 
 const getdel: Run = (cx, c, argv) => update(cx, c, argv[1], 'getdel', [], true);
 
@@ -240,37 +302,54 @@ const getex: Run = (cx, c, argv) => {
 };
 
 const mget: Run = async (cx, c, argv) => {
-  const keys = new Array<string>(argv.length - 1);
-  for (let i = 1; i < argv.length; i++) keys[i - 1] = keyOf(argv[i]);
+  // keys over maxKeyBytes can never exist: nil in their places (and a miss each), the rest read
+  const keys: string[] = [];
+  let never: boolean[] | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    const k = keyIn(argv[i], cx.maxKeyBytes);
+    if (k !== undefined) keys.push(k);
+    else {
+      (never ??= new Array<boolean>(argv.length - 1).fill(false))[i - 1] = true;
+      cx.countRead(false);
+    }
+  }
   const vals = await cx.map.getMany(keys);
-  c.out.array(vals.length);
-  for (const v of vals) c.out.bulk(valueBytes(v));
+  c.out.array(argv.length - 1);
+  for (let i = 0, j = 0; i < argv.length - 1; i++) c.out.bulk(never?.[i] === true ? undefined : valueBytes(vals[j++]));
 };
 
 const mset: Run = async (cx, c, argv) => {
   if (argv.length % 2 !== 1) return c.out.error("ERR wrong number of arguments for 'mset' command");
   const entries: Array<[string, Buffer]> = [];
-  for (let i = 1; i < argv.length; i += 2) entries.push([keyOf(argv[i]), argv[i + 1]]);
+  for (let i = 1; i < argv.length; i += 2) {
+    const k = keyIn(argv[i], cx.maxKeyBytes);
+    // before anything is written: one key too long refuses the whole MSET
+    if (k === undefined) return c.out.error(keyTooLarge(argv[i], cx.maxKeyBytes));
+    entries.push([k, argv[i + 1]]);
+  }
   await cx.map.setMany(entries);
   c.out.ok();
 };
 
 const del: Run = async (cx, c, argv) => {
   let n = 0;
-  for (let i = 1; i < argv.length; i++) if (await cx.map.delete(keyOf(argv[i]))) n++;
+  for (let i = 1; i < argv.length; i++) {
+    const k = keyIn(argv[i], cx.maxKeyBytes); // a key over maxKeyBytes: none to delete
+    if (k !== undefined && (await cx.map.delete(k))) n++;
+  }
   c.out.int(n);
 };
 
-/** map.has, counted as a read of the key (Redis counts the lookups of EXISTS, TYPE and TTL). */
-async function looksUp(cx: RespContext, key: string): Promise<boolean> {
-  const found = await cx.map.has(key);
+/** map.has, counted as a read of the key (Redis counts the lookups of EXISTS, TYPE and TTL); a key over maxKeyBytes is a miss. */
+async function looksUp(cx: RespContext, key: string | undefined): Promise<boolean> {
+  const found = key !== undefined && (await cx.map.has(key));
   cx.countRead(found);
   return found;
 }
 
 const exists: Run = async (cx, c, argv) => {
   let n = 0;
-  for (let i = 1; i < argv.length; i++) if (await looksUp(cx, keyOf(argv[i]))) n++;
+  for (let i = 1; i < argv.length; i++) if (await looksUp(cx, keyIn(argv[i], cx.maxKeyBytes))) n++;
   c.out.int(n);
 };
 
@@ -292,7 +371,9 @@ const decrby: Run = (cx, c, argv) => {
 };
 const incrbyfloat: Run = (cx, c, argv) => {
   const d = parseFloatText(argv[2]);
-  if (d === undefined || !Number.isFinite(d)) return c.out.error(ERR_NOT_FLOAT);
+  if (d === undefined) return c.out.error(ERR_NOT_FLOAT);
+  // `inf` as Redis answers it; a finite text past a double's range (5e308) too, where Redis's long double still holds it
+  if (!Number.isFinite(d)) return c.out.error(ERR_NAN);
   return update(cx, c, argv[1], 'incrbyfloat', [d, cx.map.defaultTtl]);
 };
 
@@ -335,7 +416,11 @@ const persist: Run = (cx, c, argv) => update(cx, c, argv[1], 'persist', []);
 
 function ttlCmd(ms: boolean): Run {
   return async (cx, c, argv) => {
-    const k = keyOf(argv[1]);
+    const k = keyIn(argv[1], cx.maxKeyBytes);
+    if (k === undefined) {
+      cx.countRead(false);
+      return c.out.int(-2);
+    }
     const t = await cx.map.ttl(k);
     if (t !== undefined) {
       cx.countRead(true);
@@ -348,7 +433,7 @@ function ttlCmd(ms: boolean): Run {
   };
 }
 
-const type: Run = async (cx, c, argv) => c.out.simple((await looksUp(cx, keyOf(argv[1]))) ? 'string' : 'none');
+const type: Run = async (cx, c, argv) => c.out.simple((await looksUp(cx, keyIn(argv[1], cx.maxKeyBytes))) ? 'string' : 'none');
 
 const dbsize: Run = async (cx, c) => c.out.int(await cx.map.size());
 
@@ -460,58 +545,75 @@ const info: Run = async (cx, c, argv) => {
   c.out.verbatim(await cx.info(argv.slice(1).map(lower)));
 };
 
-const config: Run = (cx, c, argv) => {
-  const sub = lower(argv[1]);
-  if (sub === 'get' && argv.length >= 3) {
-    const pairs: Array<[string, string]> = [];
-    for (let i = 2; i < argv.length; i++) {
-      const pat = argv[i];
-      for (const name of cx.configNames()) if (globMatch(pat, Buffer.from(name)) && !pairs.some((x) => x[0] === name)) pairs.push([name, cx.config(name)!]);
-    }
-    c.out.map(pairs.length);
-    for (const [k, v] of pairs) {
-      c.out.bulkText(k);
-      c.out.bulkText(v);
-    }
-    return;
-  }
-  if (sub === 'set') return c.out.error('ERR CONFIG SET is not supported: shardgrid takes its settings at start (createGrid options or shardgrid start flags)');
-  if (sub === 'resetstat' && argv.length === 2) {
-    cx.resetStats();
-    return c.out.ok();
-  }
-  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try CONFIG HELP.`);
-};
+const config = container('config', {
+  get: {
+    arity: -3,
+    help: ['GET <pattern> [<pattern> ...]', 'The parameters that match the glob-like patterns, with their values.'],
+    run: (cx, c, argv) => {
+      const pairs: Array<[string, string]> = [];
+      for (let i = 2; i < argv.length; i++) {
+        const pat = argv[i];
+        for (const name of cx.configNames()) if (globMatch(pat, Buffer.from(name)) && !pairs.some((x) => x[0] === name)) pairs.push([name, cx.config(name)!]);
+      }
+      c.out.map(pairs.length);
+      for (const [k, v] of pairs) {
+        c.out.bulkText(k);
+        c.out.bulkText(v);
+      }
+    },
+  },
+  set: {
+    arity: -4,
+    help: ['SET <parameter> <value>', 'Not supported: settings are taken at start.'],
+    run: (_cx, c) => c.out.error('ERR CONFIG SET is not supported: shardgrid takes its settings at start (createGrid options or shardgrid start flags)'),
+  },
+  resetstat: {
+    arity: 2,
+    help: ['RESETSTAT', "Start INFO's stats section from zero."],
+    run: (cx, c) => {
+      cx.resetStats();
+      c.out.ok();
+    },
+  },
+});
 
-const command: Run = (_cx, c, argv) => {
-  const sub = argv.length > 1 ? lower(argv[1]) : '';
-  if (sub === '') {
-    c.out.array(TABLE.size);
-    for (const spec of TABLE.values()) commandInfo(c.out, spec);
-    return;
-  }
-  if (sub === 'count' && argv.length === 2) return c.out.int(TABLE.size);
-  if (sub === 'info') {
-    c.out.array(argv.length - 2);
-    for (let i = 2; i < argv.length; i++) {
-      const spec = TABLE.get(lower(argv[i]));
-      if (spec === undefined) c.out.nilArray();
-      else commandInfo(c.out, spec);
-    }
-    return;
-  }
-  if (sub === 'docs') {
-    // no documentation is served: clients (redis-cli) fall back to their own
-    c.out.map(0);
-    return;
-  }
-  if (sub === 'list' && argv.length === 2) {
-    c.out.array(TABLE.size);
-    for (const name of TABLE.keys()) c.out.bulkText(name);
-    return;
-  }
-  c.out.error(`ERR unknown subcommand or wrong number of arguments for '${text(argv[1]).slice(0, 128)}'. Try COMMAND HELP.`);
-};
+/** Every command of TABLE with its COMMAND INFO entry (COMMAND, and COMMAND INFO without names, as Redis 7). */
+function allCommands(o: ReplyWriter): void {
+  o.array(TABLE.size);
+  for (const spec of TABLE.values()) commandInfo(o, spec);
+}
+
+const commandSubs = container('command', {
+  count: { arity: 2, help: ['COUNT', 'How many commands this server has.'], run: (_cx, c) => c.out.int(TABLE.size) },
+  list: {
+    arity: -2,
+    help: ['LIST', 'The names of all commands of this server.'],
+    run: (_cx, c, argv) => {
+      // Redis's FILTERBY is not served
+      if (argv.length > 2) return c.out.error(ERR_SYNTAX);
+      c.out.array(TABLE.size);
+      for (const name of TABLE.keys()) c.out.bulkText(name);
+    },
+  },
+  info: {
+    arity: -2,
+    help: ['INFO [<command-name> ...]', 'Details of the named commands (of all of them without names); nil for a name it does not know.'],
+    run: (_cx, c, argv) => {
+      if (argv.length === 2) return allCommands(c.out);
+      c.out.array(argv.length - 2);
+      for (let i = 2; i < argv.length; i++) {
+        const spec = TABLE.get(lower(argv[i]));
+        // a nil bulk in RESP2 ($-1, not *-1), null in RESP3, as Redis 7
+        if (spec === undefined) c.out.nil();
+        else commandInfo(c.out, spec);
+      }
+    },
+  },
+  // no documentation is served: clients (redis-cli) fall back to their own
+  docs: { arity: -2, help: ['DOCS [<command-name> ...]', 'An empty map: no documentation is served.'], run: (_cx, c) => c.out.map(0) },
+});
+
+const command: Run = (cx, c, argv) => (argv.length === 1 ? allCommands(c.out) : commandSubs(cx, c, argv));
 
 /** One command's COMMAND INFO entry, in Redis 7's 10-field form. */
 function commandInfo(o: ReplyWriter, s: CommandSpec): void {
@@ -621,7 +723,7 @@ export function lookup(name: Buffer): CommandSpec | undefined {
   return name.length > 32 ? undefined : TABLE.get(lower(name));
 }
 
-/** Whether argv satisfies the spec's arity. */
-export function arityOk(s: CommandSpec, argc: number): boolean {
+/** Whether argv satisfies the spec's (or a subcommand's) arity. */
+export function arityOk(s: { arity: number }, argc: number): boolean {
   return s.arity >= 0 ? argc === s.arity : argc >= -s.arity;
 }

@@ -129,15 +129,29 @@ const casRef: Run = async (cx, c, argv) => {
   c.out.int((await cx.cp.atomicRef(cx.cpName(argv[1])).compareAndSetVersion(ver, refValue(argv[3]))) ? 1 : 0);
 };
 
-/** `[n]` as the first optional argument: an integer where an option name would be. */
+/**
+ * `[n]` as the first optional argument: a number where an option name would be (undefined when it
+ * is out of range: digits past an int64 used to be read as an option name, a syntax error).
+ */
 function countArg(argv: Buffer[]): { n: number | undefined; next: number } {
-  if (argv.length > 2 && intArg(argv[2]) !== undefined) return { n: safeInt(argv[2]), next: 3 };
+  if (argv.length > 2 && digits(argv[2])) return { n: safeInt(argv[2]), next: 3 };
   return { n: 1, next: 2 };
 }
 
+/** Whether `b` is an optional sign and one or more ASCII digits. */
+function digits(b: Buffer): boolean {
+  let i = b.length > 0 && (b[0] === 0x2d || b[0] === 0x2b) ? 1 : 0;
+  if (i >= b.length) return false;
+  for (; i < b.length; i++) if (b[i] < 0x30 || b[i] > 0x39) return false;
+  return true;
+}
+
+/** Redis's text for a count that must be positive (SPOP, SRANDMEMBER, LPOP …). */
+const ERR_NOT_POSITIVE = 'ERR value is out of range, must be positive';
+
 const acquire: Run = async (cx, c, argv) => {
   const { n, next } = countArg(argv);
-  if (n === undefined || n < 1) return c.out.error('ERR permits must be an integer >= 1');
+  if (n === undefined || n < 1) return c.out.error(ERR_NOT_POSITIVE);
   const o = options(c, argv, next, ['permits', 'wait'], 'cp.acquire');
   if (o === undefined) return;
   const total = o.get('permits');
@@ -152,7 +166,7 @@ const acquire: Run = async (cx, c, argv) => {
 
 const release: Run = async (cx, c, argv) => {
   const { n, next } = countArg(argv);
-  if (n === undefined || n < 1) return c.out.error('ERR permits must be an integer >= 1');
+  if (n === undefined || n < 1) return c.out.error(ERR_NOT_POSITIVE);
   if (next < argv.length) return c.out.error(ERR_SYNTAX);
   await c.cpSession().semaphore(cx.cpName(argv[1])).release(n);
   c.out.ok();

@@ -63,6 +63,18 @@ export function keyOf(b: Buffer): string {
   return BINARY_MARK + b.toString('latin1');
 }
 
+/**
+ * keyOf of a key argument, or undefined when its stored form would be over `maxKeyBytes` UTF-8
+ * bytes: such a key can never exist. The length is checked before anything is decoded (a stored
+ * key is never shorter than its bytes); a key that is not UTF-8 is stored marked, one char per
+ * byte after U+FFFF, and so may be longer stored than sent.
+ */
+export function keyIn(b: Buffer, maxKeyBytes: number): string | undefined {
+  if (b.length > maxKeyBytes) return undefined;
+  const k = keyOf(b);
+  return k.charCodeAt(0) === 0xffff && Buffer.byteLength(k, 'utf8') > maxKeyBytes ? undefined : k;
+}
+
 export function keyBytes(k: string): Buffer {
   return markedForm(k) ? Buffer.from(k.slice(1), 'latin1') : Buffer.from(k, 'utf8');
 }

@@ -57,10 +57,6 @@ export class ReplyWriter {
     this.text += this.proto === 3 ? '_\r\n' : '$-1\r\n';
   }
 
-  nilArray(): void {
-    this.text += this.proto === 3 ? '_\r\n' : '*-1\r\n';
-  }
-
   bulk(b: Uint8Array | null | undefined): void {
     if (b === null || b === undefined) return this.nil();
     const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);

@@ -25,6 +25,7 @@ import type { CoordinationPrimitives, CpSession } from '../cp/primitives.js';
 import { isCpName } from '../cluster/metadata/cp-state.js';
 import { keyOf } from './keys.js';
 import { RespParser } from './parser.js';
+import { tryLock, unlock } from '../sync/mutex.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
 
@@ -70,6 +71,7 @@ export class RespServer implements RespContext {
   readonly updateNow: ((key: string, kind: string, arg: unknown) => UpdateReply | undefined) | undefined;
   readonly need: unknown = NEED;
   readonly partitions: number;
+  readonly maxKeyBytes: number;
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
@@ -97,6 +99,7 @@ export class RespServer implements RespContext {
     this.getNow = grid.cluster === undefined ? (k) => m.getLocal(k) : (k) => routed.getServed(k);
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
+    this.maxKeyBytes = grid.store.maxKeyBytes;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
     // half-open: a client's FIN must not end our side before the replies to its last requests are
@@ -193,6 +196,36 @@ export class RespServer implements RespContext {
   /** grid.cp (atomicLong, atomicRef and reads need no owner). */
   get cp(): CoordinationPrimitives {
     return this.grid.cp;
+  }
+
+  /**
+   * INFO keyspace's avg_ttl, ms: an estimate, as Redis's is (Redis keeps a running average of the
+   * keys its expiry cycle samples). The mean time left of up to TTL_SAMPLE_ENTRIES entries of the
+   * RESP map with an expiry still to come, read under each partition's lock from up to
+   * TTL_SAMPLE_PARTITIONS partitions that hold some (from a random one on), TTL_SAMPLE_SLOTS slots
+   * each at most; a partition whose lock is busy is passed over, not waited for. The copies this
+   * member holds (on a cluster member, its primaries and backups); 0 when none was found.
+   */
+  private avgTtl(): number {
+    const st = this.grid.store;
+    const id = this.map.id;
+    const now = Date.now();
+    const acc = { sum: 0, n: 0 };
+    const start = (Math.random() * st.partitions) | 0;
+    let visited = 0;
+    for (let k = 0; k < st.partitions && visited < TTL_SAMPLE_PARTITIONS && acc.n < TTL_SAMPLE_ENTRIES; k++) {
+      const p = (start + k) % st.partitions;
+      if (st.mapTtlCountIn(p, id) <= 0) continue;
+      const li = st.lockIndex(p);
+      if (!tryLock(st.ci, li)) continue;
+      try {
+        st.ttlSample(p, id, now, TTL_SAMPLE_ENTRIES - acc.n, TTL_SAMPLE_SLOTS, acc);
+      } finally {
+        unlock(st.ci, li);
+      }
+      visited++;
+    }
+    return acc.n === 0 ? 0 : Math.round(acc.sum / acc.n);
   }
 
   countRead(hit: boolean): void {
@@ -334,11 +367,16 @@ export class RespServer implements RespContext {
     if (want('replication')) block('Replication', [['role', 'master'], ['connected_slaves', 0]]);
     if (want('keyspace')) {
       const [keys, expires] = await Promise.all([this.map.size(), this.map.expiring()]);
-      parts.push(keys > 0 ? `# Keyspace\r\ndb0:keys=${keys},expires=${expires},avg_ttl=0\r\n` : '# Keyspace\r\n');
+      parts.push(keys > 0 ? `# Keyspace\r\ndb0:keys=${keys},expires=${expires},avg_ttl=${expires > 0 ? this.avgTtl() : 0}\r\n` : '# Keyspace\r\n');
     }
     return parts.join('\r\n');
   }
 }
+
+/** avg_ttl's sample: entries at most, partitions visited at most, slots read per partition at most. */
+const TTL_SAMPLE_ENTRIES = 100;
+const TTL_SAMPLE_PARTITIONS = 32;
+const TTL_SAMPLE_SLOTS = 1024;
 
 const SHARDGRID_VERSION = '0.1.0';
 

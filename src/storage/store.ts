@@ -1599,6 +1599,33 @@ export class ShardStore {
     return removed;
   }
 
+  /**
+   * INFO keyspace's avg_ttl sample (caller holds the lock): from a random slot on, at most
+   * `slots` slots, adds the time left (ms) of each live entry of `mapId` whose expiry is still to
+   * come to acc.sum, and counts it in acc.n, up to `max` entries. Entries without an expiry or
+   * whose time passed are skipped, as Redis's expiry cycle leaves them out of its average.
+   */
+  ttlSample(p: number, mapId: number, now: number, max: number, slots: number, acc: { sum: number; n: number }): void {
+    const pb = PART_BASE + p * P_STRIDE;
+    const tref = this.cu[pb + P_TABLE];
+    if (tref === 0) return;
+    const cap = this.ci[pb + P_TABLE_CAP];
+    const tword = (((tref - 1) * 8 + E_HEADER) >>> 2);
+    let i = (Math.random() * cap) | 0;
+    let taken = 0;
+    for (let k = 0; k < cap && k < slots && taken < max; k++, i = (i + 1) & (cap - 1)) {
+      const ref = this.u32[tword + 2 * i + 1];
+      if (ref === EMPTY || ref === TOMB) continue;
+      const off = (ref - 1) * 8;
+      if (this.u32[(off + E_KEYMAP) >>> 2] >>> 16 !== mapId) continue;
+      const e = this.f64[(off + E_EXPIRES) >>> 3];
+      if (e <= now) continue; // 0: no expiry
+      acc.sum += e - now;
+      acc.n++;
+      taken++;
+    }
+  }
+
   // ── whole-partition walks (caller holds the lock) ─────────────────────────────────────────────
 
   /** Calls fn(offset, slot) for every live record of `mapId` (all maps when mapId < 0). */

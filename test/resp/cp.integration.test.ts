@@ -56,17 +56,21 @@ describe('CP.* on a single-process grid', () => {
       'CP.GETREF r', 'CP.SETREF r hello', 'CP.GETREF r', 'CP.CASREF r 1 world', 'CP.CASREF r 1 again', 'CP.GETREF r',
       'CP.ACQUIRE s 2 PERMITS 3', 'CP.PERMITS s', 'CP.ACQUIRE s 2 WAIT 10', 'CP.RELEASE s', 'CP.PERMITS s', 'CP.RELEASE s 2',
       'CP.LOCK a WAIT -1', 'CP.LOCK a PX 0', 'CP.LOCK a FOO 1', 'CP.INCRBY n x', 'CP.ACQUIRE nosuch', 'CP.GETLONG r', 'CP.ACQUIRE s 4',
+      'CP.ACQUIRE s 0', 'CP.ACQUIRE s 99999999999999999999', 'CP.RELEASE s -1',
     ].join('\n');
     const out = (await cli(port, [], `${script}\n`)).split('\n').filter((l) => l !== '');
     expect(out).toEqual([
       '1', '', '1', 'OK', "ERR GRID_ERR_LOCK_NOT_HELD: lock 'a' is not held by this session", '0',
       '5', '3', '3', '1', '0', 'OK', '7',
       '', '0', 'OK', 'hello', '1', '1', '0', 'world', '2',
-      '1', '1', '0', 'OK', '2', "ERR GRID_ERR_PERMITS_NOT_HELD: this session holds 1 permits of semaphore 's', cannot release 2",
+      '1', '1', '0', 'OK', '2', "ERR GRID_ERR_PERMITS_NOT_HELD: this session holds 1 permit of semaphore 's', cannot release 2",
       'ERR timeout is negative', "ERR invalid expire time in 'cp.lock' command", 'ERR syntax error', 'ERR value is not an integer or out of range',
-      "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 'nosuch' does not exist yet: give options.permits",
+      // it said "give options.permits", which a RESP client cannot
+      "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 'nosuch' does not exist yet: the call that creates it gives its number of permits (options.permits; PERMITS n in CP.ACQUIRE over RESP)",
       "ERR GRID_ERR_CP_KIND: 'r' is already an atomicRef (asked for an atomicLong)",
       "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 's' has 3 permits in all: 4 can never be granted",
+      // Redis's text for a count that must be positive (it was "permits must be an integer >= 1", and a syntax error past an int64)
+      'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive',
     ].filter((l) => l !== ''));
     // the library sees what RESP did, and the connection's permit went back when it closed
     expect(await grid.cp.atomicLong('n').get()).toBe(7n);
@@ -328,6 +332,12 @@ describe('CP.* on members of a 3-member cluster', () => {
       expect(await y.call('CP.ACQUIRE', 'csem', '1', 'PERMITS', '1', 'WAIT', '50')).toBe(0);
       expect(await x.call('CP.RELEASE', 'csem')).toBe('OK');
       expect(await y.call('CP.PERMITS', 'csem')).toBe(1);
+      // the state machine's refusals read as one process's do (it said "releasing 2 permit(s), this member holds 0":
+      // the holder is the connection's session, not the member)
+      expect(await failure(y.call('CP.RELEASE', 'csem', '2'))).toBe("ERR GRID_ERR_PERMITS_NOT_HELD: this session holds 0 permits of semaphore 'csem', cannot release 2");
+      expect(await failure(y.call('CP.RELEASE', 'cnosuch'))).toBe(
+        "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 'cnosuch' does not exist yet: the call that creates it gives its number of permits (options.permits; PERMITS n in CP.ACQUIRE over RESP)",
+      );
     } finally {
       x.disconnect();
       y.disconnect();

@@ -118,6 +118,34 @@ describe('INFO keyspace on a single-process grid', () => {
       await g.close();
     }
   });
+
+  it("avg_ttl is the mean time left of a sample of the RESP map's keys with an expiry (it was always 0)", async () => {
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    const r = io(g.resp!.port);
+    const avgTtl = async () => Number(/avg_ttl=(\d+)/.exec((await r.info('keyspace')) as string)?.[1] ?? -1);
+    try {
+      // keys without an expiry, and another map's with a short one, are not in the average
+      for (let i = 0; i < 5; i++) await g.map('other').set(`o${i}`, 'v', { ttl: 5_000 });
+      for (let i = 0; i < 50; i++) await r.set(`plain${i}`, 'v');
+      for (let i = 0; i < 50; i++) await r.set(`t${i}`, 'v', 'EX', 1000);
+      let avg = await avgTtl();
+      expect(avg).toBeGreaterThan(990_000);
+      expect(avg).toBeLessThanOrEqual(1_000_000);
+      // half at 1000 s and half at 3000 s: a mean of the two, whichever keys the sample took
+      for (let i = 0; i < 50; i++) await r.set(`u${i}`, 'v', 'EX', 3000);
+      avg = await avgTtl();
+      expect(avg).toBeGreaterThan(1_000_000);
+      expect(avg).toBeLessThan(3_000_000);
+      for (let i = 0; i < 50; i++) await r.persist(`t${i}`);
+      avg = await avgTtl();
+      expect(avg).toBeGreaterThan(2_990_000);
+      for (let i = 0; i < 50; i++) await r.persist(`u${i}`);
+      expect(await avgTtl()).toBe(0);
+    } finally {
+      r.disconnect();
+      await g.close();
+    }
+  });
 });
 
 describe('keyspace_hits and keyspace_misses', () => {

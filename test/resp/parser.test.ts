@@ -4,7 +4,7 @@ import { RespParser } from '../../dist/resp/parser.js';
 import { globMatch, keyBytes, keyOf } from '../../dist/resp/keys.js';
 import { TABLE, lookup } from '../../dist/resp/commands.js';
 import { isUtf8 } from 'node:buffer';
-import { formatFloat, parseInt64 } from '../../dist/updates.js';
+import { formatFloat, parseFloatText, parseInt64 } from '../../dist/updates.js';
 import { req } from './helpers.js';
 
 const LIMITS = { maxBulk: 1 << 20, maxMultibulk: 1000, queryBufferLimit: 4 << 20 };
@@ -185,5 +185,42 @@ describe('keys and glob', () => {
     expect(formatFloat(1e21)).toBe('1000000000000000000000');
     expect(formatFloat(1e-7)).toBe('0.0000001');
     expect(formatFloat(10.6)).toBe('10.6');
+  });
+
+  it('reads a hexadecimal float as the nearest double, ties to even, subnormals and overflow included', () => {
+    const f = (s: string) => parseFloatText(Buffer.from(s, 'latin1'));
+    // the exact value of m × 2^e in decimal: JavaScript's Number() of it is the correctly rounded double
+    const exact = (m: bigint, e: number): string => {
+      if (e >= 0) return (m << BigInt(e)).toString();
+      const digits = (m * 5n ** BigInt(-e)).toString().padStart(-e + 1, '0');
+      return `${digits.slice(0, e)}.${digits.slice(e)}`;
+    };
+    expect(f('0x10')).toBe(16);
+    expect(f('-0x1.8p1')).toBe(-3);
+    expect(f('0x.8')).toBe(0.5);
+    expect(f('0x1P-2')).toBe(0.25);
+    expect(Object.is(f('-0x0'), -0)).toBe(true);
+    expect(f('0x1.00000000000008p0')).toBe(1); // 1 + 2^-53: halfway, to the even 1
+    expect(f('0x1.00000000000018p0')).toBe(1 + 2 ** -51); // 1 + 3·2^-53: halfway, to the even side
+    expect(f('0x1.000000000000081p0')).toBe(1 + 2 ** -52); // just above halfway
+    expect(f('0x1p-1074')).toBe(5e-324);
+    expect(f('0x1p-1075')).toBe(0); // halfway between 0 and the smallest subnormal: to 0
+    expect(f('0x1.8p-1075')).toBe(5e-324);
+    expect(f('0x1.fffffffffffffp1023')).toBe(Number.MAX_VALUE);
+    expect(f('0x1.fffffffffffff8p1023')).toBe(Infinity); // rounds up past the largest double
+    expect(f('0x1p99999999999999999999')).toBe(Infinity);
+    expect(f(`0x${'0'.repeat(4000)}1p-99999999999`)).toBe(0);
+    for (const bad of ['0x', '0x.', '0xp1', '0x1p', '0x1p+', ' 0x1', '0x1 ', '0x1.2.3', '0xg', 'x10', '0x-1', 'nan', '-nan']) expect(f(bad), bad).toBeUndefined();
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let i = 0; i < 3000; i++) {
+      const digits = Array.from({ length: 1 + rnd(30) }, () => '0123456789abcdef'[rnd(16)]).join('');
+      const point = rnd(digits.length + 1);
+      const p = rnd(2400) - 1200 + (rnd(4) === 0 ? -1100 : 0);
+      const text = `0x${digits.slice(0, point)}.${digits.slice(point)}p${p}`;
+      const m = BigInt(`0x${digits}`);
+      const want = Number(exact(m, p - 4 * (digits.length - point)));
+      expect(f(text), text).toBe(want);
+    }
   });
 });

@@ -323,6 +323,7 @@ describe('authentication, protected mode and maxclients', () => {
       [{ protectedMode: 'no' }, 'options.resp.protectedMode'],
       [{ maxCpSessions: -1 }, 'options.resp.maxCpSessions'],
       [{ maxCpNames: 1.5 }, 'options.resp.maxCpNames'],
+      [{ map: 'shardgrid:fetch' }, 'options.resp.map'],
       ['6379', 'options.resp'],
     ];
     for (const [resp, path] of bad) {
@@ -335,6 +336,20 @@ describe('authentication, protected mode and maxclients', () => {
       expect(err?.code).toBe('GRID_ERR_INVALID_OPTION');
       expect(err?.message.startsWith(path)).toBe(true);
     }
+  });
+
+  it("refuses the library's own map (map.fetch's claims) as resp.map: createGrid rejects with GRID_ERR_INVALID_OPTION", async () => {
+    // it used to be served: RESP clients could read, overwrite and FLUSHDB the fetch claims
+    const err = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, map: 'shardgrid:fetch' } }).then(
+      async (g) => {
+        await g.close();
+        return undefined;
+      },
+      (e: unknown) => e as { code?: string; message?: string; data?: { option?: string } },
+    );
+    expect(err?.code).toBe('GRID_ERR_INVALID_OPTION');
+    expect(err?.message).toBe("options.resp.map must not be one of the library's own maps (shardgrid:fetch)");
+    expect(err?.data?.option).toBe('options.resp.map');
   });
 });
 
@@ -378,6 +393,94 @@ describe('replies as Redis gives them', () => {
     ]);
   });
 
+  it("CLIENT, CONFIG and COMMAND answer an unknown subcommand and a wrong number of arguments with Redis 7's texts", async () => {
+    // they answered "ERR unknown subcommand or wrong number of arguments for 'FOO'. Try CLIENT HELP." (Redis 6's text) to both
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([
+      req('CLIENT', 'FOO'), req('CLIENT', 'SETNAME'), req('CLIENT', 'GETNAME', 'x'), req('CLIENT', 'ID', 'x'), req('CLIENT', 'a b'),
+      req('CONFIG', 'foo', 'bar'), req('CONFIG', 'GET'), req('CONFIG', 'RESETSTAT', 'x'), req('CONFIG', 'SET', 'x'),
+      req('COMMAND', 'FOO'), req('COMMAND', 'COUNT', 'x'), req('COMMAND', 'HELP', 'x'),
+      req('PING'),
+    ]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    expect(text.split('\r\n').slice(0, -1)).toEqual([
+      "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.",
+      "-ERR wrong number of arguments for 'client|setname' command",
+      "-ERR wrong number of arguments for 'client|getname' command",
+      "-ERR wrong number of arguments for 'client|id' command",
+      "-ERR unknown subcommand 'a b'. Try CLIENT HELP.",
+      "-ERR unknown subcommand 'foo'. Try CONFIG HELP.",
+      "-ERR wrong number of arguments for 'config|get' command",
+      "-ERR wrong number of arguments for 'config|resetstat' command",
+      "-ERR wrong number of arguments for 'config|set' command",
+      "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.",
+      "-ERR wrong number of arguments for 'command|count' command",
+      "-ERR wrong number of arguments for 'command|help' command",
+      '+PONG',
+    ]);
+  });
+
+  it('CLIENT HELP, CONFIG HELP and COMMAND HELP list the subcommands served, as Redis lists its own', async () => {
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([req('CLIENT', 'HELP'), req('CONFIG', 'help'), req('COMMAND', 'HELP'), req('PING')]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    const replies = text.split(/\r\n(?=\*)/);
+    expect(replies).toHaveLength(3);
+    const lines = (r: string) => r.split('\r\n').filter((l) => l !== '');
+    for (const [r, name, subs] of [
+      [replies[0], 'CLIENT', ['SETNAME <name>', 'GETNAME', 'ID', 'SETINFO <LIB-NAME|LIB-VER> <value>', 'HELP']],
+      [replies[1], 'CONFIG', ['GET <pattern> [<pattern> ...]', 'SET <parameter> <value>', 'RESETSTAT', 'HELP']],
+      [replies[2], 'COMMAND', ['COUNT', 'LIST', 'INFO [<command-name> ...]', 'DOCS [<command-name> ...]', 'HELP']],
+    ] as Array<[string, string, string[]]>) {
+      const l = lines(r.replace(/\r\n\+PONG\r\n$/, ''));
+      // an array of simple strings: the usage line, then each subcommand and a line of what it does
+      expect(l[0]).toBe(`*${l.length - 1}`);
+      expect(l[1]).toBe(`+${name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:`);
+      expect(l.slice(2).filter((x) => !x.startsWith('+    '))).toEqual(subs.map((x) => `+${x}`));
+      expect(l.slice(2).filter((x) => x.startsWith('+    '))).toHaveLength(subs.length);
+    }
+  });
+
+  it('COMMAND INFO of an unknown name answers a nil bulk in RESP2 ($-1, it was *-1) and a null in RESP3, as Redis 7', async () => {
+    const c = await Raw.open(port);
+    c.send(Buffer.concat([req('COMMAND', 'INFO', 'nosuch'), req('COMMAND', 'INFO', 'nosuch', 'nosuch2'), req('PING')]));
+    expect(await c.until((t) => t.endsWith('+PONG\r\n'))).toBe('*1\r\n$-1\r\n*2\r\n$-1\r\n$-1\r\n+PONG\r\n');
+    c.end();
+    const c3 = await Raw.open(port);
+    c3.send(Buffer.concat([req('HELLO', '3'), req('COMMAND', 'INFO', 'nosuch'), req('PING')]));
+    const text = await c3.until((t) => t.endsWith('+PONG\r\n'));
+    c3.end();
+    expect(text.slice(text.indexOf('$7\r\nmodules\r\n'))).toBe('$7\r\nmodules\r\n*0\r\n*1\r\n_\r\n+PONG\r\n');
+  });
+
+  it('INCRBYFLOAT answers an infinite increment as Redis does, takes hexadecimal as Redis does, and refuses spaces and nan', async () => {
+    // redis-server 7.0.15 gave each of these answers; inf and 0x10 were "not a valid float" here
+    const cases: Array<[string, string]> = [
+      ['inf', '-ERR increment would produce NaN or Infinity'],
+      ['-Infinity', '-ERR increment would produce NaN or Infinity'],
+      ['+INF', '-ERR increment would produce NaN or Infinity'],
+      ['nan', '-ERR value is not a valid float'],
+      [' 1', '-ERR value is not a valid float'],
+      ['1 ', '-ERR value is not a valid float'],
+      ['0x10', '$2\r\n16'],
+      ['-0X1A', '$3\r\n-26'],
+      ['0x1.8p1', '$1\r\n3'],
+      ['0x.8', '$3\r\n0.5'],
+      ['0x10.8', '$4\r\n16.5'],
+      ['0x', '-ERR value is not a valid float'],
+      ['0x1p', '-ERR value is not a valid float'],
+      ['0xg', '-ERR value is not a valid float'],
+    ];
+    const c = await Raw.open(port);
+    // a new key each (the first write creates it), then a stored value in hexadecimal
+    c.send(Buffer.concat([...cases.map(([inc], i) => req('INCRBYFLOAT', `ibf${i}`, inc)), req('SET', 'ibf', '0x10'), req('INCRBYFLOAT', 'ibf', '1'), req('PING')]));
+    const text = await c.until((t) => t.endsWith('+PONG\r\n'));
+    c.end();
+    expect(text).toBe([...cases.map(([, reply]) => reply), '+OK', '$2\r\n17', '+PONG', ''].join('\r\n'));
+  });
+
   it('INFO with several sections gives each of them (Redis 7), unknown ones nothing', async () => {
     const c = await Raw.open(port);
     c.send(Buffer.concat([req('INFO', 'server', 'keyspace'), req('INFO', 'nosuch', 'other'), req('PING')]));
@@ -387,5 +490,53 @@ describe('replies as Redis gives them', () => {
     expect(text).toContain('# Keyspace\r\n');
     expect(text).not.toContain('# Memory');
     expect(text).toContain('$0\r\n\r\n+PONG\r\n');
+  });
+});
+
+describe('keys over maxKeyBytes', () => {
+  it('read as a missing key reads in Redis (nil, 0, -2, none), each lookup a miss; writes of them are refused with GRID_ERR_KEY_TOO_LARGE and write nothing', async () => {
+    // they were all refused: such a key can never exist, so Redis's answer for a missing key is the true one
+    const g = await createGrid({ workers: 1, memory: '16MB', maxKeyBytes: 32, resp: { port: 0 } });
+    try {
+      const long = 'k'.repeat(33);
+      const bin = Buffer.alloc(16, 0xff); // 16 bytes, not UTF-8: stored escaped, as 3 + 32 bytes
+      const misses = async (c: Raw): Promise<number> => {
+        const before = c.data.length;
+        c.send(Buffer.concat([req('INFO', 'stats'), req('PING')]));
+        const t = (await c.until((x) => x.length > before && x.endsWith('+PONG\r\n'))).slice(before);
+        return Number(/keyspace_misses:(\d+)/.exec(t)![1]);
+      };
+      const c = await Raw.open(g.resp!.port);
+      const m0 = await misses(c);
+      const from = c.data.length;
+      c.send(Buffer.concat([
+        req('SET', 'a', '1'),
+        req('GET', long), req('GET', bin), req('STRLEN', long), req('EXISTS', 'a', long, bin), req('TYPE', long), req('TTL', long), req('PTTL', bin),
+        req('MGET', 'a', long, 'a', bin), req('GETDEL', long), req('GETEX', long), req('GETEX', long, 'EX', '10'),
+        req('DEL', 'nope', long), req('UNLINK', long), req('EXPIRE', long, '10'), req('PERSIST', long),
+        req('SET', long, 'v'), req('SET', bin, 'v', 'XX'), req('SETNX', long, 'v'), req('INCR', long), req('INCRBYFLOAT', long, '1'), req('APPEND', bin, 'v'),
+        req('MSET', 'b', '1', long, '2'), req('EXISTS', 'b'),
+        req('PING'),
+      ]));
+      const text = (await c.until((t) => t.length > from && t.endsWith('+PONG\r\n'))).slice(from);
+      const tooLong = '-ERR GRID_ERR_KEY_TOO_LARGE: key is 33 bytes, over maxKeyBytes (32)';
+      const binTooLong = '-ERR GRID_ERR_KEY_TOO_LARGE: key is 16 bytes (35 as stored: a key that is not UTF-8 is stored escaped), over maxKeyBytes (32)';
+      expect(text.split('\r\n').slice(0, -1)).toEqual([
+        '+OK',
+        '$-1', '$-1', ':0', ':1', '+none', ':-2', ':-2',
+        '*4', '$1', '1', '$-1', '$1', '1', '$-1', '$-1', '$-1', '$-1',
+        ':0', ':0', ':0', ':0',
+        tooLong, binTooLong, tooLong, tooLong, tooLong, binTooLong,
+        tooLong, ':0',
+        '+PONG',
+      ]);
+      // GET ×2, STRLEN, EXISTS ×2, TYPE, TTL, PTTL, MGET ×2, GETDEL, GETEX ×2: a miss each, as Redis counts a missing key's
+      // lookups; and the last EXISTS of b, which the refused MSET did not write
+      expect((await misses(c)) - m0).toBe(14);
+      c.end();
+      expect(await g.map('default').size()).toBe(1);
+    } finally {
+      await g.close();
+    }
   });
 });

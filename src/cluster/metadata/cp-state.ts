@@ -547,6 +547,16 @@ export function packCpEntries(cmds: readonly CpCommand[], pack: (x: unknown) => 
   return out;
 }
 
+/**
+ * Texts of refusals that the single-process primitives (src/cp) give too, so that both read the
+ * same, to a library caller and to a RESP client (CP.ACQUIRE, CP.RELEASE) alike.
+ */
+export const noSuchSemaphore = (name: string): string =>
+  `semaphore '${name}' does not exist yet: the call that creates it gives its number of permits (options.permits; PERMITS n in CP.ACQUIRE over RESP)`;
+/** `holder`: who asked, 'this session' or 'this thread'. */
+export const permitsNotHeld = (holder: string, held: number, name: string, n: number): string =>
+  `${holder} holds ${held} permit${held === 1 ? '' : 's'} of semaphore '${name}', cannot release ${n}`;
+
 const err = (code: CpErrorCode, msg: string): CpResult => ['e', code, msg];
 const val = (v: number | boolean): CpResult => ['v', v];
 const QUEUED: CpResult = Object.freeze(['q']) as unknown as CpResult;
@@ -751,7 +761,8 @@ export class CpState {
         const p = this.semaphore(cmd.n, cmd.p);
         if (Array.isArray(p)) return p;
         const held = p.holds.get(s.id) ?? 0;
-        if (held < cmd.k) return err('GRID_ERR_PERMITS_NOT_HELD', `semaphore '${cmd.n}': releasing ${cmd.k} permit(s), this member holds ${held}`);
+        // the holder is the CP session the command came in (a member's, an attached thread's, a RESP connection's)
+        if (held < cmd.k) return err('GRID_ERR_PERMITS_NOT_HELD', permitsNotHeld('this session', held, cmd.n, cmd.k));
         if (held === cmd.k) p.holds.delete(s.id);
         else p.holds.set(s.id, held - cmd.k);
         p.avail += cmd.k;
@@ -793,7 +804,7 @@ export class CpState {
 
   private semaphore(name: string, permits: number): Extract<Prim, { kind: 'sem' }> | CpResult {
     const p = this.prims.get(name);
-    if (p === undefined && permits < 0) return err('GRID_ERR_INVALID_ARGUMENT', `semaphore '${name}' does not exist yet: give options.permits`);
+    if (p === undefined && permits < 0) return err('GRID_ERR_INVALID_ARGUMENT', noSuchSemaphore(name));
     const sem = this.prim(name, 'sem', () => ({ kind: 'sem', total: permits, avail: permits, holds: new Map(), waiters: [] }));
     if (Array.isArray(sem)) return sem;
     if (permits >= 0 && permits !== sem.total) return err('GRID_ERR_INVALID_ARGUMENT', `semaphore '${name}' was created with ${sem.total} permits, not ${permits}`);
