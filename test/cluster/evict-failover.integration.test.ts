@@ -103,10 +103,16 @@ describe('a failover while every member is full', () => {
     // its primary (no writes run now, so a key the primary still holds after its copy lacked it
     // is one the copy dropped on its own). Before the kill, by a /tmp script: old code 12 % of the
     // primaries' keys had no copy (15,432 of 129,186), now 0 of 91,337. (Last: its reads of cold
-    // keys would make them as fresh as the hot ones.)
+    // keys would make them as fresh as the hot ones.) And the other way: a key the copy holds and
+    // its primary does not is one whose eviction never reached the copy (memory the copy's member
+    // then takes from its own primaries). The copies rebuilt after the kill are applied in 1 MiB
+    // snapshot chunks whose inserts evict thousands of keys in one call: the journal (2,048 slots)
+    // overflowed and 5,000-14,000 such keys stayed here (13,826 journal entries lost) until the
+    // snapshot path drained it as it went; 4 since.
     const local = grid.cluster!.replicas;
     let checked = 0;
     let copyLacks = 0;
+    let orphans = 0;
     for (let j = 0; j < 150_000; j += 500) {
       const keys = Array.from({ length: 500 }, (_, x) => `k${j + x}`).filter((k) => {
         const p = local.records.partitionOf(k);
@@ -115,12 +121,16 @@ describe('a failover while every member is full', () => {
       const here = keys.map((k) => local.records.stateNow('m', k) !== null);
       const there = await Promise.all(keys.map((k) => m.get(k)));
       for (let x = 0; x < keys.length; x++) {
-        if (there[x] === undefined) continue;
+        if (there[x] === undefined) {
+          if (here[x]) orphans++;
+          continue;
+        }
         checked++;
         if (!here[x]) copyLacks++;
       }
     }
     expect(checked).toBeGreaterThan(5000);
     expect(copyLacks).toBeLessThanOrEqual(checked / 1000);
+    expect(orphans).toBeLessThanOrEqual(checked / 100);
   });
 });
