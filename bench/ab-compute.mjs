@@ -14,11 +14,9 @@
 // compute.processorTimeoutMs N (a tree that has the option; 0: no limit, the opt-out); in the
 // cluster the caller's limit is the one that applies, so the member processes need none.
 // E.g. the cost of the limit in one tree: node bench/ab-compute.mjs <dir> <dir> --limit-a 0
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { abArgs, abRounds } from './lib/ab.mjs';
+import { abArgs, abRounds, startTreeMember } from './lib/ab.mjs';
 
 const { opt, dirs, one } = abArgs();
 if (one === undefined && dirs.length !== 2) {
@@ -54,14 +52,7 @@ const round = (ks, c, fn) => {
   };
 };
 
-function startMember(dir, seeds) {
-  const file = resolve(dir, 'test/fixtures/grid-member.mjs');
-  const proc = spawn(process.execPath, [file, JSON.stringify({ seeds, backups: 1 })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: SECRET } });
-  return new Promise((res, rej) => {
-    createInterface({ input: proc.stdout }).once('line', (l) => res({ proc, ...JSON.parse(l) }));
-    proc.once('exit', () => rej(new Error('member exited during start')));
-  });
-}
+const startMember = (dir, seeds) => startTreeMember(dir, seeds, SECRET);
 
 async function measure(dir) {
   const { createGrid } = await import(pathToFileURL(resolve(dir, 'dist/index.js')).href);

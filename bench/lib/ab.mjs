@@ -2,7 +2,9 @@
 // alternating A, B, A, B … so that drift of a shared, noisy machine falls on both, each round in a
 // fresh child process (`<script> --one <dir> …`; see ab-remote.mjs for why), then per task the
 // figures of every round and the median ratio B/A.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 
 /** argv: the two tree directories, `--name value` numbers (`opt(name, default)`), and a child's `--one <dir>`. */
 export function abArgs(argv = process.argv.slice(2)) {
@@ -35,4 +37,17 @@ export function abRounds(script, dirs, rounds, childArgs, show) {
     const ratios = results.A.map((a, i) => results.B[i][task] / a[task]);
     console.log(`${task}: B/A median ${median(ratios).toFixed(2)} (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}); A median ${show(median(results.A.map((x) => x[task])))}, B median ${show(median(results.B.map((x) => x[task])))}`);
   }
+}
+
+/**
+ * Starts a data member of tree `dir` in a child process (<dir>/test/fixtures/grid-member.mjs,
+ * backups 1; `secret` in SHARDGRID_SECRET, never argv); resolves to { proc, url, id } once it listens.
+ */
+export function startTreeMember(dir, seeds, secret) {
+  const file = resolve(dir, 'test/fixtures/grid-member.mjs');
+  const proc = spawn(process.execPath, [file, JSON.stringify({ seeds, backups: 1 })], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, SHARDGRID_SECRET: secret } });
+  return new Promise((res, rej) => {
+    createInterface({ input: proc.stdout }).once('line', (l) => res({ proc, ...JSON.parse(l) }));
+    proc.once('exit', () => rej(new Error('member exited during start')));
+  });
 }

@@ -1,8 +1,9 @@
 /**
- * The compute pool of one grid object: piscina pools whose threads attach to the grid's shared
- * memory (`attachGrid(handle)`, once per thread) and run next to the data: aggregation tasks, and
- * (threads of their own) a cluster member's entry processors. Each started on first use, closed by
- * grid.close(). One worker entry: ./pool-worker.ts.
+ * The compute pool of one grid object: threads that attach to the grid's shared memory
+ * (`attachGrid(handle)`, once per thread) and run next to the data: a piscina pool for
+ * aggregation tasks, and threads of their own for a cluster member's entry processors
+ * (processor-threads.ts: one byte array per task each way, no piscina envelope). Each started on
+ * first use, closed by grid.close(). One worker entry: ./pool-worker.ts.
  */
 import { Piscina } from 'piscina';
 import { GridClosedError, InvalidArgumentError, TimeoutError, WorkerError, errorFromWire } from '../errors.js';
@@ -11,26 +12,23 @@ import { libFile } from '../runtime/lib-file.js';
 import type { GridHandle } from '../runtime/messages.js';
 import { afterThreadExit } from '../runtime/thread-exit.js';
 import { processorTimeout } from './processor.js';
+import { ProcessorThreads, type ProcessorRun } from './processor-threads.js';
 import { GATE_RUNNING, GATE_STATE, GATE_STOPPED, GATE_THREAD, type PoolInit, type PoolReply, type PoolTask, type ProcessorReply, type ProcessorTask } from './types.js';
 
 const WORKER_FILE = libFile('../compute/pool-worker.js');
 /** How long close() lets running tasks finish before the threads are terminated. */
 const CLOSE_TIMEOUT_MS = 10_000;
-/**
- * Entry processor tasks a thread of the processor pool is handed at once: they queue on the
- * thread, which runs them one after the other without a round trip to the caller in between
- * (64 computes in flight cost ~5x one at a time with one task per thread).
- */
-const PROCESSOR_PIPELINE = 32;
-/** runProcessor's timer fired and stopped the processor. */
-const STOPPED = Symbol('stopped');
+/** runProcessor's timer fired and stopped the processor, which had started on thread `tid` (-1: had not started). */
+class Stopped {
+  constructor(readonly tid: number) {}
+}
 
 export class ComputePool {
   readonly size: number;
   /** Aggregations' threads, started on the first. */
   private pool: Piscina<PoolTask, PoolReply> | undefined;
   /** Entry processors' own threads (a cluster member's computes), started on the first. */
-  private processors: Piscina<PoolTask, PoolReply> | undefined;
+  private processors: ProcessorThreads | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -41,13 +39,12 @@ export class ComputePool {
   }
 
   /** A fixed set of `size` threads: each keeps its attached grid and loaded user modules warm. */
-  private piscina(perThread: number): Piscina<PoolTask, PoolReply> {
+  private piscina(): Piscina<PoolTask, PoolReply> {
     const pool = new Piscina<PoolTask, PoolReply>({
       filename: WORKER_FILE,
       name: 'default',
       minThreads: this.size,
       maxThreads: this.size,
-      concurrentTasksPerWorker: perThread,
       idleTimeout: Infinity,
       closeTimeout: CLOSE_TIMEOUT_MS,
       workerData: { handle: this.handle } satisfies PoolInit,
@@ -75,7 +72,7 @@ export class ComputePool {
     const abort = limit === undefined ? undefined : new AbortController();
     const timer = abort === undefined ? undefined : setTimeout(() => abort.abort(), Math.max(0, limit!.at - Date.now()));
     try {
-      reply = await (this.pool ??= this.piscina(1)).run(task, abort === undefined ? undefined : { signal: abort.signal });
+      reply = await (this.pool ??= this.piscina()).run(task, abort === undefined ? undefined : { signal: abort.signal });
     } catch (e) {
       if (this.closing !== undefined) throw new GridClosedError('the grid was closed while a compute task ran');
       if (abort?.signal.aborted === true) {
@@ -92,71 +89,66 @@ export class ComputePool {
   }
 
   /**
-   * Runs an entry processor on a thread of the processor pool (a cluster member's compute,
-   * local.ts computeTask): its reply, and the thread, whose partition lock the caller takes over to
-   * apply the reply's write (applyComputed). The processor pool hands each thread up to
-   * PROCESSOR_PIPELINE tasks at once, so its tasks carry no abort signal (piscina never queues a
-   * task behind an abortable one); the stop is done here instead. After `ms`, unless the thread
-   * already claimed the gate (it is past user code and answers at once), the gate says STOPPED:
-   * a task that has not started fails at once and is skipped when its turn comes; a started one
-   * has its thread terminated (piscina starts another), and the TimeoutError waits for that
-   * thread's exit, where its partition lock is recovered, so the caller's next call finds the
-   * partition free. Tasks queued on a thread terminated for another (never started: no thread id
-   * in their gate) are handed to the replacement thread, within their own time.
+   * Runs an entry processor on a processor thread (a cluster member's compute, local.ts
+   * computeTask; processor-threads.ts): its reply, and the thread, whose partition lock the caller
+   * takes over to apply the reply's write (applyComputed). Each thread is handed several tasks at
+   * once, so the stop is done here with the task's gate, not by an abort. After `ms`, unless the
+   * thread already claimed the gate (it is past user code and answers at once), the gate says
+   * STOPPED: a task that has not started fails at once and is skipped when its turn comes; a
+   * started one has its thread terminated (another is started), and the TimeoutError waits for
+   * that thread's exit, where its partition lock is recovered, so the caller's next call finds
+   * the partition free. Tasks queued on a thread terminated for another (never started: no thread
+   * id in their gate) are handed to the other threads, within their own time.
    */
   async runProcessor(task: Omit<ProcessorTask, 'kind' | 'gate'>, ms: number): Promise<{ reply: ProcessorReply; tid: number }> {
     const end = Date.now() + ms;
-    // posting a view clones its whole buffer: an argument is a view into a frame or the packer's
-    // buffer, so just its bytes are posted (new Uint8Array: a Buffer's slice() is a view)
-    const a = task.arg;
-    if (a !== undefined && a.byteLength !== a.buffer.byteLength) task = { ...task, arg: new Uint8Array(a) };
-    const gate = new Int32Array(new SharedArrayBuffer(8));
-    for (;;) {
-      if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
-      const pool = (this.processors ??= this.piscina(PROCESSOR_PIPELINE));
-      const run = pool.run({ kind: 'compute', ...task, gate });
-      let timer: NodeJS.Timeout | undefined;
-      const stopped = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => this.stopProcessor(pool, gate) && reject(STOPPED), Math.max(0, end - Date.now()));
-      });
-      let reply: PoolReply;
-      try {
-        reply = await Promise.race([run, stopped]);
-      } catch (e) {
-        if (e === STOPPED) {
-          run.catch(() => undefined); // its thread was terminated, or it is skipped when its turn comes
-          const tid = Atomics.load(gate, GATE_THREAD) - 1;
-          if (tid < 0) throw processorTimeout(task.processor, ms, 'did not start in time: it waited behind other entry processors (options.compute.workers threads) or for its partition\'s lock');
-          await afterThreadExit(tid);
-          throw processorTimeout(task.processor, ms, 'did not return in time and was stopped with its pool thread');
-        }
-        if (this.closing !== undefined) throw new GridClosedError('the grid was closed while an entry processor ran');
-        const unstarted = Atomics.load(gate, GATE_THREAD) === 0 && Atomics.load(gate, GATE_STATE) === GATE_RUNNING;
-        if (unstarted) continue; // its thread was terminated for another task
-        throw new WorkerError(`a compute pool thread failed while an entry processor ran (nothing was written): ${(e as Error)?.message ?? String(e)}`);
-      } finally {
-        clearTimeout(timer);
+    if (this.closing !== undefined) throw new GridClosedError('the grid is closed');
+    const threads = (this.processors ??= new ProcessorThreads(this.handle, this.size, WORKER_FILE, spawnExecArgv()));
+    const run = threads.submit(task.map, task.key, task.processor.module, task.processor.name, task.arg);
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const tid = this.stopProcessor(threads, run);
+        if (tid !== undefined) reject(new Stopped(tid));
+      }, Math.max(0, end - Date.now()));
+    });
+    let done: { reply: PoolReply; tid: number };
+    try {
+      done = await Promise.race([run.promise, stopped]);
+    } catch (e) {
+      if (e instanceof Stopped) {
+        run.promise.catch(() => undefined); // its thread was terminated, or it is skipped when its turn comes
+        if (e.tid < 0) throw processorTimeout(task.processor, ms, 'did not start in time: it waited behind other entry processors (options.compute.workers threads) or for its partition\'s lock');
+        await afterThreadExit(e.tid);
+        throw processorTimeout(task.processor, ms, 'did not return in time and was stopped with its pool thread');
       }
-      if (!reply.ok) throw errorFromWire(reply.error);
-      return { reply: reply.value as ProcessorReply, tid: Atomics.load(gate, GATE_THREAD) - 1 };
+      if (this.closing !== undefined) throw new GridClosedError('the grid was closed while an entry processor ran');
+      throw new WorkerError(`a compute pool thread failed while an entry processor ran (nothing was written): ${(e as Error)?.message ?? String(e)}`);
+    } finally {
+      clearTimeout(timer);
     }
+    if (!done.reply.ok) throw errorFromWire(done.reply.error);
+    return { reply: done.reply.value as ProcessorReply, tid: done.tid };
   }
 
   /**
-   * The processor's time ran out: claims its gate (false when its thread claimed it first: it is
-   * past user code) and terminates its thread if it started there. The thread id is read after
-   * the claim: a thread that stores it later reads STOPPED and skips the task.
+   * The processor's time ran out: claims its gate (undefined when its thread claimed it first: it
+   * is past user code) and terminates its thread if it started there; returns that thread's id
+   * (-1: it had not started). The thread id is read after the claim: a thread that stores it later
+   * reads STOPPED and skips the task. A task still waiting for a slot is just dropped.
    */
-  private stopProcessor(pool: Piscina<PoolTask, PoolReply>, gate: Int32Array): boolean {
-    if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_STOPPED) !== GATE_RUNNING) return false;
+  private stopProcessor(threads: ProcessorThreads, run: ProcessorRun): number | undefined {
+    if (run.slot < 0) return threads.withdraw(run) ? -1 : undefined;
+    const gate = threads.gate(run.slot);
+    if (Atomics.compareExchange(gate, GATE_STATE, GATE_RUNNING, GATE_STOPPED) !== GATE_RUNNING) return undefined;
     const tid = Atomics.load(gate, GATE_THREAD) - 1;
-    if (tid >= 0) void pool.threads.find((w) => w.threadId === tid)?.terminate();
-    return true;
+    if (tid >= 0) threads.terminate(tid);
+    return tid;
   }
 
   /** Lets running tasks finish (up to CLOSE_TIMEOUT_MS), then stops the threads. Idempotent. */
   close(): Promise<void> {
-    return (this.closing ??= Promise.all([this.pool, this.processors].map((p) => p?.close().catch(() => undefined))).then(() => undefined));
+    return (this.closing ??= Promise.all([this.pool?.close(), this.processors?.close(CLOSE_TIMEOUT_MS)].map((p) => p?.catch(() => undefined))).then(() => undefined));
   }
 }
 

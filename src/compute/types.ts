@@ -71,9 +71,13 @@ export type AggregatorRef = BuiltinAggregator | ComputeRef;
 /** An aggregator as it travels to a pool thread: a built-in name, or a registered module name and export (never a location). */
 export type AggregatorSpec = BuiltinAggregator | { readonly module: string; readonly name: string };
 
-/** Handed to every pool thread once, as workerData. */
+/**
+ * Handed to every pool thread once, as workerData. `gates`: on a processor thread
+ * (processor-threads.ts), the gate table of its pool, which makes it serve ProcessorRequests.
+ */
 export interface PoolInit {
   handle: import('../runtime/messages.js').GridHandle;
+  gates?: Int32Array;
 }
 
 export type PoolTask =
@@ -84,8 +88,9 @@ export type PoolTask =
 /**
  * An entry processor run on a pool thread (a cluster member's compute: never on its main thread).
  * `arg` and the reply's value are the value codec's msgpack bytes (cluster/plain.ts), as on the
- * wire. `gate` (Int32Array on a SharedArrayBuffer, GATE_* slots) decides, once, whether the
- * processor's write happens or the thread is stopped (pool.ts runProcessor).
+ * wire. `gate` (a GATE_SIZE view of the processor threads' shared gate table, GATE_* slots)
+ * decides, once, whether the processor's write happens or the thread is stopped (pool.ts
+ * runProcessor).
  */
 export interface ProcessorTask {
   kind: 'compute';
@@ -96,6 +101,26 @@ export interface ProcessorTask {
   gate: Int32Array;
 }
 
+/**
+ * An entry processor task as it is posted to a processor thread (processor-threads.ts): the value
+ * codec's msgpack bytes (storage/codec.ts) of `[id, map, key, module, export, arg, gate]`, `gate`
+ * the task's slot in the pool's gate table (GATE_SIZE Int32 words from `gate * GATE_SIZE`). One
+ * byte array crosses the port, not an object graph: structured clone of the task object and
+ * piscina's envelope cost the member more than the processor (native-notes.md, "Processor
+ * threads").
+ */
+export type ProcessorRequest = [id: number, map: string, key: string, module: string, name: string, arg: Uint8Array | undefined, gate: number];
+/**
+ * A processor thread's answer, msgpack bytes as the request: `[id, 1, result, write kind, type,
+ * bytes, len, num]` (write kind W_NONE: nothing to write, the rest of the write absent) or
+ * `[id, 0, WireError]`.
+ */
+export type ProcessorResponse =
+  | [id: number, ok: 1, r: Uint8Array | undefined, k: number, type?: number, bytes?: Uint8Array | string | null, len?: number, num?: number]
+  | [id: number, ok: 0, error: WireError];
+
+/** Int32 words of one gate: GATE_STATE, GATE_THREAD. */
+export const GATE_SIZE = 2;
 /** Gate slot: RUNNING until one side claims it: the pool thread (COMMITTED, before it writes) or the caller's timer (STOPPED, then it stops the thread). */
 export const GATE_STATE = 0;
 /** Gate slot: the pool thread's threadId + 1 once the task started there (0: still queued). */
