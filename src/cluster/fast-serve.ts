@@ -283,9 +283,8 @@ export class FastService {
         return;
       }
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
-      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
-        throw new MemoryFullError('memory budget exhausted and nothing left to evict (replica)');
-      }
+      // no room for the new value: the key is dropped here, as an eviction (Records.putCopyState)
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) st.evictKey(p, mapId);
     };
     const ok = (): void => {
       if (!peer.isOpen) return;

@@ -138,7 +138,7 @@ export class Migration {
         this.r.dedupe.clear(p as number);
         for (const [id, res, at] of done) this.r.dedupe.put(p as number, id, res, at);
       }
-      for (const [m, k, s] of entries) this.r.records.putState(m, k, s);
+      for (const [m, k, s] of entries) this.r.records.putCopyState(m, k, s);
       return true;
     });
   }

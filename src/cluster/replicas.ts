@@ -557,7 +557,7 @@ export class Replicas {
     this.checkCopy(p, v, from, tv);
     return this.records.serial(p, () => {
       this.checkCopy(p, v, from, tv);
-      this.records.putState(m, k, state);
+      this.records.putCopyState(m, k, state);
       if (r !== undefined) this.dedupe.put(p, r as string, x);
       if (rs !== undefined) for (const [id, res] of rs as Array<[string, unknown]>) this.dedupe.put(p, id, res);
       return true;
