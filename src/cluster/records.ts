@@ -26,6 +26,12 @@ export type RawEntry = [string, string, Exclude<RawState, null>];
 
 const TYPES = new Set([T_STRING, T_NUMBER, T_BYTES, T_MSGPACK]);
 
+/** Bytes of a state's value as stored (a number: 8). */
+function stateBytes(s: Exclude<RawState, null>): number {
+  const v = s[1];
+  return typeof v === 'string' ? Buffer.byteLength(v) : typeof v === 'number' ? 8 : v.length;
+}
+
 /** Checks a state received from a peer before it may touch shared memory. */
 export function checkState(s: unknown, maxValueBytes: number): RawState {
   if (s === null) return null;
@@ -229,13 +235,17 @@ export class Records {
 
   /**
    * A copy's side of putState (a replicated write, a snapshot entry): when no room can be made
-   * for the new value, the key is dropped here as an eviction instead (counted, and in the
-   * nemesis eviction log). Failing the write instead dropped the copy from the table, and every
-   * copy streamed after it failed the same way: the partition stayed migrating and each write to
-   * it timed out. Keeping the old value would let a failover bring it back. False when dropped.
+   * for the new value, or it is over this member's maxValueBytes (a member with less memory than
+   * the primary's has a lower default), the key is dropped here as an eviction instead (counted,
+   * and in the nemesis eviction log). Failing the write instead dropped the copy from the table,
+   * and every copy streamed after it failed the same way: the partition stayed migrating and each
+   * write to it timed out. Keeping the old value would let a failover bring it back. False when
+   * dropped.
    */
   putCopyState(mapName: string, key: string, s: RawState): boolean {
-    if (this.store1(mapName, key, s)) return true;
+    if (s === null || stateBytes(s) <= this.store.maxValueBytes) {
+      if (this.store1(mapName, key, s)) return true;
+    } else if (this.store.setKey(key, this.mapId(mapName)) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     this.store.evictKey(this.store.kpart, this.mapId(mapName));
     return false;
   }
