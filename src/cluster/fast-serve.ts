@@ -267,7 +267,6 @@ export class FastService {
     if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     const p = st.kpart;
     this.r.checkCopy(p, r.version, peer.id, r.tableVersion);
-    if (r.vLen > st.maxValueBytes) throw new ValueTooLargeError(`replicated value is ${r.vLen} bytes, over maxValueBytes (${st.maxValueBytes})`, { size: r.vLen, limit: st.maxValueBytes });
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const from = peer.id;
     const epoch = r.version;
@@ -283,9 +282,13 @@ export class FastService {
         return;
       }
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
-      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
-        throw new MemoryFullError('memory budget exhausted and nothing left to evict (replica)');
+      // over this member's maxValueBytes, or no room for it: the key is dropped here, as an
+      // eviction (Records.putCopyState)
+      if (vLen > st.maxValueBytes) {
+        st.evictKey(p, mapId);
+        return;
       }
+      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) st.evictKey(p, mapId);
     };
     const ok = (): void => {
       if (!peer.isOpen) return;

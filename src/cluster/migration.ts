@@ -125,10 +125,11 @@ export class Migration {
     if (!Number.isInteger(p) || (p as number) < 0 || (p as number) >= this.partitions || !Array.isArray(e) || typeof v !== 'number' || typeof tv !== 'number' || done === undefined) {
       throw new ProtocolError('malformed partition snapshot');
     }
-    const max = this.ctx.store.maxValueBytes;
+    // a value over this member's maxValueBytes is not refused: putCopyState drops its key (as it
+    // does one it has no room for), where refusing failed every stream of the partition
     const entries: Array<[string, string, RawState]> = e.map((x: unknown) => {
       if (!Array.isArray(x) || x.length !== 3 || typeof x[0] !== 'string' || typeof x[1] !== 'string') throw new ProtocolError('malformed snapshot entry');
-      return [x[0], x[1], checkState(x[2], max)];
+      return [x[0], x[1], checkState(x[2], Infinity)];
     });
     for (const [, k] of entries) if (this.r.records.partitionOf(k) !== p) throw new ProtocolError('snapshot entry of another partition');
     this.r.checkCopy(p as number, v, from, tv);
@@ -147,7 +148,7 @@ export class Migration {
       // ~14,000 lost and 5,000-14,000 such keys on the in-process member alone.
       let n = 0;
       for (const [m, k, s] of entries) {
-        this.r.records.putState(m, k, s);
+        this.r.records.putCopyState(m, k, s);
         if ((++n & (SHIP_EVERY - 1)) === 0) this.r.shipEvictions();
       }
       this.r.shipEvictions();

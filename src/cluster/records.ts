@@ -26,6 +26,12 @@ export type RawEntry = [string, string, Exclude<RawState, null>];
 
 const TYPES = new Set([T_STRING, T_NUMBER, T_BYTES, T_MSGPACK]);
 
+/** Bytes of a state's value as stored (a number: 8). */
+function stateBytes(s: Exclude<RawState, null>): number {
+  const v = s[1];
+  return typeof v === 'string' ? Buffer.byteLength(v) : typeof v === 'number' ? 8 : v.length;
+}
+
 /** Checks a state received from a peer before it may touch shared memory. */
 export function checkState(s: unknown, maxValueBytes: number): RawState {
   if (s === null) return null;
@@ -222,22 +228,43 @@ export class Records {
     }
   }
 
-  /** Stores a state for key of map `name` (caller holds p's lock inside serial()). */
+  /** Stores a state for key of map `name` (caller holds p's lock inside serial()); GRID_ERR_MEMORY_FULL when no room could be made. */
   putState(mapName: string, key: string, s: RawState): void {
+    if (!this.store1(mapName, key, s)) throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+  }
+
+  /**
+   * A copy's side of putState (a replicated write, a snapshot entry): when no room can be made
+   * for the new value, or it is over this member's maxValueBytes (a member with less memory than
+   * the primary's has a lower default), the key is dropped here as an eviction instead (counted,
+   * and in the nemesis eviction log). Failing the write instead dropped the copy from the table,
+   * and every copy streamed after it failed the same way: the partition stayed migrating and each
+   * write to it timed out. Keeping the old value would let a failover bring it back. False when
+   * dropped.
+   */
+  putCopyState(mapName: string, key: string, s: RawState): boolean {
+    if (s === null || stateBytes(s) <= this.store.maxValueBytes) {
+      if (this.store1(mapName, key, s)) return true;
+    } else if (this.store.setKey(key, this.mapId(mapName)) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
+    this.store.evictKey(this.store.kpart, this.mapId(mapName));
+    return false;
+  }
+
+  private store1(mapName: string, key: string, s: RawState): boolean {
     const st = this.store;
     const id = this.mapId(mapName);
     if (st.setKey(key, id) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     const p = st.kpart;
     if (s === null) {
       st.remove(p, id, Date.now());
-      return;
+      return true;
     }
     const [type, payload, exp] = s;
     let r: number;
     if (type === T_NUMBER) r = st.put(p, id, type, null, 8, payload as number, exp);
     else if (type === T_STRING) r = st.put(p, id, type, payload as string, Buffer.byteLength(payload as string), 0, exp);
     else r = st.put(p, id, type, payload as Uint8Array, (payload as Uint8Array).length, 0, exp);
-    if (r < 0) throw new MemoryFullError('memory budget exhausted and nothing left to evict (replica)');
+    return r >= 0;
   }
 
   /** Partition of `key` (any map: the partition does not depend on the map). */

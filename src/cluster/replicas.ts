@@ -552,12 +552,12 @@ export class Replicas {
     const { m, k, s, v, tv, r, x, rs } = (b ?? {}) as { m?: unknown; k?: unknown; s?: unknown; v?: unknown; tv?: unknown; r?: unknown; x?: unknown; rs?: unknown };
     if (typeof m !== 'string' || typeof k !== 'string' || typeof v !== 'number' || typeof tv !== 'number' || (r !== undefined && !isRequestId(r))) throw new ProtocolError('malformed replicated write');
     if (rs !== undefined && (!Array.isArray(rs) || rs.length > MAX_INFLIGHT_RECORDS || !rs.every((e) => Array.isArray(e) && e.length === 2 && isRequestId(e[0])))) throw new ProtocolError('malformed replicated write records');
-    const state = checkState(s, this.store.maxValueBytes);
+    const state = checkState(s, Infinity); // over maxValueBytes: putCopyState drops the key
     const p = this.records.partitionOf(k);
     this.checkCopy(p, v, from, tv);
     return this.records.serial(p, () => {
       this.checkCopy(p, v, from, tv);
-      this.records.putState(m, k, state);
+      this.records.putCopyState(m, k, state);
       if (r !== undefined) this.dedupe.put(p, r as string, x);
       if (rs !== undefined) for (const [id, res] of rs as Array<[string, unknown]>) this.dedupe.put(p, id, res);
       return true;

@@ -594,6 +594,17 @@ export class ShardStore {
     return !expired;
   }
 
+  /**
+   * Drops the current key of `mapId` as an eviction (p locked, inside beginWrite): a cluster copy
+   * that found no room for the key's new value. Returns whether it was present.
+   */
+  evictKey(p: number, mapId: number): boolean {
+    const off = this.probe(p, mapId);
+    if (off < 0) return false;
+    this.evicted(p, this.slotIdx, off);
+    return true;
+  }
+
   /** Drops an expired record found under the lock (lazy expiry). */
   expireAt(p: number, mapId: number, off: number): void {
     this.unlinkAt(p, this.slotIdx, off, mapId);
