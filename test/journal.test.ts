@@ -60,6 +60,39 @@ describe('eviction journal', () => {
     expect(drainAll(j)).toEqual([{ p: 3, map: 2, key: bytes(10, 99) }]);
   });
 
+  it('on the consumer thread, with enableSpill, a full ring keeps evictions aside instead of losing them; touches and other objects still drop', () => {
+    const { control, base, j } = journal(16);
+    j.enableSpill();
+    const sent: Array<{ p: number; map: number; key: Uint8Array }> = [];
+    for (let i = 0; i < 1000; i++) {
+      const e = { p: i % PARTITIONS, map: i % 3, key: bytes(10 + (i % 300), i) };
+      expect(j.push(e.p, e.map, e.key, 0, e.key.length)).toBe(true);
+      sent.push(e);
+    }
+    // a key longer than a quarter of the ring goes aside too
+    const long = { p: 5, map: 1, key: bytes(1000, 7) };
+    expect(j.push(long.p, long.map, long.key, 0, 1000)).toBe(true);
+    sent.push(long);
+    expect(j.lostCount).toBe(0);
+    // a touch never goes aside (evictions come first)
+    expect(j.push(0, 1, bytes(10, 1), 0, 10, 1)).toBe(false);
+    // another thread's object over the same ring drops, as before
+    const other = new EvictionJournal(new Int32Array(control), base, 4096);
+    expect(other.push(0, 1, bytes(10, 1), 0, 10)).toBe(false);
+    expect(j.lostCount).toBe(1);
+    expect(j.pending()).toBe(true);
+    // a bounded drain takes the ring first, then the list, in order
+    const first: Array<{ p: number; map: number; key: Uint8Array }> = [];
+    j.drain((p, map, key, len) => first.push({ p, map, key: key.slice(0, len) }), 300, PARTITIONS);
+    expect(first.length).toBe(300);
+    const got = [...first, ...drainAll(j)];
+    expect(got).toEqual(sent);
+    expect(j.pending()).toBe(false);
+    // and the ring works on after it
+    expect(j.push(3, 2, bytes(10, 99), 0, 10)).toBe(true);
+    expect(drainAll(j)).toEqual([{ p: 3, map: 2, key: bytes(10, 99) }]);
+  });
+
   it('a producer that claimed slots and died stalls the consumer only until STALL_DRAINS drains and STALL_MS passed', () => {
     const { control, base, j } = journal(64);
     const ci = new Int32Array(control);

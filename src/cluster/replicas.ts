@@ -83,6 +83,9 @@ export class Replicas {
   /** Ships evicted keys to the copies every EVICTION_SHIP_MS until the member closes (a data member's store has a journal). */
   startEvictionShipping(): void {
     if (this.store.journal.slots === 0 || this.evictionTimer !== undefined) return;
+    // this thread applies replicated writes and snapshot chunks: what it evicts while the ring is
+    // full waits for the next drain instead of being lost
+    this.store.journal.enableSpill();
     this.evictionTimer = setInterval(() => {
       if (this.ctx.closed) {
         clearInterval(this.evictionTimer);

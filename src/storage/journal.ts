@@ -23,7 +23,9 @@
  * Nothing is lost that matters when an entry is: the journal only says "ship this key's state
  * again", and a copy that keeps a key its primary evicted holds the key's newest state anyway (a
  * later write or delete of it is replicated). A full ring drops the entry (counted in
- * this.lostAt); a producer that died between claiming and publishing stalls the consumer,
+ * this.lostAt), except an eviction by the consumer thread itself, which keeps it aside in a list
+ * of its own (enableSpill; snapshot chunks and replicated large values, applied on that thread,
+ * evict thousands of entries in one call); a producer that died between claiming and publishing stalls the consumer,
  * which skips its slots after STALL_DRAINS drains and STALL_MS (both: a paused process resumes
  * with the clock far ahead). A producer publishes with a compare-and-exchange, so a slot that the
  * consumer skipped meanwhile is never published into the next lap.
@@ -38,6 +40,8 @@ const SLOT_BYTES = JOURNAL_SLOT_INTS * 4;
 const FIRST_DATA = SLOT_BYTES - 16;
 /** Data bytes after a continuation slot's header (SEQ, -1). */
 const MORE_DATA = SLOT_BYTES - 8;
+/** Most entries the consumer thread keeps aside while the ring is full (enableSpill). */
+const SPILL_MAX = 1 << 20;
 /** A stalled head slot is skipped after this many drains that found it unpublished … */
 const STALL_DRAINS = 50;
 /** … and this many ms since the stall was first seen. */
@@ -74,6 +78,8 @@ export class EvictionJournal {
   private stallAt = 0;
   private stallDrains = 0;
   private stallSince = 0;
+  /** The consumer thread's own evictions that found the ring full, in order (enableSpill); undefined in other threads. */
+  private spill: Array<[p: number, map: number, key: Uint8Array]> | undefined;
 
   /**
    * @param ci the control buffer as Int32
@@ -97,6 +103,17 @@ export class EvictionJournal {
     for (let i = 0; i < slots; i++) ci[base + J_SLOTS + i * JOURNAL_SLOT_INTS] = i;
   }
 
+  /**
+   * Called by the consumer thread on its own journal object: from then on, an eviction that this
+   * thread records while the ring is full waits in a list of this thread's (up to SPILL_MAX), which
+   * drain visits after the ring, instead of being lost. The consumer is the thread that applies
+   * replicated writes and snapshot chunks, whose single calls can evict more entries than the ring
+   * holds; other threads' entries are still dropped (and counted) when it is full.
+   */
+  enableSpill(): void {
+    this.spill ??= [];
+  }
+
   private seqAt(pos: number): number {
     return this.first + (pos & this.mask) * JOURNAL_SLOT_INTS;
   }
@@ -108,7 +125,8 @@ export class EvictionJournal {
   push(p: number, map: number, src: Uint8Array, off: number, len: number, kind = J_EVICTED): boolean {
     const ci = this.ci;
     const n = slotsFor(len);
-    if (this.slots === 0 || n > this.slots >>> 2) return this.lost();
+    if (this.slots === 0) return this.lost();
+    if (n > this.slots >>> 2) return this.spilled(p, map, src, off, len, kind);
     let pos = Atomics.load(ci, this.tailAt);
     if (kind !== J_EVICTED && ((pos - ci[this.headAt]) | 0) >= this.slots >>> 1) return false;
     for (;;) {
@@ -126,7 +144,7 @@ export class EvictionJournal {
         continue;
       }
       const now = Atomics.load(ci, this.tailAt);
-      if (now === pos) return this.lost(); // the consumer has not freed them: full
+      if (now === pos) return this.spilled(p, map, src, off, len, kind); // the consumer has not freed them: full
       pos = now;
     }
     // write: the first slot's header and key bytes, then the continuation slots'
@@ -149,6 +167,14 @@ export class EvictionJournal {
     return true;
   }
 
+  /** An entry the ring has no room for: kept aside on the consumer thread (enableSpill), else lost. */
+  private spilled(p: number, map: number, src: Uint8Array, off: number, len: number, kind: number): boolean {
+    const sp = this.spill;
+    if (sp === undefined || kind !== J_EVICTED || sp.length >= SPILL_MAX) return this.lost();
+    sp.push([p, map, src.slice(off, off + len)]);
+    return true;
+  }
+
   private lost(): false {
     Atomics.add(this.ci, this.lostAt, 1);
     return false;
@@ -161,7 +187,7 @@ export class EvictionJournal {
 
   /** Whether entries are waiting (the consumer's cheap check). */
   pending(): boolean {
-    return this.slots !== 0 && Atomics.load(this.ci, this.tailAt) !== this.ci[this.headAt];
+    return this.slots !== 0 && (Atomics.load(this.ci, this.tailAt) !== this.ci[this.headAt] || (this.spill !== undefined && this.spill.length > 0));
   }
 
   /**
@@ -225,6 +251,12 @@ export class EvictionJournal {
       }
     }
     ci[this.headAt] = head;
+    const sp = this.spill;
+    if (sp !== undefined && sp.length > 0 && visited < max) {
+      const take = sp.splice(0, max - visited);
+      for (const [p, map, key] of take) visit(p, map, key, key.length, J_EVICTED);
+      visited += take.length;
+    }
     return visited;
   }
 
