@@ -292,7 +292,7 @@ export class GridMap<V = unknown> {
 
   /** @internal Throws GRID_ERR_MEMORY_FULL (a put that found no room). */
   memoryFull(): never {
-    throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+    throw new MemoryFullError(this.store.fullMessage());
   }
 
   // ── reads ─────────────────────────────────────────────────────────────────────────────────────

@@ -150,6 +150,27 @@ describe('memory budget', () => {
     }
   });
 
+  it('a value no window of the heap can hold says so: the budget is too fragmented, not "nothing left to evict"', { timeout: 60_000 }, async () => {
+    // 8 MB cut into 271 partitions whose hash tables are runs of pages, which cannot move: no
+    // window of ~500 KiB is free of one, with 30,000 entries there to evict. It said "memory
+    // budget exhausted and nothing left to evict" (found by helper 31, 2026-11-27). Moving a
+    // table's run is not built; the error says what would help.
+    const grid = await createGrid({ workers: 1, memory: '8MB' });
+    try {
+      const m = grid.map<string | Uint8Array>('w');
+      for (let i = 0; grid.stats().evictions < 25_000; i++) m.setSync(`k${i}`, 'x'.repeat(100));
+      const entries = grid.stats().entries;
+      expect(() => m.setSync('big', new Uint8Array(512_000))).toThrow(expect.objectContaining({ code: 'GRID_ERR_MEMORY_FULL', message: expect.stringMatching(/too fragmented for this value: no \d+ KiB of contiguous pages/) }));
+      expect(grid.stats().entries).toBe(entries); // nothing was evicted for it
+      // small writes go on
+      m.setSync('small', 'x');
+      expect(m.getSync('small')).toBe('x');
+      expect(storeErrors(grid)).toEqual([]);
+    } finally {
+      await grid.close();
+    }
+  });
+
   it('a large value just written outlives older small entries: later writes evict those first', { timeout: 60_000 }, async () => {
     // 16 MB: 4 KiB pages, so the 256 KiB value is a run of 64 pages in one partition. Eviction
     // used to free pages from the partition holding the most pages, which is that one: the next

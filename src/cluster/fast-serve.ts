@@ -218,7 +218,7 @@ export class FastService {
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
       if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
         un.abandon(uk, u);
-        throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+        throw new MemoryFullError(st.fullMessage());
       }
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
       const targets = copiesOf(this.r.table!, p, this.ctx.memberId);

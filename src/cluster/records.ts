@@ -230,7 +230,7 @@ export class Records {
 
   /** Stores a state for key of map `name` (caller holds p's lock inside serial()); GRID_ERR_MEMORY_FULL when no room could be made. */
   putState(mapName: string, key: string, s: RawState): void {
-    if (!this.store1(mapName, key, s)) throw new MemoryFullError('memory budget exhausted and nothing left to evict');
+    if (!this.store1(mapName, key, s)) throw new MemoryFullError(this.store.fullMessage());
   }
 
   /**

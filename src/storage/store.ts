@@ -140,6 +140,8 @@ export class ShardStore {
   readonly partitions: number;
   readonly pageShift: number;
   readonly pageSize: number;
+  /** Pages of the last run allocRun could find no window for (0: it failed for want of room, or did not fail); see fullMessage. */
+  private noWindow = 0;
   readonly smallMax: number;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
@@ -758,11 +760,15 @@ export class ShardStore {
   private allocRun(p: number, size: number): number {
     const n = Math.ceil(size / this.pageSize);
     const pb = PART_BASE + p * P_STRIDE;
+    this.noWindow = 0;
     for (let attempt = 0; attempt < 8; attempt++) {
       let first = this.takePages(p, n, false);
       if (first < 0) {
         const w = this.bestWindow(n);
-        if (w < 0) return -1;
+        if (w < 0) {
+          this.noWindow = n;
+          return -1;
+        }
         // room for the run (or the write fails), then for the window's small records to move out
         // of it (evacuateWindow; what cannot move is evicted)
         for (let guard = 0; this.availablePages() < n; guard++) {
@@ -1524,6 +1530,19 @@ export class ShardStore {
    * Uses tryLock only: we already hold p's lock, and a blocking acquire could deadlock.
    * Returns true when at least one page went back to the pool.
    */
+  /**
+   * Why this thread's last put found no room, for GRID_ERR_MEMORY_FULL: nothing left to evict, or
+   * (a value over half a page) no window of contiguous pages that could be emptied, because every
+   * such window holds a hash table of a run, which cannot move: a small budget cut in many
+   * partitions, each with its table, has no 512 KiB window at 8 MB, say, with entries to spare.
+   */
+  fullMessage(): string {
+    const n = this.noWindow;
+    this.noWindow = 0;
+    if (n === 0) return 'memory budget exhausted and nothing left to evict';
+    return `memory budget too fragmented for this value: no ${Math.round((n * this.pageSize) / 1024)} KiB of contiguous pages can be freed (every such window holds a partition's hash table, which cannot move); give the grid more memory, fewer partitions, or store smaller values`;
+  }
+
   private stealPage(p: number, minPages: number): boolean {
     const ci = this.ci;
     const order: number[] = [];
