@@ -731,6 +731,18 @@ export interface SetOptions {
  * Unknown keys (a misspelt `{ tll }`) and bad values are GRID_ERR_INVALID_ARGUMENT naming the
  * option: they are arguments of one call (createGrid's and map()'s are GRID_ERR_INVALID_OPTION).
  */
+/**
+ * A bad argument as an error message shows it: a number as itself, anything else with its type
+ * (the string '1' printed as 1 read like a valid number).
+ */
+export function shownArg(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `the string '${v.length > 40 ? `${v.slice(0, 40)}...` : v}'`;
+  if (typeof v === 'bigint') return `the bigint ${v}n`;
+  if (v === null || v === undefined) return String(v);
+  return typeof v === 'object' ? (Array.isArray(v) ? 'an array' : 'an object') : `a ${typeof v}`;
+}
+
 export function setTtl(options: unknown): number | undefined {
   if (options === undefined) return undefined;
   const ttl = typeof options === 'number' ? options : isPlainObject(options) ? writeOptionsTtl(options) : badWriteOptions(options);
