@@ -343,7 +343,12 @@ export const INTERNAL_MAPS: readonly string[] = Object.freeze([CLAIM_MAP]);
 const MIN_MEMORY = 4 * 1024 * 1024;
 /** Longest options.compute.timeoutMs: the longest delay setTimeout keeps (about 24.8 days). */
 export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
-const MAX_MEMORY = 32 * 1024 * 1024 * 1024;
+/**
+ * Largest options.memory: the heap is one growable SharedArrayBuffer, which Node 20 grows to 4 GiB
+ * at most (a larger maxByteLength throws "Invalid array buffer max length"), and the store
+ * addresses it with unsigned 32-bit offsets (`>>> 3`, u32 record refs' words).
+ */
+const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
 
 const fail = (path: string, message: string): never => {
   throw new InvalidOptionError(`${path} ${message}`, { option: path });
@@ -372,7 +377,7 @@ interface Rule {
 const RULES: Record<string, Rule> = {
   'options.workers': intRule(1, 256),
   'options.partitions': intRule(1, 65535),
-  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from 4MB to 32GB` },
+  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from 4MB to 4GB` },
   'options.maxKeyBytes': intRule(1, 65535),
   'options.maxValueBytes': {
     check: (v, all) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= Math.floor(all.memory / 8),
@@ -726,6 +731,18 @@ export interface SetOptions {
  * Unknown keys (a misspelt `{ tll }`) and bad values are GRID_ERR_INVALID_ARGUMENT naming the
  * option: they are arguments of one call (createGrid's and map()'s are GRID_ERR_INVALID_OPTION).
  */
+/**
+ * A bad argument as an error message shows it: a number as itself, anything else with its type
+ * (the string '1' printed as 1 read like a valid number).
+ */
+export function shownArg(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `the string '${v.length > 40 ? `${v.slice(0, 40)}...` : v}'`;
+  if (typeof v === 'bigint') return `the bigint ${v}n`;
+  if (v === null || v === undefined) return String(v);
+  return typeof v === 'object' ? (Array.isArray(v) ? 'an array' : 'an object') : `a ${typeof v}`;
+}
+
 export function setTtl(options: unknown): number | undefined {
   if (options === undefined) return undefined;
   const ttl = typeof options === 'number' ? options : isPlainObject(options) ? writeOptionsTtl(options) : badWriteOptions(options);

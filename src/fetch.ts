@@ -6,7 +6,7 @@
  * - In one thread, concurrent fetches of a key share one promise; each caller that joins it
  *   waits at most its own `timeoutMs` (`joinWithin`), as a waiter in another thread does.
  * - Across threads and members, the first to miss claims the load: `setIfAbsent` of a claim
- *   record in the internal map CLAIM_MAP (key `<map>\0<key>`), which is linearizable at the
+ *   record in the internal map CLAIM_MAP (under `claimKey`), which is linearizable at the
  *   key's partition (its lock in one process, its primary in a cluster). The claim carries a
  *   random token and a TTL (`claimTtl`), so the claim of a thread or member that died while
  *   loading expires and the next caller loads.
@@ -20,6 +20,7 @@
  *   when it is fresh; a fetch of a stale value returns it at once and refreshes it in the
  *   background (one refresh for all callers, as above; a failed refresh keeps the stale value).
  */
+import { createHash } from 'node:crypto';
 import { FetchLoaderError, InvalidArgumentError, TimeoutError } from './errors.js';
 
 /** The internal map of claims and freshness records. */
@@ -58,6 +59,23 @@ type Claim = [string, 0] | [string, 1, string, string];
 
 function isClaim(x: unknown): x is Claim {
   return Array.isArray(x) && typeof x[0] === 'string' && (x[1] === 0 || (x[1] === 1 && typeof x[2] === 'string' && typeof x[3] === 'string'));
+}
+
+/** Longest key of a claim or freshness record, UTF-8 bytes (any maxKeyBytes from this up fits every one). */
+const CLAIM_KEY_MAX = 24;
+
+/**
+ * The CLAIM_MAP key of the claim (`kind` 'c') or the freshness record ('f') of `key` in map
+ * `name`: the kind, the name's length, ':', the name and the key, so that no two (kind, map, key)
+ * share one (`<map>\0<key>` and `<map>\0<key>\0f` did for keys or names holding NUL); when that
+ * is over CLAIM_KEY_MAX bytes, the kind, '#' and 132 bits of its SHA-256 (a key near maxKeyBytes
+ * made a claim key over it). The same on every member and thread, whatever their options; a
+ * digest collision would only make a fetch wait for another key's load.
+ */
+function claimKey(kind: 'c' | 'f', name: string, key: string): string {
+  const k = `${kind}${name.length}:${name}${key}`;
+  if (k.length <= CLAIM_KEY_MAX && Buffer.byteLength(k, 'utf8') <= CLAIM_KEY_MAX) return k;
+  return `${kind}#${createHash('sha256').update(k, 'utf8').digest('base64url').slice(0, 22)}`;
 }
 
 function token(): string {
@@ -135,15 +153,15 @@ export function fetchThrough<V>(map: FetchTarget<V>, claims: ClaimMap, key: stri
 }
 
 async function fetchOnce<V>(map: FetchTarget<V>, claims: ClaimMap, key: string, loader: Loader<V>, o: Resolved): Promise<V> {
-  const ck = `${map.name}\u0000${key}`;
   const v = await map.get(key);
   if (v !== undefined) {
     if (o.swr > 0) {
-      const fresh = await claims.get(`${ck}\u0000f`);
-      if (typeof fresh !== 'number' || Date.now() >= fresh) void refresh(map, claims, ck, key, loader, o);
+      const fresh = await claims.get(claimKey('f', map.name, key));
+      if (typeof fresh !== 'number' || Date.now() >= fresh) void refresh(map, claims, claimKey('c', map.name, key), key, loader, o);
     }
     return v;
   }
+  const ck = claimKey('c', map.name, key);
   const deadline = Date.now() + o.timeoutMs;
   for (let seen: string | undefined; ; ) {
     const t = token();
@@ -218,7 +236,7 @@ async function loadHeld<V>(map: FetchTarget<V>, claims: ClaimMap, ck: string, ke
     if (value === undefined) throw new InvalidArgumentError(`fetch loader returned undefined for '${key}' (return a value, or throw)`);
     const ttl = o.ttl ?? (map.defaultTtl > 0 ? map.defaultTtl : undefined);
     await map.set(key, value, ttl === undefined ? undefined : { ttl: ttl + o.swr });
-    if (o.swr > 0) await claims.set(`${ck}\u0000f`, Date.now() + ttl!, { ttl: ttl! + o.swr });
+    if (o.swr > 0) await claims.set(claimKey('f', map.name, key), Date.now() + ttl!, { ttl: ttl! + o.swr });
   } catch (e) {
     const c = e instanceof Error ? (e as { code?: unknown }).code : undefined;
     const code = typeof c === 'string' ? c : '';

@@ -11,7 +11,7 @@
  * MapHost and what those modules use of a map (MapCore) in src/map-host.ts.
  */
 import { isMainThread } from 'node:worker_threads';
-import { setTtl, type SetOptions } from './config.js';
+import { setTtl, shownArg, type SetOptions } from './config.js';
 import {
   GridClosedError, InvalidArgumentError, KeyTooLargeError, LockTimeoutError, MemoryFullError,
   UnencodableValueError, UnsupportedError, ValueTooLargeError, WrongTypeError,
@@ -826,7 +826,7 @@ export class GridMap<V = unknown> {
   async increment(key: string, delta = 1): Promise<number> {
     if (this.countOps) this.ops[OP_ATOMIC]++;
     this.host.assertOpen(this.internal);
-    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
+    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${shownArg(delta)})`);
     let p = this.key(key);
     const wait = this.lockNow(p);
     if (wait !== undefined) {

@@ -238,7 +238,7 @@ describe('shardgrid start', () => {
   it('prints the code and message of an option createGrid refuses and exits 1', async () => {
     const r = await run(['start', '--port', '0', '--memory', '1MB'], WITH_SECRET);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 32GB/);
+    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 4GB/);
   });
 });
 

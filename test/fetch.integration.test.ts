@@ -171,4 +171,32 @@ describe('map.fetch: read-through with one load per key across threads', () => {
     for (const f of bad) await expect(f()).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(FetchLoaderError.code).toBe('GRID_ERR_FETCH_LOADER');
   });
+
+  // Claims were kept under `<map>\0<key>` and freshness records under `<map>\0<key>\0f`: a key
+  // within maxKeyBytes but longer than maxKeyBytes minus the map's name failed with
+  // GRID_ERR_KEY_TOO_LARGE ("key is 4102 bytes" for a key of 4096), and keys or map names holding
+  // NUL shared records: a fetch of 'x\0f' found x's freshness record and waited out its
+  // timeoutMs (GRID_ERR_TIMEOUT), and map 'a\0b' key 'c' waited for map 'a' key 'b\0c'.
+  it('fetches every key that set takes: one as long as maxKeyBytes allows, multi-byte ones', async () => {
+    const m = grid.map<string>('long-keys');
+    for (const key of ['a'.repeat(4096), 'é'.repeat(2048), '😀'.repeat(1024)]) {
+      await m.set(key, 'set');
+      expect(await m.get(key)).toBe('set');
+      await m.delete(key);
+      expect(await m.fetch(key, () => 'loaded', { ttl: 60_000, staleWhileRevalidate: 1000 })).toBe('loaded');
+      expect(await m.fetch(key, () => 'again', { ttl: 60_000, staleWhileRevalidate: 1000 })).toBe('loaded');
+    }
+  });
+
+  it('keys and map names holding NUL have claims of their own: no fetch waits on the records of another key', { timeout: 30_000 }, async () => {
+    const m = grid.map<string>('nul-keys');
+    expect(await m.fetch('x', () => 'X', { ttl: 60_000, staleWhileRevalidate: 1000 })).toBe('X');
+    expect(await m.fetch('x\u0000f', () => 'XF', { timeoutMs: 5000 })).toBe('XF');
+    // a load of map 'a' key 'b\0c' still running does not hold up map 'a\0b' key 'c'
+    let finish!: (v: string) => void;
+    const first = grid.map<string>('a').fetch('b\u0000c', () => new Promise<string>((r) => (finish = r)), { timeoutMs: 20_000 });
+    expect(await grid.map<string>('a\u0000b').fetch('c', () => 'two', { timeoutMs: 5000 })).toBe('two');
+    finish('one');
+    expect(await first).toBe('one');
+  });
 });

@@ -169,6 +169,17 @@ describe('map operations on one process', () => {
     await expect(m.increment('hits', Number.NaN)).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
+  // A delta given as the string '1' (a query parameter, say) was refused with "delta must be a
+  // finite number (got 1)": the message printed it as the number it is not.
+  it('increment with a delta that is not a number says what it got', async () => {
+    const m = grid.map<unknown>('incr-bad');
+    const cases: Array<[unknown, string]> = [['1', "got the string '1'"], [1n, 'got the bigint 1n'], [null, 'got null'], [Number.NaN, 'got NaN'], [Infinity, 'got Infinity'], [{}, 'got an object']];
+    for (const [delta, said] of cases) {
+      await expect(m.increment('k', delta as number)).rejects.toThrow(`delta must be a finite number (${said})`);
+    }
+    expect(await m.has('k')).toBe(false);
+  });
+
   it('named maps are separate namespaces over the same partitions', async () => {
     const a = grid.map<string>('ns-a');
     const b = grid.map<string>('ns-b');

@@ -272,4 +272,32 @@ describe('memory budget', () => {
       await grid.close();
     }
   });
+
+  // Heap offsets were computed as `page << pageShift`, a signed 32-bit shift: from 2 GiB on they
+  // came out negative, so a grid of memory '3GB' refused every write past ~2 GB of data with
+  // GRID_ERR_MEMORY_FULL ("nothing left to evict") and evicted nothing. Writes ~2.3 GB (the
+  // pages are real memory while the test runs).
+  it('a budget over 2 GiB stores data past the first 2 GiB: heap offsets stay positive', { timeout: 120_000 }, async () => {
+    const grid = await createGrid({ workers: 1, memory: '2560MB' });
+    try {
+      const m = grid.map<Buffer>('past2g');
+      const v = Buffer.alloc(1_000_000, 0x5a);
+      const n = 2300;
+      for (let i = 0; i < n; i++) {
+        v.writeUInt32LE(i, 0);
+        v.writeUInt32LE(i, v.length - 4);
+        await m.set(`k${i}`, v);
+      }
+      expect(grid.stats().bytesUsed).toBeGreaterThan(2 ** 31);
+      for (let i = 0; i < n; i++) {
+        const b = await m.get(`k${i}`);
+        expect(b?.length).toBe(v.length);
+        expect([b?.readUInt32LE(0), b?.readUInt32LE(v.length - 4)]).toEqual([i, i]);
+      }
+      expect(grid.stats().evictions).toBe(0);
+      expect(storeErrors(grid)).toEqual([]);
+    } finally {
+      await grid.close();
+    }
+  });
 });

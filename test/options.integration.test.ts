@@ -157,3 +157,28 @@ describe('a memory budget too small for the partitions', () => {
     }
   });
 });
+
+describe('the largest memory budget', () => {
+  // The heap is one growable SharedArrayBuffer addressed by unsigned 32-bit offsets, and Node 20
+  // grows one to 4 GiB at most. '5GB' to '32GB' used to pass validation (the message said
+  // "from 4MB to 32GB") and then createGrid threw V8's RangeError "Invalid array buffer max
+  // length", with no code.
+  it('a budget over 4GB is refused with GRID_ERR_INVALID_OPTION naming options.memory; 4GB opens', async () => {
+    for (const memory of ['5GB', '32GB', 4 * 1024 ** 3 + 1]) {
+      const err = await createGrid({ workers: 1, memory }).then(async (g) => {
+        await g.close();
+        return undefined;
+      }, (e: unknown) => e);
+      expect(err, String(memory)).toBeInstanceOf(InvalidOptionError);
+      expect((err as InvalidOptionError).message).toBe('options.memory must be from 4MB to 4GB');
+    }
+    const g = await createGrid({ workers: 1, memory: '4GB' });
+    try {
+      expect(g.stats().bytesLimit).toBe(4 * 1024 ** 3);
+      await g.map('m').set('k', 'v');
+      expect(await g.map('m').get('k')).toBe('v');
+    } finally {
+      await g.close();
+    }
+  });
+});

@@ -70,6 +70,28 @@ describe('value types', () => {
     await m.set('map', new Map([['a', 1]]));
     expect(await m.get('map')).toEqual({ a: 1 });
   });
+
+  it('byte arrays read back as the README says: a Buffer at the top of a value, a Uint8Array inside an object; a class instance as a plain object', async () => {
+    const m = grid.map('bytes');
+    await m.set('u8', new Uint8Array([1, 2]));
+    await m.set('buf', Buffer.from([3]));
+    await m.set('nested', { u8: new Uint8Array([4]), buf: Buffer.from([5]) });
+    for (const out of [await m.get('u8'), m.getSync('buf')]) expect(Buffer.isBuffer(out)).toBe(true);
+    const nested = (await m.get('nested')) as { u8: Uint8Array; buf: Uint8Array };
+    for (const out of [nested.u8, nested.buf]) {
+      expect(Buffer.isBuffer(out)).toBe(false);
+      expect(Object.getPrototypeOf(out)).toBe(Uint8Array.prototype);
+    }
+    expect([...nested.u8, ...nested.buf]).toEqual([4, 5]);
+    class Point {
+      constructor(readonly x: number) {}
+      norm(): number { return Math.abs(this.x); }
+    }
+    await m.set('point', new Point(-2));
+    const p = await m.get('point');
+    expect(Object.getPrototypeOf(p)).toBe(Object.prototype);
+    expect(p).toEqual({ x: -2 });
+  });
 });
 
 describe('lone surrogates', () => {

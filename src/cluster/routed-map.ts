@@ -18,7 +18,7 @@ import { aggregatePartitions, combineAndFinish } from '../compute/aggregate.js';
 import { resolveAggregator } from '../compute/aggregators.js';
 import { refNames, resolveRef } from '../compute/modules.js';
 import type { AggregatorRef, ComputeRef } from '../compute/types.js';
-import { MAX_COMPUTE_TIMEOUT_MS, setTtl, type SetOptions } from '../config.js';
+import { MAX_COMPUTE_TIMEOUT_MS, setTtl, shownArg, type SetOptions } from '../config.js';
 import { InvalidArgumentError, ModuleLoadError, PartitionMovedError, ProtocolError, UnknownModuleError, UnsupportedError } from '../errors.js';
 import type { Grid } from '../grid.js';
 import { GridMap, NEED, OP_ATOMIC, OP_DELETE, OP_GET, OP_READ, OP_SET, type MapHost } from '../map.js';
@@ -411,7 +411,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
   override async increment(key: string, delta = 1): Promise<number> {
     this.ops[OP_ATOMIC]++;
     const p = this.part(key);
-    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${String(delta)})`);
+    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw new InvalidArgumentError(`delta must be a finite number (got ${shownArg(delta)})`);
     const r = this.rid();
     return this.router.route(p, () => this.rep.writeOnce(p, this.name, key, r, () => super.increment(key, delta)), { m: this.name, o: 'inc', k: key, d: delta, r });
   }

@@ -733,7 +733,7 @@ export class ShardStore {
           ci[this.pg(op, PG_USED)] = used + size;
           ci[this.pg(op, PG_LIVE)] += size;
           ci[pb + P_LIVE_BYTES] += size;
-          return (op << this.pageShift) + used;
+          return op * this.pageSize + used;
         }
       }
       const np = this.takePages(p, 1, false);
@@ -785,7 +785,7 @@ export class ShardStore {
         this.ci[this.pg(first, PG_USED)] = size;
         this.ci[this.pg(first, PG_LIVE)] = size;
         this.ci[pb + P_LIVE_BYTES] += size;
-        return first << this.pageShift;
+        return first * this.pageSize;
       }
     }
     return -1;
@@ -935,8 +935,8 @@ export class ShardStore {
     const tref = this.cu[pb + P_TABLE];
     if (tref === 0) return true;
     const toff = (tref - 1) * 8;
-    const lo = from << this.pageShift;
-    const hi = to << this.pageShift;
+    const lo = from * this.pageSize;
+    const hi = to * this.pageSize;
     if (toff < hi && toff + this.recordSize(toff) > lo) return false;
     const open = ci[pb + P_OPEN_PAGE];
     if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
@@ -1157,7 +1157,7 @@ export class ShardStore {
           f.taken++;
           f.used = 0;
         }
-        const noff = (f.page << this.pageShift) + f.used;
+        const noff = f.page * this.pageSize + f.used;
         this.u8.copyWithin(noff, off, off + size);
         this.acc[noff >>> ACCESS_SHIFT] = this.acc[off >>> ACCESS_SHIFT];
         f.used += size;
@@ -1282,7 +1282,7 @@ export class ShardStore {
    */
   private moveLiveRecords(g: number, tword: number, cap: number, move: (off: number) => number): number {
     const u32 = this.u32;
-    const start = g << this.pageShift;
+    const start = g * this.pageSize;
     const end = start + Math.min(this.pageSize, this.ci[this.pg(g, PG_USED)]);
     const mask = cap - 1;
     let bytes = 0;
