@@ -817,7 +817,7 @@ export class GridMap<V = unknown> {
    * @returns The new value.
    * @throws {InvalidArgumentError} when `key` is not a string (GRID_ERR_INVALID_ARGUMENT).
    * @throws {KeyTooLargeError} when `key` is over options.maxKeyBytes UTF-8 bytes (GRID_ERR_KEY_TOO_LARGE).
-   * @throws {InvalidArgumentError} when `delta` is not a finite number (GRID_ERR_INVALID_ARGUMENT).
+   * @throws {InvalidArgumentError} when `delta` is not a finite number, or the sum would not be (past ±1.8e308; the value stays) (GRID_ERR_INVALID_ARGUMENT).
    * @throws {WrongTypeError} when the entry holds a value that is not a number (GRID_ERR_WRONG_TYPE).
    * @throws {MemoryFullError} when the memory budget is exhausted and nothing is left to evict (GRID_ERR_MEMORY_FULL).
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
@@ -842,7 +842,10 @@ export class GridMap<V = unknown> {
         return delta;
       }
       if (st.typeOf(off) !== T_NUMBER) throw new WrongTypeError(`increment needs a number value; key '${key}' holds another type`);
-      const n = st.f64[st.valueOffset(off) >>> 3] + delta;
+      const old = st.f64[st.valueOffset(off) >>> 3];
+      const n = old + delta;
+      // past the largest double: refused, as Redis refuses an INCRBYFLOAT to inf (it stored Infinity)
+      if (!Number.isFinite(n)) throw new InvalidArgumentError(`increment of key '${key}' by ${delta} would make it ${n}; it stays ${old}`);
       st.setNumberInPlace(p, off, n);
       return n;
     } finally {

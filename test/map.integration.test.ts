@@ -180,6 +180,17 @@ describe('map operations on one process', () => {
     expect(await m.has('k')).toBe(false);
   });
 
+  it('an increment past the largest double is refused and leaves the value (it stored Infinity)', async () => {
+    const m = grid.map<number>('incr-inf');
+    await m.set('k', 1.7e308);
+    await expect(m.increment('k', 1e308)).rejects.toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT', message: expect.stringContaining('would make it Infinity') }));
+    expect(await m.get('k')).toBe(1.7e308);
+    await m.set('n', -1.7e308);
+    await expect(m.increment('n', -1e308)).rejects.toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    expect(await m.get('n')).toBe(-1.7e308);
+    expect(await m.increment('k', -0.7e308)).toBe(1e308);
+  });
+
   it('named maps are separate namespaces over the same partitions', async () => {
     const a = grid.map<string>('ns-a');
     const b = grid.map<string>('ns-b');
