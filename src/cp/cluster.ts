@@ -23,6 +23,7 @@ import { CP_LIMITS, cpCommandBytes, cpToWire, noSuchSemaphore, type CpCommand, t
 import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
+import { LOCK_KEYS, TRY_LOCK_KEYS, leaseMsOf, timeoutMsOf } from './options.js';
 import type { AcquireOptions, LockOptions, TryLockOptions, Versioned } from './primitives.js';
 
 /** How long one attempt of a data member waits for its result before submitting again (same sequence). */
@@ -292,19 +293,12 @@ function fail(r: CpResult): never {
   throw new CpSessionError('unexpected CP result');
 }
 
-function leaseOf(o: LockOptions | undefined): number {
-  const v = o?.leaseMs;
-  if (v === undefined) return 0;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > CP_LIMITS.maxLeaseMs) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 and <= ${CP_LIMITS.maxLeaseMs} (got ${String(v)})`, { option: 'leaseMs' });
-  return Math.max(1, Math.ceil(v));
+function leaseOf(o: LockOptions | undefined, keys = LOCK_KEYS): number {
+  const v = leaseMsOf(o, keys);
+  return v === undefined ? 0 : Math.max(1, Math.ceil(v));
 }
 
-function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number {
-  const v = o?.timeoutMs;
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0 (got ${String(v)})`, { option: 'timeoutMs' });
-  return v;
-}
+const timeoutOf = timeoutMsOf;
 
 function toSafe(v: unknown, what: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
@@ -539,8 +533,8 @@ export class ClusterFencedLock {
   }
 
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
-    const lease = leaseOf(options);
-    const timeout = timeoutOf(options, 0);
+    const lease = leaseOf(options, TRY_LOCK_KEYS);
+    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
     const r = await this.cp.run({ o: 'lock', n: this.name, l: lease, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
     if (r[0] !== 'v') fail(r);
     return typeof r[1] === 'number' && r[1] > 0 ? r[1] : undefined;
