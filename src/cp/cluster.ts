@@ -179,14 +179,10 @@ export class LiteLink implements CpLink {
     return r[1];
   }
   exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
-    const r = new Promise<CpResult>((resolve, reject) => {
+    return new Promise<CpResult>((resolve, reject) => {
       this.queued.push({ cmd, waitMs, resolve, reject });
       if (this.queued.length === 1) process.nextTick(this.sendQueuedBound);
     });
-    // a wait not granted at once: ask again alone, which waits up to waitMs for the grant (the
-    // state machine's dedupe answers with it if it came meanwhile)
-    if ((cmd.o === 'lock' || cmd.o === 'acq') && cmd.w) return r.then((x) => (x[0] === 'q' && x !== NO_ANSWER ? this.single(cmd, waitMs) : x));
-    return r;
   }
   /** One command as its own `cp.req` (the form every version serves): waits up to waitMs for a grant. */
   private async single(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
@@ -229,7 +225,16 @@ export class LiteLink implements CpLink {
       this.request<unknown>('cp.req', { b: part.map((x) => cpToWire(x.cmd)) }).then(
         (rs) => {
           if (!Array.isArray(rs) || rs.length !== part.length) throw new ProtocolError('malformed CP batch answer');
-          for (let k = 0; k < part.length; k++) part[k].resolve(isCpResult(rs[k]) ? rs[k] : NO_ANSWER);
+          for (let k = 0; k < part.length; k++) {
+            const x = part[k];
+            const r = isCpResult(rs[k]) ? rs[k] : NO_ANSWER;
+            // a wait the batch answered "queued" at once: ask again alone, which waits up to waitMs
+            // for the grant (the state machine's dedupe answers with it if it came meanwhile). Only
+            // here: a wait that went alone already waited waitMs (asking it again as well made a
+            // lite member's tryLock and acquire wait twice their timeoutMs)
+            if (r[0] === 'q' && r !== NO_ANSWER && (x.cmd.o === 'lock' || x.cmd.o === 'acq') && x.cmd.w) this.single(x.cmd, x.waitMs).then(x.resolve, x.reject);
+            else x.resolve(r);
+          }
         },
       ).catch((e: unknown) => {
         if (e instanceof MemberUnreachableError) {
