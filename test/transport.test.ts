@@ -146,6 +146,31 @@ describe('requests and replies', () => {
     expect(u).toBeInstanceOf(MemberUnreachableError);
   });
 
+  it('a connect that joins a dial already under way gives up after its own timeoutMs, not the first caller\'s', { timeout: 20_000 }, async () => {
+    // a peer that accepts the TCP connection and never answers: a SIGSTOPped member (the kernel
+    // still accepts). A graceful leave told such a member with a 500 ms bound but joined a dial
+    // begun with 5 s: closing a grid took 5 s while another member was paused
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const mute = createServer((sock) => sockets.push(sock));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const url = `ws://127.0.0.1:${(mute.address() as { port: number }).port}`;
+    try {
+      let firstSettled = false;
+      const first = a.connect(url, 3000).finally(() => {
+        firstSettled = true;
+      });
+      first.catch(() => undefined);
+      const second = await a.connect(url, 100).catch((x) => x);
+      expect(second).toBeInstanceOf(TimeoutError);
+      expect(firstSettled).toBe(false);
+      await first.catch(() => undefined);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => mute.close(r));
+    }
+  });
+
   it('flushTo writes what is queued for one member at once, in order with what follows in the turn; nothing for others or when nothing is queued', { timeout: 10_000 }, async () => {
     const seen: unknown[] = [];
     b.handle('note2', (body) => {

@@ -23,6 +23,7 @@ import { CP_LIMITS, cpCommandBytes, cpToWire, noSuchSemaphore, type CpCommand, t
 import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
+import { LOCK_KEYS, TRY_LOCK_KEYS, leaseMsOf, timeoutMsOf } from './options.js';
 import type { AcquireOptions, LockOptions, TryLockOptions, Versioned } from './primitives.js';
 
 /** How long one attempt of a data member waits for its result before submitting again (same sequence). */
@@ -178,14 +179,10 @@ export class LiteLink implements CpLink {
     return r[1];
   }
   exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
-    const r = new Promise<CpResult>((resolve, reject) => {
+    return new Promise<CpResult>((resolve, reject) => {
       this.queued.push({ cmd, waitMs, resolve, reject });
       if (this.queued.length === 1) process.nextTick(this.sendQueuedBound);
     });
-    // a wait not granted at once: ask again alone, which waits up to waitMs for the grant (the
-    // state machine's dedupe answers with it if it came meanwhile)
-    if ((cmd.o === 'lock' || cmd.o === 'acq') && cmd.w) return r.then((x) => (x[0] === 'q' && x !== NO_ANSWER ? this.single(cmd, waitMs) : x));
-    return r;
   }
   /** One command as its own `cp.req` (the form every version serves): waits up to waitMs for a grant. */
   private async single(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
@@ -228,7 +225,16 @@ export class LiteLink implements CpLink {
       this.request<unknown>('cp.req', { b: part.map((x) => cpToWire(x.cmd)) }).then(
         (rs) => {
           if (!Array.isArray(rs) || rs.length !== part.length) throw new ProtocolError('malformed CP batch answer');
-          for (let k = 0; k < part.length; k++) part[k].resolve(isCpResult(rs[k]) ? rs[k] : NO_ANSWER);
+          for (let k = 0; k < part.length; k++) {
+            const x = part[k];
+            const r = isCpResult(rs[k]) ? rs[k] : NO_ANSWER;
+            // a wait the batch answered "queued" at once: ask again alone, which waits up to waitMs
+            // for the grant (the state machine's dedupe answers with it if it came meanwhile). Only
+            // here: a wait that went alone already waited waitMs (asking it again as well made a
+            // lite member's tryLock and acquire wait twice their timeoutMs)
+            if (r[0] === 'q' && r !== NO_ANSWER && (x.cmd.o === 'lock' || x.cmd.o === 'acq') && x.cmd.w) this.single(x.cmd, x.waitMs).then(x.resolve, x.reject);
+            else x.resolve(r);
+          }
         },
       ).catch((e: unknown) => {
         if (e instanceof MemberUnreachableError) {
@@ -292,19 +298,12 @@ function fail(r: CpResult): never {
   throw new CpSessionError('unexpected CP result');
 }
 
-function leaseOf(o: LockOptions | undefined): number {
-  const v = o?.leaseMs;
-  if (v === undefined) return 0;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > CP_LIMITS.maxLeaseMs) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 and <= ${CP_LIMITS.maxLeaseMs} (got ${String(v)})`, { option: 'leaseMs' });
-  return Math.max(1, Math.ceil(v));
+function leaseOf(o: LockOptions | undefined, keys = LOCK_KEYS): number {
+  const v = leaseMsOf(o, keys);
+  return v === undefined ? 0 : Math.max(1, Math.ceil(v));
 }
 
-function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number {
-  const v = o?.timeoutMs;
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0 (got ${String(v)})`, { option: 'timeoutMs' });
-  return v;
-}
+const timeoutOf = timeoutMsOf;
 
 function toSafe(v: unknown, what: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
@@ -539,8 +538,8 @@ export class ClusterFencedLock {
   }
 
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
-    const lease = leaseOf(options);
-    const timeout = timeoutOf(options, 0);
+    const lease = leaseOf(options, TRY_LOCK_KEYS);
+    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
     const r = await this.cp.run({ o: 'lock', n: this.name, l: lease, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
     if (r[0] !== 'v') fail(r);
     return typeof r[1] === 'number' && r[1] > 0 ? r[1] : undefined;

@@ -11,6 +11,7 @@ import { isMainThread } from 'node:worker_threads';
 import { GridClosedError, InvalidArgumentError, LockNotHeldError, LockTimeoutError, UnsupportedError } from '../errors.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
+import { LOCK_KEYS, SEMAPHORE_KEYS, TRY_LOCK_KEYS, leaseMsOf, optionsOf, timeoutMsOf } from './options.js';
 import { waitAsyncAlive } from '../sync/mutex.js';
 import { CP_LIMITS, isCpName, noSuchSemaphore } from '../cluster/metadata/cp-state.js';
 import { K_LOCK, K_LONG, K_REF, K_SEMAPHORE, S_AVAIL, S_REF_LEN0, S_TOTAL } from './layout.js';
@@ -51,26 +52,11 @@ export interface Versioned<T> {
 
 // ── argument checks ─────────────────────────────────────────────────────────────────────────────
 
-function optionsOf<T extends object>(o: T | undefined, what: string): Partial<T> {
-  if (o === undefined) return {};
-  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError(`${what} options must be an object`);
-  return o;
+function leaseOf(o: LockOptions | undefined, keys = LOCK_KEYS): number {
+  return leaseMsOf(o, keys) ?? Infinity;
 }
 
-function leaseOf(o: LockOptions | undefined): number {
-  const v = optionsOf(o, 'lock').leaseMs;
-  if (v === undefined) return Infinity;
-  // the same bound as a cluster's (one year), so that code moves between the two unchanged
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > CP_LIMITS.maxLeaseMs) throw new InvalidArgumentError(`leaseMs must be a finite number of ms > 0 and <= ${CP_LIMITS.maxLeaseMs} (got ${String(v)})`, { option: 'leaseMs' });
-  return v;
-}
-
-function timeoutOf(o: { timeoutMs?: number } | undefined, dflt: number): number {
-  const v = optionsOf(o, 'wait').timeoutMs;
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0 (got ${String(v)})`, { option: 'timeoutMs' });
-  return v;
-}
+const timeoutOf = timeoutMsOf;
 
 /** The give-up time of a wait; no clock read when there is no wait (timeout 0) or no end. */
 const untilOf = (timeoutMs: number): number => (timeoutMs === Infinity ? Infinity : timeoutMs === 0 ? 0 : monoNow() + timeoutMs);
@@ -231,8 +217,8 @@ export class FencedLock {
    * @throws {InvalidArgumentError} when `timeoutMs` or `leaseMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
    */
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
-    const timeout = timeoutOf(options, 0);
-    const t = this.start(leaseOf(options), timeout > 0, untilOf(timeout));
+    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
+    const t = this.start(leaseOf(options, TRY_LOCK_KEYS), timeout > 0, untilOf(timeout));
     const token = typeof t === 'number' ? t : await waitAsync(this.r, t, this.o);
     return token > 0 ? token : undefined;
   }
@@ -281,8 +267,8 @@ export class FencedLock {
       const t = this.r.lockSlow(this.s, Infinity, false, 0, this.o.id) as number;
       return t > 0 ? t : undefined;
     }
-    const lease = leaseOf(options);
-    const timeout = timeoutOf(options, 0);
+    const lease = leaseOf(options, TRY_LOCK_KEYS);
+    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
     if (timeout > 0) assertMayBlock('tryLockSync with timeoutMs > 0');
     const t = this.start(lease, timeout > 0, untilOf(timeout));
     const token = typeof t === 'number' ? t : waitSync(this.r, t);
@@ -829,6 +815,8 @@ export class CoordinationPrimitives {
    */
   async withLock<T>(name: string, fn: (token: number) => T | Promise<T>, options?: LockOptions): Promise<T> {
     const lock = this.lock(name);
+    // checked before the lock is taken (it used to be taken, then fn's TypeError released it)
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`withLock('${name}'): fn must be a function (got ${typeof fn})`);
     const token = await lock.lock(options);
     let result: T;
     try {
@@ -884,7 +872,7 @@ export class CoordinationPrimitives {
    * @throws {CpCapacityError} (in-process) when options.cp.primitives names are in use (GRID_ERR_CP_CAPACITY).
    */
   semaphore(name: string, options?: SemaphoreOptions): Semaphore {
-    const permits = optionsOf(options, 'semaphore').permits;
+    const permits = optionsOf(options, 'semaphore', SEMAPHORE_KEYS).permits as number | undefined;
     if (permits !== undefined && (!Number.isInteger(permits) || permits < 0 || permits > 0x7fffffff)) throw new InvalidArgumentError(`permits must be an integer from 0 to 2147483647 (got ${String(permits)})`, { option: 'permits' });
     if (this.cluster !== undefined) {
       // the permit count is checked against the semaphore's by the state machine, on first use

@@ -82,6 +82,18 @@ describe('LiteLink', () => {
     expect(await Promise.all(ps)).toEqual([['v', 1], ['v', 99], ['e', 'GRID_ERR_CP_KIND', 'no']]);
   });
 
+  it('a lone wait that went alone and waited its w ms without a grant is answered "queued", not asked again (a tryLock waited twice its timeoutMs)', async () => {
+    const { node, sent } = fakeLiteNode(['A']);
+    const link = new LiteLink(node as never);
+    const p = link.exec(lock(1), 300);
+    await tick();
+    expect(sent.map((s) => s.body)).toEqual([{ cmd: w(lock(1)), w: 300 }]);
+    sent[0].resolve(['q']); // the data member waited 300 ms: no grant
+    await tick();
+    expect(sent.filter((s) => s.type === 'cp.req')).toHaveLength(1);
+    expect(await p).toEqual(['q']);
+  });
+
   it('keeps a batch within CP_LIMITS.maxBatch commands; a lone command goes in the single form', async () => {
     const { node, sent } = fakeLiteNode(['A']);
     const link = new LiteLink(node as never);

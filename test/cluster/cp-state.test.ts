@@ -339,6 +339,31 @@ describe('CP state machine', () => {
     expect(log.st.longValue('N')).toBe(CP_LIMITS.maxResults + 10);
   });
 
+  it(`keeps a queued wait's record through ${CP_LIMITS.maxResults} later commands of its session: its retry gets the grant, its cancel leaves the queue`, () => {
+    // a member waits for a lock held elsewhere while it runs many other commands (increments);
+    // the client still waits for the lock, so `a` stays at or below its sequence number
+    const log = new Log();
+    const holder = new Client(log, log.open('holder'));
+    const a = new Client(log, log.open('a'));
+    holder.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    holder.cmd({ o: 'lock', n: 'T', l: 0, w: true });
+    const wait = a.cmd({ o: 'lock', n: 'L', l: 0, w: true });
+    const tryWait = a.cmd({ o: 'lock', n: 'T', l: 0, w: true });
+    expect(wait.r).toEqual(['q']);
+    const lowest = wait.a.result!.q;
+    for (let i = 0; i < CP_LIMITS.maxResults + 10; i++) log.apply({ c: 'cp', s: a.s, q: ++a.q, a: lowest, o: 'ladd', n: 'N', d: 1 });
+    // the retry of the wait (a lite member asking again, a resend after a leader change) is still a wait, not "too old"
+    expect(log.apply({ c: 'cp', s: a.s, q: lowest, a: lowest, o: 'lock', n: 'L', l: 0, w: true }).result!.r).toEqual(['q']);
+    const granted = holder.cmd({ o: 'unlock', n: 'L' });
+    const token = log.stamp;
+    expect(granted.a.grants).toEqual([{ s: a.s, q: lowest, result: ['v', token] }]);
+    expect(log.apply({ c: 'cp', s: a.s, q: lowest, a: lowest, o: 'lock', n: 'L', l: 0, w: true }).result!.r).toEqual(['v', token]);
+    // a tryLock that times out: its cancel takes it out of the queue, so the lock is not handed to nobody
+    expect(log.apply({ c: 'cp', s: a.s, q: ++a.q, a: tryWait.a.result!.q, o: 'cancel', n: 'T', t: tryWait.a.result!.q }).result!.r).toEqual(['v', false]);
+    holder.cmd({ o: 'unlock', n: 'T' });
+    expect(log.st.lockState('T').holder).toBe(0);
+  });
+
   it('atomicLong stays in the safe-integer range; atomicRef compares by value and by version; kinds do not mix', () => {
     const log = new Log();
     const a = new Client(log, log.open('a'));

@@ -203,6 +203,45 @@ describe('createFence', () => {
   });
 });
 
+/** Misspelt and misplaced option keys, and a withLock without a function: GRID_ERR_INVALID_ARGUMENT before anything is taken. */
+async function refusesBadOptions(grid: Grid): Promise<void> {
+  const l = grid.cp.lock('opt-keys');
+  const s = grid.cp.semaphore('opt-sem', { permits: 1 });
+  const bad: Array<() => unknown> = [
+    () => l.lock({ lease: 10_000 } as never), // would hold without a lease, for good
+    () => l.lock({ timeoutMs: 10 } as never), // lock() never times out
+    () => l.tryLock({ timeout: 100 } as never), // would not wait at all
+    () => l.lock(5 as never),
+    () => s.acquire(1, { timeout: 100 } as never), // would wait forever
+    () => s.tryAcquire(1, { leaseMs: 100 } as never),
+    () => grid.cp.semaphore('opt-sem', { permit: 1 } as never),
+    () => grid.cp.withLock('opt-keys', 5 as never),
+  ];
+  for (const f of bad) expect(await code(f)).toBe(InvalidArgumentError.code);
+  expect(await l.isLocked()).toBe(false);
+  expect(await s.availablePermits()).toBe(1);
+  const t = await l.tryLock({ timeoutMs: 10, leaseMs: 1000 });
+  expect(t).toBeGreaterThan(0);
+  await l.unlock();
+}
+
+describe('unknown option keys', () => {
+  it('are refused with GRID_ERR_INVALID_ARGUMENT naming the key, in one process and in a cluster', async () => {
+    const one = await createGrid({ workers: 1, memory: '16MB' });
+    try {
+      await refusesBadOptions(one);
+    } finally {
+      await one.close();
+    }
+    const clustered = await createGrid({ workers: 1, memory: '16MB', cluster: { port: 0, secret: 'a-test-secret-of-enough-length-0123456789' } });
+    try {
+      await refusesBadOptions(clustered);
+    } finally {
+      await clustered.close();
+    }
+  });
+});
+
 describe('a clustered grid', () => {
   it('serves grid.cp from the metadata log (a cluster of one), and its synchronous forms throw GRID_ERR_UNSUPPORTED', async () => {
     const grid = await createGrid({ workers: 1, memory: '16MB', cluster: { port: 0, secret: 'a-test-secret-of-enough-length-0123456789' } });

@@ -691,11 +691,22 @@ export class CpState {
   private remember(s: Session, q: number, r: CpResult): void {
     s.results.set(q, r);
     if (s.results.size > CP_LIMITS.maxResults) {
-      // the oldest answer goes; a retry of it (or of anything older) is refused from now on
+      // the oldest answer goes; a retry of it (or of anything older that is not remembered) is
+      // refused from now on. A wait still queued (['q']) is not an answer: its client waits on, and
+      // its retry (a lite member asking again, a resend after a leader change) and its cancel need
+      // the record. Before, a member that waited for a lock while it ran 1,024 other commands
+      // had its wait refused as "too old", dropped its live session and got the lock a TTL late (a
+      // timed-out tryLock's cancel left the waiter queued: the lock went to nobody, for good). Only
+      // a session with more queued waits than maxResults loses the oldest of them.
       let min = Infinity;
-      for (const k of s.results.keys()) if (k < min) min = k;
-      s.results.delete(min);
-      s.floor = Math.max(s.floor, min + 1);
+      let minSettled = Infinity;
+      for (const [k, r] of s.results) {
+        if (k < min) min = k;
+        if (k < minSettled && r[0] !== 'q') minSettled = k;
+      }
+      const gone = minSettled === Infinity ? min : minSettled;
+      s.results.delete(gone);
+      s.floor = Math.max(s.floor, gone + 1);
     }
   }
 
@@ -841,19 +852,27 @@ export class CpState {
     if (known === undefined) {
       // the command has not applied yet (it may still arrive): record its outcome now, so it never will
       if (t >= s.floor) this.remember(s, t, val(false));
+      // or it queued and its record was forgotten (more queued waits than maxResults): a waiter
+      // left in the queue would be granted a hold that nobody waits for
+      else this.dropWaiter(s.id, name, t, out);
       return val(false);
     }
     if (known[0] !== 'q') return known; // granted (a token, or true) or failed before the cancel
+    this.dropWaiter(s.id, name, t, out);
+    s.results.set(t, val(false));
+    return val(false);
+  }
+
+  /** Takes the wait (session, sequence) out of the queue of `name`, if it is there. */
+  private dropWaiter(session: number, name: string, t: number, out: CpApplied): void {
     const p = this.prims.get(name);
     if (p?.kind === 'lock' || p?.kind === 'sem') {
       const ws = p.waiters as Array<{ s: number; q: number }>;
-      const i = ws.findIndex((w) => w.s === s.id && w.q === t);
+      const i = ws.findIndex((w) => w.s === session && w.q === t);
       if (i >= 0) ws.splice(i, 1);
       // a semaphore head that left may unblock the ones behind it
       if (p.kind === 'sem' && i === 0) this.grantPermits(p, out);
     }
-    s.results.set(t, val(false));
-    return val(false);
   }
 
   /** Session `id` ends: its holds are handed on, its permits returned, its waits dropped. */
