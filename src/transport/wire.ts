@@ -63,7 +63,13 @@
 import { createHash, createHmac, createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 
-export const PROTOCOL_VERSION = 8;
+/**
+ * Members of different versions refuse each other at the handshake. 9 (2026-11-27): the CP state
+ * machine keeps a queued wait's record past maxResults later commands (cp-state.ts remember), and
+ * copies drop a value they cannot hold instead of refusing it; replicas of the CP log must apply
+ * it alike, so a cluster never mixes the two.
+ */
+export const PROTOCOL_VERSION = 9;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;
