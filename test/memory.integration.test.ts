@@ -4,11 +4,27 @@ import { createGrid, type Grid } from '../dist/index.js';
 const MB = 1024 * 1024;
 
 /** The store's own consistency checks: the page pool, then every partition's bookkeeping. */
-function storeErrors(grid: Grid): string[] {
-  const st = (grid as unknown as { store: { partitions: number; check(p: number): string[]; checkHeap(): string[] } }).store;
-  const errs: string[] = [...st.checkHeap()];
-  for (let p = 0; p < st.partitions; p++) errs.push(...st.check(p));
-  return errs;
+/**
+ * The store's consistency checks, with every partition's lock held: the virtual nodes evict,
+ * compact and expire in the background, and a check that read a partition while one of them was
+ * moving its records saw counts and page totals half updated (a clean-clone CI run under load,
+ * 2026-11-27: eight "errors" in one partition of a grid whose checks pass under the lock).
+ */
+async function storeErrors(grid: Grid): Promise<string[]> {
+  const { lockAsync, unlock } = await import('../dist/sync/mutex.js');
+  const st = (grid as unknown as { store: { partitions: number; ci: Int32Array; lockIndex(p: number): number; check(p: number): string[]; checkHeap(): string[] } }).store;
+  const held: number[] = [];
+  try {
+    for (let p = 0; p < st.partitions; p++) {
+      if (!(await lockAsync(st.ci, st.lockIndex(p), 5000))) return [`p${p}: lock not released`];
+      held.push(p);
+    }
+    const errs: string[] = [...st.checkHeap()];
+    for (let p = 0; p < st.partitions; p++) errs.push(...st.check(p));
+    return errs;
+  } finally {
+    for (const p of held) unlock(st.ci, st.lockIndex(p));
+  }
 }
 
 describe('memory budget', () => {
@@ -90,7 +106,7 @@ describe('memory budget', () => {
       // within a tick or two of the small ones, and equal ages still go to the most pages
       expect(held).toBeGreaterThanOrEqual(3);
       expect(grid.stats().bytesUsed).toBeLessThanOrEqual(grid.stats().bytesLimit);
-      expect(storeErrors(grid)).toEqual([]);
+      expect(await storeErrors(grid)).toEqual([]);
     } finally {
       await grid.close();
     }
@@ -121,7 +137,7 @@ describe('memory budget', () => {
       let kept = 0;
       for (const k of hot) if (m.getSync(k) !== undefined) kept++;
       expect(kept).toBeGreaterThanOrEqual(1930); // 1,962-1,987 now: the rest went to the virtual nodes' background eviction
-      expect(storeErrors(grid)).toEqual([]);
+      expect(await storeErrors(grid)).toEqual([]);
     } finally {
       await grid.close();
     }
@@ -143,7 +159,7 @@ describe('memory budget', () => {
         const last = m.getSync('big4') as Uint8Array;
         expect(last.length).toBe(size);
         expect(last.every((b) => b === 5)).toBe(true);
-        expect(storeErrors(grid)).toEqual([]);
+        expect(await storeErrors(grid)).toEqual([]);
       } finally {
         await grid.close();
       }
@@ -161,11 +177,13 @@ describe('memory budget', () => {
       for (let i = 0; grid.stats().evictions < 25_000; i++) m.setSync(`k${i}`, 'x'.repeat(100));
       const entries = grid.stats().entries;
       expect(() => m.setSync('big', new Uint8Array(512_000))).toThrow(expect.objectContaining({ code: 'GRID_ERR_MEMORY_FULL', message: expect.stringMatching(/too fragmented for this value: no \d+ KiB of contiguous pages/) }));
-      expect(grid.stats().entries).toBe(entries); // nothing was evicted for it
+      // it failed before evicting for it (the virtual node's background eviction may take a few
+      // hundred meanwhile: 34,862 of 35,534 once under load)
+      expect(grid.stats().entries).toBeGreaterThan(entries * 0.95);
       // small writes go on
       m.setSync('small', 'x');
       expect(m.getSync('small')).toBe('x');
-      expect(storeErrors(grid)).toEqual([]);
+      expect(await storeErrors(grid)).toEqual([]);
     } finally {
       await grid.close();
     }
@@ -231,7 +249,7 @@ describe('memory budget', () => {
       // 0.675-0.679 and 0.764 before
       expect(live / s.bytesUsed).toBeGreaterThan(0.75);
       expect(s.entries).toBeGreaterThan(0.85 * atFirst);
-      expect(storeErrors(grid)).toEqual([]);
+      expect(await storeErrors(grid)).toEqual([]);
       // the newest entries are whole
       for (let k = i - 2000; k < i; k++) {
         const v = m.getSync(`k${k}`);
@@ -295,7 +313,7 @@ describe('memory budget', () => {
         expect([b?.readUInt32LE(0), b?.readUInt32LE(v.length - 4)]).toEqual([i, i]);
       }
       expect(grid.stats().evictions).toBe(0);
-      expect(storeErrors(grid)).toEqual([]);
+      expect(await storeErrors(grid)).toEqual([]);
     } finally {
       await grid.close();
     }
