@@ -243,10 +243,11 @@ export class Records {
    * dropped.
    */
   putCopyState(mapName: string, key: string, s: RawState): boolean {
-    if (s === null || stateBytes(s) <= this.store.maxValueBytes) {
-      if (this.store1(mapName, key, s)) return true;
-    } else if (this.store.setKey(key, this.mapId(mapName)) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
-    this.store.evictKey(this.store.kpart, this.mapId(mapName));
+    if ((s === null || stateBytes(s) <= this.store.maxValueBytes) && this.store1(mapName, key, s)) return true;
+    const st = this.store;
+    const id = this.mapId(mapName);
+    if (st.setKey(key, id) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
+    st.evictKey(st.kpart, id);
     return false;
   }
 

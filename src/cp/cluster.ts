@@ -303,8 +303,6 @@ function leaseOf(o: LockOptions | undefined, keys = LOCK_KEYS): number {
   return v === undefined ? 0 : Math.max(1, Math.ceil(v));
 }
 
-const timeoutOf = timeoutMsOf;
-
 function toSafe(v: unknown, what: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
   if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
@@ -539,7 +537,7 @@ export class ClusterFencedLock {
 
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
     const lease = leaseOf(options, TRY_LOCK_KEYS);
-    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
+    const timeout = timeoutMsOf(options, 0, TRY_LOCK_KEYS);
     const r = await this.cp.run({ o: 'lock', n: this.name, l: lease, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
     if (r[0] !== 'v') fail(r);
     return typeof r[1] === 'number' && r[1] > 0 ? r[1] : undefined;
@@ -664,14 +662,14 @@ export class ClusterSemaphore {
 
   async acquire(n = 1, options?: AcquireOptions): Promise<void> {
     const k = this.count(n);
-    const timeout = timeoutOf(options, Infinity);
+    const timeout = timeoutMsOf(options, Infinity);
     const r = await this.cp.run({ o: 'acq', n: this.name, k, p: this.given, w: true }, { until: timeout === Infinity ? undefined : Date.now() + timeout, mayRedo: true });
     if (r[0] !== 'v') fail(r);
     if (r[1] !== true) throw new LockTimeoutError(`semaphore '${this.name}': ${k} permit(s) not acquired within ${timeout} ms`, { name: this.name });
   }
   async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
     const k = this.count(n);
-    const timeout = timeoutOf(options, 0);
+    const timeout = timeoutMsOf(options, 0);
     const r = await this.cp.run({ o: 'acq', n: this.name, k, p: this.given, w: timeout > 0 }, { until: Date.now() + timeout, mayRedo: true });
     if (r[0] !== 'v') fail(r);
     return r[1] === true;

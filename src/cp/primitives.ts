@@ -56,8 +56,6 @@ function leaseOf(o: LockOptions | undefined, keys = LOCK_KEYS): number {
   return leaseMsOf(o, keys) ?? Infinity;
 }
 
-const timeoutOf = timeoutMsOf;
-
 /** The give-up time of a wait; no clock read when there is no wait (timeout 0) or no end. */
 const untilOf = (timeoutMs: number): number => (timeoutMs === Infinity ? Infinity : timeoutMs === 0 ? 0 : monoNow() + timeoutMs);
 
@@ -217,7 +215,7 @@ export class FencedLock {
    * @throws {InvalidArgumentError} when `timeoutMs` or `leaseMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
    */
   async tryLock(options?: TryLockOptions): Promise<number | undefined> {
-    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
+    const timeout = timeoutMsOf(options, 0, TRY_LOCK_KEYS);
     const t = this.start(leaseOf(options, TRY_LOCK_KEYS), timeout > 0, untilOf(timeout));
     const token = typeof t === 'number' ? t : await waitAsync(this.r, t, this.o);
     return token > 0 ? token : undefined;
@@ -268,7 +266,7 @@ export class FencedLock {
       return t > 0 ? t : undefined;
     }
     const lease = leaseOf(options, TRY_LOCK_KEYS);
-    const timeout = timeoutOf(options, 0, TRY_LOCK_KEYS);
+    const timeout = timeoutMsOf(options, 0, TRY_LOCK_KEYS);
     if (timeout > 0) assertMayBlock('tryLockSync with timeoutMs > 0');
     const t = this.start(lease, timeout > 0, untilOf(timeout));
     const token = typeof t === 'number' ? t : waitSync(this.r, t);
@@ -602,7 +600,7 @@ export class Semaphore {
    * @throws {InvalidArgumentError} when `n` is not an integer >= 1, is more than the semaphore has in all, or `timeoutMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
    */
   async acquire(n = 1, options?: AcquireOptions): Promise<void> {
-    const timeout = timeoutOf(options, Infinity);
+    const timeout = timeoutMsOf(options, Infinity);
     const t = this.start(this.count(n), true, untilOf(timeout));
     if (t === false || (typeof t === 'object' && (await waitAsync(this.r, t, this.o)) === 0)) throw this.timedOut(n, timeout);
   }
@@ -615,7 +613,7 @@ export class Semaphore {
    * @throws {InvalidArgumentError} when `n` or `timeoutMs` is invalid (GRID_ERR_INVALID_ARGUMENT).
    */
   async tryAcquire(n = 1, options?: AcquireOptions): Promise<boolean> {
-    const timeout = timeoutOf(options, 0);
+    const timeout = timeoutMsOf(options, 0);
     const t = this.start(this.count(n), timeout > 0, untilOf(timeout));
     return typeof t === 'boolean' ? t : (await waitAsync(this.r, t, this.o)) === 1;
   }
@@ -643,7 +641,7 @@ export class Semaphore {
    * @throws {LockTimeoutError} when the permits were not acquired within `timeoutMs` (GRID_ERR_LOCK_TIMEOUT).
    */
   acquireSync(n = 1, options?: AcquireOptions): void {
-    const timeout = timeoutOf(options, Infinity);
+    const timeout = timeoutMsOf(options, Infinity);
     const want = this.count(n);
     assertMayBlock('acquireSync');
     const t = this.start(want, true, untilOf(timeout));
@@ -656,7 +654,7 @@ export class Semaphore {
    * @throws {UnsupportedError} with timeoutMs > 0 on the main thread, and in a clustered grid (GRID_ERR_UNSUPPORTED).
    */
   tryAcquireSync(n = 1, options?: AcquireOptions): boolean {
-    const timeout = timeoutOf(options, 0);
+    const timeout = timeoutMsOf(options, 0);
     const want = this.count(n);
     if (timeout > 0) assertMayBlock('tryAcquireSync with timeoutMs > 0');
     const t = this.start(want, timeout > 0, untilOf(timeout));
