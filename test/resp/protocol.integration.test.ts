@@ -338,18 +338,21 @@ describe('authentication, protected mode and maxclients', () => {
     }
   });
 
-  it("refuses the library's own map (map.fetch's claims) as resp.map: createGrid rejects with GRID_ERR_INVALID_OPTION", async () => {
-    // it used to be served: RESP clients could read, overwrite and FLUSHDB the fetch claims
-    const err = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, map: 'shardgrid:fetch' } }).then(
-      async (g) => {
-        await g.close();
-        return undefined;
-      },
-      (e: unknown) => e as { code?: string; message?: string; data?: { option?: string } },
-    );
-    expect(err?.code).toBe('GRID_ERR_INVALID_OPTION');
-    expect(err?.message).toBe("options.resp.map must not be one of the library's own maps (shardgrid:fetch)");
-    expect(err?.data?.option).toBe('options.resp.map');
+  it("refuses the library's own map (map.fetch's claims), and any name with its prefix 'shardgrid:', as resp.map: createGrid rejects with GRID_ERR_INVALID_OPTION", async () => {
+    // shardgrid:fetch used to be served (RESP clients could read, overwrite and FLUSHDB the fetch claims);
+    // shardgrid:other was taken until 2026-11-28, a name a later version's own map may have
+    for (const map of ['shardgrid:other', 'shardgrid:fetch']) {
+      const err = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0, map } }).then(
+        async (g) => {
+          await g.close();
+          return undefined;
+        },
+        (e: unknown) => e as { code?: string; message?: string; data?: { option?: string } },
+      );
+      expect(err?.code, map).toBe('GRID_ERR_INVALID_OPTION');
+      expect(err?.message).toBe("options.resp.map must not be one of the library's own maps (shardgrid:fetch, or another name starting with 'shardgrid:')");
+      expect(err?.data?.option).toBe('options.resp.map');
+    }
   });
 });
 
