@@ -142,7 +142,7 @@ export interface RespOptions {
    * none, and then protected mode serves loopback clients only.
    */
   password?: string;
-  /** The map RESP keys live in. Default 'default'. Not one of the library's own maps (INTERNAL_MAPS: 'shardgrid:fetch'). */
+  /** The map RESP keys live in. Default 'default'. Not one of the library's own maps (INTERNAL_MAPS: 'shardgrid:fetch', nor any name starting with 'shardgrid:'). */
   map?: string;
   /** Most connections at once (Redis's maxclients). Default 10000. */
   maxClients?: number;
@@ -340,6 +340,13 @@ export const DEFAULTS = Object.freeze({
  */
 export const INTERNAL_MAPS: readonly string[] = Object.freeze([CLAIM_MAP]);
 
+/**
+ * The prefix of the library's own map names (CLAIM_MAP, and any a later version adds): refused as
+ * `resp.map`, so a RESP map never becomes a library map of an upgrade.
+ */
+export const INTERNAL_MAP_PREFIX = 'shardgrid:';
+const internalMapName = (v: unknown): boolean => typeof v === 'string' && (INTERNAL_MAPS.includes(v) || v.startsWith(INTERNAL_MAP_PREFIX));
+
 const MIN_MEMORY = 4 * 1024 * 1024;
 /** Longest options.compute.timeoutMs: the longest delay setTimeout keeps (about 24.8 days). */
 export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
@@ -436,8 +443,8 @@ const RULES: Record<string, Rule> = {
     message: 'must be a non-empty string of at most 4096 bytes',
   },
   'options.resp.map': {
-    check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256 && !INTERNAL_MAPS.includes(v),
-    message: (v) => (INTERNAL_MAPS.includes(v as string) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')})` : 'must be a map name (1 to 256 UTF-8 bytes)'),
+    check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256 && !internalMapName(v),
+    message: (v) => (internalMapName(v) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')}, or another name starting with '${INTERNAL_MAP_PREFIX}')` : 'must be a map name (1 to 256 UTF-8 bytes)'),
   },
   'options.resp.maxClients': intRule(1, 1_000_000),
   'options.resp.protectedMode': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },

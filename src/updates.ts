@@ -68,19 +68,49 @@ export function parseInt64(b: Uint8Array): bigint | undefined {
 
 /** The float a byte string holds as INCRBYFLOAT reads it, or undefined. */
 export function parseFloatText(b: Uint8Array): number | undefined {
-  const s = latin1(b, MAX_NUMBER_TEXT);
+  // Redis copies the text into a buffer of MAX_LONG_DOUBLE_CHARS with its NUL: 5119 characters at most
+  const s = latin1(b, MAX_NUMBER_TEXT - 1);
   if (s === undefined) return undefined;
   if (!FLOAT_TEXT.test(s)) return hexFloat(s);
   const t = s.toLowerCase();
   if (t.endsWith('inf') || t.endsWith('infinity')) return t.startsWith('-') ? -Infinity : Infinity;
-  return Number(s);
+  const x = Number(s);
+  return (x === 0 || !Number.isFinite(x)) && pastLongDouble(s) ? undefined : x;
 }
+
+/**
+ * Past a long double's range, where Redis's strtold sets ERANGE and the text is not a valid float:
+ * a decimal whose value rounds to zero there (below half of 2^-16445, the smallest subnormal; its
+ * digits are not all zeros) or to infinity (from (2^65 - 1) × 2^16319, LDBL_MAX plus half its
+ * last place). Called for texts a double reads as 0 or ±Infinity: between the two ranges Redis
+ * still computes (1e-400 is a tiny number, too small for the 17 decimals it prints; 1e400 is refused
+ * here as the infinity it is in a double, README "RESP").
+ */
+function pastLongDouble(s: string): boolean {
+  const m = /^[-+]?([0-9]*)\.?([0-9]*)(?:e([-+]?[0-9]+))?$/i.exec(s)!;
+  const all = (m[1] + m[2]).replace(/^0+/, '');
+  const digits = all.replace(/0+$/, '');
+  if (digits === '') return false; // a zero, written as one
+  // the value is D × 10^e, in [10^(mag-1), 10^mag); an exponent past ±10^6 decides by its sign alone
+  const e = Math.max(-1e6, Math.min(1e6, Number(m[3] ?? 0))) - m[2].length + (all.length - digits.length);
+  const mag = digits.length + e;
+  const d = BigInt(digits);
+  if (mag <= -4951) return true;
+  if (mag === -4950) return d * 2n ** 16446n <= 10n ** BigInt(-e); // [1e-4951, 1e-4950) holds 2^-16446
+  if (mag >= 4934) return true;
+  if (mag === 4933) return e >= 0 ? d * 10n ** BigInt(e) >= LD_OVERFLOW : d >= LD_OVERFLOW * 10n ** BigInt(-e); // [1e4932, 1e4933) holds the threshold
+  return false;
+}
+
+/** Where a long double's rounding reaches infinity: LDBL_MAX, (2^64 - 1) × 2^16320, plus half of its last place. */
+const LD_OVERFLOW = (2n ** 65n - 1n) * 2n ** 16319n;
 
 /**
  * A hexadecimal float (HEX_FLOAT_TEXT: at least one digit) as the nearest double, or undefined.
  * Its digits are an integer m, the value m × 2^e (e: the p exponent less 4 per fraction digit).
  * m is rounded to the bits the result can hold (53, fewer for a subnormal; ties to even), then
- * scaled by a power of two, which is exact. Past the largest double: ±Infinity, as "1e400" is.
+ * scaled by a power of two, which is exact. Past the largest double: ±Infinity, as "1e400" is;
+ * past a long double's range (pastLongDouble), undefined.
  */
 function hexFloat(s: string): number | undefined {
   const h = HEX_FLOAT_TEXT.exec(s);
@@ -96,6 +126,9 @@ function hexFloat(s: string): number | undefined {
   let e = p - 4 * frac.length;
   const bits = m.toString(2).length;
   const top = bits + e; // the value is in [2^(top-1), 2^top)
+  // a long double's limits (pastLongDouble): to zero at 2^-16446 and below (a tie goes to the even 0), to infinity from LD_OVERFLOW
+  if (top < -16445 || (top === -16445 && (m & (m - 1n)) === 0n)) return undefined;
+  if (top > 16384 || (top === 16384 && (e >= 0 ? m << BigInt(e) : m) >= (e >= 0 ? LD_OVERFLOW : LD_OVERFLOW << BigInt(-e)))) return undefined;
   if (top > 1024) return sign * Infinity;
   const keep = Math.min(53, top + 1074); // bits above 2^-1074, the smallest subnormal
   if (keep < 0) return sign * 0;
@@ -183,10 +216,14 @@ function incrBy(cur: Uint8Array | undefined, exp: number, arg: unknown, now: num
   return store(bytes(n.toString()), cur === undefined ? fresh(ttl, now) : exp, now, int(n));
 }
 
-/** [increment, the map's default ttl] */
+/**
+ * [increment, the map's default ttl]. An infinite increment (`inf`, or a text past a double's range)
+ * answers ERR_NAN, but only after the value was read as a float: a value that is not one answers
+ * ERR_NOT_FLOAT first, as Redis reads the key's value before the increment.
+ */
 function incrByFloat(cur: Uint8Array | undefined, exp: number, arg: unknown, now: number): UpdateResult {
   const [d, ttl] = tuple(arg, 2);
-  if (typeof d !== 'number' || !Number.isFinite(d) || !isTtl(ttl)) throw new TypeError('bad increment');
+  if (typeof d !== 'number' || Number.isNaN(d) || !isTtl(ttl)) throw new TypeError('bad increment');
   const old = cur === undefined ? 0 : parseFloatText(cur);
   if (old === undefined) return keep(['e', ERR_NOT_FLOAT]);
   const n = old + d;

@@ -82,6 +82,15 @@ export const ERR_SYNTAX = 'ERR syntax error';
 export const lower = (b: Buffer): string => (b.length > 64 ? '' : b.toString('latin1').toLowerCase());
 export const text = (b: Buffer): string => b.toString('utf8');
 
+/**
+ * A client's argument as Redis echoes it in an error text (its `%s` / `%.*s` of a C string): the
+ * bytes up to the first NUL, at most `max` of them, one char per byte, for ReplyWriter.errorBytes.
+ */
+export function echoed(b: Buffer, max = Infinity): string {
+  const nul = b.indexOf(0);
+  return b.toString('latin1', 0, Math.min(nul < 0 ? b.length : nul, max));
+}
+
 /** An int64 argument as Redis reads it, or undefined (the caller replies ERR_NOT_INTEGER). */
 export function intArg(b: Buffer): bigint | undefined {
   return parseInt64(b);

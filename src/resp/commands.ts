@@ -15,7 +15,7 @@ import {
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
-import { ERR_SYNTAX, intArg, keyTooLarge, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
+import { ERR_SYNTAX, echoed, intArg, keyTooLarge, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 import { globMatch, keyBytes, keyIn } from './keys.js';
 import type { ReplyWriter } from './reply.js';
 
@@ -69,16 +69,59 @@ function read(cx: RespContext, key: Buffer): Buffer | undefined | Promise<Buffer
   return cx.map.get(k).then(valueBytes);
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+/** The latest expiry time the grid keeps, ms (Redis: an int64). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The options of SET (forSet) and GETEX, as Redis 7's parseExtendedStringArgumentsOrReply reads them. */
+interface StringOptions {
+  cond: number;
+  get: boolean;
+  keepTtl: boolean;
+  persist: boolean;
+  /** ex, px, exat or pxat, with its argument (checked later: expiryOf). */
+  unit: string | undefined;
+  expire: Buffer | undefined;
+}
+
 /**
- * Expiry options shared by SET and GETEX: EX s | PX ms | EXAT s | PXAT ms, as an absolute time in
- * ms (relative ones from now). Undefined when the number is not a positive integer or the result
- * overflows (the caller replies "invalid expire time").
+ * SET's and GETEX's options, or undefined for a syntax error. As in Redis, an option may be
+ * repeated (`NX NX`, `EX 1 EX 2`: the last value counts); only options that contradict each
+ * other are refused (NX with XX, two different expiry units, an expiry with KEEPTTL or PERSIST),
+ * and NX, XX, GET and KEEPTTL are SET's, PERSIST is GETEX's.
  */
-function expiryAt(opt: string, b: Buffer, now: number): number | undefined {
-  const n = safeInt(b);
-  if (n === undefined || n <= 0) return undefined;
-  const at = opt === 'ex' ? now + n * 1000 : opt === 'px' ? now + n : opt === 'exat' ? n * 1000 : n;
-  return Number.isSafeInteger(at) ? at : undefined;
+function stringOptions(argv: Buffer[], from: number, forSet: boolean): StringOptions | undefined {
+  const o: StringOptions = { cond: SET_ALWAYS, get: false, keepTtl: false, persist: false, unit: undefined, expire: undefined };
+  for (let i = from; i < argv.length; i++) {
+    const opt = lower(argv[i]);
+    if (forSet && opt === 'nx' && o.cond !== SET_XX) o.cond = SET_NX;
+    else if (forSet && opt === 'xx' && o.cond !== SET_NX) o.cond = SET_XX;
+    else if (forSet && opt === 'get') o.get = true;
+    else if (forSet && opt === 'keepttl' && o.unit === undefined) o.keepTtl = true;
+    else if (!forSet && opt === 'persist' && o.unit === undefined) o.persist = true;
+    else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && !o.keepTtl && !o.persist && (o.unit ?? opt) === opt && i + 1 < argv.length) {
+      o.unit = opt;
+      o.expire = argv[++i];
+    } else {
+      return undefined;
+    }
+  }
+  return o;
+}
+
+/**
+ * An expiry option's value (EX s | PX ms | EXAT s | PXAT ms) as an absolute time in ms, relative
+ * ones from `now`; or the error reply, as Redis checks it after all options were read: not an
+ * integer, then not positive or past the range (here a safe integer of ms, README "RESP").
+ */
+function expiryOf(unit: string, b: Buffer, now: number, cmd: string): number | string {
+  const n = intArg(b);
+  if (n === undefined) return ERR_NOT_INTEGER;
+  const invalid = `ERR invalid expire time in '${cmd}' command`;
+  if (n <= 0n || n > MAX_SAFE) return invalid;
+  const v = Number(n);
+  const at = unit === 'ex' ? now + v * 1000 : unit === 'px' ? now + v : unit === 'exat' ? v * 1000 : v;
+  return Number.isSafeInteger(at) ? at : invalid;
 }
 
 // ── the commands ────────────────────────────────────────────────────────────────────────────────
@@ -132,7 +175,7 @@ const hello: Run = (cx, c, argv) => {
       if (!validName(setName)) return c.out.error(ERR_CLIENT_NAME);
       i += 1;
     } else {
-      return c.out.error(`ERR Syntax error in HELLO option '${text(argv[i]).slice(0, 128)}'`);
+      return c.out.errorBytes(`ERR Syntax error in HELLO option '${echoed(argv[i])}'`);
     }
   }
   if (!c.authenticated) {
@@ -193,7 +236,7 @@ function container(name: string, subs: Record<string, Sub>): Run {
   return (cx, c, argv) => {
     const sub = lower(argv[1]);
     const s = table.get(sub);
-    if (s === undefined) return c.out.error(`ERR unknown subcommand '${text(argv[1]).slice(0, 128)}'. Try ${upper} HELP.`);
+    if (s === undefined) return c.out.errorBytes(`ERR unknown subcommand '${echoed(argv[1], 128)}'. Try ${upper} HELP.`);
     if (!arityOk(s, argv.length)) return c.out.error(`ERR wrong number of arguments for '${name}|${sub}' command`);
     return s.run(cx, c, argv);
   };
@@ -217,9 +260,11 @@ const client = container('client', {
 });
 
 const select: Run = (_cx, c, argv) => {
-  const n = safeInt(argv[1]);
+  // an int in Redis (getIntFromObjectOrReply), with its text for a long past an int's range
+  const n = intArg(argv[1]);
   if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
-  if (n !== 0) return c.out.error('ERR DB index is out of range');
+  if (n < -(2n ** 31n) || n >= 2n ** 31n) return c.out.error('ERR value is out of range, value must between -2147483648 and 2147483647');
+  if (n !== 0n) return c.out.error('ERR DB index is out of range');
   c.out.ok();
 };
 
@@ -230,31 +275,26 @@ const get: Run = (cx, c, argv) => {
 };
 
 const set: Run = (cx, c, argv) => {
-  let cond = SET_ALWAYS;
+  const o = stringOptions(argv, 3, true);
+  if (o === undefined) return c.out.error(ERR_SYNTAX);
+  const now = Date.now();
+  const { cond, keepTtl, get: wantGet } = o;
   let at = 0;
   let ttl: number | undefined;
-  let timed = false;
-  let keepTtl = false;
-  let wantGet = false;
-  const now = Date.now();
-  for (let i = 3; i < argv.length; i++) {
-    const opt = lower(argv[i]);
-    if (opt === 'nx' && cond === SET_ALWAYS) cond = SET_NX;
-    else if (opt === 'xx' && cond === SET_ALWAYS) cond = SET_XX;
-    else if (opt === 'get' && !wantGet) wantGet = true;
-    else if (opt === 'keepttl' && !timed && !keepTtl) keepTtl = true;
-    else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && !timed && !keepTtl && i + 1 < argv.length) {
-      const t = expiryAt(opt, argv[++i], now);
-      if (t === undefined) return c.out.error("ERR invalid expire time in 'set' command");
-      timed = true;
-      at = t;
-      if (opt === 'ex' || opt === 'px') ttl = t - now;
-    } else {
-      return c.out.error(ERR_SYNTAX);
-    }
+  const timed = o.unit !== undefined;
+  if (timed) {
+    const t = expiryOf(o.unit!, o.expire!, now, 'set');
+    if (typeof t === 'string') return c.out.error(t);
+    at = t;
+    if (o.unit === 'ex' || o.unit === 'px') ttl = t - now;
   }
   const key = keyIn(argv[1], cx.maxKeyBytes);
-  if (key === undefined) return c.out.error(keyTooLarge(argv[1], cx.maxKeyBytes));
+  if (key === undefined) {
+    // a key over maxKeyBytes never exists: XX does not write it, and answers as for a missing key
+    if (cond !== SET_XX) return c.out.error(keyTooLarge(argv[1], cx.maxKeyBytes));
+    if (wantGet) cx.countRead(false);
+    return c.out.nil();
+  }
   const value = argv[2];
   // the common forms take the map's own fast paths; the rest is one update under the lock
   if (!wantGet && !keepTtl && (!timed || ttl !== undefined)) {
@@ -282,23 +322,17 @@ const setnx: Run = (cx, c, argv) => {
 const getdel: Run = (cx, c, argv) => update(cx, c, argv[1], 'getdel', [], true);
 
 const getex: Run = (cx, c, argv) => {
-  let mode = 0;
-  let at = 0;
-  const now = Date.now();
-  for (let i = 2; i < argv.length; i++) {
-    const opt = lower(argv[i]);
-    if (opt === 'persist' && mode === 0) mode = 2;
-    else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && mode === 0 && i + 1 < argv.length) {
-      const t = expiryAt(opt, argv[++i], now);
-      if (t === undefined) return c.out.error("ERR invalid expire time in 'getex' command");
-      mode = 1;
-      at = t;
-    } else {
-      return c.out.error(ERR_SYNTAX);
-    }
-  }
-  if (mode === 0) return get(cx, c, argv);
-  return update(cx, c, argv[1], 'getex', [mode, at], true);
+  const o = stringOptions(argv, 2, false);
+  if (o === undefined) return c.out.error(ERR_SYNTAX);
+  if (!o.persist && o.unit === undefined) return get(cx, c, argv);
+  if (o.persist) return update(cx, c, argv[1], 'getex', [2, 0], true);
+  const t = expiryOf(o.unit!, o.expire!, Date.now(), 'getex');
+  if (typeof t === 'number') return update(cx, c, argv[1], 'getex', [1, t], true);
+  // Redis looks the key up before it checks the time: a missing key answers nil
+  const v = read(cx, argv[1]);
+  if (v instanceof Promise) return v.then((b) => (b === undefined ? c.out.nil() : c.out.error(t)));
+  if (v === undefined) return c.out.nil();
+  c.out.error(t);
 };
 
 const mget: Run = async (cx, c, argv) => {
@@ -372,8 +406,8 @@ const decrby: Run = (cx, c, argv) => {
 const incrbyfloat: Run = (cx, c, argv) => {
   const d = parseFloatText(argv[2]);
   if (d === undefined) return c.out.error(ERR_NOT_FLOAT);
-  // `inf` as Redis answers it; a finite text past a double's range (5e308) too, where Redis's long double still holds it
-  if (!Number.isFinite(d)) return c.out.error(ERR_NAN);
+  // an infinite d (`inf`, or a text past a double's range such as 5e308, which Redis's long double
+  // still holds) answers ERR_NAN from the update, after the key's value was read as a float
   return update(cx, c, argv[1], 'incrbyfloat', [d, cx.map.defaultTtl]);
 };
 
@@ -387,9 +421,8 @@ const strlen: Run = (cx, c, argv) => {
 
 function expireCmd(unitMs: number, absolute: boolean, name: string): Run {
   return (cx, c, argv) => {
-    const n = intArg(argv[2]);
-    if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
-    // Redis 7: NX excludes the others, GT excludes LT, XX combines with GT or LT; repeats are fine
+    // Redis 7: the options first, then the time. NX excludes the others, GT excludes LT, XX
+    // combines with GT or LT; repeats are fine
     let nx = false;
     let xx = false;
     let gt = false;
@@ -400,15 +433,20 @@ function expireCmd(unitMs: number, absolute: boolean, name: string): Run {
       else if (opt === 'xx') xx = true;
       else if (opt === 'gt') gt = true;
       else if (opt === 'lt') lt = true;
-      else return c.out.error(`ERR Unsupported option ${text(argv[i]).slice(0, 64)}`);
+      else return c.out.errorBytes(`ERR Unsupported option ${echoed(argv[i])}`);
     }
     if (nx && (xx || gt || lt)) return c.out.error('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) return c.out.error('ERR GT and LT options at the same time are not compatible');
+    const n = intArg(argv[2]);
+    if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
     const cond = nx ? EXP_NX : gt ? EXP_GT : lt ? (xx ? EXP_XX_LT : EXP_LT) : xx ? EXP_XX : EXP_ALWAYS;
-    const ms = Number(n) * unitMs;
-    const at = absolute ? ms : Date.now() + ms;
-    if (!Number.isSafeInteger(at)) return c.out.error(`ERR invalid expire time in '${name}' command`);
-    return update(cx, c, argv[1], 'expire', [at, cond]);
+    // Redis refuses seconds whose ms pass an int64, and a time past int64 or (here) past a safe
+    // integer of ms; a time long past is any time past (the key is deleted), as in Redis
+    const invalid = `ERR invalid expire time in '${name}' command`;
+    if (unitMs === 1000 && (n > INT64_MAX / 1000n || n < -INT64_MAX / 1000n)) return c.out.error(invalid);
+    const at = n * BigInt(unitMs) + (absolute ? 0n : BigInt(Date.now()));
+    if (at > MAX_SAFE) return c.out.error(invalid);
+    return update(cx, c, argv[1], 'expire', [at < -MAX_SAFE ? -Number.MAX_SAFE_INTEGER : Number(at), cond]);
   };
 }
 
@@ -450,8 +488,8 @@ const flushdb: Run = async (cx, c, argv) => {
  * call may return more than COUNT keys (as Redis allows).
  */
 const scan: Run = async (cx, c, argv) => {
-  const cur = safeInt(argv[1]);
-  if (cur === undefined || cur < 0) return c.out.error('ERR invalid cursor');
+  const cur = scanCursor(argv[1]);
+  if (cur === undefined) return c.out.error('ERR invalid cursor');
   let pattern: Buffer | undefined;
   let count = 10;
   let onlyStrings = true;
@@ -460,15 +498,16 @@ const scan: Run = async (cx, c, argv) => {
     if (i + 1 >= argv.length) return c.out.error(ERR_SYNTAX);
     if (opt === 'match') pattern = argv[++i];
     else if (opt === 'count') {
-      const n = safeInt(argv[++i]);
+      const n = intArg(argv[++i]); // a long in Redis: any int64
       if (n === undefined) return c.out.error(ERR_NOT_INTEGER);
-      if (n < 1) return c.out.error(ERR_SYNTAX);
-      count = n;
+      if (n < 1n) return c.out.error(ERR_SYNTAX);
+      count = n > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(n);
     } else if (opt === 'type') onlyStrings = lower(argv[++i]) === 'string';
     else return c.out.error(ERR_SYNTAX);
   }
   const found: Buffer[] = [];
-  let p = cur;
+  // a cursor past the last partition (no call returns one) ends the scan at once
+  let p = cur < BigInt(cx.partitions) ? Number(cur) : cx.partitions;
   let examined = 0;
   while (p < cx.partitions && examined < count) examined += await matchIn(cx, p++, pattern, onlyStrings ? found : undefined);
   const next = p >= cx.partitions ? 0 : p;
@@ -477,6 +516,20 @@ const scan: Run = async (cx, c, argv) => {
   c.out.array(found.length);
   for (const b of found) c.out.bulk(b);
 };
+
+/**
+ * A SCAN cursor as Redis reads it (strtoul, base 10): an unsigned 64-bit number, with an optional
+ * sign ('-1' is 2^64 - 1, as strtoul negates), no space first or last; '' is 0, as strtoul reads
+ * no digits. Undefined past 64 bits or for anything else (Redis: "invalid cursor").
+ */
+function scanCursor(b: Buffer): bigint | undefined {
+  if (b.length === 0) return 0n;
+  const m = /^([-+]?)(0*)([0-9]{0,20})$/.exec(b.length > 65_536 ? '' : b.toString('latin1'));
+  if (m === null || m[2].length + m[3].length === 0) return undefined;
+  const n = BigInt(`0${m[3]}`);
+  if (n >= 2n ** 64n) return undefined;
+  return m[1] === '-' ? (2n ** 64n - n) % 2n ** 64n : n;
+}
 
 /**
  * Partition p's keys that match `pattern` (every key when undefined), as RESP bytes, pushed to
@@ -690,11 +743,11 @@ export const TABLE: ReadonlyMap<string, CommandSpec> = new Map(
   ].map((s) => [s.name, s]),
 );
 
-/** Redis's reply to a command it does not know, with the first arguments quoted. */
+/** Redis's reply to a command it does not know, with the first arguments quoted: bytes, for ReplyWriter.errorBytes. */
 export function unknownCommand(argv: Buffer[]): string {
   let args = '';
-  for (let i = 1; i < argv.length && args.length < 128; i++) args += `'${argv[i].toString('utf8', 0, Math.min(argv[i].length, 128 - args.length))}' `;
-  return `ERR unknown command '${argv[0].toString('utf8', 0, Math.min(argv[0].length, 128))}', with args beginning with: ${args}`;
+  for (let i = 1; i < argv.length && args.length < 128; i++) args += `'${echoed(argv[i], 128 - args.length)}' `;
+  return `ERR unknown command '${echoed(argv[0], 128)}', with args beginning with: ${args}`;
 }
 
 /**

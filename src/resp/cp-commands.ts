@@ -130,29 +130,25 @@ const casRef: Run = async (cx, c, argv) => {
 };
 
 /**
- * `[n]` as the first optional argument: a number where an option name would be (undefined when it
- * is out of range: digits past an int64 used to be read as an option name, a syntax error).
+ * `[n]` as the first optional argument: whatever stands there and is not one of the command's
+ * option names (`opts`) is the count, read as Redis reads a count (SPOP, LPOP): anything but a
+ * positive integer answers ERR_NOT_POSITIVE. (`CP.ACQUIRE s x` used to be a syntax error, `x`
+ * read as an unknown option; digits past an int64 before that too.)
  */
-function countArg(argv: Buffer[]): { n: number | undefined; next: number } {
-  if (argv.length > 2 && digits(argv[2])) return { n: safeInt(argv[2]), next: 3 };
+function countArg(argv: Buffer[], opts: readonly string[]): { n: number | undefined; next: number } {
+  if (argv.length > 2 && !opts.includes(lower(argv[2]))) return { n: safeInt(argv[2]), next: 3 };
   return { n: 1, next: 2 };
-}
-
-/** Whether `b` is an optional sign and one or more ASCII digits. */
-function digits(b: Buffer): boolean {
-  let i = b.length > 0 && (b[0] === 0x2d || b[0] === 0x2b) ? 1 : 0;
-  if (i >= b.length) return false;
-  for (; i < b.length; i++) if (b[i] < 0x30 || b[i] > 0x39) return false;
-  return true;
 }
 
 /** Redis's text for a count that must be positive (SPOP, SRANDMEMBER, LPOP …). */
 const ERR_NOT_POSITIVE = 'ERR value is out of range, must be positive';
 
+const ACQUIRE_OPTIONS = ['permits', 'wait'];
+
 const acquire: Run = async (cx, c, argv) => {
-  const { n, next } = countArg(argv);
+  const { n, next } = countArg(argv, ACQUIRE_OPTIONS);
   if (n === undefined || n < 1) return c.out.error(ERR_NOT_POSITIVE);
-  const o = options(c, argv, next, ['permits', 'wait'], 'cp.acquire');
+  const o = options(c, argv, next, ACQUIRE_OPTIONS, 'cp.acquire');
   if (o === undefined) return;
   const total = o.get('permits');
   const sem = c.cpSession().semaphore(cx.cpName(argv[1]), total === undefined ? undefined : { permits: total });
@@ -165,7 +161,7 @@ const acquire: Run = async (cx, c, argv) => {
 };
 
 const release: Run = async (cx, c, argv) => {
-  const { n, next } = countArg(argv);
+  const { n, next } = countArg(argv, []);
   if (n === undefined || n < 1) return c.out.error(ERR_NOT_POSITIVE);
   if (next < argv.length) return c.out.error(ERR_SYNTAX);
   await c.cpSession().semaphore(cx.cpName(argv[1])).release(n);

@@ -38,15 +38,22 @@ export class ReplyWriter {
 
   /**
    * An error reply; `msg` starts with its code (ERR, WRONGPASS, ...). It goes out as its UTF-8
-   * bytes (so a client's argument echoed in it reads back as the bytes the client sent, as from
-   * Redis), and CR and LF bytes become spaces. The text is written as latin1, one byte per char:
-   * a char over U+00FF written as is would keep only its low byte, and U+010D ('č') became a bare
-   * CR, which let an argument end the error line and forge a reply of its own.
+   * bytes (a char over U+00FF written as is would keep only its low byte: U+010D ('č') became a
+   * bare CR, which let an argument end the error line and forge a reply of its own).
    */
   error(msg: string): void {
+    this.errorBytes(/[^\x00-\x7f]/.test(msg) ? Buffer.from(msg, 'utf8').toString('latin1') : msg);
+  }
+
+  /**
+   * An error reply whose text is bytes, one per char (latin1): a client's argument echoed in it
+   * (command-kit `echoed`) reads back as the bytes the client sent, as from Redis, invalid UTF-8
+   * included. As Redis's addReplyErrorFormat: CR and LF at the end are dropped, each one inside
+   * becomes a space.
+   */
+  errorBytes(msg: string): void {
     if (this.counts !== undefined) this.counts.errorReplies++;
-    const line = /[^\x00-\x7f]/.test(msg) ? Buffer.from(msg, 'utf8').toString('latin1') : msg;
-    this.text += `-${line.replace(/[\r\n]+/g, ' ')}\r\n`;
+    this.text += `-${msg.replace(/[\r\n]+$/, '').replace(/[\r\n]/g, ' ')}\r\n`;
   }
 
   int(n: number | bigint | string): void {

@@ -615,7 +615,7 @@ class Connection implements RespClient {
       if (this.inRefusedMulti && this.authenticated) return client.out.error(ERR_IN_MULTI);
       // Redis 7 looks the command up and checks its argument count before authentication
       // (7.0.15: FOO and a bare GET answer these errors to a client that has not authenticated)
-      return client.out.error(unknownCommand(argv));
+      return client.out.errorBytes(unknownCommand(argv));
     }
     count(stats, spec.name);
     if (!this.authenticated && spec.noAuth !== true) {

@@ -56,7 +56,7 @@ describe('CP.* on a single-process grid', () => {
       'CP.GETREF r', 'CP.SETREF r hello', 'CP.GETREF r', 'CP.CASREF r 1 world', 'CP.CASREF r 1 again', 'CP.GETREF r',
       'CP.ACQUIRE s 2 PERMITS 3', 'CP.PERMITS s', 'CP.ACQUIRE s 2 WAIT 10', 'CP.RELEASE s', 'CP.PERMITS s', 'CP.RELEASE s 2',
       'CP.LOCK a WAIT -1', 'CP.LOCK a PX 0', 'CP.LOCK a FOO 1', 'CP.INCRBY n x', 'CP.ACQUIRE nosuch', 'CP.GETLONG r', 'CP.ACQUIRE s 4',
-      'CP.ACQUIRE s 0', 'CP.ACQUIRE s 99999999999999999999', 'CP.RELEASE s -1',
+      'CP.ACQUIRE s 0', 'CP.ACQUIRE s 99999999999999999999', 'CP.RELEASE s -1', 'CP.ACQUIRE s x', 'CP.ACQUIRE s x WAIT 10', 'CP.RELEASE s x',
     ].join('\n');
     const out = (await cli(port, [], `${script}\n`)).split('\n').filter((l) => l !== '');
     expect(out).toEqual([
@@ -70,6 +70,8 @@ describe('CP.* on a single-process grid', () => {
       "ERR GRID_ERR_CP_KIND: 'r' is already an atomicRef (asked for an atomicLong)",
       "ERR GRID_ERR_INVALID_ARGUMENT: semaphore 's' has 3 permits in all: 4 can never be granted",
       // Redis's text for a count that must be positive (it was "permits must be an integer >= 1", and a syntax error past an int64)
+      'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive',
+      // what stands where the count goes and is no option name is the count, as SPOP k x answers (it was a syntax error)
       'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive', 'ERR value is out of range, must be positive',
     ].filter((l) => l !== ''));
     // the library sees what RESP did, and the connection's permit went back when it closed

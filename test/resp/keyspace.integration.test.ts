@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createGrid } from '../../dist/index.js';
 import { Rand } from '../../src/raft/rand.js';
-import { respCluster } from './helpers.js';
+import { Raw, req, respCluster } from './helpers.js';
 
 const io = (port: number) => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -209,6 +209,24 @@ describe('INFO keyspace on members of a 3-member cluster', () => {
     } finally {
       for (const r of clients) r.disconnect();
     }
+  });
+
+  it("answers the round-three differences as redis-server 7.0.15 does for keys whose primary is another member: INCRBYFLOAT's infinite increment reaches the primary, and reads the value first", async () => {
+    // an infinite increment was refused before it was routed ("would produce NaN or Infinity" for a value that is not a float);
+    // it now travels to the key's primary as the update's argument
+    const keys = Array.from({ length: 12 }, (_, i) => `rt${i}`);
+    const r = c.m.cluster!.replicas;
+    expect(keys.filter((k) => !r.isPrimary(r.records.partitionOf(k))).length).toBeGreaterThan(0);
+    const x = await Raw.open(c.m.resp!.port);
+    const long = 'L'.repeat(5000); // over maxKeyBytes (4096)
+    x.send(Buffer.concat([
+      ...keys.flatMap((k) => [req('SET', k, 'abc', 'NX', 'NX'), req('INCRBYFLOAT', k, 'inf'), req('INCRBYFLOAT', `${k}n`, 'inf'), req('INCRBYFLOAT', `${k}n`, '1e-5000'), req('GETEX', `${k}n`, 'EX', '0'), req('GETEX', k, 'EX', 'x')]),
+      req('SET', long, 'v', 'XX'), req('PING'),
+    ]));
+    const text = await x.until((t) => t.endsWith('+PONG\r\n'));
+    x.end();
+    const each = ['+OK', '-ERR value is not a valid float', '-ERR increment would produce NaN or Infinity', '-ERR value is not a valid float', '$-1', '-ERR value is not an integer or out of range'];
+    expect(text).toBe(`${[...keys.flatMap(() => each), '$-1', '+PONG'].join('\r\n')}\r\n`);
   });
 
   it('keyspace_hits and keyspace_misses count GET and MGET of keys other members serve (they were counted nowhere)', async () => {

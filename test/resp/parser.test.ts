@@ -187,6 +187,21 @@ describe('keys and glob', () => {
     expect(formatFloat(10.6)).toBe('10.6');
   });
 
+  it("takes a float text only within a long double's range and 5119 characters, as Redis's string2ld does; between a double's range and that, 0 or Infinity", () => {
+    // each boundary checked against redis-server 7.0.15's INCRBYFLOAT: undefined where it answered "not a valid float";
+    // these were 0 (under the range) and Infinity (over it), and a text of 5120 characters was read
+    const f = (s: string) => parseFloatText(Buffer.from(s, 'latin1'));
+    for (const bad of ['1e-5000', '-1e-5000', '1.8e-4951', '1e-99999999999999999999999', '0x1p-16446', '1e5000', '-1e4933', '1.18973149535723176508e4932',
+      '0x1p16384', '0x1.ffffffffffffffffp16383', `1.${'0'.repeat(5118)}`]) {
+      expect(f(bad), bad.slice(0, 40)).toBeUndefined();
+    }
+    // a long double holds these (the smallest subnormal is 2^-16445, about 3.65e-4951; the largest value about 1.18973e4932)
+    for (const [text, v] of [['1.83e-4951', 0], ['0x1p-16445', 0], ['0x1.0000000000000002p-16446', 0], ['1e-400', 0], ['-1e-400', -0], ['0e-99999', 0],
+      ['1.1897314953572317650e4932', Infinity], ['0x1.fffffffffffffffep16383', Infinity], ['-1e400', -Infinity], [`1.${'0'.repeat(5117)}`, 1]] as Array<[string, number]>) {
+      expect(f(text), text.slice(0, 40)).toBe(v);
+    }
+  });
+
   it('reads a hexadecimal float as the nearest double, ties to even, subnormals and overflow included', () => {
     const f = (s: string) => parseFloatText(Buffer.from(s, 'latin1'));
     // the exact value of m × 2^e in decimal: JavaScript's Number() of it is the correctly rounded double
@@ -208,8 +223,9 @@ describe('keys and glob', () => {
     expect(f('0x1.8p-1075')).toBe(5e-324);
     expect(f('0x1.fffffffffffffp1023')).toBe(Number.MAX_VALUE);
     expect(f('0x1.fffffffffffff8p1023')).toBe(Infinity); // rounds up past the largest double
-    expect(f('0x1p99999999999999999999')).toBe(Infinity);
-    expect(f(`0x${'0'.repeat(4000)}1p-99999999999`)).toBe(0);
+    // past a long double's range (Redis reads with strtold: ERANGE) the text is not a valid float
+    expect(f('0x1p99999999999999999999')).toBeUndefined();
+    expect(f(`0x${'0'.repeat(4000)}1p-99999999999`)).toBeUndefined();
     for (const bad of ['0x', '0x.', '0xp1', '0x1p', '0x1p+', ' 0x1', '0x1 ', '0x1.2.3', '0xg', 'x10', '0x-1', 'nan', '-nan']) expect(f(bad), bad).toBeUndefined();
     let seed = 11;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
