@@ -181,6 +181,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     const t = this.transport;
     t.handle('grid.rep', (b, from) => this.replicas.onReplicate(b, from));
     t.handle('grid.touch', (b, from) => this.replicas.onTouch(b, from));
+    t.handle('grid.pressure', (b, from) => this.replicas.onPressure(b, from));
     t.handle('grid.snap', (b, from) => this.migration.onSnapshot(b, from));
     t.handle('grid.clr', (b, from) => this.replicas.onClearMap(b, from));
     t.handle('grid.op', (b, from) => {

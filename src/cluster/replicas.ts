@@ -12,7 +12,7 @@ import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableEr
 import type { PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { J_TOUCHED } from '../storage/journal.js';
-import { MAX_MAP_NAME_BYTES } from '../storage/layout.js';
+import { CLOCK_TICK_MS, MAX_MAP_NAME_BYTES } from '../storage/layout.js';
 import { sharedNow, toShared } from '../sync/clock.js';
 import { type MemberContext, type Done, UNFENCED, UNSAFE_SHIP_WRONG_KEY } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
@@ -33,6 +33,16 @@ const utf8 = new TextDecoder();
 const TOUCH_BATCH = 512;
 /** One touch of a grid.touch request: partition, its epoch, map name, key. */
 type TouchEntry = [p: number, epoch: number, map: string, key: string];
+
+/** How often a member that evicted its primaries' entries tells the primaries of its copies the age it evicts at (grid.pressure). */
+const PRESSURE_MS = 250;
+/** A primary acts on one member's grid.pressure at most this often (a bound a peer is held to). */
+const PRESSURE_GAP_MS = 200;
+/** Entries one grid.pressure makes a primary evict at most, in all and per partition. */
+const PRESSURE_EVICT_MAX = 512;
+const PRESSURE_PER_PARTITION = 8;
+/** A peer's pressure never evicts an entry accessed within this many clock ticks. */
+const PRESSURE_MIN_FLOOR = 2;
 
 /** How often writes waiting on the table check that this member's lease still covers them. */
 const LEASE_WATCH_MS = 100;
@@ -66,6 +76,15 @@ export class Replicas {
   private readonly lastShipped: Array<[string, string]> = [];
   /** Evicted keys whose state this primary shipped to its copies (tests, stats). */
   evictionShips = 0;
+  /** grid.pressure requests this member sent, and entries it evicted as a primary for its copies' pressure. */
+  pressureSent = 0;
+  pressureEvictions = 0;
+  /** sendPressure: when it looks next, and the primaries' evictions it saw then. */
+  private pressureNext = 0;
+  private pressureSeen = 0;
+  /** onPressure: when it last acted for each member, and the partition it starts at next. */
+  private readonly pressureAt = new Map<string, number>();
+  private pressureCursor = 0;
   /** Touches this primary sent to its copies (one per key and copy), and touches this copy applied. */
   touchShips = 0;
   touchesApplied = 0;
@@ -92,6 +111,7 @@ export class Replicas {
         return;
       }
       this.shipEvictions();
+      this.sendPressure();
     }, EVICTION_SHIP_MS);
     this.evictionTimer.unref();
   }
@@ -169,6 +189,91 @@ export class Replicas {
       this.touchesApplied++;
     }
     return true;
+  }
+
+  /**
+   * Every PRESSURE_MS, when this member evicted entries of its primaries since the last look:
+   * tells each member that is primary for a partition this member holds an established copy of
+   * (not one still being streamed) the age (ms) of what it evicts now and how many it evicted
+   * (grid.pressure; replies ignored). Copies evict last and mirror their
+   * primaries, so a member whose memory filled with copies (a migration streams them in, each
+   * stamped new) was left evicting its own primaries' newest entries, hot keys among them,
+   * while its copies kept what their primaries had not read for seconds; nothing on the other
+   * member felt that (the fault harness's memory mode, after a member left: counters incremented
+   * every ~50 ms evicted again and again, by partitions of 1-3 entries at age 0). The primaries
+   * then evict what is older than that age (`onPressure`), their copies here drop it through the
+   * eviction journal, and the two members' eviction ages meet: the cluster's LRU, not each
+   * member's.
+   */
+  private sendPressure(): void {
+    const now = performance.now();
+    if (now < this.pressureNext) return;
+    this.pressureNext = now + PRESSURE_MS;
+    const t = this.table;
+    if (t === undefined) return;
+    // what this member evicted for its copies' pressure is not pressure of its own: counted, two
+    // members would evict for each other's evictions until nothing older than the floor was left
+    const total = this.store.primaryEvictions() - this.pressureEvictions;
+    const n = total - this.pressureSeen;
+    this.pressureSeen = total;
+    if (n <= 0) return;
+    const me = this.ctx.memberId;
+    const to = new Set<string>();
+    for (let p = 0; p < this.partitions; p++) {
+      const primary = t.owners[p][0];
+      if (primary !== undefined && primary !== me && t.owners[p].includes(me) && !t.pending[p].includes(me)) to.add(primary);
+    }
+    if (to.size === 0) return;
+    // each primary evicts at most its share of what this member evicted: older entries in place
+    // of this member's, not more room than it needed
+    const a = this.store.evictionAge() * CLOCK_TICK_MS;
+    const share = Math.ceil(n / to.size);
+    for (const m of to) {
+      this.pressureSent++;
+      this.ctx.transport.request(m, 'grid.pressure', { a, n: share }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A copy's pressure (sendPressure): evicts, from the partitions this member serves as primary
+   * and `from` holds a copy of, up to `n` entries (the share of what `from` evicted since its
+   * last report; at most PRESSURE_EVICT_MAX) not accessed for longer than the age `a` (ms) that
+   * `from` evicts at, never one accessed within PRESSURE_MIN_FLOOR ticks; once per
+   * PRESSURE_GAP_MS per member. The evictions go through the journal like
+   * any other, so the copies drop the keys. Returns the entries evicted at once (a busy partition
+   * is queued and not counted).
+   */
+  onPressure(b: unknown, from: string): number {
+    const { a, n } = (b ?? {}) as { a?: unknown; n?: unknown };
+    if (typeof a !== 'number' || !(a >= 0) || a > 2 ** 31 || typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ProtocolError('malformed pressure');
+    const t = this.table;
+    if (t === undefined || this.ctx.closed) return 0;
+    const now = performance.now();
+    const last = this.pressureAt.get(from);
+    if (last !== undefined && now - last < PRESSURE_GAP_MS) return 0;
+    if (this.pressureAt.size >= 256) this.pressureAt.clear();
+    this.pressureAt.set(from, now);
+    const floor = Math.max(PRESSURE_MIN_FLOOR, Math.floor(a / CLOCK_TICK_MS) + 1);
+    const me = this.ctx.memberId;
+    let budget = Math.min(n, PRESSURE_EVICT_MAX);
+    let evicted = 0;
+    for (let k = 0; k < this.partitions && budget > 0; k++) {
+      const p = (this.pressureCursor + k) % this.partitions;
+      // from an established copy, and none being streamed: a snapshot under way was read before
+      // these evictions, and its chunks would bring the keys back after their absent state
+      if (!this.serves(p) || t.owners[p].indexOf(from) < 1 || t.pending[p].length !== 0) continue;
+      const max = Math.min(budget, PRESSURE_PER_PARTITION);
+      budget -= max;
+      const r = this.records.serial(p, () => {
+        const x = this.store.evictSampled(p, max, floor);
+        this.pressureEvictions += x;
+        return x;
+      });
+      if (typeof r === 'number') evicted += r;
+      else r.catch(() => undefined);
+      this.pressureCursor = p + 1;
+    }
+    return evicted;
   }
 
   private mapNameOf(id: number): string | undefined {

@@ -1404,6 +1404,27 @@ export class ShardStore {
   }
 
   /**
+   * Evictions so far from the partitions this member is primary for (all of them outside a
+   * cluster): the cluster's pressure signal (cluster/replicas.ts, `sendPressure`).
+   */
+  primaryEvictions(): number {
+    const ci = this.ci;
+    let n = 0;
+    for (let q = 0; q < this.partitions; q++) if (!this.isCopy(q)) n += ci[PART_BASE + q * P_STRIDE + P_EVICTIONS];
+    return n;
+  }
+
+  /**
+   * The age in clock ticks of what makeRoom would evict next: the oldest sampled age of
+   * victimOrder's first candidate (primaries only on a cluster data member); 0 when there is none.
+   * A hint read without locks, like victimOrder itself.
+   */
+  evictionAge(): number {
+    const order = this.victimOrder(-1, null);
+    return order.length === 0 ? 0 : this.victimAges[0];
+  }
+
+  /**
    * Approximate global LRU across partitions (Redis's eviction pool, one level up): up to
    * VICTIM_PARTITIONS partitions — `p` (when >= 0) and the others of `among` (or of every
    * partition) holding the most pages, two or more — ordered by the age of the oldest of a few of

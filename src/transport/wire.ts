@@ -67,9 +67,10 @@ import { Packr, Unpackr } from 'msgpackr';
  * Members of different versions refuse each other at the handshake. 9 (2026-11-27): the CP state
  * machine keeps a queued wait's record past maxResults later commands (cp-state.ts remember), and
  * copies drop a value they cannot hold instead of refusing it; replicas of the CP log must apply
- * it alike, so a cluster never mixes the two.
+ * it alike, so a cluster never mixes the two. 10 (2026-11-28): `grid.pressure`, a copy's report of
+ * the age it evicts at, on which primaries evict older entries (cluster/replicas.ts).
  */
-export const PROTOCOL_VERSION = 9;
+export const PROTOCOL_VERSION = 10;
 
 export const F_HELLO = 1;
 export const F_CHALLENGE = 2;

@@ -181,5 +181,35 @@ describe('a copy that applies a large replicated value while full', () => {
     // before the consumer thread kept its overflow aside: 14,973 lost here in one run
     expect(journal.lostCount - lost0).toBe(0);
     expect(rep.evictionShips - ships0).toBeGreaterThan(2048);
+
+    // A copy's pressure (grid.pressure, sent by a member that evicts its own primaries' entries
+    // while its memory holds copies): this member, primary of the partitions the other copies,
+    // evicts at most n of their entries older than the age the other evicts at, never one
+    // accessed within two clock ticks. Malformed reports are refused; a member that holds no copy
+    // here, or a second report within 200 ms, evicts nothing.
+    for (const bad of [null, 7, {}, { a: -1, n: 1 }, { a: Number.NaN, n: 1 }, { a: '5', n: 1 }, { a: 2 ** 40, n: 1 }, { a: 5, n: 0 }, { a: 5, n: 1.5 }, { a: 5 }]) {
+      expect(() => rep.onPressure(bad, 'm-stranger'), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'GRID_ERR_PROTOCOL' }));
+    }
+    expect(rep.onPressure({ a: 0, n: 100 }, 'm-stranger')).toBe(0);
+    const mine = Array.from({ length: 120_000 }, (_, i) => `k${i}`).filter((k) => rep.isPrimary(rep.records.partitionOf(k)));
+    const other = rep.table!.owners[rep.records.partitionOf(mine[0])][1];
+    expect(other).toBeDefined();
+    const hot = mine.slice(-2000).filter((k) => rep.records.stateNow('m', k) !== null).slice(-200);
+    expect(hot.length).toBe(200);
+    await sleep(250);
+    // every entry here was accessed over a second ago: none is older than an hour
+    expect(rep.onPressure({ a: 3_600_000, n: 300 }, other)).toBe(0);
+    await sleep(250);
+    await Promise.all(hot.map((k) => m.get(k)));
+    // (the other member's own reports, every 250 ms while it evicts, may have just used its turn)
+    let evicted = 0;
+    for (let i = 0; i < 20 && evicted === 0; i++) {
+      evicted = rep.onPressure({ a: 0, n: 300 }, other);
+      if (evicted === 0) await sleep(20);
+    }
+    expect(evicted).toBeGreaterThan(0);
+    expect(evicted).toBeLessThanOrEqual(300);
+    expect(rep.onPressure({ a: 0, n: 300 }, other)).toBe(0);
+    for (const k of hot) expect(rep.records.stateNow('m', k), k).not.toBeNull();
   });
 });

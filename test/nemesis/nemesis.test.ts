@@ -7,6 +7,8 @@ import { FAULTS, describeEvent, makeSchedule, prng, scenarioSchedule } from './n
 import { History, finalReads, longestWriteGap, recorded } from './clients.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { readHistory } from './checker.mjs';
+// @ts-expect-error plain ESM JavaScript without type declarations
+import { lruInversions } from './evictions.mjs';
 
 interface Ev {
   kind: string;
@@ -117,5 +119,27 @@ describe('nemesis recorder', () => {
     expect(longestWriteGap([100, 200, 900, 950], 0, 1000)).toEqual({ ms: 700, from: 200, to: 900 });
     expect(longestWriteGap([100, 200], 0, 1000)).toEqual({ ms: 800, from: 200, to: 1000 });
     expect(longestWriteGap([-5, 500, 2000], 0, 1000)).toEqual({ ms: 500, from: 0, to: 500 });
+  });
+});
+
+describe('memory mode: the LRU check', () => {
+  const op = (key: string, f: string, call: number, ret: number, status = 'ok') => ({ key, f, call, ret, status });
+  const o = { isHot: (k: string) => k.startsWith('c'), isCold: (k: string) => k.startsWith('u') };
+
+  it('counts an eviction of a key hit within the second before while a colder key was still held', () => {
+    const ops = [op('u1', 'set', 0, 10), op('u2', 'set', 0, 20), op('c1', 'incr', 4000, 4001), op('c1', 'incr', 4500, 4502)];
+    // c1 hit at 4,500 ms and evicted at 5,000; u1 and u2 written at 10 and 20 ms
+    expect(lruInversions(ops, new Map([['c1', [5000]]]), o)).toMatchObject({ hotEvictions: 1, inversions: 1 });
+    // the colder keys were evicted before it: no inversion, still a hot eviction
+    expect(lruInversions(ops, new Map([['c1', [5000]], ['u1', [4900]], ['u2', [4999]]]), o)).toMatchObject({ hotEvictions: 1, inversions: 0 });
+    // one of them evicted only after it: an inversion
+    expect(lruInversions(ops, new Map([['c1', [5000]], ['u1', [4900]], ['u2', [5001]]]), o)).toMatchObject({ hotEvictions: 1, inversions: 1 });
+    // c1 last hit over a second before the eviction: not a hot eviction
+    expect(lruInversions(ops, new Map([['c1', [5600]]]), o)).toMatchObject({ hotEvictions: 0, inversions: 0 });
+    // an op under way at the eviction (returned later, or never: info) is a hit
+    expect(lruInversions([...ops, op('c1', 'incr', 5590, Infinity, 'info')], new Map([['c1', [5600]]]), o)).toMatchObject({ hotEvictions: 1, inversions: 1 });
+    // a key written less than a second before the eviction is not colder, nor one never acknowledged
+    const young = [op('u1', 'set', 4200, 4300), op('u2', 'set', 0, 20, 'fail'), op('c1', 'incr', 4900, 4901)];
+    expect(lruInversions(young, new Map([['c1', [5000]]]), o)).toMatchObject({ hotEvictions: 1, inversions: 0 });
   });
 });

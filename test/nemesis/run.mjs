@@ -14,7 +14,7 @@ import { Clients, DEFAULT_MIX, History, cpMap, finalReads, longestWriteGap, star
 import { Cluster, sleep } from './cluster.mjs';
 import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
 import { Network } from './proxy.mjs';
-import { readEvictions } from './evictions.mjs';
+import { lruInversions, readEvictions } from './evictions.mjs';
 import { checkLock, pauser, startLockClient, startResource } from './lock-workload.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -251,6 +251,7 @@ async function runOne(schedule, o, dir, say) {
         evictedUniqueKeys: count('u'), evictedCounters: count('c'), evictedRegisters: count('r'),
         vanishedSets: ackedWrites.vanished.length,
         countersEvicted: counters.counters.filter((c) => c.verdict === 'evicted').length,
+        lru: lruInversions(ops, ev.byKey, { isHot: (k) => k.startsWith('c') || k.startsWith('r'), isCold: (k) => k.startsWith('u') }),
       };
       log(`memory ${o.memory}: ${ev.total} evictions recorded by ${ev.files} threads (${ev.otherMaps} of other maps, ${ev.malformed} malformed lines); acknowledged sets read back absent after an eviction: ${ackedWrites.vanished.length}`);
     }
@@ -376,7 +377,7 @@ function line(r) {
     `  faults (${r.faults.length} of ${r.planned.length} planned ran): ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
     `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
-    ...(r.memory === undefined ? [] : [`  memory: ${r.memory.evictions} evictions recorded (${r.memory.evictedUniqueKeys} unique keys, ${r.memory.evictedCounters} counters, ${r.memory.evictedRegisters} registers); acknowledged sets absent after an eviction: ${r.memory.vanishedSets}; counters evicted: ${r.memory.countersEvicted}`]),
+    ...(r.memory === undefined ? [] : [`  memory: ${r.memory.evictions} evictions recorded (${r.memory.evictedUniqueKeys} unique keys, ${r.memory.evictedCounters} counters, ${r.memory.evictedRegisters} registers); acknowledged sets absent after an eviction: ${r.memory.vanishedSets}; counters evicted: ${r.memory.countersEvicted}`, `  LRU: ${r.memory.lru.hotEvictions} evictions of keys hit within 1 s, ${r.memory.lru.inversions} of them while colder keys were held${r.memory.lru.examples.length === 0 ? '' : ` (e.g. ${r.memory.lru.examples[0]})`}`]),
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
     `  linearizable: ${r.linearizable} (${r.nonLinearizableKeys} invalid keys, ${r.unknownKeys} unknown)`,
     `  longest write unavailability: ${r.longestWriteUnavailabilityMs} ms (at ${r.longestWriteUnavailabilityAt[0]}..${r.longestWriteUnavailabilityAt[1]} ms); convergence after healing: ${r.convergenceMs} ms${r.converged ? '' : ` (NOT converged; views, * = coordinator: ${r.viewsAfterHealing.join(' | ')})`}`,
@@ -421,6 +422,7 @@ async function main() {
     ackedSets: sumOf('ackedSets'),
     evictions: results.reduce((s, r) => s + (r.memory?.evictions ?? 0), 0),
     vanishedSets: results.reduce((s, r) => s + (r.memory?.vanishedSets ?? 0), 0),
+    lruInversions: results.reduce((s, r) => s + (r.memory?.lru.inversions ?? 0), 0),
     lostSets: sumOf('lostSets'),
     ackedIncrements: sumOf('ackedIncrements'),
     lostIncrements: sumOf('lostIncrements'),
@@ -438,7 +440,7 @@ async function main() {
     `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}`,
     ...results.map(line),
     ...(o.workload === 'lock' ? [`lock totals: ${totals.acceptedSections} accepted sections, ${totals.overlappingSections} overlapping, ${totals.lostUpdates} lost updates`] : []),
-    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}${o.memory === undefined ? '' : ` (members at ${o.memory}: ${totals.evictions} evictions, ${totals.vanishedSets} sets absent after an eviction)`}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
+    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}${o.memory === undefined ? '' : ` (members at ${o.memory}: ${totals.evictions} evictions, ${totals.vanishedSets} sets absent after an eviction, ${totals.lruInversions} evictions of keys hit within 1 s while colder keys were held)`}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
   ].join('\n');
   writeFileSync(join(root, 'summary.txt'), `${text}\n`);
   process.stdout.write(`\n${text}\nsummary: ${join(root, 'summary.txt')}\n`);
