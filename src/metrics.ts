@@ -169,6 +169,10 @@ export class GridMetrics {
       ['sent', (r) => r.touchShips],
       ['applied', (r) => r.touchesApplied],
     ]);
+    totals('shardgrid_pressure_total', "Copies' pressure (\"The cluster's LRU\"): reports this member sent to the primaries of its copies while it evicted (sent), and entries it evicted as a primary on such reports (evicted)", 'direction', rep, [
+      ['sent', (r) => r.pressureSent],
+      ['evicted', (r) => r.pressureEvictions],
+    ]);
     // round trips of requests to other members: a histogram kept by the transport, read at scrape
     const lat = 'shardgrid_remote_request_duration_seconds';
     const latHelp = 'Round trips of requests this member sent to other members that were answered, by kind (get, mget, set, rep: a replicated write to a copy; or the message type)';

@@ -259,9 +259,12 @@ export class Replicas {
     let evicted = 0;
     for (let k = 0; k < this.partitions && budget > 0; k++) {
       const p = (this.pressureCursor + k) % this.partitions;
-      // from an established copy, and none being streamed: a snapshot under way was read before
-      // these evictions, and its chunks would bring the keys back after their absent state
-      if (!this.serves(p) || t.owners[p].indexOf(from) < 1 || t.pending[p].length !== 0) continue;
+      // the reporter's established copies only (those are what it can drop; one being streamed to
+      // it is rebuilt anyway). Partitions streamed to another member are not left out: skipping
+      // every partition with a pending copy left 12 and 26 hot-key evictions in the harness run
+      // that showed the defect (38 before; 1 when only the reporter's own were skipped), since a
+      // squeeze comes with a migration, when most partitions have one
+      if (!this.serves(p) || t.owners[p].indexOf(from) < 1 || t.pending[p].includes(from)) continue;
       const max = Math.min(budget, PRESSURE_PER_PARTITION);
       budget -= max;
       const r = this.records.serial(p, () => {

@@ -68,6 +68,11 @@ const WINDOW_LOCK_MS = 5;
 const EVICT_SAMPLES = 5;
 /** Partitions makeRoom and the virtual nodes' pressure eviction compare by the age of their entries. */
 const VICTIM_PARTITIONS = 8;
+/**
+ * A copy on a cluster data member never makes room by evicting a primary's entry accessed within
+ * this many clock ticks (1 s): it evicts copies, or drops the key it brings (makeRoom).
+ */
+const COPY_FLOOR = 10;
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
 /** Most pages one compaction copies from (to free one page, it may copy five). */
@@ -1387,10 +1392,17 @@ export class ShardStore {
     // millisecond ago (the fault harness's memory mode: 13 of 20 hot counters evicted in one
     // schedule, by one member, again within ~75 ms). The second is the rule before, floors off.
     // (The last candidate's floor is half its own oldest sample.)
-    for (let pass = 0; pass < 2; pass++) {
+    // A copy (a replicated write, a snapshot chunk) takes room from primaries only by what they
+    // have not used for COPY_FLOOR, and then from copies (stealPage); failing that, the caller drops
+    // the key as an eviction (putCopyState). Before, a member whose memory filled with copies
+    // streamed in by a migration evicted its primaries' newest entries for them, counters hit
+    // every 50 ms among them (native-notes.md, "The cluster's LRU").
+    const copy = this.isCopy(p);
+    for (let pass = 0; pass < (copy ? 1 : 2); pass++) {
       for (let i = 0; i < order.length; i++) {
         const q = order[i];
-        const floor = pass === 1 ? 0 : i + 1 < order.length ? ages[i + 1] : ages[i] >>> 1;
+        let floor = pass === 1 ? 0 : i + 1 < order.length ? ages[i + 1] : ages[i] >>> 1;
+        if (copy && q !== p && floor < COPY_FLOOR) floor = COPY_FLOOR;
         if (pass === 1 && q === p && need > 0) continue; // reclaim has no floor: tried once
         if (q === p) {
           if (need > 0 ? this.reclaim(p, need) : this.releaseOnePage(p, floor)) return true;
@@ -1400,7 +1412,7 @@ export class ShardStore {
       }
     }
     // p was in victimOrder's list (reclaim or releaseOnePage was tried on it there)
-    return this.stealPage(p, 2);
+    return this.stealPage(p, 2, copy);
   }
 
   /**
@@ -1567,12 +1579,6 @@ export class ShardStore {
   }
 
   /**
-   * Frees a page by evicting from the partitions holding the most pages (at least `minPages`):
-   * makeRoom's last resort, when its sample gave nothing.
-   * Uses tryLock only: we already hold p's lock, and a blocking acquire could deadlock.
-   * Returns true when at least one page went back to the pool.
-   */
-  /**
    * Why this thread's last put found no room, for GRID_ERR_MEMORY_FULL: nothing left to evict, or
    * (a value over half a page) no window of contiguous pages that could be emptied, because every
    * such window holds a hash table of a run, which cannot move: a small budget cut in many
@@ -1585,10 +1591,16 @@ export class ShardStore {
     return `memory budget too fragmented for this value: no ${Math.round((n * this.pageSize) / 1024)} KiB of contiguous pages can be freed (every such window holds a partition's hash table, which cannot move); give the grid more memory, fewer partitions, or store smaller values`;
   }
 
-  private stealPage(p: number, minPages: number): boolean {
+  /**
+   * Frees a page by evicting from the partitions holding the most pages (at least `minPages`;
+   * with `copiesOnly`, copies only): makeRoom's last resort, when its sample gave nothing.
+   * Uses tryLock only: we already hold p's lock, and a blocking acquire could deadlock.
+   * Returns true when at least one page went back to the pool.
+   */
+  private stealPage(p: number, minPages: number, copiesOnly = false): boolean {
     const ci = this.ci;
     const order: number[] = [];
-    for (let q = 0; q < this.partitions; q++) if (q !== p && ci[PART_BASE + q * P_STRIDE + P_PAGES] >= minPages) order.push(q);
+    for (let q = 0; q < this.partitions; q++) if (q !== p && ci[PART_BASE + q * P_STRIDE + P_PAGES] >= minPages && (!copiesOnly || this.isCopy(q))) order.push(q);
     if (order.length === 0) return false;
     order.sort((a, b) => ci[PART_BASE + b * P_STRIDE + P_PAGES] - ci[PART_BASE + a * P_STRIDE + P_PAGES]);
     for (let k = 0; k < order.length && k < 8; k++) {

@@ -211,5 +211,12 @@ describe('a copy that applies a large replicated value while full', () => {
     expect(evicted).toBeLessThanOrEqual(300);
     expect(rep.onPressure({ a: 0, n: 300 }, other)).toBe(0);
     for (const k of hot) expect(rep.records.stateNow('m', k), k).not.toBeNull();
+    // an operator sees both directions
+    const reg = new Registry();
+    grid.metrics.register(reg);
+    const text = await reg.metrics();
+    expect(Number(/^shardgrid_pressure_total\{direction="evicted"\} (\S+)$/m.exec(text)?.[1])).toBe(rep.pressureEvictions);
+    expect(Number(/^shardgrid_pressure_total\{direction="sent"\} (\S+)$/m.exec(text)?.[1])).toBe(rep.pressureSent);
+    expect(rep.pressureEvictions).toBeGreaterThanOrEqual(evicted);
   });
 });
