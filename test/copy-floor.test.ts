@@ -68,6 +68,18 @@ describe('a copy takes room from primaries only by what they have not used for a
     }
     expect(count(st, 0, 4)).toBe(primaries);
     expect(refused).toBeGreaterThan(0);
+    // the caller then drops the key as an eviction (Records.putCopyState): one the copy never held
+    // is counted too, so the copy's lacking it is on record (and in the harness's eviction log)
+    const ev = st.stats().evictions;
+    st.setKey('never-held', id);
+    const q = st.kpart;
+    expect(tryLock(st.ci, st.lockIndex(q))).toBe(true);
+    st.beginWrite(q);
+    st.setKey('never-held', id);
+    expect(st.evictKey(q, id)).toBe(false);
+    st.endWrite(q);
+    unlock(st.ci, st.lockIndex(q));
+    expect(st.stats().evictions).toBe(ev + 1);
     // (what was stored went into room the primaries' puts had left, or pushed out other copies)
     expect(count(st, 4, 8)).toBeLessThanOrEqual(stored);
     // ten ticks later (the clock is the virtual nodes' to advance: here, the test's) every primary

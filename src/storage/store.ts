@@ -605,13 +605,22 @@ export class ShardStore {
 
   /**
    * Drops the current key of `mapId` as an eviction (p locked, inside beginWrite): a cluster copy
-   * that found no room for the key's new value. Returns whether it was present.
+   * that found no room for the key's new value. A key the copy did not hold is counted and
+   * recorded as evicted too (the test-only eviction log): the copy lacks it from now on, as if it
+   * had held it and evicted it. Returns whether it was present.
    */
   evictKey(p: number, mapId: number): boolean {
     const off = this.probe(p, mapId);
-    if (off < 0) return false;
-    this.evicted(p, this.slotIdx, off);
-    return true;
+    if (off >= 0) {
+      this.evicted(p, this.slotIdx, off);
+      return true;
+    }
+    this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
+    if (EVICTION_LOG) {
+      const bytes = this.kstr === null ? this.kbuf : Buffer.from(this.kstr, 'latin1');
+      logEviction(p, this.mapName(mapId), bytes, 0, this.klen);
+    }
+    return false;
   }
 
   /** Drops an expired record found under the lock (lazy expiry). */
