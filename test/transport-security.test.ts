@@ -603,4 +603,35 @@ describe('transport security after authentication (protocol 3 test peer)', () =>
       expect(applied).toEqual([]);
     }
   });
+
+  it('a peer that sends requests and reads none of its replies is cut off at maxQueued bytes of replies, not buffered without bound', { timeout: 20_000 }, async () => {
+    const { rawAuthed } = await rawPeer();
+    const v = await member('queue-victim', { maxPayload: 1 << 20, maxBuffered: 1 << 20, maxQueued: 4 << 20 });
+    try {
+      let calls = 0;
+      v.handle('echo', (n: number) => n + 1);
+      v.handle('big', () => {
+        calls++;
+        return Buffer.alloc(64 * 1024, 1);
+      });
+      const p = await rawAuthed(v.url, SECRET, 'non-reader');
+      (p.ws as unknown as { _socket: Socket })._socket.pause(); // reads nothing from now on
+      await until(() => v.isConnected('non-reader'), 2000, 'the link open');
+      // 4,000 requests of ~20 bytes: 250 MiB of replies
+      const N = 4000;
+      for (let sent = 0; sent < N; sent += 100) {
+        p.send(packr.pack([5, ...Array.from({ length: 100 }, (_, i) => [0, sent + i + 1, 'big', 0]).flat()]));
+        await sleep(1);
+      }
+      await until(() => !v.isConnected('non-reader') || calls === N, 10_000, 'the link closed or every request handled');
+      console.log(`non-reading peer: ${calls} of ${N} requests handled before its link closed`);
+      expect(v.isConnected('non-reader')).toBe(false);
+      expect(calls).toBeLessThan(N);
+      expect(v.logged.some((l) => l.message.includes('does not read its socket'))).toBe(true);
+      p.ws.terminate();
+      await legitimateRoundTrip(v as Member);
+    } finally {
+      await v.close();
+    }
+  });
 });

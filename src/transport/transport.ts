@@ -188,6 +188,12 @@ export interface TransportOptions {
   handshakeTimeout?: number;
   /** Above this many bytes buffered on a socket, frames wait in the queue until it drains. Default 8 MiB. */
   maxBuffered?: number;
+  /**
+   * Bytes that may wait in a link's queue while its socket is over maxBuffered (the peer reads
+   * nothing, or too slowly: Redis's client-output-buffer-limit); one more closes the link
+   * (GRID_ERR_MEMBER_UNREACHABLE for its requests). At least maxPayload. Default 2 × maxPayload.
+   */
+  maxQueued?: number;
   /** Unauthenticated incoming connections allowed at once, from all addresses; more are dropped. Default 64. */
   maxHandshakes?: number;
   /** Default: 'warn' and 'error' as process warnings (each kind once), 'info' dropped (log.ts). */
@@ -484,6 +490,8 @@ class Link implements FastPeer {
   readonly fw = new FastWriter();
   scheduled = false;
   blocked = false;
+  /** Bytes queued since the link blocked (BATCH messages as msgpack, FAST frames); over maxQueued it is closed (see hold). */
+  held = 0;
   drainPoll: NodeJS.Timeout | undefined;
   readonly pending = new PendingTable();
   /** performance.now() of the last reply (or WebSocket pong) received to one of our requests, and of the last ping sent (see checkLive). */
@@ -573,6 +581,15 @@ function peerError<E extends GridError>(cls: new (message: string, data?: Record
   }
 }
 
+/** Bytes of `body` as msgpack, for maxQueued; 0 when it cannot be encoded (sendSlow replaces it by a short error). */
+function encodedSize(body: unknown): number {
+  try {
+    return packr.pack(body).length;
+  } catch {
+    return 0;
+  }
+}
+
 function isId(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x > 0;
 }
@@ -594,7 +611,7 @@ function defaultLog(memberId: string): LogFn {
 
 const POSITIVE = [
   'maxPayload', 'requestTimeout', 'unresponsiveMs', 'handshakeTimeout', 'maxBuffered', 'maxHandshakes', 'preAuthMaxBytes', 'helloTimeout',
-  'maxHandshakesPerAddress', 'maxConnections', 'maxFrameElements', 'maxFrameDepth', 'maxMgetKeys',
+  'maxHandshakesPerAddress', 'maxConnections', 'maxFrameElements', 'maxFrameDepth', 'maxMgetKeys', 'maxQueued',
 ] as const;
 
 function checkOptions(o: TransportOptions): void {
@@ -612,6 +629,7 @@ function checkOptions(o: TransportOptions): void {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) bad(`${k} must be a positive integer`);
   }
+  if (o.maxQueued !== undefined && o.maxQueued < (o.maxPayload ?? DEFAULTS.maxPayload)) bad('maxQueued must be at least maxPayload (one frame)');
   if (o.preAuthMaxBytes !== undefined && o.preAuthMaxBytes < MAX_HANDSHAKE_BYTES) bad(`preAuthMaxBytes must be at least ${MAX_HANDSHAKE_BYTES} (the largest handshake frame)`);
   if (o.log !== undefined && typeof o.log !== 'function') bad('log must be a function');
   if (o.tls !== undefined) {
@@ -679,6 +697,7 @@ export class Transport extends EventEmitter {
   private readonly requestTimeout: number;
   private readonly handshakeTimeout: number;
   private readonly maxBuffered: number;
+  private readonly maxQueued: number;
   private readonly maxHandshakes: number;
   private readonly preAuthMaxBytes: number;
   private readonly helloTimeout: number;
@@ -774,6 +793,7 @@ export class Transport extends EventEmitter {
     this.requestTimeout = opts.requestTimeout ?? DEFAULTS.requestTimeout;
     this.handshakeTimeout = opts.handshakeTimeout ?? DEFAULTS.handshakeTimeout;
     this.maxBuffered = opts.maxBuffered ?? DEFAULTS.maxBuffered;
+    this.maxQueued = opts.maxQueued ?? 2 * this.maxPayload;
     this.maxHandshakes = opts.maxHandshakes ?? DEFAULTS.maxHandshakes;
     this.preAuthMaxBytes = opts.preAuthMaxBytes ?? DEFAULTS.preAuthMaxBytes;
     this.helloTimeout = Math.min(opts.helloTimeout ?? DEFAULTS.helloTimeout, this.handshakeTimeout);
@@ -1942,7 +1962,23 @@ export class Transport extends EventEmitter {
       link.queue.push(b);
     }
     b.push(kind, id, type, body);
+    if (link.blocked) this.hold(link, encodedSize(body));
     this.schedule(link);
+  }
+
+  /**
+   * Counts `n` more bytes queued for a blocked link. A peer that reads nothing while it keeps
+   * sending requests would otherwise have every reply kept for it (a 20-byte request for a 64 KiB
+   * value: 1.2 GB held after 20,000 of them); over maxQueued the link is closed, as Redis closes a
+   * client over its output buffer limit. Not by pausing the peer's reads: two members doing so to
+   * each other at once would both wait forever.
+   */
+  private hold(link: Link, n: number): void {
+    link.held += n;
+    if (link.held <= this.maxQueued || link.state !== S_OPEN) return;
+    const err = new MemberUnreachableError(`member ${link.id} read none of the last ${link.held} bytes queued for it (maxQueued ${this.maxQueued})`, { member: link.id });
+    this.peerLog('warn', `${link.describe()} does not read its socket: ${link.held} bytes queued; connection closed`, err);
+    this.closeLink(link, CLOSE_UNRESPONSIVE, 'not reading', err);
   }
 
   private schedule(link: Link): void {
@@ -1962,6 +1998,7 @@ export class Transport extends EventEmitter {
       const b = Buffer.allocUnsafe(w.len);
       w.buf.copy(b, 0, 0, w.len);
       link.queue.push(b);
+      if (link.blocked) this.hold(link, b.length);
     }
     w.len = 0;
   }
@@ -2056,6 +2093,7 @@ export class Transport extends EventEmitter {
         return;
       }
       link.blocked = false;
+      link.held = 0;
       socket?.off('drain', resume);
       if (link.drainPoll !== undefined) clearTimeout(link.drainPoll);
       link.drainPoll = undefined;
