@@ -121,6 +121,8 @@ export interface MetricsOptions {
   port?: number;
   /** Address of the /metrics server. Default '127.0.0.1'. */
   host?: string;
+  /** TCP connections the /metrics server holds at once; more are closed as they arrive. Default 32. */
+  maxConnections?: number;
   /** A prom-client Registry of the application to register the grid's metrics on. */
   registry?: unknown;
 }
@@ -128,6 +130,7 @@ export interface MetricsOptions {
 export interface ResolvedMetricsOptions {
   port: number | undefined;
   host: string;
+  maxConnections: number;
   registry: unknown;
 }
 
@@ -330,6 +333,7 @@ export const DEFAULTS = Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
     maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256, maxCpNames: 256,
   }),
+  metrics: Object.freeze({ host: '127.0.0.1', maxConnections: 32 }),
 });
 
 /**
@@ -449,6 +453,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.metrics.maxConnections': intRule(1, 65535),
   'options.signal': { check: (v) => v === undefined || v instanceof AbortSignal, message: 'must be an AbortSignal' },
   'options.metrics.registry': {
     check: (v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { registerMetric?: unknown }).registerMetric === 'function'),
@@ -640,8 +645,9 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (i.metrics !== undefined) {
     if (!isPlainObject(i.metrics)) fail('options.metrics', 'must be an object');
     const m = i.metrics as Record<string, unknown>;
-    rejectUnknown(m, ['port', 'host', 'registry'], 'options.metrics');
-    metrics = { port: m.port as number | undefined, host: (m.host ?? '127.0.0.1') as string, registry: m.registry };
+    rejectUnknown(m, ['port', 'host', 'maxConnections', 'registry'], 'options.metrics');
+    const d = DEFAULTS.metrics;
+    metrics = { port: m.port as number | undefined, host: (m.host ?? d.host) as string, maxConnections: (m.maxConnections ?? d.maxConnections) as number, registry: m.registry };
   }
   const resolved: ResolvedOptions = {
     workers: (i.workers ?? os.availableParallelism()) as number,

@@ -21,6 +21,13 @@ import { OP_KINDS } from './map.js';
 import { lockWaits } from './sync/mutex.js';
 import { LATENCY_BUCKETS } from './transport/latency.js';
 
+/**
+ * The /metrics server's HTTP limits: a scrape is one small GET, so a request's headers must come
+ * within 5 s (whole request 10 s; node:http checks every second) and fit in 8 KiB, and an idle
+ * keep-alive connection is closed after 5 s (Prometheus opens a new one when it has to).
+ */
+const HTTP_LIMITS = { maxHeaderSize: 8192, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000 };
+
 type Collect<T> = (this: T) => void | Promise<void>;
 /** One of the grid's metrics and its name (prom-client's types do not expose a metric's name). */
 interface Made {
@@ -210,9 +217,15 @@ export class GridMetrics {
     return this.registry.metrics();
   }
 
-  /** @internal Serves GET /metrics on host:port (options.metrics; createGrid). */
+  /**
+   * @internal Serves GET /metrics on host:port (options.metrics; createGrid). Anyone who reaches
+   * the port may connect (no secret), so the server is bounded: at most o.maxConnections sockets,
+   * and a request's headers within HEADERS_TIMEOUT_MS. With node:http's defaults (no cap, 60 s for
+   * the headers, checked every 30 s) 20,000 idle sockets took every file descriptor of the process,
+   * and the RESP endpoint closed new clients unanswered (native-notes, "/metrics").
+   */
   listen(o: ResolvedMetricsOptions): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+    const server = createServer(HTTP_LIMITS, (req, res) => {
       if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
         return;
@@ -223,6 +236,7 @@ export class GridMetrics {
       );
     });
     server.on('clientError', (_e, socket) => socket.destroy());
+    server.maxConnections = o.maxConnections;
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (e) => reject(new InvalidOptionError(`options.metrics: cannot listen on ${o.host}:${o.port}: ${e.message}`, { option: 'options.metrics.port' })));
