@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import type { Transport as TransportT, TransportOptions } from '../dist/transport/index.js';
+import type { FastServer, Transport as TransportT, TransportOptions } from '../dist/transport/index.js';
 import { frameHeader, rawUpgrade, socketClosed, wsFrame, wsRelay } from './fixtures/attack.js';
 
 const DIST = process.env.SG_DIST ?? '../dist';
@@ -604,34 +604,56 @@ describe('transport security after authentication (protocol 3 test peer)', () =>
     }
   });
 
-  it('a peer that sends requests and reads none of its replies is cut off at maxQueued bytes of replies, not buffered without bound', { timeout: 20_000 }, async () => {
-    const { rawAuthed } = await rawPeer();
-    const v = await member('queue-victim', { maxPayload: 1 << 20, maxBuffered: 1 << 20, maxQueued: 4 << 20 });
-    try {
-      let calls = 0;
-      v.handle('echo', (n: number) => n + 1);
-      v.handle('big', () => {
-        calls++;
-        return Buffer.alloc(64 * 1024, 1);
-      });
-      const p = await rawAuthed(v.url, SECRET, 'non-reader');
-      (p.ws as unknown as { _socket: Socket })._socket.pause(); // reads nothing from now on
-      await until(() => v.isConnected('non-reader'), 2000, 'the link open');
-      // 4,000 requests of ~20 bytes: 250 MiB of replies
-      const N = 4000;
-      for (let sent = 0; sent < N; sent += 100) {
-        p.send(packr.pack([5, ...Array.from({ length: 100 }, (_, i) => [0, sent + i + 1, 'big', 0]).flat()]));
-        await sleep(1);
+  for (const kind of ['BATCH', 'FAST'] as const) {
+    it(`a peer that sends ${kind} requests and reads none of its replies is cut off at maxQueued bytes of replies, not buffered without bound`, { timeout: 20_000 }, async () => {
+      const { rawAuthed } = await rawPeer();
+      const v = await member(`queue-victim-${kind}`, { maxPayload: 1 << 20, maxBuffered: 1 << 20, maxQueued: 4 << 20 });
+      try {
+        let calls = 0;
+        const value = Buffer.alloc(64 * 1024, 1);
+        v.handle('echo', (n: number) => n + 1);
+        v.handle('big', () => {
+          calls++;
+          return value;
+        });
+        const no: FastServer['set'] = (peer, r) => peer.replyError(r.id, new E.UnsupportedError('no'));
+        v.serveFast({
+          get: (peer, r) => {
+            calls++;
+            const w = peer.room(18 + value.length, true); // STATE: u8 type, f64 expiry, u32 n, bytes
+            w.u8(0x81);
+            w.u32(r.id);
+            w.u8(1);
+            w.f64(0);
+            w.u32(value.length);
+            w.bytes(value, 0, value.length);
+          },
+          set: no,
+          mget: no,
+          rep: no,
+        });
+        const p = await rawAuthed(v.url, SECRET, 'non-reader');
+        (p.ws as unknown as { _socket: Socket })._socket.pause(); // reads nothing from now on
+        await until(() => v.isConnected('non-reader'), 2000, 'the link open');
+        // 4,000 requests of ~10-20 bytes: 250 MiB of replies
+        const N = 4000;
+        const get = (id: number) => Buffer.from([0x02, id & 0xff, (id >> 8) & 0xff, 0, 0, 0, 0, 1, 0, 0x6b]); // GET id, map 0, key 'k'
+        for (let sent = 0; sent < N; sent += 100) {
+          const ids = Array.from({ length: 100 }, (_, i) => sent + i + 1);
+          if (kind === 'BATCH') p.send(packr.pack([5, ...ids.map((id) => [0, id, 'big', 0]).flat()]));
+          else p.send(Buffer.concat([Buffer.from(sent === 0 ? [0xc1, 0x01, 0, 0, 1, 0, 0x6d] : [0xc1]), ...ids.map(get)])); // MAP 0 'm' first
+          await sleep(1);
+        }
+        await until(() => !v.isConnected('non-reader') || calls === N, 10_000, 'the link closed or every request handled');
+        console.log(`non-reading ${kind} peer: ${calls} of ${N} requests handled before its link closed`);
+        expect(v.isConnected('non-reader')).toBe(false);
+        expect(calls).toBeLessThan(N);
+        expect(v.logged.some((l) => l.message.includes('does not read its socket'))).toBe(true);
+        p.ws.terminate();
+        await legitimateRoundTrip(v as Member);
+      } finally {
+        await v.close();
       }
-      await until(() => !v.isConnected('non-reader') || calls === N, 10_000, 'the link closed or every request handled');
-      console.log(`non-reading peer: ${calls} of ${N} requests handled before its link closed`);
-      expect(v.isConnected('non-reader')).toBe(false);
-      expect(calls).toBeLessThan(N);
-      expect(v.logged.some((l) => l.message.includes('does not read its socket'))).toBe(true);
-      p.ws.terminate();
-      await legitimateRoundTrip(v as Member);
-    } finally {
-      await v.close();
-    }
-  });
+    });
+  }
 });

@@ -410,8 +410,11 @@ export interface FastPeer {
   readonly maxRecord: number;
   /** Index of map `name` on this connection, naming it first (a MAP record) when new; -1 when the connection has named too many maps. */
   mapIndex(name: string): number;
-  /** The open FAST frame with at least n free bytes (n <= maxRecord); the frame is flushed at the end of the tick. */
-  room(n: number): FastWriter;
+  /**
+   * The open FAST frame with at least n free bytes (n <= maxRecord); the frame is flushed at the
+   * end of the tick. `reply`: the record answers the peer's request (counted against maxQueued).
+   */
+  room(n: number, reply?: boolean): FastWriter;
   /** Registers a FAST request (default timeout) and returns its id; write its record right after. */
   call(c: FastCall): number;
   /** Answers request `id` with an ERROR message. */
@@ -541,8 +544,8 @@ class Link implements FastPeer {
     return idx;
   }
 
-  room(n: number): FastWriter {
-    return this.t._room(this, n);
+  room(n: number, reply = false): FastWriter {
+    return this.t._room(this, n, reply);
   }
 
   call(c: FastCall): number {
@@ -1962,16 +1965,18 @@ export class Transport extends EventEmitter {
       link.queue.push(b);
     }
     b.push(kind, id, type, body);
-    if (link.blocked) this.hold(link, encodedSize(body));
+    if (link.blocked && (kind === K_REPLY || kind === K_ERROR)) this.hold(link, encodedSize(body));
     this.schedule(link);
   }
 
   /**
-   * Counts `n` more bytes queued for a blocked link. A peer that reads nothing while it keeps
-   * sending requests would otherwise have every reply kept for it (a 20-byte request for a 64 KiB
-   * value: 1.2 GB held after 20,000 of them); over maxQueued the link is closed, as Redis closes a
-   * client over its output buffer limit. Not by pausing the peer's reads: two members doing so to
-   * each other at once would both wait forever.
+   * Counts `n` more bytes of replies queued for a blocked link. A peer that reads nothing while it
+   * keeps sending requests would otherwise have every reply kept for it (a 20-byte request for a
+   * 64 KiB value: 1.2 GB held after 20,000 of them); over maxQueued the link is closed, as Redis
+   * closes a client over its output buffer limit. Only replies count: this member's own requests
+   * and notifications are bounded by their senders (a partition's snapshot chunks go out at once,
+   * up to the whole partition), and a slow peer they wait on is closed by checkLive. Not by
+   * pausing the peer's reads: two members doing so to each other at once would both wait forever.
    */
   private hold(link: Link, n: number): void {
     link.held += n;
@@ -1998,7 +2003,6 @@ export class Transport extends EventEmitter {
       const b = Buffer.allocUnsafe(w.len);
       w.buf.copy(b, 0, 0, w.len);
       link.queue.push(b);
-      if (link.blocked) this.hold(link, b.length);
     }
     w.len = 0;
   }
@@ -2006,9 +2010,10 @@ export class Transport extends EventEmitter {
   /** @internal FastPeer.room; `peer` is always a Link */
   // (typed FastPeer, not Link: Link holds a `ws` WebSocket, and naming it here would make the
   // published declarations import 'ws', which a consumer without @types/ws cannot compile)
-  _room(peer: FastPeer, n: number): FastWriter {
+  _room(peer: FastPeer, n: number, reply = false): FastWriter {
     const link = peer as Link;
     if (n > link.maxRecord) throw new InternalError(`FAST record of ${n} bytes over the frame limit (${link.maxRecord})`);
+    if (reply && link.blocked) this.hold(link, n);
     link.cur = null; // a BATCH being filled stays in the queue, before this frame
     const w = link.fw;
     if (w.len > 0 && w.len + n > this.fastLimit) this.sealFast(link);
