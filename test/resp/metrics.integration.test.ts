@@ -273,6 +273,21 @@ describe('metrics', () => {
     expect(r?.status).toBe(200);
   });
 
+  it('a client scraping in a loop gets 429 beyond 100 scrapes at once and 50 a second (each costs the main thread a collection), and is served again a second later', async () => {
+    const port = grid.metrics.address!.port;
+    const t0 = performance.now();
+    const codes: number[] = [];
+    for (let i = 0; i < 300; i++) codes.push((await scrape(port)).status);
+    const secs = (performance.now() - t0) / 1000;
+    const served = codes.filter((c) => c === 200).length;
+    console.log(`/metrics: 300 scrapes in ${secs.toFixed(2)} s, ${served} served, ${codes.length - served} refused`);
+    expect(codes.every((c) => c === 200 || c === 429)).toBe(true);
+    expect(served).toBeLessThanOrEqual(100 + Math.ceil(50 * secs)); // the burst, then 50 a second
+    if (secs < 3) expect(codes).toContain(429);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await scrape(port)).status).toBe(200);
+  });
+
   it('registers on an application\'s own prom-client Registry, next to its own metrics', async () => {
     const registry = new Registry();
     const g = await createGrid({ workers: 1, memory: '32MB', metrics: { registry } });
