@@ -160,6 +160,12 @@ export interface RespOptions {
   /** Bytes of unsent replies past which a connection stops reading requests until its client reads. Default '1MB'. */
   outputHighWater?: number | string;
   /**
+   * Largest reply of one MGET, bytes or '64MB'; a bigger one is refused with GRID_ERR_VALUE_TOO_LARGE
+   * before it is built (a few bytes naming one key a million times asked for a million copies of
+   * its value). As a cluster member's FAST MGET reply is bounded by maxPayload. Default '64MB'.
+   */
+  maxReplyBytes?: number | string;
+  /**
    * Most connections holding a CP session at once: a connection opens one with its first CP.LOCK
    * or CP.ACQUIRE (its locks and permits are its own) and closes it when it disconnects. Past this
    * those commands fail with GRID_ERR_CP_CAPACITY, so RESP clients cannot use up the grid's CP
@@ -188,6 +194,7 @@ export interface ResolvedRespOptions {
   queryBufferLimit: number;
   maxMultibulkLength: number;
   outputHighWater: number;
+  maxReplyBytes: number;
   maxCpSessions: number;
   maxCpNames: number;
 }
@@ -331,7 +338,7 @@ export const DEFAULTS = Object.freeze({
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
-    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256, maxCpNames: 256,
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxReplyBytes: '64MB', maxCpSessions: 256, maxCpNames: 256,
   }),
   metrics: Object.freeze({ host: '127.0.0.1', maxConnections: 32 }),
 });
@@ -449,6 +456,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.queryBufferLimit': intRule(1024, 16 * 1024 ** 3),
   'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
   'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
+  'options.resp.maxReplyBytes': intRule(1024, 4 * 1024 ** 3),
   'options.resp.maxCpSessions': intRule(0, 4096),
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
@@ -706,7 +714,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) fail('options.resp', 'must be an object');
   const r = v as Record<string, unknown>;
-  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxCpSessions', 'maxCpNames'], 'options.resp');
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxReplyBytes', 'maxCpSessions', 'maxCpNames'], 'options.resp');
   const d = DEFAULTS.resp;
   const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
   return {
@@ -720,6 +728,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
     queryBufferLimit: size(r.queryBufferLimit, d.queryBufferLimit, 'options.resp.queryBufferLimit'),
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
     outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
+    maxReplyBytes: size(r.maxReplyBytes, d.maxReplyBytes, 'options.resp.maxReplyBytes'),
     maxCpSessions: (r.maxCpSessions ?? d.maxCpSessions) as number,
     maxCpNames: (r.maxCpNames ?? d.maxCpNames) as number,
   };

@@ -72,6 +72,7 @@ export class RespServer implements RespContext {
   readonly need: unknown = NEED;
   readonly partitions: number;
   readonly maxKeyBytes: number;
+  readonly maxReplyBytes: number;
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
@@ -100,6 +101,7 @@ export class RespServer implements RespContext {
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
     this.maxKeyBytes = grid.store.maxKeyBytes;
+    this.maxReplyBytes = options.maxReplyBytes;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
     // half-open: a client's FIN must not end our side before the replies to its last requests are

@@ -98,6 +98,38 @@ describe('limits', () => {
     expect(text).toBe('-ERR Protocol error: client query buffer limit exceeded\r\n');
     expect(closed).toBe(true);
   });
+
+  it('an MGET naming one key several times answers it in every place, a hit each; one whose reply would pass maxReplyBytes (64MB) is refused with GRID_ERR_VALUE_TOO_LARGE before it is built', async () => {
+    // a 1 KB request naming a 1 MB value 70 times asked the member for 70 MB (500 times: 1 GB of memory)
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    try {
+      await g.map('default').set('big', 'x'.repeat(1_000_000));
+      const c = await Raw.open(g.resp!.port);
+      const stats = async (): Promise<[number, number]> => {
+        const from = c.data.length;
+        c.send(Buffer.concat([req('INFO', 'stats'), req('PING')]));
+        const t = (await c.until((x) => x.length > from && x.endsWith('+PONG\r\n'))).slice(from);
+        return [Number(/keyspace_hits:(\d+)/.exec(t)![1]), Number(/keyspace_misses:(\d+)/.exec(t)![1])];
+      };
+      const [h0, m0] = await stats();
+      let from = c.data.length;
+      c.send(req('MGET', 'big', 'nope', 'big', 'big'));
+      await c.untilBytes(from + 3 * 1_000_014);
+      const reply = c.data.subarray(from).toString('latin1');
+      expect(reply.startsWith('*4\r\n$1000000\r\nxxx')).toBe(true);
+      expect(reply.split('\r\n').filter((l) => l === 'x'.repeat(1_000_000)).length).toBe(3);
+      const [h1, m1] = await stats();
+      expect([h1 - h0, m1 - m0]).toEqual([3, 1]); // a hit or a miss for every key named, as Redis counts them
+      from = c.data.length;
+      c.send(Buffer.concat([req('MGET', ...Array.from({ length: 70 }, () => 'big')), req('PING')]));
+      const t = (await c.until((x) => x.length > from && x.indexOf('\r\n', from) > 0)).slice(from);
+      expect(t.slice(0, t.indexOf('\r\n'))).toBe(`-ERR GRID_ERR_VALUE_TOO_LARGE: MGET reply of ${70 * 1_000_014} bytes is over resp.maxReplyBytes (${64 * 1024 * 1024})`);
+      expect(await c.until((x) => x.length > from && x.endsWith('+PONG\r\n'))).toBeTruthy(); // the connection goes on
+      c.end();
+    } finally {
+      await g.close();
+    }
+  });
 });
 
 describe('pipelining and backpressure', () => {
