@@ -344,6 +344,36 @@ describe('authentication, protected mode and maxclients', () => {
     }
   });
 
+  it('maxClients with a password: idle connections that never authenticate cannot lock the application out; the oldest one makes room, authenticated ones never do', async () => {
+    // 5 idle connections of a client without the password took every slot: the application's
+    // client with the password got "max number of clients reached" for as long as they were held
+    const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, maxClients: 5, password: 'app-pw' } });
+    try {
+      const idle = await Promise.all(Array.from({ length: 5 }, () => Raw.open(g.resp!.port)));
+      idle[4].send(req('PING'));
+      expect(await idle[4].lines(1)).toBe('-NOAUTH Authentication required.\r\n'); // every one of them is being served
+      const app = await Raw.open(g.resp!.port);
+      app.send(Buffer.concat([req('AUTH', 'app-pw'), req('PING')]));
+      expect(await app.lines(2)).toBe('+OK\r\n+PONG\r\n');
+      expect(await idle[0].waitClosed()).toBe(true); // the oldest unauthenticated one made room
+      expect(idle.slice(1).map((c) => c.closed)).toEqual([false, false, false, false]);
+      // now authenticated: 4 more applications' clients take the other slots, then one too many is refused
+      const more = await Promise.all(Array.from({ length: 4 }, async () => {
+        const c = await Raw.open(g.resp!.port);
+        c.send(Buffer.concat([req('AUTH', 'app-pw'), req('PING')]));
+        expect(await c.lines(2)).toBe('+OK\r\n+PONG\r\n');
+        return c;
+      }));
+      const over = await Raw.open(g.resp!.port);
+      expect(await over.until((t) => t.includes('\r\n'))).toBe('-ERR max number of clients reached\r\n');
+      app.send(req('PING'));
+      expect(await app.lines(3)).toBe('+OK\r\n+PONG\r\n+PONG\r\n');
+      for (const c of [...idle, app, ...more, over]) c.end();
+    } finally {
+      await g.close();
+    }
+  });
+
   it('rejects bad resp options with typed errors naming the option', async () => {
     const { resolveOptions } = await import('../../dist/config.js');
     const bad: Array<[unknown, string]> = [
