@@ -9,13 +9,13 @@
  * Read-modify-write commands run as one named update under the key's partition lock
  * (GridMap.updateBytes, src/updates.ts), on the key's primary in a cluster.
  */
+import { ValueTooLargeError } from '../errors.js';
 import { RESOLVED } from '../map.js';
 import {
   ERR_NAN, ERR_NOT_FLOAT, ERR_NOT_INTEGER, EXP_ALWAYS, EXP_GT, EXP_LT, EXP_NX, EXP_XX, EXP_XX_LT, SET_ALWAYS, SET_NX, SET_XX,
   parseFloatText, type UpdateReply,
 } from '../updates.js';
 import { CP_SPECS } from './cp-commands.js';
-import { ValueTooLargeError } from '../errors.js';
 import { ERR_SYNTAX, intArg, keyTooLarge, lower, safeInt, spec, text, valueBytes, type CommandSpec, type RespClient, type RespContext, type Run } from './command-kit.js';
 import { globMatch, keyBytes, keyIn } from './keys.js';
 import type { ReplyWriter } from './reply.js';
