@@ -121,6 +121,8 @@ export interface MetricsOptions {
   port?: number;
   /** Address of the /metrics server. Default '127.0.0.1'. */
   host?: string;
+  /** TCP connections the /metrics server holds at once; more are closed as they arrive. Default 32. */
+  maxConnections?: number;
   /** A prom-client Registry of the application to register the grid's metrics on. */
   registry?: unknown;
 }
@@ -128,6 +130,7 @@ export interface MetricsOptions {
 export interface ResolvedMetricsOptions {
   port: number | undefined;
   host: string;
+  maxConnections: number;
   registry: unknown;
 }
 
@@ -157,6 +160,12 @@ export interface RespOptions {
   /** Bytes of unsent replies past which a connection stops reading requests until its client reads. Default '1MB'. */
   outputHighWater?: number | string;
   /**
+   * Largest reply of one MGET, bytes or '64MB'; a bigger one is refused with GRID_ERR_VALUE_TOO_LARGE
+   * before it is built (a few bytes naming one key a million times asked for a million copies of
+   * its value). As a cluster member's FAST MGET reply is bounded by maxPayload. Default '64MB'.
+   */
+  maxReplyBytes?: number | string;
+  /**
    * Most connections holding a CP session at once: a connection opens one with its first CP.LOCK
    * or CP.ACQUIRE (its locks and permits are its own) and closes it when it disconnects. Past this
    * those commands fail with GRID_ERR_CP_CAPACITY, so RESP clients cannot use up the grid's CP
@@ -185,6 +194,7 @@ export interface ResolvedRespOptions {
   queryBufferLimit: number;
   maxMultibulkLength: number;
   outputHighWater: number;
+  maxReplyBytes: number;
   maxCpSessions: number;
   maxCpNames: number;
 }
@@ -328,8 +338,9 @@ export const DEFAULTS = Object.freeze({
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
-    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxCpSessions: 256, maxCpNames: 256,
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxReplyBytes: '64MB', maxCpSessions: 256, maxCpNames: 256,
   }),
+  metrics: Object.freeze({ host: '127.0.0.1', maxConnections: 32 }),
 });
 
 /**
@@ -452,10 +463,12 @@ const RULES: Record<string, Rule> = {
   'options.resp.queryBufferLimit': intRule(1024, 16 * 1024 ** 3),
   'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
   'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
+  'options.resp.maxReplyBytes': intRule(1024, 4 * 1024 ** 3),
   'options.resp.maxCpSessions': intRule(0, 4096),
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
   'options.metrics.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
+  'options.metrics.maxConnections': intRule(1, 65535),
   'options.signal': { check: (v) => v === undefined || v instanceof AbortSignal, message: 'must be an AbortSignal' },
   'options.metrics.registry': {
     check: (v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { registerMetric?: unknown }).registerMetric === 'function'),
@@ -647,8 +660,9 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
   if (i.metrics !== undefined) {
     if (!isPlainObject(i.metrics)) fail('options.metrics', 'must be an object');
     const m = i.metrics as Record<string, unknown>;
-    rejectUnknown(m, ['port', 'host', 'registry'], 'options.metrics');
-    metrics = { port: m.port as number | undefined, host: (m.host ?? '127.0.0.1') as string, registry: m.registry };
+    rejectUnknown(m, ['port', 'host', 'maxConnections', 'registry'], 'options.metrics');
+    const d = DEFAULTS.metrics;
+    metrics = { port: m.port as number | undefined, host: (m.host ?? d.host) as string, maxConnections: (m.maxConnections ?? d.maxConnections) as number, registry: m.registry };
   }
   const resolved: ResolvedOptions = {
     workers: (i.workers ?? os.availableParallelism()) as number,
@@ -707,7 +721,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) fail('options.resp', 'must be an object');
   const r = v as Record<string, unknown>;
-  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxCpSessions', 'maxCpNames'], 'options.resp');
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxReplyBytes', 'maxCpSessions', 'maxCpNames'], 'options.resp');
   const d = DEFAULTS.resp;
   const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
   return {
@@ -721,6 +735,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
     queryBufferLimit: size(r.queryBufferLimit, d.queryBufferLimit, 'options.resp.queryBufferLimit'),
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
     outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
+    maxReplyBytes: size(r.maxReplyBytes, d.maxReplyBytes, 'options.resp.maxReplyBytes'),
     maxCpSessions: (r.maxCpSessions ?? d.maxCpSessions) as number,
     maxCpNames: (r.maxCpNames ?? d.maxCpNames) as number,
   };

@@ -10,6 +10,8 @@ import type { Grid } from '../dist/index.js';
 import { FAST_MAGIC, FastWriter, O_GET, O_MAP, O_SET } from '../dist/transport/fast.js';
 import { startGridMember, type GridProcess } from './fixtures/grid-process.js';
 import { rawAuthed } from './fixtures/raw-peer.js';
+import { Packr } from 'msgpackr';
+import { unpackr } from '../dist/transport/wire.js';
 
 const SECRET = 'cluster-test-secret';
 /** Every member registers test/fixtures/compute-procs.mjs as 'procs' (grid-member.mjs does the same). */
@@ -502,5 +504,41 @@ describe('cluster of processes', () => {
     });
     expect(await m.get('after199')).toBe(199);
     expect(a.proc.exitCode).toBeNull();
+  });
+
+  it("a secret holder's raft message of term 2^53-1 is refused: the metadata group keeps a safe term and serves CP commands", { timeout: 30_000 }, async () => {
+    // One heartbeat of that term, from an id of the sender's own, was adopted (a higher term always
+    // is in Raft), and the next election's term was no safe integer: every vote was refused as
+    // malformed and CP commands got no answer (helper 34, 2026-11-28; three members in its run)
+    const g = await createGrid({ workers: 1, memory: '32MB', cluster: { port: 0, secret: SECRET } });
+    grids.push(g);
+    expect(await g.cp.atomicLong('raft-term').incrementAndGet()).toBe(1n);
+    const before = g.cluster!.meta.term;
+    const p = await rawAuthed(g.cluster!.transport!.url, SECRET, 'mallory');
+    p.send(new Packr({ useRecords: false }).pack([5, 1, 0, 'raft', { type: 'heartbeat', from: 'mallory', to: g.cluster!.memberId, term: Number.MAX_SAFE_INTEGER, commit: 0, ctx: 0, read: 0 }]));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(g.cluster!.meta.term).toBeLessThan(before + 2 ** 20);
+    expect(await g.cp.atomicLong('raft-term').incrementAndGet()).toBe(2n);
+    p.ws.close();
+  });
+
+  it("a secret holder's grid.op whose body is not a map (null, a number, an array) gets GRID_ERR_PROTOCOL, not an internal error, and the member keeps serving", { timeout: 30_000 }, async () => {
+    const logged: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: (_o: unknown, m?: string) => void logged.push(String(m)), error: (_o: unknown, m?: string) => void logged.push(String(m)) };
+    const g = await createGrid({ workers: 1, memory: '32MB', logger, cluster: { port: 0, secret: SECRET } });
+    grids.push(g);
+    await g.map('m').set('a', 1);
+    const p = await rawAuthed(g.cluster!.transport!.url, SECRET, 'raw-op-client');
+    const bodies = [null, 7, ['m', 'get', 'a'], 'm'];
+    bodies.forEach((b, i) => p.send(new Packr({ useRecords: false }).pack([5, 0, i + 1, 'grid.op', b])));
+    const codes = new Map<number, string>();
+    while (codes.size < bodies.length) {
+      const f = unpackr.unpack(await p.next()) as unknown[];
+      for (let i = 1; i + 3 < f.length; i += 4) if (f[i] === 3) codes.set(f[i + 1] as number, (f[i + 3] as { code: string }).code);
+    }
+    expect([...codes.values()]).toEqual(bodies.map(() => 'GRID_ERR_PROTOCOL'));
+    expect(logged.filter((l) => l.includes('threw'))).toEqual([]); // an untyped error is logged as "handler ... threw"
+    expect(await g.map('m').get('a')).toBe(1);
+    p.ws.close();
   });
 });

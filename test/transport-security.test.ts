@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import type { Transport as TransportT, TransportOptions } from '../dist/transport/index.js';
+import type { FastServer, Transport as TransportT, TransportOptions } from '../dist/transport/index.js';
 import { frameHeader, rawUpgrade, socketClosed, wsFrame, wsRelay } from './fixtures/attack.js';
 
 const DIST = process.env.SG_DIST ?? '../dist';
@@ -196,6 +196,28 @@ describe('transport security (issue 11)', () => {
       expect(lines).toBeLessThanOrEqual(30);
     } finally {
       for (const ws of idle) ws.terminate();
+    }
+  });
+
+  it('64 connections from 8 addresses that sent HELLO and never AUTH (maxHandshakes full of handshakes) cannot lock out a member joining from another address', { timeout: 30_000 }, async () => {
+    // HELLO needs no secret; with every slot past it, the newcomer used to be dropped at accept
+    const stalled: WebSocket[] = [];
+    let challenges = 0;
+    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+      const ws = (await rawWs(m.url, `127.0.0.${21 + (i % 8)}`)).ws;
+      stalled.push(ws);
+      const challenged = new Promise<void>((r) => ws.once('message', () => r()));
+      ws.send(wire.encodeHello(`stall-${i}`, m.url, 'ws://127.0.0.1:1', randomBytes(32)));
+      await challenged;
+      challenges++;
+    }));
+    try {
+      expect(challenges).toBe(64); // every slot is in a handshake proper
+      const ms = await legitimateRoundTrip(m, '127.0.0.30');
+      console.log(`a member joined past 64 stalled handshakes in ${ms.toFixed(1)} ms`);
+      await until(() => stalled.some((ws) => ws.readyState !== WebSocket.OPEN), 2000, 'one stalled handshake closed to make room');
+    } finally {
+      for (const ws of stalled) ws.terminate();
     }
   });
 
@@ -603,4 +625,57 @@ describe('transport security after authentication (protocol 3 test peer)', () =>
       expect(applied).toEqual([]);
     }
   });
+
+  for (const kind of ['BATCH', 'FAST'] as const) {
+    it(`a peer that sends ${kind} requests and reads none of its replies is cut off at maxQueued bytes of replies, not buffered without bound`, { timeout: 20_000 }, async () => {
+      const { rawAuthed } = await rawPeer();
+      const v = await member(`queue-victim-${kind}`, { maxPayload: 1 << 20, maxBuffered: 1 << 20, maxQueued: 4 << 20 });
+      try {
+        let calls = 0;
+        const value = Buffer.alloc(64 * 1024, 1);
+        v.handle('echo', (n: number) => n + 1);
+        v.handle('big', () => {
+          calls++;
+          return value;
+        });
+        const no: FastServer['set'] = (peer, r) => peer.replyError(r.id, new E.UnsupportedError('no'));
+        v.serveFast({
+          get: (peer, r) => {
+            calls++;
+            const w = peer.room(18 + value.length, true); // STATE: u8 type, f64 expiry, u32 n, bytes
+            w.u8(0x81);
+            w.u32(r.id);
+            w.u8(1);
+            w.f64(0);
+            w.u32(value.length);
+            w.bytes(value, 0, value.length);
+          },
+          set: no,
+          mget: no,
+          rep: no,
+        });
+        const p = await rawAuthed(v.url, SECRET, 'non-reader');
+        (p.ws as unknown as { _socket: Socket })._socket.pause(); // reads nothing from now on
+        await until(() => v.isConnected('non-reader'), 2000, 'the link open');
+        // 4,000 requests of ~10-20 bytes: 250 MiB of replies
+        const N = 4000;
+        const get = (id: number) => Buffer.from([0x02, id & 0xff, (id >> 8) & 0xff, 0, 0, 0, 0, 1, 0, 0x6b]); // GET id, map 0, key 'k'
+        for (let sent = 0; sent < N; sent += 100) {
+          const ids = Array.from({ length: 100 }, (_, i) => sent + i + 1);
+          if (kind === 'BATCH') p.send(packr.pack([5, ...ids.map((id) => [0, id, 'big', 0]).flat()]));
+          else p.send(Buffer.concat([Buffer.from(sent === 0 ? [0xc1, 0x01, 0, 0, 1, 0, 0x6d] : [0xc1]), ...ids.map(get)])); // MAP 0 'm' first
+          await sleep(1);
+        }
+        await until(() => !v.isConnected('non-reader') || calls === N, 10_000, 'the link closed or every request handled');
+        console.log(`non-reading ${kind} peer: ${calls} of ${N} requests handled before its link closed`);
+        expect(v.isConnected('non-reader')).toBe(false);
+        expect(calls).toBeLessThan(N);
+        expect(v.logged.some((l) => l.message.includes('does not read its socket'))).toBe(true);
+        p.ws.terminate();
+        await legitimateRoundTrip(v as Member);
+      } finally {
+        await v.close();
+      }
+    });
+  }
 });

@@ -72,7 +72,7 @@ export class FastService {
           if (!st.readValid(p, s)) continue;
           throw new ValueTooLargeError(`value of ${vlen} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: vlen });
         }
-        w = peer.room(STATE_HEAD + size);
+        w = peer.room(STATE_HEAD + size, true);
       } else {
         w = this.out;
         w.ensure(size);
@@ -109,7 +109,7 @@ export class FastService {
       o.len = 0;
       throw new ValueTooLargeError(`reply of ${n} bytes does not fit a frame (maxPayload ${peer.maxRecord + 1})`, { size: n });
     }
-    peer.room(o.len).bytes(o.buf, 0, o.len);
+    peer.room(o.len, true).bytes(o.buf, 0, o.len);
     o.len = 0;
   }
 
@@ -177,7 +177,7 @@ export class FastService {
       peer.replyError(id, new ValueTooLargeError(`reply of ${size} bytes does not fit a frame (maxPayload)`));
       return;
     }
-    const w = peer.room(size);
+    const w = peer.room(size, true);
     w.u8(many ? R_STATES : R_STATE);
     w.u32(id);
     if (many) w.u32(states.length);
@@ -246,7 +246,7 @@ export class FastService {
         peer.replyError(id, err);
         return;
       }
-      const w = peer.room(5);
+      const w = peer.room(5, true);
       w.u8(R_OK);
       w.u32(id);
     };
@@ -292,7 +292,7 @@ export class FastService {
     };
     const ok = (): void => {
       if (!peer.isOpen) return;
-      const w = peer.room(5);
+      const w = peer.room(5, true);
       w.u8(R_OK);
       w.u32(id);
     };

@@ -186,6 +186,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     t.handle('grid.clr', (b, from) => this.replicas.onClearMap(b, from));
     t.handle('grid.op', (b, from) => {
       if (this.opHandler === undefined) throw new GridClosedError('member is not serving maps');
+      // a body that is not a map (null, a number, an array) was read as one: a TypeError, sent as GRID_ERR_INTERNAL
+      if (typeof b !== 'object' || b === null || Array.isArray(b) || Buffer.isBuffer(b)) throw new ProtocolError('grid.op: the request body must be a map');
       return this.opHandler(b as Record<string, unknown>, from);
     });
     const f = this.fast;

@@ -195,9 +195,9 @@ export class Replicas {
    * Every PRESSURE_MS, when this member evicted entries of its primaries since the last look:
    * tells each member that is primary for a partition this member holds an established copy of
    * (not one still being streamed) the age (ms) of what it evicts now and how many it evicted
-   * (grid.pressure; replies ignored). Copies evict last and mirror their
-   * primaries, so a member whose memory filled with copies (a migration streams them in, each
-   * stamped new) was left evicting its own primaries' newest entries, hot keys among them,
+   * (grid.pressure; replies ignored). Copies evict last and mirror their primaries, so a member
+   * whose memory filled with copies (a migration streams them in, each stamped new) was left
+   * evicting its own primaries' newest entries, hot keys among them,
    * while its copies kept what their primaries had not read for seconds; nothing on the other
    * member felt that (the fault harness's memory mode, after a member left: counters incremented
    * every ~50 ms evicted again and again, by partitions of 1-3 entries at age 0). The primaries
@@ -239,9 +239,10 @@ export class Replicas {
    * and `from` holds a copy of, up to `n` entries (the share of what `from` evicted since its
    * last report; at most PRESSURE_EVICT_MAX) not accessed for longer than the age `a` (ms) that
    * `from` evicts at, never one accessed within PRESSURE_MIN_FLOOR ticks; once per
-   * PRESSURE_GAP_MS per member. The evictions go through the journal like
-   * any other, so the copies drop the keys. Returns the entries evicted at once (a busy partition
-   * is queued and not counted).
+   * PRESSURE_GAP_MS per member. The evictions go through the journal like any other, so the
+   * copies drop the keys. Returns the entries evicted at once (a busy partition is queued and not
+   * counted). A partition that changed between primary and copy moves its eviction count in or
+   * out of `primaryEvictions`: at worst one report with a wrong count, bounded here.
    */
   onPressure(b: unknown, from: string): number {
     const { a, n } = (b ?? {}) as { a?: unknown; n?: unknown };

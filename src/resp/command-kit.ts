@@ -40,6 +40,8 @@ export interface RespContext {
   readonly partitions: number;
   /** options.maxKeyBytes: a key argument longer than this once stored can never exist (keyIn). */
   readonly maxKeyBytes: number;
+  /** options.resp.maxReplyBytes: the largest MGET reply. */
+  readonly maxReplyBytes: number;
   /** Checks a password (constant time); undefined when none is set. */
   checkPassword(user: string, pass: Buffer): boolean | undefined;
   info(sections: readonly string[]): Promise<string>;

@@ -72,12 +72,15 @@ export class RespServer implements RespContext {
   readonly need: unknown = NEED;
   readonly partitions: number;
   readonly maxKeyBytes: number;
+  readonly maxReplyBytes: number;
   blocked = 0;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
   readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, errorReplies: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
   private readonly server: Server;
   private readonly conns = new Set<Connection>();
+  /** Connections that have not authenticated yet (a password is set), oldest first: evicted for a newcomer at maxClients. */
+  private readonly unauthenticated = new Set<Connection>();
   private readonly passwordHash: Buffer | undefined;
   private readonly isLocal: (address: string | undefined) => boolean;
   private readonly started = Date.now();
@@ -100,6 +103,7 @@ export class RespServer implements RespContext {
     this.updateNow = grid.cluster === undefined ? (k, kind, arg) => m.updateBytesNow(k, kind, arg) : undefined;
     this.partitions = grid.store.partitions;
     this.maxKeyBytes = grid.store.maxKeyBytes;
+    this.maxReplyBytes = options.maxReplyBytes;
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
     // half-open: a client's FIN must not end our side before the replies to its last requests are
@@ -173,20 +177,49 @@ export class RespServer implements RespContext {
       s.setTimeout(1000, () => s.destroy());
       return;
     }
-    if (this.conns.size >= this.options.maxClients) {
-      this.stats.rejectedConnections++;
-      s.end(`-${MAX_CLIENTS_TEXT}\r\n`);
-      s.setTimeout(1000, () => s.destroy());
+    if (this.conns.size >= this.options.maxClients && !this.evictUnauthenticated()) {
+      this.refuse(s);
       return;
     }
     const c = new Connection(this, s, this.nextId++, this.passwordHash === undefined);
     this.conns.add(c);
+    if (!c.authenticated) this.unauthenticated.add(c);
     this.stats.connected++;
     s.once('close', () => {
       this.conns.delete(c);
+      this.unauthenticated.delete(c);
       this.stats.connected--;
       c.closed();
     });
+  }
+
+  private refuse(s: Socket): void {
+    this.stats.rejectedConnections++;
+    s.end(`-${MAX_CLIENTS_TEXT}\r\n`);
+    s.setTimeout(1000, () => s.destroy());
+  }
+
+  /**
+   * At maxClients, makes room for a newcomer by closing the oldest connection that has not
+   * authenticated (a client that knows the password authenticates in its first round trip): idle
+   * connections of a client without the password took every slot and the application's own
+   * clients got "max number of clients reached" for as long as they were held (Redis has no
+   * timeout for them either). False when every connection has authenticated.
+   */
+  private evictUnauthenticated(): boolean {
+    const oldest = this.unauthenticated.values().next();
+    if (oldest.done === true) return false;
+    const c = oldest.value;
+    this.unauthenticated.delete(c);
+    this.conns.delete(c); // its slot is the newcomer's now; 'close' finds it gone
+    c.socket.pause(); // nothing more of it is read or run
+    this.refuse(c.socket);
+    return true;
+  }
+
+  /** A connection authenticated (AUTH, HELLO … AUTH): it is never evicted for a newcomer. */
+  authenticatedNow(c: Connection): void {
+    this.unauthenticated.delete(c);
   }
 
   get clients(): number {
@@ -438,6 +471,7 @@ class Connection implements RespClient {
 
   set authenticated(v: boolean) {
     this.parser.authenticated = v;
+    if (v) this.srv.authenticatedNow(this);
   }
 
   setProto(v: 2 | 3): void {

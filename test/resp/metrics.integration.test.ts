@@ -1,6 +1,7 @@
 // Prometheus metrics: /metrics during a RESP load is valid text whose counters move, and the
 // grid's metrics register on an application's own prom-client Registry.
 import { get as httpGet } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -244,6 +245,48 @@ describe('metrics', () => {
       other.proc.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('the /metrics server holds at most maxConnections (32) sockets, however many idle ones a client opens; a scrape works again once they go', async () => {
+    const port = grid.metrics.address!.port;
+    const server = (grid.metrics as unknown as { server: { getConnections(cb: (e: unknown, n: number) => void): void } }).server;
+    const held = () => new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    const N = 100;
+    let closedByServer = 0;
+    const socks = await Promise.all(Array.from({ length: N }, () => new Promise<Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+      s.on('close', () => closedByServer++);
+    })));
+    try {
+      // every socket was accepted by the kernel; the server keeps at most 32 (those of earlier
+      // scrapes still in keep-alive included) and closes the rest as it accepts them
+      const end = Date.now() + 5000;
+      while (closedByServer < N - 32 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      console.log(`/metrics: ${N} idle sockets opened, ${closedByServer} closed by the server, ${await held()} held`);
+      expect(closedByServer).toBeGreaterThanOrEqual(N - 32);
+      expect(await held()).toBeLessThanOrEqual(32);
+    } finally {
+      for (const s of socks) s.destroy();
+    }
+    let r: { status: number } | undefined;
+    for (let i = 0; i < 50 && r === undefined; i++) r = await scrape(port).catch(() => new Promise<undefined>((ok) => setTimeout(ok, 20)));
+    expect(r?.status).toBe(200);
+  });
+
+  it('a client scraping in a loop gets 429 beyond 100 scrapes at once and 50 a second (each costs the main thread a collection), and is served again a second later', async () => {
+    const port = grid.metrics.address!.port;
+    const t0 = performance.now();
+    const codes: number[] = [];
+    for (let i = 0; i < 300; i++) codes.push((await scrape(port)).status);
+    const secs = (performance.now() - t0) / 1000;
+    const served = codes.filter((c) => c === 200).length;
+    console.log(`/metrics: 300 scrapes in ${secs.toFixed(2)} s, ${served} served, ${codes.length - served} refused`);
+    expect(codes.every((c) => c === 200 || c === 429)).toBe(true);
+    expect(served).toBeLessThanOrEqual(100 + Math.ceil(50 * secs)); // the burst, then 50 a second
+    if (secs < 3) expect(codes).toContain(429);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await scrape(port)).status).toBe(200);
+  });
 
   it('registers on an application\'s own prom-client Registry, next to its own metrics', async () => {
     const registry = new Registry();

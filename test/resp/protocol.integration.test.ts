@@ -98,6 +98,38 @@ describe('limits', () => {
     expect(text).toBe('-ERR Protocol error: client query buffer limit exceeded\r\n');
     expect(closed).toBe(true);
   });
+
+  it('an MGET naming one key several times answers it in every place, a hit each; one whose reply would pass maxReplyBytes (64MB) is refused with GRID_ERR_VALUE_TOO_LARGE before it is built', async () => {
+    // a 1 KB request naming a 1 MB value 70 times asked the member for 70 MB (500 times: 1 GB of memory)
+    const g = await createGrid({ workers: 1, memory: '16MB', resp: { port: 0 } });
+    try {
+      await g.map('default').set('big', 'x'.repeat(1_000_000));
+      const c = await Raw.open(g.resp!.port);
+      const stats = async (): Promise<[number, number]> => {
+        const from = c.data.length;
+        c.send(Buffer.concat([req('INFO', 'stats'), req('PING')]));
+        const t = (await c.until((x) => x.length > from && x.endsWith('+PONG\r\n'))).slice(from);
+        return [Number(/keyspace_hits:(\d+)/.exec(t)![1]), Number(/keyspace_misses:(\d+)/.exec(t)![1])];
+      };
+      const [h0, m0] = await stats();
+      let from = c.data.length;
+      c.send(req('MGET', 'big', 'nope', 'big', 'big'));
+      await c.untilBytes(from + 3 * 1_000_014);
+      const reply = c.data.subarray(from).toString('latin1');
+      expect(reply.startsWith('*4\r\n$1000000\r\nxxx')).toBe(true);
+      expect(reply.split('\r\n').filter((l) => l === 'x'.repeat(1_000_000)).length).toBe(3);
+      const [h1, m1] = await stats();
+      expect([h1 - h0, m1 - m0]).toEqual([3, 1]); // a hit or a miss for every key named, as Redis counts them
+      from = c.data.length;
+      c.send(Buffer.concat([req('MGET', ...Array.from({ length: 70 }, () => 'big')), req('PING')]));
+      const t = (await c.until((x) => x.length > from && x.indexOf('\r\n', from) > 0)).slice(from);
+      expect(t.slice(0, t.indexOf('\r\n'))).toBe(`-ERR GRID_ERR_VALUE_TOO_LARGE: MGET reply of ${70 * 1_000_014} bytes is over resp.maxReplyBytes (${64 * 1024 * 1024})`);
+      expect(await c.until((x) => x.length > from && x.endsWith('+PONG\r\n'))).toBeTruthy(); // the connection goes on
+      c.end();
+    } finally {
+      await g.close();
+    }
+  });
 });
 
 describe('pipelining and backpressure', () => {
@@ -307,6 +339,36 @@ describe('authentication, protected mode and maxclients', () => {
       expect(await c.waitClosed()).toBe(true);
       a.end();
       b.end();
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('maxClients with a password: idle connections that never authenticate cannot lock the application out; the oldest one makes room, authenticated ones never do', async () => {
+    // 5 idle connections of a client without the password took every slot: the application's
+    // client with the password got "max number of clients reached" for as long as they were held
+    const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, maxClients: 5, password: 'app-pw' } });
+    try {
+      const idle = await Promise.all(Array.from({ length: 5 }, () => Raw.open(g.resp!.port)));
+      idle[4].send(req('PING'));
+      expect(await idle[4].lines(1)).toBe('-NOAUTH Authentication required.\r\n'); // every one of them is being served
+      const app = await Raw.open(g.resp!.port);
+      app.send(Buffer.concat([req('AUTH', 'app-pw'), req('PING')]));
+      expect(await app.lines(2)).toBe('+OK\r\n+PONG\r\n');
+      expect(await idle[0].waitClosed()).toBe(true); // the oldest unauthenticated one made room
+      expect(idle.slice(1).map((c) => c.closed)).toEqual([false, false, false, false]);
+      // now authenticated: 4 more applications' clients take the other slots, then one too many is refused
+      const more = await Promise.all(Array.from({ length: 4 }, async () => {
+        const c = await Raw.open(g.resp!.port);
+        c.send(Buffer.concat([req('AUTH', 'app-pw'), req('PING')]));
+        expect(await c.lines(2)).toBe('+OK\r\n+PONG\r\n');
+        return c;
+      }));
+      const over = await Raw.open(g.resp!.port);
+      expect(await over.until((t) => t.includes('\r\n'))).toBe('-ERR max number of clients reached\r\n');
+      app.send(req('PING'));
+      expect(await app.lines(3)).toBe('+OK\r\n+PONG\r\n+PONG\r\n');
+      for (const c of [...idle, app, ...more, over]) c.end();
     } finally {
       await g.close();
     }

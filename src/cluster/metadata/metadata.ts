@@ -51,6 +51,8 @@ export function newLeaderCreditMs(quiet: number): number {
 }
 /** The credit of the shortest possible election (quiet = one election timeout): what every new leader was given before electionQuiet. */
 export const NEW_LEADER_CREDIT_MS = newLeaderCreditMs(ELECTION_TICKS);
+/** The most a Raft message's term may be ahead of this member's (onRaft): 2^20 elections. */
+const MAX_TERM_GAP = 2 ** 20;
 /** syncedAt for a partition without reports (the steady state): one shared empty set. */
 const NONE_SYNCED: ReadonlySet<string> = new Set<string>();
 /** Delay of a leader step asked for by a table applied or a copy synced (coalesces a burst of reports). */
@@ -347,6 +349,12 @@ export class Metadata extends EventEmitter {
     if (m === undefined) throw new ProtocolError('malformed raft message');
     // a member speaks only for itself, and only to us
     if (m.from !== from || m.to !== this.host.memberId) throw new ProtocolError('raft message with a forged sender or recipient');
+    // A term more than MAX_TERM_GAP past ours is no run of elections this member missed but a
+    // peer pushing the group's terms toward the end of the safe integers: one heartbeat of term
+    // 2^53-1 from any holder of the secret was adopted by every member, after which no election's
+    // term was a safe integer and the group stayed without a leader for good (helper 34,
+    // 2026-11-28). Now such a peer needs 2^33 messages to get there.
+    if (m.term > r.term + MAX_TERM_GAP) throw new ProtocolError(`raft message of term ${m.term}, more than ${MAX_TERM_GAP} past this member's ${r.term}`);
     if (this.state.wasRemoved(from)) {
       // a member the log removed (a zombie after a pause) still speaks Raft: tell it, so it rejoins
       this.host.transport.notify(from, 'meta.removed', { term: r.term });
