@@ -252,14 +252,15 @@ describe('shardgrid status', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('member member-a answered: partition table version 7, 271 partitions, backups 1, 3 partitions migrating');
-    expect(lines[2]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
+    expect(lines[1]).toBe('CP (on the metadata Raft log: leader member-a, term 4, applied index 812): 3 sessions, 5 locks (2 held), 1 semaphore (1 permit held), 7 atomic longs, 0 atomic refs, 1 waiting');
+    expect(lines[3]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
     const row = (id: string) => lines.find((l) => l.startsWith(`${id} `))!.split(/\s{2,}/);
     expect(row('member-a')).toEqual(['member-a', 'ws://127.0.0.1:7400', 'data, coordinator', 'alive', '136', '135', '1234', '12.5MB / 256MB']);
     expect(row('member-b')).toEqual(['member-b', 'ws://127.0.0.1:7401', 'data', 'suspect', '135', '136', '-', '-']);
     expect(row('app-1')).toEqual(['app-1', 'ws://127.0.0.1:40001', 'lite', 'alive', '0', '0', '0', '0B / 0B']);
     // the columns line up: every cell of a column starts where its header does
-    expect(lines[3]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
-    expect(lines[4]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
+    expect(lines[4]!.indexOf('ws://')).toBe(lines[3]!.indexOf('URL'));
+    expect(lines[5]!.indexOf('ws://')).toBe(lines[3]!.indexOf('URL'));
     expect(r.stdout).toContain('member member-b did not answer: GRID_ERR_TIMEOUT: request to member member-b timed out');
   });
 

@@ -39,7 +39,7 @@ import { Metadata } from './metadata/metadata.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
-import { CLUSTER_STATUS_REQUEST, type ClusterStatus } from './status.js';
+import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterStatus } from './status.js';
 
 export { RETRY_DEADLINE_MS } from './context.js';
 
@@ -456,15 +456,18 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.replicas.table;
     const d = this.meta.describe();
-    // a lite member is outside the metadata group: it asks a data member who leads, so that the
-    // status reads the same through any member (it showed no coordinator and term 0)
+    let cp = this.meta.cpStatus();
+    // a lite member is outside the metadata group (the CP group too): it asks a data member who
+    // leads and what the CP state holds, so that the status reads the same through any member (it
+    // showed no coordinator and term 0)
     if (this.lite) {
       for (const m of this.membership.members()) {
         if (m.lite || m.status !== 'alive') continue;
         try {
           await this.ensureLink(m.id);
-          const r = await this.transport.request<{ leader?: unknown; term?: unknown } | null>(m.id, 'meta.leader?', null, 2000);
-          if (typeof r?.leader === 'string' && typeof r.term === 'number') {
+          const r = await this.transport.request<unknown>(m.id, 'cp.status?', null, 2000);
+          if (isCpStatus(r) && typeof r.leader === 'string') {
+            cp = r;
             d.leader = r.leader;
             d.term = r.term;
             break;
@@ -489,7 +492,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     );
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
-    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
+    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
   }
 }
 

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { SECRET_RULE_MESSAGE, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
+import type { CpCounts } from './metadata/cp-state.js';
 
 /** One member in a {@link ClusterStatus}, as the answering member sees it. */
 export interface ClusterMemberStatus {
@@ -38,6 +39,21 @@ export interface ClusterMemberStatus {
   error?: string;
 }
 
+/**
+ * The CP subsystem in a {@link ClusterStatus}: `grid.cp`'s locks, semaphores and atomics, whose
+ * state machine runs on the metadata Raft log (its group is the metadata group: the same leader
+ * and term). Counted from the state the answering member applied up to `index` (a lite member
+ * asks a data member), so a follower may be a few entries behind the leader.
+ */
+export interface ClusterCpStatus extends CpCounts {
+  /** The leader of the group (the coordinator), as the member that counted knows it. */
+  leader?: string;
+  /** Its Raft term. */
+  term: number;
+  /** The last log index applied to the state counted. */
+  index: number;
+}
+
 /** What {@link fetchClusterStatus} returns: the answering member's view of the whole cluster. */
 export interface ClusterStatus {
   /** The member that answered. */
@@ -58,6 +74,8 @@ export interface ClusterStatus {
   lostPartitions?: number[];
   /** The answering member's metadata view: its Raft role, the voters and learners, its lease (ms left) and safe version. */
   metadata?: { role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number };
+  /** The CP subsystem (grid.cp): its Raft group's leader and term, and counts of what it holds; absent when no data member answered. */
+  cp?: ClusterCpStatus;
   /** Every member the answering member knows (alive or suspect), with the figures each reported. */
   members: ClusterMemberStatus[];
 }
@@ -134,7 +152,17 @@ function isClusterStatus(x: unknown): x is ClusterStatus {
     typeof s.partitions === 'number' &&
     typeof s.backups === 'number' &&
     typeof s.migrating === 'number' &&
+    (s.cp === undefined || isCpStatus(s.cp)) &&
     Array.isArray(s.members) &&
     s.members.every((m) => typeof m === 'object' && m !== null && typeof (m as ClusterMemberStatus).id === 'string')
   );
+}
+
+const CP_COUNTS: ReadonlyArray<keyof ClusterCpStatus> = ['term', 'index', 'sessions', 'locks', 'locksHeld', 'semaphores', 'permitsHeld', 'atomicLongs', 'atomicRefs', 'waiters'];
+
+/** A ClusterCpStatus as it came off the wire: every count a number, the leader a string when present. */
+export function isCpStatus(x: unknown): x is ClusterCpStatus {
+  if (typeof x !== 'object' || x === null) return false;
+  const c = x as Record<string, unknown>;
+  return (c.leader === undefined || c.leader === null || typeof c.leader === 'string') && CP_COUNTS.every((k) => typeof c[k] === 'number');
 }

@@ -25,7 +25,7 @@ import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
-import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
+import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -247,6 +247,8 @@ export class Metadata extends EventEmitter {
     t.handle('grid.table', (b) => this.onTablePush(b));
     t.handle('grid.table?', () => this.table ?? null);
     t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null, term: this.raft?.term ?? 0 }));
+    // a lite member's `shardgrid status` asks a data member: it has no log, so no CP state
+    t.handle('cp.status?', () => this.cpStatus() ?? null);
     this.cp.start();
   }
 
@@ -1095,6 +1097,16 @@ export class Metadata extends EventEmitter {
   }
 
   /** For status. */
+  /**
+   * The CP group (this log) as `shardgrid status` shows it: leader, term, the index applied, and
+   * counts of what the CP state machine holds (one pass over its primitives). Undefined on a
+   * lite member, which applies no log.
+   */
+  cpStatus(): (CpCounts & { leader?: string; term: number; index: number }) | undefined {
+    if (this.lite || this.raft === undefined) return undefined;
+    return { leader: this.raft.leader, term: this.raft.term, index: this.state.index, ...this.state.cp.summary() };
+  }
+
   describe(): { leader: string | undefined; term: number; role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number } {
     const r = this.raft;
     return {
