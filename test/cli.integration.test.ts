@@ -252,15 +252,19 @@ describe('shardgrid status', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('member member-a answered: partition table version 7, 271 partitions, backups 1, 3 partitions migrating');
-    expect(lines[1]).toBe('CP (on the metadata Raft log: leader member-a, term 4, applied index 812): 3 sessions, 5 locks (2 held), 1 semaphore (1 permit held), 7 atomic longs, 0 atomic refs, 1 waiting');
-    expect(lines[3]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
+    // which partitions move, from and to whom: a count alone could not be told stuck from moving
+    expect(lines[1]).toBe('migrating: p5 member-a -> member-b, p9 member-b -> member-a, p12 (no owner) -> member-a member-b');
+    expect(lines[2]).toBe('CP (on the metadata Raft log: leader member-a, term 4, applied index 812): 3 sessions, 5 locks (2 held), 1 semaphore (1 permit held), 7 atomic longs, 0 atomic refs, 1 waiting');
+    // lost partitions were in --json only
+    expect(lines[3]).toBe('2 partitions lost every copy at some point, beyond the backups (their data is gone): 3,17');
+    expect(lines[5]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
     const row = (id: string) => lines.find((l) => l.startsWith(`${id} `))!.split(/\s{2,}/);
     expect(row('member-a')).toEqual(['member-a', 'ws://127.0.0.1:7400', 'data, coordinator', 'alive', '136', '135', '1234', '12.5MB / 256MB']);
     expect(row('member-b')).toEqual(['member-b', 'ws://127.0.0.1:7401', 'data', 'suspect', '135', '136', '-', '-']);
     expect(row('app-1')).toEqual(['app-1', 'ws://127.0.0.1:40001', 'lite', 'alive', '0', '0', '0', '0B / 0B']);
     // the columns line up: every cell of a column starts where its header does
-    expect(lines[4]!.indexOf('ws://')).toBe(lines[3]!.indexOf('URL'));
-    expect(lines[5]!.indexOf('ws://')).toBe(lines[3]!.indexOf('URL'));
+    expect(lines[6]!.indexOf('ws://')).toBe(lines[5]!.indexOf('URL'));
+    expect(lines[7]!.indexOf('ws://')).toBe(lines[5]!.indexOf('URL'));
     expect(r.stdout).toContain('member member-b did not answer: GRID_ERR_TIMEOUT: request to member member-b timed out');
   });
 
@@ -470,6 +474,9 @@ describe('cluster: two members started with shardgrid start', () => {
       const r = await run(['status', a.url, '--json', '--timeout', '2000'], WITH_SECRET, 5000);
       if (r.code !== 0) return undefined;
       const s = JSON.parse(r.stdout) as ClusterStatus;
+      // every sample, mid-migration included: the list names as many partitions as the count (up to 32)
+      expect(s.migrations?.length).toBe(Math.min(s.migrating, 32));
+      for (const m of s.migrations ?? []) expect(m.to.length).toBeGreaterThan(0);
       const data = s.members.filter((m) => !m.lite && m.status === 'alive');
       const primaries = data.reduce((n, m) => n + m.primaries, 0);
       return data.length === 2 && primaries === PARTITIONS && s.migrating === 0 ? s : undefined;

@@ -47,9 +47,15 @@ function cpLine(c: ClusterCpStatus | undefined): string {
   );
 }
 
+/** What is moving: `migrating: p3 m-a -> m-b, p17 m-a -> m-c, … (8 of 12 shown)`. */
+function migrationsLine(total: number, list: NonNullable<ClusterStatus['migrations']>): string {
+  const shown = list.slice(0, 8).map((m) => `p${m.partition} ${m.from ?? '(no owner)'} -> ${m.to.join(' ')}`);
+  return `migrating: ${shown.join(', ')}${total > shown.length ? `, … (${shown.length} of ${total} shown)` : ''}`;
+}
+
 /**
- * The human form of a status: a header line, the CP line, a table of members, then one line per
- * member that did not answer.
+ * The human form of a status: a header line, what is migrating if anything, the CP line, a line
+ * of lost partitions if any, a table of members, then one line per member that did not answer.
  */
 export function renderStatus(s: ClusterStatus): string {
   const header =
@@ -60,5 +66,9 @@ export function renderStatus(s: ClusterStatus): string {
     rows.push([m.id, m.url, role(m), m.status, String(m.primaries), String(m.backups), m.entries === undefined ? '-' : String(m.entries), memory(m)]);
   }
   const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} did not answer: ${m.error}`);
-  return [header, cpLine(s.cp), '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';
+  // lost partitions were in the JSON only: the human form said nothing of data that is gone
+  const moving = s.migrating > 0 && s.migrations !== undefined && s.migrations.length > 0 ? [migrationsLine(s.migrating, s.migrations)] : [];
+  const lost = s.lostPartitions ?? [];
+  const lostLine = lost.length === 0 ? [] : [`${count(lost.length, 'partition')} lost every copy at some point, beyond the backups (their data is gone): ${lost.slice(0, 20).join(',')}${lost.length > 20 ? ',…' : ''}`];
+  return [header, ...moving, cpLine(s.cp), ...lostLine, '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';
 }

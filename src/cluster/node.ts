@@ -28,7 +28,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
-import { isTable, lastCopiesOf, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
+import { isTable, lastCopiesOf, migrating, migrations, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { createLog, type Logger } from '../log.js';
@@ -49,6 +49,8 @@ const TICK_MS = 500;
 const ADMIT_MS = 15_000;
 /** A graceful leave waits at most this long for the partitions only this member holds to be copied elsewhere. */
 const HANDOVER_MS = 30_000;
+/** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
+const MIGRATIONS_SHOWN = 32;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -492,7 +494,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     );
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
-    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
+    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), migrations: migrations(t, MIGRATIONS_SHOWN), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
   }
 }
 

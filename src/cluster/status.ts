@@ -66,6 +66,12 @@ export interface ClusterStatus {
   backups: number;
   /** Partitions being migrated now. */
   migrating: number;
+  /**
+   * The first 32 of those partitions, each with its primary (`from`: it streams the copy; absent
+   * when the partition has no owner) and the members a copy is streamed to: what is moving, so
+   * that a count that stays can be told from one that goes down.
+   */
+  migrations?: Array<{ partition: number; from?: string; to: string[] }>;
   /** The metadata Raft leader (the coordinator) as the answering member knows it, and its term. */
   leader?: string;
   /** The Raft term of that leader. */
