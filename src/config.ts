@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { CLAIM_MAP } from './fetch.js';
 import { isLogger, type Logger } from './log.js';
-import { parseSize } from './size.js';
+import { formatSize, parseSize } from './size.js';
 
 /**
  * `options.cluster` of createGrid: this process joins (or founds) a cluster of members over
@@ -350,6 +350,18 @@ export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
  */
 const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
 
+/**
+ * The ranges of the options the CLI takes as flags (`--workers`, `--partitions`, `--backups`,
+ * `--memory`): the rule table checks them, and the CLI checks its flags against the same numbers,
+ * so a flag out of range is a usage error naming the flag.
+ */
+export const OPTION_RANGES = Object.freeze({
+  workers: [1, 256],
+  partitions: [1, 65535],
+  backups: [0, 6],
+  memory: [MIN_MEMORY, MAX_MEMORY],
+} as const);
+
 const fail = (path: string, message: string): never => {
   throw new InvalidOptionError(`${path} ${message}`, { option: path });
 };
@@ -390,9 +402,9 @@ function given(path: string, raw: unknown, resolved: unknown): string {
 }
 
 const RULES: Record<string, Rule> = {
-  'options.workers': intRule(1, 256),
-  'options.partitions': intRule(1, 65535),
-  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from 4MB to 4GB` },
+  'options.workers': intRule(...OPTION_RANGES.workers),
+  'options.partitions': intRule(...OPTION_RANGES.partitions),
+  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from ${formatSize(MIN_MEMORY)} to ${formatSize(MAX_MEMORY)}` },
   'options.maxKeyBytes': intRule(1, 65535),
   'options.maxValueBytes': {
     check: (v, all) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= Math.floor(all.memory / 8),
@@ -438,7 +450,7 @@ const RULES: Record<string, Rule> = {
 
     echo: false,
   },
-  'options.cluster.backups': intRule(0, 6),
+  'options.cluster.backups': intRule(...OPTION_RANGES.backups),
   'options.cluster.lite': {
     // a lite member owns nothing: alone it has no table to route by (it used to wait 15 s for one)
     check: (v, o) => typeof v === 'boolean' && (v === false || (o.cluster?.seeds.length ?? 0) > 0),

@@ -1,6 +1,7 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,8 +139,15 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a port that is not an integer', ['start', ...secret, '--port', 'abc'], /'--port <port>' argument 'abc' is invalid.*integer from 0 to 65535/],
     ['a fractional port', ['start', ...secret, '--port', '74.5'], /'--port <port>' argument '74.5' is invalid/],
     ['a port out of range', ['start', ...secret, '--port', '65536'], /'--port <port>' argument '65536' is invalid/],
-    ['negative backups', ['start', ...secret, '--backups', '-1'], /'--backups <n>' argument '-1' is invalid.*integer >= 0/],
-    ['zero workers', ['start', ...secret, '--workers', '0'], /'--workers <n>' argument '0' is invalid.*integer >= 1/],
+    ['negative backups', ['start', ...secret, '--backups', '-1'], /'--backups <n>' argument '-1' is invalid.*integer from 0 to 6/],
+    ['zero workers', ['start', ...secret, '--workers', '0'], /'--workers <n>' argument '0' is invalid.*integer from 1 to 256/],
+    // values the flag's parser took and createGrid refused used to exit 1 naming options.cluster.backups,
+    // options.workers, options.partitions, options.memory or options.cluster.lite, not the flag
+    ['backups over the most', ['start', ...secret, '--backups', '7'], /'--backups <n>' argument '7' is invalid.*integer from 0 to 6/],
+    ['workers over the most', ['start', ...secret, '--workers', '300'], /'--workers <n>' argument '300' is invalid.*integer from 1 to 256/],
+    ['a partition count over the most', ['start', ...secret, '--partitions', '70000'], /'--partitions <n>' argument '70000' is invalid.*integer from 1 to 65535/],
+    ['a memory size out of range', ['start', ...secret, '--memory', '1MB'], /'--memory <size>' argument '1MB' is invalid.*from 4MB to 4GB \(1MB is 1048576 bytes\)/],
+    ['--lite without --seeds', ['start', ...secret, '--lite'], /--lite needs --seeds/],
     ['a partition count that is not a number', ['start', ...secret, '--partitions', 'many'], /'--partitions <n>' argument 'many' is invalid/],
     ['a memory size that does not parse', ['start', ...secret, '--memory', '12 parsecs'], /'--memory <size>' argument '12 parsecs' is invalid.*256MB/],
     ['a seed that is not a ws url', ['start', ...secret, '--seeds', 'ws://127.0.0.1:7400,http://127.0.0.1:7401'], /'--seeds <urls>'.*'http:\/\/127\.0\.0\.1:7401' is not a ws:\/\//],
@@ -235,11 +243,21 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
 });
 
 describe('shardgrid start', () => {
-  it('prints the code and message of an option createGrid refuses and exits 1', async () => {
-    const r = await run(['start', '--port', '0', '--memory', '1MB'], WITH_SECRET);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 4GB/);
+  // a port in use was GRID_ERR_INVALID_ARGUMENT naming no option (a taken --resp-port or
+  // --metrics-port: GRID_ERR_INVALID_OPTION naming options.resp / options.metrics)
+  it('prints the code and message of an option createGrid refuses and exits 1: a --port in use', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = await run(['start', '--port', String(port)], WITH_SECRET);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^shardgrid: GRID_ERR_INVALID_OPTION: options\\.cluster: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
+
 });
 
 describe('shardgrid status', () => {

@@ -19,7 +19,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, OPTION_RANGES, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -127,13 +127,20 @@ function seedList(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...urls];
 }
 
-/** Checked with the library's own parser, passed on as written: createGrid parses it again and checks the range. */
+/**
+ * Checked with the library's own parser and range (OPTION_RANGES), passed on as written: a size
+ * out of range used to reach createGrid and exit 1 naming options.memory, not --memory.
+ */
 function memorySize(value: string): string {
+  const [min, max] = OPTION_RANGES.memory;
+  const range = `from ${formatBytes(min)} to ${formatBytes(max)}`;
+  let n: number;
   try {
-    parseBytes(value, '--memory');
+    n = parseBytes(value, '--memory');
   } catch {
-    throw new BadArgument(`expected a byte count or a size such as 256MB, 512KB or 1.5GB`);
+    throw new BadArgument(`expected a byte count or a size ${range}, such as 256MB, 512KB or 1.5GB`);
   }
+  if (n < min || n > max) throw new BadArgument(`expected a size ${range} (${value} is ${n} bytes)`);
   return value;
 }
 
@@ -348,6 +355,7 @@ async function start(o: StartOptions): Promise<number> {
   const tls = clusterTls(o, dialHostOf(o.host, o.advertise));
   if (tls === undefined) for (const u of o.seeds ?? []) if (u.startsWith('wss://')) throw new UsageError(`--seeds ${u} ${TLS_MEMBER_HINT}`);
   const lite = o.lite === true;
+  if (lite && (o.seeds ?? []).length === 0) throw new UsageError('--lite needs --seeds: a lite member owns no partitions and joins a cluster of data members');
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
   if (tls !== undefined) options.cluster!.tls = tls;
   if (o.computeModule !== undefined) options.compute = { modules: o.computeModule };
@@ -455,11 +463,11 @@ function program(setExit: (code: number) => void): Command {
       'register an ES module of entry processors / aggregators under a name that calls use (repeatable; the same names on every member)',
       computeModule,
     )
-    .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(1))
+    .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(...OPTION_RANGES.workers))
     .option('--memory <size>', "memory budget of this member's shard stores, e.g. 256MB or 1GB (default: 256MB)", memorySize)
-    .option('--backups <n>', 'backup copies of each partition, on other members', integer(0), 1)
+    .option('--backups <n>', 'backup copies of each partition, on other members', integer(...OPTION_RANGES.backups), 1)
     .option('--lite', 'own no partitions: a member that only routes operations')
-    .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(1))
+    .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(...OPTION_RANGES.partitions))
     .option('--tls-key <path>', TLS_HELP.key)
     .option('--tls-cert <path>', TLS_HELP.cert)
     .option('--tls-ca <path>', TLS_HELP.ca)

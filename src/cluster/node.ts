@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
-import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
+import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, lastCopiesOf, migrating, migrations, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
@@ -140,7 +140,15 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   async start(signal?: AbortSignal): Promise<void> {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
-    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
+    try {
+      this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
+    } catch (e) {
+      // a port in use or a host that is not this machine's: the option's fault, named as the RESP
+      // and metrics servers name theirs (it was GRID_ERR_INVALID_ARGUMENT, naming no option)
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      const cause = (e.data as { cause?: string } | undefined)?.cause;
+      throw new InvalidOptionError(`options.cluster: ${e.message}`, { option: cause === 'EADDRINUSE' || cause === 'EACCES' ? 'options.cluster.port' : 'options.cluster.host' });
+    }
     const onAbort = (): void => this.abortStart();
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted === true) this.abortStart();
