@@ -258,6 +258,18 @@ describe('shardgrid start', () => {
     }
   });
 
+  // with --advertise the line gave the advertised url as the one listened on
+  it('says where it listens and, with --advertise, the address it advertises', async () => {
+    const m = await startMember(['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '7', '--advertise', '127.0.0.1:1']);
+    try {
+      expect(m.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      expect(m.url).not.toBe('ws://127.0.0.1:1');
+      expect(m.out()).toContain(`shardgrid member ${m.id} listening on ${m.url} advertised as ws://127.0.0.1:1 (workers 1,`);
+    } finally {
+      m.child.kill('SIGTERM');
+      expect(await exitWithin(m, 10_000)).toBe(0);
+    }
+  });
 });
 
 describe('shardgrid status', () => {

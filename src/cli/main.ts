@@ -84,7 +84,7 @@ interface MemberEvent {
  * Read through this view so the command does not depend on how Grid declares them.
  */
 interface ClusteredGrid {
-  cluster?: { memberId: string; url: string };
+  cluster?: { memberId: string; url: string; boundUrl: string };
   on?(event: 'member-joined', fn: (m: MemberEvent) => void): unknown;
   on?(event: 'member-left', fn: (m: MemberEvent, reason: 'dead' | 'left') => void): unknown;
   on?(event: 'rejoined', fn: (newId: string) => void): unknown;
@@ -403,8 +403,12 @@ async function start(o: StartOptions): Promise<number> {
   view.on?.('rejoined', (newId) => say(`rejoined as ${newId} (this member was removed from the cluster; it dropped its data and joined again under a new id)`));
   view.on?.('partition-lost', (parts) => say(`partition-lost ${parts.length} partition(s): ${parts.slice(0, 20).join(',')}${parts.length > 20 ? ',…' : ''}`));
   const stats = grid.stats();
+  // with --advertise the url others dial is not where this member listens: say both (the line
+  // gave the advertised url as the one listened on, a port nothing listened on when they differ)
+  const url = view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`;
+  const bound = view.cluster?.boundUrl;
   say(
-    `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`} ` +
+    `shardgrid member ${id} listening on ${bound !== undefined && bound !== url ? `${bound} advertised as ${url}` : url} ` +
       `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
   );
   if (grid.resp !== undefined) say(`resp listening on ${grid.resp.host}:${grid.resp.port}`);

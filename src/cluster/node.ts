@@ -116,6 +116,11 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     return this.transport.url;
   }
 
+  /** The url of the socket itself (bind address, bound port): differs from `url` with options.cluster.advertise. */
+  get boundUrl(): string {
+    return this.transport.boundUrl();
+  }
+
   get tableVersion(): number {
     return this.replicas.version;
   }
