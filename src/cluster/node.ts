@@ -49,6 +49,8 @@ const TICK_MS = 500;
 const ADMIT_MS = 15_000;
 /** A graceful leave waits at most this long for the partitions only this member holds to be copied elsewhere. */
 const HANDOVER_MS = 30_000;
+/** A leaving metadata leader waits at most this long for another voter to take the lead (Metadata.handOverLead). */
+const HAND_OVER_LEAD_MS = 5000;
 /** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
 const MIGRATIONS_SHOWN = 32;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
@@ -382,7 +384,12 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     // one leaver at a time, each once the cluster is whole again: waits, still serving, for the
     // metadata leader's go (two members leaving together lost the partitions they shared, and
     // two of three voters leaving together left no leader)
-    if (!this.restarting && !this.rejoining && !this.startAborted) await this.meta?.awaitLeaveTurn().catch(() => undefined);
+    if (!this.restarting && !this.rejoining && !this.startAborted) {
+      await this.meta?.awaitLeaveTurn().catch(() => undefined);
+      // a leader hands the lead over first: the new leader removes this member from the log and
+      // the Raft configuration (see Metadata.handOverLead)
+      await this.meta?.handOverLead(HAND_OVER_LEAD_MS).catch(() => undefined);
+    }
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);

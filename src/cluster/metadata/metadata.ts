@@ -1096,7 +1096,33 @@ export class Metadata extends EventEmitter {
     }
   }
 
-  /** For status. */
+  /**
+   * Before a graceful leave: a leader hands the lead to another live voter (TimeoutNow) and waits
+   * until it no longer leads, at most `ms`, so that the new leader removes this member, from the
+   * log and then from the Raft configuration. A leader that removed itself and stopped stayed in
+   * the configuration (the others do not hear a removed member, nor does the leader remove
+   * itself): of two voters the one left never won an election again, and every read and write
+   * failed with GRID_ERR_PARTITION_UNAVAILABLE for good. Returns at once when this member does
+   * not lead or is the only voter.
+   */
+  async handOverLead(ms: number): Promise<void> {
+    const end = now() + ms;
+    const me = this.host.memberId;
+    for (;;) {
+      const r = this.raft;
+      if (r === undefined || this.closed || this.lite || r.role !== 'leader') return;
+      const to = r.config.voters.find((v) => v !== me && this.state.members.has(v) && this.host.swimStatus(v) === 'alive');
+      if (to === undefined) return;
+      if (now() > end) {
+        this.host.log('warn', `leaving while still the metadata leader: no voter took over within ${ms} ms`);
+        return;
+      }
+      r.transferLeadership(to); // again each round: a transfer not done within an election timeout is abandoned
+      this.flush();
+      await new Promise((res) => setTimeout(res, LEAVE_POLL_MS / 4));
+    }
+  }
+
   /**
    * The CP group (this log) as `shardgrid status` shows it: leader, term, the index applied, and
    * counts of what the CP state machine holds (one pass over its primitives). Undefined on a
@@ -1107,6 +1133,7 @@ export class Metadata extends EventEmitter {
     return { leader: this.raft.leader, term: this.raft.term, index: this.state.index, ...this.state.cp.summary() };
   }
 
+  /** For status. */
   describe(): { leader: string | undefined; term: number; role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number } {
     const r = this.raft;
     return {
