@@ -470,7 +470,8 @@ const RULES: Record<string, Rule> = {
   },
   'options.resp.map': {
     check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256 && !INTERNAL_MAPS.includes(v),
-    message: (v) => (INTERNAL_MAPS.includes(v as string) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')})` : 'must be a map name (1 to 256 UTF-8 bytes)'),
+    message: (v) => (INTERNAL_MAPS.includes(v as string) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')})` : `must be a map name (1 to 256 UTF-8 bytes) (got ${shownArg(v)})`),
+    echo: false,
   },
   'options.resp.maxClients': intRule(1, 1_000_000),
   'options.resp.protectedMode': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },

@@ -137,7 +137,7 @@ describe('createGrid options.signal', () => {
       expect((err as Error).message).toContain('aborted (options.signal)');
       expect(Date.now() - t0).toBeLessThan(3000); // the join alone waits 5 s for this seed
       await expect(createGrid({ workers: 1, memory: '16MB', signal: controller.signal, cluster: { port: 0, seeds, secret: SECRET } })).rejects.toMatchObject({ code: 'GRID_ERR_CLOSED' });
-      await expect(createGrid({ signal: 'stop' as never })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', message: 'options.signal must be an AbortSignal' });
+      await expect(createGrid({ signal: 'stop' as never })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', message: "options.signal must be an AbortSignal (got the string 'stop')" });
     } finally {
       for (const s of sockets) s.destroy();
       seed.close();
