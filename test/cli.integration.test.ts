@@ -518,6 +518,12 @@ describe('cluster: two members started with shardgrid start', () => {
     expect(status.members.filter((m) => m.coordinator)).toHaveLength(1);
     expect(status.members.find((m) => m.id === b.id)!.url).toBe(b.url);
     expect(a.out()).toContain(`member-joined ${b.id} ${b.url} (data)`);
+    // a lite member: it said "(workers 0, memory 256MB, backups 1, lite)", a budget and copies it has no use for
+    const c = await startMember(['--port', '0', '--lite', '--partitions', String(PARTITIONS), '--seeds', a.url]);
+    started.push(c);
+    expect(c.out()).toContain(`shardgrid member ${c.id} listening on ${c.url} (lite: owns no partitions, routes every operation to the data members)`);
+    c.child.kill('SIGTERM');
+    expect(await exitWithin(c, 10_000)).toBe(0);
 
     b.child.kill('SIGTERM');
     expect(await exitWithin(b, 10_000)).toBe(0);

@@ -409,7 +409,9 @@ async function start(o: StartOptions): Promise<number> {
   const bound = view.cluster?.boundUrl;
   say(
     `shardgrid member ${id} listening on ${bound !== undefined && bound !== url ? `${bound} advertised as ${url}` : url} ` +
-      `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
+      // a lite member owns no partitions: it said "(workers 0, memory 256MB, backups 1, lite)", a
+      // budget and copies it has no use for
+      (lite ? '(lite: owns no partitions, routes every operation to the data members)' : `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups})`),
   );
   if (grid.resp !== undefined) say(`resp listening on ${grid.resp.host}:${grid.resp.port}`);
   const metricsAt = grid.metrics.address;
