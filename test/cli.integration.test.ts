@@ -250,9 +250,12 @@ describe('shardgrid start', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as AddressInfo).port;
     try {
-      const r = await run(['start', '--port', String(port)], WITH_SECRET);
+      // a RESP password file others can read: warned as --secret-file is (it was read without a word)
+      const password = secretFile('open.password', 'resp-password', 0o644);
+      const r = await run(['start', '--port', String(port), '--resp-port', '0', '--resp-password-file', password], WITH_SECRET);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^shardgrid: GRID_ERR_INVALID_OPTION: options\\.cluster: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      expect(r.stderr).toMatch(/^shardgrid: warning: --resp-password-file \S+open\.password can be read or written by other users \(mode 0644\); chmod 600 it$/m);
+      expect(r.stderr).toMatch(new RegExp(`^shardgrid: GRID_ERR_INVALID_OPTION: options\\.cluster: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`, 'm'));
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }

@@ -189,6 +189,14 @@ function readBounded(file: string, max: number): Buffer {
 const SECRET_FILE_HELP = `file holding the shared cluster secret, at least ${MIN_SECRET_BYTES} bytes (trailing newlines ignored; default: the ${SECRET_ENV} environment variable)`;
 const NEW_SECRET_HINT = '`shardgrid secret` prints a random one';
 
+/** A warning (not a refusal) when other users may read or write `file`, a secret named `from` (`--secret-file x`). */
+function warnIfShared(file: string, from: string): void {
+  const mode = statSync(file).mode;
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
+  }
+}
+
 /**
  * The cluster secret: the contents of --secret-file (read once, trailing CR/LF removed) or else
  * SHARDGRID_SECRET. Missing, unreadable or under MIN_SECRET_BYTES: a UsageError (exit 2). A file
@@ -201,10 +209,7 @@ function clusterSecret(file: string | undefined, command: string): string {
   if (file !== undefined) {
     from = `--secret-file ${file}`;
     try {
-      const mode = statSync(file).mode;
-      if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-        complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
-      }
+      warnIfShared(file, from);
       secret = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
       throw new UsageError(`cannot read ${from}: ${(err as Error).message}`);
@@ -277,6 +282,8 @@ function respPassword(file: string | undefined): string | undefined {
   }
   let v: string;
   try {
+    // warned as --secret-file is: it was read whatever its mode, without a word
+    warnIfShared(file, `--resp-password-file ${file}`);
     v = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
   } catch (err) {
     throw new UsageError(`cannot read --resp-password-file ${file}: ${(err as Error).message}`);
