@@ -51,6 +51,8 @@ const ADMIT_MS = 15_000;
 const HANDOVER_MS = 30_000;
 /** A leaving metadata leader waits at most this long for another voter to take the lead (Metadata.handOverLead). */
 const HAND_OVER_LEAD_MS = 5000;
+/** A lite member whose table shows copies in flight asks a data member for a newer table at most this often. */
+const LITE_REFRESH_MS = 1000;
 /** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
 const MIGRATIONS_SHOWN = 32;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
@@ -90,6 +92,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   /** The id of the current rejoin attempt was removed: the next attempt takes a new one. */
   private removedAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Lite member: a table request in flight (refreshLiteTable), and when the last one was sent. */
+  private liteRefreshing = false;
+  private liteRefreshedAt = 0;
   private opHandler: OpHandler | undefined;
 
   constructor(host: ClusterHost, opts: ResolvedClusterOptions, logger?: Logger) {
@@ -417,6 +422,31 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private tick(): void {
     if (this.closed || this.restarting) return;
     this.migration.checkStreams();
+    if (this.lite) this.refreshLiteTable();
+  }
+
+  /**
+   * A lite member whose table still shows copies in flight asks a data member for a newer one,
+   * every LITE_REFRESH_MS at most. Its tables come from the leader's pushes (to the lite members
+   * it knows and is linked to at that moment) and from a refusal by a moved primary: a lite member
+   * that missed the push of the table that ended a migration kept the older one in an idle
+   * cluster for good, and its status and metrics said partitions were migrating when none were
+   * (routing went on working: the primaries had not changed).
+   */
+  private refreshLiteTable(): void {
+    const t = this.replicas.table;
+    if (t === undefined || this.liteRefreshing || migrating(t) === 0 || Date.now() - this.liteRefreshedAt < LITE_REFRESH_MS) return;
+    const ids = this.membership.members().filter((m) => !m.lite && m.status === 'alive').map((m) => m.id);
+    if (ids.length === 0) return;
+    const id = ids[Math.floor(Math.random() * ids.length)]!;
+    this.liteRefreshing = true;
+    this.liteRefreshedAt = Date.now();
+    this.transport.request<unknown>(id, 'grid.table?', null, LITE_REFRESH_MS).then(
+      (b) => {
+        if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
+      },
+      () => undefined, // the next tick asks again, maybe another member
+    ).finally(() => (this.liteRefreshing = false));
   }
 
   /** A lite member's first table: asked from the data members until one answers. */
