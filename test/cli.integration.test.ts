@@ -335,6 +335,17 @@ describe('shardgrid status', () => {
     expect(member.requests).toBe(0);
   });
 
+  // the warning before the error came as "(node:<pid>) [SHARDGRID_CLUSTER] Warning: ..." and
+  // "(Use `node --trace-warnings ...` to show where the warning was created)"
+  it('start with a secret the seed refuses exits 1 with GRID_ERR_AUTH, its warning in the command\'s own form', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const r = await run(['start', '--port', '0', '--seeds', member.url], { SHARDGRID_SECRET: 'wrong-but-long-enough-secret' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^shardgrid: warning: \S+: member member-a refused our authentication \(wrong cluster secret\?\) \[GRID_ERR_AUTH\]$/m);
+    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_AUTH: cannot join: every seed refused our authentication/m);
+    expect(r.stderr).not.toMatch(/\(node:\d+\)|--trace-warnings/);
+  });
+
   it('exits 1 after --timeout when the member does not answer', async () => {
     const member = await statusMember(() => new Promise(() => undefined));
     const r = await run(['status', member.url, '--timeout', '500'], WITH_SECRET);

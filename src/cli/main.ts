@@ -320,6 +320,17 @@ const say = (line: string): void => {
 };
 const complain = (line: string): void => void process.stderr.write(`shardgrid: ${line}\n`);
 
+/**
+ * The library's process warnings (a peer that refused our secret, a member that failed
+ * authentication) in the command's own form, `shardgrid: warning: ...`: Node's printer wrapped
+ * them in "(node:<pid>) [SHARDGRID_CLUSTER] Warning:" and a hint about `node --trace-warnings`,
+ * meant for a program's developer. Silent under --no-warnings / NODE_NO_WARNINGS=1, as Node's is.
+ */
+process.removeAllListeners('warning');
+if (!process.execArgv.includes('--no-warnings') && process.env.NODE_NO_WARNINGS !== '1') {
+  process.on('warning', (w: Error) => complain(`warning: ${w.message.replace(/^shardgrid /, '')}`));
+}
+
 /** 0 once everything said so far reached stdout, else 1 after saying why on stderr. */
 function outputWritten(): Promise<number> {
   return new Promise((resolve) => {
