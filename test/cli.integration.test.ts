@@ -80,6 +80,9 @@ describe('shardgrid --help and --version', () => {
     expect(r.stdout).toContain('SHARDGRID_SECRET');
     expect(r.stdout).toContain('(default: 7400, 0 with --lite)'); // a lite member (a client) takes any free port
     expect(r.stdout).toContain('export SHARDGRID_SECRET=$(shardgrid secret)');
+    // the RESP example with a password file: its client line gives the password (a bare ping got NOAUTH)
+    expect(r.stdout).toContain('--resp-password-file resp.password\n  REDISCLI_AUTH="$(cat resp.password)" redis-cli -p 6380 ping\n');
+    expect(r.stdout).not.toContain('(redis-cli -p 6380 ping)');
     // no option or example takes the secret itself in argv
     expect(r.stdout).not.toMatch(/--secret[ =<](?!file)/);
     expect(r.stdout).not.toMatch(/--secret <secret>/);

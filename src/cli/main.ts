@@ -510,8 +510,10 @@ function program(setExit: (code: number) => void): Command {
         `\nOr keep the secret in a file only you can read, and give every member a copy:\n` +
         `  (umask 077; shardgrid secret > cluster.secret)\n` +
         `  shardgrid start --secret-file cluster.secret\n` +
-        `\nServe Redis clients too (redis-cli -p 6380 ping):\n` +
-        `  shardgrid start --secret-file cluster.secret --resp-port 6380 --resp-password-file resp.password\n`,
+        // the client line gives the password: a bare `redis-cli -p 6380 ping`, as this said, gets NOAUTH
+        `\nServe Redis clients too:\n` +
+        `  shardgrid start --secret-file cluster.secret --resp-port 6380 --resp-password-file resp.password\n` +
+        `  REDISCLI_AUTH="$(cat resp.password)" redis-cli -p 6380 ping\n`,
     )
     .action(async (o: StartOptions) => setExit(await start(o)));
 
