@@ -66,8 +66,8 @@ export function renderStatus(s: ClusterStatus): string {
     rows.push([m.id, m.url, role(m), m.status, String(m.primaries), String(m.backups), m.entries === undefined ? '-' : String(m.entries), memory(m)]);
   }
   const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} did not answer: ${m.error}`);
-  // lost partitions were in the JSON only: the human form said nothing of data that is gone
   const moving = s.migrating > 0 && s.migrations !== undefined && s.migrations.length > 0 ? [migrationsLine(s.migrating, s.migrations)] : [];
+  // lost partitions were in the JSON only: the human form said nothing of data that is gone
   const lost = s.lostPartitions ?? [];
   const lostLine = lost.length === 0 ? [] : [`${count(lost.length, 'partition')} lost every copy at some point, beyond the backups (their data is gone): ${lost.slice(0, 20).join(',')}${lost.length > 20 ? ',…' : ''}`];
   return [header, ...moving, cpLine(s.cp), ...lostLine, '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';

@@ -159,9 +159,18 @@ function isClusterStatus(x: unknown): x is ClusterStatus {
     typeof s.backups === 'number' &&
     typeof s.migrating === 'number' &&
     (s.cp === undefined || isCpStatus(s.cp)) &&
+    // the lists the human form walks: a malformed one threw in the CLI ("unexpected error")
+    (s.lostPartitions === undefined || (Array.isArray(s.lostPartitions) && s.lostPartitions.every((p) => typeof p === 'number'))) &&
+    (s.migrations === undefined || (Array.isArray(s.migrations) && s.migrations.every(isMigration))) &&
     Array.isArray(s.members) &&
     s.members.every((m) => typeof m === 'object' && m !== null && typeof (m as ClusterMemberStatus).id === 'string')
   );
+}
+
+function isMigration(x: unknown): boolean {
+  if (typeof x !== 'object' || x === null) return false;
+  const m = x as Record<string, unknown>;
+  return typeof m.partition === 'number' && (m.from === undefined || typeof m.from === 'string') && Array.isArray(m.to) && m.to.every((t) => typeof t === 'string');
 }
 
 const CP_COUNTS: ReadonlyArray<keyof ClusterCpStatus> = ['term', 'index', 'sessions', 'locks', 'locksHeld', 'semaphores', 'permitsHeld', 'atomicLongs', 'atomicRefs', 'waiters'];
