@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { CLAIM_MAP } from './fetch.js';
 import { isLogger, type Logger } from './log.js';
-import { parseSize } from './size.js';
+import { formatSize, parseSize } from './size.js';
 
 /**
  * `options.cluster` of createGrid: this process joins (or founds) a cluster of members over
@@ -368,6 +368,18 @@ export const MAX_COMPUTE_TIMEOUT_MS = 2 ** 31 - 1;
  */
 const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
 
+/**
+ * The ranges of the options the CLI takes as flags (`--workers`, `--partitions`, `--backups`,
+ * `--memory`): the rule table checks them, and the CLI checks its flags against the same numbers,
+ * so a flag out of range is a usage error naming the flag.
+ */
+export const OPTION_RANGES = Object.freeze({
+  workers: [1, 256],
+  partitions: [1, 65535],
+  backups: [0, 6],
+  memory: [MIN_MEMORY, MAX_MEMORY],
+} as const);
+
 const fail = (path: string, message: string): never => {
   throw new InvalidOptionError(`${path} ${message}`, { option: path });
 };
@@ -390,12 +402,27 @@ const intRule = (min: number, max: number) => ({
 interface Rule {
   check: (v: unknown, all: ResolvedOptions) => boolean;
   message: string | ((v: unknown, all: ResolvedOptions) => string);
+  /**
+   * False: the message does not end with the value given, `(got ...)`: a secret (never shown), a
+   * rule about how options go together (the value alone is not the mistake), or a message that
+   * says what it got itself.
+   */
+  echo?: false;
+}
+
+/** Options read with parseBytes: a refusal shows the value as given and the bytes it means. */
+const SIZE_PATHS: ReadonlySet<string> = new Set(['options.memory', 'options.resp.maxBulkLength', 'options.resp.queryBufferLimit', 'options.resp.outputHighWater']);
+
+/** What the `(got ...)` of a refused option shows: the value as the caller gave it (a size string with its bytes). */
+function given(path: string, raw: unknown, resolved: unknown): string {
+  if (SIZE_PATHS.has(path)) return typeof raw === 'string' ? `'${raw.length > 40 ? `${raw.slice(0, 40)}...` : raw}' = ${String(resolved)} bytes` : `${String(resolved)} bytes`;
+  return shownArg(raw);
 }
 
 const RULES: Record<string, Rule> = {
-  'options.workers': intRule(1, 256),
-  'options.partitions': intRule(1, 65535),
-  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from 4MB to 4GB` },
+  'options.workers': intRule(...OPTION_RANGES.workers),
+  'options.partitions': intRule(...OPTION_RANGES.partitions),
+  'options.memory': { check: (v) => (v as number) >= MIN_MEMORY && (v as number) <= MAX_MEMORY, message: `must be from ${formatSize(MIN_MEMORY)} to ${formatSize(MAX_MEMORY)}` },
   'options.maxKeyBytes': intRule(1, 65535),
   'options.maxValueBytes': {
     check: (v, all) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= Math.floor(all.memory / 8),
@@ -412,7 +439,8 @@ const RULES: Record<string, Rule> = {
   'options.computeWorkers': { check: (v) => v === undefined || intRule(1, 256).check(v), message: 'must be an integer from 1 to 256' },
   'options.compute.workers': {
     check: (v, all) => v === undefined || (intRule(1, 256).check(v) && all.computeWorkers === undefined),
-    message: (v) => (intRule(1, 256).check(v) ? 'and options.computeWorkers (its older name) are both given: give one' : 'must be an integer from 1 to 256'),
+    message: (v) => (intRule(1, 256).check(v) ? 'and options.computeWorkers (its older name) are both given: give one' : `must be an integer from 1 to 256 (got ${shownArg(v)})`),
+    echo: false,
   },
   'options.compute.timeoutMs': intRule(1, MAX_COMPUTE_TIMEOUT_MS),
   'options.compute.processorTimeoutMs': intRule(0, MAX_COMPUTE_TIMEOUT_MS),
@@ -437,25 +465,31 @@ const RULES: Record<string, Rule> = {
         : o.cluster?.tls === undefined
           ? 'must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)'
           : 'must be an array of wss:// URLs when options.cluster.tls is set',
+
+    echo: false,
   },
-  'options.cluster.backups': intRule(0, 6),
+  'options.cluster.backups': intRule(...OPTION_RANGES.backups),
   'options.cluster.lite': {
     // a lite member owns nothing: alone it has no table to route by (it used to wait 15 s for one)
     check: (v, o) => typeof v === 'boolean' && (v === false || (o.cluster?.seeds.length ?? 0) > 0),
     message: (v) => (typeof v === 'boolean' ? 'needs options.cluster.seeds: a lite member owns no partitions and joins a cluster of data members' : 'must be true or false'),
+
+    echo: false,
   },
-  'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)' },
+  'options.cluster.tls': { check: (v) => v === undefined || isTls(v), message: 'must be { key, cert, ca } of PEM strings or Buffers (ca may be an array)', echo: false },
   // last of the cluster rules: a missing secret is reported after any other mistake of the block
-  'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE },
+  'options.cluster.secret': { check: isStrongEnoughSecret, message: SECRET_RULE_MESSAGE, echo: false },
   'options.resp.port': intRule(0, 65535),
   'options.resp.host': { check: (v) => typeof v === 'string' && v.length > 0, message: 'must be a non-empty host name or address' },
   'options.resp.password': {
     check: (v) => v === undefined || (typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 4096),
     message: 'must be a non-empty string of at most 4096 bytes',
+    echo: false,
   },
   'options.resp.map': {
     check: (v) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 256 && !internalMapName(v),
-    message: (v) => (internalMapName(v) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')}, or another name starting with '${INTERNAL_MAP_PREFIX}')` : 'must be a map name (1 to 256 UTF-8 bytes)'),
+    message: (v) => (internalMapName(v) ? `must not be one of the library's own maps (${INTERNAL_MAPS.join(', ')}, or another name starting with '${INTERNAL_MAP_PREFIX}')` : `must be a map name (1 to 256 UTF-8 bytes) (got ${shownArg(v)})`),
+    echo: false,
   },
   'options.resp.maxClients': intRule(1, 1_000_000),
   'options.resp.protectedMode': { check: (v) => typeof v === 'boolean', message: 'must be true or false' },
@@ -616,7 +650,8 @@ function rejectUnknown(obj: Record<string, unknown>, known: readonly string[], p
   for (const k of Object.keys(obj)) if (!known.includes(k)) fail(`${path}.${k}`, 'is not a known option');
 }
 
-function get(o: ResolvedOptions, path: string): unknown {
+/** The value at `path` ('options.a.b') of the resolved options, or of the input as given. */
+function get(o: object, path: string): unknown {
   let cur: unknown = o;
   for (const part of path.split('.').slice(1)) cur = (cur as Record<string, unknown> | undefined)?.[part];
   return cur;
@@ -696,7 +731,9 @@ export function resolveOptions(input?: GridOptions): ResolvedOptions {
     if (path.startsWith('options.resp.') && resp === undefined) continue;
     if (path.startsWith('options.metrics.') && metrics === undefined) continue;
     const v = get(resolved, path);
-    if (!rule.check(v, resolved)) fail(path, typeof rule.message === 'string' ? rule.message : rule.message(v, resolved));
+    if (rule.check(v, resolved)) continue;
+    const message = typeof rule.message === 'string' ? rule.message : rule.message(v, resolved);
+    fail(path, rule.echo === false ? message : `${message} (got ${given(path, get(i, path), v)})`);
   }
   if (cluster?.tls !== undefined) {
     const p = tlsMaterialProblem(cluster.tls, (part) => `options.cluster.tls.${part}`, dialHostOf(cluster.host, cluster.advertise));

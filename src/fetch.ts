@@ -97,11 +97,11 @@ interface Resolved {
 
 function resolve(o: FetchOptions | undefined): Resolved {
   if (o === undefined) return { ttl: undefined, swr: 0, timeoutMs: 30_000 };
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('fetch options must be an object');
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`fetch options must be an object or a number of ms, the ttl (got ${o === null ? 'null' : typeof o})`, { option: 'options' });
   for (const k of Object.keys(o)) if (k !== 'ttl' && k !== 'staleWhileRevalidate' && k !== 'timeoutMs') throw new InvalidArgumentError(`unknown fetch option '${k}'`);
   const ms = (v: unknown, name: string, min: number): number | undefined => {
     if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new InvalidArgumentError(`fetch options.${name} must be a finite number of ms >= ${min}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new InvalidArgumentError(`fetch options.${name} must be a finite number of ms >= ${min} (got ${typeof v === 'string' ? `the string '${v.slice(0, 40)}'` : typeof v === 'number' ? String(v) : typeof v})`, { option: `options.${name}` });
     return v;
   };
   return { ttl: ms(o.ttl, 'ttl', 0), swr: ms(o.staleWhileRevalidate, 'staleWhileRevalidate', 0) ?? 0, timeoutMs: ms(o.timeoutMs, 'timeoutMs', 1) ?? 30_000 };

@@ -10,7 +10,7 @@ export type { PartitionStats } from './storage/store.js';
 export type { Aggregator, AggregatorRef, BuiltinAggregator, ComputeRef, EntryProcessor, FieldArg, ProcessorEntry } from './compute/types.js';
 export * from './errors.js';
 export { fetchClusterStatus } from './cluster/status.js';
-export type { ClusterStatus, ClusterMemberStatus } from './cluster/status.js';
+export type { ClusterStatus, ClusterMemberStatus, ClusterCpStatus } from './cluster/status.js';
 export { createFence } from './cp/fence.js';
 export type { Fence } from './cp/fence.js';
 export type { CoordinationPrimitives, CpSession, FencedLock, AtomicLong, AtomicRef, Semaphore, LockOptions, TryLockOptions, AcquireOptions, SemaphoreOptions, Versioned } from './cp/primitives.js';

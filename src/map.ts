@@ -919,25 +919,27 @@ export class GridMap<V = unknown> {
    *
    * @param key - The key.
    * @param loader - Called with `key` on a miss; its result (or the value its promise resolves to) is stored and returned.
-   * @param options - `ttl` of the loaded value, `staleWhileRevalidate` ms, `timeoutMs` (default 30000).
+   * @param options - `ttl` of the loaded value, `staleWhileRevalidate` ms, `timeoutMs` (default 30000); or a number of ms, the ttl, as for set() (0: no expiry).
    * @returns The stored or loaded value.
    * @throws {TimeoutError} when another caller's load did not finish within `timeoutMs` (30 s) (GRID_ERR_TIMEOUT).
    * @throws {FetchLoaderError} when the loader of another thread or member, whose load this call
    * waited for, threw (GRID_ERR_FETCH_LOADER); the error of this caller's own loader is thrown as it is.
    * @throws {InvalidArgumentError} when `loader` is not a function, `options` has an unknown or
-   * invalid field, or `staleWhileRevalidate` is given with no ttl here nor in the map (GRID_ERR_INVALID_ARGUMENT).
+   * invalid field, is a number that is not a finite ttl >= 0, or `staleWhileRevalidate` is given with no ttl here nor in the map (GRID_ERR_INVALID_ARGUMENT).
    * @throws {GridClosedError} when the grid is closed (GRID_ERR_CLOSED).
    *
    * @example
    * ```ts
    * const user = await users.fetch('u:42', async (key) => db.loadUser(key), { ttl: 60_000 });
+   * const same = await users.fetch('u:42', async (key) => db.loadUser(key), 60_000); // the ttl, as set(key, value, 60_000)
    * ```
    */
-  async fetch(key: string, loader: Loader<V>, options?: FetchOptions): Promise<V> {
+  async fetch(key: string, loader: Loader<V>, options?: FetchOptions | number): Promise<V> {
     this.host.assertOpen(this.internal);
     const claims = this.host.map?.(CLAIM_MAP);
     if (claims === undefined) throw new UnsupportedError('map.fetch needs the map of a grid');
-    return fetchThrough<V>(this, claims, key, loader, options);
+    // a bare number is the ttl, read exactly as set() reads one (setTtl: finite, >= 0, 0 = no expiry)
+    return fetchThrough<V>(this, claims, key, loader, typeof options === 'number' ? { ttl: setTtl(options) } : options);
   }
 
   /**

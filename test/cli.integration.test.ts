@@ -1,6 +1,7 @@
 // The `shardgrid` command, run as users run it: `node dist/cli/main.js ...` in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +80,9 @@ describe('shardgrid --help and --version', () => {
     expect(r.stdout).toContain('SHARDGRID_SECRET');
     expect(r.stdout).toContain('(default: 7400, 0 with --lite)'); // a lite member (a client) takes any free port
     expect(r.stdout).toContain('export SHARDGRID_SECRET=$(shardgrid secret)');
+    // the RESP example with a password file: its client line gives the password (a bare ping got NOAUTH)
+    expect(r.stdout).toContain('--resp-password-file resp.password\n  REDISCLI_AUTH="$(cat resp.password)" redis-cli -p 6380 ping\n');
+    expect(r.stdout).not.toContain('(redis-cli -p 6380 ping)');
     // no option or example takes the secret itself in argv
     expect(r.stdout).not.toMatch(/--secret[ =<](?!file)/);
     expect(r.stdout).not.toMatch(/--secret <secret>/);
@@ -138,8 +142,15 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a port that is not an integer', ['start', ...secret, '--port', 'abc'], /'--port <port>' argument 'abc' is invalid.*integer from 0 to 65535/],
     ['a fractional port', ['start', ...secret, '--port', '74.5'], /'--port <port>' argument '74.5' is invalid/],
     ['a port out of range', ['start', ...secret, '--port', '65536'], /'--port <port>' argument '65536' is invalid/],
-    ['negative backups', ['start', ...secret, '--backups', '-1'], /'--backups <n>' argument '-1' is invalid.*integer >= 0/],
-    ['zero workers', ['start', ...secret, '--workers', '0'], /'--workers <n>' argument '0' is invalid.*integer >= 1/],
+    ['negative backups', ['start', ...secret, '--backups', '-1'], /'--backups <n>' argument '-1' is invalid.*integer from 0 to 6/],
+    ['zero workers', ['start', ...secret, '--workers', '0'], /'--workers <n>' argument '0' is invalid.*integer from 1 to 256/],
+    // values the flag's parser took and createGrid refused used to exit 1 naming options.cluster.backups,
+    // options.workers, options.partitions, options.memory or options.cluster.lite, not the flag
+    ['backups over the most', ['start', ...secret, '--backups', '7'], /'--backups <n>' argument '7' is invalid.*integer from 0 to 6/],
+    ['workers over the most', ['start', ...secret, '--workers', '300'], /'--workers <n>' argument '300' is invalid.*integer from 1 to 256/],
+    ['a partition count over the most', ['start', ...secret, '--partitions', '70000'], /'--partitions <n>' argument '70000' is invalid.*integer from 1 to 65535/],
+    ['a memory size out of range', ['start', ...secret, '--memory', '1MB'], /'--memory <size>' argument '1MB' is invalid.*from 4MB to 4GB \(1MB is 1048576 bytes\)/],
+    ['--lite without --seeds', ['start', ...secret, '--lite'], /--lite needs --seeds/],
     ['a partition count that is not a number', ['start', ...secret, '--partitions', 'many'], /'--partitions <n>' argument 'many' is invalid/],
     ['a memory size that does not parse', ['start', ...secret, '--memory', '12 parsecs'], /'--memory <size>' argument '12 parsecs' is invalid.*256MB/],
     ['a seed that is not a ws url', ['start', ...secret, '--seeds', 'ws://127.0.0.1:7400,http://127.0.0.1:7401'], /'--seeds <urls>'.*'http:\/\/127\.0\.0\.1:7401' is not a ws:\/\//],
@@ -235,10 +246,35 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
 });
 
 describe('shardgrid start', () => {
-  it('prints the code and message of an option createGrid refuses and exits 1', async () => {
-    const r = await run(['start', '--port', '0', '--memory', '1MB'], WITH_SECRET);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_INVALID_OPTION: options\.memory must be from 4MB to 4GB/);
+  // a port in use was GRID_ERR_INVALID_ARGUMENT naming no option (a taken --resp-port or
+  // --metrics-port: GRID_ERR_INVALID_OPTION naming options.resp / options.metrics)
+  it('prints the code and message of an option createGrid refuses and exits 1: a --port in use', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      // a RESP password file others can read: warned as --secret-file is (it was read without a word)
+      const password = secretFile('open.password', 'resp-password', 0o644);
+      const r = await run(['start', '--port', String(port), '--resp-port', '0', '--resp-password-file', password], WITH_SECRET);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^shardgrid: warning: --resp-password-file \S+open\.password can be read or written by other users \(mode 0644\); chmod 600 it$/m);
+      expect(r.stderr).toMatch(new RegExp(`^shardgrid: GRID_ERR_INVALID_OPTION: options\\.cluster: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`, 'm'));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  // with --advertise the line gave the advertised url as the one listened on
+  it('says where it listens and, with --advertise, the address it advertises', async () => {
+    const m = await startMember(['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '7', '--advertise', '127.0.0.1:1']);
+    try {
+      expect(m.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      expect(m.url).not.toBe('ws://127.0.0.1:1');
+      expect(m.out()).toContain(`shardgrid member ${m.id} listening on ${m.url} advertised as ws://127.0.0.1:1 (workers 1,`);
+    } finally {
+      m.child.kill('SIGTERM');
+      expect(await exitWithin(m, 10_000)).toBe(0);
+    }
   });
 });
 
@@ -252,14 +288,19 @@ describe('shardgrid status', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('member member-a answered: partition table version 7, 271 partitions, backups 1, 3 partitions migrating');
-    expect(lines[2]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
+    // which partitions move, from and to whom: a count alone could not be told stuck from moving
+    expect(lines[1]).toBe('migrating: p5 member-a -> member-b, p9 member-b -> member-a, p12 (no owner) -> member-a member-b');
+    expect(lines[2]).toBe('CP (on the metadata Raft log: leader member-a, term 4, applied index 812): 3 sessions, 5 locks (2 held), 1 semaphore (1 permit held), 7 atomic longs, 0 atomic refs, 1 waiting');
+    // lost partitions were in --json only
+    expect(lines[3]).toBe('2 partitions lost every copy at some point, beyond the backups (their data is gone): 3,17');
+    expect(lines[5]).toMatch(/^MEMBER\s+URL\s+ROLE\s+STATUS\s+PRIMARIES\s+BACKUPS\s+ENTRIES\s+MEMORY USED \/ LIMIT$/);
     const row = (id: string) => lines.find((l) => l.startsWith(`${id} `))!.split(/\s{2,}/);
     expect(row('member-a')).toEqual(['member-a', 'ws://127.0.0.1:7400', 'data, coordinator', 'alive', '136', '135', '1234', '12.5MB / 256MB']);
     expect(row('member-b')).toEqual(['member-b', 'ws://127.0.0.1:7401', 'data', 'suspect', '135', '136', '-', '-']);
     expect(row('app-1')).toEqual(['app-1', 'ws://127.0.0.1:40001', 'lite', 'alive', '0', '0', '0', '0B / 0B']);
     // the columns line up: every cell of a column starts where its header does
-    expect(lines[3]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
-    expect(lines[4]!.indexOf('ws://')).toBe(lines[2]!.indexOf('URL'));
+    expect(lines[6]!.indexOf('ws://')).toBe(lines[5]!.indexOf('URL'));
+    expect(lines[7]!.indexOf('ws://')).toBe(lines[5]!.indexOf('URL'));
     expect(r.stdout).toContain('member member-b did not answer: GRID_ERR_TIMEOUT: request to member member-b timed out');
   });
 
@@ -295,6 +336,17 @@ describe('shardgrid status', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/GRID_ERR_AUTH: .*wrong cluster secret/);
     expect(member.requests).toBe(0);
+  });
+
+  // the warning before the error came as "(node:<pid>) [SHARDGRID_CLUSTER] Warning: ..." and
+  // "(Use `node --trace-warnings ...` to show where the warning was created)"
+  it('start with a secret the seed refuses exits 1 with GRID_ERR_AUTH, its warning in the command\'s own form', async () => {
+    const member = await statusMember(() => SAMPLE);
+    const r = await run(['start', '--port', '0', '--seeds', member.url], { SHARDGRID_SECRET: 'wrong-but-long-enough-secret' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^shardgrid: warning: \S+: member member-a refused our authentication \(wrong cluster secret\?\) \[GRID_ERR_AUTH\]$/m);
+    expect(r.stderr).toMatch(/^shardgrid: GRID_ERR_AUTH: cannot join: every seed refused our authentication/m);
+    expect(r.stderr).not.toMatch(/\(node:\d+\)|--trace-warnings/);
   });
 
   it('exits 1 after --timeout when the member does not answer', async () => {
@@ -469,6 +521,9 @@ describe('cluster: two members started with shardgrid start', () => {
       const r = await run(['status', a.url, '--json', '--timeout', '2000'], WITH_SECRET, 5000);
       if (r.code !== 0) return undefined;
       const s = JSON.parse(r.stdout) as ClusterStatus;
+      // every sample, mid-migration included: the list names as many partitions as the count (up to 32)
+      expect(s.migrations?.length).toBe(Math.min(s.migrating, 32));
+      for (const m of s.migrations ?? []) expect(m.to.length).toBeGreaterThan(0);
       const data = s.members.filter((m) => !m.lite && m.status === 'alive');
       const primaries = data.reduce((n, m) => n + m.primaries, 0);
       return data.length === 2 && primaries === PARTITIONS && s.migrating === 0 ? s : undefined;
@@ -480,6 +535,12 @@ describe('cluster: two members started with shardgrid start', () => {
     expect(status.members.filter((m) => m.coordinator)).toHaveLength(1);
     expect(status.members.find((m) => m.id === b.id)!.url).toBe(b.url);
     expect(a.out()).toContain(`member-joined ${b.id} ${b.url} (data)`);
+    // a lite member: it said "(workers 0, memory 256MB, backups 1, lite)", a budget and copies it has no use for
+    const c = await startMember(['--port', '0', '--lite', '--partitions', String(PARTITIONS), '--seeds', a.url]);
+    started.push(c);
+    expect(c.out()).toContain(`shardgrid member ${c.id} listening on ${c.url} (lite: owns no partitions, routes every operation to the data members)`);
+    c.child.kill('SIGTERM');
+    expect(await exitWithin(c, 10_000)).toBe(0);
 
     b.child.kill('SIGTERM');
     expect(await exitWithin(b, 10_000)).toBe(0);

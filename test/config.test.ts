@@ -12,13 +12,18 @@ const MB = 1024 * 1024;
 const SECRET = 'config-test-secret-0123456789';
 const PROCS_URL = new URL('./fixtures/compute-procs.mjs', import.meta.url);
 
-function rejects(opts: unknown, path: string): void {
-  let err: unknown;
+/** What resolveOptions(opts) throws (undefined when it does not). */
+function thrownBy(opts: unknown): unknown {
   try {
     resolveOptions(opts as never);
   } catch (e) {
-    err = e;
+    return e;
   }
+  return undefined;
+}
+
+function rejects(opts: unknown, path: string): void {
+  const err = thrownBy(opts);
   expect(err).toBeInstanceOf(InvalidOptionError);
   expect((err as InvalidOptionError).message.startsWith(path + ' ')).toBe(true);
   expect((err as InvalidOptionError).data).toEqual({ option: path });
@@ -67,6 +72,25 @@ describe('options', () => {
     );
     expect(() => resolveOptions({ cluster: { port: 70000 } })).toThrow('options.cluster.port must be an integer from 0 to 65535');
     expect(() => resolveOptions({ memory: 'abc' })).toThrow("options.memory must be a byte count or a size string such as '64MB' (got 'abc')");
+  });
+
+  // createGrid({ memory: '1KB' }) said only "options.memory must be from 4MB to 4GB": not what it
+  // got, nor (for a size string) how many bytes that is; the integer options said no more.
+  it.each([
+    [{ memory: '1KB' }, "options.memory must be from 4MB to 4GB (got '1KB' = 1024 bytes)"],
+    [{ memory: '5GB' }, "options.memory must be from 4MB to 4GB (got '5GB' = 5368709120 bytes)"],
+    [{ memory: 1000 }, 'options.memory must be from 4MB to 4GB (got 1000 bytes)'],
+    [{ workers: 0 }, 'options.workers must be an integer from 1 to 256 (got 0)'],
+    [{ workers: '2' }, "options.workers must be an integer from 1 to 256 (got the string '2')"],
+    [{ memory: '16MB', maxValueBytes: 3 * MB }, 'options.maxValueBytes must be an integer from 1 to memory / 8 (2097152) (got 3145728)'],
+    [{ cp: { sessionTtlMs: 100 } }, 'options.cp.sessionTtlMs must be an integer from 500 to 86400000 (got 100)'],
+    [{ compute: { workers: 0 } }, 'options.compute.workers must be an integer from 1 to 256 (got 0)'],
+    [{ cluster: { secret: SECRET, port: 70000 } }, 'options.cluster.port must be an integer from 0 to 65535 (got 70000)'],
+    [{ resp: { queryBufferLimit: '1KB', outputHighWater: '512' } }, "options.resp.outputHighWater must be an integer from 1024 to 4294967296 (got '512' = 512 bytes)"],
+  ])('a refused number or size option says what it got: %o', (opts, message) => {
+    const err = thrownBy(opts);
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    expect((err as Error).message).toBe(message);
   });
 
   it('a lite member without seeds is refused at once (it used to wait 15 s for a table nobody would send)', () => {

@@ -172,6 +172,24 @@ describe('map.fetch: read-through with one load per key across threads', () => {
     expect(FetchLoaderError.code).toBe('GRID_ERR_FETCH_LOADER');
   });
 
+  // fetch(key, loader, 1000) was refused (GRID_ERR_INVALID_ARGUMENT, 'fetch options must be an
+  // object') while set(key, value, 1000) takes a bare number as the ttl.
+  it('takes a bare number of ms as the ttl, as set does: 0 is no expiry, a negative or non-finite one is refused', async () => {
+    const m = grid.map<string>('bare-ttl', { ttl: 60_000 });
+    expect(await m.fetch('a', () => 'A', 5_000)).toBe('A');
+    const left = await m.ttl('a');
+    expect(left).toBeGreaterThan(0);
+    expect(left!).toBeLessThanOrEqual(5_000); // not the map's 60 s
+    expect(await m.fetch('z', () => 'Z', 0)).toBe('Z');
+    expect(await m.ttl('z')).toBeUndefined(); // 0: no expiry, as set('z', v, 0)
+    for (const bad of [-1, Number.NaN, Infinity]) {
+      await expect(m.fetch('b', () => 'B', bad)).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT', message: expect.stringMatching(/^ttl must be a finite number of ms >= 0/) });
+      await expect(m.set('b', 'B', bad)).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT', message: expect.stringMatching(/^ttl must be a finite number of ms >= 0/) });
+    }
+    expect(await m.has('b')).toBe(false);
+    await expect(m.fetch('b', () => 'B', 'soon' as never)).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT', message: expect.stringContaining('or a number of ms') });
+  });
+
   // Claims were kept under `<map>\0<key>` and freshness records under `<map>\0<key>\0f`: a key
   // within maxKeyBytes but longer than maxKeyBytes minus the map's name failed with
   // GRID_ERR_KEY_TOO_LARGE ("key is 4102 bytes" for a key of 4096), and keys or map names holding

@@ -3,7 +3,7 @@
  * aligned with padEnd and separated by two spaces, no box drawing, so the output stays easy to
  * read and to cut with awk or grep.
  */
-import type { ClusterMemberStatus, ClusterStatus } from '../cluster/status.js';
+import type { ClusterCpStatus, ClusterMemberStatus, ClusterStatus } from '../cluster/status.js';
 import { formatSize } from '../size.js';
 
 /**
@@ -31,15 +31,44 @@ export function alignColumns(rows: readonly string[][]): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
 }
 
-/** The human form of a status: a header line, a table of members, then one line per member that did not answer. */
+/** `n thing` or `n things`. */
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The CP line: the group's leader and term, then what its state machine holds. */
+function cpLine(c: ClusterCpStatus | undefined): string {
+  if (c === undefined) return 'CP: no data member answered';
+  const group = c.leader === undefined || c.leader === null ? `no leader (term ${c.term})` : `leader ${c.leader}, term ${c.term}`;
+  return (
+    `CP (on the metadata Raft log: ${group}, applied index ${c.index}): ${count(c.sessions, 'session')}, ` +
+    `${count(c.locks, 'lock')} (${c.locksHeld} held), ${count(c.semaphores, 'semaphore')} (${count(c.permitsHeld, 'permit')} held), ` +
+    `${count(c.atomicLongs, 'atomic long')}, ${count(c.atomicRefs, 'atomic ref')}, ${c.waiters} waiting`
+  );
+}
+
+/** What is moving: `migrating: p3 m-a -> m-b, p17 m-a -> m-c, … (8 of 12 shown)`. */
+function migrationsLine(total: number, list: NonNullable<ClusterStatus['migrations']>): string {
+  const shown = list.slice(0, 8).map((m) => `p${m.partition} ${m.from ?? '(no owner)'} -> ${m.to.join(' ')}`);
+  return `migrating: ${shown.join(', ')}${total > shown.length ? `, … (${shown.length} of ${total} shown)` : ''}`;
+}
+
+/**
+ * The human form of a status: a header line, what is migrating if anything, the CP line, a line
+ * of lost partitions if any, a table of members, then one line per member that did not answer.
+ */
 export function renderStatus(s: ClusterStatus): string {
   const header =
     `member ${s.self} answered: partition table version ${s.tableVersion}, ${s.partitions} partitions, ` +
-    `backups ${s.backups}, ${s.migrating} partition${s.migrating === 1 ? '' : 's'} migrating`;
+    `backups ${s.backups}, ${count(s.migrating, 'partition')} migrating`;
   const rows = [['MEMBER', 'URL', 'ROLE', 'STATUS', 'PRIMARIES', 'BACKUPS', 'ENTRIES', 'MEMORY USED / LIMIT']];
   for (const m of s.members) {
     rows.push([m.id, m.url, role(m), m.status, String(m.primaries), String(m.backups), m.entries === undefined ? '-' : String(m.entries), memory(m)]);
   }
   const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} did not answer: ${m.error}`);
-  return [header, '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';
+  const moving = s.migrating > 0 && s.migrations !== undefined && s.migrations.length > 0 ? [migrationsLine(s.migrating, s.migrations)] : [];
+  // lost partitions were in the JSON only: the human form said nothing of data that is gone
+  const lost = s.lostPartitions ?? [];
+  const lostLine = lost.length === 0 ? [] : [`${count(lost.length, 'partition')} lost every copy at some point, beyond the backups (their data is gone): ${lost.slice(0, 20).join(',')}${lost.length > 20 ? ',…' : ''}`];
+  return [header, ...moving, cpLine(s.cp), ...lostLine, '', ...alignColumns(rows), ...(silent.length > 0 ? ['', ...silent] : [])].join('\n') + '\n';
 }

@@ -19,7 +19,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, OPTION_RANGES, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -84,7 +84,7 @@ interface MemberEvent {
  * Read through this view so the command does not depend on how Grid declares them.
  */
 interface ClusteredGrid {
-  cluster?: { memberId: string; url: string };
+  cluster?: { memberId: string; url: string; boundUrl: string };
   on?(event: 'member-joined', fn: (m: MemberEvent) => void): unknown;
   on?(event: 'member-left', fn: (m: MemberEvent, reason: 'dead' | 'left') => void): unknown;
   on?(event: 'rejoined', fn: (newId: string) => void): unknown;
@@ -127,13 +127,20 @@ function seedList(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...urls];
 }
 
-/** Checked with the library's own parser, passed on as written: createGrid parses it again and checks the range. */
+/**
+ * Checked with the library's own parser and range (OPTION_RANGES), passed on as written: a size
+ * out of range used to reach createGrid and exit 1 naming options.memory, not --memory.
+ */
 function memorySize(value: string): string {
+  const [min, max] = OPTION_RANGES.memory;
+  const range = `from ${formatBytes(min)} to ${formatBytes(max)}`;
+  let n: number;
   try {
-    parseBytes(value, '--memory');
+    n = parseBytes(value, '--memory');
   } catch {
-    throw new BadArgument(`expected a byte count or a size such as 256MB, 512KB or 1.5GB`);
+    throw new BadArgument(`expected a byte count or a size ${range}, such as 256MB, 512KB or 1.5GB`);
   }
+  if (n < min || n > max) throw new BadArgument(`expected a size ${range} (${value} is ${n} bytes)`);
   return value;
 }
 
@@ -182,6 +189,14 @@ function readBounded(file: string, max: number): Buffer {
 const SECRET_FILE_HELP = `file holding the shared cluster secret, at least ${MIN_SECRET_BYTES} bytes (trailing newlines ignored; default: the ${SECRET_ENV} environment variable)`;
 const NEW_SECRET_HINT = '`shardgrid secret` prints a random one';
 
+/** A warning (not a refusal) when other users may read or write `file`, a secret named `from` (`--secret-file x`). */
+function warnIfShared(file: string, from: string): void {
+  const mode = statSync(file).mode;
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
+  }
+}
+
 /**
  * The cluster secret: the contents of --secret-file (read once, trailing CR/LF removed) or else
  * SHARDGRID_SECRET. Missing, unreadable or under MIN_SECRET_BYTES: a UsageError (exit 2). A file
@@ -194,10 +209,7 @@ function clusterSecret(file: string | undefined, command: string): string {
   if (file !== undefined) {
     from = `--secret-file ${file}`;
     try {
-      const mode = statSync(file).mode;
-      if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-        complain(`warning: ${from} can be read or written by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
-      }
+      warnIfShared(file, from);
       secret = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
       throw new UsageError(`cannot read ${from}: ${(err as Error).message}`);
@@ -270,6 +282,8 @@ function respPassword(file: string | undefined): string | undefined {
   }
   let v: string;
   try {
+    // warned as --secret-file is: it was read whatever its mode, without a word
+    warnIfShared(file, `--resp-password-file ${file}`);
     v = readBounded(file, MAX_SECRET_FILE_BYTES).toString('utf8').replace(/[\r\n]+$/, '');
   } catch (err) {
     throw new UsageError(`cannot read --resp-password-file ${file}: ${(err as Error).message}`);
@@ -305,6 +319,17 @@ const say = (line: string): void => {
   if (stdoutError === undefined) process.stdout.write(`${line}\n`);
 };
 const complain = (line: string): void => void process.stderr.write(`shardgrid: ${line}\n`);
+
+/**
+ * The library's process warnings (a peer that refused our secret, a member that failed
+ * authentication) in the command's own form, `shardgrid: warning: ...`: Node's printer wrapped
+ * them in "(node:<pid>) [SHARDGRID_CLUSTER] Warning:" and a hint about `node --trace-warnings`,
+ * meant for a program's developer. Silent under --no-warnings / NODE_NO_WARNINGS=1, as Node's is.
+ */
+process.removeAllListeners('warning');
+if (!process.execArgv.includes('--no-warnings') && process.env.NODE_NO_WARNINGS !== '1') {
+  process.on('warning', (w: Error) => complain(`warning: ${w.message.replace(/^shardgrid /, '')}`));
+}
 
 /** 0 once everything said so far reached stdout, else 1 after saying why on stderr. */
 function outputWritten(): Promise<number> {
@@ -348,6 +373,7 @@ async function start(o: StartOptions): Promise<number> {
   const tls = clusterTls(o, dialHostOf(o.host, o.advertise));
   if (tls === undefined) for (const u of o.seeds ?? []) if (u.startsWith('wss://')) throw new UsageError(`--seeds ${u} ${TLS_MEMBER_HINT}`);
   const lite = o.lite === true;
+  if (lite && (o.seeds ?? []).length === 0) throw new UsageError('--lite needs --seeds: a lite member owns no partitions and joins a cluster of data members');
   const options: GridOptions = { cluster: { host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, seeds: o.seeds ?? [], secret, backups: o.backups, lite } };
   if (tls !== undefined) options.cluster!.tls = tls;
   if (o.computeModule !== undefined) options.compute = { modules: o.computeModule };
@@ -395,9 +421,15 @@ async function start(o: StartOptions): Promise<number> {
   view.on?.('rejoined', (newId) => say(`rejoined as ${newId} (this member was removed from the cluster; it dropped its data and joined again under a new id)`));
   view.on?.('partition-lost', (parts) => say(`partition-lost ${parts.length} partition(s): ${parts.slice(0, 20).join(',')}${parts.length > 20 ? ',…' : ''}`));
   const stats = grid.stats();
+  // with --advertise the url others dial is not where this member listens: say both (the line
+  // gave the advertised url as the one listened on, a port nothing listened on when they differ)
+  const url = view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`;
+  const bound = view.cluster?.boundUrl;
   say(
-    `shardgrid member ${id} listening on ${view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`} ` +
-      `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups}${lite ? ', lite' : ''})`,
+    `shardgrid member ${id} listening on ${bound !== undefined && bound !== url ? `${bound} advertised as ${url}` : url} ` +
+      // a lite member owns no partitions: it said "(workers 0, memory 256MB, backups 1, lite)", a
+      // budget and copies it has no use for
+      (lite ? '(lite: owns no partitions, routes every operation to the data members)' : `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups})`),
   );
   if (grid.resp !== undefined) say(`resp listening on ${grid.resp.host}:${grid.resp.port}`);
   const metricsAt = grid.metrics.address;
@@ -455,11 +487,11 @@ function program(setExit: (code: number) => void): Command {
       'register an ES module of entry processors / aggregators under a name that calls use (repeatable; the same names on every member)',
       computeModule,
     )
-    .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(1))
+    .option('--workers <n>', 'virtual nodes (worker threads) of this member (default: available parallelism)', integer(...OPTION_RANGES.workers))
     .option('--memory <size>', "memory budget of this member's shard stores, e.g. 256MB or 1GB (default: 256MB)", memorySize)
-    .option('--backups <n>', 'backup copies of each partition, on other members', integer(0), 1)
+    .option('--backups <n>', 'backup copies of each partition, on other members', integer(...OPTION_RANGES.backups), 1)
     .option('--lite', 'own no partitions: a member that only routes operations')
-    .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(1))
+    .option('--partitions <n>', 'partition count, equal on every member (default: 271)', integer(...OPTION_RANGES.partitions))
     .option('--tls-key <path>', TLS_HELP.key)
     .option('--tls-cert <path>', TLS_HELP.cert)
     .option('--tls-ca <path>', TLS_HELP.ca)
@@ -478,8 +510,10 @@ function program(setExit: (code: number) => void): Command {
         `\nOr keep the secret in a file only you can read, and give every member a copy:\n` +
         `  (umask 077; shardgrid secret > cluster.secret)\n` +
         `  shardgrid start --secret-file cluster.secret\n` +
-        `\nServe Redis clients too (redis-cli -p 6380 ping):\n` +
-        `  shardgrid start --secret-file cluster.secret --resp-port 6380 --resp-password-file resp.password\n`,
+        // the client line gives the password: a bare `redis-cli -p 6380 ping`, as this said, gets NOAUTH
+        `\nServe Redis clients too:\n` +
+        `  shardgrid start --secret-file cluster.secret --resp-port 6380 --resp-password-file resp.password\n` +
+        `  REDISCLI_AUTH="$(cat resp.password)" redis-cli -p 6380 ping\n`,
     )
     .action(async (o: StartOptions) => setExit(await start(o)));
 

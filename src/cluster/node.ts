@@ -27,8 +27,8 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
-import { GridClosedError, GridError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
-import { isTable, lastCopiesOf, migrating, ownedBy, type PartitionTable } from '../ring/table.js';
+import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
+import { isTable, lastCopiesOf, migrating, migrations, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { createLog, type Logger } from '../log.js';
@@ -39,7 +39,7 @@ import { Metadata } from './metadata/metadata.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
-import { CLUSTER_STATUS_REQUEST, type ClusterStatus } from './status.js';
+import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterStatus } from './status.js';
 
 export { RETRY_DEADLINE_MS } from './context.js';
 
@@ -49,6 +49,12 @@ const TICK_MS = 500;
 const ADMIT_MS = 15_000;
 /** A graceful leave waits at most this long for the partitions only this member holds to be copied elsewhere. */
 const HANDOVER_MS = 30_000;
+/** A leaving metadata leader waits at most this long for another voter to take the lead (Metadata.handOverLead). */
+const HAND_OVER_LEAD_MS = 5000;
+/** A lite member whose table shows copies in flight asks a data member for a newer table at most this often. */
+const LITE_REFRESH_MS = 1000;
+/** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
+const MIGRATIONS_SHOWN = 32;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -86,6 +92,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   /** The id of the current rejoin attempt was removed: the next attempt takes a new one. */
   private removedAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Lite member: a table request in flight (refreshLiteTable), and when the last one was sent. */
+  private liteRefreshing = false;
+  private liteRefreshedAt = 0;
   private opHandler: OpHandler | undefined;
 
   constructor(host: ClusterHost, opts: ResolvedClusterOptions, logger?: Logger) {
@@ -114,6 +123,11 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     return this.transport.url;
   }
 
+  /** The url of the socket itself (bind address, bound port): differs from `url` with options.cluster.advertise. */
+  get boundUrl(): string {
+    return this.transport.boundUrl();
+  }
+
   get tableVersion(): number {
     return this.replicas.version;
   }
@@ -138,7 +152,15 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   async start(signal?: AbortSignal): Promise<void> {
     const o = this.opts;
     if (o.secret === undefined) throw new InvalidOptionError('options.cluster.secret is required to join a cluster (the CLI also reads SHARDGRID_SECRET)', { option: 'options.cluster.secret' });
-    this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
+    try {
+      this.transport = await Transport.listen({ host: o.host, port: o.port, advertise: o.advertise, sourceAddress: o.sourceAddress, secret: o.secret, memberId: this.memberId, log: this.log, tls: o.tls });
+    } catch (e) {
+      // a port in use or a host that is not this machine's: the option's fault, named as the RESP
+      // and metrics servers name theirs (it was GRID_ERR_INVALID_ARGUMENT, naming no option)
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      const cause = (e.data as { cause?: string } | undefined)?.cause;
+      throw new InvalidOptionError(`options.cluster: ${e.message}`, { option: cause === 'EADDRINUSE' || cause === 'EACCES' ? 'options.cluster.port' : 'options.cluster.host' });
+    }
     const onAbort = (): void => this.abortStart();
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted === true) this.abortStart();
@@ -370,7 +392,12 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     // one leaver at a time, each once the cluster is whole again: waits, still serving, for the
     // metadata leader's go (two members leaving together lost the partitions they shared, and
     // two of three voters leaving together left no leader)
-    if (!this.restarting && !this.rejoining && !this.startAborted) await this.meta?.awaitLeaveTurn().catch(() => undefined);
+    if (!this.restarting && !this.rejoining && !this.startAborted) {
+      await this.meta?.awaitLeaveTurn().catch(() => undefined);
+      // a leader hands the lead over first: the new leader removes this member from the log and
+      // the Raft configuration (see Metadata.handOverLead)
+      await this.meta?.handOverLead(HAND_OVER_LEAD_MS).catch(() => undefined);
+    }
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
@@ -398,6 +425,31 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private tick(): void {
     if (this.closed || this.restarting) return;
     this.migration.checkStreams();
+    if (this.lite) this.refreshLiteTable();
+  }
+
+  /**
+   * A lite member whose table still shows copies in flight asks a data member for a newer one,
+   * every LITE_REFRESH_MS at most. Its tables come from the leader's pushes (to the lite members
+   * it knows and is linked to at that moment) and from a refusal by a moved primary: a lite member
+   * that missed the push of the table that ended a migration kept the older one in an idle
+   * cluster for good, and its status and metrics said partitions were migrating when none were
+   * (routing went on working: the primaries had not changed).
+   */
+  private refreshLiteTable(): void {
+    const t = this.replicas.table;
+    if (t === undefined || this.liteRefreshing || migrating(t) === 0 || Date.now() - this.liteRefreshedAt < LITE_REFRESH_MS) return;
+    const ids = this.membership.members().filter((m) => !m.lite && m.status === 'alive').map((m) => m.id);
+    if (ids.length === 0) return;
+    const id = ids[Math.floor(Math.random() * ids.length)]!;
+    this.liteRefreshing = true;
+    this.liteRefreshedAt = Date.now();
+    this.transport.request<unknown>(id, 'grid.table?', null, LITE_REFRESH_MS).then(
+      (b) => {
+        if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
+      },
+      () => undefined, // the next tick asks again, maybe another member
+    ).finally(() => (this.liteRefreshing = false));
   }
 
   /** A lite member's first table: asked from the data members until one answers. */
@@ -459,15 +511,18 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.replicas.table;
     const d = this.meta.describe();
-    // a lite member is outside the metadata group: it asks a data member who leads, so that the
-    // status reads the same through any member (it showed no coordinator and term 0)
+    let cp = this.meta.cpStatus();
+    // a lite member is outside the metadata group (the CP group too): it asks a data member who
+    // leads and what the CP state holds, so that the status reads the same through any member (it
+    // showed no coordinator and term 0)
     if (this.lite) {
       for (const m of this.membership.members()) {
         if (m.lite || m.status !== 'alive') continue;
         try {
           await this.ensureLink(m.id);
-          const r = await this.transport.request<{ leader?: unknown; term?: unknown } | null>(m.id, 'meta.leader?', null, 2000);
-          if (typeof r?.leader === 'string' && typeof r.term === 'number') {
+          const r = await this.transport.request<unknown>(m.id, 'cp.status?', null, 2000);
+          if (isCpStatus(r) && typeof r.leader === 'string') {
+            cp = r;
             d.leader = r.leader;
             d.term = r.term;
             break;
@@ -492,7 +547,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     );
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
-    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), members, leader: d.leader, term: d.term, lostPartitions: lost, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
+    return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), migrations: migrations(t, MIGRATIONS_SHOWN), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
   }
 }
 

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { SECRET_RULE_MESSAGE, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
+import type { CpCounts } from './metadata/cp-state.js';
 
 /** One member in a {@link ClusterStatus}, as the answering member sees it. */
 export interface ClusterMemberStatus {
@@ -38,6 +39,21 @@ export interface ClusterMemberStatus {
   error?: string;
 }
 
+/**
+ * The CP subsystem in a {@link ClusterStatus}: `grid.cp`'s locks, semaphores and atomics, whose
+ * state machine runs on the metadata Raft log (its group is the metadata group: the same leader
+ * and term). Counted from the state the answering member applied up to `index` (a lite member
+ * asks a data member), so a follower may be a few entries behind the leader.
+ */
+export interface ClusterCpStatus extends CpCounts {
+  /** The leader of the group (the coordinator), as the member that counted knows it. */
+  leader?: string;
+  /** Its Raft term. */
+  term: number;
+  /** The last log index applied to the state counted. */
+  index: number;
+}
+
 /** What {@link fetchClusterStatus} returns: the answering member's view of the whole cluster. */
 export interface ClusterStatus {
   /** The member that answered. */
@@ -50,6 +66,12 @@ export interface ClusterStatus {
   backups: number;
   /** Partitions being migrated now. */
   migrating: number;
+  /**
+   * The first 32 of those partitions, each with its primary (`from`: it streams the copy; absent
+   * when the partition has no owner) and the members a copy is streamed to: what is moving, so
+   * that a count that stays can be told from one that goes down.
+   */
+  migrations?: Array<{ partition: number; from?: string; to: string[] }>;
   /** The metadata Raft leader (the coordinator) as the answering member knows it, and its term. */
   leader?: string;
   /** The Raft term of that leader. */
@@ -58,6 +80,8 @@ export interface ClusterStatus {
   lostPartitions?: number[];
   /** The answering member's metadata view: its Raft role, the voters and learners, its lease (ms left) and safe version. */
   metadata?: { role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number };
+  /** The CP subsystem (grid.cp): its Raft group's leader and term, and counts of what it holds; absent when no data member answered. */
+  cp?: ClusterCpStatus;
   /** Every member the answering member knows (alive or suspect), with the figures each reported. */
   members: ClusterMemberStatus[];
 }
@@ -134,7 +158,26 @@ function isClusterStatus(x: unknown): x is ClusterStatus {
     typeof s.partitions === 'number' &&
     typeof s.backups === 'number' &&
     typeof s.migrating === 'number' &&
+    (s.cp === undefined || isCpStatus(s.cp)) &&
+    // the lists the human form walks: a malformed one threw in the CLI ("unexpected error")
+    (s.lostPartitions === undefined || (Array.isArray(s.lostPartitions) && s.lostPartitions.every((p) => typeof p === 'number'))) &&
+    (s.migrations === undefined || (Array.isArray(s.migrations) && s.migrations.every(isMigration))) &&
     Array.isArray(s.members) &&
     s.members.every((m) => typeof m === 'object' && m !== null && typeof (m as ClusterMemberStatus).id === 'string')
   );
+}
+
+function isMigration(x: unknown): boolean {
+  if (typeof x !== 'object' || x === null) return false;
+  const m = x as Record<string, unknown>;
+  return typeof m.partition === 'number' && (m.from === undefined || typeof m.from === 'string') && Array.isArray(m.to) && m.to.every((t) => typeof t === 'string');
+}
+
+const CP_COUNTS: ReadonlyArray<keyof ClusterCpStatus> = ['term', 'index', 'sessions', 'locks', 'locksHeld', 'semaphores', 'permitsHeld', 'atomicLongs', 'atomicRefs', 'waiters'];
+
+/** A ClusterCpStatus as it came off the wire: every count a number, the leader a string when present. */
+export function isCpStatus(x: unknown): x is ClusterCpStatus {
+  if (typeof x !== 'object' || x === null) return false;
+  const c = x as Record<string, unknown>;
+  return (c.leader === undefined || c.leader === null || typeof c.leader === 'string') && CP_COUNTS.every((k) => typeof c[k] === 'number');
 }

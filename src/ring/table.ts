@@ -257,6 +257,18 @@ export function migrating(t: PartitionTable | undefined): number {
   return t === undefined ? 0 : t.pending.filter((l) => l.length > 0).length;
 }
 
+/** The first `max` partitions with a copy in flight: the primary streaming it and the copies it streams to. */
+export function migrations(t: PartitionTable | undefined, max: number): Array<{ partition: number; from?: string; to: string[] }> {
+  const out: Array<{ partition: number; from?: string; to: string[] }> = [];
+  if (t === undefined) return out;
+  for (let p = 0; p < t.pending.length && out.length < max; p++) {
+    if (t.pending[p].length === 0) continue;
+    const from = t.owners[p][0];
+    out.push(from === undefined ? { partition: p, to: [...t.pending[p]] } : { partition: p, from, to: [...t.pending[p]] });
+  }
+  return out;
+}
+
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

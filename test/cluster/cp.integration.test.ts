@@ -123,6 +123,47 @@ describe('grid.cp on a cluster (Raft log)', () => {
     }
   });
 
+  // `shardgrid status` said nothing of the CP subsystem: not its leader, not what it held.
+  it('the cluster status counts what the CP state holds, with its leader and term, through a data member and through the lite member', async () => {
+    const urls = [kids[1].url, lite.cluster!.url]; // a follower (kids[0] founded the cluster) and the lite member
+    const cpOf = async (url: string) => (await fetchClusterStatus(url, SECRET)).cp!;
+    const base = await Promise.all(urls.map(cpOf));
+    /** The counts at `url` once they differ from `b` by `delta` (a member counts what it applied: it may be a few entries behind). */
+    const settled = async (url: string, b: typeof base[number], delta: Partial<Record<keyof typeof b, number>>) => {
+      let c = await cpOf(url);
+      const want = (x: typeof c) => Object.entries(delta).every(([k, d]) => (x as Record<string, unknown>)[k] === (b as Record<string, number>)[k]! + d!);
+      for (let i = 0; i < 50 && !want(c); i++) {
+        await sleep(100);
+        c = await cpOf(url);
+      }
+      return c;
+    };
+    const lock = d1.cp.lock('status-held');
+    await lock.lock();
+    const sem = lite.cp.semaphore('status-sem', { permits: 3 });
+    await sem.acquire(2);
+    await d1.cp.atomicLong('status-long').incrementAndGet();
+    await lite.cp.atomicRef('status-ref').set('x');
+    const held = { locks: 1, locksHeld: 1, semaphores: 1, permitsHeld: 2, atomicLongs: 1, atomicRefs: 1, waiters: 0 };
+    for (let i = 0; i < urls.length; i++) {
+      const s = await fetchClusterStatus(urls[i]!, SECRET);
+      const cp = await settled(urls[i]!, base[i]!, held);
+      for (const [k, d] of Object.entries(held)) expect((cp as unknown as Record<string, number>)[k], k).toBe((base[i] as unknown as Record<string, number>)[k]! + d);
+      expect(cp.leader).toBe(s.leader);
+      expect(s.members.find((m) => m.coordinator)?.id).toBe(cp.leader);
+      expect(cp.term).toBe(s.term);
+      expect(cp.term).toBeGreaterThan(0);
+      expect(cp.index).toBeGreaterThan(base[i]!.index);
+      expect(cp.sessions).toBeGreaterThanOrEqual(2); // d1's and the lite member's
+    }
+    await lock.unlock();
+    await sem.release(2);
+    const after = await settled(urls[0]!, base[0]!, { locksHeld: 0, permitsHeld: 0 });
+    expect(after.locksHeld).toBe(base[0]!.locksHeld);
+    expect(after.permitsHeld).toBe(base[0]!.permitsHeld);
+    expect(after.locks).toBe(base[0]!.locks + 1); // the name stays in use
+  }, 60_000);
+
   it('the lock of a member killed with SIGKILL passes on once its session expires', async () => {
     const holder = kids[2]; // with the leader killed later, 3 of 5 (or 4) voters remain
     const got = await ask(holder, { cmd: 'cp-lock', name: 'killed' }, ['cp-locked', 'cp-error']);

@@ -45,4 +45,27 @@ describe('members leaving together', () => {
     expect(values).toEqual(Array.from({ length: N }, (_, i) => i));
     expect(lost).toEqual([]);
   });
+
+  // The metadata leader leaving gracefully took the member out of the cluster but left it in the
+  // Raft configuration (the leader never removed itself): of two voters the one that stayed could
+  // never win an election again, and every read and write failed with
+  // GRID_ERR_PARTITION_UNAVAILABLE for good (found scaling a CLI cluster down from 3 to 1).
+  it('the metadata leader leaving a cluster of two: the member left elects itself and serves every key', { timeout: 60_000 }, async () => {
+    const common = { workers: 1, memory: '16MB', partitions: 7 } as const;
+    const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET } });
+    grids.push(a);
+    const b = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, seeds: [a.cluster!.url] } });
+    grids.push(b);
+    for (let i = 0; i < 100 && !(b.stats().cluster!.migrating === 0 && b.stats().members!.every((m) => m.primaries > 0)); i++) await sleep(100);
+    expect((await fetchClusterStatus(b.cluster!.url, SECRET)).leader).toBe(a.cluster!.memberId);
+    const m = b.map<number>('leader-leaves');
+    for (let i = 0; i < 50; i++) await m.set(`k${i}`, i);
+    await a.close();
+    const values = await Promise.all(Array.from({ length: 50 }, (_, i) => m.get(`k${i}`)));
+    expect(values).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    await m.set('after', 1);
+    const st = await fetchClusterStatus(b.cluster!.url, SECRET);
+    expect(st.leader).toBe(b.cluster!.memberId);
+    expect(st.metadata!.voters).toEqual([b.cluster!.memberId]);
+  });
 });

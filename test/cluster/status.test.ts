@@ -85,6 +85,11 @@ describe('fetchClusterStatus', () => {
   it('rejects with GRID_ERR_PROTOCOL when the answer is not a cluster status', async () => {
     const member = await statusMember(() => ({ self: 'member-a', members: 'all of them' }));
     expect(await codeOf(fetchClusterStatus(member.url, SECRET))).toBe('GRID_ERR_PROTOCOL');
+    // the lists `shardgrid status` prints from: malformed, they made it throw an unexpected error
+    for (const bad of [{ migrations: [{ partition: 1, to: 'm-b' }] }, { lostPartitions: 'none' }, { cp: { leader: 'm-a', term: 'one' } }]) {
+      const other = await statusMember(() => ({ ...SAMPLE, ...bad }));
+      expect(await codeOf(fetchClusterStatus(other.url, SECRET)), JSON.stringify(bad)).toBe('GRID_ERR_PROTOCOL');
+    }
   });
 
   it('rejects a timeout that is not a positive integer with GRID_ERR_INVALID_ARGUMENT', async () => {

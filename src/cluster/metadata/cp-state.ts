@@ -592,6 +592,28 @@ export class CpState {
     return out;
   }
 
+  /** Counts for `shardgrid status` (cluster/status.ts, ClusterCpStatus): one pass over the primitives (at most CP_LIMITS.maxPrimitives), no names. */
+  summary(): CpCounts {
+    const out: CpCounts = { sessions: this.sessions.size, locks: 0, locksHeld: 0, semaphores: 0, permitsHeld: 0, atomicLongs: 0, atomicRefs: 0, waiters: 0 };
+    for (const p of this.prims.values()) {
+      switch (p.kind) {
+        case 'lock':
+          out.locks++;
+          if (p.holder !== 0) out.locksHeld++;
+          out.waiters += p.waiters.length;
+          break;
+        case 'sem':
+          out.semaphores++;
+          for (const n of p.holds.values()) out.permitsHeld += n;
+          out.waiters += p.waiters.length;
+          break;
+        case 'long': out.atomicLongs++; break;
+        case 'ref': out.atomicRefs++; break;
+      }
+    }
+    return out;
+  }
+
   /** The kind of `name`, undefined when unused. */
   kindOf(name: string): CpKind | undefined { return this.prims.get(name)?.kind; }
 
@@ -931,6 +953,23 @@ export class CpState {
       }
     }
   }
+}
+
+/** What the CP state machine holds, counted (CpState.summary): no names, no values. */
+export interface CpCounts {
+  /** CP sessions open (one per member that used grid.cp, plus each grid.cp.session()). */
+  sessions: number;
+  /** Lock names in use, and how many of them are held now. */
+  locks: number;
+  locksHeld: number;
+  /** Semaphore names in use, and the permits their holders hold now. */
+  semaphores: number;
+  permitsHeld: number;
+  /** AtomicLong and AtomicRef names in use. */
+  atomicLongs: number;
+  atomicRefs: number;
+  /** Calls queued on a lock or a semaphore. */
+  waiters: number;
 }
 
 export interface CpSnapshot {

@@ -25,7 +25,7 @@ import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
-import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand } from './cp-state.js';
+import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
@@ -249,6 +249,8 @@ export class Metadata extends EventEmitter {
     t.handle('grid.table', (b) => this.onTablePush(b));
     t.handle('grid.table?', () => this.table ?? null);
     t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null, term: this.raft?.term ?? 0 }));
+    // a lite member's `shardgrid status` asks a data member: it has no log, so no CP state
+    t.handle('cp.status?', () => this.cpStatus() ?? null);
     this.cp.start();
   }
 
@@ -1100,6 +1102,43 @@ export class Metadata extends EventEmitter {
       if (now() > deadline) return;
       await new Promise((r) => setTimeout(r, LEAVE_POLL_MS));
     }
+  }
+
+  /**
+   * Before a graceful leave: a leader hands the lead to another live voter (TimeoutNow) and waits
+   * until it no longer leads, at most `ms`, so that the new leader removes this member, from the
+   * log and then from the Raft configuration. A leader that removed itself and stopped stayed in
+   * the configuration (the others do not hear a removed member, nor does the leader remove
+   * itself): of two voters the one left never won an election again, and every read and write
+   * failed with GRID_ERR_PARTITION_UNAVAILABLE for good. Returns at once when this member does
+   * not lead or is the only voter.
+   */
+  async handOverLead(ms: number): Promise<void> {
+    const end = now() + ms;
+    const me = this.host.memberId;
+    for (;;) {
+      const r = this.raft;
+      if (r === undefined || this.closed || this.lite || r.role !== 'leader') return;
+      const to = r.config.voters.find((v) => v !== me && this.state.members.has(v) && this.host.swimStatus(v) === 'alive');
+      if (to === undefined) return;
+      if (now() > end) {
+        this.host.log('warn', `leaving while still the metadata leader: no voter took over within ${ms} ms`);
+        return;
+      }
+      r.transferLeadership(to); // again each round: a transfer not done within an election timeout is abandoned
+      this.flush();
+      await new Promise((res) => setTimeout(res, LEAVE_POLL_MS / 4));
+    }
+  }
+
+  /**
+   * The CP group (this log) as `shardgrid status` shows it: leader, term, the index applied, and
+   * counts of what the CP state machine holds (one pass over its primitives). Undefined on a
+   * lite member, which applies no log.
+   */
+  cpStatus(): (CpCounts & { leader?: string; term: number; index: number }) | undefined {
+    if (this.lite || this.raft === undefined) return undefined;
+    return { leader: this.raft.leader, term: this.raft.term, index: this.state.index, ...this.state.cp.summary() };
   }
 
   /** For status. */
