@@ -410,8 +410,11 @@ interface Rule {
   echo?: false;
 }
 
+/** The fields of options.resp given as sizes (bytes or '64MB'): resolveResp reads each with parseBytes. */
+const RESP_SIZES = ['maxBulkLength', 'queryBufferLimit', 'outputHighWater', 'maxReplyBytes'] as const;
+
 /** Options read with parseBytes: a refusal shows the value as given and the bytes it means. */
-const SIZE_PATHS: ReadonlySet<string> = new Set(['options.memory', 'options.resp.maxBulkLength', 'options.resp.queryBufferLimit', 'options.resp.outputHighWater']);
+const SIZE_PATHS: ReadonlySet<string> = new Set(['options.memory', ...RESP_SIZES.map((k) => `options.resp.${k}`)]);
 
 /** What the `(got ...)` of a refused option shows: the value as the caller gave it (a size string with its bytes). */
 function given(path: string, raw: unknown, resolved: unknown): string {
@@ -760,19 +763,17 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   const r = v as Record<string, unknown>;
   rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxReplyBytes', 'maxCpSessions', 'maxCpNames'], 'options.resp');
   const d = DEFAULTS.resp;
-  const size = (x: unknown, dflt: string, path: string): number => parseBytes((x ?? dflt) as number | string, path);
+  const sizes = {} as Record<(typeof RESP_SIZES)[number], number>;
+  for (const k of RESP_SIZES) sizes[k] = parseBytes((r[k] ?? d[k]) as number | string, `options.resp.${k}`);
   return {
+    ...sizes,
     port: (r.port ?? d.port) as number,
     host: (r.host ?? d.host) as string,
     password: r.password as string | undefined,
     map: (r.map ?? d.map) as string,
     maxClients: (r.maxClients ?? d.maxClients) as number,
     protectedMode: (r.protectedMode ?? d.protectedMode) as boolean,
-    maxBulkLength: size(r.maxBulkLength, d.maxBulkLength, 'options.resp.maxBulkLength'),
-    queryBufferLimit: size(r.queryBufferLimit, d.queryBufferLimit, 'options.resp.queryBufferLimit'),
     maxMultibulkLength: (r.maxMultibulkLength ?? d.maxMultibulkLength) as number,
-    outputHighWater: size(r.outputHighWater, d.outputHighWater, 'options.resp.outputHighWater'),
-    maxReplyBytes: size(r.maxReplyBytes, d.maxReplyBytes, 'options.resp.maxReplyBytes'),
     maxCpSessions: (r.maxCpSessions ?? d.maxCpSessions) as number,
     maxCpNames: (r.maxCpNames ?? d.maxCpNames) as number,
   };

@@ -265,7 +265,7 @@ export class Replicas {
       // every partition with a pending copy left 12 and 26 hot-key evictions in the harness run
       // that showed the defect (38 before; 1 when only the reporter's own were skipped), since a
       // squeeze comes with a migration, when most partitions have one
-      if (!this.serves(p) || t.owners[p].indexOf(from) < 1 || t.pending[p].includes(from)) continue;
+      if (t.owners[p].indexOf(from) < 1 || t.pending[p].includes(from) || !this.serves(p)) continue;
       const max = Math.min(budget, PRESSURE_PER_PARTITION);
       budget -= max;
       const r = this.records.serial(p, () => {

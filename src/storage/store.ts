@@ -615,11 +615,7 @@ export class ShardStore {
       this.evicted(p, this.slotIdx, off);
       return true;
     }
-    this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
-    if (EVICTION_LOG) {
-      const bytes = this.kstr === null ? this.kbuf : Buffer.from(this.kstr, 'latin1');
-      logEviction(p, this.mapName(mapId), bytes, 0, this.klen);
-    }
+    this.countEviction(p, mapId, this.kstr === null ? this.kbuf : Buffer.from(this.kstr, 'latin1'), 0, this.klen);
     return false;
   }
 
@@ -1372,9 +1368,14 @@ export class ShardStore {
   private evicted(p: number, slot: number, off: number): void {
     const km = this.u32[(off + E_KEYMAP) >>> 2];
     if (this.journal.slots !== 0 && this.primaryHere(p)) this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
-    if (EVICTION_LOG) logEviction(p, this.mapName(km >>> 16), this.u8, off + E_HEADER, km & 0xffff);
+    this.countEviction(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
     this.unlinkAt(p, slot, off, km >>> 16);
+  }
+
+  /** An eviction from p of the key of `mapId` held in `len` bytes of `bytes` at `at`: counted, and recorded in the test-only eviction log. */
+  private countEviction(p: number, mapId: number, bytes: Uint8Array, at: number, len: number): void {
     this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
+    if (EVICTION_LOG) logEviction(p, this.mapName(mapId), bytes, at, len);
   }
 
   /**
