@@ -45,7 +45,7 @@ export interface ClusterOptions {
   secret?: string;
   /** Synchronous backup copies of every partition, each on another member (0 to 6). Default 1. */
   backups?: number;
-  /** Join as a lite member: it owns no data and routes every operation to the members that own it. Default false. */
+  /** Join as a lite member: it owns no data and routes every operation to the members that own it; its store has no pages (options.memory is ignored). Default false. */
   lite?: boolean;
   /**
    * Mutual TLS on the member port and on connections to other members: this member's key and

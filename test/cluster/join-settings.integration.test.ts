@@ -77,6 +77,42 @@ describe('joining with options the cluster does not share', () => {
     expect(lite.stats().cluster!.tableVersion).toBe(first.stats().cluster!.tableVersion);
   });
 
+  // A lite member owns no partitions but allocated the store of options.memory all the same: at
+  // the default 256MB a heap of 9,011,200 bytes (~8.6MB) and an access map of 8,095,744, 18MB with
+  // its control block. Now its store has no pages, and its operations (its own and an attached
+  // thread's) still work, routed to the data member; nothing is stored or counted in its memory.
+  it('a lite member allocates no store pages (only the control block), and its operations and an attached thread\'s are all routed', { timeout: 30_000 }, async () => {
+    const lite = await createGrid({ workers: 1, cluster: { host: '127.0.0.1', port: 0, seeds: [url], secret: SECRET, lite: true } });
+    others.push(lite);
+    const b = lite.handle.buffers;
+    const bytes = b.control.byteLength + b.heap.byteLength + b.access.byteLength;
+    console.log(`lite member store: ${bytes} bytes (control ${b.control.byteLength}, heap ${b.heap.byteLength}, access ${b.access.byteLength})`);
+    expect(b.heap.byteLength).toBe(0);
+    expect(b.heap.maxByteLength).toBe(0);
+    expect(b.access.byteLength).toBe(0);
+    expect(bytes).toBeLessThan(1024 * 1024);
+    const m = lite.map<number>('lite-routed');
+    for (let i = 0; i < 100; i++) await m.set(`k${i}`, i);
+    expect(await m.getMany(['k0', 'k99', 'nope'])).toEqual([0, 99, undefined]);
+    const { Worker } = await import('node:worker_threads');
+    const code = `import { attachGrid } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      import { parentPort, workerData } from 'node:worker_threads';
+      const g = await attachGrid(workerData);
+      const m = g.map('lite-routed');
+      await m.set('from-thread', 7);
+      parentPort.postMessage([await m.get('from-thread'), await m.get('k5')]);
+      await g.close();`;
+    const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData: lite.handle });
+    expect(await new Promise((resolve, reject) => (w.once('message', resolve), w.once('error', reject)))).toEqual([7, 5]);
+    await new Promise((r) => w.once('exit', r));
+    expect(await m.get('from-thread')).toBe(7);
+    const st = lite.stats();
+    expect(st.entries).toBe(0);
+    expect(st.bytesLimit).toBe(bytes); // what it holds, not the 256MB of options.memory
+    expect(st.bytesUsed).toBe(bytes);
+    expect(await first.map('lite-routed').get('k99')).toBe(99);
+  });
+
   it('a member whose RESP or metrics port is taken fails before it joins (it used to join, then leave)', { timeout: 30_000 }, async () => {
     const { createServer } = await import('node:net');
     const held = createServer();
