@@ -28,7 +28,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
-import { isTable, lastCopiesOf, migrating, migrations, ownedBy, type PartitionTable } from '../ring/table.js';
+import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
 import { createLog, type Logger } from '../log.js';
@@ -39,7 +39,7 @@ import { Metadata } from './metadata/metadata.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
-import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterStatus } from './status.js';
+import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterMemberStatus, type ClusterStatus } from './status.js';
 
 export { RETRY_DEADLINE_MS } from './context.js';
 
@@ -507,6 +507,25 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     return { entries: s.entries, bytesUsed: s.bytesUsed, bytesLimit: s.bytesLimit };
   }
 
+  /**
+   * Status rows of the members the partition table or the metadata log still names that SWIM does
+   * not hold alive or suspect (dead, left, or never heard of): they vanished from `shardgrid status`
+   * while the table still gave them partitions, and the counts of the rows shown did not add up to
+   * the partition count. Not asked for figures: nobody reaches them.
+   */
+  private unreachedRows(t: PartitionTable | undefined, coord: string | undefined, listed: ReadonlySet<string>): ClusterMemberStatus[] {
+    const rows: ClusterMemberStatus[] = [];
+    for (const id of new Set([...namedIn(t), ...this.meta.state.members.keys()])) {
+      if (listed.has(id)) continue;
+      const info = this.membership.infoOf(id);
+      const status = info?.status ?? 'unknown';
+      const url = info?.url ?? this.meta.state.members.get(id)?.url ?? '';
+      const why = status === 'unknown' ? 'unknown to this member\'s failure detector' : `${status} in this member's failure detector`;
+      rows.push({ id, url, lite: false, status, startedAt: info?.startedAt ?? 0, coordinator: id === coord, ...ownedBy(t, id), error: `${why}; the partition table still names it (until the metadata leader removes it)` });
+    }
+    return rows;
+  }
+
   /** Members, partitions per member and memory, as `shardgrid status` prints it. */
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.replicas.table;
@@ -533,7 +552,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       }
     }
     const coord = d.leader;
-    const members = await Promise.all(
+    const members: ClusterMemberStatus[] = await Promise.all(
       this.membership.members().map(async (m) => {
         const { primaries, backups } = ownedBy(t, m.id);
         const row = { id: m.id, url: m.url, lite: m.lite, status: m.status as 'alive' | 'suspect', startedAt: m.startedAt, coordinator: m.id === coord, primaries, backups };
@@ -545,6 +564,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         }
       }),
     );
+    members.push(...this.unreachedRows(t, coord, new Set(members.map((m) => m.id))));
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
     return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), migrations: migrations(t, MIGRATIONS_SHOWN), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };
