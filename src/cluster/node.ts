@@ -55,6 +55,10 @@ const HAND_OVER_LEAD_MS = 5000;
 const LITE_REFRESH_MS = 1000;
 /** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
 const MIGRATIONS_SHOWN = 32;
+/** How long a member's dial of a joiner's advertised url may take (`grid.reach?`, checkAdvertise). */
+const REACH_MS = 2000;
+/** The request a joiner sends a seed: "dial me back at the url I advertise". */
+const REACH_REQUEST = 'grid.reach?';
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -175,6 +179,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
           { option: 'options.cluster.seeds' },
         );
       }
+      if (o.advertise !== undefined) await this.checkAdvertise(seeds);
       // only a member started without seeds founds a cluster
       await this.begin(seeds, o.seeds.length === 0);
       if (this.startAborted) throw new GridClosedError('closed while joining');
@@ -183,6 +188,53 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * options.cluster.advertise, checked before this member joins: the first seed that answers dials
+   * it back at the url it advertises (`grid.reach?`), as every member will. A url nothing listens
+   * on (or another member's) used to join all the same: the joiner's own connections carried
+   * everything at first, and the cluster failed to reach it once they dropped. Checked from a
+   * peer, not by dialling itself: behind NAT or a proxy a member often cannot reach its own
+   * public address while the others can. Not checked: a founding member (nobody to ask), a seed
+   * of an older build (GRID_ERR_UNSUPPORTED), no seed answering (the join then fails as before),
+   * and a rejoin after a removal (the url was checked at the start).
+   *
+   * @throws {InvalidOptionError} naming options.cluster.advertise and the url, when the seed could not reach this member there.
+   */
+  private async checkAdvertise(seeds: readonly string[]): Promise<void> {
+    const t = this.transport;
+    for (const seed of seeds) {
+      let peer: string;
+      let r: unknown;
+      try {
+        peer = await t.connect(seed, REACH_MS);
+        r = await t.request<unknown>(peer, REACH_REQUEST, null, REACH_MS + 1000);
+      } catch {
+        if (this.startAborted) throw new GridClosedError('closed while joining');
+        continue; // a seed down or of an older build: the next one, or nothing checked
+      }
+      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown };
+      if (a.id === this.memberId) return;
+      const got = typeof a.id === 'string' ? `it leads to member ${a.id}, not to this one` : `it got ${typeof a.error === 'string' ? a.error : 'no answer'}`;
+      throw new InvalidOptionError(
+        `options.cluster.advertise: member ${peer} (seed ${seed}) dialled this member at its advertised url ${t.url} and ${got}; ` +
+          `every member dials that url, so it must lead to this member, which listens on ${t.boundUrl()} (a proxy in front of it must be up before the member starts)`,
+        { option: 'options.cluster.advertise', url: t.url },
+      );
+    }
+  }
+
+  /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
+  private async reach(from: string): Promise<{ id: string } | { error: string }> {
+    const url = this.transport.urlOf(from);
+    if (url === undefined) return { error: 'no url known for it' };
+    if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
+    try {
+      return { id: await this.transport.probe(url, REACH_MS) };
+    } catch (e) {
+      return { error: e instanceof GridError ? `${e.code}: ${e.message}` : String(e) };
     }
   }
 
@@ -221,6 +273,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     });
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
+    t.handle(REACH_REQUEST, (_b, from) => this.reach(from));
     // a data member takes gossip about new members only from data members of its log (or from the
     // new member itself); a lite member, which has no log, from anyone it already knows
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {

@@ -113,6 +113,56 @@ describe('joining with options the cluster does not share', () => {
     expect(await first.map('lite-routed').get('k99')).toBe(99);
   });
 
+  // options.cluster.advertise to a port nothing listens on joined all the same (the joiner's own
+  // connections carried everything at first) and the cluster failed to reach it later. Now the
+  // seed dials the joiner back at that url before it joins.
+  it('a member advertising a url that does not lead to it is refused before it joins, naming options.cluster.advertise and the url; one behind a relay joins', { timeout: 30_000 }, async () => {
+    const { createServer, connect } = await import('node:net');
+    const freePort = () => new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const joined: string[] = [];
+    const onJoin = (m: { id: string }) => joined.push(m.id);
+    first.on('member-joined', onJoin);
+    const relay = createServer((down) => {
+      const up = connect(target, '127.0.0.1');
+      down.pipe(up).pipe(down);
+      down.on('error', () => up.destroy());
+      up.on('error', () => down.destroy());
+    });
+    let target = 0;
+    // another member's address: a bare transport that names itself in the handshake
+    const { Transport } = await import('../../dist/transport/index.js');
+    const other = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-0123456789ab', log: () => undefined });
+    try {
+      const nobody = await freePort();
+      for (const advertise of [`127.0.0.1:${nobody}`, other.url.slice('ws://'.length)]) {
+        const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise, seeds: [url], secret: SECRET, backups: 1 } }).then(
+          (g) => g.close().then(() => 'joined'),
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', data: { option: 'options.cluster.advertise', url: `ws://${advertise}` } });
+        expect((err as Error).message).toContain(`options.cluster.advertise: member ${first.stats().cluster!.memberId} (seed ${url}) dialled this member at its advertised url ws://${advertise} and `);
+        expect((err as Error).message).toMatch(advertise.endsWith(`:${nobody}`) ? /ECONNREFUSED/ : /it leads to member m-0123456789ab, not to this one/);
+      }
+      expect(joined).toEqual([]);
+      // control: behind a relay that leads to it, a member joins through the same check
+      target = await freePort();
+      await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+      const g = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: target, advertise: `127.0.0.1:${(relay.address() as { port: number }).port}`, seeds: [url], secret: SECRET, backups: 1, lite: true } });
+      others.push(g);
+      expect(first.stats().members!.map((m) => m.id)).toContain(g.stats().cluster!.memberId);
+    } finally {
+      first.off('member-joined', onJoin);
+      relay.close();
+      await other.close();
+    }
+  });
+
   it('a member whose RESP or metrics port is taken fails before it joins (it used to join, then leave)', { timeout: 30_000 }, async () => {
     const { createServer } = await import('node:net');
     const held = createServer();
