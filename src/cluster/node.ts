@@ -31,6 +31,7 @@ import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, M
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
+import { safeText } from '../transport/wire.js';
 import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
@@ -59,6 +60,12 @@ const MIGRATIONS_SHOWN = 32;
 const REACH_MS = 2000;
 /** The request a joiner sends a seed: "dial me back at the url I advertise". */
 const REACH_REQUEST = 'grid.reach?';
+/** The notice a member sends one it could not dial at its advertised url (checkPeersAdvertised). */
+const UNREACHED_NOTICE = 'grid.unreached';
+/** Members a new member dials back at their advertised urls, at most (the first ones by start time). */
+const PEERS_CHECKED = 32;
+/** A member logs a peer's UNREACHED_NOTICE at most this often. */
+const UNREACHED_LOG_MS = 10_000;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -183,6 +190,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       // only a member started without seeds founds a cluster
       await this.begin(seeds, o.seeds.length === 0);
       if (this.startAborted) throw new GridClosedError('closed while joining');
+      void this.checkPeersAdvertised();
     } catch (e) {
       await this.transport.close();
       throw e;
@@ -224,6 +232,40 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         { option: 'options.cluster.advertise', url: t.url },
       );
     }
+  }
+
+  /**
+   * After its start, a member dials every other member (PEERS_CHECKED at most) at the url it
+   * advertises, as its own dials will later, in the background: a member that cannot be reached
+   * there (a founding member's advertise is checked by nobody else) gets a warning here and a
+   * notice (`grid.unreached`), which it logs too. Only a warning: the fault is the other member's.
+   */
+  private async checkPeersAdvertised(): Promise<void> {
+    const others = this.membership.members().filter((m) => m.id !== this.memberId).slice(0, PEERS_CHECKED);
+    for (const m of others) {
+      if (this.closed || this.restarting) return;
+      let problem: string;
+      try {
+        const id = await this.transport.probe(m.url, REACH_MS);
+        if (id === m.id) continue;
+        problem = `it leads to member ${id}`;
+      } catch (e) {
+        if (this.closed || this.restarting) return;
+        problem = e instanceof GridError ? `${e.code}: ${e.message}` : String(e);
+      }
+      this.log('warn', `member ${m.id} advertises ${m.url}, but this member cannot dial it there (${problem}); the cluster fails to reach it once the connections it opened drop: check its options.cluster.advertise (--advertise)`);
+      this.transport.notify(m.id, UNREACHED_NOTICE, { error: problem });
+    }
+  }
+
+  private unreachedLoggedAt = 0;
+
+  /** A peer's UNREACHED_NOTICE: logged (the peer's text escaped, bounded), at most every UNREACHED_LOG_MS. */
+  private onUnreached(b: unknown, from: string): void {
+    if (Date.now() - this.unreachedLoggedAt < UNREACHED_LOG_MS) return;
+    this.unreachedLoggedAt = Date.now();
+    const error = typeof b === 'object' && b !== null ? (b as { error?: unknown }).error : undefined;
+    this.log('warn', `member ${from} cannot dial this member at its advertised url ${this.transport.url} (${safeText(error, 200)}): the cluster fails to reach this member once the connections it opened drop; check options.cluster.advertise (--advertise)`);
   }
 
   /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
@@ -274,6 +316,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
     t.handle(REACH_REQUEST, (_b, from) => this.reach(from));
+    t.handle(UNREACHED_NOTICE, (b, from) => this.onUnreached(b, from));
     // a data member takes gossip about new members only from data members of its log (or from the
     // new member itself); a lite member, which has no log, from anyone it already knows
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {

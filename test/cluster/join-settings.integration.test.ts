@@ -163,6 +163,28 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // A founding member has no seed to dial it back: its advertise is checked by the members that
+  // join it, which warn, and tell it so that it warns too.
+  it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    const nobody = (held.address() as { port: number }).port;
+    await new Promise<void>((r) => held.close(() => r()));
+    const logs = { founder: [] as string[], joiner: [] as string[] };
+    const logger = (into: string[]) => ({ debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => into.push(typeof a === 'string' ? a : String(b)) });
+    const founder = await createGrid({ workers: 1, memory: '16MB', logger: logger(logs.founder), cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${nobody}`, secret: SECRET, backups: 1 } });
+    others.push(founder);
+    const joiner = await createGrid({ workers: 1, memory: '16MB', logger: logger(logs.joiner), cluster: { host: '127.0.0.1', port: 0, seeds: [founder.cluster!.boundUrl], secret: SECRET, lite: true } });
+    others.push(joiner);
+    const fid = founder.stats().cluster!.memberId;
+    for (let i = 0; i < 100 && (logs.joiner.length === 0 || logs.founder.length === 0); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(logs.joiner.find((l) => l.includes(`member ${fid} advertises ws://127.0.0.1:${nobody}, but this member cannot dial it there (GRID_ERR_MEMBER_UNREACHABLE`))).toBeDefined();
+    expect(logs.founder.find((l) => l.includes(`member ${joiner.stats().cluster!.memberId} cannot dial this member at its advertised url ws://127.0.0.1:${nobody} (GRID_ERR_MEMBER_UNREACHABLE`))).toBeDefined();
+    // the joiner itself advertises where it listens: nobody warns about it
+    expect(logs.joiner.filter((l) => l.includes('cannot dial this member'))).toEqual([]);
+  });
+
   it('a member whose RESP or metrics port is taken fails before it joins (it used to join, then leave)', { timeout: 30_000 }, async () => {
     const { createServer } = await import('node:net');
     const held = createServer();
