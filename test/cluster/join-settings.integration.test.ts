@@ -8,6 +8,7 @@
 // differ in backups.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
+import { closedPort } from '../fixtures/status-member.js';
 
 const SECRET = 'join-settings-test-secret-0123456789abcd';
 
@@ -118,13 +119,6 @@ describe('joining with options the cluster does not share', () => {
   // seed dials the joiner back at that url before it joins.
   it('a member advertising a url that does not lead to it is refused before it joins, naming options.cluster.advertise and the url; one behind a relay joins', { timeout: 30_000 }, async () => {
     const { createServer, connect } = await import('node:net');
-    const freePort = () => new Promise<number>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    });
     const joined: string[] = [];
     const onJoin = (m: { id: string }) => joined.push(m.id);
     first.on('member-joined', onJoin);
@@ -139,7 +133,7 @@ describe('joining with options the cluster does not share', () => {
     const { Transport } = await import('../../dist/transport/index.js');
     const other = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-0123456789ab', log: () => undefined });
     try {
-      const nobody = await freePort();
+      const nobody = await closedPort();
       for (const advertise of [`127.0.0.1:${nobody}`, other.url.slice('ws://'.length)]) {
         const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise, seeds: [url], secret: SECRET, backups: 1 } }).then(
           (g) => g.close().then(() => 'joined'),
@@ -151,7 +145,7 @@ describe('joining with options the cluster does not share', () => {
       }
       expect(joined).toEqual([]);
       // control: behind a relay that leads to it, a member joins through the same check
-      target = await freePort();
+      target = await closedPort();
       await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
       const g = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: target, advertise: `127.0.0.1:${(relay.address() as { port: number }).port}`, seeds: [url], secret: SECRET, backups: 1, lite: true } });
       others.push(g);
@@ -166,11 +160,7 @@ describe('joining with options the cluster does not share', () => {
   // A founding member has no seed to dial it back: its advertise is checked by the members that
   // join it, which warn, and tell it so that it warns too.
   it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
-    const { createServer } = await import('node:net');
-    const held = createServer();
-    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
-    const nobody = (held.address() as { port: number }).port;
-    await new Promise<void>((r) => held.close(() => r()));
+    const nobody = await closedPort();
     const logs = { founder: [] as string[], joiner: [] as string[] };
     const logger = (into: string[]) => ({ debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => into.push(typeof a === 'string' ? a : String(b)) });
     const founder = await createGrid({ workers: 1, memory: '16MB', logger: logger(logs.founder), cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${nobody}`, secret: SECRET, backups: 1 } });
