@@ -26,7 +26,9 @@ export interface ClusterOptions {
   port?: number;
   /**
    * The 'host:port' other members dial to reach this one, when it differs from the bind address
-   * (containers, NAT, `host: '0.0.0.0'`, test proxies). Default: host and the bound port.
+   * (containers, NAT, `host: '0.0.0.0'`, test proxies). Default: host and the bound port. A joining
+   * member's seed dials it back there first: an address that does not lead to it fails the start
+   * with GRID_ERR_INVALID_OPTION naming options.cluster.advertise (a proxy in front must be up first).
    */
   advertise?: string;
   /** Local IP address this member's outbound connections come from (as Redis's bind-source-addr). Default: chosen by the OS. */
@@ -45,7 +47,7 @@ export interface ClusterOptions {
   secret?: string;
   /** Synchronous backup copies of every partition, each on another member (0 to 6). Default 1. */
   backups?: number;
-  /** Join as a lite member: it owns no data and routes every operation to the members that own it. Default false. */
+  /** Join as a lite member: it owns no data and routes every operation to the members that own it; its store has no pages (options.memory is ignored). Default false. */
   lite?: boolean;
   /**
    * Mutual TLS on the member port and on connections to other members: this member's key and

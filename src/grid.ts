@@ -469,7 +469,8 @@ export class Grid extends EventEmitter<GridEvents> implements MapHost {
     return {
       entries: s.entries,
       bytesUsed: s.bytesUsed,
-      bytesLimit: this.options?.memory ?? s.overheadBytes + s.pagesMax * s.pageSize,
+      // a lite member's store has no pages: its limit is what it holds, not options.memory
+      bytesLimit: this.options !== undefined && this.options.cluster?.lite !== true ? this.options.memory : s.overheadBytes + s.pagesMax * s.pageSize,
       liveBytes: s.liveBytes,
       hits: s.hits,
       misses: s.misses,
@@ -797,10 +798,13 @@ export async function createGrid(options?: GridOptions): Promise<Grid> {
   // the registry (and the per-map counters planMemory budgets for) has a slot per internal map too
   // a cluster data member's evictions go to its copies through the eviction journal (storage/journal.ts)
   const journalSlots = o.cluster !== undefined && !o.cluster.lite ? JOURNAL_SLOTS : 0;
-  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps + INTERNAL_MAPS.length, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages, journalSlots };
+  // a lite member owns no partitions and routes every operation: its store has no pages at all (it
+  // allocated the heap and access map of options.memory, ~17MB at the default 256MB, never used)
+  const noPages = o.cluster?.lite === true;
+  const init = { partitions: o.partitions, memory: o.memory, maxMaps: o.maxMaps + INTERNAL_MAPS.length, maxKeyBytes: o.maxKeyBytes, maxValueBytes: o.maxValueBytes, reservePages, journalSlots, noPages };
   const plan = planMemory(init);
   const minPages = o.partitions * 2 + reservePages;
-  if (plan.maxPages < minPages) {
+  if (!noPages && plan.maxPages < minPages) {
     // the smallest budget in whole MB whose plan leaves minPages pages (the plan's bookkeeping
     // grows with the budget, so no closed form); a few hundred plans at most, each a few steps
     let mb = Math.ceil(o.memory / 1048576);

@@ -24,15 +24,21 @@ describe('advertise and sourceAddress', () => {
     for (const c of closers.reverse()) await c();
   });
 
-  it('a member is reached at its advertised address, and dials from its source address', async () => {
-    // a is reached through a relay, so it advertises the relay's address (the url peers dial:
-    // protocol 3 binds it into the handshake)
+  /** A transport `id` reached through a relay, advertising the relay's address. */
+  async function behindRelay(id: string): Promise<{ a: Transport; r: Awaited<ReturnType<typeof relay>> }> {
     let port = 0;
     const r = await relay(() => port);
     closers.push(() => new Promise((res) => r.server.close(res)));
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a', advertise: `127.0.0.1:${r.port}` });
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: id, advertise: `127.0.0.1:${r.port}` });
     closers.push(() => a.close());
-    port = (a as unknown as { server: { address(): { port: number } } }).server.address().port;
+    port = a.boundPort;
+    return { a, r };
+  }
+
+  it('a member is reached at its advertised address, and dials from its source address', async () => {
+    // a is reached through a relay, so it advertises the relay's address (the url peers dial:
+    // protocol 3 binds it into the handshake)
+    const { a, r } = await behindRelay('a');
     // b dials through the relay, from 127.0.0.7 (any 127/8 address is local on Linux)
     const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b', sourceAddress: '127.0.0.7', advertise: 'b.example:7999' });
     closers.push(() => b.close());
@@ -63,6 +69,24 @@ describe('advertise and sourceAddress', () => {
     const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b3', log: () => undefined });
     closers.push(() => b.close());
     expect(await b.connect(`ws://127.0.0.1:${a.boundPort}`)).toBe('a3');
+  });
+
+  it('probe names the member a url leads to, through a relay, without authenticating or disturbing the open connection; a closed port rejects with GRID_ERR_MEMBER_UNREACHABLE', async () => {
+    const { a, r } = await behindRelay('a4');
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b4' });
+    closers.push(() => b.close());
+    expect(await a.connect(b.url)).toBe('b4');
+    a.handle('echo', (x) => x);
+    expect(await b.probe(a.url, 2000)).toBe('a4');
+    expect(r.sources.length).toBe(1); // it went through the relay
+    // the link b already had to a is still the one in use
+    expect(await b.request('a4', 'echo', 'still open')).toBe('still open');
+    expect(b.peers()).toEqual(['a4']);
+    expect(a.peers()).toEqual(['b4']);
+    const closed = r.port; // nothing listens at a's bound port + relay once the relay is closed
+    await new Promise((res) => r.server.close(res));
+    await expect(b.probe(`ws://127.0.0.1:${closed}`, 2000)).rejects.toMatchObject({ code: 'GRID_ERR_MEMBER_UNREACHABLE' });
+    await expect(b.probe('http://x', 2000)).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
   });
 
   it('refuses a malformed advertise or source address with a typed error', async () => {

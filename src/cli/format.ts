@@ -65,7 +65,8 @@ export function renderStatus(s: ClusterStatus): string {
   for (const m of s.members) {
     rows.push([m.id, m.url, role(m), m.status, String(m.primaries), String(m.backups), m.entries === undefined ? '-' : String(m.entries), memory(m)]);
   }
-  const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} did not answer: ${m.error}`);
+  // a member SWIM holds dead (or left, or unknown) is listed while the table names it: not asked at all
+  const silent = s.members.filter((m) => m.error !== undefined).map((m) => `member ${m.id} ${m.status === 'alive' || m.status === 'suspect' ? 'did not answer' : 'is not reachable'}: ${m.error}`);
   const moving = s.migrating > 0 && s.migrations !== undefined && s.migrations.length > 0 ? [migrationsLine(s.migrating, s.migrations)] : [];
   // lost partitions were in the JSON only: the human form said nothing of data that is gone
   const lost = s.lostPartitions ?? [];

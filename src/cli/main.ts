@@ -478,7 +478,7 @@ function program(setExit: (code: number) => void): Command {
     .description('run a cluster member until SIGINT, SIGTERM or SIGHUP, then leave the cluster gracefully')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (default: 7400, 0 with --lite); 0 picks a free one, printed when started', integer(0, 65535))
-    .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies)', hostPort)
+    .option('--advertise <host:port>', 'address other members dial to reach this one, when it differs from --host and --port (containers, NAT, proxies); a seed dials it back before this member joins', hostPort)
     .option('--source-address <ip>', 'local IP address outbound connections to other members come from (default: chosen by the OS)', ipAddress)
     .option('--seeds <urls>', 'comma-separated ws:// urls of members to join through (default: none, start a new cluster)', seedList)
     .option('--secret-file <path>', SECRET_FILE_HELP)

@@ -297,6 +297,13 @@ export class Membership extends EventEmitter {
     return m !== undefined && m.status <= SUSPECT;
   }
 
+  /** What SWIM knows of a member, dead and left ones included; undefined when never heard of (or forgotten). */
+  infoOf(id: string): MemberInfo | undefined {
+    if (id === this.self.id) return info(this.self);
+    const m = this.table.get(id);
+    return m === undefined ? undefined : info(m);
+  }
+
   /** SWIM's verdict on a member: its status, or undefined when never heard of (or forgotten). */
   statusOf(id: string): MemberStatus | undefined {
     if (id === this.self.id) return STATUS[this.self.status];

@@ -28,9 +28,10 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
-import { isTable, lastCopiesOf, migrating, migrations, ownedBy, type PartitionTable } from '../ring/table.js';
+import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
+import { safeText } from '../transport/wire.js';
 import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
@@ -39,7 +40,7 @@ import { Metadata } from './metadata/metadata.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
-import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterStatus } from './status.js';
+import { CLUSTER_STATUS_REQUEST, isCpStatus, type ClusterMemberStatus, type ClusterStatus } from './status.js';
 
 export { RETRY_DEADLINE_MS } from './context.js';
 
@@ -55,6 +56,16 @@ const HAND_OVER_LEAD_MS = 5000;
 const LITE_REFRESH_MS = 1000;
 /** Migrating partitions a cluster status lists (ClusterStatus.migrations); `migrating` counts them all. */
 const MIGRATIONS_SHOWN = 32;
+/** How long a member's dial of a joiner's advertised url may take (`grid.reach?`, checkAdvertise). */
+const REACH_MS = 2000;
+/** The request a joiner sends a seed: "dial me back at the url I advertise". */
+const REACH_REQUEST = 'grid.reach?';
+/** The notice a member sends one it could not dial at its advertised url (checkPeersAdvertised). */
+const UNREACHED_NOTICE = 'grid.unreached';
+/** Members a new member dials back at their advertised urls, at most (the first ones by start time). */
+const PEERS_CHECKED = 32;
+/** A member logs a peer's UNREACHED_NOTICE at most this often. */
+const UNREACHED_LOG_MS = 10_000;
 /** SHARDGRID_TRACE=1: log every cluster event (info level included) to stderr, for fault diagnosis. */
 const TRACE = process.env.SHARDGRID_TRACE === '1';
 
@@ -175,14 +186,97 @@ export class ClusterNode extends EventEmitter implements MemberContext {
           { option: 'options.cluster.seeds' },
         );
       }
+      if (o.advertise !== undefined) await this.checkAdvertise(seeds);
       // only a member started without seeds founds a cluster
       await this.begin(seeds, o.seeds.length === 0);
       if (this.startAborted) throw new GridClosedError('closed while joining');
+      void this.checkPeersAdvertised();
     } catch (e) {
       await this.transport.close();
       throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * options.cluster.advertise, checked before this member joins: the first seed that answers dials
+   * it back at the url it advertises (`grid.reach?`), as every member will. A url nothing listens
+   * on (or another member's) used to join all the same: the joiner's own connections carried
+   * everything at first, and the cluster failed to reach it once they dropped. Checked from a
+   * peer, not by dialling itself: behind NAT or a proxy a member often cannot reach its own
+   * public address while the others can. Not checked: a founding member (nobody to ask), a seed
+   * of an older build (GRID_ERR_UNSUPPORTED), no seed answering (the join then fails as before),
+   * and a rejoin after a removal (the url was checked at the start).
+   *
+   * @throws {InvalidOptionError} naming options.cluster.advertise and the url, when the seed could not reach this member there.
+   */
+  private async checkAdvertise(seeds: readonly string[]): Promise<void> {
+    const t = this.transport;
+    for (const seed of seeds) {
+      let peer: string;
+      let r: unknown;
+      try {
+        peer = await t.connect(seed, REACH_MS);
+        r = await t.request<unknown>(peer, REACH_REQUEST, null, REACH_MS + 1000);
+      } catch {
+        if (this.startAborted) throw new GridClosedError('closed while joining');
+        continue; // a seed down or of an older build: the next one, or nothing checked
+      }
+      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown };
+      if (a.id === this.memberId) return;
+      const got = typeof a.id === 'string' ? `it leads to member ${a.id}, not to this one` : `it got ${typeof a.error === 'string' ? a.error : 'no answer'}`;
+      throw new InvalidOptionError(
+        `options.cluster.advertise: member ${peer} (seed ${seed}) dialled this member at its advertised url ${t.url} and ${got}; ` +
+          `every member dials that url, so it must lead to this member, which listens on ${t.boundUrl()} (a proxy in front of it must be up before the member starts)`,
+        { option: 'options.cluster.advertise', url: t.url },
+      );
+    }
+  }
+
+  /**
+   * After its start, a member dials every other member (PEERS_CHECKED at most) at the url it
+   * advertises, as its own dials will later, in the background: a member that cannot be reached
+   * there (a founding member's advertise is checked by nobody else) gets a warning here and a
+   * notice (`grid.unreached`), which it logs too. Only a warning: the fault is the other member's.
+   */
+  private async checkPeersAdvertised(): Promise<void> {
+    const others = this.membership.members().filter((m) => m.id !== this.memberId).slice(0, PEERS_CHECKED);
+    for (const m of others) {
+      if (this.closed || this.restarting) return;
+      let problem: string;
+      try {
+        const id = await this.transport.probe(m.url, REACH_MS);
+        if (id === m.id) continue;
+        problem = `it leads to member ${id}`;
+      } catch (e) {
+        if (this.closed || this.restarting) return;
+        problem = e instanceof GridError ? `${e.code}: ${e.message}` : String(e);
+      }
+      this.log('warn', `member ${m.id} advertises ${m.url}, but this member cannot dial it there (${problem}); the cluster fails to reach it once the connections it opened drop: check its options.cluster.advertise (--advertise)`);
+      this.transport.notify(m.id, UNREACHED_NOTICE, { error: problem });
+    }
+  }
+
+  private unreachedLoggedAt = 0;
+
+  /** A peer's UNREACHED_NOTICE: logged (the peer's text escaped, bounded), at most every UNREACHED_LOG_MS. */
+  private onUnreached(b: unknown, from: string): void {
+    if (Date.now() - this.unreachedLoggedAt < UNREACHED_LOG_MS) return;
+    this.unreachedLoggedAt = Date.now();
+    const error = typeof b === 'object' && b !== null ? (b as { error?: unknown }).error : undefined;
+    this.log('warn', `member ${from} cannot dial this member at its advertised url ${this.transport.url} (${safeText(error, 200)}): the cluster fails to reach this member once the connections it opened drop; check options.cluster.advertise (--advertise)`);
+  }
+
+  /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
+  private async reach(from: string): Promise<{ id: string } | { error: string }> {
+    const url = this.transport.urlOf(from);
+    if (url === undefined) return { error: 'no url known for it' };
+    if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
+    try {
+      return { id: await this.transport.probe(url, REACH_MS) };
+    } catch (e) {
+      return { error: e instanceof GridError ? `${e.code}: ${e.message}` : String(e) };
     }
   }
 
@@ -221,6 +315,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     });
     t.handle('grid.member-stats', () => this.memberStats());
     t.handle(CLUSTER_STATUS_REQUEST, () => this.clusterStatus());
+    t.handle(REACH_REQUEST, (_b, from) => this.reach(from));
+    t.handle(UNREACHED_NOTICE, (b, from) => this.onUnreached(b, from));
     // a data member takes gossip about new members only from data members of its log (or from the
     // new member itself); a lite member, which has no log, from anyone it already knows
     this.membership = new Membership(t, { id: this.memberId, url: t.url, startedAt: Date.now(), lite: this.lite }, {
@@ -507,6 +603,25 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     return { entries: s.entries, bytesUsed: s.bytesUsed, bytesLimit: s.bytesLimit };
   }
 
+  /**
+   * Status rows of the members the partition table or the metadata log still names that SWIM does
+   * not hold alive or suspect (dead, left, or never heard of): they vanished from `shardgrid status`
+   * while the table still gave them partitions, and the counts of the rows shown did not add up to
+   * the partition count. Not asked for figures: nobody reaches them.
+   */
+  private unreachedRows(t: PartitionTable | undefined, coord: string | undefined, listed: ReadonlySet<string>): ClusterMemberStatus[] {
+    const rows: ClusterMemberStatus[] = [];
+    for (const id of new Set([...namedIn(t), ...this.meta.state.members.keys()])) {
+      if (listed.has(id)) continue;
+      const info = this.membership.infoOf(id);
+      const status = info?.status ?? 'unknown';
+      const url = info?.url ?? this.meta.state.members.get(id)?.url ?? '';
+      const why = status === 'unknown' ? 'unknown to this member\'s failure detector' : `${status} in this member's failure detector`;
+      rows.push({ id, url, lite: false, status, startedAt: info?.startedAt ?? 0, coordinator: id === coord, ...ownedBy(t, id), error: `${why}; the partition table still names it (until the metadata leader removes it)` });
+    }
+    return rows;
+  }
+
   /** Members, partitions per member and memory, as `shardgrid status` prints it. */
   async clusterStatus(): Promise<ClusterStatus> {
     const t = this.replicas.table;
@@ -533,7 +648,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       }
     }
     const coord = d.leader;
-    const members = await Promise.all(
+    const members: ClusterMemberStatus[] = await Promise.all(
       this.membership.members().map(async (m) => {
         const { primaries, backups } = ownedBy(t, m.id);
         const row = { id: m.id, url: m.url, lite: m.lite, status: m.status as 'alive' | 'suspect', startedAt: m.startedAt, coordinator: m.id === coord, primaries, backups };
@@ -545,6 +660,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         }
       }),
     );
+    members.push(...this.unreachedRows(t, coord, new Set(members.map((m) => m.id))));
     const lost: number[] = [];
     if (t !== undefined) for (let p = 0; p < this.partitions; p++) if (t.lost[p] > 0) lost.push(p);
     return { self: this.memberId, tableVersion: this.tableVersion, partitions: this.partitions, backups: this.backups, migrating: migrating(t), migrations: migrations(t, MIGRATIONS_SHOWN), members, leader: d.leader, term: d.term, lostPartitions: lost, cp, metadata: { role: d.role, voters: d.voters, learners: d.learners, leaseMs: d.leaseMs, safe: d.safe } };

@@ -19,8 +19,14 @@ export interface ClusterMemberStatus {
   url: string;
   /** True for a lite member (it owns no partitions). */
   lite: boolean;
-  /** Its status in the answering member's view. */
-  status: 'alive' | 'suspect';
+  /**
+   * Its status in the answering member's view: SWIM's (`alive`, `suspect`, `dead`, `left`), or
+   * `unknown` for a member the partition table or the metadata log still names but SWIM never
+   * heard of (or forgot). A member that is not alive or suspect is listed as long as the table
+   * gives it partitions or the log holds it (until the metadata leader removes it), with its
+   * partition counts and `error` set: those partitions are on a member nobody reaches.
+   */
+  status: 'alive' | 'suspect' | 'dead' | 'left' | 'unknown';
   /** When it started, ms since the epoch (its own clock). */
   startedAt: number;
   /** True for the metadata Raft leader (the coordinator), as the answering member knows it. */
@@ -82,7 +88,10 @@ export interface ClusterStatus {
   metadata?: { role: string; voters: readonly string[]; learners: readonly string[]; leaseMs: number; safe: number };
   /** The CP subsystem (grid.cp): its Raft group's leader and term, and counts of what it holds; absent when no data member answered. */
   cp?: ClusterCpStatus;
-  /** Every member the answering member knows (alive or suspect), with the figures each reported. */
+  /**
+   * Every member the answering member knows alive or suspect, with the figures each reported, then
+   * every other member the partition table or the metadata log still names (dead, left, unknown).
+   */
   members: ClusterMemberStatus[];
 }
 

@@ -252,6 +252,13 @@ export function ownedBy(t: PartitionTable | undefined, id: string): { primaries:
   return { primaries, backups };
 }
 
+/** Every member the table names (as an owner or a copy in flight), in first-named order. */
+export function namedIn(t: PartitionTable | undefined): string[] {
+  const ids = new Set<string>();
+  if (t !== undefined) for (const l of [...t.owners, ...t.pending]) for (const id of l) ids.add(id);
+  return [...ids];
+}
+
 /** Partitions that still have a copy in flight. */
 export function migrating(t: PartitionTable | undefined): number {
   return t === undefined ? 0 : t.pending.filter((l) => l.length > 0).length;

@@ -47,6 +47,12 @@ export interface StoreInit {
   reservePages: number;
   /** Eviction journal slots (storage/journal.ts): JOURNAL_SLOTS for a cluster data member, else 0. */
   journalSlots?: number;
+  /**
+   * True for a lite cluster member, which owns no partitions: no pages, so an empty heap and access
+   * map, and a control buffer without a page table (its map registry, thread slots and clock are
+   * still used). `memory` is then ignored.
+   */
+  noPages?: boolean;
 }
 
 /** Spins of an optimistic read before it falls back to taking the lock. */
@@ -86,7 +92,7 @@ export function planMemory(init: StoreInit): { pageShift: number; maxPages: numb
   let pageShift = 12;
   while (pageShift < 16 && 2 ** (pageShift + 1) <= per) pageShift++;
   const page = 2 ** pageShift;
-  let maxPages = Math.floor(init.memory / page);
+  let maxPages = init.noPages === true ? 0 : Math.floor(init.memory / page);
   for (;;) {
     const geo = geometry(init.partitions, pageShift, maxPages, init.maxMaps, init.journalSlots ?? 0);
     const accessBytes = (maxPages * page) >>> ACCESS_BYTES_SHIFT;

@@ -485,6 +485,8 @@ class Link implements FastPeer {
   failure: GridError | undefined;
   /** Closed because another connection to the same peer won. */
   superseded = false;
+  /** Outbound, from Transport.probe: hangs up at the listener's CHALLENGE, resolving its dial with the id it names. */
+  probe = false;
   /** Frames waiting to be sent, in order: BATCH arrays and sealed FAST frames. */
   readonly queue: Array<unknown[] | Buffer> = [];
   /** The BATCH array being filled (then the last entry of the queue), or null. */
@@ -1067,6 +1069,23 @@ export class Transport extends EventEmitter {
   }
 
   /**
+   * Dials `url` as far as the listener's CHALLENGE, which names it, and hangs up: resolves with the
+   * id of the member that listens there, without authenticating, keeping a connection or
+   * disturbing one already open to that member. It checks that a url leads to a member (and to
+   * which) from here, as another member would dial it (from `sourceAddress`, with `tls`).
+   * Rejects with the dial's own error: GRID_ERR_MEMBER_UNREACHABLE (refused, closed),
+   * GRID_ERR_TIMEOUT (no CHALLENGE within timeoutMs), GRID_ERR_AUTH (the listener advertises
+   * another url), GRID_ERR_INVALID_ARGUMENT (not a ws:// url).
+   */
+  probe(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
+    if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
+    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
+      return Promise.reject(new InvalidArgumentError(`probe: url must be a ws:// url, got ${safeText(url)}`));
+    }
+    return this.dial(url, timeoutMs, true);
+  }
+
+  /**
    * A dial already under way, begun by another caller with its own timeout: this caller waits at
    * most its own timeoutMs (the dial goes on for the other). Before, a graceful leave's 500 ms
    * bound joined a 5 s dial to a paused member and closing a grid took 5 s.
@@ -1193,7 +1212,7 @@ export class Transport extends EventEmitter {
 
   // ---------------------------------------------------------------- connection set-up
 
-  private dial(url: string, timeoutMs: number): Promise<string> {
+  private dial(url: string, timeoutMs: number, probe = false): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       let ws: WebSocket;
       try {
@@ -1216,6 +1235,7 @@ export class Transport extends EventEmitter {
       const link = new Link(ws, true, this, this.maxPayload - 1);
       link.url = url;
       link.dialled = url;
+      link.probe = probe;
       link.dial = {
         resolve,
         reject,
@@ -1227,7 +1247,7 @@ export class Transport extends EventEmitter {
         }, timeoutMs),
       };
       this.all.add(link);
-      this.dialsByUrl.set(url, link);
+      if (!probe) this.dialsByUrl.set(url, link);
       this.attach(link);
       ws.once('upgrade', (res: IncomingMessage) => {
         if (res.socket instanceof TLSSocket) link.tlsSocket = res.socket;
@@ -1680,6 +1700,17 @@ export class Transport extends EventEmitter {
     }
     link.id = c.id;
     link.theirNonce = c.nonce;
+    if (link.probe) {
+      // the listener named itself: that is all a probe asks (see probe)
+      const dial = link.dial;
+      link.dial = undefined;
+      if (dial !== undefined) {
+        clearTimeout(dial.deadline);
+        dial.resolve(c.id);
+      }
+      this.closeLink(link, CLOSE_DUPLICATE, 'probe', new MemberUnreachableError(`probe of ${link.describe()} done`));
+      return;
+    }
     if (link.id === this.memberId) {
       this.sameId(link);
       return;

@@ -8,6 +8,7 @@
 // differ in backups.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
+import { closedPort } from '../fixtures/status-member.js';
 
 const SECRET = 'join-settings-test-secret-0123456789abcd';
 
@@ -75,6 +76,103 @@ describe('joining with options the cluster does not share', () => {
     for (let i = 0; i < 100 && lite.stats().cluster!.migrating !== 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(lite.stats().cluster!.migrating).toBe(0);
     expect(lite.stats().cluster!.tableVersion).toBe(first.stats().cluster!.tableVersion);
+  });
+
+  // A lite member owns no partitions but allocated the store of options.memory all the same: at
+  // the default 256MB a heap of 9,011,200 bytes (~8.6MB) and an access map of 8,095,744, 18MB with
+  // its control block. Now its store has no pages, and its operations (its own and an attached
+  // thread's) still work, routed to the data member; nothing is stored or counted in its memory.
+  it('a lite member allocates no store pages (only the control block), and its operations and an attached thread\'s are all routed', { timeout: 30_000 }, async () => {
+    const lite = await createGrid({ workers: 1, cluster: { host: '127.0.0.1', port: 0, seeds: [url], secret: SECRET, lite: true } });
+    others.push(lite);
+    const b = lite.handle.buffers;
+    const bytes = b.control.byteLength + b.heap.byteLength + b.access.byteLength;
+    console.log(`lite member store: ${bytes} bytes (control ${b.control.byteLength}, heap ${b.heap.byteLength}, access ${b.access.byteLength})`);
+    expect(b.heap.byteLength).toBe(0);
+    expect(b.heap.maxByteLength).toBe(0);
+    expect(b.access.byteLength).toBe(0);
+    expect(bytes).toBeLessThan(1024 * 1024);
+    const m = lite.map<number>('lite-routed');
+    for (let i = 0; i < 100; i++) await m.set(`k${i}`, i);
+    expect(await m.getMany(['k0', 'k99', 'nope'])).toEqual([0, 99, undefined]);
+    const { Worker } = await import('node:worker_threads');
+    const code = `import { attachGrid } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      import { parentPort, workerData } from 'node:worker_threads';
+      const g = await attachGrid(workerData);
+      const m = g.map('lite-routed');
+      await m.set('from-thread', 7);
+      parentPort.postMessage([await m.get('from-thread'), await m.get('k5')]);
+      await g.close();`;
+    const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData: lite.handle });
+    expect(await new Promise((resolve, reject) => (w.once('message', resolve), w.once('error', reject)))).toEqual([7, 5]);
+    await new Promise((r) => w.once('exit', r));
+    expect(await m.get('from-thread')).toBe(7);
+    const st = lite.stats();
+    expect(st.entries).toBe(0);
+    expect(st.bytesLimit).toBe(bytes); // what it holds, not the 256MB of options.memory
+    expect(st.bytesUsed).toBe(bytes);
+    expect(await first.map('lite-routed').get('k99')).toBe(99);
+  });
+
+  // options.cluster.advertise to a port nothing listens on joined all the same (the joiner's own
+  // connections carried everything at first) and the cluster failed to reach it later. Now the
+  // seed dials the joiner back at that url before it joins.
+  it('a member advertising a url that does not lead to it is refused before it joins, naming options.cluster.advertise and the url; one behind a relay joins', { timeout: 30_000 }, async () => {
+    const { createServer, connect } = await import('node:net');
+    const joined: string[] = [];
+    const onJoin = (m: { id: string }) => joined.push(m.id);
+    first.on('member-joined', onJoin);
+    const relay = createServer((down) => {
+      const up = connect(target, '127.0.0.1');
+      down.pipe(up).pipe(down);
+      down.on('error', () => up.destroy());
+      up.on('error', () => down.destroy());
+    });
+    let target = 0;
+    // another member's address: a bare transport that names itself in the handshake
+    const { Transport } = await import('../../dist/transport/index.js');
+    const other = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-0123456789ab', log: () => undefined });
+    try {
+      const nobody = await closedPort();
+      for (const advertise of [`127.0.0.1:${nobody}`, other.url.slice('ws://'.length)]) {
+        const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise, seeds: [url], secret: SECRET, backups: 1 } }).then(
+          (g) => g.close().then(() => 'joined'),
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION', data: { option: 'options.cluster.advertise', url: `ws://${advertise}` } });
+        expect((err as Error).message).toContain(`options.cluster.advertise: member ${first.stats().cluster!.memberId} (seed ${url}) dialled this member at its advertised url ws://${advertise} and `);
+        expect((err as Error).message).toMatch(advertise.endsWith(`:${nobody}`) ? /ECONNREFUSED/ : /it leads to member m-0123456789ab, not to this one/);
+      }
+      expect(joined).toEqual([]);
+      // control: behind a relay that leads to it, a member joins through the same check
+      target = await closedPort();
+      await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+      const g = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: target, advertise: `127.0.0.1:${(relay.address() as { port: number }).port}`, seeds: [url], secret: SECRET, backups: 1, lite: true } });
+      others.push(g);
+      expect(first.stats().members!.map((m) => m.id)).toContain(g.stats().cluster!.memberId);
+    } finally {
+      first.off('member-joined', onJoin);
+      relay.close();
+      await other.close();
+    }
+  });
+
+  // A founding member has no seed to dial it back: its advertise is checked by the members that
+  // join it, which warn, and tell it so that it warns too.
+  it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
+    const nobody = await closedPort();
+    const logs = { founder: [] as string[], joiner: [] as string[] };
+    const logger = (into: string[]) => ({ debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => into.push(typeof a === 'string' ? a : String(b)) });
+    const founder = await createGrid({ workers: 1, memory: '16MB', logger: logger(logs.founder), cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${nobody}`, secret: SECRET, backups: 1 } });
+    others.push(founder);
+    const joiner = await createGrid({ workers: 1, memory: '16MB', logger: logger(logs.joiner), cluster: { host: '127.0.0.1', port: 0, seeds: [founder.cluster!.boundUrl], secret: SECRET, lite: true } });
+    others.push(joiner);
+    const fid = founder.stats().cluster!.memberId;
+    for (let i = 0; i < 100 && (logs.joiner.length === 0 || logs.founder.length === 0); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(logs.joiner.find((l) => l.includes(`member ${fid} advertises ws://127.0.0.1:${nobody}, but this member cannot dial it there (GRID_ERR_MEMBER_UNREACHABLE`))).toBeDefined();
+    expect(logs.founder.find((l) => l.includes(`member ${joiner.stats().cluster!.memberId} cannot dial this member at its advertised url ws://127.0.0.1:${nobody} (GRID_ERR_MEMBER_UNREACHABLE`))).toBeDefined();
+    // the joiner itself advertises where it listens: nobody warns about it
+    expect(logs.joiner.filter((l) => l.includes('cannot dial this member'))).toEqual([]);
   });
 
   it('a member whose RESP or metrics port is taken fails before it joins (it used to join, then leave)', { timeout: 30_000 }, async () => {
