@@ -24,6 +24,10 @@ interface Internals {
   compactionVictims(p: number, need: number): number[] | null;
   evictSampled(p: number, rounds: number): number;
   compactShort: number;
+  releaseInBackground(among: readonly number[]): boolean;
+  victimOrder(p: number, among: readonly number[] | null): number[];
+  primaryEvictions(): number;
+  tickClock(): void;
 }
 
 /** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
@@ -190,6 +194,44 @@ describe('making room', () => {
       expect(rounds).toBeGreaterThan(20);
       expect(asks).toBeLessThan(rounds);
       expect(checked(st, p)).toEqual([]);
+    }, true);
+  });
+});
+
+describe("the virtual nodes' background eviction", () => {
+  it('takes no entry used within two clock ticks, and older ones while keys read since stay', async () => {
+    await inPartition('background', (m, st) => {
+      // a full grid (the virtual node's timer is off: its clock stays at 0, and nothing runs in the
+      // background but what the test calls)
+      for (let i = 0; i < 250_000; i++) m.setSync(`k${i}`, String(i % 10).repeat(100));
+      const all = Array.from({ length: st.partitions }, (_, q) => q);
+      const evicted = st.primaryEvictions();
+      expect(evicted).toBeGreaterThan(0);
+      // every entry is at age 0: nothing is taken
+      expect(st.releaseInBackground(all)).toBe(false);
+      expect(st.primaryEvictions()).toBe(evicted);
+      // (the rule before: the oldest candidate emptied a page at no floor, ages 0 included)
+      const q = st.victimOrder(-1, all)[0];
+      const li = st.lockIndex(q);
+      expect(tryLock(st.ci, li)).toBe(true);
+      st.beginWrite(q);
+      try {
+        expect(st.releaseOnePage(q)).toBe(true);
+      } finally {
+        st.endWrite(q);
+        unlock(st.ci, li);
+      }
+      expect(st.primaryEvictions()).toBeGreaterThan(evicted);
+      // three ticks on, 5,000 keys are read (age 0 again); the rest are older than the floor
+      for (let t = 0; t < 3; t++) st.tickClock();
+      const hot: string[] = [];
+      for (let i = 249_999; hot.length < 5000; i--) if (m.getSync(`k${i}`) !== undefined) hot.push(`k${i}`);
+      const before = st.primaryEvictions();
+      let freed = 0;
+      while (freed < 200 && st.releaseInBackground(all)) freed++;
+      expect(freed).toBe(200);
+      expect(st.primaryEvictions()).toBeGreaterThan(before);
+      for (const k of hot) expect(m.getSync(k), k).toBe(String(Number(k.slice(1)) % 10).repeat(100));
     }, true);
   });
 });
