@@ -40,6 +40,19 @@ function keysOf(st: Internals, p: number, mapId: number, n: number, prefix: stri
   return out;
 }
 
+/** fn() under q's lock, inside beginWrite (as the store's writers call what it tests). */
+function writing<T>(st: Internals, q: number, fn: () => T): T {
+  const li = st.lockIndex(q);
+  expect(tryLock(st.ci, li)).toBe(true);
+  st.beginWrite(q);
+  try {
+    return fn();
+  } finally {
+    st.endWrite(q);
+    unlock(st.ci, li);
+  }
+}
+
 /** st.check(p) under p's lock. */
 function checked(st: Internals, p: number): string[] {
   const li = st.lockIndex(p);
@@ -172,18 +185,8 @@ describe('making room', () => {
         st.compactShort = short;
         return evict.call(st, q, r);
       };
-      const li = st.lockIndex(p);
       try {
-        for (let k = 0; k < 6; k++) {
-          expect(tryLock(st.ci, li)).toBe(true);
-          st.beginWrite(p);
-          try {
-            expect(st.releaseOnePage(p)).toBe(true);
-          } finally {
-            st.endWrite(p);
-            unlock(st.ci, li);
-          }
-        }
+        for (let k = 0; k < 6; k++) expect(writing(st, p, () => st.releaseOnePage(p))).toBe(true);
       } finally {
         st.compactionVictims = ask;
         st.evictSampled = evict;
@@ -212,15 +215,7 @@ describe("the virtual nodes' background eviction", () => {
       expect(st.primaryEvictions()).toBe(evicted);
       // (the rule before: the oldest candidate emptied a page at no floor, ages 0 included)
       const q = st.victimOrder(-1, all)[0];
-      const li = st.lockIndex(q);
-      expect(tryLock(st.ci, li)).toBe(true);
-      st.beginWrite(q);
-      try {
-        expect(st.releaseOnePage(q)).toBe(true);
-      } finally {
-        st.endWrite(q);
-        unlock(st.ci, li);
-      }
+      expect(writing(st, q, () => st.releaseOnePage(q))).toBe(true);
       expect(st.primaryEvictions()).toBeGreaterThan(evicted);
       // three ticks on, 5,000 keys are read (age 0 again); the rest are older than the floor
       for (let t = 0; t < 3; t++) st.tickClock();
