@@ -114,6 +114,7 @@ describe('a failover while every member is full', () => {
     let checked = 0;
     let copyLacks = 0;
     let orphans = 0;
+    const held: string[] = [];
     for (let j = 0; j < 150_000; j += 500) {
       const keys = Array.from({ length: 500 }, (_, x) => `k${j + x}`).filter((k) => {
         const p = local.records.partitionOf(k);
@@ -123,13 +124,19 @@ describe('a failover while every member is full', () => {
       const there = await Promise.all(keys.map((k) => m.get(k)));
       for (let x = 0; x < keys.length; x++) {
         if (there[x] === undefined) {
-          if (here[x]) orphans++;
+          if (here[x]) held.push(keys[x]);
           continue;
         }
         checked++;
         if (!here[x]) copyLacks++;
       }
     }
+    // A key the primary evicted between the two reads (the full members still evict for a while:
+    // their copies' pressure reports) has its eviction on the way here: looked at again once any
+    // such shipment has arrived. (Counted at once, a loaded run saw 2,343 here.)
+    await sleep(500);
+    const stillThere = await Promise.all(held.map((k) => m.get(k)));
+    for (let x = 0; x < held.length; x++) if (stillThere[x] === undefined && local.records.stateNow('m', held[x]) !== null) orphans++;
     expect(checked).toBeGreaterThan(5000);
     // Since a copy with no room for a key's new value drops the key as an eviction (copy-full
     // test) instead of refusing the write, a copy may lack a few: 44 of 31,464 in a clean-clone CI
