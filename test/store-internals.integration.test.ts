@@ -24,6 +24,10 @@ interface Internals {
   compactionVictims(p: number, need: number): number[] | null;
   evictSampled(p: number, rounds: number): number;
   compactShort: number;
+  releaseInBackground(among: readonly number[]): boolean;
+  victimOrder(p: number, among: readonly number[] | null): number[];
+  primaryEvictions(): number;
+  tickClock(): void;
 }
 
 /** `n` keys of map `mapId` whose partition is `p`, named prefix + a number. */
@@ -34,6 +38,19 @@ function keysOf(st: Internals, p: number, mapId: number, n: number, prefix: stri
     if (st.kpart === p) out.push(`${prefix}${i}`);
   }
   return out;
+}
+
+/** fn() under q's lock, inside beginWrite (as the store's writers call what it tests). */
+function writing<T>(st: Internals, q: number, fn: () => T): T {
+  const li = st.lockIndex(q);
+  expect(tryLock(st.ci, li)).toBe(true);
+  st.beginWrite(q);
+  try {
+    return fn();
+  } finally {
+    st.endWrite(q);
+    unlock(st.ci, li);
+  }
 }
 
 /** st.check(p) under p's lock. */
@@ -168,18 +185,8 @@ describe('making room', () => {
         st.compactShort = short;
         return evict.call(st, q, r);
       };
-      const li = st.lockIndex(p);
       try {
-        for (let k = 0; k < 6; k++) {
-          expect(tryLock(st.ci, li)).toBe(true);
-          st.beginWrite(p);
-          try {
-            expect(st.releaseOnePage(p)).toBe(true);
-          } finally {
-            st.endWrite(p);
-            unlock(st.ci, li);
-          }
-        }
+        for (let k = 0; k < 6; k++) expect(writing(st, p, () => st.releaseOnePage(p))).toBe(true);
       } finally {
         st.compactionVictims = ask;
         st.evictSampled = evict;
@@ -190,6 +197,36 @@ describe('making room', () => {
       expect(rounds).toBeGreaterThan(20);
       expect(asks).toBeLessThan(rounds);
       expect(checked(st, p)).toEqual([]);
+    }, true);
+  });
+});
+
+describe("the virtual nodes' background eviction", () => {
+  it('takes no entry used within two clock ticks, and older ones while keys read since stay', async () => {
+    await inPartition('background', (m, st) => {
+      // a full grid (the virtual node's timer is off: its clock stays at 0, and nothing runs in the
+      // background but what the test calls)
+      for (let i = 0; i < 250_000; i++) m.setSync(`k${i}`, String(i % 10).repeat(100));
+      const all = Array.from({ length: st.partitions }, (_, q) => q);
+      const evicted = st.primaryEvictions();
+      expect(evicted).toBeGreaterThan(0);
+      // every entry is at age 0: nothing is taken
+      expect(st.releaseInBackground(all)).toBe(false);
+      expect(st.primaryEvictions()).toBe(evicted);
+      // (the rule before: the oldest candidate emptied a page at no floor, ages 0 included)
+      const q = st.victimOrder(-1, all)[0];
+      expect(writing(st, q, () => st.releaseOnePage(q))).toBe(true);
+      expect(st.primaryEvictions()).toBeGreaterThan(evicted);
+      // three ticks on, 5,000 keys are read (age 0 again); the rest are older than the floor
+      for (let t = 0; t < 3; t++) st.tickClock();
+      const hot: string[] = [];
+      for (let i = 249_999; hot.length < 5000; i--) if (m.getSync(`k${i}`) !== undefined) hot.push(`k${i}`);
+      const before = st.primaryEvictions();
+      let freed = 0;
+      while (freed < 200 && st.releaseInBackground(all)) freed++;
+      expect(freed).toBe(200);
+      expect(st.primaryEvictions()).toBeGreaterThan(before);
+      for (const k of hot) expect(m.getSync(k), k).toBe(String(Number(k.slice(1)) % 10).repeat(100));
     }, true);
   });
 });

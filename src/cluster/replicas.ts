@@ -11,7 +11,7 @@ import { TableWaiters } from './table-waiters.js';
 import { GridClosedError, GridError, PartitionMovedError, PartitionUnavailableError, ProtocolError, RetryableGridError, TimeoutError } from '../errors.js';
 import type { PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
-import { J_TOUCHED } from '../storage/journal.js';
+import { J_EVICTED, J_TOUCHED } from '../storage/journal.js';
 import { CLOCK_TICK_MS, MAX_MAP_NAME_BYTES } from '../storage/layout.js';
 import { sharedNow, toShared } from '../sync/clock.js';
 import { type MemberContext, type Done, UNFENCED, UNSAFE_SHIP_WRONG_KEY } from './context.js';
@@ -28,6 +28,13 @@ const RESYNC_MS = 1_000;
 const EVICTION_SHIP_MS = 5;
 /** Journal entries one drain handles at most (the rest wait for the next). */
 const EVICTION_DRAIN_MAX = 4096;
+/**
+ * Evictions shipEvictions holds back (this member is the primary in its table, but its lease does
+ * not cover the partition now, or a write of the key is being replicated): at most this many, tried
+ * again every DEFER_RETRY_MS.
+ */
+const DEFER_MAX = 65_536;
+const DEFER_RETRY_MS = 100;
 const utf8 = new TextDecoder();
 /** Most entries of one grid.touch request (a bound a peer is held to). */
 const TOUCH_BATCH = 512;
@@ -76,6 +83,11 @@ export class Replicas {
   private readonly lastShipped: Array<[string, string]> = [];
   /** Evicted keys whose state this primary shipped to its copies (tests, stats). */
   evictionShips = 0;
+  /** Evictions held back by shipEvictions (key bytes copied), the oldest first, and when they were last tried. */
+  private deferred: Array<[p: number, mapId: number, key: Uint8Array]> = [];
+  private deferredAt = 0;
+  /** Evictions never shipped because DEFER_MAX were already held back (their copies keep the keys). */
+  evictionsUnshipped = 0;
   /** grid.pressure requests this member sent, and entries it evicted as a primary for its copies' pressure. */
   pressureSent = 0;
   pressureEvictions = 0;
@@ -122,40 +134,65 @@ export class Replicas {
    * to the partition's copies, so they drop it too. Best effort: a copy that misses one keeps a
    * key its primary no longer holds (its newest state: later writes and deletes of it are
    * replicated), which costs it memory, never correctness; so a failure here reports nothing and
-   * drops no copy. A key with a write still being replicated is skipped: that write's own
-   * shipment carries its request records, which a bare state must not overtake (`ship`).
+   * drops no copy. An eviction of a partition this member is primary of in its table but may not
+   * serve now (its lease lapsed), or of a key with a write still being replicated, is held back
+   * (`deferred`) and tried again every DEFER_RETRY_MS; one of a partition whose primary changed is
+   * dropped. Returns the entries visited.
    */
-  shipEvictions(): number {
+  shipEvictions(now = performance.now()): number {
     const j = this.store.journal;
-    if (!j.pending()) return 0;
+    const retry = this.deferred.length > 0 && now - this.deferredAt >= DEFER_RETRY_MS;
+    if (!retry && !j.pending()) return 0;
     const touches = new Map<string, TouchEntry[]>();
-    const n = j.drain((p, mapId, key, len, kind) => {
+    const me = this.ctx.memberId;
+    const visit = (p: number, mapId: number, key: Uint8Array, len: number, kind: number): void => {
       const t = this.table;
-      if (t === undefined || !this.serves(p)) return;
+      if (t === undefined) return;
       const map = this.mapNames[mapId] ?? this.mapNameOf(mapId);
       if (map === undefined) return;
-      const k = utf8.decode(key.subarray(0, len));
       if (kind === J_TOUCHED) {
-        for (const to of copiesOf(t, p, this.ctx.memberId)) {
+        if (!this.serves(p)) return;
+        const k = utf8.decode(key.subarray(0, len));
+        for (const to of copiesOf(t, p, me)) {
           let batch = touches.get(to);
           if (batch === undefined) touches.set(to, (batch = []));
           batch.push([p, t.epochs[p], map, k]);
         }
         return;
       }
-      if (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k))) return;
+      // not the primary in its table any more: the partition's copies follow its new primary
+      if (t.owners[p][0] !== me) return;
+      const k = utf8.decode(key.subarray(0, len));
+      // the lease lapsed (a busy or paused member: 7,779-20,042 evictions of one member in a loaded
+      // evict-failover run were dropped here until 2026-11-28, each a key its copies kept), or a
+      // write of the key is being replicated, whose own shipment carries its request records that a
+      // bare state must not overtake (`ship`): held back, and shipped once it can be
+      if (!this.serves(p) || (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k)))) {
+        if (this.deferred.length < DEFER_MAX) this.deferred.push([p, mapId, key.slice(0, len)]);
+        else this.evictionsUnshipped++;
+        return;
+      }
       if (UNSAFE_SHIP_WRONG_KEY) {
         const w = this.lastShipped[p];
         if (w !== undefined && w[1] !== k) this.shipState(p, w[0], w[1], null);
       }
       this.evictionShips++;
       try {
-        const r = this.records.withState(map, k, (q, s) => this.shipState(q, map, k, s));
+        const r = this.records.withState(map, k, (q, st) => this.shipState(q, map, k, st));
         if (r instanceof Promise) r.catch(() => undefined);
       } catch {
         // a busy partition (stateNow's lock timeout) or a closed store: the copy keeps the key
       }
-    }, EVICTION_DRAIN_MAX, this.partitions);
+    };
+    let n = 0;
+    if (retry) {
+      const held = this.deferred;
+      this.deferred = [];
+      this.deferredAt = now;
+      for (const [p, mapId, key] of held) visit(p, mapId, key, key.length, J_EVICTED);
+      n += held.length;
+    }
+    if (j.pending()) n += j.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
     // touches: one grid.touch per copy and TOUCH_BATCH entries, replies ignored
     const tv = this.version;
     for (const [to, batch] of touches) {

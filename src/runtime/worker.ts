@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ShardStore } from '../storage/store.js';
-import { lockSync, tryLock, unlock } from '../sync/mutex.js';
+import { tryLock, unlock } from '../sync/mutex.js';
 import type { FromVnode, ToVnode, VnodeInit } from './messages.js';
 
 const init = workerData as VnodeInit;
@@ -35,26 +35,11 @@ function expiryTick(): void {
   cursor = owned.length === 0 ? 0 : (cursor + 1) % owned.length;
 }
 
-/** Keeps LOW_WATER pages available once the heap is at its budget. */
+/** Keeps LOW_WATER pages available once the heap is at its budget, from entries not used lately. */
 function pressureTick(): void {
   const lowWater = Math.max(2, Math.ceil(owned.length / 8));
   const deadline = performance.now() + 4;
-  while (store.freePages() < lowWater && performance.now() < deadline) {
-    // the owned partition whose sampled entries are oldest (by page count alone, a partition
-    // holding one large value was always chosen, and the value just written went first)
-    const best = store.victimOrder(-1, owned)[0];
-    if (best === undefined) return;
-    if (!lockSync(store.ci, store.lockIndex(best), 50)) return;
-    store.beginWrite(best);
-    let gained = false;
-    try {
-      gained = store.releaseOnePage(best);
-    } finally {
-      store.endWrite(best);
-      unlock(store.ci, store.lockIndex(best));
-    }
-    if (!gained) return;
-  }
+  while (store.freePages() < lowWater && performance.now() < deadline) if (!store.releaseInBackground(owned)) return;
 }
 
 /** Each partition this member is primary for is swept for touches about this often, ms. */

@@ -79,6 +79,12 @@ const VICTIM_PARTITIONS = 8;
  * this many clock ticks (1 s): it evicts copies, or drops the key it brings (makeRoom).
  */
 const COPY_FLOOR = 10;
+/**
+ * The virtual nodes' background eviction (releaseInBackground) never takes an entry accessed
+ * within this many clock ticks (200 ms at the default expiryInterval): it runs ahead of need, so
+ * a writer that finds no free page evicts inline by makeRoom's rules instead.
+ */
+const BACKGROUND_FLOOR = 2;
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
 /** Most pages one compaction copies from (to free one page, it may copy five). */
@@ -1450,6 +1456,27 @@ export class ShardStore {
   evictionAge(): number {
     const order = this.victimOrder(-1, null);
     return order.length === 0 ? 0 : this.victimAges[0];
+  }
+
+  /**
+   * The virtual nodes' background eviction (runtime/worker.ts, `pressureTick`): frees a page of
+   * one of `among` by makeRoom's first pass alone — a candidate gives up entries older than the
+   * next candidate's oldest sample (the last, than half its own) and never one younger than
+   * BACKGROUND_FLOOR ticks. False when none could: what is left is recent, and a writer that finds
+   * no free page makes room itself. Before 2026-11-28 it emptied a page of the oldest candidate
+   * with no floor, and took a key used one tick before (native-notes.md, "The cluster's LRU").
+   * Waits at most 10 ms for each candidate's lock; the caller holds no partition lock.
+   */
+  releaseInBackground(among: readonly number[]): boolean {
+    const order = this.victimOrder(-1, among);
+    const ages = this.victimAges;
+    for (let i = 0; i < order.length; i++) {
+      const q = order[i];
+      const floor = Math.max(BACKGROUND_FLOOR, i + 1 < order.length ? ages[i + 1] : ages[i] >>> 1);
+      if (ages[i] < floor) continue;
+      if (lockSync(this.ci, this.lockIndex(q), 10) && this.writeThenUnlock(q, () => this.releaseOnePage(q, floor))) return true;
+    }
+    return false;
   }
 
   /**

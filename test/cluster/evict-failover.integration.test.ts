@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+import { tryLock, unlock } from '../../dist/sync/mutex.js';
 
 const SECRET = 'evict-failover-test-secret-0123456789abcdef';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,6 +114,7 @@ describe('a failover while every member is full', () => {
     let checked = 0;
     let copyLacks = 0;
     let orphans = 0;
+    const held: string[] = [];
     for (let j = 0; j < 150_000; j += 500) {
       const keys = Array.from({ length: 500 }, (_, x) => `k${j + x}`).filter((k) => {
         const p = local.records.partitionOf(k);
@@ -122,13 +124,19 @@ describe('a failover while every member is full', () => {
       const there = await Promise.all(keys.map((k) => m.get(k)));
       for (let x = 0; x < keys.length; x++) {
         if (there[x] === undefined) {
-          if (here[x]) orphans++;
+          if (here[x]) held.push(keys[x]);
           continue;
         }
         checked++;
         if (!here[x]) copyLacks++;
       }
     }
+    // A key the primary evicted between the two reads (the full members still evict for a while:
+    // their copies' pressure reports) has its eviction on the way here: looked at again once any
+    // such shipment has arrived. (Counted at once, a loaded run saw 2,343 here.)
+    await sleep(500);
+    const stillThere = await Promise.all(held.map((k) => m.get(k)));
+    for (let x = 0; x < held.length; x++) if (stillThere[x] === undefined && local.records.stateNow('m', held[x]) !== null) orphans++;
     expect(checked).toBeGreaterThan(5000);
     // Since a copy with no room for a key's new value drops the key as an eviction (copy-full
     // test) instead of refusing the write, a copy may lack a few: 44 of 31,464 in a clean-clone CI
@@ -218,5 +226,60 @@ describe('a copy that applies a large replicated value while full', () => {
     expect(Number(/^shardgrid_pressure_total\{direction="evicted"\} (\S+)$/m.exec(text)?.[1])).toBe(rep.pressureEvictions);
     expect(Number(/^shardgrid_pressure_total\{direction="sent"\} (\S+)$/m.exec(text)?.[1])).toBe(rep.pressureSent);
     expect(rep.pressureEvictions).toBeGreaterThanOrEqual(evicted);
+  });
+});
+
+describe('evictions made while the primary may not serve', () => {
+  const grids: Grid[] = [];
+  afterAll(async () => {
+    for (const g of grids.reverse()) await g.close();
+  });
+
+  it("reach the copies once its lease covers the partition again (they were dropped: the copies kept every key)", { timeout: 60_000 }, async () => {
+    const common = { workers: 1, memory: '16MB' } as const;
+    const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
+    grids.push(a);
+    const b = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1, seeds: [a.cluster!.url] } });
+    grids.push(b);
+    for (let t = 0; t < 120; t++) {
+      const s = a.stats();
+      if (s.cluster!.migrating === 0 && s.members!.filter((x) => x.primaries > 0).length === 2 && b.stats().cluster!.migrating === 0) break;
+      await sleep(250);
+    }
+    const ra = a.cluster!.replicas;
+    const rb = b.cluster!.replicas;
+    const m = a.map<string>('m');
+    const keys: string[] = [];
+    for (let i = 0; keys.length < 300; i++) if (ra.isPrimary(ra.records.partitionOf(`e${i}`))) keys.push(`e${i}`);
+    await Promise.all(keys.map((k) => m.set(k, `v-${k}`)));
+    const heldByB = (): number => keys.filter((k) => rb.records.stateNow('m', k) !== null).length;
+    expect(heldByB()).toBe(keys.length);
+    // a's lease lapses (as under a long pause or a starved event loop), and a evicts the keys
+    const lease = (ra as unknown as { ctx: { meta: { lease: { covers(e: number): boolean } } } }).ctx.meta.lease;
+    const covers = lease.covers;
+    lease.covers = () => false;
+    try {
+      const st = a.store as unknown as { ci: Int32Array; setKey(key: string, mapId: number): number; kpart: number; lockIndex(p: number): number; beginWrite(p: number): void; endWrite(p: number): void; evictKey(p: number, mapId: number): boolean };
+      const mapId = (m as unknown as { id: number }).id;
+      for (const k of keys) {
+        st.setKey(k, mapId);
+        const p = st.kpart;
+        expect(tryLock(st.ci, st.lockIndex(p))).toBe(true);
+        st.beginWrite(p);
+        try {
+          expect(st.evictKey(p, mapId)).toBe(true);
+        } finally {
+          st.endWrite(p);
+          unlock(st.ci, st.lockIndex(p));
+        }
+      }
+      await sleep(300); // the journal is drained every 5 ms: nothing may be shipped, or dropped
+      expect(heldByB()).toBe(keys.length);
+    } finally {
+      lease.covers = covers;
+    }
+    for (let t = 0; t < 40 && heldByB() > 0; t++) await sleep(50);
+    expect(heldByB()).toBe(0);
+    expect(ra.evictionsUnshipped).toBe(0);
   });
 });
