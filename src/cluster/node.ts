@@ -268,15 +268,22 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     this.log('warn', `member ${from} cannot dial this member at its advertised url ${this.transport.url} (${safeText(error, 200)}): the cluster fails to reach this member once the connections it opened drop; check options.cluster.advertise (--advertise)`);
   }
 
+  /** Peers whose `grid.reach?` is being dialled now (one each: a peer that asks again meanwhile is told so, and no second dial starts). */
+  private readonly reaching = new Set<string>();
+
   /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
   private async reach(from: string): Promise<{ id: string } | { error: string }> {
     const url = this.transport.urlOf(from);
     if (url === undefined) return { error: 'no url known for it' };
     if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
+    if (this.reaching.has(from)) return { error: 'a dial back to it is already under way' };
+    this.reaching.add(from);
     try {
       return { id: await this.transport.probe(url, REACH_MS) };
     } catch (e) {
       return { error: e instanceof GridError ? `${e.code}: ${e.message}` : String(e) };
+    } finally {
+      this.reaching.delete(from);
     }
   }
 

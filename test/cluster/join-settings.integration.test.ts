@@ -157,6 +157,31 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // grid.reach? makes a member dial out: a peer that asks many times at once gets one dial
+  it('a peer asking to be dialled back many times at once gets one dial at a time', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:net');
+    // where the asker says it listens: a port that accepts and never answers (each dial waits out its 2 s)
+    let dials = 0;
+    const sink = createServer((s) => {
+      dials++;
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const { Transport } = await import('../../dist/transport/index.js');
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${(sink.address() as { port: number }).port}`, secret: SECRET, memberId: 'm-asker0000000', log: () => undefined });
+    try {
+      const peer = await asker.connect(url, 5000);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => asker.request<{ id?: string; error?: string }>(peer, 'grid.reach?', null, 5000)));
+      const busy = answers.filter((a) => a.error === 'a dial back to it is already under way').length;
+      expect(busy).toBe(19);
+      expect(answers.filter((a) => a.error !== undefined && /GRID_ERR_TIMEOUT/.test(a.error))).toHaveLength(1);
+      expect(dials).toBe(1);
+    } finally {
+      await asker.close();
+      sink.close();
+    }
+  });
+
   // A founding member has no seed to dial it back: its advertise is checked by the members that
   // join it, which warn, and tell it so that it warns too.
   it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
