@@ -278,7 +278,7 @@ describe('evictions made while the primary may not serve', () => {
     } finally {
       lease.covers = covers;
     }
-    for (let t = 0; t < 40 && heldByB() > 0; t++) await sleep(50);
+    for (let t = 0; t < 200 && heldByB() > 0; t++) await sleep(50);
     expect(heldByB()).toBe(0);
     expect(ra.evictionsUnshipped).toBe(0);
   });
