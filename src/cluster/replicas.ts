@@ -145,6 +145,11 @@ export class Replicas {
     if (!retry && !j.pending()) return 0;
     const touches = new Map<string, TouchEntry[]>();
     const me = this.ctx.memberId;
+    let retrying = false;
+    const holdBack = (p: number, mapId: number, key: Uint8Array, len: number): void => {
+      if (this.deferred.length < DEFER_MAX) this.deferred.push([p, mapId, retrying ? key : key.slice(0, len)]);
+      else this.evictionsUnshipped++;
+    };
     const visit = (p: number, mapId: number, key: Uint8Array, len: number, kind: number): void => {
       const t = this.table;
       if (t === undefined) return;
@@ -162,14 +167,18 @@ export class Replicas {
       }
       // not the primary in its table any more: the partition's copies follow its new primary
       if (t.owners[p][0] !== me) return;
-      const k = utf8.decode(key.subarray(0, len));
       // the lease lapsed (a busy or paused member: 7,779-20,042 evictions of one member in a loaded
       // evict-failover run were dropped here until 2026-11-28, each a key its copies kept), or a
       // write of the key is being replicated, whose own shipment carries its request records that a
-      // bare state must not overtake (`ship`): held back, and shipped once it can be
-      if (!this.serves(p) || (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k)))) {
-        if (this.deferred.length < DEFER_MAX) this.deferred.push([p, mapId, key.slice(0, len)]);
-        else this.evictionsUnshipped++;
+      // bare state must not overtake (`ship`): held back, and shipped once it can be. (A held-back
+      // entry is its own copy of the key; the journal's is its scratch, valid until the next.)
+      if (!this.serves(p)) {
+        holdBack(p, mapId, key, len);
+        return;
+      }
+      const k = utf8.decode(key.subarray(0, len));
+      if (this.inflight.size !== 0 && this.inflight.has(keyOf(map, k))) {
+        holdBack(p, mapId, key, len);
         return;
       }
       if (UNSAFE_SHIP_WRONG_KEY) {
@@ -189,7 +198,9 @@ export class Replicas {
       const held = this.deferred;
       this.deferred = [];
       this.deferredAt = now;
+      retrying = true;
       for (const [p, mapId, key] of held) visit(p, mapId, key, key.length, J_EVICTED);
+      retrying = false;
       n += held.length;
     }
     if (j.pending()) n += j.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
