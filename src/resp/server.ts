@@ -549,34 +549,41 @@ class Connection implements RespClient {
     const out = this.out;
     const s = this.socket;
     try {
-      while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
-        const argv = this.queue[this.head];
-        const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
-        if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= MAX_IN_FLIGHT)) {
-          await this.settleInFlight();
-          continue;
-        }
-        this.queue[this.head++] = EMPTY_ARGV;
-        if (this.inFlight.length === 0) {
-          const r = this.exec(argv, this);
-          if (r !== undefined) {
-            const k = overlapKey(argv);
-            if (k !== undefined) this.track(k, r, undefined);
-            else await this.answered(r, out);
+      for (;;) {
+        while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
+          const argv = this.queue[this.head];
+          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
+          if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= MAX_IN_FLIGHT)) {
+            await this.settleInFlight();
+            continue;
           }
-        } else {
-          // behind a request in flight: reply into a writer of its own
-          this.srv.stats.overlapped++;
-          const w = new ReplyWriter(this.srv.stats);
-          w.proto = out.proto;
-          const r = this.exec(argv, new Beside(this, w));
-          this.track(key!, r, w);
+          this.queue[this.head++] = EMPTY_ARGV;
+          if (this.inFlight.length === 0) {
+            const r = this.exec(argv, this);
+            if (r !== undefined) {
+              const k = overlapKey(argv);
+              if (k !== undefined) this.track(k, r, undefined);
+              else await this.answered(r, out);
+            }
+          } else {
+            // behind a request in flight: reply into a writer of its own
+            this.srv.stats.overlapped++;
+            const w = new ReplyWriter(this.srv.stats);
+            w.proto = out.proto;
+            const r = this.exec(argv, new Beside(this, w));
+            this.track(key!, r, w);
+          }
+          if (this.head === this.queue.length && this.inFlight.length > 0) await this.settleInFlight();
+          if (out.pending >= FLUSH_AT) this.flushNow();
+          else if (this.head === this.queue.length) this.srv.flushLater(this);
         }
-        if (this.head === this.queue.length && this.inFlight.length > 0) await this.settleInFlight();
-        if (out.pending >= FLUSH_AT) this.flushNow();
-        else if (this.head === this.queue.length) this.srv.flushLater(this);
+        // stopped with requests in flight (output over outputHighWater, QUIT, or all started): settle
+        // them, then look again: a 'drain' while they settled found run() busy (onDrain starts
+        // nothing then), and with no second look the requests still queued waited for data the
+        // client had already sent (its replies stopped for good)
+        if (this.inFlight.length === 0) break;
+        await this.settleInFlight();
       }
-      if (this.inFlight.length > 0) await this.settleInFlight();
       if (this.head === this.queue.length) {
         this.queue.length = 0;
         this.head = 0;

@@ -215,6 +215,77 @@ describe('pipelining and backpressure', () => {
   });
 });
 
+describe('replies in flight on a cluster member', () => {
+  // two members in this process; `keys` have their primary on b, so a's RESP GETs of them wait
+  // for b and run beside each other (Connection.run)
+  const SECRET = 'resp-inflight-test-secret-0123456789';
+  const VALUE = 32 * 1024;
+  let a: Grid;
+  let b: Grid;
+  let keys: string[];
+  /** The reply to GET keys[i]: its value starts with `${i}:`, so an answer out of place shows. */
+  const reply = (i: number): Buffer => {
+    const v = Buffer.alloc(VALUE, 118);
+    v.write(`${i}:`);
+    return Buffer.concat([Buffer.from(`$${VALUE}\r\n`), v, Buffer.from('\r\n')]);
+  };
+
+  /** `n` keys `${prefix}${i}` whose primary is b. */
+  const onB = (prefix: string, n: number): string[] => {
+    const ac = a.cluster!;
+    return Array.from({ length: 1000 }, (_, i) => `${prefix}${i}`).filter((k) => ac.router.primaryOf(ac.replicas.records.partitionOf(k)) === b.cluster!.memberId).slice(0, n);
+  };
+
+  beforeAll(async () => {
+    a = await createGrid({ workers: 1, memory: '64MB', partitions: 64, cluster: { port: 0, secret: SECRET, backups: 1 }, resp: { port: 0, outputHighWater: 64 * 1024 } });
+    const ac = a.cluster!;
+    b = await createGrid({ workers: 1, memory: '64MB', partitions: 64, cluster: { port: 0, secret: SECRET, backups: 1, seeds: [ac.transport.url] } });
+    for (let t = 0; t < 200; t++) {
+      const s = a.stats();
+      if ((s.members ?? []).length === 2 && s.cluster!.migrating === 0 && s.members!.every((x) => x.primaries > 0)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    keys = onB('fl', 160);
+    const m = a.map('default');
+    await Promise.all(keys.map((k, i) => m.set(k, reply(i).subarray(`$${VALUE}\r\n`.length, -2))));
+  }, 30_000);
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it("a client that reads its replies is served to the end when its output drains while a request waits (its replies stopped for good: the drain found the connection busy, and nothing looked at its queue again)", async () => {
+    // 20 keys of 512 KiB on b: the first round's replies (8 MiB or more) are written at once, over
+    // outputHighWater, while the next GET waits 50 ms for b; the client reads them meanwhile
+    const big = onB('big', 20);
+    const V = 512 * 1024;
+    const m = a.map('default');
+    await Promise.all(big.map((k, i) => m.set(k, Buffer.alloc(V, 97 + i))));
+    const routed = m as unknown as { get: (k: string) => Promise<unknown> };
+    const get = routed.get;
+    routed.get = async function (this: unknown, k: string) {
+      await new Promise((r) => setTimeout(r, 50));
+      return get.call(this, k);
+    };
+    const server = new RespServer(a, { ...a.respServer!.options, port: 0 });
+    const { port } = await server.listen();
+    try {
+      const n = 40;
+      const c = await Raw.open(port);
+      c.send(Buffer.concat(Array.from({ length: n }, (_, i) => req('GET', big[i % 20]))));
+      const one = V + `$${V}\r\n\r\n`.length;
+      expect(await c.untilBytes(n * one, 8000)).toBe(n * one);
+      const d = c.data;
+      for (let i = 0; i < n; i++) expect(d[i * one + `$${V}\r\n`.length]).toBe(97 + (i % 20));
+      c.end();
+    } finally {
+      delete (routed as { get?: unknown }).get; // the prototype's again
+      await server.close();
+      await Promise.all(big.map((k) => m.delete(k)));
+    }
+  });
+});
+
 describe('authentication, protected mode and maxclients', () => {
   it('with a password: NOAUTH before AUTH, WRONGPASS for a wrong one, served after', async () => {
     const g = await createGrid({ workers: 1, memory: '32MB', resp: { port: 0, password: 'correct horse battery' } });
