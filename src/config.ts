@@ -168,6 +168,14 @@ export interface RespOptions {
    */
   maxReplyBytes?: number | string;
   /**
+   * On a cluster member, bytes that replies of pipelined requests running beside an earlier one
+   * (while it waits for another member) may take at once, over all connections. Each such request
+   * counts as maxValueBytes, as its reply's size is known only once it arrives, so at most
+   * maxInFlightBytes / maxValueBytes of them run at once; past that a connection runs its requests
+   * one after another. 0: none runs beside another. Default '1GB'.
+   */
+  maxInFlightBytes?: number | string;
+  /**
    * Most connections holding a CP session at once: a connection opens one with its first CP.LOCK
    * or CP.ACQUIRE (its locks and permits are its own) and closes it when it disconnects. Past this
    * those commands fail with GRID_ERR_CP_CAPACITY, so RESP clients cannot use up the grid's CP
@@ -197,6 +205,7 @@ export interface ResolvedRespOptions {
   maxMultibulkLength: number;
   outputHighWater: number;
   maxReplyBytes: number;
+  maxInFlightBytes: number;
   maxCpSessions: number;
   maxCpNames: number;
 }
@@ -340,7 +349,7 @@ export const DEFAULTS = Object.freeze({
   cluster: Object.freeze({ host: '127.0.0.1', port: 7400, litePort: 0, seeds: Object.freeze([] as string[]), backups: 1, lite: false }),
   resp: Object.freeze({
     port: 6379, host: '127.0.0.1', map: 'default', maxClients: 10_000, protectedMode: true,
-    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxReplyBytes: '64MB', maxCpSessions: 256, maxCpNames: 256,
+    maxBulkLength: '512MB', queryBufferLimit: '1GB', maxMultibulkLength: 1024 * 1024, outputHighWater: '1MB', maxReplyBytes: '64MB', maxInFlightBytes: '1GB', maxCpSessions: 256, maxCpNames: 256,
   }),
   metrics: Object.freeze({ host: '127.0.0.1', maxConnections: 32 }),
 });
@@ -413,7 +422,7 @@ interface Rule {
 }
 
 /** The fields of options.resp given as sizes (bytes or '64MB'): resolveResp reads each with parseBytes. */
-const RESP_SIZES = ['maxBulkLength', 'queryBufferLimit', 'outputHighWater', 'maxReplyBytes'] as const;
+const RESP_SIZES = ['maxBulkLength', 'queryBufferLimit', 'outputHighWater', 'maxReplyBytes', 'maxInFlightBytes'] as const;
 
 /** Options read with parseBytes: a refusal shows the value as given and the bytes it means. */
 const SIZE_PATHS: ReadonlySet<string> = new Set(['options.memory', ...RESP_SIZES.map((k) => `options.resp.${k}`)]);
@@ -503,6 +512,7 @@ const RULES: Record<string, Rule> = {
   'options.resp.maxMultibulkLength': intRule(1, 2 ** 31 - 1),
   'options.resp.outputHighWater': intRule(1024, 4 * 1024 ** 3),
   'options.resp.maxReplyBytes': intRule(1024, 4 * 1024 ** 3),
+  'options.resp.maxInFlightBytes': intRule(0, 1024 ** 4),
   'options.resp.maxCpSessions': intRule(0, 4096),
   'options.resp.maxCpNames': intRule(0, 65536),
   'options.metrics.port': { check: (v) => v === undefined || intRule(0, 65535).check(v), message: 'must be an integer from 0 to 65535' },
@@ -763,7 +773,7 @@ function resolveResp(v: unknown): ResolvedRespOptions | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) fail('options.resp', 'must be an object');
   const r = v as Record<string, unknown>;
-  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxReplyBytes', 'maxCpSessions', 'maxCpNames'], 'options.resp');
+  rejectUnknown(r, ['port', 'host', 'password', 'map', 'maxClients', 'protectedMode', 'maxBulkLength', 'queryBufferLimit', 'maxMultibulkLength', 'outputHighWater', 'maxReplyBytes', 'maxInFlightBytes', 'maxCpSessions', 'maxCpNames'], 'options.resp');
   const d = DEFAULTS.resp;
   const sizes = {} as Record<(typeof RESP_SIZES)[number], number>;
   for (const k of RESP_SIZES) sizes[k] = parseBytes((r[k] ?? d[k]) as number | string, `options.resp.${k}`);

@@ -88,6 +88,7 @@ describe('options', () => {
     [{ cluster: { secret: SECRET, port: 70000 } }, 'options.cluster.port must be an integer from 0 to 65535 (got 70000)'],
     [{ resp: { queryBufferLimit: '1KB', outputHighWater: '512' } }, "options.resp.outputHighWater must be an integer from 1024 to 4294967296 (got '512' = 512 bytes)"],
     [{ resp: { maxReplyBytes: '1000' } }, "options.resp.maxReplyBytes must be an integer from 1024 to 4294967296 (got '1000' = 1000 bytes)"],
+    [{ resp: { maxInFlightBytes: '2TB' } }, "options.resp.maxInFlightBytes must be an integer from 0 to 1099511627776 (got '2TB' = 2199023255552 bytes)"],
   ])('a refused number or size option says what it got: %o', (opts, message) => {
     const err = thrownBy(opts);
     expect(err).toBeInstanceOf(InvalidOptionError);

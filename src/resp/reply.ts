@@ -22,10 +22,17 @@ export class ReplyWriter {
   private text = '';
   private chunks: Array<string | Buffer> = [];
   private size = 0;
+  /** Bytes written by flush() so far. */
+  private flushed = 0;
 
   /** Bytes gathered and not written yet. */
   get pending(): number {
     return this.size + this.text.length;
+  }
+
+  /** Bytes gathered over the writer's life, written or not: a reply's size is the difference across it. */
+  get total(): number {
+    return this.flushed + this.size + this.text.length;
   }
 
   ok(): void {
@@ -133,6 +140,7 @@ export class ReplyWriter {
 
   /** Writes everything gathered to `socket`; returns false when its buffer is over the high-water mark. */
   flush(socket: Socket): boolean {
+    this.flushed += this.size + this.text.length;
     let ok = true;
     if (this.chunks.length === 0) {
       if (this.text.length === 0) return true;

@@ -74,6 +74,11 @@ export class RespServer implements RespContext {
   readonly maxKeyBytes: number;
   readonly maxReplyBytes: number;
   blocked = 0;
+  /**
+   * Requests that may still start beside an earlier one (Connection.run), over every connection:
+   * options.maxInFlightBytes / maxValueBytes at first, one taken per request until it settles.
+   */
+  private overlapFree: number;
   /** Connections holding a CP session now (openCpSession). */
   private cpSessions = 0;
   readonly stats: RespStats = { connected: 0, totalConnections: 0, rejectedConnections: 0, commands: 0, errorReplies: 0, protocolErrors: 0, authFailures: 0, overlapped: 0, byCommand: new Map() };
@@ -104,6 +109,7 @@ export class RespServer implements RespContext {
     this.partitions = grid.store.partitions;
     this.maxKeyBytes = grid.store.maxKeyBytes;
     this.maxReplyBytes = options.maxReplyBytes;
+    this.overlapFree = Math.floor(options.maxInFlightBytes / grid.store.maxValueBytes);
     this.passwordHash = options.password === undefined ? undefined : sha256(Buffer.from(options.password, 'utf8'));
     this.isLocal = hooks.isLocal ?? isLoopback;
     // half-open: a client's FIN must not end our side before the replies to its last requests are
@@ -215,6 +221,18 @@ export class RespServer implements RespContext {
     c.socket.pause(); // nothing more of it is read or run
     this.refuse(c.socket);
     return true;
+  }
+
+  /** Takes one of the member's places for a request beside others (false: none left; run it after those in flight). */
+  takeOverlap(): boolean {
+    if (this.overlapFree === 0) return false;
+    this.overlapFree--;
+    return true;
+  }
+
+  /** `n` requests beside others settled: their places are free again. */
+  releaseOverlap(n: number): void {
+    this.overlapFree += n;
   }
 
   /** A connection authenticated (AUTH, HELLO … AUTH): it is never evicted for a newcomer. */
@@ -450,6 +468,12 @@ class Connection implements RespClient {
   /** Requests running at once behind the first (see run()), in request order, and their keys. */
   private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
   private readonly inFlightKeys = new Set<string>();
+  /** Most requests in flight at once now: outputHighWater / replyMax (see learn()). */
+  private window = FIRST_WINDOW;
+  /** Bytes of the largest reply of a round in flight, halved at each round whose replies are smaller. */
+  private replyMax = 0;
+  /** out.total when the first request in flight (which replies into out) started. */
+  private headMark = 0;
 
   constructor(
     private readonly srv: RespServer,
@@ -540,43 +564,53 @@ class Connection implements RespClient {
    * Runs queued requests; stops at a full output buffer (resumed by 'drain'). Replies always go
    * out in request order. A request that waits (a key whose primary is another member, a write
    * waiting for its backup) does not hold up the single-key requests pipelined behind it on other
-   * keys: up to MAX_IN_FLIGHT of those run at once, each replying into its own writer, absorbed
-   * into the connection's output in order. A request on a key already in flight, or any other
-   * request, first waits for everything in flight: per key, requests apply in the order sent.
+   * keys: up to `window` of those run at once (MAX_IN_FLIGHT at most, fewer when replies are
+   * large: learn()), each replying into its own writer, absorbed into the connection's output in
+   * order, and each taking one of the member's places (RespServer.takeOverlap, from
+   * options.maxInFlightBytes). A request on a key already in flight, any other request, and one
+   * that finds the window or the member's places full first waits for everything in flight: per
+   * key, requests apply in the order sent.
    */
   private async run(): Promise<void> {
     this.running = true;
     const out = this.out;
     const s = this.socket;
     try {
-      while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
-        const argv = this.queue[this.head];
-        const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
-        if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= MAX_IN_FLIGHT)) {
-          await this.settleInFlight();
-          continue;
-        }
-        this.queue[this.head++] = EMPTY_ARGV;
-        if (this.inFlight.length === 0) {
-          const r = this.exec(argv, this);
-          if (r !== undefined) {
-            const k = overlapKey(argv);
-            if (k !== undefined) this.track(k, r, undefined);
-            else await this.answered(r, out);
+      for (;;) {
+        while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
+          const argv = this.queue[this.head];
+          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
+          if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= this.window || !this.srv.takeOverlap())) {
+            await this.settleInFlight();
+            continue;
           }
-        } else {
-          // behind a request in flight: reply into a writer of its own
-          this.srv.stats.overlapped++;
-          const w = new ReplyWriter(this.srv.stats);
-          w.proto = out.proto;
-          const r = this.exec(argv, new Beside(this, w));
-          this.track(key!, r, w);
+          this.queue[this.head++] = EMPTY_ARGV;
+          if (this.inFlight.length === 0) {
+            const r = this.exec(argv, this);
+            if (r !== undefined) {
+              const k = overlapKey(argv);
+              if (k !== undefined) this.track(k, r, undefined);
+              else await this.answered(r, out);
+            }
+          } else {
+            // behind a request in flight: reply into a writer of its own
+            this.srv.stats.overlapped++;
+            const w = new ReplyWriter(this.srv.stats);
+            w.proto = out.proto;
+            const r = this.exec(argv, new Beside(this, w));
+            this.track(key!, r, w);
+          }
+          if (this.head === this.queue.length && this.inFlight.length > 0) await this.settleInFlight();
+          if (out.pending >= FLUSH_AT) this.flushNow();
+          else if (this.head === this.queue.length) this.srv.flushLater(this);
         }
-        if (this.head === this.queue.length && this.inFlight.length > 0) await this.settleInFlight();
-        if (out.pending >= FLUSH_AT) this.flushNow();
-        else if (this.head === this.queue.length) this.srv.flushLater(this);
+        // stopped with requests in flight (output over outputHighWater, QUIT, or all started): settle
+        // them, then look again: a 'drain' while they settled found run() busy (onDrain starts
+        // nothing then), and with no second look the requests still queued waited for data the
+        // client had already sent (its replies stopped for good)
+        if (this.inFlight.length === 0) break;
+        await this.settleInFlight();
       }
-      if (this.inFlight.length > 0) await this.settleInFlight();
       if (this.head === this.queue.length) {
         this.queue.length = 0;
         this.head = 0;
@@ -624,19 +658,45 @@ class Connection implements RespClient {
 
   /** A request now in flight on `key`; `w`: its own writer (undefined: it writes to the connection's). */
   private track(key: string, r: void | Promise<void>, w: ReplyWriter | undefined): void {
+    if (w === undefined) this.headMark = this.out.total;
     this.inFlight.push({ r: r === undefined ? undefined : this.answered(r, w ?? this.out), w });
     this.inFlightKeys.add(key);
   }
 
-  /** Waits for every request in flight, in order, moving each reply into the connection's output. */
+  /**
+   * Waits for every request in flight, in order, moving each reply into the connection's output;
+   * the largest reply of the round sizes the next round (learn).
+   */
   private async settleInFlight(): Promise<void> {
     const all = this.inFlight;
     this.inFlight = [];
     this.inFlightKeys.clear();
+    let largest = 0;
     for (const f of all) {
       if (f.r !== undefined) await f.r;
-      if (f.w !== undefined) this.out.absorb(f.w);
+      if (f.w === undefined) largest = Math.max(largest, this.out.total - this.headMark);
+      else {
+        largest = Math.max(largest, f.w.pending);
+        this.out.absorb(f.w);
+      }
     }
+    // every entry but the first ran beside others and took a place of the member's (takeOverlap)
+    this.srv.releaseOverlap(all.length - 1);
+    this.learn(largest);
+  }
+
+  /**
+   * Sizes the window from the replies seen: a round may start as many requests as replies of the
+   * largest size seen fit in outputHighWater (1 to MAX_IN_FLIGHT). A reply's size is known only
+   * once it arrives, and the replies of a round are written before outputHighWater is looked at,
+   * so a round of W requests holds W replies: 128 x 1 MiB for a client that read nothing
+   * (native-notes, "RESP"). The largest size is halved at each round whose replies are smaller,
+   * so one large reply does not keep a connection at one request per round.
+   */
+  private learn(largest: number): void {
+    this.replyMax = Math.max(largest, Math.floor(this.replyMax / 2));
+    const fit = Math.floor(this.srv.options.outputHighWater / Math.max(1, this.replyMax));
+    this.window = Math.max(1, Math.min(MAX_IN_FLIGHT, fit));
   }
 
   /** Runs one request: undefined when it replied synchronously, else the promise of its reply. */
@@ -716,6 +776,11 @@ const EMPTY_ARGV: Buffer[] = [];
 const EMPTY_CHUNK = Buffer.alloc(0);
 /** Most requests of one connection running at once (see Connection.run). */
 const MAX_IN_FLIGHT = 128;
+/**
+ * Requests a connection's first round may run at once, before any reply has sized its window
+ * (Connection.learn): as many as redis-benchmark -P 16 pipelines; 16 x maxValueBytes at most.
+ */
+const FIRST_WINDOW = 16;
 
 /**
  * The key of a request that may run beside others in flight: a known single-key command (its

@@ -3,7 +3,9 @@
 // requests, and a client that does not read its replies. A bad client loses its own connection only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, type Grid } from '../../dist/index.js';
+import type { Socket } from 'node:net';
 import { RespServer } from '../../dist/resp/server.js';
+import { ReplyWriter } from '../../dist/resp/reply.js';
 import { createClient } from 'redis';
 import { Raw, req } from './helpers.js';
 
@@ -212,6 +214,149 @@ describe('pipelining and backpressure', () => {
     const { text, closed } = await exchange(Buffer.concat([req('QUIT'), req('PING')]), (t) => t.includes('\r\n'));
     expect(text).toBe('+OK\r\n');
     expect(closed).toBe(true);
+  });
+});
+
+describe('replies in flight on a cluster member', () => {
+  // two members in this process; `keys` have their primary on b, so a's RESP GETs of them wait
+  // for b and run beside each other (Connection.run)
+  const SECRET = 'resp-inflight-test-secret-0123456789';
+  const VALUE = 32 * 1024;
+  let a: Grid;
+  let b: Grid;
+  let keys: string[];
+  /** The reply to GET keys[i]: its value starts with `${i}:`, so an answer out of place shows. */
+  const reply = (i: number): Buffer => {
+    const v = Buffer.alloc(VALUE, 118);
+    v.write(`${i}:`);
+    return Buffer.concat([Buffer.from(`$${VALUE}\r\n`), v, Buffer.from('\r\n')]);
+  };
+  const gets = (n: number): Buffer => Buffer.concat(Array.from({ length: n }, (_, i) => req('GET', keys[i % keys.length])));
+  const expected = (n: number): Buffer => Buffer.concat(Array.from({ length: n }, (_, i) => reply(i % keys.length)));
+
+  /** `n` keys `${prefix}${i}` whose primary is b. */
+  const onB = (prefix: string, n: number): string[] => {
+    const ac = a.cluster!;
+    return Array.from({ length: 1000 }, (_, i) => `${prefix}${i}`).filter((k) => ac.router.primaryOf(ac.replicas.records.partitionOf(k)) === b.cluster!.memberId).slice(0, n);
+  };
+
+  beforeAll(async () => {
+    a = await createGrid({ workers: 1, memory: '64MB', partitions: 64, cluster: { port: 0, secret: SECRET, backups: 1 }, resp: { port: 0, outputHighWater: 64 * 1024 } });
+    const ac = a.cluster!;
+    b = await createGrid({ workers: 1, memory: '64MB', partitions: 64, cluster: { port: 0, secret: SECRET, backups: 1, seeds: [ac.transport.url] } });
+    for (let t = 0; t < 200; t++) {
+      const s = a.stats();
+      if ((s.members ?? []).length === 2 && s.cluster!.migrating === 0 && s.members!.every((x) => x.primaries > 0)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    keys = onB('fl', 160);
+    const m = a.map('default');
+    await Promise.all(keys.map((k, i) => m.set(k, reply(i).subarray(`$${VALUE}\r\n`.length, -2))));
+  }, 30_000);
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  /** Runs `body` while recording, at each write of replies to a socket of `port`, the bytes gathered and not yet handed to the kernel. */
+  async function peakOfWrites(port: number, body: () => Promise<void>): Promise<number> {
+    let peak = 0;
+    const flush = ReplyWriter.prototype.flush;
+    ReplyWriter.prototype.flush = function (this: ReplyWriter, s: Socket) {
+      if (s.localPort === port) peak = Math.max(peak, this.pending + s.writableLength);
+      return flush.call(this, s);
+    };
+    try {
+      await body();
+    } finally {
+      ReplyWriter.prototype.flush = flush;
+    }
+    return peak;
+  }
+
+  it('a client that reads nothing: the member holds the replies of one window of pipelined GETs (16 at first, then as many as fit in outputHighWater), not 128; all arrive in order once it reads', async () => {
+    expect(keys.length).toBe(160);
+    const server = a.respServer!;
+    const overlapped = server.stats.overlapped;
+    const n = 480; // 15 MB of replies
+    const c = await Raw.open(a.resp!.port);
+    const peak = await peakOfWrites(a.resp!.port, async () => {
+      c.socket.pause();
+      c.send(gets(n));
+      await new Promise((r) => setTimeout(r, 500));
+      c.socket.resume();
+      expect(await c.untilBytes(n * reply(0).length)).toBe(n * reply(0).length);
+    });
+    // the whole pipeline, in order, each reply once
+    expect(c.data.equals(expected(n))).toBe(true);
+    // GETs did run beside each other (the window is not one request)...
+    expect(server.stats.overlapped - overlapped).toBeGreaterThan(0);
+    // ...yet at most the first window's 16 replies (or outputHighWater's worth) were gathered at
+    // once, plus what the socket still held below outputHighWater; 128 replies were 4 MiB
+    expect(peak).toBeLessThanOrEqual(16 * reply(0).length + 64 * 1024);
+    c.end();
+  });
+
+  it("a client that reads its replies is served to the end when its output drains while a request waits (its replies stopped for good: the drain found the connection busy, and nothing looked at its queue again)", async () => {
+    // 20 keys of 512 KiB on b: the first round's replies (8 MiB or more) are written at once, over
+    // outputHighWater, while the next GET waits 50 ms for b; the client reads them meanwhile
+    const big = onB('big', 20);
+    const V = 512 * 1024;
+    const m = a.map('default');
+    await Promise.all(big.map((k, i) => m.set(k, Buffer.alloc(V, 97 + i))));
+    const routed = m as unknown as { get: (k: string) => Promise<unknown> };
+    const get = routed.get;
+    routed.get = async function (this: unknown, k: string) {
+      await new Promise((r) => setTimeout(r, 50));
+      return get.call(this, k);
+    };
+    const server = new RespServer(a, { ...a.respServer!.options, port: 0 });
+    const { port } = await server.listen();
+    try {
+      const n = 40;
+      const c = await Raw.open(port);
+      c.send(Buffer.concat(Array.from({ length: n }, (_, i) => req('GET', big[i % 20]))));
+      const one = V + `$${V}\r\n\r\n`.length;
+      expect(await c.untilBytes(n * one, 8000)).toBe(n * one);
+      const d = c.data;
+      for (let i = 0; i < n; i++) expect(d[i * one + `$${V}\r\n`.length]).toBe(97 + (i % 20));
+      c.end();
+    } finally {
+      delete (routed as { get?: unknown }).get; // the prototype's again
+      await server.close();
+      await Promise.all(big.map((k) => m.delete(k)));
+    }
+  });
+
+  it('requests running beside others take places of the member, maxInFlightBytes / maxValueBytes over all connections; with none free a connection runs its requests one after another', async () => {
+    const opts = { ...a.respServer!.options, port: 0, outputHighWater: 1024 * 1024, maxInFlightBytes: 4 * 1024 * 1024 }; // 4 places of 1 MiB
+    const server = new RespServer(a, opts);
+    const { port } = await server.listen();
+    // requests beside others now running: started (stats.overlapped) less absorbed (their writers
+    // are absorbed once each, when the round settles); the most at once is seen at an absorb
+    let absorbed = 0;
+    let most = 0;
+    const absorb = ReplyWriter.prototype.absorb;
+    ReplyWriter.prototype.absorb = function (this: ReplyWriter, w: ReplyWriter) {
+      most = Math.max(most, server.stats.overlapped - absorbed);
+      absorbed++;
+      return absorb.call(this, w);
+    };
+    try {
+      const n = 320;
+      const conns = await Promise.all([0, 1, 2].map(() => Raw.open(port)));
+      for (const c of conns) c.send(gets(n));
+      for (const c of conns) expect(await c.untilBytes(n * reply(0).length)).toBe(n * reply(0).length);
+      for (const c of conns) {
+        expect(c.data.equals(expected(n))).toBe(true);
+        c.end();
+      }
+      expect(server.stats.overlapped).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(4);
+    } finally {
+      ReplyWriter.prototype.absorb = absorb;
+      await server.close();
+    }
   });
 });
 
