@@ -672,16 +672,20 @@ class Connection implements RespClient {
     this.inFlight = [];
     this.inFlightKeys.clear();
     let largest = 0;
-    for (const f of all) {
-      if (f.r !== undefined) await f.r;
-      if (f.w === undefined) largest = Math.max(largest, this.out.total - this.headMark);
-      else {
-        largest = Math.max(largest, f.w.pending);
-        this.out.absorb(f.w);
+    try {
+      for (const f of all) {
+        if (f.r !== undefined) await f.r;
+        if (f.w === undefined) largest = Math.max(largest, this.out.total - this.headMark);
+        else {
+          largest = Math.max(largest, f.w.pending);
+          this.out.absorb(f.w);
+        }
       }
+    } finally {
+      // every entry but the first ran beside others and took a place of the member's (takeOverlap):
+      // given back however the round ended, or the member would lose places for good
+      this.srv.releaseOverlap(all.length - 1);
     }
-    // every entry but the first ran beside others and took a place of the member's (takeOverlap)
-    this.srv.releaseOverlap(all.length - 1);
     this.learn(largest);
   }
 
