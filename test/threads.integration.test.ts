@@ -332,6 +332,57 @@ describe('runs of pages made room for while other threads write', () => {
   });
 });
 
+describe('hash tables that are runs of pages, moved out of a window while other threads read', () => {
+  it('readers of fixed keys on another thread never see a wrong value, nor miss a key that is there, while their tables move', { timeout: 60_000 }, async () => {
+    // 8 MB in 271 partitions: every table is a run of pages, and every window of a 400-800 KB
+    // value holds some, which move out of it (moveTableRun, under the owner's lock inside
+    // beginWrite) while two attached threads read their keys without a lock (seqlock)
+    const grid = await createGrid({ workers: 1, memory: '8MB' });
+    try {
+      const m = grid.map<string | Uint8Array>('w');
+      let n = 0;
+      // (stats() per 1,000 writes: it builds every partition's figures)
+      while (grid.stats().evictions < 25_000) for (let k = 0; k < 1000; k++, n++) m.setSync(`k${n}`, `v${n}-${'x'.repeat(94)}`);
+      const st = grid.store as unknown as { tableMoves: number };
+      const stop = new SharedArrayBuffer(8);
+      const flag = new Int32Array(stop);
+      const readers = [0, 1].map((r) => run<{ reads: number; hits: number; wrong: number; back: number }>(grid, 'readFixed', { map: 'w', from: n - 10_000 + r * 5000, to: n - 5000 + r * 5000, until: stop }));
+      let ended = false;
+      const settled = Promise.allSettled(readers.map((x) => x.done)).then(() => (ended = true));
+      const passes = async (k: number) => {
+        while (!ended && Atomics.load(flag, 1) < k) await new Promise((res) => setTimeout(res, 5));
+      };
+      try {
+        // both readers under way before the first move
+        await passes(2);
+        const moves = st.tableMoves;
+        for (let j = 0; j < 12; j++) {
+          m.setSync(`big${j}`, new Uint8Array(400_000 + (j % 5) * 100_000).fill(j + 1));
+          for (let k = 0; k < 500; k++) m.setSync(`f${j}:${k}`, 'y'.repeat(100));
+          await new Promise((res) => setImmediate(res));
+        }
+        expect(st.tableMoves).toBeGreaterThan(moves);
+        // and a pass over their keys after the last move
+        await passes(Atomics.load(flag, 1) + 2);
+      } finally {
+        // the readers stop before the grid closes, whatever failed
+        Atomics.store(flag, 0, 1);
+        await settled;
+      }
+      for (const r of await Promise.all(readers.map((x) => x.done))) {
+        expect(r.wrong).toBe(0);
+        // no key read absent that was there all along (these keys are never written again)
+        expect(r.back).toBe(0);
+        expect(r.hits).toBeGreaterThan(0);
+      }
+      expect(await consistency(grid)).toEqual([]);
+      expect(grid.store.checkHeap()).toEqual([]);
+    } finally {
+      await grid.close();
+    }
+  });
+});
+
 describe('per-thread hit and miss counters', () => {
   it('stay exact after more than 256 attachments: a thread that attaches again keeps its counter slot, no two live threads share one', async () => {
     // Every attachGrid took the next of 256 counter slots, round robin: the 254th attachment of

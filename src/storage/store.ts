@@ -173,6 +173,10 @@ export class ShardStore {
   private readonly sparsestLive = new Int32Array(COMPACT_MAX_VICTIMS);
   /** What compactionVictims' last null fell short by: bytes to free before asking again (0: ask again at once). */
   private compactShort = 0;
+  /** Hash tables of a run this thread moved out of a window before emptying it (moveTablesOut; tests, scripts). */
+  tableMoves = 0;
+  /** Times moveTablesOut found a table of the window with nowhere to go, after room was made for it (tests, scripts). */
+  tableMovesFailed = 0;
   /** victimOrder's scratch: the partitions holding the most pages and their page counts. */
   private readonly richest = new Int32Array(VICTIM_PARTITIONS);
   private readonly richestPages = new Int32Array(VICTIM_PARTITIONS);
@@ -788,22 +792,24 @@ export class ShardStore {
     for (let attempt = 0; attempt < 8; attempt++) {
       let first = this.takePages(p, n, false);
       if (first < 0) {
-        const w = this.bestWindow(n);
+        // a window may hold hash tables of a run when each has somewhere to go outside it
+        // (bestWindow) and its owner is not busy (tableOwnersFree), both checked before anything
+        // is evicted for it; else only the windows without a table are left, as before
+        let w = this.bestWindow(n, true);
+        const tables = w >= 0 && this.tableOwnersFree(p, w, n);
+        if (w >= 0 && !tables) w = this.bestWindow(n, false);
         if (w < 0) {
           this.noWindow = n;
           return -1;
         }
-        // room for the run (or the write fails), then for the window's small records to move out
-        // of it (evacuateWindow; what cannot move is evicted)
-        for (let guard = 0; this.availablePages() < n; guard++) {
-          if (guard >= 1 << 16) return -1;
-          if (this.makeRoom(p, 0)) continue;
-          return -1;
-        }
-        const want = n + this.windowMoves(w, n);
-        for (let guard = 0; this.availablePages() < want && guard < 2 * want; guard++) if (!this.makeRoom(p, 0)) break;
+        if (!this.roomForWindow(p, n, w)) return -1;
         first = this.takePages(p, n, false);
-        if (first < 0 && this.evacuateWindow(p, n)) first = this.takePages(p, n, false);
+        if (first < 0) {
+          // the window's tables move out first, then its records (evacuateWindow; when a table
+          // could not move after all, its owner busy by then, a window without one)
+          if (tables) this.moveTablesOut(p, w, n);
+          if (this.evacuateWindow(p, n)) first = this.takePages(p, n, false);
+        }
       }
       if (first >= 0) {
         this.ci[this.pg(first, PG_USED)] = size;
@@ -816,14 +822,51 @@ export class ShardStore {
   }
 
   /**
-   * The first page of the window of n grown pages that holds no hash table of a run (it can be
-   * neither evicted nor moved here; a small table moves with its page) and the fewest live bytes
-   * (a free page costs nothing, a run page a whole page), or -1 when every window holds one.
-   * (Until 2026-11-27 every table pinned its page: at 16 MB, 271 tables over 4,096 pages, no
-   * window of a 1,000 KiB value was free of one, and the write failed with memory to spare.) Reads other partitions' words without their locks: a
-   * choice, re-checked under each owner's lock by evacuateWindow.
+   * Room for a run of n pages (or false: nothing left to evict), then, best effort, for what
+   * lies on window [w, w + n) to move out of it (windowMoves; evacuateWindow evicts what cannot).
    */
-  private bestWindow(n: number): number {
+  private roomForWindow(p: number, n: number, w: number): boolean {
+    for (let guard = 0; this.availablePages() < n; guard++) {
+      if (guard >= 1 << 16 || !this.makeRoom(p, 0)) return false;
+    }
+    const want = n + this.windowMoves(w, n);
+    for (let guard = 0; this.availablePages() < want && guard < 2 * want; guard++) if (!this.makeRoom(p, 0)) break;
+    return true;
+  }
+
+  /**
+   * True when the owners other than p of the hash tables of a run with a page in
+   * [first, first + n) can be locked now (tryLockFor, and let go at once): checked before
+   * anything is evicted for that window, since a table whose owner is busy cannot move, and
+   * makeRoom would evict for nothing. A check, not a hold: keeping them locked while makeRoom
+   * evicts (tens of ms for 500 KB) kept makeRoom from its first candidates, the partitions
+   * holding the most pages (in a /tmp churn script, 172 of 176 large writes failed so), and
+   * getSync readers of them waited past their 200 ms.
+   */
+  private tableOwnersFree(p: number, first: number, n: number): boolean {
+    for (let q = 0; q < this.partitions; q++) {
+      if (q === p || !this.tableRunIn(q, first, first + n)) continue;
+      if (!this.tryLockFor(q, WINDOW_LOCK_MS)) return false;
+      unlock(this.ci, this.lockIndex(q));
+    }
+    return true;
+  }
+
+  /**
+   * The first page of the window of n grown pages with the fewest live bytes (a free page costs
+   * nothing, a small page its live bytes, a run page a whole page), or -1 when there is none.
+   * A window holding a hash table of a run (it can be neither evicted nor moved with a page's
+   * records; a small table moves with its page) is a candidate only with `tables`, and only when
+   * every such table has a free run of its length outside the window to move to
+   * (`tablesCanLeave`; moveTablesOut moves them there before anything is evicted), at one more
+   * than its pages' cost, so that an equal window without one goes first. (Until 2026-11-27
+   * every table pinned its page: at 16 MB, 271 tables over 4,096 pages, no window of a 1,000 KiB
+   * value was free of one; until 2026-11-28 a table of a run did: at 8 MB, where every table is
+   * one, a 500 KB value was refused with 30,000 entries to evict.) Reads other partitions' words
+   * without their locks: a choice, re-checked under each owner's lock by moveTablesOut and
+   * evacuateWindow.
+   */
+  private bestWindow(n: number, tables: boolean): number {
     const ci = this.ci;
     const grown = ci[G_PAGES_GROWN];
     if (n > grown) return -1;
@@ -832,43 +875,106 @@ export class ShardStore {
       const owner = ci[this.pg(g, PG_OWNER)];
       cost[g] = owner === FREE ? 0 : ci[this.pg(g, PG_KIND)] === KIND_SMALL ? Math.max(0, ci[this.pg(g, PG_LIVE)]) : this.pageSize;
     }
-    // a table of a run pins its pages (it cannot move without a run of its own); a small table
-    // moves with its page's records (clearWindow)
+    // the first page of the table run each page belongs to (-1: none)
+    const table = new Int32Array(grown).fill(-1);
     for (let q = 0; q < this.partitions; q++) {
-      const t = this.cu[PART_BASE + q * P_STRIDE + P_TABLE];
-      if (t === 0) continue;
-      const g = ((t - 1) * 8) >>> this.pageShift;
-      if (g >= grown || ci[this.pg(g, PG_KIND)] !== KIND_RUN_HEAD) continue;
+      const g = this.tableRunHead(q, grown);
+      if (g < 0) continue;
       const len = ci[this.pg(g, PG_RUN)];
-      for (let k = g; k < g + len && k < grown; k++) cost[k] = Infinity;
+      for (let k = g; k < g + len && k < grown; k++) table[k] = g;
+      cost[g] += 1;
     }
+    let movable: number[] | null = null;
     let best = -1;
     let bestCost = Infinity;
     let sum = 0;
     let pinned = 0;
     for (let g = 0; g < grown; g++) {
-      if (cost[g] === Infinity) pinned++;
-      else sum += cost[g];
+      sum += cost[g];
+      if (table[g] >= 0) pinned++;
       if (g >= n) {
-        if (cost[g - n] === Infinity) pinned--;
-        else sum -= cost[g - n];
+        sum -= cost[g - n];
+        if (table[g - n] >= 0) pinned--;
       }
-      if (g >= n - 1 && pinned === 0 && sum < bestCost) {
-        bestCost = sum;
-        best = g - n + 1;
+      if (g < n - 1 || sum >= bestCost) continue;
+      if (pinned > 0) {
+        if (!tables) continue;
+        movable ??= this.movableRuns(grown);
+        if (!this.tablesCanLeave(g - n + 1, n, table, movable)) continue;
       }
+      bestCost = sum;
+      best = g - n + 1;
     }
     return best;
   }
 
-  /** Pages the small records on pages [first, first + n) take when moved out (evacuateWindow), with one to spare for the gaps. */
+  /** The first page of q's hash table when it is a run of pages within the first `grown`, else -1 (read without q's lock: a hint, bounded). */
+  private tableRunHead(q: number, grown: number): number {
+    const t = this.cu[PART_BASE + q * P_STRIDE + P_TABLE];
+    if (t === 0) return -1;
+    const g = ((t - 1) * 8) >>> this.pageShift;
+    return g < grown && this.ci[this.pg(g, PG_KIND)] === KIND_RUN_HEAD ? g : -1;
+  }
+
+  /** True when page g is free or a small page: a page a table's run can take once its records moved elsewhere (clearTarget). */
+  private movable(g: number): boolean {
+    return this.ci[this.pg(g, PG_OWNER)] === FREE || this.ci[this.pg(g, PG_KIND)] === KIND_SMALL;
+  }
+
+  /** The runs of movable pages among the first `grown`, as [first, end) pairs. */
+  private movableRuns(grown: number): number[] {
+    const runs: number[] = [];
+    for (let g = 0; g < grown; g++) {
+      if (!this.movable(g)) continue;
+      const start = g;
+      while (g < grown && this.movable(g)) g++;
+      runs.push(start, g);
+    }
+    return runs;
+  }
+
+  /**
+   * True when every hash table of a run with a page in [first, first + n) (`table`: bestWindow's
+   * map of table pages) has somewhere to go outside the window, each its own part of one of the
+   * runs `movable` of free and small pages (largest first, first fit): pages that are free, or
+   * whose records can move to pages the window's own clearing makes room for (windowMoves).
+   * A table among run pages only (large values, other tables) has nowhere to go without evicting
+   * what the window would not: such a window is no candidate.
+   */
+  private tablesCanLeave(first: number, n: number, table: Int32Array, movable: number[]): boolean {
+    const to = first + n;
+    const lens: number[] = [];
+    for (let g = first; g < to; g++) if (table[g] >= 0 && (g === first || table[g] !== table[g - 1])) lens.push(this.ci[this.pg(table[g], PG_RUN)]);
+    lens.sort((a, b) => b - a);
+    // what is left of each run outside the window: the part before it and the part after
+    const room: number[] = [];
+    for (let k = 0; k < movable.length; k += 2) {
+      if (movable[k] < first) room.push(Math.min(movable[k + 1], first) - movable[k]);
+      if (movable[k + 1] > to) room.push(movable[k + 1] - Math.max(movable[k], to));
+    }
+    for (const len of lens) {
+      const k = room.findIndex((r) => r >= len);
+      if (k < 0) return false;
+      room[k] -= len;
+    }
+    return true;
+  }
+
+  /**
+   * Pages what lies on pages [first, first + n) takes when moved out: its small records
+   * (evacuateWindow), with one to spare for the gaps, and for each hash table of a run there
+   * twice its pages (its new place, and at most as many for the records moved off it,
+   * clearTarget).
+   */
   private windowMoves(first: number, n: number): number {
     const ci = this.ci;
     let live = 0;
+    let tables = 0;
     for (let g = first; g < first + n; g++) {
       if (ci[this.pg(g, PG_OWNER)] !== FREE && ci[this.pg(g, PG_KIND)] === KIND_SMALL) live += Math.max(0, ci[this.pg(g, PG_LIVE)]);
     }
-    return live === 0 ? 0 : Math.ceil(live / (this.pageSize - COMPACT_PAGE_GAP)) + 1;
+    for (let q = 0; q < this.partitions; q++) if (this.tableRunIn(q, first, first + n)) tables += 2 * ci[this.pg(this.tableRunHead(q, ci[G_PAGES_GROWN]), PG_RUN)];
+    return tables + (live === 0 ? 0 : Math.ceil(live / (this.pageSize - COMPACT_PAGE_GAP)) + 1);
   }
 
   /**
@@ -885,7 +991,7 @@ export class ShardStore {
    */
   private evacuateWindow(p: number, n: number): boolean {
     const ci = this.ci;
-    const first = this.bestWindow(n);
+    const first = this.bestWindow(n, false);
     if (first < 0) return false;
     const owners = new Set<number>();
     for (let g = first; g < first + n; g++) {
@@ -914,25 +1020,151 @@ export class ShardStore {
     if (tref === 0) return true;
     const tpage = ((tref - 1) * 8) >>> this.pageShift;
     if (tpage >= from && tpage < to && ci[this.pg(tpage, PG_KIND)] !== KIND_SMALL) return false;
-    const open = ci[pb + P_OPEN_PAGE];
-    if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
     // a free page of the window itself would come back: keep taking (each is freed below, empty)
-    const take = (): number => {
+    this.moveSmallOff(q, from, to, () => {
       for (let tries = 0; tries <= to - from; tries++) {
         const next = this.takePages(q, 1, false);
         if (next < 0 || next < from || next >= to) return next;
       }
       return -1;
-    };
+    });
+    return this.evictFrom(q, from, to);
+  }
+
+  /**
+   * Moves the records on q's small pages in [from, to) (q locked, inside beginWrite) to pages
+   * `take` gives, one at a time (compaction's copy; emptyPage moves q's table too when it lies
+   * on such a page), and stops at the first that finds no page. q's open page there is given up.
+   */
+  private moveSmallOff(q: number, from: number, to: number, take: () => number): void {
+    const ci = this.ci;
+    const pb = PART_BASE + q * P_STRIDE;
+    const open = ci[pb + P_OPEN_PAGE];
+    if (open >= from && open < to) ci[pb + P_OPEN_PAGE] = -1;
     const f = this.filler(-1, take);
-    // (emptyPage moves the table too when it lies on the page)
     for (let g = from; g < to; g++) {
       if (ci[this.pg(g, PG_OWNER)] !== q || ci[this.pg(g, PG_KIND)] !== KIND_SMALL || ci[this.pg(g, PG_LIVE)] <= 0) continue;
       if (!this.emptyPage(q, g, f.move)) break;
     }
     f.close();
     if (f.page >= 0 && ci[pb + P_OPEN_PAGE] < 0) ci[pb + P_OPEN_PAGE] = f.page;
-    return this.evictFrom(q, from, to);
+  }
+
+  /** Returns q's small pages in [from, to) left with no live record to the pool (q locked). */
+  private releaseEmpty(q: number, from: number, to: number): void {
+    const ci = this.ci;
+    for (let g = from; g < to; g++) {
+      if (ci[this.pg(g, PG_OWNER)] === q && ci[this.pg(g, PG_KIND)] === KIND_SMALL && ci[this.pg(g, PG_LIVE)] <= 0) this.releasePage(q, g);
+    }
+  }
+
+  /**
+   * Moves every hash table of a run with a page in [first, first + n) out of it (`moveTableRun`),
+   * owner by owner under its lock (tryLock within WINDOW_LOCK_MS, as evacuateWindow: p's is
+   * held). False when one could not move (its owner busy, its place taken meanwhile): the
+   * tables moved so far stay where they went, and evacuateWindow takes a window without one.
+   * (A prototype of 2026-11-28 moved a table only to a run of pages free already, with no check
+   * before makeRoom evicted for the window: in a churned heap, whose free pages lie apart, each
+   * such attempt failed having evicted first.)
+   */
+  private moveTablesOut(p: number, first: number, n: number): boolean {
+    const to = first + n;
+    for (let q = 0; q < this.partitions; q++) {
+      if (!this.tableRunIn(q, first, to)) continue;
+      const move = (): boolean => this.moveTableRun(p, q, first, to);
+      const moved = q === p ? move() : this.tryLockFor(q, WINDOW_LOCK_MS) && this.writeThenUnlock(q, move);
+      if (!moved) {
+        this.tableMovesFailed++;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** True when q's hash table is a run of pages with a page in [from, to) (unlocked: a hint; under q's lock: the fact). */
+  private tableRunIn(q: number, from: number, to: number): boolean {
+    const g = this.tableRunHead(q, this.ci[G_PAGES_GROWN]);
+    return g >= 0 && g < to && g + this.ci[this.pg(g, PG_RUN)] > from;
+  }
+
+  /**
+   * Moves q's hash table, a run of pages, out of [from, to) (q locked, inside beginWrite; p, the
+   * writer's partition, locked too): to a free run of its length outside the window, or one
+   * `clearTarget` frees; copies the table there, publishes the new place and frees the old run,
+   * as ensureTableRoom publishes a grown table. Readers of q that loaded the old place fail
+   * their seqlock check (q's P_SEQ is odd throughout); a memoized read checks the table's ref
+   * (slotHolds). A writer that dies halfway leaves the old table published, and repair frees
+   * the new run (no slot points into it), or the new one, copied in full before it was
+   * published, and repair frees the old run. True when the table is not, or no longer, a run
+   * there; false when no place could be had.
+   */
+  private moveTableRun(p: number, q: number, from: number, to: number): boolean {
+    if (!this.tableRunIn(q, from, to)) return true;
+    const ci = this.ci;
+    const pb = PART_BASE + q * P_STRIDE;
+    const toff = (this.cu[pb + P_TABLE] - 1) * 8;
+    const size = this.recordSize(toff);
+    const len = ci[this.pg(toff >>> this.pageShift, PG_RUN)];
+    let first = this.takePagesOutside(q, len, from, to);
+    if (first < 0 && this.clearTarget(p, q, len, from, to)) first = this.takePagesOutside(q, len, from, to);
+    if (first < 0) return false;
+    const noff = first * this.pageSize;
+    this.u8.copyWithin(noff, toff, toff + size);
+    ci[this.pg(first, PG_USED)] = size;
+    ci[this.pg(first, PG_LIVE)] = size;
+    ci[pb + P_LIVE_BYTES] += size;
+    this.cu[pb + P_TABLE] = noff / 8 + 1;
+    this.freeRecord(q, toff);
+    this.tableMoves++;
+    return true;
+  }
+
+  /**
+   * Frees `len` contiguous pages outside [from, to) for a table of q (moveTableRun): of the runs
+   * of free and small pages there, the one with the fewest live bytes, whose records move to
+   * free pages outside both (`moveSmallOff`, each owner under its lock; p and q are held). No
+   * entry is evicted: a record no page could be had for stays, and the answer is false.
+   */
+  private clearTarget(p: number, q: number, len: number, from: number, to: number): boolean {
+    const ci = this.ci;
+    const grown = ci[G_PAGES_GROWN];
+    let best = -1;
+    let bestLive = Infinity;
+    for (let g = 0, live = 0, run = 0; g < grown; g++) {
+      if (g >= from && g < to) {
+        // the window: no target crosses it
+        g = to;
+        run = 0;
+        live = 0;
+        if (g >= grown) break;
+      }
+      if (!this.movable(g)) {
+        run = 0;
+        live = 0;
+        continue;
+      }
+      live += ci[this.pg(g, PG_OWNER)] === FREE ? 0 : Math.max(0, ci[this.pg(g, PG_LIVE)]);
+      if (++run > len) live -= ci[this.pg(g - len, PG_OWNER)] === FREE ? 0 : Math.max(0, ci[this.pg(g - len, PG_LIVE)]);
+      if (run >= len && live < bestLive) {
+        bestLive = live;
+        best = g - len + 1;
+      }
+    }
+    if (best < 0) return false;
+    const end = best + len;
+    const owners = new Set<number>();
+    for (let g = best; g < end; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) owners.add(ci[this.pg(g, PG_OWNER)]);
+    for (const r of owners) {
+      const off = (): boolean => {
+        this.moveSmallOff(r, best, end, () => this.takePagesOutside(r, 1, best, end, from, to));
+        this.releaseEmpty(r, best, end);
+        return true;
+      };
+      if (r === p || r === q) off();
+      else if (!(this.tryLockFor(r, WINDOW_LOCK_MS) && this.writeThenUnlock(r, off))) return false;
+    }
+    for (let g = best; g < end; g++) if (ci[this.pg(g, PG_OWNER)] !== FREE) return false;
+    return true;
   }
 
   /**
@@ -974,9 +1206,7 @@ export class ShardStore {
       this.evicted(q, i, off);
     }
     // a page left with no live record (it was the open page, or held only dead records)
-    for (let g = from; g < to; g++) {
-      if (ci[this.pg(g, PG_OWNER)] === q && ci[this.pg(g, PG_KIND)] === KIND_SMALL && ci[this.pg(g, PG_LIVE)] <= 0) this.releasePage(q, g);
-    }
+    this.releaseEmpty(q, from, to);
     return true;
   }
 
@@ -1006,31 +1236,61 @@ export class ShardStore {
         this.refresh();
         first = this.findFree(n, grown);
       }
-      if (first < 0) return -1;
-      // another thread may have grown the heap (and freed pages in it) since this thread last
-      // looked: the pages found can lie beyond this thread's views
-      if (this.u8.length !== this.buffers.heap.byteLength) this.refresh();
-      for (let g = first; g < first + n; g++) {
-        ci[this.pg(g, PG_USED)] = 0;
-        ci[this.pg(g, PG_LIVE)] = 0;
-        ci[this.pg(g, PG_KIND)] = n === 1 ? KIND_SMALL : g === first ? KIND_RUN_HEAD : KIND_RUN_TAIL;
-        ci[this.pg(g, PG_RUN)] = g === first ? n : 0;
-        ci[this.pg(g, PG_OWNER)] = p;
-      }
-      ci[G_PAGES_FREE] -= n;
-      ci[G_FREE_HINT] = first + n;
-      // link the head page into the partition's list
-      const pb = PART_BASE + p * P_STRIDE;
-      const head = ci[pb + P_HEAD_PAGE];
-      ci[this.pg(first, PG_PREV)] = -1;
-      ci[this.pg(first, PG_NEXT)] = head;
-      if (head >= 0) ci[this.pg(head, PG_PREV)] = first;
-      ci[pb + P_HEAD_PAGE] = first;
-      ci[pb + P_PAGES] += n;
-      return first;
+      return first < 0 ? -1 : this.claimPages(p, first, n);
     } finally {
       unlock(ci, G_HEAP_LOCK);
     }
+  }
+
+  /**
+   * A free run of `n` grown pages for partition p that lies outside [from, to) and [from2, to2),
+   * the reserve included (a table that moves frees as many at once), or -1. The first such run
+   * from page 0.
+   */
+  private takePagesOutside(p: number, n: number, from: number, to: number, from2 = 0, to2 = 0): number {
+    const ci = this.ci;
+    this.heapLock();
+    try {
+      const grown = ci[G_PAGES_GROWN];
+      for (let g = 0, run = 0; g < grown; g++) {
+        run = ci[this.pg(g, PG_OWNER)] === FREE && (g < from || g >= to) && (g < from2 || g >= to2) ? run + 1 : 0;
+        if (run === n) return this.claimPages(p, g - n + 1, n);
+      }
+      return -1;
+    } finally {
+      unlock(ci, G_HEAP_LOCK);
+    }
+  }
+
+  /** Makes free pages [first, first + n) partition p's, a run when n > 1, at the head of its page list (heap lock held). */
+  private claimPages(p: number, first: number, n: number): number {
+    const ci = this.ci;
+    // another thread may have grown the heap (and freed pages in it) since this thread last
+    // looked: the pages found can lie beyond this thread's views
+    if (this.u8.length !== this.buffers.heap.byteLength) this.refresh();
+    for (let g = first; g < first + n; g++) {
+      ci[this.pg(g, PG_USED)] = 0;
+      ci[this.pg(g, PG_LIVE)] = 0;
+      ci[this.pg(g, PG_KIND)] = n === 1 ? KIND_SMALL : g === first ? KIND_RUN_HEAD : KIND_RUN_TAIL;
+      ci[this.pg(g, PG_RUN)] = g === first ? n : 0;
+      ci[this.pg(g, PG_OWNER)] = p;
+    }
+    ci[G_PAGES_FREE] -= n;
+    ci[G_FREE_HINT] = first + n;
+    this.linkPage(p, first, n);
+    return first;
+  }
+
+  /** Puts page g, the head of n pages, at the front of partition p's page list. */
+  private linkPage(p: number, g: number, n: number): void {
+    const ci = this.ci;
+    const pb = PART_BASE + p * P_STRIDE;
+    const head = ci[pb + P_HEAD_PAGE];
+    ci[this.pg(g, PG_PREV)] = -1;
+    ci[this.pg(g, PG_NEXT)] = head;
+    if (head >= 0) ci[this.pg(head, PG_PREV)] = g;
+    ci[pb + P_HEAD_PAGE] = g;
+    ci[pb + P_PAGES] += n;
   }
 
   private findFree(n: number, grown: number): number {
@@ -1624,14 +1884,14 @@ export class ShardStore {
   /**
    * Why this thread's last put found no room, for GRID_ERR_MEMORY_FULL: nothing left to evict, or
    * (a value over half a page) no window of contiguous pages that could be emptied, because every
-   * such window holds a hash table of a run, which cannot move: a small budget cut in many
-   * partitions, each with its table, has no 512 KiB window at 8 MB, say, with entries to spare.
+   * such window holds a hash table of a run that has no free run of its length outside the window
+   * to move to (bestWindow): in a heap whose free pages lie apart, say.
    */
   fullMessage(): string {
     const n = this.noWindow;
     this.noWindow = 0;
     if (n === 0) return 'memory budget exhausted and nothing left to evict';
-    return `memory budget too fragmented for this value: no ${Math.round((n * this.pageSize) / 1024)} KiB of contiguous pages can be freed (every such window holds a partition's hash table, which cannot move); give the grid more memory, fewer partitions, or store smaller values`;
+    return `memory budget too fragmented for this value: no ${Math.round((n * this.pageSize) / 1024)} KiB of contiguous pages can be freed (every such window holds a partition's hash table with no free run outside it to move to); give the grid more memory, fewer partitions, or store smaller values`;
   }
 
   /**
@@ -2204,12 +2464,7 @@ export class ShardStore {
       }
       ci[this.pg(g, PG_LIVE)] = l;
       if (ci[this.pg(g, PG_USED)] > this.pageSize || ci[this.pg(g, PG_USED)] < 0) ci[this.pg(g, PG_USED)] = this.pageSize;
-      const head = ci[pb + P_HEAD_PAGE];
-      ci[this.pg(g, PG_PREV)] = -1;
-      ci[this.pg(g, PG_NEXT)] = head;
-      if (head >= 0) ci[this.pg(head, PG_PREV)] = g;
-      ci[pb + P_HEAD_PAGE] = g;
-      ci[pb + P_PAGES] += n;
+      this.linkPage(p, g, n);
       if (isOpen) keptOpen = true;
     }
     if (!keptOpen) ci[pb + P_OPEN_PAGE] = -1;
