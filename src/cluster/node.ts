@@ -62,6 +62,14 @@ const REACH_MS = 2000;
 const REACH_REQUEST = 'grid.reach?';
 /** The notice a member sends one it could not dial at its advertised url (checkPeersAdvertised). */
 const UNREACHED_NOTICE = 'grid.unreached';
+/**
+ * Dials back for `grid.reach?` a member makes at once, and starts per REACH_MS, over all peers: a
+ * secret holder asking under 40 ids at once made 40 dials at once, and one asking back to back
+ * made ~1,500 dials a second at whatever url its HELLO named (a third party's). Past either, the
+ * asker is told the member is busy ({busy: true}) and its advertise goes unchecked by this seed.
+ */
+const REACH_AT_ONCE = 4;
+const REACH_PER_WINDOW = 16;
 /** Members a new member dials back at their advertised urls, at most (the first ones by start time). */
 const PEERS_CHECKED = 32;
 /** A member logs a peer's UNREACHED_NOTICE at most this often. */
@@ -207,7 +215,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
    * peer, not by dialling itself: behind NAT or a proxy a member often cannot reach its own
    * public address while the others can. Not checked: a founding member (nobody to ask), a seed
    * of an older build (GRID_ERR_UNSUPPORTED), no seed answering (the join then fails as before),
-   * and a rejoin after a removal (the url was checked at the start).
+   * every seed busy dialling others back (`reach`), and a rejoin after a removal (the url was
+   * checked at the start).
    *
    * @throws {InvalidOptionError} naming options.cluster.advertise and the url, when the seed could not reach this member there.
    */
@@ -223,8 +232,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         if (this.startAborted) throw new GridClosedError('closed while joining');
         continue; // a seed down or of an older build: the next one, or nothing checked
       }
-      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown };
+      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown; busy?: unknown };
       if (a.id === this.memberId) return;
+      if (a.busy === true) continue; // the seed made no dial (busy with others): the next one, or nothing checked
       const got = typeof a.id === 'string' ? `it leads to member ${a.id}, not to this one` : `it got ${typeof a.error === 'string' ? a.error : 'no answer'}`;
       throw new InvalidOptionError(
         `options.cluster.advertise: member ${peer} (seed ${seed}) dialled this member at its advertised url ${t.url} and ${got}; ` +
@@ -270,13 +280,29 @@ export class ClusterNode extends EventEmitter implements MemberContext {
 
   /** Peers whose `grid.reach?` is being dialled now (one each: a peer that asks again meanwhile is told so, and no second dial starts). */
   private readonly reaching = new Set<string>();
+  /** Dials back started since reachWindowAt (REACH_PER_WINDOW per REACH_MS). */
+  private reachStarted = 0;
+  private reachWindowAt = 0;
 
-  /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
-  private async reach(from: string): Promise<{ id: string } | { error: string }> {
+  /**
+   * A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends)
+   * and says who answered; `busy` when the dial was not made (one to it under way, or the
+   * member's REACH_AT_ONCE / REACH_PER_WINDOW used up): the joiner asks another seed.
+   */
+  private async reach(from: string): Promise<{ id: string } | { error: string; busy?: true }> {
     const url = this.transport.urlOf(from);
     if (url === undefined) return { error: 'no url known for it' };
     if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
-    if (this.reaching.has(from)) return { error: 'a dial back to it is already under way' };
+    if (this.reaching.has(from)) return { error: 'a dial back to it is already under way', busy: true };
+    const now = performance.now();
+    if (now - this.reachWindowAt >= REACH_MS) {
+      this.reachWindowAt = now;
+      this.reachStarted = 0;
+    }
+    if (this.reaching.size >= REACH_AT_ONCE || this.reachStarted >= REACH_PER_WINDOW) {
+      return { error: `this member is busy dialling other members back (at most ${REACH_AT_ONCE} at once, ${REACH_PER_WINDOW} per ${REACH_MS} ms)`, busy: true };
+    }
+    this.reachStarted++;
     this.reaching.add(from);
     try {
       return { id: await this.transport.probe(url, REACH_MS) };

@@ -182,6 +182,52 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // a secret holder asking under 12 ids at once made 12 dials at once, and one asking back to back
+  // made ~1,500 dials a second at the url its HELLO named (a third party's)
+  it('peers asking to be dialled back under many ids, or back to back, get a bounded number of dials; the rest are told the member is busy', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const { Transport } = await import('../../dist/transport/index.js');
+    let dials = 0;
+    // accepts and never answers: each dial waits out its 2 s
+    const sink = createServer((s) => {
+      dials++;
+      s.on('error', () => undefined);
+    });
+    // hangs up at once: each dial ends at once
+    let quickDials = 0;
+    const quick = createServer((s) => {
+      quickDials++;
+      s.destroy();
+    });
+    await Promise.all([sink, quick].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+    const at = (srv: typeof sink) => `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const askers = [];
+    try {
+      for (let i = 0; i < 12; i++) askers.push(await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(sink), secret: SECRET, memberId: `m-many${String(i).padStart(8, '0')}`, log: () => undefined }));
+      const peers: string[] = [];
+      for (const a of askers) peers.push(await a.connect(url, 5000));
+      const answers = await Promise.all(askers.map((a, i) => a.request<{ id?: string; error?: string; busy?: boolean }>(peers[i], 'grid.reach?', null, 5000)));
+      expect(answers.filter((a) => a.busy === true)).toHaveLength(8);
+      expect(answers.filter((a) => a.error !== undefined && /GRID_ERR_TIMEOUT/.test(a.error))).toHaveLength(4);
+      expect(dials).toBe(4);
+      const fast = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(quick), secret: SECRET, memberId: 'm-backtoback00', log: () => undefined });
+      askers.push(fast);
+      const peer = await fast.connect(url, 5000);
+      const seq: Array<{ busy?: boolean }> = [];
+      const t0 = performance.now();
+      for (let i = 0; i < 60; i++) seq.push(await fast.request<{ busy?: boolean }>(peer, 'grid.reach?', null, 5000));
+      // 16 dials started per 2 s window at most, over however many windows the 60 asks spanned
+      const windows = Math.ceil((performance.now() - t0) / 2000) + 1;
+      expect(quickDials).toBeGreaterThan(0);
+      expect(quickDials).toBeLessThanOrEqual(16 * windows);
+      expect(seq.filter((a) => a.busy === true).length).toBe(60 - quickDials);
+    } finally {
+      for (const a of askers) await a.close();
+      sink.close();
+      quick.close();
+    }
+  });
+
   // A founding member has no seed to dial it back: its advertise is checked by the members that
   // join it, which warn, and tell it so that it warns too.
   it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
