@@ -31,7 +31,7 @@ import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, M
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
-import { safeText } from '../transport/wire.js';
+import { MAX_ID_CHARS, safeText } from '../transport/wire.js';
 import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
@@ -235,7 +235,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown; busy?: unknown };
       if (a.id === this.memberId) return;
       if (a.busy === true) continue; // the seed made no dial (busy with others): the next one, or nothing checked
-      const got = typeof a.id === 'string' ? `it leads to member ${a.id}, not to this one` : `it got ${typeof a.error === 'string' ? a.error : 'no answer'}`;
+      // the seed's text escaped and bounded: a seed sent 500,000 characters with terminal escapes into this error
+      const got = typeof a.id === 'string' ? `it leads to member ${safeText(a.id, MAX_ID_CHARS)}, not to this one` : `it got ${typeof a.error === 'string' ? safeText(a.error, 400) : 'no answer'}`;
       throw new InvalidOptionError(
         `options.cluster.advertise: member ${peer} (seed ${seed}) dialled this member at its advertised url ${t.url} and ${got}; ` +
           `every member dials that url, so it must lead to this member, which listens on ${t.boundUrl()} (a proxy in front of it must be up before the member starts)`,
@@ -258,7 +259,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       try {
         const id = await this.transport.probe(m.url, REACH_MS);
         if (id === m.id) continue;
-        problem = `it leads to member ${id}`;
+        problem = `it leads to member ${safeText(id, MAX_ID_CHARS)}`; // named by whatever listens there, unauthenticated
       } catch (e) {
         if (this.closed || this.restarting) return;
         problem = e instanceof GridError ? `${e.code}: ${e.message}` : String(e);

@@ -228,6 +228,46 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // a seed's answer went into the joiner's start error as it came (500,000 characters, terminal
+  // escapes), and so did the id a probed listener named, unauthenticated, into a joiner's warning
+  it('a seed\'s answer and a probed listener\'s id reach the start error and the warnings escaped and bounded', { timeout: 30_000 }, async () => {
+    const { Transport } = await import('../../dist/transport/index.js');
+    const { encodeChallenge } = await import('../../dist/transport/wire.js');
+    const { WebSocketServer } = await import('ws');
+    const hostile = '\x1b[2J\x1b]0;x\x07\r\nfake line ';
+    const seed = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-hostileseed0', log: () => undefined });
+    // where the founder below advertises: a listener that names itself with escapes, then hangs up
+    const liar = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    liar.on('connection', (ws) => ws.once('message', () => ws.send(encodeChallenge(`${hostile}m`, new Uint8Array(32)))));
+    await new Promise<void>((r) => liar.once('listening', () => r()));
+    try {
+      for (const answer of [{ error: hostile + 'A'.repeat(500_000) }, { id: hostile + 'B'.repeat(200) }]) {
+        seed.handle('grid.reach?', () => answer);
+        const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise: '127.0.0.1:1', seeds: [seed.url], secret: SECRET, backups: 1 } }).then(
+          (g) => g.close().then(() => 'joined'),
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+        const m = (err as Error).message;
+        expect(m.length).toBeLessThan(2000);
+        expect(m).not.toMatch(/[\x00-\x1f]/);
+        expect(m).toContain('\\x1b[2J');
+      }
+      const logs: string[] = [];
+      const founder = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${(liar.address() as { port: number }).port}`, secret: SECRET, backups: 1 } });
+      others.push(founder);
+      const joiner = await createGrid({ workers: 1, memory: '16MB', logger: { debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => logs.push(typeof a === 'string' ? a : String(b)) }, cluster: { host: '127.0.0.1', port: 0, seeds: [founder.cluster!.boundUrl], secret: SECRET, lite: true } });
+      others.push(joiner);
+      for (let i = 0; i < 100 && !logs.some((l) => l.includes('it leads to member')); i++) await new Promise((r) => setTimeout(r, 50));
+      const warned = logs.find((l) => l.includes('it leads to member'));
+      expect(warned).toContain('it leads to member \\x1b[2J');
+      expect(warned).not.toMatch(/[\x00-\x1f]/);
+    } finally {
+      await seed.close();
+      liar.close();
+    }
+  });
+
   // A founding member has no seed to dial it back: its advertise is checked by the members that
   // join it, which warn, and tell it so that it warns too.
   it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {
