@@ -687,7 +687,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         const { primaries, backups } = ownedBy(t, m.id);
         const row = { id: m.id, url: m.url, lite: m.lite, status: m.status as 'alive' | 'suspect', startedAt: m.startedAt, coordinator: m.id === coord, primaries, backups };
         try {
-          const s = m.id === this.memberId ? this.memberStats() : (await this.ensureLink(m.id), await this.transport.request<{ entries: number; bytesUsed: number; bytesLimit: number }>(m.id, 'grid.member-stats', null, 2000));
+          const s = m.id === this.memberId ? this.memberStats() : (await this.ensureLink(m.id), await this.transport.request<unknown>(m.id, 'grid.member-stats', null, 2000));
+          // a peer's answer went into the status as it came (strings with terminal escapes, objects)
+          if (!isMemberStats(s)) return { ...row, error: 'it answered grid.member-stats with something that is not its figures' };
           return { ...row, entries: s.entries, bytesUsed: s.bytesUsed, bytesLimit: s.bytesLimit };
         } catch (e) {
           return { ...row, error: e instanceof Error ? e.message : String(e) };
@@ -701,3 +703,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   }
 }
 
+/** A grid.member-stats answer as it came off the wire: three counts, each a finite number from 0. */
+function isMemberStats(x: unknown): x is { entries: number; bytesUsed: number; bytesLimit: number } {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  return [s.entries, s.bytesUsed, s.bytesLimit].every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0);
+}
