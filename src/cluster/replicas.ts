@@ -34,6 +34,11 @@ const EVICTION_DRAIN_MAX = 4096;
  * again every DEFER_RETRY_MS.
  */
 const DEFER_MAX = 65_536;
+/**
+ * Key bytes the held-back evictions may copy, at most: 65,536 keys of 4,000 bytes (maxKeyBytes is
+ * 4,096 by default, up to 65,535) grew a 64MB member's heap by 407 MB while its lease lapsed.
+ */
+const DEFER_MAX_BYTES = 16 * 1024 * 1024;
 const DEFER_RETRY_MS = 100;
 const utf8 = new TextDecoder();
 /** Most entries of one grid.touch request (a bound a peer is held to). */
@@ -86,7 +91,9 @@ export class Replicas {
   /** Evictions held back by shipEvictions (key bytes copied), the oldest first, and when they were last tried. */
   private deferred: Array<[p: number, mapId: number, key: Uint8Array]> = [];
   private deferredAt = 0;
-  /** Evictions never shipped because DEFER_MAX were already held back (their copies keep the keys). */
+  /** Key bytes of `deferred` (DEFER_MAX_BYTES at most). */
+  private deferredBytes = 0;
+  /** Evictions never shipped because DEFER_MAX, or DEFER_MAX_BYTES of keys, were already held back (their copies keep the keys). */
   evictionsUnshipped = 0;
   /** grid.pressure requests this member sent, and entries it evicted as a primary for its copies' pressure. */
   pressureSent = 0;
@@ -147,8 +154,10 @@ export class Replicas {
     const me = this.ctx.memberId;
     let retrying = false;
     const holdBack = (p: number, mapId: number, key: Uint8Array, len: number): void => {
-      if (this.deferred.length < DEFER_MAX) this.deferred.push([p, mapId, retrying ? key : key.slice(0, len)]);
-      else this.evictionsUnshipped++;
+      if (this.deferred.length < DEFER_MAX && this.deferredBytes + len <= DEFER_MAX_BYTES) {
+        this.deferred.push([p, mapId, retrying ? key : key.slice(0, len)]);
+        this.deferredBytes += len;
+      } else this.evictionsUnshipped++;
     };
     const visit = (p: number, mapId: number, key: Uint8Array, len: number, kind: number): void => {
       const t = this.table;
@@ -197,6 +206,7 @@ export class Replicas {
     if (retry) {
       const held = this.deferred;
       this.deferred = [];
+      this.deferredBytes = 0; // what is held back again counts again
       this.deferredAt = now;
       retrying = true;
       for (const [p, mapId, key] of held) visit(p, mapId, key, key.length, J_EVICTED);

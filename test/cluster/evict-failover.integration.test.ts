@@ -282,4 +282,39 @@ describe('evictions made while the primary may not serve', () => {
     expect(heldByB()).toBe(0);
     expect(ra.evictionsUnshipped).toBe(0);
   });
+
+  // each held-back eviction is its own copy of the key: 65,536 keys of 4,000 bytes grew a 64MB
+  // member's heap by 407 MB while its lease lapsed (maxKeyBytes may be 65,535: 4 GB)
+  it('hold back at most 16 MiB of key bytes; evictions past that are counted unshipped', { timeout: 60_000 }, async () => {
+    const common = { workers: 1, memory: '16MB' } as const;
+    const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
+    grids.push(a);
+    const b = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1, seeds: [a.cluster!.url] } });
+    grids.push(b);
+    for (let t = 0; t < 120 && !(a.stats().members!.filter((x) => x.primaries > 0).length === 2 && a.stats().cluster!.migrating === 0); t++) await sleep(250);
+    const ra = a.cluster!.replicas as unknown as { deferred: Array<[number, number, Uint8Array]>; evictionsUnshipped: number; isPrimary(p: number): boolean; records: { partitionOf(k: string): number }; ctx: { meta: { lease: { covers(e: number): boolean } } } };
+    const mapId = (a.map('m') as unknown as { id: number }).id;
+    const j = (a.store as unknown as { journal: { push(p: number, map: number, src: Uint8Array, off: number, len: number): boolean; pending(): boolean } }).journal;
+    const lease = ra.ctx.meta.lease;
+    const covers = lease.covers;
+    lease.covers = () => false;
+    try {
+      // evictions of 4,500 keys of 4,000 bytes (17.2 MiB), journalled as the store's evictKey does
+      let pushed = 0;
+      for (let i = 0; pushed < 4500; i++) {
+        const k = `big${i}-`.padEnd(4000, 'k');
+        const p = ra.records.partitionOf(k);
+        if (!ra.isPrimary(p)) continue;
+        if (j.push(p, mapId, Buffer.from(k), 0, 4000)) pushed++;
+        else await sleep(10); // the journal is full: its drain (every 5 ms) makes room
+      }
+      for (let t = 0; t < 100 && j.pending(); t++) await sleep(10);
+      const bytes = ra.deferred.reduce((n, [, , key]) => n + key.length, 0);
+      expect(bytes).toBeLessThanOrEqual(16 * 1024 * 1024);
+      expect(ra.deferred.length + ra.evictionsUnshipped).toBe(4500);
+      expect(ra.evictionsUnshipped).toBeGreaterThan(0);
+    } finally {
+      lease.covers = covers;
+    }
+  });
 });
