@@ -234,13 +234,18 @@ describe('evictions made while the primary may not serve', () => {
   afterAll(async () => {
     for (const g of grids.reverse()) await g.close();
   });
-
-  it("reach the copies once its lease covers the partition again (they were dropped: the copies kept every key)", { timeout: 60_000 }, async () => {
+  /** Two members of 16MB in this process, closed after the block. */
+  const twoMembers = async (): Promise<[Grid, Grid]> => {
     const common = { workers: 1, memory: '16MB' } as const;
     const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
     grids.push(a);
     const b = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1, seeds: [a.cluster!.url] } });
     grids.push(b);
+    return [a, b];
+  };
+
+  it("reach the copies once its lease covers the partition again (they were dropped: the copies kept every key)", { timeout: 60_000 }, async () => {
+    const [a, b] = await twoMembers();
     for (let t = 0; t < 120; t++) {
       const s = a.stats();
       if (s.cluster!.migrating === 0 && s.members!.filter((x) => x.primaries > 0).length === 2 && b.stats().cluster!.migrating === 0) break;
@@ -286,11 +291,7 @@ describe('evictions made while the primary may not serve', () => {
   // each held-back eviction is its own copy of the key: 65,536 keys of 4,000 bytes grew a 64MB
   // member's heap by 407 MB while its lease lapsed (maxKeyBytes may be 65,535: 4 GB)
   it('hold back at most 16 MiB of key bytes; evictions past that are counted unshipped', { timeout: 60_000 }, async () => {
-    const common = { workers: 1, memory: '16MB' } as const;
-    const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
-    grids.push(a);
-    const b = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1, seeds: [a.cluster!.url] } });
-    grids.push(b);
+    const [a] = await twoMembers();
     for (let t = 0; t < 120 && !(a.stats().members!.filter((x) => x.primaries > 0).length === 2 && a.stats().cluster!.migrating === 0); t++) await sleep(250);
     const ra = a.cluster!.replicas as unknown as { deferred: Array<[number, number, Uint8Array]>; evictionsUnshipped: number; isPrimary(p: number): boolean; records: { partitionOf(k: string): number }; ctx: { meta: { lease: { covers(e: number): boolean } } } };
     const mapId = (a.map('m') as unknown as { id: number }).id;
