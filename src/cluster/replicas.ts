@@ -204,14 +204,20 @@ export class Replicas {
     };
     let n = 0;
     if (retry) {
-      const held = this.deferred;
-      this.deferred = [];
-      this.deferredBytes = 0; // what is held back again counts again
+      // the oldest EVICTION_DRAIN_MAX, as a drain takes: 65,536 shippable at once were one call of
+      // 225 ms with the event loop blocked (and as many messages to the copies)
+      const all = this.deferred;
+      const held = all.length <= EVICTION_DRAIN_MAX ? all : all.splice(0, EVICTION_DRAIN_MAX);
+      if (held === all) this.deferred = [];
+      for (const e of held) this.deferredBytes -= e[2].length; // what is held back again counts again
+      const before = this.deferred.length;
       this.deferredAt = now;
       retrying = true;
       for (const [p, mapId, key] of held) visit(p, mapId, key, key.length, J_EVICTED);
       retrying = false;
       n += held.length;
+      // every one went out and more wait: the next call takes them, without DEFER_RETRY_MS
+      if (this.deferred.length === before && before > 0) this.deferredAt = -Infinity;
     }
     if (j.pending()) n += j.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
     // touches: one grid.touch per copy and TOUCH_BATCH entries, replies ignored
