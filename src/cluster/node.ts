@@ -37,6 +37,7 @@ import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Metadata } from './metadata/metadata.js';
+import { isMemberUrl } from './metadata/state.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
@@ -294,6 +295,10 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     const url = this.transport.urlOf(from);
     if (url === undefined) return { error: 'no url known for it' };
     if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
+    // a member url as the membership takes one (ws(s)://host:port): a HELLO's url is only a string,
+    // and a secret holder's made this member GET /latest/meta-data/...?action=delete, with
+    // credentials, from an HTTP server of its choice (and learn its status code)
+    if (!isMemberUrl(url)) return { error: `its advertised url ${safeText(url)} is not a ws:// or wss:// url of a host and a port` };
     if (this.reaching.has(from)) return { error: 'a dial back to it is already under way', busy: true };
     const now = performance.now();
     if (now - this.reachWindowAt >= REACH_MS) {

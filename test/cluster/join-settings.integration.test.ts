@@ -228,6 +228,31 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // a HELLO's url is any string: a secret holder's made the member GET a path of its choice, with
+  // credentials, from any HTTP server (and learn the status code); the membership takes host:port only
+  it('a peer whose HELLO names a url with a path or credentials is not dialled back there', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:http');
+    const { Transport } = await import('../../dist/transport/index.js');
+    const seen: string[] = [];
+    const http = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('internal data');
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-pathasker000', log: () => undefined });
+    try {
+      const port = (http.address() as { port: number }).port;
+      (asker as unknown as { url: string }).url = `ws://user:pw@127.0.0.1:${port}/latest/meta-data/iam?action=delete`;
+      const peer = await asker.connect(url, 5000);
+      const answer = await asker.request<{ id?: string; error?: string }>(peer, 'grid.reach?', null, 5000);
+      expect(answer.error).toMatch(/is not a ws:\/\/ or wss:\/\/ url of a host and a port/);
+      expect(seen).toEqual([]);
+    } finally {
+      await asker.close();
+      http.close();
+    }
+  });
+
   // a seed's answer went into the joiner's start error as it came (500,000 characters, terminal
   // escapes), and so did the id a probed listener named, unauthenticated, into a joiner's warning
   it('a seed\'s answer and a probed listener\'s id reach the start error and the warnings escaped and bounded', { timeout: 30_000 }, async () => {
