@@ -579,7 +579,7 @@ class Connection implements RespClient {
       for (;;) {
         while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
           const argv = this.queue[this.head];
-          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
+          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv, this.srv.maxKeyBytes);
           if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= this.window || !this.srv.takeOverlap())) {
             await this.settleInFlight();
             continue;
@@ -588,7 +588,7 @@ class Connection implements RespClient {
           if (this.inFlight.length === 0) {
             const r = this.exec(argv, this);
             if (r !== undefined) {
-              const k = overlapKey(argv);
+              const k = overlapKey(argv, this.srv.maxKeyBytes);
               if (k !== undefined) this.track(k, r, undefined);
               else await this.answered(r, out);
             }
@@ -788,10 +788,13 @@ const FIRST_WINDOW = 16;
 
 /**
  * The key of a request that may run beside others in flight: a known single-key command (its
- * key is argv[1]); undefined for anything else (multi-key, connection and server commands).
+ * key is argv[1]); undefined for anything else (multi-key, connection and server commands), and
+ * for a key over maxKeyBytes, which no map holds (it runs alone, and is refused or answered nil):
+ * such a key was made a string here, before any check, and one of 512 MiB (maxBulkLength allows
+ * it) threw ERR_STRING_TOO_LONG out of Connection.run, which ended the member's process.
  */
-function overlapKey(argv: Buffer[]): string | undefined {
-  if (argv.length < 2) return undefined;
+function overlapKey(argv: Buffer[], maxKeyBytes: number): string | undefined {
+  if (argv.length < 2 || argv[1].length > maxKeyBytes) return undefined;
   const spec = lookup(argv[0]);
   if (spec === undefined || spec.firstKey !== 1 || spec.lastKey !== 1) return undefined;
   return argv[1].toString('latin1');
