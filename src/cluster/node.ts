@@ -31,12 +31,13 @@ import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, M
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
-import { safeText } from '../transport/wire.js';
+import { MAX_ID_CHARS, safeText } from '../transport/wire.js';
 import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Metadata } from './metadata/metadata.js';
+import { isMemberUrl } from './metadata/state.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
@@ -62,6 +63,14 @@ const REACH_MS = 2000;
 const REACH_REQUEST = 'grid.reach?';
 /** The notice a member sends one it could not dial at its advertised url (checkPeersAdvertised). */
 const UNREACHED_NOTICE = 'grid.unreached';
+/**
+ * Dials back for `grid.reach?` a member makes at once, and starts per REACH_MS, over all peers: a
+ * secret holder asking under 40 ids at once made 40 dials at once, and one asking back to back
+ * made ~1,500 dials a second at whatever url its HELLO named (a third party's). Past either, the
+ * asker is told the member is busy ({busy: true}) and its advertise goes unchecked by this seed.
+ */
+const REACH_AT_ONCE = 4;
+const REACH_PER_WINDOW = 16;
 /** Members a new member dials back at their advertised urls, at most (the first ones by start time). */
 const PEERS_CHECKED = 32;
 /** A member logs a peer's UNREACHED_NOTICE at most this often. */
@@ -207,7 +216,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
    * peer, not by dialling itself: behind NAT or a proxy a member often cannot reach its own
    * public address while the others can. Not checked: a founding member (nobody to ask), a seed
    * of an older build (GRID_ERR_UNSUPPORTED), no seed answering (the join then fails as before),
-   * and a rejoin after a removal (the url was checked at the start).
+   * every seed busy dialling others back (`reach`), and a rejoin after a removal (the url was
+   * checked at the start).
    *
    * @throws {InvalidOptionError} naming options.cluster.advertise and the url, when the seed could not reach this member there.
    */
@@ -223,9 +233,11 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         if (this.startAborted) throw new GridClosedError('closed while joining');
         continue; // a seed down or of an older build: the next one, or nothing checked
       }
-      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown };
+      const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown; busy?: unknown };
       if (a.id === this.memberId) return;
-      const got = typeof a.id === 'string' ? `it leads to member ${a.id}, not to this one` : `it got ${typeof a.error === 'string' ? a.error : 'no answer'}`;
+      if (a.busy === true) continue; // the seed made no dial (busy with others): the next one, or nothing checked
+      // the seed's text escaped and bounded: a seed sent 500,000 characters with terminal escapes into this error
+      const got = typeof a.id === 'string' ? `it leads to member ${safeText(a.id, MAX_ID_CHARS)}, not to this one` : `it got ${typeof a.error === 'string' ? safeText(a.error, 400) : 'no answer'}`;
       throw new InvalidOptionError(
         `options.cluster.advertise: member ${peer} (seed ${seed}) dialled this member at its advertised url ${t.url} and ${got}; ` +
           `every member dials that url, so it must lead to this member, which listens on ${t.boundUrl()} (a proxy in front of it must be up before the member starts)`,
@@ -248,7 +260,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       try {
         const id = await this.transport.probe(m.url, REACH_MS);
         if (id === m.id) continue;
-        problem = `it leads to member ${id}`;
+        problem = `it leads to member ${safeText(id, MAX_ID_CHARS)}`; // named by whatever listens there, unauthenticated
       } catch (e) {
         if (this.closed || this.restarting) return;
         problem = e instanceof GridError ? `${e.code}: ${e.message}` : String(e);
@@ -270,13 +282,33 @@ export class ClusterNode extends EventEmitter implements MemberContext {
 
   /** Peers whose `grid.reach?` is being dialled now (one each: a peer that asks again meanwhile is told so, and no second dial starts). */
   private readonly reaching = new Set<string>();
+  /** Dials back started since reachWindowAt (REACH_PER_WINDOW per REACH_MS). */
+  private reachStarted = 0;
+  private reachWindowAt = 0;
 
-  /** A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends) and says who answered. */
-  private async reach(from: string): Promise<{ id: string } | { error: string }> {
+  /**
+   * A joiner's `grid.reach?`: dials it at the url it advertised in its HELLO (never a url it sends)
+   * and says who answered; `busy` when the dial was not made (one to it under way, or the
+   * member's REACH_AT_ONCE / REACH_PER_WINDOW used up): the joiner asks another seed.
+   */
+  private async reach(from: string): Promise<{ id: string } | { error: string; busy?: true }> {
     const url = this.transport.urlOf(from);
     if (url === undefined) return { error: 'no url known for it' };
     if (url === this.transport.url) return { id: this.memberId }; // it advertises ours: no dial to ourselves
-    if (this.reaching.has(from)) return { error: 'a dial back to it is already under way' };
+    // a member url as the membership takes one (ws(s)://host:port): a HELLO's url is only a string,
+    // and a secret holder's made this member GET /latest/meta-data/...?action=delete, with
+    // credentials, from an HTTP server of its choice (and learn its status code)
+    if (!isMemberUrl(url)) return { error: `its advertised url ${safeText(url)} is not a ws:// or wss:// url of a host and a port` };
+    if (this.reaching.has(from)) return { error: 'a dial back to it is already under way', busy: true };
+    const now = performance.now();
+    if (now - this.reachWindowAt >= REACH_MS) {
+      this.reachWindowAt = now;
+      this.reachStarted = 0;
+    }
+    if (this.reaching.size >= REACH_AT_ONCE || this.reachStarted >= REACH_PER_WINDOW) {
+      return { error: `this member is busy dialling other members back (at most ${REACH_AT_ONCE} at once, ${REACH_PER_WINDOW} per ${REACH_MS} ms)`, busy: true };
+    }
+    this.reachStarted++;
     this.reaching.add(from);
     try {
       return { id: await this.transport.probe(url, REACH_MS) };
@@ -660,7 +692,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         const { primaries, backups } = ownedBy(t, m.id);
         const row = { id: m.id, url: m.url, lite: m.lite, status: m.status as 'alive' | 'suspect', startedAt: m.startedAt, coordinator: m.id === coord, primaries, backups };
         try {
-          const s = m.id === this.memberId ? this.memberStats() : (await this.ensureLink(m.id), await this.transport.request<{ entries: number; bytesUsed: number; bytesLimit: number }>(m.id, 'grid.member-stats', null, 2000));
+          const s = m.id === this.memberId ? this.memberStats() : (await this.ensureLink(m.id), await this.transport.request<unknown>(m.id, 'grid.member-stats', null, 2000));
+          // a peer's answer went into the status as it came (strings with terminal escapes, objects)
+          if (!isMemberStats(s)) return { ...row, error: 'it answered grid.member-stats with something that is not its figures' };
           return { ...row, entries: s.entries, bytesUsed: s.bytesUsed, bytesLimit: s.bytesLimit };
         } catch (e) {
           return { ...row, error: e instanceof Error ? e.message : String(e) };
@@ -674,3 +708,9 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   }
 }
 
+/** A grid.member-stats answer as it came off the wire: three counts, each a finite number from 0. */
+function isMemberStats(x: unknown): x is { entries: number; bytesUsed: number; bytesLimit: number } {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  return [s.entries, s.bytesUsed, s.bytesLimit].every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0);
+}

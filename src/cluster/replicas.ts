@@ -34,6 +34,11 @@ const EVICTION_DRAIN_MAX = 4096;
  * again every DEFER_RETRY_MS.
  */
 const DEFER_MAX = 65_536;
+/**
+ * Key bytes the held-back evictions may copy, at most: 65,536 keys of 4,000 bytes (maxKeyBytes is
+ * 4,096 by default, up to 65,535) grew a 64MB member's heap by 407 MB while its lease lapsed.
+ */
+const DEFER_MAX_BYTES = 16 * 1024 * 1024;
 const DEFER_RETRY_MS = 100;
 const utf8 = new TextDecoder();
 /** Most entries of one grid.touch request (a bound a peer is held to). */
@@ -86,7 +91,9 @@ export class Replicas {
   /** Evictions held back by shipEvictions (key bytes copied), the oldest first, and when they were last tried. */
   private deferred: Array<[p: number, mapId: number, key: Uint8Array]> = [];
   private deferredAt = 0;
-  /** Evictions never shipped because DEFER_MAX were already held back (their copies keep the keys). */
+  /** Key bytes of `deferred` (DEFER_MAX_BYTES at most). */
+  private deferredBytes = 0;
+  /** Evictions never shipped because DEFER_MAX, or DEFER_MAX_BYTES of keys, were already held back (their copies keep the keys). */
   evictionsUnshipped = 0;
   /** grid.pressure requests this member sent, and entries it evicted as a primary for its copies' pressure. */
   pressureSent = 0;
@@ -147,8 +154,10 @@ export class Replicas {
     const me = this.ctx.memberId;
     let retrying = false;
     const holdBack = (p: number, mapId: number, key: Uint8Array, len: number): void => {
-      if (this.deferred.length < DEFER_MAX) this.deferred.push([p, mapId, retrying ? key : key.slice(0, len)]);
-      else this.evictionsUnshipped++;
+      if (this.deferred.length < DEFER_MAX && this.deferredBytes + len <= DEFER_MAX_BYTES) {
+        this.deferred.push([p, mapId, retrying ? key : key.slice(0, len)]);
+        this.deferredBytes += len;
+      } else this.evictionsUnshipped++;
     };
     const visit = (p: number, mapId: number, key: Uint8Array, len: number, kind: number): void => {
       const t = this.table;
@@ -195,13 +204,20 @@ export class Replicas {
     };
     let n = 0;
     if (retry) {
-      const held = this.deferred;
-      this.deferred = [];
+      // the oldest EVICTION_DRAIN_MAX, as a drain takes: 65,536 shippable at once were one call of
+      // 225 ms with the event loop blocked (and as many messages to the copies)
+      const all = this.deferred;
+      const held = all.length <= EVICTION_DRAIN_MAX ? all : all.splice(0, EVICTION_DRAIN_MAX);
+      if (held === all) this.deferred = [];
+      for (const e of held) this.deferredBytes -= e[2].length; // what is held back again counts again
+      const before = this.deferred.length;
       this.deferredAt = now;
       retrying = true;
       for (const [p, mapId, key] of held) visit(p, mapId, key, key.length, J_EVICTED);
       retrying = false;
       n += held.length;
+      // every one went out and more wait: the next call takes them, without DEFER_RETRY_MS
+      if (this.deferred.length === before && before > 0) this.deferredAt = -Infinity;
     }
     if (j.pending()) n += j.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
     // touches: one grid.touch per copy and TOUCH_BATCH entries, replies ignored

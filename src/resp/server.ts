@@ -223,6 +223,11 @@ export class RespServer implements RespContext {
     return true;
   }
 
+  /** A connection's loop threw (a defect): logged; the connection is closed (see Connection.kick). */
+  loopFailed(c: { id: number }, e: unknown): void {
+    this.grid.log('error', `RESP connection ${c.id} closed: its request loop threw (a defect; the member goes on)`, e);
+  }
+
   /** Takes one of the member's places for a request beside others (false: none left; run it after those in flight). */
   takeOverlap(): boolean {
     if (this.overlapFree === 0) return false;
@@ -529,7 +534,7 @@ class Connection implements RespClient {
     // before AUTH the parser stops behind an AUTH or HELLO: run it (every request before AUTH
     // replies in the call), then read on with the limits it left, as Redis reads one at a time
     while (err === undefined && this.parser.stopped && !this.running) {
-      void this.run();
+      this.kick();
       if (this.running || this.closing || this.fatal !== undefined) break;
       err = this.parser.feed(EMPTY_CHUNK, this.queue);
     }
@@ -543,7 +548,7 @@ class Connection implements RespClient {
       this.srv.stats.protocolErrors++;
       this.socket.pause();
     }
-    if (!this.running) void this.run();
+    if (!this.running) this.kick();
   }
 
   private onEnd(): void {
@@ -557,7 +562,24 @@ class Connection implements RespClient {
     if (!this.waitingDrain) return;
     this.waitingDrain = false;
     if (this.fatal === undefined && !this.closing) this.socket.resume();
-    if (!this.running) void this.run();
+    if (!this.running) this.kick();
+  }
+
+  /**
+   * Starts run(); whatever it throws closes this connection only, giving back the member's places
+   * its requests in flight held: a throw out of run() was an unhandled rejection, which ended the
+   * member's process (a 512 MiB key, overlapKey).
+   */
+  private kick(): void {
+    this.run().catch((e: unknown) => {
+      this.srv.loopFailed(this, e);
+      const left = this.inFlight.length;
+      this.inFlight = [];
+      this.inFlightKeys.clear();
+      if (left > 1) this.srv.releaseOverlap(left - 1);
+      this.closing = true;
+      this.socket.destroy();
+    });
   }
 
   /**
@@ -579,7 +601,7 @@ class Connection implements RespClient {
       for (;;) {
         while (this.head < this.queue.length && !this.closing && !this.waitingDrain) {
           const argv = this.queue[this.head];
-          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv);
+          const key = this.inFlight.length === 0 ? undefined : overlapKey(argv, this.srv.maxKeyBytes);
           if (this.inFlight.length > 0 && (key === undefined || this.inFlightKeys.has(key) || this.inFlight.length >= this.window || !this.srv.takeOverlap())) {
             await this.settleInFlight();
             continue;
@@ -588,7 +610,7 @@ class Connection implements RespClient {
           if (this.inFlight.length === 0) {
             const r = this.exec(argv, this);
             if (r !== undefined) {
-              const k = overlapKey(argv);
+              const k = overlapKey(argv, this.srv.maxKeyBytes);
               if (k !== undefined) this.track(k, r, undefined);
               else await this.answered(r, out);
             }
@@ -788,10 +810,13 @@ const FIRST_WINDOW = 16;
 
 /**
  * The key of a request that may run beside others in flight: a known single-key command (its
- * key is argv[1]); undefined for anything else (multi-key, connection and server commands).
+ * key is argv[1]); undefined for anything else (multi-key, connection and server commands), and
+ * for a key over maxKeyBytes, which no map holds (it runs alone, and is refused or answered nil):
+ * such a key was made a string here, before any check, and one of 512 MiB (maxBulkLength allows
+ * it) threw ERR_STRING_TOO_LONG out of Connection.run, which ended the member's process.
  */
-function overlapKey(argv: Buffer[]): string | undefined {
-  if (argv.length < 2) return undefined;
+function overlapKey(argv: Buffer[], maxKeyBytes: number): string | undefined {
+  if (argv.length < 2 || argv[1].length > maxKeyBytes) return undefined;
   const spec = lookup(argv[0]);
   if (spec === undefined || spec.firstKey !== 1 || spec.lastKey !== 1) return undefined;
   return argv[1].toString('latin1');

@@ -234,8 +234,8 @@ describe('evictions made while the primary may not serve', () => {
   afterAll(async () => {
     for (const g of grids.reverse()) await g.close();
   });
-
-  it("reach the copies once its lease covers the partition again (they were dropped: the copies kept every key)", { timeout: 60_000 }, async () => {
+  /** Two members of 16MB in this process, closed after the block. */
+  const twoMembers = async (): Promise<[Grid, Grid]> => {
     const common = { workers: 1, memory: '16MB' } as const;
     const a = await createGrid({ ...common, cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
     grids.push(a);
@@ -246,6 +246,11 @@ describe('evictions made while the primary may not serve', () => {
       if (s.cluster!.migrating === 0 && s.members!.filter((x) => x.primaries > 0).length === 2 && b.stats().cluster!.migrating === 0) break;
       await sleep(250);
     }
+    return [a, b];
+  };
+
+  it("reach the copies once its lease covers the partition again (they were dropped: the copies kept every key)", { timeout: 60_000 }, async () => {
+    const [a, b] = await twoMembers();
     const ra = a.cluster!.replicas;
     const rb = b.cluster!.replicas;
     const m = a.map<string>('m');
@@ -281,5 +286,81 @@ describe('evictions made while the primary may not serve', () => {
     for (let t = 0; t < 200 && heldByB() > 0; t++) await sleep(50);
     expect(heldByB()).toBe(0);
     expect(ra.evictionsUnshipped).toBe(0);
+  });
+
+  // each held-back eviction is its own copy of the key: 65,536 keys of 4,000 bytes grew a 64MB
+  // member's heap by 407 MB while its lease lapsed (maxKeyBytes may be 65,535: 4 GB)
+  it('hold back at most 16 MiB of key bytes; evictions past that are counted unshipped', { timeout: 60_000 }, async () => {
+    const [a] = await twoMembers();
+    const ra = a.cluster!.replicas as unknown as { deferred: Array<[number, number, Uint8Array]>; evictionsUnshipped: number; isPrimary(p: number): boolean; records: { partitionOf(k: string): number }; ctx: { meta: { lease: { covers(e: number): boolean } } } };
+    const mapId = (a.map('m') as unknown as { id: number }).id;
+    const j = (a.store as unknown as { journal: { push(p: number, map: number, src: Uint8Array, off: number, len: number): boolean; pending(): boolean } }).journal;
+    const lease = ra.ctx.meta.lease;
+    const covers = lease.covers;
+    lease.covers = () => false;
+    try {
+      // evictions of 4,500 keys of 4,000 bytes (17.2 MiB), journalled as the store's evictKey does
+      let pushed = 0;
+      for (let i = 0; pushed < 4500; i++) {
+        const k = `big${i}-`.padEnd(4000, 'k');
+        const p = ra.records.partitionOf(k);
+        if (!ra.isPrimary(p)) continue;
+        if (j.push(p, mapId, Buffer.from(k), 0, 4000)) pushed++;
+        else await sleep(10); // the journal is full: its drain (every 5 ms) makes room
+      }
+      for (let t = 0; t < 100 && j.pending(); t++) await sleep(10);
+      const bytes = ra.deferred.reduce((n, [, , key]) => n + key.length, 0);
+      expect(bytes).toBeLessThanOrEqual(16 * 1024 * 1024);
+      // (one of a partition whose primary changed meanwhile is dropped: counted in neither)
+      expect(ra.deferred.length + ra.evictionsUnshipped).toBeLessThanOrEqual(4500);
+      expect(ra.evictionsUnshipped).toBeGreaterThan(0);
+    } finally {
+      lease.covers = covers;
+    }
+  });
+
+  // 65,536 held-back evictions that became shippable at once went out in one call: 225 ms with the
+  // event loop blocked, and as many messages to the copies at once
+  it('once the lease covers the partitions again, ship at most 4,096 held-back evictions per call until none is left', { timeout: 60_000 }, async () => {
+    const [a] = await twoMembers();
+    type R = { deferred: unknown[]; evictionShips: number; shipEvictions(now?: number): number; isPrimary(p: number): boolean; records: { partitionOf(k: string): number }; ctx: { meta: { lease: { covers(e: number): boolean } } } };
+    const ra = a.cluster!.replicas as unknown as R;
+    const mapId = (a.map('m') as unknown as { id: number }).id;
+    const j = (a.store as unknown as { journal: { push(p: number, map: number, src: Uint8Array, off: number, len: number): boolean; pending(): boolean } }).journal;
+    const lease = ra.ctx.meta.lease;
+    const covers = lease.covers;
+    lease.covers = () => false;
+    let pushed = 0;
+    try {
+      for (let i = 0; pushed < 10_000; i++) {
+        const k = Buffer.from(`burst${i}`);
+        const p = ra.records.partitionOf(k.toString());
+        if (!ra.isPrimary(p)) continue;
+        if (j.push(p, mapId, k, 0, k.length)) pushed++;
+        else await sleep(10);
+      }
+      for (let t = 0; t < 100 && j.pending(); t++) await sleep(10);
+      expect(ra.deferred.length).toBe(pushed);
+    } finally {
+      lease.covers = covers;
+    }
+    const ships0 = ra.evictionShips;
+    let most = 0;
+    const ship = ra.shipEvictions;
+    ra.shipEvictions = function (this: R, now?: number) {
+      const before = this.evictionShips;
+      const n = ship.call(this, now);
+      most = Math.max(most, this.evictionShips - before);
+      return n;
+    };
+    try {
+      for (let t = 0; t < 200 && ra.deferred.length > 0; t++) await sleep(25);
+    } finally {
+      delete (ra as { shipEvictions?: unknown }).shipEvictions; // the prototype's again
+    }
+    expect(ra.deferred.length).toBe(0);
+    // all shipped but those of a partition whose primary changed meanwhile (dropped), in calls of 4,096 at most
+    expect(ra.evictionShips - ships0).toBeGreaterThan(4096);
+    expect(most).toBeLessThanOrEqual(4096);
   });
 });

@@ -182,6 +182,117 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // a secret holder asking under 12 ids at once made 12 dials at once, and one asking back to back
+  // made ~1,500 dials a second at the url its HELLO named (a third party's)
+  it('peers asking to be dialled back under many ids, or back to back, get a bounded number of dials; the rest are told the member is busy', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const { Transport } = await import('../../dist/transport/index.js');
+    let dials = 0;
+    // accepts and never answers: each dial waits out its 2 s
+    const sink = createServer((s) => {
+      dials++;
+      s.on('error', () => undefined);
+    });
+    // hangs up at once: each dial ends at once
+    let quickDials = 0;
+    const quick = createServer((s) => {
+      quickDials++;
+      s.destroy();
+    });
+    await Promise.all([sink, quick].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+    const at = (srv: typeof sink) => `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const askers = [];
+    try {
+      for (let i = 0; i < 12; i++) askers.push(await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(sink), secret: SECRET, memberId: `m-many${String(i).padStart(8, '0')}`, log: () => undefined }));
+      const peers: string[] = [];
+      for (const a of askers) peers.push(await a.connect(url, 5000));
+      const answers = await Promise.all(askers.map((a, i) => a.request<{ id?: string; error?: string; busy?: boolean }>(peers[i], 'grid.reach?', null, 5000)));
+      expect(answers.filter((a) => a.busy === true)).toHaveLength(8);
+      expect(answers.filter((a) => a.error !== undefined && /GRID_ERR_TIMEOUT/.test(a.error))).toHaveLength(4);
+      expect(dials).toBe(4);
+      const fast = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(quick), secret: SECRET, memberId: 'm-backtoback00', log: () => undefined });
+      askers.push(fast);
+      const peer = await fast.connect(url, 5000);
+      const seq: Array<{ busy?: boolean }> = [];
+      const t0 = performance.now();
+      for (let i = 0; i < 60; i++) seq.push(await fast.request<{ busy?: boolean }>(peer, 'grid.reach?', null, 5000));
+      // 16 dials started per 2 s window at most, over however many windows the 60 asks spanned
+      const windows = Math.ceil((performance.now() - t0) / 2000) + 1;
+      expect(quickDials).toBeGreaterThan(0);
+      expect(quickDials).toBeLessThanOrEqual(16 * windows);
+      expect(seq.filter((a) => a.busy === true).length).toBe(60 - quickDials);
+    } finally {
+      for (const a of askers) await a.close();
+      sink.close();
+      quick.close();
+    }
+  });
+
+  // a HELLO's url is any string: a secret holder's made the member GET a path of its choice, with
+  // credentials, from any HTTP server (and learn the status code); the membership takes host:port only
+  it('a peer whose HELLO names a url with a path or credentials is not dialled back there', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:http');
+    const { Transport } = await import('../../dist/transport/index.js');
+    const seen: string[] = [];
+    const http = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('internal data');
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-pathasker000', log: () => undefined });
+    try {
+      const port = (http.address() as { port: number }).port;
+      (asker as unknown as { url: string }).url = `ws://user:pw@127.0.0.1:${port}/latest/meta-data/iam?action=delete`;
+      const peer = await asker.connect(url, 5000);
+      const answer = await asker.request<{ id?: string; error?: string }>(peer, 'grid.reach?', null, 5000);
+      expect(answer.error).toMatch(/is not a ws:\/\/ or wss:\/\/ url of a host and a port/);
+      expect(seen).toEqual([]);
+    } finally {
+      await asker.close();
+      http.close();
+    }
+  });
+
+  // a seed's answer went into the joiner's start error as it came (500,000 characters, terminal
+  // escapes), and so did the id a probed listener named, unauthenticated, into a joiner's warning
+  it('a seed\'s answer and a probed listener\'s id reach the start error and the warnings escaped and bounded', { timeout: 30_000 }, async () => {
+    const { Transport } = await import('../../dist/transport/index.js');
+    const { encodeChallenge } = await import('../../dist/transport/wire.js');
+    const { WebSocketServer } = await import('ws');
+    const hostile = '\x1b[2J\x1b]0;x\x07\r\nfake line ';
+    const seed = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-hostileseed0', log: () => undefined });
+    // where the founder below advertises: a listener that names itself with escapes, then hangs up
+    const liar = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    liar.on('connection', (ws) => ws.once('message', () => ws.send(encodeChallenge(`${hostile}m`, new Uint8Array(32)))));
+    await new Promise<void>((r) => liar.once('listening', () => r()));
+    try {
+      for (const answer of [{ error: hostile + 'A'.repeat(500_000) }, { id: hostile + 'B'.repeat(200) }]) {
+        seed.handle('grid.reach?', () => answer);
+        const err = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise: '127.0.0.1:1', seeds: [seed.url], secret: SECRET, backups: 1 } }).then(
+          (g) => g.close().then(() => 'joined'),
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_OPTION' });
+        const m = (err as Error).message;
+        expect(m.length).toBeLessThan(2000);
+        expect(m).not.toMatch(/[\x00-\x1f]/);
+        expect(m).toContain('\\x1b[2J');
+      }
+      const logs: string[] = [];
+      const founder = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${(liar.address() as { port: number }).port}`, secret: SECRET, backups: 1 } });
+      others.push(founder);
+      const joiner = await createGrid({ workers: 1, memory: '16MB', logger: { debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => logs.push(typeof a === 'string' ? a : String(b)) }, cluster: { host: '127.0.0.1', port: 0, seeds: [founder.cluster!.boundUrl], secret: SECRET, lite: true } });
+      others.push(joiner);
+      for (let i = 0; i < 100 && !logs.some((l) => l.includes('it leads to member')); i++) await new Promise((r) => setTimeout(r, 50));
+      const warned = logs.find((l) => l.includes('it leads to member'));
+      expect(warned).toContain('it leads to member \\x1b[2J');
+      expect(warned).not.toMatch(/[\x00-\x1f]/);
+    } finally {
+      await seed.close();
+      liar.close();
+    }
+  });
+
   // A founding member has no seed to dial it back: its advertise is checked by the members that
   // join it, which warn, and tell it so that it warns too.
   it('a founding member advertising a url that does not lead to it is warned about by a joiner, and warns itself', { timeout: 30_000 }, async () => {

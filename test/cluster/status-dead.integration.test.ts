@@ -49,3 +49,33 @@ describe('a member killed while the partition table still names it', () => {
     expect(text).toContain(`member ${victim.id} is not reachable: dead in this member's failure detector`);
   });
 });
+
+// a member's grid.member-stats answer went into the status as it came: strings with terminal
+// escapes, objects and 100,000-character strings in the counts, printed as such by the CLI
+describe('a member answering grid.member-stats with something that is not its figures', () => {
+  const grids: Grid[] = [];
+  afterAll(async () => {
+    for (const g of grids.reverse()) await g.close();
+  });
+
+  it('gets a row with an error instead of its answer in the status', { timeout: 30_000 }, async () => {
+    const a = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, secret: SECRET, backups: 1 } });
+    grids.push(a);
+    const b = await createGrid({ workers: 1, memory: '16MB', cluster: { host: '127.0.0.1', port: 0, seeds: [a.stats().cluster!.url], secret: SECRET, backups: 1 } });
+    grids.push(b);
+    const bid = b.stats().cluster!.memberId;
+    const handle = (b.cluster as unknown as { transport: { handle(t: string, f: () => unknown): void } }).transport.handle.bind((b.cluster as unknown as { transport: object }).transport);
+    for (const answer of [{ entries: '\x1b[2Jx', bytesUsed: { a: 1 }, bytesLimit: 'lots' }, { entries: 1, bytesUsed: -5, bytesLimit: 2 }, { entries: 1, bytesUsed: 'A'.repeat(100_000), bytesLimit: 2 }, null, 7]) {
+      handle('grid.member-stats', () => answer);
+      const status = await fetchClusterStatus(a.stats().cluster!.url, SECRET);
+      const row = status.members.find((m) => m.id === bid);
+      expect(row).toMatchObject({ id: bid, status: 'alive', error: 'it answered grid.member-stats with something that is not its figures' });
+      expect(row!.entries).toBeUndefined();
+      expect(row!.bytesUsed).toBeUndefined();
+      expect(renderStatus(status)).not.toMatch(/[\x00-\x09\x0b-\x1f]/);
+    }
+    // control: its own figures are shown
+    handle('grid.member-stats', () => ({ entries: 3, bytesUsed: 100, bytesLimit: 200 }));
+    expect((await fetchClusterStatus(a.stats().cluster!.url, SECRET)).members.find((m) => m.id === bid)).toMatchObject({ entries: 3, bytesUsed: 100, bytesLimit: 200 });
+  });
+});

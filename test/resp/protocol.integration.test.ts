@@ -358,6 +358,71 @@ describe('replies in flight on a cluster member', () => {
       await server.close();
     }
   });
+
+  // anything thrown out of a connection's loop (Connection.run) was an unhandled rejection, which
+  // ended the member's process (the 512 MiB key below); the places its requests held stayed taken
+  it('a throw out of a connection\'s request loop closes that connection only and gives back its places', async () => {
+    const server = new RespServer(a, { ...a.respServer!.options, port: 0 });
+    const { port } = await server.listen();
+    const srv = server as unknown as { overlapFree: number; takeOverlap(): boolean };
+    const free = srv.overlapFree;
+    let calls = 0;
+    const take = srv.takeOverlap;
+    srv.takeOverlap = function (this: unknown) {
+      if (++calls === 3) throw new Error('a defect in the loop');
+      return take.call(this);
+    };
+    const rejected: unknown[] = [];
+    const onRejection = (e: unknown) => rejected.push(e);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const c = await Raw.open(port);
+      c.send(gets(8)); // GETs 2 and 3 start beside the first; the fourth's place throws
+      for (let t = 0; t < 100 && !c.closed; t++) await new Promise((r) => setTimeout(r, 20));
+      expect(c.closed).toBe(true);
+      for (let t = 0; t < 100 && srv.overlapFree !== free; t++) await new Promise((r) => setTimeout(r, 20));
+      expect(srv.overlapFree).toBe(free);
+      delete (srv as { takeOverlap?: unknown }).takeOverlap; // the prototype's again
+      const d = await Raw.open(port);
+      d.send(gets(8));
+      expect(await d.untilBytes(8 * reply(0).length)).toBe(8 * reply(0).length);
+      expect(d.data.equals(expected(8))).toBe(true);
+      d.end();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(rejected).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      await server.close();
+    }
+  });
+
+  // a key pipelined beside a request in flight was made a string before any check: one of 512 MiB
+  // (maxBulkLength allows it) threw ERR_STRING_TOO_LONG out of the connection's loop and ended the
+  // member's process (checked with a 512 MiB GET behind a waiting one; here a key just over
+  // maxKeyBytes shows the path it takes now)
+  it('a request whose key is over maxKeyBytes does not run beside those in flight: it waits for them, then runs alone, in order', async () => {
+    const server = new RespServer(a, { ...a.respServer!.options, port: 0 });
+    const { port } = await server.listen();
+    try {
+      const big = 'x'.repeat(a.store.maxKeyBytes + 1);
+      const c = await Raw.open(port);
+      const before = server.stats.overlapped;
+      c.send(Buffer.concat([req('GET', keys[0]), req('GET', keys[1]), req('GET', big), req('SET', big, 'v'), req('GET', keys[2])]));
+      const want = Buffer.concat([reply(0), reply(1), Buffer.from('$-1\r\n')]);
+      const tail = reply(2);
+      await c.untilBytes(want.length + tail.length + 20); // and the SET's error line, of some length
+      for (let t = 0; t < 100 && !c.data.subarray(-tail.length).equals(tail); t++) await new Promise((r) => setTimeout(r, 50));
+      const d = c.data;
+      expect(d.subarray(0, want.length).equals(want)).toBe(true);
+      expect(d.subarray(want.length, -tail.length).toString('latin1')).toMatch(/^-ERR GRID_ERR_KEY_TOO_LARGE[^\r]*\r\n$/);
+      expect(d.subarray(-tail.length).equals(tail)).toBe(true);
+      // GET keys[1] ran beside GET keys[0]; neither request on the long key ran beside anything
+      expect(server.stats.overlapped - before).toBeLessThanOrEqual(1);
+      c.end();
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('authentication, protected mode and maxclients', () => {
