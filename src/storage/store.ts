@@ -2365,9 +2365,19 @@ export class ShardStore {
         this.refresh();
       }
     }
-    for (const p of held) {
-      this.repair(p);
-      repaired.push(p);
+    // repair frees pages nothing references, and counts them into G_PAGES_FREE: under the heap lock,
+    // or another thread's page claim or release at that moment is lost from the count (CI,
+    // 2026-11-28: "340 free pages recorded, 339 in the page table" after workers were terminated
+    // mid-write while a virtual node made room). Partition locks before the heap lock, as everywhere.
+    const heapTaken = held.length > 0 && !heapWasHeld;
+    if (heapTaken) this.heapLock();
+    try {
+      for (const p of held) {
+        this.repair(p);
+        repaired.push(p);
+      }
+    } finally {
+      if (heapTaken) unlock(ci, G_HEAP_LOCK);
     }
     if (heapWasHeld) unlock(ci, G_HEAP_LOCK);
     for (const p of held) unlock(ci, this.lockIndex(p));
