@@ -2369,8 +2369,16 @@ export class ShardStore {
     // or another thread's page claim or release at that moment is lost from the count (CI,
     // 2026-11-28: "340 free pages recorded, 339 in the page table" after workers were terminated
     // mid-write while a virtual node made room). Partition locks before the heap lock, as everywhere.
-    const heapTaken = held.length > 0 && !heapWasHeld;
-    if (heapTaken) this.heapLock();
+    let heapTaken = false;
+    if (held.length > 0 && !heapWasHeld) {
+      try {
+        this.heapLock();
+        heapTaken = true;
+      } catch {
+        // held past lockTimeout: by another thread that died too, whose own recovery recounts the
+        // free pages (heapWasHeld); the partitions are repaired all the same
+      }
+    }
     try {
       for (const p of held) {
         this.repair(p);
