@@ -253,6 +253,34 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // a joiner dialled whatever url a seed's "not the leader" answer named, paths and credentials too
+  it('a joiner does not dial the url of a seed\'s not-leader answer unless it is a member url', { timeout: 30_000 }, async () => {
+    const { createServer } = await import('node:http');
+    const { Transport } = await import('../../dist/transport/index.js');
+    const { NotLeaderError } = await import('../../dist/errors.js');
+    const seen: string[] = [];
+    const http = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('internal data');
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const seed = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-notleader000', log: () => undefined });
+    try {
+      const port = (http.address() as { port: number }).port;
+      seed.handle('meta.join', () => {
+        throw new NotLeaderError('not the leader', { leader: 'm-elsewhere000', url: `ws://user:pw@127.0.0.1:${port}/latest/meta-data/iam?action=delete` });
+      });
+      // the join of a member, driven against that seed alone
+      const node = first.cluster as unknown as { transport: { connect(u: string, ms: number): Promise<string> }; meta: { join(ids: () => string[], ms: number): Promise<void> } };
+      const id = await node.transport.connect(seed.url, 5000);
+      await expect(node.meta.join(() => [id], 1500)).rejects.toMatchObject({ code: 'GRID_ERR_TIMEOUT' });
+      expect(seen).toEqual([]);
+    } finally {
+      await seed.close();
+      http.close();
+    }
+  });
+
   // a seed's answer went into the joiner's start error as it came (500,000 characters, terminal
   // escapes), and so did the id a probed listener named, unauthenticated, into a joiner's warning
   it('a seed\'s answer and a probed listener\'s id reach the start error and the warnings escaped and bounded', { timeout: 30_000 }, async () => {

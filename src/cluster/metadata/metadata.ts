@@ -27,7 +27,7 @@ import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
 import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
-import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
+import { MetaState, isMemberId, isMemberUrl, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
@@ -436,9 +436,13 @@ export class Metadata extends EventEmitter {
     );
   }
 
+  /** Where member `id` is dialled: its url in the log, else the url its handshake named when that is a member url (ws(s)://host:port, as the log takes). */
   private urlOf(id: string | undefined): string | undefined {
     if (id === undefined) return undefined;
-    return this.state.members.get(id)?.url ?? this.host.transport.urlOf(id);
+    const logged = this.state.members.get(id)?.url;
+    if (logged !== undefined) return logged;
+    const hello = this.host.transport.urlOf(id);
+    return isMemberUrl(hello) ? hello : undefined;
   }
 
   private applyEntry(e: Entry): void {
@@ -1055,7 +1059,9 @@ export class Metadata extends EventEmitter {
           const d = (e as { data?: { leader?: unknown; url?: unknown } }).data;
           if (e instanceof NotLeaderError && typeof d?.leader === 'string') {
             leader = d.leader;
-            if (typeof d.url === 'string' && !t.isConnected(leader)) await t.connect(d.url, 2000).catch(() => undefined);
+            // a member url only (ws(s)://host:port): a seed's answer is peer data, and a joiner dialled
+            // whatever it named, paths and credentials too (GET /latest/meta-data/... of any HTTP server)
+            if (isMemberUrl(d.url) && !t.isConnected(leader)) await t.connect(d.url, 2000).catch(() => undefined);
             break;
           }
           if (e instanceof ProtocolError) throw e;
