@@ -231,17 +231,10 @@ describe('joining with options the cluster does not share', () => {
   // a HELLO's url is any string: a secret holder's made the member GET a path of its choice, with
   // credentials, from any HTTP server (and learn the status code); the membership takes host:port only
   it('a peer whose HELLO names a url with a path or credentials is not dialled back there', { timeout: 30_000 }, async () => {
-    const { createServer } = await import('node:http');
     const { Transport } = await import('../../dist/transport/index.js');
-    const seen: string[] = [];
-    const http = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url}`);
-      res.end('internal data');
-    });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const { seen, port, http } = await httpSink();
     const asker = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-pathasker000', log: () => undefined });
     try {
-      const port = (http.address() as { port: number }).port;
       (asker as unknown as { url: string }).url = `ws://user:pw@127.0.0.1:${port}/latest/meta-data/iam?action=delete`;
       const peer = await asker.connect(url, 5000);
       const answer = await asker.request<{ id?: string; error?: string }>(peer, 'grid.reach?', null, 5000);
@@ -255,18 +248,11 @@ describe('joining with options the cluster does not share', () => {
 
   // a joiner dialled whatever url a seed's "not the leader" answer named, paths and credentials too
   it('a joiner does not dial the url of a seed\'s not-leader answer unless it is a member url', { timeout: 30_000 }, async () => {
-    const { createServer } = await import('node:http');
     const { Transport } = await import('../../dist/transport/index.js');
     const { NotLeaderError } = await import('../../dist/errors.js');
-    const seen: string[] = [];
-    const http = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url}`);
-      res.end('internal data');
-    });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const { seen, port, http } = await httpSink();
     const seed = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-notleader000', log: () => undefined });
     try {
-      const port = (http.address() as { port: number }).port;
       seed.handle('meta.join', () => {
         throw new NotLeaderError('not the leader', { leader: 'm-elsewhere000', url: `ws://user:pw@127.0.0.1:${port}/latest/meta-data/iam?action=delete` });
       });
@@ -427,3 +413,15 @@ describe('createGrid options.signal', () => {
     }
   });
 });
+
+/** An HTTP server on a free loopback port that records every request it gets ("METHOD url"): where a url with a path must not lead a member. */
+async function httpSink(): Promise<{ seen: string[]; port: number; http: import('node:http').Server }> {
+  const { createServer } = await import('node:http');
+  const seen: string[] = [];
+  const http = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.end('internal data');
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  return { seen, port: (http.address() as { port: number }).port, http };
+}
