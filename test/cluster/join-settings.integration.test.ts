@@ -159,58 +159,41 @@ describe('joining with options the cluster does not share', () => {
 
   // grid.reach? makes a member dial out: a peer that asks many times at once gets one dial
   it('a peer asking to be dialled back many times at once gets one dial at a time', { timeout: 30_000 }, async () => {
-    const { createServer } = await import('node:net');
     // where the asker says it listens: a port that accepts and never answers (each dial waits out its 2 s)
-    let dials = 0;
-    const sink = createServer((s) => {
-      dials++;
-      s.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const sink = await tcpSink(false);
     const { Transport } = await import('../../dist/transport/index.js');
-    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${(sink.address() as { port: number }).port}`, secret: SECRET, memberId: 'm-asker0000000', log: () => undefined });
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: sink.at, secret: SECRET, memberId: 'm-asker0000000', log: () => undefined });
     try {
       const peer = await asker.connect(url, 5000);
       const answers = await Promise.all(Array.from({ length: 20 }, () => asker.request<{ id?: string; error?: string }>(peer, 'grid.reach?', null, 5000)));
       const busy = answers.filter((a) => a.error === 'a dial back to it is already under way').length;
       expect(busy).toBe(19);
       expect(answers.filter((a) => a.error !== undefined && /GRID_ERR_TIMEOUT/.test(a.error))).toHaveLength(1);
-      expect(dials).toBe(1);
+      expect(sink.dials()).toBe(1);
     } finally {
       await asker.close();
-      sink.close();
+      sink.server.close();
     }
   });
 
   // a secret holder asking under 12 ids at once made 12 dials at once, and one asking back to back
   // made ~1,500 dials a second at the url its HELLO named (a third party's)
   it('peers asking to be dialled back under many ids, or back to back, get a bounded number of dials; the rest are told the member is busy', { timeout: 30_000 }, async () => {
-    const { createServer } = await import('node:net');
     const { Transport } = await import('../../dist/transport/index.js');
-    let dials = 0;
     // accepts and never answers: each dial waits out its 2 s
-    const sink = createServer((s) => {
-      dials++;
-      s.on('error', () => undefined);
-    });
+    const sink = await tcpSink(false);
     // hangs up at once: each dial ends at once
-    let quickDials = 0;
-    const quick = createServer((s) => {
-      quickDials++;
-      s.destroy();
-    });
-    await Promise.all([sink, quick].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
-    const at = (srv: typeof sink) => `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const quick = await tcpSink(true);
     const askers = [];
     try {
-      for (let i = 0; i < 12; i++) askers.push(await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(sink), secret: SECRET, memberId: `m-many${String(i).padStart(8, '0')}`, log: () => undefined }));
+      for (let i = 0; i < 12; i++) askers.push(await Transport.listen({ host: '127.0.0.1', port: 0, advertise: sink.at, secret: SECRET, memberId: `m-many${String(i).padStart(8, '0')}`, log: () => undefined }));
       const peers: string[] = [];
       for (const a of askers) peers.push(await a.connect(url, 5000));
       const answers = await Promise.all(askers.map((a, i) => a.request<{ id?: string; error?: string; busy?: boolean }>(peers[i], 'grid.reach?', null, 5000)));
       expect(answers.filter((a) => a.busy === true)).toHaveLength(8);
       expect(answers.filter((a) => a.error !== undefined && /GRID_ERR_TIMEOUT/.test(a.error))).toHaveLength(4);
-      expect(dials).toBe(4);
-      const fast = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: at(quick), secret: SECRET, memberId: 'm-backtoback00', log: () => undefined });
+      expect(sink.dials()).toBe(4);
+      const fast = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: quick.at, secret: SECRET, memberId: 'm-backtoback00', log: () => undefined });
       askers.push(fast);
       const peer = await fast.connect(url, 5000);
       const seq: Array<{ busy?: boolean }> = [];
@@ -218,13 +201,13 @@ describe('joining with options the cluster does not share', () => {
       for (let i = 0; i < 60; i++) seq.push(await fast.request<{ busy?: boolean }>(peer, 'grid.reach?', null, 5000));
       // 16 dials started per 2 s window at most, over however many windows the 60 asks spanned
       const windows = Math.ceil((performance.now() - t0) / 2000) + 1;
-      expect(quickDials).toBeGreaterThan(0);
-      expect(quickDials).toBeLessThanOrEqual(16 * windows);
-      expect(seq.filter((a) => a.busy === true).length).toBe(60 - quickDials);
+      expect(quick.dials()).toBeGreaterThan(0);
+      expect(quick.dials()).toBeLessThanOrEqual(16 * windows);
+      expect(seq.filter((a) => a.busy === true).length).toBe(60 - quick.dials());
     } finally {
       for (const a of askers) await a.close();
-      sink.close();
-      quick.close();
+      sink.server.close();
+      quick.server.close();
     }
   });
 
@@ -424,4 +407,17 @@ async function httpSink(): Promise<{ seen: string[]; port: number; http: import(
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   return { seen, port: (http.address() as { port: number }).port, http };
+}
+
+/** A TCP server on a free loopback port (`at`: its host:port) that counts the connections it gets; `hangUp`: it closes each at once, else it holds them and never answers. */
+async function tcpSink(hangUp: boolean): Promise<{ server: import('node:net').Server; dials: () => number; at: string }> {
+  const { createServer } = await import('node:net');
+  let dials = 0;
+  const server = createServer((s) => {
+    dials++;
+    if (hangUp) s.destroy();
+    else s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, dials: () => dials, at: `127.0.0.1:${(server.address() as { port: number }).port}` };
 }
