@@ -85,6 +85,13 @@ const COPY_FLOOR = 10;
  * a writer that finds no free page evicts inline by makeRoom's rules instead.
  */
 const BACKGROUND_FLOOR = 2;
+/**
+ * makeRoom's first-pass floor for candidate i of victimOrder (ages: victimAges): it gives up only
+ * entries older than the next candidate's oldest sample; the last, than half its own.
+ */
+function firstPassFloor(ages: readonly number[], i: number): number {
+  return i + 1 < ages.length ? ages[i + 1] : ages[i] >>> 1;
+}
 /** Pages a thread remembers having freed, where findFree looks first (a power of two). */
 const RECENT_FREE = 8;
 /** Most pages one compaction copies from (to free one page, it may copy five). */
@@ -1683,7 +1690,7 @@ export class ShardStore {
     for (let pass = 0; pass < (copy ? 1 : 2); pass++) {
       for (let i = 0; i < order.length; i++) {
         const q = order[i];
-        let floor = pass === 1 ? 0 : i + 1 < order.length ? ages[i + 1] : ages[i] >>> 1;
+        let floor = pass === 1 ? 0 : firstPassFloor(ages, i);
         if (copy && q !== p && floor < COPY_FLOOR) floor = COPY_FLOOR;
         if (pass === 1 && q === p && need > 0) continue; // reclaim has no floor: tried once
         if (q === p) {
@@ -1732,7 +1739,7 @@ export class ShardStore {
     const ages = this.victimAges;
     for (let i = 0; i < order.length; i++) {
       const q = order[i];
-      const floor = Math.max(BACKGROUND_FLOOR, i + 1 < order.length ? ages[i + 1] : ages[i] >>> 1);
+      const floor = Math.max(BACKGROUND_FLOOR, firstPassFloor(ages, i));
       if (ages[i] < floor) continue;
       if (lockSync(this.ci, this.lockIndex(q), 10) && this.writeThenUnlock(q, () => this.releaseOnePage(q, floor))) return true;
     }
