@@ -138,7 +138,11 @@ const RESPAWN_MAX_MS = 30_000;
  * parameters are typed, and a misspelt event name does not compile).
  */
 export interface GridEvents {
-  /** A member joined the cluster (SWIM saw it alive for the first time). */
+  /**
+   * A member joined the cluster: failure detection (SWIM) saw it alive for the first time, or alive
+   * again after it was declared dead (a pause it refuted). An id the cluster removed is never
+   * reported again: that member rejoins under a new id, which is reported.
+   */
   'member-joined': [member: MemberInfo];
   /** A member left: `reason` is `'left'` (it closed), or `'dead'` (failure detection gave up on it). */
   'member-left': [member: MemberInfo, reason: 'left' | 'dead'];

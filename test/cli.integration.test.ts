@@ -552,6 +552,39 @@ describe('cluster: two members started with shardgrid start', () => {
     expect(a.out()).toContain(`member ${a.id} stopped`);
   }, 30_000);
 
+  it('a member removed while paused rejoins under a new id: it names that id from then on, and the others never see the old id join again', async () => {
+    const common = ['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '31'];
+    const a = await startMember(common);
+    started.push(a);
+    const b = await startMember([...common, '--seeds', a.url]);
+    started.push(b);
+    const c = await startMember([...common, '--seeds', a.url]);
+    started.push(c);
+    await until('three data members', 15_000, () => (a.out().includes(`member-joined ${c.id}`) && b.out().includes(`member-joined ${c.id}`) ? true : undefined));
+    // a pause past its lease: the others declare it dead and the log removes it
+    c.child.kill('SIGSTOP');
+    await until(`${c.id} declared dead`, 15_000, () => (a.out().includes(`member-left ${c.id} ${c.url} (data, dead)`) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 2500));
+    c.child.kill('SIGCONT');
+    const fresh = await until(`${c.id} to rejoin`, 20_000, () => /^rejoined as (\S+) /m.exec(c.out())?.[1]);
+    expect(fresh).not.toBe(c.id);
+    for (const m of [a, b]) await until(`${m.id} to see ${fresh} join`, 10_000, () => (m.out().includes(`member-joined ${fresh} ${c.url} (data)`) ? true : undefined));
+    // SWIM took the old id back alive when it refuted its death; the log had removed it. Before,
+    // the others (and the rejoined member itself) printed "member-joined <old id>" here
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const m of [a, b]) {
+      const [, after, more] = m.out().split(`member-left ${c.id} `);
+      expect(more, m.id).toBeUndefined(); // one leave
+      expect(after, m.id).not.toContain(`member-joined ${c.id} `);
+    }
+    expect(c.out().split('rejoined as ')[1]).not.toContain(`member-joined ${c.id} `);
+    c.child.kill('SIGTERM');
+    expect(await exitWithin(c, 10_000)).toBe(0);
+    // it said "member <old id> stopped" after minutes as the new one
+    expect(c.out()).toContain(`SIGTERM: member ${fresh} is leaving the cluster`);
+    expect(c.out()).toContain(`member ${fresh} stopped`);
+  }, 60_000);
+
   it('a member whose stdout reader went away (| head) goes on serving, and still leaves gracefully on SIGTERM', async () => {
     const common = ['--port', '0', '--workers', '1', '--memory', '16MB', '--partitions', '7'];
     const a = await startMember(common);

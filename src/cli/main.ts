@@ -414,7 +414,9 @@ async function start(o: StartOptions): Promise<number> {
     return 1;
   }
   const view = grid as unknown as ClusteredGrid;
-  const id = view.cluster?.memberId ?? '(unknown)';
+  // read when said: a member the cluster removed rejoins under a new id (it printed the first one
+  // to the end, "member m-old stopped" for a member that had been m-new for minutes)
+  const id = (): string => view.cluster?.memberId ?? '(unknown)';
   const kind = (m: MemberEvent): string => (m.lite ? 'lite' : 'data');
   view.on?.('member-joined', (m) => say(`member-joined ${m.id} ${m.url} (${kind(m)})`));
   view.on?.('member-left', (m, reason) => say(`member-left ${m.id} ${m.url} (${kind(m)}, ${reason})`));
@@ -426,7 +428,7 @@ async function start(o: StartOptions): Promise<number> {
   const url = view.cluster?.url ?? `ws://${o.host}:${o.port ?? '?'}`;
   const bound = view.cluster?.boundUrl;
   say(
-    `shardgrid member ${id} listening on ${bound !== undefined && bound !== url ? `${bound} advertised as ${url}` : url} ` +
+    `shardgrid member ${id()} listening on ${bound !== undefined && bound !== url ? `${bound} advertised as ${url}` : url} ` +
       // a lite member owns no partitions: it said "(workers 0, memory 256MB, backups 1, lite)", a
       // budget and copies it has no use for
       (lite ? '(lite: owns no partitions, routes every operation to the data members)' : `(workers ${stats.workers.length}, memory ${formatBytes(stats.bytesLimit)}, backups ${o.backups})`),
@@ -436,14 +438,14 @@ async function start(o: StartOptions): Promise<number> {
   if (o.metricsPort !== undefined && metricsAt !== undefined) say(`metrics on http://${metricsAt.host}:${metricsAt.port}/metrics`);
 
   const signal = await signalled;
-  say(`${signal}: member ${id} is leaving the cluster`);
+  say(`${signal}: member ${id()} is leaving the cluster`);
   try {
     await grid.close();
   } catch (err) {
     complain(`leaving the cluster failed: ${describeError(err)}`);
     return 1;
   }
-  say(`member ${id} stopped`);
+  say(`member ${id()} stopped`);
   return 0;
 }
 

@@ -111,6 +111,8 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   private rejoining = false;
   /** The id of the current rejoin attempt was removed: the next attempt takes a new one. */
   private removedAgain = false;
+  /** The ids this process had before it was removed and rejoined (the last 8). */
+  private formerIds: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** Lite member: a table request in flight (refreshLiteTable), and when the last one was sent. */
   private liteRefreshing = false;
@@ -388,8 +390,18 @@ export class ClusterNode extends EventEmitter implements MemberContext {
       this.log('error', `partition(s) ${parts.slice(0, 20).join(', ')}${parts.length > 20 ? ', …' : ''} lost every copy (more failures than backups: ${this.backups}); their data is gone`);
       this.emit('partition-lost', parts);
     });
-    m.on('member-joined', (info: MemberInfo) => this.emit('member-joined', info));
-    m.on('member-left', (info: MemberInfo, reason: string) => this.emit('member-left', info, reason));
+    // SWIM takes back a member declared dead that refutes it; when the log has removed that id, the
+    // member is not back (it drops its data and rejoins under a new id): that is no join to report,
+    // nor its second death a leave. Members saw "member-joined m-old" after "member-left m-old".
+    // (At most one entry per id of this membership table, which is bounded.)
+    const unreported = new Set<string>();
+    m.on('member-joined', (info: MemberInfo) => {
+      if (!this.meta.state.wasRemoved(info.id) && !this.formerIds.includes(info.id)) this.emit('member-joined', info);
+      else unreported.add(info.id);
+    });
+    m.on('member-left', (info: MemberInfo, reason: string) => {
+      if (!unreported.delete(info.id)) this.emit('member-left', info, reason);
+    });
     // SWIM's verdict on this member is only a suspicion (it refutes it); removal is the log's decision
     m.on('declared-dead', () => this.log('info', 'the other members declared this member dead; refuting (the metadata log decides removals)'));
     try {
@@ -454,7 +466,12 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         // admitted by the log all the same, and leaving that id behind made it a dead member —
         // a dead voter, possibly, and two of them left the leader without a majority to remove
         // them (nemesis seed 1000 schedule 13: the cluster never admitted anyone again)
-        if (fresh) this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+        if (fresh) {
+          // this member's own former id, which the others' gossip may still carry as alive before
+          // this new identity has the log that removed it
+          this.formerIds = [this.memberId, ...this.formerIds.slice(0, 7)];
+          this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+        }
         fresh = false;
         this.removedAgain = false;
         this.restarting = false; // the new identity applies its tables and serves once admitted
