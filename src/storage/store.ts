@@ -1647,14 +1647,17 @@ export class ShardStore {
   private evicted(p: number, slot: number, off: number): void {
     const km = this.u32[(off + E_KEYMAP) >>> 2];
     if (this.journal.slots !== 0 && this.primaryHere(p)) this.journal.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
-    this.countEviction(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff);
+    this.countEviction(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff, off);
     this.unlinkAt(p, slot, off, km >>> 16);
   }
 
-  /** An eviction from p of the key of `mapId` held in `len` bytes of `bytes` at `at`: counted, and recorded in the test-only eviction log. */
-  private countEviction(p: number, mapId: number, bytes: Uint8Array, at: number, len: number): void {
+  /**
+   * An eviction from p of the key of `mapId` held in `len` bytes of `bytes` at `at` (its record at
+   * `off`, -1 when the key was not held): counted, and recorded in the test-only eviction log.
+   */
+  private countEviction(p: number, mapId: number, bytes: Uint8Array, at: number, len: number, off = -1): void {
     this.ci[PART_BASE + p * P_STRIDE + P_EVICTIONS]++;
-    if (EVICTION_LOG) logEviction(p, this.mapName(mapId), bytes, at, len);
+    if (EVICTION_LOG) logEviction(p, this.mapName(mapId), bytes, at, len, this.primaryHere(p), off < 0 ? -1 : (this.ci[G_CLOCK] - this.acc[off >>> ACCESS_SHIFT]) & CLOCK_MASK);
   }
 
   /**
