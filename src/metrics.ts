@@ -180,7 +180,7 @@ export class GridMetrics {
     counter('shardgrid_replication_misses_total', 'Copies that missed a replicated write of this primary (unreachable; the write waited for a table that dropped them)', [], function () { total(this, rep()?.repStats.copyMisses ?? 0); });
     gauge('shardgrid_unsettled_keys', 'Keys with a write being replicated (reads serve what the copies hold meanwhile)', [], function () { this.set(rep()?.unsettled.size ?? 0); });
     counter('shardgrid_eviction_ships_total', "Keys this member evicted as a partition's primary whose state it shipped to the partition's copies (they drop them too)", [], function () { total(this, rep()?.evictionShips ?? 0); });
-    counter('shardgrid_eviction_journal_lost_total', "Evictions and touches the eviction journal dropped (full, a key too long): copies keep such keys, or age them by their own clock", [], function () { total(this, rep() === undefined ? 0 : g.store.journal.lostCount); });
+    counter('shardgrid_eviction_journal_lost_total', "Evictions the eviction journal dropped (full, a key too long): copies keep such keys", [], function () { total(this, rep() === undefined ? 0 : g.store.journal.lostCount); });
     totals('shardgrid_touches_total', "Keys read on this member as primary whose access it sent to a copy (sent), and such keys a primary sent this member as a copy (applied)", 'direction', rep, [
       ['sent', (r) => r.touchShips],
       ['applied', (r) => r.touchesApplied],

@@ -6,8 +6,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { EvictionJournal, slotsFor } from '../dist/storage/journal.js';
+import { EvictionJournal, J_EVICTED, J_TOUCHED, slotsFor } from '../dist/storage/journal.js';
 import { geometry } from '../dist/storage/layout.js';
+import { ShardStore, createStoreBuffers } from '../dist/storage/store.js';
+import { tryLock, unlock } from '../dist/sync/mutex.js';
 
 const PRODUCER = new URL('./fixtures/journal-producer.mjs', import.meta.url);
 const PARTITIONS = 64;
@@ -153,5 +155,57 @@ describe('eviction journal', () => {
     expect(j.lostCount).toBe(Atomics.load(flags, 1));
     expect(drains).toBeGreaterThan(10);
     expect(j.pending()).toBe(false);
+  });
+
+  // Touches shared the eviction ring and were recorded only while it was at most half full: under
+  // a write burst on a loaded machine it stayed fuller, and copies aged the hot keys by their one
+  // write (evict-failover.integration: copies evicted hot keys by stamps 12-21 s old)
+  it("the touch sweep journals a primary's read keys while the eviction ring is full: touches have a ring of their own", () => {
+    const st = new ShardStore(createStoreBuffers({ partitions: 8, memory: 4 * 1024 * 1024, maxMaps: 4, maxKeyBytes: 256, maxValueBytes: 1024 * 1024, reservePages: 0, journalSlots: 256 }));
+    st.setLeaseEnd(2 ** 31 - 1);
+    for (let p = 0; p < 8; p++) st.setPrimaryHere(p, true);
+    const id = st.mapId('m');
+    const keys: string[] = [];
+    // (fewer than the touch ring's 64 slots: a sweep that fills it resumes at its next tick)
+    for (let i = 0; keys.length < 50; i++) {
+      st.setKey(`t${i}`, id);
+      if (st.kpart === 3) keys.push(`t${i}`);
+    }
+    const since = st.clock();
+    expect(tryLock(st.ci, st.lockIndex(3))).toBe(true);
+    st.beginWrite(3);
+    try {
+      for (const k of keys) {
+        st.setKey(k, id);
+        expect(st.put(3, id, 1, 'v', 1, 0, 0)).toBeGreaterThanOrEqual(0);
+      }
+    } finally {
+      st.endWrite(3);
+      unlock(st.ci, st.lockIndex(3));
+    }
+    // the eviction ring full of evictions (a main thread that drains late)
+    let evictions = 0;
+    while (st.journal.push(1, id, bytes(20, evictions), 0, 20, J_EVICTED)) evictions++;
+    expect(evictions).toBe(256);
+    expect(tryLock(st.ci, st.lockIndex(3))).toBe(true);
+    let at: number;
+    try {
+      at = st.journalTouched(3, since, 0, 1000);
+    } finally {
+      unlock(st.ci, st.lockIndex(3));
+    }
+    expect(at).toBe(-1); // the walk is done
+    expect(st.touchesJournaled).toBe(keys.length);
+    const touched: string[] = [];
+    st.touches.drain((p, map, key, len, kind) => {
+      expect([p, map, kind]).toEqual([3, id, J_TOUCHED]);
+      touched.push(Buffer.from(key.subarray(0, len)).toString());
+    }, 1 << 30, 8);
+    expect(touched.sort()).toEqual([...keys].sort());
+    // and every eviction is still there; lost only the one push that found the ring full
+    let drained = 0;
+    st.journal.drain(() => drained++, 1 << 30, 8);
+    expect(drained).toBe(256);
+    expect(st.journal.lostCount).toBe(1);
   });
 });

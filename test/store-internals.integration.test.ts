@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createGrid, type GridMap } from '../dist/index.js';
-import { E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, G_HEAP_LOCK, P_LIVE_BYTES, P_OPEN_PAGE, P_PAGES, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE, PG_USED } from '../dist/storage/layout.js';
+import { CLOCK_MASK, E_FLAGS, E_KEYMAP, E_VALLEN, F_LIVE, G_CLOCK, G_HEAP_LOCK, P_LIVE_BYTES, P_OPEN_PAGE, P_PAGES, P_STRIDE, PART_BASE, PG_LIVE, PG_STRIDE, PG_USED } from '../dist/storage/layout.js';
 import { holderOf, tryLock, unlock } from '../dist/sync/mutex.js';
 import { threadId } from 'node:worker_threads';
 
@@ -9,6 +9,7 @@ interface Internals {
   ci: Int32Array;
   u8: Uint8Array;
   u32: Uint32Array;
+  acc: Uint16Array;
   kpart: number;
   pageShift: number;
   geo: { pageBase: number };
@@ -161,6 +162,44 @@ describe('compaction', () => {
       expect(checked(st, p)).toEqual([]);
       for (let i = 0; i < n; i++) expect(m.getSync(keys[i])).toBe(i < 120 && i % 3 !== 0 ? undefined : value(keys[i]));
     });
+  });
+
+  // A record under 64 bytes shares its unit of the access map with the next record; compaction
+  // copied each record's stamp to its new unit in turn, so the later one's replaced the earlier's
+  it("keeps a small record's access stamp when the record moved after it lands in the same unit of the access map", async () => {
+    await inPartition(
+      'stamps',
+      (m, st, mapId, p) => {
+        // triples of a hot record (32 + 8 + 8 = 48 bytes), a cold one (144) and one deleted below:
+        // packed by the compaction as hot, cold, hot, cold..., each cold one starts in its hot one's unit
+        const hot = keysOf(st, p, mapId, 40, 'h');
+        const cold = keysOf(st, p, mapId, 40, 'c');
+        const gone = keysOf(st, p, mapId, 40, 'g');
+        for (let i = 0; i < 40; i++) {
+          m.setSync(hot[i], 'hot');
+          m.setSync(cold[i], cold[i].padEnd(100, '.'));
+          m.setSync(gone[i], gone[i].padEnd(100, '.'));
+        }
+        for (const k of gone) m.deleteSync(k);
+        // 5 s later (the clock is the test's: the virtual node's timer is a minute away) the hot keys are read
+        const read = (st.ci[G_CLOCK] + 50) & CLOCK_MASK;
+        st.ci[G_CLOCK] = read;
+        for (const k of hot) expect(m.getSync(k)).toBe('hot');
+        const where = (k: string): number => {
+          st.setKey(k, mapId);
+          return st.probe(p, mapId);
+        };
+        const before = hot.map(where);
+        expect(writing(st, p, () => st.compact(p, 0))).toBe(true);
+        const after = hot.map(where);
+        const moved = hot.filter((_, i) => after[i] !== before[i]);
+        expect(moved.length).toBeGreaterThan(20);
+        // every hot record moved still reads as accessed at `read` (the old code: the cold record's write tick)
+        for (const k of moved) expect(st.acc[where(k) >>> 6], k).toBe(read);
+        expect(checked(st, p)).toEqual([]);
+      },
+      true,
+    );
   });
 });
 

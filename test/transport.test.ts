@@ -171,6 +171,41 @@ describe('requests and replies', () => {
     }
   });
 
+  it('a connect that joins a dial which times out first, at the other caller\'s shorter timeoutMs, dials again within its own', { timeout: 20_000 }, async () => {
+    // a membership probe dials with 150 ms: a request whose connect joined such a dial failed with
+    // "connect to ... timed out after 150 ms" on a loaded machine (evict-failover.integration).
+    // Here a proxy holds its first connection mute and forwards the next ones to member c
+    const { createServer, connect: tcp } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    let target = 0;
+    const proxy = createServer((sock) => {
+      sockets.push(sock);
+      sock.on('error', () => undefined);
+      if (sockets.length === 1) return;
+      const up = tcp(target, '127.0.0.1');
+      up.on('error', () => undefined);
+      sockets.push(up);
+      sock.pipe(up);
+      up.pipe(sock);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const c = await member('c-proxied', { advertise: `127.0.0.1:${(proxy.address() as { port: number }).port}` });
+    target = c.boundPort;
+    c.handle('double', (n: number) => n * 2);
+    try {
+      const first = a.connect(c.url, 100);
+      first.catch(() => undefined);
+      const second = a.connect(c.url, 10_000);
+      expect(await first.catch((x) => x)).toBeInstanceOf(TimeoutError);
+      expect(await second).toBe('c-proxied');
+      expect(await a.request('c-proxied', 'double', 21)).toBe(42);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await c.close();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
   it('flushTo writes what is queued for one member at once, in order with what follows in the turn; nothing for others or when nothing is queued', { timeout: 10_000 }, async () => {
     const seen: unknown[] = [];
     b.handle('note2', (body) => {

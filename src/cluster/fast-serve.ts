@@ -156,11 +156,16 @@ export class FastService {
     else for (let k = 0; k < n; k++) keys.push(r.buf.toString('utf8', r.keyOffs[k], r.keyOffs[k] + r.keyLens[k]));
     Promise.all(
       keys.map((key) =>
-        this.r.records.withState(name, key, (p2, s) => {
-          this.r.assertPrimary(p2);
-          const u = this.r.unsettledOf(name, key);
-          return u === undefined ? s : u.stable; // stable null = absent
-        }),
+        this.r.records.withState(
+          name,
+          key,
+          (p2, s) => {
+            this.r.assertPrimary(p2);
+            const u = this.r.unsettledOf(name, key);
+            return u === undefined ? s : u.stable; // stable null = absent
+          },
+          true,
+        ),
       ),
     ).then(
       (states) => this.replyRaw(peer, id, states, many),

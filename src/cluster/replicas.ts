@@ -148,8 +148,9 @@ export class Replicas {
    */
   shipEvictions(now = performance.now()): number {
     const j = this.store.journal;
+    const tj = this.store.touches;
     const retry = this.deferred.length > 0 && now - this.deferredAt >= DEFER_RETRY_MS;
-    if (!retry && !j.pending()) return 0;
+    if (!retry && !j.pending() && !tj.pending()) return 0;
     const touches = new Map<string, TouchEntry[]>();
     const me = this.ctx.memberId;
     let retrying = false;
@@ -220,6 +221,7 @@ export class Replicas {
       if (this.deferred.length === before && before > 0) this.deferredAt = -Infinity;
     }
     if (j.pending()) n += j.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
+    if (tj.pending()) n += tj.drain(visit, EVICTION_DRAIN_MAX, this.partitions);
     // touches: one grid.touch per copy and TOUCH_BATCH entries, replies ignored
     const tv = this.version;
     for (const [to, batch] of touches) {

@@ -104,11 +104,16 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
    * being replicated (unsettled.ts), else shared memory; read and checked in one synchronous run.
    */
   private localState(key: string): RawState | Promise<RawState> {
-    return this.rep.records.withState(this.name, key, (p, s) => {
-      this.rep.assertPrimary(p);
-      const u = this.rep.unsettledOf(this.name, key);
-      return u === undefined ? s : u.stable;
-    });
+    return this.rep.records.withState(
+      this.name,
+      key,
+      (p, s) => {
+        this.rep.assertPrimary(p);
+        const u = this.rep.unsettledOf(this.name, key);
+        return u === undefined ? s : u.stable;
+      },
+      true,
+    );
   }
 
   /** get() on this primary: the lock-free read when p has no unsettled key (checked in the same run, so no write can begin between), else localState. */

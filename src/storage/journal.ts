@@ -1,6 +1,6 @@
 /**
  * The eviction journal (layout 5; native-notes.md, "Evictions reach the copies"): a bounded
- * ring in the control buffer, one per cluster data member, through which any thread that evicts
+ * ring in the control buffer (and a second, smaller one for the touch sweep, layout 6), one per cluster data member, through which any thread that evicts
  * an entry of a partition this member is primary for tells the member's main thread which key
  * went, so that the main thread ships the key's state (now absent) to the partition's copies.
  * Copies then hold what their primary holds, instead of evicting on their own by the accesses
@@ -54,8 +54,12 @@ export const slotsFor = (len: number): number => (len <= FIRST_DATA ? 1 : 1 + Ma
 export const J_EVICTED = 0;
 /**
  * An entry's kind: the key was read since the last sweep (the virtual nodes' touch sweep): the
- * copies stamp it as accessed, so their LRU ages follow the primary's reads. Recorded only while
- * the ring is at most half full: evictions come first.
+ * copies stamp it as accessed, so their LRU ages follow the primary's reads. Touches have a ring
+ * of their own (the store's `touches`), so neither kind waits for the other; a touch that finds
+ * it full is neither kept aside nor counted lost (the sweep resumes there at its next tick).
+ * Until 2026-11-28 touches shared the eviction ring and were recorded only while it was at most
+ * half full: under a write burst on a loaded machine it stayed fuller, and copies evicted hot keys
+ * by stamps 12-21 s old (evict-failover.integration).
  */
 export const J_TOUCHED = 1;
 
@@ -83,10 +87,11 @@ export class EvictionJournal {
 
   /**
    * @param ci the control buffer as Int32
-   * @param base index in `ci` of the journal (geometry's journalBase)
+   * @param base index in `ci` of the journal (geometry's journalBase, or touchBase)
+   * @param slots its slots (G_JOURNAL_SLOTS for the eviction journal; touchSlots of it for touches)
    */
-  constructor(private readonly ci: Int32Array, base: number, maxKeyBytes: number) {
-    this.slots = ci[G_JOURNAL_SLOTS];
+  constructor(private readonly ci: Int32Array, base: number, maxKeyBytes: number, slots = ci[G_JOURNAL_SLOTS]) {
+    this.slots = slots;
     this.tailAt = base + J_TAIL;
     this.headAt = base + J_HEAD;
     this.lostAt = base + J_LOST;
@@ -96,10 +101,10 @@ export class EvictionJournal {
     this.scratch = new Uint8Array(Math.max(maxKeyBytes, 1));
   }
 
-  /** Sets the sequence words of a fresh journal (at creation, before any thread uses it). */
-  static init(ci: Int32Array, base: number, slots: number): void {
+  /** Sets the sequence words of a fresh journal (at creation, before any thread uses it); `global`: the eviction journal, whose slot count the header keeps. */
+  static init(ci: Int32Array, base: number, slots: number, global = true): void {
     if (slots !== 0 && (slots & (slots - 1)) !== 0) throw new RangeError('journal slots must be a power of two');
-    ci[G_JOURNAL_SLOTS] = slots;
+    if (global) ci[G_JOURNAL_SLOTS] = slots;
     for (let i = 0; i < slots; i++) ci[base + J_SLOTS + i * JOURNAL_SLOT_INTS] = i;
   }
 
@@ -128,7 +133,6 @@ export class EvictionJournal {
     if (this.slots === 0) return this.lost();
     if (n > this.slots >>> 2) return this.spilled(p, map, src, off, len, kind);
     let pos = Atomics.load(ci, this.tailAt);
-    if (kind !== J_EVICTED && ((pos - ci[this.headAt]) | 0) >= this.slots >>> 1) return false;
     for (;;) {
       let free = true;
       for (let i = 0; i < n; i++) {
@@ -169,8 +173,9 @@ export class EvictionJournal {
 
   /** An entry the ring has no room for: kept aside on the consumer thread (enableSpill), else lost. */
   private spilled(p: number, map: number, src: Uint8Array, off: number, len: number, kind: number): boolean {
+    if (kind !== J_EVICTED) return false; // a touch: the sweep resumes at it later
     const sp = this.spill;
-    if (sp === undefined || kind !== J_EVICTED || sp.length >= SPILL_MAX) return this.lost();
+    if (sp === undefined || sp.length >= SPILL_MAX) return this.lost();
     sp.push([p, map, src.slice(off, off + len)]);
     return true;
   }

@@ -22,6 +22,8 @@
  *  │ thread links             │ MAX_THREAD_LINKS × [child threadId + 1, parent threadId + 1]
  *  ├──────────────────────────┤ journalBase (layout 5)
  *  │ eviction journal         │ 2 lines (tail; head, lost) + G_JOURNAL_SLOTS × JOURNAL_SLOT_INTS (storage/journal.ts; none outside a cluster)
+ *  ├──────────────────────────┤ touchBase (layout 6)
+ *  │ touch journal            │ the same, with touchSlots(G_JOURNAL_SLOTS) slots: the touch sweep's own ring
  *  └──────────────────────────┘
  *
  *  heap (growable SharedArrayBuffer, maxByteLength = page budget): pages of 2^pageShift bytes.
@@ -36,7 +38,7 @@
  *  cap × [slotHash u32, ref u32].
  */
 export const MAGIC = 0x53475244; // 'SGRD'
-export const LAYOUT_VERSION = 5; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase); 4: thread links (linkBase); 5: eviction journal (journalBase)
+export const LAYOUT_VERSION = 6; // 2: map options in the registry (M_OPTS, M_TTL); 3: expiring entries per map (ttlBase); 4: thread links (linkBase); 5: eviction journal (journalBase); 6: touch journal (touchBase)
 
 // ── global header ─────────────────────────────────────────────────────────────────────────────
 export const G_MAGIC = 0;
@@ -180,6 +182,7 @@ export interface Geometry {
   threadBase: number; // index into a Float64Array over the control buffer
   linkBase: number; // index into an Int32Array over the control buffer
   journalBase: number; // index into an Int32Array over the control buffer
+  touchBase: number; // index into an Int32Array over the control buffer
   controlBytes: number;
 }
 
@@ -195,6 +198,12 @@ export const J_HEAD = 32;
 export const J_LOST = 33;
 export const J_SLOTS = 64;
 
+/**
+ * Slots of the touch journal beside an eviction journal of `journalSlots`: a quarter (one touch
+ * sweep tick journals at most 1,000 keys, and one that finds the ring full resumes at the next).
+ */
+export const touchSlots = (journalSlots: number): number => journalSlots >>> 2;
+
 export function geometry(partitions: number, pageShift: number, maxPages: number, maxMaps: number, journalSlots: number): Geometry {
   const pageBase = PART_BASE + partitions * P_STRIDE;
   const mapBase = pageBase + maxPages * PG_STRIDE;
@@ -204,8 +213,9 @@ export function geometry(partitions: number, pageShift: number, maxPages: number
   const linkByte = threadByte + MAX_THREAD_SLOTS * T_STRIDE * 8;
   // the journal's slots start on a 128-byte line
   const journalByte = Math.ceil((linkByte + MAX_THREAD_LINKS * 2 * 4) / 128) * 128;
-  const controlBytes = journalByte + (journalSlots === 0 ? 0 : (J_SLOTS + journalSlots * JOURNAL_SLOT_INTS) * 4);
-  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, linkBase: linkByte / 4, journalBase: journalByte / 4, controlBytes };
+  const touchByte = journalByte + (journalSlots === 0 ? 0 : (J_SLOTS + journalSlots * JOURNAL_SLOT_INTS) * 4);
+  const controlBytes = touchByte + (journalSlots === 0 ? 0 : (J_SLOTS + touchSlots(journalSlots) * JOURNAL_SLOT_INTS) * 4);
+  return { partitions, pageShift, maxPages, maxMaps, pageBase, mapBase, countBase, ttlBase, threadBase: threadByte / 8, linkBase: linkByte / 4, journalBase: journalByte / 4, touchBase: touchByte / 4, controlBytes };
 }
 
 export const align8 = (n: number): number => (n + 7) & ~7;

@@ -1088,9 +1088,13 @@ export class Transport extends EventEmitter {
   /**
    * A dial already under way, begun by another caller with its own timeout: this caller waits at
    * most its own timeoutMs (the dial goes on for the other). Before, a graceful leave's 500 ms
-   * bound joined a 5 s dial to a paused member and closing a grid took 5 s.
+   * bound joined a 5 s dial to a paused member and closing a grid took 5 s. The other way round,
+   * a dial that ends at its own, shorter deadline (TimeoutError) is no answer for this caller: it
+   * dials again with the time it has left. Before, a request joined a membership probe's dial
+   * (150 ms) and failed with "timed out after 150 ms" on a loaded machine (evict-failover).
    */
   private joinDial(p: Promise<string>, url: string, timeoutMs: number): Promise<string> {
+    const end = performance.now() + timeoutMs;
     return new Promise<string>((resolve, reject) => {
       const t = setTimeout(() => reject(new TimeoutError(`connect to ${url} timed out after ${timeoutMs} ms`, { url })), timeoutMs);
       t.unref();
@@ -1100,6 +1104,12 @@ export class Transport extends EventEmitter {
           resolve(id);
         },
         (e: unknown) => {
+          const left = Math.floor(end - performance.now());
+          if (e instanceof TimeoutError && left > 0 && this.closing === undefined) {
+            clearTimeout(t);
+            this.connect(url, left).then(resolve, reject);
+            return;
+          }
           clearTimeout(t);
           reject(e);
         },

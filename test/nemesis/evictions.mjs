@@ -27,7 +27,7 @@ export function readEvictions(dir, map) {
     for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
       if (line === '') continue;
       // <ms> <partition> <map as JSON> <key as JSON>; JSON strings hold no unescaped space-quote pairs that matter here
-      const m = /^(\d+\.\d+) (\d+) ("(?:[^"\\]|\\.)*"|null) ("(?:[^"\\]|\\.)*")$/.exec(line);
+      const m = /^(\d+\.\d+) (\d+) ("(?:[^"\\]|\\.)*"|null) ("(?:[^"\\]|\\.)*")(?: \S+)?$/.exec(line);
       if (m === null) { malformed++; continue; }
       let mapName, key;
       try { mapName = JSON.parse(m[3]); key = JSON.parse(m[4]); } catch { malformed++; continue; }
