@@ -27,7 +27,7 @@ import {
   MemberUnreachableError,
 } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
-import { isMemberUrl } from './metadata/state.js';
+import { isMemberUrl } from '../config.js';
 
 /**
  * A member's status in SWIM failure detection: `'suspect'` after it missed its probes, `'dead'`

@@ -26,7 +26,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import type { ResolvedClusterOptions } from '../config.js';
+import { isMemberUrl, type ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
@@ -37,7 +37,6 @@ import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Metadata } from './metadata/metadata.js';
-import { isMemberUrl } from './metadata/state.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';

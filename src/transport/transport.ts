@@ -39,7 +39,7 @@
 import { LatencyHistogram } from './latency.js';
 import { createLog } from '../log.js';
 import { isIP } from 'node:net';
-import { isHostPort } from '../config.js';
+import { MEMBER_URL_FORM, isHostPort, isMemberUrl } from '../config.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -111,7 +111,6 @@ import {
   K_REQUEST,
   MAX_HANDSHAKE_BYTES,
   MAX_ID_CHARS,
-  MAX_URL_CHARS,
   STRIDE,
   TAG_BYTES,
   type Transcript,
@@ -586,6 +585,11 @@ function peerError<E extends GridError>(cls: new (message: string, data?: Record
   }
 }
 
+/** connect's and probe's refusal of a url that is not a member url (isMemberUrl), made before any dial. */
+function notMemberUrl(what: 'connect' | 'probe', url: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(`${what}: url must be ${MEMBER_URL_FORM}, got ${safeText(url, LOG_TEXT_CHARS)}`);
+}
+
 /** Bytes of `body` as msgpack, for maxQueued; 0 when it cannot be encoded (sendSlow replaces it by a short error). */
 function encodedSize(body: unknown): number {
   try {
@@ -1049,12 +1053,16 @@ export class Transport extends EventEmitter {
     return typeof a === 'object' && a !== null ? a.port : 0;
   }
 
-  /** Ensures an authenticated connection to the member listening at url; resolves to its memberId. Concurrent calls share one dial. */
+  /**
+   * Ensures an authenticated connection to the member listening at url; resolves to its memberId.
+   * Concurrent calls share one dial. `url` must be a member url (isMemberUrl: ws(s)://host:port,
+   * nothing else), else GRID_ERR_INVALID_ARGUMENT before any dial: urls reach here from peers
+   * (HELLOs, gossip, answers), and a path or credentials in one made this member send an HTTP
+   * request of the peer's choosing to any server.
+   */
   connect(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
     if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
-      return Promise.reject(new InvalidArgumentError(`connect: url must be a ws:// url, got ${safeText(url)}`));
-    }
+    if (!isMemberUrl(url)) return Promise.reject(notMemberUrl('connect', url));
     if (url === this.url) return Promise.resolve(this.memberId);
     for (const [id, link] of this.links) if (link.url === url) return Promise.resolve(id);
     const p = this.connecting.get(url);
@@ -1075,13 +1083,11 @@ export class Transport extends EventEmitter {
    * which) from here, as another member would dial it (from `sourceAddress`, with `tls`).
    * Rejects with the dial's own error: GRID_ERR_MEMBER_UNREACHABLE (refused, closed),
    * GRID_ERR_TIMEOUT (no CHALLENGE within timeoutMs), GRID_ERR_AUTH (the listener advertises
-   * another url), GRID_ERR_INVALID_ARGUMENT (not a ws:// url).
+   * another url), GRID_ERR_INVALID_ARGUMENT (not a member url, as connect).
    */
   probe(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
     if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
-      return Promise.reject(new InvalidArgumentError(`probe: url must be a ws:// url, got ${safeText(url)}`));
-    }
+    if (!isMemberUrl(url)) return Promise.reject(notMemberUrl('probe', url));
     return this.dial(url, timeoutMs, true);
   }
 

@@ -27,7 +27,8 @@ import { packr, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
 import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
-import { MetaState, isMemberId, isMemberUrl, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
+import { isMemberUrl } from '../../config.js';
+import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
