@@ -117,7 +117,7 @@ import {
   encodeChallenge,
   encodeHello,
   encodeProof,
-  isName,
+  isMemberIdName,
   nonce,
   packr,
   parseChallenge,
@@ -633,7 +633,7 @@ function checkOptions(o: TransportOptions): void {
   if (typeof o.secret !== 'string' || o.secret === '') bad('secret must be a non-empty string');
   if (o.advertise !== undefined && !isHostPort(o.advertise)) bad("advertise must be 'host:port'");
   if (o.sourceAddress !== undefined && (typeof o.sourceAddress !== 'string' || isIP(o.sourceAddress) === 0)) bad('sourceAddress must be an IP address');
-  if (!isName(o.memberId, MAX_ID_CHARS)) bad(`memberId must be a string of 1 to ${MAX_ID_CHARS} characters`);
+  if (!isMemberIdName(o.memberId)) bad(`memberId must be 1 to ${MAX_ID_CHARS} letters, digits and . _ : @ -`);
   for (const k of POSITIVE) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) bad(`${k} must be a positive integer`);
@@ -1677,6 +1677,10 @@ export class Transport extends EventEmitter {
       return;
     }
     if (link.slot !== undefined) link.slot.hello = true;
+    if (!isMemberIdName(h.id)) {
+      this.protocolError(link, `HELLO id ${safeText(h.id, LOG_TEXT_CHARS)} is not a member id (letters, digits and . _ : @ -)`);
+      return;
+    }
     link.id = h.id;
     link.url = h.url;
     link.dialled = h.dialled;
@@ -1715,6 +1719,11 @@ export class Transport extends EventEmitter {
         dial.resolve(c.id);
       }
       this.closeLink(link, CLOSE_DUPLICATE, 'probe', new MemberUnreachableError(`probe of ${link.describe()} done`));
+      return;
+    }
+    // a probe only reports the id (escaped where it is shown); a link authenticates only a member id
+    if (!isMemberIdName(c.id)) {
+      this.protocolError(link, 'CHALLENGE id is not a member id (letters, digits and . _ : @ -)');
       return;
     }
     if (link.id === this.memberId) {
