@@ -585,6 +585,19 @@ function peerError<E extends GridError>(cls: new (message: string, data?: Record
   }
 }
 
+/** Characters of a peer's error message that reach a caller (and so logs, `shardgrid status`). */
+const MAX_PEER_ERROR_CHARS = 1000;
+
+/**
+ * A peer's ERROR reply rebuilt as the error its caller gets: its message escaped and cut
+ * (safeText), its code too when it is no registered one. The message reaches log lines (a failed
+ * snapshot stream, a missed copy) and `shardgrid status` (a member that did not answer), and came
+ * as it was sent: 1 MB with a newline and terminal escapes went into an operator's terminal.
+ */
+function errorFromPeer(w: WireError): GridError {
+  return errorFromWire({ code: safeText(w.code, LOG_TEXT_CHARS), message: safeText(w.message, MAX_PEER_ERROR_CHARS), data: w.data });
+}
+
 /** connect's and probe's refusal of a url that is not a member url (isMemberUrl), made before any dial. */
 function notMemberUrl(what: 'connect' | 'probe', url: unknown): InvalidArgumentError {
   return new InvalidArgumentError(`${what}: url must be ${MEMBER_URL_FORM}, got ${safeText(url, LOG_TEXT_CHARS)}`);
@@ -1945,7 +1958,7 @@ export class Transport extends EventEmitter {
         if (k === K_REPLY) {
           this.latency.observe(p.kind, t - p.t0);
           (p as GenericCall).resolve(f[i + 3]);
-        } else p.reject(errorFromWire(f[i + 3] as WireError));
+        } else p.reject(errorFromPeer(f[i + 3] as WireError));
       } else if (k === K_REQUEST) {
         this.serve(link, f[i + 1] as number, f[i + 2] as string, f[i + 3]);
       } else {
