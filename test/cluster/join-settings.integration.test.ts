@@ -253,6 +253,22 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // the leader proposed such a join all the same (an entry every member stored and ignored), and
+  // the joiner got GRID_ERR_TIMEOUT, "the join was not committed in time"
+  it('a join from a peer whose HELLO names a url with a path or credentials is refused at once', { timeout: 30_000 }, async () => {
+    const { Transport } = await import('../../dist/transport/index.js');
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-badjoinurl0', log: () => undefined });
+    try {
+      (asker as unknown as { url: string }).url = 'ws://user:pw@127.0.0.1:1/latest/meta-data';
+      const peer = await asker.connect(url, 5000);
+      const err = await asker.request(peer, 'meta.join', null, 2000).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'GRID_ERR_PROTOCOL' });
+      expect((err as Error).message).toContain('is not ws:// or wss:// and host:port');
+    } finally {
+      await asker.close();
+    }
+  });
+
   // a joiner dialled whatever url a seed's "not the leader" answer named, paths and credentials too
   it('a joiner does not dial the url of a seed\'s not-leader answer unless it is a member url', { timeout: 30_000 }, async () => {
     const { Transport } = await import('../../dist/transport/index.js');

@@ -23,7 +23,7 @@ import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError 
 import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
 import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
-import { packr, unpackr } from '../../transport/wire.js';
+import { packr, safeText, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
 import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
@@ -753,6 +753,9 @@ export class Metadata extends EventEmitter {
     if (this.state.members.has(from)) return { ok: true };
     const url = this.host.transport.urlOf(from);
     if (url === undefined || !isMemberId(from)) throw new ProtocolError('join from a member without a url');
+    // as the log's join command takes it (parseCommand): another url was proposed all the same, an
+    // entry every member stored and ignored, and the joiner was told it was "not committed in time"
+    if (!isMemberUrl(url)) throw new ProtocolError(`join from a member whose url ${safeText(url)} is not ws:// or wss:// and host:port`);
     const index = this.propose({ c: 'join', id: from, url });
     if (index < 0) throw new NotLeaderError('not the metadata leader now', { leader: this.raft?.leader ?? null });
     this.flush();
