@@ -3,7 +3,7 @@
 // sequence still outstanding, never passes one that is), the fast path of a command whose session
 // is open, and a session that expires under a command.
 import { describe, expect, it } from 'vitest';
-import { ClusterAtomicLong, ClusterCp, ClusterFencedLock, type CpLink } from '../../src/cp/cluster.js';
+import { ClusterAtomicLong, ClusterCp, ClusterFencedLock, LiteLink, type CpLink } from '../../src/cp/cluster.js';
 import type { CpCommand, CpResult } from '../../src/cluster/metadata/cp-state.js';
 
 type Cmd = CpCommand & { s: number; q: number; a: number };
@@ -172,5 +172,25 @@ describe('ClusterCp numbering', () => {
     await link.calls_(3);
     link.answer(2, ['e', 'GRID_ERR_CP_SESSION', 'expired']);
     await expect(un).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' });
+  });
+
+  // a lone command's answer was taken as it came: an error result whose message was an object with
+  // a toString field reached errorFromWire's String() and threw a TypeError at the caller
+  it("a lite member takes a data member's answer to a lone command only as a CP result; anything else is no answer", async () => {
+    let reply: unknown;
+    const node = {
+      memberId: 'lite-cpclient',
+      membership: { members: () => [{ id: 'm-a', lite: false, status: 'alive' }] },
+      ensureLink: () => Promise.resolve(),
+      transport: { request: (_id: string, type: string) => Promise.resolve(type === 'cp.req' ? reply : null), isConnected: () => true, notify: () => undefined },
+    };
+    const link = new LiteLink(node as never);
+    const cmd = { c: 'cp', o: 'ladd', n: 'x', d: 1, s: 1, q: 1, a: 1 } as unknown as CpCommand & { s: number; q: number };
+    for (const bad of [['e', 'GRID_ERR_CP_SESSION', { toString: 'x' }], ['e', 'GRID_ERR_NOT_CP', 'm'], ['e', 'GRID_ERR_CP_SESSION', 'x'.repeat(5000)], ['v', { a: 1 }], 'v1', 7, null]) {
+      reply = bad;
+      expect(await link.exec(cmd, 100)).toEqual(['q']);
+    }
+    reply = ['e', 'GRID_ERR_CP_SESSION', 'session 1 expired'];
+    expect(await link.exec(cmd, 100)).toEqual(reply);
   });
 });
