@@ -248,8 +248,11 @@ export class LiteLink implements CpLink {
       });
     }
   }
-  read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
-    return this.request('cp.read', { k: kind, n: name, p: permits, s: session });
+  async read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
+    const r = await this.request<unknown>('cp.read', { k: kind, n: name, p: permits, s: session });
+    // taken as it came: ['v', 'x'] made atomicLong.get throw a SyntaxError out of BigInt, ['v', { toString: 'x' }] a TypeError
+    if (!isReadAnswer(kind, r)) throw new ProtocolError(`a data member answered a CP read of a ${kind} with something that is not one`);
+    return r;
   }
   heartbeat(id: number): void {
     // an idle holder's session lives on these: move to another data member when this one is gone
@@ -261,6 +264,15 @@ export class LiteLink implements CpLink {
     if (t.isConnected(to)) t.notify(to, 'cp.hb', { s: [id] });
     else this.node.ensureLink(to).then(() => t.notify(to, 'cp.hb', { s: [id] }), () => { if (this.via === to) this.via = undefined; });
   }
+}
+
+/** A data member's answer to a lite member's read of a `kind` (readState's forms), or an error result. */
+function isReadAnswer(kind: ReadKind, r: unknown): boolean {
+  if (Array.isArray(r)) return isCpResult(r) && (r[0] === 'e' || (r[0] === 'v' && typeof r[1] === (kind === 'lock' ? 'boolean' : 'number') && (kind === 'lock' || kind === 'long')));
+  if (typeof r !== 'object' || r === null) return false;
+  const o = r as Record<string, unknown>;
+  if (kind === 'ref') return (o.b === null || o.b instanceof Uint8Array) && Number.isSafeInteger(o.ver);
+  return kind === 'sem' && Number.isSafeInteger(o.v) && Number.isSafeInteger(o.held);
 }
 
 function isLink(x: ClusterNode | CpLink): x is CpLink {
