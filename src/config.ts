@@ -475,7 +475,7 @@ const RULES: Record<string, Rule> = {
     check: (v, o) => Array.isArray(v) && v.every((s) => isMemberUrl(s) && s.startsWith('wss://') === (o.cluster?.tls !== undefined)),
     message: (v, o) =>
       !Array.isArray(v) || !v.every(isMemberUrl)
-        ? "must be an array of ws:// or wss:// URLs such as 'ws://127.0.0.1:7401' (a port from 1 to 65535)"
+        ? `must be an array of member urls, each ${MEMBER_URL_FORM}`
         : o.cluster?.tls === undefined
           ? 'must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)'
           : 'must be an array of wss:// URLs when options.cluster.tls is set',
@@ -609,18 +609,21 @@ const MODULE_RULE: Rule = {
 };
 const MODULE_NAME_MESSAGE = 'is not a valid module name: 1 to 64 letters, digits, _ . or -, not starting with . or -';
 
+/** What a member url looks like, for error messages (isMemberUrl). */
+export const MEMBER_URL_FORM = 'a ws:// or wss:// url of a host and a port such as ws://127.0.0.1:7400 (a port from 1 to 65535; no path, not even a trailing /, and no user:password@)';
+
 /**
- * A member url a seed or `status` may name: ws:// or wss://, a host, and a port from 1 to 65535 if
- * any (the WHATWG URL parser's check: `ws://127.0.0.1:99999` used to pass the pattern and fail
- * later, at the dial, as GRID_ERR_INVALID_ARGUMENT).
+ * A member url: ws:// or wss://, then `host:port` as isHostPort takes it, and nothing else. The
+ * one form a member advertises, the membership and the metadata log take, and Transport.connect
+ * and probe dial: a url from a peer (a HELLO, gossip, an answer) can name no path, query or
+ * credentials, so it cannot make a member GET /latest/meta-data/... with Basic auth from any HTTP
+ * server. A seed or `status` url with a path, a trailing slash or credentials never worked either
+ * (the listener refuses a dialled url that is not its own, GRID_ERR_AUTH) and is refused here.
  */
 export function isMemberUrl(v: unknown): v is string {
-  if (typeof v !== 'string' || !/^wss?:\/\/[^\s/]+/.test(v)) return false;
-  try {
-    return new URL(v).port !== '0';
-  } catch {
-    return false;
-  }
+  if (typeof v !== 'string') return false;
+  const scheme = /^wss?:\/\//.exec(v);
+  return scheme !== null && isHostPort(v.slice(scheme[0].length));
 }
 
 /**

@@ -63,6 +63,10 @@ describe('options', () => {
     [{ cluster: { tls: { key: 'k', cert: 'c', ca: 'a' }, seeds: ['ws://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: { secret: SECRET, seeds: ['wss://127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:99999'] } }, 'options.cluster.seeds'], [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:0'] } }, 'options.cluster.seeds'],
+    // a path (even a trailing /), credentials or no port: never a member's url (its handshake refused them, GRID_ERR_AUTH, after an HTTP request to the path)
+    [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401/'] } }, 'options.cluster.seeds'], [{ cluster: { secret: SECRET, seeds: ['ws://u:p@127.0.0.1:7401'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401/x?y'] } }, 'options.cluster.seeds'], [{ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1'] } }, 'options.cluster.seeds'],
+    [{ cluster: { secret: SECRET, seeds: ['127.0.0.1:7401'] } }, 'options.cluster.seeds'],
     [{ cluster: 5 }, 'options.cluster'], [{ bogus: 1 }, 'options.bogus'], [{ cluster: { bogus: 1 } }, 'options.cluster.bogus'],
   ])('rejects %o naming %s', (opts, path) => rejects(opts, path));
 
@@ -71,6 +75,10 @@ describe('options', () => {
       'options.cluster.seeds must be ws:// URLs without options.cluster.tls (a wss:// member asks for a certificate of its CA)',
     );
     expect(() => resolveOptions({ cluster: { port: 70000 } })).toThrow('options.cluster.port must be an integer from 0 to 65535');
+    expect(() => resolveOptions({ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401/'] } })).toThrow(
+      'options.cluster.seeds must be an array of member urls, each a ws:// or wss:// url of a host and a port such as ws://127.0.0.1:7400 (a port from 1 to 65535; no path, not even a trailing /, and no user:password@)',
+    );
+    expect(resolveOptions({ cluster: { secret: SECRET, seeds: ['ws://127.0.0.1:7401', 'ws://[::1]:7402', 'ws://member-3.example:7403'] } }).cluster!.seeds).toHaveLength(3);
     expect(() => resolveOptions({ memory: 'abc' })).toThrow("options.memory must be a byte count or a size string such as '64MB' (got 'abc')");
   });
 

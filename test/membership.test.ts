@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transport } from '../dist/transport/index.js';
-import { Membership, type MemberInfo } from '../dist/cluster/membership.js';
+import { MAX_TABLE, Membership, type MemberInfo } from '../dist/cluster/membership.js';
 import { AuthenticationError, MemberUnreachableError } from '../dist/errors.js';
 
 const FIXTURE = new URL('./fixtures/member-node.mjs', import.meta.url);
@@ -217,6 +217,74 @@ describe('SWIM precedence rules (in process)', () => {
     m._apply({ id: 'a', url, startedAt: 100, incarnation: 0, status: 'suspect' });
     m._apply({ id: 'early', url, startedAt: 7, incarnation: 0, status: 'alive' });
     expect(m.members().map((i) => `${i.id}:${i.status}`)).toEqual(['early:alive', 'a:suspect', 'b:alive', 'self:alive']);
+  });
+});
+
+// What a secret holder (or a member gone bad) can send the membership: swim.join and gossip
+describe('SWIM input from an authenticated peer', () => {
+  let t: Transport;
+  let m: Membership;
+  beforeAll(async () => {
+    t = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'self', log: () => {} });
+    m = new Membership(t, { id: 'self', url: t.url, startedAt: 100, lite: false }, { seeds: [], probeInterval: 600_000, suspicionTimeout: 600_000 });
+    await m.start();
+  });
+  afterAll(async () => {
+    m.stop();
+    await t.close();
+  });
+  const url = 'ws://127.0.0.1:1'; // nothing listens there: the member's dials fail at once
+  const handler = (type: 'swim.join' | 'swim.gossip') => (m as unknown as Record<string, (b: unknown, from: string) => unknown>)[type === 'swim.join' ? 'onJoin' : 'onGossip']!.bind(m);
+  const find = (id: string) => m.members().find((x) => x.id === id);
+
+  // a joiner's url was taken as it came, and this member dialled it (a path, credentials)
+  it('refuses a swim.join whose url is not ws(s)://host:port, and does not add the member', () => {
+    const join = handler('swim.join');
+    for (const bad of ['ws://u:p@127.0.0.1:1', 'ws://127.0.0.1:1/latest/meta-data?x', 'http://127.0.0.1:1', 'ws://127.0.0.1:1/']) {
+      expect(() => join({ m: ['m-badurl', bad, 1, false, 0, 0] }, 'm-badurl')).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+    }
+    expect(find('m-badurl')).toBeUndefined();
+    join({ m: ['m-goodurl', url, 1, false, 0, 0] }, 'm-goodurl');
+    expect(find('m-goodurl')?.url).toBe(url);
+  });
+
+  // gossip kept MAX_TABLE, swim.join did not: a secret holder joining under ever new ids grew it without end
+  it('takes swim.joins under new ids only while the table holds fewer than MAX_TABLE members', () => {
+    const join = handler('swim.join');
+    const table = (m as unknown as { table: Map<string, unknown> }).table;
+    let refused = 0;
+    for (let i = 0; i < MAX_TABLE + 20; i++) {
+      const id = `m-flood${String(i).padStart(4, '0')}`;
+      try {
+        join({ m: [id, url, 1, false, 0, 0] }, id);
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+        refused++;
+      }
+    }
+    expect(table.size).toBe(MAX_TABLE);
+    expect(refused).toBeGreaterThanOrEqual(20);
+    for (const id of [...table.keys()]) if (id.startsWith('m-flood')) table.delete(id);
+  });
+
+  // meta was any object: one of megabytes was stored by every member and re-sent on its pings
+  it('takes a member\'s meta only as a few short fields, and ids only as member ids', () => {
+    const join = handler('swim.join');
+    const gossip = handler('swim.gossip');
+    join({ m: ['m-meta', url, 1, false, 0, 0, { zone: 'a', rack: 3 }] }, 'm-meta');
+    expect(find('m-meta')?.meta).toEqual({ zone: 'a', rack: 3 });
+    const big = { blob: 'x'.repeat(1 << 20) };
+    const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`f${i}`, i]));
+    const nested = { a: { b: 'c' } };
+    for (const meta of [big, many, nested]) {
+      expect(() => join({ m: ['m-meta2', url, 1, false, 0, 0, meta] }, 'm-meta2')).toThrow(expect.objectContaining({ code: 'GRID_ERR_INVALID_ARGUMENT' }));
+      gossip({ u: [['m-meta', url, 1, false, 5, 0, meta]] }, 'm-meta'); // skipped: meta and incarnation unchanged
+    }
+    expect(find('m-meta2')).toBeUndefined();
+    expect(find('m-meta')).toMatchObject({ incarnation: 0, meta: { zone: 'a', rack: 3 } });
+    // an id with a newline and terminal escapes, gossiped by a member: not taken
+    gossip({ u: [['evil\n\u001b[2Jx', url, 1, false, 0, 0]] }, 'm-meta');
+    expect(m.members().some((x) => x.id.includes('evil'))).toBe(false);
   });
 });
 

@@ -89,6 +89,38 @@ describe('advertise and sourceAddress', () => {
     await expect(b.probe('http://x', 2000)).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
   });
 
+  // urls reach connect and probe from peers (HELLOs, gossip, answers): one with a path or
+  // credentials made a member GET that path, with Basic auth, from any HTTP server
+  it('connect and probe refuse a url that is not ws(s)://host:port with GRID_ERR_INVALID_ARGUMENT, sending nothing', async () => {
+    const requests: string[] = [];
+    const http = (await import('node:http')).createServer((req, res) => {
+      requests.push(`${req.url} ${req.headers.authorization ?? ''}`);
+      res.end();
+    });
+    http.on('upgrade', (req, socket) => {
+      requests.push(`${req.url} ${req.headers.authorization ?? ''}`);
+      socket.destroy();
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((res) => http.close(res)));
+    const port = (http.address() as { port: number }).port;
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b5', log: () => undefined });
+    closers.push(() => b.close());
+    const bad = [`ws://user:pw@127.0.0.1:${port}`, `ws://127.0.0.1:${port}/latest/meta-data/iam?action=delete`, `ws://127.0.0.1:${port}/`, 'ws://127.0.0.1', `wss://127.0.0.1:${port}#x`, `WS://127.0.0.1:${port}`];
+    for (const url of bad) {
+      for (const dial of [() => b.connect(url, 1000), () => b.probe(url, 1000)]) {
+        const err = await dial().catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+        expect((err as Error).message).toMatch(/^(connect|probe): url must be a ws:\/\/ or wss:\/\/ url of a host and a port/);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(requests).toEqual([]);
+    // control: the same server at a member url is dialled (and fails: it is no member)
+    await expect(b.connect(`ws://127.0.0.1:${port}`, 1000)).rejects.toBeDefined();
+    expect(requests).toEqual(['/ ']);
+  });
+
   it('refuses a malformed advertise or source address with a typed error', async () => {
     await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', advertise: 'nohostport' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
     await expect(Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'c', sourceAddress: 'localhost' })).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });

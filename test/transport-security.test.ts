@@ -312,9 +312,7 @@ describe('transport security (issue 11)', () => {
     if (wire.PROTOCOL_VERSION >= 3) {
       const b = await rawWs(m.url, '127.0.0.15');
       b.ws.send(wire.encodeHello(evil, m.url, `ws://${evil}`, randomBytes(32)));
-      await new Promise((r) => b.ws.once('message', r)); // CHALLENGE
-      b.ws.send(Buffer.concat([Buffer.from([3]), randomBytes(32)])); // AUTH with a wrong proof
-      await b.closed;
+      await b.closed; // refused at HELLO, its id not being a member id (it used to get a CHALLENGE and fail its AUTH)
     }
     await sleep(100);
     const lines = m.logged.slice(logsBefore);
@@ -326,6 +324,45 @@ describe('transport security (issue 11)', () => {
       expect(l.message).not.toMatch(/[\u0000-\u001f\u007f\u2028\u2029\u202e]/);
       if (l.err instanceof Error) expect(l.err.message).not.toMatch(/[\u0000-\u001f\u007f\u2028\u2029\u202e]/);
     }
+  });
+
+  // an authenticated id is the `from` of every message the cluster layers handle, and they log it
+  // as it is: any string was taken, newlines and terminal escapes included
+  it('F10: an id that is not letters, digits and . _ : @ - is refused at HELLO, before the secret is asked; a dialler refuses a listener named so', { timeout: 30_000 }, async () => {
+    const evil = 'evil\n2026-01-01 shardgrid transport victim info: all good\u001b[2J';
+    const firstFrames = async (id: string): Promise<number[]> => {
+      const a = await rawWs(m.url, '127.0.0.17');
+      const got: number[] = [];
+      a.ws.on('message', (d: Buffer) => {
+        got.push(d[0]!);
+        a.ws.close();
+      });
+      a.ws.send(wire.encodeHello(id, m.url, 'ws://127.0.0.1:1', randomBytes(32)));
+      await a.closed;
+      return got;
+    };
+    expect(await firstFrames(evil)).toEqual([]);
+    expect(await firstFrames('m-0123456789ab')).toEqual([wire.F_CHALLENGE]); // control: a member id gets its CHALLENGE
+    // the other way: a listener naming itself so gets no AUTH from a dialler
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const frames: number[] = [];
+    wss.on('connection', (ws) =>
+      ws.on('message', (d: Buffer) => {
+        frames.push(d[0]!);
+        if (d[0] === wire.F_HELLO) ws.send(wire.encodeChallenge(evil, randomBytes(32)));
+      }),
+    );
+    const d = await member('dialler-evil-listener', { log: () => {} });
+    try {
+      expect(await d.connect(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, 2000).catch((e: unknown) => e)).toBeInstanceOf(E.GridError);
+      expect(frames).toEqual([wire.F_HELLO]);
+    } finally {
+      await d.close();
+      wss.close();
+    }
+    await expect(member('a b')).rejects.toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
   });
 
   it('F10: a flood of 200 bad connections is logged within the rate limit', { timeout: 60_000 }, async () => {

@@ -132,6 +132,27 @@ describe('requests and replies', () => {
     expect(b.logged.some((l) => l.level === 'error' && l.err instanceof TypeError)).toBe(true);
   });
 
+  // a peer's error text reached log lines and `shardgrid status` as it was sent: 1 MB, newlines, terminal escapes
+  it('rebuilds a peer\'s error with its message escaped and cut to 1000 characters, and an unknown code escaped', { timeout: 10_000 }, async () => {
+    const hostile = '\u001b[2J\r\nfake line ';
+    b.handle('hostile', () => {
+      throw new InvalidArgumentError(hostile + 'A'.repeat(1 << 20), { key: 'k1' });
+    });
+    const e = await a.request('b', 'hostile', null).catch((x) => x);
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.data).toEqual({ key: 'k1' });
+    expect(e.message.length).toBeLessThan(1100);
+    expect(e.message).not.toMatch(/[\u0000-\u001f]/);
+    expect(e.message.startsWith('\\x1b[2J\\x0d\\x0afake line AAA')).toBe(true);
+    b.handle('hostile-code', () => {
+      throw Object.assign(new InvalidArgumentError('x'), { code: `GRID_ERR_${'\u001b'.repeat(3)}${'Z'.repeat(500)}` });
+    });
+    const e2 = await a.request('b', 'hostile-code', null).catch((x) => x);
+    expect(e2).toBeInstanceOf(InternalError);
+    expect(String(e2.data.code).length).toBeLessThan(120);
+    expect(e2.data.code).not.toMatch(/[\u0000-\u001f]/);
+  });
+
   it('answers a request of an unknown type with an error reply and keeps the connection', { timeout: 10_000 }, async () => {
     const e = await a.request('b', 'no-such-type', 1).catch((x) => x);
     expect(e).toBeInstanceOf(UnsupportedError);

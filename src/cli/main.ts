@@ -19,7 +19,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError as BadArgument } from 'commander';
-import { MIN_SECRET_BYTES, MODULE_NAME, OPTION_RANGES, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
+import { MIN_SECRET_BYTES, MODULE_NAME, OPTION_RANGES, MEMBER_URL_FORM, dialHostOf, isHostPort, isMemberUrl, isStrongEnoughSecret, moduleHref, parseBytes, tlsMaterialProblem } from '../config.js';
 import { GridError, createGrid, fetchClusterStatus, type Grid, type GridOptions } from '../index.js';
 import { formatBytes, renderStatus } from './format.js';
 
@@ -106,7 +106,7 @@ function integer(min: number, max?: number): (value: string) => number {
 }
 
 function wsUrl(value: string): string {
-  if (!isMemberUrl(value)) throw new BadArgument(`expected a ws:// or wss:// url such as ws://127.0.0.1:7400 (a port from 1 to 65535)`);
+  if (!isMemberUrl(value)) throw new BadArgument(`expected ${MEMBER_URL_FORM}`);
   return value;
 }
 
@@ -123,7 +123,7 @@ function ipAddress(value: string): string {
 /** `--seeds a,b` and `--seeds a --seeds b` both add to the list. */
 function seedList(value: string, previous: string[] | undefined): string[] {
   const urls = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const u of urls) if (!isMemberUrl(u)) throw new BadArgument(`'${u}' is not a ws:// or wss:// url such as ws://127.0.0.1:7400 (a port from 1 to 65535)`);
+  for (const u of urls) if (!isMemberUrl(u)) throw new BadArgument(`'${u}' is not ${MEMBER_URL_FORM}`);
   return [...(previous ?? []), ...urls];
 }
 

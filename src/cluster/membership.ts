@@ -27,7 +27,8 @@ import {
   MemberUnreachableError,
 } from '../errors.js';
 import type { Transport } from '../transport/transport.js';
-import { isMemberUrl } from './metadata/state.js';
+import { isMemberUrl } from '../config.js';
+import { isMemberId } from './metadata/state.js';
 
 /**
  * A member's status in SWIM failure detection: `'suspect'` after it missed its probes, `'dead'`
@@ -155,18 +156,41 @@ interface Gossip {
   sends: number;
 }
 
+/**
+ * An update as the wire may carry it. The id is a member id as the log takes it (letters, digits,
+ * `._:-`): members log ids, and one gossiped with a newline and terminal escapes reached a log line
+ * as it came. `meta` is a flat record of at most MAX_META_FIELDS short fields: it was any object,
+ * and one member's meta of megabytes was stored by every member and re-sent on its pings.
+ */
 function isUpdate(u: unknown): u is Update {
   if (!Array.isArray(u) || u.length < 6 || u.length > 7) return false;
   const [id, url, startedAt, lite, inc, st, meta] = u;
   return (
-    typeof id === 'string' && id.length > 0 && id.length <= 256 &&
+    isMemberId(id) &&
     typeof url === 'string' && url.length <= 1024 &&
     typeof startedAt === 'number' && Number.isFinite(startedAt) &&
     typeof lite === 'boolean' &&
     typeof inc === 'number' && Number.isInteger(inc) && inc >= 0 &&
     (st === ALIVE || st === SUSPECT || st === DEAD || st === LEFT) &&
-    (meta === undefined || meta === null || (typeof meta === 'object' && !Array.isArray(meta)))
+    (meta === undefined || meta === null || isMeta(meta))
   );
+}
+
+/** Fields of a member's meta, at most. */
+export const MAX_META_FIELDS = 16;
+/** Characters of a meta field's name, and of a string value, at most. */
+const MAX_META_CHARS = 256;
+
+/** A plain object of at most MAX_META_FIELDS fields, each null, a boolean, a finite number or a short string (counted without listing them all). */
+function isMeta(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Object.getPrototypeOf(x) !== Object.prototype) return false;
+  let n = 0;
+  for (const k in x) {
+    if (++n > MAX_META_FIELDS || k.length > MAX_META_CHARS || !Object.prototype.hasOwnProperty.call(x, k)) return false;
+    const v = (x as Record<string, unknown>)[k];
+    if (!(v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= MAX_META_CHARS))) return false;
+  }
+  return true;
 }
 
 function positiveInt(v: unknown, name: string, def: number): number {
@@ -426,11 +450,15 @@ export class Membership extends EventEmitter {
     this.checkRunning();
     const u = body?.m;
     if (!isUpdate(u) || u[0] !== from || u[5] !== ALIVE) throw new InvalidArgumentError('swim.join: malformed member');
+    // as gossip takes a new member (applyAll): a joiner's url was any string (a path, credentials)
+    // that this member then dialled, and joins under new ids grew the table past MAX_TABLE
+    if (!isMemberUrl(u[1])) throw new InvalidArgumentError('swim.join: the member url is not ws:// or wss:// and host:port');
     if (this.settings !== undefined && body?.s !== undefined) this.checkSettings(body.s, u[3]);
     const known = this.table.get(from);
     if (known !== undefined && known.status > SUSPECT) {
       throw new InvalidArgumentError(`member id ${from} was declared ${STATUS[known.status]}; a restarted member needs a new id`, { member: from });
     }
+    if (known === undefined && this.table.size >= MAX_TABLE) throw new InvalidArgumentError(`swim.join: this member knows ${MAX_TABLE} members already (tombstones included)`);
     this.apply(u);
     const ms: Update[] = [toUpdate(this.self)];
     for (const m of this.table.values()) ms.push(toUpdate(m));

@@ -26,7 +26,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import type { ResolvedClusterOptions } from '../config.js';
+import { isMemberUrl, type ResolvedClusterOptions } from '../config.js';
 import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, MemberUnreachableError, ProtocolError, TimeoutError } from '../errors.js';
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
@@ -37,7 +37,6 @@ import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
 import { FastService } from './fast-serve.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { Metadata } from './metadata/metadata.js';
-import { isMemberUrl } from './metadata/state.js';
 import { Migration } from './migration.js';
 import { Replicas } from './replicas.js';
 import { Router } from './routing.js';
@@ -219,25 +218,33 @@ export class ClusterNode extends EventEmitter implements MemberContext {
    * public address while the others can. Not checked: a founding member (nobody to ask), a seed
    * of an older build (GRID_ERR_UNSUPPORTED), no seed answering (the join then fails as before),
    * every seed busy dialling others back (`reach`), and a rejoin after a removal (the url was
-   * checked at the start).
+   * checked at the start). A start that checked nothing logs a warning saying so, and why.
    *
    * @throws {InvalidOptionError} naming options.cluster.advertise and the url, when the seed could not reach this member there.
    */
   private async checkAdvertise(seeds: readonly string[]): Promise<void> {
     const t = this.transport;
+    /** Why each seed did not check it, for the warning when none did. */
+    const unchecked: string[] = [];
     for (const seed of seeds) {
       let peer: string;
       let r: unknown;
       try {
         peer = await t.connect(seed, REACH_MS);
         r = await t.request<unknown>(peer, REACH_REQUEST, null, REACH_MS + 1000);
-      } catch {
+      } catch (e) {
         if (this.startAborted) throw new GridClosedError('closed while joining');
-        continue; // a seed down or of an older build: the next one, or nothing checked
+        // a seed down or of an older build: the next one, or nothing checked
+        unchecked.push(`${seed}: ${e instanceof GridError ? e.code : 'no answer'}`);
+        continue;
       }
       const a = (typeof r === 'object' && r !== null ? r : {}) as { id?: unknown; error?: unknown; busy?: unknown };
       if (a.id === this.memberId) return;
-      if (a.busy === true) continue; // the seed made no dial (busy with others): the next one, or nothing checked
+      if (a.busy === true) {
+        // the seed made no dial (busy with others): the next one, or nothing checked
+        unchecked.push(`${seed}: busy dialling other members back`);
+        continue;
+      }
       // the seed's text escaped and bounded: a seed sent 500,000 characters with terminal escapes into this error
       const got = typeof a.id === 'string' ? `it leads to member ${safeText(a.id, MAX_ID_CHARS)}, not to this one` : `it got ${typeof a.error === 'string' ? safeText(a.error, 400) : 'no answer'}`;
       throw new InvalidOptionError(
@@ -246,6 +253,13 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         { option: 'options.cluster.advertise', url: t.url },
       );
     }
+    // it joined unchecked without a word when every seed was busy: a bad url then showed only later
+    // (a founding member has no seed: the members that join it check it, checkPeersAdvertised)
+    if (unchecked.length > 0) this.log(
+      'warn',
+      `options.cluster.advertise: no seed dialled this member back at its advertised url ${t.url}, so it was not checked (${unchecked.join('; ')}); ` +
+        `if it does not lead to this member, which listens on ${t.boundUrl()}, the cluster fails to reach it once the connections it opened drop`,
+    );
   }
 
   /**

@@ -6,9 +6,10 @@
  * not answer in time has `error` set and no entries / bytes figures).
  */
 import { randomBytes } from 'node:crypto';
-import { SECRET_RULE_MESSAGE, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
+import { MEMBER_URL_FORM, SECRET_RULE_MESSAGE, isMemberUrl, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
+import { safeText } from '../transport/wire.js';
 import type { CpCounts } from './metadata/cp-state.js';
 
 /** One member in a {@link ClusterStatus}, as the answering member sees it. */
@@ -119,7 +120,7 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
  * @throws {ProtocolError} when the answer is not a cluster status (GRID_ERR_PROTOCOL).
  * @throws {UnsupportedError} when the member does not serve status (GRID_ERR_UNSUPPORTED).
  * @throws {InvalidOptionError} when `secret` is under 16 bytes, naming options.cluster.secret, or `tls` is unusable, naming options.cluster.tls.key, .cert or .ca (GRID_ERR_INVALID_OPTION).
- * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer, or `url` is wss:// and `tls` is not given (GRID_ERR_INVALID_ARGUMENT).
+ * @throws {InvalidArgumentError} when `timeoutMs` is not a positive integer, `url` is not a member url (ws:// or wss:// and host:port only), or `url` is wss:// and `tls` is not given (GRID_ERR_INVALID_ARGUMENT).
  *
  * @example
  * ```ts
@@ -130,7 +131,9 @@ export const CLUSTER_STATUS_REQUEST = 'cluster-status';
 export async function fetchClusterStatus(url: string, secret: string, timeoutMs = 5000, tls?: TlsOptions): Promise<ClusterStatus> {
   if (!isStrongEnoughSecret(secret)) throw new InvalidOptionError(`options.cluster.secret ${SECRET_RULE_MESSAGE}`, { option: 'options.cluster.secret' });
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError(`fetchClusterStatus: timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
-  if (tls === undefined && typeof url === 'string' && url.startsWith('wss://')) {
+  // before listening: Transport.connect refuses it too, but this names the function
+  if (!isMemberUrl(url)) throw new InvalidArgumentError(`fetchClusterStatus: url must be ${MEMBER_URL_FORM}, got ${safeText(url)}`);
+  if (tls === undefined && url.startsWith('wss://')) {
     throw new InvalidArgumentError(`fetchClusterStatus: ${url} is a member with mutual TLS: pass tls (this client's key and certificate and the cluster CA)`);
   }
   if (tls !== undefined && typeof tls === 'object' && tls !== null) {

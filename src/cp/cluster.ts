@@ -19,7 +19,7 @@ import {
   UnsupportedError, errorFromWire,
 } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
-import { CP_LIMITS, cpCommandBytes, cpToWire, noSuchSemaphore, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
+import { CP_LIMITS, cpCommandBytes, cpToWire, isCpResult, noSuchSemaphore, type CpCommand, type CpResult } from '../cluster/metadata/cp-state.js';
 import { UNSAFE_CP_LOCAL_READS, readState, type ReadKind } from '../cluster/metadata/cp-driver.js';
 import { decodeMsgpack } from '../storage/codec.js';
 import { encodeRefValue } from './encode.js';
@@ -47,9 +47,6 @@ export function sessionClosed(): CpSessionError {
 /** The answer of an attempt cut short by ClusterCp.close. */
 const ENDED: CpResult = ['q'];
 
-function isCpResult(x: unknown): x is CpResult {
-  return Array.isArray(x) && (x[0] === 'v' || x[0] === 'q' || x[0] === 'e');
-}
 
 
 type Body = Record<string, unknown> & { o: string };
@@ -174,8 +171,8 @@ export class LiteLink implements CpLink {
     return ids.length === 0 ? undefined : ids[Math.floor(Math.random() * ids.length)];
   }
   async open(key: string, ttl: number): Promise<number> {
-    const r = await this.request<CpResult>('cp.req', { cmd: cpToWire({ c: 'cp', o: 'open', k: key, h: this.node.memberId, t: ttl }) });
-    if (r[0] !== 'v' || typeof r[1] !== 'number') throw new CpSessionError('no CP session could be opened');
+    const r = await this.request<unknown>('cp.req', { cmd: cpToWire({ c: 'cp', o: 'open', k: key, h: this.node.memberId, t: ttl }) });
+    if (!isCpResult(r) || r[0] !== 'v' || typeof r[1] !== 'number') throw new CpSessionError('no CP session could be opened');
     return r[1];
   }
   exec(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
@@ -187,7 +184,10 @@ export class LiteLink implements CpLink {
   /** One command as its own `cp.req` (the form every version serves): waits up to waitMs for a grant. */
   private async single(cmd: CpCommand & { s: number; q: number }, waitMs: number): Promise<CpResult> {
     try {
-      return await this.request<CpResult>('cp.req', { cmd: cpToWire(cmd), w: Math.max(1, Math.min(2000, Math.ceil(waitMs))) });
+      // checked as a batch's answers are: an error result's message went to errorFromWire's
+      // String() as it came (an object with a toString field threw a TypeError at the caller)
+      const r = await this.request<unknown>('cp.req', { cmd: cpToWire(cmd), w: Math.max(1, Math.min(2000, Math.ceil(waitMs))) });
+      return isCpResult(r) ? r : NO_ANSWER;
     } catch (e) {
       if (e instanceof MemberUnreachableError) return ['q'];
       throw e;
@@ -248,8 +248,11 @@ export class LiteLink implements CpLink {
       });
     }
   }
-  read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
-    return this.request('cp.read', { k: kind, n: name, p: permits, s: session });
+  async read(kind: ReadKind, name: string, permits: number, session: number): Promise<unknown> {
+    const r = await this.request<unknown>('cp.read', { k: kind, n: name, p: permits, s: session });
+    // taken as it came: ['v', 'x'] made atomicLong.get throw a SyntaxError out of BigInt, ['v', { toString: 'x' }] a TypeError
+    if (!isReadAnswer(kind, r)) throw new ProtocolError(`a data member answered a CP read of a ${kind} with something that is not one`);
+    return r;
   }
   heartbeat(id: number): void {
     // an idle holder's session lives on these: move to another data member when this one is gone
@@ -261,6 +264,15 @@ export class LiteLink implements CpLink {
     if (t.isConnected(to)) t.notify(to, 'cp.hb', { s: [id] });
     else this.node.ensureLink(to).then(() => t.notify(to, 'cp.hb', { s: [id] }), () => { if (this.via === to) this.via = undefined; });
   }
+}
+
+/** A data member's answer to a lite member's read of a `kind` (readState's forms), or an error result. */
+function isReadAnswer(kind: ReadKind, r: unknown): boolean {
+  if (Array.isArray(r)) return isCpResult(r) && (r[0] === 'e' || (r[0] === 'v' && typeof r[1] === (kind === 'lock' ? 'boolean' : 'number') && (kind === 'lock' || kind === 'long')));
+  if (typeof r !== 'object' || r === null) return false;
+  const o = r as Record<string, unknown>;
+  if (kind === 'ref') return (o.b === null || o.b instanceof Uint8Array) && Number.isSafeInteger(o.ver);
+  return kind === 'sem' && Number.isSafeInteger(o.v) && Number.isSafeInteger(o.held);
 }
 
 function isLink(x: ClusterNode | CpLink): x is CpLink {

@@ -39,7 +39,7 @@
 import { LatencyHistogram } from './latency.js';
 import { createLog } from '../log.js';
 import { isIP } from 'node:net';
-import { isHostPort } from '../config.js';
+import { MEMBER_URL_FORM, isHostPort, isMemberUrl } from '../config.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -111,14 +111,13 @@ import {
   K_REQUEST,
   MAX_HANDSHAKE_BYTES,
   MAX_ID_CHARS,
-  MAX_URL_CHARS,
   STRIDE,
   TAG_BYTES,
   type Transcript,
   encodeChallenge,
   encodeHello,
   encodeProof,
-  isName,
+  isMemberIdName,
   nonce,
   packr,
   parseChallenge,
@@ -586,6 +585,24 @@ function peerError<E extends GridError>(cls: new (message: string, data?: Record
   }
 }
 
+/** Characters of a peer's error message that reach a caller (and so logs, `shardgrid status`). */
+const MAX_PEER_ERROR_CHARS = 1000;
+
+/**
+ * A peer's ERROR reply rebuilt as the error its caller gets: its message escaped and cut
+ * (safeText), its code too when it is no registered one. The message reaches log lines (a failed
+ * snapshot stream, a missed copy) and `shardgrid status` (a member that did not answer), and came
+ * as it was sent: 1 MB with a newline and terminal escapes went into an operator's terminal.
+ */
+function errorFromPeer(w: WireError): GridError {
+  return errorFromWire({ code: safeText(w.code, LOG_TEXT_CHARS), message: safeText(w.message, MAX_PEER_ERROR_CHARS), data: w.data });
+}
+
+/** connect's and probe's refusal of a url that is not a member url (isMemberUrl), made before any dial. */
+function notMemberUrl(what: 'connect' | 'probe', url: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(`${what}: url must be ${MEMBER_URL_FORM}, got ${safeText(url, LOG_TEXT_CHARS)}`);
+}
+
 /** Bytes of `body` as msgpack, for maxQueued; 0 when it cannot be encoded (sendSlow replaces it by a short error). */
 function encodedSize(body: unknown): number {
   try {
@@ -629,7 +646,7 @@ function checkOptions(o: TransportOptions): void {
   if (typeof o.secret !== 'string' || o.secret === '') bad('secret must be a non-empty string');
   if (o.advertise !== undefined && !isHostPort(o.advertise)) bad("advertise must be 'host:port'");
   if (o.sourceAddress !== undefined && (typeof o.sourceAddress !== 'string' || isIP(o.sourceAddress) === 0)) bad('sourceAddress must be an IP address');
-  if (!isName(o.memberId, MAX_ID_CHARS)) bad(`memberId must be a string of 1 to ${MAX_ID_CHARS} characters`);
+  if (!isMemberIdName(o.memberId)) bad(`memberId must be 1 to ${MAX_ID_CHARS} letters, digits and . _ : @ -`);
   for (const k of POSITIVE) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) bad(`${k} must be a positive integer`);
@@ -1049,12 +1066,16 @@ export class Transport extends EventEmitter {
     return typeof a === 'object' && a !== null ? a.port : 0;
   }
 
-  /** Ensures an authenticated connection to the member listening at url; resolves to its memberId. Concurrent calls share one dial. */
+  /**
+   * Ensures an authenticated connection to the member listening at url; resolves to its memberId.
+   * Concurrent calls share one dial. `url` must be a member url (isMemberUrl: ws(s)://host:port,
+   * nothing else), else GRID_ERR_INVALID_ARGUMENT before any dial: urls reach here from peers
+   * (HELLOs, gossip, answers), and a path or credentials in one made this member send an HTTP
+   * request of the peer's choosing to any server.
+   */
   connect(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
     if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
-      return Promise.reject(new InvalidArgumentError(`connect: url must be a ws:// url, got ${safeText(url)}`));
-    }
+    if (!isMemberUrl(url)) return Promise.reject(notMemberUrl('connect', url));
     if (url === this.url) return Promise.resolve(this.memberId);
     for (const [id, link] of this.links) if (link.url === url) return Promise.resolve(id);
     const p = this.connecting.get(url);
@@ -1075,13 +1096,11 @@ export class Transport extends EventEmitter {
    * which) from here, as another member would dial it (from `sourceAddress`, with `tls`).
    * Rejects with the dial's own error: GRID_ERR_MEMBER_UNREACHABLE (refused, closed),
    * GRID_ERR_TIMEOUT (no CHALLENGE within timeoutMs), GRID_ERR_AUTH (the listener advertises
-   * another url), GRID_ERR_INVALID_ARGUMENT (not a ws:// url).
+   * another url), GRID_ERR_INVALID_ARGUMENT (not a member url, as connect).
    */
   probe(url: string, timeoutMs: number = this.requestTimeout): Promise<string> {
     if (this.closing !== undefined) return Promise.reject(new GridClosedError('transport is closed'));
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || url.length > MAX_URL_CHARS) {
-      return Promise.reject(new InvalidArgumentError(`probe: url must be a ws:// url, got ${safeText(url)}`));
-    }
+    if (!isMemberUrl(url)) return Promise.reject(notMemberUrl('probe', url));
     return this.dial(url, timeoutMs, true);
   }
 
@@ -1681,6 +1700,10 @@ export class Transport extends EventEmitter {
       return;
     }
     if (link.slot !== undefined) link.slot.hello = true;
+    if (!isMemberIdName(h.id)) {
+      this.protocolError(link, `HELLO id ${safeText(h.id, LOG_TEXT_CHARS)} is not a member id (letters, digits and . _ : @ -)`);
+      return;
+    }
     link.id = h.id;
     link.url = h.url;
     link.dialled = h.dialled;
@@ -1719,6 +1742,11 @@ export class Transport extends EventEmitter {
         dial.resolve(c.id);
       }
       this.closeLink(link, CLOSE_DUPLICATE, 'probe', new MemberUnreachableError(`probe of ${link.describe()} done`));
+      return;
+    }
+    // a probe only reports the id (escaped where it is shown); a link authenticates only a member id
+    if (!isMemberIdName(c.id)) {
+      this.protocolError(link, 'CHALLENGE id is not a member id (letters, digits and . _ : @ -)');
       return;
     }
     if (link.id === this.memberId) {
@@ -1940,7 +1968,7 @@ export class Transport extends EventEmitter {
         if (k === K_REPLY) {
           this.latency.observe(p.kind, t - p.t0);
           (p as GenericCall).resolve(f[i + 3]);
-        } else p.reject(errorFromWire(f[i + 3] as WireError));
+        } else p.reject(errorFromPeer(f[i + 3] as WireError));
       } else if (k === K_REQUEST) {
         this.serve(link, f[i + 1] as number, f[i + 2] as string, f[i + 3]);
       } else {

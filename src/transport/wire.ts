@@ -159,6 +159,19 @@ export function isName(x: unknown, max: number): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= max;
 }
 
+/** Characters of a member id (Raft's rule; the log's ids are these without `@`). */
+const MEMBER_ID_CHARS = /^[A-Za-z0-9._:@-]+$/;
+
+/**
+ * Whether `x` may be the id of an authenticated peer: 1 to MAX_ID_CHARS letters, digits and
+ * `._:@-`. An id is the `from` of every message the cluster layers handle and appears in their log
+ * lines and errors; any string was taken, and a secret holder's id with a newline and terminal
+ * escapes reached those lines as it came.
+ */
+export function isMemberIdName(x: unknown): x is string {
+  return isName(x, MAX_ID_CHARS) && MEMBER_ID_CHARS.test(x);
+}
+
 // ---------------------------------------------------------------- handshake frames
 
 export interface Hello {

@@ -3,8 +3,9 @@
 // sequence still outstanding, never passes one that is), the fast path of a command whose session
 // is open, and a session that expires under a command.
 import { describe, expect, it } from 'vitest';
-import { ClusterAtomicLong, ClusterCp, ClusterFencedLock, type CpLink } from '../../src/cp/cluster.js';
+import { ClusterAtomicLong, ClusterCp, ClusterFencedLock, LiteLink, type CpLink } from '../../src/cp/cluster.js';
 import type { CpCommand, CpResult } from '../../src/cluster/metadata/cp-state.js';
+import type { ReadKind } from '../../src/cluster/metadata/cp-driver.js';
 
 type Cmd = CpCommand & { s: number; q: number; a: number };
 
@@ -173,4 +174,48 @@ describe('ClusterCp numbering', () => {
     link.answer(2, ['e', 'GRID_ERR_CP_SESSION', 'expired']);
     await expect(un).rejects.toMatchObject({ code: 'GRID_ERR_LOCK_NOT_HELD' });
   });
+
+  // a lone command's answer was taken as it came: an error result whose message was an object with
+  // a toString field reached errorFromWire's String() and threw a TypeError at the caller
+  it("a lite member takes a data member's answer to a lone command only as a CP result; anything else is no answer", async () => {
+    let reply: unknown;
+    const link = liteLink(() => reply);
+    const cmd = { c: 'cp', o: 'ladd', n: 'x', d: 1, s: 1, q: 1, a: 1 } as unknown as CpCommand & { s: number; q: number };
+    for (const bad of [['e', 'GRID_ERR_CP_SESSION', { toString: 'x' }], ['e', 'GRID_ERR_NOT_CP', 'm'], ['e', 'GRID_ERR_CP_SESSION', 'x'.repeat(5000)], ['v', { a: 1 }], 'v1', 7, null]) {
+      reply = bad;
+      expect(await link.exec(cmd, 100)).toEqual(['q']);
+    }
+    reply = ['e', 'GRID_ERR_CP_SESSION', 'session 1 expired'];
+    expect(await link.exec(cmd, 100)).toEqual(reply);
+  });
+
+  // a read's answer was taken as it came: ['v', 'x'] made atomicLong.get throw a SyntaxError out of BigInt, not a GridError
+  it("a lite member takes a data member's answer to a read only in the read's form, else GRID_ERR_PROTOCOL", async () => {
+    let reply: unknown;
+    const link = liteLink(() => reply);
+    const bad: Array<[ReadKind, unknown]> = [
+      ['long', ['v', {}]], ['long', ['v', 'x']], ['long', ['v', true]], ['lock', ['v', 1]], ['lock', ['e', 'GRID_ERR_CP_KIND', { toString: 'x' }]],
+      ['ref', { b: 'str', ver: 1 }], ['ref', { b: null }], ['sem', { v: '3', held: 0 }], ['sem', ['v', 3]], ['long', null],
+    ];
+    for (const [kind, r] of bad) {
+      reply = r;
+      await expect(link.read(kind, 'n', -1, 1)).rejects.toMatchObject({ code: 'GRID_ERR_PROTOCOL' });
+    }
+    const good: Array<[ReadKind, unknown]> = [['long', ['v', 41]], ['lock', ['v', false]], ['ref', { b: new Uint8Array([1]), ver: 2 }], ['ref', { b: null, ver: 0 }], ['sem', { v: 3, held: 1 }], ['long', ['e', 'GRID_ERR_CP_KIND', "'n' is a lock, not a long"]]];
+    for (const [kind, r] of good) {
+      reply = r;
+      expect(await link.read(kind, 'n', -1, 1)).toEqual(r);
+    }
+  });
 });
+
+/** A lite member's link whose one data member answers every cp.req and cp.read with `reply()`. */
+function liteLink(reply: () => unknown): LiteLink {
+  const node = {
+    memberId: 'lite-cpclient',
+    membership: { members: () => [{ id: 'm-a', lite: false, status: 'alive' }] },
+    ensureLink: () => Promise.resolve(),
+    transport: { request: (_id: string, type: string) => Promise.resolve(type === 'meta.leader?' ? null : reply()), isConnected: () => true, notify: () => undefined },
+  };
+  return new LiteLink(node as never);
+}

@@ -157,6 +157,30 @@ describe('joining with options the cluster does not share', () => {
     }
   });
 
+  // with every seed too busy to dial it back, a joiner joined unchecked without a word, and an
+  // advertised url that does not lead to it showed only when the cluster failed to reach it
+  it('a member whose every seed is too busy to dial it back joins unchecked, and warns that its advertised url was not checked', { timeout: 30_000 }, async () => {
+    const t = (first.cluster as unknown as { transport: { handle(type: string, fn: unknown): void; handlers: Map<string, unknown> } }).transport;
+    const reach = t.handlers.get('grid.reach?');
+    t.handle('grid.reach?', () => ({ error: 'this member is busy dialling other members back', busy: true }));
+    const logs: string[] = [];
+    const nobody = await closedPort();
+    try {
+      const g = await createGrid({
+        workers: 1,
+        memory: '16MB',
+        logger: { debug() {}, info() {}, error() {}, warn: (a: unknown, b?: string) => logs.push(typeof a === 'string' ? a : String(b)) },
+        cluster: { host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${nobody}`, seeds: [url], secret: SECRET, lite: true },
+      });
+      await g.close(); // nothing can dial it: gone before the cluster tries
+      const warned = logs.filter((l) => l.includes('was not checked'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toContain(`options.cluster.advertise: no seed dialled this member back at its advertised url ws://127.0.0.1:${nobody}, so it was not checked (${url}: busy dialling other members back)`);
+    } finally {
+      t.handle('grid.reach?', reach);
+    }
+  });
+
   // grid.reach? makes a member dial out: a peer that asks many times at once gets one dial
   it('a peer asking to be dialled back many times at once gets one dial at a time', { timeout: 30_000 }, async () => {
     // where the asker says it listens: a port that accepts and never answers (each dial waits out its 2 s)
@@ -226,6 +250,22 @@ describe('joining with options the cluster does not share', () => {
     } finally {
       await asker.close();
       http.close();
+    }
+  });
+
+  // the leader proposed such a join all the same (an entry every member stored and ignored), and
+  // the joiner got GRID_ERR_TIMEOUT, "the join was not committed in time"
+  it('a join from a peer whose HELLO names a url with a path or credentials is refused at once', { timeout: 30_000 }, async () => {
+    const { Transport } = await import('../../dist/transport/index.js');
+    const asker = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'm-badjoinurl0', log: () => undefined });
+    try {
+      (asker as unknown as { url: string }).url = 'ws://user:pw@127.0.0.1:1/latest/meta-data';
+      const peer = await asker.connect(url, 5000);
+      const err = await asker.request(peer, 'meta.join', null, 2000).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'GRID_ERR_PROTOCOL' });
+      expect((err as Error).message).toContain('is not ws:// or wss:// and host:port');
+    } finally {
+      await asker.close();
     }
   });
 

@@ -47,6 +47,17 @@ describe('fetchClusterStatus', () => {
     expect(member.peers()).toEqual([]);
   });
 
+  it('rejects a url with a path, a trailing slash or credentials with GRID_ERR_INVALID_ARGUMENT, before connecting (it used to dial it and fail GRID_ERR_AUTH)', async () => {
+    const member = await statusMember(() => SAMPLE);
+    for (const url of [`${member.url}/`, `${member.url}/status?x=1`, member.url.replace('ws://', 'ws://u:p@')]) {
+      const err = await fetchClusterStatus(url, SECRET, 2000).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'GRID_ERR_INVALID_ARGUMENT' });
+      expect((err as Error).message).toMatch(/^fetchClusterStatus: url must be a ws:\/\/ or wss:\/\/ url of a host and a port/);
+    }
+    expect(member.requests).toBe(0);
+    expect(member.peers()).toEqual([]);
+  });
+
   it('rejects TLS material that cannot work (a key of another certificate) with GRID_ERR_INVALID_OPTION naming the part, not a raw OpenSSL error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-status-tls-'));
     try {

@@ -984,7 +984,8 @@ export interface CpSnapshot {
 
 const ERROR_CODES: ReadonlySet<string> = new Set(['GRID_ERR_CP_SESSION', 'GRID_ERR_CP_KIND', 'GRID_ERR_CP_CAPACITY', 'GRID_ERR_LOCK_NOT_HELD', 'GRID_ERR_PERMITS_NOT_HELD', 'GRID_ERR_INVALID_ARGUMENT', 'GRID_ERR_CP_RANGE']);
 
-function isResult(x: unknown): x is CpResult {
+/** A CP result as the wire may carry it (a snapshot's, a data member's answer to a lite member): a registered error code and a message of at most 1024 characters. */
+export function isCpResult(x: unknown): x is CpResult {
   if (!Array.isArray(x)) return false;
   if (x[0] === 'q') return x.length === 1;
   if (x[0] === 'v') return x.length === 2 && (typeof x[1] === 'boolean' || isSafe(x[1]));
@@ -1005,7 +1006,7 @@ export function isCpSnapshot(x: unknown): x is CpSnapshot {
     const [id, key, host, ttl, floor, results] = s as unknown[];
     if (!isNat(id) || id === 0 || ids.has(id) || !isKey(key) || keys.has(key) || !isKey(host) || !isNat(ttl) || !isNat(floor)) return false;
     if (!Array.isArray(results) || results.length > CP_LIMITS.maxResults) return false;
-    for (const r of results) if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isResult(r[1])) return false;
+    for (const r of results) if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isCpResult(r[1])) return false;
     ids.add(id);
     keys.add(key);
   }

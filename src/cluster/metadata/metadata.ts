@@ -23,11 +23,12 @@ import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError 
 import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
 import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
-import { packr, unpackr } from '../../transport/wire.js';
+import { packr, safeText, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
 import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEntries, type CpCommand, type CpCounts } from './cp-state.js';
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
-import { MetaState, isMemberId, isMemberUrl, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
+import { isMemberUrl } from '../../config.js';
+import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
@@ -752,6 +753,9 @@ export class Metadata extends EventEmitter {
     if (this.state.members.has(from)) return { ok: true };
     const url = this.host.transport.urlOf(from);
     if (url === undefined || !isMemberId(from)) throw new ProtocolError('join from a member without a url');
+    // as the log's join command takes it (parseCommand): another url was proposed all the same, an
+    // entry every member stored and ignored, and the joiner was told it was "not committed in time"
+    if (!isMemberUrl(url)) throw new ProtocolError(`join from a member whose url ${safeText(url)} is not ws:// or wss:// and host:port`);
     const index = this.propose({ c: 'join', id: from, url });
     if (index < 0) throw new NotLeaderError('not the metadata leader now', { leader: this.raft?.leader ?? null });
     this.flush();

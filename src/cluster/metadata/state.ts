@@ -30,6 +30,7 @@
  * the entry that last changed p's primary (ring/table.ts `tableAt`).
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
+import { isMemberUrl } from '../../config.js';
 import { CpState, isCpSnapshot, parseCpBatch, type CpApplied, type CpBatch, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
@@ -37,7 +38,6 @@ export const MAX_MEMBERS = 256;
 /** Removed ids remembered (never admitted again): the most recent ones. */
 export const MAX_REMOVED = 4096;
 export const MAX_ID_CHARS = 256;
-export const MAX_URL_CHARS = 1024;
 
 export interface MemberRecord {
   readonly id: string;
@@ -77,12 +77,6 @@ const ID = /^[A-Za-z0-9._:-]+$/;
 
 export function isMemberId(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= MAX_ID_CHARS && ID.test(x);
-}
-
-/** A member URL: ws:// or wss://, a host and a port, nothing else (no credentials, no spaces). */
-export function isMemberUrl(x: unknown): x is string {
-  if (typeof x !== 'string' || x.length > MAX_URL_CHARS) return false;
-  return /^wss?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(x) && Number(x.slice(x.lastIndexOf(':') + 1)) <= 65535;
 }
 
 /** Validates a decoded command; undefined when it is not one. */
