@@ -658,7 +658,9 @@ function describeModuleValue(v: unknown): string {
 /** 'host:port' with a plain host name, IPv4 address or bracketed IPv6 address, and a port 1-65535. */
 export function isHostPort(v: unknown): v is string {
   if (typeof v !== 'string' || v.length > 260) return false;
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
+  // `_` too: not in RFC 952 host names, but Docker's DNS resolves container and Compose service
+  // names that have one (proj_grid_1), and a member advertised as such was refused
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(v);
   if (m === null) return false;
   const port = Number(m[2]);
   return port >= 1 && port <= 65535;

@@ -116,6 +116,8 @@ describe('options', () => {
       expect(resolveOptions({ cluster: {} }).cluster).toEqual({ host: '127.0.0.1', port: 7400, advertise: undefined, sourceAddress: undefined, seeds: [], secret: SECRET, backups: 1, lite: false, tls: undefined });
       expect(resolveOptions({ cluster: { advertise: '[::1]:7500' } }).cluster!.advertise).toBe('[::1]:7500');
       expect(resolveOptions({ cluster: { advertise: 'grid-1.internal:7500' } }).cluster!.advertise).toBe('grid-1.internal:7500');
+      // Docker's DNS names (Compose v1 containers: proj_grid_1) have underscores
+      expect(resolveOptions({ cluster: { advertise: 'proj_grid_1:7500', seeds: ['ws://proj_grid_2:7500'] } }).cluster!.advertise).toBe('proj_grid_1:7500');
     } finally {
       delete process.env.SHARDGRID_SECRET;
     }
