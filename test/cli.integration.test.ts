@@ -62,8 +62,10 @@ function run(args: string[], extraEnv?: Record<string, string>, limitMs = 15_000
   });
 }
 
-describe('shardgrid --help and --version', () => {
-  it('lists the start and status commands and exits 0', async () => {
+// Commands that print and exit, nothing listening: side by side (describe.concurrent), each test
+// asserting with its own context's expect.
+describe.concurrent('shardgrid --help and --version', () => {
+  it('lists the start and status commands and exits 0', async ({ expect }) => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Usage: shardgrid/);
@@ -71,7 +73,7 @@ describe('shardgrid --help and --version', () => {
     expect(r.stdout).toMatch(/^\s+status\b.*<ws-url>/m);
   });
 
-  it('start --help names every flag and the SHARDGRID_SECRET variable', async () => {
+  it('start --help names every flag and the SHARDGRID_SECRET variable', async ({ expect }) => {
     const r = await run(['start', '--help']);
     expect(r.code).toBe(0);
     for (const flag of ['--host', '--port', '--seeds', '--secret-file <path>', '--compute-module <name=path>', '--workers', '--memory', '--backups', '--lite', '--partitions', '--tls-key <path>', '--tls-cert <path>', '--tls-ca <path>']) {
@@ -88,19 +90,19 @@ describe('shardgrid --help and --version', () => {
     expect(r.stdout).not.toMatch(/--secret <secret>/);
   });
 
-  it('status --help names the url argument and every flag', async () => {
+  it('status --help names the url argument and every flag', async ({ expect }) => {
     const r = await run(['status', '--help']);
     expect(r.code).toBe(0);
     for (const word of ['<ws-url>', '--secret-file <path>', '--json', '--timeout', 'SHARDGRID_SECRET', '--tls-key <path>', '--tls-cert <path>', '--tls-ca <path>']) expect(r.stdout).toContain(word);
   });
 
-  it('--version prints the version of package.json', async () => {
+  it('--version prints the version of package.json', async ({ expect }) => {
     const r = await run(['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(version);
   });
 
-  it('lists the secret command, and `shardgrid secret` prints a fresh 43-character base64url secret and exits 0', async () => {
+  it('lists the secret command, and `shardgrid secret` prints a fresh 43-character base64url secret and exits 0', async ({ expect }) => {
     expect((await run(['--help'])).stdout).toMatch(/^\s+secret\b/m);
     const [a, b] = await Promise.all([run(['secret']), run(['secret'])]);
     for (const r of [a, b]) {
@@ -112,7 +114,7 @@ describe('shardgrid --help and --version', () => {
     expect(a.stdout).not.toBe(b.stdout);
   });
 
-  it('`shardgrid secret` that cannot write its output (a full disk) exits 1 saying so, not 0 with nothing written', async () => {
+  it('`shardgrid secret` that cannot write its output (a full disk) exits 1 saying so, not 0 with nothing written', async ({ expect }) => {
     const full = openSync('/dev/full', 'w');
     try {
       const child = spawn(process.execPath, [CLI, 'secret'], { cwd: ROOT, env: env(), stdio: ['ignore', full, 'pipe'] });
@@ -127,7 +129,7 @@ describe('shardgrid --help and --version', () => {
     }
   });
 
-  it('exits 2 with the usage when no command is given', async () => {
+  it('exits 2 with the usage when no command is given', async ({ expect }) => {
     const r = await run([]);
     expect(r.code).toBe(2);
     expect(r.stdout + r.stderr).toMatch(/Usage: shardgrid/);
@@ -166,24 +168,26 @@ describe('usage errors exit 2 with a message naming what is wrong', () => {
     ['a status --tls-ca alone', ['status', ...secret, 'wss://127.0.0.1:7400', '--tls-ca', 'ca.pem'], /--tls-key, --tls-cert and --tls-ca go together/],
     ['an unreadable TLS file', ['start', ...secret, '--tls-key', '/nonexistent/m.key', '--tls-cert', '/nonexistent/m.pem', '--tls-ca', '/nonexistent/ca.pem'], /cannot read --tls-key \/nonexistent\/m\.key/],
   ];
-  it.each(cases)('%s', async (_what, args, message) => {
+  // Each case is a command that exits before it listens or dials: they run side by side
+  // (it.concurrent, vitest's maxConcurrency 5 at a time), each checked with its own context's expect.
+  it.concurrent.for(cases)('%s', async ([, args, message], { expect }) => {
     const r = await run(args);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/^shardgrid: /);
     expect(r.code).toBe(2);
   });
 
-  it.each([['start'], ['status', 'ws://127.0.0.1:7400']])('%s without --secret-file or SHARDGRID_SECRET exits 2 naming both', async (...args) => {
+  it.concurrent.for([['start'], ['status', 'ws://127.0.0.1:7400']])('%s without --secret-file or SHARDGRID_SECRET exits 2 naming both', async (args, { expect }) => {
     const r = await run(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no cluster secret: pass --secret-file <path> or set SHARDGRID_SECRET/);
   });
 
-  it.each([
+  it.concurrent.for([
     ['start', '--secret', 'a-secret-in-argv-0123456789'],
     ['start', '--secret=a-secret-in-argv-0123456789'],
     ['status', 'ws://127.0.0.1:7400', '--secret', 'a-secret-in-argv-0123456789'],
-  ])('%s with the secret in argv (%s) exits 2 naming --secret-file and SHARDGRID_SECRET, without echoing it', async (...args) => {
+  ])('%s with the secret in argv (%s) exits 2 naming --secret-file and SHARDGRID_SECRET, without echoing it', async (args, { expect }) => {
     const r = await run(args, WITH_SECRET);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^shardgrid: --secret is not accepted: .*--secret-file <path>, or set SHARDGRID_SECRET/);

@@ -322,12 +322,18 @@ describe('runs of pages made room for while other threads write', () => {
     const grid = await createGrid({ workers: 2, memory: '32MB' });
     try {
       const small = grid.map<string>('fill');
-      for (let i = 0; grid.stats().evictions < 2000; i++) small.setSync(`f${i}`, 'x'.repeat(400));
+      for (let i = 0; grid.stats().evictions < 2000; ) for (let k = 0; k < 100; k++, i++) small.setSync(`f${i}`, 'x'.repeat(400));
       const stop = new SharedArrayBuffer(16);
       const writer = run<number>(grid, 'rewrite', { key: 'hot', until: stop });
       const readers = [0, 1].map(() => run<{ reads: number; torn: number }>(grid, 'readTorn', { key: 'hot', until: stop }));
       const big = grid.map<Uint8Array>('big');
       try {
+        // the big writes start once the writer thread writes (flag slot 1 counts its rounds): with
+        // the fill quick, its thread could still be starting when the 20 writes were done
+        const progress = new Int32Array(stop);
+        for (const t0 = Date.now(); Atomics.load(progress, 1) === 0; await new Promise((r) => setTimeout(r, 10))) {
+          if (Date.now() - t0 > 30_000) throw new Error('the writer thread wrote nothing within 30 s');
+        }
         // every write succeeds; what reads back is whole. (Whether a value is still there is not
         // asserted: in a full cache the workers' writes evict, and a partition holding a 256-page
         // run is the first that stealPage asks for a page.)
