@@ -146,9 +146,9 @@ describe('reads on a primary serve what its copies hold', () => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_000);
     expect(() => am.getSync(k)).toThrow(expect.objectContaining({ code: 'GRID_ERR_PARTITION_UNAVAILABLE' }));
     expect(() => m.getSync(k)).toThrow(expect.objectContaining({ code: 'GRID_ERR_PARTITION_UNAVAILABLE' }));
-    // nor write it: a set of a key whose primary is this member runs its write within the call
-    // (RoutedMap.setHere), and that write checks the lease as the reads do; the set goes through
-    // once the lease is renewed. (With that check removed, 'x2' was in shared memory at once.)
+    // nor write it: a set of a key whose primary is this member checks the lease as the reads do,
+    // and goes through once the lease is renewed. (A path that wrote within the call, without
+    // that check, had 'x2' in shared memory at once.)
     const setting = m.set(k, 'x2');
     expect(grid.cluster!.replicas.records.stateNow('dirty', k)?.[1]).toBe('x1');
     await setting;
