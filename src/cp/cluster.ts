@@ -47,8 +47,6 @@ export function sessionClosed(): CpSessionError {
 /** The answer of an attempt cut short by ClusterCp.close. */
 const ENDED: CpResult = ['q'];
 
-
-
 type Body = Record<string, unknown> & { o: string };
 
 /**
@@ -268,7 +266,7 @@ export class LiteLink implements CpLink {
 
 /** A data member's answer to a lite member's read of a `kind` (readState's forms), or an error result. */
 function isReadAnswer(kind: ReadKind, r: unknown): boolean {
-  if (Array.isArray(r)) return isCpResult(r) && (r[0] === 'e' || (r[0] === 'v' && typeof r[1] === (kind === 'lock' ? 'boolean' : 'number') && (kind === 'lock' || kind === 'long')));
+  if (Array.isArray(r)) return isCpResult(r) && (r[0] === 'e' || (r[0] === 'v' && (kind === 'lock' ? typeof r[1] === 'boolean' : kind === 'long' && typeof r[1] === 'number')));
   if (typeof r !== 'object' || r === null) return false;
   const o = r as Record<string, unknown>;
   if (kind === 'ref') return (o.b === null || o.b instanceof Uint8Array) && Number.isSafeInteger(o.ver);
