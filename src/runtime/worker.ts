@@ -47,11 +47,12 @@ const TOUCH_SWEEP_MS = 2000;
 /** Touches one tick journals at most (10,000 a second at the default expiryInterval of 100 ms). */
 const TOUCH_TICK_BUDGET = 1000;
 /**
- * Per owned partition: the clock tick its last touch sweep started at (`tick`) and when (`at`),
- * and for a sweep under way the table slot it resumes at (`resume`, -1: none) and its own start
- * tick (`next`, the next sweep's `tick`).
+ * Per owned partition: the clock tick its last touch sweep started at (`tick`), when (`at`) and
+ * the partition's write sequence then (`seq`: what was written since, its copies stamped on
+ * applying), and for a sweep under way the table slot it resumes at (`resume`, -1: none) and its
+ * own start (`next`, `nextSeq`: the next sweep's `tick` and `seq`).
  */
-const swept = new Map<number, { tick: number; at: number; resume: number; next: number }>();
+const swept = new Map<number, { tick: number; at: number; seq: number; resume: number; next: number; nextSeq: number }>();
 let touchCursor = 0;
 
 /**
@@ -71,11 +72,14 @@ function touchTick(): void {
     const p = owned[touchCursor];
     const tick = store.clock();
     let s = swept.get(p);
-    if (s === undefined) swept.set(p, (s = { tick, at: start, resume: -1, next: tick }));
-    else if (!store.primaryHere(p)) {
+    if (s === undefined) {
+      const seq = store.writeSeq(p);
+      swept.set(p, (s = { tick, at: start, seq, resume: -1, next: tick, nextSeq: seq }));
+    } else if (!store.primaryHere(p)) {
       // not served here now: a sweep starts over from here once it is
       s.tick = tick;
       s.at = start;
+      s.seq = store.writeSeq(p);
       s.resume = -1;
     }
     if (!store.primaryHere(p)) continue;
@@ -86,12 +90,14 @@ function touchTick(): void {
       if (s.resume < 0) {
         s.resume = 0;
         s.next = tick;
+        s.nextSeq = store.writeSeq(p);
       }
-      const at = store.journalTouched(p, s.tick, s.resume, budget);
+      const at = store.journalTouched(p, s.tick, s.resume, budget, s.seq);
       budget -= store.touchesJournaled;
       s.resume = at;
       if (at < 0) {
         s.tick = s.next;
+        s.seq = s.nextSeq;
         s.at = start;
       }
     } finally {

@@ -499,10 +499,18 @@ export class ShardStore {
 
   beginWrite(p: number): void {
     Atomics.add(this.ci, PART_BASE + p * P_STRIDE + P_SEQ, 1);
-    // Another thread may have grown the heap and put this partition's records beyond our views.
-    // The grower records the pages it grew (G_PAGES_GROWN) before it releases the partition lock
-    // this thread now holds, so a plain read sees them; a growable buffer's byteLength getter, the
-    // check this replaces, cost ~20 ns a write (native-notes.md, "Measured costs").
+    this.viewsForLocked();
+  }
+
+  /**
+   * Called holding a partition's lock before reading its table or records: another thread may
+   * have grown the heap and put the partition's table or records beyond this thread's views. The
+   * grower records the pages it grew (G_PAGES_GROWN) before it releases the partition lock this
+   * thread now holds, so a plain read sees them; a growable buffer's byteLength getter, the check
+   * this replaces, cost ~20 ns a write (native-notes.md, "Measured costs"). A walk that read past
+   * its views took each undefined slot for a record (the touch sweep, before 2026-11-28).
+   */
+  private viewsForLocked(): void {
     if (this.u8.length < this.ci[G_PAGES_GROWN] * this.pageSize) this.refresh();
   }
 
@@ -1841,8 +1849,16 @@ export class ShardStore {
    * follow the reads, which only the primary sees). Walks p's table from slot `from` and journals
    * at most `budget` entries (how many: `touchesJournaled`); returns the slot to resume at, or -1
    * when the walk is done. It stops early too when the touch journal is full.
+   *
+   * An entry written after p's write sequence was `seqFloor` (`writeSeq(p)` when `since` was
+   * taken) is skipped: its copies applied that write and stamped it then. Before, a write burst
+   * journalled every key it wrote (1,000 touches a tick, the budget, and tens of thousands a
+   * second on the wire), the sweep of a partition stretched far past its 2 s, and the touches of
+   * keys that were only read came late: copies evicted hot keys by stamps 4-6 s old, and a kill
+   * of their primary lost them (evict-failover.integration, ~3 % of the hot keys a run).
    */
-  journalTouched(p: number, since: number, from: number, budget: number): number {
+  journalTouched(p: number, since: number, from: number, budget: number, seqFloor: number): number {
+    this.viewsForLocked();
     const pb = PART_BASE + p * P_STRIDE;
     const tref = this.cu[pb + P_TABLE];
     if (tref === 0 || this.ci[pb + P_COUNT] === 0) return -1;
@@ -1850,18 +1866,26 @@ export class ShardStore {
     const cap = this.ci[pb + P_TABLE_CAP];
     const clock = this.ci[G_CLOCK];
     const window = (clock - since) & CLOCK_MASK;
+    const seq = this.cu[pb + P_WRITE_SEQ];
+    const written = (seq - seqFloor) >>> 0; // versions seq - written + 1 .. seq came after seqFloor
     this.touchesJournaled = 0;
     for (let i = Math.max(0, from); i < cap; i++) {
       const ref = this.u32[tword + 2 * i + 1];
       if (ref === EMPTY || ref === TOMB) continue;
       const off = (ref - 1) * 8;
       if (((clock - this.acc[off >>> ACCESS_SHIFT]) & CLOCK_MASK) > window) continue;
+      if (((seq - this.u32[(off + E_VERSION) >>> 2]) >>> 0) < written) continue;
       if (this.touchesJournaled === budget) return i;
       const km = this.u32[(off + E_KEYMAP) >>> 2];
       if (!this.touches.push(p, km >>> 16, this.u8, off + E_HEADER, km & 0xffff, J_TOUCHED)) return i;
       this.touchesJournaled++;
     }
     return -1;
+  }
+
+  /** p's write sequence: the version its next write gets, less one (wraps at 2^32). */
+  writeSeq(p: number): number {
+    return this.cu[PART_BASE + p * P_STRIDE + P_WRITE_SEQ];
   }
 
   /**
@@ -2025,6 +2049,7 @@ export class ShardStore {
    * whose time passed are skipped, as Redis's expiry cycle leaves them out of its average.
    */
   ttlSample(p: number, mapId: number, now: number, max: number, slots: number, acc: { sum: number; n: number }): void {
+    this.viewsForLocked();
     const pb = PART_BASE + p * P_STRIDE;
     const tref = this.cu[pb + P_TABLE];
     if (tref === 0) return;
