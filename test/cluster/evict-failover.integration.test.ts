@@ -97,12 +97,12 @@ describe('a failover while every member is full', () => {
     }
     const after = await readHot();
     // the same schedule by a /tmp script (a lite client, three member processes, the seed killed):
-    // 0.70-0.73 of `before` with the old code, 0.95-0.99 now. This test itself on a quiet machine
-    // (2026-11-28): mostly 0.95-1.0, but about one run in five 0.82-0.89, on this session's code
-    // and on the code before it alike (04a65ec: 847 of 992 in 1 of 5 runs); that tail is not
-    // explained yet (native-notes.md, "Hot keys in a failover"). The bound stays well above the old
-    // code's 0.70-0.73.
-    expect(after).toBeGreaterThanOrEqual(before * 0.8);
+    // 0.70-0.73 of `before` with the old code, 0.95-0.99 now. This test itself (2026-11-28): 0.97-0.99
+    // in most runs, and about one quiet run in five 0.82-0.89, while the virtual nodes' touch sweeps
+    // read most partitions' tables past their heap views and sent no touches for them (copies
+    // evicted 27-64 hot keys before the kill); since the sweep refreshes its views, 0.994-1.0 in 6
+    // runs at load 9-14, the few lost evicted after the kill (native-notes.md, "Hot keys in a failover")
+    expect(after).toBeGreaterThanOrEqual(before * 0.9);
     // after the failover (its copies rebuilt, members still full): every key a primary holds, its
     // copy holds. Of the partitions this member copies, each key is looked up here first, then at
     // its primary (no writes run now, so a key the primary still holds after its copy lacked it
