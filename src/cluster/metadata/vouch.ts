@@ -1,0 +1,133 @@
+/**
+ * Claims one member makes about the metadata log, confirmed by others before a member acts on them
+ * (native-notes.md, "Claims confirmed by f+1 members").
+ *
+ * Every secret holder is a member, so any one of them (buggy, stale or rogue) could tell a lite
+ * member "here is the table" or a data member "the log removed you". Such a claim is only a hint
+ * now: the member asks f+1 of the n members concerned directly, f = floor((n-1)/2), and acts only
+ * when that many agree. With at most f of them wrong, at least one honest member agreed, and an
+ * honest member says only what its log committed.
+ */
+import { createHash } from 'node:crypto';
+import type { PartitionTable } from '../../ring/table.js';
+import { packr } from '../../transport/wire.js';
+
+/** f+1 for n members (f = floor((n-1)/2)): n = 1 or 2 → 1, 3-4 → 2, 5-6 → 3. */
+export function vouchersNeeded(n: number): number {
+  return Math.floor((Math.max(n, 1) - 1) / 2) + 1;
+}
+
+/** A digest of a table's contents (its fields in a fixed order: the key order of a peer's map does not count). */
+export function tableDigest(t: PartitionTable): string {
+  return createHash('sha256').update(packr.pack([t.version, t.owners, t.pending, t.epochs, t.lost])).digest('base64');
+}
+
+/**
+ * Runs the confirmation rounds of one kind of claim: one round at a time; a hint during a round
+ * asks for one more after it (with the highest argument hinted meanwhile), at least MIN_GAP_MS after
+ * the previous round began, so that a peer sending hints back to back gets one round per gap, not
+ * one per hint. A round that ends saying it saw something it could not confirm yet (a table some
+ * members have not applied) runs again RETRY_MS later, at most RETRIES times until a round ends
+ * with nothing pending.
+ */
+export class Rounds {
+  static readonly MIN_GAP_MS = 20;
+  static readonly RETRY_MS = 100;
+  static readonly RETRIES = 20;
+  private running = false;
+  private queued = false;
+  private arg = 0;
+  private lastArg = 0;
+  private startedAt = -Infinity;
+  private retries = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  /** `round(arg)` resolves true when it should run again soon (something seen but not confirmed yet). */
+  constructor(private readonly round: (arg: number) => Promise<boolean>) {}
+
+  hint(arg = 0): void {
+    if (this.closed) return;
+    this.arg = Math.max(this.arg, arg);
+    if (this.running) {
+      this.queued = true;
+      return;
+    }
+    this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Starts the next round `ms` from now (a round already scheduled keeps its time, unless this is sooner). */
+  private schedule(ms: number): void {
+    if (this.timer !== undefined) {
+      if (ms > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => this.start(), ms);
+    this.timer.unref();
+  }
+
+  private start(): void {
+    this.timer = undefined;
+    if (this.closed || this.running) return;
+    const arg = this.arg > 0 ? this.arg : this.lastArg;
+    this.lastArg = arg;
+    this.arg = 0;
+    this.queued = false;
+    this.running = true;
+    this.startedAt = performance.now();
+    this.round(arg).then(
+      (again) => this.ended(again),
+      () => this.ended(false),
+    );
+  }
+
+  private ended(again: boolean): void {
+    this.running = false;
+    if (this.closed) return;
+    if (!again) {
+      this.retries = 0;
+      this.lastArg = 0;
+    }
+    if (this.queued) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+    else if (again && ++this.retries <= Rounds.RETRIES) this.schedule(Rounds.RETRY_MS);
+  }
+}
+
+/**
+ * Asks every member of `ids` (`ask`), and calls `answer(id, reply)` for each reply as it comes,
+ * until `answer` returns true (the round has what it needs) or every ask settled (a failed ask
+ * counts as no answer). Resolves then; replies that come later are ignored.
+ */
+export function askAll(ids: readonly string[], ask: (id: string) => Promise<unknown>, answer: (id: string, reply: unknown) => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    let left = ids.length;
+    let over = false;
+    const settle = (): void => {
+      if (!over && --left <= 0) {
+        over = true;
+        resolve();
+      }
+    };
+    if (left === 0) resolve();
+    for (const id of ids) {
+      ask(id).then(
+        (r) => {
+          if (over) return;
+          if (answer(id, r)) {
+            over = true;
+            resolve();
+            return;
+          }
+          settle();
+        },
+        settle,
+      );
+    }
+  });
+}
