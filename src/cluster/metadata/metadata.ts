@@ -115,6 +115,10 @@ const LITE_ASK_MS = 1000;
  */
 const TABLE_WAIT_MS = 500;
 const TABLE_ASKS_WAITING = 64;
+/** ... and only for a v at most this far past its applied index (a follower lags a heartbeat's entries, not 2^50). */
+const TABLE_WAIT_AHEAD = 4096;
+/** A lite member's round asks at most this many members (the log admits at most 256). */
+const LITE_ASKED = 256;
 
 export interface MetadataHost {
   readonly memberId: string;
@@ -955,7 +959,8 @@ export class Metadata extends EventEmitter {
    */
   private onTableAsk(b: unknown): unknown {
     const v = typeof b === 'object' && b !== null ? (b as { v?: unknown }).v : undefined;
-    if (this.lite || this.raft === undefined || !Number.isSafeInteger(v) || (v as number) <= this.state.index || this.tableAsksWaiting >= TABLE_ASKS_WAITING) return this.table ?? null;
+    const ahead = Number.isSafeInteger(v) ? (v as number) - this.state.index : 0;
+    if (this.lite || this.raft === undefined || ahead <= 0 || ahead > TABLE_WAIT_AHEAD || this.tableAsksWaiting >= TABLE_ASKS_WAITING) return this.table ?? null;
     this.tableAsksWaiting++;
     return this.waitApplied(v as number, TABLE_WAIT_MS).then(() => {
       this.tableAsksWaiting--;
@@ -989,26 +994,26 @@ export class Metadata extends EventEmitter {
   }
 
   /**
-   * One round of a lite member's table confirmation: asks every data member its table names (and,
-   * while that table is the unconfirmed first one, every data member SWIM holds alive) for its
-   * table, directly, and takes a table that f+1 of them answered identically (same digest), when
-   * it is newer than the confirmed one. With at most f of them wrong, one honest member vouched
-   * for it, and an honest member answers only tables its log committed. An unconfirmed first table
-   * may be replaced by an older confirmed one (a forged first table's version does not stick).
-   * `v`: the version hinted (the members wait until they applied it, onTableAsk). Resolves true
-   * when some member answered a newer table that did not gather f+1 votes yet (run again soon).
+   * One round of a lite member's table confirmation: asks every data member its confirmed table
+   * names (before the first is confirmed: the data members SWIM holds alive, else those the first
+   * table names) for its table, directly, and takes a table that f+1 of them answered identically
+   * (same digest), when it is newer than the confirmed one. With at most f of them wrong, one
+   * honest member vouched for it, and an honest member answers only tables its log committed. An
+   * unconfirmed first table may be replaced by an older confirmed one (a forged first table's
+   * version does not stick). `v`: the version hinted (the members wait until they applied it,
+   * onTableAsk). Resolves true when some member answered a newer table that did not gather f+1
+   * votes yet (run again soon).
    */
   private async liteRound(v: number): Promise<boolean> {
     const cur = this.liteTable;
-    const ids = new Set(namedIn(cur));
-    if (!this.liteConfirmed) for (const id of this.host.dataMembers()) ids.add(id);
-    ids.delete(this.host.memberId);
-    const need = vouchersNeeded(ids.size);
+    const swim = this.liteConfirmed ? [] : this.host.dataMembers();
+    const ids = (swim.length > 0 ? swim : namedIn(cur)).filter((id) => id !== this.host.memberId).slice(0, LITE_ASKED);
+    const need = vouchersNeeded(ids.length);
     const body = v > 0 ? { v } : null;
     const votes = new Map<string, { t: PartitionTable; n: number }>();
     let unconfirmed = false;
     await askAll(
-      [...ids],
+      ids,
       (id) => this.ask(id, 'grid.table?', body, LITE_ASK_MS + (body === null ? 0 : TABLE_WAIT_MS)),
       (_id, b) => {
         if (this.closed || b === null || !isTable(b, this.host.partitions)) return false;
@@ -1149,6 +1154,7 @@ export class Metadata extends EventEmitter {
       (_id, r) => (r as { removed?: unknown } | null)?.removed === true && ++yes >= need,
     );
     if (this.closed) return false;
+    this.host.log('info', `${yes} of the ${others.length} other members of the log say it removed this member (${need} needed)`);
     if (yes < need) return yes > 0;
     this.lease.revoke();
     this.emit('removed', 'removed');
