@@ -1038,6 +1038,7 @@ export class Metadata extends EventEmitter {
     this.liteConfirmed = true;
     if (cur !== undefined && !was && t.version === cur.version && tableDigest(t) === tableDigest(cur)) return; // the first table, confirmed
     this.liteTable = t;
+    this.liteRounds.progressed();
     // replace: an unconfirmed first table gives way to this one even when this one is older
     this.emit('table', t, !was);
   }

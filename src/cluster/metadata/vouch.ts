@@ -25,8 +25,9 @@ export function tableDigest(t: PartitionTable): string {
 /**
  * Runs the confirmation rounds of one kind of claim: one round at a time; a hint during a round
  * asks for one more after it (with the highest argument hinted meanwhile), at least MIN_GAP_MS after
- * the previous round began, so that a peer sending hints back to back gets one round per gap, not
- * one per hint. A round that ends saying it saw something it could not confirm yet (a table some
+ * the previous round began unless that round made progress (`progressed`), so that a peer sending
+ * hints back to back gets one round per gap, not one per hint, while tables committed in a burst
+ * (a failover's) are each taken at once. A round that ends saying it saw something it could not confirm yet (a table some
  * members have not applied) runs again RETRY_MS later, at most RETRIES times until a round ends
  * with nothing pending.
  */
@@ -54,6 +55,11 @@ export class Rounds {
       return;
     }
     this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+  }
+
+  /** The round running now confirmed something new: the next one need not wait out the gap. */
+  progressed(): void {
+    this.startedAt = -Infinity;
   }
 
   close(): void {
