@@ -115,6 +115,20 @@ describe('insiders with the secret are bounded (F8, F9)', () => {
       t.handle('meta.lease', lease);
     }, 30_000);
 
+    it("a lite member's unconfirmed first table (forged here: version 2^50, primaries swapped) gives way to the older one the data members hold", async () => {
+      type Internals = { replicas: { table: unknown }; meta: { liteTable: unknown; liteConfirmed: boolean; liteHint(v?: number): void } };
+      const node = lite.cluster as unknown as Internals;
+      const honest = lite.cluster!.currentTable!;
+      const forged = { ...honest, version: 2 ** 50, owners: honest.owners.map((o) => [...o].reverse()) };
+      node.replicas.table = forged; // as if the seed that answered first had sent it
+      node.meta.liteTable = forged;
+      node.meta.liteConfirmed = false;
+      node.meta.liteHint();
+      for (let i = 0; i < 100 && lite.cluster!.currentTable!.version !== honest.version; i++) await sleep(20);
+      expect(lite.cluster!.currentTable).toEqual(honest);
+      expect(node.meta.liteConfirmed).toBe(true);
+    });
+
     it('a forged table pushed to a lite member (version 2^50, every partition on the sender) and vouched for by its sender only is not installed; the next honest table is', async () => {
       const honest = lite.cluster!.currentTable!;
       const forged = { version: 2 ** 50, owners: Array.from({ length: P }, () => [c.cluster!.memberId]), pending: Array.from({ length: P }, () => []), epochs: new Array(P).fill(1), lost: new Array(P).fill(0) };

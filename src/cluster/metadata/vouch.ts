@@ -27,9 +27,9 @@ export function tableDigest(t: PartitionTable): string {
  * asks for one more after it (with the highest argument hinted meanwhile), at least MIN_GAP_MS after
  * the previous round began unless that round made progress (`progressed`), so that a peer sending
  * hints back to back gets one round per gap, not one per hint, while tables committed in a burst
- * (a failover's) are each taken at once. A round that ends saying it saw something it could not confirm yet (a table some
- * members have not applied) runs again RETRY_MS later, at most RETRIES times until a round ends
- * with nothing pending.
+ * (a failover's) are each taken at once. A round that ends saying it saw something it could not
+ * confirm yet (a table some members have not applied) runs again RETRY_MS later, at most RETRIES
+ * times until a round ends with nothing pending.
  */
 export class Rounds {
   static readonly MIN_GAP_MS = 20;
@@ -42,6 +42,8 @@ export class Rounds {
   private startedAt = -Infinity;
   private retries = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** When the scheduled round starts (performance.now). */
+  private dueAt = 0;
   private closed = false;
 
   /** `round(arg)` resolves true when it should run again soon (something seen but not confirmed yet). */
@@ -70,10 +72,12 @@ export class Rounds {
 
   /** Starts the next round `ms` from now (a round already scheduled keeps its time, unless this is sooner). */
   private schedule(ms: number): void {
+    const at = performance.now() + ms;
     if (this.timer !== undefined) {
-      if (ms > 0) return;
+      if (this.dueAt <= at) return;
       clearTimeout(this.timer);
     }
+    this.dueAt = at;
     this.timer = setTimeout(() => this.start(), ms);
     this.timer.unref();
   }
