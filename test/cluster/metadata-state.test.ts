@@ -184,24 +184,31 @@ describe('claims confirmed by f+1 members (vouch.ts)', () => {
     expect(tableDigest({ ...t, epochs: t.epochs.map((e, p) => (p === 1 ? e + 1 : e)) })).not.toBe(tableDigest(t));
   });
 
-  it('hints during a round ask for one more round after it, not one each', async () => {
-    let rounds = 0;
-    let release: () => void = () => undefined;
+  it('hints during a round ask for one more round after it, not one each; a higher one starts a second beside it, never a third', async () => {
     const args: number[] = [];
+    const releases: Array<() => void> = [];
     const r = new Rounds((arg) => {
-      rounds++;
       args.push(arg);
-      return new Promise<boolean>((res) => (release = () => res(false)));
+      return new Promise<boolean>((res) => releases.push(() => res(false)));
     });
+    const settle = () => new Promise((res) => setTimeout(res, 2 * Rounds.MIN_GAP_MS + 20));
     r.hint(3);
-    await new Promise((res) => setTimeout(res, 5));
-    for (let i = 0; i < 100; i++) r.hint(i);
-    release();
-    await new Promise((res) => setTimeout(res, 2 * Rounds.MIN_GAP_MS + 20));
-    release();
-    await new Promise((res) => setTimeout(res, 2 * Rounds.MIN_GAP_MS + 20));
-    r.close();
-    expect(rounds).toBe(2);
+    await settle();
+    for (let i = 0; i < 100; i++) r.hint(i % 3); // nothing higher than the round in flight
+    await settle();
+    expect(args).toEqual([3]);
+    for (let i = 4; i < 100; i++) r.hint(i); // higher: one more round, beside the first
+    await settle();
     expect(args).toEqual([3, 99]);
+    r.hint(200);
+    await settle();
+    expect(args).toEqual([3, 99]); // two in flight: the third waits for one to end
+    releases[0]();
+    await settle();
+    expect(args).toEqual([3, 99, 200]);
+    for (const f of releases.slice(1)) f();
+    await settle();
+    r.close();
+    expect(args).toEqual([3, 99, 200]);
   });
 });

@@ -23,19 +23,25 @@ export function tableDigest(t: PartitionTable): string {
 }
 
 /**
- * Runs the confirmation rounds of one kind of claim: one round at a time; a hint during a round
- * asks for one more after it (with the highest argument hinted meanwhile), at least MIN_GAP_MS after
- * the previous round began unless that round made progress (`progressed`), so that a peer sending
- * hints back to back gets one round per gap, not one per hint, while tables committed in a burst
- * (a failover's) are each taken at once. A round that ends saying it saw something it could not
- * confirm yet (a table some members have not applied) runs again RETRY_MS later, at most RETRIES
- * times until a round ends with nothing pending.
+ * Runs the confirmation rounds of one kind of claim. A hint asks for a round (with the highest
+ * argument hinted since the last one began); hints during a round ask for one more after it, so a
+ * peer sending hints back to back gets one round per MIN_GAP_MS, not one per hint. The gap is
+ * skipped after a round that made progress (`progressed`): tables committed in a burst (a
+ * failover's) are each taken at once. A hint with a higher argument than every round in flight
+ * starts a second round beside them (never a third): a round waiting on a member that does not
+ * answer (cut off, up to its ask timeout) does not hold back a newer table. A round that ends
+ * saying it saw something it could not confirm yet (a table some members have not applied) runs
+ * again RETRY_MS later, at most RETRIES times until a round ends with nothing pending.
  */
 export class Rounds {
   static readonly MIN_GAP_MS = 20;
   static readonly RETRY_MS = 100;
   static readonly RETRIES = 20;
-  private running = false;
+  static readonly MAX_IN_FLIGHT = 2;
+  private inFlight = 0;
+  /** The highest argument of the rounds in flight. */
+  private runningArg = 0;
+  /** A round is asked for (by a hint or a retry), with `arg` (0: the last round's, `lastArg`). */
   private queued = false;
   private arg = 0;
   private lastArg = 0;
@@ -52,11 +58,8 @@ export class Rounds {
   hint(arg = 0): void {
     if (this.closed) return;
     this.arg = Math.max(this.arg, arg);
-    if (this.running) {
-      this.queued = true;
-      return;
-    }
-    this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+    this.queued = true;
+    if (this.mayStart()) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
   }
 
   /** The round running now confirmed something new: the next one need not wait out the gap. */
@@ -68,6 +71,10 @@ export class Rounds {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private mayStart(): boolean {
+    return this.queued && (this.inFlight === 0 || (this.inFlight < Rounds.MAX_IN_FLIGHT && this.arg > this.runningArg));
   }
 
   /** Starts the next round `ms` from now (a round already scheduled keeps its time, unless this is sooner). */
@@ -84,12 +91,13 @@ export class Rounds {
 
   private start(): void {
     this.timer = undefined;
-    if (this.closed || this.running) return;
+    if (this.closed || !this.mayStart()) return;
     const arg = this.arg > 0 ? this.arg : this.lastArg;
     this.lastArg = arg;
     this.arg = 0;
     this.queued = false;
-    this.running = true;
+    this.inFlight++;
+    this.runningArg = Math.max(this.runningArg, arg);
     this.startedAt = performance.now();
     this.round(arg).then(
       (again) => this.ended(again),
@@ -98,14 +106,18 @@ export class Rounds {
   }
 
   private ended(again: boolean): void {
-    this.running = false;
+    if (--this.inFlight === 0) this.runningArg = 0;
     if (this.closed) return;
     if (!again) {
       this.retries = 0;
       this.lastArg = 0;
     }
-    if (this.queued) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
-    else if (again && ++this.retries <= Rounds.RETRIES) this.schedule(Rounds.RETRY_MS);
+    if (this.queued) {
+      if (this.mayStart()) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+    } else if (again && ++this.retries <= Rounds.RETRIES) {
+      this.queued = true;
+      this.schedule(Rounds.RETRY_MS);
+    }
   }
 }
 
