@@ -113,8 +113,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   /** The ids this process had before it was removed and rejoined (the last 8). */
   private formerIds: string[] = [];
   private timer: NodeJS.Timeout | undefined;
-  /** Lite member: a table request in flight (refreshLiteTable), and when the last one was sent. */
-  private liteRefreshing = false;
+  /** Lite member: when refreshLiteTable last asked for a table. */
   private liteRefreshedAt = 0;
   private opHandler: OpHandler | undefined;
 
@@ -393,12 +392,14 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         log: this.log,
         swimStatus: (id) => m.statusOf(id),
         liteMembers: () => m.members().filter((x) => x.lite).map((x) => x.id),
+        dataMembers: () => m.members().filter((x) => !x.lite && x.status === 'alive' && x.id !== this.memberId).map((x) => x.id),
+        memberUrl: (id) => m.infoOf(id)?.url,
       },
       this.lite,
     );
     this.meta = meta;
     meta.lease.onChange = () => this.replicas.publish(); // other threads read local primaries under the same lease
-    meta.on('table', (tb: PartitionTable) => this.applyTable(tb));
+    meta.on('table', (tb: PartitionTable, replace?: boolean) => this.applyTable(tb, replace === true));
     meta.on('removed', () => this.removed('the metadata leader removed this member'));
     meta.on('lost', (parts: number[]) => {
       this.log('error', `partition(s) ${parts.slice(0, 20).join(', ')}${parts.length > 20 ? ', …' : ''} lost every copy (more failures than backups: ${this.backups}); their data is gone`);
@@ -595,30 +596,22 @@ export class ClusterNode extends EventEmitter implements MemberContext {
   }
 
   /**
-   * A lite member whose table still shows copies in flight asks a data member for a newer one,
-   * every LITE_REFRESH_MS at most. Its tables come from the leader's pushes (to the lite members
-   * it knows and is linked to at that moment) and from a refusal by a moved primary: a lite member
-   * that missed the push of the table that ended a migration kept the older one in an idle
-   * cluster for good, and its status and metrics said partitions were migrating when none were
-   * (routing went on working: the primaries had not changed).
+   * A lite member whose table still shows copies in flight, or is not confirmed yet, asks the data
+   * members for a newer one (Metadata.liteHint), every LITE_REFRESH_MS at most. Its tables come
+   * from the leader's pushes (to the lite members it knows and is linked to at that moment) and
+   * from a refusal by a moved primary, each confirmed by f+1 data members: a lite member that
+   * missed the push of the table that ended a migration kept the older one in an idle cluster for
+   * good, and its status and metrics said partitions were migrating when none were (routing went
+   * on working: the primaries had not changed).
    */
   private refreshLiteTable(): void {
     const t = this.replicas.table;
-    if (t === undefined || this.liteRefreshing || migrating(t) === 0 || Date.now() - this.liteRefreshedAt < LITE_REFRESH_MS) return;
-    const ids = this.membership.members().filter((m) => !m.lite && m.status === 'alive').map((m) => m.id);
-    if (ids.length === 0) return;
-    const id = ids[Math.floor(Math.random() * ids.length)]!;
-    this.liteRefreshing = true;
+    if (t === undefined || (migrating(t) === 0 && this.meta.liteTableConfirmed) || Date.now() - this.liteRefreshedAt < LITE_REFRESH_MS) return;
     this.liteRefreshedAt = Date.now();
-    this.transport.request<unknown>(id, 'grid.table?', null, LITE_REFRESH_MS).then(
-      (b) => {
-        if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
-      },
-      () => undefined, // the next tick asks again, maybe another member
-    ).finally(() => (this.liteRefreshing = false));
+    this.meta.liteHint();
   }
 
-  /** A lite member's first table: asked from the data members until one answers. */
+  /** A lite member's first table: asked from the data members until one answers (then confirmed: Metadata.firstLiteTable). */
   private async fetchTable(ids: () => string[]): Promise<void> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     while (this.replicas.table === undefined) {
@@ -626,7 +619,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
         try {
           await this.ensureLink(id);
           const b = await this.transport.request(id, 'grid.table?', null, 2000);
-          if (b !== null && isTable(b, this.partitions)) this.meta.setLiteTable(b);
+          if (b !== null && isTable(b, this.partitions)) this.meta.firstLiteTable(b);
           if (this.replicas.table !== undefined) return;
         } catch {
           // starting or gone: try the next one
@@ -647,9 +640,12 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     }
   }
 
-  /** A committed (or, on a lite member, received) table: every layer applies it. */
-  private applyTable(t: PartitionTable): void {
-    if (this.closed || this.restarting || !this.replicas.applyTable(t)) return;
+  /**
+   * A committed (or, on a lite member, confirmed) table: every layer applies it. `replace`: a lite
+   * member's unconfirmed first table gives way to it even when it is older.
+   */
+  private applyTable(t: PartitionTable, replace = false): void {
+    if (this.closed || this.restarting || !this.replicas.applyTable(t, replace)) return;
     this.router.onTable();
     this.migration.onTable(t);
   }

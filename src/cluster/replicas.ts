@@ -375,8 +375,8 @@ export class Replicas {
    * read them there, runtime/forward.ts), copies this member no longer holds dropped, waiters
    * woken. False when `t` is not newer.
    */
-  applyTable(t: PartitionTable): boolean {
-    if (this.table !== undefined && t.version <= this.table.version) return false;
+  applyTable(t: PartitionTable, replace = false): boolean {
+    if (this.table !== undefined && t.version <= this.table.version && !replace) return false;
     const old = this.table;
     this.table = t;
     for (const w of this.tableWaiters.splice(0)) w();

@@ -5,7 +5,6 @@
  * table in between (native-notes.md, "Cluster layers").
  */
 import { GridClosedError, MemberUnreachableError, PartitionMovedError, RetryableGridError } from '../errors.js';
-import { isTable } from '../ring/table.js';
 import type { FastPeer } from '../transport/transport.js';
 import { RETRY_DEADLINE_MS, type MemberContext } from './context.js';
 import type { Replicas } from './replicas.js';
@@ -179,17 +178,10 @@ export class Router {
 
   private async recover(e: unknown, to: string | undefined, attempt: number): Promise<void> {
     const v = e instanceof PartitionMovedError ? Number((e.data as { version?: unknown } | undefined)?.version) : NaN;
-    if (this.ctx.lite && to !== undefined && v > this.r.version) {
-      // the primary we asked knows a newer table: a lite member takes it from there (a data
-      // member's tables come from its own log, which is catching up)
-      try {
-        const b = await this.ctx.transport.request(to, 'grid.table?', null, 1000);
-        if (b !== null && isTable(b, this.partitions)) this.ctx.meta.setLiteTable(b);
-      } catch {
-        // fall through to waiting
-      }
-      if (this.r.version >= v) return;
-    }
+    // the primary we asked knows a newer table: a lite member asks the data members for it (the
+    // primary's word alone is not taken: Metadata.liteRound); a data member's tables come from
+    // its own log, which is catching up
+    if (this.ctx.lite && to !== undefined && v > this.r.version) this.ctx.meta.liteHint(v);
     await this.r.tableChange(Math.min(10 * 2 ** attempt, 250));
   }
 }

@@ -65,4 +65,92 @@ describe('insiders with the secret are bounded (F8, F9)', () => {
     await m.set('after', 'gossip');
     expect(await m.get('after')).toBe('gossip');
   }, 60_000);
+
+  // Issue 10: one member of the log (buggy, stale or rogue) said "here is the table" to a lite member
+  // or "you were removed" to a data member, and was believed. Here it is a real, admitted data member
+  // (in this process, so that it can lie), which also answers the questions the others ask with its lie.
+  describe('a lying member of the log (after F9: it joins as a third data member)', () => {
+    let c: Grid;
+    const P = 271;
+    const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
+    let grid: (id: string) => Promise<void>;
+
+    beforeAll(async () => {
+      c = await createGrid({ workers: 1, memory: '16MB', cluster: { port: 0, seeds: [a.url], secret: SECRET, backups: 1 } });
+      const ids = [a.id, b.id, c.cluster!.memberId];
+      const settled = () => {
+        const t = lite.cluster!.currentTable;
+        return t !== undefined && t.owners.every((o) => o.length === 2 && o.every((id) => ids.includes(id))) && t.pending.every((l) => l.length === 0) && new Set(t.owners.map((o) => o[0])).size === 3;
+      };
+      for (let i = 0; i < 400 && !settled(); i++) await sleep(50);
+      expect(settled()).toBe(true);
+      const m = lite.map<string>('rogue');
+      await m.setMany(keys.map((k) => [k, `v-${k}`] as [string, string]));
+      grid = (id) => c.cluster!.ensureLink(id);
+    }, 60_000);
+
+    afterAll(async () => {
+      await c?.close();
+    });
+
+    it("a lone member's meta.removed (and its yes when asked) does not make a healthy data member drop its data: it keeps its id and entries, and serves again", async () => {
+      const before = await fetchClusterStatus(b.url, SECRET);
+      expect(before.leader).not.toBe(c.cluster!.memberId); // the liar does not lead (a leader decides removals anyway)
+      const entries = before.members.find((x) => x.id === b.id)!.entries!;
+      expect(entries).toBeGreaterThan(0);
+      const t = c.cluster!.transport;
+      // the liar also answers b's "was I removed?" (meta.lease) with yes; the others honestly
+      const lease = (t as unknown as { handlers: Map<string, (body: unknown, from: string) => unknown> }).handlers.get('meta.lease')!;
+      t.handle('meta.lease', (body, from) => (from === b.id ? { removed: true } : lease(body, from)));
+      await grid(b.id);
+      t.notify(b.id, 'meta.removed', { term: 0 });
+      // old code: b revoked its lease, dropped every partition and rejoined under a new id at once
+      await sleep(1000);
+      let after = await fetchClusterStatus(b.url, SECRET);
+      for (let i = 0; i < 40 && !(after.metadata!.leaseMs > 0); i++) after = await (sleep(50).then(() => fetchClusterStatus(b.url, SECRET)));
+      expect(after.self).toBe(b.id);
+      expect(after.metadata!.leaseMs).toBeGreaterThan(0);
+      expect(after.members.find((x) => x.id === b.id)?.entries).toBe(entries);
+      expect(await lite.map<string>('rogue').getMany(keys)).toEqual(keys.map((k) => `v-${k}`));
+      t.handle('meta.lease', lease);
+    }, 30_000);
+
+    it("a lite member's unconfirmed first table (forged here: version 2^50, primaries swapped) gives way to the older one the data members hold", async () => {
+      type Internals = { replicas: { table: unknown }; meta: { liteTable: unknown; liteConfirmed: boolean; liteHint(v?: number): void } };
+      const node = lite.cluster as unknown as Internals;
+      const honest = lite.cluster!.currentTable!;
+      const forged = { ...honest, version: 2 ** 50, owners: honest.owners.map((o) => [...o].reverse()) };
+      node.replicas.table = forged; // as if the seed that answered first had sent it
+      node.meta.liteTable = forged;
+      node.meta.liteConfirmed = false;
+      node.meta.liteHint();
+      for (let i = 0; i < 100 && lite.cluster!.currentTable!.version !== honest.version; i++) await sleep(20);
+      expect(lite.cluster!.currentTable).toEqual(honest);
+      expect(node.meta.liteConfirmed).toBe(true);
+    });
+
+    it('a forged table pushed to a lite member (version 2^50, every partition on the sender) and vouched for by its sender only is not installed; the next honest table is', async () => {
+      const honest = lite.cluster!.currentTable!;
+      const forged = { version: 2 ** 50, owners: Array.from({ length: P }, () => [c.cluster!.memberId]), pending: Array.from({ length: P }, () => []), epochs: new Array(P).fill(1), lost: new Array(P).fill(0) };
+      const t = c.cluster!.transport;
+      t.handle('grid.table?', () => forged); // its answer when the lite member asks, too
+      const liteId = lite.cluster!.memberId;
+      await grid(liteId);
+      t.notify(liteId, 'grid.table', forged);
+      await t.request(liteId, 'grid.member-stats', null); // the push was handled (one ordered link)
+      // old code: the lite member routed by the forged table from here on
+      expect(lite.cluster!.currentTable!.version).toBe(honest.version);
+      expect(await lite.map<string>('rogue').getMany(keys)).toEqual(keys.map((k) => `v-${k}`));
+      expect(lite.cluster!.currentTable!.version).toBe(honest.version);
+      // the liar leaves: the log's next tables (its removal, new copies) reach the lite member,
+      // vouched for by the two others (old code: no honest table was ever "newer" than 2^50)
+      await c.close();
+      let st = await fetchClusterStatus(a.url, SECRET);
+      for (let i = 0; i < 200 && !(st.migrating === 0 && lite.cluster!.currentTable!.version === st.tableVersion); i++) st = await (sleep(50).then(() => fetchClusterStatus(a.url, SECRET)));
+      expect(lite.cluster!.currentTable!.version).toBe(st.tableVersion);
+      expect(st.tableVersion).toBeGreaterThan(honest.version);
+      expect(lite.cluster!.currentTable!.owners.every((o) => o.length > 0 && o.every((id) => id === a.id || id === b.id))).toBe(true);
+      expect(await lite.map<string>('rogue').getMany(keys)).toEqual(keys.map((k) => `v-${k}`));
+    }, 30_000);
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
 import { assign, assignCached, lastCopiesOf, plan } from '../../src/ring/table.js';
+import { Rounds, tableDigest, vouchersNeeded } from '../../src/cluster/metadata/vouch.js';
 
 const P = 8;
 
@@ -166,5 +167,48 @@ describe('assignCached', () => {
     expect(b).toEqual(assign(271, ['m-a', 'm-b'], 1));
     expect(assignCached(271, ['m-a', 'm-b'], 0)).toEqual(assign(271, ['m-a', 'm-b'], 0));
     expect(assignCached(13, ['m-a', 'm-b'], 1)).toEqual(assign(13, ['m-a', 'm-b'], 1));
+  });
+});
+
+describe('claims confirmed by f+1 members (vouch.ts)', () => {
+  it('f+1 of n members vouch: 1 of 1-2, 2 of 3-4, 3 of 5-6', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map(vouchersNeeded)).toEqual([1, 1, 2, 2, 3, 3, 4]);
+  });
+
+  it("a table's digest covers every field and not the key order a peer sent them in", () => {
+    const t = threeMembers().table;
+    const same = { lost: t.lost, epochs: t.epochs, pending: t.pending, owners: t.owners, version: t.version };
+    expect(tableDigest(same)).toBe(tableDigest(t));
+    expect(tableDigest({ ...t, version: t.version + 1 })).not.toBe(tableDigest(t));
+    expect(tableDigest({ ...t, owners: t.owners.map((o, p) => (p === 0 ? [...o].reverse() : o)) })).not.toBe(tableDigest(t));
+    expect(tableDigest({ ...t, epochs: t.epochs.map((e, p) => (p === 1 ? e + 1 : e)) })).not.toBe(tableDigest(t));
+  });
+
+  it('hints during a round ask for one more round after it, not one each; a higher one starts a second beside it, never a third', async () => {
+    const args: number[] = [];
+    const releases: Array<() => void> = [];
+    const r = new Rounds((arg) => {
+      args.push(arg);
+      return new Promise<boolean>((res) => releases.push(() => res(false)));
+    });
+    const settle = () => new Promise((res) => setTimeout(res, 2 * Rounds.MIN_GAP_MS + 20));
+    r.hint(3);
+    await settle();
+    for (let i = 0; i < 100; i++) r.hint(i % 3); // nothing higher than the round in flight
+    await settle();
+    expect(args).toEqual([3]);
+    for (let i = 4; i < 100; i++) r.hint(i); // higher: one more round, beside the first
+    await settle();
+    expect(args).toEqual([3, 99]);
+    r.hint(200);
+    await settle();
+    expect(args).toEqual([3, 99]); // two in flight: the third waits for one to end
+    releases[0]();
+    await settle();
+    expect(args).toEqual([3, 99, 200]);
+    for (const f of releases.slice(1)) f();
+    await settle();
+    r.close();
+    expect(args).toEqual([3, 99, 200]);
   });
 });

@@ -19,9 +19,9 @@
  *   drop copies that missed a write.
  */
 import { EventEmitter } from 'node:events';
-import { NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError } from '../../errors.js';
+import { MemberUnreachableError, NotLeaderError, PartitionUnavailableError, ProtocolError, TimeoutError } from '../../errors.js';
 import { RaftError, RaftNode, validateMessage, type Entry, type RaftMessage } from '../../raft/index.js';
-import { isTable, lastCopiesOf, migrating, plan, type PartitionTable } from '../../ring/table.js';
+import { isTable, lastCopiesOf, migrating, namedIn, plan, type PartitionTable } from '../../ring/table.js';
 import type { LogFn, Transport } from '../../transport/transport.js';
 import { packr, safeText, unpackr } from '../../transport/wire.js';
 import { CpDriver } from './cp-driver.js';
@@ -29,6 +29,7 @@ import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEnt
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { isMemberUrl } from '../../config.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
+import { Rounds, askAll, tableDigest, vouchersNeeded } from './vouch.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
@@ -105,6 +106,19 @@ const LEAVE_TURN_MS = 30_000;
 const LEAVE_POLL_MS = 200;
 /** A turn to leave is held this long for its member to ask for its removal (it stops serving in between). */
 const LEAVE_TURN_HOLD_MS = 10_000;
+/** How long a lite member waits for a data member's answer to `grid.table?` when confirming a table (liteRound). */
+const LITE_ASK_MS = 1000;
+/**
+ * A data member asked `grid.table?` with `{ v }` (a lite member confirming a table of version v it
+ * was told of) answers once it applied index v, or after this long with the table it has; at most
+ * TABLE_ASKS_WAITING such answers wait at once (the others are answered at once).
+ */
+const TABLE_WAIT_MS = 500;
+const TABLE_ASKS_WAITING = 64;
+/** ... and only for a v at most this far past its applied index (a follower lags a heartbeat's entries, not 2^50). */
+const TABLE_WAIT_AHEAD = 4096;
+/** A lite member's round asks at most this many members (the log admits at most 256). */
+const LITE_ASKED = 256;
 
 export interface MetadataHost {
   readonly memberId: string;
@@ -117,6 +131,10 @@ export interface MetadataHost {
   swimStatus(id: string): string | undefined;
   /** Ids of the lite members SWIM knows (they get table pushes). */
   liteMembers(): string[];
+  /** Ids of the data members other than this one that SWIM holds alive (a lite member's first table is confirmed by them). */
+  dataMembers(): string[];
+  /** Where SWIM says member `id` listens, if it knows it. */
+  memberUrl(id: string): string | undefined;
 }
 
 /** Events: 'table' (PartitionTable), 'removed' (this member was removed), 'lost' (partitions), 'leader' (id | undefined). */
@@ -149,6 +167,14 @@ export class Metadata extends EventEmitter {
   private readonly tickTimes: number[] = [];
   /** A lite member's table (data members read state.table). */
   private liteTable: PartitionTable | undefined;
+  /** Whether f+1 data members vouched for liteTable (the first one, from a seed, is taken before: trust on first use). */
+  private liteConfirmed = false;
+  /** Lite: rounds asking the data members for their table (liteRound), run on hints. */
+  private readonly liteRounds = new Rounds((v) => this.liteRound(v));
+  /** Rounds asking the members of our log whether it removed us (removalRound), run on claims that it did. */
+  private readonly removalRounds = new Rounds(() => this.removalRound());
+  /** `grid.table?` answers waiting for an index to be applied (onTableAsk). */
+  private tableAsksWaiting = 0;
   /** Leader: what it proposed and is waiting to see applied. */
   private proposedTableBase = -1;
   private flushQueued = false;
@@ -248,7 +274,7 @@ export class Metadata extends EventEmitter {
     t.handle('meta.synced', (b, from) => this.onSynced(b, from));
     t.handle('meta.drop', (b, from) => this.onDrop(b, from));
     t.handle('grid.table', (b) => this.onTablePush(b));
-    t.handle('grid.table?', () => this.table ?? null);
+    t.handle('grid.table?', (b) => this.onTableAsk(b));
     t.handle('meta.leader?', () => ({ leader: this.raft?.leader ?? null, url: this.urlOf(this.raft?.leader) ?? null, term: this.raft?.term ?? 0 }));
     // a lite member's `shardgrid status` asks a data member: it has no log, so no CP state
     t.handle('cp.status?', () => this.cpStatus() ?? null);
@@ -296,6 +322,8 @@ export class Metadata extends EventEmitter {
     clearTimeout(this.soonTimer);
     clearTimeout(this.stepTimer);
     clearTimeout(this.afterTimer);
+    this.liteRounds.close();
+    this.removalRounds.close();
     this.lease.revoke();
     this.cp.close();
     for (const ws of this.applyWaiters.values()) for (const w of ws) w(false);
@@ -829,13 +857,12 @@ export class Metadata extends EventEmitter {
 
   /**
    * A member of our log says the log removed us. Only members our own log knows are heard (a
-   * stranger cannot talk us out of the cluster); a removed member cannot know otherwise, since
-   * the leader no longer sends it anything.
+   * stranger cannot talk us out of the cluster), and only as a hint (removalHint): a removed
+   * member cannot know otherwise, since the leader no longer sends it anything.
    */
   private onRemovedNotice(from: string): void {
     if (this.lite || this.closed || !this.state.members.has(from) || from === this.host.memberId) return;
-    this.lease.revoke();
-    this.emit('removed', 'removed');
+    this.removalHint();
   }
 
   /** A lease request: `{ v }` = the table version the member applied. */
@@ -914,17 +941,116 @@ export class Metadata extends EventEmitter {
     }
   }
 
+  /**
+   * A table pushed to a lite member (the leader pushes every committed one): only a hint that
+   * version `b.version` exists. Any secret holder can push; a forged table of version 2^50 taken
+   * as it came left the lite member routing with it for good (no honest table was ever newer).
+   */
   private onTablePush(b: unknown): void {
     if (!this.lite || b === null) return;
     if (!isTable(b, this.host.partitions)) throw new ProtocolError('malformed partition table');
-    this.setLiteTable(b);
+    this.liteHint(b.version);
   }
 
-  /** Lite members: takes a table pushed or fetched, when newer. */
-  setLiteTable(t: PartitionTable): void {
-    if (!this.lite || (this.liteTable !== undefined && t.version <= this.liteTable.version)) return;
+  /**
+   * `grid.table?`: this member's table. With `{ v }` (a lite member confirming version v, which
+   * this member may not have applied yet: followers apply an entry a heartbeat after the leader),
+   * once it applied index v, or after TABLE_WAIT_MS with what it has.
+   */
+  private onTableAsk(b: unknown): unknown {
+    const v = typeof b === 'object' && b !== null ? (b as { v?: unknown }).v : undefined;
+    const ahead = Number.isSafeInteger(v) ? (v as number) - this.state.index : 0;
+    if (this.lite || this.raft === undefined || ahead <= 0 || ahead > TABLE_WAIT_AHEAD || this.tableAsksWaiting >= TABLE_ASKS_WAITING) return this.table ?? null;
+    this.tableAsksWaiting++;
+    return this.waitApplied(v as number, TABLE_WAIT_MS).then(() => {
+      this.tableAsksWaiting--;
+      return this.table ?? null;
+    });
+  }
+
+  /** Whether f+1 data members vouched for this lite member's table (false before the first is confirmed). */
+  get liteTableConfirmed(): boolean {
+    return this.liteConfirmed;
+  }
+
+  /**
+   * Lite members: a hint that a newer table may exist (a push, a primary's refusal naming version
+   * v, the periodic refresh). A round asks the data members for theirs (liteRound); nothing is
+   * taken from the hint itself.
+   */
+  liteHint(v = 0): void {
+    if (this.lite && !this.closed) this.liteRounds.hint(v);
+  }
+
+  /**
+   * Lite members: the first table, from whichever seed answered first (trust on first use: there
+   * is no table yet to name the members to ask). Confirmed at once by a round like any other.
+   */
+  firstLiteTable(t: PartitionTable): void {
+    if (!this.lite || this.liteTable !== undefined) return;
     this.liteTable = t;
-    this.emit('table', t);
+    this.emit('table', t, false);
+    this.liteHint(t.version);
+  }
+
+  /**
+   * One round of a lite member's table confirmation: asks every data member its confirmed table
+   * names (before the first is confirmed: the data members SWIM holds alive, else those the first
+   * table names) for its table, directly, and takes a table that f+1 of them answered identically
+   * (same digest), when it is newer than the confirmed one. With at most f of them wrong, one
+   * honest member vouched for it, and an honest member answers only tables its log committed. An
+   * unconfirmed first table may be replaced by an older confirmed one (a forged first table's
+   * version does not stick). `v`: the version hinted (the members wait until they applied it,
+   * onTableAsk). Resolves true when some member answered a newer table that did not gather f+1
+   * votes yet (run again soon).
+   */
+  private async liteRound(v: number): Promise<boolean> {
+    const cur = this.liteTable;
+    const swim = this.liteConfirmed ? [] : this.host.dataMembers();
+    const ids = (swim.length > 0 ? swim : namedIn(cur)).filter((id) => id !== this.host.memberId).slice(0, LITE_ASKED);
+    const need = vouchersNeeded(ids.length);
+    const body = v > 0 ? { v } : null;
+    const votes = new Map<string, { t: PartitionTable; n: number }>();
+    let unconfirmed = false;
+    await askAll(
+      ids,
+      (id) => this.ask(id, 'grid.table?', body, LITE_ASK_MS + (body === null ? 0 : TABLE_WAIT_MS)),
+      (_id, b) => {
+        if (this.closed || b === null || !isTable(b, this.host.partitions)) return false;
+        const d = tableDigest(b);
+        let e = votes.get(d);
+        if (e === undefined) votes.set(d, (e = { t: b, n: 0 }));
+        if (++e.n >= need) this.installLite(e.t);
+        // done once the version hinted (or a newer one) is confirmed; stragglers are not waited for
+        return this.liteConfirmed && v > 0 && this.liteTable!.version >= v;
+      },
+    );
+    const now = this.liteTable;
+    for (const e of votes.values()) if (now === undefined || e.t.version > now.version) unconfirmed = true;
+    return unconfirmed;
+  }
+
+  /** Installs a table f+1 data members vouched for: newer than the confirmed one, or any in place of an unconfirmed one. */
+  private installLite(t: PartitionTable): void {
+    const cur = this.liteTable;
+    if (cur !== undefined && this.liteConfirmed && t.version <= cur.version) return;
+    const was = this.liteConfirmed;
+    this.liteConfirmed = true;
+    if (cur !== undefined && !was && t.version === cur.version && tableDigest(t) === tableDigest(cur)) return; // the first table, confirmed
+    this.liteTable = t;
+    this.liteRounds.progressed();
+    // replace: an unconfirmed first table gives way to this one even when this one is older
+    this.emit('table', t, !was);
+  }
+
+  /** Asks member `id` directly (dialling it at the url its log, its handshake or SWIM gave when not linked). */
+  private async ask(id: string, type: string, body: unknown, ms: number): Promise<unknown> {
+    const t = this.host.transport;
+    if (!t.isConnected(id)) {
+      const url = this.urlOf(id) ?? this.host.memberUrl(id);
+      if (url === undefined || (await t.connect(url, ms)) !== id) throw new MemberUnreachableError(`member ${id} cannot be asked`, { member: id });
+    }
+    return t.request(id, type, body, ms);
   }
 
   // ── requests from this member to the leader ───────────────────────────────────────────────────
@@ -946,8 +1072,9 @@ export class Metadata extends EventEmitter {
       if (this.closed) return;
       const g = r as { d?: unknown; s?: unknown; w?: unknown; removed?: unknown } | null;
       if (g?.removed === true) {
-        this.lease.revoke();
-        this.emit('removed', 'removed');
+        // the leader's word, or whoever claimed to lead: confirmed by the others first
+        if (leader === this.host.memberId) this.emit('removed', 'removed');
+        else this.removalHint();
         return;
       }
       if (typeof g?.d === 'number' && typeof g.s === 'number' && g.d > 0) {
@@ -989,9 +1116,50 @@ export class Metadata extends EventEmitter {
     const to = peers[this.orphanRenewals % peers.length]!;
     t.request(to, 'meta.lease', { v }, RENEW_MS * 2).then((r) => {
       if (this.closed || (r as { removed?: unknown } | null)?.removed !== true || !this.state.members.has(to)) return;
-      this.lease.revoke();
-      this.emit('removed', 'removed');
+      this.removalHint();
     }, () => undefined);
+  }
+
+  /**
+   * Another member says our log removed us (a meta.removed notice, a lease answer): we stop serving
+   * at once (the lease: until the next renewal, if the claim was false), but drop our data and
+   * rejoin only once f+1 members of our log confirm it (removalRound). One member's word made any
+   * data member drop everything: one bad member could empty every other.
+   */
+  private removalHint(): void {
+    if (this.lite || this.closed) return;
+    this.lease.revoke();
+    this.removalRounds.hint();
+  }
+
+  /**
+   * Asks every other member of our log (`meta.lease`, as askWhetherRemoved: a member whose log
+   * removed us answers `{ removed: true }`) and emits 'removed' when f+1 of them say so, n counting
+   * this member. Resolves true when some said so but not enough yet (they apply the removal a
+   * heartbeat apart): asked again soon.
+   */
+  private async removalRound(): Promise<boolean> {
+    const me = this.host.memberId;
+    if (this.closed) return false;
+    if (this.state.wasRemoved(me)) {
+      this.emit('removed', 'removed'); // our own log says so
+      return false;
+    }
+    const others = [...this.state.members.keys()].filter((id) => id !== me);
+    const need = vouchersNeeded(others.length + 1);
+    const v = this.state.table.version;
+    let yes = 0;
+    await askAll(
+      others,
+      (id) => this.ask(id, 'meta.lease', { v }, RENEW_MS * 2),
+      (_id, r) => (r as { removed?: unknown } | null)?.removed === true && ++yes >= need,
+    );
+    if (this.closed) return false;
+    this.host.log('info', `${yes} of the ${others.length} other members of the log say it removed this member (${need} needed)`);
+    if (yes < need) return yes > 0;
+    this.lease.revoke();
+    this.emit('removed', 'removed');
+    return false;
   }
 
   /** One extra renewal `ms` from now (the earliest asked for wins). */
