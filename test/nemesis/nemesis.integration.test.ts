@@ -1,9 +1,12 @@
 // The fault harness end to end (test/nemesis/run.mjs as `npm run nemesis` runs it, in a child
-// process): a cluster of 3 CLI members behind proxies, 64 recording clients, a seeded schedule,
+// process): a cluster of 3 data members behind proxies (member.mjs: the CLI's options, and 8
+// recording clients each by default), 64 recording clients on lite members, a seeded schedule,
 // final reads and the checkers. Three short runs:
 //  - kill -9 + restart: no acknowledged write lost, no acknowledged increment lost and none
 //    applied twice, and every register key linearizable (sets carry request ids since protocol
-//    4: a set retried after its primary died is not applied again after a later write);
+//    4: a set retried after its primary died is not applied again after a later write), with 8
+//    clients inside each data member as well (member.mjs: their own-primary writes take the
+//    member's local write path);
 //  - the leader (coordinator) paused 4 s, the scenario that lost acknowledged writes before the
 //    cluster ran on Raft with leases and epoch fencing: the same must hold;
 //  - the same pause with the fencing switched off (SHARDGRID_UNSAFE_UNFENCED=1: no lease check,
@@ -35,6 +38,7 @@ interface ScheduleResult {
   longestWriteUnavailabilityMs: number;
   convergenceMs: number;
   converged: boolean;
+  memberClients?: { perMember: number; invoked: number; ok: number; fail: number; info: number; lostWithProcess: number; malformed: number; aheadMs: number; ofOps: number };
   memory?: { evictions: number; evictionsOtherMaps: number; malformedLines: number; evictedUniqueKeys: number; vanishedSets: number };
   checker: { ackedWrites?: { valid: boolean | 'unknown' }; counters?: { valid: boolean | 'unknown' } };
 }
@@ -58,14 +62,21 @@ async function nemesis(args: string[], limitMs: number): Promise<{ code: number 
 
 afterAll(removeHarnessDirs);
 
-describe('nemesis harness (3 CLI members, 64 clients, proxies)', () => {
+describe('nemesis harness (3 data members with 8 clients each, 64 clients on lite members, proxies)', () => {
   const line = (name: string, s: ScheduleResult) =>
     console.log(`${name}: ${s.lostSets}/${s.ackedSets} sets lost, ${s.lostIncrements}/${s.ackedIncrements} increments lost, ${s.duplicatedIncrements} applied twice, linearizable ${String(s.linearizable)} (${s.nonLinearizableKeys} keys not), longest write unavailability ${s.longestWriteUnavailabilityMs} ms, convergence ${s.convergenceMs} ms (${s.converged ? 'converged' : 'NOT converged'})`);
 
-  it('kill -9 and restart of a member: no acknowledged set or increment is lost, none applied twice, registers linearizable', async () => {
-    const { check: out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart'], 170_000);
+  it('kill -9 and restart of a member: no acknowledged set or increment is lost, none applied twice, registers linearizable, with clients inside the data members too', async () => {
+    const { check: out, summary } = await nemesis(['--schedules', '1', '--seed', '7', '--duration', '10000', '--faults', 'kill,restart', '--member-clients', '8'], 170_000);
     const s = summary.schedules[0];
     line('kill -9 run', s);
+    console.log(`member clients: ${JSON.stringify(s.memberClients)}`);
+    // the data members' own clients ran and are in the checked history (member.mjs)
+    const mc = s.memberClients!;
+    expect(mc.perMember).toBe(8);
+    expect(mc.ok, out).toBeGreaterThan(100);
+    expect(mc.malformed).toBe(0);
+    expect(mc.aheadMs).toBeLessThanOrEqual(1); // MEMBER_CLOCK_SLACK_MS
     expect(s.error, out).toBeUndefined();
     expect(s.faults.length).toBeGreaterThan(0);
     expect(s.faults.every((f) => f.error === undefined && (f.kind === 'kill' || f.kind === 'restart'))).toBe(true);

@@ -19,7 +19,7 @@ import { checkLock, pauser, startLockClient, startResource } from './lock-worklo
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** --member-clients: logical clients in each data member's process (README, "Member clients") */
-const DEFAULT_MEMBER_CLIENTS = 0;
+const DEFAULT_MEMBER_CLIENTS = 8;
 
 const USAGE = `usage: npm run nemesis -- [options]
   --schedules N        schedules to run (default 1)
