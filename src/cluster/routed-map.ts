@@ -146,8 +146,10 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return left > 0 ? left : undefined;
   }
 
-  /** A set() of this member on its own primary: putState, or under SHARDGRID_UNSAFE_EARLY_OWN_ACK, setHereAckedEarly. */
-  private setHere: (p: number, key: string, s: RawState, rid: string) => Promise<void> = (p, key, s, rid) => this.putState(p, key, s, rid);
+  /** A set() of this member on its own primary (setHereAckedEarly instead under SHARDGRID_UNSAFE_EARLY_OWN_ACK, chosen in the constructor). */
+  private setHere(p: number, key: string, s: RawState, rid: string): Promise<void> {
+    return this.putState(p, key, s, rid);
+  }
 
   /** The negative control UNSAFE_EARLY_OWN_ACK (context.ts): applied here and acknowledged; replicated (putState) a second later. */
   private async setHereAckedEarly(p: number, key: string, s: RawState, rid: string): Promise<void> {
