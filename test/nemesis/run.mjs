@@ -203,7 +203,8 @@ async function runOne(schedule, o, dir, say) {
     const boot = await cluster.waitConverged(60_000);
     if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
     log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
-    for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
+    // --concurrency 0: member clients only, no lite member to start
+    for (let i = 0; i < (o.concurrency === 0 ? 0 : o.lites); i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
     if (o.workload === 'cp') for (const l of lites) l.map = cpMap(l.grid);
     const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, pad, random }).start();
     members?.start(cluster);
