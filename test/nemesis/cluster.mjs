@@ -51,6 +51,16 @@ export function adoptChild(child) {
   child.once('exit', () => ALL_CHILDREN.delete(child));
 }
 
+/**
+ * What a Cluster with member clients calls (clients.mjs, MemberRecorder), k the member and i its
+ * incarnation.
+ * @typedef {object} MemberHooks
+ * @property {(k: number, i: number) => object} config  member.mjs's --clients
+ * @property {(k: number, i: number, text: string) => void} event  one `@h` line of its stdout
+ * @property {(k: number, i: number) => void} up  it printed its listening line
+ * @property {(k: number, i: number) => void} gone  it exited and every line it wrote was read
+ */
+
 export const memberName = (k) => `m${k}`;
 export const memberIp = (k) => `127.0.0.${10 + k}`;
 
