@@ -28,6 +28,15 @@ export const UNFENCED = process.env.SHARDGRID_UNSAFE_UNFENCED === '1';
  */
 export const UNSAFE_SHIP_WRONG_KEY = process.env.SHARDGRID_UNSAFE_SHIP_WRONG_KEY === '1';
 
+/**
+ * Test-only negative control for the harness's member clients (never set it in production): a
+ * `set` a member makes on a key it is the primary of is acknowledged as soon as it is applied
+ * here, and replicated only a second later (asynchronous replication), so a kill -9 of the member
+ * within that second loses acknowledged sets. Sets that arrive from other members are untouched:
+ * only clients running inside a data member (test/nemesis/member.mjs) can see it.
+ */
+export const UNSAFE_EARLY_OWN_ACK = process.env.SHARDGRID_UNSAFE_EARLY_OWN_ACK === '1';
+
 /** A request id and the result it produced (dedupe.ts). */
 export type Done = [string, unknown];
 

@@ -27,6 +27,7 @@ import { T_BYTES, T_MSGPACK, T_NUMBER, T_STRING } from '../storage/layout.js';
 import { isRequestId } from './dedupe.js';
 import type { ClusterNode } from './node.js';
 import type { Replicas } from './replicas.js';
+import { UNSAFE_EARLY_OWN_ACK } from './context.js';
 import type { Router } from './routing.js';
 import { GetCall, MgetCall, SetCall, countLookup, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
@@ -73,6 +74,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     this.rep = node.replicas;
     this.grid = host;
     this.countOps = false;
+    if (UNSAFE_EARLY_OWN_ACK) this.setHere = this.setHereAckedEarly;
   }
 
   private part(key: string): number {
@@ -142,6 +144,18 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     if (s === null || s[2] === 0) return undefined;
     const left = s[2] - Date.now();
     return left > 0 ? left : undefined;
+  }
+
+  /** A set() of this member on its own primary (setHereAckedEarly instead under SHARDGRID_UNSAFE_EARLY_OWN_ACK, chosen in the constructor). */
+  private setHere(p: number, key: string, s: RawState, rid: string): Promise<void> {
+    return this.putState(p, key, s, rid);
+  }
+
+  /** The negative control UNSAFE_EARLY_OWN_ACK (context.ts): applied here and acknowledged; replicated (putState) a second later. */
+  private async setHereAckedEarly(p: number, key: string, s: RawState, rid: string): Promise<void> {
+    this.rep.assertPrimary(p);
+    await this.rep.records.serial(p, () => this.rep.records.putState(this.name, key, s));
+    setTimeout(() => void this.putState(p, key, s, rid).catch(() => undefined), 1000).unref();
   }
 
   /** Stores a state on this primary and replicates it; applied at most once per request id `rid`. */
@@ -361,8 +375,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       return Promise.reject(e);
     }
     const body = { m: this.name, o: 'set', k: key, s, r: rid };
-    if (first === undefined) return this.router.route(p, () => this.putState(p, key, s, rid), body);
-    return this.router.routeSlow(p, () => this.putState(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
+    if (first === undefined) return this.router.route(p, () => this.setHere(p, key, s, rid), body);
+    return this.router.routeSlow(p, () => this.setHere(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {

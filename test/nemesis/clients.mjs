@@ -51,15 +51,17 @@ export class History {
     this.out?.write(`${line}\n`);
   }
 
-  invoke(proc, f, key, value) {
-    const op = { id: this.nextId++, proc, f, key, value, t: this.now() };
+  /** `t`: the invoke's time when another process recorded it (member clients), else now. */
+  invoke(proc, f, key, value, t = this.now()) {
+    const op = { id: this.nextId++, proc, f, key, value, t };
     if (proc > this.maxProc) this.maxProc = proc;
     this.write({ id: op.id, proc, type: 'invoke', f, key, value, t: op.t });
     return op;
   }
 
-  complete(op, type, value, err) {
-    const t = Math.max(this.now(), op.t);
+  /** `err`: an Error, or its text as another process recorded it; `at`: the completion's time from there, else now. */
+  complete(op, type, value, err, at = this.now()) {
+    const t = Math.max(at, op.t);
     const rec = { id: op.id, proc: op.proc, type, f: op.f, key: op.key, value, t };
     // why an op failed or is unknown, for diagnosis (the checkers read only the fields above)
     if (err !== undefined) rec.err = err instanceof Error ? `${err.code ?? err.name}: ${err.message.slice(0, 160)}` : String(err).slice(0, 160);
@@ -68,7 +70,8 @@ export class History {
     c[type]++;
     if (type === 'ok' && WRITES.has(op.f)) this.okWriteTimes.push(t);
     if (err !== undefined) {
-      const code = err?.code ?? (err instanceof Error ? err.message.slice(0, 60) : String(err));
+      // a member's text is `code: message` (as rec.err above)
+      const code = err?.code ?? (err instanceof Error ? err.message.slice(0, 60) : String(err).split(':')[0].slice(0, 60));
       this.errors[code] = (this.errors[code] ?? 0) + 1;
     }
   }
@@ -164,8 +167,10 @@ export class Clients {
   /**
    * @param {{ history: History, lites: { map: any }[], concurrency?: number, mix?: {unique:number,incr:number,register:number},
    *           counters?: number, registers?: number, timeoutMs?: number, random?: () => number, cas?: boolean,
-   *           pad?: string }} o  pad: appended to every unique key's value as stored (the history
-   *           records the value without it; finalReads's `unpad` takes it off again)
+   *           pad?: string, prefix?: string }} o  pad: appended to every unique key's value as stored (the
+   *           history records the value without it; finalReads's `unpad` takes it off again). prefix:
+   *           in every unique key and value and register value written, after its first letter, so
+   *           clients of several processes, each with a history of its own ids, write distinct ones
    */
   constructor(o) {
     this.history = o.history;
@@ -176,6 +181,7 @@ export class Clients {
     this.registers = o.registers ?? 20;
     this.timeoutMs = o.timeoutMs ?? 20_000;
     this.pad = o.pad ?? '';
+    this.prefix = o.prefix ?? '';
     this.random = o.random ?? Math.random;
     // register ops: get 0.5, set 0.3, cas 0.2 of the register share; without cas, get and set only
     this.registerWeight = o.cas === false ? 0.8 : 1;
@@ -223,8 +229,8 @@ export class Clients {
       const family = this.pick();
       let r;
       if (family === 'unique') {
-        const key = `u${h.nextId}`;
-        const value = `v${h.nextId}`;
+        const key = `u${this.prefix}${h.nextId}`;
+        const value = `v${this.prefix}${h.nextId}`;
         this.uniqueKeys.push(key);
         const stored = this.pad === '' ? value : value + this.pad;
         r = await recorded(h, proc, 'set', key, value, () => map.set(key, stored), T, () => value);
@@ -238,11 +244,11 @@ export class Clients {
           r = await recorded(h, proc, 'get', key, null, () => map.get(key), T, absent);
           if (r.type === 'ok') this.seen.set(key, r.value);
         } else if (x < 0.8) {
-          const value = `p${proc}-${n++}`;
+          const value = `p${this.prefix}${proc}-${n++}`;
           r = await recorded(h, proc, 'set', key, value, () => map.set(key, value), T, () => value);
         } else {
           const expected = this.seen.get(key) ?? null;
-          const next = `p${proc}-${n++}`;
+          const next = `p${this.prefix}${proc}-${n++}`;
           r = await recorded(h, proc, 'cas', key, [expected, next], () => map.compareAndSet(key, expected ?? undefined, next), T, (ok) => ok === true);
         }
       }
@@ -306,4 +312,144 @@ export function longestWriteGap(okWriteTimes, from, to) {
   }
   if (to - prev > best.ms) best = { ms: to - prev, from: prev, to };
   return { ms: Math.round(best.ms), from: Math.round(best.from), to: Math.round(best.to) };
+}
+
+/**
+ * How far apart the clocks of two processes on this host may read (ms): each member op's invoke is
+ * recorded this much earlier and its completion this much later than the member said, so its
+ * interval in the history holds the real one (performance.timeOrigin + performance.now() agreed
+ * within 0.1 ms across processes here: CHECKER.md, evictions).
+ */
+export const MEMBER_CLOCK_SLACK_MS = 1;
+
+const msHere = (absolute) => Math.round((absolute - performance.timeOrigin) * 1000) / 1000;
+
+/**
+ * The harness's side of member clients (member.mjs, `--member-clients N`): each data member
+ * process runs N logical clients on its own grid.map and sends every invoke and completion as a
+ * line; this turns them into lines of the one history. Member k's incarnation i has procs
+ * `m<k>.<i>.<proc>` (strings: never one of the lite clients' numbers), and its unique keys and
+ * register values carry `m<k>i<i>.`. An op still open when its process is gone (kill -9, a leave
+ * that cut it short) completes as `info`, at the time the harness saw the process gone: a restarted
+ * member runs new procs.
+ */
+export class MemberRecorder {
+  /**
+   * @param {{ history: History, n: number, mix: object, cas: boolean, timeoutMs: number, pad: string,
+   *           seed: number, log?: (line: string) => void }} o
+   */
+  constructor(o) {
+    this.history = o.history;
+    this.o = o;
+    this.log = o.log ?? (() => undefined);
+    /** @type {import('./cluster.mjs').Cluster | undefined} */
+    this.cluster = undefined;
+    /** `${k}.${i}` -> Map(member's op id -> history op) of incarnations whose events are taken */
+    this.open = new Map();
+    /** `${k}.${i}` of incarnations told to start and not yet stopped or gone */
+    this.running = new Set();
+    this.taking = false;
+    this.uniqueKeys = [];
+    // aheadMs: how much later than the harness's clock when it read it a member stamped an event
+    // (at most MEMBER_CLOCK_SLACK_MS, or the slack does not cover the clocks' disagreement)
+    this.counts = { invoked: 0, ok: 0, fail: 0, info: 0, lostWithProcess: 0, malformed: 0, aheadMs: 0 };
+    this.waiters = [];
+  }
+
+  /** member.mjs's --clients for member k's incarnation i */
+  config(k, i) {
+    const { n, mix, cas, timeoutMs, pad, seed } = this.o;
+    return { n, mix, cas, timeoutMs, pad, prefix: `m${k}i${i}.`, seed: (seed ^ Math.imul(k * 1000 + i, 0x9e3779b1)) >>> 0 };
+  }
+
+  /** The clients of every running member start, and those of members started from now on. */
+  start(cluster) {
+    this.cluster = cluster;
+    this.taking = true;
+    for (const m of cluster.members.values()) if (m.state !== 'down') this.up(m.k, m.incarnation);
+  }
+
+  up(k, i) {
+    if (!this.taking || this.cluster === undefined) return;
+    const inc = `${k}.${i}`;
+    if (this.open.has(inc) || !this.cluster.send(k, 'start')) return;
+    this.open.set(inc, new Map());
+    this.running.add(inc);
+  }
+
+  /** One `@h` line of member k's incarnation i. */
+  event(k, i, text) {
+    const inc = `${k}.${i}`;
+    const ops = this.open.get(inc);
+    let e;
+    try {
+      e = JSON.parse(text);
+    } catch {
+      e = undefined;
+    }
+    if (e?.e === 'stopped') {
+      this.ended(inc);
+      return;
+    }
+    if (ops === undefined || e === undefined || typeof e.t !== 'number') {
+      this.counts.malformed++;
+      return;
+    }
+    const h = this.history;
+    this.counts.aheadMs = Math.max(this.counts.aheadMs, Math.round((msHere(e.t) - h.now()) * 1000) / 1000);
+    if (e.e === 'i') {
+      ops.set(e.id, h.invoke(`m${inc}.${e.proc}`, e.f, e.key, e.value, msHere(e.t) - MEMBER_CLOCK_SLACK_MS));
+      this.counts.invoked++;
+      if (e.f === 'set' && e.key.startsWith('u')) this.uniqueKeys.push(e.key);
+    } else if (e.e === 'c' && ops.has(e.id) && (e.type === 'ok' || e.type === 'fail' || e.type === 'info')) {
+      h.complete(ops.get(e.id), e.type, e.type === 'ok' ? e.value : null, e.err, msHere(e.t) + MEMBER_CLOCK_SLACK_MS);
+      ops.delete(e.id);
+      this.counts[e.type]++;
+    } else {
+      this.counts.malformed++;
+    }
+  }
+
+  /** Member k's incarnation i is gone and every line it wrote was read: its open ops are in doubt. */
+  gone(k, i) {
+    const inc = `${k}.${i}`;
+    const ops = this.open.get(inc);
+    if (ops === undefined) return;
+    for (const op of ops.values()) {
+      this.history.complete(op, 'info', null, `MEMBER_GONE: member ${k}'s process ended with the op in flight`);
+      this.counts.info++;
+      this.counts.lostWithProcess++;
+    }
+    ops.clear();
+    this.ended(inc);
+  }
+
+  ended(inc) {
+    this.running.delete(inc);
+    if (this.running.size === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /**
+   * No member starts clients any more; running ones are told to stop and waited for (their ops end
+   * within the client timeout). A member that has not stopped after `limitMs` is killed (its open
+   * ops become info when it is gone): nothing may write after the final reads begin.
+   */
+  async stop(limitMs) {
+    this.taking = false;
+    if (this.cluster === undefined) return;
+    for (const inc of this.running) this.cluster.send(Number(inc.split('.')[0]), 'stop');
+    await this.idle(limitMs);
+    for (const inc of [...this.running]) {
+      const k = Number(inc.split('.')[0]);
+      this.log(`member ${k}'s clients did not stop within ${limitMs} ms: kill -9`);
+      await this.cluster.kill9(k);
+    }
+    await this.idle(10_000); // gone() comes once the killed process's last lines are read
+  }
+
+  /** Resolves once no incarnation runs clients, or after ms. */
+  idle(ms) {
+    if (this.running.size === 0) return Promise.resolve();
+    return Promise.race([new Promise((r) => this.waiters.push(r)), new Promise((r) => setTimeout(r, ms).unref())]);
+  }
 }

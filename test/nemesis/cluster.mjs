@@ -8,11 +8,13 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fetchClusterStatus } from '../../dist/index.js';
 import { freePort } from './proxy.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const MEMBER = fileURLToPath(new URL('./member.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,6 +51,16 @@ export function adoptChild(child) {
   child.once('exit', () => ALL_CHILDREN.delete(child));
 }
 
+/**
+ * What a Cluster with member clients calls (clients.mjs, MemberRecorder), k the member and i its
+ * incarnation.
+ * @typedef {object} MemberHooks
+ * @property {(k: number, i: number) => object} config  member.mjs's --clients
+ * @property {(k: number, i: number, text: string) => void} event  one `@h` line of its stdout
+ * @property {(k: number, i: number) => void} up  it printed its listening line
+ * @property {(k: number, i: number) => void} gone  it exited and every line it wrote was read
+ */
+
 export const memberName = (k) => `m${k}`;
 export const memberIp = (k) => `127.0.0.${10 + k}`;
 
@@ -56,7 +68,9 @@ export class Cluster {
   /**
    * @param {{ network: import('./proxy.mjs').Network, dir: string, secret: string, members?: number,
    *           backups?: number, memory?: string, workers?: number, log?: (line: string) => void,
-   *           env?: Record<string, string> }} o  env: added to every member's environment
+   *           env?: Record<string, string>, clients?: MemberHooks }} o  env: added to every member's
+   *           environment. clients: members run as member.mjs (the same data member, with recording
+   *           clients) instead of the CLI, and their events go to these hooks
    */
   constructor(o) {
     this.network = o.network;
@@ -68,6 +82,7 @@ export class Cluster {
     this.workers = o.workers ?? 1;
     this.log = o.log ?? (() => undefined);
     this.env = o.env ?? {};
+    this.clients = o.clients;
     /** @type {Map<number, { k: number, realPort: number, proxyPort: number, proxy: any, child?: import('node:child_process').ChildProcess, id?: string, state: 'down'|'up'|'paused', incarnation: number, logFile: string }>} */
     this.members = new Map();
     mkdirSync(this.dir, { recursive: true });
@@ -136,17 +151,19 @@ export class Cluster {
     if (m.state !== 'down') throw new Error(`member ${k} is already running`);
     m.incarnation++;
     const args = [
-      CLI, 'start',
+      ...(this.clients === undefined ? [CLI, 'start'] : [MEMBER]),
       '--host', '127.0.0.1', '--port', String(m.realPort),
       '--advertise', `127.0.0.1:${m.proxyPort}`,
       '--source-address', memberIp(k),
       '--backups', String(this.backups), '--memory', this.memory, '--workers', String(this.workers),
     ];
     if (seeds.length > 0) args.push('--seeds', seeds.join(','));
+    if (this.clients !== undefined) args.push('--clients', JSON.stringify(this.clients.config(k, m.incarnation)));
     const out = createWriteStream(m.logFile, { flags: 'a' });
     out.write(`\n=== ${new Date().toISOString()} incarnation ${m.incarnation}: node ${args.slice(1).join(' ')}\n`);
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...this.env, SHARDGRID_SECRET: this.secret, SHARDGRID_TRACE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...this.env, SHARDGRID_SECRET: this.secret, SHARDGRID_TRACE: '1' }, stdio: [this.clients === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     ALL_CHILDREN.add(child);
+    child.stdin?.on('error', () => undefined); // a command written as it dies
     m.child = child;
     m.state = 'up';
     m.id = undefined;
@@ -154,7 +171,6 @@ export class Cluster {
       child.once('exit', (code, signal) => {
         ALL_CHILDREN.delete(child);
         out.write(`=== ${new Date().toISOString()} exited code ${code} signal ${signal}\n`);
-        out.end();
         if (m.child === child) m.state = 'down';
         resolve({ code, signal });
       }),
@@ -166,14 +182,25 @@ export class Cluster {
     });
     // 'exit' can come before the last of stderr is read
     const stderrDone = new Promise((resolve) => child.stderr.once('close', resolve));
-    let buffered = '';
+    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+    const incarnation = m.incarnation;
+    // every line of this process read (readline's close comes after its last line) and the process
+    // gone: then its log ends, and its clients' ops still open are recorded
+    const linesDone = new Promise((resolve) => lines.once('close', resolve));
+    void Promise.all([m.exited, linesDone, stderrDone]).then(() => {
+      out.end();
+      this.clients?.gone(k, incarnation);
+    });
     const listening = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`member ${k} did not print its listening line within ${timeoutMs} ms (see ${m.logFile})`)), timeoutMs);
-      child.stdout.on('data', (d) => {
-        out.write(d);
+      lines.on('line', (line) => {
+        if (line.startsWith('@h ')) {
+          this.clients?.event(k, incarnation, line.slice(3));
+          return;
+        }
+        out.write(`${line}\n`);
         if (m.id !== undefined) return;
-        buffered += d.toString();
-        const hit = /shardgrid member (\S+) listening on/.exec(buffered);
+        const hit = /shardgrid member (\S+) listening on/.exec(line);
         if (hit) {
           m.id = hit[1];
           clearTimeout(timer);
@@ -195,7 +222,16 @@ export class Cluster {
       throw err;
     }
     this.log(`member ${k} up: ${m.id} (incarnation ${m.incarnation}, pid ${child.pid})`);
+    this.clients?.up(k, incarnation);
     return m.id;
+  }
+
+  /** Writes a command line to member k's stdin (member.mjs); false when it is not running. */
+  send(k, line) {
+    const m = this.members.get(k);
+    if (m.state === 'down' || m.child?.stdin == null) return false;
+    m.child.stdin.write(`${line}\n`);
+    return true;
   }
 
   /** SIGSTOP member k for ms, then SIGCONT. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { FAULTS, describeEvent, makeSchedule, prng, scenarioSchedule } from './nemesis.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
-import { History, finalReads, longestWriteGap, recorded } from './clients.mjs';
+import { History, MEMBER_CLOCK_SLACK_MS, MemberRecorder, finalReads, longestWriteGap, recorded } from './clients.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
 import { readHistory } from './checker.mjs';
 // @ts-expect-error plain ESM JavaScript without type declarations
@@ -112,6 +112,38 @@ describe('nemesis recorder', () => {
     expect(r.unread).toEqual([]);
     const ops = readHistory(h.lines);
     expect(ops.filter((o: { status: string }) => o.status === 'ok').map((o: { output: unknown }) => o.output).sort()).toEqual(['v1', null].sort());
+  });
+
+  it("member clients: each member op lands in the history widened by the clock slack, an op open when its member's process is gone ends info, and a restart runs new procs", async () => {
+    const h = new History(undefined);
+    const sent: string[] = [];
+    const member = { k: 1, state: 'up', incarnation: 1 };
+    const cluster = { members: new Map([[1, member]]), send: (k: number, line: string) => (sent.push(`${k} ${line}`), true), kill9: async () => undefined };
+    const rec = new MemberRecorder({ history: h, n: 2, mix: { unique: 1, incr: 1, register: 1 }, cas: true, timeoutMs: 1000, pad: '', seed: 1 });
+    rec.start(cluster);
+    expect(sent).toEqual(['1 start']);
+    const at = (ms: number) => performance.timeOrigin + ms; // a member's clock: absolute ms
+    const ev = (i: number, o: object) => rec.event(1, i, JSON.stringify(o));
+    ev(1, { e: 'i', id: 1, proc: 0, f: 'set', key: 'um1i1.1', value: 'vm1i1.1', t: at(10) });
+    ev(1, { e: 'i', id: 2, proc: 1, f: 'incr', key: 'c3', value: 1, t: at(11) });
+    ev(1, { e: 'c', id: 1, type: 'ok', value: 'vm1i1.1', t: at(12) });
+    rec.gone(1, 1); // kill -9 with the incr in flight
+    ev(1, { e: 'c', id: 2, type: 'ok', value: 5, t: at(13) }); // nothing may complete it twice
+    member.incarnation = 2;
+    rec.up(1, 2);
+    expect(sent).toEqual(['1 start', '1 start']);
+    ev(2, { e: 'i', id: 1, proc: 0, f: 'get', key: 'r1', value: null, t: at(20) });
+    ev(2, { e: 'c', id: 1, type: 'ok', value: 'pm1i1.0-0', t: at(21) });
+    const stopped = rec.stop(5000);
+    expect(sent[2]).toBe('1 stop');
+    ev(2, { e: 'stopped' });
+    await stopped;
+    const ops = readHistory(h.lines);
+    expect(ops.map((o: { proc: string; status: string }) => `${o.proc} ${o.status}`)).toEqual(['m1.1.0 ok', 'm1.1.1 info', 'm1.2.0 ok']);
+    expect(ops[0].call).toBeCloseTo(10 - MEMBER_CLOCK_SLACK_MS, 2);
+    expect(ops[0].ret).toBeCloseTo(12 + MEMBER_CLOCK_SLACK_MS, 2);
+    expect(rec.uniqueKeys).toEqual(['um1i1.1']);
+    expect(rec.counts).toMatchObject({ invoked: 3, ok: 2, info: 1, lostWithProcess: 1, malformed: 1 });
   });
 
   it('longest write unavailability is the widest gap between ok writes, counting both ends of the period', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkAckedWrites, checkCounters, checkLinearizable, readHistory, summarize } from './checker.mjs';
-import { Clients, DEFAULT_MIX, History, cpMap, finalReads, longestWriteGap, startLite } from './clients.mjs';
+import { Clients, DEFAULT_MIX, History, MEMBER_CLOCK_SLACK_MS, MemberRecorder, cpMap, finalReads, longestWriteGap, startLite } from './clients.mjs';
 import { Cluster, sleep } from './cluster.mjs';
 import { FAULTS, SCENARIOS, describeEvent, makeSchedule, prng, runSchedule, scenarioSchedule } from './nemesis.mjs';
 import { Network } from './proxy.mjs';
@@ -18,6 +18,8 @@ import { lruInversions, readEvictions } from './evictions.mjs';
 import { checkLock, pauser, startLockClient, startResource } from './lock-workload.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
+/** --member-clients: logical clients in each data member's process (README, "Member clients") */
+const DEFAULT_MEMBER_CLIENTS = 8;
 
 const USAGE = `usage: npm run nemesis -- [options]
   --schedules N        schedules to run (default 1)
@@ -28,7 +30,9 @@ const USAGE = `usage: npm run nemesis -- [options]
   --faults LIST        comma-separated faults to draw from (default ${FAULTS.join(',')})
   --beyond-tolerance   two members down (or cut off) at once: more than backups=1 tolerates
   --members N          data members (default 3)
-  --concurrency N      logical clients (default 64)
+  --concurrency N      logical clients on the lite members (default 64; 0 with --member-clients: only member clients)
+  --member-clients N   logical clients in each data member's process, on its own grid.map (member.mjs),
+                       recorded in the same history (default ${DEFAULT_MEMBER_CLIENTS}; kv workload only)
   --lites N            lite members in the harness the clients share (1 or 2, default 2)
   --mix U,I,R          weights of unique-key sets, increments, register ops (default ${DEFAULT_MIX.unique},${DEFAULT_MIX.incr},${DEFAULT_MIX.register})
   --no-cas             register ops are get and set only (no compareAndSet)
@@ -47,6 +51,10 @@ const USAGE = `usage: npm run nemesis -- [options]
   --quiet              print only the summary
   --unsafe-unfenced    negative control: members run with SHARDGRID_UNSAFE_UNFENCED=1 (no lease
                        check, no epoch fence); the checkers are expected to catch it
+  --unsafe-early-own-ack  negative control for --member-clients: members run with
+                       SHARDGRID_UNSAFE_EARLY_OWN_ACK=1 (a member's set on its own primary is
+                       acknowledged once applied there, replicated a second later); a kill is
+                       expected to lose acknowledged sets of member clients
   --unsafe-cp-reads    negative control for --workload cp: data members answer grid.cp reads
                        from their own state, without ReadIndex; the checker is expected to
                        catch stale reads
@@ -72,6 +80,7 @@ function options(argv) {
       'beyond-tolerance': { type: 'boolean', default: false },
       members: { type: 'string', default: '3' },
       concurrency: { type: 'string', default: '64' },
+      'member-clients': { type: 'string' },
       lites: { type: 'string', default: '2' },
       mix: { type: 'string' },
       'no-cas': { type: 'boolean', default: false },
@@ -80,6 +89,7 @@ function options(argv) {
       pad: { type: 'string' },
       'unsafe-ship-wrong-key': { type: 'boolean', default: false },
       'unsafe-cp-reads': { type: 'boolean', default: false },
+      'unsafe-early-own-ack': { type: 'boolean', default: false },
       workload: { type: 'string', default: 'kv' },
       'lock-clients': { type: 'string', default: '4' },
       lease: { type: 'string', default: '800' },
@@ -103,6 +113,7 @@ function options(argv) {
   // the members inherit the runner's environment
   if (values['unsafe-unfenced']) process.env.SHARDGRID_UNSAFE_UNFENCED = '1';
   if (values['unsafe-cp-reads']) process.env.SHARDGRID_UNSAFE_CP_LOCAL_READS = '1';
+  if (values['unsafe-early-own-ack']) process.env.SHARDGRID_UNSAFE_EARLY_OWN_ACK = '1';
   if (values['unsafe-ship-wrong-key']) {
     if (values.memory === undefined) throw new Error('--unsafe-ship-wrong-key needs --memory');
     process.env.SHARDGRID_UNSAFE_SHIP_WRONG_KEY = '1';
@@ -118,7 +129,8 @@ function options(argv) {
     faults: values.faults === undefined ? [...FAULTS] : values.faults.split(',').map((s) => s.trim()).filter(Boolean),
     beyondTolerance: values['beyond-tolerance'],
     members: int('members', 2, 9),
-    concurrency: int('concurrency', 1, 1024),
+    concurrency: int('concurrency', 0, 1024),
+    memberClients: values['member-clients'] === undefined ? undefined : int('member-clients', 0, 256),
     lites: int('lites', 1, 2),
     mix: DEFAULT_MIX,
     cas: !values['no-cas'],
@@ -139,6 +151,10 @@ function options(argv) {
   };
   if (o.workload !== 'kv' && o.workload !== 'lock' && o.workload !== 'cp') throw new Error(`--workload must be kv, cp or lock (got ${o.workload})`);
   if (o.unsafeTtlLock && o.workload !== 'lock') throw new Error('--unsafe-ttl-lock needs --workload lock');
+  if (o.workload !== 'kv' && o.memberClients > 0) throw new Error('--member-clients: kv workload only');
+  o.memberClients ??= o.workload === 'kv' ? DEFAULT_MEMBER_CLIENTS : 0;
+  if (o.concurrency === 0 && o.memberClients === 0) throw new Error('--concurrency 0 needs --member-clients N (N > 0)');
+  if (values['unsafe-early-own-ack'] && o.memberClients === 0) throw new Error('--unsafe-early-own-ack needs --member-clients N (N > 0): only member clients set on their own primary');
   for (const f of o.faults) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault ${f} (known: ${FAULTS.join(', ')})`);
   if (o.scenario !== undefined && SCENARIOS[o.scenario] === undefined) throw new Error(`--scenario: unknown ${o.scenario} (known: ${Object.keys(SCENARIOS).join(', ')})`);
   if (values.mix !== undefined) {
@@ -173,8 +189,12 @@ async function runOne(schedule, o, dir, say) {
   // --memory: members evict, and record each eviction here (src/storage/eviction-log.ts)
   const evictionDir = o.memory === undefined ? undefined : join(dir, 'evictions');
   if (evictionDir !== undefined) mkdirSync(evictionDir, { recursive: true });
-  const cluster = new Cluster({ network, dir, secret, members: o.members, log, memory: o.memory, env: evictionDir === undefined ? {} : { SHARDGRID_TEST_EVICTION_LOG: evictionDir } });
   const history = new History(join(dir, 'history.jsonl'));
+  const pad = o.pad > 0 ? `|${'x'.repeat(o.pad - 1)}` : '';
+  const mix = o.mixGiven ? o.mix : (schedule.mix ?? o.mix);
+  const random = prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0);
+  const members = o.memberClients === 0 ? undefined : new MemberRecorder({ history, n: o.memberClients, mix, cas: o.cas, timeoutMs: o.timeout, pad, seed: Math.floor(random() * 2 ** 32), log });
+  const cluster = new Cluster({ network, dir, secret, members: o.members, log, memory: o.memory, env: evictionDir === undefined ? {} : { SHARDGRID_TEST_EVICTION_LOG: evictionDir }, clients: members });
   const lites = [];
   const result = { seed: schedule.seed, index: schedule.index, scenario: schedule.scenario, dir, planned: schedule.events.map(describeEvent) };
   try {
@@ -183,10 +203,11 @@ async function runOne(schedule, o, dir, say) {
     const boot = await cluster.waitConverged(60_000);
     if (!boot.ok) throw new Error(`the cluster did not converge after start: ${boot.why}`);
     log(`cluster of ${o.members} up and converged in ${Math.round(performance.now() - tBoot)} ms (table version ${boot.tableVersion})`);
-    for (let i = 0; i < o.lites; i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
+    // --concurrency 0: member clients only, no lite member to start
+    for (let i = 0; i < (o.concurrency === 0 ? 0 : o.lites); i++) lites.push(await startLite({ network, name: `c${i + 1}`, ip: `127.0.0.${50 + i}`, seeds: cluster.urls(), secret }));
     if (o.workload === 'cp') for (const l of lites) l.map = cpMap(l.grid);
-    const mix = o.mixGiven ? o.mix : (schedule.mix ?? o.mix);
-    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, pad: o.pad > 0 ? `|${'x'.repeat(o.pad - 1)}` : '', random: prng((schedule.seed ^ Math.imul(schedule.index + 1, 0x9e3779b1)) >>> 0) }).start();
+    const clients = new Clients({ history, lites, concurrency: o.concurrency, mix, timeoutMs: o.timeout, cas: o.cas, pad, random }).start();
+    members?.start(cluster);
 
     const tStart = performance.now();
     const events = await runSchedule(schedule, { cluster, network, clients: lites.map((l) => l.name), log });
@@ -194,7 +215,8 @@ async function runOne(schedule, o, dir, say) {
     if (rest > 0) await sleep(rest);
     const tEnd = performance.now();
     log(`schedule done after ${Math.round(tEnd - tStart)} ms; stopping the clients (outstanding ops end within ${o.timeout} ms)`);
-    await clients.stop();
+    await Promise.all([clients.stop(), members?.stop(o.timeout + 10_000)]);
+    if (members !== undefined) log(`member clients (${o.memberClients} per member): ${JSON.stringify(members.counts)}`);
 
     // heal: links, paused and stopped members
     const tHeal = performance.now();
@@ -210,9 +232,9 @@ async function runOne(schedule, o, dir, say) {
     const reader = await withTimeout(startLite({ network, name: 'final', ip: '127.0.0.60', seeds: cluster.urls(), secret }), 60_000, 'starting the final reader');
     lites.push(reader);
     if (o.workload === 'cp') reader.map = cpMap(reader.grid);
-    const keys = [...clients.uniqueKeys, ...clients.counterKeys(), ...clients.registerKeys()];
+    const keys = [...clients.uniqueKeys, ...(members?.uniqueKeys ?? []), ...clients.counterKeys(), ...clients.registerKeys()];
     const tFinal = performance.now();
-    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit, pad: o.pad > 0 ? `|${'x'.repeat(o.pad - 1)}` : '' });
+    const { unread } = await finalReads(history, reader.map, keys, { timeoutMs: o.timeout, limitMs: o.finalLimit, pad });
     log(`final reads of ${keys.length} keys in ${Math.round(performance.now() - tFinal)} ms (${unread.length} unread)`);
     await history.close();
 
@@ -243,7 +265,9 @@ async function runOne(schedule, o, dir, say) {
     }
     const byType = {};
     for (const [f, c] of Object.entries(history.counts)) byType[f] = c;
-    const gap = longestWriteGap(history.okWriteTimes, tStart, tEnd);
+    const workloadOps = Object.entries(history.counts).reduce((n, [f, c]) => (f === 'final' ? n : n + c.ok + c.fail + c.info), 0);
+    // member clients' completions arrive a little out of order
+    const gap = longestWriteGap(history.okWriteTimes.sort((x, y) => x - y), tStart, tEnd);
     if (ev !== undefined) {
       const count = (prefix) => [...ev.byKey.keys()].filter((k) => k.startsWith(prefix)).length;
       result.memory = {
@@ -264,6 +288,7 @@ async function runOne(schedule, o, dir, say) {
       ops: byType,
       errors: history.errors,
       procsRetired: clients.procsRetired,
+      memberClients: members === undefined ? undefined : { perMember: o.memberClients, ...members.counts, ofOps: workloadOps },
       ackedSets,
       lostSets: ackedWrites.lost.length,
       staleSets: ackedWrites.stale.length,
@@ -376,6 +401,7 @@ function line(r) {
     `schedule ${r.index} (seed ${r.seed}${r.scenario ? `, scenario ${r.scenario}` : ''}): ${r.valid === true ? 'valid' : r.valid === false ? 'INVALID' : 'unknown'}`,
     `  faults (${r.faults.length} of ${r.planned.length} planned ran): ${r.faults.map((f) => `@${f.atMs}ms ${f.description}${f.leader ? ' [leader]' : ''} (${f.lengthMs} ms, ${f.recovered ? `recovered in ${f.recoveryMs} ms` : `NOT recovered after ${f.recoveryMs} ms`})${f.error ? ' ERROR' : ''}`).join('; ') || 'none'}`,
     `  ops ok/fail/info: ${ops}; procs retired after info: ${r.procsRetired}`,
+    ...(r.memberClients === undefined ? [] : [`  member clients (${r.memberClients.perMember} per data member): ${r.memberClients.invoked} of the ${r.memberClients.ofOps} ops (${r.memberClients.ok} ok, ${r.memberClients.fail} fail, ${r.memberClients.info} info, ${r.memberClients.lostWithProcess} of them open when their member's process ended); member clocks ahead of the harness's by ${r.memberClients.aheadMs} ms at most${r.memberClients.aheadMs > MEMBER_CLOCK_SLACK_MS ? ' (MORE THAN THE SLACK: real-time order is not reliable)' : ''}${r.memberClients.malformed > 0 ? `; ${r.memberClients.malformed} malformed lines` : ''}`]),
     `  acknowledged sets lost: ${r.lostSets} of ${r.ackedSets} (stale ${r.staleSets}, corrupt ${r.corruptSets}, unread keys ${r.unreadKeys})`,
     ...(r.memory === undefined ? [] : [`  memory: ${r.memory.evictions} evictions recorded (${r.memory.evictedUniqueKeys} unique keys, ${r.memory.evictedCounters} counters, ${r.memory.evictedRegisters} registers); acknowledged sets absent after an eviction: ${r.memory.vanishedSets}; counters evicted: ${r.memory.countersEvicted}`, `  LRU: ${r.memory.lru.hotEvictions} evictions of keys hit within 1 s, ${r.memory.lru.inversions} of them while colder keys were held${r.memory.lru.examples.length === 0 ? '' : ` (e.g. ${r.memory.lru.examples[0]})`}`]),
     `  increments lost: ${r.lostIncrements} of ${r.ackedIncrements} acknowledged; applied twice: ${r.duplicatedIncrements}; counters with duplicate results: ${r.countersWithDuplicateResults}`,
@@ -424,6 +450,8 @@ async function main() {
     vanishedSets: results.reduce((s, r) => s + (r.memory?.vanishedSets ?? 0), 0),
     lruInversions: results.reduce((s, r) => s + (r.memory?.lru.inversions ?? 0), 0),
     lostSets: sumOf('lostSets'),
+    memberClientOps: results.reduce((n, r) => n + (r.memberClients?.invoked ?? 0), 0),
+    workloadOps: results.reduce((n, r) => n + (r.memberClients?.ofOps ?? 0), 0),
     ackedIncrements: sumOf('ackedIncrements'),
     lostIncrements: sumOf('lostIncrements'),
     duplicatedIncrements: sumOf('duplicatedIncrements'),
@@ -437,10 +465,10 @@ async function main() {
   const summary = { seed: o.seed, scenario: o.scenario, options: { ...o, out: root }, totals, schedules: results };
   writeFileSync(join(root, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const text = [
-    `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}`,
+    `nemesis run: seed ${o.seed}${o.scenario ? `, scenario ${o.scenario}` : ''}, ${results.length} schedule(s), ${o.members} members, concurrency ${o.concurrency}${o.memberClients > 0 ? ` + ${o.memberClients} member clients per data member` : ''}`,
     ...results.map(line),
     ...(o.workload === 'lock' ? [`lock totals: ${totals.acceptedSections} accepted sections, ${totals.overlappingSections} overlapping, ${totals.lostUpdates} lost updates`] : []),
-    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing; acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}${o.memory === undefined ? '' : ` (members at ${o.memory}: ${totals.evictions} evictions, ${totals.vanishedSets} sets absent after an eviction, ${totals.lruInversions} evictions of keys hit within 1 s while colder keys were held)`}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
+    `totals: ${totals.invalid} invalid, ${totals.unknown} unknown, ${totals.harnessErrors} harness errors, ${totals.notConverged} not converged after healing;${o.memberClients > 0 ? ` ops from member clients ${totals.memberClientOps} of ${totals.workloadOps};` : ''} acknowledged sets lost ${totals.lostSets} of ${totals.ackedSets}${o.memory === undefined ? '' : ` (members at ${o.memory}: ${totals.evictions} evictions, ${totals.vanishedSets} sets absent after an eviction, ${totals.lruInversions} evictions of keys hit within 1 s while colder keys were held)`}; increments lost ${totals.lostIncrements} of ${totals.ackedIncrements}, applied twice ${totals.duplicatedIncrements}; non-linearizable keys ${totals.nonLinearizableKeys}; longest write unavailability ${totals.longestWriteUnavailabilityMs} ms; longest convergence ${totals.longestConvergenceMs} ms`,
   ].join('\n');
   writeFileSync(join(root, 'summary.txt'), `${text}\n`);
   process.stdout.write(`\n${text}\nsummary: ${join(root, 'summary.txt')}\n`);
