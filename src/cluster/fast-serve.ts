@@ -9,10 +9,10 @@ import { T_NUMBER } from '../storage/layout.js';
 import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import type { FastPeer } from '../transport/transport.js';
-import type { Done, MemberContext } from './context.js';
-import { rawAt, rawSize, writeRaw, type KeySource } from './fast-ops.js';
+import type { MemberContext } from './context.js';
+import { rawAt, rawSize, writeRaw } from './fast-ops.js';
 import type { RawState } from './records.js';
-import { copiesOf, type Replicas } from './replicas.js';
+import type { Replicas } from './replicas.js';
 import { keyOf } from './unsettled.js';
 
 export class FastService {
@@ -225,25 +225,7 @@ export class FastService {
         un.abandon(uk, u);
         throw new MemoryFullError(st.fullMessage());
       }
-      if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
-      const targets = copiesOf(this.r.table!, p, this.ctx.memberId);
-      const seq = un.shipped(u);
-      const state = rawAt(buf, vType, vExp, vOff, vLen);
-      // the set's record rides on every replicated state of the key until its own replication ends
-      const held = rid !== undefined && targets.length > 0;
-      if (held) this.r.hold(uk, rid, undefined);
-      const ship = this.r.shipment(p, targets, (err) => {
-        if (held) this.r.unhold(uk, rid);
-        un.settle(uk, u, seq, state, err === undefined);
-        if (err !== undefined) this.r.resyncLater(p, name, ks, u);
-        reply(err);
-      });
-      if (targets.length > 0) {
-        const k: KeySource = { s: ks, len: keyLen };
-        const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
-        for (const to of targets) this.r.ship(ship, p, to, name, k, undefined, buf, vType, vExp, vOff, vLen, 0, done, uk);
-      }
-      ship.done();
+      this.r.shipPut(p, name, ks, keyLen, uk, u, rid, rawAt(buf, vType, vExp, vOff, vLen), undefined, buf, vType, vExp, vOff, vLen, reply);
     };
     const reply = (err: unknown): void => {
       if (!peer.isOpen) return;

@@ -842,6 +842,39 @@ export class Replicas {
     if (h !== undefined && h.remove(rid)) this.inflight.delete(k);
   }
 
+  /**
+   * The rest of a set applied on this primary (a FAST SET from another member, fast-serve.ts, or
+   * a set of this member's own, RoutedMap.setHere), in the same synchronous run as its put, still
+   * under p's lock: records request id `rid`, ships the key's new `state` to every copy as a REP
+   * (as `raw`, or from the bytes of a received frame `b`) and calls `reply` once all live copies
+   * applied it, or with the error that failed the write. `u`: the key's unsettled record (begun
+   * before the put), `uk` its key (keyOf), `ks` the key and `klen` its UTF-8 length.
+   */
+  shipPut(
+    p: number, name: string, ks: string, klen: number, uk: string, u: Unsettled, rid: string | undefined, state: RawState,
+    raw: RawState | undefined, b: Buffer | undefined, vType: number, vExp: number, vOff: number, vLen: number, reply: (err: unknown) => void,
+  ): void {
+    const un = this.unsettled;
+    if (rid !== undefined) this.dedupe.put(p, rid, undefined);
+    const targets = copiesOf(this.table!, p, this.ctx.memberId);
+    const seq = un.shipped(u);
+    // the set's record rides on every replicated state of the key until its own replication ends
+    const held = rid !== undefined && targets.length > 0;
+    if (held) this.hold(uk, rid, undefined);
+    const ship = this.shipment(p, targets, (err) => {
+      if (held) this.unhold(uk, rid);
+      un.settle(uk, u, seq, state, err === undefined);
+      if (err !== undefined) this.resyncLater(p, name, ks, u);
+      reply(err);
+    });
+    if (targets.length > 0) {
+      const k: KeySource = { s: ks, len: klen };
+      const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
+      for (const to of targets) this.ship(ship, p, to, name, k, raw, b, vType, vExp, vOff, vLen, 0, done, uk);
+    }
+    ship.done();
+  }
+
   /** Runs a write on this primary (`apply` takes the partition lock itself), then waits for its replication. */
   async write<T>(p: number, map: string, key: string, apply: () => Promise<T>): Promise<T> {
     this.assertPrimary(p);

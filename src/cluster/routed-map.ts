@@ -31,6 +31,7 @@ import { UNSAFE_EARLY_OWN_ACK } from './context.js';
 import type { Router } from './routing.js';
 import { GetCall, MgetCall, SetCall, countLookup, promiseOf, sendGet, sendMget, sendSet } from './fast-ops.js';
 import { checkState, type RawState } from './records.js';
+import { keyOf } from './unsettled.js';
 import { packArg, packPlain, unpackPlain } from './plain.js';
 import type { UpdateReply } from '../updates.js';
 
@@ -89,6 +90,11 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
 
   private stateAt(value: unknown, expiresAt: number): Exclude<RawState, null> {
     this.value(value);
+    return this.encodedState(expiresAt);
+  }
+
+  /** The encoder's current value with expiry as a RawState (a copy: the encoder is reused). */
+  private encodedState(expiresAt: number): Exclude<RawState, null> {
     const e = this.enc.snapshot();
     const payload = e.type === T_NUMBER ? e.num : e.type === T_STRING ? (e.bytes as string) : Buffer.from(e.bytes as Uint8Array);
     return [e.type, payload, expiresAt];
@@ -357,13 +363,50 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // every attempt of this set carries one request id: a retry after a lost reply is not applied
     // again (it could undo a later write of another client)
     const rid = this.rid();
-    const peer = this.rep.isPrimary(p) ? undefined : this.router.fastPeerOf(p);
+    if (this.rep.isPrimary(p)) {
+      const c = new SetCall(this, p, key, value, expiresAt, rid);
+      const pr = promiseOf(c);
+      this.setHere(p, key, klen, this.encodedState(expiresAt), rid, c);
+      return pr;
+    }
+    const peer = this.router.fastPeerOf(p);
     if (peer !== undefined) {
       const c = new SetCall(this, p, key, value, expiresAt, rid);
       const pr = promiseOf(c);
       if (sendSet(peer, this.name, key, klen, rid, this.enc, expiresAt, c)) return pr;
     }
     return this.setRouted(p, key, value, expiresAt, undefined, rid);
+  }
+
+  /**
+   * A first attempt of set() on this primary, served as a FAST SET from another member is
+   * (fast-serve.ts serveSet): written under p's lock and shipped to the copies in the same run,
+   * no promise of its own; `c` settles once every live copy applied it. A retryable error (moved,
+   * no lease, a copy that refused) retries through setRouted with the same request id, as a
+   * remote first attempt does: a retry of a set that was applied here is not applied again.
+   */
+  private setHere(p: number, key: string, klen: number, s: Exclude<RawState, null>, rid: string, c: SetCall): void {
+    const rep = this.rep;
+    const name = this.name;
+    const uk = keyOf(name, key);
+    const write = (): void => {
+      rep.assertPrimary(p);
+      // a fresh request id, never sent anywhere: no earlier attempt to look for in the records
+      const u = rep.unsettled.begin(p, uk, () => rep.records.stateHere(this.key(key), this.id));
+      try {
+        rep.records.putState(name, key, s);
+      } catch (e) {
+        rep.unsettled.abandon(uk, u);
+        throw e;
+      }
+      rep.shipPut(p, name, key, klen, uk, u, rid, s, s, undefined, 0, 0, 0, 0, (err) => (err === undefined ? c.settle() : c.reject(err)));
+    };
+    try {
+      const res = rep.records.serial(p, write);
+      if (res instanceof Promise) res.then(undefined, (e: unknown) => c.reject(e));
+    } catch (e) {
+      c.reject(e);
+    }
   }
 
   /** set() with retries (route); the value travels as a grid.op state. `first`: the error of a first attempt, if any. @internal */
