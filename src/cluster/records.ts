@@ -64,9 +64,20 @@ export class Records {
     this.lockTimeout = lockTimeout;
   }
 
+  /**
+   * The map looked up last and its id: a store's map ids never change once registered, and
+   * `store.mapId` encodes and hashes the name and compares its bytes (a cluster member's sets of
+   * one map looked it up on every write).
+   */
+  private lastMap: string | undefined;
+  private lastMapId = -1;
+
   private mapId(name: string): number {
+    if (name === this.lastMap) return this.lastMapId;
     const id = this.store.mapId(name);
     if (id < 0) throw new ProtocolError(`cannot register map '${name.slice(0, 40)}' (registry full or name too long)`);
+    this.lastMap = name;
+    this.lastMapId = id;
     return id;
   }
 

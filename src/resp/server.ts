@@ -669,13 +669,15 @@ class Connection implements RespClient {
     }
   }
 
-  /** Waits for a request's reply promise; a rejection becomes an error reply in `w`. */
-  private async answered(r: Promise<void>, w: ReplyWriter): Promise<void> {
-    try {
-      await r;
-    } catch (e) {
+  /**
+   * Settles with a request's reply promise; a rejection becomes an error reply in `w`. One
+   * reaction, not an async function (a promise, its context and a resumption per request: a
+   * tenth of what a cluster member's SET allocated at -P 16).
+   */
+  private answered(r: Promise<void>, w: ReplyWriter): Promise<void> {
+    return r.then(undefined, (e: unknown) => {
       w.error(errorReply(e));
-    }
+    });
   }
 
   /** A request now in flight on `key`; `w`: its own writer (undefined: it writes to the connection's). */
