@@ -75,7 +75,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     this.rep = node.replicas;
     this.grid = host;
     this.countOps = false;
-    if (UNSAFE_EARLY_OWN_ACK) this.setHere = this.setHereAckedEarly;
+    if (UNSAFE_EARLY_OWN_ACK) this.putHere = this.putHereAckedEarly;
   }
 
   private part(key: string): number {
@@ -152,13 +152,16 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     return left > 0 ? left : undefined;
   }
 
-  /** A set() of this member on its own primary (setHereAckedEarly instead under SHARDGRID_UNSAFE_EARLY_OWN_ACK, chosen in the constructor). */
-  private setHere(p: number, key: string, s: RawState, rid: string): Promise<void> {
+  /**
+   * A routed set() (a retry, or any set under SHARDGRID_UNSAFE_EARLY_OWN_ACK) served on this
+   * member's own primary (putHereAckedEarly instead under that switch, chosen in the constructor).
+   */
+  private putHere(p: number, key: string, s: RawState, rid: string): Promise<void> {
     return this.putState(p, key, s, rid);
   }
 
   /** The negative control UNSAFE_EARLY_OWN_ACK (context.ts): applied here and acknowledged; replicated (putState) a second later. */
-  private async setHereAckedEarly(p: number, key: string, s: RawState, rid: string): Promise<void> {
+  private async putHereAckedEarly(p: number, key: string, s: RawState, rid: string): Promise<void> {
     this.rep.assertPrimary(p);
     await this.rep.records.serial(p, () => this.rep.records.putState(this.name, key, s));
     setTimeout(() => void this.putState(p, key, s, rid).catch(() => undefined), 1000).unref();
@@ -363,7 +366,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
     // every attempt of this set carries one request id: a retry after a lost reply is not applied
     // again (it could undo a later write of another client)
     const rid = this.rid();
-    if (this.rep.isPrimary(p)) {
+    // (the negative control SHARDGRID_UNSAFE_EARLY_OWN_ACK takes the routed path, putHere)
+    if (this.rep.isPrimary(p) && !UNSAFE_EARLY_OWN_ACK) {
       const c = new SetCall(this, p, key, value, expiresAt, rid);
       const pr = promiseOf(c);
       this.setHere(p, key, klen, this.encodedState(expiresAt), rid, c);
@@ -418,8 +422,8 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
       return Promise.reject(e);
     }
     const body = { m: this.name, o: 'set', k: key, s, r: rid };
-    if (first === undefined) return this.router.route(p, () => this.setHere(p, key, s, rid), body);
-    return this.router.routeSlow(p, () => this.setHere(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
+    if (first === undefined) return this.router.route(p, () => this.putHere(p, key, s, rid), body);
+    return this.router.routeSlow(p, () => this.putHere(p, key, s, rid), (to) => this.router.request<void>(to, body), first);
   }
 
   override async setMany(entries: ReadonlyArray<readonly [string, V]>, options?: SetOptions | number): Promise<void> {
