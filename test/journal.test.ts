@@ -196,10 +196,9 @@ describe('eviction journal', () => {
     expect(st.journal.lostCount).toBe(1);
   });
 
-  // A copy stamps a key when it applies its write; the sweep had journalled every written key as
-  // well: under a write burst the budget (1,000 a tick) went on keys the copies had just stamped,
-  // the touches of keys that were only read came seconds late, and copies evicted hot keys by
-  // stamps 4-6 s old (evict-failover.integration: 8-33 hot keys lost in a kill, 4 runs of 4)
+  // A copy stamps a key when it applies its write; the sweep journalled every written key as well:
+  // under a write burst its budget (1,000 a tick) and the touches on the wire went on keys the
+  // copies had just stamped, ahead of the keys that were only read
   it('the touch sweep journals the keys read since the last sweep, not those written since: their copies stamped them', () => {
     const st = new ShardStore(createStoreBuffers({ partitions: 8, memory: 4 * 1024 * 1024, maxMaps: 4, maxKeyBytes: 256, maxValueBytes: 1024 * 1024, reservePages: 0, journalSlots: 256 }));
     servesAll(st);

@@ -1854,11 +1854,9 @@ export class ShardStore {
    * when the walk is done. It stops early too when the touch journal is full.
    *
    * An entry written after p's write sequence was `seqFloor` (`writeSeq(p)` when `since` was
-   * taken) is skipped: its copies applied that write and stamped it then. Before, a write burst
-   * journalled every key it wrote (1,000 touches a tick, the budget, and tens of thousands a
-   * second on the wire), the sweep of a partition stretched far past its 2 s, and the touches of
-   * keys that were only read came late: copies evicted hot keys by stamps 4-6 s old, and a kill
-   * of their primary lost them (evict-failover.integration, ~3 % of the hot keys a run).
+   * taken) is skipped: its copies applied that write and stamped it then. Before, under a write
+   * burst the sweep journalled every key written, up to its budget (1,000 a tick) and as many
+   * touches on the wire, ahead of the keys that were only read.
    */
   journalTouched(p: number, since: number, from: number, budget: number, seqFloor: number): number {
     this.viewsForLocked();
