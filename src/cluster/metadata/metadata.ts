@@ -1025,8 +1025,8 @@ export class Metadata extends EventEmitter {
         return this.liteConfirmed && v > 0 && this.liteTable!.version >= v;
       },
     );
-    const now = this.liteTable;
-    for (const e of votes.values()) if (now === undefined || e.t.version > now.version) unconfirmed = true;
+    const held = this.liteTable;
+    for (const e of votes.values()) if (held === undefined || e.t.version > held.version) unconfirmed = true;
     return unconfirmed;
   }
 
@@ -1115,7 +1115,7 @@ export class Metadata extends EventEmitter {
     if (peers.length === 0) return;
     const to = peers[this.orphanRenewals % peers.length]!;
     t.request(to, 'meta.lease', { v }, RENEW_MS * 2).then((r) => {
-      if (this.closed || (r as { removed?: unknown } | null)?.removed !== true || !this.state.members.has(to)) return;
+      if (this.closed || !saysRemoved(r) || !this.state.members.has(to)) return;
       this.removalHint();
     }, () => undefined);
   }
@@ -1152,7 +1152,7 @@ export class Metadata extends EventEmitter {
     await askAll(
       others,
       (id) => this.ask(id, 'meta.lease', { v }, RENEW_MS * 2),
-      (_id, r) => (r as { removed?: unknown } | null)?.removed === true && ++yes >= need,
+      (_id, r) => saysRemoved(r) && ++yes >= need,
     );
     if (this.closed) return false;
     this.host.log('info', `${yes} of the ${others.length} other members of the log say it removed this member (${need} needed)`);
@@ -1340,4 +1340,9 @@ function seedOf(id: string): number {
   let h = 2166136261;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
   return h >>> 0;
+}
+
+/** A `meta.lease` answer saying the answering member's log removed the asker. */
+function saysRemoved(r: unknown): boolean {
+  return (r as { removed?: unknown } | null)?.removed === true;
 }

@@ -59,7 +59,7 @@ export class Rounds {
     if (this.closed) return;
     this.arg = Math.max(this.arg, arg);
     this.queued = true;
-    if (this.mayStart()) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+    if (this.mayStart()) this.schedule(this.gapLeft());
   }
 
   /** The round running now confirmed something new: the next one need not wait out the gap. */
@@ -71,6 +71,11 @@ export class Rounds {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  /** How long until MIN_GAP_MS has passed since the last round began (0: it has). */
+  private gapLeft(): number {
+    return Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now());
   }
 
   private mayStart(): boolean {
@@ -113,7 +118,7 @@ export class Rounds {
       this.lastArg = 0;
     }
     if (this.queued) {
-      if (this.mayStart()) this.schedule(Math.max(0, this.startedAt + Rounds.MIN_GAP_MS - performance.now()));
+      if (this.mayStart()) this.schedule(this.gapLeft());
     } else if (again && ++this.retries <= Rounds.RETRIES) {
       this.queued = true;
       this.schedule(Rounds.RETRY_MS);
