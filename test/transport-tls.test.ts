@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Transport } from '../dist/transport/index.js';
+import { memberIdFor } from '../dist/transport/identity.js';
 import type { TlsOptions } from '../dist/transport/index.js';
 import { GridError } from '../dist/errors.js';
 import WebSocket from 'ws';
@@ -20,31 +21,74 @@ const tlsOf = (leaf: string, ca: string): TlsOptions => ({
   ca: readFileSync(join(dir, `${ca}.pem`)),
 });
 
+/** Member id `base` as the holder of leaf's certificate must use (base@<principal>). */
+const idOf = (base: string, leaf: string): string => memberIdFor(base, { cert: readFileSync(join(dir, `${leaf}.pem`)) });
+
 describe('mutual TLS (cluster.tls)', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sg-tls-'));
-    makeCa(dir, 'ca', ['a', 'b', 'relay']);
+    makeCa(dir, 'ca', ['a', 'b', 'relay', 'eve']);
     makeCa(dir, 'other-ca', ['mallory']);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('two members with certificates from the cluster CA listen on wss:// and exchange requests', { timeout: 20_000 }, async () => {
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a', tls: tlsOf('a', 'ca'), log: () => undefined });
-    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b', tls: tlsOf('b', 'ca'), log: () => undefined });
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('a', 'a'), tls: tlsOf('a', 'ca'), log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('b', 'b'), tls: tlsOf('b', 'ca'), log: () => undefined });
     try {
       expect(a.url.startsWith('wss://127.0.0.1:')).toBe(true);
       a.handle('double', (n: number) => n * 2);
-      expect(await b.connect(a.url)).toBe('a');
-      expect(await b.request('a', 'double', 21)).toBe(42);
-      expect(a.urlOf('b')).toBe(b.url);
+      expect(await b.connect(a.url)).toBe(a.memberId);
+      expect(await b.request(a.memberId, 'double', 21)).toBe(42);
+      expect(a.urlOf(b.memberId)).toBe(b.url);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
   });
 
+  it('binds member ids to certificates: a peer whose id names another certificate is refused, dialling or listening', { timeout: 20_000 }, async () => {
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('a6', 'a'), tls: tlsOf('a', 'ca'), log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('b6', 'b'), tls: tlsOf('b', 'ca'), log: () => undefined });
+    // eve holds the secret and a certificate of the cluster CA: a member, but not a nor b
+    const eve = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('eve', 'eve'), tls: tlsOf('eve', 'ca'), log: () => undefined });
+    const asEve = eve as unknown as { memberId: string };
+    const authErrors: string[] = [];
+    a.on('auth-error', (e: GridError) => authErrors.push(e.message));
+    try {
+      a.handle('who', () => 'b');
+      b.handle('who', () => 'b');
+      eve.handle('who', () => 'eve');
+      expect(await b.connect(a.url, 3000)).toBe(a.memberId);
+      // dialling: eve introduces itself with b's id (a takes a second HELLO of a connected id for
+      // that member reconnecting, and would replace b's link with eve's)
+      asEve.memberId = b.memberId;
+      const e1 = await eve.connect(a.url, 3000).catch((e: unknown) => e);
+      expect(e1).toBeInstanceOf(GridError);
+      expect((e1 as GridError).code).toBe('GRID_ERR_AUTH');
+      expect(authErrors.some((m) => m.includes('does not name the certificate'))).toBe(true);
+      expect(a.peers()).toEqual([b.memberId]);
+      expect(await a.request(b.memberId, 'who', null)).toBe('b'); // still b's own link
+      // listening: eve answers a dial with an id bound to a's certificate
+      asEve.memberId = `a7@${a.memberId.slice(a.memberId.lastIndexOf('@') + 1)}`;
+      const e2 = await b.connect(eve.url, 3000).catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(GridError);
+      expect((e2 as GridError).code).toBe('GRID_ERR_AUTH');
+      expect(b.peers()).toEqual([a.memberId]);
+      // an id without the certificate's principal is refused before anything listens
+      const e3 = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'eve2', tls: tlsOf('eve', 'ca'), log: () => undefined }).catch((e: unknown) => e);
+      expect((e3 as GridError).code).toBe('GRID_ERR_INVALID_ARGUMENT');
+      // control: under its own id, eve connects
+      asEve.memberId = idOf('eve', 'eve');
+      expect(await eve.connect(a.url, 3000)).toBe(a.memberId);
+      expect(await a.request(idOf('eve', 'eve'), 'who', null)).toBe('eve');
+    } finally {
+      await Promise.all([a.close(), b.close(), eve.close()]);
+    }
+  });
+
   it('refuses a dialler without a client certificate, and one whose certificate another CA signed', { timeout: 20_000 }, async () => {
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a2', tls: tlsOf('a', 'ca'), log: () => undefined });
-    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'mallory', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('a2', 'a'), tls: tlsOf('a', 'ca'), log: () => undefined });
+    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('mallory', 'mallory'), tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
     try {
       // trusts the cluster CA (so the server's certificate passes) but presents no certificate of its own
       const noCert = await new Promise<string>((resolve) => {
@@ -60,9 +104,9 @@ describe('mutual TLS (cluster.tls)', () => {
       expect(e2).toBeInstanceOf(GridError);
       expect(a.peers()).toEqual([]);
       // control: a member with a certificate of the cluster CA gets in
-      const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b2', tls: tlsOf('b', 'ca'), log: () => undefined });
+      const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('b2', 'b'), tls: tlsOf('b', 'ca'), log: () => undefined });
       try {
-        expect(await b.connect(a.url, 3000)).toBe('a2');
+        expect(await b.connect(a.url, 3000)).toBe(a.memberId);
       } finally {
         await b.close();
       }
@@ -73,8 +117,8 @@ describe('mutual TLS (cluster.tls)', () => {
 
   it('a member logs why it refused a TLS connection (its certificate, none, plain HTTP), not as a malformed HTTP request', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a5', tls: tlsOf('a', 'ca'), log: (level, message) => lines.push(`${level} ${message}`) });
-    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'mallory5', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('a5', 'a'), tls: tlsOf('a', 'ca'), log: (level, message) => lines.push(`${level} ${message}`) });
+    const mallory = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('mallory5', 'mallory'), tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
     const plain = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'plain5', log: () => undefined });
     try {
       expect(await mallory.connect(a.url, 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
@@ -106,8 +150,8 @@ describe('mutual TLS (cluster.tls)', () => {
   });
 
   it('a dialler refuses a listener whose certificate another CA signed', { timeout: 20_000 }, async () => {
-    const evil = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'evil', tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
-    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'b3', tls: tlsOf('b', 'ca'), log: () => undefined });
+    const evil = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('evil', 'mallory'), tls: { ...tlsOf('mallory', 'other-ca'), ca: readFileSync(join(dir, 'ca.pem')) }, log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('b3', 'b'), tls: tlsOf('b', 'ca'), log: () => undefined });
     try {
       expect(await b.connect(evil.url, 3000).catch((e: unknown) => e)).toBeInstanceOf(GridError);
       expect(b.peers()).toEqual([]);
@@ -135,9 +179,9 @@ describe('mutual TLS (cluster.tls)', () => {
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
     const relayPort = (relay.address() as { port: number }).port;
     // b advertises the relay's address, as a member behind a proxy does, so the dialled url checks out
-    const b = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${relayPort}`, secret: SECRET, memberId: 'b4', tls: tlsOf('b', 'ca'), log: () => undefined });
+    const b = await Transport.listen({ host: '127.0.0.1', port: 0, advertise: `127.0.0.1:${relayPort}`, secret: SECRET, memberId: idOf('b4', 'b'), tls: tlsOf('b', 'ca'), log: () => undefined });
     const bPort = (b as unknown as { boundPort: number }).boundPort;
-    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: 'a4', tls: tlsOf('a', 'ca'), log: () => undefined });
+    const a = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: idOf('a4', 'a'), tls: tlsOf('a', 'ca'), log: () => undefined });
     try {
       expect(b.url).toBe(`wss://127.0.0.1:${relayPort}`);
       const viaRelay = await a.connect(b.url, 3000).catch((e: unknown) => e);
@@ -147,9 +191,9 @@ describe('mutual TLS (cluster.tls)', () => {
       expect(b.peers()).toEqual([]);
       // control: dialled directly (b's own bound url), the same two members connect, and the link relies on TLS alone
       b.handle('double', (n: number) => n * 2);
-      expect(await a.connect(`wss://127.0.0.1:${bPort}`, 3000)).toBe('b4');
-      expect(await a.request('b4', 'double', 21)).toBe(42);
-      const link = (a as unknown as { links: Map<string, { sealed: boolean }> }).links.get('b4');
+      expect(await a.connect(`wss://127.0.0.1:${bPort}`, 3000)).toBe(b.memberId);
+      expect(await a.request(b.memberId, 'double', 21)).toBe(42);
+      const link = (a as unknown as { links: Map<string, { sealed: boolean }> }).links.get(b.memberId);
       expect(link?.sealed).toBe(false);
     } finally {
       await Promise.all([a.close(), b.close()]);

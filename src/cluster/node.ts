@@ -31,6 +31,7 @@ import { GridClosedError, GridError, InvalidArgumentError, InvalidOptionError, M
 import { isTable, lastCopiesOf, migrating, migrations, namedIn, ownedBy, type PartitionTable } from '../ring/table.js';
 import type { ShardStore } from '../storage/store.js';
 import { Transport, type LogFn } from '../transport/transport.js';
+import { memberIdFor } from '../transport/identity.js';
 import { MAX_ID_CHARS, safeText } from '../transport/wire.js';
 import { createLog, type Logger } from '../log.js';
 import { RETRY_DEADLINE_MS, sleep, type MemberContext } from './context.js';
@@ -125,7 +126,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
     this.backups = opts.backups;
     this.store = host.store;
     this.partitions = host.store.partitions;
-    this.memberId = `${opts.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+    this.memberId = memberIdFor(`${opts.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`, opts.tls);
     this.replicas = new Replicas(this, host.lockTimeout);
     this.router = new Router(this, this.replicas);
     this.migration = new Migration(this, this.replicas);
@@ -485,7 +486,7 @@ export class ClusterNode extends EventEmitter implements MemberContext {
           // this member's own former id, which the others' gossip may still carry as alive before
           // this new identity has the log that removed it
           this.formerIds = [this.memberId, ...this.formerIds.slice(0, 7)];
-          this.memberId = `${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`;
+          this.memberId = memberIdFor(`${this.lite ? 'lite' : 'm'}-${randomBytes(6).toString('hex')}`, o.tls);
         }
         fresh = false;
         this.removedAgain = false;

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { MEMBER_URL_FORM, SECRET_RULE_MESSAGE, isMemberUrl, isStrongEnoughSecret, tlsMaterialProblem } from '../config.js';
 import { InvalidArgumentError, InvalidOptionError, ProtocolError } from '../errors.js';
 import { Transport, type TlsOptions } from '../transport/transport.js';
+import { memberIdFor } from '../transport/identity.js';
 import { safeText } from '../transport/wire.js';
 import type { CpCounts } from './metadata/cp-state.js';
 
@@ -145,7 +146,7 @@ export async function fetchClusterStatus(url: string, secret: string, timeoutMs 
     host: '127.0.0.1',
     port: 0,
     secret,
-    memberId: `status-${randomBytes(8).toString('hex')}`,
+    memberId: memberIdFor(`status-${randomBytes(8).toString('hex')}`, tls),
     // a wss:// member asks for our certificate (mutual TLS)
     ...(tls === undefined ? {} : { tls }),
     // failures reach the caller as rejections; a CLI must not also print transport warnings

@@ -37,6 +37,7 @@
  * resolves when the winning connection opens.
  */
 import { LatencyHistogram } from './latency.js';
+import { principalOf, principalOfId, principalOfPem } from './identity.js';
 import { createLog } from '../log.js';
 import { isIP } from 'node:net';
 import { MEMBER_URL_FORM, isHostPort, isMemberUrl } from '../config.js';
@@ -660,6 +661,9 @@ function checkOptions(o: TransportOptions): void {
     if (typeof t !== 'object' || t === null || !pem(t.key) || !pem(t.cert) || !(pem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(pem)))) {
       bad('tls must be { key, cert, ca } of PEM strings or buffers');
     }
+    // peers refuse an id that names another certificate than the one this member presents (identity.ts)
+    const own = principalOfPem(t.cert);
+    if (own !== undefined && principalOfId(o.memberId) !== own) bad(`memberId must end with @${own}, the principal of tls.cert (memberIdFor)`);
   }
 }
 
@@ -1721,6 +1725,7 @@ export class Transport extends EventEmitter {
       this.sameId(link);
       return;
     }
+    if (!this.idMatchesCertificate(link)) return;
     link.state = S_AUTH;
     link.ws.send(encodeChallenge(this.memberId, link.myNonce));
   }
@@ -1733,6 +1738,8 @@ export class Transport extends EventEmitter {
     }
     link.id = c.id;
     link.theirNonce = c.nonce;
+    // a probe reports the id a url answers with: with TLS, only one its certificate backs
+    if (!this.idMatchesCertificate(link)) return;
     if (link.probe) {
       // the listener named itself: that is all a probe asks (see probe)
       const dial = link.dial;
@@ -1870,6 +1877,22 @@ export class Transport extends EventEmitter {
     if (this.urls.size > MAX_REMEMBERED_URLS) this.urls.delete(this.urls.keys().next().value!);
     this.emit('connected', link.id, link.url);
     if (link.dial !== undefined) this.settleDial(link, undefined);
+  }
+
+  /**
+   * With TLS: whether the id the peer introduced itself with (HELLO, CHALLENGE) names the
+   * certificate its TLS connection presented (identity.ts); if not, the link is refused as an
+   * authentication failure and false returned. Without TLS (no certificate to bind): true.
+   */
+  private idMatchesCertificate(link: Link): boolean {
+    const sock = link.tlsSocket;
+    if (sock === undefined) return true;
+    const cert = sock.getPeerX509Certificate();
+    const want = cert === undefined ? undefined : principalOf(cert);
+    if (want !== undefined && principalOfId(link.id) === want) return true;
+    const id = safeText(link.id, LOG_TEXT_CHARS);
+    this.authFailed(link, `${link.url === '' ? 'a peer' : safeText(link.url, LOG_TEXT_CHARS)} introduced itself as ${id}, which does not name the certificate it presented (member ids end with @${want ?? '?'} for that certificate): refused, one member's key cannot speak for another`);
+    return false;
   }
 
   private authFailed(link: Link, message: string): void {

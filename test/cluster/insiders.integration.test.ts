@@ -1,10 +1,15 @@
 // Insiders are bounded too (issue 11, F8 and F9): a peer that holds the cluster secret cannot
 // install a partition table outside the metadata log, nor make a gossiped stranger the coordinator.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrid, fetchClusterStatus, type Grid } from '../../dist/index.js';
 import { Transport } from '../../dist/transport/transport.js';
+import { memberIdFor, principalOfPem } from '../../dist/transport/identity.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
+import { makeCa, tlsOf } from '../fixtures/tls.js';
 
 const SECRET = 'insiders-test-secret-0123456789abcdef';
 
@@ -152,5 +157,43 @@ describe('insiders with the secret are bounded (F8, F9)', () => {
       expect(lite.cluster!.currentTable!.owners.every((o) => o.length > 0 && o.every((id) => id === a.id || id === b.id))).toBe(true);
       expect(await lite.map<string>('rogue').getMany(keys)).toEqual(keys.map((k) => `v-${k}`));
     }, 30_000);
+  });
+});
+
+describe('per-member certificates (cluster.tls): a member id is bound to its certificate', () => {
+  it('members with certificates of their own form a cluster under ids naming them, and a member of the CA cannot speak under another member id', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-ids-tls-'));
+    makeCa(dir, 'ca', ['a', 'b', 'lite', 'eve']);
+    const grids: Grid[] = [];
+    let eve: Transport | undefined;
+    try {
+      const start = async (leaf: string, lite: boolean, seeds: string[]) => {
+        const g = await createGrid({ workers: 1, memory: '16MB', cluster: { lite, port: 0, seeds, backups: 1, secret: SECRET, tls: tlsOf(dir, leaf, 'ca') } });
+        grids.push(g);
+        return g;
+      };
+      const a = await start('a', false, []);
+      const b = await start('b', false, [a.cluster!.url]);
+      const lite = await start('lite', true, [a.cluster!.url]);
+      for (const [g, leaf] of [[a, 'a'], [b, 'b'], [lite, 'lite']] as const) {
+        expect(g.cluster!.memberId.endsWith(`@${principalOfPem(tlsOf(dir, leaf, 'ca').cert)}`)).toBe(true);
+      }
+      const m = lite.map<string>('bound');
+      for (let i = 0; i < 200; i++) await m.set(`k${i}`, `v${i}`);
+      // eve holds the secret and a certificate of the cluster CA, and introduces itself to b as a
+      eve = await Transport.listen({ host: '127.0.0.1', port: 0, secret: SECRET, memberId: memberIdFor('m-eve', tlsOf(dir, 'eve', 'ca')), tls: tlsOf(dir, 'eve', 'ca'), log: () => undefined });
+      (eve as unknown as { memberId: string }).memberId = a.cluster!.memberId;
+      const refused = await eve.connect(b.cluster!.url, 3000).catch((e: unknown) => e);
+      expect((refused as { code?: string }).code).toBe('GRID_ERR_AUTH');
+      // b still reaches the real a: every key stays readable, writes keep their copies
+      for (let i = 0; i < 200; i++) await m.set(`k${i}`, `w${i}`);
+      expect(await m.getMany(Array.from({ length: 200 }, (_, i) => `k${i}`))).toEqual(Array.from({ length: 200 }, (_, i) => `w${i}`));
+      const st = await fetchClusterStatus(b.cluster!.url, SECRET, 5000, tlsOf(dir, 'lite', 'ca'));
+      expect(st.members.filter((x) => !x.lite && x.status === 'alive').map((x) => x.id).sort()).toEqual([a.cluster!.memberId, b.cluster!.memberId].sort());
+    } finally {
+      await eve?.close();
+      for (const g of grids.reverse()) await g.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

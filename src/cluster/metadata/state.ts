@@ -31,6 +31,7 @@
  */
 import { emptyTable, isAssignment, keepsData, tableAt, without, type Assignment, type PartitionTable } from '../../ring/table.js';
 import { isMemberUrl } from '../../config.js';
+import { isMemberIdName } from '../../transport/wire.js';
 import { CpState, isCpSnapshot, parseCpBatch, type CpApplied, type CpBatch, type CpSnapshot } from './cp-state.js';
 
 /** Data members the log admits; a join beyond this is ignored (a secret holder cannot flood it). */
@@ -73,10 +74,9 @@ export interface StateSnapshot {
   cp: CpSnapshot;
 }
 
-const ID = /^[A-Za-z0-9._:-]+$/;
-
+/** A member id the log takes: the transport's rule (with TLS, ids carry `@` and their certificate's principal, identity.ts). */
 export function isMemberId(x: unknown): x is string {
-  return typeof x === 'string' && x.length > 0 && x.length <= MAX_ID_CHARS && ID.test(x);
+  return isMemberIdName(x);
 }
 
 /** Validates a decoded command; undefined when it is not one. */
