@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MetaState, parseCommand, type Command } from '../../src/cluster/metadata/state.js';
 import { assign, assignCached, lastCopiesOf, plan } from '../../src/ring/table.js';
-import { Rounds, tableDigest, vouchersNeeded } from '../../src/cluster/metadata/vouch.js';
+import { Rounds, Tally, learnerToPromote, tableDigest, vouchersNeeded } from '../../src/cluster/metadata/vouch.js';
 
 const P = 8;
 
@@ -173,6 +173,39 @@ describe('assignCached', () => {
 describe('claims confirmed by f+1 members (vouch.ts)', () => {
   it('f+1 of n members vouch: 1 of 1-2, 2 of 3-4, 3 of 5-6', () => {
     expect([1, 2, 3, 4, 5, 6, 7].map(vouchersNeeded)).toEqual([1, 1, 2, 2, 3, 3, 4]);
+  });
+
+  it('agreement counts the ids of one certificate once: many members started with one key do not outvote the others', () => {
+    const agrees = (asked: string[], yes: string[], self?: string) => {
+      const t = new Tally(asked, self);
+      let reached = false;
+      for (const id of yes) reached = t.add(id);
+      return reached;
+    };
+    // without TLS (no principal in the ids): f+1 ids, as before
+    expect(agrees(['m-a', 'm-b', 'm-c'], ['m-a'])).toBe(false);
+    expect(agrees(['m-a', 'm-b', 'm-c'], ['m-a', 'm-b'])).toBe(true);
+    // a certificate per member, and one key that started four members (ids @e): 7 ids (4 needed)
+    // of 4 certificates (2 needed); old rule (ids only): the four of @e alone were enough
+    const asked = ['m-1@a', 'm-2@b', 'm-3@c', 'm-4@e', 'm-5@e', 'm-6@e', 'm-7@e'];
+    expect(agrees(asked, ['m-4@e', 'm-5@e', 'm-6@e', 'm-7@e'])).toBe(false);
+    expect(agrees(asked, ['m-1@a', 'm-2@b', 'm-4@e', 'm-5@e'])).toBe(true);
+    // members that share one certificate: one principal, so the id count decides (as before)
+    expect(agrees(['m-a@s', 'm-b@s', 'm-c@s'], ['m-a@s'])).toBe(false);
+    expect(agrees(['m-a@s', 'm-b@s', 'm-c@s'], ['m-a@s', 'm-b@s'])).toBe(true);
+    // removalRound counts the asking member in n: 2 others + self = 3, so 2 of the others
+    expect(agrees(['m-b@b', 'm-c@c'], ['m-b@b'], 'm-a@a')).toBe(false);
+    expect(agrees(['m-b@b', 'm-c@c'], ['m-b@b', 'm-c@c'], 'm-a@a')).toBe(true);
+  });
+
+  it('a learner is promoted to voter preferring one whose certificate no voter has', () => {
+    const alive = (id: string) => !id.startsWith('dead');
+    expect(learnerToPromote(['m-2@a', 'm-3@b'], ['m-1@a'], alive)).toBe('m-3@b');
+    expect(learnerToPromote(['dead-3@b', 'm-2@a', 'm-4@c'], ['m-1@a'], alive)).toBe('m-4@c');
+    // none of another certificate alive: the oldest alive (shared certificates, or no TLS)
+    expect(learnerToPromote(['dead-3@b', 'm-2@a', 'm-5@a'], ['m-1@a'], alive)).toBe('m-2@a');
+    expect(learnerToPromote(['m-b', 'm-c'], ['m-a'], alive)).toBe('m-b');
+    expect(learnerToPromote(['dead-x'], [], alive)).toBeUndefined();
   });
 
   it("a table's digest covers every field and not the key order a peer sent them in", () => {

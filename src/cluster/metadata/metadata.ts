@@ -29,7 +29,7 @@ import { LazyCommits, OwnCpEntries, cpBatchTooBig, isOversizedCpBatch, packCpEnt
 import { DRIFT, LEASE_MS, Lease, LeaseTable, RENEW_MS, now } from './lease.js';
 import { isMemberUrl } from '../../config.js';
 import { MetaState, isMemberId, isStateSnapshot, parseCommand, type Applied, type Command, type StateSnapshot } from './state.js';
-import { Rounds, askAll, tableDigest, vouchersNeeded } from './vouch.js';
+import { Rounds, Tally, askAll, learnerToPromote, tableDigest } from './vouch.js';
 
 /** Raft clock: one tick. Elections time out after 10-20 ticks, the leader heartbeats every tick. */
 export const TICK_MS = 100;
@@ -763,10 +763,10 @@ export class Metadata extends EventEmitter {
     }
     const want = members.size >= 5 ? 5 : Math.min(3, members.size);
     if (cfg.voters.length < want) {
-      // promote the oldest learner that SWIM believes alive and whose log caught up
-      for (const id of members.keys()) {
-        if (cfg.learners.includes(id) && this.host.swimStatus(id) === 'alive') return change('promote', id);
-      }
+      // promote the oldest learner that SWIM believes alive, preferring one whose certificate no
+      // voter has (vouch.ts learnerToPromote)
+      const id = learnerToPromote([...members.keys()].filter((x) => cfg.learners.includes(x)), cfg.voters, (x) => this.host.swimStatus(x) === 'alive');
+      if (id !== undefined) return change('promote', id);
     }
   }
 
@@ -1008,19 +1008,18 @@ export class Metadata extends EventEmitter {
     const cur = this.liteTable;
     const swim = this.liteConfirmed ? [] : this.host.dataMembers();
     const ids = (swim.length > 0 ? swim : namedIn(cur)).filter((id) => id !== this.host.memberId).slice(0, LITE_ASKED);
-    const need = vouchersNeeded(ids.length);
     const body = v > 0 ? { v } : null;
-    const votes = new Map<string, { t: PartitionTable; n: number }>();
+    const votes = new Map<string, { t: PartitionTable; tally: Tally }>();
     let unconfirmed = false;
     await askAll(
       ids,
       (id) => this.ask(id, 'grid.table?', body, LITE_ASK_MS + (body === null ? 0 : TABLE_WAIT_MS)),
-      (_id, b) => {
+      (id, b) => {
         if (this.closed || b === null || !isTable(b, this.host.partitions)) return false;
         const d = tableDigest(b);
         let e = votes.get(d);
-        if (e === undefined) votes.set(d, (e = { t: b, n: 0 }));
-        if (++e.n >= need) this.installLite(e.t);
+        if (e === undefined) votes.set(d, (e = { t: b, tally: new Tally(ids) }));
+        if (e.tally.add(id)) this.installLite(e.t);
         // done once the version hinted (or a newer one) is confirmed; stragglers are not waited for
         return this.liteConfirmed && v > 0 && this.liteTable!.version >= v;
       },
@@ -1146,17 +1145,16 @@ export class Metadata extends EventEmitter {
       return false;
     }
     const others = [...this.state.members.keys()].filter((id) => id !== me);
-    const need = vouchersNeeded(others.length + 1);
+    const yes = new Tally(others, me);
     const v = this.state.table.version;
-    let yes = 0;
     await askAll(
       others,
       (id) => this.ask(id, 'meta.lease', { v }, RENEW_MS * 2),
-      (_id, r) => saysRemoved(r) && ++yes >= need,
+      (id, r) => saysRemoved(r) && yes.add(id),
     );
     if (this.closed) return false;
-    this.host.log('info', `${yes} of the ${others.length} other members of the log say it removed this member (${need} needed)`);
-    if (yes < need) return yes > 0;
+    this.host.log('info', `${yes.count} of the ${others.length} other members of the log say it removed this member (${yes.needed} needed)`);
+    if (!yes.reached()) return yes.count > 0;
     this.lease.revoke();
     this.emit('removed', 'removed');
     return false;

@@ -10,11 +10,77 @@
  */
 import { createHash } from 'node:crypto';
 import type { PartitionTable } from '../../ring/table.js';
+import { principalOfId } from '../../transport/identity.js';
 import { packr } from '../../transport/wire.js';
 
 /** f+1 for n members (f = floor((n-1)/2)): n = 1 or 2 → 1, 3-4 → 2, 5-6 → 3. */
 export function vouchersNeeded(n: number): number {
   return Math.floor((Math.max(n, 1) - 1) / 2) + 1;
+}
+
+/**
+ * Who speaks with one voice: with `cluster.tls` the certificate an id names (identity.ts: every id
+ * of one key is one principal, however many members it started), else the id itself.
+ */
+export function principalKey(id: string): string {
+  return principalOfId(id) ?? id;
+}
+
+/**
+ * Agreement among the members asked: reached once f+1 of their ids agreed and, counting the ids
+ * of one certificate once, f+1 of their principals (each f from its own count). Without TLS, or
+ * with a certificate per member, the two counts are the same; members that share one certificate
+ * are one principal, so the id count decides, as before principals were counted. What the second
+ * count stops: the key of one member starting more members of its own to outvote the others.
+ * `self`: a member counted among n but not asked (removalRound counts the asking member).
+ */
+export class Tally {
+  private readonly needIds: number;
+  private readonly needPrincipals: number;
+  private ids = 0;
+  private readonly principals = new Set<string>();
+
+  constructor(asked: readonly string[], self?: string) {
+    const all = self === undefined ? asked : [...asked, self];
+    this.needIds = vouchersNeeded(all.length);
+    this.needPrincipals = vouchersNeeded(new Set(all.map(principalKey)).size);
+  }
+
+  /** Records the agreement of `id` (each id once); true once agreement is reached. */
+  add(id: string): boolean {
+    this.ids++;
+    this.principals.add(principalKey(id));
+    return this.reached();
+  }
+
+  reached(): boolean {
+    return this.ids >= this.needIds && this.principals.size >= this.needPrincipals;
+  }
+
+  /** For log lines: "k of n needed". */
+  get needed(): number {
+    return this.needIds;
+  }
+
+  get count(): number {
+    return this.ids;
+  }
+}
+
+/**
+ * The learner to promote to voter, of `learners` (oldest first) that `alive` says are alive: the
+ * oldest whose principal (principalKey) no voter has, else the oldest. So the key of one member
+ * gets a second voter seat only when no other member could take it.
+ */
+export function learnerToPromote(learners: readonly string[], voters: readonly string[], alive: (id: string) => boolean): string | undefined {
+  const taken = new Set(voters.map(principalKey));
+  let first: string | undefined;
+  for (const id of learners) {
+    if (!alive(id)) continue;
+    if (!taken.has(principalKey(id))) return id;
+    first ??= id;
+  }
+  return first;
 }
 
 /** A digest of a table's contents (its fields in a fixed order: the key order of a peer's map does not count). */
