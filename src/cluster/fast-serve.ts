@@ -10,7 +10,7 @@ import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import type { FastPeer } from '../transport/transport.js';
 import type { MemberContext } from './context.js';
-import { rawAt, rawSize, writeRaw } from './fast-ops.js';
+import { rawSize, writeRaw } from './fast-ops.js';
 import type { RawState } from './records.js';
 import type { Replicas } from './replicas.js';
 import { keyOf } from './unsettled.js';
@@ -204,28 +204,31 @@ export class FastService {
     const name = r.map.name;
     const rid = r.rid();
     let again = false;
-    // true while write() can only run in this synchronous run: the store's current key is still this one
+    // true while write() can only run in this synchronous run: the store's current key is still
+    // this one, and the primary and lease checks above still hold (nothing ran in between)
     let keySet = true;
     const write = (): void => {
-      this.r.assertPrimary(p);
+      if (!keySet) {
+        this.r.assertPrimary(p);
+        st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      }
       if (rid !== undefined && this.r.dedupe.has(p, rid)) {
         // a retry of a SET this partition already applied (its reply was lost): applying it again
         // could undo a later write; it is answered once the copies hold the key's state again
         again = true;
         return;
       }
-      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
       const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
       // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
       const un = this.r.unsettled;
       const uk = keyOf(name, ks);
-      const u = un.begin(p, uk, () => this.r.records.stateHere(p, mapId));
+      const u = un.join(uk) ?? un.create(p, uk, this.r.records.stateHere(p, mapId));
       const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
       if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
         un.abandon(uk, u);
         throw new MemoryFullError(st.fullMessage());
       }
-      this.r.shipPut(p, name, ks, keyLen, uk, u, rid, rawAt(buf, vType, vExp, vOff, vLen), undefined, buf, vType, vExp, vOff, vLen, reply);
+      this.r.shipPut(p, name, ks, keyLen, uk, u, rid, undefined, buf, vType, vExp, vOff, vLen, reply);
     };
     const reply = (err: unknown): void => {
       if (!peer.isOpen) return;
@@ -237,14 +240,15 @@ export class FastService {
       w.u8(R_OK);
       w.u32(id);
     };
-    const resend = (): void => {
-      const key = buf.toString('utf8', keyOff, keyOff + keyLen);
-      this.r.replicateAgain(p, name, key, rid!, undefined).then(() => reply(undefined), reply);
-    };
     const res = this.r.records.serial(p, write);
     keySet = false;
-    if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));
-    else if (again) resend();
+    if (res instanceof Promise) res.then(() => (again ? this.resend(p, name, buf.toString('utf8', keyOff, keyOff + keyLen), rid!, reply) : undefined), (e: unknown) => peer.replyError(id, e));
+    else if (again) this.resend(p, name, buf.toString('utf8', keyOff, keyOff + keyLen), rid!, reply);
+  }
+
+  /** A SET retried under request id `rid` that partition p already applied: answered once the copies hold the key's state again. */
+  private resend(p: number, name: string, key: string, rid: string, reply: (err: unknown) => void): void {
+    this.r.replicateAgain(p, name, key, rid, undefined).then(() => reply(undefined), reply);
   }
 
   /** A replicated write (REP) on a copy: fenced by table version, applied in arrival order per partition. */
@@ -259,11 +263,13 @@ export class FastService {
     const epoch = r.version;
     const tv = r.tableVersion;
     const rid = r.rid();
-    let keySet = true; // as in serveSet
+    let keySet = true; // as in serveSet: in this synchronous run the fence above still holds
     const apply = (): void => {
-      this.r.checkCopy(p, epoch, from, tv);
+      if (!keySet) {
+        this.r.checkCopy(p, epoch, from, tv);
+        st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      }
       if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
-      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
       if (vType < 0) {
         st.remove(p, mapId, Date.now());
         return;

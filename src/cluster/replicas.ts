@@ -845,13 +845,15 @@ export class Replicas {
   /**
    * The rest of a set applied on this primary (a FAST SET from another member, fast-serve.ts, or
    * a set of this member's own, RoutedMap.setHere), in the same synchronous run as its put, still
-   * under p's lock: records request id `rid`, ships the key's new `state` to every copy as a REP
-   * (as `raw`, or from the bytes of a received frame `b`) and calls `reply` once all live copies
-   * applied it, or with the error that failed the write. `u`: the key's unsettled record (begun
-   * before the put), `uk` its key (keyOf), `ks` the key and `klen` its UTF-8 length.
+   * under p's lock: records request id `rid`, ships the key's new state to every copy as a REP
+   * (as `raw`, or from the bytes of a received frame `b`, which must stay as they are until the
+   * write settles) and calls `reply` once all live copies applied it, or with the error that
+   * failed the write. `u`: the key's unsettled record (begun before the put), `uk` its key
+   * (keyOf), `ks` the key and `klen` its UTF-8 length. The state is decoded from `b` only when
+   * the unsettled record needs it at the settle (rarely: another write of the key in flight).
    */
   shipPut(
-    p: number, name: string, ks: string, klen: number, uk: string, u: Unsettled, rid: string | undefined, state: RawState,
+    p: number, name: string, ks: string, klen: number, uk: string, u: Unsettled, rid: string | undefined,
     raw: RawState | undefined, b: Buffer | undefined, vType: number, vExp: number, vOff: number, vLen: number, reply: (err: unknown) => void,
   ): void {
     const un = this.unsettled;
@@ -863,7 +865,8 @@ export class Replicas {
     if (held) this.hold(uk, rid, undefined);
     const ship = this.shipment(p, targets, (err) => {
       if (held) this.unhold(uk, rid);
-      un.settle(uk, u, seq, state, err === undefined);
+      const ok = err === undefined;
+      un.settle(uk, u, seq, ok && un.needsState(u) ? (raw !== undefined ? raw : rawAt(b!, vType, vExp, vOff, vLen)) : null, ok);
       if (err !== undefined) this.resyncLater(p, name, ks, u);
       reply(err);
     });
