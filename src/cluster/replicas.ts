@@ -519,9 +519,10 @@ export class Replicas {
   /**
    * Sends one copy of partition p the key's state (a RawState, or a STATE of a received frame at
    * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
-   * `ship`; a generic grid.rep when it does not fit a FAST record.
+   * `ship`; a generic grid.rep when it does not fit a FAST record. `uk`: the key's keyOf when the
+   * caller has it; `held`: the key's in-flight records when the caller just added to them (hold).
    */
-  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done, uk?: string): void {
+  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done, uk?: string, held?: Held): void {
     const peer = this.ctx.transport.peer(to);
     const epoch = this.table!.epochs[p];
     const tv = this.table!.version;
@@ -535,7 +536,7 @@ export class Replicas {
     // the records of every such write still being replicated, not only this one's: a copy that
     // got the effect of an earlier write only through this state (the earlier write's own REP
     // refused, the write then failed as moved and was retried there) must not apply it again
-    const others = this.inflight.size === 0 ? undefined : this.inflight.get(uk ?? inflightKey(map, key));
+    const others = held !== undefined ? held : this.inflight.size === 0 ? undefined : this.inflight.get(uk ?? inflightKey(map, key));
     const more = others !== undefined && (others.size > 1 || done === undefined || !others.has(done[0]));
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
@@ -592,15 +593,21 @@ export class Replicas {
    */
   shipment(p: number, targets: readonly string[], finish: (err: unknown) => void): Shipment {
     const epoch = this.table!.epochs[p];
-    const st = this.repStats;
-    const counted = (err: unknown): void => {
-      if (err === undefined) st.writes++;
-      else st.failed++;
-      st.copyAcks += ship.acked.length;
-      finish(err);
-    };
-    const ship: Shipment = new Shipment((err) => (err !== undefined ? counted(err) : this.enoughCopies(ship, p, epoch, counted)), targets);
+    const ship: Shipment = new Shipment((err) => {
+      // the common case (every copy answered and enough owners hold it) without a closure more
+      if (err !== undefined || this.copiesHold(ship, p, epoch)) this.counted(ship, err, finish);
+      else this.enoughCopies(ship, p, epoch, (e) => this.counted(ship, e, finish));
+    }, targets);
     return ship;
+  }
+
+  /** A shipment settled: counted in the replication stats, then `finish(err)`. */
+  private counted(ship: Shipment, err: unknown, finish: (err: unknown) => void): void {
+    const st = this.repStats;
+    if (err === undefined) st.writes++;
+    else st.failed++;
+    st.copyAcks += ship.acked.length;
+    finish(err);
   }
 
   /**
@@ -622,11 +629,15 @@ export class Replicas {
     return n;
   }
 
+  /** Whether enough owners hold the write of `ship` now, this member still p's primary at `epoch`: untilTable's first check, without its closures. */
+  private copiesHold(ship: Shipment, p: number, epoch: number): boolean {
+    const t = this.table;
+    return t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies();
+  }
+
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
-    // the common case, checked as untilTable's first check would, without its closures
-    const t = this.table;
-    if (t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies()) {
+    if (this.copiesHold(ship, p, epoch)) {
       finish(undefined);
       return;
     }
@@ -831,10 +842,11 @@ export class Replicas {
    * Marks request `rid` (result `result`) of key `k` (`keyOf(map, key)`) as being replicated:
    * until `unhold(k, rid)` every replicated state of that key carries its record (see `ship`).
    */
-  hold(k: string, rid: string, result: unknown): void {
-    const h = this.inflight.get(k);
-    if (h === undefined) this.inflight.set(k, new Held(rid, result));
+  hold(k: string, rid: string, result: unknown): Held {
+    let h = this.inflight.get(k);
+    if (h === undefined) this.inflight.set(k, (h = new Held(rid, result)));
     else h.add(rid, result);
+    return h;
   }
 
   unhold(k: string, rid: string): void {
@@ -862,7 +874,8 @@ export class Replicas {
     const seq = un.shipped(u);
     // the set's record rides on every replicated state of the key until its own replication ends
     const held = rid !== undefined && targets.length > 0;
-    if (held) this.hold(uk, rid, undefined);
+    // the key's records in flight, this set's among them: what its REPs carry (see `ship`)
+    const h = held ? this.hold(uk, rid, undefined) : undefined;
     const ship = this.shipment(p, targets, (err) => {
       if (held) this.unhold(uk, rid);
       const ok = err === undefined;
@@ -873,7 +886,7 @@ export class Replicas {
     if (targets.length > 0) {
       const k: KeySource = { s: ks, len: klen };
       const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
-      for (const to of targets) this.ship(ship, p, to, name, k, raw, b, vType, vExp, vOff, vLen, 0, done, uk);
+      for (const to of targets) this.ship(ship, p, to, name, k, raw, b, vType, vExp, vOff, vLen, 0, done, uk, h);
     }
     ship.done();
   }
