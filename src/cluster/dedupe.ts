@@ -40,19 +40,21 @@ class Client {
   qCap = 4;
   qHead = 0;
   qLen = 0;
+  /**
+   * The counters of the oldest and the newest in-order record (when qLen > 0), kept here as well:
+   * the common look-up, a new counter above every record, then reads this object only, not the
+   * ring's memory (a primary checks every write's id before applying it).
+   */
+  lo = 0;
+  hi = 0;
   /** Records that arrived out of order: counter → slot. */
   extra: Map<number, number> | undefined;
 
   constructor(readonly prefix: string) {}
 
-  /** The counter of the newest in-order record (qLen > 0). */
-  private tail(): number {
-    return this.q[((this.qHead + this.qLen - 1) & (this.qCap - 1)) << 1];
-  }
-
   /** The slot of counter `seq`, or -1. */
   find(seq: number): number {
-    if (this.qLen > 0 && seq >= this.q[this.qHead << 1] && seq <= this.tail()) {
+    if (this.qLen > 0 && seq >= this.lo && seq <= this.hi) {
       const i = this.search(seq);
       if (i >= 0 && this.q[(i << 1) + 1] >= 0) return this.q[(i << 1) + 1];
     }
@@ -79,7 +81,7 @@ class Client {
 
   /** Whether counter `seq` is newer than every in-order record: `add` appends it (`find` need not search). */
   isNext(seq: number): boolean {
-    return this.qLen === 0 || seq > this.tail();
+    return this.qLen === 0 || seq > this.hi;
   }
 
   /** Records counter `seq` (not held: find gave -1) at `slot`. */
@@ -94,6 +96,8 @@ class Client {
     this.q[i] = seq;
     this.q[i + 1] = slot;
     this.qLen = n + 1;
+    if (n === 0) this.lo = seq;
+    this.hi = seq;
   }
 
   private grow(): void {
@@ -127,7 +131,7 @@ class Client {
 
   private shift(): void {
     this.qHead = (this.qHead + 1) & (this.qCap - 1);
-    this.qLen--;
+    if (--this.qLen > 0) this.lo = this.q[this.qHead << 1];
   }
 }
 
