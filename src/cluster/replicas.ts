@@ -78,6 +78,9 @@ export class Replicas {
   private readonly dropWaiters = new TableWaiters();
   /** While writes wait on the table: checks every LEASE_WATCH_MS that this member's lease still covers them (untilTable). */
   private leaseWatch: NodeJS.Timeout | undefined;
+  /** This member's role in each partition of table `rolesOf` (ROLE_*): the fences' test of every write, without comparing member ids. */
+  private roles = new Uint8Array(0);
+  private rolesOf: PartitionTable | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
   private readonly inflight = new Map<string, Held>();
   /** Drains the eviction journal (startEvictionShipping). */
@@ -478,7 +481,7 @@ export class Replicas {
   assertPrimary(p: number): void {
     if (this.ctx.closed) throw new GridClosedError('member is closing');
     const t = this.table;
-    if (t === undefined || t.owners[p][0] !== this.ctx.memberId || this.ctx.restarting) {
+    if (t === undefined || this.roleIn(t, p) !== ROLE_PRIMARY || this.ctx.restarting) {
       throw new PartitionMovedError(`partition ${p} is not primary on member ${this.ctx.memberId}`, { partition: p, version: this.version });
     }
     if (!UNFENCED && !this.ctx.meta.lease.covers(t.epochs[p])) {
@@ -830,11 +833,24 @@ export class Replicas {
     if (t === undefined || epoch > t.epochs[p] || version > t.version) {
       throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} / table ${version} yet`, { partition: p, epoch });
     }
-    if (epoch < t.epochs[p] || t.owners[p][0] !== from || t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
+    // a copy: an owner other than the primary, or pending (roleIn)
+    if (epoch < t.epochs[p] || t.owners[p][0] !== from || this.roleIn(t, p) !== ROLE_COPY) {
       throw new PartitionMovedError(`partition ${p} moved (epoch ${t.epochs[p]}, table ${t.version})`, { partition: p, version: t.version });
     }
   }
 
+
+  /** This member's role in partition p under table t (tables are immutable once applied: computed once per table). */
+  private roleIn(t: PartitionTable, p: number): number {
+    if (this.rolesOf !== t) {
+      const me = this.ctx.memberId;
+      const r = new Uint8Array(t.owners.length);
+      for (let q = 0; q < r.length; q++) r[q] = t.owners[q][0] === me ? ROLE_PRIMARY : t.owners[q].includes(me) || t.pending[q].includes(me) ? ROLE_COPY : ROLE_NONE;
+      this.roles = r;
+      this.rolesOf = t;
+    }
+    return this.roles[p];
+  }
 
   // ── writes on this primary ────────────────────────────────────────────────────────────────────
 
@@ -1033,6 +1049,11 @@ export class Held {
     return this.many === undefined ? [[this.rid, this.result]] : [...this.many];
   }
 }
+
+/** A member's role in a partition (Replicas.roleIn): none, its primary, or a copy (another owner, or pending). */
+const ROLE_NONE = 0;
+const ROLE_PRIMARY = 1;
+const ROLE_COPY = 2;
 
 /** Most request records one replicated state carries besides its own (a bound a peer is held to). */
 const MAX_INFLIGHT_RECORDS = 256;
