@@ -29,12 +29,24 @@ export function isRequestId(x: unknown): x is string {
  * record that arrives out of order (a retry, a hand-over, concurrent routes) goes to `extra`.
  */
 class Client {
-  /** Sequence numbers of the in-order records, increasing from the oldest (at qHead). */
-  qSeq: Float64Array = new Float64Array(4);
-  /** Their slots in the partition's ring; -1: forgotten (expired) but not yet at the front. */
-  qSlot: Int32Array = new Int32Array(4);
+  /**
+   * The in-order records as pairs in one array (a record's two numbers share a cache line: with
+   * ~1M records a member reads them from cold memory): [2i] the counter, increasing from the
+   * oldest (at qHead); [2i+1] its slot in the partition's ring, -1 when forgotten (expired) but
+   * not yet at the front.
+   */
+  q: Float64Array = new Float64Array(8);
+  /** Pairs the ring holds (q.length / 2, a power of two). */
+  qCap = 4;
   qHead = 0;
   qLen = 0;
+  /**
+   * The counters of the oldest and the newest in-order record (when qLen > 0), kept here as well:
+   * the common look-up, a new counter above every record, then reads this object only, not the
+   * ring's memory (a primary checks every write's id before applying it).
+   */
+  lo = 0;
+  hi = 0;
   /** Records that arrived out of order: counter → slot. */
   extra: Map<number, number> | undefined;
 
@@ -42,15 +54,9 @@ class Client {
 
   /** The slot of counter `seq`, or -1. */
   find(seq: number): number {
-    const n = this.qLen;
-    if (n > 0) {
-      const mask = this.qSeq.length - 1;
-      const h = this.qHead;
-      const q = this.qSeq;
-      if (seq >= q[h] && seq <= q[(h + n - 1) & mask]) {
-        const i = this.search(seq);
-        if (i >= 0 && this.qSlot[i] >= 0) return this.qSlot[i];
-      }
+    if (this.qLen > 0 && seq >= this.lo && seq <= this.hi) {
+      const i = this.search(seq);
+      if (i >= 0 && this.q[(i << 1) + 1] >= 0) return this.q[(i << 1) + 1];
     }
     const x = this.extra?.get(seq);
     return x === undefined ? -1 : x;
@@ -58,14 +64,14 @@ class Client {
 
   /** The ring index of counter `seq` among the in-order records, or -1. */
   private search(seq: number): number {
-    const q = this.qSeq;
-    const mask = q.length - 1;
+    const q = this.q;
+    const mask = this.qCap - 1;
     let lo = 0;
     let hi = this.qLen - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const i = (this.qHead + mid) & mask;
-      const v = q[i];
+      const v = q[i << 1];
       if (v === seq) return i;
       if (v < seq) lo = mid + 1;
       else hi = mid - 1;
@@ -73,54 +79,59 @@ class Client {
     return -1;
   }
 
+  /** Whether counter `seq` is newer than every in-order record: `add` appends it (`find` need not search). */
+  isNext(seq: number): boolean {
+    return this.qLen === 0 || seq > this.hi;
+  }
+
   /** Records counter `seq` (not held: find gave -1) at `slot`. */
   add(seq: number, slot: number): void {
     const n = this.qLen;
-    const mask = this.qSeq.length - 1;
-    if (n > 0 && seq <= this.qSeq[(this.qHead + n - 1) & mask]) {
+    if (!this.isNext(seq)) {
       (this.extra ??= new Map()).set(seq, slot);
       return;
     }
-    if (n === this.qSeq.length) this.grow();
-    const i = (this.qHead + n) & (this.qSeq.length - 1);
-    this.qSeq[i] = seq;
-    this.qSlot[i] = slot;
+    if (n === this.qCap) this.grow();
+    const i = ((this.qHead + n) & (this.qCap - 1)) << 1;
+    this.q[i] = seq;
+    this.q[i + 1] = slot;
     this.qLen = n + 1;
+    if (n === 0) this.lo = seq;
+    this.hi = seq;
   }
 
   private grow(): void {
     const n = this.qLen;
-    const cap = this.qSeq.length;
-    const s = new Float64Array(cap * 2);
-    const t = new Int32Array(cap * 2);
+    const cap = this.qCap;
+    const q = new Float64Array(cap * 4);
     for (let k = 0; k < n; k++) {
-      const i = (this.qHead + k) & (cap - 1);
-      s[k] = this.qSeq[i];
-      t[k] = this.qSlot[i];
+      const i = ((this.qHead + k) & (cap - 1)) << 1;
+      q[k << 1] = this.q[i];
+      q[(k << 1) + 1] = this.q[i + 1];
     }
-    this.qSeq = s;
-    this.qSlot = t;
+    this.q = q;
+    this.qCap = cap * 2;
     this.qHead = 0;
   }
 
   /** Forgets the record of counter `seq` at `slot` (if it is still that one's); true when the client holds none now. */
   remove(seq: number, slot: number): boolean {
-    if (this.qLen > 0 && this.qSlot[this.qHead] === slot) {
+    if (this.qLen > 0 && this.q[(this.qHead << 1) + 1] === slot) {
       this.shift();
       // forgotten records behind it go too: the front is always a live one
-      while (this.qLen > 0 && this.qSlot[this.qHead] < 0) this.shift();
+      while (this.qLen > 0 && this.q[(this.qHead << 1) + 1] < 0) this.shift();
     } else if (this.extra !== undefined && this.extra.get(seq) === slot) {
       this.extra.delete(seq);
     } else {
       const i = this.search(seq);
-      if (i >= 0 && this.qSlot[i] === slot) this.qSlot[i] = -1; // not at the front: marked, dropped once it is
+      if (i >= 0 && this.q[(i << 1) + 1] === slot) this.q[(i << 1) + 1] = -1; // not at the front: marked, dropped once it is
     }
     return this.qLen === 0 && (this.extra === undefined || this.extra.size === 0);
   }
 
   private shift(): void {
-    this.qHead = (this.qHead + 1) & (this.qSeq.length - 1);
-    this.qLen--;
+    this.qHead = (this.qHead + 1) & (this.qCap - 1);
+    if (--this.qLen > 0) this.lo = this.q[this.qHead << 1];
   }
 }
 
@@ -187,8 +198,11 @@ class Part {
   n = 0;
   /** Once full: the slot of the oldest record. */
   head = 0;
-  seqs: Float64Array = new Float64Array(16);
-  ats: Float64Array = new Float64Array(16);
+  /**
+   * Per slot, two numbers side by side (one cache line for both): [2·slot] the counter of a
+   * `<client>.<counter>` id, [2·slot+1] the wall-clock ms when the record was put.
+   */
+  sa: Float64Array = new Float64Array(32);
   /** The client of each slot whose id is `<client>.<counter>`. */
   owners: Array<Client | undefined> = [];
   /** Whole ids, for the other slots. */
@@ -229,10 +243,7 @@ class Part {
     let slot: number;
     if (this.n < DEDUPE_MAX_PER_PARTITION) {
       slot = this.n++;
-      if (slot === this.seqs.length) {
-        this.seqs = grow(this.seqs);
-        this.ats = grow(this.ats);
-      }
+      if (slot << 1 === this.sa.length) this.sa = grow(this.sa);
     } else {
       slot = this.head;
       this.head = (slot + 1) % DEDUPE_MAX_PER_PARTITION;
@@ -254,7 +265,7 @@ class Part {
       }
       c.add(seq, slot);
       this.owners[slot] = c;
-      this.seqs[slot] = seq;
+      this.sa[slot << 1] = seq;
       if (this.strs.length > slot) this.strs[slot] = undefined;
     }
     if (this.results !== undefined && this.results.length > slot) this.results[slot] = undefined;
@@ -271,21 +282,26 @@ class Part {
     const c = this.owners[slot];
     if (c === undefined) return;
     this.owners[slot] = undefined;
-    if (c.remove(this.seqs[slot], slot) && this.clients.get(c.prefix) === c) {
+    if (c.remove(this.sa[slot << 1], slot) && this.clients.get(c.prefix) === c) {
       this.clients.delete(c.prefix);
       if (this.lastClient === c) this.lastClient = undefined;
     }
   }
 
+  /** When the record of a used slot was put (wall-clock ms). */
+  atOf(slot: number): number {
+    return this.sa[(slot << 1) + 1];
+  }
+
   /** The id of a used slot. */
   idAt(slot: number): string {
     const s = this.strs[slot];
-    return s !== undefined ? s : `${this.owners[slot]!.prefix}.${this.seqs[slot].toString(36)}`;
+    return s !== undefined ? s : `${this.owners[slot]!.prefix}.${this.sa[slot << 1].toString(36)}`;
   }
 }
 
 function grow(a: Float64Array): Float64Array {
-  const b = new Float64Array(Math.min(a.length * 2, DEDUPE_MAX_PER_PARTITION));
+  const b = new Float64Array(Math.min(a.length * 2, 2 * DEDUPE_MAX_PER_PARTITION));
   b.set(a);
   return b;
 }
@@ -317,9 +333,9 @@ export class Dedupe {
       this.missedIn = pt;
       return -1;
     }
-    if (Date.now() - pt.ats[slot] > DEDUPE_TTL_MS) {
+    if (Date.now() - pt.atOf(slot) > DEDUPE_TTL_MS) {
       pt.unlink(slot); // expired: stays in the ring until its turn, found by no id
-      pt.ats[slot] = -Infinity;
+      pt.sa[(slot << 1) + 1] = -Infinity;
       return -1;
     }
     return slot;
@@ -344,7 +360,7 @@ export class Dedupe {
     this.missed = undefined;
     // a record again (a retry's) keeps its place in the eviction order
     if (slot < 0) slot = pt.add(id);
-    pt.ats[slot] = at;
+    pt.sa[(slot << 1) + 1] = at;
     if (result !== undefined) (pt.results ??= [])[slot] = result;
     else if (pt.results !== undefined && pt.results.length > slot) pt.results[slot] = undefined;
   }
@@ -377,7 +393,7 @@ export class Dedupe {
     const full = pt.n === DEDUPE_MAX_PER_PARTITION;
     for (let i = 0; i < pt.n; i++) {
       const slot = full ? (pt.head + i) % DEDUPE_MAX_PER_PARTITION : i;
-      const at = pt.ats[slot];
+      const at = pt.atOf(slot);
       if (now - at <= DEDUPE_TTL_MS) out.push([pt.idAt(slot), pt.results?.[slot], at]);
     }
     return out;

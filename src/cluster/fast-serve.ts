@@ -10,7 +10,7 @@ import { READ_SPIN_LIMIT, type ShardStore } from '../storage/store.js';
 import { ABSENT, FastWriter, R_OK, R_STATE, R_STATES, STATE_HEAD, STATES_HEAD, VALUE_HEAD, readF64, type FastMap, type FastReader } from '../transport/fast.js';
 import type { FastPeer } from '../transport/transport.js';
 import type { MemberContext } from './context.js';
-import { rawAt, rawSize, writeRaw } from './fast-ops.js';
+import { rawSize, writeRaw } from './fast-ops.js';
 import type { RawState } from './records.js';
 import type { Replicas } from './replicas.js';
 import { keyOf } from './unsettled.js';
@@ -203,48 +203,59 @@ export class FastService {
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const name = r.map.name;
     const rid = r.rid();
-    let again = false;
-    // true while write() can only run in this synchronous run: the store's current key is still this one
-    let keySet = true;
-    const write = (): void => {
+    const rec = this.r.records;
+    if (rec.beginNow(p)) {
+      // the common case: written in this synchronous run, where the store's current key is still
+      // this one and the primary and lease checks above still hold (nothing ran in between)
+      let applied: boolean;
+      try {
+        applied = this.writeSet(peer, id, p, mapId, name, rid, buf, keyOff, keyLen, vType, vExp, vOff, vLen);
+      } finally {
+        rec.endNow(p);
+      }
+      if (!applied) this.resend(peer, id, p, name, buf, keyOff, keyLen, rid!);
+      return;
+    }
+    // p is busy (a virtual node's sweep, earlier writes queued): in turn, checked again then
+    const res = rec.serial(p, () => {
       this.r.assertPrimary(p);
-      if (rid !== undefined && this.r.dedupe.has(p, rid)) {
-        // a retry of a SET this partition already applied (its reply was lost): applying it again
-        // could undo a later write; it is answered once the copies hold the key's state again
-        again = true;
-        return;
-      }
-      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
-      const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
-      // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
-      const un = this.r.unsettled;
-      const uk = keyOf(name, ks);
-      const u = un.begin(p, uk, () => this.r.records.stateHere(p, mapId));
-      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
-      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
-        un.abandon(uk, u);
-        throw new MemoryFullError(st.fullMessage());
-      }
-      this.r.shipPut(p, name, ks, keyLen, uk, u, rid, rawAt(buf, vType, vExp, vOff, vLen), undefined, buf, vType, vExp, vOff, vLen, reply);
-    };
-    const reply = (err: unknown): void => {
-      if (!peer.isOpen) return;
-      if (err !== undefined) {
-        peer.replyError(id, err);
-        return;
-      }
-      const w = peer.room(5, true);
-      w.u8(R_OK);
-      w.u32(id);
-    };
-    const resend = (): void => {
-      const key = buf.toString('utf8', keyOff, keyOff + keyLen);
-      this.r.replicateAgain(p, name, key, rid!, undefined).then(() => reply(undefined), reply);
-    };
-    const res = this.r.records.serial(p, write);
-    keySet = false;
-    if (res instanceof Promise) res.then(() => (again ? resend() : undefined), (e: unknown) => peer.replyError(id, e));
-    else if (again) resend();
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      return this.writeSet(peer, id, p, mapId, name, rid, buf, keyOff, keyLen, vType, vExp, vOff, vLen);
+    });
+    const again = (applied: boolean): void => (applied ? undefined : this.resend(peer, id, p, name, buf, keyOff, keyLen, rid!));
+    if (res instanceof Promise) res.then(again, (e: unknown) => peer.replyError(id, e));
+    else again(res);
+  }
+
+  /**
+   * serveSet's write, under p's lock with the store's current key set to the request's: false
+   * when it is a retry of a SET this partition already applied (its reply was lost: applying it
+   * again could undo a later write; `resend` answers it once the copies hold the key's state).
+   */
+  private writeSet(
+    peer: FastPeer, id: number, p: number, mapId: number, name: string, rid: string | undefined,
+    buf: Buffer, keyOff: number, keyLen: number, vType: number, vExp: number, vOff: number, vLen: number,
+  ): boolean {
+    if (rid !== undefined && this.r.dedupe.has(p, rid)) return false;
+    const st = this.store;
+    const ks = buf.toString('utf8', keyOff, keyOff + keyLen);
+    // until its replication settles, reads of the key serve what the copies hold (unsettled.ts)
+    const un = this.r.unsettled;
+    const uk = keyOf(name, ks);
+    const u = un.join(uk) ?? un.create(p, uk, this.r.records.stateHere(p, mapId));
+    const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+    if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) {
+      un.abandon(uk, u);
+      throw new MemoryFullError(st.fullMessage());
+    }
+    this.r.shipPut(p, name, ks, keyLen, uk, u, rid, undefined, buf, vType, vExp, vOff, vLen, (err) => replyOk(peer, id, err));
+    return true;
+  }
+
+  /** A SET retried under request id `rid` that partition p already applied: answered once the copies hold the key's state again. */
+  private resend(peer: FastPeer, id: number, p: number, name: string, buf: Buffer, keyOff: number, keyLen: number, rid: string): void {
+    const reply = (err: unknown): void => replyOk(peer, id, err);
+    this.r.replicateAgain(p, name, buf.toString('utf8', keyOff, keyOff + keyLen), rid, undefined).then(() => reply(undefined), reply);
   }
 
   /** A replicated write (REP) on a copy: fenced by table version, applied in arrival order per partition. */
@@ -254,38 +265,58 @@ export class FastService {
     if (st.setKeyBytes(r.buf, r.keyOff, r.keyLen, mapId) < 0) throw new ProtocolError('replicated key is over maxKeyBytes');
     const p = st.kpart;
     this.r.checkCopy(p, r.version, peer.id, r.tableVersion);
+    const rec = this.r.records;
+    if (rec.beginNow(p)) {
+      // the common case: applied in this synchronous run (the fence above and the store's current key still hold)
+      try {
+        this.applyRep(p, mapId, r.rid(), r.buf, r.vType, r.vExp, r.vOff, r.vLen);
+      } finally {
+        rec.endNow(p);
+      }
+      replyOk(peer, r.id, undefined);
+      return;
+    }
     const { buf, id, keyOff, keyLen, vType, vExp, vOff, vLen } = r;
     const from = peer.id;
     const epoch = r.version;
     const tv = r.tableVersion;
     const rid = r.rid();
-    let keySet = true; // as in serveSet
-    const apply = (): void => {
+    const res = rec.serial(p, () => {
       this.r.checkCopy(p, epoch, from, tv);
-      if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
-      if (!keySet) st.setKeyBytes(buf, keyOff, keyLen, mapId);
-      if (vType < 0) {
-        st.remove(p, mapId, Date.now());
-        return;
-      }
-      const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
-      // over this member's maxValueBytes, or no room for it: the key is dropped here, as an
-      // eviction (Records.putCopyState)
-      if (vLen > st.maxValueBytes) {
-        st.evictKey(p, mapId);
-        return;
-      }
-      if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) st.evictKey(p, mapId);
-    };
-    const ok = (): void => {
-      if (!peer.isOpen) return;
-      const w = peer.room(5, true);
-      w.u8(R_OK);
-      w.u32(id);
-    };
-    const res = this.r.records.serial(p, apply);
-    keySet = false;
-    if (res instanceof Promise) res.then(ok, (e: unknown) => peer.replyError(id, e));
-    else ok();
+      st.setKeyBytes(buf, keyOff, keyLen, mapId);
+      this.applyRep(p, mapId, rid, buf, vType, vExp, vOff, vLen);
+    });
+    if (res instanceof Promise) res.then(() => replyOk(peer, id, undefined), (e: unknown) => peer.replyError(id, e));
+    else replyOk(peer, id, undefined);
   }
+
+  /** serveRep's write, under p's lock with the store's current key set to the REP's: records `rid` and applies the state. */
+  private applyRep(p: number, mapId: number, rid: string | undefined, buf: Buffer, vType: number, vExp: number, vOff: number, vLen: number): void {
+    const st = this.store;
+    if (rid !== undefined) this.r.dedupe.put(p, rid, undefined);
+    if (vType < 0) {
+      st.remove(p, mapId, Date.now());
+      return;
+    }
+    const num = vType === T_NUMBER ? readF64(buf, vOff) : 0;
+    // over this member's maxValueBytes, or no room for it: the key is dropped here, as an
+    // eviction (Records.putCopyState)
+    if (vLen > st.maxValueBytes) {
+      st.evictKey(p, mapId);
+      return;
+    }
+    if (st.put(p, mapId, vType, vType === T_NUMBER ? null : buf.subarray(vOff, vOff + vLen), vLen, num, vExp) < 0) st.evictKey(p, mapId);
+  }
+}
+
+/** Answers a SET or REP: OK, or the error that failed it (nothing when the link closed meanwhile). */
+function replyOk(peer: FastPeer, id: number, err: unknown): void {
+  if (!peer.isOpen) return;
+  if (err !== undefined) {
+    peer.replyError(id, err);
+    return;
+  }
+  const w = peer.room(5, true);
+  w.u8(R_OK);
+  w.u32(id);
 }

@@ -243,14 +243,31 @@ export class Records {
   }
 
   private locked<T>(p: number, fn: () => T): T {
-    const st = this.store;
-    st.beginWrite(p);
+    this.store.beginWrite(p);
     try {
       return fn();
     } finally {
-      st.endWrite(p);
-      unlock(st.ci, st.lockIndex(p));
+      this.endNow(p);
     }
+  }
+
+  /**
+   * `serial` without a closure, for a write that can run now: true when nothing is queued for p
+   * and its lock was free — p's lock is then held for a write, and the caller writes in this
+   * synchronous run and calls `endNow(p)` (in a `finally`). False: nothing taken, use `serial`.
+   */
+  beginNow(p: number): boolean {
+    const st = this.store;
+    if (this.queues.has(p) || !tryLock(st.ci, st.lockIndex(p))) return false;
+    st.beginWrite(p);
+    return true;
+  }
+
+  /** Ends a write begun by `beginNow` (or by `serial`) and releases p's lock. */
+  endNow(p: number): void {
+    const st = this.store;
+    st.endWrite(p);
+    unlock(st.ci, st.lockIndex(p));
   }
 
   /** Stores a state for key of map `name` (caller holds p's lock inside serial()); GRID_ERR_MEMORY_FULL when no room could be made. */

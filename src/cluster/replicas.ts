@@ -78,6 +78,9 @@ export class Replicas {
   private readonly dropWaiters = new TableWaiters();
   /** While writes wait on the table: checks every LEASE_WATCH_MS that this member's lease still covers them (untilTable). */
   private leaseWatch: NodeJS.Timeout | undefined;
+  /** This member's role in each partition of table `rolesOf` (ROLE_*): the fences' test of every write, without comparing member ids. */
+  private roles = new Uint8Array(0);
+  private rolesOf: PartitionTable | undefined;
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
   private readonly inflight = new Map<string, Held>();
   /** Drains the eviction journal (startEvictionShipping). */
@@ -478,7 +481,7 @@ export class Replicas {
   assertPrimary(p: number): void {
     if (this.ctx.closed) throw new GridClosedError('member is closing');
     const t = this.table;
-    if (t === undefined || t.owners[p][0] !== this.ctx.memberId || this.ctx.restarting) {
+    if (t === undefined || this.roleIn(t, p) !== ROLE_PRIMARY || this.ctx.restarting) {
       throw new PartitionMovedError(`partition ${p} is not primary on member ${this.ctx.memberId}`, { partition: p, version: this.version });
     }
     if (!UNFENCED && !this.ctx.meta.lease.covers(t.epochs[p])) {
@@ -519,9 +522,10 @@ export class Replicas {
   /**
    * Sends one copy of partition p the key's state (a RawState, or a STATE of a received frame at
    * b[off..off+len) with its type and expiry) as a FAST REP stamped with p's epoch, counted in
-   * `ship`; a generic grid.rep when it does not fit a FAST record.
+   * `ship`; a generic grid.rep when it does not fit a FAST record. `uk`: the key's keyOf when the
+   * caller has it; `held`: the key's in-flight records when the caller just added to them (hold).
    */
-  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done, uk?: string): void {
+  ship(ship: Shipment, p: number, to: string, map: string, key: KeySource, raw: RawState | undefined, b: Buffer | undefined, type: number, exp: number, off: number, len: number, attempt = 0, done?: Done, uk?: string, held?: Held): void {
     const peer = this.ctx.transport.peer(to);
     const epoch = this.table!.epochs[p];
     const tv = this.table!.version;
@@ -535,7 +539,7 @@ export class Replicas {
     // the records of every such write still being replicated, not only this one's: a copy that
     // got the effect of an earlier write only through this state (the earlier write's own REP
     // refused, the write then failed as moved and was retried there) must not apply it again
-    const others = this.inflight.size === 0 ? undefined : this.inflight.get(uk ?? inflightKey(map, key));
+    const others = held !== undefined ? held : this.inflight.size === 0 ? undefined : this.inflight.get(uk ?? inflightKey(map, key));
     const more = others !== undefined && (others.size > 1 || done === undefined || !others.has(done[0]));
     // a write with a request id ships its dedupe record with the state: in the REP when the
     // result is undefined (set), else (a result to record) as a generic grid.rep
@@ -592,15 +596,21 @@ export class Replicas {
    */
   shipment(p: number, targets: readonly string[], finish: (err: unknown) => void): Shipment {
     const epoch = this.table!.epochs[p];
-    const st = this.repStats;
-    const counted = (err: unknown): void => {
-      if (err === undefined) st.writes++;
-      else st.failed++;
-      st.copyAcks += ship.acked.length;
-      finish(err);
-    };
-    const ship: Shipment = new Shipment((err) => (err !== undefined ? counted(err) : this.enoughCopies(ship, p, epoch, counted)), targets);
+    const ship: Shipment = new Shipment((err) => {
+      // the common case (every copy answered and enough owners hold it) without a closure more
+      if (err !== undefined || this.copiesHold(ship, p, epoch)) this.counted(ship, err, finish);
+      else this.enoughCopies(ship, p, epoch, (e) => this.counted(ship, e, finish));
+    }, targets);
     return ship;
+  }
+
+  /** A shipment settled: counted in the replication stats, then `finish(err)`. */
+  private counted(ship: Shipment, err: unknown, finish: (err: unknown) => void): void {
+    const st = this.repStats;
+    if (err === undefined) st.writes++;
+    else st.failed++;
+    st.copyAcks += ship.acked.length;
+    finish(err);
   }
 
   /**
@@ -622,11 +632,15 @@ export class Replicas {
     return n;
   }
 
+  /** Whether enough owners hold the write of `ship` now, this member still p's primary at `epoch`: untilTable's first check, without its closures. */
+  private copiesHold(ship: Shipment, p: number, epoch: number): boolean {
+    const t = this.table;
+    return t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies();
+  }
+
   /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
   private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
-    // the common case, checked as untilTable's first check would, without its closures
-    const t = this.table;
-    if (t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies()) {
+    if (this.copiesHold(ship, p, epoch)) {
       finish(undefined);
       return;
     }
@@ -819,11 +833,24 @@ export class Replicas {
     if (t === undefined || epoch > t.epochs[p] || version > t.version) {
       throw new PartitionUnavailableError(`partition ${p}: copy ${me} has not applied epoch ${epoch} / table ${version} yet`, { partition: p, epoch });
     }
-    if (epoch < t.epochs[p] || t.owners[p][0] !== from || t.owners[p][0] === me || (!t.owners[p].includes(me) && !t.pending[p].includes(me))) {
+    // a copy: an owner other than the primary, or pending (roleIn)
+    if (epoch < t.epochs[p] || t.owners[p][0] !== from || this.roleIn(t, p) !== ROLE_COPY) {
       throw new PartitionMovedError(`partition ${p} moved (epoch ${t.epochs[p]}, table ${t.version})`, { partition: p, version: t.version });
     }
   }
 
+
+  /** This member's role in partition p under table t (tables are immutable once applied: computed once per table). */
+  private roleIn(t: PartitionTable, p: number): number {
+    if (this.rolesOf !== t) {
+      const me = this.ctx.memberId;
+      const r = new Uint8Array(t.owners.length);
+      for (let q = 0; q < r.length; q++) r[q] = t.owners[q][0] === me ? ROLE_PRIMARY : t.owners[q].includes(me) || t.pending[q].includes(me) ? ROLE_COPY : ROLE_NONE;
+      this.roles = r;
+      this.rolesOf = t;
+    }
+    return this.roles[p];
+  }
 
   // ── writes on this primary ────────────────────────────────────────────────────────────────────
 
@@ -831,10 +858,11 @@ export class Replicas {
    * Marks request `rid` (result `result`) of key `k` (`keyOf(map, key)`) as being replicated:
    * until `unhold(k, rid)` every replicated state of that key carries its record (see `ship`).
    */
-  hold(k: string, rid: string, result: unknown): void {
-    const h = this.inflight.get(k);
-    if (h === undefined) this.inflight.set(k, new Held(rid, result));
+  hold(k: string, rid: string, result: unknown): Held {
+    let h = this.inflight.get(k);
+    if (h === undefined) this.inflight.set(k, (h = new Held(rid, result)));
     else h.add(rid, result);
+    return h;
   }
 
   unhold(k: string, rid: string): void {
@@ -845,13 +873,15 @@ export class Replicas {
   /**
    * The rest of a set applied on this primary (a FAST SET from another member, fast-serve.ts, or
    * a set of this member's own, RoutedMap.setHere), in the same synchronous run as its put, still
-   * under p's lock: records request id `rid`, ships the key's new `state` to every copy as a REP
-   * (as `raw`, or from the bytes of a received frame `b`) and calls `reply` once all live copies
-   * applied it, or with the error that failed the write. `u`: the key's unsettled record (begun
-   * before the put), `uk` its key (keyOf), `ks` the key and `klen` its UTF-8 length.
+   * under p's lock: records request id `rid`, ships the key's new state to every copy as a REP
+   * (as `raw`, or from the bytes of a received frame `b`, which must stay as they are until the
+   * write settles) and calls `reply` once all live copies applied it, or with the error that
+   * failed the write. `u`: the key's unsettled record (begun before the put), `uk` its key
+   * (keyOf), `ks` the key and `klen` its UTF-8 length. The state is decoded from `b` only when
+   * the unsettled record needs it at the settle (rarely: another write of the key in flight).
    */
   shipPut(
-    p: number, name: string, ks: string, klen: number, uk: string, u: Unsettled, rid: string | undefined, state: RawState,
+    p: number, name: string, ks: string, klen: number, uk: string, u: Unsettled, rid: string | undefined,
     raw: RawState | undefined, b: Buffer | undefined, vType: number, vExp: number, vOff: number, vLen: number, reply: (err: unknown) => void,
   ): void {
     const un = this.unsettled;
@@ -860,17 +890,19 @@ export class Replicas {
     const seq = un.shipped(u);
     // the set's record rides on every replicated state of the key until its own replication ends
     const held = rid !== undefined && targets.length > 0;
-    if (held) this.hold(uk, rid, undefined);
+    // the key's records in flight, this set's among them: what its REPs carry (see `ship`)
+    const h = held ? this.hold(uk, rid, undefined) : undefined;
     const ship = this.shipment(p, targets, (err) => {
       if (held) this.unhold(uk, rid);
-      un.settle(uk, u, seq, state, err === undefined);
+      const ok = err === undefined;
+      un.settle(uk, u, seq, ok && un.needsState(u) ? (raw !== undefined ? raw : rawAt(b!, vType, vExp, vOff, vLen)) : null, ok);
       if (err !== undefined) this.resyncLater(p, name, ks, u);
       reply(err);
     });
     if (targets.length > 0) {
       const k: KeySource = { s: ks, len: klen };
       const done: Done | undefined = rid === undefined ? undefined : [rid, undefined];
-      for (const to of targets) this.ship(ship, p, to, name, k, raw, b, vType, vExp, vOff, vLen, 0, done, uk);
+      for (const to of targets) this.ship(ship, p, to, name, k, raw, b, vType, vExp, vOff, vLen, 0, done, uk, h);
     }
     ship.done();
   }
@@ -1017,6 +1049,11 @@ export class Held {
     return this.many === undefined ? [[this.rid, this.result]] : [...this.many];
   }
 }
+
+/** A member's role in a partition (Replicas.roleIn): none, its primary, or a copy (another owner, or pending). */
+const ROLE_NONE = 0;
+const ROLE_PRIMARY = 1;
+const ROLE_COPY = 2;
 
 /** Most request records one replicated state carries besides its own (a bound a peer is held to). */
 const MAX_INFLIGHT_RECORDS = 256;

@@ -403,7 +403,7 @@ export class RoutedMap<V = unknown> extends GridMap<V> {
         rep.unsettled.abandon(uk, u);
         throw e;
       }
-      rep.shipPut(p, name, key, klen, uk, u, rid, s, s, undefined, 0, 0, 0, 0, (err) => (err === undefined ? c.settle() : c.reject(err)));
+      rep.shipPut(p, name, key, klen, uk, u, rid, s, undefined, 0, 0, 0, 0, (err) => (err === undefined ? c.settle() : c.reject(err)));
     };
     try {
       const res = rep.records.serial(p, write);

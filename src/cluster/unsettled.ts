@@ -69,16 +69,37 @@ export class UnsettledWrites {
    * run as the apply or before it with every later write of the key tracked here too).
    */
   begin(p: number, k: string, pre: () => RawState): Unsettled {
-    const u = this.keys.get(k);
-    if (u !== undefined) {
-      u.open++;
-      return u;
-    }
+    return this.join(k) ?? this.create(p, k, pre());
+  }
+
+  /**
+   * `begin` without a closure, in two steps: the key's record when it has unsettled writes (this
+   * write joins it), else undefined — then `create(p, k, state)` with the key's state read now,
+   * in the same synchronous run.
+   */
+  join(k: string): Unsettled | undefined {
+    const u = this.keys.size === 0 ? undefined : this.keys.get(k);
+    if (u !== undefined) u.open++;
+    return u;
+  }
+
+  /** The record of key `k` (no unsettled write yet: `join` gave undefined), `stable` its state now. */
+  create(p: number, k: string, stable: RawState): Unsettled {
     if (this.bypass) return new Unsettled(p, null); // tracked nowhere: settle and abandon find no key
-    const created = new Unsettled(p, pre());
+    const created = new Unsettled(p, stable);
     this.keys.set(k, created);
     this.store.addUnsettled(p, 1);
     return created;
+  }
+
+  /**
+   * Whether `settle(k, u, …, ok = true)` can need the settled write's state: only when the record
+   * outlives that settle (another write of the key is still open, or an earlier one failed). When
+   * false the caller may pass any state (it is dropped with the record), so a write need not
+   * decode the value it shipped (fast-serve.ts serveSet keeps it as the request's bytes).
+   */
+  needsState(u: Unsettled): boolean {
+    return u.open > 1 || u.failedFrom !== 0;
   }
 
   /** The state of `u` is being read for shipping: its sequence number. */

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachGrid, createGrid, type Grid } from '../../dist/index.js';
 import { Transport } from '../../dist/transport/transport.js';
-import { GetCall, MgetCall, promiseOf, sendGet, sendMget } from '../../dist/cluster/fast-ops.js';
+import { GetCall, MgetCall, SetCall, promiseOf, sendGet, sendMget, sendSet } from '../../dist/cluster/fast-ops.js';
+import { ValueEncoder } from '../../dist/storage/codec.js';
+import { tryLock, unlock } from '../../dist/sync/mutex.js';
 import { startGridMember, type GridProcess } from '../fixtures/grid-process.js';
 
 const SECRET = 'dirty-read-test-secret-0123456789abcdef';
@@ -154,5 +156,43 @@ describe('reads on a primary serve what its copies hold', () => {
     await setting;
     expect(await m.get(k)).toBe('x2');
     expect(grid.cluster!.replicas.records.stateNow('dirty', k)?.[1]).toBe('x2');
+  }, 60_000);
+  it("a FAST SET on its primary and the REP on its copy wait while another writer holds the partition's lock, then apply in turn", async () => {
+    const m = grid.map<string>('dirty');
+    const rep = grid.cluster!.replicas;
+    const st = (rep.records as unknown as { store: { ci: Int32Array; lockIndex(p: number): number } }).store;
+    const fate = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? String(e));
+    let kp = ''; // primary here: serveSet's queued path
+    let kc = ''; // primary on the other member, copy here: serveRep's queued path
+    for (let i = 0; kp === '' || kc === ''; i++) {
+      const k = `busy-${i}`;
+      if (rep.serves(rep.records.partitionOf(k))) kp ||= k;
+      else if (!rep.isPrimary(rep.records.partitionOf(k))) kc ||= k;
+    }
+    await m.set(kp, 'p0');
+    await m.set(kc, 'c0');
+    const enc = new ValueEncoder(1 << 10);
+    for (const [k, v] of [[kp, 'p1'], [kc, 'c1']]) {
+      const li = st.lockIndex(rep.records.partitionOf(k));
+      expect(tryLock(st.ci, li)).toBe(true); // another writer of the partition (a thread's sweep, say)
+      let done: Promise<string>;
+      if (k === kp) {
+        // another member's FAST SET to this primary
+        enc.encode(v);
+        const c = new SetCall({ getRouted: (_p, _k, e) => Promise.reject(e), setRouted: (_p, _k, _v, _x, e) => Promise.reject(e) }, 0, k, v, 0, `busy-test.${k}`);
+        done = fate(promiseOf(c));
+        expect(sendSet(peer.peer(grid.cluster!.memberId)!, 'dirty', k, Buffer.byteLength(k), `busy-test.${k}`, enc, 0, c)).toBe(true);
+      } else {
+        done = fate(m.set(k, v)); // to the other member, whose REP comes back here
+      }
+      await sleep(100);
+      let settled = 'pending';
+      void done.then((r) => (settled = r));
+      expect(settled).toBe('pending'); // neither applies nor acknowledges while the lock is held
+      unlock(st.ci, li);
+      expect(await done).toBe('ok');
+      expect(rep.records.stateNow('dirty', k)?.[1]).toBe(v); // in this member's memory (primary, or copy)
+      expect(await m.get(k)).toBe(v);
+    }
   }, 60_000);
 });

@@ -87,4 +87,40 @@ describe('UnsettledWrites', () => {
     expect(st.counts.get(2)).toBe(0);
     expect(un.size).toBe(1);
   });
+  it('a write that passes its state only when needsState says so leaves the same served states as one that always passes it', () => {
+    // serveSet decodes the value it shipped only when needsState(u) holds at its settle
+    // (replicas.ts shipPut); a model run beside it always passes the state
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return (seed >>> 16) % n; // the high bits: the low ones of this generator cycle shortly
+    };
+    const keys = ['m\u0000a', 'm\u0000b'];
+    for (let run = 0; run < 200; run++) {
+      const model = new UnsettledWrites(fakeStore() as never);
+      const lazy = new UnsettledWrites(fakeStore() as never);
+      // writes in flight: [key, model record, lazy record, seq, state]
+      const open: Array<[string, ReturnType<typeof model.begin>, ReturnType<typeof lazy.begin>, number, RawState]> = [];
+      let v = 0;
+      for (let step = 0; step < 40; step++) {
+        if (open.length === 0 || rnd(2) === 0) {
+          const k = keys[rnd(2)];
+          const pre = s(`pre${v}`);
+          const um = model.begin(0, k, () => pre);
+          const ul = lazy.join(k) ?? lazy.create(0, k, pre);
+          const state = s(`v${++v}`);
+          open.push([k, um, ul, model.shipped(um), state]);
+          lazy.shipped(ul);
+        } else {
+          const [k, um, ul, seq, state] = open.splice(rnd(open.length), 1)[0];
+          const ok = rnd(4) !== 0;
+          const passed = ok && lazy.needsState(ul) ? state : null;
+          model.settle(k, um, seq, state, ok);
+          lazy.settle(k, ul, seq, passed, ok);
+        }
+        for (const k of keys) expect(lazy.get(k)?.stable).toEqual(model.get(k)?.stable);
+        expect(lazy.size).toBe(model.size);
+      }
+    }
+  });
 });
