@@ -81,6 +81,8 @@ export class Replicas {
   /** This member's role in each partition of table `rolesOf` (ROLE_*): the fences' test of every write, without comparing member ids. */
   private roles = new Uint8Array(0);
   private rolesOf: PartitionTable | undefined;
+  /** The member id `roles` were computed for (a rejoin takes a new id; stopServing forgets the table too, but the roles must not depend on that). */
+  private rolesFor = '';
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
   private readonly inflight = new Map<string, Held>();
   /** Drains the eviction journal (startEvictionShipping). */
@@ -842,8 +844,9 @@ export class Replicas {
 
   /** This member's role in partition p under table t (tables are immutable once applied: computed once per table). */
   private roleIn(t: PartitionTable, p: number): number {
-    if (this.rolesOf !== t) {
+    if (this.rolesOf !== t || this.rolesFor !== this.ctx.memberId) {
       const me = this.ctx.memberId;
+      this.rolesFor = me;
       const r = new Uint8Array(t.owners.length);
       for (let q = 0; q < r.length; q++) r[q] = t.owners[q][0] === me ? ROLE_PRIMARY : t.owners[q].includes(me) || t.pending[q].includes(me) ? ROLE_COPY : ROLE_NONE;
       this.roles = r;
