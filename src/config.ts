@@ -536,7 +536,7 @@ function isTls(v: unknown): boolean {
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 /** The certificates of PEM text (a file may hold a chain or a bundle); undefined when it holds none or one does not parse. */
-function pemCertificates(pem: string | Buffer): X509Certificate[] | undefined {
+export function pemCertificates(pem: string | Buffer): X509Certificate[] | undefined {
   const blocks = (typeof pem === 'string' ? pem : pem.toString('latin1')).match(PEM_CERT);
   if (blocks === null) return undefined;
   try {

@@ -209,8 +209,7 @@ export class Records {
    * once when nothing is queued and the lock is free; otherwise returns a promise.
    */
   serial<T>(p: number, fn: () => T): T | Promise<T> {
-    const st = this.store;
-    if (!this.queues.has(p) && tryLock(st.ci, st.lockIndex(p))) return this.locked(p, fn);
+    if (this.beginNow(p)) return this.run(p, fn);
     return new Promise<T>((resolve, reject) => {
       const job: Job = { fn, resolve: resolve as (v: unknown) => void, reject };
       const q = this.queues.get(p);
@@ -244,6 +243,11 @@ export class Records {
 
   private locked<T>(p: number, fn: () => T): T {
     this.store.beginWrite(p);
+    return this.run(p, fn);
+  }
+
+  /** Runs `fn` in a write begun on p (beginNow, locked), then ends it and releases p's lock. */
+  private run<T>(p: number, fn: () => T): T {
     try {
       return fn();
     } finally {

@@ -891,12 +891,11 @@ export class Replicas {
     if (rid !== undefined) this.dedupe.put(p, rid, undefined);
     const targets = copiesOf(this.table!, p, this.ctx.memberId);
     const seq = un.shipped(u);
-    // the set's record rides on every replicated state of the key until its own replication ends
-    const held = rid !== undefined && targets.length > 0;
-    // the key's records in flight, this set's among them: what its REPs carry (see `ship`)
-    const h = held ? this.hold(uk, rid, undefined) : undefined;
+    // the set's record rides on every replicated state of the key until its own replication ends:
+    // the key's records in flight, this set's among them, are what its REPs carry (see `ship`)
+    const h = rid !== undefined && targets.length > 0 ? this.hold(uk, rid, undefined) : undefined;
     const ship = this.shipment(p, targets, (err) => {
-      if (held) this.unhold(uk, rid);
+      if (h !== undefined) this.unhold(uk, rid!);
       const ok = err === undefined;
       un.settle(uk, u, seq, ok && un.needsState(u) ? (raw !== undefined ? raw : rawAt(b!, vType, vExp, vOff, vLen)) : null, ok);
       if (err !== undefined) this.resyncLater(p, name, ks, u);

@@ -12,12 +12,11 @@
  * removed. The fingerprint (not the subject name) is the principal: it needs no naming rule from
  * the certificate's issuer, and two certificates never share it.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
+import { pemCertificates } from '../config.js';
 
 /** Hex digits of the leaf's SHA-256 fingerprint that name a principal (96 bits). */
 const PRINCIPAL_HEX = 24;
-
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
 /** The principal of a certificate: the first PRINCIPAL_HEX hex digits of its SHA-256 fingerprint, lower case. */
 export function principalOf(cert: X509Certificate): string {
@@ -26,13 +25,8 @@ export function principalOf(cert: X509Certificate): string {
 
 /** The principal of the first (leaf) certificate of a PEM chain; undefined when none parses. */
 export function principalOfPem(pem: string | Buffer): string | undefined {
-  const m = (typeof pem === 'string' ? pem : pem.toString('latin1')).match(PEM_CERT);
-  if (m === null) return undefined;
-  try {
-    return principalOf(new X509Certificate(m[0]));
-  } catch {
-    return undefined;
-  }
+  const leaf = pemCertificates(pem)?.[0];
+  return leaf === undefined ? undefined : principalOf(leaf);
 }
 
 /** The principal an id names (what follows its last `@`), or undefined. */

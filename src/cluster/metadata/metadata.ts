@@ -1010,7 +1010,6 @@ export class Metadata extends EventEmitter {
     const ids = (swim.length > 0 ? swim : namedIn(cur)).filter((id) => id !== this.host.memberId).slice(0, LITE_ASKED);
     const body = v > 0 ? { v } : null;
     const votes = new Map<string, { t: PartitionTable; tally: Tally }>();
-    let unconfirmed = false;
     await askAll(
       ids,
       (id) => this.ask(id, 'grid.table?', body, LITE_ASK_MS + (body === null ? 0 : TABLE_WAIT_MS)),
@@ -1025,8 +1024,7 @@ export class Metadata extends EventEmitter {
       },
     );
     const held = this.liteTable;
-    for (const e of votes.values()) if (held === undefined || e.t.version > held.version) unconfirmed = true;
-    return unconfirmed;
+    return [...votes.values()].some((e) => held === undefined || e.t.version > held.version);
   }
 
   /** Installs a table f+1 data members vouched for: newer than the confirmed one, or any in place of an unconfirmed one. */
