@@ -8,6 +8,7 @@
  * Records live for DEDUPE_TTL_MS (far longer than a caller's retry deadline, RETRY_DEADLINE_MS)
  * and at most DEDUPE_MAX_PER_PARTITION per partition (the oldest go first): memory is bounded.
  */
+import { ChurnMap } from '../churn.js';
 
 export const DEDUPE_TTL_MS = 120_000;
 export const DEDUPE_MAX_PER_PARTITION = 4096;
@@ -309,7 +310,7 @@ function grow(a: Float64Array): Float64Array {
 export class Dedupe {
   private readonly parts: Array<Part | undefined>;
   /** Requests being applied now on this primary: a retry that arrives meanwhile waits for the first. */
-  private readonly running = new Map<string, Promise<unknown>>();
+  private readonly running = new ChurnMap<string, Promise<unknown>>();
   /** Splits ids into client and counter, remembering the last client's prefix (shared by every partition). */
   private readonly split = new Split();
 

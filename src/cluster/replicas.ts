@@ -14,6 +14,7 @@ import type { ShardStore } from '../storage/store.js';
 import { J_EVICTED, J_TOUCHED } from '../storage/journal.js';
 import { CLOCK_TICK_MS, MAX_MAP_NAME_BYTES } from '../storage/layout.js';
 import { sharedNow, toShared } from '../sync/clock.js';
+import { ChurnMap } from '../churn.js';
 import { type MemberContext, type Done, UNFENCED, UNSAFE_SHIP_WRONG_KEY } from './context.js';
 import { Dedupe, isRequestId } from './dedupe.js';
 import { RepCall, Shipment, UnwaitedRep, rawAt, sendRep, type KeySource } from './fast-ops.js';
@@ -84,7 +85,7 @@ export class Replicas {
   /** The member id `roles` were computed for (a rejoin takes a new id; stopServing forgets the table too, but the roles must not depend on that). */
   private rolesFor = '';
   /** Per map/key (`map\u0000key`), the request ids applied here whose replication has not finished, with their results. */
-  private readonly inflight = new Map<string, Held>();
+  private readonly inflight = new ChurnMap<string, Held>();
   /** Drains the eviction journal (startEvictionShipping). */
   private evictionTimer: NodeJS.Timeout | undefined;
   /** Map names by id, for the eviction journal's ids. */

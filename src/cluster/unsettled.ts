@@ -24,6 +24,7 @@
  * route reads of such a partition through the main thread (runtime/forward.ts).
  */
 import type { ShardStore } from '../storage/store.js';
+import { ChurnMap } from '../churn.js';
 import type { RawState } from './records.js';
 
 /** The key of map/key in the primary's per-key records (unsettled writes, request records in flight). */
@@ -50,7 +51,7 @@ export class Unsettled {
 }
 
 export class UnsettledWrites {
-  private readonly keys = new Map<string, Unsettled>();
+  private readonly keys = new ChurnMap<string, Unsettled>();
   /**
    * Test-only negative control: reads serve the newest local state again (the dirty read this
    * module prevents); `SHARDGRID_UNSAFE_DIRTY_READS=1` sets it for a whole process.

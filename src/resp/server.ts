@@ -28,6 +28,7 @@ import { RespParser } from './parser.js';
 import { tryLock, unlock } from '../sync/mutex.js';
 import { ReplyWriter } from './reply.js';
 import type { UpdateReply } from '../updates.js';
+import { ChurnSet } from '../churn.js';
 
 /** Redis's words, then how to lift protected mode here. */
 export const DENIED_TEXT =
@@ -472,7 +473,7 @@ class Connection implements RespClient {
   private gone = false;
   /** Requests running at once behind the first (see run()), in request order, and their keys. */
   private inFlight: Array<{ r: Promise<void> | undefined; w: ReplyWriter | undefined }> = [];
-  private readonly inFlightKeys = new Set<string>();
+  private readonly inFlightKeys = new ChurnSet<string>();
   /** Most requests in flight at once now: outputHighWater / replyMax (see learn()). */
   private window = FIRST_WINDOW;
   /** Bytes of the largest reply of a round in flight, halved at each round whose replies are smaller. */

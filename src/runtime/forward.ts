@@ -45,6 +45,7 @@ import { GridMap, NEED, type MapHost } from '../map.js';
 import type { CpLink } from '../cp/cluster.js';
 import { cpToWire, parseCpCommand } from '../cluster/metadata/cp-state.js';
 import { decodeMsgpack, encodeMsgpack } from '../storage/codec.js';
+import { ChurnMap } from '../churn.js';
 
 /** How long an attached thread waits for the member's welcome. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -289,7 +290,7 @@ export class ForwardClient {
   private readonly bc: BroadcastChannel;
   private connected: Promise<void> | undefined;
   private welcome: (() => void) | undefined;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new ChurnMap<number, Pending>();
   private nextId = 1;
   private closed = false;
 
