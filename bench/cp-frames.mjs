@@ -8,23 +8,13 @@
 //
 // Usage: npm run build && node bench/cp-frames.mjs [--op incr|lock] [--c 64] [--runs 3] [--ms 1500]
 import { parseArgs } from 'node:util';
-import { cpRound, startCluster } from './lib/cluster.mjs';
+import { cpRound, memberStats, startCluster } from './lib/cluster.mjs';
 
 const { values: opt } = parseArgs({ options: { op: { type: 'string', default: 'incr' }, c: { type: 'string', default: '64' }, runs: { type: 'string', default: '3' }, ms: { type: 'string', default: '1500' } } });
 const C = Number(opt.c);
 const { members, lite } = await startCluster(3, { stderr: 'inherit' });
 const round = cpRound(lite, opt.op, C, 'frames');
-const statsOf = (m) => new Promise((resolve) => {
-  const on = (l) => {
-    const s = JSON.parse(l).stats;
-    if (s === undefined) return;
-    m.lines.off('line', on);
-    resolve(s);
-  };
-  m.lines.on('line', on);
-  m.proc.kill('SIGHUP');
-});
-const snap = async () => [{ ...lite.cluster.transport._stats, leader: false }, ...(await Promise.all(members.map(statsOf)))];
+const snap = async () => [{ ...lite.cluster.transport._stats, leader: false }, ...(await Promise.all(members.map(memberStats)))];
 for (let w = 0; w < 20; w++) await round();
 for (let r = 0; r < Number(opt.runs); r++) {
   const before = await snap();

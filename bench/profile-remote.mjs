@@ -12,7 +12,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster } from './lib/cluster.mjs';
+import { memberStats, startCluster } from './lib/cluster.mjs';
 import { VALUES, makeKeys } from './lib/peers.mjs';
 import { formatTop, profileOptions, startProfile, summarize } from './lib/profiler.mjs';
 
@@ -61,6 +61,7 @@ const round = () => {
   return Promise.all(ps);
 };
 async function runFor(ms) {
+  const gc0 = (await Promise.all(members.map(memberStats))).map((x) => x.gc);
   let ops = 0;
   const t0 = performance.now();
   const cpu0 = [process.cpuUsage(), ...members.map((m) => cpuOf(m.proc.pid))];
@@ -73,15 +74,18 @@ async function runFor(ms) {
   }
   const dt = performance.now() - t0;
   const u = process.cpuUsage(cpu0[0]);
+  const gc1 = (await Promise.all(members.map(memberStats))).map((x) => x.gc);
+  // per member: scavenges in the run, and the ms of all its collections per 1,000 operations
+  const gc = gc1.map((g, k) => ({ minor: g.minor - gc0[k].minor, msPerK: ((g.minorMs + g.otherMs - gc0[k].minorMs - gc0[k].otherMs) * 1000) / ops, minorMs: (g.minorMs - gc0[k].minorMs) / Math.max(1, g.minor - gc0[k].minor) }));
   const cpu = [(u.user + u.system) / 1000, ...members.map((m, k) => cpuOf(m.proc.pid) - cpu0[k + 1])];
   const frames = { out: st.framesOut - f0.framesOut, in: st.framesIn - f0.framesIn, msgsOut: st.messagesOut - f0.messagesOut };
   const split = `lite user/sys µs per get ${((u.user / ops)).toFixed(1)} / ${((u.system / ops)).toFixed(1)}`;
-  return { split, frames, opsPerSec: (ops / dt) * 1000, ms: dt, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
+  return { gc, split, frames, opsPerSec: (ops / dt) * 1000, ms: dt, cpuPerOpUs: cpu.map((c) => (c * 1000) / ops), cpuShare: cpu.map((c) => c / dt) };
 }
 import v8 from 'node:v8';
 const newSpace = () => (v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size / 2 ** 20).toFixed(1);
 const show = (label, r) =>
-  console.log(`${label} [new space ${newSpace()} MiB]: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}`);
+  console.log(`${label} [new space ${newSpace()} MiB]: ${(r.opsPerSec / 1000).toFixed(1)} k gets/s at c=${C}; CPU µs per get lite/m0/m1 ${r.cpuPerOpUs.map((x) => x.toFixed(1)).join(' / ')}; cores busy ${r.cpuShare.map((x) => x.toFixed(2)).join(' / ')}; lite frames out ${r.frames.out}, in ${r.frames.in}; ${r.split}; member GC ms per 1k ops ${r.gc.map((g) => g.msPerK.toFixed(2)).join(' / ')} (scavenges ${r.gc.map((g) => g.minor).join(' / ')}, ${r.gc.map((g) => g.minorMs.toFixed(1)).join(' / ')} ms each)`);
 
 await runFor(Number(opt['warmup-ms']));
 c = C;

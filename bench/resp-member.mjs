@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createGrid } from '../dist/index.js';
-import { SECRET, startMember, waitSettled } from './lib/cluster.mjs';
+import { SECRET, memberStats, startMember, waitSettled } from './lib/cluster.mjs';
 
 const { values: opt } = parseArgs({ options: { test: { type: 'string', default: 'set' }, pipeline: { type: 'string', default: '16' }, n: { type: 'string', default: '200000' }, c: { type: 'string', default: '50' } } });
 const cpuOf = (pid) => {
@@ -26,17 +26,7 @@ const args = ['-h', '127.0.0.1', '-p', String(grid.resp.port), '-t', opt.test, '
 const statsOf = (i) =>
   i === 0
     ? Promise.resolve({ ...grid.cluster.transport._stats })
-    : new Promise((resolve) => {
-        const m = [m0, m1][i - 1];
-        const on = (l) => {
-          const j = JSON.parse(l);
-          if (j.stats === undefined) return;
-          m.lines.off('line', on);
-          resolve(j.stats);
-        };
-        m.lines.on('line', on);
-        m.proc.kill('SIGHUP');
-      });
+    : memberStats([m0, m1][i - 1]);
 const framesBefore = await Promise.all([0, 1, 2].map(statsOf));
 const pids = [process.pid, m0.proc.pid, m1.proc.pid];
 const before = pids.map(cpuOf);

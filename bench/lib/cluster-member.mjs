@@ -4,8 +4,10 @@
 // With `profile` (a file path), SIGUSR2 starts the CPU profiler of the main thread and the next
 // SIGUSR2 stops it and writes the profile there, then prints {"profiled": path} on stdout
 // (bench/profile-remote.mjs). SIGHUP prints the transport's counters as {"stats": {...}}
-// (frames and messages per direction: bench/cp-frames.mjs; round trips by kind).
+// (frames and messages per direction: bench/cp-frames.mjs; round trips by kind; garbage
+// collections: bench/profile-remote.mjs).
 import { writeFileSync } from 'node:fs';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { createGrid } from '../../dist/index.js';
 import { startProfile } from './profiler.mjs';
 
@@ -20,7 +22,20 @@ process.on('SIGINT', stop);
 const bytes = (k) => [...(grid.cluster.transport.links?.values() ?? [])].reduce((a, l) => a + (l.ws?._socket?.[k] ?? 0), 0);
 // rtt: round trips of this member's requests by kind (`rep`: a replicated write's acknowledgement), count and total seconds
 const rtt = () => Object.fromEntries([...(grid.cluster.transport.latency?.series ?? [])].map(([k, s]) => [k, { count: s.count, sum: s.sum }]));
-process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, bytesOut: bytes('bytesWritten'), bytesIn: bytes('bytesRead'), leader: grid.cluster.meta?.isLeader() ?? null, rtt: rtt() } }) + '\n'));
+// gc: this process's collections so far, scavenges (minor) and the rest, count and pause ms
+const gc = { minor: 0, minorMs: 0, other: 0, otherMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gc.minor++;
+      gc.minorMs += e.duration;
+    } else {
+      gc.other++;
+      gc.otherMs += e.duration;
+    }
+  }
+}).observe({ entryTypes: ['gc'] });
+process.on('SIGHUP', () => process.stdout.write(JSON.stringify({ stats: { ...grid.cluster.transport._stats, bytesOut: bytes('bytesWritten'), bytesIn: bytes('bytesRead'), leader: grid.cluster.meta?.isLeader() ?? null, rtt: rtt(), gc } }) + '\n'));
 if (cfg.profile) {
   let stopProfile;
   process.on('SIGUSR2', async () => {

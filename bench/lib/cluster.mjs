@@ -40,6 +40,23 @@ export async function startCluster(n, { profile = () => undefined, stderr } = {}
   return { members, lite };
 }
 
+/**
+ * A data member's counters, printed on SIGHUP (bench/lib/cluster-member.mjs): the transport's
+ * frames and messages, bytes, round trips, and its garbage collections so far.
+ */
+export function memberStats(m) {
+  return new Promise((resolve) => {
+    const on = (l) => {
+      const s = JSON.parse(l).stats;
+      if (s === undefined) return;
+      m.lines.off('line', on);
+      resolve(s);
+    };
+    m.lines.on('line', on);
+    m.proc.kill('SIGHUP');
+  });
+}
+
 /** Waits until `grid`'s table has `n` members as primaries and nothing migrates. */
 export async function waitSettled(grid, n, ms) {
   for (const end = Date.now() + ms; ;) {
