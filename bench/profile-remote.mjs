@@ -1,6 +1,7 @@
 // Where the time of a remote get goes: the cluster-remote scenario's setup (2 data members in child
 // processes, a lite member in this process, 10,000 keys of 100-byte strings), then gets at
-// concurrency C: unprofiled runs (ops/s, CPU time of each process and thread from /proc), then one
+// concurrency C: unprofiled runs (ops/s, CPU time of each process and thread from /proc, and each
+// data member's garbage collection: ms per 1,000 operations, scavenges and their mean pause), then one
 // run with the CPU profiler on in every process (bench/lib/profiler.mjs; the data members start
 // and stop theirs on SIGUSR2, bench/lib/cluster-member.mjs), and the top functions of each.
 //
