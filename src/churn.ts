@@ -20,6 +20,11 @@
  */
 const RENEW = 1024;
 
+/** Whether a Map or Set of `size` entries, `inserts` inserts after its last copy, is due for a fresh one. */
+function due(inserts: number, size: number): boolean {
+  return inserts >= RENEW && inserts >= 4 * size;
+}
+
 export class ChurnMap<K, V> {
   private m = new Map<K, V>();
   private inserts = 0;
@@ -37,7 +42,7 @@ export class ChurnMap<K, V> {
   }
 
   set(k: K, v: V): this {
-    if (++this.inserts >= RENEW && this.inserts >= 4 * this.m.size) {
+    if (due(++this.inserts, this.m.size)) {
       this.inserts = 0;
       this.m = new Map(this.m);
     }
@@ -78,7 +83,7 @@ export class ChurnSet<T> {
   }
 
   add(x: T): this {
-    if (++this.inserts >= RENEW && this.inserts >= 4 * this.s.size) {
+    if (due(++this.inserts, this.s.size)) {
       this.inserts = 0;
       this.s = new Set(this.s);
     }

@@ -37,8 +37,6 @@ class Client {
    * not yet at the front.
    */
   q: Float64Array = new Float64Array(8);
-  /** Pairs the ring holds (q.length / 2, a power of two). */
-  qCap = 4;
   qHead = 0;
   qLen = 0;
   /**
@@ -66,7 +64,7 @@ class Client {
   /** The ring index of counter `seq` among the in-order records, or -1. */
   private search(seq: number): number {
     const q = this.q;
-    const mask = this.qCap - 1;
+    const mask = this.mask();
     let lo = 0;
     let hi = this.qLen - 1;
     while (lo <= hi) {
@@ -78,6 +76,11 @@ class Client {
       else hi = mid - 1;
     }
     return -1;
+  }
+
+  /** The ring's index mask: it holds q.length / 2 pairs, a power of two. */
+  private mask(): number {
+    return (this.q.length >> 1) - 1;
   }
 
   /** Whether counter `seq` is newer than every in-order record: `add` appends it (`find` need not search). */
@@ -92,8 +95,8 @@ class Client {
       (this.extra ??= new Map()).set(seq, slot);
       return;
     }
-    if (n === this.qCap) this.grow();
-    const i = ((this.qHead + n) & (this.qCap - 1)) << 1;
+    if (n === this.q.length >> 1) this.grow();
+    const i = ((this.qHead + n) & this.mask()) << 1;
     this.q[i] = seq;
     this.q[i + 1] = slot;
     this.qLen = n + 1;
@@ -103,7 +106,7 @@ class Client {
 
   private grow(): void {
     const n = this.qLen;
-    const cap = this.qCap;
+    const cap = this.q.length >> 1;
     const q = new Float64Array(cap * 4);
     for (let k = 0; k < n; k++) {
       const i = ((this.qHead + k) & (cap - 1)) << 1;
@@ -111,7 +114,6 @@ class Client {
       q[(k << 1) + 1] = this.q[i + 1];
     }
     this.q = q;
-    this.qCap = cap * 2;
     this.qHead = 0;
   }
 
@@ -131,7 +133,7 @@ class Client {
   }
 
   private shift(): void {
-    this.qHead = (this.qHead + 1) & (this.qCap - 1);
+    this.qHead = (this.qHead + 1) & this.mask();
     if (--this.qLen > 0) this.lo = this.q[this.qHead << 1];
   }
 }
@@ -294,6 +296,11 @@ class Part {
     return this.sa[(slot << 1) + 1];
   }
 
+  /** Sets when the record of `slot` was put; -Infinity: forgotten (expired), skipped by `entries`. */
+  setAt(slot: number, at: number): void {
+    this.sa[(slot << 1) + 1] = at;
+  }
+
   /** The id of a used slot. */
   idAt(slot: number): string {
     const s = this.strs[slot];
@@ -336,7 +343,7 @@ export class Dedupe {
     }
     if (Date.now() - pt.atOf(slot) > DEDUPE_TTL_MS) {
       pt.unlink(slot); // expired: stays in the ring until its turn, found by no id
-      pt.sa[(slot << 1) + 1] = -Infinity;
+      pt.setAt(slot, -Infinity);
       return -1;
     }
     return slot;
@@ -361,7 +368,7 @@ export class Dedupe {
     this.missed = undefined;
     // a record again (a retry's) keeps its place in the eviction order
     if (slot < 0) slot = pt.add(id);
-    pt.sa[(slot << 1) + 1] = at;
+    pt.setAt(slot, at);
     if (result !== undefined) (pt.results ??= [])[slot] = result;
     else if (pt.results !== undefined && pt.results.length > slot) pt.results[slot] = undefined;
   }

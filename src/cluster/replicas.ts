@@ -595,14 +595,14 @@ export class Replicas {
   /**
    * A Shipment for a write on p (this member its primary) shipped to `targets`. `finish` runs
    * once every copy answered and the write is held by at least minCopies() owners of the current
-   * table (enoughCopies); with an error as soon as one fails the write.
+   * table (copiesHold, else waitForCopies); with an error as soon as one fails the write.
    */
   shipment(p: number, targets: readonly string[], finish: (err: unknown) => void): Shipment {
     const epoch = this.table!.epochs[p];
     const ship: Shipment = new Shipment((err) => {
       // the common case (every copy answered and enough owners hold it) without a closure more
       if (err !== undefined || this.copiesHold(ship, p, epoch)) this.counted(ship, err, finish);
-      else this.enoughCopies(ship, p, epoch, (e) => this.counted(ship, e, finish));
+      else this.waitForCopies(ship, p, epoch, (e) => this.counted(ship, e, finish));
     }, targets);
     return ship;
   }
@@ -641,12 +641,11 @@ export class Replicas {
     return t !== undefined && t.owners[p][0] === this.ctx.memberId && t.epochs[p] === epoch && this.holders(t, p, ship) >= this.minCopies();
   }
 
-  /** Runs `finish` once enough owners hold the write (now, or in a later table), or fails it when p moves or DROP_WAIT_MS passes. */
-  private enoughCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
-    if (this.copiesHold(ship, p, epoch)) {
-      finish(undefined);
-      return;
-    }
+  /**
+   * Too few owners hold the write now (copiesHold was false): runs `finish` once enough do (in this
+   * table or a later one), or fails it when p moves or DROP_WAIT_MS passes.
+   */
+  private waitForCopies(ship: Shipment, p: number, epoch: number, finish: (err: unknown) => void): void {
     const ready = (t: PartitionTable): boolean => this.holders(t, p, ship) >= this.minCopies();
     const timeout = (): unknown => new TimeoutError(`partition ${p}: no second copy held a write within ${DROP_WAIT_MS} ms`, { partition: p });
     if (this.untilTable(p, epoch, 'before enough copies held a write', ready, finish, timeout)) return;
